@@ -1,1 +1,41 @@
-//! x
+//! # ringport-port: a completion port for Linux
+//!
+//! The Windows I/O completion port, rebuilt on io_uring. A [`Port`] belongs to one thread; the
+//! thread [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown,
+//! close, no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one
+//! system call submits everything queued and reaps every completion that is ready, as a batch of
+//! [`Completion`]s. Other threads reach a port with a [`Poster`] (`PostQueuedCompletionStatus`),
+//! which is how a server wakes its workers to shut down.
+//!
+//! | IOCP | here |
+//! |---|---|
+//! | `CreateIoCompletionPort` | [`Port::new`], one per worker thread |
+//! | completion key | the `key` given to [`Port::submit`], returned in [`Completion::key`] |
+//! | `OVERLAPPED` | the [`Op`], which owns its buffer until the [`Outcome`] returns it |
+//! | `GetQueuedCompletionStatus(Ex)` | [`Port::wait`] |
+//! | `PostQueuedCompletionStatus` | [`Poster::post`] |
+//! | `CancelIoEx` | [`Port::cancel`] |
+//!
+//! Every operation in flight is named by a [`Token`] (slot, generation, kind) in the kernel's
+//! `user_data`; a completion for a freed and reused slot is recognised and dropped, never
+//! misrouted.
+//!
+//! # Modules
+//!
+//! - [`token`]: the `user_data` layout.
+//! - [`op`]: operations and completions.
+//! - `table`: the slab of in-flight operations.
+//! - `sys`: the backends and every `unsafe` block of the project.
+//! - [`os`]: process limits behind safe functions.
+
+pub mod op;
+mod port;
+mod sys;
+mod table;
+pub mod token;
+
+pub use op::{Accepted, Completion, Op, Outcome, SharedFd};
+pub use port::{Backend, Port, PortConfig, PortError, PortStats, Poster};
+pub use sys::os;
+pub use sys::uring::UringUnavailable;
+pub use token::{OpKind, Token};

@@ -1,0 +1,145 @@
+//! Operations (what a caller submits) and completions (what comes back).
+//!
+//! An operation *owns* everything the kernel may touch while it is in flight: its buffer, and a
+//! shared handle on its file descriptor ([`SharedFd`]), so the descriptor number cannot be closed
+//! and reused underneath it. Both come back with the completion: the buffer inside the
+//! [`Outcome`], the fd handle is released when the completion is reaped. This is the Linux form of
+//! IOCP's `OVERLAPPED` rule ("do not touch the buffer until the completion arrives"), enforced by
+//! ownership instead of by convention.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use crate::token::OpKind;
+
+/// A file descriptor shared between its owner and the operations in flight on it.
+///
+/// The descriptor is closed when the last handle is dropped, which cannot happen while an
+/// operation still holds one: the port keeps each operation's handle until its completion has
+/// been reaped.
+pub type SharedFd = Rc<OwnedFd>;
+
+/// One operation to submit to a [`Port`](crate::Port).
+#[derive(Debug)]
+pub enum Op {
+    /// Accept one connection (`accept4` with `SOCK_CLOEXEC`). Completes with
+    /// [`Outcome::Accepted`].
+    Accept {
+        /// The listening socket.
+        listener: SharedFd,
+    },
+    /// Receive into the spare capacity of `buf` (`buf[len..capacity]`). On success the buffer
+    /// comes back with its length advanced by the bytes received; `Ok(0)` is end of stream.
+    /// A buffer without spare capacity is a caller error (`EINVAL`).
+    Recv {
+        /// The connected socket.
+        fd: SharedFd,
+        /// The buffer; bytes land after its current length.
+        buf: Vec<u8>,
+        /// Do not wait: complete with `WouldBlock` when no byte is ready (`MSG_DONTWAIT`).
+        nowait: bool,
+    },
+    /// Send `buf[at..]` (`send` with `MSG_NOSIGNAL`). Completes with the number of bytes sent,
+    /// which may be fewer than asked: resubmit the rest.
+    Send {
+        /// The connected socket.
+        fd: SharedFd,
+        /// The buffer; the bytes sent are `buf[at..at + n]`.
+        buf: Vec<u8>,
+        /// Where in `buf` to start.
+        at: usize,
+    },
+    /// Connect a (non-connected) socket to `addr`.
+    Connect {
+        /// The socket, created by the caller (for example with `socket2`).
+        fd: SharedFd,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// `shutdown(2)` one or both directions.
+    Shutdown {
+        /// The socket.
+        fd: SharedFd,
+        /// Which directions.
+        how: std::net::Shutdown,
+    },
+    /// Close the descriptor once no other operation holds it. If other handles are still alive
+    /// when the operation is submitted, this handle is simply dropped (the last holder closes
+    /// the descriptor) and the operation completes at once.
+    Close {
+        /// The descriptor.
+        fd: SharedFd,
+    },
+    /// Complete at once with no effect.
+    Nop,
+}
+
+impl Op {
+    /// The kind of this operation.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Accept { .. } => OpKind::Accept,
+            Op::Recv { .. } => OpKind::Recv,
+            Op::Send { .. } => OpKind::Send,
+            Op::Connect { .. } => OpKind::Connect,
+            Op::Shutdown { .. } => OpKind::Shutdown,
+            Op::Close { .. } => OpKind::Close,
+            Op::Nop => OpKind::Nop,
+        }
+    }
+}
+
+/// A newly accepted connection.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The connected socket (close-on-exec, blocking mode untouched).
+    pub fd: OwnedFd,
+    /// The peer's address, when the kernel reported one.
+    pub peer: Option<SocketAddr>,
+}
+
+/// What became of one operation.
+#[derive(Debug)]
+pub enum Outcome {
+    /// [`Op::Accept`] finished.
+    Accepted(io::Result<Accepted>),
+    /// [`Op::Recv`] finished; on `Ok(n)` the buffer's length has grown by `n`.
+    Received {
+        /// The buffer, returned to its owner.
+        buf: Vec<u8>,
+        /// Bytes received, `Ok(0)` at end of stream.
+        result: io::Result<usize>,
+    },
+    /// [`Op::Send`] finished.
+    Sent {
+        /// The buffer, returned to its owner.
+        buf: Vec<u8>,
+        /// Where the send started.
+        at: usize,
+        /// Bytes sent from `at`.
+        result: io::Result<usize>,
+    },
+    /// [`Op::Connect`] finished.
+    Connected(io::Result<()>),
+    /// [`Op::Shutdown`] finished.
+    ShutDown(io::Result<()>),
+    /// [`Op::Close`] finished.
+    Closed(io::Result<()>),
+    /// [`Op::Nop`] finished.
+    Nop,
+    /// A value posted with [`Poster::post`](crate::Poster::post); it is in
+    /// [`Completion::key`].
+    Posted,
+}
+
+/// One reaped completion: the caller's key and what happened.
+#[derive(Debug)]
+pub struct Completion {
+    /// The key given when the operation was submitted (IOCP's completion key), or the value
+    /// posted for [`Outcome::Posted`].
+    pub key: u64,
+    /// The result, with the buffers the operation owned.
+    pub outcome: Outcome,
+}

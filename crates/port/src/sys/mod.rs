@@ -1,0 +1,290 @@
+//! The operating-system side of the port: every `unsafe` block of ringport lives below here.
+//!
+//! # What a backend provides
+//!
+//! A backend turns [`InFlight`] operations into raw completions `(user_data, result, flags)`,
+//! with `result` in the kernel's convention (bytes or a new fd when `>= 0`, `-errno` when
+//! negative):
+//!
+//! - `push(token, &mut InFlight)`: start the operation (queue it; nothing need reach the kernel
+//!   before the next `wait`).
+//! - `cancel(token)`: ask for an in-flight operation to finish early with `ECANCELED`.
+//! - `wait(min, timeout, out)`: submit what is queued, wait until at least `min` completions are
+//!   ready or the timeout passes, and append every ready completion to `out`.
+//! - a wake-up eventfd: when it is written, `wait` returns a completion whose token kind is
+//!   [`OpKind::Wake`](crate::OpKind::Wake).
+//!
+//! This module also holds the backend-independent conversions that need `unsafe`: socket
+//! addresses to and from `sockaddr_storage`, and a raw result into an [`Outcome`] (adopting an
+//! accepted fd, growing a buffer by the bytes the kernel wrote).
+
+pub(crate) mod uring;
+
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use std::sync::Mutex;
+
+use crate::op::{Accepted, Completion, Op, Outcome};
+use crate::table::{InFlight, OpTable};
+use crate::token::{OpKind, Token};
+
+/// Storage for a socket address the kernel reads or writes.
+#[derive(Clone, Copy)]
+pub(crate) struct SockAddrBuf {
+    pub storage: libc::sockaddr_storage,
+    pub len: libc::socklen_t,
+}
+
+impl std::fmt::Debug for SockAddrBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SockAddrBuf({:?})", self.to_socket_addr())
+    }
+}
+
+impl SockAddrBuf {
+    /// Empty storage of full size, for the kernel to fill (accept).
+    pub fn empty() -> SockAddrBuf {
+        SockAddrBuf {
+            // SAFETY: sockaddr_storage is plain old data for which all-zero bytes are valid.
+            storage: unsafe { mem::zeroed() },
+            len: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    /// The C form of `addr` (connect).
+    pub fn from_socket_addr(addr: &SocketAddr) -> SockAddrBuf {
+        let mut buf = SockAddrBuf::empty();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in, and the
+                // pointer comes from a live, exclusively borrowed local.
+                unsafe {
+                    std::ptr::write(
+                        (&mut buf.storage as *mut libc::sockaddr_storage)
+                            .cast::<libc::sockaddr_in>(),
+                        sin,
+                    )
+                };
+                buf.len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6, and the
+                // pointer comes from a live, exclusively borrowed local.
+                unsafe {
+                    std::ptr::write(
+                        (&mut buf.storage as *mut libc::sockaddr_storage)
+                            .cast::<libc::sockaddr_in6>(),
+                        sin6,
+                    )
+                };
+                buf.len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+        }
+        buf
+    }
+
+    /// The Rust form of what the storage holds, if it is an IPv4 or IPv6 address.
+    pub fn to_socket_addr(&self) -> Option<SocketAddr> {
+        let base = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
+        match i32::from(self.storage.ss_family) {
+            libc::AF_INET if self.len as usize >= mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says the storage holds a sockaddr_in, the length covers it,
+                // and sockaddr_storage is aligned for it.
+                let sin = unsafe { &*base.cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 if self.len as usize >= mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe { &*base.cast::<libc::sockaddr_in6>() };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `Err` for a negative kernel result, the value otherwise.
+pub(crate) fn cvt(res: i32) -> io::Result<usize> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// Turns a finished operation and its raw result into what the caller receives.
+///
+/// # Safety
+///
+/// `res` must be the kernel's result for exactly this operation: for an accept, a new fd that
+/// nothing else owns; for a receive, the number of bytes written into the buffer's spare
+/// capacity.
+pub(crate) unsafe fn complete(inflight: InFlight, res: i32) -> Outcome {
+    if inflight.kind == OpKind::Close {
+        return Outcome::Closed(cvt(res).map(drop));
+    }
+    match inflight.op {
+        Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+            let peer = inflight.addr.and_then(|a| a.to_socket_addr());
+            Accepted { fd, peer }
+        })),
+        Op::Recv { mut buf, .. } => {
+            let result = cvt(res);
+            if let Ok(n) = result {
+                let new_len = buf.len() + n;
+                assert!(
+                    new_len <= buf.capacity(),
+                    "kernel reported more than the buffer"
+                );
+                // SAFETY: the caller promises the kernel initialised `n` bytes after the old
+                // length, and the assertion keeps the new length within the allocation.
+                unsafe { buf.set_len(new_len) };
+            }
+            Outcome::Received { buf, result }
+        }
+        Op::Send { buf, at, .. } => Outcome::Sent {
+            buf,
+            at,
+            result: cvt(res),
+        },
+        Op::Connect { .. } => Outcome::Connected(cvt(res).map(drop)),
+        Op::Shutdown { .. } => Outcome::ShutDown(cvt(res).map(drop)),
+        Op::Close { .. } => Outcome::Closed(cvt(res).map(drop)),
+        Op::Nop => Outcome::Nop,
+    }
+}
+
+/// Turns raw completions into [`Completion`]s: operations come out of `table` with their
+/// resources, a wake-up drains the posted values, a cancellation's own completion is dropped.
+/// Returns how many raw completions were stale (unknown token, freed slot, wrong kind).
+pub(crate) fn deliver(
+    raw: &[(u64, i32, u32)],
+    table: &mut OpTable,
+    posted: &Mutex<Vec<u64>>,
+    out: &mut Vec<Completion>,
+) -> u64 {
+    let mut stale = 0;
+    for &(user_data, res, _flags) in raw {
+        let Some(token) = Token::from_raw(user_data) else {
+            stale += 1;
+            continue;
+        };
+        match token.kind() {
+            OpKind::Wake => {
+                let mut queue = posted.lock().unwrap_or_else(|p| p.into_inner());
+                out.extend(queue.drain(..).map(|key| Completion {
+                    key,
+                    outcome: Outcome::Posted,
+                }));
+            }
+            OpKind::Cancel => {}
+            _ => {
+                let Some(inflight) = table.remove(token) else {
+                    stale += 1;
+                    continue;
+                };
+                let key = inflight.key;
+                // SAFETY: `res` is the kernel's result for the operation `token` names, and the
+                // table has just confirmed (slot, generation and kind) that it is this one.
+                let outcome = unsafe { complete(inflight, res) };
+                out.push(Completion { key, outcome });
+            }
+        }
+    }
+    stale
+}
+
+/// A new eventfd with a zero count.
+pub(crate) fn eventfd(nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::EFD_CLOEXEC;
+    if nonblocking {
+        flags |= libc::EFD_NONBLOCK;
+    }
+    // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::eventfd(0, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's count, waking whoever waits on it.
+pub(crate) fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local to an fd we hold open.
+    let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    if n == 8 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Facts and limits of the process that the port's users need, behind safe functions.
+pub mod os {
+    use std::io;
+
+    /// The soft and hard limits on open files (`RLIMIT_NOFILE`).
+    pub fn nofile_limit() -> io::Result<(u64, u64)> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into a live local.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    }
+
+    /// Sets the soft limit on open files, which may not exceed the hard limit.
+    pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
+        let (_, hard) = nofile_limit()?;
+        let lim = libc::rlimit {
+            rlim_cur: soft.min(hard) as libc::rlim_t,
+            rlim_max: hard as libc::rlim_t,
+        };
+        // SAFETY: setrlimit reads one rlimit from a live local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The number of CPUs this process may run on.
+    pub fn available_cpus() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}

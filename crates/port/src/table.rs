@@ -1,0 +1,155 @@
+//! The operation table: where an operation's owned resources live while the kernel works on it.
+//!
+//! A slab of entries with a free list. An entry is taken when an operation is submitted and
+//! released only when its completion has been reaped, so a slot is never reused while the kernel
+//! may still write into the resources it holds. Each release bumps the entry's generation; a
+//! [`Token`] whose generation or kind does not match the entry is stale and is refused.
+
+use crate::op::Op;
+use crate::sys::SockAddrBuf;
+use crate::token::{OpKind, Token};
+
+/// One operation in flight.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    /// The caller's key, returned in the completion.
+    pub key: u64,
+    /// What the operation does (a Close whose descriptor passed to the kernel holds `Op::Nop`).
+    pub kind: OpKind,
+    /// The operation and the resources it owns.
+    pub op: Op,
+    /// Socket address storage the kernel reads (connect) or writes (accept). Boxed so that it
+    /// does not move when the table grows.
+    pub addr: Option<Box<SockAddrBuf>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: u16,
+    state: Option<InFlight>,
+}
+
+/// A slab of in-flight operations addressed by [`Token`].
+#[derive(Debug, Default)]
+pub(crate) struct OpTable {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl OpTable {
+    /// Stores an operation and returns its token.
+    pub fn insert(&mut self, op: InFlight) -> Token {
+        let kind = op.kind;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(self.entries.len()).expect("more than 2^32 operations");
+                self.entries.push(Entry {
+                    generation: 0,
+                    state: None,
+                });
+                slot
+            }
+        };
+        let entry = &mut self.entries[slot as usize];
+        debug_assert!(entry.state.is_none());
+        entry.state = Some(op);
+        self.live += 1;
+        Token::new(slot, entry.generation, kind)
+    }
+
+    /// The operation named by `token`, if it is still in flight.
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight> {
+        let entry = self.entries.get_mut(token.slot() as usize)?;
+        if entry.generation != token.generation() {
+            return None;
+        }
+        entry
+            .state
+            .as_mut()
+            .filter(|inflight| inflight.kind == token.kind())
+    }
+
+    /// Whether `token` names an operation still in flight.
+    pub fn contains(&self, token: Token) -> bool {
+        self.entries
+            .get(token.slot() as usize)
+            .filter(|e| e.generation == token.generation())
+            .and_then(|e| e.state.as_ref())
+            .is_some_and(|inflight| inflight.kind == token.kind())
+    }
+
+    /// Removes the operation named by `token` and frees its slot; `None` for a stale token.
+    pub fn remove(&mut self, token: Token) -> Option<InFlight> {
+        let slot = token.slot();
+        self.get_mut(token)?;
+        let entry = &mut self.entries[slot as usize];
+        let inflight = entry.state.take();
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(slot);
+        self.live -= 1;
+        inflight
+    }
+
+    /// Operations in flight.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Slots allocated (in flight or free): the table's high-water mark.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nop(key: u64) -> InFlight {
+        InFlight {
+            key,
+            kind: OpKind::Nop,
+            op: Op::Nop,
+            addr: None,
+        }
+    }
+
+    #[test]
+    fn insert_remove_reuses_slot_with_new_generation() {
+        let mut t = OpTable::default();
+        let a = t.insert(nop(1));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.remove(a).map(|f| f.key), Some(1));
+        let b = t.insert(nop(2));
+        assert_eq!(a.slot(), b.slot(), "slot reused");
+        assert_ne!(a.generation(), b.generation());
+        assert!(
+            t.remove(a).is_none(),
+            "stale token must not reach the new operation"
+        );
+        assert!(t.contains(b));
+        assert_eq!(t.remove(b).map(|f| f.key), Some(2));
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.capacity(), 1);
+    }
+
+    #[test]
+    fn wrong_kind_is_refused() {
+        let mut t = OpTable::default();
+        let a = t.insert(nop(1));
+        let forged = Token::new(a.slot(), a.generation(), OpKind::Recv);
+        assert!(t.remove(forged).is_none());
+        assert!(t.remove(a).is_some());
+    }
+
+    #[test]
+    fn double_remove_is_refused() {
+        let mut t = OpTable::default();
+        let a = t.insert(nop(1));
+        assert!(t.remove(a).is_some());
+        assert!(t.remove(a).is_none());
+        assert_eq!(t.len(), 0);
+    }
+}
