@@ -40,7 +40,7 @@ pub(crate) struct SockAddrBuf {
 
 impl std::fmt::Debug for SockAddrBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SockAddrBuf({:?})", self.to_socket_addr())
+        write!(f, "SockAddrBuf({:?})", self.socket_addr())
     }
 }
 
@@ -104,7 +104,7 @@ impl SockAddrBuf {
     }
 
     /// The Rust form of what the storage holds, if it is an IPv4 or IPv6 address.
-    pub fn to_socket_addr(&self) -> Option<SocketAddr> {
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
         let base = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
         match i32::from(self.storage.ss_family) {
             libc::AF_INET if self.len as usize >= mem::size_of::<libc::sockaddr_in>() => {
@@ -156,7 +156,7 @@ pub(crate) unsafe fn complete(inflight: InFlight, res: i32) -> Outcome {
         Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
             // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
             let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-            let peer = inflight.addr.and_then(|a| a.to_socket_addr());
+            let peer = inflight.addr.and_then(|a| a.socket_addr());
             Accepted { fd, peer }
         })),
         Op::Recv { mut buf, .. } => {
@@ -266,15 +266,15 @@ pub mod os {
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+        Ok((lim.rlim_cur, lim.rlim_max))
     }
 
     /// Sets the soft limit on open files, which may not exceed the hard limit.
     pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
         let (_, hard) = nofile_limit()?;
         let lim = libc::rlimit {
-            rlim_cur: soft.min(hard) as libc::rlim_t,
-            rlim_max: hard as libc::rlim_t,
+            rlim_cur: soft.min(hard),
+            rlim_max: hard,
         };
         // SAFETY: setrlimit reads one rlimit from a live local.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
