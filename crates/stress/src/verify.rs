@@ -1,0 +1,754 @@
+//! Stream verification: every echoed byte of a connection checked against what it sent.
+//!
+//! This module is responsible for deciding, byte by byte, whether an echo is correct, and for
+//! naming what went wrong when it is not. A [`StreamVerifier`] belongs to one connection. The
+//! engine tells it what was sent ([`StreamVerifier::push`]) and hands it whatever the socket
+//! returned ([`StreamVerifier::consume`]), in chunks of any size: TCP is a stream, so one read may
+//! hold half a message, or the end of one and the start of the next. Each message whose last byte
+//! arrives intact is reported as a [`Completed`] record carrying its send timestamps, from which
+//! the engine computes latency.
+//!
+//! The first wrong byte ends verification of the connection with a [`ConnError::Mismatch`] that
+//! gives the connection-relative byte offset (counted from the first byte the connection sent),
+//! the message number, the expected and the received byte. The other failure kinds
+//! ([`ErrorKind`]) are produced here too ([`StreamVerifier::on_eof`]) or classified from socket
+//! errors ([`ConnError::from_io`]).
+//!
+//! # Memory
+//!
+//! The verifier keeps a copy of the bytes in flight, at most `capacity` messages (the pipeline
+//! depth). Its queues are allocated once, in [`StreamVerifier::new`]; pushing and consuming never
+//! allocate while the limits given there hold.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::time::Instant;
+
+/// The kind of a connection failure; the key of the report's error breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// An echoed byte differed from the byte sent, or bytes arrived that were never sent.
+    Mismatch,
+    /// The server closed the connection while echo bytes were still outstanding.
+    ShortEcho,
+    /// The server closed the connection before the client was done sending.
+    EarlyClose,
+    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
+    Reset,
+    /// No echo byte arrived within `--timeout` while bytes were outstanding.
+    Timeout,
+    /// The connection could not be established.
+    ConnectFailed,
+    /// Any other I/O error.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in report order.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Mismatch,
+        ErrorKind::ShortEcho,
+        ErrorKind::EarlyClose,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::ConnectFailed,
+        ErrorKind::Other,
+    ];
+
+    /// The snake_case name used in JSON and in the human report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Mismatch => "mismatch",
+            ErrorKind::ShortEcho => "short_echo",
+            ErrorKind::EarlyClose => "early_close",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Position in [`ErrorKind::ALL`], for array-indexed counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a connection failed. Offsets are connection-relative byte offsets in the echo stream
+/// (equal to the offset in the sent stream, since an echo is byte for byte).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The first wrong byte.
+    #[error("{}", mismatch_text(.offset, .message, .offset_in_message, .expected, .got))]
+    Mismatch {
+        /// Connection-relative offset of the wrong byte.
+        offset: u64,
+        /// Message number (1-based, as in the payload) the byte belongs to; 0 if nothing was
+        /// outstanding.
+        message: u64,
+        /// Offset of the byte inside that message.
+        offset_in_message: usize,
+        /// The byte that was sent there, or `None` if no byte was outstanding (an extra byte).
+        expected: Option<u8>,
+        /// The byte that came back.
+        got: u8,
+    },
+    /// EOF with bytes outstanding.
+    #[error("short echo: connection closed at byte {offset} with {outstanding} bytes not echoed")]
+    ShortEcho {
+        /// Offset of the first byte never echoed.
+        offset: u64,
+        /// How many sent bytes were never echoed.
+        outstanding: u64,
+    },
+    /// EOF before the client was done, with every sent byte echoed.
+    #[error(
+        "early close: server closed the connection at byte {offset} before the client was done"
+    )]
+    EarlyClose {
+        /// Bytes echoed before the close.
+        offset: u64,
+    },
+    /// Connection reset.
+    #[error("reset at byte {offset}: {source}")]
+    Reset {
+        /// Bytes verified before the reset.
+        offset: u64,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// Nothing echoed within the timeout.
+    #[error(
+        "timeout at byte {offset}: {outstanding} bytes outstanding for longer than the timeout"
+    )]
+    Timeout {
+        /// Bytes verified before the timeout.
+        offset: u64,
+        /// Bytes sent and not yet echoed.
+        outstanding: u64,
+    },
+    /// The connection could not be established.
+    #[error("connect failed: {0}")]
+    ConnectFailed(io::Error),
+    /// Any other I/O error.
+    #[error("I/O error at byte {offset}: {source}")]
+    Other {
+        /// Bytes verified before the error.
+        offset: u64,
+        /// The socket error.
+        source: io::Error,
+    },
+}
+
+fn mismatch_text(
+    offset: &u64,
+    message: &u64,
+    offset_in_message: &usize,
+    expected: &Option<u8>,
+    got: &u8,
+) -> String {
+    match expected {
+        Some(e) => format!(
+            "mismatch at byte {offset} (message {message}, byte {offset_in_message}): \
+             expected {e:#04x}, got {got:#04x}"
+        ),
+        None => {
+            format!("mismatch at byte {offset}: got {got:#04x} but no echo byte was outstanding")
+        }
+    }
+}
+
+impl ConnError {
+    /// The kind, for counting.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnError::Mismatch { .. } => ErrorKind::Mismatch,
+            ConnError::ShortEcho { .. } => ErrorKind::ShortEcho,
+            ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
+            ConnError::Reset { .. } => ErrorKind::Reset,
+            ConnError::Timeout { .. } => ErrorKind::Timeout,
+            ConnError::ConnectFailed(_) => ErrorKind::ConnectFailed,
+            ConnError::Other { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// The connection-relative byte offset where it happened, if the connection was open.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            ConnError::Mismatch { offset, .. }
+            | ConnError::ShortEcho { offset, .. }
+            | ConnError::EarlyClose { offset }
+            | ConnError::Reset { offset, .. }
+            | ConnError::Timeout { offset, .. }
+            | ConnError::Other { offset, .. } => Some(*offset),
+            ConnError::ConnectFailed(_) => None,
+        }
+    }
+
+    /// Classifies a socket error on an open connection at byte `offset`: resets and broken pipes
+    /// are [`ErrorKind::Reset`], timeouts [`ErrorKind::Timeout`], the rest [`ErrorKind::Other`].
+    pub fn from_io(source: io::Error, offset: u64) -> ConnError {
+        match source.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ConnError::Reset { offset, source },
+            io::ErrorKind::TimedOut => ConnError::Timeout {
+                offset,
+                outstanding: 0,
+            },
+            _ => ConnError::Other { offset, source },
+        }
+    }
+}
+
+/// When a message was meant to go and when it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendStamp {
+    /// The message number (1-based) on its connection.
+    pub index: u64,
+    /// The intended send time: the scheduled time in open-loop (`--rate`) mode, the same as
+    /// `sent` otherwise. Latency from here is corrected for coordinated omission.
+    pub intended: Instant,
+    /// When the send was actually issued.
+    pub sent: Instant,
+}
+
+/// A message whose whole echo arrived intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// Its send timestamps.
+    pub stamp: SendStamp,
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+/// [`StreamVerifier::push`] was called with more than the verifier was sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("verifier full: {in_flight} messages in flight, capacity {capacity}")]
+pub struct Full {
+    /// Messages in flight when the push was refused.
+    pub in_flight: usize,
+    /// The verifier's message capacity.
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    stamp: SendStamp,
+    len: usize,
+    /// Bytes of this message not yet echoed (the front message may be partly echoed).
+    remaining: usize,
+}
+
+/// The verifier of one connection's echo stream. See the module docs.
+#[derive(Debug)]
+pub struct StreamVerifier {
+    expected: VecDeque<u8>,
+    in_flight: VecDeque<InFlight>,
+    capacity: usize,
+    /// Bytes verified so far: the connection-relative offset of the next byte expected.
+    verified: u64,
+    /// Bytes pushed so far.
+    sent: u64,
+    completed: u64,
+    /// The first mismatch, kept so every later chunk is refused with the same error.
+    failed: Option<MismatchAt>,
+}
+
+/// The fields of a [`ConnError::Mismatch`], kept after the fact.
+#[derive(Debug, Clone, Copy)]
+struct MismatchAt {
+    offset: u64,
+    message: u64,
+    offset_in_message: usize,
+    expected: Option<u8>,
+    got: u8,
+}
+
+impl MismatchAt {
+    fn error(self) -> ConnError {
+        ConnError::Mismatch {
+            offset: self.offset,
+            message: self.message,
+            offset_in_message: self.offset_in_message,
+            expected: self.expected,
+            got: self.got,
+        }
+    }
+}
+
+impl StreamVerifier {
+    /// A verifier for up to `capacity` messages in flight (the pipeline depth, at least 1) of up
+    /// to `max_len` bytes each. Allocates its queues here, once.
+    pub fn new(capacity: usize, max_len: usize) -> Self {
+        let capacity = capacity.max(1);
+        StreamVerifier {
+            expected: VecDeque::with_capacity(capacity.saturating_mul(max_len)),
+            in_flight: VecDeque::with_capacity(capacity),
+            capacity,
+            verified: 0,
+            sent: 0,
+            completed: 0,
+            failed: None,
+        }
+    }
+
+    /// Records that `msg` was sent with `stamp`. Refuses (without recording) when `capacity`
+    /// messages are already in flight.
+    pub fn push(&mut self, msg: &[u8], stamp: SendStamp) -> Result<(), Full> {
+        if self.in_flight.len() >= self.capacity {
+            return Err(Full {
+                in_flight: self.in_flight.len(),
+                capacity: self.capacity,
+            });
+        }
+        self.expected.extend(msg.iter());
+        self.in_flight.push_back(InFlight {
+            stamp,
+            len: msg.len(),
+            remaining: msg.len(),
+        });
+        self.sent += msg.len() as u64;
+        Ok(())
+    }
+
+    /// Checks `chunk`, the next bytes read from the socket, calling `on_complete` for each message
+    /// whose echo it finishes, in order. Returns how many messages completed.
+    ///
+    /// # Errors
+    ///
+    /// The first wrong byte (or a byte when none was outstanding) gives a
+    /// [`ConnError::Mismatch`]; messages completed earlier in the same chunk have already been
+    /// reported. Once failed, the verifier stays failed and refuses every later chunk with the
+    /// same kind of error at the same offset.
+    pub fn consume(
+        &mut self,
+        mut chunk: &[u8],
+        mut on_complete: impl FnMut(Completed),
+    ) -> Result<usize, ConnError> {
+        let mut done = 0;
+        if let Some(m) = self.failed {
+            return Err(m.error());
+        }
+        while !chunk.is_empty() {
+            let Some(front) = self.in_flight.front_mut() else {
+                return Err(self.fail(0, chunk[0]));
+            };
+            let n = front.remaining.min(chunk.len());
+            let (a, b) = self.expected.as_slices();
+            let (a, b) = if a.len() >= n {
+                (&a[..n], &b[..0])
+            } else {
+                (a, &b[..n - a.len()])
+            };
+            let (head, tail) = chunk[..n].split_at(a.len());
+            if head != a || tail != b {
+                let pos = first_difference(a, head)
+                    .or_else(|| first_difference(b, tail).map(|p| p + a.len()))
+                    .unwrap_or(0);
+                return Err(self.fail(pos, chunk[pos]));
+            }
+            self.expected.drain(..n);
+            self.verified += n as u64;
+            chunk = &chunk[n..];
+            front.remaining -= n;
+            if front.remaining == 0 {
+                let m = self.in_flight.pop_front().expect("front exists");
+                self.completed += 1;
+                done += 1;
+                on_complete(Completed {
+                    stamp: m.stamp,
+                    len: m.len,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    /// Records and returns the mismatch of byte `pos` of the outstanding stream (relative to
+    /// `verified`), received as `got`.
+    fn fail(&mut self, pos: usize, got: u8) -> ConnError {
+        let mut before = pos;
+        let mut message = 0;
+        let mut offset_in_message = 0;
+        for m in &self.in_flight {
+            let done = m.len - m.remaining;
+            if before < m.remaining {
+                message = m.stamp.index;
+                offset_in_message = done + before;
+                break;
+            }
+            before -= m.remaining;
+        }
+        let m = MismatchAt {
+            offset: self.verified + pos as u64,
+            message,
+            offset_in_message,
+            expected: self.expected.get(pos).copied(),
+            got,
+        };
+        self.failed = Some(m);
+        m.error()
+    }
+
+    /// Whether a mismatch has been found on this connection.
+    pub fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// What the end of the stream (a read of 0 bytes) means: `client_done` says whether the client
+    /// had finished sending (and shut down its side). Returns `Ok` for a clean close.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnError::ShortEcho`] if echo bytes are outstanding, [`ConnError::EarlyClose`] if none
+    /// are but the client was not done.
+    pub fn on_eof(&self, client_done: bool) -> Result<(), ConnError> {
+        let outstanding = self.outstanding_bytes();
+        if outstanding > 0 {
+            Err(ConnError::ShortEcho {
+                offset: self.verified,
+                outstanding,
+            })
+        } else if !client_done {
+            Err(ConnError::EarlyClose {
+                offset: self.verified,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error for a `--timeout` expiry with bytes outstanding.
+    pub fn timeout_error(&self) -> ConnError {
+        ConnError::Timeout {
+            offset: self.verified,
+            outstanding: self.outstanding_bytes(),
+        }
+    }
+
+    /// Classifies a socket error at the current offset; see [`ConnError::from_io`].
+    pub fn io_error(&self, e: io::Error) -> ConnError {
+        match ConnError::from_io(e, self.verified) {
+            ConnError::Timeout { offset, .. } => ConnError::Timeout {
+                offset,
+                outstanding: self.outstanding_bytes(),
+            },
+            other => other,
+        }
+    }
+
+    /// Bytes verified so far (the connection-relative offset of the next expected byte).
+    pub fn verified_bytes(&self) -> u64 {
+        self.verified
+    }
+
+    /// Bytes recorded as sent so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes sent and not yet echoed.
+    pub fn outstanding_bytes(&self) -> u64 {
+        self.sent - self.verified
+    }
+
+    /// Messages sent and not yet wholly echoed.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether another message may be pushed.
+    pub fn has_room(&self) -> bool {
+        self.in_flight.len() < self.capacity
+    }
+
+    /// Messages wholly echoed so far.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// The stamp of the oldest message in flight (for timeouts).
+    pub fn oldest(&self) -> Option<SendStamp> {
+        self.in_flight.front().map(|m| m.stamp)
+    }
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::{PayloadGen, PayloadSpec};
+
+    fn stamp(index: u64) -> SendStamp {
+        let now = Instant::now();
+        SendStamp {
+            index,
+            intended: now,
+            sent: now,
+        }
+    }
+
+    /// Pushes messages 1..=n of `spec` on connection 0 and returns the concatenated stream.
+    fn push_all(v: &mut StreamVerifier, spec: &PayloadSpec, n: u64) -> Vec<u8> {
+        let gen = PayloadGen::new(spec, 0);
+        let mut buf = Vec::new();
+        let mut stream = Vec::new();
+        for i in 1..=n {
+            gen.fill(i, &mut buf);
+            v.push(&buf, stamp(i)).unwrap();
+            stream.extend_from_slice(&buf);
+        }
+        stream
+    }
+
+    fn consume_in_chunks(
+        v: &mut StreamVerifier,
+        stream: &[u8],
+        chunk: usize,
+    ) -> Result<Vec<u64>, ConnError> {
+        let mut done = Vec::new();
+        for c in stream.chunks(chunk) {
+            v.consume(c, |m| done.push(m.stamp.index))?;
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn exact_echo_in_any_chunking_completes_every_message_in_order() {
+        let spec = PayloadSpec::Random { size: 37, seed: 1 };
+        for chunk in [1, 2, 5, 36, 37, 38, 74, 1000] {
+            let mut v = StreamVerifier::new(8, 37);
+            let stream = push_all(&mut v, &spec, 8);
+            let done = consume_in_chunks(&mut v, &stream, chunk).unwrap();
+            assert_eq!(done, (1..=8).collect::<Vec<_>>(), "chunk size {chunk}");
+            assert_eq!(v.verified_bytes(), 8 * 37);
+            assert_eq!(v.outstanding_bytes(), 0);
+            assert_eq!(v.completed(), 8);
+            assert!(v.on_eof(true).is_ok());
+        }
+    }
+
+    #[test]
+    fn flipped_bit_is_reported_at_its_offset() {
+        let spec = PayloadSpec::Text("hello".into());
+        let mut v = StreamVerifier::new(4, spec.max_len());
+        let mut stream = push_all(&mut v, &spec, 3);
+        let first_len = b"1. Thread 1 - hello".len();
+        let bad = first_len + 4; // inside message 2
+        stream[bad] ^= 0x10;
+        let err = consume_in_chunks(&mut v, &stream, 7).unwrap_err();
+        match err {
+            ConnError::Mismatch {
+                offset,
+                message,
+                offset_in_message,
+                expected,
+                got,
+            } => {
+                assert_eq!(offset, bad as u64);
+                assert_eq!(message, 2);
+                assert_eq!(offset_in_message, 4);
+                assert_eq!(expected, Some(stream[bad] ^ 0x10));
+                assert_eq!(got, stream[bad]);
+            }
+            other => panic!("expected a mismatch, got {other}"),
+        }
+        assert_eq!(v.completed(), 1);
+    }
+
+    #[test]
+    fn mismatch_across_the_ring_wrap_is_found() {
+        // Fill, drain part, refill so the expected queue wraps, then corrupt the wrapped part.
+        let spec = PayloadSpec::Random { size: 10, seed: 5 };
+        let gen = PayloadGen::new(&spec, 0);
+        let mut v = StreamVerifier::new(3, 10);
+        let mut buf = Vec::new();
+        let mut stream = Vec::new();
+        for i in 1..=3 {
+            gen.fill(i, &mut buf);
+            v.push(&buf, stamp(i)).unwrap();
+            stream.extend_from_slice(&buf);
+        }
+        v.consume(&stream[..20], |_| {}).unwrap();
+        for i in 4..=5 {
+            gen.fill(i, &mut buf);
+            v.push(&buf, stamp(i)).unwrap();
+            stream.extend_from_slice(&buf);
+        }
+        let mut rest = stream[20..].to_vec();
+        rest[25] ^= 1; // message 5, byte 5
+        let err = v.consume(&rest, |_| {}).unwrap_err();
+        assert_eq!(err.offset(), Some(45));
+        assert!(matches!(
+            err,
+            ConnError::Mismatch {
+                message: 5,
+                offset_in_message: 5,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn dropped_byte_is_a_mismatch_at_the_drop() {
+        let spec = PayloadSpec::Random { size: 100, seed: 2 };
+        let mut v = StreamVerifier::new(2, 100);
+        let mut stream = push_all(&mut v, &spec, 2);
+        stream.remove(150);
+        let err = consume_in_chunks(&mut v, &stream, 64).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Mismatch);
+        assert_eq!(err.offset(), Some(150));
+    }
+
+    #[test]
+    fn extra_bytes_are_a_mismatch_with_nothing_expected() {
+        let spec = PayloadSpec::Random { size: 4, seed: 2 };
+        let mut v = StreamVerifier::new(1, 4);
+        let mut stream = push_all(&mut v, &spec, 1);
+        stream.push(b'!');
+        let err = v.consume(&stream, |_| {}).unwrap_err();
+        assert!(matches!(
+            err,
+            ConnError::Mismatch {
+                offset: 4,
+                expected: None,
+                got: b'!',
+                ..
+            }
+        ));
+        // The message before the extra byte completed.
+        assert_eq!(v.completed(), 1);
+    }
+
+    #[test]
+    fn verifier_stays_failed() {
+        let mut v = StreamVerifier::new(1, 4);
+        v.push(b"abcd", stamp(1)).unwrap();
+        let first = v.consume(b"abXd", |_| {}).unwrap_err().to_string();
+        assert!(v.has_failed());
+        assert_eq!(v.consume(b"cd", |_| {}).unwrap_err().to_string(), first);
+    }
+
+    #[test]
+    fn eof_with_bytes_outstanding_is_a_short_echo() {
+        let mut v = StreamVerifier::new(2, 4);
+        v.push(b"abcd", stamp(1)).unwrap();
+        v.push(b"efgh", stamp(2)).unwrap();
+        v.consume(b"abcde", |_| {}).unwrap();
+        let err = v.on_eof(true).unwrap_err();
+        assert!(matches!(
+            err,
+            ConnError::ShortEcho {
+                offset: 5,
+                outstanding: 3
+            }
+        ));
+        assert_eq!(err.kind(), ErrorKind::ShortEcho);
+    }
+
+    #[test]
+    fn eof_before_the_client_is_done_is_an_early_close() {
+        let mut v = StreamVerifier::new(1, 4);
+        v.push(b"abcd", stamp(1)).unwrap();
+        v.consume(b"abcd", |_| {}).unwrap();
+        let err = v.on_eof(false).unwrap_err();
+        assert!(matches!(err, ConnError::EarlyClose { offset: 4 }));
+        assert!(v.on_eof(true).is_ok());
+    }
+
+    #[test]
+    fn push_beyond_capacity_is_refused_without_recording() {
+        let mut v = StreamVerifier::new(2, 1);
+        v.push(b"a", stamp(1)).unwrap();
+        assert!(v.has_room());
+        v.push(b"b", stamp(2)).unwrap();
+        assert!(!v.has_room());
+        assert_eq!(
+            v.push(b"c", stamp(3)),
+            Err(Full {
+                in_flight: 2,
+                capacity: 2
+            })
+        );
+        assert_eq!(v.sent_bytes(), 2);
+        assert_eq!(v.consume(b"ab", |_| {}).unwrap(), 2);
+    }
+
+    #[test]
+    fn completion_carries_the_send_stamp() {
+        let mut v = StreamVerifier::new(1, 2);
+        let s = stamp(77);
+        v.push(b"xy", s).unwrap();
+        let mut got = None;
+        v.consume(b"x", |c| got = Some(c)).unwrap();
+        assert!(got.is_none(), "half a message is not a completion");
+        assert_eq!(v.oldest(), Some(s));
+        v.consume(b"y", |c| got = Some(c)).unwrap();
+        assert_eq!(got, Some(Completed { stamp: s, len: 2 }));
+        assert_eq!(v.oldest(), None);
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        let mut v = StreamVerifier::new(1, 3);
+        v.push(b"abc", stamp(1)).unwrap();
+        v.consume(b"a", |_| {}).unwrap();
+        let reset = v.io_error(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(reset.kind(), ErrorKind::Reset);
+        assert_eq!(reset.offset(), Some(1));
+        let pipe = ConnError::from_io(io::Error::from_raw_os_error(libc_epipe()), 0);
+        assert_eq!(pipe.kind(), ErrorKind::Reset);
+        let t = v.io_error(io::Error::from(io::ErrorKind::TimedOut));
+        assert!(matches!(
+            t,
+            ConnError::Timeout {
+                offset: 1,
+                outstanding: 2
+            }
+        ));
+        let other = v.io_error(io::Error::from(io::ErrorKind::InvalidData));
+        assert_eq!(other.kind(), ErrorKind::Other);
+        assert_eq!(v.timeout_error().kind(), ErrorKind::Timeout);
+        let c = ConnError::ConnectFailed(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(c.kind(), ErrorKind::ConnectFailed);
+        assert_eq!(c.offset(), None);
+    }
+
+    fn libc_epipe() -> i32 {
+        32 // EPIPE on Linux
+    }
+
+    #[test]
+    fn error_messages_name_offset_and_bytes() {
+        let e = ConnError::Mismatch {
+            offset: 1234,
+            message: 5,
+            offset_in_message: 6,
+            expected: Some(0x41),
+            got: 0x40,
+        };
+        assert_eq!(
+            e.to_string(),
+            "mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40"
+        );
+    }
+
+    #[test]
+    fn kinds_have_stable_names_and_indices() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        assert_eq!(ErrorKind::ShortEcho.to_string(), "short_echo");
+    }
+}
