@@ -8,6 +8,8 @@
 //!   and the error kinds of a run.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
+pub mod config;
 pub mod payload;
+pub mod schedule;
 pub mod stats;
 pub mod verify;

@@ -1,0 +1,277 @@
+//! Pacing: when each message (open loop, `--rate`) and each connection (`--connect-rate`) is due.
+//!
+//! This module is responsible for intended times, as plain arithmetic with no clock reads of its
+//! own, so it can be tested exactly.
+//!
+//! # The open-loop schedule
+//!
+//! `--rate R` over `N` connections gives every connection `R / N` messages per second, and the
+//! connections are staggered so the sends are spread evenly in time rather than bunched: send
+//! number `k` (0-based) of connection `c` is due at
+//!
+//! ```text
+//! start + (c + k * N) / R seconds
+//! ```
+//!
+//! so the whole run is one evenly spaced sequence `s = c + k * N` at `1 / R` seconds apart. The
+//! latency of a message is measured from this intended time, not from when the client got round
+//! to sending it: if the server stalls, the sends that should have happened during the stall are
+//! charged with the stall (coordinated omission corrected, as in wrk2).
+//!
+//! A client thread drives a subset of the connections; [`ThreadSchedule`] walks that subset's
+//! due times in time order without a heap: for a sorted set of connection indices, the order
+//! `k = 0, 1, ...` then connection within `k` is already sorted by `c + k * N`.
+//!
+//! Connections are assigned to threads round-robin ([`connections_of_thread`]) and opened at
+//! most `--connect-rate` per second in total ([`Pacer`]).
+
+use std::time::{Duration, Instant};
+
+/// An even pace: event `i` (0-based) is due at `start + i / rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacer {
+    start: Instant,
+    rate: f64,
+}
+
+impl Pacer {
+    /// A pace of `rate` events per second from `start`. `rate` must be positive and finite.
+    pub fn new(start: Instant, rate: f64) -> Pacer {
+        assert!(
+            rate.is_finite() && rate > 0.0,
+            "rate must be positive, got {rate}"
+        );
+        Pacer { start, rate }
+    }
+
+    /// When event `i` is due.
+    pub fn due(&self, i: u64) -> Instant {
+        self.start + offset(i, self.rate)
+    }
+
+    /// The start time.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+}
+
+/// `i / rate` seconds, computed in f64 nanoseconds (exact to the nanosecond for runs of weeks).
+fn offset(i: u64, rate: f64) -> Duration {
+    Duration::from_nanos((i as f64 * 1e9 / rate).round() as u64)
+}
+
+/// The open-loop schedule of the whole run: `rate` messages per second over `connections`
+/// connections, staggered. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSchedule {
+    pacer: Pacer,
+    connections: u64,
+}
+
+impl RateSchedule {
+    /// `rate` messages per second in total over `connections` connections, from `start`.
+    pub fn new(start: Instant, rate: f64, connections: usize) -> RateSchedule {
+        assert!(connections > 0, "a schedule needs connections");
+        RateSchedule {
+            pacer: Pacer::new(start, rate),
+            connections: connections as u64,
+        }
+    }
+
+    /// The intended time of send `k` (0-based) on connection `connection` (global index).
+    pub fn intended(&self, connection: usize, k: u64) -> Instant {
+        self.pacer
+            .due(connection as u64 + k.saturating_mul(self.connections))
+    }
+
+    /// Each connection's interval between sends (`N / R`).
+    pub fn per_connection_interval(&self) -> Duration {
+        offset(self.connections, self.pacer.rate)
+    }
+
+    /// The schedule's start.
+    pub fn start(&self) -> Instant {
+        self.pacer.start()
+    }
+}
+
+/// One due send of a thread's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Position of the connection in the thread's list (its local slot).
+    pub local: usize,
+    /// The connection's global index.
+    pub connection: usize,
+    /// Send number on that connection (0-based).
+    pub k: u64,
+    /// When it is due.
+    pub at: Instant,
+}
+
+/// The due sends of one thread's connections, in time order. See the module docs.
+#[derive(Debug, Clone)]
+pub struct ThreadSchedule {
+    schedule: RateSchedule,
+    connections: Vec<usize>,
+    next_local: usize,
+    next_k: u64,
+}
+
+impl ThreadSchedule {
+    /// The schedule of the connections in `connections` (global indices, strictly increasing).
+    pub fn new(schedule: RateSchedule, connections: Vec<usize>) -> ThreadSchedule {
+        debug_assert!(
+            connections.windows(2).all(|w| w[0] < w[1]),
+            "sorted, distinct"
+        );
+        ThreadSchedule {
+            schedule,
+            connections,
+            next_local: 0,
+            next_k: 0,
+        }
+    }
+
+    /// The next due send, without consuming it; `None` if the thread has no connections.
+    pub fn peek(&self) -> Option<Due> {
+        let connection = *self.connections.get(self.next_local)?;
+        Some(Due {
+            local: self.next_local,
+            connection,
+            k: self.next_k,
+            at: self.schedule.intended(connection, self.next_k),
+        })
+    }
+
+    /// Consumes and returns the next due send if it is due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Due> {
+        let due = self.peek()?;
+        if due.at > now {
+            return None;
+        }
+        self.next_local += 1;
+        if self.next_local == self.connections.len() {
+            self.next_local = 0;
+            self.next_k += 1;
+        }
+        Some(due)
+    }
+
+    /// When the next send is due (for the wait timeout), if any.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.peek().map(|d| d.at)
+    }
+
+    /// The whole run's schedule.
+    pub fn schedule(&self) -> &RateSchedule {
+        &self.schedule
+    }
+}
+
+/// The global indices of the connections thread `thread` of `threads` drives: round-robin, so
+/// `thread, thread + threads, ...` below `connections`.
+pub fn connections_of_thread(thread: usize, threads: usize, connections: usize) -> Vec<usize> {
+    (thread..connections).step_by(threads.max(1)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_is_even() {
+        let t0 = Instant::now();
+        let p = Pacer::new(t0, 4.0);
+        assert_eq!(p.due(0), t0);
+        assert_eq!(p.due(1), t0 + Duration::from_millis(250));
+        assert_eq!(p.due(4), t0 + Duration::from_secs(1));
+        assert_eq!(p.due(3_600_000 * 4), t0 + Duration::from_secs(3_600_000));
+    }
+
+    #[test]
+    #[should_panic(expected = "rate must be positive")]
+    fn pacer_rejects_zero_rate() {
+        Pacer::new(Instant::now(), 0.0);
+    }
+
+    #[test]
+    fn rate_schedule_staggers_connections() {
+        let t0 = Instant::now();
+        // 1000 msg/s over 4 connections: each sends every 4 ms, staggered by 1 ms.
+        let s = RateSchedule::new(t0, 1000.0, 4);
+        assert_eq!(s.intended(0, 0), t0);
+        assert_eq!(s.intended(1, 0), t0 + Duration::from_millis(1));
+        assert_eq!(s.intended(3, 0), t0 + Duration::from_millis(3));
+        assert_eq!(s.intended(0, 1), t0 + Duration::from_millis(4));
+        assert_eq!(s.intended(2, 5), t0 + Duration::from_millis(22));
+        assert_eq!(s.per_connection_interval(), Duration::from_millis(4));
+    }
+
+    #[test]
+    fn threads_split_connections_round_robin() {
+        assert_eq!(connections_of_thread(0, 3, 8), vec![0, 3, 6]);
+        assert_eq!(connections_of_thread(1, 3, 8), vec![1, 4, 7]);
+        assert_eq!(connections_of_thread(2, 3, 8), vec![2, 5]);
+        assert_eq!(connections_of_thread(4, 5, 3), Vec::<usize>::new());
+        let mut all: Vec<usize> = (0..3)
+            .flat_map(|t| connections_of_thread(t, 3, 8))
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn thread_schedule_yields_in_time_order_and_only_when_due() {
+        let t0 = Instant::now();
+        let s = RateSchedule::new(t0, 1000.0, 4);
+        let mut ts = ThreadSchedule::new(s, connections_of_thread(1, 2, 4)); // connections 1, 3
+        assert_eq!(ts.next_at(), Some(t0 + Duration::from_millis(1)));
+        assert_eq!(
+            ts.pop_due(t0),
+            None,
+            "nothing due at t0 for connections 1 and 3"
+        );
+        let mut seen = Vec::new();
+        let end = t0 + Duration::from_millis(12);
+        while let Some(d) = ts.pop_due(end) {
+            assert_eq!(d.at, s.intended(d.connection, d.k));
+            seen.push((d.connection, d.k, (d.at - t0).as_millis()));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (1, 0, 1),
+                (3, 0, 3),
+                (1, 1, 5),
+                (3, 1, 7),
+                (1, 2, 9),
+                (3, 2, 11)
+            ]
+        );
+        assert_eq!(ts.next_at(), Some(t0 + Duration::from_millis(13)));
+    }
+
+    #[test]
+    fn all_threads_together_send_at_the_total_rate() {
+        let t0 = Instant::now();
+        let s = RateSchedule::new(t0, 10_000.0, 7);
+        let end = t0 + Duration::from_secs(1);
+        let mut total = 0;
+        for t in 0..3 {
+            let mut ts = ThreadSchedule::new(s, connections_of_thread(t, 3, 7));
+            while ts.pop_due(end).is_some() {
+                total += 1;
+            }
+        }
+        // Sends at 0, 0.1 ms, ..., 1000 ms inclusive.
+        assert_eq!(total, 10_001);
+    }
+
+    #[test]
+    fn empty_thread_schedule() {
+        let s = RateSchedule::new(Instant::now(), 10.0, 1);
+        let mut ts = ThreadSchedule::new(s, vec![]);
+        assert_eq!(ts.peek(), None);
+        assert_eq!(ts.pop_due(Instant::now() + Duration::from_secs(9)), None);
+    }
+}
