@@ -1,1 +1,55 @@
-fn main() {}
+//! `ringport`: the command-line front end over the library crates.
+//!
+//! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
+//! stderr and a non-zero exit. Each subcommand lives in its own module.
+
+mod send;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A completion-port TCP echo server, its verifying load generator, and a benchmark of the
+/// classic server designs, for Linux (io_uring).
+#[derive(Debug, Parser)]
+#[command(name = "ringport", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the echo server (RFC 862 over TCP) until SIGINT/SIGTERM, or `q` then Enter.
+    Serve(serve::ServeArgs),
+    /// Send one message to an echo server, print the echo, check it byte for byte.
+    Send(send::SendArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Send(args) => send::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringport: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

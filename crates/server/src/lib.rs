@@ -1,1 +1,105 @@
-//! placeholder
+//! # ringport-server: the echo server designs
+//!
+//! The servers of the article, behind one entry point, [`start`]:
+//!
+//! - [`completion`]: worker threads on completion ports (io_uring), the heart of ringport.
+//!
+//! Every design speaks the same protocol ([`echo`]: RFC 862 over TCP, bounded memory per
+//! connection), answers the same [`Shutdown`] (stop accepting, echo what was received, close,
+//! report), and returns the same [`Summary`].
+//!
+//! # Modules
+//!
+//! - [`config`]: the settings ([`ServeConfig`], [`Model`]).
+//! - [`echo`]: the per-connection state machine, with no socket in it.
+//! - [`completion`]: the completion model's workers.
+//! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
+//! - [`shutdown`]: the graceful-shutdown trigger.
+//! - [`slots`]: generation-checked connection tables.
+//! - [`summary`]: counters and the shutdown summary.
+
+pub mod completion;
+pub mod config;
+pub mod echo;
+pub mod listener;
+pub mod shutdown;
+pub mod slots;
+pub mod summary;
+
+use std::io;
+use std::net::SocketAddr;
+
+pub use config::{Model, ServeConfig};
+pub use shutdown::Shutdown;
+pub use summary::{Summary, WorkerStats};
+
+/// Why a server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Something already listens on the address.
+    #[error("address {0} is already in use: stop the other server, or pick another --port (0 picks a free one)")]
+    AddrInUse(SocketAddr),
+    /// The address is not one of this machine's.
+    #[error("address {0} is not available on this machine: check --bind")]
+    AddrNotAvailable(SocketAddr),
+    /// Binding failed for another reason.
+    #[error("cannot listen on {addr}: {source}; {hint}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The system error.
+        source: io::Error,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The completion port could not be created (io_uring unavailable, ...).
+    #[error("{0}")]
+    Port(#[from] ringport_port::PortError),
+    /// Another system error, with what was being done.
+    #[error("{0}: {1}")]
+    Io(String, #[source] io::Error),
+    /// A server thread panicked.
+    #[error("a server thread panicked")]
+    WorkerPanicked,
+}
+
+type Join = Box<dyn FnOnce() -> Result<Summary, ServeError> + Send>;
+
+/// A server that is accepting connections.
+pub struct Running {
+    local_addr: SocketAddr,
+    join: Join,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    pub(crate) fn new(local_addr: SocketAddr, join: Join) -> Running {
+        Running { local_addr, join }
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the server has shut down (after its [`Shutdown`] was triggered) and returns
+    /// what it did.
+    pub fn wait(self) -> Result<Summary, ServeError> {
+        (self.join)()
+    }
+}
+
+/// Starts a server of `config.model`. It accepts connections when this returns, and stops
+/// gracefully when `shutdown` is triggered.
+pub fn start(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
+    match config.model {
+        Model::Completion => completion::start(config, shutdown),
+    }
+}

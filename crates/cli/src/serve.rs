@@ -1,0 +1,128 @@
+//! `ringport serve`: flags, signals and the key press, the `listening on` line, the summary.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ringport_server::{ServeConfig, Shutdown};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Flags of `ringport serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Serving other hosts is an explicit choice (e.g. 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// TCP port (the article's 3333); 0 picks a free port, printed in the `listening on` line.
+    #[arg(long, default_value_t = 3333)]
+    port: u16,
+    /// Worker threads, each with its own completion port [default: the number of CPUs].
+    ///
+    /// The article used 2 x CPUs because its workers could block (console output under a lock,
+    /// synchronous calls) and a spare thread kept the CPU busy meanwhile. ringport's workers never
+    /// block outside the one wait on their port, so one per CPU keeps every CPU busy without
+    /// extra context switches.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workers: Option<u32>,
+    /// Seconds a graceful shutdown may spend echoing what was already received before closing
+    /// the remaining connections.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
+    drain_timeout: f64,
+    /// The one buffer each connection holds, in bytes: a connection receives no more until its
+    /// echo has been sent, so this bounds the server's memory per connection.
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
+    buffer_size: u32,
+    /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
+    /// article's console. Off by default: it costs throughput.
+    #[arg(long)]
+    log_messages: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=86400.0).contains(&v) {
+        return Err(format!("`{s}` is out of range (0 to 86400 seconds)"));
+    }
+    Ok(v)
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServeConfig {
+        let mut cfg = ServeConfig {
+            bind: self.bind,
+            port: self.port,
+            drain_timeout: Duration::from_secs_f64(self.drain_timeout),
+            buffer_size: self.buffer_size as usize,
+            log_messages: self.log_messages,
+            ..ServeConfig::default()
+        };
+        if let Some(w) = self.workers {
+            cfg.workers = w as usize;
+        }
+        cfg
+    }
+}
+
+/// Runs the server until it has shut down.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config();
+    let shutdown = Shutdown::new();
+
+    // Signals first, so that one arriving right after the `listening on` line is not lost.
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let on_signal = shutdown.clone();
+    std::thread::Builder::new()
+        .name("ringport-signals".into())
+        .spawn(move || {
+            for (n, sig) in signals.forever().enumerate() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                if n == 0 {
+                    eprintln!("ringport: {name}: shutting down gracefully (again to exit at once)");
+                    on_signal.trigger();
+                } else {
+                    eprintln!("ringport: {name} again: exiting at once");
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+
+    let running = ringport_server::start(&cfg, shutdown.clone())?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", running.local_addr())?;
+        out.flush()?;
+    }
+
+    if std::io::stdin().is_terminal() {
+        eprintln!("ringport: press q then Enter to stop");
+        let on_key = shutdown.clone();
+        std::thread::Builder::new()
+            .name("ringport-stdin".into())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    match line {
+                        Ok(l) if l.trim().eq_ignore_ascii_case("q") => {
+                            on_key.trigger();
+                            return;
+                        }
+                        Ok(_) => eprintln!("ringport: press q then Enter to stop"),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .context("cannot start the stdin thread")?;
+    }
+
+    let summary = running.wait()?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{summary}")?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,107 @@
+//! Listening sockets: one per worker on the same address, with `SO_REUSEPORT`.
+//!
+//! Each worker of the completion model accepts on its own listener, and the kernel spreads new
+//! connections over them by a hash of the connection's addresses: no acceptor thread, no hand-off
+//! between threads, no lock. (The alternative, one acceptor handing sockets to workers, costs a
+//! cross-thread wake-up per connection; monoio and the other thread-per-core servers chose
+//! `SO_REUSEPORT` too.)
+//!
+//! `SO_REUSEPORT` lets *any* socket of the same user join the group, so a second server started on
+//! the same port would silently share it. Before binding the group we therefore bind a probe
+//! socket without `SO_REUSEPORT`: if anything listens there already, that fails with
+//! `EADDRINUSE` and we report it.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::ServeError;
+
+fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    Ok(socket)
+}
+
+fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => ServeError::AddrInUse(addr),
+        io::ErrorKind::AddrNotAvailable => ServeError::AddrNotAvailable(addr),
+        _ if e.raw_os_error() == Some(libc_eacces()) => ServeError::Bind {
+            addr,
+            source: e,
+            hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another --port",
+        },
+        _ => ServeError::Bind {
+            addr,
+            source: e,
+            hint: "check --bind and --port",
+        },
+    }
+}
+
+const fn libc_eacces() -> i32 {
+    13
+}
+
+/// Binds `count` listeners on `addr` (all on the same port when `addr`'s port is 0) and returns
+/// them with the address they are bound to.
+pub fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    backlog: i32,
+) -> Result<(Vec<Socket>, SocketAddr), ServeError> {
+    if addr.port() != 0 {
+        let probe = new_socket(addr).map_err(|e| bind_error(addr, e))?;
+        probe.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
+        probe.listen(1).map_err(|e| bind_error(addr, e))?;
+    }
+    let mut listeners = Vec::with_capacity(count);
+    let mut bound = addr;
+    for i in 0..count.max(1) {
+        let socket = new_socket(bound).map_err(|e| bind_error(bound, e))?;
+        if count > 1 {
+            socket
+                .set_reuse_port(true)
+                .map_err(|e| bind_error(bound, e))?;
+        }
+        socket
+            .bind(&bound.into())
+            .map_err(|e| bind_error(bound, e))?;
+        socket.listen(backlog).map_err(|e| bind_error(bound, e))?;
+        if i == 0 {
+            bound = socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| bind_error(addr, io::Error::other("no local address")))?;
+        }
+        listeners.push(socket);
+    }
+    Ok((listeners, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_gives_every_worker_the_same_port() {
+        let (ls, addr) = bind_listeners("127.0.0.1:0".parse().unwrap(), 3, 16).unwrap();
+        assert_eq!(ls.len(), 3);
+        assert_ne!(addr.port(), 0);
+        for l in &ls {
+            assert_eq!(l.local_addr().unwrap().as_socket(), Some(addr));
+        }
+    }
+
+    #[test]
+    fn a_taken_port_is_reported_as_in_use_even_with_reuseport() {
+        let (_ls, addr) = bind_listeners("127.0.0.1:0".parse().unwrap(), 2, 16).unwrap();
+        match bind_listeners(addr, 2, 16) {
+            Err(ServeError::AddrInUse(a)) => assert_eq!(a, addr),
+            other => panic!("expected AddrInUse, got {other:?}"),
+        }
+    }
+}
