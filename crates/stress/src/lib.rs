@@ -10,6 +10,7 @@
 //!   per thread, merged at the end.
 pub mod config;
 pub mod payload;
+pub mod report;
 pub mod schedule;
 pub mod stats;
 pub mod verify;

@@ -1,0 +1,749 @@
+//! The result of a run and its outputs: the human report, JSON, and the HdrHistogram log.
+//!
+//! This module is responsible for [`StressReport`], the one result type of `ringport stress`
+//! (every field documented, serialised as the JSON the command-line contract promises), and for
+//! its exporters: [`StressReport::render`] (the human report, aligned columns in the manner of
+//! wrk and fortio), [`StressReport::write_json`] (to a path or `-` for standard output) and
+//! [`write_hdr_log`] (the standard HdrHistogram interval log, V2 compressed, readable by
+//! `HistogramLogProcessor` and friends so runs from several machines can be merged).
+//!
+//! A report is built from the merged [`ThreadStats`] by [`StressReport::build`]; the engine adds
+//! the facts only it knows (backend, measured duration, extra warnings).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::config::{OutputTarget, StressConfig, Workload};
+use crate::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
+
+/// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
+pub const RATE_SHORTFALL: f64 = 0.95;
+
+/// The first error of a run, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FirstError {
+    /// The failing connection (0-based; text messages call it `Thread <connection + 1>`).
+    pub connection: u64,
+    /// The kind, as in `errors_by_kind`.
+    pub kind: &'static str,
+    /// Connection-relative byte offset where it happened (`null` if it never connected).
+    pub offset: Option<u64>,
+    /// The full message, e.g. `mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40`.
+    pub detail: String,
+}
+
+/// Everything a run measured. Serialised as the `--json` output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressReport {
+    /// The server, `HOST:PORT` as given.
+    pub target: String,
+    /// The completion-port backend the client ran on (`uring` or `epoll`).
+    pub backend: String,
+    /// `closed` (closed loop, possibly pipelined) or `rate` (open loop, `--rate`).
+    pub mode: &'static str,
+    /// Connections asked for (`--connections`).
+    pub connections: usize,
+    /// Connections that were established.
+    pub connections_established: u64,
+    /// Client threads used.
+    pub threads: usize,
+    /// Messages in flight per connection at most (`--pipeline`).
+    pub pipeline: usize,
+    /// The payload, e.g. `64-byte random` or `text "hello"`.
+    pub payload: String,
+    /// The stop condition, e.g. `1000 messages per connection` or `10.0s`.
+    pub stop: String,
+    /// Target rate in messages per second (`--rate`), `null` in closed loop.
+    pub target_rate: Option<f64>,
+    /// Seed of the random payload (`--seed`), to reproduce a mismatch.
+    pub seed: u64,
+    /// Verified round trips: messages whose every echoed byte matched, warm-up excluded.
+    pub messages: u64,
+    /// Payload bytes in those verified round trips (each counted once).
+    pub bytes: u64,
+    /// Errors of every kind (any makes the exit code 1).
+    pub errors: u64,
+    /// Errors by kind: `mismatch`, `short_echo`, `early_close`, `reset`, `timeout`,
+    /// `connect_failed`, `other`.
+    pub errors_by_kind: ErrorCounts,
+    /// The first error (by time), naming its connection and byte offset; `null` if none.
+    pub first_error: Option<FirstError>,
+    /// Length of the measured phase in seconds (warm-up excluded).
+    pub duration_s: f64,
+    /// Length of the warm-up in seconds.
+    pub warmup_s: f64,
+    /// Verified round trips per second.
+    pub msgs_per_s: f64,
+    /// Verified payload MiB (2^20 bytes) per second, one direction.
+    pub mib_per_s: f64,
+    /// Round-trip latency in microseconds. In rate mode measured from each message's intended
+    /// send time (coordinated omission corrected); otherwise from the actual send. All zero
+    /// (with `count` 0) when nothing was verified.
+    pub latency_us: LatencySummary,
+    /// Rate mode only: latency from the actual send time, the figure a naive tool would show.
+    pub latency_uncorrected_us: Option<LatencySummary>,
+    /// Time to establish a connection, in microseconds.
+    pub connect_us: LatencySummary,
+    /// Verified messages per connection: min, median, max.
+    pub fairness: Fairness,
+    /// Each client thread's CPU use in percent of one core (100 = saturated).
+    pub client_cpu_pct: Vec<f64>,
+    /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
+    pub warnings: Vec<String>,
+}
+
+const ZERO_SUMMARY: LatencySummary = LatencySummary {
+    min: 0,
+    p50: 0,
+    p90: 0,
+    p99: 0,
+    p999: 0,
+    max: 0,
+    mean: 0.0,
+    stdev: 0.0,
+    count: 0,
+};
+
+impl StressReport {
+    /// Builds the report of a run of `config` from the merged `stats`, measured over `measured`
+    /// (warm-up excluded), on `backend`. Adds the warnings the numbers call for.
+    pub fn build(
+        config: &StressConfig,
+        stats: &ThreadStats,
+        measured: Duration,
+        backend: &str,
+    ) -> StressReport {
+        let secs = measured.as_secs_f64();
+        let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+        let rate_mode = matches!(config.workload(), Workload::Rate { .. });
+        let mut warnings = Vec::new();
+        if let Some(w) = stats.client_bound_warning() {
+            warnings.push(w);
+        }
+        let msgs_per_s = per_s(stats.messages as f64);
+        if let Some(rate) = config.rate {
+            if stats.messages > 0 && msgs_per_s < rate * RATE_SHORTFALL {
+                warnings.push(format!(
+                    "rate not reached: {msgs_per_s:.1} of {rate} msg/s ({:.0}%); the server or the \
+                     client could not keep up, so the corrected latency includes queueing: lower \
+                     --rate, or raise --pipeline or --connections",
+                    100.0 * msgs_per_s / rate
+                ));
+            }
+        }
+        if stats.messages == 0 {
+            warnings.push("no round trip was verified: every figure is empty".to_string());
+        }
+        let first_error = stats.first_error.as_ref().map(|e| FirstError {
+            connection: e.connection,
+            kind: e.kind.as_str(),
+            offset: e.offset,
+            detail: e.detail.clone(),
+        });
+        StressReport {
+            target: format!("{}:{}", config.host, config.port),
+            backend: backend.to_string(),
+            mode: if rate_mode { "rate" } else { "closed" },
+            connections: config.connections,
+            connections_established: stats.connect.len(),
+            threads: config.effective_threads(),
+            pipeline: config.pipeline,
+            payload: config.payload().describe(),
+            stop: config.stop().to_string(),
+            target_rate: config.rate,
+            seed: config.seed,
+            messages: stats.messages,
+            bytes: stats.bytes,
+            errors: stats.errors.total(),
+            errors_by_kind: stats.errors,
+            first_error,
+            duration_s: secs,
+            warmup_s: config.warmup.as_secs_f64(),
+            msgs_per_s,
+            mib_per_s: per_s(stats.bytes as f64) / (1u64 << 20) as f64,
+            latency_us: LatencySummary::of(&stats.latency).unwrap_or(ZERO_SUMMARY),
+            latency_uncorrected_us: if rate_mode {
+                Some(LatencySummary::of(&stats.latency_uncorrected).unwrap_or(ZERO_SUMMARY))
+            } else {
+                None
+            },
+            connect_us: LatencySummary::of(&stats.connect).unwrap_or(ZERO_SUMMARY),
+            fairness: stats.fairness().unwrap_or(Fairness {
+                min: 0,
+                median: 0,
+                max: 0,
+            }),
+            client_cpu_pct: stats
+                .cpu
+                .iter()
+                .map(|c| (c.utilization() * 1000.0).round() / 10.0)
+                .collect(),
+            warnings,
+        }
+    }
+
+    /// Whether the run passed: no error of any kind and at least one verified round trip.
+    pub fn passed(&self) -> bool {
+        self.errors == 0 && self.messages > 0
+    }
+
+    /// The process exit code the contract asks for: 0 if [`passed`](Self::passed), else 1.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed() {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// The human-readable report, several aligned lines ending in a newline.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mode = match self.target_rate {
+            Some(r) => format!("open loop at {r} msg/s, pipeline {}", self.pipeline),
+            None if self.pipeline > 1 => format!("closed loop, pipeline {}", self.pipeline),
+            None => "closed loop".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "ringport stress {} ({}): {} connections on {} threads, {}, {}, {}",
+            self.target,
+            self.backend,
+            self.connections,
+            self.threads,
+            mode,
+            self.stop,
+            self.payload
+        );
+        let _ = writeln!(
+            s,
+            "  {:<14}{} round trips, {} in {:.2}s{}",
+            "verified",
+            self.messages,
+            human_bytes(self.bytes),
+            self.duration_s,
+            if self.warmup_s > 0.0 {
+                format!(" (after {:.1}s warm-up)", self.warmup_s)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  {:<14}{:.1} msg/s, {:.2} MiB/s",
+            "throughput", self.msgs_per_s, self.mib_per_s
+        );
+        let _ = writeln!(
+            s,
+            "  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+            "latency (us)", "min", "p50", "p90", "p99", "p99.9", "max"
+        );
+        let row = |s: &mut String, name: &str, l: &LatencySummary| {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+                name, l.min, l.p50, l.p90, l.p99, l.p999, l.max
+            );
+        };
+        match &self.latency_uncorrected_us {
+            Some(u) => {
+                row(&mut s, "  corrected", &self.latency_us);
+                row(&mut s, "  uncorrected", u);
+            }
+            None => row(&mut s, "  round trip", &self.latency_us),
+        }
+        row(&mut s, "connect (us)", &self.connect_us);
+        let _ = writeln!(
+            s,
+            "  {:<14}min {}  median {}  max {} messages per connection ({} of {} connected)",
+            "fairness",
+            self.fairness.min,
+            self.fairness.median,
+            self.fairness.max,
+            self.connections_established,
+            self.connections
+        );
+        if self.errors == 0 {
+            let _ = writeln!(s, "  {:<14}0", "errors");
+        } else {
+            let kinds: Vec<String> = self
+                .errors_by_kind
+                .nonzero()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {:<14}{} ({})",
+                "errors",
+                self.errors,
+                kinds.join(", ")
+            );
+        }
+        if let Some(e) = &self.first_error {
+            let _ = writeln!(
+                s,
+                "  {:<14}connection {}{}: {}",
+                "first error",
+                e.connection,
+                e.offset.map(|o| format!(", byte {o}")).unwrap_or_default(),
+                e.detail
+            );
+        }
+        if !self.client_cpu_pct.is_empty() {
+            let cpu: Vec<String> = self
+                .client_cpu_pct
+                .iter()
+                .map(|p| format!("{p:.0}%"))
+                .collect();
+            let _ = writeln!(s, "  {:<14}{}", "client cpu", cpu.join(" "));
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+
+    /// The JSON form, pretty-printed, ending in a newline.
+    pub fn to_json(&self) -> String {
+        let mut j = serde_json::to_string_pretty(self).expect("a report always serialises");
+        j.push('\n');
+        j
+    }
+
+    /// Writes the JSON form to `target` (a file, created or truncated, or standard output).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of creating or writing the file.
+    pub fn write_json(&self, target: &OutputTarget) -> io::Result<()> {
+        match target {
+            OutputTarget::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(self.to_json().as_bytes())?;
+                out.flush()
+            }
+            OutputTarget::Path(p) => std::fs::write(p, self.to_json()),
+        }
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it above 1, e.g. `1.50 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+/// One histogram of an interval log.
+#[derive(Debug, Clone, Copy)]
+pub struct HdrInterval<'a> {
+    /// Start of the interval, relative to the log's start time.
+    pub start: Duration,
+    /// Length of the interval.
+    pub length: Duration,
+    /// The values (microseconds).
+    pub histogram: &'a Histogram<u64>,
+    /// `None` for the main series; a tag such as `uncorrected` for another.
+    pub tag: Option<&'a str>,
+}
+
+/// Writes `intervals` as a standard HdrHistogram interval log (format 1.3, V2 compressed
+/// histograms, base64) to `out`, with `start` as both StartTime and BaseTime, so interval
+/// timestamps are seconds since the run started.
+///
+/// # Errors
+///
+/// I/O errors from `out`; an invalid tag (with `,` or whitespace) is an `InvalidInput` error.
+pub fn write_hdr_log_to<W: Write>(
+    out: &mut W,
+    start: SystemTime,
+    intervals: &[HdrInterval<'_>],
+) -> io::Result<()> {
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let _headers = IntervalLogWriterBuilder::new()
+            .add_comment("[Histogram log format version 1.3]")
+            .add_comment("[ringport stress: latency in microseconds]")
+            .with_start_time(start)
+            .with_base_time(start)
+            .begin_log_with(out, &mut serializer)?;
+    }
+    writeln!(
+        out,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    )?;
+    let mut log = IntervalLogWriterBuilder::new().begin_log_with(out, &mut serializer)?;
+    for i in intervals {
+        let tag = match i.tag {
+            None => None,
+            Some(t) => Some(Tag::new(t).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid hdr log tag {t:?}"),
+                )
+            })?),
+        };
+        log.write_histogram(i.histogram, i.start, i.length, tag)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Writes the run's histograms to `path` as an interval log (see [`write_hdr_log_to`]): one
+/// interval covering the measured phase, untagged for the corrected latency, and in rate mode a
+/// second tagged `uncorrected`.
+///
+/// # Errors
+///
+/// The I/O error of creating or writing the file.
+pub fn write_hdr_log(
+    path: &Path,
+    stats: &ThreadStats,
+    start: SystemTime,
+    measured: Duration,
+    rate_mode: bool,
+) -> io::Result<()> {
+    let mut intervals = vec![HdrInterval {
+        start: Duration::ZERO,
+        length: measured,
+        histogram: &stats.latency,
+        tag: None,
+    }];
+    if rate_mode {
+        intervals.push(HdrInterval {
+            start: Duration::ZERO,
+            length: measured,
+            histogram: &stats.latency_uncorrected,
+            tag: Some("uncorrected"),
+        });
+    }
+    let mut out = BufWriter::new(File::create(path)?);
+    write_hdr_log_to(&mut out, start, &intervals)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::ThreadCpu;
+    use crate::verify::{Completed, ConnError, SendStamp};
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    use std::time::Instant;
+
+    fn stats_with(n: u64, connections: usize) -> ThreadStats {
+        let mut s = ThreadStats::new(connections);
+        let t0 = Instant::now();
+        for i in 0..n {
+            let done = Completed {
+                stamp: SendStamp {
+                    index: i + 1,
+                    intended: t0,
+                    sent: t0 + Duration::from_micros(5),
+                },
+                len: 64,
+            };
+            s.record_message(
+                (i as usize) % connections,
+                &done,
+                t0 + Duration::from_micros(10 + i),
+            );
+        }
+        for _ in 0..connections {
+            s.record_connect(Duration::from_micros(40));
+        }
+        s
+    }
+
+    fn config() -> StressConfig {
+        StressConfig {
+            connections: 4,
+            threads: 2,
+            count: Some(25),
+            size: Some(64),
+            ..StressConfig::default()
+        }
+    }
+
+    #[test]
+    fn json_has_the_contract_keys() {
+        let r = StressReport::build(
+            &config(),
+            &stats_with(100, 4),
+            Duration::from_secs(2),
+            "uring",
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "connections",
+            "messages",
+            "bytes",
+            "errors",
+            "errors_by_kind",
+            "duration_s",
+            "msgs_per_s",
+            "mib_per_s",
+            "latency_us",
+            "latency_uncorrected_us",
+            "fairness",
+            "connect_us",
+            "warnings",
+            "first_error",
+            "backend",
+        ] {
+            assert!(v.get(key).is_some(), "missing key {key}");
+        }
+        for q in ["min", "p50", "p90", "p99", "p999", "max"] {
+            assert!(v["latency_us"][q].is_u64(), "latency_us.{q}");
+        }
+        assert_eq!(v["connections"], 4);
+        assert_eq!(v["messages"], 100);
+        assert_eq!(v["bytes"], 6400);
+        assert_eq!(v["errors"], 0);
+        assert!(v["errors"].is_u64(), "errors is an integer total");
+        assert_eq!(v["errors_by_kind"]["mismatch"], 0);
+        assert_eq!(v["msgs_per_s"], 50.0);
+        assert_eq!(v["latency_us"]["min"], 10);
+        assert_eq!(v["latency_us"]["max"], 109);
+        assert_eq!(v["fairness"]["min"], 25);
+        assert_eq!(v["connect_us"]["p50"], 40);
+        assert_eq!(v["backend"], "uring");
+        assert!(
+            v["latency_uncorrected_us"].is_null(),
+            "closed loop has one latency"
+        );
+        assert!(r.passed());
+        assert_eq!(r.exit_code(), 0);
+    }
+
+    #[test]
+    fn rate_mode_reports_both_latencies_and_a_shortfall() {
+        let c = StressConfig {
+            rate: Some(1000.0),
+            ..config()
+        };
+        let r = StressReport::build(&c, &stats_with(100, 4), Duration::from_secs(1), "epoll");
+        assert_eq!(r.mode, "rate");
+        let u = r.latency_uncorrected_us.expect("uncorrected in rate mode");
+        assert_eq!(u.min, 5);
+        assert_eq!(r.latency_us.min, 10);
+        assert!(
+            r.warnings.iter().any(|w| w.starts_with("rate not reached")),
+            "{:?}",
+            r.warnings
+        );
+        let text = r.render();
+        assert!(
+            text.contains("corrected") && text.contains("uncorrected"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_fail_the_run_and_name_the_first() {
+        let mut s = stats_with(10, 2);
+        let t = Instant::now();
+        s.record_error(
+            1,
+            &ConnError::Mismatch {
+                offset: 1234,
+                message: 20,
+                offset_in_message: 18,
+                expected: Some(0x41),
+                got: 0x40,
+            },
+            t,
+        );
+        s.record_error(
+            0,
+            &ConnError::EarlyClose { offset: 64 },
+            t + Duration::from_millis(1),
+        );
+        let r = StressReport::build(&config(), &s, Duration::from_secs(1), "uring");
+        assert_eq!(r.errors, 2);
+        assert_eq!(r.exit_code(), 1);
+        let first = r.first_error.clone().unwrap();
+        assert_eq!(
+            (first.connection, first.kind, first.offset),
+            (1, "mismatch", Some(1234))
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["errors_by_kind"]["mismatch"], 1);
+        assert_eq!(v["errors_by_kind"]["early_close"], 1);
+        assert_eq!(v["first_error"]["offset"], 1234);
+        let text = r.render();
+        assert!(
+            text.contains("errors        2 (mismatch 1, early_close 1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("first error   connection 1, byte 1234: mismatch"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_run_fails_and_warns() {
+        let r = StressReport::build(
+            &config(),
+            &ThreadStats::new(4),
+            Duration::from_secs(1),
+            "uring",
+        );
+        assert!(!r.passed());
+        assert_eq!(r.latency_us.count, 0);
+        assert!(r.warnings.iter().any(|w| w.contains("no round trip")));
+    }
+
+    #[test]
+    fn client_bound_warning_reaches_report_and_json() {
+        let mut s = stats_with(10, 2);
+        s.cpu.push(ThreadCpu {
+            wall: Duration::from_secs(1),
+            cpu: Duration::from_millis(990),
+        });
+        let r = StressReport::build(&config(), &s, Duration::from_secs(1), "uring");
+        assert_eq!(r.client_cpu_pct, vec![99.0]);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("client-bound"));
+        assert!(r.render().contains("warning: client-bound"));
+    }
+
+    #[test]
+    fn human_report_is_aligned() {
+        let r = StressReport::build(
+            &config(),
+            &stats_with(100, 4),
+            Duration::from_secs(2),
+            "uring",
+        );
+        let text = r.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0]
+            .starts_with("ringport stress 127.0.0.1:3333 (uring): 4 connections on 2 threads"));
+        let header = lines
+            .iter()
+            .find(|l| l.contains("latency (us)"))
+            .expect(&text);
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with("    round trip"))
+            .expect(&text);
+        // Columns are right-aligned: each number ends where its header ends.
+        let p50 = format!(" {}", r.latency_us.p50);
+        assert_eq!(
+            header.find("p50").unwrap() + 3,
+            row.find(&p50).unwrap() + p50.len()
+        );
+        assert_eq!(header.len(), row.len());
+        assert!(text.contains("errors        0"), "{text}");
+        assert!(text.ends_with('\n'));
+        println!("{text}");
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.50 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.00 MiB");
+    }
+
+    #[test]
+    fn json_goes_to_a_file() {
+        let dir = std::env::temp_dir().join(format!("ringport-stress-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        let r = StressReport::build(
+            &config(),
+            &stats_with(8, 4),
+            Duration::from_secs(1),
+            "uring",
+        );
+        r.write_json(&OutputTarget::Path(path.clone())).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["messages"], 8);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hdr_log_reads_back_with_the_interval_log_iterator() {
+        let s = stats_with(1000, 4);
+        let dir = std::env::temp_dir().join(format!("ringport-stress-hdr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("latency.hlog");
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        write_hdr_log(&path, &s, start, Duration::from_millis(2500), true).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with("#[Histogram log format version 1.3]\n"),
+            "{text}"
+        );
+
+        let mut start_time = None;
+        let mut histograms = Vec::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            match entry.expect("log parses") {
+                LogEntry::StartTime(t) => start_time = Some(t),
+                LogEntry::BaseTime(_) => {}
+                LogEntry::Interval(i) => {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(i.encoded_histogram())
+                        .unwrap();
+                    let h: Histogram<u64> = Deserializer::new()
+                        .deserialize(&mut raw.as_slice())
+                        .unwrap();
+                    histograms.push((i.tag().map(|t| t.as_str().to_string()), i.duration(), h));
+                }
+            }
+        }
+        assert_eq!(start_time, Some(Duration::from_secs(1_700_000_000)));
+        assert_eq!(histograms.len(), 2);
+        let (tag, length, h) = &histograms[0];
+        assert_eq!(tag, &None);
+        assert_eq!(*length, Duration::from_millis(2500));
+        assert_eq!(h, &s.latency, "the corrected histogram round-trips exactly");
+        assert_eq!(histograms[1].0.as_deref(), Some("uncorrected"));
+        assert_eq!(histograms[1].2, s.latency_uncorrected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_tag_is_refused() {
+        let h = crate::stats::new_histogram();
+        let mut out = Vec::new();
+        let e = write_hdr_log_to(
+            &mut out,
+            SystemTime::now(),
+            &[HdrInterval {
+                start: Duration::ZERO,
+                length: Duration::from_secs(1),
+                histogram: &h,
+                tag: Some("a,b"),
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}
