@@ -1,0 +1,248 @@
+//! `ringport serve` end to end: the real binary on `--port 0`, real TCP, every server model.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+for_each_model! {
+    fn one_byte_to_eight_mib_in_random_chunks(model: &str) {
+        let server = Server::start(model, &[]);
+        let mut rng = Rng::new(1);
+        for (i, size) in [1usize, 2, 100, 4095, 4096, 16_384, 16_385, 100_000, 1 << 20, 8 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let data = rng.bytes(size);
+            let got = echo_chunked(server.connect(), &data, i as u64);
+            assert_same(&got, &data);
+        }
+    }
+
+    fn all_256_byte_values_nul_included(model: &str) {
+        let server = Server::start(model, &[]);
+        let data: Vec<u8> = (0..=255u8).cycle().take(256 * 64).collect();
+        let mut s = server.connect();
+        s.write_all(&data[..256]).unwrap();
+        let mut back = vec![0u8; 256];
+        s.read_exact(&mut back).unwrap();
+        assert_same(&back, &data[..256]);
+        let got = echo_chunked(s, &data, 7);
+        assert_same(&got, &data);
+    }
+
+    fn half_close_echoes_everything_then_eof(model: &str) {
+        let server = Server::start(model, &[]);
+        let data = Rng::new(3).bytes(256 * 1024);
+        let mut s = server.connect();
+        let mut r = s.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).map(|_| got)
+        });
+        s.write_all(&data).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let got = reader.join().unwrap().expect("read to EOF");
+        assert_same(&got, &data);
+    }
+
+    fn resets_mid_transfer_leave_the_server_serving_and_no_fd_behind(model: &str) {
+        let server = Server::start(model, &[]);
+        // Warm-up connection so lazily opened descriptors are counted in the baseline.
+        assert_same(&echo_chunked(server.connect(), b"warm", 0), b"warm");
+        server.eventually(Duration::from_secs(2), "warm-up connection closed", |_| true);
+        std::thread::sleep(Duration::from_millis(100));
+        let baseline = server.fd_count();
+        let mut rng = Rng::new(9);
+        let mut conns = Vec::new();
+        for _ in 0..200 {
+            let mut s = server.connect();
+            let n = rng.range(1, 200_000);
+            let chunk = rng.bytes(n);
+            // Some writes may fail once the server's buffers fill: that is fine, we reset anyway.
+            s.set_nonblocking(true).unwrap();
+            let _ = s.write(&chunk);
+            conns.push(s);
+        }
+        for s in conns {
+            socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+            drop(s); // RST
+        }
+        let data = Rng::new(10).bytes(50_000);
+        assert_same(&echo_chunked(server.connect(), &data, 1), &data);
+        server.eventually(Duration::from_secs(5), "fd count back to baseline", |s| {
+            s.fd_count() <= baseline
+        });
+    }
+
+    fn a_writer_that_never_reads_costs_bounded_memory_and_gets_everything_back(model: &str) {
+        let server = Server::start(model, &[]);
+        let rss0 = server.rss_kib();
+        let mut s = server.connect();
+        s.set_nonblocking(true).unwrap();
+        let mut rng = Rng::new(5);
+        let block = rng.bytes(64 * 1024);
+        let mut sent: Vec<u8> = Vec::new();
+        let mut peak = rss0;
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            match s.write(&block) {
+                Ok(n) => sent.extend_from_slice(&block[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+            peak = peak.max(server.rss_kib());
+        }
+        let growth_kib = peak.saturating_sub(rss0);
+        eprintln!("never-reading writer: sent {} bytes, server RSS grew {growth_kib} KiB", sent.len());
+        assert!(growth_kib < 32 * 1024, "server RSS grew by {growth_kib} KiB");
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = vec![0u8; sent.len()];
+        s.read_exact(&mut got).expect("every byte comes back");
+        assert_same(&got, &sent);
+    }
+
+    fn sigterm_echoes_what_was_sent_then_exits_zero(model: &str) {
+        let mut server = Server::start(model, &["--drain-timeout", "5"]);
+        let mut rng = Rng::new(11);
+        let mut conns = Vec::new();
+        for _ in 0..50 {
+            let mut s = server.connect();
+            let n = rng.range(1, 60_000);
+            let data = rng.bytes(n);
+            s.write_all(&data).unwrap();
+            conns.push((s, data));
+        }
+        server.signal("TERM");
+        for (i, (mut s, data)) in conns.into_iter().enumerate() {
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)
+                .unwrap_or_else(|e| panic!("connection {i}: {e} after {} bytes", got.len()));
+            assert_same(&got, &data);
+        }
+        let status = server.wait_exit(Duration::from_secs(8));
+        assert!(status.success(), "exit status {status:?}; stderr: {}", server.stderr());
+        let out = server.stdout();
+        assert!(out.contains("summary:"), "summary on stdout: {out:?}");
+    }
+
+    fn send_gets_its_echo(model: &str) {
+        let server = Server::start(model, &[]);
+        let out = bin()
+            .args(["send", "127.0.0.1", &server.addr.port().to_string(), "hello, ringport"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, ringport\n");
+    }
+}
+
+/// 500 connections open at once, 20 round trips of random size on each. The single model serves
+/// one client at a time, so it cannot hold 500 concurrent connections: excluded here.
+mod concurrency {
+    use super::*;
+
+    fn five_hundred_connections(model: &str) {
+        let server = Server::start(model, &[]);
+        let conns: Vec<_> = (0..500).map(|_| server.connect()).collect();
+        let per_thread = 50;
+        let mut threads = Vec::new();
+        let mut it = conns.into_iter();
+        for t in 0..(500 / per_thread) {
+            let mine: Vec<_> = it.by_ref().take(per_thread).collect();
+            threads.push(std::thread::spawn(move || {
+                let mut rng = Rng::new(100 + t as u64);
+                let mut buf = vec![0u8; 20_000];
+                for round in 0..20 {
+                    for (i, s) in mine.iter().enumerate() {
+                        let mut s = s;
+                        let n = rng.range(1, 20_000);
+                        let data = rng.bytes(n);
+                        s.write_all(&data).unwrap();
+                        s.read_exact(&mut buf[..data.len()])
+                            .unwrap_or_else(|e| panic!("thread {t} conn {i} round {round}: {e}"));
+                        assert_same(&buf[..data.len()], &data);
+                    }
+                }
+            }));
+        }
+        for t in threads {
+            t.join().expect("client thread");
+        }
+    }
+
+    #[test]
+    fn completion() {
+        five_hundred_connections("completion")
+    }
+}
+
+#[test]
+fn address_in_use_is_one_clear_line_and_a_failure() {
+    let server = Server::start("completion", &[]);
+    let out = bin()
+        .args(["serve", "--port", &server.addr.port().to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "no listening line: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn bad_flags_fail() {
+    for args in [
+        &["serve", "--port", "70000"][..],
+        &["serve", "--workers", "0"],
+        &["serve", "--bind", "not-an-ip"],
+        &["serve", "--drain-timeout", "-1"],
+        &["send"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(!out.stderr.is_empty(), "{args:?} must say why");
+    }
+}
+
+#[test]
+fn send_reports_a_refused_connection() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = bin()
+        .args(["send", &port.to_string(), "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn log_messages_prints_chunks_with_the_worker() {
+    let mut server = Server::start("completion", &["--log-messages"]);
+    let mut s = server.connect();
+    s.write_all(b"hello\0there").unwrap();
+    let mut back = [0u8; 11];
+    s.read_exact(&mut back).unwrap();
+    drop(s);
+    server.signal("INT");
+    assert!(server.wait_exit(Duration::from_secs(8)).success());
+    let out = server.stdout();
+    assert!(out.contains("worker "), "{out}");
+    assert!(out.contains("hello\\0there"), "{out}");
+}

@@ -1,0 +1,265 @@
+//! Test helpers: start the real `ringport` binary, talk TCP to it, watch its process.
+//!
+//! Every helper is bounded in time and panics with a message that points at the caller.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The server designs every server test runs against.
+pub const MODELS: &[&str] = &["completion"];
+
+/// Expands each test body once per server model: `fn name(model: &str) { ... }` becomes a module
+/// `name` with one `#[test]` per model.
+#[macro_export]
+macro_rules! for_each_model {
+    ($(fn $name:ident($model:ident: &str) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($model: &str) $body
+            #[test]
+            fn completion() { body("completion") }
+        }
+    )*};
+}
+
+/// The `ringport` binary under test.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringport"))
+}
+
+/// A running `ringport serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn pump(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+}
+
+impl Server {
+    /// Starts `ringport serve --port 0` for `model` with `extra` flags and waits (at most 10 s)
+    /// for its `listening on` line.
+    #[track_caller]
+    pub fn start(model: &str, extra: &[&str]) -> Server {
+        let mut cmd = bin();
+        cmd.args(["serve", "--port", "0", "--workers", "2"]);
+        if model != "completion" {
+            cmd.args(["--model", model]);
+        }
+        cmd.args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ringport serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stderr.take().unwrap(), stderr.clone());
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let rest = stdout.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(out);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                rest.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no `listening on` line within 10 s; stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            });
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "first stdout line was {line:?}; stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            })
+            .parse()
+            .expect("an IP:PORT after `listening on`");
+        Server {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    #[track_caller]
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Give the pump threads a moment to collect the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the server printed on stdout after the `listening on` line.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// What the server printed on stderr.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `limit`) until `cond` holds, polling.
+    #[track_caller]
+    pub fn eventually(&self, limit: Duration, what: &str, mut cond: impl FnMut(&Server) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A new connection with generous timeouts.
+    #[track_caller]
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small deterministic generator (xorshift) so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// In `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Writes `data` in random chunks while another thread reads the echo; returns what came back.
+#[track_caller]
+pub fn echo_chunked(stream: TcpStream, data: &[u8], seed: u64) -> Vec<u8> {
+    let mut reader = stream.try_clone().unwrap();
+    let want = data.len();
+    let read = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(want);
+        let mut buf = vec![0u8; 64 * 1024];
+        while got.len() < want {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("read after {} of {want} bytes: {e}", got.len()),
+            }
+        }
+        got
+    });
+    let mut rng = Rng::new(seed);
+    let mut w = stream;
+    let mut at = 0;
+    while at < data.len() {
+        let n = rng.range(1, 70_000).min(data.len() - at);
+        w.write_all(&data[at..at + n]).expect("write");
+        at += n;
+    }
+    read.join().expect("reader thread")
+}
+
+/// Asserts two byte strings are equal, naming the first differing offset.
+#[track_caller]
+pub fn assert_same(got: &[u8], want: &[u8]) {
+    if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!(
+            "byte {at} differs: got {:#04x}, want {:#04x}",
+            got[at], want[at]
+        );
+    }
+    assert_eq!(got.len(), want.len(), "length differs");
+}
