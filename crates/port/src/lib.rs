@@ -1,6 +1,7 @@
 //! # ringport-port: a completion port for Linux
 //!
-//! The Windows I/O completion port, rebuilt on io_uring. A [`Port`] belongs to one thread; the
+//! The Windows I/O completion port, rebuilt on io_uring (and on epoll where io_uring is
+//! unavailable: see [`BackendChoice`]). A [`Port`] belongs to one thread; the
 //! thread [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown,
 //! close, no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one
 //! system call submits everything queued and reaps every completion that is ready, as a batch of
@@ -35,7 +36,10 @@ mod table;
 pub mod token;
 
 pub use op::{Accepted, Completion, Op, Outcome, SharedFd};
-pub use port::{Backend, Port, PortConfig, PortError, PortStats, Poster};
+pub use port::{
+    probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
+    Poster,
+};
 pub use sys::os;
 pub use sys::uring::UringUnavailable;
 pub use token::{OpKind, Token};

@@ -4,6 +4,14 @@
 //! handles of its operations are `Rc`s). Threads talk to a port through a [`Poster`], which is
 //! `Send + Sync` and can be cloned freely.
 //!
+//! # Backends
+//!
+//! A port runs on io_uring, or on epoll where io_uring cannot be used (a seccomp filter, the
+//! `kernel.io_uring_disabled` sysctl, a memlock limit, an old kernel). [`PortConfig::backend`]
+//! chooses; [`BackendChoice::Auto`] falls back by itself with one log line, and
+//! [`Port::backend`] and [`Port::describe`] say which is in use. Both backends take the same
+//! operations and give the same completions; `tests/port.rs` runs every test on each.
+//!
 //! # The loop
 //!
 //! ```no_run
@@ -15,7 +23,7 @@
 //! let mut done: Vec<Completion> = Vec::new();
 //! loop {
 //!     done.clear();
-//!     port.wait(&mut done, None)?; // one io_uring_enter: submit all, reap all
+//!     port.wait(&mut done, None)?; // one io_uring_enter (or epoll_wait): submit all, reap all
 //!     for c in done.drain(..) {
 //!         if let Outcome::Posted = c.outcome {
 //!             assert_eq!(c.key, 42);
@@ -28,12 +36,14 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::op::{Completion, Op};
+use crate::sys::epoll::EpollDriver;
 use crate::sys::uring::{UringDriver, UringUnavailable};
 use crate::sys::{self, SockAddrBuf};
 use crate::table::{InFlight, OpTable};
@@ -44,28 +54,186 @@ use crate::token::Token;
 pub struct PortConfig {
     /// Submission queue entries (rounded up to a power of two by the kernel). Operations beyond
     /// this many are queued in batches; nothing is refused.
+    /// On epoll, it bounds the readiness events taken per `epoll_wait` instead.
     pub entries: u32,
+    /// Which mechanism to use; [`BackendChoice::Auto`] by default.
+    pub backend: BackendChoice,
 }
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { entries: 1024 }
+        PortConfig {
+            entries: 1024,
+            backend: BackendChoice::Auto,
+        }
     }
 }
 
 /// The mechanism under a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// io_uring: operations are carried out by the kernel.
     Uring,
+    /// epoll: operations are carried out by the port when their fd is ready (see the
+    /// `sys::epoll` module); for machines where io_uring cannot be used.
+    Epoll,
+}
+
+impl Backend {
+    /// A short, stable name for logs and reports: `io_uring` or `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "io_uring",
+            Backend::Epoll => "epoll",
+        }
+    }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Uring => "io_uring",
-        })
+        f.write_str(self.name())
     }
+}
+
+/// Which mechanism a port should use: the `--backend auto|uring|epoll` of the command line.
+///
+/// # Choosing once for many ports
+///
+/// [`BackendChoice::Auto`] probes io_uring each time a port is created and logs a warning each
+/// time it falls back. A program with one port per worker thread should decide once, at
+/// start-up, with [`resolve`](BackendChoice::resolve) (which logs the fallback once), and give
+/// the resolved choice to every worker:
+///
+/// ```no_run
+/// use ringport_port::{BackendChoice, Port, PortConfig};
+///
+/// let choice: BackendChoice = "auto".parse()?;
+/// let backend = choice.resolve()?; // Uring, or Epoll with one warning naming the cause
+/// println!("backend: {backend}");
+/// let config = PortConfig { backend: backend.into(), ..PortConfig::default() };
+/// let port = Port::new(&config)?; // in each worker
+/// assert_eq!(port.backend(), backend);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BackendChoice {
+    /// io_uring where it can be used, epoll otherwise (with one warning naming the cause).
+    #[default]
+    Auto,
+    /// io_uring or fail with [`PortError::UringUnavailable`].
+    Uring,
+    /// epoll, even where io_uring could be used.
+    Epoll,
+}
+
+impl BackendChoice {
+    /// Every choice, in the order of the command line's help.
+    pub const ALL: [BackendChoice; 3] = [
+        BackendChoice::Auto,
+        BackendChoice::Uring,
+        BackendChoice::Epoll,
+    ];
+
+    /// The name on the command line: `auto`, `uring` or `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Uring => "uring",
+            BackendChoice::Epoll => "epoll",
+        }
+    }
+
+    /// Decides which backend this choice means on this machine, probing io_uring for `Auto`
+    /// and `Uring` (see [`probe_uring`]). `Auto` falls back to epoll with one `tracing::warn!`
+    /// line naming the cause.
+    ///
+    /// # Errors
+    ///
+    /// For `Uring` only: why io_uring cannot be used, with the remedy.
+    pub fn resolve(self) -> Result<Backend, UringUnavailable> {
+        match self {
+            BackendChoice::Epoll => Ok(Backend::Epoll),
+            BackendChoice::Uring => probe_uring().map(|()| Backend::Uring),
+            BackendChoice::Auto => match probe_uring() {
+                Ok(()) => Ok(Backend::Uring),
+                Err(e) => {
+                    warn_fallback(&e);
+                    Ok(Backend::Epoll)
+                }
+            },
+        }
+    }
+}
+
+impl From<Backend> for BackendChoice {
+    fn from(backend: Backend) -> BackendChoice {
+        match backend {
+            Backend::Uring => BackendChoice::Uring,
+            Backend::Epoll => BackendChoice::Epoll,
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend name that is not `auto`, `uring` or `epoll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseBackendError(String);
+
+impl fmt::Display for ParseBackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown backend `{}`: expected auto, uring or epoll",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseBackendError {}
+
+impl FromStr for BackendChoice {
+    type Err = ParseBackendError;
+
+    /// Parses `auto`, `uring` (or `io_uring`) and `epoll`, in any case.
+    fn from_str(s: &str) -> Result<BackendChoice, ParseBackendError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(BackendChoice::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
+            "epoll" => Ok(BackendChoice::Epoll),
+            _ => Err(ParseBackendError(s.to_string())),
+        }
+    }
+}
+
+/// Checks that io_uring can be used here, with everything a port needs (the setup flags'
+/// fallbacks, the features and opcodes), by building one small ring with the default number of
+/// entries and dropping it: a handful of system calls.
+///
+/// # Errors
+///
+/// Why io_uring cannot be used (seccomp, `kernel.io_uring_disabled`, memlock limit, kernel too
+/// old), with the remedy.
+pub fn probe_uring() -> Result<(), UringUnavailable> {
+    let eventfd = sys::eventfd(false).map_err(|e| UringUnavailable {
+        cause: format!("the probe could not create an eventfd ({e})"),
+        remedy: "check the open-file limit (ulimit -n)".into(),
+        source: Some(e),
+    })?;
+    UringDriver::new(PortConfig::default().entries, Arc::new(eventfd)).map(drop)
+}
+
+fn warn_fallback(e: &UringUnavailable) {
+    tracing::warn!(
+        cause = %e.cause,
+        "io_uring is unavailable ({}), using the epoll backend; {}",
+        e.cause,
+        e.remedy
+    );
 }
 
 /// Why a port could not be created.
@@ -91,7 +259,7 @@ impl std::error::Error for PortError {}
 /// Counters a port keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
-    /// Calls to [`Port::wait`] (each is one `io_uring_enter`).
+    /// Calls to [`Port::wait`] (each is one `io_uring_enter`, or one `epoll_wait`).
     pub waits: u64,
     /// Operations submitted.
     pub submitted: u64,
@@ -131,6 +299,7 @@ impl Poster {
 
 enum Driver {
     Uring(UringDriver),
+    Epoll(EpollDriver),
 }
 
 /// A completion port: one per thread.
@@ -140,6 +309,8 @@ pub struct Port {
     post: Arc<PostBox>,
     raw: Vec<(u64, i32, u32)>,
     stats: PortStats,
+    /// Why io_uring was not used, when `Auto` fell back to epoll.
+    fallback: Option<String>,
 }
 
 impl fmt::Debug for Port {
@@ -153,18 +324,48 @@ impl fmt::Debug for Port {
 }
 
 impl Port {
-    /// Creates a port on io_uring.
+    /// Creates a port on the backend `config.backend` chooses.
+    ///
+    /// With [`BackendChoice::Auto`], io_uring is tried first; where it cannot be used the port
+    /// runs on epoll, and one `tracing::warn!` line names the cause (use
+    /// [`BackendChoice::resolve`] to decide once for many ports).
     ///
     /// # Errors
     ///
-    /// [`PortError::UringUnavailable`] when io_uring cannot be used, naming the cause (seccomp,
-    /// sysctl, memlock limit, kernel too old) and the remedy.
+    /// [`PortError::UringUnavailable`] when [`BackendChoice::Uring`] was asked for and io_uring
+    /// cannot be used, naming the cause (seccomp, sysctl, memlock limit, kernel too old) and the
+    /// remedy; [`PortError::Io`] when the port's own descriptors cannot be created.
     pub fn new(config: &PortConfig) -> Result<Port, PortError> {
+        match config.backend {
+            BackendChoice::Uring => Port::new_uring(config),
+            BackendChoice::Epoll => Port::new_epoll(config, None),
+            BackendChoice::Auto => match Port::new_uring(config) {
+                Err(PortError::UringUnavailable(e)) => {
+                    warn_fallback(&e);
+                    Port::new_epoll(config, Some(e.cause))
+                }
+                made => made,
+            },
+        }
+    }
+
+    fn new_uring(config: &PortConfig) -> Result<Port, PortError> {
         let eventfd = Arc::new(sys::eventfd(false).map_err(PortError::Io)?);
         let driver = UringDriver::new(config.entries.max(8), Arc::clone(&eventfd))
             .map_err(PortError::UringUnavailable)?;
-        Ok(Port {
-            driver: Driver::Uring(driver),
+        Ok(Port::with_driver(Driver::Uring(driver), eventfd, None))
+    }
+
+    fn new_epoll(config: &PortConfig, fallback: Option<String>) -> Result<Port, PortError> {
+        let eventfd = Arc::new(sys::eventfd(true).map_err(PortError::Io)?);
+        let driver =
+            EpollDriver::new(config.entries, Arc::clone(&eventfd)).map_err(PortError::Io)?;
+        Ok(Port::with_driver(Driver::Epoll(driver), eventfd, fallback))
+    }
+
+    fn with_driver(driver: Driver, eventfd: Arc<OwnedFd>, fallback: Option<String>) -> Port {
+        Port {
+            driver,
             table: OpTable::default(),
             post: Arc::new(PostBox {
                 queue: Mutex::new(Vec::new()),
@@ -172,20 +373,28 @@ impl Port {
             }),
             raw: Vec::with_capacity(256),
             stats: PortStats::default(),
-        })
+            fallback,
+        }
     }
 
     /// The mechanism under this port.
     pub fn backend(&self) -> Backend {
         match self.driver {
             Driver::Uring(_) => Backend::Uring,
+            Driver::Epoll(_) => Backend::Epoll,
         }
     }
 
-    /// A few words on how the backend was set up (for logs), e.g. the ring flags.
+    /// A few words on the backend and how it was set up, for logs: `io_uring (setup flags:
+    /// ...)`, `epoll (edge-triggered)`, or `epoll (edge-triggered; io_uring unavailable: CAUSE)`
+    /// when [`BackendChoice::Auto`] fell back.
     pub fn describe(&self) -> String {
-        match &self.driver {
-            Driver::Uring(d) => format!("io_uring (setup flags: {})", d.flags()),
+        match (&self.driver, &self.fallback) {
+            (Driver::Uring(d), _) => format!("io_uring (setup flags: {})", d.flags()),
+            (Driver::Epoll(_), None) => "epoll (edge-triggered)".to_string(),
+            (Driver::Epoll(_), Some(cause)) => {
+                format!("epoll (edge-triggered; io_uring unavailable: {cause})")
+            }
         }
     }
 
@@ -217,6 +426,11 @@ impl Port {
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
         let kind = op.kind();
+        if let (Op::Close { fd }, Driver::Epoll(d)) = (&op, &mut self.driver) {
+            // The driver may hold a handle on an fd it watched; let it go, so that this Close
+            // holds the last one and really closes.
+            d.release(fd.as_raw_fd());
+        }
         let (op, close_fd) = match op {
             Op::Close { fd } => match Rc::try_unwrap(fd) {
                 // The last handle: the kernel closes the descriptor.
@@ -243,6 +457,7 @@ impl Port {
         let inflight = self.table.get_mut(token).expect("just inserted");
         let pushed = match &mut self.driver {
             Driver::Uring(d) => d.push(token, inflight, close_fd),
+            Driver::Epoll(d) => d.push(token, inflight, close_fd),
         };
         if let Err(e) = pushed {
             self.table.remove(token);
@@ -261,6 +476,7 @@ impl Port {
         }
         match &mut self.driver {
             Driver::Uring(d) => d.cancel(token),
+            Driver::Epoll(d) => d.cancel(token),
         }
     }
 
@@ -276,6 +492,7 @@ impl Port {
         self.raw.clear();
         match &mut self.driver {
             Driver::Uring(d) => d.wait(1, timeout, &mut self.raw)?,
+            Driver::Epoll(d) => d.wait(&mut self.table, 1, timeout, &mut self.raw)?,
         }
         let before = out.len();
         self.stats.stale += sys::deliver(&self.raw, &mut self.table, &self.post.queue, out);

@@ -14,10 +14,16 @@
 //! - a wake-up eventfd: when it is written, `wait` returns a completion whose token kind is
 //!   [`OpKind::Wake`](crate::OpKind::Wake).
 //!
+//! Two backends provide it: [`uring`] (the kernel carries operations out) and [`epoll`] (the
+//! driver carries them out when their fd is ready, and so needs the operation table in `wait`,
+//! and a `release(fd)` before a Close so that it does not hold the fd open). `Port::new` chooses
+//! between them, in one place.
+//!
 //! This module also holds the backend-independent conversions that need `unsafe`: socket
 //! addresses to and from `sockaddr_storage`, and a raw result into an [`Outcome`] (adopting an
 //! accepted fd, growing a buffer by the bytes the kernel wrote).
 
+pub(crate) mod epoll;
 pub(crate) mod uring;
 
 use std::io;
