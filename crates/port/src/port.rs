@@ -229,10 +229,9 @@ pub fn probe_uring() -> Result<(), UringUnavailable> {
 
 fn warn_fallback(e: &UringUnavailable) {
     tracing::warn!(
-        cause = %e.cause,
-        "io_uring is unavailable ({}), using the epoll backend; {}",
-        e.cause,
-        e.remedy
+        remedy = %e.remedy,
+        "io_uring is unavailable ({}); using the epoll backend",
+        e.cause
     );
 }
 
