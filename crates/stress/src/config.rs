@@ -17,6 +17,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ringport_port::BackendChoice;
+
 use crate::payload::PayloadSpec;
 
 /// Default `--connections`.
@@ -130,6 +132,8 @@ pub struct StressConfig {
     pub verbose: bool,
     /// `--seed`: seed of the random payload.
     pub seed: u64,
+    /// `--backend auto|uring|epoll`: the completion port's mechanism on the client side.
+    pub backend: BackendChoice,
 }
 
 impl Default for StressConfig {
@@ -153,6 +157,7 @@ impl Default for StressConfig {
             hdr_log: None,
             verbose: false,
             seed: 0,
+            backend: BackendChoice::Auto,
         }
     }
 }

@@ -1,14 +1,37 @@
 //! `ringport stress`: a verifying load generator for echo servers.
 //!
-//! The pieces that do not touch sockets live in plain modules, each unit-tested on its own:
+//! Many connections per client thread on the same completion port as the server, every echoed
+//! byte checked, latency measured from each message's intended send time, one result type with
+//! human, JSON and HdrHistogram-log exporters.
 //!
+//! # Using it
+//!
+//! ```no_run
+//! use ringport_stress::config::StressConfig;
+//!
+//! let config = StressConfig { port: 3333, count: Some(100), ..StressConfig::default() };
+//! let outcome = ringport_stress::engine::run(&config)?; // validates, pre-flight, runs
+//! print!("{}", outcome.report.render());
+//! outcome.write_outputs(&config)?; // --json, --hdr-log
+//! std::process::exit(outcome.report.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! * [`config`]: every option as plain data, validation, and the pre-flight check of the fd
+//!   limit and the ephemeral port range.
+//! * [`engine`]: the client threads and their connections on the completion port.
 //! * [`payload`]: the bytes of message `i` on connection `c` (article-style numbered text or
 //!   seeded random bytes), written into reusable buffers.
 //! * [`verify`]: per-connection stream verification of echoed bytes, arriving in any chunking,
 //!   and the error kinds of a run.
+//! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
+//! * [`report`]: the [`StressReport`](report::StressReport) result type and its exporters.
 pub mod config;
+pub mod engine;
 pub mod payload;
 pub mod report;
 pub mod schedule;

@@ -1,0 +1,227 @@
+//! The engine against in-test echo servers: exact counts, pipelining, rate, warm-up, and every
+//! error kind from deliberately wrong servers, on every backend.
+
+mod util;
+
+use std::time::Duration;
+
+use ringport_stress::config::StressConfig;
+use ringport_stress::engine::run;
+use util::{config, on_every_backend, server, Behavior};
+
+#[test]
+fn closed_loop_verifies_exactly_connections_times_count() {
+    let port = server(Behavior::Echo);
+    let c = StressConfig {
+        count: Some(50),
+        message: Some("Swarajya Pendha".into()),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.messages, 8 * 50);
+        assert_eq!(r.connections_established, 8);
+        assert_eq!((r.fairness.min, r.fairness.max), (50, 50));
+        assert_eq!(r.latency_us.count, 400);
+        assert_eq!(r.exit_code(), 0);
+        let len_sum: u64 = (0..8u64)
+            .flat_map(|c| {
+                (1..=50u64)
+                    .map(move |i| format!("{i}. Thread {} - Swarajya Pendha", c + 1).len() as u64)
+            })
+            .sum();
+        assert_eq!(r.bytes, len_sum);
+    });
+}
+
+#[test]
+fn pipelined_random_payload_verifies() {
+    let port = server(Behavior::Echo);
+    let c = StressConfig {
+        count: Some(40),
+        size: Some(3000),
+        pipeline: 8,
+        connections: 4,
+        seed: 11,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.messages, 4 * 40);
+        assert_eq!(r.bytes, 4 * 40 * 3000);
+    });
+}
+
+#[test]
+fn warmup_is_excluded_from_the_count() {
+    let port = server(Behavior::Echo);
+    let c = StressConfig {
+        count: Some(20),
+        warmup: Duration::from_millis(200),
+        connections: 3,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
+        assert_eq!(o.report.messages, 3 * 20);
+        assert_eq!(o.report.warmup_s, 0.2);
+    });
+}
+
+#[test]
+fn duration_mode_runs_and_reports() {
+    let port = server(Behavior::Echo);
+    let c = StressConfig {
+        duration: Some(Duration::from_millis(300)),
+        connections: 4,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
+        assert!(o.report.messages > 0);
+        assert_eq!(o.report.duration_s, 0.3);
+    });
+}
+
+#[test]
+fn rate_mode_never_sends_ahead_of_the_schedule() {
+    let port = server(Behavior::Echo);
+    // 400 messages at 1000/s: the last is intended 0.399 s after the start.
+    let c = StressConfig {
+        rate: Some(1000.0),
+        count: Some(100),
+        connections: 4,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.messages, 400);
+        assert!(
+            r.duration_s >= 0.39,
+            "finished in {} s: sent ahead of schedule",
+            r.duration_s
+        );
+        assert!(r.latency_uncorrected_us.is_some());
+        assert_eq!(r.mode, "rate");
+    });
+}
+
+#[track_caller]
+fn expect_failure(c: &StressConfig, kinds: &[&str], offset: Option<u64>) {
+    on_every_backend(c, |o| {
+        let r = &o.report;
+        assert!(r.errors > 0, "no error reported");
+        assert_eq!(r.exit_code(), 1);
+        let first = r.first_error.as_ref().expect("first error");
+        assert!(
+            kinds.contains(&first.kind),
+            "first error {first:?}, expected one of {kinds:?}"
+        );
+        if let Some(off) = offset {
+            assert_eq!(first.offset, Some(off), "{first:?}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["errors"], r.errors);
+    });
+}
+
+#[test]
+fn a_flipped_bit_is_a_mismatch_at_its_offset() {
+    let port = server(Behavior::FlipBitsAt(1000, 5000));
+    let c = StressConfig {
+        count: Some(100),
+        size: Some(64),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["mismatch"], Some(1000));
+}
+
+#[test]
+fn a_dropped_byte_is_a_mismatch_at_the_drop() {
+    let port = server(Behavior::DropByteAt(777));
+    let c = StressConfig {
+        count: Some(100),
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["mismatch"], Some(777));
+}
+
+#[test]
+fn an_early_close_mid_message_is_a_short_echo() {
+    let port = server(Behavior::CloseAfter(150));
+    let c = StressConfig {
+        count: Some(10),
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["short_echo", "reset"], None);
+}
+
+#[test]
+fn a_close_with_nothing_outstanding_is_an_early_close() {
+    // Open loop at 20 msg/s over 2 connections: each sends every 100 ms, so the server's close
+    // after the first echo arrives while nothing is outstanding.
+    let port = server(Behavior::CloseAfter(100));
+    let c = StressConfig {
+        rate: Some(20.0),
+        count: Some(5),
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["early_close"], Some(100));
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let port = server(Behavior::Silent);
+    let c = StressConfig {
+        count: Some(5),
+        connections: 2,
+        timeout: Duration::from_millis(300),
+        ..config(port)
+    };
+    expect_failure(&c, &["timeout"], Some(0));
+}
+
+#[test]
+fn a_refused_connection_is_a_connect_failure() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = StressConfig {
+        count: Some(5),
+        connections: 3,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(
+            r.errors_by_kind
+                .get(ringport_stress::verify::ErrorKind::ConnectFailed),
+            3
+        );
+        assert_eq!(r.connections_established, 0);
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.first_error.as_ref().unwrap().offset, None);
+    });
+}
+
+#[test]
+fn bad_options_fail_before_running() {
+    let c = StressConfig {
+        count: Some(1),
+        duration: Some(Duration::from_secs(1)),
+        ..config(1)
+    };
+    let e = run(&c).unwrap_err();
+    assert!(e.to_string().contains("--count and --duration"), "{e}");
+}
