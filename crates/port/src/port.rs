@@ -277,7 +277,7 @@ struct PostBox {
 /// Posts values to a port from any thread: Linux's `PostQueuedCompletionStatus`.
 ///
 /// Each value comes out of the port's [`wait`](Port::wait) as a [`Completion`] whose
-/// [`outcome`](Completion::outcome) is [`Outcome::Posted`] and whose [`key`](Completion::key) is
+/// [`outcome`](Completion::outcome) is [`Outcome::Posted`](crate::Outcome::Posted) and whose [`key`](Completion::key) is
 /// the value. Values are delivered in the order they were posted.
 #[derive(Debug, Clone)]
 pub struct Poster {

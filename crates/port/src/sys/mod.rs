@@ -12,7 +12,7 @@
 //! - `wait(min, timeout, out)`: submit what is queued, wait until at least `min` completions are
 //!   ready or the timeout passes, and append every ready completion to `out`.
 //! - a wake-up eventfd: when it is written, `wait` returns a completion whose token kind is
-//!   [`OpKind::Wake`](crate::OpKind::Wake).
+//!   [`OpKind::Wake`].
 //!
 //! Two backends provide it: [`uring`] (the kernel carries operations out) and [`epoll`] (the
 //! driver carries them out when their fd is ready, and so needs the operation table in `wait`,
