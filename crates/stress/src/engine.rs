@@ -71,6 +71,33 @@ pub struct Progress {
     pub connected: AtomicU64,
 }
 
+impl Progress {
+    /// A one-line summary for a live display, e.g.
+    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
+    /// computed from `previous` (the messages count at the last call) over `interval`.
+    pub fn line(
+        &self,
+        elapsed: Duration,
+        previous: u64,
+        interval: Duration,
+        connections: usize,
+    ) -> String {
+        let messages = self.messages.load(Ordering::Relaxed);
+        let secs = interval.as_secs_f64();
+        let rate = if secs > 0.0 {
+            messages.saturating_sub(previous) as f64 / secs
+        } else {
+            0.0
+        };
+        format!(
+            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
+            elapsed.as_secs_f64(),
+            self.connected.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Hooks into a run besides its configuration.
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
