@@ -56,7 +56,10 @@
 //! No allocation per operation: waiting operations are linked through a per-slot array that
 //! mirrors the operation table, and fds are found by number in a vector. One `epoll_wait` per
 //! `wait` (a second only when the first was woken by events that completed nothing and time is
-//! left), with the timeout rounded up to whole milliseconds.
+//! left). The timeout is kept to the nanosecond with `epoll_pwait2` (Linux 5.11+, called as a raw
+//! system call so that no recent libc is needed); where that call is missing (`ENOSYS`) or
+//! filtered out (`EPERM`), the driver switches to `epoll_wait` for good and rounds timeouts up
+//! to whole milliseconds.
 
 use std::fmt;
 use std::io;
@@ -174,6 +177,8 @@ pub(crate) struct EpollDriver {
     ready: Vec<(u64, i32, u32)>,
     /// Fds whose queues emptied since the last `wait`.
     idle: Vec<RawFd>,
+    /// `epoll_pwait2` has not failed with ENOSYS or EPERM yet.
+    pwait2: bool,
 }
 
 impl fmt::Debug for EpollDriver {
@@ -409,6 +414,7 @@ impl EpollDriver {
             waiters: Vec::new(),
             ready: Vec::with_capacity(256),
             idle: Vec::new(),
+            pwait2: true,
         })
     }
 
@@ -730,6 +736,59 @@ impl EpollDriver {
         self.idle.clear();
     }
 
+    /// One wait for readiness events into `self.events`, at most `left` long (`None`: no limit).
+    /// Returns how many events arrived.
+    fn epoll_wait(&mut self, left: Option<Duration>) -> io::Result<usize> {
+        let epfd = self.epfd.as_raw_fd();
+        let cap = i32::try_from(self.events.len()).unwrap_or(i32::MAX);
+        if self.pwait2 {
+            let ts = left.map(|d| libc::timespec {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: d.subsec_nanos().into(),
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: epoll_pwait2(epfd, events, maxevents, timeout, sigmask, sigsetsize):
+            // `events` is a live buffer of `cap` epoll_events, exclusively borrowed, of which the
+            // kernel writes at most `cap`; `ts_ptr` is null or points at a live local timespec
+            // it only reads; a null sigmask leaves the signal mask alone (the size is then
+            // ignored).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epfd,
+                    self.events.as_mut_ptr(),
+                    cap,
+                    ts_ptr,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if ret >= 0 {
+                return Ok(ret as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                // Older than 5.11, or a seccomp profile that does not know the call.
+                Some(libc::ENOSYS | libc::EPERM) => self.pwait2 = false,
+                _ => return Err(e),
+            }
+        }
+        let ms = match left {
+            None => -1,
+            Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+        };
+        // SAFETY: `events` is a live buffer of `cap` epoll_events, exclusively borrowed; the
+        // kernel writes at most `cap` of them.
+        let n = unsafe { libc::epoll_wait(epfd, self.events.as_mut_ptr(), cap, ms) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Delivers what finished since the last call, waits for readiness (one `epoll_wait`) until
     /// `min` completions are ready or the timeout passes, and works the queues of the fds that
     /// became ready. Appends every completion to `out` as `(user_data, result, flags)`.
@@ -749,30 +808,22 @@ impl EpollDriver {
         };
         loop {
             let enough = out.len() - before >= min;
-            let ms: i32 = match (timeout, deadline) {
-                _ if enough => 0,
-                (Some(d), _) if d.is_zero() => 0,
-                (None, _) => -1,
-                (Some(_), None) => -1, // too far to represent: no limit
+            let left: Option<Duration> = match (timeout, deadline) {
+                _ if enough => Some(Duration::ZERO),
+                (Some(d), _) if d.is_zero() => Some(Duration::ZERO),
+                (None, _) => None,
+                (Some(_), None) => None, // too far to represent: no limit
                 (Some(_), Some(deadline)) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+                    Some(deadline.saturating_duration_since(Instant::now()))
                 }
             };
-            let cap = i32::try_from(self.events.len()).unwrap_or(i32::MAX);
-            // SAFETY: `events` is a live buffer of `cap` epoll_events, exclusively borrowed; the
-            // kernel writes at most `cap` of them.
-            let n = unsafe {
-                libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), cap, ms)
+            let n = match self.epoll_wait(left) {
+                Ok(n) => n,
+                // Like io_uring_enter: interrupted by a signal, reap what there is.
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
+                Err(e) => return Err(e),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    return Ok(()); // like io_uring_enter: interrupted, reap what there is
-                }
-                return Err(e);
-            }
-            for i in 0..n as usize {
+            for i in 0..n {
                 let libc::epoll_event { events, u64: key } = self.events[i];
                 if key == WAKE_KEY {
                     let mut count: u64 = 0;
@@ -795,7 +846,7 @@ impl EpollDriver {
                 }
                 self.note_if_idle(fd);
             }
-            if ms == 0 || out.len() - before >= min {
+            if left == Some(Duration::ZERO) || out.len() - before >= min {
                 return Ok(());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
