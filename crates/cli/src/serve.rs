@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use ringport_server::{ServeConfig, Shutdown};
+use ringport_server::{Model, ServeConfig, Shutdown};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -20,7 +20,13 @@ pub struct ServeArgs {
     /// TCP port (the article's 3333); 0 picks a free port, printed in the `listening on` line.
     #[arg(long, default_value_t = 3333)]
     port: u16,
-    /// Worker threads, each with its own completion port [default: the number of CPUs].
+    /// The server design: `completion` (worker threads on completion ports), `threaded` (the
+    /// article's thread per client, on blocking sockets), `single` (the article's one client at
+    /// a time; the others wait in the backlog).
+    #[arg(long, default_value = "completion", value_parser = model_parser())]
+    model: Model,
+    /// Worker threads of the completion model, each with its own completion port [default: the
+    /// number of CPUs].
     ///
     /// The article used 2 x CPUs because its workers could block (console output under a lock,
     /// synchronous calls) and a spare thread kept the CPU busy meanwhile. ringport's workers never
@@ -28,6 +34,11 @@ pub struct ServeArgs {
     /// extra context switches.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
+    /// Threaded model: the most clients served at once (one thread each). A client beyond it,
+    /// or one for which no thread can be created, is closed at once (and counted), with one
+    /// warning per episode.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Seconds a graceful shutdown may spend echoing what was already received before closing
     /// the remaining connections.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
@@ -40,6 +51,13 @@ pub struct ServeArgs {
     /// article's console. Off by default: it costs throughput.
     #[arg(long)]
     log_messages: bool,
+}
+
+/// Accepts exactly [`Model::NAMES`], which `--help` and the error for another name list.
+fn model_parser() -> impl clap::builder::TypedValueParser<Value = Model> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Model::NAMES)
+        .map(|name| name.parse::<Model>().unwrap_or(Model::Completion))
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -60,6 +78,8 @@ impl ServeArgs {
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
             buffer_size: self.buffer_size as usize,
             log_messages: self.log_messages,
+            model: self.model,
+            max_connections: self.max_connections as usize,
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {

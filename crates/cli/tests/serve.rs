@@ -181,25 +181,94 @@ mod concurrency {
     fn completion() {
         five_hundred_connections("completion")
     }
+
+    #[test]
+    fn threaded() {
+        five_hundred_connections("threaded")
+    }
 }
 
+/// `--max-connections 2`: a third concurrent client of the threaded model is closed at once, the
+/// first two keep being served, the limit is reported once, and a place freed is used again.
 #[test]
-fn address_in_use_is_one_clear_line_and_a_failure() {
-    let server = Server::start("completion", &[]);
-    let out = bin()
-        .args(["serve", "--port", &server.addr.port().to_string()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(
-        out.stdout.is_empty(),
-        "no listening line: {}",
-        String::from_utf8_lossy(&out.stdout)
+fn threaded_max_connections_closes_the_client_beyond_the_limit() {
+    let mut server = Server::start("threaded", &["--max-connections", "2"]);
+    let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
+        s.write_all(msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_same(&back, msg);
+    };
+    let mut a = server.connect();
+    let mut b = server.connect();
+    round_trip(&mut a, b"first");
+    round_trip(&mut b, b"second");
+    for _ in 0..3 {
+        let mut c = server.connect();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 16];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("the client beyond the limit got {n} bytes"),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the client beyond the limit was not closed: {e}"
+            ),
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "closed at once");
+    }
+    round_trip(&mut a, b"still served");
+    round_trip(&mut b, &Rng::new(4).bytes(100_000));
+    server.eventually(Duration::from_secs(5), "a warning about the limit", |s| {
+        s.stderr().contains("--max-connections")
+    });
+    let err = server.stderr();
+    assert_eq!(
+        err.matches("closing new connections at once").count(),
+        1,
+        "one warning per episode: {err}"
     );
+    // A place freed is served again.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut d = server.connect();
+        let mut back = [0u8; 5];
+        if d.write_all(b"again").is_ok() && d.read_exact(&mut back).is_ok() {
+            assert_eq!(&back, b"again");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed place is never used");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(b);
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(8));
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+}
+
+for_each_model! {
+    fn address_in_use_is_one_clear_line_and_a_failure(model: &str) {
+        let server = Server::start(model, &[]);
+        let out = bin()
+            .args(["serve", "--model", model, "--port", &server.addr.port().to_string()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("already in use"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "no listening line: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 #[test]
@@ -209,6 +278,8 @@ fn bad_flags_fail() {
         &["serve", "--workers", "0"],
         &["serve", "--bind", "not-an-ip"],
         &["serve", "--drain-timeout", "-1"],
+        &["serve", "--model", "nope"],
+        &["serve", "--max-connections", "0"],
         &["send"],
     ] {
         let out = bin().args(args).output().unwrap();
@@ -233,8 +304,26 @@ fn send_reports_a_refused_connection() {
 }
 
 #[test]
-fn log_messages_prints_chunks_with_the_worker() {
-    let mut server = Server::start("completion", &["--log-messages"]);
+fn model_flag_lists_the_designs_and_rejects_others() {
+    let help = bin().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in MODELS {
+        assert!(help.contains(name), "{name} in --help: {help}");
+    }
+    assert!(help.contains("--max-connections"), "{help}");
+    let out = bin()
+        .args(["serve", "--port", "0", "--model", "iocp"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("iocp") && err.contains("threaded"), "{err}");
+}
+
+for_each_model! {
+    fn log_messages_prints_chunks_with_the_worker(model: &str) {
+    let mut server = Server::start(model, &["--log-messages"]);
     let mut s = server.connect();
     s.write_all(b"hello\0there").unwrap();
     let mut back = [0u8; 11];
@@ -245,4 +334,5 @@ fn log_messages_prints_chunks_with_the_worker() {
     let out = server.stdout();
     assert!(out.contains("worker "), "{out}");
     assert!(out.contains("hello\\0there"), "{out}");
+    }
 }

@@ -496,7 +496,8 @@ impl Worker<'_> {
 }
 
 /// Prints a received chunk the way the article's server console did, lossy and truncated.
-fn log_message(worker: usize, key: u64, peer: Option<SocketAddr>, bytes: &[u8]) {
+/// Shared with the blocking models.
+pub(crate) fn log_message(worker: usize, key: u64, peer: Option<SocketAddr>, bytes: &[u8]) {
     use std::io::Write;
     const MAX: usize = 80;
     let shown = &bytes[..bytes.len().min(MAX)];

@@ -1,6 +1,8 @@
 //! What a server is asked to be: the parsed, validated form of `ringport serve`'s flags.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use ringport_port::PortConfig;
@@ -10,14 +12,49 @@ use ringport_port::PortConfig;
 pub enum Model {
     /// Worker threads, each driving many connections on its own completion port.
     Completion,
+    /// The article's socket2: an accept loop and one thread per client, on blocking sockets.
+    Threaded,
+    /// The article's socket1: one client at a time; the others wait in the listen backlog.
+    Single,
 }
 
 impl Model {
+    /// Every model, in the order shown in help texts and reports.
+    pub const ALL: [Model; 3] = [Model::Completion, Model::Threaded, Model::Single];
+    /// The names of [`Model::ALL`], for command-line parsers (e.g. clap's `PossibleValuesParser`).
+    pub const NAMES: [&'static str; 3] = ["completion", "threaded", "single"];
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Model::Completion => "completion",
+            Model::Threaded => "threaded",
+            Model::Single => "single",
         }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A model name that is not one of [`Model::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown server model `{0}`: expected one of completion, threaded, single")]
+pub struct UnknownModel(pub String);
+
+impl FromStr for Model {
+    type Err = UnknownModel;
+
+    /// Parses a model name (case-insensitive, surrounding blanks ignored).
+    fn from_str(s: &str) -> Result<Model, UnknownModel> {
+        let name = s.trim();
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownModel(s.to_string()))
     }
 }
 
@@ -43,6 +80,9 @@ pub struct ServeConfig {
     pub backlog: i32,
     /// Settings for each worker's completion port.
     pub port_config: PortConfig,
+    /// The most connections served at once by the threaded model (one thread each); a
+    /// connection beyond it is closed at once. The other models do not use it.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -57,6 +97,7 @@ impl Default for ServeConfig {
             log_messages: false,
             backlog: 4096,
             port_config: PortConfig::default(),
+            max_connections: 10_000,
         }
     }
 }
@@ -65,5 +106,22 @@ impl ServeConfig {
     /// The socket address to bind.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_round_trip_and_unknown_names_say_what_is_expected() {
+        for (m, name) in Model::ALL.into_iter().zip(Model::NAMES) {
+            assert_eq!(m.name(), name);
+            assert_eq!(m.to_string(), name);
+            assert_eq!(name.parse::<Model>(), Ok(m));
+        }
+        assert_eq!(" Threaded ".parse::<Model>(), Ok(Model::Threaded));
+        let err = "iocp".parse::<Model>().unwrap_err().to_string();
+        assert!(err.contains("`iocp`") && err.contains("single"), "{err}");
     }
 }

@@ -3,6 +3,9 @@
 //! The servers of the article, behind one entry point, [`start`]:
 //!
 //! - [`completion`]: worker threads on completion ports (io_uring), the heart of ringport.
+//! - [`threaded`]: the article's socket2, one thread per client on blocking sockets, guarded by
+//!   `max_connections`.
+//! - [`single`]: the article's socket1, one client at a time.
 //!
 //! Every design speaks the same protocol ([`echo`]: RFC 862 over TCP, bounded memory per
 //! connection), answers the same [`Shutdown`] (stop accepting, echo what was received, close,
@@ -13,23 +16,28 @@
 //! - [`config`]: the settings ([`ServeConfig`], [`Model`]).
 //! - [`echo`]: the per-connection state machine, with no socket in it.
 //! - [`completion`]: the completion model's workers.
+//! - [`threaded`], [`single`]: the blocking models; `blocking` holds what they share (the
+//!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters and the shutdown summary.
 
+mod blocking;
 pub mod completion;
 pub mod config;
 pub mod echo;
 pub mod listener;
 pub mod shutdown;
+pub mod single;
 pub mod slots;
 pub mod summary;
+pub mod threaded;
 
 use std::io;
 use std::net::SocketAddr;
 
-pub use config::{Model, ServeConfig};
+pub use config::{Model, ServeConfig, UnknownModel};
 pub use shutdown::Shutdown;
 pub use summary::{Summary, WorkerStats};
 
@@ -101,5 +109,7 @@ impl Running {
 pub fn start(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     match config.model {
         Model::Completion => completion::start(config, shutdown),
+        Model::Threaded => threaded::start(config, shutdown),
+        Model::Single => single::start(config, shutdown),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The server designs every server test runs against.
-pub const MODELS: &[&str] = &["completion"];
+pub const MODELS: &[&str] = &["completion", "threaded", "single"];
 
 /// Expands each test body once per server model: `fn name(model: &str) { ... }` becomes a module
 /// `name` with one `#[test]` per model.
@@ -23,6 +23,10 @@ macro_rules! for_each_model {
             fn body($model: &str) $body
             #[test]
             fn completion() { body("completion") }
+            #[test]
+            fn threaded() { body("threaded") }
+            #[test]
+            fn single() { body("single") }
         }
     )*};
 }
