@@ -303,6 +303,85 @@ fn send_reports_a_refused_connection() {
     assert!(err.contains("cannot connect"), "{err}");
 }
 
+/// Out of descriptors (`ulimit -n`), the threaded model's accepts fail with EMFILE: it warns once,
+/// backs off instead of spinning, keeps serving its open connections, and takes the waiting
+/// clients once descriptors are free again.
+#[test]
+fn threaded_out_of_descriptors_backs_off_then_recovers() {
+    let mut server = Server::start_with_fd_limit("threaded", &[], 32);
+    let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
+        s.write_all(msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_same(&back, msg);
+    };
+    // More clients than descriptors: the last ones wait in the backlog.
+    let mut conns: Vec<_> = (0..40).map(|_| server.connect()).collect();
+    server.eventually(Duration::from_secs(5), "an accept failure warning", |s| {
+        s.stderr().contains("pausing accepts")
+    });
+    let mut served = Vec::new();
+    let mut waiting = Vec::new();
+    for (i, mut s) in conns.drain(..).enumerate() {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.write_all(&[i as u8]).unwrap();
+        let mut b = [0u8; 1];
+        match s.read_exact(&mut b) {
+            Ok(()) => served.push(s),
+            Err(_) => waiting.push((i, s)),
+        }
+    }
+    assert!(
+        !served.is_empty() && !waiting.is_empty(),
+        "{} served",
+        served.len()
+    );
+    // No spinning while out of descriptors: the process uses little CPU.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = cpu(server.pid()) - before;
+    assert!(
+        ticks < 30,
+        "{ticks} CPU ticks in one second while out of descriptors"
+    );
+    for s in &mut served {
+        round_trip(s, b"still served");
+    }
+    // Free descriptors: the waiting clients are served (their first byte included).
+    drop(served);
+    for (i, mut s) in waiting {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)
+            .unwrap_or_else(|e| panic!("client {i} never served: {e}"));
+        assert_eq!(b[0], i as u8);
+        round_trip(&mut s, b"late");
+    }
+    let err = server.stderr();
+    assert_eq!(
+        err.matches("pausing accepts").count(),
+        1,
+        "one warning per episode: {err}"
+    );
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(8)).success(),
+        "{}",
+        server.stderr()
+    );
+}
+
 #[test]
 fn model_flag_lists_the_designs_and_rejects_others() {
     let help = bin().args(["serve", "--help"]).output().unwrap();

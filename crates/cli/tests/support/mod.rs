@@ -66,8 +66,25 @@ impl Server {
         if model != "completion" {
             cmd.args(["--model", model]);
         }
-        cmd.args(extra)
-            .env("RUST_LOG", "warn")
+        cmd.args(extra);
+        Server::spawn(cmd)
+    }
+
+    /// Like [`Server::start`], with the server's open-file limit (`ulimit -n`) set to `nofile`.
+    #[track_caller]
+    pub fn start_with_fd_limit(model: &str, extra: &[&str], nofile: u32) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\""])
+            .arg(nofile.to_string())
+            .arg(env!("CARGO_BIN_EXE_ringport"))
+            .args(["serve", "--port", "0", "--model", model])
+            .args(extra);
+        Server::spawn(cmd)
+    }
+
+    #[track_caller]
+    fn spawn(mut cmd: Command) -> Server {
+        cmd.env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
