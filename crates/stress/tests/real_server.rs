@@ -1,0 +1,99 @@
+//! The engine against the real completion-port server (`ringport-server`), in process: exact
+//! counts, pipelining, rate, and the JSON keys of the contract.
+
+mod util;
+
+use std::time::Duration;
+
+use ringport_server::{ServeConfig, Shutdown};
+use ringport_stress::config::StressConfig;
+use util::{config, on_every_backend};
+
+/// Starts the real server on a free port with one worker; returns the port and its shutdown.
+fn real_server() -> (u16, Shutdown) {
+    let shutdown = Shutdown::new();
+    let running = ringport_server::start(
+        &ServeConfig {
+            port: 0,
+            workers: 1,
+            ..ServeConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .expect("start the real server");
+    let port = running.local_addr().port();
+    std::thread::spawn(move || running.wait());
+    (port, shutdown)
+}
+
+#[test]
+fn exact_counts_and_json_keys_against_the_real_server() {
+    let (port, shutdown) = real_server();
+    let c = StressConfig {
+        connections: 20,
+        count: Some(100),
+        size: Some(256),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.messages, 20 * 100);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "connections",
+            "messages",
+            "bytes",
+            "errors",
+            "duration_s",
+            "msgs_per_s",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        for q in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(v["latency_us"][q].is_u64(), "missing latency_us.{q}");
+        }
+        assert_eq!(v["messages"], 2000);
+    });
+    shutdown.trigger();
+}
+
+#[test]
+fn pipelining_verifies_against_the_real_server() {
+    let (port, shutdown) = real_server();
+    let c = StressConfig {
+        connections: 6,
+        count: Some(200),
+        pipeline: 16,
+        size: Some(1500),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
+        assert_eq!(o.report.messages, 6 * 200);
+    });
+    shutdown.trigger();
+}
+
+#[test]
+fn rate_mode_reaches_a_modest_target_against_the_real_server() {
+    let (port, shutdown) = real_server();
+    // 2000 msg/s is far below what the server does on any machine: the client must hit it.
+    let c = StressConfig {
+        connections: 10,
+        rate: Some(2000.0),
+        duration: Some(Duration::from_secs(1)),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        let achieved = r.msgs_per_s / 2000.0;
+        assert!(
+            (0.95..=1.05).contains(&achieved),
+            "achieved {:.1} msg/s of 2000",
+            r.msgs_per_s
+        );
+    });
+    shutdown.trigger();
+}
