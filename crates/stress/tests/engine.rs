@@ -5,9 +5,13 @@ mod util;
 
 use std::time::Duration;
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use ringport_stress::config::StressConfig;
-use ringport_stress::engine::run;
-use util::{config, on_every_backend, server, Behavior};
+use ringport_stress::engine::{run, run_with, Progress, RunOptions};
+use util::{config, on_every_backend, recording_server, server, Behavior};
 
 #[test]
 fn closed_loop_verifies_exactly_connections_times_count() {
@@ -224,4 +228,96 @@ fn bad_options_fail_before_running() {
     };
     let e = run(&c).unwrap_err();
     assert!(e.to_string().contains("--count and --duration"), "{e}");
+}
+
+#[test]
+fn connections_are_spread_over_the_given_source_addresses() {
+    let (port, seen) = recording_server();
+    let sources: Vec<IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let c = StressConfig {
+        count: Some(3),
+        connections: 6,
+        source_ips: sources.clone(),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
+        assert_eq!(o.report.messages, 18);
+        assert_eq!(o.preflight.source_ips, sources);
+    });
+    let seen = seen.lock().unwrap();
+    for ip in &sources {
+        let n = seen.iter().filter(|s| *s == ip).count();
+        assert_eq!(
+            n * 2,
+            seen.len(),
+            "connections from {ip}: {n} of {}",
+            seen.len()
+        );
+    }
+}
+
+#[test]
+fn the_stop_flag_ends_a_long_run_early_and_progress_counts() {
+    let port = server(Behavior::Echo);
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::default());
+    let opts = RunOptions {
+        progress: Some(Arc::clone(&progress)),
+        stop: Some(Arc::clone(&stop)),
+    };
+    let c = StressConfig {
+        duration: Some(Duration::from_secs(60)),
+        connections: 4,
+        ..config(port)
+    };
+    let flag = Arc::clone(&stop);
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        flag.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let o = run_with(&c, &opts).unwrap();
+    stopper.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop flag was ignored"
+    );
+    assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
+    assert!(o.report.messages > 0);
+    assert!(
+        o.report.duration_s < 5.0,
+        "measured {} s",
+        o.report.duration_s
+    );
+    assert_eq!(progress.connected.load(Ordering::Relaxed), 4);
+    assert!(progress.messages.load(Ordering::Relaxed) >= o.report.messages);
+    let line = progress.line(Duration::from_secs(1), 0, Duration::from_secs(1), 4);
+    assert!(line.contains("4/4 connected"), "{line}");
+}
+
+#[test]
+fn outputs_are_written_where_asked() {
+    let port = server(Behavior::Echo);
+    let dir = std::env::temp_dir().join(format!("ringport-stress-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = StressConfig {
+        count: Some(10),
+        json: Some(ringport_stress::config::OutputTarget::Path(
+            dir.join("r.json"),
+        )),
+        hdr_log: Some(dir.join("r.hlog")),
+        ..config(port)
+    };
+    let o = run(&c).unwrap();
+    o.write_outputs(&c).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(v["messages"], 80);
+    let log = std::fs::read_to_string(dir.join("r.hlog")).unwrap();
+    assert!(
+        log.starts_with("#[Histogram log format version 1.3]"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

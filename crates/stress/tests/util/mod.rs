@@ -6,7 +6,8 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -40,6 +41,25 @@ pub fn server(behavior: Behavior) -> u16 {
         }
     });
     port
+}
+
+/// Starts a correct echo server that records each client's source address; returns its port
+/// and the addresses seen.
+pub fn recording_server() -> (u16, Arc<Mutex<Vec<IpAddr>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test server");
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            if let Ok(peer) = stream.peer_addr() {
+                record.lock().unwrap().push(peer.ip());
+            }
+            thread::spawn(move || serve(stream, Behavior::Echo));
+        }
+    });
+    (port, seen)
 }
 
 fn serve(mut s: TcpStream, behavior: Behavior) {
