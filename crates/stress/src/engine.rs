@@ -229,7 +229,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         backend,
         opts,
     };
-    let results: Vec<Result<ThreadResult, String>> = thread::scope(|s| {
+    let results: Vec<Result<ThreadResult, ThreadFailure>> = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let shared = &shared;
@@ -241,17 +241,20 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("panicked".to_string())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ThreadFailure::Other("panicked".to_string())))
+            })
             .collect()
     });
     let mut parts = Vec::with_capacity(threads);
     for (t, r) in results.into_iter().enumerate() {
         match r {
             Ok(part) => parts.push(part),
-            Err(detail) if detail.starts_with(PORT_ERROR) => {
-                return Err(StressError::Port(detail[PORT_ERROR.len()..].to_string()))
+            Err(ThreadFailure::Port(detail)) => return Err(StressError::Port(detail)),
+            Err(ThreadFailure::Other(detail)) => {
+                return Err(StressError::Thread { thread: t, detail })
             }
-            Err(detail) => return Err(StressError::Thread { thread: t, detail }),
         }
     }
     let stats = ThreadStats::merge_all(config.connections, parts.iter().map(|p| &p.stats));
@@ -309,8 +312,34 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, StressError> {
         .ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "no address")))
 }
 
-/// Prefix of a thread's error string that means "the port could not be created".
-const PORT_ERROR: &str = "port: ";
+/// Waits at the start barrier once: explicitly with [`StartGuard::pass`], or when dropped.
+struct StartGuard<'b> {
+    barrier: &'b Barrier,
+    passed: bool,
+}
+
+impl StartGuard<'_> {
+    fn pass(&mut self) {
+        if !self.passed {
+            self.passed = true;
+            self.barrier.wait();
+        }
+    }
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        self.pass();
+    }
+}
+
+/// Why a client thread gave up.
+enum ThreadFailure {
+    /// Its completion port could not be created.
+    Port(String),
+    /// Its port failed while running, or it panicked.
+    Other(String),
+}
 
 /// What all client threads share (read-only but for the once-set fields).
 struct Shared<'a> {
@@ -333,25 +362,32 @@ struct ThreadResult {
     stopped_early: Option<Instant>,
 }
 
-fn client_thread(shared: &Shared<'_>, t: usize, threads: usize) -> Result<ThreadResult, String> {
+fn client_thread(
+    shared: &Shared<'_>,
+    t: usize,
+    threads: usize,
+) -> Result<ThreadResult, ThreadFailure> {
+    // Every thread must reach the start barrier, whatever happens to it before (an error, or a
+    // panic: the guard waits while unwinding), or the others would wait for ever.
+    let mut start = StartGuard {
+        barrier: &shared.barrier,
+        passed: false,
+    };
     let globals = connections_of_thread(t, threads, shared.config.connections);
     let entries = (globals.len() * 2 + 16).next_power_of_two().clamp(64, 4096) as u32;
-    let port = match Port::new(&PortConfig {
+    let port = Port::new(&PortConfig {
         entries,
         backend: shared.backend.into(),
-    }) {
-        Ok(p) => p,
-        Err(e) => {
-            // The others wait at the barrier: reach it before leaving.
-            shared.barrier.wait();
-            return Err(format!("{PORT_ERROR}{e}"));
-        }
-    };
+    })
+    .map_err(|e| ThreadFailure::Port(e.to_string()))?;
     let mut client = Client::new(shared, port, &globals);
     let connected = client.connect_all();
-    shared.barrier.wait();
-    connected.map_err(|e| format!("connecting: {e}"))?;
-    client.load().map_err(|e| format!("port: {e}"))?;
+    start.pass();
+    connected
+        .map_err(|e| ThreadFailure::Other(format!("waiting on the port while connecting: {e}")))?;
+    client
+        .load()
+        .map_err(|e| ThreadFailure::Other(format!("waiting on the port: {e}")))?;
     Ok(ThreadResult {
         stats: client.stats,
         measure_start: client.measure_start,
