@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::{Model, ServeConfig, Shutdown};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -47,6 +48,10 @@ pub struct ServeArgs {
     /// echo has been sent, so this bounds the server's memory per connection.
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
     buffer_size: u32,
+    /// The completion port's mechanism: `auto` (io_uring, or epoll with one warning naming why
+    /// io_uring cannot be used), `uring` (fail if it cannot be used), or `epoll`.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
     /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
     /// article's console. Off by default: it costs throughput.
     #[arg(long)]
@@ -79,6 +84,10 @@ impl ServeArgs {
             buffer_size: self.buffer_size as usize,
             log_messages: self.log_messages,
             model: self.model,
+            port_config: PortConfig {
+                backend: self.backend,
+                ..PortConfig::default()
+            },
             max_connections: self.max_connections as usize,
             ..ServeConfig::default()
         };

@@ -183,6 +183,11 @@ mod concurrency {
     }
 
     #[test]
+    fn completion_epoll() {
+        five_hundred_connections("completion-epoll")
+    }
+
+    #[test]
     fn threaded() {
         five_hundred_connections("threaded")
     }
@@ -255,7 +260,9 @@ for_each_model! {
     fn address_in_use_is_one_clear_line_and_a_failure(model: &str) {
         let server = Server::start(model, &[]);
         let out = bin()
-            .args(["serve", "--model", model, "--port", &server.addr.port().to_string()])
+            .arg("serve")
+            .args(model_args(model))
+            .args(["--port", &server.addr.port().to_string()])
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
@@ -386,7 +393,7 @@ fn threaded_out_of_descriptors_backs_off_then_recovers() {
 fn model_flag_lists_the_designs_and_rejects_others() {
     let help = bin().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for name in MODELS {
+    for name in ["completion", "threaded", "single"] {
         assert!(help.contains(name), "{name} in --help: {help}");
     }
     assert!(help.contains("--max-connections"), "{help}");

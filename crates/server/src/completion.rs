@@ -92,10 +92,19 @@ struct Worker<'a> {
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     let workers = cfg.workers.max(1);
     let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
+    // Decide the backend once (one log line if io_uring is unavailable and auto falls back),
+    // then give every worker the decision.
+    let resolved = cfg
+        .port_config
+        .backend
+        .resolve()
+        .map_err(|e| ServeError::Port(ringport_port::PortError::UringUnavailable(e)))?;
+    let mut worker_cfg = cfg.clone();
+    worker_cfg.port_config.backend = resolved.into();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(workers);
     for (id, listener) in listeners.into_iter().enumerate() {
-        let cfg = cfg.clone();
+        let cfg = worker_cfg.clone();
         let ready = ready_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("ringport-w{id}"))

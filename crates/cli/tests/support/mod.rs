@@ -9,8 +9,20 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The server designs every server test runs against.
-pub const MODELS: &[&str] = &["completion", "threaded", "single"];
+/// The server designs every server test runs against: the completion model on each backend of
+/// the port, and the two naive models.
+pub const MODELS: &[&str] = &["completion", "completion-epoll", "threaded", "single"];
+
+/// The `serve` flags that select `model` (a name from [`MODELS`]).
+pub fn model_args(model: &str) -> Vec<&'static str> {
+    match model {
+        "completion" => vec!["--model", "completion", "--backend", "uring"],
+        "completion-epoll" => vec!["--model", "completion", "--backend", "epoll"],
+        "threaded" => vec!["--model", "threaded"],
+        "single" => vec!["--model", "single"],
+        other => panic!("unknown model {other}"),
+    }
+}
 
 /// Expands each test body once per server model: `fn name(model: &str) { ... }` becomes a module
 /// `name` with one `#[test]` per model.
@@ -23,6 +35,8 @@ macro_rules! for_each_model {
             fn body($model: &str) $body
             #[test]
             fn completion() { body("completion") }
+            #[test]
+            fn completion_epoll() { body("completion-epoll") }
             #[test]
             fn threaded() { body("threaded") }
             #[test]
@@ -63,9 +77,7 @@ impl Server {
     pub fn start(model: &str, extra: &[&str]) -> Server {
         let mut cmd = bin();
         cmd.args(["serve", "--port", "0", "--workers", "2"]);
-        if model != "completion" {
-            cmd.args(["--model", model]);
-        }
+        cmd.args(model_args(model));
         cmd.args(extra);
         Server::spawn(cmd)
     }
