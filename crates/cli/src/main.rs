@@ -5,6 +5,7 @@
 
 mod send;
 mod serve;
+mod stress;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send one message to an echo server, print the echo, check it byte for byte.
     Send(send::SendArgs),
+    /// Load an echo server from many connections, verify every echoed byte, measure latency.
+    Stress(stress::StressArgs),
 }
 
 fn init_logging() {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
+        Command::Stress(args) => stress::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,200 @@
+//! `ringport stress`: flags into a [`StressConfig`], the article's questions on a terminal, a
+//! live progress line on a terminal, Ctrl-C to stop early, the report, and the exit code.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use ringport_port::BackendChoice;
+use ringport_stress::config::{OutputTarget, StressConfig};
+use ringport_stress::engine::{self, Progress, RunOptions};
+
+/// Flags of `ringport stress`.
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    /// `[HOST] [PORT]`: the server (127.0.0.1 and 3333 by default). A lone number is the port.
+    #[arg(num_args = 0..=2, value_name = "[HOST] [PORT]")]
+    target: Vec<String>,
+    /// Send this text, numbered per message as the article does: `<i>. Thread <t> - TEXT`.
+    #[arg(long, conflicts_with = "size")]
+    message: Option<String>,
+    /// Send messages of this many seeded random bytes (all byte values) instead of text.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Connections in total, spread over the client threads.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Connections opened per second at most.
+    #[arg(long, default_value_t = 10_000.0)]
+    connect_rate: f64,
+    /// Messages per connection [default: 1000 when --duration is not given].
+    #[arg(long, conflicts_with = "duration")]
+    count: Option<u64>,
+    /// Run for this many seconds (after the warm-up) instead of a message count.
+    #[arg(long, value_parser = parse_secs)]
+    duration: Option<f64>,
+    /// Open loop: this many messages per second in total, latency measured from each message's
+    /// intended send time (coordinated omission corrected; the uncorrected figure beside it).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Messages in flight per connection (closed loop: 1 waits for each echo before the next).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Seconds of load before measuring, excluded from every figure.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_secs)]
+    warmup: f64,
+    /// Client threads, each driving many connections on its own completion port [default: the
+    /// number of CPUs].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds to wait for an echo or a connect before counting a timeout.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
+    timeout: f64,
+    /// Local addresses to spread connections over (repeat, or separate with commas). On
+    /// loopback, 127.0.0.x addresses are picked automatically when one address cannot hold
+    /// every connection.
+    #[arg(long = "source-ip", value_delimiter = ',')]
+    source_ips: Vec<IpAddr>,
+    /// Write the result as JSON to PATH, or to standard output with `-` (the human report then
+    /// goes to standard error).
+    #[arg(long, value_name = "PATH|-")]
+    json: Option<String>,
+    /// Write the latency histogram in the HdrHistogram interval-log format.
+    #[arg(long, value_name = "PATH")]
+    hdr_log: Option<PathBuf>,
+    /// Print every reply, as the article's client does.
+    #[arg(long)]
+    verbose: bool,
+    /// Seed of the random payload (--size), so a failing run can be repeated exactly.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The client's completion-port mechanism: auto, uring or epoll.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=1e6).contains(&v) {
+        return Err(format!("`{s}` is out of range (0 to 1000000 seconds)"));
+    }
+    Ok(v)
+}
+
+impl StressArgs {
+    fn config(&self) -> anyhow::Result<StressConfig> {
+        let mut cfg = StressConfig::default();
+        let port = |s: &str| -> anyhow::Result<u16> {
+            s.parse()
+                .with_context(|| format!("`{s}` is not a port number (1-65535)"))
+        };
+        match self.target.as_slice() {
+            [] => {}
+            [p] if p.parse::<u16>().is_ok() => cfg.port = port(p)?,
+            [host] => cfg.host = host.clone(),
+            [host, p] => {
+                cfg.host = host.clone();
+                cfg.port = port(p)?;
+            }
+            _ => anyhow::bail!("expected [HOST] [PORT]"),
+        }
+        cfg.message = self.message.clone();
+        cfg.size = self.size;
+        cfg.connections = self.connections;
+        cfg.connect_rate = self.connect_rate;
+        cfg.count = self.count;
+        cfg.duration = self.duration.map(Duration::from_secs_f64);
+        cfg.rate = self.rate;
+        cfg.pipeline = self.pipeline;
+        cfg.warmup = Duration::from_secs_f64(self.warmup);
+        if let Some(t) = self.threads {
+            cfg.threads = t;
+        }
+        cfg.timeout = Duration::from_secs_f64(self.timeout);
+        cfg.source_ips = self.source_ips.clone();
+        cfg.json = self.json.as_deref().map(OutputTarget::parse);
+        cfg.hdr_log = self.hdr_log.clone();
+        cfg.verbose = self.verbose;
+        cfg.seed = self.seed;
+        cfg.backend = self.backend;
+        Ok(cfg)
+    }
+}
+
+/// Shows `Progress::line` on stderr every 250 ms until `done` is set (terminals only).
+fn spawn_progress(
+    progress: Arc<Progress>,
+    done: Arc<AtomicBool>,
+    connections: usize,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let start = Instant::now();
+        let mut last = Instant::now();
+        let mut previous = 0;
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = Instant::now();
+            bar.set_message(progress.line(start.elapsed(), previous, now - last, connections));
+            bar.tick();
+            previous = progress.messages.load(Ordering::Relaxed);
+            last = now;
+        }
+        bar.finish_and_clear();
+    })
+}
+
+/// Runs the load and reports.
+pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = args.config()?;
+    if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
+        cfg.ask(std::io::stdin().lock(), std::io::stdout())
+            .context("reading the answers")?;
+    }
+    // Ctrl-C once: stop sending, verify what is in flight, report. Twice: exit at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let live = (std::io::stderr().is_terminal() && !cfg.verbose)
+        .then(|| spawn_progress(Arc::clone(&progress), Arc::clone(&done), cfg.connections));
+    let outcome = engine::run_with(
+        &cfg,
+        &RunOptions {
+            progress: Some(progress),
+            stop: Some(stop),
+        },
+    );
+    done.store(true, Ordering::Relaxed);
+    if let Some(live) = live {
+        let _ = live.join();
+    }
+    let outcome = outcome?;
+    let report = outcome.report.render();
+    if matches!(cfg.json, Some(OutputTarget::Stdout)) {
+        eprint!("{report}");
+    } else {
+        print!("{report}");
+    }
+    outcome.write_outputs(&cfg)?;
+    Ok(ExitCode::from(
+        u8::try_from(outcome.report.exit_code()).unwrap_or(1),
+    ))
+}
