@@ -27,7 +27,7 @@ enum Command {
     /// Send one message to an echo server, print the echo, check it byte for byte.
     Send(send::SendArgs),
     /// Load an echo server from many connections, verify every echoed byte, measure latency.
-    Stress(stress::StressArgs),
+    Stress(Box<stress::StressArgs>),
 }
 
 fn init_logging() {
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
-        Command::Stress(args) => stress::run(args),
+        Command::Stress(args) => stress::run(*args),
     };
     match result {
         Ok(code) => code,
