@@ -94,8 +94,9 @@ impl Server {
         Server::spawn(cmd)
     }
 
+    /// Spawns `cmd` (a `serve` command line) and waits for its `listening on` line.
     #[track_caller]
-    fn spawn(mut cmd: Command) -> Server {
+    pub fn spawn(mut cmd: Command) -> Server {
         cmd.env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
