@@ -3,12 +3,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use ringport_port::{BackendChoice, PortConfig};
-use ringport_server::{Model, ServeConfig, Shutdown};
+use ringport_server::{Live, Model, ServeConfig, Shutdown};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -35,11 +37,30 @@ pub struct ServeArgs {
     /// extra context switches.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
-    /// Threaded model: the most clients served at once (one thread each). A client beyond it,
-    /// or one for which no thread can be created, is closed at once (and counted), with one
-    /// warning per episode.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections: u32,
+    /// The most connections open at once [default: the open-file limit (ulimit -n) minus a
+    /// reserve of 32 + 4 per worker; the threaded model at most 10000].
+    ///
+    /// The completion model stops accepting when it is reached (new clients wait in the listen
+    /// backlog, nothing spins) and takes the next client when a connection closes. The threaded
+    /// model closes a client beyond it (or one for which no thread can be created) at once.
+    /// Both count it and warn once per episode.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// The most connections open at once from one IP address; a connection beyond it is
+    /// accepted and closed at once, and counted. 0: no limit.
+    #[arg(long, default_value_t = 512)]
+    max_per_ip: u32,
+    /// Seconds a connection may wait for its peer's next bytes before it is closed. 0: never.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_secs)]
+    idle_timeout: f64,
+    /// Seconds an echo may wait for a peer that does not read before the connection is closed
+    /// and its buffer freed. 0: never.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_secs)]
+    write_timeout: f64,
+    /// Print a one-line summary on stderr every SECS seconds: connections open, accepts, bytes
+    /// in and out, completions per wait, errors by kind.
+    #[arg(long, value_name = "SECS", value_parser = parse_period)]
+    stats: Option<f64>,
     /// Seconds a graceful shutdown may spend echoing what was already received before closing
     /// the remaining connections.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
@@ -75,6 +96,19 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn parse_period(s: &str) -> Result<f64, String> {
+    let v = parse_secs(s)?;
+    if v < 0.1 {
+        return Err(format!("`{s}` is too short (0.1 seconds at least)"));
+    }
+    Ok(v)
+}
+
+/// `Some(secs)`, or `None` for 0 (off).
+fn timeout(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
 impl ServeArgs {
     fn config(&self) -> ServeConfig {
         let mut cfg = ServeConfig {
@@ -88,7 +122,10 @@ impl ServeArgs {
                 backend: self.backend,
                 ..PortConfig::default()
             },
-            max_connections: self.max_connections as usize,
+            max_connections: self.max_connections.map_or(0, |n| n as usize),
+            max_per_ip: self.max_per_ip as usize,
+            idle_timeout: timeout(self.idle_timeout),
+            write_timeout: timeout(self.write_timeout),
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {
@@ -101,6 +138,7 @@ impl ServeArgs {
 /// Runs the server until it has shut down.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config();
+    let args_stats = args.stats;
     let shutdown = Shutdown::new();
 
     // Signals first, so that one arriving right after the `listening on` line is not lost.
@@ -149,9 +187,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the stdin thread")?;
     }
 
-    let summary = running.wait()?;
+    let stats_done = Arc::new(AtomicBool::new(false));
+    if let Some(secs) = args_stats {
+        let live = running.live();
+        let done = Arc::clone(&stats_done);
+        std::thread::Builder::new()
+            .name("ringport-stats".into())
+            .spawn(move || print_stats(&live, Duration::from_secs_f64(secs), &done))
+            .context("cannot start the stats thread")?;
+    }
+
+    let summary = running.wait();
+    stats_done.store(true, Ordering::SeqCst);
+    let summary = summary?;
     let mut out = std::io::stdout().lock();
     write!(out, "{summary}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one `stats:` line on stderr every `every` until `done`.
+fn print_stats(live: &Live, every: Duration, done: &AtomicBool) {
+    let mut prev = live.snapshot();
+    let mut at = Instant::now();
+    loop {
+        std::thread::sleep(every);
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = live.snapshot();
+        let elapsed = at.elapsed();
+        at = Instant::now();
+        eprintln!("{}", now.line(&prev, elapsed));
+        prev = now;
+    }
 }

@@ -315,7 +315,9 @@ fn send_reports_a_refused_connection() {
 /// clients once descriptors are free again.
 #[test]
 fn threaded_out_of_descriptors_backs_off_then_recovers() {
-    let mut server = Server::start_with_fd_limit("threaded", &[], 32);
+    // An explicit limit above the descriptors, so that accepts fail with EMFILE (the default
+    // limit, derived from `ulimit -n`, would stop short of it).
+    let mut server = Server::start_with_fd_limit("threaded", &["--max-connections", "1000"], 32);
     let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
         s.write_all(msg).unwrap();
         let mut back = vec![0u8; msg.len()];

@@ -18,6 +18,14 @@
 //! - **`write`** (a client that does not read its echo): left alone until the drain deadline,
 //!   then `shutdown(SHUT_RDWR)` fails it with `EPIPE` and the connection closes (a forced close).
 //!
+//! # Limits
+//!
+//! The [`Registry`] refuses a connection beyond `max_connections` or beyond `max_per_ip` from
+//! one address (the model closes it at once and counts it). The idle and write timeouts are the
+//! socket's own (`SO_RCVTIMEO`, `SO_SNDTIMEO`): a receive that waits longer than the idle timeout
+//! for the peer's bytes, or a send that cannot progress for the write timeout, closes the
+//! connection: no timer thread, nothing per message.
+//!
 //! # The backlog at shutdown
 //!
 //! Clients that completed the handshake before the shutdown sit in the listen backlog and may
@@ -31,7 +39,7 @@ use std::io::{self, Read, Write};
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,8 +47,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, error, info, warn};
 
 use crate::echo::{Echo, RecvResult, SendResult, Step};
+use crate::limits::PerIp;
 use crate::shutdown::Shutdown;
-use crate::summary::{Summary, WorkerStats};
+use crate::summary::{Live, Snapshot, Summary, WorkerStats};
 use crate::{listener, Running, ServeConfig, ServeError};
 
 /// The back-off of accepts that fail for want of descriptors or memory.
@@ -107,6 +116,8 @@ impl Episode {
 pub(crate) enum Refused {
     /// `max_connections` are open.
     Full,
+    /// `max_per_ip` are open from the connection's address.
+    PerIp,
     /// The drain deadline has passed: nothing more is served.
     Forced,
 }
@@ -129,12 +140,19 @@ pub(crate) struct Registry {
     /// Signalled when a connection leaves, when the drain starts and when the server finishes.
     changed: Condvar,
     stats: Mutex<WorkerStats>,
+    per_ip: PerIp,
+    /// The accept loop's counters, published after each accept for live readers.
+    acceptor: Mutex<WorkerStats>,
+    /// Bytes received and echoed so far, connections still open included (live readers).
+    live_in: AtomicU64,
+    live_out: AtomicU64,
 }
 
 /// A registered connection; leaving the table when dropped.
 pub(crate) struct Registered {
     registry: Arc<Registry>,
     id: u64,
+    ip: Option<IpAddr>,
 }
 
 impl Registered {
@@ -146,6 +164,7 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        self.registry.per_ip.leave(self.ip);
         let mut table = self.registry.lock();
         table.conns.remove(&self.id);
         if table.conns.is_empty() {
@@ -155,9 +174,14 @@ impl Drop for Registered {
 }
 
 impl Registry {
-    /// A registry that holds at most `max` connections (at least 1).
-    pub(crate) fn new(max: usize) -> Arc<Registry> {
+    /// A registry that holds at most `max` connections (at least 1), and at most `max_per_ip`
+    /// from one address (`0`: no limit).
+    pub(crate) fn new(max: usize, max_per_ip: usize) -> Arc<Registry> {
         Arc::new(Registry {
+            per_ip: PerIp::new(max_per_ip),
+            acceptor: Mutex::new(WorkerStats::default()),
+            live_in: AtomicU64::new(0),
+            live_out: AtomicU64::new(0),
             max: max.max(1),
             draining: AtomicBool::new(false),
             forced: AtomicBool::new(false),
@@ -177,12 +201,16 @@ impl Registry {
         self: &Arc<Self>,
         stream: &Arc<TcpStream>,
     ) -> Result<Registered, Refused> {
+        let ip = stream.peer_addr().ok().map(|p| p.ip());
         let mut table = self.lock();
         if self.forced.load(Ordering::SeqCst) {
             return Err(Refused::Forced);
         }
         if table.conns.len() >= self.max {
             return Err(Refused::Full);
+        }
+        if !self.per_ip.admit(ip) {
+            return Err(Refused::PerIp);
         }
         table.next_id += 1;
         let id = table.next_id;
@@ -193,6 +221,7 @@ impl Registry {
         Ok(Registered {
             registry: self.clone(),
             id,
+            ip,
         })
     }
 
@@ -305,6 +334,24 @@ impl Registry {
     pub(crate) fn stats(&self) -> WorkerStats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Publishes the accept loop's counters for live readers.
+    pub(crate) fn publish_acceptor(&self, stats: &WorkerStats) {
+        *self.acceptor.lock().unwrap_or_else(|p| p.into_inner()) = *stats;
+    }
+
+    /// The counters now: the closed connections', the accept loop's, and the bytes of the
+    /// connections still open.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut totals = self.stats();
+        totals.add(&self.acceptor.lock().unwrap_or_else(|p| p.into_inner()));
+        totals.bytes_in = self.live_in.load(Ordering::Relaxed);
+        totals.bytes_out = self.live_out.load(Ordering::Relaxed);
+        Snapshot {
+            open: self.len() as u64,
+            totals,
+        }
+    }
 }
 
 /// What a blocking connection needs to know besides its socket.
@@ -316,6 +363,10 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) worker: usize,
     pub(crate) conn: u64,
     pub(crate) peer: Option<SocketAddr>,
+    /// Close a connection whose peer sends nothing for this long.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Close a connection whose echo cannot progress for this long.
+    pub(crate) write_timeout: Option<Duration>,
 }
 
 /// Serves one connection until it closes, with the completion model's rules (the [`Echo`]
@@ -329,6 +380,12 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
     };
     // Echo replies are small and immediate: do not let Nagle hold them back.
     let _ = stream.set_nodelay(true);
+    // The timeouts are the socket's own: a receive or send that waits longer fails with
+    // EAGAIN. Zero would mean "no timeout" to the kernel: it is filtered out.
+    let idle_timeout = ctx.idle_timeout.filter(|d| !d.is_zero());
+    let write_timeout = ctx.write_timeout.filter(|d| !d.is_zero());
+    let _ = stream.set_read_timeout(idle_timeout);
+    let _ = stream.set_write_timeout(write_timeout);
     let mut buf = vec![0u8; ctx.buffer_size.max(1)];
     let mut reader = stream;
     let mut writer = stream;
@@ -348,6 +405,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                     Ok(0) => RecvResult::Eof,
                     Ok(n) => {
                         stats.bytes_in += n as u64;
+                        ctx.registry.live_in.fetch_add(n as u64, Ordering::Relaxed);
                         if ctx.log_messages {
                             crate::completion::log_message(
                                 ctx.worker,
@@ -365,7 +423,14 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
-                        RecvResult::WouldBlock
+                        if idle_timeout.is_some() && !ctx.registry.is_draining() {
+                            // SO_RCVTIMEO: the peer sent nothing for the idle timeout.
+                            debug!(conn = ctx.conn, "idle timeout: closing the connection");
+                            stats.idle_closed += 1;
+                            RecvResult::Failed
+                        } else {
+                            RecvResult::WouldBlock
+                        }
                     }
                     Err(e) => {
                         if !ctx.registry.is_forced() {
@@ -380,9 +445,22 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
             Step::Send { at, len } => match writer.write(&buf[at..len]) {
                 Ok(n) => {
                     stats.bytes_out += n as u64;
+                    ctx.registry.live_out.fetch_add(n as u64, Ordering::Relaxed);
                     echo.on_send(SendResult::Sent(n))
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if write_timeout.is_some()
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    // SO_SNDTIMEO: the peer did not read its echo for the write timeout.
+                    debug!(conn = ctx.conn, "write timeout: closing the connection");
+                    stats.write_timeouts += 1;
+                    echo.on_send(SendResult::Failed)
+                }
                 Err(e) => {
                     if !ctx.registry.is_forced() {
                         debug!(conn = ctx.conn, "send failed: {e}");
@@ -575,6 +653,7 @@ pub(crate) fn start<M, F>(
     shutdown: Shutdown,
     name: &'static str,
     max_connections: usize,
+    max_per_ip: usize,
     make: F,
 ) -> Result<Running, ServeError>
 where
@@ -587,7 +666,7 @@ where
         .ok_or_else(|| ServeError::Io("binding".into(), io::Error::other("no listener")))?;
     let mut acceptor = Acceptor::new(socket, addr);
     let wake = acceptor.waker();
-    let registry = Registry::new(max_connections);
+    let registry = Registry::new(max_connections, max_per_ip);
     let drain_timeout = cfg.drain_timeout;
 
     let reg = registry.clone();
@@ -606,6 +685,7 @@ where
                 if let Accepted::Conn(stream, peer) = acceptor.accept(&reg, &mut stats) {
                     model.admit(stream, peer, &mut stats);
                 }
+                reg.publish_acceptor(&stats);
             }
             // Shutdown: take in the clients already in the backlog, without waiting for more.
             let deadline = Instant::now() + drain_timeout;
@@ -628,6 +708,7 @@ where
                 );
             }
             model.finish(all_closed);
+            reg.publish_acceptor(&WorkerStats::default());
             stats
         });
     let server = match server {
@@ -645,6 +726,8 @@ where
     });
     info!(%addr, model = name, "{name} model ready (blocking sockets)");
     let started = Instant::now();
+    let reg = registry.clone();
+    let live = Live::new(move || reg.snapshot());
     let join = move || {
         let served = server.join();
         registry.finish();
@@ -659,7 +742,7 @@ where
             workers: vec![stats],
         })
     };
-    Ok(Running::new(addr, Box::new(join)))
+    Ok(Running::new(addr, Box::new(join), live))
 }
 
 #[cfg(test)]
@@ -697,7 +780,7 @@ mod tests {
 
     #[test]
     fn the_registry_refuses_beyond_its_limit_and_frees_places_on_drop() {
-        let reg = Registry::new(2);
+        let reg = Registry::new(2, 0);
         let (a, _pa) = pair();
         let (b, _pb) = pair();
         let (c, _pc) = pair();
@@ -734,6 +817,8 @@ mod tests {
                 worker: 0,
                 conn: token.id(),
                 peer: None,
+                idle_timeout: None,
+                write_timeout: None,
             };
             serve_conn(&server, &ctx)
         })
@@ -741,7 +826,7 @@ mod tests {
 
     #[test]
     fn echoes_in_bounded_chunks_and_closes_after_a_half_close() {
-        let reg = Registry::new(10);
+        let reg = Registry::new(10, 0);
         let (mut client, server) = pair();
         let t = serve_in_thread(&reg, server, 64);
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
@@ -761,7 +846,7 @@ mod tests {
 
     #[test]
     fn a_drain_wakes_a_blocked_receive_and_echoes_what_was_queued() {
-        let reg = Registry::new(10);
+        let reg = Registry::new(10, 0);
         let (mut idle, server) = pair();
         let t_idle = serve_in_thread(&reg, server, 64);
         idle.write_all(b"ping").unwrap();
@@ -790,7 +875,7 @@ mod tests {
 
     #[test]
     fn force_fails_a_write_blocked_on_a_client_that_does_not_read() {
-        let reg = Registry::new(10);
+        let reg = Registry::new(10, 0);
         // Small socket buffers on the way back, so the echo of 64 KiB cannot be written.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
@@ -827,7 +912,7 @@ mod tests {
         let local = socket.local_addr().unwrap().as_socket().unwrap();
         let mut acceptor = Acceptor::new(socket, local);
         let wake = acceptor.waker();
-        let reg = Registry::new(1);
+        let reg = Registry::new(1, 0);
         let waker = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             wake();

@@ -21,21 +21,42 @@
 //!    left close.
 //! 4. At the drain deadline, whatever remains is cancelled and closed ([`Echo::force`]).
 //! 5. The loop ends when no connection and no accept is left; the worker returns its counters.
+//!
+//! # Limits
+//!
+//! - **Connections** (`max_connections`, shared by the workers through a [`Gate`]): a worker
+//!   takes a place *before* it submits an accept; at the limit it has no accept in flight (no
+//!   spinning: clients wait in the listen backlog) until a connection closes anywhere and the
+//!   gate posts it [`SLOT_FREE`](crate::limits) through its port.
+//! - **Per IP address** (`max_per_ip`): a connection beyond it is closed as soon as accepted.
+//! - **Timeouts**, by one scan of the worker's table per tick (a second, shorter for short
+//!   timeouts), never a timer per operation: each connection records the time of its last
+//!   progress (coarse, the loop's clock in milliseconds); one waiting for its peer's bytes longer
+//!   than `idle_timeout`, or for its peer to read its echo longer than `write_timeout`, is
+//!   expired: its operation is cancelled *through the port*, and its completion leads to the
+//!   close. A slot is freed only when the close's completion is reaped, so no completion of a
+//!   connection can outlive its slot.
+//! - **Accept errors**: out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) pauses
+//!   accepting, 100 ms doubling to 1 s, logged once per episode; other errors are skipped.
+//!
+//! The worker publishes its counters at each tick for [`Live`](crate::summary::Live) readers
+//! (`serve --stats`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringport_port::{Accepted, Completion, Op, Outcome, Port, SharedFd, Token};
 use socket2::Socket;
 use tracing::{debug, error, info, warn};
 
-use crate::echo::{Echo, RecvResult, SendResult, Step};
+use crate::echo::{Echo, RecvResult, SendResult, Step, Waiting};
+use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::shutdown::Shutdown;
 use crate::slots::Slots;
-use crate::summary::{Summary, WorkerStats};
+use crate::summary::{Live, Snapshot, Summary, WorkerStats};
 use crate::{listener, Running, ServeConfig, ServeError};
 
 /// The key of accept operations.
@@ -51,6 +72,10 @@ const HARD_STOP: Duration = Duration::from_secs(2);
 const TRANSIENT_RETRIES: u32 = 16;
 /// Spare connection buffers a worker keeps for reuse.
 const POOL_MAX: usize = 256;
+/// How often a worker scans for timeouts and publishes its counters, at most.
+const TICK_MAX: Duration = Duration::from_secs(1);
+/// How often at least (for very short timeouts).
+const TICK_MIN: Duration = Duration::from_millis(50);
 
 const ECANCELED: i32 = 125;
 const EINTR: i32 = 4;
@@ -68,6 +93,9 @@ struct Conn {
     /// The operation in flight.
     op: Option<Token>,
     peer: Option<SocketAddr>,
+    /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
+    /// the worker's clock.
+    last_ms: u64,
 }
 
 struct Worker<'a> {
@@ -86,12 +114,39 @@ struct Worker<'a> {
     drain_deadline: Option<Instant>,
     forced: bool,
     stats: WorkerStats,
+    gate: Arc<Gate>,
+    per_ip: Arc<PerIp>,
+    /// A place at the gate is held for the next accepted connection.
+    reserved: bool,
+    /// Paused at the connection limit (waiting for [`SLOT_FREE`]).
+    at_limit: bool,
+    /// The worker's clock: start, and now in milliseconds (updated once per loop turn).
+    epoch: Instant,
+    now_ms: u64,
+    tick: Duration,
+    next_tick: Instant,
+    idle_ms: Option<u64>,
+    write_ms: Option<u64>,
+    live: Arc<Mutex<Vec<Snapshot>>>,
 }
 
 /// Binds the listeners, starts the workers and returns once every worker has its port.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     let workers = cfg.workers.max(1);
     let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
+    let max = cfg.effective_max_connections();
+    if let Ok((soft, _)) = ringport_port::os::nofile_limit() {
+        if max as u64 >= soft {
+            warn!(
+                max_connections = max,
+                nofile = soft,
+                "--max-connections is above the open-file limit (ulimit -n): accepts beyond it fail with EMFILE and back off"
+            );
+        }
+    }
+    let gate = Arc::new(Gate::new(max, workers));
+    let per_ip = Arc::new(PerIp::new(cfg.max_per_ip));
+    let live_slots = Arc::new(Mutex::new(vec![Snapshot::default(); workers]));
     // Decide the backend once (one log line if io_uring is unavailable and auto falls back),
     // then give every worker the decision.
     let resolved = cfg
@@ -106,9 +161,14 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
     for (id, listener) in listeners.into_iter().enumerate() {
         let cfg = worker_cfg.clone();
         let ready = ready_tx.clone();
+        let shared = Shared {
+            gate: Arc::clone(&gate),
+            per_ip: Arc::clone(&per_ip),
+            live: Arc::clone(&live_slots),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("ringport-w{id}"))
-            .spawn(move || worker_main(id, &cfg, listener, ready))
+            .spawn(move || worker_main(id, &cfg, listener, shared, ready))
             .map_err(|e| ServeError::Io("cannot start a worker thread".into(), e))?;
         handles.push(handle);
     }
@@ -134,7 +194,16 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         }
         return Err(e);
     }
-    info!(%addr, workers, backend = %backend, "completion model ready");
+    info!(%addr, workers, backend = %backend, max_connections = max, max_per_ip = cfg.max_per_ip, "completion model ready");
+    let live = Live::new(move || {
+        let slots = live_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = Snapshot::default();
+        for s in slots.iter() {
+            total.open += s.open;
+            total.totals.add(&s.totals);
+        }
+        total
+    });
     let started = Instant::now();
     let join = move || {
         let mut summary = Summary {
@@ -150,12 +219,25 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         summary.uptime = started.elapsed();
         Ok(summary)
     };
-    Ok(Running::new(addr, Box::new(join)))
+    Ok(Running::new(addr, Box::new(join), live))
+}
+
+/// What the workers of one server share.
+struct Shared {
+    gate: Arc<Gate>,
+    per_ip: Arc<PerIp>,
+    live: Arc<Mutex<Vec<Snapshot>>>,
 }
 
 type Ready = mpsc::Sender<Result<(ringport_port::Poster, String), ServeError>>;
 
-fn worker_main(id: usize, cfg: &ServeConfig, listener: Socket, ready: Ready) -> WorkerStats {
+fn worker_main(
+    id: usize,
+    cfg: &ServeConfig,
+    listener: Socket,
+    shared: Shared,
+    ready: Ready,
+) -> WorkerStats {
     let port = match Port::new(&cfg.port_config) {
         Ok(port) => port,
         Err(e) => {
@@ -163,26 +245,57 @@ fn worker_main(id: usize, cfg: &ServeConfig, listener: Socket, ready: Ready) -> 
             return WorkerStats::default();
         }
     };
+    shared.gate.register(id, port.poster());
     let _ = ready.send(Ok((port.poster(), port.describe())));
     drop(ready);
-    let worker = Worker {
-        id,
-        cfg,
-        port,
-        listener: Some(Rc::new(listener.into())),
-        accept_op: None,
-        accept_retry: None,
-        backoff: BACKOFF_MIN,
-        accept_trouble: false,
-        accept_failures: 0,
-        conns: Slots::default(),
-        pool: Vec::new(),
-        draining: false,
-        drain_deadline: None,
-        forced: false,
-        stats: WorkerStats::default(),
-    };
-    worker.run()
+    Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        id: usize,
+        cfg: &'a ServeConfig,
+        port: Port,
+        listener: Option<SharedFd>,
+        shared: Shared,
+    ) -> Worker<'a> {
+        let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let shortest = [cfg.idle_timeout, cfg.write_timeout]
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.is_zero())
+            .min();
+        let tick = shortest.map_or(TICK_MAX, |d| (d / 4).clamp(TICK_MIN, TICK_MAX));
+        let epoch = Instant::now();
+        Worker {
+            id,
+            cfg,
+            port,
+            listener,
+            accept_op: None,
+            accept_retry: None,
+            backoff: BACKOFF_MIN,
+            accept_trouble: false,
+            accept_failures: 0,
+            conns: Slots::default(),
+            pool: Vec::new(),
+            draining: false,
+            drain_deadline: None,
+            forced: false,
+            stats: WorkerStats::default(),
+            gate: shared.gate,
+            per_ip: shared.per_ip,
+            reserved: false,
+            at_limit: false,
+            epoch,
+            now_ms: 0,
+            tick,
+            next_tick: epoch + tick,
+            idle_ms: ms(cfg.idle_timeout.filter(|d| !d.is_zero())),
+            write_ms: ms(cfg.write_timeout.filter(|d| !d.is_zero())),
+            live: shared.live,
+        }
+    }
 }
 
 impl Worker<'_> {
@@ -194,6 +307,11 @@ impl Worker<'_> {
                 break;
             }
             let now = Instant::now();
+            self.now_ms = u64::try_from((now - self.epoch).as_millis()).unwrap_or(u64::MAX);
+            if now >= self.next_tick {
+                self.next_tick = now + self.tick;
+                self.on_tick();
+            }
             if self.accept_retry.is_some_and(|t| now >= t) {
                 self.accept_retry = None;
                 self.submit_accept();
@@ -226,32 +344,111 @@ impl Worker<'_> {
                 self.on_completion(c);
             }
         }
+        if self.reserved {
+            self.reserved = false;
+            self.gate.release();
+        }
+        let stats = self.counters();
+        self.publish();
+        debug!(worker = self.id, ?stats, "worker done");
+        stats
+    }
+
+    /// The worker's counters with the port's.
+    fn counters(&self) -> WorkerStats {
         let port_stats = self.port.stats();
-        self.stats.waits = port_stats.waits;
-        self.stats.completions = port_stats.completions;
-        self.stats.stale_completions += port_stats.stale;
-        debug!(worker = self.id, stats = ?self.stats, "worker done");
-        self.stats
+        let mut stats = self.stats;
+        stats.waits = port_stats.waits;
+        stats.completions = port_stats.completions;
+        stats.stale_completions += port_stats.stale;
+        stats
+    }
+
+    /// Makes the counters visible to [`Live`] readers.
+    fn publish(&self) {
+        let snapshot = Snapshot {
+            open: self.conns.len() as u64,
+            totals: self.counters(),
+        };
+        if let Some(slot) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(self.id)
+        {
+            *slot = snapshot;
+        }
+    }
+
+    /// Once per tick: publish the counters, expire the connections past their timeouts.
+    fn on_tick(&mut self) {
+        self.publish();
+        if self.draining || (self.idle_ms.is_none() && self.write_ms.is_none()) {
+            return;
+        }
+        let now = self.now_ms;
+        for (_, conn) in self.conns.iter_mut() {
+            let (limit, idle) = match conn.echo.waiting() {
+                Waiting::PeerData => (self.idle_ms, true),
+                Waiting::PeerReading => (self.write_ms, false),
+                Waiting::Nothing => continue,
+            };
+            let Some(limit) = limit else { continue };
+            if now.saturating_sub(conn.last_ms) < limit {
+                continue;
+            }
+            if idle {
+                self.stats.idle_closed += 1;
+            } else {
+                self.stats.write_timeouts += 1;
+            }
+            debug!(worker = self.id, peer = ?conn.peer, idle, "timeout: closing the connection");
+            if conn.echo.expire() {
+                if let Some(token) = conn.op {
+                    // Its completion (ECANCELED, or whatever it finished with) leads to the close.
+                    let _ = self.port.cancel(token);
+                }
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let drain = self
             .drain_deadline
             .map(|d| if self.forced { d + HARD_STOP } else { d });
-        match (self.accept_retry, drain) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [self.accept_retry, drain, Some(self.next_tick)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Forgets the connection `key` once its last completion is reaped: frees its slot, its
+    /// place at the gate and its count for its address.
+    fn forget(&mut self, key: u64) -> bool {
+        match self.conns.remove(key) {
+            Some(conn) => {
+                self.gate.release();
+                self.per_ip.leave(conn.peer.map(|p| p.ip()));
+                true
+            }
+            None => false,
         }
     }
 
     fn on_completion(&mut self, c: Completion) {
         match c.outcome {
             Outcome::Posted if c.key == SHUTDOWN => self.begin_drain(),
+            Outcome::Posted if c.key == SLOT_FREE => {
+                if self.at_limit {
+                    debug!(worker = self.id, "a place freed: accepting again");
+                }
+                self.submit_accept();
+            }
             Outcome::Accepted(result) => self.on_accept(result),
             Outcome::Received { buf, result } => self.on_recv(c.key, buf, result),
             Outcome::Sent { buf, result, .. } => self.on_send(c.key, buf, result),
             Outcome::Closed(_) => {
-                if self.conns.remove(c.key).is_some() {
+                if self.forget(c.key) {
                     self.stats.closed += 1;
                 } else {
                     self.stats.stale_completions += 1;
@@ -262,12 +459,25 @@ impl Worker<'_> {
     }
 
     fn submit_accept(&mut self) {
-        if self.draining || self.accept_op.is_some() {
+        if self.draining || self.accept_op.is_some() || self.accept_retry.is_some() {
             return;
         }
         let Some(listener) = self.listener.clone() else {
             return;
         };
+        if !self.reserved {
+            // No accept without a place for the connection it brings: at the limit nothing is
+            // in flight, so nothing spins; the gate posts SLOT_FREE when a place frees.
+            if !self.gate.reserve(self.id) {
+                if !self.at_limit {
+                    self.at_limit = true;
+                    self.stats.limit_pauses += 1;
+                }
+                return;
+            }
+            self.reserved = true;
+            self.at_limit = false;
+        }
         match self.port.submit(ACCEPT_KEY, Op::Accept { listener }) {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
@@ -293,7 +503,16 @@ impl Worker<'_> {
                 self.accept_failures = 0;
                 self.backoff = BACKOFF_MIN;
                 self.stats.accepted += 1;
-                self.new_conn(accepted);
+                // The place reserved for this accept is the connection's now.
+                self.reserved = false;
+                if self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
+                    self.new_conn(accepted);
+                } else {
+                    self.stats.refused_per_ip += 1;
+                    self.gate.release();
+                    // Closed at once (a plain close: the port never saw this descriptor).
+                    drop(accepted);
+                }
                 self.submit_accept();
             }
             Err(e) if e.raw_os_error() == Some(ECANCELED) => {}
@@ -323,6 +542,14 @@ impl Worker<'_> {
         }
         if self.draining && self.accept_op.is_none() {
             self.listener = None;
+            self.release_reservation();
+        }
+    }
+
+    fn release_reservation(&mut self) {
+        if self.reserved {
+            self.reserved = false;
+            self.gate.release();
         }
     }
 
@@ -341,6 +568,7 @@ impl Worker<'_> {
             echo,
             op: None,
             peer,
+            last_ms: self.now_ms,
         });
         debug!(worker = self.id, key, ?peer, "connection accepted");
         self.apply(key, step);
@@ -394,7 +622,7 @@ impl Worker<'_> {
                 );
                 self.stats.conn_errors += 1;
                 self.stats.closed += 1;
-                self.conns.remove(key);
+                self.forget(key);
             }
         }
     }
@@ -410,6 +638,7 @@ impl Worker<'_> {
             Ok(0) => RecvResult::Eof,
             Ok(n) => {
                 self.stats.bytes_in += n as u64;
+                conn.last_ms = self.now_ms;
                 if self.cfg.log_messages {
                     log_message(self.id, key, conn.peer, &buf);
                 }
@@ -438,6 +667,9 @@ impl Worker<'_> {
         let r = match result {
             Ok(n) => {
                 self.stats.bytes_out += n as u64;
+                if n > 0 {
+                    conn.last_ms = self.now_ms;
+                }
                 SendResult::Sent(n)
             }
             Err(e) => {
@@ -464,7 +696,10 @@ impl Worker<'_> {
             Some(token) => {
                 let _ = self.port.cancel(token);
             }
-            None => self.listener = None,
+            None => {
+                self.listener = None;
+                self.release_reservation();
+            }
         }
         let mut cancels = 0;
         for (_, conn) in self.conns.iter_mut() {
@@ -523,4 +758,149 @@ pub(crate) fn log_message(worker: usize, key: u64, peer: Option<SocketAddr>, byt
         key & 0xffff_ffff,
         bytes.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringport_port::{BackendChoice, PortConfig};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+
+    fn pair() -> (OwnedFd, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (s.into(), c)
+    }
+
+    fn only_key(w: &mut Worker<'_>) -> u64 {
+        let keys: Vec<u64> = w.conns.iter_mut().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), 1);
+        keys[0]
+    }
+
+    /// A completion that names a slot's old generation (the connection it belonged to is gone
+    /// and the slot holds a new one) is counted as stale and never reaches the new connection:
+    /// not its bytes, not its close.
+    #[test]
+    fn a_completion_for_an_old_generation_is_dropped_counted_and_never_applied() {
+        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+            let cfg = ServeConfig {
+                port_config: PortConfig {
+                    backend,
+                    ..PortConfig::default()
+                },
+                ..ServeConfig::default()
+            };
+            let port = Port::new(&cfg.port_config).unwrap();
+            let shared = Shared {
+                gate: Arc::new(Gate::new(10, 1)),
+                per_ip: Arc::new(PerIp::new(0)),
+                live: Arc::new(Mutex::new(vec![Snapshot::default()])),
+            };
+            let mut w = Worker::new(0, &cfg, port, None, shared);
+
+            let (fd, _old_client) = pair();
+            assert!(w.gate.reserve(0));
+            w.new_conn(Accepted { fd, peer: None });
+            let old = only_key(&mut w);
+            // The slot is freed (as after its close's completion) and taken by a new connection.
+            assert!(w.forget(old));
+            let (fd, mut client) = pair();
+            assert!(w.gate.reserve(0));
+            w.new_conn(Accepted { fd, peer: None });
+            let new = only_key(&mut w);
+            assert_eq!(old & 0xffff_ffff, new & 0xffff_ffff, "the slot was reused");
+            assert_ne!(old, new, "with a new generation");
+
+            let stale = |outcome| Completion { key: old, outcome };
+            w.on_completion(stale(Outcome::Received {
+                buf: b"stale".to_vec(),
+                result: Ok(5),
+            }));
+            w.on_completion(stale(Outcome::Sent {
+                buf: b"stale".to_vec(),
+                at: 0,
+                result: Ok(5),
+            }));
+            w.on_completion(stale(Outcome::Closed(Ok(()))));
+            assert_eq!(w.stats.stale_completions, 3, "{backend}");
+            assert_eq!(
+                (w.stats.bytes_in, w.stats.bytes_out, w.stats.closed),
+                (0, 0, 0)
+            );
+            let conn = w
+                .conns
+                .get_mut(new)
+                .expect("the new connection is untouched");
+            assert_eq!(conn.echo.waiting(), Waiting::PeerData);
+            assert!(conn.op.is_some(), "its own receive is still in flight");
+
+            // And it echoes its own bytes.
+            client.write_all(b"fresh").unwrap();
+            let mut done = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while w.stats.bytes_out < 5 {
+                assert!(Instant::now() < deadline, "no echo on {backend}");
+                w.port
+                    .wait(&mut done, Some(Duration::from_millis(50)))
+                    .unwrap();
+                for c in done.drain(..) {
+                    w.on_completion(c);
+                }
+            }
+            let mut back = [0u8; 5];
+            client.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"fresh");
+            assert_eq!(w.stats.stale_completions, 3);
+        }
+    }
+
+    /// The idle timeout closes a connection that sends nothing through the port (its receive
+    /// is cancelled, the close follows) and frees its slot and its place at the gate.
+    #[test]
+    fn the_idle_scan_cancels_through_the_port_and_frees_the_slot_after_the_close() {
+        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+            let cfg = ServeConfig {
+                port_config: PortConfig {
+                    backend,
+                    ..PortConfig::default()
+                },
+                idle_timeout: Some(Duration::from_millis(100)),
+                ..ServeConfig::default()
+            };
+            let port = Port::new(&cfg.port_config).unwrap();
+            let shared = Shared {
+                gate: Arc::new(Gate::new(10, 1)),
+                per_ip: Arc::new(PerIp::new(0)),
+                live: Arc::new(Mutex::new(vec![Snapshot::default()])),
+            };
+            let mut w = Worker::new(0, &cfg, port, None, shared);
+            let (fd, mut client) = pair();
+            assert!(w.gate.reserve(0));
+            w.new_conn(Accepted { fd, peer: None });
+            let mut done = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !w.conns.is_empty() {
+                assert!(Instant::now() < deadline, "not closed on {backend}");
+                w.now_ms = u64::try_from(w.epoch.elapsed().as_millis()).unwrap();
+                w.on_tick();
+                w.port
+                    .wait(&mut done, Some(Duration::from_millis(20)))
+                    .unwrap();
+                for c in done.drain(..) {
+                    w.on_completion(c);
+                }
+            }
+            assert_eq!(w.stats.idle_closed, 1);
+            assert_eq!(w.stats.closed, 1);
+            assert_eq!(w.gate.taken(), 0, "its place is free");
+            assert_eq!(w.port.in_flight(), 0, "every completion reaped");
+            let mut b = [0u8; 1];
+            assert_eq!(client.read(&mut b).unwrap(), 0, "closed for real");
+        }
+    }
 }

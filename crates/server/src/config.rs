@@ -80,10 +80,27 @@ pub struct ServeConfig {
     pub backlog: i32,
     /// Settings for each worker's completion port.
     pub port_config: PortConfig,
-    /// The most connections served at once by the threaded model (one thread each); a
-    /// connection beyond it is closed at once. The other models do not use it.
+    /// The most connections open at once; `0` derives it from the open-file limit
+    /// ([`ServeConfig::effective_max_connections`]). The completion model stops accepting when it
+    /// is reached (clients wait in the listen backlog) and takes the next client when a
+    /// connection closes; the threaded model closes a connection beyond it at once. The single
+    /// model serves one at a time anyway.
     pub max_connections: usize,
+    /// The most connections open at once from one IP address; a connection beyond it is accepted
+    /// and closed at once, and counted. `0`: no limit.
+    pub max_per_ip: usize,
+    /// A connection waiting for its peer's next bytes this long is closed (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// A connection whose echo makes no progress this long (the peer does not read) is closed
+    /// and its buffer freed (`None`: never).
+    pub write_timeout: Option<Duration>,
 }
+
+/// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
+/// and per worker its listener, its port's descriptors and a spare.
+pub const FD_RESERVE_BASE: u64 = 32;
+/// Descriptors reserved per worker (listener, ring or epoll, eventfd, spare).
+pub const FD_RESERVE_PER_WORKER: u64 = 4;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -97,7 +114,10 @@ impl Default for ServeConfig {
             log_messages: false,
             backlog: 4096,
             port_config: PortConfig::default(),
-            max_connections: 10_000,
+            max_connections: 0,
+            max_per_ip: 512,
+            idle_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -107,6 +127,23 @@ impl ServeConfig {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
     }
+
+    /// The connection limit in force: `max_connections`, or when it is 0, the soft open-file
+    /// limit (`RLIMIT_NOFILE`) minus a reserve of [`FD_RESERVE_BASE`] plus
+    /// [`FD_RESERVE_PER_WORKER`] per worker (at least 1). One connection is one descriptor.
+    pub fn effective_max_connections(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        let soft = ringport_port::os::nofile_limit().map_or(1024, |(soft, _)| soft);
+        derive_max_connections(soft, self.workers)
+    }
+}
+
+/// `soft` minus the descriptor reserve for `workers` workers, at least 1.
+pub fn derive_max_connections(soft: u64, workers: usize) -> usize {
+    let reserve = FD_RESERVE_BASE + FD_RESERVE_PER_WORKER * workers.max(1) as u64;
+    usize::try_from(soft.saturating_sub(reserve).max(1)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -123,5 +160,20 @@ mod tests {
         assert_eq!(" Threaded ".parse::<Model>(), Ok(Model::Threaded));
         let err = "iocp".parse::<Model>().unwrap_err().to_string();
         assert!(err.contains("`iocp`") && err.contains("single"), "{err}");
+    }
+
+    #[test]
+    fn the_derived_connection_limit_keeps_a_reserve_of_descriptors() {
+        assert_eq!(derive_max_connections(1024, 2), 1024 - 32 - 8);
+        assert_eq!(derive_max_connections(128, 2), 88);
+        assert_eq!(derive_max_connections(10, 4), 1, "never zero");
+        let cfg = ServeConfig {
+            max_connections: 7,
+            ..ServeConfig::default()
+        };
+        assert_eq!(cfg.effective_max_connections(), 7);
+        let derived = ServeConfig::default().effective_max_connections();
+        let (soft, _) = ringport_port::os::nofile_limit().unwrap();
+        assert!(derived as u64 <= soft, "{derived} within {soft}");
     }
 }

@@ -15,6 +15,9 @@
 //!   when no byte is left.
 //! - **Forced close** (drain timeout): whatever is in flight is cancelled and the connection
 //!   closes.
+//! - **Timeouts**: [`Echo::waiting`] tells whether the connection waits for the peer's bytes
+//!   (the idle timeout applies) or for the peer to read its echo (the write timeout applies);
+//!   [`Echo::expire`] closes it the way a forced close does.
 
 /// What the connection should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,17 @@ pub enum Step {
     },
     /// Close the connection.
     Close,
+}
+
+/// What a connection waits for, which decides the timeout that applies to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// A receive waits for the peer's next bytes: the idle timeout applies.
+    PeerData,
+    /// An echo is pending: the peer must read for it to progress; the write timeout applies.
+    PeerReading,
+    /// Nothing the peer controls (a receive that does not wait, or the close).
+    Nothing,
 }
 
 /// How a receive ended.
@@ -116,6 +130,22 @@ impl Echo {
         }
     }
 
+    /// What the connection waits for now.
+    pub fn waiting(&self) -> Waiting {
+        match self.phase {
+            Phase::Reading { waiting: true } => Waiting::PeerData,
+            Phase::Writing { .. } => Waiting::PeerReading,
+            _ => Waiting::Nothing,
+        }
+    }
+
+    /// A timeout expired: the connection closes. Returns true when an operation other than the
+    /// close is in flight, which the caller must cancel; its completion then leads to the close.
+    pub fn expire(&mut self) -> bool {
+        self.forced = true;
+        !self.is_closing()
+    }
+
     /// A receive finished.
     pub fn on_recv(&mut self, result: RecvResult) -> Step {
         debug_assert!(
@@ -176,6 +206,29 @@ impl Echo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_closes_after_the_cancelled_operation_completes() {
+        let (mut e, _) = Echo::start(false);
+        assert_eq!(e.waiting(), Waiting::PeerData);
+        assert!(e.expire(), "the waiting receive must be cancelled");
+        assert_eq!(e.on_recv(RecvResult::Cancelled), Step::Close);
+        assert_eq!(e.waiting(), Waiting::Nothing);
+        assert!(!e.expire(), "nothing to cancel once closing");
+
+        let (mut e, _) = Echo::start(false);
+        e.on_recv(RecvResult::Data(10));
+        assert_eq!(e.waiting(), Waiting::PeerReading);
+        assert!(e.expire());
+        assert_eq!(e.on_send(SendResult::Failed), Step::Close);
+
+        let (e, _) = Echo::start(true);
+        assert_eq!(
+            e.waiting(),
+            Waiting::Nothing,
+            "a draining receive does not wait"
+        );
+    }
 
     #[test]
     fn echoes_each_chunk_then_reads_again() {

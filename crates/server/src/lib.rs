@@ -20,13 +20,15 @@
 //!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
+//! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
-//! - [`summary`]: counters and the shutdown summary.
+//! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
 
 mod blocking;
 pub mod completion;
 pub mod config;
 pub mod echo;
+mod limits;
 pub mod listener;
 pub mod shutdown;
 pub mod single;
@@ -39,7 +41,7 @@ use std::net::SocketAddr;
 
 pub use config::{Model, ServeConfig, UnknownModel};
 pub use shutdown::Shutdown;
-pub use summary::{Summary, WorkerStats};
+pub use summary::{Live, Snapshot, Summary, WorkerStats};
 
 /// Why a server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,7 @@ type Join = Box<dyn FnOnce() -> Result<Summary, ServeError> + Send>;
 pub struct Running {
     local_addr: SocketAddr,
     join: Join,
+    live: Live,
 }
 
 impl std::fmt::Debug for Running {
@@ -88,8 +91,18 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
-    pub(crate) fn new(local_addr: SocketAddr, join: Join) -> Running {
-        Running { local_addr, join }
+    pub(crate) fn new(local_addr: SocketAddr, join: Join, live: Live) -> Running {
+        Running {
+            local_addr,
+            join,
+            live,
+        }
+    }
+
+    /// A live view of the server's counters (for a periodic report such as `serve --stats`);
+    /// it stays usable after [`wait`](Running::wait) has consumed the server.
+    pub fn live(&self) -> Live {
+        self.live.clone()
     }
 
     /// The address the server listens on (with the real port when 0 was asked).

@@ -29,7 +29,7 @@ use crate::{Running, ServeConfig, ServeError};
 /// Binds the listener and starts the serving thread.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     let cfg = cfg.clone();
-    blocking::start(&cfg.clone(), shutdown, "single", 1, move |registry| {
+    blocking::start(&cfg.clone(), shutdown, "single", 1, 0, move |registry| {
         Single { cfg, registry }
     })
 }
@@ -44,7 +44,7 @@ impl BlockingModel for Single {
         let stream = Arc::new(stream);
         let token = match self.registry.register(&stream) {
             Ok(token) => token,
-            Err(Refused::Forced | Refused::Full) => {
+            Err(Refused::Forced | Refused::Full | Refused::PerIp) => {
                 stats.forced_closes += 1;
                 return;
             }
@@ -56,6 +56,8 @@ impl BlockingModel for Single {
             worker: 0,
             conn: token.id(),
             peer: Some(peer),
+            idle_timeout: self.cfg.idle_timeout,
+            write_timeout: self.cfg.write_timeout,
         };
         let conn_stats = blocking::serve_conn(&stream, &ctx);
         stats.add(&conn_stats);

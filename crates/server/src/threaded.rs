@@ -8,10 +8,11 @@
 //! # The connection limit
 //!
 //! A thread per client costs a stack and a scheduler entity per connection, so the model is
-//! guarded by `max_connections` (`--max-connections`, default 10 000). A connection beyond the
-//! limit, or one for which no thread can be created (`EAGAIN` from `clone`: thread or memory
-//! limits), is closed at once and counted (in `accept_errors`: from the client's side the accept
-//! failed). A warning is logged once when such an episode starts and an info line when it ends,
+//! guarded by `max_connections` (`--max-connections`, by default derived from the open-file
+//! limit and at most [`DEFAULT_MAX`]). A connection beyond the limit is closed at once and
+//! counted in `refused_limit`; one beyond `--max-per-ip` from its address, in `refused_per_ip`;
+//! one for which no thread can be created (`EAGAIN` from `clone`: thread or memory limits), in
+//! `accept_errors`. The idle and write timeouts are the sockets' own (see the `blocking` module). A warning is logged once when such an episode starts and an info line when it ends,
 //! never a line per connection; the server neither crashes nor spins (accepting continues at
 //! the pace clients arrive). Connection threads run on small stacks ([`STACK_SIZE`]): the
 //! buffer lives on the heap.
@@ -41,16 +42,30 @@ use crate::shutdown::Shutdown;
 use crate::summary::WorkerStats;
 use crate::{Running, ServeConfig, ServeError};
 
+/// The most connections (threads) when `--max-connections` is not given.
+pub const DEFAULT_MAX: usize = 10_000;
+
 /// The stack of a connection thread. The echo loop needs little; the buffer is on the heap.
 pub const STACK_SIZE: usize = 256 * 1024;
 
 /// Binds the listener and starts the accept thread.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
-    let cfg = cfg.clone();
-    let max = cfg.max_connections.max(1);
-    blocking::start(&cfg.clone(), shutdown, "threaded", max, move |registry| {
-        Threaded::new(cfg, registry)
-    })
+    let mut cfg = cfg.clone();
+    let max = if cfg.max_connections == 0 {
+        cfg.effective_max_connections().min(DEFAULT_MAX)
+    } else {
+        cfg.max_connections
+    };
+    cfg.max_connections = max;
+    let per_ip = cfg.max_per_ip;
+    blocking::start(
+        &cfg.clone(),
+        shutdown,
+        "threaded",
+        max,
+        per_ip,
+        move |registry| Threaded::new(cfg, registry),
+    )
 }
 
 struct Threaded {
@@ -61,6 +76,8 @@ struct Threaded {
     at_limit: Episode,
     no_thread: Episode,
 }
+
+// The per-address episode is logged by the registry's `PerIp`.
 
 impl Threaded {
     fn new(cfg: ServeConfig, registry: Arc<Registry>) -> Threaded {
@@ -88,8 +105,12 @@ impl BlockingModel for Threaded {
         let stream = Arc::new(stream);
         let token = match self.registry.register(&stream) {
             Ok(token) => token,
+            Err(Refused::PerIp) => {
+                stats.refused_per_ip += 1;
+                return;
+            }
             Err(Refused::Full) => {
-                stats.accept_errors += 1;
+                stats.refused_limit += 1;
                 if self.at_limit.hit() {
                     warn!(
                         max_connections = self.cfg.max_connections,
@@ -111,6 +132,8 @@ impl BlockingModel for Threaded {
         let registry = self.registry.clone();
         let buffer_size = self.cfg.buffer_size;
         let log_messages = self.cfg.log_messages;
+        let idle_timeout = self.cfg.idle_timeout;
+        let write_timeout = self.cfg.write_timeout;
         let spawned = std::thread::Builder::new()
             .name(format!("ringport-c{id}"))
             .stack_size(STACK_SIZE)
@@ -122,6 +145,8 @@ impl BlockingModel for Threaded {
                     worker: id as usize,
                     conn: id,
                     peer: Some(peer),
+                    idle_timeout,
+                    write_timeout,
                 };
                 let conn_stats = blocking::serve_conn(&stream, &ctx);
                 registry.add_stats(&conn_stats);
@@ -237,7 +262,7 @@ mod tests {
         assert_eq!(summary.model, "threaded");
         assert_eq!(summary.backend, "blocking sockets");
         let t = summary.total();
-        assert!(t.accept_errors >= 1, "{t:?}");
+        assert!(t.refused_limit >= 1, "{t:?}");
         assert!(t.closed >= 3, "{t:?}");
         assert_eq!(t.forced_closes, 0, "{t:?}");
     }

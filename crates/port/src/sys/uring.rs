@@ -5,9 +5,20 @@
 //! Rings are created with `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG | DEFER_TASKRUN` when the
 //! kernel accepts them (6.1+): completions are then produced only when this thread enters the
 //! kernel to wait, in one batch, instead of interrupting it; peers measured this as the largest
-//! single gain. Kernels that refuse a flag get the next weaker set, down to no flags at all. The
-//! completion queue is four times the submission queue, and `IORING_FEAT_NODROP` (5.5+) keeps
-//! overflowing completions in the kernel until there is room, so none is lost.
+//! single gain. Kernels that refuse a flag get the next weaker set, down to no flags at all.
+//!
+//! # Completion-queue overflow
+//!
+//! The completion queue is four times the submission queue; more operations than that may be in
+//! flight (nothing limits them), so it can overflow. No completion is lost:
+//!
+//! - `IORING_FEAT_NODROP` (5.5+, required) keeps overflowing completions in the kernel until
+//!   there is room. After reaping, `wait` checks `IORING_SQ_CQ_OVERFLOW` and enters the kernel
+//!   again (with `GETEVENTS`, which flushes the backlog) until the flag is clear, so a batch
+//!   holds everything that completed, not just what fitted in the ring.
+//! - A submission that the kernel refuses while completions must be reaped first (`EBUSY` on
+//!   older kernels, `EAGAIN`, `EINTR`) is retried after moving the ready completions into a
+//!   driver-side backlog, which the next `wait` delivers first (without blocking).
 //!
 //! # Why io_uring may be unavailable
 //!
@@ -116,6 +127,8 @@ pub(crate) struct UringDriver {
     wake_buf: Box<u64>,
     wake_armed: bool,
     flags: &'static str,
+    /// Completions reaped outside `wait` (to make room for a submission), delivered by the next.
+    backlog: Vec<(u64, i32, u32)>,
 }
 
 impl fmt::Debug for UringDriver {
@@ -200,6 +213,7 @@ impl UringDriver {
             wake_buf: Box::new(0),
             wake_armed: false,
             flags,
+            backlog: Vec::new(),
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -220,7 +234,39 @@ impl UringDriver {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
-            self.ring.submit()?;
+            match self.ring.submit() {
+                Ok(_) => {}
+                // Completions must be reaped first (an overflowing completion queue), or a
+                // signal: keep them for the next `wait` and try again.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                    ) =>
+                {
+                    let mut backlog = std::mem::take(&mut self.backlog);
+                    let before = backlog.len();
+                    self.reap(&mut backlog);
+                    let progressed = backlog.len() > before;
+                    self.backlog = backlog;
+                    if !progressed && e.raw_os_error() != Some(libc::EINTR) {
+                        // Nothing to reap and still refused: let the kernel catch up.
+                        std::thread::yield_now();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves every completion in the ring to `out`, noting a fired wake-up.
+    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+        for cqe in self.ring.completion() {
+            let entry: cqueue::Entry = cqe;
+            if entry.user_data() == WAKE.raw() {
+                self.wake_armed = false;
+            }
+            out.push((entry.user_data(), entry.result(), entry.flags()));
         }
     }
 
@@ -325,6 +371,13 @@ impl UringDriver {
         timeout: Option<Duration>,
         out: &mut Vec<(u64, i32, u32)>,
     ) -> io::Result<()> {
+        // Completions already reaped: deliver them without waiting for more.
+        let timeout = if self.backlog.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        out.append(&mut self.backlog);
         let res = match timeout {
             None => self.ring.submit_and_wait(min),
             Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
@@ -344,16 +397,24 @@ impl UringDriver {
                 ) => {}
             Err(e) => return Err(e),
         }
-        let mut woke = false;
-        for cqe in self.ring.completion() {
-            let entry: cqueue::Entry = cqe;
-            if entry.user_data() == WAKE.raw() {
-                woke = true;
+        self.reap(out);
+        // Completions the ring had no room for wait in the kernel's overflow list: an enter
+        // with GETEVENTS (which `submit` adds while the overflow flag is set) moves them into
+        // the ring. Bounded, so that a flood cannot keep this wait from returning.
+        for _ in 0..64 {
+            if !self.ring.submission().cq_overflow() {
+                break;
             }
-            out.push((entry.user_data(), entry.result(), entry.flags()));
-        }
-        if woke {
-            self.wake_armed = false;
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            self.reap(out);
         }
         if !self.wake_armed {
             self.arm_wake()?;
