@@ -89,7 +89,8 @@ impl Server {
         cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\""])
             .arg(nofile.to_string())
             .arg(env!("CARGO_BIN_EXE_ringport"))
-            .args(["serve", "--port", "0", "--model", model])
+            .args(["serve", "--port", "0"])
+            .args(model_args(model))
             .args(extra);
         Server::spawn(cmd)
     }
@@ -169,6 +170,40 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time the server process has used (user + system), in seconds, from
+    /// `/proc/PID/stat`.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0.0;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0);
+        ticks as f64 / clock_ticks_per_second() as f64
+    }
+
+    /// Waits (at most `limit`) until the server's open descriptors are back to `baseline` or
+    /// fewer, and returns how long that took.
+    #[track_caller]
+    pub fn fds_back_to(&self, baseline: usize, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let now = self.fd_count();
+            if now <= baseline {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{now} descriptors open, not back to {baseline} within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
@@ -232,6 +267,35 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` once (100 where that fails).
+pub fn clock_ticks_per_second() -> u64 {
+    static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// Raises this process's soft open-file limit to its hard limit (servers it starts inherit
+/// it); returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let (_, hard) = ringport_port::os::nofile_limit().expect("getrlimit");
+    let _ = ringport_port::os::set_nofile_soft(hard);
+    ringport_port::os::nofile_limit().expect("getrlimit").0
+}
+
+/// Open descriptors of this (the test) process.
+pub fn own_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A small deterministic generator (xorshift) so failures reproduce.
