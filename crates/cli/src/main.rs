@@ -3,6 +3,7 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+mod bench;
 mod send;
 mod serve;
 mod stress;
@@ -28,6 +29,8 @@ enum Command {
     Send(send::SendArgs),
     /// Load an echo server from many connections, verify every echoed byte, measure latency.
     Stress(Box<stress::StressArgs>),
+    /// Run every server design under the same load, side by side: table, JSON, CSV and charts.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn init_logging() {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
         Command::Stress(args) => stress::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(code) => code,

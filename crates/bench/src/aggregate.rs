@@ -1,0 +1,430 @@
+//! From runs to results: medians over rounds, ratios to the best design, the largest clean
+//! connection count, and the warnings the numbers call for.
+//!
+//! Everything here is a pure function of measured [`Figures`], so it is tested on fixed numbers.
+
+use crate::results::{DesignInfo, Figures, PointResult, Settings, Warning, WarningKind};
+
+/// Client threads at or above this share of a core make a point client-bound.
+pub const CLIENT_BOUND_PCT: f64 = 90.0;
+/// Rounds whose round trips per second differ by more than this fraction of the median make a
+/// point noisy.
+pub const HIGH_SPREAD: f64 = 0.10;
+/// A measured window shorter than this is too short for stable figures.
+pub const MIN_DURATION_S: f64 = 2.0;
+/// Fewer verified round trips than this in a window is too few for a p99.9.
+pub const MIN_MESSAGES: u64 = 10_000;
+
+/// The median of `v` (mean of the two middle values for an even count); 0 for none.
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// The figure-by-figure median of `rounds`; errors are the largest count of any round.
+pub fn median_figures(rounds: &[Figures]) -> Figures {
+    let f = |g: fn(&Figures) -> f64| median(&rounds.iter().map(g).collect::<Vec<_>>());
+    let u = |g: fn(&Figures) -> u64| {
+        median(&rounds.iter().map(|r| g(r) as f64).collect::<Vec<_>>()).round() as u64
+    };
+    let cpu: Vec<f64> = rounds
+        .iter()
+        .filter_map(|r| r.server_cpu_us_per_msg)
+        .collect();
+    Figures {
+        msgs_per_s: f(|r| r.msgs_per_s),
+        messages: u(|r| r.messages),
+        measured_s: f(|r| r.measured_s),
+        p50_us: u(|r| r.p50_us),
+        p99_us: u(|r| r.p99_us),
+        p999_us: u(|r| r.p999_us),
+        server_user_s: f(|r| r.server_user_s),
+        server_sys_s: f(|r| r.server_sys_s),
+        server_cpu_us_per_msg: (!cpu.is_empty()).then(|| median(&cpu)),
+        server_peak_rss_kib: u(|r| r.server_peak_rss_kib),
+        client_cpu_pct: f(|r| r.client_cpu_pct),
+        client_cpu_max_thread_pct: f(|r| r.client_cpu_max_thread_pct),
+        errors: rounds.iter().map(|r| r.errors).max().unwrap_or(0),
+    }
+}
+
+/// One design at one point with its rounds, before ratios are known.
+fn point(design: &str, size: usize, connections: usize, rounds: Vec<Figures>) -> PointResult {
+    let median = median_figures(&rounds);
+    let rates: Vec<f64> = rounds.iter().map(|r| r.msgs_per_s).collect();
+    let spread = if rounds.len() > 1 && median.msgs_per_s > 0.0 {
+        let max = rates.iter().cloned().fold(f64::MIN, f64::max);
+        let min = rates.iter().cloned().fold(f64::MAX, f64::min);
+        (max - min) / median.msgs_per_s
+    } else {
+        0.0
+    };
+    PointResult {
+        design: design.to_string(),
+        size,
+        connections,
+        median,
+        ratio_to_best: 0.0,
+        cpu_ratio_to_best: None,
+        spread,
+        rounds,
+    }
+}
+
+/// One measured run, as the runner records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The design's name.
+    pub design: String,
+    /// Message size.
+    pub size: usize,
+    /// Connections.
+    pub connections: usize,
+    /// What it measured.
+    pub figures: Figures,
+}
+
+/// Groups `runs` into points (in first-seen order), takes medians, and sets the ratios to the
+/// best design at each (size, connections).
+pub fn points(runs: &[RunRecord]) -> Vec<PointResult> {
+    let mut out: Vec<PointResult> = Vec::new();
+    let mut keys: Vec<(String, usize, usize)> = Vec::new();
+    for r in runs {
+        let key = (r.design.clone(), r.size, r.connections);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (design, size, connections) in keys {
+        let rounds = runs
+            .iter()
+            .filter(|r| r.design == design && r.size == size && r.connections == connections)
+            .map(|r| r.figures.clone())
+            .collect();
+        out.push(point(&design, size, connections, rounds));
+    }
+    let snapshot = out.clone();
+    for p in &mut out {
+        let peers = snapshot
+            .iter()
+            .filter(|q| q.size == p.size && q.connections == p.connections);
+        let best = peers
+            .clone()
+            .map(|q| q.median.msgs_per_s)
+            .fold(0.0, f64::max);
+        p.ratio_to_best = if best > 0.0 {
+            p.median.msgs_per_s / best
+        } else {
+            0.0
+        };
+        let least_cpu = peers
+            .filter_map(|q| q.median.server_cpu_us_per_msg)
+            .filter(|&c| c > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        p.cpu_ratio_to_best = p
+            .median
+            .server_cpu_us_per_msg
+            .filter(|_| least_cpu.is_finite())
+            .map(|c| c / least_cpu);
+    }
+    out
+}
+
+/// The largest connection count at which `design` ran every round of every size with no error
+/// and at least one verified round trip.
+pub fn max_clean_connections(points: &[PointResult], design: &str) -> Option<usize> {
+    let mine: Vec<&PointResult> = points.iter().filter(|p| p.design == design).collect();
+    mine.iter()
+        .map(|p| p.connections)
+        .filter(|&c| {
+            mine.iter()
+                .filter(|p| p.connections == c)
+                .all(|p| p.rounds.iter().all(|r| r.errors == 0 && r.messages > 0))
+        })
+        .max()
+}
+
+/// Fills each design's [`DesignInfo::max_clean_connections`].
+pub fn set_capacity(designs: &mut [DesignInfo], points: &[PointResult]) {
+    for d in designs {
+        d.max_clean_connections = max_clean_connections(points, &d.name);
+    }
+}
+
+fn at(p: &PointResult) -> String {
+    format!("{} B x {}", p.size, p.connections)
+}
+
+fn list(points: &[&PointResult]) -> String {
+    points.iter().map(|p| at(p)).collect::<Vec<_>>().join(", ")
+}
+
+/// The warnings the figures call for: client-bound points, errors, high spread between rounds,
+/// a short window or few samples, and each design's limit ([`DesignInfo::note`], such as the
+/// single model's one connection).
+pub fn warnings(
+    settings: &Settings,
+    designs: &[DesignInfo],
+    points: &[PointResult],
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if settings.duration_s < MIN_DURATION_S {
+        out.push(Warning {
+            kind: WarningKind::TooShort,
+            design: None,
+            message: format!(
+                "each point was measured for {:.1} s: short windows are at the mercy of a single \
+                 hiccup (a timer tick, another process); use --duration {MIN_DURATION_S:.0} or \
+                 more for figures you quote",
+                settings.duration_s
+            ),
+        });
+    }
+    if settings.repeat == 1 {
+        out.push(Warning {
+            kind: WarningKind::TooShort,
+            design: None,
+            message: "one round per point: nothing tells a real difference from noise; use \
+                      --repeat 3 or more for figures you quote (the median is reported)"
+                .to_string(),
+        });
+    }
+    for d in designs {
+        let mine: Vec<&PointResult> = points.iter().filter(|p| p.design == d.name).collect();
+        let bound: Vec<&PointResult> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.median.client_cpu_max_thread_pct >= CLIENT_BOUND_PCT)
+            .collect();
+        if !bound.is_empty() {
+            let peak = bound
+                .iter()
+                .map(|p| p.median.client_cpu_max_thread_pct)
+                .fold(0.0, f64::max);
+            out.push(Warning {
+                kind: WarningKind::ClientBound,
+                design: Some(d.name.clone()),
+                message: format!(
+                    "{}: client-bound at {} (a load thread at up to {peak:.0}% of a core): the \
+                     throughput there is the load generator's limit, not the server's; compare \
+                     server CPU per round trip (µs/msg) instead, or give the load more cores \
+                     (--client-threads, unpinned)",
+                    d.name,
+                    list(&bound)
+                ),
+            });
+        }
+        let failed: Vec<&PointResult> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.median.errors > 0)
+            .collect();
+        if !failed.is_empty() {
+            let total: u64 = failed
+                .iter()
+                .flat_map(|p| p.rounds.iter())
+                .map(|r| r.errors)
+                .sum();
+            out.push(Warning {
+                kind: WarningKind::Errors,
+                design: Some(d.name.clone()),
+                message: format!(
+                    "{}: {total} errors at {} (wrong or missing echoes, resets, timeouts or \
+                     refused connections): figures there count only verified round trips; run \
+                     `ringport stress` against it at that point to see the first error",
+                    d.name,
+                    list(&failed)
+                ),
+            });
+        }
+        let noisy: Vec<&PointResult> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.spread > HIGH_SPREAD)
+            .collect();
+        if !noisy.is_empty() {
+            let worst = noisy.iter().map(|p| p.spread).fold(0.0, f64::max);
+            out.push(Warning {
+                kind: WarningKind::HighVariance,
+                design: Some(d.name.clone()),
+                message: format!(
+                    "{}: rounds differ by up to {:.0}% of the median at {}: the machine is \
+                     noisy; close other work, use --pin, or raise --duration and --repeat",
+                    d.name,
+                    worst * 100.0,
+                    list(&noisy)
+                ),
+            });
+        }
+        let thin: Vec<&PointResult> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.median.messages > 0 && p.median.messages < MIN_MESSAGES)
+            .collect();
+        if !thin.is_empty() {
+            out.push(Warning {
+                kind: WarningKind::TooShort,
+                design: Some(d.name.clone()),
+                message: format!(
+                    "{}: fewer than {MIN_MESSAGES} round trips at {}: the p99.9 there rests on \
+                     a handful of samples; raise --duration",
+                    d.name,
+                    list(&thin)
+                ),
+            });
+        }
+        if let Some(note) = &d.note {
+            out.push(Warning {
+                kind: WarningKind::SingleLimited,
+                design: Some(d.name.clone()),
+                message: format!("{}: {note}", d.name),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn figures(msgs_per_s: f64, errors: u64) -> Figures {
+        Figures {
+            msgs_per_s,
+            messages: (msgs_per_s * 2.0) as u64,
+            measured_s: 2.0,
+            p50_us: 10,
+            p99_us: 40,
+            p999_us: 90,
+            server_user_s: 0.2,
+            server_sys_s: 1.6,
+            server_cpu_us_per_msg: Some(1.8e6 / (msgs_per_s * 2.0)),
+            server_peak_rss_kib: 4096,
+            client_cpu_pct: 50.0,
+            client_cpu_max_thread_pct: 50.0,
+            errors,
+        }
+    }
+
+    fn rec(design: &str, conns: usize, f: Figures) -> RunRecord {
+        RunRecord {
+            design: design.into(),
+            size: 64,
+            connections: conns,
+            figures: f,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let m = median_figures(&[figures(100.0, 0), figures(300.0, 2), figures(200.0, 0)]);
+        assert_eq!(m.msgs_per_s, 200.0);
+        assert_eq!(m.errors, 2, "errors are never hidden by the median");
+    }
+
+    #[test]
+    fn ratios_are_to_the_best_at_each_point() {
+        let runs = [
+            rec("a", 10, figures(100_000.0, 0)),
+            rec("b", 10, figures(50_000.0, 0)),
+            rec("a", 100, figures(80_000.0, 0)),
+            rec("b", 100, figures(160_000.0, 0)),
+        ];
+        let p = points(&runs);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[0].ratio_to_best, 1.0);
+        assert_eq!(p[1].ratio_to_best, 0.5);
+        assert_eq!(p[2].ratio_to_best, 0.5);
+        assert_eq!(p[1].cpu_ratio_to_best, Some(2.0));
+        assert_eq!(p[3].cpu_ratio_to_best, Some(1.0));
+    }
+
+    #[test]
+    fn spread_and_capacity() {
+        let runs = [
+            rec("a", 1, figures(100.0, 0)),
+            rec("a", 1, figures(150.0, 0)),
+            rec("a", 10, figures(100.0, 0)),
+            rec("a", 10, figures(100.0, 3)),
+            rec("b", 1, figures(100.0, 0)),
+        ];
+        let p = points(&runs);
+        assert!((p[0].spread - 50.0 / 125.0).abs() < 1e-9);
+        assert_eq!(max_clean_connections(&p, "a"), Some(1));
+        assert_eq!(max_clean_connections(&p, "b"), Some(1));
+        assert_eq!(max_clean_connections(&p, "c"), None);
+    }
+
+    fn settings(duration_s: f64, repeat: usize) -> Settings {
+        Settings {
+            connections: vec![1, 10],
+            sizes: vec![64],
+            duration_s,
+            warmup_s: 0.0,
+            repeat,
+            pinned: true,
+            server_threads: Some(1),
+            client_threads: 1,
+            pipeline: 1,
+            quick: false,
+        }
+    }
+
+    fn info(name: &str, note: Option<&str>) -> DesignInfo {
+        DesignInfo {
+            name: name.into(),
+            kind: "ringport".into(),
+            command: String::new(),
+            backend: None,
+            note: note.map(String::from),
+            max_clean_connections: None,
+        }
+    }
+
+    #[test]
+    fn warnings_explain() {
+        let mut busy = figures(100_000.0, 0);
+        busy.client_cpu_max_thread_pct = 99.0;
+        let runs = [
+            rec("a", 10, busy.clone()),
+            rec("a", 10, figures(50_000.0, 0)),
+            rec("a", 10, busy),
+            rec("single", 1, figures(1000.0, 5)),
+        ];
+        let p = points(&runs);
+        let d = [info("a", None), info("single", Some("1 connection only"))];
+        let w = warnings(&settings(1.0, 3), &d, &p);
+        let kinds: Vec<WarningKind> = w.iter().map(|w| w.kind).collect();
+        for k in [
+            WarningKind::TooShort,
+            WarningKind::ClientBound,
+            WarningKind::HighVariance,
+            WarningKind::Errors,
+            WarningKind::SingleLimited,
+        ] {
+            assert!(kinds.contains(&k), "{k:?} missing from {w:#?}");
+        }
+        let cb = w
+            .iter()
+            .find(|w| w.kind == WarningKind::ClientBound)
+            .unwrap();
+        assert!(
+            cb.message.contains("64 B x 10") && cb.message.contains("99%"),
+            "{}",
+            cb.message
+        );
+        assert!(warnings(&settings(5.0, 3), &d[..1], &points(&runs[1..2])).is_empty());
+    }
+}

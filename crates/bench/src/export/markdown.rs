@@ -1,0 +1,221 @@
+//! The report printed on standard output: GitHub-flavoured markdown.
+//!
+//! The head names the machine and the load; then one table per message size, each design's
+//! figures with its ratio to the best at that point (throughput: higher is better, so the best
+//! is 1.00x; server CPU per round trip: lower is better, so the best is 1.00x and 2.00x costs
+//! twice as much); the largest connection count each design served without error; the warnings.
+
+use std::fmt::Write as _;
+
+use crate::results::BenchResults;
+
+/// `1234567.8` as `1,234,568`.
+pub fn thousands(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// The head: date, machine, pinning, load, designs and what each ran on.
+pub fn head(r: &BenchResults) -> String {
+    let e = &r.environment;
+    let s = &r.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "# ringport bench, {}", e.date);
+    let _ = writeln!(out);
+    let cpu = if e.cpu_model.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", e.cpu_model)
+    };
+    let _ = writeln!(
+        out,
+        "- machine: {}, Linux {}, {} CPUs{cpu}, {:.1} GiB; load average {:.2} at start; \
+         io_uring {}; ringport {}",
+        e.hostname,
+        e.kernel,
+        e.cpus,
+        e.memory_mib as f64 / 1024.0,
+        e.load_average,
+        e.io_uring,
+        e.ringport_version
+    );
+    let pin = match (e.server_cpu, e.load_cpu) {
+        (Some(a), Some(b)) => format!("server pinned to CPU {a}, load to CPU {b}"),
+        _ => "unpinned".to_string(),
+    };
+    let workers = s
+        .server_threads
+        .map_or("default".to_string(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "- load: closed loop, {} message in flight per connection, random bytes verified on \
+         every echo; {} client thread(s); {pin}; completion-model workers: {workers}",
+        s.pipeline, s.client_threads
+    );
+    let _ = writeln!(
+        out,
+        "- each point: {:.1} s measured after {:.1} s of warm-up, {} round(s) interleaved, \
+         median shown{}",
+        s.duration_s,
+        s.warmup_s,
+        s.repeat,
+        if s.quick { " (--quick)" } else { "" }
+    );
+    for d in &r.designs {
+        let _ = writeln!(
+            out,
+            "- `{}`: {}{}",
+            d.name,
+            d.backend.as_deref().unwrap_or(&d.command),
+            d.note
+                .as_deref()
+                .map_or(String::new(), |n| format!(" ({n})"))
+        );
+    }
+    out
+}
+
+/// The table of one message size.
+pub fn table(r: &BenchResults, size: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| conns | design | msgs/s | vs best | p50 µs | p99 µs | p99.9 µs | server user s | \
+         server sys s | server µs/msg | vs best | server peak RSS | client CPU | errors |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in r.connections_of(size) {
+        for d in &r.designs {
+            let Some(p) = r.point(&d.name, size, c) else {
+                continue;
+            };
+            let m = &p.median;
+            let best = |x: f64| {
+                if (x - 1.0).abs() < 1e-9 {
+                    "**1.00x**".to_string()
+                } else {
+                    format!("{x:.2}x")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {c} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
+                d.name,
+                thousands(m.msgs_per_s),
+                best(p.ratio_to_best),
+                m.p50_us,
+                m.p99_us,
+                m.p999_us,
+                m.server_user_s,
+                m.server_sys_s,
+                m.server_cpu_us_per_msg
+                    .map_or("-".to_string(), |v| format!("{v:.2}")),
+                p.cpu_ratio_to_best.map_or("-".to_string(), best),
+                mib(m.server_peak_rss_kib),
+                m.client_cpu_pct,
+                m.errors
+            );
+        }
+    }
+    out
+}
+
+/// The whole report.
+pub fn render(r: &BenchResults) -> String {
+    let mut out = head(r);
+    for size in r.sizes() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "## {size}-byte messages");
+        let _ = writeln!(out);
+        out.push_str(&table(r, size));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Largest connection count served without errors: {}",
+        r.designs
+            .iter()
+            .map(|d| format!(
+                "{} {}",
+                d.name,
+                d.max_clean_connections
+                    .map_or("none".to_string(), |c| c.to_string())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !r.warnings.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Warnings:");
+        let _ = writeln!(out);
+        for w in &r.warnings {
+            let _ = writeln!(out, "- {}", w.message);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::fixture;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+    }
+
+    #[test]
+    fn report_has_head_table_capacity_and_warnings() {
+        let text = render(&fixture::results());
+        assert!(
+            text.starts_with("# ringport bench, 2025-01-31T12:00:00Z\n"),
+            "{text}"
+        );
+        assert!(text.contains("Linux 6.18.0, 2 CPUs (Test CPU)"), "{text}");
+        assert!(
+            text.contains("server pinned to CPU 0, load to CPU 1"),
+            "{text}"
+        );
+        assert!(text.contains("`completion-uring`: io_uring (setup flags: SINGLE_ISSUER)"));
+        assert!(text.contains("## 64-byte messages"));
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows.len(), 5, "header and four points:\n{text}");
+        let cols = rows[0].matches('|').count();
+        assert!(
+            rows.iter().all(|r| r.matches('|').count() == cols),
+            "{text}"
+        );
+        assert!(
+            rows[1].starts_with("| 1 | completion-uring | 40,000 | **1.00x** | 10 | 40 | 80 |"),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[4].starts_with("| 100 | my,echo | 50,000 | 0.25x |"),
+            "{}",
+            rows[4]
+        );
+        assert!(rows[4].ends_with("| 6.0 MiB | 98% | 7 |"), "{}", rows[4]);
+        assert!(text.contains("completion-uring 100, my,echo 1"), "{text}");
+        assert!(text.contains("- my,echo: 7 errors at 64 B x 100"), "{text}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Charts as SVG, drawn with plotters: for each message size, throughput against connections
+//! (one line per design) and p99 latency against connections. Connections are on a log axis
+//! when they span a factor of ten or more; latency always is (designs differ by orders of
+//! magnitude).
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::export::markdown::thousands;
+use crate::results::BenchResults;
+
+const SIZE: (u32, u32) = (860, 520);
+
+/// What to plot against connections.
+#[derive(Debug, Clone, Copy)]
+enum Metric {
+    Throughput,
+    P99,
+}
+
+/// The charts as `(file name, SVG text)`: `throughput-<size>B.svg` and `p99-<size>B.svg` for
+/// each message size.
+///
+/// # Errors
+///
+/// A message from plotters when a chart cannot be drawn.
+pub fn charts(r: &BenchResults) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for size in r.sizes() {
+        out.push((
+            format!("throughput-{size}B.svg"),
+            chart(r, size, Metric::Throughput)?,
+        ));
+        out.push((format!("p99-{size}B.svg"), chart(r, size, Metric::P99)?));
+    }
+    Ok(out)
+}
+
+/// Each design's `(connections, value)` points at `size`, in connection order.
+fn series(r: &BenchResults, size: usize, metric: Metric) -> Vec<(String, Vec<(f64, f64)>)> {
+    r.designs
+        .iter()
+        .map(|d| {
+            let pts = r
+                .connections_of(size)
+                .into_iter()
+                .filter_map(|c| r.point(&d.name, size, c))
+                .map(|p| {
+                    let y = match metric {
+                        Metric::Throughput => p.median.msgs_per_s,
+                        Metric::P99 => (p.median.p99_us as f64).max(1.0),
+                    };
+                    (p.connections as f64, y)
+                })
+                .collect();
+            (d.name.clone(), pts)
+        })
+        .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
+        .collect()
+}
+
+fn chart(r: &BenchResults, size: usize, metric: Metric) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw(&root, r, size, metric).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    r: &BenchResults,
+    size: usize,
+    metric: Metric,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let data = series(r, size, metric);
+    let xs: Vec<f64> = data
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .collect();
+    let ys: Vec<f64> = data
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .collect();
+    let (x_lo, x_hi) = bounds(&xs, 1.0);
+    let y_hi = ys.iter().cloned().fold(1.0, f64::max);
+    let y_lo = ys.iter().cloned().fold(f64::MAX, f64::min).min(y_hi);
+    let (title, y_desc) = match metric {
+        Metric::Throughput => (
+            format!("Round trips per second, {size}-byte messages (higher is better)"),
+            "verified round trips per second",
+        ),
+        Metric::P99 => (
+            format!("p99 latency, {size}-byte messages (lower is better)"),
+            "p99 round-trip latency, µs (log)",
+        ),
+    };
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(84);
+    let x_range = (x_lo * 0.8..x_hi * 1.25).log_scale();
+    let x_fmt = |x: &f64| format!("{x:.0}");
+    let y_desc_c = y_desc.to_string();
+    match metric {
+        Metric::Throughput => {
+            let mut chart = builder.build_cartesian_2d(x_range, 0.0..y_hi * 1.15)?;
+            chart
+                .configure_mesh()
+                .x_desc("concurrent connections (log)")
+                .y_desc(y_desc_c)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y: &f64| thousands(*y))
+                .draw()?;
+            plot(&mut chart, &data)?;
+        }
+        Metric::P99 => {
+            let mut chart = builder
+                .build_cartesian_2d(x_range, ((y_lo * 0.7).max(0.5)..y_hi * 1.5).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("concurrent connections (log)")
+                .y_desc(y_desc_c)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y: &f64| thousands(*y))
+                .draw()?;
+            plot(&mut chart, &data)?;
+        }
+    }
+    Ok(())
+}
+
+/// Smallest and largest of `v` (`default` for both when empty).
+fn bounds(v: &[f64], default: f64) -> (f64, f64) {
+    if v.is_empty() {
+        return (default, default);
+    }
+    let lo = v.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = v.iter().cloned().fold(f64::MIN, f64::max);
+    (lo, hi)
+}
+
+fn plot<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    data: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (name, pts)) in data.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            pts.iter()
+                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::fixture;
+
+    #[test]
+    fn charts_are_svg_documents_with_every_design() {
+        let charts = charts(&fixture::results()).unwrap();
+        let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["throughput-64B.svg", "p99-64B.svg"]);
+        for (name, text) in &charts {
+            let doc = roxmltree::Document::parse(text)
+                .unwrap_or_else(|e| panic!("{name} is not XML: {e}"));
+            assert_eq!(doc.root_element().tag_name().name(), "svg", "{name}");
+            for design in ["completion-uring", "my,echo"] {
+                assert!(text.contains(design), "{name} has no legend for {design}");
+            }
+            assert!(
+                text.contains("polyline") || text.contains("<path"),
+                "{name} has no line"
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_point_still_draws() {
+        let mut r = fixture::results();
+        r.points.retain(|p| p.connections == 1);
+        r.designs.truncate(1);
+        r.points.truncate(1);
+        for (_, text) in charts(&r).unwrap() {
+            assert!(roxmltree::Document::parse(&text).is_ok());
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! What `/proc` says about a server process: CPU time (user and system) and memory.
+//!
+//! This module is responsible for reading and parsing `/proc/PID/stat` and `/proc/PID/status`.
+//! The parsers are plain functions over text, unit-tested on fixed samples; [`sample`] reads a
+//! live process.
+//!
+//! # Limits
+//!
+//! The figures cover one process and all its threads. CPU used by processes it starts is not
+//! counted (external servers are started with `sh -c 'exec ...'` so the measured process is the
+//! server itself, not a shell).
+
+use std::fs;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+/// One reading of a process's counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcSample {
+    /// When it was read.
+    pub at: SystemTime,
+    /// CPU time in user mode, all threads.
+    pub user: Duration,
+    /// CPU time in the kernel on the process's behalf, all threads.
+    pub system: Duration,
+    /// Resident set size now, KiB (`VmRSS`).
+    pub rss_kib: u64,
+    /// Peak resident set size so far, KiB (`VmHWM`).
+    pub hwm_kib: u64,
+}
+
+/// Clock ticks per second of the `/proc` CPU counters (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+pub fn clock_ticks() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as u64,
+        _ => 100,
+    }
+}
+
+/// `utime` and `stime` (fields 14 and 15, in clock ticks) of a `/proc/PID/stat` line.
+///
+/// The command name (field 2) is in parentheses and may itself hold spaces or parentheses, so
+/// fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<(u64, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    // After the name: state is field 3, so utime (14) is the 12th and stime (15) the 13th.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime = fields.next()?.parse().ok()?;
+    let stime = fields.next()?.parse().ok()?;
+    Some((utime, stime))
+}
+
+/// `VmRSS` and `VmHWM` (KiB) of a `/proc/PID/status` text; 0 for a line that is missing.
+pub fn parse_status(text: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Reads the counters of process `pid` now.
+///
+/// # Errors
+///
+/// When the process is gone or `/proc` cannot be read.
+pub fn sample(pid: u32, ticks_per_s: u64) -> io::Result<ProcSample> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let at = SystemTime::now();
+    let (ut, st) = parse_stat(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected /proc/{pid}/stat"),
+        )
+    })?;
+    let (rss_kib, hwm_kib) = parse_status(&status);
+    let tick = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_s as f64);
+    Ok(ProcSample {
+        at,
+        user: tick(ut),
+        system: tick(st),
+        rss_kib,
+        hwm_kib,
+    })
+}
+
+/// CPU time (user, system) at instant `at`, linearly interpolated between the samples around it
+/// (clamped to the first or last sample outside their span). `samples` are in time order.
+pub fn cpu_at(samples: &[ProcSample], at: SystemTime) -> Option<(Duration, Duration)> {
+    let first = samples.first()?;
+    let last = samples.last()?;
+    if at <= first.at {
+        return Some((first.user, first.system));
+    }
+    if at >= last.at {
+        return Some((last.user, last.system));
+    }
+    let i = samples.partition_point(|s| s.at <= at);
+    let (a, b) = (&samples[i - 1], &samples[i]);
+    let span = b.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
+    let f = if span > 0.0 {
+        at.duration_since(a.at).unwrap_or_default().as_secs_f64() / span
+    } else {
+        0.0
+    };
+    let lerp = |x: Duration, y: Duration| {
+        Duration::from_secs_f64(x.as_secs_f64() + (y.as_secs_f64() - x.as_secs_f64()) * f)
+    };
+    Some((lerp(a.user, b.user), lerp(a.system, b.system)))
+}
+
+/// CPU time (user, system) used between `from` and `to`, from periodic samples.
+pub fn cpu_between(
+    samples: &[ProcSample],
+    from: SystemTime,
+    to: SystemTime,
+) -> Option<(Duration, Duration)> {
+    let (u0, s0) = cpu_at(samples, from)?;
+    let (u1, s1) = cpu_at(samples, to)?;
+    Some((u1.saturating_sub(u0), s1.saturating_sub(s0)))
+}
+
+/// The peak resident set size seen in `samples`, KiB: the largest `VmHWM`, or of `VmRSS` where
+/// the kernel does not report a high-water mark.
+pub fn peak_rss_kib(samples: &[ProcSample]) -> u64 {
+    samples
+        .iter()
+        .map(|s| s.hwm_kib.max(s.rss_kib))
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_counted_after_the_name() {
+        let line =
+            "4242 (ring port) (x) S 1 4242 4242 0 -1 4194560 120 0 0 0 731 205 0 0 20 0 3 0 \
+                    99 1000 50 18446744073709551615";
+        assert_eq!(parse_stat(line), Some((731, 205)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn status_rss_and_hwm() {
+        let text =
+            "Name:\tringport\nVmPeak:\t  9000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4096 kB\n";
+        assert_eq!(parse_status(text), (4096, 5120));
+        assert_eq!(parse_status("Name: x\n"), (0, 0));
+    }
+
+    #[test]
+    fn own_process_can_be_sampled() {
+        let s = sample(std::process::id(), clock_ticks()).unwrap();
+        assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib, "{s:?}");
+    }
+
+    fn at(ms: u64, user_ms: u64, sys_ms: u64) -> ProcSample {
+        ProcSample {
+            at: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+            user: Duration::from_millis(user_ms),
+            system: Duration::from_millis(sys_ms),
+            rss_kib: ms,
+            hwm_kib: 0,
+        }
+    }
+
+    #[test]
+    fn cpu_is_interpolated_inside_and_clamped_outside() {
+        let s = [at(1000, 0, 0), at(2000, 100, 400), at(3000, 300, 800)];
+        let t = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        let (u, sy) = cpu_between(&s, t(1500), t(2500)).unwrap();
+        assert_eq!(u.as_millis(), 150);
+        assert_eq!(sy.as_millis(), 400);
+        let (u, sy) = cpu_between(&s, t(0), t(9000)).unwrap();
+        assert_eq!((u.as_millis(), sy.as_millis()), (300, 800));
+        assert_eq!(cpu_between(&[], t(0), t(1)), None);
+        assert_eq!(peak_rss_kib(&s), 3000);
+    }
+}

@@ -1,0 +1,171 @@
+//! `ringport bench`: flags into a [`BenchConfig`], a progress line per run on stderr, the
+//! markdown report on stdout, and the files in `--out`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ringport_bench::export;
+use ringport_bench::runner::{self, RunEvent};
+use ringport_bench::schedule::{self, BenchConfig, Design};
+
+/// Flags of `ringport bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A preset that finishes in about 30 s on two cores: every built-in design at 1, 10 and 100
+    /// connections, 64-byte messages, 2 s per point after 0.5 s of warm-up, one round, pinned
+    /// when there are two CPUs. Other flags given with it override it.
+    #[arg(long)]
+    quick: bool,
+    /// Connection counts to sweep [default: 1,10,100,1000].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    connections: Vec<usize>,
+    /// Message sizes to sweep, bytes [default: 64,4096].
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
+    size: Vec<usize>,
+    /// Measured seconds per point and round [default: 5].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seconds of load before each measurement, excluded from every figure [default: 1].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    warmup: Option<f64>,
+    /// Interleaved rounds over every design; the median is reported [default: 3].
+    #[arg(long, value_name = "N")]
+    repeat: Option<usize>,
+    /// Built-in designs to run, of completion-uring, completion-epoll, threaded, single
+    /// [default: all]; `none` runs only the `--server` ones.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    designs: Vec<String>,
+    /// An external echo server to compare, as NAME='COMMAND {port}': run by `sh -c`, with
+    /// `{port}` replaced by a free port; measured once it accepts, killed at the end of each
+    /// run. Repeat for several.
+    #[arg(long = "server", value_name = "NAME='COMMAND {port}'")]
+    servers: Vec<String>,
+    /// Pin each server to one CPU and the load to another (needs two CPUs). On with --quick
+    /// when there are two.
+    #[arg(long, overrides_with = "no_pin")]
+    pin: bool,
+    /// Do not pin, even with --quick.
+    #[arg(long)]
+    no_pin: bool,
+    /// Worker threads of ringport's completion model (its `--workers`) [default: 1 when
+    /// pinned, else one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    server_threads: Option<u32>,
+    /// Load generator threads [default: 1 when pinned, else one per CPU].
+    #[arg(long, value_name = "N")]
+    client_threads: Option<usize>,
+    /// Seconds without an echo before a connection counts a timeout.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_secs, value_name = "SECS")]
+    timeout: f64,
+    /// Directory for results.json, results.csv, results.md and the SVG charts.
+    #[arg(long, default_value = "ringport-bench", value_name = "DIR")]
+    out: PathBuf,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("`{s}` is out of range (0 to 86400 seconds)"));
+    }
+    Ok(v)
+}
+
+impl BenchArgs {
+    fn config(&self) -> anyhow::Result<BenchConfig> {
+        let exe = std::env::current_exe().context("cannot find the ringport binary itself")?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut c = if self.quick {
+            BenchConfig::quick(exe, cpus)
+        } else {
+            BenchConfig::new(exe)
+        };
+        if !self.designs.is_empty() {
+            c.designs = Vec::new();
+            for name in &self.designs {
+                let name = name.trim();
+                if name == "none" || name.is_empty() {
+                    continue;
+                }
+                c.designs.push(schedule::builtin(name).with_context(|| {
+                    format!(
+                        "unknown design `{name}` (built-in: {}; add others with --server)",
+                        schedule::BUILTIN.join(", ")
+                    )
+                })?);
+            }
+        }
+        for s in &self.servers {
+            c.designs
+                .push(Design::parse_external(s).map_err(|e| anyhow::anyhow!("--server {e}"))?);
+        }
+        if !self.connections.is_empty() {
+            c.connections = self.connections.clone();
+        }
+        if !self.size.is_empty() {
+            c.sizes = self.size.clone();
+        }
+        if let Some(d) = self.duration {
+            c.duration = Duration::from_secs_f64(d);
+        }
+        if let Some(w) = self.warmup {
+            c.warmup = Duration::from_secs_f64(w);
+        }
+        if let Some(r) = self.repeat {
+            c.repeat = r;
+        }
+        if self.pin {
+            c.pin = true;
+        }
+        if self.no_pin {
+            c.pin = false;
+        }
+        c.server_threads = self.server_threads;
+        c.client_threads = self.client_threads;
+        c.timeout = Duration::from_secs_f64(self.timeout);
+        c.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(c)
+    }
+}
+
+fn progress(e: &RunEvent<'_>) {
+    let f = e.figures;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "[{:>3}/{}] {:<18} {:>6} B x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  server {:.2}+{:.2} s  {} errors",
+        e.index,
+        e.total,
+        e.design,
+        e.run.size,
+        e.run.connections,
+        e.run.round + 1,
+        f.msgs_per_s,
+        f.p99_us,
+        f.server_user_s,
+        f.server_sys_s,
+        f.errors
+    );
+}
+
+/// Runs the benchmark and reports.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let results = runner::run(&config, &mut progress)?;
+    print!("{}", export::markdown::render(&results));
+    let written = export::write_all(&results, &args.out)?;
+    eprintln!(
+        "ringport: bench: wrote {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}

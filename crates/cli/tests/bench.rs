@@ -1,0 +1,215 @@
+//! `ringport bench` end to end: short runs of the real binary that write every output, and the
+//! external `--server` path against a small echo server written in Python.
+//!
+//! Timings are never asserted: only that every run happened, every file was written and
+//! parses, and the figures are there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ringport_bench::export::json;
+use ringport_bench::results::{BenchResults, WarningKind};
+
+/// A fresh, empty directory under the system's temporary directory.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringport-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `ringport bench ARGS --out DIR` and returns its output, panicking unless it exits 0.
+#[track_caller]
+fn bench(out: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .arg("bench")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("running ringport bench");
+    assert!(
+        output.status.success(),
+        "ringport bench {args:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Checks every file of `dir` is written and parses; returns the results.
+#[track_caller]
+fn check_outputs(dir: &Path, sizes: &[usize]) -> BenchResults {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} was not written: {e}"))
+    };
+    let results = json::from_str(&read("results.json")).expect("results.json parses");
+    let csv = read("results.csv");
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("design,size_bytes,connections,"));
+    assert_eq!(lines.count(), results.points.len(), "one CSV row per point");
+    assert!(read("results.md").contains("| conns | design | msgs/s |"));
+    for size in sizes {
+        for chart in [
+            format!("throughput-{size}B.svg"),
+            format!("p99-{size}B.svg"),
+        ] {
+            let svg = read(&chart);
+            assert!(
+                svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+                "{chart}"
+            );
+            for d in &results.designs {
+                assert!(svg.contains(&d.name), "{chart} has no line for {}", d.name);
+            }
+        }
+    }
+    results
+}
+
+#[track_caller]
+fn check_point(results: &BenchResults, design: &str, connections: usize) {
+    let p = results
+        .point(design, 64, connections)
+        .unwrap_or_else(|| panic!("no point for {design} x {connections}: {results:#?}"));
+    assert_eq!(p.rounds.len(), 1);
+    let m = &p.median;
+    assert_eq!(m.errors, 0, "{design} x {connections}: {m:?}");
+    assert!(m.messages > 0 && m.msgs_per_s > 0.0, "{m:?}");
+    assert!(m.p50_us <= m.p99_us && m.p99_us <= m.p999_us, "{m:?}");
+    assert!(m.server_peak_rss_kib > 0, "{m:?}");
+    assert!(m.server_user_s + m.server_sys_s > 0.0, "{m:?}");
+    assert!(p.ratio_to_best > 0.0 && p.ratio_to_best <= 1.0, "{p:?}");
+}
+
+#[test]
+fn two_designs_two_points_write_every_file() {
+    let dir = temp_dir("builtin");
+    let out = bench(
+        &dir,
+        &[
+            "--designs",
+            "completion-epoll,threaded",
+            "--connections",
+            "1,4",
+            "--size",
+            "64",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--repeat",
+            "1",
+            "--client-threads",
+            "1",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("## 64-byte messages"), "{stdout}");
+    assert_eq!(
+        stdout.matches("| completion-epoll |").count(),
+        2,
+        "{stdout}"
+    );
+    let results = check_outputs(&dir, &[64]);
+    assert_eq!(results.points.len(), 4);
+    for design in ["completion-epoll", "threaded"] {
+        for c in [1, 4] {
+            check_point(&results, design, c);
+        }
+        assert_eq!(
+            results.design(design).unwrap().max_clean_connections,
+            Some(4)
+        );
+    }
+    let epoll = results.design("completion-epoll").unwrap();
+    assert!(
+        epoll.backend.as_deref().unwrap_or("").starts_with("epoll"),
+        "{epoll:?}"
+    );
+    assert!(!results.environment.kernel.is_empty());
+    assert!(results
+        .warnings
+        .iter()
+        .any(|w| w.kind == WarningKind::TooShort));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A threaded echo server in Python: one thread per client, echoing until the client closes.
+const PY_ECHO: &str = r#"mine=python3 -c '
+import socket, socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            data = self.request.recv(65536)
+            if not data:
+                return
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.daemon_threads = True
+socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+' {port}"#;
+
+#[test]
+fn external_server_is_measured_beside_ringport() {
+    let dir = temp_dir("external");
+    bench(
+        &dir,
+        &[
+            "--designs",
+            "single",
+            "--server",
+            PY_ECHO,
+            "--connections",
+            "1,2",
+            "--size",
+            "64",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--repeat",
+            "1",
+            "--client-threads",
+            "1",
+        ],
+    );
+    let results = check_outputs(&dir, &[64]);
+    check_point(&results, "mine", 1);
+    check_point(&results, "mine", 2);
+    check_point(&results, "single", 1);
+    assert!(
+        results.point("single", 64, 2).is_none(),
+        "single runs at one connection only"
+    );
+    let mine = results.design("mine").unwrap();
+    assert_eq!(mine.kind, "external");
+    assert!(mine.command.starts_with("python3 -c"), "{mine:?}");
+    assert!(results
+        .warnings
+        .iter()
+        .any(|w| w.kind == WarningKind::SingleLimited));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_server_values_are_one_line_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["bench", "--server", "mine=python3 echo.py"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("{port}"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["bench", "--designs", "fastest"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown design `fastest`"));
+}
