@@ -424,3 +424,201 @@ for_each_model! {
     assert!(out.contains("hello\\0there"), "{out}");
     }
 }
+
+/// `--max-connections 2` on the completion model: a third client is not refused but waits in
+/// the backlog (no accept is in flight at the limit), and is served as soon as one closes.
+mod completion_max_connections {
+    use super::*;
+
+    fn the_client_beyond_the_limit_waits_then_is_served(model: &str) {
+        let mut server = Server::start(model, &["--max-connections", "2"]);
+        let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
+            s.write_all(msg).unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_same(&back, msg);
+        };
+        let mut a = server.connect();
+        let mut b = server.connect();
+        round_trip(&mut a, b"first");
+        round_trip(&mut b, b"second");
+        let mut c = server.connect();
+        c.write_all(b"third").unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut back = [0u8; 5];
+        let waited = c.read(&mut back);
+        assert!(
+            matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "the third client must wait, got {waited:?}"
+        );
+        round_trip(&mut b, b"still served");
+        drop(a);
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.read_exact(&mut back).expect("served once a place frees");
+        assert_eq!(&back, b"third");
+        drop((b, c));
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(8)).success());
+        let out = server.stdout();
+        assert!(!out.contains(" 0 pauses at --max-connections"), "{out}");
+        assert_eq!(
+            server.stderr().matches("accepting paused").count(),
+            1,
+            "{}",
+            server.stderr()
+        );
+    }
+
+    #[test]
+    fn completion() {
+        the_client_beyond_the_limit_waits_then_is_served("completion")
+    }
+
+    #[test]
+    fn completion_epoll() {
+        the_client_beyond_the_limit_waits_then_is_served("completion-epoll")
+    }
+}
+
+/// `--max-per-ip 2`: a third connection from the same address is accepted and closed at once,
+/// counted in the summary; the first two are served on.
+mod max_per_ip {
+    use super::*;
+
+    fn the_third_connection_from_one_address_is_closed(model: &str) {
+        let mut server = Server::start(model, &["--max-per-ip", "2"]);
+        let mut a = server.connect();
+        let mut b = server.connect();
+        for s in [&mut a, &mut b] {
+            s.write_all(b"hi").unwrap();
+            let mut back = [0u8; 2];
+            s.read_exact(&mut back).unwrap();
+        }
+        let mut c = server.connect();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let started = Instant::now();
+        match c.read(&mut [0u8; 4]) {
+            Ok(0) => {}
+            Ok(n) => panic!("the third connection got {n} bytes"),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "not closed: {e}"
+            ),
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        a.write_all(b"on").unwrap();
+        let mut back = [0u8; 2];
+        a.read_exact(&mut back).unwrap();
+        drop((a, b, c));
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(8)).success());
+        let out = server.stdout();
+        assert!(out.contains("1 refused at --max-per-ip"), "{out}");
+    }
+
+    #[test]
+    fn completion() {
+        the_third_connection_from_one_address_is_closed("completion")
+    }
+
+    #[test]
+    fn completion_epoll() {
+        the_third_connection_from_one_address_is_closed("completion-epoll")
+    }
+
+    #[test]
+    fn threaded() {
+        the_third_connection_from_one_address_is_closed("threaded")
+    }
+}
+
+// `--write-timeout 1`: a client that sends and never reads its echo is closed (its buffer
+// freed) about a second after the echo stops progressing; the server serves on.
+for_each_model! {
+    fn write_timeout_closes_a_client_that_does_not_read(model: &str) {
+        let mut server = Server::start(model, &["--write-timeout", "1"]);
+        let hog = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        hog.set_recv_buffer_size(4096).unwrap();
+        hog.connect(&server.addr.into()).unwrap();
+        let mut hog: std::net::TcpStream = hog.into();
+        hog.set_nonblocking(true).unwrap();
+        let block = vec![9u8; 64 * 1024];
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            match hog.write(&block) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+        // Not reading: the echo stalls; the write timeout (1 s, scanned within 250 ms) fires.
+        std::thread::sleep(Duration::from_secs(3));
+        // Closed by the server: reading drains what was echoed, then EOF or a reset.
+        hog.set_nonblocking(false).unwrap();
+        hog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut sink = vec![0u8; 64 * 1024];
+        loop {
+            match hog.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert!(
+                        !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                        "the non-reader was not closed: {e}"
+                    );
+                    break;
+                }
+            }
+        }
+        // The server serves on.
+        let data = Rng::new(8).bytes(20_000);
+        assert_same(&echo_chunked(server.connect(), &data, 2), &data);
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(8)).success());
+        let out = server.stdout();
+        assert!(out.contains("1 write timeouts"), "{out}");
+    }
+}
+
+/// `--stats SECS` prints one `stats:` line per period on stderr, with the open connections,
+/// accepts, bytes and errors by kind.
+#[test]
+fn stats_prints_a_periodic_line() {
+    let mut server = Server::start("completion", &["--stats", "0.2"]);
+    let mut s = server.connect();
+    s.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).unwrap();
+    server.eventually(
+        Duration::from_secs(5),
+        "a stats line with the connection",
+        |srv| {
+            srv.stderr()
+                .lines()
+                .any(|l| l.starts_with("stats: 1 open, 1 accepted") && l.contains("in 5 B"))
+        },
+    );
+    let line = server
+        .stderr()
+        .lines()
+        .find(|l| l.starts_with("stats: 1 open"))
+        .unwrap()
+        .to_string();
+    for word in [
+        "completions/wait",
+        "errors:",
+        "refused-per-ip",
+        "idle",
+        "write-timeout",
+    ] {
+        assert!(line.contains(word), "{word} in {line}");
+    }
+    drop(s);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(8)).success());
+    assert!(server.stdout().contains("limits:"), "{}", server.stdout());
+}

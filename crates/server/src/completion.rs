@@ -25,9 +25,9 @@
 //! # Limits
 //!
 //! - **Connections** (`max_connections`, shared by the workers through a [`Gate`]): a worker
-//!   takes a place *before* it submits an accept; at the limit it has no accept in flight (no
-//!   spinning: clients wait in the listen backlog) until a connection closes anywhere and the
-//!   gate posts it [`SLOT_FREE`](crate::limits) through its port.
+//!   takes a place for each connection it accepts; one that finds none holds that connection
+//!   unserved and submits no further accept (no spinning: clients wait in the listen backlog)
+//!   until a connection closes anywhere and the gate posts it `SLOT_FREE` through its port.
 //! - **Per IP address** (`max_per_ip`): a connection beyond it is closed as soon as accepted.
 //! - **Timeouts**, by one scan of the worker's table per tick (a second, shorter for short
 //!   timeouts), never a timer per operation: each connection records the time of its last
@@ -116,10 +116,9 @@ struct Worker<'a> {
     stats: WorkerStats,
     gate: Arc<Gate>,
     per_ip: Arc<PerIp>,
-    /// A place at the gate is held for the next accepted connection.
-    reserved: bool,
-    /// Paused at the connection limit (waiting for [`SLOT_FREE`]).
-    at_limit: bool,
+    /// A connection accepted when no place was free: held (no operation on it, its bytes wait
+    /// in its socket) until the gate posts [`SLOT_FREE`]; no accept is in flight meanwhile.
+    parked: Option<Accepted>,
     /// The worker's clock: start, and now in milliseconds (updated once per loop turn).
     epoch: Instant,
     now_ms: u64,
@@ -285,8 +284,7 @@ impl<'a> Worker<'a> {
             stats: WorkerStats::default(),
             gate: shared.gate,
             per_ip: shared.per_ip,
-            reserved: false,
-            at_limit: false,
+            parked: None,
             epoch,
             now_ms: 0,
             tick,
@@ -344,9 +342,8 @@ impl Worker<'_> {
                 self.on_completion(c);
             }
         }
-        if self.reserved {
-            self.reserved = false;
-            self.gate.release();
+        if let Some(parked) = self.parked.take() {
+            self.per_ip.leave(parked.peer.map(|p| p.ip()));
         }
         let stats = self.counters();
         self.publish();
@@ -438,12 +435,7 @@ impl Worker<'_> {
     fn on_completion(&mut self, c: Completion) {
         match c.outcome {
             Outcome::Posted if c.key == SHUTDOWN => self.begin_drain(),
-            Outcome::Posted if c.key == SLOT_FREE => {
-                if self.at_limit {
-                    debug!(worker = self.id, "a place freed: accepting again");
-                }
-                self.submit_accept();
-            }
+            Outcome::Posted if c.key == SLOT_FREE => self.on_slot_free(),
             Outcome::Accepted(result) => self.on_accept(result),
             Outcome::Received { buf, result } => self.on_recv(c.key, buf, result),
             Outcome::Sent { buf, result, .. } => self.on_send(c.key, buf, result),
@@ -459,25 +451,16 @@ impl Worker<'_> {
     }
 
     fn submit_accept(&mut self) {
-        if self.draining || self.accept_op.is_some() || self.accept_retry.is_some() {
+        if self.draining
+            || self.accept_op.is_some()
+            || self.accept_retry.is_some()
+            || self.parked.is_some()
+        {
             return;
         }
         let Some(listener) = self.listener.clone() else {
             return;
         };
-        if !self.reserved {
-            // No accept without a place for the connection it brings: at the limit nothing is
-            // in flight, so nothing spins; the gate posts SLOT_FREE when a place frees.
-            if !self.gate.reserve(self.id) {
-                if !self.at_limit {
-                    self.at_limit = true;
-                    self.stats.limit_pauses += 1;
-                }
-                return;
-            }
-            self.reserved = true;
-            self.at_limit = false;
-        }
         match self.port.submit(ACCEPT_KEY, Op::Accept { listener }) {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
@@ -503,15 +486,17 @@ impl Worker<'_> {
                 self.accept_failures = 0;
                 self.backoff = BACKOFF_MIN;
                 self.stats.accepted += 1;
-                // The place reserved for this accept is the connection's now.
-                self.reserved = false;
-                if self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
-                    self.new_conn(accepted);
-                } else {
+                if !self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
                     self.stats.refused_per_ip += 1;
-                    self.gate.release();
                     // Closed at once (a plain close: the port never saw this descriptor).
                     drop(accepted);
+                } else if self.gate.reserve(self.id) {
+                    self.new_conn(accepted);
+                } else {
+                    // At the limit: hold this one, accept nothing more (clients wait in the
+                    // listen backlog, nothing spins) until the gate posts SLOT_FREE.
+                    self.parked = Some(accepted);
+                    self.stats.limit_pauses += 1;
                 }
                 self.submit_accept();
             }
@@ -542,15 +527,23 @@ impl Worker<'_> {
         }
         if self.draining && self.accept_op.is_none() {
             self.listener = None;
-            self.release_reservation();
         }
     }
 
-    fn release_reservation(&mut self) {
-        if self.reserved {
-            self.reserved = false;
-            self.gate.release();
+    /// A place may have freed: the parked connection takes it, then accepting resumes.
+    fn on_slot_free(&mut self) {
+        if let Some(parked) = self.parked.take() {
+            if !self.gate.reserve(self.id) {
+                self.parked = Some(parked);
+                return;
+            }
+            debug!(
+                worker = self.id,
+                "a place freed: serving the parked connection"
+            );
+            self.new_conn(parked);
         }
+        self.submit_accept();
     }
 
     fn new_conn(&mut self, accepted: Accepted) {
@@ -696,10 +689,13 @@ impl Worker<'_> {
             Some(token) => {
                 let _ = self.port.cancel(token);
             }
-            None => {
-                self.listener = None;
-                self.release_reservation();
-            }
+            None => self.listener = None,
+        }
+        if let Some(parked) = self.parked.take() {
+            // It may have sent bytes already: drain it like the others, above the limit by
+            // one for the length of the shutdown.
+            self.gate.take_anyway();
+            self.new_conn(parked);
         }
         let mut cancels = 0;
         for (_, conn) in self.conns.iter_mut() {

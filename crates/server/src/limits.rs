@@ -3,12 +3,16 @@
 //!
 //! # The connection gate (completion model)
 //!
-//! A worker *reserves* a place before it submits an accept, so that an accept is in flight only
-//! when the connection it brings can be served: the limit is exact across workers, and a worker
-//! at the limit has no accept in flight at all, so nothing spins and clients wait in the listen
-//! backlog. A worker that finds no place marks itself paused; whoever frees a place wakes the
-//! paused workers (through their ports' posters), and they try again. The pause flag is set
-//! *before* the second attempt, so a place freed in between is never missed.
+//! A worker takes a place for each connection it accepts. One that finds no place holds that
+//! connection unserved ("parked"), submits no further accept (so nothing spins, and clients wait
+//! in its listener's backlog) and marks itself paused; whoever frees a place wakes the paused
+//! workers (through their ports' posters), and they try again. The pause flag is set *before*
+//! the second attempt, so a place freed in between is never missed.
+//!
+//! Places are taken *after* the accept, not reserved before it: each worker has its own
+//! `SO_REUSEPORT` listener, and a place reserved by an idle accept on one listener would starve
+//! a client waiting on another. The cost is one parked descriptor per paused worker, which the
+//! derived limit's reserve covers.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -89,6 +93,11 @@ impl Gate {
             );
         }
         false
+    }
+
+    /// Takes a place even beyond the limit (a parked connection drained at shutdown).
+    pub(crate) fn take_anyway(&self) {
+        self.taken.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Gives a place back (a connection closed, or a reserved accept was cancelled), waking the
