@@ -12,6 +12,8 @@ pub const CLIENT_BOUND_PCT: f64 = 90.0;
 pub const HIGH_SPREAD: f64 = 0.10;
 /// A measured window shorter than this is too short for stable figures.
 pub const MIN_DURATION_S: f64 = 2.0;
+/// Other programs using more than this share of one CPU during a run make its figures noisy.
+pub const BUSY_OTHERS_PCT: f64 = 20.0;
 /// Fewer verified round trips than this in a window is too few for a p99.9.
 pub const MIN_MESSAGES: u64 = 10_000;
 
@@ -54,6 +56,7 @@ pub fn median_figures(rounds: &[Figures]) -> Figures {
         client_cpu_pct: f(|r| r.client_cpu_pct),
         client_cpu_max_thread_pct: f(|r| r.client_cpu_max_thread_pct),
         errors: rounds.iter().map(|r| r.errors).max().unwrap_or(0),
+        others_cpu_pct: f(|r| r.others_cpu_pct),
     }
 }
 
@@ -282,6 +285,27 @@ pub fn warnings(
                 ),
             });
         }
+        let disturbed: Vec<&PointResult> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.rounds.iter().any(|r| r.others_cpu_pct > BUSY_OTHERS_PCT))
+            .collect();
+        if !disturbed.is_empty() {
+            let worst = disturbed
+                .iter()
+                .flat_map(|p| p.rounds.iter())
+                .map(|r| r.others_cpu_pct)
+                .fold(0.0, f64::max);
+            out.push(Warning {
+                kind: WarningKind::Noise,
+                design: Some(d.name.clone()),
+                message: format!(
+                    "{}: other programs used up to {worst:.0}% of a CPU while it was measured at                      {}: they took CPU from the server or the load, so those figures are low and                      noisy; rerun on a quiet machine",
+                    d.name,
+                    list(&disturbed)
+                ),
+            });
+        }
         if let Some(note) = &d.note {
             out.push(Warning {
                 kind: WarningKind::SingleLimited,
@@ -312,6 +336,7 @@ pub(crate) mod tests {
             client_cpu_pct: 50.0,
             client_cpu_max_thread_pct: 50.0,
             errors,
+            others_cpu_pct: 0.0,
         }
     }
 
@@ -397,6 +422,7 @@ pub(crate) mod tests {
     fn warnings_explain() {
         let mut busy = figures(100_000.0, 0);
         busy.client_cpu_max_thread_pct = 99.0;
+        busy.others_cpu_pct = 60.0;
         let runs = [
             rec("a", 10, busy.clone()),
             rec("a", 10, figures(50_000.0, 0)),
@@ -413,6 +439,7 @@ pub(crate) mod tests {
             WarningKind::HighVariance,
             WarningKind::Errors,
             WarningKind::SingleLimited,
+            WarningKind::Noise,
         ] {
             assert!(kinds.contains(&k), "{k:?} missing from {w:#?}");
         }

@@ -87,6 +87,60 @@ pub fn sample(pid: u32, ticks_per_s: u64) -> io::Result<ProcSample> {
     })
 }
 
+/// Busy CPU time of the whole machine, all CPUs, in clock ticks: the `cpu` line of `/proc/stat`
+/// less idle and iowait (guest time is already inside user time).
+pub fn parse_system_busy(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    Some(get(0) + get(1) + get(2) + get(5) + get(6) + get(7))
+}
+
+/// What the machine and one process used between two readings: for telling the CPU the
+/// benchmark used from the CPU other programs took meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSnapshot {
+    at: std::time::Instant,
+    system_busy: Duration,
+    processes: Duration,
+}
+
+impl CpuSnapshot {
+    /// Reads the machine's busy time and the CPU time of `pids` (each process with all its
+    /// threads) now.
+    pub fn take(pids: &[u32], ticks_per_s: u64) -> Option<CpuSnapshot> {
+        let tick = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_s as f64);
+        let busy = parse_system_busy(&fs::read_to_string("/proc/stat").ok()?)?;
+        let mut processes = Duration::ZERO;
+        for pid in pids {
+            let (u, s) = parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            processes += tick(u + s);
+        }
+        Some(CpuSnapshot {
+            at: std::time::Instant::now(),
+            system_busy: tick(busy),
+            processes,
+        })
+    }
+
+    /// CPU used by everything but the watched processes since `earlier`, in percent of one
+    /// CPU.
+    pub fn others_pct_since(&self, earlier: &CpuSnapshot) -> f64 {
+        let wall = self.at.duration_since(earlier.at).as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        let busy = self.system_busy.saturating_sub(earlier.system_busy);
+        let ours = self.processes.saturating_sub(earlier.processes);
+        100.0 * busy.saturating_sub(ours).as_secs_f64() / wall
+    }
+}
+
 /// CPU time (user, system) at instant `at`, linearly interpolated between the samples around it
 /// (clamped to the first or last sample outside their span). `samples` are in time order.
 pub fn cpu_at(samples: &[ProcSample], at: SystemTime) -> Option<(Duration, Duration)> {
@@ -159,6 +213,17 @@ mod tests {
     fn own_process_can_be_sampled() {
         let s = sample(std::process::id(), clock_ticks()).unwrap();
         assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib, "{s:?}");
+    }
+
+    #[test]
+    fn system_busy_excludes_idle_and_iowait() {
+        let stat = "cpu  100 5 50 9000 30 2 3 1 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_system_busy(stat), Some(100 + 5 + 50 + 2 + 3 + 1));
+        assert_eq!(parse_system_busy("intr 1\n"), None);
+        let a = CpuSnapshot::take(&[std::process::id()], clock_ticks()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let b = CpuSnapshot::take(&[std::process::id()], clock_ticks()).unwrap();
+        assert!(b.others_pct_since(&a) >= 0.0);
     }
 
     fn at(ms: u64, user_ms: u64, sys_ms: u64) -> ProcSample {

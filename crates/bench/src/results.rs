@@ -157,6 +157,9 @@ pub struct Figures {
     pub client_cpu_max_thread_pct: f64,
     /// Errors of every kind (mismatch, short echo, early close, reset, timeout, failed connect).
     pub errors: u64,
+    /// CPU taken meanwhile by everything but this server and the benchmark itself (other
+    /// programs, the kernel's own threads), percent of one CPU: a noise gauge.
+    pub others_cpu_pct: f64,
 }
 
 /// Why a figure may be wrong, and what to try.

@@ -300,9 +300,17 @@ fn measure(
         timeout: config.timeout,
         ..StressConfig::default()
     };
+    let ticks = procfs::clock_ticks();
+    let watched = [server.pid(), std::process::id()];
     server.start_sampling();
+    let before = procfs::CpuSnapshot::take(&watched, ticks);
     let outcome = engine::run_with(&stress, &RunOptions::default());
+    let after = procfs::CpuSnapshot::take(&watched, ticks);
     let samples = server.finish_sampling();
+    let others_cpu_pct = match (before, after) {
+        (Some(b), Some(a)) => (a.others_pct_since(&b) * 10.0).round() / 10.0,
+        _ => 0.0,
+    };
     let outcome = outcome.map_err(|e| e.to_string())?;
     let report = &outcome.report;
     let from = outcome.measure_started;
@@ -325,6 +333,7 @@ fn measure(
         client_cpu_pct: report.client_cpu_pct.iter().sum(),
         client_cpu_max_thread_pct: report.client_cpu_pct.iter().cloned().fold(0.0, f64::max),
         errors: report.errors,
+        others_cpu_pct,
     })
 }
 

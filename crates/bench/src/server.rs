@@ -163,6 +163,8 @@ fn ringport_args(design: &Design, opts: &StartOptions) -> Vec<String> {
     let ServerSpec::Ringport { model, backend } = &design.server else {
         return Vec::new();
     };
+    // `--max-per-ip 0`: every load connection comes from 127.0.0.1, and the default per-address
+    // limit (a defence for exposed servers) would refuse the sweep's larger points.
     let mut args: Vec<String> = [
         "serve",
         "--port",
@@ -171,6 +173,8 @@ fn ringport_args(design: &Design, opts: &StartOptions) -> Vec<String> {
         model,
         "--backend",
         backend,
+        "--max-per-ip",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -24,6 +24,7 @@ pub const HEADER: &[&str] = &[
     "errors",
     "messages",
     "spread",
+    "others_cpu_pct",
 ];
 
 /// A field quoted as RFC 4180 asks when it holds a comma, a quote or a line break.
@@ -47,7 +48,7 @@ pub fn render(results: &BenchResults) -> String {
         let m = &p.median;
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.1},{:.4},{},{},{},{:.3},{:.3},{},{},{},{:.1},{},{},{:.4}",
+            "{},{},{},{},{:.1},{:.4},{},{},{},{:.3},{:.3},{},{},{},{:.1},{},{},{:.4},{:.1}",
             field(&p.design),
             p.size,
             p.connections,
@@ -66,6 +67,7 @@ pub fn render(results: &BenchResults) -> String {
             m.errors,
             m.messages,
             p.spread,
+            m.others_cpu_pct,
         );
     }
     out

@@ -71,6 +71,7 @@ pub(crate) mod fixture {
             client_cpu_pct: 97.5,
             client_cpu_max_thread_pct: 97.5,
             errors,
+            others_cpu_pct: 1.5,
         }
     }
 

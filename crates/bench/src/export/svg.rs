@@ -9,7 +9,38 @@ use plotters::prelude::*;
 use crate::export::markdown::thousands;
 use crate::results::BenchResults;
 
-const SIZE: (u32, u32) = (860, 520);
+const SIZE: (u32, u32) = (860, 540);
+
+/// Tableau 10: distinct, and readable on white.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x4e, 0x79, 0xa7),
+    RGBColor(0xf2, 0x8e, 0x2b),
+    RGBColor(0xe1, 0x57, 0x59),
+    RGBColor(0x59, 0xa1, 0x4f),
+    RGBColor(0xb0, 0x7a, 0xa1),
+    RGBColor(0x76, 0xb7, 0xb2),
+    RGBColor(0x9c, 0x75, 0x5f),
+    RGBColor(0xed, 0xc9, 0x48),
+    RGBColor(0xff, 0x9d, 0xa7),
+    RGBColor(0xba, 0xb0, 0xac),
+];
+
+/// One line under the chart: version, machine, pinning, load, date.
+fn footer(r: &BenchResults) -> String {
+    let e = &r.environment;
+    let s = &r.settings;
+    format!(
+        "ringport {}, Linux {}, {} CPUs, {}, {} client thread(s), {:.1} s x {} round(s) per point, median; {}",
+        e.ringport_version,
+        e.kernel,
+        e.cpus,
+        if s.pinned { "server and load pinned to separate CPUs" } else { "unpinned" },
+        s.client_threads,
+        s.duration_s,
+        s.repeat,
+        e.date
+    )
+}
 
 /// What to plot against connections.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +107,13 @@ fn draw<DB: DrawingBackend>(
     metric: Metric,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
+    let (root, foot) = root.split_vertically(SIZE.1 - 24);
+    foot.draw(&Text::new(
+        footer(r),
+        (16, 4),
+        ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
+    ))?;
+    let root = &root;
     let data = series(r, size, metric);
     let xs: Vec<f64> = data
         .iter()
@@ -155,7 +193,7 @@ where
     Y: Ranged<ValueType = f64>,
 {
     for (i, (name, pts)) in data.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
             .label(name.as_str())
