@@ -68,6 +68,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
+/// Most clients taken from a listen backlog at shutdown (the kernel caps a backlog at
+/// `net.core.somaxconn`, 4096 by default).
+const BACKLOG_MAX: usize = 65_536;
 /// Transient accept errors in a row before accepting pauses anyway.
 const TRANSIENT_RETRIES: u32 = 16;
 /// Spare connection buffers a worker keeps for reuse.
@@ -526,7 +529,59 @@ impl Worker<'_> {
             }
         }
         if self.draining && self.accept_op.is_none() {
-            self.listener = None;
+            self.take_backlog();
+        }
+    }
+
+    /// Shutdown, once no accept is in flight: the clients already waiting in this worker's
+    /// listen backlog completed their handshake and may have sent bytes. Closing the listener
+    /// would reset them and lose those bytes, so take them in without waiting (non-blocking
+    /// accepts until none is left, at most [`BACKLOG_MAX`]) and drain them like every other
+    /// connection; then close the listener.
+    fn take_backlog(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let sock = socket2::SockRef::from(&*listener);
+        if let Err(e) = sock.set_nonblocking(true) {
+            warn!(
+                worker = self.id,
+                "cannot take the listen backlog at shutdown: {e}"
+            );
+            return;
+        }
+        let mut taken = 0usize;
+        while taken < BACKLOG_MAX {
+            match sock.accept() {
+                Ok((socket, peer)) => {
+                    taken += 1;
+                    self.stats.accepted += 1;
+                    self.gate.take_anyway();
+                    self.new_conn(Accepted {
+                        fd: socket.into(),
+                        peer: peer.as_socket(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    warn!(
+                        worker = self.id,
+                        "taking the listen backlog at shutdown: {e}"
+                    );
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            info!(
+                worker = self.id,
+                taken, "took the clients waiting in the listen backlog, to drain them too"
+            );
         }
     }
 
@@ -689,7 +744,7 @@ impl Worker<'_> {
             Some(token) => {
                 let _ = self.port.cancel(token);
             }
-            None => self.listener = None,
+            None => self.take_backlog(),
         }
         if let Some(parked) = self.parked.take() {
             // It may have sent bytes already: drain it like the others, above the limit by
