@@ -300,7 +300,9 @@ pub fn warnings(
                 kind: WarningKind::Noise,
                 design: Some(d.name.clone()),
                 message: format!(
-                    "{}: other programs used up to {worst:.0}% of a CPU while it was measured at                      {}: they took CPU from the server or the load, so those figures are low and                      noisy; rerun on a quiet machine",
+                    "{}: other programs used up to {worst:.0}% of a CPU while it was measured at \
+                     {}: they took CPU from the server or the load, so those figures are low and \
+                     noisy; rerun on a quiet machine",
                     d.name,
                     list(&disturbed)
                 ),
@@ -443,6 +445,10 @@ pub(crate) mod tests {
         ] {
             assert!(kinds.contains(&k), "{k:?} missing from {w:#?}");
         }
+        assert!(
+            w.iter().all(|w| !w.message.contains("  ")),
+            "messages are single-spaced: {w:#?}"
+        );
         let cb = w
             .iter()
             .find(|w| w.kind == WarningKind::ClientBound)

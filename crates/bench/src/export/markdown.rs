@@ -27,6 +27,20 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// A ratio to the best: `**1.00x**` for the best itself; for any other, two decimals, or three
+/// where two would round it to look like the best (`0.996x`).
+pub fn ratio(x: f64) -> String {
+    if (x - 1.0).abs() < 1e-9 {
+        return "**1.00x**".to_string();
+    }
+    let two = format!("{x:.2}");
+    if two == "1.00" {
+        format!("{x:.3}x")
+    } else {
+        format!("{two}x")
+    }
+}
+
 /// The head: date, machine, pinning, load, designs and what each ran on.
 pub fn head(r: &BenchResults) -> String {
     let e = &r.environment;
@@ -105,13 +119,7 @@ pub fn table(r: &BenchResults, size: usize) -> String {
                 continue;
             };
             let m = &p.median;
-            let best = |x: f64| {
-                if (x - 1.0).abs() < 1e-9 {
-                    "**1.00x**".to_string()
-                } else {
-                    format!("{x:.2}x")
-                }
-            };
+            let best = ratio;
             let _ = writeln!(
                 out,
                 "| {c} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
@@ -181,6 +189,10 @@ mod tests {
         assert_eq!(thousands(999.4), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(ratio(1.0), "**1.00x**");
+        assert_eq!(ratio(0.5), "0.50x");
+        assert_eq!(ratio(0.9956), "0.996x");
+        assert_eq!(ratio(1.0004), "1.000x");
     }
 
     #[test]
