@@ -35,7 +35,7 @@ mod sys;
 mod table;
 pub mod token;
 
-pub use op::{Accepted, Completion, Op, Outcome, SharedFd};
+pub use op::{Accepted, Completion, Op, Outcome, PoolBuf, SharedFd};
 pub use port::{
     probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
     Poster,

@@ -74,6 +74,85 @@ pub enum Op {
     },
     /// Complete at once with no effect.
     Nop,
+    /// Accept connections until cancelled (io_uring's multishot accept): every connection
+    /// completes with [`Outcome::AcceptedMulti`] and `more: true`; the last completion has
+    /// `more: false` (an error, or a cancellation), after which the caller submits again to
+    /// keep accepting. The peer address comes from `getpeername`.
+    AcceptMulti {
+        /// The listening socket.
+        listener: SharedFd,
+    },
+    /// Receive until cancelled, each chunk into a buffer of the port's pool taken only when
+    /// bytes arrive (io_uring's multishot receive with a provided-buffer ring). Every chunk
+    /// completes with [`Outcome::ReceivedBuf`] and `more: true`; the last completion has
+    /// `more: false`: end of stream (`Ok(0)`), an error, a cancellation, or `ENOBUFS` when the
+    /// pool ran dry (submit again once buffers are given back; nothing is lost, the bytes wait
+    /// in the socket). The port must have a pool ([`Port::provide_buffers`](crate::Port::provide_buffers)).
+    RecvMulti {
+        /// The connected socket.
+        fd: SharedFd,
+        /// End (with `more: false`) once this many bytes have arrived; 0: no limit. A caller
+        /// that bounds what it holds per connection passes its room, so that a peer with much
+        /// to send cannot take more buffers than that in one burst. Kept by the epoll backend
+        /// and by io_uring on Linux 6.16+ (`sqe->optlen`); on older kernels a multishot receive
+        /// may take up to 32 buffers per wake-up before its owner can cancel it.
+        limit: usize,
+    },
+    /// Receive once into a buffer of the port's pool; completes with [`Outcome::ReceivedBuf`]
+    /// (`more: false`). `ENOBUFS` when the pool is empty.
+    RecvBuf {
+        /// The connected socket.
+        fd: SharedFd,
+        /// Do not wait: complete with `WouldBlock` when no byte is ready (`MSG_DONTWAIT`).
+        nowait: bool,
+    },
+    /// Send `buf[at..]` from a buffer of the port's pool, the very memory a receive filled (no
+    /// copy). Completes with [`Outcome::SentBuf`], which returns the buffer.
+    SendBuf {
+        /// The connected socket.
+        fd: SharedFd,
+        /// The pooled buffer.
+        buf: PoolBuf,
+        /// Where in the buffer to start.
+        at: usize,
+    },
+}
+
+/// A buffer of a port's pool, handed out by a completion ([`Outcome::ReceivedBuf`]).
+///
+/// The handle is the only way to reach the buffer and is not `Clone`: read it with
+/// [`Port::buf`](crate::Port::buf), send it with [`Op::SendBuf`], and give it back to the pool
+/// with [`Port::give_back`](crate::Port::give_back) when done. A handle dropped instead stays
+/// out of the pool for good.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PoolBuf {
+    id: u16,
+    len: u32,
+}
+
+impl PoolBuf {
+    pub(crate) fn new(id: u16, len: u32) -> PoolBuf {
+        PoolBuf { id, len }
+    }
+
+    pub(crate) fn set_len(&mut self, len: u32) {
+        self.len = len;
+    }
+
+    /// The buffer's number in its pool.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The bytes it holds.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Op {
@@ -87,6 +166,10 @@ impl Op {
             Op::Shutdown { .. } => OpKind::Shutdown,
             Op::Close { .. } => OpKind::Close,
             Op::Nop => OpKind::Nop,
+            Op::AcceptMulti { .. } => OpKind::AcceptMulti,
+            Op::RecvMulti { .. } => OpKind::RecvMulti,
+            Op::RecvBuf { .. } => OpKind::RecvBuf,
+            Op::SendBuf { .. } => OpKind::SendBuf,
         }
     }
 }
@@ -129,6 +212,32 @@ pub enum Outcome {
     Closed(io::Result<()>),
     /// [`Op::Nop`] finished.
     Nop,
+    /// [`Op::AcceptMulti`] produced a connection (or ended, when `more` is false).
+    AcceptedMulti {
+        /// The connection, or why the accept ended.
+        result: io::Result<Accepted>,
+        /// The accept is still armed; false on its last completion.
+        more: bool,
+    },
+    /// [`Op::RecvMulti`] or [`Op::RecvBuf`] produced a chunk (or ended, when `more` is false).
+    ReceivedBuf {
+        /// The pooled buffer holding the bytes, when one was used: give it back with
+        /// [`Port::give_back`](crate::Port::give_back) once done with it.
+        buf: Option<PoolBuf>,
+        /// Bytes received (`Ok(0)`: end of stream), or the error (`ENOBUFS`: the pool is empty).
+        result: io::Result<usize>,
+        /// The receive is still armed; false on its last completion.
+        more: bool,
+    },
+    /// [`Op::SendBuf`] finished.
+    SentBuf {
+        /// The pooled buffer, returned to its owner.
+        buf: PoolBuf,
+        /// Where the send started.
+        at: usize,
+        /// Bytes sent from `at`.
+        result: io::Result<usize>,
+    },
     /// A value posted with [`Poster::post`](crate::Poster::post); it is in
     /// [`Completion::key`].
     Posted,

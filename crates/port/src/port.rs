@@ -42,8 +42,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::op::{Completion, Op};
+use crate::op::{Completion, Op, PoolBuf};
 use crate::sys::epoll::EpollDriver;
+use crate::sys::pool::BufPool;
 use crate::sys::uring::{UringDriver, UringUnavailable};
 use crate::sys::{self, SockAddrBuf};
 use crate::table::{InFlight, OpTable};
@@ -310,6 +311,9 @@ pub struct Port {
     stats: PortStats,
     /// Why io_uring was not used, when `Auto` fell back to epoll.
     fallback: Option<String>,
+    /// The buffer pool, once provided. Declared after `driver`, so the ring that may write into
+    /// it is closed first.
+    pool: Option<BufPool>,
 }
 
 impl fmt::Debug for Port {
@@ -373,7 +377,87 @@ impl Port {
             raw: Vec::with_capacity(256),
             stats: PortStats::default(),
             fallback,
+            pool: None,
         }
+    }
+
+    /// Gives the port a pool of `count` buffers of `size` bytes, which [`Op::RecvMulti`] and
+    /// [`Op::RecvBuf`] receive into and [`Op::SendBuf`] sends from. On io_uring the buffers
+    /// are registered as a provided-buffer ring (Linux 5.19+), so the kernel picks one only
+    /// when bytes arrive; where the kernel refuses the ring, the port picks a buffer when each
+    /// receive is submitted (a multishot receive then ends after every chunk). The memory is
+    /// reserved at once and becomes resident as buffers are first used.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a zero count or size, a count above 32,768, or a second call; `ENOMEM`.
+    pub fn provide_buffers(&mut self, count: u16, size: usize) -> io::Result<()> {
+        if self.pool.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut pool = BufPool::new(count, size)?;
+        if let Driver::Uring(d) = &mut self.driver {
+            if let Err(e) = d.attach_pool(&mut pool) {
+                tracing::debug!(
+                    "the kernel refused a provided-buffer ring ({e}); buffers are picked per receive"
+                );
+            }
+        }
+        self.pool = Some(pool);
+        Ok(())
+    }
+
+    /// Whether the kernel picks pool buffers itself, from a provided-buffer ring.
+    pub fn buffer_ring(&self) -> bool {
+        self.pool.as_ref().is_some_and(BufPool::has_ring)
+    }
+
+    /// Pool buffers free (neither handed out nor in flight in a send).
+    pub fn buffers_available(&self) -> usize {
+        self.pool.as_ref().map_or(0, BufPool::available)
+    }
+
+    /// The size of the pool's buffers (0 without a pool).
+    pub fn buffer_size(&self) -> usize {
+        self.pool.as_ref().map_or(0, BufPool::buf_size)
+    }
+
+    /// The bytes a pooled buffer holds.
+    ///
+    /// # Panics
+    ///
+    /// Without a pool, or for a buffer of another port's pool.
+    pub fn buf(&self, buf: &PoolBuf) -> &[u8] {
+        self.pool
+            .as_ref()
+            .expect("a port with a buffer pool")
+            .bytes(buf)
+    }
+
+    /// Appends the bytes of `src` to `dst`, when they fit in `dst`'s buffer (a copy; then give
+    /// `src` back). Compacts the chunks a connection holds, so that many small chunks do not
+    /// hold many buffers. Returns whether they were appended.
+    ///
+    /// # Panics
+    ///
+    /// Without a pool, or for a buffer of another port's pool.
+    pub fn append(&mut self, dst: &mut PoolBuf, src: &PoolBuf) -> bool {
+        self.pool
+            .as_mut()
+            .expect("a port with a buffer pool")
+            .append(dst, src)
+    }
+
+    /// Gives a pooled buffer back to the pool, for receives to use again.
+    ///
+    /// # Panics
+    ///
+    /// Without a pool, or for a buffer of another port's pool.
+    pub fn give_back(&mut self, buf: PoolBuf) {
+        self.pool
+            .as_mut()
+            .expect("a port with a buffer pool")
+            .give_back(buf);
     }
 
     /// The mechanism under this port.
@@ -389,7 +473,18 @@ impl Port {
     /// when [`BackendChoice::Auto`] fell back.
     pub fn describe(&self) -> String {
         match (&self.driver, &self.fallback) {
-            (Driver::Uring(d), _) => format!("io_uring (setup flags: {})", d.flags()),
+            (Driver::Uring(d), _) => match &self.pool {
+                Some(pool) if pool.has_ring() => format!(
+                    "io_uring (setup flags: {}; provided-buffer ring{})",
+                    d.flags(),
+                    if d.mshot_capped() {
+                        ", multishot receives capped per invocation"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => format!("io_uring (setup flags: {})", d.flags()),
+            },
             (Driver::Epoll(_), None) => "epoll (edge-triggered)".to_string(),
             (Driver::Epoll(_), Some(cause)) => {
                 format!("epoll (edge-triggered; io_uring unavailable: {cause})")
@@ -452,11 +547,13 @@ impl Port {
             kind,
             op,
             addr,
+            pooled: None,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
+        let pool = self.pool.as_mut();
         let pushed = match &mut self.driver {
-            Driver::Uring(d) => d.push(token, inflight, close_fd),
-            Driver::Epoll(d) => d.push(token, inflight, close_fd),
+            Driver::Uring(d) => d.push(token, inflight, close_fd, pool),
+            Driver::Epoll(d) => d.push(token, inflight, close_fd, pool),
         };
         if let Err(e) = pushed {
             self.table.remove(token);
@@ -491,10 +588,22 @@ impl Port {
         self.raw.clear();
         match &mut self.driver {
             Driver::Uring(d) => d.wait(1, timeout, &mut self.raw)?,
-            Driver::Epoll(d) => d.wait(&mut self.table, 1, timeout, &mut self.raw)?,
+            Driver::Epoll(d) => d.wait(
+                &mut self.table,
+                self.pool.as_mut(),
+                1,
+                timeout,
+                &mut self.raw,
+            )?,
         }
         let before = out.len();
-        self.stats.stale += sys::deliver(&self.raw, &mut self.table, &self.post.queue, out);
+        self.stats.stale += sys::deliver(
+            &self.raw,
+            &mut self.table,
+            &self.post.queue,
+            self.pool.as_mut(),
+            out,
+        );
         let added = out.len() - before;
         self.stats.completions += added as u64;
         Ok(added)

@@ -21,6 +21,9 @@ pub(crate) struct InFlight {
     /// Socket address storage the kernel reads (connect) or writes (accept). Boxed so that it
     /// does not move when the table grows.
     pub addr: Option<Box<SockAddrBuf>>,
+    /// The pool buffer the driver took for this receive itself (where the kernel does not
+    /// select buffers: io_uring without a provided-buffer ring).
+    pub pooled: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -113,6 +116,7 @@ mod tests {
             kind: OpKind::Nop,
             op: Op::Nop,
             addr: None,
+            pooled: None,
         }
     }
 

@@ -44,9 +44,23 @@ pub enum OpKind {
     Cancel = 8,
     /// Internal: the read on the port's wake-up eventfd.
     Wake = 9,
+    /// Accept connections until cancelled (multishot).
+    AcceptMulti = 10,
+    /// Receive chunks into pooled buffers until cancelled (multishot).
+    RecvMulti = 11,
+    /// Receive once into a pooled buffer.
+    RecvBuf = 12,
+    /// Send from a pooled buffer.
+    SendBuf = 13,
 }
 
 impl OpKind {
+    /// Whether operations of this kind complete more than once (multishot): their table entry
+    /// stays while the kernel's completions carry `IORING_CQE_F_MORE`.
+    pub fn is_multishot(self) -> bool {
+        matches!(self, OpKind::AcceptMulti | OpKind::RecvMulti)
+    }
+
     fn from_u8(v: u8) -> Option<OpKind> {
         Some(match v {
             1 => OpKind::Accept,
@@ -58,6 +72,10 @@ impl OpKind {
             7 => OpKind::Nop,
             8 => OpKind::Cancel,
             9 => OpKind::Wake,
+            10 => OpKind::AcceptMulti,
+            11 => OpKind::RecvMulti,
+            12 => OpKind::RecvBuf,
+            13 => OpKind::SendBuf,
             _ => return None,
         })
     }

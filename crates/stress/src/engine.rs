@@ -831,7 +831,8 @@ impl<'s, 'a> Client<'s, 'a> {
             Outcome::Closed(_) => {
                 self.conns[i].ops -= 1;
             }
-            Outcome::Accepted(_) | Outcome::Nop | Outcome::Posted => {}
+            // Operations this engine never submits (accepts, pooled buffers), and wake-ups.
+            _ => {}
         }
     }
 

@@ -70,7 +70,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::op::{Op, SharedFd};
-use crate::sys::SockAddrBuf;
+use crate::sys::pool::BufPool;
+use crate::sys::{buffer_flags, SockAddrBuf, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token};
 
@@ -179,6 +180,10 @@ pub(crate) struct EpollDriver {
     idle: Vec<RawFd>,
     /// `epoll_pwait2` has not failed with ENOSYS or EPERM yet.
     pwait2: bool,
+    /// Fds whose multishot receive stopped before the socket was drained, to work again at
+    /// the next `wait`; and the list being worked (swapped, so neither allocates per turn).
+    again: Vec<RawFd>,
+    again_now: Vec<RawFd>,
 }
 
 impl fmt::Debug for EpollDriver {
@@ -360,21 +365,95 @@ fn finish_connect(fd: RawFd) -> Attempt {
     }
 }
 
+/// What one attempt at an operation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// It would block: wait for readiness.
+    Blocked,
+    /// It finished with this result and these flags.
+    Done(i32, u32),
+    /// A multishot operation produced a result and stays armed.
+    More(i32, u32),
+}
+
+impl From<Attempt> for Progress {
+    fn from(a: Attempt) -> Progress {
+        match a {
+            None => Progress::Blocked,
+            Some(res) => Progress::Done(res, 0),
+        }
+    }
+}
+
+/// A receive into a buffer taken from `pool`: the chunk with the buffer's flags, or the
+/// buffer back in the pool. An empty pool is `ENOBUFS`, as for a ring that ran dry.
+fn recv_pooled(fd: RawFd, pool: Option<&mut BufPool>, more: bool, limit: &mut usize) -> Progress {
+    let Some(pool) = pool else {
+        return Progress::Done(-libc::EINVAL, 0);
+    };
+    let Some(id) = pool.take() else {
+        return Progress::Done(-libc::ENOBUFS, 0);
+    };
+    let mut len = pool.buf_size().min(i32::MAX as usize);
+    if *limit > 0 {
+        len = len.min(*limit);
+    }
+    let ptr = pool.ptr(id);
+    let attempt = loop {
+        // SAFETY: buffer `id` was just taken out of the pool, so nothing else reads or writes
+        // it; `ptr` and `len` describe it, and recv writes at most `len` bytes.
+        let ret = unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) };
+        if let Ok(attempt) = verdict(ret) {
+            break attempt;
+        }
+    };
+    // A limited multishot receive ends with the chunk that reaches its limit.
+    let mut reached = |n: i32| {
+        if *limit == 0 {
+            return false;
+        }
+        *limit = limit.saturating_sub(n as usize);
+        *limit == 0
+    };
+    match attempt {
+        Some(n) if n > 0 && more && !reached(n) => Progress::More(n, buffer_flags(id, true)),
+        Some(n) if n > 0 => Progress::Done(n, buffer_flags(id, false)),
+        other => {
+            pool.untake(id);
+            other.into()
+        }
+    }
+}
+
 /// One attempt at a queued operation, now that its fd may be ready.
-fn attempt(inflight: &mut InFlight) -> Attempt {
+fn attempt(inflight: &mut InFlight, pool: Option<&mut BufPool>) -> Progress {
     match &mut inflight.op {
-        Op::Recv { fd, buf, .. } => try_recv(fd.as_raw_fd(), buf),
-        Op::Send { fd, buf, at } => try_send(fd.as_raw_fd(), buf, *at),
+        Op::Recv { fd, buf, .. } => try_recv(fd.as_raw_fd(), buf).into(),
+        Op::Send { fd, buf, at } => try_send(fd.as_raw_fd(), buf, *at).into(),
         Op::Accept { listener } => {
             let addr = inflight
                 .addr
                 .as_mut()
                 .expect("accept carries address storage");
-            try_accept(listener.as_raw_fd(), addr)
+            try_accept(listener.as_raw_fd(), addr).into()
         }
-        Op::Connect { fd, .. } => finish_connect(fd.as_raw_fd()),
+        Op::Connect { fd, .. } => finish_connect(fd.as_raw_fd()).into(),
+        Op::AcceptMulti { listener } => {
+            let mut addr = SockAddrBuf::empty();
+            match try_accept(listener.as_raw_fd(), &mut addr) {
+                None => Progress::Blocked,
+                Some(fd) if fd >= 0 => Progress::More(fd, CQE_F_MORE),
+                Some(e) => Progress::Done(e, 0),
+            }
+        }
+        Op::RecvMulti { fd, limit } => recv_pooled(fd.as_raw_fd(), pool, true, limit),
+        Op::RecvBuf { fd, .. } => recv_pooled(fd.as_raw_fd(), pool, false, &mut 0),
+        Op::SendBuf { fd, buf, at } => match pool {
+            Some(pool) => try_send(fd.as_raw_fd(), pool.bytes(buf), *at).into(),
+            None => Progress::Done(-libc::EINVAL, 0),
+        },
         // Never queued: they complete when pushed.
-        Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Some(0),
+        Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Progress::Done(0, 0),
     }
 }
 
@@ -415,6 +494,8 @@ impl EpollDriver {
             ready: Vec::with_capacity(256),
             idle: Vec::new(),
             pwait2: true,
+            again: Vec::with_capacity(64),
+            again_now: Vec::with_capacity(64),
         })
     }
 
@@ -579,8 +660,65 @@ impl EpollDriver {
         token: Token,
         inflight: &mut InFlight,
         close_fd: Option<RawFd>,
+        mut pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let done: Attempt = match &mut inflight.op {
+            Op::AcceptMulti { listener } => {
+                let raw = listener.as_raw_fd();
+                let listener = Rc::clone(listener);
+                let state = self.hold(&listener);
+                if !state.nonblocking {
+                    match get_flags(raw).and_then(|f| set_flags(raw, f | libc::O_NONBLOCK)) {
+                        Ok(()) => state.nonblocking = true,
+                        Err(e) => {
+                            self.ready.push((token.raw(), e, 0));
+                            self.note_if_idle(raw);
+                            return Ok(());
+                        }
+                    }
+                }
+                self.push_multi(token, inflight, &listener, pool);
+                return Ok(());
+            }
+            Op::RecvMulti { fd, .. } => {
+                let fd = Rc::clone(fd);
+                self.push_multi(token, inflight, &fd, pool);
+                return Ok(());
+            }
+            Op::RecvBuf { fd, nowait } => {
+                let (fd, nowait) = (Rc::clone(fd), *nowait);
+                let raw = fd.as_raw_fd();
+                let progress = if self.queue_is_empty(raw, Dir::Read) {
+                    attempt(inflight, pool.as_deref_mut())
+                } else {
+                    Progress::Blocked
+                };
+                match progress {
+                    Progress::Blocked if nowait => {
+                        self.ready.push((token.raw(), -libc::EAGAIN, 0));
+                    }
+                    Progress::Blocked => self.enqueue(token, &fd, Dir::Read),
+                    Progress::Done(res, flags) | Progress::More(res, flags) => {
+                        self.ready.push((token.raw(), res, flags));
+                    }
+                }
+                return Ok(());
+            }
+            Op::SendBuf { fd, .. } => {
+                let fd = Rc::clone(fd);
+                let progress = if self.queue_is_empty(fd.as_raw_fd(), Dir::Write) {
+                    attempt(inflight, pool)
+                } else {
+                    Progress::Blocked
+                };
+                match progress {
+                    Progress::Blocked => self.enqueue(token, &fd, Dir::Write),
+                    Progress::Done(res, flags) | Progress::More(res, flags) => {
+                        self.ready.push((token.raw(), res, flags));
+                    }
+                }
+                return Ok(());
+            }
             Op::Nop | Op::Close { .. } => Some(match close_fd {
                 Some(raw) => {
                     // SAFETY: the port passed us ownership of `raw` (the last handle on it), so
@@ -681,6 +819,38 @@ impl EpollDriver {
         Ok(())
     }
 
+    /// Starts a multishot operation (reading direction): produces what is ready now, then waits
+    /// for readiness, unless it ended.
+    fn push_multi(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        fd: &SharedFd,
+        mut pool: Option<&mut BufPool>,
+    ) {
+        let raw = fd.as_raw_fd();
+        if self.queue_is_empty(raw, Dir::Read) {
+            loop {
+                match attempt(inflight, pool.as_deref_mut()) {
+                    Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                        // One chunk now, the rest from the next `wait` (see `drive`).
+                        self.ready.push((token.raw(), res, flags));
+                        self.again.push(raw);
+                        break;
+                    }
+                    Progress::More(res, flags) => self.ready.push((token.raw(), res, flags)),
+                    Progress::Done(res, flags) => {
+                        self.ready.push((token.raw(), res, flags));
+                        self.note_if_idle(raw);
+                        return;
+                    }
+                    Progress::Blocked => break,
+                }
+            }
+        }
+        self.enqueue(token, fd, Dir::Read);
+    }
+
     /// Cancels the operation named `target` if it is waiting for readiness: it completes with
     /// `ECANCELED`. An operation that has already finished completes as it finished.
     pub fn cancel(&mut self, target: Token) -> io::Result<()> {
@@ -698,7 +868,14 @@ impl EpollDriver {
     }
 
     /// Works `fd`'s `dir` queue from the front until an operation would block.
-    fn drive(&mut self, fd: RawFd, dir: Dir, table: &mut OpTable, out: &mut Vec<(u64, i32, u32)>) {
+    fn drive(
+        &mut self,
+        fd: RawFd,
+        dir: Dir,
+        table: &mut OpTable,
+        mut pool: Option<&mut BufPool>,
+        out: &mut Vec<(u64, i32, u32)>,
+    ) {
         loop {
             let Some(state) = self.fds.get_mut(fd as usize) else {
                 return;
@@ -714,11 +891,21 @@ impl EpollDriver {
                 self.pop_front(fd, dir);
                 continue;
             };
-            match attempt(inflight) {
-                None => return,
-                Some(res) => {
+            match attempt(inflight, pool.as_deref_mut()) {
+                Progress::Blocked => return,
+                Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                    // One chunk per connection and turn, as io_uring caps a multishot receive
+                    // per invocation: a peer with much to send cannot take the whole pool
+                    // before its owner sees the first chunks. The fd is worked again at the
+                    // next `wait` (no new edge will come, the socket was not drained).
+                    out.push((token.raw(), res, flags));
+                    self.again.push(fd);
+                    return;
+                }
+                Progress::More(res, flags) => out.push((token.raw(), res, flags)),
+                Progress::Done(res, flags) => {
                     self.pop_front(fd, dir);
-                    out.push((token.raw(), res, 0));
+                    out.push((token.raw(), res, flags));
                 }
             }
         }
@@ -795,6 +982,7 @@ impl EpollDriver {
     pub fn wait(
         &mut self,
         table: &mut OpTable,
+        mut pool: Option<&mut BufPool>,
         min: usize,
         timeout: Option<Duration>,
         out: &mut Vec<(u64, i32, u32)>,
@@ -802,12 +990,18 @@ impl EpollDriver {
         self.sweep_idle();
         let before = out.len();
         out.append(&mut self.ready);
+        std::mem::swap(&mut self.again, &mut self.again_now);
+        for i in 0..self.again_now.len() {
+            let fd = self.again_now[i];
+            self.drive(fd, Dir::Read, table, pool.as_deref_mut(), out);
+        }
+        self.again_now.clear();
         let deadline = match timeout {
             Some(d) if !d.is_zero() => Instant::now().checked_add(d),
             _ => None,
         };
         loop {
-            let enough = out.len() - before >= min;
+            let enough = out.len() - before >= min || !self.again.is_empty();
             let left: Option<Duration> = match (timeout, deadline) {
                 _ if enough => Some(Duration::ZERO),
                 (Some(d), _) if d.is_zero() => Some(Duration::ZERO),
@@ -839,10 +1033,10 @@ impl EpollDriver {
                 // Write first: a failed connect's error must reach the connect, not be consumed
                 // by a recv waiting on the same socket.
                 if events & WRITE_READY != 0 {
-                    self.drive(fd, Dir::Write, table, out);
+                    self.drive(fd, Dir::Write, table, pool.as_deref_mut(), out);
                 }
                 if events & READ_READY != 0 {
-                    self.drive(fd, Dir::Read, table, out);
+                    self.drive(fd, Dir::Read, table, pool.as_deref_mut(), out);
                 }
                 self.note_if_idle(fd);
             }
@@ -860,7 +1054,8 @@ impl Drop for EpollDriver {
     fn drop(&mut self) {
         // Accepted fds whose completions were never reaped belong to nobody else: close them.
         for &(user_data, res, _) in &self.ready {
-            if res >= 0 && Token::from_raw(user_data).map(Token::kind) == Some(OpKind::Accept) {
+            let kind = Token::from_raw(user_data).map(Token::kind);
+            if res >= 0 && matches!(kind, Some(OpKind::Accept | OpKind::AcceptMulti)) {
                 // SAFETY: `res` is a new fd from accept4 that was never handed out.
                 unsafe { libc::close(res) };
             }

@@ -24,6 +24,7 @@
 //! accepted fd, growing a buffer by the bytes the kernel wrote).
 
 pub(crate) mod epoll;
+pub(crate) mod pool;
 pub(crate) mod uring;
 
 use std::io;
@@ -33,7 +34,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use std::sync::Mutex;
 
-use crate::op::{Accepted, Completion, Op, Outcome};
+use crate::op::{Accepted, Completion, Op, Outcome, PoolBuf};
+use crate::sys::pool::BufPool;
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token};
 
@@ -147,14 +149,114 @@ pub(crate) fn cvt(res: i32) -> io::Result<usize> {
     }
 }
 
+/// A completion's flags: a buffer of the pool was used (its id in the top 16 bits).
+pub(crate) const CQE_F_BUFFER: u32 = 1;
+/// A completion's flags: the multishot operation is still armed.
+pub(crate) const CQE_F_MORE: u32 = 2;
+const CQE_BUFFER_SHIFT: u32 = 16;
+
+/// The flags of a completion that used pool buffer `id`, `more` if still armed.
+pub(crate) fn buffer_flags(id: u16, more: bool) -> u32 {
+    (u32::from(id) << CQE_BUFFER_SHIFT) | CQE_F_BUFFER | if more { CQE_F_MORE } else { 0 }
+}
+
+/// The pool buffer a completion carries: the kernel's (or the epoll driver's) flag, else the
+/// one the driver took at submission.
+fn carried_buffer(flags: u32, taken: Option<u16>) -> Option<(u16, bool)> {
+    if flags & CQE_F_BUFFER != 0 {
+        Some(((flags >> CQE_BUFFER_SHIFT) as u16, true))
+    } else {
+        taken.map(|id| (id, false))
+    }
+}
+
+/// The outcome of a pooled receive: the buffer goes to the caller only with bytes in it;
+/// otherwise it returns to the pool at once.
+fn received_buf(
+    pool: Option<&mut BufPool>,
+    carried: Option<(u16, bool)>,
+    res: i32,
+    more: bool,
+) -> Outcome {
+    let result = cvt(res);
+    let buf = match (pool, carried) {
+        (Some(pool), Some((id, flagged))) => {
+            // Counted out when the kernel selected it (flagged on a ring); the driver counted
+            // the buffers it took itself.
+            let from_ring = flagged && pool.has_ring();
+            let buf = pool.hand_out(id, usize::try_from(res).unwrap_or(0), from_ring);
+            if res > 0 {
+                Some(buf)
+            } else {
+                pool.give_back(buf);
+                None
+            }
+        }
+        _ => None,
+    };
+    Outcome::ReceivedBuf { buf, result, more }
+}
+
+/// The peer address of a connected socket (`getpeername`), for multishot accepts, which do
+/// not report it.
+fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    let mut addr = SockAddrBuf::empty();
+    // SAFETY: getpeername writes at most `addr.len` bytes into the live local storage.
+    let ret = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+            &mut addr.len,
+        )
+    };
+    if ret == 0 {
+        addr.socket_addr()
+    } else {
+        None
+    }
+}
+
+/// Turns a result of a multishot operation that stays armed (`IORING_CQE_F_MORE`) into what
+/// the caller receives; the operation stays in the table.
+///
+/// # Safety
+///
+/// As for [`complete`]: `res` is the kernel's result for this operation (for an accept, a new
+/// fd nobody else owns).
+pub(crate) unsafe fn complete_more(
+    kind: OpKind,
+    res: i32,
+    flags: u32,
+    pool: Option<&mut BufPool>,
+) -> Outcome {
+    match kind {
+        OpKind::AcceptMulti => Outcome::AcceptedMulti {
+            result: cvt(res).map(|fd| {
+                // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
+                // else.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let peer = peer_of(&fd);
+                Accepted { fd, peer }
+            }),
+            more: true,
+        },
+        _ => received_buf(pool, carried_buffer(flags, None), res, true),
+    }
+}
+
 /// Turns a finished operation and its raw result into what the caller receives.
 ///
 /// # Safety
 ///
 /// `res` must be the kernel's result for exactly this operation: for an accept, a new fd that
 /// nothing else owns; for a receive, the number of bytes written into the buffer's spare
-/// capacity.
-pub(crate) unsafe fn complete(inflight: InFlight, res: i32) -> Outcome {
+/// capacity (or into the pool buffer `flags` or the operation names).
+pub(crate) unsafe fn complete(
+    inflight: InFlight,
+    res: i32,
+    flags: u32,
+    pool: Option<&mut BufPool>,
+) -> Outcome {
     if inflight.kind == OpKind::Close {
         return Outcome::Closed(cvt(res).map(drop));
     }
@@ -188,6 +290,33 @@ pub(crate) unsafe fn complete(inflight: InFlight, res: i32) -> Outcome {
         Op::Shutdown { .. } => Outcome::ShutDown(cvt(res).map(drop)),
         Op::Close { .. } => Outcome::Closed(cvt(res).map(drop)),
         Op::Nop => Outcome::Nop,
+        Op::AcceptMulti { .. } => Outcome::AcceptedMulti {
+            result: cvt(res).map(|fd| {
+                // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
+                // else.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let peer = peer_of(&fd);
+                Accepted { fd, peer }
+            }),
+            more: false,
+        },
+        Op::RecvMulti { .. } | Op::RecvBuf { .. } => {
+            received_buf(pool, carried_buffer(flags, inflight.pooled), res, false)
+        }
+        Op::SendBuf { buf, at, .. } => Outcome::SentBuf {
+            buf,
+            at,
+            result: cvt(res),
+        },
+    }
+}
+
+/// Gives back the pool buffer a stale completion carries, so that it is not lost.
+fn reclaim(flags: u32, pool: Option<&mut BufPool>) {
+    if let (Some(pool), Some((id, true))) = (pool, carried_buffer(flags, None)) {
+        let from_ring = pool.has_ring();
+        let buf: PoolBuf = pool.hand_out(id, 0, from_ring);
+        pool.give_back(buf);
     }
 }
 
@@ -198,11 +327,13 @@ pub(crate) fn deliver(
     raw: &[(u64, i32, u32)],
     table: &mut OpTable,
     posted: &Mutex<Vec<u64>>,
+    mut pool: Option<&mut BufPool>,
     out: &mut Vec<Completion>,
 ) -> u64 {
     let mut stale = 0;
-    for &(user_data, res, _flags) in raw {
+    for &(user_data, res, flags) in raw {
         let Some(token) = Token::from_raw(user_data) else {
+            reclaim(flags, pool.as_deref_mut());
             stale += 1;
             continue;
         };
@@ -215,15 +346,28 @@ pub(crate) fn deliver(
                 }));
             }
             OpKind::Cancel => {}
+            kind if kind.is_multishot() && flags & CQE_F_MORE != 0 => {
+                let Some(inflight) = table.get_mut(token) else {
+                    reclaim(flags, pool.as_deref_mut());
+                    stale += 1;
+                    continue;
+                };
+                let key = inflight.key;
+                // SAFETY: `res` is the kernel's result for the operation `token` names (the
+                // table confirmed slot, generation and kind), which stays armed.
+                let outcome = unsafe { complete_more(kind, res, flags, pool.as_deref_mut()) };
+                out.push(Completion { key, outcome });
+            }
             _ => {
                 let Some(inflight) = table.remove(token) else {
+                    reclaim(flags, pool.as_deref_mut());
                     stale += 1;
                     continue;
                 };
                 let key = inflight.key;
                 // SAFETY: `res` is the kernel's result for the operation `token` names, and the
                 // table has just confirmed (slot, generation and kind) that it is this one.
-                let outcome = unsafe { complete(inflight, res) };
+                let outcome = unsafe { complete(inflight, res, flags, pool.as_deref_mut()) };
                 out.push(Completion { key, outcome });
             }
         }
@@ -292,5 +436,70 @@ pub mod os {
     /// The number of CPUs this process may run on.
     pub fn available_cpus() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The system allocator, counting the allocations of every thread: for tests that prove a
+    /// path allocates nothing (install it with `#[global_allocator]` in a test binary).
+    ///
+    /// ```
+    /// use ringport_port::os::CountingAlloc;
+    ///
+    /// static COUNTER: CountingAlloc = CountingAlloc::new();
+    /// assert_eq!(COUNTER.allocations(), 0); // not installed here, so nothing is counted
+    /// ```
+    #[derive(Debug, Default)]
+    pub struct CountingAlloc {
+        allocations: std::sync::atomic::AtomicU64,
+    }
+
+    impl CountingAlloc {
+        /// A counter at zero.
+        pub const fn new() -> CountingAlloc {
+            CountingAlloc {
+                allocations: std::sync::atomic::AtomicU64::new(0),
+            }
+        }
+
+        /// Allocations (and reallocations) so far, by every thread.
+        pub fn allocations(&self) -> u64 {
+            self.allocations.load(std::sync::atomic::Ordering::Relaxed)
+        }
+
+        fn count(&self) {
+            self.allocations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+    // allocator's contract is `System`'s; counting touches only an atomic.
+    unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            self.count();
+            // SAFETY: the caller's promises for `alloc` are passed on unchanged.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+            self.count();
+            // SAFETY: as above, for `alloc_zeroed`.
+            unsafe { std::alloc::System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: as above, for `dealloc`: `ptr` came from this allocator, i.e. `System`.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(
+            &self,
+            ptr: *mut u8,
+            layout: std::alloc::Layout,
+            new_size: usize,
+        ) -> *mut u8 {
+            self.count();
+            // SAFETY: as above, for `realloc`.
+            unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+        }
     }
 }

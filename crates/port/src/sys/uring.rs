@@ -35,6 +35,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::op::Op;
+use crate::sys::pool::{BufPool, BGID};
 use crate::table::InFlight;
 use crate::token::{OpKind, Token};
 
@@ -119,6 +120,20 @@ const NEEDED: [(u8, &str); 9] = [
     (opcode::Read::CODE, "READ"),
 ];
 
+/// `entry` (a multishot receive) with a total byte limit in `sqe->optlen` (Linux 6.16+), which
+/// the io-uring crate does not expose.
+fn with_total_limit(mut entry: squeue::Entry, limit: u32) -> squeue::Entry {
+    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+    /// Where `optlen` (shared with `file_index`) lies in `struct io_uring_sqe`.
+    const OPTLEN: usize = 44;
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around exactly one `io_uring_sqe`, the kernel's
+    // 64-byte submission entry (asserted above), so viewing it as 64 bytes is sound, and bytes
+    // 44..48 are its `optlen` field, which a receive does not otherwise use.
+    let bytes = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
+    bytes[OPTLEN..OPTLEN + 4].copy_from_slice(&limit.to_ne_bytes());
+    entry
+}
+
 /// One io_uring and the port's wake-up read on it.
 pub(crate) struct UringDriver {
     ring: IoUring,
@@ -129,6 +144,9 @@ pub(crate) struct UringDriver {
     flags: &'static str,
     /// Completions reaped outside `wait` (to make room for a submission), delivered by the next.
     backlog: Vec<(u64, i32, u32)>,
+    /// The per-invocation byte cap of multishot receives (`sqe->len`), 0 where the kernel
+    /// refuses one.
+    mshot_len: u32,
 }
 
 impl fmt::Debug for UringDriver {
@@ -214,6 +232,7 @@ impl UringDriver {
             wake_armed: false,
             flags,
             backlog: Vec::new(),
+            mshot_len: 0,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -224,12 +243,131 @@ impl UringDriver {
         self.flags
     }
 
+    /// Whether multishot receives carry a per-invocation byte cap.
+    pub fn mshot_capped(&self) -> bool {
+        self.mshot_len > 0
+    }
+
+    /// Registers `pool`'s provided-buffer ring with this io_uring.
+    pub fn attach_pool(&mut self, pool: &mut BufPool) -> io::Result<()> {
+        pool.attach_ring(&self.ring.submitter())?;
+        let cap = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
+        self.mshot_len = match self.mshot_cap(cap, pool) {
+            Ok(true) => cap,
+            _ => 0,
+        };
+        Ok(())
+    }
+
+    /// Whether the kernel takes byte limits on multishot receives (Linux 6.16+: `sqe->len` per
+    /// invocation, `sqe->optlen` in total; older kernels refuse them with `EINVAL`): on a local
+    /// socket pair holding 32 bytes, a multishot receive limited to 16 in total must end after
+    /// 16. Without the limit, a multishot receive retries up to 32 times per wake-up, taking a
+    /// buffer each time, before its owner can cancel it.
+    fn mshot_cap(&mut self, cap: u32, pool: &mut BufPool) -> io::Result<bool> {
+        const PROBE_RECV: u64 = 1;
+        const PROBE_CANCEL: u64 = 2;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: socketpair writes two fds into the live local array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both fds were just created by socketpair and are owned by nothing else.
+        let pair = unsafe {
+            use std::os::fd::FromRawFd;
+            [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
+        };
+        let bytes = [0u8; 32];
+        // SAFETY: writes 32 bytes from a live local array to a socket we own.
+        let wrote = unsafe { libc::write(pair[1].as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if wrote != 32 {
+            return Ok(false);
+        }
+        let recv = with_total_limit(
+            opcode::RecvMulti::new(types::Fd(pair[0].as_raw_fd()), BGID)
+                .len(cap.max(16))
+                .build(),
+            16,
+        )
+        .user_data(PROBE_RECV);
+        let cancel = opcode::AsyncCancel::new(PROBE_RECV)
+            .build()
+            .user_data(PROBE_CANCEL);
+        self.push_entry(&recv)?;
+        self.push_entry(&cancel)?;
+        let mut verdict: Option<bool> = None;
+        let mut seen = 0;
+        while seen < 2 {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+            for cqe in self.ring.completion() {
+                let entry: cqueue::Entry = cqe;
+                match entry.user_data() {
+                    PROBE_RECV => {
+                        if let Some(id) = cqueue::buffer_select(entry.flags()) {
+                            // Back into the ring, as the pool expects.
+                            let buf = pool.hand_out(id, 0, true);
+                            pool.give_back(buf);
+                        }
+                        if !cqueue::more(entry.flags()) {
+                            // Supported: the first chunk is 16 bytes and ends the receive.
+                            verdict.get_or_insert(entry.result() == 16);
+                            seen += 1;
+                        } else {
+                            verdict = Some(false);
+                        }
+                    }
+                    PROBE_CANCEL => seen += 1,
+                    other => {
+                        if other == WAKE.raw() {
+                            self.wake_armed = false;
+                        }
+                        self.backlog.push((other, entry.result(), entry.flags()));
+                    }
+                }
+            }
+        }
+        drop(pair);
+        Ok(verdict.unwrap_or(false))
+    }
+
+    /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
+    /// or `None` when the pool is empty.
+    fn recv_taken(
+        fd: RawFd,
+        pool: &mut BufPool,
+        inflight_pooled: &mut Option<u16>,
+        flags: i32,
+    ) -> Option<squeue::Entry> {
+        let id = pool.take()?;
+        *inflight_pooled = Some(id);
+        let len = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
+        Some(
+            opcode::Recv::new(types::Fd(fd), pool.ptr(id), len)
+                .flags(flags)
+                .build(),
+        )
+    }
+
     fn push_entry(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: every entry built by this driver points only at memory owned by an
-            // operation in the port's table (boxed or heap-allocated, so it does not move) or by
-            // the driver itself, and that memory stays alive until the entry's completion is
-            // reaped: the table frees an operation only after its completion.
+            // operation in the port's table (boxed or heap-allocated, so it does not move), by
+            // the driver itself, or by the port's buffer pool (one allocation that never moves
+            // and is dropped after the ring), and that memory stays alive until the entry's
+            // completion is reaped: the table frees an operation only after its completion, and
+            // a pool buffer being sent or received into is out of the pool until then.
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -290,8 +428,69 @@ impl UringDriver {
         token: Token,
         inflight: &mut InFlight,
         close_fd: Option<RawFd>,
+        pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let entry = match &mut inflight.op {
+            Op::AcceptMulti { listener } => {
+                opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
+            }
+            Op::RecvMulti { fd, .. } | Op::RecvBuf { fd, .. } => {
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let raw = fd.as_raw_fd();
+                let nowait = matches!(inflight.op, Op::RecvBuf { nowait: true, .. });
+                let limit = match inflight.op {
+                    Op::RecvMulti { limit, .. } => Some(limit),
+                    _ => None,
+                };
+                let multi = limit.is_some();
+                let flags = if nowait { libc::MSG_DONTWAIT } else { 0 };
+                if pool.has_ring() && multi {
+                    let entry = opcode::RecvMulti::new(types::Fd(raw), BGID)
+                        .len(self.mshot_len)
+                        .build();
+                    match limit {
+                        Some(limit) if limit > 0 && self.mshot_len > 0 => {
+                            with_total_limit(entry, u32::try_from(limit).unwrap_or(u32::MAX))
+                        }
+                        _ => entry,
+                    }
+                } else if pool.has_ring() {
+                    let len = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
+                    opcode::Recv::new(types::Fd(raw), std::ptr::null_mut(), len)
+                        .buf_group(BGID)
+                        .flags(flags)
+                        .build()
+                        .flags(squeue::Flags::BUFFER_SELECT)
+                } else {
+                    // No ring: one receive at a time into a buffer taken now (a multishot
+                    // receive then ends after each chunk, which its caller re-arms).
+                    match Self::recv_taken(raw, pool, &mut inflight.pooled, flags) {
+                        Some(entry) => entry,
+                        None => {
+                            self.backlog.push((token.raw(), -libc::ENOBUFS, 0));
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Op::SendBuf { fd, buf, at } => {
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let at = (*at).min(buf.len());
+                let ptr = pool.ptr(buf.id()).wrapping_add(at);
+                opcode::Send::new(
+                    types::Fd(fd.as_raw_fd()),
+                    ptr,
+                    u32::try_from(buf.len() - at).unwrap_or(u32::MAX),
+                )
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+            }
             Op::Accept { listener } => {
                 let addr = inflight
                     .addr

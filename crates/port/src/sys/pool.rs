@@ -1,0 +1,264 @@
+//! The port's buffer pool: fixed-size buffers that receives take only when bytes arrive.
+//!
+//! One allocation of `count * size` bytes, owned by the port and never moved. A buffer is in one
+//! of two places at any moment:
+//!
+//! - **free**: in the kernel's provided-buffer ring (io_uring with `IORING_REGISTER_PBUF_RING`,
+//!   Linux 5.19+), or on the pool's own free list (the epoll backend, and io_uring when the
+//!   kernel refuses the ring). Nobody may read it: the kernel may be writing into it.
+//! - **out**: handed to the caller as a [`PoolBuf`] inside a completion. The handle is not
+//!   `Clone`, so exactly one owner reads it ([`Port::buf`](crate::Port::buf)), sends it
+//!   ([`Op::SendBuf`](crate::Op::SendBuf)), and gives it back
+//!   ([`Port::give_back`](crate::Port::give_back)), which makes it free again.
+//!
+//! A handle that is dropped instead of given back shrinks the pool by one buffer (nothing
+//! unsafe happens: the memory simply stays out).
+//!
+//! # The ring
+//!
+//! The ring is an array of `io_uring_buf` entries (address, length, buffer id), a power of two
+//! long, page-aligned, shared with the kernel. The application adds free buffers at the tail
+//! (the last 16 bits of the first entry, published with a release store); the kernel takes them
+//! from the head as data arrives. A multishot receive that finds the ring empty ends with
+//! `ENOBUFS`.
+
+use std::alloc::{self, Layout};
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+use io_uring::Submitter;
+
+use crate::op::PoolBuf;
+
+/// The buffer group id of the port's ring (one ring per port).
+pub(crate) const BGID: u16 = 0;
+
+/// The most buffers a pool may hold (the kernel caps a ring at 2^15 entries).
+pub(crate) const MAX_BUFFERS: u16 = 1 << 15;
+
+/// The kernel's provided-buffer ring: entries shared with the kernel, and our tail.
+struct BufRing {
+    base: NonNull<BufRingEntry>,
+    layout: Layout,
+    mask: u16,
+    tail: u16,
+}
+
+/// Fixed-size buffers owned by a port.
+pub(crate) struct BufPool {
+    base: NonNull<u8>,
+    layout: Layout,
+    size: usize,
+    count: u16,
+    /// Free buffers when there is no kernel ring.
+    free: Vec<u16>,
+    ring: Option<BufRing>,
+    /// Buffers handed to the caller and not given back yet.
+    out: usize,
+}
+
+impl std::fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufPool")
+            .field("size", &self.size)
+            .field("count", &self.count)
+            .field("out", &self.out)
+            .field("ring", &self.ring.is_some())
+            .finish()
+    }
+}
+
+impl BufPool {
+    /// `count` buffers of `size` bytes, all free (on the pool's own list until a ring is
+    /// attached). The memory is zeroed lazily by the system (fresh pages), so a buffer costs no
+    /// resident memory until it is first used.
+    pub fn new(count: u16, size: usize) -> io::Result<BufPool> {
+        if count == 0 || count > MAX_BUFFERS || size == 0 || size > i32::MAX as usize {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let total = size
+            .checked_mul(usize::from(count))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // Aligned for any receive, and no more: a stricter alignment would make the allocator
+        // zero the memory by hand (touching every page) instead of taking fresh zero pages.
+        let layout = Layout::from_size_align(total, 16)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: the layout has a non-zero size (count and size are non-zero).
+        let base = unsafe { alloc::alloc_zeroed(layout) };
+        let base = NonNull::new(base).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(BufPool {
+            base,
+            layout,
+            size,
+            count,
+            // Handed out from the end: buffer 0 first.
+            free: (0..count).rev().collect(),
+            ring: None,
+            out: 0,
+        })
+    }
+
+    /// Registers a provided-buffer ring with `submitter`'s io_uring as group [`BGID`] and moves
+    /// every free buffer into it. On error (a kernel before 5.19, or one that refuses) the pool
+    /// keeps its own free list and nothing changes.
+    pub fn attach_ring(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
+        let entries = self.count.next_power_of_two();
+        let bytes = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
+        let layout = Layout::from_size_align(bytes.max(4096), 4096)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: the layout has a non-zero size.
+        let ring = unsafe { alloc::alloc_zeroed(layout) };
+        let ring = NonNull::new(ring.cast::<BufRingEntry>())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        // SAFETY: `ring` is a page-aligned, zeroed allocation of `entries` io_uring_buf entries
+        // (the tail starts at 0), which lives until `Drop` for BufPool; the port drops its ring
+        // (the io_uring) before its pool, so the kernel never uses the memory after that.
+        let registered = unsafe {
+            submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, entries, BGID, 0)
+        };
+        if let Err(e) = registered {
+            // SAFETY: allocated above with this layout, never shared with the kernel.
+            unsafe { alloc::dealloc(ring.as_ptr().cast(), layout) };
+            return Err(e);
+        }
+        self.ring = Some(BufRing {
+            base: ring,
+            layout,
+            mask: entries - 1,
+            tail: 0,
+        });
+        let free = std::mem::take(&mut self.free);
+        for &id in free.iter().rev() {
+            self.ring_push(id);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Whether the kernel selects the buffers itself (a provided-buffer ring is registered).
+    pub fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// The size of every buffer.
+    pub fn buf_size(&self) -> usize {
+        self.size
+    }
+
+    /// Buffers free (in the ring or on the free list).
+    pub fn available(&self) -> usize {
+        usize::from(self.count) - self.out
+    }
+
+    /// Where buffer `id` starts.
+    pub fn ptr(&self, id: u16) -> *mut u8 {
+        debug_assert!(id < self.count);
+        self.base.as_ptr().wrapping_add(usize::from(id) * self.size)
+    }
+
+    /// Takes a free buffer from the pool's own list (not the ring's), counting it out.
+    pub fn take(&mut self) -> Option<u16> {
+        let id = self.free.pop()?;
+        self.out += 1;
+        Some(id)
+    }
+
+    /// Puts back a buffer taken with [`take`](Self::take) that received nothing.
+    pub fn untake(&mut self, id: u16) {
+        self.out -= 1;
+        self.free.push(id);
+    }
+
+    /// A completion handed buffer `id` holding `len` bytes to the caller (the kernel selected
+    /// it from the ring, or the driver took it).
+    pub fn hand_out(&mut self, id: u16, len: usize, from_ring: bool) -> PoolBuf {
+        if from_ring {
+            self.out += 1;
+        }
+        PoolBuf::new(id, len.min(self.size) as u32)
+    }
+
+    /// The bytes a handed-out buffer holds.
+    pub fn bytes(&self, buf: &PoolBuf) -> &[u8] {
+        assert!(buf.id() < self.count, "a buffer of another pool");
+        // SAFETY: the buffer is out (the caller holds its only handle), so neither the kernel
+        // nor the driver writes into it; its first `len` bytes were written by a receive (or
+        // are zero from the allocation), and `len <= size` keeps the slice inside buffer `id`.
+        unsafe { std::slice::from_raw_parts(self.ptr(buf.id()), buf.len()) }
+    }
+
+    /// Appends the bytes of `src` to `dst` when they fit in its buffer; both are out, held by
+    /// the caller. Returns whether they were appended.
+    pub fn append(&mut self, dst: &mut PoolBuf, src: &PoolBuf) -> bool {
+        assert!(
+            dst.id() < self.count && src.id() < self.count,
+            "a buffer of another pool"
+        );
+        let (at, n) = (dst.len(), src.len());
+        if at + n > self.size || dst.id() == src.id() {
+            return false;
+        }
+        // SAFETY: both buffers are out and distinct (their handles are unique and their ids
+        // differ), so the ranges do not overlap and nothing else touches them; `src`'s first
+        // `n` bytes are initialised, and `at + n <= size` keeps the copy inside buffer `dst`.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr(src.id()), self.ptr(dst.id()).add(at), n) };
+        dst.set_len((at + n) as u32);
+        true
+    }
+
+    /// Makes a handed-out buffer free again: into the ring (published at once) or onto the
+    /// free list.
+    pub fn give_back(&mut self, buf: PoolBuf) {
+        let id = buf.id();
+        assert!(id < self.count, "a buffer of another pool");
+        self.out = self.out.saturating_sub(1);
+        if self.ring.is_some() {
+            self.ring_push(id);
+            self.publish();
+        } else {
+            self.free.push(id);
+        }
+    }
+
+    fn ring_push(&mut self, id: u16) {
+        let addr = self.ptr(id) as u64;
+        let len = self.size as u32;
+        let ring = self.ring.as_mut().expect("a ring");
+        let index = usize::from(ring.tail & ring.mask);
+        // SAFETY: `index` is within the ring's `mask + 1` entries; the entry at the tail is not
+        // visible to the kernel until the tail moves past it (`publish`), so writing it races
+        // with nothing.
+        let entry = unsafe { &mut *ring.base.as_ptr().add(index) };
+        entry.set_addr(addr);
+        entry.set_len(len);
+        entry.set_bid(id);
+        ring.tail = ring.tail.wrapping_add(1);
+    }
+
+    /// Publishes the tail to the kernel.
+    fn publish(&mut self) {
+        let ring = self.ring.as_ref().expect("a ring");
+        // SAFETY: the tail is a naturally aligned u16 inside the ring's first entry, shared
+        // with the kernel, which reads it with an acquire load; the release store orders the
+        // entry writes before it.
+        unsafe {
+            let tail = BufRingEntry::tail(ring.base.as_ptr()).cast_mut();
+            (*tail.cast::<AtomicU16>()).store(ring.tail, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for BufPool {
+    fn drop(&mut self) {
+        if let Some(ring) = self.ring.take() {
+            // SAFETY: allocated in `attach_ring` with this layout; the io_uring that used it
+            // was dropped (closed) before the pool.
+            unsafe { alloc::dealloc(ring.base.as_ptr().cast(), ring.layout) };
+        }
+        // SAFETY: allocated in `new` with this layout; nothing uses it once the port's driver
+        // is gone.
+        unsafe { alloc::dealloc(self.base.as_ptr(), self.layout) };
+    }
+}

@@ -1,0 +1,410 @@
+//! The buffer pool and the operations that use it (multishot receive, pooled receive, send from
+//! a pooled buffer, multishot accept), on real sockets over loopback, on every backend.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+
+use ringport_port::{BackendChoice, Completion, Op, Outcome, PoolBuf, Port};
+use util::{connected_pair, listener, next, nothing_completes, pattern, port};
+
+on_every_backend!(
+    multishot_recv_fills_pooled_buffers_that_send_buf_echoes_without_a_copy,
+    an_empty_pool_ends_a_multishot_recv_with_enobufs_and_a_rearm_loses_nothing,
+    cancel_ends_a_multishot_recv_and_frees_its_table_entry,
+    end_of_stream_ends_a_multishot_recv_without_a_buffer,
+    recv_buf_once_and_nowait,
+    multishot_accept_takes_every_client_until_cancelled,
+    pooled_ops_without_a_pool_are_refused,
+    a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket,
+);
+
+/// The next completion as a pooled receive: `(buffer, result, more)`.
+#[track_caller]
+fn next_recv(port: &mut Port, pending: &mut Vec<Completion>) -> (Option<PoolBuf>, i64, bool) {
+    let c = next(port, pending);
+    let Outcome::ReceivedBuf { buf, result, more } = c.outcome else {
+        panic!("expected a pooled receive, got {:?}", c.outcome)
+    };
+    let result = match result {
+        Ok(n) => n as i64,
+        Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
+    };
+    (buf, result, more)
+}
+
+/// Sends `buf` whole through the port and gives it back.
+#[track_caller]
+fn echo(
+    port: &mut Port,
+    pending: &mut Vec<Completion>,
+    fd: &ringport_port::SharedFd,
+    buf: PoolBuf,
+) {
+    let len = buf.len();
+    port.submit(
+        9,
+        Op::SendBuf {
+            fd: fd.clone(),
+            buf,
+            at: 0,
+        },
+    )
+    .unwrap();
+    let c = next(port, pending);
+    let Outcome::SentBuf { buf, at, result } = c.outcome else {
+        panic!("{:?}", c.outcome)
+    };
+    assert_eq!((at, result.unwrap()), (0, len));
+    port.give_back(buf);
+}
+
+fn multishot_recv_fills_pooled_buffers_that_send_buf_echoes_without_a_copy(backend: BackendChoice) {
+    let mut port = port(backend);
+    port.provide_buffers(4, 64).unwrap();
+    if backend == BackendChoice::Uring {
+        assert!(port.buffer_ring(), "a provided-buffer ring on io_uring");
+    }
+    assert_eq!(port.buffers_available(), 4);
+    let (fd, mut client) = connected_pair();
+    let recv = port
+        .submit(
+            1,
+            Op::RecvMulti {
+                fd: fd.clone(),
+                limit: 0,
+            },
+        )
+        .unwrap();
+    let mut pending = Vec::new();
+    nothing_completes(&mut port, &mut pending);
+    assert_eq!(
+        port.buffers_available(),
+        4,
+        "an idle receive holds no buffer"
+    );
+    for round in 0..10u8 {
+        let msg = [b'a' + round; 5];
+        client.write_all(&msg).unwrap();
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        assert_eq!((n, more), (5, true), "round {round}");
+        let buf = buf.expect("a buffer with the bytes");
+        assert_eq!(port.buf(&buf), &msg);
+        assert_eq!(port.buffers_available(), 3);
+        echo(&mut port, &mut pending, &fd, buf);
+        assert_eq!(port.buffers_available(), 4, "given back");
+        let mut back = [0u8; 5];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+    assert_eq!(port.in_flight(), 1, "the multishot receive is still armed");
+    port.cancel(recv).unwrap();
+    let (buf, res, more) = next_recv(&mut port, &mut pending);
+    assert_eq!((buf, res, more), (None, -i64::from(libc::ECANCELED), false));
+    assert_eq!(port.in_flight(), 0);
+}
+
+fn an_empty_pool_ends_a_multishot_recv_with_enobufs_and_a_rearm_loses_nothing(
+    backend: BackendChoice,
+) {
+    let mut port = port(backend);
+    port.provide_buffers(2, 16).unwrap();
+    let (fd, mut client) = connected_pair();
+    port.submit(
+        1,
+        Op::RecvMulti {
+            fd: fd.clone(),
+            limit: 0,
+        },
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let sent = pattern(16 * 5);
+    let mut held = Vec::new();
+    for chunk in sent.chunks(16).take(2) {
+        client.write_all(chunk).unwrap();
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        assert_eq!((n, more), (16, true));
+        held.push(buf.unwrap());
+    }
+    assert_eq!(port.buffers_available(), 0);
+    // The pool is dry: the next bytes end the receive, and stay in the socket.
+    client.write_all(&sent[32..]).unwrap();
+    let (buf, res, more) = next_recv(&mut port, &mut pending);
+    assert_eq!((buf, res, more), (None, -i64::from(libc::ENOBUFS), false));
+    assert_eq!(port.in_flight(), 0);
+    let mut got: Vec<u8> = Vec::new();
+    for buf in held.drain(..) {
+        got.extend_from_slice(port.buf(&buf));
+        port.give_back(buf);
+    }
+    assert_eq!(port.buffers_available(), 2);
+    // Re-armed once buffers are back: the waiting bytes arrive, in order.
+    port.submit(
+        2,
+        Op::RecvMulti {
+            fd: fd.clone(),
+            limit: 0,
+        },
+    )
+    .unwrap();
+    while got.len() < sent.len() {
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        match buf {
+            Some(buf) => {
+                assert!(n > 0);
+                got.extend_from_slice(port.buf(&buf));
+                port.give_back(buf);
+            }
+            None => {
+                // Two buffers for 48 bytes: it may run dry again between give-backs.
+                assert_eq!((n, more), (-i64::from(libc::ENOBUFS), false));
+                port.submit(
+                    2,
+                    Op::RecvMulti {
+                        fd: fd.clone(),
+                        limit: 0,
+                    },
+                )
+                .unwrap();
+            }
+        }
+    }
+    assert_eq!(got, sent, "nothing lost, nothing reordered");
+    assert_eq!(port.buffers_available(), 2);
+}
+
+fn cancel_ends_a_multishot_recv_and_frees_its_table_entry(backend: BackendChoice) {
+    let mut port = port(backend);
+    port.provide_buffers(8, 64).unwrap();
+    let (fd, mut client) = connected_pair();
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        let token = port
+            .submit(
+                1,
+                Op::RecvMulti {
+                    fd: fd.clone(),
+                    limit: 0,
+                },
+            )
+            .unwrap();
+        nothing_completes(&mut port, &mut pending);
+        port.cancel(token).unwrap();
+        let (buf, res, more) = next_recv(&mut port, &mut pending);
+        assert_eq!((buf, res, more), (None, -i64::from(libc::ECANCELED), false));
+        assert_eq!(port.in_flight(), 0);
+    }
+    // Cancelled receives took nothing: the bytes wait for the next one.
+    client.write_all(b"later").unwrap();
+    port.submit(
+        2,
+        Op::RecvMulti {
+            fd: fd.clone(),
+            limit: 0,
+        },
+    )
+    .unwrap();
+    let (buf, n, _) = next_recv(&mut port, &mut pending);
+    let buf = buf.unwrap();
+    assert_eq!((n, port.buf(&buf)), (5, &b"later"[..]));
+    port.give_back(buf);
+    assert_eq!(port.buffers_available(), 8);
+}
+
+fn end_of_stream_ends_a_multishot_recv_without_a_buffer(backend: BackendChoice) {
+    let mut port = port(backend);
+    port.provide_buffers(4, 64).unwrap();
+    let (fd, mut client) = connected_pair();
+    port.submit(
+        1,
+        Op::RecvMulti {
+            fd: fd.clone(),
+            limit: 0,
+        },
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    client.write_all(b"bye").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    loop {
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        if let Some(buf) = buf {
+            got.extend_from_slice(port.buf(&buf));
+            port.give_back(buf);
+            assert!(more);
+            continue;
+        }
+        assert_eq!((n, more), (0, false), "end of stream ends it");
+        break;
+    }
+    assert_eq!(got, b"bye");
+    assert_eq!(port.in_flight(), 0);
+    assert_eq!(port.buffers_available(), 4);
+}
+
+fn recv_buf_once_and_nowait(backend: BackendChoice) {
+    let mut port = port(backend);
+    port.provide_buffers(1, 64).unwrap();
+    let (fd, mut client) = connected_pair();
+    let mut pending = Vec::new();
+    port.submit(
+        1,
+        Op::RecvBuf {
+            fd: fd.clone(),
+            nowait: true,
+        },
+    )
+    .unwrap();
+    let (buf, res, more) = next_recv(&mut port, &mut pending);
+    assert_eq!((buf, res, more), (None, -i64::from(libc::EAGAIN), false));
+    client.write_all(b"x").unwrap();
+    port.submit(
+        2,
+        Op::RecvBuf {
+            fd: fd.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    let (buf, n, more) = next_recv(&mut port, &mut pending);
+    let buf = buf.unwrap();
+    assert_eq!((n, more, port.buf(&buf)), (1, false, &b"x"[..]));
+    // The only buffer is out: a receive finds the pool empty.
+    port.submit(
+        3,
+        Op::RecvBuf {
+            fd: fd.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    client.write_all(b"y").unwrap();
+    let (none, res, _) = next_recv(&mut port, &mut pending);
+    assert_eq!((none, res), (None, -i64::from(libc::ENOBUFS)));
+    port.give_back(buf);
+    assert_eq!(port.in_flight(), 0);
+}
+
+fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
+    let (listener, addr) = listener();
+    let mut port = port(backend);
+    let token = port
+        .submit(
+            7,
+            Op::AcceptMulti {
+                listener: listener.clone(),
+            },
+        )
+        .unwrap();
+    let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut pending = Vec::new();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let c = next(&mut port, &mut pending);
+        assert_eq!(c.key, 7);
+        let Outcome::AcceptedMulti {
+            result: Ok(acc),
+            more: true,
+        } = c.outcome
+        else {
+            panic!("{:?}", c.outcome)
+        };
+        peers.push(acc.peer.expect("the peer address"));
+    }
+    let mut want: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+    want.sort();
+    peers.sort();
+    assert_eq!(peers, want);
+    assert_eq!(port.in_flight(), 1, "still accepting");
+    port.cancel(token).unwrap();
+    let c = next(&mut port, &mut pending);
+    let Outcome::AcceptedMulti {
+        result: Err(e),
+        more: false,
+    } = c.outcome
+    else {
+        panic!("{:?}", c.outcome)
+    };
+    assert_eq!(e.raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(port.in_flight(), 0);
+}
+
+fn pooled_ops_without_a_pool_are_refused(backend: BackendChoice) {
+    let mut port = port(backend);
+    let (fd, _client) = connected_pair();
+    let mut pending = Vec::new();
+    match port.submit(1, Op::RecvMulti { fd, limit: 0 }) {
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EINVAL)),
+        Ok(_) => {
+            let (buf, res, more) = next_recv(&mut port, &mut pending);
+            assert_eq!((buf, res, more), (None, -i64::from(libc::EINVAL), false));
+        }
+    }
+    assert_eq!(port.in_flight(), 0);
+    assert!(port.provide_buffers(0, 64).is_err());
+    assert!(port.provide_buffers(2, 64).is_ok());
+    assert!(port.provide_buffers(2, 64).is_err(), "one pool per port");
+}
+
+fn a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket(
+    backend: BackendChoice,
+) {
+    let mut port = port(backend);
+    port.provide_buffers(64, 16).unwrap();
+    let (fd, mut client) = connected_pair();
+    let sent = pattern(512);
+    client.write_all(&sent).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    port.submit(
+        1,
+        Op::RecvMulti {
+            fd: fd.clone(),
+            limit: 64,
+        },
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let mut got = Vec::new();
+    loop {
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        let buf = buf.expect("a chunk");
+        got.extend_from_slice(port.buf(&buf));
+        port.give_back(buf);
+        assert!(n > 0);
+        if !more {
+            break;
+        }
+    }
+    let kernel_limits = backend == BackendChoice::Epoll || port.describe().contains("capped");
+    if kernel_limits {
+        assert_eq!(got.len(), 64, "the burst ends at the limit");
+    }
+    // The rest waits in the socket for the next receive.
+    while got.len() < sent.len() {
+        port.submit(
+            2,
+            Op::RecvMulti {
+                fd: fd.clone(),
+                limit: 0,
+            },
+        )
+        .unwrap();
+        let (buf, _, more) = next_recv(&mut port, &mut pending);
+        let buf = buf.expect("a chunk");
+        got.extend_from_slice(port.buf(&buf));
+        port.give_back(buf);
+        if more {
+            while got.len() < sent.len() {
+                let (buf, _, _) = next_recv(&mut port, &mut pending);
+                let buf = buf.expect("a chunk");
+                got.extend_from_slice(port.buf(&buf));
+                port.give_back(buf);
+            }
+            break;
+        }
+    }
+    assert_eq!(got, sent);
+}
