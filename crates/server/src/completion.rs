@@ -48,11 +48,11 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringport_port::{Accepted, Completion, Op, Outcome, Port, SharedFd, Token};
+use ringport_port::{Accepted, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token};
 use socket2::Socket;
 use tracing::{debug, error, info, warn};
 
-use crate::echo::{Echo, RecvResult, SendResult, Step, Waiting};
+use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo, Waiting};
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::shutdown::Shutdown;
 use crate::slots::Slots;
@@ -73,8 +73,15 @@ const HARD_STOP: Duration = Duration::from_secs(2);
 const BACKLOG_MAX: usize = 65_536;
 /// Transient accept errors in a row before accepting pauses anyway.
 const TRANSIENT_RETRIES: u32 = 16;
-/// Spare connection buffers a worker keeps for reuse.
-const POOL_MAX: usize = 256;
+/// Buffers in each worker's pool (a provided-buffer ring on io_uring).
+///
+/// A multishot receive may take up to 32 buffers per wake-up before its owner can stop it, so a
+/// peer that sends much and reads nothing can hold a few dozen for a while; the pool is sized so
+/// that a hundred such peers per worker still leave buffers for everyone else. The memory
+/// (8 MiB) becomes resident only as buffers are first used.
+pub const POOL_BUFFERS: u16 = 4096;
+/// The size of a pool buffer, at most (smaller when `buffer_size` is).
+pub const POOL_BUFFER_SIZE: usize = 2048;
 /// How often a worker scans for timeouts and publishes its counters, at most.
 const TICK_MAX: Duration = Duration::from_secs(1);
 /// How often at least (for very short timeouts).
@@ -86,15 +93,17 @@ const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
 const ENOBUFS: i32 = 105;
 const ENOMEM: i32 = 12;
+const EINVAL: i32 = 22;
 
 struct Conn {
     /// The socket; taken when the close is submitted.
     fd: Option<SharedFd>,
-    /// The connection's one buffer; `None` while an operation owns it.
-    buf: Option<Vec<u8>>,
-    echo: Echo,
-    /// The operation in flight.
-    op: Option<Token>,
+    /// The echo state, with the received chunks waiting for their echo.
+    echo: MultiEcho<PoolBuf>,
+    /// The receive in flight (multishot, or single while draining).
+    recv_op: Option<Token>,
+    /// The send in flight.
+    send_op: Option<Token>,
     peer: Option<SocketAddr>,
     /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
     /// the worker's clock.
@@ -112,16 +121,22 @@ struct Worker<'a> {
     accept_trouble: bool,
     accept_failures: u32,
     conns: Slots<Conn>,
-    pool: Vec<Vec<u8>>,
+    /// Connections whose receive ended for want of pool buffers, to resume as buffers return.
+    starved: std::collections::VecDeque<u64>,
+    /// Most buffers a connection may hold queued for its echo.
+    max_chunks: usize,
+    /// Multishot accept is in use (false after the kernel refused it).
+    multi_accept: bool,
     draining: bool,
     drain_deadline: Option<Instant>,
     forced: bool,
     stats: WorkerStats,
     gate: Arc<Gate>,
     per_ip: Arc<PerIp>,
-    /// A connection accepted when no place was free: held (no operation on it, its bytes wait
-    /// in its socket) until the gate posts [`SLOT_FREE`]; no accept is in flight meanwhile.
-    parked: Option<Accepted>,
+    /// Connections accepted when no place was free: held (no operation on them, their bytes
+    /// wait in their sockets) until the gate posts [`SLOT_FREE`]; no accept is in flight
+    /// meanwhile. Usually one; a multishot accept may deliver a few more before its cancel.
+    parked: std::collections::VecDeque<Accepted>,
     /// The worker's clock: start, and now in milliseconds (updated once per loop turn).
     epoch: Instant,
     now_ms: u64,
@@ -130,6 +145,8 @@ struct Worker<'a> {
     idle_ms: Option<u64>,
     write_ms: Option<u64>,
     live: Arc<Mutex<Vec<Snapshot>>>,
+    /// Scratch list of the connections a tick expires (kept to avoid allocating per tick).
+    expired: Vec<u64>,
 }
 
 /// Binds the listeners, starts the workers and returns once every worker has its port.
@@ -240,17 +257,29 @@ fn worker_main(
     shared: Shared,
     ready: Ready,
 ) -> WorkerStats {
-    let port = match Port::new(&cfg.port_config) {
+    let mut port = match Port::new(&cfg.port_config) {
         Ok(port) => port,
         Err(e) => {
             let _ = ready.send(Err(ServeError::Port(e)));
             return WorkerStats::default();
         }
     };
+    if let Err(e) = port.provide_buffers(POOL_BUFFERS, pool_buffer_size(cfg)) {
+        let _ = ready.send(Err(ServeError::Io(
+            "cannot allocate the worker's buffer pool".into(),
+            e,
+        )));
+        return WorkerStats::default();
+    }
     shared.gate.register(id, port.poster());
     let _ = ready.send(Ok((port.poster(), port.describe())));
     drop(ready);
     Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
+}
+
+/// The size of the pool's buffers: a page, or `buffer_size` when smaller.
+fn pool_buffer_size(cfg: &ServeConfig) -> usize {
+    cfg.buffer_size.clamp(1, POOL_BUFFER_SIZE)
 }
 
 impl<'a> Worker<'a> {
@@ -280,14 +309,16 @@ impl<'a> Worker<'a> {
             accept_trouble: false,
             accept_failures: 0,
             conns: Slots::default(),
-            pool: Vec::new(),
+            starved: std::collections::VecDeque::new(),
+            max_chunks: cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1),
+            multi_accept: true,
             draining: false,
             drain_deadline: None,
             forced: false,
             stats: WorkerStats::default(),
             gate: shared.gate,
             per_ip: shared.per_ip,
-            parked: None,
+            parked: std::collections::VecDeque::new(),
             epoch,
             now_ms: 0,
             tick,
@@ -295,6 +326,7 @@ impl<'a> Worker<'a> {
             idle_ms: ms(cfg.idle_timeout.filter(|d| !d.is_zero())),
             write_ms: ms(cfg.write_timeout.filter(|d| !d.is_zero())),
             live: shared.live,
+            expired: Vec::new(),
         }
     }
 }
@@ -344,8 +376,9 @@ impl Worker<'_> {
             for c in done.drain(..) {
                 self.on_completion(c);
             }
+            self.resume_starved();
         }
-        if let Some(parked) = self.parked.take() {
+        for parked in self.parked.drain(..) {
             self.per_ip.leave(parked.peer.map(|p| p.ip()));
         }
         let stats = self.counters();
@@ -387,7 +420,8 @@ impl Worker<'_> {
             return;
         }
         let now = self.now_ms;
-        for (_, conn) in self.conns.iter_mut() {
+        let mut expired = std::mem::take(&mut self.expired);
+        for (key, conn) in self.conns.iter_mut() {
             let (limit, idle) = match conn.echo.waiting() {
                 Waiting::PeerData => (self.idle_ms, true),
                 Waiting::PeerReading => (self.write_ms, false),
@@ -403,10 +437,28 @@ impl Worker<'_> {
                 self.stats.write_timeouts += 1;
             }
             debug!(worker = self.id, peer = ?conn.peer, idle, "timeout: closing the connection");
-            if conn.echo.expire() {
-                if let Some(token) = conn.op {
-                    // Its completion (ECANCELED, or whatever it finished with) leads to the close.
-                    let _ = self.port.cancel(token);
+            expired.push(key);
+        }
+        // Their operations are cancelled through the port; the completions lead to the close.
+        for key in expired.drain(..) {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let todo = conn.echo.force();
+                self.apply(key, todo);
+            }
+        }
+        self.expired = expired;
+    }
+
+    /// Resumes starved connections while the pool has buffers to spare.
+    fn resume_starved(&mut self) {
+        while !self.starved.is_empty() && self.port.buffers_available() > self.max_chunks {
+            let Some(key) = self.starved.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.echo.is_starved() {
+                    let todo = conn.echo.resume();
+                    self.apply(key, todo);
                 }
             }
         }
@@ -439,9 +491,13 @@ impl Worker<'_> {
         match c.outcome {
             Outcome::Posted if c.key == SHUTDOWN => self.begin_drain(),
             Outcome::Posted if c.key == SLOT_FREE => self.on_slot_free(),
-            Outcome::Accepted(result) => self.on_accept(result),
-            Outcome::Received { buf, result } => self.on_recv(c.key, buf, result),
-            Outcome::Sent { buf, result, .. } => self.on_send(c.key, buf, result),
+            Outcome::Accepted(result) => self.on_accept(result, false),
+            Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
+            Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
+            Outcome::SentBuf { buf, result, .. } => self.on_send(c.key, buf, result),
+            // The worker submits no owned-buffer receives or sends: such a completion names
+            // nothing of ours.
+            Outcome::Received { .. } | Outcome::Sent { .. } => self.stats.stale_completions += 1,
             Outcome::Closed(_) => {
                 if self.forget(c.key) {
                     self.stats.closed += 1;
@@ -457,14 +513,19 @@ impl Worker<'_> {
         if self.draining
             || self.accept_op.is_some()
             || self.accept_retry.is_some()
-            || self.parked.is_some()
+            || !self.parked.is_empty()
         {
             return;
         }
         let Some(listener) = self.listener.clone() else {
             return;
         };
-        match self.port.submit(ACCEPT_KEY, Op::Accept { listener }) {
+        let op = if self.multi_accept {
+            Op::AcceptMulti { listener }
+        } else {
+            Op::Accept { listener }
+        };
+        match self.port.submit(ACCEPT_KEY, op) {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
                 error!(worker = self.id, "cannot submit an accept: {e}");
@@ -478,8 +539,11 @@ impl Worker<'_> {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    fn on_accept(&mut self, result: io::Result<Accepted>) {
-        self.accept_op = None;
+    /// An accept completed; `more`: the multishot accept is still armed.
+    fn on_accept(&mut self, result: io::Result<Accepted>, more: bool) {
+        if !more {
+            self.accept_op = None;
+        }
         match result {
             Ok(accepted) => {
                 if self.accept_trouble {
@@ -493,22 +557,39 @@ impl Worker<'_> {
                     self.stats.refused_per_ip += 1;
                     // Closed at once (a plain close: the port never saw this descriptor).
                     drop(accepted);
-                } else if self.gate.reserve(self.id) {
+                } else if self.parked.is_empty() && self.gate.reserve(self.id) {
                     self.new_conn(accepted);
                 } else {
                     // At the limit: hold this one, accept nothing more (clients wait in the
                     // listen backlog, nothing spins) until the gate posts SLOT_FREE.
-                    self.parked = Some(accepted);
-                    self.stats.limit_pauses += 1;
+                    if self.parked.is_empty() {
+                        self.stats.limit_pauses += 1;
+                    }
+                    self.parked.push_back(accepted);
+                    if let Some(token) = self.accept_op {
+                        let _ = self.port.cancel(token);
+                    }
                 }
                 self.submit_accept();
             }
             Err(e) if e.raw_os_error() == Some(ECANCELED) => {}
+            Err(e) if e.raw_os_error() == Some(EINVAL) && self.multi_accept && !more => {
+                // A kernel without multishot accept (before 5.19): one accept at a time.
+                info!(
+                    worker = self.id,
+                    "multishot accept refused ({e}); accepting one at a time"
+                );
+                self.multi_accept = false;
+                self.submit_accept();
+            }
             Err(e) => {
                 self.stats.accept_errors += 1;
                 self.accept_failures += 1;
                 let scarce = matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM));
-                if scarce || self.accept_failures > TRANSIENT_RETRIES {
+                if more {
+                    // The multishot accept goes on by itself.
+                    debug!(worker = self.id, "accept failed: {e}");
+                } else if scarce || self.accept_failures > TRANSIENT_RETRIES {
                     // Out of descriptors or memory (or failing again and again): accepting at
                     // once would fail again, and spin. Pause, doubling up to a second; the
                     // connections already open keep being served meanwhile.
@@ -585,18 +666,20 @@ impl Worker<'_> {
         }
     }
 
-    /// A place may have freed: the parked connection takes it, then accepting resumes.
+    /// A place may have freed: the parked connections take what is free, then accepting
+    /// resumes.
     fn on_slot_free(&mut self) {
-        if let Some(parked) = self.parked.take() {
+        while !self.parked.is_empty() {
             if !self.gate.reserve(self.id) {
-                self.parked = Some(parked);
                 return;
             }
             debug!(
                 worker = self.id,
-                "a place freed: serving the parked connection"
+                "a place freed: serving a parked connection"
             );
-            self.new_conn(parked);
+            if let Some(parked) = self.parked.pop_front() {
+                self.new_conn(parked);
+            }
         }
         self.submit_accept();
     }
@@ -605,113 +688,184 @@ impl Worker<'_> {
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let buf = self
-            .pool
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.cfg.buffer_size));
-        let (echo, step) = Echo::start(self.draining);
+        let (echo, todo) = MultiEcho::start(self.draining, self.cfg.buffer_size, self.max_chunks);
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),
-            buf: Some(buf),
             echo,
-            op: None,
+            recv_op: None,
+            send_op: None,
             peer,
             last_ms: self.now_ms,
         });
         debug!(worker = self.id, key, ?peer, "connection accepted");
-        self.apply(key, step);
+        self.apply(key, todo);
     }
 
-    fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < POOL_MAX && buf.capacity() == self.cfg.buffer_size {
-            buf.clear();
-            self.pool.push(buf);
+    /// Carries out what the echo state machine asked for the connection `key`: cancel, send,
+    /// receive, close, in that order.
+    fn apply(&mut self, key: u64, todo: Todo<PoolBuf>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            if let Some((buf, _)) = todo.send {
+                self.port.give_back(buf);
+            }
+            return;
+        };
+        if todo.cancel_recv {
+            if let Some(token) = conn.recv_op {
+                let _ = self.port.cancel(token);
+            }
+        }
+        if todo.cancel_send {
+            if let Some(token) = conn.send_op {
+                let _ = self.port.cancel(token);
+            }
+        }
+        let fd = conn.fd.clone();
+        let mut ops: [Option<Op>; 2] = [None, None];
+        if let Some((buf, at)) = todo.send {
+            let fd = fd
+                .clone()
+                .expect("a connection that is not closing has its fd");
+            ops[0] = Some(Op::SendBuf { fd, buf, at });
+        }
+        if let Some(mode) = todo.recv {
+            let fd = fd
+                .clone()
+                .expect("a connection that is not closing has its fd");
+            ops[1] = Some(match mode {
+                RecvMode::Multi => Op::RecvMulti {
+                    fd,
+                    limit: conn.echo.room(),
+                },
+                RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
+            });
+        }
+        drop(fd);
+        for op in ops.into_iter().flatten() {
+            let is_send = matches!(op, Op::SendBuf { .. });
+            match self.port.submit(key, op) {
+                Ok(token) => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if is_send {
+                            conn.send_op = Some(token);
+                        } else {
+                            conn.recv_op = Some(token);
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(
+                        worker = self.id,
+                        key, "cannot submit an operation: {e}; dropping the connection"
+                    );
+                    self.drop_conn(key);
+                    return;
+                }
+            }
+        }
+        if todo.close {
+            self.close(key);
         }
     }
 
-    /// Carries out `step` for the connection `key`.
-    fn apply(&mut self, key: u64, step: Step) {
+    /// Gives the queued buffers back and submits the close; the slot is freed when the close
+    /// completes.
+    fn close(&mut self, key: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let op = match step {
-            Step::Recv { nowait } => {
-                let (Some(fd), Some(mut buf)) = (conn.fd.clone(), conn.buf.take()) else {
-                    unreachable!("a connection that is not closing has its fd and buffer");
-                };
-                buf.clear();
-                Op::Recv { fd, buf, nowait }
-            }
-            Step::Send { at, .. } => {
-                let (Some(fd), Some(buf)) = (conn.fd.clone(), conn.buf.take()) else {
-                    unreachable!("a connection that is not closing has its fd and buffer");
-                };
-                Op::Send { fd, buf, at }
-            }
-            Step::Close => {
-                let buf = conn.buf.take();
-                let fd = conn.fd.take().expect("closed once");
-                if let Some(buf) = buf {
-                    self.recycle(buf);
-                }
-                Op::Close { fd }
-            }
+        let Some(fd) = conn.fd.take() else {
+            return;
         };
-        match self.port.submit(key, op) {
-            Ok(token) => {
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.op = Some(token);
-                }
-            }
-            Err(e) => {
-                error!(
-                    worker = self.id,
-                    key, "cannot submit an operation: {e}; dropping the connection"
-                );
-                self.stats.conn_errors += 1;
-                self.stats.closed += 1;
-                self.forget(key);
-            }
+        for buf in conn.echo.take_queued() {
+            self.port.give_back(buf);
+        }
+        if let Err(e) = self.port.submit(key, Op::Close { fd }) {
+            error!(
+                worker = self.id,
+                key, "cannot submit a close: {e}; dropping the connection"
+            );
+            self.drop_conn(key);
         }
     }
 
-    fn on_recv(&mut self, key: u64, buf: Vec<u8>, result: io::Result<usize>) {
+    /// The port refused an operation: forget the connection at once (its descriptor closes
+    /// when the operations still in flight on it complete).
+    fn drop_conn(&mut self, key: u64) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            for buf in conn.echo.take_queued() {
+                self.port.give_back(buf);
+            }
+            for token in [conn.recv_op, conn.send_op].into_iter().flatten() {
+                let _ = self.port.cancel(token);
+            }
+        }
+        self.stats.conn_errors += 1;
+        self.stats.closed += 1;
+        self.forget(key);
+    }
+
+    fn on_recv(&mut self, key: u64, buf: Option<PoolBuf>, result: io::Result<usize>, more: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             self.stats.stale_completions += 1;
-            self.recycle(buf);
+            if let Some(buf) = buf {
+                self.port.give_back(buf);
+            }
             return;
         };
-        conn.op = None;
-        let r = match result {
-            Ok(0) => RecvResult::Eof,
-            Ok(n) => {
+        if !more {
+            conn.recv_op = None;
+        }
+        let arrived = match (&result, &buf) {
+            (Ok(0), _) => Arrived::Eof,
+            (Ok(n), Some(buf)) => {
+                let n = *n;
                 self.stats.bytes_in += n as u64;
                 conn.last_ms = self.now_ms;
                 if self.cfg.log_messages {
-                    log_message(self.id, key, conn.peer, &buf);
+                    log_message(self.id, key, conn.peer, self.port.buf(buf));
                 }
-                RecvResult::Data(n)
+                Arrived::Data(n)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => RecvResult::WouldBlock,
-            Err(e) if matches!(e.raw_os_error(), Some(ECANCELED | EINTR)) => RecvResult::Cancelled,
-            Err(e) => {
+            (Ok(_), None) => Arrived::Failed,
+            (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => Arrived::WouldBlock,
+            (Err(e), _) if e.raw_os_error() == Some(ENOBUFS) => Arrived::NoBuffers,
+            (Err(e), _) if matches!(e.raw_os_error(), Some(ECANCELED | EINTR)) => {
+                Arrived::Cancelled
+            }
+            (Err(e), _) => {
                 debug!(worker = self.id, key, "receive failed: {e}");
                 self.stats.conn_errors += 1;
-                RecvResult::Failed
+                Arrived::Failed
             }
         };
-        conn.buf = Some(buf);
-        let step = conn.echo.on_recv(r);
-        self.apply(key, step);
+        // Behind a chunk still waiting for its echo (a slow reader, or a pipelining client),
+        // append to it when it has room: many small chunks then hold few pool buffers. The
+        // ping-pong path never copies: its queue is empty when a chunk arrives.
+        let mut buf = buf;
+        if let (Arrived::Data(_), Some(chunk), Some(last)) =
+            (arrived, buf.as_ref(), conn.echo.last_queued())
+        {
+            if self.port.append(last, chunk) {
+                if let Some(chunk) = buf.take() {
+                    self.port.give_back(chunk);
+                }
+            }
+        }
+        let todo = conn.echo.on_recv(arrived, buf, more);
+        if arrived == Arrived::NoBuffers && conn.echo.is_starved() {
+            self.starved.push_back(key);
+        }
+        self.apply(key, todo);
     }
 
-    fn on_send(&mut self, key: u64, buf: Vec<u8>, result: io::Result<usize>) {
+    fn on_send(&mut self, key: u64, buf: PoolBuf, result: io::Result<usize>) {
         let Some(conn) = self.conns.get_mut(key) else {
             self.stats.stale_completions += 1;
-            self.recycle(buf);
+            self.port.give_back(buf);
             return;
         };
-        conn.op = None;
+        conn.send_op = None;
         let r = match result {
             Ok(n) => {
                 self.stats.bytes_out += n as u64;
@@ -728,9 +882,11 @@ impl Worker<'_> {
                 SendResult::Failed
             }
         };
-        conn.buf = Some(buf);
-        let step = conn.echo.on_send(r);
-        self.apply(key, step);
+        let (todo, done) = conn.echo.on_send(r, buf);
+        if let Some(buf) = done {
+            self.port.give_back(buf);
+        }
+        self.apply(key, todo);
     }
 
     fn begin_drain(&mut self) {
@@ -746,19 +902,19 @@ impl Worker<'_> {
             }
             None => self.take_backlog(),
         }
-        if let Some(parked) = self.parked.take() {
-            // It may have sent bytes already: drain it like the others, above the limit by
-            // one for the length of the shutdown.
+        // They may have sent bytes already: drain them like the others, above the limit by
+        // one each for the length of the shutdown.
+        while let Some(parked) = self.parked.pop_front() {
             self.gate.take_anyway();
             self.new_conn(parked);
         }
+        let keys: Vec<u64> = self.conns.iter_mut().map(|(key, _)| key).collect();
         let mut cancels = 0;
-        for (_, conn) in self.conns.iter_mut() {
-            if conn.echo.drain() {
-                if let Some(token) = conn.op {
-                    let _ = self.port.cancel(token);
-                    cancels += 1;
-                }
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let todo = conn.echo.drain();
+                cancels += usize::from(todo.cancel_recv);
+                self.apply(key, todo);
             }
         }
         info!(
@@ -779,11 +935,13 @@ impl Worker<'_> {
             connections = self.conns.len(),
             "drain timeout: closing the connections that are still busy"
         );
-        for (_, conn) in self.conns.iter_mut() {
-            if conn.echo.force() {
-                self.stats.forced_closes += 1;
-                if let Some(token) = conn.op {
-                    let _ = self.port.cancel(token);
+        let keys: Vec<u64> = self.conns.iter_mut().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.echo.is_closing() {
+                    self.stats.forced_closes += 1;
+                    let todo = conn.echo.force();
+                    self.apply(key, todo);
                 }
             }
         }
@@ -846,7 +1004,9 @@ mod tests {
                 },
                 ..ServeConfig::default()
             };
-            let port = Port::new(&cfg.port_config).unwrap();
+            let mut port = Port::new(&cfg.port_config).unwrap();
+            port.provide_buffers(POOL_BUFFERS, pool_buffer_size(&cfg))
+                .unwrap();
             let shared = Shared {
                 gate: Arc::new(Gate::new(10, 1)),
                 per_ip: Arc::new(PerIp::new(0)),
@@ -888,7 +1048,7 @@ mod tests {
                 .get_mut(new)
                 .expect("the new connection is untouched");
             assert_eq!(conn.echo.waiting(), Waiting::PeerData);
-            assert!(conn.op.is_some(), "its own receive is still in flight");
+            assert!(conn.recv_op.is_some(), "its own receive is still in flight");
 
             // And it echoes its own bytes.
             client.write_all(b"fresh").unwrap();
@@ -923,7 +1083,9 @@ mod tests {
                 idle_timeout: Some(Duration::from_millis(100)),
                 ..ServeConfig::default()
             };
-            let port = Port::new(&cfg.port_config).unwrap();
+            let mut port = Port::new(&cfg.port_config).unwrap();
+            port.provide_buffers(POOL_BUFFERS, pool_buffer_size(&cfg))
+                .unwrap();
             let shared = Shared {
                 gate: Arc::new(Gate::new(10, 1)),
                 per_ip: Arc::new(PerIp::new(0)),

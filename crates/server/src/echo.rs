@@ -342,3 +342,508 @@ mod tests {
         assert_eq!(e.on_recv(RecvResult::Data(4)), Step::Close);
     }
 }
+
+/// How a [`MultiEcho`] connection receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvMode {
+    /// A multishot receive into pooled buffers, armed until cancelled or ended.
+    Multi,
+    /// One receive; `nowait` fails with `WouldBlock` rather than wait (draining).
+    Once {
+        /// Do not wait for data.
+        nowait: bool,
+    },
+}
+
+/// How a pooled receive ended or what it produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrived {
+    /// A chunk of `n > 0` bytes, in the buffer given along.
+    Data(usize),
+    /// The peer closed its sending side (FIN).
+    Eof,
+    /// A `nowait` receive found nothing.
+    WouldBlock,
+    /// The pool had no buffer (`ENOBUFS`): wait for [`MultiEcho::resume`], then receive again.
+    NoBuffers,
+    /// The receive was cancelled.
+    Cancelled,
+    /// Reset or another error: the connection is over.
+    Failed,
+}
+
+/// What the caller must do after an event, in this order: cancel, send, receive, close.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Todo<B> {
+    /// Cancel the receive in flight (its last completion follows).
+    pub cancel_recv: bool,
+    /// Cancel the send in flight (forced close).
+    pub cancel_send: bool,
+    /// Send this buffer from this offset (it comes back with the send's completion).
+    pub send: Option<(B, usize)>,
+    /// Start a receive.
+    pub recv: Option<RecvMode>,
+    /// Nothing is in flight any more: give back [`MultiEcho::take_queued`] and close.
+    pub close: bool,
+}
+
+impl<B> Default for Todo<B> {
+    fn default() -> Self {
+        Todo {
+            cancel_recv: false,
+            cancel_send: false,
+            send: None,
+            recv: None,
+            close: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    Off,
+    On(RecvMode),
+    Cancelling,
+}
+
+/// The echo state of one connection of the completion model, with multishot receives.
+///
+/// The rules are [`Echo`]'s, for a connection whose receive stays armed while its echo is
+/// sent, so chunks may arrive before the previous one is echoed:
+///
+/// - **Bounded memory.** Received chunks wait in a queue (buffers of the port's pool, `B`),
+///   echoed in order, one send at a time. When the bytes not yet echoed reach `limit`, or the
+///   queue holds `max_chunks` buffers, the receive is cancelled: the peer's further bytes wait
+///   in the kernel (backpressure), and the receive is armed again once half of it is echoed. A
+///   cancelled multishot receive may still deliver what it had already taken, so the queue can
+///   pass its bounds by the chunks in flight at the cancel, never more.
+/// - **No buffer while idle.** The receive takes a buffer only when bytes arrive.
+/// - **An empty pool** ends the receive ([`Arrived::NoBuffers`]): the connection waits (it is
+///   not the peer's fault, no timeout applies) until [`resume`](MultiEcho::resume).
+/// - **Partial sends** continue where they stopped.
+/// - **Half-close**: after the peer's FIN, what is queued is echoed, then the connection
+///   closes.
+/// - **Draining**: a multishot receive is cancelled; from then on receives are single and do
+///   not wait, so what the peer already sent is echoed and the connection closes when no byte
+///   is left.
+/// - **Forced close** (drain timeout, timeouts, errors): everything in flight is cancelled and
+///   the connection closes once both completions are in.
+#[derive(Debug)]
+pub struct MultiEcho<B> {
+    queue: std::collections::VecDeque<(B, usize)>,
+    /// Where the front chunk's echo resumes.
+    at: usize,
+    /// Bytes received and not yet echoed (queued and in flight).
+    pending: usize,
+    limit: usize,
+    max_chunks: usize,
+    recv: RecvState,
+    sending: bool,
+    /// The length of the chunk being sent (its buffer is out, in the send).
+    sending_len: usize,
+    /// No more bytes will be read (FIN, or a draining receive found nothing).
+    read_done: bool,
+    starved: bool,
+    draining: bool,
+    forced: bool,
+    closing: bool,
+}
+
+impl<B> MultiEcho<B> {
+    /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
+    /// echo (both at least 1), and its first step (a receive).
+    pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
+        let mut echo = MultiEcho {
+            queue: std::collections::VecDeque::new(),
+            at: 0,
+            pending: 0,
+            limit: limit.max(1),
+            max_chunks: max_chunks.max(1),
+            recv: RecvState::Off,
+            sending: false,
+            sending_len: 0,
+            read_done: false,
+            starved: false,
+            draining,
+            forced: false,
+            closing: false,
+        };
+        let todo = echo.next();
+        (echo, todo)
+    }
+
+    /// Bytes received and not yet echoed.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Bytes the connection may still take before it passes its bound (at least 1): the limit
+    /// for a multishot receive, so that a burst cannot overshoot it.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.pending).max(1)
+    }
+
+    /// Buffers held: queued, and the one being sent.
+    pub fn held(&self) -> usize {
+        self.queue.len() + usize::from(self.sending)
+    }
+
+    /// The close was asked for.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Waiting for pool buffers ([`Arrived::NoBuffers`]).
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// What the connection waits for now, which decides the timeout that applies.
+    pub fn waiting(&self) -> Waiting {
+        if self.closing || self.forced {
+            Waiting::Nothing
+        } else if self.sending || !self.queue.is_empty() {
+            Waiting::PeerReading
+        } else if self.recv == RecvState::On(RecvMode::Multi)
+            || self.recv == RecvState::On(RecvMode::Once { nowait: false })
+        {
+            Waiting::PeerData
+        } else {
+            Waiting::Nothing
+        }
+    }
+
+    /// The queued buffers, for the caller to give back when it closes.
+    pub fn take_queued(&mut self) -> impl Iterator<Item = B> + '_ {
+        self.pending = 0;
+        self.at = 0;
+        self.queue.drain(..).map(|(b, _)| b)
+    }
+
+    fn over_bounds(&self) -> bool {
+        self.pending >= self.limit || self.held() >= self.max_chunks
+    }
+
+    /// Decides what to start or stop now.
+    fn next(&mut self) -> Todo<B> {
+        let mut todo = Todo::default();
+        if self.closing {
+            return todo;
+        }
+        if self.forced {
+            if matches!(self.recv, RecvState::On(_)) {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
+            if self.recv == RecvState::Off && !self.sending {
+                self.closing = true;
+                todo.close = true;
+            }
+            return todo;
+        }
+        if !self.sending {
+            if let Some((buf, len)) = self.queue.pop_front() {
+                self.sending = true;
+                self.sending_len = len;
+                todo.send = Some((buf, self.at));
+            }
+        }
+        match self.recv {
+            RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
+            RecvState::Off if !self.read_done && !self.starved => {
+                // Resume below half of the bounds, so a slow reader is not woken per chunk.
+                let room = self.pending <= self.limit / 2 && self.held() < self.max_chunks;
+                if room {
+                    let mode = if self.draining {
+                        RecvMode::Once { nowait: true }
+                    } else {
+                        RecvMode::Multi
+                    };
+                    self.recv = RecvState::On(mode);
+                    todo.recv = Some(mode);
+                }
+            }
+            _ => {}
+        }
+        if self.read_done && self.recv == RecvState::Off && !self.sending && self.queue.is_empty() {
+            self.closing = true;
+            todo.close = true;
+        }
+        todo
+    }
+
+    /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
+    /// the chunk of [`Arrived::Data`]; `None` when the caller appended it to
+    /// [`last_queued`](Self::last_queued).
+    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
+        if !more {
+            self.recv = RecvState::Off;
+        }
+        match (arrived, buf) {
+            (Arrived::Data(n), Some(buf)) => {
+                self.pending += n;
+                self.queue.push_back((buf, n));
+            }
+            (Arrived::Data(n), None) => match self.queue.back_mut() {
+                // Appended by the caller to the last queued chunk (see `last_queued`).
+                Some((_, len)) => {
+                    *len += n;
+                    self.pending += n;
+                }
+                None => debug_assert!(false, "data without a buffer"),
+            },
+            (Arrived::Eof, _) => self.read_done = true,
+            (Arrived::WouldBlock, _) if self.draining => self.read_done = true,
+            (Arrived::WouldBlock | Arrived::Cancelled, _) => {}
+            (Arrived::NoBuffers, _) => self.starved = true,
+            (Arrived::Failed, _) => self.forced = true,
+        }
+        self.next()
+    }
+
+    /// The last chunk waiting for its echo (not the one being sent), which the caller may
+    /// append a new chunk's bytes to, then report [`Arrived::Data`] without a buffer: many
+    /// small chunks then hold few buffers.
+    pub fn last_queued(&mut self) -> Option<&mut B> {
+        self.queue.back_mut().map(|(b, _)| b)
+    }
+
+    /// Pool buffers are free again: a starved connection receives again.
+    pub fn resume(&mut self) -> Todo<B> {
+        self.starved = false;
+        self.next()
+    }
+
+    /// A send of `buf` (started at the offset [`Todo::send`] gave) finished. Returns what to do
+    /// next, and the buffer when its echo is complete (or the connection is closing), to give
+    /// back to the pool.
+    pub fn on_send(&mut self, result: SendResult, buf: B) -> (Todo<B>, Option<B>) {
+        debug_assert!(self.sending);
+        self.sending = false;
+        let done = match result {
+            SendResult::Sent(n) if n > 0 && !self.forced => {
+                self.at += n;
+                self.pending = self.pending.saturating_sub(n);
+                let len = self.sending_len;
+                if self.at < len {
+                    // Partial: the rest goes first next time.
+                    self.queue.push_front((buf, len));
+                    None
+                } else {
+                    self.at = 0;
+                    Some(buf)
+                }
+            }
+            SendResult::Sent(_) | SendResult::Failed => {
+                self.forced = true;
+                Some(buf)
+            }
+        };
+        (self.next(), done)
+    }
+
+    /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
+    /// wait follow), what is queued is echoed.
+    pub fn drain(&mut self) -> Todo<B> {
+        self.draining = true;
+        self.next()
+    }
+
+    /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
+    /// connection closes once its completions are in.
+    pub fn force(&mut self) -> Todo<B> {
+        self.draining = true;
+        self.forced = true;
+        let mut todo = self.next();
+        if self.sending {
+            todo.cancel_send = true;
+        }
+        todo
+    }
+}
+
+#[cfg(test)]
+mod multi_tests {
+    use super::*;
+
+    /// Buffers are named by a number in these tests.
+    type E = MultiEcho<u32>;
+
+    fn data(e: &mut E, buf: u32, n: usize) -> Todo<u32> {
+        e.on_recv(Arrived::Data(n), Some(buf), true)
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_one_multishot_receive_and_no_buffer() {
+        let (e, todo) = E::start(false, 100, 8);
+        assert_eq!(todo.recv, Some(RecvMode::Multi));
+        assert_eq!((e.held(), e.pending()), (0, 0));
+        assert_eq!(e.waiting(), Waiting::PeerData);
+    }
+
+    #[test]
+    fn chunks_are_echoed_in_order_one_send_at_a_time_while_receiving_goes_on() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = data(&mut e, 1, 5);
+        assert_eq!(todo.send, Some((1, 0)));
+        assert_eq!(todo.recv, None, "the multishot receive is still armed");
+        assert_eq!(e.waiting(), Waiting::PeerReading);
+        let todo = data(&mut e, 2, 3);
+        assert_eq!(todo, Todo::default(), "queued behind the send in flight");
+        assert_eq!((e.pending(), e.held()), (8, 2));
+        let (todo, done) = e.on_send(SendResult::Sent(5), 1);
+        assert_eq!(done, Some(1), "an echoed buffer goes back to the pool");
+        assert_eq!(todo.send, Some((2, 0)));
+        let (todo, done) = e.on_send(SendResult::Sent(3), 2);
+        assert_eq!((todo, done), (Todo::default(), Some(2)));
+        assert_eq!((e.pending(), e.held()), (0, 0));
+        assert_eq!(e.waiting(), Waiting::PeerData);
+    }
+
+    #[test]
+    fn partial_sends_continue_where_they_stopped() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 10);
+        data(&mut e, 2, 4);
+        let (todo, done) = e.on_send(SendResult::Sent(3), 1);
+        assert_eq!((todo.send, done), (Some((1, 3)), None));
+        let (todo, done) = e.on_send(SendResult::Sent(7), 1);
+        assert_eq!((todo.send, done), (Some((2, 0)), Some(1)));
+        assert_eq!(e.pending(), 4);
+    }
+
+    #[test]
+    fn unsent_bytes_past_the_bound_stop_receiving_until_half_is_echoed() {
+        let (mut e, _) = E::start(false, 10, 100);
+        data(&mut e, 1, 6);
+        let todo = data(&mut e, 2, 6);
+        assert!(todo.cancel_recv, "12 unsent bytes pass the bound of 10");
+        // The cancelled receive may still deliver what it had taken.
+        let todo = data(&mut e, 3, 4);
+        assert!(!todo.cancel_recv, "cancelled once");
+        assert_eq!(e.on_recv(Arrived::Cancelled, None, false).recv, None);
+        assert_eq!(e.pending(), 16);
+        let (todo, _) = e.on_send(SendResult::Sent(6), 1);
+        assert_eq!(
+            (todo.send, todo.recv),
+            (Some((2, 0)), None),
+            "10 left: still over"
+        );
+        let (todo, _) = e.on_send(SendResult::Sent(6), 2);
+        assert_eq!(
+            (todo.send, todo.recv),
+            (Some((3, 0)), Some(RecvMode::Multi)),
+            "4 left, under half the bound: receive again"
+        );
+    }
+
+    #[test]
+    fn a_peer_sending_many_small_chunks_is_bounded_by_buffers_too() {
+        let (mut e, _) = E::start(false, 1 << 20, 3);
+        data(&mut e, 1, 1);
+        data(&mut e, 2, 1);
+        let todo = data(&mut e, 3, 1);
+        assert!(todo.cancel_recv, "three buffers held");
+    }
+
+    #[test]
+    fn an_empty_pool_makes_the_connection_wait_not_fail() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = e.on_recv(Arrived::NoBuffers, None, false);
+        assert_eq!(todo, Todo::default());
+        assert!(e.is_starved());
+        assert_eq!(
+            e.waiting(),
+            Waiting::Nothing,
+            "not the peer's fault: no timeout"
+        );
+        assert_eq!(e.resume().recv, Some(RecvMode::Multi));
+        assert!(!e.is_starved());
+    }
+
+    #[test]
+    fn half_close_echoes_what_is_queued_then_closes() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        assert_eq!(e.on_recv(Arrived::Eof, None, false), Todo::default());
+        let (todo, _) = e.on_send(SendResult::Sent(5), 1);
+        assert_eq!((todo.send, todo.close), (Some((2, 0)), false));
+        let (todo, done) = e.on_send(SendResult::Sent(5), 2);
+        assert_eq!((todo.close, done), (true, Some(2)));
+        assert!(e.is_closing());
+    }
+
+    #[test]
+    fn drain_cancels_the_multishot_receive_then_reads_without_waiting_until_nothing_is_left() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = e.drain();
+        assert!(todo.cancel_recv);
+        let todo = e.on_recv(Arrived::Cancelled, None, false);
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        let todo = e.on_recv(Arrived::Data(7), Some(1), false);
+        assert_eq!(todo.send, Some((1, 0)));
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        let todo = e.on_recv(Arrived::WouldBlock, None, false);
+        assert!(!todo.close, "the echo is still in flight");
+        let (todo, done) = e.on_send(SendResult::Sent(7), 1);
+        assert_eq!((todo.close, done), (true, Some(1)));
+    }
+
+    #[test]
+    fn connections_accepted_while_draining_never_wait() {
+        let (e, todo) = E::start(true, 100, 8);
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        assert_eq!(e.waiting(), Waiting::Nothing);
+    }
+
+    #[test]
+    fn force_cancels_both_directions_and_closes_when_both_are_in() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        let todo = e.force();
+        assert!(todo.cancel_recv && todo.cancel_send);
+        assert!(!todo.close);
+        assert_eq!(e.on_recv(Arrived::Cancelled, None, false), Todo::default());
+        let (todo, done) = e.on_send(SendResult::Failed, 1);
+        assert_eq!((todo.close, done), (true, Some(1)));
+        assert_eq!(e.take_queued().collect::<Vec<_>>(), vec![2], "for the pool");
+        assert_eq!(e.force(), Todo::default(), "nothing left once closing");
+    }
+
+    #[test]
+    fn errors_close_and_zero_byte_sends_do_not_spin() {
+        let (mut e, _) = E::start(false, 100, 8);
+        assert!(e.on_recv(Arrived::Failed, None, false).close);
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        let (todo, done) = e.on_send(SendResult::Sent(0), 1);
+        assert!(todo.cancel_recv, "the receive still armed is cancelled");
+        assert_eq!(done, Some(1));
+        assert!(e.on_recv(Arrived::Cancelled, None, false).close);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_appended_to_the_last_queued_one_counts_without_a_buffer() {
+        let (mut e, _) = MultiEcho::<u32>::start(false, 100, 8);
+        e.on_recv(Arrived::Data(5), Some(1), true); // being sent
+        e.on_recv(Arrived::Data(3), Some(2), true); // queued
+        assert_eq!(e.last_queued(), Some(&mut 2));
+        let todo = e.on_recv(Arrived::Data(4), None, true); // appended to 2
+        assert_eq!(todo, Todo::default());
+        assert_eq!((e.pending(), e.held()), (12, 2));
+        let (todo, _) = e.on_send(SendResult::Sent(5), 1);
+        assert_eq!(todo.send, Some((2, 0)));
+        let (todo, done) = e.on_send(SendResult::Sent(7), 2);
+        assert_eq!((todo.send, done, e.pending()), (None, Some(2), 0));
+    }
+}
