@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# ringport's completion model against the best Rust echo servers, per core.
+#
+# Every server runs with one thread pinned to one CPU (SERVER_CPU), the load generator
+# (echo-load from the peers directory: ping-pong, content checked) pinned to another (LOAD_CPU).
+# Servers are run in interleaved rounds (A B C ... A B C ...) so that drift in the machine's
+# state hits them all alike; the table shows medians over the rounds:
+#
+#   rt/s        round trips per second
+#   cpu us/rt   server CPU time per round trip, in microseconds (utime+stime from /proc, over
+#               the measured window, as echo-load --server-pid reports it): the fairer figure
+#               when the load generator itself is the bottleneck
+#   user %      the user-space share of the server's CPU time (utime / (utime + stime)) over the
+#               whole run; the rest is the kernel's (TCP, io_uring)
+#   x monoio    ratio to monoio-echo in the same table (rt/s: higher is better; cpu: lower)
+#
+# Usage:  benches/peers.sh            (from the repository root, on a quiet machine)
+# Environment (defaults in brackets):
+#   PEERS        the peers directory, each peer its own Cargo project   [../shared/peers]
+#   SERVERS      what to run     [ringport monoio-echo tokio-echo compio-echo std-threaded-echo]
+#   CONNS        connection counts                                       ["100 1000"]
+#   SIZE         message size in bytes                                   [64]
+#   DURATION     measured seconds per run                                [5]
+#   WARMUP       discarded seconds per run                               [1]
+#   ROUNDS       interleaved rounds                                      [3]
+#   SERVER_CPU   CPU for the server                                      [0]
+#   LOAD_CPU     CPU for echo-load                                       [1]
+#   PORT_BASE    first TCP port; each run takes the next                 [18000]
+#   RINGPORT     the ringport binary     [$CARGO_TARGET_DIR or target]/release/ringport
+#   RINGPORT_ARGS  extra arguments for ringport serve                    []
+#   URING_FLAGS  passed to monoio-echo and compio-echo (unset: their runtime defaults; "defer":
+#                SINGLE_ISSUER|COOP_TASKRUN|DEFER_TASKRUN, which ringport always asks for)
+#   NO_BUILD=1   do not build anything (binaries must exist)
+#   RESULTS      raw results (TSV)                       [/tmp/ringport-peers-<time>.tsv]
+#
+# Requires taskset (util-linux). Everything listens on and connects to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+PEERS=${PEERS:-../shared/peers}
+PEERS=$(cd "$PEERS" && pwd)
+SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo compio-echo std-threaded-echo"}
+CONNS=${CONNS:-"100 1000"}
+SIZE=${SIZE:-64}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+ROUNDS=${ROUNDS:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PORT_BASE=${PORT_BASE:-18000}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+RINGPORT=${RINGPORT:-$TARGET/release/ringport}
+RINGPORT_ARGS=${RINGPORT_ARGS:-}
+RESULTS=${RESULTS:-/tmp/ringport-peers-$(date +%Y%m%d-%H%M%S).tsv}
+LOAD_BIN=$PEERS/echo-load/target/release/echo-load
+
+# 1000 connections on each side, plus the server's own descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [[ -z "${NO_BUILD:-}" ]]; then
+  for s in $SERVERS echo-load; do
+    if [[ "$s" == ringport ]]; then
+      echo "building ringport (release)" >&2
+      cargo build --release -q -p ringport
+    elif [[ ! -x "$PEERS/$s/target/release/$s" ]]; then
+      echo "building $s (release)" >&2
+      (cd "$PEERS/$s" && cargo build --release -q)
+    fi
+  done
+fi
+
+command_for() { # server port -> the command line
+  if [[ "$1" == ringport ]]; then
+    # One worker, like the peers' --threads 1; no per-address cap (all load is 127.0.0.1).
+    # shellcheck disable=SC2086
+    echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
+  else
+    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
+  fi
+}
+
+ticks() { # utime stime of a pid, in clock ticks
+  awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"
+}
+
+SRV_PID=""
+cleanup() {
+  if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+echo -e "server\tconns\tround\trt_per_s\tserver_cpu\tcpu_us_per_rt\tuser_share\terrors" >"$RESULTS"
+port=$PORT_BASE
+for conns in $CONNS; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for s in $SERVERS; do
+      port=$((port + 1))
+      # shellcheck disable=SC2046
+      taskset -c "$SERVER_CPU" $(command_for "$s" "$port") >/dev/null 2>&1 &
+      SRV_PID=$!
+      for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+      done
+      read -r u0 s0 < <(ticks "$SRV_PID")
+      line=$(taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" \
+               --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" --threads 1 \
+               --server-pid "$SRV_PID" || echo "rt_per_s=0 server_cpu=0 errors=FAIL")
+      read -r u1 s1 < <(ticks "$SRV_PID")
+      kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
+      get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
+      rps=$(get rt_per_s); scpu=$(get server_cpu); errs=$(get errors)
+      awk -v s="$s" -v c="$conns" -v r="$round" -v rps="$rps" -v cpu="$scpu" -v e="$errs" \
+          -v u="$((u1 - u0))" -v k="$((s1 - s0))" 'BEGIN {
+        us = (rps > 0) ? cpu * 1e6 / rps : 0
+        share = (u + k > 0) ? u / (u + k) : 0
+        printf "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s\n", s, c, r, rps, cpu, us, share, e
+      }' | tee -a "$RESULTS" >&2
+    done
+  done
+done
+
+echo
+echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); URING_FLAGS=${URING_FLAGS:-unset}"
+awk -F'\t' '
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  NR > 1 {
+    k = $2 SUBSEP $1
+    if (!(k in rps)) { order[++n] = k }
+    rps[k] = rps[k] " " $4; cpu[k] = cpu[k] " " $6; usr[k] = usr[k] " " $7
+    if ($8 != "0") err[k] = err[k] " " $8
+  }
+  END {
+    printf "| conns | server | rt/s | x monoio | cpu us/rt | x monoio | user %% |\n|---:|---|---:|---:|---:|---:|---:|\n"
+    for (i = 1; i <= n; i++) {
+      split(order[i], p, SUBSEP); c = p[1]; s = p[2]
+      R[c, s] = median(rps[order[i]]); C[c, s] = median(cpu[order[i]]); U[c, s] = median(usr[order[i]])
+    }
+    for (i = 1; i <= n; i++) {
+      split(order[i], p, SUBSEP); c = p[1]; s = p[2]
+      m = (c SUBSEP "monoio-echo")
+      rr = (m in R && R[m] > 0) ? sprintf("%.2f", R[c, s] / R[m]) : "-"
+      cr = (m in C && C[m] > 0) ? sprintf("%.2f", C[c, s] / C[m]) : "-"
+      printf "| %s | %s | %.0f | %s | %.2f | %s | %.0f |%s\n", c, s, R[c, s], rr, C[c, s], cr, U[c, s] * 100, \
+        (order[i] in err) ? " errors:" err[order[i]] : ""
+    }
+  }' "$RESULTS"
+echo "raw: $RESULTS"
