@@ -1,10 +1,13 @@
 //! The completion model: the article's ServerIOCP on a completion port per worker thread.
 //!
-//! Each worker owns a [`Port`], a `SO_REUSEPORT` listener with one accept in flight, and a table
-//! of connections. A connection always has exactly one operation in flight (receive, send or
-//! close), chosen by its [`Echo`] state machine; the worker only carries the steps out. One turn
-//! of the loop is one [`Port::wait`]: everything queued is submitted and every ready completion
-//! reaped, in one system call.
+//! Each worker owns a [`Port`] with a buffer pool, a `SO_REUSEPORT` listener with a multishot
+//! accept in flight, and a table of connections. A connection has a multishot receive armed
+//! (taking a pool buffer only when bytes arrive, so an idle connection holds none) and at most
+//! one send in flight, which sends the very buffer the kernel filled and gives it back to the
+//! pool when done. Its [`MultiEcho`] state machine holds the rules (the queue of received
+//! chunks bounded by bytes, backpressure by cancelling and re-arming the receive, drain, forced
+//! close); the worker only carries its steps out. One turn of the loop is one [`Port::wait`]:
+//! everything queued is submitted and every ready completion reaped, in one system call.
 //!
 //! # Keys
 //!
@@ -15,11 +18,12 @@
 //! # Shutdown order
 //!
 //! 1. A [`SHUTDOWN`] completion arrives (posted by [`Shutdown::trigger`]).
-//! 2. The accept in flight is cancelled and the listener closed: no new connections.
-//! 3. Every connection is told to drain ([`Echo::drain`]): receives that wait are cancelled;
-//!    what was already received is echoed; receives no longer wait; connections with nothing
-//!    left close.
-//! 4. At the drain deadline, whatever remains is cancelled and closed ([`Echo::force`]).
+//! 2. The accept in flight is cancelled; the clients already in the listen backlog are taken
+//!    in (non-blocking accepts) so that closing the listener resets nobody; the listener closes.
+//! 3. Every connection is told to drain: its multishot receive is cancelled; what was already
+//!    received is echoed; receives from then on are single and do not wait; connections with
+//!    nothing left close.
+//! 4. At the drain deadline, whatever remains is cancelled and closed.
 //! 5. The loop ends when no connection and no accept is left; the worker returns its counters.
 //!
 //! # Limits
