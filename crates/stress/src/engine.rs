@@ -47,7 +47,10 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_port::{Backend, Completion, Op, Outcome, Port, PortConfig, SharedFd, Token};
+use ringport_port::{Backend, Completion, Op, Outcome, PoolBuf, Port, PortConfig, SharedFd, Token};
+
+/// The pool ran dry (a multishot receive's last completion).
+const ENOBUFS: i32 = 105;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{
@@ -381,6 +384,7 @@ fn client_thread(
     })
     .map_err(|e| ThreadFailure::Port(e.to_string()))?;
     let mut client = Client::new(shared, port, &globals);
+    client.provide_pool();
     let connected = client.connect_all();
     start.pass();
     connected
@@ -458,6 +462,9 @@ struct Client<'s, 'a> {
     dirty: Vec<usize>,
     scratch: Vec<u8>,
     recv_size: usize,
+    /// Receives are multishot into the port's buffer pool (one submission per connection, not
+    /// one per message); false when the port has no pool.
+    pooled: bool,
     measure_start: Instant,
     measure_end: Option<Instant>,
     count: Option<u64>,
@@ -512,6 +519,7 @@ impl<'s, 'a> Client<'s, 'a> {
             dirty: Vec::with_capacity(globals.len()),
             scratch: Vec::with_capacity(max_len),
             recv_size,
+            pooled: false,
             measure_start: now,
             measure_end: None,
             count: None,
@@ -780,11 +788,66 @@ impl<'s, 'a> Client<'s, 'a> {
                         }
                     }
                     Ok(_) => {
-                        if self.on_bytes(i, now) {
+                        if self.on_bytes(i, now, None) {
                             self.submit_recv(i, now);
                         }
                     }
                     Err(e) => {
+                        let err = conn.verifier.io_error(e);
+                        self.fail(i, err, now);
+                    }
+                }
+            }
+            Outcome::ReceivedBuf { buf, result, more } => {
+                let conn = &mut self.conns[i];
+                if !more {
+                    conn.ops -= 1;
+                    conn.recv_token = None;
+                }
+                if matches!(conn.state, State::Failed | State::Closed) {
+                    if let Some(b) = buf {
+                        self.port.give_back(b);
+                    }
+                    self.maybe_close(i);
+                    return;
+                }
+                match result {
+                    Ok(0) => {
+                        if let Some(b) = buf {
+                            self.port.give_back(b);
+                        }
+                        let conn = &mut self.conns[i];
+                        let client_done = conn.state == State::Draining;
+                        match conn.verifier.on_eof(client_done) {
+                            Ok(()) => {
+                                conn.state = State::Closed;
+                                self.maybe_close(i);
+                            }
+                            Err(e) => self.fail(i, e, now),
+                        }
+                    }
+                    Ok(_) => {
+                        let healthy = self.on_bytes(i, now, buf.as_ref());
+                        if let Some(b) = buf {
+                            self.port.give_back(b);
+                        }
+                        if healthy && !more {
+                            self.submit_recv(i, now);
+                        }
+                    }
+                    // The pool ran dry for a moment: the bytes wait in the socket; arm again
+                    // (the buffers of this batch are given back before it is submitted).
+                    Err(e) if e.raw_os_error() == Some(ENOBUFS) && !more => {
+                        if let Some(b) = buf {
+                            self.port.give_back(b);
+                        }
+                        self.submit_recv(i, now);
+                    }
+                    Err(e) => {
+                        if let Some(b) = buf {
+                            self.port.give_back(b);
+                        }
+                        let conn = &mut self.conns[i];
                         let err = conn.verifier.io_error(e);
                         self.fail(i, err, now);
                     }
@@ -837,9 +900,13 @@ impl<'s, 'a> Client<'s, 'a> {
     }
 
     /// Verifies the bytes just received on connection `i`. Returns whether it is still healthy.
-    fn on_bytes(&mut self, i: usize, now: Instant) -> bool {
+    fn on_bytes(&mut self, i: usize, now: Instant, pooled: Option<&PoolBuf>) -> bool {
         let conn = &mut self.conns[i];
-        let mut buf = conn.recv_buf.take().expect("buffer just returned");
+        let mut buf = conn.recv_buf.take().unwrap_or_default();
+        let data: &[u8] = match pooled {
+            Some(pb) => self.port.buf(pb),
+            None => &buf,
+        };
         conn.last_activity = now;
         let measure_start = self.measure_start;
         let measure_end = self.measure_end;
@@ -849,7 +916,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let payload = &self.shared.payload;
         let scratch = &mut self.scratch;
         let mut last = None;
-        let result = conn.verifier.consume(&buf, |done| {
+        let result = conn.verifier.consume(data, |done| {
             let in_window =
                 done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
             if in_window {
@@ -877,9 +944,33 @@ impl<'s, 'a> Client<'s, 'a> {
         }
     }
 
+    /// Gives the port a buffer pool for multishot receives: a chunk lands in a pool buffer,
+    /// is verified and given back at once, so a few buffers per connection are plenty; a
+    /// receive that finds the pool dry ends with ENOBUFS and is armed again.
+    fn provide_pool(&mut self) {
+        let count = (self.conns.len() * 4).clamp(256, 8192) as u16;
+        match self.port.provide_buffers(count, self.recv_size) {
+            Ok(()) => self.pooled = true,
+            Err(e) => tracing::debug!("no buffer pool ({e}); one receive per message"),
+        }
+    }
+
     fn submit_recv(&mut self, i: usize, now: Instant) {
         let conn = &mut self.conns[i];
         let Some(fd) = conn.fd.clone() else { return };
+        if self.pooled {
+            match self.port.submit(i as u64, Op::RecvMulti { fd, limit: 0 }) {
+                Ok(tok) => {
+                    conn.recv_token = Some(tok);
+                    conn.ops += 1;
+                }
+                Err(e) => {
+                    let err = conn.verifier.io_error(e);
+                    self.fail(i, err, now);
+                }
+            }
+            return;
+        }
         let mut buf = conn.recv_buf.take().unwrap_or_default();
         buf.clear();
         if buf.capacity() < self.recv_size {
