@@ -77,6 +77,16 @@ pub struct ServeArgs {
     /// article's console. Off by default: it costs throughput.
     #[arg(long)]
     log_messages: bool,
+    /// Share the port with other `ringport serve --reuse-port` processes (SO_REUSEPORT), for
+    /// running several server processes on one port, each under its own open-file limit; the
+    /// kernel spreads new connections over them.
+    ///
+    /// Off by default: a port already in use is reported as such. A plain `serve` still reports
+    /// a port held by `--reuse-port` servers as in use; `--reuse-port` joins any SO_REUSEPORT
+    /// group on the port (including a plain completion server's workers), but not a plain server
+    /// with a single listener.
+    #[arg(long)]
+    reuse_port: bool,
 }
 
 /// Accepts exactly [`Model::NAMES`], which `--help` and the error for another name list.
@@ -126,6 +136,7 @@ impl ServeArgs {
             max_per_ip: self.max_per_ip as usize,
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
+            reuse_port: self.reuse_port,
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {

@@ -94,6 +94,10 @@ pub struct ServeConfig {
     /// A connection whose echo makes no progress this long (the peer does not read) is closed
     /// and its buffer freed (`None`: never).
     pub write_timeout: Option<Duration>,
+    /// Share the port with other server processes (`SO_REUSEPORT` on every listener, no "address
+    /// in use" probe), for running several processes on one port, each under its own open-file
+    /// limit. Off: a port already in use is reported.
+    pub reuse_port: bool,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -118,14 +122,24 @@ impl Default for ServeConfig {
             max_per_ip: 512,
             idle_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(30)),
+            reuse_port: false,
         }
     }
 }
 
 impl ServeConfig {
     /// The socket address to bind.
-    pub fn addr(&self) -> SocketAddr {
+    pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// Where to listen: the socket address, and whether to share its port with other processes
+    /// (`reuse_port`).
+    pub fn addr(&self) -> crate::listener::ListenAddr {
+        crate::listener::ListenAddr {
+            addr: self.socket_addr(),
+            reuse_port: self.reuse_port,
+        }
     }
 
     /// The connection limit in force: `max_connections`, or when it is 0, the soft open-file

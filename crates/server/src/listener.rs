@@ -10,6 +10,14 @@
 //! the same port would silently share it. Before binding the group we therefore bind a probe
 //! socket without `SO_REUSEPORT`: if anything listens there already, that fails with
 //! `EADDRINUSE` and we report it.
+//!
+//! Unless the server asked to share: `serve --reuse-port` (for running several server processes
+//! on one port, each with its own open-file limit) skips the probe and puts `SO_REUSEPORT` on
+//! every listener, so it joins the group that another `--reuse-port` server already holds. A plain
+//! server started on that port still finds it in use (its probe has no `SO_REUSEPORT`). The
+//! kernel cannot tell the groups apart, though: a `--reuse-port` server can also join a plain
+//! completion server with several workers (whose listeners have `SO_REUSEPORT`), but not a plain
+//! server with one listener.
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,14 +53,36 @@ const fn libc_eacces() -> i32 {
     13
 }
 
+/// Where to listen, and whether to share the port with other processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The address (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Join the port's `SO_REUSEPORT` group, which other processes may already hold, instead of
+    /// reporting the port as in use (`serve --reuse-port`).
+    pub reuse_port: bool,
+}
+
+impl From<SocketAddr> for ListenAddr {
+    /// The address alone: not shared.
+    fn from(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            addr,
+            reuse_port: false,
+        }
+    }
+}
+
 /// Binds `count` listeners on `addr` (all on the same port when `addr`'s port is 0) and returns
-/// them with the address they are bound to.
+/// them with the address they are bound to. With [`ListenAddr::reuse_port`], every listener has
+/// `SO_REUSEPORT` and no probe is made, so they join the port's existing group if there is one.
 pub fn bind_listeners(
-    addr: SocketAddr,
+    addr: impl Into<ListenAddr>,
     count: usize,
     backlog: i32,
 ) -> Result<(Vec<Socket>, SocketAddr), ServeError> {
-    if addr.port() != 0 {
+    let ListenAddr { addr, reuse_port } = addr.into();
+    if addr.port() != 0 && !reuse_port {
         let probe = new_socket(addr).map_err(|e| bind_error(addr, e))?;
         probe.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
         probe.listen(1).map_err(|e| bind_error(addr, e))?;
@@ -61,7 +91,7 @@ pub fn bind_listeners(
     let mut bound = addr;
     for i in 0..count.max(1) {
         let socket = new_socket(bound).map_err(|e| bind_error(bound, e))?;
-        if count > 1 {
+        if count > 1 || reuse_port {
             socket
                 .set_reuse_port(true)
                 .map_err(|e| bind_error(bound, e))?;
@@ -88,7 +118,8 @@ mod tests {
 
     #[test]
     fn port_zero_gives_every_worker_the_same_port() {
-        let (ls, addr) = bind_listeners("127.0.0.1:0".parse().unwrap(), 3, 16).unwrap();
+        let (ls, addr) =
+            bind_listeners("127.0.0.1:0".parse::<SocketAddr>().unwrap(), 3, 16).unwrap();
         assert_eq!(ls.len(), 3);
         assert_ne!(addr.port(), 0);
         for l in &ls {
@@ -98,8 +129,38 @@ mod tests {
 
     #[test]
     fn a_taken_port_is_reported_as_in_use_even_with_reuseport() {
-        let (_ls, addr) = bind_listeners("127.0.0.1:0".parse().unwrap(), 2, 16).unwrap();
+        let (_ls, addr) =
+            bind_listeners("127.0.0.1:0".parse::<SocketAddr>().unwrap(), 2, 16).unwrap();
         match bind_listeners(addr, 2, 16) {
+            Err(ServeError::AddrInUse(a)) => assert_eq!(a, addr),
+            other => panic!("expected AddrInUse, got {other:?}"),
+        }
+    }
+
+    fn shared(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            addr,
+            reuse_port: true,
+        }
+    }
+
+    #[test]
+    fn reuse_port_joins_an_existing_group_and_a_plain_bind_still_finds_it_in_use() {
+        let (_a, addr) = bind_listeners(shared("127.0.0.1:0".parse().unwrap()), 1, 16).unwrap();
+        let (b, addr_b) = bind_listeners(shared(addr), 2, 16).unwrap();
+        assert_eq!(addr_b, addr);
+        assert_eq!(b.len(), 2);
+        match bind_listeners(addr, 1, 16) {
+            Err(ServeError::AddrInUse(a)) => assert_eq!(a, addr),
+            other => panic!("expected AddrInUse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reuse_port_cannot_join_a_port_held_by_a_plain_single_listener() {
+        let (_ls, addr) =
+            bind_listeners("127.0.0.1:0".parse::<SocketAddr>().unwrap(), 1, 16).unwrap();
+        match bind_listeners(shared(addr), 1, 16) {
             Err(ServeError::AddrInUse(a)) => assert_eq!(a, addr),
             other => panic!("expected AddrInUse, got {other:?}"),
         }
