@@ -772,86 +772,15 @@ impl<'s, 'a> Client<'s, 'a> {
                 conn.ops -= 1;
                 conn.recv_token = None;
                 conn.recv_buf = Some(buf);
-                if matches!(conn.state, State::Failed | State::Closed) {
-                    self.maybe_close(i);
-                    return;
-                }
-                match result {
-                    Ok(0) => {
-                        let client_done = conn.state == State::Draining;
-                        match conn.verifier.on_eof(client_done) {
-                            Ok(()) => {
-                                conn.state = State::Closed;
-                                self.maybe_close(i);
-                            }
-                            Err(e) => self.fail(i, e, now),
-                        }
-                    }
-                    Ok(_) => {
-                        if self.on_bytes(i, now, None) {
-                            self.submit_recv(i, now);
-                        }
-                    }
-                    Err(e) => {
-                        let err = conn.verifier.io_error(e);
-                        self.fail(i, err, now);
-                    }
-                }
+                self.on_received(i, now, result, None, true);
             }
             Outcome::ReceivedBuf { buf, result, more } => {
-                let conn = &mut self.conns[i];
                 if !more {
+                    let conn = &mut self.conns[i];
                     conn.ops -= 1;
                     conn.recv_token = None;
                 }
-                if matches!(conn.state, State::Failed | State::Closed) {
-                    if let Some(b) = buf {
-                        self.port.give_back(b);
-                    }
-                    self.maybe_close(i);
-                    return;
-                }
-                match result {
-                    Ok(0) => {
-                        if let Some(b) = buf {
-                            self.port.give_back(b);
-                        }
-                        let conn = &mut self.conns[i];
-                        let client_done = conn.state == State::Draining;
-                        match conn.verifier.on_eof(client_done) {
-                            Ok(()) => {
-                                conn.state = State::Closed;
-                                self.maybe_close(i);
-                            }
-                            Err(e) => self.fail(i, e, now),
-                        }
-                    }
-                    Ok(_) => {
-                        let healthy = self.on_bytes(i, now, buf.as_ref());
-                        if let Some(b) = buf {
-                            self.port.give_back(b);
-                        }
-                        if healthy && !more {
-                            self.submit_recv(i, now);
-                        }
-                    }
-                    // The pool ran dry for a moment: the bytes wait in the socket; arm again
-                    // (the buffers of this batch are given back before it is submitted).
-                    Err(e) if e.raw_os_error() == Some(ENOBUFS) && !more => {
-                        if let Some(b) = buf {
-                            self.port.give_back(b);
-                        }
-                        self.submit_recv(i, now);
-                    }
-                    Err(e) => {
-                        if let Some(b) = buf {
-                            self.port.give_back(b);
-                        }
-                        let conn = &mut self.conns[i];
-                        let err = conn.verifier.io_error(e);
-                        self.fail(i, err, now);
-                    }
-                }
+                self.on_received(i, now, result, buf, !more);
             }
             Outcome::Sent { buf, at, result } => {
                 let conn = &mut self.conns[i];
@@ -896,6 +825,54 @@ impl<'s, 'a> Client<'s, 'a> {
             }
             // Operations this engine never submits (accepts, pooled buffers), and wake-ups.
             _ => {}
+        }
+    }
+
+    /// A receive on connection `i` produced `result`, its bytes in `pooled` (a multishot or
+    /// pooled receive) or in the connection's own buffer; `ended` says the receive is no longer
+    /// armed, so that another must be submitted for the connection to go on.
+    fn on_received(
+        &mut self,
+        i: usize,
+        now: Instant,
+        result: io::Result<usize>,
+        pooled: Option<PoolBuf>,
+        ended: bool,
+    ) {
+        let state = self.conns[i].state;
+        if matches!(state, State::Failed | State::Closed) {
+            if let Some(b) = pooled {
+                self.port.give_back(b);
+            }
+            self.maybe_close(i);
+            return;
+        }
+        match result {
+            Ok(0) => {
+                let conn = &mut self.conns[i];
+                match conn.verifier.on_eof(state == State::Draining) {
+                    Ok(()) => {
+                        conn.state = State::Closed;
+                        self.maybe_close(i);
+                    }
+                    Err(e) => self.fail(i, e, now),
+                }
+            }
+            Ok(_) => {
+                if self.on_bytes(i, now, pooled.as_ref()) && ended {
+                    self.submit_recv(i, now);
+                }
+            }
+            // The pool ran dry for a moment: the bytes wait in the socket; arm again (the
+            // buffers of this batch are given back before it is submitted).
+            Err(e) if e.raw_os_error() == Some(ENOBUFS) && ended => self.submit_recv(i, now),
+            Err(e) => {
+                let err = self.conns[i].verifier.io_error(e);
+                self.fail(i, err, now);
+            }
+        }
+        if let Some(b) = pooled {
+            self.port.give_back(b);
         }
     }
 
