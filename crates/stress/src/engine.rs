@@ -566,12 +566,7 @@ impl<'s, 'a> Client<'s, 'a> {
             if next < self.conns.len() {
                 until = until.min(pacer.due(self.conns[next].global as u64));
             }
-            self.wait_until(until)?;
-            let now = Instant::now();
-            if now >= next_scan {
-                self.scan_timeouts(now);
-                next_scan = now + self.scan_interval();
-            }
+            self.wait_and_scan(until, &mut next_scan)?;
             // Connections that opened wait for the load phase; nothing to pump yet.
             self.clear_dirty();
             self.report_progress();
@@ -675,12 +670,7 @@ impl<'s, 'a> Client<'s, 'a> {
                     until = until.min(end);
                 }
             }
-            self.wait_until(until)?;
-            let now = Instant::now();
-            if now >= next_scan {
-                self.scan_timeouts(now);
-                next_scan = now + self.scan_interval();
-            }
+            self.wait_and_scan(until, &mut next_scan)?;
             self.report_progress();
         }
         if let Some(cpu) = meter.finish() {
@@ -1116,6 +1106,18 @@ impl<'s, 'a> Client<'s, 'a> {
                 conn.ops += 1;
             }
         }
+    }
+
+    /// Waits on the port until `until` (handling what completes), then runs the timeout scan
+    /// if its time `next_scan` has come, and sets the next one.
+    fn wait_and_scan(&mut self, until: Instant, next_scan: &mut Instant) -> io::Result<()> {
+        self.wait_until(until)?;
+        let now = Instant::now();
+        if now >= *next_scan {
+            self.scan_timeouts(now);
+            *next_scan = now + self.scan_interval();
+        }
+        Ok(())
     }
 
     /// Fails connections that waited longer than `--timeout`.

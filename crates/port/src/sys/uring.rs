@@ -586,16 +586,8 @@ impl UringDriver {
                 self.ring.submitter().submit_with_args(min, &args)
             }
         };
-        match res {
-            Ok(_) => {}
-            // Timed out, interrupted by a signal, or completions must be reaped first: reap.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        // Timed out, interrupted by a signal, or completions must be reaped first: reap.
+        reap_anyway(res)?;
         self.reap(out);
         // Completions the ring had no room for wait in the kernel's overflow list: an enter
         // with GETEVENTS (which `submit` adds while the overflow flag is set) moves them into
@@ -604,20 +596,29 @@ impl UringDriver {
             if !self.ring.submission().cq_overflow() {
                 break;
             }
-            match self.ring.submit() {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) => {}
-                Err(e) => return Err(e),
-            }
+            reap_anyway(self.ring.submit())?;
             self.reap(out);
         }
         if !self.wake_armed {
             self.arm_wake()?;
         }
         Ok(())
+    }
+}
+
+/// The result of an `io_uring_enter` after which the caller reaps: `ETIME` (the wait timed
+/// out), `EINTR` (a signal), `EBUSY`/`EAGAIN` (completions must be reaped first) are not
+/// errors here.
+fn reap_anyway(res: io::Result<usize>) -> io::Result<()> {
+    match res {
+        Err(e)
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
     }
 }
