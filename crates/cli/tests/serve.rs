@@ -138,6 +138,22 @@ for_each_model! {
         let mut got = vec![0u8; sent.len()];
         s.read_exact(&mut got).expect("every byte comes back");
         assert_same(&got, &sent);
+        if model.starts_with("completion") {
+            // The connection's bound is --buffer-size (16 KiB by default): 8 pool buffers of
+            // 2 KiB queued, one more that a receive may take past the bound, none per wake-up.
+            let mut server = server;
+            server.signal("TERM");
+            assert!(server.wait_exit(Duration::from_secs(8)).success());
+            let out = server.stdout();
+            let peak: usize = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("pool: at most "))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no pool line in the summary: {out:?}"));
+            eprintln!("never-reading writer: at most {peak} pool buffers in use");
+            assert!(peak <= 10, "{peak} pool buffers held for one connection");
+        }
     }
 
     fn sigterm_echoes_what_was_sent_then_exits_zero(model: &str) {

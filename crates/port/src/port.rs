@@ -267,6 +267,10 @@ pub struct PortStats {
     pub completions: u64,
     /// Completions that named a freed slot or a wrong kind: dropped, never applied.
     pub stale: u64,
+    /// Buffers in the pool (0 without one).
+    pub pool_buffers: usize,
+    /// The most pool buffers out of the pool at once (received into and not yet given back).
+    pub pool_peak: usize,
 }
 
 #[derive(Debug)]
@@ -501,7 +505,12 @@ impl Port {
 
     /// Counters about this port.
     pub fn stats(&self) -> PortStats {
-        self.stats
+        let mut stats = self.stats;
+        if let Some(pool) = &self.pool {
+            stats.pool_buffers = pool.count();
+            stats.pool_peak = pool.peak();
+        }
+        stats
     }
 
     /// Operations submitted whose completions have not been reaped yet.

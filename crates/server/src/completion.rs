@@ -398,6 +398,8 @@ impl Worker<'_> {
         stats.waits = port_stats.waits;
         stats.completions = port_stats.completions;
         stats.stale_completions += port_stats.stale;
+        stats.pool_buffers = port_stats.pool_buffers as u64;
+        stats.pool_peak = port_stats.pool_peak as u64;
         stats
     }
 

@@ -414,9 +414,12 @@ enum RecvState {
 /// - **Bounded memory.** Received chunks wait in a queue (buffers of the port's pool, `B`),
 ///   echoed in order, one send at a time. When the bytes not yet echoed reach `limit`, or the
 ///   queue holds `max_chunks` buffers, the receive is cancelled: the peer's further bytes wait
-///   in the kernel (backpressure), and the receive is armed again once half of it is echoed. A
-///   cancelled multishot receive may still deliver what it had already taken, so the queue can
-///   pass its bounds by the chunks in flight at the cancel, never more.
+///   in the kernel (backpressure), and the receive is armed again once half of it is echoed.
+///   The receive is armed with the bytes left under the bound ([`room`](MultiEcho::room)),
+///   which the port passes to the kernel (Linux 6.16+) or enforces itself (epoll), so it ends
+///   by itself once the bound is reached: the queue passes it by one chunk at most. Where the
+///   kernel takes no limit, a multishot receive may deliver what it had already taken before
+///   the cancel lands (up to 32 chunks per wake-up).
 /// - **No buffer while idle.** The receive takes a buffer only when bytes arrive.
 /// - **An empty pool** ends the receive ([`Arrived::NoBuffers`]): the connection waits (it is
 ///   not the peer's fault, no timeout applies) until [`resume`](MultiEcho::resume).

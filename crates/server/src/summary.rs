@@ -39,6 +39,11 @@ pub struct WorkerStats {
     pub idle_closed: u64,
     /// Connections closed by `--write-timeout` (an echo pending, the peer not reading).
     pub write_timeouts: u64,
+    /// Buffers in the worker's receive pool (0: no pool). Totals keep the largest.
+    pub pool_buffers: u64,
+    /// The most pool buffers the worker had out at once (received into, not yet echoed).
+    /// Totals keep the largest.
+    pub pool_peak: u64,
 }
 
 impl WorkerStats {
@@ -59,6 +64,8 @@ impl WorkerStats {
         self.refused_per_ip += other.refused_per_ip;
         self.idle_closed += other.idle_closed;
         self.write_timeouts += other.write_timeouts;
+        self.pool_buffers = self.pool_buffers.max(other.pool_buffers);
+        self.pool_peak = self.pool_peak.max(other.pool_peak);
     }
 }
 
@@ -124,6 +131,13 @@ impl fmt::Display for Summary {
                 t.waits,
                 t.completions as f64 / t.waits as f64,
                 t.stale_completions
+            )?;
+        }
+        if t.pool_buffers > 0 {
+            writeln!(
+                f,
+                "  pool: at most {} of {} receive buffers in use at once (busiest worker)",
+                t.pool_peak, t.pool_buffers
             )?;
         }
         Ok(())

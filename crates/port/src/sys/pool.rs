@@ -57,6 +57,8 @@ pub(crate) struct BufPool {
     ring: Option<BufRing>,
     /// Buffers handed to the caller and not given back yet.
     out: usize,
+    /// The most buffers out at once.
+    peak: usize,
 }
 
 impl std::fmt::Debug for BufPool {
@@ -97,6 +99,7 @@ impl BufPool {
             free: (0..count).rev().collect(),
             ring: None,
             out: 0,
+            peak: 0,
         })
     }
 
@@ -152,6 +155,16 @@ impl BufPool {
         usize::from(self.count) - self.out
     }
 
+    /// The most buffers out at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// How many buffers the pool has.
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+
     /// Where buffer `id` starts.
     pub fn ptr(&self, id: u16) -> *mut u8 {
         debug_assert!(id < self.count);
@@ -162,6 +175,7 @@ impl BufPool {
     pub fn take(&mut self) -> Option<u16> {
         let id = self.free.pop()?;
         self.out += 1;
+        self.peak = self.peak.max(self.out);
         Some(id)
     }
 
@@ -176,6 +190,7 @@ impl BufPool {
     pub fn hand_out(&mut self, id: u16, len: usize, from_ring: bool) -> PoolBuf {
         if from_ring {
             self.out += 1;
+            self.peak = self.peak.max(self.out);
         }
         PoolBuf::new(id, len.min(self.size) as u32)
     }

@@ -261,9 +261,11 @@ impl UringDriver {
 
     /// Whether the kernel takes byte limits on multishot receives (Linux 6.16+: `sqe->len` per
     /// invocation, `sqe->optlen` in total; older kernels refuse them with `EINVAL`): on a local
-    /// socket pair holding 32 bytes, a multishot receive limited to 16 in total must end after
-    /// 16. Without the limit, a multishot receive retries up to 32 times per wake-up, taking a
-    /// buffer each time, before its owner can cancel it.
+    /// socket pair holding 32 bytes, a multishot receive limited to 16 in total must end with
+    /// its first chunk (which takes all 32: the kernel ends the receive once the limit is
+    /// reached, it does not shorten a chunk to it). Without the limit, a multishot receive
+    /// retries up to 32 times per wake-up, taking a buffer each time, before its owner can
+    /// cancel it.
     fn mshot_cap(&mut self, cap: u32, pool: &mut BufPool) -> io::Result<bool> {
         const PROBE_RECV: u64 = 1;
         const PROBE_CANCEL: u64 = 2;
@@ -321,8 +323,10 @@ impl UringDriver {
                             pool.give_back(buf);
                         }
                         if !cqueue::more(entry.flags()) {
-                            // Supported: the first chunk is 16 bytes and ends the receive.
-                            verdict.get_or_insert(entry.result() == 16);
+                            // Supported: the first chunk ends the receive, its limit reached.
+                            // (A chunk is not cut to the limit: it takes what the socket
+                            // holds, up to `sqe->len`, so the limit may be passed by one.)
+                            verdict.get_or_insert(entry.result() > 0);
                             seen += 1;
                         } else {
                             verdict = Some(false);
