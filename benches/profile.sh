@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Where a server's CPU goes, per round trip: ringport against the peers, under the same load.
+#
+# Each server runs with one thread pinned to SERVER_CPU while echo-load (from the peers
+# directory: ping-pong, content checked) runs pinned to LOAD_CPU; `perf record -g` samples the
+# server for DURATION seconds, and every sample is put in one of three parts by its call stack:
+#
+#   tcp/ip   inside the kernel's socket, TCP, IP or loopback code: the receive and the send
+#            themselves, and, on loopback, delivering the echo into the client's socket and
+#            waking the client, which the kernel does on the sender's CPU. Every server pays
+#            this for the same traffic: it is the floor.
+#   io       the rest of the kernel: io_uring (or epoll) submission and completion, buffer
+#            selection, system call entry, file lookups, scheduling
+#   user     the server's own code
+#
+# The table gives the server's CPU per round trip (utime+stime from /proc, over the load's
+# measured window, as echo-load --server-pid reports it) split in those parts by their share of
+# the samples, and "own" = io + user: what the server's design decides, compared with monoio's.
+#
+# Usage:  benches/profile.sh     (from the repository root, on a quiet machine, with perf)
+# Environment (defaults in brackets):
+#   PEERS        the peers directory, each peer its own Cargo project   [../shared/peers]
+#   SERVERS      what to run                       [ringport monoio-echo tokio-echo]
+#   CONNS        connection counts                                       ["100 1000"]
+#   SIZE         message size in bytes                                   [64]
+#   DURATION     sampled seconds per run                                 [3]
+#   SERVER_CPU   CPU for the server                                      [0]
+#   LOAD_CPU     CPU for echo-load                                       [1]
+#   PORT_BASE    first TCP port; each run takes the next                 [18500]
+#   RINGPORT     the ringport binary     [$CARGO_TARGET_DIR or target]/release/ringport
+#   RINGPORT_ARGS  extra arguments for ringport serve                    []
+#   NO_BUILD=1   do not build anything (binaries must exist)
+#   KEEP=DIR     keep each run's perf.data in DIR (for `perf report -i`)
+#
+# Requires perf (linux-perf / linux-tools) allowed to sample a process of this user
+# (kernel.perf_event_paranoid <= 1, or root), and taskset. Only 127.0.0.1 is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+PEERS=${PEERS:-../shared/peers}
+PEERS=$(cd "$PEERS" && pwd)
+SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo"}
+CONNS=${CONNS:-"100 1000"}
+SIZE=${SIZE:-64}
+DURATION=${DURATION:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PORT_BASE=${PORT_BASE:-18500}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+RINGPORT=${RINGPORT:-$TARGET/release/ringport}
+RINGPORT_ARGS=${RINGPORT_ARGS:-}
+LOAD_BIN=$PEERS/echo-load/target/release/echo-load
+
+command -v perf >/dev/null || { echo "profile.sh: perf is not installed (apt install linux-perf)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "profile.sh: taskset is not installed (util-linux)" >&2; exit 1; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [[ -z "${NO_BUILD:-}" ]]; then
+  for s in $SERVERS echo-load; do
+    if [[ "$s" == ringport ]]; then
+      echo "building ringport (release)" >&2
+      cargo build --release -q -p ringport
+    elif [[ ! -x "$PEERS/$s/target/release/$s" ]]; then
+      echo "building $s (release)" >&2
+      (cd "$PEERS/$s" && cargo build --release -q)
+    fi
+  done
+fi
+
+command_for() { # server port -> the command line
+  if [[ "$1" == ringport ]]; then
+    # shellcheck disable=SC2086
+    echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
+  else
+    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
+  fi
+}
+
+# perf script output -> "tcpip io user" sample counts. A sample's frames come leaf first, one
+# per line; a blank line ends it.
+classify() {
+  awk '
+    function flush() {
+      if (n == 0) return
+      if (leaf_user) user++
+      else if (net) tcpip++
+      else io++
+      n = 0; net = 0; leaf_user = 0
+    }
+    /^[^ \t]/ { flush(); next }            # a sample header
+    /^$/ { flush(); next }
+    {
+      sym = $2; sub(/\+0x[0-9a-f]+$/, "", sym)
+      n++
+      if (n == 1 && $0 !~ /\[kernel\.kallsyms\]/) leaf_user = 1
+      if (sym ~ /^(tcp_|__tcp_|tcp4_|inet_|__inet_|ip_|__ip_|ipv4_|raw_local_deliver|sock_sendmsg|sock_recvmsg|__sock_|sock_def_readable|sock_rfree|sock_wfree|sk_|__sk_|skb_|__skb_|kfree_skb|consume_skb|__alloc_skb|alloc_skb|release_sock|lock_sock|__release_sock|__dev_queue_xmit|dev_hard_start_xmit|loopback_xmit|validate_xmit_skb|__netif_|netif_|net_rx_action|__napi_poll|process_backlog|enqueue_to_backlog|bbr_|cubic|dst_|__copy_skb|csum_)/) net = 1
+    }
+    END { flush(); printf "%d %d %d\n", tcpip, io, user }
+  '
+}
+
+SRV_PID=""
+WORK=$(mktemp -d)
+cleanup() {
+  if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ROWS=$WORK/rows
+: >"$ROWS"
+port=$PORT_BASE
+for conns in $CONNS; do
+  for s in $SERVERS; do
+    port=$((port + 1))
+    # shellcheck disable=SC2046
+    taskset -c "$SERVER_CPU" $(command_for "$s" "$port") >/dev/null 2>&1 &
+    SRV_PID=$!
+    for _ in $(seq 1 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.05
+    done
+    taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" --size "$SIZE" \
+      --duration "$((DURATION + 1))" --warmup 1 --threads 1 --server-pid "$SRV_PID" \
+      >"$WORK/load" 2>/dev/null &
+    LOAD_PID=$!
+    sleep 1.5
+    data=$WORK/$s-$conns.data
+    perf record -q -g -o "$data" -p "$SRV_PID" -- sleep "$DURATION" >/dev/null 2>&1 ||
+      { echo "profile.sh: perf record failed (kernel.perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid))" >&2; exit 1; }
+    wait "$LOAD_PID" || true
+    kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
+    line=$(cat "$WORK/load")
+    get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
+    read -r tcpip io user < <(perf script -i "$data" 2>/dev/null | classify)
+    if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$data" "$KEEP/"; fi
+    echo "$conns $s $(get rt_per_s) $(get server_cpu) $tcpip $io $user" >>"$ROWS"
+    echo "$s at $conns connections: $line" >&2
+  done
+done
+
+echo
+echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; perf samples over ${DURATION} s"
+echo "| conns | server | rt/s | cpu us/rt | tcp/ip us/rt | io us/rt | user us/rt | own (io+user) us/rt | own x monoio |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+awk '
+  { conns[NR] = $1; name[NR] = $2; rps[NR] = $3; cpu[NR] = $4; t[NR] = $5; i[NR] = $6; u[NR] = $7 }
+  END {
+    for (r = 1; r <= NR; r++) {
+      n = t[r] + i[r] + u[r]
+      per = (rps[r] > 0) ? cpu[r] / rps[r] * 1e6 : 0
+      own[r] = (n > 0) ? per * (i[r] + u[r]) / n : 0
+      if (name[r] == "monoio-echo") base[conns[r]] = own[r]
+    }
+    for (r = 1; r <= NR; r++) {
+      n = t[r] + i[r] + u[r]
+      per = (rps[r] > 0) ? cpu[r] / rps[r] * 1e6 : 0
+      if (n == 0) n = 1
+      ratio = (base[conns[r]] > 0) ? sprintf("%.2f", own[r] / base[conns[r]]) : "-"
+      printf "| %d | %s | %.0f | %.2f | %.2f (%.0f%%) | %.2f | %.2f | %.2f | %s |\n", conns[r], name[r], rps[r], per,
+        per * t[r] / n, 100 * t[r] / n, per * i[r] / n, per * u[r] / n, own[r], ratio
+    }
+  }' "$ROWS"
