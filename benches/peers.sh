@@ -70,6 +70,14 @@ if [[ -z "${NO_BUILD:-}" ]]; then
   done
 fi
 
+binary_for() { # server -> its executable
+  if [[ "$1" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$1/target/release/$1"; fi
+}
+for s in $SERVERS; do
+  [[ -x "$(binary_for "$s")" ]] || { echo "peers.sh: $(binary_for "$s") is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+done
+[[ -x "$LOAD_BIN" ]] || { echo "peers.sh: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+
 command_for() { # server port -> the command line
   if [[ "$1" == ringport ]]; then
     # One worker, like the peers' --threads 1; no per-address cap (all load is 127.0.0.1).
@@ -103,6 +111,7 @@ for conns in $CONNS; do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.05
       done
+      kill -0 "$SRV_PID" 2>/dev/null || { echo "peers.sh: $s exited at start ($(command_for "$s" "$port"))" >&2; exit 1; }
       read -r u0 s0 < <(ticks "$SRV_PID")
       line=$(taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" \
                --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" --threads 1 \
