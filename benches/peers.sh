@@ -12,7 +12,10 @@
 #               when the load generator itself is the bottleneck
 #   user %      the user-space share of the server's CPU time (utime / (utime + stime)) over the
 #               whole run; the rest is the kernel's (TCP, io_uring)
-#   x monoio    ratio to monoio-echo in the same table (rt/s: higher is better; cpu: lower)
+#   x monoio    ratio to monoio-echo (rt/s: higher is better; cpu: lower), taken round by round
+#               (each server against monoio's run of the same round), the median of those
+#               ratios and, in brackets, their range: on a noisy host the per-round ratio is
+#               steadier than either median
 #
 # Usage:  benches/peers.sh            (from the repository root, on a quiet machine)
 # Environment (defaults in brackets):
@@ -32,6 +35,7 @@
 #                SINGLE_ISSUER|COOP_TASKRUN|DEFER_TASKRUN, which ringport always asks for)
 #   NO_BUILD=1   do not build anything (binaries must exist)
 #   RESULTS      raw results (TSV)                       [/tmp/ringport-peers-<time>.tsv]
+#   FROM         run nothing: print the table of this earlier raw results file
 #
 # Requires taskset (util-linux). Everything listens on and connects to 127.0.0.1 only.
 set -euo pipefail
@@ -52,12 +56,13 @@ PORT_BASE=${PORT_BASE:-18000}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RINGPORT=${RINGPORT:-$TARGET/release/ringport}
 RINGPORT_ARGS=${RINGPORT_ARGS:-}
-RESULTS=${RESULTS:-/tmp/ringport-peers-$(date +%Y%m%d-%H%M%S).tsv}
+RESULTS=${FROM:-${RESULTS:-/tmp/ringport-peers-$(date +%Y%m%d-%H%M%S).tsv}}
 LOAD_BIN=$PEERS/echo-load/target/release/echo-load
 
 # 1000 connections on each side, plus the server's own descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+if [[ -z "${FROM:-}" ]]; then
 if [[ -z "${NO_BUILD:-}" ]]; then
   for s in $SERVERS echo-load; do
     if [[ "$s" == ringport ]]; then
@@ -129,19 +134,31 @@ for conns in $CONNS; do
     done
   done
 done
+fi
 
 echo
-echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); URING_FLAGS=${URING_FLAGS:-unset}"
+if [[ -n "${FROM:-}" ]]; then
+  echo "from $FROM: medians of $(awk -F'\t' 'NR > 1 && $3 > n { n = $3 } END { print n }' "$FROM") interleaved rounds"
+else
+  echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); URING_FLAGS=${URING_FLAGS:-unset}"
+fi
 awk -F'\t' '
   function median(list,   n, a, i, j, t) {
     n = split(list, a, " ")
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
+  function range(list,   n, a, i, lo, hi) {
+    n = split(list, a, " ")
+    lo = a[1]; hi = a[1]
+    for (i = 2; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+    return sprintf("%.2f-%.2f", lo, hi)
+  }
   NR > 1 {
     k = $2 SUBSEP $1
     if (!(k in rps)) { order[++n] = k }
     rps[k] = rps[k] " " $4; cpu[k] = cpu[k] " " $6; usr[k] = usr[k] " " $7
+    RR[$2, $1, $3] = $4; CR[$2, $1, $3] = $6; rounds[$2, $1] = rounds[$2, $1] " " $3
     if ($8 != "0") err[k] = err[k] " " $8
   }
   END {
@@ -152,9 +169,18 @@ awk -F'\t' '
     }
     for (i = 1; i <= n; i++) {
       split(order[i], p, SUBSEP); c = p[1]; s = p[2]
-      m = (c SUBSEP "monoio-echo")
-      rr = (m in R && R[m] > 0) ? sprintf("%.2f", R[c, s] / R[m]) : "-"
-      cr = (m in C && C[m] > 0) ? sprintf("%.2f", C[c, s] / C[m]) : "-"
+      # Ratios to monoio are taken round by round (the rounds are interleaved, so each pair ran
+      # under the same conditions), then the median of them, with their range.
+      rl = ""; cl = ""
+      nr = split(rounds[c, s], rs, " ")
+      for (j = 1; j <= nr; j++) {
+        r = rs[j]
+        if ((c, "monoio-echo", r) in RR && RR[c, "monoio-echo", r] > 0 && CR[c, "monoio-echo", r] > 0) {
+          rl = rl " " RR[c, s, r] / RR[c, "monoio-echo", r]; cl = cl " " CR[c, s, r] / CR[c, "monoio-echo", r]
+        }
+      }
+      rr = (rl != "") ? sprintf("%.2f (%s)", median(rl), range(rl)) : "-"
+      cr = (cl != "") ? sprintf("%.2f (%s)", median(cl), range(cl)) : "-"
       printf "| %s | %s | %.0f | %s | %.2f | %s | %.0f |%s\n", c, s, R[c, s], rr, C[c, s], cr, U[c, s] * 100, \
         (order[i] in err) ? " errors:" err[order[i]] : ""
     }
