@@ -40,10 +40,8 @@
 # Requires taskset (util-linux). Everything listens on and connects to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ME=peers.sh
 
-PEERS=${PEERS:-../shared/peers}
-PEERS=$(cd "$PEERS" && pwd)
 SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo compio-echo std-threaded-echo"}
 CONNS=${CONNS:-"100 1000"}
 SIZE=${SIZE:-64}
@@ -53,55 +51,21 @@ ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT_BASE=${PORT_BASE:-18000}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-RINGPORT=${RINGPORT:-$TARGET/release/ringport}
-RINGPORT_ARGS=${RINGPORT_ARGS:-}
 RESULTS=${FROM:-${RESULTS:-/tmp/ringport-peers-$(date +%Y%m%d-%H%M%S).tsv}}
-LOAD_BIN=$PEERS/echo-load/target/release/echo-load
+# shellcheck source=benches/peers-common.sh
+. benches/peers-common.sh
 
 # 1000 connections on each side, plus the server's own descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 if [[ -z "${FROM:-}" ]]; then
-if [[ -z "${NO_BUILD:-}" ]]; then
-  for s in $SERVERS echo-load; do
-    if [[ "$s" == ringport ]]; then
-      echo "building ringport (release)" >&2
-      cargo build --release -q -p ringport
-    elif [[ ! -x "$PEERS/$s/target/release/$s" ]]; then
-      echo "building $s (release)" >&2
-      (cd "$PEERS/$s" && cargo build --release -q)
-    fi
-  done
-fi
-
-binary_for() { # server -> its executable
-  if [[ "$1" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$1/target/release/$1"; fi
-}
-for s in $SERVERS; do
-  [[ -x "$(binary_for "$s")" ]] || { echo "peers.sh: $(binary_for "$s") is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
-done
-[[ -x "$LOAD_BIN" ]] || { echo "peers.sh: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
-
-command_for() { # server port -> the command line
-  if [[ "$1" == ringport ]]; then
-    # One worker, like the peers' --threads 1; no per-address cap (all load is 127.0.0.1).
-    # shellcheck disable=SC2086
-    echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
-  else
-    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
-  fi
-}
+prepare_binaries
 
 ticks() { # utime stime of a pid, in clock ticks
   awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"
 }
 
-SRV_PID=""
-cleanup() {
-  if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
+trap stop_server EXIT
 
 echo -e "server\tconns\tround\trt_per_s\tserver_cpu\tcpu_us_per_rt\tuser_share\terrors" >"$RESULTS"
 port=$PORT_BASE
@@ -109,20 +73,13 @@ for conns in $CONNS; do
   for round in $(seq 1 "$ROUNDS"); do
     for s in $SERVERS; do
       port=$((port + 1))
-      # shellcheck disable=SC2046
-      taskset -c "$SERVER_CPU" $(command_for "$s" "$port") >/dev/null 2>&1 &
-      SRV_PID=$!
-      for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-      done
-      kill -0 "$SRV_PID" 2>/dev/null || { echo "peers.sh: $s exited at start ($(command_for "$s" "$port"))" >&2; exit 1; }
+      start_server "$s" "$port" "$SERVER_CPU"
       read -r u0 s0 < <(ticks "$SRV_PID")
       line=$(taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" \
                --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" --threads 1 \
                --server-pid "$SRV_PID" || echo "rt_per_s=0 server_cpu=0 errors=FAIL")
       read -r u1 s1 < <(ticks "$SRV_PID")
-      kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
+      stop_server
       get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
       rps=$(get rt_per_s); scpu=$(get server_cpu); errs=$(get errors)
       awk -v s="$s" -v c="$conns" -v r="$round" -v rps="$rps" -v cpu="$scpu" -v e="$errs" \

@@ -36,10 +36,8 @@
 # (kernel.perf_event_paranoid <= 1, or root), and taskset. Only 127.0.0.1 is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ME=profile.sh
 
-PEERS=${PEERS:-../shared/peers}
-PEERS=$(cd "$PEERS" && pwd)
 SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo"}
 CONNS=${CONNS:-"100 1000"}
 SIZE=${SIZE:-64}
@@ -47,43 +45,14 @@ DURATION=${DURATION:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT_BASE=${PORT_BASE:-18500}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-RINGPORT=${RINGPORT:-$TARGET/release/ringport}
-RINGPORT_ARGS=${RINGPORT_ARGS:-}
-LOAD_BIN=$PEERS/echo-load/target/release/echo-load
+# shellcheck source=benches/peers-common.sh
+. benches/peers-common.sh
 
 command -v perf >/dev/null || { echo "profile.sh: perf is not installed (apt install linux-perf)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "profile.sh: taskset is not installed (util-linux)" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  for s in $SERVERS echo-load; do
-    if [[ "$s" == ringport ]]; then
-      echo "building ringport (release)" >&2
-      cargo build --release -q -p ringport
-    elif [[ ! -x "$PEERS/$s/target/release/$s" ]]; then
-      echo "building $s (release)" >&2
-      (cd "$PEERS/$s" && cargo build --release -q)
-    fi
-  done
-fi
-
-binary_for() { # server -> its executable
-  if [[ "$1" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$1/target/release/$1"; fi
-}
-for s in $SERVERS; do
-  [[ -x "$(binary_for "$s")" ]] || { echo "profile.sh: $(binary_for "$s") is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
-done
-[[ -x "$LOAD_BIN" ]] || { echo "profile.sh: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
-
-command_for() { # server port -> the command line
-  if [[ "$1" == ringport ]]; then
-    # shellcheck disable=SC2086
-    echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
-  else
-    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
-  fi
-}
+prepare_binaries
 
 # perf script output -> "tcpip io user" sample counts. A sample's frames come leaf first, one
 # per line; a blank line ends it.
@@ -108,10 +77,9 @@ classify() {
   '
 }
 
-SRV_PID=""
 WORK=$(mktemp -d)
 cleanup() {
-  if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+  stop_server
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -122,14 +90,7 @@ port=$PORT_BASE
 for conns in $CONNS; do
   for s in $SERVERS; do
     port=$((port + 1))
-    # shellcheck disable=SC2046
-    taskset -c "$SERVER_CPU" $(command_for "$s" "$port") >/dev/null 2>&1 &
-    SRV_PID=$!
-    for _ in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-      sleep 0.05
-    done
-    kill -0 "$SRV_PID" 2>/dev/null || { echo "profile.sh: $s exited at start ($(command_for "$s" "$port"))" >&2; exit 1; }
+    start_server "$s" "$port" "$SERVER_CPU"
     taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" --size "$SIZE" \
       --duration "$((DURATION + 1))" --warmup 1 --threads 1 --server-pid "$SRV_PID" \
       >"$WORK/load" 2>/dev/null &
@@ -139,7 +100,7 @@ for conns in $CONNS; do
     perf record -q -g -o "$data" -p "$SRV_PID" -- sleep "$DURATION" >/dev/null 2>&1 ||
       { echo "profile.sh: perf record failed (kernel.perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid))" >&2; exit 1; }
     wait "$LOAD_PID" || true
-    kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""
+    stop_server
     line=$(cat "$WORK/load")
     get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
     read -r tcpip io user < <(perf script -i "$data" 2>/dev/null | classify)

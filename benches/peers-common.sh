@@ -1,0 +1,66 @@
+# Shared by benches/peers.sh and benches/profile.sh (sourced, not run): where the binaries are,
+# how each server is started, and the checks before a run.
+#
+# Reads PEERS (the peers directory, default ../shared/peers), RINGPORT, RINGPORT_ARGS, SERVERS,
+# NO_BUILD, CARGO_TARGET_DIR and ME (the calling script's name, for messages); sets PEERS (made
+# absolute), RINGPORT, RINGPORT_ARGS and LOAD_BIN, and SRV_PID when a server is started.
+
+PEERS=${PEERS:-../shared/peers}
+PEERS=$(cd "$PEERS" 2>/dev/null && pwd || echo "$PEERS")
+RINGPORT=${RINGPORT:-${CARGO_TARGET_DIR:-$(pwd)/target}/release/ringport}
+RINGPORT_ARGS=${RINGPORT_ARGS:-}
+LOAD_BIN=$PEERS/echo-load/target/release/echo-load
+SRV_PID=""
+
+binary_for() { # server -> its executable
+  if [[ "$1" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$1/target/release/$1"; fi
+}
+
+command_for() { # server port -> the command line
+  if [[ "$1" == ringport ]]; then
+    # One worker, like the peers' --threads 1; no per-address cap (all load is 127.0.0.1).
+    echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
+  else
+    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
+  fi
+}
+
+# Builds ringport and the peers in SERVERS and echo-load (unless NO_BUILD is set; a peer that
+# is already built is kept), then checks that every binary is there.
+prepare_binaries() {
+  local s
+  if [[ -z "${NO_BUILD:-}" ]]; then
+    for s in $SERVERS echo-load; do
+      if [[ "$s" == ringport ]]; then
+        echo "building ringport (release)" >&2
+        cargo build --release -q -p ringport
+      elif [[ ! -x "$PEERS/$s/target/release/$s" ]]; then
+        echo "building $s (release)" >&2
+        (cd "$PEERS/$s" && cargo build --release -q)
+      fi
+    done
+  fi
+  for s in $SERVERS; do
+    [[ -x "$(binary_for "$s")" ]] || { echo "$ME: $(binary_for "$s") is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+  done
+  [[ -x "$LOAD_BIN" ]] || { echo "$ME: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+}
+
+# Starts server $1 on port $2 pinned to CPU $3, waits until it accepts (5 s at most), and sets
+# SRV_PID; exits the script when the server does not start.
+start_server() {
+  # shellcheck disable=SC2046
+  taskset -c "$3" $(command_for "$1" "$2") >/dev/null 2>&1 &
+  SRV_PID=$!
+  local _
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -0 "$SRV_PID" 2>/dev/null || { echo "$ME: $1 exited at start ($(command_for "$1" "$2"))" >&2; exit 1; }
+}
+
+stop_server() {
+  if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+  SRV_PID=""
+}
