@@ -24,6 +24,8 @@
 #   CONNS        connection counts                                       ["100 1000"]
 #   SIZE         message size in bytes                                   [64]
 #   DURATION     sampled seconds per run                                 [3]
+#   ROUNDS       interleaved rounds; medians are shown, and the own part's ratio to monoio is
+#                taken round by round (median and range)                 [3]
 #   SERVER_CPU   CPU for the server                                      [0]
 #   LOAD_CPU     CPU for echo-load                                       [1]
 #   PORT_BASE    first TCP port; each run takes the next                 [18500]
@@ -42,6 +44,7 @@ SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo"}
 CONNS=${CONNS:-"100 1000"}
 SIZE=${SIZE:-64}
 DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT_BASE=${PORT_BASE:-18500}
@@ -88,6 +91,7 @@ ROWS=$WORK/rows
 : >"$ROWS"
 port=$PORT_BASE
 for conns in $CONNS; do
+  for round in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
     port=$((port + 1))
     start_server "$s" "$port" "$SERVER_CPU"
@@ -96,7 +100,7 @@ for conns in $CONNS; do
       >"$WORK/load" 2>/dev/null &
     LOAD_PID=$!
     sleep 1.5
-    data=$WORK/$s-$conns.data
+    data=$WORK/$s-$conns-$round.data
     perf record -q -g -o "$data" -p "$SRV_PID" -- sleep "$DURATION" >/dev/null 2>&1 ||
       { echo "profile.sh: perf record failed (kernel.perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid))" >&2; exit 1; }
     wait "$LOAD_PID" || true
@@ -105,30 +109,50 @@ for conns in $CONNS; do
     get() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
     read -r tcpip io user < <(perf script -i "$data" 2>/dev/null | classify)
     if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$data" "$KEEP/"; fi
-    echo "$conns $s $(get rt_per_s) $(get server_cpu) $tcpip $io $user" >>"$ROWS"
-    echo "$s at $conns connections: $line" >&2
+    echo "$conns $s $round $(get rt_per_s) $(get server_cpu) $tcpip $io $user" >>"$ROWS"
+    echo "$s at $conns connections, round $round: $line" >&2
+  done
   done
 done
 
 echo
-echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; perf samples over ${DURATION} s"
+echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; perf samples over ${DURATION} s; medians of $ROUNDS interleaved rounds"
 echo "| conns | server | rt/s | cpu us/rt | tcp/ip us/rt | io us/rt | user us/rt | own (io+user) us/rt | own x monoio |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 awk '
-  { conns[NR] = $1; name[NR] = $2; rps[NR] = $3; cpu[NR] = $4; t[NR] = $5; i[NR] = $6; u[NR] = $7 }
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function range(list,   n, a, i, lo, hi) {
+    n = split(list, a, " ")
+    lo = a[1]; hi = a[1]
+    for (i = 2; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+    return sprintf("%.2f-%.2f", lo, hi)
+  }
+  {
+    k = $1 SUBSEP $2
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    samples = $6 + $7 + $8; if (samples == 0) samples = 1
+    per = ($4 > 0) ? $5 / $4 * 1e6 : 0
+    rps[k] = rps[k] " " $4; cpu[k] = cpu[k] " " per
+    tcp[k] = tcp[k] " " per * $6 / samples; io[k] = io[k] " " per * $7 / samples
+    usr[k] = usr[k] " " per * $8 / samples; share[k] = share[k] " " $6 / samples
+    own[$1, $2, $3] = per * ($7 + $8) / samples; rounds[k] = rounds[k] " " $3
+    ownl[k] = ownl[k] " " per * ($7 + $8) / samples
+  }
   END {
-    for (r = 1; r <= NR; r++) {
-      n = t[r] + i[r] + u[r]
-      per = (rps[r] > 0) ? cpu[r] / rps[r] * 1e6 : 0
-      own[r] = (n > 0) ? per * (i[r] + u[r]) / n : 0
-      if (name[r] == "monoio-echo") base[conns[r]] = own[r]
-    }
-    for (r = 1; r <= NR; r++) {
-      n = t[r] + i[r] + u[r]
-      per = (rps[r] > 0) ? cpu[r] / rps[r] * 1e6 : 0
-      if (n == 0) n = 1
-      ratio = (base[conns[r]] > 0) ? sprintf("%.2f", own[r] / base[conns[r]]) : "-"
-      printf "| %d | %s | %.0f | %.2f | %.2f (%.0f%%) | %.2f | %.2f | %.2f | %s |\n", conns[r], name[r], rps[r], per,
-        per * t[r] / n, 100 * t[r] / n, per * i[r] / n, per * u[r] / n, own[r], ratio
+    for (x = 1; x <= n; x++) {
+      k = order[x]; split(k, p, SUBSEP); c = p[1]; s = p[2]
+      # The own part against monoio'"'"'s in the same round, then the median of those ratios.
+      rl = ""
+      nr = split(rounds[k], rs, " ")
+      for (j = 1; j <= nr; j++)
+        if ((c, "monoio-echo", rs[j]) in own && own[c, "monoio-echo", rs[j]] > 0)
+          rl = rl " " own[c, s, rs[j]] / own[c, "monoio-echo", rs[j]]
+      ratio = (rl != "") ? sprintf("%.2f (%s)", median(rl), range(rl)) : "-"
+      printf "| %d | %s | %.0f | %.2f | %.2f (%.0f%%) | %.2f | %.2f | %.2f | %s |\n", c, s, median(rps[k]),
+        median(cpu[k]), median(tcp[k]), 100 * median(share[k]), median(io[k]), median(usr[k]), median(ownl[k]), ratio
     }
   }' "$ROWS"
