@@ -991,6 +991,19 @@ mod tests {
         (s.into(), c)
     }
 
+    /// A worker of `cfg` with a buffer pool, alone at a gate of 10 connections.
+    fn worker(cfg: &ServeConfig) -> Worker<'_> {
+        let mut port = Port::new(&cfg.port_config).unwrap();
+        port.provide_buffers(POOL_BUFFERS, pool_buffer_size(cfg))
+            .unwrap();
+        let shared = Shared {
+            gate: Arc::new(Gate::new(10, 1)),
+            per_ip: Arc::new(PerIp::new(0)),
+            live: Arc::new(Mutex::new(vec![Snapshot::default()])),
+        };
+        Worker::new(0, cfg, port, None, shared)
+    }
+
     fn only_key(w: &mut Worker<'_>) -> u64 {
         let keys: Vec<u64> = w.conns.iter_mut().map(|(k, _)| k).collect();
         assert_eq!(keys.len(), 1);
@@ -1010,15 +1023,7 @@ mod tests {
                 },
                 ..ServeConfig::default()
             };
-            let mut port = Port::new(&cfg.port_config).unwrap();
-            port.provide_buffers(POOL_BUFFERS, pool_buffer_size(&cfg))
-                .unwrap();
-            let shared = Shared {
-                gate: Arc::new(Gate::new(10, 1)),
-                per_ip: Arc::new(PerIp::new(0)),
-                live: Arc::new(Mutex::new(vec![Snapshot::default()])),
-            };
-            let mut w = Worker::new(0, &cfg, port, None, shared);
+            let mut w = worker(&cfg);
 
             let (fd, _old_client) = pair();
             assert!(w.gate.reserve(0));
@@ -1089,15 +1094,7 @@ mod tests {
                 idle_timeout: Some(Duration::from_millis(100)),
                 ..ServeConfig::default()
             };
-            let mut port = Port::new(&cfg.port_config).unwrap();
-            port.provide_buffers(POOL_BUFFERS, pool_buffer_size(&cfg))
-                .unwrap();
-            let shared = Shared {
-                gate: Arc::new(Gate::new(10, 1)),
-                per_ip: Arc::new(PerIp::new(0)),
-                live: Arc::new(Mutex::new(vec![Snapshot::default()])),
-            };
-            let mut w = Worker::new(0, &cfg, port, None, shared);
+            let mut w = worker(&cfg);
             let (fd, mut client) = pair();
             assert!(w.gate.reserve(0));
             w.new_conn(Accepted { fd, peer: None });

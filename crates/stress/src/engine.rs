@@ -925,32 +925,21 @@ impl<'s, 'a> Client<'s, 'a> {
     fn submit_recv(&mut self, i: usize, now: Instant) {
         let conn = &mut self.conns[i];
         let Some(fd) = conn.fd.clone() else { return };
-        if self.pooled {
-            match self.port.submit(i as u64, Op::RecvMulti { fd, limit: 0 }) {
-                Ok(tok) => {
-                    conn.recv_token = Some(tok);
-                    conn.ops += 1;
-                }
-                Err(e) => {
-                    let err = conn.verifier.io_error(e);
-                    self.fail(i, err, now);
-                }
+        let op = if self.pooled {
+            Op::RecvMulti { fd, limit: 0 }
+        } else {
+            let mut buf = conn.recv_buf.take().unwrap_or_default();
+            buf.clear();
+            if buf.capacity() < self.recv_size {
+                buf.reserve(self.recv_size);
             }
-            return;
-        }
-        let mut buf = conn.recv_buf.take().unwrap_or_default();
-        buf.clear();
-        if buf.capacity() < self.recv_size {
-            buf.reserve(self.recv_size);
-        }
-        match self.port.submit(
-            i as u64,
             Op::Recv {
                 fd,
                 buf,
                 nowait: false,
-            },
-        ) {
+            }
+        };
+        match self.port.submit(i as u64, op) {
             Ok(tok) => {
                 conn.recv_token = Some(tok);
                 conn.ops += 1;
