@@ -253,12 +253,6 @@ mod concurrency {
 #[test]
 fn threaded_max_connections_closes_the_client_beyond_the_limit() {
     let mut server = Server::start("threaded", &["--max-connections", "2"]);
-    let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
-        s.write_all(msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert_same(&back, msg);
-    };
     let mut a = server.connect();
     let mut b = server.connect();
     round_trip(&mut a, b"first");
@@ -373,12 +367,6 @@ fn threaded_out_of_descriptors_backs_off_then_recovers() {
     // An explicit limit above the descriptors, so that accepts fail with EMFILE (the default
     // limit, derived from `ulimit -n`, would stop short of it).
     let mut server = Server::start_with_fd_limit("threaded", &["--max-connections", "1000"], 32);
-    let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
-        s.write_all(msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert_same(&back, msg);
-    };
     // More clients than descriptors: the last ones wait in the backlog.
     let mut conns: Vec<_> = (0..40).map(|_| server.connect()).collect();
     server.eventually(Duration::from_secs(5), "an accept failure warning", |s| {
@@ -487,12 +475,6 @@ mod completion_max_connections {
 
     fn the_client_beyond_the_limit_waits_then_is_served(model: &str) {
         let mut server = Server::start(model, &["--max-connections", "2"]);
-        let round_trip = |s: &mut std::net::TcpStream, msg: &[u8]| {
-            s.write_all(msg).unwrap();
-            let mut back = vec![0u8; msg.len()];
-            s.read_exact(&mut back).unwrap();
-            assert_same(&back, msg);
-        };
         let mut a = server.connect();
         let mut b = server.connect();
         round_trip(&mut a, b"first");

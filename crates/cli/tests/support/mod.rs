@@ -361,3 +361,12 @@ pub fn assert_same(got: &[u8], want: &[u8]) {
     }
     assert_eq!(got.len(), want.len(), "length differs");
 }
+
+/// Sends `msg` on `s` and asserts the same bytes come back.
+#[track_caller]
+pub fn round_trip(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_same(&back, msg);
+}
