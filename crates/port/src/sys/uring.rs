@@ -486,14 +486,11 @@ impl UringDriver {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
                 let at = (*at).min(buf.len());
-                let ptr = pool.ptr(buf.id()).wrapping_add(at);
-                opcode::Send::new(
-                    types::Fd(fd.as_raw_fd()),
-                    ptr,
-                    u32::try_from(buf.len() - at).unwrap_or(u32::MAX),
+                send_entry(
+                    fd.as_raw_fd(),
+                    pool.ptr(buf.id()).wrapping_add(at),
+                    buf.len() - at,
                 )
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
             }
             Op::Accept { listener } => {
                 let addr = inflight
@@ -523,14 +520,11 @@ impl UringDriver {
             }
             Op::Send { fd, buf, at } => {
                 let at = (*at).min(buf.len());
-                let ptr = buf.as_ptr().wrapping_add(at);
-                opcode::Send::new(
-                    types::Fd(fd.as_raw_fd()),
-                    ptr,
-                    u32::try_from(buf.len() - at).unwrap_or(u32::MAX),
+                send_entry(
+                    fd.as_raw_fd(),
+                    buf.as_ptr().wrapping_add(at),
+                    buf.len() - at,
                 )
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
             }
             Op::Connect { fd, .. } => {
                 let addr = inflight.addr.as_ref().expect("connect carries its address");
@@ -608,6 +602,13 @@ impl UringDriver {
         }
         Ok(())
     }
+}
+
+/// A send of `len` bytes from `ptr` on `fd`, without SIGPIPE.
+fn send_entry(fd: RawFd, ptr: *const u8, len: usize) -> squeue::Entry {
+    opcode::Send::new(types::Fd(fd), ptr, u32::try_from(len).unwrap_or(u32::MAX))
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
 }
 
 /// The result of an `io_uring_enter` after which the caller reaps: `ETIME` (the wait timed
