@@ -155,7 +155,7 @@ for_each_model! {
             // The bound holds where receives carry it: the epoll backend, or an io_uring that
             // limits multishot receives (Linux 6.16+, named with the backend in the summary).
             // Older kernels deliver up to 32 chunks per wake-up before the cancel lands.
-            if model == "completion-epoll" || out.contains("capped") {
+            if model == "completion-epoll" || out.contains("receives limited") {
                 assert!(peak <= 10, "{peak} pool buffers held for one connection");
             } else {
                 eprintln!("this kernel does not limit multishot receives: bound not asserted");

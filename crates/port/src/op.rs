@@ -87,7 +87,12 @@ pub enum Op {
     /// completes with [`Outcome::ReceivedBuf`] and `more: true`; the last completion has
     /// `more: false`: end of stream (`Ok(0)`), an error, a cancellation, or `ENOBUFS` when the
     /// pool ran dry (submit again once buffers are given back; nothing is lost, the bytes wait
-    /// in the socket). The port must have a pool ([`Port::provide_buffers`](crate::Port::provide_buffers)).
+    /// in the socket), or a last chunk when the receive reached its `limit` or took the last
+    /// free buffers of the pool. The port must have a pool ([`Port::provide_buffers`](crate::Port::provide_buffers)).
+    ///
+    /// Where the kernel allows (io_uring bundles, Linux 6.10+ with the limits of 6.16+; the
+    /// epoll backend always), one receive fills several buffers at once (up to `limit`, or 64
+    /// buffers); its chunks still come back one buffer per completion, in order.
     RecvMulti {
         /// The connected socket.
         fd: SharedFd,
@@ -116,7 +121,25 @@ pub enum Op {
         /// Where in the buffer to start.
         at: usize,
     },
+    /// Send the bytes of several pooled buffers, in order, in one operation (`sendmsg` with one
+    /// iovec per buffer): `bufs[0][at..]`, then every later buffer whole. Completes with
+    /// [`Outcome::SentBufs`], which returns the buffers; fewer bytes than asked may be sent
+    /// (resubmit the rest). An empty list is a caller error (`EINVAL`). At most
+    /// [`SEND_BUFS_MAX`] buffers are sent by one operation; the rest count as not sent.
+    SendBufs {
+        /// The connected socket.
+        fd: SharedFd,
+        /// The pooled buffers, sent in this order. The vector itself is the caller's to reuse:
+        /// it comes back in the completion.
+        bufs: Vec<PoolBuf>,
+        /// Where in the first buffer to start.
+        at: usize,
+    },
 }
+
+/// The most buffers one [`Op::SendBufs`] sends (the kernel's `UIO_MAXIOV` is 1024; a smaller
+/// batch keeps one send's iovecs on the stack of the epoll backend).
+pub const SEND_BUFS_MAX: usize = 64;
 
 /// A buffer of a port's pool, handed out by a completion ([`Outcome::ReceivedBuf`]).
 ///
@@ -170,6 +193,7 @@ impl Op {
             Op::RecvMulti { .. } => OpKind::RecvMulti,
             Op::RecvBuf { .. } => OpKind::RecvBuf,
             Op::SendBuf { .. } => OpKind::SendBuf,
+            Op::SendBufs { .. } => OpKind::SendBufs,
         }
     }
 }
@@ -236,6 +260,15 @@ pub enum Outcome {
         /// Where the send started.
         at: usize,
         /// Bytes sent from `at`.
+        result: io::Result<usize>,
+    },
+    /// [`Op::SendBufs`] finished.
+    SentBufs {
+        /// The pooled buffers, in the order given, returned to their owner.
+        bufs: Vec<PoolBuf>,
+        /// Where the send started in the first buffer.
+        at: usize,
+        /// Bytes sent from `at` on, across the buffers.
         result: io::Result<usize>,
     },
     /// A value posted with [`Poster::post`](crate::Poster::post); it is in

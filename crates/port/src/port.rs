@@ -481,10 +481,10 @@ impl Port {
                 Some(pool) if pool.has_ring() => format!(
                     "io_uring (setup flags: {}; provided-buffer ring{})",
                     d.flags(),
-                    if d.mshot_capped() {
-                        ", multishot receives capped per invocation"
-                    } else {
-                        ""
+                    match (d.mshot_capped(), d.bundles()) {
+                        (true, true) => ", multishot receives limited, as bundles",
+                        (true, false) => ", multishot receives limited",
+                        _ => "",
                     }
                 ),
                 _ => format!("io_uring (setup flags: {})", d.flags()),
@@ -551,12 +551,22 @@ impl Port {
             Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
             _ => None,
         };
+        if let Op::SendBufs { bufs, .. } = &op {
+            if bufs.is_empty() {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+        }
+        let msg = match (&op, &self.driver) {
+            (Op::SendBufs { .. }, Driver::Uring(_)) => Some(self.table.msg_buf()),
+            _ => None,
+        };
         let token = self.table.insert(InFlight {
             key,
             kind,
             op,
             addr,
             pooled: None,
+            msg,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
         let pool = self.pool.as_mut();
@@ -565,7 +575,9 @@ impl Port {
             Driver::Epoll(d) => d.push(token, inflight, close_fd, pool),
         };
         if let Err(e) = pushed {
-            self.table.remove(token);
+            if let Some(msg) = self.table.remove(token).and_then(|i| i.msg) {
+                self.table.recycle(msg);
+            }
             return Err(e);
         }
         self.stats.submitted += 1;

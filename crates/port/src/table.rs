@@ -6,7 +6,7 @@
 //! [`Token`] whose generation or kind does not match the entry is stale and is refused.
 
 use crate::op::Op;
-use crate::sys::SockAddrBuf;
+use crate::sys::{MsgBuf, SockAddrBuf};
 use crate::token::{OpKind, Token};
 
 /// One operation in flight.
@@ -24,6 +24,9 @@ pub(crate) struct InFlight {
     /// The pool buffer the driver took for this receive itself (where the kernel does not
     /// select buffers: io_uring without a provided-buffer ring).
     pub pooled: Option<u16>,
+    /// The message header and iovecs of a gathered send on io_uring (boxed so they do not
+    /// move while the kernel reads them; recycled through [`OpTable::recycle`]).
+    pub msg: Option<Box<MsgBuf>>,
 }
 
 #[derive(Debug)]
@@ -38,6 +41,11 @@ pub(crate) struct OpTable {
     entries: Vec<Entry>,
     free: Vec<u32>,
     live: usize,
+    /// Message buffers of finished gathered sends, for the next ones (no allocation per send).
+    /// Boxed: a buffer moves between this list and an operation, and the kernel may read it
+    /// by address while the operation is in flight.
+    #[allow(clippy::vec_box)]
+    spare_msgs: Vec<Box<MsgBuf>>,
 }
 
 impl OpTable {
@@ -95,6 +103,16 @@ impl OpTable {
         inflight
     }
 
+    /// A message buffer for a gathered send: a recycled one, or a new one.
+    pub fn msg_buf(&mut self) -> Box<MsgBuf> {
+        self.spare_msgs.pop().unwrap_or_default()
+    }
+
+    /// Keeps the message buffer of a finished send for the next one.
+    pub fn recycle(&mut self, msg: Box<MsgBuf>) {
+        self.spare_msgs.push(msg);
+    }
+
     /// Operations in flight.
     pub fn len(&self) -> usize {
         self.live
@@ -117,6 +135,7 @@ mod tests {
             op: Op::Nop,
             addr: None,
             pooled: None,
+            msg: None,
         }
     }
 

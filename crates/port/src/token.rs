@@ -52,6 +52,8 @@ pub enum OpKind {
     RecvBuf = 12,
     /// Send from a pooled buffer.
     SendBuf = 13,
+    /// Send from several pooled buffers in one operation.
+    SendBufs = 14,
 }
 
 impl OpKind {
@@ -76,6 +78,7 @@ impl OpKind {
             11 => OpKind::RecvMulti,
             12 => OpKind::RecvBuf,
             13 => OpKind::SendBuf,
+            14 => OpKind::SendBufs,
             _ => return None,
         })
     }

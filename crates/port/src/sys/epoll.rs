@@ -69,9 +69,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::op::{Op, SharedFd};
+use crate::op::{Op, PoolBuf, SharedFd, SEND_BUFS_MAX};
 use crate::sys::pool::BufPool;
-use crate::sys::{buffer_flags, SockAddrBuf, CQE_F_MORE};
+use crate::sys::{buffer_flags, gather, SockAddrBuf, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token};
 
@@ -385,48 +385,132 @@ impl From<Attempt> for Progress {
     }
 }
 
-/// A receive into a buffer taken from `pool`: the chunk with the buffer's flags, or the
-/// buffer back in the pool. An empty pool is `ENOBUFS`, as for a ring that ran dry.
-fn recv_pooled(fd: RawFd, pool: Option<&mut BufPool>, more: bool, limit: &mut usize) -> Progress {
+/// The most pool buffers one receive of the epoll backend fills (`recvmsg` with an iovec each), as the io_uring
+/// backend's bundles do.
+const RECV_BUFS_MAX: usize = 64;
+
+/// A receive into buffers taken from `pool` (one `recvmsg` over as many as `limit` needs, one
+/// buffer for a single receive): every chunk but the last is pushed to `out` as a completion
+/// of `token` that stays armed; the last is the result, with its buffer's flags. Buffers left
+/// empty go back to the pool. An empty pool is `ENOBUFS`, as for a ring that ran dry.
+fn recv_pooled(
+    fd: RawFd,
+    pool: Option<&mut BufPool>,
+    more: bool,
+    limit: &mut usize,
+    token: Token,
+    out: &mut Vec<(u64, i32, u32)>,
+) -> Progress {
     let Some(pool) = pool else {
         return Progress::Done(-libc::EINVAL, 0);
     };
-    let Some(id) = pool.take() else {
-        return Progress::Done(-libc::ENOBUFS, 0);
+    let size = pool.buf_size().min(i32::MAX as usize);
+    let want = match (*limit, more) {
+        (_, false) => 1,
+        (0, true) => RECV_BUFS_MAX,
+        (limit, true) => limit.div_ceil(size).clamp(1, RECV_BUFS_MAX),
     };
-    let mut len = pool.buf_size().min(i32::MAX as usize);
-    if *limit > 0 {
-        len = len.min(*limit);
+    let mut ids = [0u16; RECV_BUFS_MAX];
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; RECV_BUFS_MAX];
+    let mut taken = 0;
+    while taken < want {
+        let Some(id) = pool.take() else { break };
+        ids[taken] = id;
+        iov[taken] = libc::iovec {
+            iov_base: pool.ptr(id).cast(),
+            iov_len: size,
+        };
+        taken += 1;
     }
-    let ptr = pool.ptr(id);
+    if taken == 0 {
+        return Progress::Done(-libc::ENOBUFS, 0);
+    }
+    if *limit > 0 {
+        // The last buffer takes only what is left under the limit.
+        let last = *limit - (taken - 1).min(*limit / size) * size;
+        iov[taken - 1].iov_len = last.clamp(1, size);
+    }
+    // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control data).
+    let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
+    hdr.msg_iov = iov.as_mut_ptr();
+    hdr.msg_iovlen = taken as _;
     let attempt = loop {
-        // SAFETY: buffer `id` was just taken out of the pool, so nothing else reads or writes
-        // it; `ptr` and `len` describe it, and recv writes at most `len` bytes.
-        let ret = unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) };
+        // SAFETY: buffers `ids[..taken]` were just taken out of the pool, so nothing else reads
+        // or writes them; each iovec the header points at describes one of them (at most its
+        // size), and recvmsg writes at most what the iovecs describe.
+        let ret = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_DONTWAIT) };
         if let Ok(attempt) = verdict(ret) {
             break attempt;
         }
     };
-    // A limited multishot receive ends with the chunk that reaches its limit.
-    let mut reached = |n: i32| {
-        if *limit == 0 {
-            return false;
+    let n = match attempt {
+        Some(n) if n > 0 => n as usize,
+        other => {
+            for &id in ids[..taken].iter().rev() {
+                pool.untake(id);
+            }
+            return other.into();
         }
-        *limit = limit.saturating_sub(n as usize);
+    };
+    let used = n.div_ceil(size);
+    for &id in ids[used..taken].iter().rev() {
+        pool.untake(id);
+    }
+    for &id in &ids[..used - 1] {
+        out.push((token.raw(), size as i32, buffer_flags(id, true)));
+    }
+    let last = (n - (used - 1) * size) as i32;
+    // A limited multishot receive ends with the chunk that reaches its limit.
+    let reached = *limit > 0 && {
+        *limit = limit.saturating_sub(n);
         *limit == 0
     };
-    match attempt {
-        Some(n) if n > 0 && more && !reached(n) => Progress::More(n, buffer_flags(id, true)),
-        Some(n) if n > 0 => Progress::Done(n, buffer_flags(id, false)),
-        other => {
-            pool.untake(id);
-            other.into()
+    let id = ids[used - 1];
+    if more && !reached {
+        Progress::More(last, buffer_flags(id, true))
+    } else {
+        Progress::Done(last, buffer_flags(id, false))
+    }
+}
+
+/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of pooled buffers (see [`gather`]): a partial send
+/// completes with what it sent.
+fn try_send_bufs(fd: RawFd, pool: &BufPool, bufs: &[PoolBuf], at: usize) -> Attempt {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; SEND_BUFS_MAX];
+    let mut n = 0;
+    gather(pool, bufs, at, |v| {
+        iov[n] = v;
+        n += 1;
+    });
+    // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control data).
+    let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
+    hdr.msg_iov = iov.as_mut_ptr();
+    hdr.msg_iovlen = n as _;
+    loop {
+        // SAFETY: the header points at `n` iovecs on this stack frame, each describing
+        // initialised bytes of a pool buffer the caller holds out of the pool; sendmsg only
+        // reads them.
+        let ret = unsafe { libc::sendmsg(fd, &hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if let Ok(attempt) = verdict(ret) {
+            return attempt;
         }
     }
 }
 
 /// One attempt at a queued operation, now that its fd may be ready.
-fn attempt(inflight: &mut InFlight, pool: Option<&mut BufPool>) -> Progress {
+/// Chunks of a receive that filled several buffers go to `out` first (see [`recv_pooled`]).
+fn attempt(
+    token: Token,
+    inflight: &mut InFlight,
+    pool: Option<&mut BufPool>,
+    out: &mut Vec<(u64, i32, u32)>,
+) -> Progress {
     match &mut inflight.op {
         Op::Recv { fd, buf, .. } => try_recv(fd.as_raw_fd(), buf).into(),
         Op::Send { fd, buf, at } => try_send(fd.as_raw_fd(), buf, *at).into(),
@@ -446,10 +530,14 @@ fn attempt(inflight: &mut InFlight, pool: Option<&mut BufPool>) -> Progress {
                 Some(e) => Progress::Done(e, 0),
             }
         }
-        Op::RecvMulti { fd, limit } => recv_pooled(fd.as_raw_fd(), pool, true, limit),
-        Op::RecvBuf { fd, .. } => recv_pooled(fd.as_raw_fd(), pool, false, &mut 0),
+        Op::RecvMulti { fd, limit } => recv_pooled(fd.as_raw_fd(), pool, true, limit, token, out),
+        Op::RecvBuf { fd, .. } => recv_pooled(fd.as_raw_fd(), pool, false, &mut 0, token, out),
         Op::SendBuf { fd, buf, at } => match pool {
             Some(pool) => try_send(fd.as_raw_fd(), pool.bytes(buf), *at).into(),
+            None => Progress::Done(-libc::EINVAL, 0),
+        },
+        Op::SendBufs { fd, bufs, at } => match pool {
+            Some(pool) => try_send_bufs(fd.as_raw_fd(), pool, bufs, *at).into(),
             None => Progress::Done(-libc::EINVAL, 0),
         },
         // Never queued: they complete when pushed.
@@ -689,7 +777,7 @@ impl EpollDriver {
                 let (fd, nowait) = (Rc::clone(fd), *nowait);
                 let raw = fd.as_raw_fd();
                 let progress = if self.queue_is_empty(raw, Dir::Read) {
-                    attempt(inflight, pool.as_deref_mut())
+                    attempt(token, inflight, pool.as_deref_mut(), &mut self.ready)
                 } else {
                     Progress::Blocked
                 };
@@ -704,10 +792,10 @@ impl EpollDriver {
                 }
                 return Ok(());
             }
-            Op::SendBuf { fd, .. } => {
+            Op::SendBuf { fd, .. } | Op::SendBufs { fd, .. } => {
                 let fd = Rc::clone(fd);
                 let progress = if self.queue_is_empty(fd.as_raw_fd(), Dir::Write) {
-                    attempt(inflight, pool)
+                    attempt(token, inflight, pool, &mut self.ready)
                 } else {
                     Progress::Blocked
                 };
@@ -831,9 +919,9 @@ impl EpollDriver {
         let raw = fd.as_raw_fd();
         if self.queue_is_empty(raw, Dir::Read) {
             loop {
-                match attempt(inflight, pool.as_deref_mut()) {
+                match attempt(token, inflight, pool.as_deref_mut(), &mut self.ready) {
                     Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
-                        // One chunk now, the rest from the next `wait` (see `drive`).
+                        // One receive now, the rest from the next `wait` (see `drive`).
                         self.ready.push((token.raw(), res, flags));
                         self.again.push(raw);
                         break;
@@ -891,12 +979,12 @@ impl EpollDriver {
                 self.pop_front(fd, dir);
                 continue;
             };
-            match attempt(inflight, pool.as_deref_mut()) {
+            match attempt(token, inflight, pool.as_deref_mut(), out) {
                 Progress::Blocked => return,
                 Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
-                    // One chunk per connection and turn, as io_uring caps a multishot receive
-                    // per invocation: a peer with much to send cannot take the whole pool
-                    // before its owner sees the first chunks. The fd is worked again at the
+                    // One receive (up to its limit) per connection and turn, as io_uring caps
+                    // a multishot receive per invocation: a peer with much to send cannot take
+                    // the whole pool before its owner sees the first chunks. The fd is worked again at the
                     // next `wait` (no new edge will come, the socket was not drained).
                     out.push((token.raw(), res, flags));
                     self.again.push(fd);

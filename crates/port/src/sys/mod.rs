@@ -140,6 +140,63 @@ impl SockAddrBuf {
     }
 }
 
+/// The message header and iovecs of a gathered send ([`Op::SendBufs`] on io_uring), which the
+/// kernel reads while the operation is in flight: boxed by the table, so it never moves.
+pub(crate) struct MsgBuf {
+    pub hdr: libc::msghdr,
+    pub iov: Vec<libc::iovec>,
+}
+
+impl Default for MsgBuf {
+    fn default() -> MsgBuf {
+        MsgBuf {
+            // SAFETY: msghdr is plain old data for which all-zero bytes (null pointers, zero
+            // lengths) are valid.
+            hdr: unsafe { mem::zeroed() },
+            iov: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MsgBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MsgBuf({} iovecs)", self.iov.len())
+    }
+}
+
+impl MsgBuf {
+    /// Points the header at the iovecs of `bufs` (see [`gather`]); returns the header.
+    pub fn fill(&mut self, pool: &BufPool, bufs: &[PoolBuf], at: usize) -> *const libc::msghdr {
+        self.iov.clear();
+        gather(pool, bufs, at, |iov| self.iov.push(iov));
+        // SAFETY: msghdr is plain old data; zeroing resets the name and control fields.
+        self.hdr = unsafe { mem::zeroed() };
+        self.hdr.msg_iov = self.iov.as_mut_ptr();
+        self.hdr.msg_iovlen = self.iov.len() as _;
+        &self.hdr
+    }
+}
+
+/// The iovecs of a gathered send, in order: `bufs[0][at..]`, then every later buffer whole,
+/// at most [`SEND_BUFS_MAX`](crate::op::SEND_BUFS_MAX) of them; empty ranges are skipped.
+pub(crate) fn gather(
+    pool: &BufPool,
+    bufs: &[PoolBuf],
+    at: usize,
+    mut push: impl FnMut(libc::iovec),
+) {
+    for (k, buf) in bufs.iter().take(crate::op::SEND_BUFS_MAX).enumerate() {
+        let skip = if k == 0 { at.min(buf.len()) } else { 0 };
+        let bytes = &pool.bytes(buf)[skip..];
+        if !bytes.is_empty() {
+            push(libc::iovec {
+                iov_base: bytes.as_ptr().cast_mut().cast(),
+                iov_len: bytes.len(),
+            });
+        }
+    }
+}
+
 /// `Err` for a negative kernel result, the value otherwise.
 pub(crate) fn cvt(res: i32) -> io::Result<usize> {
     if res < 0 {
@@ -308,6 +365,11 @@ pub(crate) unsafe fn complete(
             at,
             result: cvt(res),
         },
+        Op::SendBufs { bufs, at, .. } => Outcome::SentBufs {
+            bufs,
+            at,
+            result: cvt(res),
+        },
     }
 }
 
@@ -322,6 +384,8 @@ fn reclaim(flags: u32, pool: Option<&mut BufPool>) {
 
 /// Turns raw completions into [`Completion`]s: operations come out of `table` with their
 /// resources, a wake-up drains the posted values, a cancellation's own completion is dropped.
+/// A bundle receive (one completion for several pool buffers) becomes one completion per
+/// buffer, so callers see the same chunks whichever way the kernel filled them.
 /// Returns how many raw completions were stale (unknown token, freed slot, wrong kind).
 pub(crate) fn deliver(
     raw: &[(u64, i32, u32)],
@@ -332,47 +396,95 @@ pub(crate) fn deliver(
 ) -> u64 {
     let mut stale = 0;
     for &(user_data, res, flags) in raw {
-        let Some(token) = Token::from_raw(user_data) else {
-            reclaim(flags, pool.as_deref_mut());
-            stale += 1;
+        let bundle = match (pool.as_deref(), carried_buffer(flags, None)) {
+            (Some(p), Some((first, _))) if res > 0 => {
+                Some((first, p.bundle_len(res as usize))).filter(|&(_, n)| n > 1)
+            }
+            _ => None,
+        };
+        let Some((first, parts)) = bundle else {
+            stale += deliver_one(
+                user_data,
+                res,
+                flags,
+                table,
+                posted,
+                pool.as_deref_mut(),
+                out,
+            );
             continue;
         };
-        match token.kind() {
-            OpKind::Wake => {
-                let mut queue = posted.lock().unwrap_or_else(|p| p.into_inner());
-                out.extend(queue.drain(..).map(|key| Completion {
-                    key,
-                    outcome: Outcome::Posted,
-                }));
-            }
-            OpKind::Cancel => {}
-            kind if kind.is_multishot() && flags & CQE_F_MORE != 0 => {
-                let Some(inflight) = table.get_mut(token) else {
-                    reclaim(flags, pool.as_deref_mut());
-                    stale += 1;
-                    continue;
-                };
-                let key = inflight.key;
-                // SAFETY: `res` is the kernel's result for the operation `token` names (the
-                // table confirmed slot, generation and kind), which stays armed.
-                let outcome = unsafe { complete_more(kind, res, flags, pool.as_deref_mut()) };
-                out.push(Completion { key, outcome });
-            }
-            _ => {
-                let Some(inflight) = table.remove(token) else {
-                    reclaim(flags, pool.as_deref_mut());
-                    stale += 1;
-                    continue;
-                };
-                let key = inflight.key;
-                // SAFETY: `res` is the kernel's result for the operation `token` names, and the
-                // table has just confirmed (slot, generation and kind) that it is this one.
-                let outcome = unsafe { complete(inflight, res, flags, pool.as_deref_mut()) };
-                out.push(Completion { key, outcome });
-            }
+        let more = flags & CQE_F_MORE != 0;
+        for k in 0..parts {
+            let (id, len) = pool
+                .as_deref()
+                .map_or((first, 0), |p| p.bundle_part(first, res as usize, k));
+            let part_flags = buffer_flags(id, more || k + 1 < parts);
+            let len = i32::try_from(len).unwrap_or(i32::MAX);
+            stale += deliver_one(
+                user_data,
+                len,
+                part_flags,
+                table,
+                posted,
+                pool.as_deref_mut(),
+                out,
+            );
         }
     }
     stale
+}
+
+/// [`deliver`] for one raw completion (one buffer at most); returns 1 when it was stale.
+fn deliver_one(
+    user_data: u64,
+    res: i32,
+    flags: u32,
+    table: &mut OpTable,
+    posted: &Mutex<Vec<u64>>,
+    pool: Option<&mut BufPool>,
+    out: &mut Vec<Completion>,
+) -> u64 {
+    let Some(token) = Token::from_raw(user_data) else {
+        reclaim(flags, pool);
+        return 1;
+    };
+    match token.kind() {
+        OpKind::Wake => {
+            let mut queue = posted.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(queue.drain(..).map(|key| Completion {
+                key,
+                outcome: Outcome::Posted,
+            }));
+        }
+        OpKind::Cancel => {}
+        kind if kind.is_multishot() && flags & CQE_F_MORE != 0 => {
+            let Some(inflight) = table.get_mut(token) else {
+                reclaim(flags, pool);
+                return 1;
+            };
+            let key = inflight.key;
+            // SAFETY: `res` is the kernel's result for the operation `token` names (the
+            // table confirmed slot, generation and kind), which stays armed.
+            let outcome = unsafe { complete_more(kind, res, flags, pool) };
+            out.push(Completion { key, outcome });
+        }
+        _ => {
+            let Some(mut inflight) = table.remove(token) else {
+                reclaim(flags, pool);
+                return 1;
+            };
+            if let Some(msg) = inflight.msg.take() {
+                table.recycle(msg);
+            }
+            let key = inflight.key;
+            // SAFETY: `res` is the kernel's result for the operation `token` names, and the
+            // table has just confirmed (slot, generation and kind) that it is this one.
+            let outcome = unsafe { complete(inflight, res, flags, pool) };
+            out.push(Completion { key, outcome });
+        }
+    }
+    0
 }
 
 /// A new eventfd with a zero count.

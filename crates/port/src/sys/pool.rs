@@ -44,6 +44,11 @@ struct BufRing {
     layout: Layout,
     mask: u16,
     tail: u16,
+    /// Which buffer each ring entry was last given (by ring index), and where each buffer was
+    /// last put (by buffer id): a bundle's completion names only its first buffer, the others
+    /// are the entries after it, in ring order.
+    bid_at: Vec<u16>,
+    at_of: Vec<u16>,
 }
 
 /// Fixed-size buffers owned by a port.
@@ -131,6 +136,8 @@ impl BufPool {
             layout,
             mask: entries - 1,
             tail: 0,
+            bid_at: vec![0; usize::from(entries)],
+            at_of: vec![0; usize::from(self.count)],
         });
         let free = std::mem::take(&mut self.free);
         for &id in free.iter().rev() {
@@ -249,7 +256,38 @@ impl BufPool {
         entry.set_addr(addr);
         entry.set_len(len);
         entry.set_bid(id);
+        ring.bid_at[index] = id;
+        ring.at_of[usize::from(id)] = ring.tail;
         ring.tail = ring.tail.wrapping_add(1);
+    }
+
+    /// How many buffers a receive of `len` bytes filled: more than one only for a bundle
+    /// (IORING_RECVSEND_BUNDLE), which fills whole buffers from the ring in order, the last one
+    /// partly. Without a ring a receive fills one buffer.
+    pub fn bundle_len(&self, len: usize) -> usize {
+        if self.ring.is_some() && len > self.size {
+            len.div_ceil(self.size)
+        } else {
+            1
+        }
+    }
+
+    /// Part `k` (of [`bundle_len`](Self::bundle_len)) of a bundle receive of `len` bytes whose
+    /// completion named buffer `first`: its buffer id and the bytes in it. The kernel took the
+    /// ring entries from `first`'s on, in order.
+    ///
+    /// Sound because the ring never holds more entries than there are buffers: an entry the
+    /// kernel consumed is rewritten only after `count` later pushes, and the buffers of this
+    /// bundle cannot be pushed again before its completion has handed them out.
+    pub fn bundle_part(&self, first: u16, len: usize, k: usize) -> (u16, usize) {
+        let id = match &self.ring {
+            Some(ring) if k > 0 => {
+                let start = ring.at_of[usize::from(first)];
+                ring.bid_at[usize::from(start.wrapping_add(k as u16) & ring.mask)]
+            }
+            _ => first,
+        };
+        (id, len.saturating_sub(k * self.size).min(self.size))
     }
 
     /// Publishes the tail to the kernel.

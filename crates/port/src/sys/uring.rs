@@ -120,18 +120,42 @@ const NEEDED: [(u8, &str); 9] = [
     (opcode::Read::CODE, "READ"),
 ];
 
-/// `entry` (a multishot receive) with a total byte limit in `sqe->optlen` (Linux 6.16+), which
-/// the io-uring crate does not expose.
-fn with_total_limit(mut entry: squeue::Entry, limit: u32) -> squeue::Entry {
+/// Where `len` lies in `struct io_uring_sqe` (a multishot receive's per-invocation byte cap on
+/// Linux 6.16+, which `RecvMultiBundle` does not expose).
+const SQE_LEN: usize = 24;
+/// Where `optlen` (shared with `file_index`) lies: a multishot receive's total byte limit on
+/// Linux 6.16+, which the io-uring crate does not expose.
+const SQE_OPTLEN: usize = 44;
+
+/// `entry` with the 32-bit field at byte `offset` of the submission entry set to `value`.
+fn with_sqe_u32(mut entry: squeue::Entry, offset: usize, value: u32) -> squeue::Entry {
     const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
-    /// Where `optlen` (shared with `file_index`) lies in `struct io_uring_sqe`.
-    const OPTLEN: usize = 44;
+    assert!(offset == SQE_LEN || offset == SQE_OPTLEN);
     // SAFETY: `squeue::Entry` is `#[repr(C)]` around exactly one `io_uring_sqe`, the kernel's
-    // 64-byte submission entry (asserted above), so viewing it as 64 bytes is sound, and bytes
-    // 44..48 are its `optlen` field, which a receive does not otherwise use.
+    // 64-byte submission entry (asserted above), so viewing it as 64 bytes is sound; the
+    // offsets allowed are those of its `len` and `optlen` fields, 4 bytes each.
     let bytes = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
-    bytes[OPTLEN..OPTLEN + 4].copy_from_slice(&limit.to_ne_bytes());
+    bytes[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
     entry
+}
+
+/// A multishot receive from the port's ring of at most `cap` bytes per completion (0: no cap)
+/// and `limit` bytes in all (0: none), as a bundle (several buffers per completion) or not.
+fn recv_multi_entry(fd: RawFd, cap: u32, limit: u32, bundle: bool) -> squeue::Entry {
+    let entry = if bundle {
+        with_sqe_u32(
+            opcode::RecvMultiBundle::new(types::Fd(fd), BGID).build(),
+            SQE_LEN,
+            cap,
+        )
+    } else {
+        opcode::RecvMulti::new(types::Fd(fd), BGID).len(cap).build()
+    };
+    if limit > 0 {
+        with_sqe_u32(entry, SQE_OPTLEN, limit)
+    } else {
+        entry
+    }
 }
 
 /// One io_uring and the port's wake-up read on it.
@@ -147,6 +171,9 @@ pub(crate) struct UringDriver {
     /// The per-invocation byte cap of multishot receives (`sqe->len`), 0 where the kernel
     /// refuses one.
     mshot_len: u32,
+    /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
+    /// too): one completion for as many pool buffers as the bytes waiting fill.
+    bundles: bool,
 }
 
 impl fmt::Debug for UringDriver {
@@ -233,6 +260,7 @@ impl UringDriver {
             flags,
             backlog: Vec::new(),
             mshot_len: 0,
+            bundles: false,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -248,15 +276,47 @@ impl UringDriver {
         self.mshot_len > 0
     }
 
-    /// Registers `pool`'s provided-buffer ring with this io_uring.
+    /// Whether multishot receives are bundles.
+    pub fn bundles(&self) -> bool {
+        self.bundles
+    }
+
+    /// Registers `pool`'s provided-buffer ring with this io_uring, and probes what multishot
+    /// receives may use on this kernel: byte limits, then bundles.
     pub fn attach_pool(&mut self, pool: &mut BufPool) -> io::Result<()> {
         pool.attach_ring(&self.ring.submitter())?;
-        let cap = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
-        self.mshot_len = match self.mshot_cap(cap, pool) {
-            Ok(true) => cap,
+        let size = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
+        self.mshot_len = match self.mshot_cap(size, pool) {
+            Ok(true) => size,
             _ => 0,
         };
+        self.bundles = self.mshot_len > 0
+            && size <= u32::MAX / 4
+            && matches!(self.bundle_probe(size, pool), Ok(true));
         Ok(())
+    }
+
+    /// Whether a multishot bundle receive honours its byte limits (Linux 6.16+; bundles alone
+    /// are 6.10+): with four buffers' worth of bytes waiting on a local socket pair, a bundle
+    /// capped and limited to two buffers' worth must take exactly that, in one completion
+    /// holding more than one buffer, and end. A kernel that ignores the cap would let one
+    /// completion take every buffer the bytes fill, past the bound a connection may hold.
+    fn bundle_probe(&mut self, size: u32, pool: &mut BufPool) -> io::Result<bool> {
+        let total = 2 * size;
+        let mut results = [0i32; 4];
+        let mut n = 0;
+        let ended = self.probe_recv(
+            4 * size as usize,
+            recv_multi_entry(-1, total, total, true),
+            pool,
+            |res| {
+                if n < results.len() {
+                    results[n] = res;
+                }
+                n += 1;
+            },
+        )?;
+        Ok(ended && n == 1 && results[0] == total as i32)
     }
 
     /// Whether the kernel takes byte limits on multishot receives (Linux 6.16+: `sqe->len` per
@@ -267,6 +327,32 @@ impl UringDriver {
     /// retries up to 32 times per wake-up, taking a buffer each time, before its owner can
     /// cancel it.
     fn mshot_cap(&mut self, cap: u32, pool: &mut BufPool) -> io::Result<bool> {
+        let mut first = None;
+        let mut chunks = 0;
+        let ended = self.probe_recv(
+            32,
+            recv_multi_entry(-1, cap.max(16), 16, false),
+            pool,
+            |res| {
+                first.get_or_insert(res);
+                chunks += 1;
+            },
+        )?;
+        Ok(ended && chunks == 1 && first.is_some_and(|r| r > 0))
+    }
+
+    /// Runs one multishot receive probe: writes `bytes` bytes into a fresh local socket pair,
+    /// submits `entry` (its fd replaced by the pair's reading end) and a cancellation of it,
+    /// and calls `chunk` with the result of every completion of the receive, giving the pool
+    /// buffers back. Returns whether the receive ended by itself (its first completion without
+    /// `IORING_CQE_F_MORE` was not the cancellation's `ECANCELED`).
+    fn probe_recv(
+        &mut self,
+        bytes: usize,
+        entry: squeue::Entry,
+        pool: &mut BufPool,
+        mut chunk: impl FnMut(i32),
+    ) -> io::Result<bool> {
         const PROBE_RECV: u64 = 1;
         const PROBE_CANCEL: u64 = 2;
         let mut fds = [0 as libc::c_int; 2];
@@ -287,25 +373,26 @@ impl UringDriver {
             use std::os::fd::FromRawFd;
             [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
         };
-        let bytes = [0u8; 32];
-        // SAFETY: writes 32 bytes from a live local array to a socket we own.
-        let wrote = unsafe { libc::write(pair[1].as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        if wrote != 32 {
+        let data = vec![0u8; bytes];
+        // SAFETY: writes `bytes` bytes from a live vector to a socket we own.
+        let wrote = unsafe { libc::write(pair[1].as_raw_fd(), data.as_ptr().cast(), bytes) };
+        if usize::try_from(wrote).ok() != Some(bytes) {
             return Ok(false);
         }
-        let recv = with_total_limit(
-            opcode::RecvMulti::new(types::Fd(pair[0].as_raw_fd()), BGID)
-                .len(cap.max(16))
-                .build(),
-            16,
-        )
-        .user_data(PROBE_RECV);
+        // The entry's fd field (bytes 4..8 of the submission entry) is the reading end.
+        let mut entry = entry.user_data(PROBE_RECV);
+        {
+            // SAFETY: as in `with_sqe_u32`: the entry is exactly one 64-byte io_uring_sqe, and
+            // bytes 4..8 are its `fd` field.
+            let raw = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
+            raw[4..8].copy_from_slice(&pair[0].as_raw_fd().to_ne_bytes());
+        }
         let cancel = opcode::AsyncCancel::new(PROBE_RECV)
             .build()
             .user_data(PROBE_CANCEL);
-        self.push_entry(&recv)?;
+        self.push_entry(&entry)?;
         self.push_entry(&cancel)?;
-        let mut verdict: Option<bool> = None;
+        let mut ended: Option<bool> = None;
         let mut seen = 0;
         while seen < 2 {
             match self.ring.submit_and_wait(1) {
@@ -317,19 +404,22 @@ impl UringDriver {
                 let entry: cqueue::Entry = cqe;
                 match entry.user_data() {
                     PROBE_RECV => {
-                        if let Some(id) = cqueue::buffer_select(entry.flags()) {
+                        let res = entry.result();
+                        if let Some(first) = cqueue::buffer_select(entry.flags()) {
                             // Back into the ring, as the pool expects.
-                            let buf = pool.hand_out(id, 0, true);
-                            pool.give_back(buf);
+                            let len = usize::try_from(res).unwrap_or(0);
+                            for k in 0..pool.bundle_len(len) {
+                                let (id, _) = pool.bundle_part(first, len, k);
+                                let buf = pool.hand_out(id, 0, true);
+                                pool.give_back(buf);
+                            }
+                        }
+                        if res != -libc::ECANCELED {
+                            chunk(res);
                         }
                         if !cqueue::more(entry.flags()) {
-                            // Supported: the first chunk ends the receive, its limit reached.
-                            // (A chunk is not cut to the limit: it takes what the socket
-                            // holds, up to `sqe->len`, so the limit may be passed by one.)
-                            verdict.get_or_insert(entry.result() > 0);
+                            ended.get_or_insert(res > 0);
                             seen += 1;
-                        } else {
-                            verdict = Some(false);
                         }
                     }
                     PROBE_CANCEL => seen += 1,
@@ -343,7 +433,7 @@ impl UringDriver {
             }
         }
         drop(pair);
-        Ok(verdict.unwrap_or(false))
+        Ok(ended.unwrap_or(false))
     }
 
     /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
@@ -453,15 +543,23 @@ impl UringDriver {
                 let multi = limit.is_some();
                 let flags = if nowait { libc::MSG_DONTWAIT } else { 0 };
                 if pool.has_ring() && multi {
-                    let entry = opcode::RecvMulti::new(types::Fd(raw), BGID)
-                        .len(self.mshot_len)
-                        .build();
-                    match limit {
-                        Some(limit) if limit > 0 && self.mshot_len > 0 => {
-                            with_total_limit(entry, u32::try_from(limit).unwrap_or(u32::MAX))
+                    let limit = match limit {
+                        Some(limit) if self.mshot_len > 0 => {
+                            u32::try_from(limit).unwrap_or(u32::MAX)
                         }
-                        _ => entry,
-                    }
+                        _ => 0,
+                    };
+                    // A bundle takes up to the limit (or 64 buffers) per completion; a single
+                    // receive one buffer.
+                    let cap = if self.bundles {
+                        match limit {
+                            0 => self.mshot_len.saturating_mul(64),
+                            limit => limit,
+                        }
+                    } else {
+                        self.mshot_len
+                    };
+                    recv_multi_entry(raw, cap, limit, self.bundles)
                 } else if pool.has_ring() {
                     let len = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
                     opcode::Recv::new(types::Fd(raw), std::ptr::null_mut(), len)
@@ -491,6 +589,15 @@ impl UringDriver {
                     pool.ptr(buf.id()).wrapping_add(at),
                     buf.len() - at,
                 )
+            }
+            Op::SendBufs { fd, bufs, at } => {
+                let (Some(pool), Some(msg)) = (pool, inflight.msg.as_mut()) else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let hdr = msg.fill(pool, bufs, *at);
+                opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
             }
             Op::Accept { listener } => {
                 let addr = inflight
