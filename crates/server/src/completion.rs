@@ -52,10 +52,13 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringport_port::{Accepted, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token};
+use ringport_port::{
+    is_cancelled, is_pool_empty, Accepted, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token,
+};
 use socket2::Socket;
 use tracing::{debug, error, info, warn};
 
+use crate::accept_policy::{AcceptPolicy, Verdict};
 use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo, Waiting};
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::shutdown::Shutdown;
@@ -68,15 +71,11 @@ pub const ACCEPT_KEY: u64 = u64::MAX;
 /// The value posted to a worker to start its graceful shutdown.
 pub const SHUTDOWN: u64 = 1;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
 /// Most clients taken from a listen backlog at shutdown (the kernel caps a backlog at
 /// `net.core.somaxconn`, 4096 by default).
 const BACKLOG_MAX: usize = 65_536;
-/// Transient accept errors in a row before accepting pauses anyway.
-const TRANSIENT_RETRIES: u32 = 16;
 /// Buffers in each worker's pool (a provided-buffer ring on io_uring).
 ///
 /// A multishot receive may take up to 32 buffers per wake-up before its owner can stop it, so a
@@ -90,14 +89,6 @@ pub const POOL_BUFFER_SIZE: usize = 2048;
 const TICK_MAX: Duration = Duration::from_secs(1);
 /// How often at least (for very short timeouts).
 const TICK_MIN: Duration = Duration::from_millis(50);
-
-const ECANCELED: i32 = 125;
-const EINTR: i32 = 4;
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
-const ENOBUFS: i32 = 105;
-const ENOMEM: i32 = 12;
-const EINVAL: i32 = 22;
 
 struct Conn {
     /// The socket; taken when the close is submitted.
@@ -121,9 +112,7 @@ struct Worker<'a> {
     listener: Option<SharedFd>,
     accept_op: Option<Token>,
     accept_retry: Option<Instant>,
-    backoff: Duration,
-    accept_trouble: bool,
-    accept_failures: u32,
+    accept_policy: AcceptPolicy,
     conns: Slots<Conn>,
     /// Connections whose receive ended for want of pool buffers, to resume as buffers return.
     starved: std::collections::VecDeque<u64>,
@@ -309,9 +298,7 @@ impl<'a> Worker<'a> {
             listener,
             accept_op: None,
             accept_retry: None,
-            backoff: BACKOFF_MIN,
-            accept_trouble: false,
-            accept_failures: 0,
+            accept_policy: AcceptPolicy::new(Some(id)),
             conns: Slots::default(),
             starved: std::collections::VecDeque::new(),
             max_chunks: cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1),
@@ -535,14 +522,14 @@ impl Worker<'_> {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
                 error!(worker = self.id, "cannot submit an accept: {e}");
-                self.pause_accepts();
+                let pause = self.accept_policy.pause();
+                self.pause_accepts(pause);
             }
         }
     }
 
-    fn pause_accepts(&mut self) {
-        self.accept_retry = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    fn pause_accepts(&mut self, pause: Duration) {
+        self.accept_retry = Some(Instant::now() + pause);
     }
 
     /// An accept completed; `more`: the multishot accept is still armed.
@@ -552,12 +539,7 @@ impl Worker<'_> {
         }
         match result {
             Ok(accepted) => {
-                if self.accept_trouble {
-                    info!(worker = self.id, "accepting again");
-                }
-                self.accept_trouble = false;
-                self.accept_failures = 0;
-                self.backoff = BACKOFF_MIN;
+                self.accept_policy.succeeded();
                 self.stats.accepted += 1;
                 if !self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
                     self.stats.refused_per_ip += 1;
@@ -578,9 +560,10 @@ impl Worker<'_> {
                 }
                 self.submit_accept();
             }
-            Err(e) if e.raw_os_error() == Some(ECANCELED) => {}
-            Err(e) if e.raw_os_error() == Some(EINVAL) && self.multi_accept && !more => {
-                // A kernel without multishot accept (before 5.19): one accept at a time.
+            Err(e) if is_cancelled(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput && self.multi_accept && !more => {
+                // A kernel without multishot accept (before 5.19) refuses it with EINVAL: one
+                // accept at a time.
                 info!(
                     worker = self.id,
                     "multishot accept refused ({e}); accepting one at a time"
@@ -590,28 +573,14 @@ impl Worker<'_> {
             }
             Err(e) => {
                 self.stats.accept_errors += 1;
-                self.accept_failures += 1;
-                let scarce = matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM));
                 if more {
                     // The multishot accept goes on by itself.
-                    debug!(worker = self.id, "accept failed: {e}");
-                } else if scarce || self.accept_failures > TRANSIENT_RETRIES {
-                    // Out of descriptors or memory (or failing again and again): accepting at
-                    // once would fail again, and spin. Pause, doubling up to a second; the
-                    // connections already open keep being served meanwhile.
-                    if !self.accept_trouble {
-                        warn!(
-                            worker = self.id,
-                            "accept failed: {e}; pausing accepts (back-off from 100 ms up to 1 s) until one succeeds"
-                        );
-                    }
-                    self.accept_trouble = true;
-                    self.pause_accepts();
+                    self.accept_policy.failed_armed(&e);
                 } else {
-                    // The client gave up (ECONNABORTED), a signal, a protocol error: that one
-                    // connection is lost, the next may be fine.
-                    debug!(worker = self.id, "accept failed: {e}; accepting the next");
-                    self.submit_accept();
+                    match self.accept_policy.failed(&e) {
+                        Verdict::Pause(pause) => self.pause_accepts(pause),
+                        Verdict::AcceptNext => self.submit_accept(),
+                    }
                 }
             }
         }
@@ -835,8 +804,8 @@ impl Worker<'_> {
             }
             (Ok(_), None) => Arrived::Failed,
             (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => Arrived::WouldBlock,
-            (Err(e), _) if e.raw_os_error() == Some(ENOBUFS) => Arrived::NoBuffers,
-            (Err(e), _) if matches!(e.raw_os_error(), Some(ECANCELED | EINTR)) => {
+            (Err(e), _) if is_pool_empty(e) => Arrived::NoBuffers,
+            (Err(e), _) if is_cancelled(e) || e.kind() == io::ErrorKind::Interrupted => {
                 Arrived::Cancelled
             }
             (Err(e), _) => {
@@ -881,7 +850,7 @@ impl Worker<'_> {
                 SendResult::Sent(n)
             }
             Err(e) => {
-                if e.raw_os_error() != Some(ECANCELED) {
+                if !is_cancelled(&e) {
                     debug!(worker = self.id, key, "send failed: {e}");
                     self.stats.conn_errors += 1;
                 }

@@ -20,10 +20,12 @@
 //!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
+//! - `accept_policy`: what every model does when an accept fails (pause, back-off, logging).
 //! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
 
+mod accept_policy;
 mod blocking;
 pub mod completion;
 pub mod config;
