@@ -352,12 +352,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                         stats.bytes_in += n as u64;
                         ctx.registry.live_in.fetch_add(n as u64, Ordering::Relaxed);
                         if ctx.log_messages {
-                            crate::completion::log_message(
-                                ctx.worker,
-                                ctx.conn,
-                                ctx.peer,
-                                &buf[..n],
-                            );
+                            crate::messages::log_message(ctx.worker, ctx.conn, ctx.peer, &buf[..n]);
                         }
                         RecvResult::Data(n)
                     }
