@@ -28,13 +28,16 @@
 //! - `table`: the slab of in-flight operations.
 //! - `sys`: the backends and every `unsafe` block of the project.
 //! - [`os`]: process limits behind safe functions.
+//! - [`errors`]: named outcomes of failed operations ([`is_cancelled`], [`is_pool_empty`]).
 
+pub mod errors;
 pub mod op;
 mod port;
 mod sys;
 mod table;
 pub mod token;
 
+pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{Accepted, Completion, Op, Outcome, PoolBuf, SharedFd};
 pub use port::{
     probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,

@@ -46,70 +46,15 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, error, info, warn};
 
+use crate::accept_policy::{AcceptPolicy, Verdict};
 use crate::echo::{Echo, RecvResult, SendResult, Step};
 use crate::limits::PerIp;
 use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
 use crate::{listener, Running, ServeConfig, ServeError};
 
-/// The back-off of accepts that fail for want of descriptors or memory.
-pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The longest pause between such accepts.
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long past the drain deadline the server waits for forced connections to let go.
 pub(crate) const HARD_STOP: Duration = Duration::from_secs(2);
-/// Other accept errors in a row before accepting pauses anyway (so it never spins).
-const TRANSIENT_RETRIES: u32 = 16;
-
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
-const ENOBUFS: i32 = 105;
-const ENOMEM: i32 = 12;
-
-/// Doubling pauses, from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`].
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff { next: BACKOFF_MIN }
-    }
-
-    /// The pause to take now; the following one is twice as long (at most [`BACKOFF_MAX`]).
-    pub(crate) fn next_pause(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        pause
-    }
-
-    /// Back to the shortest pause (after a success).
-    pub(crate) fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-}
-
-/// A kind of trouble that is logged once when it starts and once when it ends, however often
-/// it happens in between.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Episode {
-    hits: u64,
-}
-
-impl Episode {
-    /// The trouble happened again; true when this starts an episode (log it now).
-    pub(crate) fn hit(&mut self) -> bool {
-        self.hits += 1;
-        self.hits == 1
-    }
-
-    /// Things went well; returns how often the trouble happened if an episode just ended.
-    pub(crate) fn end(&mut self) -> Option<u64> {
-        let hits = std::mem::take(&mut self.hits);
-        (hits > 0).then_some(hits)
-    }
-}
 
 /// Why [`Registry::register`] refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,12 +352,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                         stats.bytes_in += n as u64;
                         ctx.registry.live_in.fetch_add(n as u64, Ordering::Relaxed);
                         if ctx.log_messages {
-                            crate::completion::log_message(
-                                ctx.worker,
-                                ctx.conn,
-                                ctx.peer,
-                                &buf[..n],
-                            );
+                            crate::messages::log_message(ctx.worker, ctx.conn, ctx.peer, &buf[..n]);
                         }
                         RecvResult::Data(n)
                     }
@@ -480,9 +420,7 @@ pub(crate) struct Acceptor {
     local: SocketAddr,
     /// The local address of the wake-up connection, once made.
     waker: Arc<Mutex<Option<SocketAddr>>>,
-    backoff: Backoff,
-    scarce: Episode,
-    failures: u32,
+    policy: AcceptPolicy,
 }
 
 /// What [`Acceptor::accept`] produced.
@@ -504,9 +442,7 @@ impl Acceptor {
             listener: listener.into(),
             local,
             waker: Arc::new(Mutex::new(None)),
-            backoff: Backoff::new(),
-            scarce: Episode::default(),
-            failures: 0,
+            policy: AcceptPolicy::new(None),
         }
     }
 
@@ -528,17 +464,12 @@ impl Acceptor {
         let _ = self.listener.set_nonblocking(true);
     }
 
-    /// Accepts one connection. Errors are dealt with here: out of descriptors or memory pauses
-    /// (100 ms doubling to 1 s, logged once per episode; the pause ends early when the drain
-    /// starts), other errors are retried, with a pause if they keep coming.
+    /// Accepts one connection. Failed accepts are counted and dealt with by the
+    /// [accept policy](crate::accept_policy) (a pause ends early when the drain starts).
     pub(crate) fn accept(&mut self, registry: &Registry, stats: &mut WorkerStats) -> Accepted {
         match self.listener.accept() {
             Ok((stream, peer)) => {
-                self.failures = 0;
-                self.backoff.reset();
-                if let Some(n) = self.scarce.end() {
-                    info!("accepting again after {n} failed accepts");
-                }
+                self.policy.succeeded();
                 let is_waker = {
                     let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner());
                     *waker == Some(peer)
@@ -553,21 +484,10 @@ impl Acceptor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Accepted::Nothing,
             Err(e) => {
                 stats.accept_errors += 1;
-                self.failures += 1;
-                let scarce = matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM));
-                if scarce || self.failures > TRANSIENT_RETRIES {
-                    if self.scarce.hit() {
-                        warn!(
-                            "accept failed: {e}; pausing accepts (back-off from 100 ms up to 1 s) until one succeeds"
-                        );
-                    }
+                if let Verdict::Pause(pause) = self.policy.failed(&e) {
                     if !registry.is_draining() {
-                        registry.pause(self.backoff.next_pause());
+                        registry.pause(pause);
                     }
-                } else {
-                    // The client gave up (ECONNABORTED), a protocol error: that one connection is
-                    // lost, the next may be fine.
-                    debug!("accept failed: {e}; accepting the next");
                 }
                 Accepted::Failed
             }
@@ -755,27 +675,6 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         (c, s)
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_a_second_and_resets() {
-        let mut b = Backoff::new();
-        let pauses: Vec<_> = (0..6).map(|_| b.next_pause().as_millis()).collect();
-        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
-        b.reset();
-        assert_eq!(b.next_pause(), BACKOFF_MIN);
-    }
-
-    #[test]
-    fn episodes_log_once_at_the_start_and_count_until_the_end() {
-        let mut e = Episode::default();
-        assert_eq!(e.end(), None);
-        assert!(e.hit());
-        assert!(!e.hit());
-        assert!(!e.hit());
-        assert_eq!(e.end(), Some(3));
-        assert_eq!(e.end(), None);
-        assert!(e.hit(), "a new episode is logged again");
     }
 
     #[test]

@@ -15,21 +15,26 @@
 //!
 //! - [`config`]: the settings ([`ServeConfig`], [`Model`]).
 //! - [`echo`]: the per-connection state machine, with no socket in it.
-//! - [`completion`]: the completion model's workers.
+//! - [`completion`]: the completion model's workers (a module tree: start-up, the worker's
+//!   loop, accepts, connection I/O, timeouts).
 //! - [`threaded`], [`single`]: the blocking models; `blocking` holds what they share (the
 //!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
+//! - `messages`: `--log-messages`, for every model.
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
+//! - `accept_policy`: what every model does when an accept fails (pause, back-off, logging).
 //! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
 
+mod accept_policy;
 mod blocking;
 pub mod completion;
 pub mod config;
 pub mod echo;
 mod limits;
 pub mod listener;
+mod messages;
 pub mod shutdown;
 pub mod single;
 pub mod slots;

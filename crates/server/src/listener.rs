@@ -36,7 +36,7 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
     match e.kind() {
         io::ErrorKind::AddrInUse => ServeError::AddrInUse(addr),
         io::ErrorKind::AddrNotAvailable => ServeError::AddrNotAvailable(addr),
-        _ if e.raw_os_error() == Some(libc_eacces()) => ServeError::Bind {
+        _ if e.raw_os_error() == Some(libc::EACCES) => ServeError::Bind {
             addr,
             source: e,
             hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another --port",
@@ -47,10 +47,6 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
             hint: "check --bind and --port",
         },
     }
-}
-
-const fn libc_eacces() -> i32 {
-    13
 }
 
 /// Where to listen, and whether to share the port with other processes.

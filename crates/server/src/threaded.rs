@@ -37,7 +37,8 @@ use std::thread::JoinHandle;
 
 use tracing::{error, info, warn};
 
-use crate::blocking::{self, BlockingModel, ConnCtx, Episode, Refused, Registry};
+use crate::accept_policy::Episode;
+use crate::blocking::{self, BlockingModel, ConnCtx, Refused, Registry};
 use crate::shutdown::Shutdown;
 use crate::summary::WorkerStats;
 use crate::{Running, ServeConfig, ServeError};

@@ -1,0 +1,267 @@
+//! The accept-failure policy of every server model (completion, threaded, single): which failed
+//! accepts pause accepting, for how long, and what is logged.
+//!
+//! - **Scarce** (out of descriptors or memory: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`):
+//!   accepting again at once would fail again, and spin. Accepting pauses, 100 ms doubling up
+//!   to 1 s; the connections already open keep being served meanwhile.
+//! - **Transient** (anything else: the client gave up with `ECONNABORTED`, a protocol error):
+//!   that one connection is lost, the next may be fine, so the next accept follows at once;
+//!   after [`TRANSIENT_RETRIES`] failures in a row accepting pauses anyway, so that a failure
+//!   that keeps coming never spins either.
+//! - **Logging**: a pause is an *episode*, warned about once when it starts ("pausing
+//!   accepts") and reported once when an accept succeeds again, however many accepts failed in
+//!   between; transient failures are debug lines.
+//!
+//! What is not a failure of the accept (a cancellation, "would block" on a non-blocking
+//! listener, a signal, a kernel refusing multishot accept) is the caller's business and never
+//! reaches the policy. [`Episode`] also serves the models' other once-per-episode warnings.
+
+use std::io;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+/// The first pause of accepts that fail for want of descriptors or memory.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest pause between such accepts.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Transient accept errors in a row before accepting pauses anyway (so it never spins).
+pub(crate) const TRANSIENT_RETRIES: u32 = 16;
+
+/// The kind of a failed accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Out of descriptors or memory: accepting again at once would fail again.
+    Scarce,
+    /// That one connection is lost; the next may be fine.
+    Transient,
+}
+
+/// Classifies a failed accept.
+pub(crate) fn classify(e: &io::Error) -> Class {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Class::Scarce,
+        _ => Class::Transient,
+    }
+}
+
+/// Doubling pauses, from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`].
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: BACKOFF_MIN }
+    }
+
+    /// The pause to take now; the following one is twice as long (at most [`BACKOFF_MAX`]).
+    pub(crate) fn next_pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        pause
+    }
+
+    /// Back to the shortest pause (after a success).
+    pub(crate) fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+/// A kind of trouble that is logged once when it starts and once when it ends, however often
+/// it happens in between.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Episode {
+    hits: u64,
+}
+
+impl Episode {
+    /// The trouble happened again; true when this starts an episode (log it now).
+    pub(crate) fn hit(&mut self) -> bool {
+        self.hits += 1;
+        self.hits == 1
+    }
+
+    /// Things went well; returns how often the trouble happened if an episode just ended.
+    pub(crate) fn end(&mut self) -> Option<u64> {
+        let hits = std::mem::take(&mut self.hits);
+        (hits > 0).then_some(hits)
+    }
+}
+
+/// What to do after a failed accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Accept the next client at once.
+    AcceptNext,
+    /// Accept nothing for this long (a drain may end the pause early).
+    Pause(Duration),
+}
+
+/// One acceptor's state under the policy: its back-off, its failures in a row, its episode.
+#[derive(Debug)]
+pub(crate) struct AcceptPolicy {
+    /// Named in the log lines (the completion model's worker), if any.
+    worker: Option<usize>,
+    backoff: Backoff,
+    failures: u32,
+    trouble: Episode,
+}
+
+impl AcceptPolicy {
+    /// The policy of one acceptor; `worker` is named in its log lines.
+    pub(crate) fn new(worker: Option<usize>) -> AcceptPolicy {
+        AcceptPolicy {
+            worker,
+            backoff: Backoff::new(),
+            failures: 0,
+            trouble: Episode::default(),
+        }
+    }
+
+    /// An accept succeeded: the back-off and the failure count start over, and an episode of
+    /// pauses ends (logged once).
+    pub(crate) fn succeeded(&mut self) {
+        self.failures = 0;
+        self.backoff.reset();
+        if let Some(n) = self.trouble.end() {
+            info!(
+                worker = self.worker,
+                "accepting again after {n} failed accepts"
+            );
+        }
+    }
+
+    /// An accept failed and nothing else is accepting: what to do next (see the module's
+    /// policy). Logs the start of an episode.
+    pub(crate) fn failed(&mut self, e: &io::Error) -> Verdict {
+        self.failures += 1;
+        if classify(e) == Class::Scarce || self.failures > TRANSIENT_RETRIES {
+            if self.trouble.hit() {
+                warn!(
+                    worker = self.worker,
+                    "accept failed: {e}; pausing accepts (back-off from 100 ms up to 1 s) until one succeeds"
+                );
+            }
+            Verdict::Pause(self.backoff.next_pause())
+        } else {
+            debug!(
+                worker = self.worker,
+                "accept failed: {e}; accepting the next"
+            );
+            Verdict::AcceptNext
+        }
+    }
+
+    /// An accept failed, but the accept goes on by itself (a multishot accept still armed):
+    /// counted towards the failures in a row, nothing to decide.
+    pub(crate) fn failed_armed(&mut self, e: &io::Error) {
+        self.failures += 1;
+        debug!(worker = self.worker, "accept failed: {e}");
+    }
+
+    /// Accepting could not even be attempted (the accept could not be submitted): the next
+    /// pause of the back-off, outside any episode.
+    pub(crate) fn pause(&mut self) -> Duration {
+        self.backoff.next_pause()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno(n: i32) -> io::Error {
+        io::Error::from_raw_os_error(n)
+    }
+
+    #[test]
+    fn out_of_descriptors_or_memory_is_scarce_the_rest_transient() {
+        for n in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert_eq!(classify(&errno(n)), Class::Scarce, "{n}");
+        }
+        for n in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM, libc::EINTR] {
+            assert_eq!(classify(&errno(n)), Class::Transient, "{n}");
+        }
+        assert_eq!(classify(&io::Error::other("no errno")), Class::Transient);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_second_and_resets() {
+        let mut b = Backoff::new();
+        let pauses: Vec<_> = (0..6).map(|_| b.next_pause().as_millis()).collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_pause(), BACKOFF_MIN);
+    }
+
+    #[test]
+    fn episodes_log_once_at_the_start_and_count_until_the_end() {
+        let mut e = Episode::default();
+        assert_eq!(e.end(), None);
+        assert!(e.hit());
+        assert!(!e.hit());
+        assert!(!e.hit());
+        assert_eq!(e.end(), Some(3));
+        assert_eq!(e.end(), None);
+        assert!(e.hit(), "a new episode is logged again");
+    }
+
+    #[test]
+    fn scarce_failures_pause_doubling_and_a_success_starts_over() {
+        let mut p = AcceptPolicy::new(Some(0));
+        let pauses: Vec<_> = (0..6)
+            .map(|_| match p.failed(&errno(libc::EMFILE)) {
+                Verdict::Pause(d) => d.as_millis(),
+                Verdict::AcceptNext => panic!("EMFILE must pause"),
+            })
+            .collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.trouble.hits, 6, "one episode");
+        p.succeeded();
+        assert_eq!(p.trouble.hits, 0, "the episode ended");
+        assert_eq!(
+            p.failed(&errno(libc::ENFILE)),
+            Verdict::Pause(BACKOFF_MIN),
+            "back to the shortest pause"
+        );
+    }
+
+    #[test]
+    fn transient_failures_accept_the_next_until_too_many_in_a_row() {
+        let mut p = AcceptPolicy::new(None);
+        for _ in 0..TRANSIENT_RETRIES {
+            assert_eq!(p.failed(&errno(libc::ECONNABORTED)), Verdict::AcceptNext);
+        }
+        assert_eq!(
+            p.failed(&errno(libc::ECONNABORTED)),
+            Verdict::Pause(BACKOFF_MIN),
+            "never spins"
+        );
+        p.succeeded();
+        assert_eq!(p.failed(&errno(libc::ECONNABORTED)), Verdict::AcceptNext);
+    }
+
+    #[test]
+    fn failures_of_an_armed_accept_count_towards_the_retries_but_never_pause() {
+        let mut p = AcceptPolicy::new(Some(1));
+        for _ in 0..TRANSIENT_RETRIES {
+            p.failed_armed(&errno(libc::EMFILE));
+        }
+        assert_eq!(p.trouble.hits, 0, "no episode");
+        assert_eq!(p.backoff.next, BACKOFF_MIN, "no pause taken");
+        assert_eq!(
+            p.failed(&errno(libc::ECONNABORTED)),
+            Verdict::Pause(BACKOFF_MIN)
+        );
+    }
+
+    #[test]
+    fn a_pause_outside_failures_advances_the_backoff_without_an_episode() {
+        let mut p = AcceptPolicy::new(Some(0));
+        assert_eq!(p.pause(), BACKOFF_MIN);
+        assert_eq!(p.pause(), BACKOFF_MIN * 2);
+        assert_eq!(p.trouble.hits, 0);
+    }
+}

@@ -1,0 +1,181 @@
+//! The completion model's accept state machine: one multishot accept in flight (one accept at
+//! a time on kernels that refuse multishot), a place at the connection [`Gate`] and the
+//! per-address count for each connection accepted, connections parked while the gate is full
+//! (no accept in flight meanwhile), failed accepts under the shared
+//! [accept policy](crate::accept_policy), and at shutdown the clients already waiting in the
+//! listen backlog.
+//!
+//! [`Gate`]: crate::limits::Gate
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use ringport_port::{is_cancelled, Accepted, Op};
+use tracing::{debug, error, info, warn};
+
+use super::worker::Worker;
+use super::ACCEPT_KEY;
+use crate::accept_policy::Verdict;
+
+/// Most clients taken from a listen backlog at shutdown (the kernel caps a backlog at
+/// `net.core.somaxconn`, 4096 by default).
+const BACKLOG_MAX: usize = 65_536;
+
+impl Worker<'_> {
+    pub(super) fn submit_accept(&mut self) {
+        if self.draining
+            || self.accept_op.is_some()
+            || self.accept_retry.is_some()
+            || !self.parked.is_empty()
+        {
+            return;
+        }
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        let op = if self.multi_accept {
+            Op::AcceptMulti { listener }
+        } else {
+            Op::Accept { listener }
+        };
+        match self.port.submit(ACCEPT_KEY, op) {
+            Ok(token) => self.accept_op = Some(token),
+            Err(e) => {
+                error!(worker = self.id, "cannot submit an accept: {e}");
+                let pause = self.accept_policy.pause();
+                self.pause_accepts(pause);
+            }
+        }
+    }
+
+    fn pause_accepts(&mut self, pause: Duration) {
+        self.accept_retry = Some(Instant::now() + pause);
+    }
+
+    /// An accept completed; `more`: the multishot accept is still armed.
+    pub(super) fn on_accept(&mut self, result: io::Result<Accepted>, more: bool) {
+        if !more {
+            self.accept_op = None;
+        }
+        match result {
+            Ok(accepted) => {
+                self.accept_policy.succeeded();
+                self.stats.accepted += 1;
+                if !self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
+                    self.stats.refused_per_ip += 1;
+                    // Closed at once (a plain close: the port never saw this descriptor).
+                    drop(accepted);
+                } else if self.parked.is_empty() && self.gate.reserve(self.id) {
+                    self.new_conn(accepted);
+                } else {
+                    // At the limit: hold this one, accept nothing more (clients wait in the
+                    // listen backlog, nothing spins) until the gate posts SLOT_FREE.
+                    if self.parked.is_empty() {
+                        self.stats.limit_pauses += 1;
+                    }
+                    self.parked.push_back(accepted);
+                    if let Some(token) = self.accept_op {
+                        let _ = self.port.cancel(token);
+                    }
+                }
+                self.submit_accept();
+            }
+            Err(e) if is_cancelled(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput && self.multi_accept && !more => {
+                // A kernel without multishot accept (before 5.19) refuses it with EINVAL: one
+                // accept at a time.
+                info!(
+                    worker = self.id,
+                    "multishot accept refused ({e}); accepting one at a time"
+                );
+                self.multi_accept = false;
+                self.submit_accept();
+            }
+            Err(e) => {
+                self.stats.accept_errors += 1;
+                if more {
+                    // The multishot accept goes on by itself.
+                    self.accept_policy.failed_armed(&e);
+                } else {
+                    match self.accept_policy.failed(&e) {
+                        Verdict::Pause(pause) => self.pause_accepts(pause),
+                        Verdict::AcceptNext => self.submit_accept(),
+                    }
+                }
+            }
+        }
+        if self.draining && self.accept_op.is_none() {
+            self.take_backlog();
+        }
+    }
+
+    /// Shutdown, once no accept is in flight: the clients already waiting in this worker's
+    /// listen backlog completed their handshake and may have sent bytes. Closing the listener
+    /// would reset them and lose those bytes, so take them in without waiting (non-blocking
+    /// accepts until none is left, at most [`BACKLOG_MAX`]) and drain them like every other
+    /// connection; then close the listener.
+    pub(super) fn take_backlog(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let sock = socket2::SockRef::from(&*listener);
+        if let Err(e) = sock.set_nonblocking(true) {
+            warn!(
+                worker = self.id,
+                "cannot take the listen backlog at shutdown: {e}"
+            );
+            return;
+        }
+        let mut taken = 0usize;
+        while taken < BACKLOG_MAX {
+            match sock.accept() {
+                Ok((socket, peer)) => {
+                    taken += 1;
+                    self.stats.accepted += 1;
+                    self.gate.take_anyway();
+                    self.new_conn(Accepted {
+                        fd: socket.into(),
+                        peer: peer.as_socket(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    warn!(
+                        worker = self.id,
+                        "taking the listen backlog at shutdown: {e}"
+                    );
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            info!(
+                worker = self.id,
+                taken, "took the clients waiting in the listen backlog, to drain them too"
+            );
+        }
+    }
+
+    /// A place may have freed: the parked connections take what is free, then accepting
+    /// resumes.
+    pub(super) fn on_slot_free(&mut self) {
+        while !self.parked.is_empty() {
+            if !self.gate.reserve(self.id) {
+                return;
+            }
+            debug!(
+                worker = self.id,
+                "a place freed: serving a parked connection"
+            );
+            if let Some(parked) = self.parked.pop_front() {
+                self.new_conn(parked);
+            }
+        }
+        self.submit_accept();
+    }
+}

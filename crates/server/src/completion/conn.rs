@@ -1,0 +1,272 @@
+//! A connection of the completion model and its I/O: the worker carries out what the
+//! connection's [`MultiEcho`] asks (cancel, send the received buffer itself, arm a multishot
+//! or single receive, close), feeds it the receive and send completions, resumes connections
+//! starved by an empty pool, and frees the slot once the close has completed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use ringport_port::{is_cancelled, is_pool_empty, Accepted, Op, PoolBuf, SharedFd, Token};
+use tracing::{debug, error};
+
+use super::worker::Worker;
+use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
+use crate::messages::log_message;
+
+/// One connection: its socket, its echo state, its operations in flight.
+pub(super) struct Conn {
+    /// The socket; taken when the close is submitted.
+    pub(super) fd: Option<SharedFd>,
+    /// The echo state, with the received chunks waiting for their echo.
+    pub(super) echo: MultiEcho<PoolBuf>,
+    /// The receive in flight (multishot, or single while draining).
+    pub(super) recv_op: Option<Token>,
+    /// The send in flight.
+    pub(super) send_op: Option<Token>,
+    pub(super) peer: Option<SocketAddr>,
+    /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
+    /// the worker's clock.
+    pub(super) last_ms: u64,
+}
+
+impl Worker<'_> {
+    /// Resumes starved connections while the pool has buffers to spare.
+    pub(super) fn resume_starved(&mut self) {
+        while !self.starved.is_empty() && self.port.buffers_available() > self.max_chunks {
+            let Some(key) = self.starved.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.echo.is_starved() {
+                    let todo = conn.echo.resume();
+                    self.apply(key, todo);
+                }
+            }
+        }
+    }
+
+    /// Forgets the connection `key` once its last completion is reaped: frees its slot, its
+    /// place at the gate and its count for its address.
+    pub(super) fn forget(&mut self, key: u64) -> bool {
+        match self.conns.remove(key) {
+            Some(conn) => {
+                self.gate.release();
+                self.per_ip.leave(conn.peer.map(|p| p.ip()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        let Accepted { fd, peer } = accepted;
+        // Echo replies are small and immediate: do not let Nagle hold them back.
+        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let (echo, todo) = MultiEcho::start(self.draining, self.cfg.buffer_size, self.max_chunks);
+        let key = self.conns.insert(Conn {
+            fd: Some(Rc::new(fd)),
+            echo,
+            recv_op: None,
+            send_op: None,
+            peer,
+            last_ms: self.now_ms,
+        });
+        debug!(worker = self.id, key, ?peer, "connection accepted");
+        self.apply(key, todo);
+    }
+
+    /// Carries out what the echo state machine asked for the connection `key`: cancel, send,
+    /// receive, close, in that order.
+    pub(super) fn apply(&mut self, key: u64, todo: Todo<PoolBuf>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            if let Some((buf, _)) = todo.send {
+                self.port.give_back(buf);
+            }
+            return;
+        };
+        if todo.cancel_recv {
+            if let Some(token) = conn.recv_op {
+                let _ = self.port.cancel(token);
+            }
+        }
+        if todo.cancel_send {
+            if let Some(token) = conn.send_op {
+                let _ = self.port.cancel(token);
+            }
+        }
+        let fd = conn.fd.clone();
+        let mut ops: [Option<Op>; 2] = [None, None];
+        if let Some((buf, at)) = todo.send {
+            let fd = fd
+                .clone()
+                .expect("a connection that is not closing has its fd");
+            ops[0] = Some(Op::SendBuf { fd, buf, at });
+        }
+        if let Some(mode) = todo.recv {
+            let fd = fd
+                .clone()
+                .expect("a connection that is not closing has its fd");
+            ops[1] = Some(match mode {
+                RecvMode::Multi => Op::RecvMulti {
+                    fd,
+                    limit: conn.echo.room(),
+                },
+                RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
+            });
+        }
+        drop(fd);
+        for op in ops.into_iter().flatten() {
+            let is_send = matches!(op, Op::SendBuf { .. });
+            match self.port.submit(key, op) {
+                Ok(token) => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if is_send {
+                            conn.send_op = Some(token);
+                        } else {
+                            conn.recv_op = Some(token);
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(
+                        worker = self.id,
+                        key, "cannot submit an operation: {e}; dropping the connection"
+                    );
+                    self.drop_conn(key);
+                    return;
+                }
+            }
+        }
+        if todo.close {
+            self.close(key);
+        }
+    }
+
+    /// Gives the queued buffers back and submits the close; the slot is freed when the close
+    /// completes.
+    fn close(&mut self, key: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(fd) = conn.fd.take() else {
+            return;
+        };
+        for buf in conn.echo.take_queued() {
+            self.port.give_back(buf);
+        }
+        if let Err(e) = self.port.submit(key, Op::Close { fd }) {
+            error!(
+                worker = self.id,
+                key, "cannot submit a close: {e}; dropping the connection"
+            );
+            self.drop_conn(key);
+        }
+    }
+
+    /// The port refused an operation: forget the connection at once (its descriptor closes
+    /// when the operations still in flight on it complete).
+    fn drop_conn(&mut self, key: u64) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            for buf in conn.echo.take_queued() {
+                self.port.give_back(buf);
+            }
+            for token in [conn.recv_op, conn.send_op].into_iter().flatten() {
+                let _ = self.port.cancel(token);
+            }
+        }
+        self.stats.conn_errors += 1;
+        self.stats.closed += 1;
+        self.forget(key);
+    }
+
+    pub(super) fn on_recv(
+        &mut self,
+        key: u64,
+        buf: Option<PoolBuf>,
+        result: io::Result<usize>,
+        more: bool,
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            self.stats.stale_completions += 1;
+            if let Some(buf) = buf {
+                self.port.give_back(buf);
+            }
+            return;
+        };
+        if !more {
+            conn.recv_op = None;
+        }
+        let arrived = match (&result, &buf) {
+            (Ok(0), _) => Arrived::Eof,
+            (Ok(n), Some(buf)) => {
+                let n = *n;
+                self.stats.bytes_in += n as u64;
+                conn.last_ms = self.now_ms;
+                if self.cfg.log_messages {
+                    log_message(self.id, key, conn.peer, self.port.buf(buf));
+                }
+                Arrived::Data(n)
+            }
+            (Ok(_), None) => Arrived::Failed,
+            (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => Arrived::WouldBlock,
+            (Err(e), _) if is_pool_empty(e) => Arrived::NoBuffers,
+            (Err(e), _) if is_cancelled(e) || e.kind() == io::ErrorKind::Interrupted => {
+                Arrived::Cancelled
+            }
+            (Err(e), _) => {
+                debug!(worker = self.id, key, "receive failed: {e}");
+                self.stats.conn_errors += 1;
+                Arrived::Failed
+            }
+        };
+        // Behind a chunk still waiting for its echo (a slow reader, or a pipelining client),
+        // append to it when it has room: many small chunks then hold few pool buffers. The
+        // ping-pong path never copies: its queue is empty when a chunk arrives.
+        let mut buf = buf;
+        if let (Arrived::Data(_), Some(chunk), Some(last)) =
+            (arrived, buf.as_ref(), conn.echo.last_queued())
+        {
+            if self.port.append(last, chunk) {
+                if let Some(chunk) = buf.take() {
+                    self.port.give_back(chunk);
+                }
+            }
+        }
+        let todo = conn.echo.on_recv(arrived, buf, more);
+        if arrived == Arrived::NoBuffers && conn.echo.is_starved() {
+            self.starved.push_back(key);
+        }
+        self.apply(key, todo);
+    }
+
+    pub(super) fn on_send(&mut self, key: u64, buf: PoolBuf, result: io::Result<usize>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            self.stats.stale_completions += 1;
+            self.port.give_back(buf);
+            return;
+        };
+        conn.send_op = None;
+        let r = match result {
+            Ok(n) => {
+                self.stats.bytes_out += n as u64;
+                if n > 0 {
+                    conn.last_ms = self.now_ms;
+                }
+                SendResult::Sent(n)
+            }
+            Err(e) => {
+                if !is_cancelled(&e) {
+                    debug!(worker = self.id, key, "send failed: {e}");
+                    self.stats.conn_errors += 1;
+                }
+                SendResult::Failed
+            }
+        };
+        let (todo, done) = conn.echo.on_send(r, buf);
+        if let Some(buf) = done {
+            self.port.give_back(buf);
+        }
+        self.apply(key, todo);
+    }
+}

@@ -1,0 +1,229 @@
+//! The completion model: the article's ServerIOCP on a completion port per worker thread.
+//!
+//! Each worker owns a [`Port`] with a buffer pool, a `SO_REUSEPORT` listener with a multishot
+//! accept in flight, and a table of connections. A connection has a multishot receive armed
+//! (taking a pool buffer only when bytes arrive, so an idle connection holds none) and at most
+//! one send in flight, which sends the very buffer the kernel filled and gives it back to the
+//! pool when done. Its [`MultiEcho`](crate::echo::MultiEcho) state machine holds the rules (the
+//! queue of received chunks bounded by bytes, backpressure by cancelling and re-arming the
+//! receive, drain, forced close); the worker only carries its steps out. One turn of the loop is
+//! one [`Port::wait`]: everything queued is submitted and every ready completion reaped, in one
+//! system call.
+//!
+//! # Keys
+//!
+//! The key of a connection's operations packs its slot in the table and the slot's generation
+//! (`generation << 32 | slot`); a completion whose generation no longer matches is stale,
+//! counted, and dropped. Accepts use [`ACCEPT_KEY`]; posted values are [`SHUTDOWN`].
+//!
+//! # Shutdown order
+//!
+//! 1. A [`SHUTDOWN`] completion arrives (posted by [`Shutdown::trigger`]).
+//! 2. The accept in flight is cancelled; the clients already in the listen backlog are taken
+//!    in (non-blocking accepts) so that closing the listener resets nobody; the listener closes.
+//! 3. Every connection is told to drain: its multishot receive is cancelled; what was already
+//!    received is echoed; receives from then on are single and do not wait; connections with
+//!    nothing left close.
+//! 4. At the drain deadline, whatever remains is cancelled and closed.
+//! 5. The loop ends when no connection and no accept is left; the worker returns its counters.
+//!
+//! # Limits
+//!
+//! - **Connections** (`max_connections`, shared by the workers through a [`Gate`]): a worker
+//!   takes a place for each connection it accepts; one that finds none holds that connection
+//!   unserved and submits no further accept (no spinning: clients wait in the listen backlog)
+//!   until a connection closes anywhere and the gate posts it `SLOT_FREE` through its port.
+//! - **Per IP address** (`max_per_ip`): a connection beyond it is closed as soon as accepted.
+//! - **Timeouts**, by one scan of the worker's table per tick (a second, shorter for short
+//!   timeouts), never a timer per operation: each connection records the time of its last
+//!   progress (coarse, the loop's clock in milliseconds); one waiting for its peer's bytes longer
+//!   than `idle_timeout`, or for its peer to read its echo longer than `write_timeout`, is
+//!   expired: its operation is cancelled *through the port*, and its completion leads to the
+//!   close. A slot is freed only when the close's completion is reaped, so no completion of a
+//!   connection can outlive its slot.
+//! - **Accept errors**: the accept policy (`accept_policy`) shared with the blocking
+//!   models: out of descriptors or memory pauses accepting, 100 ms doubling to 1 s, logged once
+//!   per episode; other errors are skipped.
+//!
+//! The worker publishes its counters at each tick for [`Live`](crate::summary::Live) readers
+//! (`serve --stats`).
+//!
+//! # Modules
+//!
+//! - this one: start-up ([`start`]: listeners, backend, one thread per worker, its port and
+//!   buffer pool) and the constants the model is built on.
+//! - `worker`: the `Worker` and its loop: wait, dispatch each completion,
+//!   the drain and the forced close at shutdown.
+//! - `accept`: the accept state machine: multishot accept (or one at a time), the connection
+//!   gate and parked connections, failed accepts, the listen backlog at shutdown.
+//! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
+//!   close), buffers starved by an empty pool, freeing the slot.
+//! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
+
+mod accept;
+mod conn;
+mod timeouts;
+mod worker;
+
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use ringport_port::Port;
+use socket2::Socket;
+use tracing::{info, warn};
+
+use crate::limits::{Gate, PerIp};
+use crate::shutdown::Shutdown;
+use crate::summary::{Live, Snapshot, Summary, WorkerStats};
+use crate::{listener, Running, ServeConfig, ServeError};
+
+use worker::Worker;
+
+/// The key of accept operations.
+pub const ACCEPT_KEY: u64 = u64::MAX;
+/// The value posted to a worker to start its graceful shutdown.
+pub const SHUTDOWN: u64 = 1;
+
+/// Buffers in each worker's pool (a provided-buffer ring on io_uring).
+///
+/// A multishot receive may take up to 32 buffers per wake-up before its owner can stop it, so a
+/// peer that sends much and reads nothing can hold a few dozen for a while; the pool is sized so
+/// that a hundred such peers per worker still leave buffers for everyone else. The memory
+/// (8 MiB) becomes resident only as buffers are first used.
+pub const POOL_BUFFERS: u16 = 4096;
+/// The size of a pool buffer, at most (smaller when `buffer_size` is).
+pub const POOL_BUFFER_SIZE: usize = 2048;
+
+/// Binds the listeners, starts the workers and returns once every worker has its port.
+pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
+    let workers = cfg.workers.max(1);
+    let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
+    let max = cfg.effective_max_connections();
+    if let Ok((soft, _)) = ringport_port::os::nofile_limit() {
+        if max as u64 >= soft {
+            warn!(
+                max_connections = max,
+                nofile = soft,
+                "--max-connections is above the open-file limit (ulimit -n): accepts beyond it fail with EMFILE and back off"
+            );
+        }
+    }
+    let gate = Arc::new(Gate::new(max, workers));
+    let per_ip = Arc::new(PerIp::new(cfg.max_per_ip));
+    let live_slots = Arc::new(Mutex::new(vec![Snapshot::default(); workers]));
+    // Decide the backend once (one log line if io_uring is unavailable and auto falls back),
+    // then give every worker the decision.
+    let resolved = cfg
+        .port_config
+        .backend
+        .resolve()
+        .map_err(|e| ServeError::Port(ringport_port::PortError::UringUnavailable(e)))?;
+    let mut worker_cfg = cfg.clone();
+    worker_cfg.port_config.backend = resolved.into();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut handles = Vec::with_capacity(workers);
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let cfg = worker_cfg.clone();
+        let ready = ready_tx.clone();
+        let shared = Shared {
+            gate: Arc::clone(&gate),
+            per_ip: Arc::clone(&per_ip),
+            live: Arc::clone(&live_slots),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("ringport-w{id}"))
+            .spawn(move || worker_main(id, &cfg, listener, shared, ready))
+            .map_err(|e| ServeError::Io("cannot start a worker thread".into(), e))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    let mut backend = String::new();
+    let mut failure = None;
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok((poster, describe))) => {
+                backend = describe;
+                shutdown.on_trigger(move || {
+                    let _ = poster.post(SHUTDOWN);
+                });
+            }
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some(ServeError::WorkerPanicked),
+        }
+    }
+    if let Some(e) = failure {
+        shutdown.trigger();
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    info!(%addr, workers, backend = %backend, max_connections = max, max_per_ip = cfg.max_per_ip, "completion model ready");
+    let live = Live::new(move || {
+        let slots = live_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = Snapshot::default();
+        for s in slots.iter() {
+            total.open += s.open;
+            total.totals.add(&s.totals);
+        }
+        total
+    });
+    let started = Instant::now();
+    let join = move || {
+        let mut summary = Summary {
+            model: "completion".into(),
+            backend,
+            ..Summary::default()
+        };
+        for h in handles {
+            summary
+                .workers
+                .push(h.join().map_err(|_| ServeError::WorkerPanicked)?);
+        }
+        summary.uptime = started.elapsed();
+        Ok(summary)
+    };
+    Ok(Running::new(addr, Box::new(join), live))
+}
+
+/// What the workers of one server share.
+struct Shared {
+    gate: Arc<Gate>,
+    per_ip: Arc<PerIp>,
+    live: Arc<Mutex<Vec<Snapshot>>>,
+}
+
+type Ready = mpsc::Sender<Result<(ringport_port::Poster, String), ServeError>>;
+
+fn worker_main(
+    id: usize,
+    cfg: &ServeConfig,
+    listener: Socket,
+    shared: Shared,
+    ready: Ready,
+) -> WorkerStats {
+    let mut port = match Port::new(&cfg.port_config) {
+        Ok(port) => port,
+        Err(e) => {
+            let _ = ready.send(Err(ServeError::Port(e)));
+            return WorkerStats::default();
+        }
+    };
+    if let Err(e) = port.provide_buffers(POOL_BUFFERS, pool_buffer_size(cfg)) {
+        let _ = ready.send(Err(ServeError::Io(
+            "cannot allocate the worker's buffer pool".into(),
+            e,
+        )));
+        return WorkerStats::default();
+    }
+    shared.gate.register(id, port.poster());
+    let _ = ready.send(Ok((port.poster(), port.describe())));
+    drop(ready);
+    Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
+}
+
+/// The size of the pool's buffers: a page, or `buffer_size` when smaller.
+fn pool_buffer_size(cfg: &ServeConfig) -> usize {
+    cfg.buffer_size.clamp(1, POOL_BUFFER_SIZE)
+}

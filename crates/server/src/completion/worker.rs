@@ -1,0 +1,391 @@
+//! A worker of the completion model: its state, and its loop. One turn of the loop is one
+//! [`Port::wait`] (everything queued submitted, every ready completion reaped, in one system
+//! call); each completion is dispatched by its outcome to the accept state machine
+//! (`accept`), to its connection (`conn`) or to the shutdown (here: the drain, then the forced
+//! close at the drain deadline).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringport_port::{Accepted, Completion, Outcome, Port, SharedFd, Token};
+use tracing::{debug, error, info, warn};
+
+use super::conn::Conn;
+use super::timeouts::Timeouts;
+use super::{pool_buffer_size, Shared, SHUTDOWN};
+use crate::accept_policy::AcceptPolicy;
+use crate::limits::{Gate, PerIp, SLOT_FREE};
+use crate::slots::Slots;
+use crate::summary::{Snapshot, WorkerStats};
+use crate::ServeConfig;
+
+/// How long past the drain deadline a worker waits for cancelled operations before giving up.
+const HARD_STOP: Duration = Duration::from_secs(2);
+
+/// One worker thread's state: its port, listener, connections, clock and counters.
+pub(super) struct Worker<'a> {
+    pub(super) id: usize,
+    pub(super) cfg: &'a ServeConfig,
+    pub(super) port: Port,
+    pub(super) listener: Option<SharedFd>,
+    pub(super) accept_op: Option<Token>,
+    pub(super) accept_retry: Option<Instant>,
+    pub(super) accept_policy: AcceptPolicy,
+    pub(super) conns: Slots<Conn>,
+    /// Connections whose receive ended for want of pool buffers, to resume as buffers return.
+    pub(super) starved: VecDeque<u64>,
+    /// Most buffers a connection may hold queued for its echo.
+    pub(super) max_chunks: usize,
+    /// Multishot accept is in use (false after the kernel refused it).
+    pub(super) multi_accept: bool,
+    pub(super) draining: bool,
+    pub(super) drain_deadline: Option<Instant>,
+    pub(super) forced: bool,
+    pub(super) stats: WorkerStats,
+    pub(super) gate: Arc<Gate>,
+    pub(super) per_ip: Arc<PerIp>,
+    /// Connections accepted when no place was free: held (no operation on them, their bytes
+    /// wait in their sockets) until the gate posts [`SLOT_FREE`]; no accept is in flight
+    /// meanwhile. Usually one; a multishot accept may deliver a few more before its cancel.
+    pub(super) parked: VecDeque<Accepted>,
+    /// The worker's clock: start, and now in milliseconds (updated once per loop turn).
+    pub(super) epoch: Instant,
+    pub(super) now_ms: u64,
+    pub(super) timeouts: Timeouts,
+    pub(super) next_tick: Instant,
+    pub(super) live: Arc<Mutex<Vec<Snapshot>>>,
+    /// Scratch list of the connections a tick expires (kept to avoid allocating per tick).
+    pub(super) expired: Vec<u64>,
+}
+
+impl<'a> Worker<'a> {
+    pub(super) fn new(
+        id: usize,
+        cfg: &'a ServeConfig,
+        port: Port,
+        listener: Option<SharedFd>,
+        shared: Shared,
+    ) -> Worker<'a> {
+        let timeouts = Timeouts::new(cfg.idle_timeout, cfg.write_timeout);
+        let epoch = Instant::now();
+        Worker {
+            id,
+            cfg,
+            port,
+            listener,
+            accept_op: None,
+            accept_retry: None,
+            accept_policy: AcceptPolicy::new(Some(id)),
+            conns: Slots::default(),
+            starved: VecDeque::new(),
+            max_chunks: cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1),
+            multi_accept: true,
+            draining: false,
+            drain_deadline: None,
+            forced: false,
+            stats: WorkerStats::default(),
+            gate: shared.gate,
+            per_ip: shared.per_ip,
+            parked: VecDeque::new(),
+            epoch,
+            now_ms: 0,
+            timeouts,
+            next_tick: epoch + timeouts.tick,
+            live: shared.live,
+            expired: Vec::new(),
+        }
+    }
+}
+
+impl Worker<'_> {
+    pub(super) fn run(mut self) -> WorkerStats {
+        self.submit_accept();
+        let mut done: Vec<Completion> = Vec::with_capacity(512);
+        loop {
+            if self.draining && self.conns.is_empty() && self.accept_op.is_none() {
+                break;
+            }
+            let now = Instant::now();
+            self.now_ms = u64::try_from((now - self.epoch).as_millis()).unwrap_or(u64::MAX);
+            if now >= self.next_tick {
+                self.next_tick = now + self.timeouts.tick;
+                self.on_tick();
+            }
+            if self.accept_retry.is_some_and(|t| now >= t) {
+                self.accept_retry = None;
+                self.submit_accept();
+            }
+            if let Some(deadline) = self.drain_deadline {
+                if now >= deadline && !self.forced {
+                    self.force_all();
+                }
+                if now >= deadline + HARD_STOP {
+                    error!(
+                        worker = self.id,
+                        connections = self.conns.len(),
+                        "operations did not finish after their cancellation; giving up on them"
+                    );
+                    break;
+                }
+            }
+            let timeout = self
+                .next_deadline()
+                .map(|t| t.saturating_duration_since(now));
+            done.clear();
+            if let Err(e) = self.port.wait(&mut done, timeout) {
+                error!(
+                    worker = self.id,
+                    "waiting on the completion port failed: {e}"
+                );
+                break;
+            }
+            for c in done.drain(..) {
+                self.on_completion(c);
+            }
+            self.resume_starved();
+        }
+        for parked in self.parked.drain(..) {
+            self.per_ip.leave(parked.peer.map(|p| p.ip()));
+        }
+        let stats = self.counters();
+        self.publish();
+        debug!(worker = self.id, ?stats, "worker done");
+        stats
+    }
+
+    /// The worker's counters with the port's.
+    fn counters(&self) -> WorkerStats {
+        let port_stats = self.port.stats();
+        let mut stats = self.stats;
+        stats.waits = port_stats.waits;
+        stats.completions = port_stats.completions;
+        stats.stale_completions += port_stats.stale;
+        stats.pool_buffers = port_stats.pool_buffers as u64;
+        stats.pool_peak = port_stats.pool_peak as u64;
+        stats
+    }
+
+    /// Makes the counters visible to [`Live`](crate::summary::Live) readers.
+    pub(super) fn publish(&self) {
+        let snapshot = Snapshot {
+            open: self.conns.len() as u64,
+            totals: self.counters(),
+        };
+        if let Some(slot) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(self.id)
+        {
+            *slot = snapshot;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let drain = self
+            .drain_deadline
+            .map(|d| if self.forced { d + HARD_STOP } else { d });
+        [self.accept_retry, drain, Some(self.next_tick)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub(super) fn on_completion(&mut self, c: Completion) {
+        match c.outcome {
+            Outcome::Posted if c.key == SHUTDOWN => self.begin_drain(),
+            Outcome::Posted if c.key == SLOT_FREE => self.on_slot_free(),
+            Outcome::Accepted(result) => self.on_accept(result, false),
+            Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
+            Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
+            Outcome::SentBuf { buf, result, .. } => self.on_send(c.key, buf, result),
+            // The worker submits no owned-buffer receives or sends: such a completion names
+            // nothing of ours.
+            Outcome::Received { .. } | Outcome::Sent { .. } => self.stats.stale_completions += 1,
+            Outcome::Closed(_) => {
+                if self.forget(c.key) {
+                    self.stats.closed += 1;
+                } else {
+                    self.stats.stale_completions += 1;
+                }
+            }
+            other => debug!(worker = self.id, ?other, "unexpected completion"),
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.drain_deadline = Some(Instant::now() + self.cfg.drain_timeout);
+        self.accept_retry = None;
+        match self.accept_op {
+            Some(token) => {
+                let _ = self.port.cancel(token);
+            }
+            None => self.take_backlog(),
+        }
+        // They may have sent bytes already: drain them like the others, above the limit by
+        // one each for the length of the shutdown.
+        while let Some(parked) = self.parked.pop_front() {
+            self.gate.take_anyway();
+            self.new_conn(parked);
+        }
+        let keys: Vec<u64> = self.conns.iter_mut().map(|(key, _)| key).collect();
+        let mut cancels = 0;
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let todo = conn.echo.drain();
+                cancels += usize::from(todo.cancel_recv);
+                self.apply(key, todo);
+            }
+        }
+        info!(
+            worker = self.id,
+            connections = self.conns.len(),
+            idle = cancels,
+            "shutting down: echoing what was received, then closing"
+        );
+    }
+
+    fn force_all(&mut self) {
+        self.forced = true;
+        if self.conns.is_empty() {
+            return;
+        }
+        warn!(
+            worker = self.id,
+            connections = self.conns.len(),
+            "drain timeout: closing the connections that are still busy"
+        );
+        let keys: Vec<u64> = self.conns.iter_mut().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.echo.is_closing() {
+                    self.stats.forced_closes += 1;
+                    let todo = conn.echo.force();
+                    self.apply(key, todo);
+                }
+            }
+        }
+    }
+}
+
+/// What the worker's unit tests (here and in the sibling modules) build on.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::*;
+    use crate::completion::POOL_BUFFERS;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+
+    pub(in crate::completion) fn pair() -> (OwnedFd, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (s.into(), c)
+    }
+
+    /// A worker of `cfg` with a buffer pool, alone at a gate of 10 connections.
+    pub(in crate::completion) fn worker(cfg: &ServeConfig) -> Worker<'_> {
+        let mut port = Port::new(&cfg.port_config).unwrap();
+        port.provide_buffers(POOL_BUFFERS, pool_buffer_size(cfg))
+            .unwrap();
+        let shared = Shared {
+            gate: Arc::new(Gate::new(10, 1)),
+            per_ip: Arc::new(PerIp::new(0)),
+            live: Arc::new(Mutex::new(vec![Snapshot::default()])),
+        };
+        Worker::new(0, cfg, port, None, shared)
+    }
+
+    pub(in crate::completion) fn only_key(w: &mut Worker<'_>) -> u64 {
+        let keys: Vec<u64> = w.conns.iter_mut().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), 1);
+        keys[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{only_key, pair, worker};
+    use super::*;
+    use crate::echo::Waiting;
+    use crate::ServeConfig;
+    use ringport_port::{BackendChoice, PortConfig};
+    use std::io::{Read, Write};
+
+    /// A completion that names a slot's old generation (the connection it belonged to is gone
+    /// and the slot holds a new one) is counted as stale and never reaches the new connection:
+    /// not its bytes, not its close.
+    #[test]
+    fn a_completion_for_an_old_generation_is_dropped_counted_and_never_applied() {
+        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+            let cfg = ServeConfig {
+                port_config: PortConfig {
+                    backend,
+                    ..PortConfig::default()
+                },
+                ..ServeConfig::default()
+            };
+            let mut w = worker(&cfg);
+
+            let (fd, _old_client) = pair();
+            assert!(w.gate.reserve(0));
+            w.new_conn(Accepted { fd, peer: None });
+            let old = only_key(&mut w);
+            // The slot is freed (as after its close's completion) and taken by a new connection.
+            assert!(w.forget(old));
+            let (fd, mut client) = pair();
+            assert!(w.gate.reserve(0));
+            w.new_conn(Accepted { fd, peer: None });
+            let new = only_key(&mut w);
+            assert_eq!(old & 0xffff_ffff, new & 0xffff_ffff, "the slot was reused");
+            assert_ne!(old, new, "with a new generation");
+
+            let stale = |outcome| Completion { key: old, outcome };
+            w.on_completion(stale(Outcome::Received {
+                buf: b"stale".to_vec(),
+                result: Ok(5),
+            }));
+            w.on_completion(stale(Outcome::Sent {
+                buf: b"stale".to_vec(),
+                at: 0,
+                result: Ok(5),
+            }));
+            w.on_completion(stale(Outcome::Closed(Ok(()))));
+            assert_eq!(w.stats.stale_completions, 3, "{backend}");
+            assert_eq!(
+                (w.stats.bytes_in, w.stats.bytes_out, w.stats.closed),
+                (0, 0, 0)
+            );
+            let conn = w
+                .conns
+                .get_mut(new)
+                .expect("the new connection is untouched");
+            assert_eq!(conn.echo.waiting(), Waiting::PeerData);
+            assert!(conn.recv_op.is_some(), "its own receive is still in flight");
+
+            // And it echoes its own bytes.
+            client.write_all(b"fresh").unwrap();
+            let mut done = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while w.stats.bytes_out < 5 {
+                assert!(Instant::now() < deadline, "no echo on {backend}");
+                w.port
+                    .wait(&mut done, Some(Duration::from_millis(50)))
+                    .unwrap();
+                for c in done.drain(..) {
+                    w.on_completion(c);
+                }
+            }
+            let mut back = [0u8; 5];
+            client.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"fresh");
+            assert_eq!(w.stats.stale_completions, 3);
+        }
+    }
+}
