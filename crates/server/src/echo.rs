@@ -379,8 +379,9 @@ pub struct Todo<B> {
     pub cancel_recv: bool,
     /// Cancel the send in flight (forced close).
     pub cancel_send: bool,
-    /// Send this buffer from this offset (it comes back with the send's completion).
-    pub send: Option<(B, usize)>,
+    /// Send these buffers, the first from this offset, in one operation (they come back with
+    /// the send's completion, in the same vector, for [`MultiEcho::on_send`]).
+    pub send: Option<(Vec<B>, usize)>,
     /// Start a receive.
     pub recv: Option<RecvMode>,
     /// Nothing is in flight any more: give back [`MultiEcho::take_queued`] and close.
@@ -433,7 +434,13 @@ enum RecvState {
 ///   the connection closes once both completions are in.
 #[derive(Debug)]
 pub struct MultiEcho<B> {
-    queue: std::collections::VecDeque<(B, usize)>,
+    /// Received chunks waiting for their echo, in order, with their lengths. The first
+    /// `in_flight` are in the send in flight: their buffers are out, in the operation.
+    queue: std::collections::VecDeque<(Option<B>, usize)>,
+    in_flight: usize,
+    /// The vector the buffers of a send travel in, kept from send to send (`None` while a send
+    /// is in flight): no allocation per message.
+    spare: Option<Vec<B>>,
     /// Where the front chunk's echo resumes.
     at: usize,
     /// Bytes received and not yet echoed (queued and in flight).
@@ -442,8 +449,6 @@ pub struct MultiEcho<B> {
     max_chunks: usize,
     recv: RecvState,
     sending: bool,
-    /// The length of the chunk being sent (its buffer is out, in the send).
-    sending_len: usize,
     /// No more bytes will be read (FIN, or a draining receive found nothing).
     read_done: bool,
     starved: bool,
@@ -452,26 +457,30 @@ pub struct MultiEcho<B> {
     closing: bool,
 }
 
+/// The most chunks one send carries (the port's limit for a gathered send).
+const SEND_BUFS_MAX: usize = ringport_port::op::SEND_BUFS_MAX;
+
 impl<B> MultiEcho<B> {
     /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
     /// echo (both at least 1), and its first step (a receive).
     pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
         let mut echo = MultiEcho {
             queue: std::collections::VecDeque::new(),
+            in_flight: 0,
+            spare: Some(Vec::new()),
             at: 0,
             pending: 0,
             limit: limit.max(1),
             max_chunks: max_chunks.max(1),
             recv: RecvState::Off,
             sending: false,
-            sending_len: 0,
             read_done: false,
             starved: false,
             draining,
             forced: false,
             closing: false,
         };
-        let todo = echo.next();
+        let todo = echo.next(true);
         (echo, todo)
     }
 
@@ -486,9 +495,9 @@ impl<B> MultiEcho<B> {
         self.limit.saturating_sub(self.pending).max(1)
     }
 
-    /// Buffers held: queued, and the one being sent.
+    /// Buffers held: queued, and those being sent.
     pub fn held(&self) -> usize {
-        self.queue.len() + usize::from(self.sending)
+        self.queue.len()
     }
 
     /// The close was asked for.
@@ -505,7 +514,7 @@ impl<B> MultiEcho<B> {
     pub fn waiting(&self) -> Waiting {
         if self.closing || self.forced {
             Waiting::Nothing
-        } else if self.sending || !self.queue.is_empty() {
+        } else if !self.queue.is_empty() {
             Waiting::PeerReading
         } else if self.recv == RecvState::On(RecvMode::Multi)
             || self.recv == RecvState::On(RecvMode::Once { nowait: false })
@@ -516,19 +525,21 @@ impl<B> MultiEcho<B> {
         }
     }
 
-    /// The queued buffers, for the caller to give back when it closes.
+    /// The queued buffers (not those in a send in flight, which come back with its
+    /// completion), for the caller to give back when it closes.
     pub fn take_queued(&mut self) -> impl Iterator<Item = B> + '_ {
         self.pending = 0;
         self.at = 0;
-        self.queue.drain(..).map(|(b, _)| b)
+        let skip = self.in_flight;
+        self.queue.drain(skip..).filter_map(|(b, _)| b)
     }
 
     fn over_bounds(&self) -> bool {
         self.pending >= self.limit || self.held() >= self.max_chunks
     }
 
-    /// Decides what to start or stop now.
-    fn next(&mut self) -> Todo<B> {
+    /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
+    fn next(&mut self, send: bool) -> Todo<B> {
         let mut todo = Todo::default();
         if self.closing {
             return todo;
@@ -544,12 +555,15 @@ impl<B> MultiEcho<B> {
             }
             return todo;
         }
-        if !self.sending {
-            if let Some((buf, len)) = self.queue.pop_front() {
-                self.sending = true;
-                self.sending_len = len;
-                todo.send = Some((buf, self.at));
+        if send && !self.sending && !self.queue.is_empty() {
+            // Everything queued goes in one send (a gathered write): few large operations.
+            let mut bufs = self.spare.take().unwrap_or_default();
+            for (buf, _) in self.queue.iter_mut().take(SEND_BUFS_MAX) {
+                bufs.extend(buf.take());
             }
+            self.in_flight = bufs.len();
+            self.sending = true;
+            todo.send = Some((bufs, self.at));
         }
         match self.recv {
             RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
@@ -580,7 +594,7 @@ impl<B> MultiEcho<B> {
 
     /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
     /// the chunk of [`Arrived::Data`]; `None` when the caller appended it to
-    /// [`last_queued`](Self::last_queued).
+    /// [`last_queued`](Self::last_queued). A chunk is not sent before [`flush`](Self::flush).
     pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
         if !more {
             self.recv = RecvState::Off;
@@ -588,15 +602,15 @@ impl<B> MultiEcho<B> {
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
-                self.queue.push_back((buf, n));
+                self.queue.push_back((Some(buf), n));
             }
             (Arrived::Data(n), None) => match self.queue.back_mut() {
                 // Appended by the caller to the last queued chunk (see `last_queued`).
-                Some((_, len)) => {
+                Some((Some(_), len)) => {
                     *len += n;
                     self.pending += n;
                 }
-                None => debug_assert!(false, "data without a buffer"),
+                _ => debug_assert!(false, "data without a buffer"),
             },
             (Arrived::Eof, _) => self.read_done = true,
             (Arrived::WouldBlock, _) if self.draining => self.read_done = true,
@@ -604,55 +618,90 @@ impl<B> MultiEcho<B> {
             (Arrived::NoBuffers, _) => self.starved = true,
             (Arrived::Failed, _) => self.forced = true,
         }
-        self.next()
+        // Chunks wait for [`flush`](Self::flush): the caller takes in every completion of a
+        // batch first, so that what arrived together leaves in one send.
+        let data = matches!(arrived, Arrived::Data(_));
+        self.next(!data)
     }
 
-    /// The last chunk waiting for its echo (not the one being sent), which the caller may
-    /// append a new chunk's bytes to, then report [`Arrived::Data`] without a buffer: many
-    /// small chunks then hold few buffers.
+    /// Starts the send of what is queued, if no send is in flight: called once the caller
+    /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
+    pub fn flush(&mut self) -> Todo<B> {
+        self.next(true)
+    }
+
+    /// The last chunk waiting for its echo (not one being sent), which the caller may append
+    /// a new chunk's bytes to, then report [`Arrived::Data`] without a buffer: many small
+    /// chunks then hold few buffers.
     pub fn last_queued(&mut self) -> Option<&mut B> {
-        self.queue.back_mut().map(|(b, _)| b)
+        self.queue.back_mut().and_then(|(b, _)| b.as_mut())
     }
 
     /// Pool buffers are free again: a starved connection receives again.
     pub fn resume(&mut self) -> Todo<B> {
         self.starved = false;
-        self.next()
+        self.next(true)
     }
 
-    /// A send of `buf` (started at the offset [`Todo::send`] gave) finished. Returns what to do
-    /// next, and the buffer when its echo is complete (or the connection is closing), to give
-    /// back to the pool.
-    pub fn on_send(&mut self, result: SendResult, buf: B) -> (Todo<B>, Option<B>) {
+    /// A send of `bufs` (as [`Todo::send`] gave them) finished. Buffers whose echo is
+    /// complete (all of them when the connection is being forced closed) go to `done`, for the
+    /// caller to give back to the pool; the rest wait for the next send. Returns what to do
+    /// next.
+    pub fn on_send(
+        &mut self,
+        result: SendResult,
+        mut bufs: Vec<B>,
+        mut done: impl FnMut(B),
+    ) -> Todo<B> {
         debug_assert!(self.sending);
         self.sending = false;
-        let done = match result {
+        let sent = self.in_flight.min(bufs.len());
+        self.in_flight = 0;
+        match result {
             SendResult::Sent(n) if n > 0 && !self.forced => {
-                self.at += n;
                 self.pending = self.pending.saturating_sub(n);
-                let len = self.sending_len;
-                if self.at < len {
-                    // Partial: the rest goes first next time.
-                    self.queue.push_front((buf, len));
-                    None
-                } else {
-                    self.at = 0;
-                    Some(buf)
+                let mut left = n;
+                let mut partial = false;
+                let mut i = 0;
+                for buf in bufs.drain(..) {
+                    if !partial {
+                        let rest = self.queue[0].1 - self.at;
+                        if left >= rest {
+                            left -= rest;
+                            self.at = 0;
+                            self.queue.pop_front();
+                            done(buf);
+                            continue;
+                        }
+                        // Partial: this chunk, from here, and the ones after it go first
+                        // next time.
+                        self.at += left;
+                        partial = true;
+                    }
+                    self.queue[i].0 = Some(buf);
+                    i += 1;
                 }
             }
             SendResult::Sent(_) | SendResult::Failed => {
                 self.forced = true;
-                Some(buf)
+                for buf in bufs.drain(..) {
+                    done(buf);
+                }
+                for _ in 0..sent {
+                    self.queue.pop_front();
+                }
+                self.at = 0;
             }
-        };
-        (self.next(), done)
+        }
+        self.spare = Some(bufs);
+        self.next(true)
     }
 
     /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
     /// wait follow), what is queued is echoed.
     pub fn drain(&mut self) -> Todo<B> {
         self.draining = true;
-        self.next()
+        self.next(true)
     }
 
     /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
@@ -660,7 +709,7 @@ impl<B> MultiEcho<B> {
     pub fn force(&mut self) -> Todo<B> {
         self.draining = true;
         self.forced = true;
-        let mut todo = self.next();
+        let mut todo = self.next(true);
         if self.sending {
             todo.cancel_send = true;
         }
@@ -675,8 +724,21 @@ mod multi_tests {
     /// Buffers are named by a number in these tests.
     type E = MultiEcho<u32>;
 
+    /// A chunk arrives and the batch ends (the caller flushes).
     fn data(e: &mut E, buf: u32, n: usize) -> Todo<u32> {
-        e.on_recv(Arrived::Data(n), Some(buf), true)
+        let todo = e.on_recv(Arrived::Data(n), Some(buf), true);
+        let flushed = e.flush();
+        Todo {
+            send: flushed.send,
+            ..todo
+        }
+    }
+
+    /// Completes the send of `bufs`; returns what to do next and the buffers done with.
+    fn sent(e: &mut E, result: SendResult, bufs: Vec<u32>) -> (Todo<u32>, Vec<u32>) {
+        let mut done = Vec::new();
+        let todo = e.on_send(result, bufs, |b| done.push(b));
+        (todo, done)
     }
 
     #[test]
@@ -688,34 +750,57 @@ mod multi_tests {
     }
 
     #[test]
-    fn chunks_are_echoed_in_order_one_send_at_a_time_while_receiving_goes_on() {
+    fn chunks_are_echoed_in_order_everything_queued_in_one_send_while_receiving_goes_on() {
         let (mut e, _) = E::start(false, 100, 8);
         let todo = data(&mut e, 1, 5);
-        assert_eq!(todo.send, Some((1, 0)));
+        assert_eq!(todo.send, Some((vec![1], 0)));
         assert_eq!(todo.recv, None, "the multishot receive is still armed");
         assert_eq!(e.waiting(), Waiting::PeerReading);
         let todo = data(&mut e, 2, 3);
         assert_eq!(todo, Todo::default(), "queued behind the send in flight");
-        assert_eq!((e.pending(), e.held()), (8, 2));
-        let (todo, done) = e.on_send(SendResult::Sent(5), 1);
-        assert_eq!(done, Some(1), "an echoed buffer goes back to the pool");
-        assert_eq!(todo.send, Some((2, 0)));
-        let (todo, done) = e.on_send(SendResult::Sent(3), 2);
-        assert_eq!((todo, done), (Todo::default(), Some(2)));
+        data(&mut e, 3, 4);
+        assert_eq!((e.pending(), e.held()), (12, 3));
+        let (todo, done) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!(done, vec![1], "an echoed buffer goes back to the pool");
+        assert_eq!(
+            todo.send,
+            Some((vec![2, 3], 0)),
+            "both queued chunks in one send"
+        );
+        let (todo, done) = sent(&mut e, SendResult::Sent(7), vec![2, 3]);
+        assert_eq!((todo, done), (Todo::default(), vec![2, 3]));
         assert_eq!((e.pending(), e.held()), (0, 0));
         assert_eq!(e.waiting(), Waiting::PeerData);
     }
 
     #[test]
-    fn partial_sends_continue_where_they_stopped() {
+    fn chunks_of_one_batch_leave_in_one_send() {
+        let (mut e, _) = E::start(false, 100, 8);
+        for (buf, n) in [(1, 10), (2, 10), (3, 4)] {
+            assert_eq!(
+                e.on_recv(Arrived::Data(n), Some(buf), true),
+                Todo::default()
+            );
+        }
+        assert_eq!(e.flush().send, Some((vec![1, 2, 3], 0)));
+        assert_eq!(e.flush(), Todo::default(), "one send in flight at a time");
+    }
+
+    #[test]
+    fn partial_sends_continue_where_they_stopped_across_chunks() {
         let (mut e, _) = E::start(false, 100, 8);
         data(&mut e, 1, 10);
         data(&mut e, 2, 4);
-        let (todo, done) = e.on_send(SendResult::Sent(3), 1);
-        assert_eq!((todo.send, done), (Some((1, 3)), None));
-        let (todo, done) = e.on_send(SendResult::Sent(7), 1);
-        assert_eq!((todo.send, done), (Some((2, 0)), Some(1)));
-        assert_eq!(e.pending(), 4);
+        data(&mut e, 3, 6);
+        let (todo, done) = sent(&mut e, SendResult::Sent(3), vec![1]);
+        assert_eq!((todo.send, done), (Some((vec![1, 2, 3], 3)), vec![]));
+        // 7 finish chunk 1, 2 of chunk 2's 4.
+        let (todo, done) = sent(&mut e, SendResult::Sent(9), vec![1, 2, 3]);
+        assert_eq!((todo.send, done), (Some((vec![2, 3], 2)), vec![1]));
+        assert_eq!(e.pending(), 8);
+        let (todo, done) = sent(&mut e, SendResult::Sent(8), vec![2, 3]);
+        assert_eq!((todo.send, done), (None, vec![2, 3]));
+        assert_eq!((e.pending(), e.held()), (0, 0));
     }
 
     #[test]
@@ -729,17 +814,17 @@ mod multi_tests {
         assert!(!todo.cancel_recv, "cancelled once");
         assert_eq!(e.on_recv(Arrived::Cancelled, None, false).recv, None);
         assert_eq!(e.pending(), 16);
-        let (todo, _) = e.on_send(SendResult::Sent(6), 1);
+        let (todo, _) = sent(&mut e, SendResult::Sent(6), vec![1]);
         assert_eq!(
             (todo.send, todo.recv),
-            (Some((2, 0)), None),
+            (Some((vec![2, 3], 0)), None),
             "10 left: still over"
         );
-        let (todo, _) = e.on_send(SendResult::Sent(6), 2);
+        let (todo, _) = sent(&mut e, SendResult::Sent(8), vec![2, 3]);
         assert_eq!(
             (todo.send, todo.recv),
-            (Some((3, 0)), Some(RecvMode::Multi)),
-            "4 left, under half the bound: receive again"
+            (Some((vec![3], 2)), Some(RecvMode::Multi)),
+            "2 left, under half the bound: receive again"
         );
     }
 
@@ -750,6 +835,25 @@ mod multi_tests {
         data(&mut e, 2, 1);
         let todo = data(&mut e, 3, 1);
         assert!(todo.cancel_recv, "three buffers held");
+    }
+
+    #[test]
+    fn only_chunks_not_in_flight_can_be_appended_to() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        assert_eq!(e.last_queued(), None, "chunk 1 is being sent");
+        data(&mut e, 2, 5);
+        assert_eq!(e.last_queued(), Some(&mut 2));
+        assert_eq!(e.on_recv(Arrived::Data(3), None, true), Todo::default());
+        assert_eq!(e.pending(), 13);
+        let (todo, _) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!(todo.send, Some((vec![2], 0)));
+        let (_, done) = sent(&mut e, SendResult::Sent(8), vec![2]);
+        assert_eq!(
+            done,
+            vec![2],
+            "the appended bytes were echoed with their chunk"
+        );
     }
 
     #[test]
@@ -773,10 +877,10 @@ mod multi_tests {
         data(&mut e, 1, 5);
         data(&mut e, 2, 5);
         assert_eq!(e.on_recv(Arrived::Eof, None, false), Todo::default());
-        let (todo, _) = e.on_send(SendResult::Sent(5), 1);
-        assert_eq!((todo.send, todo.close), (Some((2, 0)), false));
-        let (todo, done) = e.on_send(SendResult::Sent(5), 2);
-        assert_eq!((todo.close, done), (true, Some(2)));
+        let (todo, _) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!((todo.send, todo.close), (Some((vec![2], 0)), false));
+        let (todo, done) = sent(&mut e, SendResult::Sent(5), vec![2]);
+        assert_eq!((todo.close, done), (true, vec![2]));
         assert!(e.is_closing());
     }
 
@@ -788,12 +892,13 @@ mod multi_tests {
         let todo = e.on_recv(Arrived::Cancelled, None, false);
         assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
         let todo = e.on_recv(Arrived::Data(7), Some(1), false);
-        assert_eq!(todo.send, Some((1, 0)));
+        assert_eq!(todo.send, None, "sent at the flush");
         assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        assert_eq!(e.flush().send, Some((vec![1], 0)));
         let todo = e.on_recv(Arrived::WouldBlock, None, false);
         assert!(!todo.close, "the echo is still in flight");
-        let (todo, done) = e.on_send(SendResult::Sent(7), 1);
-        assert_eq!((todo.close, done), (true, Some(1)));
+        let (todo, done) = sent(&mut e, SendResult::Sent(7), vec![1]);
+        assert_eq!((todo.close, done), (true, vec![1]));
     }
 
     #[test]
@@ -812,10 +917,22 @@ mod multi_tests {
         assert!(todo.cancel_recv && todo.cancel_send);
         assert!(!todo.close);
         assert_eq!(e.on_recv(Arrived::Cancelled, None, false), Todo::default());
-        let (todo, done) = e.on_send(SendResult::Failed, 1);
-        assert_eq!((todo.close, done), (true, Some(1)));
+        let (todo, done) = sent(&mut e, SendResult::Failed, vec![1]);
+        assert_eq!((todo.close, done), (true, vec![1]));
         assert_eq!(e.take_queued().collect::<Vec<_>>(), vec![2], "for the pool");
         assert_eq!(e.force(), Todo::default(), "nothing left once closing");
+    }
+
+    #[test]
+    fn a_close_while_a_send_is_in_flight_leaves_its_buffers_to_its_completion() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        assert_eq!(
+            e.take_queued().collect::<Vec<_>>(),
+            vec![2],
+            "chunk 1 is in the send"
+        );
     }
 
     #[test]
@@ -824,29 +941,9 @@ mod multi_tests {
         assert!(e.on_recv(Arrived::Failed, None, false).close);
         let (mut e, _) = E::start(false, 100, 8);
         data(&mut e, 1, 5);
-        let (todo, done) = e.on_send(SendResult::Sent(0), 1);
+        let (todo, done) = sent(&mut e, SendResult::Sent(0), vec![1]);
         assert!(todo.cancel_recv, "the receive still armed is cancelled");
-        assert_eq!(done, Some(1));
+        assert_eq!(done, vec![1]);
         assert!(e.on_recv(Arrived::Cancelled, None, false).close);
-    }
-}
-
-#[cfg(test)]
-mod merge_tests {
-    use super::*;
-
-    #[test]
-    fn a_chunk_appended_to_the_last_queued_one_counts_without_a_buffer() {
-        let (mut e, _) = MultiEcho::<u32>::start(false, 100, 8);
-        e.on_recv(Arrived::Data(5), Some(1), true); // being sent
-        e.on_recv(Arrived::Data(3), Some(2), true); // queued
-        assert_eq!(e.last_queued(), Some(&mut 2));
-        let todo = e.on_recv(Arrived::Data(4), None, true); // appended to 2
-        assert_eq!(todo, Todo::default());
-        assert_eq!((e.pending(), e.held()), (12, 2));
-        let (todo, _) = e.on_send(SendResult::Sent(5), 1);
-        assert_eq!(todo.send, Some((2, 0)));
-        let (todo, done) = e.on_send(SendResult::Sent(7), 2);
-        assert_eq!((todo.send, done, e.pending()), (None, Some(2), 0));
     }
 }

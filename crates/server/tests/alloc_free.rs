@@ -1,5 +1,6 @@
-//! The completion model allocates nothing per message: after warm-up, thousands of round trips
-//! on several connections (receives into the pool's buffers, echoes sent from them, buffers given
+//! The completion model allocates nothing per message, small or large: after warm-up, thousands
+//! of round trips of 64 bytes and hundreds of 64 KiB (many pool buffers per message, received
+//! as bundles and sent in gathered sends) on several connections (receives into the pool's buffers, echoes sent from them, buffers given
 //! back, completions reaped in batches) make no heap allocation in any thread, on either backend.
 //!
 //! The server runs in this process, with a counting global allocator
@@ -19,13 +20,11 @@ use ringport_server::{ServeConfig, Shutdown};
 static COUNTER: CountingAlloc = CountingAlloc::new();
 
 const CONNECTIONS: usize = 8;
-const WARMUP: usize = 500;
 /// Past the worker's first tick (at most a second), whose one-time set-up is not per message.
 const WARMUP_TIME: Duration = Duration::from_millis(1_300);
-const MEASURED: usize = 4_000;
 
-/// Round trips of 64 bytes on every connection at once (so completions come in batches).
-fn round_trips(conns: &mut [TcpStream], rounds: usize, msg: &mut [u8; 64], back: &mut [u8; 64]) {
+/// Round trips of `msg` on every connection at once (so completions come in batches).
+fn round_trips(conns: &mut [TcpStream], rounds: usize, msg: &mut [u8], back: &mut [u8]) {
     for round in 0..rounds {
         msg[0] = round as u8;
         for c in conns.iter_mut() {
@@ -38,7 +37,14 @@ fn round_trips(conns: &mut [TcpStream], rounds: usize, msg: &mut [u8; 64], back:
     }
 }
 
-fn allocations_during_round_trips(backend: BackendChoice) -> u64 {
+/// Allocations while `measured` round trips of `size` bytes run on every connection, after
+/// `warmup` of them (and at least [`WARMUP_TIME`]).
+fn allocations_during_round_trips(
+    backend: BackendChoice,
+    size: usize,
+    warmup: usize,
+    measured: usize,
+) -> u64 {
     let cfg = ServeConfig {
         port: 0,
         workers: 1,
@@ -60,43 +66,45 @@ fn allocations_during_round_trips(backend: BackendChoice) -> u64 {
             c
         })
         .collect();
-    let mut msg = [7u8; 64];
-    let mut back = [0u8; 64];
+    let mut msg: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; size];
     let t0 = std::time::Instant::now();
     let mut warm = 0;
-    while warm < WARMUP || t0.elapsed() < WARMUP_TIME {
-        round_trips(&mut conns, 100, &mut msg, &mut back);
-        warm += 100;
+    while warm < warmup || t0.elapsed() < WARMUP_TIME {
+        round_trips(&mut conns, 10, &mut msg, &mut back);
+        warm += 10;
     }
     let before = COUNTER.allocations();
-    round_trips(&mut conns, MEASURED, &mut msg, &mut back);
+    round_trips(&mut conns, measured, &mut msg, &mut back);
     let during = COUNTER.allocations() - before;
     drop(conns);
     shutdown.trigger();
     let summary = running.wait().expect("a clean shutdown");
     let total = summary.total();
     assert!(
-        total.bytes_out >= (CONNECTIONS * (warm + MEASURED) * 64) as u64,
+        total.bytes_out >= (CONNECTIONS * (warm + measured) * size) as u64,
         "{total:?}"
     );
     eprintln!(
-        "{backend}: {during} allocations in {} round trips",
-        CONNECTIONS * MEASURED
+        "{backend}: {during} allocations in {} round trips of {size} bytes",
+        CONNECTIONS * measured
     );
     during
 }
 
 #[test]
-fn the_completion_model_allocates_nothing_per_message_on_either_backend() {
+fn the_completion_model_allocates_nothing_per_message_of_any_size_on_either_backend() {
     let before = COUNTER.allocations();
     std::hint::black_box(vec![1u8; 10]);
     assert!(COUNTER.allocations() > before, "the counter is installed");
 
     for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
-        assert_eq!(
-            allocations_during_round_trips(backend),
-            0,
-            "allocations on the hot path on {backend}"
-        );
+        for (size, warmup, measured) in [(64, 500, 4_000), (65_536, 50, 300)] {
+            assert_eq!(
+                allocations_during_round_trips(backend, size, warmup, measured),
+                0,
+                "allocations on the hot path on {backend} at {size} bytes"
+            );
+        }
     }
 }

@@ -590,6 +590,18 @@ impl UringDriver {
                     buf.len() - at,
                 )
             }
+            Op::SendBufs { fd, bufs, at } if bufs.len() == 1 => {
+                // One buffer: a plain send, lighter than a message.
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let at = (*at).min(bufs[0].len());
+                send_entry(
+                    fd.as_raw_fd(),
+                    pool.ptr(bufs[0].id()).wrapping_add(at),
+                    bufs[0].len() - at,
+                )
+            }
             Op::SendBufs { fd, bufs, at } => {
                 let (Some(pool), Some(msg)) = (pool, inflight.msg.as_mut()) else {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));

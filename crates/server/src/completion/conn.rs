@@ -28,9 +28,27 @@ pub(super) struct Conn {
     /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
     /// the worker's clock.
     pub(super) last_ms: u64,
+    /// Chunks arrived in this batch of completions: the connection is in the worker's
+    /// `unflushed` list, to send them once the batch is in.
+    pub(super) unflushed: bool,
 }
 
 impl Worker<'_> {
+    /// Sends what arrived in the batch of completions just taken in, one send per connection
+    /// (see [`MultiEcho::flush`]).
+    pub(super) fn flush(&mut self) {
+        let mut keys = std::mem::take(&mut self.unflushed);
+        for key in keys.drain(..) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.unflushed = false;
+            let todo = conn.echo.flush();
+            self.apply(key, todo);
+        }
+        self.unflushed = keys;
+    }
+
     /// Resumes starved connections while the pool has buffers to spare.
     pub(super) fn resume_starved(&mut self) {
         while !self.starved.is_empty() && self.port.buffers_available() > self.max_chunks {
@@ -71,6 +89,7 @@ impl Worker<'_> {
             send_op: None,
             peer,
             last_ms: self.now_ms,
+            unflushed: false,
         });
         debug!(worker = self.id, key, ?peer, "connection accepted");
         self.apply(key, todo);
@@ -80,8 +99,10 @@ impl Worker<'_> {
     /// receive, close, in that order.
     pub(super) fn apply(&mut self, key: u64, todo: Todo<PoolBuf>) {
         let Some(conn) = self.conns.get_mut(key) else {
-            if let Some((buf, _)) = todo.send {
-                self.port.give_back(buf);
+            if let Some((bufs, _)) = todo.send {
+                for buf in bufs {
+                    self.port.give_back(buf);
+                }
             }
             return;
         };
@@ -97,11 +118,11 @@ impl Worker<'_> {
         }
         let fd = conn.fd.clone();
         let mut ops: [Option<Op>; 2] = [None, None];
-        if let Some((buf, at)) = todo.send {
+        if let Some((bufs, at)) = todo.send {
             let fd = fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
-            ops[0] = Some(Op::SendBuf { fd, buf, at });
+            ops[0] = Some(Op::SendBufs { fd, bufs, at });
         }
         if let Some(mode) = todo.recv {
             let fd = fd
@@ -117,7 +138,7 @@ impl Worker<'_> {
         }
         drop(fd);
         for op in ops.into_iter().flatten() {
-            let is_send = matches!(op, Op::SendBuf { .. });
+            let is_send = matches!(op, Op::SendBufs { .. });
             match self.port.submit(key, op) {
                 Ok(token) => {
                     if let Some(conn) = self.conns.get_mut(key) {
@@ -234,16 +255,22 @@ impl Worker<'_> {
             }
         }
         let todo = conn.echo.on_recv(arrived, buf, more);
+        if matches!(arrived, Arrived::Data(_)) && !conn.unflushed {
+            conn.unflushed = true;
+            self.unflushed.push(key);
+        }
         if arrived == Arrived::NoBuffers && conn.echo.is_starved() {
             self.starved.push_back(key);
         }
         self.apply(key, todo);
     }
 
-    pub(super) fn on_send(&mut self, key: u64, buf: PoolBuf, result: io::Result<usize>) {
+    pub(super) fn on_send(&mut self, key: u64, bufs: Vec<PoolBuf>, result: io::Result<usize>) {
         let Some(conn) = self.conns.get_mut(key) else {
             self.stats.stale_completions += 1;
-            self.port.give_back(buf);
+            for buf in bufs {
+                self.port.give_back(buf);
+            }
             return;
         };
         conn.send_op = None;
@@ -263,10 +290,8 @@ impl Worker<'_> {
                 SendResult::Failed
             }
         };
-        let (todo, done) = conn.echo.on_send(r, buf);
-        if let Some(buf) = done {
-            self.port.give_back(buf);
-        }
+        let port = &mut self.port;
+        let todo = conn.echo.on_send(r, bufs, |buf| port.give_back(buf));
         self.apply(key, todo);
     }
 }

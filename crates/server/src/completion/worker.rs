@@ -35,6 +35,8 @@ pub(super) struct Worker<'a> {
     pub(super) conns: Slots<Conn>,
     /// Connections whose receive ended for want of pool buffers, to resume as buffers return.
     pub(super) starved: VecDeque<u64>,
+    /// Connections with chunks that arrived in the batch being taken in (see `flush`).
+    pub(super) unflushed: Vec<u64>,
     /// Most buffers a connection may hold queued for its echo.
     pub(super) max_chunks: usize,
     /// Multishot accept is in use (false after the kernel refused it).
@@ -79,6 +81,7 @@ impl<'a> Worker<'a> {
             accept_policy: AcceptPolicy::new(Some(id)),
             conns: Slots::default(),
             starved: VecDeque::new(),
+            unflushed: Vec::new(),
             max_chunks: cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1),
             multi_accept: true,
             draining: false,
@@ -99,6 +102,16 @@ impl<'a> Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// Takes in one batch of completions: each applied in turn, then what arrived is sent
+    /// (one send per connection) and starved connections resume.
+    pub(super) fn take_in(&mut self, done: &mut Vec<Completion>) {
+        for c in done.drain(..) {
+            self.on_completion(c);
+        }
+        self.flush();
+        self.resume_starved();
+    }
+
     pub(super) fn run(mut self) -> WorkerStats {
         self.submit_accept();
         let mut done: Vec<Completion> = Vec::with_capacity(512);
@@ -140,10 +153,7 @@ impl Worker<'_> {
                 );
                 break;
             }
-            for c in done.drain(..) {
-                self.on_completion(c);
-            }
-            self.resume_starved();
+            self.take_in(&mut done);
         }
         for parked in self.parked.drain(..) {
             self.per_ip.leave(parked.peer.map(|p| p.ip()));
@@ -199,7 +209,7 @@ impl Worker<'_> {
             Outcome::Accepted(result) => self.on_accept(result, false),
             Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
             Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
-            Outcome::SentBuf { buf, result, .. } => self.on_send(c.key, buf, result),
+            Outcome::SentBufs { bufs, result, .. } => self.on_send(c.key, bufs, result),
             // The worker submits no owned-buffer receives or sends: such a completion names
             // nothing of ours.
             Outcome::Received { .. } | Outcome::Sent { .. } => self.stats.stale_completions += 1,
@@ -378,9 +388,7 @@ mod tests {
                 w.port
                     .wait(&mut done, Some(Duration::from_millis(50)))
                     .unwrap();
-                for c in done.drain(..) {
-                    w.on_completion(c);
-                }
+                w.take_in(&mut done);
             }
             let mut back = [0u8; 5];
             client.read_exact(&mut back).unwrap();
