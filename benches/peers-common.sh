@@ -78,6 +78,14 @@ prepare_binaries() {
   [[ -z "$load" || -x "$LOAD_BIN" ]] || { echo "$ME: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
 }
 
+# The first port from $1 up on which nothing listens on 127.0.0.1 (other benchmarks may share the
+# machine: a server of theirs answering on our port would be measured in place of ours).
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+
 # Starts server $1 on port $2 pinned to CPU $3, waits until it accepts (5 s at most), and sets
 # SRV_PID; exits the script when the server does not start.
 start_server() {

@@ -110,7 +110,7 @@ for size in $SIZES; do
   for conns in $CONNS; do
     for round in $(seq 1 "$ROUNDS"); do
       for s in $SERVERS; do
-        port=$((port + 1))
+        port=$(free_port $((port + 1)))
         start_server "$s" "$port" "$SERVER_CPU"
         read -r u0 s0 < <(ticks "$SRV_PID")
         line=$(taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" \

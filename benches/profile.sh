@@ -94,7 +94,7 @@ port=$PORT_BASE
 for conns in $CONNS; do
   for round in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
-    port=$((port + 1))
+    port=$(free_port $((port + 1)))
     start_server "$s" "$port" "$SERVER_CPU"
     taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" --size "$SIZE" \
       --duration "$((DURATION + 1))" --warmup 1 --threads 1 --server-pid "$SRV_PID" \
