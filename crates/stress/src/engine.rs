@@ -53,10 +53,9 @@ use ringport_port::{Backend, Completion, Op, Outcome, PoolBuf, Port, PortConfig,
 const ENOBUFS: i32 = 105;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{
-    preflight, ConfigError, OutputTarget, Preflight, PreflightError, Stop, StressConfig, Workload,
-};
+use crate::config::{ConfigError, OutputTarget, Stop, StressConfig, Workload};
 use crate::payload::{PayloadGen, PayloadSpec};
+use crate::preflight::{preflight, Preflight, PreflightError};
 use crate::report::{write_hdr_log, StressReport};
 use crate::schedule::{connections_of_thread, Pacer, RateSchedule, ThreadSchedule};
 use crate::stats::{CpuMeter, ThreadStats};
