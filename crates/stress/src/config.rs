@@ -31,6 +31,10 @@ pub const DEFAULT_CONNECT_RATE: f64 = 10_000.0;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `--port` (the article's).
 pub const DEFAULT_PORT: u16 = 3333;
+/// Default chunk size of `--stream` when `--size` is not given (64 KiB).
+pub const DEFAULT_STREAM_CHUNK: usize = 64 << 10;
+/// Default `--window` of `--stream`: bytes in flight per connection (256 KiB).
+pub const DEFAULT_WINDOW: usize = 256 << 10;
 /// Largest `--size` accepted (64 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Largest amount of payload kept in flight over all connections (1 GiB): each in-flight byte is
@@ -83,6 +87,13 @@ pub enum Workload {
         /// Messages in flight per connection at most.
         pipeline: usize,
     },
+    /// A continuous stream (`--stream`): each connection writes chunks of `--size` bytes as
+    /// fast as the window allows, with at most `window` bytes sent and not yet echoed (rounded
+    /// down to whole chunks), while reading the echo back.
+    Stream {
+        /// Bytes in flight per connection at most.
+        window: usize,
+    },
 }
 
 /// Every option of `ringport stress`, as plain data. Build it with [`StressConfig::default`] and
@@ -109,6 +120,11 @@ pub struct StressConfig {
     pub rate: Option<f64>,
     /// `--pipeline K`: messages in flight per connection (default 1).
     pub pipeline: usize,
+    /// `--stream`: each connection writes continuously (chunks of `--size`, default 64 KiB)
+    /// within its window, reading the echo back.
+    pub stream: bool,
+    /// `--window BYTES`: with `--stream`, bytes in flight per connection (default 256 KiB).
+    pub window: Option<usize>,
     /// `--warmup SECS`: load before measuring, excluded from every figure.
     pub warmup: Duration,
     /// `--threads N`: client threads (default: the number of CPUs).
@@ -142,6 +158,8 @@ impl Default for StressConfig {
             duration: None,
             rate: None,
             pipeline: 1,
+            stream: false,
+            window: None,
             warmup: Duration::ZERO,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timeout: DEFAULT_TIMEOUT,
@@ -224,13 +242,19 @@ impl StressConfig {
         if self.timeout.is_zero() {
             return bad("--timeout must be greater than 0");
         }
+        self.validate_stream()?;
         let in_flight = (self.connections as u64)
-            .saturating_mul(self.pipeline as u64)
+            .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.payload().max_len() as u64);
         if in_flight > MAX_BYTES_IN_FLIGHT {
+            let what = if self.stream {
+                "--connections x --window"
+            } else {
+                "--connections x --pipeline x message size"
+            };
             return bad(format!(
-                "--connections x --pipeline x message size = {in_flight} bytes in flight, more than \
-                 the limit of {MAX_BYTES_IN_FLIGHT}; lower one of them"
+                "{what} = {in_flight} bytes in flight, more than the limit of \
+                 {MAX_BYTES_IN_FLIGHT}; lower one of them"
             ));
         }
         if let Some(ip) = self.source_ips.iter().find(|ip| ip.is_unspecified()) {
@@ -239,11 +263,53 @@ impl StressConfig {
         Ok(())
     }
 
-    /// The payload: `--message`, `--size` (with `--seed`), or the default message.
+    /// The flags that go with `--stream`, and only with it.
+    fn validate_stream(&self) -> Result<(), ConfigError> {
+        if !self.stream {
+            if self.window.is_some() {
+                return bad("--window applies only with --stream");
+            }
+            return Ok(());
+        }
+        if self.message.is_some() {
+            return bad(
+                "--message cannot be used with --stream: a stream is random bytes in \
+                 chunks of --size",
+            );
+        }
+        if self.rate.is_some() {
+            return bad(
+                "--rate cannot be used with --stream: a stream writes as fast as its \
+                 --window allows",
+            );
+        }
+        if self.pipeline != 1 {
+            return bad(
+                "--pipeline does not apply to --stream: --window bounds its bytes in \
+                 flight",
+            );
+        }
+        let chunk = self.payload().max_len();
+        match self.window {
+            Some(0) => bad("--window must be at least 1 byte"),
+            Some(w) if w < chunk => bad(format!(
+                "--window {w} is smaller than one chunk of {chunk} bytes (--size): raise \
+                 --window or lower --size"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The payload: `--message`, `--size` (with `--seed`), or the default message; a stream's
+    /// chunks are random bytes, 64 KiB unless `--size` says otherwise.
     pub fn payload(&self) -> PayloadSpec {
         match (&self.message, self.size) {
             (_, Some(size)) => PayloadSpec::Random {
                 size,
+                seed: self.seed,
+            },
+            (None, None) if self.stream => PayloadSpec::Random {
+                size: DEFAULT_STREAM_CHUNK,
                 seed: self.seed,
             },
             (Some(m), None) => PayloadSpec::Text(m.clone()),
@@ -260,8 +326,13 @@ impl StressConfig {
         }
     }
 
-    /// The workload: open loop with `--rate`, closed loop otherwise.
+    /// The workload: a stream with `--stream`, open loop with `--rate`, closed loop otherwise.
     pub fn workload(&self) -> Workload {
+        if self.stream {
+            return Workload::Stream {
+                window: self.window.unwrap_or(DEFAULT_WINDOW),
+            };
+        }
         match self.rate {
             Some(rate) => Workload::Rate {
                 rate,
@@ -273,6 +344,15 @@ impl StressConfig {
         }
     }
 
+    /// Messages (a stream's chunks) in flight per connection at most: `--pipeline`, or as many
+    /// whole chunks as the stream's window holds (at least one).
+    pub fn messages_in_flight(&self) -> usize {
+        match self.workload() {
+            Workload::Stream { window } => (window / self.payload().max_len().max(1)).max(1),
+            Workload::Closed { pipeline } | Workload::Rate { pipeline, .. } => pipeline,
+        }
+    }
+
     /// Client threads actually used: never more than there are connections.
     pub fn effective_threads(&self) -> usize {
         self.threads.clamp(1, self.connections.max(1))
@@ -281,7 +361,8 @@ impl StressConfig {
     /// Whether the payload and stop condition were both left unset, the case in which the
     /// article's client asks for them on a terminal.
     pub fn is_interactive_candidate(&self) -> bool {
-        self.message.is_none()
+        !self.stream
+            && self.message.is_none()
             && self.size.is_none()
             && self.count.is_none()
             && self.duration.is_none()
@@ -446,6 +527,98 @@ mod tests {
                 ..cfg()
             },
             "--source-ip",
+        );
+    }
+
+    #[test]
+    fn stream_defaults_and_resolved_forms() {
+        let c = StressConfig {
+            stream: true,
+            ..cfg()
+        };
+        c.validate().unwrap();
+        assert_eq!(
+            c.payload(),
+            PayloadSpec::Random {
+                size: DEFAULT_STREAM_CHUNK,
+                seed: 0
+            }
+        );
+        assert_eq!(
+            c.workload(),
+            Workload::Stream {
+                window: DEFAULT_WINDOW
+            }
+        );
+        assert_eq!(c.messages_in_flight(), 4, "256 KiB of 64 KiB chunks");
+        assert!(!c.is_interactive_candidate(), "--stream alone asks nothing");
+        let odd = StressConfig {
+            size: Some(100_000),
+            window: Some(250_000),
+            ..c.clone()
+        };
+        odd.validate().unwrap();
+        assert_eq!(odd.messages_in_flight(), 2, "whole chunks only");
+        let echo = cfg();
+        assert_eq!(echo.messages_in_flight(), 1);
+    }
+
+    #[test]
+    fn stream_flags_are_checked() {
+        let stream = StressConfig {
+            stream: true,
+            ..cfg()
+        };
+        rejects(
+            StressConfig {
+                window: Some(1 << 20),
+                ..cfg()
+            },
+            "--window applies only with --stream",
+        );
+        rejects(
+            StressConfig {
+                message: Some("x".into()),
+                ..stream.clone()
+            },
+            "--message",
+        );
+        rejects(
+            StressConfig {
+                rate: Some(10.0),
+                ..stream.clone()
+            },
+            "--rate",
+        );
+        rejects(
+            StressConfig {
+                pipeline: 4,
+                ..stream.clone()
+            },
+            "--pipeline",
+        );
+        rejects(
+            StressConfig {
+                window: Some(0),
+                ..stream.clone()
+            },
+            "--window",
+        );
+        rejects(
+            StressConfig {
+                window: Some(1000),
+                size: Some(4096),
+                ..stream.clone()
+            },
+            "smaller than one chunk",
+        );
+        rejects(
+            StressConfig {
+                connections: 10_000,
+                window: Some(1 << 20),
+                ..stream
+            },
+            "--connections x --window",
         );
     }
 

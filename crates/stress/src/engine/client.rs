@@ -13,8 +13,8 @@
 //! chunk lands in a pool buffer taken only when bytes arrive, is verified and given back at once,
 //! so a few buffers per connection suffice and nothing is copied. Without a pool, each connection
 //! receives into its own buffer, one receive per chunk. Buffers are as large as what a connection
-//! may have in flight (at least 2 KiB, at most 64 KiB; at least 64 KiB for streams), so bulk bytes
-//! arrive in few, large completions.
+//! may have in flight (at least 2 KiB, at most 64 KiB; for a stream, its window, at least 64 KiB
+//! and at most 256 KiB), so bulk bytes arrive in few, large completions.
 
 use std::io::{self, Write as _};
 use std::mem;
@@ -103,9 +103,12 @@ impl<'s, 'a> Client<'s, 'a> {
     pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize]) -> Self {
         let config = shared.config;
         let max_len = shared.payload.max_len();
-        let in_flight = config.pipeline;
+        let in_flight = config.messages_in_flight();
         let batch = in_flight.saturating_mul(max_len);
-        let recv_size = batch.clamp(2048, 64 << 10);
+        let recv_size = match config.workload() {
+            Workload::Stream { .. } => batch.clamp(64 << 10, 256 << 10),
+            Workload::Closed { .. } | Workload::Rate { .. } => batch.clamp(2048, 64 << 10),
+        };
         let now = Instant::now();
         let slots = globals
             .iter()
@@ -488,6 +491,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let payload = &self.shared.payload;
         let scratch = &mut self.scratch;
         let mut last = None;
+        let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
         let result = slot.conn.received(data, now, |done| {
             let in_window =
                 done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
@@ -499,6 +503,9 @@ impl<'s, 'a> Client<'s, 'a> {
                 print_reply(payload, global, done.stamp.index, scratch);
             }
         });
+        if in_window && result.is_ok() {
+            stats.record_echoed(global, data.len());
+        }
         let mut own = own;
         own.clear();
         slot.io.recv_buf = Some(own);
