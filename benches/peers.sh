@@ -52,10 +52,10 @@
 #   FROM         run nothing: print the tables of this earlier raw results file (a file from
 #                before SIZES, without a size column, is read as SIZE, default 64)
 #
-# Cost: SIZES x CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about half a
-# second to start and stop a server: the defaults (3 x 3 x 3 x 7 = 189 runs of 6.5 s) take about
-# 21 minutes; DURATION=2 WARMUP=0.5 about 10; SIZES=65536 CONNS=10 DURATION=2 ROUNDS=3 about
-# one. The script says how long before it starts.
+# Cost: SIZES x CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about 0.3 s to
+# start and stop a server: the defaults (3 x 3 x 3 x 7 = 189 runs of 6.3 s) take about 20
+# minutes; DURATION=2 WARMUP=0.5 about 9; one row (SIZES=65536 CONNS=10 DURATION=2) about one.
+# The script says how long before it starts.
 #
 # Output: a header line (date, machine, load), then two Markdown tables with a size column,
 # rows grouped by size: ringport against each row's best peer, then every server; the raw

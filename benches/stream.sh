@@ -51,9 +51,9 @@
 #   RESULTS      raw results (TSV)                      [/tmp/ringport-stream-<time>.tsv]
 #   FROM         run nothing: print the tables of this earlier raw results file
 #
-# Cost: CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about half a second to
-# start and stop a server: the defaults (3 x 3 x 7 = 63 runs of 6.5 s) take about 7 minutes;
-# DURATION=2 WARMUP=0.5 about 3. The script says how long before it starts.
+# Cost: CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about 0.3 s to start and
+# stop a server: the defaults (3 x 3 x 7 = 63 runs of 6.3 s) take about 7 minutes; DURATION=2
+# WARMUP=0.5 about 3. The script says how long before it starts.
 #
 # Output: a header line (date, machine, load), then two Markdown tables, rows by connection
 # count: ringport against each row's best peer, then every server; the raw results file is kept
