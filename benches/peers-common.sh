@@ -1,9 +1,21 @@
-# Shared by benches/peers.sh and benches/profile.sh (sourced, not run): where the binaries are,
-# how each server is started, and the checks before a run.
+# Shared by benches/peers.sh, benches/stream.sh and benches/profile.sh (sourced, not run): where
+# the binaries are, how each server is started, and the checks before a run.
 #
-# Reads PEERS (the peers directory, default ../shared/peers), RINGPORT, RINGPORT_ARGS, SERVERS,
-# NO_BUILD, CARGO_TARGET_DIR and ME (the calling script's name, for messages); sets PEERS (made
-# absolute), RINGPORT, RINGPORT_ARGS and LOAD_BIN, and SRV_PID when a server is started.
+# Reads PEERS (the peers directory, default ../shared/peers from the repository root), RINGPORT,
+# RINGPORT_ARGS, SERVERS, NO_BUILD, CARGO_TARGET_DIR and ME (the calling script's name, for
+# messages); sets PEERS (made absolute), RINGPORT, RINGPORT_ARGS and LOAD_BIN, and SRV_PID when a
+# server is started. The calling script must already be in the repository root.
+#
+# A server in SERVERS is a label:
+#   ringport            `$RINGPORT serve` with one worker
+#   monoio, compio      monoio-echo, compio-echo with their runtime's default ring flags
+#                       (URING_FLAGS unset)
+#   NAME+FLAGS          the same peer with URING_FLAGS=FLAGS, which monoio-echo and compio-echo
+#                       read: monoio+defer, compio+defer (SINGLE_ISSUER | COOP_TASKRUN |
+#                       TASKRUN_FLAG | DEFER_TASKRUN, the flags ringport asks for), or +coop
+#   tokio               tokio-echo
+#   thread-per-client   std-threaded-echo
+#   any other NAME      the peer $PEERS/NAME/target/release/NAME (so monoio-echo etc. work too)
 
 PEERS=${PEERS:-../shared/peers}
 PEERS=$(cd "$PEERS" 2>/dev/null && pwd || echo "$PEERS")
@@ -12,25 +24,45 @@ RINGPORT_ARGS=${RINGPORT_ARGS:-}
 LOAD_BIN=$PEERS/echo-load/target/release/echo-load
 SRV_PID=""
 
-binary_for() { # server -> its executable
-  if [[ "$1" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$1/target/release/$1"; fi
+peer_of() { # label -> the peer's directory name in $PEERS (ringport for ringport)
+  case "${1%%+*}" in
+    ringport) echo ringport ;;
+    monoio) echo monoio-echo ;;
+    compio) echo compio-echo ;;
+    tokio) echo tokio-echo ;;
+    thread-per-client) echo std-threaded-echo ;;
+    *) echo "${1%%+*}" ;;
+  esac
 }
 
-command_for() { # server port -> the command line
-  if [[ "$1" == ringport ]]; then
+uring_flags_of() { # label -> URING_FLAGS for it ("" when the label has no +FLAGS)
+  if [[ "$1" == *+* ]]; then echo "${1#*+}"; fi
+}
+
+binary_for() { # server label -> its executable
+  local p; p=$(peer_of "$1")
+  if [[ "$p" == ringport ]]; then echo "$RINGPORT"; else echo "$PEERS/$p/target/release/$p"; fi
+}
+
+command_for() { # server-label port -> the command line (env sets or clears URING_FLAGS)
+  if [[ "$(peer_of "$1")" == ringport ]]; then
     # One worker, like the peers' --threads 1; no per-address cap (all load is 127.0.0.1).
     echo "$RINGPORT serve --port $2 --workers 1 --max-per-ip 0 $RINGPORT_ARGS"
+  elif [[ -n "$(uring_flags_of "$1")" ]]; then
+    echo "env URING_FLAGS=$(uring_flags_of "$1") $(binary_for "$1") --port $2 --threads 1"
   else
-    echo "$PEERS/$1/target/release/$1 --port $2 --threads 1"
+    echo "env -u URING_FLAGS $(binary_for "$1") --port $2 --threads 1"
   fi
 }
 
 # Builds ringport and the peers in SERVERS and echo-load (unless NO_BUILD is set; a peer that
-# is already built is kept), then checks that every binary is there.
+# is already built is kept), then checks that every binary is there. With --no-load, echo-load
+# is neither built nor needed (stream.sh drives the load with `ringport stress`).
 prepare_binaries() {
-  local s
+  local s load=echo-load
+  [[ "${1:-}" == --no-load ]] && load=""
   if [[ -z "${NO_BUILD:-}" ]]; then
-    for s in $SERVERS echo-load; do
+    for s in $(for s in $SERVERS; do peer_of "$s"; done | awk '!seen[$0]++') $load; do
       if [[ "$s" == ringport ]]; then
         echo "building ringport (release)" >&2
         cargo build --release -q -p ringport
@@ -43,7 +75,15 @@ prepare_binaries() {
   for s in $SERVERS; do
     [[ -x "$(binary_for "$s")" ]] || { echo "$ME: $(binary_for "$s") is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
   done
-  [[ -x "$LOAD_BIN" ]] || { echo "$ME: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+  [[ -z "$load" || -x "$LOAD_BIN" ]] || { echo "$ME: $LOAD_BIN is missing (run without NO_BUILD=1 to build it)" >&2; exit 1; }
+}
+
+# The first port from $1 up on which nothing listens on 127.0.0.1 (other benchmarks may share the
+# machine: a server of theirs answering on our port would be measured in place of ours).
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
 }
 
 # Starts server $1 on port $2 pinned to CPU $3, waits until it accepts (5 s at most), and sets

@@ -20,7 +20,8 @@
 # Usage:  benches/profile.sh     (from the repository root, on a quiet machine, with perf)
 # Environment (defaults in brackets):
 #   PEERS        the peers directory, each peer its own Cargo project   [../shared/peers]
-#   SERVERS      what to run                       [ringport monoio-echo tokio-echo]
+#   SERVERS      what to run, labels as in peers.sh (monoio, monoio+defer, tokio, compio, ...);
+#                the own part's ratio is to monoio's            [ringport monoio tokio]
 #   CONNS        connection counts                                       ["100 1000"]
 #   SIZE         message size in bytes                                   [64]
 #   DURATION     sampled seconds per run                                 [3]
@@ -40,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ME=profile.sh
 
-SERVERS=${SERVERS:-"ringport monoio-echo tokio-echo"}
+SERVERS=${SERVERS:-"ringport monoio tokio"}
 CONNS=${CONNS:-"100 1000"}
 SIZE=${SIZE:-64}
 DURATION=${DURATION:-3}
@@ -93,7 +94,7 @@ port=$PORT_BASE
 for conns in $CONNS; do
   for round in $(seq 1 "$ROUNDS"); do
   for s in $SERVERS; do
-    port=$((port + 1))
+    port=$(free_port $((port + 1)))
     start_server "$s" "$port" "$SERVER_CPU"
     taskset -c "$LOAD_CPU" "$LOAD_BIN" --addr "127.0.0.1:$port" --conns "$conns" --size "$SIZE" \
       --duration "$((DURATION + 1))" --warmup 1 --threads 1 --server-pid "$SRV_PID" \
@@ -149,8 +150,8 @@ awk '
       rl = ""
       nr = split(rounds[k], rs, " ")
       for (j = 1; j <= nr; j++)
-        if ((c, "monoio-echo", rs[j]) in own && own[c, "monoio-echo", rs[j]] > 0)
-          rl = rl " " own[c, s, rs[j]] / own[c, "monoio-echo", rs[j]]
+        if ((c, "monoio", rs[j]) in own && own[c, "monoio", rs[j]] > 0)
+          rl = rl " " own[c, s, rs[j]] / own[c, "monoio", rs[j]]
       ratio = (rl != "") ? sprintf("%.2f (%s)", median(rl), range(rl)) : "-"
       printf "| %d | %s | %.0f | %.2f | %.2f (%.0f%%) | %.2f | %.2f | %.2f | %s |\n", c, s, median(rps[k]),
         median(cpu[k]), median(tcp[k]), 100 * median(share[k]), median(io[k]), median(usr[k]), median(ownl[k]), ratio

@@ -3,7 +3,9 @@
 //!
 //! Everything here is a pure function of measured [`Figures`], so it is tested on fixed numbers.
 
-use crate::results::{DesignInfo, Figures, PointResult, Settings, Warning, WarningKind};
+use crate::results::{
+    size_label, DesignInfo, Figures, PointResult, Settings, Warning, WarningKind,
+};
 
 /// Client threads at or above this share of a core make a point client-bound.
 pub const CLIENT_BOUND_PCT: f64 = 90.0;
@@ -164,7 +166,7 @@ pub fn set_capacity(designs: &mut [DesignInfo], points: &[PointResult]) {
 }
 
 fn at(p: &PointResult) -> String {
-    format!("{} B x {}", p.size, p.connections)
+    format!("{} x {}", size_label(p.size), p.connections)
 }
 
 fn list(points: &[&PointResult]) -> String {
@@ -398,6 +400,7 @@ pub(crate) mod tests {
         Settings {
             connections: vec![1, 10],
             sizes: vec![64],
+            extra_points: Vec::new(),
             duration_s,
             warmup_s: 0.0,
             repeat,

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::Point;
+
 /// Version of the `results.json` layout; raised on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -61,8 +63,12 @@ pub struct Environment {
 pub struct Settings {
     /// Connection counts swept (`--connections`).
     pub connections: Vec<usize>,
-    /// Message sizes swept, bytes (`--size`).
+    /// Message sizes swept, bytes (`--size`): each at every connection count.
     pub sizes: Vec<usize>,
+    /// Points run besides that sweep, each `{"size": BYTES, "connections": N}` (the `--quick`
+    /// preset's bulk point); absent in files from before it existed.
+    #[serde(default)]
+    pub extra_points: Vec<Point>,
     /// Measured seconds per point and round (`--duration`).
     pub duration_s: f64,
     /// Seconds of load before measuring, excluded from every figure (`--warmup`).
@@ -162,6 +168,16 @@ pub struct Figures {
     pub others_cpu_pct: f64,
 }
 
+/// A message size for people: `64 B`, `4 KiB`, `64 KiB`, `1 MiB`; bytes when not a whole number
+/// of KiB (`1000 B`).
+pub fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
 /// Why a figure may be wrong, and what to try.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning {
@@ -227,5 +243,21 @@ impl BenchResults {
         v.sort_unstable();
         v.dedup();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_label;
+
+    #[test]
+    fn size_labels() {
+        assert_eq!(size_label(64), "64 B");
+        assert_eq!(size_label(1000), "1000 B");
+        assert_eq!(size_label(4096), "4 KiB");
+        assert_eq!(size_label(65536), "64 KiB");
+        assert_eq!(size_label(65537), "65537 B");
+        assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(size_label(1536 * 1024), "1536 KiB");
     }
 }

@@ -171,8 +171,10 @@ pub fn run(
                 kind: WarningKind::ServerExit,
                 design: Some(design.name.clone()),
                 message: format!(
-                    "{} at {} B x {}: {why}",
-                    design.name, run.size, run.connections
+                    "{} at {} x {}: {why}",
+                    design.name,
+                    crate::results::size_label(run.size),
+                    run.connections
                 ),
             });
         }
@@ -193,6 +195,7 @@ pub fn run(
     let settings = Settings {
         connections: config.connections.clone(),
         sizes: config.sizes.clone(),
+        extra_points: config.extra_points.clone(),
         duration_s: config.duration.as_secs_f64(),
         warmup_s: config.warmup.as_secs_f64(),
         repeat: config.repeat,
@@ -239,7 +242,7 @@ fn usable_designs(
                 continue;
             }
         }
-        if d.one_client_at_a_time() && !config.connections.contains(&1) {
+        if d.one_client_at_a_time() && !config.points().iter().any(|p| p.connections == 1) {
             warnings.push(Warning {
                 kind: WarningKind::Skipped,
                 design: Some(d.name.clone()),

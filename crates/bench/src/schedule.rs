@@ -2,12 +2,23 @@
 //!
 //! This module is responsible for [`BenchConfig`] (plain data, validated here), the built-in
 //! designs, the `--quick` preset, and [`plan`], which lists every run in order. Runs are
-//! interleaved as in `shared/peers/run-peers.sh`: for each size, for each connection count, for
-//! each round, every design once (A B C D A B C D ...), so slow drifts of the machine (thermal,
-//! other work) fall on every design alike instead of on whichever ran last.
+//! interleaved as in `shared/peers/run-peers.sh`: for each point (message size and connection
+//! count), for each round, every design once (A B C D A B C D ...), so slow drifts of the
+//! machine (thermal, other work) fall on every design alike instead of on whichever ran last.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One point of the sweep: a message size at a connection count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// Message size, bytes.
+    pub size: usize,
+    /// Concurrent connections.
+    pub connections: usize,
+}
 
 /// How a design's server is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +118,9 @@ pub struct BenchConfig {
     pub connections: Vec<usize>,
     /// Message sizes to sweep, bytes.
     pub sizes: Vec<usize>,
+    /// Points run besides the sweep of every size at every connection count, after it (the
+    /// `--quick` preset's bulk point); one already in the sweep is not run twice.
+    pub extra_points: Vec<Point>,
     /// Measured time per run.
     pub duration: Duration,
     /// Load before measuring, per run.
@@ -129,8 +143,17 @@ pub struct BenchConfig {
 
 /// Default connection counts.
 pub const DEFAULT_CONNECTIONS: &[usize] = &[1, 10, 100, 1000];
-/// Default message sizes.
-pub const DEFAULT_SIZES: &[usize] = &[64, 4096];
+/// Default message sizes: small messages, a page, and bulk.
+pub const DEFAULT_SIZES: &[usize] = &[64, 4096, 65536];
+/// The `--quick` preset's bulk point, besides its 64-byte sweep: 64 KiB messages at 10
+/// connections, so that a regression of bulk echo shows in the quickest run.
+pub const QUICK_BULK: Point = Point {
+    size: 65536,
+    connections: 10,
+};
+/// Time a run takes besides its warm-up and measured window (starting the server, connecting,
+/// stopping), for [`BenchConfig::estimate`].
+pub const RUN_OVERHEAD: Duration = Duration::from_millis(150);
 /// Default measured seconds per run.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(5);
 /// Default warm-up per run.
@@ -145,6 +168,7 @@ impl BenchConfig {
             designs: BUILTIN.iter().filter_map(|n| builtin(n)).collect(),
             connections: DEFAULT_CONNECTIONS.to_vec(),
             sizes: DEFAULT_SIZES.to_vec(),
+            extra_points: Vec::new(),
             duration: DEFAULT_DURATION,
             warmup: DEFAULT_WARMUP,
             repeat: DEFAULT_REPEAT,
@@ -157,13 +181,14 @@ impl BenchConfig {
         }
     }
 
-    /// The `--quick` preset: every built-in design at 1, 10 and 100 connections, 64-byte
-    /// messages, 2 s per point after 0.5 s of warm-up, one round, pinned when there are two
-    /// CPUs. Ten runs: about 30 s.
+    /// The `--quick` preset: every built-in design at 1, 10 and 100 connections with 64-byte
+    /// messages, and at [`QUICK_BULK`] (64 KiB messages, 10 connections); 2 s per point after
+    /// 0.5 s of warm-up, one round, pinned when there are two CPUs. Thirteen runs: about 35 s.
     pub fn quick(ringport_exe: PathBuf, cpus: usize) -> BenchConfig {
         BenchConfig {
             connections: vec![1, 10, 100],
             sizes: vec![64],
+            extra_points: vec![QUICK_BULK],
             duration: Duration::from_secs(2),
             warmup: Duration::from_millis(500),
             repeat: 1,
@@ -171,6 +196,30 @@ impl BenchConfig {
             quick: true,
             ..BenchConfig::new(ringport_exe)
         }
+    }
+
+    /// Every point in the order it runs: each size at each connection count (both as given),
+    /// then the extra points that are not among them.
+    pub fn points(&self) -> Vec<Point> {
+        let mut out: Vec<Point> = Vec::new();
+        let sweep = self.sizes.iter().flat_map(|&size| {
+            self.connections
+                .iter()
+                .map(move |&connections| Point { size, connections })
+        });
+        for p in sweep.chain(self.extra_points.iter().copied()) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// How long [`plan`] takes to run, about: each run's warm-up, measured window and
+    /// [`RUN_OVERHEAD`].
+    pub fn estimate(&self) -> Duration {
+        let runs = u32::try_from(plan(self).len()).unwrap_or(u32::MAX);
+        (self.warmup + self.duration + RUN_OVERHEAD) * runs
     }
 
     /// Client threads the load generator will use.
@@ -207,6 +256,17 @@ impl BenchConfig {
         if self.sizes.is_empty() || self.sizes.contains(&0) {
             return Err("--size needs at least one size, each at least 1 byte".into());
         }
+        if let Some(p) = self
+            .extra_points
+            .iter()
+            .find(|p| p.size == 0 || p.connections == 0)
+        {
+            return Err(format!(
+                "the point {} B x {} connections is empty: each needs at least 1 byte and 1 \
+                 connection",
+                p.size, p.connections
+            ));
+        }
         if self.duration.is_zero() {
             return Err("--duration must be more than 0 seconds".into());
         }
@@ -230,24 +290,23 @@ pub struct Run {
     pub round: usize,
 }
 
-/// Every run of `config` in order: sizes, then connection counts (both as given), then rounds,
-/// then designs. A design that serves one client at a time runs at one connection only.
+/// Every run of `config` in order: points ([`BenchConfig::points`]: sizes, then connection
+/// counts, then the extra points), then rounds, then designs. A design that serves one client at
+/// a time runs at one connection only.
 pub fn plan(config: &BenchConfig) -> Vec<Run> {
     let mut runs = Vec::new();
-    for &size in &config.sizes {
-        for &connections in &config.connections {
-            for round in 0..config.repeat {
-                for (design, d) in config.designs.iter().enumerate() {
-                    if d.one_client_at_a_time() && connections != 1 {
-                        continue;
-                    }
-                    runs.push(Run {
-                        design,
-                        size,
-                        connections,
-                        round,
-                    });
+    for Point { size, connections } in config.points() {
+        for round in 0..config.repeat {
+            for (design, d) in config.designs.iter().enumerate() {
+                if d.one_client_at_a_time() && connections != 1 {
+                    continue;
                 }
+                runs.push(Run {
+                    design,
+                    size,
+                    connections,
+                    round,
+                });
             }
         }
     }
@@ -289,16 +348,63 @@ mod tests {
     }
 
     #[test]
-    fn quick_is_ten_short_runs() {
+    fn quick_is_thirteen_short_runs_with_one_bulk_point() {
         let q = BenchConfig::quick("ringport".into(), 2);
         assert!(q.validate().is_ok());
         let runs = plan(&q);
-        assert_eq!(runs.len(), 10);
-        let secs = runs.len() as f64 * (q.duration + q.warmup).as_secs_f64();
-        assert!(secs < 40.0, "{secs}");
+        assert_eq!(runs.len(), 13);
+        let bulk: Vec<_> = runs.iter().filter(|r| r.size == 65536).collect();
+        assert_eq!(bulk.len(), 3, "every design but single: {bulk:?}");
+        assert!(bulk.iter().all(|r| r.connections == 10));
+        assert_eq!(
+            runs.last().map(|r| r.size),
+            Some(65536),
+            "the bulk point runs last"
+        );
+        assert!(q.estimate().as_secs_f64() < 40.0, "{:?}", q.estimate());
         assert!(q.pin && q.effective_server_threads() == Some(1));
         assert_eq!(q.effective_client_threads(), 1);
         assert!(!BenchConfig::quick("r".into(), 1).pin);
+    }
+
+    #[test]
+    fn the_default_sweep_covers_small_page_and_bulk_messages() {
+        let c = BenchConfig::new("ringport".into());
+        assert_eq!(c.sizes, [64, 4096, 65536]);
+        let points = c.points();
+        assert_eq!(points.len(), 12);
+        for size in [64, 4096, 65536] {
+            for connections in [1, 10, 100, 1000] {
+                assert!(points.contains(&Point { size, connections }));
+            }
+        }
+        // 3 sizes x (4 designs at 1 connection + 3 at each of 10, 100, 1000) x 3 rounds.
+        assert_eq!(plan(&c).len(), 3 * 13 * 3);
+    }
+
+    #[test]
+    fn extra_points_run_after_the_sweep_once() {
+        let mut c = config(&["threaded"]);
+        c.sizes = vec![64];
+        c.connections = vec![1, 10];
+        c.repeat = 1;
+        c.extra_points = vec![
+            Point {
+                size: 64,
+                connections: 10,
+            },
+            Point {
+                size: 4096,
+                connections: 2,
+            },
+        ];
+        let order: Vec<(usize, usize)> = plan(&c).iter().map(|r| (r.size, r.connections)).collect();
+        assert_eq!(order, [(64, 1), (64, 10), (4096, 2)]);
+        c.extra_points.push(Point {
+            size: 0,
+            connections: 1,
+        });
+        assert!(c.validate().unwrap_err().contains("0 B x 1"));
     }
 
     #[test]

@@ -9,21 +9,23 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ringport_bench::export;
+use ringport_bench::results::size_label;
 use ringport_bench::runner::{self, RunEvent};
 use ringport_bench::schedule::{self, BenchConfig, Design};
 
 /// Flags of `ringport bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A preset that finishes in about 30 s on two cores: every built-in design at 1, 10 and 100
-    /// connections, 64-byte messages, 2 s per point after 0.5 s of warm-up, one round, pinned
-    /// when there are two CPUs. Other flags given with it override it.
+    /// A preset that finishes in about 35 s on two cores: every built-in design at 1, 10 and 100
+    /// connections with 64-byte messages, and at 10 connections with 64 KiB messages (bulk
+    /// echo); 2 s per point after 0.5 s of warm-up, one round, pinned when there are two CPUs.
+    /// Other flags given with it override it (--size or --connections replace its points).
     #[arg(long)]
     quick: bool,
     /// Connection counts to sweep [default: 1,10,100,1000].
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     connections: Vec<usize>,
-    /// Message sizes to sweep, bytes [default: 64,4096].
+    /// Message sizes to sweep, bytes, each at every connection count [default: 64,4096,65536].
     #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
     size: Vec<usize>,
     /// Measured seconds per point and round [default: 5].
@@ -64,6 +66,9 @@ pub struct BenchArgs {
     /// Directory for results.json, results.csv, results.md and the SVG charts.
     #[arg(long, default_value = "ringport-bench", value_name = "DIR")]
     out: PathBuf,
+    /// Run nothing: print the points, the designs at each, and how long the run would take.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -104,11 +109,14 @@ impl BenchArgs {
             c.designs
                 .push(Design::parse_external(s).map_err(|e| anyhow::anyhow!("--server {e}"))?);
         }
+        // Sizes or counts given replace the preset's points, its bulk point included.
         if !self.connections.is_empty() {
             c.connections = self.connections.clone();
+            c.extra_points.clear();
         }
         if !self.size.is_empty() {
             c.sizes = self.size.clone();
+            c.extra_points.clear();
         }
         if let Some(d) = self.duration {
             c.duration = Duration::from_secs_f64(d);
@@ -138,11 +146,11 @@ fn progress(e: &RunEvent<'_>) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
-        "[{:>3}/{}] {:<18} {:>6} B x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  server {:.2}+{:.2} s  {} errors",
+        "[{:>3}/{}] {:<18} {:>6} x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  server {:.2}+{:.2} s  {} errors",
         e.index,
         e.total,
         e.design,
-        e.run.size,
+        size_label(e.run.size),
         e.run.connections,
         e.run.round + 1,
         f.msgs_per_s,
@@ -153,9 +161,47 @@ fn progress(e: &RunEvent<'_>) {
     );
 }
 
+/// What `--dry-run` prints: one line per point with the designs that run there, then the runs
+/// and the time they take.
+fn dry_run(config: &BenchConfig) -> String {
+    let plan = schedule::plan(config);
+    let mut out = String::new();
+    for p in config.points() {
+        let designs: Vec<&str> = plan
+            .iter()
+            .filter(|r| r.size == p.size && r.connections == p.connections && r.round == 0)
+            .map(|r| config.designs[r.design].name.as_str())
+            .collect();
+        out.push_str(&format!(
+            "{} x {}: {}\n",
+            size_label(p.size),
+            p.connections,
+            designs.join(", ")
+        ));
+    }
+    let secs = config.estimate().as_secs_f64();
+    out.push_str(&format!(
+        "{} runs ({} round(s) of {:.1} s after {:.1} s of warm-up per point and design): about {}\n",
+        plan.len(),
+        config.repeat,
+        config.duration.as_secs_f64(),
+        config.warmup.as_secs_f64(),
+        if secs < 120.0 {
+            format!("{secs:.0} s")
+        } else {
+            format!("{:.0} min", secs / 60.0)
+        }
+    ));
+    out
+}
+
 /// Runs the benchmark and reports.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
+    if args.dry_run {
+        print!("{}", dry_run(&config));
+        return Ok(ExitCode::SUCCESS);
+    }
     let results = runner::run(&config, &mut progress)?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;

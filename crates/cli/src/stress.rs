@@ -24,7 +24,8 @@ pub struct StressArgs {
     /// Send this text, numbered per message as the article does: `<i>. Thread <t> - TEXT`.
     #[arg(long, conflicts_with = "size")]
     message: Option<String>,
-    /// Send messages of this many seeded random bytes (all byte values) instead of text.
+    /// Send messages of this many seeded random bytes (all byte values) instead of text; with
+    /// --stream, the chunk size.
     #[arg(long)]
     size: Option<usize>,
     /// Connections in total, spread over the client threads.
@@ -46,6 +47,15 @@ pub struct StressArgs {
     /// Messages in flight per connection (closed loop: 1 waits for each echo before the next).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
+    /// Stream: each connection writes continuously, in chunks of --size bytes (default 65536),
+    /// with at most --window bytes not yet echoed, while reading the echo back and verifying
+    /// every byte; reports echoed Gbit/s and MiB/s, in total and per connection.
+    #[arg(long)]
+    stream: bool,
+    /// With --stream: bytes sent and not yet echoed per connection, at most (whole chunks)
+    /// [default: 262144].
+    #[arg(long, value_name = "BYTES")]
+    window: Option<usize>,
     /// Seconds of load before measuring, excluded from every figure.
     #[arg(long, default_value_t = 0.0, value_parser = parse_secs)]
     warmup: f64,
@@ -114,6 +124,8 @@ impl StressArgs {
         cfg.duration = self.duration.map(Duration::from_secs_f64);
         cfg.rate = self.rate;
         cfg.pipeline = self.pipeline;
+        cfg.stream = self.stream;
+        cfg.window = self.window;
         cfg.warmup = Duration::from_secs_f64(self.warmup);
         if let Some(t) = self.threads {
             cfg.threads = t;

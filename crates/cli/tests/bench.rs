@@ -52,7 +52,7 @@ fn check_outputs(dir: &Path, sizes: &[usize]) -> BenchResults {
         .unwrap()
         .starts_with("design,size_bytes,connections,"));
     assert_eq!(lines.count(), results.points.len(), "one CSV row per point");
-    assert!(read("results.md").contains("| conns | design | msgs/s |"));
+    assert!(read("results.md").contains("| size | conns | design | msgs/s |"));
     for size in sizes {
         for chart in [
             format!("throughput-{size}B.svg"),
@@ -73,9 +73,14 @@ fn check_outputs(dir: &Path, sizes: &[usize]) -> BenchResults {
 
 #[track_caller]
 fn check_point(results: &BenchResults, design: &str, connections: usize) {
-    let p = results
-        .point(design, 64, connections)
-        .unwrap_or_else(|| panic!("no point for {design} x {connections}: {results:#?}"));
+    check_point_of(results, design, 64, connections);
+}
+
+#[track_caller]
+fn check_point_of(results: &BenchResults, design: &str, size: usize, connections: usize) {
+    let p = results.point(design, size, connections).unwrap_or_else(|| {
+        panic!("no point for {design} at {size} B x {connections}: {results:#?}")
+    });
     assert_eq!(p.rounds.len(), 1);
     let m = &p.median;
     assert_eq!(m.errors, 0, "{design} x {connections}: {m:?}");
@@ -109,7 +114,7 @@ fn two_designs_two_points_write_every_file() {
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("## 64-byte messages"), "{stdout}");
+    assert!(stdout.contains("## 64 B messages"), "{stdout}");
     assert_eq!(
         stdout.matches("| completion-epoll |").count(),
         2,
@@ -137,6 +142,102 @@ fn two_designs_two_points_write_every_file() {
         .iter()
         .any(|w| w.kind == WarningKind::TooShort));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quick_includes_a_bulk_point() {
+    let dir = temp_dir("quick");
+    // The preset's points and pinning, shortened, on two designs that run everywhere.
+    let out = bench(
+        &dir,
+        &[
+            "--quick",
+            "--designs",
+            "completion-epoll,threaded",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("## 64 B messages"), "{stdout}");
+    assert!(stdout.contains("## 64 KiB messages"), "{stdout}");
+    assert!(
+        stdout.contains("| 64 KiB | 10 | completion-epoll |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- sweep: 64 B messages x 1, 10, 100 connections; and 64 KiB x 10"),
+        "{stdout}"
+    );
+    let results = check_outputs(&dir, &[64, 65536]);
+    assert!(results.settings.quick);
+    assert_eq!(results.settings.sizes, [64]);
+    assert_eq!(results.settings.extra_points.len(), 1);
+    assert_eq!(results.settings.extra_points[0].size, 65536);
+    assert_eq!(results.settings.extra_points[0].connections, 10);
+    assert_eq!(results.points.len(), 2 * 4, "{results:#?}");
+    for design in ["completion-epoll", "threaded"] {
+        for c in [1, 10, 100] {
+            check_point_of(&results, design, 64, c);
+        }
+        check_point_of(&results, design, 65536, 10);
+    }
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert!(
+        csv.lines().any(|l| l.starts_with("threaded,65536,10,")),
+        "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dry_run_lists_the_default_sweep_and_the_quick_points() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringport"))
+            .arg("bench")
+            .args(args)
+            .arg("--dry-run")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let full = run(&[]);
+    let points: Vec<&str> = full
+        .lines()
+        .filter(|l| !l.contains(" runs "))
+        .filter_map(|l| l.split_once(": ").map(|(p, _)| p))
+        .collect();
+    let mut expected = Vec::new();
+    for size in ["64 B", "4 KiB", "64 KiB"] {
+        for c in [1, 10, 100, 1000] {
+            expected.push(format!("{size} x {c}"));
+        }
+    }
+    assert_eq!(points, expected, "{full}");
+    assert!(
+        full.contains("64 KiB x 1: completion-uring, completion-epoll, threaded, single\n"),
+        "{full}"
+    );
+    assert!(full.contains("117 runs"), "{full}");
+    let quick = run(&["--quick"]);
+    assert_eq!(
+        quick.lines().count(),
+        5,
+        "four points and the total:\n{quick}"
+    );
+    assert!(
+        quick.contains("64 KiB x 10: completion-uring, completion-epoll, threaded\n"),
+        "{quick}"
+    );
+    assert!(quick.contains("13 runs"), "{quick}");
+    let narrowed = run(&["--quick", "--size", "64"]);
+    assert!(
+        !narrowed.contains("KiB"),
+        "--size replaces the preset's points: {narrowed}"
+    );
 }
 
 /// A threaded echo server in Python: one thread per client, echoing until the client closes.

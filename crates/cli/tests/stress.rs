@@ -69,6 +69,58 @@ for_each_client_backend! {
         }
     }
 
+    fn a_stream_is_echoed_byte_exact_by_both_server_backends(backend: &str) {
+        for model in ["completion", "completion-epoll"] {
+            let server = Server::start(model, &[]);
+            let port = server.addr.port().to_string();
+            // Odd chunk and window sizes, so chunks straddle every read and write.
+            let out = stress(&[
+                "127.0.0.1", &port, "--stream", "--connections", "4", "--count", "40",
+                "--size", "50000", "--window", "170000", "--threads", "2",
+                "--backend", backend, "--json", "-",
+            ]);
+            assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+            let j = json_of(&out);
+            assert_eq!(j["mode"], "stream", "{model}: {j}");
+            assert_eq!(j["errors"], 0, "{model}: {j}");
+            assert_eq!(j["messages"], 4 * 40, "{model}: {j}");
+            assert_eq!(j["bytes"], 4 * 40 * 50_000, "{model}: {j}");
+            // No warm-up: every byte sent was echoed and verified inside the measured window.
+            assert_eq!(j["stream"]["bytes"], 4 * 40 * 50_000, "{model}: {j}");
+            assert_eq!(j["stream"]["window_bytes"], 150_000, "{model}: {j}");
+            let report = String::from_utf8_lossy(&out.stderr);
+            assert!(report.contains("Gbit/s"), "{model}: {report}");
+        }
+    }
+
+    fn the_stream_json_contract_holds(backend: &str) {
+        let server = Server::start("completion", &[]);
+        let port = server.addr.port().to_string();
+        let out = stress(&[
+            "127.0.0.1", &port, "--stream", "--connections", "3", "--duration", "0.5",
+            "--warmup", "0.2", "--backend", backend, "--json", "-",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j = json_of(&out);
+        let st = &j["stream"];
+        assert!(st["bytes"].as_u64().is_some_and(|b| b > 0), "{j}");
+        assert_eq!(st["seconds"].as_f64(), Some(0.5), "{j}");
+        for key in ["gbit_per_s", "mib_per_s"] {
+            assert!(st[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {j}");
+        }
+        let bytes = st["bytes"].as_u64().unwrap() as f64;
+        let gbit = st["gbit_per_s"].as_f64().unwrap();
+        assert!((gbit - bytes * 8.0 / 0.5 / 1e9).abs() < 1e-9, "{j}");
+        let per = &st["per_connection_gbit_per_s"];
+        let (min, median, max) = (per["min"].as_f64(), per["median"].as_f64(), per["max"].as_f64());
+        assert!(min.is_some() && median.is_some() && max.is_some(), "{j}");
+        assert!(min <= median && median <= max, "{j}");
+        assert_eq!(st["chunk_bytes"], 65536, "the default chunk: {j}");
+        assert_eq!(st["window_bytes"], 262144, "the default window: {j}");
+        // The latency fields still mean something: one value per chunk.
+        assert!(j["latency_us"]["count"].as_u64().is_some_and(|n| n > 0), "{j}");
+    }
+
     fn pipelined_text_messages_verify(backend: &str) {
         let server = Server::start("completion", &[]);
         let port = server.addr.port().to_string();
@@ -85,6 +137,11 @@ for_each_client_backend! {
 
 /// An "echo" server that flips one bit in its 1000th byte on every connection.
 fn bit_flipping_server() -> (TcpListener, u16) {
+    bit_flipping_server_at(999)
+}
+
+/// An "echo" server that flips one bit in the byte at `offset` on every connection.
+fn bit_flipping_server_at(offset: usize) -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let srv = l.try_clone().unwrap();
@@ -99,8 +156,8 @@ fn bit_flipping_server() -> (TcpListener, u16) {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
-                    if seen <= 999 && 999 < seen + n {
-                        buf[999 - seen] ^= 0x10;
+                    if seen <= offset && offset < seen + n {
+                        buf[offset - seen] ^= 0x10;
                     }
                     seen += n;
                     if s.write_all(&buf[..n]).is_err() {
@@ -140,6 +197,54 @@ fn a_wrong_echo_is_reported_with_its_offset_and_exit_code_1() {
         report.contains("999"),
         "the report names the byte offset: {report}"
     );
+}
+
+#[test]
+fn a_wrong_byte_deep_in_a_stream_fails_the_run_naming_connection_and_offset() {
+    // Past the first 64 KiB chunk and the first 256 KiB window.
+    let (_l, port) = bit_flipping_server_at(300_001);
+    for backend in ["uring", "epoll"] {
+        let out = stress(&[
+            &port.to_string(),
+            "--stream",
+            "--connections",
+            "2",
+            "--count",
+            "20",
+            "--backend",
+            backend,
+            "--json",
+            "-",
+        ]);
+        let report = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {report}");
+        let j = json_of(&out);
+        assert!(
+            j["errors_by_kind"]["mismatch"].as_u64().unwrap() >= 1,
+            "{j}"
+        );
+        assert_eq!(j["first_error"]["offset"], 300_001, "{j}");
+        assert!(
+            report.contains("first error   connection ") && report.contains("byte 300001"),
+            "{backend}: the report names the connection and the offset: {report}"
+        );
+    }
+}
+
+#[test]
+fn stream_flags_are_checked() {
+    for args in [
+        &["--window", "1000"][..],
+        &["--stream", "--message", "hi"],
+        &["--stream", "--rate", "100"],
+        &["--stream", "--pipeline", "4"],
+        &["--stream", "--size", "4096", "--window", "100"],
+    ] {
+        let out = stress(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
 }
 
 #[test]

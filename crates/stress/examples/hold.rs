@@ -29,13 +29,6 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
-const ENOBUFS: i32 = 105;
-const ENOMEM: i32 = 12;
-const EINPROGRESS: i32 = 115;
-const ENOTCONN: i32 = 107;
-
 struct Args {
     addr: SocketAddr,
     count: usize,
@@ -128,10 +121,10 @@ fn parse_args() -> Result<Args, String> {
 /// A short name for why a connect failed.
 fn kind(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
-        Some(EMFILE) => return "emfile",
-        Some(ENFILE) => return "enfile",
-        Some(ENOBUFS) => return "enobufs",
-        Some(ENOMEM) => return "enomem",
+        Some(libc::EMFILE) => return "emfile",
+        Some(libc::ENFILE) => return "enfile",
+        Some(libc::ENOBUFS) => return "enobufs",
+        Some(libc::ENOMEM) => return "enomem",
         _ => {}
     }
     match e.kind() {
@@ -155,7 +148,7 @@ fn start_connect(addr: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<Socke
     }
     match socket.connect(&addr.into()) {
         Ok(()) => Ok(socket),
-        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(socket),
         Err(e) => Err(e),
     }
 }
@@ -168,7 +161,7 @@ fn connect_state(socket: &Socket) -> Option<io::Result<()>> {
     }
     match socket.peer_addr() {
         Ok(_) => Some(Ok(())),
-        Err(e) if e.raw_os_error() == Some(ENOTCONN) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
         Err(e) => Some(Err(e)),
     }
 }

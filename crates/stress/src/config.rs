@@ -1,20 +1,17 @@
-//! The run's settings and the checks made before anything is opened.
+//! The run's settings: every `ringport stress` option as plain data, and its validation.
 //!
 //! This module is responsible for [`StressConfig`], the plain-data form of every `ringport
 //! stress` option (the CLI parses flags into it; no clap here), for rejecting bad combinations
-//! with one-line messages ([`StressConfig::validate`]), and for the pre-flight check of the
-//! system limits ([`preflight`]): enough file descriptors (`RLIMIT_NOFILE`, raised where allowed)
-//! and enough ephemeral ports, spreading connections over several source addresses
-//! (`127.0.0.x` on loopback, or `--source-ip`) when one address cannot hold them all.
+//! with one-line messages ([`StressConfig::validate`]), and for resolving what the options mean
+//! together: the payload ([`StressConfig::payload`]), the stop condition ([`Stop`]) and how sends
+//! are paced ([`Workload`]: closed loop, open loop at a rate, or a continuous stream).
 //!
-//! The decisions themselves are pure functions ([`plan_fd_limit`], [`plan_sources`]) so they can
-//! be tested without changing the machine; [`preflight`] only gathers the facts and applies the
-//! plan.
+//! Two jobs that read a configuration live elsewhere: the article's interactive questions
+//! ([`StressConfig::ask`], in [`interactive`](crate::interactive)) and the check of the system's
+//! limits before anything is opened ([`preflight`](crate::preflight)).
 
 use std::fmt;
-use std::fs;
-use std::io::{self, BufRead, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,16 +31,15 @@ pub const DEFAULT_CONNECT_RATE: f64 = 10_000.0;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `--port` (the article's).
 pub const DEFAULT_PORT: u16 = 3333;
+/// Default chunk size of `--stream` when `--size` is not given (64 KiB).
+pub const DEFAULT_STREAM_CHUNK: usize = 64 << 10;
+/// Default `--window` of `--stream`: bytes in flight per connection (256 KiB).
+pub const DEFAULT_WINDOW: usize = 256 << 10;
 /// Largest `--size` accepted (64 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Largest amount of payload kept in flight over all connections (1 GiB): each in-flight byte is
 /// held twice (send buffer and verifier copy).
 pub const MAX_BYTES_IN_FLIGHT: u64 = 1 << 30;
-/// File descriptors reserved beyond one per connection: stdio, rings, eventfds, log and output
-/// files.
-pub const FD_OVERHEAD: u64 = 64;
-/// File descriptors reserved per client thread (its port and wake-up descriptors).
-pub const FD_PER_THREAD: u64 = 4;
 
 /// Where to write a machine-readable output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +87,13 @@ pub enum Workload {
         /// Messages in flight per connection at most.
         pipeline: usize,
     },
+    /// A continuous stream (`--stream`): each connection writes chunks of `--size` bytes as
+    /// fast as the window allows, with at most `window` bytes sent and not yet echoed (rounded
+    /// down to whole chunks), while reading the echo back.
+    Stream {
+        /// Bytes in flight per connection at most.
+        window: usize,
+    },
 }
 
 /// Every option of `ringport stress`, as plain data. Build it with [`StressConfig::default`] and
@@ -117,6 +120,11 @@ pub struct StressConfig {
     pub rate: Option<f64>,
     /// `--pipeline K`: messages in flight per connection (default 1).
     pub pipeline: usize,
+    /// `--stream`: each connection writes continuously (chunks of `--size`, default 64 KiB)
+    /// within its window, reading the echo back.
+    pub stream: bool,
+    /// `--window BYTES`: with `--stream`, bytes in flight per connection (default 256 KiB).
+    pub window: Option<usize>,
     /// `--warmup SECS`: load before measuring, excluded from every figure.
     pub warmup: Duration,
     /// `--threads N`: client threads (default: the number of CPUs).
@@ -150,6 +158,8 @@ impl Default for StressConfig {
             duration: None,
             rate: None,
             pipeline: 1,
+            stream: false,
+            window: None,
             warmup: Duration::ZERO,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timeout: DEFAULT_TIMEOUT,
@@ -232,13 +242,19 @@ impl StressConfig {
         if self.timeout.is_zero() {
             return bad("--timeout must be greater than 0");
         }
+        self.validate_stream()?;
         let in_flight = (self.connections as u64)
-            .saturating_mul(self.pipeline as u64)
+            .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.payload().max_len() as u64);
         if in_flight > MAX_BYTES_IN_FLIGHT {
+            let what = if self.stream {
+                "--connections x --window"
+            } else {
+                "--connections x --pipeline x message size"
+            };
             return bad(format!(
-                "--connections x --pipeline x message size = {in_flight} bytes in flight, more than \
-                 the limit of {MAX_BYTES_IN_FLIGHT}; lower one of them"
+                "{what} = {in_flight} bytes in flight, more than the limit of \
+                 {MAX_BYTES_IN_FLIGHT}; lower one of them"
             ));
         }
         if let Some(ip) = self.source_ips.iter().find(|ip| ip.is_unspecified()) {
@@ -247,11 +263,53 @@ impl StressConfig {
         Ok(())
     }
 
-    /// The payload: `--message`, `--size` (with `--seed`), or the default message.
+    /// The flags that go with `--stream`, and only with it.
+    fn validate_stream(&self) -> Result<(), ConfigError> {
+        if !self.stream {
+            if self.window.is_some() {
+                return bad("--window applies only with --stream");
+            }
+            return Ok(());
+        }
+        if self.message.is_some() {
+            return bad(
+                "--message cannot be used with --stream: a stream is random bytes in \
+                 chunks of --size",
+            );
+        }
+        if self.rate.is_some() {
+            return bad(
+                "--rate cannot be used with --stream: a stream writes as fast as its \
+                 --window allows",
+            );
+        }
+        if self.pipeline != 1 {
+            return bad(
+                "--pipeline does not apply to --stream: --window bounds its bytes in \
+                 flight",
+            );
+        }
+        let chunk = self.payload().max_len();
+        match self.window {
+            Some(0) => bad("--window must be at least 1 byte"),
+            Some(w) if w < chunk => bad(format!(
+                "--window {w} is smaller than one chunk of {chunk} bytes (--size): raise \
+                 --window or lower --size"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The payload: `--message`, `--size` (with `--seed`), or the default message; a stream's
+    /// chunks are random bytes, 64 KiB unless `--size` says otherwise.
     pub fn payload(&self) -> PayloadSpec {
         match (&self.message, self.size) {
             (_, Some(size)) => PayloadSpec::Random {
                 size,
+                seed: self.seed,
+            },
+            (None, None) if self.stream => PayloadSpec::Random {
+                size: DEFAULT_STREAM_CHUNK,
                 seed: self.seed,
             },
             (Some(m), None) => PayloadSpec::Text(m.clone()),
@@ -268,8 +326,13 @@ impl StressConfig {
         }
     }
 
-    /// The workload: open loop with `--rate`, closed loop otherwise.
+    /// The workload: a stream with `--stream`, open loop with `--rate`, closed loop otherwise.
     pub fn workload(&self) -> Workload {
+        if self.stream {
+            return Workload::Stream {
+                window: self.window.unwrap_or(DEFAULT_WINDOW),
+            };
+        }
         match self.rate {
             Some(rate) => Workload::Rate {
                 rate,
@@ -281,6 +344,15 @@ impl StressConfig {
         }
     }
 
+    /// Messages (a stream's chunks) in flight per connection at most: `--pipeline`, or as many
+    /// whole chunks as the stream's window holds (at least one).
+    pub fn messages_in_flight(&self) -> usize {
+        match self.workload() {
+            Workload::Stream { window } => (window / self.payload().max_len().max(1)).max(1),
+            Workload::Closed { pipeline } | Workload::Rate { pipeline, .. } => pipeline,
+        }
+    }
+
     /// Client threads actually used: never more than there are connections.
     pub fn effective_threads(&self) -> usize {
         self.threads.clamp(1, self.connections.max(1))
@@ -289,352 +361,12 @@ impl StressConfig {
     /// Whether the payload and stop condition were both left unset, the case in which the
     /// article's client asks for them on a terminal.
     pub fn is_interactive_candidate(&self) -> bool {
-        self.message.is_none()
+        !self.stream
+            && self.message.is_none()
             && self.size.is_none()
             && self.count.is_none()
             && self.duration.is_none()
     }
-}
-
-impl StressConfig {
-    /// The article's way (issue item 6): asks on `output` for the message, the number of
-    /// connections ("threads" in the article) and the number of sends, reading the answers from
-    /// `input`, as its client did. An empty answer keeps the current value; a bad number is
-    /// asked again. Call it only when [`is_interactive_candidate`](Self::is_interactive_candidate)
-    /// holds and standard input is a terminal; the CLI decides that.
-    ///
-    /// # Errors
-    ///
-    /// I/O errors, and `UnexpectedEof` if the input ends before the questions are answered.
-    pub fn ask<R: BufRead, W: Write>(&mut self, mut input: R, mut output: W) -> io::Result<()> {
-        let mut line = String::new();
-        let mut read = |output: &mut W, prompt: &str, line: &mut String| -> io::Result<()> {
-            write!(output, "{prompt}")?;
-            output.flush()?;
-            line.clear();
-            if input.read_line(line)? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "no answer on standard input",
-                ));
-            }
-            Ok(())
-        };
-        read(
-            &mut output,
-            &format!("Please enter message to be sent to the server [{DEFAULT_MESSAGE}]: "),
-            &mut line,
-        )?;
-        let answer = line.trim_end_matches(['\r', '\n']);
-        self.message = Some(if answer.is_empty() {
-            DEFAULT_MESSAGE.to_string()
-        } else {
-            answer.to_string()
-        });
-        loop {
-            read(
-                &mut output,
-                &format!(
-                    "Please enter number of threads to be created [{}]: ",
-                    self.connections
-                ),
-                &mut line,
-            )?;
-            match line.trim() {
-                "" => break,
-                t => match t.parse::<usize>() {
-                    Ok(n) if n > 0 => {
-                        self.connections = n;
-                        break;
-                    }
-                    _ => writeln!(output, "a positive whole number, please")?,
-                },
-            }
-        }
-        loop {
-            read(
-                &mut output,
-                &format!("Please enter number of times the messages needs to be sent [{DEFAULT_COUNT}]: "),
-                &mut line,
-            )?;
-            match line.trim() {
-                "" => {
-                    self.count = Some(DEFAULT_COUNT);
-                    break;
-                }
-                t => match t.parse::<u64>() {
-                    Ok(n) if n > 0 => {
-                        self.count = Some(n);
-                        break;
-                    }
-                    _ => writeln!(output, "a positive whole number, please")?,
-                },
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A pre-flight check that cannot be satisfied; the message says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PreflightError {
-    /// Not enough file descriptors and the limit could not be raised.
-    #[error(
-        "{connections} connections need about {needed} file descriptors but the limit is {soft} \
-         (hard limit {hard}) and cannot be raised here: run `ulimit -n {needed}` as a user allowed \
-         to (or raise `nofile` in /etc/security/limits.conf, or LimitNOFILE= in a systemd unit), \
-         or use fewer --connections"
-    )]
-    FileDescriptors {
-        /// Connections asked for.
-        connections: usize,
-        /// Descriptors needed.
-        needed: u64,
-        /// Soft limit.
-        soft: u64,
-        /// Hard limit.
-        hard: u64,
-    },
-    /// Not enough ephemeral ports on the source addresses available.
-    #[error(
-        "{connections} connections to {target} need {needed} source addresses (one holds {per_source} \
-         connections to one destination, net.ipv4.ip_local_port_range = {lo} {hi}) but {available} \
-         {available_what}: {advice}"
-    )]
-    Ports {
-        /// Connections asked for.
-        connections: usize,
-        /// The destination.
-        target: String,
-        /// Source addresses needed.
-        needed: usize,
-        /// Connections one source address can hold to the destination.
-        per_source: u64,
-        /// Start of the ephemeral port range.
-        lo: u16,
-        /// End of the ephemeral port range.
-        hi: u16,
-        /// Source addresses available.
-        available: usize,
-        /// What `available` counts ("--source-ip addresses were given", ...).
-        available_what: String,
-        /// What to change.
-        advice: String,
-    },
-    /// A fact could not be read.
-    #[error("pre-flight check: cannot read {what}: {detail}")]
-    Unreadable {
-        /// What could not be read.
-        what: String,
-        /// Why.
-        detail: String,
-    },
-}
-
-/// What to do about `RLIMIT_NOFILE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FdPlan {
-    /// The soft limit suffices.
-    Enough,
-    /// Raise the soft limit to this (at most the hard limit).
-    RaiseSoft(u64),
-    /// Raise both limits to this (allowed only with CAP_SYS_RESOURCE; may fail).
-    RaiseHard(u64),
-}
-
-/// File descriptors a run of `connections` connections on `threads` threads needs.
-pub fn fds_needed(connections: usize, threads: usize) -> u64 {
-    connections as u64 + FD_PER_THREAD * threads as u64 + FD_OVERHEAD
-}
-
-/// Decides what to do about the descriptor limit: nothing, raise the soft limit, or try the hard.
-pub fn plan_fd_limit(needed: u64, soft: u64, hard: u64) -> FdPlan {
-    if soft >= needed {
-        FdPlan::Enough
-    } else if hard >= needed {
-        FdPlan::RaiseSoft(needed)
-    } else {
-        FdPlan::RaiseHard(needed)
-    }
-}
-
-/// Connections one source address can hold to one destination address and port: one per
-/// ephemeral port in the inclusive range `lo..=hi`.
-pub fn ports_per_source(lo: u16, hi: u16) -> u64 {
-    if hi < lo {
-        0
-    } else {
-        u64::from(hi - lo) + 1
-    }
-}
-
-/// Parses `/proc/sys/net/ipv4/ip_local_port_range` ("32768\t60999").
-pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
-    let mut it = text.split_whitespace().map(str::parse::<u16>);
-    let lo = it.next()?.ok()?;
-    let hi = it.next()?.ok()?;
-    Some((lo, hi))
-}
-
-/// Chooses the source addresses for `connections` connections to `target` when one address holds
-/// `per_source`: an empty list when one default address suffices and none were given, the given
-/// `source_ips` when they suffice, or `127.0.0.1`, `127.0.0.2`, ... for a loopback target.
-///
-/// # Errors
-///
-/// [`PreflightError::Ports`] with advice when the addresses available cannot hold them all.
-pub fn plan_sources(
-    connections: usize,
-    target: IpAddr,
-    target_port: u16,
-    source_ips: &[IpAddr],
-    (lo, hi): (u16, u16),
-) -> Result<Vec<IpAddr>, PreflightError> {
-    let per_source = ports_per_source(lo, hi);
-    let needed = if per_source == 0 {
-        usize::MAX
-    } else {
-        (connections as u64).div_ceil(per_source) as usize
-    };
-    let widen = "or widen the range: sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"";
-    let error = |available: usize, available_what: &str, advice: String| PreflightError::Ports {
-        connections,
-        target: format!("{}", std::net::SocketAddr::new(target, target_port)),
-        needed,
-        per_source,
-        lo,
-        hi,
-        available,
-        available_what: available_what.to_string(),
-        advice,
-    };
-    if !source_ips.is_empty() {
-        if source_ips.len() >= needed {
-            return Ok(source_ips.to_vec());
-        }
-        return Err(error(
-            source_ips.len(),
-            "--source-ip addresses were given",
-            format!(
-                "give at least {needed} --source-ip addresses, {widen}, or use fewer --connections"
-            ),
-        ));
-    }
-    if needed <= 1 {
-        return Ok(Vec::new());
-    }
-    match target {
-        IpAddr::V4(v4) if v4.is_loopback() => {
-            // 127.0.0.1 ..= 127.0.0.254 are all local on Linux without configuration.
-            if needed <= 254 {
-                Ok((1..=needed as u8)
-                    .map(|x| IpAddr::V4(Ipv4Addr::new(127, 0, 0, x)))
-                    .collect())
-            } else {
-                Err(error(
-                    254,
-                    "loopback addresses 127.0.0.1-254 are used",
-                    format!("{widen}, or use fewer --connections"),
-                ))
-            }
-        }
-        _ => Err(error(
-            1,
-            "source address is known",
-            format!(
-                "give {needed} local addresses with --source-ip (each must be configured on an \
-                 interface), {widen}, or use fewer --connections"
-            ),
-        )),
-    }
-}
-
-/// The outcome of a successful pre-flight check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preflight {
-    /// File descriptors the run needs.
-    pub fds_needed: u64,
-    /// The soft `RLIMIT_NOFILE` found before the check.
-    pub fd_soft_before: u64,
-    /// The soft limit after the check (raised if it was too low).
-    pub fd_soft: u64,
-    /// The ephemeral port range.
-    pub port_range: (u16, u16),
-    /// Source addresses to bind to, round-robin over connections; empty means "let the kernel
-    /// choose".
-    pub source_ips: Vec<IpAddr>,
-    /// What was changed, for the log (e.g. "raised the soft fd limit from 1024 to 2114").
-    pub notes: Vec<String>,
-}
-
-/// Reads the system limits and applies [`plan_fd_limit`] and [`plan_sources`] for a run of
-/// `config` against the resolved server address `target`, before anything is opened. Raises the
-/// soft descriptor limit when the hard limit allows (or the process may raise the hard one).
-///
-/// # Errors
-///
-/// A [`PreflightError`] that says exactly what to change.
-pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, PreflightError> {
-    let needed = fds_needed(config.connections, config.effective_threads());
-    let (soft, hard) =
-        rlimit::getrlimit(rlimit::Resource::NOFILE).map_err(|e| PreflightError::Unreadable {
-            what: "RLIMIT_NOFILE".into(),
-            detail: e.to_string(),
-        })?;
-    let mut notes = Vec::new();
-    let fd_error = PreflightError::FileDescriptors {
-        connections: config.connections,
-        needed,
-        soft,
-        hard,
-    };
-    let fd_soft = match plan_fd_limit(needed, soft, hard) {
-        FdPlan::Enough => soft,
-        FdPlan::RaiseSoft(to) => {
-            rlimit::setrlimit(rlimit::Resource::NOFILE, to, hard).map_err(|_| fd_error.clone())?;
-            notes.push(format!("raised the soft fd limit from {soft} to {to}"));
-            to
-        }
-        FdPlan::RaiseHard(to) => {
-            rlimit::setrlimit(rlimit::Resource::NOFILE, to, to).map_err(|_| fd_error.clone())?;
-            notes.push(format!(
-                "raised the fd limit from {soft} (hard {hard}) to {to}"
-            ));
-            to
-        }
-    };
-    let range_path = "/proc/sys/net/ipv4/ip_local_port_range";
-    let port_range = fs::read_to_string(range_path)
-        .ok()
-        .and_then(|t| parse_port_range(&t))
-        .ok_or_else(|| PreflightError::Unreadable {
-            what: range_path.into(),
-            detail: "missing or malformed".into(),
-        })?;
-    let source_ips = plan_sources(
-        config.connections,
-        target,
-        config.port,
-        &config.source_ips,
-        port_range,
-    )?;
-    if config.source_ips.is_empty() && !source_ips.is_empty() {
-        notes.push(format!(
-            "spreading {} connections over {} source addresses ({} ... {})",
-            config.connections,
-            source_ips.len(),
-            source_ips[0],
-            source_ips[source_ips.len() - 1]
-        ));
-    }
-    Ok(Preflight {
-        fds_needed: needed,
-        fd_soft_before: soft,
-        fd_soft,
-        port_range,
-        source_ips,
-        notes,
-    })
 }
 
 impl fmt::Display for Stop {
@@ -663,7 +395,6 @@ mod tests {
         assert!(e.0.contains(needle), "{e:?} should mention {needle:?}");
         assert!(!e.0.contains('\n'), "one line: {e:?}");
     }
-
     #[test]
     fn defaults_are_valid_and_resolve() {
         let c = cfg();
@@ -800,6 +531,98 @@ mod tests {
     }
 
     #[test]
+    fn stream_defaults_and_resolved_forms() {
+        let c = StressConfig {
+            stream: true,
+            ..cfg()
+        };
+        c.validate().unwrap();
+        assert_eq!(
+            c.payload(),
+            PayloadSpec::Random {
+                size: DEFAULT_STREAM_CHUNK,
+                seed: 0
+            }
+        );
+        assert_eq!(
+            c.workload(),
+            Workload::Stream {
+                window: DEFAULT_WINDOW
+            }
+        );
+        assert_eq!(c.messages_in_flight(), 4, "256 KiB of 64 KiB chunks");
+        assert!(!c.is_interactive_candidate(), "--stream alone asks nothing");
+        let odd = StressConfig {
+            size: Some(100_000),
+            window: Some(250_000),
+            ..c.clone()
+        };
+        odd.validate().unwrap();
+        assert_eq!(odd.messages_in_flight(), 2, "whole chunks only");
+        let echo = cfg();
+        assert_eq!(echo.messages_in_flight(), 1);
+    }
+
+    #[test]
+    fn stream_flags_are_checked() {
+        let stream = StressConfig {
+            stream: true,
+            ..cfg()
+        };
+        rejects(
+            StressConfig {
+                window: Some(1 << 20),
+                ..cfg()
+            },
+            "--window applies only with --stream",
+        );
+        rejects(
+            StressConfig {
+                message: Some("x".into()),
+                ..stream.clone()
+            },
+            "--message",
+        );
+        rejects(
+            StressConfig {
+                rate: Some(10.0),
+                ..stream.clone()
+            },
+            "--rate",
+        );
+        rejects(
+            StressConfig {
+                pipeline: 4,
+                ..stream.clone()
+            },
+            "--pipeline",
+        );
+        rejects(
+            StressConfig {
+                window: Some(0),
+                ..stream.clone()
+            },
+            "--window",
+        );
+        rejects(
+            StressConfig {
+                window: Some(1000),
+                size: Some(4096),
+                ..stream.clone()
+            },
+            "smaller than one chunk",
+        );
+        rejects(
+            StressConfig {
+                connections: 10_000,
+                window: Some(1 << 20),
+                ..stream
+            },
+            "--connections x --window",
+        );
+    }
+
+    #[test]
     fn resolved_forms() {
         let c = StressConfig {
             size: Some(64),
@@ -832,109 +655,11 @@ mod tests {
     }
 
     #[test]
-    fn asks_like_the_article() {
-        let mut c = cfg();
-        let mut out = Vec::new();
-        c.ask(&b"Swarajya Pendha\n0\nabc\n7\n\n"[..], &mut out)
-            .unwrap();
-        assert_eq!(c.message.as_deref(), Some("Swarajya Pendha"));
-        assert_eq!(c.connections, 7);
-        assert_eq!(c.count, Some(DEFAULT_COUNT));
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("Please enter message to be sent to the server"));
-        assert!(text.contains("Please enter number of threads to be created"));
-        assert!(text.contains("Please enter number of times the messages needs to be sent"));
-        assert_eq!(text.matches("a positive whole number").count(), 2);
-        c.validate().unwrap();
-    }
-
-    #[test]
-    fn asking_on_a_closed_input_fails_instead_of_blocking() {
-        let mut c = cfg();
-        let e = c.ask(&b"hi\n"[..], Vec::new()).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-    }
-
-    #[test]
     fn output_target() {
         assert_eq!(OutputTarget::parse("-"), OutputTarget::Stdout);
         assert_eq!(
             OutputTarget::parse("r.json"),
             OutputTarget::Path("r.json".into())
         );
-    }
-
-    #[test]
-    fn fd_plan() {
-        assert_eq!(plan_fd_limit(100, 1024, 4096), FdPlan::Enough);
-        assert_eq!(plan_fd_limit(2000, 1024, 4096), FdPlan::RaiseSoft(2000));
-        assert_eq!(plan_fd_limit(5000, 1024, 4096), FdPlan::RaiseHard(5000));
-        assert_eq!(fds_needed(1000, 2), 1000 + 8 + FD_OVERHEAD);
-    }
-
-    #[test]
-    fn port_range_parsing() {
-        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
-        assert_eq!(parse_port_range("bogus"), None);
-        assert_eq!(ports_per_source(32768, 60999), 28232);
-        assert_eq!(ports_per_source(10, 9), 0);
-    }
-
-    #[test]
-    fn one_source_suffices_for_few_connections() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(
-            plan_sources(28232, lo, 3333, &[], (32768, 60999)).unwrap(),
-            Vec::<IpAddr>::new()
-        );
-    }
-
-    #[test]
-    fn loopback_spreads_over_127_0_0_x() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let s = plan_sources(100_000, lo, 3333, &[], (32768, 60999)).unwrap();
-        assert_eq!(s.len(), 4, "100000 / 28232 rounds up to 4");
-        assert_eq!(s[0], "127.0.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(s[3], "127.0.0.4".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn loopback_beyond_254_addresses_is_an_error() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let e = plan_sources(300, lo, 3333, &[], (60000, 60000)).unwrap_err();
-        let text = e.to_string();
-        assert!(text.contains("need 300 source addresses"), "{text}");
-        assert!(text.contains("ip_local_port_range"), "{text}");
-    }
-
-    #[test]
-    fn remote_target_needs_source_ips_and_says_so() {
-        let remote: IpAddr = "192.0.2.1".parse().unwrap();
-        let e = plan_sources(50_000, remote, 80, &[], (32768, 60999)).unwrap_err();
-        let text = e.to_string();
-        assert!(text.contains("--source-ip"), "{text}");
-        assert!(text.contains("192.0.2.1:80"), "{text}");
-        let two: Vec<IpAddr> = vec![
-            "198.51.100.1".parse().unwrap(),
-            "198.51.100.2".parse().unwrap(),
-        ];
-        assert_eq!(
-            plan_sources(50_000, remote, 80, &two, (32768, 60999)).unwrap(),
-            two
-        );
-        let e = plan_sources(90_000, remote, 80, &two, (32768, 60999)).unwrap_err();
-        assert!(e.to_string().contains("at least 4 --source-ip"), "{e}");
-    }
-
-    #[test]
-    fn preflight_on_this_machine_passes_for_a_small_run() {
-        let c = StressConfig {
-            connections: 10,
-            ..cfg()
-        };
-        let p = preflight(&c, "127.0.0.1".parse().unwrap()).unwrap();
-        assert!(p.fd_soft >= p.fds_needed);
-        assert!(p.source_ips.is_empty());
-        assert!(p.port_range.0 <= p.port_range.1);
     }
 }

@@ -19,8 +19,11 @@
 //!
 //! # Modules
 //!
-//! * [`config`]: every option as plain data, validation, and the pre-flight check of the fd
-//!   limit and the ephemeral port range.
+//! * [`config`]: every option as plain data, its validation, and what options mean together
+//!   (payload, stop condition, workload).
+//! * [`interactive`]: the article's questions on a terminal, answered into a config.
+//! * [`preflight`]: the check of the fd limit and the ephemeral port range before anything is
+//!   opened, raising the limit or spreading source addresses where it can.
 //! * [`engine`]: the client threads and their connections on the completion port.
 //! * [`payload`]: the bytes of message `i` on connection `c` (article-style numbered text or
 //!   seeded random bytes), written into reusable buffers.
@@ -32,7 +35,9 @@
 //! * [`report`]: the [`StressReport`](report::StressReport) result type and its exporters.
 pub mod config;
 pub mod engine;
+pub mod interactive;
 pub mod payload;
+pub mod preflight;
 pub mod report;
 pub mod schedule;
 pub mod stats;

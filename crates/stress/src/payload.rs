@@ -93,6 +93,14 @@ impl<'a> PayloadGen<'a> {
     /// Does not allocate once `buf.capacity() >= self.max_len()`.
     pub fn fill(&self, index: u64, buf: &mut Vec<u8>) {
         buf.clear();
+        self.append(index, buf);
+    }
+
+    /// Appends message number `index` to `buf` (after the bytes already there), so that a send
+    /// buffer can be filled in place, message after message, without an intermediate copy.
+    ///
+    /// Does not allocate once `buf` has room for [`max_len`](Self::max_len) more bytes.
+    pub fn append(&self, index: u64, buf: &mut Vec<u8>) {
         match self.spec {
             PayloadSpec::Text(text) => {
                 push_decimal(buf, index);
@@ -102,8 +110,9 @@ impl<'a> PayloadGen<'a> {
                 buf.extend_from_slice(text.as_bytes());
             }
             PayloadSpec::Random { size, seed } => {
-                buf.resize(*size, 0);
-                fill_random(buf, *seed, self.connection, index);
+                let start = buf.len();
+                buf.resize(start + size, 0);
+                fill_random(&mut buf[start..], *seed, self.connection, index);
             }
         }
     }

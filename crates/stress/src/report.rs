@@ -21,7 +21,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::config::{OutputTarget, StressConfig, Workload};
+use crate::config::{OutputTarget, Stop, StressConfig, Workload};
 use crate::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
 
 /// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
@@ -40,6 +40,90 @@ pub struct FirstError {
     pub detail: String,
 }
 
+/// Min, median and max of a per-connection figure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The smallest.
+    pub min: f64,
+    /// The median (the lower one for an even count).
+    pub median: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; all zero when there are none.
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread {
+                min: 0.0,
+                median: 0.0,
+                max: 0.0,
+            };
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Spread {
+            min: sorted[0],
+            median: sorted[(sorted.len() - 1) / 2],
+            max: sorted[sorted.len() - 1],
+        }
+    }
+}
+
+/// What a `--stream` run moved: the `stream` object of the JSON output. Bytes count when they
+/// arrive verified, within the measured window (warm-up excluded).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamFigures {
+    /// Echoed bytes verified in the measured window.
+    pub bytes: u64,
+    /// Length of the measured window in seconds.
+    pub seconds: f64,
+    /// Echoed gigabits (10^9 bits) per second, all connections together.
+    pub gbit_per_s: f64,
+    /// Echoed MiB (2^20 bytes) per second, all connections together.
+    pub mib_per_s: f64,
+    /// Each connection's echoed Gbit/s: min, median, max (a connection that failed or never
+    /// connected counts 0).
+    pub per_connection_gbit_per_s: Spread,
+    /// Bytes in flight per connection at most (`--window`, in whole chunks).
+    pub window_bytes: u64,
+    /// Bytes per chunk (`--size`).
+    pub chunk_bytes: u64,
+}
+
+impl StreamFigures {
+    /// The figures of `stats` over `secs` seconds, for chunks of `chunk` bytes and `in_flight`
+    /// chunks per connection.
+    pub fn of(stats: &ThreadStats, secs: f64, chunk: usize, in_flight: usize) -> StreamFigures {
+        let gbit = |bytes: u64| {
+            if secs > 0.0 {
+                bytes as f64 * 8.0 / secs / 1e9
+            } else {
+                0.0
+            }
+        };
+        let per_connection: Vec<f64> = stats
+            .per_connection_echoed
+            .iter()
+            .map(|&b| gbit(b))
+            .collect();
+        StreamFigures {
+            bytes: stats.echoed,
+            seconds: secs,
+            gbit_per_s: gbit(stats.echoed),
+            mib_per_s: if secs > 0.0 {
+                stats.echoed as f64 / secs / (1u64 << 20) as f64
+            } else {
+                0.0
+            },
+            per_connection_gbit_per_s: Spread::of(&per_connection),
+            window_bytes: (chunk * in_flight) as u64,
+            chunk_bytes: chunk as u64,
+        }
+    }
+}
+
 /// Everything a run measured. Serialised as the `--json` output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StressReport {
@@ -47,7 +131,8 @@ pub struct StressReport {
     pub target: String,
     /// The completion-port backend the client ran on (`uring` or `epoll`).
     pub backend: String,
-    /// `closed` (closed loop, possibly pipelined) or `rate` (open loop, `--rate`).
+    /// `closed` (closed loop, possibly pipelined), `rate` (open loop, `--rate`) or `stream`
+    /// (`--stream`).
     pub mode: &'static str,
     /// Connections asked for (`--connections`).
     pub connections: usize,
@@ -65,7 +150,8 @@ pub struct StressReport {
     pub target_rate: Option<f64>,
     /// Seed of the random payload (`--seed`), to reproduce a mismatch.
     pub seed: u64,
-    /// Verified round trips: messages whose every echoed byte matched, warm-up excluded.
+    /// Verified round trips: messages (a stream's chunks) whose every echoed byte matched,
+    /// warm-up excluded.
     pub messages: u64,
     /// Payload bytes in those verified round trips (each counted once).
     pub bytes: u64,
@@ -85,8 +171,9 @@ pub struct StressReport {
     /// Verified payload MiB (2^20 bytes) per second, one direction.
     pub mib_per_s: f64,
     /// Round-trip latency in microseconds. In rate mode measured from each message's intended
-    /// send time (coordinated omission corrected); otherwise from the actual send. All zero
-    /// (with `count` 0) when nothing was verified.
+    /// send time (coordinated omission corrected); otherwise from the actual send. For a stream,
+    /// per chunk: from the moment the window let it be queued for sending until its last byte
+    /// came back. All zero (with `count` 0) when nothing was verified.
     pub latency_us: LatencySummary,
     /// Rate mode only: latency from the actual send time, the figure a naive tool would show.
     pub latency_uncorrected_us: Option<LatencySummary>,
@@ -96,6 +183,8 @@ pub struct StressReport {
     pub fairness: Fairness,
     /// Each client thread's CPU use in percent of one core (100 = saturated).
     pub client_cpu_pct: Vec<f64>,
+    /// `--stream` only: the echoed throughput, in total and per connection; `null` otherwise.
+    pub stream: Option<StreamFigures>,
     /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
     pub warnings: Vec<String>,
 }
@@ -123,7 +212,9 @@ impl StressReport {
     ) -> StressReport {
         let secs = measured.as_secs_f64();
         let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
-        let rate_mode = matches!(config.workload(), Workload::Rate { .. });
+        let workload = config.workload();
+        let rate_mode = matches!(workload, Workload::Rate { .. });
+        let stream_mode = matches!(workload, Workload::Stream { .. });
         let mut warnings = Vec::new();
         if let Some(w) = stats.client_bound_warning() {
             warnings.push(w);
@@ -151,13 +242,20 @@ impl StressReport {
         StressReport {
             target: format!("{}:{}", config.host, config.port),
             backend: backend.to_string(),
-            mode: if rate_mode { "rate" } else { "closed" },
+            mode: match workload {
+                Workload::Closed { .. } => "closed",
+                Workload::Rate { .. } => "rate",
+                Workload::Stream { .. } => "stream",
+            },
             connections: config.connections,
             connections_established: stats.connect.len(),
             threads: config.effective_threads(),
             pipeline: config.pipeline,
             payload: config.payload().describe(),
-            stop: config.stop().to_string(),
+            stop: match config.stop() {
+                Stop::Count(n) if stream_mode => format!("{n} chunks per connection"),
+                stop => stop.to_string(),
+            },
             target_rate: config.rate,
             seed: config.seed,
             messages: stats.messages,
@@ -186,6 +284,14 @@ impl StressReport {
                 .iter()
                 .map(|c| (c.utilization() * 1000.0).round() / 10.0)
                 .collect(),
+            stream: stream_mode.then(|| {
+                StreamFigures::of(
+                    stats,
+                    secs,
+                    config.payload().max_len(),
+                    config.messages_in_flight(),
+                )
+            }),
             warnings,
         }
     }
@@ -207,10 +313,21 @@ impl StressReport {
     /// The human-readable report, several aligned lines ending in a newline.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let mode = match self.target_rate {
-            Some(r) => format!("open loop at {r} msg/s, pipeline {}", self.pipeline),
-            None if self.pipeline > 1 => format!("closed loop, pipeline {}", self.pipeline),
-            None => "closed loop".to_string(),
+        let mode = match (&self.stream, self.target_rate) {
+            (Some(st), _) => format!(
+                "stream, window {} per connection",
+                human_bytes(st.window_bytes)
+            ),
+            (None, Some(r)) => format!("open loop at {r} msg/s, pipeline {}", self.pipeline),
+            (None, None) if self.pipeline > 1 => {
+                format!("closed loop, pipeline {}", self.pipeline)
+            }
+            (None, None) => "closed loop".to_string(),
+        };
+        let unit = if self.stream.is_some() {
+            "chunks"
+        } else {
+            "round trips"
         };
         let _ = writeln!(
             s,
@@ -225,7 +342,7 @@ impl StressReport {
         );
         let _ = writeln!(
             s,
-            "  {:<14}{} round trips, {} in {:.2}s{}",
+            "  {:<14}{} {unit}, {} in {:.2}s{}",
             "verified",
             self.messages,
             human_bytes(self.bytes),
@@ -236,11 +353,31 @@ impl StressReport {
                 String::new()
             }
         );
-        let _ = writeln!(
-            s,
-            "  {:<14}{:.1} msg/s, {:.2} MiB/s",
-            "throughput", self.msgs_per_s, self.mib_per_s
-        );
+        match &self.stream {
+            Some(st) => {
+                let _ = writeln!(
+                    s,
+                    "  {:<14}{:.3} Gbit/s, {:.2} MiB/s ({} verified as it arrived)",
+                    "echoed",
+                    st.gbit_per_s,
+                    st.mib_per_s,
+                    human_bytes(st.bytes)
+                );
+                let p = &st.per_connection_gbit_per_s;
+                let _ = writeln!(
+                    s,
+                    "  {:<14}min {:.3}  median {:.3}  max {:.3} Gbit/s per connection",
+                    "", p.min, p.median, p.max
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {:<14}{:.1} msg/s, {:.2} MiB/s",
+                    "throughput", self.msgs_per_s, self.mib_per_s
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
@@ -253,21 +390,35 @@ impl StressReport {
                 name, l.min, l.p50, l.p90, l.p99, l.p999, l.max
             );
         };
-        match &self.latency_uncorrected_us {
-            Some(u) => {
+        match (&self.latency_uncorrected_us, &self.stream) {
+            (Some(u), _) => {
                 row(&mut s, "  corrected", &self.latency_us);
                 row(&mut s, "  uncorrected", u);
             }
-            None => row(&mut s, "  round trip", &self.latency_us),
+            (None, Some(_)) => {
+                row(&mut s, "  chunk", &self.latency_us);
+                let _ = writeln!(
+                    s,
+                    "  {:<14}(from queued for sending, once the window has room, to last byte \
+                     echoed)",
+                    ""
+                );
+            }
+            (None, None) => row(&mut s, "  round trip", &self.latency_us),
         }
         row(&mut s, "connect (us)", &self.connect_us);
         let _ = writeln!(
             s,
-            "  {:<14}min {}  median {}  max {} messages per connection ({} of {} connected)",
+            "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",
             "fairness",
             self.fairness.min,
             self.fairness.median,
             self.fairness.max,
+            if self.stream.is_some() {
+                "chunks"
+            } else {
+                "messages"
+            },
             self.connections_established,
             self.connections
         );
@@ -532,6 +683,70 @@ mod tests {
         );
         assert!(r.passed());
         assert_eq!(r.exit_code(), 0);
+    }
+
+    #[test]
+    fn stream_json_has_the_contract_object() {
+        let c = StressConfig {
+            stream: true,
+            size: None,
+            count: None,
+            duration: Some(Duration::from_secs(2)),
+            ..config()
+        };
+        let mut s = stats_with(100, 4);
+        // 4 connections: 1, 2, 3 and 0 GB in 2 s.
+        for (conn, gb) in [(0, 1), (1, 2), (2, 3)] {
+            s.record_echoed(conn, gb * 1_000_000_000);
+        }
+        let r = StressReport::build(&c, &s, Duration::from_secs(2), "uring");
+        assert_eq!(r.mode, "stream");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let st = &v["stream"];
+        assert_eq!(st["bytes"], 6_000_000_000u64);
+        assert!(st["bytes"].is_u64());
+        assert_eq!(st["seconds"], 2.0);
+        assert_eq!(st["gbit_per_s"], 24.0);
+        let mib = 6e9 / 2.0 / (1u64 << 20) as f64;
+        assert!(
+            (st["mib_per_s"].as_f64().unwrap() - mib).abs() < 1e-6,
+            "{st}"
+        );
+        assert_eq!(st["per_connection_gbit_per_s"]["min"], 0.0);
+        assert_eq!(st["per_connection_gbit_per_s"]["median"], 4.0);
+        assert_eq!(st["per_connection_gbit_per_s"]["max"], 12.0);
+        assert_eq!(st["window_bytes"], 256 << 10);
+        assert_eq!(st["chunk_bytes"], 64 << 10);
+        let text = r.render();
+        assert!(
+            text.contains("stream, window 256.00 KiB per connection"),
+            "{text}"
+        );
+        assert!(text.contains("24.000 Gbit/s"), "{text}");
+        assert!(
+            text.contains("min 0.000  median 4.000  max 12.000 Gbit/s"),
+            "{text}"
+        );
+        assert!(text.contains("    chunk "), "{text}");
+        assert!(text.contains("to last byte echoed"), "{text}");
+        println!("{text}");
+        // Echo mode has no stream object.
+        let echo = StressReport::build(&config(), &s, Duration::from_secs(2), "uring");
+        let v: serde_json::Value = serde_json::from_str(&echo.to_json()).unwrap();
+        assert!(v["stream"].is_null());
+    }
+
+    #[test]
+    fn spread_of_values() {
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0, 9.0]),
+            Spread {
+                min: 1.0,
+                median: 2.0,
+                max: 9.0
+            }
+        );
+        assert_eq!(Spread::of(&[]).max, 0.0);
     }
 
     #[test]

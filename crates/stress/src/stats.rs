@@ -11,6 +11,9 @@
 //!   measured it: coordinated omission), and *uncorrected*, measured from the moment the send was
 //!   actually issued. In closed-loop mode the two are the same.
 //! * **Fairness**: messages per connection, summarised as min, median and max.
+//! * **Echoed bytes** (what `--stream` reports): bytes verified while the measured window was
+//!   open, counted when they arrive (not when their message completes), in total and per
+//!   connection.
 //! * **Connect time** in microseconds, in its own histogram.
 //! * **Errors** counted by [`ErrorKind`], with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
@@ -216,8 +219,12 @@ pub struct ThreadStats {
     pub per_connection: Vec<u64>,
     /// Verified round trips.
     pub messages: u64,
-    /// Verified echoed bytes.
+    /// Payload bytes of the verified round trips.
     pub bytes: u64,
+    /// Bytes verified while the measured window was open, by arrival time.
+    pub echoed: u64,
+    /// [`echoed`](Self::echoed) per connection, indexed by global connection index.
+    pub per_connection_echoed: Vec<u64>,
     /// Errors by kind.
     pub errors: ErrorCounts,
     /// The earliest error.
@@ -237,6 +244,8 @@ impl ThreadStats {
             per_connection: vec![0; connections],
             messages: 0,
             bytes: 0,
+            echoed: 0,
+            per_connection_echoed: vec![0; connections],
             errors: ErrorCounts::default(),
             first_error: None,
             cpu: Vec::new(),
@@ -254,6 +263,14 @@ impl ThreadStats {
         }
         self.messages += 1;
         self.bytes += done.len as u64;
+    }
+
+    /// Records `n` bytes of connection `connection` verified while the measured window was open.
+    pub fn record_echoed(&mut self, connection: usize, n: usize) {
+        if let Some(b) = self.per_connection_echoed.get_mut(connection) {
+            *b += n as u64;
+        }
+        self.echoed += n as u64;
     }
 
     /// Records a connection that took `took` to establish.
@@ -297,8 +314,20 @@ impl ThreadStats {
         for (a, b) in self.per_connection.iter_mut().zip(&other.per_connection) {
             *a += b;
         }
+        if self.per_connection_echoed.len() < other.per_connection_echoed.len() {
+            self.per_connection_echoed
+                .resize(other.per_connection_echoed.len(), 0);
+        }
+        for (a, b) in self
+            .per_connection_echoed
+            .iter_mut()
+            .zip(&other.per_connection_echoed)
+        {
+            *a += b;
+        }
         self.messages += other.messages;
         self.bytes += other.bytes;
+        self.echoed += other.echoed;
         self.errors.merge(&other.errors);
         if let Some(theirs) = &other.first_error {
             if self
@@ -533,6 +562,9 @@ mod tests {
         b.record_message(3, &completed(t0, t0, 4), t0 + Duration::from_micros(20));
         b.record_message(3, &completed(t0, t0, 4), t0 + Duration::from_micros(30));
         a.record_connect(Duration::from_micros(50));
+        a.record_echoed(0, 100);
+        b.record_echoed(3, 40);
+        b.record_echoed(3, 2);
         let late = ConnError::EarlyClose { offset: 9 };
         let early = ConnError::ShortEcho {
             offset: 12,
@@ -548,6 +580,8 @@ mod tests {
         let m = ThreadStats::merge_all(4, [&a, &b]);
         assert_eq!((m.messages, m.bytes), (3, 11));
         assert_eq!(m.per_connection, vec![1, 0, 0, 2]);
+        assert_eq!(m.echoed, 142);
+        assert_eq!(m.per_connection_echoed, vec![100, 0, 0, 42]);
         assert_eq!(m.latency.len(), 3);
         assert_eq!(m.latency.max(), 30);
         assert_eq!(m.connect.len(), 1);

@@ -707,7 +707,7 @@ mod tests {
         let reset = v.io_error(io::Error::from(io::ErrorKind::ConnectionReset));
         assert_eq!(reset.kind(), ErrorKind::Reset);
         assert_eq!(reset.offset(), Some(1));
-        let pipe = ConnError::from_io(io::Error::from_raw_os_error(libc_epipe()), 0);
+        let pipe = ConnError::from_io(io::Error::from_raw_os_error(libc::EPIPE), 0);
         assert_eq!(pipe.kind(), ErrorKind::Reset);
         let t = v.io_error(io::Error::from(io::ErrorKind::TimedOut));
         assert!(matches!(
@@ -723,10 +723,6 @@ mod tests {
         let c = ConnError::ConnectFailed(io::Error::from(io::ErrorKind::ConnectionRefused));
         assert_eq!(c.kind(), ErrorKind::ConnectFailed);
         assert_eq!(c.offset(), None);
-    }
-
-    fn libc_epipe() -> i32 {
-        32 // EPIPE on Linux
     }
 
     #[test]

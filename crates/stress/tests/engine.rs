@@ -321,3 +321,87 @@ fn outputs_are_written_where_asked() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stream of `count` chunks per connection against a correct echo: every byte verified, the
+/// totals exact, and (no warm-up) the stream's echoed bytes are every byte sent.
+#[test]
+fn a_stream_verifies_every_byte_exactly() {
+    let port = server(Behavior::Echo);
+    // Odd sizes: chunks straddle every receive, the window is not a multiple of anything.
+    let c = StressConfig {
+        stream: true,
+        size: Some(50_000),
+        window: Some(170_000),
+        count: Some(30),
+        connections: 3,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.mode, "stream");
+        assert_eq!(r.messages, 3 * 30);
+        assert_eq!(r.bytes, 3 * 30 * 50_000);
+        assert_eq!(r.latency_us.count, 3 * 30, "one latency per chunk");
+        let st = r.stream.as_ref().expect("stream figures");
+        assert_eq!(st.bytes, 3 * 30 * 50_000);
+        assert_eq!(st.window_bytes, 150_000, "three whole chunks");
+        assert!(st.gbit_per_s > 0.0 && st.seconds > 0.0);
+        assert!(st.per_connection_gbit_per_s.min > 0.0);
+        assert_eq!(r.exit_code(), 0);
+    });
+}
+
+#[test]
+fn a_timed_stream_measures_only_after_the_warmup() {
+    let port = server(Behavior::Echo);
+    let c = StressConfig {
+        stream: true,
+        duration: Some(Duration::from_millis(400)),
+        warmup: Duration::from_millis(200),
+        connections: 2,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        let st = r.stream.as_ref().expect("stream figures");
+        assert_eq!(st.seconds, 0.4);
+        assert!(st.bytes > 0);
+        assert_eq!(st.chunk_bytes, 64 << 10, "the default chunk");
+        // Bytes count as they arrive, chunks as they complete: they differ at most by the
+        // chunks that straddle either end of the window, a window's worth per connection each.
+        let completed = r.messages * (64 << 10);
+        let slack = 2 * 2 * (256 << 10);
+        assert!(
+            st.bytes + slack >= completed && completed + slack >= st.bytes,
+            "echoed {} vs completed chunks {completed}",
+            st.bytes
+        );
+    });
+}
+
+#[test]
+fn a_wrong_byte_deep_in_a_stream_is_a_mismatch_at_its_offset() {
+    // Past the first chunk, the first window and the test server's 16 KiB reads.
+    let port = server(Behavior::FlipBitsAt(300_001, 10_000_000));
+    let c = StressConfig {
+        stream: true,
+        count: Some(20),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["mismatch"], Some(300_001));
+}
+
+#[test]
+fn a_dropped_byte_in_a_stream_is_caught() {
+    let port = server(Behavior::DropByteAt(123_456));
+    let c = StressConfig {
+        stream: true,
+        count: Some(10),
+        connections: 2,
+        ..config(port)
+    };
+    expect_failure(&c, &["mismatch"], Some(123_456));
+}

@@ -97,3 +97,23 @@ fn rate_mode_reaches_a_modest_target_against_the_real_server() {
     });
     shutdown.trigger();
 }
+
+#[test]
+fn a_stream_verifies_against_the_real_server() {
+    let (port, shutdown) = real_server();
+    let c = StressConfig {
+        stream: true,
+        connections: 4,
+        count: Some(40),
+        size: Some(64 << 10),
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        assert_eq!(r.messages, 4 * 40);
+        let st = r.stream.as_ref().expect("stream figures");
+        assert_eq!(st.bytes, 4 * 40 * (64 << 10));
+    });
+    shutdown.trigger();
+}

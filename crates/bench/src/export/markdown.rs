@@ -1,13 +1,14 @@
 //! The report printed on standard output: GitHub-flavoured markdown.
 //!
-//! The head names the machine and the load; then one table per message size, each design's
-//! figures with its ratio to the best at that point (throughput: higher is better, so the best
-//! is 1.00x; server CPU per round trip: lower is better, so the best is 1.00x and 2.00x costs
-//! twice as much); the largest connection count each design served without error; the warnings.
+//! The head names the machine, the load and the sweep; then one table per message size (each
+//! row names its size too, so a row copied elsewhere keeps it), each design's figures with its
+//! ratio to the best at that point (throughput: higher is better, so the best is 1.00x; server
+//! CPU per round trip: lower is better, so the best is 1.00x and 2.00x costs twice as much); the
+//! largest connection count each design served without error; the warnings.
 
 use std::fmt::Write as _;
 
-use crate::results::BenchResults;
+use crate::results::{size_label, BenchResults};
 
 /// `1234567.8` as `1,234,568`.
 pub fn thousands(v: f64) -> String {
@@ -78,6 +79,20 @@ pub fn head(r: &BenchResults) -> String {
          every echo; {} client thread(s); {pin}; completion-model workers: {workers}",
         s.pipeline, s.client_threads
     );
+    let list = |v: &[usize], f: &dyn Fn(usize) -> String| {
+        v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
+    };
+    let extra = s
+        .extra_points
+        .iter()
+        .map(|p| format!("; and {} x {}", size_label(p.size), p.connections))
+        .collect::<String>();
+    let _ = writeln!(
+        out,
+        "- sweep: {} messages x {} connections{extra}",
+        list(&s.sizes, &size_label),
+        list(&s.connections, &|c| c.to_string())
+    );
     let _ = writeln!(
         out,
         "- each point: {:.1} s measured after {:.1} s of warm-up, {} round(s) interleaved, \
@@ -106,13 +121,14 @@ pub fn table(r: &BenchResults, size: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| conns | design | msgs/s | vs best | p50 µs | p99 µs | p99.9 µs | server user s | \
+        "| size | conns | design | msgs/s | vs best | p50 µs | p99 µs | p99.9 µs | server user s | \
          server sys s | server µs/msg | vs best | server peak RSS | client CPU | errors |"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
+    let label = size_label(size);
     for c in r.connections_of(size) {
         for d in &r.designs {
             let Some(p) = r.point(&d.name, size, c) else {
@@ -122,7 +138,7 @@ pub fn table(r: &BenchResults, size: usize) -> String {
             let best = ratio;
             let _ = writeln!(
                 out,
-                "| {c} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
+                "| {label} | {c} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
                 d.name,
                 thousands(m.msgs_per_s),
                 best(p.ratio_to_best),
@@ -148,7 +164,7 @@ pub fn render(r: &BenchResults) -> String {
     let mut out = head(r);
     for size in r.sizes() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "## {size}-byte messages");
+        let _ = writeln!(out, "## {} messages", size_label(size));
         let _ = writeln!(out);
         out.push_str(&table(r, size));
     }
@@ -208,7 +224,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("`completion-uring`: io_uring (setup flags: SINGLE_ISSUER)"));
-        assert!(text.contains("## 64-byte messages"));
+        assert!(text.contains("## 64 B messages"));
+        assert!(
+            text.contains("- sweep: 64 B messages x 1, 100 connections; and 64 KiB x 10\n"),
+            "{text}"
+        );
         let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
         assert_eq!(rows.len(), 5, "header and four points:\n{text}");
         let cols = rows[0].matches('|').count();
@@ -217,17 +237,37 @@ mod tests {
             "{text}"
         );
         assert!(
-            rows[1].starts_with("| 1 | completion-uring | 40,000 | **1.00x** | 10 | 40 | 80 |"),
+            rows[1]
+                .starts_with("| 64 B | 1 | completion-uring | 40,000 | **1.00x** | 10 | 40 | 80 |"),
             "{}",
             rows[1]
         );
         assert!(
-            rows[4].starts_with("| 100 | my,echo | 50,000 | 0.25x |"),
+            rows[4].starts_with("| 64 B | 100 | my,echo | 50,000 | 0.25x |"),
             "{}",
             rows[4]
         );
         assert!(rows[4].ends_with("| 6.0 MiB | 98% | 7 |"), "{}", rows[4]);
         assert!(text.contains("completion-uring 100, my,echo 1"), "{text}");
         assert!(text.contains("- my,echo: 7 errors at 64 B x 100"), "{text}");
+    }
+
+    #[test]
+    fn each_size_has_its_table_and_every_row_names_its_size() {
+        let mut r = fixture::results();
+        let mut bulk = r.points[0].clone();
+        bulk.size = 65536;
+        bulk.connections = 10;
+        r.points.push(bulk);
+        let text = render(&r);
+        let small = text.find("## 64 B messages").expect("64 B table");
+        let large = text.find("## 64 KiB messages").expect("64 KiB table");
+        assert!(small < large, "{text}");
+        let rows: Vec<&str> = text[large..]
+            .lines()
+            .filter(|l| l.starts_with("| 64 KiB |"))
+            .collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(rows[0].starts_with("| 64 KiB | 10 | completion-uring |"));
     }
 }

@@ -119,6 +119,10 @@ pub(crate) mod fixture {
             settings: Settings {
                 connections: vec![1, 100],
                 sizes: vec![64],
+                extra_points: vec![crate::schedule::Point {
+                    size: 65536,
+                    connections: 10,
+                }],
                 duration_s: 2.0,
                 warmup_s: 0.5,
                 repeat: 1,

@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::export::markdown::thousands;
-use crate::results::BenchResults;
+use crate::results::{size_label, BenchResults};
 
 const SIZE: (u32, u32) = (860, 540);
 
@@ -126,13 +126,14 @@ fn draw<DB: DrawingBackend>(
     let (x_lo, x_hi) = bounds(&xs, 1.0);
     let y_hi = ys.iter().cloned().fold(1.0, f64::max);
     let y_lo = ys.iter().cloned().fold(f64::MAX, f64::min).min(y_hi);
+    let label = size_label(size);
     let (title, y_desc) = match metric {
         Metric::Throughput => (
-            format!("Round trips per second, {size}-byte messages (higher is better)"),
+            format!("Round trips per second, {label} messages (higher is better)"),
             "verified round trips per second",
         ),
         Metric::P99 => (
-            format!("p99 latency, {size}-byte messages (lower is better)"),
+            format!("p99 latency, {label} messages (lower is better)"),
             "p99 round-trip latency, µs (log)",
         ),
     };
@@ -247,5 +248,28 @@ mod tests {
         for (_, text) in charts(&r).unwrap() {
             assert!(roxmltree::Document::parse(&text).is_ok());
         }
+    }
+
+    #[test]
+    fn each_size_has_its_charts_titled_with_the_size() {
+        let mut r = fixture::results();
+        let mut bulk = r.points[0].clone();
+        bulk.size = 65536;
+        bulk.connections = 10;
+        r.points.push(bulk);
+        let charts = charts(&r).unwrap();
+        let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "throughput-64B.svg",
+                "p99-64B.svg",
+                "throughput-65536B.svg",
+                "p99-65536B.svg"
+            ]
+        );
+        assert!(charts[0].1.contains("64 B messages"));
+        assert!(charts[2].1.contains("64 KiB messages"));
+        assert!(charts[3].1.contains("64 KiB messages"));
     }
 }

@@ -1,0 +1,694 @@
+//! One client thread: its completion port, its share of the connections, its measurements.
+//!
+//! This module is responsible for the I/O of one thread: opening its connections at the paced
+//! rate, keeping a receive armed on every open connection and at most one send, handing each
+//! completion to the connection it belongs to ([`Conn`], which decides what happens next),
+//! recording what is measured, enforcing `--timeout`, and closing connections once they are
+//! finished or failed. Threads, the start barrier and merging are the orchestrator's
+//! ([`engine`](super)).
+//!
+//! # Receives
+//!
+//! With a buffer pool (the usual case), each connection keeps one multishot receive armed: a
+//! chunk lands in a pool buffer taken only when bytes arrive, is verified and given back at once,
+//! so a few buffers per connection suffice and nothing is copied. Without a pool, each connection
+//! receives into its own buffer, one receive per chunk. Buffers are as large as what a connection
+//! may have in flight (at least 2 KiB, at most 64 KiB; for a stream, its window, at least 64 KiB
+//! and at most 256 KiB), so bulk bytes arrive in few, large completions.
+
+use std::io::{self, Write as _};
+use std::mem;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ringport_port::{Backend, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::conn::{Conn, Plan, State};
+use super::Shared;
+use crate::config::{Stop, Workload};
+use crate::payload::{PayloadGen, PayloadSpec};
+use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
+use crate::stats::{CpuMeter, ThreadStats};
+use crate::verify::ConnError;
+
+/// The port's side of one connection: its socket and the operations in flight on it.
+#[derive(Debug, Default)]
+struct Io {
+    fd: Option<SharedFd>,
+    /// Its own receive buffer, when the port has no pool.
+    recv_buf: Option<Vec<u8>>,
+    recv: Option<Token>,
+    send: Option<Token>,
+    /// A connect or a shutdown.
+    other: Option<Token>,
+    /// Operations in flight.
+    ops: u32,
+    /// Queued in the client's dirty list, to be pumped.
+    dirty: bool,
+}
+
+/// A connection: its protocol state and its I/O.
+#[derive(Debug)]
+struct Slot {
+    conn: Conn,
+    io: Io,
+}
+
+impl Slot {
+    /// Finished or failed, with nothing in flight and its descriptor closed.
+    fn terminal(&self) -> bool {
+        self.conn.is_done() && self.io.ops == 0 && self.io.fd.is_none()
+    }
+}
+
+/// One client thread: its port, its connections, its measurements.
+pub(super) struct Client<'s, 'a> {
+    shared: &'s Shared<'a>,
+    port: Port,
+    slots: Vec<Slot>,
+    /// The thread's measurements.
+    pub stats: ThreadStats,
+    done: Vec<Completion>,
+    dirty: Vec<usize>,
+    /// `--verbose`: the bytes of one message, to print.
+    scratch: Vec<u8>,
+    recv_size: usize,
+    /// Receives are multishot into the port's buffer pool (one submission per connection, not
+    /// one per chunk); false when the port has no pool.
+    pooled: bool,
+    /// End of the warm-up.
+    pub measure_start: Instant,
+    /// End of the measured phase (`--duration`).
+    measure_end: Option<Instant>,
+    count: Option<u64>,
+    schedule: Option<ThreadSchedule>,
+    stopping: bool,
+    /// When the stop flag ended the run early.
+    pub stopped_early: Option<Instant>,
+    /// The last measured message completion.
+    pub last_completion: Option<Instant>,
+    reported: (u64, u64, u64),
+    /// Messages verified by this thread (warm-up included), for progress.
+    completed_total: u64,
+    /// Connect operations in flight.
+    connecting: usize,
+}
+
+impl<'s, 'a> Client<'s, 'a> {
+    /// The client of connections `globals` on `port`.
+    pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize]) -> Self {
+        let config = shared.config;
+        let max_len = shared.payload.max_len();
+        let in_flight = config.messages_in_flight();
+        let batch = in_flight.saturating_mul(max_len);
+        let recv_size = match config.workload() {
+            Workload::Stream { .. } => batch.clamp(64 << 10, 256 << 10),
+            Workload::Closed { .. } | Workload::Rate { .. } => batch.clamp(2048, 64 << 10),
+        };
+        let now = Instant::now();
+        let slots = globals
+            .iter()
+            .map(|&global| Slot {
+                conn: Conn::new(global, in_flight, max_len, now),
+                io: Io::default(),
+            })
+            .collect();
+        Client {
+            shared,
+            port,
+            slots,
+            stats: ThreadStats::new(config.connections),
+            done: Vec::with_capacity(1024),
+            dirty: Vec::with_capacity(globals.len()),
+            scratch: Vec::new(),
+            recv_size,
+            pooled: false,
+            measure_start: now,
+            measure_end: None,
+            count: None,
+            schedule: None,
+            stopping: false,
+            stopped_early: None,
+            last_completion: None,
+            reported: (0, 0, 0),
+            completed_total: 0,
+            connecting: 0,
+        }
+    }
+
+    /// Gives the port a buffer pool for multishot receives: a chunk lands in a pool buffer, is
+    /// verified and given back at once, so a few buffers per connection are plenty; a receive
+    /// that finds the pool dry ends with ENOBUFS and is armed again.
+    pub fn provide_pool(&mut self) {
+        let count = (self.slots.len() * 4).clamp(256, 8192) as u16;
+        match self.port.provide_buffers(count, self.recv_size) {
+            Ok(()) => self.pooled = true,
+            Err(e) => tracing::debug!("no buffer pool ({e}); one receive per chunk"),
+        }
+    }
+
+    /// How long before a scheduled send the thread stops sleeping and polls: the timer slack of
+    /// io_uring waits (about 50 us); none on epoll, whose waits are whole milliseconds (polling
+    /// a millisecond before every send would keep the thread busy; the report warns instead).
+    fn spin_margin(&self) -> Duration {
+        match self.shared.backend {
+            Backend::Uring => Duration::from_micros(60),
+            Backend::Epoll => Duration::ZERO,
+        }
+    }
+
+    fn scan_interval(&self) -> Duration {
+        (self.shared.config.timeout / 10)
+            .clamp(Duration::from_millis(1), Duration::from_millis(100))
+    }
+
+    /// Phase 1: opens every connection of this thread at the paced rate.
+    ///
+    /// # Errors
+    ///
+    /// The port failed while waiting.
+    pub fn connect_all(&mut self) -> io::Result<()> {
+        let pacer = Pacer::new(self.shared.connect_start, self.shared.config.connect_rate);
+        let mut next = 0;
+        let mut next_scan = Instant::now() + self.scan_interval();
+        loop {
+            let now = Instant::now();
+            while next < self.slots.len() && pacer.due(self.slots[next].conn.global as u64) <= now {
+                self.start_connect(next, now);
+                next += 1;
+            }
+            if next == self.slots.len() && self.connecting == 0 {
+                return Ok(());
+            }
+            let mut until = next_scan;
+            if next < self.slots.len() {
+                until = until.min(pacer.due(self.slots[next].conn.global as u64));
+            }
+            self.wait_and_scan(until, &mut next_scan)?;
+            // Connections that opened wait for the load phase; nothing to pump yet.
+            self.clear_dirty();
+            self.report_progress();
+        }
+    }
+
+    fn start_connect(&mut self, i: usize, now: Instant) {
+        let shared = self.shared;
+        let global = self.slots[i].conn.global;
+        let socket = (|| -> io::Result<Socket> {
+            let s = Socket::new(
+                Domain::for_address(shared.addr),
+                Type::STREAM.cloexec(),
+                Some(Protocol::TCP),
+            )?;
+            s.set_tcp_nodelay(true)?;
+            if !shared.sources.is_empty() {
+                let ip = shared.sources[global % shared.sources.len()];
+                s.bind(&SocketAddr::new(ip, 0).into())?;
+            }
+            Ok(s)
+        })();
+        let slot = &mut self.slots[i];
+        slot.conn.connecting(now);
+        let s = match socket {
+            Ok(s) => s,
+            Err(e) => return self.fail(i, ConnError::ConnectFailed(e), now),
+        };
+        let fd: SharedFd = Rc::new(OwnedFd::from(s));
+        slot.io.fd = Some(Rc::clone(&fd));
+        let op = Op::Connect {
+            fd,
+            addr: shared.addr,
+        };
+        match self.port.submit(i as u64, op) {
+            Ok(tok) => {
+                slot.io.other = Some(tok);
+                slot.io.ops += 1;
+                self.connecting += 1;
+            }
+            Err(e) => self.fail(i, ConnError::ConnectFailed(e), now),
+        }
+    }
+
+    /// Phase 2: the load, from the common start to the last close.
+    ///
+    /// # Errors
+    ///
+    /// The port failed while waiting.
+    pub fn load(&mut self) -> io::Result<()> {
+        let config = self.shared.config;
+        let now = Instant::now();
+        let start = *self.shared.load_start.get_or_init(|| now);
+        self.measure_start = start + config.warmup;
+        match config.stop() {
+            Stop::Duration(d) => self.measure_end = Some(self.measure_start + d),
+            Stop::Count(n) => self.count = Some(n),
+        }
+        if let Workload::Rate { rate, .. } = config.workload() {
+            let globals = self.slots.iter().map(|s| s.conn.global).collect();
+            self.schedule = Some(ThreadSchedule::new(
+                RateSchedule::new(start, rate, config.connections),
+                globals,
+            ));
+        }
+        let meter = CpuMeter::start();
+        for i in 0..self.slots.len() {
+            self.mark(i);
+        }
+        let mut next_scan = now + self.scan_interval();
+        loop {
+            let now = Instant::now();
+            self.check_stop(now);
+            if let Some(schedule) = &mut self.schedule {
+                while let Some(due) = schedule.pop_due(now) {
+                    let slot = &mut self.slots[due.local];
+                    if slot.conn.state == State::Open {
+                        slot.conn.owed += 1;
+                        if !slot.io.dirty {
+                            slot.io.dirty = true;
+                            self.dirty.push(due.local);
+                        }
+                    }
+                }
+            }
+            self.pump_dirty(now);
+            if self.port.in_flight() == 0 && self.slots.iter().all(Slot::terminal) {
+                break;
+            }
+            let mut until = next_scan;
+            if !self.stopping {
+                if let Some(at) = self.schedule.as_ref().and_then(ThreadSchedule::next_at) {
+                    // Wake a little early and poll the rest of the way, so a send is not late
+                    // by the kernel's timer slack (late sends inflate the corrected latency).
+                    until = until.min(at.checked_sub(self.spin_margin()).unwrap_or(at));
+                }
+                if let Some(end) = self.measure_end {
+                    until = until.min(end);
+                }
+            }
+            self.wait_and_scan(until, &mut next_scan)?;
+            self.report_progress();
+        }
+        if let Some(cpu) = meter.finish() {
+            self.stats.cpu.push(cpu);
+        }
+        self.report_progress();
+        Ok(())
+    }
+
+    fn check_stop(&mut self, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        let flagged = self
+            .shared
+            .opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed));
+        let ended = self.measure_end.is_some_and(|end| now >= end);
+        if flagged || ended {
+            self.stopping = true;
+            if flagged && !ended {
+                self.stopped_early = Some(now);
+            }
+            for i in 0..self.slots.len() {
+                self.slots[i].conn.owed = 0;
+                self.mark(i);
+            }
+        }
+    }
+
+    fn mark(&mut self, i: usize) {
+        let io = &mut self.slots[i].io;
+        if !io.dirty {
+            io.dirty = true;
+            self.dirty.push(i);
+        }
+    }
+
+    fn clear_dirty(&mut self) {
+        for i in self.dirty.drain(..) {
+            self.slots[i].io.dirty = false;
+        }
+    }
+
+    /// Waits on the port until `until` (handling what completes), then runs the timeout scan
+    /// if its time `next_scan` has come, and sets the next one.
+    fn wait_and_scan(&mut self, until: Instant, next_scan: &mut Instant) -> io::Result<()> {
+        let timeout = until.saturating_duration_since(Instant::now());
+        let mut done = mem::take(&mut self.done);
+        done.clear();
+        let r = self.port.wait(&mut done, Some(timeout));
+        if r.is_ok() {
+            let now = Instant::now();
+            for c in done.drain(..) {
+                self.handle(c, now);
+            }
+        }
+        self.done = done;
+        r?;
+        let now = Instant::now();
+        if now >= *next_scan {
+            self.scan_timeouts(now);
+            *next_scan = now + self.scan_interval();
+        }
+        Ok(())
+    }
+
+    /// Hands one completion to its connection.
+    fn handle(&mut self, c: Completion, now: Instant) {
+        let i = c.key as usize;
+        if i >= self.slots.len() {
+            return; // a posted value; the engine posts none
+        }
+        self.mark(i);
+        match c.outcome {
+            Outcome::Connected(r) => {
+                self.connecting -= 1;
+                let slot = &mut self.slots[i];
+                slot.io.ops -= 1;
+                slot.io.other = None;
+                match r {
+                    Ok(()) => match slot.conn.connected(now) {
+                        Some(took) => {
+                            self.stats.record_connect(took);
+                            self.submit_recv(i, now);
+                        }
+                        None => self.maybe_close(i),
+                    },
+                    Err(e) => self.fail(i, ConnError::ConnectFailed(e), now),
+                }
+            }
+            Outcome::Received { buf, result } => {
+                let io = &mut self.slots[i].io;
+                io.ops -= 1;
+                io.recv = None;
+                io.recv_buf = Some(buf);
+                self.on_received(i, now, result, None, true);
+            }
+            Outcome::ReceivedBuf { buf, result, more } => {
+                if !more {
+                    let io = &mut self.slots[i].io;
+                    io.ops -= 1;
+                    io.recv = None;
+                }
+                self.on_received(i, now, result, buf, !more);
+            }
+            Outcome::Sent { buf, at, result } => {
+                let slot = &mut self.slots[i];
+                slot.io.ops -= 1;
+                slot.io.send = None;
+                if slot.conn.state == State::Failed {
+                    // Its error is counted already; the buffer is dropped with it.
+                    self.maybe_close(i);
+                    return;
+                }
+                match slot.conn.sent(buf, at, result) {
+                    Ok(Some((buf, at))) => self.submit_send(i, buf, at, now),
+                    Ok(None) => {}
+                    Err(e) => self.fail(i, e, now),
+                }
+            }
+            Outcome::ShutDown(r) => {
+                let slot = &mut self.slots[i];
+                slot.io.ops -= 1;
+                slot.io.other = None;
+                match r {
+                    Ok(()) => self.maybe_close(i),
+                    Err(e) => {
+                        let err = slot.conn.io_error(e);
+                        self.fail(i, err, now);
+                    }
+                }
+            }
+            Outcome::Closed(_) => {
+                self.slots[i].io.ops -= 1;
+            }
+            // Operations this engine never submits (accepts, pooled sends), and wake-ups.
+            _ => {}
+        }
+    }
+
+    /// A receive on connection `i` produced `result`, its bytes in `pooled` (a multishot or
+    /// pooled receive) or in the connection's own buffer; `ended` says the receive is no longer
+    /// armed, so that another must be submitted for the connection to go on.
+    fn on_received(
+        &mut self,
+        i: usize,
+        now: Instant,
+        result: io::Result<usize>,
+        pooled: Option<PoolBuf>,
+        ended: bool,
+    ) {
+        if self.slots[i].conn.is_done() {
+            if let Some(b) = pooled {
+                self.port.give_back(b);
+            }
+            self.maybe_close(i);
+            return;
+        }
+        match result {
+            Ok(0) => match self.slots[i].conn.end_of_stream() {
+                Ok(()) => self.maybe_close(i),
+                Err(e) => self.fail(i, e, now),
+            },
+            Ok(_) => {
+                if self.on_bytes(i, now, pooled.as_ref()) && ended {
+                    self.submit_recv(i, now);
+                }
+            }
+            // The pool ran dry for a moment: the bytes wait in the socket; arm again (the
+            // buffers of this batch are given back before it is submitted).
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && ended => self.submit_recv(i, now),
+            Err(e) => {
+                let err = self.slots[i].conn.io_error(e);
+                self.fail(i, err, now);
+            }
+        }
+        if let Some(b) = pooled {
+            self.port.give_back(b);
+        }
+    }
+
+    /// Verifies the bytes just received on connection `i` and records what they complete.
+    /// Returns whether the connection is still healthy.
+    fn on_bytes(&mut self, i: usize, now: Instant, pooled: Option<&PoolBuf>) -> bool {
+        let slot = &mut self.slots[i];
+        let own = slot.io.recv_buf.take().unwrap_or_default();
+        let data: &[u8] = match pooled {
+            Some(pb) => self.port.buf(pb),
+            None => &own,
+        };
+        let measure_start = self.measure_start;
+        let measure_end = self.measure_end;
+        let stats = &mut self.stats;
+        let global = slot.conn.global;
+        let verbose = self.shared.config.verbose;
+        let payload = &self.shared.payload;
+        let scratch = &mut self.scratch;
+        let mut last = None;
+        let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
+        let result = slot.conn.received(data, now, |done| {
+            let in_window =
+                done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
+            if in_window {
+                stats.record_message(global, &done, now);
+                last = Some(now);
+            }
+            if verbose {
+                print_reply(payload, global, done.stamp.index, scratch);
+            }
+        });
+        if in_window && result.is_ok() {
+            stats.record_echoed(global, data.len());
+        }
+        let mut own = own;
+        own.clear();
+        slot.io.recv_buf = Some(own);
+        if last.is_some() {
+            self.last_completion = last;
+        }
+        match result {
+            Ok(n) => {
+                self.completed_total += n as u64;
+                true
+            }
+            Err(e) => {
+                self.fail(i, e, now);
+                false
+            }
+        }
+    }
+
+    fn submit_recv(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let Some(fd) = slot.io.fd.clone() else { return };
+        let op = if self.pooled {
+            Op::RecvMulti { fd, limit: 0 }
+        } else {
+            let mut buf = slot.io.recv_buf.take().unwrap_or_default();
+            buf.clear();
+            buf.reserve(self.recv_size);
+            Op::Recv {
+                fd,
+                buf,
+                nowait: false,
+            }
+        };
+        match self.port.submit(i as u64, op) {
+            Ok(tok) => {
+                slot.io.recv = Some(tok);
+                slot.io.ops += 1;
+            }
+            Err(e) => {
+                let err = slot.conn.io_error(e);
+                self.fail(i, err, now);
+            }
+        }
+    }
+
+    fn submit_send(&mut self, i: usize, buf: Vec<u8>, at: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let fd = slot.io.fd.clone().expect("an open connection has an fd");
+        match self.port.submit(i as u64, Op::Send { fd, buf, at }) {
+            Ok(tok) => {
+                slot.io.send = Some(tok);
+                slot.io.ops += 1;
+            }
+            Err(e) => {
+                let err = slot.conn.io_error(e);
+                self.fail(i, err, now);
+            }
+        }
+    }
+
+    fn pump_dirty(&mut self, now: Instant) {
+        let mut k = 0;
+        while k < self.dirty.len() {
+            let i = self.dirty[k];
+            self.slots[i].io.dirty = false;
+            self.pump(i, now);
+            k += 1;
+        }
+        self.dirty.clear();
+    }
+
+    /// Lets connection `i` stage what it may, hands it to a send, and shuts its write side
+    /// when it is done.
+    fn pump(&mut self, i: usize, now: Instant) {
+        let plan = Plan {
+            payload: &self.shared.payload,
+            stopping: self.stopping,
+            count: self.count,
+            schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
+            measure_start: self.measure_start,
+        };
+        let slot = &mut self.slots[i];
+        if slot.conn.state != State::Open {
+            return;
+        }
+        slot.conn.stage(&plan, now);
+        if let Some(buf) = slot.conn.take_send() {
+            self.submit_send(i, buf, 0, now);
+            return;
+        }
+        if slot.conn.start_draining(&plan, now) {
+            let fd = slot.io.fd.clone().expect("an open connection has an fd");
+            let op = Op::Shutdown {
+                fd,
+                how: Shutdown::Write,
+            };
+            match self.port.submit(i as u64, op) {
+                Ok(tok) => {
+                    slot.io.other = Some(tok);
+                    slot.io.ops += 1;
+                }
+                Err(e) => {
+                    let err = slot.conn.io_error(e);
+                    self.fail(i, err, now);
+                }
+            }
+        }
+    }
+
+    /// Records `err` on connection `i` (the first error of a connection only), cancels its
+    /// operations and closes it once they are back.
+    fn fail(&mut self, i: usize, err: ConnError, now: Instant) {
+        let slot = &mut self.slots[i];
+        if slot.conn.fail() {
+            self.stats.record_error(slot.conn.global as u64, &err, now);
+            tracing::debug!(connection = slot.conn.global, "{err}");
+            for tok in [slot.io.recv, slot.io.send, slot.io.other]
+                .into_iter()
+                .flatten()
+            {
+                // A failed cancel only means the operation completes on its own.
+                let _ = self.port.cancel(tok);
+            }
+        }
+        self.maybe_close(i);
+    }
+
+    /// Closes connection `i` once it is finished or failed and nothing is in flight on it.
+    fn maybe_close(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if !slot.conn.is_done() || slot.io.ops > 0 {
+            return;
+        }
+        if let Some(fd) = slot.io.fd.take() {
+            if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
+                slot.io.ops += 1;
+            }
+        }
+    }
+
+    /// Fails connections that waited longer than `--timeout`.
+    fn scan_timeouts(&mut self, now: Instant) {
+        let timeout = self.shared.config.timeout;
+        for i in 0..self.slots.len() {
+            if let Some(err) = self.slots[i].conn.timed_out(now, timeout) {
+                self.fail(i, err, now);
+            }
+        }
+    }
+
+    fn report_progress(&mut self) {
+        let Some(p) = &self.shared.opts.progress else {
+            return;
+        };
+        let connected = self.stats.connect.len();
+        let now = (self.completed_total, self.stats.errors.total(), connected);
+        p.messages
+            .fetch_add(now.0 - self.reported.0, Ordering::Relaxed);
+        p.errors
+            .fetch_add(now.1 - self.reported.1, Ordering::Relaxed);
+        p.connected
+            .fetch_add(now.2 - self.reported.2, Ordering::Relaxed);
+        self.reported = now;
+    }
+}
+
+/// `--verbose`: prints one reply as the article's client does, one whole line at a time.
+fn print_reply(payload: &PayloadSpec, global: usize, index: u64, scratch: &mut Vec<u8>) {
+    let gen = PayloadGen::new(payload, global as u64);
+    let mut line = Vec::with_capacity(gen.max_len() + 64);
+    match payload {
+        PayloadSpec::Text(_) => {
+            gen.fill(index, scratch);
+            line.extend_from_slice(b"The following message was received: ");
+            line.extend_from_slice(scratch);
+        }
+        PayloadSpec::Random { size, .. } => {
+            let _ = write!(
+                line,
+                "connection {global}: message {index} received, {size} bytes verified"
+            );
+        }
+    }
+    line.push(b'\n');
+    let _ = io::stdout().lock().write_all(&line);
+}

@@ -1,0 +1,476 @@
+//! One connection's client state machine, apart from any socket.
+//!
+//! This module is responsible for what one connection does and when: which messages to stage
+//! (room in the pipeline or the stream window, the stop condition, the rate schedule), handing
+//! everything staged to one send at a time and resuming a partial send, verifying the bytes that
+//! arrive, and deciding when the connection is finished or has failed. It never touches the port:
+//! the client thread ([`client`](super::client)) performs the operations a [`Conn`] asks for and
+//! tells it what came of them, so the rules are unit-tested here without sockets.
+//!
+//! # Life of a connection
+//!
+//! `Idle` → `Connecting` → `Open` (staging, sending, verifying) → `Draining` (nothing more to
+//! send: the write side is shut down and the server's end of stream is awaited, which must come
+//! with every byte echoed) → `Closed`. Any error makes it `Failed` at once; its operations are
+//! then cancelled and it is closed.
+//!
+//! # Buffers
+//!
+//! Two send buffers per connection, allocated once: messages are appended to `staged` while the
+//! other buffer is in a send; when that send completes, everything staged goes in the next one,
+//! and the buffers swap. The verifier holds its own copy of the bytes in flight. Nothing is
+//! allocated per message.
+
+use std::io;
+use std::mem;
+use std::time::{Duration, Instant};
+
+use crate::payload::{PayloadGen, PayloadSpec};
+use crate::schedule::RateSchedule;
+use crate::verify::{Completed, ConnError, SendStamp, StreamVerifier};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Not yet connecting.
+    Idle,
+    /// Connect submitted.
+    Connecting,
+    /// Sending and receiving.
+    Open,
+    /// Write side shut down; waiting for the server's end of stream.
+    Draining,
+    /// Finished cleanly.
+    Closed,
+    /// Failed; its operations are being cancelled.
+    Failed,
+}
+
+/// What the client thread has decided for all its connections at this moment: the inputs of
+/// [`Conn::stage`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Plan<'a> {
+    /// The payload every connection sends.
+    pub payload: &'a PayloadSpec,
+    /// No new message may be staged (the duration is over, or the run was stopped).
+    pub stopping: bool,
+    /// `--count`: measured messages each connection sends.
+    pub count: Option<u64>,
+    /// Rate mode: the schedule of intended send times (a message is staged only when owed).
+    pub schedule: Option<&'a RateSchedule>,
+    /// End of the warm-up: messages intended from here on are measured.
+    pub measure_start: Instant,
+}
+
+/// One connection's protocol state. See the module docs.
+#[derive(Debug)]
+pub(super) struct Conn {
+    /// The connection's number over the whole run (0-based).
+    pub global: usize,
+    /// Where it is in its life.
+    pub state: State,
+    verifier: StreamVerifier,
+    /// Bytes staged (pushed to the verifier) and not yet handed to a send.
+    staged: Vec<u8>,
+    /// The other send buffer, when no send holds it.
+    spare: Option<Vec<u8>>,
+    /// A send is in flight (it holds the other buffer).
+    sending: bool,
+    /// Number of the next message to stage (1-based).
+    next_index: u64,
+    /// Measured messages staged (intended at or after the end of the warm-up).
+    measured_staged: u64,
+    /// Rate mode: sends that have come due and are not staged yet.
+    pub owed: u64,
+    /// Rate mode: schedule index of the next send to stage.
+    next_k: u64,
+    /// Last time a byte arrived or outstanding bytes appeared (for `--timeout`).
+    last_activity: Instant,
+    /// When its connect was submitted.
+    connect_started: Instant,
+}
+
+impl Conn {
+    /// Connection `global`, with room for `in_flight` messages of up to `max_len` bytes (the
+    /// pipeline depth, or the stream window in whole chunks). Allocates its buffers here, once.
+    pub fn new(global: usize, in_flight: usize, max_len: usize, now: Instant) -> Conn {
+        let batch = in_flight.max(1).saturating_mul(max_len);
+        Conn {
+            global,
+            state: State::Idle,
+            verifier: StreamVerifier::new(in_flight, max_len),
+            staged: Vec::with_capacity(batch),
+            spare: Some(Vec::with_capacity(batch)),
+            sending: false,
+            next_index: 1,
+            measured_staged: 0,
+            owed: 0,
+            next_k: 0,
+            last_activity: now,
+            connect_started: now,
+        }
+    }
+
+    /// The connect was submitted at `now`.
+    pub fn connecting(&mut self, now: Instant) {
+        self.state = State::Connecting;
+        self.connect_started = now;
+    }
+
+    /// The connect succeeded at `now`; returns how long it took, or `None` if the connection was
+    /// no longer waiting for it (it failed or timed out meanwhile).
+    pub fn connected(&mut self, now: Instant) -> Option<Duration> {
+        if self.state != State::Connecting {
+            return None;
+        }
+        self.state = State::Open;
+        self.last_activity = now;
+        Some(now.saturating_duration_since(self.connect_started))
+    }
+
+    /// Whether it is finished or failed (no new operation is started on it).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Closed | State::Failed)
+    }
+
+    /// Marks it failed; returns false if it already was finished or failed (only the first error
+    /// of a connection counts).
+    pub fn fail(&mut self) -> bool {
+        if self.is_done() {
+            return false;
+        }
+        self.state = State::Failed;
+        true
+    }
+
+    /// Whether no more message will be staged: the run is stopping, or `--count` is reached.
+    fn no_more(&self, plan: &Plan<'_>) -> bool {
+        plan.stopping || plan.count.is_some_and(|n| self.measured_staged >= n)
+    }
+
+    /// Whether another message may be staged now (pipeline or window room aside).
+    fn may_stage(&self, plan: &Plan<'_>) -> bool {
+        !self.no_more(plan) && (plan.schedule.is_none() || self.owed > 0)
+    }
+
+    /// Stages every message the plan allows and the verifier has room for, appending each to the
+    /// send buffer and recording it in the verifier. Returns how many were staged.
+    pub fn stage(&mut self, plan: &Plan<'_>, now: Instant) -> usize {
+        if self.state != State::Open {
+            return 0;
+        }
+        let gen = PayloadGen::new(plan.payload, self.global as u64);
+        let mut staged = 0;
+        while self.verifier.has_room() && self.may_stage(plan) {
+            let intended = match plan.schedule {
+                Some(s) => {
+                    let at = s.intended(self.global, self.next_k);
+                    self.next_k += 1;
+                    self.owed -= 1;
+                    at
+                }
+                None => now,
+            };
+            if self.verifier.outstanding_bytes() == 0 {
+                self.last_activity = now;
+            }
+            let start = self.staged.len();
+            gen.append(self.next_index, &mut self.staged);
+            let stamp = SendStamp {
+                index: self.next_index,
+                intended,
+                sent: now,
+            };
+            self.verifier
+                .push(&self.staged[start..], stamp)
+                .expect("has_room was checked");
+            self.next_index += 1;
+            if intended >= plan.measure_start {
+                self.measured_staged += 1;
+            }
+            staged += 1;
+        }
+        staged
+    }
+
+    /// Everything staged, to hand to a send, when no send is in flight and something is staged.
+    pub fn take_send(&mut self) -> Option<Vec<u8>> {
+        if self.sending || self.staged.is_empty() {
+            return None;
+        }
+        let next = self.spare.take().unwrap_or_default();
+        self.sending = true;
+        Some(mem::replace(&mut self.staged, next))
+    }
+
+    /// A send of `buf[at..]` finished with `result`. Returns where to resume when it was partial
+    /// (the send is then still this connection's, to submit again), or `None` when it is done and
+    /// the buffer is back as the spare.
+    ///
+    /// # Errors
+    ///
+    /// The socket error, classified at the verifier's offset.
+    pub fn sent(
+        &mut self,
+        mut buf: Vec<u8>,
+        at: usize,
+        result: io::Result<usize>,
+    ) -> Result<Option<(Vec<u8>, usize)>, ConnError> {
+        match result {
+            Ok(n) if at + n < buf.len() => Ok(Some((buf, at + n))),
+            Ok(_) => {
+                self.sending = false;
+                buf.clear();
+                self.spare = Some(buf);
+                Ok(None)
+            }
+            Err(e) => {
+                self.sending = false;
+                self.spare = Some(buf);
+                Err(self.verifier.io_error(e))
+            }
+        }
+    }
+
+    /// Whether it has nothing left to do but close its write side: no more messages will be
+    /// staged, none is staged, none is in a send, and every one sent was echoed. Moves it to
+    /// `Draining` when so.
+    pub fn start_draining(&mut self, plan: &Plan<'_>, now: Instant) -> bool {
+        let done = self.state == State::Open
+            && self.no_more(plan)
+            && self.verifier.in_flight() == 0
+            && self.staged.is_empty()
+            && !self.sending;
+        if done {
+            self.state = State::Draining;
+            self.last_activity = now;
+        }
+        done
+    }
+
+    /// Verifies `data`, the next bytes received at `now`, calling `on_complete` for every message
+    /// whose echo it completes. Returns how many completed.
+    ///
+    /// # Errors
+    ///
+    /// The first wrong byte, as a [`ConnError::Mismatch`] naming its offset.
+    pub fn received(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        on_complete: impl FnMut(Completed),
+    ) -> Result<usize, ConnError> {
+        self.last_activity = now;
+        self.verifier.consume(data, on_complete)
+    }
+
+    /// The server ended the stream. A clean end (every byte echoed, after our own shutdown)
+    /// closes the connection.
+    ///
+    /// # Errors
+    ///
+    /// A short echo (bytes outstanding) or an early close (the client was not done).
+    pub fn end_of_stream(&mut self) -> Result<(), ConnError> {
+        self.verifier.on_eof(self.state == State::Draining)?;
+        self.state = State::Closed;
+        Ok(())
+    }
+
+    /// A socket error, classified at the verifier's offset.
+    pub fn io_error(&self, e: io::Error) -> ConnError {
+        self.verifier.io_error(e)
+    }
+
+    /// The `--timeout` error, when it is due at `now`: a connect slower than `timeout`, or bytes
+    /// outstanding (or an end of stream awaited) with nothing received for longer than `timeout`.
+    pub fn timed_out(&self, now: Instant, timeout: Duration) -> Option<ConnError> {
+        match self.state {
+            State::Connecting if now.saturating_duration_since(self.connect_started) > timeout => {
+                Some(ConnError::ConnectFailed(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {:.1}s", timeout.as_secs_f64()),
+                )))
+            }
+            State::Open | State::Draining
+                if (self.verifier.outstanding_bytes() > 0 || self.state == State::Draining)
+                    && now.saturating_duration_since(self.last_activity) > timeout =>
+            {
+                Some(self.verifier.timeout_error())
+            }
+            _ => None,
+        }
+    }
+
+    /// Bytes sent (staged) and not yet echoed.
+    #[cfg(test)]
+    fn outstanding(&self) -> u64 {
+        self.verifier.outstanding_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(payload: &PayloadSpec, count: Option<u64>, t0: Instant) -> Plan<'_> {
+        Plan {
+            payload,
+            stopping: false,
+            count,
+            schedule: None,
+            measure_start: t0,
+        }
+    }
+
+    fn open(in_flight: usize, max_len: usize, t0: Instant) -> Conn {
+        let mut c = Conn::new(3, in_flight, max_len, t0);
+        c.connecting(t0);
+        assert!(c.connected(t0).is_some());
+        c
+    }
+
+    #[test]
+    fn stages_up_to_the_room_and_sends_everything_staged_at_once() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 100, seed: 1 };
+        let mut c = open(4, 100, t0);
+        let p = plan(&spec, None, t0);
+        assert_eq!(c.stage(&p, t0), 4);
+        assert_eq!(c.stage(&p, t0), 0, "no room left");
+        let buf = c.take_send().expect("something staged");
+        assert_eq!(buf.len(), 400);
+        assert!(c.take_send().is_none(), "one send at a time");
+        // The bytes sent are the messages, in order.
+        let gen = PayloadGen::new(&spec, 3);
+        let mut expected = Vec::new();
+        for i in 1..=4 {
+            gen.append(i, &mut expected);
+        }
+        assert_eq!(buf, expected);
+        // Two messages echoed: room for two more, staged while the send is still out.
+        assert_eq!(c.received(&buf[..200], t0, |_| {}).unwrap(), 2);
+        assert_eq!(c.stage(&p, t0), 2);
+        assert!(c.take_send().is_none(), "the first send is still in flight");
+        assert_eq!(c.sent(buf, 0, Ok(400)).unwrap(), None);
+        assert_eq!(c.take_send().map(|b| b.len()), Some(200));
+    }
+
+    #[test]
+    fn a_partial_send_resumes_where_it_stopped() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 64, seed: 1 };
+        let mut c = open(2, 64, t0);
+        c.stage(&plan(&spec, None, t0), t0);
+        let buf = c.take_send().unwrap();
+        let (buf, at) = c.sent(buf, 0, Ok(50)).unwrap().expect("partial");
+        assert_eq!(at, 50);
+        let (buf, at) = c.sent(buf, at, Ok(70)).unwrap().expect("still partial");
+        assert_eq!(at, 120);
+        assert_eq!(c.sent(buf, at, Ok(8)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_send_error_is_classified() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 8, seed: 1 };
+        let mut c = open(1, 8, t0);
+        c.stage(&plan(&spec, None, t0), t0);
+        let buf = c.take_send().unwrap();
+        let err = c
+            .sent(buf, 0, Err(io::Error::from(io::ErrorKind::ConnectionReset)))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::verify::ErrorKind::Reset);
+    }
+
+    #[test]
+    fn count_stops_staging_and_then_drains_once_everything_is_echoed() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 10, seed: 1 };
+        let mut c = open(8, 10, t0);
+        let p = plan(&spec, Some(3), t0);
+        assert_eq!(
+            c.stage(&p, t0),
+            3,
+            "the count, although the pipeline has room"
+        );
+        assert!(!c.start_draining(&p, t0), "bytes still staged");
+        let buf = c.take_send().unwrap();
+        assert!(!c.start_draining(&p, t0), "bytes in a send");
+        assert_eq!(c.sent(buf.clone(), 0, Ok(30)).unwrap(), None);
+        assert!(!c.start_draining(&p, t0), "bytes not echoed");
+        c.received(&buf, t0, |_| {}).unwrap();
+        assert!(c.start_draining(&p, t0));
+        assert_eq!(c.state, State::Draining);
+        assert!(c.end_of_stream().is_ok());
+        assert_eq!(c.state, State::Closed);
+    }
+
+    #[test]
+    fn the_stream_window_bounds_the_bytes_in_flight() {
+        // A 256 KiB window of 64 KiB chunks: four chunks out, the fifth only once one is echoed.
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random {
+            size: 64 << 10,
+            seed: 2,
+        };
+        let mut c = open(4, 64 << 10, t0);
+        let p = plan(&spec, None, t0);
+        assert_eq!(c.stage(&p, t0), 4);
+        assert_eq!(c.outstanding(), 256 << 10);
+        let buf = c.take_send().unwrap();
+        c.sent(buf.clone(), 0, Ok(buf.len())).unwrap();
+        // Half a chunk echoed frees nothing; a whole one frees one chunk of room.
+        c.received(&buf[..32 << 10], t0, |_| {}).unwrap();
+        assert_eq!(c.stage(&p, t0), 0);
+        c.received(&buf[32 << 10..64 << 10], t0, |_| {}).unwrap();
+        assert_eq!(c.stage(&p, t0), 1);
+        assert_eq!(c.outstanding(), 256 << 10);
+    }
+
+    #[test]
+    fn a_wrong_byte_fails_with_its_offset() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 100, seed: 3 };
+        let mut c = open(2, 100, t0);
+        c.stage(&plan(&spec, None, t0), t0);
+        let mut buf = c.take_send().unwrap();
+        buf[150] ^= 1;
+        let err = c.received(&buf, t0, |_| {}).unwrap_err();
+        assert_eq!(err.offset(), Some(150));
+        assert!(c.fail());
+        assert!(!c.fail(), "only the first error counts");
+    }
+
+    #[test]
+    fn an_end_of_stream_before_the_client_is_done_is_an_error() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 10, seed: 1 };
+        let mut c = open(1, 10, t0);
+        c.stage(&plan(&spec, None, t0), t0);
+        assert_eq!(
+            c.end_of_stream().unwrap_err().kind(),
+            crate::verify::ErrorKind::ShortEcho
+        );
+    }
+
+    #[test]
+    fn timeouts_only_with_something_awaited() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(5);
+        let limit = Duration::from_secs(1);
+        let mut c = Conn::new(0, 1, 10, t0);
+        c.connecting(t0);
+        assert_eq!(
+            c.timed_out(later, limit).map(|e| e.kind()),
+            Some(crate::verify::ErrorKind::ConnectFailed)
+        );
+        c.connected(t0);
+        assert!(c.timed_out(later, limit).is_none(), "nothing outstanding");
+        let spec = PayloadSpec::Random { size: 10, seed: 1 };
+        c.stage(&plan(&spec, None, t0), t0);
+        assert_eq!(
+            c.timed_out(later, limit).map(|e| e.kind()),
+            Some(crate::verify::ErrorKind::Timeout)
+        );
+    }
+}

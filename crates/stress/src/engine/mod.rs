@@ -1,0 +1,400 @@
+//! The engine: client threads driving many verified connections on completion ports.
+//!
+//! This module is responsible for running a [`StressConfig`] against a server and producing the
+//! [`StressOutcome`]: it validates and checks the system ([`preflight`]), resolves the server,
+//! starts the client threads, lines them up at a common start, and merges what they measured into
+//! one report. What a thread does with its port is [`client`]'s; what one connection does is
+//! [`conn`]'s. What to send ([`payload`]), whether an echo is right ([`verify`]), what to measure
+//! ([`stats`]) and when to send ([`schedule`]) are decided by the other modules.
+//!
+//! # Shape
+//!
+//! `--threads` client threads, each with its own [`Port`] (io_uring rings are single-issuer)
+//! and a share of the connections (round-robin by connection index); never a thread per
+//! connection. Each thread:
+//!
+//! 1. **Connects** its connections with the port's `Connect` operation, paced so the whole client
+//!    opens at most `--connect-rate` per second, binding to the pre-flight's source addresses
+//!    when one address cannot hold every connection. Connect times go to their own histogram;
+//!    failures and connects slower than `--timeout` are counted as `connect_failed`.
+//! 2. Waits at a barrier until every thread has finished connecting, so the load starts at one
+//!    instant for all.
+//! 3. **Loads**: every open connection always has one receive in flight, and at most one send
+//!    (carrying every message staged since the previous send completed). A message is staged
+//!    when the verifier has room (`--pipeline`), the stop condition allows it, and in rate mode
+//!    when its slot in the schedule has come. Echoed bytes go to the connection's
+//!    [`StreamVerifier`](crate::verify::StreamVerifier); each completed message is timed from its
+//!    intended send time. Messages intended before the end of `--warmup` are verified but not
+//!    measured.
+//! 4. **Finishes** a connection when it has nothing more to send and nothing outstanding: it
+//!    shuts down its write side and waits for the server's end of stream, which must come with
+//!    every byte echoed. A connection with an error is cancelled and closed at once; the others
+//!    go on.
+//!
+//! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
+//! connection with bytes outstanding and no byte received for longer than the timeout fails
+//! with `timeout`.
+//!
+//! [`preflight`]: crate::preflight
+//! [`payload`]: crate::payload
+//! [`verify`]: crate::verify
+//! [`stats`]: crate::stats
+//! [`schedule`]: crate::schedule
+
+mod client;
+mod conn;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use ringport_port::{Backend, Port, PortConfig};
+
+use crate::config::{ConfigError, OutputTarget, Stop, StressConfig, Workload};
+use crate::payload::PayloadSpec;
+use crate::preflight::{preflight, Preflight, PreflightError};
+use crate::report::{write_hdr_log, StressReport};
+use crate::schedule::connections_of_thread;
+use crate::stats::ThreadStats;
+use client::Client;
+
+/// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
+/// to them once per batch of completions, not per message.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Verified round trips so far (warm-up included).
+    pub messages: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Connections established so far.
+    pub connected: AtomicU64,
+}
+
+impl Progress {
+    /// A one-line summary for a live display, e.g.
+    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
+    /// computed from `previous` (the messages count at the last call) over `interval`.
+    pub fn line(
+        &self,
+        elapsed: Duration,
+        previous: u64,
+        interval: Duration,
+        connections: usize,
+    ) -> String {
+        let messages = self.messages.load(Ordering::Relaxed);
+        let secs = interval.as_secs_f64();
+        let rate = if secs > 0.0 {
+            messages.saturating_sub(previous) as f64 / secs
+        } else {
+            0.0
+        };
+        format!(
+            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
+            elapsed.as_secs_f64(),
+            self.connected.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Hooks into a run besides its configuration.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Counters to update while running.
+    pub progress: Option<Arc<Progress>>,
+    /// Set to stop early (Ctrl-C): no new message is sent, messages in flight are still
+    /// verified, then the run ends and reports what it measured.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Why a run could not be carried out at all (as opposed to errors on connections, which are
+/// counted in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum StressError {
+    /// A bad option.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The system cannot hold the run.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A completion port could not be created.
+    #[error("{0}")]
+    Port(String),
+    /// A client thread failed outside any connection (its port broke, or it panicked).
+    #[error("client thread {thread}: {detail}")]
+    Thread {
+        /// Which thread.
+        thread: usize,
+        /// What happened.
+        detail: String,
+    },
+}
+
+/// The result of [`run`]: the report, and the merged measurements behind it.
+#[derive(Debug)]
+pub struct StressOutcome {
+    /// The report.
+    pub report: StressReport,
+    /// Every thread's measurements, merged.
+    pub stats: ThreadStats,
+    /// Wall-clock time at which measuring began (for the HdrHistogram log).
+    pub measure_started: SystemTime,
+    /// Length of the measured phase.
+    pub measured: Duration,
+    /// What the pre-flight check found and changed.
+    pub preflight: Preflight,
+}
+
+impl StressOutcome {
+    /// Writes the outputs `config` asks for: `--json` and `--hdr-log`.
+    ///
+    /// # Errors
+    ///
+    /// The first I/O error, naming the file.
+    pub fn write_outputs(&self, config: &StressConfig) -> io::Result<()> {
+        if let Some(target) = &config.json {
+            self.report.write_json(target).map_err(|e| {
+                let what = match target {
+                    OutputTarget::Stdout => "standard output".to_string(),
+                    OutputTarget::Path(p) => p.display().to_string(),
+                };
+                io::Error::new(e.kind(), format!("writing --json to {what}: {e}"))
+            })?;
+        }
+        if let Some(path) = &config.hdr_log {
+            let rate_mode = matches!(config.workload(), Workload::Rate { .. });
+            write_hdr_log(
+                path,
+                &self.stats,
+                self.measure_started,
+                self.measured,
+                rate_mode,
+            )
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("writing --hdr-log to {}: {e}", path.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `config` to completion. See the module docs.
+///
+/// # Errors
+///
+/// A [`StressError`] when the run cannot start (bad options, limits, name resolution, no port).
+/// Errors on connections do not end the run: they are counted in the report, whose
+/// [`exit_code`](StressReport::exit_code) is then 1.
+pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
+    run_with(config, &RunOptions::default())
+}
+
+/// [`run`] with progress counters and a stop flag.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
+    config.validate()?;
+    let addr = resolve(&config.host, config.port)?;
+    let pre = preflight(config, addr.ip())?;
+    for note in &pre.notes {
+        tracing::info!("{note}");
+    }
+    let backend = config
+        .backend
+        .resolve()
+        .map_err(|e| StressError::Port(e.to_string()))?;
+    let threads = config.effective_threads();
+    let shared = Shared {
+        config,
+        payload: config.payload(),
+        addr,
+        sources: pre.source_ips.clone(),
+        connect_start: Instant::now(),
+        barrier: Barrier::new(threads),
+        load_start: OnceLock::new(),
+        backend,
+        opts,
+    };
+    let results: Vec<Result<ThreadResult, ThreadFailure>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let shared = &shared;
+                thread::Builder::new()
+                    .name(format!("stress-{t}"))
+                    .spawn_scoped(s, move || client_thread(shared, t, threads))
+                    .expect("spawning a client thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ThreadFailure::Other("panicked".to_string())))
+            })
+            .collect()
+    });
+    let mut parts = Vec::with_capacity(threads);
+    for (t, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(part) => parts.push(part),
+            Err(ThreadFailure::Port(detail)) => return Err(StressError::Port(detail)),
+            Err(ThreadFailure::Other(detail)) => {
+                return Err(StressError::Thread { thread: t, detail })
+            }
+        }
+    }
+    let stats = ThreadStats::merge_all(config.connections, parts.iter().map(|p| &p.stats));
+    let measure_start = parts
+        .iter()
+        .map(|p| p.measure_start)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let measured = match config.stop() {
+        Stop::Duration(d) => {
+            let stopped = parts.iter().filter_map(|p| p.stopped_early).min();
+            stopped.map_or(d, |at| at.saturating_duration_since(measure_start).min(d))
+        }
+        Stop::Count(_) => parts
+            .iter()
+            .filter_map(|p| p.last_completion)
+            .max()
+            .map_or(Duration::ZERO, |last| {
+                last.saturating_duration_since(measure_start)
+            }),
+    };
+    let measure_started =
+        SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
+    let mut report = StressReport::build(config, &stats, measured, backend.name());
+    if backend == Backend::Epoll && config.rate.is_some() {
+        report.warnings.push(
+            "the epoll backend waits in whole milliseconds: in rate mode sends may leave up to \
+             1 ms after their intended time, and the corrected latency includes that; use the \
+             io_uring backend for sub-millisecond figures"
+                .to_string(),
+        );
+    }
+    Ok(StressOutcome {
+        report,
+        stats,
+        measure_started,
+        measured,
+        preflight: pre,
+    })
+}
+
+/// The first address `host:port` resolves to.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, StressError> {
+    let err = |source| StressError::Resolve {
+        host: host.to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(err)?.collect();
+    // Prefer IPv4: servers bind 127.0.0.1 by default, and "localhost" may list ::1 first.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "no address")))
+}
+
+/// Waits at the start barrier once: explicitly with [`StartGuard::pass`], or when dropped.
+struct StartGuard<'b> {
+    barrier: &'b Barrier,
+    passed: bool,
+}
+
+impl StartGuard<'_> {
+    fn pass(&mut self) {
+        if !self.passed {
+            self.passed = true;
+            self.barrier.wait();
+        }
+    }
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        self.pass();
+    }
+}
+
+/// Why a client thread gave up.
+enum ThreadFailure {
+    /// Its completion port could not be created.
+    Port(String),
+    /// Its port failed while running, or it panicked.
+    Other(String),
+}
+
+/// What all client threads share (read-only but for the once-set fields).
+struct Shared<'a> {
+    config: &'a StressConfig,
+    payload: PayloadSpec,
+    addr: SocketAddr,
+    sources: Vec<IpAddr>,
+    connect_start: Instant,
+    barrier: Barrier,
+    load_start: OnceLock<Instant>,
+    backend: Backend,
+    opts: &'a RunOptions,
+}
+
+/// What a client thread hands back.
+struct ThreadResult {
+    stats: ThreadStats,
+    measure_start: Instant,
+    last_completion: Option<Instant>,
+    stopped_early: Option<Instant>,
+}
+
+fn client_thread(
+    shared: &Shared<'_>,
+    t: usize,
+    threads: usize,
+) -> Result<ThreadResult, ThreadFailure> {
+    // Every thread must reach the start barrier, whatever happens to it before (an error, or a
+    // panic: the guard waits while unwinding), or the others would wait for ever.
+    let mut start = StartGuard {
+        barrier: &shared.barrier,
+        passed: false,
+    };
+    let globals = connections_of_thread(t, threads, shared.config.connections);
+    let entries = (globals.len() * 2 + 16).next_power_of_two().clamp(64, 4096) as u32;
+    let port = Port::new(&PortConfig {
+        entries,
+        backend: shared.backend.into(),
+    })
+    .map_err(|e| ThreadFailure::Port(e.to_string()))?;
+    let mut client = Client::new(shared, port, &globals);
+    client.provide_pool();
+    let connected = client.connect_all();
+    start.pass();
+    connected
+        .map_err(|e| ThreadFailure::Other(format!("waiting on the port while connecting: {e}")))?;
+    client
+        .load()
+        .map_err(|e| ThreadFailure::Other(format!("waiting on the port: {e}")))?;
+    Ok(ThreadResult {
+        stats: client.stats,
+        measure_start: client.measure_start,
+        last_completion: client.last_completion,
+        stopped_early: client.stopped_early,
+    })
+}
