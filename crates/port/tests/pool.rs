@@ -20,6 +20,7 @@ on_every_backend!(
     a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket,
     a_burst_of_many_buffers_arrives_whole_and_in_order_and_send_bufs_echoes_it_in_one_send,
     send_bufs_starts_at_an_offset_and_refuses_an_empty_list,
+    a_pool_of_large_buffers_is_set_up_without_waiting,
 );
 
 /// The next completion as a pooled receive: `(buffer, result, more)`.
@@ -577,6 +578,19 @@ fn send_bufs_starts_at_an_offset_and_refuses_an_empty_list(backend: BackendChoic
     assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
     assert_eq!(port.in_flight(), 0);
     assert_eq!(port.buffers_available(), 8);
+}
+
+/// The kernel-feature probes run when a pool is provided must not wait on a socket that cannot
+/// hold their bytes (buffers larger than a local socket pair's queue).
+fn a_pool_of_large_buffers_is_set_up_without_waiting(backend: BackendChoice) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut port = port(backend);
+        let provided = port.provide_buffers(16, 1 << 20).is_ok();
+        let _ = tx.send((provided, port.buffers_available()));
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(got, Ok((true, 16)), "provide_buffers returned");
 }
 
 /// Whether the running kernel's release is at least `major.minor`.

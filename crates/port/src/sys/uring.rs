@@ -360,7 +360,7 @@ impl UringDriver {
         if unsafe {
             libc::socketpair(
                 libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
                 0,
                 fds.as_mut_ptr(),
             )
@@ -374,6 +374,8 @@ impl UringDriver {
             [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
         };
         let data = vec![0u8; bytes];
+        // Non-blocking: where the pair cannot hold the bytes (large buffers), the probe cannot
+        // tell, and says no rather than wait.
         // SAFETY: writes `bytes` bytes from a live vector to a socket we own.
         let wrote = unsafe { libc::write(pair[1].as_raw_fd(), data.as_ptr().cast(), bytes) };
         if usize::try_from(wrote).ok() != Some(bytes) {
