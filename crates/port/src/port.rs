@@ -607,6 +607,9 @@ impl Port {
     ) -> io::Result<usize> {
         self.stats.waits += 1;
         self.raw.clear();
+        if let Some(pool) = &mut self.pool {
+            pool.refill();
+        }
         match &mut self.driver {
             Driver::Uring(d) => d.wait(1, timeout, &mut self.raw)?,
             Driver::Epoll(d) => d.wait(

@@ -21,6 +21,7 @@ on_every_backend!(
     a_burst_of_many_buffers_arrives_whole_and_in_order_and_send_bufs_echoes_it_in_one_send,
     send_bufs_starts_at_an_offset_and_refuses_an_empty_list,
     a_pool_of_large_buffers_is_set_up_without_waiting,
+    a_long_stream_cycles_through_the_pool_many_times_and_every_byte_arrives_in_order,
 );
 
 /// The next completion as a pooled receive: `(buffer, result, more)`.
@@ -591,6 +592,70 @@ fn a_pool_of_large_buffers_is_set_up_without_waiting(backend: BackendChoice) {
     });
     let got = rx.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(got, Ok((true, 16)), "provide_buffers returned");
+}
+
+/// Many bundles through a pool larger than the kernel's ring keeps (see `BufPool::refill`),
+/// buffers given back late and in batches, as a server holding chunks for their echo does:
+/// every byte arrives once and in order, and every buffer comes back.
+fn a_long_stream_cycles_through_the_pool_many_times_and_every_byte_arrives_in_order(
+    backend: BackendChoice,
+) {
+    let mut port = port(backend);
+    port.provide_buffers(1024, 256).unwrap();
+    let (fd, mut client) = connected_pair();
+    let sent = pattern(4 << 20);
+    let writer = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            client.write_all(&sent).unwrap();
+            client
+        })
+    };
+    let mut pending = Vec::new();
+    let mut got = Vec::with_capacity(sent.len());
+    let mut held: std::collections::VecDeque<PoolBuf> = std::collections::VecDeque::new();
+    let mut armed = false;
+    while got.len() < sent.len() {
+        if !armed {
+            // A limit that is not a whole number of buffers, as a connection's room is.
+            port.submit(
+                1,
+                Op::RecvMulti {
+                    fd: fd.clone(),
+                    limit: 5000,
+                },
+            )
+            .unwrap();
+        }
+        let (buf, n, more) = next_recv(&mut port, &mut pending);
+        armed = more;
+        if let Some(buf) = buf {
+            got.extend_from_slice(port.buf(&buf));
+            held.push_back(buf);
+        } else {
+            assert_eq!(
+                n,
+                -i64::from(libc::ENOBUFS),
+                "only a dry pool ends it without bytes"
+            );
+        }
+        // Give back the oldest in bursts, keeping up to 40 chunks.
+        if held.len() > 40 || n < 0 {
+            for buf in held.drain(..held.len() / 2 + 1) {
+                port.give_back(buf);
+            }
+        }
+    }
+    assert!(got == sent, "the stream arrived altered");
+    for buf in held.drain(..) {
+        port.give_back(buf);
+    }
+    drop(writer.join().unwrap());
+    if armed {
+        let (_, n, _) = next_recv(&mut port, &mut pending);
+        assert_eq!(n, 0, "end of stream");
+    }
+    assert_eq!(port.buffers_available(), 1024);
 }
 
 /// Whether the running kernel's release is at least `major.minor`.

@@ -396,13 +396,14 @@ pub(crate) fn deliver(
 ) -> u64 {
     let mut stale = 0;
     for &(user_data, res, flags) in raw {
+        // Where every buffer of a bundle lies is read before any of them can be given back.
         let bundle = match (pool.as_deref(), carried_buffer(flags, None)) {
             (Some(p), Some((first, _))) if res > 0 => {
-                Some((first, p.bundle_len(res as usize))).filter(|&(_, n)| n > 1)
+                Some(p.bundle(first, res as usize)).filter(|b| b.parts > 1)
             }
             _ => None,
         };
-        let Some((first, parts)) = bundle else {
+        let Some(bundle) = bundle else {
             stale += deliver_one(
                 user_data,
                 res,
@@ -415,10 +416,11 @@ pub(crate) fn deliver(
             continue;
         };
         let more = flags & CQE_F_MORE != 0;
+        let parts = bundle.parts;
         for k in 0..parts {
-            let (id, len) = pool
-                .as_deref()
-                .map_or((first, 0), |p| p.bundle_part(first, res as usize, k));
+            let Some((id, len)) = pool.as_deref().map(|p| p.bundle_part(&bundle, k)) else {
+                break;
+            };
             let part_flags = buffer_flags(id, more || k + 1 < parts);
             let len = i32::try_from(len).unwrap_or(i32::MAX);
             stale += deliver_one(

@@ -38,6 +38,11 @@ pub(crate) const BGID: u16 = 0;
 /// The most buffers a pool may hold (the kernel caps a ring at 2^15 entries).
 pub(crate) const MAX_BUFFERS: u16 = 1 << 15;
 
+/// The fewest buffers the kernel's ring is kept at (see [`BufPool::refill`]).
+const RING_MIN: usize = 64;
+/// The ring's working set at first.
+const RING_START: usize = 256;
+
 /// The kernel's provided-buffer ring: entries shared with the kernel, and our tail.
 struct BufRing {
     base: NonNull<BufRingEntry>,
@@ -51,15 +56,53 @@ struct BufRing {
     at_of: Vec<u16>,
 }
 
+/// Where a buffer is, as the debug checks of a pool with a ring follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
+enum Place {
+    /// On the pool's stack (or never pushed).
+    Free,
+    /// In the kernel's ring.
+    Ring,
+    /// Handed out by a completion.
+    Out,
+}
+
+/// Where the bytes of one receive lie: see [`BufPool::bundle`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bundle {
+    first: u16,
+    /// The ring position of the first buffer.
+    start: u16,
+    /// How many buffers the bytes fill.
+    pub parts: usize,
+    /// Bytes in the first buffer.
+    head: usize,
+    /// Bytes in all.
+    len: usize,
+}
+
 /// Fixed-size buffers owned by a port.
 pub(crate) struct BufPool {
     base: NonNull<u8>,
     layout: Layout,
     size: usize,
     count: u16,
-    /// Free buffers when there is no kernel ring.
+    /// Free buffers not in the kernel's ring: all of them without a ring; with one, the
+    /// reserve beyond the ring's working set. A stack: the buffer given back last, still warm
+    /// in the cache, is used first.
     free: Vec<u16>,
     ring: Option<BufRing>,
+    /// Buffers in the kernel's ring (published and not yet taken by a receive).
+    in_ring: usize,
+    /// How many buffers the ring is kept at (see [`refill`](Self::refill)).
+    target: usize,
+    /// Buffers the kernel took from the ring since the last refill.
+    taken: usize,
+    /// Where each buffer is (debug builds, which the tests run): a buffer handed out must have
+    /// been in the ring, one given back must have been out, one pushed must have been neither.
+    #[cfg(debug_assertions)]
+    place: Vec<Place>,
     /// Buffers handed to the caller and not given back yet.
     out: usize,
     /// The most buffers out at once.
@@ -103,6 +146,11 @@ impl BufPool {
             // Handed out from the end: buffer 0 first.
             free: (0..count).rev().collect(),
             ring: None,
+            in_ring: 0,
+            target: usize::from(count).min(RING_START),
+            taken: 0,
+            #[cfg(debug_assertions)]
+            place: vec![Place::Free; usize::from(count)],
             out: 0,
             peak: 0,
         })
@@ -139,11 +187,7 @@ impl BufPool {
             bid_at: vec![0; usize::from(entries)],
             at_of: vec![0; usize::from(self.count)],
         });
-        let free = std::mem::take(&mut self.free);
-        for &id in free.iter().rev() {
-            self.ring_push(id);
-        }
-        self.publish();
+        self.refill();
         Ok(())
     }
 
@@ -196,8 +240,11 @@ impl BufPool {
     /// it from the ring, or the driver took it).
     pub fn hand_out(&mut self, id: u16, len: usize, from_ring: bool) -> PoolBuf {
         if from_ring {
+            self.moved(id, Place::Ring, Place::Out);
             self.out += 1;
             self.peak = self.peak.max(self.out);
+            self.in_ring = self.in_ring.saturating_sub(1);
+            self.taken += 1;
         }
         PoolBuf::new(id, len.min(self.size) as u32)
     }
@@ -235,8 +282,11 @@ impl BufPool {
     pub fn give_back(&mut self, buf: PoolBuf) {
         let id = buf.id();
         assert!(id < self.count, "a buffer of another pool");
-        self.out = self.out.saturating_sub(1);
         if self.ring.is_some() {
+            self.moved(id, Place::Out, Place::Free);
+        }
+        self.out = self.out.saturating_sub(1);
+        if self.ring.is_some() && self.in_ring < self.target {
             self.ring_push(id);
             self.publish();
         } else {
@@ -244,9 +294,40 @@ impl BufPool {
         }
     }
 
+    /// Tops the kernel's ring up to its working set from the reserve; called before each
+    /// submission to the kernel.
+    ///
+    /// The kernel takes ring entries in the order they were added (a queue), so a ring holding
+    /// every free buffer makes each receive land in the buffer used longest ago, cold in the
+    /// cache: with 4,096 buffers of 2 KiB, 8 MiB cycle through the cache. The ring is instead
+    /// kept at twice the most buffers taken between two refills lately (at least
+    /// [`RING_MIN`]), and the rest wait in a stack, so that receives cycle through a working set
+    /// sized to the load. A burst that empties the ring ends its receives with `ENOBUFS` (their
+    /// owners re-arm them, nothing is lost) and doubles the working set.
+    pub fn refill(&mut self) {
+        if self.ring.is_none() {
+            return;
+        }
+        let demand = std::mem::take(&mut self.taken).saturating_mul(2);
+        let decayed = self.target - self.target / 16;
+        self.target = demand
+            .max(decayed)
+            .max(RING_MIN)
+            .min(usize::from(self.count));
+        let before = self.in_ring;
+        while self.in_ring < self.target {
+            let Some(id) = self.free.pop() else { break };
+            self.ring_push(id);
+        }
+        if self.in_ring != before {
+            self.publish();
+        }
+    }
+
     fn ring_push(&mut self, id: u16) {
         let addr = self.ptr(id) as u64;
         let len = self.size as u32;
+        self.moved(id, Place::Free, Place::Ring);
         let ring = self.ring.as_mut().expect("a ring");
         let index = usize::from(ring.tail & ring.mask);
         // SAFETY: `index` is within the ring's `mask + 1` entries; the entry at the tail is not
@@ -259,35 +340,70 @@ impl BufPool {
         ring.bid_at[index] = id;
         ring.at_of[usize::from(id)] = ring.tail;
         ring.tail = ring.tail.wrapping_add(1);
+        self.in_ring += 1;
     }
 
-    /// How many buffers a receive of `len` bytes filled: more than one only for a bundle
-    /// (IORING_RECVSEND_BUNDLE), which fills whole buffers from the ring in order, the last one
-    /// partly. Without a ring a receive fills one buffer.
-    pub fn bundle_len(&self, len: usize) -> usize {
-        if self.ring.is_some() && len > self.size {
-            len.div_ceil(self.size)
-        } else {
-            1
+    /// Where the bytes of a receive of `len` bytes whose completion named buffer `first` lie
+    /// in the pool. More than one buffer only for a bundle (IORING_RECVSEND_BUNDLE), which
+    /// takes ring entries in order from `first`'s: every one whole but the last, except the
+    /// first, which the kernel may have shortened (when a receive's byte cap was below a
+    /// buffer, it writes the shortened length into the entry, which keeps it if that receive
+    /// found no data). Without a ring a receive fills one buffer.
+    ///
+    /// Call it before giving any of the bundle's buffers back: a buffer given back is pushed
+    /// again, and its place in the ring forgotten.
+    pub fn bundle(&self, first: u16, len: usize) -> Bundle {
+        let Some(ring) = &self.ring else {
+            return Bundle {
+                first,
+                start: 0,
+                parts: 1,
+                head: len,
+                len,
+            };
+        };
+        let start = ring.at_of[usize::from(first)];
+        let index = usize::from(start & ring.mask);
+        // SAFETY: `index` is within the ring's `mask + 1` entries. The entry is no longer the
+        // kernel's (it took it for this completion, which happens-before our reading it) and is
+        // not rewritten before this completion's buffers are handed out (see `bundle_part`).
+        let entry_len = unsafe { (*ring.base.as_ptr().add(index)).len() } as usize;
+        let head = len.min(entry_len.clamp(1, self.size));
+        Bundle {
+            first,
+            start,
+            parts: 1 + (len - head).div_ceil(self.size),
+            head,
+            len,
         }
     }
 
-    /// Part `k` (of [`bundle_len`](Self::bundle_len)) of a bundle receive of `len` bytes whose
-    /// completion named buffer `first`: its buffer id and the bytes in it. The kernel took the
-    /// ring entries from `first`'s on, in order.
+    /// Part `k` (below `bundle.parts`) of a receive: its buffer id and the bytes in it.
     ///
     /// Sound because the ring never holds more entries than there are buffers: an entry the
     /// kernel consumed is rewritten only after `count` later pushes, and the buffers of this
     /// bundle cannot be pushed again before its completion has handed them out.
-    pub fn bundle_part(&self, first: u16, len: usize, k: usize) -> (u16, usize) {
+    pub fn bundle_part(&self, bundle: &Bundle, k: usize) -> (u16, usize) {
+        if k == 0 {
+            return (bundle.first, bundle.head.min(bundle.len));
+        }
         let id = match &self.ring {
-            Some(ring) if k > 0 => {
-                let start = ring.at_of[usize::from(first)];
-                ring.bid_at[usize::from(start.wrapping_add(k as u16) & ring.mask)]
-            }
-            _ => first,
+            Some(ring) => ring.bid_at[usize::from(bundle.start.wrapping_add(k as u16) & ring.mask)],
+            None => bundle.first,
         };
-        (id, len.saturating_sub(k * self.size).min(self.size))
+        let before = bundle.head + (k - 1) * self.size;
+        (id, bundle.len.saturating_sub(before).min(self.size))
+    }
+
+    /// Checks (in debug builds) that buffer `id` was at `from`, and notes it at `to`.
+    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
+    fn moved(&mut self, id: u16, from: Place, to: Place) {
+        #[cfg(debug_assertions)]
+        {
+            let place = &mut self.place[usize::from(id)];
+            assert_eq!(*place, from, "pool buffer {id} moved to {to:?}");
+            *place = to;
+        }
     }
 
     /// Publishes the tail to the kernel.

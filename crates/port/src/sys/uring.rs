@@ -410,8 +410,9 @@ impl UringDriver {
                         if let Some(first) = cqueue::buffer_select(entry.flags()) {
                             // Back into the ring, as the pool expects.
                             let len = usize::try_from(res).unwrap_or(0);
-                            for k in 0..pool.bundle_len(len) {
-                                let (id, _) = pool.bundle_part(first, len, k);
+                            let bundle = pool.bundle(first, len);
+                            for k in 0..bundle.parts {
+                                let (id, _) = pool.bundle_part(&bundle, k);
                                 let buf = pool.hand_out(id, 0, true);
                                 pool.give_back(buf);
                             }
