@@ -6,7 +6,10 @@
 # medians of ROUNDS runs. Loopback only.
 #
 # Environment: CONNS ["10 100"], SIZE [64], DURATION [4], WARMUP [1], ROUNDS [3],
-#              PEERS [../shared/peers], NO_BUILD=1 to skip building.
+#              PEERS [../shared/peers], NO_BUILD=1 to skip building,
+#              GENS [every generator found] to pick generators,
+#              SERVER [ringport] or a peer server's directory name in PEERS (e.g. monoio-echo,
+#              run with --threads 1), so that the client is measured against a fast server too.
 # Output: one row per generator and connection count: round trips/s, client CPU (cores), and
 # round trips per client core-second (the figure to compare), with the ratio to thread-per-conn.
 set -euo pipefail
@@ -17,22 +20,35 @@ DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS:-../shared/peers}
+SERVER=${SERVER:-ringport}
 
 if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -q -p ringport -p ringport-stress --example thread_per_conn
+  # Two commands: with --example, cargo builds only the example, not the ringport binary.
+  cargo build --release -q -p ringport
+  cargo build --release -q -p ringport-stress --example thread_per_conn
   if [[ -d "$PEERS/echo-load" ]]; then (cd "$PEERS/echo-load" && cargo build --release -q); fi
 fi
 RINGPORT=target/release/ringport
 THREADED=target/release/examples/thread_per_conn
 ECHO_LOAD="$PEERS/echo-load/target/release/echo-load"
-GENS="ringport-stress thread-per-conn"
-[[ -x "$ECHO_LOAD" ]] && GENS="ringport-stress echo-load thread-per-conn"
+if [[ -z "${GENS:-}" ]]; then
+  GENS="ringport-stress thread-per-conn"
+  [[ -x "$ECHO_LOAD" ]] && GENS="ringport-stress echo-load thread-per-conn"
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 SRV_PID=""
 cleanup() { [[ -n "$SRV_PID" ]] && kill "$SRV_PID" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 start_server() {
+  if [[ "$SERVER" != ringport ]]; then
+    # A peer takes a port; pick a free one from the kernel's ephemeral range.
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    taskset -c 0 "$PEERS/$SERVER/target/release/$SERVER" --port "$PORT" --threads 1 </dev/null >/dev/null 2>&1 &
+    SRV_PID=$!
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+    return
+  fi
   local out; out=$(mktemp)
   taskset -c 0 "$RINGPORT" serve --port 0 --workers 1 </dev/null >"$out" 2>/dev/null &
   SRV_PID=$!
@@ -69,18 +85,23 @@ done
 python3 - "$RESULTS" <<'PY'
 import sys, statistics as st
 rows = [l.split('\t') for l in open(sys.argv[1]).read().split('\n') if l]
+# (conns, gen) -> {round: (rt/s, cores, rt per core-second)}
 by = {}
-for gen, conns, _, rps, cpu in rows:
-    by.setdefault((int(conns), gen), []).append((float(rps), float(cpu)))
-print(f"{'generator':<18}{'conns':>6}{'rt/s':>12}{'client cores':>14}{'rt per core-s':>15}{'vs thread-per-conn':>20}")
+for gen, conns, rnd, rps, cpu in rows:
+    rps, cpu = float(rps), float(cpu)
+    by.setdefault((int(conns), gen), {})[rnd] = (rps, cpu, rps / cpu if cpu > 0 else float('nan'))
+def ratio(conns, gen, base):
+    # Round by round: each round's figure against the base generator's in the same round.
+    mine, theirs = by.get((conns, gen), {}), by.get((conns, base), {})
+    r = [mine[k][2] / theirs[k][2] for k in mine if k in theirs and theirs[k][2] > 0]
+    return f"{st.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" if r else "-"
+print(f"{'generator':<18}{'conns':>6}{'rt/s':>10}{'client cores':>14}{'rt per core-s':>15}"
+      f"{'vs echo-load':>22}{'vs thread-per-conn':>22}")
 for conns in sorted({c for c, _ in by}):
-    base = None
-    med = {}
-    for (c, gen), v in by.items():
+    for (c, gen), v in sorted(by.items()):
         if c != conns: continue
-        rps = st.median(x for x, _ in v); cpu = st.median(y for _, y in v)
-        med[gen] = (rps, cpu, rps / cpu if cpu > 0 else float('nan'))
-    base = med.get('thread-per-conn', (0, 0, float('nan')))[2]
-    for gen, (rps, cpu, per) in sorted(med.items()):
-        print(f"{gen:<18}{conns:>6}{rps:>12.0f}{cpu:>14.2f}{per:>15.0f}{per/base:>19.2f}x")
+        rps = st.median(x[0] for x in v.values()); cpu = st.median(x[1] for x in v.values())
+        per = st.median(x[2] for x in v.values())
+        print(f"{gen:<18}{conns:>6}{rps:>10.0f}{cpu:>14.2f}{per:>15.0f}"
+              f"{ratio(conns, gen, 'echo-load'):>22}{ratio(conns, gen, 'thread-per-conn'):>22}")
 PY
