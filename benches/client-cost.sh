@@ -9,13 +9,20 @@
 #              PEERS [../shared/peers], NO_BUILD=1 to skip building,
 #              GENS [every generator found] to pick generators,
 #              SERVER [ringport] or a peer server's directory name in PEERS (e.g. monoio-echo,
-#              run with --threads 1), so that the client is measured against a fast server too.
-# Output: one row per generator and connection count: round trips/s, client CPU (cores), and
-# round trips per client core-second (the figure to compare), with the ratio to thread-per-conn.
+#              run with --threads 1), so that the client is measured against a fast server too,
+#              STREAM=1: bytes instead of round trips: `ringport stress --stream` (chunks of
+#              CHUNK [65536] bytes, default window) against echo-load's ping-pong of SIZE
+#              [65536] bytes, both counted in echoed GB (each byte sent once and received once
+#              by the client).
+# Output: one row per generator and connection count: round trips/s (GB/s), client CPU (cores),
+# and round trips (GB) per client core-second, the figure to compare, with its ratio to
+# echo-load's and thread-per-conn's, taken round by round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-"10 100"}
-SIZE=${SIZE:-64}
+STREAM=${STREAM:-}
+if [[ -n "$STREAM" ]]; then SIZE=${SIZE:-65536}; else SIZE=${SIZE:-64}; fi
+CHUNK=${CHUNK:-65536}
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
@@ -32,8 +39,13 @@ RINGPORT=target/release/ringport
 THREADED=target/release/examples/thread_per_conn
 ECHO_LOAD="$PEERS/echo-load/target/release/echo-load"
 if [[ -z "${GENS:-}" ]]; then
-  GENS="ringport-stress thread-per-conn"
-  [[ -x "$ECHO_LOAD" ]] && GENS="ringport-stress echo-load thread-per-conn"
+  if [[ -n "$STREAM" ]]; then
+    GENS="ringport-stream"
+    [[ -x "$ECHO_LOAD" ]] && GENS="ringport-stream echo-load"
+  else
+    GENS="ringport-stress thread-per-conn"
+    [[ -x "$ECHO_LOAD" ]] && GENS="ringport-stress echo-load thread-per-conn"
+  fi
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -68,10 +80,16 @@ for conns in $CONNS; do
           json=$(taskset -c 1 "$RINGPORT" stress "$PORT" --connections "$conns" --size "$SIZE" \
                    --duration "$DURATION" --warmup "$WARMUP" --threads 1 --json - 2>/dev/null </dev/null)
           read -r rps cpu < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["msgs_per_s"], sum(d["client_cpu_pct"])/100)' <<<"$json") ;;
+        ringport-stream)
+          json=$(taskset -c 1 "$RINGPORT" stress "$PORT" --stream --connections "$conns" --size "$CHUNK" \
+                   --duration "$DURATION" --warmup "$WARMUP" --threads 1 --json - 2>/dev/null </dev/null)
+          read -r rps cpu < <(python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["stream"]; print(s["bytes"]/s["seconds"]/1e9, sum(d["client_cpu_pct"])/100)' <<<"$json") ;;
         echo-load)
           line=$(taskset -c 1 "$ECHO_LOAD" --addr "127.0.0.1:$PORT" --conns "$conns" --size "$SIZE" \
                    --duration "$DURATION" --warmup "$WARMUP" --threads 1)
-          rps=$(sed -n 's/.*rt_per_s=\([^ ]*\).*/\1/p' <<<"$line"); cpu=$(sed -n 's/.*load_cpu=\([^ ]*\).*/\1/p' <<<"$line") ;;
+          rps=$(sed -n 's/.*rt_per_s=\([^ ]*\).*/\1/p' <<<"$line"); cpu=$(sed -n 's/.*load_cpu=\([^ ]*\).*/\1/p' <<<"$line")
+          # In stream mode, compare bytes: round trips of SIZE bytes as echoed GB per second.
+          [[ -n "$STREAM" ]] && rps=$(python3 -c "print($rps * $SIZE / 1e9)") ;;
         thread-per-conn)
           line=$(taskset -c 1 "$THREADED" "127.0.0.1:$PORT" "$conns" "$SIZE" "$DURATION" "$WARMUP")
           rps=$(sed -n 's/.*rt_per_s=\([^ ]*\).*/\1/p' <<<"$line"); cpu=$(sed -n 's/.*load_cpu=\([^ ]*\).*/\1/p' <<<"$line") ;;
@@ -82,8 +100,10 @@ for conns in $CONNS; do
   done
 done
 
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$STREAM" <<'PY'
 import sys, statistics as st
+stream = bool(sys.argv[2])
+unit, per_unit, fmt = ("GB/s", "GB per core-s", ".3f") if stream else ("rt/s", "rt per core-s", ".0f")
 rows = [l.split('\t') for l in open(sys.argv[1]).read().split('\n') if l]
 # (conns, gen) -> {round: (rt/s, cores, rt per core-second)}
 by = {}
@@ -95,13 +115,13 @@ def ratio(conns, gen, base):
     mine, theirs = by.get((conns, gen), {}), by.get((conns, base), {})
     r = [mine[k][2] / theirs[k][2] for k in mine if k in theirs and theirs[k][2] > 0]
     return f"{st.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" if r else "-"
-print(f"{'generator':<18}{'conns':>6}{'rt/s':>10}{'client cores':>14}{'rt per core-s':>15}"
+print(f"{'generator':<18}{'conns':>6}{unit:>10}{'client cores':>14}{per_unit:>15}"
       f"{'vs echo-load':>22}{'vs thread-per-conn':>22}")
 for conns in sorted({c for c, _ in by}):
     for (c, gen), v in sorted(by.items()):
         if c != conns: continue
         rps = st.median(x[0] for x in v.values()); cpu = st.median(x[1] for x in v.values())
         per = st.median(x[2] for x in v.values())
-        print(f"{gen:<18}{conns:>6}{rps:>10.0f}{cpu:>14.2f}{per:>15.0f}"
+        print(f"{gen:<18}{conns:>6}{rps:>10{fmt}}{cpu:>14.2f}{per:>15{fmt}}"
               f"{ratio(conns, gen, 'echo-load'):>22}{ratio(conns, gen, 'thread-per-conn'):>22}")
 PY
