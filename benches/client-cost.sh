@@ -69,10 +69,29 @@ start_server() {
   rm -f "$out"
 }
 stop_server() { kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""; }
+# Other programs on these CPUs (a build, someone else's benchmark) skew a round: before each one,
+# wait (at most QUIET_WAIT [300] seconds) until the machine was at most 10% busy for a second.
+busy_pct() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+  local t=0 i=0 k
+  for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
+  i=$((b[4] - a[4] + b[5] - a[5]))
+  echo $(( t > 0 ? 100 * (t - i) / t : 0 ))
+}
+wait_quiet() {
+  local waited=0
+  while (( $(busy_pct) > 10 )); do
+    waited=$((waited + 1))
+    if (( waited >= ${QUIET_WAIT:-300} )); then echo "machine still busy; measuring anyway" >&2; return; fi
+  done
+  (( waited > 0 )) && echo "waited ${waited}s for a quiet machine" >&2 || true
+}
 
 RESULTS=$(mktemp)
 for conns in $CONNS; do
   for round in $(seq 1 "$ROUNDS"); do
+    wait_quiet
     for gen in $GENS; do
       start_server
       case $gen in
