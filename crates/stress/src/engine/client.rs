@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
+use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -42,8 +43,10 @@ use crate::verify::ConnError;
 const SEND_AT_ONCE: usize = 16 << 10;
 
 /// The most memory a thread's receive pool takes (its buffers are as large as a connection's
-/// window, up to 256 KiB each for a stream).
-const POOL_BYTES: usize = 32 << 20;
+/// window, up to 256 KiB each for a stream; never fewer than 32 buffers). The kernel takes pool
+/// buffers in turn, so a smaller pool is a warmer one; a receive that finds it dry is armed
+/// again.
+const POOL_BYTES: usize = 16 << 20;
 
 /// The port's side of one connection: its socket and the operations in flight on it.
 #[derive(Debug, Default)]
@@ -88,6 +91,8 @@ pub(super) struct Client<'s, 'a> {
     reaped: Vec<Completion>,
     /// The send buffers, shared by the connections.
     send_bufs: SendBuffers,
+    /// Inside [`submit_now`](Self::submit_now).
+    submitting_now: bool,
     dirty: Vec<usize>,
     /// `--verbose`: the bytes of one message, to print.
     scratch: Vec<u8>,
@@ -140,6 +145,7 @@ impl<'s, 'a> Client<'s, 'a> {
             pending: VecDeque::with_capacity(1024),
             reaped: Vec::with_capacity(1024),
             send_bufs: SendBuffers::new(batch, globals.len()),
+            submitting_now: false,
             dirty: Vec::with_capacity(globals.len()),
             scratch: Vec::new(),
             recv_size,
@@ -391,16 +397,32 @@ impl<'s, 'a> Client<'s, 'a> {
         }
     }
 
-    /// Hands what is queued to the kernel now (see [`SEND_AT_ONCE`]), queueing whatever
-    /// completed meanwhile. A port error here is left for the next wait, which meets it too.
+    /// Hands what is queued to the kernel now (see [`SEND_AT_ONCE`]). Sends that finished
+    /// meanwhile are handled at once, so their buffers are back for the next connection staged
+    /// in the same pass; everything else is queued. A port error here is left for the next
+    /// wait, which meets it too.
     fn submit_now(&mut self) {
+        if self.submitting_now {
+            return; // a partial send resubmitted from here goes with the next wait
+        }
+        self.submitting_now = true;
         if self
             .port
             .wait(&mut self.reaped, Some(Duration::ZERO))
             .is_ok()
         {
-            self.take_reaped();
+            let now = Instant::now();
+            let mut reaped = mem::take(&mut self.reaped);
+            for c in reaped.drain(..) {
+                if matches!(c.outcome, Outcome::Sent { .. }) {
+                    self.handle(c, now);
+                } else {
+                    self.pending.push_back((now, c));
+                }
+            }
+            self.reaped = reaped;
         }
+        self.submitting_now = false;
     }
 
     /// Hands one completion to its connection.
