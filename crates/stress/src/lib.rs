@@ -2,7 +2,8 @@
 //!
 //! Many connections per client thread on the same completion port as the server, every echoed
 //! byte checked, latency measured from each message's intended send time, one result type with
-//! human, JSON and HdrHistogram-log exporters.
+//! human, JSON and HdrHistogram-log exporters. Messages go one at a time, pipelined, at a fixed
+//! rate, or as a continuous stream (`--stream`, reported in echoed Gbit/s).
 //!
 //! # Using it
 //!
@@ -24,11 +25,13 @@
 //! * [`interactive`]: the article's questions on a terminal, answered into a config.
 //! * [`preflight`]: the check of the fd limit and the ephemeral port range before anything is
 //!   opened, raising the limit or spreading source addresses where it can.
-//! * [`engine`]: the client threads and their connections on the completion port.
+//! * [`engine`]: running a config: the orchestration (threads, start barrier, merging) in
+//!   `engine`, one thread's I/O on its port in `engine::client`, one connection's state
+//!   machine (what to stage and send, verifying, finishing) in `engine::conn`.
 //! * [`payload`]: the bytes of message `i` on connection `c` (article-style numbered text or
-//!   seeded random bytes), written into reusable buffers.
+//!   seeded random bytes), appended to reusable buffers, and regenerated for checking.
 //! * [`verify`]: per-connection stream verification of echoed bytes, arriving in any chunking,
-//!   and the error kinds of a run.
+//!   against a copy or regenerated, and the error kinds of a run.
 //! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.

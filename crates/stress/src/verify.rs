@@ -16,9 +16,12 @@
 //!
 //! # Memory
 //!
-//! The verifier keeps a copy of the bytes in flight, at most `capacity` messages (the pipeline
-//! depth). Its queues are allocated once, in [`StreamVerifier::new`]; pushing and consuming never
-//! allocate while the limits given there hold.
+//! A verifier made with [`StreamVerifier::new`] keeps a copy of the bytes in flight, at most
+//! `capacity` messages (the pipeline depth). One made with [`StreamVerifier::regenerating`] keeps
+//! only each message's number and length, and asks an [`Expected`] source (the payload generator)
+//! for the bytes when they come back: no copy of what was sent, and the comparison reads memory
+//! the source keeps warm instead of a per-connection copy. Either way, its queues are allocated
+//! once, at creation; pushing and consuming never allocate while the limits given there hold.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -229,6 +232,17 @@ pub struct Completed {
     pub len: usize,
 }
 
+/// Where a regenerating verifier finds the bytes it expects: message `index` of its connection,
+/// as sent. Implemented by [`PayloadGen`](crate::payload::PayloadGen).
+pub trait Expected {
+    /// The position in `got` of its first byte that differs from bytes `at..at + got.len()` of
+    /// message `index`, or `None` when they all match. Bytes past the message's end never match.
+    fn mismatch(&self, index: u64, at: usize, got: &[u8]) -> Option<usize>;
+
+    /// Byte `at` of message `index`.
+    fn byte(&self, index: u64, at: usize) -> Option<u8>;
+}
+
 /// [`StreamVerifier::push`] was called with more than the verifier was sized for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("verifier full: {in_flight} messages in flight, capacity {capacity}")]
@@ -250,7 +264,10 @@ struct InFlight {
 /// The verifier of one connection's echo stream. See the module docs.
 #[derive(Debug)]
 pub struct StreamVerifier {
+    /// The bytes in flight, unless the verifier regenerates them.
     expected: VecDeque<u8>,
+    /// Made with [`StreamVerifier::regenerating`]: no bytes kept.
+    regenerates: bool,
     in_flight: VecDeque<InFlight>,
     capacity: usize,
     /// Bytes verified so far: the connection-relative offset of the next byte expected.
@@ -291,6 +308,7 @@ impl StreamVerifier {
         let capacity = capacity.max(1);
         StreamVerifier {
             expected: VecDeque::with_capacity(capacity.saturating_mul(max_len)),
+            regenerates: false,
             in_flight: VecDeque::with_capacity(capacity),
             capacity,
             verified: 0,
@@ -300,22 +318,53 @@ impl StreamVerifier {
         }
     }
 
+    /// A verifier for up to `capacity` messages in flight that keeps no copy of their bytes:
+    /// record them with [`push_len`](Self::push_len) and check echoes with
+    /// [`consume_expected`](Self::consume_expected), which regenerates the bytes.
+    pub fn regenerating(capacity: usize) -> Self {
+        let mut v = StreamVerifier::new(capacity, 0);
+        v.regenerates = true;
+        v
+    }
+
     /// Records that `msg` was sent with `stamp`. Refuses (without recording) when `capacity`
-    /// messages are already in flight.
+    /// messages are already in flight. A regenerating verifier records only its length.
     pub fn push(&mut self, msg: &[u8], stamp: SendStamp) -> Result<(), Full> {
+        self.record(msg.len(), stamp)?;
+        if !self.regenerates {
+            self.expected.extend(msg.iter());
+        }
+        Ok(())
+    }
+
+    /// Records that message `stamp.index`, `len` bytes long, was sent with `stamp`, for a
+    /// regenerating verifier. Refuses (without recording) when `capacity` messages are already
+    /// in flight.
+    ///
+    /// # Panics
+    ///
+    /// On a verifier that keeps copies (it needs the bytes: [`push`](Self::push)).
+    pub fn push_len(&mut self, len: usize, stamp: SendStamp) -> Result<(), Full> {
+        assert!(
+            self.regenerates,
+            "a verifier that keeps copies needs the bytes: push"
+        );
+        self.record(len, stamp)
+    }
+
+    fn record(&mut self, len: usize, stamp: SendStamp) -> Result<(), Full> {
         if self.in_flight.len() >= self.capacity {
             return Err(Full {
                 in_flight: self.in_flight.len(),
                 capacity: self.capacity,
             });
         }
-        self.expected.extend(msg.iter());
         self.in_flight.push_back(InFlight {
             stamp,
-            len: msg.len(),
-            remaining: msg.len(),
+            len,
+            remaining: len,
         });
-        self.sent += msg.len() as u64;
+        self.sent += len as u64;
         Ok(())
     }
 
@@ -328,9 +377,41 @@ impl StreamVerifier {
     /// [`ConnError::Mismatch`]; messages completed earlier in the same chunk have already been
     /// reported. Once failed, the verifier stays failed and refuses every later chunk with the
     /// same kind of error at the same offset.
+    ///
+    /// # Panics
+    ///
+    /// On a regenerating verifier (it needs the source: [`consume_expected`](Self::consume_expected)).
     pub fn consume(
         &mut self,
+        chunk: &[u8],
+        on_complete: impl FnMut(Completed),
+    ) -> Result<usize, ConnError> {
+        assert!(
+            !self.regenerates,
+            "a regenerating verifier checks with consume_expected"
+        );
+        self.consume_from(chunk, None, on_complete)
+    }
+
+    /// [`consume`](Self::consume) for a regenerating verifier: the bytes expected come from
+    /// `expected` (message by message, as they were sent), not from a copy.
+    ///
+    /// # Errors
+    ///
+    /// As [`consume`](Self::consume).
+    pub fn consume_expected(
+        &mut self,
+        chunk: &[u8],
+        expected: &dyn Expected,
+        on_complete: impl FnMut(Completed),
+    ) -> Result<usize, ConnError> {
+        self.consume_from(chunk, Some(expected), on_complete)
+    }
+
+    fn consume_from(
+        &mut self,
         mut chunk: &[u8],
+        source: Option<&dyn Expected>,
         mut on_complete: impl FnMut(Completed),
     ) -> Result<usize, ConnError> {
         let mut done = 0;
@@ -339,23 +420,36 @@ impl StreamVerifier {
         }
         while !chunk.is_empty() {
             let Some(front) = self.in_flight.front_mut() else {
-                return Err(self.fail(0, chunk[0]));
+                return Err(self.fail(0, chunk[0], None));
             };
             let n = front.remaining.min(chunk.len());
-            let (a, b) = self.expected.as_slices();
-            let (a, b) = if a.len() >= n {
-                (&a[..n], &b[..0])
-            } else {
-                (a, &b[..n - a.len()])
-            };
-            let (head, tail) = chunk[..n].split_at(a.len());
-            if head != a || tail != b {
-                let pos = first_difference(a, head)
-                    .or_else(|| first_difference(b, tail).map(|p| p + a.len()))
-                    .unwrap_or(0);
-                return Err(self.fail(pos, chunk[pos]));
+            match source {
+                Some(source) => {
+                    let (index, at) = (front.stamp.index, front.len - front.remaining);
+                    if let Some(pos) = source.mismatch(index, at, &chunk[..n]) {
+                        let want = source.byte(index, at + pos);
+                        return Err(self.fail(pos, chunk[pos], want));
+                    }
+                }
+                None => {
+                    let (a, b) = self.expected.as_slices();
+                    let (a, b) = if a.len() >= n {
+                        (&a[..n], &b[..0])
+                    } else {
+                        (a, &b[..n - a.len()])
+                    };
+                    let (head, tail) = chunk[..n].split_at(a.len());
+                    if head != a || tail != b {
+                        let pos = first_difference(a, head)
+                            .or_else(|| first_difference(b, tail).map(|p| p + a.len()))
+                            .unwrap_or(0);
+                        let want = self.expected.get(pos).copied();
+                        return Err(self.fail(pos, chunk[pos], want));
+                    }
+                    self.expected.drain(..n);
+                }
             }
-            self.expected.drain(..n);
+            let front = self.in_flight.front_mut().expect("front exists");
             self.verified += n as u64;
             chunk = &chunk[n..];
             front.remaining -= n;
@@ -373,8 +467,8 @@ impl StreamVerifier {
     }
 
     /// Records and returns the mismatch of byte `pos` of the outstanding stream (relative to
-    /// `verified`), received as `got`.
-    fn fail(&mut self, pos: usize, got: u8) -> ConnError {
+    /// `verified`), received as `got` where `expected` was sent (`None`: nothing was outstanding).
+    fn fail(&mut self, pos: usize, got: u8, expected: Option<u8>) -> ConnError {
         let mut before = pos;
         let mut message = 0;
         let mut offset_in_message = 0;
@@ -391,7 +485,7 @@ impl StreamVerifier {
             offset: self.verified + pos as u64,
             message,
             offset_in_message,
-            expected: self.expected.get(pos).copied(),
+            expected,
             got,
         };
         self.failed = Some(m);
@@ -629,6 +723,74 @@ mod tests {
         ));
         // The message before the extra byte completed.
         assert_eq!(v.completed(), 1);
+    }
+
+    /// Runs the same stream through a copying and a regenerating verifier; both must give the
+    /// same completions and the same error.
+    fn both_ways(spec: &PayloadSpec, n: u64, chunk: usize, corrupt: impl Fn(&mut Vec<u8>)) {
+        let gen = PayloadGen::new(spec, 0);
+        let mut copying = StreamVerifier::new(n as usize, spec.max_len());
+        let mut regen = StreamVerifier::regenerating(n as usize);
+        let mut stream = Vec::new();
+        let mut buf = Vec::new();
+        for i in 1..=n {
+            gen.fill(i, &mut buf);
+            copying.push(&buf, stamp(i)).unwrap();
+            regen.push_len(buf.len(), stamp(i)).unwrap();
+            stream.extend_from_slice(&buf);
+        }
+        corrupt(&mut stream);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut ra = Ok(0);
+        let mut rb = Ok(0);
+        for c in stream.chunks(chunk) {
+            if ra.is_ok() {
+                ra = copying.consume(c, |m| a.push(m.stamp.index));
+            }
+            if rb.is_ok() {
+                rb = regen.consume_expected(c, &gen, |m| b.push(m.stamp.index));
+            }
+        }
+        assert_eq!(a, b, "completions, chunk {chunk}");
+        match (ra, rb) {
+            (Ok(_), Ok(_)) => assert_eq!(copying.verified_bytes(), regen.verified_bytes()),
+            (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "chunk {chunk}"),
+            (x, y) => panic!("copying gave {x:?}, regenerating {y:?}"),
+        }
+    }
+
+    #[test]
+    fn a_regenerating_verifier_agrees_with_a_copying_one() {
+        for spec in [
+            PayloadSpec::Random { size: 300, seed: 4 },
+            PayloadSpec::Random {
+                size: 70_000,
+                seed: 5,
+            },
+            PayloadSpec::Text("hello".into()),
+        ] {
+            for chunk in [1, 7, 256, 4096, 1 << 20] {
+                if chunk == 1 && spec.max_len() > 1000 {
+                    continue;
+                }
+                both_ways(&spec, 4, chunk, |_| {});
+                both_ways(&spec, 4, chunk, |s| {
+                    let at = s.len() / 3;
+                    s[at] ^= 1;
+                });
+                both_ways(&spec, 4, chunk, |s| {
+                    let at = s.len() - 3;
+                    s[at] ^= 0x80;
+                });
+                both_ways(&spec, 4, chunk, |s| {
+                    s.remove(s.len() / 2);
+                });
+                both_ways(&spec, 4, chunk, |s| s.push(7));
+            }
+        }
+        // A regenerating verifier stores nothing per byte.
+        let v = StreamVerifier::regenerating(4);
+        assert_eq!(v.expected.capacity(), 0);
     }
 
     #[test]

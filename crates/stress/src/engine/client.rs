@@ -16,6 +16,7 @@
 //! may have in flight (at least 2 KiB, at most 64 KiB; for a stream, its window, at least 64 KiB
 //! and at most 256 KiB), so bulk bytes arrive in few, large completions.
 
+use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
@@ -27,13 +28,25 @@ use std::time::{Duration, Instant};
 use ringport_port::{Backend, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::conn::{Conn, Plan, State};
+use super::conn::{Conn, Plan, SendBuffers, State};
 use super::Shared;
 use crate::config::{Stop, Workload};
 use crate::payload::{PayloadGen, PayloadSpec};
 use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
 use crate::stats::{CpuMeter, ThreadStats};
 use crate::verify::ConnError;
+
+/// A send at least this large is handed to the kernel at once (one extra enter) instead of with
+/// the rest of the batch: its buffer comes back while still in the cache, and is the next one
+/// staged into, so bulk bytes are written and copied by the kernel in cache-warm memory instead
+/// of a cold buffer per connection. Smaller sends wait for the batch (fewer system calls).
+const SEND_AT_ONCE: usize = 16 << 10;
+
+/// The most memory a thread's receive pool takes (its buffers are as large as a connection's
+/// window, up to 256 KiB each for a stream; never fewer than 32 buffers). The kernel takes pool
+/// buffers in turn, so a smaller pool is a warmer one; a receive that finds it dry is armed
+/// again.
+const POOL_BYTES: usize = 16 << 20;
 
 /// The port's side of one connection: its socket and the operations in flight on it.
 #[derive(Debug, Default)]
@@ -72,7 +85,14 @@ pub(super) struct Client<'s, 'a> {
     slots: Vec<Slot>,
     /// The thread's measurements.
     pub stats: ThreadStats,
-    done: Vec<Completion>,
+    /// Completions reaped, with when, waiting to be handled.
+    pending: VecDeque<(Instant, Completion)>,
+    /// Where the port puts the completions it reaps.
+    reaped: Vec<Completion>,
+    /// The send buffers, shared by the connections.
+    send_bufs: SendBuffers,
+    /// Inside [`submit_now`](Self::submit_now).
+    submitting_now: bool,
     dirty: Vec<usize>,
     /// `--verbose`: the bytes of one message, to print.
     scratch: Vec<u8>,
@@ -113,7 +133,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let slots = globals
             .iter()
             .map(|&global| Slot {
-                conn: Conn::new(global, in_flight, max_len, now),
+                conn: Conn::new(global, in_flight, now),
                 io: Io::default(),
             })
             .collect();
@@ -122,7 +142,10 @@ impl<'s, 'a> Client<'s, 'a> {
             port,
             slots,
             stats: ThreadStats::new(config.connections),
-            done: Vec::with_capacity(1024),
+            pending: VecDeque::with_capacity(1024),
+            reaped: Vec::with_capacity(1024),
+            send_bufs: SendBuffers::new(batch, globals.len()),
+            submitting_now: false,
             dirty: Vec::with_capacity(globals.len()),
             scratch: Vec::new(),
             recv_size,
@@ -141,10 +164,12 @@ impl<'s, 'a> Client<'s, 'a> {
     }
 
     /// Gives the port a buffer pool for multishot receives: a chunk lands in a pool buffer, is
-    /// verified and given back at once, so a few buffers per connection are plenty; a receive
-    /// that finds the pool dry ends with ENOBUFS and is armed again.
+    /// verified and given back at once, so a few buffers per connection are plenty (at most
+    /// [`POOL_BYTES`] in all); a receive that finds the pool dry ends with ENOBUFS and is armed
+    /// again.
     pub fn provide_pool(&mut self) {
-        let count = (self.slots.len() * 4).clamp(256, 8192) as u16;
+        let wanted = (self.slots.len() * 4).clamp(256, 8192);
+        let count = wanted.min((POOL_BYTES / self.recv_size).max(32)) as u16;
         match self.port.provide_buffers(count, self.recv_size) {
             Ok(()) => self.pooled = true,
             Err(e) => tracing::debug!("no buffer pool ({e}); one receive per chunk"),
@@ -339,24 +364,65 @@ impl<'s, 'a> Client<'s, 'a> {
     /// Waits on the port until `until` (handling what completes), then runs the timeout scan
     /// if its time `next_scan` has come, and sets the next one.
     fn wait_and_scan(&mut self, until: Instant, next_scan: &mut Instant) -> io::Result<()> {
-        let timeout = until.saturating_duration_since(Instant::now());
-        let mut done = mem::take(&mut self.done);
-        done.clear();
-        let r = self.port.wait(&mut done, Some(timeout));
-        if r.is_ok() {
-            let now = Instant::now();
-            for c in done.drain(..) {
-                self.handle(c, now);
-            }
+        // Completions reaped by an immediate submission are waiting: do not sleep on them.
+        let timeout = if self.pending.is_empty() {
+            until.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        self.port.wait(&mut self.reaped, Some(timeout))?;
+        self.take_reaped();
+        while let Some((now, c)) = self.pending.pop_front() {
+            self.handle(c, now);
         }
-        self.done = done;
-        r?;
         let now = Instant::now();
         if now >= *next_scan {
             self.scan_timeouts(now);
             *next_scan = now + self.scan_interval();
         }
         Ok(())
+    }
+
+    /// Queues what the port reaped, to be handled in order; finished sends go first (the order
+    /// of one connection's receives matters, a send's completion only returns its buffer), so
+    /// their buffers are back before the next message is staged.
+    fn take_reaped(&mut self) {
+        let now = Instant::now();
+        for c in self.reaped.drain(..) {
+            if matches!(c.outcome, Outcome::Sent { .. }) {
+                self.pending.push_front((now, c));
+            } else {
+                self.pending.push_back((now, c));
+            }
+        }
+    }
+
+    /// Hands what is queued to the kernel now (see [`SEND_AT_ONCE`]). Sends that finished
+    /// meanwhile are handled at once, so their buffers are back for the next connection staged
+    /// in the same pass; everything else is queued. A port error here is left for the next
+    /// wait, which meets it too.
+    fn submit_now(&mut self) {
+        if self.submitting_now {
+            return; // a partial send resubmitted from here goes with the next wait
+        }
+        self.submitting_now = true;
+        if self
+            .port
+            .wait(&mut self.reaped, Some(Duration::ZERO))
+            .is_ok()
+        {
+            let now = Instant::now();
+            let mut reaped = mem::take(&mut self.reaped);
+            for c in reaped.drain(..) {
+                if matches!(c.outcome, Outcome::Sent { .. }) {
+                    self.handle(c, now);
+                } else {
+                    self.pending.push_back((now, c));
+                }
+            }
+            self.reaped = reaped;
+        }
+        self.submitting_now = false;
     }
 
     /// Hands one completion to its connection.
@@ -403,11 +469,12 @@ impl<'s, 'a> Client<'s, 'a> {
                 slot.io.ops -= 1;
                 slot.io.send = None;
                 if slot.conn.state == State::Failed {
-                    // Its error is counted already; the buffer is dropped with it.
+                    // Its error is counted already.
+                    self.send_bufs.give_back(buf);
                     self.maybe_close(i);
                     return;
                 }
-                match slot.conn.sent(buf, at, result) {
+                match slot.conn.sent(buf, at, result, &mut self.send_bufs) {
                     Ok(Some((buf, at))) => self.submit_send(i, buf, at, now),
                     Ok(None) => {}
                     Err(e) => self.fail(i, e, now),
@@ -492,7 +559,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let scratch = &mut self.scratch;
         let mut last = None;
         let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
-        let result = slot.conn.received(data, now, |done| {
+        let result = slot.conn.received(data, now, payload, |done| {
             let in_window =
                 done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
             if in_window {
@@ -554,10 +621,14 @@ impl<'s, 'a> Client<'s, 'a> {
     fn submit_send(&mut self, i: usize, buf: Vec<u8>, at: usize, now: Instant) {
         let slot = &mut self.slots[i];
         let fd = slot.io.fd.clone().expect("an open connection has an fd");
+        let at_once = buf.len() - at >= SEND_AT_ONCE;
         match self.port.submit(i as u64, Op::Send { fd, buf, at }) {
             Ok(tok) => {
                 slot.io.send = Some(tok);
                 slot.io.ops += 1;
+                if at_once {
+                    self.submit_now();
+                }
             }
             Err(e) => {
                 let err = slot.conn.io_error(e);
@@ -591,7 +662,7 @@ impl<'s, 'a> Client<'s, 'a> {
         if slot.conn.state != State::Open {
             return;
         }
-        slot.conn.stage(&plan, now);
+        slot.conn.stage(&plan, now, &mut self.send_bufs);
         if let Some(buf) = slot.conn.take_send() {
             self.submit_send(i, buf, 0, now);
             return;
@@ -639,6 +710,7 @@ impl<'s, 'a> Client<'s, 'a> {
         if !slot.conn.is_done() || slot.io.ops > 0 {
             return;
         }
+        slot.conn.release(&mut self.send_bufs);
         if let Some(fd) = slot.io.fd.take() {
             if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
                 slot.io.ops += 1;

@@ -16,10 +16,12 @@
 //!
 //! # Buffers
 //!
-//! Two send buffers per connection, allocated once: messages are appended to `staged` while the
-//! other buffer is in a send; when that send completes, everything staged goes in the next one,
-//! and the buffers swap. The verifier holds its own copy of the bytes in flight. Nothing is
-//! allocated per message.
+//! Messages are appended to a staging buffer taken from the thread's [`SendBuffers`] while the
+//! previous send is in flight; when that send completes, everything staged goes in the next one,
+//! and the sent buffer goes back to the thread, the first to be staged into again (so it is
+//! still in the cache). The verifier keeps no copy of the bytes in flight: it regenerates each
+//! message from the payload generator when its echo arrives. Nothing is allocated per message
+//! once the thread holds as many buffers as it ever has in use at once.
 
 use std::io;
 use std::mem;
@@ -46,6 +48,49 @@ pub(super) enum State {
     Failed,
 }
 
+/// The send buffers of one thread, shared by its connections, most recently returned first: a
+/// buffer back from a send is still warm in the cache, and the next one staged into.
+#[derive(Debug)]
+pub(super) struct SendBuffers {
+    free: Vec<Vec<u8>>,
+    /// Capacity of a new buffer: what one connection may have in flight.
+    size: usize,
+    /// Buffers made so far.
+    made: usize,
+}
+
+impl SendBuffers {
+    /// Buffers of `size` bytes, for `connections` connections (each holds at most two: one
+    /// staging, one in a send).
+    pub fn new(size: usize, connections: usize) -> SendBuffers {
+        SendBuffers {
+            free: Vec::with_capacity(2 * connections),
+            size,
+            made: 0,
+        }
+    }
+
+    /// The most recently returned buffer, empty; a new one if none is free.
+    fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_else(|| {
+            self.made += 1;
+            Vec::with_capacity(self.size)
+        })
+    }
+
+    /// Returns `buf` for the next staging.
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.free.push(buf);
+    }
+
+    /// Buffers made so far (the most ever in use at once).
+    #[cfg(test)]
+    fn made(&self) -> usize {
+        self.made
+    }
+}
+
 /// What the client thread has decided for all its connections at this moment: the inputs of
 /// [`Conn::stage`].
 #[derive(Debug, Clone, Copy)]
@@ -70,11 +115,10 @@ pub(super) struct Conn {
     /// Where it is in its life.
     pub state: State,
     verifier: StreamVerifier,
-    /// Bytes staged (pushed to the verifier) and not yet handed to a send.
+    /// Bytes staged (pushed to the verifier) and not yet handed to a send; no buffer (no
+    /// capacity) while nothing is staged.
     staged: Vec<u8>,
-    /// The other send buffer, when no send holds it.
-    spare: Option<Vec<u8>>,
-    /// A send is in flight (it holds the other buffer).
+    /// A send is in flight.
     sending: bool,
     /// Number of the next message to stage (1-based).
     next_index: u64,
@@ -91,16 +135,14 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// Connection `global`, with room for `in_flight` messages of up to `max_len` bytes (the
-    /// pipeline depth, or the stream window in whole chunks). Allocates its buffers here, once.
-    pub fn new(global: usize, in_flight: usize, max_len: usize, now: Instant) -> Conn {
-        let batch = in_flight.max(1).saturating_mul(max_len);
+    /// Connection `global`, with room for `in_flight` messages (the pipeline depth, or the
+    /// stream window in whole chunks). Allocates its verifier's queue here, once.
+    pub fn new(global: usize, in_flight: usize, now: Instant) -> Conn {
         Conn {
             global,
             state: State::Idle,
-            verifier: StreamVerifier::new(in_flight, max_len),
-            staged: Vec::with_capacity(batch),
-            spare: Some(Vec::with_capacity(batch)),
+            verifier: StreamVerifier::regenerating(in_flight),
+            staged: Vec::new(),
             sending: false,
             next_index: 1,
             measured_staged: 0,
@@ -154,8 +196,9 @@ impl Conn {
     }
 
     /// Stages every message the plan allows and the verifier has room for, appending each to the
-    /// send buffer and recording it in the verifier. Returns how many were staged.
-    pub fn stage(&mut self, plan: &Plan<'_>, now: Instant) -> usize {
+    /// staging buffer (taken from `bufs` when it has none) and recording it in the verifier.
+    /// Returns how many were staged.
+    pub fn stage(&mut self, plan: &Plan<'_>, now: Instant, bufs: &mut SendBuffers) -> usize {
         if self.state != State::Open {
             return 0;
         }
@@ -174,6 +217,9 @@ impl Conn {
             if self.verifier.outstanding_bytes() == 0 {
                 self.last_activity = now;
             }
+            if self.staged.capacity() == 0 {
+                self.staged = bufs.take();
+            }
             let start = self.staged.len();
             gen.append(self.next_index, &mut self.staged);
             let stamp = SendStamp {
@@ -182,7 +228,7 @@ impl Conn {
                 sent: now,
             };
             self.verifier
-                .push(&self.staged[start..], stamp)
+                .push_len(self.staged.len() - start, stamp)
                 .expect("has_room was checked");
             self.next_index += 1;
             if intended >= plan.measure_start {
@@ -198,37 +244,43 @@ impl Conn {
         if self.sending || self.staged.is_empty() {
             return None;
         }
-        let next = self.spare.take().unwrap_or_default();
         self.sending = true;
-        Some(mem::replace(&mut self.staged, next))
+        Some(mem::take(&mut self.staged))
     }
 
     /// A send of `buf[at..]` finished with `result`. Returns where to resume when it was partial
-    /// (the send is then still this connection's, to submit again), or `None` when it is done and
-    /// the buffer is back as the spare.
+    /// (the send is then still this connection's, to submit again), or `None` when it is done
+    /// and the buffer is back in `bufs`.
     ///
     /// # Errors
     ///
     /// The socket error, classified at the verifier's offset.
     pub fn sent(
         &mut self,
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
         at: usize,
         result: io::Result<usize>,
+        bufs: &mut SendBuffers,
     ) -> Result<Option<(Vec<u8>, usize)>, ConnError> {
         match result {
             Ok(n) if at + n < buf.len() => Ok(Some((buf, at + n))),
             Ok(_) => {
                 self.sending = false;
-                buf.clear();
-                self.spare = Some(buf);
+                bufs.give_back(buf);
                 Ok(None)
             }
             Err(e) => {
                 self.sending = false;
-                self.spare = Some(buf);
+                bufs.give_back(buf);
                 Err(self.verifier.io_error(e))
             }
+        }
+    }
+
+    /// Gives back the buffer it is staging into, if any (it failed or finished).
+    pub fn release(&mut self, bufs: &mut SendBuffers) {
+        if self.staged.capacity() > 0 {
+            bufs.give_back(mem::take(&mut self.staged));
         }
     }
 
@@ -248,8 +300,9 @@ impl Conn {
         done
     }
 
-    /// Verifies `data`, the next bytes received at `now`, calling `on_complete` for every message
-    /// whose echo it completes. Returns how many completed.
+    /// Verifies `data`, the next bytes received at `now`, against the messages of `payload` sent
+    /// on this connection, calling `on_complete` for every message whose echo it completes.
+    /// Returns how many completed.
     ///
     /// # Errors
     ///
@@ -258,10 +311,12 @@ impl Conn {
         &mut self,
         data: &[u8],
         now: Instant,
+        payload: &PayloadSpec,
         on_complete: impl FnMut(Completed),
     ) -> Result<usize, ConnError> {
         self.last_activity = now;
-        self.verifier.consume(data, on_complete)
+        let gen = PayloadGen::new(payload, self.global as u64);
+        self.verifier.consume_expected(data, &gen, on_complete)
     }
 
     /// The server ended the stream. A clean end (every byte echoed, after our own shutdown)
@@ -322,8 +377,8 @@ mod tests {
         }
     }
 
-    fn open(in_flight: usize, max_len: usize, t0: Instant) -> Conn {
-        let mut c = Conn::new(3, in_flight, max_len, t0);
+    fn open(in_flight: usize, t0: Instant) -> Conn {
+        let mut c = Conn::new(3, in_flight, t0);
         c.connecting(t0);
         assert!(c.connected(t0).is_some());
         c
@@ -332,11 +387,12 @@ mod tests {
     #[test]
     fn stages_up_to_the_room_and_sends_everything_staged_at_once() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 100, seed: 1 };
-        let mut c = open(4, 100, t0);
+        let mut c = open(4, t0);
         let p = plan(&spec, None, t0);
-        assert_eq!(c.stage(&p, t0), 4);
-        assert_eq!(c.stage(&p, t0), 0, "no room left");
+        assert_eq!(c.stage(&p, t0, &mut b), 4);
+        assert_eq!(c.stage(&p, t0, &mut b), 0, "no room left");
         let buf = c.take_send().expect("something staged");
         assert_eq!(buf.len(), 400);
         assert!(c.take_send().is_none(), "one send at a time");
@@ -348,36 +404,70 @@ mod tests {
         }
         assert_eq!(buf, expected);
         // Two messages echoed: room for two more, staged while the send is still out.
-        assert_eq!(c.received(&buf[..200], t0, |_| {}).unwrap(), 2);
-        assert_eq!(c.stage(&p, t0), 2);
+        assert_eq!(c.received(&buf[..200], t0, &spec, |_| {}).unwrap(), 2);
+        assert_eq!(c.stage(&p, t0, &mut b), 2);
         assert!(c.take_send().is_none(), "the first send is still in flight");
-        assert_eq!(c.sent(buf, 0, Ok(400)).unwrap(), None);
+        assert_eq!(c.sent(buf, 0, Ok(400), &mut b).unwrap(), None);
         assert_eq!(c.take_send().map(|b| b.len()), Some(200));
+    }
+
+    #[test]
+    fn a_sent_buffer_is_the_next_one_staged_into() {
+        let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 10, 2);
+        let spec = PayloadSpec::Random { size: 100, seed: 1 };
+        let p = plan(&spec, None, t0);
+        let mut c = open(1, t0);
+        let mut first = None;
+        for _ in 0..10 {
+            assert_eq!(c.stage(&p, t0, &mut b), 1);
+            let buf = c.take_send().unwrap();
+            let ptr = buf.as_ptr();
+            assert_eq!(
+                *first.get_or_insert(ptr),
+                ptr,
+                "the same warm buffer every time"
+            );
+            let echo = buf.clone();
+            assert_eq!(c.sent(buf, 0, Ok(100), &mut b).unwrap(), None);
+            assert_eq!(c.received(&echo, t0, &spec, |_| {}).unwrap(), 1);
+        }
+        assert_eq!(b.made(), 1);
     }
 
     #[test]
     fn a_partial_send_resumes_where_it_stopped() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 64, seed: 1 };
-        let mut c = open(2, 64, t0);
-        c.stage(&plan(&spec, None, t0), t0);
+        let mut c = open(2, t0);
+        c.stage(&plan(&spec, None, t0), t0, &mut b);
         let buf = c.take_send().unwrap();
-        let (buf, at) = c.sent(buf, 0, Ok(50)).unwrap().expect("partial");
+        let (buf, at) = c.sent(buf, 0, Ok(50), &mut b).unwrap().expect("partial");
         assert_eq!(at, 50);
-        let (buf, at) = c.sent(buf, at, Ok(70)).unwrap().expect("still partial");
+        let (buf, at) = c
+            .sent(buf, at, Ok(70), &mut b)
+            .unwrap()
+            .expect("still partial");
         assert_eq!(at, 120);
-        assert_eq!(c.sent(buf, at, Ok(8)).unwrap(), None);
+        assert_eq!(c.sent(buf, at, Ok(8), &mut b).unwrap(), None);
     }
 
     #[test]
     fn a_send_error_is_classified() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 8, seed: 1 };
-        let mut c = open(1, 8, t0);
-        c.stage(&plan(&spec, None, t0), t0);
+        let mut c = open(1, t0);
+        c.stage(&plan(&spec, None, t0), t0, &mut b);
         let buf = c.take_send().unwrap();
         let err = c
-            .sent(buf, 0, Err(io::Error::from(io::ErrorKind::ConnectionReset)))
+            .sent(
+                buf,
+                0,
+                Err(io::Error::from(io::ErrorKind::ConnectionReset)),
+                &mut b,
+            )
             .unwrap_err();
         assert_eq!(err.kind(), crate::verify::ErrorKind::Reset);
     }
@@ -385,20 +475,21 @@ mod tests {
     #[test]
     fn count_stops_staging_and_then_drains_once_everything_is_echoed() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 10, seed: 1 };
-        let mut c = open(8, 10, t0);
+        let mut c = open(8, t0);
         let p = plan(&spec, Some(3), t0);
         assert_eq!(
-            c.stage(&p, t0),
+            c.stage(&p, t0, &mut b),
             3,
             "the count, although the pipeline has room"
         );
         assert!(!c.start_draining(&p, t0), "bytes still staged");
         let buf = c.take_send().unwrap();
         assert!(!c.start_draining(&p, t0), "bytes in a send");
-        assert_eq!(c.sent(buf.clone(), 0, Ok(30)).unwrap(), None);
+        assert_eq!(c.sent(buf.clone(), 0, Ok(30), &mut b).unwrap(), None);
         assert!(!c.start_draining(&p, t0), "bytes not echoed");
-        c.received(&buf, t0, |_| {}).unwrap();
+        c.received(&buf, t0, &spec, |_| {}).unwrap();
         assert!(c.start_draining(&p, t0));
         assert_eq!(c.state, State::Draining);
         assert!(c.end_of_stream().is_ok());
@@ -409,33 +500,36 @@ mod tests {
     fn the_stream_window_bounds_the_bytes_in_flight() {
         // A 256 KiB window of 64 KiB chunks: four chunks out, the fifth only once one is echoed.
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random {
             size: 64 << 10,
             seed: 2,
         };
-        let mut c = open(4, 64 << 10, t0);
+        let mut c = open(4, t0);
         let p = plan(&spec, None, t0);
-        assert_eq!(c.stage(&p, t0), 4);
+        assert_eq!(c.stage(&p, t0, &mut b), 4);
         assert_eq!(c.outstanding(), 256 << 10);
         let buf = c.take_send().unwrap();
-        c.sent(buf.clone(), 0, Ok(buf.len())).unwrap();
+        c.sent(buf.clone(), 0, Ok(buf.len()), &mut b).unwrap();
         // Half a chunk echoed frees nothing; a whole one frees one chunk of room.
-        c.received(&buf[..32 << 10], t0, |_| {}).unwrap();
-        assert_eq!(c.stage(&p, t0), 0);
-        c.received(&buf[32 << 10..64 << 10], t0, |_| {}).unwrap();
-        assert_eq!(c.stage(&p, t0), 1);
+        c.received(&buf[..32 << 10], t0, &spec, |_| {}).unwrap();
+        assert_eq!(c.stage(&p, t0, &mut b), 0);
+        c.received(&buf[32 << 10..64 << 10], t0, &spec, |_| {})
+            .unwrap();
+        assert_eq!(c.stage(&p, t0, &mut b), 1);
         assert_eq!(c.outstanding(), 256 << 10);
     }
 
     #[test]
     fn a_wrong_byte_fails_with_its_offset() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 100, seed: 3 };
-        let mut c = open(2, 100, t0);
-        c.stage(&plan(&spec, None, t0), t0);
+        let mut c = open(2, t0);
+        c.stage(&plan(&spec, None, t0), t0, &mut b);
         let mut buf = c.take_send().unwrap();
         buf[150] ^= 1;
-        let err = c.received(&buf, t0, |_| {}).unwrap_err();
+        let err = c.received(&buf, t0, &spec, |_| {}).unwrap_err();
         assert_eq!(err.offset(), Some(150));
         assert!(c.fail());
         assert!(!c.fail(), "only the first error counts");
@@ -444,9 +538,10 @@ mod tests {
     #[test]
     fn an_end_of_stream_before_the_client_is_done_is_an_error() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let spec = PayloadSpec::Random { size: 10, seed: 1 };
-        let mut c = open(1, 10, t0);
-        c.stage(&plan(&spec, None, t0), t0);
+        let mut c = open(1, t0);
+        c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.end_of_stream().unwrap_err().kind(),
             crate::verify::ErrorKind::ShortEcho
@@ -456,9 +551,10 @@ mod tests {
     #[test]
     fn timeouts_only_with_something_awaited() {
         let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
         let later = t0 + Duration::from_secs(5);
         let limit = Duration::from_secs(1);
-        let mut c = Conn::new(0, 1, 10, t0);
+        let mut c = Conn::new(0, 1, t0);
         c.connecting(t0);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
@@ -467,7 +563,7 @@ mod tests {
         c.connected(t0);
         assert!(c.timed_out(later, limit).is_none(), "nothing outstanding");
         let spec = PayloadSpec::Random { size: 10, seed: 1 };
-        c.stage(&plan(&spec, None, t0), t0);
+        c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
             Some(crate::verify::ErrorKind::Timeout)

@@ -3,8 +3,8 @@
 //! This module is responsible for running a [`StressConfig`] against a server and producing the
 //! [`StressOutcome`]: it validates and checks the system ([`preflight`]), resolves the server,
 //! starts the client threads, lines them up at a common start, and merges what they measured into
-//! one report. What a thread does with its port is [`client`]'s; what one connection does is
-//! [`conn`]'s. What to send ([`payload`]), whether an echo is right ([`verify`]), what to measure
+//! one report. What a thread does with its port is `client`'s; what one connection does is
+//! `conn`'s. What to send ([`payload`]), whether an echo is right ([`verify`]), what to measure
 //! ([`stats`]) and when to send ([`schedule`]) are decided by the other modules.
 //!
 //! # Shape
@@ -21,8 +21,9 @@
 //!    instant for all.
 //! 3. **Loads**: every open connection always has one receive in flight, and at most one send
 //!    (carrying every message staged since the previous send completed). A message is staged
-//!    when the verifier has room (`--pipeline`), the stop condition allows it, and in rate mode
-//!    when its slot in the schedule has come. Echoed bytes go to the connection's
+//!    when the verifier has room (`--pipeline`; for a `--stream`, its `--window` in whole
+//!    chunks), the stop condition allows it, and in rate mode when its slot in the schedule has
+//!    come. Echoed bytes go to the connection's
 //!    [`StreamVerifier`](crate::verify::StreamVerifier); each completed message is timed from its
 //!    intended send time. Messages intended before the end of `--warmup` are verified but not
 //!    measured.
