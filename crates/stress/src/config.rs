@@ -378,15 +378,21 @@ impl fmt::Display for Stop {
     }
 }
 
+/// The configuration the unit tests of this crate start from: the defaults on two threads.
+#[cfg(test)]
+pub(crate) fn test_config() -> StressConfig {
+    StressConfig {
+        threads: 2,
+        ..StressConfig::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg() -> StressConfig {
-        StressConfig {
-            threads: 2,
-            ..StressConfig::default()
-        }
+        test_config()
     }
 
     #[track_caller]

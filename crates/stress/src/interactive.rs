@@ -93,12 +93,7 @@ impl StressConfig {
 mod tests {
     use super::*;
 
-    fn cfg() -> StressConfig {
-        StressConfig {
-            threads: 2,
-            ..StressConfig::default()
-        }
-    }
+    use crate::config::test_config as cfg;
 
     #[test]
     fn asks_like_the_article() {

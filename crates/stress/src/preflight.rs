@@ -287,12 +287,7 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
 mod tests {
     use super::*;
 
-    fn cfg() -> StressConfig {
-        StressConfig {
-            threads: 2,
-            ..StressConfig::default()
-        }
-    }
+    use crate::config::test_config as cfg;
 
     #[test]
     fn fd_plan() {
