@@ -50,6 +50,9 @@ use crate::sys::{self, SockAddrBuf};
 use crate::table::{InFlight, OpTable};
 use crate::token::Token;
 
+/// Message headers for gathered sends made ready with a pool (see `OpTable::stock_msgs`).
+const MSG_STOCK: usize = 256;
+
 /// Settings for a new port.
 #[derive(Debug, Clone)]
 pub struct PortConfig {
@@ -406,6 +409,9 @@ impl Port {
                     "the kernel refused a provided-buffer ring ({e}); buffers are picked per receive"
                 );
             }
+            // Gathered sends need a message header each while in flight: a stock of them now,
+            // so that sending allocates nothing (up to this many at once, of any length).
+            self.table.stock_msgs(MSG_STOCK, crate::op::SEND_BUFS_MAX);
         }
         self.pool = Some(pool);
         Ok(())
@@ -556,8 +562,13 @@ impl Port {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
             }
         }
+        // A gathered send of several buffers on io_uring needs a message header the kernel
+        // reads (recycled: allocated only at a new high-water mark of such sends in flight); one
+        // buffer goes as a plain send.
         let msg = match (&op, &self.driver) {
-            (Op::SendBufs { .. }, Driver::Uring(_)) => Some(self.table.msg_buf()),
+            (Op::SendBufs { bufs, .. }, Driver::Uring(_)) if bufs.len() > 1 => {
+                Some(self.table.msg_buf())
+            }
             _ => None,
         };
         let token = self.table.insert(InFlight {

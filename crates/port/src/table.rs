@@ -108,6 +108,17 @@ impl OpTable {
         self.spare_msgs.pop().unwrap_or_default()
     }
 
+    /// Makes `count` message buffers of `iovecs` iovecs ready, so that gathered sends allocate
+    /// nothing until more than `count` are in flight at once.
+    pub fn stock_msgs(&mut self, count: usize, iovecs: usize) {
+        self.spare_msgs.reserve(count);
+        while self.spare_msgs.len() < count {
+            let mut msg = Box::<MsgBuf>::default();
+            msg.iov.reserve(iovecs);
+            self.spare_msgs.push(msg);
+        }
+    }
+
     /// Keeps the message buffer of a finished send for the next one.
     pub fn recycle(&mut self, msg: Box<MsgBuf>) {
         self.spare_msgs.push(msg);

@@ -489,6 +489,12 @@ impl<B> MultiEcho<B> {
         self.pending
     }
 
+    /// The most chunks the queue can hold: the buffer bound, passed by what one receive
+    /// delivers after it (up to the byte bound's worth of buffers), and one.
+    fn most_chunks(&self) -> usize {
+        2 * self.max_chunks + 2
+    }
+
     /// Bytes the connection may still take before it passes its bound (at least 1): the limit
     /// for a multishot receive, so that a burst cannot overshoot it.
     pub fn room(&self) -> usize {
@@ -558,6 +564,9 @@ impl<B> MultiEcho<B> {
         if send && !self.sending && !self.queue.is_empty() {
             // Everything queued goes in one send (a gathered write): few large operations.
             let mut bufs = self.spare.take().unwrap_or_default();
+            if bufs.capacity() == 0 {
+                bufs.reserve(self.most_chunks().min(SEND_BUFS_MAX));
+            }
             for (buf, _) in self.queue.iter_mut().take(SEND_BUFS_MAX) {
                 bufs.extend(buf.take());
             }
@@ -602,6 +611,11 @@ impl<B> MultiEcho<B> {
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
+                if self.queue.capacity() == 0 {
+                    // Once, at the first chunk (an idle connection holds nothing): room for
+                    // the most the bounds let it hold, so the queue never grows per message.
+                    self.queue.reserve(self.most_chunks());
+                }
                 self.queue.push_back((Some(buf), n));
             }
             (Arrived::Data(n), None) => match self.queue.back_mut() {
