@@ -793,8 +793,13 @@ mod tests {
         let forced = supervise_drain(&reg, Duration::from_millis(100), "test");
         let stats = t.join().unwrap();
         assert_eq!(forced, 1, "{stats:?}");
-        assert_eq!(stats.bytes_in, 64 * 1024, "{stats:?}");
-        assert!(stats.bytes_out < 64 * 1024, "{stats:?}");
+        // Loopback carries the 64 KiB in two segments (65,483 + 53 bytes): a read between them
+        // takes the first alone, and the blocked echo keeps the rest unread.
+        assert!(
+            stats.bytes_in >= 60 * 1024 && stats.bytes_in <= 64 * 1024,
+            "{stats:?}"
+        );
+        assert!(stats.bytes_out < stats.bytes_in, "{stats:?}");
         assert_eq!(
             stats.conn_errors, 0,
             "a forced close is not a connection error"
