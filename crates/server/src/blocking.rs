@@ -793,8 +793,8 @@ mod tests {
         let forced = supervise_drain(&reg, Duration::from_millis(100), "test");
         let stats = t.join().unwrap();
         assert_eq!(forced, 1, "{stats:?}");
-        // Loopback carries the 64 KiB in two segments (65,483 + 53 bytes): a read between them
-        // takes the first alone, and the blocked echo keeps the rest unread.
+        // Loopback carries the 64 KiB in two segments (about 65,480 bytes, then the rest): a read
+        // between them takes the first alone, and the blocked echo keeps the rest unread.
         assert!(
             stats.bytes_in >= 60 * 1024 && stats.bytes_in <= 64 * 1024,
             "{stats:?}"
