@@ -429,9 +429,9 @@ fn recv_pooled(
         return Progress::Done(-libc::ENOBUFS, 0);
     }
     if *limit > 0 {
-        // The last buffer takes only what is left under the limit.
-        let last = *limit - (taken - 1).min(*limit / size) * size;
-        iov[taken - 1].iov_len = last.clamp(1, size);
+        // The last buffer takes only what is left under the limit (`taken` buffers are at most
+        // the limit's worth, so the others hold less than it).
+        iov[taken - 1].iov_len = (*limit - (taken - 1) * size).clamp(1, size);
     }
     // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control data).
     let mut hdr: libc::msghdr = unsafe { mem::zeroed() };

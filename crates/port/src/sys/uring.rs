@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use crate::op::Op;
+use crate::op::{Op, PoolBuf};
 use crate::sys::pool::{BufPool, BGID};
 use crate::table::InFlight;
 use crate::token::{OpKind, Token};
@@ -307,7 +307,7 @@ impl UringDriver {
         let mut n = 0;
         let ended = self.probe_recv(
             4 * size as usize,
-            recv_multi_entry(-1, total, total, true),
+            |fd| recv_multi_entry(fd, total, total, true),
             pool,
             |res| {
                 if n < results.len() {
@@ -331,7 +331,7 @@ impl UringDriver {
         let mut chunks = 0;
         let ended = self.probe_recv(
             32,
-            recv_multi_entry(-1, cap.max(16), 16, false),
+            |fd| recv_multi_entry(fd, cap.max(16), 16, false),
             pool,
             |res| {
                 first.get_or_insert(res);
@@ -342,14 +342,14 @@ impl UringDriver {
     }
 
     /// Runs one multishot receive probe: writes `bytes` bytes into a fresh local socket pair,
-    /// submits `entry` (its fd replaced by the pair's reading end) and a cancellation of it,
+    /// submits the receive `entry` builds for the pair's reading end and a cancellation of it,
     /// and calls `chunk` with the result of every completion of the receive, giving the pool
     /// buffers back. Returns whether the receive ended by itself (its first completion without
     /// `IORING_CQE_F_MORE` was not the cancellation's `ECANCELED`).
     fn probe_recv(
         &mut self,
         bytes: usize,
-        entry: squeue::Entry,
+        entry: impl FnOnce(RawFd) -> squeue::Entry,
         pool: &mut BufPool,
         mut chunk: impl FnMut(i32),
     ) -> io::Result<bool> {
@@ -381,14 +381,7 @@ impl UringDriver {
         if usize::try_from(wrote).ok() != Some(bytes) {
             return Ok(false);
         }
-        // The entry's fd field (bytes 4..8 of the submission entry) is the reading end.
-        let mut entry = entry.user_data(PROBE_RECV);
-        {
-            // SAFETY: as in `with_sqe_u32`: the entry is exactly one 64-byte io_uring_sqe, and
-            // bytes 4..8 are its `fd` field.
-            let raw = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
-            raw[4..8].copy_from_slice(&pair[0].as_raw_fd().to_ne_bytes());
-        }
+        let entry = entry(pair[0].as_raw_fd()).user_data(PROBE_RECV);
         let cancel = opcode::AsyncCancel::new(PROBE_RECV)
             .build()
             .user_data(PROBE_CANCEL);
@@ -582,28 +575,11 @@ impl UringDriver {
                     }
                 }
             }
-            Op::SendBuf { fd, buf, at } => {
-                let Some(pool) = pool else {
-                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
-                };
-                let at = (*at).min(buf.len());
-                send_entry(
-                    fd.as_raw_fd(),
-                    pool.ptr(buf.id()).wrapping_add(at),
-                    buf.len() - at,
-                )
-            }
+            // One buffer, alone or as the only one of a gathered send: a plain send, lighter
+            // than a message.
+            Op::SendBuf { fd, buf, at } => pooled_send(fd.as_raw_fd(), pool, buf, *at)?,
             Op::SendBufs { fd, bufs, at } if bufs.len() == 1 => {
-                // One buffer: a plain send, lighter than a message.
-                let Some(pool) = pool else {
-                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
-                };
-                let at = (*at).min(bufs[0].len());
-                send_entry(
-                    fd.as_raw_fd(),
-                    pool.ptr(bufs[0].id()).wrapping_add(at),
-                    bufs[0].len() - at,
-                )
+                pooled_send(fd.as_raw_fd(), pool, &bufs[0], *at)?
             }
             Op::SendBufs { fd, bufs, at } => {
                 let (Some(pool), Some(msg)) = (pool, inflight.msg.as_mut()) else {
@@ -724,6 +700,24 @@ impl UringDriver {
         }
         Ok(())
     }
+}
+
+/// A send of pool buffer `buf` from `at` on `fd`; `EINVAL` without a pool.
+fn pooled_send(
+    fd: RawFd,
+    pool: Option<&mut BufPool>,
+    buf: &PoolBuf,
+    at: usize,
+) -> io::Result<squeue::Entry> {
+    let Some(pool) = pool else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let at = at.min(buf.len());
+    Ok(send_entry(
+        fd,
+        pool.ptr(buf.id()).wrapping_add(at),
+        buf.len() - at,
+    ))
 }
 
 /// A send of `len` bytes from `ptr` on `fd`, without SIGPIPE.
