@@ -104,3 +104,13 @@ stop_server() {
   if [[ -n "$SRV_PID" ]]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
   SRV_PID=""
 }
+
+# Prints the line above a results table: for FROM=, how many rounds that file holds; otherwise
+# when and on what machine it ran, with $1 naming the load (e.g. "ping-pong with echo-load").
+print_run_header() {
+  if [[ -n "${FROM:-}" ]]; then
+    echo "from $FROM: medians of $(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "round") c = i } NR > 1 && $c > n { n = $c } END { print n }' "$FROM") interleaved rounds"
+  else
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1 /proc/loadavg) at the end; $1, 1 thread on CPU $LOAD_CPU; servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); +defer: URING_FLAGS=defer${RINGPORT_ARGS:+; ringport serve $RINGPORT_ARGS}"
+  fi
+}

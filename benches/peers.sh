@@ -133,11 +133,7 @@ done
 fi
 
 echo
-if [[ -n "${FROM:-}" ]]; then
-  echo "from $FROM: medians of $(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "round") c = i } NR > 1 && $c > n { n = $c } END { print n }' "$FROM") interleaved rounds"
-else
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1 /proc/loadavg) at the end; ping-pong with echo-load, 1 thread on CPU $LOAD_CPU; servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); +defer: URING_FLAGS=defer${RINGPORT_ARGS:+; ringport serve $RINGPORT_ARGS}"
-fi
+print_run_header "ping-pong with echo-load"
 echo
 python3 benches/best-peer.py "$RESULTS" --subject ringport --keys "size conns" \
   --default "size=${SIZE:-64}" \

@@ -171,11 +171,7 @@ done
 fi
 
 echo
-if [[ -n "${FROM:-}" ]]; then
-  echo "from $FROM: medians of $(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "round") c = i } NR > 1 && $c > n { n = $c } END { print n }' "$FROM") interleaved rounds"
-else
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1 /proc/loadavg) at the end; streams from \`ringport stress --stream${STRESS_ARGS:+ $STRESS_ARGS}\`, 1 thread on CPU $LOAD_CPU; servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); +defer: URING_FLAGS=defer${RINGPORT_ARGS:+; ringport serve $RINGPORT_ARGS}"
-fi
+print_run_header "streams from \`ringport stress --stream${STRESS_ARGS:+ $STRESS_ARGS}\`"
 echo
 python3 benches/best-peer.py "$RESULTS" --subject ringport --keys conns \
   --metric 'gbit_per_s:high:Gbit/s:.2f' --metric 'cpu_s_per_gb:low:CPU s/GB:.3f' \
