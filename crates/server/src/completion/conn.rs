@@ -1,5 +1,5 @@
 //! A connection of the completion model and its I/O: the worker carries out what the
-//! connection's [`MultiEcho`] asks (cancel, send the received buffer itself, arm a multishot
+//! connection's [`MultiEcho`] asks (cancel, send the received buffers themselves, arm a multishot
 //! or single receive, close), feeds it the receive and send completions, resumes connections
 //! starved by an empty pool, and frees the slot once the close has completed.
 
