@@ -92,15 +92,16 @@ pub const SHUTDOWN: u64 = 1;
 /// that a hundred such peers per worker still leave buffers for everyone else. The memory
 /// (8 MiB) becomes resident only as buffers are first used.
 pub const POOL_BUFFERS: u16 = 4096;
-/// The size of a pool buffer at the default `--buffer-size` (smaller when `buffer_size` is).
+/// The largest pool buffer; a pool buffer is `--buffer-size` bytes up to this (16 KiB, the
+/// default `--buffer-size`, so a connection's bound is one buffer).
 ///
-/// Small buffers keep small messages cheap: a 64-byte message takes one buffer, and the ring's
-/// working set of 2 KiB buffers stays in the cache (16 KiB buffers cost about 20% more CPU per
-/// 64-byte round trip here). Bulk bytes cost more per byte in small buffers (16 KiB buffers
-/// moved streams at about 0.85x the CPU per GB), so a larger `--buffer-size` takes larger
-/// buffers: an eighth of it, up to [`POOL_BUFFER_MAX`].
-pub const POOL_BUFFER_SIZE: usize = 2048;
-/// The largest pool buffer (a `--buffer-size` of 128 KiB or more).
+/// One buffer per bound moves bulk bytes in few, large operations: a 64 KiB message is four
+/// receives and four sends, as with the 16 KiB read buffer of a tokio or monoio echo loop
+/// (2 KiB buffers made it 32 of each, through bundles and gathered sends, at about 1.5x the CPU
+/// per round trip). A small message costs no more in a large buffer: it touches one page of it,
+/// and the ring's working set (see the port's `BufPool::refill`) keeps the pages in use few.
+/// Larger buffers gain nothing on loopback, whose segments are at most 64 KiB, and would make
+/// every small message pin more memory.
 pub const POOL_BUFFER_MAX: usize = 16_384;
 
 /// Binds the listeners, starts the workers and returns once every worker has its port.
@@ -231,12 +232,16 @@ fn worker_main(
     Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
 }
 
-/// The size of the pool's buffers: an eighth of `buffer_size` between [`POOL_BUFFER_SIZE`] and
-/// [`POOL_BUFFER_MAX`], and never more than `buffer_size`.
+/// The size of the pool's buffers: `buffer_size`, at most [`POOL_BUFFER_MAX`].
 pub(crate) fn pool_buffer_size(cfg: &ServeConfig) -> usize {
-    (cfg.buffer_size / 8)
-        .clamp(POOL_BUFFER_SIZE, POOL_BUFFER_MAX)
-        .min(cfg.buffer_size.max(1))
+    cfg.buffer_size.clamp(1, POOL_BUFFER_MAX)
+}
+
+/// The most pool buffers a connection may hold: its bound in buffers, plus one, so that a
+/// connection whose echo is being sent may take its next message (with one buffer per bound,
+/// a held buffer would otherwise stop the receive after every message).
+pub(crate) fn max_chunks(cfg: &ServeConfig) -> usize {
+    cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1) + 1
 }
 
 #[cfg(test)]
@@ -244,17 +249,19 @@ mod pool_size_tests {
     use super::*;
 
     #[test]
-    fn pool_buffers_grow_with_the_buffer_size_between_their_bounds() {
-        let size = |buffer_size| {
-            pool_buffer_size(&ServeConfig {
-                buffer_size,
-                ..ServeConfig::default()
-            })
+    fn pool_buffers_are_the_bound_up_to_their_largest() {
+        let cfg = |buffer_size| ServeConfig {
+            buffer_size,
+            ..ServeConfig::default()
         };
-        assert_eq!(size(ServeConfig::default().buffer_size), POOL_BUFFER_SIZE);
+        let size = |buffer_size| pool_buffer_size(&cfg(buffer_size));
+        assert_eq!(size(ServeConfig::default().buffer_size), POOL_BUFFER_MAX);
         assert_eq!(size(1000), 1000, "never more than the bound itself");
-        assert_eq!(size(65_536), 8192);
-        assert_eq!(size(131_072), POOL_BUFFER_MAX);
         assert_eq!(size(1 << 24), POOL_BUFFER_MAX);
+        // The bound in buffers plus one.
+        assert_eq!(max_chunks(&cfg(1000)), 2);
+        assert_eq!(max_chunks(&cfg(16_384)), 2);
+        assert_eq!(max_chunks(&cfg(65_536)), 5);
+        assert_eq!(max_chunks(&cfg(70_000)), 6);
     }
 }

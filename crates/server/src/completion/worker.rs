@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use super::conn::Conn;
 use super::timeouts::Timeouts;
-use super::{pool_buffer_size, Shared, SHUTDOWN};
+use super::{max_chunks, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::slots::Slots;
@@ -82,7 +82,7 @@ impl<'a> Worker<'a> {
             conns: Slots::default(),
             starved: VecDeque::new(),
             unflushed: Vec::new(),
-            max_chunks: cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1),
+            max_chunks: max_chunks(cfg),
             multi_accept: true,
             draining: false,
             drain_deadline: None,
@@ -287,7 +287,7 @@ impl Worker<'_> {
 #[cfg(test)]
 pub(super) mod testing {
     use super::*;
-    use crate::completion::POOL_BUFFERS;
+    use crate::completion::{pool_buffer_size, POOL_BUFFERS};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::OwnedFd;
 
