@@ -299,7 +299,7 @@ impl BufPool {
     ///
     /// The kernel takes ring entries in the order they were added (a queue), so a ring holding
     /// every free buffer makes each receive land in the buffer used longest ago, cold in the
-    /// cache: with 4,096 buffers of 2 KiB, 8 MiB cycle through the cache. The ring is instead
+    /// cache: with 4,096 buffers of 16 KiB, 64 MiB cycle through the cache. The ring is instead
     /// kept at twice the most buffers taken between two refills lately (at least
     /// [`RING_MIN`]), and the rest wait in a stack, so that receives cycle through a working set
     /// sized to the load. A burst that empties the ring ends its receives with `ENOBUFS` (their

@@ -90,7 +90,9 @@ pub const SHUTDOWN: u64 = 1;
 /// A multishot receive may take up to 32 buffers per wake-up before its owner can stop it, so a
 /// peer that sends much and reads nothing can hold a few dozen for a while; the pool is sized so
 /// that a hundred such peers per worker still leave buffers for everyone else. The memory
-/// (8 MiB) becomes resident only as buffers are first used.
+/// (64 MiB of address space at 16 KiB buffers) becomes resident only as pages of it are first
+/// used: the ring's working set keeps that to the buffers in use at once, and a small message
+/// touches one page of its buffer.
 pub const POOL_BUFFERS: u16 = 4096;
 /// The largest pool buffer; a pool buffer is `--buffer-size` bytes up to this (16 KiB, the
 /// default `--buffer-size`, so a connection's bound is one buffer).
