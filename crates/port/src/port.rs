@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -314,7 +314,7 @@ pub struct Port {
     driver: Driver,
     table: OpTable,
     post: Arc<PostBox>,
-    raw: Vec<(u64, i32, u32)>,
+    raw: Vec<sys::RawCompletion>,
     stats: PortStats,
     /// Why io_uring was not used, when `Auto` fell back to epoll.
     fallback: Option<String>,
@@ -543,7 +543,7 @@ impl Port {
         let (op, close_fd) = match op {
             Op::Close { fd } => match Rc::try_unwrap(fd) {
                 // The last handle: the kernel closes the descriptor.
-                Ok(owned) => (Op::Nop, Some(owned.into_raw_fd())),
+                Ok(owned) => (Op::Nop, Some(owned)),
                 // Others still hold it: the last of them closes it when it drops.
                 Err(shared) => {
                     drop(shared);

@@ -206,6 +206,30 @@ pub(crate) fn cvt(res: i32) -> io::Result<usize> {
     }
 }
 
+/// One completion as a driver reports it, in io_uring's convention whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawCompletion {
+    /// The operation's [`Token`] ([`Token::raw`]), or a reserved value (see
+    /// [`token`](crate::token#reserved-values)).
+    pub user_data: u64,
+    /// Bytes, a new fd or 0 when non-negative; `-errno` when negative.
+    pub result: i32,
+    /// [`CQE_F_BUFFER`] (with the pool buffer's id in the top 16 bits, see [`buffer_flags`])
+    /// and [`CQE_F_MORE`].
+    pub flags: u32,
+}
+
+impl RawCompletion {
+    /// A completion of the operation `token`.
+    pub const fn new(token: Token, result: i32, flags: u32) -> RawCompletion {
+        RawCompletion {
+            user_data: token.raw(),
+            result,
+            flags,
+        }
+    }
+}
+
 /// A completion's flags: a buffer of the pool was used (its id in the top 16 bits).
 pub(crate) const CQE_F_BUFFER: u32 = 1;
 /// A completion's flags: the multishot operation is still armed.
@@ -388,14 +412,19 @@ fn reclaim(flags: u32, pool: Option<&mut BufPool>) {
 /// buffer, so callers see the same chunks whichever way the kernel filled them.
 /// Returns how many raw completions were stale (unknown token, freed slot, wrong kind).
 pub(crate) fn deliver(
-    raw: &[(u64, i32, u32)],
+    raw: &[RawCompletion],
     table: &mut OpTable,
     posted: &Mutex<Vec<u64>>,
     mut pool: Option<&mut BufPool>,
     out: &mut Vec<Completion>,
 ) -> u64 {
     let mut stale = 0;
-    for &(user_data, res, flags) in raw {
+    for &RawCompletion {
+        user_data,
+        result: res,
+        flags,
+    } in raw
+    {
         // Where every buffer of a bundle lies is read before any of them can be given back.
         let bundle = match (pool.as_deref(), carried_buffer(flags, None)) {
             (Some(p), Some((first, _))) if res > 0 => {

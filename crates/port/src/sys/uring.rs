@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +36,9 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::op::{Op, PoolBuf};
 use crate::sys::pool::{BufPool, BGID};
+use crate::sys::RawCompletion;
 use crate::table::InFlight;
-use crate::token::{OpKind, Token};
+use crate::token::{OpKind, Token, PROBE_CANCEL, PROBE_RECV, WAKE};
 
 /// Why io_uring cannot be used on this machine, with what to do about it.
 #[derive(Debug)]
@@ -158,6 +159,17 @@ fn recv_multi_entry(fd: RawFd, cap: u32, limit: u32, bundle: bool) -> squeue::En
     }
 }
 
+impl RawCompletion {
+    /// A completion queue entry as the port takes it.
+    fn of(entry: &cqueue::Entry) -> RawCompletion {
+        RawCompletion {
+            user_data: entry.user_data(),
+            result: entry.result(),
+            flags: entry.flags(),
+        }
+    }
+}
+
 /// One io_uring and the port's wake-up read on it.
 pub(crate) struct UringDriver {
     ring: IoUring,
@@ -167,7 +179,7 @@ pub(crate) struct UringDriver {
     wake_armed: bool,
     flags: &'static str,
     /// Completions reaped outside `wait` (to make room for a submission), delivered by the next.
-    backlog: Vec<(u64, i32, u32)>,
+    backlog: Vec<RawCompletion>,
     /// The per-invocation byte cap of multishot receives (`sqe->len`), 0 where the kernel
     /// refuses one.
     mshot_len: u32,
@@ -183,8 +195,6 @@ impl fmt::Debug for UringDriver {
             .finish_non_exhaustive()
     }
 }
-
-const WAKE: Token = Token::new(0, 0, OpKind::Wake);
 
 impl UringDriver {
     /// A ring with room for `entries` submissions, the strongest setup flags the kernel takes,
@@ -353,8 +363,6 @@ impl UringDriver {
         pool: &mut BufPool,
         mut chunk: impl FnMut(i32),
     ) -> io::Result<bool> {
-        const PROBE_RECV: u64 = 1;
-        const PROBE_CANCEL: u64 = 2;
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two fds into the live local array.
         if unsafe {
@@ -423,7 +431,7 @@ impl UringDriver {
                         if other == WAKE.raw() {
                             self.wake_armed = false;
                         }
-                        self.backlog.push((other, entry.result(), entry.flags()));
+                        self.backlog.push(RawCompletion::of(&entry));
                     }
                 }
             }
@@ -488,13 +496,13 @@ impl UringDriver {
     }
 
     /// Moves every completion in the ring to `out`, noting a fired wake-up.
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+    fn reap(&mut self, out: &mut Vec<RawCompletion>) {
         for cqe in self.ring.completion() {
             let entry: cqueue::Entry = cqe;
             if entry.user_data() == WAKE.raw() {
                 self.wake_armed = false;
             }
-            out.push((entry.user_data(), entry.result(), entry.flags()));
+            out.push(RawCompletion::of(&entry));
         }
     }
 
@@ -517,7 +525,7 @@ impl UringDriver {
         &mut self,
         token: Token,
         inflight: &mut InFlight,
-        close_fd: Option<RawFd>,
+        close_fd: Option<OwnedFd>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let entry = match &mut inflight.op {
@@ -569,7 +577,8 @@ impl UringDriver {
                     match Self::recv_taken(raw, pool, &mut inflight.pooled, flags) {
                         Some(entry) => entry,
                         None => {
-                            self.backlog.push((token.raw(), -libc::ENOBUFS, 0));
+                            self.backlog
+                                .push(RawCompletion::new(token, -libc::ENOBUFS, 0));
                             return Ok(());
                         }
                     }
@@ -642,7 +651,7 @@ impl UringDriver {
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
             }
             Op::Close { .. } | Op::Nop => match close_fd {
-                Some(raw) => opcode::Close::new(types::Fd(raw)).build(),
+                Some(owned) => opcode::Close::new(types::Fd(owned.into_raw_fd())).build(),
                 None => opcode::Nop::new().build(),
             },
         };
@@ -659,12 +668,12 @@ impl UringDriver {
     }
 
     /// Submits everything queued with one `io_uring_enter`, waits for `min` completions or the
-    /// timeout, and appends every ready completion to `out` as `(user_data, result, flags)`.
+    /// timeout, and appends every ready completion to `out`.
     pub fn wait(
         &mut self,
         min: usize,
         timeout: Option<Duration>,
-        out: &mut Vec<(u64, i32, u32)>,
+        out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
         // Completions already reaped: deliver them without waiting for more.
         let timeout = if self.backlog.is_empty() {
