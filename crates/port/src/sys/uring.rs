@@ -34,11 +34,15 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use crate::op::{Op, PoolBuf};
+use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
+use crate::port::{Backend, PortError};
 use crate::sys::pool::{BufPool, BGID};
-use crate::sys::RawCompletion;
-use crate::table::InFlight;
+use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker};
+use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token, PROBE_CANCEL, PROBE_RECV, WAKE};
+
+/// Message headers for gathered sends made ready with a pool.
+const MSG_STOCK: usize = 256;
 
 /// Why io_uring cannot be used on this machine, with what to do about it.
 #[derive(Debug)]
@@ -173,7 +177,7 @@ impl RawCompletion {
 /// One io_uring and the port's wake-up read on it.
 pub(crate) struct UringDriver {
     ring: IoUring,
-    wake_fd: Arc<OwnedFd>,
+    wake: Arc<Waker>,
     /// Where the wake-up read lands; boxed so it never moves while the kernel holds it.
     wake_buf: Box<u64>,
     wake_armed: bool,
@@ -186,6 +190,11 @@ pub(crate) struct UringDriver {
     /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
     /// too): one completion for as many pool buffers as the bytes waiting fill.
     bundles: bool,
+    /// Message headers of finished gathered sends, for the next ones (no allocation per send).
+    /// Boxed: a header moves between this list and an operation, and the kernel reads it by
+    /// address while the operation is in flight.
+    #[allow(clippy::vec_box)]
+    spare_msgs: Vec<Box<MsgBuf>>,
 }
 
 impl fmt::Debug for UringDriver {
@@ -197,9 +206,16 @@ impl fmt::Debug for UringDriver {
 }
 
 impl UringDriver {
+    /// A ring with room for `entries` submissions (see [`new`](UringDriver::new)) and its
+    /// waker; [`PortError::Io`] when the waker's eventfd cannot be created.
+    pub fn open(entries: u32) -> Result<UringDriver, PortError> {
+        let wake = Arc::new(Waker::new(false).map_err(PortError::Io)?);
+        UringDriver::new(entries, wake).map_err(PortError::UringUnavailable)
+    }
+
     /// A ring with room for `entries` submissions, the strongest setup flags the kernel takes,
-    /// and every opcode ringport needs; `wake_fd` is a blocking eventfd.
-    pub fn new(entries: u32, wake_fd: Arc<OwnedFd>) -> Result<UringDriver, UringUnavailable> {
+    /// and every opcode ringport needs; `wake` is a blocking eventfd.
+    fn new(entries: u32, wake: Arc<Waker>) -> Result<UringDriver, UringUnavailable> {
         type Setup = fn(&mut io_uring::Builder);
         let attempts: [(&'static str, Setup); 3] = [
             ("single_issuer,coop_taskrun,defer_taskrun", |b| {
@@ -264,36 +280,22 @@ impl UringDriver {
         }
         let mut driver = UringDriver {
             ring,
-            wake_fd,
+            wake,
             wake_buf: Box::new(0),
             wake_armed: false,
             flags,
             backlog: Vec::new(),
             mshot_len: 0,
             bundles: false,
+            spare_msgs: Vec::new(),
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
     }
 
-    /// The setup flags the kernel accepted.
-    pub fn flags(&self) -> &'static str {
-        self.flags
-    }
-
-    /// Whether multishot receives carry a per-invocation byte cap.
-    pub fn mshot_capped(&self) -> bool {
-        self.mshot_len > 0
-    }
-
-    /// Whether multishot receives are bundles.
-    pub fn bundles(&self) -> bool {
-        self.bundles
-    }
-
     /// Registers `pool`'s provided-buffer ring with this io_uring, and probes what multishot
     /// receives may use on this kernel: byte limits, then bundles.
-    pub fn attach_pool(&mut self, pool: &mut BufPool) -> io::Result<()> {
+    fn attach_ring(&mut self, pool: &mut BufPool) -> io::Result<()> {
         pool.attach_ring(&self.ring.submitter())?;
         let size = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
         self.mshot_len = match self.mshot_cap(size, pool) {
@@ -508,7 +510,7 @@ impl UringDriver {
 
     fn arm_wake(&mut self) -> io::Result<()> {
         let entry = opcode::Read::new(
-            types::Fd(self.wake_fd.as_raw_fd()),
+            types::Fd(self.wake.fd().as_raw_fd()),
             (&mut *self.wake_buf as *mut u64).cast::<u8>(),
             8,
         )
@@ -519,13 +521,73 @@ impl UringDriver {
         Ok(())
     }
 
-    /// Queues the operation `inflight`, named `token`. `close_fd` is the descriptor a Close
-    /// operation closes (ownership passes to the kernel); a Close without one completes at once.
-    pub fn push(
+    /// Queues a Close: the kernel closes the descriptor if this was its last handle.
+    fn push_close(&mut self, token: Token, op: &mut Op) -> io::Result<()> {
+        let Some(fd) = take_close_fd(op) else {
+            return self.push_entry(&opcode::Nop::new().build().user_data(token.raw()));
+        };
+        let entry = opcode::Close::new(types::Fd(fd.as_raw_fd()))
+            .build()
+            .user_data(token.raw());
+        // Not queued: `fd` closes as it drops.
+        self.push_entry(&entry)?;
+        // Queued: the kernel closes it.
+        let _ = fd.into_raw_fd();
+        Ok(())
+    }
+}
+
+impl Driver for UringDriver {
+    fn backend(&self) -> Backend {
+        Backend::Uring
+    }
+
+    fn describe(&self, pool: Option<&BufPool>) -> String {
+        match pool {
+            Some(pool) if pool.has_ring() => format!(
+                "io_uring (setup flags: {}; provided-buffer ring{})",
+                self.flags,
+                match (self.mshot_len > 0, self.bundles) {
+                    (true, true) => ", multishot receives limited, as bundles",
+                    (true, false) => ", multishot receives limited",
+                    _ => "",
+                }
+            ),
+            _ => format!("io_uring (setup flags: {})", self.flags),
+        }
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.wake)
+    }
+
+    fn attach_pool(&mut self, pool: &mut BufPool) {
+        // Gathered sends need a message header each while in flight: a stock of them now, so
+        // that sending allocates nothing (up to this many at once, of any length).
+        self.spare_msgs.reserve(MSG_STOCK);
+        while self.spare_msgs.len() < MSG_STOCK {
+            let mut msg = Box::<MsgBuf>::default();
+            msg.iov.reserve(SEND_BUFS_MAX);
+            self.spare_msgs.push(msg);
+        }
+        if let Err(e) = self.attach_ring(pool) {
+            tracing::debug!(
+                "the kernel refused a provided-buffer ring ({e}); buffers are picked per receive"
+            );
+        }
+    }
+
+    fn reclaim(&mut self, inflight: &mut InFlight) {
+        if let Some(msg) = inflight.msg.take() {
+            self.spare_msgs.push(msg);
+        }
+    }
+
+    /// Queues the operation `inflight`, named `token`.
+    fn push(
         &mut self,
         token: Token,
         inflight: &mut InFlight,
-        close_fd: Option<OwnedFd>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let entry = match &mut inflight.op {
@@ -591,9 +653,15 @@ impl UringDriver {
                 pooled_send(fd.as_raw_fd(), pool, &bufs[0], *at)?
             }
             Op::SendBufs { fd, bufs, at } => {
-                let (Some(pool), Some(msg)) = (pool, inflight.msg.as_mut()) else {
+                let Some(pool) = pool else {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
+                // A header the kernel reads while the send is in flight (recycled: allocated
+                // only at a new high-water mark of gathered sends in flight).
+                let spare = &mut self.spare_msgs;
+                let msg = inflight
+                    .msg
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
                 let hdr = msg.fill(pool, bufs, *at);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
@@ -650,16 +718,14 @@ impl UringDriver {
                 };
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
             }
-            Op::Close { .. } | Op::Nop => match close_fd {
-                Some(owned) => opcode::Close::new(types::Fd(owned.into_raw_fd())).build(),
-                None => opcode::Nop::new().build(),
-            },
+            Op::Close { .. } => return self.push_close(token, &mut inflight.op),
+            Op::Nop => opcode::Nop::new().build(),
         };
         self.push_entry(&entry.user_data(token.raw()))
     }
 
     /// Queues a cancellation of the operation named `target`.
-    pub fn cancel(&mut self, target: Token) -> io::Result<()> {
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
         let me = Token::new(target.slot(), target.generation(), OpKind::Cancel);
         let entry = opcode::AsyncCancel::new(target.raw())
             .build()
@@ -667,14 +733,16 @@ impl UringDriver {
         self.push_entry(&entry)
     }
 
-    /// Submits everything queued with one `io_uring_enter`, waits for `min` completions or the
+    /// Submits everything queued with one `io_uring_enter`, waits for a completion or the
     /// timeout, and appends every ready completion to `out`.
-    pub fn wait(
+    fn wait(
         &mut self,
-        min: usize,
+        _table: &mut OpTable,
+        _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
+        let min = 1;
         // Completions already reaped: deliver them without waiting for more.
         let timeout = if self.backlog.is_empty() {
             timeout

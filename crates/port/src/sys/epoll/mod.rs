@@ -81,8 +81,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::op::{Op, SharedFd};
+use crate::port::Backend;
 use crate::sys::pool::BufPool;
-use crate::sys::RawCompletion;
+use crate::sys::{take_close_fd, Driver, RawCompletion, Waker};
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token, WAKE};
 
@@ -99,7 +100,9 @@ const WRITE_READY: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u
 /// One epoll instance and the operations waiting on it.
 pub(crate) struct EpollDriver {
     epfd: OwnedFd,
-    wake_fd: Arc<OwnedFd>,
+    wake: Arc<Waker>,
+    /// Why io_uring was not used, when the port fell back to this backend.
+    fallback: Option<String>,
     events: Vec<libc::epoll_event>,
     waiters: Waiters,
     /// Completions produced outside `wait` (at push, by cancel), delivered by the next `wait`.
@@ -122,18 +125,20 @@ impl fmt::Debug for EpollDriver {
 }
 
 impl EpollDriver {
-    /// An epoll instance watching `wake_fd`, a non-blocking eventfd; `events` is how many
-    /// readiness events one `epoll_wait` may return.
-    pub fn new(events: u32, wake_fd: Arc<OwnedFd>) -> io::Result<EpollDriver> {
+    /// An epoll instance watching its waker, a non-blocking eventfd; `events` is how many
+    /// readiness events one `epoll_wait` may return; `fallback`, why io_uring was not used.
+    pub fn new(events: u32, fallback: Option<String>) -> io::Result<EpollDriver> {
+        let wake = Arc::new(Waker::new(true)?);
         let epfd = sys::epoll_create()?;
-        let ret = sys::epoll_add(&epfd, wake_fd.as_raw_fd(), libc::EPOLLIN as u32, WAKE_KEY);
+        let ret = sys::epoll_add(&epfd, wake.fd().as_raw_fd(), libc::EPOLLIN as u32, WAKE_KEY);
         if ret < 0 {
             return Err(io::Error::from_raw_os_error(-ret));
         }
         let events = events.clamp(64, 4096) as usize;
         Ok(EpollDriver {
             epfd,
-            wake_fd,
+            wake,
+            fallback,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; events],
             waiters: Waiters::default(),
             ready: Vec::with_capacity(256),
@@ -147,12 +152,6 @@ impl EpollDriver {
     fn forget(&mut self, fd: RawFd) {
         let epfd = &self.epfd;
         self.waiters.release(fd, |fd| sys::epoll_del(epfd, fd));
-    }
-
-    /// Called before a Close of `fd` is submitted: lets go of the driver's handle on it if
-    /// nothing waits on it, so the Close holds the last handle and really closes.
-    pub fn release(&mut self, fd: RawFd) {
-        self.forget(fd);
     }
 
     /// Queues `token` behind the operations waiting on `fd` in direction `dir`, registering the
@@ -209,14 +208,107 @@ impl EpollDriver {
         }
     }
 
-    /// Starts the operation `inflight`, named `token`: carries it out at once if it can, else
-    /// queues it until its fd is ready. `close_fd` is the descriptor a Close operation closes
-    /// (ownership passes to the driver); a Close without one completes at once.
-    pub fn push(
+    /// Starts a multishot operation (reading direction): produces what is ready now, then waits
+    /// for readiness, unless it ended.
+    fn push_multi(
         &mut self,
         token: Token,
         inflight: &mut InFlight,
-        close_fd: Option<OwnedFd>,
+        fd: &SharedFd,
+        mut pool: Option<&mut BufPool>,
+    ) {
+        let raw = fd.as_raw_fd();
+        if self.waiters.queue_is_empty(raw, Dir::Read) {
+            loop {
+                match attempt(token, inflight, pool.as_deref_mut(), &mut self.ready) {
+                    Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                        // One receive now, the rest from the next `wait` (see `drive`).
+                        self.ready.push(RawCompletion::new(token, res, flags));
+                        self.again.push(raw);
+                        break;
+                    }
+                    Progress::More(res, flags) => {
+                        self.ready.push(RawCompletion::new(token, res, flags));
+                    }
+                    Progress::Done(res, flags) => {
+                        self.ready.push(RawCompletion::new(token, res, flags));
+                        self.waiters.note_if_idle(raw);
+                        return;
+                    }
+                    Progress::Blocked => break,
+                }
+            }
+        }
+        self.enqueue(token, fd, Dir::Read);
+    }
+
+    /// Works `fd`'s `dir` queue from the front until an operation would block.
+    fn drive(
+        &mut self,
+        fd: RawFd,
+        dir: Dir,
+        table: &mut OpTable,
+        mut pool: Option<&mut BufPool>,
+        out: &mut Vec<RawCompletion>,
+    ) {
+        while let Some(token) = self.waiters.front(fd, dir) {
+            let Some(inflight) = table.get_mut(token) else {
+                // Not in the table (cannot happen: an operation leaves it only through its
+                // completion); drop the waiter rather than spin on it.
+                self.waiters.pop_front(fd, dir);
+                continue;
+            };
+            match attempt(token, inflight, pool.as_deref_mut(), out) {
+                Progress::Blocked => return,
+                Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                    // One receive (up to its limit) per connection and turn, as io_uring caps
+                    // a multishot receive per invocation: a peer with much to send cannot take
+                    // the whole pool before its owner sees the first chunks. The fd is worked
+                    // again at the next `wait` (no new edge will come, the socket was not
+                    // drained).
+                    out.push(RawCompletion::new(token, res, flags));
+                    self.again.push(fd);
+                    return;
+                }
+                Progress::More(res, flags) => out.push(RawCompletion::new(token, res, flags)),
+                Progress::Done(res, flags) => {
+                    self.waiters.pop_front(fd, dir);
+                    out.push(RawCompletion::new(token, res, flags));
+                }
+            }
+        }
+    }
+}
+
+impl Driver for EpollDriver {
+    fn backend(&self) -> Backend {
+        Backend::Epoll
+    }
+
+    fn describe(&self, _pool: Option<&BufPool>) -> String {
+        match &self.fallback {
+            None => "epoll (edge-triggered)".to_string(),
+            Some(cause) => format!("epoll (edge-triggered; io_uring unavailable: {cause})"),
+        }
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Nothing to register: the driver takes buffers from the pool itself.
+    fn attach_pool(&mut self, _pool: &mut BufPool) {}
+
+    /// Nothing is lent: iovecs live on the stack of each attempt.
+    fn reclaim(&mut self, _inflight: &mut InFlight) {}
+
+    /// Starts the operation `inflight`, named `token`: carries it out at once if it can, else
+    /// queues it until its fd is ready. A Close is a synchronous `close(2)`, made once the
+    /// driver has let go of its own handle on the fd.
+    fn push(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let (fd, dir, nowait) = match &inflight.op {
@@ -259,9 +351,16 @@ impl EpollDriver {
                 self.ready.push(RawCompletion::new(token, res, 0));
                 return Ok(());
             }
-            Op::Nop | Op::Close { .. } => {
-                let res = close_fd.map_or(0, sys::close);
+            Op::Close { fd } => {
+                // The driver may hold a handle on an fd it watched: let it go, so that this
+                // Close holds the last one and really closes.
+                self.forget(fd.as_raw_fd());
+                let res = take_close_fd(&mut inflight.op).map_or(0, sys::close);
                 self.ready.push(RawCompletion::new(token, res, 0));
+                return Ok(());
+            }
+            Op::Nop => {
+                self.ready.push(RawCompletion::new(token, 0, 0));
                 return Ok(());
             }
         };
@@ -281,43 +380,9 @@ impl EpollDriver {
         Ok(())
     }
 
-    /// Starts a multishot operation (reading direction): produces what is ready now, then waits
-    /// for readiness, unless it ended.
-    fn push_multi(
-        &mut self,
-        token: Token,
-        inflight: &mut InFlight,
-        fd: &SharedFd,
-        mut pool: Option<&mut BufPool>,
-    ) {
-        let raw = fd.as_raw_fd();
-        if self.waiters.queue_is_empty(raw, Dir::Read) {
-            loop {
-                match attempt(token, inflight, pool.as_deref_mut(), &mut self.ready) {
-                    Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
-                        // One receive now, the rest from the next `wait` (see `drive`).
-                        self.ready.push(RawCompletion::new(token, res, flags));
-                        self.again.push(raw);
-                        break;
-                    }
-                    Progress::More(res, flags) => {
-                        self.ready.push(RawCompletion::new(token, res, flags));
-                    }
-                    Progress::Done(res, flags) => {
-                        self.ready.push(RawCompletion::new(token, res, flags));
-                        self.waiters.note_if_idle(raw);
-                        return;
-                    }
-                    Progress::Blocked => break,
-                }
-            }
-        }
-        self.enqueue(token, fd, Dir::Read);
-    }
-
     /// Cancels the operation named `target` if it is waiting for readiness: it completes with
     /// `ECANCELED`. An operation that has already finished completes as it finished.
-    pub fn cancel(&mut self, target: Token) -> io::Result<()> {
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
         if let Some(fd) = self.waiters.remove(target) {
             self.ready
                 .push(RawCompletion::new(target, -libc::ECANCELED, 0));
@@ -326,54 +391,17 @@ impl EpollDriver {
         Ok(())
     }
 
-    /// Works `fd`'s `dir` queue from the front until an operation would block.
-    fn drive(
-        &mut self,
-        fd: RawFd,
-        dir: Dir,
-        table: &mut OpTable,
-        mut pool: Option<&mut BufPool>,
-        out: &mut Vec<RawCompletion>,
-    ) {
-        while let Some(token) = self.waiters.front(fd, dir) {
-            let Some(inflight) = table.get_mut(token) else {
-                // Not in the table (cannot happen: an operation leaves it only through its
-                // completion); drop the waiter rather than spin on it.
-                self.waiters.pop_front(fd, dir);
-                continue;
-            };
-            match attempt(token, inflight, pool.as_deref_mut(), out) {
-                Progress::Blocked => return,
-                Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
-                    // One receive (up to its limit) per connection and turn, as io_uring caps
-                    // a multishot receive per invocation: a peer with much to send cannot take
-                    // the whole pool before its owner sees the first chunks. The fd is worked
-                    // again at the next `wait` (no new edge will come, the socket was not
-                    // drained).
-                    out.push(RawCompletion::new(token, res, flags));
-                    self.again.push(fd);
-                    return;
-                }
-                Progress::More(res, flags) => out.push(RawCompletion::new(token, res, flags)),
-                Progress::Done(res, flags) => {
-                    self.waiters.pop_front(fd, dir);
-                    out.push(RawCompletion::new(token, res, flags));
-                }
-            }
-        }
-    }
-
     /// Delivers what finished since the last call, waits for readiness (one `epoll_wait`) until
     /// `min` completions are ready or the timeout passes, and works the queues of the fds that
     /// became ready. Appends every completion to `out`.
-    pub fn wait(
+    fn wait(
         &mut self,
         table: &mut OpTable,
         mut pool: Option<&mut BufPool>,
-        min: usize,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
+        let min = 1;
         let epfd = &self.epfd;
         self.waiters.sweep_idle(|fd| sys::epoll_del(epfd, fd));
         let before = out.len();
@@ -408,7 +436,7 @@ impl EpollDriver {
             for i in 0..n {
                 let libc::epoll_event { events, u64: key } = self.events[i];
                 if key == WAKE_KEY {
-                    sys::drain_eventfd(&self.wake_fd);
+                    sys::drain_eventfd(self.wake.fd());
                     out.push(RawCompletion::new(WAKE, 8, 0));
                     continue;
                 }
