@@ -558,3 +558,73 @@ impl Port {
         Ok(added)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::op::Outcome;
+
+    /// The port on a kernel without multishot accept (before 5.19): an `AcceptMulti` is a
+    /// chain of single accepts, every connection reported as armed (`more: true`) with its
+    /// peer, and a cancellation ends it with one `ECANCELED`, as on newer kernels.
+    #[test]
+    fn without_multishot_accept_the_port_accepts_one_at_a_time_until_cancelled() {
+        if probe_uring().is_err() {
+            return; // nothing to fall back from
+        }
+        let config = PortConfig {
+            backend: BackendChoice::Uring,
+            ..PortConfig::default()
+        };
+        let mut port = Port::new(&config).unwrap();
+        let AnyDriver::Uring(driver) = &mut port.driver else {
+            panic!("{}", port.describe())
+        };
+        driver.refuse_multishot_accept();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener: crate::SharedFd = Rc::new(listener.into());
+        let token = port.submit(7, Op::AcceptMulti { listener }).unwrap();
+        let mut clients = Vec::new();
+        let mut done = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).unwrap());
+            while done.is_empty() {
+                port.wait(&mut done, Some(Duration::from_secs(5))).unwrap();
+            }
+            let c = done.remove(0);
+            let Outcome::AcceptedMulti {
+                result: Ok(accepted),
+                more: true,
+            } = c.outcome
+            else {
+                panic!("{:?}", c.outcome)
+            };
+            assert_eq!(
+                accepted.peer,
+                Some(clients.last().unwrap().local_addr().unwrap())
+            );
+            assert_eq!(port.in_flight(), 1, "still accepting");
+        }
+        port.cancel(token).unwrap();
+        while done.is_empty() {
+            port.wait(&mut done, Some(Duration::from_secs(5))).unwrap();
+        }
+        let c = done.remove(0);
+        let Outcome::AcceptedMulti {
+            result: Err(e),
+            more: false,
+        } = c.outcome
+        else {
+            panic!("{:?}", c.outcome)
+        };
+        assert!(crate::is_cancelled(&e), "{e}");
+        assert_eq!(port.in_flight(), 0);
+        port.wait(&mut done, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(done.is_empty(), "{done:?}");
+    }
+}

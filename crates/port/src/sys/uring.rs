@@ -37,12 +37,23 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
 use crate::port::{Backend, PortError};
 use crate::sys::pool::{BufPool, BGID};
-use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker};
+use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token, PROBE_CANCEL, PROBE_RECV, WAKE};
 
 /// Message headers for gathered sends made ready with a pool.
 const MSG_STOCK: usize = 256;
+
+/// Whether the kernel has a feature ringport falls back from, as far as it has been seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feature {
+    /// Not seen either way yet.
+    Unknown,
+    /// It worked.
+    Yes,
+    /// The kernel refused it: emulated.
+    No,
+}
 
 /// Why io_uring cannot be used on this machine, with what to do about it.
 #[derive(Debug)]
@@ -195,6 +206,14 @@ pub(crate) struct UringDriver {
     /// address while the operation is in flight.
     #[allow(clippy::vec_box)]
     spare_msgs: Vec<Box<MsgBuf>>,
+    /// Whether the kernel takes multishot accepts (5.19+); `No`: each `AcceptMulti` is a chain
+    /// of single accepts (see [`UringDriver::accept_fallback`]).
+    accept_multi: Feature,
+    /// An `AcceptMulti` has been pushed while `accept_multi` was not known to work.
+    accept_watch: bool,
+    /// `AcceptMulti`s asked to cancel while they may be chains of single accepts: a chain's
+    /// accept completing as its cancellation arrives must not be re-armed.
+    accept_cancels: Vec<Token>,
 }
 
 impl fmt::Debug for UringDriver {
@@ -288,6 +307,9 @@ impl UringDriver {
             mshot_len: 0,
             bundles: false,
             spare_msgs: Vec::new(),
+            accept_multi: Feature::Unknown,
+            accept_watch: false,
+            accept_cancels: Vec::new(),
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -521,6 +543,90 @@ impl UringDriver {
         Ok(())
     }
 
+    /// Queues one single accept for the `AcceptMulti` named `token`, as a link of its chain;
+    /// `Ok(false)` when the operation is no longer in the table.
+    fn push_single_accept(&mut self, token: Token, table: &mut OpTable) -> io::Result<bool> {
+        let Some(Op::AcceptMulti { listener }) = table.get_mut(token).map(|i| &i.op) else {
+            return Ok(false);
+        };
+        let entry = single_accept_entry(listener.as_raw_fd()).user_data(token.raw());
+        self.push_entry(&entry).map(|()| true)
+    }
+
+    /// Multishot accept on kernels that refuse it (before 5.19, `EINVAL`): from the first
+    /// refusal on, an `AcceptMulti` is a chain of single accepts, each pushed when the last
+    /// completes, each success reported with [`CQE_F_MORE`] as a multishot accept's would be;
+    /// an error, or a cancellation, ends the chain. Rewrites the completions `out[from..]`
+    /// accordingly. Watched only until a multishot accept is seen to work.
+    fn accept_fallback(&mut self, table: &mut OpTable, out: &mut Vec<RawCompletion>, from: usize) {
+        let mut i = from;
+        while i < out.len() {
+            let c = out[i];
+            i += 1;
+            let Some(token) = Token::from_raw(c.user_data) else {
+                continue;
+            };
+            if token.kind() != OpKind::AcceptMulti {
+                continue;
+            }
+            let more = c.flags & CQE_F_MORE != 0;
+            let cancelled = self.accept_cancels.contains(&token);
+            match self.accept_multi {
+                Feature::Yes => return,
+                Feature::Unknown if more || c.result >= 0 => {
+                    self.accept_multi = Feature::Yes;
+                    self.accept_cancels.clear();
+                    return;
+                }
+                Feature::Unknown if c.result == -libc::EINVAL => {
+                    tracing::info!("multishot accept refused (EINVAL); accepting one at a time");
+                    self.accept_multi = Feature::No;
+                    if cancelled {
+                        out[i - 1].result = -libc::ECANCELED;
+                    } else {
+                        // The chain starts in place of the refused accept, which the caller
+                        // does not see.
+                        match self.push_single_accept(token, table) {
+                            Ok(true) => {
+                                out.remove(i - 1);
+                                i -= 1;
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(e) => out[i - 1].result = -e.raw_os_error().unwrap_or(libc::EIO),
+                        }
+                    }
+                }
+                Feature::No if c.result >= 0 && !more => {
+                    // A link of the chain accepted a connection: reported as armed, and the
+                    // next link pushed, unless a cancellation came meanwhile.
+                    out[i - 1].flags |= CQE_F_MORE;
+                    let end = if cancelled {
+                        Some(-libc::ECANCELED)
+                    } else {
+                        match self.push_single_accept(token, table) {
+                            Ok(true) => None,
+                            Ok(false) => Some(-libc::ECANCELED),
+                            Err(e) => Some(-e.raw_os_error().unwrap_or(libc::EIO)),
+                        }
+                    };
+                    let Some(res) = end else { continue };
+                    out.insert(i, RawCompletion::new(token, res, 0));
+                    i += 1;
+                }
+                _ => {}
+            }
+            // The operation ended (an error or a cancellation): forget its cancellation.
+            self.accept_cancels.retain(|&t| t != token);
+        }
+    }
+
+    /// Behaves as on a kernel that refuses multishot accepts, for tests of the fallback.
+    #[cfg(test)]
+    pub fn refuse_multishot_accept(&mut self) {
+        self.accept_multi = Feature::No;
+    }
+
     /// Queues a Close: the kernel closes the descriptor if this was its last handle.
     fn push_close(&mut self, token: Token, op: &mut Op) -> io::Result<()> {
         let Some(fd) = take_close_fd(op) else {
@@ -592,9 +698,13 @@ impl Driver for UringDriver {
     ) -> io::Result<()> {
         let entry = match &mut inflight.op {
             Op::AcceptMulti { listener } => {
-                opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build()
+                self.accept_watch |= self.accept_multi != Feature::Yes;
+                match self.accept_multi {
+                    Feature::No => single_accept_entry(listener.as_raw_fd()),
+                    _ => opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+                        .flags(libc::SOCK_CLOEXEC)
+                        .build(),
+                }
             }
             Op::RecvMulti { fd, .. } | Op::RecvBuf { fd, .. } => {
                 let Some(pool) = pool else {
@@ -726,6 +836,12 @@ impl Driver for UringDriver {
 
     /// Queues a cancellation of the operation named `target`.
     fn cancel(&mut self, target: Token) -> io::Result<()> {
+        if target.kind() == OpKind::AcceptMulti
+            && self.accept_multi != Feature::Yes
+            && !self.accept_cancels.contains(&target)
+        {
+            self.accept_cancels.push(target);
+        }
         let me = Token::new(target.slot(), target.generation(), OpKind::Cancel);
         let entry = opcode::AsyncCancel::new(target.raw())
             .build()
@@ -737,12 +853,13 @@ impl Driver for UringDriver {
     /// timeout, and appends every ready completion to `out`.
     fn wait(
         &mut self,
-        _table: &mut OpTable,
+        table: &mut OpTable,
         _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
         let min = 1;
+        let from = out.len();
         // Completions already reaped: deliver them without waiting for more.
         let timeout = if self.backlog.is_empty() {
             timeout
@@ -772,11 +889,26 @@ impl Driver for UringDriver {
             reap_anyway(self.ring.submit())?;
             self.reap(out);
         }
+        if self.accept_watch && self.accept_multi != Feature::Yes {
+            self.accept_fallback(table, out, from);
+        }
         if !self.wake_armed {
             self.arm_wake()?;
         }
         Ok(())
     }
+}
+
+/// One accept on `listener` that does not ask for the peer's address (a multishot accept's
+/// completion does not carry it either: the port reads it with `getpeername`).
+fn single_accept_entry(listener: RawFd) -> squeue::Entry {
+    opcode::Accept::new(
+        types::Fd(listener),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+    .flags(libc::SOCK_CLOEXEC)
+    .build()
 }
 
 /// A send of pool buffer `buf` from `at` on `fd`; `EINVAL` without a pool.
