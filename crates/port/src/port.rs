@@ -567,6 +567,14 @@ mod tests {
     use super::*;
     use crate::op::Outcome;
 
+    /// The next completion's outcome, waiting up to 5 s.
+    fn next(port: &mut Port, done: &mut Vec<Completion>) -> Outcome {
+        while done.is_empty() {
+            port.wait(done, Some(Duration::from_secs(5))).unwrap();
+        }
+        done.remove(0).outcome
+    }
+
     /// The port on a kernel without multishot accept (before 5.19): an `AcceptMulti` is a
     /// chain of single accepts, every connection reported as armed (`more: true`) with its
     /// peer, and a cancellation ends it with one `ECANCELED`, as on newer kernels.
@@ -592,16 +600,12 @@ mod tests {
         let mut done = Vec::new();
         for _ in 0..3 {
             clients.push(TcpStream::connect(addr).unwrap());
-            while done.is_empty() {
-                port.wait(&mut done, Some(Duration::from_secs(5))).unwrap();
-            }
-            let c = done.remove(0);
             let Outcome::AcceptedMulti {
                 result: Ok(accepted),
                 more: true,
-            } = c.outcome
+            } = next(&mut port, &mut done)
             else {
-                panic!("{:?}", c.outcome)
+                panic!("not an armed accept")
             };
             assert_eq!(
                 accepted.peer,
@@ -610,16 +614,12 @@ mod tests {
             assert_eq!(port.in_flight(), 1, "still accepting");
         }
         port.cancel(token).unwrap();
-        while done.is_empty() {
-            port.wait(&mut done, Some(Duration::from_secs(5))).unwrap();
-        }
-        let c = done.remove(0);
         let Outcome::AcceptedMulti {
             result: Err(e),
             more: false,
-        } = c.outcome
+        } = next(&mut port, &mut done)
         else {
-            panic!("{:?}", c.outcome)
+            panic!("not the end of the accept")
         };
         assert!(crate::is_cancelled(&e), "{e}");
         assert_eq!(port.in_flight(), 0);

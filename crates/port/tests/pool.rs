@@ -312,6 +312,23 @@ fn recv_buf_once_and_nowait(backend: BackendChoice) {
     assert_eq!(port.in_flight(), 0);
 }
 
+/// The next completion as the end of a multishot accept (`more: false`, an error): its errno.
+#[track_caller]
+fn accept_end(port: &mut Port, pending: &mut Vec<Completion>) -> Option<i32> {
+    let c = next(port, pending);
+    let Outcome::AcceptedMulti {
+        result: Err(e),
+        more: false,
+    } = c.outcome
+    else {
+        panic!(
+            "expected the end of a multishot accept, got {:?}",
+            c.outcome
+        )
+    };
+    e.raw_os_error()
+}
+
 fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
     let (listener, addr) = listener();
     let mut port = port(backend);
@@ -344,15 +361,7 @@ fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
     assert_eq!(peers, want);
     assert_eq!(port.in_flight(), 1, "still accepting");
     port.cancel(token).unwrap();
-    let c = next(&mut port, &mut pending);
-    let Outcome::AcceptedMulti {
-        result: Err(e),
-        more: false,
-    } = c.outcome
-    else {
-        panic!("{:?}", c.outcome)
-    };
-    assert_eq!(e.raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(accept_end(&mut port, &mut pending), Some(libc::ECANCELED));
     assert_eq!(port.in_flight(), 0);
 }
 
@@ -376,15 +385,7 @@ fn a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval(
     )
     .unwrap();
     let mut pending = Vec::new();
-    let c = next(&mut port, &mut pending);
-    let Outcome::AcceptedMulti {
-        result: Err(e),
-        more: false,
-    } = c.outcome
-    else {
-        panic!("{:?}", c.outcome)
-    };
-    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(accept_end(&mut port, &mut pending), Some(libc::EINVAL));
     assert_eq!(port.in_flight(), 0);
     nothing_completes(&mut port, &mut pending);
 }

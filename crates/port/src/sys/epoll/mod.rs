@@ -1,9 +1,10 @@
 //! The epoll backend: completions emulated from readiness, where io_uring cannot be used.
 //!
 //! The driver plays the kernel's part of io_uring: it is handed the same operations, carries them
-//! out with ordinary non-blocking system calls, and reports the same raw completions
-//! `(user_data, result, flags)` with the same results (bytes or a new fd, `-errno`). The port
-//! above it cannot tell the two apart, which is what lets every test run on both.
+//! out with ordinary non-blocking system calls, and reports the same
+//! [`RawCompletion`]s with the same results (bytes or a new fd, `-errno`), as the
+//! [driver contract](super#the-driver-contract) asks. The port above it cannot tell the two
+//! apart, which is what lets every test run on both.
 //!
 //! # How an operation is carried out
 //!
@@ -11,7 +12,7 @@
 //!   (`close(2)` is synchronous here). Recv, Send and Accept are *tried* on the spot when nothing
 //!   of theirs is queued ahead of them on the same fd and direction; most sends and many receives
 //!   finish there and never touch epoll. Connect starts a non-blocking connect on the spot. The
-//!   result is held until the next [`wait`](EpollDriver::wait), as a ring would hold it.
+//!   result is held until the next [`wait`](Driver::wait), as a ring would hold it.
 //! - **When the fd becomes ready.** An operation that would block joins its fd's queue for its
 //!   direction (read: Recv, Accept; write: Send, Connect), and the fd is registered with epoll.
 //!   When epoll reports the direction ready, the queue is worked from the front until an
@@ -33,8 +34,8 @@
 //! (`EPOLL_CTL_DEL`). While registered, the driver holds its own handle on the fd, so the
 //! descriptor cannot be closed and its number reused by a new socket underneath a live
 //! registration: a stale event can never reach another connection's operations. A Close
-//! submitted for an fd the driver merely holds is preceded by [`release`](EpollDriver::release),
-//! so the close is real and synchronous.
+//! lets go of the driver's own handle on the fd first (if nothing waits on it), so the close
+//! is real and synchronous.
 //!
 //! # Blocking mode is left alone
 //!
