@@ -54,8 +54,9 @@
 //!   buffer pool) and the constants the model is built on.
 //! - `worker`: the `Worker` and its loop: wait, dispatch each completion,
 //!   the drain and the forced close at shutdown.
-//! - `accept`: the accept state machine: multishot accept (or one at a time), the connection
-//!   gate and parked connections, failed accepts, the listen backlog at shutdown.
+//! - `accept`: the accept state machine: multishot accept (one at a time inside the port on
+//!   kernels that refuse it), the connection gate and parked connections, failed accepts, the
+//!   listen backlog at shutdown.
 //! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
 //!   close), buffers starved by an empty pool, freeing the slot.
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
