@@ -3,6 +3,7 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+mod addr;
 mod bench;
 mod send;
 mod serve;

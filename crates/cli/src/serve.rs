@@ -17,8 +17,9 @@ use signal_hook::iterator::Signals;
 /// Flags of `ringport serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Serving other hosts is an explicit choice (e.g. 0.0.0.0).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to listen on, or a host name (IPv4 first). Serving other hosts is an explicit
+    /// choice (e.g. 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1", value_parser = crate::addr::parse_bind)]
     bind: IpAddr,
     /// TCP port (the article's 3333); 0 picks a free port, printed in the `listening on` line.
     #[arg(long, default_value_t = 3333)]

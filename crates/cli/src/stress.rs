@@ -18,7 +18,8 @@ use ringport_stress::engine::{self, Progress, RunOptions};
 /// Flags of `ringport stress`.
 #[derive(Debug, Args)]
 pub struct StressArgs {
-    /// `[HOST] [PORT]`: the server (127.0.0.1 and 3333 by default). A lone number is the port.
+    /// `[HOST] [PORT]`: the server (127.0.0.1 and 3333 by default), also as HOST:PORT or
+    /// [V6]:PORT. A lone number is the port.
     #[arg(num_args = 0..=2, value_name = "[HOST] [PORT]")]
     target: Vec<String>,
     /// Send this text, numbered per message as the article does: `<i>. Thread <t> - TEXT`.
@@ -102,20 +103,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 impl StressArgs {
     fn config(&self) -> anyhow::Result<StressConfig> {
         let mut cfg = StressConfig::default();
-        let port = |s: &str| -> anyhow::Result<u16> {
-            s.parse()
-                .with_context(|| format!("`{s}` is not a port number (1-65535)"))
-        };
-        match self.target.as_slice() {
-            [] => {}
-            [p] if p.parse::<u16>().is_ok() => cfg.port = port(p)?,
-            [host] => cfg.host = host.clone(),
-            [host, p] => {
-                cfg.host = host.clone();
-                cfg.port = port(p)?;
-            }
-            _ => anyhow::bail!("expected [HOST] [PORT]"),
-        }
+        (cfg.host, cfg.port) = crate::addr::parse_target(&self.target)?;
         cfg.message = self.message.clone();
         cfg.size = self.size;
         cfg.connections = self.connections;

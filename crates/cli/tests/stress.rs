@@ -336,3 +336,44 @@ fn hdr_log_is_written() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 14, item 2: `70000` and `1.5` were resolved as IPv4 addresses (0.1.17.112, 1.0.0.5) and
+/// connected to, off this machine; `127.0.0.1 70000` leaked a parse error.
+#[test]
+fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
+    for (cmd, args, says) in [
+        (
+            "stress",
+            &["70000"][..],
+            "`70000` is not a port number (1-65535)",
+        ),
+        (
+            "stress",
+            &["127.0.0.1", "70000"],
+            "`70000` is not a port number (1-65535)",
+        ),
+        ("stress", &["1.5"], "`1.5` is not a host"),
+        (
+            "send",
+            &["70000", "hi"],
+            "`70000` is not a port number (1-65535)",
+        ),
+        ("send", &["1.5", "hi"], "`1.5` is not a host"),
+    ] {
+        let out = bin()
+            .arg(cmd)
+            .args(args)
+            .args(["--timeout", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {err}");
+        assert!(err.contains(says), "{cmd} {args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{cmd} {args:?}: one line: {err}"
+        );
+    }
+}
