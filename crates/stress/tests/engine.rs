@@ -405,3 +405,29 @@ fn a_dropped_byte_in_a_stream_is_caught() {
     };
     expect_failure(&c, &["mismatch"], Some(123_456));
 }
+
+/// Issue 14, item 3: a server that goes away during a `--duration` run. The report said the
+/// whole configured duration and divided by it; the measured time is the time the load ran,
+/// which cannot exceed the time `run` took.
+#[test]
+fn issue14_a_server_gone_mid_run_ends_the_measured_time_there() {
+    let port = server(Behavior::CloseAfter(2_000));
+    let c = StressConfig {
+        duration: Some(Duration::from_secs(3600)),
+        count: None,
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert!(r.errors > 0, "the server's close is an error");
+        assert!(r.messages > 0, "echoes before the close are counted");
+        assert!(
+            r.duration_s < 3600.0,
+            "measured {} s: the configured duration, not the time run",
+            r.duration_s
+        );
+        assert_eq!(r.msgs_per_s, r.messages as f64 / r.duration_s);
+    });
+}

@@ -266,19 +266,25 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         .map(|p| p.measure_start)
         .min()
         .unwrap_or_else(Instant::now);
-    let measured = match config.stop() {
-        Stop::Duration(d) => {
-            let stopped = parts.iter().filter_map(|p| p.stopped_early).min();
-            stopped.map_or(d, |at| at.saturating_duration_since(measure_start).min(d))
-        }
-        Stop::Count(_) => parts
-            .iter()
-            .filter_map(|p| p.last_completion)
-            .max()
-            .map_or(Duration::ZERO, |last| {
-                last.saturating_duration_since(measure_start)
-            }),
+    // The measured time is the time the load really ran: it ends at the configured duration, at
+    // the stop flag (Ctrl-C), or when every connection has finished or failed (a server that
+    // went away), whichever came first; a count ends with its last echo, or later if
+    // connections were still failing (timeouts) after it.
+    let stopped = parts.iter().filter_map(|p| p.stopped_early).min();
+    let load_end = parts.iter().filter_map(|p| p.load_end).max();
+    let last_echo = parts.iter().filter_map(|p| p.last_completion).max();
+    let failing_after = stats.errors.total() > 0;
+    let end = match config.stop() {
+        Stop::Duration(d) => [Some(measure_start + d), stopped, load_end]
+            .into_iter()
+            .flatten()
+            .min(),
+        Stop::Count(_) if failing_after => [stopped, load_end].into_iter().flatten().min(),
+        Stop::Count(_) => last_echo,
     };
+    let measured = end.map_or(Duration::ZERO, |end| {
+        end.saturating_duration_since(measure_start)
+    });
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
@@ -363,6 +369,7 @@ struct ThreadResult {
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
+    load_end: Option<Instant>,
 }
 
 fn client_thread(
@@ -397,5 +404,6 @@ fn client_thread(
         measure_start: client.measure_start,
         last_completion: client.last_completion,
         stopped_early: client.stopped_early,
+        load_end: client.load_end,
     })
 }
