@@ -163,14 +163,37 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         cfg.ask(std::io::stdin().lock(), std::io::stdout())
             .context("reading the answers")?;
     }
-    // Ctrl-C once: stop sending, verify what is in flight, report. Twice: exit at once.
+    // Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit
+    // at once, with 130 and no report.
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    let on_signal = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("ringport-signals".into())
+        .spawn(move || {
+            for (n, sig) in signals.forever().enumerate() {
+                let name = if sig == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                if n == 0 {
+                    eprintln!(
+                        "ringport: {name}: stopping, verifying what is in flight (again to exit \
+                         at once)"
+                    );
+                    on_signal.store(true, Ordering::Relaxed);
+                } else {
+                    eprintln!("ringport: {name} again: exiting at once");
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let live = (std::io::stderr().is_terminal() && !cfg.verbose)

@@ -6,6 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -376,4 +377,53 @@ fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
             "{cmd} {args:?}: one line: {err}"
         );
     }
+}
+
+/// Issue 14, item 4: SIGINT at 2 s of a long `--duration` run exited 0 with a report that looked
+/// complete. It must say it was interrupted and exit 130.
+#[test]
+fn issue14_an_interrupted_run_says_so_and_exits_130() {
+    let server = Server::start("completion", &[]);
+    let baseline = server.fd_count();
+    let mut child = bin()
+        .arg("stress")
+        .args([
+            &server.addr.port().to_string(),
+            "--connections",
+            "2",
+            "--duration",
+            "3600",
+            "--json",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.eventually(Duration::from_secs(10), "the load to start", |s| {
+        s.fd_count() >= baseline + 2
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("stress did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["interrupted"], true, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(err.contains("(interrupted)"), "{err}");
+    assert!(err.contains("warning: interrupted after"), "{err}");
 }

@@ -290,6 +290,20 @@ fn the_stop_flag_ends_a_long_run_early_and_progress_counts() {
         "measured {} s",
         o.report.duration_s
     );
+    // Issue 14, item 4: an interrupted run says so, and is not a success.
+    assert!(
+        o.report.interrupted,
+        "the report must say it was interrupted"
+    );
+    assert_eq!(o.report.exit_code(), 130);
+    assert!(
+        o.report.warnings.iter().any(|w| w.contains("interrupted")),
+        "{:?}",
+        o.report.warnings
+    );
+    assert!(o.report.render().contains("(interrupted)"));
+    let j: serde_json::Value = serde_json::from_str(&o.report.to_json()).unwrap();
+    assert_eq!(j["interrupted"], true, "{j}");
     assert_eq!(progress.connected.load(Ordering::Relaxed), 4);
     assert!(progress.messages.load(Ordering::Relaxed) >= o.report.messages);
     let line = progress.line(Duration::from_secs(1), 0, Duration::from_secs(1), 4);

@@ -288,6 +288,9 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
+    if stopped.is_some() {
+        report.mark_interrupted();
+    }
     if backend == Backend::Epoll && config.rate.is_some() {
         report.warnings.push(
             "the epoll backend waits in whole milliseconds: in rate mode sends may leave up to \
