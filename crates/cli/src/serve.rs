@@ -1,6 +1,6 @@
 //! `ringport serve`: flags, signals and the key press, the `listening on` line, the summary.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,18 +184,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let on_key = shutdown.clone();
         std::thread::Builder::new()
             .name("ringport-stdin".into())
-            .spawn(move || {
-                for line in std::io::stdin().lock().lines() {
-                    match line {
-                        Ok(l) if l.trim().eq_ignore_ascii_case("q") => {
-                            on_key.trigger();
-                            return;
-                        }
-                        Ok(_) => eprintln!("ringport: press q then Enter to stop"),
-                        Err(_) => return,
-                    }
-                }
-            })
+            .spawn(move || watch_keys(&on_key))
             .context("cannot start the stdin thread")?;
     }
 
@@ -216,6 +205,70 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     write!(out, "{summary}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Triggers `shutdown` when `q` then Enter is typed on the terminal that is standard input.
+///
+/// The terminal is read only while this process is in its foreground process group: a read from
+/// the background would stop the whole server (`SIGTTIN`, as after `ringport serve &`), so in the
+/// background it only looks again now and then, and takes keys again once brought to the
+/// foreground (`fg`). Ctrl-D (a read of 0 bytes) does not end the terminal: `q` still works
+/// after it. Returns when the terminal hangs up or cannot be read.
+fn watch_keys(shutdown: &Shutdown) {
+    use ringport_port::os::{is_foreground, wait_readable, Readiness};
+    use std::os::fd::AsFd;
+    const LOOK: Duration = Duration::from_millis(200);
+    // A file on a duplicate of descriptor 0, read with plain read(2): `Stdin`'s own buffer could
+    // keep bytes that polling the descriptor then never reports.
+    let Ok(mut stdin) = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+    else {
+        return;
+    };
+    let mut line = Vec::new();
+    loop {
+        if !is_foreground(stdin.as_fd()) {
+            std::thread::sleep(LOOK);
+            continue;
+        }
+        match wait_readable(stdin.as_fd(), LOOK) {
+            Ok(Readiness::TimedOut) => continue,
+            Ok(Readiness::HungUp) | Err(_) => return,
+            Ok(Readiness::Readable) => {}
+        }
+        // Moved to the background between the check and the poll: do not read.
+        if !is_foreground(stdin.as_fd()) {
+            continue;
+        }
+        let mut buf = [0u8; 256];
+        // One read(2) of what the terminal has (a line, in canonical mode).
+        match std::io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => {
+                line.clear();
+                eprintln!("ringport: end of input ignored; press q then Enter to stop");
+            }
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b != b'\n' {
+                        line.push(b);
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    if text.trim().eq_ignore_ascii_case("q") {
+                        shutdown.trigger();
+                        return;
+                    }
+                    eprintln!("ringport: press q then Enter to stop");
+                    line.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO: the terminal went away, or this process lost it.
+            Err(_) => return,
+        }
+    }
 }
 
 /// Prints one `stats:` line on stderr every `every` until `done`.
