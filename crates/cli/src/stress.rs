@@ -29,9 +29,9 @@ pub struct StressArgs {
     /// --stream, the chunk size.
     #[arg(long)]
     size: Option<usize>,
-    /// Connections in total, spread over the client threads.
-    #[arg(long, default_value_t = 50)]
-    connections: usize,
+    /// Connections in total, spread over the client threads [default: 50].
+    #[arg(long)]
+    connections: Option<usize>,
     /// Connections opened per second at most.
     #[arg(long, default_value_t = 10_000.0)]
     connect_rate: f64,
@@ -106,7 +106,9 @@ impl StressArgs {
         (cfg.host, cfg.port) = crate::addr::parse_target(&self.target)?;
         cfg.message = self.message.clone();
         cfg.size = self.size;
-        cfg.connections = self.connections;
+        if let Some(n) = self.connections {
+            cfg.connections = n;
+        }
         cfg.connect_rate = self.connect_rate;
         cfg.count = self.count;
         cfg.duration = self.duration.map(Duration::from_secs_f64);
@@ -160,8 +162,13 @@ fn spawn_progress(
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
-        cfg.ask(std::io::stdin().lock(), std::io::stdout())
-            .context("reading the answers")?;
+        // The questions go to the terminal (standard error), never into the results.
+        cfg.ask(
+            std::io::stdin().lock(),
+            std::io::stderr(),
+            args.connections.is_none(),
+        )
+        .context("reading the answers")?;
     }
     // Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit
     // at once, with 130 and no report.

@@ -1,6 +1,8 @@
 //! The real binary on a terminal: a pseudo-terminal made by `script` (util-linux), so that these
 //! run without one (CI) and behave as an interactive shell does.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -188,6 +190,57 @@ fn issue14_q_still_stops_the_server_after_ctrl_d() {
     );
     assert_eq!(dir.read("rc").trim(), "0", "{}", dir.read("err"));
     assert!(dir.read("out").contains("summary:"), "{}", dir.read("out"));
+    drop(keys);
+    assert!(term.wait(Duration::from_secs(10)));
+}
+
+/// Issue 14, item 5: `ringport stress --json - > out.json` on a terminal showed no prompt, and the
+/// file started with the questions. They go to the terminal (standard error); standard output
+/// holds the JSON alone. A flag given on the command line is not asked for.
+#[test]
+fn issue14_the_questions_go_to_the_terminal_never_into_the_results() {
+    let server = support::Server::start("completion", &[]);
+    let dir = Scratch::new("ask");
+    let script = format!(
+        "{} stress {} --connections 2 --json - >{} 2>{}; echo $? >{}",
+        bin(),
+        server.addr.port(),
+        q(&dir.file("out")),
+        q(&dir.file("err")),
+        q(&dir.file("rc")),
+    );
+    let mut term = OnTerminal::start(&script, Stdio::piped(), None);
+    let mut keys = term.child.stdin.take().unwrap();
+    wait_for("the first question", Duration::from_secs(10), || {
+        dir.read("err").contains("Please enter message")
+    });
+    keys.write_all(b"typed at the terminal\n").unwrap();
+    keys.flush().unwrap();
+    wait_for("the question for a count", Duration::from_secs(10), || {
+        dir.read("err").contains("Please enter number of times")
+    });
+    keys.write_all(b"3\n").unwrap();
+    keys.flush().unwrap();
+    wait_for("stress to finish", Duration::from_secs(30), || {
+        !dir.read("rc").is_empty()
+    });
+    let err = dir.read("err");
+    assert_eq!(dir.read("rc").trim(), "0", "{err}");
+    assert!(
+        !err.contains("number of connections"),
+        "--connections was given, and asked for again: {err}"
+    );
+    let out = dir.read("out");
+    let j: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("standard output is not the JSON alone ({e}): {out}"));
+    assert_eq!(j["messages"], 2 * 3, "{j}");
+    assert!(
+        j["payload"]
+            .as_str()
+            .unwrap_or("")
+            .contains("typed at the terminal"),
+        "{j}"
+    );
     drop(keys);
     assert!(term.wait(Duration::from_secs(10)));
 }
