@@ -48,9 +48,10 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
     /// The most connections open at once from one IP address; a connection beyond it is
-    /// accepted and closed at once, and counted. 0: no limit.
-    #[arg(long, default_value_t = 512)]
-    max_per_ip: u32,
+    /// accepted and closed at once, and counted. 0: no limit [default: 512, loopback peers
+    /// exempt; given explicitly, it applies to loopback peers too].
+    #[arg(long)]
+    max_per_ip: Option<u32>,
     /// Seconds a connection may wait for its peer's next bytes before it is closed. 0: never.
     #[arg(long, default_value_t = 60.0, value_parser = parse_secs)]
     idle_timeout: f64,
@@ -134,7 +135,10 @@ impl ServeArgs {
                 ..PortConfig::default()
             },
             max_connections: self.max_connections.map_or(0, |n| n as usize),
-            max_per_ip: self.max_per_ip as usize,
+            max_per_ip: self
+                .max_per_ip
+                .map_or(ServeConfig::default().max_per_ip, |n| n as usize),
+            max_per_ip_loopback: self.max_per_ip.is_some(),
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,

@@ -427,3 +427,30 @@ fn issue14_an_interrupted_run_says_so_and_exits_130() {
     assert!(err.contains("(interrupted)"), "{err}");
     assert!(err.contains("warning: interrupted after"), "{err}");
 }
+
+/// Issue 14, item 6: `ringport serve` (default `--max-per-ip 512`) and `ringport stress
+/// --connections 2000` on one machine fought: every connection past the 512th from 127.0.0.1 was
+/// closed. Loopback peers are exempt from the default cap.
+#[test]
+fn issue14_the_default_per_ip_cap_does_not_refuse_loopback_clients() {
+    raise_fd_limit();
+    for model in ["completion", "threaded"] {
+        let server = Server::start(model, &[]);
+        let out = stress(&[
+            &server.addr.port().to_string(),
+            "--connections",
+            "600",
+            "--count",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+            "-",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{model}: {err}");
+        let j = json_of(&out);
+        assert_eq!(j["connections_established"], 600, "{model}: {j}");
+        assert_eq!(j["messages"], 600 * 2, "{model}: {j}");
+    }
+}

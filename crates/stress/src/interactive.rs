@@ -52,7 +52,8 @@ impl StressConfig {
         } else {
             answer.to_string()
         });
-        while ask_connections {
+        let mut asking = ask_connections;
+        while asking {
             read(
                 &mut output,
                 &format!(
@@ -62,11 +63,11 @@ impl StressConfig {
                 &mut line,
             )?;
             match line.trim() {
-                "" => break,
+                "" => asking = false,
                 t => match t.parse::<usize>() {
                     Ok(n) if n > 0 => {
                         self.connections = n;
-                        break;
+                        asking = false;
                     }
                     _ => writeln!(output, "a positive whole number, please")?,
                 },

@@ -236,6 +236,14 @@ impl StressReport {
         if stats.messages == 0 {
             warnings.push("no round trip was verified: every figure is empty".to_string());
         }
+        if stats.closed_at_byte_0 > 0 {
+            warnings.push(format!(
+                "{} of {} connections were closed or reset by the server before it echoed a \
+                 byte: a server-side connection limit is the likely cause (for ringport serve: \
+                 --max-per-ip, --max-connections; its log says which)",
+                stats.closed_at_byte_0, config.connections
+            ));
+        }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
             connection: e.connection,
             kind: e.kind.as_str(),

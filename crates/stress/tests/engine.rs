@@ -445,3 +445,27 @@ fn issue14_a_server_gone_mid_run_ends_the_measured_time_there() {
         assert_eq!(r.msgs_per_s, r.messages as f64 / r.duration_s);
     });
 }
+
+/// Issue 14, item 6: connections closed before a byte was echoed (as a server's per-address or
+/// connection limit does) are reported with the likely cause.
+#[test]
+fn issue14_closes_at_byte_0_name_a_server_side_connection_limit() {
+    let port = server(Behavior::CloseAfter(0));
+    let c = StressConfig {
+        count: Some(5),
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.exit_code(), 1);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("before it echoed a byte") && w.contains("connection limit")),
+            "{:?}",
+            r.warnings
+        );
+    });
+}
