@@ -454,3 +454,23 @@ fn issue14_the_default_per_ip_cap_does_not_refuse_loopback_clients() {
         assert_eq!(j["messages"], 600 * 2, "{model}: {j}");
     }
 }
+
+/// Issue 14, item 8: a bad output path was found only after the whole run. It is checked before
+/// anything runs: one line, no report, nothing connected.
+#[test]
+fn issue14_output_paths_are_checked_before_the_run() {
+    let (_l, port) = bit_flipping_server();
+    let port = port.to_string();
+    for args in [
+        &[port.as_str(), "--json", "/nonexistent/ringport/x.json"][..],
+        &[port.as_str(), "--hdr-log", "/nonexistent/ringport/x.hlog"],
+        &[port.as_str(), "--hdr-log", "/"],
+    ] {
+        let out = stress(&[args, &["--connections", "1", "--count", "1"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write --"), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: the run went ahead");
+    }
+}

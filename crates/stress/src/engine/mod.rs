@@ -132,6 +132,16 @@ pub enum StressError {
     /// A completion port could not be created.
     #[error("{0}")]
     Port(String),
+    /// An output file (`--json`, `--hdr-log`) cannot be written: found before the run.
+    #[error("cannot write {flag} to {path}: {error}")]
+    Output {
+        /// The flag.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        error: io::Error,
+    },
     /// A client thread failed outside any connection (its port broke, or it panicked).
     #[error("client thread {thread}: {detail}")]
     Thread {
@@ -211,6 +221,7 @@ pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
 /// As [`run`].
 pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
     config.validate()?;
+    check_outputs(config)?;
     let addr = resolve(&config.host, config.port)?;
     let pre = preflight(config, addr.ip())?;
     for note in &pre.notes {
@@ -306,6 +317,37 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         measured,
         preflight: pre,
     })
+}
+
+/// Checks, before anything runs, that the files `--json` and `--hdr-log` name can be written,
+/// so a long run is not lost to a typo in a path. A file that did not exist is created and
+/// removed again; an existing one is opened for appending and left as it is.
+fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
+    let json = match &config.json {
+        Some(OutputTarget::Path(p)) => Some(("--json", p)),
+        _ => None,
+    };
+    let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
+    for (flag, path) in json.into_iter().chain(hdr) {
+        let fail = |error| StressError::Output {
+            flag,
+            path: path.display().to_string(),
+            error,
+        };
+        if path.is_dir() {
+            return Err(fail(io::Error::other("it is a directory")));
+        }
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(fail)?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 /// The first address `host:port` resolves to.
