@@ -314,3 +314,29 @@ fn bad_server_values_are_one_line_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown design `fastest`"));
 }
+
+/// Issue 14, item 8: `bench --out /proc/nope` failed after the whole run, with the cause
+/// printed twice. It fails before running anything, on one line, the cause once.
+#[test]
+fn issue14_an_unwritable_out_dir_fails_before_the_run() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args([
+            "bench",
+            "--designs",
+            "threaded",
+            "--connections",
+            "1",
+            "--size",
+            "64",
+        ])
+        .args(["--duration", "1", "--warmup", "0", "--repeat", "1"])
+        .args(["--out", "/proc/ringport-nope"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(output.stdout.is_empty(), "the run went ahead: {err}");
+    assert!(err.contains("/proc/ringport-nope"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
+}

@@ -122,7 +122,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         }
     }
     let gate = Arc::new(Gate::new(max, workers));
-    let per_ip = Arc::new(PerIp::new(cfg.max_per_ip));
+    let per_ip = Arc::new(PerIp::of(cfg));
     let live_slots = Arc::new(Mutex::new(vec![Snapshot::default(); workers]));
     // Decide the backend once (one log line if io_uring is unavailable and auto falls back),
     // then give every worker the decision.

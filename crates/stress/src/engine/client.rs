@@ -111,6 +111,8 @@ pub(super) struct Client<'s, 'a> {
     pub stopped_early: Option<Instant>,
     /// The last measured message completion.
     pub last_completion: Option<Instant>,
+    /// When this thread's load ended: every connection finished, failed or closed.
+    pub load_end: Option<Instant>,
     reported: (u64, u64, u64),
     /// Messages verified by this thread (warm-up included), for progress.
     completed_total: u64,
@@ -157,6 +159,7 @@ impl<'s, 'a> Client<'s, 'a> {
             stopping: false,
             stopped_early: None,
             last_completion: None,
+            load_end: None,
             reported: (0, 0, 0),
             completed_total: 0,
             connecting: 0,
@@ -317,6 +320,7 @@ impl<'s, 'a> Client<'s, 'a> {
             self.wait_and_scan(until, &mut next_scan)?;
             self.report_progress();
         }
+        self.load_end = Some(Instant::now());
         if let Some(cpu) = meter.finish() {
             self.stats.cpu.push(cpu);
         }
