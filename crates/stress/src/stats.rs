@@ -675,8 +675,9 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let cpu = meter.finish().expect("/proc/thread-self/stat is readable");
-        // Generous bound: a shared machine may steal time, but a spinning thread is not idle.
-        assert!(cpu.utilization() > 0.3, "utilization {}", cpu.utilization());
+        // Generous bound: a shared machine (other tests' threads, other builds on two cores) may
+        // give the spinning thread a small share of a CPU, but an idle thread reads 0.
+        assert!(cpu.utilization() > 0.1, "utilization {}", cpu.utilization());
         assert!(process_cpu_time().unwrap() >= cpu.cpu);
     }
 
