@@ -500,3 +500,100 @@ fn merged_log(
         intervals,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StressConfig;
+    use crate::segment::Segment;
+    use crate::stats::ThreadStats;
+    use crate::verify::{Completed, SendStamp};
+    use std::time::Instant;
+
+    /// Agent `index` of `count`: its result and log as files, with `latencies` completing at
+    /// the given milliseconds into its run, which began at `started` (unix seconds).
+    fn agent(index: usize, count: usize, started: f64, latencies: &[(u64, u64)]) -> [Input; 2] {
+        let config = StressConfig {
+            connections: 4,
+            count: Some(3),
+            size: Some(64),
+            segment: Some(Segment { index, count }),
+            ..StressConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut stats = ThreadStats::new(config.own_connections().len());
+        stats.start_intervals(t0);
+        for (k, &(at_ms, lat_us)) in latencies.iter().enumerate() {
+            let done_at = t0 + Duration::from_millis(at_ms);
+            let sent = done_at - Duration::from_micros(lat_us);
+            let stamp = SendStamp {
+                index: k as u64 + 1,
+                intended: sent,
+                sent,
+            };
+            stats.record_message(0, &Completed { stamp, len: 64 }, done_at);
+        }
+        let mut r = StressReport::build(&config, &stats, Duration::from_millis(2500), "uring");
+        r.started_at_unix_s = started;
+        let mut log = Vec::new();
+        r.interval_log(&stats).write_to(&mut log).unwrap();
+        [
+            Input {
+                name: format!("a{index}.json"),
+                bytes: r.to_json().into_bytes(),
+            },
+            Input {
+                name: format!("a{index}.hlog"),
+                bytes: log,
+            },
+        ]
+    }
+
+    #[test]
+    fn intervals_align_on_wall_clock_seconds() {
+        // Agent 2 began 0.3 s after agent 1: its second 0 is merged second 0, and so on.
+        let a = agent(1, 2, 1_000.0, &[(100, 10), (1100, 20), (2100, 30)]);
+        let b = agent(2, 2, 1_000.3, &[(100, 40), (1100, 50)]);
+        let m = merge(&[a, b].concat()).unwrap();
+        let seconds: Vec<(u64, Vec<u64>)> = m
+            .log
+            .intervals
+            .iter()
+            .filter(|i| i.tag == TAG_LATENCY)
+            .map(|i| {
+                let h = i.histogram().unwrap();
+                let values = h.iter_recorded().map(|v| v.value_iterated_to()).collect();
+                (i.start.as_secs(), values)
+            })
+            .collect();
+        assert_eq!(
+            seconds,
+            vec![(0, vec![10, 40]), (1, vec![20, 50]), (2, vec![30])]
+        );
+        assert_eq!(m.report.messages, 5);
+        assert_eq!(m.report.latency_us.max, 50);
+        assert_eq!(m.report.started_at_unix_s, 1_000.0);
+        assert!(
+            (m.report.duration_s - 2.8).abs() < 1e-9,
+            "{}",
+            m.report.duration_s
+        );
+        assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
+    }
+
+    #[test]
+    fn a_missing_segment_is_warned_and_a_repeated_one_refused() {
+        let a = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let b = agent(3, 3, 1_000.0, &[(100, 10)]);
+        let m = merge(&[a, b].concat()).unwrap();
+        assert!(
+            m.report.warnings[0].starts_with("segments 2/3 missing"),
+            "{:?}",
+            m.report.warnings
+        );
+        let a = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let again = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let e = merge(&[a, again].concat()).unwrap_err();
+        assert!(e.0.contains("segment 1/3 given twice"), "{e}");
+    }
+}
