@@ -5,6 +5,7 @@
 
 mod addr;
 mod bench;
+mod merge;
 mod send;
 mod serve;
 mod stress;
@@ -30,6 +31,8 @@ enum Command {
     Send(send::SendArgs),
     /// Load an echo server from many connections, verify every echoed byte, measure latency.
     Stress(Box<stress::StressArgs>),
+    /// Add several agents' stress results and interval logs (--segment runs) into one result.
+    Merge(merge::MergeArgs),
     /// Run every server design under the same load, side by side: table, JSON, CSV and charts.
     Bench(Box<bench::BenchArgs>),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(args),
         Command::Stress(args) => stress::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Merge(args) => merge::run(args),
     };
     match result {
         Ok(code) => code,

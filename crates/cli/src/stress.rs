@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::Args;
 use ringport_port::BackendChoice;
 use ringport_stress::config::{OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
+use ringport_stress::segment::{parse_start_at, Segment};
 
 /// Flags of `ringport stress`.
 #[derive(Debug, Args)]
@@ -76,9 +77,19 @@ pub struct StressArgs {
     /// goes to standard error).
     #[arg(long, value_name = "PATH|-")]
     json: Option<String>,
-    /// Write the latency histogram in the HdrHistogram interval-log format.
+    /// Write the latency as an HdrHistogram interval log: one interval per second, tagged
+    /// `latency` (and `uncorrected` with --rate, `connect` for connect times).
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
+    /// Run only share I of N (1-based: 1/3, 2/3, 3/3) of the connections, and with them of the
+    /// rate and the messages, for load from N hosts; `ringport merge` adds the results.
+    #[arg(long, value_name = "I/N", value_parser = parse_segment)]
+    segment: Option<Segment>,
+    /// Start the load at this wall-clock time (after connecting), so agents on several hosts
+    /// start together: RFC 3339 (2026-12-01T10:00:00Z) or seconds since the Unix epoch. A late
+    /// start is warned about, with how late.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    start_at: Option<SystemTime>,
     /// Print every reply, as the article's client does.
     #[arg(long)]
     verbose: bool,
@@ -88,6 +99,10 @@ pub struct StressArgs {
     /// The client's completion-port mechanism: auto, uring or epoll.
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
+}
+
+fn parse_segment(s: &str) -> Result<Segment, String> {
+    s.parse()
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -127,6 +142,8 @@ impl StressArgs {
         cfg.verbose = self.verbose;
         cfg.seed = self.seed;
         cfg.backend = self.backend;
+        cfg.segment = self.segment;
+        cfg.start_at = self.start_at;
         Ok(cfg)
     }
 }

@@ -12,12 +12,14 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ringport_port::BackendChoice;
 
 use crate::payload::PayloadSpec;
+use crate::segment::Segment;
 
 /// Default `--connections`.
 pub const DEFAULT_CONNECTIONS: usize = 50;
@@ -143,6 +145,12 @@ pub struct StressConfig {
     pub seed: u64,
     /// `--backend auto|uring|epoll`: the completion port's mechanism on the client side.
     pub backend: BackendChoice,
+    /// `--segment I/N`: run only this share of the connections (and so of the rate and the
+    /// messages); see [`segment`](crate::segment). `None` is the whole run.
+    pub segment: Option<Segment>,
+    /// `--start-at TIME`: start the load (after connecting) at this wall-clock time, so agents
+    /// on several hosts start together.
+    pub start_at: Option<SystemTime>,
 }
 
 impl Default for StressConfig {
@@ -169,6 +177,8 @@ impl Default for StressConfig {
             verbose: false,
             seed: 0,
             backend: BackendChoice::Auto,
+            segment: None,
+            start_at: None,
         }
     }
 }
@@ -225,6 +235,21 @@ impl StressConfig {
         if self.connections == 0 {
             return bad("--connections must be at least 1");
         }
+        if let Some(seg) = self.segment {
+            if seg.index == 0 || seg.index > seg.count {
+                return bad(format!(
+                    "--segment {seg}: I must be between 1 and {}",
+                    seg.count
+                ));
+            }
+            if seg.count > self.connections {
+                return bad(format!(
+                    "--segment {seg}: {} connections cannot be split into {} shares (each needs \
+                     at least one): raise --connections or run fewer segments",
+                    self.connections, seg.count
+                ));
+            }
+        }
         if !(self.connect_rate.is_finite() && self.connect_rate > 0.0) {
             return bad("--connect-rate must be a positive number of connections per second");
         }
@@ -243,7 +268,7 @@ impl StressConfig {
             return bad("--timeout must be greater than 0");
         }
         self.validate_stream()?;
-        let in_flight = (self.connections as u64)
+        let in_flight = (self.own_connections().len() as u64)
             .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.payload().max_len() as u64);
         if in_flight > MAX_BYTES_IN_FLIGHT {
@@ -353,9 +378,27 @@ impl StressConfig {
         }
     }
 
-    /// Client threads actually used: never more than there are connections.
+    /// Client threads actually used: never more than there are connections (of this
+    /// segment).
     pub fn effective_threads(&self) -> usize {
-        self.threads.clamp(1, self.connections.max(1))
+        self.threads.clamp(1, self.own_connections().len().max(1))
+    }
+
+    /// The segment this process runs: `--segment`, or the whole run.
+    pub fn segment_or_whole(&self) -> Segment {
+        self.segment.unwrap_or(Segment::WHOLE)
+    }
+
+    /// The global indices of the connections this process opens: all of `--connections`, or
+    /// its `--segment`'s share.
+    pub fn own_connections(&self) -> Range<usize> {
+        self.segment_or_whole().range(self.connections)
+    }
+
+    /// This process's share of `--rate` (all of it without `--segment`).
+    pub fn own_rate(&self) -> Option<f64> {
+        self.rate
+            .map(|r| self.segment_or_whole().rate(r, self.connections))
     }
 
     /// Whether the payload and stop condition were both left unset, the case in which the

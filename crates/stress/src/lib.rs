@@ -35,13 +35,20 @@
 //! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
+//! * [`segment`]: `--segment I/N` (a share of the run that adds up exactly with the others)
+//!   and `--start-at` (a common wall-clock start), for load from many hosts.
+//! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
+//!   one result.
 //! * [`report`]: the [`StressReport`](report::StressReport) result type and its exporters.
 pub mod config;
 pub mod engine;
+pub mod hdrlog;
 pub mod interactive;
+pub mod merge;
 pub mod payload;
 pub mod preflight;
 pub mod report;
 pub mod schedule;
+pub mod segment;
 pub mod stats;
 pub mod verify;

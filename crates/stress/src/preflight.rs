@@ -221,7 +221,9 @@ pub struct Preflight {
 ///
 /// A [`PreflightError`] that says exactly what to change.
 pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, PreflightError> {
-    let needed = fds_needed(config.connections, config.effective_threads());
+    // A --segment opens only its share of the connections.
+    let own = config.own_connections().len();
+    let needed = fds_needed(own, config.effective_threads());
     let (soft, hard) =
         rlimit::getrlimit(rlimit::Resource::NOFILE).map_err(|e| PreflightError::Unreadable {
             what: "RLIMIT_NOFILE".into(),
@@ -229,7 +231,7 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
         })?;
     let mut notes = Vec::new();
     let fd_error = PreflightError::FileDescriptors {
-        connections: config.connections,
+        connections: own,
         needed,
         soft,
         hard,
@@ -257,17 +259,11 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
             what: range_path.into(),
             detail: "missing or malformed".into(),
         })?;
-    let source_ips = plan_sources(
-        config.connections,
-        target,
-        config.port,
-        &config.source_ips,
-        port_range,
-    )?;
+    let source_ips = plan_sources(own, target, config.port, &config.source_ips, port_range)?;
     if config.source_ips.is_empty() && !source_ips.is_empty() {
         notes.push(format!(
             "spreading {} connections over {} source addresses ({} ... {})",
-            config.connections,
+            own,
             source_ips.len(),
             source_ips[0],
             source_ips[source_ips.len() - 1]

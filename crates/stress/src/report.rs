@@ -4,36 +4,36 @@
 //! (every field documented, serialised as the JSON the command-line contract promises), and for
 //! its exporters: [`StressReport::render`] (the human report, aligned columns in the manner of
 //! wrk and fortio), [`StressReport::write_json`] (to a path or `-` for standard output) and
-//! [`write_hdr_log`] (the standard HdrHistogram interval log, V2 compressed, readable by
-//! `HistogramLogProcessor` and friends so runs from several machines can be merged).
+//! [`StressReport::interval_log`] (the standard HdrHistogram interval log, one interval per
+//! second, see [`hdrlog`](crate::hdrlog), so runs from several machines can be merged).
+//!
+//! The JSON reads back ([`StressReport::from_json`]): `ringport merge` adds several agents'
+//! results into one report of this same type.
 //!
 //! A report is built from the merged [`ThreadStats`] by [`StressReport::build`]; the engine adds
 //! the facts only it knows (backend, measured duration, extra warnings).
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
-use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{OutputTarget, Stop, StressConfig, Workload};
+use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::segment::Segment;
 use crate::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
 
 /// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
 pub const RATE_SHORTFALL: f64 = 0.95;
 
 /// The first error of a run, as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstError {
     /// The failing connection (0-based; text messages call it `Thread <connection + 1>`).
     pub connection: u64,
     /// The kind, as in `errors_by_kind`.
-    pub kind: &'static str,
+    pub kind: String,
     /// Connection-relative byte offset where it happened (`null` if it never connected).
     pub offset: Option<u64>,
     /// The full message, e.g. `mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40`.
@@ -41,7 +41,7 @@ pub struct FirstError {
 }
 
 /// Min, median and max of a per-connection figure.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// The smallest.
     pub min: f64,
@@ -73,7 +73,7 @@ impl Spread {
 
 /// What a `--stream` run moved: the `stream` object of the JSON output. Bytes count when they
 /// arrive verified, within the measured window (warm-up excluded).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamFigures {
     /// Echoed bytes verified in the measured window.
     pub bytes: u64,
@@ -124,18 +124,95 @@ impl StreamFigures {
     }
 }
 
+/// `values` sorted and run-length encoded: `[value, how many]` pairs, smallest value first.
+/// Per-connection figures travel in this form so that `ringport merge` can take the exact
+/// median of the union (a run where every connection did its `--count` is one pair).
+pub fn run_lengths(values: &[u64]) -> Vec<[u64; 2]> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<[u64; 2]> = Vec::new();
+    for v in sorted {
+        match out.last_mut() {
+            Some(last) if last[0] == v => last[1] += 1,
+            _ => out.push([v, 1]),
+        }
+    }
+    out
+}
+
+/// The value at sorted position `k` (0-based) of run-length encoded `runs`.
+fn nth_of_runs(runs: &[[u64; 2]], k: u64) -> Option<u64> {
+    let mut seen = 0;
+    for &[v, n] in runs {
+        seen += n;
+        if k < seen {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Min, (lower) median and max of run-length encoded `runs` (see [`run_lengths`]), which need
+/// not be sorted or merged; `None` when empty.
+pub fn fairness_of_runs(runs: &[[u64; 2]]) -> Option<Fairness> {
+    let mut sorted = runs.to_vec();
+    sorted.sort_unstable();
+    let n: u64 = sorted.iter().map(|r| r[1]).sum();
+    if n == 0 {
+        return None;
+    }
+    Some(Fairness {
+        min: nth_of_runs(&sorted, 0)?,
+        median: nth_of_runs(&sorted, (n - 1) / 2)?,
+        max: nth_of_runs(&sorted, n - 1)?,
+    })
+}
+
+/// One agent of a merged result (`merged_from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRun {
+    /// The agent's `run_id`.
+    pub run_id: String,
+    /// Its `--segment`, if any.
+    pub segment: Option<Segment>,
+    /// Its backend.
+    pub backend: String,
+    /// Its connections.
+    pub connections: usize,
+    /// Its verified round trips.
+    pub messages: u64,
+    /// Its errors.
+    pub errors: u64,
+    /// Wall-clock start of its measured phase, seconds since the Unix epoch.
+    pub started_at_unix_s: f64,
+    /// Length of its measured phase.
+    pub duration_s: f64,
+    /// How late it started after `--start-at`, if it was late.
+    pub start_late_s: Option<f64>,
+}
+
 /// Everything a run measured. Serialised as the `--json` output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StressReport {
     /// The server, `HOST:PORT` as given.
     pub target: String,
-    /// The completion-port backend the client ran on (`uring` or `epoll`).
+    /// The completion-port backend the client ran on (`uring` or `epoll`); a merged result of
+    /// agents on different backends lists them, e.g. `uring+epoll`.
     pub backend: String,
     /// `closed` (closed loop, possibly pipelined), `rate` (open loop, `--rate`) or `stream`
     /// (`--stream`).
-    pub mode: &'static str,
-    /// Connections asked for (`--connections`).
+    pub mode: String,
+    /// A random identifier of this run (16 hex digits), also written in its `--hdr-log`, which
+    /// is how `ringport merge` pairs a result with its interval log.
+    pub run_id: String,
+    /// `--segment`: which share of the run this was (`{"index": 2, "count": 3}`), `null` for a
+    /// whole run (and for a merged result).
+    pub segment: Option<Segment>,
+    /// Connections this process opened (its segment's share of `--connections`; in a merged
+    /// result, the agents' together).
     pub connections: usize,
+    /// `--connections`: connections of the whole run, every segment together.
+    pub connections_total: usize,
     /// Connections that were established.
     pub connections_established: u64,
     /// Client threads used.
@@ -149,8 +226,11 @@ pub struct StressReport {
     /// Whether the run was interrupted (SIGINT or SIGTERM) before its stop condition: the
     /// figures cover the time it ran (`duration_s`), and the exit code is 130.
     pub interrupted: bool,
-    /// Target rate in messages per second (`--rate`), `null` in closed loop.
+    /// Target rate in messages per second of this process (its segment's share of `--rate`),
+    /// `null` in closed loop.
     pub target_rate: Option<f64>,
+    /// `--rate` of the whole run, every segment together; `null` in closed loop.
+    pub target_rate_total: Option<f64>,
     /// Seed of the random payload (`--seed`), to reproduce a mismatch.
     pub seed: u64,
     /// Verified round trips: messages (a stream's chunks) whose every echoed byte matched,
@@ -165,7 +245,14 @@ pub struct StressReport {
     pub errors_by_kind: ErrorCounts,
     /// The first error (by time), naming its connection and byte offset; `null` if none.
     pub first_error: Option<FirstError>,
-    /// Length of the measured phase in seconds (warm-up excluded).
+    /// Wall-clock start of the measured phase, seconds since the Unix epoch (the StartTime of
+    /// the interval log; in a merged result, the earliest agent's).
+    pub started_at_unix_s: f64,
+    /// With `--start-at`: how many seconds after it the load started, when it started late
+    /// (connecting took longer, or the wait began too late); `null` if on time or not asked.
+    pub start_late_s: Option<f64>,
+    /// Length of the measured phase in seconds (warm-up excluded). In a merged result, from the
+    /// earliest agent's start to the latest agent's end, in wall-clock time.
     pub duration_s: f64,
     /// Length of the warm-up in seconds.
     pub warmup_s: f64,
@@ -184,12 +271,19 @@ pub struct StressReport {
     pub connect_us: LatencySummary,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
+    /// Verified messages per connection, every connection: `[messages, connections]` pairs,
+    /// fewest first (so merged fairness is exact).
+    pub messages_per_connection: Vec<[u64; 2]>,
+    /// `--stream` only: echoed bytes per connection in the same form; `null` otherwise.
+    pub echoed_bytes_per_connection: Option<Vec<[u64; 2]>>,
     /// Each client thread's CPU use in percent of one core (100 = saturated).
     pub client_cpu_pct: Vec<f64>,
     /// `--stream` only: the echoed throughput, in total and per connection; `null` otherwise.
     pub stream: Option<StreamFigures>,
     /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
     pub warnings: Vec<String>,
+    /// `ringport merge` only: the agents' runs added into this result; empty for one run.
+    pub merged_from: Vec<AgentRun>,
 }
 
 const ZERO_SUMMARY: LatencySummary = LatencySummary {
@@ -223,7 +317,8 @@ impl StressReport {
             warnings.push(w);
         }
         let msgs_per_s = per_s(stats.messages as f64);
-        if let Some(rate) = config.rate {
+        let own_connections = config.own_connections().len();
+        if let Some(rate) = config.own_rate() {
             if stats.messages > 0 && msgs_per_s < rate * RATE_SHORTFALL {
                 warnings.push(format!(
                     "rate not reached: {msgs_per_s:.1} of {rate} msg/s ({:.0}%); the server or the \
@@ -241,12 +336,12 @@ impl StressReport {
                 "{} of {} connections were closed or reset by the server before it echoed a \
                  byte: a server-side connection limit is the likely cause (for ringport serve: \
                  --max-per-ip, --max-connections; its log says which)",
-                stats.closed_at_byte_0, config.connections
+                stats.closed_at_byte_0, own_connections
             ));
         }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
             connection: e.connection,
-            kind: e.kind.as_str(),
+            kind: e.kind.as_str().to_string(),
             offset: e.offset,
             detail: e.detail.clone(),
         });
@@ -257,8 +352,12 @@ impl StressReport {
                 Workload::Closed { .. } => "closed",
                 Workload::Rate { .. } => "rate",
                 Workload::Stream { .. } => "stream",
-            },
-            connections: config.connections,
+            }
+            .to_string(),
+            run_id: format!("{:016x}", rand::random::<u64>()),
+            segment: config.segment,
+            connections: own_connections,
+            connections_total: config.connections,
             connections_established: stats.connect.len(),
             threads: config.effective_threads(),
             pipeline: config.pipeline,
@@ -268,13 +367,16 @@ impl StressReport {
                 stop => stop.to_string(),
             },
             interrupted: false,
-            target_rate: config.rate,
+            target_rate: config.own_rate(),
+            target_rate_total: config.rate,
             seed: config.seed,
             messages: stats.messages,
             bytes: stats.bytes,
             errors: stats.errors.total(),
             errors_by_kind: stats.errors,
             first_error,
+            started_at_unix_s: 0.0,
+            start_late_s: None,
             duration_s: secs,
             warmup_s: config.warmup.as_secs_f64(),
             msgs_per_s,
@@ -291,6 +393,9 @@ impl StressReport {
                 median: 0,
                 max: 0,
             }),
+            messages_per_connection: run_lengths(&stats.per_connection),
+            echoed_bytes_per_connection: stream_mode
+                .then(|| run_lengths(&stats.per_connection_echoed)),
             client_cpu_pct: stats
                 .cpu
                 .iter()
@@ -305,6 +410,48 @@ impl StressReport {
                 )
             }),
             warnings,
+            merged_from: Vec::new(),
+        }
+    }
+
+    /// Reads a report back from its JSON form.
+    ///
+    /// # Errors
+    ///
+    /// serde's description of what does not fit.
+    pub fn from_json(text: &str) -> Result<StressReport, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The run's interval log: a `connect` interval over the run, and from `stats`' per-second
+    /// intervals ([`ThreadStats::start_intervals`]) a `latency` interval per second that has
+    /// values (and in rate mode an `uncorrected` one beside it), stamped from
+    /// [`started_at_unix_s`](Self::started_at_unix_s).
+    pub fn interval_log(&self, stats: &ThreadStats) -> IntervalLog {
+        let measured = Duration::from_secs_f64(self.duration_s.max(0.0));
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.started_at_unix_s);
+        let mut intervals = vec![LogInterval::new(
+            TAG_CONNECT,
+            Duration::ZERO,
+            measured,
+            &stats.connect,
+        )];
+        let rate_mode = self.mode == "rate";
+        if let Some(iv) = &stats.intervals {
+            for (second, latency, uncorrected) in iv.seconds() {
+                let at = Duration::from_secs(second);
+                let length = measured.saturating_sub(at).min(Duration::from_secs(1));
+                intervals.push(LogInterval::new(TAG_LATENCY, at, length, &latency));
+                if rate_mode {
+                    intervals.push(LogInterval::new(TAG_UNCORRECTED, at, length, &uncorrected));
+                }
+            }
+        }
+        IntervalLog {
+            start,
+            run_id: Some(self.run_id.clone()),
+            segment: self.segment,
+            intervals,
         }
     }
 
@@ -357,7 +504,12 @@ impl StressReport {
         };
         let _ = writeln!(
             s,
-            "ringport stress {} ({}): {} connections on {} threads, {}, {}, {}",
+            "ringport {} {} ({}): {} connections on {} threads, {}, {}, {}",
+            if self.merged_from.is_empty() {
+                "stress"
+            } else {
+                "merge"
+            },
             self.target,
             self.backend,
             self.connections,
@@ -366,6 +518,41 @@ impl StressReport {
             self.stop,
             self.payload
         );
+        if let Some(seg) = self.segment {
+            let range = seg.range(self.connections_total);
+            let _ = writeln!(
+                s,
+                "  {:<14}{seg}: connections {}..{} of {}{}",
+                "segment",
+                range.start,
+                range.end,
+                self.connections_total,
+                match (self.target_rate, self.target_rate_total) {
+                    (Some(own), Some(all)) => format!(", {own} of {all} msg/s"),
+                    _ => String::new(),
+                }
+            );
+        }
+        if !self.merged_from.is_empty() {
+            let segments: Vec<String> = self
+                .merged_from
+                .iter()
+                .map(|a| {
+                    a.segment
+                        .map_or_else(|| "whole".to_string(), |s| s.to_string())
+                })
+                .collect();
+            let starts = self.merged_from.iter().map(|a| a.started_at_unix_s);
+            let spread = starts.clone().fold(f64::MIN, f64::max) - starts.fold(f64::MAX, f64::min);
+            let _ = writeln!(
+                s,
+                "  {:<14}{} agents (segments {}), measuring began within {:.3}s of each other",
+                "merged",
+                self.merged_from.len(),
+                segments.join(" "),
+                spread
+            );
+        }
         let _ = writeln!(
             s,
             "  {:<14}{} {unit}, {} in {:.2}s{}{}",
@@ -533,102 +720,11 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// One histogram of an interval log.
-#[derive(Debug, Clone, Copy)]
-pub struct HdrInterval<'a> {
-    /// Start of the interval, relative to the log's start time.
-    pub start: Duration,
-    /// Length of the interval.
-    pub length: Duration,
-    /// The values (microseconds).
-    pub histogram: &'a Histogram<u64>,
-    /// `None` for the main series; a tag such as `uncorrected` for another.
-    pub tag: Option<&'a str>,
-}
-
-/// Writes `intervals` as a standard HdrHistogram interval log (format 1.3, V2 compressed
-/// histograms, base64) to `out`, with `start` as both StartTime and BaseTime, so interval
-/// timestamps are seconds since the run started.
-///
-/// # Errors
-///
-/// I/O errors from `out`; an invalid tag (with `,` or whitespace) is an `InvalidInput` error.
-pub fn write_hdr_log_to<W: Write>(
-    out: &mut W,
-    start: SystemTime,
-    intervals: &[HdrInterval<'_>],
-) -> io::Result<()> {
-    let mut serializer = V2DeflateSerializer::new();
-    {
-        let _headers = IntervalLogWriterBuilder::new()
-            .add_comment("[Histogram log format version 1.3]")
-            .add_comment("[ringport stress: latency in microseconds]")
-            .with_start_time(start)
-            .with_base_time(start)
-            .begin_log_with(out, &mut serializer)?;
-    }
-    writeln!(
-        out,
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-    )?;
-    let mut log = IntervalLogWriterBuilder::new().begin_log_with(out, &mut serializer)?;
-    for i in intervals {
-        let tag = match i.tag {
-            None => None,
-            Some(t) => Some(Tag::new(t).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("invalid hdr log tag {t:?}"),
-                )
-            })?),
-        };
-        log.write_histogram(i.histogram, i.start, i.length, tag)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Writes the run's histograms to `path` as an interval log (see [`write_hdr_log_to`]): one
-/// interval covering the measured phase, untagged for the corrected latency, and in rate mode a
-/// second tagged `uncorrected`.
-///
-/// # Errors
-///
-/// The I/O error of creating or writing the file.
-pub fn write_hdr_log(
-    path: &Path,
-    stats: &ThreadStats,
-    start: SystemTime,
-    measured: Duration,
-    rate_mode: bool,
-) -> io::Result<()> {
-    let mut intervals = vec![HdrInterval {
-        start: Duration::ZERO,
-        length: measured,
-        histogram: &stats.latency,
-        tag: None,
-    }];
-    if rate_mode {
-        intervals.push(HdrInterval {
-            start: Duration::ZERO,
-            length: measured,
-            histogram: &stats.latency_uncorrected,
-            tag: Some("uncorrected"),
-        });
-    }
-    let mut out = BufWriter::new(File::create(path)?);
-    write_hdr_log_to(&mut out, start, &intervals)?;
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stats::ThreadCpu;
     use crate::verify::{Completed, ConnError, SendStamp};
-    use base64::Engine as _;
-    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-    use hdrhistogram::serialization::Deserializer;
     use std::time::Instant;
 
     fn stats_with(n: u64, connections: usize) -> ThreadStats {
@@ -829,7 +925,7 @@ mod tests {
         assert_eq!(r.exit_code(), 1);
         let first = r.first_error.clone().unwrap();
         assert_eq!(
-            (first.connection, first.kind, first.offset),
+            (first.connection, first.kind.as_str(), first.offset),
             (1, "mismatch", Some(1234))
         );
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
@@ -934,63 +1030,95 @@ mod tests {
     }
 
     #[test]
-    fn hdr_log_reads_back_with_the_interval_log_iterator() {
-        let s = stats_with(1000, 4);
-        let dir = std::env::temp_dir().join(format!("ringport-stress-hdr-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("latency.hlog");
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        write_hdr_log(&path, &s, start, Duration::from_millis(2500), true).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(
-            text.starts_with("#[Histogram log format version 1.3]\n"),
-            "{text}"
-        );
-
-        let mut start_time = None;
-        let mut histograms = Vec::new();
-        for entry in IntervalLogIterator::new(&bytes) {
-            match entry.expect("log parses") {
-                LogEntry::StartTime(t) => start_time = Some(t),
-                LogEntry::BaseTime(_) => {}
-                LogEntry::Interval(i) => {
-                    let raw = base64::engine::general_purpose::STANDARD
-                        .decode(i.encoded_histogram())
-                        .unwrap();
-                    let h: Histogram<u64> = Deserializer::new()
-                        .deserialize(&mut raw.as_slice())
-                        .unwrap();
-                    histograms.push((i.tag().map(|t| t.as_str().to_string()), i.duration(), h));
-                }
-            }
+    fn interval_log_has_one_tagged_interval_per_second() {
+        let c = StressConfig {
+            rate: Some(100.0),
+            ..config()
+        };
+        let t0 = Instant::now();
+        let mut s = ThreadStats::new(4);
+        s.start_intervals(t0);
+        // Completions at 0.1 s, 0.2 s, 1.5 s and 2.2 s into a 2.5 s run.
+        for (i, ms) in [100u64, 200, 1500, 2200].into_iter().enumerate() {
+            let done = Completed {
+                stamp: SendStamp {
+                    index: i as u64 + 1,
+                    intended: t0 + Duration::from_millis(ms) - Duration::from_micros(50),
+                    sent: t0 + Duration::from_millis(ms) - Duration::from_micros(30),
+                },
+                len: 64,
+            };
+            s.record_message(i % 4, &done, t0 + Duration::from_millis(ms));
         }
-        assert_eq!(start_time, Some(Duration::from_secs(1_700_000_000)));
-        assert_eq!(histograms.len(), 2);
-        let (tag, length, h) = &histograms[0];
-        assert_eq!(tag, &None);
-        assert_eq!(*length, Duration::from_millis(2500));
-        assert_eq!(h, &s.latency, "the corrected histogram round-trips exactly");
-        assert_eq!(histograms[1].0.as_deref(), Some("uncorrected"));
-        assert_eq!(histograms[1].2, s.latency_uncorrected);
-        std::fs::remove_dir_all(&dir).unwrap();
+        s.record_connect(Duration::from_micros(40));
+        let mut r = StressReport::build(&c, &s, Duration::from_millis(2500), "uring");
+        r.started_at_unix_s = 1_700_000_000.0;
+        let log = r.interval_log(&s);
+        assert_eq!(log.run_id.as_deref(), Some(r.run_id.as_str()));
+        assert_eq!(
+            log.start,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
+        let shape: Vec<(&str, u64, u64, u64)> = log
+            .intervals
+            .iter()
+            .map(|i| {
+                (
+                    i.tag.as_str(),
+                    i.start.as_millis() as u64,
+                    i.length.as_millis() as u64,
+                    i.histogram().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("connect", 0, 2500, 1),
+                ("latency", 0, 1000, 2),
+                ("uncorrected", 0, 1000, 2),
+                ("latency", 1000, 1000, 1),
+                ("uncorrected", 1000, 1000, 1),
+                ("latency", 2000, 500, 1),
+                ("uncorrected", 2000, 500, 1),
+            ]
+        );
+        assert_eq!(log.total(TAG_LATENCY).unwrap().unwrap(), s.latency);
+        assert_eq!(
+            log.total(TAG_UNCORRECTED).unwrap().unwrap(),
+            s.latency_uncorrected
+        );
+        // Written and read back through the standard format, nothing changes.
+        let mut out = Vec::new();
+        log.write_to(&mut out).unwrap();
+        let back = IntervalLog::parse(&out).unwrap();
+        assert_eq!(back.total(TAG_LATENCY).unwrap().unwrap(), s.latency);
+        assert_eq!(back.intervals.len(), 7);
     }
 
     #[test]
-    fn bad_tag_is_refused() {
-        let h = crate::stats::new_histogram();
-        let mut out = Vec::new();
-        let e = write_hdr_log_to(
-            &mut out,
-            SystemTime::now(),
-            &[HdrInterval {
-                start: Duration::ZERO,
-                length: Duration::from_secs(1),
-                histogram: &h,
-                tag: Some("a,b"),
-            }],
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    fn json_reads_back_as_the_same_report() {
+        let mut s = stats_with(100, 4);
+        s.record_error(2, &ConnError::EarlyClose { offset: 64 }, Instant::now());
+        let r = StressReport::build(&config(), &s, Duration::from_secs(2), "uring");
+        let back = StressReport::from_json(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn fairness_from_run_lengths_is_exact() {
+        let runs = run_lengths(&[5, 3, 5, 9, 3, 3]);
+        assert_eq!(runs, vec![[3, 3], [5, 2], [9, 1]]);
+        // Two agents' runs, unsorted and overlapping: the union is 1 3 3 3 5 5 7 9.
+        let merged = [runs.clone(), vec![[7, 1], [1, 1]]].concat();
+        assert_eq!(
+            fairness_of_runs(&merged),
+            Some(Fairness {
+                min: 1,
+                median: 3,
+                max: 9
+            })
+        );
+        assert_eq!(fairness_of_runs(&[]), None);
     }
 }

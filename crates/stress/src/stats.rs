@@ -17,6 +17,10 @@
 //! * **Connect time** in microseconds, in its own histogram.
 //! * **Errors** counted by [`ErrorKind`], with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
+//! * **Intervals** (for `--hdr-log`): the same latencies again in one histogram per second of
+//!   the measured phase, by completion time ([`Intervals`]); a second's histograms are
+//!   serialised (a few hundred bytes) when it ends, so a long run does not hold one full
+//!   histogram per second.
 //! * **Client CPU**: [`CpuMeter`] reads a thread's own CPU time from `/proc/thread-self/stat`
 //!   (utime + stime) so the report can warn when a client thread was near 100% busy, which means
 //!   the figures may describe the client rather than the server.
@@ -27,9 +31,11 @@ use std::fs;
 use std::io;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
+use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::verify::{Completed, ConnError, ErrorKind};
 
@@ -55,7 +61,7 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 /// Latency summary in microseconds: the `latency_us` object of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Smallest value.
     pub min: u64,
@@ -99,7 +105,7 @@ impl LatencySummary {
 
 /// Messages per connection: min, median and max over every connection of the run (including
 /// connections that failed or never connected, which count 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fairness {
     /// Fewest messages any connection completed.
     pub min: u64,
@@ -171,6 +177,149 @@ impl Serialize for ErrorCounts {
     }
 }
 
+impl<'de> Deserialize<'de> for ErrorCounts {
+    /// The object [`Serialize`] writes; a kind this version does not know counts as `other`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountsVisitor;
+        impl<'de> Visitor<'de> for CountsVisitor {
+            type Value = ErrorCounts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of error counts by kind")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ErrorCounts, A::Error> {
+                let mut counts = ErrorCounts::default();
+                while let Some((key, n)) = map.next_entry::<String, u64>()? {
+                    let kind = ErrorKind::ALL
+                        .iter()
+                        .copied()
+                        .find(|k| k.as_str() == key)
+                        .unwrap_or(ErrorKind::Other);
+                    counts.0[kind.index()] += n;
+                }
+                Ok(counts)
+            }
+        }
+        deserializer.deserialize_map(CountsVisitor)
+    }
+}
+
+/// One second of [`Intervals`], serialised (HdrHistogram V2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedInterval {
+    /// Seconds since the measured phase began (interval `second .. second + 1`).
+    pub second: u64,
+    /// Corrected latency, µs.
+    pub latency: Vec<u8>,
+    /// Uncorrected latency, µs.
+    pub uncorrected: Vec<u8>,
+}
+
+/// Latency histograms per second of the measured phase, for the interval log. Recording adds
+/// to the current second's histograms; the first value of a later second serialises them into
+/// [`closed`](Self::closed) and starts again (one allocation per second, none per message).
+#[derive(Debug, Clone)]
+pub struct Intervals {
+    start: Instant,
+    current: u64,
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    /// The seconds done so far, in the order they were closed (one thread's are in time order;
+    /// merged threads' are not: see [`Intervals::seconds`]).
+    pub closed: Vec<ClosedInterval>,
+}
+
+impl Intervals {
+    /// Intervals of one second from `start`.
+    pub fn new(start: Instant) -> Intervals {
+        Intervals {
+            start,
+            current: 0,
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, now: Instant, corrected: u64, uncorrected: u64) {
+        let second = now.saturating_duration_since(self.start).as_secs();
+        if second != self.current {
+            self.close();
+            self.current = second;
+        }
+        self.latency.saturating_record(corrected);
+        self.uncorrected.saturating_record(uncorrected);
+    }
+
+    /// Serialises the current second into `closed` (if it holds anything) and empties it.
+    pub fn close(&mut self) {
+        if self.latency.is_empty() {
+            return;
+        }
+        self.closed.push(ClosedInterval {
+            second: self.current,
+            latency: serialize(&self.latency),
+            uncorrected: serialize(&self.uncorrected),
+        });
+        self.latency.reset();
+        self.uncorrected.reset();
+    }
+
+    /// Every second that holds values (the current one included), in time order, with the
+    /// histograms of all the threads merged in added together: `(second, corrected,
+    /// uncorrected)`. Decodes one second at a time.
+    ///
+    /// # Panics
+    ///
+    /// Never for intervals recorded by this module (their serialisation always decodes).
+    pub fn seconds(&self) -> impl Iterator<Item = (u64, Histogram<u64>, Histogram<u64>)> {
+        let mut closed = self.closed.clone();
+        if !self.latency.is_empty() {
+            closed.push(ClosedInterval {
+                second: self.current,
+                latency: serialize(&self.latency),
+                uncorrected: serialize(&self.uncorrected),
+            });
+        }
+        closed.sort_by_key(|c| c.second);
+        let mut closed = closed.into_iter().peekable();
+        std::iter::from_fn(move || {
+            let first = closed.next()?;
+            let mut latency = deserialize(&first.latency).expect("own serialisation");
+            let mut uncorrected = deserialize(&first.uncorrected).expect("own serialisation");
+            while let Some(c) = closed.next_if(|c| c.second == first.second) {
+                latency
+                    .add(deserialize(&c.latency).expect("own serialisation"))
+                    .expect("same bounds");
+                uncorrected
+                    .add(deserialize(&c.uncorrected).expect("own serialisation"))
+                    .expect("same bounds");
+            }
+            Some((first.second, latency, uncorrected))
+        })
+    }
+}
+
+/// `h` in the HdrHistogram V2 encoding (uncompressed).
+pub fn serialize(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut out)
+        .expect("serialising to memory cannot fail");
+    out
+}
+
+/// A histogram from its V2 encoding, compressed (as in interval logs) or not.
+///
+/// # Errors
+///
+/// A description of why the bytes are not a histogram.
+pub fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    let mut slice = bytes;
+    Deserializer::new()
+        .deserialize(&mut slice)
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// The first error of a run, in detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorRecord {
@@ -234,6 +383,8 @@ pub struct ThreadStats {
     pub closed_at_byte_0: u64,
     /// CPU use of each client thread merged in.
     pub cpu: Vec<ThreadCpu>,
+    /// Latency per second, for `--hdr-log`; `None` unless [started](Self::start_intervals).
+    pub intervals: Option<Intervals>,
 }
 
 impl ThreadStats {
@@ -253,7 +404,13 @@ impl ThreadStats {
             first_error: None,
             closed_at_byte_0: 0,
             cpu: Vec::new(),
+            intervals: None,
         }
+    }
+
+    /// Also records latency per second from `start` (the beginning of the measured phase).
+    pub fn start_intervals(&mut self, start: Instant) {
+        self.intervals = Some(Intervals::new(start));
     }
 
     /// Records a verified round trip of connection `connection` whose echo completed at `now`.
@@ -262,6 +419,9 @@ impl ThreadStats {
         let uncorrected = micros(now.saturating_duration_since(done.stamp.sent));
         self.latency.saturating_record(corrected);
         self.latency_uncorrected.saturating_record(uncorrected);
+        if let Some(iv) = &mut self.intervals {
+            iv.record(now, corrected, uncorrected);
+        }
         if let Some(n) = self.per_connection.get_mut(connection) {
             *n += 1;
         }
@@ -352,6 +512,16 @@ impl ThreadStats {
             }
         }
         self.cpu.extend_from_slice(&other.cpu);
+        if let Some(theirs) = &other.intervals {
+            let mine = self
+                .intervals
+                .get_or_insert_with(|| Intervals::new(theirs.start));
+            mine.closed.extend(theirs.closed.iter().cloned());
+            let mut pending = theirs.clone();
+            pending.closed.clear();
+            pending.close();
+            mine.closed.extend(pending.closed);
+        }
     }
 
     /// Merges every thread's stats into one.
@@ -517,6 +687,62 @@ mod tests {
         assert_eq!(s.latency_uncorrected.max(), 100);
         assert_eq!((s.messages, s.bytes), (1, 10));
         assert_eq!(s.per_connection, vec![0, 1]);
+    }
+
+    #[test]
+    fn intervals_split_by_second_and_merge_across_threads() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut a = ThreadStats::new(2);
+        let mut b = ThreadStats::new(2);
+        a.start_intervals(t0);
+        b.start_intervals(t0);
+        // Thread a: seconds 0, 0, 2; thread b: second 0 and 1 (its last one still open).
+        for (ms, lat_us) in [(10, 100), (900, 200), (2500, 300)] {
+            let sent = at(ms) - Duration::from_micros(lat_us);
+            a.record_message(0, &completed(sent, sent, 1), at(ms));
+        }
+        for (ms, lat_us) in [(500, 400), (1500, 500)] {
+            let sent = at(ms) - Duration::from_micros(lat_us);
+            b.record_message(1, &completed(sent, sent, 1), at(ms));
+        }
+        let all = ThreadStats::merge_all(2, [&a, &b]);
+        let seconds: Vec<(u64, Vec<u64>)> = all
+            .intervals
+            .as_ref()
+            .unwrap()
+            .seconds()
+            .map(|(sec, h, u)| {
+                assert_eq!(h, u, "closed loop: corrected is uncorrected");
+                (
+                    sec,
+                    h.iter_recorded().map(|v| v.value_iterated_to()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seconds,
+            vec![(0, vec![100, 200, 400]), (1, vec![500]), (2, vec![300])]
+        );
+        let mut sum = new_histogram();
+        for (_, h, _) in all.intervals.as_ref().unwrap().seconds() {
+            sum.add(h).unwrap();
+        }
+        assert_eq!(
+            sum, all.latency,
+            "the intervals add up to the run's histogram"
+        );
+    }
+
+    #[test]
+    fn error_counts_read_back_from_json() {
+        let mut c = ErrorCounts::default();
+        c.add(ErrorKind::Mismatch);
+        c.add(ErrorKind::Timeout);
+        c.add(ErrorKind::Timeout);
+        let json = serde_json::to_string(&c).unwrap();
+        let back: ErrorCounts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn expect_failure(c: &StressConfig, kinds: &[&str], offset: Option<u64>) {
         assert_eq!(r.exit_code(), 1);
         let first = r.first_error.as_ref().expect("first error");
         assert!(
-            kinds.contains(&first.kind),
+            kinds.contains(&first.kind.as_str()),
             "first error {first:?}, expected one of {kinds:?}"
         );
         if let Some(off) = offset {

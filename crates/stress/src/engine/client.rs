@@ -143,7 +143,8 @@ impl<'s, 'a> Client<'s, 'a> {
             shared,
             port,
             slots,
-            stats: ThreadStats::new(config.connections),
+            // Per-connection figures are indexed from the segment's first connection.
+            stats: ThreadStats::new(config.own_connections().len()),
             pending: VecDeque::with_capacity(1024),
             reaped: Vec::with_capacity(1024),
             send_bufs: SendBuffers::new(batch, globals.len()),
@@ -201,11 +202,14 @@ impl<'s, 'a> Client<'s, 'a> {
     /// The port failed while waiting.
     pub fn connect_all(&mut self) -> io::Result<()> {
         let pacer = Pacer::new(self.shared.connect_start, self.shared.config.connect_rate);
+        // A segment paces its own connections from its start, not from global index 0.
+        let first = self.shared.first;
+        let due = |global: usize| pacer.due((global - first) as u64);
         let mut next = 0;
         let mut next_scan = Instant::now() + self.scan_interval();
         loop {
             let now = Instant::now();
-            while next < self.slots.len() && pacer.due(self.slots[next].conn.global as u64) <= now {
+            while next < self.slots.len() && due(self.slots[next].conn.global) <= now {
                 self.start_connect(next, now);
                 next += 1;
             }
@@ -214,7 +218,7 @@ impl<'s, 'a> Client<'s, 'a> {
             }
             let mut until = next_scan;
             if next < self.slots.len() {
-                until = until.min(pacer.due(self.slots[next].conn.global as u64));
+                until = until.min(due(self.slots[next].conn.global));
             }
             self.wait_and_scan(until, &mut next_scan)?;
             // Connections that opened wait for the load phase; nothing to pump yet.
@@ -268,9 +272,17 @@ impl<'s, 'a> Client<'s, 'a> {
     /// The port failed while waiting.
     pub fn load(&mut self) -> io::Result<()> {
         let config = self.shared.config;
+        // The first thread here sets the common start (waiting for --start-at if given); the
+        // others wait for it inside `get_or_init`.
+        let start = *self
+            .shared
+            .load_start
+            .get_or_init(|| self.shared.wait_for_start());
         let now = Instant::now();
-        let start = *self.shared.load_start.get_or_init(|| now);
         self.measure_start = start + config.warmup;
+        if config.hdr_log.is_some() {
+            self.stats.start_intervals(self.measure_start);
+        }
         match config.stop() {
             Stop::Duration(d) => self.measure_end = Some(self.measure_start + d),
             Stop::Count(n) => self.count = Some(n),
@@ -558,6 +570,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let measure_end = self.measure_end;
         let stats = &mut self.stats;
         let global = slot.conn.global;
+        let local = global - self.shared.first;
         let verbose = self.shared.config.verbose;
         let payload = &self.shared.payload;
         let scratch = &mut self.scratch;
@@ -567,7 +580,7 @@ impl<'s, 'a> Client<'s, 'a> {
             let in_window =
                 done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
             if in_window {
-                stats.record_message(global, &done, now);
+                stats.record_message(local, &done, now);
                 last = Some(now);
             }
             if verbose {
@@ -575,7 +588,7 @@ impl<'s, 'a> Client<'s, 'a> {
             }
         });
         if in_window && result.is_ok() {
-            stats.record_echoed(global, data.len());
+            stats.record_echoed(local, data.len());
         }
         let mut own = own;
         own.clear();

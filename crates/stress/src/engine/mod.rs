@@ -45,7 +45,7 @@
 mod client;
 mod conn;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
@@ -54,11 +54,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Backend, Port, PortConfig};
 
-use crate::config::{ConfigError, OutputTarget, Stop, StressConfig, Workload};
+use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
 use crate::payload::PayloadSpec;
 use crate::preflight::{preflight, Preflight, PreflightError};
-use crate::report::{write_hdr_log, StressReport};
+use crate::report::StressReport;
 use crate::schedule::connections_of_thread;
+use crate::segment::unix_secs;
 use crate::stats::ThreadStats;
 use client::Client;
 
@@ -184,20 +185,19 @@ impl StressOutcome {
             })?;
         }
         if let Some(path) = &config.hdr_log {
-            let rate_mode = matches!(config.workload(), Workload::Rate { .. });
-            write_hdr_log(
-                path,
-                &self.stats,
-                self.measure_started,
-                self.measured,
-                rate_mode,
-            )
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("writing --hdr-log to {}: {e}", path.display()),
-                )
-            })?;
+            let log = self.report.interval_log(&self.stats);
+            std::fs::File::create(path)
+                .and_then(|f| {
+                    let mut out = io::BufWriter::new(f);
+                    log.write_to(&mut out)?;
+                    out.flush()
+                })
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("writing --hdr-log to {}: {e}", path.display()),
+                    )
+                })?;
         }
         Ok(())
     }
@@ -232,8 +232,19 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         .resolve()
         .map_err(|e| StressError::Port(e.to_string()))?;
     let threads = config.effective_threads();
+    if let Some(seg) = config.segment {
+        let own = config.own_connections();
+        tracing::info!(
+            "segment {seg}: connections {}..{} of {}",
+            own.start,
+            own.end,
+            config.connections
+        );
+    }
     let shared = Shared {
         config,
+        first: config.own_connections().start,
+        start_late: OnceLock::new(),
         payload: config.payload(),
         addr,
         sources: pre.source_ips.clone(),
@@ -271,7 +282,10 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
             }
         }
     }
-    let stats = ThreadStats::merge_all(config.connections, parts.iter().map(|p| &p.stats));
+    let stats = ThreadStats::merge_all(
+        config.own_connections().len(),
+        parts.iter().map(|p| &p.stats),
+    );
     let measure_start = parts
         .iter()
         .map(|p| p.measure_start)
@@ -299,6 +313,17 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
+    // Rounded to the millisecond, as the interval log writes its StartTime.
+    report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
+    if let Some(&late) = shared.start_late.get() {
+        report.start_late_s = Some(late.as_secs_f64());
+        report.warnings.push(format!(
+            "started {:.3}s after --start-at: connecting took longer than the time left, or \
+             this host's clock is ahead; the agents' load did not begin together, so start \
+             them earlier or set --start-at later",
+            late.as_secs_f64()
+        ));
+    }
     if stopped.is_some() {
         report.mark_interrupted();
     }
@@ -398,6 +423,10 @@ enum ThreadFailure {
 /// What all client threads share (read-only but for the once-set fields).
 struct Shared<'a> {
     config: &'a StressConfig,
+    /// Global index of the first connection of this process (its `--segment`'s).
+    first: usize,
+    /// With `--start-at`: how late the load started, if it did.
+    start_late: OnceLock<Duration>,
     payload: PayloadSpec,
     addr: SocketAddr,
     sources: Vec<IpAddr>,
@@ -406,6 +435,46 @@ struct Shared<'a> {
     load_start: OnceLock<Instant>,
     backend: Backend,
     opts: &'a RunOptions,
+}
+
+impl Shared<'_> {
+    /// The common start of the load: now, or with `--start-at` that wall-clock time (waited
+    /// for, unless the stop flag is raised first). A start already past is noted in
+    /// `start_late` and warned about at once.
+    fn wait_for_start(&self) -> Instant {
+        let Some(at) = self.config.start_at else {
+            return Instant::now();
+        };
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => {
+                if wait > Duration::from_millis(100) {
+                    tracing::info!(
+                        "connected; starting the load in {:.3}s (--start-at)",
+                        wait.as_secs_f64()
+                    );
+                }
+                let stop = self.opts.stop.as_deref();
+                while let Ok(left) = at.duration_since(SystemTime::now()) {
+                    if left.is_zero() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        break;
+                    }
+                    // Sleep in slices: the wall clock may be stepped meanwhile, and Ctrl-C
+                    // must not wait for the whole delay.
+                    thread::sleep(left.min(Duration::from_millis(50)));
+                }
+            }
+            Err(past) => {
+                let late = past.duration();
+                tracing::warn!(
+                    "starting {:.3}s after --start-at (connecting took longer, or the clock is \
+                     ahead)",
+                    late.as_secs_f64()
+                );
+                let _ = self.start_late.set(late);
+            }
+        }
+        Instant::now()
+    }
 }
 
 /// What a client thread hands back.
@@ -428,7 +497,11 @@ fn client_thread(
         barrier: &shared.barrier,
         passed: false,
     };
-    let globals = connections_of_thread(t, threads, shared.config.connections);
+    let globals: Vec<usize> =
+        connections_of_thread(t, threads, shared.config.own_connections().len())
+            .into_iter()
+            .map(|c| c + shared.first)
+            .collect();
     let entries = (globals.len() * 2 + 16).next_power_of_two().clamp(64, 4096) as u32;
     let port = Port::new(&PortConfig {
         entries,

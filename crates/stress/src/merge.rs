@@ -1,0 +1,599 @@
+//! `ringport merge`: several agents' results and interval logs added into one result.
+//!
+//! This module is responsible for [`merge`]: given the `--json` results and `--hdr-log`
+//! interval logs of runs of one workload on several hosts (usually `--segment 1/N` .. `N/N`
+//! started together with `--start-at`), it produces the [`StressReport`] and [`IntervalLog`]
+//! that one run of the whole workload would have written. Nothing is averaged:
+//!
+//! * **Histograms are added.** Latency and connect-time percentiles are read from the sum of
+//!   the agents' histograms (their interval logs), never from their percentiles: averaging
+//!   p99s is wrong whenever the agents saw different loads.
+//! * **Counts are summed**: messages, bytes, errors by kind, connections, threads, client CPU.
+//!   Fairness (messages per connection) is taken exactly over the union of the agents'
+//!   connections (the results carry per-connection counts run-length encoded).
+//! * **Time is wall-clock time.** The merged run starts at the earliest agent's measured start
+//!   and ends at the latest agent's end; rates are divided by that span. Per-second intervals
+//!   are aligned on wall-clock time: an agent's interval starting `d` seconds after the merged
+//!   start is added into merged interval `round(d)` (agents started by `--start-at` are
+//!   milliseconds apart, so their seconds coincide).
+//!
+//! # Refusals
+//!
+//! A result is paired with its log by the run id both carry. Each error is one line: a file that
+//! is neither kind; a result without its log (percentiles cannot be merged without histograms)
+//! or a log without its result; a log whose histograms do not hold its result's count; the same
+//! run or segment twice; an already merged result; and runs of **different workloads** (target,
+//! mode, payload and size, stop condition, pipeline, window, seed, warm-up, whole-run
+//! connections and rate, number of segments), naming the first field that differs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+
+use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::report::{fairness_of_runs, AgentRun, Spread, StreamFigures, StressReport};
+use crate::stats::{new_histogram, LatencySummary};
+
+/// One input file: its name (for messages) and contents.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The file name as given.
+    pub name: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why the files cannot be merged: one line naming the file(s) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MergeError(pub String);
+
+fn refuse<T>(msg: impl Into<String>) -> Result<T, MergeError> {
+    Err(MergeError(msg.into()))
+}
+
+/// The merged run.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The result, as one run's (with `merged_from` listing the agents).
+    pub report: StressReport,
+    /// The interval log, as one run's.
+    pub log: IntervalLog,
+}
+
+/// One agent: its result, its log, and where they came from.
+struct Agent {
+    report: StressReport,
+    log: IntervalLog,
+    json_name: String,
+    log_name: String,
+}
+
+/// What must be equal for two runs to be parts of one workload: `(field, value)`.
+fn workload(r: &StressReport) -> Vec<(&'static str, String)> {
+    let window = r.stream.as_ref().map(|s| s.window_bytes);
+    vec![
+        ("target", r.target.clone()),
+        ("mode", r.mode.clone()),
+        ("payload", r.payload.clone()),
+        ("stop", r.stop.clone()),
+        ("pipeline", r.pipeline.to_string()),
+        ("window", format!("{window:?}")),
+        ("seed", r.seed.to_string()),
+        ("warm-up", format!("{}s", r.warmup_s)),
+        ("connections", r.connections_total.to_string()),
+        (
+            "rate",
+            r.target_rate_total
+                .map_or_else(|| "none".to_string(), |x| x.to_string()),
+        ),
+        (
+            "segments",
+            r.segment
+                .map_or_else(|| "none".to_string(), |s| s.count.to_string()),
+        ),
+    ]
+}
+
+/// Reads `inputs` (results and interval logs, in any order) and adds them into one run. See
+/// the module docs.
+///
+/// # Errors
+///
+/// A [`MergeError`] for each refusal listed in the module docs.
+pub fn merge(inputs: &[Input]) -> Result<Merged, MergeError> {
+    let mut results: Vec<(String, StressReport)> = Vec::new();
+    let mut logs: Vec<(String, IntervalLog)> = Vec::new();
+    for input in inputs {
+        let is_json = input
+            .bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'{');
+        if is_json {
+            let text = String::from_utf8_lossy(&input.bytes);
+            let r = StressReport::from_json(&text).map_err(|e| {
+                MergeError(format!(
+                    "{}: not a ringport stress --json result ({e})",
+                    input.name
+                ))
+            })?;
+            if !r.merged_from.is_empty() {
+                return refuse(format!(
+                    "{}: already a merged result; merge the agents' own results instead",
+                    input.name
+                ));
+            }
+            results.push((input.name.clone(), r));
+        } else {
+            let log = IntervalLog::parse(&input.bytes).map_err(|e| {
+                MergeError(format!(
+                    "{}: neither a ringport stress --json result nor an interval log: {e}",
+                    input.name
+                ))
+            })?;
+            logs.push((input.name.clone(), log));
+        }
+    }
+    if results.is_empty() {
+        return refuse(
+            "no --json result among the files: give each agent's --json result and its --hdr-log",
+        );
+    }
+    let agents = pair(results, logs)?;
+    check_workloads(&agents)?;
+    let mut warnings = check_segments(&agents)?;
+    add(agents, &mut warnings)
+}
+
+/// Pairs each result with the log of the same run id.
+fn pair(
+    results: Vec<(String, StressReport)>,
+    mut logs: Vec<(String, IntervalLog)>,
+) -> Result<Vec<Agent>, MergeError> {
+    let mut agents = Vec::with_capacity(results.len());
+    for (json_name, report) in results {
+        if let Some(other) = agents
+            .iter()
+            .find(|a: &&Agent| a.report.run_id == report.run_id)
+        {
+            return refuse(format!(
+                "{json_name} and {} are the same run ({}): give each agent's result once",
+                other.json_name, report.run_id
+            ));
+        }
+        let Some(k) = logs
+            .iter()
+            .position(|(_, l)| l.run_id.as_deref() == Some(report.run_id.as_str()))
+        else {
+            return refuse(format!(
+                "{json_name} (run {}): its --hdr-log is not among the files; percentiles can \
+                 only be merged from histograms, so give each agent's --json and --hdr-log",
+                report.run_id
+            ));
+        };
+        let (log_name, log) = logs.swap_remove(k);
+        let held = log
+            .total(TAG_LATENCY)
+            .map_err(|e| MergeError(format!("{log_name}: {e}")))?
+            .map_or(0, |h| h.len());
+        if held != report.latency_us.count {
+            return refuse(format!(
+                "{log_name}: its latency histograms hold {held} values but {json_name} counts {}: \
+                 the log is not complete (written by an older ringport, or cut short)",
+                report.latency_us.count
+            ));
+        }
+        agents.push(Agent {
+            report,
+            log,
+            json_name,
+            log_name,
+        });
+    }
+    if let Some((name, log)) = logs.first() {
+        return refuse(match &log.run_id {
+            Some(id) => format!(
+                "{name} (run {id}) has no --json result among the files: give each agent's \
+                 result with its log"
+            ),
+            None => format!(
+                "{name} names no ringport run: only logs written by ringport stress --hdr-log \
+                 can be paired with their results"
+            ),
+        });
+    }
+    // In segment order, then by start: the merged report lists them so.
+    agents.sort_by(|a, b| {
+        let key = |x: &Agent| x.report.segment.map_or(0, |s| s.index);
+        key(a).cmp(&key(b)).then(
+            a.report
+                .started_at_unix_s
+                .total_cmp(&b.report.started_at_unix_s),
+        )
+    });
+    Ok(agents)
+}
+
+fn check_workloads(agents: &[Agent]) -> Result<(), MergeError> {
+    let first = &agents[0];
+    let want = workload(&first.report);
+    for a in &agents[1..] {
+        for ((field, x), (_, y)) in want.iter().zip(workload(&a.report)) {
+            if *x != y {
+                return refuse(format!(
+                    "cannot merge {} and {}: different workloads ({field} {x} vs {y}); merge \
+                     only the agents of one run",
+                    first.json_name, a.json_name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a segment given twice; warns about missing ones.
+fn check_segments(agents: &[Agent]) -> Result<Vec<String>, MergeError> {
+    let Some(count) = agents[0].report.segment.map(|s| s.count) else {
+        return Ok(Vec::new());
+    };
+    let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
+    for a in agents {
+        let seg = a
+            .report
+            .segment
+            .expect("same workload: every agent has a segment");
+        if let Some(other) = seen.insert(seg.index, &a.json_name) {
+            return refuse(format!(
+                "segment {seg} given twice ({other} and {}): each agent must run its own share",
+                a.json_name
+            ));
+        }
+    }
+    let missing: Vec<String> = (1..=count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| format!("{i}/{count}"))
+        .collect();
+    Ok(if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "segments {} missing: the merged result covers {} of {count} shares of the run",
+            missing.join(" "),
+            seen.len()
+        )]
+    })
+}
+
+fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeError> {
+    let rate_mode = agents[0].report.mode == "rate";
+    let bad_log = |a: &Agent, e: String| MergeError(format!("{}: {e}", a.log_name));
+    // Histograms, added.
+    let mut latency = new_histogram();
+    let mut uncorrected = new_histogram();
+    let mut connect = new_histogram();
+    for a in &agents {
+        for (tag, into) in [
+            (TAG_LATENCY, &mut latency),
+            (TAG_UNCORRECTED, &mut uncorrected),
+            (TAG_CONNECT, &mut connect),
+        ] {
+            if let Some(h) = a.log.total(tag).map_err(|e| bad_log(a, e))? {
+                into.add(&h).map_err(|e| bad_log(a, format!("{e:?}")))?;
+            }
+        }
+    }
+    // Wall-clock span.
+    let start = agents
+        .iter()
+        .map(|a| a.report.started_at_unix_s)
+        .fold(f64::INFINITY, f64::min);
+    let end = agents
+        .iter()
+        .map(|a| a.report.started_at_unix_s + a.report.duration_s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let secs = (end - start).max(0.0);
+    let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+    let spread = agents
+        .iter()
+        .map(|a| a.report.started_at_unix_s - start)
+        .fold(0.0, f64::max);
+    if spread > 1.0 {
+        warnings.push(format!(
+            "the agents began measuring up to {spread:.3}s apart: their loads overlapped only in \
+             part; start them together with --start-at"
+        ));
+    }
+    let mut backends: Vec<String> = Vec::new();
+    for a in &agents {
+        if !backends.contains(&a.report.backend) {
+            backends.push(a.report.backend.clone());
+        }
+    }
+    let mut report = agents[0].report.clone();
+    report.backend = backends.join("+");
+    report.run_id = format!("{:016x}", rand::random::<u64>());
+    report.segment = None;
+    report.connections = 0;
+    report.connections_established = 0;
+    report.threads = 0;
+    report.messages = 0;
+    report.bytes = 0;
+    report.errors = 0;
+    report.errors_by_kind = Default::default();
+    report.first_error = None;
+    report.interrupted = false;
+    report.client_cpu_pct.clear();
+    report.warnings.clear();
+    report.start_late_s = None;
+    let mut target_rate = None::<f64>;
+    let mut per_connection = Vec::new();
+    let mut echoed_per_connection = Vec::new();
+    let mut stream_bytes = 0;
+    for a in &agents {
+        let r = &a.report;
+        report.connections += r.connections;
+        report.connections_established += r.connections_established;
+        report.threads += r.threads;
+        report.messages += r.messages;
+        report.bytes += r.bytes;
+        report.errors += r.errors;
+        report.errors_by_kind.merge(&r.errors_by_kind);
+        if report.first_error.is_none() {
+            report.first_error.clone_from(&r.first_error);
+        }
+        report.interrupted |= r.interrupted;
+        report.client_cpu_pct.extend_from_slice(&r.client_cpu_pct);
+        if let Some(late) = r.start_late_s {
+            report.start_late_s = Some(report.start_late_s.map_or(late, |l| l.max(late)));
+        }
+        if let Some(rate) = r.target_rate {
+            *target_rate.get_or_insert(0.0) += rate;
+        }
+        per_connection.extend_from_slice(&r.messages_per_connection);
+        if let Some(e) = &r.echoed_bytes_per_connection {
+            echoed_per_connection.extend_from_slice(e);
+        }
+        if let Some(st) = &r.stream {
+            stream_bytes += st.bytes;
+        }
+        let who = r
+            .segment
+            .map_or_else(|| format!("run {}", r.run_id), |s| format!("segment {s}"));
+        report
+            .warnings
+            .extend(r.warnings.iter().map(|w| format!("{who}: {w}")));
+    }
+    report.warnings.append(warnings);
+    report.target_rate = target_rate;
+    report.started_at_unix_s = start;
+    report.duration_s = secs;
+    report.msgs_per_s = per_s(report.messages as f64);
+    report.mib_per_s = per_s(report.bytes as f64) / (1u64 << 20) as f64;
+    report.latency_us = summary(&latency);
+    report.latency_uncorrected_us = rate_mode.then(|| summary(&uncorrected));
+    report.connect_us = summary(&connect);
+    report.messages_per_connection = sorted_runs(&per_connection);
+    report.fairness = fairness_of_runs(&per_connection).unwrap_or(report.fairness);
+    report.echoed_bytes_per_connection = report
+        .stream
+        .is_some()
+        .then(|| sorted_runs(&echoed_per_connection));
+    if let Some(st) = &mut report.stream {
+        let gbit = |bytes: f64| per_s(bytes * 8.0) / 1e9;
+        let f = fairness_of_runs(&echoed_per_connection);
+        *st = StreamFigures {
+            bytes: stream_bytes,
+            seconds: secs,
+            gbit_per_s: gbit(stream_bytes as f64),
+            mib_per_s: per_s(stream_bytes as f64) / (1u64 << 20) as f64,
+            per_connection_gbit_per_s: f.map_or(st.per_connection_gbit_per_s, |f| Spread {
+                min: gbit(f.min as f64),
+                median: gbit(f.median as f64),
+                max: gbit(f.max as f64),
+            }),
+            ..st.clone()
+        };
+    }
+    report.merged_from = agents
+        .iter()
+        .map(|a| AgentRun {
+            run_id: a.report.run_id.clone(),
+            segment: a.report.segment,
+            backend: a.report.backend.clone(),
+            connections: a.report.connections,
+            messages: a.report.messages,
+            errors: a.report.errors,
+            started_at_unix_s: a.report.started_at_unix_s,
+            duration_s: a.report.duration_s,
+            start_late_s: a.report.start_late_s,
+        })
+        .collect();
+    let log = merged_log(&agents, &report, connect)?;
+    Ok(Merged { report, log })
+}
+
+fn summary(h: &Histogram<u64>) -> LatencySummary {
+    LatencySummary::of(h).unwrap_or(LatencySummary {
+        min: 0,
+        p50: 0,
+        p90: 0,
+        p99: 0,
+        p999: 0,
+        max: 0,
+        mean: 0.0,
+        stdev: 0.0,
+        count: 0,
+    })
+}
+
+/// Run-length pairs combined and sorted.
+fn sorted_runs(runs: &[[u64; 2]]) -> Vec<[u64; 2]> {
+    let mut m: BTreeMap<u64, u64> = BTreeMap::new();
+    for &[v, n] in runs {
+        *m.entry(v).or_default() += n;
+    }
+    m.into_iter().map(|(v, n)| [v, n]).collect()
+}
+
+/// The agents' intervals aligned on wall-clock seconds and added (see the module docs), with
+/// one `connect` interval over the merged run. One histogram is decoded at a time.
+fn merged_log(
+    agents: &[Agent],
+    report: &StressReport,
+    connect: Histogram<u64>,
+) -> Result<IntervalLog, MergeError> {
+    let start = agents
+        .iter()
+        .map(|a| a.log.start)
+        .min()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let tag_order = |t: &str| match t {
+        TAG_LATENCY => Some(0u8),
+        TAG_UNCORRECTED => Some(1),
+        _ => None,
+    };
+    // (second, tag order) -> the agents' intervals that fall there.
+    let mut slots: BTreeMap<(u64, u8), Vec<&LogInterval>> = BTreeMap::new();
+    for a in agents {
+        let offset = a.log.start.duration_since(start).unwrap_or_default();
+        for i in &a.log.intervals {
+            let Some(order) = tag_order(&i.tag) else {
+                continue;
+            };
+            let second = (offset + i.start).as_secs_f64().round() as u64;
+            slots.entry((second, order)).or_default().push(i);
+        }
+    }
+    let measured = Duration::from_secs_f64(report.duration_s.max(0.0));
+    let mut intervals = vec![LogInterval::new(
+        TAG_CONNECT,
+        Duration::ZERO,
+        measured,
+        &connect,
+    )];
+    for ((second, order), parts) in slots {
+        let mut sum = new_histogram();
+        let mut length = Duration::ZERO;
+        for i in parts {
+            let h = i.histogram().map_err(MergeError)?;
+            sum.add(&h).map_err(|e| MergeError(format!("{e:?}")))?;
+            length = length.max(i.length);
+        }
+        let tag = if order == 0 {
+            TAG_LATENCY
+        } else {
+            TAG_UNCORRECTED
+        };
+        intervals.push(LogInterval::new(
+            tag,
+            Duration::from_secs(second),
+            length,
+            &sum,
+        ));
+    }
+    Ok(IntervalLog {
+        start,
+        run_id: Some(report.run_id.clone()),
+        segment: None,
+        intervals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StressConfig;
+    use crate::segment::Segment;
+    use crate::stats::ThreadStats;
+    use crate::verify::{Completed, SendStamp};
+    use std::time::Instant;
+
+    /// Agent `index` of `count`: its result and log as files, with `latencies` completing at
+    /// the given milliseconds into its run, which began at `started` (unix seconds).
+    fn agent(index: usize, count: usize, started: f64, latencies: &[(u64, u64)]) -> [Input; 2] {
+        let config = StressConfig {
+            connections: 4,
+            count: Some(3),
+            size: Some(64),
+            segment: Some(Segment { index, count }),
+            ..StressConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut stats = ThreadStats::new(config.own_connections().len());
+        stats.start_intervals(t0);
+        for (k, &(at_ms, lat_us)) in latencies.iter().enumerate() {
+            let done_at = t0 + Duration::from_millis(at_ms);
+            let sent = done_at - Duration::from_micros(lat_us);
+            let stamp = SendStamp {
+                index: k as u64 + 1,
+                intended: sent,
+                sent,
+            };
+            stats.record_message(0, &Completed { stamp, len: 64 }, done_at);
+        }
+        let mut r = StressReport::build(&config, &stats, Duration::from_millis(2500), "uring");
+        r.started_at_unix_s = started;
+        let mut log = Vec::new();
+        r.interval_log(&stats).write_to(&mut log).unwrap();
+        [
+            Input {
+                name: format!("a{index}.json"),
+                bytes: r.to_json().into_bytes(),
+            },
+            Input {
+                name: format!("a{index}.hlog"),
+                bytes: log,
+            },
+        ]
+    }
+
+    #[test]
+    fn intervals_align_on_wall_clock_seconds() {
+        // Agent 2 began 0.3 s after agent 1: its second 0 is merged second 0, and so on.
+        let a = agent(1, 2, 1_000.0, &[(100, 10), (1100, 20), (2100, 30)]);
+        let b = agent(2, 2, 1_000.3, &[(100, 40), (1100, 50)]);
+        let m = merge(&[a, b].concat()).unwrap();
+        let seconds: Vec<(u64, Vec<u64>)> = m
+            .log
+            .intervals
+            .iter()
+            .filter(|i| i.tag == TAG_LATENCY)
+            .map(|i| {
+                let h = i.histogram().unwrap();
+                let values = h.iter_recorded().map(|v| v.value_iterated_to()).collect();
+                (i.start.as_secs(), values)
+            })
+            .collect();
+        assert_eq!(
+            seconds,
+            vec![(0, vec![10, 40]), (1, vec![20, 50]), (2, vec![30])]
+        );
+        assert_eq!(m.report.messages, 5);
+        assert_eq!(m.report.latency_us.max, 50);
+        assert_eq!(m.report.started_at_unix_s, 1_000.0);
+        assert!(
+            (m.report.duration_s - 2.8).abs() < 1e-9,
+            "{}",
+            m.report.duration_s
+        );
+        assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
+    }
+
+    #[test]
+    fn a_missing_segment_is_warned_and_a_repeated_one_refused() {
+        let a = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let b = agent(3, 3, 1_000.0, &[(100, 10)]);
+        let m = merge(&[a, b].concat()).unwrap();
+        assert!(
+            m.report.warnings[0].starts_with("segments 2/3 missing"),
+            "{:?}",
+            m.report.warnings
+        );
+        let a = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let again = agent(1, 3, 1_000.0, &[(100, 10)]);
+        let e = merge(&[a, again].concat()).unwrap_err();
+        assert!(e.0.contains("segment 1/3 given twice"), "{e}");
+    }
+}
