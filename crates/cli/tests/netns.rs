@@ -127,7 +127,7 @@ fn hosts_are_torn_down_when_the_test_panics_and_stale_ones_are_removed() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let Some(hosts) = Hosts::up(1) else { return };
+    let hosts = Hosts::up(1).expect("namespaces were created a moment ago");
     assert!(
         namespaces(stale).is_empty(),
         "stale hosts left: {:?}",

@@ -184,7 +184,7 @@ impl Hosts {
         let mut cmd = self.ringport(i);
         cmd.args(["serve", "--bind", &self.addr(i).to_string()])
             .args(["--port", &port.to_string()]);
-        if !extra.iter().any(|a| *a == "--max-per-ip") {
+        if !extra.contains(&"--max-per-ip") {
             cmd.args(["--max-per-ip", "0"]);
         }
         cmd.args(extra);
