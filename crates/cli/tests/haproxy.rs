@@ -43,7 +43,7 @@ impl Haproxy {
             .map(|i| format!("    server s{i} {}:{PORT}\n", hosts.addr(i)))
             .collect();
         let cfg = format!(
-            "global\n    maxconn 5000\n    stats socket {sock} mode 600 level admin\n\n\
+            "global\n    maxconn 3000\n    stats socket {sock} mode 600 level admin\n\n\
              defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    \
              timeout server 30s\n    retries 2\n    option redispatch\n\n\
              frontend echo\n    bind {proxy}:{PORT}\n    default_backend servers\n\n\
