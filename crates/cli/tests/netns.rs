@@ -113,9 +113,9 @@ fn hosts_are_torn_down_when_the_test_panics_and_stale_ones_are_removed() {
         namespaces(&prefix)
     );
 
-    // Hosts of a test process that died before tearing down (pid 0 never is a test's): the next
+    // Hosts of a test process that died before tearing down (pid 0 is never a test's): the next
     // `Hosts::up` removes them, processes included.
-    let stale = "rpt-0-7";
+    let stale = &format!("rpt-0-{}", std::process::id());
     let ok = Command::new(script())
         .args(["up", stale, "2"])
         .status()
