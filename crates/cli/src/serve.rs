@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// with a single listener.
     #[arg(long)]
     reuse_port: bool,
+    /// The listen backlog: connections the kernel completes and queues before the server accepts
+    /// them (capped by net.core.somaxconn). Beyond it, new connections wait for the queue to
+    /// drain (their handshake is retried) or are refused. Per listener: the completion model has
+    /// one per worker.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i32).range(1..=1 << 20))]
+    backlog: i32,
 }
 
 /// Accepts exactly [`Model::NAMES`], which `--help` and the error for another name list.
@@ -142,6 +148,7 @@ impl ServeArgs {
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
+            backlog: self.backlog,
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {

@@ -41,6 +41,47 @@ for_each_model! {
         assert!(server.wait_exit(Duration::from_secs(8)).success(), "{}", server.stderr());
     }
 
+    fn health_checks_connect_and_close_are_not_logged_at_the_default_level(model: &str) {
+        // What a load balancer's TCP health check does: connect, then close at once, with a FIN
+        // or (HAProxy and others, to spare a TIME_WAIT) a reset; sometimes a half-close.
+        let mut cmd = bin();
+        cmd.env_remove("RUST_LOG")
+            .args(["serve", "--port", "0", "--workers", "2"])
+            .args(model_args(model));
+        let mut server = Server::spawn(cmd);
+        for i in 0..30 {
+            let s = std::net::TcpStream::connect(server.addr).unwrap();
+            match i % 3 {
+                0 => drop(s),
+                1 => {
+                    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+                    drop(s);
+                }
+                _ => {
+                    s.shutdown(Shutdown::Write).unwrap();
+                    let mut rest = Vec::new();
+                    let mut s = s;
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s.read_to_end(&mut rest).unwrap();
+                    assert!(rest.is_empty());
+                }
+            }
+        }
+        // Still serving.
+        round_trip(&mut server.connect(), b"after the checks");
+        std::thread::sleep(Duration::from_millis(200));
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(10)).success());
+        let stderr = server.stderr();
+        let loud: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .collect();
+        assert!(loud.is_empty(), "health checks logged: {loud:?}");
+        let (served, _, _) = server.summary_counts();
+        assert!(served >= 1, "{}", server.stdout());
+    }
+
     fn one_byte_to_eight_mib_in_random_chunks(model: &str) {
         let server = Server::start(model, &[]);
         let mut rng = Rng::new(1);

@@ -3,6 +3,8 @@
 //! Every helper is bounded in time and panics with a message that points at the caller.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -98,8 +100,11 @@ impl Server {
     /// Spawns `cmd` (a `serve` command line) and waits for its `listening on` line.
     #[track_caller]
     pub fn spawn(mut cmd: Command) -> Server {
-        cmd.env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
+        // Quiet unless the caller chose a level.
+        if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            cmd.env("RUST_LOG", "warn");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ringport serve");
@@ -240,6 +245,52 @@ impl Server {
     /// What the server printed on stderr.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// From the summary printed at exit: (connections served, bytes echoed, bytes received).
+    #[track_caller]
+    pub fn summary_counts(&self) -> (u64, u64, u64) {
+        let out = self.stdout();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("summary:"))
+            .unwrap_or_else(|| panic!("no summary in {out:?}"));
+        let num_before = |word: &str| -> u64 {
+            let at = line
+                .find(word)
+                .unwrap_or_else(|| panic!("no {word:?} in {line}"));
+            line[..at]
+                .split_whitespace()
+                .last()
+                .and_then(|n| n.trim_start_matches('(').parse().ok())
+                .unwrap_or_else(|| panic!("no number before {word:?} in {line}"))
+        };
+        (
+            num_before(" connections served"),
+            num_before(" bytes echoed"),
+            num_before(" received)"),
+        )
+    }
+
+    /// From the last `--stats` line: (connections open, accepted, bytes in, bytes out), or
+    /// `None` before the first.
+    pub fn last_stats(&self) -> Option<(u64, u64, u64, u64)> {
+        let err = self.stderr();
+        let line = err.lines().rev().find(|l| l.starts_with("stats: "))?;
+        let num_before = |word: &str| -> Option<u64> {
+            let at = line.find(word)?;
+            line[..at].split_whitespace().last()?.parse().ok()
+        };
+        let after = |word: &str| -> Option<u64> {
+            let at = line.find(word)? + word.len();
+            line[at..].split_whitespace().next()?.parse().ok()
+        };
+        Some((
+            num_before(" open,")?,
+            num_before(" accepted")?,
+            after(", in ")?,
+            after(", out ")?,
+        ))
     }
 
     /// Waits (at most `limit`) until `cond` holds, polling.
