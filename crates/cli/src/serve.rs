@@ -67,8 +67,12 @@ pub struct ServeArgs {
     /// the remaining connections.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
     drain_timeout: f64,
-    /// The one buffer each connection holds, in bytes: a connection receives no more until its
-    /// echo has been sent, so this bounds the server's memory per connection.
+    /// Each connection's buffer, in bytes: the bound on the server's memory per connection.
+    ///
+    /// The threaded and single models read into one buffer of this size and echo it before
+    /// reading again. The completion model takes pool buffers of this size (up to 16 KiB) only
+    /// when bytes arrive, and holds at most this plus one pool buffer of received bytes not yet
+    /// echoed, so a stream's next bytes arrive while the last are sent.
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
     buffer_size: u32,
     /// The completion port's mechanism: `auto` (io_uring, or epoll with one warning naming why

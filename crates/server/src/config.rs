@@ -69,8 +69,9 @@ pub struct ServeConfig {
     pub workers: usize,
     /// The server design.
     pub model: Model,
-    /// The one buffer a connection holds, in bytes: it receives no more until this much is
-    /// echoed.
+    /// A connection's memory bound, in bytes: the buffer of the blocking models; the completion
+    /// model holds at most this plus one pool buffer of received bytes not yet echoed
+    /// (`completion::recv_limit`).
     pub buffer_size: usize,
     /// How long a graceful shutdown may spend echoing what was already received.
     pub drain_timeout: Duration,

@@ -81,7 +81,7 @@ impl Worker<'_> {
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let (echo, todo) = MultiEcho::start(self.draining, self.cfg.buffer_size, self.max_chunks);
+        let (echo, todo) = MultiEcho::start(self.draining, self.recv_limit, self.max_chunks);
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),
             echo,

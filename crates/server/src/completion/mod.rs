@@ -247,6 +247,14 @@ pub(crate) fn max_chunks(cfg: &ServeConfig) -> usize {
     cfg.buffer_size.div_ceil(pool_buffer_size(cfg)).max(1) + 1
 }
 
+/// The most received bytes a connection may hold before they are echoed: what its
+/// [`max_chunks`] buffers hold. At the default, a stream's next 16 KiB arrive while the last
+/// 16 KiB are sent, and both leave in one gathered send: half the receives and sends per byte
+/// of a bound at `buffer_size` bytes, which alternated one receive and one send per buffer.
+pub(crate) fn recv_limit(cfg: &ServeConfig) -> usize {
+    max_chunks(cfg) * pool_buffer_size(cfg)
+}
+
 #[cfg(test)]
 mod pool_size_tests {
     use super::*;
@@ -266,5 +274,9 @@ mod pool_size_tests {
         assert_eq!(max_chunks(&cfg(16_384)), 2);
         assert_eq!(max_chunks(&cfg(65_536)), 5);
         assert_eq!(max_chunks(&cfg(70_000)), 6);
+        // Bytes: what those buffers hold.
+        assert_eq!(recv_limit(&cfg(1000)), 2000);
+        assert_eq!(recv_limit(&cfg(16_384)), 32_768);
+        assert_eq!(recv_limit(&cfg(70_000)), 6 * 16_384);
     }
 }

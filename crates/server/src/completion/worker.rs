@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use super::conn::Conn;
 use super::timeouts::Timeouts;
-use super::{max_chunks, Shared, SHUTDOWN};
+use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::slots::Slots;
@@ -39,6 +39,8 @@ pub(super) struct Worker<'a> {
     pub(super) unflushed: Vec<u64>,
     /// Most buffers a connection may hold queued for its echo.
     pub(super) max_chunks: usize,
+    /// The most received bytes a connection may hold unechoed (see [`recv_limit`]).
+    pub(super) recv_limit: usize,
     pub(super) draining: bool,
     pub(super) drain_deadline: Option<Instant>,
     pub(super) forced: bool,
@@ -81,6 +83,7 @@ impl<'a> Worker<'a> {
             starved: VecDeque::new(),
             unflushed: Vec::new(),
             max_chunks: max_chunks(cfg),
+            recv_limit: recv_limit(cfg),
             draining: false,
             drain_deadline: None,
             forced: false,
