@@ -3,6 +3,10 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+#[cfg(unix)]
+mod bench;
+#[cfg(windows)]
+#[path = "bench_windows.rs"]
 mod bench;
 mod send;
 mod serve;

@@ -11,7 +11,9 @@ use anyhow::Context;
 use clap::Args;
 use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::{Live, Model, ServeConfig, Shutdown};
+#[cfg(unix)]
 use signal_hook::consts::{SIGINT, SIGTERM};
+#[cfg(unix)]
 use signal_hook::iterator::Signals;
 
 /// Flags of `ringport serve`.
@@ -147,12 +149,9 @@ impl ServeArgs {
 }
 
 /// Runs the server until it has shut down.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config();
-    let args_stats = args.stats;
-    let shutdown = Shutdown::new();
-
-    // Signals first, so that one arriving right after the `listening on` line is not lost.
+/// SIGINT and SIGTERM start the graceful shutdown; a second one exits at once (130).
+#[cfg(unix)]
+fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let on_signal = shutdown.clone();
     std::thread::Builder::new()
@@ -170,6 +169,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         })
         .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Ctrl-C and Ctrl-Break (and closing the console) start the graceful shutdown, through a console
+/// control handler; a second one exits at once (130).
+#[cfg(windows)]
+fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let on_ctrl = shutdown.clone();
+    let seen = AtomicUsize::new(0);
+    ringport_port::os::on_console_ctrl(move || {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("ringport: Ctrl-C: shutting down gracefully (again to exit at once)");
+            on_ctrl.trigger();
+        } else {
+            eprintln!("ringport: Ctrl-C again: exiting at once");
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the console control handler")?;
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config();
+    let args_stats = args.stats;
+    let shutdown = Shutdown::new();
+
+    // Signals first, so that one arriving right after the `listening on` line is not lost.
+    install_signals(&shutdown)?;
 
     let running = ringport_server::start(&cfg, shutdown.clone())?;
     {

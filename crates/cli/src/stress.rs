@@ -177,11 +177,23 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     }
     // Ctrl-C once: stop sending, verify what is in flight, report. Twice: exit at once.
     let stop = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
+    }
+    // Ctrl-C and Ctrl-Break, through a console control handler.
+    #[cfg(windows)]
+    {
+        let on_ctrl = Arc::clone(&stop);
+        ringport_port::os::on_console_ctrl(move || {
+            if on_ctrl.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .context("cannot install the console control handler")?;
     }
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));

@@ -127,6 +127,8 @@ pub(crate) struct OpState {
     slots: Box<[IoSlot]>,
     /// Slots posted and not yet dequeued.
     in_system: usize,
+    /// Slots whose result waits in the driver's `ready` queue (finished inline).
+    queued: usize,
     /// WSARecv's flags (in and out).
     flags: u32,
     /// A `nowait` receive (its cancellation means "nothing was ready").
@@ -156,6 +158,7 @@ impl OpState {
         OpState {
             slots: (0..slots as u32).map(|i| IoSlot::new(token, i)).collect(),
             in_system: 0,
+            queued: 0,
             flags: 0,
             nowait: false,
             cancelled: false,
@@ -480,11 +483,16 @@ impl IocpDriver {
                     unsafe { CancelIoEx(s as HANDLE, ov) };
                 }
             }
-            Issued::Done(result) => self.ready.push_back(Raw::Io {
-                token,
-                index,
-                result: Some(result),
-            }),
+            Issued::Done(result) => {
+                if let Some(state) = inflight.addr.as_deref_mut() {
+                    state.queued += 1;
+                }
+                self.ready.push_back(Raw::Io {
+                    token,
+                    index,
+                    result: Some(result),
+                })
+            }
         }
     }
 
@@ -497,7 +505,6 @@ impl IocpDriver {
         index: u32,
         pool: Option<&mut BufPool>,
     ) -> Issued {
-        let kind = inflight.kind;
         let state = inflight
             .addr
             .as_deref_mut()
@@ -815,7 +822,10 @@ impl IocpDriver {
         let s = s.expect("an I/O operation has a socket");
         let slot = &mut state.slots[index as usize];
         let mut res = match result {
-            Some(r) => r,
+            Some(r) => {
+                state.queued = state.queued.saturating_sub(1);
+                r
+            }
             None => {
                 let (mut bytes, mut flags) = (0u32, 0u32);
                 // SAFETY: the OVERLAPPED was dequeued from the port: its status is final;
@@ -875,7 +885,7 @@ impl IocpDriver {
                     let inflight = table.get_mut(token).expect("still in the table");
                     let issued = self.issue(s, skip, inflight, index, pool);
                     self.started(token, inflight, index, issued);
-                } else if state.in_system == 0 {
+                } else if state.in_system == 0 && state.queued == 0 {
                     let code = state.ending.unwrap_or(WSA_OPERATION_ABORTED);
                     table.remove(token);
                     out.push(Completion {
