@@ -6,9 +6,12 @@
 //!
 //! # Limits
 //!
-//! The figures cover one process and all its threads. CPU used by processes it starts is not
-//! counted (external servers are started with `sh -c 'exec ...'` so the measured process is the
-//! server itself, not a shell).
+//! CPU time covers the process, all its threads and its process tree: the descendants alive at
+//! each reading, and those already exited and reaped (their parents' `cutime`/`cstime`), so a
+//! server that forks per connection (`socat ... fork`) is not reported as using no CPU. A child
+//! that exits and is never waited for is lost to the count. Memory (RSS) is the process's own.
+//! External servers are started with `sh -c 'exec ...'` so the measured process is the server
+//! itself, not a shell.
 
 use std::fs;
 use std::io;
@@ -50,6 +53,67 @@ pub fn parse_stat(text: &str) -> Option<(u64, u64)> {
     Some((utime, stime))
 }
 
+/// The fields of a `/proc/PID/stat` line that [`tree_ticks`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatCpu {
+    /// Parent pid (field 4).
+    pub ppid: u32,
+    /// User and system ticks of the process itself (fields 14 and 15).
+    pub own: (u64, u64),
+    /// User and system ticks of its waited-for children (fields 16 and 17).
+    pub children: (u64, u64),
+}
+
+/// [`StatCpu`] of a `/proc/PID/stat` line.
+pub fn parse_stat_cpu(text: &str) -> Option<StatCpu> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is the state (field 3): field n is f[n - 3].
+    let num = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    Some(StatCpu {
+        ppid: num(4)? as u32,
+        own: (num(14)?, num(15)?),
+        children: (num(16)?, num(17)?),
+    })
+}
+
+/// User and system ticks of `root` and its process tree among `procs` (pid and parsed stat of
+/// every process): each member's own ticks plus its reaped children's.
+pub fn tree_ticks(root: u32, procs: &[(u32, StatCpu)]) -> Option<(u64, u64)> {
+    procs.iter().find(|(pid, _)| *pid == root)?;
+    let mut members = vec![root];
+    let mut i = 0;
+    while i < members.len() {
+        let parent = members[i];
+        members.extend(
+            procs
+                .iter()
+                .filter(|(pid, s)| s.ppid == parent && *pid != parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    let mut total = (0, 0);
+    for (_, s) in procs.iter().filter(|(pid, _)| members.contains(pid)) {
+        total.0 += s.own.0 + s.children.0;
+        total.1 += s.own.1 + s.children.1;
+    }
+    Some(total)
+}
+
+/// Every process's [`StatCpu`] now (processes that vanish while being read are left out).
+fn all_stats() -> Vec<(u32, StatCpu)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some((pid, parse_stat_cpu(&text)?))
+    })
+    .collect()
+}
+
 /// `VmRSS` and `VmHWM` (KiB) of a `/proc/PID/status` text; 0 for a line that is missing.
 pub fn parse_status(text: &str) -> (u64, u64) {
     let field = |name: &str| {
@@ -77,6 +141,13 @@ pub fn sample(pid: u32, ticks_per_s: u64) -> io::Result<ProcSample> {
         )
     })?;
     let (rss_kib, hwm_kib) = parse_status(&status);
+    // The whole process tree when it has one (a server that forks per connection).
+    let (ut, st) = match parse_stat_cpu(&stat) {
+        Some(own) if own.children != (0, 0) || has_children(pid) => {
+            tree_ticks(pid, &all_stats()).unwrap_or((ut, st))
+        }
+        _ => (ut, st),
+    };
     let tick = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_s as f64);
     Ok(ProcSample {
         at,
@@ -85,6 +156,16 @@ pub fn sample(pid: u32, ticks_per_s: u64) -> io::Result<ProcSample> {
         rss_kib,
         hwm_kib,
     })
+}
+
+/// Whether `pid` has a child process now (`/proc/PID/task/*/children`).
+fn has_children(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .any(|t| fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty()))
 }
 
 /// Busy CPU time of the whole machine, all CPUs, in clock ticks: the `cpu` line of `/proc/stat`
@@ -199,6 +280,30 @@ mod tests {
         assert_eq!(parse_stat(line), Some((731, 205)));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) S 1 2"), None);
+    }
+
+    /// Issue 14, item 7: a server that forks per connection (socat) showed 0 CPU: its children
+    /// were not counted.
+    #[test]
+    fn issue14_the_process_tree_is_counted() {
+        let stat = |pid: u32, ppid: u32, own: (u64, u64), children: (u64, u64)| {
+            let line = format!(
+                "{pid} (socat) S {ppid} 1 1 0 -1 0 0 0 0 0 {} {} {} {} 20 0 1 0 99 1000 50",
+                own.0, own.1, children.0, children.1
+            );
+            (pid, parse_stat_cpu(&line).unwrap())
+        };
+        let procs = [
+            stat(10, 1, (1, 2), (30, 40)), // the server: its reaped children used 30 + 40
+            stat(11, 10, (100, 200), (0, 0)), // a child serving a connection
+            stat(12, 11, (5, 5), (0, 0)),  // its child
+            stat(13, 1, (999, 999), (0, 0)), // not in the tree
+            stat(14, 13, (999, 999), (0, 0)),
+        ];
+        assert_eq!(tree_ticks(10, &procs), Some((136, 247)));
+        assert_eq!(tree_ticks(12, &procs), Some((5, 5)));
+        assert_eq!(tree_ticks(99, &procs), None);
+        assert_eq!(procs[1].1.ppid, 10);
     }
 
     #[test]

@@ -202,6 +202,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         print!("{}", dry_run(&config));
         return Ok(ExitCode::SUCCESS);
     }
+    // The output directory is checked first, so a long run is not lost to a bad --out.
+    export::check_dir(&args.out)?;
     let results = runner::run(&config, &mut progress)?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;

@@ -3,6 +3,7 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+mod addr;
 #[cfg(unix)]
 mod bench;
 #[cfg(windows)]
@@ -48,6 +49,23 @@ fn init_logging() {
         .init();
 }
 
+/// The error and its causes on one line, each cause once: a cause already in the text (an
+/// error that prints its source and also returns it as its source) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -60,7 +78,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringport: error: {e:#}");
+            eprintln!("ringport: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -12,7 +12,8 @@ use clap::Args;
 /// Arguments of `ringport send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// `[HOST] [PORT] MESSAGE`: HOST defaults to 127.0.0.1, PORT to 3333.
+    /// `[HOST] [PORT] MESSAGE`: HOST defaults to 127.0.0.1, PORT to 3333; HOST may also be
+    /// written HOST:PORT or [V6]:PORT.
     #[arg(required = true, num_args = 1..=3, value_name = "[HOST] [PORT] MESSAGE")]
     args: Vec<String>,
     /// Seconds to wait for the connection and for the echo.
@@ -20,19 +21,14 @@ pub struct SendArgs {
     timeout: f64,
 }
 
-/// Splits `[HOST] [PORT] MESSAGE`: with two arguments, the first is a port if it is a number.
+/// Splits `[HOST] [PORT] MESSAGE` (HOST also as `HOST:PORT` or `[V6]:PORT`): with two
+/// arguments, the first is a port if it is all digits.
 fn split_args(args: &[String]) -> anyhow::Result<(String, u16, &str)> {
-    let port = |s: &str| -> anyhow::Result<u16> {
-        s.parse()
-            .with_context(|| format!("`{s}` is not a port number (1-65535)"))
+    let Some((msg, target)) = args.split_last() else {
+        bail!("expected [HOST] [PORT] MESSAGE");
     };
-    Ok(match args {
-        [msg] => ("127.0.0.1".into(), 3333, msg),
-        [a, msg] if a.parse::<u16>().is_ok() => ("127.0.0.1".into(), port(a)?, msg),
-        [host, msg] => (host.clone(), 3333, msg),
-        [host, p, msg] => (host.clone(), port(p)?, msg),
-        _ => bail!("expected [HOST] [PORT] MESSAGE"),
-    })
+    let (host, port) = crate::addr::parse_target(target)?;
+    Ok((host, port, msg))
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -50,7 +46,17 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         bail!("--timeout must be a positive number of seconds");
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let addr = resolve(&host, port)?;
+    let addr = resolve(&host, port).map_err(|e| {
+        if args.args.len() == 2 && !crate::addr::is_port_like(&args.args[0]) {
+            anyhow::anyhow!(
+                "{e:#} (a message of several words needs quotes: ringport send \"{} {}\")",
+                args.args[0],
+                args.args[1]
+            )
+        } else {
+            e
+        }
+    })?;
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
@@ -123,5 +129,21 @@ mod tests {
             ("h".into(), 1, "hi")
         );
         assert!(split_args(&v(&["h", "notaport", "hi"])).is_err());
+        assert!(
+            split_args(&v(&["70000", "hi"])).is_err(),
+            "issue 14: a port, not a host"
+        );
+        assert!(
+            split_args(&v(&["1.5", "hi"])).is_err(),
+            "issue 14: not a host"
+        );
+        assert_eq!(
+            split_args(&v(&["127.0.0.1:4000", "hi"])).unwrap(),
+            ("127.0.0.1".into(), 4000, "hi")
+        );
+        assert_eq!(
+            split_args(&v(&["[::1]", "4000", "hi"])).unwrap(),
+            ("::1".into(), 4000, "hi")
+        );
     }
 }

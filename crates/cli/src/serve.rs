@@ -1,6 +1,6 @@
 //! `ringport serve`: flags, signals and the key press, the `listening on` line, the summary.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +19,9 @@ use signal_hook::iterator::Signals;
 /// Flags of `ringport serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Serving other hosts is an explicit choice (e.g. 0.0.0.0).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to listen on, or a host name (IPv4 first). Serving other hosts is an explicit
+    /// choice (e.g. 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1", value_parser = crate::addr::parse_bind)]
     bind: IpAddr,
     /// TCP port (the article's 3333); 0 picks a free port, printed in the `listening on` line.
     #[arg(long, default_value_t = 3333)]
@@ -31,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "completion", value_parser = model_parser())]
     model: Model,
     /// Worker threads of the completion model, each with its own completion port [default: the
-    /// number of CPUs].
+    /// number of CPUs; 1 on Windows, where a port has one listener].
     ///
     /// The article used 2 x CPUs because its workers could block (console output under a lock,
     /// synchronous calls) and a spare thread kept the CPU busy meanwhile. ringport's workers never
@@ -49,9 +50,10 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
     /// The most connections open at once from one IP address; a connection beyond it is
-    /// accepted and closed at once, and counted. 0: no limit.
-    #[arg(long, default_value_t = 512)]
-    max_per_ip: u32,
+    /// accepted and closed at once, and counted. 0: no limit [default: 512, loopback peers
+    /// exempt; given explicitly, it applies to loopback peers too].
+    #[arg(long)]
+    max_per_ip: Option<u32>,
     /// Seconds a connection may wait for its peer's next bytes before it is closed. 0: never.
     #[arg(long, default_value_t = 60.0, value_parser = parse_secs)]
     idle_timeout: f64,
@@ -135,7 +137,10 @@ impl ServeArgs {
                 ..PortConfig::default()
             },
             max_connections: self.max_connections.map_or(0, |n| n as usize),
-            max_per_ip: self.max_per_ip as usize,
+            max_per_ip: self
+                .max_per_ip
+                .map_or(ServeConfig::default().max_per_ip, |n| n as usize),
+            max_per_ip_loopback: self.max_per_ip.is_some(),
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
@@ -212,18 +217,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let on_key = shutdown.clone();
         std::thread::Builder::new()
             .name("ringport-stdin".into())
-            .spawn(move || {
-                for line in std::io::stdin().lock().lines() {
-                    match line {
-                        Ok(l) if l.trim().eq_ignore_ascii_case("q") => {
-                            on_key.trigger();
-                            return;
-                        }
-                        Ok(_) => eprintln!("ringport: press q then Enter to stop"),
-                        Err(_) => return,
-                    }
-                }
-            })
+            .spawn(move || watch_keys(&on_key))
             .context("cannot start the stdin thread")?;
     }
 
@@ -244,6 +238,87 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     write!(out, "{summary}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Triggers `shutdown` when `q` then Enter is typed on the console that is standard input.
+/// Windows has no background process groups to guard against: lines are read as they come.
+/// Returns at the end of input or when the console cannot be read.
+#[cfg(windows)]
+fn watch_keys(shutdown: &Shutdown) {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { return };
+        if line.trim().eq_ignore_ascii_case("q") {
+            shutdown.trigger();
+            return;
+        }
+        eprintln!("ringport: press q then Enter to stop");
+    }
+}
+
+/// Triggers `shutdown` when `q` then Enter is typed on the terminal that is standard input.
+///
+/// The terminal is read only while this process is in its foreground process group: a read from
+/// the background would stop the whole server (`SIGTTIN`, as after `ringport serve &`), so in the
+/// background it only looks again now and then, and takes keys again once brought to the
+/// foreground (`fg`). Ctrl-D (a read of 0 bytes) does not end the terminal: `q` still works
+/// after it. Returns when the terminal hangs up or cannot be read.
+#[cfg(unix)]
+fn watch_keys(shutdown: &Shutdown) {
+    use ringport_port::os::{is_foreground, wait_readable, Readiness};
+    use std::os::fd::AsFd;
+    const LOOK: Duration = Duration::from_millis(200);
+    // A file on a duplicate of descriptor 0, read with plain read(2): `Stdin`'s own buffer could
+    // keep bytes that polling the descriptor then never reports.
+    let Ok(mut stdin) = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+    else {
+        return;
+    };
+    let mut line = Vec::new();
+    loop {
+        if !is_foreground(stdin.as_fd()) {
+            std::thread::sleep(LOOK);
+            continue;
+        }
+        match wait_readable(stdin.as_fd(), LOOK) {
+            Ok(Readiness::TimedOut) => continue,
+            Ok(Readiness::HungUp) | Err(_) => return,
+            Ok(Readiness::Readable) => {}
+        }
+        // Moved to the background between the check and the poll: do not read.
+        if !is_foreground(stdin.as_fd()) {
+            continue;
+        }
+        let mut buf = [0u8; 256];
+        // One read(2) of what the terminal has (a line, in canonical mode).
+        match std::io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => {
+                line.clear();
+                eprintln!("ringport: end of input ignored; press q then Enter to stop");
+            }
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b != b'\n' {
+                        line.push(b);
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    if text.trim().eq_ignore_ascii_case("q") {
+                        shutdown.trigger();
+                        return;
+                    }
+                    eprintln!("ringport: press q then Enter to stop");
+                    line.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO: the terminal went away, or this process lost it.
+            Err(_) => return,
+        }
+    }
 }
 
 /// Prints one `stats:` line on stderr every `every` until `done`.

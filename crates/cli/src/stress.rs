@@ -18,7 +18,8 @@ use ringport_stress::engine::{self, Progress, RunOptions};
 /// Flags of `ringport stress`.
 #[derive(Debug, Args)]
 pub struct StressArgs {
-    /// `[HOST] [PORT]`: the server (127.0.0.1 and 3333 by default). A lone number is the port.
+    /// `[HOST] [PORT]`: the server (127.0.0.1 and 3333 by default), also as HOST:PORT or
+    /// [V6]:PORT. A lone number is the port.
     #[arg(num_args = 0..=2, value_name = "[HOST] [PORT]")]
     target: Vec<String>,
     /// Send this text, numbered per message as the article does: `<i>. Thread <t> - TEXT`.
@@ -28,9 +29,9 @@ pub struct StressArgs {
     /// --stream, the chunk size.
     #[arg(long)]
     size: Option<usize>,
-    /// Connections in total, spread over the client threads.
-    #[arg(long, default_value_t = 50)]
-    connections: usize,
+    /// Connections in total, spread over the client threads [default: 50].
+    #[arg(long)]
+    connections: Option<usize>,
     /// Connections opened per second at most.
     #[arg(long, default_value_t = 10_000.0)]
     connect_rate: f64,
@@ -102,23 +103,12 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 impl StressArgs {
     fn config(&self) -> anyhow::Result<StressConfig> {
         let mut cfg = StressConfig::default();
-        let port = |s: &str| -> anyhow::Result<u16> {
-            s.parse()
-                .with_context(|| format!("`{s}` is not a port number (1-65535)"))
-        };
-        match self.target.as_slice() {
-            [] => {}
-            [p] if p.parse::<u16>().is_ok() => cfg.port = port(p)?,
-            [host] => cfg.host = host.clone(),
-            [host, p] => {
-                cfg.host = host.clone();
-                cfg.port = port(p)?;
-            }
-            _ => anyhow::bail!("expected [HOST] [PORT]"),
-        }
+        (cfg.host, cfg.port) = crate::addr::parse_target(&self.target)?;
         cfg.message = self.message.clone();
         cfg.size = self.size;
-        cfg.connections = self.connections;
+        if let Some(n) = self.connections {
+            cfg.connections = n;
+        }
         cfg.connect_rate = self.connect_rate;
         cfg.count = self.count;
         cfg.duration = self.duration.map(Duration::from_secs_f64);
@@ -172,17 +162,47 @@ fn spawn_progress(
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
-        cfg.ask(std::io::stdin().lock(), std::io::stdout())
-            .context("reading the answers")?;
+        // The questions go to the terminal (standard error), never into the results.
+        cfg.ask(
+            std::io::stdin().lock(),
+            std::io::stderr(),
+            args.connections.is_none(),
+        )
+        .context("reading the answers")?;
     }
-    // Ctrl-C once: stop sending, verify what is in flight, report. Twice: exit at once.
+    // Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit
+    // at once, with 130 and no report.
     let stop = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
+    {
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .context("cannot install signal handlers")?;
+        let on_signal = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("ringport-signals".into())
+            .spawn(move || {
+                for (n, sig) in signals.forever().enumerate() {
+                    let name = if sig == signal_hook::consts::SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    };
+                    if n == 0 {
+                        eprintln!(
+                            "ringport: {name}: stopping, verifying what is in flight (again to exit \
+                             at once)"
+                        );
+                        on_signal.store(true, Ordering::Relaxed);
+                    } else {
+                        eprintln!("ringport: {name} again: exiting at once");
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
     }
     // Ctrl-C and Ctrl-Break, through a console control handler.
     #[cfg(windows)]

@@ -76,6 +76,18 @@ fn check_point(results: &BenchResults, design: &str, connections: usize) {
     check_point_of(results, design, 64, connections);
 }
 
+/// The server CPU a design's points add up to: more than nothing. (One short point can read 0
+/// from /proc's 10 ms ticks on a busy machine; a whole sweep cannot.)
+fn check_cpu_counted(results: &BenchResults, design: &str) {
+    let cpu: f64 = results
+        .points
+        .iter()
+        .filter(|p| p.design == design)
+        .map(|p| p.median.server_user_s + p.median.server_sys_s)
+        .sum();
+    assert!(cpu > 0.0, "{design}: no server CPU counted: {results:#?}");
+}
+
 #[track_caller]
 fn check_point_of(results: &BenchResults, design: &str, size: usize, connections: usize) {
     let p = results.point(design, size, connections).unwrap_or_else(|| {
@@ -87,7 +99,7 @@ fn check_point_of(results: &BenchResults, design: &str, size: usize, connections
     assert!(m.messages > 0 && m.msgs_per_s > 0.0, "{m:?}");
     assert!(m.p50_us <= m.p99_us && m.p99_us <= m.p999_us, "{m:?}");
     assert!(m.server_peak_rss_kib > 0, "{m:?}");
-    assert!(m.server_user_s + m.server_sys_s > 0.0, "{m:?}");
+    assert!(m.server_user_s >= 0.0 && m.server_sys_s >= 0.0, "{m:?}");
     assert!(p.ratio_to_best > 0.0 && p.ratio_to_best <= 1.0, "{p:?}");
 }
 
@@ -126,6 +138,7 @@ fn two_designs_two_points_write_every_file() {
         for c in [1, 4] {
             check_point(&results, design, c);
         }
+        check_cpu_counted(&results, design);
         assert_eq!(
             results.design(design).unwrap().max_clean_connections,
             Some(4)
@@ -183,6 +196,7 @@ fn quick_includes_a_bulk_point() {
             check_point_of(&results, design, 64, c);
         }
         check_point_of(&results, design, 65536, 10);
+        check_cpu_counted(&results, design);
     }
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert!(
@@ -284,6 +298,8 @@ fn external_server_is_measured_beside_ringport() {
     check_point(&results, "mine", 1);
     check_point(&results, "mine", 2);
     check_point(&results, "single", 1);
+    check_cpu_counted(&results, "mine");
+    check_cpu_counted(&results, "single");
     assert!(
         results.point("single", 64, 2).is_none(),
         "single runs at one connection only"
@@ -313,4 +329,30 @@ fn bad_server_values_are_one_line_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown design `fastest`"));
+}
+
+/// Issue 14, item 8: `bench --out /proc/nope` failed after the whole run, with the cause
+/// printed twice. It fails before running anything, on one line, the cause once.
+#[test]
+fn issue14_an_unwritable_out_dir_fails_before_the_run() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args([
+            "bench",
+            "--designs",
+            "threaded",
+            "--connections",
+            "1",
+            "--size",
+            "64",
+        ])
+        .args(["--duration", "1", "--warmup", "0", "--repeat", "1"])
+        .args(["--out", "/proc/ringport-nope"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(output.stdout.is_empty(), "the run went ahead: {err}");
+    assert!(err.contains("/proc/ringport-nope"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
 }

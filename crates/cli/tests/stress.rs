@@ -6,6 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -335,4 +336,141 @@ fn hdr_log_is_written() {
         "{log}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 14, item 2: `70000` and `1.5` were resolved as IPv4 addresses (0.1.17.112, 1.0.0.5) and
+/// connected to, off this machine; `127.0.0.1 70000` leaked a parse error.
+#[test]
+fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
+    for (cmd, args, says) in [
+        (
+            "stress",
+            &["70000"][..],
+            "`70000` is not a port number (1-65535)",
+        ),
+        (
+            "stress",
+            &["127.0.0.1", "70000"],
+            "`70000` is not a port number (1-65535)",
+        ),
+        ("stress", &["1.5"], "`1.5` is not a host"),
+        (
+            "send",
+            &["70000", "hi"],
+            "`70000` is not a port number (1-65535)",
+        ),
+        ("send", &["1.5", "hi"], "`1.5` is not a host"),
+    ] {
+        let out = bin()
+            .arg(cmd)
+            .args(args)
+            .args(["--timeout", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {err}");
+        assert!(err.contains(says), "{cmd} {args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{cmd} {args:?}: one line: {err}"
+        );
+    }
+}
+
+/// Issue 14, item 4: SIGINT at 2 s of a long `--duration` run exited 0 with a report that looked
+/// complete. It must say it was interrupted and exit 130.
+#[test]
+fn issue14_an_interrupted_run_says_so_and_exits_130() {
+    let server = Server::start("completion", &[]);
+    let baseline = server.fd_count();
+    let mut child = bin()
+        .arg("stress")
+        .args([
+            &server.addr.port().to_string(),
+            "--connections",
+            "2",
+            "--duration",
+            "3600",
+            "--json",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.eventually(Duration::from_secs(10), "the load to start", |s| {
+        s.fd_count() >= baseline + 2
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("stress did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["interrupted"], true, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(err.contains("(interrupted)"), "{err}");
+    assert!(err.contains("warning: interrupted after"), "{err}");
+}
+
+/// Issue 14, item 6: `ringport serve` (default `--max-per-ip 512`) and `ringport stress
+/// --connections 2000` on one machine fought: every connection past the 512th from 127.0.0.1 was
+/// closed. Loopback peers are exempt from the default cap.
+#[test]
+fn issue14_the_default_per_ip_cap_does_not_refuse_loopback_clients() {
+    raise_fd_limit();
+    for model in ["completion", "threaded"] {
+        let server = Server::start(model, &[]);
+        let out = stress(&[
+            &server.addr.port().to_string(),
+            "--connections",
+            "600",
+            "--count",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+            "-",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{model}: {err}");
+        let j = json_of(&out);
+        assert_eq!(j["connections_established"], 600, "{model}: {j}");
+        assert_eq!(j["messages"], 600 * 2, "{model}: {j}");
+    }
+}
+
+/// Issue 14, item 8: a bad output path was found only after the whole run. It is checked before
+/// anything runs: one line, no report, nothing connected.
+#[test]
+fn issue14_output_paths_are_checked_before_the_run() {
+    let (_l, port) = bit_flipping_server();
+    let port = port.to_string();
+    for args in [
+        &[port.as_str(), "--json", "/nonexistent/ringport/x.json"][..],
+        &[port.as_str(), "--hdr-log", "/nonexistent/ringport/x.hlog"],
+        &[port.as_str(), "--hdr-log", "/"],
+    ] {
+        let out = stress(&[args, &["--connections", "1", "--count", "1"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write --"), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: the run went ahead");
+    }
 }

@@ -32,33 +32,17 @@
 
 pub mod errors;
 pub mod op;
-#[cfg(unix)]
 mod port;
-// On Windows the port runs on an I/O completion port: its own `Port` (the same API) and `sys`
-// module, until the backend seam of issue 12 step 1 lets the IOCP driver sit beside the others
-// under the common `port.rs`.
-#[cfg(windows)]
-#[path = "sys/iocp/port.rs"]
-mod port;
-#[cfg(unix)]
 mod sys;
-#[cfg(windows)]
-#[path = "sys/iocp/mod.rs"]
-mod sys;
-// The gathered-send headers and the driver-taken buffer of the Linux table are unused on IOCP.
-#[cfg_attr(windows, allow(dead_code))]
 mod table;
 pub mod token;
 
 pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd};
+pub use port::UringUnavailable;
 pub use port::{
     probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
     Poster,
 };
 pub use sys::os;
-#[cfg(unix)]
-pub use sys::uring::UringUnavailable;
-#[cfg(windows)]
-pub use sys::UringUnavailable;
 pub use token::{OpKind, Token};

@@ -36,22 +36,22 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::errors::code;
 use crate::op::{Completion, Op, PoolBuf};
+#[cfg(unix)]
 use crate::sys::epoll::EpollDriver;
 use crate::sys::pool::BufPool;
-use crate::sys::uring::{UringDriver, UringUnavailable};
-use crate::sys::{self, SockAddrBuf};
+#[cfg(unix)]
+use crate::sys::uring::UringDriver;
+#[cfg(windows)]
+use crate::sys::IocpDriver;
+use crate::sys::{self, AnyDriver, Delivery, Driver, RawCompletion, Waker};
 use crate::table::{InFlight, OpTable};
 use crate::token::Token;
-
-/// Message headers for gathered sends made ready with a pool (see `OpTable::stock_msgs`).
-const MSG_STOCK: usize = 256;
 
 /// Settings for a new port.
 #[derive(Debug, Clone)]
@@ -81,14 +81,41 @@ pub enum Backend {
     /// epoll: operations are carried out by the port when their fd is ready (see the
     /// `sys::epoll` module); for machines where io_uring cannot be used.
     Epoll,
+    /// An I/O completion port (Windows only): operations are carried out by Windows.
+    Iocp,
 }
 
 impl Backend {
-    /// A short, stable name for logs and reports: `io_uring` or `epoll`.
+    /// A short, stable name for logs and reports: `io_uring`, `epoll` or `iocp`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Uring => "io_uring",
             Backend::Epoll => "epoll",
+            Backend::Iocp => "iocp",
+        }
+    }
+
+    /// Whether this backend exists on the system the program was built for (io_uring and
+    /// epoll on Linux, IOCP on Windows).
+    pub fn exists_here(self) -> bool {
+        match self {
+            Backend::Uring | Backend::Epoll => cfg!(unix),
+            Backend::Iocp => cfg!(windows),
+        }
+    }
+
+    /// Why this backend cannot be used here, when it does not exist on this system.
+    fn not_here(self) -> UringUnavailable {
+        let (system, remedy) = if cfg!(windows) {
+            ("Linux", "use --backend iocp (or auto) on Windows")
+        } else {
+            ("Windows", "use --backend auto, uring or epoll on Linux")
+        };
+        UringUnavailable {
+            backend: self,
+            cause: format!("it exists only on {system}"),
+            remedy: remedy.into(),
+            source: None,
         }
     }
 }
@@ -99,7 +126,9 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Which mechanism a port should use: the `--backend auto|uring|epoll` of the command line.
+/// Which mechanism a port should use: the `--backend auto|uring|epoll|iocp` of the command
+/// line. Every choice exists on every system; one whose backend does not exist here (`iocp` on
+/// Linux, `uring` and `epoll` on Windows) fails with one line saying so.
 ///
 /// # Choosing once for many ports
 ///
@@ -128,34 +157,44 @@ pub enum BackendChoice {
     Uring,
     /// epoll, even where io_uring could be used.
     Epoll,
+    /// An I/O completion port: Windows only (where `Auto` picks it).
+    Iocp,
 }
 
 impl BackendChoice {
     /// Every choice, in the order of the command line's help.
-    pub const ALL: [BackendChoice; 3] = [
+    pub const ALL: [BackendChoice; 4] = [
         BackendChoice::Auto,
         BackendChoice::Uring,
         BackendChoice::Epoll,
+        BackendChoice::Iocp,
     ];
 
-    /// The name on the command line: `auto`, `uring` or `epoll`.
+    /// The name on the command line: `auto`, `uring`, `epoll` or `iocp`.
     pub fn name(self) -> &'static str {
         match self {
             BackendChoice::Auto => "auto",
             BackendChoice::Uring => "uring",
             BackendChoice::Epoll => "epoll",
+            BackendChoice::Iocp => "iocp",
         }
     }
 
     /// Decides which backend this choice means on this machine, probing io_uring for `Auto`
     /// and `Uring` (see [`probe_uring`]). `Auto` falls back to epoll with one `tracing::warn!`
-    /// line naming the cause.
+    /// line naming the cause. On Windows `Auto` is IOCP.
     ///
     /// # Errors
     ///
-    /// For `Uring` only: why io_uring cannot be used, with the remedy.
+    /// For `Uring`: why io_uring cannot be used, with the remedy; for a backend that does not
+    /// exist on this system, that it does not.
     pub fn resolve(self) -> Result<Backend, UringUnavailable> {
         match self {
+            BackendChoice::Iocp if !Backend::Iocp.exists_here() => Err(Backend::Iocp.not_here()),
+            BackendChoice::Uring if !Backend::Uring.exists_here() => Err(Backend::Uring.not_here()),
+            BackendChoice::Epoll if !Backend::Epoll.exists_here() => Err(Backend::Epoll.not_here()),
+            BackendChoice::Iocp => Ok(Backend::Iocp),
+            BackendChoice::Auto if cfg!(windows) => Ok(Backend::Iocp),
             BackendChoice::Epoll => Ok(Backend::Epoll),
             BackendChoice::Uring => probe_uring().map(|()| Backend::Uring),
             BackendChoice::Auto => match probe_uring() {
@@ -174,6 +213,7 @@ impl From<Backend> for BackendChoice {
         match backend {
             Backend::Uring => BackendChoice::Uring,
             Backend::Epoll => BackendChoice::Epoll,
+            Backend::Iocp => BackendChoice::Iocp,
         }
     }
 }
@@ -184,7 +224,7 @@ impl fmt::Display for BackendChoice {
     }
 }
 
-/// A backend name that is not `auto`, `uring` or `epoll`.
+/// A backend name that is not `auto`, `uring`, `epoll` or `iocp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseBackendError(String);
 
@@ -192,7 +232,7 @@ impl fmt::Display for ParseBackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown backend `{}`: expected auto, uring or epoll",
+            "unknown backend `{}`: expected auto, uring, epoll or iocp",
             self.0
         )
     }
@@ -203,12 +243,13 @@ impl std::error::Error for ParseBackendError {}
 impl FromStr for BackendChoice {
     type Err = ParseBackendError;
 
-    /// Parses `auto`, `uring` (or `io_uring`) and `epoll`, in any case.
+    /// Parses `auto`, `uring` (or `io_uring`), `epoll` and `iocp`, in any case.
     fn from_str(s: &str) -> Result<BackendChoice, ParseBackendError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(BackendChoice::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
             "epoll" => Ok(BackendChoice::Epoll),
+            "iocp" => Ok(BackendChoice::Iocp),
             _ => Err(ParseBackendError(s.to_string())),
         }
     }
@@ -221,14 +262,53 @@ impl FromStr for BackendChoice {
 /// # Errors
 ///
 /// Why io_uring cannot be used (seccomp, `kernel.io_uring_disabled`, memlock limit, kernel too
-/// old), with the remedy.
+/// old), with the remedy; on Windows, that it exists only on Linux.
 pub fn probe_uring() -> Result<(), UringUnavailable> {
-    let eventfd = sys::eventfd(false).map_err(|e| UringUnavailable {
-        cause: format!("the probe could not create an eventfd ({e})"),
-        remedy: "check the open-file limit (ulimit -n)".into(),
-        source: Some(e),
-    })?;
-    UringDriver::new(PortConfig::default().entries, Arc::new(eventfd)).map(drop)
+    #[cfg(windows)]
+    return Err(Backend::Uring.not_here());
+    #[cfg(unix)]
+    match UringDriver::open(PortConfig::default().entries) {
+        Ok(_) => Ok(()),
+        Err(PortError::UringUnavailable(e)) => Err(e),
+        Err(PortError::Io(e)) => Err(UringUnavailable {
+            backend: Backend::Uring,
+            cause: format!("the probe could not create an eventfd ({e})"),
+            remedy: "check the open-file limit (ulimit -n)".into(),
+            source: Some(e),
+        }),
+    }
+}
+
+/// Why io_uring (or a backend of another system) cannot be used on this machine, with what to
+/// do about it.
+#[derive(Debug)]
+pub struct UringUnavailable {
+    /// The backend that cannot be used (io_uring, or one that does not exist on this system).
+    pub backend: Backend,
+    /// The cause in a few words, e.g. "blocked by a seccomp filter (EPERM)".
+    pub cause: String,
+    /// What the user can do.
+    pub remedy: String,
+    /// The error the kernel returned, if any.
+    pub source: Option<io::Error>,
+}
+
+impl fmt::Display for UringUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is unavailable: {}; {}",
+            self.backend, self.cause, self.remedy
+        )
+    }
+}
+
+impl std::error::Error for UringUnavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 fn warn_fallback(e: &UringUnavailable) {
@@ -279,7 +359,7 @@ pub struct PortStats {
 #[derive(Debug)]
 struct PostBox {
     queue: Mutex<Vec<u64>>,
-    eventfd: Arc<OwnedFd>,
+    waker: Arc<Waker>,
 }
 
 /// Posts values to a port from any thread: Linux's `PostQueuedCompletionStatus`.
@@ -300,24 +380,17 @@ impl Poster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(value);
-        sys::eventfd_signal(&self.inner.eventfd)
+        self.inner.waker.wake()
     }
-}
-
-enum Driver {
-    Uring(UringDriver),
-    Epoll(EpollDriver),
 }
 
 /// A completion port: one per thread.
 pub struct Port {
-    driver: Driver,
+    driver: AnyDriver,
     table: OpTable,
     post: Arc<PostBox>,
-    raw: Vec<(u64, i32, u32)>,
+    raw: Vec<RawCompletion>,
     stats: PortStats,
-    /// Why io_uring was not used, when `Auto` fell back to epoll.
-    fallback: Option<String>,
     /// The buffer pool, once provided. Declared after `driver`, so the ring that may write into
     /// it is closed first.
     pool: Option<BufPool>,
@@ -346,7 +419,18 @@ impl Port {
     /// cannot be used, naming the cause (seccomp, sysctl, memlock limit, kernel too old) and the
     /// remedy; [`PortError::Io`] when the port's own descriptors cannot be created.
     pub fn new(config: &PortConfig) -> Result<Port, PortError> {
+        #[cfg(windows)]
+        {
+            config
+                .backend
+                .resolve()
+                .map_err(PortError::UringUnavailable)?;
+            let driver = IocpDriver::new(config.entries).map_err(PortError::Io)?;
+            Ok(Port::with_driver(AnyDriver::Iocp(driver)))
+        }
+        #[cfg(unix)]
         match config.backend {
+            BackendChoice::Iocp => Err(PortError::UringUnavailable(Backend::Iocp.not_here())),
             BackendChoice::Uring => Port::new_uring(config),
             BackendChoice::Epoll => Port::new_epoll(config, None),
             BackendChoice::Auto => match Port::new_uring(config) {
@@ -359,31 +443,29 @@ impl Port {
         }
     }
 
+    #[cfg(unix)]
     fn new_uring(config: &PortConfig) -> Result<Port, PortError> {
-        let eventfd = Arc::new(sys::eventfd(false).map_err(PortError::Io)?);
-        let driver = UringDriver::new(config.entries.max(8), Arc::clone(&eventfd))
-            .map_err(PortError::UringUnavailable)?;
-        Ok(Port::with_driver(Driver::Uring(driver), eventfd, None))
+        let driver = UringDriver::open(config.entries.max(8))?;
+        Ok(Port::with_driver(AnyDriver::Uring(driver)))
     }
 
+    #[cfg(unix)]
     fn new_epoll(config: &PortConfig, fallback: Option<String>) -> Result<Port, PortError> {
-        let eventfd = Arc::new(sys::eventfd(true).map_err(PortError::Io)?);
-        let driver =
-            EpollDriver::new(config.entries, Arc::clone(&eventfd)).map_err(PortError::Io)?;
-        Ok(Port::with_driver(Driver::Epoll(driver), eventfd, fallback))
+        let driver = EpollDriver::new(config.entries, fallback).map_err(PortError::Io)?;
+        Ok(Port::with_driver(AnyDriver::Epoll(driver)))
     }
 
-    fn with_driver(driver: Driver, eventfd: Arc<OwnedFd>, fallback: Option<String>) -> Port {
+    fn with_driver(driver: AnyDriver) -> Port {
+        let waker = driver.waker();
         Port {
             driver,
             table: OpTable::default(),
             post: Arc::new(PostBox {
                 queue: Mutex::new(Vec::new()),
-                eventfd,
+                waker,
             }),
             raw: Vec::with_capacity(256),
             stats: PortStats::default(),
-            fallback,
             pool: None,
         }
     }
@@ -400,19 +482,10 @@ impl Port {
     /// `EINVAL` for a zero count or size, a count above 32,768, or a second call; `ENOMEM`.
     pub fn provide_buffers(&mut self, count: u16, size: usize) -> io::Result<()> {
         if self.pool.is_some() {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(io::Error::from_raw_os_error(code::INVALID));
         }
         let mut pool = BufPool::new(count, size)?;
-        if let Driver::Uring(d) = &mut self.driver {
-            if let Err(e) = d.attach_pool(&mut pool) {
-                tracing::debug!(
-                    "the kernel refused a provided-buffer ring ({e}); buffers are picked per receive"
-                );
-            }
-            // Gathered sends need a message header each while in flight: a stock of them now,
-            // so that sending allocates nothing (up to this many at once, of any length).
-            self.table.stock_msgs(MSG_STOCK, crate::op::SEND_BUFS_MAX);
-        }
+        self.driver.attach_pool(&mut pool);
         self.pool = Some(pool);
         Ok(())
     }
@@ -472,34 +545,14 @@ impl Port {
 
     /// The mechanism under this port.
     pub fn backend(&self) -> Backend {
-        match self.driver {
-            Driver::Uring(_) => Backend::Uring,
-            Driver::Epoll(_) => Backend::Epoll,
-        }
+        self.driver.backend()
     }
 
     /// A few words on the backend and how it was set up, for logs: `io_uring (setup flags:
     /// ...)`, `epoll (edge-triggered)`, or `epoll (edge-triggered; io_uring unavailable: CAUSE)`
     /// when [`BackendChoice::Auto`] fell back.
     pub fn describe(&self) -> String {
-        match (&self.driver, &self.fallback) {
-            (Driver::Uring(d), _) => match &self.pool {
-                Some(pool) if pool.has_ring() => format!(
-                    "io_uring (setup flags: {}; provided-buffer ring{})",
-                    d.flags(),
-                    match (d.mshot_capped(), d.bundles()) {
-                        (true, true) => ", multishot receives limited, as bundles",
-                        (true, false) => ", multishot receives limited",
-                        _ => "",
-                    }
-                ),
-                _ => format!("io_uring (setup flags: {})", d.flags()),
-            },
-            (Driver::Epoll(_), None) => "epoll (edge-triggered)".to_string(),
-            (Driver::Epoll(_), Some(cause)) => {
-                format!("epoll (edge-triggered; io_uring unavailable: {cause})")
-            }
-        }
+        self.driver.describe(self.pool.as_ref())
     }
 
     /// A handle other threads use to post values to this port.
@@ -535,59 +588,24 @@ impl Port {
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
         let kind = op.kind();
-        if let (Op::Close { fd }, Driver::Epoll(d)) = (&op, &mut self.driver) {
-            // The driver may hold a handle on an fd it watched; let it go, so that this Close
-            // holds the last one and really closes.
-            d.release(fd.as_raw_fd());
-        }
-        let (op, close_fd) = match op {
-            Op::Close { fd } => match Rc::try_unwrap(fd) {
-                // The last handle: the kernel closes the descriptor.
-                Ok(owned) => (Op::Nop, Some(owned.into_raw_fd())),
-                // Others still hold it: the last of them closes it when it drops.
-                Err(shared) => {
-                    drop(shared);
-                    (Op::Nop, None)
-                }
-            },
-            op => (op, None),
-        };
-        let addr = match &op {
-            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
-            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
-            _ => None,
-        };
         if let Op::SendBufs { bufs, .. } = &op {
             if bufs.is_empty() {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                return Err(io::Error::from_raw_os_error(code::INVALID));
             }
         }
-        // A gathered send of several buffers on io_uring needs a message header the kernel
-        // reads (recycled: allocated only at a new high-water mark of such sends in flight); one
-        // buffer goes as a plain send.
-        let msg = match (&op, &self.driver) {
-            (Op::SendBufs { bufs, .. }, Driver::Uring(_)) if bufs.len() > 1 => {
-                Some(self.table.msg_buf())
-            }
-            _ => None,
-        };
+        let addr = sys::op_addr(&op);
         let token = self.table.insert(InFlight {
             key,
             kind,
             op,
             addr,
             pooled: None,
-            msg,
+            msg: None,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
-        let pool = self.pool.as_mut();
-        let pushed = match &mut self.driver {
-            Driver::Uring(d) => d.push(token, inflight, close_fd, pool),
-            Driver::Epoll(d) => d.push(token, inflight, close_fd, pool),
-        };
-        if let Err(e) = pushed {
-            if let Some(msg) = self.table.remove(token).and_then(|i| i.msg) {
-                self.table.recycle(msg);
+        if let Err(e) = self.driver.push(token, inflight, self.pool.as_mut()) {
+            if let Some(mut inflight) = self.table.remove(token) {
+                self.driver.reclaim(&mut inflight);
             }
             return Err(e);
         }
@@ -602,10 +620,7 @@ impl Port {
         if !self.table.contains(token) {
             return Ok(());
         }
-        match &mut self.driver {
-            Driver::Uring(d) => d.cancel(token),
-            Driver::Epoll(d) => d.cancel(token),
-        }
+        self.driver.cancel(token)
     }
 
     /// Submits everything queued and waits until at least one completion is ready or `timeout`
@@ -621,26 +636,94 @@ impl Port {
         if let Some(pool) = &mut self.pool {
             pool.refill();
         }
-        match &mut self.driver {
-            Driver::Uring(d) => d.wait(1, timeout, &mut self.raw)?,
-            Driver::Epoll(d) => d.wait(
-                &mut self.table,
-                self.pool.as_mut(),
-                1,
-                timeout,
-                &mut self.raw,
-            )?,
-        }
+        self.driver
+            .wait(&mut self.table, self.pool.as_mut(), timeout, &mut self.raw)?;
         let before = out.len();
-        self.stats.stale += sys::deliver(
-            &self.raw,
-            &mut self.table,
-            &self.post.queue,
-            self.pool.as_mut(),
+        let mut to = Delivery {
+            table: &mut self.table,
+            driver: &mut self.driver,
+            posted: &self.post.queue,
             out,
-        );
+        };
+        self.stats.stale += sys::deliver(&self.raw, &mut to, self.pool.as_mut());
         let added = out.len() - before;
         self.stats.completions += added as u64;
         Ok(added)
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.driver.close(&mut self.table, &mut self.pool);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::op::Outcome;
+
+    /// The next completion's outcome, waiting up to 5 s.
+    fn next(port: &mut Port, done: &mut Vec<Completion>) -> Outcome {
+        while done.is_empty() {
+            port.wait(done, Some(Duration::from_secs(5))).unwrap();
+        }
+        done.remove(0).outcome
+    }
+
+    /// The port on a kernel without multishot accept (before 5.19): an `AcceptMulti` is a
+    /// chain of single accepts, every connection reported as armed (`more: true`) with its
+    /// peer, and a cancellation ends it with one `ECANCELED`, as on newer kernels.
+    #[test]
+    fn without_multishot_accept_the_port_accepts_one_at_a_time_until_cancelled() {
+        if probe_uring().is_err() {
+            return; // nothing to fall back from
+        }
+        let config = PortConfig {
+            backend: BackendChoice::Uring,
+            ..PortConfig::default()
+        };
+        let mut port = Port::new(&config).unwrap();
+        let AnyDriver::Uring(driver) = &mut port.driver else {
+            panic!("{}", port.describe())
+        };
+        driver.refuse_multishot_accept();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener: crate::SharedFd = Rc::new(listener.into());
+        let token = port.submit(7, Op::AcceptMulti { listener }).unwrap();
+        let mut clients = Vec::new();
+        let mut done = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).unwrap());
+            let Outcome::AcceptedMulti {
+                result: Ok(accepted),
+                more: true,
+            } = next(&mut port, &mut done)
+            else {
+                panic!("not an armed accept")
+            };
+            assert_eq!(
+                accepted.peer,
+                Some(clients.last().unwrap().local_addr().unwrap())
+            );
+            assert_eq!(port.in_flight(), 1, "still accepting");
+        }
+        port.cancel(token).unwrap();
+        let Outcome::AcceptedMulti {
+            result: Err(e),
+            more: false,
+        } = next(&mut port, &mut done)
+        else {
+            panic!("not the end of the accept")
+        };
+        assert!(crate::is_cancelled(&e), "{e}");
+        assert_eq!(port.in_flight(), 0);
+        port.wait(&mut done, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(done.is_empty(), "{done:?}");
     }
 }

@@ -14,7 +14,7 @@ use crate::token::{OpKind, Token};
 pub(crate) struct InFlight {
     /// The caller's key, returned in the completion.
     pub key: u64,
-    /// What the operation does (a Close whose descriptor passed to the kernel holds `Op::Nop`).
+    /// What the operation does (a Close whose descriptor the driver took holds `Op::Nop`).
     pub kind: OpKind,
     /// The operation and the resources it owns.
     pub op: Op,
@@ -24,8 +24,9 @@ pub(crate) struct InFlight {
     /// The pool buffer the driver took for this receive itself (where the kernel does not
     /// select buffers: io_uring without a provided-buffer ring).
     pub pooled: Option<u16>,
-    /// The message header and iovecs of a gathered send on io_uring (boxed so they do not
-    /// move while the kernel reads them; recycled through [`OpTable::recycle`]).
+    /// The message header and iovecs of a gathered send on io_uring, lent by the driver (boxed
+    /// so they do not move while the kernel reads them; taken back by `Driver::reclaim`).
+    #[cfg_attr(windows, allow(dead_code))]
     pub msg: Option<Box<MsgBuf>>,
 }
 
@@ -41,11 +42,6 @@ pub(crate) struct OpTable {
     entries: Vec<Entry>,
     free: Vec<u32>,
     live: usize,
-    /// Message buffers of finished gathered sends, for the next ones (no allocation per send).
-    /// Boxed: a buffer moves between this list and an operation, and the kernel may read it
-    /// by address while the operation is in flight.
-    #[allow(clippy::vec_box)]
-    spare_msgs: Vec<Box<MsgBuf>>,
 }
 
 impl OpTable {
@@ -101,27 +97,6 @@ impl OpTable {
         self.free.push(slot);
         self.live -= 1;
         inflight
-    }
-
-    /// A message buffer for a gathered send: a recycled one, or a new one.
-    pub fn msg_buf(&mut self) -> Box<MsgBuf> {
-        self.spare_msgs.pop().unwrap_or_default()
-    }
-
-    /// Makes `count` message buffers of `iovecs` iovecs ready, so that gathered sends allocate
-    /// nothing until more than `count` are in flight at once.
-    pub fn stock_msgs(&mut self, count: usize, iovecs: usize) {
-        self.spare_msgs.reserve(count);
-        while self.spare_msgs.len() < count {
-            let mut msg = Box::<MsgBuf>::default();
-            msg.iov.reserve(iovecs);
-            self.spare_msgs.push(msg);
-        }
-    }
-
-    /// Keeps the message buffer of a finished send for the next one.
-    pub fn recycle(&mut self, msg: Box<MsgBuf>) {
-        self.spare_msgs.push(msg);
     }
 
     /// Operations in flight.

@@ -19,8 +19,20 @@
 //! - **kind**: the [`OpKind`], checked against the entry as a second guard and used to route the
 //!   port's internal completions (wake-ups, cancellations) without touching the table.
 //!
-//! The value `0` is never a valid token (kind 0 is reserved) and `u64::MAX` is reserved by
-//! liburing for its internal timeouts; [`Token::from_raw`] rejects both.
+//! # Reserved values
+//!
+//! Every `user_data` that is not an operation of the table is defined here, once, for every
+//! backend:
+//!
+//! - `0` is never a valid token (kind 0 is reserved), and `u64::MAX` is reserved by liburing
+//!   for its internal timeouts; [`Token::from_raw`] rejects both.
+//! - [`WAKE`] (kind [`OpKind::Wake`], slot 0, generation 0): the completion a backend reports
+//!   when the port was woken by a [`Poster`](crate::Poster); the port then drains the posted
+//!   values. It names no table entry.
+//! - A cancellation request carries its target's slot and generation with kind
+//!   [`OpKind::Cancel`]; its own completion is dropped.
+//! - [`PROBE_RECV`] and [`PROBE_CANCEL`]: the operations of the io_uring backend's start-up
+//!   probes. Kind 0, so not tokens: they never leave the driver.
 
 /// What an operation does. Stored in the top byte of a [`Token`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +95,15 @@ impl OpKind {
         })
     }
 }
+
+/// The completion a wake-up produces (see [Reserved values](self#reserved-values)).
+pub(crate) const WAKE: Token = Token::new(0, 0, OpKind::Wake);
+/// The receive of a start-up probe of the io_uring backend: not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) const PROBE_RECV: u64 = 1;
+/// The cancellation of a start-up probe's receive: not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) const PROBE_CANCEL: u64 = 2;
 
 /// The name of one in-flight operation, packed into a submission's `user_data`.
 ///
@@ -154,6 +175,12 @@ mod tests {
     #[test]
     fn reserved_values_are_rejected() {
         assert_eq!(Token::from_raw(0), None);
+        assert_eq!(Token::from_raw(PROBE_RECV), None);
+        assert_eq!(Token::from_raw(PROBE_CANCEL), None);
+        assert_eq!(
+            Token::from_raw(WAKE.raw()).map(Token::kind),
+            Some(OpKind::Wake)
+        );
         assert_eq!(Token::from_raw(u64::MAX), None);
         assert_eq!(Token::from_raw(0xff << 56), None, "unknown kind");
         let reserved_byte = Token::new(1, 1, OpKind::Recv).raw() | (1 << 48);

@@ -17,6 +17,7 @@ on_every_backend!(
     end_of_stream_ends_a_multishot_recv_without_a_buffer,
     recv_buf_once_and_nowait,
     multishot_accept_takes_every_client_until_cancelled,
+    a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval,
     pooled_ops_without_a_pool_are_refused,
     a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket,
     a_burst_of_many_buffers_arrives_whole_and_in_order_and_send_bufs_echoes_it_in_one_send,
@@ -318,6 +319,23 @@ fn recv_buf_once_and_nowait(backend: BackendChoice) {
     assert_eq!(port.in_flight(), 0);
 }
 
+/// The next completion as the end of a multishot accept (`more: false`, an error): its errno.
+#[track_caller]
+fn accept_end(port: &mut Port, pending: &mut Vec<Completion>) -> Option<i32> {
+    let c = next(port, pending);
+    let Outcome::AcceptedMulti {
+        result: Err(e),
+        more: false,
+    } = c.outcome
+    else {
+        panic!(
+            "expected the end of a multishot accept, got {:?}",
+            c.outcome
+        )
+    };
+    e.raw_os_error()
+}
+
 fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
     let (listener, addr) = listener();
     let mut port = port(backend);
@@ -350,16 +368,33 @@ fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
     assert_eq!(peers, want);
     assert_eq!(port.in_flight(), 1, "still accepting");
     port.cancel(token).unwrap();
-    let c = next(&mut port, &mut pending);
-    let Outcome::AcceptedMulti {
-        result: Err(e),
-        more: false,
-    } = c.outcome
-    else {
-        panic!("{:?}", c.outcome)
-    };
-    assert_eq!(e.raw_os_error(), Some(code::CANCELLED));
+    assert_eq!(accept_end(&mut port, &mut pending), Some(code::CANCELLED));
     assert_eq!(port.in_flight(), 0);
+}
+
+/// `EINVAL` is also how kernels before 5.19 refuse a multishot accept, which the port then
+/// retries as single accepts: a socket that does not listen refuses those too, and the
+/// operation ends once, with that error, instead of retrying for ever.
+fn a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval(
+    backend: BackendChoice,
+) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let not_listening: ringport_port::SharedFd = std::rc::Rc::new(socket.into());
+    let mut port = port(backend);
+    port.submit(
+        3,
+        Op::AcceptMulti {
+            listener: not_listening,
+        },
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    assert_eq!(accept_end(&mut port, &mut pending), Some(code::INVALID));
+    assert_eq!(port.in_flight(), 0);
+    nothing_completes(&mut port, &mut pending);
 }
 
 fn pooled_ops_without_a_pool_are_refused(backend: BackendChoice) {

@@ -622,8 +622,7 @@ fn wake_up_interrupts_a_wait_without_limit(backend: BackendChoice) {
     assert_eq!(out[0].key, 7);
 }
 
-// Linux's names and messages; the Windows port adds `iocp` (see the test below).
-#[cfg(unix)]
+/// Every backend's name parses and displays on every system (`iocp` too on Linux).
 #[test]
 fn backend_names_parse_and_display() {
     for choice in BackendChoice::ALL {
@@ -634,13 +633,35 @@ fn backend_names_parse_and_display() {
         Ok(BackendChoice::Uring)
     );
     assert_eq!("EPOLL".parse::<BackendChoice>(), Ok(BackendChoice::Epoll));
+    assert_eq!("IOCP".parse::<BackendChoice>(), Ok(BackendChoice::Iocp));
     let err = "kqueue".parse::<BackendChoice>().unwrap_err();
-    assert!(err.to_string().contains("auto, uring or epoll"), "{err}");
+    assert!(
+        err.to_string().contains("auto, uring, epoll or iocp"),
+        "{err}"
+    );
     assert_eq!(BackendChoice::default(), BackendChoice::Auto);
     assert_eq!(PortConfig::default().backend, BackendChoice::Auto);
     assert_eq!(Backend::Uring.to_string(), "io_uring");
     assert_eq!(Backend::Epoll.to_string(), "epoll");
+    assert_eq!(Backend::Iocp.to_string(), "iocp");
     assert_eq!(BackendChoice::from(Backend::Epoll), BackendChoice::Epoll);
+    assert_eq!(BackendChoice::from(Backend::Iocp), BackendChoice::Iocp);
+}
+
+/// On Linux `iocp` is refused with one line saying it exists only on Windows.
+#[cfg(unix)]
+#[test]
+fn iocp_is_refused_on_linux_with_one_line() {
+    let err = BackendChoice::Iocp.resolve().unwrap_err();
+    assert_eq!(err.backend, Backend::Iocp);
+    let err = Port::new(&PortConfig {
+        backend: BackendChoice::Iocp,
+        ..PortConfig::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("only on Windows"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
 }
 
 /// On Windows `auto` is IOCP, and io_uring and epoll are refused with one line.

@@ -13,8 +13,8 @@
 //!   between; transient failures are debug lines.
 //!
 //! What is not a failure of the accept (a cancellation, "would block" on a non-blocking
-//! listener, a signal, a kernel refusing multishot accept) is the caller's business and never
-//! reaches the policy. [`Episode`] also serves the models' other once-per-episode warnings.
+//! listener, a signal; a kernel refusing multishot accept, which the port makes up for) is the
+//! caller's business and never reaches the policy. [`Episode`] also serves the models' other once-per-episode warnings.
 
 use std::io;
 use std::time::Duration;

@@ -121,9 +121,15 @@ impl Drop for Registered {
 impl Registry {
     /// A registry that holds at most `max` connections (at least 1), and at most `max_per_ip`
     /// from one address (`0`: no limit).
+    #[cfg(test)]
     pub(crate) fn new(max: usize, max_per_ip: usize) -> Arc<Registry> {
+        Registry::with_per_ip(max, PerIp::new(max_per_ip))
+    }
+
+    /// A registry that holds at most `max` connections (at least 1), under `per_ip`.
+    pub(crate) fn with_per_ip(max: usize, per_ip: PerIp) -> Arc<Registry> {
         Arc::new(Registry {
-            per_ip: PerIp::new(max_per_ip),
+            per_ip,
             acceptor: Mutex::new(WorkerStats::default()),
             live_in: AtomicU64::new(0),
             live_out: AtomicU64::new(0),
@@ -586,7 +592,10 @@ where
         .ok_or_else(|| ServeError::Io("binding".into(), io::Error::other("no listener")))?;
     let mut acceptor = Acceptor::new(socket, addr);
     let wake = acceptor.waker();
-    let registry = Registry::new(max_connections, max_per_ip);
+    let registry = Registry::with_per_ip(
+        max_connections,
+        PerIp::with_loopback(max_per_ip, cfg.max_per_ip_loopback),
+    );
     let drain_timeout = cfg.drain_timeout;
 
     let reg = registry.clone();

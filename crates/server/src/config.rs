@@ -89,6 +89,11 @@ pub struct ServeConfig {
     /// The most connections open at once from one IP address; a connection beyond it is accepted
     /// and closed at once, and counted. `0`: no limit.
     pub max_per_ip: usize,
+    /// Whether `max_per_ip` applies to loopback peers too. False by default: a per-address cap
+    /// protects nothing against a client on the same machine (which can do anything anyway),
+    /// and the default one would fight `ringport stress` run next to the server. The CLI sets it
+    /// when `--max-per-ip` is given explicitly.
+    pub max_per_ip_loopback: bool,
     /// A connection waiting for its peer's next bytes this long is closed (`None`: never).
     pub idle_timeout: Option<Duration>,
     /// A connection whose echo makes no progress this long (the peer does not read) is closed
@@ -111,7 +116,12 @@ impl Default for ServeConfig {
         ServeConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 3333,
-            workers: ringport_port::os::available_cpus(),
+            // On Windows one listener per port (no SO_REUSEPORT), so one worker by default.
+            workers: if cfg!(windows) {
+                1
+            } else {
+                ringport_port::os::available_cpus()
+            },
             model: Model::Completion,
             buffer_size: 16 * 1024,
             drain_timeout: Duration::from_secs(5),
@@ -120,6 +130,7 @@ impl Default for ServeConfig {
             port_config: PortConfig::default(),
             max_connections: 0,
             max_per_ip: 512,
+            max_per_ip_loopback: false,
             idle_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(30)),
             reuse_port: false,

@@ -122,27 +122,51 @@ impl Gate {
 }
 
 /// Connections open per IP address, shared by a server's workers.
+///
+/// Loopback peers (127.0.0.0/8, ::1, and IPv4-mapped loopback) are exempt unless the limit was
+/// asked for explicitly ([`ServeConfig::max_per_ip_loopback`](crate::ServeConfig)): a
+/// per-address cap protects nothing against a client on the same machine, and the default one
+/// would fight `ringport stress --connections 2000` from this machine.
 #[derive(Debug)]
 pub(crate) struct PerIp {
     max: usize,
+    loopback: bool,
     open: Mutex<HashMap<IpAddr, u32>>,
     episode: AtomicBool,
 }
 
 impl PerIp {
-    /// At most `max` connections per address; `0`: no limit (nothing is counted).
+    /// At most `max` connections per address, loopback peers included; `0`: no limit (nothing
+    /// is counted).
+    #[cfg(test)]
     pub(crate) fn new(max: usize) -> PerIp {
+        PerIp::with_loopback(max, true)
+    }
+
+    /// At most `max` connections per address; loopback peers are counted only if `loopback`.
+    pub(crate) fn with_loopback(max: usize, loopback: bool) -> PerIp {
         PerIp {
             max,
+            loopback,
             open: Mutex::new(HashMap::new()),
             episode: AtomicBool::new(false),
         }
     }
 
+    /// The limit `cfg` asks for (`max_per_ip`, `max_per_ip_loopback`).
+    pub(crate) fn of(cfg: &crate::ServeConfig) -> PerIp {
+        PerIp::with_loopback(cfg.max_per_ip, cfg.max_per_ip_loopback)
+    }
+
+    /// The address to count a connection from `ip` under, if any.
+    fn counted(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
+        ip.filter(|ip| self.max > 0 && (self.loopback || !ip.to_canonical().is_loopback()))
+    }
+
     /// Counts a new connection from `ip`; `false` if `ip` already has the most (the connection
     /// must be closed, and is not counted). Logs once per episode.
     pub(crate) fn admit(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip.filter(|_| self.max > 0) else {
+        let Some(ip) = self.counted(ip) else {
             return true;
         };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +189,7 @@ impl PerIp {
 
     /// A connection from `ip` admitted by [`admit`](PerIp::admit) closed.
     pub(crate) fn leave(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip.filter(|_| self.max > 0) else {
+        let Some(ip) = self.counted(ip) else {
             return;
         };
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -225,5 +249,30 @@ mod tests {
         assert!(limit.admit(None), "no address, no limit");
         let off = PerIp::new(0);
         assert!((0..10_000).all(|_| off.admit(a)));
+    }
+
+    /// Issue 14, item 6: the default cap reset `ringport stress --connections 2000` from the
+    /// same machine after the 512th connection.
+    #[test]
+    fn issue14_loopback_is_exempt_unless_the_limit_covers_it() {
+        let lo = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
+        let lo6 = Some("::1".parse().unwrap());
+        let mapped = Some("::ffff:127.0.0.9".parse().unwrap());
+        let remote = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        let default = PerIp::with_loopback(2, false);
+        for ip in [lo, lo6, mapped] {
+            assert!((0..100).all(|_| default.admit(ip)), "{ip:?} is exempt");
+        }
+        assert!(default.admit(remote) && default.admit(remote));
+        assert!(!default.admit(remote), "other addresses are still capped");
+        for ip in [lo, lo6, mapped] {
+            default.leave(ip);
+        }
+        let explicit = PerIp::with_loopback(2, true);
+        assert!(explicit.admit(lo) && explicit.admit(lo));
+        assert!(
+            !explicit.admit(lo),
+            "an explicit limit applies to loopback too"
+        );
     }
 }

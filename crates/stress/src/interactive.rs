@@ -12,15 +12,22 @@ use crate::config::{StressConfig, DEFAULT_COUNT, DEFAULT_MESSAGE};
 
 impl StressConfig {
     /// The article's way (issue item 6): asks on `output` for the message, the number of
-    /// connections ("threads" in the article) and the number of sends, reading the answers from
-    /// `input`, as its client did. An empty answer keeps the current value; a bad number is
-    /// asked again. Call it only when [`is_interactive_candidate`](Self::is_interactive_candidate)
+    /// connections ("threads" in the article, unless `ask_connections` is false because the
+    /// command line gave it) and the number of sends, reading the answers from `input`, as its
+    /// client did. An empty answer keeps the current value; a bad number is asked again. The
+    /// CLI passes standard error as `output`: the questions are for the person at the terminal
+    /// and never belong in the results on standard output. Call it only when [`is_interactive_candidate`](Self::is_interactive_candidate)
     /// holds and standard input is a terminal; the CLI decides that.
     ///
     /// # Errors
     ///
     /// I/O errors, and `UnexpectedEof` if the input ends before the questions are answered.
-    pub fn ask<R: BufRead, W: Write>(&mut self, mut input: R, mut output: W) -> io::Result<()> {
+    pub fn ask<R: BufRead, W: Write>(
+        &mut self,
+        mut input: R,
+        mut output: W,
+        ask_connections: bool,
+    ) -> io::Result<()> {
         let mut line = String::new();
         let mut read = |output: &mut W, prompt: &str, line: &mut String| -> io::Result<()> {
             write!(output, "{prompt}")?;
@@ -45,21 +52,22 @@ impl StressConfig {
         } else {
             answer.to_string()
         });
-        loop {
+        let mut asking = ask_connections;
+        while asking {
             read(
                 &mut output,
                 &format!(
-                    "Please enter number of threads to be created [{}]: ",
+                    "Please enter number of connections to open [{}]: ",
                     self.connections
                 ),
                 &mut line,
             )?;
             match line.trim() {
-                "" => break,
+                "" => asking = false,
                 t => match t.parse::<usize>() {
                     Ok(n) if n > 0 => {
                         self.connections = n;
-                        break;
+                        asking = false;
                     }
                     _ => writeln!(output, "a positive whole number, please")?,
                 },
@@ -99,14 +107,14 @@ mod tests {
     fn asks_like_the_article() {
         let mut c = cfg();
         let mut out = Vec::new();
-        c.ask(&b"Swarajya Pendha\n0\nabc\n7\n\n"[..], &mut out)
+        c.ask(&b"Swarajya Pendha\n0\nabc\n7\n\n"[..], &mut out, true)
             .unwrap();
         assert_eq!(c.message.as_deref(), Some("Swarajya Pendha"));
         assert_eq!(c.connections, 7);
         assert_eq!(c.count, Some(DEFAULT_COUNT));
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Please enter message to be sent to the server"));
-        assert!(text.contains("Please enter number of threads to be created"));
+        assert!(text.contains("Please enter number of connections to open"));
         assert!(text.contains("Please enter number of times the messages needs to be sent"));
         assert_eq!(text.matches("a positive whole number").count(), 2);
         c.validate().unwrap();
@@ -115,7 +123,20 @@ mod tests {
     #[test]
     fn asking_on_a_closed_input_fails_instead_of_blocking() {
         let mut c = cfg();
-        let e = c.ask(&b"hi\n"[..], Vec::new()).unwrap_err();
+        let e = c.ask(&b"hi\n"[..], Vec::new(), true).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn what_the_command_line_gave_is_not_asked() {
+        let mut c = StressConfig {
+            connections: 9,
+            ..cfg()
+        };
+        let mut out = Vec::new();
+        c.ask(&b"hi\n4\n"[..], &mut out, false).unwrap();
+        assert_eq!((c.connections, c.count), (9, Some(4)));
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("connections"), "{text}");
     }
 }

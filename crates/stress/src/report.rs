@@ -146,6 +146,9 @@ pub struct StressReport {
     pub payload: String,
     /// The stop condition, e.g. `1000 messages per connection` or `10.0s`.
     pub stop: String,
+    /// Whether the run was interrupted (SIGINT or SIGTERM) before its stop condition: the
+    /// figures cover the time it ran (`duration_s`), and the exit code is 130.
+    pub interrupted: bool,
     /// Target rate in messages per second (`--rate`), `null` in closed loop.
     pub target_rate: Option<f64>,
     /// Seed of the random payload (`--seed`), to reproduce a mismatch.
@@ -233,6 +236,14 @@ impl StressReport {
         if stats.messages == 0 {
             warnings.push("no round trip was verified: every figure is empty".to_string());
         }
+        if stats.closed_at_byte_0 > 0 {
+            warnings.push(format!(
+                "{} of {} connections were closed or reset by the server before it echoed a \
+                 byte: a server-side connection limit is the likely cause (for ringport serve: \
+                 --max-per-ip, --max-connections; its log says which)",
+                stats.closed_at_byte_0, config.connections
+            ));
+        }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
             connection: e.connection,
             kind: e.kind.as_str(),
@@ -256,6 +267,7 @@ impl StressReport {
                 Stop::Count(n) if stream_mode => format!("{n} chunks per connection"),
                 stop => stop.to_string(),
             },
+            interrupted: false,
             target_rate: config.rate,
             seed: config.seed,
             messages: stats.messages,
@@ -301,9 +313,23 @@ impl StressReport {
         self.errors == 0 && self.messages > 0
     }
 
-    /// The process exit code the contract asks for: 0 if [`passed`](Self::passed), else 1.
+    /// Marks the run as interrupted (Ctrl-C) and says so in a warning.
+    pub fn mark_interrupted(&mut self) {
+        self.interrupted = true;
+        self.warnings.push(format!(
+            "interrupted after {:.2}s (asked for: {}): the figures cover the time run only",
+            self.duration_s, self.stop
+        ));
+    }
+
+    /// The process exit code the contract asks for: 1 if any error was found, else 130 if the
+    /// run was [interrupted](Self::interrupted), else 0 if it [`passed`](Self::passed), else 1.
     pub fn exit_code(&self) -> i32 {
-        if self.passed() {
+        if self.errors > 0 {
+            1
+        } else if self.interrupted {
+            130
+        } else if self.passed() {
             0
         } else {
             1
@@ -342,7 +368,7 @@ impl StressReport {
         );
         let _ = writeln!(
             s,
-            "  {:<14}{} {unit}, {} in {:.2}s{}",
+            "  {:<14}{} {unit}, {} in {:.2}s{}{}",
             "verified",
             self.messages,
             human_bytes(self.bytes),
@@ -351,6 +377,11 @@ impl StressReport {
                 format!(" (after {:.1}s warm-up)", self.warmup_s)
             } else {
                 String::new()
+            },
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
             }
         );
         match &self.stream {
@@ -659,6 +690,7 @@ mod tests {
             "warnings",
             "first_error",
             "backend",
+            "interrupted",
         ] {
             assert!(v.get(key).is_some(), "missing key {key}");
         }

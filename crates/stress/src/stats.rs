@@ -229,6 +229,9 @@ pub struct ThreadStats {
     pub errors: ErrorCounts,
     /// The earliest error.
     pub first_error: Option<ErrorRecord>,
+    /// Connections the server closed or reset before echoing a single byte (a connection
+    /// limit on the server is the likely cause).
+    pub closed_at_byte_0: u64,
     /// CPU use of each client thread merged in.
     pub cpu: Vec<ThreadCpu>,
 }
@@ -248,6 +251,7 @@ impl ThreadStats {
             per_connection_echoed: vec![0; connections],
             errors: ErrorCounts::default(),
             first_error: None,
+            closed_at_byte_0: 0,
             cpu: Vec::new(),
         }
     }
@@ -281,6 +285,14 @@ impl ThreadStats {
     /// Counts `err` on `connection`, keeping it in detail if it is the first.
     pub fn record_error(&mut self, connection: u64, err: &ConnError, at: Instant) {
         self.errors.add(err.kind());
+        if matches!(
+            err,
+            ConnError::EarlyClose { offset: 0 }
+                | ConnError::ShortEcho { offset: 0, .. }
+                | ConnError::Reset { offset: 0, .. }
+        ) {
+            self.closed_at_byte_0 += 1;
+        }
         let earlier = match &self.first_error {
             None => true,
             Some(first) => at < first.at,
@@ -325,6 +337,7 @@ impl ThreadStats {
         {
             *a += b;
         }
+        self.closed_at_byte_0 += other.closed_at_byte_0;
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.echoed += other.echoed;
@@ -662,8 +675,9 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let cpu = meter.finish().expect("/proc/thread-self/stat is readable");
-        // Generous bound: a shared machine may steal time, but a spinning thread is not idle.
-        assert!(cpu.utilization() > 0.3, "utilization {}", cpu.utilization());
+        // Generous bound: a shared machine (other tests' threads, other builds on two cores) may
+        // give the spinning thread a small share of a CPU, but an idle thread reads 0.
+        assert!(cpu.utilization() > 0.1, "utilization {}", cpu.utilization());
         assert!(process_cpu_time().unwrap() >= cpu.cpu);
     }
 

@@ -290,6 +290,20 @@ fn the_stop_flag_ends_a_long_run_early_and_progress_counts() {
         "measured {} s",
         o.report.duration_s
     );
+    // Issue 14, item 4: an interrupted run says so, and is not a success.
+    assert!(
+        o.report.interrupted,
+        "the report must say it was interrupted"
+    );
+    assert_eq!(o.report.exit_code(), 130);
+    assert!(
+        o.report.warnings.iter().any(|w| w.contains("interrupted")),
+        "{:?}",
+        o.report.warnings
+    );
+    assert!(o.report.render().contains("(interrupted)"));
+    let j: serde_json::Value = serde_json::from_str(&o.report.to_json()).unwrap();
+    assert_eq!(j["interrupted"], true, "{j}");
     assert_eq!(progress.connected.load(Ordering::Relaxed), 4);
     assert!(progress.messages.load(Ordering::Relaxed) >= o.report.messages);
     let line = progress.line(Duration::from_secs(1), 0, Duration::from_secs(1), 4);
@@ -404,4 +418,54 @@ fn a_dropped_byte_in_a_stream_is_caught() {
         ..config(port)
     };
     expect_failure(&c, &["mismatch"], Some(123_456));
+}
+
+/// Issue 14, item 3: a server that goes away during a `--duration` run. The report said the
+/// whole configured duration and divided by it; the measured time is the time the load ran,
+/// which cannot exceed the time `run` took.
+#[test]
+fn issue14_a_server_gone_mid_run_ends_the_measured_time_there() {
+    let port = server(Behavior::CloseAfter(2_000));
+    let c = StressConfig {
+        duration: Some(Duration::from_secs(3600)),
+        count: None,
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert!(r.errors > 0, "the server's close is an error");
+        assert!(r.messages > 0, "echoes before the close are counted");
+        assert!(
+            r.duration_s < 3600.0,
+            "measured {} s: the configured duration, not the time run",
+            r.duration_s
+        );
+        assert_eq!(r.msgs_per_s, r.messages as f64 / r.duration_s);
+    });
+}
+
+/// Issue 14, item 6: connections closed before a byte was echoed (as a server's per-address or
+/// connection limit does) are reported with the likely cause.
+#[test]
+fn issue14_closes_at_byte_0_name_a_server_side_connection_limit() {
+    let port = server(Behavior::CloseAfter(0));
+    let c = StressConfig {
+        count: Some(5),
+        size: Some(100),
+        connections: 2,
+        ..config(port)
+    };
+    on_every_backend(&c, |o| {
+        let r = &o.report;
+        assert_eq!(r.exit_code(), 1);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("before it echoed a byte") && w.contains("connection limit")),
+            "{:?}",
+            r.warnings
+        );
+    });
 }

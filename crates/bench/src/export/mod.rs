@@ -51,6 +51,24 @@ pub fn write_all(results: &BenchResults, dir: &Path) -> Result<Vec<PathBuf>, Ben
     Ok(written)
 }
 
+/// Checks, before a run, that [`write_all`] will be able to write into `dir`: creates it if
+/// missing and creates and removes a probe file in it.
+///
+/// # Errors
+///
+/// [`BenchError::Write`] naming the directory and why.
+pub fn check_dir(dir: &Path) -> Result<(), BenchError> {
+    let fail = |source| BenchError::Write {
+        path: dir.display().to_string(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".ringport-probe-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(fail)?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod fixture {
     //! Fixed results for the exporters' tests.

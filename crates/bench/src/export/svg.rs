@@ -159,8 +159,9 @@ fn draw<DB: DrawingBackend>(
             plot(&mut chart, &data)?;
         }
         Metric::P99 => {
-            let mut chart = builder
-                .build_cartesian_2d(x_range, ((y_lo * 0.7).max(0.5)..y_hi * 1.5).log_scale())?;
+            let (lo, hi) = ((y_lo * 0.7).max(0.5), y_hi * 1.5);
+            let y_range = (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
+            let mut chart = builder.build_cartesian_2d(x_range, y_range)?;
             chart
                 .configure_mesh()
                 .x_desc("concurrent connections (log)")
@@ -172,6 +173,32 @@ fn draw<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// The tick values of a log axis from `lo` to `hi` (whole numbers, at least 1): 1, 2 and 5
+/// times each power of ten in the range, or every multiple 1-9 of one when that gives fewer than two. Distinct round values:
+/// plotters' own key points for a log axis crowd a narrow range with near-equal values (a band
+/// of gridlines, and labels such as `1,000` twice once rounded).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let pick = |mults: &[f64]| -> Vec<f64> {
+        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        (first..=last)
+            .flat_map(|k| mults.iter().map(move |m| m * 10f64.powi(k)))
+            .map(|v| (v * 1e6).round() / 1e6)
+            // Whole microseconds: the labels are rounded to them.
+            .filter(|&v| v >= lo.max(1.0) && v <= hi)
+            .collect()
+    };
+    let coarse = pick(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 2 {
+        return coarse;
+    }
+    let fine = pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if fine.is_empty() {
+        vec![lo.max(1.0).round()]
+    } else {
+        fine
+    }
 }
 
 /// Smallest and largest of `v` (`default` for both when empty).
@@ -237,6 +264,62 @@ mod tests {
                 "{name} has no line"
             );
         }
+    }
+
+    /// Issue 14, item 9: p99 figures around 1,000 µs drew the `1,000` tick label twice and a
+    /// grey band of gridlines around 900-1,100 µs.
+    #[test]
+    fn issue14_p99_tick_labels_are_distinct_and_few() {
+        for p99s in [
+            [905, 1010, 980, 1095],
+            [93, 808, 913, 2483],
+            [423, 1410, 1444, 3735],
+            [68, 81, 101, 240],
+            [650, 700, 1200, 1300],
+        ] {
+            let mut r = fixture::results();
+            for (i, p) in r.points.iter_mut().enumerate() {
+                p.median.p99_us = p99s[i % 4];
+            }
+            let svg = charts(&r)
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| n == "p99-64B.svg")
+                .unwrap()
+                .1;
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            let labels: Vec<&str> = doc
+                .descendants()
+                // The y axis's labels: right-aligned against the axis.
+                .filter(|n| n.has_tag_name("text") && n.attribute("text-anchor") == Some("end"))
+                .filter_map(|n| n.text())
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == ','))
+                .collect();
+            let mut unique = labels.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                labels.len(),
+                "p99 {p99s:?}: a tick label twice: {labels:?}"
+            );
+            let lines = doc.descendants().filter(|n| n.has_tag_name("line")).count();
+            assert!(
+                lines < 40,
+                "p99 {p99s:?}: {lines} lines, a band of gridlines"
+            );
+        }
+    }
+
+    #[test]
+    fn log_ticks_are_round_and_distinct() {
+        assert_eq!(
+            log_ticks(0.5, 1650.0),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+        );
+        assert_eq!(log_ticks(630.0, 1650.0), [700.0, 800.0, 900.0, 1000.0]);
+        assert_eq!(log_ticks(1000.0, 1000.0), [1000.0]);
     }
 
     #[test]

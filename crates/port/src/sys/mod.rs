@@ -1,57 +1,253 @@
 //! The operating-system side of the port: every `unsafe` block of ringport lives below here.
 //!
-//! # What a backend provides
+//! # The driver contract
 //!
-//! A backend turns [`InFlight`] operations into raw completions `(user_data, result, flags)`,
-//! with `result` in the kernel's convention (bytes or a new fd when `>= 0`, `-errno` when
-//! negative):
+//! A backend is a *driver*: one value per port, owned by the port's thread, that implements
+//! [`Driver`]. The port calls it through [`AnyDriver`], one enum with one `match` per method
+//! (static dispatch: no allocation and no virtual call per operation). The contract, as mio
+//! states its selector's:
 //!
-//! - `push(token, &mut InFlight)`: start the operation (queue it; nothing need reach the kernel
-//!   before the next `wait`).
-//! - `cancel(token)`: ask for an in-flight operation to finish early with `ECANCELED`.
-//! - `wait(min, timeout, out)`: submit what is queued, wait until at least `min` completions are
-//!   ready or the timeout passes, and append every ready completion to `out`.
-//! - a wake-up eventfd: when it is written, `wait` returns a completion whose token kind is
-//!   [`OpKind::Wake`].
+//! - **Operations.** [`push`](Driver::push) starts the operation an [`InFlight`] entry of the
+//!   port's table holds, named by its [`Token`]. The entry, and everything its [`Op`] owns (the
+//!   buffer, the fd handle, the boxed address), stays where it is until the port removes it,
+//!   which happens only once the operation's last completion has been delivered: the driver may
+//!   hand the kernel pointers into it. A driver may carry an operation out at once or only
+//!   queue it (io_uring: nothing reaches the kernel before the next `wait`), but every pushed
+//!   operation completes exactly once (a multishot one: any number of times with
+//!   [`CQE_F_MORE`], then once without). An `Err` from `push` means the operation was not
+//!   started and will not complete (the port frees its slot).
+//! - **Closes.** A Close is the driver's: it takes the descriptor with [`take_close_fd`],
+//!   closes it (its result is the operation's), and lets go of any handle it keeps on the fd
+//!   itself first, so that the close is real.
+//! - **Cancellation.** [`cancel`](Driver::cancel) asks a pushed operation to end early: it then
+//!   completes with `-ECANCELED` unless it had finished anyway (and completes as it finished).
+//!   The port calls it only for operations still in its table. A driver's own bookkeeping for
+//!   the request (io_uring's cancel entry, named with [`OpKind::Cancel`]) is dropped by the port.
+//! - **Waiting.** [`wait`](Driver::wait) submits what is queued, waits until at least one
+//!   completion is ready or the timeout passes (`None`: no limit; zero: do not block), and
+//!   appends every ready completion to `out`. It may look operations up in the table (to
+//!   carry out those that became ready, or to re-arm one), never insert or remove: delivering
+//!   is the port's ([`deliver`]). A signal interrupting the wait is not an error.
+//! - **What it reports.** [`RawCompletion`]s in io_uring's convention, whatever the mechanism:
+//!   `user_data` is the operation's token or a reserved value
+//!   ([`token`](crate::token#reserved-values)), `result` is bytes, a new fd or 0 when
+//!   non-negative and `-errno` when negative (so [`is_cancelled`](crate::is_cancelled) and
+//!   friends hold everywhere), `flags` carry [`CQE_F_MORE`] (a multishot operation stays
+//!   armed) and [`CQE_F_BUFFER`] with a pool buffer's id ([`buffer_flags`]). An accepted fd
+//!   in a result belongs to the port from then on.
+//! - **The buffer pool.** [`attach_pool`](Driver::attach_pool) is called once, when the port
+//!   gets its [`BufPool`]; later calls hand the pool in. A pooled receive takes its buffer
+//!   from the pool (or lets the kernel take it from the pool's ring) only when bytes arrive if
+//!   it can, and reports the buffer in `flags`; one receive may fill several buffers (the port
+//!   splits it, see [`deliver`]). An empty pool is `-ENOBUFS`, never a failure of `push`. A
+//!   buffer a driver took for an operation itself is recorded in [`InFlight::pooled`].
+//! - **Posting.** The driver owns a [`Waker`] ([`waker`](Driver::waker)), which the port's
+//!   [`Poster`](crate::Poster)s call from any thread after queueing a value. Every wake must
+//!   make the current or the next `wait` report a completion named
+//!   [`WAKE`](crate::token::WAKE) (several wakes may come out as one); the port then drains
+//!   the posted values.
+//! - **Resources.** Memory a driver lends an operation (io_uring's gathered-send header in
+//!   [`InFlight::msg`]) comes back through [`reclaim`](Driver::reclaim) when the operation
+//!   leaves the table.
+//! - **Kernel features.** What a kernel lacks is made up for inside the driver, so that every
+//!   operation means the same on every backend and kernel: io_uring without a provided-buffer
+//!   ring takes a pool buffer per receive; without multishot accept (before 5.19, refused with
+//!   `EINVAL`) it accepts one connection at a time and reports each as a multishot accept
+//!   would; epoll emulates multishot operations and the pool.
 //!
-//! Two backends provide it: [`uring`] (the kernel carries operations out) and [`epoll`] (the
-//! driver carries them out when their fd is ready, and so needs the operation table in `wait`,
-//! and a `release(fd)` before a Close so that it does not hold the fd open). `Port::new` chooses
-//! between them, in one place.
+//! Three drivers implement it: on Linux `uring` (the kernel carries operations out) and
+//! `epoll` (the driver carries them out when their fd is ready); on Windows `iocp` (Windows
+//! carries them out, on an I/O completion port). Each is an [`AnyDriver`] variant on the
+//! system it exists on; a module is laid out as `epoll`'s (driver in `mod.rs`, system calls
+//! behind safe functions beside it). The libc parts of this module (socket addresses, the
+//! eventfd [`Waker`], the gathered-send header) are Unix-only; `iocp` has their Windows
+//! counterparts under the same names.
 //!
 //! This module also holds the backend-independent conversions that need `unsafe`: socket
 //! addresses to and from `sockaddr_storage`, and a raw result into an [`Outcome`] (adopting an
 //! accepted fd, growing a buffer by the bytes the kernel wrote).
 
+#[cfg(unix)]
 pub(crate) mod epoll;
+#[cfg(windows)]
+pub(crate) mod iocp;
 pub(crate) mod pool;
+#[cfg(unix)]
 pub(crate) mod uring;
 
 use std::io;
 use std::mem;
+#[cfg(unix)]
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
+#[cfg(unix)]
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Mutex;
 
-use crate::op::{Accepted, Completion, Op, Outcome, PoolBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf};
+use crate::port::Backend;
+#[cfg(unix)]
+use crate::sys::epoll::EpollDriver;
+#[cfg(windows)]
+pub(crate) use crate::sys::iocp::{IocpDriver, MsgBuf, SockAddrBuf, Waker};
 use crate::sys::pool::BufPool;
+#[cfg(unix)]
+use crate::sys::uring::UringDriver;
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token};
 
+/// What a backend does for a port; see [the contract](self#the-driver-contract).
+pub(crate) trait Driver {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// A few words on the backend and how it was set up, for logs.
+    fn describe(&self, pool: Option<&BufPool>) -> String;
+
+    /// The waker the port's posters call.
+    fn waker(&self) -> Arc<Waker>;
+
+    /// The port got its buffer pool: register it with the kernel, probe what receives into
+    /// it may use, make ready what sends from it need.
+    fn attach_pool(&mut self, pool: &mut BufPool);
+
+    /// Starts the operation `inflight`, named `token`.
+    fn push(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        pool: Option<&mut BufPool>,
+    ) -> io::Result<()>;
+
+    /// Asks the operation named `target` to end early.
+    fn cancel(&mut self, target: Token) -> io::Result<()>;
+
+    /// Submits, waits for at least one completion or the timeout, appends what is ready.
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        timeout: Option<Duration>,
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()>;
+
+    /// Takes back what the driver lent `inflight`, which is leaving the table.
+    fn reclaim(&mut self, inflight: &mut InFlight);
+
+    /// The port is being dropped with `table` still holding the operations in flight: make
+    /// sure the system writes into none of them (or the pool) once this returns. The kernel
+    /// drivers need nothing (their ring or epoll set goes first); IOCP cancels and drains,
+    /// and leaks what does not come back in time.
+    fn close(&mut self, _table: &mut OpTable, _pool: &mut Option<BufPool>) {}
+}
+
+/// The port's driver: the one place that dispatches to a backend.
+pub(crate) enum AnyDriver {
+    #[cfg(unix)]
+    Uring(UringDriver),
+    #[cfg(unix)]
+    Epoll(EpollDriver),
+    #[cfg(windows)]
+    Iocp(IocpDriver),
+}
+
+/// `$body` with `$d` bound to the driver inside `$driver`, whichever it is.
+macro_rules! dispatch {
+    ($driver:expr, $d:ident => $body:expr) => {
+        match $driver {
+            #[cfg(unix)]
+            AnyDriver::Uring($d) => $body,
+            #[cfg(unix)]
+            AnyDriver::Epoll($d) => $body,
+            #[cfg(windows)]
+            AnyDriver::Iocp($d) => $body,
+        }
+    };
+}
+
+impl Driver for AnyDriver {
+    fn backend(&self) -> Backend {
+        dispatch!(self, d => d.backend())
+    }
+
+    fn describe(&self, pool: Option<&BufPool>) -> String {
+        dispatch!(self, d => d.describe(pool))
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        dispatch!(self, d => d.waker())
+    }
+
+    fn attach_pool(&mut self, pool: &mut BufPool) {
+        dispatch!(self, d => d.attach_pool(pool))
+    }
+
+    #[inline]
+    fn push(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        pool: Option<&mut BufPool>,
+    ) -> io::Result<()> {
+        dispatch!(self, d => d.push(token, inflight, pool))
+    }
+
+    #[inline]
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
+        dispatch!(self, d => d.cancel(target))
+    }
+
+    #[inline]
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        timeout: Option<Duration>,
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()> {
+        dispatch!(self, d => d.wait(table, pool, timeout, out))
+    }
+
+    #[inline]
+    fn reclaim(&mut self, inflight: &mut InFlight) {
+        dispatch!(self, d => d.reclaim(inflight))
+    }
+
+    fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {
+        dispatch!(self, d => d.close(table, pool))
+    }
+}
+
+/// The socket address storage a new operation needs in its table entry: empty for an accept
+/// to fill, the target of a connect. None on Windows, whose driver keeps its own state there.
+pub(crate) fn op_addr(op: &Op) -> Option<Box<SockAddrBuf>> {
+    match op {
+        #[cfg(unix)]
+        Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
+        #[cfg(unix)]
+        Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
+        _ => None,
+    }
+}
+
 /// Storage for a socket address the kernel reads or writes.
+#[cfg(unix)]
 #[derive(Clone, Copy)]
 pub(crate) struct SockAddrBuf {
     pub storage: libc::sockaddr_storage,
     pub len: libc::socklen_t,
 }
 
+#[cfg(unix)]
 impl std::fmt::Debug for SockAddrBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SockAddrBuf({:?})", self.socket_addr())
     }
 }
 
+#[cfg(unix)]
 impl SockAddrBuf {
     /// Empty storage of full size, for the kernel to fill (accept).
     pub fn empty() -> SockAddrBuf {
@@ -142,11 +338,13 @@ impl SockAddrBuf {
 
 /// The message header and iovecs of a gathered send ([`Op::SendBufs`] on io_uring), which the
 /// kernel reads while the operation is in flight: boxed by the table, so it never moves.
+#[cfg(unix)]
 pub(crate) struct MsgBuf {
     pub hdr: libc::msghdr,
     pub iov: Vec<libc::iovec>,
 }
 
+#[cfg(unix)]
 impl Default for MsgBuf {
     fn default() -> MsgBuf {
         MsgBuf {
@@ -158,12 +356,14 @@ impl Default for MsgBuf {
     }
 }
 
+#[cfg(unix)]
 impl std::fmt::Debug for MsgBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MsgBuf({} iovecs)", self.iov.len())
     }
 }
 
+#[cfg(unix)]
 impl MsgBuf {
     /// Points the header at the iovecs of `bufs` (see [`gather`]); returns the header.
     pub fn fill(&mut self, pool: &BufPool, bufs: &[PoolBuf], at: usize) -> *const libc::msghdr {
@@ -179,6 +379,7 @@ impl MsgBuf {
 
 /// The iovecs of a gathered send, in order: `bufs[0][at..]`, then every later buffer whole,
 /// at most [`SEND_BUFS_MAX`](crate::op::SEND_BUFS_MAX) of them; empty ranges are skipped.
+#[cfg(unix)]
 pub(crate) fn gather(
     pool: &BufPool,
     bufs: &[PoolBuf],
@@ -203,6 +404,30 @@ pub(crate) fn cvt(res: i32) -> io::Result<usize> {
         Err(io::Error::from_raw_os_error(-res))
     } else {
         Ok(res as usize)
+    }
+}
+
+/// One completion as a driver reports it, in io_uring's convention whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawCompletion {
+    /// The operation's [`Token`] ([`Token::raw`]), or a reserved value (see
+    /// [`token`](crate::token#reserved-values)).
+    pub user_data: u64,
+    /// Bytes, a new fd or 0 when non-negative; `-errno` when negative.
+    pub result: i32,
+    /// [`CQE_F_BUFFER`] (with the pool buffer's id in the top 16 bits, see [`buffer_flags`])
+    /// and [`CQE_F_MORE`].
+    pub flags: u32,
+}
+
+impl RawCompletion {
+    /// A completion of the operation `token`.
+    pub const fn new(token: Token, result: i32, flags: u32) -> RawCompletion {
+        RawCompletion {
+            user_data: token.raw(),
+            result,
+            flags,
+        }
     }
 }
 
@@ -256,6 +481,7 @@ fn received_buf(
 
 /// The peer address of a connected socket (`getpeername`), for multishot accepts, which do
 /// not report it.
+#[cfg(unix)]
 fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     let mut addr = SockAddrBuf::empty();
     // SAFETY: getpeername writes at most `addr.len` bytes into the live local storage.
@@ -271,6 +497,37 @@ fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     } else {
         None
     }
+}
+
+/// Takes ownership of the descriptor (on Windows, the socket) an accept's result names.
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor (socket) from an accept, owned by nobody else.
+#[cfg(unix)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// Takes ownership of the descriptor (on Windows, the socket) an accept's result names: the
+/// IOCP driver reports an accepted `SOCKET` in the result (kernel handles keep to 32 bits, so
+/// it fits; the driver checks).
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor (socket) from an accept, owned by nobody else.
+#[cfg(windows)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    use std::os::windows::io::{FromRawSocket, RawSocket};
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_socket(fd as RawSocket) }
+}
+
+/// The peer address of a connected socket (`getpeername`), for multishot accepts.
+#[cfg(windows)]
+fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
 }
 
 /// Turns a result of a multishot operation that stays armed (`IORING_CQE_F_MORE`) into what
@@ -291,7 +548,7 @@ pub(crate) unsafe fn complete_more(
             result: cvt(res).map(|fd| {
                 // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
                 // else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let fd = unsafe { adopt(fd) };
                 let peer = peer_of(&fd);
                 Accepted { fd, peer }
             }),
@@ -320,7 +577,7 @@ pub(crate) unsafe fn complete(
     match inflight.op {
         Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
             // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+            let fd = unsafe { adopt(fd) };
             let peer = inflight.addr.and_then(|a| a.socket_addr());
             Accepted { fd, peer }
         })),
@@ -351,7 +608,7 @@ pub(crate) unsafe fn complete(
             result: cvt(res).map(|fd| {
                 // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
                 // else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let fd = unsafe { adopt(fd) };
                 let peer = peer_of(&fd);
                 Accepted { fd, peer }
             }),
@@ -374,7 +631,7 @@ pub(crate) unsafe fn complete(
 }
 
 /// Gives back the pool buffer a stale completion carries, so that it is not lost.
-fn reclaim(flags: u32, pool: Option<&mut BufPool>) {
+fn reclaim_buffer(flags: u32, pool: Option<&mut BufPool>) {
     if let (Some(pool), Some((id, true))) = (pool, carried_buffer(flags, None)) {
         let from_ring = pool.has_ring();
         let buf: PoolBuf = pool.hand_out(id, 0, from_ring);
@@ -382,145 +639,175 @@ fn reclaim(flags: u32, pool: Option<&mut BufPool>) {
     }
 }
 
-/// Turns raw completions into [`Completion`]s: operations come out of `table` with their
+/// Where [`deliver`] takes operations from and puts completions.
+pub(crate) struct Delivery<'a, D> {
+    /// The operations in flight.
+    pub table: &'a mut OpTable,
+    /// The driver, which takes back what it lent a finished operation.
+    pub driver: &'a mut D,
+    /// The values posted to the port.
+    pub posted: &'a Mutex<Vec<u64>>,
+    /// The caller's completions.
+    pub out: &'a mut Vec<Completion>,
+}
+
+/// Turns raw completions into [`Completion`]s: operations come out of the table with their
 /// resources, a wake-up drains the posted values, a cancellation's own completion is dropped.
 /// A bundle receive (one completion for several pool buffers) becomes one completion per
 /// buffer, so callers see the same chunks whichever way the kernel filled them.
 /// Returns how many raw completions were stale (unknown token, freed slot, wrong kind).
-pub(crate) fn deliver(
-    raw: &[(u64, i32, u32)],
-    table: &mut OpTable,
-    posted: &Mutex<Vec<u64>>,
+pub(crate) fn deliver<D: Driver>(
+    raw: &[RawCompletion],
+    to: &mut Delivery<'_, D>,
     mut pool: Option<&mut BufPool>,
-    out: &mut Vec<Completion>,
 ) -> u64 {
     let mut stale = 0;
-    for &(user_data, res, flags) in raw {
+    for c in raw {
         // Where every buffer of a bundle lies is read before any of them can be given back.
-        let bundle = match (pool.as_deref(), carried_buffer(flags, None)) {
-            (Some(p), Some((first, _))) if res > 0 => {
-                Some(p.bundle(first, res as usize)).filter(|b| b.parts > 1)
+        let bundle = match (pool.as_deref(), carried_buffer(c.flags, None)) {
+            (Some(p), Some((first, _))) if c.result > 0 => {
+                Some(p.bundle(first, c.result as usize)).filter(|b| b.parts > 1)
             }
             _ => None,
         };
         let Some(bundle) = bundle else {
-            stale += deliver_one(
-                user_data,
-                res,
-                flags,
-                table,
-                posted,
-                pool.as_deref_mut(),
-                out,
-            );
+            stale += to.one(*c, pool.as_deref_mut());
             continue;
         };
-        let more = flags & CQE_F_MORE != 0;
+        let more = c.flags & CQE_F_MORE != 0;
         let parts = bundle.parts;
         for k in 0..parts {
             let Some((id, len)) = pool.as_deref().map(|p| p.bundle_part(&bundle, k)) else {
                 break;
             };
-            let part_flags = buffer_flags(id, more || k + 1 < parts);
-            let len = i32::try_from(len).unwrap_or(i32::MAX);
-            stale += deliver_one(
-                user_data,
-                len,
-                part_flags,
-                table,
-                posted,
-                pool.as_deref_mut(),
-                out,
-            );
+            let part = RawCompletion {
+                user_data: c.user_data,
+                result: i32::try_from(len).unwrap_or(i32::MAX),
+                flags: buffer_flags(id, more || k + 1 < parts),
+            };
+            stale += to.one(part, pool.as_deref_mut());
         }
     }
     stale
 }
 
-/// [`deliver`] for one raw completion (one buffer at most); returns 1 when it was stale.
-fn deliver_one(
-    user_data: u64,
-    res: i32,
-    flags: u32,
-    table: &mut OpTable,
-    posted: &Mutex<Vec<u64>>,
-    pool: Option<&mut BufPool>,
-    out: &mut Vec<Completion>,
-) -> u64 {
-    let Some(token) = Token::from_raw(user_data) else {
-        reclaim(flags, pool);
-        return 1;
-    };
-    match token.kind() {
-        OpKind::Wake => {
-            let mut queue = posted.lock().unwrap_or_else(|p| p.into_inner());
-            out.extend(queue.drain(..).map(|key| Completion {
-                key,
-                outcome: Outcome::Posted,
-            }));
-        }
-        OpKind::Cancel => {}
-        kind if kind.is_multishot() && flags & CQE_F_MORE != 0 => {
-            let Some(inflight) = table.get_mut(token) else {
-                reclaim(flags, pool);
-                return 1;
-            };
-            let key = inflight.key;
-            // SAFETY: `res` is the kernel's result for the operation `token` names (the
-            // table confirmed slot, generation and kind), which stays armed.
-            let outcome = unsafe { complete_more(kind, res, flags, pool) };
-            out.push(Completion { key, outcome });
-        }
-        _ => {
-            let Some(mut inflight) = table.remove(token) else {
-                reclaim(flags, pool);
-                return 1;
-            };
-            if let Some(msg) = inflight.msg.take() {
-                table.recycle(msg);
+impl<D: Driver> Delivery<'_, D> {
+    /// [`deliver`] for one raw completion (one buffer at most); returns 1 when it was stale.
+    fn one(&mut self, c: RawCompletion, pool: Option<&mut BufPool>) -> u64 {
+        let RawCompletion {
+            user_data,
+            result: res,
+            flags,
+        } = c;
+        let Some(token) = Token::from_raw(user_data) else {
+            reclaim_buffer(flags, pool);
+            return 1;
+        };
+        match token.kind() {
+            OpKind::Wake => {
+                let mut queue = self.posted.lock().unwrap_or_else(|p| p.into_inner());
+                self.out.extend(queue.drain(..).map(|key| Completion {
+                    key,
+                    outcome: Outcome::Posted,
+                }));
             }
-            let key = inflight.key;
-            // SAFETY: `res` is the kernel's result for the operation `token` names, and the
-            // table has just confirmed (slot, generation and kind) that it is this one.
-            let outcome = unsafe { complete(inflight, res, flags, pool) };
-            out.push(Completion { key, outcome });
+            OpKind::Cancel => {}
+            kind if kind.is_multishot() && flags & CQE_F_MORE != 0 => {
+                let Some(inflight) = self.table.get_mut(token) else {
+                    reclaim_buffer(flags, pool);
+                    return 1;
+                };
+                let key = inflight.key;
+                // SAFETY: `res` is the kernel's result for the operation `token` names (the
+                // table confirmed slot, generation and kind), which stays armed.
+                let outcome = unsafe { complete_more(kind, res, flags, pool) };
+                self.out.push(Completion { key, outcome });
+            }
+            _ => {
+                let Some(mut inflight) = self.table.remove(token) else {
+                    reclaim_buffer(flags, pool);
+                    return 1;
+                };
+                self.driver.reclaim(&mut inflight);
+                let key = inflight.key;
+                // SAFETY: `res` is the kernel's result for the operation `token` names, and the
+                // table has just confirmed (slot, generation and kind) that it is this one.
+                let outcome = unsafe { complete(inflight, res, flags, pool) };
+                self.out.push(Completion { key, outcome });
+            }
+        }
+        0
+    }
+}
+
+/// What wakes a port from another thread: an eventfd that the driver watches (io_uring keeps a
+/// read armed on it, epoll has it in its set). [`Poster::post`](crate::Poster::post) queues a
+/// value, then calls [`wake`](Waker::wake); the driver then reports a completion named
+/// [`WAKE`](crate::token::WAKE).
+#[cfg(unix)]
+#[derive(Debug)]
+pub(crate) struct Waker {
+    fd: OwnedFd,
+}
+
+#[cfg(unix)]
+impl Waker {
+    /// A new eventfd with a zero count, non-blocking or not (io_uring's read on it must block
+    /// until it is written; epoll's read after readiness must not).
+    pub fn new(nonblocking: bool) -> io::Result<Waker> {
+        let mut flags = libc::EFD_CLOEXEC;
+        if nonblocking {
+            flags |= libc::EFD_NONBLOCK;
+        }
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::eventfd(0, flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Waker { fd })
+    }
+
+    /// Adds one to the eventfd's count, waking the port's driver.
+    pub fn wake(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live local to an fd we hold open.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        if n == 8 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
-    0
+
+    /// The eventfd, for the driver to watch.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
 }
 
-/// A new eventfd with a zero count.
-pub(crate) fn eventfd(nonblocking: bool) -> io::Result<OwnedFd> {
-    let mut flags = libc::EFD_CLOEXEC;
-    if nonblocking {
-        flags |= libc::EFD_NONBLOCK;
-    }
-    // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::eventfd(0, flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Adds one to an eventfd's count, waking whoever waits on it.
-pub(crate) fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live local to an fd we hold open.
-    let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    if n == 8 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+/// Takes a Close's descriptor out of its operation (which becomes [`Op::Nop`], its kind staying
+/// [`OpKind::Close`]): the last handle, which the driver must close (the close's result is the
+/// operation's), or `None` when other handles still hold the descriptor (the handle is dropped,
+/// the last holder closes it, and the operation completes at once with 0).
+pub(crate) fn take_close_fd(op: &mut Op) -> Option<OwnedFd> {
+    match mem::replace(op, Op::Nop) {
+        Op::Close { fd } => std::rc::Rc::try_unwrap(fd).ok(),
+        other => {
+            *op = other;
+            None
+        }
     }
 }
 
 /// Facts and limits of the process that the port's users need, behind safe functions.
 pub mod os {
+    #[cfg(unix)]
     use std::io;
 
     /// The soft and hard limits on open files (`RLIMIT_NOFILE`).
+    #[cfg(unix)]
     pub fn nofile_limit() -> io::Result<(u64, u64)> {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
@@ -534,6 +821,7 @@ pub mod os {
     }
 
     /// Sets the soft limit on open files, which may not exceed the hard limit.
+    #[cfg(unix)]
     pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
         let (_, hard) = nofile_limit()?;
         let lim = libc::rlimit {
@@ -546,6 +834,67 @@ pub mod os {
         }
         Ok(())
     }
+
+    /// Whether this process is in the foreground process group of the terminal `fd` refers to:
+    /// only then may it read that terminal without being stopped (`SIGTTIN`). False when `fd`
+    /// is not a terminal, or not this process's controlling terminal.
+    #[cfg(unix)]
+    pub fn is_foreground(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcgetpgrp only queries the open descriptor `fd`, which the borrow keeps open;
+        // getpgrp cannot fail and touches no memory.
+        let (terminal, own) = unsafe { (libc::tcgetpgrp(fd.as_raw_fd()), libc::getpgrp()) };
+        terminal > 0 && terminal == own
+    }
+
+    /// What [`wait_readable`] saw.
+    #[cfg(unix)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Readiness {
+        /// A read will not block (it may return 0: end of input, or Ctrl-D on a terminal).
+        Readable,
+        /// The other end is gone (a terminal hung up, a pipe's writers closed), or `fd` is not
+        /// open: reading it is pointless.
+        HungUp,
+        /// Nothing arrived within the time given.
+        TimedOut,
+    }
+
+    /// Waits at most `timeout` for `fd` to become readable (`poll`), without reading: unlike a
+    /// read, polling a terminal from a background process group does not stop the process.
+    #[cfg(unix)]
+    pub fn wait_readable(
+        fd: std::os::fd::BorrowedFd<'_>,
+        timeout: std::time::Duration,
+    ) -> io::Result<Readiness> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: poll reads and writes exactly one pollfd, a live local; `fd` is kept open by
+        // the borrow.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Readiness::TimedOut);
+            }
+            return Err(e);
+        }
+        Ok(if n == 0 {
+            Readiness::TimedOut
+        } else if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            Readiness::HungUp
+        } else {
+            Readiness::Readable
+        })
+    }
+
+    #[cfg(windows)]
+    pub use crate::sys::iocp::os::*;
 
     /// The number of CPUs this process may run on.
     pub fn available_cpus() -> usize {

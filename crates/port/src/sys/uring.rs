@@ -28,44 +28,31 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use crate::op::{Op, PoolBuf};
+use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
+use crate::port::{Backend, PortError, UringUnavailable};
 use crate::sys::pool::{BufPool, BGID};
-use crate::table::InFlight;
-use crate::token::{OpKind, Token};
+use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
+use crate::table::{InFlight, OpTable};
+use crate::token::{OpKind, Token, PROBE_CANCEL, PROBE_RECV, WAKE};
 
-/// Why io_uring cannot be used on this machine, with what to do about it.
-#[derive(Debug)]
-pub struct UringUnavailable {
-    /// The cause in a few words, e.g. "blocked by a seccomp filter (EPERM)".
-    pub cause: String,
-    /// What the user can do.
-    pub remedy: String,
-    /// The error the kernel returned, if any.
-    pub source: Option<io::Error>,
-}
+/// Message headers for gathered sends made ready with a pool.
+const MSG_STOCK: usize = 256;
 
-impl fmt::Display for UringUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "io_uring is unavailable: {}; {}",
-            self.cause, self.remedy
-        )
-    }
-}
-
-impl std::error::Error for UringUnavailable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
+/// Whether the kernel has a feature ringport falls back from, as far as it has been seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feature {
+    /// Not seen either way yet.
+    Unknown,
+    /// It worked.
+    Yes,
+    /// The kernel refused it: emulated.
+    No,
 }
 
 /// Classifies a failed `io_uring_setup`.
@@ -101,6 +88,7 @@ fn classify(err: io::Error) -> UringUnavailable {
         ),
     };
     UringUnavailable {
+        backend: Backend::Uring,
         cause,
         remedy,
         source: Some(err),
@@ -158,22 +146,46 @@ fn recv_multi_entry(fd: RawFd, cap: u32, limit: u32, bundle: bool) -> squeue::En
     }
 }
 
+impl RawCompletion {
+    /// A completion queue entry as the port takes it.
+    fn of(entry: &cqueue::Entry) -> RawCompletion {
+        RawCompletion {
+            user_data: entry.user_data(),
+            result: entry.result(),
+            flags: entry.flags(),
+        }
+    }
+}
+
 /// One io_uring and the port's wake-up read on it.
 pub(crate) struct UringDriver {
     ring: IoUring,
-    wake_fd: Arc<OwnedFd>,
+    wake: Arc<Waker>,
     /// Where the wake-up read lands; boxed so it never moves while the kernel holds it.
     wake_buf: Box<u64>,
     wake_armed: bool,
     flags: &'static str,
     /// Completions reaped outside `wait` (to make room for a submission), delivered by the next.
-    backlog: Vec<(u64, i32, u32)>,
+    backlog: Vec<RawCompletion>,
     /// The per-invocation byte cap of multishot receives (`sqe->len`), 0 where the kernel
     /// refuses one.
     mshot_len: u32,
     /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
     /// too): one completion for as many pool buffers as the bytes waiting fill.
     bundles: bool,
+    /// Message headers of finished gathered sends, for the next ones (no allocation per send).
+    /// Boxed: a header moves between this list and an operation, and the kernel reads it by
+    /// address while the operation is in flight.
+    #[allow(clippy::vec_box)]
+    spare_msgs: Vec<Box<MsgBuf>>,
+    /// Whether the kernel takes multishot accepts (5.19+); `No`: each `AcceptMulti` is a chain
+    /// of single accepts (see [`UringDriver::accept_fallback`]).
+    accept_multi: Feature,
+    /// An `AcceptMulti` has been pushed while `accept_multi` was not known to work.
+    accept_watch: bool,
+    /// `AcceptMulti`s asked to cancel while they may be chains of single accepts: a chain's
+    /// accept completing as its cancellation arrives must not be re-armed.
+    accept_cancels: Vec<Token>,
 }
 
 impl fmt::Debug for UringDriver {
@@ -184,12 +196,17 @@ impl fmt::Debug for UringDriver {
     }
 }
 
-const WAKE: Token = Token::new(0, 0, OpKind::Wake);
-
 impl UringDriver {
+    /// A ring with room for `entries` submissions (see [`new`](UringDriver::new)) and its
+    /// waker; [`PortError::Io`] when the waker's eventfd cannot be created.
+    pub fn open(entries: u32) -> Result<UringDriver, PortError> {
+        let wake = Arc::new(Waker::new(false).map_err(PortError::Io)?);
+        UringDriver::new(entries, wake).map_err(PortError::UringUnavailable)
+    }
+
     /// A ring with room for `entries` submissions, the strongest setup flags the kernel takes,
-    /// and every opcode ringport needs; `wake_fd` is a blocking eventfd.
-    pub fn new(entries: u32, wake_fd: Arc<OwnedFd>) -> Result<UringDriver, UringUnavailable> {
+    /// and every opcode ringport needs; `wake` is a blocking eventfd.
+    fn new(entries: u32, wake: Arc<Waker>) -> Result<UringDriver, UringUnavailable> {
         type Setup = fn(&mut io_uring::Builder);
         let attempts: [(&'static str, Setup); 3] = [
             ("single_issuer,coop_taskrun,defer_taskrun", |b| {
@@ -227,6 +244,7 @@ impl UringDriver {
         let params = ring.params();
         if !params.is_feature_ext_arg() || !params.is_feature_nodrop() {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: "the kernel's io_uring lacks EXT_ARG or NODROP (needs 5.11 or newer)".into(),
                 remedy: "use --backend epoll or a newer kernel".into(),
                 source: None,
@@ -235,6 +253,7 @@ impl UringDriver {
         let mut probe = Probe::new();
         if let Err(e) = ring.submitter().register_probe(&mut probe) {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: format!("the kernel cannot list its io_uring opcodes ({e})"),
                 remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
                 source: Some(e),
@@ -247,6 +266,7 @@ impl UringDriver {
             .collect();
         if !missing.is_empty() {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: format!("the kernel's io_uring lacks {}", missing.join(", ")),
                 remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
                 source: None,
@@ -254,36 +274,25 @@ impl UringDriver {
         }
         let mut driver = UringDriver {
             ring,
-            wake_fd,
+            wake,
             wake_buf: Box::new(0),
             wake_armed: false,
             flags,
             backlog: Vec::new(),
             mshot_len: 0,
             bundles: false,
+            spare_msgs: Vec::new(),
+            accept_multi: Feature::Unknown,
+            accept_watch: false,
+            accept_cancels: Vec::new(),
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
     }
 
-    /// The setup flags the kernel accepted.
-    pub fn flags(&self) -> &'static str {
-        self.flags
-    }
-
-    /// Whether multishot receives carry a per-invocation byte cap.
-    pub fn mshot_capped(&self) -> bool {
-        self.mshot_len > 0
-    }
-
-    /// Whether multishot receives are bundles.
-    pub fn bundles(&self) -> bool {
-        self.bundles
-    }
-
     /// Registers `pool`'s provided-buffer ring with this io_uring, and probes what multishot
     /// receives may use on this kernel: byte limits, then bundles.
-    pub fn attach_pool(&mut self, pool: &mut BufPool) -> io::Result<()> {
+    fn attach_ring(&mut self, pool: &mut BufPool) -> io::Result<()> {
         pool.attach_ring(&self.ring.submitter())?;
         let size = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
         self.mshot_len = match self.mshot_cap(size, pool) {
@@ -353,8 +362,6 @@ impl UringDriver {
         pool: &mut BufPool,
         mut chunk: impl FnMut(i32),
     ) -> io::Result<bool> {
-        const PROBE_RECV: u64 = 1;
-        const PROBE_CANCEL: u64 = 2;
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two fds into the live local array.
         if unsafe {
@@ -423,7 +430,7 @@ impl UringDriver {
                         if other == WAKE.raw() {
                             self.wake_armed = false;
                         }
-                        self.backlog.push((other, entry.result(), entry.flags()));
+                        self.backlog.push(RawCompletion::of(&entry));
                     }
                 }
             }
@@ -488,19 +495,19 @@ impl UringDriver {
     }
 
     /// Moves every completion in the ring to `out`, noting a fired wake-up.
-    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+    fn reap(&mut self, out: &mut Vec<RawCompletion>) {
         for cqe in self.ring.completion() {
             let entry: cqueue::Entry = cqe;
             if entry.user_data() == WAKE.raw() {
                 self.wake_armed = false;
             }
-            out.push((entry.user_data(), entry.result(), entry.flags()));
+            out.push(RawCompletion::of(&entry));
         }
     }
 
     fn arm_wake(&mut self) -> io::Result<()> {
         let entry = opcode::Read::new(
-            types::Fd(self.wake_fd.as_raw_fd()),
+            types::Fd(self.wake.fd().as_raw_fd()),
             (&mut *self.wake_buf as *mut u64).cast::<u8>(),
             8,
         )
@@ -511,20 +518,168 @@ impl UringDriver {
         Ok(())
     }
 
-    /// Queues the operation `inflight`, named `token`. `close_fd` is the descriptor a Close
-    /// operation closes (ownership passes to the kernel); a Close without one completes at once.
-    pub fn push(
+    /// Queues one single accept for the `AcceptMulti` named `token`, as a link of its chain;
+    /// `Ok(false)` when the operation is no longer in the table.
+    fn push_single_accept(&mut self, token: Token, table: &mut OpTable) -> io::Result<bool> {
+        let Some(Op::AcceptMulti { listener }) = table.get_mut(token).map(|i| &i.op) else {
+            return Ok(false);
+        };
+        let entry = single_accept_entry(listener.as_raw_fd()).user_data(token.raw());
+        self.push_entry(&entry).map(|()| true)
+    }
+
+    /// Multishot accept on kernels that refuse it (before 5.19, `EINVAL`): from the first
+    /// refusal on, an `AcceptMulti` is a chain of single accepts, each pushed when the last
+    /// completes, each success reported with [`CQE_F_MORE`] as a multishot accept's would be;
+    /// an error, or a cancellation, ends the chain. Rewrites the completions `out[from..]`
+    /// accordingly. Watched only until a multishot accept is seen to work.
+    fn accept_fallback(&mut self, table: &mut OpTable, out: &mut Vec<RawCompletion>, from: usize) {
+        let mut i = from;
+        while i < out.len() {
+            let c = out[i];
+            i += 1;
+            let Some(token) = Token::from_raw(c.user_data) else {
+                continue;
+            };
+            if token.kind() != OpKind::AcceptMulti {
+                continue;
+            }
+            let more = c.flags & CQE_F_MORE != 0;
+            let cancelled = self.accept_cancels.contains(&token);
+            match self.accept_multi {
+                Feature::Yes => return,
+                Feature::Unknown if more || c.result >= 0 => {
+                    self.accept_multi = Feature::Yes;
+                    self.accept_cancels.clear();
+                    return;
+                }
+                Feature::Unknown if c.result == -libc::EINVAL => {
+                    tracing::info!("multishot accept refused (EINVAL); accepting one at a time");
+                    self.accept_multi = Feature::No;
+                    if cancelled {
+                        out[i - 1].result = -libc::ECANCELED;
+                    } else {
+                        // The chain starts in place of the refused accept, which the caller
+                        // does not see.
+                        match self.push_single_accept(token, table) {
+                            Ok(true) => {
+                                out.remove(i - 1);
+                                i -= 1;
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(e) => out[i - 1].result = -e.raw_os_error().unwrap_or(libc::EIO),
+                        }
+                    }
+                }
+                Feature::No if c.result >= 0 && !more => {
+                    // A link of the chain accepted a connection: reported as armed, and the
+                    // next link pushed, unless a cancellation came meanwhile.
+                    out[i - 1].flags |= CQE_F_MORE;
+                    let end = if cancelled {
+                        Some(-libc::ECANCELED)
+                    } else {
+                        match self.push_single_accept(token, table) {
+                            Ok(true) => None,
+                            Ok(false) => Some(-libc::ECANCELED),
+                            Err(e) => Some(-e.raw_os_error().unwrap_or(libc::EIO)),
+                        }
+                    };
+                    let Some(res) = end else { continue };
+                    out.insert(i, RawCompletion::new(token, res, 0));
+                    i += 1;
+                }
+                _ => {}
+            }
+            // The operation ended (an error or a cancellation): forget its cancellation.
+            self.accept_cancels.retain(|&t| t != token);
+        }
+    }
+
+    /// Behaves as on a kernel that refuses multishot accepts, for tests of the fallback.
+    #[cfg(test)]
+    pub fn refuse_multishot_accept(&mut self) {
+        self.accept_multi = Feature::No;
+    }
+
+    /// Queues a Close: the kernel closes the descriptor if this was its last handle.
+    fn push_close(&mut self, token: Token, op: &mut Op) -> io::Result<()> {
+        let Some(fd) = take_close_fd(op) else {
+            return self.push_entry(&opcode::Nop::new().build().user_data(token.raw()));
+        };
+        let entry = opcode::Close::new(types::Fd(fd.as_raw_fd()))
+            .build()
+            .user_data(token.raw());
+        // Not queued: `fd` closes as it drops.
+        self.push_entry(&entry)?;
+        // Queued: the kernel closes it.
+        let _ = fd.into_raw_fd();
+        Ok(())
+    }
+}
+
+impl Driver for UringDriver {
+    fn backend(&self) -> Backend {
+        Backend::Uring
+    }
+
+    fn describe(&self, pool: Option<&BufPool>) -> String {
+        match pool {
+            Some(pool) if pool.has_ring() => format!(
+                "io_uring (setup flags: {}; provided-buffer ring{})",
+                self.flags,
+                match (self.mshot_len > 0, self.bundles) {
+                    (true, true) => ", multishot receives limited, as bundles",
+                    (true, false) => ", multishot receives limited",
+                    _ => "",
+                }
+            ),
+            _ => format!("io_uring (setup flags: {})", self.flags),
+        }
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.wake)
+    }
+
+    fn attach_pool(&mut self, pool: &mut BufPool) {
+        // Gathered sends need a message header each while in flight: a stock of them now, so
+        // that sending allocates nothing (up to this many at once, of any length).
+        self.spare_msgs.reserve(MSG_STOCK);
+        while self.spare_msgs.len() < MSG_STOCK {
+            let mut msg = Box::<MsgBuf>::default();
+            msg.iov.reserve(SEND_BUFS_MAX);
+            self.spare_msgs.push(msg);
+        }
+        if let Err(e) = self.attach_ring(pool) {
+            tracing::debug!(
+                "the kernel refused a provided-buffer ring ({e}); buffers are picked per receive"
+            );
+        }
+    }
+
+    fn reclaim(&mut self, inflight: &mut InFlight) {
+        if let Some(msg) = inflight.msg.take() {
+            self.spare_msgs.push(msg);
+        }
+    }
+
+    /// Queues the operation `inflight`, named `token`.
+    fn push(
         &mut self,
         token: Token,
         inflight: &mut InFlight,
-        close_fd: Option<RawFd>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let entry = match &mut inflight.op {
             Op::AcceptMulti { listener } => {
-                opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build()
+                self.accept_watch |= self.accept_multi != Feature::Yes;
+                match self.accept_multi {
+                    Feature::No => single_accept_entry(listener.as_raw_fd()),
+                    _ => opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+                        .flags(libc::SOCK_CLOEXEC)
+                        .build(),
+                }
             }
             Op::RecvMulti { fd, .. } | Op::RecvBuf { fd, .. } => {
                 let Some(pool) = pool else {
@@ -569,7 +724,8 @@ impl UringDriver {
                     match Self::recv_taken(raw, pool, &mut inflight.pooled, flags) {
                         Some(entry) => entry,
                         None => {
-                            self.backlog.push((token.raw(), -libc::ENOBUFS, 0));
+                            self.backlog
+                                .push(RawCompletion::new(token, -libc::ENOBUFS, 0));
                             return Ok(());
                         }
                     }
@@ -582,9 +738,15 @@ impl UringDriver {
                 pooled_send(fd.as_raw_fd(), pool, &bufs[0], *at)?
             }
             Op::SendBufs { fd, bufs, at } => {
-                let (Some(pool), Some(msg)) = (pool, inflight.msg.as_mut()) else {
+                let Some(pool) = pool else {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
+                // A header the kernel reads while the send is in flight (recycled: allocated
+                // only at a new high-water mark of gathered sends in flight).
+                let spare = &mut self.spare_msgs;
+                let msg = inflight
+                    .msg
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
                 let hdr = msg.fill(pool, bufs, *at);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
@@ -641,16 +803,20 @@ impl UringDriver {
                 };
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
             }
-            Op::Close { .. } | Op::Nop => match close_fd {
-                Some(raw) => opcode::Close::new(types::Fd(raw)).build(),
-                None => opcode::Nop::new().build(),
-            },
+            Op::Close { .. } => return self.push_close(token, &mut inflight.op),
+            Op::Nop => opcode::Nop::new().build(),
         };
         self.push_entry(&entry.user_data(token.raw()))
     }
 
     /// Queues a cancellation of the operation named `target`.
-    pub fn cancel(&mut self, target: Token) -> io::Result<()> {
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
+        if target.kind() == OpKind::AcceptMulti
+            && self.accept_multi != Feature::Yes
+            && !self.accept_cancels.contains(&target)
+        {
+            self.accept_cancels.push(target);
+        }
         let me = Token::new(target.slot(), target.generation(), OpKind::Cancel);
         let entry = opcode::AsyncCancel::new(target.raw())
             .build()
@@ -658,14 +824,17 @@ impl UringDriver {
         self.push_entry(&entry)
     }
 
-    /// Submits everything queued with one `io_uring_enter`, waits for `min` completions or the
-    /// timeout, and appends every ready completion to `out` as `(user_data, result, flags)`.
-    pub fn wait(
+    /// Submits everything queued with one `io_uring_enter`, waits for a completion or the
+    /// timeout, and appends every ready completion to `out`.
+    fn wait(
         &mut self,
-        min: usize,
+        table: &mut OpTable,
+        _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
-        out: &mut Vec<(u64, i32, u32)>,
+        out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
+        let min = 1;
+        let from = out.len();
         // Completions already reaped: deliver them without waiting for more.
         let timeout = if self.backlog.is_empty() {
             timeout
@@ -695,11 +864,26 @@ impl UringDriver {
             reap_anyway(self.ring.submit())?;
             self.reap(out);
         }
+        if self.accept_watch && self.accept_multi != Feature::Yes {
+            self.accept_fallback(table, out, from);
+        }
         if !self.wake_armed {
             self.arm_wake()?;
         }
         Ok(())
     }
+}
+
+/// One accept on `listener` that does not ask for the peer's address (a multishot accept's
+/// completion does not carry it either: the port reads it with `getpeername`).
+fn single_accept_entry(listener: RawFd) -> squeue::Entry {
+    opcode::Accept::new(
+        types::Fd(listener),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+    .flags(libc::SOCK_CLOEXEC)
+    .build()
 }
 
 /// A send of pool buffer `buf` from `at` on `fd`; `EINVAL` without a pool.

@@ -1,7 +1,7 @@
-//! The completion model's accept state machine: one multishot accept in flight (one accept at
-//! a time on kernels that refuse multishot), a place at the connection [`Gate`] and the
-//! per-address count for each connection accepted, connections parked while the gate is full
-//! (no accept in flight meanwhile), failed accepts under the shared
+//! The completion model's accept state machine: one multishot accept in flight (on kernels
+//! that refuse multishot accepts, the port makes it a chain of single accepts), a place at the
+//! connection [`Gate`] and the per-address count for each connection accepted, connections
+//! parked while the gate is full (no accept in flight meanwhile), failed accepts under the shared
 //! [accept policy](crate::accept_policy), and at shutdown the clients already waiting in the
 //! listen backlog.
 //!
@@ -33,12 +33,7 @@ impl Worker<'_> {
         let Some(listener) = self.listener.clone() else {
             return;
         };
-        let op = if self.multi_accept {
-            Op::AcceptMulti { listener }
-        } else {
-            Op::Accept { listener }
-        };
-        match self.port.submit(ACCEPT_KEY, op) {
+        match self.port.submit(ACCEPT_KEY, Op::AcceptMulti { listener }) {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
                 error!(worker = self.id, "cannot submit an accept: {e}");
@@ -81,16 +76,6 @@ impl Worker<'_> {
                 self.submit_accept();
             }
             Err(e) if is_cancelled(&e) => {}
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput && self.multi_accept && !more => {
-                // A kernel without multishot accept (before 5.19) refuses it with EINVAL: one
-                // accept at a time.
-                info!(
-                    worker = self.id,
-                    "multishot accept refused ({e}); accepting one at a time"
-                );
-                self.multi_accept = false;
-                self.submit_accept();
-            }
             Err(e) => {
                 self.stats.accept_errors += 1;
                 if more {

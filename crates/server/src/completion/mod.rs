@@ -54,8 +54,9 @@
 //!   buffer pool) and the constants the model is built on.
 //! - `worker`: the `Worker` and its loop: wait, dispatch each completion,
 //!   the drain and the forced close at shutdown.
-//! - `accept`: the accept state machine: multishot accept (or one at a time), the connection
-//!   gate and parked connections, failed accepts, the listen backlog at shutdown.
+//! - `accept`: the accept state machine: multishot accept (one at a time inside the port on
+//!   kernels that refuse it), the connection gate and parked connections, failed accepts, the
+//!   listen backlog at shutdown.
 //! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
 //!   close), buffers starved by an empty pool, freeing the slot.
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
@@ -90,7 +91,9 @@ pub const SHUTDOWN: u64 = 1;
 /// A multishot receive may take up to 32 buffers per wake-up before its owner can stop it, so a
 /// peer that sends much and reads nothing can hold a few dozen for a while; the pool is sized so
 /// that a hundred such peers per worker still leave buffers for everyone else. The memory
-/// (8 MiB) becomes resident only as buffers are first used.
+/// (64 MiB of address space at 16 KiB buffers) becomes resident only as pages of it are first
+/// used: the ring's working set keeps that to the buffers in use at once, and a small message
+/// touches one page of its buffer.
 pub const POOL_BUFFERS: u16 = 4096;
 /// The largest pool buffer; a pool buffer is `--buffer-size` bytes up to this (16 KiB, the
 /// default `--buffer-size`, so a connection's bound is one buffer).
@@ -119,7 +122,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         }
     }
     let gate = Arc::new(Gate::new(max, workers));
-    let per_ip = Arc::new(PerIp::new(cfg.max_per_ip));
+    let per_ip = Arc::new(PerIp::of(cfg));
     let live_slots = Arc::new(Mutex::new(vec![Snapshot::default(); workers]));
     // Decide the backend once (one log line if io_uring is unavailable and auto falls back),
     // then give every worker the decision.

@@ -39,8 +39,6 @@ pub(super) struct Worker<'a> {
     pub(super) unflushed: Vec<u64>,
     /// Most buffers a connection may hold queued for its echo.
     pub(super) max_chunks: usize,
-    /// Multishot accept is in use (false after the kernel refused it).
-    pub(super) multi_accept: bool,
     pub(super) draining: bool,
     pub(super) drain_deadline: Option<Instant>,
     pub(super) forced: bool,
@@ -83,7 +81,6 @@ impl<'a> Worker<'a> {
             starved: VecDeque::new(),
             unflushed: Vec::new(),
             max_chunks: max_chunks(cfg),
-            multi_accept: true,
             draining: false,
             drain_deadline: None,
             forced: false,

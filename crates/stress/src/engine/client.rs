@@ -110,6 +110,8 @@ pub(super) struct Client<'s, 'a> {
     pub stopped_early: Option<Instant>,
     /// The last measured message completion.
     pub last_completion: Option<Instant>,
+    /// When this thread's load ended: every connection finished, failed or closed.
+    pub load_end: Option<Instant>,
     reported: (u64, u64, u64),
     /// Messages verified by this thread (warm-up included), for progress.
     completed_total: u64,
@@ -156,6 +158,7 @@ impl<'s, 'a> Client<'s, 'a> {
             stopping: false,
             stopped_early: None,
             last_completion: None,
+            load_end: None,
             reported: (0, 0, 0),
             completed_total: 0,
             connecting: 0,
@@ -181,9 +184,7 @@ impl<'s, 'a> Client<'s, 'a> {
     fn spin_margin(&self) -> Duration {
         match self.shared.backend {
             Backend::Uring => Duration::from_micros(60),
-            Backend::Epoll => Duration::ZERO,
-            #[cfg(windows)]
-            Backend::Iocp => Duration::ZERO,
+            Backend::Epoll | Backend::Iocp => Duration::ZERO,
         }
     }
 
@@ -319,6 +320,7 @@ impl<'s, 'a> Client<'s, 'a> {
             self.wait_and_scan(until, &mut next_scan)?;
             self.report_progress();
         }
+        self.load_end = Some(Instant::now());
         if let Some(cpu) = meter.finish() {
             self.stats.cpu.push(cpu);
         }

@@ -132,6 +132,16 @@ pub enum StressError {
     /// A completion port could not be created.
     #[error("{0}")]
     Port(String),
+    /// An output file (`--json`, `--hdr-log`) cannot be written: found before the run.
+    #[error("cannot write {flag} to {path}: {error}")]
+    Output {
+        /// The flag.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        error: io::Error,
+    },
     /// A client thread failed outside any connection (its port broke, or it panicked).
     #[error("client thread {thread}: {detail}")]
     Thread {
@@ -211,6 +221,7 @@ pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
 /// As [`run`].
 pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
     config.validate()?;
+    check_outputs(config)?;
     let addr = resolve(&config.host, config.port)?;
     let pre = preflight(config, addr.ip())?;
     for note in &pre.notes {
@@ -266,22 +277,31 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         .map(|p| p.measure_start)
         .min()
         .unwrap_or_else(Instant::now);
-    let measured = match config.stop() {
-        Stop::Duration(d) => {
-            let stopped = parts.iter().filter_map(|p| p.stopped_early).min();
-            stopped.map_or(d, |at| at.saturating_duration_since(measure_start).min(d))
-        }
-        Stop::Count(_) => parts
-            .iter()
-            .filter_map(|p| p.last_completion)
-            .max()
-            .map_or(Duration::ZERO, |last| {
-                last.saturating_duration_since(measure_start)
-            }),
+    // The measured time is the time the load really ran: it ends at the configured duration, at
+    // the stop flag (Ctrl-C), or when every connection has finished or failed (a server that
+    // went away), whichever came first; a count ends with its last echo, or later if
+    // connections were still failing (timeouts) after it.
+    let stopped = parts.iter().filter_map(|p| p.stopped_early).min();
+    let load_end = parts.iter().filter_map(|p| p.load_end).max();
+    let last_echo = parts.iter().filter_map(|p| p.last_completion).max();
+    let failing_after = stats.errors.total() > 0;
+    let end = match config.stop() {
+        Stop::Duration(d) => [Some(measure_start + d), stopped, load_end]
+            .into_iter()
+            .flatten()
+            .min(),
+        Stop::Count(_) if failing_after => [stopped, load_end].into_iter().flatten().min(),
+        Stop::Count(_) => last_echo,
     };
+    let measured = end.map_or(Duration::ZERO, |end| {
+        end.saturating_duration_since(measure_start)
+    });
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
+    if stopped.is_some() {
+        report.mark_interrupted();
+    }
     if backend == Backend::Epoll && config.rate.is_some() {
         report.warnings.push(
             "the epoll backend waits in whole milliseconds: in rate mode sends may leave up to \
@@ -297,6 +317,37 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         measured,
         preflight: pre,
     })
+}
+
+/// Checks, before anything runs, that the files `--json` and `--hdr-log` name can be written,
+/// so a long run is not lost to a typo in a path. A file that did not exist is created and
+/// removed again; an existing one is opened for appending and left as it is.
+fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
+    let json = match &config.json {
+        Some(OutputTarget::Path(p)) => Some(("--json", p)),
+        _ => None,
+    };
+    let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
+    for (flag, path) in json.into_iter().chain(hdr) {
+        let fail = |error| StressError::Output {
+            flag,
+            path: path.display().to_string(),
+            error,
+        };
+        if path.is_dir() {
+            return Err(fail(io::Error::other("it is a directory")));
+        }
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(fail)?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 /// The first address `host:port` resolves to.
@@ -363,6 +414,7 @@ struct ThreadResult {
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
+    load_end: Option<Instant>,
 }
 
 fn client_thread(
@@ -397,5 +449,6 @@ fn client_thread(
         measure_start: client.measure_start,
         last_completion: client.last_completion,
         stopped_early: client.stopped_early,
+        load_end: client.load_end,
     })
 }

@@ -1,5 +1,8 @@
 //! The IOCP driver: operations become overlapped Winsock calls on sockets associated with one
-//! completion port, and their completions are dequeued in batches.
+//! completion port, and their completions are dequeued in batches and reported to the port as
+//! [`RawCompletion`]s, in io_uring's convention (see [the contract](crate::sys#the-driver-contract)):
+//! bytes, an accepted `SOCKET` (kernel handles keep to 32 bits) or `-code` with a Windows error
+//! code, so that the port's delivery is the same on every backend.
 //!
 //! # Ownership
 //!
@@ -34,6 +37,8 @@
 //! - `nowait` receives: a WSARecv that pends is cancelled at once; its cancellation is reported
 //!   as `WSAEWOULDBLOCK` (bytes that won the race are delivered as usual).
 //! - Shutdown, Close and Nop are carried out at submission and complete at the next wait.
+//! - Cancellation ([`Driver::cancel`]) is carried out at the next wait (which has the table),
+//!   as io_uring submits its cancel entry only then.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -41,7 +46,7 @@ use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::windows::io::{AsRawSocket, OwnedSocket, RawSocket};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
@@ -61,10 +66,13 @@ use windows_sys::Win32::System::IO::{
     OVERLAPPED, OVERLAPPED_ENTRY,
 };
 
-use crate::op::{Accepted, Completion, Op, Outcome};
+use crate::op::{Accepted, Op};
+use crate::port::Backend;
+use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
+use crate::sys::{buffer_flags, take_close_fd, Driver, RawCompletion, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
-use crate::token::{OpKind, Token};
+use crate::token::{OpKind, Token, WAKE};
 
 /// The most pool buffers one wake-up of a multishot receive fills before it lets others run.
 const CHUNKS_PER_WAKE: usize = 64;
@@ -94,8 +102,6 @@ pub(crate) struct IoSlot {
     accept: Option<OwnedSocket>,
     /// AcceptEx's output: the local and remote addresses.
     addrs: [u8; 2 * ACCEPT_ADDR_LEN],
-    /// The pool buffer this receive was posted into.
-    pooled: Option<u16>,
 }
 
 impl IoSlot {
@@ -109,7 +115,6 @@ impl IoSlot {
             pending: false,
             accept: None,
             addrs: [0; 2 * ACCEPT_ADDR_LEN],
-            pooled: None,
         }
     }
 
@@ -141,6 +146,8 @@ pub(crate) struct OpState {
     received: usize,
     /// Where a connect goes (ConnectEx reads it).
     target: Option<socket2::SockAddr>,
+    /// The peer of a single accept, from GetAcceptExSockaddrs.
+    peer: Option<SocketAddr>,
 }
 
 impl fmt::Debug for OpState {
@@ -165,7 +172,13 @@ impl OpState {
             ending: None,
             received: 0,
             target: None,
+            peer: None,
         }
+    }
+
+    /// The peer a single accept reported (what `SockAddrBuf::socket_addr` is on Linux).
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.peer
     }
 }
 
@@ -180,7 +193,7 @@ unsafe impl Send for PortHandle {}
 unsafe impl Sync for PortHandle {}
 
 impl PortHandle {
-    fn new() -> io::Result<PortHandle> {
+    pub(crate) fn new() -> io::Result<PortHandle> {
         // SAFETY: creating a new port: no handle to associate (INVALID_HANDLE_VALUE), no
         // pointers; a non-null result is a handle we own.
         let h = unsafe { CreateIoCompletionPort(-1isize as HANDLE, std::ptr::null_mut(), 0, 1) };
@@ -190,12 +203,12 @@ impl PortHandle {
         Ok(PortHandle(h))
     }
 
-    /// Posts `value` as a completion key with no `OVERLAPPED`: the port's `wait` returns it as
-    /// a posted value.
-    pub fn post(&self, value: u64) -> io::Result<()> {
+    /// Posts a packet with no `OVERLAPPED`: the driver reports it as a wake-up
+    /// ([`WAKE`]), and the port then drains the values its posters queued.
+    pub(crate) fn post(&self) -> io::Result<()> {
         // SAFETY: the handle is a live completion port; a null OVERLAPPED is allowed and marks
         // the packet as posted.
-        let ok = unsafe { PostQueuedCompletionStatus(self.0, 0, value as usize, std::ptr::null()) };
+        let ok = unsafe { PostQueuedCompletionStatus(self.0, 0, 0, std::ptr::null()) };
         if ok == 0 {
             return Err(io::Error::last_os_error());
         }
@@ -332,13 +345,14 @@ enum Raw {
         index: u32,
         result: Option<IoResult>,
     },
-    /// A value posted by a [`Poster`](crate::Poster).
-    Posted(u64),
+    /// A wake-up posted by a [`Poster`](crate::Poster).
+    Wake,
 }
 
 /// The IOCP driver of one port.
 pub(crate) struct IocpDriver {
-    port: std::sync::Arc<PortHandle>,
+    /// The completion port, inside the waker the port's posters call.
+    waker: Arc<Waker>,
     entries: Vec<OVERLAPPED_ENTRY>,
     /// Results that posted no packet, for the next wait.
     ready: VecDeque<Raw>,
@@ -347,6 +361,8 @@ pub(crate) struct IocpDriver {
     sockets: HashMap<SOCKET, bool>,
     /// Operations with at least one I/O in the system.
     in_system: HashSet<Token>,
+    /// Operations to cancel at the next wait.
+    cancels: Vec<Token>,
 }
 
 impl fmt::Debug for IocpDriver {
@@ -361,33 +377,30 @@ impl fmt::Debug for IocpDriver {
 impl IocpDriver {
     /// A new completion port; `entries` bounds the completions dequeued per wait.
     pub fn new(entries: u32) -> io::Result<IocpDriver> {
-        let port = std::sync::Arc::new(PortHandle::new()?);
+        let waker = Arc::new(Waker::new()?);
         let batch = entries.clamp(8, 1024) as usize;
         Ok(IocpDriver {
-            port,
+            waker,
             // SAFETY: OVERLAPPED_ENTRY is plain old data; all-zero bytes are valid.
             entries: vec![unsafe { mem::zeroed() }; batch],
             ready: VecDeque::new(),
             batch: Vec::with_capacity(batch),
             sockets: HashMap::new(),
             in_system: HashSet::new(),
+            cancels: Vec::new(),
         })
     }
 
-    pub fn handle(&self) -> std::sync::Arc<PortHandle> {
-        std::sync::Arc::clone(&self.port)
-    }
-
-    /// I/Os in the system.
-    pub fn in_system(&self) -> usize {
-        self.in_system.len()
+    /// The completion port's handle.
+    fn port(&self) -> HANDLE {
+        self.waker.port().0
     }
 
     /// Associates `s` with the port (once per socket; a socket belongs to one port for life)
     /// and returns whether skip-on-success is set on it.
     fn associate(&mut self, s: SOCKET) -> io::Result<bool> {
         // SAFETY: `s` is a live socket held by the operation; the port handle is live.
-        let h = unsafe { CreateIoCompletionPort(s as HANDLE, self.port.0, 0, 0) };
+        let h = unsafe { CreateIoCompletionPort(s as HANDLE, self.port(), 0, 0) };
         if h.is_null() {
             // SAFETY: no arguments.
             let err = unsafe { GetLastError() };
@@ -408,14 +421,39 @@ impl IocpDriver {
     }
 
     /// Starts `inflight` (just inserted as `token`).
-    pub fn push(
+    fn start(
         &mut self,
         token: Token,
         inflight: &mut InFlight,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
+        if inflight.kind == OpKind::Close {
+            // The last handle is closed here (the close's result is the operation's); with
+            // other handles alive, this one is dropped and the last holder closes it.
+            let result = match take_close_fd(&mut inflight.op) {
+                Some(fd) => {
+                    let raw = std::os::windows::io::IntoRawSocket::into_raw_socket(fd) as SOCKET;
+                    self.sockets.remove(&raw);
+                    // SAFETY: `raw` was the last owned handle of the socket, just released
+                    // by `into_raw_socket`: it is closed once, here.
+                    let ret = unsafe { windows_sys::Win32::Networking::WinSock::closesocket(raw) };
+                    if ret == 0 {
+                        Ok(0)
+                    } else {
+                        Err(last_wsa_code())
+                    }
+                }
+                None => Ok(0),
+            };
+            self.ready.push_back(Raw::Io {
+                token,
+                index: 0,
+                result: Some(result),
+            });
+            return Ok(());
+        }
         let Some(s) = op_socket(&inflight.op) else {
-            // Close and Nop: done at once (a Close's last handle was dropped by the port).
+            // Nop: done at once.
             self.ready.push_back(Raw::Io {
                 token,
                 index: 0,
@@ -528,6 +566,11 @@ impl IocpDriver {
         };
         match &mut inflight.op {
             Op::Accept { listener } | Op::AcceptMulti { listener } => {
+                // Windows refuses AcceptEx on a socket that does not listen (WSAEINVAL); Wine
+                // leaves it pending for ever. Checked first, so it ends at once on both.
+                if !listening(s) {
+                    return Issued::Done(Err(WSAEINVAL));
+                }
                 let ext = match ext(s) {
                     Ok(e) => e,
                     Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
@@ -603,7 +646,7 @@ impl IocpDriver {
                     return Issued::Done(Err(WSAEINVAL));
                 }
                 let wsabuf = WSABUF {
-                    len: spare.min(u32::MAX as usize) as u32,
+                    len: spare.min(i32::MAX as usize) as u32,
                     // SAFETY: `len <= capacity`: the pointer stays inside the allocation.
                     buf: unsafe { buf.as_mut_ptr().add(buf.len()) },
                 };
@@ -628,9 +671,10 @@ impl IocpDriver {
                 let Some(id) = pool.take() else {
                     return Issued::Done(Err(WSAENOBUFS));
                 };
-                slot.pooled = Some(id);
+                // Recorded where the port looks for a buffer the driver took itself.
+                inflight.pooled = Some(id);
                 let wsabuf = WSABUF {
-                    len: pool.buf_size() as u32,
+                    len: pool.buf_size().min(i32::MAX as usize) as u32,
                     buf: pool.ptr(id),
                 };
                 recv(s, wsabuf, &mut state.flags, slot, finish)
@@ -638,7 +682,7 @@ impl IocpDriver {
             Op::Send { buf, at, .. } => {
                 let bytes = &buf[(*at).min(buf.len())..];
                 let wsabuf = WSABUF {
-                    len: bytes.len().min(u32::MAX as usize) as u32,
+                    len: bytes.len().min(i32::MAX as usize) as u32,
                     buf: bytes.as_ptr().cast_mut(),
                 };
                 send(s, &[wsabuf], slot, finish)
@@ -681,7 +725,7 @@ impl IocpDriver {
     }
 
     /// Asks every I/O of the operation to end early (CancelIoEx); they complete as usual.
-    pub fn cancel(&mut self, inflight: &mut InFlight) {
+    fn cancel_now(&mut self, inflight: &mut InFlight) {
         let Some(s) = op_socket(&inflight.op) else {
             return;
         };
@@ -700,15 +744,21 @@ impl IocpDriver {
         }
     }
 
-    /// Waits up to `timeout` for completions (not at all when results are ready), then turns
-    /// every ready result and dequeued packet into [`Completion`]s. Returns the stale ones.
-    pub fn wait(
+    /// Cancels what was asked since the last wait, waits up to `timeout` for completions (not
+    /// at all when results are ready), then turns every ready result and dequeued packet into
+    /// raw completions.
+    fn reap(
         &mut self,
         table: &mut OpTable,
         mut pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
-        out: &mut Vec<Completion>,
-    ) -> io::Result<u64> {
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()> {
+        for token in mem::take(&mut self.cancels) {
+            if let Some(inflight) = table.get_mut(token) {
+                self.cancel_now(inflight);
+            }
+        }
         let mut batch = mem::take(&mut self.batch);
         batch.clear();
         batch.extend(self.ready.drain(..));
@@ -723,27 +773,23 @@ impl IocpDriver {
                 }
             }
         };
-        self.dequeue(ms, &mut batch)?;
-        let mut stale = 0;
+        let dequeued = self.dequeue(ms, &mut batch);
         for raw in batch.drain(..) {
             match raw {
-                Raw::Posted(value) => out.push(Completion {
-                    key: value,
-                    outcome: Outcome::Posted,
+                Raw::Wake => out.push(RawCompletion {
+                    user_data: WAKE.raw(),
+                    result: 0,
+                    flags: 0,
                 }),
                 Raw::Io {
                     token,
                     index,
                     result,
-                } => {
-                    if !self.complete(table, pool.as_deref_mut(), token, index, result, out) {
-                        stale += 1;
-                    }
-                }
+                } => self.complete(table, pool.as_deref_mut(), token, index, result, out),
             }
         }
         self.batch = batch;
-        Ok(stale)
+        dequeued
     }
 
     /// One GetQueuedCompletionStatusEx: appends what it dequeued to `batch`.
@@ -752,7 +798,7 @@ impl IocpDriver {
         // SAFETY: the entries array is live and `len` long; the port handle is live.
         let ok = unsafe {
             GetQueuedCompletionStatusEx(
-                self.port.0,
+                self.port(),
                 self.entries.as_mut_ptr(),
                 self.entries.len() as u32,
                 &mut n,
@@ -770,7 +816,7 @@ impl IocpDriver {
         }
         for entry in &self.entries[..n as usize] {
             if entry.lpOverlapped.is_null() {
-                batch.push(Raw::Posted(entry.lpCompletionKey as u64));
+                batch.push(Raw::Wake);
                 continue;
             }
             let slot = entry.lpOverlapped.cast::<IoSlot>().cast_const();
@@ -790,34 +836,27 @@ impl IocpDriver {
         Ok(())
     }
 
-    /// Applies one result to its operation; false when it was stale.
+    /// Applies one result to its operation and reports what the port delivers. A result for
+    /// an operation no longer in the table is reported as it is: the port counts it stale.
     fn complete(
         &mut self,
         table: &mut OpTable,
-        mut pool: Option<&mut BufPool>,
+        pool: Option<&mut BufPool>,
         token: Token,
         index: u32,
         result: Option<IoResult>,
-        out: &mut Vec<Completion>,
-    ) -> bool {
+        out: &mut Vec<RawCompletion>,
+    ) {
         let Some(inflight) = table.get_mut(token) else {
-            return false;
+            out.push(raw(token, result.unwrap_or(Err(WSAEINVAL)), 0));
+            return;
         };
-        let key = inflight.key;
         let kind = inflight.kind;
         let s = op_socket(&inflight.op);
         let Some(state) = inflight.addr.as_deref_mut() else {
             // Close, Nop, Shutdown: carried out at submission.
-            let inflight = table.remove(token).expect("just found");
-            let res = result.unwrap_or(Ok(0));
-            let outcome = match inflight.op {
-                Op::Shutdown { .. } => Outcome::ShutDown(to_io(res).map(drop)),
-                Op::Close { .. } => Outcome::Closed(to_io(res).map(drop)),
-                _ if kind == OpKind::Close => Outcome::Closed(to_io(res).map(drop)),
-                _ => Outcome::Nop,
-            };
-            out.push(Completion { key, outcome });
-            return true;
+            out.push(raw(token, result.unwrap_or(Ok(0)), 0));
+            return;
         };
         let s = s.expect("an I/O operation has a socket");
         let slot = &mut state.slots[index as usize];
@@ -852,29 +891,24 @@ impl IocpDriver {
         match kind {
             OpKind::Accept => {
                 let accepted = finish_accept(s, slot, res);
-                table.remove(token);
-                out.push(Completion {
-                    key,
-                    outcome: Outcome::Accepted(accepted),
+                let res = accepted.and_then(|acc| {
+                    state.peer = acc.peer;
+                    socket_result(acc.fd)
                 });
+                out.push(raw(token, res, 0));
             }
             OpKind::AcceptMulti => {
-                let accepted = finish_accept(s, slot, res);
-                match accepted {
-                    Ok(acc) => out.push(Completion {
-                        key,
-                        outcome: Outcome::AcceptedMulti {
-                            result: Ok(acc),
-                            more: true,
-                        },
-                    }),
+                match finish_accept(s, slot, res).and_then(|acc| socket_result(acc.fd)) {
+                    Ok(fd) => out.push(raw(token, Ok(fd), CQE_F_MORE)),
                     // A connection reset before it was accepted: not the listener's fault.
-                    Err(e) if e.raw_os_error() == Some(WSAECONNRESET) => {}
-                    Err(e) => {
+                    Err(code) if code == WSAECONNRESET => {}
+                    Err(code) => {
                         if state.ending.is_none() {
-                            state.ending = Some(e.raw_os_error().unwrap_or(WSAEINVAL));
+                            state.ending = Some(code);
                             for other in state.slots.iter().filter(|o| o.pending) {
-                                // SAFETY: as in `cancel`.
+                                // SAFETY: the OVERLAPPED is pending on the listener and lives
+                                // in the table until its completion is dequeued; CancelIoEx
+                                // only names it.
                                 unsafe { CancelIoEx(s as HANDLE, &other.ov) };
                             }
                         }
@@ -882,19 +916,12 @@ impl IocpDriver {
                 }
                 if state.ending.is_none() {
                     let skip = self.sockets.get(&s).copied().unwrap_or(false);
-                    let inflight = table.get_mut(token).expect("still in the table");
+                    let inflight = inflight_of(table, token);
                     let issued = self.issue(s, skip, inflight, index, pool);
                     self.started(token, inflight, index, issued);
                 } else if state.in_system == 0 && state.queued == 0 {
                     let code = state.ending.unwrap_or(WSA_OPERATION_ABORTED);
-                    table.remove(token);
-                    out.push(Completion {
-                        key,
-                        outcome: Outcome::AcceptedMulti {
-                            result: Err(io::Error::from_raw_os_error(code)),
-                            more: false,
-                        },
-                    });
+                    out.push(raw(token, Err(code), 0));
                 }
             }
             OpKind::Connect => {
@@ -913,75 +940,15 @@ impl IocpDriver {
                         res = Err(last_wsa_code());
                     }
                 }
-                table.remove(token);
-                out.push(Completion {
-                    key,
-                    outcome: Outcome::Connected(to_io(res).map(drop)),
-                });
-            }
-            OpKind::RecvBuf => {
-                let id = slot.pooled.take();
-                let buf = match (pool.as_deref_mut(), id) {
-                    (Some(pool), Some(id)) => match res {
-                        Ok(n) if n > 0 => Some(pool.hand_out(id, n as usize)),
-                        _ => {
-                            pool.untake(id);
-                            None
-                        }
-                    },
-                    _ => None,
-                };
-                table.remove(token);
-                out.push(Completion {
-                    key,
-                    outcome: Outcome::ReceivedBuf {
-                        buf,
-                        result: to_io(res).map(|n| n as usize),
-                        more: false,
-                    },
-                });
+                out.push(raw(token, res.map(|_| 0), 0));
             }
             OpKind::RecvMulti => match res {
                 Ok(_) => self.read_ready(table, pool, token, s, out),
-                Err(code) => {
-                    table.remove(token);
-                    out.push(Completion {
-                        key,
-                        outcome: Outcome::ReceivedBuf {
-                            buf: None,
-                            result: Err(io::Error::from_raw_os_error(code)),
-                            more: false,
-                        },
-                    });
-                }
+                Err(code) => out.push(raw(token, Err(code), 0)),
             },
-            _ => {
-                let inflight = table.remove(token).expect("just found");
-                let result = to_io(res).map(|n| n as usize);
-                let outcome = match inflight.op {
-                    Op::Recv { mut buf, .. } => {
-                        if let Ok(n) = result {
-                            let new_len = buf.len() + n;
-                            assert!(
-                                new_len <= buf.capacity(),
-                                "the system reported more than the buffer"
-                            );
-                            // SAFETY: the system wrote `n` bytes after the old length (the
-                            // WSABUF was the spare capacity), and the assertion keeps the new
-                            // length within the allocation.
-                            unsafe { buf.set_len(new_len) };
-                        }
-                        Outcome::Received { buf, result }
-                    }
-                    Op::Send { buf, at, .. } => Outcome::Sent { buf, at, result },
-                    Op::SendBuf { buf, at, .. } => Outcome::SentBuf { buf, at, result },
-                    Op::SendBufs { bufs, at, .. } => Outcome::SentBufs { bufs, at, result },
-                    other => unreachable!("{:?} is handled above", other.kind()),
-                };
-                out.push(Completion { key, outcome });
-            }
+            // The receives (a pooled one's buffer is in `InFlight::pooled`) and the sends.
+            _ => out.push(raw(token, res, 0)),
         }
-        true
     }
 
     /// A multishot receive's zero-byte receive completed: reads what the socket holds into pool
@@ -994,10 +961,9 @@ impl IocpDriver {
         pool: Option<&mut BufPool>,
         token: Token,
         s: SOCKET,
-        out: &mut Vec<Completion>,
+        out: &mut Vec<RawCompletion>,
     ) {
-        let inflight = table.get_mut(token).expect("still in the table");
-        let key = inflight.key;
+        let inflight = inflight_of(table, token);
         let limit = match inflight.op {
             Op::RecvMulti { limit, .. } => limit,
             _ => 0,
@@ -1006,29 +972,16 @@ impl IocpDriver {
             .addr
             .as_deref_mut()
             .expect("an I/O operation's state");
-        let chunk = |buf, result: Result<usize, i32>, more| Completion {
-            key,
-            outcome: Outcome::ReceivedBuf {
-                buf,
-                result: result.map_err(io::Error::from_raw_os_error),
-                more,
-            },
-        };
         let Some(pool) = pool else {
-            table.remove(token);
-            out.push(chunk(None, Err(WSAEINVAL), false));
+            out.push(raw(token, Err(WSAEINVAL), 0));
             return;
         };
         for _ in 0..CHUNKS_PER_WAKE {
-            if state.cancelled {
-                break;
-            }
-            if !readable(s) {
+            if state.cancelled || !readable(s) {
                 break;
             }
             let Some(id) = pool.take() else {
-                table.remove(token);
-                out.push(chunk(None, Err(WSAENOBUFS), false));
+                out.push(raw(token, Err(WSAENOBUFS), 0));
                 return;
             };
             let room = if limit > 0 {
@@ -1046,17 +999,14 @@ impl IocpDriver {
             match n {
                 0 => {
                     pool.untake(id);
-                    table.remove(token);
-                    out.push(chunk(None, Ok(0), false));
+                    out.push(raw(token, Ok(0), 0));
                     return;
                 }
                 n if n > 0 => {
-                    let n = n as usize;
-                    state.received += n;
+                    state.received += n as usize;
                     let last = (limit > 0 && state.received >= limit) || pool.available() == 0;
-                    out.push(chunk(Some(pool.hand_out(id, n)), Ok(n), !last));
+                    out.push(raw(token, Ok(n as u32), buffer_flags(id, !last)));
                     if last {
-                        table.remove(token);
                         return;
                     }
                 }
@@ -1066,15 +1016,13 @@ impl IocpDriver {
                     if code == WSAEWOULDBLOCK {
                         break;
                     }
-                    table.remove(token);
-                    out.push(chunk(None, Err(code), false));
+                    out.push(raw(token, Err(code), 0));
                     return;
                 }
             }
         }
         if state.cancelled {
-            table.remove(token);
-            out.push(chunk(None, Err(WSA_OPERATION_ABORTED), false));
+            out.push(raw(token, Err(WSA_OPERATION_ABORTED), 0));
             return;
         }
         let skip = self.sockets.get(&s).copied().unwrap_or(false);
@@ -1084,11 +1032,11 @@ impl IocpDriver {
 
     /// Cancels every I/O in the system and waits (up to `limit`) for them to come back.
     /// Returns the operations still in the system after that, which must be leaked.
-    pub fn drain(&mut self, table: &mut OpTable, limit: Duration) -> Vec<Token> {
+    fn drain(&mut self, table: &mut OpTable, limit: Duration) -> Vec<Token> {
         let tokens: Vec<Token> = self.in_system.iter().copied().collect();
         for token in tokens {
             if let Some(inflight) = table.get_mut(token) {
-                self.cancel(inflight);
+                self.cancel_now(inflight);
             }
         }
         let deadline = std::time::Instant::now() + limit;
@@ -1119,8 +1067,118 @@ impl IocpDriver {
     }
 }
 
+impl Driver for IocpDriver {
+    fn backend(&self) -> Backend {
+        Backend::Iocp
+    }
+
+    fn describe(&self, _pool: Option<&BufPool>) -> String {
+        "iocp (I/O completion port; skip-on-success where the socket allows)".to_string()
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    fn attach_pool(&mut self, _pool: &mut BufPool) {
+        // Nothing to register: a pooled receive takes its buffer when it is posted.
+    }
+
+    fn push(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        pool: Option<&mut BufPool>,
+    ) -> io::Result<()> {
+        self.start(token, inflight, pool)
+    }
+
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
+        self.cancels.push(target);
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        timeout: Option<Duration>,
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()> {
+        self.reap(table, pool, timeout, out)
+    }
+
+    fn reclaim(&mut self, _inflight: &mut InFlight) {
+        // Nothing is lent: an operation's state is in its own table entry.
+    }
+
+    /// Cancels and drains what is in the system (bounded); what does not come back in time is
+    /// leaked with the pool rather than freed under the system.
+    fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {
+        if self.in_system.is_empty() {
+            return;
+        }
+        let left = self.drain(table, DRAIN_ON_DROP);
+        if left.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            operations = left.len(),
+            "operations did not come back from the system when the port closed: leaked"
+        );
+        for token in left {
+            mem::forget(table.remove(token));
+        }
+        // A leaked receive may still write into its pool buffer.
+        mem::forget(pool.take());
+    }
+}
+
+/// How long a dropped port waits for its cancelled operations to come back.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(2);
+
+/// A raw completion of `token`: bytes (or a socket) when non-negative, `-code` on error.
+fn raw(token: Token, res: IoResult, flags: u32) -> RawCompletion {
+    let result = match res {
+        Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        Err(code) if code > 0 => -code,
+        Err(_) => -WSAEINVAL,
+    };
+    RawCompletion::new(token, result, flags)
+}
+
+/// An accepted socket as a result: its handle value, which fits (kernel handles keep to 32
+/// bits, and are multiples of 4); the port takes it back with `adopt`.
+fn socket_result(fd: OwnedSocket) -> IoResult {
+    match u32::try_from(fd.as_raw_socket()) {
+        Ok(v) if v <= i32::MAX as u32 => {
+            mem::forget(fd);
+            Ok(v)
+        }
+        _ => Err(WSAEINVAL),
+    }
+}
+
 fn inflight_of(table: &mut OpTable, token: Token) -> &mut InFlight {
     table.get_mut(token).expect("still in the table")
+}
+
+/// Whether `s` is a listening socket (`SO_ACCEPTCONN`).
+fn listening(s: SOCKET) -> bool {
+    let mut on: i32 = 0;
+    let mut len = mem::size_of::<i32>() as i32;
+    // SAFETY: getsockopt writes at most `len` bytes into a live local i32 and its length into
+    // a live local; the socket is held by the operation.
+    let ret = unsafe {
+        windows_sys::Win32::Networking::WinSock::getsockopt(
+            s,
+            SOL_SOCKET,
+            windows_sys::Win32::Networking::WinSock::SO_ACCEPTCONN,
+            (&mut on as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    ret == 0 && on != 0
 }
 
 /// Whether a receive on `s` would not wait: bytes, the end of the stream or an error are there.
@@ -1133,10 +1191,6 @@ fn readable(s: SOCKET) -> bool {
     // SAFETY: one live WSAPOLLFD; a zero timeout never waits.
     let n = unsafe { WSAPoll(&mut fd, 1, 0) };
     n > 0 && fd.revents & (POLLRDNORM | POLLHUP | POLLERR) != 0
-}
-
-fn to_io(res: IoResult) -> io::Result<u32> {
-    res.map_err(io::Error::from_raw_os_error)
 }
 
 /// A WSARecv into `wsabuf` with slot `slot`'s OVERLAPPED.
@@ -1185,10 +1239,10 @@ fn send(
 }
 
 /// The accepted connection of an AcceptEx slot, made ready for use.
-fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> io::Result<Accepted> {
+fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> Result<Accepted, i32> {
     let accept = slot.accept.take();
-    res.map_err(io::Error::from_raw_os_error)?;
-    let fd = accept.ok_or_else(|| io::Error::from_raw_os_error(WSAEINVAL))?;
+    res?;
+    let fd = accept.ok_or(WSAEINVAL)?;
     let a = fd.as_raw_socket() as SOCKET;
     // SAFETY: both sockets are live; the option value is the listener's SOCKET, read during
     // the call.
@@ -1202,7 +1256,7 @@ fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> io::Resu
         )
     };
     if ret != 0 {
-        return Err(wsa_error());
+        return Err(last_wsa_code());
     }
     let peer = EXT
         .get()
