@@ -173,7 +173,8 @@ impl AcceptPolicy {
     }
 }
 
-#[cfg(test)]
+// Unix-only: the cases are errno values (the Windows codes are mapped in `classify`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
