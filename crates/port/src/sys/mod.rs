@@ -31,8 +31,9 @@
 //! - **What it reports.** [`RawCompletion`]s in io_uring's convention, whatever the mechanism:
 //!   `user_data` is the operation's token or a reserved value
 //!   ([`token`](crate::token#reserved-values)), `result` is bytes, a new fd or 0 when
-//!   non-negative and `-errno` when negative (so [`is_cancelled`](crate::is_cancelled) and
-//!   friends hold everywhere), `flags` carry [`CQE_F_MORE`] (a multishot operation stays
+//!   non-negative and `-errno` when negative (on Windows `-code` with a Windows error code;
+//!   [`errors::code`](crate::errors::code) names the ones the port compares), so
+//!   [`is_cancelled`](crate::is_cancelled) and friends hold everywhere; `flags` carry [`CQE_F_MORE`] (a multishot operation stays
 //!   armed) and [`CQE_F_BUFFER`] with a pool buffer's id ([`buffer_flags`]). An accepted fd
 //!   in a result belongs to the port from then on.
 //! - **The buffer pool.** [`attach_pool`](Driver::attach_pool) is called once, when the port
