@@ -33,10 +33,15 @@
 pub mod aggregate;
 pub mod env;
 pub mod export;
+#[cfg(unix)]
 pub mod procfs;
 pub mod results;
+// Starting servers, signalling them, pinning CPUs and reading /proc: Linux's (on Windows the
+// command line refuses `bench` with one line).
+#[cfg(unix)]
 pub mod runner;
 pub mod schedule;
+#[cfg(unix)]
 pub mod server;
 
 /// Why a benchmark could not be carried out (as opposed to errors on connections, which are

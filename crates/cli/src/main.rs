@@ -4,6 +4,10 @@
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
 mod addr;
+#[cfg(unix)]
+mod bench;
+#[cfg(windows)]
+#[path = "bench_windows.rs"]
 mod bench;
 mod merge;
 mod send;

@@ -11,7 +11,9 @@ use anyhow::Context;
 use clap::Args;
 use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::{Live, Model, ServeConfig, Shutdown};
+#[cfg(unix)]
 use signal_hook::consts::{SIGINT, SIGTERM};
+#[cfg(unix)]
 use signal_hook::iterator::Signals;
 
 /// Flags of `ringport serve`.
@@ -30,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "completion", value_parser = model_parser())]
     model: Model,
     /// Worker threads of the completion model, each with its own completion port [default: the
-    /// number of CPUs].
+    /// number of CPUs; 1 on Windows, where a port has one listener].
     ///
     /// The article used 2 x CPUs because its workers could block (console output under a lock,
     /// synchronous calls) and a spare thread kept the CPU busy meanwhile. ringport's workers never
@@ -163,12 +165,9 @@ impl ServeArgs {
 }
 
 /// Runs the server until it has shut down.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config();
-    let args_stats = args.stats;
-    let shutdown = Shutdown::new();
-
-    // Signals first, so that one arriving right after the `listening on` line is not lost.
+/// SIGINT and SIGTERM start the graceful shutdown; a second one exits at once (130).
+#[cfg(unix)]
+fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let on_signal = shutdown.clone();
     std::thread::Builder::new()
@@ -186,6 +185,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         })
         .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Ctrl-C and Ctrl-Break (and closing the console) start the graceful shutdown, through a console
+/// control handler; a second one exits at once (130).
+#[cfg(windows)]
+fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let on_ctrl = shutdown.clone();
+    let seen = AtomicUsize::new(0);
+    ringport_port::os::on_console_ctrl(move || {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("ringport: Ctrl-C: shutting down gracefully (again to exit at once)");
+            on_ctrl.trigger();
+        } else {
+            eprintln!("ringport: Ctrl-C again: exiting at once");
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the console control handler")?;
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config();
+    let args_stats = args.stats;
+    let shutdown = Shutdown::new();
+
+    // Signals first, so that one arriving right after the `listening on` line is not lost.
+    install_signals(&shutdown)?;
 
     let running = ringport_server::start(&cfg, shutdown.clone())?;
     {
@@ -222,6 +251,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Triggers `shutdown` when `q` then Enter is typed on the console that is standard input.
+/// Windows has no background process groups to guard against: lines are read as they come.
+/// Returns at the end of input or when the console cannot be read.
+#[cfg(windows)]
+fn watch_keys(shutdown: &Shutdown) {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { return };
+        if line.trim().eq_ignore_ascii_case("q") {
+            shutdown.trigger();
+            return;
+        }
+        eprintln!("ringport: press q then Enter to stop");
+    }
+}
+
 /// Triggers `shutdown` when `q` then Enter is typed on the terminal that is standard input.
 ///
 /// The terminal is read only while this process is in its foreground process group: a read from
@@ -229,6 +274,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// background it only looks again now and then, and takes keys again once brought to the
 /// foreground (`fg`). Ctrl-D (a read of 0 bytes) does not end the terminal: `q` still works
 /// after it. Returns when the terminal hangs up or cannot be read.
+#[cfg(unix)]
 fn watch_keys(shutdown: &Shutdown) {
     use ringport_port::os::{is_foreground, wait_readable, Readiness};
     use std::os::fd::AsFd;

@@ -190,34 +190,48 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     // Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit
     // at once, with 130 and no report.
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install signal handlers")?;
-    let on_signal = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("ringport-signals".into())
-        .spawn(move || {
-            for (n, sig) in signals.forever().enumerate() {
-                let name = if sig == signal_hook::consts::SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
-                if n == 0 {
-                    eprintln!(
-                        "ringport: {name}: stopping, verifying what is in flight (again to exit \
-                         at once)"
-                    );
-                    on_signal.store(true, Ordering::Relaxed);
-                } else {
-                    eprintln!("ringport: {name} again: exiting at once");
-                    std::process::exit(130);
+    #[cfg(unix)]
+    {
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .context("cannot install signal handlers")?;
+        let on_signal = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("ringport-signals".into())
+            .spawn(move || {
+                for (n, sig) in signals.forever().enumerate() {
+                    let name = if sig == signal_hook::consts::SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    };
+                    if n == 0 {
+                        eprintln!(
+                            "ringport: {name}: stopping, verifying what is in flight (again to exit \
+                             at once)"
+                        );
+                        on_signal.store(true, Ordering::Relaxed);
+                    } else {
+                        eprintln!("ringport: {name} again: exiting at once");
+                        std::process::exit(130);
+                    }
                 }
+            })
+            .context("cannot start the signal thread")?;
+    }
+    // Ctrl-C and Ctrl-Break, through a console control handler.
+    #[cfg(windows)]
+    {
+        let on_ctrl = Arc::clone(&stop);
+        ringport_port::os::on_console_ctrl(move || {
+            if on_ctrl.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
             }
         })
-        .context("cannot start the signal thread")?;
+        .context("cannot install the console control handler")?;
+    }
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let live = (std::io::stderr().is_terminal() && !cfg.verbose)

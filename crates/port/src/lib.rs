@@ -1,7 +1,7 @@
-//! # ringport-port: a completion port for Linux
+//! # ringport-port: a completion port for Linux and Windows
 //!
 //! The Windows I/O completion port, rebuilt on io_uring (and on epoll where io_uring is
-//! unavailable: see [`BackendChoice`]). A [`Port`] belongs to one thread; the
+//! unavailable: see [`BackendChoice`]); on Windows, the real one (IOCP). A [`Port`] belongs to one thread; the
 //! thread [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown,
 //! close, no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one
 //! system call submits everything queued and reaps every completion that is ready, as a batch of
@@ -38,11 +38,11 @@ mod table;
 pub mod token;
 
 pub use errors::{is_cancelled, is_pool_empty};
-pub use op::{Accepted, Completion, Op, Outcome, PoolBuf, SharedFd};
+pub use op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd};
+pub use port::UringUnavailable;
 pub use port::{
     probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
     Poster,
 };
 pub use sys::os;
-pub use sys::uring::UringUnavailable;
 pub use token::{OpKind, Token};

@@ -9,7 +9,14 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+/// The owned socket handle operations take and accepted connections come as: a file descriptor on
+/// Unix, a `SOCKET` on Windows (both convert from `socket2::Socket` and the std sockets).
+#[cfg(unix)]
+pub use std::os::fd::OwnedFd;
+/// The owned socket handle operations take and accepted connections come as: a file descriptor on
+/// Unix, a `SOCKET` on Windows (both convert from `socket2::Socket` and the std sockets).
+#[cfg(windows)]
+pub use std::os::windows::io::OwnedSocket as OwnedFd;
 use std::rc::Rc;
 
 use crate::token::OpKind;

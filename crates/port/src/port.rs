@@ -40,11 +40,16 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::errors::code;
 use crate::op::{Completion, Op, PoolBuf};
+#[cfg(unix)]
 use crate::sys::epoll::EpollDriver;
 use crate::sys::pool::BufPool;
-use crate::sys::uring::{UringDriver, UringUnavailable};
-use crate::sys::{self, AnyDriver, Delivery, Driver, RawCompletion, SockAddrBuf, Waker};
+#[cfg(unix)]
+use crate::sys::uring::UringDriver;
+#[cfg(windows)]
+use crate::sys::IocpDriver;
+use crate::sys::{self, AnyDriver, Delivery, Driver, RawCompletion, Waker};
 use crate::table::{InFlight, OpTable};
 use crate::token::Token;
 
@@ -76,14 +81,41 @@ pub enum Backend {
     /// epoll: operations are carried out by the port when their fd is ready (see the
     /// `sys::epoll` module); for machines where io_uring cannot be used.
     Epoll,
+    /// An I/O completion port (Windows only): operations are carried out by Windows.
+    Iocp,
 }
 
 impl Backend {
-    /// A short, stable name for logs and reports: `io_uring` or `epoll`.
+    /// A short, stable name for logs and reports: `io_uring`, `epoll` or `iocp`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Uring => "io_uring",
             Backend::Epoll => "epoll",
+            Backend::Iocp => "iocp",
+        }
+    }
+
+    /// Whether this backend exists on the system the program was built for (io_uring and
+    /// epoll on Linux, IOCP on Windows).
+    pub fn exists_here(self) -> bool {
+        match self {
+            Backend::Uring | Backend::Epoll => cfg!(unix),
+            Backend::Iocp => cfg!(windows),
+        }
+    }
+
+    /// Why this backend cannot be used here, when it does not exist on this system.
+    fn not_here(self) -> UringUnavailable {
+        let (system, remedy) = if cfg!(windows) {
+            ("Linux", "use --backend iocp (or auto) on Windows")
+        } else {
+            ("Windows", "use --backend auto, uring or epoll on Linux")
+        };
+        UringUnavailable {
+            backend: self,
+            cause: format!("it exists only on {system}"),
+            remedy: remedy.into(),
+            source: None,
         }
     }
 }
@@ -94,7 +126,9 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Which mechanism a port should use: the `--backend auto|uring|epoll` of the command line.
+/// Which mechanism a port should use: the `--backend auto|uring|epoll|iocp` of the command
+/// line. Every choice exists on every system; one whose backend does not exist here (`iocp` on
+/// Linux, `uring` and `epoll` on Windows) fails with one line saying so.
 ///
 /// # Choosing once for many ports
 ///
@@ -123,34 +157,44 @@ pub enum BackendChoice {
     Uring,
     /// epoll, even where io_uring could be used.
     Epoll,
+    /// An I/O completion port: Windows only (where `Auto` picks it).
+    Iocp,
 }
 
 impl BackendChoice {
     /// Every choice, in the order of the command line's help.
-    pub const ALL: [BackendChoice; 3] = [
+    pub const ALL: [BackendChoice; 4] = [
         BackendChoice::Auto,
         BackendChoice::Uring,
         BackendChoice::Epoll,
+        BackendChoice::Iocp,
     ];
 
-    /// The name on the command line: `auto`, `uring` or `epoll`.
+    /// The name on the command line: `auto`, `uring`, `epoll` or `iocp`.
     pub fn name(self) -> &'static str {
         match self {
             BackendChoice::Auto => "auto",
             BackendChoice::Uring => "uring",
             BackendChoice::Epoll => "epoll",
+            BackendChoice::Iocp => "iocp",
         }
     }
 
     /// Decides which backend this choice means on this machine, probing io_uring for `Auto`
     /// and `Uring` (see [`probe_uring`]). `Auto` falls back to epoll with one `tracing::warn!`
-    /// line naming the cause.
+    /// line naming the cause. On Windows `Auto` is IOCP.
     ///
     /// # Errors
     ///
-    /// For `Uring` only: why io_uring cannot be used, with the remedy.
+    /// For `Uring`: why io_uring cannot be used, with the remedy; for a backend that does not
+    /// exist on this system, that it does not.
     pub fn resolve(self) -> Result<Backend, UringUnavailable> {
         match self {
+            BackendChoice::Iocp if !Backend::Iocp.exists_here() => Err(Backend::Iocp.not_here()),
+            BackendChoice::Uring if !Backend::Uring.exists_here() => Err(Backend::Uring.not_here()),
+            BackendChoice::Epoll if !Backend::Epoll.exists_here() => Err(Backend::Epoll.not_here()),
+            BackendChoice::Iocp => Ok(Backend::Iocp),
+            BackendChoice::Auto if cfg!(windows) => Ok(Backend::Iocp),
             BackendChoice::Epoll => Ok(Backend::Epoll),
             BackendChoice::Uring => probe_uring().map(|()| Backend::Uring),
             BackendChoice::Auto => match probe_uring() {
@@ -169,6 +213,7 @@ impl From<Backend> for BackendChoice {
         match backend {
             Backend::Uring => BackendChoice::Uring,
             Backend::Epoll => BackendChoice::Epoll,
+            Backend::Iocp => BackendChoice::Iocp,
         }
     }
 }
@@ -179,7 +224,7 @@ impl fmt::Display for BackendChoice {
     }
 }
 
-/// A backend name that is not `auto`, `uring` or `epoll`.
+/// A backend name that is not `auto`, `uring`, `epoll` or `iocp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseBackendError(String);
 
@@ -187,7 +232,7 @@ impl fmt::Display for ParseBackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown backend `{}`: expected auto, uring or epoll",
+            "unknown backend `{}`: expected auto, uring, epoll or iocp",
             self.0
         )
     }
@@ -198,12 +243,13 @@ impl std::error::Error for ParseBackendError {}
 impl FromStr for BackendChoice {
     type Err = ParseBackendError;
 
-    /// Parses `auto`, `uring` (or `io_uring`) and `epoll`, in any case.
+    /// Parses `auto`, `uring` (or `io_uring`), `epoll` and `iocp`, in any case.
     fn from_str(s: &str) -> Result<BackendChoice, ParseBackendError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(BackendChoice::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
             "epoll" => Ok(BackendChoice::Epoll),
+            "iocp" => Ok(BackendChoice::Iocp),
             _ => Err(ParseBackendError(s.to_string())),
         }
     }
@@ -216,16 +262,52 @@ impl FromStr for BackendChoice {
 /// # Errors
 ///
 /// Why io_uring cannot be used (seccomp, `kernel.io_uring_disabled`, memlock limit, kernel too
-/// old), with the remedy.
+/// old), with the remedy; on Windows, that it exists only on Linux.
 pub fn probe_uring() -> Result<(), UringUnavailable> {
+    #[cfg(windows)]
+    return Err(Backend::Uring.not_here());
+    #[cfg(unix)]
     match UringDriver::open(PortConfig::default().entries) {
         Ok(_) => Ok(()),
         Err(PortError::UringUnavailable(e)) => Err(e),
         Err(PortError::Io(e)) => Err(UringUnavailable {
+            backend: Backend::Uring,
             cause: format!("the probe could not create an eventfd ({e})"),
             remedy: "check the open-file limit (ulimit -n)".into(),
             source: Some(e),
         }),
+    }
+}
+
+/// Why io_uring (or a backend of another system) cannot be used on this machine, with what to
+/// do about it.
+#[derive(Debug)]
+pub struct UringUnavailable {
+    /// The backend that cannot be used (io_uring, or one that does not exist on this system).
+    pub backend: Backend,
+    /// The cause in a few words, e.g. "blocked by a seccomp filter (EPERM)".
+    pub cause: String,
+    /// What the user can do.
+    pub remedy: String,
+    /// The error the kernel returned, if any.
+    pub source: Option<io::Error>,
+}
+
+impl fmt::Display for UringUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is unavailable: {}; {}",
+            self.backend, self.cause, self.remedy
+        )
+    }
+}
+
+impl std::error::Error for UringUnavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -337,7 +419,18 @@ impl Port {
     /// cannot be used, naming the cause (seccomp, sysctl, memlock limit, kernel too old) and the
     /// remedy; [`PortError::Io`] when the port's own descriptors cannot be created.
     pub fn new(config: &PortConfig) -> Result<Port, PortError> {
+        #[cfg(windows)]
+        {
+            config
+                .backend
+                .resolve()
+                .map_err(PortError::UringUnavailable)?;
+            let driver = IocpDriver::new(config.entries).map_err(PortError::Io)?;
+            Ok(Port::with_driver(AnyDriver::Iocp(driver)))
+        }
+        #[cfg(unix)]
         match config.backend {
+            BackendChoice::Iocp => Err(PortError::UringUnavailable(Backend::Iocp.not_here())),
             BackendChoice::Uring => Port::new_uring(config),
             BackendChoice::Epoll => Port::new_epoll(config, None),
             BackendChoice::Auto => match Port::new_uring(config) {
@@ -350,11 +443,13 @@ impl Port {
         }
     }
 
+    #[cfg(unix)]
     fn new_uring(config: &PortConfig) -> Result<Port, PortError> {
         let driver = UringDriver::open(config.entries.max(8))?;
         Ok(Port::with_driver(AnyDriver::Uring(driver)))
     }
 
+    #[cfg(unix)]
     fn new_epoll(config: &PortConfig, fallback: Option<String>) -> Result<Port, PortError> {
         let driver = EpollDriver::new(config.entries, fallback).map_err(PortError::Io)?;
         Ok(Port::with_driver(AnyDriver::Epoll(driver)))
@@ -387,7 +482,7 @@ impl Port {
     /// `EINVAL` for a zero count or size, a count above 32,768, or a second call; `ENOMEM`.
     pub fn provide_buffers(&mut self, count: u16, size: usize) -> io::Result<()> {
         if self.pool.is_some() {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(io::Error::from_raw_os_error(code::INVALID));
         }
         let mut pool = BufPool::new(count, size)?;
         self.driver.attach_pool(&mut pool);
@@ -493,14 +588,12 @@ impl Port {
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
         let kind = op.kind();
-        let addr = match &op {
-            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
-            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
-            Op::SendBufs { bufs, .. } if bufs.is_empty() => {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        if let Op::SendBufs { bufs, .. } = &op {
+            if bufs.is_empty() {
+                return Err(io::Error::from_raw_os_error(code::INVALID));
             }
-            _ => None,
-        };
+        }
+        let addr = sys::op_addr(&op);
         let token = self.table.insert(InFlight {
             key,
             kind,
@@ -559,7 +652,13 @@ impl Port {
     }
 }
 
-#[cfg(test)]
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.driver.close(&mut self.table, &mut self.pool);
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::rc::Rc;

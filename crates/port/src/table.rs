@@ -26,6 +26,7 @@ pub(crate) struct InFlight {
     pub pooled: Option<u16>,
     /// The message header and iovecs of a gathered send on io_uring, lent by the driver (boxed
     /// so they do not move while the kernel reads them; taken back by `Driver::reclaim`).
+    #[cfg_attr(windows, allow(dead_code))]
     pub msg: Option<Box<MsgBuf>>,
 }
 

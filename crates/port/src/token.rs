@@ -99,8 +99,10 @@ impl OpKind {
 /// The completion a wake-up produces (see [Reserved values](self#reserved-values)).
 pub(crate) const WAKE: Token = Token::new(0, 0, OpKind::Wake);
 /// The receive of a start-up probe of the io_uring backend: not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) const PROBE_RECV: u64 = 1;
 /// The cancellation of a start-up probe's receive: not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) const PROBE_CANCEL: u64 = 2;
 
 /// The name of one in-flight operation, packed into a submission's `user_data`.

@@ -6,6 +6,7 @@ mod util;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
+use ringport_port::errors::code;
 use ringport_port::{BackendChoice, Completion, Op, Outcome, PoolBuf, Port};
 use util::{connected_pair, listener, next, nothing_completes, pattern, port};
 
@@ -108,7 +109,7 @@ fn multishot_recv_fills_pooled_buffers_that_send_buf_echoes_without_a_copy(backe
     assert_eq!(port.in_flight(), 1, "the multishot receive is still armed");
     port.cancel(recv).unwrap();
     let (buf, res, more) = next_recv(&mut port, &mut pending);
-    assert_eq!((buf, res, more), (None, -i64::from(libc::ECANCELED), false));
+    assert_eq!((buf, res, more), (None, -i64::from(code::CANCELLED), false));
     assert_eq!(port.in_flight(), 0);
 }
 
@@ -151,7 +152,10 @@ fn an_empty_pool_ends_a_multishot_recv_with_enobufs_and_a_rearm_loses_nothing(
     // The pool is dry: the next bytes end the receive, and stay in the socket.
     client.write_all(&sent[32..]).unwrap();
     let (buf, res, more) = next_recv(&mut port, &mut pending);
-    assert_eq!((buf, res, more), (None, -i64::from(libc::ENOBUFS), false));
+    assert_eq!(
+        (buf, res, more),
+        (None, -i64::from(code::POOL_EMPTY), false)
+    );
     assert_eq!(port.in_flight(), 0);
     let mut got: Vec<u8> = Vec::new();
     for buf in held.drain(..) {
@@ -178,7 +182,7 @@ fn an_empty_pool_ends_a_multishot_recv_with_enobufs_and_a_rearm_loses_nothing(
             }
             None => {
                 // Two buffers for 48 bytes: it may run dry again between give-backs.
-                assert_eq!((n, more), (-i64::from(libc::ENOBUFS), false));
+                assert_eq!((n, more), (-i64::from(code::POOL_EMPTY), false));
             }
         }
         if !more && got.len() < sent.len() {
@@ -217,7 +221,7 @@ fn cancel_ends_a_multishot_recv_and_frees_its_table_entry(backend: BackendChoice
         nothing_completes(&mut port, &mut pending);
         port.cancel(token).unwrap();
         let (buf, res, more) = next_recv(&mut port, &mut pending);
-        assert_eq!((buf, res, more), (None, -i64::from(libc::ECANCELED), false));
+        assert_eq!((buf, res, more), (None, -i64::from(code::CANCELLED), false));
         assert_eq!(port.in_flight(), 0);
     }
     // Cancelled receives took nothing: the bytes wait for the next one.
@@ -283,7 +287,10 @@ fn recv_buf_once_and_nowait(backend: BackendChoice) {
     )
     .unwrap();
     let (buf, res, more) = next_recv(&mut port, &mut pending);
-    assert_eq!((buf, res, more), (None, -i64::from(libc::EAGAIN), false));
+    assert_eq!(
+        (buf, res, more),
+        (None, -i64::from(code::WOULD_BLOCK), false)
+    );
     client.write_all(b"x").unwrap();
     port.submit(
         2,
@@ -307,7 +314,7 @@ fn recv_buf_once_and_nowait(backend: BackendChoice) {
     .unwrap();
     client.write_all(b"y").unwrap();
     let (none, res, _) = next_recv(&mut port, &mut pending);
-    assert_eq!((none, res), (None, -i64::from(libc::ENOBUFS)));
+    assert_eq!((none, res), (None, -i64::from(code::POOL_EMPTY)));
     port.give_back(buf);
     assert_eq!(port.in_flight(), 0);
 }
@@ -361,7 +368,7 @@ fn multishot_accept_takes_every_client_until_cancelled(backend: BackendChoice) {
     assert_eq!(peers, want);
     assert_eq!(port.in_flight(), 1, "still accepting");
     port.cancel(token).unwrap();
-    assert_eq!(accept_end(&mut port, &mut pending), Some(libc::ECANCELED));
+    assert_eq!(accept_end(&mut port, &mut pending), Some(code::CANCELLED));
     assert_eq!(port.in_flight(), 0);
 }
 
@@ -385,7 +392,7 @@ fn a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval(
     )
     .unwrap();
     let mut pending = Vec::new();
-    assert_eq!(accept_end(&mut port, &mut pending), Some(libc::EINVAL));
+    assert_eq!(accept_end(&mut port, &mut pending), Some(code::INVALID));
     assert_eq!(port.in_flight(), 0);
     nothing_completes(&mut port, &mut pending);
 }
@@ -395,10 +402,10 @@ fn pooled_ops_without_a_pool_are_refused(backend: BackendChoice) {
     let (fd, _client) = connected_pair();
     let mut pending = Vec::new();
     match port.submit(1, Op::RecvMulti { fd, limit: 0 }) {
-        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EINVAL)),
+        Err(e) => assert_eq!(e.raw_os_error(), Some(code::INVALID)),
         Ok(_) => {
             let (buf, res, more) = next_recv(&mut port, &mut pending);
-            assert_eq!((buf, res, more), (None, -i64::from(libc::EINVAL), false));
+            assert_eq!((buf, res, more), (None, -i64::from(code::INVALID), false));
         }
     }
     assert_eq!(port.in_flight(), 0);
@@ -611,7 +618,7 @@ fn send_bufs_starts_at_an_offset_and_refuses_an_empty_list(backend: BackendChoic
             at: 0,
         },
     );
-    assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(refused.unwrap_err().raw_os_error(), Some(code::INVALID));
     assert_eq!(port.in_flight(), 0);
     assert_eq!(port.buffers_available(), 8);
 }
@@ -670,7 +677,7 @@ fn a_long_stream_cycles_through_the_pool_many_times_and_every_byte_arrives_in_or
         } else {
             assert_eq!(
                 n,
-                -i64::from(libc::ENOBUFS),
+                -i64::from(code::POOL_EMPTY),
                 "only a dry pool ends it without bytes"
             );
         }

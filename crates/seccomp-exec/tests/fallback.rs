@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! Under `seccomp-exec`, io_uring is reported unavailable with a seccomp/EPERM cause and
 //! `BackendChoice::Auto` falls back to epoll, which still echoes.
 //!

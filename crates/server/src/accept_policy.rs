@@ -39,8 +39,13 @@ pub(crate) enum Class {
 
 /// Classifies a failed accept.
 pub(crate) fn classify(e: &io::Error) -> Class {
+    #[cfg(unix)]
+    const SCARCE: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+    // WSAEMFILE, WSAENOBUFS, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY.
+    #[cfg(windows)]
+    const SCARCE: [i32; 4] = [10024, 10055, 8, 14];
     match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Class::Scarce,
+        Some(code) if SCARCE.contains(&code) => Class::Scarce,
         _ => Class::Transient,
     }
 }
@@ -168,7 +173,8 @@ impl AcceptPolicy {
     }
 }
 
-#[cfg(test)]
+// Unix-only: the cases are errno values (the Windows codes are mapped in `classify`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

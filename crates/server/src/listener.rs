@@ -28,6 +28,8 @@ use crate::ServeError;
 
 fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // On Windows SO_REUSEADDR lets another socket take the port: not wanted there.
+    #[cfg(unix)]
     socket.set_reuse_address(true)?;
     Ok(socket)
 }
@@ -36,6 +38,7 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
     match e.kind() {
         io::ErrorKind::AddrInUse => ServeError::AddrInUse(addr),
         io::ErrorKind::AddrNotAvailable => ServeError::AddrNotAvailable(addr),
+        #[cfg(unix)]
         _ if e.raw_os_error() == Some(libc::EACCES) => ServeError::Bind {
             addr,
             source: e,
@@ -87,10 +90,24 @@ pub fn bind_listeners(
     let mut bound = addr;
     for i in 0..count.max(1) {
         let socket = new_socket(bound).map_err(|e| bind_error(bound, e))?;
+        #[cfg(unix)]
         if count > 1 || reuse_port {
             socket
                 .set_reuse_port(true)
                 .map_err(|e| bind_error(bound, e))?;
+        }
+        // One listener per worker needs SO_REUSEPORT, which Windows lacks (and an IOCP socket
+        // serves one completion port for life).
+        #[cfg(windows)]
+        if count > 1 || reuse_port {
+            return Err(ServeError::Bind {
+                addr: bound,
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "several listeners on one port need SO_REUSEPORT (Linux)",
+                ),
+                hint: "on Windows run the completion server with one worker (--workers 1)",
+            });
         }
         socket
             .bind(&bound.into())

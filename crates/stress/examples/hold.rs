@@ -21,14 +21,21 @@
 //! One process holds at most its hard open-file limit (about 19,900 here), so the script runs
 //! several.
 
+#[cfg(unix)]
 use std::collections::{BTreeMap, VecDeque};
+#[cfg(unix)]
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::net::{Ipv4Addr, SocketAddr};
+#[cfg(unix)]
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+#[cfg(unix)]
 struct Args {
     addr: SocketAddr,
     count: usize,
@@ -41,6 +48,7 @@ struct Args {
     stop_file: Option<PathBuf>,
 }
 
+#[cfg(unix)]
 fn usage() -> ! {
     eprintln!(
         "usage: hold ADDR COUNT [--source-ips A-B|A,B,..] [--rate N] [--secs S] [--in-flight K] \
@@ -49,6 +57,7 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
+#[cfg(unix)]
 fn parse_sources(s: &str) -> Result<Vec<Ipv4Addr>, String> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
@@ -70,6 +79,7 @@ fn parse_sources(s: &str) -> Result<Vec<Ipv4Addr>, String> {
     Ok(out)
 }
 
+#[cfg(unix)]
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mut pos = Vec::new();
@@ -118,6 +128,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+#[cfg(unix)]
 /// A short name for why a connect failed.
 fn kind(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
@@ -138,6 +149,7 @@ fn kind(e: &io::Error) -> &'static str {
     }
 }
 
+#[cfg(unix)]
 /// Creates a non-blocking socket bound to `source` (when given) and starts connecting it.
 fn start_connect(addr: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
@@ -153,6 +165,7 @@ fn start_connect(addr: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<Socke
     }
 }
 
+#[cfg(unix)]
 /// `Some(Ok)` once connected, `Some(Err)` once failed, `None` while in progress.
 fn connect_state(socket: &Socket) -> Option<io::Result<()>> {
     match socket.take_error() {
@@ -166,6 +179,7 @@ fn connect_state(socket: &Socket) -> Option<io::Result<()>> {
     }
 }
 
+#[cfg(unix)]
 /// Sends one message on each sampled connection and waits (at most 5 s in all) for every echo;
 /// returns (echoed correctly, failed).
 fn check_sample(conns: &[Socket], sample: &[usize], round: u32) -> (usize, usize) {
@@ -210,6 +224,7 @@ fn check_sample(conns: &[Socket], sample: &[usize], round: u32) -> (usize, usize
     (ok, failed + pending.len())
 }
 
+#[cfg(unix)]
 fn main() {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("hold: {e}");
@@ -363,4 +378,11 @@ fn main() {
         args.sources.len().max(1),
     );
     let _ = io::stdout().flush();
+}
+
+/// The example raises Unix resource limits and uses Unix socket options: Linux only.
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("hold: Linux only (it holds connections with Unix resource limits)");
+    std::process::exit(2);
 }

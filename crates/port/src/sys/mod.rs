@@ -31,8 +31,9 @@
 //! - **What it reports.** [`RawCompletion`]s in io_uring's convention, whatever the mechanism:
 //!   `user_data` is the operation's token or a reserved value
 //!   ([`token`](crate::token#reserved-values)), `result` is bytes, a new fd or 0 when
-//!   non-negative and `-errno` when negative (so [`is_cancelled`](crate::is_cancelled) and
-//!   friends hold everywhere), `flags` carry [`CQE_F_MORE`] (a multishot operation stays
+//!   non-negative and `-errno` when negative (on Windows `-code` with a Windows error code;
+//!   [`errors::code`](crate::errors::code) names the ones the port compares), so
+//!   [`is_cancelled`](crate::is_cancelled) and friends hold everywhere; `flags` carry [`CQE_F_MORE`] (a multishot operation stays
 //!   armed) and [`CQE_F_BUFFER`] with a pool buffer's id ([`buffer_flags`]). An accepted fd
 //!   in a result belongs to the port from then on.
 //! - **The buffer pool.** [`attach_pool`](Driver::attach_pool) is called once, when the port
@@ -55,32 +56,45 @@
 //!   `EINVAL`) it accepts one connection at a time and reports each as a multishot accept
 //!   would; epoll emulates multishot operations and the pool.
 //!
-//! Two drivers implement it: [`uring`] (the kernel carries operations out) and [`epoll`] (the
-//! driver carries them out when their fd is ready). A third slots in as another
-//! [`AnyDriver`] variant with its module laid out as [`epoll`]'s (driver in `mod.rs`, system
-//! calls behind safe functions in `sys.rs`).
+//! Three drivers implement it: on Linux `uring` (the kernel carries operations out) and
+//! `epoll` (the driver carries them out when their fd is ready); on Windows `iocp` (Windows
+//! carries them out, on an I/O completion port). Each is an [`AnyDriver`] variant on the
+//! system it exists on; a module is laid out as `epoll`'s (driver in `mod.rs`, system calls
+//! behind safe functions beside it). The libc parts of this module (socket addresses, the
+//! eventfd [`Waker`], the gathered-send header) are Unix-only; `iocp` has their Windows
+//! counterparts under the same names.
 //!
 //! This module also holds the backend-independent conversions that need `unsafe`: socket
 //! addresses to and from `sockaddr_storage`, and a raw result into an [`Outcome`] (adopting an
 //! accepted fd, growing a buffer by the bytes the kernel wrote).
 
+#[cfg(unix)]
 pub(crate) mod epoll;
+#[cfg(windows)]
+pub(crate) mod iocp;
 pub(crate) mod pool;
+#[cfg(unix)]
 pub(crate) mod uring;
 
 use std::io;
 use std::mem;
+#[cfg(unix)]
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(unix)]
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Mutex;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::op::{Accepted, Completion, Op, Outcome, PoolBuf};
+use crate::op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf};
 use crate::port::Backend;
+#[cfg(unix)]
 use crate::sys::epoll::EpollDriver;
+#[cfg(windows)]
+pub(crate) use crate::sys::iocp::{IocpDriver, MsgBuf, SockAddrBuf, Waker};
 use crate::sys::pool::BufPool;
+#[cfg(unix)]
 use crate::sys::uring::UringDriver;
 use crate::table::{InFlight, OpTable};
 use crate::token::{OpKind, Token};
@@ -122,20 +136,34 @@ pub(crate) trait Driver {
 
     /// Takes back what the driver lent `inflight`, which is leaving the table.
     fn reclaim(&mut self, inflight: &mut InFlight);
+
+    /// The port is being dropped with `table` still holding the operations in flight: make
+    /// sure the system writes into none of them (or the pool) once this returns. The kernel
+    /// drivers need nothing (their ring or epoll set goes first); IOCP cancels and drains,
+    /// and leaks what does not come back in time.
+    fn close(&mut self, _table: &mut OpTable, _pool: &mut Option<BufPool>) {}
 }
 
 /// The port's driver: the one place that dispatches to a backend.
 pub(crate) enum AnyDriver {
+    #[cfg(unix)]
     Uring(UringDriver),
+    #[cfg(unix)]
     Epoll(EpollDriver),
+    #[cfg(windows)]
+    Iocp(IocpDriver),
 }
 
 /// `$body` with `$d` bound to the driver inside `$driver`, whichever it is.
 macro_rules! dispatch {
     ($driver:expr, $d:ident => $body:expr) => {
         match $driver {
+            #[cfg(unix)]
             AnyDriver::Uring($d) => $body,
+            #[cfg(unix)]
             AnyDriver::Epoll($d) => $body,
+            #[cfg(windows)]
+            AnyDriver::Iocp($d) => $body,
         }
     };
 }
@@ -187,21 +215,40 @@ impl Driver for AnyDriver {
     fn reclaim(&mut self, inflight: &mut InFlight) {
         dispatch!(self, d => d.reclaim(inflight))
     }
+
+    fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {
+        dispatch!(self, d => d.close(table, pool))
+    }
+}
+
+/// The socket address storage a new operation needs in its table entry: empty for an accept
+/// to fill, the target of a connect. None on Windows, whose driver keeps its own state there.
+pub(crate) fn op_addr(op: &Op) -> Option<Box<SockAddrBuf>> {
+    match op {
+        #[cfg(unix)]
+        Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
+        #[cfg(unix)]
+        Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
+        _ => None,
+    }
 }
 
 /// Storage for a socket address the kernel reads or writes.
+#[cfg(unix)]
 #[derive(Clone, Copy)]
 pub(crate) struct SockAddrBuf {
     pub storage: libc::sockaddr_storage,
     pub len: libc::socklen_t,
 }
 
+#[cfg(unix)]
 impl std::fmt::Debug for SockAddrBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SockAddrBuf({:?})", self.socket_addr())
     }
 }
 
+#[cfg(unix)]
 impl SockAddrBuf {
     /// Empty storage of full size, for the kernel to fill (accept).
     pub fn empty() -> SockAddrBuf {
@@ -292,11 +339,13 @@ impl SockAddrBuf {
 
 /// The message header and iovecs of a gathered send ([`Op::SendBufs`] on io_uring), which the
 /// kernel reads while the operation is in flight: boxed by the table, so it never moves.
+#[cfg(unix)]
 pub(crate) struct MsgBuf {
     pub hdr: libc::msghdr,
     pub iov: Vec<libc::iovec>,
 }
 
+#[cfg(unix)]
 impl Default for MsgBuf {
     fn default() -> MsgBuf {
         MsgBuf {
@@ -308,12 +357,14 @@ impl Default for MsgBuf {
     }
 }
 
+#[cfg(unix)]
 impl std::fmt::Debug for MsgBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MsgBuf({} iovecs)", self.iov.len())
     }
 }
 
+#[cfg(unix)]
 impl MsgBuf {
     /// Points the header at the iovecs of `bufs` (see [`gather`]); returns the header.
     pub fn fill(&mut self, pool: &BufPool, bufs: &[PoolBuf], at: usize) -> *const libc::msghdr {
@@ -329,6 +380,7 @@ impl MsgBuf {
 
 /// The iovecs of a gathered send, in order: `bufs[0][at..]`, then every later buffer whole,
 /// at most [`SEND_BUFS_MAX`](crate::op::SEND_BUFS_MAX) of them; empty ranges are skipped.
+#[cfg(unix)]
 pub(crate) fn gather(
     pool: &BufPool,
     bufs: &[PoolBuf],
@@ -430,6 +482,7 @@ fn received_buf(
 
 /// The peer address of a connected socket (`getpeername`), for multishot accepts, which do
 /// not report it.
+#[cfg(unix)]
 fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     let mut addr = SockAddrBuf::empty();
     // SAFETY: getpeername writes at most `addr.len` bytes into the live local storage.
@@ -445,6 +498,37 @@ fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     } else {
         None
     }
+}
+
+/// Takes ownership of the descriptor (on Windows, the socket) an accept's result names.
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor (socket) from an accept, owned by nobody else.
+#[cfg(unix)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// Takes ownership of the descriptor (on Windows, the socket) an accept's result names: the
+/// IOCP driver reports an accepted `SOCKET` in the result (kernel handles keep to 32 bits, so
+/// it fits; the driver checks).
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor (socket) from an accept, owned by nobody else.
+#[cfg(windows)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    use std::os::windows::io::{FromRawSocket, RawSocket};
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_socket(fd as RawSocket) }
+}
+
+/// The peer address of a connected socket (`getpeername`), for multishot accepts.
+#[cfg(windows)]
+fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
 }
 
 /// Turns a result of a multishot operation that stays armed (`IORING_CQE_F_MORE`) into what
@@ -465,7 +549,7 @@ pub(crate) unsafe fn complete_more(
             result: cvt(res).map(|fd| {
                 // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
                 // else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let fd = unsafe { adopt(fd) };
                 let peer = peer_of(&fd);
                 Accepted { fd, peer }
             }),
@@ -494,7 +578,7 @@ pub(crate) unsafe fn complete(
     match inflight.op {
         Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
             // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+            let fd = unsafe { adopt(fd) };
             let peer = inflight.addr.and_then(|a| a.socket_addr());
             Accepted { fd, peer }
         })),
@@ -525,7 +609,7 @@ pub(crate) unsafe fn complete(
             result: cvt(res).map(|fd| {
                 // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
                 // else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                let fd = unsafe { adopt(fd) };
                 let peer = peer_of(&fd);
                 Accepted { fd, peer }
             }),
@@ -661,11 +745,13 @@ impl<D: Driver> Delivery<'_, D> {
 /// read armed on it, epoll has it in its set). [`Poster::post`](crate::Poster::post) queues a
 /// value, then calls [`wake`](Waker::wake); the driver then reports a completion named
 /// [`WAKE`](crate::token::WAKE).
+#[cfg(unix)]
 #[derive(Debug)]
 pub(crate) struct Waker {
     fd: OwnedFd,
 }
 
+#[cfg(unix)]
 impl Waker {
     /// A new eventfd with a zero count, non-blocking or not (io_uring's read on it must block
     /// until it is written; epoll's read after readiness must not).
@@ -718,9 +804,11 @@ pub(crate) fn take_close_fd(op: &mut Op) -> Option<OwnedFd> {
 
 /// Facts and limits of the process that the port's users need, behind safe functions.
 pub mod os {
+    #[cfg(unix)]
     use std::io;
 
     /// The soft and hard limits on open files (`RLIMIT_NOFILE`).
+    #[cfg(unix)]
     pub fn nofile_limit() -> io::Result<(u64, u64)> {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
@@ -734,6 +822,7 @@ pub mod os {
     }
 
     /// Sets the soft limit on open files, which may not exceed the hard limit.
+    #[cfg(unix)]
     pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
         let (_, hard) = nofile_limit()?;
         let lim = libc::rlimit {
@@ -750,6 +839,7 @@ pub mod os {
     /// Whether this process is in the foreground process group of the terminal `fd` refers to:
     /// only then may it read that terminal without being stopped (`SIGTTIN`). False when `fd`
     /// is not a terminal, or not this process's controlling terminal.
+    #[cfg(unix)]
     pub fn is_foreground(fd: std::os::fd::BorrowedFd<'_>) -> bool {
         use std::os::fd::AsRawFd;
         // SAFETY: tcgetpgrp only queries the open descriptor `fd`, which the borrow keeps open;
@@ -759,6 +849,7 @@ pub mod os {
     }
 
     /// What [`wait_readable`] saw.
+    #[cfg(unix)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Readiness {
         /// A read will not block (it may return 0: end of input, or Ctrl-D on a terminal).
@@ -772,6 +863,7 @@ pub mod os {
 
     /// Waits at most `timeout` for `fd` to become readable (`poll`), without reading: unlike a
     /// read, polling a terminal from a background process group does not stop the process.
+    #[cfg(unix)]
     pub fn wait_readable(
         fd: std::os::fd::BorrowedFd<'_>,
         timeout: std::time::Duration,
@@ -801,6 +893,9 @@ pub mod os {
             Readiness::Readable
         })
     }
+
+    #[cfg(windows)]
+    pub use crate::sys::iocp::os::*;
 
     /// The number of CPUs this process may run on.
     pub fn available_cpus() -> usize {

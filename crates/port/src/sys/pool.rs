@@ -25,14 +25,19 @@
 use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::NonNull;
+#[cfg(unix)]
 use std::sync::atomic::{AtomicU16, Ordering};
 
+#[cfg(unix)]
 use io_uring::types::BufRingEntry;
+#[cfg(unix)]
 use io_uring::Submitter;
 
+use crate::errors::code;
 use crate::op::PoolBuf;
 
 /// The buffer group id of the port's ring (one ring per port).
+#[cfg(unix)]
 pub(crate) const BGID: u16 = 0;
 
 /// The most buffers a pool may hold (the kernel caps a ring at 2^15 entries).
@@ -43,7 +48,13 @@ const RING_MIN: usize = 64;
 /// The ring's working set at first.
 const RING_START: usize = 256;
 
+/// The kernel's provided-buffer ring: none on Windows (IOCP has no such thing: the driver
+/// takes a buffer per receive, as io_uring does where the kernel refuses the ring).
+#[cfg(windows)]
+enum BufRing {}
+
 /// The kernel's provided-buffer ring: entries shared with the kernel, and our tail.
+#[cfg(unix)]
 struct BufRing {
     base: NonNull<BufRingEntry>,
     layout: Layout,
@@ -73,6 +84,7 @@ enum Place {
 pub(crate) struct Bundle {
     first: u16,
     /// The ring position of the first buffer.
+    #[cfg_attr(windows, allow(dead_code))]
     start: u16,
     /// How many buffers the bytes fill.
     pub parts: usize,
@@ -126,18 +138,18 @@ impl BufPool {
     /// resident memory until it is first used.
     pub fn new(count: u16, size: usize) -> io::Result<BufPool> {
         if count == 0 || count > MAX_BUFFERS || size == 0 || size > i32::MAX as usize {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(io::Error::from_raw_os_error(code::INVALID));
         }
         let total = size
             .checked_mul(usize::from(count))
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+            .ok_or_else(|| io::Error::from_raw_os_error(code::INVALID))?;
         // Aligned for any receive, and no more: a stricter alignment would make the allocator
         // zero the memory by hand (touching every page) instead of taking fresh zero pages.
         let layout = Layout::from_size_align(total, 16)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            .map_err(|_| io::Error::from_raw_os_error(code::INVALID))?;
         // SAFETY: the layout has a non-zero size (count and size are non-zero).
         let base = unsafe { alloc::alloc_zeroed(layout) };
-        let base = NonNull::new(base).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let base = NonNull::new(base).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         Ok(BufPool {
             base,
             layout,
@@ -159,15 +171,16 @@ impl BufPool {
     /// Registers a provided-buffer ring with `submitter`'s io_uring as group [`BGID`] and moves
     /// every free buffer into it. On error (a kernel before 5.19, or one that refuses) the pool
     /// keeps its own free list and nothing changes.
+    #[cfg(unix)]
     pub fn attach_ring(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
         let entries = self.count.next_power_of_two();
         let bytes = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
         let layout = Layout::from_size_align(bytes.max(4096), 4096)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            .map_err(|_| io::Error::from_raw_os_error(code::INVALID))?;
         // SAFETY: the layout has a non-zero size.
         let ring = unsafe { alloc::alloc_zeroed(layout) };
         let ring = NonNull::new(ring.cast::<BufRingEntry>())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         // SAFETY: `ring` is a page-aligned, zeroed allocation of `entries` io_uring_buf entries
         // (the tail starts at 0), which lives until `Drop` for BufPool; the port drops its ring
         // (the io_uring) before its pool, so the kernel never uses the memory after that.
@@ -324,6 +337,12 @@ impl BufPool {
         }
     }
 
+    #[cfg(windows)]
+    fn ring_push(&mut self, _id: u16) {
+        match *self.ring.as_ref().expect("a ring") {}
+    }
+
+    #[cfg(unix)]
     fn ring_push(&mut self, id: u16) {
         let addr = self.ptr(id) as u64;
         let len = self.size as u32;
@@ -362,13 +381,20 @@ impl BufPool {
                 len,
             };
         };
+        #[cfg(windows)]
+        match *ring {}
+        #[cfg(unix)]
         let start = ring.at_of[usize::from(first)];
+        #[cfg(unix)]
         let index = usize::from(start & ring.mask);
         // SAFETY: `index` is within the ring's `mask + 1` entries. The entry is no longer the
         // kernel's (it took it for this completion, which happens-before our reading it) and is
         // not rewritten before this completion's buffers are handed out (see `bundle_part`).
+        #[cfg(unix)]
         let entry_len = unsafe { (*ring.base.as_ptr().add(index)).len() } as usize;
+        #[cfg(unix)]
         let head = len.min(entry_len.clamp(1, self.size));
+        #[cfg(unix)]
         Bundle {
             first,
             start,
@@ -388,7 +414,10 @@ impl BufPool {
             return (bundle.first, bundle.head.min(bundle.len));
         }
         let id = match &self.ring {
+            #[cfg(unix)]
             Some(ring) => ring.bid_at[usize::from(bundle.start.wrapping_add(k as u16) & ring.mask)],
+            #[cfg(windows)]
+            Some(ring) => match *ring {},
             None => bundle.first,
         };
         let before = bundle.head + (k - 1) * self.size;
@@ -406,7 +435,13 @@ impl BufPool {
         }
     }
 
+    #[cfg(windows)]
+    fn publish(&mut self) {
+        match *self.ring.as_ref().expect("a ring") {}
+    }
+
     /// Publishes the tail to the kernel.
+    #[cfg(unix)]
     fn publish(&mut self) {
         let ring = self.ring.as_ref().expect("a ring");
         // SAFETY: the tail is a naturally aligned u16 inside the ring's first entry, shared
@@ -421,6 +456,7 @@ impl BufPool {
 
 impl Drop for BufPool {
     fn drop(&mut self) {
+        #[cfg(unix)]
         if let Some(ring) = self.ring.take() {
             // SAFETY: allocated in `attach_ring` with this layout; the io_uring that used it
             // was dropped (closed) before the pool.

@@ -35,7 +35,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
-use crate::port::{Backend, PortError};
+use crate::port::{Backend, PortError, UringUnavailable};
 use crate::sys::pool::{BufPool, BGID};
 use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
@@ -53,35 +53,6 @@ enum Feature {
     Yes,
     /// The kernel refused it: emulated.
     No,
-}
-
-/// Why io_uring cannot be used on this machine, with what to do about it.
-#[derive(Debug)]
-pub struct UringUnavailable {
-    /// The cause in a few words, e.g. "blocked by a seccomp filter (EPERM)".
-    pub cause: String,
-    /// What the user can do.
-    pub remedy: String,
-    /// The error the kernel returned, if any.
-    pub source: Option<io::Error>,
-}
-
-impl fmt::Display for UringUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "io_uring is unavailable: {}; {}",
-            self.cause, self.remedy
-        )
-    }
-}
-
-impl std::error::Error for UringUnavailable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
 }
 
 /// Classifies a failed `io_uring_setup`.
@@ -117,6 +88,7 @@ fn classify(err: io::Error) -> UringUnavailable {
         ),
     };
     UringUnavailable {
+        backend: Backend::Uring,
         cause,
         remedy,
         source: Some(err),
@@ -272,6 +244,7 @@ impl UringDriver {
         let params = ring.params();
         if !params.is_feature_ext_arg() || !params.is_feature_nodrop() {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: "the kernel's io_uring lacks EXT_ARG or NODROP (needs 5.11 or newer)".into(),
                 remedy: "use --backend epoll or a newer kernel".into(),
                 source: None,
@@ -280,6 +253,7 @@ impl UringDriver {
         let mut probe = Probe::new();
         if let Err(e) = ring.submitter().register_probe(&mut probe) {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: format!("the kernel cannot list its io_uring opcodes ({e})"),
                 remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
                 source: Some(e),
@@ -292,6 +266,7 @@ impl UringDriver {
             .collect();
         if !missing.is_empty() {
             return Err(UringUnavailable {
+                backend: Backend::Uring,
                 cause: format!("the kernel's io_uring lacks {}", missing.join(", ")),
                 remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
                 source: None,

@@ -4,15 +4,35 @@
 #![allow(dead_code)] // each test file uses its own share of the helpers
 
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ringport_port::{BackendChoice, Completion, Port, PortConfig, SharedFd};
+use ringport_port::{BackendChoice, Completion, OwnedFd, Port, PortConfig, SharedFd};
 
 /// Expands each named test function `fn name(backend: BackendChoice)` into one `#[test]` per
 /// backend, `uring::name` and `epoll::name` (in the spirit of monoio's `test_all`), so
-/// `cargo test epoll::` runs the whole contract on one backend.
+/// `cargo test epoll::` runs the whole contract on one backend. On Windows the one backend is
+/// IOCP: `iocp::name`.
+#[cfg(windows)]
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod iocp {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(ringport_port::BackendChoice::Iocp)
+                }
+            )*
+        }
+    };
+}
+
+/// Expands each named test function `fn name(backend: BackendChoice)` into one `#[test]` per
+/// backend, `uring::name` and `epoll::name` (in the spirit of monoio's `test_all`), so
+/// `cargo test epoll::` runs the whole contract on one backend. On Windows the one backend is
+/// IOCP: `iocp::name`.
+#[cfg(unix)]
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {

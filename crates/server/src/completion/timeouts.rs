@@ -103,7 +103,7 @@ mod tests {
     use super::*;
     use crate::completion::worker::testing::{pair, worker};
     use crate::ServeConfig;
-    use ringport_port::{Accepted, BackendChoice, PortConfig};
+    use ringport_port::{Accepted, PortConfig};
     use std::io::Read;
     use std::time::Instant;
 
@@ -142,7 +142,7 @@ mod tests {
     /// is cancelled, the close follows) and frees its slot and its place at the gate.
     #[test]
     fn the_idle_scan_cancels_through_the_port_and_frees_the_slot_after_the_close() {
-        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+        for backend in crate::completion::worker::testing::BACKENDS {
             let cfg = ServeConfig {
                 port_config: PortConfig {
                     backend,

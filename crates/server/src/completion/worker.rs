@@ -288,8 +288,19 @@ impl Worker<'_> {
 pub(super) mod testing {
     use super::*;
     use crate::completion::{pool_buffer_size, POOL_BUFFERS};
+    use ringport_port::OwnedFd;
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::OwnedFd;
+
+    /// The backends of this system, which the worker's tests run on each.
+    #[cfg(unix)]
+    pub(in crate::completion) const BACKENDS: [ringport_port::BackendChoice; 2] = [
+        ringport_port::BackendChoice::Uring,
+        ringport_port::BackendChoice::Epoll,
+    ];
+    /// The backends of this system, which the worker's tests run on each.
+    #[cfg(windows)]
+    pub(in crate::completion) const BACKENDS: [ringport_port::BackendChoice; 1] =
+        [ringport_port::BackendChoice::Iocp];
 
     pub(in crate::completion) fn pair() -> (OwnedFd, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -325,7 +336,7 @@ mod tests {
     use super::*;
     use crate::echo::Waiting;
     use crate::ServeConfig;
-    use ringport_port::{BackendChoice, PortConfig};
+    use ringport_port::PortConfig;
     use std::io::{Read, Write};
 
     /// A completion that names a slot's old generation (the connection it belonged to is gone
@@ -333,7 +344,7 @@ mod tests {
     /// not its bytes, not its close.
     #[test]
     fn a_completion_for_an_old_generation_is_dropped_counted_and_never_applied() {
-        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+        for backend in super::testing::BACKENDS {
             let cfg = ServeConfig {
                 port_config: PortConfig {
                     backend,

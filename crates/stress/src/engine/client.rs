@@ -20,12 +20,11 @@ use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ringport_port::{Backend, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token};
+use ringport_port::{Backend, Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::{Conn, Plan, SendBuffers, State};
@@ -186,7 +185,7 @@ impl<'s, 'a> Client<'s, 'a> {
     fn spin_margin(&self) -> Duration {
         match self.shared.backend {
             Backend::Uring => Duration::from_micros(60),
-            Backend::Epoll => Duration::ZERO,
+            Backend::Epoll | Backend::Iocp => Duration::ZERO,
         }
     }
 
@@ -231,11 +230,12 @@ impl<'s, 'a> Client<'s, 'a> {
         let shared = self.shared;
         let global = self.slots[i].conn.global;
         let socket = (|| -> io::Result<Socket> {
-            let s = Socket::new(
-                Domain::for_address(shared.addr),
-                Type::STREAM.cloexec(),
-                Some(Protocol::TCP),
-            )?;
+            #[cfg(unix)]
+            let ty = Type::STREAM.cloexec();
+            // Not inherited by child processes: socket2's default on Windows.
+            #[cfg(windows)]
+            let ty = Type::STREAM;
+            let s = Socket::new(Domain::for_address(shared.addr), ty, Some(Protocol::TCP))?;
             s.set_tcp_nodelay(true)?;
             if !shared.sources.is_empty() {
                 let ip = shared.sources[global % shared.sources.len()];
@@ -546,7 +546,7 @@ impl<'s, 'a> Client<'s, 'a> {
             }
             // The pool ran dry for a moment: the bytes wait in the socket; arm again (the
             // buffers of this batch are given back before it is submitted).
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && ended => self.submit_recv(i, now),
+            Err(e) if ringport_port::is_pool_empty(&e) && ended => self.submit_recv(i, now),
             Err(e) => {
                 let err = self.slots[i].conn.io_error(e);
                 self.fail(i, err, now);

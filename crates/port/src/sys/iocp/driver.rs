@@ -1,0 +1,1288 @@
+//! The IOCP driver: operations become overlapped Winsock calls on sockets associated with one
+//! completion port, and their completions are dequeued in batches and reported to the port as
+//! [`RawCompletion`]s, in io_uring's convention (see [the contract](crate::sys#the-driver-contract)):
+//! bytes, an accepted `SOCKET` (kernel handles keep to 32 bits) or `-code` with a Windows error
+//! code, so that the port's delivery is the same on every backend.
+//!
+//! # Ownership
+//!
+//! Every posted I/O has an `OVERLAPPED`, inside an [`IoSlot`] in the operation's [`OpState`],
+//! which the operation table keeps (boxed, in the `InFlight` entry, beside the operation's buffer
+//! and socket handle) until that I/O's completion has been dequeued: the system may write into
+//! the `OVERLAPPED`, the buffer and the accept address buffer until then. The slot carries the
+//! operation's [`Token`], so a dequeued `OVERLAPPED` names its operation; the table checks slot,
+//! generation and kind before anything is applied. A table entry is removed only once none of
+//! its I/Os is in the system. When the port is dropped with I/Os still posted, they are
+//! cancelled and drained; what does not come back in time is leaked, never freed.
+//!
+//! # Skip on success
+//!
+//! A socket is associated with the port at its first operation, and
+//! `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` is set when the system accepts it: then an I/O that
+//! completes inline posts no packet, and the driver queues its result itself (`ready`), for the
+//! next [`wait`](IocpDriver::wait), which then does not block. Where the mode could not be set,
+//! an inline success still posts a packet and is treated as pending. An immediate failure never
+//! posts a packet.
+//!
+//! # Emulated operations
+//!
+//! - [`Op::AcceptMulti`]: [`ACCEPTS_OUTSTANDING`] AcceptEx in flight, each re-posted after its
+//!   connection is delivered (`more: true`); a cancellation or a lasting error ends them all,
+//!   with one last completion (`more: false`) once every AcceptEx has come back.
+//! - [`Op::RecvMulti`]: a zero-byte WSARecv, which holds no buffer while it waits; when it
+//!   completes, what the socket holds is read into pool buffers taken then (one completion per
+//!   buffer, `more: true`), and the next zero-byte WSARecv is posted. The pool running dry ends
+//!   it with `WSAENOBUFS`; a chunk that reaches the limit or takes the last free buffer is the
+//!   last (`more: false`).
+//! - `nowait` receives: a WSARecv that pends is cancelled at once; its cancellation is reported
+//!   as `WSAEWOULDBLOCK` (bytes that won the race are delivered as usual).
+//! - Shutdown, Close and Nop are carried out at submission and complete at the next wait.
+//! - Cancellation ([`Driver::cancel`]) is carried out at the next wait (which has the table),
+//!   as io_uring submits its cancel entry only then.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::windows::io::{AsRawSocket, OwnedSocket, RawSocket};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, ERROR_INVALID_PARAMETER, HANDLE, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Networking::WinSock::{
+    setsockopt, WSAGetLastError, WSAGetOverlappedResult, WSAIoctl, WSAPoll, WSARecv, WSASend,
+    LPFN_ACCEPTEX, LPFN_CONNECTEX, LPFN_GETACCEPTEXSOCKADDRS, POLLERR, POLLHUP, POLLRDNORM,
+    SIO_GET_EXTENSION_FUNCTION_POINTER, SOCKADDR, SOCKADDR_STORAGE, SOCKET, SOCKET_ERROR,
+    SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, SO_UPDATE_CONNECT_CONTEXT, WSABUF, WSAECONNRESET,
+    WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSAID_ACCEPTEX, WSAID_CONNECTEX,
+    WSAID_GETACCEPTEXSOCKADDRS, WSAPOLLFD, WSA_IO_PENDING, WSA_OPERATION_ABORTED,
+};
+use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, CreateIoCompletionPort, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
+    OVERLAPPED, OVERLAPPED_ENTRY,
+};
+
+use crate::op::{Accepted, Op};
+use crate::port::Backend;
+use crate::sys::iocp::Waker;
+use crate::sys::pool::BufPool;
+use crate::sys::{buffer_flags, take_close_fd, Driver, RawCompletion, CQE_F_MORE};
+use crate::table::{InFlight, OpTable};
+use crate::token::{OpKind, Token, WAKE};
+
+/// The most pool buffers one wake-up of a multishot receive fills before it lets others run.
+const CHUNKS_PER_WAKE: usize = 64;
+
+/// AcceptEx posted at once by one [`Op::AcceptMulti`].
+pub(crate) const ACCEPTS_OUTSTANDING: usize = 4;
+
+/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE`.
+const SKIP_ON_SUCCESS: u8 = 1 | 2;
+
+/// Room for one address in AcceptEx's output buffer, as its documentation asks.
+const ACCEPT_ADDR_LEN: usize = mem::size_of::<SOCKADDR_STORAGE>() + 16;
+
+/// A result in the system's convention: bytes transferred, or a Windows error code.
+type IoResult = Result<u32, i32>;
+
+/// One posted I/O: its `OVERLAPPED` first, so that the `OVERLAPPED` pointer a completion
+/// returns is the slot's.
+#[repr(C)]
+pub(crate) struct IoSlot {
+    ov: OVERLAPPED,
+    token: u64,
+    index: u32,
+    /// Posted and its completion not yet dequeued.
+    pending: bool,
+    /// The socket AcceptEx accepts into.
+    accept: Option<OwnedSocket>,
+    /// AcceptEx's output: the local and remote addresses.
+    addrs: [u8; 2 * ACCEPT_ADDR_LEN],
+}
+
+impl IoSlot {
+    fn new(token: Token, index: u32) -> IoSlot {
+        IoSlot {
+            // SAFETY: OVERLAPPED is plain old data for which all-zero bytes are the initial
+            // state the system expects.
+            ov: unsafe { mem::zeroed() },
+            token: token.raw(),
+            index,
+            pending: false,
+            accept: None,
+            addrs: [0; 2 * ACCEPT_ADDR_LEN],
+        }
+    }
+
+    /// A fresh `OVERLAPPED` for the next I/O of this slot.
+    fn reset(&mut self) -> *mut OVERLAPPED {
+        // SAFETY: as in `new`; the slot is not pending, so the system no longer uses it.
+        self.ov = unsafe { mem::zeroed() };
+        &mut self.ov
+    }
+}
+
+/// What an operation keeps in its table entry while the system works on it.
+pub(crate) struct OpState {
+    /// One per I/O that may be posted at once (boxed slice: never moves, never grows).
+    slots: Box<[IoSlot]>,
+    /// Slots posted and not yet dequeued.
+    in_system: usize,
+    /// Slots whose result waits in the driver's `ready` queue (finished inline).
+    queued: usize,
+    /// WSARecv's flags (in and out).
+    flags: u32,
+    /// A `nowait` receive (its cancellation means "nothing was ready").
+    nowait: bool,
+    /// The caller cancelled the operation.
+    cancelled: bool,
+    /// A multishot operation is ending, with this error once every slot is back.
+    ending: Option<i32>,
+    /// Bytes received so far by a [`Op::RecvMulti`], for its limit.
+    received: usize,
+    /// Where a connect goes (ConnectEx reads it).
+    target: Option<socket2::SockAddr>,
+    /// The peer of a single accept, from GetAcceptExSockaddrs.
+    peer: Option<SocketAddr>,
+}
+
+impl fmt::Debug for OpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpState")
+            .field("slots", &self.slots.len())
+            .field("in_system", &self.in_system)
+            .field("ending", &self.ending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpState {
+    fn new(token: Token, slots: usize) -> OpState {
+        OpState {
+            slots: (0..slots as u32).map(|i| IoSlot::new(token, i)).collect(),
+            in_system: 0,
+            queued: 0,
+            flags: 0,
+            nowait: false,
+            cancelled: false,
+            ending: None,
+            received: 0,
+            target: None,
+            peer: None,
+        }
+    }
+
+    /// The peer a single accept reported (what `SockAddrBuf::socket_addr` is on Linux).
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+/// The completion port's handle, shared with the [`Poster`](crate::Poster)s.
+#[derive(Debug)]
+pub(crate) struct PortHandle(HANDLE);
+
+// SAFETY: a completion port handle may be used from any thread (PostQueuedCompletionStatus is
+// the documented way for other threads to reach a port); the handle is closed only on drop.
+unsafe impl Send for PortHandle {}
+// SAFETY: as above; no method takes `&mut`.
+unsafe impl Sync for PortHandle {}
+
+impl PortHandle {
+    pub(crate) fn new() -> io::Result<PortHandle> {
+        // SAFETY: creating a new port: no handle to associate (INVALID_HANDLE_VALUE), no
+        // pointers; a non-null result is a handle we own.
+        let h = unsafe { CreateIoCompletionPort(-1isize as HANDLE, std::ptr::null_mut(), 0, 1) };
+        if h.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PortHandle(h))
+    }
+
+    /// Posts a packet with no `OVERLAPPED`: the driver reports it as a wake-up
+    /// ([`WAKE`]), and the port then drains the values its posters queued.
+    pub(crate) fn post(&self) -> io::Result<()> {
+        // SAFETY: the handle is a live completion port; a null OVERLAPPED is allowed and marks
+        // the packet as posted.
+        let ok = unsafe { PostQueuedCompletionStatus(self.0, 0, 0, std::ptr::null()) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PortHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle is ours and closed once.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// The Winsock extension functions, loaded once per process.
+struct Ext {
+    accept_ex: LPFN_ACCEPTEX,
+    connect_ex: LPFN_CONNECTEX,
+    sockaddrs: LPFN_GETACCEPTEXSOCKADDRS,
+}
+
+static EXT: OnceLock<Ext> = OnceLock::new();
+
+/// The extension functions, loaded through `s` the first time.
+fn ext(s: SOCKET) -> io::Result<&'static Ext> {
+    if let Some(e) = EXT.get() {
+        return Ok(e);
+    }
+    /// One extension function pointer (`F` is an `Option<extern "system" fn ...>`).
+    fn load<F: Copy + Default>(s: SOCKET, guid: &windows_sys::core::GUID) -> io::Result<F> {
+        let mut f = F::default();
+        let mut bytes = 0u32;
+        // SAFETY: WSAIoctl reads one GUID from a live reference and writes one function
+        // pointer into a live local of exactly a pointer's size (`Option<fn>` is a nullable
+        // pointer); no overlapped.
+        let ret = unsafe {
+            WSAIoctl(
+                s,
+                SIO_GET_EXTENSION_FUNCTION_POINTER,
+                (guid as *const windows_sys::core::GUID).cast(),
+                mem::size_of::<windows_sys::core::GUID>() as u32,
+                (&mut f as *mut F).cast(),
+                mem::size_of::<F>() as u32,
+                &mut bytes,
+                std::ptr::null_mut(),
+                None,
+            )
+        };
+        if ret == SOCKET_ERROR {
+            return Err(wsa_error());
+        }
+        Ok(f)
+    }
+    let loaded = Ext {
+        accept_ex: load(s, &WSAID_ACCEPTEX)?,
+        connect_ex: load(s, &WSAID_CONNECTEX)?,
+        sockaddrs: load(s, &WSAID_GETACCEPTEXSOCKADDRS)?,
+    };
+    if loaded.accept_ex.is_none() || loaded.connect_ex.is_none() || loaded.sockaddrs.is_none() {
+        return Err(io::Error::other(
+            "Winsock lacks AcceptEx, ConnectEx or GetAcceptExSockaddrs",
+        ));
+    }
+    let _ = EXT.set(loaded);
+    Ok(EXT.get().expect("just set"))
+}
+
+fn wsa_error() -> io::Error {
+    // SAFETY: no arguments; reads this thread's last Winsock error.
+    io::Error::from_raw_os_error(unsafe { WSAGetLastError() })
+}
+
+fn last_wsa_code() -> i32 {
+    // SAFETY: as above.
+    unsafe { WSAGetLastError() }
+}
+
+/// The raw socket an operation works on.
+fn op_socket(op: &Op) -> Option<SOCKET> {
+    let raw: RawSocket = match op {
+        Op::Accept { listener } | Op::AcceptMulti { listener } => listener.as_raw_socket(),
+        Op::Recv { fd, .. }
+        | Op::Send { fd, .. }
+        | Op::Connect { fd, .. }
+        | Op::Shutdown { fd, .. }
+        | Op::RecvMulti { fd, .. }
+        | Op::RecvBuf { fd, .. }
+        | Op::SendBuf { fd, .. }
+        | Op::SendBufs { fd, .. } => fd.as_raw_socket(),
+        Op::Close { .. } | Op::Nop => return None,
+    };
+    Some(raw as SOCKET)
+}
+
+/// A socket address from its C form (as GetAcceptExSockaddrs returns it).
+fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes(b.get(0..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(b.get(2..4)?.try_into().ok()?);
+    match family {
+        2 => {
+            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        23 => {
+            let flow = u32::from_ne_bytes(b.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flow,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// How a posted I/O started.
+enum Issued {
+    /// In the system: a packet will come.
+    Pending,
+    /// Finished at once (inline success with skip-on-success, or an immediate failure): no
+    /// packet will come.
+    Done(IoResult),
+}
+
+/// What the batch of one wait holds, in order.
+enum Raw {
+    /// A completion of slot `index` of the operation `token`; `None`: read it from the
+    /// `OVERLAPPED`.
+    Io {
+        token: Token,
+        index: u32,
+        result: Option<IoResult>,
+    },
+    /// A wake-up posted by a [`Poster`](crate::Poster).
+    Wake,
+}
+
+/// The IOCP driver of one port.
+pub(crate) struct IocpDriver {
+    /// The completion port, inside the waker the port's posters call.
+    waker: Arc<Waker>,
+    entries: Vec<OVERLAPPED_ENTRY>,
+    /// Results that posted no packet, for the next wait.
+    ready: VecDeque<Raw>,
+    batch: Vec<Raw>,
+    /// Sockets associated with this port, and whether skip-on-success is set on them.
+    sockets: HashMap<SOCKET, bool>,
+    /// Operations with at least one I/O in the system.
+    in_system: HashSet<Token>,
+    /// Operations to cancel at the next wait.
+    cancels: Vec<Token>,
+}
+
+impl fmt::Debug for IocpDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IocpDriver")
+            .field("ready", &self.ready.len())
+            .field("in_system", &self.in_system.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IocpDriver {
+    /// A new completion port; `entries` bounds the completions dequeued per wait.
+    pub fn new(entries: u32) -> io::Result<IocpDriver> {
+        let waker = Arc::new(Waker::new()?);
+        let batch = entries.clamp(8, 1024) as usize;
+        Ok(IocpDriver {
+            waker,
+            // SAFETY: OVERLAPPED_ENTRY is plain old data; all-zero bytes are valid.
+            entries: vec![unsafe { mem::zeroed() }; batch],
+            ready: VecDeque::new(),
+            batch: Vec::with_capacity(batch),
+            sockets: HashMap::new(),
+            in_system: HashSet::new(),
+            cancels: Vec::new(),
+        })
+    }
+
+    /// The completion port's handle.
+    fn port(&self) -> HANDLE {
+        self.waker.port().0
+    }
+
+    /// Associates `s` with the port (once per socket; a socket belongs to one port for life)
+    /// and returns whether skip-on-success is set on it.
+    fn associate(&mut self, s: SOCKET) -> io::Result<bool> {
+        // SAFETY: `s` is a live socket held by the operation; the port handle is live.
+        let h = unsafe { CreateIoCompletionPort(s as HANDLE, self.port(), 0, 0) };
+        if h.is_null() {
+            // SAFETY: no arguments.
+            let err = unsafe { GetLastError() };
+            // Already associated: with this port if we did it (a socket number of ours that
+            // was closed and reused would have been associated anew above).
+            return match self.sockets.get(&s) {
+                Some(&skip) if err == ERROR_INVALID_PARAMETER => Ok(skip),
+                _ if err == ERROR_INVALID_PARAMETER => Err(io::Error::other(
+                    "the socket belongs to another completion port (a socket serves one port for life)",
+                )),
+                _ => Err(io::Error::from_raw_os_error(err as i32)),
+            };
+        }
+        // SAFETY: `s` is a live socket handle; the call takes no pointers.
+        let skip = unsafe { SetFileCompletionNotificationModes(s as HANDLE, SKIP_ON_SUCCESS) } != 0;
+        self.sockets.insert(s, skip);
+        Ok(skip)
+    }
+
+    /// Starts `inflight` (just inserted as `token`).
+    fn start(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        pool: Option<&mut BufPool>,
+    ) -> io::Result<()> {
+        if inflight.kind == OpKind::Close {
+            // The last handle is closed here (the close's result is the operation's); with
+            // other handles alive, this one is dropped and the last holder closes it.
+            let result = match take_close_fd(&mut inflight.op) {
+                Some(fd) => {
+                    let raw = std::os::windows::io::IntoRawSocket::into_raw_socket(fd) as SOCKET;
+                    self.sockets.remove(&raw);
+                    // SAFETY: `raw` was the last owned handle of the socket, just released
+                    // by `into_raw_socket`: it is closed once, here.
+                    let ret = unsafe { windows_sys::Win32::Networking::WinSock::closesocket(raw) };
+                    if ret == 0 {
+                        Ok(0)
+                    } else {
+                        Err(last_wsa_code())
+                    }
+                }
+                None => Ok(0),
+            };
+            self.ready.push_back(Raw::Io {
+                token,
+                index: 0,
+                result: Some(result),
+            });
+            return Ok(());
+        }
+        let Some(s) = op_socket(&inflight.op) else {
+            // Nop: done at once.
+            self.ready.push_back(Raw::Io {
+                token,
+                index: 0,
+                result: Some(Ok(0)),
+            });
+            return Ok(());
+        };
+        if let Op::Shutdown { how, .. } = inflight.op {
+            let how = match how {
+                std::net::Shutdown::Read => 0,
+                std::net::Shutdown::Write => 1,
+                std::net::Shutdown::Both => 2,
+            };
+            // SAFETY: `s` is a live socket held by the operation.
+            let ret = unsafe { windows_sys::Win32::Networking::WinSock::shutdown(s, how) };
+            let result = if ret == 0 {
+                Ok(0)
+            } else {
+                Err(last_wsa_code())
+            };
+            self.ready.push_back(Raw::Io {
+                token,
+                index: 0,
+                result: Some(result),
+            });
+            return Ok(());
+        }
+        let skip = self.associate(s)?;
+        let slots = match inflight.kind {
+            OpKind::AcceptMulti => ACCEPTS_OUTSTANDING,
+            _ => 1,
+        };
+        let mut state = Box::new(OpState::new(token, slots));
+        match &inflight.op {
+            Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. } => state.nowait = *nowait,
+            Op::Connect { addr, .. } => state.target = Some(socket2::SockAddr::from(*addr)),
+            _ => {}
+        }
+        inflight.addr = Some(state);
+        let mut pool = pool;
+        for index in 0..slots as u32 {
+            let issued = self.issue(s, skip, inflight, index, pool.as_deref_mut());
+            self.started(token, inflight, index, issued);
+        }
+        Ok(())
+    }
+
+    /// Records how slot `index` of `inflight` started.
+    fn started(&mut self, token: Token, inflight: &mut InFlight, index: u32, issued: Issued) {
+        match issued {
+            Issued::Pending => {
+                let state = inflight
+                    .addr
+                    .as_deref_mut()
+                    .expect("an I/O operation's state");
+                state.slots[index as usize].pending = true;
+                state.in_system += 1;
+                self.in_system.insert(token);
+                if state.nowait {
+                    // A nowait receive waits for nothing: cancel it at once.
+                    let s = op_socket(&inflight.op).expect("a receive has a socket");
+                    let ov: *const OVERLAPPED = &state.slots[index as usize].ov;
+                    // SAFETY: the OVERLAPPED is pending on `s` and lives in the table until
+                    // its completion is dequeued; CancelIoEx only names it.
+                    unsafe { CancelIoEx(s as HANDLE, ov) };
+                }
+            }
+            Issued::Done(result) => {
+                if let Some(state) = inflight.addr.as_deref_mut() {
+                    state.queued += 1;
+                }
+                self.ready.push_back(Raw::Io {
+                    token,
+                    index,
+                    result: Some(result),
+                })
+            }
+        }
+    }
+
+    /// Posts the I/O of slot `index` of `inflight` on socket `s`.
+    fn issue(
+        &mut self,
+        s: SOCKET,
+        skip: bool,
+        inflight: &mut InFlight,
+        index: u32,
+        pool: Option<&mut BufPool>,
+    ) -> Issued {
+        let state = inflight
+            .addr
+            .as_deref_mut()
+            .expect("an I/O operation's state");
+        let slot = &mut state.slots[index as usize];
+        let mut bytes = 0u32;
+        // The outcome of a call that returns nonzero (BOOL APIs) or zero (WSA APIs) on success.
+        let finish = |ok: bool, bytes: u32| -> Issued {
+            if ok {
+                if skip {
+                    Issued::Done(Ok(bytes))
+                } else {
+                    Issued::Pending
+                }
+            } else {
+                match last_wsa_code() {
+                    WSA_IO_PENDING => Issued::Pending,
+                    code => Issued::Done(Err(code)),
+                }
+            }
+        };
+        match &mut inflight.op {
+            Op::Accept { listener } | Op::AcceptMulti { listener } => {
+                // Windows refuses AcceptEx on a socket that does not listen (WSAEINVAL); Wine
+                // leaves it pending for ever. Checked first, so it ends at once on both.
+                if !listening(s) {
+                    return Issued::Done(Err(WSAEINVAL));
+                }
+                let ext = match ext(s) {
+                    Ok(e) => e,
+                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
+                };
+                let family = match socket2::SockRef::from(&**listener).local_addr() {
+                    Ok(a) => a.domain(),
+                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
+                };
+                let accept = match socket2::Socket::new(family, socket2::Type::STREAM, None) {
+                    Ok(sock) => OwnedSocket::from(sock),
+                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAENOBUFS))),
+                };
+                let a = accept.as_raw_socket() as SOCKET;
+                slot.accept = Some(accept);
+                let ov = slot.reset();
+                let accept_ex = ext.accept_ex.expect("checked when loaded");
+                // SAFETY: both sockets are live (the listener held by the operation, the accept
+                // socket by the slot); the output buffer and the OVERLAPPED are in the slot, which
+                // the table keeps until this I/O's completion is dequeued; no receive data.
+                let ok = unsafe {
+                    accept_ex(
+                        s,
+                        a,
+                        slot.addrs.as_mut_ptr().cast(),
+                        0,
+                        ACCEPT_ADDR_LEN as u32,
+                        ACCEPT_ADDR_LEN as u32,
+                        &mut bytes,
+                        ov,
+                    )
+                } != 0;
+                finish(ok, bytes)
+            }
+            Op::Connect { fd, .. } => {
+                let ext = match ext(s) {
+                    Ok(e) => e,
+                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
+                };
+                let target = state.target.as_ref().expect("a connect's target");
+                // ConnectEx wants a bound socket.
+                let sock = socket2::SockRef::from(&**fd);
+                if sock.local_addr().is_err() {
+                    let any: SocketAddr = if target.is_ipv6() {
+                        (Ipv6Addr::UNSPECIFIED, 0).into()
+                    } else {
+                        (Ipv4Addr::UNSPECIFIED, 0).into()
+                    };
+                    if let Err(e) = sock.bind(&any.into()) {
+                        return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL)));
+                    }
+                }
+                let ov = state.slots[0].reset();
+                let connect_ex = ext.connect_ex.expect("checked when loaded");
+                // SAFETY: the socket is live; the address and the OVERLAPPED are in the
+                // operation's state, which the table keeps until the completion is dequeued;
+                // no data is sent.
+                let ok = unsafe {
+                    connect_ex(
+                        s,
+                        target.as_ptr().cast::<SOCKADDR>(),
+                        target.len(),
+                        std::ptr::null(),
+                        0,
+                        &mut bytes,
+                        ov,
+                    )
+                } != 0;
+                finish(ok, bytes)
+            }
+            Op::Recv { buf, .. } => {
+                let spare = buf.capacity() - buf.len();
+                if spare == 0 {
+                    return Issued::Done(Err(WSAEINVAL));
+                }
+                let wsabuf = WSABUF {
+                    len: spare.min(i32::MAX as usize) as u32,
+                    // SAFETY: `len <= capacity`: the pointer stays inside the allocation.
+                    buf: unsafe { buf.as_mut_ptr().add(buf.len()) },
+                };
+                recv(s, wsabuf, &mut state.flags, &mut state.slots[0], finish)
+            }
+            Op::RecvMulti { .. } => {
+                if pool.is_none() {
+                    return Issued::Done(Err(WSAEINVAL));
+                }
+                // A zero-byte receive: it completes when bytes (or the end) are there, and
+                // holds no buffer meanwhile; the bytes are then read into pool buffers.
+                let wsabuf = WSABUF {
+                    len: 0,
+                    buf: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+                };
+                recv(s, wsabuf, &mut state.flags, slot, finish)
+            }
+            Op::RecvBuf { .. } => {
+                let Some(pool) = pool else {
+                    return Issued::Done(Err(WSAEINVAL));
+                };
+                let Some(id) = pool.take() else {
+                    return Issued::Done(Err(WSAENOBUFS));
+                };
+                // Recorded where the port looks for a buffer the driver took itself.
+                inflight.pooled = Some(id);
+                let wsabuf = WSABUF {
+                    len: pool.buf_size().min(i32::MAX as usize) as u32,
+                    buf: pool.ptr(id),
+                };
+                recv(s, wsabuf, &mut state.flags, slot, finish)
+            }
+            Op::Send { buf, at, .. } => {
+                let bytes = &buf[(*at).min(buf.len())..];
+                let wsabuf = WSABUF {
+                    len: bytes.len().min(i32::MAX as usize) as u32,
+                    buf: bytes.as_ptr().cast_mut(),
+                };
+                send(s, &[wsabuf], slot, finish)
+            }
+            Op::SendBuf { buf, at, .. } => {
+                let Some(pool) = pool else {
+                    return Issued::Done(Err(WSAEINVAL));
+                };
+                let bytes = &pool.bytes(buf)[(*at).min(buf.len())..];
+                let wsabuf = WSABUF {
+                    len: bytes.len() as u32,
+                    buf: bytes.as_ptr().cast_mut(),
+                };
+                send(s, &[wsabuf], slot, finish)
+            }
+            Op::SendBufs { bufs, at, .. } => {
+                let Some(pool) = pool else {
+                    return Issued::Done(Err(WSAEINVAL));
+                };
+                let mut wsabufs = [WSABUF {
+                    len: 0,
+                    buf: std::ptr::null_mut(),
+                }; crate::op::SEND_BUFS_MAX];
+                let mut n = 0;
+                for (k, buf) in bufs.iter().take(crate::op::SEND_BUFS_MAX).enumerate() {
+                    let skip_bytes = if k == 0 { (*at).min(buf.len()) } else { 0 };
+                    let bytes = &pool.bytes(buf)[skip_bytes..];
+                    if !bytes.is_empty() {
+                        wsabufs[n] = WSABUF {
+                            len: bytes.len() as u32,
+                            buf: bytes.as_ptr().cast_mut(),
+                        };
+                        n += 1;
+                    }
+                }
+                send(s, &wsabufs[..n.max(1)], slot, finish)
+            }
+            Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Issued::Done(Ok(0)),
+        }
+    }
+
+    /// Asks every I/O of the operation to end early (CancelIoEx); they complete as usual.
+    fn cancel_now(&mut self, inflight: &mut InFlight) {
+        let Some(s) = op_socket(&inflight.op) else {
+            return;
+        };
+        let Some(state) = inflight.addr.as_deref_mut() else {
+            return;
+        };
+        state.cancelled = true;
+        if state.ending.is_none() && inflight.kind.is_multishot() {
+            state.ending = Some(WSA_OPERATION_ABORTED);
+        }
+        for slot in state.slots.iter().filter(|slot| slot.pending) {
+            // SAFETY: the OVERLAPPED is pending on `s` and lives in the table until its
+            // completion is dequeued; CancelIoEx only names it (ERROR_NOT_FOUND when it has
+            // just completed: its packet is queued, nothing to do).
+            unsafe { CancelIoEx(s as HANDLE, &slot.ov) };
+        }
+    }
+
+    /// Cancels what was asked since the last wait, waits up to `timeout` for completions (not
+    /// at all when results are ready), then turns every ready result and dequeued packet into
+    /// raw completions.
+    fn reap(
+        &mut self,
+        table: &mut OpTable,
+        mut pool: Option<&mut BufPool>,
+        timeout: Option<Duration>,
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()> {
+        for token in mem::take(&mut self.cancels) {
+            if let Some(inflight) = table.get_mut(token) {
+                self.cancel_now(inflight);
+            }
+        }
+        let mut batch = mem::take(&mut self.batch);
+        batch.clear();
+        batch.extend(self.ready.drain(..));
+        let ms = if !batch.is_empty() {
+            0
+        } else {
+            match timeout {
+                None => u32::MAX, // INFINITE
+                Some(t) => {
+                    let ms = t.as_nanos().div_ceil(1_000_000);
+                    ms.min(u128::from(u32::MAX - 1)) as u32
+                }
+            }
+        };
+        let dequeued = self.dequeue(ms, &mut batch);
+        for raw in batch.drain(..) {
+            match raw {
+                Raw::Wake => out.push(RawCompletion {
+                    user_data: WAKE.raw(),
+                    result: 0,
+                    flags: 0,
+                }),
+                Raw::Io {
+                    token,
+                    index,
+                    result,
+                } => self.complete(table, pool.as_deref_mut(), token, index, result, out),
+            }
+        }
+        self.batch = batch;
+        dequeued
+    }
+
+    /// One GetQueuedCompletionStatusEx: appends what it dequeued to `batch`.
+    fn dequeue(&mut self, ms: u32, batch: &mut Vec<Raw>) -> io::Result<()> {
+        let mut n = 0u32;
+        // SAFETY: the entries array is live and `len` long; the port handle is live.
+        let ok = unsafe {
+            GetQueuedCompletionStatusEx(
+                self.port(),
+                self.entries.as_mut_ptr(),
+                self.entries.len() as u32,
+                &mut n,
+                ms,
+                0,
+            )
+        };
+        if ok == 0 {
+            // SAFETY: no arguments.
+            let err = unsafe { GetLastError() };
+            if err == WAIT_TIMEOUT {
+                return Ok(());
+            }
+            return Err(io::Error::from_raw_os_error(err as i32));
+        }
+        for entry in &self.entries[..n as usize] {
+            if entry.lpOverlapped.is_null() {
+                batch.push(Raw::Wake);
+                continue;
+            }
+            let slot = entry.lpOverlapped.cast::<IoSlot>().cast_const();
+            // SAFETY: every OVERLAPPED this port posts is the first field of an IoSlot
+            // (repr(C)) in a table entry that is kept until this very completion has been
+            // handled, so the slot is alive; only two plain fields are read.
+            let (token, index) = unsafe { ((*slot).token, (*slot).index) };
+            match Token::from_raw(token) {
+                Some(token) => batch.push(Raw::Io {
+                    token,
+                    index,
+                    result: None,
+                }),
+                None => tracing::warn!("a completion without a token: ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one result to its operation and reports what the port delivers. A result for
+    /// an operation no longer in the table is reported as it is: the port counts it stale.
+    fn complete(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        token: Token,
+        index: u32,
+        result: Option<IoResult>,
+        out: &mut Vec<RawCompletion>,
+    ) {
+        let Some(inflight) = table.get_mut(token) else {
+            out.push(raw(token, result.unwrap_or(Err(WSAEINVAL)), 0));
+            return;
+        };
+        let kind = inflight.kind;
+        let s = op_socket(&inflight.op);
+        let Some(state) = inflight.addr.as_deref_mut() else {
+            // Close, Nop, Shutdown: carried out at submission.
+            out.push(raw(token, result.unwrap_or(Ok(0)), 0));
+            return;
+        };
+        let s = s.expect("an I/O operation has a socket");
+        let slot = &mut state.slots[index as usize];
+        let mut res = match result {
+            Some(r) => {
+                state.queued = state.queued.saturating_sub(1);
+                r
+            }
+            None => {
+                let (mut bytes, mut flags) = (0u32, 0u32);
+                // SAFETY: the OVERLAPPED was dequeued from the port: its status is final;
+                // the call only reads it (fWait FALSE).
+                let ok =
+                    unsafe { WSAGetOverlappedResult(s, &slot.ov, &mut bytes, 0, &mut flags) } != 0;
+                if ok {
+                    Ok(bytes)
+                } else {
+                    Err(last_wsa_code())
+                }
+            }
+        };
+        if slot.pending {
+            slot.pending = false;
+            state.in_system -= 1;
+            if state.in_system == 0 {
+                self.in_system.remove(&token);
+            }
+        }
+        if state.nowait && !state.cancelled && res == Err(WSA_OPERATION_ABORTED) {
+            res = Err(WSAEWOULDBLOCK);
+        }
+        match kind {
+            OpKind::Accept => {
+                let accepted = finish_accept(s, slot, res);
+                let res = accepted.and_then(|acc| {
+                    state.peer = acc.peer;
+                    socket_result(acc.fd)
+                });
+                out.push(raw(token, res, 0));
+            }
+            OpKind::AcceptMulti => {
+                match finish_accept(s, slot, res).and_then(|acc| socket_result(acc.fd)) {
+                    Ok(fd) => out.push(raw(token, Ok(fd), CQE_F_MORE)),
+                    // A connection reset before it was accepted: not the listener's fault.
+                    Err(code) if code == WSAECONNRESET => {}
+                    Err(code) => {
+                        if state.ending.is_none() {
+                            state.ending = Some(code);
+                            for other in state.slots.iter().filter(|o| o.pending) {
+                                // SAFETY: the OVERLAPPED is pending on the listener and lives
+                                // in the table until its completion is dequeued; CancelIoEx
+                                // only names it.
+                                unsafe { CancelIoEx(s as HANDLE, &other.ov) };
+                            }
+                        }
+                    }
+                }
+                if state.ending.is_none() {
+                    let skip = self.sockets.get(&s).copied().unwrap_or(false);
+                    let inflight = inflight_of(table, token);
+                    let issued = self.issue(s, skip, inflight, index, pool);
+                    self.started(token, inflight, index, issued);
+                } else if state.in_system == 0 && state.queued == 0 {
+                    let code = state.ending.unwrap_or(WSA_OPERATION_ABORTED);
+                    out.push(raw(token, Err(code), 0));
+                }
+            }
+            OpKind::Connect => {
+                if res.is_ok() {
+                    // SAFETY: the socket is live; no option value.
+                    let ret = unsafe {
+                        setsockopt(
+                            s,
+                            SOL_SOCKET,
+                            SO_UPDATE_CONNECT_CONTEXT,
+                            std::ptr::null(),
+                            0,
+                        )
+                    };
+                    if ret != 0 {
+                        res = Err(last_wsa_code());
+                    }
+                }
+                out.push(raw(token, res.map(|_| 0), 0));
+            }
+            OpKind::RecvMulti => match res {
+                Ok(_) => self.read_ready(table, pool, token, s, out),
+                Err(code) => out.push(raw(token, Err(code), 0)),
+            },
+            // The receives (a pooled one's buffer is in `InFlight::pooled`) and the sends.
+            _ => out.push(raw(token, res, 0)),
+        }
+    }
+
+    /// A multishot receive's zero-byte receive completed: reads what the socket holds into pool
+    /// buffers (at most [`CHUNKS_PER_WAKE`] of them), one completion per buffer, then posts the
+    /// next zero-byte receive, unless the receive ended (end of stream, an error, the pool dry,
+    /// its limit, a cancellation).
+    fn read_ready(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        token: Token,
+        s: SOCKET,
+        out: &mut Vec<RawCompletion>,
+    ) {
+        let inflight = inflight_of(table, token);
+        let limit = match inflight.op {
+            Op::RecvMulti { limit, .. } => limit,
+            _ => 0,
+        };
+        let state = inflight
+            .addr
+            .as_deref_mut()
+            .expect("an I/O operation's state");
+        let Some(pool) = pool else {
+            out.push(raw(token, Err(WSAEINVAL), 0));
+            return;
+        };
+        for _ in 0..CHUNKS_PER_WAKE {
+            if state.cancelled || !readable(s) {
+                break;
+            }
+            let Some(id) = pool.take() else {
+                out.push(raw(token, Err(WSAENOBUFS), 0));
+                return;
+            };
+            let room = if limit > 0 {
+                limit.saturating_sub(state.received)
+            } else {
+                usize::MAX
+            };
+            let len = pool.buf_size().min(room).min(i32::MAX as usize);
+            // SAFETY: buffer `id` was just taken from the pool (nobody else reads or writes it)
+            // and `len` is at most its size; the socket is live and readable, so the call does
+            // not wait.
+            let n = unsafe {
+                windows_sys::Win32::Networking::WinSock::recv(s, pool.ptr(id), len as i32, 0)
+            };
+            match n {
+                0 => {
+                    pool.untake(id);
+                    out.push(raw(token, Ok(0), 0));
+                    return;
+                }
+                n if n > 0 => {
+                    state.received += n as usize;
+                    let last = (limit > 0 && state.received >= limit) || pool.available() == 0;
+                    out.push(raw(token, Ok(n as u32), buffer_flags(id, !last)));
+                    if last {
+                        return;
+                    }
+                }
+                _ => {
+                    pool.untake(id);
+                    let code = last_wsa_code();
+                    if code == WSAEWOULDBLOCK {
+                        break;
+                    }
+                    out.push(raw(token, Err(code), 0));
+                    return;
+                }
+            }
+        }
+        if state.cancelled {
+            out.push(raw(token, Err(WSA_OPERATION_ABORTED), 0));
+            return;
+        }
+        let skip = self.sockets.get(&s).copied().unwrap_or(false);
+        let issued = self.issue(s, skip, inflight_of(table, token), 0, Some(pool));
+        self.started(token, inflight_of(table, token), 0, issued);
+    }
+
+    /// Cancels every I/O in the system and waits (up to `limit`) for them to come back.
+    /// Returns the operations still in the system after that, which must be leaked.
+    fn drain(&mut self, table: &mut OpTable, limit: Duration) -> Vec<Token> {
+        let tokens: Vec<Token> = self.in_system.iter().copied().collect();
+        for token in tokens {
+            if let Some(inflight) = table.get_mut(token) {
+                self.cancel_now(inflight);
+            }
+        }
+        let deadline = std::time::Instant::now() + limit;
+        let mut batch = Vec::new();
+        while !self.in_system.is_empty() && std::time::Instant::now() < deadline {
+            batch.clear();
+            if self.dequeue(50, &mut batch).is_err() {
+                break;
+            }
+            for raw in batch.drain(..) {
+                let Raw::Io { token, index, .. } = raw else {
+                    continue;
+                };
+                let Some(state) = table.get_mut(token).and_then(|i| i.addr.as_deref_mut()) else {
+                    continue;
+                };
+                let slot = &mut state.slots[index as usize];
+                if slot.pending {
+                    slot.pending = false;
+                    state.in_system -= 1;
+                    if state.in_system == 0 {
+                        self.in_system.remove(&token);
+                    }
+                }
+            }
+        }
+        self.in_system.iter().copied().collect()
+    }
+}
+
+impl Driver for IocpDriver {
+    fn backend(&self) -> Backend {
+        Backend::Iocp
+    }
+
+    fn describe(&self, _pool: Option<&BufPool>) -> String {
+        "iocp (I/O completion port; skip-on-success where the socket allows)".to_string()
+    }
+
+    fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    fn attach_pool(&mut self, _pool: &mut BufPool) {
+        // Nothing to register: a pooled receive takes its buffer when it is posted.
+    }
+
+    fn push(
+        &mut self,
+        token: Token,
+        inflight: &mut InFlight,
+        pool: Option<&mut BufPool>,
+    ) -> io::Result<()> {
+        self.start(token, inflight, pool)
+    }
+
+    fn cancel(&mut self, target: Token) -> io::Result<()> {
+        self.cancels.push(target);
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        pool: Option<&mut BufPool>,
+        timeout: Option<Duration>,
+        out: &mut Vec<RawCompletion>,
+    ) -> io::Result<()> {
+        self.reap(table, pool, timeout, out)
+    }
+
+    fn reclaim(&mut self, _inflight: &mut InFlight) {
+        // Nothing is lent: an operation's state is in its own table entry.
+    }
+
+    /// Cancels and drains what is in the system (bounded); what does not come back in time is
+    /// leaked with the pool rather than freed under the system.
+    fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {
+        if self.in_system.is_empty() {
+            return;
+        }
+        let left = self.drain(table, DRAIN_ON_DROP);
+        if left.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            operations = left.len(),
+            "operations did not come back from the system when the port closed: leaked"
+        );
+        for token in left {
+            mem::forget(table.remove(token));
+        }
+        // A leaked receive may still write into its pool buffer.
+        mem::forget(pool.take());
+    }
+}
+
+/// How long a dropped port waits for its cancelled operations to come back.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(2);
+
+/// A raw completion of `token`: bytes (or a socket) when non-negative, `-code` on error.
+fn raw(token: Token, res: IoResult, flags: u32) -> RawCompletion {
+    let result = match res {
+        Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        Err(code) if code > 0 => -code,
+        Err(_) => -WSAEINVAL,
+    };
+    RawCompletion::new(token, result, flags)
+}
+
+/// An accepted socket as a result: its handle value, which fits (kernel handles keep to 32
+/// bits, and are multiples of 4); the port takes it back with `adopt`.
+fn socket_result(fd: OwnedSocket) -> IoResult {
+    match u32::try_from(fd.as_raw_socket()) {
+        Ok(v) if v <= i32::MAX as u32 => {
+            mem::forget(fd);
+            Ok(v)
+        }
+        _ => Err(WSAEINVAL),
+    }
+}
+
+fn inflight_of(table: &mut OpTable, token: Token) -> &mut InFlight {
+    table.get_mut(token).expect("still in the table")
+}
+
+/// Whether `s` is a listening socket (`SO_ACCEPTCONN`).
+fn listening(s: SOCKET) -> bool {
+    let mut on: i32 = 0;
+    let mut len = mem::size_of::<i32>() as i32;
+    // SAFETY: getsockopt writes at most `len` bytes into a live local i32 and its length into
+    // a live local; the socket is held by the operation.
+    let ret = unsafe {
+        windows_sys::Win32::Networking::WinSock::getsockopt(
+            s,
+            SOL_SOCKET,
+            windows_sys::Win32::Networking::WinSock::SO_ACCEPTCONN,
+            (&mut on as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    ret == 0 && on != 0
+}
+
+/// Whether a receive on `s` would not wait: bytes, the end of the stream or an error are there.
+fn readable(s: SOCKET) -> bool {
+    let mut fd = WSAPOLLFD {
+        fd: s,
+        events: POLLRDNORM,
+        revents: 0,
+    };
+    // SAFETY: one live WSAPOLLFD; a zero timeout never waits.
+    let n = unsafe { WSAPoll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (POLLRDNORM | POLLHUP | POLLERR) != 0
+}
+
+/// A WSARecv into `wsabuf` with slot `slot`'s OVERLAPPED.
+fn recv(
+    s: SOCKET,
+    wsabuf: WSABUF,
+    flags: &mut u32,
+    slot: &mut IoSlot,
+    finish: impl Fn(bool, u32) -> Issued,
+) -> Issued {
+    let ov = slot.reset();
+    *flags = 0;
+    let mut bytes = 0u32;
+    // SAFETY: the socket is live (held by the operation); the buffer `wsabuf` points at is
+    // owned by the operation (its Vec, or a pool buffer lent to it) and the OVERLAPPED and flags
+    // are in its state: the table keeps all of them until this completion is dequeued. WSARecv
+    // copies the WSABUF array itself.
+    let ret = unsafe { WSARecv(s, &wsabuf, 1, &mut bytes, flags, ov, None) };
+    finish(ret == 0, bytes)
+}
+
+/// A WSASend of `wsabufs` with slot `slot`'s OVERLAPPED.
+fn send(
+    s: SOCKET,
+    wsabufs: &[WSABUF],
+    slot: &mut IoSlot,
+    finish: impl Fn(bool, u32) -> Issued,
+) -> Issued {
+    let ov = slot.reset();
+    let mut bytes = 0u32;
+    // SAFETY: as for `recv`: the bytes belong to the operation (its Vec or its pool buffers,
+    // which stay out of the pool while it is in flight) until the completion is dequeued;
+    // WSASend copies the WSABUF array itself.
+    let ret = unsafe {
+        WSASend(
+            s,
+            wsabufs.as_ptr(),
+            wsabufs.len() as u32,
+            &mut bytes,
+            0,
+            ov,
+            None,
+        )
+    };
+    finish(ret == 0, bytes)
+}
+
+/// The accepted connection of an AcceptEx slot, made ready for use.
+fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> Result<Accepted, i32> {
+    let accept = slot.accept.take();
+    res?;
+    let fd = accept.ok_or(WSAEINVAL)?;
+    let a = fd.as_raw_socket() as SOCKET;
+    // SAFETY: both sockets are live; the option value is the listener's SOCKET, read during
+    // the call.
+    let ret = unsafe {
+        setsockopt(
+            a,
+            SOL_SOCKET,
+            SO_UPDATE_ACCEPT_CONTEXT,
+            (&listener as *const SOCKET).cast(),
+            mem::size_of::<SOCKET>() as i32,
+        )
+    };
+    if ret != 0 {
+        return Err(last_wsa_code());
+    }
+    let peer = EXT
+        .get()
+        .and_then(|ext| ext.sockaddrs)
+        .and_then(|sockaddrs| {
+            let (mut local, mut remote): (*mut SOCKADDR, *mut SOCKADDR) =
+                (std::ptr::null_mut(), std::ptr::null_mut());
+            let (mut local_len, mut remote_len) = (0i32, 0i32);
+            // SAFETY: the buffer is the one AcceptEx filled, with the same lengths; the function
+            // writes pointers into it and their lengths into live locals.
+            unsafe {
+                sockaddrs(
+                    slot.addrs.as_ptr().cast(),
+                    0,
+                    ACCEPT_ADDR_LEN as u32,
+                    ACCEPT_ADDR_LEN as u32,
+                    &mut local,
+                    &mut local_len,
+                    &mut remote,
+                    &mut remote_len,
+                )
+            };
+            let base = slot.addrs.as_ptr() as usize;
+            let at = (remote as usize).checked_sub(base)?;
+            let len = usize::try_from(remote_len).ok()?;
+            parse_sockaddr(slot.addrs.get(at..at.checked_add(len)?)?)
+        });
+    Ok(Accepted { fd, peer })
+}

@@ -1,0 +1,120 @@
+//! The IOCP backend (Windows): the port's operations on an I/O completion port.
+//!
+//! [`IocpDriver`] is the third driver under [the contract](crate::sys#the-driver-contract),
+//! an [`AnyDriver`](crate::sys::AnyDriver) variant on Windows. This module also holds the
+//! Windows counterparts of what `sys/mod.rs` defines with libc on Linux, under the same names:
+//! the [`Waker`] (`PostQueuedCompletionStatus`), the table's per-operation storage
+//! ([`SockAddrBuf`], here the operation's `OVERLAPPED`s) and [`MsgBuf`] (unused), and the
+//! Windows-only process functions of [`os`](crate::os).
+//!
+//! | IOCP | the port |
+//! |---|---|
+//! | `CreateIoCompletionPort` (create) | [`Port::new`](crate::Port::new) |
+//! | `CreateIoCompletionPort` (associate) | the first operation on a socket, with `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` |
+//! | `OVERLAPPED` | one per posted I/O, in the operation's table slot with its buffer and [`Token`](crate::Token) |
+//! | `AcceptEx` + `SO_UPDATE_ACCEPT_CONTEXT` + `GetAcceptExSockaddrs` | [`Op::Accept`](crate::Op::Accept); [`Op::AcceptMulti`](crate::Op::AcceptMulti) keeps several outstanding |
+//! | `ConnectEx` + `SO_UPDATE_CONNECT_CONTEXT` | [`Op::Connect`](crate::Op::Connect) |
+//! | `WSARecv` / `WSASend` | the receives and sends |
+//! | `GetQueuedCompletionStatusEx` | [`Port::wait`](crate::Port::wait), in batches |
+//! | `PostQueuedCompletionStatus` | [`Poster::post`](crate::Poster::post) (the [`Waker`]) |
+//! | `CancelIoEx` | [`Port::cancel`](crate::Port::cancel) |
+
+pub(crate) mod driver;
+
+use std::io;
+
+pub(crate) use driver::IocpDriver;
+use driver::PortHandle;
+
+/// What the table keeps for each operation while the system works on it: its `OVERLAPPED`s and
+/// what they point at (see [`driver::OpState`]). The name is the Linux table's, whose slot holds
+/// the socket address the kernel reads or writes.
+pub(crate) type SockAddrBuf = driver::OpState;
+
+/// The Linux table's message header for gathered sends. WSASend copies its `WSABUF` array when
+/// it is called, so nothing needs to outlive the call on Windows and the driver never lends
+/// these.
+#[derive(Debug, Default)]
+pub(crate) struct MsgBuf;
+
+/// What wakes a port from another thread: a packet posted to its completion port with
+/// `PostQueuedCompletionStatus` (no `OVERLAPPED`), which the driver reports as
+/// [`WAKE`](crate::token::WAKE). It owns the port's handle; the driver borrows it.
+#[derive(Debug)]
+pub(crate) struct Waker {
+    port: PortHandle,
+}
+
+impl Waker {
+    /// A new completion port, its handle in the waker.
+    pub fn new() -> io::Result<Waker> {
+        Ok(Waker {
+            port: PortHandle::new()?,
+        })
+    }
+
+    /// Posts one packet, waking the port's driver.
+    pub fn wake(&self) -> io::Result<()> {
+        self.port.post()
+    }
+
+    /// The completion port.
+    pub(crate) fn port(&self) -> &PortHandle {
+        &self.port
+    }
+}
+
+/// The Windows-only part of [`os`](crate::os) (re-exported there).
+pub mod os {
+    use std::io;
+    use std::sync::OnceLock;
+
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT,
+    };
+
+    /// Windows has no limit on open sockets like `RLIMIT_NOFILE`: a large number for both.
+    pub fn nofile_limit() -> io::Result<(u64, u64)> {
+        Ok((1 << 24, 1 << 24))
+    }
+
+    /// Nothing to raise on Windows.
+    pub fn set_nofile_soft(_soft: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    static CONSOLE_CTRL: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+    unsafe extern "system" fn console_ctrl(event: u32) -> BOOL {
+        match event {
+            CTRL_C_EVENT | CTRL_BREAK_EVENT | CTRL_CLOSE_EVENT => match CONSOLE_CTRL.get() {
+                Some(f) => {
+                    f();
+                    1
+                }
+                None => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// Calls `f` (on a thread of the system's) when the console sends Ctrl-C, Ctrl-Break or
+    /// close: Windows' SIGINT/SIGTERM, for a graceful shutdown. The process is not ended for
+    /// those events while `f` is installed. Once per process.
+    ///
+    /// # Errors
+    ///
+    /// A second call, or the system refusing the handler.
+    pub fn on_console_ctrl(f: impl Fn() + Send + Sync + 'static) -> io::Result<()> {
+        CONSOLE_CTRL
+            .set(Box::new(f))
+            .map_err(|_| io::Error::other("a console control handler is already installed"))?;
+        // SAFETY: `console_ctrl` is a plain function valid for the whole process, and it only
+        // reads a `OnceLock` set above.
+        if unsafe { SetConsoleCtrlHandler(Some(console_ctrl), 1) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
