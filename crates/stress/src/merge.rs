@@ -371,9 +371,9 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     report.duration_s = secs;
     report.msgs_per_s = per_s(report.messages as f64);
     report.mib_per_s = per_s(report.bytes as f64) / (1u64 << 20) as f64;
-    report.latency_us = summary(&latency);
-    report.latency_uncorrected_us = rate_mode.then(|| summary(&uncorrected));
-    report.connect_us = summary(&connect);
+    report.latency_us = LatencySummary::of_or_zero(&latency);
+    report.latency_uncorrected_us = rate_mode.then(|| LatencySummary::of_or_zero(&uncorrected));
+    report.connect_us = LatencySummary::of_or_zero(&connect);
     report.messages_per_connection = sorted_runs(&per_connection);
     report.fairness = fairness_of_runs(&per_connection).unwrap_or(report.fairness);
     report.echoed_bytes_per_connection = report
@@ -412,20 +412,6 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         .collect();
     let log = merged_log(&agents, &report, connect)?;
     Ok(Merged { report, log })
-}
-
-fn summary(h: &Histogram<u64>) -> LatencySummary {
-    LatencySummary::of(h).unwrap_or(LatencySummary {
-        min: 0,
-        p50: 0,
-        p90: 0,
-        p99: 0,
-        p999: 0,
-        max: 0,
-        mean: 0.0,
-        stdev: 0.0,
-        count: 0,
-    })
 }
 
 /// Run-length pairs combined and sorted.

@@ -286,18 +286,6 @@ pub struct StressReport {
     pub merged_from: Vec<AgentRun>,
 }
 
-const ZERO_SUMMARY: LatencySummary = LatencySummary {
-    min: 0,
-    p50: 0,
-    p90: 0,
-    p99: 0,
-    p999: 0,
-    max: 0,
-    mean: 0.0,
-    stdev: 0.0,
-    count: 0,
-};
-
 impl StressReport {
     /// Builds the report of a run of `config` from the merged `stats`, measured over `measured`
     /// (warm-up excluded), on `backend`. Adds the warnings the numbers call for.
@@ -381,13 +369,13 @@ impl StressReport {
             warmup_s: config.warmup.as_secs_f64(),
             msgs_per_s,
             mib_per_s: per_s(stats.bytes as f64) / (1u64 << 20) as f64,
-            latency_us: LatencySummary::of(&stats.latency).unwrap_or(ZERO_SUMMARY),
+            latency_us: LatencySummary::of_or_zero(&stats.latency),
             latency_uncorrected_us: if rate_mode {
-                Some(LatencySummary::of(&stats.latency_uncorrected).unwrap_or(ZERO_SUMMARY))
+                Some(LatencySummary::of_or_zero(&stats.latency_uncorrected))
             } else {
                 None
             },
-            connect_us: LatencySummary::of(&stats.connect).unwrap_or(ZERO_SUMMARY),
+            connect_us: LatencySummary::of_or_zero(&stats.connect),
             fairness: stats.fairness().unwrap_or(Fairness {
                 min: 0,
                 median: 0,

@@ -101,6 +101,21 @@ impl LatencySummary {
             count: h.len(),
         })
     }
+
+    /// The summary of `h`, all zero if it is empty (as reports show an empty histogram).
+    pub fn of_or_zero(h: &Histogram<u64>) -> LatencySummary {
+        LatencySummary::of(h).unwrap_or(LatencySummary {
+            min: 0,
+            p50: 0,
+            p90: 0,
+            p99: 0,
+            p999: 0,
+            max: 0,
+            mean: 0.0,
+            stdev: 0.0,
+            count: 0,
+        })
+    }
 }
 
 /// Messages per connection: min, median and max over every connection of the run (including
