@@ -80,8 +80,10 @@ impl<'a> Worker<'a> {
             accept_retry: None,
             accept_policy: AcceptPolicy::new(Some(id)),
             conns: Slots::default(),
-            starved: VecDeque::new(),
-            unflushed: Vec::new(),
+            // Lists a batch of completions fills: room for a busy worker's batch up front, so
+            // that a new high-water mark under load does not allocate on the hot path.
+            starved: VecDeque::with_capacity(64),
+            unflushed: Vec::with_capacity(512),
             max_chunks: max_chunks(cfg),
             recv_limit: recv_limit(cfg),
             draining: false,
@@ -96,7 +98,7 @@ impl<'a> Worker<'a> {
             timeouts,
             next_tick: epoch + timeouts.tick,
             live: shared.live,
-            expired: Vec::new(),
+            expired: Vec::with_capacity(64),
         }
     }
 }

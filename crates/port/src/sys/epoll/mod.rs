@@ -141,7 +141,7 @@ impl EpollDriver {
             wake,
             fallback,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; events],
-            waiters: Waiters::default(),
+            waiters: Waiters::with_capacity(256),
             ready: Vec::with_capacity(256),
             pwait2: true,
             again: Vec::with_capacity(64),

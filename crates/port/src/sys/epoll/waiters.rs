@@ -107,6 +107,16 @@ pub(super) struct Waiters {
 }
 
 impl Waiters {
+    /// Room for `fds` fds and waiters before any grows: growth is an allocation, which the hot
+    /// path should meet only at a new high-water mark beyond this.
+    pub fn with_capacity(fds: usize) -> Waiters {
+        Waiters {
+            fds: Vec::with_capacity(fds),
+            waiters: Vec::with_capacity(fds),
+            idle: Vec::with_capacity(fds),
+        }
+    }
+
     /// The state for `fd`, taking a handle on it if it had none.
     pub fn hold(&mut self, fd: &SharedFd) -> &mut FdState {
         let raw = fd.as_raw_fd();
