@@ -16,7 +16,7 @@ mod stress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A completion-port TCP echo server, its verifying load generator, and a benchmark of the
 /// classic server designs, for Linux (io_uring).
@@ -69,8 +69,102 @@ fn one_line(e: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
+/// The command line as clap sees it, with one change made here for every subcommand: a value
+/// that looks like a negative number (`--count -1`) is taken as the flag's value, so that its
+/// parser says the value is invalid instead of clap suggesting `-- -1`.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            sub.mut_args(|a| {
+                if a.get_action().takes_values() {
+                    a.allow_negative_numbers(true)
+                } else {
+                    a
+                }
+            })
+        });
+    }
+    cmd
+}
+
+/// A clap usage error on one line, in ringport's style (`ringport: error: ...`): clap's message
+/// and its useful tips (`a similar argument exists`), without the usage block, and with where
+/// to read more. The `-- VALUE` tip is dropped: values that look like negative numbers are
+/// taken as values (see [`command`]), so it would only mislead.
+fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        if l.starts_with("Usage:") {
+            break;
+        }
+        if l.starts_with("For more information") {
+            continue;
+        }
+        if let Some(tip) = l.strip_prefix("tip:") {
+            if !tip.contains("as a value, use '--") {
+                parts.push(format!("; {}", tip.trim()));
+            }
+            continue;
+        }
+        let l = l.strip_prefix("error:").unwrap_or(l).trim();
+        if parts.is_empty() {
+            parts.push(l.to_string());
+        } else {
+            parts.push(format!(" {l}"));
+        }
+    }
+    // Point at the help of the subcommand the user typed, if any.
+    let sub = std::env::args().skip(1).find(|a| {
+        Cli::command()
+            .get_subcommands()
+            .any(|s| s.get_name() == a.as_str())
+    });
+    let command = match sub {
+        Some(sub) => format!("ringport {sub}"),
+        None => "ringport".to_string(),
+    };
+    format!("{} (see `{command} --help`)", parts.concat())
+}
+
+/// Parses the command line. Help and version go to standard output with exit code 0; a usage
+/// error is one line on standard error and exit code 2 (help asked for by giving no
+/// subcommand is clap's text, also with 2).
+fn parse() -> Result<Cli, ExitCode> {
+    let result = command()
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    result.map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+            _ => {
+                eprintln!("ringport: error: {}", clap_one_line(&e));
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
