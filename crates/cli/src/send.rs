@@ -1,8 +1,10 @@
 //! `ringport send`: the article's one-to-one client. Connect, send one message, read the whole
 //! echo, check it byte for byte, print it.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,24 +13,106 @@ use clap::Args;
 
 /// Arguments of `ringport send`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  ringport send hello                          to 127.0.0.1:3333
+  ringport send 127.0.0.1:4000 \"hello world\"
+  printf 'a\\0b' | ringport send 4000 -       bytes from standard input
+  ringport send 4000 --file payload.bin        bytes from a file")]
 pub struct SendArgs {
     /// `[HOST] [PORT] MESSAGE`: HOST defaults to 127.0.0.1, PORT to 3333; HOST may also be
-    /// written HOST:PORT or [V6]:PORT.
-    #[arg(required = true, num_args = 1..=3, value_name = "[HOST] [PORT] MESSAGE")]
-    args: Vec<String>,
+    /// written HOST:PORT or [V6]:PORT. MESSAGE `-` reads the bytes to send from standard input;
+    /// with --file, only `[HOST] [PORT]`.
+    #[arg(
+        required_unless_present = "file",
+        num_args = 0..=3,
+        value_name = "[HOST] [PORT] MESSAGE",
+        value_parser = clap::value_parser!(OsString)
+    )]
+    args: Vec<OsString>,
+    /// Send the bytes of this file (any bytes: NUL, non-UTF-8) instead of MESSAGE.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
     /// Seconds to wait for the connection and for the echo.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
 }
 
-/// Splits `[HOST] [PORT] MESSAGE` (HOST also as `HOST:PORT` or `[V6]:PORT`): with two
-/// arguments, the first is a port if it is all digits.
-fn split_args(args: &[String]) -> anyhow::Result<(String, u16, &str)> {
-    let Some((msg, target)) = args.split_last() else {
-        bail!("expected [HOST] [PORT] MESSAGE");
+/// Where the bytes to send come from.
+#[derive(Debug, PartialEq)]
+enum Input {
+    /// The MESSAGE argument (its bytes as given, UTF-8 or not); the echo is printed with a
+    /// newline after it.
+    Arg(Vec<u8>),
+    /// `-`: standard input, read to its end; the echo is written as received, nothing added.
+    Stdin,
+    /// `--file PATH`; the echo is written as received, nothing added.
+    File(PathBuf),
+}
+
+/// The bytes of an argument: as given on Unix (any bytes but NUL), as UTF-8 elsewhere.
+fn arg_bytes(a: &OsString) -> anyhow::Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(a.as_bytes().to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        a.to_str()
+            .map(|s| s.as_bytes().to_vec())
+            .with_context(|| format!("{a:?} is not valid Unicode: use --file or -"))
+    }
+}
+
+fn arg_str(a: &OsString) -> anyhow::Result<String> {
+    a.to_str()
+        .map(str::to_string)
+        .with_context(|| format!("{a:?} is not an address (not valid UTF-8)"))
+}
+
+/// Splits `[HOST] [PORT] MESSAGE` (HOST also as `HOST:PORT` or `[V6]:PORT`), or `[HOST]
+/// [PORT]` with --file: with two arguments, the first is a port if it is all digits.
+///
+/// Two words with the first a bare one-label name (`send hello world`) are refused before any
+/// name is resolved: a user who meant one message of two words gets told to quote it, and no
+/// DNS query for `hello` leaves the machine. A host of one label other than `localhost` needs
+/// its port (`send myhost 3333 hi`) or `HOST:PORT`.
+fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(String, u16, Input)> {
+    let (input, target) = match file {
+        Some(path) => {
+            if args.len() > 2 {
+                bail!("with --file, only [HOST] [PORT] (the bytes come from the file)");
+            }
+            (Input::File(path), args)
+        }
+        None => {
+            let Some((msg, target)) = args.split_last() else {
+                bail!("expected [HOST] [PORT] MESSAGE");
+            };
+            let input = if msg == "-" {
+                Input::Stdin
+            } else {
+                Input::Arg(arg_bytes(msg)?)
+            };
+            (input, target)
+        }
     };
-    let (host, port) = crate::addr::parse_target(target)?;
-    Ok((host, port, msg))
+    let target: Vec<String> = target.iter().map(arg_str).collect::<anyhow::Result<_>>()?;
+    if let ([host], Input::Arg(msg)) = (&target[..], &input) {
+        let single_label = !host.contains(['.', ':', '['])
+            && !host.eq_ignore_ascii_case("localhost")
+            && !crate::addr::is_port_like(host);
+        if single_label {
+            bail!(
+                "`{host} {}` is two words: to send them, quote them (ringport send \"{host} {}\"); \
+                 to send to the host `{host}`, give its port (ringport send {host} 3333 ...)",
+                String::from_utf8_lossy(msg),
+                String::from_utf8_lossy(msg),
+            );
+        }
+    }
+    let (host, port) = crate::addr::parse_target(&target)?;
+    Ok((host, port, input))
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -41,30 +125,35 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 
 /// Sends the message and checks its echo.
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let (host, port, message) = split_args(&args.args)?;
+    let (host, port, input) = split_args(&args.args, args.file.clone())?;
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!("--timeout must be a positive number of seconds");
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let addr = resolve(&host, port).map_err(|e| {
-        if args.args.len() == 2 && !crate::addr::is_port_like(&args.args[0]) {
-            anyhow::anyhow!(
-                "{e:#} (a message of several words needs quotes: ringport send \"{} {}\")",
-                args.args[0],
-                args.args[1]
-            )
-        } else {
-            e
+    let sent: Vec<u8> = match &input {
+        Input::Arg(bytes) => bytes.clone(),
+        Input::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+            buf
         }
-    })?;
+        Input::File(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+    };
+    let addr = resolve(&host, port)?;
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let sent = message.as_bytes();
-    stream
-        .write_all(sent)
-        .with_context(|| format!("sending to {addr} failed"))?;
+    // Send from a thread of its own while this one reads the echo: a message larger than the
+    // socket buffers and the server's bound would otherwise stop both sides.
+    let mut writer = stream.try_clone().context("cannot clone the socket")?;
+    let to_send = sent.clone();
+    let sending = std::thread::spawn(move || writer.write_all(&to_send));
     let mut echo = vec![0u8; sent.len()];
     let mut got = 0;
     while got < echo.len() {
@@ -90,6 +179,11 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).with_context(|| format!("receiving from {addr} failed")),
         }
     }
+    match sending.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e).with_context(|| format!("sending to {addr} failed")),
+        Err(_) => bail!("the sending thread panicked"),
+    }
     if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
         bail!(
             "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
@@ -98,7 +192,12 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let _ = stream.shutdown(Shutdown::Write);
-    println!("{}", String::from_utf8_lossy(&echo));
+    let mut out = std::io::stdout().lock();
+    out.write_all(&echo)?;
+    if matches!(input, Input::Arg(_)) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,44 +205,75 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    fn v(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| s.to_string()).collect()
+    fn v(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn split(args: &[&str]) -> anyhow::Result<(String, u16, &'static str)> {
+        let (h, p, input) = split_args(&v(args), None)?;
+        match input {
+            Input::Arg(m) => Ok((h, p, String::from_utf8(m).unwrap().leak())),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn host_and_port_are_optional() {
+        assert_eq!(split(&["hi"]).unwrap(), ("127.0.0.1".into(), 3333, "hi"));
         assert_eq!(
-            split_args(&v(&["hi"])).unwrap(),
-            ("127.0.0.1".into(), 3333, "hi")
-        );
-        assert_eq!(
-            split_args(&v(&["4000", "hi"])).unwrap(),
+            split(&["4000", "hi"]).unwrap(),
             ("127.0.0.1".into(), 4000, "hi")
         );
         assert_eq!(
-            split_args(&v(&["localhost", "hi"])).unwrap(),
+            split(&["localhost", "hi"]).unwrap(),
             ("localhost".into(), 3333, "hi")
         );
-        assert_eq!(
-            split_args(&v(&["h", "1", "hi"])).unwrap(),
-            ("h".into(), 1, "hi")
-        );
-        assert!(split_args(&v(&["h", "notaport", "hi"])).is_err());
+        assert_eq!(split(&["h", "1", "hi"]).unwrap(), ("h".into(), 1, "hi"));
+        assert!(split(&["h", "notaport", "hi"]).is_err());
         assert!(
-            split_args(&v(&["70000", "hi"])).is_err(),
+            split(&["70000", "hi"]).is_err(),
             "issue 14: a port, not a host"
         );
-        assert!(
-            split_args(&v(&["1.5", "hi"])).is_err(),
-            "issue 14: not a host"
-        );
+        assert!(split(&["1.5", "hi"]).is_err(), "issue 14: not a host");
         assert_eq!(
-            split_args(&v(&["127.0.0.1:4000", "hi"])).unwrap(),
+            split(&["127.0.0.1:4000", "hi"]).unwrap(),
             ("127.0.0.1".into(), 4000, "hi")
         );
         assert_eq!(
-            split_args(&v(&["[::1]", "4000", "hi"])).unwrap(),
+            split(&["[::1]", "4000", "hi"]).unwrap(),
             ("::1".into(), 4000, "hi")
         );
+    }
+
+    /// Issue 14: `send hello world` tried to resolve `hello` (a DNS query off the machine for a
+    /// word of the message).
+    #[test]
+    fn issue14_two_words_are_not_a_host_and_a_message() {
+        let e = split(&["hello", "world"]).unwrap_err().to_string();
+        assert!(e.contains("two words"), "{e}");
+        assert!(e.contains("ringport send \"hello world\""), "{e}");
+        assert_eq!(
+            split(&["myhost", "3333", "hi"]).unwrap(),
+            ("myhost".into(), 3333, "hi")
+        );
+        assert_eq!(
+            split(&["myhost:3333", "hi"]).unwrap(),
+            ("myhost".into(), 3333, "hi")
+        );
+        assert_eq!(
+            split(&["db.example", "hi"]).unwrap(),
+            ("db.example".into(), 3333, "hi")
+        );
+    }
+
+    #[test]
+    fn stdin_and_file_inputs() {
+        let (_, port, input) = split_args(&v(&["4000", "-"]), None).unwrap();
+        assert_eq!((port, input), (4000, Input::Stdin));
+        let (_, port, input) = split_args(&v(&["4000"]), Some("f".into())).unwrap();
+        assert_eq!((port, input), (4000, Input::File("f".into())));
+        let (_, port, input) = split_args(&v(&[]), Some("f".into())).unwrap();
+        assert_eq!((port, input), (3333, Input::File("f".into())));
+        assert!(split_args(&v(&["h", "1", "x"]), Some("f".into())).is_err());
     }
 }

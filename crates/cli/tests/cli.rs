@@ -69,3 +69,96 @@ fn help_and_version_are_not_errors() {
         assert!(!o.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Runs `ringport send ARGS` with `stdin` as its standard input; bounded by `--timeout`.
+fn send(args: &[&std::ffi::OsStr], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = support::bin()
+        .arg("send")
+        .args(["--timeout", "10"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ringport send");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeding = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("ringport send output");
+    feeding.join().unwrap();
+    out
+}
+
+/// Bytes that no text message holds: NUL, every byte value, invalid UTF-8.
+fn awkward_bytes(len: usize) -> Vec<u8> {
+    let mut rng = support::Rng::new(14);
+    let mut v = b"\0\xff\xfe not UTF-8 \0\r\n".to_vec();
+    v.extend((0..=255u8).collect::<Vec<_>>());
+    v.extend(rng.bytes(len));
+    v
+}
+
+/// Issue 14, friction: `send` could not send bytes: no stdin (`-`), no `--file`, no NUL or
+/// non-UTF-8. The echo is written back exactly as received.
+#[test]
+fn issue14_send_takes_bytes_from_stdin_and_from_a_file() {
+    let server = support::Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let data = awkward_bytes(1000);
+    let o = send(&[port.as_ref(), "-".as_ref()], &data);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout == data, "stdin: the echo is not the bytes sent");
+
+    // A file larger than the socket buffers and the server's per-connection bound.
+    let big = awkward_bytes(4 << 20);
+    let path = std::env::temp_dir().join(format!("ringport-send-{}.bin", std::process::id()));
+    std::fs::write(&path, &big).unwrap();
+    let o = send(
+        &[
+            format!("127.0.0.1:{port}").as_ref(),
+            "--file".as_ref(),
+            path.as_os_str(),
+        ],
+        b"",
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout == big, "--file: the echo is not the file's bytes");
+}
+
+/// A MESSAGE argument that is not UTF-8 is sent as its bytes (Unix: arguments are bytes).
+#[cfg(unix)]
+#[test]
+fn send_takes_a_non_utf8_argument() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = support::Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let msg = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff");
+    let o = send(&[port.as_ref(), msg], b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"caf\xe9 \xff\n");
+}
+
+/// The echo is compared byte for byte: a server that changes one byte is caught, at that byte.
+#[test]
+fn send_finds_a_changed_byte() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        buf[3] ^= 0x80;
+        s.write_all(&buf).unwrap();
+    });
+    let o = send(&[port.as_ref(), "-".as_ref()], b"a\0b\xffc");
+    server.join().unwrap();
+    let e = one_line_error(&o, 1);
+    assert!(e.contains("wrong echo") && e.contains("at byte 3"), "{e}");
+}
