@@ -663,7 +663,7 @@ for_each_model! {
 }
 
 /// `--stats SECS` prints one `stats:` line per period on stderr, with the open connections,
-/// accepts, bytes and errors by kind.
+/// accepts, bytes and the errors that occurred, by kind.
 #[test]
 fn stats_prints_a_periodic_line() {
     let mut server = Server::start("completion", &["--stats", "0.2"]);
@@ -686,13 +686,8 @@ fn stats_prints_a_periodic_line() {
         .find(|l| l.starts_with("stats: 1 open"))
         .unwrap()
         .to_string();
-    for word in [
-        "completions/wait",
-        "errors:",
-        "refused-per-ip",
-        "idle",
-        "write-timeout",
-    ] {
+    // Issue 14: error counters only when not zero (the line was 260 characters of zeros).
+    for word in ["completions/wait", "; no errors"] {
         assert!(line.contains(word), "{word} in {line}");
     }
     drop(s);

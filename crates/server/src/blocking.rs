@@ -382,6 +382,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                         if !ctx.registry.is_forced() {
                             debug!(conn = ctx.conn, "receive failed: {e}");
                             stats.conn_errors += 1;
+                            stats.conn_error_kinds.count(&e);
                         }
                         RecvResult::Failed
                     }
@@ -411,6 +412,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                     if !ctx.registry.is_forced() {
                         debug!(conn = ctx.conn, "send failed: {e}");
                         stats.conn_errors += 1;
+                        stats.conn_error_kinds.count(&e);
                     }
                     echo.on_send(SendResult::Failed)
                 }

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 /// Prints a received chunk the way the article's server console did, lossy and truncated.
-pub(crate) fn log_message(worker: usize, key: u64, peer: Option<SocketAddr>, bytes: &[u8]) {
+/// `serial` numbers the connection among those its worker accepted, from 1, never reused (the
+/// completion model's slot keys are, and named three peers `conn 1`).
+pub(crate) fn log_message(worker: usize, serial: u64, peer: Option<SocketAddr>, bytes: &[u8]) {
     use std::io::Write;
     const MAX: usize = 80;
     let shown = &bytes[..bytes.len().min(MAX)];
@@ -17,7 +19,7 @@ pub(crate) fn log_message(worker: usize, key: u64, peer: Option<SocketAddr>, byt
     let _ = writeln!(
         out,
         "worker {worker}: {peer} (conn {}): {} bytes: \"{text}\"{more}",
-        key & 0xffff_ffff,
+        serial,
         bytes.len()
     );
 }

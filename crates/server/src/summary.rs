@@ -2,6 +2,7 @@
 //! view of them that `serve --stats` prints periodically ([`Live`], [`Snapshot`]).
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ pub struct WorkerStats {
     pub bytes_out: u64,
     /// Connections that ended in a reset or another socket error.
     pub conn_errors: u64,
+    /// The same connection errors by kind (they add up to `conn_errors`).
+    pub conn_error_kinds: ConnErrorKinds,
     /// Failed accepts (the server backs off and retries).
     pub accept_errors: u64,
     /// Connections closed by the drain timeout with data still unechoed.
@@ -54,6 +57,7 @@ impl WorkerStats {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.conn_errors += other.conn_errors;
+        self.conn_error_kinds.add(&other.conn_error_kinds);
         self.accept_errors += other.accept_errors;
         self.forced_closes += other.forced_closes;
         self.stale_completions += other.stale_completions;
@@ -66,6 +70,75 @@ impl WorkerStats {
         self.write_timeouts += other.write_timeouts;
         self.pool_buffers = self.pool_buffers.max(other.pool_buffers);
         self.pool_peak = self.pool_peak.max(other.pool_peak);
+    }
+}
+
+/// Connection errors by kind, as the summary and `--stats` name them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnErrorKinds {
+    /// The peer reset or aborted the connection (ECONNRESET, ECONNABORTED).
+    pub reset: u64,
+    /// The peer was gone when its echo was sent (EPIPE).
+    pub broken_pipe: u64,
+    /// The kernel gave up on the peer (ETIMEDOUT: retransmissions or keepalive).
+    pub timed_out: u64,
+    /// The port refused an operation on the connection (e.g. a submission failed).
+    pub refused_op: u64,
+    /// Any other socket error.
+    pub other: u64,
+}
+
+impl ConnErrorKinds {
+    /// Counts `e` under its kind.
+    pub fn count(&mut self, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => self.reset += 1,
+            io::ErrorKind::BrokenPipe => self.broken_pipe += 1,
+            io::ErrorKind::TimedOut => self.timed_out += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &ConnErrorKinds) {
+        self.reset += other.reset;
+        self.broken_pipe += other.broken_pipe;
+        self.timed_out += other.timed_out;
+        self.refused_op += other.refused_op;
+        self.other += other.other;
+    }
+
+    /// The kinds that occurred, `reset 3, broken pipe 1`, or an empty string.
+    pub fn describe(&self) -> String {
+        let kinds = [
+            ("reset", self.reset),
+            ("broken pipe", self.broken_pipe),
+            ("timed out", self.timed_out),
+            ("operation refused", self.refused_op),
+            ("other", self.other),
+        ];
+        kinds
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it at 1 or more: `512 B`, `1.50 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
     }
 }
 
@@ -96,25 +169,37 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.total();
+        // Bytes readable first; the exact counts after them, for scripts.
         writeln!(
             f,
-            "summary: model {}, backend {}, up {:.1} s: {} connections served, {} bytes echoed ({} received), {} connection errors, {} accept errors, {} forced closes",
+            "summary: model {}, backend {}, up {:.1} s: {} served, {} echoed of {} received \
+             ({} bytes echoed, {} received); {}; {}, {}",
             self.model,
             self.backend,
             self.uptime.as_secs_f64(),
-            t.closed,
+            plural(t.closed, "connection", "connections"),
+            human_bytes(t.bytes_out),
+            human_bytes(t.bytes_in),
             t.bytes_out,
             t.bytes_in,
-            t.conn_errors,
-            t.accept_errors,
-            t.forced_closes
+            match t.conn_errors {
+                0 => "no connection errors".to_string(),
+                n => format!(
+                    "{} ({})",
+                    plural(n, "connection error", "connection errors"),
+                    t.conn_error_kinds.describe()
+                ),
+            },
+            plural(t.accept_errors, "accept error", "accept errors"),
+            plural(t.forced_closes, "forced close", "forced closes"),
         )?;
         if self.workers.len() > 1 {
             for (i, w) in self.workers.iter().enumerate() {
                 writeln!(
                     f,
-                    "  worker {i}: {} connections served, {} bytes echoed",
-                    w.closed, w.bytes_out
+                    "  worker {i}: {} served, {} echoed",
+                    plural(w.closed, "connection", "connections"),
+                    human_bytes(w.bytes_out)
                 )?;
             }
         }
@@ -167,27 +252,48 @@ impl Snapshot {
         } else {
             t.completions.saturating_sub(p.completions) as f64 / waits as f64
         };
-        format!(
-            "stats: {} open, {} accepted ({:.0}/s), in {} B ({:.0} B/s), out {} B ({:.0} B/s), {:.1} completions/wait; errors: conn {}, accept {}, refused-limit {}, limit-pauses {}, refused-per-ip {}, idle {}, write-timeout {}, forced {}, stale {}",
+        // What happened, briefly: only the error counters that are not zero, and the port's
+        // completions per wait only where there is a completion port.
+        let errors = [
+            ("conn", t.conn_errors),
+            ("accept", t.accept_errors),
+            ("refused-limit", t.refused_limit),
+            ("limit-pauses", t.limit_pauses),
+            ("refused-per-ip", t.refused_per_ip),
+            ("idle", t.idle_closed),
+            ("write-timeout", t.write_timeouts),
+            ("forced", t.forced_closes),
+            ("stale", t.stale_completions),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>();
+        let mut line = format!(
+            "stats: {} open, {} accepted ({:.0}/s), in {} B ({}/s), out {} B ({}/s)",
             self.open,
             t.accepted,
             rate(t.accepted, p.accepted),
             t.bytes_in,
-            rate(t.bytes_in, p.bytes_in),
+            human_bytes(rate(t.bytes_in, p.bytes_in) as u64),
             t.bytes_out,
-            rate(t.bytes_out, p.bytes_out),
-            per_wait,
-            t.conn_errors,
-            t.accept_errors,
-            t.refused_limit,
-            t.limit_pauses,
-            t.refused_per_ip,
-            t.idle_closed,
-            t.write_timeouts,
-            t.forced_closes,
-            t.stale_completions,
-        )
+            human_bytes(rate(t.bytes_out, p.bytes_out) as u64),
+        );
+        if t.waits > 0 {
+            line.push_str(&format!(", {per_wait:.1} completions/wait"));
+        }
+        if errors.is_empty() {
+            line.push_str("; no errors");
+        } else {
+            line.push_str(&format!("; errors: {}", errors.join(", ")));
+        }
+        line
     }
+}
+
+/// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A live view of a running server's counters, for `serve --stats`. Cheap to clone; reading it
@@ -253,6 +359,10 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("in 3000 B (1000 B/s)"), "{line}");
+        assert!(
+            !line.contains("accept 0"),
+            "zero counters are left out: {line}"
+        );
         assert!(line.contains("4.0 completions/wait"), "{line}");
         assert!(
             line.contains("idle 2") && line.contains("refused-per-ip 4"),
@@ -282,6 +392,62 @@ mod tests {
         };
         let text = summary.to_string();
         assert!(text.contains("7 refused at --max-per-ip"), "{text}");
+        assert!(text.contains("no connection errors"), "{text}");
         assert!(text.contains("5 idle timeouts, 1 write timeouts"), "{text}");
+    }
+
+    /// Issue 14: the `--stats` line was 260 characters, with completion-port counters for the
+    /// threaded model and every zero error counter.
+    #[test]
+    fn issue14_the_stats_line_is_short_and_has_no_port_counters_without_a_port() {
+        let threaded = Snapshot {
+            open: 2,
+            totals: WorkerStats {
+                accepted: 5,
+                bytes_in: 5 << 20,
+                bytes_out: 5 << 20,
+                ..WorkerStats::default()
+            },
+        };
+        let line = threaded.line(&Snapshot::default(), Duration::from_secs(1));
+        assert!(!line.contains("completions/wait"), "{line}");
+        assert!(line.contains("(5.00 MiB/s)"), "{line}");
+        assert!(line.ends_with("; no errors"), "{line}");
+        assert!(line.len() < 100, "{} characters: {line}", line.len());
+    }
+
+    /// Issue 14: the summary's raw byte counts and an untyped `39 connection errors`.
+    #[test]
+    fn issue14_the_summary_is_readable_and_types_connection_errors() {
+        let mut w = WorkerStats {
+            closed: 1,
+            bytes_in: 3 << 20,
+            bytes_out: 3 << 20,
+            conn_errors: 3,
+            ..WorkerStats::default()
+        };
+        w.conn_error_kinds
+            .count(&io::Error::from(io::ErrorKind::ConnectionReset));
+        w.conn_error_kinds
+            .count(&io::Error::from(io::ErrorKind::ConnectionReset));
+        w.conn_error_kinds
+            .count(&io::Error::from(io::ErrorKind::BrokenPipe));
+        let summary = Summary {
+            model: "threaded".into(),
+            backend: "blocking".into(),
+            workers: vec![w],
+            ..Summary::default()
+        };
+        let text = summary.to_string();
+        assert!(text.contains("1 connection served"), "{text}");
+        assert!(
+            text.contains("3.00 MiB echoed of 3.00 MiB received (3145728 bytes echoed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 connection errors (reset 2, broken pipe 1)"),
+            "{text}"
+        );
+        assert!(text.contains("0 accept errors, 0 forced closes"), "{text}");
     }
 }

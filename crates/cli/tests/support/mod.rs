@@ -266,7 +266,8 @@ impl Server {
                 .unwrap_or_else(|| panic!("no number before {word:?} in {line}"))
         };
         (
-            num_before(" connections served"),
+            // `1 connection served`, `2 connections served`.
+            num_before(" connection"),
             num_before(" bytes echoed"),
             num_before(" received)"),
         )

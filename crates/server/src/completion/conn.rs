@@ -31,6 +31,9 @@ pub(super) struct Conn {
     /// Chunks arrived in this batch of completions: the connection is in the worker's
     /// `unflushed` list, to send them once the batch is in.
     pub(super) unflushed: bool,
+    /// The worker's count of connections when this one was accepted (1 for its first), as
+    /// `--log-messages` names it: unlike the slot key, never reused.
+    pub(super) serial: u64,
 }
 
 impl Worker<'_> {
@@ -90,6 +93,10 @@ impl Worker<'_> {
             peer,
             last_ms: self.now_ms,
             unflushed: false,
+            serial: {
+                self.serial += 1;
+                self.serial
+            },
         });
         debug!(worker = self.id, key, ?peer, "connection accepted");
         self.apply(key, todo);
@@ -197,6 +204,7 @@ impl Worker<'_> {
             }
         }
         self.stats.conn_errors += 1;
+        self.stats.conn_error_kinds.refused_op += 1;
         self.stats.closed += 1;
         self.forget(key);
     }
@@ -225,7 +233,7 @@ impl Worker<'_> {
                 self.stats.bytes_in += n as u64;
                 conn.last_ms = self.now_ms;
                 if self.cfg.log_messages {
-                    log_message(self.id, key, conn.peer, self.port.buf(buf));
+                    log_message(self.id, conn.serial, conn.peer, self.port.buf(buf));
                 }
                 Arrived::Data(n)
             }
@@ -238,6 +246,7 @@ impl Worker<'_> {
             (Err(e), _) => {
                 debug!(worker = self.id, key, "receive failed: {e}");
                 self.stats.conn_errors += 1;
+                self.stats.conn_error_kinds.count(e);
                 Arrived::Failed
             }
         };
@@ -286,6 +295,7 @@ impl Worker<'_> {
                 if !is_cancelled(&e) {
                     debug!(worker = self.id, key, "send failed: {e}");
                     self.stats.conn_errors += 1;
+                    self.stats.conn_error_kinds.count(&e);
                 }
                 SendResult::Failed
             }

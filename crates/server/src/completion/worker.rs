@@ -59,6 +59,8 @@ pub(super) struct Worker<'a> {
     pub(super) live: Arc<Mutex<Vec<Snapshot>>>,
     /// Scratch list of the connections a tick expires (kept to avoid allocating per tick).
     pub(super) expired: Vec<u64>,
+    /// Connections accepted so far: the last one's serial number (see `Conn::serial`).
+    pub(super) serial: u64,
 }
 
 impl<'a> Worker<'a> {
@@ -99,6 +101,7 @@ impl<'a> Worker<'a> {
             next_tick: epoch + timeouts.tick,
             live: shared.live,
             expired: Vec::with_capacity(64),
+            serial: 0,
         }
     }
 }
