@@ -30,7 +30,8 @@ pub const RATE_SHORTFALL: f64 = 0.95;
 /// The first error of a run, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstError {
-    /// The failing connection (0-based; text messages call it `Thread <connection + 1>`).
+    /// The failing connection, numbered from 1 as everywhere a connection is named (text
+    /// messages call it `Thread <connection>`).
     pub connection: u64,
     /// The kind, as in `errors_by_kind`.
     pub kind: String,
@@ -328,7 +329,7 @@ impl StressReport {
             ));
         }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
-            connection: e.connection,
+            connection: e.connection + 1,
             kind: e.kind.as_str().to_string(),
             offset: e.offset,
             detail: e.detail.clone(),
@@ -492,7 +493,7 @@ impl StressReport {
         };
         let _ = writeln!(
             s,
-            "ringport {} {} ({}): {} connections on {} threads, {}, {}, {}",
+            "ringport {} {} ({}): {} on {}, {}, {}, {}",
             if self.merged_from.is_empty() {
                 "stress"
             } else {
@@ -500,8 +501,8 @@ impl StressReport {
             },
             self.target,
             self.backend,
-            self.connections,
-            self.threads,
+            plural(self.connections as u64, "connection", "connections"),
+            plural(self.threads as u64, "thread", "threads"),
             mode,
             self.stop,
             self.payload
@@ -510,9 +511,9 @@ impl StressReport {
             let range = seg.range(self.connections_total);
             let _ = writeln!(
                 s,
-                "  {:<14}{seg}: connections {}..{} of {}{}",
+                "  {:<14}{seg}: connections {}-{} of {}{}",
                 "segment",
-                range.start,
+                range.start + 1,
                 range.end,
                 self.connections_total,
                 match (self.target_rate, self.target_rate_total) {
@@ -655,12 +656,12 @@ impl StressReport {
             );
         }
         if !self.client_cpu_pct.is_empty() {
-            let cpu: Vec<String> = self
-                .client_cpu_pct
-                .iter()
-                .map(|p| format!("{p:.0}%"))
-                .collect();
-            let _ = writeln!(s, "  {:<14}{}", "client cpu", cpu.join(" "));
+            let _ = writeln!(
+                s,
+                "  {:<14}{}",
+                "client cpu",
+                describe_client_cpu(&self.client_cpu_pct)
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
@@ -689,6 +690,34 @@ impl StressReport {
             }
             OutputTarget::Path(p) => std::fs::write(p, self.to_json()),
         }
+    }
+}
+
+/// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The client threads' CPU use, labelled: each thread's (numbered from 1) up to eight threads,
+/// otherwise their spread. 100% is one core.
+fn describe_client_cpu(pct: &[f64]) -> String {
+    if pct.len() <= 8 {
+        let each: Vec<String> = pct
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("thread {} {p:.0}%", i + 1))
+            .collect();
+        format!("{} (100% = one core)", each.join(", "))
+    } else {
+        let mut sorted = pct.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        format!(
+            "min {:.0}%  median {:.0}%  max {:.0}% over {} threads (100% = one core)",
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1],
+            sorted.len()
+        )
     }
 }
 
@@ -914,7 +943,8 @@ mod tests {
         let first = r.first_error.clone().unwrap();
         assert_eq!(
             (first.connection, first.kind.as_str(), first.offset),
-            (1, "mismatch", Some(1234))
+            (2, "mismatch", Some(1234)),
+            "connection index 1 is the second connection"
         );
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["errors_by_kind"]["mismatch"], 1);
@@ -926,7 +956,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("first error   connection 1, byte 1234: mismatch"),
+            text.contains("first error   connection 2, byte 1234: mismatch"),
             "{text}"
         );
     }
@@ -953,6 +983,12 @@ mod tests {
         });
         let r = StressReport::build(&config(), &s, Duration::from_secs(1), "uring");
         assert_eq!(r.client_cpu_pct, vec![99.0]);
+        assert!(
+            r.render()
+                .contains("client cpu    thread 1 99% (100% = one core)"),
+            "issue 14: the figure is labelled: {}",
+            r.render()
+        );
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert!(v["warnings"][0]
             .as_str()
@@ -1108,5 +1144,28 @@ mod tests {
             })
         );
         assert_eq!(fairness_of_runs(&[]), None);
+    }
+
+    /// Issue 14: `1 connections on 1 threads`.
+    #[test]
+    fn issue14_the_header_counts_in_the_right_number() {
+        let mut c = config();
+        c.connections = 1;
+        c.threads = 1;
+        let r = StressReport::build(&c, &stats_with(10, 1), Duration::from_secs(1), "uring");
+        let text = r.render();
+        assert!(
+            text.contains("(uring): 1 connection on 1 thread,"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn many_threads_cpu_is_a_spread() {
+        let pct: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
+        assert_eq!(
+            describe_client_cpu(&pct),
+            "min 10%  median 60%  max 100% over 10 threads (100% = one core)"
+        );
     }
 }

@@ -774,7 +774,8 @@ fn print_reply(payload: &PayloadSpec, global: usize, index: u64, scratch: &mut V
         PayloadSpec::Random { size, .. } => {
             let _ = write!(
                 line,
-                "connection {global}: message {index} received, {size} bytes verified"
+                "connection {}: message {index} received, {size} bytes verified",
+                global + 1
             );
         }
     }
