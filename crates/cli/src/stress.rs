@@ -90,6 +90,11 @@ pub struct StressArgs {
     /// start is warned about, with how late.
     #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
     start_at: Option<SystemTime>,
+    /// Print one progress line on stderr every SECS (phase, msg/s, p50/p99 of the interval,
+    /// errors). The default: a line redrawn in place on a terminal, one line a second
+    /// otherwise; 0 prints none.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    interval: Option<f64>,
     /// Print every reply, as the article's client does.
     #[arg(long)]
     verbose: bool,
@@ -148,31 +153,83 @@ impl StressArgs {
     }
 }
 
-/// Shows `Progress::line` on stderr every 250 ms until `done` is set (terminals only).
+/// How the progress of a run is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Live {
+    /// Nothing.
+    Off,
+    /// One line redrawn in place every 250 ms (a terminal).
+    Redrawn,
+    /// One line per interval, each on its own line (a log, a pipe, or `--interval`).
+    Lines(Duration),
+}
+
+impl Live {
+    /// `--interval` if given (0: off); otherwise a redrawn line on a terminal and a line a
+    /// second elsewhere. `--verbose` prints replies instead, unless `--interval` asks for both.
+    fn choose(interval: Option<f64>, stderr_is_terminal: bool, verbose: bool) -> Live {
+        match interval {
+            Some(s) if s <= 0.0 => Live::Off,
+            Some(s) => Live::Lines(Duration::from_secs_f64(s.max(0.05))),
+            None if verbose => Live::Off,
+            None if stderr_is_terminal => Live::Redrawn,
+            None => Live::Lines(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Shows the run's progress on stderr as `how` says until `done` is set.
 fn spawn_progress(
+    how: Live,
     progress: Arc<Progress>,
     done: Arc<AtomicBool>,
     connections: usize,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        let start = Instant::now();
+    warmup: Duration,
+) -> Option<std::thread::JoinHandle<()>> {
+    let every = match how {
+        Live::Off => return None,
+        Live::Redrawn => Duration::from_millis(250),
+        Live::Lines(every) => every,
+    };
+    Some(std::thread::spawn(move || {
+        let bar = (how == Live::Redrawn).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        });
         let mut last = Instant::now();
-        let mut previous = 0;
+        let mut previous = progress.sample();
+        let mut next = last + every;
         while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(250));
+            // Sleep in short steps, so the end of the run is not held up by a long interval.
+            std::thread::sleep((next - Instant::now().min(next)).min(Duration::from_millis(50)));
             let now = Instant::now();
-            bar.set_message(progress.line(start.elapsed(), previous, now - last, connections));
-            bar.tick();
-            previous = progress.messages.load(Ordering::Relaxed);
+            if now < next {
+                continue;
+            }
+            next += every;
+            let sample = progress.sample();
+            let phase =
+                ringport_stress::live::Phase::at(now, progress.load_start.get().copied(), warmup);
+            let line =
+                ringport_stress::live::line(&previous, &sample, now - last, phase, connections);
+            match &bar {
+                Some(bar) => {
+                    bar.set_message(line);
+                    bar.tick();
+                }
+                None => eprintln!("progress: {line}"),
+            }
+            previous = sample;
             last = now;
         }
-        bar.finish_and_clear();
-    })
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    }))
 }
 
 /// Runs the load and reports.
@@ -234,8 +291,14 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     }
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let live = (std::io::stderr().is_terminal() && !cfg.verbose)
-        .then(|| spawn_progress(Arc::clone(&progress), Arc::clone(&done), cfg.connections));
+    let how = Live::choose(args.interval, std::io::stderr().is_terminal(), cfg.verbose);
+    let live = spawn_progress(
+        how,
+        Arc::clone(&progress),
+        Arc::clone(&done),
+        cfg.own_connections().len(),
+        cfg.warmup,
+    );
     let outcome = engine::run_with(
         &cfg,
         &RunOptions {

@@ -47,3 +47,126 @@ fn issue14_log_messages_names_connections_by_a_serial_number() {
         assert!(line.contains(&format!("(conn {i})")), "{line}");
     }
 }
+
+/// Runs `ringport stress ARGS` against `server` with stdout and stderr piped (no terminal).
+fn stress(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let out = support::bin()
+        .arg("stress")
+        .arg(server.addr.to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ringport stress");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 14: the live progress showed nothing at all when stderr was not a terminal. One line
+/// per interval, with the phase (warm-up or measuring), the rate, p50/p99 and errors.
+#[test]
+fn issue14_progress_lines_when_stderr_is_not_a_terminal() {
+    let server = Server::start("completion", &[]);
+    let (code, _, err) = stress(
+        &server,
+        &[
+            "--connections",
+            "2",
+            "--threads",
+            "1",
+            "--warmup",
+            "1.5",
+            "--duration",
+            "1",
+            "--interval",
+            "0.2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("progress: warm-up (")),
+        "no line says warm-up: {err}"
+    );
+    let measuring = lines
+        .iter()
+        .find(|l| l.starts_with("progress: measuring "))
+        .unwrap_or_else(|| panic!("no line says measuring: {err}"));
+    for word in [
+        " msg/s",
+        "  p50 ",
+        "  p99 ",
+        " us",
+        " errors",
+        "2/2 connected",
+    ] {
+        assert!(measuring.contains(word), "{word:?} in {measuring}");
+    }
+
+    // Without --interval, off a terminal: a line a second.
+    let (code, _, err) = stress(&server, &["--connections", "1", "--duration", "1.5"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("progress: measuring "), "{err}");
+    // --interval 0: none.
+    let (code, _, err) = stress(
+        &server,
+        &["--connections", "1", "--duration", "1.5", "--interval", "0"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("progress:"), "{err}");
+}
+
+/// Issue 14: on a terminal the live line counted the warm-up without saying so and showed no
+/// latency. Through a pseudo-terminal (`script`, util-linux), as a person sees it.
+#[test]
+fn issue14_the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
+    let server = Server::start("completion", &[]);
+    let typescript =
+        std::env::temp_dir().join(format!("ringport-live-{}.typescript", std::process::id()));
+    let cmd = format!(
+        "{} stress {} --connections 2 --threads 1 --warmup 1.5 --duration 1.5",
+        env!("CARGO_BIN_EXE_ringport"),
+        server.addr
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("`script` (util-linux) runs a command on a pseudo-terminal: install it");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("stress on a terminal did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen =
+        String::from_utf8_lossy(&std::fs::read(&typescript).unwrap_or_default()).into_owned();
+    let _ = std::fs::remove_file(&typescript);
+    assert!(
+        seen.contains("verified"),
+        "no report on the terminal: {seen}"
+    );
+    assert!(
+        seen.contains("warm-up ("),
+        "the live line never said warm-up: {seen}"
+    );
+    assert!(seen.contains("measuring "), "{seen}");
+    assert!(
+        seen.contains("  p50 ") && seen.contains("  p99 "),
+        "no latency: {seen}"
+    );
+    assert!(
+        !seen.contains("progress: "),
+        "one line per interval is for logs, not terminals: {seen}"
+    );
+}

@@ -35,6 +35,8 @@
 //! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
+//! * [`live`]: what a run shows while it goes on: the live latency histogram and the progress
+//!   lines (phase, rate, p50/p99 of the interval, errors).
 //! * [`segment`]: `--segment I/N` (a share of the run that adds up exactly with the others)
 //!   and `--start-at` (a common wall-clock start), for load from many hosts.
 //! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
@@ -44,6 +46,7 @@ pub mod config;
 pub mod engine;
 pub mod hdrlog;
 pub mod interactive;
+pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod preflight;

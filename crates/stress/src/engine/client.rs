@@ -117,6 +117,11 @@ pub(super) struct Client<'s, 'a> {
     completed_total: u64,
     /// Connect operations in flight.
     connecting: usize,
+    /// With progress counters: latencies of verified messages not yet added to the shared
+    /// live histogram (an array of `live::BUCKETS`; empty without progress), and when they
+    /// were last added.
+    live_latency: Vec<u64>,
+    live_flushed: Instant,
 }
 
 impl<'s, 'a> Client<'s, 'a> {
@@ -163,6 +168,12 @@ impl<'s, 'a> Client<'s, 'a> {
             reported: (0, 0, 0),
             completed_total: 0,
             connecting: 0,
+            live_latency: if shared.opts.progress.is_some() {
+                vec![0; crate::live::BUCKETS]
+            } else {
+                Vec::new()
+            },
+            live_flushed: now,
         }
     }
 
@@ -278,6 +289,9 @@ impl<'s, 'a> Client<'s, 'a> {
             .shared
             .load_start
             .get_or_init(|| self.shared.wait_for_start());
+        if let Some(p) = &self.shared.opts.progress {
+            let _ = p.load_start.set(start);
+        }
         let now = Instant::now();
         self.measure_start = start + config.warmup;
         if config.hdr_log.is_some() {
@@ -574,6 +588,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let verbose = self.shared.config.verbose;
         let payload = &self.shared.payload;
         let scratch = &mut self.scratch;
+        let live_latency = &mut self.live_latency;
         let mut last = None;
         let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
         let result = slot.conn.received(data, now, payload, |done| {
@@ -582,6 +597,12 @@ impl<'s, 'a> Client<'s, 'a> {
             if in_window {
                 stats.record_message(local, &done, now);
                 last = Some(now);
+            }
+            if !live_latency.is_empty() {
+                let us = now
+                    .saturating_duration_since(done.stamp.intended)
+                    .as_micros();
+                live_latency[crate::live::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] += 1;
             }
             if verbose {
                 print_reply(payload, global, done.stamp.index, scratch);
@@ -758,6 +779,13 @@ impl<'s, 'a> Client<'s, 'a> {
         p.connected
             .fetch_add(now.2 - self.reported.2, Ordering::Relaxed);
         self.reported = now;
+        // The latency counts go in about every 50 ms, and at the end: adding them is a pass
+        // over the histogram, too much for every turn of the loop.
+        let at = Instant::now();
+        if at >= self.live_flushed + Duration::from_millis(50) || self.load_end.is_some() {
+            p.latency.add_local(&mut self.live_latency);
+            self.live_flushed = at;
+        }
     }
 }
 

@@ -73,9 +73,25 @@ pub struct Progress {
     pub errors: AtomicU64,
     /// Connections established so far.
     pub connected: AtomicU64,
+    /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
+    /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
+    pub latency: crate::live::LiveLatency,
+    /// When the load started (after connecting, and after `--start-at`): the warm-up runs
+    /// from here. Unset while connecting.
+    pub load_start: OnceLock<Instant>,
 }
 
 impl Progress {
+    /// The counters now, for [`live::line`](crate::live::line).
+    pub fn sample(&self) -> crate::live::Sample {
+        crate::live::Sample {
+            messages: self.messages.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
+        }
+    }
+
     /// A one-line summary for a live display, e.g.
     /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
     /// computed from `previous` (the messages count at the last call) over `interval`.

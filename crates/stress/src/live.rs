@@ -1,0 +1,275 @@
+//! What a run shows while it goes on: the live latency histogram the client threads feed, and
+//! the progress lines made from two snapshots of the live counters.
+//!
+//! This module is responsible for the figures of an interval (rate, p50 and p99 of the round
+//! trips completed in it, errors) and for saying which phase the run is in (connecting,
+//! warm-up, measuring); the engine feeds [`Progress`](crate::engine::Progress), the CLI decides
+//! when to print (a line redrawn on a terminal, one line per interval elsewhere).
+//!
+//! The histogram is log-linear (eight sub-buckets per power of two of microseconds), so a
+//! percentile is within 12.5% of the true value: enough to watch a run, never used for the
+//! report, whose figures come from the full HdrHistograms.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Sub-buckets per power of two.
+const SUB: usize = 8;
+/// Powers of two covered above the exact range: up to 2^40 µs (12 days).
+const POWERS: usize = 38;
+/// Buckets of the live histogram.
+pub const BUCKETS: usize = SUB + POWERS * SUB;
+
+/// The bucket of a latency of `us` microseconds.
+pub fn bucket_of(us: u64) -> usize {
+    if us < SUB as u64 {
+        return us as usize;
+    }
+    let e = 63 - us.leading_zeros() as usize; // 3 or more
+    let sub = ((us >> (e - 3)) & (SUB as u64 - 1)) as usize;
+    (SUB + (e - 3) * SUB + sub).min(BUCKETS - 1)
+}
+
+/// The value a bucket stands for: the middle of the microseconds it holds.
+pub fn bucket_value(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64;
+    }
+    let e = (i - SUB) / SUB + 3;
+    let sub = ((i - SUB) % SUB) as u64;
+    let low = (1u64 << e) + (sub << (e - 3));
+    low + (1u64 << (e - 3)) / 2
+}
+
+/// A latency histogram shared by the client threads: each keeps a local array of counts and
+/// adds it in now and then ([`add_local`](Self::add_local)), so the hot path touches no shared
+/// cache line per message.
+#[derive(Debug)]
+pub struct LiveLatency {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for LiveLatency {
+    fn default() -> Self {
+        LiveLatency {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl LiveLatency {
+    /// Adds a thread's local counts (an array of [`BUCKETS`]) and zeroes them.
+    pub fn add_local(&self, local: &mut [u64]) {
+        for (shared, n) in self.buckets.iter().zip(local.iter_mut()) {
+            if *n > 0 {
+                shared.fetch_add(*n, Ordering::Relaxed);
+                *n = 0;
+            }
+        }
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// The `q` quantile (0 to 1) of a histogram's counts, or `None` if it is empty.
+pub fn quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, n) in counts.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(bucket_value(i));
+        }
+    }
+    None
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    /// Opening connections; the load has not started.
+    Connecting,
+    /// Load that no figure will count, with this much of it left.
+    WarmUp {
+        /// Time until measuring starts.
+        left: Duration,
+    },
+    /// The measured phase, this far in.
+    Measuring {
+        /// Time since measuring started.
+        elapsed: Duration,
+    },
+}
+
+impl Phase {
+    /// The phase at `now` of a run whose load started at `load_start` (if it has) with
+    /// `warmup` of warm-up.
+    pub fn at(now: Instant, load_start: Option<Instant>, warmup: Duration) -> Phase {
+        match load_start {
+            None => Phase::Connecting,
+            Some(start) => {
+                let measure = start + warmup;
+                if now < measure {
+                    Phase::WarmUp {
+                        left: measure - now,
+                    }
+                } else {
+                    Phase::Measuring {
+                        elapsed: now - measure,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The live counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// Verified round trips (or chunks) so far, warm-up included.
+    pub messages: u64,
+    /// Errors so far.
+    pub errors: u64,
+    /// Connections established so far.
+    pub connected: u64,
+    /// The live latency histogram's counts (empty before the first sample).
+    pub latency: Vec<u64>,
+}
+
+/// One progress line for the interval `interval` between `prev` and `now`:
+/// `measuring 3.0s  98765 msg/s  p50 45 us  p99 120 us  1234567 verified  50/50 connected
+/// 0 errors`. The latency is of the round trips completed in the interval (`-` when none was).
+pub fn line(
+    prev: &Sample,
+    now: &Sample,
+    interval: Duration,
+    phase: Phase,
+    connections: usize,
+) -> String {
+    let secs = interval.as_secs_f64();
+    let rate = if secs > 0.0 {
+        now.messages.saturating_sub(prev.messages) as f64 / secs
+    } else {
+        0.0
+    };
+    let delta: Vec<u64> = now
+        .latency
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.saturating_sub(prev.latency.get(i).copied().unwrap_or(0)))
+        .collect();
+    let pct = |q| quantile(&delta, q).map_or_else(|| "-".to_string(), |v| format!("{v} us"));
+    let phase = match phase {
+        Phase::Connecting => "connecting".to_string(),
+        Phase::WarmUp { left } => format!("warm-up ({:.1}s left)", left.as_secs_f64()),
+        Phase::Measuring { elapsed } => format!("measuring {:.1}s", elapsed.as_secs_f64()),
+    };
+    format!(
+        "{phase}  {rate:.0} msg/s  p50 {}  p99 {}  {} verified  {}/{connections} connected  {} errors",
+        pct(0.5),
+        pct(0.99),
+        now.messages,
+        now.connected,
+        now.errors,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_hold_their_values_within_an_eighth() {
+        for us in [0, 1, 7, 8, 9, 15, 16, 100, 1000, 12_345, 1 << 30] {
+            let v = bucket_value(bucket_of(us));
+            let err = v.abs_diff(us) as f64 / (us.max(1)) as f64;
+            assert!(err <= 0.125, "{us} -> {v}");
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        // Increasing values never go to a lower bucket.
+        let mut last = 0;
+        for us in 0..100_000 {
+            let b = bucket_of(us);
+            assert!(b >= last);
+            last = b;
+        }
+    }
+
+    #[test]
+    fn quantiles_of_the_interval_only() {
+        let live = LiveLatency::default();
+        let mut local = vec![0u64; BUCKETS];
+        local[bucket_of(10_000)] = 100; // an earlier interval: slow
+        live.add_local(&mut local);
+        assert!(local.iter().all(|&n| n == 0), "the local counts are zeroed");
+        let prev = Sample {
+            messages: 100,
+            latency: live.snapshot(),
+            ..Sample::default()
+        };
+        local[bucket_of(50)] = 98;
+        local[bucket_of(400)] = 2;
+        live.add_local(&mut local);
+        let now = Sample {
+            messages: 300,
+            errors: 1,
+            connected: 4,
+            latency: live.snapshot(),
+        };
+        let text = line(
+            &prev,
+            &now,
+            Duration::from_secs(2),
+            Phase::Measuring {
+                elapsed: Duration::from_secs(3),
+            },
+            5,
+        );
+        assert_eq!(
+            text,
+            "measuring 3.0s  100 msg/s  p50 50 us  p99 400 us  300 verified  4/5 connected  1 errors"
+        );
+    }
+
+    #[test]
+    fn the_phase_says_warm_up() {
+        let t0 = Instant::now();
+        let warmup = Duration::from_secs(2);
+        assert_eq!(Phase::at(t0, None, warmup), Phase::Connecting);
+        assert_eq!(
+            Phase::at(t0 + Duration::from_secs(1), Some(t0), warmup),
+            Phase::WarmUp {
+                left: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            Phase::at(t0 + Duration::from_secs(3), Some(t0), warmup),
+            Phase::Measuring {
+                elapsed: Duration::from_secs(1)
+            }
+        );
+        let text = line(
+            &Sample::default(),
+            &Sample::default(),
+            Duration::from_secs(1),
+            Phase::WarmUp {
+                left: Duration::from_millis(1500),
+            },
+            1,
+        );
+        assert!(
+            text.starts_with("warm-up (1.5s left)  0 msg/s  p50 -  p99 -"),
+            "{text}"
+        );
+    }
+}
