@@ -170,3 +170,29 @@ fn issue14_the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
         "one line per interval is for logs, not terminals: {seen}"
     );
 }
+
+/// Issue 14: against a server that serves one client at a time, two of three connections had
+/// nothing verified (fairness min 0) and the report did not say so.
+#[test]
+fn issue14_the_report_warns_about_starved_connections() {
+    let server = Server::start("single", &[]);
+    let (code, out, err) = stress(
+        &server,
+        &[
+            "--connections",
+            "3",
+            "--threads",
+            "1",
+            "--duration",
+            "1",
+            "--interval",
+            "0",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("fairness      min 0 "), "{out}");
+    assert!(
+        out.contains("warning: starved: 2 of 3 connections had no round trip verified"),
+        "{out}"
+    );
+}

@@ -320,6 +320,9 @@ impl StressReport {
         if stats.messages == 0 {
             warnings.push("no round trip was verified: every figure is empty".to_string());
         }
+        if let Some(w) = starved_warning(&stats.per_connection, stream_mode) {
+            warnings.push(w);
+        }
         if stats.closed_at_byte_0 > 0 {
             warnings.push(format!(
                 "{} of {} connections were closed or reset by the server before it echoed a \
@@ -691,6 +694,21 @@ impl StressReport {
             OutputTarget::Path(p) => std::fs::write(p, self.to_json()),
         }
     }
+}
+
+/// The warning for connections that had nothing verified in the measured window while others
+/// did (fairness min 0): a server that serves one client at a time, or one that starves some.
+fn starved_warning(per_connection: &[u64], stream: bool) -> Option<String> {
+    let starved = per_connection.iter().filter(|&&n| n == 0).count();
+    let best = per_connection.iter().copied().max().unwrap_or(0);
+    if starved == 0 || best == 0 {
+        return None;
+    }
+    let unit = if stream { "chunk" } else { "round trip" };
+    Some(format!(
+        "starved: {starved} of {} connections had no {unit} verified in the measured time while          another had {best}: the server served them late or not at all, as one that serves a          client at a time does (ringport serve --model single); the figures are those of the          connections it served",
+        per_connection.len()
+    ))
 }
 
 /// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
@@ -1166,6 +1184,46 @@ mod tests {
         assert_eq!(
             describe_client_cpu(&pct),
             "min 10%  median 60%  max 100% over 10 threads (100% = one core)"
+        );
+    }
+
+    /// Issue 14: a starved connection (`serve --model single`, `stress --connections 3`:
+    /// fairness min 0) got no warning.
+    #[test]
+    fn issue14_a_starved_connection_is_warned_about() {
+        let w = starved_warning(&[0, 500, 0], false).expect("a warning");
+        assert!(
+            w.starts_with("starved: 2 of 3 connections had no round trip"),
+            "{w}"
+        );
+        assert!(w.contains("another had 500"), "{w}");
+        assert_eq!(starved_warning(&[3, 500, 7], false), None);
+        assert_eq!(
+            starved_warning(&[0, 0], false),
+            None,
+            "nothing verified: another warning"
+        );
+        let mut s = ThreadStats::new(3);
+        let t0 = Instant::now();
+        for i in 0..10 {
+            let done = Completed {
+                stamp: SendStamp {
+                    index: i + 1,
+                    intended: t0,
+                    sent: t0,
+                },
+                len: 64,
+            };
+            s.record_message(1, &done, t0 + Duration::from_micros(50));
+        }
+        let mut c = config();
+        c.connections = 3;
+        let r = StressReport::build(&c, &s, Duration::from_secs(1), "uring");
+        assert_eq!(r.fairness.min, 0);
+        assert!(
+            r.render().contains("warning: starved: 2 of 3 connections"),
+            "{}",
+            r.render()
         );
     }
 }
