@@ -9,6 +9,7 @@ mod bench;
 #[cfg(windows)]
 #[path = "bench_windows.rs"]
 mod bench;
+mod docs;
 mod merge;
 mod send;
 mod serve;
@@ -39,6 +40,10 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Run every server design under the same load, side by side: table, JSON, CSV and charts.
     Bench(Box<bench::BenchArgs>),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(docs::ManArgs),
 }
 
 fn init_logging() {
@@ -72,8 +77,13 @@ fn one_line(e: &anyhow::Error) -> String {
 /// The command line as clap sees it, with one change made here for every subcommand: a value
 /// that looks like a negative number (`--count -1`) is taken as the flag's value, so that its
 /// parser says the value is invalid instead of clap suggesting `-- -1`.
+///
+/// The examples after each command's help ([`docs::EXAMPLES`]) are added here too, in one place.
 fn command() -> clap::Command {
-    let mut cmd = Cli::command();
+    let mut cmd = Cli::command().after_help(docs::TOP_EXAMPLES);
+    for (name, examples) in docs::EXAMPLES {
+        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(*examples));
+    }
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|s| s.get_name().to_string())
@@ -172,6 +182,8 @@ fn main() -> ExitCode {
         Command::Stress(args) => stress::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Merge(args) => merge::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
         Ok(code) => code,

@@ -13,11 +13,6 @@ use clap::Args;
 
 /// Arguments of `ringport send`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  ringport send hello                          to 127.0.0.1:3333
-  ringport send 127.0.0.1:4000 \"hello world\"
-  printf 'a\\0b' | ringport send 4000 -         bytes from standard input
-  ringport send 4000 --file payload.bin        bytes from a file")]
 pub struct SendArgs {
     /// `[HOST] [PORT] MESSAGE`: HOST defaults to 127.0.0.1, PORT to 3333; HOST may also be
     /// written HOST:PORT or [V6]:PORT. MESSAGE `-` reads the bytes to send from standard input;

@@ -162,3 +162,72 @@ fn send_finds_a_changed_byte() {
     let e = one_line_error(&o, 1);
     assert!(e.contains("wrong echo") && e.contains("at byte 3"), "{e}");
 }
+
+/// Issue 14, discoverability: no shell completions. `ringport completions SHELL` prints a script
+/// that knows the commands and their flags; bash's parses.
+#[test]
+fn issue14_completions_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = ringport(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        for word in ["stress", "serve", "connections", "reuse-port", "interval"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let o = ringport(&["completions", "bash"]);
+    let path =
+        std::env::temp_dir().join(format!("ringport-completion-{}.bash", std::process::id()));
+    std::fs::write(&path, &o.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    if let Ok(check) = check {
+        assert!(check.status.success(), "bash -n: {}", stderr(&check));
+    }
+    one_line_error(&ringport(&["completions", "tcsh"]), 2);
+}
+
+/// Issue 14, discoverability: no man page. `ringport man` prints one (roff), `--out DIR` writes
+/// a page per command; both come from the flags themselves.
+#[test]
+fn issue14_a_man_page_from_the_flags() {
+    let o = ringport(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains(".TH ringport 1"), "{page}");
+    assert!(page.contains("ringport\\-stress(1)"), "{page}");
+    assert!(
+        page.contains("Exit codes"),
+        "the examples and exit codes: {page}"
+    );
+    let dir = std::env::temp_dir().join(format!("ringport-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = ringport(&["man", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stress = std::fs::read_to_string(dir.join("ringport-stress.1")).unwrap_or_default();
+    let send = std::fs::read_to_string(dir.join("ringport-send.1")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(stress.contains("\\-\\-connections"), "{stress}");
+    assert!(stress.contains("Examples"), "{stress}");
+    assert!(send.contains("\\-\\-file"), "{send}");
+}
+
+/// Issue 14, discoverability: no examples in `--help`.
+#[test]
+fn issue14_help_has_examples() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["send", "--help"],
+        &["stress", "--help"],
+        &["bench", "--help"],
+        &["merge", "--help"],
+    ] {
+        let o = ringport(args);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Examples:\n  ringport "), "{args:?}: {text}");
+    }
+}
