@@ -517,7 +517,9 @@ mod tests {
                 intended: sent,
                 sent,
             };
-            stats.record_message(0, &Completed { stamp, len: 64 }, done_at);
+            // Spread over the agent's connections: none starved (that would be warned about).
+            let conn = k % config.own_connections().len();
+            stats.record_message(conn, &Completed { stamp, len: 64 }, done_at);
         }
         let mut r = StressReport::build(&config, &stats, Duration::from_millis(2500), "uring");
         r.started_at_unix_s = started;
@@ -570,7 +572,7 @@ mod tests {
     #[test]
     fn a_missing_segment_is_warned_and_a_repeated_one_refused() {
         let a = agent(1, 3, 1_000.0, &[(100, 10)]);
-        let b = agent(3, 3, 1_000.0, &[(100, 10)]);
+        let b = agent(3, 3, 1_000.0, &[(100, 10), (200, 10)]);
         let m = merge(&[a, b].concat()).unwrap();
         assert!(
             m.report.warnings[0].starts_with("segments 2/3 missing"),

@@ -706,7 +706,10 @@ fn starved_warning(per_connection: &[u64], stream: bool) -> Option<String> {
     }
     let unit = if stream { "chunk" } else { "round trip" };
     Some(format!(
-        "starved: {starved} of {} connections had no {unit} verified in the measured time while          another had {best}: the server served them late or not at all, as one that serves a          client at a time does (ringport serve --model single); the figures are those of the          connections it served",
+        "starved: {starved} of {} connections had no {unit} verified in the measured time while \
+         another had {best}: the server served them late or not at all, as one that serves a \
+         client at a time does (ringport serve --model single); the figures are those of the \
+         connections it served",
         per_connection.len()
     ))
 }
