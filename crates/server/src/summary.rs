@@ -173,7 +173,7 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "summary: model {}, backend {}, up {:.1} s: {} served, {} echoed of {} received \
-             ({} bytes echoed, {} received); {}; {}, {}",
+             (exactly {} bytes echoed, {} received); {}; {}, {}",
             self.model,
             self.backend,
             self.uptime.as_secs_f64(),
@@ -441,7 +441,7 @@ mod tests {
         let text = summary.to_string();
         assert!(text.contains("1 connection served"), "{text}");
         assert!(
-            text.contains("3.00 MiB echoed of 3.00 MiB received (3145728 bytes echoed"),
+            text.contains("3.00 MiB echoed of 3.00 MiB received (exactly 3145728 bytes echoed"),
             "{text}"
         );
         assert!(
