@@ -196,3 +196,53 @@ fn issue14_the_report_warns_about_starved_connections() {
         "{out}"
     );
 }
+
+/// Issue 14: the server's summary said `39 connection errors` with no kind, and its byte counts
+/// were raw. A peer that resets its connection is counted as a reset.
+#[test]
+fn issue14_the_summary_types_connection_errors() {
+    for model in ["completion", "threaded"] {
+        let mut server = Server::start(model, &[]);
+        for _ in 0..3 {
+            let mut s = server.connect();
+            s.write_all(&[7u8; 4096]).unwrap();
+            // Wait for part of the echo: the server has the connection and is using it.
+            let mut some = [0u8; 1];
+            s.read_exact(&mut some).unwrap();
+            // Close with a reset (SO_LINGER 0) and the echo unread.
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(s);
+        }
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(20)).success());
+        let out = server.stdout();
+        let summary = out
+            .lines()
+            .find(|l| l.starts_with("summary:"))
+            .unwrap_or_else(|| panic!("{model}: no summary: {out}"));
+        assert!(
+            summary.contains("3 connections served"),
+            "{model}: {summary}"
+        );
+        assert!(
+            summary.contains("KiB echoed of 12.00 KiB received"),
+            "{model}: {summary}"
+        );
+        assert!(
+            summary.contains("(exactly ") && summary.contains(" 12288 received)"),
+            "{model}: {summary}"
+        );
+        // Each reset shows by kind (a send into it may fail first, as a broken pipe).
+        assert!(
+            summary.contains(" connection error")
+                && (summary.contains("(reset ") || summary.contains("(broken pipe ")),
+            "{model}: {summary}"
+        );
+        assert!(
+            !summary.contains("other"),
+            "{model}: untyped errors: {summary}"
+        );
+    }
+}
