@@ -244,3 +244,44 @@ fn issue14_the_questions_go_to_the_terminal_never_into_the_results() {
     drop(keys);
     assert!(term.wait(Duration::from_secs(10)));
 }
+
+/// Issue 14, friction: the question said "number of threads" and set the connections. Each
+/// question names what its answer sets, and the answer lands there.
+#[test]
+fn issue14_each_question_sets_what_it_names() {
+    let server = support::Server::start("completion", &[]);
+    let dir = Scratch::new("ask-sets");
+    let script = format!(
+        "{} stress {} --threads 1 --json - >{} 2>{}; echo $? >{}",
+        bin(),
+        server.addr.port(),
+        q(&dir.file("out")),
+        q(&dir.file("err")),
+        q(&dir.file("rc")),
+    );
+    let mut term = OnTerminal::start(&script, Stdio::piped(), None);
+    let mut keys = term.child.stdin.take().unwrap();
+    for (question, answer) in [
+        ("Please enter message", "asked\n"),
+        ("Please enter number of connections", "3\n"),
+        ("Please enter number of times", "2\n"),
+    ] {
+        wait_for(question, Duration::from_secs(10), || {
+            dir.read("err").contains(question)
+        });
+        keys.write_all(answer.as_bytes()).unwrap();
+        keys.flush().unwrap();
+    }
+    wait_for("stress to finish", Duration::from_secs(30), || {
+        !dir.read("rc").is_empty()
+    });
+    let err = dir.read("err");
+    assert_eq!(dir.read("rc").trim(), "0", "{err}");
+    assert!(!err.to_lowercase().contains("threads"), "{err}");
+    let j: serde_json::Value = serde_json::from_str(&dir.read("out")).expect("JSON alone");
+    assert_eq!(j["connections"], 3, "{j}");
+    assert_eq!(j["threads"], 1, "--threads was given, not asked: {j}");
+    assert_eq!(j["messages"], 3 * 2, "{j}");
+    drop(keys);
+    assert!(term.wait(Duration::from_secs(10)));
+}
