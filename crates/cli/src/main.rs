@@ -3,6 +3,8 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+#![forbid(unsafe_code)]
+
 mod addr;
 #[cfg(unix)]
 mod bench;
