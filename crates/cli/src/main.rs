@@ -11,7 +11,10 @@ mod bench;
 #[cfg(windows)]
 #[path = "bench_windows.rs"]
 mod bench;
+#[cfg(test)]
+mod defaults_tests;
 mod merge;
+mod secs;
 mod send;
 mod serve;
 mod stress;

@@ -17,7 +17,7 @@ pub struct SendArgs {
     #[arg(required = true, num_args = 1..=3, value_name = "[HOST] [PORT] MESSAGE")]
     args: Vec<String>,
     /// Seconds to wait for the connection and for the echo.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
 }
 
