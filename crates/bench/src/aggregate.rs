@@ -62,9 +62,16 @@ pub fn median_figures(rounds: &[Figures]) -> Figures {
     }
 }
 
+/// Whether `f` was client-bound: its busiest load thread at [`CLIENT_BOUND_PCT`] of a core or
+/// more.
+pub fn is_client_bound(f: &Figures) -> bool {
+    f.client_cpu_max_thread_pct >= CLIENT_BOUND_PCT
+}
+
 /// One design at one point with its rounds, before ratios are known.
 fn point(design: &str, size: usize, connections: usize, rounds: Vec<Figures>) -> PointResult {
     let median = median_figures(&rounds);
+    let client_bound = is_client_bound(&median);
     let rates: Vec<f64> = rounds.iter().map(|r| r.msgs_per_s).collect();
     let spread = if rounds.len() > 1 && median.msgs_per_s > 0.0 {
         let max = rates.iter().cloned().fold(f64::MIN, f64::max);
@@ -79,6 +86,7 @@ fn point(design: &str, size: usize, connections: usize, rounds: Vec<Figures>) ->
         connections,
         median,
         ratio_to_best: 0.0,
+        client_bound,
         cpu_ratio_to_best: None,
         spread,
         rounds,
@@ -99,7 +107,9 @@ pub struct RunRecord {
 }
 
 /// Groups `runs` into points (in first-seen order), takes medians, and sets the ratios to the
-/// best design at each (size, connections).
+/// best design at each (size, connections): for throughput, the best among the points that were
+/// not client-bound (a client-bound figure is the load generator's, so it is never the best);
+/// among all when every design there was client-bound.
 pub fn points(runs: &[RunRecord]) -> Vec<PointResult> {
     let mut out: Vec<PointResult> = Vec::new();
     let mut keys: Vec<(String, usize, usize)> = Vec::new();
@@ -122,10 +132,19 @@ pub fn points(runs: &[RunRecord]) -> Vec<PointResult> {
         let peers = snapshot
             .iter()
             .filter(|q| q.size == p.size && q.connections == p.connections);
-        let best = peers
+        let trusted = peers
             .clone()
+            .filter(|q| !q.client_bound)
             .map(|q| q.median.msgs_per_s)
             .fold(0.0, f64::max);
+        let best = if peers.clone().any(|q| !q.client_bound) {
+            trusted
+        } else {
+            peers
+                .clone()
+                .map(|q| q.median.msgs_per_s)
+                .fold(0.0, f64::max)
+        };
         p.ratio_to_best = if best > 0.0 {
             p.median.msgs_per_s / best
         } else {
@@ -173,6 +192,69 @@ fn list(points: &[&PointResult]) -> String {
     points.iter().map(|p| at(p)).collect::<Vec<_>>().join(", ")
 }
 
+/// `a (64 B x 10, 64 B x 100); b (64 B x 100)`: each design's points that `pick` selects, for
+/// the designs that have any.
+fn by_design(
+    designs: &[DesignInfo],
+    points: &[PointResult],
+    pick: impl Fn(&PointResult) -> bool,
+) -> Option<String> {
+    let parts: Vec<String> = designs
+        .iter()
+        .filter_map(|d| {
+            let mine: Vec<&PointResult> = points
+                .iter()
+                .filter(|p| p.design == d.name && pick(p))
+                .collect();
+            (!mine.is_empty()).then(|| format!("{} ({})", d.name, list(&mine)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// One warning for every client-bound point of the run, naming each design's points: the
+/// remedy is the same for all of them.
+fn client_bound_warning(designs: &[DesignInfo], points: &[PointResult]) -> Option<Warning> {
+    let which = by_design(designs, points, |p| p.client_bound)?;
+    let peak = points
+        .iter()
+        .filter(|p| p.client_bound)
+        .map(|p| p.median.client_cpu_max_thread_pct)
+        .fold(0.0, f64::max);
+    Some(Warning {
+        kind: WarningKind::ClientBound,
+        design: None,
+        message: format!(
+            "client-bound (a load thread at {CLIENT_BOUND_PCT:.0}% or more of a core, up to \
+             {peak:.0}%) at: {which}. Throughput there is the load generator's limit, not the \
+             server's: those rows are marked †, their ratio is a lower bound and never the best; \
+             compare server CPU per round trip (server µs/msg, charted in server-cpu-*.svg) instead, or \
+             give the load more cores (--client-threads, unpinned)"
+        ),
+    })
+}
+
+/// One warning for every point during which other programs took a noticeable share of a CPU.
+fn noise_warning(designs: &[DesignInfo], points: &[PointResult]) -> Option<Warning> {
+    let disturbed = |p: &PointResult| p.rounds.iter().any(|r| r.others_cpu_pct > BUSY_OTHERS_PCT);
+    let which = by_design(designs, points, disturbed)?;
+    let worst = points
+        .iter()
+        .filter(|p| disturbed(p))
+        .flat_map(|p| p.rounds.iter())
+        .map(|r| r.others_cpu_pct)
+        .fold(0.0, f64::max);
+    Some(Warning {
+        kind: WarningKind::Noise,
+        design: None,
+        message: format!(
+            "other programs used up to {worst:.0}% of a CPU while these were measured: {which}. \
+             They took CPU from the server or the load, so those figures are low and noisy; \
+             rerun on a quiet machine"
+        ),
+    })
+}
+
 /// The warnings the figures call for: client-bound points, errors, high spread between rounds,
 /// a short window or few samples, and each design's limit ([`DesignInfo::note`], such as the
 /// single model's one connection).
@@ -203,31 +285,10 @@ pub fn warnings(
                 .to_string(),
         });
     }
+    out.extend(client_bound_warning(designs, points));
+    out.extend(noise_warning(designs, points));
     for d in designs {
         let mine: Vec<&PointResult> = points.iter().filter(|p| p.design == d.name).collect();
-        let bound: Vec<&PointResult> = mine
-            .iter()
-            .copied()
-            .filter(|p| p.median.client_cpu_max_thread_pct >= CLIENT_BOUND_PCT)
-            .collect();
-        if !bound.is_empty() {
-            let peak = bound
-                .iter()
-                .map(|p| p.median.client_cpu_max_thread_pct)
-                .fold(0.0, f64::max);
-            out.push(Warning {
-                kind: WarningKind::ClientBound,
-                design: Some(d.name.clone()),
-                message: format!(
-                    "{}: client-bound at {} (a load thread at up to {peak:.0}% of a core): the \
-                     throughput there is the load generator's limit, not the server's; compare \
-                     server CPU per round trip (µs/msg) instead, or give the load more cores \
-                     (--client-threads, unpinned)",
-                    d.name,
-                    list(&bound)
-                ),
-            });
-        }
         let failed: Vec<&PointResult> = mine
             .iter()
             .copied()
@@ -284,29 +345,6 @@ pub fn warnings(
                      a handful of samples; raise --duration",
                     d.name,
                     list(&thin)
-                ),
-            });
-        }
-        let disturbed: Vec<&PointResult> = mine
-            .iter()
-            .copied()
-            .filter(|p| p.rounds.iter().any(|r| r.others_cpu_pct > BUSY_OTHERS_PCT))
-            .collect();
-        if !disturbed.is_empty() {
-            let worst = disturbed
-                .iter()
-                .flat_map(|p| p.rounds.iter())
-                .map(|r| r.others_cpu_pct)
-                .fold(0.0, f64::max);
-            out.push(Warning {
-                kind: WarningKind::Noise,
-                design: Some(d.name.clone()),
-                message: format!(
-                    "{}: other programs used up to {worst:.0}% of a CPU while it was measured at \
-                     {}: they took CPU from the server or the load, so those figures are low and \
-                     noisy; rerun on a quiet machine",
-                    d.name,
-                    list(&disturbed)
                 ),
             });
         }
@@ -462,5 +500,81 @@ pub(crate) mod tests {
             cb.message
         );
         assert!(warnings(&settings(5.0, 3), &d[..1], &points(&runs[1..2])).is_empty());
+    }
+
+    fn bound(msgs_per_s: f64, thread_pct: f64) -> Figures {
+        let mut f = figures(msgs_per_s, 0);
+        f.client_cpu_max_thread_pct = thread_pct;
+        f
+    }
+
+    /// Issue 14: three designs client-bound gave three near-identical warnings; now one names
+    /// every design and point.
+    #[test]
+    fn issue14_client_bound_points_make_one_warning_naming_each() {
+        let runs = [
+            rec("a", 10, bound(100_000.0, 95.0)),
+            rec("b", 10, bound(90_000.0, 92.0)),
+            rec("a", 100, bound(120_000.0, 99.0)),
+            rec("c", 100, bound(60_000.0, 50.0)),
+        ];
+        let p = points(&runs);
+        let d = [info("a", None), info("b", None), info("c", None)];
+        let w = warnings(&settings(5.0, 3), &d, &p);
+        let cb: Vec<&Warning> = w
+            .iter()
+            .filter(|w| w.kind == WarningKind::ClientBound)
+            .collect();
+        assert_eq!(cb.len(), 1, "{w:#?}");
+        let m = &cb[0].message;
+        assert!(
+            m.contains("a (64 B x 10, 64 B x 100); b (64 B x 10)"),
+            "{m}"
+        );
+        assert!(!m.contains("c ("), "c was not client-bound: {m}");
+        assert!(m.contains("up to 99%") && m.contains("µs/msg"), "{m}");
+        assert_eq!(cb[0].design, None);
+    }
+
+    /// Issue 14: the best throughput is never a client-bound point's (its figure is the load
+    /// generator's); it is the best among the others, and a client-bound point's ratio to it
+    /// may exceed 1.
+    #[test]
+    fn issue14_best_throughput_is_among_points_not_client_bound() {
+        let runs = [
+            rec("a", 100, bound(120_000.0, 95.0)),
+            rec("b", 100, bound(100_000.0, 60.0)),
+            rec("c", 100, bound(50_000.0, 40.0)),
+            rec("a", 10, bound(80_000.0, 95.0)),
+            rec("b", 10, bound(40_000.0, 92.0)),
+        ];
+        let p = points(&runs);
+        assert!(p[0].client_bound && !p[1].client_bound && !p[2].client_bound);
+        assert_eq!(p[1].ratio_to_best, 1.0);
+        assert_eq!(p[2].ratio_to_best, 0.5);
+        assert!(
+            (p[0].ratio_to_best - 1.2).abs() < 1e-9,
+            "{}",
+            p[0].ratio_to_best
+        );
+        // Every design client-bound: the best of them all, as before.
+        assert_eq!(p[3].ratio_to_best, 1.0);
+        assert_eq!(p[4].ratio_to_best, 0.5);
+    }
+
+    #[test]
+    fn noise_is_one_warning_naming_each_design() {
+        let mut busy = figures(1000.0, 0);
+        busy.others_cpu_pct = 80.0;
+        let runs = [rec("a", 10, busy.clone()), rec("b", 1, busy)];
+        let d = [info("a", None), info("b", None)];
+        let w = warnings(&settings(5.0, 3), &d, &points(&runs));
+        let noise: Vec<&Warning> = w.iter().filter(|w| w.kind == WarningKind::Noise).collect();
+        assert_eq!(noise.len(), 1, "{w:#?}");
+        assert!(
+            noise[0].message.contains("a (64 B x 10); b (64 B x 1)"),
+            "{}",
+            noise[0].message
+        );
     }
 }

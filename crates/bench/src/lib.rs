@@ -30,6 +30,8 @@
 //! * [`env`]: the machine and the moment.
 //! * [`export`]: one exporter per format: markdown, JSON, CSV, SVG charts.
 
+#![forbid(unsafe_code)]
+
 pub mod aggregate;
 pub mod env;
 pub mod export;

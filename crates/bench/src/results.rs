@@ -122,7 +122,15 @@ pub struct PointResult {
     /// that no error is hidden).
     pub median: Figures,
     /// Median round trips per second divided by the best design's at this point (1.0 = best).
+    /// The best is taken among the designs that were not [`client_bound`](Self::client_bound)
+    /// there (among all when every one was), so a client-bound point can exceed 1.0: its
+    /// figure is the load generator's limit, a lower bound of the server's.
     pub ratio_to_best: f64,
+    /// The busiest load generator thread was at or above
+    /// [`CLIENT_BOUND_PCT`](crate::aggregate::CLIENT_BOUND_PCT) of a core (median over rounds):
+    /// the throughput here measures the client; absent (false) in files from before it existed.
+    #[serde(default)]
+    pub client_bound: bool,
     /// Median server CPU per round trip divided by the lowest at this point (1.0 = most
     /// efficient, 2.0 = twice the CPU); `null` when not measured.
     pub cpu_ratio_to_best: Option<f64>,

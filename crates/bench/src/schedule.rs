@@ -160,6 +160,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(5);
 pub const DEFAULT_WARMUP: Duration = Duration::from_secs(1);
 /// Default rounds.
 pub const DEFAULT_REPEAT: usize = 3;
+/// Default wait for an echo before a connection counts a timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl BenchConfig {
     /// The full default sweep over every built-in design.
@@ -175,7 +177,7 @@ impl BenchConfig {
             pin: false,
             server_threads: None,
             client_threads: None,
-            timeout: Duration::from_secs(5),
+            timeout: DEFAULT_TIMEOUT,
             ringport_exe,
             quick: false,
         }

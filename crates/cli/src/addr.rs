@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 /// The host `stress` and `send` talk to when none is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 /// The article's port, used when none is given.
-pub const DEFAULT_PORT: u16 = 3333;
+pub const DEFAULT_PORT: u16 = ringport_stress::config::DEFAULT_PORT;
 
 /// Whether `s` is written as a port: digits only.
 pub fn is_port_like(s: &str) -> bool {

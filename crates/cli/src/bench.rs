@@ -13,6 +13,8 @@ use ringport_bench::results::size_label;
 use ringport_bench::runner::{self, RunEvent};
 use ringport_bench::schedule::{self, BenchConfig, Design};
 
+use crate::secs::{parse_secs, secs};
+
 /// Flags of `ringport bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -22,20 +24,32 @@ pub struct BenchArgs {
     /// Other flags given with it override it (--size or --connections replace its points).
     #[arg(long)]
     quick: bool,
-    /// Connection counts to sweep [default: 1,10,100,1000].
-    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    // These replace the preset's (--quick) when given, so they are applied after parsing; the
+    // defaults shown are the library's.
+    #[arg(long, value_delimiter = ',', value_name = "N,...", help = format!(
+        "Connection counts to sweep [default: {}]",
+        list(schedule::DEFAULT_CONNECTIONS)
+    ))]
     connections: Vec<usize>,
-    /// Message sizes to sweep, bytes, each at every connection count [default: 64,4096,65536].
-    #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...", help = format!(
+        "Message sizes to sweep, bytes, each at every connection count [default: {}]",
+        list(schedule::DEFAULT_SIZES)
+    ))]
     size: Vec<usize>,
-    /// Measured seconds per point and round [default: 5].
-    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    #[arg(long, value_parser = parse_secs, value_name = "SECS", help = format!(
+        "Measured seconds per point and round [default: {}]",
+        secs(schedule::DEFAULT_DURATION)
+    ))]
     duration: Option<f64>,
-    /// Seconds of load before each measurement, excluded from every figure [default: 1].
-    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    #[arg(long, value_parser = parse_secs, value_name = "SECS", help = format!(
+        "Seconds of load before each measurement, excluded from every figure [default: {}]",
+        secs(schedule::DEFAULT_WARMUP)
+    ))]
     warmup: Option<f64>,
-    /// Interleaved rounds over every design; the median is reported [default: 3].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = format!(
+        "Interleaved rounds over every design; the median is reported [default: {}]",
+        schedule::DEFAULT_REPEAT
+    ))]
     repeat: Option<usize>,
     /// Built-in designs to run, of completion-uring, completion-epoll, threaded, single
     /// [default: all]; `none` runs only the `--server` ones.
@@ -61,7 +75,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     client_threads: Option<usize>,
     /// Seconds without an echo before a connection counts a timeout.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_secs, value_name = "SECS")]
+    #[arg(long, default_value_t = secs(schedule::DEFAULT_TIMEOUT), value_parser = parse_secs, value_name = "SECS")]
     timeout: f64,
     /// Directory for results.json, results.csv, results.md and the SVG charts.
     #[arg(long, default_value = "ringport-bench", value_name = "DIR")]
@@ -71,18 +85,13 @@ pub struct BenchArgs {
     dry_run: bool,
 }
 
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=86_400.0).contains(&v) {
-        return Err(format!("`{s}` is out of range (0 to 86400 seconds)"));
-    }
-    Ok(v)
+/// `1,10,100`: a default list as the flag takes it.
+fn list(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
 impl BenchArgs {
-    fn config(&self) -> anyhow::Result<BenchConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<BenchConfig> {
         let exe = std::env::current_exe().context("cannot find the ringport binary itself")?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut c = if self.quick {

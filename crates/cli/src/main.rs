@@ -3,6 +3,8 @@
 //! Flags are parsed here (clap) into the libraries' plain config types; errors become one line on
 //! stderr and a non-zero exit. Each subcommand lives in its own module.
 
+#![forbid(unsafe_code)]
+
 mod addr;
 #[cfg(unix)]
 mod bench;
@@ -10,7 +12,10 @@ mod bench;
 #[path = "bench_windows.rs"]
 mod bench;
 mod docs;
+#[cfg(test)]
+mod defaults_tests;
 mod merge;
+mod secs;
 mod send;
 mod serve;
 mod stress;

@@ -28,7 +28,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
     /// Seconds to wait for the connection and for the echo.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
 }
 

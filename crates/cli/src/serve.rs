@@ -16,20 +16,22 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 #[cfg(unix)]
 use signal_hook::iterator::Signals;
 
+use crate::secs::{parse_secs, secs, secs_or_off};
+
 /// Flags of `ringport serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on, or a host name (IPv4 first). Serving other hosts is an explicit
     /// choice (e.g. 0.0.0.0).
-    #[arg(long, default_value = "127.0.0.1", value_parser = crate::addr::parse_bind)]
+    #[arg(long, default_value_t = ServeConfig::default().bind, value_parser = crate::addr::parse_bind)]
     bind: IpAddr,
     /// TCP port (the article's 3333); 0 picks a free port, printed in the `listening on` line.
-    #[arg(long, default_value_t = 3333)]
+    #[arg(long, default_value_t = ServeConfig::default().port)]
     port: u16,
     /// The server design: `completion` (worker threads on completion ports), `threaded` (the
     /// article's thread per client, on blocking sockets), `single` (the article's one client at
     /// a time; the others wait in the backlog).
-    #[arg(long, default_value = "completion", value_parser = model_parser())]
+    #[arg(long, default_value_t = ServeConfig::default().model, value_parser = model_parser())]
     model: Model,
     /// Worker threads of the completion model, each with its own completion port [default: the
     /// number of CPUs; 1 on Windows, where a port has one listener].
@@ -40,26 +42,24 @@ pub struct ServeArgs {
     /// extra context switches.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
-    /// The most connections open at once [default: the open-file limit (ulimit -n) minus a
-    /// reserve of 32 + 4 per worker; the threaded model at most 10000].
-    ///
-    /// The completion model stops accepting when it is reached (new clients wait in the listen
-    /// backlog, nothing spins) and takes the next client when a connection closes. The threaded
-    /// model closes a client beyond it (or one for which no thread can be created) at once.
-    /// Both count it and warn once per episode.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    // The defaults are the library's (its descriptor reserve, the threaded model's cap).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..),
+        help = max_connections_help(false), long_help = max_connections_help(true))]
     max_connections: Option<u32>,
-    /// The most connections open at once from one IP address; a connection beyond it is
-    /// accepted and closed at once, and counted. 0: no limit [default: 512, loopback peers
-    /// exempt; given explicitly, it applies to loopback peers too].
-    #[arg(long)]
+    // The default is the library's, shown in the help; absent, loopback peers are exempt.
+    #[arg(long, help = format!(
+        "The most connections open at once from one IP address; a connection beyond it is \
+         accepted and closed at once, and counted. 0: no limit [default: {}, loopback peers \
+         exempt; given explicitly, it applies to loopback peers too]",
+        ServeConfig::default().max_per_ip
+    ))]
     max_per_ip: Option<u32>,
     /// Seconds a connection may wait for its peer's next bytes before it is closed. 0: never.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_secs)]
+    #[arg(long, default_value_t = secs_or_off(ServeConfig::default().idle_timeout), value_parser = parse_secs)]
     idle_timeout: f64,
     /// Seconds an echo may wait for a peer that does not read before the connection is closed
     /// and its buffer freed. 0: never.
-    #[arg(long, default_value_t = 30.0, value_parser = parse_secs)]
+    #[arg(long, default_value_t = secs_or_off(ServeConfig::default().write_timeout), value_parser = parse_secs)]
     write_timeout: f64,
     /// Print a one-line summary on stderr every SECS seconds: connections open, accepts, bytes
     /// in and out, completions per wait, errors by kind.
@@ -67,7 +67,7 @@ pub struct ServeArgs {
     stats: Option<f64>,
     /// Seconds a graceful shutdown may spend echoing what was already received before closing
     /// the remaining connections.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
+    #[arg(long, default_value_t = secs(ServeConfig::default().drain_timeout), value_parser = parse_secs)]
     drain_timeout: f64,
     /// Each connection's buffer, in bytes: the bound on the server's memory per connection.
     ///
@@ -75,11 +75,11 @@ pub struct ServeArgs {
     /// reading again. The completion model takes pool buffers of this size (up to 16 KiB) only
     /// when bytes arrive, and holds at most this plus one pool buffer of received bytes not yet
     /// echoed, so a stream's next bytes arrive while the last are sent.
-    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
+    #[arg(long, default_value_t = ServeConfig::default().buffer_size as u32, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
     buffer_size: u32,
     /// The completion port's mechanism: `auto` (io_uring, or epoll with one warning naming why
     /// io_uring cannot be used), `uring` (fail if it cannot be used), or `epoll`.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = ServeConfig::default().port_config.backend)]
     backend: BackendChoice,
     /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
     /// article's console. Off by default: it costs throughput.
@@ -99,8 +99,29 @@ pub struct ServeArgs {
     /// them (capped by net.core.somaxconn). Beyond it, new connections wait for the queue to
     /// drain (their handshake is retried) or are refused. Per listener: the completion model has
     /// one per worker.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i32).range(1..=1 << 20))]
+    #[arg(long, default_value_t = ServeConfig::default().backlog, value_parser = clap::value_parser!(i32).range(1..=1 << 20))]
     backlog: i32,
+}
+
+/// The help of `--max-connections`, its defaults taken from the library; `long` adds what
+/// happens at the limit.
+fn max_connections_help(long: bool) -> String {
+    let mut help = format!(
+        "The most connections open at once [default: the open-file limit (ulimit -n) minus a \
+         reserve of {} + {} per worker; the threaded model at most {}]",
+        ringport_server::config::FD_RESERVE_BASE,
+        ringport_server::config::FD_RESERVE_PER_WORKER,
+        ringport_server::threaded::DEFAULT_MAX
+    );
+    if long {
+        help.push_str(
+            "\n\nThe completion model stops accepting when it is reached (new clients wait in \
+             the listen backlog, nothing spins) and takes the next client when a connection \
+             closes. The threaded model closes a client beyond it (or one for which no thread \
+             can be created) at once. Both count it and warn once per episode.",
+        );
+    }
+    help
 }
 
 /// Accepts exactly [`Model::NAMES`], which `--help` and the error for another name list.
@@ -108,16 +129,6 @@ fn model_parser() -> impl clap::builder::TypedValueParser<Value = Model> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Model::NAMES)
         .map(|name| name.parse::<Model>().unwrap_or(Model::Completion))
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=86400.0).contains(&v) {
-        return Err(format!("`{s}` is out of range (0 to 86400 seconds)"));
-    }
-    Ok(v)
 }
 
 fn parse_period(s: &str) -> Result<f64, String> {
@@ -134,7 +145,7 @@ fn timeout(secs: f64) -> Option<Duration> {
 }
 
 impl ServeArgs {
-    fn config(&self) -> ServeConfig {
+    pub(crate) fn config(&self) -> ServeConfig {
         let mut cfg = ServeConfig {
             bind: self.bind,
             port: self.port,

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::Args;
 use ringport_port::BackendChoice;
-use ringport_stress::config::{OutputTarget, StressConfig};
+use ringport_stress::config::{self, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
 use ringport_stress::segment::{parse_start_at, Segment};
+
+use crate::secs::{parse_secs, secs};
 
 /// Flags of `ringport stress`.
 #[derive(Debug, Args)]
@@ -26,18 +28,26 @@ pub struct StressArgs {
     /// Send this text, numbered per message as the article does: `<i>. Thread <t> - TEXT`.
     #[arg(long, conflicts_with = "size")]
     message: Option<String>,
-    /// Send messages of this many seeded random bytes (all byte values) instead of text; with
-    /// --stream, the chunk size.
-    #[arg(long)]
+    // Defaults applied after parsing (asked for on a terminal when absent) are the library's,
+    // shown in the help.
+    #[arg(long, help = format!(
+        "Send messages of this many seeded random bytes (all byte values) instead of text; with \
+         --stream, the chunk size (default {})",
+        config::DEFAULT_STREAM_CHUNK
+    ))]
     size: Option<usize>,
-    /// Connections in total, spread over the client threads [default: 50].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Connections in total, spread over the client threads [default: {}]",
+        config::DEFAULT_CONNECTIONS
+    ))]
     connections: Option<usize>,
     /// Connections opened per second at most.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE)]
     connect_rate: f64,
-    /// Messages per connection [default: 1000 when --duration is not given].
-    #[arg(long, conflicts_with = "duration")]
+    #[arg(long, conflicts_with = "duration", help = format!(
+        "Messages per connection [default: {} when --duration is not given]",
+        config::DEFAULT_COUNT
+    ))]
     count: Option<u64>,
     /// Run for this many seconds (after the warm-up) instead of a message count.
     #[arg(long, value_parser = parse_secs)]
@@ -47,26 +57,28 @@ pub struct StressArgs {
     #[arg(long)]
     rate: Option<f64>,
     /// Messages in flight per connection (closed loop: 1 waits for each echo before the next).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = StressConfig::default().pipeline)]
     pipeline: usize,
-    /// Stream: each connection writes continuously, in chunks of --size bytes (default 65536),
+    /// Stream: each connection writes continuously, in chunks of --size bytes,
     /// with at most --window bytes not yet echoed, while reading the echo back and verifying
     /// every byte; reports echoed Gbit/s and MiB/s, in total and per connection.
     #[arg(long)]
     stream: bool,
-    /// With --stream: bytes sent and not yet echoed per connection, at most (whole chunks)
-    /// [default: 262144].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help = format!(
+        "With --stream: bytes sent and not yet echoed per connection, at most (whole chunks) \
+         [default: {}]",
+        config::DEFAULT_WINDOW
+    ))]
     window: Option<usize>,
     /// Seconds of load before measuring, excluded from every figure.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_secs)]
+    #[arg(long, default_value_t = secs(StressConfig::default().warmup), value_parser = parse_secs)]
     warmup: f64,
     /// Client threads, each driving many connections on its own completion port [default: the
     /// number of CPUs].
     #[arg(long)]
     threads: Option<usize>,
     /// Seconds to wait for an echo or a connect before counting a timeout.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
+    #[arg(long, default_value_t = secs(config::DEFAULT_TIMEOUT), value_parser = parse_secs)]
     timeout: f64,
     /// Local addresses to spread connections over (repeat, or separate with commas). On
     /// loopback, 127.0.0.x addresses are picked automatically when one address cannot hold
@@ -99,10 +111,10 @@ pub struct StressArgs {
     #[arg(long)]
     verbose: bool,
     /// Seed of the random payload (--size), so a failing run can be repeated exactly.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = StressConfig::default().seed)]
     seed: u64,
     /// The client's completion-port mechanism: auto, uring or epoll.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
 }
 
@@ -110,18 +122,8 @@ fn parse_segment(s: &str) -> Result<Segment, String> {
     s.parse()
 }
 
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=1e6).contains(&v) {
-        return Err(format!("`{s}` is out of range (0 to 1000000 seconds)"));
-    }
-    Ok(v)
-}
-
 impl StressArgs {
-    fn config(&self) -> anyhow::Result<StressConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<StressConfig> {
         let mut cfg = StressConfig::default();
         (cfg.host, cfg.port) = crate::addr::parse_target(&self.target)?;
         cfg.message = self.message.clone();

@@ -1,7 +1,8 @@
 //! The torture suite of issue 6: the real binary abused the ways a reachable server is abused,
 //! each case bounded in time and printing its figure (`cargo test -p ringport --test torture --
-//! --nocapture` shows them). Thresholds are asserted where the issue states them as pass
-//! criteria; other figures are printed only.
+//! --nocapture` shows them). Thresholds of memory and counts are asserted where the issue states
+//! them as pass criteria; times and CPU seconds are figures, printed only (not spinning is
+//! asserted as behaviour: how often accepts failed, not the CPU it took).
 //!
 //! Every case runs on both backends of the completion model, and on the threaded model where it
 //! makes sense. Cases run one at a time (a lock), so that one case's load does not blur another's
@@ -380,10 +381,60 @@ fn fd_limit_128_with_300_clients(model: &str, extra: &[&str], what: &str) {
         restored.as_millis()
     );
     assert!(n_served > 0 && n_waiting > 0, "{n_served} served at once");
-    assert!(burned < 0.2, "{burned:.3} CPU seconds in 2 s: spinning");
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}: {}", server.stderr());
+    // Not spinning, as behaviour rather than CPU seconds (the CPU burned is the figure above):
+    // at the derived limit accepting paused; past the descriptors accepts failed and paused.
+    // Every failed accept is followed by a pause of at least 100 ms, so an acceptor fails at
+    // most ten times a second of the server's life (plus one run of transient retries), where
+    // a spinning one fails thousands of times.
+    let summary = server.stdout();
+    let count = |what: &str| summary_count(&summary, what);
+    let failed = count("accept errors");
+    if extra.is_empty() {
+        assert!(count("pauses at --max-connections") >= 1, "{summary}");
+    } else {
+        assert!(failed >= 1, "the descriptors never ran out: {summary}");
+        let stderr = server.stderr();
+        assert!(stderr.contains("pausing accepts"), "{stderr}");
+    }
+    let acceptors = summary
+        .lines()
+        .filter(|l| l.starts_with("  worker "))
+        .count()
+        .max(1);
+    let up = summary_uptime(&summary);
+    let most = acceptors as f64 * (up * 10.0 + 1.0 + 16.0);
+    assert!(
+        (failed as f64) <= most,
+        "{failed} failed accepts in {up:.1} s on {acceptors} acceptor(s): not paused between \
+         them (at most {most:.0})\n{summary}"
+    );
+}
+
+/// The number before `what` in the server's summary (`12 accept errors`).
+#[track_caller]
+fn summary_count(summary: &str, what: &str) -> u64 {
+    let at = summary
+        .find(what)
+        .unwrap_or_else(|| panic!("no `{what}` in the summary: {summary}"));
+    summary[..at]
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before `{what}`: {summary}"))
+}
+
+/// The server's life in seconds, from its summary (`up 4.2 s`).
+#[track_caller]
+fn summary_uptime(summary: &str) -> f64 {
+    summary
+        .split_once(" up ")
+        .and_then(|(_, rest)| rest.split_once(" s"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no uptime in the summary: {summary}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,8 +448,8 @@ fn five_thousand_idle_connections(model: &str) {
         "the open-file limit ({soft}) is too low for 5,000 connections"
     );
     const N: usize = 5_000;
-    // Long enough that opening 5,000 connections (threads, on a loaded 2-CPU machine: up to
-    // 4.4 s seen) ends before the first of them expires.
+    // Opening 5,000 connections took up to 4.4 s on a loaded 2-CPU machine (threads); those
+    // already open are used again while the rest open, so none expires early whatever it takes.
     const IDLE: f64 = 6.0;
     let mut server = Server::start(
         model,
@@ -408,25 +459,34 @@ fn five_thousand_idle_connections(model: &str) {
     let rss0 = server.rss_kib();
     let opened = Instant::now();
     let mut conns: Vec<TcpStream> = Vec::with_capacity(N);
-    for i in 0..N {
-        let mut s = connect(&server);
-        // One round trip, so the server has surely taken the connection in.
+    // One round trip on a connection: the server surely has it, and its idle time starts over.
+    let round_trip = |s: &mut TcpStream, i: usize| {
         let msg = (i as u32).to_le_bytes();
         s.write_all(&msg).unwrap();
         let mut b = [0u8; 4];
-        s.read_exact(&mut b).unwrap();
+        s.read_exact(&mut b)
+            .unwrap_or_else(|e| panic!("connection {i} closed while in use: {e}"));
         assert_eq!(b, msg);
+    };
+    // However slow the opening (a loaded machine), no connection reaches the idle timeout
+    // before the last is open: those already open are used again every third of it.
+    let mut touched = Instant::now();
+    for i in 0..N {
+        let mut s = connect(&server);
+        round_trip(&mut s, i);
         conns.push(s);
+        if touched.elapsed().as_secs_f64() > IDLE / 3.0 {
+            for (j, s) in conns.iter_mut().enumerate() {
+                round_trip(s, j);
+            }
+            touched = Instant::now();
+        }
     }
     let open_took = opened.elapsed();
     std::thread::sleep(Duration::from_millis(200));
     let rss1 = server.rss_kib();
     let fds1 = server.fd_count();
     let per_conn = (rss1.saturating_sub(rss0) * 1024) as f64 / N as f64;
-    assert!(
-        open_took.as_secs_f64() < IDLE - 0.5,
-        "opening took {open_took:?}, too close to the idle timeout for a fair figure"
-    );
     assert!(
         fds1 >= baseline + N,
         "{fds1} descriptors for {N} connections"

@@ -30,9 +30,13 @@
 //! - [`os`]: process limits behind safe functions.
 //! - [`errors`]: named outcomes of failed operations ([`is_cancelled`], [`is_pool_empty`]).
 
+#![deny(unsafe_code)]
+
 pub mod errors;
 pub mod op;
 mod port;
+// Every `unsafe` block of the project lives here (system calls, memory shared with the kernel).
+#[allow(unsafe_code)]
 mod sys;
 mod table;
 pub mod token;

@@ -18,6 +18,8 @@
 //! That of `CMD`; 2 for a usage error, 1 when the filter cannot be installed, 127 when `CMD`
 //! cannot be found, 126 when it cannot be run.
 
+#![forbid(unsafe_code)]
+
 #[cfg(target_os = "linux")]
 mod linux;
 

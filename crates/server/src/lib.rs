@@ -27,6 +27,8 @@
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
 
+#![forbid(unsafe_code)]
+
 mod accept_policy;
 mod blocking;
 pub mod completion;

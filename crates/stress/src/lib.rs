@@ -42,6 +42,8 @@
 //! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
 //!   one result.
 //! * [`report`]: the [`StressReport`](report::StressReport) result type and its exporters.
+
+#![forbid(unsafe_code)]
 pub mod config;
 pub mod engine;
 pub mod hdrlog;

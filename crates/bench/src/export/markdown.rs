@@ -4,11 +4,14 @@
 //! row names its size too, so a row copied elsewhere keeps it), each design's figures with its
 //! ratio to the best at that point (throughput: higher is better, so the best is 1.00x; server
 //! CPU per round trip: lower is better, so the best is 1.00x and 2.00x costs twice as much); the
-//! largest connection count each design served without error; the warnings.
+//! largest connection count each design served without error; the warnings. A client-bound
+//! row's throughput is marked `†` and never the bold best; its ratio is shown as a lower bound
+//! (`≥`), with a note under the table.
 
 use std::fmt::Write as _;
 
-use crate::results::{size_label, BenchResults};
+use crate::aggregate::CLIENT_BOUND_PCT;
+use crate::results::{size_label, BenchResults, PointResult};
 
 /// `1234567.8` as `1,234,568`.
 pub fn thousands(v: f64) -> String {
@@ -33,6 +36,14 @@ fn mib(kib: u64) -> String {
 pub fn ratio(x: f64) -> String {
     if (x - 1.0).abs() < 1e-9 {
         return "**1.00x**".to_string();
+    }
+    plain_ratio(x)
+}
+
+/// A ratio as [`ratio`] writes it, never bold.
+fn plain_ratio(x: f64) -> String {
+    if (x - 1.0).abs() < 1e-9 {
+        return "1.00x".to_string();
     }
     let two = format!("{x:.2}");
     if two == "1.00" {
@@ -116,7 +127,28 @@ pub fn head(r: &BenchResults) -> String {
     out
 }
 
-/// The table of one message size.
+/// Marks a client-bound point's throughput in the tables.
+pub const CLIENT_BOUND_MARK: &str = "†";
+
+/// A point's throughput ratio: bold for the best; for a client-bound point (never the best),
+/// `≥` and plain when it is to a point that was not client-bound (the server could have done
+/// more than the load generator asked), plain when every design there was client-bound.
+fn throughput_ratio(r: &BenchResults, p: &PointResult) -> String {
+    if !p.client_bound {
+        return ratio(p.ratio_to_best);
+    }
+    let trusted_peer = r
+        .points
+        .iter()
+        .any(|q| q.size == p.size && q.connections == p.connections && !q.client_bound);
+    if trusted_peer {
+        format!("≥{}", plain_ratio(p.ratio_to_best))
+    } else {
+        plain_ratio(p.ratio_to_best)
+    }
+}
+
+/// The table of one message size; a note under it when a row is client-bound.
 pub fn table(r: &BenchResults, size: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -129,6 +161,7 @@ pub fn table(r: &BenchResults, size: usize) -> String {
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let label = size_label(size);
+    let mut bound_rows = false;
     for c in r.connections_of(size) {
         for d in &r.designs {
             let Some(p) = r.point(&d.name, size, c) else {
@@ -136,12 +169,18 @@ pub fn table(r: &BenchResults, size: usize) -> String {
             };
             let m = &p.median;
             let best = ratio;
+            let mark = if p.client_bound {
+                bound_rows = true;
+                format!(" {CLIENT_BOUND_MARK}")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "| {label} | {c} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
+                "| {label} | {c} | {} | {}{mark} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.0}% | {} |",
                 d.name,
                 thousands(m.msgs_per_s),
-                best(p.ratio_to_best),
+                throughput_ratio(r, p),
                 m.p50_us,
                 m.p99_us,
                 m.p999_us,
@@ -155,6 +194,15 @@ pub fn table(r: &BenchResults, size: usize) -> String {
                 m.errors
             );
         }
+    }
+    if bound_rows {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{CLIENT_BOUND_MARK} client-bound: a load thread at {CLIENT_BOUND_PCT:.0}% or more \
+             of a core, so msgs/s is the load generator's limit and its ratio (≥) a lower bound, \
+             never the best; compare server µs/msg there."
+        );
     }
     out
 }
@@ -269,5 +317,57 @@ mod tests {
             .collect();
         assert_eq!(rows.len(), 1, "{text}");
         assert!(rows[0].starts_with("| 64 KiB | 10 | completion-uring |"));
+    }
+
+    /// Issue 14: the bold "best" landed on exactly the points the warnings call client-bound.
+    /// Such a row is marked, its ratio shown as a lower bound, and the bold goes to the best of
+    /// the others.
+    #[test]
+    fn issue14_bold_best_is_never_a_client_bound_row() {
+        let mut r = fixture::results();
+        // At 100 connections completion-uring was the fastest but client-bound; my,echo at
+        // 0.25x of it was not: the best is my,echo, completion-uring is at least 4x it.
+        for p in r.points.iter_mut().filter(|p| p.connections == 100) {
+            if p.design == "completion-uring" {
+                p.client_bound = true;
+                p.ratio_to_best = 4.0;
+            } else {
+                p.ratio_to_best = 1.0;
+            }
+        }
+        // At 1 connection both were client-bound: no row is the bold best.
+        for p in r.points.iter_mut().filter(|p| p.connections == 1) {
+            p.client_bound = true;
+        }
+        let text = render(&r);
+        let row = |design: &str, conns: usize| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("| 64 B | {conns} | {design} |")))
+                .unwrap_or_else(|| panic!("no row {design} x {conns}:\n{text}"))
+                .to_string()
+        };
+        let cells =
+            |l: &str| -> Vec<String> { l.split('|').map(|c| c.trim().to_string()).collect() };
+        let bound = cells(&row("completion-uring", 100));
+        assert_eq!(bound[4], "200,000 †", "{bound:?}");
+        assert_eq!(bound[5], "≥4.00x", "{bound:?}");
+        let trusted = cells(&row("my,echo", 100));
+        assert_eq!(trusted[4], "50,000", "{trusted:?}");
+        assert_eq!(trusted[5], "**1.00x**", "{trusted:?}");
+        for design in ["completion-uring", "my,echo"] {
+            let c = cells(&row(design, 1));
+            assert!(c[4].ends_with(" †") && !c[5].contains("**"), "{c:?}");
+        }
+        assert_eq!(cells(&row("completion-uring", 1))[5], "1.00x");
+        assert!(
+            text.contains("† client-bound: a load thread at 90% or more"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_client_bound_note_without_client_bound_rows() {
+        let text = render(&fixture::results());
+        assert!(!text.contains('†'), "{text}");
     }
 }

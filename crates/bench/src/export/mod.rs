@@ -100,6 +100,7 @@ pub(crate) mod fixture {
             connections,
             median: f.clone(),
             ratio_to_best: ratio,
+            client_bound: false,
             cpu_ratio_to_best: Some(1.0 / ratio),
             spread: 0.0,
             rounds: vec![f],

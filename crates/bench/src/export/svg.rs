@@ -1,7 +1,8 @@
-//! Charts as SVG, drawn with plotters: for each message size, throughput against connections
-//! (one line per design) and p99 latency against connections. Connections are on a log axis
-//! when they span a factor of ten or more; latency always is (designs differ by orders of
-//! magnitude).
+//! Charts as SVG, drawn with plotters: for each message size, throughput, p99 latency and server
+//! CPU per round trip against connections, one line per design. Connections are on a log axis;
+//! latency is too (designs differ by orders of magnitude). The legend stands in a strip right of
+//! the plot, never on it; client-bound points (the load generator's limit) are hollow on the
+//! throughput chart.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -9,7 +10,7 @@ use plotters::prelude::*;
 use crate::export::markdown::thousands;
 use crate::results::{size_label, BenchResults};
 
-const SIZE: (u32, u32) = (860, 540);
+const SIZE: (u32, u32) = (1000, 540);
 
 /// Tableau 10: distinct, and readable on white.
 const PALETTE: [RGBColor; 10] = [
@@ -43,14 +44,17 @@ fn footer(r: &BenchResults) -> String {
 }
 
 /// What to plot against connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Metric {
     Throughput,
     P99,
+    /// Server CPU (user + system) per verified round trip: the figure to compare where the
+    /// throughput is client-bound.
+    CpuPerMsg,
 }
 
-/// The charts as `(file name, SVG text)`: `throughput-<size>B.svg` and `p99-<size>B.svg` for
-/// each message size.
+/// The charts as `(file name, SVG text)`: `throughput-<size>B.svg`, `p99-<size>B.svg` and
+/// `server-cpu-<size>B.svg` for each message size.
 ///
 /// # Errors
 ///
@@ -63,12 +67,21 @@ pub fn charts(r: &BenchResults) -> Result<Vec<(String, String)>, String> {
             chart(r, size, Metric::Throughput)?,
         ));
         out.push((format!("p99-{size}B.svg"), chart(r, size, Metric::P99)?));
+        out.push((
+            format!("server-cpu-{size}B.svg"),
+            chart(r, size, Metric::CpuPerMsg)?,
+        ));
     }
     Ok(out)
 }
 
-/// Each design's `(connections, value)` points at `size`, in connection order.
-fn series(r: &BenchResults, size: usize, metric: Metric) -> Vec<(String, Vec<(f64, f64)>)> {
+/// One plotted value: connections, the figure, and whether the point is drawn hollow
+/// (client-bound, on the throughput chart).
+type Dot = (f64, f64, bool);
+
+/// Each design's points at `size`, in connection order; a design with none (no CPU measured,
+/// say) is left out.
+fn series(r: &BenchResults, size: usize, metric: Metric) -> Vec<(String, Vec<Dot>)> {
     r.designs
         .iter()
         .map(|d| {
@@ -76,18 +89,63 @@ fn series(r: &BenchResults, size: usize, metric: Metric) -> Vec<(String, Vec<(f6
                 .connections_of(size)
                 .into_iter()
                 .filter_map(|c| r.point(&d.name, size, c))
-                .map(|p| {
+                .filter_map(|p| {
                     let y = match metric {
                         Metric::Throughput => p.median.msgs_per_s,
                         Metric::P99 => (p.median.p99_us as f64).max(1.0),
+                        Metric::CpuPerMsg => p.median.server_cpu_us_per_msg?,
                     };
-                    (p.connections as f64, y)
+                    let hollow = metric == Metric::Throughput && p.client_bound;
+                    Some((p.connections as f64, y, hollow))
                 })
                 .collect();
             (d.name.clone(), pts)
         })
-        .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
+        .filter(|(_, pts): &(String, Vec<Dot>)| !pts.is_empty())
         .collect()
+}
+
+/// Width of the legend strip: room for the longest design name at the legend's font, within
+/// bounds.
+fn legend_width(data: &[(String, Vec<Dot>)]) -> u32 {
+    let longest = data
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(LEGEND_HOLLOW.len()) as u32;
+    (44 + longest * 8).clamp(150, 320)
+}
+
+/// The legend's entry for hollow points.
+const LEGEND_HOLLOW: &str = "client-bound";
+
+/// The legend in its own strip: a line and a dot in each design's colour, and the hollow dot's
+/// meaning when the chart has one.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    data: &[(String, Vec<Dot>)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 14).into_font();
+    let top = 60;
+    let step = 22;
+    let mut y = top;
+    for (i, (name, _)) in data.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        area.draw(&PathElement::new(
+            vec![(8, y), (32, y)],
+            color.stroke_width(2),
+        ))?;
+        area.draw(&Circle::new((20, y), 4, color.filled()))?;
+        area.draw(&Text::new(name.clone(), (40, y - 8), font.clone()))?;
+        y += step;
+    }
+    if data.iter().any(|(_, pts)| pts.iter().any(|p| p.2)) {
+        y += step / 2;
+        area.draw(&Circle::new((20, y), 4, BLACK.stroke_width(2)))?;
+        area.draw(&Text::new(LEGEND_HOLLOW, (40, y - 8), font.clone()))?;
+    }
+    Ok(())
 }
 
 fn chart(r: &BenchResults, size: usize, metric: Metric) -> Result<String, String> {
@@ -113,8 +171,10 @@ fn draw<DB: DrawingBackend>(
         (16, 4),
         ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
     ))?;
-    let root = &root;
     let data = series(r, size, metric);
+    let (plot_area, key) = root.split_horizontally(SIZE.0 - legend_width(&data));
+    legend(&key, &data)?;
+    let root = &plot_area;
     let xs: Vec<f64> = data
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.0))
@@ -136,6 +196,10 @@ fn draw<DB: DrawingBackend>(
             format!("p99 latency, {label} messages (lower is better)"),
             "p99 round-trip latency, µs (log)",
         ),
+        Metric::CpuPerMsg => (
+            format!("Server CPU per round trip, {label} messages (lower is better)"),
+            "server CPU (user + system) per round trip, µs",
+        ),
     };
     let mut builder = ChartBuilder::on(root);
     builder
@@ -155,6 +219,17 @@ fn draw<DB: DrawingBackend>(
                 .y_desc(y_desc_c)
                 .x_label_formatter(&x_fmt)
                 .y_label_formatter(&|y: &f64| thousands(*y))
+                .draw()?;
+            plot(&mut chart, &data)?;
+        }
+        Metric::CpuPerMsg => {
+            let mut chart = builder.build_cartesian_2d(x_range, 0.0..y_hi * 1.15)?;
+            chart
+                .configure_mesh()
+                .x_desc("concurrent connections (log)")
+                .y_desc(y_desc_c)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y: &f64| format!("{y:.1}"))
                 .draw()?;
             plot(&mut chart, &data)?;
         }
@@ -213,32 +288,33 @@ fn bounds(v: &[f64], default: f64) -> (f64, f64) {
 
 fn plot<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    data: &[(String, Vec<(f64, f64)>)],
+    data: &[(String, Vec<Dot>)],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
     DB: DrawingBackend + 'a,
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    for (i, (name, pts)) in data.iter().enumerate() {
+    for (i, (_, pts)) in data.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(
+            pts.iter().map(|&(x, y, _)| (x, y)),
+            color.stroke_width(2),
+        ))?;
+        chart.draw_series(pts.iter().map(|&(x, y, hollow)| {
+            let style = if hollow {
+                WHITE.filled()
+            } else {
+                color.filled()
+            };
+            Circle::new((x, y), 4, style)
+        }))?;
         chart.draw_series(
             pts.iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+                .filter(|p| p.2)
+                .map(|&(x, y, _)| Circle::new((x, y), 4, color.stroke_width(2))),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
 }
 
@@ -251,7 +327,10 @@ mod tests {
     fn charts_are_svg_documents_with_every_design() {
         let charts = charts(&fixture::results()).unwrap();
         let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["throughput-64B.svg", "p99-64B.svg"]);
+        assert_eq!(
+            names,
+            ["throughput-64B.svg", "p99-64B.svg", "server-cpu-64B.svg"]
+        );
         for (name, text) in &charts {
             let doc = roxmltree::Document::parse(text)
                 .unwrap_or_else(|e| panic!("{name} is not XML: {e}"));
@@ -347,12 +426,82 @@ mod tests {
             [
                 "throughput-64B.svg",
                 "p99-64B.svg",
+                "server-cpu-64B.svg",
                 "throughput-65536B.svg",
-                "p99-65536B.svg"
+                "p99-65536B.svg",
+                "server-cpu-65536B.svg"
             ]
         );
         assert!(charts[0].1.contains("64 B messages"));
-        assert!(charts[2].1.contains("64 KiB messages"));
-        assert!(charts[3].1.contains("64 KiB messages"));
+        for chart in &charts[3..] {
+            assert!(chart.1.contains("64 KiB messages"), "{}", chart.0);
+        }
+    }
+
+    /// A number attribute of an SVG element.
+    fn num(n: &roxmltree::Node, attr: &str) -> f64 {
+        n.attribute(attr)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no number {attr} in {n:?}"))
+    }
+
+    /// Issue 14: the legend covered the plot. Each design's name now stands right of the plot
+    /// area (right of every gridline).
+    #[test]
+    fn issue14_legend_is_outside_the_plot() {
+        let mut r = fixture::results();
+        r.points[2].client_bound = true;
+        for (name, svg) in charts(&r).unwrap() {
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            let plot_right = doc
+                .descendants()
+                .filter(|n| n.has_tag_name("line"))
+                .map(|n| num(&n, "x1").max(num(&n, "x2")))
+                .fold(0.0, f64::max);
+            assert!(plot_right > 0.0, "{name}: no plot");
+            for design in ["completion-uring", "my,echo"] {
+                let label = doc
+                    .descendants()
+                    .find(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some(design))
+                    .unwrap_or_else(|| panic!("{name}: no legend entry for {design}"));
+                assert!(
+                    num(&label, "x") > plot_right,
+                    "{name}: {design}'s legend at x {} is on the plot (right edge {plot_right})",
+                    num(&label, "x")
+                );
+            }
+            let explains_hollow = svg.contains(LEGEND_HOLLOW);
+            assert_eq!(explains_hollow, name.starts_with("throughput"), "{name}");
+        }
+    }
+
+    /// Issue 14: the warnings recommend server CPU per round trip, so it is charted.
+    #[test]
+    fn issue14_server_cpu_per_round_trip_is_charted() {
+        let r = fixture::results();
+        let (_, svg) = charts(&r)
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == "server-cpu-64B.svg")
+            .expect("a server CPU chart");
+        assert!(svg.contains("Server CPU per round trip, 64 B messages (lower is better)"));
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        // One dot per point, plus one per design in the legend.
+        let dots = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count();
+        assert_eq!(dots, r.points.len() + r.designs.len(), "{svg}");
+        // A design without CPU figures is left out rather than drawn at zero.
+        let mut none = r.clone();
+        for p in none.points.iter_mut().filter(|p| p.design == "my,echo") {
+            p.median.server_cpu_us_per_msg = None;
+        }
+        let (_, svg) = charts(&none)
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == "server-cpu-64B.svg")
+            .unwrap();
+        assert!(!svg.contains("my,echo"), "{svg}");
     }
 }

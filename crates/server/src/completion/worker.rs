@@ -344,9 +344,28 @@ mod tests {
     use ringport_port::PortConfig;
     use std::io::{Read, Write};
 
+    /// The next completion of the worker's port, waited for (bounded) without handling it.
+    fn next_completion(w: &mut Worker<'_>, backend: ringport_port::BackendChoice) -> Completion {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut done = Vec::new();
+        while done.is_empty() {
+            assert!(Instant::now() < deadline, "no completion on {backend}");
+            w.port
+                .wait(&mut done, Some(Duration::from_millis(50)))
+                .unwrap();
+        }
+        let c = done.remove(0);
+        assert!(done.is_empty(), "one completion at a time: {done:?}");
+        c
+    }
+
     /// A completion that names a slot's old generation (the connection it belonged to is gone
     /// and the slot holds a new one) is counted as stale and never reaches the new connection:
-    /// not its bytes, not its close.
+    /// not its bytes, not its close; the pool buffers it carries go back to the pool.
+    ///
+    /// The stale completions are the kinds the worker does handle (a pooled receive, a pooled
+    /// send, a close), each with a real buffer of the pool, so only the generation check can
+    /// keep them from the new connection (issue 14).
     #[test]
     fn a_completion_for_an_old_generation_is_dropped_counted_and_never_applied() {
         for backend in super::testing::BACKENDS {
@@ -359,11 +378,41 @@ mod tests {
             };
             let mut w = worker(&cfg);
 
-            let (fd, _old_client) = pair();
+            let (fd, mut old_client) = pair();
             assert!(w.gate.reserve(0));
             w.new_conn(Accepted { fd, peer: None });
             let old = only_key(&mut w);
-            // The slot is freed (as after its close's completion) and taken by a new connection.
+            // Two chunks the old connection received, held back instead of handled.
+            let mut held = Vec::new();
+            for chunk in [b"stale", b"STALE"] {
+                old_client.write_all(chunk).unwrap();
+                let c = next_completion(&mut w, backend);
+                assert_eq!(c.key, old, "{backend}: {c:?}");
+                match c.outcome {
+                    Outcome::ReceivedBuf {
+                        buf: Some(buf),
+                        result: Ok(5),
+                        ..
+                    } => held.push(buf),
+                    other => panic!("{backend}: not a pooled chunk: {other:?}"),
+                }
+            }
+            // Its receive ends (cancelled) and the slot is freed, as after its close.
+            let token = w.conns.get_mut(old).unwrap().recv_op.unwrap();
+            w.port.cancel(token).unwrap();
+            loop {
+                let c = next_completion(&mut w, backend);
+                assert_eq!(c.key, old, "{backend}: {c:?}");
+                let Outcome::ReceivedBuf { buf, more, .. } = c.outcome else {
+                    panic!("{backend}: {:?}", c.outcome);
+                };
+                if let Some(buf) = buf {
+                    w.port.give_back(buf);
+                }
+                if !more {
+                    break;
+                }
+            }
             assert!(w.forget(old));
             let (fd, mut client) = pair();
             assert!(w.gate.reserve(0));
@@ -372,13 +421,17 @@ mod tests {
             assert_eq!(old & 0xffff_ffff, new & 0xffff_ffff, "the slot was reused");
             assert_ne!(old, new, "with a new generation");
 
+            let available = w.port.buffers_available();
             let stale = |outcome| Completion { key: old, outcome };
-            w.on_completion(stale(Outcome::Received {
-                buf: b"stale".to_vec(),
+            let sent = held.pop().unwrap();
+            let received = held.pop().unwrap();
+            w.on_completion(stale(Outcome::ReceivedBuf {
+                buf: Some(received),
                 result: Ok(5),
+                more: true,
             }));
-            w.on_completion(stale(Outcome::Sent {
-                buf: b"stale".to_vec(),
+            w.on_completion(stale(Outcome::SentBufs {
+                bufs: vec![sent],
                 at: 0,
                 result: Ok(5),
             }));
@@ -387,6 +440,11 @@ mod tests {
             assert_eq!(
                 (w.stats.bytes_in, w.stats.bytes_out, w.stats.closed),
                 (0, 0, 0)
+            );
+            assert_eq!(
+                w.port.buffers_available(),
+                available + 2,
+                "{backend}: the stale completions' buffers went back to the pool"
             );
             let conn = w
                 .conns

@@ -191,12 +191,13 @@ impl<'s, 'a> Client<'s, 'a> {
     }
 
     /// How long before a scheduled send the thread stops sleeping and polls: the timer slack of
-    /// io_uring waits (about 50 us); none on epoll, whose waits are whole milliseconds (polling
-    /// a millisecond before every send would keep the thread busy; the report warns instead).
+    /// a kernel wait (about 50 us), the same for io_uring's and epoll's (`epoll_pwait2`, kept to
+    /// the nanosecond); none on IOCP, whose waits are whole milliseconds (polling a millisecond
+    /// before every send would keep the thread busy; the report warns instead).
     fn spin_margin(&self) -> Duration {
         match self.shared.backend {
-            Backend::Uring => Duration::from_micros(60),
-            Backend::Epoll | Backend::Iocp => Duration::ZERO,
+            Backend::Uring | Backend::Epoll => Duration::from_micros(60),
+            Backend::Iocp => Duration::ZERO,
         }
     }
 

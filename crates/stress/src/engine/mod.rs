@@ -343,11 +343,12 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     if stopped.is_some() {
         report.mark_interrupted();
     }
-    if backend == Backend::Epoll && config.rate.is_some() {
+    // epoll waits to the nanosecond (`epoll_pwait2`), as io_uring does; IOCP only to the
+    // millisecond.
+    if backend == Backend::Iocp && config.rate.is_some() {
         report.warnings.push(
-            "the epoll backend waits in whole milliseconds: in rate mode sends may leave up to \
-             1 ms after their intended time, and the corrected latency includes that; use the \
-             io_uring backend for sub-millisecond figures"
+            "the IOCP backend waits in whole milliseconds: in rate mode sends may leave up to \
+             1 ms after their intended time, and the corrected latency includes that"
                 .to_string(),
         );
     }
