@@ -10,6 +10,7 @@ mod bench;
 #[path = "bench_windows.rs"]
 mod bench;
 mod merge;
+mod request_args;
 mod send;
 mod serve;
 mod stress;

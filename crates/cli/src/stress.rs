@@ -16,6 +16,8 @@ use ringport_stress::config::{OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
 use ringport_stress::segment::{parse_start_at, Segment};
 
+use crate::request_args::RequestArgs;
+
 /// Flags of `ringport stress`.
 #[derive(Debug, Args)]
 pub struct StressArgs {
@@ -99,6 +101,9 @@ pub struct StressArgs {
     /// The client's completion-port mechanism: auto, uring or epoll.
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
+    /// Request/response mode: `--request*` and `--expect*`, in command-line order.
+    #[command(flatten)]
+    requests: RequestArgs,
 }
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
@@ -178,6 +183,15 @@ fn spawn_progress(
 /// Runs the load and reports.
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
+    // Request/response flags that do not pair or combine are a usage error: exit code 2.
+    let requests = ringport_stress::request::pair(args.requests.items.clone()).and_then(|r| {
+        cfg.requests = r;
+        cfg.validate_requests()
+    });
+    if let Err(e) = requests {
+        eprintln!("ringport: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
         cfg.ask(

@@ -28,9 +28,9 @@ use ringport_port::{Backend, Completion, Op, Outcome, OwnedFd, PoolBuf, Port, Sh
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::{Conn, Plan, SendBuffers, State};
+use super::exchange::Exchange;
 use super::Shared;
 use crate::config::{Stop, Workload};
-use crate::payload::{PayloadGen, PayloadSpec};
 use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
 use crate::stats::{CpuMeter, ThreadStats};
 use crate::verify::ConnError;
@@ -65,23 +65,26 @@ struct Io {
 
 /// A connection: its protocol state and its I/O.
 #[derive(Debug)]
-struct Slot {
-    conn: Conn,
+struct Slot<X> {
+    conn: Conn<X>,
     io: Io,
 }
 
-impl Slot {
+impl<X: Exchange> Slot<X> {
     /// Finished or failed, with nothing in flight and its descriptor closed.
     fn terminal(&self) -> bool {
         self.conn.is_done() && self.io.ops == 0 && self.io.fd.is_none()
     }
 }
 
-/// One client thread: its port, its connections, its measurements.
-pub(super) struct Client<'s, 'a> {
+/// One client thread: its port, its connections, its measurements; compiled for the run's
+/// protocol `X` (echo, or request/response).
+pub(super) struct Client<'s, 'a, X: Exchange> {
     shared: &'s Shared<'a>,
+    /// What every connection sends: the payload, or the script.
+    spec: &'s X::Spec,
     port: Port,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<X>>,
     /// The thread's measurements.
     pub stats: ThreadStats,
     /// Completions reaped, with when, waiting to be handled.
@@ -119,15 +122,17 @@ pub(super) struct Client<'s, 'a> {
     connecting: usize,
 }
 
-impl<'s, 'a> Client<'s, 'a> {
-    /// The client of connections `globals` on `port`.
-    pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize]) -> Self {
+impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
+    /// The client of connections `globals` on `port`, sending what `spec` says.
+    pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize], spec: &'s X::Spec) -> Self {
         let config = shared.config;
-        let max_len = shared.payload.max_len();
+        let max_len = config.max_send_len();
         let in_flight = config.messages_in_flight();
         let batch = in_flight.saturating_mul(max_len);
         let recv_size = match config.workload() {
             Workload::Stream { .. } => batch.clamp(64 << 10, 256 << 10),
+            // Replies may be larger than their requests (a GET and its page).
+            _ if !config.requests.is_empty() => batch.clamp(16 << 10, 64 << 10),
             Workload::Closed { .. } | Workload::Rate { .. } => batch.clamp(2048, 64 << 10),
         };
         let now = Instant::now();
@@ -140,6 +145,7 @@ impl<'s, 'a> Client<'s, 'a> {
             .collect();
         Client {
             shared,
+            spec,
             port,
             slots,
             // Per-connection figures are indexed from the segment's first connection.
@@ -572,7 +578,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let global = slot.conn.global;
         let local = global - self.shared.first;
         let verbose = self.shared.config.verbose;
-        let payload = &self.shared.payload;
+        let payload = self.spec;
         let scratch = &mut self.scratch;
         let mut last = None;
         let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
@@ -584,7 +590,7 @@ impl<'s, 'a> Client<'s, 'a> {
                 last = Some(now);
             }
             if verbose {
-                print_reply(payload, global, done.stamp.index, scratch);
+                print_reply::<X>(payload, global, done.stamp.index, scratch);
             }
         });
         if in_window && result.is_ok() {
@@ -669,7 +675,7 @@ impl<'s, 'a> Client<'s, 'a> {
     /// when it is done.
     fn pump(&mut self, i: usize, now: Instant) {
         let plan = Plan {
-            payload: &self.shared.payload,
+            payload: self.spec,
             stopping: self.stopping,
             count: self.count,
             schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
@@ -762,22 +768,10 @@ impl<'s, 'a> Client<'s, 'a> {
 }
 
 /// `--verbose`: prints one reply as the article's client does, one whole line at a time.
-fn print_reply(payload: &PayloadSpec, global: usize, index: u64, scratch: &mut Vec<u8>) {
-    let gen = PayloadGen::new(payload, global as u64);
-    let mut line = Vec::with_capacity(gen.max_len() + 64);
-    match payload {
-        PayloadSpec::Text(_) => {
-            gen.fill(index, scratch);
-            line.extend_from_slice(b"The following message was received: ");
-            line.extend_from_slice(scratch);
-        }
-        PayloadSpec::Random { size, .. } => {
-            let _ = write!(
-                line,
-                "connection {global}: message {index} received, {size} bytes verified"
-            );
-        }
-    }
+fn print_reply<X: Exchange>(spec: &X::Spec, global: usize, index: u64, scratch: &mut Vec<u8>) {
+    let src = X::source(spec, global);
+    let mut line = Vec::with_capacity(128);
+    X::describe(&src, global, index, scratch, &mut line);
     line.push(b'\n');
     let _ = io::stdout().lock().write_all(&line);
 }
