@@ -10,6 +10,7 @@ mod support;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -184,6 +185,10 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Sends `request` on a new connection and reads until `done` says the reply is whole.
 fn ask(port: u16, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -316,6 +321,91 @@ fn redis_ping_set_get_and_a_wrong_value() {
     ]);
     assert!(
         detail.contains(r#"received "-ERR unknown command"#),
+        "{detail}"
+    );
+}
+
+#[test]
+fn memcached_set_get_and_a_wrong_value() {
+    let Some(program) = require("memcached") else {
+        return;
+    };
+    let port = free_port();
+    let dir = temp_dir("memcached");
+    let mut args: Vec<String> = [
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "16",
+    ]
+    .map(String::from)
+    .to_vec();
+    if running_as_root() {
+        // memcached refuses to run as root without being told which user to be.
+        args.extend(["-u".to_string(), "root".to_string()]);
+    }
+    let mc = Daemon::start("memcached", &program, &args, dir, port);
+
+    let set = r"set ringport 0 0 5\r\nhello\r\n";
+    let j = mc.passes(&[
+        "--connections",
+        "6",
+        "--count",
+        "300",
+        "--pipeline",
+        "4",
+        "--request",
+        set,
+        "--expect",
+        r"STORED\r\n",
+        "--request",
+        r"get ringport\r\n",
+        "--expect",
+        r"VALUE ringport 0 5\r\nhello\r\nEND\r\n",
+    ]);
+    assert_eq!(j["messages"], 6 * 300);
+    // A reply framed by its END line and checked by a regex; at a fixed rate.
+    let j = mc.passes(&[
+        "--connections",
+        "4",
+        "--rate",
+        "400",
+        "--duration",
+        "1",
+        "--request",
+        r"get ringport\r\n",
+        "--expect-until",
+        r"END\r\n",
+        "--expect-regex",
+        r"^VALUE ringport 0 5\r\nhello\r\n$",
+    ]);
+    assert_eq!(j["mode"], "rate");
+    assert!(j["messages"].as_u64().unwrap() > 0);
+    let got = ask(port, b"get ringport\r\n", |g| g.ends_with(b"END\r\n"));
+    assert_eq!(got, b"VALUE ringport 0 5\r\nhello\r\nEND\r\n");
+
+    let detail = mc.fails(&[
+        "--connections",
+        "2",
+        "--count",
+        "10",
+        "--request",
+        set,
+        "--expect",
+        r"STORED\r\n",
+        "--request",
+        r"get ringport\r\n",
+        "--expect",
+        r"VALUE ringport 0 5\r\nhullo\r\nEND\r\n",
+    ]);
+    assert!(
+        detail.starts_with(
+            r#"wrong reply to request 2 (2 of 2 in the sequence): expected "VALUE ringport 0 5\r\nhullo\r\nEND\r\n"; received "VALUE ringport 0 5\r\nh"#
+        ),
         "{detail}"
     );
 }
