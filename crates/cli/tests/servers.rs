@@ -409,3 +409,102 @@ fn memcached_set_get_and_a_wrong_value() {
         "{detail}"
     );
 }
+
+#[test]
+fn nginx_keep_alive_get_head_chunked_and_a_wrong_status() {
+    let Some(program) = require("nginx") else {
+        return;
+    };
+    let port = free_port();
+    let dir = temp_dir("nginx");
+    let d = dir.to_str().unwrap();
+    fs::create_dir_all(dir.join("www/gz")).unwrap();
+    fs::write(dir.join("www/index.html"), "<h1>ringport</h1>\n").unwrap();
+    let lines: String = (1..=3000).map(|i| format!("line {i}\n")).collect();
+    fs::write(dir.join("www/gz/big.txt"), lines).unwrap();
+    // One process (no master whose workers could outlive a kill), everything in `dir`.
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+         keepalive_requests 1000000;\n  keepalive_timeout 60s;\n  \
+         server {{\n    listen 127.0.0.1:{port};\n    root {d}/www;\n    \
+         location /gz/ {{ gzip on; gzip_min_length 1; gzip_types text/plain; }}\n  }}\n}}\n"
+    );
+    fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let args: Vec<String> = [
+        "-c",
+        &format!("{d}/nginx.conf"),
+        "-p",
+        d,
+        "-e",
+        &format!("{d}/error.log"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let nginx = Daemon::start("nginx", &program, &args, dir.clone(), port);
+
+    // Keep-alive GETs, pipelined, framed by the status line and Content-Length; the body
+    // checked by a regex. Every request on the 4 connections it opened: none was closed.
+    let get = r"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let j = nginx.passes(&[
+        "--connections",
+        "4",
+        "--count",
+        "250",
+        "--pipeline",
+        "4",
+        "--request",
+        get,
+        "--expect-http=200",
+        "--expect-regex",
+        r"(?s)^HTTP/1\.1 200 OK\r\n.*Content-Length: 18\r\n.*\r\n\r\n<h1>ringport</h1>\n$",
+    ]);
+    assert_eq!(j["messages"], 4 * 250);
+    assert_eq!(j["connections_established"], 4);
+    // HEAD (no body despite its Content-Length), and a gzip'd body in chunks.
+    nginx.passes(&[
+        "--connections",
+        "2",
+        "--count",
+        "50",
+        "--request",
+        r"HEAD /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "--expect-http",
+        "--request",
+        r"GET /gz/big.txt HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\n\r\n",
+        "--expect-http=200",
+        "--expect-regex",
+        r"(?i)\r\ntransfer-encoding: chunked\r\n",
+    ]);
+    // A missing page is a 404, not the 200 expected.
+    let detail = nginx.fails(&[
+        "--connections",
+        "2",
+        "--count",
+        "5",
+        "--request",
+        r"GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "--expect-http=200",
+    ]);
+    assert!(
+        detail.starts_with("wrong reply to request 1: HTTP status 404, expected 200; received \"HTTP/1.1 404 Not Found\\r\\n"),
+        "{detail}"
+    );
+    // A right status with the wrong body.
+    let detail = nginx.fails(&[
+        "--count",
+        "3",
+        "--request",
+        get,
+        "--expect-http",
+        "--expect-regex",
+        "<h1>other</h1>",
+    ]);
+    assert!(
+        detail.contains("does not match /<h1>other</h1>/"),
+        "{detail}"
+    );
+}
