@@ -4,6 +4,7 @@
 //! failed assertion too). Right expectations must verify every reply; a wrong one must fail
 //! the run. A server that is not installed is skipped with a loud message, except under
 //! `CI=true`, where it is a failure (`.ci/run` installs all three).
+#![cfg(unix)]
 
 mod support;
 

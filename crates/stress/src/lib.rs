@@ -4,6 +4,8 @@
 //! byte checked, latency measured from each message's intended send time, one result type with
 //! human, JSON and HdrHistogram-log exporters. Messages go one at a time, pipelined, at a fixed
 //! rate, or as a continuous stream (`--stream`, reported in echoed Gbit/s).
+//! Any TCP server can be loaded too: in request/response mode (`--request` with `--expect*`)
+//! each connection sends requests and frames and checks their replies instead of an echo.
 //!
 //! # Using it
 //!
