@@ -42,33 +42,37 @@ fn run(server: &Server, args: &[&str]) -> Output {
 #[test]
 fn exact_replies_are_verified_and_reported_as_request_response() {
     let server = Server::start("completion", &[]);
-    let out = run(
-        &server,
-        &[
-            "--connections",
-            "8",
-            "--count",
-            "200",
-            "--pipeline",
-            "4",
-            "--request",
-            r"PING\r\n",
-            "--expect",
-            r"PING\r\n",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let j = json_of(&out);
-    assert_eq!(j["protocol"], "request-response", "{j}");
-    assert_eq!(j["mode"], "closed");
-    assert_eq!(j["messages"], 8 * 200);
-    assert_eq!(j["bytes"], 8 * 200 * 6, "reply bytes");
-    assert_eq!(j["errors"], 0);
-    assert_eq!(
-        j["payload"],
-        r#"request/response: "PING\r\n" -> "PING\r\n""#
-    );
-    assert!(j["latency_us"]["count"].as_u64().unwrap() == 8 * 200);
+    for backend in ["uring", "epoll"] {
+        let out = run(
+            &server,
+            &[
+                "--connections",
+                "8",
+                "--count",
+                "200",
+                "--pipeline",
+                "4",
+                "--backend",
+                backend,
+                "--request",
+                r"PING\r\n",
+                "--expect",
+                r"PING\r\n",
+            ],
+        );
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let j = json_of(&out);
+        assert_eq!(j["protocol"], "request-response", "{j}");
+        assert_eq!(j["mode"], "closed");
+        assert_eq!(j["messages"], 8 * 200);
+        assert_eq!(j["bytes"], 8 * 200 * 6, "reply bytes");
+        assert_eq!(j["errors"], 0);
+        assert_eq!(
+            j["payload"],
+            r#"request/response: "PING\r\n" -> "PING\r\n""#
+        );
+        assert_eq!(j["latency_us"]["count"], 8 * 200);
+    }
     // Echo stays the default, and says so.
     let echo = run(&server, &["--connections", "2", "--count", "10"]);
     assert!(echo.status.success(), "{}", stderr(&echo));
