@@ -755,6 +755,60 @@ mod tests {
     }
 
     #[test]
+    fn request_response_is_checked_and_sized_by_its_requests() {
+        use crate::request::{Expect, RequestSpec};
+        let req = |bytes: &[u8], len: usize| RequestSpec {
+            bytes: bytes.to_vec(),
+            expect: Expect {
+                len: Some(len),
+                ..Expect::default()
+            },
+        };
+        let c = StressConfig {
+            requests: vec![req(b"PING\r\n", 7), req(&[b'x'; 1000], 1)],
+            ..cfg()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.max_send_len(), 1000);
+        assert!(
+            !c.is_interactive_candidate(),
+            "the requests are the payload"
+        );
+        assert_eq!(c.script().unwrap().unwrap().steps.len(), 2);
+        assert!(cfg().script().unwrap().is_none(), "echo");
+        rejects(
+            StressConfig {
+                message: Some("m".into()),
+                ..c.clone()
+            },
+            "--message and --size are echo payloads",
+        );
+        rejects(
+            StressConfig {
+                stream: true,
+                ..c.clone()
+            },
+            "--stream cannot be used with --request",
+        );
+        rejects(
+            StressConfig {
+                requests: vec![req(b"x", 0)],
+                ..cfg()
+            },
+            "--expect-len must be at least 1",
+        );
+        rejects(
+            StressConfig {
+                connections: 10_000,
+                pipeline: 100,
+                requests: vec![req(&[b'x'; 4096], 1)],
+                ..cfg()
+            },
+            "in flight",
+        );
+    }
+
+    #[test]
     fn output_target() {
         assert_eq!(OutputTarget::parse("-"), OutputTarget::Stdout);
         assert_eq!(

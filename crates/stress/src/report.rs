@@ -1110,6 +1110,12 @@ mod tests {
         let r = StressReport::build(&config(), &s, Duration::from_secs(2), "uring");
         let back = StressReport::from_json(&r.to_json()).unwrap();
         assert_eq!(back, r);
+        assert_eq!(r.protocol, "echo");
+        // A result written before `protocol` existed reads back as echo.
+        let mut old: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        old.as_object_mut().unwrap().remove("protocol");
+        let back = StressReport::from_json(&old.to_string()).unwrap();
+        assert_eq!(back.protocol, "echo");
     }
 
     #[test]
