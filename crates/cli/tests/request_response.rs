@@ -317,3 +317,55 @@ fn bad_combinations_are_usage_errors() {
         "cannot read",
     );
 }
+
+/// A line server that answers `q\n` with `ok\n` and, at the client's end of stream, keeps its
+/// side open (for 20 s at most): legitimate TCP, which an echo client would wait on.
+fn half_close_keeper() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    if w.write_all(b"ok\n").is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+                std::thread::sleep(std::time::Duration::from_secs(20));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_keeps_half_closed_connections_open_is_not_an_error() {
+    // Were the client to wait for the server's close, every connection would time out.
+    let port = half_close_keeper().to_string();
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--count",
+        "50",
+        "--timeout",
+        "5",
+        "--json",
+        "-",
+        "--request",
+        r"q\n",
+        "--expect",
+        r"ok\n",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j = json_of(&out);
+    assert_eq!(j["messages"], 4 * 50);
+    assert_eq!(j["errors"], 0, "{j}");
+}

@@ -507,7 +507,15 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 slot.io.ops -= 1;
                 slot.io.other = None;
                 match r {
-                    Ok(()) => self.maybe_close(i),
+                    Ok(()) => {
+                        if !X::AWAITS_CLOSE && slot.conn.finish() {
+                            if let Some(tok) = slot.io.recv {
+                                // Its end comes back as a cancelled receive; then it closes.
+                                let _ = self.port.cancel(tok);
+                            }
+                        }
+                        self.maybe_close(i)
+                    }
                     Err(e) => {
                         let err = slot.conn.io_error(e);
                         self.fail(i, err, now);

@@ -322,6 +322,16 @@ impl<X: Exchange> Conn<X> {
         self.verifier.consume(&gen, data, on_complete)
     }
 
+    /// Ends a `Draining` connection without waiting for the server's end of stream (every
+    /// reply is in: request/response). Returns whether it was draining.
+    pub fn finish(&mut self) -> bool {
+        let draining = self.state == State::Draining;
+        if draining {
+            self.state = State::Closed;
+        }
+        draining
+    }
+
     /// The server ended the stream. A clean end (every byte echoed, after our own shutdown)
     /// closes the connection.
     ///

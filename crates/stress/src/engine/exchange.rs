@@ -24,6 +24,11 @@ pub(crate) trait Exchange: Sized {
     /// What one call works from, made once per call (echo: the connection's generator).
     type Source<'s>;
 
+    /// Whether a finished connection, its write side shut, waits for the server's end of
+    /// stream (echo: it must come, with every byte echoed) or closes at once (request/response:
+    /// every reply has arrived, and a server may rightly keep a half-closed connection open).
+    const AWAITS_CLOSE: bool;
+
     /// A checker for up to `in_flight` messages in flight; allocates its queue once.
     fn new(in_flight: usize) -> Self;
 
@@ -74,6 +79,7 @@ pub(crate) trait Exchange: Sized {
 impl Exchange for StreamVerifier {
     type Spec = PayloadSpec;
     type Source<'s> = PayloadGen<'s>;
+    const AWAITS_CLOSE: bool = true;
 
     fn new(in_flight: usize) -> Self {
         StreamVerifier::regenerating(in_flight)
@@ -149,6 +155,7 @@ impl Exchange for StreamVerifier {
 impl Exchange for ReplyVerifier {
     type Spec = Script;
     type Source<'s> = &'s Script;
+    const AWAITS_CLOSE: bool = false;
 
     fn new(in_flight: usize) -> Self {
         ReplyVerifier::new(in_flight)
