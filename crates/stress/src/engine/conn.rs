@@ -568,6 +568,48 @@ mod tests {
     }
 
     #[test]
+    fn request_response_cycles_the_script_and_finishes_without_the_servers_close() {
+        use crate::reply::ReplyVerifier;
+        use crate::request::{pair, Item, Script};
+        let items = vec![
+            Item::Request(b"A\n".to_vec()),
+            Item::Expect(b"a\n".to_vec()),
+            Item::Request(b"BB\n".to_vec()),
+            Item::Expect(b"b\n".to_vec()),
+        ];
+        let script = Script::compile(&pair(items).unwrap()).unwrap();
+        let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 10, 1);
+        let mut c = Conn::<ReplyVerifier>::new(0, 4, t0);
+        c.connecting(t0);
+        c.connected(t0);
+        let p = Plan {
+            payload: &script,
+            stopping: false,
+            count: Some(3),
+            schedule: None,
+            measure_start: t0,
+        };
+        assert_eq!(c.stage(&p, t0, &mut b), 3, "the count");
+        let buf = c.take_send().unwrap();
+        assert_eq!(buf, b"A\nBB\nA\n", "the sequence, cycled");
+        assert_eq!(c.sent(buf, 0, Ok(8), &mut b).unwrap(), None);
+        let mut lens = Vec::new();
+        let n = c.received(b"a\nb\na", t0, &script, |m| lens.push(m.len));
+        assert_eq!(n.unwrap(), 2);
+        assert!(c
+            .timed_out(t0 + Duration::from_secs(5), Duration::from_secs(1))
+            .is_some());
+        c.received(b"\n", t0, &script, |m| lens.push(m.len))
+            .unwrap();
+        assert_eq!(lens, [2, 2, 2]);
+        assert!(c.start_draining(&p, t0));
+        assert!(c.finish(), "closes without the server's end of stream");
+        assert!(c.is_done());
+        assert!(!c.finish());
+    }
+
+    #[test]
     fn timeouts_only_with_something_awaited() {
         let t0 = Instant::now();
         let mut b = SendBuffers::new(1 << 20, 1);
