@@ -64,7 +64,6 @@ use crate::request::Script;
 use crate::schedule::connections_of_thread;
 use crate::segment::unix_secs;
 use crate::stats::ThreadStats;
-use crate::verify::StreamVerifier;
 use client::Client;
 
 /// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
@@ -519,7 +518,7 @@ fn client_thread(
     // The protocol is chosen here, once: each is its own compiled client.
     match &shared.script {
         None => drive(
-            Client::<StreamVerifier>::new(shared, port, &globals, &shared.payload),
+            Client::<crate::verify::StreamVerifier>::new(shared, port, &globals, &shared.payload),
             start,
         ),
         Some(script) => drive(
