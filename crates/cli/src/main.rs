@@ -11,10 +11,11 @@ mod bench;
 #[cfg(windows)]
 #[path = "bench_windows.rs"]
 mod bench;
-mod docs;
 #[cfg(test)]
 mod defaults_tests;
+mod docs;
 mod merge;
+mod request_args;
 mod secs;
 mod send;
 mod serve;

@@ -16,6 +16,7 @@ use ringport_stress::config::{self, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
 use ringport_stress::segment::{parse_start_at, Segment};
 
+use crate::request_args::RequestArgs;
 use crate::secs::{parse_secs, secs};
 
 /// Flags of `ringport stress`.
@@ -116,6 +117,9 @@ pub struct StressArgs {
     /// The client's completion-port mechanism: auto, uring or epoll.
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
+    /// Request/response mode: `--request*` and `--expect*`, in command-line order.
+    #[command(flatten)]
+    requests: RequestArgs,
 }
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
@@ -237,6 +241,15 @@ fn spawn_progress(
 /// Runs the load and reports.
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
+    // Request/response flags that do not pair or combine are a usage error: exit code 2.
+    let requests = ringport_stress::request::pair(args.requests.items.clone()).and_then(|r| {
+        cfg.requests = r;
+        cfg.validate_requests()
+    });
+    if let Err(e) = requests {
+        eprintln!("ringport: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
         cfg.ask(

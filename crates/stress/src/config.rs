@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use ringport_port::BackendChoice;
 
 use crate::payload::PayloadSpec;
+use crate::request::{RequestSpec, Script};
 use crate::segment::Segment;
 
 /// Default `--connections`.
@@ -151,6 +152,10 @@ pub struct StressConfig {
     /// `--start-at TIME`: start the load (after connecting) at this wall-clock time, so agents
     /// on several hosts start together.
     pub start_at: Option<SystemTime>,
+    /// Request/response mode (`--request*` with `--expect*`): the sequence of requests each
+    /// connection sends, cycled, and the reply each expects (see
+    /// [`request`](crate::request)). Empty: echo, the default.
+    pub requests: Vec<RequestSpec>,
 }
 
 impl Default for StressConfig {
@@ -179,6 +184,7 @@ impl Default for StressConfig {
             backend: BackendChoice::Auto,
             segment: None,
             start_at: None,
+            requests: Vec::new(),
         }
     }
 }
@@ -268,9 +274,10 @@ impl StressConfig {
             return bad("--timeout must be greater than 0");
         }
         self.validate_stream()?;
+        self.validate_requests()?;
         let in_flight = (self.own_connections().len() as u64)
             .saturating_mul(self.messages_in_flight() as u64)
-            .saturating_mul(self.payload().max_len() as u64);
+            .saturating_mul(self.max_send_len() as u64);
         if in_flight > MAX_BYTES_IN_FLIGHT {
             let what = if self.stream {
                 "--connections x --window"
@@ -286,6 +293,49 @@ impl StressConfig {
             return bad(format!("--source-ip {ip} is not a usable local address"));
         }
         Ok(())
+    }
+
+    /// Request/response mode: the requests and their expectations (see
+    /// [`request::check`](crate::request::check)), and the flags it excludes.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the flags, e.g. `--expect and --expect-len cannot be used together (for
+    /// request 2): ...`.
+    pub fn validate_requests(&self) -> Result<(), ConfigError> {
+        if self.requests.is_empty() {
+            return Ok(());
+        }
+        if self.message.is_some() || self.size.is_some() {
+            return bad(
+                "--message and --size are echo payloads: they cannot be used with --request",
+            );
+        }
+        if self.stream {
+            return bad("--stream cannot be used with --request: a stream is echoed bytes");
+        }
+        crate::request::check(&self.requests)
+    }
+
+    /// Request/response mode: the compiled script of `--request*` and `--expect*`; `None` for
+    /// echo.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate_requests`](Self::validate_requests).
+    pub fn script(&self) -> Result<Option<Script>, ConfigError> {
+        if self.requests.is_empty() {
+            return Ok(None);
+        }
+        Script::compile(&self.requests).map(Some)
+    }
+
+    /// The longest message a connection sends: the payload's, or the longest request.
+    pub fn max_send_len(&self) -> usize {
+        match self.requests.iter().map(|r| r.bytes.len()).max() {
+            Some(n) => n,
+            None => self.payload().max_len(),
+        }
     }
 
     /// The flags that go with `--stream`, and only with it.
@@ -405,6 +455,7 @@ impl StressConfig {
     /// article's client asks for them on a terminal.
     pub fn is_interactive_candidate(&self) -> bool {
         !self.stream
+            && self.requests.is_empty()
             && self.message.is_none()
             && self.size.is_none()
             && self.count.is_none()
@@ -700,6 +751,60 @@ mod tests {
             }
             .effective_threads(),
             1
+        );
+    }
+
+    #[test]
+    fn request_response_is_checked_and_sized_by_its_requests() {
+        use crate::request::{Expect, RequestSpec};
+        let req = |bytes: &[u8], len: usize| RequestSpec {
+            bytes: bytes.to_vec(),
+            expect: Expect {
+                len: Some(len),
+                ..Expect::default()
+            },
+        };
+        let c = StressConfig {
+            requests: vec![req(b"PING\r\n", 7), req(&[b'x'; 1000], 1)],
+            ..cfg()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.max_send_len(), 1000);
+        assert!(
+            !c.is_interactive_candidate(),
+            "the requests are the payload"
+        );
+        assert_eq!(c.script().unwrap().unwrap().steps.len(), 2);
+        assert!(cfg().script().unwrap().is_none(), "echo");
+        rejects(
+            StressConfig {
+                message: Some("m".into()),
+                ..c.clone()
+            },
+            "--message and --size are echo payloads",
+        );
+        rejects(
+            StressConfig {
+                stream: true,
+                ..c.clone()
+            },
+            "--stream cannot be used with --request",
+        );
+        rejects(
+            StressConfig {
+                requests: vec![req(b"x", 0)],
+                ..cfg()
+            },
+            "--expect-len must be at least 1",
+        );
+        rejects(
+            StressConfig {
+                connections: 10_000,
+                pipeline: 100,
+                requests: vec![req(&[b'x'; 4096], 1)],
+                ..cfg()
+            },
+            "in flight",
         );
     }
 

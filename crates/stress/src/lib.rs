@@ -4,6 +4,8 @@
 //! byte checked, latency measured from each message's intended send time, one result type with
 //! human, JSON and HdrHistogram-log exporters. Messages go one at a time, pipelined, at a fixed
 //! rate, or as a continuous stream (`--stream`, reported in echoed Gbit/s).
+//! Any TCP server can be loaded too: in request/response mode (`--request` with `--expect*`)
+//! each connection sends requests and frames and checks their replies instead of an echo.
 //!
 //! # Using it
 //!
@@ -32,6 +34,9 @@
 //!   seeded random bytes), appended to reusable buffers, and regenerated for checking.
 //! * [`verify`]: per-connection stream verification of echoed bytes, arriving in any chunking,
 //!   against a copy or regenerated, and the error kinds of a run.
+//! * [`request`]: request/response mode's flags as data (`--request*`, `--expect*`), their
+//!   escapes and pairing, compiled into the [`Script`](request::Script) a run sends.
+//! * [`reply`]: request/response mode's replies framed and checked, per connection.
 //! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
@@ -52,7 +57,9 @@ pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod preflight;
+pub mod reply;
 pub mod report;
+pub mod request;
 pub mod schedule;
 pub mod segment;
 pub mod stats;

@@ -76,6 +76,7 @@ fn workload(r: &StressReport) -> Vec<(&'static str, String)> {
     vec![
         ("target", r.target.clone()),
         ("mode", r.mode.clone()),
+        ("protocol", r.protocol.clone()),
         ("payload", r.payload.clone()),
         ("stop", r.stop.clone()),
         ("pipeline", r.pipeline.to_string()),

@@ -104,6 +104,11 @@ impl<'a> PayloadGen<'a> {
         PayloadGen { spec, connection }
     }
 
+    /// The payload it generates.
+    pub fn spec(&self) -> &'a PayloadSpec {
+        self.spec
+    }
+
     /// The connection this generator writes for (0-based).
     pub fn connection(&self) -> u64 {
         self.connection

@@ -203,6 +203,11 @@ pub struct StressReport {
     /// `closed` (closed loop, possibly pipelined), `rate` (open loop, `--rate`) or `stream`
     /// (`--stream`).
     pub mode: String,
+    /// What a connection sends and checks: `echo` (the default: every byte must come back) or
+    /// `request-response` (`--request` with `--expect*`: each request's reply is framed and
+    /// checked; `payload` lists them). Absent in results of older versions: echo.
+    #[serde(default = "echo_protocol")]
+    pub protocol: String,
     /// A random identifier of this run (16 hex digits), also written in its `--hdr-log`, which
     /// is how `ringport merge` pairs a result with its interval log.
     pub run_id: String,
@@ -237,7 +242,8 @@ pub struct StressReport {
     /// Verified round trips: messages (a stream's chunks) whose every echoed byte matched,
     /// warm-up excluded.
     pub messages: u64,
-    /// Payload bytes in those verified round trips (each counted once).
+    /// Payload bytes in those verified round trips (each counted once; in request/response
+    /// mode, the bytes of the replies).
     pub bytes: u64,
     /// Errors of every kind (any makes the exit code 1).
     pub errors: u64,
@@ -346,6 +352,11 @@ impl StressReport {
                 Workload::Stream { .. } => "stream",
             }
             .to_string(),
+            protocol: if config.requests.is_empty() {
+                echo_protocol()
+            } else {
+                "request-response".to_string()
+            },
             run_id: format!("{:016x}", rand::random::<u64>()),
             segment: config.segment,
             connections: own_connections,
@@ -353,7 +364,10 @@ impl StressReport {
             connections_established: stats.connect.len(),
             threads: config.effective_threads(),
             pipeline: config.pipeline,
-            payload: config.payload().describe(),
+            payload: match config.script() {
+                Ok(Some(script)) => script.describe(),
+                _ => config.payload().describe(),
+            },
             stop: match config.stop() {
                 Stop::Count(n) if stream_mode => format!("{n} chunks per connection"),
                 stop => stop.to_string(),
@@ -740,6 +754,11 @@ fn describe_client_cpu(pct: &[f64]) -> String {
             sorted.len()
         )
     }
+}
+
+/// The `protocol` of a report that does not say (an older version's): echo.
+fn echo_protocol() -> String {
+    "echo".to_string()
 }
 
 /// `bytes` in the largest binary unit that keeps it above 1, e.g. `1.50 MiB`.
@@ -1148,6 +1167,12 @@ mod tests {
         let r = StressReport::build(&config(), &s, Duration::from_secs(2), "uring");
         let back = StressReport::from_json(&r.to_json()).unwrap();
         assert_eq!(back, r);
+        assert_eq!(r.protocol, "echo");
+        // A result written before `protocol` existed reads back as echo.
+        let mut old: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        old.as_object_mut().unwrap().remove("protocol");
+        let back = StressReport::from_json(&old.to_string()).unwrap();
+        assert_eq!(back.protocol, "echo");
     }
 
     #[test]

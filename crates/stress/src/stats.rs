@@ -464,6 +464,7 @@ impl ThreadStats {
             err,
             ConnError::EarlyClose { offset: 0 }
                 | ConnError::ShortEcho { offset: 0, .. }
+                | ConnError::ShortReply { offset: 0, .. }
                 | ConnError::Reset { offset: 0, .. }
         ) {
             self.closed_at_byte_0 += 1;

@@ -103,6 +103,33 @@ pub enum ConnError {
         /// The byte that came back.
         got: u8,
     },
+    /// Request/response mode: a reply that is not the one expected, or bytes with no request
+    /// outstanding.
+    #[error("{}", wrong_reply_text(.request, .step, .reason, .got))]
+    WrongReply {
+        /// Connection-relative offset of the reply's first byte.
+        offset: u64,
+        /// The request's number on its connection (1-based); 0 for bytes no request asked for.
+        request: u64,
+        /// Its place in the sequence, e.g. ` (2 of 3 in the sequence)`; empty for one request.
+        step: String,
+        /// What is wrong, e.g. `expected "+PONG\r\n"`.
+        reason: String,
+        /// The reply's bytes as received, escaped and cut short (see
+        /// [`escape`](crate::request::escape)).
+        got: String,
+    },
+    /// Request/response mode: the server closed the connection with requests unanswered.
+    #[error(
+        "short reply: connection closed at byte {offset} with {unanswered} request{} unanswered",
+        if *.unanswered == 1 { "" } else { "s" }
+    )]
+    ShortReply {
+        /// Bytes received before the close.
+        offset: u64,
+        /// Requests sent whose replies did not wholly arrive.
+        unanswered: usize,
+    },
     /// EOF with bytes outstanding.
     #[error("short echo: connection closed at byte {offset} with {outstanding} bytes not echoed")]
     ShortEcho {
@@ -150,6 +177,14 @@ pub enum ConnError {
     },
 }
 
+fn wrong_reply_text(request: &u64, step: &str, reason: &str, got: &str) -> String {
+    if *request == 0 {
+        format!("wrong reply: {reason}; received {got}")
+    } else {
+        format!("wrong reply to request {request}{step}: {reason}; received {got}")
+    }
+}
+
 fn mismatch_text(
     offset: &u64,
     message: &u64,
@@ -172,7 +207,8 @@ impl ConnError {
     /// The kind, for counting.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ConnError::Mismatch { .. } => ErrorKind::Mismatch,
+            ConnError::Mismatch { .. } | ConnError::WrongReply { .. } => ErrorKind::Mismatch,
+            ConnError::ShortReply { .. } => ErrorKind::ShortEcho,
             ConnError::ShortEcho { .. } => ErrorKind::ShortEcho,
             ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
             ConnError::Reset { .. } => ErrorKind::Reset,
@@ -186,6 +222,8 @@ impl ConnError {
     pub fn offset(&self) -> Option<u64> {
         match self {
             ConnError::Mismatch { offset, .. }
+            | ConnError::WrongReply { offset, .. }
+            | ConnError::ShortReply { offset, .. }
             | ConnError::ShortEcho { offset, .. }
             | ConnError::EarlyClose { offset }
             | ConnError::Reset { offset, .. }

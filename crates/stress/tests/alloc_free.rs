@@ -1,6 +1,7 @@
 //! The hot path allocates nothing: generating a message, recording it as sent, verifying its
 //! echo in chunks (against a copy, or regenerated as the engine does) and recording its latency,
-//! once the buffers have been set up.
+//! once the buffers have been set up; in request/response mode, framing and checking replies
+//! (exact, delimited with a regex, HTTP with a length or chunks) once they have grown.
 //!
 //! `allocation_counter` installs a counting global allocator (its unsafe code, not ours) and
 //! counts the allocations of the calling thread inside `measure`.
@@ -8,6 +9,8 @@
 use std::time::{Duration, Instant};
 
 use ringport_stress::payload::{PayloadGen, PayloadSpec};
+use ringport_stress::reply::ReplyVerifier;
+use ringport_stress::request::{pair, HttpStatus, Item, Script};
 use ringport_stress::stats::ThreadStats;
 use ringport_stress::verify::{SendStamp, StreamVerifier};
 
@@ -100,4 +103,82 @@ fn the_per_message_path_does_not_allocate() {
             "64 KiB chunks, window 4"
         );
     }
+}
+
+/// Request/response mode: `messages` requests of `script` answered by `replies` (one reply per
+/// request, in order, cycled), the replies fed in chunks of 7 bytes. Returns the allocations
+/// after one warm-up pass (in which the verifier's buffers and the regex's cache grow).
+fn replies(script: &Script, replies: &[&[u8]], pipeline: usize, messages: u64) -> u64 {
+    let mut verifier = ReplyVerifier::new(pipeline);
+    let mut stats = ThreadStats::new(8);
+    let mut wire = Vec::with_capacity(pipeline * 4096);
+    let mut out = Vec::with_capacity(pipeline * 4096);
+    let t0 = Instant::now();
+    let mut index = 1;
+    let mut pass = |upto: u64| {
+        while index <= upto {
+            wire.clear();
+            out.clear();
+            while verifier.has_room() && index <= upto {
+                let stamp = SendStamp {
+                    index,
+                    intended: t0,
+                    sent: t0,
+                };
+                out.extend_from_slice(&script.step(index).request);
+                verifier.push(script.step(index).request.len(), stamp);
+                wire.extend_from_slice(replies[script.position(index)]);
+                index += 1;
+            }
+            for chunk in wire.chunks(7) {
+                let record = |done| stats.record_message(3, &done, t0 + Duration::from_micros(25));
+                verifier.consume(chunk, script, record).unwrap();
+            }
+        }
+    };
+    pass(2 * replies.len() as u64 * pipeline as u64);
+    let info = allocation_counter::measure(|| pass(messages));
+    assert_eq!(verifier.completed(), messages);
+    info.count_total
+}
+
+#[test]
+fn the_request_response_path_does_not_allocate() {
+    let script = |items: Vec<Item>| Script::compile(&pair(items).unwrap()).unwrap();
+    let req = |s: &str| Item::Request(s.as_bytes().to_vec());
+    let redis = script(vec![
+        req("SET k v\r\n"),
+        Item::Expect(b"+OK\r\n".to_vec()),
+        req("GET k\r\n"),
+        Item::ExpectUntil(b"\r\n".to_vec()),
+        Item::ExpectRegex(r"^\$\d+$".into()),
+        req("INCR n\r\n"),
+        Item::ExpectUntil(b"\r\n".to_vec()),
+    ]);
+    let redis_replies: &[&[u8]] = &[b"+OK\r\n", b"$1\r\n", b":12\r\n"];
+    assert_eq!(
+        replies(&redis, redis_replies, 1, 3000),
+        0,
+        "redis-like, closed loop"
+    );
+    assert_eq!(
+        replies(&redis, redis_replies, 8, 3000),
+        0,
+        "redis-like, pipeline 8"
+    );
+    let http = script(vec![
+        req("GET / HTTP/1.1\r\n\r\n"),
+        Item::ExpectHttp(HttpStatus::Class(2)),
+        req("GET /c HTTP/1.1\r\n\r\n"),
+        Item::ExpectHttp(HttpStatus::Code(200)),
+        Item::ExpectRegex("(?s)hello.*world".into()),
+        req("GET /l HTTP/1.1\r\n\r\n"),
+        Item::ExpectLen(19),
+    ]);
+    let http_replies: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        b"HTTP/1.1 204 OK\r\n\r\n",
+    ];
+    assert_eq!(replies(&http, http_replies, 4, 3000), 0, "HTTP, pipeline 4");
 }

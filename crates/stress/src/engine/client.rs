@@ -28,9 +28,9 @@ use ringport_port::{Backend, Completion, Op, Outcome, OwnedFd, PoolBuf, Port, Sh
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::{Conn, Plan, SendBuffers, State};
+use super::exchange::Exchange;
 use super::Shared;
 use crate::config::{Stop, Workload};
-use crate::payload::{PayloadGen, PayloadSpec};
 use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
 use crate::stats::{CpuMeter, ThreadStats};
 use crate::verify::ConnError;
@@ -65,23 +65,26 @@ struct Io {
 
 /// A connection: its protocol state and its I/O.
 #[derive(Debug)]
-struct Slot {
-    conn: Conn,
+struct Slot<X> {
+    conn: Conn<X>,
     io: Io,
 }
 
-impl Slot {
+impl<X: Exchange> Slot<X> {
     /// Finished or failed, with nothing in flight and its descriptor closed.
     fn terminal(&self) -> bool {
         self.conn.is_done() && self.io.ops == 0 && self.io.fd.is_none()
     }
 }
 
-/// One client thread: its port, its connections, its measurements.
-pub(super) struct Client<'s, 'a> {
+/// One client thread: its port, its connections, its measurements; compiled for the run's
+/// protocol `X` (echo, or request/response).
+pub(super) struct Client<'s, 'a, X: Exchange> {
     shared: &'s Shared<'a>,
+    /// What every connection sends: the payload, or the script.
+    spec: &'s X::Spec,
     port: Port,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<X>>,
     /// The thread's measurements.
     pub stats: ThreadStats,
     /// Completions reaped, with when, waiting to be handled.
@@ -124,15 +127,17 @@ pub(super) struct Client<'s, 'a> {
     live_flushed: Instant,
 }
 
-impl<'s, 'a> Client<'s, 'a> {
-    /// The client of connections `globals` on `port`.
-    pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize]) -> Self {
+impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
+    /// The client of connections `globals` on `port`, sending what `spec` says.
+    pub fn new(shared: &'s Shared<'a>, port: Port, globals: &[usize], spec: &'s X::Spec) -> Self {
         let config = shared.config;
-        let max_len = shared.payload.max_len();
+        let max_len = config.max_send_len();
         let in_flight = config.messages_in_flight();
         let batch = in_flight.saturating_mul(max_len);
         let recv_size = match config.workload() {
             Workload::Stream { .. } => batch.clamp(64 << 10, 256 << 10),
+            // Replies may be larger than their requests (a GET and its page).
+            _ if !config.requests.is_empty() => batch.clamp(16 << 10, 64 << 10),
             Workload::Closed { .. } | Workload::Rate { .. } => batch.clamp(2048, 64 << 10),
         };
         let now = Instant::now();
@@ -145,6 +150,7 @@ impl<'s, 'a> Client<'s, 'a> {
             .collect();
         Client {
             shared,
+            spec,
             port,
             slots,
             // Per-connection figures are indexed from the segment's first connection.
@@ -516,7 +522,15 @@ impl<'s, 'a> Client<'s, 'a> {
                 slot.io.ops -= 1;
                 slot.io.other = None;
                 match r {
-                    Ok(()) => self.maybe_close(i),
+                    Ok(()) => {
+                        if !X::AWAITS_CLOSE && slot.conn.finish() {
+                            if let Some(tok) = slot.io.recv {
+                                // Its end comes back as a cancelled receive; then it closes.
+                                let _ = self.port.cancel(tok);
+                            }
+                        }
+                        self.maybe_close(i)
+                    }
                     Err(e) => {
                         let err = slot.conn.io_error(e);
                         self.fail(i, err, now);
@@ -587,7 +601,7 @@ impl<'s, 'a> Client<'s, 'a> {
         let global = slot.conn.global;
         let local = global - self.shared.first;
         let verbose = self.shared.config.verbose;
-        let payload = &self.shared.payload;
+        let payload = self.spec;
         let scratch = &mut self.scratch;
         let live_latency = &mut self.live_latency;
         let mut last = None;
@@ -606,7 +620,7 @@ impl<'s, 'a> Client<'s, 'a> {
                 live_latency[crate::live::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] += 1;
             }
             if verbose {
-                print_reply(payload, global, done.stamp.index, scratch);
+                print_reply::<X>(payload, global, done.stamp.index, scratch);
             }
         });
         if in_window && result.is_ok() {
@@ -691,7 +705,7 @@ impl<'s, 'a> Client<'s, 'a> {
     /// when it is done.
     fn pump(&mut self, i: usize, now: Instant) {
         let plan = Plan {
-            payload: &self.shared.payload,
+            payload: self.spec,
             stopping: self.stopping,
             count: self.count,
             schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
@@ -791,23 +805,10 @@ impl<'s, 'a> Client<'s, 'a> {
 }
 
 /// `--verbose`: prints one reply as the article's client does, one whole line at a time.
-fn print_reply(payload: &PayloadSpec, global: usize, index: u64, scratch: &mut Vec<u8>) {
-    let gen = PayloadGen::new(payload, global as u64);
-    let mut line = Vec::with_capacity(gen.max_len() + 64);
-    match payload {
-        PayloadSpec::Text(_) => {
-            gen.fill(index, scratch);
-            line.extend_from_slice(b"The following message was received: ");
-            line.extend_from_slice(scratch);
-        }
-        PayloadSpec::Random { size, .. } => {
-            let _ = write!(
-                line,
-                "connection {}: message {index} received, {size} bytes verified",
-                global + 1
-            );
-        }
-    }
+fn print_reply<X: Exchange>(spec: &X::Spec, global: usize, index: u64, scratch: &mut Vec<u8>) {
+    let src = X::source(spec, global);
+    let mut line = Vec::with_capacity(128);
+    X::describe(&src, global, index, scratch, &mut line);
     line.push(b'\n');
     let _ = io::stdout().lock().write_all(&line);
 }

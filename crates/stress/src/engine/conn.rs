@@ -27,9 +27,9 @@ use std::io;
 use std::mem;
 use std::time::{Duration, Instant};
 
-use crate::payload::{PayloadGen, PayloadSpec};
+use super::exchange::Exchange;
 use crate::schedule::RateSchedule;
-use crate::verify::{Completed, ConnError, SendStamp, StreamVerifier};
+use crate::verify::{Completed, ConnError, SendStamp};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +94,9 @@ impl SendBuffers {
 /// What the client thread has decided for all its connections at this moment: the inputs of
 /// [`Conn::stage`].
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Plan<'a> {
-    /// The payload every connection sends.
-    pub payload: &'a PayloadSpec,
+pub(super) struct Plan<'a, S: ?Sized> {
+    /// What every connection sends: the payload (echo), or the script (request/response).
+    pub payload: &'a S,
     /// No new message may be staged (the duration is over, or the run was stopped).
     pub stopping: bool,
     /// `--count`: measured messages each connection sends.
@@ -107,14 +107,15 @@ pub(super) struct Plan<'a> {
     pub measure_start: Instant,
 }
 
-/// One connection's protocol state. See the module docs.
+/// One connection's protocol state, for the protocol `X` (echo or request/response). See the
+/// module docs.
 #[derive(Debug)]
-pub(super) struct Conn {
+pub(super) struct Conn<X> {
     /// The connection's number over the whole run (0-based).
     pub global: usize,
     /// Where it is in its life.
     pub state: State,
-    verifier: StreamVerifier,
+    verifier: X,
     /// Bytes staged (pushed to the verifier) and not yet handed to a send; no buffer (no
     /// capacity) while nothing is staged.
     staged: Vec<u8>,
@@ -134,14 +135,14 @@ pub(super) struct Conn {
     connect_started: Instant,
 }
 
-impl Conn {
+impl<X: Exchange> Conn<X> {
     /// Connection `global`, with room for `in_flight` messages (the pipeline depth, or the
     /// stream window in whole chunks). Allocates its verifier's queue here, once.
-    pub fn new(global: usize, in_flight: usize, now: Instant) -> Conn {
+    pub fn new(global: usize, in_flight: usize, now: Instant) -> Conn<X> {
         Conn {
             global,
             state: State::Idle,
-            verifier: StreamVerifier::regenerating(in_flight),
+            verifier: X::new(in_flight),
             staged: Vec::new(),
             sending: false,
             next_index: 1,
@@ -186,23 +187,28 @@ impl Conn {
     }
 
     /// Whether no more message will be staged: the run is stopping, or `--count` is reached.
-    fn no_more(&self, plan: &Plan<'_>) -> bool {
+    fn no_more(&self, plan: &Plan<'_, X::Spec>) -> bool {
         plan.stopping || plan.count.is_some_and(|n| self.measured_staged >= n)
     }
 
     /// Whether another message may be staged now (pipeline or window room aside).
-    fn may_stage(&self, plan: &Plan<'_>) -> bool {
+    fn may_stage(&self, plan: &Plan<'_, X::Spec>) -> bool {
         !self.no_more(plan) && (plan.schedule.is_none() || self.owed > 0)
     }
 
     /// Stages every message the plan allows and the verifier has room for, appending each to the
     /// staging buffer (taken from `bufs` when it has none) and recording it in the verifier.
     /// Returns how many were staged.
-    pub fn stage(&mut self, plan: &Plan<'_>, now: Instant, bufs: &mut SendBuffers) -> usize {
+    pub fn stage(
+        &mut self,
+        plan: &Plan<'_, X::Spec>,
+        now: Instant,
+        bufs: &mut SendBuffers,
+    ) -> usize {
         if self.state != State::Open {
             return 0;
         }
-        let gen = PayloadGen::new(plan.payload, self.global as u64);
+        let gen = X::source(plan.payload, self.global);
         let mut staged = 0;
         while self.verifier.has_room() && self.may_stage(plan) {
             let intended = match plan.schedule {
@@ -214,22 +220,18 @@ impl Conn {
                 }
                 None => now,
             };
-            if self.verifier.outstanding_bytes() == 0 {
+            if !self.verifier.awaiting() {
                 self.last_activity = now;
             }
             if self.staged.capacity() == 0 {
                 self.staged = bufs.take();
             }
-            let start = self.staged.len();
-            gen.append(self.next_index, &mut self.staged);
             let stamp = SendStamp {
                 index: self.next_index,
                 intended,
                 sent: now,
             };
-            self.verifier
-                .push_len(self.staged.len() - start, stamp)
-                .expect("has_room was checked");
+            self.verifier.push(&gen, stamp, &mut self.staged);
             self.next_index += 1;
             if intended >= plan.measure_start {
                 self.measured_staged += 1;
@@ -287,7 +289,7 @@ impl Conn {
     /// Whether it has nothing left to do but close its write side: no more messages will be
     /// staged, none is staged, none is in a send, and every one sent was echoed. Moves it to
     /// `Draining` when so.
-    pub fn start_draining(&mut self, plan: &Plan<'_>, now: Instant) -> bool {
+    pub fn start_draining(&mut self, plan: &Plan<'_, X::Spec>, now: Instant) -> bool {
         let done = self.state == State::Open
             && self.no_more(plan)
             && self.verifier.in_flight() == 0
@@ -301,22 +303,33 @@ impl Conn {
     }
 
     /// Verifies `data`, the next bytes received at `now`, against the messages of `payload` sent
-    /// on this connection, calling `on_complete` for every message whose echo it completes.
-    /// Returns how many completed.
+    /// on this connection, calling `on_complete` for every message whose echo (or reply) it
+    /// completes. Returns how many completed.
     ///
     /// # Errors
     ///
-    /// The first wrong byte, as a [`ConnError::Mismatch`] naming its offset.
+    /// The first wrong byte, as a [`ConnError::Mismatch`] naming its offset (a wrong reply, as
+    /// a [`ConnError::WrongReply`]).
     pub fn received(
         &mut self,
         data: &[u8],
         now: Instant,
-        payload: &PayloadSpec,
+        payload: &X::Spec,
         on_complete: impl FnMut(Completed),
     ) -> Result<usize, ConnError> {
         self.last_activity = now;
-        let gen = PayloadGen::new(payload, self.global as u64);
-        self.verifier.consume_expected(data, &gen, on_complete)
+        let gen = X::source(payload, self.global);
+        self.verifier.consume(&gen, data, on_complete)
+    }
+
+    /// Ends a `Draining` connection without waiting for the server's end of stream (every
+    /// reply is in: request/response). Returns whether it was draining.
+    pub fn finish(&mut self) -> bool {
+        let draining = self.state == State::Draining;
+        if draining {
+            self.state = State::Closed;
+        }
+        draining
     }
 
     /// The server ended the stream. A clean end (every byte echoed, after our own shutdown)
@@ -347,7 +360,7 @@ impl Conn {
                 )))
             }
             State::Open | State::Draining
-                if (self.verifier.outstanding_bytes() > 0 || self.state == State::Draining)
+                if (self.verifier.awaiting() || self.state == State::Draining)
                     && now.saturating_duration_since(self.last_activity) > timeout =>
             {
                 Some(self.verifier.timeout_error())
@@ -355,9 +368,11 @@ impl Conn {
             _ => None,
         }
     }
+}
 
+#[cfg(test)]
+impl Conn<crate::verify::StreamVerifier> {
     /// Bytes sent (staged) and not yet echoed.
-    #[cfg(test)]
     fn outstanding(&self) -> u64 {
         self.verifier.outstanding_bytes()
     }
@@ -366,8 +381,12 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payload::{PayloadGen, PayloadSpec};
+    use crate::verify::StreamVerifier;
 
-    fn plan(payload: &PayloadSpec, count: Option<u64>, t0: Instant) -> Plan<'_> {
+    type EchoConn = Conn<StreamVerifier>;
+
+    fn plan(payload: &PayloadSpec, count: Option<u64>, t0: Instant) -> Plan<'_, PayloadSpec> {
         Plan {
             payload,
             stopping: false,
@@ -377,8 +396,8 @@ mod tests {
         }
     }
 
-    fn open(in_flight: usize, t0: Instant) -> Conn {
-        let mut c = Conn::new(3, in_flight, t0);
+    fn open(in_flight: usize, t0: Instant) -> EchoConn {
+        let mut c = EchoConn::new(3, in_flight, t0);
         c.connecting(t0);
         assert!(c.connected(t0).is_some());
         c
@@ -549,12 +568,54 @@ mod tests {
     }
 
     #[test]
+    fn request_response_cycles_the_script_and_finishes_without_the_servers_close() {
+        use crate::reply::ReplyVerifier;
+        use crate::request::{pair, Item, Script};
+        let items = vec![
+            Item::Request(b"A\n".to_vec()),
+            Item::Expect(b"a\n".to_vec()),
+            Item::Request(b"BB\n".to_vec()),
+            Item::Expect(b"b\n".to_vec()),
+        ];
+        let script = Script::compile(&pair(items).unwrap()).unwrap();
+        let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 10, 1);
+        let mut c = Conn::<ReplyVerifier>::new(0, 4, t0);
+        c.connecting(t0);
+        c.connected(t0);
+        let p = Plan {
+            payload: &script,
+            stopping: false,
+            count: Some(3),
+            schedule: None,
+            measure_start: t0,
+        };
+        assert_eq!(c.stage(&p, t0, &mut b), 3, "the count");
+        let buf = c.take_send().unwrap();
+        assert_eq!(buf, b"A\nBB\nA\n", "the sequence, cycled");
+        assert_eq!(c.sent(buf, 0, Ok(8), &mut b).unwrap(), None);
+        let mut lens = Vec::new();
+        let n = c.received(b"a\nb\na", t0, &script, |m| lens.push(m.len));
+        assert_eq!(n.unwrap(), 2);
+        assert!(c
+            .timed_out(t0 + Duration::from_secs(5), Duration::from_secs(1))
+            .is_some());
+        c.received(b"\n", t0, &script, |m| lens.push(m.len))
+            .unwrap();
+        assert_eq!(lens, [2, 2, 2]);
+        assert!(c.start_draining(&p, t0));
+        assert!(c.finish(), "closes without the server's end of stream");
+        assert!(c.is_done());
+        assert!(!c.finish());
+    }
+
+    #[test]
     fn timeouts_only_with_something_awaited() {
         let t0 = Instant::now();
         let mut b = SendBuffers::new(1 << 20, 1);
         let later = t0 + Duration::from_secs(5);
         let limit = Duration::from_secs(1);
-        let mut c = Conn::new(0, 1, t0);
+        let mut c = EchoConn::new(0, 1, t0);
         c.connecting(t0);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),

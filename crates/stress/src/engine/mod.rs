@@ -44,6 +44,7 @@
 
 mod client;
 mod conn;
+mod exchange;
 
 use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -57,7 +58,9 @@ use ringport_port::{Backend, Port, PortConfig};
 use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
 use crate::payload::PayloadSpec;
 use crate::preflight::{preflight, Preflight, PreflightError};
+use crate::reply::ReplyVerifier;
 use crate::report::StressReport;
+use crate::request::Script;
 use crate::schedule::connections_of_thread;
 use crate::segment::unix_secs;
 use crate::stats::ThreadStats;
@@ -237,6 +240,7 @@ pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
 /// As [`run`].
 pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
     config.validate()?;
+    let script = config.script()?;
     check_outputs(config)?;
     let addr = resolve(&config.host, config.port)?;
     let pre = preflight(config, addr.ip())?;
@@ -262,6 +266,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         first: config.own_connections().start,
         start_late: OnceLock::new(),
         payload: config.payload(),
+        script,
         addr,
         sources: pre.source_ips.clone(),
         connect_start: Instant::now(),
@@ -445,6 +450,8 @@ struct Shared<'a> {
     /// With `--start-at`: how late the load started, if it did.
     start_late: OnceLock<Duration>,
     payload: PayloadSpec,
+    /// Request/response mode: the script every connection runs (`None`: echo).
+    script: Option<Script>,
     addr: SocketAddr,
     sources: Vec<IpAddr>,
     connect_start: Instant,
@@ -510,7 +517,7 @@ fn client_thread(
 ) -> Result<ThreadResult, ThreadFailure> {
     // Every thread must reach the start barrier, whatever happens to it before (an error, or a
     // panic: the guard waits while unwinding), or the others would wait for ever.
-    let mut start = StartGuard {
+    let start = StartGuard {
         barrier: &shared.barrier,
         passed: false,
     };
@@ -525,7 +532,24 @@ fn client_thread(
         backend: shared.backend.into(),
     })
     .map_err(|e| ThreadFailure::Port(e.to_string()))?;
-    let mut client = Client::new(shared, port, &globals);
+    // The protocol is chosen here, once: each is its own compiled client.
+    match &shared.script {
+        None => drive(
+            Client::<crate::verify::StreamVerifier>::new(shared, port, &globals, &shared.payload),
+            start,
+        ),
+        Some(script) => drive(
+            Client::<ReplyVerifier>::new(shared, port, &globals, script),
+            start,
+        ),
+    }
+}
+
+/// Connects `client`'s connections, passes the start barrier, runs the load.
+fn drive<X: exchange::Exchange>(
+    mut client: Client<'_, '_, X>,
+    mut start: StartGuard<'_>,
+) -> Result<ThreadResult, ThreadFailure> {
     client.provide_pool();
     let connected = client.connect_all();
     start.pass();
