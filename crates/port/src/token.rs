@@ -33,6 +33,8 @@
 //!   [`OpKind::Cancel`]; its own completion is dropped.
 //! - [`PROBE_RECV`] and [`PROBE_CANCEL`]: the operations of the io_uring backend's start-up
 //!   probes. Kind 0, so not tokens: they never leave the driver.
+//! - [`ALARM`] and [`ALARM_UPDATE`]: the io_uring backend's alarm (the timeout operation that
+//!   ends a long wait) and the update that moves it. Kind 0: they never leave the driver.
 
 /// What an operation does. Stored in the top byte of a [`Token`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +107,14 @@ pub(crate) const PROBE_RECV: u64 = 1;
 #[cfg_attr(windows, allow(dead_code))]
 pub(crate) const PROBE_CANCEL: u64 = 2;
 
+/// The io_uring backend's alarm, a timeout operation that ends long waits (see the driver's
+/// `wait`): not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) const ALARM: u64 = 3;
+/// The update that moves the io_uring backend's alarm earlier: not a token (kind 0).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) const ALARM_UPDATE: u64 = 4;
+
 /// The name of one in-flight operation, packed into a submission's `user_data`.
 ///
 /// See the [module documentation](self) for the layout.
@@ -176,6 +186,8 @@ mod tests {
     fn reserved_values_are_rejected() {
         assert_eq!(Token::from_raw(0), None);
         assert_eq!(Token::from_raw(PROBE_RECV), None);
+        assert_eq!(Token::from_raw(ALARM), None);
+        assert_eq!(Token::from_raw(ALARM_UPDATE), None);
         assert_eq!(Token::from_raw(PROBE_CANCEL), None);
         assert_eq!(
             Token::from_raw(WAKE.raw()).map(Token::kind),

@@ -19,6 +19,8 @@ use util::{connected_pair, listener, next, nothing_completes, pattern, port, por
 on_every_backend!(
     posted_values_arrive_in_order_from_other_threads,
     wait_with_timeout_returns_empty_handed,
+    a_wait_for_a_nearer_deadline_ends_at_it,
+    waits_for_one_deadline_end_empty_handed_until_it_and_after,
     accept_recv_send_close_round_trip,
     cancel_ends_a_waiting_recv_and_nowait_does_not_wait,
     connect_and_shutdown_through_the_port,
@@ -59,6 +61,50 @@ fn wait_with_timeout_returns_empty_handed(backend: BackendChoice) {
         .unwrap();
     assert_eq!(n, 0);
     assert!(t0.elapsed() >= Duration::from_millis(40));
+}
+
+/// A long wait ended early by a posted value leaves the backend's timer (io_uring's alarm)
+/// set far ahead; a shorter wait after it must end at its own timeout, not sleep toward the
+/// 60 s one (which would take twice this test's bound).
+fn a_wait_for_a_nearer_deadline_ends_at_it(backend: BackendChoice) {
+    let mut port = port(backend);
+    port.poster().post(7).unwrap();
+    let mut out = Vec::new();
+    port.wait(&mut out, Some(Duration::from_secs(60))).unwrap();
+    assert!(matches!(out.as_slice(), [c] if c.key == 7 && matches!(c.outcome, Outcome::Posted)));
+    out.clear();
+    let t0 = Instant::now();
+    let n = port
+        .wait(&mut out, Some(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!(n, 0, "{out:?}");
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(40), "{waited:?}");
+    assert!(
+        waited < Duration::from_secs(30),
+        "slept {waited:?}: toward the earlier wait's 60 s"
+    );
+}
+
+/// A loop waiting again and again for one deadline (as a worker waits for its next tick), then
+/// for later ones: every wait ends empty-handed (the backend's own timer completions never
+/// show), and the deadline is reached.
+fn waits_for_one_deadline_end_empty_handed_until_it_and_after(backend: BackendChoice) {
+    let mut port = port(backend);
+    let mut out = Vec::new();
+    for round in 0..3 {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            port.wait(&mut out, Some(deadline - now)).unwrap();
+            assert!(out.is_empty(), "round {round}: {out:?}");
+        }
+    }
+    port.wait(&mut out, Some(Duration::ZERO)).unwrap();
+    assert!(out.is_empty(), "{out:?}");
 }
 
 fn accept_recv_send_close_round_trip(backend: BackendChoice) {

@@ -30,7 +30,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
@@ -39,7 +39,7 @@ use crate::port::{Backend, PortError, UringUnavailable};
 use crate::sys::pool::{BufPool, BGID};
 use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
 use crate::table::{InFlight, OpTable};
-use crate::token::{OpKind, Token, PROBE_CANCEL, PROBE_RECV, WAKE};
+use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, PROBE_CANCEL, PROBE_RECV, WAKE};
 
 /// Message headers for gathered sends made ready with a pool.
 const MSG_STOCK: usize = 256;
@@ -96,7 +96,7 @@ fn classify(err: io::Error) -> UringUnavailable {
 }
 
 /// The opcodes ringport needs, with their names for error messages.
-const NEEDED: [(u8, &str); 9] = [
+const NEEDED: [(u8, &str); 11] = [
     (opcode::Nop::CODE, "NOP"),
     (opcode::Accept::CODE, "ACCEPT"),
     (opcode::Recv::CODE, "RECV"),
@@ -106,7 +106,16 @@ const NEEDED: [(u8, &str); 9] = [
     (opcode::Close::CODE, "CLOSE"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     (opcode::Read::CODE, "READ"),
+    (opcode::Timeout::CODE, "TIMEOUT"),
+    (opcode::TimeoutUpdate::CODE, "TIMEOUT_REMOVE"),
 ];
+
+/// The shortest wait that the alarm ends (see [`UringDriver::set_alarm`]); shorter ones pass
+/// their timeout to `io_uring_enter`.
+const ALARM_MIN: Duration = Duration::from_millis(1);
+/// How late the armed alarm may ring for a wait before it is moved earlier: Linux's default
+/// timer slack, by which any sleep of a normal thread may end late anyway.
+const ALARM_SLACK: Duration = Duration::from_micros(50);
 
 /// Where `len` lies in `struct io_uring_sqe` (a multishot receive's per-invocation byte cap on
 /// Linux 6.16+, which `RecvMultiBundle` does not expose).
@@ -186,6 +195,20 @@ pub(crate) struct UringDriver {
     /// `AcceptMulti`s asked to cancel while they may be chains of single accepts: a chain's
     /// accept completing as its cancellation arrives must not be re-armed.
     accept_cancels: Vec<Token>,
+    /// The alarm that ends long waits (see [`UringDriver::set_alarm`]); boxed, as the kernel
+    /// reads its timeout by address when the entry that arms or moves it is submitted.
+    alarm: Box<Alarm>,
+    /// The kernel can move the alarm without a completion (`IORING_FEAT_CQE_SKIP`).
+    silent_updates: bool,
+}
+
+/// The io_uring driver's alarm: a timeout operation that ends waits (see
+/// [`UringDriver::set_alarm`]).
+struct Alarm {
+    /// When it rings, if it is armed.
+    at: Option<Instant>,
+    /// Its timeout, as the entry that armed or moved it last gives it to the kernel.
+    ts: types::Timespec,
 }
 
 impl fmt::Debug for UringDriver {
@@ -272,6 +295,7 @@ impl UringDriver {
                 source: None,
             });
         }
+        let silent_updates = params.is_feature_skip_cqe_on_success();
         let mut driver = UringDriver {
             ring,
             wake,
@@ -285,6 +309,11 @@ impl UringDriver {
             accept_multi: Feature::Unknown,
             accept_watch: false,
             accept_cancels: Vec::new(),
+            alarm: Box::new(Alarm {
+                at: None,
+                ts: types::Timespec::new(),
+            }),
+            silent_updates,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -426,11 +455,10 @@ impl UringDriver {
                         }
                     }
                     PROBE_CANCEL => seen += 1,
-                    other => {
-                        if other == WAKE.raw() {
-                            self.wake_armed = false;
+                    _ => {
+                        if let Some(c) = note(&mut self.alarm.at, &mut self.wake_armed, &entry) {
+                            self.backlog.push(c);
                         }
-                        self.backlog.push(RawCompletion::of(&entry));
                     }
                 }
             }
@@ -494,15 +522,51 @@ impl UringDriver {
         }
     }
 
-    /// Moves every completion in the ring to `out`, noting a fired wake-up.
+    /// Moves every completion in the ring to `out`, but the driver's own (see [`note`](Self::note)).
     fn reap(&mut self, out: &mut Vec<RawCompletion>) {
-        for cqe in self.ring.completion() {
-            let entry: cqueue::Entry = cqe;
-            if entry.user_data() == WAKE.raw() {
-                self.wake_armed = false;
+        let marks = (&mut self.alarm.at, &mut self.wake_armed);
+        for entry in self.ring.completion() {
+            if let Some(c) = note(marks.0, marks.1, &entry) {
+                out.push(c);
             }
-            out.push(RawCompletion::of(&entry));
         }
+    }
+
+    /// Makes the alarm ring within `timeout` from now, so that the coming `io_uring_enter` can
+    /// wait without a timeout of its own; `false` when it cannot (the wait then passes its
+    /// timeout to the kernel as before).
+    ///
+    /// A wait with a timeout makes the kernel start and cancel a timer every time it sleeps:
+    /// once per round trip on a connection served alone, on a virtual machine a costly
+    /// reprogramming of the timer device. A loop waits again and again for the same deadline
+    /// (the worker's next tick), so one alarm serves all those waits: it is armed once (a
+    /// timeout operation), kept while it rings early enough for the wait at hand (early is
+    /// harmless: the wait returns with nothing and the caller waits again), moved earlier
+    /// when a wait needs it sooner (a silent update: `IOSQE_CQE_SKIP_SUCCESS`, Linux 5.17+,
+    /// or the update's own completion would end the wait at once), and armed again only after
+    /// it has rung.
+    fn set_alarm(&mut self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let entry = match self.alarm.at {
+            Some(at) if at <= deadline + ALARM_SLACK => return Ok(true),
+            Some(_) if !self.silent_updates => return Ok(false),
+            Some(_) => {
+                self.alarm.ts = types::Timespec::from(timeout);
+                opcode::TimeoutUpdate::new(ALARM, &self.alarm.ts)
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS)
+                    .user_data(ALARM_UPDATE)
+            }
+            None => {
+                self.alarm.ts = types::Timespec::from(timeout);
+                opcode::Timeout::new(&self.alarm.ts)
+                    .build()
+                    .user_data(ALARM)
+            }
+        };
+        self.push_entry(&entry)?;
+        self.alarm.at = Some(deadline);
+        Ok(true)
     }
 
     fn arm_wake(&mut self) -> io::Result<()> {
@@ -845,6 +909,7 @@ impl Driver for UringDriver {
         let res = match timeout {
             None => self.ring.submit_and_wait(min),
             Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
+            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.ring.submit_and_wait(min),
             Some(d) => {
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
@@ -871,6 +936,29 @@ impl Driver for UringDriver {
             self.arm_wake()?;
         }
         Ok(())
+    }
+}
+
+/// Takes note of a completion the driver reaped: a fired wake-up (`wake_armed` cleared; the
+/// completion is delivered, so that the port drains what was posted), the alarm (`alarm`
+/// cleared) or its update (the driver's alone: `None`), any other (delivered).
+fn note(
+    alarm: &mut Option<Instant>,
+    wake_armed: &mut bool,
+    entry: &cqueue::Entry,
+) -> Option<RawCompletion> {
+    match entry.user_data() {
+        ALARM => {
+            *alarm = None;
+            None
+        }
+        ALARM_UPDATE => None,
+        data => {
+            if data == WAKE.raw() {
+                *wake_armed = false;
+            }
+            Some(RawCompletion::of(entry))
+        }
     }
 }
 
