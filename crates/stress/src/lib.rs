@@ -32,9 +32,14 @@
 //!   seeded random bytes), appended to reusable buffers, and regenerated for checking.
 //! * [`verify`]: per-connection stream verification of echoed bytes, arriving in any chunking,
 //!   against a copy or regenerated, and the error kinds of a run.
+//! * [`ramp`]: `--rate` and `--connections` ramps (linear or stepped): parsing, reported steps,
+//!   intended send times under a rate ramp, when connections join.
 //! * [`schedule`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`stats`]: latency and connect-time histograms, fairness, error counts, client CPU; recorded
 //!   per thread, merged at the end.
+//! * [`search`]: `--find-max-rate`: the highest open-loop rate whose corrected latency stays
+//!   under a target, found over several engine runs, with the curve measured and the
+//!   client-bound check.
 //! * [`segment`]: `--segment I/N` (a share of the run that adds up exactly with the others)
 //!   and `--start-at` (a common wall-clock start), for load from many hosts.
 //! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
@@ -47,8 +52,10 @@ pub mod interactive;
 pub mod merge;
 pub mod payload;
 pub mod preflight;
+pub mod ramp;
 pub mod report;
 pub mod schedule;
+pub mod search;
 pub mod segment;
 pub mod stats;
 pub mod verify;

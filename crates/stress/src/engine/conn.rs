@@ -132,6 +132,8 @@ pub(super) struct Conn {
     last_activity: Instant,
     /// When its connect was submitted.
     connect_started: Instant,
+    /// Under a connection ramp: the connection stages nothing before this time.
+    pub active_at: Option<Instant>,
 }
 
 impl Conn {
@@ -150,6 +152,7 @@ impl Conn {
             next_k: 0,
             last_activity: now,
             connect_started: now,
+            active_at: None,
         }
     }
 
@@ -199,7 +202,7 @@ impl Conn {
     /// staging buffer (taken from `bufs` when it has none) and recording it in the verifier.
     /// Returns how many were staged.
     pub fn stage(&mut self, plan: &Plan<'_>, now: Instant, bufs: &mut SendBuffers) -> usize {
-        if self.state != State::Open {
+        if self.state != State::Open || self.active_at.is_some_and(|at| now < at) {
             return 0;
         }
         let gen = PayloadGen::new(plan.payload, self.global as u64);
