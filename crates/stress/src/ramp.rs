@@ -164,6 +164,14 @@ impl Ramp {
         }
     }
 
+    /// Whether every level is a whole number (connection counts must be).
+    pub fn whole(&self) -> bool {
+        match self {
+            Ramp::Linear { from, to, .. } => from.fract() == 0.0 && to.fract() == 0.0,
+            Ramp::Steps { levels, .. } => levels.iter().all(|l| l.fract() == 0.0),
+        }
+    }
+
     /// Whether the level never goes down (a connection ramp must not).
     pub fn rises(&self) -> bool {
         match self {
