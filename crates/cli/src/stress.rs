@@ -424,6 +424,25 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
         repeat: args.repeat,
     };
     search_cfg.validate().map_err(anyhow::Error::msg)?;
+    // A search takes minutes: find a bad output path before it, not after.
+    let json_path = match &json {
+        Some(OutputTarget::Path(p)) => Some(("--json", p)),
+        _ => None,
+    };
+    for (flag, path) in json_path
+        .into_iter()
+        .chain(args.svg.as_ref().map(|p| ("--svg", p)))
+    {
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot write {flag} to {}", path.display()))?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let stop = stop_on_signals()?;
     let to_stdout = matches!(json, Some(OutputTarget::Stdout));
     eprintln!("  {}", SearchReport::table_header());

@@ -184,6 +184,16 @@ fn ramp_flags_are_checked() {
         (&["--p99", "2ms"][..], "--find-max-rate"),
         (&["--find-max-rate"][..], "latency target"),
         (&["--find-max-rate", "--p99", "soon"][..], "not a duration"),
+        (
+            &[
+                "--find-max-rate",
+                "--p99",
+                "2ms",
+                "--svg",
+                "/nonexistent/dir/c.svg",
+            ][..],
+            "cannot write --svg",
+        ),
     ] {
         let out = stress(&[&["127.0.0.1", "9"][..], args].concat());
         assert!(!out.status.success(), "{args:?} was accepted");

@@ -503,6 +503,7 @@ pub fn search_with<E>(
                 // The answer did not hold: it is now the lowest rate known not to pass, and
                 // the answer the highest rate below it that passed every time it was measured.
                 demoted += 1;
+                (repeat_passed, repeat_total) = (0, 0);
                 hi = Some((answer, verdict));
                 lo = probes
                     .iter()
@@ -552,6 +553,15 @@ pub fn search_with<E>(
             } else {
                 String::new()
             };
+            let short = if repeat_total < cfg.repeat {
+                format!(
+                    "; re-measured {repeat_total} of {} times before the probe limit \
+                     ({MAX_PROBES})",
+                    cfg.repeat
+                )
+            } else {
+                String::new()
+            };
             let repeat = if repeat_total > 0 {
                 let worst = probes
                     .iter()
@@ -569,12 +579,17 @@ pub fn search_with<E>(
             };
             format!(
                 "max rate: {answer:.0} msg/s with {targets} over {:.1}s windows{bracket}{repeat}\
-                 {demoted}",
+                 {short}{demoted}",
                 b.stop_secs()
             )
         }
         (None, Some((h, verdict))) => {
             let why = match verdict {
+                _ if demoted > 0 => format!(
+                    "{demoted} rate(s) passed once but not when measured again, down to the \
+                     lowest that passed: the latency is too noisy here for this target \
+                     (lengthen --duration, raise the target, or quiet the machine)"
+                ),
                 Verdict::ClientBound => format!(
                     "the client could not generate even {h:.0} msg/s: raise --connections or \
                      --pipeline"
@@ -768,6 +783,68 @@ mod tests {
             "{}",
             r.conclusion
         );
+    }
+
+    #[test]
+    fn answers_that_never_hold_again_end_with_no_rate_and_say_why() {
+        // Every rate passes the first time it is measured and fails every time after.
+        let mut seen = std::collections::HashMap::new();
+        let mut inner = model(1e9, 1e9);
+        let once = |phase, rate: f64| {
+            let n = seen.entry(rate as u64).or_insert(0);
+            *n += 1;
+            let mut p = inner(phase, rate)?;
+            if *n > 1 {
+                p.verdict = Verdict::Fail;
+            }
+            Ok::<_, ()>(p)
+        };
+        // Coarse bisection: the demotions walk down the rates probed, to none.
+        let c = SearchConfig {
+            max_rate: 4000.0,
+            precision: 0.9,
+            repeat: 1,
+            ..cfg()
+        };
+        let r = search_with(&c, once).unwrap();
+        assert_eq!(r.answer, None, "{r:?}");
+        assert!(r.probes.len() <= MAX_PROBES);
+        assert!(
+            r.conclusion.contains("not when measured again"),
+            "{}",
+            r.conclusion
+        );
+        assert_eq!(r.exit_code(), EXIT_NO_PASSING_RATE);
+
+        // Fine bisection: the probe limit ends it, and an answer not re-measured says so.
+        let mut seen = std::collections::HashMap::new();
+        let mut inner = model(1e9, 1e9);
+        let once = |phase, rate: f64| {
+            let n = seen.entry(rate as u64).or_insert(0);
+            *n += 1;
+            let mut p = inner(phase, rate)?;
+            if *n > 1 {
+                p.verdict = Verdict::Fail;
+            }
+            Ok::<_, ()>(p)
+        };
+        let r = search_with(
+            &SearchConfig {
+                max_rate: 4000.0,
+                ..cfg()
+            },
+            once,
+        )
+        .unwrap();
+        assert_eq!(r.probes.len(), MAX_PROBES);
+        if r.answer.is_some() {
+            assert_eq!((r.repeat_passed, r.repeat_total), (0, 0), "{r:?}");
+            assert!(
+                r.conclusion.contains("before the probe limit"),
+                "{}",
+                r.conclusion
+            );
+        }
     }
 
     #[test]

@@ -99,7 +99,9 @@ fn draw<DB: DrawingBackend>(
         .x_label_area_size(44)
         .y_label_area_size(84)
         .build_cartesian_2d(
-            (x_lo * 0.8..x_hi * 1.25).log_scale(),
+            (x_lo * 0.8..x_hi * 1.25)
+                .log_scale()
+                .with_key_points(log_ticks(x_lo * 0.8, x_hi * 1.25)),
             (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
         )?;
     chart
