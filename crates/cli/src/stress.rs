@@ -443,6 +443,11 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
             let _ = std::fs::remove_file(path);
         }
     }
+    // The machine as it was when the search began, for the chart's footer.
+    let env = args
+        .svg
+        .as_ref()
+        .map(|_| ringport_bench::results::Environment::capture(None, None));
     let stop = stop_on_signals()?;
     let to_stdout = matches!(json, Some(OutputTarget::Stdout));
     eprintln!("  {}", SearchReport::table_header());
@@ -465,11 +470,10 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
             .with_context(|| format!("writing --json to {}", p.display()))?,
         None => {}
     }
-    if let Some(path) = &args.svg {
-        let env = ringport_bench::results::Environment::capture(None, None);
+    if let (Some(path), Some(env)) = (&args.svg, env) {
         let command: Vec<String> = std::env::args().skip(1).collect();
         let footer = format!(
-            "{}, {} ({} CPUs, Linux {}, load {:.1}): ringport {}",
+            "{}, {} ({} CPUs, Linux {}, load average {:.1} at the start)\nringport {}",
             env.date,
             env.cpu_model,
             env.cpus,

@@ -10,6 +10,29 @@ use ringport_stress::search::{SearchReport, Verdict};
 use super::markdown::thousands;
 use super::svg::{bounds, log_ticks, plot, PALETTE, SIZE};
 
+/// Characters of footer per line (11 px type across the chart's width).
+const FOOTER_CHARS: usize = 130;
+
+/// `text`'s lines (split at `\n`) wrapped at spaces to at most `width` characters (a word
+/// longer than that stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for para in text.lines() {
+        let mut line = String::new();
+        for word in para.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                out.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push(line);
+    }
+    out
+}
+
 /// The chart as SVG text; `footer` is the line under it (date, machine, command).
 ///
 /// # Errors
@@ -34,12 +57,15 @@ fn draw<DB: DrawingBackend>(
     footer: &str,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let (root, foot) = root.split_vertically(SIZE.1 - 24);
-    foot.draw(&Text::new(
-        footer.to_string(),
-        (16, 4),
-        ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
-    ))?;
+    let lines = wrap(footer, FOOTER_CHARS);
+    let (root, foot) = root.split_vertically(SIZE.1 - 8 - 15 * lines.len() as u32);
+    for (i, line) in lines.iter().enumerate() {
+        foot.draw(&Text::new(
+            line.clone(),
+            (16, 4 + 15 * i as i32),
+            ("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
+        ))?;
+    }
     let curve = r.curve();
     let us = |v: u64| (v as f64).max(1.0);
     let series: Vec<(String, Vec<(f64, f64)>)> = [
@@ -227,6 +253,22 @@ mod tests {
         ] {
             assert!(text.contains(needle), "no {needle:?} in the chart");
         }
+    }
+
+    #[test]
+    fn a_long_footer_wraps_at_spaces() {
+        let lines = wrap("date, machine\nringport stress a b c d", 12);
+        assert_eq!(lines, ["date,", "machine", "ringport", "stress a b c", "d"]);
+        let long = format!("2026-11-29\nringport {}", "--flag value ".repeat(40));
+        let text = svg(
+            &report(vec![probe(100.0, 50, Verdict::Pass)], Some(100.0)),
+            &long,
+        )
+        .unwrap();
+        assert!(roxmltree::Document::parse(&text).is_ok());
+        assert!(wrap(&long, FOOTER_CHARS)
+            .iter()
+            .all(|l| l.len() <= FOOTER_CHARS));
     }
 
     #[test]
