@@ -40,6 +40,16 @@ fn stderr(out: &Output) -> String {
 /// connection with one message in flight can then carry at most `1 / delay` messages per
 /// second. Its threads end with their connections (the client closes them).
 fn slow_echo(delay: Duration) -> SocketAddr {
+    echo_server(delay, false)
+}
+
+/// An echo server on loopback that flips the lowest bit of the first byte of every chunk it
+/// echoes.
+fn corrupting_echo() -> SocketAddr {
+    echo_server(Duration::ZERO, true)
+}
+
+fn echo_server(delay: Duration, corrupt: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a slow echo server");
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -53,6 +63,9 @@ fn slow_echo(delay: Duration) -> SocketAddr {
                         return;
                     }
                     std::thread::sleep(delay);
+                    if corrupt {
+                        buf[0] ^= 1;
+                    }
                     if s.write_all(&buf[..n]).is_err() {
                         return;
                     }
@@ -399,4 +412,40 @@ fn the_client_bound_check_fires_when_the_rate_cannot_be_generated() {
         steps[1]["sent_per_s"].as_f64().unwrap() < 0.95 * 2000.0,
         "{j}"
     );
+}
+
+#[test]
+fn wrong_bytes_stop_the_search_with_exit_code_1() {
+    let addr = corrupting_echo();
+    let port = addr.port().to_string();
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--find-max-rate",
+        "--p99",
+        "10s",
+        "--rate",
+        "200",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--connections",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let j = json_of(&out);
+    let probes = j["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 1, "no probe after wrong bytes: {j}");
+    assert_eq!(probes[0]["verdict"], "wrong-bytes", "{j}");
+    assert!(
+        probes[0]["reason"].as_str().unwrap().contains("mismatch"),
+        "{j}"
+    );
+    assert!(j["answer"].is_null());
+    assert!(stderr(&out).contains("WRONG BYTES"));
 }

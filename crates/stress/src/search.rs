@@ -34,6 +34,7 @@ use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
 use crate::report::{StressReport, RATE_SHORTFALL};
 use crate::stats::{LatencySummary, CLIENT_BOUND_THRESHOLD};
+use crate::verify::ErrorKind;
 
 /// Exit code of a search that found no passing rate (documented in the README).
 pub const EXIT_NO_PASSING_RATE: u8 = 4;
@@ -152,6 +153,9 @@ pub enum Verdict {
     Errors,
     /// The client could not generate the rate: nothing is known of the server there.
     ClientBound,
+    /// The server echoed wrong bytes (a mismatch or a short echo): the search stops there, as
+    /// any run of `ringport stress` fails on them.
+    WrongBytes,
 }
 
 /// Why a search made a probe.
@@ -206,7 +210,20 @@ impl Probe {
                 )
             })
             .collect();
-        let (verdict, reason) = if sent < rate * RATE_SHORTFALL {
+        let wrong =
+            r.errors_by_kind.get(ErrorKind::Mismatch) + r.errors_by_kind.get(ErrorKind::ShortEcho);
+        let (verdict, reason) = if wrong > 0 {
+            (
+                Verdict::WrongBytes,
+                format!(
+                    "the server echoed wrong bytes: {}",
+                    r.first_error.as_ref().map_or_else(
+                        || format!("{wrong} errors"),
+                        |e| format!("connection {}: {}", e.connection, e.detail)
+                    )
+                ),
+            )
+        } else if sent < rate * RATE_SHORTFALL {
             (
                 Verdict::ClientBound,
                 format!(
@@ -313,9 +330,12 @@ impl SearchReport {
         pts
     }
 
-    /// The exit code: 0 with an answer, [`EXIT_NO_PASSING_RATE`] without one.
+    /// The exit code: 1 when the server echoed wrong bytes, 0 with an answer,
+    /// [`EXIT_NO_PASSING_RATE`] without one.
     pub fn exit_code(&self) -> u8 {
-        if self.answer.is_some() {
+        if self.probes.iter().any(|p| p.verdict == Verdict::WrongBytes) {
+            1
+        } else if self.answer.is_some() {
             0
         } else {
             EXIT_NO_PASSING_RATE
@@ -351,6 +371,7 @@ impl SearchReport {
                 Verdict::Fail => "FAIL",
                 Verdict::Errors => "ERRORS",
                 Verdict::ClientBound => "CLIENT-BOUND",
+                Verdict::WrongBytes => "WRONG BYTES",
             },
             p.reason
         )
@@ -458,7 +479,7 @@ pub fn search_with<E>(
     let mut rate = round(cfg.start_rate);
     let mut stopped_at_max = false;
     let mut stopped_at_min = false;
-    while probes.len() < MAX_PROBES {
+    while go_on(&probes) {
         let p = measure(Phase::Probe, rate)?;
         let verdict = p.verdict;
         probes.push(p);
@@ -487,12 +508,12 @@ pub fn search_with<E>(
     let mut repeat_passed = 0;
     let mut repeat_total = 0;
     let mut demoted = 0;
-    'answer: while probes.len() < MAX_PROBES {
+    'answer: while go_on(&probes) {
         bisect(cfg, &mut probes, &mut lo, &mut hi, &mut measure)?;
         let Some(answer) = lo else { break };
         (repeat_passed, repeat_total) = (0, 0);
         for _ in 0..cfg.repeat {
-            if probes.len() >= MAX_PROBES {
+            if !go_on(&probes) {
                 break 'answer;
             }
             let p = measure(Phase::Repeat, answer)?;
@@ -529,6 +550,10 @@ pub fn search_with<E>(
         .map(|t| format!("{} <= {}us", t.quantile.name(), t.limit_us))
         .collect();
     let targets = targets.join(" and ");
+    if let Some(bad) = probes.iter().find(|p| p.verdict == Verdict::WrongBytes) {
+        // Wrong bytes end the search: no answer stands on a server that corrupts its echo.
+        (lo, hi) = (None, Some((bad.rate, Verdict::WrongBytes)));
+    }
     let conclusion = match (lo, hi) {
         (Some(answer), hi) => {
             let bracket = match hi {
@@ -583,6 +608,10 @@ pub fn search_with<E>(
                 b.stop_secs()
             )
         }
+        (None, Some((h, Verdict::WrongBytes))) => format!(
+            "stopped: the server echoed wrong bytes at {h:.0} msg/s, a verification failure \
+             (see the table), so no rate is reported"
+        ),
         (None, Some((h, verdict))) => {
             let why = match verdict {
                 _ if demoted > 0 => format!(
@@ -625,6 +654,15 @@ pub fn search_with<E>(
     })
 }
 
+/// Whether the search may make another probe: under the probe limit, and the last probe did
+/// not find wrong bytes.
+fn go_on(probes: &[Probe]) -> bool {
+    probes.len() < MAX_PROBES
+        && probes
+            .last()
+            .is_none_or(|p| p.verdict != Verdict::WrongBytes)
+}
+
 /// Bisects between the highest passing rate `lo` and the lowest one above it that did not pass
 /// `hi` until they are within the precision (or the probe limit is reached).
 fn bisect<E>(
@@ -635,7 +673,7 @@ fn bisect<E>(
     measure: &mut impl FnMut(Phase, f64) -> Result<Probe, E>,
 ) -> Result<(), E> {
     while let (Some(l), Some((h, _))) = (*lo, *hi) {
-        if probes.len() >= MAX_PROBES || (h - l) <= l * cfg.precision {
+        if !go_on(probes) || (h - l) <= l * cfg.precision {
             break;
         }
         let mid = ((l + h) / 2.0).round();
@@ -845,6 +883,33 @@ mod tests {
                 r.conclusion
             );
         }
+    }
+
+    #[test]
+    fn wrong_bytes_stop_the_search_with_exit_code_1() {
+        let mut inner = model(1e9, 1e9);
+        let broken_at_4000 = |phase, rate: f64| {
+            let mut p = inner(phase, rate)?;
+            if rate >= 4000.0 {
+                p.verdict = Verdict::WrongBytes;
+            }
+            Ok::<_, ()>(p)
+        };
+        let r = search_with(&cfg(), broken_at_4000).unwrap();
+        let rates: Vec<f64> = r.probes.iter().map(|p| p.rate).collect();
+        assert_eq!(
+            rates,
+            [1000.0, 2000.0, 4000.0],
+            "no probe after wrong bytes"
+        );
+        assert_eq!(r.answer, None);
+        assert_eq!(r.first_failing_verdict, Some(Verdict::WrongBytes));
+        assert_eq!(r.exit_code(), 1);
+        assert!(
+            r.conclusion.contains("wrong bytes at 4000"),
+            "{}",
+            r.conclusion
+        );
     }
 
     #[test]
