@@ -1,8 +1,8 @@
 //! The latency-target search (`--find-max-rate --p99 2ms`): the highest open-loop rate whose
 //! coordinated-omission-corrected latency stays under a target.
 //!
-//! This module is responsible for orchestrating several runs of the [`engine`](crate::engine),
-//! one per probed rate, and for the verdict and the answer; the engine itself knows nothing of
+//! This module is responsible for orchestrating several runs of the engine
+//! ([`crate::engine`]), one per probed rate, and for the verdict and the answer; the engine itself knows nothing of
 //! it. Each probe is a fresh run: new connections, `--warmup` at the probed rate (discarded),
 //! then a steady window of `--duration` measured.
 //!
