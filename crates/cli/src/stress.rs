@@ -14,6 +14,8 @@ use clap::Args;
 use ringport_port::BackendChoice;
 use ringport_stress::config::{self, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
+use ringport_stress::ramp::Ramp;
+use ringport_stress::search::{self, LatencyTarget, Quantile, SearchConfig, SearchReport};
 use ringport_stress::segment::{parse_start_at, Segment};
 
 use crate::request_args::RequestArgs;
@@ -37,11 +39,13 @@ pub struct StressArgs {
         config::DEFAULT_STREAM_CHUNK
     ))]
     size: Option<usize>,
-    #[arg(long, help = format!(
-        "Connections in total, spread over the client threads [default: {}]",
+    #[arg(long, value_name = "N|A..B|A,B,C", help = format!(
+        "Connections in total, spread over the client threads [default: {}]; or a ramp in \
+         closed loop: `A..B` with --ramp (connections join linearly), `A,B,C` with --step \
+         (each level held for --step)",
         config::DEFAULT_CONNECTIONS
     ))]
-    connections: Option<usize>,
+    connections: Option<String>,
     /// Connections opened per second at most.
     #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE)]
     connect_rate: f64,
@@ -55,8 +59,49 @@ pub struct StressArgs {
     duration: Option<f64>,
     /// Open loop: this many messages per second in total, latency measured from each message's
     /// intended send time (coordinated omission corrected; the uncorrected figure beside it).
+    /// A ramp: `A..B` with --ramp (linear), `A,B,C` with --step (each rate held for --step);
+    /// the report then has a line per step. With --find-max-rate, the first rate probed
+    /// [default: 1000].
+    #[arg(long, value_name = "N|A..B|A,B,C")]
+    rate: Option<String>,
+    /// A linear ramp's length (`--rate 1000..50000 --ramp 30s`); it sets the run's length.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    ramp: Option<Duration>,
+    /// A stepped ramp's dwell per level (`--rate 1000,2000,4000 --step 5s`), or how often a
+    /// linear ramp is reported [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    step: Option<Duration>,
+    /// Search for the highest open-loop rate whose corrected latency meets --p99 (and/or --p50,
+    /// --p999): probes of --warmup [default: 1s] then a --duration window [default: 5s] each,
+    /// doubling from --rate, then bisecting; prints the curve measured and the answer. Exit
+    /// code 4 when no rate passes.
     #[arg(long)]
-    rate: Option<f64>,
+    find_max_rate: bool,
+    /// With --find-max-rate: the p50 latency target (e.g. 500us, 2ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    p50: Option<Duration>,
+    /// With --find-max-rate: the p99 latency target (e.g. 2ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    p99: Option<Duration>,
+    /// With --find-max-rate: the p99.9 latency target.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    p999: Option<Duration>,
+    /// With --find-max-rate: never probe above this rate.
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 10_000_000.0)]
+    max_rate: f64,
+    /// With --find-max-rate: never probe below this rate.
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 100.0)]
+    min_rate: f64,
+    /// With --find-max-rate: stop bisecting when the last passing and first failing rates are
+    /// within this many percent.
+    #[arg(long, value_name = "PCT", default_value_t = 5.0)]
+    precision: f64,
+    /// With --find-max-rate: measure the answer again this many times (its repeatability).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: usize,
+    /// With --find-max-rate: draw the curve (p50, p99, p99.9 against the rate) as SVG here.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
     /// Messages in flight per connection (closed loop: 1 waits for each echo before the next).
     #[arg(long, default_value_t = StressConfig::default().pipeline)]
     pipeline: usize,
@@ -71,9 +116,10 @@ pub struct StressArgs {
         config::DEFAULT_WINDOW
     ))]
     window: Option<usize>,
-    /// Seconds of load before measuring, excluded from every figure.
-    #[arg(long, default_value_t = secs(StressConfig::default().warmup), value_parser = parse_secs)]
-    warmup: f64,
+    /// Seconds of load before measuring, excluded from every figure [default: 0; 1 per probe
+    /// with --find-max-rate].
+    #[arg(long, value_parser = parse_secs)]
+    warmup: Option<f64>,
     /// Client threads, each driving many connections on its own completion port [default: the
     /// number of CPUs].
     #[arg(long)]
@@ -126,23 +172,85 @@ fn parse_segment(s: &str) -> Result<Segment, String> {
     s.parse()
 }
 
+/// A duration: `2ms`, `500us`, `1.5s`, `30s`, `1m`; a bare number is seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a duration (e.g. 2ms, 500us, 30s)"));
+    }
+    // humantime takes whole numbers per unit; accept a decimal one too (1.5s, 0.5ms).
+    if let Some(i) = s.find(|c: char| c.is_ascii_alphabetic() || c == 'µ') {
+        let (num, unit) = s.split_at(i);
+        if let (Ok(v), Ok(one)) = (
+            num.parse::<f64>(),
+            humantime::parse_duration(&format!("1{unit}")),
+        ) {
+            if v >= 0.0 && v.is_finite() {
+                return Ok(one.mul_f64(v));
+            }
+        }
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration (e.g. 2ms, 500us, 30s): {e}"))
+}
+
 impl StressArgs {
     pub(crate) fn config(&self) -> anyhow::Result<StressConfig> {
         let mut cfg = StressConfig::default();
         (cfg.host, cfg.port) = crate::addr::parse_target(&self.target)?;
         cfg.message = self.message.clone();
         cfg.size = self.size;
-        if let Some(n) = self.connections {
-            cfg.connections = n;
+        if let Some(spec) = &self.connections {
+            match Ramp::parse("--connections", spec, self.ramp, self.step)
+                .map_err(anyhow::Error::msg)?
+            {
+                Some(r) => {
+                    if !r.whole() {
+                        anyhow::bail!("--connections {spec}: connection counts are whole numbers");
+                    }
+                    cfg.connections = r.peak().round() as usize;
+                    cfg.connections_ramp = Some(r);
+                }
+                None => {
+                    cfg.connections = spec.parse().map_err(|_| {
+                        anyhow::anyhow!("--connections {spec}: not a whole number of connections")
+                    })?;
+                }
+            }
         }
         cfg.connect_rate = self.connect_rate;
         cfg.count = self.count;
         cfg.duration = self.duration.map(Duration::from_secs_f64);
-        cfg.rate = self.rate;
+        if let Some(spec) = &self.rate {
+            match Ramp::parse("--rate", spec, self.ramp, self.step).map_err(anyhow::Error::msg)? {
+                Some(r) => {
+                    cfg.rate = Some(r.peak());
+                    cfg.rate_ramp = Some(r);
+                }
+                None => cfg.rate = Some(spec.trim().replace('_', "").parse()?),
+            }
+        }
+        if (self.ramp.is_some() || self.step.is_some())
+            && cfg.rate_ramp.is_none()
+            && cfg.connections_ramp.is_none()
+        {
+            anyhow::bail!(
+                "--ramp and --step apply to a ramp: --rate A..B --ramp 30s, or --rate A,B,C --step 5s"
+            );
+        }
+        if !self.find_max_rate
+            && (self.p50.is_some()
+                || self.p99.is_some()
+                || self.p999.is_some()
+                || self.svg.is_some())
+        {
+            anyhow::bail!("--p50, --p99, --p999 and --svg apply to --find-max-rate");
+        }
         cfg.pipeline = self.pipeline;
         cfg.stream = self.stream;
         cfg.window = self.window;
-        cfg.warmup = Duration::from_secs_f64(self.warmup);
+        cfg.warmup = Duration::from_secs_f64(self.warmup.unwrap_or(0.0));
         if let Some(t) = self.threads {
             cfg.threads = t;
         }
@@ -250,6 +358,9 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         eprintln!("ringport: error: {e}");
         return Ok(ExitCode::from(2));
     }
+    if args.find_max_rate {
+        return run_search(&args, cfg);
+    }
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
         cfg.ask(
@@ -259,8 +370,13 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         )
         .context("reading the answers")?;
     }
-    // Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit
-    // at once, with 130 and no report.
+    let stop = stop_on_signals()?;
+    run_load(cfg, stop, args.interval)
+}
+
+/// Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit at
+/// once, with 130 and no report. The flag returned is raised at the first signal.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
     {
@@ -304,9 +420,18 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot install the console control handler")?;
     }
+    Ok(stop)
+}
+
+/// Runs the load and reports (after the flags and the questions).
+fn run_load(
+    cfg: StressConfig,
+    stop: Arc<AtomicBool>,
+    interval: Option<f64>,
+) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let how = Live::choose(args.interval, std::io::stderr().is_terminal(), cfg.verbose);
+    let how = Live::choose(interval, std::io::stderr().is_terminal(), cfg.verbose);
     let live = spawn_progress(
         how,
         Arc::clone(&progress),
@@ -336,4 +461,112 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(
         u8::try_from(outcome.report.exit_code()).unwrap_or(1),
     ))
+}
+
+/// `--find-max-rate`: the search, its live table on standard error, the curve and the answer
+/// on standard output (standard error with `--json -`), `--json` and `--svg`, and the exit
+/// code ([`SearchReport::exit_code`]: 0 with an answer, 4 without, 1 on wrong bytes).
+fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCode> {
+    if cfg.count.is_some() {
+        anyhow::bail!(
+            "--count does not apply to --find-max-rate: --duration is each probe's window"
+        );
+    }
+    if cfg.rate_ramp.is_some() || cfg.connections_ramp.is_some() {
+        anyhow::bail!("--find-max-rate cannot be combined with a ramp");
+    }
+    let start_rate = cfg.rate.take().unwrap_or(1000.0);
+    if cfg.duration.is_none() {
+        cfg.duration = Some(search::DEFAULT_WINDOW);
+    }
+    if args.warmup.is_none() {
+        cfg.warmup = search::DEFAULT_WARMUP;
+    }
+    let json = cfg.json.take();
+    let targets: Vec<LatencyTarget> = [
+        (Quantile::P50, args.p50),
+        (Quantile::P99, args.p99),
+        (Quantile::P999, args.p999),
+    ]
+    .into_iter()
+    .filter_map(|(quantile, d)| {
+        d.map(|d| LatencyTarget {
+            quantile,
+            limit_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        })
+    })
+    .collect();
+    let search_cfg = SearchConfig {
+        base: cfg,
+        targets,
+        start_rate,
+        max_rate: args.max_rate,
+        min_rate: args.min_rate,
+        precision: args.precision / 100.0,
+        repeat: args.repeat,
+    };
+    search_cfg.validate().map_err(anyhow::Error::msg)?;
+    // A search takes minutes: find a bad output path before it, not after.
+    let json_path = match &json {
+        Some(OutputTarget::Path(p)) => Some(("--json", p)),
+        _ => None,
+    };
+    for (flag, path) in json_path
+        .into_iter()
+        .chain(args.svg.as_ref().map(|p| ("--svg", p)))
+    {
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot write {flag} to {}", path.display()))?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    // The machine as it was when the search began, for the chart's footer.
+    let env = args
+        .svg
+        .as_ref()
+        .map(|_| ringport_bench::results::Environment::capture(None, None));
+    let stop = stop_on_signals()?;
+    let to_stdout = matches!(json, Some(OutputTarget::Stdout));
+    eprintln!("  {}", SearchReport::table_header());
+    let report = search::search(
+        &search_cfg,
+        &RunOptions {
+            progress: None,
+            stop: Some(stop),
+        },
+        |p| eprintln!("  {}", SearchReport::table_row(p)),
+    )?;
+    if to_stdout {
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
+    match &json {
+        Some(OutputTarget::Stdout) => print!("{}", report.to_json()),
+        Some(OutputTarget::Path(p)) => std::fs::write(p, report.to_json())
+            .with_context(|| format!("writing --json to {}", p.display()))?,
+        None => {}
+    }
+    if let (Some(path), Some(env)) = (&args.svg, env) {
+        let command: Vec<String> = std::env::args().skip(1).collect();
+        let footer = format!(
+            "{}, {} ({} CPUs, Linux {}, load average {:.1} at the start)\nringport {}",
+            env.date,
+            env.cpu_model,
+            env.cpus,
+            env.kernel,
+            env.load_average,
+            command.join(" ")
+        );
+        let svg = ringport_bench::export::curve::svg(&report, &footer)
+            .map_err(|e| anyhow::anyhow!("drawing --svg: {e}"))?;
+        std::fs::write(path, svg)
+            .with_context(|| format!("writing --svg to {}", path.display()))?;
+    }
+    Ok(ExitCode::from(report.exit_code()))
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use ringport_port::BackendChoice;
 
 use crate::payload::PayloadSpec;
+use crate::ramp::{Ramp, Step};
 use crate::request::{RequestSpec, Script};
 use crate::segment::Segment;
 
@@ -156,6 +157,12 @@ pub struct StressConfig {
     /// connection sends, cycled, and the reply each expects (see
     /// [`request`](crate::request)). Empty: echo, the default.
     pub requests: Vec<RequestSpec>,
+    /// `--rate A..B --ramp D` or `--rate A,B,C --step D`: the rate changes during the run
+    /// ([`ramp`](crate::ramp)); `rate` is then its peak.
+    pub rate_ramp: Option<Ramp>,
+    /// `--connections A..B --ramp D` or `--connections A,B,C --step D`: connections join the
+    /// load during the run; `connections` is then the last level.
+    pub connections_ramp: Option<Ramp>,
 }
 
 impl Default for StressConfig {
@@ -185,6 +192,8 @@ impl Default for StressConfig {
             segment: None,
             start_at: None,
             requests: Vec::new(),
+            rate_ramp: None,
+            connections_ramp: None,
         }
     }
 }
@@ -275,6 +284,7 @@ impl StressConfig {
         }
         self.validate_stream()?;
         self.validate_requests()?;
+        self.validate_ramps()?;
         let in_flight = (self.own_connections().len() as u64)
             .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.max_send_len() as u64);
@@ -338,6 +348,62 @@ impl StressConfig {
         }
     }
 
+    /// The combinations a ramp allows: one ramp at a time, its length is the run's, and a
+    /// connection ramp rises and runs closed loop.
+    fn validate_ramps(&self) -> Result<(), ConfigError> {
+        let (which, ramp) = match (&self.rate_ramp, &self.connections_ramp) {
+            (Some(_), Some(_)) => {
+                return bad("--rate and --connections cannot both ramp: ramp one of them")
+            }
+            (Some(r), None) => ("--rate", r),
+            (None, Some(r)) => ("--connections", r),
+            (None, None) => return Ok(()),
+        };
+        if self.count.is_some() || self.duration.is_some() {
+            return bad(format!(
+                "--count and --duration do not apply to a {which} ramp: its --ramp or --step \
+                 sets the length"
+            ));
+        }
+        if self.segment.is_some() {
+            return bad("ramps cannot be split with --segment: run the ramp from one host");
+        }
+        if which == "--rate" && self.rate != Some(ramp.peak()) {
+            return bad("--rate: a rate ramp's peak must be the configured rate");
+        }
+        if which == "--connections" {
+            if self.rate.is_some() {
+                return bad(
+                    "a --connections ramp runs closed loop: ramp --rate instead, or drop --rate",
+                );
+            }
+            if !ramp.rises() {
+                return bad("--connections: a connection ramp must not go down");
+            }
+            if ramp.first().round() < 1.0 {
+                return bad("--connections: a connection ramp starts with at least 1");
+            }
+            if self.connections != ramp.peak().round() as usize {
+                return bad("--connections: a connection ramp's last level must be --connections");
+            }
+        }
+        Ok(())
+    }
+
+    /// The ramp of this run, if any: `(which flag, the ramp)`.
+    pub fn ramp(&self) -> Option<(&'static str, &Ramp)> {
+        match (&self.rate_ramp, &self.connections_ramp) {
+            (Some(r), _) => Some(("rate", r)),
+            (None, Some(r)) => Some(("connections", r)),
+            (None, None) => None,
+        }
+    }
+
+    /// The steps a ramp reports, if the run ramps.
+    pub fn ramp_steps(&self) -> Option<Vec<Step>> {
+        self.ramp().map(|(_, r)| r.steps())
+    }
+
     /// The flags that go with `--stream`, and only with it.
     fn validate_stream(&self) -> Result<(), ConfigError> {
         if !self.stream {
@@ -394,6 +460,9 @@ impl StressConfig {
 
     /// When the measured phase ends: `--duration`, `--count`, or the default count.
     pub fn stop(&self) -> Stop {
+        if let Some((_, ramp)) = self.ramp() {
+            return Stop::Duration(ramp.total());
+        }
         match (self.duration, self.count) {
             (Some(d), _) => Stop::Duration(d),
             (None, Some(n)) => Stop::Count(n),
@@ -460,6 +529,7 @@ impl StressConfig {
             && self.size.is_none()
             && self.count.is_none()
             && self.duration.is_none()
+            && self.ramp().is_none()
     }
 }
 

@@ -42,6 +42,11 @@
 //!   per thread, merged at the end.
 //! * [`live`]: what a run shows while it goes on: the live latency histogram and the progress
 //!   lines (phase, rate, p50/p99 of the interval, errors).
+//! * [`ramp`]: `--rate` and `--connections` ramps (linear or stepped): parsing, reported steps,
+//!   intended send times under a rate ramp, when connections join.
+//! * [`search`]: `--find-max-rate`: the highest open-loop rate whose corrected latency stays
+//!   under a target, found over several engine runs, with the curve measured and the
+//!   client-bound check.
 //! * [`segment`]: `--segment I/N` (a share of the run that adds up exactly with the others)
 //!   and `--start-at` (a common wall-clock start), for load from many hosts.
 //! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
@@ -57,10 +62,12 @@ pub mod live;
 pub mod merge;
 pub mod payload;
 pub mod preflight;
+pub mod ramp;
 pub mod reply;
 pub mod report;
 pub mod request;
 pub mod schedule;
+pub mod search;
 pub mod segment;
 pub mod stats;
 pub mod verify;

@@ -169,6 +169,29 @@ pub fn fairness_of_runs(runs: &[[u64; 2]]) -> Option<Fairness> {
     })
 }
 
+/// One step of a ramp (`--rate A..B --ramp D`, `--rate A,B,C --step D`, and the same for
+/// `--connections`): the `steps` array of the JSON output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFigures {
+    /// The step's number, from 1.
+    pub step: usize,
+    /// When it began, in seconds from the start of the measured phase (after `--warmup`).
+    pub start_s: f64,
+    /// Its length in seconds.
+    pub duration_s: f64,
+    /// Its target: messages per second (a rate ramp) or connections sending (a connection
+    /// ramp); a linear ramp's mean over the step.
+    pub target: f64,
+    /// Messages handed to a send per second during the step: what the client generated.
+    pub sent_per_s: f64,
+    /// Verified round trips per second of the messages intended in the step.
+    pub msgs_per_s: f64,
+    /// Verified round trips of the messages intended in the step.
+    pub messages: u64,
+    /// Their latency in microseconds (from the intended send time in rate mode).
+    pub latency_us: LatencySummary,
+}
+
 /// One agent of a merged result (`merged_from`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentRun {
@@ -285,6 +308,17 @@ pub struct StressReport {
     pub echoed_bytes_per_connection: Option<Vec<[u64; 2]>>,
     /// Each client thread's CPU use in percent of one core (100 = saturated).
     pub client_cpu_pct: Vec<f64>,
+    /// Rate mode: messages handed to a send per second in the measured window, what the client
+    /// really generated against `target_rate`; `null` otherwise.
+    #[serde(default)]
+    pub sent_per_s: Option<f64>,
+    /// What ramps, `"rate"` or `"connections"`; `null` without a ramp.
+    #[serde(default)]
+    pub ramp: Option<String>,
+    /// A ramp's steps, in order, each with its target, what was sent and its latency; `null`
+    /// without a ramp.
+    #[serde(default)]
+    pub steps: Option<Vec<StepFigures>>,
     /// `--stream` only: the echoed throughput, in total and per connection; `null` otherwise.
     pub stream: Option<StreamFigures>,
     /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
@@ -313,7 +347,21 @@ impl StressReport {
         }
         let msgs_per_s = per_s(stats.messages as f64);
         let own_connections = config.own_connections().len();
-        if let Some(rate) = config.own_rate() {
+        let steps = step_figures(config, stats);
+        for st in steps.iter().flatten() {
+            if config.rate_ramp.is_some() && st.sent_per_s < st.target * RATE_SHORTFALL {
+                warnings.push(format!(
+                    "step {}: the client sent {:.1} of {:.1} msg/s ({:.0}%): it could not generate \
+                     this step's rate, so its corrected latency includes queueing in the client: \
+                     raise --pipeline, --connections or --threads",
+                    st.step,
+                    st.sent_per_s,
+                    st.target,
+                    100.0 * st.sent_per_s / st.target
+                ));
+            }
+        }
+        if let Some(rate) = config.own_rate().filter(|_| config.rate_ramp.is_none()) {
             if stats.messages > 0 && msgs_per_s < rate * RATE_SHORTFALL {
                 warnings.push(format!(
                     "rate not reached: {msgs_per_s:.1} of {rate} msg/s ({:.0}%); the server or the \
@@ -415,6 +463,9 @@ impl StressReport {
                     config.messages_in_flight(),
                 )
             }),
+            sent_per_s: rate_mode.then(|| per_s(stats.sent as f64)),
+            ramp: config.ramp().map(|(which, _)| which.to_string()),
+            steps,
             warnings,
             merged_from: Vec::new(),
         }
@@ -497,6 +548,12 @@ impl StressReport {
                 "stream, window {} per connection",
                 human_bytes(st.window_bytes)
             ),
+            (None, Some(r)) if self.ramp.as_deref() == Some("rate") => {
+                format!(
+                    "open loop, rate ramp up to {r} msg/s, pipeline {}",
+                    self.pipeline
+                )
+            }
             (None, Some(r)) => format!("open loop at {r} msg/s, pipeline {}", self.pipeline),
             (None, None) if self.pipeline > 1 => {
                 format!("closed loop, pipeline {}", self.pipeline)
@@ -631,6 +688,40 @@ impl StressReport {
             (None, None) => row(&mut s, "  round trip", &self.latency_us),
         }
         row(&mut s, "connect (us)", &self.connect_us);
+        if let (Some(steps), Some(which)) = (&self.steps, &self.ramp) {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>5}{:>8}{:>11}{:>11}{:>11}{:>9}{:>9}{:>9}",
+                "ramp steps",
+                "step",
+                "start",
+                if which == "rate" {
+                    "target/s"
+                } else {
+                    "target"
+                },
+                "sent/s",
+                "done/s",
+                "p50",
+                "p99",
+                "p99.9"
+            );
+            for st in steps {
+                let _ = writeln!(
+                    s,
+                    "  {:<14}{:>5}{:>7.1}s{:>11.1}{:>11.1}{:>11.1}{:>9}{:>9}{:>9}",
+                    "",
+                    st.step,
+                    st.start_s,
+                    st.target,
+                    st.sent_per_s,
+                    st.msgs_per_s,
+                    st.latency_us.p50,
+                    st.latency_us.p99,
+                    st.latency_us.p999
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",
@@ -759,6 +850,43 @@ fn describe_client_cpu(pct: &[f64]) -> String {
 /// The `protocol` of a report that does not say (an older version's): echo.
 fn echo_protocol() -> String {
     "echo".to_string()
+}
+
+/// The figures of each step of `config`'s ramp from `stats`' per-step histograms; `None`
+/// without a ramp.
+fn step_figures(config: &StressConfig, stats: &ThreadStats) -> Option<Vec<StepFigures>> {
+    let steps = config.ramp_steps()?;
+    let measured = stats.steps.as_ref();
+    Some(
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let secs = st.len.as_secs_f64();
+                let per_s = |x: u64| if secs > 0.0 { x as f64 / secs } else { 0.0 };
+                let (latency, sent) = match measured {
+                    Some(m) => (
+                        LatencySummary::of_or_zero(&m.latency[i]),
+                        m.sent.get(i).copied().unwrap_or(0),
+                    ),
+                    None => (
+                        LatencySummary::of_or_zero(&crate::stats::new_histogram()),
+                        0,
+                    ),
+                };
+                StepFigures {
+                    step: i + 1,
+                    start_s: st.start.as_secs_f64(),
+                    duration_s: secs,
+                    target: st.target,
+                    sent_per_s: per_s(sent),
+                    msgs_per_s: per_s(latency.count),
+                    messages: latency.count,
+                    latency_us: latency,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// `bytes` in the largest binary unit that keeps it above 1, e.g. `1.50 MiB`.

@@ -25,7 +25,10 @@
 //! Connections are assigned to threads round-robin ([`connections_of_thread`]) and opened at
 //! most `--connect-rate` per second in total ([`Pacer`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::ramp::RateCurve;
 
 /// An even pace: event `i` (0-based) is due at `start + i / rate`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,11 +64,13 @@ fn offset(i: u64, rate: f64) -> Duration {
 }
 
 /// The open-loop schedule of the whole run: `rate` messages per second over `connections`
-/// connections, staggered. See the module docs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// connections, staggered, or under a rate ramp the same sequence due along its
+/// [`RateCurve`]. See the module docs.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateSchedule {
     pacer: Pacer,
     connections: u64,
+    curve: Option<Arc<RateCurve>>,
 }
 
 impl RateSchedule {
@@ -75,13 +80,26 @@ impl RateSchedule {
         RateSchedule {
             pacer: Pacer::new(start, rate),
             connections: connections as u64,
+            curve: None,
+        }
+    }
+
+    /// The same sequence of sends due along `curve` (a rate ramp) from `start`; `peak` is the
+    /// ramp's highest rate.
+    pub fn ramped(start: Instant, curve: RateCurve, peak: f64, connections: usize) -> RateSchedule {
+        RateSchedule {
+            curve: Some(Arc::new(curve)),
+            ..RateSchedule::new(start, peak, connections)
         }
     }
 
     /// The intended time of send `k` (0-based) on connection `connection` (global index).
     pub fn intended(&self, connection: usize, k: u64) -> Instant {
-        self.pacer
-            .due(connection as u64 + k.saturating_mul(self.connections))
+        let s = connection as u64 + k.saturating_mul(self.connections);
+        match &self.curve {
+            None => self.pacer.due(s),
+            Some(curve) => self.pacer.start() + curve.due(s),
+        }
     }
 
     /// Each connection's interval between sends (`N / R`).
@@ -224,7 +242,7 @@ mod tests {
     fn thread_schedule_yields_in_time_order_and_only_when_due() {
         let t0 = Instant::now();
         let s = RateSchedule::new(t0, 1000.0, 4);
-        let mut ts = ThreadSchedule::new(s, connections_of_thread(1, 2, 4)); // connections 1, 3
+        let mut ts = ThreadSchedule::new(s.clone(), connections_of_thread(1, 2, 4)); // connections 1, 3
         assert_eq!(ts.next_at(), Some(t0 + Duration::from_millis(1)));
         assert_eq!(
             ts.pop_due(t0),
@@ -258,7 +276,7 @@ mod tests {
         let end = t0 + Duration::from_secs(1);
         let mut total = 0;
         for t in 0..3 {
-            let mut ts = ThreadSchedule::new(s, connections_of_thread(t, 3, 7));
+            let mut ts = ThreadSchedule::new(s.clone(), connections_of_thread(t, 3, 7));
             while ts.pop_due(end).is_some() {
                 total += 1;
             }

@@ -400,6 +400,54 @@ pub struct ThreadStats {
     pub cpu: Vec<ThreadCpu>,
     /// Latency per second, for `--hdr-log`; `None` unless [started](Self::start_intervals).
     pub intervals: Option<Intervals>,
+    /// Messages handed to a send while the measured window was open (what the client really
+    /// generated, against `--rate`'s target).
+    pub sent: u64,
+    /// Latency and sends per step of a ramp; `None` unless [started](Self::start_steps).
+    pub steps: Option<StepStats>,
+}
+
+/// Latency and sends per step of a ramp ([`ramp`](crate::ramp)): a message belongs to the step
+/// of its intended send time (so its corrected latency is charged to the rate it was meant to
+/// go at), a send to the step it left in. Histograms are allocated once, at the start.
+#[derive(Debug, Clone)]
+pub struct StepStats {
+    start: Instant,
+    /// Each step's end, from `start`.
+    ends: Vec<Duration>,
+    /// Corrected latency per step, µs.
+    pub latency: Vec<Histogram<u64>>,
+    /// Messages handed to a send per step.
+    pub sent: Vec<u64>,
+}
+
+impl StepStats {
+    /// Steps ending at `ends` (from `start`, increasing).
+    pub fn new(start: Instant, ends: Vec<Duration>) -> StepStats {
+        StepStats {
+            start,
+            latency: ends.iter().map(|_| new_histogram()).collect(),
+            sent: vec![0; ends.len()],
+            ends,
+        }
+    }
+
+    /// The step `at` falls in (the first before the start, the last after the end).
+    fn index(&self, at: Instant) -> usize {
+        let t = at.saturating_duration_since(self.start);
+        self.ends
+            .partition_point(|&end| end <= t)
+            .min(self.ends.len().saturating_sub(1))
+    }
+
+    fn merge(&mut self, other: &StepStats) {
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            a.add(b).expect("same histogram bounds");
+        }
+        for (a, b) in self.sent.iter_mut().zip(&other.sent) {
+            *a += b;
+        }
+    }
 }
 
 impl ThreadStats {
@@ -420,6 +468,25 @@ impl ThreadStats {
             closed_at_byte_0: 0,
             cpu: Vec::new(),
             intervals: None,
+            sent: 0,
+            steps: None,
+        }
+    }
+
+    /// Also records latency and sends per ramp step, the steps ending at `ends` from `start`
+    /// (the beginning of the measured phase).
+    pub fn start_steps(&mut self, start: Instant, ends: Vec<Duration>) {
+        if !ends.is_empty() {
+            self.steps = Some(StepStats::new(start, ends));
+        }
+    }
+
+    /// Records `n` messages handed to a send at `now`, inside the measured window.
+    pub fn record_sent(&mut self, now: Instant, n: usize) {
+        self.sent += n as u64;
+        if let Some(steps) = &mut self.steps {
+            let i = steps.index(now);
+            steps.sent[i] += n as u64;
         }
     }
 
@@ -436,6 +503,10 @@ impl ThreadStats {
         self.latency_uncorrected.saturating_record(uncorrected);
         if let Some(iv) = &mut self.intervals {
             iv.record(now, corrected, uncorrected);
+        }
+        if let Some(steps) = &mut self.steps {
+            let i = steps.index(done.stamp.intended);
+            steps.latency[i].saturating_record(corrected);
         }
         if let Some(n) = self.per_connection.get_mut(connection) {
             *n += 1;
@@ -528,6 +599,13 @@ impl ThreadStats {
             }
         }
         self.cpu.extend_from_slice(&other.cpu);
+        self.sent += other.sent;
+        if let Some(theirs) = &other.steps {
+            match &mut self.steps {
+                Some(mine) => mine.merge(theirs),
+                None => self.steps = Some(theirs.clone()),
+            }
+        }
         if let Some(theirs) = &other.intervals {
             let mine = self
                 .intervals

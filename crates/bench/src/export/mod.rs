@@ -6,8 +6,11 @@
 //! * [`csv`]: `results.csv`, one row per design and point (the medians).
 //! * [`svg`]: charts drawn with plotters: throughput against connections and p99 latency
 //!   against connections, one chart per message size.
+//! * [`curve`]: the latency-against-rate chart of `ringport stress --find-max-rate`, drawn
+//!   with the same palette, ticks and series as [`svg`].
 
 pub mod csv;
+pub mod curve;
 pub mod json;
 pub mod markdown;
 pub mod svg;

@@ -10,10 +10,10 @@ use plotters::prelude::*;
 use crate::export::markdown::thousands;
 use crate::results::{size_label, BenchResults};
 
-const SIZE: (u32, u32) = (1000, 540);
+pub(super) const SIZE: (u32, u32) = (1000, 540);
 
 /// Tableau 10: distinct, and readable on white.
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(0x4e, 0x79, 0xa7),
     RGBColor(0xf2, 0x8e, 0x2b),
     RGBColor(0xe1, 0x57, 0x59),
@@ -254,7 +254,7 @@ fn draw<DB: DrawingBackend>(
 /// times each power of ten in the range, or every multiple 1-9 of one when that gives fewer than two. Distinct round values:
 /// plotters' own key points for a log axis crowd a narrow range with near-equal values (a band
 /// of gridlines, and labels such as `1,000` twice once rounded).
-fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+pub(super) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let pick = |mults: &[f64]| -> Vec<f64> {
         let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
         (first..=last)
@@ -277,7 +277,7 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// Smallest and largest of `v` (`default` for both when empty).
-fn bounds(v: &[f64], default: f64) -> (f64, f64) {
+pub(super) fn bounds(v: &[f64], default: f64) -> (f64, f64) {
     if v.is_empty() {
         return (default, default);
     }

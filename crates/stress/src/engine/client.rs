@@ -31,6 +31,7 @@ use super::conn::{Conn, Plan, SendBuffers, State};
 use super::exchange::Exchange;
 use super::Shared;
 use crate::config::{Stop, Workload};
+use crate::ramp::RateCurve;
 use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
 use crate::stats::{CpuMeter, ThreadStats};
 use crate::verify::ConnError;
@@ -125,6 +126,9 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     /// were last added.
     live_latency: Vec<u64>,
     live_flushed: Instant,
+    /// Under a connection ramp: `(when, local slot)` of the connections yet to join, latest
+    /// first (popped from the end).
+    joining: Vec<(Instant, usize)>,
 }
 
 impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
@@ -180,6 +184,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 Vec::new()
             },
             live_flushed: now,
+            joining: Vec::new(),
         }
     }
 
@@ -308,12 +313,30 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             Stop::Duration(d) => self.measure_end = Some(self.measure_start + d),
             Stop::Count(n) => self.count = Some(n),
         }
+        if let Some(steps) = config.ramp_steps() {
+            let ends = steps.iter().map(|s| s.start + s.len).collect();
+            self.stats.start_steps(self.measure_start, ends);
+        }
         if let Workload::Rate { rate, .. } = config.workload() {
             let globals = self.slots.iter().map(|s| s.conn.global).collect();
-            self.schedule = Some(ThreadSchedule::new(
-                RateSchedule::new(start, rate, config.connections),
-                globals,
-            ));
+            let schedule = match &config.rate_ramp {
+                Some(ramp) => RateSchedule::ramped(
+                    start,
+                    RateCurve::new(ramp.clone(), config.warmup),
+                    rate,
+                    config.connections,
+                ),
+                None => RateSchedule::new(start, rate, config.connections),
+            };
+            self.schedule = Some(ThreadSchedule::new(schedule, globals));
+        }
+        if let Some(ramp) = &config.connections_ramp {
+            for (i, slot) in self.slots.iter_mut().enumerate() {
+                let at = self.measure_start + ramp.activation(slot.conn.global);
+                slot.conn.active_at = Some(at);
+                self.joining.push((at, i));
+            }
+            self.joining.sort_by(|a, b| b.cmp(a));
         }
         let meter = CpuMeter::start();
         for i in 0..self.slots.len() {
@@ -335,6 +358,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     }
                 }
             }
+            while let Some(&(_, i)) = self.joining.last().filter(|(at, _)| *at <= now) {
+                self.joining.pop();
+                self.mark(i);
+            }
             self.pump_dirty(now);
             if self.port.in_flight() == 0 && self.slots.iter().all(Slot::terminal) {
                 break;
@@ -348,6 +375,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 }
                 if let Some(end) = self.measure_end {
                     until = until.min(end);
+                }
+                if let Some(&(at, _)) = self.joining.last() {
+                    until = until.min(at);
                 }
             }
             self.wait_and_scan(until, &mut next_scan)?;
@@ -715,7 +745,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if slot.conn.state != State::Open {
             return;
         }
-        slot.conn.stage(&plan, now, &mut self.send_bufs);
+        let staged = slot.conn.stage(&plan, now, &mut self.send_bufs);
+        if staged > 0 && now >= self.measure_start && self.measure_end.is_none_or(|end| now < end) {
+            self.stats.record_sent(now, staged);
+        }
         if let Some(buf) = slot.conn.take_send() {
             self.submit_send(i, buf, 0, now);
             return;

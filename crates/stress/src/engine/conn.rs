@@ -133,6 +133,8 @@ pub(super) struct Conn<X> {
     last_activity: Instant,
     /// When its connect was submitted.
     connect_started: Instant,
+    /// Under a connection ramp: the connection stages nothing before this time.
+    pub active_at: Option<Instant>,
 }
 
 impl<X: Exchange> Conn<X> {
@@ -151,6 +153,7 @@ impl<X: Exchange> Conn<X> {
             next_k: 0,
             last_activity: now,
             connect_started: now,
+            active_at: None,
         }
     }
 
@@ -205,7 +208,7 @@ impl<X: Exchange> Conn<X> {
         now: Instant,
         bufs: &mut SendBuffers,
     ) -> usize {
-        if self.state != State::Open {
+        if self.state != State::Open || self.active_at.is_some_and(|at| now < at) {
             return 0;
         }
         let gen = X::source(plan.payload, self.global);
