@@ -15,30 +15,32 @@ const PORT: u16 = 7000;
 const TARGET: &str = "198.18.0.1:7000";
 const LIMIT: Duration = Duration::from_secs(50);
 
-/// Drops `percent`% of the packets host `i` receives and sends, at random; returns a reader of
-/// the packets dropped so far.
+/// Drops `percent`% of the packets to and from host `i`, at random, on the bridge between the
+/// hosts (the nftables bridge family, forward hook); returns a reader of the packets dropped so
+/// far.
+///
+/// The loss is in the network, not in the host: a packet dropped by a rule on the host's own
+/// output hook is a failed send to its TCP (`EPERM`), which a real lost packet is not, and the
+/// kernel handles that differently. A listener whose SYN-ACK retransmission fails to send drops
+/// the half-open connection at once (`reqsk_timer_handler`), so when the client's ACK had been
+/// lost too, the client's first data then meets no connection and is answered with a reset:
+/// about one handshake in 150 at 5% loss, with the loss on the server host's output hook.
 fn random_loss(hosts: &Hosts, i: usize, percent: u32) -> impl Fn() -> u64 + '_ {
-    hosts.sh(i, &["nft", "add table inet fault"]);
-    for (chain, hook) in [("rx", "input"), ("tx", "output")] {
-        hosts.sh(
-            i,
-            &[
-                "nft",
-                &format!("add chain inet fault {chain} {{ type filter hook {hook} priority 0 ; }}"),
-            ],
-        );
-        hosts.sh(
-            i,
-            &[
-                "nft",
-                &format!(
-                    "add rule inet fault {chain} numgen random mod 100 < {percent} counter drop"
-                ),
-            ],
-        );
+    hosts.on_bridge(&["nft", "add table bridge fault"]);
+    hosts.on_bridge(&[
+        "nft",
+        "add chain bridge fault lossy { type filter hook forward priority 0 ; }",
+    ]);
+    for dir in ["iifname", "oifname"] {
+        hosts.on_bridge(&[
+            "nft",
+            &format!(
+                "add rule bridge fault lossy {dir} h{i} numgen random mod 100 < {percent} counter drop"
+            ),
+        ]);
     }
     move || {
-        let table = hosts.sh(i, &["nft", "list table inet fault"]);
+        let table = hosts.on_bridge(&["nft", "list table bridge fault"]);
         table
             .split("counter packets ")
             .skip(1)
@@ -64,8 +66,14 @@ fn loss_run(percent: u32) {
             "200",
             "--threads",
             "1",
+            // A segment lost again after its retransmission waits twice as long (the
+            // retransmission timeout backs off): at 5% loss an echo can take several seconds,
+            // close to the default 10 s. The test is that nothing is lost, however long TCP
+            // takes.
+            "--timeout",
+            "60",
         ],
-        LIMIT,
+        LIMIT * 2,
     );
     let dropped = dropped();
     println!(
@@ -75,26 +83,11 @@ fn loss_run(percent: u32) {
     );
     assert!(dropped > 0, "the loss rule dropped nothing");
     assert_eq!(run.num("connections_established"), 100.0, "{}", run.stderr);
-    // Not one wrong or missing byte on a connection that got going. At 5% loss the server's
-    // kernel sometimes resets a connection in its handshake (its TcpOutRsts counts them, its
-    // TcpPassiveOpens misses them; the server never sees them): such a connection fails at
-    // byte 0 with `reset` and sends nothing, which the count below holds it to. Printed, and
-    // a thing to explain (see the README's fault table).
-    for kind in [
-        "mismatch",
-        "short_echo",
-        "early_close",
-        "timeout",
-        "connect_failed",
-        "other",
-    ] {
-        assert_eq!(run.errors(kind), 0, "{kind}: {}", run.stderr);
-    }
-    let reset = run.errors("reset");
-    assert!(reset <= 3, "{reset} connections reset: {}", run.stderr);
-    let messages = 10_000 - 100 * reset;
-    assert_eq!(run.num("messages"), messages as f64, "{}", run.stderr);
-    assert_eq!(run.num("bytes"), (messages * 200) as f64);
+    // Not one wrong, missing or reset byte: the loss is in the network, so TCP recovers every
+    // packet, handshakes included (see `random_loss`).
+    assert_eq!(run.num("errors"), 0.0, "{}", run.stderr);
+    assert_eq!(run.num("messages"), 10_000.0, "{}", run.stderr);
+    assert_eq!(run.num("bytes"), 2_000_000.0);
 }
 
 #[test]

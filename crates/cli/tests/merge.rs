@@ -1,6 +1,6 @@
 //! Load from many processes, merged exactly: `stress --segment I/N --start-at`, `--hdr-log` and
-//! `ringport merge`, on loopback. Three agents against one server stand in for three client
-//! hosts (the network-namespace harness runs the same with real hosts).
+//! `ringport merge`. On loopback, three agents against one server stand in for three client
+//! hosts; on test hosts (`support::netns`), three client hosts load one server host.
 
 mod support;
 
@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
+use support::netns::Hosts;
 use support::*;
 
 /// A scratch directory for one test, removed when dropped.
@@ -450,4 +451,175 @@ fn a_late_start_is_warned_with_how_late() {
     succeeded(&on_time, "agent on time");
     let j: serde_json::Value = serde_json::from_slice(&on_time.stdout).unwrap();
     assert!(j["start_late_s"].is_null(), "{j}");
+}
+
+/// Waits (at most `limit`) for an agent whose output goes to files; kills it and panics if it
+/// does not finish in time.
+#[track_caller]
+fn finish(mut child: Child, limit: Duration, what: &str, stderr: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {limit:?}: {}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "{what} failed ({status}): {}",
+        std::fs::read_to_string(stderr).unwrap_or_default()
+    );
+}
+
+/// Part 3 of issue 13 on real hosts: three client hosts (network namespaces) run one segment
+/// each against one server host, started together by `--start-at`; `ringport merge` of their
+/// results counts what the server itself counted, its percentiles are those of the union of
+/// the agents' raw histograms, and an agent of another workload is refused in one line.
+#[test]
+fn three_client_hosts_merge_into_what_the_server_counted() {
+    const PORT: u16 = 7000;
+    const SIZE: u64 = 200;
+    let Some(hosts) = Hosts::up(4) else { return };
+    let mut server = hosts.serve(1, PORT, &["--workers", "1", "--stats", "0.5"]);
+    let target = format!("{}:{PORT}", hosts.addr(1));
+    let dir = Scratch::new("hosts");
+    let limit = Duration::from_secs(60);
+    // 30 connections over hosts 2, 3 and 4 (10 each), 1,500 msg/s in total, 100 messages per
+    // connection: about 2 s of load, several one-second intervals per log.
+    let agent = |host: usize, segment: &str, size: &str, start_at: Option<&str>, name: &str| {
+        let json = dir.path(&format!("{name}.json"));
+        let hlog = dir.path(&format!("{name}.hlog"));
+        let err = dir.path(&format!("{name}.err"));
+        let mut cmd = hosts.ringport(host);
+        cmd.args(["stress", &target, "--connections", "30", "--rate", "1500"])
+            .args(["--count", "100", "--size", size, "--threads", "1"])
+            .args(["--segment", segment, "--json", &json, "--hdr-log", &hlog]);
+        if let Some(t) = start_at {
+            cmd.args(["--start-at", t]);
+        }
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn ringport stress on a client host");
+        (json, hlog, err, child)
+    };
+    let start_at = unix_in(Duration::from_secs(3));
+    let size = SIZE.to_string();
+    let running: Vec<_> = (1..=3)
+        .map(|i| {
+            agent(
+                i + 1,
+                &format!("{i}/3"),
+                &size,
+                Some(&start_at),
+                &format!("host{}", i + 1),
+            )
+        })
+        .collect();
+    let mut files = Vec::new();
+    for (i, (json, hlog, err, child)) in running.into_iter().enumerate() {
+        finish(child, limit, &format!("the agent on host {}", i + 2), &err);
+        files.push((json, hlog));
+    }
+    let results: Vec<serde_json::Value> = files.iter().map(|(j, _)| json_file(j)).collect();
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["connections"], 10, "host {}: {r}", i + 2);
+        assert_eq!(r["messages"], 1000, "host {}: {r}", i + 2);
+        assert_eq!(r["errors"], 0, "host {}: {r}", i + 2);
+        println!(
+            "host {} (segment {}/3): {} messages, latency p99 {} us, started late by {} s",
+            i + 2,
+            i + 1,
+            r["messages"],
+            r["latency_us"]["p99"],
+            r["start_late_s"]
+        );
+    }
+
+    let merged_json = dir.path("merged.json");
+    let merged_hlog = dir.path("merged.hlog");
+    let mut cmd = bin();
+    cmd.arg("merge");
+    for (json, hlog) in &files {
+        cmd.args([json, hlog]);
+    }
+    cmd.args(["--json", &merged_json, "--hdr-log", &merged_hlog]);
+    let out = run(&mut cmd);
+    succeeded(&out, "merge");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 agents (segments 1/3 2/3 3/3)"), "{text}");
+    println!("{text}");
+    let m = json_file(&merged_json);
+    assert_eq!(m["connections"], 30);
+    assert_eq!(m["messages"], 3000);
+    assert_eq!(m["bytes"], 3000 * SIZE);
+    assert_eq!(m["errors"], 0);
+
+    // The server's own counters: its last --stats line once everything is in, then its summary.
+    let merged_bytes = m["bytes"].as_u64().unwrap();
+    server.eventually(Duration::from_secs(5), "the server's --stats", |s| {
+        s.last_stats().is_some_and(|t| t.3 >= merged_bytes)
+    });
+    let (_, accepted, bytes_in, bytes_out) = server.last_stats().unwrap();
+    let (echoed, served) = server_counters(&mut server);
+    println!(
+        "server: {accepted} accepted, {bytes_in} B in, {bytes_out} B out (--stats); \
+         {served} connections served, {echoed} bytes echoed (summary)"
+    );
+    assert_eq!(accepted, 30, "connections the server accepted");
+    assert_eq!(served, 30, "connections the server served");
+    assert_eq!(bytes_in, merged_bytes, "bytes the server received");
+    assert_eq!(echoed, merged_bytes, "bytes the server echoed");
+    assert_eq!(
+        echoed / SIZE,
+        m["messages"].as_u64().unwrap(),
+        "messages the server echoed"
+    );
+
+    // Percentiles: those of the union of the agents' raw histograms, decoded and added here.
+    for (tag, key) in [
+        ("latency", "latency_us"),
+        ("uncorrected", "latency_uncorrected_us"),
+        ("connect", "connect_us"),
+    ] {
+        let union = sum(files
+            .iter()
+            .flat_map(|(_, hlog)| tagged_histograms(hlog, tag)));
+        assert_summary_is(&m[key], &union, key);
+        assert_eq!(
+            sum(tagged_histograms(&merged_hlog, tag)),
+            union,
+            "merged log, tag {tag}"
+        );
+    }
+
+    // Host 4 runs segment 3/3 again with another message size (against a server started
+    // anew, the first one has given its counts): merged with the other two segments, it is
+    // refused in one line.
+    let _again = hosts.serve(1, PORT, &["--workers", "1"]);
+    let (json, hlog, err, child) = agent(4, "3/3", "100", None, "other");
+    finish(child, limit, "the agent of another workload", &err);
+    refused(
+        &[
+            "merge",
+            &files[0].0,
+            &files[0].1,
+            &files[1].0,
+            &files[1].1,
+            &json,
+            &hlog,
+        ],
+        "different workloads",
+    );
 }

@@ -620,6 +620,16 @@ mod max_per_ip {
         assert!(server.wait_exit(Duration::from_secs(8)).success());
         let out = server.stdout();
         assert!(out.contains("1 refused at --max-per-ip"), "{out}");
+        // Behind a proxy every client has the proxy's address: the warning says how to lift
+        // the cap, on one line.
+        let err = server.stderr();
+        let warned: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("(--max-per-ip)"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{err}");
+        assert!(warned[0].contains(" WARN "), "{err}");
+        assert!(warned[0].contains("--max-per-ip 0 lifts the cap"), "{err}");
     }
 
     #[test]

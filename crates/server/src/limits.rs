@@ -177,7 +177,9 @@ impl PerIp {
                 warn!(
                     %ip,
                     max_per_ip = self.max,
-                    "{ip} has {} connections open (--max-per-ip): closing its new connections at once",
+                    "{ip} has {} connections open (--max-per-ip): closing its new connections at once; \
+                     if many clients share that address (a proxy, a load balancer, NAT), \
+                     --max-per-ip 0 lifts the cap",
                     self.max
                 );
             }

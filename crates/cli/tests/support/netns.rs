@@ -150,6 +150,16 @@ impl Hosts {
         run(Command::new("ip").args(["-n", &br]).args(args)).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Runs `args` (a program and its arguments, e.g. `nft ...`) in the bridge's namespace, the
+    /// network between the hosts; panics if it fails. Host `i`'s port there is `hI`.
+    #[track_caller]
+    pub fn on_bridge(&self, args: &[&str]) -> String {
+        let br = format!("{}-br", self.prefix);
+        let out = run(Command::new("ip").args(["netns", "exec", &br]).args(args))
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Takes host `i`'s link down (its port on the bridge): packets to and from it are dropped
     /// until [`Hosts::link_up`]; its sockets see nothing.
     #[track_caller]
