@@ -151,6 +151,13 @@ pub struct StressConfig {
     /// `--start-at TIME`: start the load (after connecting) at this wall-clock time, so agents
     /// on several hosts start together.
     pub start_at: Option<SystemTime>,
+    /// `--messages-per-connection N`: churn: each connection closes after `N` exchanges and a
+    /// new one takes its place (at most `--connect-rate` connects per second); `None` keeps
+    /// every connection for the whole run. See [`churn`](crate::churn).
+    pub messages_per_connection: Option<u64>,
+    /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
+    /// `TIME_WAIT` on the client.
+    pub linger0: bool,
 }
 
 impl Default for StressConfig {
@@ -179,6 +186,8 @@ impl Default for StressConfig {
             backend: BackendChoice::Auto,
             segment: None,
             start_at: None,
+            messages_per_connection: None,
+            linger0: false,
         }
     }
 }
@@ -268,6 +277,16 @@ impl StressConfig {
             return bad("--timeout must be greater than 0");
         }
         self.validate_stream()?;
+        match self.messages_per_connection {
+            Some(0) => return bad("--messages-per-connection must be at least 1"),
+            Some(_) if self.stream => {
+                return bad(
+                    "--messages-per-connection cannot be used with --stream: a stream keeps its \
+                     connections",
+                )
+            }
+            _ => {}
+        }
         let in_flight = (self.own_connections().len() as u64)
             .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.payload().max_len() as u64);
@@ -561,6 +580,21 @@ mod tests {
             "--timeout",
         );
         rejects(StressConfig { port: 0, ..cfg() }, "PORT");
+        rejects(
+            StressConfig {
+                messages_per_connection: Some(0),
+                ..cfg()
+            },
+            "--messages-per-connection",
+        );
+        rejects(
+            StressConfig {
+                messages_per_connection: Some(10),
+                stream: true,
+                ..cfg()
+            },
+            "--messages-per-connection cannot be used with --stream",
+        );
         rejects(
             StressConfig {
                 connections: 10_000,

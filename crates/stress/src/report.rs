@@ -270,6 +270,10 @@ pub struct StressReport {
     pub latency_uncorrected_us: Option<LatencySummary>,
     /// Time to establish a connection, in microseconds.
     pub connect_us: LatencySummary,
+    /// Churn (`--messages-per-connection`) only: connections per second, connect latency and
+    /// failed connections by cause; `null` otherwise (and absent in results from before it).
+    #[serde(default)]
+    pub churn: Option<crate::churn::ChurnFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,
@@ -380,6 +384,7 @@ impl StressReport {
                 None
             },
             connect_us: LatencySummary::of_or_zero(&stats.connect),
+            churn: None,
             fairness: stats.fairness().unwrap_or(Fairness {
                 min: 0,
                 median: 0,
@@ -617,6 +622,9 @@ impl StressReport {
             (None, None) => row(&mut s, "  round trip", &self.latency_us),
         }
         row(&mut s, "connect (us)", &self.connect_us);
+        if let Some(churn) = &self.churn {
+            s.push_str(&churn.render());
+        }
         let _ = writeln!(
             s,
             "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",
@@ -632,6 +640,12 @@ impl StressReport {
             self.connections_established,
             self.connections
         );
+        if self.churn.is_some() {
+            // Churn: "per connection" is per connection slot, each of which reconnected.
+            let at = s.trim_end_matches('\n').rfind('(').unwrap_or(s.len());
+            s.truncate(at);
+            s.push_str("(per connection slot, reconnecting)\n");
+        }
         if self.errors == 0 {
             let _ = writeln!(s, "  {:<14}0", "errors");
         } else {
