@@ -1,0 +1,312 @@
+//! `ringport stress --messages-per-connection` (churn) end to end: the real binary against
+//! `ringport serve` (completion model and thread per client), against a closed port and
+//! against a listener that resets every connection; and the churn point of `ringport bench`.
+//!
+//! Counts and kinds are asserted, never timings.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use support::*;
+
+fn stress(args: &[&str]) -> Output {
+    bin()
+        .arg("stress")
+        .args(args)
+        .args(["--interval", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringport stress")
+}
+
+#[track_caller]
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The server's `N connections served` from its summary, after SIGTERM.
+#[track_caller]
+fn served(mut server: Server) -> u64 {
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    server.summary_counts().0
+}
+
+/// `connections` slots of `count` messages, `per` per connection: every message verified, and
+/// exactly `count / per` connections per slot, seen by the client and the server alike.
+#[track_caller]
+fn churn_against(model: &str, extra: &[&str]) {
+    let server = Server::start(model, &[]);
+    let port = server.addr.port().to_string();
+    let (connections, count, per) = (6u64, 30u64, 5u64);
+    let mut args = vec![
+        "127.0.0.1".to_string(),
+        port,
+        "--connections".into(),
+        connections.to_string(),
+        "--count".into(),
+        count.to_string(),
+        "--messages-per-connection".into(),
+        per.to_string(),
+        "--size".into(),
+        "100".into(),
+        "--threads".into(),
+        "2".into(),
+        "--json".into(),
+        "-".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = stress(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{model}: {stderr}");
+    let j = json_of(&out);
+    let made = connections * count / per;
+    assert_eq!(j["messages"], connections * count, "{model}: {j}");
+    assert_eq!(j["errors"], 0, "{model}: {j}");
+    let churn = &j["churn"];
+    assert_eq!(churn["messages_per_connection"], per, "{j}");
+    assert_eq!(churn["connections"], made, "{model}: {j}");
+    assert_eq!(churn["attempts"], made, "{model}: {j}");
+    assert_eq!(churn["connect_latency_us"]["count"], made, "{j}");
+    for p in ["p50", "p99", "p999"] {
+        assert!(
+            churn["connect_latency_us"][p].as_u64().is_some(),
+            "connect_latency_us.{p}: {j}"
+        );
+    }
+    assert!(
+        churn["connections_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{j}"
+    );
+    assert!(churn["connect_rate"].as_f64().is_some(), "{j}");
+    for kind in ["refused", "reset", "timeout", "addr_not_available", "other"] {
+        assert_eq!(churn["errors"][kind], 0, "{kind}: {j}");
+    }
+    // The human report (on stderr with --json -) says the same.
+    assert!(
+        stderr.contains(&format!(
+            "{per} messages per connection, {made} connections ({made} attempts) at"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connections/s (--connect-rate"), "{stderr}");
+    assert!(stderr.contains("connect p50 "), "{stderr}");
+    assert!(
+        stderr.contains("0 failed connections (refused 0, reset 0, timeout 0"),
+        "{stderr}"
+    );
+    assert_eq!(served(server), made, "{model}: the server's count");
+}
+
+#[test]
+fn churn_against_the_completion_model_makes_count_over_n_connections() {
+    churn_against("completion", &[]);
+}
+
+#[test]
+fn churn_against_the_thread_per_client_model_makes_count_over_n_connections() {
+    churn_against("threaded", &[]);
+}
+
+#[test]
+fn churn_closing_with_a_reset_makes_the_same_connections() {
+    churn_against("completion", &["--linger0", "--backend", "epoll"]);
+}
+
+#[test]
+fn churn_in_rate_mode_for_a_duration_reconnects_until_the_end() {
+    let server = Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--rate",
+        "400",
+        "--duration",
+        "1",
+        "--messages-per-connection",
+        "4",
+        "--connect-rate",
+        "1000",
+        "--json",
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    let messages = j["messages"].as_u64().unwrap();
+    let connections = j["churn"]["connections"].as_u64().unwrap();
+    assert!(messages > 0, "{j}");
+    // Every connection but the last of each slot had its 4 exchanges.
+    assert!(
+        connections >= messages / 4 && connections <= messages / 4 + 4 + 4,
+        "{connections} connections for {messages} messages: {j}"
+    );
+    assert_eq!(served(server), connections);
+}
+
+#[test]
+fn a_closed_port_counts_refused_connections() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "2",
+        "--count",
+        "10",
+        "--messages-per-connection",
+        "5",
+        "--threads",
+        "1",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "errors make the run fail");
+    let j = json_of(&out);
+    // Two slots, 10 messages of 5 per connection: two attempts each, every one refused.
+    assert_eq!(j["churn"]["attempts"], 4, "{j}");
+    assert_eq!(j["churn"]["connections"], 0, "{j}");
+    assert_eq!(j["churn"]["errors"]["refused"], 4, "{j}");
+    assert_eq!(j["churn"]["errors"]["reset"], 0, "{j}");
+    assert_eq!(j["errors_by_kind"]["connect_failed"], 4, "{j}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 failed connections (refused 4, reset 0"),
+        "{stderr}"
+    );
+}
+
+/// A listener that accepts every connection and closes it at once with a reset (SO_LINGER 0),
+/// until dropped.
+struct Resetter {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Resetter {
+    fn start() -> Resetter {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        socket.listen(128).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut reset = 0;
+            while !flag.load(Ordering::Relaxed) {
+                match socket.accept() {
+                    Ok((conn, _)) => {
+                        conn.set_linger(Some(Duration::ZERO)).unwrap();
+                        drop(conn);
+                        reset += 1;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            reset
+        });
+        Resetter {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; returns how many connections it reset.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Resetter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_server_that_resets_counts_reset_connections() {
+    let server = Resetter::start();
+    let port = server.port.to_string();
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "3",
+        "--count",
+        "6",
+        "--messages-per-connection",
+        "2",
+        "--threads",
+        "1",
+        "--timeout",
+        "5",
+        "--json",
+        "-",
+    ]);
+    let reset = server.finish();
+    assert_eq!(out.status.code(), Some(1), "errors make the run fail");
+    let j = json_of(&out);
+    // Three slots, 6 messages of 2 per connection: three connections each, all reset.
+    assert_eq!(j["churn"]["attempts"], 9, "{j}");
+    assert_eq!(j["churn"]["errors"]["reset"], 9, "{j}");
+    assert_eq!(j["churn"]["errors"]["refused"], 0, "{j}");
+    assert_eq!(j["messages"], 0, "{j}");
+    assert_eq!(reset, 9, "the listener reset every connection it accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reset 9"), "{stderr}");
+}
+
+#[test]
+fn bad_churn_values_are_refused_in_one_line() {
+    for (args, needle) in [
+        (
+            &["--messages-per-connection", "0"][..],
+            "--messages-per-connection must be at least 1",
+        ),
+        (
+            &["--messages-per-connection", "5", "--stream"][..],
+            "cannot be used with --stream",
+        ),
+    ] {
+        let out = stress(&[&["127.0.0.1", "9"][..], args].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+}
