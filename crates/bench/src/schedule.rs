@@ -139,6 +139,8 @@ pub struct BenchConfig {
     pub ringport_exe: PathBuf,
     /// Whether this is the `--quick` preset (recorded in the results).
     pub quick: bool,
+    /// The churn point, run after the sweep ([`crate::churn`]); `None` leaves it out.
+    pub churn: Option<crate::churn::ChurnPoint>,
 }
 
 /// Default connection counts.
@@ -178,6 +180,10 @@ impl BenchConfig {
             timeout: Duration::from_secs(5),
             ringport_exe,
             quick: false,
+            churn: Some(crate::churn::ChurnPoint::new(
+                DEFAULT_DURATION,
+                DEFAULT_WARMUP,
+            )),
         }
     }
 
@@ -194,6 +200,10 @@ impl BenchConfig {
             repeat: 1,
             pin: cpus >= 2,
             quick: true,
+            churn: Some(crate::churn::ChurnPoint::new(
+                crate::churn::QUICK_CHURN_DURATION,
+                Duration::ZERO,
+            )),
             ..BenchConfig::new(ringport_exe)
         }
     }
@@ -219,7 +229,10 @@ impl BenchConfig {
     /// [`RUN_OVERHEAD`].
     pub fn estimate(&self) -> Duration {
         let runs = u32::try_from(plan(self).len()).unwrap_or(u32::MAX);
-        (self.warmup + self.duration + RUN_OVERHEAD) * runs
+        let churn = self.churn.map_or(Duration::ZERO, |c| {
+            c.estimate(crate::churn::plan(self).len())
+        });
+        (self.warmup + self.duration + RUN_OVERHEAD) * runs + churn
     }
 
     /// Client threads the load generator will use.
@@ -272,6 +285,9 @@ impl BenchConfig {
         }
         if self.repeat == 0 {
             return Err("--repeat must be at least 1".into());
+        }
+        if let Some(c) = &self.churn {
+            c.validate()?;
         }
         Ok(())
     }

@@ -69,6 +69,11 @@ pub struct BenchArgs {
     /// Run nothing: print the points, the designs at each, and how long the run would take.
     #[arg(long)]
     dry_run: bool,
+    /// Leave out the churn point (run after the sweep: 10 connections, each closed and
+    /// reopened after 10 round trips of 64 B, for --duration after --warmup; 1 s with --quick),
+    /// reported as connections per second and connect latency.
+    #[arg(long)]
+    no_churn: bool,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -120,9 +125,18 @@ impl BenchArgs {
         }
         if let Some(d) = self.duration {
             c.duration = Duration::from_secs_f64(d);
+            if let Some(churn) = &mut c.churn {
+                churn.duration_s = d;
+            }
         }
         if let Some(w) = self.warmup {
             c.warmup = Duration::from_secs_f64(w);
+            if let Some(churn) = &mut c.churn {
+                churn.warmup_s = w;
+            }
+        }
+        if self.no_churn {
+            c.churn = None;
         }
         if let Some(r) = self.repeat {
             c.repeat = r;
@@ -179,10 +193,27 @@ fn dry_run(config: &BenchConfig) -> String {
             designs.join(", ")
         ));
     }
+    let churn = ringport_bench::churn::plan(config);
+    if let Some(point) = &config.churn {
+        let designs: Vec<&str> = churn
+            .iter()
+            .filter(|r| r.round == 0)
+            .map(|r| config.designs[r.design].name.as_str())
+            .collect();
+        out.push_str(&format!(
+            "churn: {} connections x {} round trips of {} each, {:.1} s after {:.1} s of warm-up: {}\n",
+            point.connections,
+            point.messages_per_connection,
+            size_label(point.size),
+            point.duration_s,
+            point.warmup_s,
+            designs.join(", ")
+        ));
+    }
     let secs = config.estimate().as_secs_f64();
     out.push_str(&format!(
         "{} runs ({} round(s) of {:.1} s after {:.1} s of warm-up per point and design): about {}\n",
-        plan.len(),
+        plan.len() + churn.len(),
         config.repeat,
         config.duration.as_secs_f64(),
         config.warmup.as_secs_f64(),

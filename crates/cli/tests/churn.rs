@@ -310,3 +310,71 @@ fn bad_churn_values_are_refused_in_one_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn the_bench_churn_point_is_in_every_output() {
+    let dir = std::env::temp_dir().join(format!("ringport-churn-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bin()
+        .args([
+            "bench",
+            "--designs",
+            "completion-epoll,threaded",
+            "--connections",
+            "1",
+            "--size",
+            "64",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--repeat",
+            "1",
+            "--client-threads",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run ringport bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("## Churn: 10 connections, each closed and reopened after 10 round trips"),
+        "{stdout}"
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let j: serde_json::Value = serde_json::from_str(&read("results.json")).unwrap();
+    assert_eq!(j["settings"]["churn"]["connections"], 10, "{j}");
+    assert_eq!(j["settings"]["churn"]["messages_per_connection"], 10, "{j}");
+    let churn = j["churn"].as_array().expect("a churn array");
+    let designs: Vec<&str> = churn
+        .iter()
+        .map(|p| p["design"].as_str().unwrap())
+        .collect();
+    assert_eq!(designs, ["completion-epoll", "threaded"], "{j}");
+    for p in churn {
+        let m = &p["median"];
+        assert!(m["connections_per_s"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(m["connections"].as_u64().unwrap() >= 10, "{p}");
+        assert!(
+            m["connect_p50_us"].as_u64().unwrap() <= m["connect_p99_us"].as_u64().unwrap(),
+            "{p}"
+        );
+        assert_eq!(m["errors"], 0, "{p}");
+        assert_eq!(p["rounds"].as_array().unwrap().len(), 1, "{p}");
+    }
+    assert!(read("results.md").contains("| design | conns/s | vs best | connect p50 µs |"));
+    let svg = read("churn.svg");
+    assert!(svg.starts_with("<svg"), "churn.svg");
+    for d in designs {
+        assert!(svg.contains(d), "churn.svg has no bar for {d}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -25,6 +25,11 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0xba, 0xb0, 0xac),
 ];
 
+/// The colour of series `i` (the palette, cycled).
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
 /// One line under the chart: version, machine, pinning, load, date.
 fn footer(r: &BenchResults) -> String {
     let e = &r.environment;
@@ -64,6 +69,7 @@ pub fn charts(r: &BenchResults) -> Result<Vec<(String, String)>, String> {
         ));
         out.push((format!("p99-{size}B.svg"), chart(r, size, Metric::P99)?));
     }
+    out.extend(crate::churn::chart(r)?);
     Ok(out)
 }
 
