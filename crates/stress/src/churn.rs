@@ -321,11 +321,12 @@ pub fn port_warning(f: &PortFacts) -> Option<String> {
                 .map_or("an unknown number".to_string(), |t| t.to_string()),
         ));
     }
-    if let Some(tw) = f.time_wait {
+    // Where the kernel reuses TIME_WAIT ports, the sockets in TIME_WAIT do not block a connect.
+    if let (Some(tw), false) = (f.time_wait, f.tw_reuse == Some(true)) {
         if ports > 0 && tw.saturating_mul(2) >= ports {
             return Some(format!(
-                "TIME_WAIT holds {tw} sockets, {:.0}% of the {ports} ephemeral ports: a longer \
-                 run will fail to connect with EADDRNOTAVAIL; {advice}",
+                "TIME_WAIT holds {tw} sockets on this host, {:.0}% of the {ports} ephemeral \
+                 ports: a longer run will fail to connect with EADDRNOTAVAIL; {advice}",
                 100.0 * tw as f64 / ports as f64
             ));
         }
@@ -470,8 +471,18 @@ mod tests {
         })
         .unwrap();
         assert!(
-            full.starts_with("TIME_WAIT holds 20000 sockets, 71%"),
+            full.starts_with("TIME_WAIT holds 20000 sockets on this host, 71%"),
             "{full}"
+        );
+        let reused = PortFacts {
+            time_wait: Some(40000),
+            tw_reuse: Some(true),
+            ..facts()
+        };
+        assert_eq!(
+            port_warning(&reused),
+            None,
+            "reused TIME_WAIT ports do not block"
         );
         let fast = port_warning(&PortFacts {
             connections_per_s: 1000.0,
