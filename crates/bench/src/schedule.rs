@@ -189,7 +189,9 @@ impl BenchConfig {
 
     /// The `--quick` preset: every built-in design at 1, 10 and 100 connections with 64-byte
     /// messages, and at [`QUICK_BULK`] (64 KiB messages, 10 connections); 2 s per point after
-    /// 0.5 s of warm-up, one round, pinned when there are two CPUs. Thirteen runs: about 35 s.
+    /// 0.5 s of warm-up, one round, pinned when there are two CPUs. Thirteen runs, about 35 s, and
+    /// the churn point for [`QUICK_CHURN_DURATION`](crate::churn::QUICK_CHURN_DURATION) per
+    /// design: about 4 s more.
     pub fn quick(ringport_exe: PathBuf, cpus: usize) -> BenchConfig {
         BenchConfig {
             connections: vec![1, 10, 100],

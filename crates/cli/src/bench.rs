@@ -16,9 +16,10 @@ use ringport_bench::schedule::{self, BenchConfig, Design};
 /// Flags of `ringport bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A preset that finishes in about 35 s on two cores: every built-in design at 1, 10 and 100
+    /// A preset that finishes in about 40 s on two cores: every built-in design at 1, 10 and 100
     /// connections with 64-byte messages, and at 10 connections with 64 KiB messages (bulk
-    /// echo); 2 s per point after 0.5 s of warm-up, one round, pinned when there are two CPUs.
+    /// echo); 2 s per point after 0.5 s of warm-up, one round, pinned when there are two CPUs;
+    /// then the churn point for 1 s.
     /// Other flags given with it override it (--size or --connections replace its points).
     #[arg(long)]
     quick: bool,

@@ -49,7 +49,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "bench",
         "Examples:
-  ringport bench --quick                       every design, a few points, about 35 s
+  ringport bench --quick                       every design, a few points, about 40 s
   ringport bench --out results/                table, JSON, CSV and charts in results/",
     ),
     (
