@@ -378,3 +378,54 @@ fn the_bench_churn_point_is_in_every_output() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn merged_segments_add_their_churn() {
+    let server = Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let dir = std::env::temp_dir().join(format!("ringport-churn-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let mut inputs = Vec::new();
+    for i in 1..=2 {
+        let (json, hlog) = (file(&format!("{i}.json")), file(&format!("{i}.hlog")));
+        let segment = format!("{i}/2");
+        let out = stress(&[
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "4",
+            "--count",
+            "10",
+            "--messages-per-connection",
+            "5",
+            "--segment",
+            &segment,
+            "--json",
+            &json,
+            "--hdr-log",
+            &hlog,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        inputs.extend([json, hlog]);
+    }
+    let out = bin()
+        .arg("merge")
+        .args(&inputs)
+        .args(["--json", "-"])
+        .output()
+        .expect("run ringport merge");
+    let m = json_of(&out);
+    // 4 slots of 10 messages, 5 per connection: 8 connections over the two agents.
+    assert_eq!(m["churn"]["connections"], 8, "{m}");
+    assert_eq!(m["churn"]["attempts"], 8, "{m}");
+    assert_eq!(m["churn"]["connect_latency_us"]["count"], 8, "{m}");
+    assert_eq!(m["churn"]["errors"]["refused"], 0, "{m}");
+    assert_eq!(served(server), 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
