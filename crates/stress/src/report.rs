@@ -332,7 +332,13 @@ impl StressReport {
                 "{} of {} connections were closed or reset by the server before it echoed a \
                  byte: a server-side connection limit is the likely cause (for ringport serve: \
                  --max-per-ip, --max-connections; its log says which)",
-                stats.closed_at_byte_0, own_connections
+                stats.closed_at_byte_0,
+                // With churn, of the connections made (each slot reconnects).
+                if config.messages_per_connection.is_some() {
+                    stats.connect.len()
+                } else {
+                    own_connections as u64
+                }
             ));
         }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
