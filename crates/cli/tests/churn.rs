@@ -429,3 +429,81 @@ fn merged_segments_add_their_churn() {
     assert_eq!(served(server), 8);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `ringport stress ARGS --json -` against `ringport serve --port 3333` inside a network
+/// namespace of its own (`unshare -n`, gone when the command ends) whose ephemeral port range
+/// is ten ports and which never reuses a port in `TIME_WAIT`; `None` (with a message) where a
+/// namespace cannot be made, which fails under `CI=true`.
+fn in_ten_port_namespace(args: &str) -> Option<Output> {
+    let exe = env!("CARGO_BIN_EXE_ringport");
+    let script = format!(
+        "ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range='40000 40009' && \
+         sysctl -qw net.ipv4.tcp_tw_reuse=0 || exit 77
+         {exe} serve --port 3333 --workers 1 >/dev/null 2>&1 & server=$!
+         trap 'kill $server; wait $server' EXIT
+         for i in $(seq 50); do {exe} send 3333 ready >/dev/null 2>&1 && break; sleep 0.1; done
+         {exe} stress 127.0.0.1 3333 {args} --threads 1 --interval 0 --json -"
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["60", "unshare", "-n", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    if out.status.code() == Some(77) || out.stdout.is_empty() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot make a network namespace under CI: {why}"
+        );
+        eprintln!("skipped: cannot make a network namespace here: {why}");
+        return None;
+    }
+    Some(out)
+}
+
+#[test]
+fn running_out_of_ephemeral_ports_counts_eaddrnotavail_and_warns() {
+    // 2 slots x 100 connections of one exchange, through 10 local ports held 60 s each.
+    let args = "--connections 2 --count 100 --messages-per-connection 1 --connect-rate 1000";
+    let Some(out) = in_ten_port_namespace(args) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "errors make the run fail");
+    let j = json_of(&out);
+    let churn = &j["churn"];
+    assert_eq!(churn["attempts"], 200, "{j}");
+    assert_eq!(churn["ephemeral_ports"], 10, "{j}");
+    let failed = churn["errors"]["addr_not_available"].as_u64().unwrap();
+    assert!(failed > 0, "{j}");
+    assert_eq!(
+        churn["connections"].as_u64().unwrap() + failed,
+        200,
+        "every attempt connected or found no port: {j}"
+    );
+    let warning = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .find(|w| w.starts_with("ephemeral ports ran out"))
+        .unwrap_or_else(|| panic!("no ephemeral-port warning: {j}"));
+    assert!(
+        warning.contains("EADDRNOTAVAIL") && warning.contains("--linger0"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn closing_with_a_reset_leaves_the_ports_free() {
+    // The same churn with --linger0: no TIME_WAIT, so ten ports are enough.
+    let args =
+        "--connections 2 --count 100 --messages-per-connection 1 --connect-rate 1000 --linger0";
+    let Some(out) = in_ten_port_namespace(args) else {
+        return;
+    };
+    let j = json_of(&out);
+    assert!(out.status.success(), "{j}");
+    assert_eq!(j["churn"]["connections"], 200, "{j}");
+    assert_eq!(j["churn"]["errors"]["addr_not_available"], 0, "{j}");
+    assert_eq!(j["churn"]["linger0"], true, "{j}");
+}
