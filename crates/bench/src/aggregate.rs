@@ -447,6 +447,7 @@ pub(crate) mod tests {
             client_threads: 1,
             pipeline: 1,
             quick: false,
+            churn: None,
         }
     }
 

@@ -29,10 +29,13 @@
 //! * [`results`]: [`BenchResults`](results::BenchResults), the one result type.
 //! * [`env`]: the machine and the moment.
 //! * [`export`]: one exporter per format: markdown, JSON, CSV, SVG charts.
+//! * [`churn`]: the churn point (connections closed and reopened every few round trips):
+//!   its settings, runs, figures, table and chart.
 
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod churn;
 pub mod env;
 pub mod export;
 #[cfg(unix)]

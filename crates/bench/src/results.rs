@@ -28,6 +28,10 @@ pub struct BenchResults {
     pub points: Vec<PointResult>,
     /// Why a figure may be wrong, and what to try.
     pub warnings: Vec<Warning>,
+    /// The churn point: one entry per design that ran it (`settings.churn` says how); empty
+    /// without it, and absent in files from before it existed.
+    #[serde(default)]
+    pub churn: Vec<crate::churn::ChurnPointResult>,
 }
 
 /// Where and when the benchmark ran.
@@ -86,6 +90,10 @@ pub struct Settings {
     pub pipeline: usize,
     /// Whether the `--quick` preset was used.
     pub quick: bool,
+    /// The churn point (connections closed and reopened every few round trips), `null` when
+    /// left out (`--no-churn`) or in files from before it existed.
+    #[serde(default)]
+    pub churn: Option<crate::churn::ChurnPoint>,
 }
 
 /// One design under test.

@@ -192,6 +192,16 @@ pub fn run(
             figures,
         });
     }
+    let churn = run_churn(
+        config,
+        &designs,
+        &opts,
+        pins,
+        client_threads,
+        &mut infos,
+        &mut warnings,
+        on_run,
+    )?;
     let settings = Settings {
         connections: config.connections.clone(),
         sizes: config.sizes.clone(),
@@ -204,11 +214,13 @@ pub fn run(
         client_threads,
         pipeline: 1,
         quick: config.quick,
+        churn: config.churn,
     };
     let points = aggregate::points(&records);
     aggregate::set_capacity(&mut infos, &points);
     let mut all = aggregate::warnings(&settings, &infos, &points);
     all.append(&mut warnings);
+    all.extend(crate::churn::warnings(&churn));
     all.extend(noise_warnings(&environment, pins.is_some()));
     Ok(BenchResults {
         schema: SCHEMA_VERSION,
@@ -217,7 +229,91 @@ pub fn run(
         designs: infos,
         points,
         warnings: all,
+        churn,
     })
+}
+
+/// Runs the churn point of `config` (after the sweep) on `designs`, each in its own server as
+/// the sweep's runs, and returns its results (none without a churn point).
+#[allow(clippy::too_many_arguments)]
+fn run_churn(
+    config: &BenchConfig,
+    designs: &[Design],
+    opts: &StartOptions,
+    pins: Option<(usize, usize)>,
+    client_threads: usize,
+    infos: &mut [DesignInfo],
+    warnings: &mut Vec<Warning>,
+    on_run: &mut dyn FnMut(&RunEvent<'_>),
+) -> Result<Vec<crate::churn::ChurnPointResult>, BenchError> {
+    let Some(point) = config.churn else {
+        return Ok(Vec::new());
+    };
+    let sub = BenchConfig {
+        designs: designs.to_vec(),
+        ..config.clone()
+    };
+    let runs = crate::churn::plan(&sub);
+    let mut measured = Vec::with_capacity(runs.len());
+    for (i, run) in runs.iter().enumerate() {
+        let design = &designs[run.design];
+        if let Some((server_cpu, _)) = pins {
+            pin_to(server_cpu)?;
+        }
+        let started = ServerProcess::start(design, opts);
+        if let Some((_, load_cpu)) = pins {
+            pin_to(load_cpu)?;
+        }
+        let mut server = started?;
+        let figures = crate::churn::measure(&mut server, &point, config.timeout, client_threads)
+            .map_err(|detail| BenchError::Load {
+                design: design.name.clone(),
+                size: point.size,
+                connections: point.connections,
+                detail: format!("churn point: {detail}"),
+            })?;
+        if infos[run.design].backend.is_none() {
+            infos[run.design].backend = server.backend();
+        }
+        if let Err(why) = server.stop() {
+            warnings.push(Warning {
+                kind: WarningKind::ServerExit,
+                design: Some(design.name.clone()),
+                message: format!("{} at the churn point: {why}", design.name),
+            });
+        }
+        // The progress line shows the churn run as a point of its size and connections.
+        let shown = Figures {
+            msgs_per_s: figures.msgs_per_s,
+            messages: 0,
+            measured_s: point.duration_s,
+            p50_us: 0,
+            p99_us: figures.p99_us,
+            p999_us: 0,
+            server_user_s: 0.0,
+            server_sys_s: 0.0,
+            server_cpu_us_per_msg: None,
+            server_peak_rss_kib: figures.server_peak_rss_kib,
+            client_cpu_pct: 0.0,
+            client_cpu_max_thread_pct: 0.0,
+            errors: figures.errors,
+            others_cpu_pct: 0.0,
+        };
+        on_run(&RunEvent {
+            index: i + 1,
+            total: runs.len(),
+            design: &design.name,
+            run: Run {
+                design: run.design,
+                size: point.size,
+                connections: point.connections,
+                round: run.round,
+            },
+            figures: &shown,
+        });
+        measured.push((design.name.clone(), figures));
+    }
+    Ok(crate::churn::results(&measured))
 }
 
 /// The designs of `config` that can run here; a warning for each one left out.

@@ -139,6 +139,8 @@ pub struct BenchConfig {
     pub ringport_exe: PathBuf,
     /// Whether this is the `--quick` preset (recorded in the results).
     pub quick: bool,
+    /// The churn point, run after the sweep ([`crate::churn`]); `None` leaves it out.
+    pub churn: Option<crate::churn::ChurnPoint>,
 }
 
 /// Default connection counts.
@@ -180,12 +182,18 @@ impl BenchConfig {
             timeout: DEFAULT_TIMEOUT,
             ringport_exe,
             quick: false,
+            churn: Some(crate::churn::ChurnPoint::new(
+                DEFAULT_DURATION,
+                DEFAULT_WARMUP,
+            )),
         }
     }
 
     /// The `--quick` preset: every built-in design at 1, 10 and 100 connections with 64-byte
     /// messages, and at [`QUICK_BULK`] (64 KiB messages, 10 connections); 2 s per point after
-    /// 0.5 s of warm-up, one round, pinned when there are two CPUs. Thirteen runs: about 35 s.
+    /// 0.5 s of warm-up, one round, pinned when there are two CPUs. Thirteen runs, about 35 s, and
+    /// the churn point for [`QUICK_CHURN_DURATION`](crate::churn::QUICK_CHURN_DURATION) per
+    /// design: about 4 s more.
     pub fn quick(ringport_exe: PathBuf, cpus: usize) -> BenchConfig {
         BenchConfig {
             connections: vec![1, 10, 100],
@@ -196,6 +204,10 @@ impl BenchConfig {
             repeat: 1,
             pin: cpus >= 2,
             quick: true,
+            churn: Some(crate::churn::ChurnPoint::new(
+                crate::churn::QUICK_CHURN_DURATION,
+                Duration::ZERO,
+            )),
             ..BenchConfig::new(ringport_exe)
         }
     }
@@ -221,7 +233,10 @@ impl BenchConfig {
     /// [`RUN_OVERHEAD`].
     pub fn estimate(&self) -> Duration {
         let runs = u32::try_from(plan(self).len()).unwrap_or(u32::MAX);
-        (self.warmup + self.duration + RUN_OVERHEAD) * runs
+        let churn = self.churn.map_or(Duration::ZERO, |c| {
+            c.estimate(crate::churn::plan(self).len())
+        });
+        (self.warmup + self.duration + RUN_OVERHEAD) * runs + churn
     }
 
     /// Client threads the load generator will use.
@@ -274,6 +289,9 @@ impl BenchConfig {
         }
         if self.repeat == 0 {
             return Err("--repeat must be at least 1".into());
+        }
+        if let Some(c) = &self.churn {
+            c.validate()?;
         }
         Ok(())
     }

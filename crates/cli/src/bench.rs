@@ -18,9 +18,10 @@ use crate::secs::{parse_secs, secs};
 /// Flags of `ringport bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A preset that finishes in about 35 s on two cores: every built-in design at 1, 10 and 100
+    /// A preset that finishes in about 40 s on two cores: every built-in design at 1, 10 and 100
     /// connections with 64-byte messages, and at 10 connections with 64 KiB messages (bulk
-    /// echo); 2 s per point after 0.5 s of warm-up, one round, pinned when there are two CPUs.
+    /// echo); 2 s per point after 0.5 s of warm-up, one round, pinned when there are two CPUs;
+    /// then the churn point for 1 s.
     /// Other flags given with it override it (--size or --connections replace its points).
     #[arg(long)]
     quick: bool,
@@ -83,6 +84,11 @@ pub struct BenchArgs {
     /// Run nothing: print the points, the designs at each, and how long the run would take.
     #[arg(long)]
     dry_run: bool,
+    /// Leave out the churn point (run after the sweep: 10 connections, each closed and
+    /// reopened after 10 round trips of 64 B, for --duration after --warmup; 1 s with --quick),
+    /// reported as connections per second and connect latency.
+    #[arg(long)]
+    no_churn: bool,
 }
 
 /// `1,10,100`: a default list as the flag takes it.
@@ -129,9 +135,18 @@ impl BenchArgs {
         }
         if let Some(d) = self.duration {
             c.duration = Duration::from_secs_f64(d);
+            if let Some(churn) = &mut c.churn {
+                churn.duration_s = d;
+            }
         }
         if let Some(w) = self.warmup {
             c.warmup = Duration::from_secs_f64(w);
+            if let Some(churn) = &mut c.churn {
+                churn.warmup_s = w;
+            }
+        }
+        if self.no_churn {
+            c.churn = None;
         }
         if let Some(r) = self.repeat {
             c.repeat = r;
@@ -188,10 +203,27 @@ fn dry_run(config: &BenchConfig) -> String {
             designs.join(", ")
         ));
     }
+    let churn = ringport_bench::churn::plan(config);
+    if let Some(point) = &config.churn {
+        let designs: Vec<&str> = churn
+            .iter()
+            .filter(|r| r.round == 0)
+            .map(|r| config.designs[r.design].name.as_str())
+            .collect();
+        out.push_str(&format!(
+            "churn: {} connections x {} round trips of {} each, {:.1} s after {:.1} s of warm-up: {}\n",
+            point.connections,
+            point.messages_per_connection,
+            size_label(point.size),
+            point.duration_s,
+            point.warmup_s,
+            designs.join(", ")
+        ));
+    }
     let secs = config.estimate().as_secs_f64();
     out.push_str(&format!(
         "{} runs ({} round(s) of {:.1} s after {:.1} s of warm-up per point and design): about {}\n",
-        plan.len(),
+        plan.len() + churn.len(),
         config.repeat,
         config.duration.as_secs_f64(),
         config.warmup.as_secs_f64(),

@@ -38,6 +38,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
   ringport stress --rate 50000 --duration 10 --json result.json --hdr-log run.hlog
   ringport stress --size 1024 --seed 7 --count 100   the same random bytes as any run with seed 7
   ringport stress --stream --connections 10 --duration 10   echoed Gbit/s
+  ringport stress --messages-per-connection 10 --connect-rate 2000 --duration 10   churn
   ringport stress --duration 60 --interval 5   a progress line every 5 s",
     ),
     (
@@ -48,7 +49,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "bench",
         "Examples:
-  ringport bench --quick                       every design, a few points, about 35 s
+  ringport bench --quick                       every design, a few points, about 40 s
   ringport bench --out results/                table, JSON, CSV and charts in results/",
     ),
     (

@@ -46,9 +46,19 @@ pub struct StressArgs {
         config::DEFAULT_CONNECTIONS
     ))]
     connections: Option<String>,
-    /// Connections opened per second at most.
+    /// Connections opened per second at most, over every client thread; with
+    /// --messages-per-connection, reconnects included.
     #[arg(long, default_value_t = config::DEFAULT_CONNECT_RATE)]
     connect_rate: f64,
+    /// Churn: each connection closes after N exchanges (message and verified echo) and a new
+    /// one takes its place, at most --connect-rate connects per second; reports connections
+    /// per second, connect latency and failed connections by cause.
+    #[arg(long, value_name = "N")]
+    messages_per_connection: Option<u64>,
+    /// Close connections with a reset (SO_LINGER 0) instead of a FIN: no TIME_WAIT is left on
+    /// the client, so churn is not limited by the ephemeral ports (the server sees resets).
+    #[arg(long)]
+    linger0: bool,
     #[arg(long, conflicts_with = "duration", help = format!(
         "Messages per connection [default: {} when --duration is not given]",
         config::DEFAULT_COUNT
@@ -263,6 +273,8 @@ impl StressArgs {
         cfg.backend = self.backend;
         cfg.segment = self.segment;
         cfg.start_at = self.start_at;
+        cfg.messages_per_connection = self.messages_per_connection;
+        cfg.linger0 = self.linger0;
         Ok(cfg)
     }
 }

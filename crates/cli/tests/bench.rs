@@ -133,7 +133,10 @@ fn two_designs_two_points_write_every_file() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("## 64 B messages"), "{stdout}");
     assert_eq!(
-        stdout.matches("| completion-epoll |").count(),
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| 64 B |") && l.contains("| completion-epoll |"))
+            .count(),
         2,
         "{stdout}"
     );
@@ -226,7 +229,7 @@ fn dry_run_lists_the_default_sweep_and_the_quick_points() {
     let full = run(&[]);
     let points: Vec<&str> = full
         .lines()
-        .filter(|l| !l.contains(" runs "))
+        .filter(|l| !l.contains(" runs ") && !l.starts_with("churn: "))
         .filter_map(|l| l.split_once(": ").map(|(p, _)| p))
         .collect();
     let mut expected = Vec::new();
@@ -240,18 +243,28 @@ fn dry_run_lists_the_default_sweep_and_the_quick_points() {
         full.contains("64 KiB x 1: completion-uring, completion-epoll, threaded, single\n"),
         "{full}"
     );
-    assert!(full.contains("117 runs"), "{full}");
+    // The sweep's 117 runs and the churn point's 9 (3 designs, single left out, 3 rounds).
+    assert!(full.contains("126 runs"), "{full}");
+    assert!(
+        full.contains("churn: 10 connections x 10 round trips of 64 B each, 5.0 s after 1.0 s of warm-up: completion-uring, completion-epoll, threaded\n"),
+        "{full}"
+    );
     let quick = run(&["--quick"]);
     assert_eq!(
         quick.lines().count(),
-        5,
-        "four points and the total:\n{quick}"
+        6,
+        "four points, the churn point and the total:\n{quick}"
     );
     assert!(
         quick.contains("64 KiB x 10: completion-uring, completion-epoll, threaded\n"),
         "{quick}"
     );
-    assert!(quick.contains("13 runs"), "{quick}");
+    assert!(quick.contains("16 runs"), "{quick}");
+    assert!(
+        quick.contains("churn: 10 connections x 10 round trips of 64 B each, 1.0 s after 0.0 s"),
+        "{quick}"
+    );
+    assert!(!run(&["--quick", "--no-churn"]).contains("churn"));
     let narrowed = run(&["--quick", "--size", "64"]);
     assert!(
         !narrowed.contains("KiB"),

@@ -163,6 +163,13 @@ pub struct StressConfig {
     /// `--connections A..B --ramp D` or `--connections A,B,C --step D`: connections join the
     /// load during the run; `connections` is then the last level.
     pub connections_ramp: Option<Ramp>,
+    /// `--messages-per-connection N`: churn: each connection closes after `N` exchanges and a
+    /// new one takes its place (at most `--connect-rate` connects per second); `None` keeps
+    /// every connection for the whole run. See [`churn`](crate::churn).
+    pub messages_per_connection: Option<u64>,
+    /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
+    /// `TIME_WAIT` on the client.
+    pub linger0: bool,
 }
 
 impl Default for StressConfig {
@@ -194,6 +201,8 @@ impl Default for StressConfig {
             requests: Vec::new(),
             rate_ramp: None,
             connections_ramp: None,
+            messages_per_connection: None,
+            linger0: false,
         }
     }
 }
@@ -285,6 +294,16 @@ impl StressConfig {
         self.validate_stream()?;
         self.validate_requests()?;
         self.validate_ramps()?;
+        match self.messages_per_connection {
+            Some(0) => return bad("--messages-per-connection must be at least 1"),
+            Some(_) if self.stream => {
+                return bad(
+                    "--messages-per-connection cannot be used with --stream: a stream keeps its \
+                     connections",
+                )
+            }
+            _ => {}
+        }
         let in_flight = (self.own_connections().len() as u64)
             .saturating_mul(self.messages_in_flight() as u64)
             .saturating_mul(self.max_send_len() as u64);
@@ -682,6 +701,21 @@ mod tests {
             "--timeout",
         );
         rejects(StressConfig { port: 0, ..cfg() }, "PORT");
+        rejects(
+            StressConfig {
+                messages_per_connection: Some(0),
+                ..cfg()
+            },
+            "--messages-per-connection",
+        );
+        rejects(
+            StressConfig {
+                messages_per_connection: Some(10),
+                stream: true,
+                ..cfg()
+            },
+            "--messages-per-connection cannot be used with --stream",
+        );
         rejects(
             StressConfig {
                 connections: 10_000,

@@ -52,8 +52,11 @@
 //! * [`merge`]: `ringport merge`: the results and interval logs of several agents added into
 //!   one result.
 //! * [`report`]: the [`StressReport`](report::StressReport) result type and its exporters.
+//! * [`churn`]: `--messages-per-connection`: connections per second, connect latency, failed
+//!   connections by cause, and the warning when TIME_WAIT or the ephemeral ports are the limit.
 
 #![forbid(unsafe_code)]
+pub mod churn;
 pub mod config;
 pub mod engine;
 pub mod hdrlog;

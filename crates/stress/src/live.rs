@@ -174,12 +174,23 @@ pub fn line(
         Phase::WarmUp { left } => format!("warm-up ({:.1}s left)", left.as_secs_f64()),
         Phase::Measuring { elapsed } => format!("measuring {:.1}s", elapsed.as_secs_f64()),
     };
+    // Churn (`--messages-per-connection`) makes more connections than there are slots: then
+    // the line counts the connections made, and their rate in the interval.
+    let connected = if now.connected > connections as u64 {
+        let made = now.connected.saturating_sub(prev.connected) as f64;
+        format!(
+            "{} connections made ({:.0}/s)",
+            now.connected,
+            if secs > 0.0 { made / secs } else { 0.0 }
+        )
+    } else {
+        format!("{}/{connections} connected", now.connected)
+    };
     format!(
-        "{phase}  {rate:.0} msg/s  p50 {}  p99 {}  {} verified  {}/{connections} connected  {} errors",
+        "{phase}  {rate:.0} msg/s  p50 {}  p99 {}  {} verified  {connected}  {} errors",
         pct(0.5),
         pct(0.99),
         now.messages,
-        now.connected,
         now.errors,
     )
 }
@@ -239,6 +250,20 @@ mod tests {
             text,
             "measuring 3.0s  100 msg/s  p50 50 us  p99 400 us  300 verified  4/5 connected  1 errors"
         );
+    }
+
+    #[test]
+    fn churn_counts_the_connections_made() {
+        let prev = Sample {
+            connected: 40,
+            ..Sample::default()
+        };
+        let now = Sample {
+            connected: 240,
+            ..Sample::default()
+        };
+        let text = line(&prev, &now, Duration::from_secs(2), Phase::Connecting, 10);
+        assert!(text.contains("240 connections made (100/s)"), "{text}");
     }
 
     #[test]

@@ -82,6 +82,13 @@ fn workload(r: &StressReport) -> Vec<(&'static str, String)> {
         ("pipeline", r.pipeline.to_string()),
         ("window", format!("{window:?}")),
         ("seed", r.seed.to_string()),
+        (
+            "messages per connection",
+            r.churn.as_ref().map_or_else(
+                || "none".to_string(),
+                |c| c.messages_per_connection.to_string(),
+            ),
+        ),
         ("warm-up", format!("{}s", r.warmup_s)),
         ("connections", r.connections_total.to_string()),
         (
@@ -375,6 +382,20 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     report.latency_us = LatencySummary::of_or_zero(&latency);
     report.latency_uncorrected_us = rate_mode.then(|| LatencySummary::of_or_zero(&uncorrected));
     report.connect_us = LatencySummary::of_or_zero(&connect);
+    // Churn: the agents' counts added; the connect latency is the merged histogram's.
+    if let Some(c) = &mut report.churn {
+        let all = agents.iter().filter_map(|a| a.report.churn.as_ref());
+        c.attempts = all.clone().map(|x| x.attempts).sum();
+        c.connections = all.clone().map(|x| x.connections).sum();
+        c.connections_per_s = all.clone().map(|x| x.connections_per_s).sum();
+        c.connect_rate = all.clone().map(|x| x.connect_rate).sum();
+        c.errors = Default::default();
+        for x in all.clone() {
+            c.errors.merge(&x.errors);
+        }
+        c.time_wait = all.clone().filter_map(|x| x.time_wait).max();
+        c.connect_latency_us = report.connect_us;
+    }
     report.messages_per_connection = sorted_runs(&per_connection);
     report.fairness = fairness_of_runs(&per_connection).unwrap_or(report.fairness);
     report.echoed_bytes_per_connection = report

@@ -127,6 +127,22 @@ impl ReplyVerifier {
         }
     }
 
+    /// Empties it for a new connection (churn: `--messages-per-connection`): nothing in flight,
+    /// no reply begun, counts from 0 again, no mismatch. Keeps its buffers' memory.
+    pub fn reset(&mut self) {
+        self.in_flight.clear();
+        self.got = 0;
+        self.kept.clear();
+        self.tail.clear();
+        self.line.clear();
+        self.http = Http::Head;
+        self.received = 0;
+        self.sent = 0;
+        self.answered = 0;
+        self.completed = 0;
+        self.failed = None;
+    }
+
     /// Whether another request may be sent.
     pub fn has_room(&self) -> bool {
         self.in_flight.len() < self.capacity

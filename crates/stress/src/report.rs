@@ -299,6 +299,10 @@ pub struct StressReport {
     pub latency_uncorrected_us: Option<LatencySummary>,
     /// Time to establish a connection, in microseconds.
     pub connect_us: LatencySummary,
+    /// Churn (`--messages-per-connection`) only: connections per second, connect latency and
+    /// failed connections by cause; `null` otherwise (and absent in results from before it).
+    #[serde(default)]
+    pub churn: Option<crate::churn::ChurnFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,
@@ -382,7 +386,13 @@ impl StressReport {
                 "{} of {} connections were closed or reset by the server before it echoed a \
                  byte: a server-side connection limit is the likely cause (for ringport serve: \
                  --max-per-ip, --max-connections; its log says which)",
-                stats.closed_at_byte_0, own_connections
+                stats.closed_at_byte_0,
+                // With churn, of the connections made (each slot reconnects).
+                if config.messages_per_connection.is_some() {
+                    stats.connect.len()
+                } else {
+                    own_connections as u64
+                }
             ));
         }
         let first_error = stats.first_error.as_ref().map(|e| FirstError {
@@ -442,6 +452,7 @@ impl StressReport {
                 None
             },
             connect_us: LatencySummary::of_or_zero(&stats.connect),
+            churn: None,
             fairness: stats.fairness().unwrap_or(Fairness {
                 min: 0,
                 median: 0,
@@ -722,6 +733,9 @@ impl StressReport {
                 );
             }
         }
+        if let Some(churn) = &self.churn {
+            s.push_str(&churn.render());
+        }
         let _ = writeln!(
             s,
             "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",
@@ -737,6 +751,12 @@ impl StressReport {
             self.connections_established,
             self.connections
         );
+        if self.churn.is_some() {
+            // Churn: "per connection" is per connection slot, each of which reconnected.
+            let at = s.trim_end_matches('\n').rfind('(').unwrap_or(s.len());
+            s.truncate(at);
+            s.push_str("(per connection slot, reconnecting)\n");
+        }
         if self.errors == 0 {
             let _ = writeln!(s, "  {:<14}0", "errors");
         } else {

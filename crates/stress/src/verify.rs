@@ -611,6 +611,17 @@ impl StreamVerifier {
     pub fn oldest(&self) -> Option<SendStamp> {
         self.in_flight.front().map(|m| m.stamp)
     }
+
+    /// Empties it for a new connection (churn: `--messages-per-connection`): nothing in flight,
+    /// offsets from 0 again, no mismatch. Keeps its queues' memory.
+    pub fn reset(&mut self) {
+        self.expected.clear();
+        self.in_flight.clear();
+        self.verified = 0;
+        self.sent = 0;
+        self.completed = 0;
+        self.failed = None;
+    }
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {

@@ -216,6 +216,11 @@ pub fn render(r: &BenchResults) -> String {
         let _ = writeln!(out);
         out.push_str(&table(r, size));
     }
+    let churn = crate::churn::markdown(r);
+    if !churn.is_empty() {
+        let _ = writeln!(out);
+        out.push_str(&churn);
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

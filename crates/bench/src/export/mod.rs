@@ -153,6 +153,7 @@ pub(crate) mod fixture {
                 client_threads: 1,
                 pipeline: 1,
                 quick: true,
+                churn: None,
             },
             designs: vec![
                 design(
@@ -174,6 +175,7 @@ pub(crate) mod fixture {
                 design: Some("my,echo".into()),
                 message: "my,echo: 7 errors at 64 B x 100".into(),
             }],
+            churn: Vec::new(),
         }
     }
 }

@@ -26,6 +26,11 @@ pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(0xba, 0xb0, 0xac),
 ];
 
+/// The colour of series `i` (the palette, cycled).
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
 /// One line under the chart: version, machine, pinning, load, date.
 fn footer(r: &BenchResults) -> String {
     let e = &r.environment;
@@ -72,6 +77,7 @@ pub fn charts(r: &BenchResults) -> Result<Vec<(String, String)>, String> {
             chart(r, size, Metric::CpuPerMsg)?,
         ));
     }
+    out.extend(crate::churn::chart(r)?);
     Ok(out)
 }
 

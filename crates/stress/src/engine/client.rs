@@ -15,6 +15,15 @@
 //! receives into its own buffer, one receive per chunk. Buffers are as large as what a connection
 //! may have in flight (at least 2 KiB, at most 64 KiB; for a stream, its window, at least 64 KiB
 //! and at most 256 KiB), so bulk bytes arrive in few, large completions.
+//!
+//! # Churn
+//!
+//! With `--messages-per-connection`, a connection whose exchanges are done drains (or, with
+//! `--linger0`, closes at once with a reset) and, once its close is submitted, is put on the
+//! `ended` list; the load loop then reopens it ([`Conn::reopen`]) while the stop condition
+//! leaves more to do, and starts its connect when the thread's share of `--connect-rate`
+//! allows ([`ReconnectPacer`]). A failed connection is reopened the same way, its cause counted
+//! ([`ChurnStats`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -30,6 +39,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::conn::{Conn, Plan, SendBuffers, State};
 use super::exchange::Exchange;
 use super::Shared;
+use crate::churn::{ChurnStats, ReconnectPacer};
 use crate::config::{Stop, Workload};
 use crate::ramp::RateCurve;
 use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
@@ -62,6 +72,8 @@ struct Io {
     ops: u32,
     /// Queued in the client's dirty list, to be pumped.
     dirty: bool,
+    /// Churn: on the client's `ended` list, or over for good (not to be listed again).
+    ended: bool,
 }
 
 /// A connection: its protocol state and its I/O.
@@ -129,6 +141,19 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     /// Under a connection ramp: `(when, local slot)` of the connections yet to join, latest
     /// first (popped from the end).
     joining: Vec<(Instant, usize)>,
+    /// Churn: exchanges per connection (`--messages-per-connection`).
+    churn: Option<u64>,
+    /// Churn: attempts, connections in the measured window, failures by cause.
+    pub churn_stats: ChurnStats,
+    /// Churn: connections whose close was submitted (or that failed without a socket), to be
+    /// reopened or left closed by the load loop.
+    ended: Vec<usize>,
+    /// Churn: reopened connections waiting for their connect's turn.
+    reconnect: VecDeque<usize>,
+    /// Churn: this thread's share of `--connect-rate` for reconnects.
+    pacer: ReconnectPacer,
+    /// In the load phase (after the start barrier).
+    loading: bool,
 }
 
 impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
@@ -185,7 +210,18 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             },
             live_flushed: now,
             joining: Vec::new(),
+            churn: config.messages_per_connection,
+            churn_stats: ChurnStats::default(),
+            ended: Vec::new(),
+            reconnect: VecDeque::new(),
+            pacer: ReconnectPacer::new(now, Self::reconnect_rate(config)),
+            loading: false,
         }
+    }
+
+    /// This thread's share of `--connect-rate`.
+    fn reconnect_rate(config: &crate::config::StressConfig) -> f64 {
+        config.connect_rate / config.effective_threads() as f64
     }
 
     /// Gives the port a buffer pool for multishot receives: a chunk lands in a pool buffer, is
@@ -260,12 +296,17 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             let ty = Type::STREAM;
             let s = Socket::new(Domain::for_address(shared.addr), ty, Some(Protocol::TCP))?;
             s.set_tcp_nodelay(true)?;
+            if shared.config.linger0 {
+                // The close sends a reset: no TIME_WAIT left on this side.
+                s.set_linger(Some(Duration::ZERO))?;
+            }
             if !shared.sources.is_empty() {
                 let ip = shared.sources[global % shared.sources.len()];
                 s.bind(&SocketAddr::new(ip, 0).into())?;
             }
             Ok(s)
         })();
+        self.churn_stats.attempts += 1;
         let slot = &mut self.slots[i];
         slot.conn.connecting(now);
         let s = match socket {
@@ -305,6 +346,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             let _ = p.load_start.set(start);
         }
         let now = Instant::now();
+        self.loading = true;
+        self.pacer = ReconnectPacer::new(start, Self::reconnect_rate(config));
         self.measure_start = start + config.warmup;
         if config.hdr_log.is_some() {
             self.stats.start_intervals(self.measure_start);
@@ -349,7 +392,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             if let Some(schedule) = &mut self.schedule {
                 while let Some(due) = schedule.pop_due(now) {
                     let slot = &mut self.slots[due.local];
-                    if slot.conn.state == State::Open {
+                    // With churn a send due between two connections is owed to the next one
+                    // (its latency then counts the reconnect, as it should).
+                    if slot.conn.state == State::Open || self.churn.is_some() {
                         slot.conn.owed += 1;
                         if !slot.io.dirty {
                             slot.io.dirty = true;
@@ -362,12 +407,23 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.joining.pop();
                 self.mark(i);
             }
+            self.cycle_over(now);
+            self.start_reconnects(now);
             self.pump_dirty(now);
-            if self.port.in_flight() == 0 && self.slots.iter().all(Slot::terminal) {
+            if self.port.in_flight() == 0
+                && self.ended.is_empty()
+                && self.slots.iter().all(Slot::terminal)
+            {
                 break;
             }
             let mut until = next_scan;
+            if !self.ended.is_empty() {
+                until = now;
+            }
             if !self.stopping {
+                if !self.reconnect.is_empty() {
+                    until = until.min(self.pacer.next());
+                }
                 if let Some(at) = self.schedule.as_ref().and_then(ThreadSchedule::next_at) {
                     // Wake a little early and poll the rest of the way, so a send is not late
                     // by the kernel's timer slack (late sends inflate the corrected latency).
@@ -411,6 +467,53 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.slots[i].conn.owed = 0;
                 self.mark(i);
             }
+            // Churn: connections waiting to reconnect are over without connecting.
+            for i in self.reconnect.drain(..) {
+                let slot = &mut self.slots[i];
+                slot.conn.abandon();
+                slot.io.ended = true;
+            }
+        }
+    }
+
+    /// Churn: decides about every connection on the `ended` list: reopened and queued for a
+    /// connect while the stop condition leaves more to do (a failed one first gives up its
+    /// cycle's exchanges, see [`Conn::forfeit_cycle`]), else left closed for good.
+    fn cycle_over(&mut self, now: Instant) {
+        if self.ended.is_empty() {
+            return;
+        }
+        let plan = Plan {
+            payload: self.spec,
+            stopping: self.stopping,
+            count: self.count,
+            schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
+            measure_start: self.measure_start,
+            per_connection: self.churn,
+        };
+        for i in self.ended.drain(..) {
+            let slot = &mut self.slots[i];
+            if slot.conn.state == State::Failed {
+                slot.conn.forfeit_cycle(&plan, now);
+            }
+            if slot.conn.more_cycles(&plan) {
+                slot.conn.reopen(now);
+                slot.io.ended = false;
+                self.reconnect.push_back(i);
+            }
+        }
+    }
+
+    /// Churn: starts the connects of reopened connections as far as this thread's share of
+    /// `--connect-rate` allows now.
+    fn start_reconnects(&mut self, now: Instant) {
+        while let Some(&i) = self.reconnect.front() {
+            if self.pacer.next() > now {
+                break;
+            }
+            self.reconnect.pop_front();
+            self.pacer.take(now);
+            self.start_connect(i, now);
         }
     }
 
@@ -509,6 +612,12 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     Ok(()) => match slot.conn.connected(now) {
                         Some(took) => {
                             self.stats.record_connect(took);
+                            if self.loading
+                                && now >= self.measure_start
+                                && self.measure_end.is_none_or(|end| now <= end)
+                            {
+                                self.churn_stats.connected_in_window += 1;
+                            }
                             self.submit_recv(i, now);
                         }
                         None => self.maybe_close(i),
@@ -740,6 +849,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             count: self.count,
             schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
             measure_start: self.measure_start,
+            per_connection: self.churn,
         };
         let slot = &mut self.slots[i];
         if slot.conn.state != State::Open {
@@ -754,6 +864,15 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             return;
         }
         if slot.conn.start_draining(&plan, now) {
+            if self.shared.config.linger0 {
+                // Closed at once, with a reset: the receive is cancelled, then the close goes.
+                slot.conn.close_without_drain();
+                if let Some(tok) = slot.io.recv {
+                    let _ = self.port.cancel(tok);
+                }
+                self.maybe_close(i);
+                return;
+            }
             let fd = slot.io.fd.clone().expect("an open connection has an fd");
             let op = Op::Shutdown {
                 fd,
@@ -778,6 +897,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let slot = &mut self.slots[i];
         if slot.conn.fail() {
             self.stats.record_error(slot.conn.global as u64, &err, now);
+            self.churn_stats.record_error(&err);
             tracing::debug!(connection = slot.conn.global, "{err}");
             for tok in [slot.io.recv, slot.io.send, slot.io.other]
                 .into_iter()
@@ -801,6 +921,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
                 slot.io.ops += 1;
             }
+        }
+        if self.churn.is_some() && !slot.io.ended {
+            slot.io.ended = true;
+            self.ended.push(i);
         }
     }
 

@@ -14,6 +14,12 @@
 //! with every byte echoed) → `Closed`. Any error makes it `Failed` at once; its operations are
 //! then cancelled and it is closed.
 //!
+//! With churn (`--messages-per-connection N`) a connection's life is one *cycle*: after `N`
+//! exchanges it drains and closes, and the client thread [reopens](Conn::reopen) it as a new
+//! connection (`Idle` again, a fresh verifier) while the stop condition leaves more to do. The
+//! message numbers, the `--count` tally and the rate schedule's debts carry over from cycle to
+//! cycle: a connection slot is one client making many connections in turn.
+//!
 //! # Buffers
 //!
 //! Messages are appended to a staging buffer taken from the thread's [`SendBuffers`] while the
@@ -105,6 +111,9 @@ pub(super) struct Plan<'a, S: ?Sized> {
     pub schedule: Option<&'a RateSchedule>,
     /// End of the warm-up: messages intended from here on are measured.
     pub measure_start: Instant,
+    /// Churn (`--messages-per-connection`): exchanges per connection, after which it closes and
+    /// a new one takes its place; `None` keeps one connection for the whole run.
+    pub per_connection: Option<u64>,
 }
 
 /// One connection's protocol state, for the protocol `X` (echo or request/response). See the
@@ -135,6 +144,9 @@ pub(super) struct Conn<X> {
     connect_started: Instant,
     /// Under a connection ramp: the connection stages nothing before this time.
     pub active_at: Option<Instant>,
+    /// Exchanges staged on the current connection (churn counts them against
+    /// [`Plan::per_connection`]), warm-up included.
+    cycle: u64,
 }
 
 impl<X: Exchange> Conn<X> {
@@ -154,6 +166,7 @@ impl<X: Exchange> Conn<X> {
             last_activity: now,
             connect_started: now,
             active_at: None,
+            cycle: 0,
         }
     }
 
@@ -189,9 +202,55 @@ impl<X: Exchange> Conn<X> {
         true
     }
 
-    /// Whether no more message will be staged: the run is stopping, or `--count` is reached.
+    /// Whether no more message will be staged on this connection: the run is stopping,
+    /// `--count` is reached, or (churn) this connection has had its exchanges.
     fn no_more(&self, plan: &Plan<'_, X::Spec>) -> bool {
-        plan.stopping || plan.count.is_some_and(|n| self.measured_staged >= n)
+        !self.more_cycles(plan) || plan.per_connection.is_some_and(|n| self.cycle >= n)
+    }
+
+    /// Churn: whether the run wants more from this connection slot once its current
+    /// connection is over (the run is not stopping and `--count` is not reached).
+    pub fn more_cycles(&self, plan: &Plan<'_, X::Spec>) -> bool {
+        !(plan.stopping || plan.count.is_some_and(|n| self.measured_staged >= n))
+    }
+
+    /// Churn: a connection that failed gives up the exchanges it had left, so that with
+    /// `--count` a slot makes a bounded number of attempts (`count / N`, rounded up) whatever
+    /// the server does. Only the part of the cycle after the warm-up counts.
+    pub fn forfeit_cycle(&mut self, plan: &Plan<'_, X::Spec>, now: Instant) {
+        if let (Some(n), Some(count)) = (plan.per_connection, plan.count) {
+            if now >= plan.measure_start {
+                let left = n.saturating_sub(self.cycle);
+                self.measured_staged = (self.measured_staged + left).min(count);
+            }
+        }
+    }
+
+    /// Churn: makes the connection, finished or failed and with nothing in flight, a new one
+    /// waiting to connect: `Idle`, nothing staged or sent, a fresh verifier (offsets from 0).
+    /// Message numbers, the `--count` tally and rate-schedule debts carry over.
+    pub fn reopen(&mut self, now: Instant) {
+        debug_assert!(self.is_done() && self.staged.is_empty());
+        self.state = State::Idle;
+        self.verifier.reset();
+        self.sending = false;
+        self.cycle = 0;
+        self.last_activity = now;
+    }
+
+    /// A connection waiting to be reopened when the run ends: it is over without connecting.
+    pub fn abandon(&mut self) {
+        if self.state == State::Idle {
+            self.state = State::Closed;
+        }
+    }
+
+    /// `--linger0`: a draining connection closes at once (the close sends a reset) instead of
+    /// waiting for the server's end of stream.
+    pub fn close_without_drain(&mut self) {
+        if self.state == State::Draining {
+            self.state = State::Closed;
+        }
     }
 
     /// Whether another message may be staged now (pipeline or window room aside).
@@ -236,6 +295,7 @@ impl<X: Exchange> Conn<X> {
             };
             self.verifier.push(&gen, stamp, &mut self.staged);
             self.next_index += 1;
+            self.cycle += 1;
             if intended >= plan.measure_start {
                 self.measured_staged += 1;
             }
@@ -396,6 +456,7 @@ mod tests {
             count,
             schedule: None,
             measure_start: t0,
+            per_connection: None,
         }
     }
 
@@ -519,6 +580,69 @@ mod tests {
     }
 
     #[test]
+    fn churn_closes_after_n_exchanges_and_reopens_fresh_until_the_count() {
+        let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 20, 1);
+        let spec = PayloadSpec::Random { size: 10, seed: 1 };
+        let p = Plan {
+            per_connection: Some(3),
+            ..plan(&spec, Some(5), t0)
+        };
+        let mut c = open(8, t0);
+        assert_eq!(c.stage(&p, t0, &mut b), 3, "three exchanges per connection");
+        let first = c.take_send().unwrap();
+        c.sent(first.clone(), 0, Ok(30), &mut b).unwrap();
+        c.received(&first, t0, &spec, |_| {}).unwrap();
+        assert!(c.start_draining(&p, t0), "done after its third reply");
+        c.end_of_stream().unwrap();
+        assert!(c.more_cycles(&p), "2 of the count's 5 left");
+        c.reopen(t0);
+        assert_eq!(c.state, State::Idle);
+        c.connecting(t0);
+        c.connected(t0).unwrap();
+        assert_eq!(c.stage(&p, t0, &mut b), 2, "the rest of the count");
+        let second = c.take_send().unwrap();
+        // Offsets start again at 0 and message numbers go on: messages 4 and 5.
+        let gen = PayloadGen::new(&spec, 3);
+        let mut expected = Vec::new();
+        gen.append(4, &mut expected);
+        gen.append(5, &mut expected);
+        assert_eq!(second, expected);
+        c.sent(second.clone(), 0, Ok(20), &mut b).unwrap();
+        assert_eq!(c.received(&second, t0, &spec, |_| {}).unwrap(), 2);
+        assert!(c.start_draining(&p, t0));
+        c.end_of_stream().unwrap();
+        assert!(!c.more_cycles(&p), "the count is reached");
+    }
+
+    #[test]
+    fn a_failed_churn_connection_gives_up_its_exchanges() {
+        let t0 = Instant::now();
+        let spec = PayloadSpec::Random { size: 10, seed: 1 };
+        let p = Plan {
+            per_connection: Some(5),
+            ..plan(&spec, Some(10), t0)
+        };
+        let mut c = EchoConn::new(0, 1, t0);
+        c.connecting(t0);
+        assert!(c.fail());
+        c.forfeit_cycle(&p, t0);
+        assert!(c.more_cycles(&p), "one attempt of two made");
+        c.reopen(t0);
+        c.connecting(t0);
+        assert!(c.fail());
+        c.forfeit_cycle(&p, t0);
+        assert!(
+            !c.more_cycles(&p),
+            "two attempts for 10 messages of 5 per connection"
+        );
+        // A connection waiting to reconnect when the run ends is over.
+        let mut idle = EchoConn::new(1, 1, t0);
+        idle.abandon();
+        assert!(idle.is_done());
+    }
+
+    #[test]
     fn the_stream_window_bounds_the_bytes_in_flight() {
         // A 256 KiB window of 64 KiB chunks: four chunks out, the fifth only once one is echoed.
         let t0 = Instant::now();
@@ -592,6 +716,7 @@ mod tests {
             count: Some(3),
             schedule: None,
             measure_start: t0,
+            per_connection: None,
         };
         assert_eq!(c.stage(&p, t0, &mut b), 3, "the count");
         let buf = c.take_send().unwrap();

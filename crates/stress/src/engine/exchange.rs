@@ -38,6 +38,9 @@ pub(crate) trait Exchange: Sized {
     /// Whether another message may be sent.
     fn has_room(&self) -> bool;
 
+    /// Empties it for a new connection on the same slot (churn).
+    fn reset(&mut self);
+
     /// Appends message `index` to `out` and records it as sent with `stamp`.
     fn push(&mut self, src: &Self::Source<'_>, stamp: SendStamp, out: &mut Vec<u8>);
 
@@ -87,6 +90,10 @@ impl Exchange for StreamVerifier {
 
     fn source(spec: &PayloadSpec, global: usize) -> PayloadGen<'_> {
         PayloadGen::new(spec, global as u64)
+    }
+
+    fn reset(&mut self) {
+        Self::reset(self)
     }
 
     fn has_room(&self) -> bool {
@@ -164,6 +171,10 @@ impl Exchange for ReplyVerifier {
 
     fn source(script: &Script, _global: usize) -> &Script {
         script
+    }
+
+    fn reset(&mut self) {
+        Self::reset(self)
     }
 
     fn has_room(&self) -> bool {

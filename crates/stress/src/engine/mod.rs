@@ -32,6 +32,10 @@
 //!    every byte echoed. A connection with an error is cancelled and closed at once; the others
 //!    go on.
 //!
+//! With churn (`--messages-per-connection N`), step 4 comes after every `N` exchanges: the
+//! connection closes and its slot connects again, paced by `--connect-rate`, until the stop
+//! condition (see [`churn`](crate::churn) for what is measured and warned about).
+//!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
 //! with `timeout`.
@@ -55,6 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Backend, Port, PortConfig};
 
+use crate::churn::{ChurnFigures, ChurnStats};
 use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
 use crate::payload::PayloadSpec;
 use crate::preflight::{preflight, Preflight, PreflightError};
@@ -334,6 +339,13 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
+    if let Some(n) = config.messages_per_connection {
+        let mut churn = ChurnStats::default();
+        for p in &parts {
+            churn.merge(&p.churn);
+        }
+        add_churn(&mut report, config, &stats, &churn, &pre, addr, n, measured);
+    }
     // Rounded to the millisecond, as the interval log writes its StartTime.
     report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
     if let Some(&late) = shared.start_late.get() {
@@ -501,9 +513,54 @@ impl Shared<'_> {
     }
 }
 
+/// The report's `churn` section and its warning about `TIME_WAIT` and the ephemeral ports.
+#[allow(clippy::too_many_arguments)]
+fn add_churn(
+    report: &mut StressReport,
+    config: &StressConfig,
+    stats: &ThreadStats,
+    churn: &ChurnStats,
+    pre: &Preflight,
+    addr: SocketAddr,
+    per_connection: u64,
+    measured: Duration,
+) {
+    let secs = measured.as_secs_f64();
+    let figures = ChurnFigures {
+        messages_per_connection: per_connection,
+        connect_rate: config.connect_rate,
+        linger0: config.linger0,
+        attempts: churn.attempts,
+        connections: stats.connect.len(),
+        connections_per_s: if secs > 0.0 {
+            churn.connected_in_window as f64 / secs
+        } else {
+            0.0
+        },
+        connect_latency_us: crate::stats::LatencySummary::of_or_zero(&stats.connect),
+        errors: churn.errors,
+        time_wait: crate::churn::time_wait_now(),
+        ephemeral_ports: crate::preflight::ports_per_source(pre.port_range.0, pre.port_range.1),
+    };
+    let facts = crate::churn::PortFacts {
+        connections_per_s: figures.connections_per_s,
+        addr_not_available: figures.errors.addr_not_available,
+        time_wait: figures.time_wait,
+        ephemeral_ports: figures.ephemeral_ports,
+        sources: pre.source_ips.len().max(1) as u64,
+        linger0: config.linger0,
+        tw_reuse: crate::churn::tw_reuse_applies(addr.ip().is_loopback()),
+    };
+    if let Some(w) = crate::churn::port_warning(&facts) {
+        report.warnings.push(w);
+    }
+    report.churn = Some(figures);
+}
+
 /// What a client thread hands back.
 struct ThreadResult {
     stats: ThreadStats,
+    churn: ChurnStats,
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
@@ -560,6 +617,7 @@ fn drive<X: exchange::Exchange>(
         .map_err(|e| ThreadFailure::Other(format!("waiting on the port: {e}")))?;
     Ok(ThreadResult {
         stats: client.stats,
+        churn: client.churn_stats,
         measure_start: client.measure_start,
         last_completion: client.last_completion,
         stopped_early: client.stopped_early,
