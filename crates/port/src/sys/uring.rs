@@ -113,9 +113,10 @@ const NEEDED: [(u8, &str); 11] = [
 /// The shortest wait that the alarm ends (see [`UringDriver::set_alarm`]); shorter ones pass
 /// their timeout to `io_uring_enter`.
 const ALARM_MIN: Duration = Duration::from_millis(1);
-/// How late the armed alarm may ring for a wait before it is moved earlier: Linux's default
-/// timer slack, by which any sleep of a normal thread may end late anyway.
-const ALARM_SLACK: Duration = Duration::from_micros(50);
+/// How late the armed alarm may ring for a wait before it is moved earlier: enough to absorb
+/// the few microseconds between the caller's clock reading and the driver's for one deadline
+/// (the worker's next tick), small beside any timeout that takes the alarm (1 ms and more).
+const ALARM_SLACK: Duration = Duration::from_micros(10);
 
 /// Where `len` lies in `struct io_uring_sqe` (a multishot receive's per-invocation byte cap on
 /// Linux 6.16+, which `RecvMultiBundle` does not expose).
