@@ -278,6 +278,8 @@ mod concurrency {
         five_hundred_connections("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         five_hundred_connections("completion-epoll")
@@ -553,6 +555,8 @@ mod completion_max_connections {
         the_client_beyond_the_limit_waits_then_is_served("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         the_client_beyond_the_limit_waits_then_is_served("completion-epoll")
@@ -603,6 +607,8 @@ mod max_per_ip {
         the_third_connection_from_one_address_is_closed("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         the_third_connection_from_one_address_is_closed("completion-epoll")

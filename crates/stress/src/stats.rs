@@ -612,16 +612,25 @@ impl CpuMeter {
     }
 }
 
-/// CPU time (user + system) used so far by the calling thread, from `/proc/thread-self/stat`.
+/// CPU time (user + system) used so far by the calling thread, from `/proc/thread-self/stat`
+/// (on Windows `GetThreadTimes`).
 pub fn thread_cpu_time() -> io::Result<Duration> {
+    #[cfg(windows)]
+    return ringport_port::os::thread_cpu_time();
+    #[cfg(not(windows))]
     read_stat_cpu("/proc/thread-self/stat")
 }
 
-/// CPU time (user + system) used so far by the whole process, from `/proc/self/stat`.
+/// CPU time (user + system) used so far by the whole process, from `/proc/self/stat` (on
+/// Windows `GetProcessTimes`).
 pub fn process_cpu_time() -> io::Result<Duration> {
+    #[cfg(windows)]
+    return ringport_port::os::process_cpu_time();
+    #[cfg(not(windows))]
     read_stat_cpu("/proc/self/stat")
 }
 
+#[cfg_attr(windows, allow(dead_code))]
 fn read_stat_cpu(path: &str) -> io::Result<Duration> {
     let text = fs::read_to_string(path)?;
     parse_stat_cpu(&text, clock_ticks_per_second())
@@ -915,7 +924,9 @@ mod tests {
         while t.elapsed() < Duration::from_millis(300) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
-        let cpu = meter.finish().expect("/proc/thread-self/stat is readable");
+        let cpu = meter
+            .finish()
+            .expect("/proc/thread-self/stat (Windows: GetThreadTimes) is readable");
         // Generous bound: a shared machine (other tests' threads, other builds on two cores) may
         // give the spinning thread a small share of a CPU, but an idle thread reads 0.
         assert!(cpu.utilization() > 0.1, "utilization {}", cpu.utilization());

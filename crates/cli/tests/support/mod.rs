@@ -12,13 +12,39 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The server designs every server test runs against: the completion model on each backend of
-/// the port, and the two naive models.
+/// the port, and the two naive models. On Windows `completion` is the completion model on IOCP
+/// and there is no `completion-epoll`.
+#[cfg(unix)]
 pub const MODELS: &[&str] = &["completion", "completion-epoll", "threaded", "single"];
+/// The server designs every server test runs against: the completion model on each backend of
+/// the port, and the two naive models. On Windows `completion` is the completion model on IOCP
+/// and there is no `completion-epoll`.
+#[cfg(windows)]
+pub const MODELS: &[&str] = &["completion", "threaded", "single"];
+
+/// Those of `models` that exist on this system (no `completion-epoll` on Windows).
+pub fn models(models: &[&'static str]) -> Vec<&'static str> {
+    models
+        .iter()
+        .copied()
+        .filter(|m| MODELS.contains(m))
+        .collect()
+}
+
+/// The client backends of `stress --backend` on this system.
+#[cfg(unix)]
+pub const CLIENT_BACKENDS: &[&str] = &["uring", "epoll"];
+/// The client backends of `stress --backend` on this system.
+#[cfg(windows)]
+pub const CLIENT_BACKENDS: &[&str] = &["iocp"];
 
 /// The `serve` flags that select `model` (a name from [`MODELS`]).
 pub fn model_args(model: &str) -> Vec<&'static str> {
     match model {
+        #[cfg(unix)]
         "completion" => vec!["--model", "completion", "--backend", "uring"],
+        #[cfg(windows)]
+        "completion" => vec!["--model", "completion", "--backend", "iocp"],
         "completion-epoll" => vec!["--model", "completion", "--backend", "epoll"],
         "threaded" => vec!["--model", "threaded"],
         "single" => vec!["--model", "single"],
@@ -37,6 +63,8 @@ macro_rules! for_each_model {
             fn body($model: &str) $body
             #[test]
             fn completion() { body("completion") }
+            // epoll exists only on Linux.
+            #[cfg(unix)]
             #[test]
             fn completion_epoll() { body("completion-epoll") }
             #[test]

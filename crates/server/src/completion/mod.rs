@@ -63,6 +63,7 @@
 
 mod accept;
 mod conn;
+mod handoff;
 mod timeouts;
 mod worker;
 
@@ -79,6 +80,7 @@ use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
 use crate::{listener, Running, ServeConfig, ServeError};
 
+use handoff::{Handoff, Inbox};
 use worker::Worker;
 
 /// The key of accept operations.
@@ -133,9 +135,22 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         .map_err(|e| ServeError::Port(ringport_port::PortError::UringUnavailable(e)))?;
     let mut worker_cfg = cfg.clone();
     worker_cfg.port_config.backend = resolved.into();
+    // One listener per worker (SO_REUSEPORT), or one for all (Windows): then worker 0 accepts
+    // and hands connections to the others (see `handoff`).
+    let inboxes: Vec<Arc<Inbox>> = if listeners.len() < workers {
+        (0..workers).map(|_| Arc::default()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut listeners = listeners.into_iter();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(workers);
-    for (id, listener) in listeners.into_iter().enumerate() {
+    for id in 0..workers {
+        let accepting = Accepting {
+            listener: listeners.next(),
+            handoff: (!inboxes.is_empty() && id == 0).then(|| Handoff::new(inboxes.clone())),
+            inbox: (!inboxes.is_empty() && id > 0).then(|| Arc::clone(&inboxes[id])),
+        };
         let cfg = worker_cfg.clone();
         let ready = ready_tx.clone();
         let shared = Shared {
@@ -145,7 +160,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         };
         let handle = std::thread::Builder::new()
             .name(format!("ringport-w{id}"))
-            .spawn(move || worker_main(id, &cfg, listener, shared, ready))
+            .spawn(move || worker_main(id, &cfg, accepting, shared, ready))
             .map_err(|e| ServeError::Io("cannot start a worker thread".into(), e))?;
         handles.push(handle);
     }
@@ -208,13 +223,26 @@ struct Shared {
 
 type Ready = mpsc::Sender<Result<(ringport_port::Poster, String), ServeError>>;
 
+/// Where a worker's connections come from: its own listener, and, when the workers share one
+/// listener, the acceptor's hand-off (worker 0) or the worker's inbox (the others).
+struct Accepting {
+    listener: Option<Socket>,
+    handoff: Option<Handoff>,
+    inbox: Option<Arc<Inbox>>,
+}
+
 fn worker_main(
     id: usize,
     cfg: &ServeConfig,
-    listener: Socket,
+    accepting: Accepting,
     shared: Shared,
     ready: Ready,
 ) -> WorkerStats {
+    let Accepting {
+        listener,
+        handoff,
+        inbox,
+    } = accepting;
     let mut port = match Port::new(&cfg.port_config) {
         Ok(port) => port,
         Err(e) => {
@@ -230,9 +258,16 @@ fn worker_main(
         return WorkerStats::default();
     }
     shared.gate.register(id, port.poster());
+    if let Some(inbox) = &inbox {
+        inbox.open(port.poster());
+    }
     let _ = ready.send(Ok((port.poster(), port.describe())));
     drop(ready);
-    Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
+    let listener = listener.map(|l| Rc::new(l.into()));
+    let mut worker = Worker::new(id, cfg, port, listener, shared);
+    worker.handoff = handoff;
+    worker.inbox = inbox;
+    worker.run()
 }
 
 /// The size of the pool's buffers: `buffer_size`, at most [`POOL_BUFFER_MAX`].

@@ -118,10 +118,17 @@ pub fn config(port: u16) -> StressConfig {
     }
 }
 
-/// Runs `config` on each backend in turn and hands every outcome to `check`.
+/// The backends of this system: io_uring and epoll on Linux, IOCP on Windows.
+#[cfg(unix)]
+pub const BACKENDS: &[BackendChoice] = &[BackendChoice::Uring, BackendChoice::Epoll];
+/// The backends of this system: io_uring and epoll on Linux, IOCP on Windows.
+#[cfg(windows)]
+pub const BACKENDS: &[BackendChoice] = &[BackendChoice::Iocp];
+
+/// Runs `config` on each backend of this system in turn and hands every outcome to `check`.
 #[track_caller]
 pub fn on_every_backend(config: &StressConfig, check: impl Fn(&StressOutcome)) {
-    for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+    for &backend in BACKENDS {
         if backend == BackendChoice::Uring && backend.resolve().is_err() {
             eprintln!("io_uring unavailable here: skipping its run");
             continue;

@@ -162,8 +162,22 @@ impl fmt::Debug for OpState {
 
 impl OpState {
     fn new(token: Token, slots: usize) -> OpState {
+        OpState::with_slots((0..slots as u32).map(|i| IoSlot::new(token, i)).collect())
+    }
+
+    /// The state of a one-I/O operation in `slots`, a finished operation's (its one slot made
+    /// fresh), so that no allocation is made.
+    fn new_one(token: Token, mut slots: Box<[IoSlot]>) -> OpState {
+        match slots.first_mut() {
+            Some(slot) => *slot = IoSlot::new(token, 0),
+            None => slots = Box::new([IoSlot::new(token, 0)]),
+        }
+        OpState::with_slots(slots)
+    }
+
+    fn with_slots(slots: Box<[IoSlot]>) -> OpState {
         OpState {
-            slots: (0..slots as u32).map(|i| IoSlot::new(token, i)).collect(),
+            slots,
             in_system: 0,
             queued: 0,
             flags: 0,
@@ -363,7 +377,13 @@ pub(crate) struct IocpDriver {
     in_system: HashSet<Token>,
     /// Operations to cancel at the next wait.
     cancels: Vec<Token>,
+    /// The states of finished one-I/O operations, kept for the next ones (at most
+    /// [`SPARE_STATES`]), so that a receive or a send allocates nothing.
+    spare: Vec<Box<OpState>>,
 }
+
+/// Most spare operation states a driver keeps.
+const SPARE_STATES: usize = 1024;
 
 impl fmt::Debug for IocpDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -383,11 +403,14 @@ impl IocpDriver {
             waker,
             // SAFETY: OVERLAPPED_ENTRY is plain old data; all-zero bytes are valid.
             entries: vec![unsafe { mem::zeroed() }; batch],
-            ready: VecDeque::new(),
+            // Room up front, so that a new high-water mark under load does not allocate on the
+            // hot path.
+            ready: VecDeque::with_capacity(256),
             batch: Vec::with_capacity(batch),
             sockets: HashMap::new(),
-            in_system: HashSet::new(),
-            cancels: Vec::new(),
+            in_system: HashSet::with_capacity(256),
+            cancels: Vec::with_capacity(64),
+            spare: Vec::with_capacity(64),
         })
     }
 
@@ -486,7 +509,16 @@ impl IocpDriver {
             OpKind::AcceptMulti => ACCEPTS_OUTSTANDING,
             _ => 1,
         };
-        let mut state = Box::new(OpState::new(token, slots));
+        let mut state = match self.spare.pop() {
+            Some(mut spare) if slots == 1 => {
+                *spare = OpState::new_one(token, mem::take(&mut spare.slots));
+                spare
+            }
+            spare => {
+                self.spare.extend(spare);
+                Box::new(OpState::new(token, slots))
+            }
+        };
         match &inflight.op {
             Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. } => state.nowait = *nowait,
             Op::Connect { addr, .. } => state.target = Some(socket2::SockAddr::from(*addr)),
@@ -1108,8 +1140,14 @@ impl Driver for IocpDriver {
         self.reap(table, pool, timeout, out)
     }
 
-    fn reclaim(&mut self, _inflight: &mut InFlight) {
-        // Nothing is lent: an operation's state is in its own table entry.
+    fn reclaim(&mut self, inflight: &mut InFlight) {
+        // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
+        // system is done with is kept for the next operation.
+        if let Some(state) = inflight.addr.take() {
+            if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < SPARE_STATES {
+                self.spare.push(state);
+            }
+        }
     }
 
     /// Cancels and drains what is in the system (bounded); what does not come back in time is
