@@ -122,6 +122,9 @@ for_each_model! {
         assert_same(&got, &data);
     }
 
+    // Unix only: descriptors are counted in /proc; the resets on IOCP are in
+    // crates/server/tests/e2e.rs.
+    #[cfg(unix)]
     fn resets_mid_transfer_leave_the_server_serving_and_no_fd_behind(model: &str) {
         let server = Server::start(model, &[]);
         // Warm-up connection so lazily opened descriptors are counted in the baseline.
@@ -151,6 +154,9 @@ for_each_model! {
         });
     }
 
+    // Unix only: the memory is read from /proc; the never-reader on IOCP (pool buffers
+    // bounded) is in crates/server/tests/e2e.rs.
+    #[cfg(unix)]
     fn a_writer_that_never_reads_costs_bounded_memory_and_gets_everything_back(model: &str) {
         let server = Server::start(model, &[]);
         let rss0 = server.rss_kib();
@@ -405,6 +411,8 @@ fn send_reports_a_refused_connection() {
 /// Out of descriptors (`ulimit -n`), the threaded model's accepts fail with EMFILE: it warns once,
 /// backs off instead of spinning, keeps serving its open connections, and takes the waiting
 /// clients once descriptors are free again.
+// Unix only: the descriptor limit is `ulimit -n`, the figures come from /proc.
+#[cfg(unix)]
 #[test]
 fn threaded_out_of_descriptors_backs_off_then_recovers() {
     // An explicit limit above the descriptors, so that accepts fail with EMFILE (the default

@@ -56,7 +56,8 @@ pub fn model_args(model: &str) -> Vec<&'static str> {
 /// `name` with one `#[test]` per model.
 #[macro_export]
 macro_rules! for_each_model {
-    ($(fn $name:ident($model:ident: &str) $body:block)*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident($model:ident: &str) $body:block)*) => {$(
+        $(#[$attr])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -132,9 +133,14 @@ impl Server {
         if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
             cmd.env("RUST_LOG", "warn");
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        // On Windows `signal` writes `q` to the server's standard input (see there).
+        cmd.stdin(if cfg!(windows) {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ringport serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         pump(child.stderr.take().unwrap(), stderr.clone());
@@ -237,7 +243,28 @@ impl Server {
         }
     }
 
+    /// Asks for the graceful shutdown as `TERM` or `INT` does on Linux. Windows has no signals,
+    /// and Ctrl-Break cannot be sent between console-less processes (Wine refuses
+    /// `GenerateConsoleCtrlEvent` there): `q` and a newline on the server's standard input, which
+    /// `serve` reads on Windows also from a pipe. Ctrl-C itself is tested from Linux in
+    /// `windows_interop.rs` (`kill -INT` on the Wine process is a CTRL_C_EVENT).
+    #[cfg(windows)]
+    pub fn signal(&mut self, name: &str) {
+        assert!(
+            matches!(name, "TERM" | "INT"),
+            "no signal {name} on Windows"
+        );
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the server's stdin is piped");
+        stdin.write_all(b"q\n").expect("write q to the server");
+        stdin.flush().expect("flush the server's stdin");
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    #[cfg(unix)]
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{name}"), &self.pid().to_string()])
