@@ -345,9 +345,11 @@ fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
 enum Issued {
     /// In the system: a packet will come.
     Pending,
-    /// Finished at once (inline success with skip-on-success, or an immediate failure): no
+    /// Finished at once (an immediate failure, or an operation carried out at submission): no
     /// packet will come.
     Done(IoResult),
+    /// Succeeded inline on a socket with skip-on-success: no packet will come.
+    Inline(u32),
 }
 
 /// What the batch of one wait holds, in order.
@@ -380,6 +382,8 @@ pub(crate) struct IocpDriver {
     /// The states of finished one-I/O operations, kept for the next ones (at most
     /// [`SPARE_STATES`]), so that a receive or a send allocates nothing.
     spare: Vec<Box<OpState>>,
+    /// I/Os that succeeded inline under skip-on-success (posted no packet).
+    inline: u64,
 }
 
 /// Most spare operation states a driver keeps.
@@ -411,6 +415,7 @@ impl IocpDriver {
             in_system: HashSet::with_capacity(256),
             cancels: Vec::with_capacity(64),
             spare: Vec::with_capacity(64),
+            inline: 0,
         })
     }
 
@@ -553,6 +558,10 @@ impl IocpDriver {
                     unsafe { CancelIoEx(s as HANDLE, ov) };
                 }
             }
+            Issued::Inline(bytes) => {
+                self.inline += 1;
+                self.started(token, inflight, index, Issued::Done(Ok(bytes)));
+            }
             Issued::Done(result) => {
                 if let Some(state) = inflight.addr.as_deref_mut() {
                     state.queued += 1;
@@ -585,7 +594,7 @@ impl IocpDriver {
         let finish = |ok: bool, bytes: u32| -> Issued {
             if ok {
                 if skip {
-                    Issued::Done(Ok(bytes))
+                    Issued::Inline(bytes)
                 } else {
                     Issued::Pending
                 }
@@ -1140,9 +1149,17 @@ impl Driver for IocpDriver {
         self.reap(table, pool, timeout, out)
     }
 
+    fn inline_completions(&self) -> u64 {
+        self.inline
+    }
+
     fn reclaim(&mut self, inflight: &mut InFlight) {
         // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
-        // system is done with is kept for the next operation.
+        // system is done with is kept for the next operation; not an accept's, whose peer
+        // address the port reads from it after this call.
+        if matches!(inflight.op, Op::Accept { .. }) {
+            return;
+        }
         if let Some(state) = inflight.addr.take() {
             if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < SPARE_STATES {
                 self.spare.push(state);
