@@ -83,6 +83,22 @@ pub fn bind_listeners(
     backlog: i32,
 ) -> Result<(Vec<Socket>, SocketAddr), ServeError> {
     let ListenAddr { addr, reuse_port } = addr.into();
+    // Several listeners on one port need SO_REUSEPORT, which Windows lacks: there the workers
+    // share one listener (worker 0 accepts and hands connections out).
+    #[cfg(windows)]
+    let count = {
+        if reuse_port {
+            return Err(ServeError::Bind {
+                addr,
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "--reuse-port needs SO_REUSEPORT (Linux)",
+                ),
+                hint: "on Windows one server process serves a port; leave --reuse-port out",
+            });
+        }
+        count.min(1)
+    };
     if addr.port() != 0 && !reuse_port {
         let probe = new_socket(addr).map_err(|e| bind_error(addr, e))?;
         probe.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
@@ -97,23 +113,6 @@ pub fn bind_listeners(
             socket
                 .set_reuse_port(true)
                 .map_err(|e| bind_error(bound, e))?;
-        }
-        // Several listeners on one port need SO_REUSEPORT, which Windows lacks: there the
-        // workers share one listener (worker 0 accepts and hands connections out).
-        #[cfg(windows)]
-        if reuse_port {
-            return Err(ServeError::Bind {
-                addr: bound,
-                source: io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "--reuse-port needs SO_REUSEPORT (Linux)",
-                ),
-                hint: "on Windows one server process serves a port; leave --reuse-port out",
-            });
-        }
-        #[cfg(windows)]
-        if i > 0 {
-            break;
         }
         socket
             .bind(&bound.into())

@@ -1,7 +1,8 @@
 //! The completion model: the article's ServerIOCP on a completion port per worker thread.
 //!
 //! Each worker owns a [`Port`] with a buffer pool, a `SO_REUSEPORT` listener with a multishot
-//! accept in flight, and a table of connections. A connection has a multishot receive armed
+//! accept in flight, and a table of connections. (On Windows, without `SO_REUSEPORT`, the workers
+//! share one listener: worker 0 accepts and hands connections to the others, see `handoff`.) A connection has a multishot receive armed
 //! (taking a pool buffer only when bytes arrive, so an idle connection holds none) and at most
 //! one send in flight, which sends the very buffer the kernel filled and gives it back to the
 //! pool when done. Its [`MultiEcho`](crate::echo::MultiEcho) state machine holds the rules (the
@@ -60,6 +61,8 @@
 //! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
 //!   close), buffers starved by an empty pool, freeing the slot.
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
+//! - `handoff`: workers sharing one listener (Windows): the acceptor's round-robin hand-off
+//!   and each worker's inbox.
 
 mod accept;
 mod conn;
