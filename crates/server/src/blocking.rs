@@ -20,10 +20,10 @@
 //!
 //! On Windows neither holds: `shutdown(SD_RECEIVE)` wakes no blocked receive (and resets a TCP
 //! connection that has data queued), `shutdown(SD_BOTH)` no blocked send. There a receive waits
-//! in slices of [`RECV_SLICE`] and looks at the drain between them (a receive that times out
+//! in slices of `RECV_SLICE` (100 ms) and looks at the drain between them (a receive that times out
 //! received nothing, so nothing is lost); once draining, receives are non-blocking (the bytes
 //! already queued, then "would block"); the forced close cancels the blocked send
-//! (`CancelIoEx`, [`ringport_port::os::cancel_io`]).
+//! (`CancelIoEx`, `ringport_port::os::cancel_io`).
 //!
 //! # Limits
 //!
