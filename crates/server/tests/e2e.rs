@@ -282,9 +282,12 @@ fn peers_that_reset_mid_transfer_leave_the_others_served() {
             thread::sleep(Duration::from_millis(20));
         };
         let total = summary.total();
-        assert_eq!(
-            total.accepted,
-            (RESETS + RESETS / 10) as u64,
+        // Those that read part of their echo were accepted; one reset while still in the listen
+        // backlog may never be (Windows may drop it there).
+        let served = (RESETS / 2 + RESETS / 10) as u64;
+        let all = (RESETS + RESETS / 10) as u64;
+        assert!(
+            (served..=all).contains(&total.accepted),
             "{backend}: {total:?}"
         );
         assert_eq!(total.closed, total.accepted, "{backend}: {total:?}");
