@@ -5,7 +5,7 @@
 #                                     stand-in, prepare the Wine prefix
 #   scripts/windows.sh build [ARGS]   cargo build for the Windows target (ARGS go to cargo)
 #   scripts/windows.sh test [ARGS]    cargo test for the Windows target, run under Wine; without
-#                                     ARGS the tests that run on Windows today: -p ringport-port
+#                                     ARGS the whole workspace (--workspace)
 #   scripts/windows.sh cargo ARGS     any cargo command with the Windows environment
 #   scripts/windows.sh clean          stop wineserver, remove the prefix and the Windows target dir
 #
@@ -130,11 +130,10 @@ case "$cmd" in
   test)
     setup
     trap stop_wine EXIT
-    # The port's tests by default. The whole workspace's tests compile for Windows
-    # (`scripts/windows.sh test --workspace`), but the server's, the stress client's and the
-    # CLI's end-to-end tests still assume Linux (backends named uring/epoll, /proc, signals,
-    # several workers per port) and many fail or hang under Wine.
-    [[ $# -eq 0 ]] && set -- -p ringport-port
+    # The whole workspace by default: the port's, the server's, the stress client's and the
+    # CLI's tests run on IOCP; those that are Linux's by nature (network namespaces, seccomp,
+    # SO_REUSEPORT, /proc, ulimit, signals, bench) are compiled out with a cfg saying why.
+    [[ $# -eq 0 ]] && set -- --workspace
     wcargo test "$@"
     ;;
   cargo)

@@ -10,12 +10,15 @@
 //! # Using it
 //!
 //! ```no_run
+//! # #[cfg(unix)] // the runner is Linux's (and Unix's); the doctests also build for Windows
+//! # {
 //! use ringport_bench::{export, runner, schedule::BenchConfig};
 //!
 //! let config = BenchConfig::quick(std::env::current_exe()?, 2);
 //! let results = runner::run(&config, &mut |e| eprintln!("{}/{} {}", e.index, e.total, e.design))?;
 //! print!("{}", export::markdown::render(&results));
 //! export::write_all(&results, "ringport-bench".as_ref())?;
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

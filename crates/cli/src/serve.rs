@@ -34,7 +34,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServeConfig::default().model, value_parser = model_parser())]
     model: Model,
     /// Worker threads of the completion model, each with its own completion port [default: the
-    /// number of CPUs; 1 on Windows, where a port has one listener].
+    /// number of CPUs]. On Windows the workers share one listener: worker 0 accepts and hands
+    /// the connections to the workers in turn.
     ///
     /// The article used 2 x CPUs because its workers could block (console output under a lock,
     /// synchronous calls) and a spare thread kept the CPU busy meanwhile. ringport's workers never
@@ -234,8 +235,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
     }
 
-    if std::io::stdin().is_terminal() {
-        eprintln!("ringport: press q then Enter to stop");
+    // On Windows a pipe on standard input is read too: with no SIGTERM there, `q` and a newline
+    // written to it is how a supervisor without a console asks for the graceful shutdown.
+    let stdin_terminal = std::io::stdin().is_terminal();
+    if stdin_terminal || cfg!(windows) {
+        if stdin_terminal {
+            eprintln!("ringport: press q then Enter to stop");
+        }
         let on_key = shutdown.clone();
         std::thread::Builder::new()
             .name("ringport-stdin".into())
@@ -262,9 +268,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Triggers `shutdown` when `q` then Enter is typed on the console that is standard input.
-/// Windows has no background process groups to guard against: lines are read as they come.
-/// Returns at the end of input or when the console cannot be read.
+/// Triggers `shutdown` when `q` then Enter is typed on the console that is standard input, or
+/// a `q` line comes through a pipe on it. Windows has no background process groups to guard
+/// against: lines are read as they come. Returns at the end of input or when it cannot be read.
 #[cfg(windows)]
 fn watch_keys(shutdown: &Shutdown) {
     use std::io::BufRead;
@@ -274,7 +280,9 @@ fn watch_keys(shutdown: &Shutdown) {
             shutdown.trigger();
             return;
         }
-        eprintln!("ringport: press q then Enter to stop");
+        if std::io::stdin().is_terminal() {
+            eprintln!("ringport: press q then Enter to stop");
+        }
     }
 }
 

@@ -427,8 +427,12 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
         let on_ctrl = Arc::clone(&stop);
         ringport_port::os::on_console_ctrl(move || {
             if on_ctrl.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                eprintln!("ringport: Ctrl-C again: exiting at once");
                 std::process::exit(130);
             }
+            eprintln!(
+                "ringport: Ctrl-C: stopping, verifying what is in flight (again to exit at once)"
+            );
         })
         .context("cannot install the console control handler")?;
     }

@@ -4,6 +4,10 @@
 //! Timings are never asserted: only that every run happened, every file was written and
 //! parses, and the figures are there.
 
+// Linux only: `bench` needs Linux (/proc figures, SIGTERM to its servers, CPU pinning) and
+// refuses to run on Windows.
+#![cfg(target_os = "linux")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,6 +2,9 @@
 //! limit (tc tbf), a link down for 2 s, a client host deleted mid-transfer, a burst of connects
 //! against a small backlog. Each test prints its figure; timings are printed, never asserted.
 
+// Linux only: the faults are made with network namespaces, nftables and tc.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::{Duration, Instant};

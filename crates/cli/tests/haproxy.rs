@@ -2,6 +2,10 @@
 //! clients on a fifth: byte-exact echo through the proxy, connections spread, a backend drained
 //! by SIGTERM with nothing lost, taken out by the health check, and back when restarted.
 
+// Linux only: the test hosts are network namespaces (`ip netns`), and HAProxy and
+// SIGTERM are driven from Linux.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::collections::HashMap;

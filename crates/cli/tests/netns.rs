@@ -1,6 +1,9 @@
 //! The test-host harness (`scripts/netns.sh`, `support::netns`): hosts reach each other and
 //! nothing else, and are always torn down, also when the test using them panics.
 
+// Linux only: the test-host harness is made of network namespaces (`ip netns`).
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::net::SocketAddr;

@@ -1,6 +1,9 @@
 //! `serve --reuse-port`: several server processes on one port (what `benches/scale.sh` uses to
 //! get past one process's open-file limit), while a plain `serve` still finds the port in use.
 
+// Linux only: several processes on one port need SO_REUSEPORT, which Windows lacks.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::io::{Read, Write};

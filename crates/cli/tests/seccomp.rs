@@ -2,6 +2,9 @@
 //! calls blocked by a seccomp filter (EPERM, as Docker's default profile does), installed by the
 //! workspace's `seccomp-exec` helper before exec.
 
+// Linux only: seccomp and io_uring's system calls exist only there.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::path::PathBuf;

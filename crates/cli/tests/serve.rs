@@ -150,6 +150,9 @@ for_each_model! {
         assert_same(&got, &data);
     }
 
+    // Unix only: descriptors are counted in /proc; the resets on IOCP are in
+    // crates/server/tests/e2e.rs.
+    #[cfg(unix)]
     fn resets_mid_transfer_leave_the_server_serving_and_no_fd_behind(model: &str) {
         let server = Server::start(model, &[]);
         // Warm-up connection so lazily opened descriptors are counted in the baseline.
@@ -179,6 +182,9 @@ for_each_model! {
         });
     }
 
+    // Unix only: the memory is read from /proc; the never-reader on IOCP (pool buffers
+    // bounded) is in crates/server/tests/e2e.rs.
+    #[cfg(unix)]
     fn a_writer_that_never_reads_costs_bounded_memory_and_gets_everything_back(model: &str) {
         let server = Server::start(model, &[]);
         let rss0 = server.rss_kib();
@@ -306,6 +312,8 @@ mod concurrency {
         five_hundred_connections("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         five_hundred_connections("completion-epoll")
@@ -429,6 +437,8 @@ fn send_reports_a_refused_connection() {
 /// Out of descriptors (`ulimit -n`), the threaded model's accepts fail with EMFILE: it warns once,
 /// backs off instead of spinning, keeps serving its open connections, and takes the waiting
 /// clients once descriptors are free again.
+// Unix only: the descriptor limit is `ulimit -n`, the figures come from /proc.
+#[cfg(unix)]
 #[test]
 fn threaded_out_of_descriptors_backs_off_then_recovers() {
     // An explicit limit above the descriptors, so that accepts fail with EMFILE (the default
@@ -579,6 +589,8 @@ mod completion_max_connections {
         the_client_beyond_the_limit_waits_then_is_served("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         the_client_beyond_the_limit_waits_then_is_served("completion-epoll")
@@ -637,6 +649,8 @@ mod max_per_ip {
         the_third_connection_from_one_address_is_closed("completion")
     }
 
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         the_third_connection_from_one_address_is_closed("completion-epoll")

@@ -6,6 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Output, Stdio};
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -35,17 +36,22 @@ macro_rules! for_each_client_backend {
         mod $name {
             use super::*;
             fn body($backend: &str) $body
+            #[cfg(unix)]
             #[test]
             fn uring() { body("uring") }
+            #[cfg(unix)]
             #[test]
             fn epoll() { body("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { body("iocp") }
         }
     )*};
 }
 
 for_each_client_backend! {
     fn exact_counts_and_json_keys(backend: &str) {
-        for model in ["completion", "completion-epoll", "threaded"] {
+        for model in models(&["completion", "completion-epoll", "threaded"]) {
             let server = Server::start(model, &[]);
             let port = server.addr.port().to_string();
             let out = stress(&[
@@ -71,7 +77,7 @@ for_each_client_backend! {
     }
 
     fn a_stream_is_echoed_byte_exact_by_both_server_backends(backend: &str) {
-        for model in ["completion", "completion-epoll"] {
+        for model in models(&["completion", "completion-epoll"]) {
             let server = Server::start(model, &[]);
             let port = server.addr.port().to_string();
             // Odd chunk and window sizes, so chunks straddle every read and write.
@@ -204,7 +210,7 @@ fn a_wrong_echo_is_reported_with_its_offset_and_exit_code_1() {
 fn a_wrong_byte_deep_in_a_stream_fails_the_run_naming_connection_and_offset() {
     // Past the first 64 KiB chunk and the first 256 KiB window.
     let (_l, port) = bit_flipping_server_at(300_001);
-    for backend in ["uring", "epoll"] {
+    for &backend in CLIENT_BACKENDS {
         let out = stress(&[
             &port.to_string(),
             "--stream",
@@ -381,6 +387,8 @@ fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
 
 /// Issue 14, item 4: SIGINT at 2 s of a long `--duration` run exited 0 with a report that looked
 /// complete. It must say it was interrupted and exit 130.
+// Unix only: the run is interrupted with SIGINT and descriptors are counted in /proc.
+#[cfg(unix)]
 #[test]
 fn issue14_an_interrupted_run_says_so_and_exits_130() {
     let server = Server::start("completion", &[]);

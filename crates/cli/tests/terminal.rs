@@ -1,6 +1,9 @@
 //! The real binary on a terminal: a pseudo-terminal made by `script` (util-linux), so that these
 //! run without one (CI) and behave as an interactive shell does.
 
+// Unix only: the pseudo-terminal comes from util-linux's `script`.
+#![cfg(unix)]
+
 mod support;
 
 use std::io::{Read, Write};

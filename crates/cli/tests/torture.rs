@@ -8,6 +8,11 @@
 //! makes sense. Cases run one at a time (a lock), so that one case's load does not blur another's
 //! figures.
 
+// Unix only: the figures come from /proc (descriptors, RSS, CPU), the limits from `ulimit -n`
+// and the drains from SIGTERM. The IOCP cases that matter (resets, never-readers, many
+// connections, drain at shutdown) run on Windows in crates/server/tests/iocp.rs.
+#![cfg(unix)]
+
 mod support;
 
 use std::io::{ErrorKind, Read, Write};

@@ -354,6 +354,10 @@ pub struct PortStats {
     pub pool_buffers: usize,
     /// The most pool buffers out of the pool at once (received into and not yet given back).
     pub pool_peak: usize,
+    /// Operations the system finished at once, posting no completion, whose results the driver
+    /// delivered itself: IOCP's skip-on-success (`FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`); 0 on
+    /// the Linux backends. Each is among `completions` once, like every other.
+    pub inline: u64,
 }
 
 #[derive(Debug)]
@@ -565,6 +569,7 @@ impl Port {
     /// Counters about this port.
     pub fn stats(&self) -> PortStats {
         let mut stats = self.stats;
+        stats.inline = self.driver.inline_completions();
         if let Some(pool) = &self.pool {
             stats.pool_buffers = pool.count();
             stats.pool_peak = pool.peak();

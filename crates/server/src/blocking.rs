@@ -18,6 +18,13 @@
 //! - **`write`** (a client that does not read its echo): left alone until the drain deadline,
 //!   then `shutdown(SHUT_RDWR)` fails it with `EPIPE` and the connection closes (a forced close).
 //!
+//! On Windows neither holds: `shutdown(SD_RECEIVE)` wakes no blocked receive (and resets a TCP
+//! connection that has data queued), `shutdown(SD_BOTH)` no blocked send. There a receive waits
+//! in slices of `RECV_SLICE` (100 ms) and looks at the drain between them (a receive that times out
+//! received nothing, so nothing is lost); once draining, receives are non-blocking (the bytes
+//! already queued, then "would block"); the forced close cancels the blocked send
+//! (`CancelIoEx`, `ringport_port::os::cancel_io`).
+//!
 //! # Limits
 //!
 //! The [`Registry`] refuses a connection beyond `max_connections` or beyond `max_per_ip` from
@@ -166,6 +173,7 @@ impl Registry {
         table.next_id += 1;
         let id = table.next_id;
         table.conns.insert(id, stream.clone());
+        #[cfg(unix)]
         if self.draining.load(Ordering::SeqCst) {
             let _ = stream.shutdown(Direction::Read);
         }
@@ -196,6 +204,8 @@ impl Registry {
     pub(crate) fn drain(&self) -> usize {
         let table = self.lock();
         self.draining.store(true, Ordering::SeqCst);
+        // On Windows the receives look at the flag between their slices (see the module).
+        #[cfg(unix)]
         for stream in table.conns.values() {
             let _ = stream.shutdown(Direction::Read);
         }
@@ -211,6 +221,9 @@ impl Registry {
         self.forced.store(true, Ordering::SeqCst);
         for stream in table.conns.values() {
             let _ = stream.shutdown(Direction::Both);
+            // Windows: shutdown wakes no blocked send; cancelling it does.
+            #[cfg(windows)]
+            let _ = ringport_port::os::cancel_io(&**stream);
         }
         table.conns.len()
     }
@@ -338,6 +351,7 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
     let _ = stream.set_read_timeout(idle_timeout);
     let _ = stream.set_write_timeout(write_timeout);
     let mut buf = vec![0u8; ctx.buffer_size.max(1)];
+    #[cfg(unix)]
     let mut reader = stream;
     let mut writer = stream;
     let mut drained = false;
@@ -350,9 +364,14 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
                     // receive cannot wait, whichever thread got to the socket first.
                     drained = true;
                     echo.drain();
+                    #[cfg(unix)]
                     let _ = stream.shutdown(Direction::Read);
                 }
-                let result = match reader.read(&mut buf) {
+                #[cfg(unix)]
+                let read = reader.read(&mut buf);
+                #[cfg(windows)]
+                let read = read_in_slices(stream, &mut buf, ctx.registry, idle_timeout, drained);
+                let result = match read {
                     Ok(0) => RecvResult::Eof,
                     Ok(n) => {
                         stats.bytes_in += n as u64;
@@ -419,6 +438,50 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
             },
             Step::Close => return stats,
         };
+    }
+}
+
+/// How long a receive waits at a time on Windows before looking at the drain (see the module).
+#[cfg(windows)]
+const RECV_SLICE: Duration = Duration::from_millis(100);
+
+/// A receive on Windows: once `drained`, without waiting (the bytes queued, or "would block");
+/// before, in slices of [`RECV_SLICE`], ending with `Interrupted` (a cancelled receive: the
+/// caller looks again) when the drain starts and with `TimedOut` after `idle_timeout`.
+#[cfg(windows)]
+fn read_in_slices(
+    mut stream: &TcpStream,
+    buf: &mut [u8],
+    registry: &Registry,
+    idle_timeout: Option<Duration>,
+    drained: bool,
+) -> io::Result<usize> {
+    if drained {
+        stream.set_nonblocking(true)?;
+        let read = stream.read(buf);
+        stream.set_nonblocking(false)?;
+        return read;
+    }
+    let start = Instant::now();
+    loop {
+        let left = idle_timeout.map_or(RECV_SLICE, |t| t.saturating_sub(start.elapsed()));
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left.min(RECV_SLICE)))?;
+        match stream.read(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if registry.is_draining() {
+                    return Err(io::ErrorKind::Interrupted.into());
+                }
+            }
+            other => return other,
+        }
     }
 }
 

@@ -117,12 +117,8 @@ impl Default for ServeConfig {
         ServeConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 3333,
-            // On Windows one listener per port (no SO_REUSEPORT), so one worker by default.
-            workers: if cfg!(windows) {
-                1
-            } else {
-                ringport_port::os::available_cpus()
-            },
+            // On Windows too: there the workers share one listener (see `completion::handoff`).
+            workers: ringport_port::os::available_cpus(),
             model: Model::Completion,
             buffer_size: 16 * 1024,
             drain_timeout: Duration::from_secs(5),

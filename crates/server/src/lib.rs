@@ -16,7 +16,7 @@
 //! - [`config`]: the settings ([`ServeConfig`], [`Model`]).
 //! - [`echo`]: the per-connection state machine, with no socket in it.
 //! - [`completion`]: the completion model's workers (a module tree: start-up, the worker's
-//!   loop, accepts, connection I/O, timeouts).
+//!   loop, accepts, connection I/O, timeouts, the hand-off between workers sharing a listener).
 //! - [`threaded`], [`single`]: the blocking models; `blocking` holds what they share (the
 //!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
 //! - `messages`: `--log-messages`, for every model.

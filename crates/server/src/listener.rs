@@ -75,12 +75,30 @@ impl From<SocketAddr> for ListenAddr {
 /// Binds `count` listeners on `addr` (all on the same port when `addr`'s port is 0) and returns
 /// them with the address they are bound to. With [`ListenAddr::reuse_port`], every listener has
 /// `SO_REUSEPORT` and no probe is made, so they join the port's existing group if there is one.
+/// On Windows, which has no `SO_REUSEPORT`, one listener is bound whatever `count` (the workers
+/// share it) and `reuse_port` is refused.
 pub fn bind_listeners(
     addr: impl Into<ListenAddr>,
     count: usize,
     backlog: i32,
 ) -> Result<(Vec<Socket>, SocketAddr), ServeError> {
     let ListenAddr { addr, reuse_port } = addr.into();
+    // Several listeners on one port need SO_REUSEPORT, which Windows lacks: there the workers
+    // share one listener (worker 0 accepts and hands connections out).
+    #[cfg(windows)]
+    let count = {
+        if reuse_port {
+            return Err(ServeError::Bind {
+                addr,
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "--reuse-port needs SO_REUSEPORT (Linux)",
+                ),
+                hint: "on Windows one server process serves a port; leave --reuse-port out",
+            });
+        }
+        count.min(1)
+    };
     if addr.port() != 0 && !reuse_port {
         let probe = new_socket(addr).map_err(|e| bind_error(addr, e))?;
         probe.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
@@ -95,19 +113,6 @@ pub fn bind_listeners(
             socket
                 .set_reuse_port(true)
                 .map_err(|e| bind_error(bound, e))?;
-        }
-        // One listener per worker needs SO_REUSEPORT, which Windows lacks (and an IOCP socket
-        // serves one completion port for life).
-        #[cfg(windows)]
-        if count > 1 || reuse_port {
-            return Err(ServeError::Bind {
-                addr: bound,
-                source: io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "several listeners on one port need SO_REUSEPORT (Linux)",
-                ),
-                hint: "on Windows run the completion server with one worker (--workers 1)",
-            });
         }
         socket
             .bind(&bound.into())
@@ -129,6 +134,8 @@ pub fn bind_listeners(
 mod tests {
     use super::*;
 
+    // SO_REUSEPORT groups exist only on Linux.
+    #[cfg(unix)]
     #[test]
     fn port_zero_gives_every_worker_the_same_port() {
         let (ls, addr) =
@@ -150,6 +157,21 @@ mod tests {
         }
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_the_workers_share_one_listener_and_reuse_port_is_refused() {
+        let (ls, addr) =
+            bind_listeners("127.0.0.1:0".parse::<SocketAddr>().unwrap(), 3, 16).unwrap();
+        assert_eq!(ls.len(), 1);
+        assert_ne!(addr.port(), 0);
+        match bind_listeners(shared("127.0.0.1:0".parse().unwrap()), 1, 16) {
+            Err(ServeError::Bind { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::Unsupported)
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     fn shared(addr: SocketAddr) -> ListenAddr {
         ListenAddr {
             addr,
@@ -157,6 +179,8 @@ mod tests {
         }
     }
 
+    // SO_REUSEPORT groups exist only on Linux.
+    #[cfg(unix)]
     #[test]
     fn reuse_port_joins_an_existing_group_and_a_plain_bind_still_finds_it_in_use() {
         let (_a, addr) = bind_listeners(shared("127.0.0.1:0".parse().unwrap()), 1, 16).unwrap();
@@ -169,6 +193,8 @@ mod tests {
         }
     }
 
+    // SO_REUSEPORT groups exist only on Linux.
+    #[cfg(unix)]
     #[test]
     fn reuse_port_cannot_join_a_port_held_by_a_plain_single_listener() {
         let (_ls, addr) =

@@ -691,16 +691,25 @@ impl CpuMeter {
     }
 }
 
-/// CPU time (user + system) used so far by the calling thread, from `/proc/thread-self/stat`.
+/// CPU time (user + system) used so far by the calling thread, from `/proc/thread-self/stat`
+/// (on Windows `GetThreadTimes`).
 pub fn thread_cpu_time() -> io::Result<Duration> {
+    #[cfg(windows)]
+    return ringport_port::os::thread_cpu_time();
+    #[cfg(not(windows))]
     read_stat_cpu("/proc/thread-self/stat")
 }
 
-/// CPU time (user + system) used so far by the whole process, from `/proc/self/stat`.
+/// CPU time (user + system) used so far by the whole process, from `/proc/self/stat` (on
+/// Windows `GetProcessTimes`).
 pub fn process_cpu_time() -> io::Result<Duration> {
+    #[cfg(windows)]
+    return ringport_port::os::process_cpu_time();
+    #[cfg(not(windows))]
     read_stat_cpu("/proc/self/stat")
 }
 
+#[cfg_attr(windows, allow(dead_code))]
 fn read_stat_cpu(path: &str) -> io::Result<Duration> {
     let text = fs::read_to_string(path)?;
     parse_stat_cpu(&text, clock_ticks_per_second())
@@ -1004,7 +1013,9 @@ mod tests {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         }
-        let cpu = meter.finish().expect("/proc/thread-self/stat is readable");
+        let cpu = meter
+            .finish()
+            .expect("/proc/thread-self/stat (Windows: GetThreadTimes) is readable");
         assert!(cpu.cpu >= Duration::from_millis(30), "{cpu:?}");
         assert!(cpu.utilization() > 0.0, "{cpu:?}");
         // The kernel scales each count from the scheduler's runtime on its own, to whole

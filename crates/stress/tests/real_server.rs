@@ -79,9 +79,12 @@ fn pipelining_verifies_against_the_real_server() {
 fn rate_mode_reaches_a_modest_target_against_the_real_server() {
     let (port, shutdown) = real_server();
     // 2000 msg/s is far below what the server does on any machine: the client must hit it.
+    // Under Wine (the Windows tests) every operation goes through wineserver, about 0.3 ms, and
+    // a loaded 2-core CI machine was seen at 577 msg/s: a tenth of the Linux rate there.
+    const RATE: f64 = if cfg!(windows) { 200.0 } else { 2000.0 };
     let c = StressConfig {
         connections: 10,
-        rate: Some(2000.0),
+        rate: Some(RATE),
         duration: Some(Duration::from_secs(1)),
         ..config(port)
     };
@@ -91,10 +94,10 @@ fn rate_mode_reaches_a_modest_target_against_the_real_server() {
         // Never faster than asked (the schedule is kept); well above nothing. How close it comes
         // to 2000 is a timing, for benchmarks: one 100 ms stall of a busy machine (seen in CI)
         // costs a 1 s window 10%.
-        let achieved = r.msgs_per_s / 2000.0;
+        let achieved = r.msgs_per_s / RATE;
         assert!(
             (0.5..=1.05).contains(&achieved),
-            "achieved {:.1} msg/s of 2000",
+            "achieved {:.1} msg/s of {RATE}",
             r.msgs_per_s
         );
     });

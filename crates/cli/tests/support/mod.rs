@@ -12,13 +12,39 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The server designs every server test runs against: the completion model on each backend of
-/// the port, and the two naive models.
+/// the port, and the two naive models. On Windows `completion` is the completion model on IOCP
+/// and there is no `completion-epoll`.
+#[cfg(unix)]
 pub const MODELS: &[&str] = &["completion", "completion-epoll", "threaded", "single"];
+/// The server designs every server test runs against: the completion model on each backend of
+/// the port, and the two naive models. On Windows `completion` is the completion model on IOCP
+/// and there is no `completion-epoll`.
+#[cfg(windows)]
+pub const MODELS: &[&str] = &["completion", "threaded", "single"];
+
+/// Those of `models` that exist on this system (no `completion-epoll` on Windows).
+pub fn models(models: &[&'static str]) -> Vec<&'static str> {
+    models
+        .iter()
+        .copied()
+        .filter(|m| MODELS.contains(m))
+        .collect()
+}
+
+/// The client backends of `stress --backend` on this system.
+#[cfg(unix)]
+pub const CLIENT_BACKENDS: &[&str] = &["uring", "epoll"];
+/// The client backends of `stress --backend` on this system.
+#[cfg(windows)]
+pub const CLIENT_BACKENDS: &[&str] = &["iocp"];
 
 /// The `serve` flags that select `model` (a name from [`MODELS`]).
 pub fn model_args(model: &str) -> Vec<&'static str> {
     match model {
+        #[cfg(unix)]
         "completion" => vec!["--model", "completion", "--backend", "uring"],
+        #[cfg(windows)]
+        "completion" => vec!["--model", "completion", "--backend", "iocp"],
         "completion-epoll" => vec!["--model", "completion", "--backend", "epoll"],
         "threaded" => vec!["--model", "threaded"],
         "single" => vec!["--model", "single"],
@@ -30,13 +56,16 @@ pub fn model_args(model: &str) -> Vec<&'static str> {
 /// `name` with one `#[test]` per model.
 #[macro_export]
 macro_rules! for_each_model {
-    ($(fn $name:ident($model:ident: &str) $body:block)*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident($model:ident: &str) $body:block)*) => {$(
+        $(#[$attr])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             fn body($model: &str) $body
             #[test]
             fn completion() { body("completion") }
+            // epoll exists only on Linux.
+            #[cfg(unix)]
             #[test]
             fn completion_epoll() { body("completion-epoll") }
             #[test]
@@ -104,9 +133,14 @@ impl Server {
         if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
             cmd.env("RUST_LOG", "warn");
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        // On Windows `signal` writes `q` to the server's standard input (see there).
+        cmd.stdin(if cfg!(windows) {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ringport serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         pump(child.stderr.take().unwrap(), stderr.clone());
@@ -209,7 +243,28 @@ impl Server {
         }
     }
 
+    /// Asks for the graceful shutdown as `TERM` or `INT` does on Linux. Windows has no signals,
+    /// and Ctrl-Break cannot be sent between console-less processes (Wine refuses
+    /// `GenerateConsoleCtrlEvent` there): `q` and a newline on the server's standard input, which
+    /// `serve` reads on Windows also from a pipe. Ctrl-C itself is tested from Linux in
+    /// `windows_interop.rs` (`kill -INT` on the Wine process is a CTRL_C_EVENT).
+    #[cfg(windows)]
+    pub fn signal(&mut self, name: &str) {
+        assert!(
+            matches!(name, "TERM" | "INT"),
+            "no signal {name} on Windows"
+        );
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the server's stdin is piped");
+        stdin.write_all(b"q\n").expect("write q to the server");
+        stdin.flush().expect("flush the server's stdin");
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    #[cfg(unix)]
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{name}"), &self.pid().to_string()])

@@ -137,6 +137,12 @@ pub(crate) trait Driver {
     /// Takes back what the driver lent `inflight`, which is leaving the table.
     fn reclaim(&mut self, inflight: &mut InFlight);
 
+    /// Operations the system finished at once, without a completion of its own, whose results
+    /// the driver queued itself (IOCP with skip-on-success; the Linux drivers have none).
+    fn inline_completions(&self) -> u64 {
+        0
+    }
+
     /// The port is being dropped with `table` still holding the operations in flight: make
     /// sure the system writes into none of them (or the pool) once this returns. The kernel
     /// drivers need nothing (their ring or epoll set goes first); IOCP cancels and drains,
@@ -214,6 +220,10 @@ impl Driver for AnyDriver {
     #[inline]
     fn reclaim(&mut self, inflight: &mut InFlight) {
         dispatch!(self, d => d.reclaim(inflight))
+    }
+
+    fn inline_completions(&self) -> u64 {
+        dispatch!(self, d => d.inline_completions())
     }
 
     fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {

@@ -61,7 +61,7 @@ impl Worker<'_> {
                     // Closed at once (a plain close: the port never saw this descriptor).
                     drop(accepted);
                 } else if self.parked.is_empty() && self.gate.reserve(self.id) {
-                    self.new_conn(accepted);
+                    self.serve_or_hand_off(accepted);
                 } else {
                     // At the limit: hold this one, accept nothing more (clients wait in the
                     // listen backlog, nothing spins) until the gate posts SLOT_FREE.
@@ -118,7 +118,7 @@ impl Worker<'_> {
                     taken += 1;
                     self.stats.accepted += 1;
                     self.gate.take_anyway();
-                    self.new_conn(Accepted {
+                    self.serve_or_hand_off(Accepted {
                         fd: socket.into(),
                         peer: peer.as_socket(),
                     });
@@ -144,6 +144,22 @@ impl Worker<'_> {
                 taken, "took the clients waiting in the listen backlog, to drain them too"
             );
         }
+        // The listener is gone: the workers served through this one get nothing more.
+        if let Some(handoff) = &self.handoff {
+            handoff.close();
+        }
+    }
+
+    /// Serves `conn` here, or, for workers sharing this worker's listener, hands it to the
+    /// worker whose turn it is ([`handoff`](super::handoff)).
+    fn serve_or_hand_off(&mut self, conn: Accepted) {
+        let conn = match &mut self.handoff {
+            Some(handoff) => handoff.give(self.id, conn),
+            None => Some(conn),
+        };
+        if let Some(conn) = conn {
+            self.new_conn(conn);
+        }
     }
 
     /// A place may have freed: the parked connections take what is free, then accepting
@@ -158,7 +174,7 @@ impl Worker<'_> {
                 "a place freed: serving a parked connection"
             );
             if let Some(parked) = self.parked.pop_front() {
-                self.new_conn(parked);
+                self.serve_or_hand_off(parked);
             }
         }
         self.submit_accept();

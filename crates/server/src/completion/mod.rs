@@ -1,7 +1,8 @@
 //! The completion model: the article's ServerIOCP on a completion port per worker thread.
 //!
 //! Each worker owns a [`Port`] with a buffer pool, a `SO_REUSEPORT` listener with a multishot
-//! accept in flight, and a table of connections. A connection has a multishot receive armed
+//! accept in flight, and a table of connections. (On Windows, without `SO_REUSEPORT`, the workers
+//! share one listener: worker 0 accepts and hands connections to the others, see `handoff`.) A connection has a multishot receive armed
 //! (taking a pool buffer only when bytes arrive, so an idle connection holds none) and at most
 //! one send in flight, which sends the very buffer the kernel filled and gives it back to the
 //! pool when done. Its [`MultiEcho`](crate::echo::MultiEcho) state machine holds the rules (the
@@ -60,9 +61,12 @@
 //! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
 //!   close), buffers starved by an empty pool, freeing the slot.
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
+//! - `handoff`: workers sharing one listener (Windows): the acceptor's round-robin hand-off
+//!   and each worker's inbox.
 
 mod accept;
 mod conn;
+mod handoff;
 mod timeouts;
 mod worker;
 
@@ -79,6 +83,7 @@ use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
 use crate::{listener, Running, ServeConfig, ServeError};
 
+use handoff::{Handoff, Inbox};
 use worker::Worker;
 
 /// The key of accept operations.
@@ -133,9 +138,22 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         .map_err(|e| ServeError::Port(ringport_port::PortError::UringUnavailable(e)))?;
     let mut worker_cfg = cfg.clone();
     worker_cfg.port_config.backend = resolved.into();
+    // One listener per worker (SO_REUSEPORT), or one for all (Windows): then worker 0 accepts
+    // and hands connections to the others (see `handoff`).
+    let inboxes: Vec<Arc<Inbox>> = if listeners.len() < workers {
+        (0..workers).map(|_| Arc::default()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut listeners = listeners.into_iter();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(workers);
-    for (id, listener) in listeners.into_iter().enumerate() {
+    for id in 0..workers {
+        let accepting = Accepting {
+            listener: listeners.next(),
+            handoff: (!inboxes.is_empty() && id == 0).then(|| Handoff::new(inboxes.clone())),
+            inbox: (!inboxes.is_empty() && id > 0).then(|| Arc::clone(&inboxes[id])),
+        };
         let cfg = worker_cfg.clone();
         let ready = ready_tx.clone();
         let shared = Shared {
@@ -145,7 +163,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         };
         let handle = std::thread::Builder::new()
             .name(format!("ringport-w{id}"))
-            .spawn(move || worker_main(id, &cfg, listener, shared, ready))
+            .spawn(move || worker_main(id, &cfg, accepting, shared, ready))
             .map_err(|e| ServeError::Io("cannot start a worker thread".into(), e))?;
         handles.push(handle);
     }
@@ -208,13 +226,26 @@ struct Shared {
 
 type Ready = mpsc::Sender<Result<(ringport_port::Poster, String), ServeError>>;
 
+/// Where a worker's connections come from: its own listener, and, when the workers share one
+/// listener, the acceptor's hand-off (worker 0) or the worker's inbox (the others).
+struct Accepting {
+    listener: Option<Socket>,
+    handoff: Option<Handoff>,
+    inbox: Option<Arc<Inbox>>,
+}
+
 fn worker_main(
     id: usize,
     cfg: &ServeConfig,
-    listener: Socket,
+    accepting: Accepting,
     shared: Shared,
     ready: Ready,
 ) -> WorkerStats {
+    let Accepting {
+        listener,
+        handoff,
+        inbox,
+    } = accepting;
     let mut port = match Port::new(&cfg.port_config) {
         Ok(port) => port,
         Err(e) => {
@@ -230,9 +261,16 @@ fn worker_main(
         return WorkerStats::default();
     }
     shared.gate.register(id, port.poster());
+    if let Some(inbox) = &inbox {
+        inbox.open(port.poster());
+    }
     let _ = ready.send(Ok((port.poster(), port.describe())));
     drop(ready);
-    Worker::new(id, cfg, port, Some(Rc::new(listener.into())), shared).run()
+    let listener = listener.map(|l| Rc::new(l.into()));
+    let mut worker = Worker::new(id, cfg, port, listener, shared);
+    worker.handoff = handoff;
+    worker.inbox = inbox;
+    worker.run()
 }
 
 /// The size of the pool's buffers: `buffer_size`, at most [`POOL_BUFFER_MAX`].

@@ -12,6 +12,7 @@ use ringport_port::{Accepted, Completion, Outcome, Port, SharedFd, Token};
 use tracing::{debug, error, info, warn};
 
 use super::conn::Conn;
+use super::handoff::{Handoff, Inbox, HANDOFF};
 use super::timeouts::Timeouts;
 use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
@@ -61,6 +62,11 @@ pub(super) struct Worker<'a> {
     pub(super) expired: Vec<u64>,
     /// Connections accepted so far: the last one's serial number (see `Conn::serial`).
     pub(super) serial: u64,
+    /// The acceptor of workers that share one listener: where accepted connections go
+    /// ([`handoff`](super::handoff)).
+    pub(super) handoff: Option<Handoff>,
+    /// A worker without a listener of its own: the connections the acceptor hands it.
+    pub(super) inbox: Option<Arc<Inbox>>,
 }
 
 impl<'a> Worker<'a> {
@@ -102,6 +108,8 @@ impl<'a> Worker<'a> {
             live: shared.live,
             expired: Vec::with_capacity(64),
             serial: 0,
+            handoff: None,
+            inbox: None,
         }
     }
 }
@@ -119,9 +127,15 @@ impl Worker<'_> {
 
     pub(super) fn run(mut self) -> WorkerStats {
         self.submit_accept();
+        // Connections handed over before this worker's port could be posted to.
+        self.take_handed();
         let mut done: Vec<Completion> = Vec::with_capacity(512);
         loop {
-            if self.draining && self.conns.is_empty() && self.accept_op.is_none() {
+            if self.draining
+                && self.conns.is_empty()
+                && self.accept_op.is_none()
+                && self.inbox.as_ref().is_none_or(|inbox| inbox.is_done())
+            {
                 break;
             }
             let now = Instant::now();
@@ -162,6 +176,11 @@ impl Worker<'_> {
         }
         for parked in self.parked.drain(..) {
             self.per_ip.leave(parked.peer.map(|p| p.ip()));
+        }
+        // An acceptor that ends early (a failed wait) hands out nothing more, so that the other
+        // workers can end.
+        if let Some(handoff) = &self.handoff {
+            handoff.close();
         }
         let stats = self.counters();
         self.publish();
@@ -211,6 +230,7 @@ impl Worker<'_> {
         match c.outcome {
             Outcome::Posted if c.key == SHUTDOWN => self.begin_drain(),
             Outcome::Posted if c.key == SLOT_FREE => self.on_slot_free(),
+            Outcome::Posted if c.key == HANDOFF => self.take_handed(),
             Outcome::Accepted(result) => self.on_accept(result, false),
             Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
             Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
@@ -226,6 +246,19 @@ impl Worker<'_> {
                 }
             }
             other => debug!(worker = self.id, ?other, "unexpected completion"),
+        }
+    }
+
+    /// Serves the connections the acceptor handed to this worker (their places at the gate
+    /// were taken by the acceptor).
+    fn take_handed(&mut self) {
+        let Some(inbox) = &self.inbox else {
+            return;
+        };
+        let mut handed = Vec::new();
+        inbox.take(&mut handed);
+        for conn in handed {
+            self.new_conn(conn);
         }
     }
 

@@ -118,12 +118,19 @@ pub fn config(port: u16) -> StressConfig {
     }
 }
 
-/// Runs `config` on each backend in turn and hands every outcome to `check`. Where io_uring is
-/// unavailable the test fails, naming why, as the port's own tests do: a backend that did not
-/// run is not a backend that passed.
+/// The backends of this system: io_uring and epoll on Linux, IOCP on Windows.
+#[cfg(unix)]
+pub const BACKENDS: &[BackendChoice] = &[BackendChoice::Uring, BackendChoice::Epoll];
+/// The backends of this system: io_uring and epoll on Linux, IOCP on Windows.
+#[cfg(windows)]
+pub const BACKENDS: &[BackendChoice] = &[BackendChoice::Iocp];
+
+/// Runs `config` on each backend of this system in turn and hands every outcome to `check`.
+/// Where io_uring is unavailable the test fails, naming why, as the port's own tests do: a
+/// backend that did not run is not a backend that passed.
 #[track_caller]
 pub fn on_every_backend(config: &StressConfig, check: impl Fn(&StressOutcome)) {
-    for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+    for &backend in BACKENDS {
         if let Err(e) = backend.resolve() {
             panic!("a run on {backend}: {e}");
         }

@@ -162,8 +162,22 @@ impl fmt::Debug for OpState {
 
 impl OpState {
     fn new(token: Token, slots: usize) -> OpState {
+        OpState::with_slots((0..slots as u32).map(|i| IoSlot::new(token, i)).collect())
+    }
+
+    /// The state of a one-I/O operation in `slots`, a finished operation's (its one slot made
+    /// fresh), so that no allocation is made.
+    fn new_one(token: Token, mut slots: Box<[IoSlot]>) -> OpState {
+        match slots.first_mut() {
+            Some(slot) => *slot = IoSlot::new(token, 0),
+            None => slots = Box::new([IoSlot::new(token, 0)]),
+        }
+        OpState::with_slots(slots)
+    }
+
+    fn with_slots(slots: Box<[IoSlot]>) -> OpState {
         OpState {
-            slots: (0..slots as u32).map(|i| IoSlot::new(token, i)).collect(),
+            slots,
             in_system: 0,
             queued: 0,
             flags: 0,
@@ -331,9 +345,11 @@ fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
 enum Issued {
     /// In the system: a packet will come.
     Pending,
-    /// Finished at once (inline success with skip-on-success, or an immediate failure): no
+    /// Finished at once (an immediate failure, or an operation carried out at submission): no
     /// packet will come.
     Done(IoResult),
+    /// Succeeded inline on a socket with skip-on-success: no packet will come.
+    Inline(u32),
 }
 
 /// What the batch of one wait holds, in order.
@@ -363,7 +379,15 @@ pub(crate) struct IocpDriver {
     in_system: HashSet<Token>,
     /// Operations to cancel at the next wait.
     cancels: Vec<Token>,
+    /// The states of finished one-I/O operations, kept for the next ones (at most
+    /// [`SPARE_STATES`]), so that a receive or a send allocates nothing.
+    spare: Vec<Box<OpState>>,
+    /// I/Os that succeeded inline under skip-on-success (posted no packet).
+    inline: u64,
 }
+
+/// Most spare operation states a driver keeps.
+const SPARE_STATES: usize = 1024;
 
 impl fmt::Debug for IocpDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -383,11 +407,15 @@ impl IocpDriver {
             waker,
             // SAFETY: OVERLAPPED_ENTRY is plain old data; all-zero bytes are valid.
             entries: vec![unsafe { mem::zeroed() }; batch],
-            ready: VecDeque::new(),
+            // Room up front, so that a new high-water mark under load does not allocate on the
+            // hot path.
+            ready: VecDeque::with_capacity(256),
             batch: Vec::with_capacity(batch),
             sockets: HashMap::new(),
-            in_system: HashSet::new(),
-            cancels: Vec::new(),
+            in_system: HashSet::with_capacity(256),
+            cancels: Vec::with_capacity(64),
+            spare: Vec::with_capacity(64),
+            inline: 0,
         })
     }
 
@@ -486,7 +514,16 @@ impl IocpDriver {
             OpKind::AcceptMulti => ACCEPTS_OUTSTANDING,
             _ => 1,
         };
-        let mut state = Box::new(OpState::new(token, slots));
+        let mut state = match self.spare.pop() {
+            Some(mut spare) if slots == 1 => {
+                *spare = OpState::new_one(token, mem::take(&mut spare.slots));
+                spare
+            }
+            spare => {
+                self.spare.extend(spare);
+                Box::new(OpState::new(token, slots))
+            }
+        };
         match &inflight.op {
             Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. } => state.nowait = *nowait,
             Op::Connect { addr, .. } => state.target = Some(socket2::SockAddr::from(*addr)),
@@ -521,6 +558,10 @@ impl IocpDriver {
                     unsafe { CancelIoEx(s as HANDLE, ov) };
                 }
             }
+            Issued::Inline(bytes) => {
+                self.inline += 1;
+                self.started(token, inflight, index, Issued::Done(Ok(bytes)));
+            }
             Issued::Done(result) => {
                 if let Some(state) = inflight.addr.as_deref_mut() {
                     state.queued += 1;
@@ -553,7 +594,7 @@ impl IocpDriver {
         let finish = |ok: bool, bytes: u32| -> Issued {
             if ok {
                 if skip {
-                    Issued::Done(Ok(bytes))
+                    Issued::Inline(bytes)
                 } else {
                     Issued::Pending
                 }
@@ -1108,8 +1149,22 @@ impl Driver for IocpDriver {
         self.reap(table, pool, timeout, out)
     }
 
-    fn reclaim(&mut self, _inflight: &mut InFlight) {
-        // Nothing is lent: an operation's state is in its own table entry.
+    fn inline_completions(&self) -> u64 {
+        self.inline
+    }
+
+    fn reclaim(&mut self, inflight: &mut InFlight) {
+        // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
+        // system is done with is kept for the next operation; not an accept's, whose peer
+        // address the port reads from it after this call.
+        if matches!(inflight.op, Op::Accept { .. }) {
+            return;
+        }
+        if let Some(state) = inflight.addr.take() {
+            if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < SPARE_STATES {
+                self.spare.push(state);
+            }
+        }
     }
 
     /// Cancels and drains what is in the system (bounded); what does not come back in time is
