@@ -164,7 +164,11 @@ fn churn_in_request_response_mode_makes_count_over_n_connections() {
 
 #[test]
 fn churn_closing_with_a_reset_makes_the_same_connections() {
+    // On Linux on the client's other backend too.
+    #[cfg(unix)]
     churn_against("completion", &["--linger0", "--backend", "epoll"]);
+    #[cfg(windows)]
+    churn_against("completion", &["--linger0"]);
 }
 
 #[test]
@@ -352,6 +356,8 @@ fn bad_churn_values_are_refused_in_one_line() {
     }
 }
 
+// `ringport bench` needs Linux (/proc figures, SIGTERM, CPU pinning).
+#[cfg(target_os = "linux")]
 #[test]
 fn the_bench_churn_point_is_in_every_output() {
     let dir = std::env::temp_dir().join(format!("ringport-churn-bench-{}", std::process::id()));
@@ -475,6 +481,7 @@ fn merged_segments_add_their_churn() {
 /// namespace of its own (`unshare -n`, gone when the command ends) whose ephemeral port range
 /// is ten ports and which never reuses a port in `TIME_WAIT`; `None` (with a message) where a
 /// namespace cannot be made, which fails under `CI=true`.
+#[cfg(target_os = "linux")]
 fn in_ten_port_namespace(args: &str) -> Option<Output> {
     let exe = env!("CARGO_BIN_EXE_ringport");
     let script = format!(
@@ -502,6 +509,8 @@ fn in_ten_port_namespace(args: &str) -> Option<Output> {
     Some(out)
 }
 
+// A network namespace (`unshare -n`): Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn running_out_of_ephemeral_ports_counts_eaddrnotavail_and_warns() {
     // 2 slots x 100 connections of one exchange, through 10 local ports held 60 s each.
@@ -534,6 +543,8 @@ fn running_out_of_ephemeral_ports_counts_eaddrnotavail_and_warns() {
     );
 }
 
+// A network namespace (`unshare -n`): Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn closing_with_a_reset_leaves_the_ports_free() {
     // The same churn with --linger0: no TIME_WAIT, so ten ports are enough.

@@ -123,6 +123,8 @@ fn issue14_progress_lines_when_stderr_is_not_a_terminal() {
 
 /// Issue 14: on a terminal the live line counted the warm-up without saying so and showed no
 /// latency. Through a pseudo-terminal (`script`, util-linux), as a person sees it.
+// `script` (util-linux) makes the pseudo-terminal: Unix only.
+#[cfg(unix)]
 #[test]
 fn issue14_the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
     let server = Server::start("completion", &[]);

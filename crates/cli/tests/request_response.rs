@@ -42,7 +42,7 @@ fn run(server: &Server, args: &[&str]) -> Output {
 #[test]
 fn exact_replies_are_verified_and_reported_as_request_response() {
     let server = Server::start("completion", &[]);
-    for backend in ["uring", "epoll"] {
+    for &backend in CLIENT_BACKENDS {
         let out = run(
             &server,
             &[

@@ -19,6 +19,8 @@ mod clients_waiting_in_the_backlog_at_sigterm_get_their_echo {
     fn completion() {
         body("completion")
     }
+    // epoll exists only on Linux.
+    #[cfg(unix)]
     #[test]
     fn completion_epoll() {
         body("completion-epoll")
