@@ -311,7 +311,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if let Workload::Rate { rate, .. } = config.workload() {
             let globals = self.slots.iter().map(|s| s.conn.global).collect();
             self.schedule = Some(ThreadSchedule::new(
-                RateSchedule::new(start, rate, config.connections),
+                RateSchedule::new(start, rate, config.connections).segmented(
+                    config.own_connections(),
+                    config.segment_or_whole().index,
+                    config.segment_or_whole().count,
+                ),
                 globals,
             ));
         }
