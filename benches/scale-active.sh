@@ -34,7 +34,9 @@
 #   PER_AGENT [19000] connections per stress agent; THREADS [1] client threads per agent;
 #   CONNECT_RATE [20000] connections opened per second, all agents together; START_SLACK [20]
 #   seconds added to the expected opening time before the common start; TIMEOUT [10] stress
-#   --timeout (connect and echo); MIN_AVAIL_MIB [4096]; SAMPLE [5] seconds between samples;
+#   --timeout (connect and echo); SPIN_US [0] stress --spin-us: an agent sleeps until each send
+#   is due instead of polling through the last 60 us before it (60 us of CPU per sparse send is
+#   6 cores at 100,000 msg/s; a send may then be up to the timer slack, ~50 us, late); MIN_AVAIL_MIB [4096]; SAMPLE [5] seconds between samples;
 #   PORT [4610]; SOURCES [127.0.0.2-127.0.0.254]; OUT [./ringport-scale-active];
 #   NO_BUILD=1 to skip building (the binary from $CARGO_TARGET_DIR or target, or RINGPORT=path).
 # Exit code 0 only when nothing stopped it: every connection open, the rate held, no error.
@@ -55,6 +57,7 @@ THREADS=${THREADS:-1}
 CONNECT_RATE=${CONNECT_RATE:-20000}
 START_SLACK=${START_SLACK:-20}
 TIMEOUT=${TIMEOUT:-10}
+SPIN_US=${SPIN_US:-0}
 MIN_AVAIL_MIB=${MIN_AVAIL_MIB:-4096}
 SAMPLE=${SAMPLE:-5}
 PORT=${PORT:-4610}
@@ -69,6 +72,7 @@ command -v python3 >/dev/null || fail "python3 is needed to read the merged JSON
 for v in TARGET RATE DURATION PER_SERVER PER_AGENT THREADS CONNECT_RATE START_SLACK SAMPLE SIZE; do
   [[ ${!v} =~ ^[0-9]+$ ]] && (( ${!v} > 0 )) || fail "$v=${!v}: expected a positive whole number"
 done
+[[ $SPIN_US =~ ^[0-9]+$ ]] || fail "SPIN_US=$SPIN_US: expected a whole number of microseconds"
 rm -rf "$OUT"; mkdir -p "$OUT" || fail "cannot create $OUT"
 
 K=$(( (TARGET * 11 / 10 + PER_SERVER - 1) / PER_SERVER ))
@@ -105,7 +109,7 @@ trap 'echo "scale-active.sh: interrupted" >&2; exit 130' INT TERM
   print_env "ringport active scale run"
   echo "# TARGET=$TARGET RATE=$RATE msg/s DURATION=${DURATION}s WARMUP=${WARMUP}s SIZE=$SIZE K=$K servers x --max-connections $PER_SERVER," \
     "M=$M agents x $THREADS thread(s), CONNECT_RATE=$CONNECT_RATE/s ($AGENT_CONNECT_RATE per agent), SOURCES=$SOURCES ($NSRC)," \
-    "TIMEOUT=${TIMEOUT}s MIN_AVAIL_MIB=$MIN_AVAIL_MIB"
+    "TIMEOUT=${TIMEOUT}s SPIN_US=$SPIN_US MIN_AVAIL_MIB=$MIN_AVAIL_MIB"
 } | tee "$OUT/env.txt"
 
 echo "starting $K servers on port $PORT"
@@ -126,7 +130,7 @@ for ((i = 1; i <= M; i++)); do
     exec "$RINGPORT" stress 127.0.0.1 "$PORT" --connections "$TARGET" --segment "$i/$M" \
       --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" --size "$SIZE" \
       --start-at "$START" --connect-rate "$AGENT_CONNECT_RATE" --threads "$THREADS" \
-      --timeout "$TIMEOUT" --source-ip "$SOURCES" --interval 10 \
+      --timeout "$TIMEOUT" --spin-us "$SPIN_US" --source-ip "$SOURCES" --interval 10 \
       --json "$OUT/agent-$i.json" --hdr-log "$OUT/agent-$i.hlog"
   ) </dev/null >"$OUT/agent-$i.out" 2>"$OUT/agent-$i.err" &
   AGENTS+=($!); PIDS+=($!)

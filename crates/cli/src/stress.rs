@@ -115,6 +115,12 @@ pub struct StressArgs {
     /// Seed of the random payload (--size), so a failing run can be repeated exactly.
     #[arg(long, default_value_t = StressConfig::default().seed)]
     seed: u64,
+    /// With --rate: microseconds before each scheduled send that a client thread polls instead
+    /// of sleeping, so sends are not late by the kernel's timer slack [default: 60 on Linux, 0 on
+    /// Windows]. 0 sleeps until the send is due: less CPU per message (many agents on few CPUs),
+    /// sends up to the timer slack (about 50 us) late, which the latency then includes.
+    #[arg(long, value_name = "US")]
+    spin_us: Option<u64>,
     /// The client's completion-port mechanism: auto, uring or epoll.
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
@@ -168,6 +174,7 @@ impl StressArgs {
         cfg.backend = self.backend;
         cfg.segment = self.segment;
         cfg.start_at = self.start_at;
+        cfg.spin = self.spin_us.map(Duration::from_micros);
         Ok(cfg)
     }
 }

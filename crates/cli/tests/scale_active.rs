@@ -1,7 +1,8 @@
 //! Issue 13, part 5: what `benches/scale-active.sh` (many connections, all active) rests on, and
 //! the script itself at a small scale. `stress --source-ip FIRST-LAST` binds each connection to
-//! an address of the range, round-robin; the script starts reuse-port servers and `--segment`
-//! agents, merges their results and kills everything it started.
+//! an address of the range, round-robin; `--spin-us 0` sleeps until each send is due; the script
+//! starts reuse-port servers and `--segment` agents, merges their results and kills everything
+//! it started.
 
 mod support;
 
@@ -136,6 +137,39 @@ fn issue13_source_ip_ranges_and_addresses_mix_and_bad_ranges_are_refused() {
         assert!(err.contains(says), "{bad}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
+}
+
+#[test]
+fn issue13_spin_us_zero_still_sends_on_schedule_and_verifies_and_too_long_a_spin_is_refused() {
+    let server = support::Server::start("completion", &[]);
+    let mut cmd = bin();
+    cmd.args(["stress", &server.addr.to_string()])
+        .args(["--connections", "20", "--count", "20", "--rate", "2000"])
+        .args([
+            "--spin-us",
+            "0",
+            "--size",
+            "64",
+            "--interval",
+            "0",
+            "--json",
+            "-",
+        ]);
+    let (ok, out, err) = run_bounded(cmd, Duration::from_secs(60));
+    assert!(ok, "stress --spin-us 0 failed: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(number(&json, "messages"), 400, "{json}");
+    assert_eq!(number(&json, "errors"), 0, "{json}");
+    assert_eq!(json["mode"], "rate", "{json}");
+
+    let out = bin()
+        .args(["stress", "--count", "1", "--spin-us", "10001"])
+        .output()
+        .expect("run stress");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--spin-us 10001 is more than 10000"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }
 
 /// The repository's root (two levels above this crate).
