@@ -73,7 +73,10 @@ for v in TARGET RATE DURATION PER_SERVER PER_AGENT THREADS CONNECT_RATE START_SL
   [[ ${!v} =~ ^[0-9]+$ ]] && (( ${!v} > 0 )) || fail "$v=${!v}: expected a positive whole number"
 done
 [[ $SPIN_US =~ ^[0-9]+$ ]] || fail "SPIN_US=$SPIN_US: expected a whole number of microseconds"
-rm -rf "$OUT"; mkdir -p "$OUT" || fail "cannot create $OUT"
+mkdir -p "$OUT" || fail "cannot create $OUT"
+# A previous run's files (only those: OUT may be a directory of other things too).
+rm -f "$OUT"/agent-*.{json,hlog,out,err} "$OUT"/server-*.{out,err} "$OUT"/merged.{txt,json,hlog} \
+  "$OUT"/{samples.tsv,result.txt,summary.md,env.txt}
 
 K=$(( (TARGET * 11 / 10 + PER_SERVER - 1) / PER_SERVER ))
 M=$(( (TARGET + PER_AGENT - 1) / PER_AGENT ))
@@ -117,7 +120,7 @@ start_servers "$OUT" "$K" "$PORT" --model completion --workers 1 --idle-timeout 
   --max-connections "$PER_SERVER" || fail "a server did not start"
 sleep 0.5
 INUSE0=$(sockstat inuse); SRSS0=$(sum_rss "${SERVERS[@]}")
-SLAB0=$(meminfo Slab); FREE0=$(free_kb); TCPMEM0=$(sockstat mem)
+SLAB0=$(meminfo Slab); FREE0=$(free_kb)
 
 START=$(( $(date +%s) + OPEN_S + START_SLACK + M / 10 ))
 END=$(awk -v s="$START" -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", s + w + d + 0.999 }')
@@ -137,7 +140,7 @@ for ((i = 1; i <= M; i++)); do
 done
 
 running() { local p n=0; for p in "${AGENTS[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
-per_conn() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n; else print "-" }'; }   # kB/conn -> KiB
+per_conn() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n; else print "-" }'; }   # kB / n, in KiB
 printf 'elapsed_s\tphase\tagents\theld\tfree_mib\tslab_mib\ttcp_mem_pages\tserver_rss_mib\tagent_rss_mib\tcpu_busy_pct\tload1\n' >"$OUT/samples.tsv"
 printf '%8s %-9s %6s %9s %9s %9s %8s %11s %10s %6s %6s\n' elapsed phase agents held free_MiB slab_MiB tcp_pg srv_rss_MiB cli_rss_MiB cpu% load1
 T0=$(now)
