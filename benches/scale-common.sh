@@ -31,8 +31,14 @@ alive() { local p; for p in "$@"; do kill -0 "$p" 2>/dev/null || { echo "$p"; re
 kib() { awk -v b="$1" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b / 1024 }'; }
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2" | head -1; }
 # CPU time (user + system) of processes, in clock ticks; of the whole machine: busy and total ticks.
+# The machine's busy time is its wall time on every CPU minus idle (and iowait): the kernel
+# accounts idle exactly, but user and system time only at timer ticks, which miss most of a
+# process that wakes for tens of microseconds at a time (a sparse load's every send).
 cpu_ticks() { local s=0 p t; for p in "$@"; do t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null); s=$((s + ${t:-0})); done; echo "$s"; }
-machine_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+machine_ticks() {
+  awk -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+    'NR == FNR { up = $1; next } $1 == "cpu" { t = up * hz * n; printf "%d %d\n", t - $5 - $6, t }' /proc/uptime /proc/stat
+}
 # Addresses in FIRST-LAST (IPv4), or 1 for a single address.
 range_size() {
   local a=${1%-*} b=${1#*-}
