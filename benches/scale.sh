@@ -38,19 +38,15 @@ PORT=${PORT:-4600}
 SOURCES=${SOURCES:-127.0.0.2-127.0.0.254}
 BUFFER_SIZE=${BUFFER_SIZE:-}
 OUT=${OUT:-ringport-scale}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
+source benches/scale-common.sh
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -q -p ringport -p ringport-stress --example hold || exit 1
-fi
-RINGPORT=$BIN_DIR/ringport
+build_release --example hold || exit 1
 HOLD=$BIN_DIR/examples/hold
 for b in "$RINGPORT" "$HOLD"; do
   [[ -x "$b" ]] || { echo "scale.sh: $b is missing (build it, or unset NO_BUILD)" >&2; exit 1; }
 done
 mkdir -p "$OUT"
 
-PIDS=()          # every process this script started
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -59,30 +55,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "scale.sh: interrupted" >&2; exit 130' INT TERM
 
-now() { date +%s.%N; }
-secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }          # kB
-free_kb() { echo $(( $(meminfo MemAvailable) - $(meminfo SReclaimable) )); }
-sockstat() { awk -v k="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == k) print $(i + 1) }' /proc/net/sockstat; }
-conntrack() { cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo -; }
-conntrack_max() { cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo -; }
-threads_total() { awk '{ split($4, a, "/"); print a[2] }' /proc/loadavg; }
-fd_count() { local n; n=$(ls -f "/proc/$1/fd" 2>/dev/null | wc -l); echo $((n > 2 ? n - 2 : 0)); }
-rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-sum_fds() { local s=0 p; for p in "$@"; do s=$((s + $(fd_count "$p"))); done; echo "$s"; }
-sum_rss() { local s=0 p r; for p in "$@"; do r=$(rss_kb "$p"); s=$((s + ${r:-0})); done; echo "$s"; }
-alive() { local p; for p in "$@"; do kill -0 "$p" 2>/dev/null || { echo "$p"; return; }; done; }
-kib() { awk -v b="$1" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b / 1024 }'; }
-kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2" | head -1; }
-
 {
-  echo "# ringport scale run: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "# $(uname -sr); $(nproc) CPUs; $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
-    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-  echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other programs on the machine)"
-  echo "# fd limit soft/hard: $(ulimit -Sn)/$(ulimit -Hn); ip_local_port_range: $(cat /proc/sys/net/ipv4/ip_local_port_range | tr '\t' '-');" \
-    "somaxconn: $(cat /proc/sys/net/core/somaxconn); pid_max: $(cat /proc/sys/kernel/pid_max); threads-max: $(cat /proc/sys/kernel/threads-max);" \
-    "nf_conntrack: $(conntrack)/$(conntrack_max); tcp_mem (pages): $(cat /proc/sys/net/ipv4/tcp_mem | tr '\t' ' ')"
+  print_env "ringport scale run"
   echo "# TARGET=$TARGET BUDGET=${BUDGET}s PER_SERVER=$PER_SERVER PER_HOLD=$PER_HOLD MIN_AVAIL_MIB=$MIN_AVAIL_MIB BUFFER_SIZE=${BUFFER_SIZE:-default}"
 } | tee "$OUT/env.txt"
 printf 'model\tstep\tclients\theld\ttcp_inuse\ttcp_tw\tserver_rss_mib\trss_per_conn_b\tslab_mib\tkernel_per_conn_b\ttcp_mem_pages\tmachine_per_conn_b\tfree_mib\tconntrack\tthreads\topen_s\telapsed_s\n' >"$OUT/steps.tsv"
@@ -99,22 +73,12 @@ run_model() {
 
   echo
   echo "== $model: $k server processes x --max-connections $PER_SERVER, target $TARGET"
-  local servers=() i
-  for ((i = 0; i < k; i++)); do
-    (
-      ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-      exec "$RINGPORT" serve --port "$PORT" --reuse-port --idle-timeout 0 --max-per-ip 0 \
-        --max-connections "$PER_SERVER" "${model_args[@]}"
-    ) </dev/null >"$dir/server-$i.out" 2>"$dir/server-$i.err" &
-    servers+=($!); PIDS+=($!)
-    local t
-    for t in $(seq 1 200); do grep -qs '^listening on' "$dir/server-$i.out" && break; sleep 0.05; done
-    if ! grep -qs '^listening on' "$dir/server-$i.out"; then
-      echo "server $i did not start: $(tail -2 "$dir/server-$i.err")"
-      printf '| %s | 0 | - | - | - | server did not start |\n' "$model" >>"$OUT/summary.md"
-      return
-    fi
-  done
+  if ! start_servers "$dir" "$k" "$PORT" --idle-timeout 0 --max-per-ip 0 \
+      --max-connections "$PER_SERVER" "${model_args[@]}"; then
+    printf '| %s | 0 | - | - | - | server did not start |\n' "$model" >>"$OUT/summary.md"
+    return
+  fi
+  local servers=("${SERVERS[@]}")
   sleep 0.5
   local fds0 rss0 slab0 avail0
   fds0=$(sum_fds "${servers[@]}"); rss0=$(sum_rss "${servers[@]}")

@@ -128,6 +128,49 @@ pub fn parse_bind(s: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| format!("`{s}` has no address"))
 }
 
+/// The most addresses one `--source-ip` range may name (a /16 of IPv4).
+pub const MAX_SOURCE_RANGE: u128 = 65_536;
+
+/// One `stress --source-ip` value: an IP address, or an inclusive range of addresses of one
+/// family, `FIRST-LAST` (`127.0.0.2-127.0.0.254`, `fd00::1-fd00::ff`), at most
+/// [`MAX_SOURCE_RANGE`] addresses, in order.
+pub fn parse_source_ips(s: &str) -> Result<Vec<IpAddr>, String> {
+    let ip = |t: &str| {
+        t.trim()
+            .parse::<IpAddr>()
+            .map_err(|_| format!("`{t}` is not an IP address (expected IP or FIRST-LAST)"))
+    };
+    let Some((a, b)) = s.split_once('-') else {
+        return Ok(vec![ip(s)?]);
+    };
+    let (first, last) = (ip(a)?, ip(b)?);
+    let (lo, hi, v4) = match (first, last) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => {
+            (u128::from(u32::from(x)), u128::from(u32::from(y)), true)
+        }
+        (IpAddr::V6(x), IpAddr::V6(y)) => (u128::from(x), u128::from(y), false),
+        _ => return Err(format!("`{s}` mixes IPv4 and IPv6")),
+    };
+    if hi < lo {
+        return Err(format!("`{s}`: {last} comes before {first}"));
+    }
+    if hi - lo >= MAX_SOURCE_RANGE {
+        return Err(format!(
+            "`{s}` names {} addresses, more than {MAX_SOURCE_RANGE}",
+            hi - lo + 1
+        ));
+    }
+    Ok((lo..=hi)
+        .map(|n| {
+            if v4 {
+                IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(n))
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +230,42 @@ mod tests {
         );
         assert!(parse_bind("localhost").unwrap().is_loopback());
         assert!(parse_bind("1.5").unwrap_err().contains("is not a host"));
+    }
+
+    #[test]
+    fn source_ips_take_addresses_and_ranges() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_source_ips("127.0.0.5").unwrap(), [v4("127.0.0.5")]);
+        assert_eq!(
+            parse_source_ips("127.0.0.254-127.0.1.1").unwrap(),
+            [
+                v4("127.0.0.254"),
+                v4("127.0.0.255"),
+                v4("127.0.1.0"),
+                v4("127.0.1.1")
+            ]
+        );
+        assert_eq!(
+            parse_source_ips("127.0.0.2-127.0.0.254").unwrap().len(),
+            253
+        );
+        assert_eq!(
+            parse_source_ips("fd00::fe-fd00::100").unwrap(),
+            [v4("fd00::fe"), v4("fd00::ff"), v4("fd00::100")]
+        );
+        assert_eq!(
+            parse_source_ips("10.0.0.0-10.0.255.255").unwrap().len(),
+            65_536
+        );
+        let e = |s: &str| parse_source_ips(s).unwrap_err();
+        assert!(
+            e("10.0.0.0-10.1.0.0").contains("more than 65536"),
+            "{}",
+            e("10.0.0.0-10.1.0.0")
+        );
+        assert!(e("127.0.0.9-127.0.0.2").contains("comes before"));
+        assert!(e("127.0.0.1-::1").contains("mixes IPv4 and IPv6"));
+        assert!(e("127.0.0.1-").contains("is not an IP address"));
+        assert!(e("localhost").contains("is not an IP address"));
     }
 }

@@ -137,11 +137,12 @@ pub struct StressArgs {
     /// Seconds to wait for an echo or a connect before counting a timeout.
     #[arg(long, default_value_t = secs(config::DEFAULT_TIMEOUT), value_parser = parse_secs)]
     timeout: f64,
-    /// Local addresses to spread connections over (repeat, or separate with commas). On
+    /// Local addresses to spread connections over, round-robin by connection number: IP or
+    /// FIRST-LAST (a range, e.g. 127.0.0.2-127.0.0.254); repeat, or separate with commas. On
     /// loopback, 127.0.0.x addresses are picked automatically when one address cannot hold
     /// every connection.
-    #[arg(long = "source-ip", value_delimiter = ',')]
-    source_ips: Vec<IpAddr>,
+    #[arg(long = "source-ip", value_name = "IP|FIRST-LAST", value_delimiter = ',', value_parser = parse_sources)]
+    source_ips: Vec<Sources>,
     /// Write the result as JSON to PATH, or to standard output with `-` (the human report then
     /// goes to standard error).
     #[arg(long, value_name = "PATH|-")]
@@ -170,12 +171,26 @@ pub struct StressArgs {
     /// Seed of the random payload (--size), so a failing run can be repeated exactly.
     #[arg(long, default_value_t = StressConfig::default().seed)]
     seed: u64,
+    /// With --rate: microseconds before each scheduled send that a client thread polls instead
+    /// of sleeping, so sends are not late by the kernel's timer slack [default: 60 on Linux, 0 on
+    /// Windows]. 0 sleeps until the send is due: less CPU per message (many agents on few CPUs),
+    /// sends up to the timer slack (about 50 us) late, which the latency then includes.
+    #[arg(long, value_name = "US")]
+    spin_us: Option<u64>,
     /// The client's completion-port mechanism: auto, uring or epoll.
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
     /// Request/response mode: `--request*` and `--expect*`, in command-line order.
     #[command(flatten)]
     requests: RequestArgs,
+}
+
+/// The addresses of one `--source-ip` value (an address or a range).
+#[derive(Debug, Clone)]
+struct Sources(Vec<IpAddr>);
+
+fn parse_sources(s: &str) -> Result<Sources, String> {
+    crate::addr::parse_source_ips(s).map(Sources)
 }
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
@@ -265,7 +280,11 @@ impl StressArgs {
             cfg.threads = t;
         }
         cfg.timeout = Duration::from_secs_f64(self.timeout);
-        cfg.source_ips = self.source_ips.clone();
+        cfg.source_ips = self
+            .source_ips
+            .iter()
+            .flat_map(|s| s.0.iter().copied())
+            .collect();
         cfg.json = self.json.as_deref().map(OutputTarget::parse);
         cfg.hdr_log = self.hdr_log.clone();
         cfg.verbose = self.verbose;
@@ -275,6 +294,7 @@ impl StressArgs {
         cfg.start_at = self.start_at;
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
+        cfg.spin = self.spin_us.map(Duration::from_micros);
         Ok(cfg)
     }
 }

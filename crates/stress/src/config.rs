@@ -33,6 +33,8 @@ pub const DEFAULT_MESSAGE: &str = "Hello from ringport";
 pub const DEFAULT_CONNECT_RATE: f64 = 10_000.0;
 /// Default `--timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `--spin-us` accepted.
+pub const MAX_SPIN: Duration = Duration::from_millis(10);
 /// Default `--port` (the article's).
 pub const DEFAULT_PORT: u16 = 3333;
 /// Default chunk size of `--stream` when `--size` is not given (64 KiB).
@@ -170,6 +172,11 @@ pub struct StressConfig {
     /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
     /// `TIME_WAIT` on the client.
     pub linger0: bool,
+    /// `--spin-us US`: how long before each scheduled send (`--rate`) a client thread stops
+    /// sleeping and polls, so the send is not late by the kernel's timer slack. `None`: the
+    /// backend's own (60 us on Linux, none on Windows). Polling costs up to this much CPU per
+    /// sparse send, which adds up with many agents on few CPUs (`benches/scale-active.sh`).
+    pub spin: Option<Duration>,
 }
 
 impl Default for StressConfig {
@@ -203,6 +210,7 @@ impl Default for StressConfig {
             connections_ramp: None,
             messages_per_connection: None,
             linger0: false,
+            spin: None,
         }
     }
 }
@@ -226,6 +234,13 @@ impl StressConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.host.trim().is_empty() {
             return bad("HOST is empty");
+        }
+        if self.spin.is_some_and(|s| s > MAX_SPIN) {
+            return bad(format!(
+                "--spin-us {} is more than {} (a poll that long only burns CPU)",
+                self.spin.unwrap_or_default().as_micros(),
+                MAX_SPIN.as_micros()
+            ));
         }
         if self.port == 0 {
             return bad("PORT 0 cannot be connected to; give the server's port");
@@ -596,6 +611,18 @@ mod tests {
             ("127.0.0.1", 3333, 50)
         );
         assert!(c.is_interactive_candidate());
+    }
+
+    #[test]
+    fn issue13_a_spin_longer_than_10_ms_is_refused() {
+        let c = |us| StressConfig {
+            spin: Some(Duration::from_micros(us)),
+            ..StressConfig::default()
+        };
+        assert!(c(0).validate().is_ok());
+        assert!(c(10_000).validate().is_ok());
+        let e = c(10_001).validate().unwrap_err().to_string();
+        assert!(e.contains("--spin-us 10001 is more than 10000"), "{e}");
     }
 
     #[test]

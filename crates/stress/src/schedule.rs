@@ -18,6 +18,22 @@
 //! to sending it: if the server stalls, the sends that should have happened during the stall are
 //! charged with the stall (coordinated omission corrected, as in wrk2).
 //!
+//! A `--segment I/N` owns a contiguous block of the connections, and with `c` itself as the
+//! position in the period, each segment would send all its messages in its own `1/N` of every
+//! period, at the whole run's rate: with many agents (`benches/scale-active.sh` runs 53), each in
+//! turn carries the whole load alone. So a segment's connections take their places spread over
+//! the period instead, interleaved with the other segments' ([`RateSchedule::segmented`]):
+//! connection `j` (0-based within a segment of `n`) of segment `I` of `N` sits at
+//!
+//! ```text
+//! slot = floor((j * N + I - 1) * C / (n * N))        (C: the whole run's connections)
+//! ```
+//!
+//! which is `c` for the whole run (`1/1`), `j * N + I - 1` when the segments are equal, always
+//! below `C` and increasing with `j`. Every connection still sends every `C / R` seconds, the same
+//! bytes; only the phases differ, so the segments together send at `R` in every part of the
+//! period and each at its own share of it.
+//!
 //! A client thread drives a subset of the connections; [`ThreadSchedule`] walks that subset's
 //! due times in time order without a heap: for a sorted set of connection indices, the order
 //! `k = 0, 1, ...` then connection within `k` is already sorted by `c + k * N`.
@@ -25,6 +41,7 @@
 //! Connections are assigned to threads round-robin ([`connections_of_thread`]) and opened at
 //! most `--connect-rate` per second in total ([`Pacer`]).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +88,18 @@ pub struct RateSchedule {
     pacer: Pacer,
     connections: u64,
     curve: Option<Arc<RateCurve>>,
+    spread: Option<Spread>,
+}
+
+/// Where a segment's connections sit in the send period: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spread {
+    /// The segment's first connection (global index) and how many it has.
+    first: u64,
+    len: u64,
+    /// The segment, 0-based, and how many there are.
+    index: u64,
+    count: u64,
 }
 
 impl RateSchedule {
@@ -81,6 +110,7 @@ impl RateSchedule {
             pacer: Pacer::new(start, rate),
             connections: connections as u64,
             curve: None,
+            spread: None,
         }
     }
 
@@ -93,9 +123,43 @@ impl RateSchedule {
         }
     }
 
+    /// The same schedule for the connections `own` (a block of the whole run's) of segment
+    /// `index` (1-based) of `count`: each connection takes its place spread over the send period,
+    /// interleaved with the other segments' (see the module docs). For the whole run, unchanged.
+    pub fn segmented(self, own: Range<usize>, index: usize, count: usize) -> RateSchedule {
+        assert!(
+            (1..=count).contains(&index) && own.end as u64 <= self.connections,
+            "segment {index}/{count} with connections {own:?} of {}",
+            self.connections
+        );
+        RateSchedule {
+            spread: (!own.is_empty()).then_some(Spread {
+                first: own.start as u64,
+                len: own.len() as u64,
+                index: index as u64 - 1,
+                count: count as u64,
+            }),
+            ..self
+        }
+    }
+
+    /// The place of `connection` (global index) in the send period, `0 .. connections`.
+    fn slot(&self, connection: usize) -> u64 {
+        match self.spread {
+            None => connection as u64,
+            Some(s) => {
+                let j = u128::from(connection as u64 - s.first);
+                let place = (j * u128::from(s.count) + u128::from(s.index))
+                    * u128::from(self.connections)
+                    / u128::from(s.len * s.count);
+                place as u64
+            }
+        }
+    }
+
     /// The intended time of send `k` (0-based) on connection `connection` (global index).
     pub fn intended(&self, connection: usize, k: u64) -> Instant {
-        let s = connection as u64 + k.saturating_mul(self.connections);
+        let s = self.slot(connection) + k.saturating_mul(self.connections);
         match &self.curve {
             None => self.pacer.due(s),
             Some(curve) => self.pacer.start() + curve.due(s),
@@ -291,5 +355,77 @@ mod tests {
         let mut ts = ThreadSchedule::new(s, vec![]);
         assert_eq!(ts.peek(), None);
         assert_eq!(ts.pop_due(Instant::now() + Duration::from_secs(9)), None);
+    }
+
+    /// The first send of every connection of every segment: (slot in the period, segment).
+    fn first_slots(connections: usize, segments: usize) -> Vec<(u64, usize)> {
+        let t0 = Instant::now();
+        let mut all = Vec::new();
+        for i in 1..=segments {
+            let own = crate::segment::Segment {
+                index: i,
+                count: segments,
+            }
+            .range(connections);
+            let s = RateSchedule::new(t0, connections as f64, connections).segmented(
+                own.clone(),
+                i,
+                segments,
+            );
+            let mut last = None;
+            for c in own {
+                let at = s.intended(c, 0) - t0;
+                let slot = (at.as_secs_f64() * connections as f64).round() as u64;
+                assert!(slot < connections as u64, "slot {slot} of connection {c}");
+                assert!(last < Some(slot), "slots increase within segment {i}");
+                assert_eq!(s.intended(c, 3) - s.intended(c, 2), Duration::from_secs(1));
+                last = Some(slot);
+                all.push((slot, i));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn issue13_segments_interleave_over_the_period_instead_of_sending_in_blocks() {
+        // The whole run is unchanged: connection c at slot c.
+        assert_eq!(
+            first_slots(7, 1),
+            (0..7).map(|c| (c, 1)).collect::<Vec<_>>()
+        );
+        // Equal segments interleave exactly: slots 0, 1, 2, ... taken by segments 1, 2, 3, 1, ...
+        let equal = first_slots(300, 3);
+        assert_eq!(equal.len(), 300);
+        for (k, &(slot, seg)) in equal.iter().enumerate() {
+            assert_eq!((slot, seg), (k as u64, k % 3 + 1));
+        }
+        // Unequal ones (3, 3, 4 of 10): every segment reaches across the period, none in a block.
+        let unequal = first_slots(10, 3);
+        for seg in 1..=3 {
+            let mine: Vec<u64> = unequal.iter().filter(|s| s.1 == seg).map(|s| s.0).collect();
+            assert!(
+                mine[0] <= 2 && *mine.last().unwrap() >= 6,
+                "segment {seg}: {mine:?}"
+            );
+        }
+        // 53 agents over a million: within any tenth of the period, every agent sends its share.
+        let t0 = Instant::now();
+        let (c, n) = (1_000_000usize, 53usize);
+        for i in [1, 27, 53] {
+            let seg = crate::segment::Segment { index: i, count: n };
+            let own = seg.range(c);
+            let s = RateSchedule::new(t0, 100_000.0, c).segmented(own.clone(), i, n);
+            let period = s.per_connection_interval();
+            let tenth = own
+                .clone()
+                .filter(|&x| s.intended(x, 0) - t0 < period / 10)
+                .count();
+            assert!(
+                tenth.abs_diff(own.len() / 10) <= 1,
+                "segment {i}: {tenth} of {} in the first tenth",
+                own.len()
+            );
+        }
     }
 }

@@ -241,7 +241,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     /// a kernel wait (about 50 us), the same for io_uring's and epoll's (`epoll_pwait2`, kept to
     /// the nanosecond); none on IOCP, whose waits are whole milliseconds (polling a millisecond
     /// before every send would keep the thread busy; the report warns instead).
+    /// `--spin-us` overrides it.
     fn spin_margin(&self) -> Duration {
+        if let Some(spin) = self.shared.config.spin {
+            return spin;
+        }
         match self.shared.backend {
             Backend::Uring | Backend::Epoll => Duration::from_micros(60),
             Backend::Iocp => Duration::ZERO,
@@ -370,7 +374,12 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     config.connections,
                 ),
                 None => RateSchedule::new(start, rate, config.connections),
-            };
+            }
+            .segmented(
+                config.own_connections(),
+                config.segment_or_whole().index,
+                config.segment_or_whole().count,
+            );
             self.schedule = Some(ThreadSchedule::new(schedule, globals));
         }
         if let Some(ramp) = &config.connections_ramp {
