@@ -173,6 +173,7 @@ fn issue13_spin_us_zero_still_sends_on_schedule_and_verifies_and_too_long_a_spin
 }
 
 /// The repository's root (two levels above this crate).
+#[cfg(target_os = "linux")]
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
@@ -182,6 +183,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// A loopback port nothing listens on now.
+#[cfg(target_os = "linux")]
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -191,12 +193,15 @@ fn free_port() -> u16 {
 }
 
 /// A JSON number field of the merged result.
+#[cfg(target_os = "linux")]
 fn number(json: &serde_json::Value, key: &str) -> u64 {
     json[key]
         .as_u64()
         .unwrap_or_else(|| panic!("{key} in {json}"))
 }
 
+// The script is bash over Linux's /proc: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn issue13_scale_active_script_runs_servers_and_agents_merges_them_and_cleans_up() {
     let out = std::env::temp_dir().join(format!("ringport-scale-active-{}", std::process::id()));
