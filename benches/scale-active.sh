@@ -33,7 +33,7 @@
 #   message (seeded random bytes); PER_SERVER [19900] --max-connections per server process;
 #   PER_AGENT [19000] connections per stress agent; THREADS [1] client threads per agent;
 #   CONNECT_RATE [20000] connections opened per second, all agents together; START_SLACK [20]
-#   seconds added to the expected opening time before the common start; TIMEOUT [10] stress
+#   seconds added to the expected opening time before the common start; TIMEOUT [60] stress
 #   --timeout (connect and echo); SPIN_US [0] stress --spin-us: an agent sleeps until each send
 #   is due instead of polling through the last 60 us before it (60 us of CPU per sparse send is
 #   6 cores at 100,000 msg/s; a send may then be up to the timer slack, ~50 us, late); MIN_AVAIL_MIB [4096]; SAMPLE [5] seconds between samples;
@@ -56,7 +56,7 @@ PER_AGENT=${PER_AGENT:-19000}
 THREADS=${THREADS:-1}
 CONNECT_RATE=${CONNECT_RATE:-20000}
 START_SLACK=${START_SLACK:-20}
-TIMEOUT=${TIMEOUT:-10}
+TIMEOUT=${TIMEOUT:-60}
 SPIN_US=${SPIN_US:-0}
 MIN_AVAIL_MIB=${MIN_AVAIL_MIB:-4096}
 SAMPLE=${SAMPLE:-5}
