@@ -25,17 +25,6 @@ fn stress(args: &[&str]) -> Output {
         .expect("run ringport stress")
 }
 
-#[track_caller]
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 /// The server's `N connections served` from its summary, after SIGTERM.
 #[track_caller]
 fn served(mut server: Server) -> u64 {

@@ -7,34 +7,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use support::*;
-
-fn stress(args: &[&str]) -> Output {
-    bin()
-        .arg("stress")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringport stress")
-}
-
-#[track_caller]
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// An echo server on loopback that waits `delay` before echoing each chunk it reads: one
 /// connection with one message in flight can then carry at most `1 / delay` messages per

@@ -4,32 +4,9 @@
 
 mod support;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use support::*;
-
-fn stress(args: &[&str]) -> Output {
-    bin()
-        .arg("stress")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringport stress")
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Runs `stress` against `server` with `args` and `--json -`.
 fn run(server: &Server, args: &[&str]) -> Output {

@@ -5,30 +5,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 #[cfg(unix)]
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn stress(args: &[&str]) -> Output {
-    bin()
-        .arg("stress")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringport stress")
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// Runs a verified load on each client backend against each server model.
 macro_rules! for_each_client_backend {

@@ -7,7 +7,7 @@ pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -476,4 +476,32 @@ pub fn round_trip(s: &mut TcpStream, msg: &[u8]) {
     let mut back = vec![0u8; msg.len()];
     s.read_exact(&mut back).unwrap();
     assert_same(&back, msg);
+}
+
+/// `ringport stress ARGS`, run to its end with standard input closed.
+pub fn stress(args: &[&str]) -> Output {
+    bin()
+        .arg("stress")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringport stress")
+}
+
+/// What a command printed on stdout, as JSON (`--json -`); a panic showing both streams if it
+/// is not.
+#[track_caller]
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// What a command printed on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
