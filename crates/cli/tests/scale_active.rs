@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener};
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -193,7 +194,6 @@ fn free_port() -> u16 {
 }
 
 /// A JSON number field of the merged result.
-#[cfg(target_os = "linux")]
 fn number(json: &serde_json::Value, key: &str) -> u64 {
     json[key]
         .as_u64()
