@@ -867,10 +867,11 @@ mod tests {
         let forced = supervise_drain(&reg, Duration::from_millis(100), "test");
         let stats = t.join().unwrap();
         assert_eq!(forced, 1, "{stats:?}");
-        // Loopback carries the 64 KiB in two segments (about 65,480 bytes, then the rest): a read
-        // between them takes the first alone, and the blocked echo keeps the rest unread.
+        // Some of the 64 KiB was read, not necessarily all: how loopback segments it depends on
+        // the receive window (one segment of about 64 KiB, or two or more under memory
+        // pressure), and the blocked echo keeps the rest unread.
         assert!(
-            stats.bytes_in >= 60 * 1024 && stats.bytes_in <= 64 * 1024,
+            stats.bytes_in > 0 && stats.bytes_in <= 64 * 1024,
             "{stats:?}"
         );
         assert!(stats.bytes_out < stats.bytes_in, "{stats:?}");
