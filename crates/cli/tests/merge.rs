@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
+#[cfg(target_os = "linux")]
 use support::netns::Hosts;
 use support::*;
 
@@ -483,6 +484,8 @@ fn finish(mut child: Child, limit: Duration, what: &str, stderr: &str) {
 /// each against one server host, started together by `--start-at`; `ringport merge` of their
 /// results counts what the server itself counted, its percentiles are those of the union of
 /// the agents' raw histograms, and an agent of another workload is refused in one line.
+// Test hosts are network namespaces: Linux only.
+#[cfg(target_os = "linux")]
 #[test]
 fn three_client_hosts_merge_into_what_the_server_counted() {
     const PORT: u16 = 7000;
