@@ -103,9 +103,12 @@ for_each_model! {
         server.signal("TERM");
         assert!(server.wait_exit(Duration::from_secs(10)).success());
         let stderr = server.stderr();
+        // What the checks left at WARN or above. Not theirs: under Wine the single model's
+        // shutdown may find its blocked accept unwakeable (a warning of the stop itself).
         let loud: Vec<&str> = stderr
             .lines()
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .filter(|l| !(cfg!(windows) && l.contains("cannot wake the accept loop")))
             .collect();
         assert!(loud.is_empty(), "health checks logged: {loud:?}");
         let (served, _, _) = server.summary_counts();
