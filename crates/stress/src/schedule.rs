@@ -132,8 +132,9 @@ impl RateSchedule {
             "segment {index}/{count} with connections {own:?} of {}",
             self.connections
         );
+        // The whole run (one segment) keeps each connection's own place: no arithmetic per send.
         RateSchedule {
-            spread: (!own.is_empty()).then_some(Spread {
+            spread: (!own.is_empty() && count > 1).then_some(Spread {
                 first: own.start as u64,
                 len: own.len() as u64,
                 index: index as u64 - 1,
