@@ -9,8 +9,9 @@
 //!
 //! # Portability
 //!
-//! Linux only: on other systems there is no `/proc`, and every reader fails (`NotFound`). The
-//! parsers work everywhere.
+//! Linux only: on other systems every reader fails (`Unsupported`), even where a `/proc` path
+//! can be opened (Wine maps `/` to the Linux root, whose `/proc` knows nothing of Windows
+//! processes). The parsers work everywhere.
 //!
 //! # A process tree
 //!
@@ -105,13 +106,38 @@ pub fn parse_system_busy(stat: &str) -> Option<u64> {
     Some(get(0) + get(1) + get(2) + get(5) + get(6) + get(7))
 }
 
+/// The text of a `/proc` file (Linux only).
+fn read_text(path: &str) -> io::Result<String> {
+    if cfg!(target_os = "linux") {
+        fs::read_to_string(path)
+    } else {
+        Err(unsupported())
+    }
+}
+
+/// The entries of a `/proc` directory (Linux only).
+fn read_dir(path: &str) -> io::Result<fs::ReadDir> {
+    if cfg!(target_os = "linux") {
+        fs::read_dir(path)
+    } else {
+        Err(unsupported())
+    }
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no /proc on this system (Linux only)",
+    )
+}
+
 fn invalid(path: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {path}"))
 }
 
 /// Reads and parses a stat file: `/proc/PID/stat`, `/proc/self/stat`, `/proc/thread-self/stat`.
 pub(crate) fn read_stat(path: &str) -> io::Result<Stat> {
-    parse_stat(&fs::read_to_string(path)?).ok_or_else(|| invalid(path))
+    parse_stat(&read_text(path)?).ok_or_else(|| invalid(path))
 }
 
 /// [`Stat`] of process `pid` now.
@@ -129,9 +155,7 @@ pub fn stat(pid: u32) -> io::Result<Stat> {
 ///
 /// When the process is gone, or `/proc` cannot be read (not Linux).
 pub fn memory(pid: u32) -> io::Result<Memory> {
-    Ok(parse_status(&fs::read_to_string(format!(
-        "/proc/{pid}/status"
-    ))?))
+    Ok(parse_status(&read_text(&format!("/proc/{pid}/status"))?))
 }
 
 /// Descriptors process `pid` has open now (the entries of `/proc/PID/fd`).
@@ -140,12 +164,12 @@ pub fn memory(pid: u32) -> io::Result<Memory> {
 ///
 /// When the process is gone, is not ours to inspect, or `/proc` cannot be read (not Linux).
 pub fn fd_count(pid: u32) -> io::Result<usize> {
-    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+    Ok(read_dir(&format!("/proc/{pid}/fd"))?.count())
 }
 
 /// Whether `pid` has a child process now (`/proc/PID/task/*/children`).
 pub fn has_children(pid: u32) -> bool {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+    let Ok(tasks) = read_dir(&format!("/proc/{pid}/task")) else {
         return false;
     };
     tasks
@@ -156,7 +180,7 @@ pub fn has_children(pid: u32) -> bool {
 /// Every process's [`Stat`] now, with its pid (processes that vanish while being read are left
 /// out; empty where `/proc` cannot be read).
 pub fn all_stats() -> Vec<(u32, Stat)> {
-    let Ok(dir) = fs::read_dir("/proc") else {
+    let Ok(dir) = read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| {
@@ -213,7 +237,7 @@ pub fn tree_ticks_of(pid: u32) -> io::Result<(u64, u64)> {
 ///
 /// When `/proc/stat` cannot be read (not Linux) or is not as expected.
 pub fn system_busy_ticks() -> io::Result<u64> {
-    parse_system_busy(&fs::read_to_string("/proc/stat")?).ok_or_else(|| invalid("/proc/stat"))
+    parse_system_busy(&read_text("/proc/stat")?).ok_or_else(|| invalid("/proc/stat"))
 }
 
 #[cfg(test)]
@@ -341,7 +365,11 @@ mod tests {
     #[cfg(not(target_os = "linux"))]
     #[test]
     fn without_proc_the_readers_fail() {
-        assert!(stat(std::process::id()).is_err());
-        assert!(memory(std::process::id()).is_err());
+        let unsupported = |e: io::Error| e.kind() == io::ErrorKind::Unsupported;
+        assert!(stat(std::process::id()).is_err_and(unsupported));
+        assert!(memory(std::process::id()).is_err_and(unsupported));
+        assert!(fd_count(std::process::id()).is_err_and(unsupported));
+        assert!(system_busy_ticks().is_err_and(unsupported));
+        assert!(all_stats().is_empty());
     }
 }
