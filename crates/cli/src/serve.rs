@@ -296,7 +296,7 @@ fn watch_keys(shutdown: &Shutdown) {
 /// after it. Returns when the terminal hangs up or cannot be read.
 #[cfg(unix)]
 fn watch_keys(shutdown: &Shutdown) {
-    use ringport_port::os::{is_foreground, wait_readable, Readiness};
+    use ringport_os::term::{is_foreground, wait_readable, Readiness};
     use std::os::fd::AsFd;
     const LOOK: Duration = Duration::from_millis(200);
     // A file on a duplicate of descriptor 0, read with plain read(2): `Stdin`'s own buffer could

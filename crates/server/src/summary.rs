@@ -402,6 +402,27 @@ mod tests {
         assert!(line.len() < 100, "{} characters: {line}", line.len());
     }
 
+    #[test]
+    fn connection_errors_are_counted_by_their_class() {
+        let mut kinds = ConnErrorKinds::default();
+        for e in [
+            io::Error::from(io::ErrorKind::ConnectionAborted),
+            io::Error::from(io::ErrorKind::TimedOut),
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+            io::Error::other("x"),
+        ] {
+            kinds.count(&e);
+        }
+        assert_eq!(kinds.describe(), "reset 1, timed out 1, other 2");
+        // A code the standard library leaves uncategorised still counts as a reset.
+        #[cfg(target_os = "linux")]
+        {
+            let mut kinds = ConnErrorKinds::default();
+            kinds.count(&io::Error::from_raw_os_error(102)); // ENETRESET
+            assert_eq!(kinds.reset, 1);
+        }
+    }
+
     /// Issue 14: the summary's raw byte counts and an untyped `39 connection errors`.
     #[test]
     fn issue14_the_summary_is_readable_and_types_connection_errors() {
