@@ -6,11 +6,16 @@
 //!
 //! # Backends
 //!
-//! A port runs on io_uring, or on epoll where io_uring cannot be used (a seccomp filter, the
-//! `kernel.io_uring_disabled` sysctl, a memlock limit, an old kernel). [`PortConfig::backend`]
-//! chooses; [`BackendChoice::Auto`] falls back by itself with one log line, and
-//! [`Port::backend`] and [`Port::describe`] say which is in use. Both backends take the same
-//! operations and give the same completions; `tests/port.rs` runs every test on each.
+//! A port runs on one of three backends: on Linux io_uring, or epoll where io_uring cannot be
+//! used (a seccomp filter, the `kernel.io_uring_disabled` sysctl, a memlock limit, an old
+//! kernel); on Windows an I/O completion port (IOCP). [`PortConfig::backend`] chooses;
+//! [`BackendChoice::Auto`] takes io_uring on Linux and falls back to epoll by itself with one
+//! log line (IOCP on Windows), and [`Port::backend`] and [`Port::describe`] say which is in use.
+//! Every backend takes the same operations and gives the same completions; `tests/port.rs`
+//! runs every test on each backend of the system it runs on.
+//!
+//! What differs between backends and matters above the port is asked of the [`Backend`]
+//! ([`Backend::timer_resolution`]), never decided by naming one.
 //!
 //! # The loop
 //!
@@ -42,15 +47,8 @@ use std::time::Duration;
 
 use crate::errors::code;
 use crate::op::{Completion, Op, PoolBuf};
-#[cfg(unix)]
-use crate::sys::epoll::EpollDriver;
 use crate::sys::pool::BufPool;
-#[cfg(unix)]
-use crate::sys::uring::UringDriver;
-#[cfg(windows)]
-use crate::sys::IocpDriver;
-use crate::sys::{self, AnyDriver, Delivery, Driver, RawCompletion, Waker};
-use crate::table::{InFlight, OpTable};
+use crate::sys::{dispatch, AnyDriver, Driver, RawCompletion, Waker};
 use crate::token::Token;
 
 /// Settings for a new port.
@@ -86,6 +84,39 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend, whether it exists here or not.
+    pub const ALL: [Backend; 3] = [Backend::Uring, Backend::Epoll, Backend::Iocp];
+
+    /// The backends that exist on the system the program was built for, the one
+    /// [`BackendChoice::Auto`] prefers first (io_uring and epoll on Linux, IOCP on Windows).
+    #[cfg(unix)]
+    pub const HERE: &'static [Backend] = &[Backend::Uring, Backend::Epoll];
+    /// The backends that exist on the system the program was built for, the one
+    /// [`BackendChoice::Auto`] prefers first (io_uring and epoll on Linux, IOCP on Windows).
+    #[cfg(windows)]
+    pub const HERE: &'static [Backend] = &[Backend::Iocp];
+
+    /// How finely a [`Port::wait`]'s timeout is kept: io_uring and epoll to the nanosecond
+    /// (epoll with `epoll_pwait2`, Linux 5.11+; where that call is missing or filtered, to the
+    /// millisecond), IOCP to the millisecond (`GetQueuedCompletionStatusEx` takes whole
+    /// milliseconds, rounded up). A caller that must act at a precise moment polls when this is
+    /// fine enough to be worth it, and expects to be up to this late otherwise.
+    pub const fn timer_resolution(self) -> Duration {
+        match self {
+            Backend::Uring | Backend::Epoll => Duration::from_nanos(1),
+            Backend::Iocp => Duration::from_millis(1),
+        }
+    }
+
+    /// The choice that asks for exactly this backend.
+    pub const fn choice(self) -> BackendChoice {
+        match self {
+            Backend::Uring => BackendChoice::Uring,
+            Backend::Epoll => BackendChoice::Epoll,
+            Backend::Iocp => BackendChoice::Iocp,
+        }
+    }
+
     /// A short, stable name for logs and reports: `io_uring`, `epoll` or `iocp`.
     pub fn name(self) -> &'static str {
         match self {
@@ -105,7 +136,7 @@ impl Backend {
     }
 
     /// Why this backend cannot be used here, when it does not exist on this system.
-    fn not_here(self) -> UringUnavailable {
+    pub(crate) fn not_here(self) -> UringUnavailable {
         let (system, remedy) = if cfg!(windows) {
             ("Linux", "use --backend iocp (or auto) on Windows")
         } else {
@@ -123,6 +154,21 @@ impl Backend {
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = ParseBackendError;
+
+    /// Parses a backend's [`name`](Backend::name) (`io_uring`, `epoll`, `iocp`) or its choice's
+    /// (`uring`), in any case; not `auto`, which names no backend.
+    fn from_str(s: &str) -> Result<Backend, ParseBackendError> {
+        match s.parse::<BackendChoice>() {
+            Ok(BackendChoice::Uring) => Ok(Backend::Uring),
+            Ok(BackendChoice::Epoll) => Ok(Backend::Epoll),
+            Ok(BackendChoice::Iocp) => Ok(Backend::Iocp),
+            Ok(BackendChoice::Auto) | Err(_) => Err(ParseBackendError(s.to_string())),
+        }
     }
 }
 
@@ -190,31 +236,39 @@ impl BackendChoice {
     /// exist on this system, that it does not.
     pub fn resolve(self) -> Result<Backend, UringUnavailable> {
         match self {
-            BackendChoice::Iocp if !Backend::Iocp.exists_here() => Err(Backend::Iocp.not_here()),
-            BackendChoice::Uring if !Backend::Uring.exists_here() => Err(Backend::Uring.not_here()),
-            BackendChoice::Epoll if !Backend::Epoll.exists_here() => Err(Backend::Epoll.not_here()),
-            BackendChoice::Iocp => Ok(Backend::Iocp),
-            BackendChoice::Auto if cfg!(windows) => Ok(Backend::Iocp),
-            BackendChoice::Epoll => Ok(Backend::Epoll),
-            BackendChoice::Uring => probe_uring().map(|()| Backend::Uring),
-            BackendChoice::Auto => match probe_uring() {
-                Ok(()) => Ok(Backend::Uring),
-                Err(e) => {
-                    warn_fallback(&e);
-                    Ok(Backend::Epoll)
+            // Nothing to probe: the backend exists here or it does not.
+            BackendChoice::Epoll | BackendChoice::Iocp => {
+                let backend = match self {
+                    BackendChoice::Epoll => Backend::Epoll,
+                    _ => Backend::Iocp,
+                };
+                if backend.exists_here() {
+                    Ok(backend)
+                } else {
+                    Err(backend.not_here())
                 }
-            },
+            }
+            // The driver a port would get, built once and dropped (a handful of system
+            // calls): the fallback is decided where every port's is.
+            BackendChoice::Uring | BackendChoice::Auto => {
+                match AnyDriver::open(self, PortConfig::default().entries) {
+                    Ok(driver) => Ok(driver.backend()),
+                    Err(PortError::UringUnavailable(e)) => Err(e),
+                    Err(PortError::Io(e)) => Err(UringUnavailable {
+                        backend: Backend::Uring,
+                        cause: format!("the probe could not create an eventfd ({e})"),
+                        remedy: "check the open-file limit (ulimit -n)".into(),
+                        source: Some(e),
+                    }),
+                }
+            }
         }
     }
 }
 
 impl From<Backend> for BackendChoice {
     fn from(backend: Backend) -> BackendChoice {
-        match backend {
-            Backend::Uring => BackendChoice::Uring,
-            Backend::Epoll => BackendChoice::Epoll,
-            Backend::Iocp => BackendChoice::Iocp,
-        }
+        backend.choice()
     }
 }
 
@@ -264,19 +318,7 @@ impl FromStr for BackendChoice {
 /// Why io_uring cannot be used (seccomp, `kernel.io_uring_disabled`, memlock limit, kernel too
 /// old), with the remedy; on Windows, that it exists only on Linux.
 pub fn probe_uring() -> Result<(), UringUnavailable> {
-    #[cfg(windows)]
-    return Err(Backend::Uring.not_here());
-    #[cfg(unix)]
-    match UringDriver::open(PortConfig::default().entries) {
-        Ok(_) => Ok(()),
-        Err(PortError::UringUnavailable(e)) => Err(e),
-        Err(PortError::Io(e)) => Err(UringUnavailable {
-            backend: Backend::Uring,
-            cause: format!("the probe could not create an eventfd ({e})"),
-            remedy: "check the open-file limit (ulimit -n)".into(),
-            source: Some(e),
-        }),
-    }
+    BackendChoice::Uring.resolve().map(drop)
 }
 
 /// Why io_uring (or a backend of another system) cannot be used on this machine, with what to
@@ -311,14 +353,6 @@ impl std::error::Error for UringUnavailable {
     }
 }
 
-fn warn_fallback(e: &UringUnavailable) {
-    tracing::warn!(
-        remedy = %e.remedy,
-        "io_uring is unavailable ({}); using the epoll backend",
-        e.cause
-    );
-}
-
 /// Why a port could not be created.
 #[derive(Debug)]
 pub enum PortError {
@@ -338,6 +372,12 @@ impl fmt::Display for PortError {
 }
 
 impl std::error::Error for PortError {}
+
+impl From<UringUnavailable> for PortError {
+    fn from(e: UringUnavailable) -> PortError {
+        PortError::UringUnavailable(e)
+    }
+}
 
 /// Counters a port keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -390,8 +430,8 @@ impl Poster {
 
 /// A completion port: one per thread.
 pub struct Port {
+    /// The backend, with the operations in flight on it.
     driver: AnyDriver,
-    table: OpTable,
     post: Arc<PostBox>,
     raw: Vec<RawCompletion>,
     stats: PortStats,
@@ -404,7 +444,7 @@ impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Port")
             .field("backend", &self.backend())
-            .field("in_flight", &self.table.len())
+            .field("in_flight", &self.in_flight())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -423,47 +463,14 @@ impl Port {
     /// cannot be used, naming the cause (seccomp, sysctl, memlock limit, kernel too old) and the
     /// remedy; [`PortError::Io`] when the port's own descriptors cannot be created.
     pub fn new(config: &PortConfig) -> Result<Port, PortError> {
-        #[cfg(windows)]
-        {
-            config
-                .backend
-                .resolve()
-                .map_err(PortError::UringUnavailable)?;
-            let driver = IocpDriver::new(config.entries).map_err(PortError::Io)?;
-            Ok(Port::with_driver(AnyDriver::Iocp(driver)))
-        }
-        #[cfg(unix)]
-        match config.backend {
-            BackendChoice::Iocp => Err(PortError::UringUnavailable(Backend::Iocp.not_here())),
-            BackendChoice::Uring => Port::new_uring(config),
-            BackendChoice::Epoll => Port::new_epoll(config, None),
-            BackendChoice::Auto => match Port::new_uring(config) {
-                Err(PortError::UringUnavailable(e)) => {
-                    warn_fallback(&e);
-                    Port::new_epoll(config, Some(e.cause))
-                }
-                made => made,
-            },
-        }
-    }
-
-    #[cfg(unix)]
-    fn new_uring(config: &PortConfig) -> Result<Port, PortError> {
-        let driver = UringDriver::open(config.entries.max(8))?;
-        Ok(Port::with_driver(AnyDriver::Uring(driver)))
-    }
-
-    #[cfg(unix)]
-    fn new_epoll(config: &PortConfig, fallback: Option<String>) -> Result<Port, PortError> {
-        let driver = EpollDriver::new(config.entries, fallback).map_err(PortError::Io)?;
-        Ok(Port::with_driver(AnyDriver::Epoll(driver)))
+        let driver = AnyDriver::open(config.backend, config.entries)?;
+        Ok(Port::with_driver(driver))
     }
 
     fn with_driver(driver: AnyDriver) -> Port {
-        let waker = driver.waker();
+        let waker = dispatch!(&driver, d => d.driver.waker());
         Port {
             driver,
-            table: OpTable::default(),
             post: Arc::new(PostBox {
                 queue: Mutex::new(Vec::new()),
                 waker,
@@ -489,7 +496,7 @@ impl Port {
             return Err(io::Error::from_raw_os_error(code::INVALID));
         }
         let mut pool = BufPool::new(count, size)?;
-        self.driver.attach_pool(&mut pool);
+        dispatch!(&mut self.driver, d => d.driver.attach_pool(&mut pool));
         self.pool = Some(pool);
         Ok(())
     }
@@ -552,11 +559,17 @@ impl Port {
         self.driver.backend()
     }
 
+    /// How finely this port's [`wait`](Port::wait) keeps its timeout: its backend's
+    /// [`timer_resolution`](Backend::timer_resolution).
+    pub fn timer_resolution(&self) -> Duration {
+        self.backend().timer_resolution()
+    }
+
     /// A few words on the backend and how it was set up, for logs: `io_uring (setup flags:
     /// ...)`, `epoll (edge-triggered)`, or `epoll (edge-triggered; io_uring unavailable: CAUSE)`
     /// when [`BackendChoice::Auto`] fell back.
     pub fn describe(&self) -> String {
-        self.driver.describe(self.pool.as_ref())
+        dispatch!(&self.driver, d => d.driver.describe(self.pool.as_ref()))
     }
 
     /// A handle other threads use to post values to this port.
@@ -569,7 +582,7 @@ impl Port {
     /// Counters about this port.
     pub fn stats(&self) -> PortStats {
         let mut stats = self.stats;
-        stats.inline = self.driver.inline_completions();
+        stats.inline = dispatch!(&self.driver, d => d.driver.inline_completions());
         if let Some(pool) = &self.pool {
             stats.pool_buffers = pool.count();
             stats.pool_peak = pool.peak();
@@ -579,12 +592,12 @@ impl Port {
 
     /// Operations submitted whose completions have not been reaped yet.
     pub fn in_flight(&self) -> usize {
-        self.table.len()
+        dispatch!(&self.driver, d => d.table.len())
     }
 
     /// Slots of the operation table (its high-water mark of operations in flight at once).
     pub fn table_slots(&self) -> usize {
-        self.table.capacity()
+        dispatch!(&self.driver, d => d.table.capacity())
     }
 
     /// Queues `op`; its completion will carry `key`. Nothing reaches the kernel before the next
@@ -592,28 +605,8 @@ impl Port {
     ///
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
-        let kind = op.kind();
-        if let Op::SendBufs { bufs, .. } = &op {
-            if bufs.is_empty() {
-                return Err(io::Error::from_raw_os_error(code::INVALID));
-            }
-        }
-        let addr = sys::op_addr(&op);
-        let token = self.table.insert(InFlight {
-            key,
-            kind,
-            op,
-            addr,
-            pooled: None,
-            msg: None,
-        });
-        let inflight = self.table.get_mut(token).expect("just inserted");
-        if let Err(e) = self.driver.push(token, inflight, self.pool.as_mut()) {
-            if let Some(mut inflight) = self.table.remove(token) {
-                self.driver.reclaim(&mut inflight);
-            }
-            return Err(e);
-        }
+        let pool = self.pool.as_mut();
+        let token = dispatch!(&mut self.driver, d => d.submit(key, op, pool))?;
         self.stats.submitted += 1;
         Ok(token)
     }
@@ -622,10 +615,7 @@ impl Port {
     /// `ECANCELED` if it had not finished. Cancelling an operation that already completed does
     /// nothing.
     pub fn cancel(&mut self, token: Token) -> io::Result<()> {
-        if !self.table.contains(token) {
-            return Ok(());
-        }
-        self.driver.cancel(token)
+        dispatch!(&mut self.driver, d => d.cancel(token))
     }
 
     /// Submits everything queued and waits until at least one completion is ready or `timeout`
@@ -637,20 +627,13 @@ impl Port {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         self.stats.waits += 1;
-        self.raw.clear();
         if let Some(pool) = &mut self.pool {
             pool.refill();
         }
-        self.driver
-            .wait(&mut self.table, self.pool.as_mut(), timeout, &mut self.raw)?;
         let before = out.len();
-        let mut to = Delivery {
-            table: &mut self.table,
-            driver: &mut self.driver,
-            posted: &self.post.queue,
-            out,
-        };
-        self.stats.stale += sys::deliver(&self.raw, &mut to, self.pool.as_mut());
+        let (raw, pool, posted) = (&mut self.raw, self.pool.as_mut(), &self.post.queue);
+        self.stats.stale +=
+            dispatch!(&mut self.driver, d => d.wait(raw, pool, timeout, posted, out))?;
         let added = out.len() - before;
         self.stats.completions += added as u64;
         Ok(added)
@@ -659,7 +642,7 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        self.driver.close(&mut self.table, &mut self.pool);
+        dispatch!(&mut self.driver, d => d.quiesce(&mut self.pool));
     }
 }
 
@@ -692,10 +675,10 @@ mod tests {
             ..PortConfig::default()
         };
         let mut port = Port::new(&config).unwrap();
-        let AnyDriver::Uring(driver) = &mut port.driver else {
+        let AnyDriver::Uring(uring) = &mut port.driver else {
             panic!("{}", port.describe())
         };
-        driver.refuse_multishot_accept();
+        uring.driver.refuse_multishot_accept();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let listener: crate::SharedFd = Rc::new(listener.into());

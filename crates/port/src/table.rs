@@ -4,49 +4,83 @@
 //! released only when its completion has been reaped, so a slot is never reused while the kernel
 //! may still write into the resources it holds. Each release bumps the entry's generation; a
 //! [`Token`] whose generation or kind does not match the entry is stale and is refused.
+//!
+//! An entry holds what every backend needs (the caller's key, the operation and what it owns,
+//! a pool buffer the driver took) and the driver's own state for the operation (`S`, its
+//! [`Driver::State`](crate::sys::Driver::State)): io_uring's socket address and message header,
+//! epoll's accepted peer, IOCP's `OVERLAPPED`s.
 
-use crate::op::Op;
-use crate::sys::{MsgBuf, SockAddrBuf};
+use std::rc::Rc;
+
+use crate::op::{Op, OwnedFd};
 use crate::token::{OpKind, Token};
+
+/// What a table entry carries out.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Any operation but a close, as the caller submitted it, with what it owns.
+    Op(Op),
+    /// A close: the descriptor's last handle, which the driver takes and closes (the close's
+    /// result is the operation's). `None` once taken, and from the start when other handles
+    /// still held the descriptor at submission: that handle was dropped (the last holder closes
+    /// the descriptor) and the close completes with 0.
+    Close(Option<OwnedFd>),
+}
+
+impl Work {
+    /// The work `op` is: an [`Op::Close`] becomes a [`Work::Close`] with the descriptor when it
+    /// held the last handle.
+    pub fn new(op: Op) -> Work {
+        match op {
+            Op::Close { fd } => Work::Close(Rc::try_unwrap(fd).ok()),
+            op => Work::Op(op),
+        }
+    }
+}
 
 /// One operation in flight.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+pub(crate) struct InFlight<S> {
     /// The caller's key, returned in the completion.
     pub key: u64,
-    /// What the operation does (a Close whose descriptor the driver took holds `Op::Nop`).
+    /// What the operation does.
     pub kind: OpKind,
     /// The operation and the resources it owns.
-    pub op: Op,
-    /// Socket address storage the kernel reads (connect) or writes (accept). Boxed so that it
-    /// does not move when the table grows.
-    pub addr: Option<Box<SockAddrBuf>>,
+    pub work: Work,
     /// The pool buffer the driver took for this receive itself (where the kernel does not
-    /// select buffers: io_uring without a provided-buffer ring).
+    /// select buffers: io_uring without a provided-buffer ring, IOCP's single receive).
     pub pooled: Option<u16>,
-    /// The message header and iovecs of a gathered send on io_uring, lent by the driver (boxed
-    /// so they do not move while the kernel reads them; taken back by `Driver::reclaim`).
-    #[cfg_attr(windows, allow(dead_code))]
-    pub msg: Option<Box<MsgBuf>>,
+    /// The driver's own state for the operation (see the module's documentation).
+    pub state: S,
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<S> {
     generation: u16,
-    state: Option<InFlight>,
+    state: Option<InFlight<S>>,
 }
 
 /// A slab of in-flight operations addressed by [`Token`].
-#[derive(Debug, Default)]
-pub(crate) struct OpTable {
-    entries: Vec<Entry>,
+#[derive(Debug)]
+pub(crate) struct OpTable<S> {
+    entries: Vec<Entry<S>>,
     free: Vec<u32>,
     live: usize,
 }
 
-impl OpTable {
+impl<S> Default for OpTable<S> {
+    fn default() -> Self {
+        OpTable {
+            entries: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<S> OpTable<S> {
     /// Stores an operation and returns its token.
-    pub fn insert(&mut self, op: InFlight) -> Token {
+    pub fn insert(&mut self, op: InFlight<S>) -> Token {
         let kind = op.kind;
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -67,7 +101,7 @@ impl OpTable {
     }
 
     /// The operation named by `token`, if it is still in flight.
-    pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight> {
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight<S>> {
         let entry = self.entries.get_mut(token.slot() as usize)?;
         if entry.generation != token.generation() {
             return None;
@@ -88,7 +122,7 @@ impl OpTable {
     }
 
     /// Removes the operation named by `token` and frees its slot; `None` for a stale token.
-    pub fn remove(&mut self, token: Token) -> Option<InFlight> {
+    pub fn remove(&mut self, token: Token) -> Option<InFlight<S>> {
         let slot = token.slot();
         self.get_mut(token)?;
         let entry = &mut self.entries[slot as usize];
@@ -114,14 +148,13 @@ impl OpTable {
 mod tests {
     use super::*;
 
-    fn nop(key: u64) -> InFlight {
+    fn nop(key: u64) -> InFlight<()> {
         InFlight {
             key,
             kind: OpKind::Nop,
-            op: Op::Nop,
-            addr: None,
+            work: Work::new(Op::Nop),
             pooled: None,
-            msg: None,
+            state: (),
         }
     }
 

@@ -26,8 +26,11 @@
 //! default profile) or `kernel.io_uring_disabled`, and `ENOMEM` when the locked-memory limit is
 //! too small for the rings (kernels before 5.12). [`UringUnavailable`] names which.
 
+mod sys;
+
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,9 +39,11 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
 use crate::port::{Backend, PortError, UringUnavailable};
+use crate::sys::gather::MsgBuf;
 use crate::sys::pool::{BufPool, BGID};
-use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
-use crate::table::{InFlight, OpTable};
+use crate::sys::sockaddr::SockAddrBuf;
+use crate::sys::{Driver, OpState, RawCompletion, Waker, CQE_F_MORE};
+use crate::table::{InFlight, OpTable, Work};
 use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, PROBE_CANCEL, PROBE_RECV, WAKE};
 
 /// Message headers for gathered sends made ready with a pool.
@@ -118,39 +123,19 @@ const ALARM_MIN: Duration = Duration::from_millis(1);
 /// (the worker's next tick), small beside any timeout that takes the alarm (1 ms and more).
 const ALARM_SLACK: Duration = Duration::from_micros(10);
 
-/// Where `len` lies in `struct io_uring_sqe` (a multishot receive's per-invocation byte cap on
-/// Linux 6.16+, which `RecvMultiBundle` does not expose).
-const SQE_LEN: usize = 24;
-/// Where `optlen` (shared with `file_index`) lies: a multishot receive's total byte limit on
-/// Linux 6.16+, which the io-uring crate does not expose.
-const SQE_OPTLEN: usize = 44;
-
-/// `entry` with the 32-bit field at byte `offset` of the submission entry set to `value`.
-fn with_sqe_u32(mut entry: squeue::Entry, offset: usize, value: u32) -> squeue::Entry {
-    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
-    assert!(offset == SQE_LEN || offset == SQE_OPTLEN);
-    // SAFETY: `squeue::Entry` is `#[repr(C)]` around exactly one `io_uring_sqe`, the kernel's
-    // 64-byte submission entry (asserted above), so viewing it as 64 bytes is sound; the
-    // offsets allowed are those of its `len` and `optlen` fields, 4 bytes each.
-    let bytes = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
-    bytes[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
-    entry
-}
-
 /// A multishot receive from the port's ring of at most `cap` bytes per completion (0: no cap)
 /// and `limit` bytes in all (0: none), as a bundle (several buffers per completion) or not.
 fn recv_multi_entry(fd: RawFd, cap: u32, limit: u32, bundle: bool) -> squeue::Entry {
     let entry = if bundle {
-        with_sqe_u32(
+        sys::with_sqe_len(
             opcode::RecvMultiBundle::new(types::Fd(fd), BGID).build(),
-            SQE_LEN,
             cap,
         )
     } else {
         opcode::RecvMulti::new(types::Fd(fd), BGID).len(cap).build()
     };
     if limit > 0 {
-        with_sqe_u32(entry, SQE_OPTLEN, limit)
+        sys::with_sqe_optlen(entry, limit)
     } else {
         entry
     }
@@ -392,30 +377,11 @@ impl UringDriver {
         pool: &mut BufPool,
         mut chunk: impl FnMut(i32),
     ) -> io::Result<bool> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: socketpair writes two fds into the live local array.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-                fds.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both fds were just created by socketpair and are owned by nothing else.
-        let pair = unsafe {
-            use std::os::fd::FromRawFd;
-            [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
-        };
+        let pair = sys::local_pair()?;
         let data = vec![0u8; bytes];
         // Non-blocking: where the pair cannot hold the bytes (large buffers), the probe cannot
         // tell, and says no rather than wait.
-        // SAFETY: writes `bytes` bytes from a live vector to a socket we own.
-        let wrote = unsafe { libc::write(pair[1].as_raw_fd(), data.as_ptr().cast(), bytes) };
-        if usize::try_from(wrote).ok() != Some(bytes) {
+        if sys::write(&pair[1], &data).ok() != Some(bytes) {
             return Ok(false);
         }
         let entry = entry(pair[0].as_raw_fd()).user_data(PROBE_RECV);
@@ -494,7 +460,7 @@ impl UringDriver {
             // and is dropped after the ring), and that memory stays alive until the entry's
             // completion is reaped: the table frees an operation only after its completion, and
             // a pool buffer being sent or received into is out of the pool until then.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+            if unsafe { sys::push(&mut self.ring, entry) } {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
@@ -585,8 +551,13 @@ impl UringDriver {
 
     /// Queues one single accept for the `AcceptMulti` named `token`, as a link of its chain;
     /// `Ok(false)` when the operation is no longer in the table.
-    fn push_single_accept(&mut self, token: Token, table: &mut OpTable) -> io::Result<bool> {
-        let Some(Op::AcceptMulti { listener }) = table.get_mut(token).map(|i| &i.op) else {
+    fn push_single_accept(
+        &mut self,
+        token: Token,
+        table: &mut OpTable<UringOp>,
+    ) -> io::Result<bool> {
+        let Some(Work::Op(Op::AcceptMulti { listener })) = table.get_mut(token).map(|i| &i.work)
+        else {
             return Ok(false);
         };
         let entry = single_accept_entry(listener.as_raw_fd()).user_data(token.raw());
@@ -598,7 +569,12 @@ impl UringDriver {
     /// completes, each success reported with [`CQE_F_MORE`] as a multishot accept's would be;
     /// an error, or a cancellation, ends the chain. Rewrites the completions `out[from..]`
     /// accordingly. Watched only until a multishot accept is seen to work.
-    fn accept_fallback(&mut self, table: &mut OpTable, out: &mut Vec<RawCompletion>, from: usize) {
+    fn accept_fallback(
+        &mut self,
+        table: &mut OpTable<UringOp>,
+        out: &mut Vec<RawCompletion>,
+        from: usize,
+    ) {
         let mut i = from;
         while i < out.len() {
             let c = out[i];
@@ -667,9 +643,10 @@ impl UringDriver {
         self.accept_multi = Feature::No;
     }
 
-    /// Queues a Close: the kernel closes the descriptor if this was its last handle.
-    fn push_close(&mut self, token: Token, op: &mut Op) -> io::Result<()> {
-        let Some(fd) = take_close_fd(op) else {
+    /// Queues a close of `fd`, the descriptor's last handle (the kernel closes it), or a no-op
+    /// when other handles remained (`None`).
+    fn push_close(&mut self, token: Token, fd: Option<OwnedFd>) -> io::Result<()> {
+        let Some(fd) = fd else {
             return self.push_entry(&opcode::Nop::new().build().user_data(token.raw()));
         };
         let entry = opcode::Close::new(types::Fd(fd.as_raw_fd()))
@@ -683,7 +660,43 @@ impl UringDriver {
     }
 }
 
-impl Driver for UringDriver {
+/// What the io_uring driver keeps for an operation: the memory the kernel reads or writes by
+/// address while it is in flight, boxed so that it stays put when the table grows.
+#[derive(Debug, Default)]
+pub(crate) struct UringOp {
+    /// The socket address an accept fills or a connect reads.
+    addr: Option<Box<SockAddrBuf>>,
+    /// The message header and iovecs of a gathered send, lent by the driver (taken back by
+    /// [`Driver::reclaim`]).
+    msg: Option<Box<MsgBuf>>,
+}
+
+impl OpState for UringOp {
+    fn new(op: &Op) -> UringOp {
+        let addr = match op {
+            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
+            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
+            _ => None,
+        };
+        UringOp { addr, msg: None }
+    }
+
+    fn accepted_peer(&self) -> Option<SocketAddr> {
+        self.addr.as_ref().and_then(|a| a.socket_addr())
+    }
+}
+
+// SAFETY: the kernel carries the operations out and reports them in its completion queue, whose
+// entries the driver passes on (its own, named by reserved values, it keeps); every entry it
+// submits for an operation carries the operation's token, and points only at memory the
+// operation owns (its buffer, its boxed state), the driver's own boxes or the pool, which stay
+// put until the entry's completion is reaped (see `push_entry`). A multishot operation's last
+// completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
+// in for multishot accept pushes its next link before reporting a link as armed. The ring is
+// closed (dropped) before the table and the pool, so nothing is written into them afterwards.
+unsafe impl Driver for UringDriver {
+    type State = UringOp;
+
     fn backend(&self) -> Backend {
         Backend::Uring
     }
@@ -723,8 +736,8 @@ impl Driver for UringDriver {
         }
     }
 
-    fn reclaim(&mut self, inflight: &mut InFlight) {
-        if let Some(msg) = inflight.msg.take() {
+    fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
+        if let Some(msg) = inflight.state.msg.take() {
             self.spare_msgs.push(msg);
         }
     }
@@ -733,10 +746,14 @@ impl Driver for UringDriver {
     fn push(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut InFlight<UringOp>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
-        let entry = match &mut inflight.op {
+        let op = match &mut inflight.work {
+            Work::Close(fd) => return self.push_close(token, fd.take()),
+            Work::Op(op) => op,
+        };
+        let entry = match op {
             Op::AcceptMulti { listener } => {
                 self.accept_watch |= self.accept_multi != Feature::Yes;
                 match self.accept_multi {
@@ -751,8 +768,8 @@ impl Driver for UringDriver {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
                 let raw = fd.as_raw_fd();
-                let nowait = matches!(inflight.op, Op::RecvBuf { nowait: true, .. });
-                let limit = match inflight.op {
+                let nowait = matches!(*op, Op::RecvBuf { nowait: true, .. });
+                let limit = match *op {
                     Op::RecvMulti { limit, .. } => Some(limit),
                     _ => None,
                 };
@@ -810,6 +827,7 @@ impl Driver for UringDriver {
                 // only at a new high-water mark of gathered sends in flight).
                 let spare = &mut self.spare_msgs;
                 let msg = inflight
+                    .state
                     .msg
                     .get_or_insert_with(|| spare.pop().unwrap_or_default());
                 let hdr = msg.fill(pool, bufs, *at);
@@ -819,6 +837,7 @@ impl Driver for UringDriver {
             }
             Op::Accept { listener } => {
                 let addr = inflight
+                    .state
                     .addr
                     .as_mut()
                     .expect("accept carries address storage");
@@ -852,7 +871,7 @@ impl Driver for UringDriver {
                 )
             }
             Op::Connect { fd, .. } => {
-                let addr = inflight.addr.as_ref().expect("connect carries its address");
+                let addr = (inflight.state.addr.as_ref()).expect("connect carries its address");
                 opcode::Connect::new(
                     types::Fd(fd.as_raw_fd()),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
@@ -868,8 +887,8 @@ impl Driver for UringDriver {
                 };
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
             }
-            Op::Close { .. } => return self.push_close(token, &mut inflight.op),
-            Op::Nop => opcode::Nop::new().build(),
+            // A close travels as `Work::Close` (above).
+            Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),
         };
         self.push_entry(&entry.user_data(token.raw()))
     }
@@ -893,7 +912,7 @@ impl Driver for UringDriver {
     /// timeout, and appends every ready completion to `out`.
     fn wait(
         &mut self,
-        table: &mut OpTable,
+        table: &mut OpTable<UringOp>,
         _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
