@@ -1,10 +1,12 @@
 //! # ringport-port: a completion port for Linux and Windows
 //!
 //! The Windows I/O completion port, rebuilt on io_uring (and on epoll where io_uring is
-//! unavailable: see [`BackendChoice`]); on Windows, the real one (IOCP). A [`Port`] belongs to one thread; the
-//! thread [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown,
-//! close, no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one
-//! system call submits everything queued and reaps every completion that is ready, as a batch of
+//! unavailable: see [`BackendChoice`]); on Windows, the real one (IOCP). Three backends, one
+//! contract: what differs between them and matters to a caller is asked of the [`Backend`]
+//! (for example [`Backend::timer_resolution`]). A [`Port`] belongs to one thread; the thread
+//! [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown, close,
+//! no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one system
+//! call submits everything queued and reaps every completion that is ready, as a batch of
 //! [`Completion`]s. Other threads reach a port with a [`Poster`] (`PostQueuedCompletionStatus`),
 //! which is how a server wakes its workers to shut down.
 //!
@@ -23,10 +25,13 @@
 //!
 //! # Modules
 //!
+//! - `port`: the [`Port`], its [`Poster`], and the choice of a backend ([`Backend`],
+//!   [`BackendChoice`]).
 //! - [`token`]: the `user_data` layout.
 //! - [`op`]: operations and completions.
-//! - `table`: the slab of in-flight operations.
-//! - `sys`: the backends and every `unsafe` block of the project.
+//! - `table`: the slab of in-flight operations, each with its driver's own state.
+//! - `sys`: the contract between the port and its backends (an `unsafe trait`), the three
+//!   drivers, and every `unsafe` block of the project.
 //! - [`os`]: process limits behind safe functions.
 //! - [`errors`]: named outcomes of failed operations ([`is_cancelled`], [`is_pool_empty`]).
 

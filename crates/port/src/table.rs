@@ -12,7 +12,7 @@
 
 use std::rc::Rc;
 
-use crate::op::{Op, OwnedFd};
+use crate::op::{Op, OwnedFd, SharedFd};
 use crate::token::{OpKind, Token};
 
 /// What a table entry carries out.
@@ -20,20 +20,28 @@ use crate::token::{OpKind, Token};
 pub(crate) enum Work {
     /// Any operation but a close, as the caller submitted it, with what it owns.
     Op(Op),
-    /// A close: the descriptor's last handle, which the driver takes and closes (the close's
-    /// result is the operation's). `None` once taken, and from the start when other handles
-    /// still held the descriptor at submission: that handle was dropped (the last holder closes
-    /// the descriptor) and the close completes with 0.
-    Close(Option<OwnedFd>),
+    /// A close: the caller's handle on the descriptor, until the driver takes it with
+    /// [`take_last`](Work::take_last) (once it has let go of any handle of its own).
+    Close(Option<SharedFd>),
 }
 
 impl Work {
-    /// The work `op` is: an [`Op::Close`] becomes a [`Work::Close`] with the descriptor when it
-    /// held the last handle.
+    /// The work `op` is: an [`Op::Close`] becomes a [`Work::Close`].
     pub fn new(op: Op) -> Work {
         match op {
-            Op::Close { fd } => Work::Close(Rc::try_unwrap(fd).ok()),
+            Op::Close { fd } => Work::Close(Some(fd)),
             op => Work::Op(op),
+        }
+    }
+
+    /// Takes a close's descriptor: its last handle, which the driver must close (the close's
+    /// result is the operation's), or `None` when other handles still hold the descriptor
+    /// (this one is dropped, the last holder closes it, and the close completes with 0), when
+    /// it was taken already, or when this is not a close.
+    pub fn take_last(&mut self) -> Option<OwnedFd> {
+        match self {
+            Work::Close(fd) => fd.take().and_then(|fd| Rc::try_unwrap(fd).ok()),
+            Work::Op(_) => None,
         }
     }
 }

@@ -32,7 +32,8 @@ impl<D: Driver> Driven<D> {
         }
     }
 
-    /// Stores `op` in the table and pushes it to the driver; see [`Port::submit`](crate::Port::submit).
+    /// Stores `op` in the table and pushes it to the driver; see
+    /// [`Port::submit`](crate::Port::submit).
     #[inline]
     pub fn submit(&mut self, key: u64, op: Op, pool: Option<&mut BufPool>) -> io::Result<Token> {
         let kind = op.kind();

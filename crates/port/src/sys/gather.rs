@@ -5,8 +5,9 @@ use std::mem;
 use crate::op::PoolBuf;
 use crate::sys::pool::BufPool;
 
-/// The message header and iovecs of a gathered send ([`Op::SendBufs`](crate::Op::SendBufs) on io_uring), which the
-/// kernel reads while the operation is in flight: boxed by the table, so it never moves.
+/// The message header and iovecs of a gathered send ([`Op::SendBufs`](crate::Op::SendBufs) on
+/// io_uring), which the kernel reads while the operation is in flight: boxed by the table, so it
+/// never moves.
 pub(crate) struct MsgBuf {
     pub hdr: libc::msghdr,
     pub iov: Vec<libc::iovec>,

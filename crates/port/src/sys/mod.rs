@@ -15,29 +15,31 @@
 //! selector's:
 //!
 //! - **Operations.** [`push`](Driver::push) starts the operation an [`InFlight`] entry of the
-//!   port's table holds, named by its [`Token`]. The entry, and everything its [`Work`](crate::table::Work) owns
-//!   (the buffer, the fd handle) and its [`state`](Driver::State), stays where it is until the
-//!   port removes it, which happens only once the operation's last completion has been
-//!   delivered: the driver may hand the kernel pointers into it (into what the state boxes:
-//!   the entry itself moves when the table grows). A driver may carry an operation out at once
-//!   or only queue it (io_uring: nothing reaches the kernel before the next `wait`), but every
-//!   pushed operation completes exactly once (a multishot one: any number of times with
-//!   [`CQE_F_MORE`], then once without). An `Err` from `push` means the operation was not
-//!   started and will not complete (the port frees its slot).
+//!   port's table holds, named by its [`Token`]. The entry, and everything its
+//!   [`Work`](crate::table::Work) owns (the buffer, the fd handle) and its
+//!   [`state`](Driver::State), stays where it is until the port removes it, which happens only once
+//!   the operation's last completion has been delivered: the driver may hand the kernel pointers
+//!   into it (into what the state boxes: the entry itself moves when the table grows). A driver may
+//!   carry an operation out at once or only queue it (io_uring: nothing reaches the kernel before
+//!   the next `wait`), but every pushed operation completes exactly once (a multishot one: any
+//!   number of times with [`CQE_F_MORE`], then once without). An `Err` from `push` means the
+//!   operation was not started and will not complete (the port frees its slot).
 //! - **Its state.** Each driver keeps what it needs per operation in its own
 //!   [`State`](Driver::State) type, made by [`OpState::new`] when the operation is submitted
 //!   and dropped with the entry: io_uring's socket address and gathered-send header, epoll's
 //!   accepted peer, IOCP's `OVERLAPPED`s. An accept's peer comes from
 //!   [`OpState::accepted_peer`].
-//! - **Closes.** A close is its own operation, [`Work::Close`](crate::table::Work::Close): the port has taken the last
-//!   handle on the descriptor out of the caller's [`Op::Close`](crate::Op::Close) (or found
-//!   that other handles remain: then there is nothing to close and the close completes with 0).
-//!   The driver takes the descriptor, lets go of any handle it keeps on it itself first (so
-//!   that the close is real), and closes it; the close's result is the operation's.
+//! - **Closes.** A close is its own operation, [`Work::Close`](crate::table::Work::Close), with
+//!   the caller's handle on the descriptor. The driver lets go of any handle it keeps on the
+//!   descriptor itself first, then takes the last handle with
+//!   [`Work::take_last`](crate::table::Work::take_last) and closes it (the close's result is the
+//!   operation's): the close is real. Where other handles remain, there is nothing to close: the
+//!   close completes with 0, and the last holder closes the descriptor.
 //! - **Cancellation.** [`cancel`](Driver::cancel) asks a pushed operation to end early: it then
-//!   completes with `-ECANCELED` unless it had finished anyway (and completes as it finished).
-//!   The port calls it only for operations still in its table. A driver's own bookkeeping for
-//!   the request (io_uring's cancel entry, named with [`OpKind::Cancel`](crate::token::OpKind::Cancel)) is dropped by the port.
+//!   completes with `-ECANCELED` unless it had finished anyway (and completes as it finished). The
+//!   port calls it only for operations still in its table. A driver's own bookkeeping for the
+//!   request (io_uring's cancel entry, named with [`OpKind::Cancel`](crate::token::OpKind::Cancel))
+//!   is dropped by the port.
 //! - **Waiting.** [`wait`](Driver::wait) submits what is queued, waits until at least one
 //!   completion is ready or the timeout passes (`None`: no limit; zero: do not block), and
 //!   appends every ready completion to `out`. It may look operations up in the table (to

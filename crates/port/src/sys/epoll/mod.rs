@@ -345,12 +345,12 @@ unsafe impl Driver for EpollDriver {
     ) -> io::Result<()> {
         let op = match &mut inflight.work {
             Work::Close(fd) => {
-                // The driver may hold a handle on an fd it watched: let it go, so that this
-                // close holds the last one and really closes.
-                let res = fd.take().map_or(0, |fd| {
+                // The driver may hold a handle on an fd it watched: let it go first, so that
+                // this close holds the last one and really closes.
+                if let Some(fd) = fd {
                     self.forget(fd.as_raw_fd());
-                    sys::close(fd)
-                });
+                }
+                let res = inflight.work.take_last().map_or(0, sys::close);
                 self.ready.push(RawCompletion::new(token, res, 0));
                 return Ok(());
             }

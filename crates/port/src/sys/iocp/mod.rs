@@ -1,10 +1,10 @@
 //! The IOCP backend (Windows): the port's operations on an I/O completion port.
 //!
 //! [`IocpDriver`] is the third driver under [the contract](crate::sys#the-driver-contract),
-//! an [`AnyDriver`](crate::sys::AnyDriver) variant on Windows. This module also holds the
-//! Windows counterparts of what `sys/mod.rs` defines with libc on Linux, under the same names:
-//! the [`Waker`] (`PostQueuedCompletionStatus`), the table's per-operation storage
-//! ([`SockAddrBuf`], here the operation's `OVERLAPPED`s) and [`MsgBuf`] (unused).
+//! an [`AnyDriver`](crate::sys::AnyDriver) variant on Windows; its state for an operation is
+//! an [`IoState`](driver::IoState) (the operation's `OVERLAPPED`s). This module also holds the
+//! port's [`Waker`] on Windows (`PostQueuedCompletionStatus`), the counterpart of the eventfd
+//! of `sys/waker.rs`.
 //!
 //! | IOCP | the port |
 //! |---|---|
@@ -19,22 +19,12 @@
 //! | `CancelIoEx` | [`Port::cancel`](crate::Port::cancel) |
 
 pub(crate) mod driver;
+mod sys;
 
 use std::io;
 
 pub(crate) use driver::IocpDriver;
-use driver::PortHandle;
-
-/// What the table keeps for each operation while the system works on it: its `OVERLAPPED`s and
-/// what they point at (see [`driver::OpState`]). The name is the Linux table's, whose slot holds
-/// the socket address the kernel reads or writes.
-pub(crate) type SockAddrBuf = driver::OpState;
-
-/// The Linux table's message header for gathered sends. WSASend copies its `WSABUF` array when
-/// it is called, so nothing needs to outlive the call on Windows and the driver never lends
-/// these.
-#[derive(Debug, Default)]
-pub(crate) struct MsgBuf;
+use sys::PortHandle;
 
 /// What wakes a port from another thread: a packet posted to its completion port with
 /// `PostQueuedCompletionStatus` (no `OVERLAPPED`), which the driver reports as

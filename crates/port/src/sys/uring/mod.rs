@@ -750,7 +750,7 @@ unsafe impl Driver for UringDriver {
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let op = match &mut inflight.work {
-            Work::Close(fd) => return self.push_close(token, fd.take()),
+            Work::Close(_) => return self.push_close(token, inflight.work.take_last()),
             Work::Op(op) => op,
         };
         let entry = match op {
