@@ -25,8 +25,8 @@
 //!
 //! # Modules
 //!
-//! - `port`: the [`Port`], its [`Poster`], and the choice of a backend ([`Backend`],
-//!   [`BackendChoice`]).
+//! - `port`: the [`Port`] and its [`Poster`].
+//! - `backend`: which backend a port runs on ([`Backend`], [`BackendChoice`]).
 //! - [`token`]: the `user_data` layout.
 //! - [`op`]: operations and completions.
 //! - `table`: the slab of in-flight operations, each with its driver's own state.
@@ -37,6 +37,7 @@
 
 #![deny(unsafe_code)]
 
+mod backend;
 pub mod errors;
 pub mod op;
 mod port;
@@ -46,12 +47,9 @@ mod sys;
 mod table;
 pub mod token;
 
+pub use backend::{probe_uring, Backend, BackendChoice, ParseBackendError, UringUnavailable};
 pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd};
-pub use port::UringUnavailable;
-pub use port::{
-    probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
-    Poster,
-};
+pub use port::{Port, PortConfig, PortError, PortStats, Poster};
 pub use sys::os;
 pub use token::{OpKind, Token};

@@ -81,9 +81,10 @@
 //!
 //! Three drivers implement the contract: on Linux [`uring`] (the kernel carries operations
 //! out) and [`epoll`] (the driver carries them out when their fd is ready); on Windows
-//! [`iocp`] (Windows carries them out, on an I/O completion port). Each is laid out the same
-//! way: the driver (the policy) in `mod.rs`, its system calls behind safe functions in `sys.rs`.
-//! Beside them:
+//! `iocp` (Windows carries them out, on an I/O completion port). Each keeps the policy (what
+//! to do with an operation, when) apart from its system calls, which are behind functions in
+//! its `sys.rs` (safe ones, but for the calls that hand the system memory that must outlive
+//! them). Beside them:
 //!
 //! - [`deliver`]: a driver with its table ([`Driven`]): submitting, and turning raw
 //!   completions into the caller's;
@@ -117,8 +118,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::{Backend, BackendChoice};
 use crate::op::Op;
-use crate::port::{Backend, BackendChoice, PortError};
+use crate::port::PortError;
 #[cfg(unix)]
 use crate::sys::epoll::EpollDriver;
 #[cfg(windows)]

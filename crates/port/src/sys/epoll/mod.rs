@@ -82,8 +82,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::Backend;
 use crate::op::{Op, SharedFd};
-use crate::port::Backend;
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
 use crate::sys::{Driver, OpState, RawCompletion, Waker};

@@ -54,8 +54,8 @@ use windows_sys::Win32::Networking::WinSock::{
 };
 use windows_sys::Win32::System::IO::{OVERLAPPED, OVERLAPPED_ENTRY};
 
+use crate::backend::Backend;
 use crate::op::{Accepted, Op};
-use crate::port::Backend;
 use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
 use crate::sys::{buffer_flags, Driver, OpState, RawCompletion, CQE_F_MORE};

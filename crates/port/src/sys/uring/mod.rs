@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
+use crate::backend::{Backend, UringUnavailable};
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
-use crate::port::{Backend, PortError, UringUnavailable};
+use crate::port::PortError;
 use crate::sys::gather::MsgBuf;
 use crate::sys::pool::{BufPool, BGID};
 use crate::sys::sockaddr::SockAddrBuf;
@@ -489,7 +490,7 @@ impl UringDriver {
         }
     }
 
-    /// Moves every completion in the ring to `out`, but the driver's own (see [`note`](Self::note)).
+    /// Moves every completion in the ring to `out`, but the driver's own (see [`note`]).
     fn reap(&mut self, out: &mut Vec<RawCompletion>) {
         let marks = (&mut self.alarm.at, &mut self.wake_armed);
         for entry in self.ring.completion() {
