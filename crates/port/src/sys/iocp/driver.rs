@@ -52,128 +52,24 @@ use std::time::Duration;
 use windows_sys::Win32::Networking::WinSock::{
     SOCKET, WSABUF, WSAECONNRESET, WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
 };
-use windows_sys::Win32::System::IO::{OVERLAPPED, OVERLAPPED_ENTRY};
+use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 use crate::backend::Backend;
 use crate::op::{Accepted, Op};
 use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
-use crate::sys::{buffer_flags, Driver, OpState, RawCompletion, CQE_F_MORE};
-use crate::table::{InFlight, OpTable, Work};
+use crate::sys::{buffer_flags, Driver, RawCompletion, CQE_F_MORE};
+use crate::table::Work;
 use crate::token::{OpKind, Token, WAKE};
 
-use super::sys::{self, AcceptAddrs, AssociateError, IoResult, Started};
-
-/// An operation in flight, with this driver's state for it.
-type Entry = InFlight<Option<Box<IoState>>>;
-/// The port's operations in flight, with this driver's state for each.
-type Table = OpTable<Option<Box<IoState>>>;
+use super::state::{Entry, IoSlot, IoState, Table};
+use super::sys::{self, AssociateError, IoResult, Started};
 
 /// The most pool buffers one wake-up of a multishot receive fills before it lets others run.
 const CHUNKS_PER_WAKE: usize = 64;
 
 /// AcceptEx posted at once by one [`Op::AcceptMulti`].
 pub(crate) const ACCEPTS_OUTSTANDING: usize = 4;
-
-/// One posted I/O: its `OVERLAPPED` first, so that the `OVERLAPPED` pointer a completion
-/// returns is the slot's.
-#[repr(C)]
-pub(crate) struct IoSlot {
-    ov: OVERLAPPED,
-    token: u64,
-    index: u32,
-    /// Posted and its completion not yet dequeued.
-    pending: bool,
-    /// The socket AcceptEx accepts into.
-    accept: Option<OwnedSocket>,
-    /// AcceptEx's output: the local and remote addresses.
-    addrs: AcceptAddrs,
-}
-
-impl IoSlot {
-    fn new(token: Token, index: u32) -> IoSlot {
-        IoSlot {
-            ov: sys::fresh_overlapped(),
-            token: token.raw(),
-            index,
-            pending: false,
-            accept: None,
-            addrs: [0; mem::size_of::<AcceptAddrs>()],
-        }
-    }
-
-    /// A fresh `OVERLAPPED` for the next I/O of this slot.
-    fn reset(&mut self) -> *mut OVERLAPPED {
-        // The slot is not pending: the system no longer uses it.
-        self.ov = sys::fresh_overlapped();
-        &mut self.ov
-    }
-}
-
-/// What an operation keeps in its table entry while the system works on it.
-pub(crate) struct IoState {
-    /// One per I/O that may be posted at once (boxed slice: never moves, never grows).
-    slots: Box<[IoSlot]>,
-    /// Slots posted and not yet dequeued.
-    in_system: usize,
-    /// Slots whose result waits in the driver's `ready` queue (finished inline).
-    queued: usize,
-    /// WSARecv's flags (in and out).
-    flags: u32,
-    /// A `nowait` receive (its cancellation means "nothing was ready").
-    nowait: bool,
-    /// The caller cancelled the operation.
-    cancelled: bool,
-    /// A multishot operation is ending, with this error once every slot is back.
-    ending: Option<i32>,
-    /// Bytes received so far by a [`Op::RecvMulti`], for its limit.
-    received: usize,
-    /// Where a connect goes (ConnectEx reads it).
-    target: Option<socket2::SockAddr>,
-    /// The peer of a single accept, from GetAcceptExSockaddrs.
-    peer: Option<SocketAddr>,
-}
-
-impl fmt::Debug for IoState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoState")
-            .field("slots", &self.slots.len())
-            .field("in_system", &self.in_system)
-            .field("ending", &self.ending)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IoState {
-    fn new(token: Token, slots: usize) -> IoState {
-        IoState::with_slots((0..slots as u32).map(|i| IoSlot::new(token, i)).collect())
-    }
-
-    /// The state of a one-I/O operation in `slots`, a finished operation's (its one slot made
-    /// fresh), so that no allocation is made.
-    fn new_one(token: Token, mut slots: Box<[IoSlot]>) -> IoState {
-        match slots.first_mut() {
-            Some(slot) => *slot = IoSlot::new(token, 0),
-            None => slots = Box::new([IoSlot::new(token, 0)]),
-        }
-        IoState::with_slots(slots)
-    }
-
-    fn with_slots(slots: Box<[IoSlot]>) -> IoState {
-        IoState {
-            slots,
-            in_system: 0,
-            queued: 0,
-            flags: 0,
-            nowait: false,
-            cancelled: false,
-            ending: None,
-            received: 0,
-            target: None,
-            peer: None,
-        }
-    }
-}
 
 /// The raw socket an operation works on.
 fn op_socket(work: &Work) -> Option<SOCKET> {
@@ -866,18 +762,6 @@ impl IocpDriver {
             }
         }
         self.in_system.iter().copied().collect()
-    }
-}
-
-impl OpState for Option<Box<IoState>> {
-    /// Nothing yet: [`IocpDriver::start`] makes (or recycles) the state of an operation that
-    /// posts I/O; a close, a shutdown and a no-op need none.
-    fn new(_op: &Op) -> Option<Box<IoState>> {
-        None
-    }
-
-    fn accepted_peer(&self) -> Option<SocketAddr> {
-        self.as_ref().and_then(|state| state.peer)
     }
 }
 

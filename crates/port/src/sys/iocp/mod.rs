@@ -2,7 +2,7 @@
 //!
 //! [`IocpDriver`] is the third driver under [the contract](crate::sys#the-driver-contract),
 //! an [`AnyDriver`](crate::sys::AnyDriver) variant on Windows; its state for an operation is
-//! an [`IoState`](driver::IoState) (the operation's `OVERLAPPED`s). This module also holds the
+//! an [`IoState`](state::IoState) (the operation's `OVERLAPPED`s). This module also holds the
 //! port's [`Waker`] on Windows (`PostQueuedCompletionStatus`), the counterpart of the eventfd
 //! of `sys/waker.rs`.
 //!
@@ -17,8 +17,17 @@
 //! | `GetQueuedCompletionStatusEx` | [`Port::wait`](crate::Port::wait), in batches |
 //! | `PostQueuedCompletionStatus` | [`Poster::post`](crate::Poster::post) (the [`Waker`]) |
 //! | `CancelIoEx` | [`Port::cancel`](crate::Port::cancel) |
+//!
+//! # Layout
+//!
+//! - this module: the [`Waker`];
+//! - [`driver`]: the driver (the policy: starting, completing, emulating multishot operations);
+//! - [`state`]: what it keeps for an operation in the port's table;
+//! - [`sys`]: the completion port and the Winsock calls, behind functions (the overlapped calls,
+//!   which hand the system memory that must outlive them, are `unsafe fn`s).
 
 pub(crate) mod driver;
+mod state;
 mod sys;
 
 use std::io;
