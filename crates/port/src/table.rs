@@ -194,6 +194,28 @@ mod tests {
         assert!(t.remove(a).is_some());
     }
 
+    /// A close takes the descriptor only as its last handle, and only once: with another
+    /// handle alive (a driver's own, say) there is nothing to close yet.
+    #[cfg(unix)]
+    #[test]
+    fn a_close_takes_only_the_last_handle_once() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let held = std::rc::Rc::clone(&fd);
+        let mut work = Work::new(Op::Close { fd });
+        assert!(matches!(work, Work::Close(Some(_))));
+        drop(held);
+        assert!(work.take_last().is_some(), "the last handle");
+        assert!(work.take_last().is_none(), "taken once");
+
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let _held = std::rc::Rc::clone(&fd);
+        let mut work = Work::new(Op::Close { fd });
+        assert!(work.take_last().is_none(), "another handle holds it");
+        assert!(Work::new(Op::Nop).take_last().is_none(), "not a close");
+    }
+
     #[test]
     fn double_remove_is_refused() {
         let mut t = OpTable::default();
