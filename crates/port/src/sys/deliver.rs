@@ -17,7 +17,8 @@ use crate::token::{OpKind, Token};
 /// A driver and the operations in flight on it.
 #[derive(Debug)]
 pub(crate) struct Driven<D: Driver> {
-    /// The backend.
+    /// The backend. Declared before `table`, so that it is dropped first: a ring the kernel
+    /// writes through is closed before the operations it writes into are freed.
     pub driver: D,
     /// The operations in flight, each with the driver's state for it.
     pub table: OpTable<D::State>,

@@ -44,7 +44,8 @@
 //!   completion is ready or the timeout passes (`None`: no limit; zero: do not block), and
 //!   appends every ready completion to `out`. It may look operations up in the table (to
 //!   carry out those that became ready, or to re-arm one), never insert or remove: delivering
-//!   is the port's ([`deliver`]). A signal interrupting the wait is not an error.
+//!   is the port's ([`deliver`]). (Only [`quiesce`](Driver::quiesce) may remove an entry, to
+//!   leak it.) A signal interrupting the wait is not an error.
 //! - **What it reports.** [`RawCompletion`]s in io_uring's convention, whatever the mechanism:
 //!   `user_data` is the operation's token or a reserved value
 //!   ([`token`](crate::token#reserved-values)), `result` is bytes, a new fd or 0 when
@@ -154,10 +155,12 @@ pub(crate) use deliver::Driven;
 /// - every pushed operation completes exactly once (a multishot one: then no more after the
 ///   completion without [`CQE_F_MORE`]), and the system stops using what the operation owns
 ///   (its buffer, its descriptor, its state) before that completion is reported;
-/// - it never inserts into or removes from the table, and lends an operation only memory that
+/// - it never inserts into the table, and removes from it only in [`quiesce`](Driver::quiesce)
+///   (to leak what the system may still write into); it lends an operation only memory that
 ///   stays put (boxed) while the system may use it;
-/// - after [`quiesce`](Driver::quiesce), the system writes into none of the operations left in
-///   the table, nor into the pool (a driver that cannot make sure leaks them instead).
+/// - after `quiesce`, the system writes into none of the operations left in the table, nor into
+///   the pool (a driver that cannot make sure leaks them, and the pool, instead of freeing
+///   them).
 ///
 /// [`push`]: Driver::push
 pub(crate) unsafe trait Driver {
