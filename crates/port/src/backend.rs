@@ -44,6 +44,15 @@ impl Backend {
     #[cfg(windows)]
     pub const HERE: &'static [Backend] = &[Backend::Iocp];
 
+    /// The backend that needs nothing optional of the system, so that a port on it can always
+    /// be made: epoll on Linux (what [`BackendChoice::Auto`] falls back to), IOCP on Windows.
+    #[cfg(unix)]
+    pub const FALLBACK: Backend = Backend::Epoll;
+    /// The backend that needs nothing optional of the system, so that a port on it can always
+    /// be made: epoll on Linux (what [`BackendChoice::Auto`] falls back to), IOCP on Windows.
+    #[cfg(windows)]
+    pub const FALLBACK: Backend = Backend::Iocp;
+
     /// How finely a [`Port::wait`](crate::Port::wait)'s timeout is kept: io_uring and epoll to the nanosecond
     /// (epoll with `epoll_pwait2`, Linux 5.11+; where that call is missing or filtered, to the
     /// millisecond), IOCP to the millisecond (`GetQueuedCompletionStatusEx` takes whole

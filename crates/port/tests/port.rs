@@ -750,6 +750,10 @@ fn backends_name_themselves_and_answer_for_their_timers() {
     for fine in [Backend::Uring, Backend::Epoll] {
         assert!(fine.timer_resolution() < Duration::from_micros(1));
     }
+    // The fallback exists here and always makes a port.
+    assert!(Backend::FALLBACK.exists_here());
+    let port = util::port(Backend::FALLBACK.choice());
+    assert_eq!(port.backend(), Backend::FALLBACK);
     // Auto's first preference is the first backend here.
     let auto = BackendChoice::Auto.resolve().unwrap();
     assert!(Backend::HERE.contains(&auto));
