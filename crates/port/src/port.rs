@@ -255,6 +255,21 @@ impl FromStr for BackendChoice {
     }
 }
 
+impl FromStr for Backend {
+    type Err = ParseBackendError;
+
+    /// Parses what [`Backend::name`] prints (`io_uring`, `epoll`, `iocp`), and `uring`, in any
+    /// case. `auto` is a choice, not a backend: an error.
+    fn from_str(s: &str) -> Result<Backend, ParseBackendError> {
+        match s.parse::<BackendChoice>()? {
+            BackendChoice::Uring => Ok(Backend::Uring),
+            BackendChoice::Epoll => Ok(Backend::Epoll),
+            BackendChoice::Iocp => Ok(Backend::Iocp),
+            BackendChoice::Auto => Err(ParseBackendError(s.to_string())),
+        }
+    }
+}
+
 /// Checks that io_uring can be used here, with everything a port needs (the setup flags'
 /// fallbacks, the features and opcodes), by building one small ring with the default number of
 /// entries and dropping it: a handful of system calls.
@@ -730,5 +745,18 @@ mod tests {
         port.wait(&mut done, Some(Duration::from_millis(20)))
             .unwrap();
         assert!(done.is_empty(), "{done:?}");
+    }
+
+    #[test]
+    fn a_backend_reads_back_what_it_prints() {
+        for backend in [Backend::Uring, Backend::Epoll, Backend::Iocp] {
+            assert_eq!(backend.to_string().parse::<Backend>(), Ok(backend));
+        }
+        assert_eq!("uring".parse::<Backend>(), Ok(Backend::Uring));
+        assert!(
+            "auto".parse::<Backend>().is_err(),
+            "a choice, not a backend"
+        );
+        assert!("kqueue".parse::<Backend>().is_err());
     }
 }
