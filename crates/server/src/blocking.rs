@@ -58,7 +58,10 @@ use crate::echo::{Echo, RecvResult, SendResult, Step};
 use crate::limits::PerIp;
 use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
-use crate::{listener, Running, ServeConfig, ServeError};
+
+/// What the blocking models run on, as the log, the summary and the ready line say.
+const BLOCKING: &str = "blocking sockets";
+use crate::{listener, Model, Ready, Running, ServeConfig, ServeError};
 
 /// How long past the drain deadline the server waits for forced connections to let go.
 pub(crate) const HARD_STOP: Duration = Duration::from_secs(2);
@@ -642,7 +645,7 @@ pub(crate) trait BlockingModel {
 pub(crate) fn start<M, F>(
     cfg: &ServeConfig,
     shutdown: Shutdown,
-    name: &'static str,
+    model: Model,
     max_connections: usize,
     max_per_ip: usize,
     make: F,
@@ -651,6 +654,7 @@ where
     M: BlockingModel,
     F: FnOnce(Arc<Registry>) -> M + Send + 'static,
 {
+    let name = model.name();
     let (mut listeners, addr) = listener::bind_listeners(cfg.addr(), 1, cfg.backlog)?;
     let socket = listeners
         .pop()
@@ -731,12 +735,20 @@ where
         stats.forced_closes += forced;
         Ok(Summary {
             model: name.into(),
-            backend: "blocking sockets".into(),
+            backend: BLOCKING.into(),
             uptime: started.elapsed(),
             workers: vec![stats],
         })
     };
-    Ok(Running::new(addr, Box::new(join), live))
+    let ready = Ready {
+        addr,
+        model,
+        backend: None,
+        backend_detail: BLOCKING.into(),
+        workers: None,
+        pid: std::process::id(),
+    };
+    Ok(Running::new(ready, Box::new(join), live))
 }
 
 #[cfg(test)]
