@@ -786,34 +786,73 @@ mod tests {
         assert!(reg.wait_done(Instant::now()));
     }
 
+    /// Serves `server` in a thread called `name` (at most 15 bytes, so that it is the thread's
+    /// whole name in `/proc`).
     fn serve_in_thread(
+        name: &str,
         reg: &Arc<Registry>,
         server: TcpStream,
         buffer_size: usize,
     ) -> std::thread::JoinHandle<WorkerStats> {
         let reg = reg.clone();
-        std::thread::spawn(move || {
-            let server = Arc::new(server);
-            let token = reg.register(&server).unwrap();
-            let ctx = ConnCtx {
-                registry: &reg,
-                buffer_size,
-                log_messages: false,
-                worker: 0,
-                conn: token.id(),
-                peer: None,
-                idle_timeout: None,
-                write_timeout: None,
-            };
-            serve_conn(&server, &ctx)
-        })
+        let named = std::thread::Builder::new().name(name.to_string());
+        named
+            .spawn(move || {
+                let server = Arc::new(server);
+                let token = reg.register(&server).unwrap();
+                let ctx = ConnCtx {
+                    registry: &reg,
+                    buffer_size,
+                    log_messages: false,
+                    worker: 0,
+                    conn: token.id(),
+                    peer: None,
+                    idle_timeout: None,
+                    write_timeout: None,
+                };
+                serve_conn(&server, &ctx)
+            })
+            .unwrap()
+    }
+
+    /// Waits (at most 5 s) until this process's thread called `name` is blocked in a receive:
+    /// `/proc/self/task/TID/syscall` names a system call only while the thread sleeps in it.
+    #[cfg(target_os = "linux")]
+    #[track_caller]
+    fn wait_until_blocked_in_receive(name: &str) {
+        let receives = [libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_read];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut seen = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                if comm.trim_end() != name {
+                    continue;
+                }
+                let syscall =
+                    std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+                let number = syscall.split_whitespace().next().unwrap_or("");
+                if number
+                    .parse::<libc::c_long>()
+                    .is_ok_and(|n| receives.contains(&n))
+                {
+                    return;
+                }
+                seen.push(syscall);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "thread {name} not blocked in a receive within 5 s: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
     fn echoes_in_bounded_chunks_and_closes_after_a_half_close() {
         let reg = Registry::new(10, 0);
         let (mut client, server) = pair();
-        let t = serve_in_thread(&reg, server, 64);
+        let t = serve_in_thread("rp-chunks", &reg, server, 64);
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
         let mut r = client.try_clone().unwrap();
         let reader = std::thread::spawn(move || {
@@ -833,12 +872,14 @@ mod tests {
     fn a_drain_wakes_a_blocked_receive_and_echoes_what_was_queued() {
         let reg = Registry::new(10, 0);
         let (mut idle, server) = pair();
-        let t_idle = serve_in_thread(&reg, server, 64);
+        let t_idle = serve_in_thread("rp-idle", &reg, server, 64);
         idle.write_all(b"ping").unwrap();
         let mut back = [0u8; 4];
         idle.read_exact(&mut back).unwrap();
-        // Wait until the server thread is blocked in its receive again, then drain.
-        std::thread::sleep(Duration::from_millis(100));
+        // The server thread is blocked in its next receive (on Linux, which the drain must wake;
+        // elsewhere a receive waits in slices and looks at the drain between them), then drain.
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in_receive("rp-idle");
         assert_eq!(reg.drain(), 1);
         let mut rest = Vec::new();
         idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -849,8 +890,12 @@ mod tests {
         // A connection registered while draining echoes what it was sent, then closes.
         let (mut late, server) = pair();
         late.write_all(b"late bytes").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let t_late = serve_in_thread(&reg, server, 64);
+        // Its bytes are at the server's socket before it is served.
+        let mut peeked = [0u8; 10];
+        while server.peek(&mut peeked).unwrap() < peeked.len() {
+            std::thread::yield_now();
+        }
+        let t_late = serve_in_thread("rp-late", &reg, server, 64);
         let mut got = Vec::new();
         late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         late.read_to_end(&mut got).unwrap();
@@ -871,7 +916,7 @@ mod tests {
         socket2::SockRef::from(&server)
             .set_send_buffer_size(4096)
             .unwrap();
-        let t = serve_in_thread(&reg, server, 64 * 1024);
+        let t = serve_in_thread("rp-no-reader", &reg, server, 64 * 1024);
         client.write_all(&[7u8; 64 * 1024]).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(reg.drain(), 1);
