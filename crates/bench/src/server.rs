@@ -4,9 +4,9 @@
 //! This module is responsible for the life of one server: start it (ringport's own models as
 //! `ringport serve --port 0 --ready-json - ...`, whose ready line says where it listens and what
 //! it runs on; an external command with `{port}` replaced by a free port, then polled until it
-//! accepts), sample its CPU and
-//! memory every [`SAMPLE_EVERY`] while the load runs, and stop it: SIGTERM, which ringport's
-//! servers must answer by exiting 0; external servers are killed if they do not exit promptly.
+//! accepts), sample its CPU and memory every [`SAMPLE_EVERY`] while the load runs, and stop it:
+//! SIGTERM, which ringport's servers must answer by exiting 0; external servers are killed if
+//! they do not exit promptly.
 //!
 //! Both output streams of the child are read by threads all along, so a chatty server never
 //! blocks on a full pipe, and its last lines are at hand when it fails.
