@@ -96,7 +96,7 @@ impl Design {
 }
 
 /// The built-in designs, by name: the completion model on io_uring and on epoll, the thread per
-/// client model, and the one-client-at-a-time model (the names of [`BUILTIN_SERVERS`]).
+/// client model, and the one-client-at-a-time model; each names its server (see [`design_name`]).
 pub const BUILTIN: &[&str] = &["completion-uring", "completion-epoll", "threaded", "single"];
 
 /// The servers of [`BUILTIN`], in its order.
