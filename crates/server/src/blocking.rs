@@ -815,12 +815,22 @@ mod tests {
             .unwrap()
     }
 
-    /// Waits (at most 5 s) until this process's thread called `name` is blocked in a receive:
-    /// `/proc/self/task/TID/syscall` names a system call only while the thread sleeps in it.
+    /// A blocking receive's system calls.
+    #[cfg(target_os = "linux")]
+    const RECEIVE: [libc::c_long; 3] = [libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_read];
+    /// A blocking send's system calls.
+    #[cfg(target_os = "linux")]
+    const SEND: [libc::c_long; 3] = [libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_write];
+    /// A blocking accept's system calls.
+    #[cfg(target_os = "linux")]
+    const ACCEPT: [libc::c_long; 2] = [libc::SYS_accept4, libc::SYS_accept];
+
+    /// Waits (at most 5 s) until this process's thread called `name` is blocked in one of the
+    /// system calls `calls`: `/proc/self/task/TID/syscall` names one only while the thread
+    /// sleeps in it.
     #[cfg(target_os = "linux")]
     #[track_caller]
-    fn wait_until_blocked_in_receive(name: &str) {
-        let receives = [libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_read];
+    fn wait_until_blocked_in(name: &str, calls: &[libc::c_long]) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut seen = Vec::new();
@@ -834,7 +844,7 @@ mod tests {
                 let number = syscall.split_whitespace().next().unwrap_or("");
                 if number
                     .parse::<libc::c_long>()
-                    .is_ok_and(|n| receives.contains(&n))
+                    .is_ok_and(|n| calls.contains(&n))
                 {
                     return;
                 }
@@ -842,7 +852,7 @@ mod tests {
             }
             assert!(
                 Instant::now() < deadline,
-                "thread {name} not blocked in a receive within 5 s: {seen:?}"
+                "thread {name} not blocked in {calls:?} within 5 s: {seen:?}"
             );
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -879,7 +889,7 @@ mod tests {
         // The server thread is blocked in its next receive (on Linux, which the drain must wake;
         // elsewhere a receive waits in slices and looks at the drain between them), then drain.
         #[cfg(target_os = "linux")]
-        wait_until_blocked_in_receive("rp-idle");
+        wait_until_blocked_in("rp-idle", &RECEIVE);
         assert_eq!(reg.drain(), 1);
         let mut rest = Vec::new();
         idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -918,6 +928,11 @@ mod tests {
             .unwrap();
         let t = serve_in_thread("rp-no-reader", &reg, server, 64 * 1024);
         client.write_all(&[7u8; 64 * 1024]).unwrap();
+        // The server thread is blocked sending the echo the client does not read (on Linux, as
+        // /proc shows it; elsewhere, given the time to get there).
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in("rp-no-reader", &SEND);
+        #[cfg(not(target_os = "linux"))]
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(reg.drain(), 1);
         reg.finish();
@@ -949,17 +964,26 @@ mod tests {
         let mut acceptor = Acceptor::new(socket, local);
         let wake = acceptor.waker();
         let reg = Registry::new(1, 0);
-        let waker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            wake();
-        });
-        let mut stats = WorkerStats::default();
-        assert!(matches!(
-            acceptor.accept(&reg, &mut stats),
-            Accepted::Nothing
-        ));
+        let accepting = reg.clone();
+        let (accepted, result) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("rp-acceptor".into())
+            .spawn(move || {
+                let mut stats = WorkerStats::default();
+                let nothing = matches!(acceptor.accept(&accepting, &mut stats), Accepted::Nothing);
+                let _ = accepted.send((nothing, stats, acceptor));
+            })
+            .unwrap();
+        // Woken once blocked in its accept (on Linux, as /proc shows it; elsewhere the wake-up
+        // connection may be in the backlog first, and is taken and recognised the same way).
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in("rp-acceptor", &ACCEPT);
+        wake();
+        let (nothing, mut stats, mut acceptor) = result
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the wake-up connection did not end the blocked accept");
+        assert!(nothing, "the wake-up connection is nothing to serve");
         assert_eq!(stats.accepted, 0);
-        waker.join().unwrap();
         acceptor.stop_waiting();
         assert!(matches!(acceptor.accept(&reg, &mut stats), Accepted::Empty));
     }
