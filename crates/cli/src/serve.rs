@@ -291,6 +291,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let summary = running.wait();
     stats_done.store(true, Ordering::SeqCst);
+    // The trigger removed it when the shutdown began, unless the server finished first: the
+    // trigger runs its callbacks in order, and the one that wakes the server comes before ours.
+    if let Some(path) = &ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     let summary = summary?;
     let mut out = std::io::stdout().lock();
     write!(out, "{summary}")?;
