@@ -79,7 +79,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServeConfig::default().buffer_size as u32, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
     buffer_size: u32,
     /// The completion port's mechanism: `auto` (io_uring, or epoll with one warning naming why
-    /// io_uring cannot be used), `uring` (fail if it cannot be used), or `epoll`.
+    /// io_uring cannot be used; on Windows `iocp`), `uring` (fail if it cannot be used), `epoll`,
+    /// or `iocp` (Windows only).
     #[arg(long, default_value_t = ServeConfig::default().port_config.backend)]
     backend: BackendChoice,
     /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
