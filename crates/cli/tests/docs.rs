@@ -159,7 +159,10 @@ fn run(block: &Block, n: usize, bin_dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     };
     // Whatever the block left running (a server of a block that failed) goes with it.
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
     let _ = child.wait();
     let err = fs::read_to_string(dir.join("stderr")).unwrap_or_default();
     let place = |script_line: usize| block.line + script_line - 2;
