@@ -241,10 +241,10 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of a Markdown file's headings (outside code blocks).
+/// The anchors of a Markdown file's headings (outside code blocks; code spans keep their text).
 fn anchors(file: &Path) -> HashSet<String> {
     let mut out = HashSet::new();
-    for (_, line) in prose(file) {
+    for (_, line) in lines_outside_fences(file) {
         if let Some(h) = line.strip_prefix('#') {
             out.insert(slug(h.trim_start_matches('#')));
         }
@@ -252,8 +252,8 @@ fn anchors(file: &Path) -> HashSet<String> {
     out
 }
 
-/// A file's lines outside fenced code blocks (1-based number, text), inline code spans removed.
-fn prose(file: &Path) -> Vec<(usize, String)> {
+/// A file's lines outside fenced code blocks: (1-based number, text).
+fn lines_outside_fences(file: &Path) -> Vec<(usize, String)> {
     let text = fs::read_to_string(file).unwrap();
     let mut fence: Option<String> = None;
     let mut out = Vec::new();
@@ -264,19 +264,27 @@ fn prose(file: &Path) -> Vec<(usize, String)> {
             None if marker.len() >= 3 => fence = Some(marker),
             Some(f) if t.trim_end() == f.as_str() => fence = None,
             Some(_) => {}
-            None => {
-                // Drop `code spans`: a link inside one is not a link.
-                let mut kept = String::new();
-                for (i, part) in line.split('`').enumerate() {
-                    if i % 2 == 0 {
-                        kept.push_str(part);
-                    }
-                }
-                out.push((n + 1, kept));
-            }
+            None => out.push((n + 1, line.to_string())),
         }
     }
     out
+}
+
+/// A file's lines outside fenced code blocks, with inline code spans removed: a link inside one
+/// is not a link.
+fn prose(file: &Path) -> Vec<(usize, String)> {
+    lines_outside_fences(file)
+        .into_iter()
+        .map(|(n, line)| {
+            let kept: String = line
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 0)
+                .map(|(_, part)| part)
+                .collect();
+            (n, kept)
+        })
+        .collect()
 }
 
 /// The targets of a line's `[text](target)` and `![alt](target)` links.
