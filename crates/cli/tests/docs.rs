@@ -36,13 +36,19 @@ struct Block {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// README.md and every Markdown file under docs/, in a stable order.
 fn documents() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
@@ -70,7 +76,11 @@ fn blocks(file: &Path) -> Vec<Block> {
             None => {
                 let fence: String = t.chars().take_while(|&c| c == '`' || c == '~').collect();
                 if fence.len() >= 3 && fence.chars().all(|c| c == fence.chars().next().unwrap()) {
-                    let lang = t[fence.len()..].split_whitespace().next().unwrap_or("").to_string();
+                    let lang = t[fence.len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
                     open = Some((fence, i + 2, lang));
                     body.clear();
                 }
@@ -91,12 +101,19 @@ fn blocks(file: &Path) -> Vec<Block> {
             }
         }
     }
-    assert!(open.is_none(), "{}: a code fence is never closed", file.display());
+    assert!(
+        open.is_none(),
+        "{}: a code fence is never closed",
+        file.display()
+    );
     out
 }
 
 fn rel(file: &Path) -> String {
-    file.strip_prefix(repo_root()).unwrap_or(file).display().to_string()
+    file.strip_prefix(repo_root())
+        .unwrap_or(file)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -134,7 +151,11 @@ fn run(block: &Block, n: usize, bin_dir: &Path) -> Result<(), String> {
         block.text
     );
     fs::write(dir.join("block.sh"), script).unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let stdout = fs::File::create(dir.join("stdout")).unwrap();
     let stderr = fs::File::create(dir.join("stderr")).unwrap();
     let mut child = Command::new("bash")
@@ -177,7 +198,10 @@ fn run(block: &Block, n: usize, bin_dir: &Path) -> Result<(), String> {
                 .and_then(|(k, cmd)| Some((k.parse::<usize>().ok()?, cmd.to_string())));
             let (line, cmd) = match failed {
                 Some((k, cmd)) => (place(k), cmd),
-                None => (block.line, block.text.lines().next().unwrap_or("").to_string()),
+                None => (
+                    block.line,
+                    block.text.lines().next().unwrap_or("").to_string(),
+                ),
             };
             let why = match status {
                 Some(s) => format!("failed ({s})"),
@@ -206,7 +230,10 @@ fn every_sh_block_runs() {
     let mut failures = Vec::new();
     let mut ran = 0;
     for file in documents() {
-        if only.as_ref().is_some_and(|o| !rel(&file).contains(o.as_str())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !rel(&file).contains(o.as_str()))
+        {
             continue;
         }
         for b in blocks(&file).into_iter().filter(|b| b.lang == "sh") {
@@ -218,7 +245,10 @@ fn every_sh_block_runs() {
             }
         }
     }
-    assert!(only.is_some() || ran > 10, "only {ran} sh blocks found: is docs/ there?");
+    assert!(
+        only.is_some() || ran > 10,
+        "only {ran} sh blocks found: is docs/ there?"
+    );
     assert!(
         failures.is_empty(),
         "{} of {ran} documented command blocks failed:\n{}",
@@ -323,7 +353,9 @@ fn every_relative_link_resolves() {
                 if !resolved.exists() {
                     broken.push(format!("{where_}: no such file"));
                 } else if let Some(a) = anchor {
-                    if resolved.extension().is_some_and(|e| e == "md") && !anchors(&resolved).contains(a) {
+                    if resolved.extension().is_some_and(|e| e == "md")
+                        && !anchors(&resolved).contains(a)
+                    {
                         broken.push(format!("{where_}: no such heading"));
                     }
                 }
