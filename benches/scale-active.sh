@@ -41,7 +41,8 @@
 #   NO_BUILD=1 to skip building (the binary from $CARGO_TARGET_DIR or target, or RINGPORT=path).
 # Exit code 0 only when nothing stopped it: every connection open, the rate held, no error.
 # PAGE: 1 to also write the result as docs/results/scale-active.md (benches/page.sh), or a path.
-# Output: progress on stdout, the result in $OUT/summary.md (a README table row) and
+# Output: progress on stdout, the result in $OUT/summary.md (a table row, as the pages
+# docs/results/scale-active*.md show) and
 # $OUT/result.txt, samples in $OUT/samples.tsv, the merged run in $OUT/merged.{txt,json,hlog},
 # every process's output in $OUT/.
 set -uo pipefail

@@ -210,8 +210,9 @@ fn run(block: &Block, n: usize, bin_dir: &Path) -> Result<(), String> {
             let tail: Vec<&str> = err.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             Err(format!(
-                "{}:{line}: `{cmd}` {why}\n    stderr (last lines):\n      {}",
+                "{}:{line}: `{cmd}` {why} (its directory is kept: {})\n    stderr (last lines):\n      {}",
                 rel(&block.file),
+                dir.display(),
                 tail.join("\n      ")
             ))
         }
