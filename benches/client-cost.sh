@@ -152,5 +152,5 @@ for conns in sorted({c for c, _ in by}):
         print(f"{gen:<18}{conns:>6}{rps:>10{fmt}}{cpu:>14.2f}{per:>15{fmt}}"
               f"{ratio(conns, gen, 'echo-load'):>22}{ratio(conns, gen, 'thread-per-conn'):>22}")
 PY
-{ echo '```text'; cat "$TABLE"; echo '```'; } | page_write --quiet
+{ echo '```text'; cat "$TABLE"; echo '```'; } | page_save
 rm -f "$TABLE"

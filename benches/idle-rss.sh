@@ -93,5 +93,5 @@ for model in $MODELS; do
   HOLD_PID=""
   kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=""
 done
-page_write --quiet <"$TABLE"
+page_save <"$TABLE"
 rm -f "$TABLE"

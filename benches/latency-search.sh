@@ -146,7 +146,7 @@ if [[ -n "$PAGE_FILE" ]]; then
       echo
       echo "![$s: p50, p99 and p99.9 against the offered rate](latency-search-$s.svg)"
     done
-  } | page_write --quiet
+  } | page_save
 fi
 rm -f "$TABLE"
 echo "reports, JSON and charts: $OUT" >&2

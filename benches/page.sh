@@ -12,9 +12,9 @@
 #                                      FILE.page, so that FROM=FILE reprints the page of that run
 #   page_from FILE                     with FROM=FILE: the page takes the date, machine and
 #                                      command kept in FILE.page (when there is one)
-#   ... | page_write [--quiet]         the tables (Markdown) on stdin: printed (unless --quiet:
-#                                      the script printed them as it went), and written as the
-#                                      page when PAGE is set
+#   ... | page_write                   the tables (Markdown) on stdin: printed, and written as
+#                                      the page when PAGE is set
+#   ... | page_save                    the same, not printed (the script printed them as it went)
 # shellcheck shell=bash
 
 page_init() {
@@ -84,7 +84,13 @@ page_from() {
 page_write() {
   local tables
   tables=$(cat)
-  [[ "${1:-}" == --quiet ]] || printf '%s\n' "$tables"
+  printf '%s\n' "$tables"
+  page_save <<<"$tables"
+}
+
+page_save() {
+  local tables
+  tables=$(cat)
   [[ -n "$PAGE_FILE" ]] || return 0
   page_finish_date
   mkdir -p "$(dirname "$PAGE_FILE")"
