@@ -179,7 +179,7 @@ pub struct StressArgs {
     #[arg(long, value_name = "US")]
     spin_us: Option<u64>,
     /// The client's completion-port mechanism: auto (io_uring, else epoll; iocp on Windows),
-    /// uring, epoll or iocp (Windows only).
+    /// uring, epoll (Linux) or iocp (Windows).
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
     /// Request/response mode: `--request*` and `--expect*`, in command-line order.
