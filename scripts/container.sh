@@ -7,9 +7,10 @@
 #                                    with buildah, into the storage in target/container/storage
 #   scripts/container.sh test        prove the image works: build it into a storage of its own,
 #                                    unpack its root filesystem and run it there under chroot, as
-#                                    a container runtime would (docs/container.md's example, short:
-#                                    serve, two stress agents as the Indexed Job starts them,
-#                                    merge), then remove everything it made
+#                                    a container runtime would, with the commands of the pods of
+#                                    docs/container.md's Kubernetes example, made short: serve,
+#                                    two stress agents as the Indexed Job starts them, merge;
+#                                    then remove everything it made
 #   scripts/container.sh push DEST   push what `build` made to DEST/ringport:VERSION and
 #                                    DEST/ringport:latest (DEST: registry host and path, such as
 #                                    registry.example.com/load; log in first: buildah login HOST)
@@ -189,6 +190,16 @@ cmd_test() {
   rm -rf "$work"
   mkdir -p "$work"
 
+  # The pods' commands, from docs/container.md's YAML, made short and local (see doc_commands).
+  local commands count=400 connections=6
+  commands=$(doc_commands "$connections" "$count") || exit 1
+  local serve_cmd agent_cmd merge_cmd
+  {
+    IFS= read -r serve_cmd
+    IFS= read -r agent_cmd
+    IFS= read -r merge_cmd
+  } <<<"$commands"
+
   make_context
   build_into "$storage"
   local v
@@ -235,11 +246,8 @@ cmd_test() {
   said=$(in_image "$entry" --version) || die "the entrypoint $entry does not run"
   [[ $said == "ringport $v" ]] || die "the entrypoint says '$said', not 'ringport $v'"
 
-  # The server, started as the Deployment starts it (on loopback and a free port here).
-  log "serve"
-  # shellcheck disable=SC2016 # expanded by the image's shell, not this one
-  in_image /bin/sh -c 'ulimit -n "$(ulimit -Hn)" && exec ringport serve --bind 127.0.0.1 --port 0 --max-per-ip 0' \
-    >"$work/serve.out" 2>"$work/serve.err" &
+  log "serve: sh -c '$serve_cmd'"
+  in_image /bin/sh -c "$serve_cmd" >"$work/serve.out" 2>"$work/serve.err" &
   serve_pid=$!
   local port="" i
   for ((i = 0; i < 200; i++)); do
@@ -250,16 +258,13 @@ cmd_test() {
   done
   [[ -n $port ]] || die "serve did not say 'listening on' within 20 s"
 
-  # Two agents, started as the Indexed Job starts its pods: /bin/sh turns the 0-based
+  # Two agents, started as the Indexed Job starts its pods: the shell turns the 0-based
   # JOB_COMPLETION_INDEX into the 1-based segment, and --start-at starts them together.
-  log "two stress agents against echo.default.svc:$port, then merge"
-  local agents=() start count=400 connections=6
+  log "two agents (JOB_COMPLETION_INDEX 0 and 1), PORT=$port: sh -c '$agent_cmd'"
+  local agents=() start
   start=$(($(date +%s) + 2))
   for i in 0 1; do
-    in_image JOB_COMPLETION_INDEX="$i" START_AT="$start" PORT="$port" \
-      /bin/sh -c "exec ringport stress echo.default.svc \"\$PORT\" --connections $connections \
-        --count $count --segment \$((JOB_COMPLETION_INDEX + 1))/2 --start-at \"\$START_AT\" \
-        --json /tmp/a\$JOB_COMPLETION_INDEX.json --hdr-log /tmp/a\$JOB_COMPLETION_INDEX.hlog" \
+    in_image JOB_COMPLETION_INDEX="$i" START_AT="$start" PORT="$port" /bin/sh -c "$agent_cmd" \
       >"$work/agent$i.out" 2>&1 &
     agents+=($!)
   done
@@ -271,8 +276,10 @@ cmd_test() {
     fi
   done
   ((failed == 0)) || exit 1
-  (in_image ringport merge /tmp/a0.json /tmp/a1.json /tmp/a0.hlog /tmp/a1.hlog \
-    --json /tmp/all.json) >"$work/merge.out" 2>&1 || die "ringport merge failed (its output follows)"
+  log "merge: sh -c '$merge_cmd'"
+  (in_image /bin/sh -c "$merge_cmd") >"$work/merge.out" 2>&1 ||
+    die "ringport merge failed (its output follows)"
+  [[ -s "$root/tmp/merged.hlog" ]] || die "merge wrote no /tmp/merged.hlog"
 
   log "serve stopped with SIGTERM"
   kill -TERM "$serve_pid"
@@ -282,8 +289,58 @@ cmd_test() {
   cat "$work/serve.out" >&2
   ((serve_rc == 0)) || die "serve exited with $serve_rc after SIGTERM"
 
-  check_results "$root/tmp/all.json" "$work/serve.out" "$connections" "$count"
+  check_results "$root/tmp/merged.json" "$work/serve.out" "$connections" "$count"
   log "the image works: serve, stress (every byte verified), merge; serve stopped cleanly"
+}
+
+# The commands of docs/container.md's pods, one a line: the server's (the Deployment's args),
+# an agent's (the Indexed Job's) and the merge pod's, each with its values made short and local:
+# loopback and a free port (PORT in the agent's environment), C connections of N round trips in
+# two segments, /tmp for the shared volume. Every replacement must apply, so a changed example
+# fails here until this is changed with it.
+doc_commands() {
+  python3 - "$repo/docs/container.md" "$1" "$2" <<'EOF'
+import json, re, sys
+
+path, connections, count = sys.argv[1], sys.argv[2], sys.argv[3]
+blocks = re.findall(r"^```yaml\n(.*?)^```", open(path).read(), re.M | re.S)
+
+def block(kind):
+    found = [b for b in blocks if re.search(rf"^kind: {kind}$", b, re.M)]
+    if len(found) != 1:
+        sys.exit(f"container.sh: {path}: {len(found)} yaml blocks of kind {kind}, expected 1")
+    return found[0]
+
+def edit(what, cmd, replacements):
+    for old, new, times in replacements:
+        if cmd.count(old) != times:
+            sys.exit(f"container.sh: {path}: the {what} command has {cmd.count(old)} of {old!r}, "
+                     f"expected {times}: {cmd}")
+        cmd = cmd.replace(old, new)
+    return cmd
+
+# The Deployment: args: ['...'] (a single-quoted flow scalar).
+m = re.search(r"^ *args: \['((?:[^']|'')*)'\]$", block("Deployment"), re.M)
+serve = m and m.group(1).replace("''", "'")
+# The Job: args: then one plain scalar over several lines, folded into one.
+m = re.search(r"^( *)args:\n\1- (.*?)\n(?!\1  )", block("Job"), re.M | re.S)
+agent = m and " ".join(line.strip() for line in m.group(2).splitlines())
+# The merge pod: command: ["sh", "-c", "..."].
+m = re.search(r"^ *command: (\[.*\])$", block("Pod"), re.M)
+merge = m and json.loads(m.group(1))[2]
+if not (serve and agent and merge):
+    sys.exit(f"container.sh: {path}: cannot find the serve, agent or merge command")
+
+print(edit("serve", serve, [("--bind 0.0.0.0", "--bind 127.0.0.1 --port 0", 1)]))
+print(edit("agent", agent, [
+    (" 3333 ", ' "$PORT" ', 1),
+    ("--connections 3000", f"--connections {connections}", 1),
+    ("--rate 30000 --duration 60", f"--count {count}", 1),
+    ("/3 ", "/2 ", 1),
+    ("/out/", "/tmp/", 2),
+]))
+print(edit("merge", merge, [("/out/", "/tmp/", 4)]))
+EOF
 }
 
 # Checks the merged result $1 against serve's summary in $2: C connections of N round trips each,
