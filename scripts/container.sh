@@ -34,7 +34,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${RINGPORT_CONTAINER_DIR:-$repo/target/container}"
 image="${RINGPORT_IMAGE:-localhost/ringport}"
-bin="${CARGO_TARGET_DIR:-$repo/target}/release/ringport"
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ $target_dir == /* ]] || target_dir="$repo/$target_dir" # cargo runs in $repo
+bin="$target_dir/release/ringport"
 context="$dir/context"
 
 log() { printf '== container: %s\n' "$*" >&2; }
@@ -218,12 +220,15 @@ cmd_test() {
 
   # What a container runtime provides around the image.
   mkdir -p "$root/proc" "$root/dev"
-  mount -t proc proc "$root/proc" && mounts+=("$root/proc")
-  mount -t tmpfs -o mode=755,nosuid,size=64k tmpfs "$root/dev" && mounts+=("$root/dev")
+  mount -t proc proc "$root/proc" || die "cannot mount /proc in the image's root"
+  mounts+=("$root/proc")
+  mount -t tmpfs -o mode=755,nosuid,size=64k tmpfs "$root/dev" || die "cannot mount /dev in the image's root"
+  mounts+=("$root/dev")
   local d
   for d in null zero full random urandom; do
     touch "$root/dev/$d"
-    mount --bind "/dev/$d" "$root/dev/$d" && mounts+=("$root/dev/$d")
+    mount --bind "/dev/$d" "$root/dev/$d" || die "cannot bind /dev/$d into the image's root"
+    mounts+=("$root/dev/$d")
   done
   # The Service name of docs/container.md's example, resolved as the cluster would (to loopback).
   printf '127.0.0.1\tlocalhost\n127.0.0.1\techo.default.svc\n' >"$root/etc/hosts"
