@@ -90,7 +90,7 @@ pub fn run(
     config.validate().map_err(BenchError::Config)?;
     // Servers inherit the limit: raise it before the first one starts (best effort; the
     // stress engine's pre-flight says what is missing if it is still too low).
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let _ = ringport_os::limits::raise_nofile();
     let mut warnings = Vec::new();
     let cpus = allowed_cpus();
     let _restore = AffinityGuard(sched_getaffinity(Pid::from_raw(0)).ok());

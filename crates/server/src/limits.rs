@@ -215,13 +215,9 @@ mod tests {
     #[test]
     fn the_gate_is_exact_and_wakes_paused_workers() {
         let gate = Gate::new(2, 2);
-        // Any backend posts; epoll on Linux (no io_uring needed), IOCP on Windows.
+        // Any backend posts: the fallback (epoll on Linux, no io_uring needed; IOCP on Windows).
         let mut port = ringport_port::Port::new(&ringport_port::PortConfig {
-            backend: if cfg!(windows) {
-                ringport_port::BackendChoice::Iocp
-            } else {
-                ringport_port::BackendChoice::Epoll
-            },
+            backend: ringport_port::Backend::FALLBACK.choice(),
             ..ringport_port::PortConfig::default()
         })
         .unwrap();
