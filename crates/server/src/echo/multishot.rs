@@ -1,0 +1,626 @@
+//! [`MultiEcho`]: the echo state machine of a completion-model connection, whose multishot
+//! receive into pooled buffers stays armed while its echo is sent, with the receive modes, the
+//! arrivals and the to-do list it speaks.
+
+#[cfg(doc)]
+use super::Echo;
+use super::{SendResult, Waiting};
+
+/// How a [`MultiEcho`] connection receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvMode {
+    /// A multishot receive into pooled buffers, armed until cancelled or ended.
+    Multi,
+    /// One receive; `nowait` fails with `WouldBlock` rather than wait (draining).
+    Once {
+        /// Do not wait for data.
+        nowait: bool,
+    },
+}
+
+/// How a pooled receive ended or what it produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrived {
+    /// A chunk of `n > 0` bytes, in the buffer given along.
+    Data(usize),
+    /// The peer closed its sending side (FIN).
+    Eof,
+    /// A `nowait` receive found nothing.
+    WouldBlock,
+    /// The pool had no buffer (`ENOBUFS`): wait for [`MultiEcho::resume`], then receive again.
+    NoBuffers,
+    /// The receive was cancelled.
+    Cancelled,
+    /// Reset or another error: the connection is over.
+    Failed,
+}
+
+/// What the caller must do after an event, in this order: cancel, send, receive, close.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Todo<B> {
+    /// Cancel the receive in flight (its last completion follows).
+    pub cancel_recv: bool,
+    /// Cancel the send in flight (forced close).
+    pub cancel_send: bool,
+    /// Send these buffers, the first from this offset, in one operation (they come back with
+    /// the send's completion, in the same vector, for [`MultiEcho::on_send`]).
+    pub send: Option<(Vec<B>, usize)>,
+    /// Start a receive.
+    pub recv: Option<RecvMode>,
+    /// Nothing is in flight any more: give back [`MultiEcho::take_queued`] and close.
+    pub close: bool,
+}
+
+impl<B> Default for Todo<B> {
+    fn default() -> Self {
+        Todo {
+            cancel_recv: false,
+            cancel_send: false,
+            send: None,
+            recv: None,
+            close: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    Off,
+    On(RecvMode),
+    Cancelling,
+}
+
+/// The echo state of one connection of the completion model, with multishot receives.
+///
+/// The rules are [`Echo`]'s, for a connection whose receive stays armed while its echo is
+/// sent, so chunks may arrive before the previous one is echoed:
+///
+/// - **Bounded memory.** Received chunks wait in a queue (buffers of the port's pool, `B`),
+///   echoed in order, one send at a time. When the bytes not yet echoed reach `limit`, or the
+///   queue holds `max_chunks` buffers, the receive is cancelled: the peer's further bytes wait
+///   in the kernel (backpressure), and the receive is armed again once half of it is echoed.
+///   The receive is armed with the bytes left under the bound ([`room`](MultiEcho::room)),
+///   which the port passes to the kernel (Linux 6.16+) or enforces itself (epoll), so it ends
+///   by itself once the bound is reached: the queue passes it by one chunk at most. Where the
+///   kernel takes no limit, a multishot receive may deliver what it had already taken before
+///   the cancel lands (up to 32 chunks per wake-up).
+/// - **No buffer while idle.** The receive takes a buffer only when bytes arrive.
+/// - **An empty pool** ends the receive ([`Arrived::NoBuffers`]): the connection waits (it is
+///   not the peer's fault, no timeout applies) until [`resume`](MultiEcho::resume).
+/// - **Partial sends** continue where they stopped.
+/// - **Half-close**: after the peer's FIN, what is queued is echoed, then the connection
+///   closes.
+/// - **Draining**: a multishot receive is cancelled; from then on receives are single and do
+///   not wait, so what the peer already sent is echoed and the connection closes when no byte
+///   is left.
+/// - **Forced close** (drain timeout, timeouts, errors): everything in flight is cancelled and
+///   the connection closes once both completions are in.
+#[derive(Debug)]
+pub struct MultiEcho<B> {
+    /// Received chunks waiting for their echo, in order, with their lengths. The first
+    /// `in_flight` are in the send in flight: their buffers are out, in the operation.
+    queue: std::collections::VecDeque<(Option<B>, usize)>,
+    in_flight: usize,
+    /// The vector the buffers of a send travel in, kept from send to send (`None` while a send
+    /// is in flight): no allocation per message.
+    spare: Option<Vec<B>>,
+    /// Where the front chunk's echo resumes.
+    at: usize,
+    /// Bytes received and not yet echoed (queued and in flight).
+    pending: usize,
+    limit: usize,
+    max_chunks: usize,
+    recv: RecvState,
+    sending: bool,
+    /// No more bytes will be read (FIN, or a draining receive found nothing).
+    read_done: bool,
+    starved: bool,
+    draining: bool,
+    forced: bool,
+    closing: bool,
+}
+
+/// The most chunks one send carries (the port's limit for a gathered send).
+const SEND_BUFS_MAX: usize = ringport_port::op::SEND_BUFS_MAX;
+
+impl<B> MultiEcho<B> {
+    /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
+    /// echo (both at least 1), and its first step (a receive).
+    pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
+        let mut echo = MultiEcho {
+            queue: std::collections::VecDeque::new(),
+            in_flight: 0,
+            spare: Some(Vec::new()),
+            at: 0,
+            pending: 0,
+            limit: limit.max(1),
+            max_chunks: max_chunks.max(1),
+            recv: RecvState::Off,
+            sending: false,
+            read_done: false,
+            starved: false,
+            draining,
+            forced: false,
+            closing: false,
+        };
+        let todo = echo.next(true);
+        (echo, todo)
+    }
+
+    /// Bytes received and not yet echoed.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// The most chunks the queue can hold: the buffer bound, passed by what one receive
+    /// delivers after it (up to the byte bound's worth of buffers), and one.
+    fn most_chunks(&self) -> usize {
+        2 * self.max_chunks + 2
+    }
+
+    /// Bytes the connection may still take before it passes its bound (at least 1): the limit
+    /// for a multishot receive, so that a burst cannot overshoot it.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.pending).max(1)
+    }
+
+    /// Buffers held: queued, and those being sent.
+    pub fn held(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The close was asked for.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Waiting for pool buffers ([`Arrived::NoBuffers`]).
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// What the connection waits for now, which decides the timeout that applies.
+    pub fn waiting(&self) -> Waiting {
+        if self.closing || self.forced {
+            Waiting::Nothing
+        } else if !self.queue.is_empty() {
+            Waiting::PeerReading
+        } else if self.recv == RecvState::On(RecvMode::Multi)
+            || self.recv == RecvState::On(RecvMode::Once { nowait: false })
+        {
+            Waiting::PeerData
+        } else {
+            Waiting::Nothing
+        }
+    }
+
+    /// The queued buffers (not those in a send in flight, which come back with its
+    /// completion), for the caller to give back when it closes.
+    pub fn take_queued(&mut self) -> impl Iterator<Item = B> + '_ {
+        self.pending = 0;
+        self.at = 0;
+        let skip = self.in_flight;
+        self.queue.drain(skip..).filter_map(|(b, _)| b)
+    }
+
+    fn over_bounds(&self) -> bool {
+        self.pending >= self.limit || self.held() >= self.max_chunks
+    }
+
+    /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
+    fn next(&mut self, send: bool) -> Todo<B> {
+        let mut todo = Todo::default();
+        if self.closing {
+            return todo;
+        }
+        if self.forced {
+            if matches!(self.recv, RecvState::On(_)) {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
+            if self.recv == RecvState::Off && !self.sending {
+                self.closing = true;
+                todo.close = true;
+            }
+            return todo;
+        }
+        if send && !self.sending && !self.queue.is_empty() {
+            // Everything queued goes in one send (a gathered write): few large operations.
+            let mut bufs = self.spare.take().unwrap_or_default();
+            if bufs.capacity() == 0 {
+                bufs.reserve(self.most_chunks().min(SEND_BUFS_MAX));
+            }
+            for (buf, _) in self.queue.iter_mut().take(SEND_BUFS_MAX) {
+                bufs.extend(buf.take());
+            }
+            self.in_flight = bufs.len();
+            self.sending = true;
+            todo.send = Some((bufs, self.at));
+        }
+        match self.recv {
+            RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
+            RecvState::Off if !self.read_done && !self.starved => {
+                // Resume below half of the bounds, so a slow reader is not woken per chunk.
+                let room = self.pending <= self.limit / 2 && self.held() < self.max_chunks;
+                if room {
+                    let mode = if self.draining {
+                        RecvMode::Once { nowait: true }
+                    } else {
+                        RecvMode::Multi
+                    };
+                    self.recv = RecvState::On(mode);
+                    todo.recv = Some(mode);
+                }
+            }
+            _ => {}
+        }
+        if self.read_done && self.recv == RecvState::Off && !self.sending && self.queue.is_empty() {
+            self.closing = true;
+            todo.close = true;
+        }
+        todo
+    }
+
+    /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
+    /// the chunk of [`Arrived::Data`]; `None` when the caller appended it to
+    /// [`last_queued`](Self::last_queued). A chunk is not sent before [`flush`](Self::flush).
+    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
+        if !more {
+            self.recv = RecvState::Off;
+        }
+        match (arrived, buf) {
+            (Arrived::Data(n), Some(buf)) => {
+                self.pending += n;
+                if self.queue.capacity() == 0 {
+                    // Once, at the first chunk (an idle connection holds nothing): room for
+                    // the most the bounds let it hold, so the queue never grows per message.
+                    self.queue.reserve(self.most_chunks());
+                }
+                self.queue.push_back((Some(buf), n));
+            }
+            (Arrived::Data(n), None) => match self.queue.back_mut() {
+                // Appended by the caller to the last queued chunk (see `last_queued`).
+                Some((Some(_), len)) => {
+                    *len += n;
+                    self.pending += n;
+                }
+                _ => debug_assert!(false, "data without a buffer"),
+            },
+            (Arrived::Eof, _) => self.read_done = true,
+            (Arrived::WouldBlock, _) if self.draining => self.read_done = true,
+            (Arrived::WouldBlock | Arrived::Cancelled, _) => {}
+            (Arrived::NoBuffers, _) => self.starved = true,
+            (Arrived::Failed, _) => self.forced = true,
+        }
+        // Chunks wait for [`flush`](Self::flush): the caller takes in every completion of a
+        // batch first, so that what arrived together leaves in one send.
+        let data = matches!(arrived, Arrived::Data(_));
+        self.next(!data)
+    }
+
+    /// Starts the send of what is queued, if no send is in flight: called once the caller
+    /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
+    pub fn flush(&mut self) -> Todo<B> {
+        self.next(true)
+    }
+
+    /// The last chunk waiting for its echo (not one being sent), which the caller may append
+    /// a new chunk's bytes to, then report [`Arrived::Data`] without a buffer: many small
+    /// chunks then hold few buffers.
+    pub fn last_queued(&mut self) -> Option<&mut B> {
+        self.queue.back_mut().and_then(|(b, _)| b.as_mut())
+    }
+
+    /// Pool buffers are free again: a starved connection receives again.
+    pub fn resume(&mut self) -> Todo<B> {
+        self.starved = false;
+        self.next(true)
+    }
+
+    /// A send of `bufs` (as [`Todo::send`] gave them) finished. Buffers whose echo is
+    /// complete (all of them when the connection is being forced closed) go to `done`, for the
+    /// caller to give back to the pool; the rest wait for the next send. Returns what to do
+    /// next.
+    pub fn on_send(
+        &mut self,
+        result: SendResult,
+        mut bufs: Vec<B>,
+        mut done: impl FnMut(B),
+    ) -> Todo<B> {
+        debug_assert!(self.sending);
+        self.sending = false;
+        let sent = self.in_flight.min(bufs.len());
+        self.in_flight = 0;
+        match result {
+            SendResult::Sent(n) if n > 0 && !self.forced => {
+                self.pending = self.pending.saturating_sub(n);
+                let mut left = n;
+                let mut partial = false;
+                let mut i = 0;
+                for buf in bufs.drain(..) {
+                    if !partial {
+                        let rest = self.queue[0].1 - self.at;
+                        if left >= rest {
+                            left -= rest;
+                            self.at = 0;
+                            self.queue.pop_front();
+                            done(buf);
+                            continue;
+                        }
+                        // Partial: this chunk, from here, and the ones after it go first
+                        // next time.
+                        self.at += left;
+                        partial = true;
+                    }
+                    self.queue[i].0 = Some(buf);
+                    i += 1;
+                }
+            }
+            SendResult::Sent(_) | SendResult::Failed => {
+                self.forced = true;
+                for buf in bufs.drain(..) {
+                    done(buf);
+                }
+                for _ in 0..sent {
+                    self.queue.pop_front();
+                }
+                self.at = 0;
+            }
+        }
+        self.spare = Some(bufs);
+        self.next(true)
+    }
+
+    /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
+    /// wait follow), what is queued is echoed.
+    pub fn drain(&mut self) -> Todo<B> {
+        self.draining = true;
+        self.next(true)
+    }
+
+    /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
+    /// connection closes once its completions are in.
+    pub fn force(&mut self) -> Todo<B> {
+        self.draining = true;
+        self.forced = true;
+        let mut todo = self.next(true);
+        if self.sending {
+            todo.cancel_send = true;
+        }
+        todo
+    }
+}
+
+#[cfg(test)]
+mod multi_tests {
+    use super::*;
+
+    /// Buffers are named by a number in these tests.
+    type E = MultiEcho<u32>;
+
+    /// A chunk arrives and the batch ends (the caller flushes).
+    fn data(e: &mut E, buf: u32, n: usize) -> Todo<u32> {
+        let todo = e.on_recv(Arrived::Data(n), Some(buf), true);
+        let flushed = e.flush();
+        Todo {
+            send: flushed.send,
+            ..todo
+        }
+    }
+
+    /// Completes the send of `bufs`; returns what to do next and the buffers done with.
+    fn sent(e: &mut E, result: SendResult, bufs: Vec<u32>) -> (Todo<u32>, Vec<u32>) {
+        let mut done = Vec::new();
+        let todo = e.on_send(result, bufs, |b| done.push(b));
+        (todo, done)
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_one_multishot_receive_and_no_buffer() {
+        let (e, todo) = E::start(false, 100, 8);
+        assert_eq!(todo.recv, Some(RecvMode::Multi));
+        assert_eq!((e.held(), e.pending()), (0, 0));
+        assert_eq!(e.waiting(), Waiting::PeerData);
+    }
+
+    #[test]
+    fn chunks_are_echoed_in_order_everything_queued_in_one_send_while_receiving_goes_on() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = data(&mut e, 1, 5);
+        assert_eq!(todo.send, Some((vec![1], 0)));
+        assert_eq!(todo.recv, None, "the multishot receive is still armed");
+        assert_eq!(e.waiting(), Waiting::PeerReading);
+        let todo = data(&mut e, 2, 3);
+        assert_eq!(todo, Todo::default(), "queued behind the send in flight");
+        data(&mut e, 3, 4);
+        assert_eq!((e.pending(), e.held()), (12, 3));
+        let (todo, done) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!(done, vec![1], "an echoed buffer goes back to the pool");
+        assert_eq!(
+            todo.send,
+            Some((vec![2, 3], 0)),
+            "both queued chunks in one send"
+        );
+        let (todo, done) = sent(&mut e, SendResult::Sent(7), vec![2, 3]);
+        assert_eq!((todo, done), (Todo::default(), vec![2, 3]));
+        assert_eq!((e.pending(), e.held()), (0, 0));
+        assert_eq!(e.waiting(), Waiting::PeerData);
+    }
+
+    #[test]
+    fn chunks_of_one_batch_leave_in_one_send() {
+        let (mut e, _) = E::start(false, 100, 8);
+        for (buf, n) in [(1, 10), (2, 10), (3, 4)] {
+            assert_eq!(
+                e.on_recv(Arrived::Data(n), Some(buf), true),
+                Todo::default()
+            );
+        }
+        assert_eq!(e.flush().send, Some((vec![1, 2, 3], 0)));
+        assert_eq!(e.flush(), Todo::default(), "one send in flight at a time");
+    }
+
+    #[test]
+    fn partial_sends_continue_where_they_stopped_across_chunks() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 10);
+        data(&mut e, 2, 4);
+        data(&mut e, 3, 6);
+        let (todo, done) = sent(&mut e, SendResult::Sent(3), vec![1]);
+        assert_eq!((todo.send, done), (Some((vec![1, 2, 3], 3)), vec![]));
+        // 7 finish chunk 1, 2 of chunk 2's 4.
+        let (todo, done) = sent(&mut e, SendResult::Sent(9), vec![1, 2, 3]);
+        assert_eq!((todo.send, done), (Some((vec![2, 3], 2)), vec![1]));
+        assert_eq!(e.pending(), 8);
+        let (todo, done) = sent(&mut e, SendResult::Sent(8), vec![2, 3]);
+        assert_eq!((todo.send, done), (None, vec![2, 3]));
+        assert_eq!((e.pending(), e.held()), (0, 0));
+    }
+
+    #[test]
+    fn unsent_bytes_past_the_bound_stop_receiving_until_half_is_echoed() {
+        let (mut e, _) = E::start(false, 10, 100);
+        data(&mut e, 1, 6);
+        let todo = data(&mut e, 2, 6);
+        assert!(todo.cancel_recv, "12 unsent bytes pass the bound of 10");
+        // The cancelled receive may still deliver what it had taken.
+        let todo = data(&mut e, 3, 4);
+        assert!(!todo.cancel_recv, "cancelled once");
+        assert_eq!(e.on_recv(Arrived::Cancelled, None, false).recv, None);
+        assert_eq!(e.pending(), 16);
+        let (todo, _) = sent(&mut e, SendResult::Sent(6), vec![1]);
+        assert_eq!(
+            (todo.send, todo.recv),
+            (Some((vec![2, 3], 0)), None),
+            "10 left: still over"
+        );
+        let (todo, _) = sent(&mut e, SendResult::Sent(8), vec![2, 3]);
+        assert_eq!(
+            (todo.send, todo.recv),
+            (Some((vec![3], 2)), Some(RecvMode::Multi)),
+            "2 left, under half the bound: receive again"
+        );
+    }
+
+    #[test]
+    fn a_peer_sending_many_small_chunks_is_bounded_by_buffers_too() {
+        let (mut e, _) = E::start(false, 1 << 20, 3);
+        data(&mut e, 1, 1);
+        data(&mut e, 2, 1);
+        let todo = data(&mut e, 3, 1);
+        assert!(todo.cancel_recv, "three buffers held");
+    }
+
+    #[test]
+    fn only_chunks_not_in_flight_can_be_appended_to() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        assert_eq!(e.last_queued(), None, "chunk 1 is being sent");
+        data(&mut e, 2, 5);
+        assert_eq!(e.last_queued(), Some(&mut 2));
+        assert_eq!(e.on_recv(Arrived::Data(3), None, true), Todo::default());
+        assert_eq!(e.pending(), 13);
+        let (todo, _) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!(todo.send, Some((vec![2], 0)));
+        let (_, done) = sent(&mut e, SendResult::Sent(8), vec![2]);
+        assert_eq!(
+            done,
+            vec![2],
+            "the appended bytes were echoed with their chunk"
+        );
+    }
+
+    #[test]
+    fn an_empty_pool_makes_the_connection_wait_not_fail() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = e.on_recv(Arrived::NoBuffers, None, false);
+        assert_eq!(todo, Todo::default());
+        assert!(e.is_starved());
+        assert_eq!(
+            e.waiting(),
+            Waiting::Nothing,
+            "not the peer's fault: no timeout"
+        );
+        assert_eq!(e.resume().recv, Some(RecvMode::Multi));
+        assert!(!e.is_starved());
+    }
+
+    #[test]
+    fn half_close_echoes_what_is_queued_then_closes() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        assert_eq!(e.on_recv(Arrived::Eof, None, false), Todo::default());
+        let (todo, _) = sent(&mut e, SendResult::Sent(5), vec![1]);
+        assert_eq!((todo.send, todo.close), (Some((vec![2], 0)), false));
+        let (todo, done) = sent(&mut e, SendResult::Sent(5), vec![2]);
+        assert_eq!((todo.close, done), (true, vec![2]));
+        assert!(e.is_closing());
+    }
+
+    #[test]
+    fn drain_cancels_the_multishot_receive_then_reads_without_waiting_until_nothing_is_left() {
+        let (mut e, _) = E::start(false, 100, 8);
+        let todo = e.drain();
+        assert!(todo.cancel_recv);
+        let todo = e.on_recv(Arrived::Cancelled, None, false);
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        let todo = e.on_recv(Arrived::Data(7), Some(1), false);
+        assert_eq!(todo.send, None, "sent at the flush");
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        assert_eq!(e.flush().send, Some((vec![1], 0)));
+        let todo = e.on_recv(Arrived::WouldBlock, None, false);
+        assert!(!todo.close, "the echo is still in flight");
+        let (todo, done) = sent(&mut e, SendResult::Sent(7), vec![1]);
+        assert_eq!((todo.close, done), (true, vec![1]));
+    }
+
+    #[test]
+    fn connections_accepted_while_draining_never_wait() {
+        let (e, todo) = E::start(true, 100, 8);
+        assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+        assert_eq!(e.waiting(), Waiting::Nothing);
+    }
+
+    #[test]
+    fn force_cancels_both_directions_and_closes_when_both_are_in() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        let todo = e.force();
+        assert!(todo.cancel_recv && todo.cancel_send);
+        assert!(!todo.close);
+        assert_eq!(e.on_recv(Arrived::Cancelled, None, false), Todo::default());
+        let (todo, done) = sent(&mut e, SendResult::Failed, vec![1]);
+        assert_eq!((todo.close, done), (true, vec![1]));
+        assert_eq!(e.take_queued().collect::<Vec<_>>(), vec![2], "for the pool");
+        assert_eq!(e.force(), Todo::default(), "nothing left once closing");
+    }
+
+    #[test]
+    fn a_close_while_a_send_is_in_flight_leaves_its_buffers_to_its_completion() {
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        data(&mut e, 2, 5);
+        assert_eq!(
+            e.take_queued().collect::<Vec<_>>(),
+            vec![2],
+            "chunk 1 is in the send"
+        );
+    }
+
+    #[test]
+    fn errors_close_and_zero_byte_sends_do_not_spin() {
+        let (mut e, _) = E::start(false, 100, 8);
+        assert!(e.on_recv(Arrived::Failed, None, false).close);
+        let (mut e, _) = E::start(false, 100, 8);
+        data(&mut e, 1, 5);
+        let (todo, done) = sent(&mut e, SendResult::Sent(0), vec![1]);
+        assert!(todo.cancel_recv, "the receive still armed is cancelled");
+        assert_eq!(done, vec![1]);
+        assert!(e.on_recv(Arrived::Cancelled, None, false).close);
+    }
+}
