@@ -17,8 +17,9 @@
 //! - [`echo`]: the per-connection state machine, with no socket in it.
 //! - [`completion`]: the completion model's workers (a module tree: start-up, the worker's
 //!   loop, accepts, connection I/O, timeouts, the hand-off between workers sharing a listener).
-//! - [`threaded`], [`single`]: the blocking models; `blocking` holds what they share (the
-//!   echo loop on a blocking socket, waking blocked threads at shutdown, the drain supervisor).
+//! - [`threaded`], [`single`]: the blocking models; `blocking` holds what they share (a module
+//!   tree: the echo loop on a blocking socket, the table of open connections that shutdown
+//!   reaches into, the accept loop and waking it at shutdown, the drain supervisor).
 //! - `messages`: `--log-messages`, for every model.
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
