@@ -14,9 +14,9 @@ use clap::Args;
 use ringport_port::BackendChoice;
 use ringport_stress::config::{self, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
-use ringport_stress::ramp::Ramp;
+use ringport_stress::plan::ramp::Ramp;
+use ringport_stress::plan::segment::{parse_start_at, Segment};
 use ringport_stress::search::{self, LatencyTarget, Quantile, SearchConfig, SearchReport};
-use ringport_stress::segment::{parse_start_at, Segment};
 
 use crate::request_args::RequestArgs;
 use crate::secs::{parse_secs, secs};
@@ -358,10 +358,18 @@ fn spawn_progress(
             }
             next += every;
             let sample = progress.sample();
-            let phase =
-                ringport_stress::live::Phase::at(now, progress.load_start.get().copied(), warmup);
-            let line =
-                ringport_stress::live::line(&previous, &sample, now - last, phase, connections);
+            let phase = ringport_stress::engine::progress::Phase::at(
+                now,
+                progress.load_start.get().copied(),
+                warmup,
+            );
+            let line = ringport_stress::engine::progress::line(
+                &previous,
+                &sample,
+                now - last,
+                phase,
+                connections,
+            );
             match &bar {
                 Some(bar) => {
                     bar.set_message(line);
@@ -382,10 +390,11 @@ fn spawn_progress(
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
     // Request/response flags that do not pair or combine are a usage error: exit code 2.
-    let requests = ringport_stress::request::pair(args.requests.items.clone()).and_then(|r| {
-        cfg.requests = r;
-        cfg.validate_requests()
-    });
+    let requests =
+        ringport_stress::config::request::pair(args.requests.items.clone()).and_then(|r| {
+            cfg.requests = r;
+            cfg.validate_requests()
+        });
     if let Err(e) = requests {
         eprintln!("ringport: error: {e}");
         return Ok(ExitCode::from(2));

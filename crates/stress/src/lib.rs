@@ -56,21 +56,11 @@
 //!   connections by cause, and the warning when TIME_WAIT or the ephemeral ports are the limit.
 
 #![forbid(unsafe_code)]
-pub mod churn;
 pub mod config;
 pub mod engine;
-pub mod hdrlog;
-pub mod interactive;
-pub mod live;
+pub mod measure;
 pub mod merge;
-pub mod payload;
-pub mod preflight;
-pub mod ramp;
-pub mod reply;
+pub mod plan;
+pub mod protocol;
 pub mod report;
-pub mod request;
-pub mod schedule;
 pub mod search;
-pub mod segment;
-pub mod stats;
-pub mod verify;

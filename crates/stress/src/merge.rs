@@ -31,9 +31,9 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::measure::stats::{new_histogram, LatencySummary};
+use crate::report::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
 use crate::report::{fairness_of_runs, AgentRun, Spread, StreamFigures, StressReport};
-use crate::stats::{new_histogram, LatencySummary};
 
 /// One input file: its name (for messages) and contents.
 #[derive(Debug, Clone)]
@@ -513,9 +513,9 @@ fn merged_log(
 mod tests {
     use super::*;
     use crate::config::StressConfig;
-    use crate::segment::Segment;
-    use crate::stats::ThreadStats;
-    use crate::verify::{Completed, SendStamp};
+    use crate::measure::stats::ThreadStats;
+    use crate::plan::segment::Segment;
+    use crate::protocol::echo::{Completed, SendStamp};
     use std::time::Instant;
 
     /// Agent `index` of `count`: its result and log as files, with `latencies` completing at

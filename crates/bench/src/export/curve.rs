@@ -211,8 +211,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringport_stress::measure::stats::LatencySummary;
     use ringport_stress::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport};
-    use ringport_stress::stats::LatencySummary;
 
     fn probe(rate: f64, p99: u64, verdict: Verdict) -> Probe {
         Probe {

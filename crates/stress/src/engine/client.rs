@@ -39,12 +39,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::conn::{Conn, Plan, SendBuffers, State};
 use super::exchange::Exchange;
 use super::Shared;
-use crate::churn::{ChurnStats, ReconnectPacer};
 use crate::config::{Stop, Workload};
-use crate::ramp::RateCurve;
-use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
-use crate::stats::{CpuMeter, ThreadStats};
-use crate::verify::ConnError;
+use crate::measure::stats::{CpuMeter, ThreadStats};
+use crate::plan::ramp::RateCurve;
+use crate::plan::reconnect::{ChurnStats, ReconnectPacer};
+use crate::plan::send_times::{Pacer, RateSchedule, ThreadSchedule};
+use crate::protocol::echo::ConnError;
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
 /// the rest of the batch: its buffer comes back while still in the cache, and is the next one
@@ -204,7 +204,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             completed_total: 0,
             connecting: 0,
             live_latency: if shared.opts.progress.is_some() {
-                vec![0; crate::live::BUCKETS]
+                vec![0; crate::engine::progress::BUCKETS]
             } else {
                 Vec::new()
             },
@@ -765,7 +765,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 let us = now
                     .saturating_duration_since(done.stamp.intended)
                     .as_micros();
-                live_latency[crate::live::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] += 1;
+                live_latency
+                    [crate::engine::progress::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] +=
+                    1;
             }
             if verbose {
                 print_reply::<X>(payload, global, done.stamp.index, scratch);

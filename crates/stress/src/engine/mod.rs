@@ -24,7 +24,7 @@
 //!    when the verifier has room (`--pipeline`; for a `--stream`, its `--window` in whole
 //!    chunks), the stop condition allows it, and in rate mode when its slot in the schedule has
 //!    come. Echoed bytes go to the connection's
-//!    [`StreamVerifier`](crate::verify::StreamVerifier); each completed message is timed from its
+//!    [`StreamVerifier`](crate::protocol::echo::StreamVerifier); each completed message is timed from its
 //!    intended send time. Messages intended before the end of `--warmup` are verified but not
 //!    measured.
 //! 4. **Finishes** a connection when it has nothing more to send and nothing outstanding: it
@@ -34,21 +34,22 @@
 //!
 //! With churn (`--messages-per-connection N`), step 4 comes after every `N` exchanges: the
 //! connection closes and its slot connects again, paced by `--connect-rate`, until the stop
-//! condition (see [`churn`](crate::churn) for what is measured and warned about).
+//! condition (see [`churn`](crate::plan::reconnect) for what is measured and warned about).
 //!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
 //! with `timeout`.
 //!
-//! [`preflight`]: crate::preflight
-//! [`payload`]: crate::payload
-//! [`verify`]: crate::verify
-//! [`stats`]: crate::stats
-//! [`schedule`]: crate::schedule
+//! [`preflight`]: crate::config::preflight
+//! [`payload`]: crate::protocol::payload
+//! [`verify`]: crate::protocol::echo
+//! [`stats`]: crate::measure::stats
+//! [`schedule`]: crate::plan::send_times
 
 mod client;
 mod conn;
 mod exchange;
+pub mod progress;
 
 use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -59,16 +60,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Backend, Port, PortConfig};
 
-use crate::churn::{ChurnFigures, ChurnStats};
+use crate::config::preflight::{preflight, Preflight, PreflightError};
+use crate::config::request::Script;
 use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
-use crate::payload::PayloadSpec;
-use crate::preflight::{preflight, Preflight, PreflightError};
-use crate::reply::ReplyVerifier;
+use crate::measure::stats::ThreadStats;
+use crate::plan::reconnect::{ChurnFigures, ChurnStats};
+use crate::plan::segment::unix_secs;
+use crate::plan::send_times::connections_of_thread;
+use crate::protocol::payload::PayloadSpec;
+use crate::protocol::reply::ReplyVerifier;
 use crate::report::StressReport;
-use crate::request::Script;
-use crate::schedule::connections_of_thread;
-use crate::segment::unix_secs;
-use crate::stats::ThreadStats;
 use client::Client;
 
 /// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
@@ -83,16 +84,16 @@ pub struct Progress {
     pub connected: AtomicU64,
     /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
     /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
-    pub latency: crate::live::LiveLatency,
+    pub latency: crate::engine::progress::LiveLatency,
     /// When the load started (after connecting, and after `--start-at`): the warm-up runs
     /// from here. Unset while connecting.
     pub load_start: OnceLock<Instant>,
 }
 
 impl Progress {
-    /// The counters now, for [`live::line`](crate::live::line).
-    pub fn sample(&self) -> crate::live::Sample {
-        crate::live::Sample {
+    /// The counters now, for [`live::line`](crate::engine::progress::line).
+    pub fn sample(&self) -> crate::engine::progress::Sample {
+        crate::engine::progress::Sample {
             messages: self.messages.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
@@ -537,21 +538,24 @@ fn add_churn(
         } else {
             0.0
         },
-        connect_latency_us: crate::stats::LatencySummary::of_or_zero(&stats.connect),
+        connect_latency_us: crate::measure::stats::LatencySummary::of_or_zero(&stats.connect),
         errors: churn.errors,
-        time_wait: crate::churn::time_wait_now(),
-        ephemeral_ports: crate::preflight::ports_per_source(pre.port_range.0, pre.port_range.1),
+        time_wait: crate::plan::reconnect::time_wait_now(),
+        ephemeral_ports: crate::config::preflight::ports_per_source(
+            pre.port_range.0,
+            pre.port_range.1,
+        ),
     };
-    let facts = crate::churn::PortFacts {
+    let facts = crate::plan::reconnect::PortFacts {
         connections_per_s: figures.connections_per_s,
         addr_not_available: figures.errors.addr_not_available,
         time_wait: figures.time_wait,
         ephemeral_ports: figures.ephemeral_ports,
         sources: pre.source_ips.len().max(1) as u64,
         linger0: config.linger0,
-        tw_reuse: crate::churn::tw_reuse_applies(addr.ip().is_loopback()),
+        tw_reuse: crate::plan::reconnect::tw_reuse_applies(addr.ip().is_loopback()),
     };
-    if let Some(w) = crate::churn::port_warning(&facts) {
+    if let Some(w) = crate::plan::reconnect::port_warning(&facts) {
         report.warnings.push(w);
     }
     report.churn = Some(figures);
@@ -592,7 +596,12 @@ fn client_thread(
     // The protocol is chosen here, once: each is its own compiled client.
     match &shared.script {
         None => drive(
-            Client::<crate::verify::StreamVerifier>::new(shared, port, &globals, &shared.payload),
+            Client::<crate::protocol::echo::StreamVerifier>::new(
+                shared,
+                port,
+                &globals,
+                &shared.payload,
+            ),
             start,
         ),
         Some(script) => drive(

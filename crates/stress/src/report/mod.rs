@@ -5,13 +5,15 @@
 //! its exporters: [`StressReport::render`] (the human report, aligned columns in the manner of
 //! wrk and fortio), [`StressReport::write_json`] (to a path or `-` for standard output) and
 //! [`StressReport::interval_log`] (the standard HdrHistogram interval log, one interval per
-//! second, see [`hdrlog`](crate::hdrlog), so runs from several machines can be merged).
+//! second, see [`hdrlog`](crate::report::hdrlog), so runs from several machines can be merged).
 //!
 //! The JSON reads back ([`StressReport::from_json`]): `ringport merge` adds several agents'
 //! results into one report of this same type.
 //!
 //! A report is built from the merged [`ThreadStats`] by [`StressReport::build`]; the engine adds
 //! the facts only it knows (backend, measured duration, extra warnings).
+
+pub mod hdrlog;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -20,9 +22,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{OutputTarget, Stop, StressConfig, Workload};
-use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
-use crate::segment::Segment;
-use crate::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
+use crate::measure::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
+use crate::plan::segment::Segment;
+use crate::report::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
 
 /// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
 pub const RATE_SHORTFALL: f64 = 0.95;
@@ -302,7 +304,7 @@ pub struct StressReport {
     /// Churn (`--messages-per-connection`) only: connections per second, connect latency and
     /// failed connections by cause; `null` otherwise (and absent in results from before it).
     #[serde(default)]
-    pub churn: Option<crate::churn::ChurnFigures>,
+    pub churn: Option<crate::plan::reconnect::ChurnFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,
@@ -890,7 +892,7 @@ fn step_figures(config: &StressConfig, stats: &ThreadStats) -> Option<Vec<StepFi
                         m.sent.get(i).copied().unwrap_or(0),
                     ),
                     None => (
-                        LatencySummary::of_or_zero(&crate::stats::new_histogram()),
+                        LatencySummary::of_or_zero(&crate::measure::stats::new_histogram()),
                         0,
                     ),
                 };
@@ -928,8 +930,8 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::ThreadCpu;
-    use crate::verify::{Completed, ConnError, SendStamp};
+    use crate::measure::stats::ThreadCpu;
+    use crate::protocol::echo::{Completed, ConnError, SendStamp};
     use std::time::Instant;
 
     fn stats_with(n: u64, connections: usize) -> ThreadStats {

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
+use crate::measure::stats::{LatencySummary, CLIENT_BOUND_THRESHOLD};
+use crate::protocol::echo::ErrorKind;
 use crate::report::{StressReport, RATE_SHORTFALL};
-use crate::stats::{LatencySummary, CLIENT_BOUND_THRESHOLD};
-use crate::verify::ErrorKind;
 
 /// Exit code of a search that found no passing rate (documented in the README).
 pub const EXIT_NO_PASSING_RATE: u8 = 4;
@@ -754,7 +754,7 @@ mod tests {
                     rate: Some(rate),
                     ..cfg().base
                 },
-                &crate::stats::ThreadStats::new(1),
+                &crate::measure::stats::ThreadStats::new(1),
                 Duration::from_secs(1),
                 "model",
             );

@@ -6,7 +6,7 @@
 //! back), for pairing the flags of one command line into a sequence ([`pair`]), and for
 //! compiling a sequence into the [`Script`] the engine runs (regexes compiled once, the framing
 //! of each reply decided once). Reading replies off the wire and checking them is
-//! [`reply`](crate::reply)'s.
+//! [`reply`](crate::protocol::reply)'s.
 //!
 //! # Pairing
 //!

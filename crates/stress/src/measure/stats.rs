@@ -37,7 +37,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::verify::{Completed, ConnError, ErrorKind};
+use crate::protocol::echo::{Completed, ConnError, ErrorKind};
 
 /// The largest latency or connect time recorded, in microseconds (one hour); larger values are
 /// clamped to it.
@@ -407,7 +407,7 @@ pub struct ThreadStats {
     pub steps: Option<StepStats>,
 }
 
-/// Latency and sends per step of a ramp ([`ramp`](crate::ramp)): a message belongs to the step
+/// Latency and sends per step of a ramp ([`ramp`](crate::plan::ramp)): a message belongs to the step
 /// of its intended send time (so its corrected latency is charged to the rate it was meant to
 /// go at), a send to the step it left in. Histograms are allocated once, at the start.
 #[derive(Debug, Clone)]
@@ -767,7 +767,7 @@ fn parse_auxv_clktck(auxv: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::SendStamp;
+    use crate::protocol::echo::SendStamp;
 
     fn completed(intended: Instant, sent: Instant, len: usize) -> Completed {
         Completed {

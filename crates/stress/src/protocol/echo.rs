@@ -116,7 +116,7 @@ pub enum ConnError {
         /// What is wrong, e.g. `expected "+PONG\r\n"`.
         reason: String,
         /// The reply's bytes as received, escaped and cut short (see
-        /// [`escape`](crate::request::escape)).
+        /// [`escape`](crate::config::request::escape)).
         got: String,
     },
     /// Request/response mode: the server closed the connection with requests unanswered.
@@ -271,7 +271,7 @@ pub struct Completed {
 }
 
 /// Where a regenerating verifier finds the bytes it expects: message `index` of its connection,
-/// as sent. Implemented by [`PayloadGen`](crate::payload::PayloadGen).
+/// as sent. Implemented by [`PayloadGen`](crate::protocol::payload::PayloadGen).
 pub trait Expected {
     /// The position in `got` of its first byte that differs from bytes `at..at + got.len()` of
     /// message `index`, or `None` when they all match. Bytes past the message's end never match.
@@ -631,7 +631,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::{PayloadGen, PayloadSpec};
+    use crate::protocol::payload::{PayloadGen, PayloadSpec};
 
     fn stamp(index: u64) -> SendStamp {
         let now = Instant::now();

@@ -7,8 +7,12 @@
 //! are paced ([`Workload`]: closed loop, open loop at a rate, or a continuous stream).
 //!
 //! Two jobs that read a configuration live elsewhere: the article's interactive questions
-//! ([`StressConfig::ask`], in [`interactive`](crate::interactive)) and the check of the system's
-//! limits before anything is opened ([`preflight`](crate::preflight)).
+//! ([`StressConfig::ask`], in [`interactive`](crate::config::interactive)) and the check of the system's
+//! limits before anything is opened ([`preflight`](crate::config::preflight)).
+
+pub mod interactive;
+pub mod preflight;
+pub mod request;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,10 +22,10 @@ use std::time::{Duration, SystemTime};
 
 use ringport_port::BackendChoice;
 
-use crate::payload::PayloadSpec;
-use crate::ramp::{Ramp, Step};
-use crate::request::{RequestSpec, Script};
-use crate::segment::Segment;
+use crate::config::request::{RequestSpec, Script};
+use crate::plan::ramp::{Ramp, Step};
+use crate::plan::segment::Segment;
+use crate::protocol::payload::PayloadSpec;
 
 /// Default `--connections`.
 pub const DEFAULT_CONNECTIONS: usize = 50;
@@ -150,24 +154,24 @@ pub struct StressConfig {
     /// `--backend auto|uring|epoll`: the completion port's mechanism on the client side.
     pub backend: BackendChoice,
     /// `--segment I/N`: run only this share of the connections (and so of the rate and the
-    /// messages); see [`segment`](crate::segment). `None` is the whole run.
+    /// messages); see [`segment`](crate::plan::segment). `None` is the whole run.
     pub segment: Option<Segment>,
     /// `--start-at TIME`: start the load (after connecting) at this wall-clock time, so agents
     /// on several hosts start together.
     pub start_at: Option<SystemTime>,
     /// Request/response mode (`--request*` with `--expect*`): the sequence of requests each
     /// connection sends, cycled, and the reply each expects (see
-    /// [`request`](crate::request)). Empty: echo, the default.
+    /// [`request`](crate::config::request)). Empty: echo, the default.
     pub requests: Vec<RequestSpec>,
     /// `--rate A..B --ramp D` or `--rate A,B,C --step D`: the rate changes during the run
-    /// ([`ramp`](crate::ramp)); `rate` is then its peak.
+    /// ([`ramp`](crate::plan::ramp)); `rate` is then its peak.
     pub rate_ramp: Option<Ramp>,
     /// `--connections A..B --ramp D` or `--connections A,B,C --step D`: connections join the
     /// load during the run; `connections` is then the last level.
     pub connections_ramp: Option<Ramp>,
     /// `--messages-per-connection N`: churn: each connection closes after `N` exchanges and a
     /// new one takes its place (at most `--connect-rate` connects per second); `None` keeps
-    /// every connection for the whole run. See [`churn`](crate::churn).
+    /// every connection for the whole run. See [`churn`](crate::plan::reconnect).
     pub messages_per_connection: Option<u64>,
     /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
     /// `TIME_WAIT` on the client.
@@ -340,7 +344,7 @@ impl StressConfig {
     }
 
     /// Request/response mode: the requests and their expectations (see
-    /// [`request::check`](crate::request::check)), and the flags it excludes.
+    /// [`request::check`](crate::config::request::check)), and the flags it excludes.
     ///
     /// # Errors
     ///
@@ -358,7 +362,7 @@ impl StressConfig {
         if self.stream {
             return bad("--stream cannot be used with --request: a stream is echoed bytes");
         }
-        crate::request::check(&self.requests)
+        crate::config::request::check(&self.requests)
     }
 
     /// Request/response mode: the compiled script of `--request*` and `--expect*`; `None` for
@@ -887,7 +891,7 @@ mod tests {
 
     #[test]
     fn request_response_is_checked_and_sized_by_its_requests() {
-        use crate::request::{Expect, RequestSpec};
+        use crate::config::request::{Expect, RequestSpec};
         let req = |bytes: &[u8], len: usize| RequestSpec {
             bytes: bytes.to_vec(),
             expect: Expect {

@@ -1,0 +1,10 @@
+//! What goes over the wire: the bytes a connection sends and how what comes back is checked.
+//!
+//! * [`payload`]: the bytes of message `i` on connection `c`, appended to reusable buffers and
+//!   regenerated for checking.
+//! * [`echo`]: the echo verifier, every echoed byte checked against what was sent.
+//! * [`reply`]: request/response mode's replies framed and checked, per connection.
+
+pub mod echo;
+pub mod payload;
+pub mod reply;
