@@ -7,7 +7,8 @@
 //! into [`Item`]s in the order given. Pairing and checking them is the library's.
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use ringport_stress::config::request::{parse_hex, unescape, HttpStatus, Item};
+use ringport_stress::config::request::{HttpStatus, Item};
+use ringport_stress::protocol::text::{parse_hex, unescape};
 
 /// The request/response flags, in the order they were given.
 #[derive(Debug, Clone, Default)]

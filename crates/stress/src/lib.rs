@@ -58,6 +58,7 @@
 #![forbid(unsafe_code)]
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod measure;
 pub mod merge;
 pub mod plan;

@@ -22,10 +22,13 @@ use std::time::{Duration, SystemTime};
 
 use ringport_port::BackendChoice;
 
-use crate::config::request::{RequestSpec, Script};
+pub use crate::error::ConfigError;
+
+use crate::config::request::RequestSpec;
 use crate::plan::ramp::{Ramp, Step};
 use crate::plan::segment::Segment;
 use crate::protocol::payload::PayloadSpec;
+use crate::protocol::script::Script;
 
 /// Default `--connections`.
 pub const DEFAULT_CONNECTIONS: usize = 50;
@@ -45,8 +48,7 @@ pub const DEFAULT_PORT: u16 = 3333;
 pub const DEFAULT_STREAM_CHUNK: usize = 64 << 10;
 /// Default `--window` of `--stream`: bytes in flight per connection (256 KiB).
 pub const DEFAULT_WINDOW: usize = 256 << 10;
-/// Largest `--size` accepted (64 MiB).
-pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub use crate::protocol::payload::MAX_MESSAGE_SIZE;
 /// Largest amount of payload kept in flight over all connections (1 GiB): each in-flight byte is
 /// held twice (send buffer and verifier copy).
 pub const MAX_BYTES_IN_FLIGHT: u64 = 1 << 30;
@@ -219,11 +221,6 @@ impl Default for StressConfig {
     }
 }
 
-/// A bad option or combination; the message is one line and names the flags.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
 fn bad<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
@@ -344,7 +341,7 @@ impl StressConfig {
     }
 
     /// Request/response mode: the requests and their expectations (see
-    /// [`request::check`](crate::config::request::check)), and the flags it excludes.
+    /// [`request::check`](crate::protocol::script::check)), and the flags it excludes.
     ///
     /// # Errors
     ///
@@ -362,7 +359,7 @@ impl StressConfig {
         if self.stream {
             return bad("--stream cannot be used with --request: a stream is echoed bytes");
         }
-        crate::config::request::check(&self.requests)
+        crate::protocol::script::check(&self.requests)
     }
 
     /// Request/response mode: the compiled script of `--request*` and `--expect*`; `None` for

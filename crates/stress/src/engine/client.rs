@@ -40,11 +40,11 @@ use super::conn::{Conn, Plan, SendBuffers, State};
 use super::exchange::Exchange;
 use super::Shared;
 use crate::config::{Stop, Workload};
+use crate::error::ConnError;
 use crate::measure::stats::{CpuMeter, ThreadStats};
 use crate::plan::ramp::RateCurve;
 use crate::plan::reconnect::{ChurnStats, ReconnectPacer};
 use crate::plan::send_times::{Pacer, RateSchedule, ThreadSchedule};
-use crate::protocol::echo::ConnError;
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
 /// the rest of the batch: its buffer comes back while still in the cache, and is the next one

@@ -34,8 +34,9 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use super::exchange::Exchange;
+use crate::error::ConnError;
 use crate::plan::send_times::RateSchedule;
-use crate::protocol::echo::{Completed, ConnError, SendStamp};
+use crate::protocol::echo::{Completed, SendStamp};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,7 +553,7 @@ mod tests {
                 &mut b,
             )
             .unwrap_err();
-        assert_eq!(err.kind(), crate::protocol::echo::ErrorKind::Reset);
+        assert_eq!(err.kind(), crate::error::ErrorKind::Reset);
     }
 
     #[test]
@@ -690,14 +691,15 @@ mod tests {
         c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.end_of_stream().unwrap_err().kind(),
-            crate::protocol::echo::ErrorKind::ShortEcho
+            crate::error::ErrorKind::ShortEcho
         );
     }
 
     #[test]
     fn request_response_cycles_the_script_and_finishes_without_the_servers_close() {
-        use crate::config::request::{pair, Item, Script};
+        use crate::config::request::{pair, Item};
         use crate::protocol::reply::ReplyVerifier;
+        use crate::protocol::script::Script;
         let items = vec![
             Item::Request(b"A\n".to_vec()),
             Item::Expect(b"a\n".to_vec()),
@@ -747,7 +749,7 @@ mod tests {
         c.connecting(t0);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
-            Some(crate::protocol::echo::ErrorKind::ConnectFailed)
+            Some(crate::error::ErrorKind::ConnectFailed)
         );
         c.connected(t0);
         assert!(c.timed_out(later, limit).is_none(), "nothing outstanding");
@@ -755,7 +757,7 @@ mod tests {
         c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
-            Some(crate::protocol::echo::ErrorKind::Timeout)
+            Some(crate::error::ErrorKind::Timeout)
         );
     }
 }

@@ -61,14 +61,15 @@ use std::time::{Duration, Instant, SystemTime};
 use ringport_port::{Backend, Port, PortConfig};
 
 use crate::config::preflight::{preflight, Preflight, PreflightError};
-use crate::config::request::Script;
-use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
+use crate::config::{OutputTarget, Stop, StressConfig};
+use crate::error::ConfigError;
 use crate::measure::stats::ThreadStats;
 use crate::plan::reconnect::{ChurnFigures, ChurnStats};
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
 use crate::protocol::payload::PayloadSpec;
 use crate::protocol::reply::ReplyVerifier;
+use crate::protocol::script::Script;
 use crate::report::StressReport;
 use client::Client;
 

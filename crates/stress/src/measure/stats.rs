@@ -37,7 +37,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::protocol::echo::{Completed, ConnError, ErrorKind};
+use crate::error::{ConnError, ErrorKind};
+use crate::protocol::echo::Completed;
 
 /// The largest latency or connect time recorded, in microseconds (one hour); larger values are
 /// clamped to it.

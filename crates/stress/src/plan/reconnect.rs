@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConnError;
 use crate::measure::stats::LatencySummary;
-use crate::protocol::echo::ConnError;
 
 /// How long Linux keeps a connection in `TIME_WAIT` (`TCP_TIMEWAIT_LEN`).
 pub const TIME_WAIT_SECS: f64 = 60.0;

@@ -28,6 +28,9 @@
 //! byte, so a client streaming gigabytes a second spends its time on the bytes' way through the
 //! kernel, not on making them.
 
+/// Largest message (`--size`, a request or an expected reply) accepted, in bytes (64 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
 use std::sync::OnceLock;
 
 use rand::rngs::SmallRng;

@@ -930,8 +930,9 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ConnError;
     use crate::measure::stats::ThreadCpu;
-    use crate::protocol::echo::{Completed, ConnError, SendStamp};
+    use crate::protocol::echo::{Completed, SendStamp};
     use std::time::Instant;
 
     fn stats_with(n: u64, connections: usize) -> ThreadStats {

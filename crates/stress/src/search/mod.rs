@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
+use crate::error::ErrorKind;
 use crate::measure::stats::{LatencySummary, CLIENT_BOUND_THRESHOLD};
-use crate::protocol::echo::ErrorKind;
 use crate::report::{StressReport, RATE_SHORTFALL};
 
 /// Exit code of a search that found no passing rate (documented in the README).
@@ -432,7 +432,7 @@ pub fn search(
     mut on_probe: impl FnMut(&Probe),
 ) -> Result<SearchReport, StressError> {
     cfg.validate()
-        .map_err(|e| StressError::Config(crate::config::ConfigError(e)))?;
+        .map_err(|e| StressError::Config(crate::error::ConfigError(e)))?;
     let mut first = true;
     search_with(cfg, |phase, rate| {
         if opts
@@ -440,7 +440,7 @@ pub fn search(
             .as_ref()
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
         {
-            return Err(StressError::Config(crate::config::ConfigError(
+            return Err(StressError::Config(crate::error::ConfigError(
                 "interrupted: the search stopped before it had an answer".into(),
             )));
         }
