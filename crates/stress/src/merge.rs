@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use crate::measure::stats::{new_histogram, LatencySummary};
+use crate::measure::histogram::{new_histogram, LatencySummary};
 use crate::report::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
 use crate::report::{fairness_of_runs, AgentRun, Spread, StreamFigures, StressReport};
 
@@ -513,7 +513,7 @@ fn merged_log(
 mod tests {
     use super::*;
     use crate::config::StressConfig;
-    use crate::measure::stats::ThreadStats;
+    use crate::measure::thread::ThreadStats;
     use crate::plan::segment::Segment;
     use crate::protocol::echo::{Completed, SendStamp};
     use std::time::Instant;

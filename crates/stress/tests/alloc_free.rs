@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use ringport_stress::config::request::{pair, HttpStatus, Item};
-use ringport_stress::measure::stats::ThreadStats;
+use ringport_stress::measure::thread::ThreadStats;
 use ringport_stress::protocol::echo::{SendStamp, StreamVerifier};
 use ringport_stress::protocol::payload::{PayloadGen, PayloadSpec};
 use ringport_stress::protocol::reply::ReplyVerifier;

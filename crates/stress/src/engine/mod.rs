@@ -43,7 +43,7 @@
 //! [`preflight`]: crate::config::preflight
 //! [`payload`]: crate::protocol::payload
 //! [`verify`]: crate::protocol::echo
-//! [`stats`]: crate::measure::stats
+//! [`stats`]: crate::measure
 //! [`schedule`]: crate::plan::send_times
 
 mod client;
@@ -63,7 +63,7 @@ use ringport_port::{Backend, Port, PortConfig};
 use crate::config::preflight::{preflight, Preflight, PreflightError};
 use crate::config::{OutputTarget, Stop, StressConfig};
 use crate::error::ConfigError;
-use crate::measure::stats::ThreadStats;
+use crate::measure::thread::ThreadStats;
 use crate::plan::reconnect::{ChurnFigures, ChurnStats};
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
@@ -539,7 +539,7 @@ fn add_churn(
         } else {
             0.0
         },
-        connect_latency_us: crate::measure::stats::LatencySummary::of_or_zero(&stats.connect),
+        connect_latency_us: crate::measure::histogram::LatencySummary::of_or_zero(&stats.connect),
         errors: churn.errors,
         time_wait: crate::plan::reconnect::time_wait_now(),
         ephemeral_ports: crate::config::preflight::ports_per_source(

@@ -28,7 +28,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConnError;
-use crate::measure::stats::LatencySummary;
+use crate::measure::histogram::LatencySummary;
 
 /// How long Linux keeps a connection in `TIME_WAIT` (`TCP_TIMEWAIT_LEN`).
 pub const TIME_WAIT_SECS: f64 = 60.0;

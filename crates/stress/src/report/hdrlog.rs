@@ -36,7 +36,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use crate::measure::stats::{deserialize, serialize};
+use crate::measure::histogram::{deserialize, serialize};
 use crate::plan::segment::Segment;
 
 /// Tag of the corrected latency series.
@@ -229,7 +229,7 @@ impl IntervalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::stats::new_histogram;
+    use crate::measure::histogram::new_histogram;
 
     fn histogram(values: &[u64]) -> Histogram<u64> {
         let mut h = new_histogram();

@@ -22,7 +22,10 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{OutputTarget, Stop, StressConfig, Workload};
-use crate::measure::stats::{ErrorCounts, Fairness, LatencySummary, ThreadStats};
+use crate::measure::error_counts::ErrorCounts;
+use crate::measure::fairness::Fairness;
+use crate::measure::histogram::LatencySummary;
+use crate::measure::thread::ThreadStats;
 use crate::plan::segment::Segment;
 use crate::report::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
 
@@ -892,7 +895,7 @@ fn step_figures(config: &StressConfig, stats: &ThreadStats) -> Option<Vec<StepFi
                         m.sent.get(i).copied().unwrap_or(0),
                     ),
                     None => (
-                        LatencySummary::of_or_zero(&crate::measure::stats::new_histogram()),
+                        LatencySummary::of_or_zero(&crate::measure::histogram::new_histogram()),
                         0,
                     ),
                 };
@@ -931,7 +934,7 @@ pub fn human_bytes(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::error::ConnError;
-    use crate::measure::stats::ThreadCpu;
+    use crate::measure::cpu::ThreadCpu;
     use crate::protocol::echo::{Completed, SendStamp};
     use std::time::Instant;
 

@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
 use crate::error::ErrorKind;
-use crate::measure::stats::{LatencySummary, CLIENT_BOUND_THRESHOLD};
+use crate::measure::cpu::CLIENT_BOUND_THRESHOLD;
+use crate::measure::histogram::LatencySummary;
 use crate::report::{StressReport, RATE_SHORTFALL};
 
 /// Exit code of a search that found no passing rate (documented in the README).
@@ -754,7 +755,7 @@ mod tests {
                     rate: Some(rate),
                     ..cfg().base
                 },
-                &crate::measure::stats::ThreadStats::new(1),
+                &crate::measure::thread::ThreadStats::new(1),
                 Duration::from_secs(1),
                 "model",
             );
