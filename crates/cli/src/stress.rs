@@ -404,7 +404,8 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     }
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
-        cfg.ask(
+        ringport_stress::config::interactive::ask(
+            &mut cfg,
             std::io::stdin().lock(),
             std::io::stderr(),
             args.connections.is_none(),

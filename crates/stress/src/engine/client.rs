@@ -23,7 +23,7 @@
 //! `ended` list; the load loop then reopens it ([`Conn::reopen`]) while the stop condition
 //! leaves more to do, and starts its connect when the thread's share of `--connect-rate`
 //! allows ([`ReconnectPacer`]). A failed connection is reopened the same way, its cause counted
-//! ([`ChurnStats`]).
+//! ([`ReconnectStats`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -42,9 +42,10 @@ use super::Shared;
 use crate::config::{Stop, Workload};
 use crate::error::ConnError;
 use crate::measure::cpu::CpuMeter;
+use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
 use crate::plan::ramp::RateCurve;
-use crate::plan::reconnect::{ChurnStats, ReconnectPacer};
+use crate::plan::reconnect::ReconnectPacer;
 use crate::plan::send_times::{Pacer, RateSchedule, ThreadSchedule};
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
@@ -145,7 +146,7 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     /// Churn: exchanges per connection (`--messages-per-connection`).
     churn: Option<u64>,
     /// Churn: attempts, connections in the measured window, failures by cause.
-    pub churn_stats: ChurnStats,
+    pub churn_stats: ReconnectStats,
     /// Churn: connections whose close was submitted (or that failed without a socket), to be
     /// reopened or left closed by the load loop.
     ended: Vec<usize>,
@@ -212,7 +213,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             live_flushed: now,
             joining: Vec::new(),
             churn: config.messages_per_connection,
-            churn_stats: ChurnStats::default(),
+            churn_stats: ReconnectStats::default(),
             ended: Vec::new(),
             reconnect: VecDeque::new(),
             pacer: ReconnectPacer::new(now, Self::reconnect_rate(config)),

@@ -63,13 +63,14 @@ use ringport_port::{Backend, Port, PortConfig};
 use crate::config::preflight::{preflight, Preflight, PreflightError};
 use crate::config::{OutputTarget, Stop, StressConfig};
 use crate::error::ConfigError;
+use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
-use crate::plan::reconnect::{ChurnFigures, ChurnStats};
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
 use crate::protocol::payload::PayloadSpec;
 use crate::protocol::reply::ReplyVerifier;
 use crate::protocol::script::Script;
+use crate::report::reconnects::ReconnectFigures;
 use crate::report::StressReport;
 use client::Client;
 
@@ -342,7 +343,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
     let mut report = StressReport::build(config, &stats, measured, backend.name());
     if let Some(n) = config.messages_per_connection {
-        let mut churn = ChurnStats::default();
+        let mut churn = ReconnectStats::default();
         for p in &parts {
             churn.merge(&p.churn);
         }
@@ -521,14 +522,14 @@ fn add_churn(
     report: &mut StressReport,
     config: &StressConfig,
     stats: &ThreadStats,
-    churn: &ChurnStats,
+    churn: &ReconnectStats,
     pre: &Preflight,
     addr: SocketAddr,
     per_connection: u64,
     measured: Duration,
 ) {
     let secs = measured.as_secs_f64();
-    let figures = ChurnFigures {
+    let figures = ReconnectFigures {
         messages_per_connection: per_connection,
         connect_rate: config.connect_rate,
         linger0: config.linger0,
@@ -541,22 +542,22 @@ fn add_churn(
         },
         connect_latency_us: crate::measure::histogram::LatencySummary::of_or_zero(&stats.connect),
         errors: churn.errors,
-        time_wait: crate::plan::reconnect::time_wait_now(),
+        time_wait: crate::measure::ports::time_wait_now(),
         ephemeral_ports: crate::config::preflight::ports_per_source(
             pre.port_range.0,
             pre.port_range.1,
         ),
     };
-    let facts = crate::plan::reconnect::PortFacts {
+    let facts = crate::report::warnings::PortFacts {
         connections_per_s: figures.connections_per_s,
         addr_not_available: figures.errors.addr_not_available,
         time_wait: figures.time_wait,
         ephemeral_ports: figures.ephemeral_ports,
         sources: pre.source_ips.len().max(1) as u64,
         linger0: config.linger0,
-        tw_reuse: crate::plan::reconnect::tw_reuse_applies(addr.ip().is_loopback()),
+        tw_reuse: crate::measure::ports::tw_reuse_applies(addr.ip().is_loopback()),
     };
-    if let Some(w) = crate::plan::reconnect::port_warning(&facts) {
+    if let Some(w) = crate::report::warnings::port_warning(&facts) {
         report.warnings.push(w);
     }
     report.churn = Some(figures);
@@ -565,7 +566,7 @@ fn add_churn(
 /// What a client thread hands back.
 struct ThreadResult {
     stats: ThreadStats,
-    churn: ChurnStats,
+    churn: ReconnectStats,
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,

@@ -31,4 +31,6 @@ pub mod error_counts;
 pub mod fairness;
 pub mod histogram;
 pub mod interval;
+pub mod ports;
+pub mod reconnects;
 pub mod thread;

@@ -14,6 +14,8 @@
 //! the facts only it knows (backend, measured duration, extra warnings).
 
 pub mod hdrlog;
+pub mod reconnects;
+pub mod warnings;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -28,6 +30,7 @@ use crate::measure::histogram::LatencySummary;
 use crate::measure::thread::ThreadStats;
 use crate::plan::segment::Segment;
 use crate::report::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::report::warnings::starved_warning;
 
 /// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
 pub const RATE_SHORTFALL: f64 = 0.95;
@@ -307,7 +310,7 @@ pub struct StressReport {
     /// Churn (`--messages-per-connection`) only: connections per second, connect latency and
     /// failed connections by cause; `null` otherwise (and absent in results from before it).
     #[serde(default)]
-    pub churn: Option<crate::plan::reconnect::ChurnFigures>,
+    pub churn: Option<crate::report::reconnects::ReconnectFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,
@@ -824,24 +827,6 @@ impl StressReport {
             OutputTarget::Path(p) => std::fs::write(p, self.to_json()),
         }
     }
-}
-
-/// The warning for connections that had nothing verified in the measured window while others
-/// did (fairness min 0): a server that serves one client at a time, or one that starves some.
-fn starved_warning(per_connection: &[u64], stream: bool) -> Option<String> {
-    let starved = per_connection.iter().filter(|&&n| n == 0).count();
-    let best = per_connection.iter().copied().max().unwrap_or(0);
-    if starved == 0 || best == 0 {
-        return None;
-    }
-    let unit = if stream { "chunk" } else { "round trip" };
-    Some(format!(
-        "starved: {starved} of {} connections had no {unit} verified in the measured time while \
-         another had {best}: the server served them late or not at all, as one that serves a \
-         client at a time does (ringport serve --model single); the figures are those of the \
-         connections it served",
-        per_connection.len()
-    ))
 }
 
 /// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
