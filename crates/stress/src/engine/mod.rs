@@ -48,12 +48,18 @@
 
 mod client;
 mod conn;
+mod connect;
 mod exchange;
 pub mod progress;
+mod reconnects;
+mod shared;
+mod timeouts;
+
+pub use progress::Progress;
 
 use std::io::{self, Write as _};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -67,67 +73,11 @@ use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
-use crate::protocol::payload::PayloadSpec;
 use crate::protocol::reply::ReplyVerifier;
-use crate::protocol::script::Script;
 use crate::report::reconnects::ReconnectFigures;
 use crate::report::StressReport;
 use client::Client;
-
-/// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
-/// to them once per batch of completions, not per message.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Verified round trips so far (warm-up included).
-    pub messages: AtomicU64,
-    /// Errors so far.
-    pub errors: AtomicU64,
-    /// Connections established so far.
-    pub connected: AtomicU64,
-    /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
-    /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
-    pub latency: crate::engine::progress::LiveLatency,
-    /// When the load started (after connecting, and after `--start-at`): the warm-up runs
-    /// from here. Unset while connecting.
-    pub load_start: OnceLock<Instant>,
-}
-
-impl Progress {
-    /// The counters now, for [`live::line`](crate::engine::progress::line).
-    pub fn sample(&self) -> crate::engine::progress::Sample {
-        crate::engine::progress::Sample {
-            messages: self.messages.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            connected: self.connected.load(Ordering::Relaxed),
-            latency: self.latency.snapshot(),
-        }
-    }
-
-    /// A one-line summary for a live display, e.g.
-    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
-    /// computed from `previous` (the messages count at the last call) over `interval`.
-    pub fn line(
-        &self,
-        elapsed: Duration,
-        previous: u64,
-        interval: Duration,
-        connections: usize,
-    ) -> String {
-        let messages = self.messages.load(Ordering::Relaxed);
-        let secs = interval.as_secs_f64();
-        let rate = if secs > 0.0 {
-            messages.saturating_sub(previous) as f64 / secs
-        } else {
-            0.0
-        };
-        format!(
-            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
-            elapsed.as_secs_f64(),
-            self.connected.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
-        )
-    }
-}
+use shared::Shared;
 
 /// Hooks into a run besides its configuration.
 #[derive(Debug, Default, Clone)]
@@ -455,65 +405,6 @@ enum ThreadFailure {
     Port(String),
     /// Its port failed while running, or it panicked.
     Other(String),
-}
-
-/// What all client threads share (read-only but for the once-set fields).
-struct Shared<'a> {
-    config: &'a StressConfig,
-    /// Global index of the first connection of this process (its `--segment`'s).
-    first: usize,
-    /// With `--start-at`: how late the load started, if it did.
-    start_late: OnceLock<Duration>,
-    payload: PayloadSpec,
-    /// Request/response mode: the script every connection runs (`None`: echo).
-    script: Option<Script>,
-    addr: SocketAddr,
-    sources: Vec<IpAddr>,
-    connect_start: Instant,
-    barrier: Barrier,
-    load_start: OnceLock<Instant>,
-    backend: Backend,
-    opts: &'a RunOptions,
-}
-
-impl Shared<'_> {
-    /// The common start of the load: now, or with `--start-at` that wall-clock time (waited
-    /// for, unless the stop flag is raised first). A start already past is noted in
-    /// `start_late` and warned about at once.
-    fn wait_for_start(&self) -> Instant {
-        let Some(at) = self.config.start_at else {
-            return Instant::now();
-        };
-        match at.duration_since(SystemTime::now()) {
-            Ok(wait) => {
-                if wait > Duration::from_millis(100) {
-                    tracing::info!(
-                        "connected; starting the load in {:.3}s (--start-at)",
-                        wait.as_secs_f64()
-                    );
-                }
-                let stop = self.opts.stop.as_deref();
-                while let Ok(left) = at.duration_since(SystemTime::now()) {
-                    if left.is_zero() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        break;
-                    }
-                    // Sleep in slices: the wall clock may be stepped meanwhile, and Ctrl-C
-                    // must not wait for the whole delay.
-                    thread::sleep(left.min(Duration::from_millis(50)));
-                }
-            }
-            Err(past) => {
-                let late = past.duration();
-                tracing::warn!(
-                    "starting {:.3}s after --start-at (connecting took longer, or the clock is \
-                     ahead)",
-                    late.as_secs_f64()
-                );
-                let _ = self.start_late.set(late);
-            }
-        }
-        Instant::now()
-    }
 }
 
 /// The report's `churn` section and its warning about `TIME_WAIT` and the ephemeral ports.

@@ -3,7 +3,7 @@
 //!
 //! This module is responsible for the figures of an interval (rate, p50 and p99 of the round
 //! trips completed in it, errors) and for saying which phase the run is in (connecting,
-//! warm-up, measuring); the engine feeds [`Progress`](crate::engine::Progress), the CLI decides
+//! warm-up, measuring); the engine feeds [`Progress`], the CLI decides
 //! when to print (a line redrawn on a terminal, one line per interval elsewhere).
 //!
 //! The histogram is log-linear (eight sub-buckets per power of two of microseconds), so a
@@ -11,6 +11,7 @@
 //! report, whose figures come from the full HdrHistograms.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Sub-buckets per power of two.
@@ -193,6 +194,61 @@ pub fn line(
         now.messages,
         now.errors,
     )
+}
+
+/// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
+/// to them once per batch of completions, not per message.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Verified round trips so far (warm-up included).
+    pub messages: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Connections established so far.
+    pub connected: AtomicU64,
+    /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
+    /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
+    pub latency: LiveLatency,
+    /// When the load started (after connecting, and after `--start-at`): the warm-up runs
+    /// from here. Unset while connecting.
+    pub load_start: OnceLock<Instant>,
+}
+
+impl Progress {
+    /// The counters now, for [`line`].
+    pub fn sample(&self) -> Sample {
+        Sample {
+            messages: self.messages.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
+        }
+    }
+
+    /// A one-line summary for a live display, e.g.
+    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
+    /// computed from `previous` (the messages count at the last call) over `interval`.
+    pub fn line(
+        &self,
+        elapsed: Duration,
+        previous: u64,
+        interval: Duration,
+        connections: usize,
+    ) -> String {
+        let messages = self.messages.load(Ordering::Relaxed);
+        let secs = interval.as_secs_f64();
+        let rate = if secs > 0.0 {
+            messages.saturating_sub(previous) as f64 / secs
+        } else {
+            0.0
+        };
+        format!(
+            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
+            elapsed.as_secs_f64(),
+            self.connected.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
 }
 
 #[cfg(test)]
