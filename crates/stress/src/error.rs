@@ -1,75 +1,21 @@
 //! The error taxonomy of a run: what can go wrong on a connection, and the kinds it is counted by.
 //!
 //! This module is responsible for [`ConfigError`] (a bad option or combination, refused before
-//! anything runs), [`ErrorKind`] (the key of the report's error breakdown, with
+//! anything runs), [`ErrorKind`] (named in the result model, `ringport-report`, and re-exported
+//! here) (the key of the report's error breakdown, with
 //! stable names and indices) and [`ConnError`] (one connection's failure, with the byte offset
 //! where it happened and a one-line message), and for classifying socket errors into them
 //! ([`ConnError::from_io`]). The verifiers ([`echo`](crate::protocol::echo),
 //! [`reply`](crate::protocol::reply)) and the engine produce these; the measurements count them.
 
-use std::fmt;
 use std::io;
+
+pub use ringport_report::errors::ErrorKind;
 
 /// A bad option or combination; the message is one line and names the flags.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
-
-/// The kind of a connection failure; the key of the report's error breakdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ErrorKind {
-    /// An echoed byte differed from the byte sent, or bytes arrived that were never sent.
-    Mismatch,
-    /// The server closed the connection while echo bytes were still outstanding.
-    ShortEcho,
-    /// The server closed the connection before the client was done sending.
-    EarlyClose,
-    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
-    Reset,
-    /// No echo byte arrived within `--timeout` while bytes were outstanding.
-    Timeout,
-    /// The connection could not be established.
-    ConnectFailed,
-    /// Any other I/O error.
-    Other,
-}
-
-impl ErrorKind {
-    /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 7] = [
-        ErrorKind::Mismatch,
-        ErrorKind::ShortEcho,
-        ErrorKind::EarlyClose,
-        ErrorKind::Reset,
-        ErrorKind::Timeout,
-        ErrorKind::ConnectFailed,
-        ErrorKind::Other,
-    ];
-
-    /// The snake_case name used in JSON and in the human report.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Mismatch => "mismatch",
-            ErrorKind::ShortEcho => "short_echo",
-            ErrorKind::EarlyClose => "early_close",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ConnectFailed => "connect_failed",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// Position in [`ErrorKind::ALL`], for array-indexed counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a connection failed. Offsets are connection-relative byte offsets in the echo stream
 /// (equal to the offset in the sent stream, since an echo is byte for byte).
@@ -253,13 +199,5 @@ mod tests {
             e.to_string(),
             "mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40"
         );
-    }
-
-    #[test]
-    fn kinds_have_stable_names_and_indices() {
-        for (i, k) in ErrorKind::ALL.iter().enumerate() {
-            assert_eq!(k.index(), i);
-        }
-        assert_eq!(ErrorKind::ShortEcho.to_string(), "short_echo");
     }
 }

@@ -211,7 +211,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringport_stress::measure::histogram::LatencySummary;
+    use ringport_report::histogram::LatencySummary;
     use ringport_stress::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport};
 
     fn probe(rate: f64, p99: u64, verdict: Verdict) -> Probe {

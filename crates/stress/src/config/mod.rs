@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use ringport_port::BackendChoice;
 
 pub use crate::error::ConfigError;
+pub use ringport_report::export::OutputTarget;
 
 use crate::config::request::RequestSpec;
 use crate::plan::ramp::{Ramp, Step};
@@ -52,26 +53,6 @@ pub use crate::protocol::payload::MAX_MESSAGE_SIZE;
 /// Largest amount of payload kept in flight over all connections (1 GiB): each in-flight byte is
 /// held twice (send buffer and verifier copy).
 pub const MAX_BYTES_IN_FLIGHT: u64 = 1 << 30;
-
-/// Where to write a machine-readable output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputTarget {
-    /// `-`: standard output.
-    Stdout,
-    /// A file path.
-    Path(PathBuf),
-}
-
-impl OutputTarget {
-    /// `-` means standard output, anything else a path.
-    pub fn parse(s: &str) -> OutputTarget {
-        if s == "-" {
-            OutputTarget::Stdout
-        } else {
-            OutputTarget::Path(PathBuf::from(s))
-        }
-    }
-}
 
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

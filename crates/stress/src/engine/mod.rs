@@ -74,9 +74,9 @@ use crate::measure::thread::ThreadStats;
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
 use crate::protocol::reply::ReplyVerifier;
-use crate::report::reconnects::ReconnectFigures;
 use crate::report::StressReport;
 use client::Client;
+use ringport_report::reconnects::ReconnectFigures;
 use shared::Shared;
 
 /// Hooks into a run besides its configuration.
@@ -162,7 +162,7 @@ impl StressOutcome {
             })?;
         }
         if let Some(path) = &config.hdr_log {
-            let log = self.report.interval_log(&self.stats);
+            let log = crate::report::interval_log(&self.report, &self.stats);
             std::fs::File::create(path)
                 .and_then(|f| {
                     let mut out = io::BufWriter::new(f);
@@ -291,7 +291,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     });
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
-    let mut report = StressReport::build(config, &stats, measured, backend.name());
+    let mut report = crate::report::build(config, &stats, measured, backend.name());
     if let Some(n) = config.messages_per_connection {
         let mut churn = ReconnectStats::default();
         for p in &parts {
@@ -431,7 +431,7 @@ fn add_churn(
         } else {
             0.0
         },
-        connect_latency_us: crate::measure::histogram::LatencySummary::of_or_zero(&stats.connect),
+        connect_latency_us: ringport_report::histogram::LatencySummary::of_or_zero(&stats.connect),
         errors: churn.errors,
         time_wait: crate::measure::ports::time_wait_now(),
         ephemeral_ports: crate::config::preflight::ports_per_source(

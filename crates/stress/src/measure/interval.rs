@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::histogram::{deserialize, new_histogram, serialize};
+use ringport_report::histogram::{deserialize, new_histogram, serialize};
 
 /// One second of [`Intervals`], serialised (HdrHistogram V2).
 #[derive(Debug, Clone, PartialEq, Eq)]

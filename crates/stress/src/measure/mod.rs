@@ -4,17 +4,17 @@
 //! [`ThreadStats`](thread::ThreadStats) ([`thread`]) and records into it without locks or
 //! allocation; at the end the engine merges them and the report is built from the result.
 //!
-//! * **Latency** ([`histogram`]) is recorded in microseconds in two [HdrHistogram]s: *corrected*, measured from
+//! * **Latency** is recorded in microseconds in two [HdrHistogram]s: *corrected*, measured from
 //!   each message's intended send time (in open-loop `--rate` mode that is its slot in the
 //!   schedule, so a stalled server cannot hide its stall by delaying the sends that would have
 //!   measured it: coordinated omission), and *uncorrected*, measured from the moment the send was
 //!   actually issued. In closed-loop mode the two are the same.
-//! * **Fairness** ([`fairness`]): messages per connection, summarised as min, median and max.
+//! * **Fairness**: messages per connection, summarised as min, median and max.
 //! * **Echoed bytes** (what `--stream` reports): bytes verified while the measured window was
 //!   open, counted when they arrive (not when their message completes), in total and per
 //!   connection.
 //! * **Connect time** in microseconds, in its own histogram.
-//! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`error_counts`]), with the first one (by time) kept in detail: connection,
+//! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`thread`]), with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
 //! * **Intervals** (for `--hdr-log`): the same latencies again in one histogram per second of
 //!   the measured phase, by completion time ([`interval`]); a second's histograms are
@@ -24,12 +24,12 @@
 //!   (utime + stime) so the report can warn when a client thread was near 100% busy, which means
 //!   the figures may describe the client rather than the server.
 //!
+//! The figures' types, summaries and encodings are the result model's
+//! ([`ringport_report`]: histogram bounds, latency summaries, fairness, error counts).
+//!
 //! [HdrHistogram]: https://hdrhistogram.github.io/HdrHistogram/
 
 pub mod cpu;
-pub mod error_counts;
-pub mod fairness;
-pub mod histogram;
 pub mod interval;
 pub mod ports;
 pub mod reconnects;

@@ -9,14 +9,29 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use ringport_report::errors::ErrorCounts;
+use ringport_report::fairness::Fairness;
+use ringport_report::histogram::{micros, new_histogram};
 
 use super::cpu::{client_bound_warning, ThreadCpu, CLIENT_BOUND_THRESHOLD};
-use super::error_counts::{ErrorCounts, ErrorRecord};
-use super::fairness::Fairness;
-use super::histogram::{micros, new_histogram};
 use super::interval::Intervals;
-use crate::error::ConnError;
+use crate::error::{ConnError, ErrorKind};
 use crate::protocol::echo::Completed;
+
+/// The first error of a run, in detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRecord {
+    /// The connection (0-based, global across threads).
+    pub connection: u64,
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// Connection-relative byte offset, if the connection was open.
+    pub offset: Option<u64>,
+    /// The error's message.
+    pub detail: String,
+    /// When it was recorded.
+    pub at: Instant,
+}
 
 /// Everything one client thread measures; merged across threads at the end.
 #[derive(Debug, Clone)]
@@ -288,8 +303,8 @@ impl ThreadStats {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::measure::histogram::MAX_RECORDED_US;
     use crate::protocol::echo::SendStamp;
+    use ringport_report::histogram::MAX_RECORDED_US;
 
     fn completed(intended: Instant, sent: Instant, len: usize) -> Completed {
         Completed {

@@ -6,7 +6,7 @@
 //! * [`send_times`]: intended send times of the open loop (`--rate`) and connect pacing.
 //! * [`ramp`]: `--rate` and `--connections` ramps (linear or stepped).
 //! * [`segment`]: `--segment I/N` and `--start-at`, for load from many hosts.
-//! * [`reconnect`]: `--messages-per-connection`.
+//! * [`reconnect`]: when a slot reconnects under `--messages-per-connection`.
 
 pub mod ramp;
 pub mod reconnect;

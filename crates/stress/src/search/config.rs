@@ -3,54 +3,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::StressConfig;
-use crate::measure::histogram::LatencySummary;
+pub use ringport_report::search::{LatencyTarget, Quantile};
 
 /// Most probes a search runs, whatever its precision.
 pub const MAX_PROBES: usize = 40;
-
-/// A latency percentile a target applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quantile {
-    /// The median.
-    P50,
-    /// The 99th percentile.
-    P99,
-    /// The 99.9th percentile.
-    P999,
-}
-
-impl Quantile {
-    /// The flag's name, `p50`, `p99` or `p999`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Quantile::P50 => "p50",
-            Quantile::P99 => "p99",
-            Quantile::P999 => "p99.9",
-        }
-    }
-
-    /// This percentile of `l`.
-    pub fn of(self, l: &LatencySummary) -> u64 {
-        match self {
-            Quantile::P50 => l.p50,
-            Quantile::P99 => l.p99,
-            Quantile::P999 => l.p999,
-        }
-    }
-}
-
-/// A latency target: this percentile at most `limit_us` microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LatencyTarget {
-    /// Which percentile.
-    pub quantile: Quantile,
-    /// Its limit, µs.
-    pub limit_us: u64,
-}
 
 /// How to search. Every probe runs `base` with its `rate` replaced.
 #[derive(Debug, Clone, PartialEq)]

@@ -31,7 +31,8 @@ pub mod report;
 pub use config::{
     LatencyTarget, Quantile, SearchConfig, DEFAULT_WARMUP, DEFAULT_WINDOW, MAX_PROBES,
 };
-pub use report::{Phase, Probe, SearchReport, Verdict, EXIT_NO_PASSING_RATE};
+pub use report::judge;
+pub use ringport_report::search::{Phase, Probe, SearchReport, Verdict, EXIT_NO_PASSING_RATE};
 
 use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
@@ -71,7 +72,7 @@ pub fn search(
             first = false;
         }
         let out = engine::run_with(&run, opts)?;
-        let p = Probe::judge(phase, rate, &out.report, &cfg.targets);
+        let p = judge(phase, rate, &out.report, &cfg.targets);
         on_probe(&p);
         Ok(p)
     })
@@ -222,7 +223,7 @@ pub fn search_with<E>(
             format!(
                 "max rate: {answer:.0} msg/s with {targets} over {:.1}s windows{bracket}{repeat}\
                  {short}{demoted}",
-                window_secs(&b)
+                window_secs(b)
             )
         }
         (None, Some((h, Verdict::WrongBytes))) => format!(
@@ -259,7 +260,7 @@ pub fn search_with<E>(
         pipeline: b.pipeline,
         threads: b.effective_threads(),
         payload: b.payload().describe(),
-        window_s: window_secs(&b),
+        window_s: window_secs(b),
         warmup_s: b.warmup.as_secs_f64(),
         probes,
         answer: lo,
@@ -321,8 +322,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::measure::histogram::LatencySummary;
-    use crate::report::{StressReport, RATE_SHORTFALL};
+    use crate::report::RATE_SHORTFALL;
+    use ringport_report::histogram::LatencySummary;
 
     fn summary(p99: u64) -> LatencySummary {
         LatencySummary {
@@ -362,7 +363,7 @@ mod tests {
         move |phase, rate| {
             let p99 = (1000.0 * rate / knee) as u64;
             let sent = rate.min(client_max);
-            let mut r = StressReport::build(
+            let mut r = crate::report::build(
                 &StressConfig {
                     rate: Some(rate),
                     ..cfg().base
@@ -374,7 +375,7 @@ mod tests {
             r.sent_per_s = Some(sent);
             r.messages = 100;
             r.latency_us = summary(p99);
-            Ok(Probe::judge(phase, rate, &r, &cfg().targets))
+            Ok(judge(phase, rate, &r, &cfg().targets))
         }
     }
 

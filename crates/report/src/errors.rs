@@ -1,12 +1,68 @@
-//! Errors counted by kind, serialised as one key per kind, and the first error kept in detail.
+//! Errors in a result: the kinds a connection failure is counted by ([`ErrorKind`], with stable
+//! names), the counts by kind ([`ErrorCounts`], the `errors_by_kind` object), and the first error
+//! in detail ([`FirstError`]).
 
-use std::time::Instant;
+use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::ErrorKind;
+/// The kind of a connection failure; the key of the report's error breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// An echoed byte differed from the byte sent, or bytes arrived that were never sent.
+    Mismatch,
+    /// The server closed the connection while echo bytes were still outstanding.
+    ShortEcho,
+    /// The server closed the connection before the client was done sending.
+    EarlyClose,
+    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
+    Reset,
+    /// No echo byte arrived within `--timeout` while bytes were outstanding.
+    Timeout,
+    /// The connection could not be established.
+    ConnectFailed,
+    /// Any other I/O error.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in report order.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Mismatch,
+        ErrorKind::ShortEcho,
+        ErrorKind::EarlyClose,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::ConnectFailed,
+        ErrorKind::Other,
+    ];
+
+    /// The snake_case name used in JSON and in the human report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Mismatch => "mismatch",
+            ErrorKind::ShortEcho => "short_echo",
+            ErrorKind::EarlyClose => "early_close",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Position in [`ErrorKind::ALL`], for array-indexed counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Error counts by kind. Serialises as an object with one key per [`ErrorKind`] (all present).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,25 +136,31 @@ impl<'de> Deserialize<'de> for ErrorCounts {
     }
 }
 
-/// The first error of a run, in detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorRecord {
-    /// The connection (0-based, global across threads).
+/// The first error of a run, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstError {
+    /// The failing connection, numbered from 1 as everywhere a connection is named (text
+    /// messages call it `Thread <connection>`).
     pub connection: u64,
-    /// Its kind.
-    pub kind: ErrorKind,
-    /// Connection-relative byte offset, if the connection was open.
+    /// The kind, as in `errors_by_kind`.
+    pub kind: String,
+    /// Connection-relative byte offset where it happened (`null` if it never connected).
     pub offset: Option<u64>,
-    /// The error's message.
+    /// The full message, e.g. `mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40`.
     pub detail: String,
-    /// When it was recorded.
-    pub at: Instant,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn kinds_have_stable_names_and_indices() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        assert_eq!(ErrorKind::ShortEcho.to_string(), "short_echo");
+    }
     #[test]
     fn error_counts_read_back_from_json() {
         let mut c = ErrorCounts::default();
