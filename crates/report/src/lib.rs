@@ -23,6 +23,7 @@
 //! * [`export`]: the exporters.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod errors;
 pub mod export;
