@@ -26,7 +26,7 @@
 //!
 //! * [`schedule`]: the designs, the sweep, the `--quick` preset, the interleaved plan.
 //! * [`server`]: one server's life as a child process: start, `/proc` sampling, stop.
-//! * [`procfs`]: parsing `/proc/PID/stat` and `/proc/PID/status`.
+//! * [`procfs`]: a server's `/proc` counters over a run (read through `ringport_os::proc`).
 //! * [`runner`]: the loop over the plan, pinning, the measured window.
 //! * [`aggregate`]: medians, ratios, the largest clean connection count, warnings.
 //! * [`results`]: [`BenchResults`](results::BenchResults), the one result type.

@@ -78,8 +78,9 @@ pub struct ServeArgs {
     /// echoed, so a stream's next bytes arrive while the last are sent.
     #[arg(long, default_value_t = ServeConfig::default().buffer_size as u32, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
     buffer_size: u32,
-    /// The completion port's mechanism: `auto` (io_uring, or epoll with one warning naming why
-    /// io_uring cannot be used), `uring` (fail if it cannot be used), or `epoll`.
+    /// The completion port's mechanism: `auto` (Linux: io_uring, or epoll with one warning naming
+    /// why io_uring cannot be used; Windows: iocp), `uring` (fail if it cannot be used), `epoll`
+    /// (Linux), or `iocp` (Windows' I/O completion port).
     #[arg(long, default_value_t = ServeConfig::default().port_config.backend)]
     backend: BackendChoice,
     /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
@@ -295,7 +296,7 @@ fn watch_keys(shutdown: &Shutdown) {
 /// after it. Returns when the terminal hangs up or cannot be read.
 #[cfg(unix)]
 fn watch_keys(shutdown: &Shutdown) {
-    use ringport_port::os::{is_foreground, wait_readable, Readiness};
+    use ringport_os::term::{is_foreground, wait_readable, Readiness};
     use std::os::fd::AsFd;
     const LOOK: Duration = Duration::from_millis(200);
     // A file on a duplicate of descriptor 0, read with plain read(2): `Stdin`'s own buffer could

@@ -177,7 +177,8 @@ pub struct StressArgs {
     /// sends up to the timer slack (about 50 us) late, which the latency then includes.
     #[arg(long, value_name = "US")]
     spin_us: Option<u64>,
-    /// The client's completion-port mechanism: auto, uring or epoll.
+    /// The client's completion-port mechanism: auto (io_uring, else epoll; iocp on Windows),
+    /// uring, epoll (Linux) or iocp (Windows).
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
     /// Request/response mode: `--request*` and `--expect*`, in command-line order.

@@ -118,7 +118,7 @@ impl Default for ServeConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 3333,
             // On Windows too: there the workers share one listener (see `completion::handoff`).
-            workers: ringport_port::os::available_cpus(),
+            workers: ringport_os::limits::available_cpus(),
             model: Model::Completion,
             buffer_size: 16 * 1024,
             drain_timeout: Duration::from_secs(5),
@@ -157,7 +157,7 @@ impl ServeConfig {
         if self.max_connections > 0 {
             return self.max_connections;
         }
-        let soft = ringport_port::os::nofile_limit().map_or(1024, |(soft, _)| soft);
+        let soft = ringport_os::limits::nofile().map_or(1024, |(soft, _)| soft);
         derive_max_connections(soft, self.workers)
     }
 }
@@ -195,7 +195,7 @@ mod tests {
         };
         assert_eq!(cfg.effective_max_connections(), 7);
         let derived = ServeConfig::default().effective_max_connections();
-        let (soft, _) = ringport_port::os::nofile_limit().unwrap();
+        let (soft, _) = ringport_os::limits::nofile().unwrap();
         assert!(derived as u64 <= soft, "{derived} within {soft}");
     }
 }

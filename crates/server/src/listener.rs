@@ -1,8 +1,11 @@
-//! Listening sockets: one per worker on the same address, with `SO_REUSEPORT`.
+//! Listening sockets: one per worker on the same address, with `SO_REUSEPORT` (Unix), or one
+//! shared listener (Windows).
 //!
-//! Each worker of the completion model accepts on its own listener, and the kernel spreads new
-//! connections over them by a hash of the connection's addresses: no acceptor thread, no hand-off
-//! between threads, no lock. (The alternative, one acceptor handing sockets to workers, costs a
+//! On Unix each worker of the completion model accepts on its own listener, and the kernel
+//! spreads new connections over them by a hash of the connection's addresses: no acceptor
+//! thread, no hand-off between threads, no lock. Windows has no `SO_REUSEPORT` and a socket
+//! belongs to one completion port, so there one listener is bound and worker 0 accepts and hands
+//! connections to the others (`completion::handoff`). (The alternative, one acceptor handing sockets to workers, costs a
 //! cross-thread wake-up per connection; monoio and the other thread-per-core servers chose
 //! `SO_REUSEPORT` too.)
 //!

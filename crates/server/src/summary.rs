@@ -6,6 +6,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringport_os::{human_bytes, plural, ErrorClass};
+
 /// Counters of one worker (one thread of the completion model, or one model's whole run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -76,11 +78,13 @@ impl WorkerStats {
 /// Connection errors by kind, as the summary and `--stats` name them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnErrorKinds {
-    /// The peer reset or aborted the connection (ECONNRESET, ECONNABORTED).
+    /// The peer reset or aborted the connection ([`ErrorClass::Reset`]: ECONNRESET,
+    /// ECONNABORTED).
     pub reset: u64,
-    /// The peer was gone when its echo was sent (EPIPE).
+    /// The peer was gone when its echo was sent ([`ErrorClass::BrokenPipe`]: EPIPE).
     pub broken_pipe: u64,
-    /// The kernel gave up on the peer (ETIMEDOUT: retransmissions or keepalive).
+    /// The kernel gave up on the peer ([`ErrorClass::TimedOut`]: ETIMEDOUT, retransmissions or
+    /// keepalive).
     pub timed_out: u64,
     /// The port refused an operation on the connection (e.g. a submission failed).
     pub refused_op: u64,
@@ -89,13 +93,16 @@ pub struct ConnErrorKinds {
 }
 
 impl ConnErrorKinds {
-    /// Counts `e` under its kind.
+    /// Counts `e` under its kind (its [`ErrorClass`]; a refused connect or an unavailable
+    /// address, which a served connection does not meet, counts as other).
     pub fn count(&mut self, e: &io::Error) {
-        match e.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => self.reset += 1,
-            io::ErrorKind::BrokenPipe => self.broken_pipe += 1,
-            io::ErrorKind::TimedOut => self.timed_out += 1,
-            _ => self.other += 1,
+        match ErrorClass::of(e) {
+            ErrorClass::Reset => self.reset += 1,
+            ErrorClass::BrokenPipe => self.broken_pipe += 1,
+            ErrorClass::TimedOut => self.timed_out += 1,
+            ErrorClass::Refused | ErrorClass::AddrUnavailable | ErrorClass::Other => {
+                self.other += 1
+            }
         }
     }
 
@@ -123,22 +130,6 @@ impl ConnErrorKinds {
             .map(|(k, n)| format!("{k} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-/// `bytes` in the largest binary unit that keeps it at 1 or more: `512 B`, `1.50 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
     }
 }
 
@@ -291,11 +282,6 @@ impl Snapshot {
     }
 }
 
-/// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
-pub fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// A live view of a running server's counters, for `serve --stats`. Cheap to clone; reading it
 /// takes a lock or two, never the workers' time (they publish their counters about once a
 /// second, so a snapshot may be up to a second old).
@@ -414,6 +400,27 @@ mod tests {
         assert!(line.contains("(5.00 MiB/s)"), "{line}");
         assert!(line.ends_with("; no errors"), "{line}");
         assert!(line.len() < 100, "{} characters: {line}", line.len());
+    }
+
+    #[test]
+    fn connection_errors_are_counted_by_their_class() {
+        let mut kinds = ConnErrorKinds::default();
+        for e in [
+            io::Error::from(io::ErrorKind::ConnectionAborted),
+            io::Error::from(io::ErrorKind::TimedOut),
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+            io::Error::other("x"),
+        ] {
+            kinds.count(&e);
+        }
+        assert_eq!(kinds.describe(), "reset 1, timed out 1, other 2");
+        // A code the standard library leaves uncategorised still counts as a reset.
+        #[cfg(target_os = "linux")]
+        {
+            let mut kinds = ConnErrorKinds::default();
+            kinds.count(&io::Error::from_raw_os_error(102)); // ENETRESET
+            assert_eq!(kinds.reset, 1);
+        }
     }
 
     /// Issue 14: the summary's raw byte counts and an untyped `39 connection errors`.

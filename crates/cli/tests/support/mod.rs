@@ -191,38 +191,21 @@ impl Server {
         self.child.id()
     }
 
-    /// Open file descriptors of the server process.
+    /// Open file descriptors of the server process (Linux: `/proc/PID/fd`; 0 elsewhere).
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        ringport_os::proc::fd_count(self.pid()).unwrap_or(0)
     }
 
-    /// Resident memory of the server process, in KiB.
+    /// Resident memory of the server process, in KiB (Linux: `/proc/PID/status`; 0
+    /// elsewhere).
     pub fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        ringport_os::proc::memory(self.pid()).map_or(0, |m| m.rss_kib)
     }
 
-    /// CPU time the server process has used (user + system), in seconds, from
-    /// `/proc/PID/stat`.
+    /// CPU time the server process has used (user + system), in seconds (Linux:
+    /// `/proc/PID/stat`; 0 elsewhere).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return 0.0;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields
-            .get(11..13)
-            .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-            .unwrap_or(0);
-        ticks as f64 / clock_ticks_per_second() as f64
+        ringport_os::cpu::of_process(self.pid()).map_or(0.0, |c| c.total().as_secs_f64())
     }
 
     /// Waits (at most `limit`) until the server's open descriptors are back to `baseline` or
@@ -376,33 +359,16 @@ impl Drop for Server {
     }
 }
 
-/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` once (100 where that fails).
-pub fn clock_ticks_per_second() -> u64 {
-    static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .filter(|&t| t > 0)
-            .unwrap_or(100)
-    })
-}
-
 /// Raises this process's soft open-file limit to its hard limit (servers it starts inherit
 /// it); returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
-    let (_, hard) = ringport_port::os::nofile_limit().expect("getrlimit");
-    let _ = ringport_port::os::set_nofile_soft(hard);
-    ringport_port::os::nofile_limit().expect("getrlimit").0
+    let _ = ringport_os::limits::raise_nofile();
+    ringport_os::limits::nofile().expect("getrlimit").0
 }
 
-/// Open descriptors of this (the test) process.
+/// Open descriptors of this (the test) process (Linux; 0 elsewhere).
 pub fn own_fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    ringport_os::proc::fd_count(std::process::id()).unwrap_or(0)
 }
 
 /// A small deterministic generator (xorshift) so failures reproduce.

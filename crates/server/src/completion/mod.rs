@@ -117,7 +117,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
     let workers = cfg.workers.max(1);
     let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
     let max = cfg.effective_max_connections();
-    if let Ok((soft, _)) = ringport_port::os::nofile_limit() {
+    if let Ok((soft, _)) = ringport_os::limits::nofile() {
         if max as u64 >= soft {
             warn!(
                 max_connections = max,
