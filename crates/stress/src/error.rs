@@ -10,6 +10,7 @@
 
 use std::io;
 
+use ringport_os::ErrorClass;
 pub use ringport_report::errors::ErrorKind;
 
 /// A bad option or combination; the message is one line and names the flags.
@@ -169,11 +170,9 @@ impl ConnError {
     /// Classifies a socket error on an open connection at byte `offset`: resets and broken pipes
     /// are [`ErrorKind::Reset`], timeouts [`ErrorKind::Timeout`], the rest [`ErrorKind::Other`].
     pub fn from_io(source: io::Error, offset: u64) -> ConnError {
-        match source.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => ConnError::Reset { offset, source },
-            io::ErrorKind::TimedOut => ConnError::Timeout {
+        match ErrorClass::of(&source) {
+            class if class.peer_gone() => ConnError::Reset { offset, source },
+            ErrorClass::TimedOut => ConnError::Timeout {
                 offset,
                 outstanding: 0,
             },

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::io;
 
+pub use ringport_os::human::{human_bytes, plural};
+
 use super::Exporter;
 use crate::histogram::LatencySummary;
 use crate::reconnects::{ReconnectErrorKind, ReconnectFigures};
@@ -369,11 +371,6 @@ fn render_search(r: &SearchReport) -> String {
     s
 }
 
-/// `n` and the noun in the number it needs: `1 connection`, `2 connections`.
-pub fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// The client threads' CPU use, labelled: each thread's (numbered from 1) up to eight threads,
 /// otherwise their spread. 100% is one core.
 fn describe_client_cpu(pct: &[f64]) -> String {
@@ -397,32 +394,9 @@ fn describe_client_cpu(pct: &[f64]) -> String {
     }
 }
 
-/// `bytes` in the largest binary unit that keeps it above 1, e.g. `1.50 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.50 KiB");
-        assert_eq!(human_bytes(3 << 20), "3.00 MiB");
-    }
 
     #[test]
     fn many_threads_cpu_is_a_spread() {

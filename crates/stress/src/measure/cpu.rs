@@ -1,8 +1,6 @@
 //! Client CPU: a thread's own CPU time metered over its run, and the warning when a client
 //! thread was saturated (the figures may then describe the client rather than the server).
 
-use std::fs;
-use std::io;
 use std::time::{Duration, Instant};
 
 /// A CPU share at or above this fraction of a thread's wall time marks it as saturated.
@@ -63,14 +61,14 @@ impl CpuMeter {
     pub fn start() -> CpuMeter {
         CpuMeter {
             wall: Instant::now(),
-            cpu: thread_cpu_time().ok(),
+            cpu: ringport_os::cpu::thread_time().ok(),
         }
     }
 
     /// Stops measuring; `None` if the thread's CPU time cannot be read (no `/proc`).
     pub fn finish(&self) -> Option<ThreadCpu> {
         let start = self.cpu?;
-        let end = thread_cpu_time().ok()?;
+        let end = ringport_os::cpu::thread_time().ok()?;
         Some(ThreadCpu {
             wall: self.wall.elapsed(),
             cpu: end.saturating_sub(start),
@@ -78,106 +76,9 @@ impl CpuMeter {
     }
 }
 
-/// CPU time (user + system) used so far by the calling thread, from `/proc/thread-self/stat`
-/// (on Windows `GetThreadTimes`).
-pub fn thread_cpu_time() -> io::Result<Duration> {
-    #[cfg(windows)]
-    return ringport_port::os::thread_cpu_time();
-    #[cfg(not(windows))]
-    read_stat_cpu("/proc/thread-self/stat")
-}
-
-/// CPU time (user + system) used so far by the whole process, from `/proc/self/stat` (on
-/// Windows `GetProcessTimes`).
-pub fn process_cpu_time() -> io::Result<Duration> {
-    #[cfg(windows)]
-    return ringport_port::os::process_cpu_time();
-    #[cfg(not(windows))]
-    read_stat_cpu("/proc/self/stat")
-}
-
-#[cfg_attr(windows, allow(dead_code))]
-fn read_stat_cpu(path: &str) -> io::Result<Duration> {
-    let text = fs::read_to_string(path)?;
-    parse_stat_cpu(&text, clock_ticks_per_second())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("cannot parse {path}")))
-}
-
-/// utime + stime from the text of a `/proc/.../stat` file (fields 14 and 15, in clock ticks).
-/// The command name (field 2) may hold spaces and parentheses, so fields are counted from the
-/// last `)`.
-fn parse_stat_cpu(text: &str, ticks_per_second: u64) -> Option<Duration> {
-    let after = &text[text.rfind(')')? + 1..];
-    // After the name: field 3 (state) is index 0, so utime (14) is index 11, stime (15) 12.
-    let mut fields = after.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = utime + stime;
-    let tps = ticks_per_second.max(1);
-    Some(
-        Duration::from_secs(ticks / tps)
-            + Duration::from_nanos((ticks % tps) * 1_000_000_000 / tps),
-    )
-}
-
-/// The kernel's USER_HZ (clock ticks per second of `/proc` times), read from the auxiliary vector
-/// (`AT_CLKTCK`) so no `sysconf` call is needed; 100, Linux's value on every common architecture,
-/// if it cannot be read.
-pub fn clock_ticks_per_second() -> u64 {
-    fs::read("/proc/self/auxv")
-        .ok()
-        .and_then(|auxv| parse_auxv_clktck(&auxv))
-        .unwrap_or(100)
-}
-
-/// Finds `AT_CLKTCK` (17) in a native-endian auxiliary vector of word-sized pairs.
-fn parse_auxv_clktck(auxv: &[u8]) -> Option<u64> {
-    const AT_NULL: u64 = 0;
-    const AT_CLKTCK: u64 = 17;
-    const WORD: usize = std::mem::size_of::<usize>();
-    let word = |b: &[u8]| -> u64 {
-        let mut w = [0u8; WORD];
-        w.copy_from_slice(b);
-        usize::from_ne_bytes(w) as u64
-    };
-    for pair in auxv.chunks_exact(2 * WORD) {
-        let (key, value) = (word(&pair[..WORD]), word(&pair[WORD..]));
-        match key {
-            AT_NULL => return None,
-            AT_CLKTCK if value > 0 => return Some(value),
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_proc_stat_with_a_hostile_command_name() {
-        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
-        let line = "1234 (a) b (c) S 1 1 1 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 5 0 0";
-        assert_eq!(parse_stat_cpu(line, 100), Some(Duration::from_secs(3)));
-        assert_eq!(parse_stat_cpu(line, 1000), Some(Duration::from_millis(300)));
-        assert_eq!(parse_stat_cpu("garbage", 100), None);
-    }
-
-    #[test]
-    fn parses_clktck_from_auxv() {
-        let mut auxv = Vec::new();
-        for (k, v) in [(6usize, 4096usize), (17, 250), (0, 0)] {
-            auxv.extend_from_slice(&k.to_ne_bytes());
-            auxv.extend_from_slice(&v.to_ne_bytes());
-        }
-        assert_eq!(parse_auxv_clktck(&auxv), Some(250));
-        assert_eq!(
-            parse_auxv_clktck(&auxv[2 * std::mem::size_of::<usize>()..][..0]),
-            None
-        );
-        assert_eq!(clock_ticks_per_second(), 100, "USER_HZ on Linux");
-    }
 
     /// The meter counts the CPU the thread used, whatever share of a CPU the machine gave it:
     /// the thread spins until it has used 30 ms (read independently of the meter), and the
@@ -185,10 +86,10 @@ mod tests {
     #[test]
     fn a_busy_thread_is_seen_busy() {
         let meter = CpuMeter::start();
-        let before = thread_cpu_time().expect("/proc/thread-self/stat is readable");
+        let before = ringport_os::cpu::thread_time().expect("/proc/thread-self/stat is readable");
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut x = 0u64;
-        while thread_cpu_time().unwrap() < before + Duration::from_millis(30) {
+        while ringport_os::cpu::thread_time().unwrap() < before + Duration::from_millis(30) {
             assert!(
                 Instant::now() < deadline,
                 "the thread never got 30 ms of CPU"
@@ -204,8 +105,8 @@ mod tests {
         assert!(cpu.utilization() > 0.0, "{cpu:?}");
         // The kernel scales each count from the scheduler's runtime on its own, to whole
         // ticks: the process's may trail one thread's by a tick.
-        let tick = Duration::from_secs(1) / clock_ticks_per_second() as u32;
-        let process = process_cpu_time().unwrap();
+        let tick = Duration::from_secs(1) / ringport_os::clock::ticks_per_second() as u32;
+        let process = ringport_os::cpu::process_time().unwrap();
         assert!(
             process + tick >= cpu.cpu,
             "process {process:?}, thread {cpu:?}"

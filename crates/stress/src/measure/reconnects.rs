@@ -4,6 +4,7 @@
 
 use std::io;
 
+use ringport_os::ErrorClass;
 use ringport_report::reconnects::{ReconnectErrorKind, ReconnectErrors};
 
 use crate::error::ConnError;
@@ -45,16 +46,12 @@ pub fn kind_of(err: &ConnError) -> ReconnectErrorKind {
 
 /// The cause of a failed connect (or of creating and binding its socket).
 pub fn kind_of_io(e: &io::Error) -> ReconnectErrorKind {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => ReconnectErrorKind::Refused,
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => ReconnectErrorKind::Reset,
-        io::ErrorKind::TimedOut => ReconnectErrorKind::Timeout,
-        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
-            ReconnectErrorKind::AddrNotAvailable
-        }
-        _ => ReconnectErrorKind::Other,
+    match ErrorClass::of(e) {
+        ErrorClass::Refused => ReconnectErrorKind::Refused,
+        ErrorClass::Reset | ErrorClass::BrokenPipe => ReconnectErrorKind::Reset,
+        ErrorClass::TimedOut => ReconnectErrorKind::Timeout,
+        ErrorClass::AddrUnavailable => ReconnectErrorKind::AddrNotAvailable,
+        ErrorClass::Other => ReconnectErrorKind::Other,
     }
 }
 
