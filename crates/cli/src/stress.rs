@@ -151,6 +151,10 @@ pub struct StressArgs {
     /// `latency` (and `uncorrected` with --rate, `connect` for connect times).
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
+    /// Write the latency per second as CSV: one row per interval of the --hdr-log (tag, start,
+    /// length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
     /// Run only share I of N (1-based: 1/3, 2/3, 3/3) of the connections, and with them of the
     /// rate and the messages, for load from N hosts; `ringport merge` adds the results.
     #[arg(long, value_name = "I/N", value_parser = parse_segment)]
@@ -288,6 +292,7 @@ impl StressArgs {
             .collect();
         cfg.json = self.json.as_deref().map(OutputTarget::parse);
         cfg.hdr_log = self.hdr_log.clone();
+        cfg.csv = self.csv.clone();
         cfg.verbose = self.verbose;
         cfg.seed = self.seed;
         cfg.backend = self.backend;

@@ -130,6 +130,8 @@ pub struct StressConfig {
     pub json: Option<OutputTarget>,
     /// `--hdr-log PATH`.
     pub hdr_log: Option<PathBuf>,
+    /// `--csv PATH`: the per-second latency intervals as CSV, one row per interval.
+    pub csv: Option<PathBuf>,
     /// `--verbose`: print every reply, as the article's client does.
     pub verbose: bool,
     /// `--seed`: seed of the random payload.
@@ -187,6 +189,7 @@ impl Default for StressConfig {
             source_ips: Vec::new(),
             json: None,
             hdr_log: None,
+            csv: None,
             verbose: false,
             seed: 0,
             backend: BackendChoice::Auto,

@@ -320,7 +320,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         self.loading = true;
         self.reconnects.restart(start, Self::reconnect_rate(config));
         self.measure_start = start + config.warmup;
-        if config.hdr_log.is_some() {
+        if config.hdr_log.is_some() || config.csv.is_some() {
             self.stats.start_intervals(self.measure_start);
         }
         match config.stop() {

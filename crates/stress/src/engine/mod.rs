@@ -57,14 +57,17 @@ mod timeouts;
 
 pub use progress::Progress;
 
-use std::io::{self, Write as _};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Backend, Port, PortConfig};
+use ringport_report::export::{Csv, Exporter, HdrLog};
+use ringport_report::hdrlog::IntervalLog;
 
 use crate::config::preflight::{preflight, Preflight, PreflightError};
 use crate::config::{OutputTarget, Stop, StressConfig};
@@ -146,7 +149,7 @@ pub struct StressOutcome {
 }
 
 impl StressOutcome {
-    /// Writes the outputs `config` asks for: `--json` and `--hdr-log`.
+    /// Writes the outputs `config` asks for: `--json`, `--hdr-log` and `--csv`.
     ///
     /// # Errors
     ///
@@ -161,18 +164,22 @@ impl StressOutcome {
                 io::Error::new(e.kind(), format!("writing --json to {what}: {e}"))
             })?;
         }
-        if let Some(path) = &config.hdr_log {
-            let log = crate::report::interval_log(&self.report, &self.stats);
-            std::fs::File::create(path)
-                .and_then(|f| {
-                    let mut out = io::BufWriter::new(f);
-                    log.write_to(&mut out)?;
-                    out.flush()
-                })
+        if config.hdr_log.is_none() && config.csv.is_none() {
+            return Ok(());
+        }
+        let log = crate::report::interval_log(&self.report, &self.stats);
+        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
+            ("--hdr-log", &config.hdr_log, &HdrLog),
+            ("--csv", &config.csv, &Csv),
+        ];
+        for (flag, path, exporter) in logs {
+            let Some(path) = path else { continue };
+            exporter
+                .write_to(&log, &OutputTarget::Path(path.clone()))
                 .map_err(|e| {
                     io::Error::new(
                         e.kind(),
-                        format!("writing --hdr-log to {}: {e}", path.display()),
+                        format!("writing {flag} to {}: {e}", path.display()),
                     )
                 })?;
         }
@@ -331,7 +338,8 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     })
 }
 
-/// Checks, before anything runs, that the files `--json` and `--hdr-log` name can be written,
+/// Checks, before anything runs, that the files `--json`, `--hdr-log` and `--csv` name can be
+/// written,
 /// so a long run is not lost to a typo in a path. A file that did not exist is created and
 /// removed again; an existing one is opened for appending and left as it is.
 fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
@@ -340,7 +348,8 @@ fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
         _ => None,
     };
     let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
-    for (flag, path) in json.into_iter().chain(hdr) {
+    let csv = config.csv.as_ref().map(|p| ("--csv", p));
+    for (flag, path) in json.into_iter().chain(hdr).chain(csv) {
         let fail = |error| StressError::Output {
             flag,
             path: path.display().to_string(),
