@@ -1,12 +1,12 @@
 //! Named outcomes of the port's failed operations, so that callers ask "was it cancelled?"
 //! instead of comparing raw `errno` values.
 //!
-//! Both backends report failures in the kernel's convention (an `errno` inside an
-//! [`io::Error`]); these functions name the ones that are not failures of the connection but
-//! states of the port: an operation ended by [`Port::cancel`](crate::Port::cancel), a pool
-//! operation that found the buffer pool empty. Errors that `std` already names
-//! ([`io::ErrorKind::WouldBlock`], [`io::ErrorKind::Interrupted`], ...) are asked through
-//! [`io::Error::kind`].
+//! Every backend reports failures in its system's convention (an `errno` inside an [`io::Error`] on
+//! Linux, a Windows error code on Windows); these functions name the ones that are not failures of
+//! the connection but states of the port: an operation ended by
+//! [`Port::cancel`](crate::Port::cancel), a pool operation that found the buffer pool empty. Errors
+//! that `std` already names ([`io::ErrorKind::WouldBlock`], [`io::ErrorKind::Interrupted`], ...)
+//! are asked through [`io::Error::kind`].
 
 use std::io;
 

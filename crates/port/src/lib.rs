@@ -1,10 +1,12 @@
 //! # ringport-port: a completion port for Linux and Windows
 //!
 //! The Windows I/O completion port, rebuilt on io_uring (and on epoll where io_uring is
-//! unavailable: see [`BackendChoice`]); on Windows, the real one (IOCP). A [`Port`] belongs to one thread; the
-//! thread [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown,
-//! close, no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one
-//! system call submits everything queued and reaps every completion that is ready, as a batch of
+//! unavailable: see [`BackendChoice`]); on Windows, the real one (IOCP). Three backends, one
+//! contract: what differs between them and matters to a caller is asked of the [`Backend`]
+//! (for example [`Backend::timer_resolution`]). A [`Port`] belongs to one thread; the thread
+//! [`submit`](Port::submit)s operations ([`Op`]: accept, recv, send, connect, shutdown, close,
+//! no-op) that own their buffers and their fd handle, then [`wait`](Port::wait)s: one system
+//! call submits everything queued and reaps every completion that is ready, as a batch of
 //! [`Completion`]s. Other threads reach a port with a [`Poster`] (`PostQueuedCompletionStatus`),
 //! which is how a server wakes its workers to shut down.
 //!
@@ -23,15 +25,19 @@
 //!
 //! # Modules
 //!
+//! - `port`: the [`Port`] and its [`Poster`].
+//! - `backend`: which backend a port runs on ([`Backend`], [`BackendChoice`]).
 //! - [`token`]: the `user_data` layout.
 //! - [`op`]: operations and completions.
-//! - `table`: the slab of in-flight operations.
-//! - `sys`: the backends and every `unsafe` block of the project.
+//! - `table`: the slab of in-flight operations, each with its driver's own state.
+//! - `sys`: the contract between the port and its backends (an `unsafe trait`), the three
+//!   drivers, and every `unsafe` block of the project.
 //! - [`os`]: process limits behind safe functions.
 //! - [`errors`]: named outcomes of failed operations ([`is_cancelled`], [`is_pool_empty`]).
 
 #![deny(unsafe_code)]
 
+mod backend;
 pub mod errors;
 pub mod op;
 mod port;
@@ -41,12 +47,9 @@ mod sys;
 mod table;
 pub mod token;
 
+pub use backend::{probe_uring, Backend, BackendChoice, ParseBackendError, UringUnavailable};
 pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd};
-pub use port::UringUnavailable;
-pub use port::{
-    probe_uring, Backend, BackendChoice, ParseBackendError, Port, PortConfig, PortError, PortStats,
-    Poster,
-};
+pub use port::{Port, PortConfig, PortError, PortStats, Poster};
 pub use sys::os;
 pub use token::{OpKind, Token};

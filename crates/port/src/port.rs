@@ -6,11 +6,10 @@
 //!
 //! # Backends
 //!
-//! A port runs on io_uring, or on epoll where io_uring cannot be used (a seccomp filter, the
-//! `kernel.io_uring_disabled` sysctl, a memlock limit, an old kernel). [`PortConfig::backend`]
-//! chooses; [`BackendChoice::Auto`] falls back by itself with one log line, and
-//! [`Port::backend`] and [`Port::describe`] say which is in use. Both backends take the same
-//! operations and give the same completions; `tests/port.rs` runs every test on each.
+//! A port runs on one of three backends (see [`Backend`]): [`PortConfig::backend`] chooses,
+//! and [`Port::backend`] and [`Port::describe`] say which is in use. Every backend takes the
+//! same operations and gives the same completions; `tests/port.rs` runs every test on each
+//! backend of the system it runs on.
 //!
 //! # The loop
 //!
@@ -36,21 +35,14 @@
 
 use std::fmt;
 use std::io;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backend::{Backend, BackendChoice, UringUnavailable};
 use crate::errors::code;
 use crate::op::{Completion, Op, PoolBuf};
-#[cfg(unix)]
-use crate::sys::epoll::EpollDriver;
 use crate::sys::pool::BufPool;
-#[cfg(unix)]
-use crate::sys::uring::UringDriver;
-#[cfg(windows)]
-use crate::sys::IocpDriver;
-use crate::sys::{self, AnyDriver, Delivery, Driver, RawCompletion, Waker};
-use crate::table::{InFlight, OpTable};
+use crate::sys::{dispatch, AnyDriver, Driver, RawCompletion, Waker};
 use crate::token::Token;
 
 /// Settings for a new port.
@@ -73,252 +65,6 @@ impl Default for PortConfig {
     }
 }
 
-/// The mechanism under a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// io_uring: operations are carried out by the kernel.
-    Uring,
-    /// epoll: operations are carried out by the port when their fd is ready (see the
-    /// `sys::epoll` module); for machines where io_uring cannot be used.
-    Epoll,
-    /// An I/O completion port (Windows only): operations are carried out by Windows.
-    Iocp,
-}
-
-impl Backend {
-    /// A short, stable name for logs and reports: `io_uring`, `epoll` or `iocp`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Uring => "io_uring",
-            Backend::Epoll => "epoll",
-            Backend::Iocp => "iocp",
-        }
-    }
-
-    /// Whether this backend exists on the system the program was built for (io_uring and
-    /// epoll on Linux, IOCP on Windows).
-    pub fn exists_here(self) -> bool {
-        match self {
-            Backend::Uring | Backend::Epoll => cfg!(unix),
-            Backend::Iocp => cfg!(windows),
-        }
-    }
-
-    /// Why this backend cannot be used here, when it does not exist on this system.
-    fn not_here(self) -> UringUnavailable {
-        let (system, remedy) = if cfg!(windows) {
-            ("Linux", "use --backend iocp (or auto) on Windows")
-        } else {
-            ("Windows", "use --backend auto, uring or epoll on Linux")
-        };
-        UringUnavailable {
-            backend: self,
-            cause: format!("it exists only on {system}"),
-            remedy: remedy.into(),
-            source: None,
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Which mechanism a port should use: the `--backend auto|uring|epoll|iocp` of the command
-/// line. Every choice exists on every system; one whose backend does not exist here (`iocp` on
-/// Linux, `uring` and `epoll` on Windows) fails with one line saying so.
-///
-/// # Choosing once for many ports
-///
-/// [`BackendChoice::Auto`] probes io_uring each time a port is created and logs a warning each
-/// time it falls back. A program with one port per worker thread should decide once, at
-/// start-up, with [`resolve`](BackendChoice::resolve) (which logs the fallback once), and give
-/// the resolved choice to every worker:
-///
-/// ```no_run
-/// use ringport_port::{BackendChoice, Port, PortConfig};
-///
-/// let choice: BackendChoice = "auto".parse()?;
-/// let backend = choice.resolve()?; // Uring, or Epoll with one warning naming the cause
-/// println!("backend: {backend}");
-/// let config = PortConfig { backend: backend.into(), ..PortConfig::default() };
-/// let port = Port::new(&config)?; // in each worker
-/// assert_eq!(port.backend(), backend);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum BackendChoice {
-    /// io_uring where it can be used, epoll otherwise (with one warning naming the cause).
-    #[default]
-    Auto,
-    /// io_uring or fail with [`PortError::UringUnavailable`].
-    Uring,
-    /// epoll, even where io_uring could be used.
-    Epoll,
-    /// An I/O completion port: Windows only (where `Auto` picks it).
-    Iocp,
-}
-
-impl BackendChoice {
-    /// Every choice, in the order of the command line's help.
-    pub const ALL: [BackendChoice; 4] = [
-        BackendChoice::Auto,
-        BackendChoice::Uring,
-        BackendChoice::Epoll,
-        BackendChoice::Iocp,
-    ];
-
-    /// The name on the command line: `auto`, `uring`, `epoll` or `iocp`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendChoice::Auto => "auto",
-            BackendChoice::Uring => "uring",
-            BackendChoice::Epoll => "epoll",
-            BackendChoice::Iocp => "iocp",
-        }
-    }
-
-    /// Decides which backend this choice means on this machine, probing io_uring for `Auto`
-    /// and `Uring` (see [`probe_uring`]). `Auto` falls back to epoll with one `tracing::warn!`
-    /// line naming the cause. On Windows `Auto` is IOCP.
-    ///
-    /// # Errors
-    ///
-    /// For `Uring`: why io_uring cannot be used, with the remedy; for a backend that does not
-    /// exist on this system, that it does not.
-    pub fn resolve(self) -> Result<Backend, UringUnavailable> {
-        match self {
-            BackendChoice::Iocp if !Backend::Iocp.exists_here() => Err(Backend::Iocp.not_here()),
-            BackendChoice::Uring if !Backend::Uring.exists_here() => Err(Backend::Uring.not_here()),
-            BackendChoice::Epoll if !Backend::Epoll.exists_here() => Err(Backend::Epoll.not_here()),
-            BackendChoice::Iocp => Ok(Backend::Iocp),
-            BackendChoice::Auto if cfg!(windows) => Ok(Backend::Iocp),
-            BackendChoice::Epoll => Ok(Backend::Epoll),
-            BackendChoice::Uring => probe_uring().map(|()| Backend::Uring),
-            BackendChoice::Auto => match probe_uring() {
-                Ok(()) => Ok(Backend::Uring),
-                Err(e) => {
-                    warn_fallback(&e);
-                    Ok(Backend::Epoll)
-                }
-            },
-        }
-    }
-}
-
-impl From<Backend> for BackendChoice {
-    fn from(backend: Backend) -> BackendChoice {
-        match backend {
-            Backend::Uring => BackendChoice::Uring,
-            Backend::Epoll => BackendChoice::Epoll,
-            Backend::Iocp => BackendChoice::Iocp,
-        }
-    }
-}
-
-impl fmt::Display for BackendChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A backend name that is not `auto`, `uring`, `epoll` or `iocp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseBackendError(String);
-
-impl fmt::Display for ParseBackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown backend `{}`: expected auto, uring, epoll or iocp",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ParseBackendError {}
-
-impl FromStr for BackendChoice {
-    type Err = ParseBackendError;
-
-    /// Parses `auto`, `uring` (or `io_uring`), `epoll` and `iocp`, in any case.
-    fn from_str(s: &str) -> Result<BackendChoice, ParseBackendError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(BackendChoice::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
-            "epoll" => Ok(BackendChoice::Epoll),
-            "iocp" => Ok(BackendChoice::Iocp),
-            _ => Err(ParseBackendError(s.to_string())),
-        }
-    }
-}
-
-/// Checks that io_uring can be used here, with everything a port needs (the setup flags'
-/// fallbacks, the features and opcodes), by building one small ring with the default number of
-/// entries and dropping it: a handful of system calls.
-///
-/// # Errors
-///
-/// Why io_uring cannot be used (seccomp, `kernel.io_uring_disabled`, memlock limit, kernel too
-/// old), with the remedy; on Windows, that it exists only on Linux.
-pub fn probe_uring() -> Result<(), UringUnavailable> {
-    #[cfg(windows)]
-    return Err(Backend::Uring.not_here());
-    #[cfg(unix)]
-    match UringDriver::open(PortConfig::default().entries) {
-        Ok(_) => Ok(()),
-        Err(PortError::UringUnavailable(e)) => Err(e),
-        Err(PortError::Io(e)) => Err(UringUnavailable {
-            backend: Backend::Uring,
-            cause: format!("the probe could not create an eventfd ({e})"),
-            remedy: "check the open-file limit (ulimit -n)".into(),
-            source: Some(e),
-        }),
-    }
-}
-
-/// Why io_uring (or a backend of another system) cannot be used on this machine, with what to
-/// do about it.
-#[derive(Debug)]
-pub struct UringUnavailable {
-    /// The backend that cannot be used (io_uring, or one that does not exist on this system).
-    pub backend: Backend,
-    /// The cause in a few words, e.g. "blocked by a seccomp filter (EPERM)".
-    pub cause: String,
-    /// What the user can do.
-    pub remedy: String,
-    /// The error the kernel returned, if any.
-    pub source: Option<io::Error>,
-}
-
-impl fmt::Display for UringUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} is unavailable: {}; {}",
-            self.backend, self.cause, self.remedy
-        )
-    }
-}
-
-impl std::error::Error for UringUnavailable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-fn warn_fallback(e: &UringUnavailable) {
-    tracing::warn!(
-        remedy = %e.remedy,
-        "io_uring is unavailable ({}); using the epoll backend",
-        e.cause
-    );
-}
-
 /// Why a port could not be created.
 #[derive(Debug)]
 pub enum PortError {
@@ -338,6 +84,12 @@ impl fmt::Display for PortError {
 }
 
 impl std::error::Error for PortError {}
+
+impl From<UringUnavailable> for PortError {
+    fn from(e: UringUnavailable) -> PortError {
+        PortError::UringUnavailable(e)
+    }
+}
 
 /// Counters a port keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -390,8 +142,8 @@ impl Poster {
 
 /// A completion port: one per thread.
 pub struct Port {
+    /// The backend, with the operations in flight on it.
     driver: AnyDriver,
-    table: OpTable,
     post: Arc<PostBox>,
     raw: Vec<RawCompletion>,
     stats: PortStats,
@@ -404,7 +156,7 @@ impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Port")
             .field("backend", &self.backend())
-            .field("in_flight", &self.table.len())
+            .field("in_flight", &self.in_flight())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -423,47 +175,14 @@ impl Port {
     /// cannot be used, naming the cause (seccomp, sysctl, memlock limit, kernel too old) and the
     /// remedy; [`PortError::Io`] when the port's own descriptors cannot be created.
     pub fn new(config: &PortConfig) -> Result<Port, PortError> {
-        #[cfg(windows)]
-        {
-            config
-                .backend
-                .resolve()
-                .map_err(PortError::UringUnavailable)?;
-            let driver = IocpDriver::new(config.entries).map_err(PortError::Io)?;
-            Ok(Port::with_driver(AnyDriver::Iocp(driver)))
-        }
-        #[cfg(unix)]
-        match config.backend {
-            BackendChoice::Iocp => Err(PortError::UringUnavailable(Backend::Iocp.not_here())),
-            BackendChoice::Uring => Port::new_uring(config),
-            BackendChoice::Epoll => Port::new_epoll(config, None),
-            BackendChoice::Auto => match Port::new_uring(config) {
-                Err(PortError::UringUnavailable(e)) => {
-                    warn_fallback(&e);
-                    Port::new_epoll(config, Some(e.cause))
-                }
-                made => made,
-            },
-        }
-    }
-
-    #[cfg(unix)]
-    fn new_uring(config: &PortConfig) -> Result<Port, PortError> {
-        let driver = UringDriver::open(config.entries.max(8))?;
-        Ok(Port::with_driver(AnyDriver::Uring(driver)))
-    }
-
-    #[cfg(unix)]
-    fn new_epoll(config: &PortConfig, fallback: Option<String>) -> Result<Port, PortError> {
-        let driver = EpollDriver::new(config.entries, fallback).map_err(PortError::Io)?;
-        Ok(Port::with_driver(AnyDriver::Epoll(driver)))
+        let driver = AnyDriver::open(config.backend, config.entries)?;
+        Ok(Port::with_driver(driver))
     }
 
     fn with_driver(driver: AnyDriver) -> Port {
-        let waker = driver.waker();
+        let waker = dispatch!(&driver, d => d.driver.waker());
         Port {
             driver,
-            table: OpTable::default(),
             post: Arc::new(PostBox {
                 queue: Mutex::new(Vec::new()),
                 waker,
@@ -489,7 +208,7 @@ impl Port {
             return Err(io::Error::from_raw_os_error(code::INVALID));
         }
         let mut pool = BufPool::new(count, size)?;
-        self.driver.attach_pool(&mut pool);
+        dispatch!(&mut self.driver, d => d.driver.attach_pool(&mut pool));
         self.pool = Some(pool);
         Ok(())
     }
@@ -552,11 +271,17 @@ impl Port {
         self.driver.backend()
     }
 
+    /// How finely this port's [`wait`](Port::wait) keeps its timeout: its backend's
+    /// [`timer_resolution`](Backend::timer_resolution).
+    pub fn timer_resolution(&self) -> Duration {
+        self.backend().timer_resolution()
+    }
+
     /// A few words on the backend and how it was set up, for logs: `io_uring (setup flags:
     /// ...)`, `epoll (edge-triggered)`, or `epoll (edge-triggered; io_uring unavailable: CAUSE)`
     /// when [`BackendChoice::Auto`] fell back.
     pub fn describe(&self) -> String {
-        self.driver.describe(self.pool.as_ref())
+        dispatch!(&self.driver, d => d.driver.describe(self.pool.as_ref()))
     }
 
     /// A handle other threads use to post values to this port.
@@ -569,7 +294,7 @@ impl Port {
     /// Counters about this port.
     pub fn stats(&self) -> PortStats {
         let mut stats = self.stats;
-        stats.inline = self.driver.inline_completions();
+        stats.inline = dispatch!(&self.driver, d => d.driver.inline_completions());
         if let Some(pool) = &self.pool {
             stats.pool_buffers = pool.count();
             stats.pool_peak = pool.peak();
@@ -579,12 +304,12 @@ impl Port {
 
     /// Operations submitted whose completions have not been reaped yet.
     pub fn in_flight(&self) -> usize {
-        self.table.len()
+        dispatch!(&self.driver, d => d.table.len())
     }
 
     /// Slots of the operation table (its high-water mark of operations in flight at once).
     pub fn table_slots(&self) -> usize {
-        self.table.capacity()
+        dispatch!(&self.driver, d => d.table.capacity())
     }
 
     /// Queues `op`; its completion will carry `key`. Nothing reaches the kernel before the next
@@ -592,28 +317,8 @@ impl Port {
     ///
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
-        let kind = op.kind();
-        if let Op::SendBufs { bufs, .. } = &op {
-            if bufs.is_empty() {
-                return Err(io::Error::from_raw_os_error(code::INVALID));
-            }
-        }
-        let addr = sys::op_addr(&op);
-        let token = self.table.insert(InFlight {
-            key,
-            kind,
-            op,
-            addr,
-            pooled: None,
-            msg: None,
-        });
-        let inflight = self.table.get_mut(token).expect("just inserted");
-        if let Err(e) = self.driver.push(token, inflight, self.pool.as_mut()) {
-            if let Some(mut inflight) = self.table.remove(token) {
-                self.driver.reclaim(&mut inflight);
-            }
-            return Err(e);
-        }
+        let pool = self.pool.as_mut();
+        let token = dispatch!(&mut self.driver, d => d.submit(key, op, pool))?;
         self.stats.submitted += 1;
         Ok(token)
     }
@@ -622,10 +327,7 @@ impl Port {
     /// `ECANCELED` if it had not finished. Cancelling an operation that already completed does
     /// nothing.
     pub fn cancel(&mut self, token: Token) -> io::Result<()> {
-        if !self.table.contains(token) {
-            return Ok(());
-        }
-        self.driver.cancel(token)
+        dispatch!(&mut self.driver, d => d.cancel(token))
     }
 
     /// Submits everything queued and waits until at least one completion is ready or `timeout`
@@ -637,20 +339,13 @@ impl Port {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         self.stats.waits += 1;
-        self.raw.clear();
         if let Some(pool) = &mut self.pool {
             pool.refill();
         }
-        self.driver
-            .wait(&mut self.table, self.pool.as_mut(), timeout, &mut self.raw)?;
         let before = out.len();
-        let mut to = Delivery {
-            table: &mut self.table,
-            driver: &mut self.driver,
-            posted: &self.post.queue,
-            out,
-        };
-        self.stats.stale += sys::deliver(&self.raw, &mut to, self.pool.as_mut());
+        let (raw, pool, posted) = (&mut self.raw, self.pool.as_mut(), &self.post.queue);
+        self.stats.stale +=
+            dispatch!(&mut self.driver, d => d.wait(raw, pool, timeout, posted, out))?;
         let added = out.len() - before;
         self.stats.completions += added as u64;
         Ok(added)
@@ -659,7 +354,7 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        self.driver.close(&mut self.table, &mut self.pool);
+        dispatch!(&mut self.driver, d => d.quiesce(&mut self.pool));
     }
 }
 
@@ -670,6 +365,7 @@ mod tests {
 
     use super::*;
     use crate::op::Outcome;
+    use crate::probe_uring;
 
     /// The next completion's outcome, waiting up to 5 s.
     fn next(port: &mut Port, done: &mut Vec<Completion>) -> Outcome {
@@ -692,10 +388,10 @@ mod tests {
             ..PortConfig::default()
         };
         let mut port = Port::new(&config).unwrap();
-        let AnyDriver::Uring(driver) = &mut port.driver else {
+        let AnyDriver::Uring(uring) = &mut port.driver else {
             panic!("{}", port.describe())
         };
-        driver.refuse_multishot_accept();
+        uring.driver.refuse_multishot_accept();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let listener: crate::SharedFd = Rc::new(listener.into());

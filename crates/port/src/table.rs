@@ -4,49 +4,91 @@
 //! released only when its completion has been reaped, so a slot is never reused while the kernel
 //! may still write into the resources it holds. Each release bumps the entry's generation; a
 //! [`Token`] whose generation or kind does not match the entry is stale and is refused.
+//!
+//! An entry holds what every backend needs (the caller's key, the operation and what it owns,
+//! a pool buffer the driver took) and the driver's own state for the operation (`S`, its
+//! [`Driver::State`](crate::sys::Driver::State)): io_uring's socket address and message header,
+//! epoll's accepted peer, IOCP's `OVERLAPPED`s.
 
-use crate::op::Op;
-use crate::sys::{MsgBuf, SockAddrBuf};
+use std::rc::Rc;
+
+use crate::op::{Op, OwnedFd, SharedFd};
 use crate::token::{OpKind, Token};
+
+/// What a table entry carries out.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Any operation but a close, as the caller submitted it, with what it owns.
+    Op(Op),
+    /// A close: the caller's handle on the descriptor, until the driver takes it with
+    /// [`take_last`](Work::take_last) (once it has let go of any handle of its own).
+    Close(Option<SharedFd>),
+}
+
+impl Work {
+    /// The work `op` is: an [`Op::Close`] becomes a [`Work::Close`].
+    pub fn new(op: Op) -> Work {
+        match op {
+            Op::Close { fd } => Work::Close(Some(fd)),
+            op => Work::Op(op),
+        }
+    }
+
+    /// Takes a close's descriptor: its last handle, which the driver must close (the close's
+    /// result is the operation's), or `None` when other handles still hold the descriptor
+    /// (this one is dropped, the last holder closes it, and the close completes with 0), when
+    /// it was taken already, or when this is not a close.
+    pub fn take_last(&mut self) -> Option<OwnedFd> {
+        match self {
+            Work::Close(fd) => fd.take().and_then(|fd| Rc::try_unwrap(fd).ok()),
+            Work::Op(_) => None,
+        }
+    }
+}
 
 /// One operation in flight.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+pub(crate) struct InFlight<S> {
     /// The caller's key, returned in the completion.
     pub key: u64,
-    /// What the operation does (a Close whose descriptor the driver took holds `Op::Nop`).
+    /// What the operation does.
     pub kind: OpKind,
     /// The operation and the resources it owns.
-    pub op: Op,
-    /// Socket address storage the kernel reads (connect) or writes (accept). Boxed so that it
-    /// does not move when the table grows.
-    pub addr: Option<Box<SockAddrBuf>>,
+    pub work: Work,
     /// The pool buffer the driver took for this receive itself (where the kernel does not
-    /// select buffers: io_uring without a provided-buffer ring).
+    /// select buffers: io_uring without a provided-buffer ring, IOCP's single receive).
     pub pooled: Option<u16>,
-    /// The message header and iovecs of a gathered send on io_uring, lent by the driver (boxed
-    /// so they do not move while the kernel reads them; taken back by `Driver::reclaim`).
-    #[cfg_attr(windows, allow(dead_code))]
-    pub msg: Option<Box<MsgBuf>>,
+    /// The driver's own state for the operation (see the module's documentation).
+    pub state: S,
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<S> {
     generation: u16,
-    state: Option<InFlight>,
+    state: Option<InFlight<S>>,
 }
 
 /// A slab of in-flight operations addressed by [`Token`].
-#[derive(Debug, Default)]
-pub(crate) struct OpTable {
-    entries: Vec<Entry>,
+#[derive(Debug)]
+pub(crate) struct OpTable<S> {
+    entries: Vec<Entry<S>>,
     free: Vec<u32>,
     live: usize,
 }
 
-impl OpTable {
+impl<S> Default for OpTable<S> {
+    fn default() -> Self {
+        OpTable {
+            entries: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<S> OpTable<S> {
     /// Stores an operation and returns its token.
-    pub fn insert(&mut self, op: InFlight) -> Token {
+    pub fn insert(&mut self, op: InFlight<S>) -> Token {
         let kind = op.kind;
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -67,7 +109,7 @@ impl OpTable {
     }
 
     /// The operation named by `token`, if it is still in flight.
-    pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight> {
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight<S>> {
         let entry = self.entries.get_mut(token.slot() as usize)?;
         if entry.generation != token.generation() {
             return None;
@@ -88,7 +130,7 @@ impl OpTable {
     }
 
     /// Removes the operation named by `token` and frees its slot; `None` for a stale token.
-    pub fn remove(&mut self, token: Token) -> Option<InFlight> {
+    pub fn remove(&mut self, token: Token) -> Option<InFlight<S>> {
         let slot = token.slot();
         self.get_mut(token)?;
         let entry = &mut self.entries[slot as usize];
@@ -114,14 +156,13 @@ impl OpTable {
 mod tests {
     use super::*;
 
-    fn nop(key: u64) -> InFlight {
+    fn nop(key: u64) -> InFlight<()> {
         InFlight {
             key,
             kind: OpKind::Nop,
-            op: Op::Nop,
-            addr: None,
+            work: Work::new(Op::Nop),
             pooled: None,
-            msg: None,
+            state: (),
         }
     }
 
@@ -151,6 +192,28 @@ mod tests {
         let forged = Token::new(a.slot(), a.generation(), OpKind::Recv);
         assert!(t.remove(forged).is_none());
         assert!(t.remove(a).is_some());
+    }
+
+    /// A close takes the descriptor only as its last handle, and only once: with another
+    /// handle alive (a driver's own, say) there is nothing to close yet.
+    #[cfg(unix)]
+    #[test]
+    fn a_close_takes_only_the_last_handle_once() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let held = std::rc::Rc::clone(&fd);
+        let mut work = Work::new(Op::Close { fd });
+        assert!(matches!(work, Work::Close(Some(_))));
+        drop(held);
+        assert!(work.take_last().is_some(), "the last handle");
+        assert!(work.take_last().is_none(), "taken once");
+
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let _held = std::rc::Rc::clone(&fd);
+        let mut work = Work::new(Op::Close { fd });
+        assert!(work.take_last().is_none(), "another handle holds it");
+        assert!(Work::new(Op::Nop).take_last().is_none(), "not a close");
     }
 
     #[test]

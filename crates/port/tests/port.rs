@@ -733,6 +733,34 @@ fn auto_is_iocp_and_the_linux_backends_are_refused() {
     }
 }
 
+/// A backend is named by what it is, parses back from its name (or its choice's), and answers
+/// for itself what callers need to know, on every system.
+#[test]
+fn backends_name_themselves_and_answer_for_their_timers() {
+    for backend in Backend::ALL {
+        assert_eq!(backend.name().parse::<Backend>(), Ok(backend));
+        assert_eq!(backend.choice().to_string().parse::<Backend>(), Ok(backend));
+        assert_eq!(BackendChoice::from(backend), backend.choice());
+        assert_eq!(Backend::HERE.contains(&backend), backend.exists_here());
+    }
+    assert!("auto".parse::<Backend>().is_err(), "auto names no backend");
+    assert!("kqueue".parse::<Backend>().is_err());
+    // Where a wait's timeout is kept to the millisecond, a caller cannot aim finer.
+    assert_eq!(Backend::Iocp.timer_resolution(), Duration::from_millis(1));
+    for fine in [Backend::Uring, Backend::Epoll] {
+        assert!(fine.timer_resolution() < Duration::from_micros(1));
+    }
+    // The fallback exists here and always makes a port.
+    assert!(Backend::FALLBACK.exists_here());
+    let port = util::port(Backend::FALLBACK.choice());
+    assert_eq!(port.backend(), Backend::FALLBACK);
+    // Auto's first preference is the first backend here.
+    let auto = BackendChoice::Auto.resolve().unwrap();
+    assert!(Backend::HERE.contains(&auto));
+    let port = Port::new(&PortConfig::default()).unwrap();
+    assert_eq!(port.timer_resolution(), port.backend().timer_resolution());
+}
+
 // io_uring and epoll are Linux's.
 #[cfg(target_os = "linux")]
 #[test]

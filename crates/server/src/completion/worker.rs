@@ -329,16 +329,18 @@ pub(super) mod testing {
     use ringport_port::OwnedFd;
     use std::net::{TcpListener, TcpStream};
 
+    use ringport_port::{Backend, BackendChoice};
+
     /// The backends of this system, which the worker's tests run on each.
-    #[cfg(unix)]
-    pub(in crate::completion) const BACKENDS: [ringport_port::BackendChoice; 2] = [
-        ringport_port::BackendChoice::Uring,
-        ringport_port::BackendChoice::Epoll,
-    ];
-    /// The backends of this system, which the worker's tests run on each.
-    #[cfg(windows)]
-    pub(in crate::completion) const BACKENDS: [ringport_port::BackendChoice; 1] =
-        [ringport_port::BackendChoice::Iocp];
+    pub(in crate::completion) const BACKENDS: [BackendChoice; Backend::HERE.len()] = {
+        let mut each = [BackendChoice::Auto; Backend::HERE.len()];
+        let mut i = 0;
+        while i < each.len() {
+            each[i] = Backend::HERE[i].choice();
+            i += 1;
+        }
+        each
+    };
 
     pub(in crate::completion) fn pair() -> (OwnedFd, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

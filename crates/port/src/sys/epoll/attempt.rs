@@ -7,8 +7,11 @@ use std::os::fd::AsRawFd;
 
 use crate::op::Op;
 use crate::sys::pool::BufPool;
-use crate::sys::{buffer_flags, RawCompletion, SockAddrBuf, CQE_F_MORE};
-use crate::table::InFlight;
+use crate::sys::sockaddr::SockAddrBuf;
+use crate::sys::{buffer_flags, RawCompletion, CQE_F_MORE};
+use crate::table::{InFlight, Work};
+
+use super::EpollOp;
 use crate::token::Token;
 
 use super::sys::{self, Attempt};
@@ -121,16 +124,21 @@ fn recv_pooled(
 /// Chunks of a receive that filled several buffers go to `out` first (see [`recv_pooled`]).
 pub(super) fn attempt(
     token: Token,
-    inflight: &mut InFlight,
+    inflight: &mut InFlight<EpollOp>,
     pool: Option<&mut BufPool>,
     out: &mut Vec<RawCompletion>,
 ) -> Progress {
-    match &mut inflight.op {
+    let Work::Op(op) = &mut inflight.work else {
+        // A close is never queued: it completes when pushed.
+        return Progress::Done(0, 0);
+    };
+    match op {
         Op::Recv { fd, buf, .. } => sys::try_recv(fd.as_raw_fd(), buf).into(),
         Op::Send { fd, buf, at } => sys::try_send(fd.as_raw_fd(), buf, *at).into(),
         Op::Accept { listener } => {
             let addr = inflight
-                .addr
+                .state
+                .peer
                 .as_mut()
                 .expect("accept carries address storage");
             sys::try_accept(listener.as_raw_fd(), addr).into()

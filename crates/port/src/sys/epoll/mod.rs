@@ -76,16 +76,18 @@ mod waiters;
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::Backend;
 use crate::op::{Op, SharedFd};
-use crate::port::Backend;
 use crate::sys::pool::BufPool;
-use crate::sys::{take_close_fd, Driver, RawCompletion, Waker};
-use crate::table::{InFlight, OpTable};
+use crate::sys::sockaddr::SockAddrBuf;
+use crate::sys::{Driver, OpState, RawCompletion, Waker};
+use crate::table::{InFlight, OpTable, Work};
 use crate::token::{OpKind, Token, WAKE};
 
 use attempt::{attempt, Progress};
@@ -197,7 +199,7 @@ impl EpollDriver {
     fn try_now(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut InFlight<EpollOp>,
         fd: RawFd,
         dir: Dir,
         pool: Option<&mut BufPool>,
@@ -214,7 +216,7 @@ impl EpollDriver {
     fn push_multi(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut InFlight<EpollOp>,
         fd: &SharedFd,
         mut pool: Option<&mut BufPool>,
     ) {
@@ -248,7 +250,7 @@ impl EpollDriver {
         &mut self,
         fd: RawFd,
         dir: Dir,
-        table: &mut OpTable,
+        table: &mut OpTable<EpollOp>,
         mut pool: Option<&mut BufPool>,
         out: &mut Vec<RawCompletion>,
     ) {
@@ -281,7 +283,36 @@ impl EpollDriver {
     }
 }
 
-impl Driver for EpollDriver {
+/// What the epoll driver keeps for an operation: where an accept's peer address lands (boxed,
+/// so that an entry of every kind stays small). A connect's address is read once, when it is
+/// pushed, and needs no room here.
+#[derive(Debug, Default)]
+pub(crate) struct EpollOp {
+    peer: Option<Box<SockAddrBuf>>,
+}
+
+impl OpState for EpollOp {
+    fn new(op: &Op) -> EpollOp {
+        EpollOp {
+            peer: matches!(op, Op::Accept { .. }).then(|| Box::new(SockAddrBuf::empty())),
+        }
+    }
+
+    fn accepted_peer(&self) -> Option<SocketAddr> {
+        self.peer.as_ref().and_then(|a| a.socket_addr())
+    }
+}
+
+// SAFETY: the driver carries every operation out itself, with one synchronous system call per
+// attempt (`attempt`), and reports its result as that call returned it, named by the
+// operation's token: an accepted fd is `accept4`'s, fresh; a receive's byte count is `recv`'s
+// into the operation's buffer's spare capacity or the pool buffers it took. No call outlives
+// the attempt, so nothing of an operation is used once it has completed, and nothing after the
+// port is dropped. An operation completes once: when pushed, or when its queue is worked, or
+// when cancelled while it waits (it is then out of the queue).
+unsafe impl Driver for EpollDriver {
+    type State = EpollOp;
+
     fn backend(&self) -> Backend {
         Backend::Epoll
     }
@@ -301,7 +332,7 @@ impl Driver for EpollDriver {
     fn attach_pool(&mut self, _pool: &mut BufPool) {}
 
     /// Nothing is lent: iovecs live on the stack of each attempt.
-    fn reclaim(&mut self, _inflight: &mut InFlight) {}
+    fn reclaim(&mut self, _inflight: &mut InFlight<EpollOp>) {}
 
     /// Starts the operation `inflight`, named `token`: carries it out at once if it can, else
     /// queues it until its fd is ready. A Close is a synchronous `close(2)`, made once the
@@ -309,10 +340,23 @@ impl Driver for EpollDriver {
     fn push(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut InFlight<EpollOp>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
-        let (fd, dir, nowait) = match &inflight.op {
+        let op = match &mut inflight.work {
+            Work::Close(fd) => {
+                // The driver may hold a handle on an fd it watched: let it go first, so that
+                // this close holds the last one and really closes.
+                if let Some(fd) = fd {
+                    self.forget(fd.as_raw_fd());
+                }
+                let res = inflight.work.take_last().map_or(0, sys::close);
+                self.ready.push(RawCompletion::new(token, res, 0));
+                return Ok(());
+            }
+            Work::Op(op) => op,
+        };
+        let (fd, dir, nowait) = match op {
             Op::AcceptMulti { listener } => {
                 let listener = Rc::clone(listener);
                 if self.listener_nonblocking(token, &listener) {
@@ -338,10 +382,9 @@ impl Driver for EpollDriver {
             Op::Send { fd, .. } | Op::SendBuf { fd, .. } | Op::SendBufs { fd, .. } => {
                 (Rc::clone(fd), Dir::Write, false)
             }
-            Op::Connect { fd, .. } => {
+            Op::Connect { fd, addr } => {
                 let fd = Rc::clone(fd);
-                let addr = inflight.addr.as_ref().expect("connect carries its address");
-                match sys::start_connect(fd.as_raw_fd(), addr) {
+                match sys::start_connect(fd.as_raw_fd(), &SockAddrBuf::from_socket_addr(addr)) {
                     Some(res) => self.ready.push(RawCompletion::new(token, res, 0)),
                     None => self.enqueue(token, &fd, Dir::Write),
                 }
@@ -352,15 +395,8 @@ impl Driver for EpollDriver {
                 self.ready.push(RawCompletion::new(token, res, 0));
                 return Ok(());
             }
-            Op::Close { fd } => {
-                // The driver may hold a handle on an fd it watched: let it go, so that this
-                // Close holds the last one and really closes.
-                self.forget(fd.as_raw_fd());
-                let res = take_close_fd(&mut inflight.op).map_or(0, sys::close);
-                self.ready.push(RawCompletion::new(token, res, 0));
-                return Ok(());
-            }
-            Op::Nop => {
+            // A close travels as `Work::Close` (above).
+            Op::Close { .. } | Op::Nop => {
                 self.ready.push(RawCompletion::new(token, 0, 0));
                 return Ok(());
             }
@@ -373,7 +409,7 @@ impl Driver for EpollDriver {
             Progress::Blocked => self.enqueue(token, &fd, dir),
             Progress::Done(res, flags) | Progress::More(res, flags) => {
                 self.ready.push(RawCompletion::new(token, res, flags));
-                if matches!(inflight.op, Op::Accept { .. }) {
+                if inflight.kind == OpKind::Accept {
                     self.waiters.note_if_idle(raw);
                 }
             }
@@ -397,7 +433,7 @@ impl Driver for EpollDriver {
     /// became ready. Appends every completion to `out`.
     fn wait(
         &mut self,
-        table: &mut OpTable,
+        table: &mut OpTable<EpollOp>,
         mut pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,

@@ -11,8 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::op::{PoolBuf, SEND_BUFS_MAX};
+use crate::sys::gather::gather;
 use crate::sys::pool::BufPool;
-use crate::sys::{gather, SockAddrBuf};
+use crate::sys::sockaddr::SockAddrBuf;
 
 /// An attempt's result: finished with a kernel-convention result, or would block.
 pub(super) type Attempt = Option<i32>;

@@ -6,7 +6,7 @@
 //!
 //! # Ownership
 //!
-//! Every posted I/O has an `OVERLAPPED`, inside an [`IoSlot`] in the operation's [`OpState`],
+//! Every posted I/O has an `OVERLAPPED`, inside an [`IoSlot`] in the operation's [`IoState`],
 //! which the operation table keeps (boxed, in the `InFlight` entry, beside the operation's buffer
 //! and socket handle) until that I/O's completion has been dequeued: the system may write into
 //! the `OVERLAPPED`, the buffer and the accept address buffer until then. The slot carries the
@@ -44,35 +44,26 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::windows::io::{AsRawSocket, OwnedSocket, RawSocket};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_INVALID_PARAMETER, HANDLE, WAIT_TIMEOUT,
-};
 use windows_sys::Win32::Networking::WinSock::{
-    setsockopt, WSAGetLastError, WSAGetOverlappedResult, WSAIoctl, WSAPoll, WSARecv, WSASend,
-    LPFN_ACCEPTEX, LPFN_CONNECTEX, LPFN_GETACCEPTEXSOCKADDRS, POLLERR, POLLHUP, POLLRDNORM,
-    SIO_GET_EXTENSION_FUNCTION_POINTER, SOCKADDR, SOCKADDR_STORAGE, SOCKET, SOCKET_ERROR,
-    SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, SO_UPDATE_CONNECT_CONTEXT, WSABUF, WSAECONNRESET,
-    WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSAID_ACCEPTEX, WSAID_CONNECTEX,
-    WSAID_GETACCEPTEXSOCKADDRS, WSAPOLLFD, WSA_IO_PENDING, WSA_OPERATION_ABORTED,
+    SOCKET, WSABUF, WSAECONNRESET, WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
 };
-use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
-use windows_sys::Win32::System::IO::{
-    CancelIoEx, CreateIoCompletionPort, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
-    OVERLAPPED, OVERLAPPED_ENTRY,
-};
+use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
+use crate::backend::Backend;
 use crate::op::{Accepted, Op};
-use crate::port::Backend;
 use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
-use crate::sys::{buffer_flags, take_close_fd, Driver, RawCompletion, CQE_F_MORE};
-use crate::table::{InFlight, OpTable};
+use crate::sys::{buffer_flags, Driver, RawCompletion, CQE_F_MORE};
+use crate::table::Work;
 use crate::token::{OpKind, Token, WAKE};
+
+use super::state::{Entry, IoSlot, IoState, Table};
+use super::sys::{self, AssociateError, IoResult, Started};
 
 /// The most pool buffers one wake-up of a multishot receive fills before it lets others run.
 const CHUNKS_PER_WAKE: usize = 64;
@@ -80,228 +71,11 @@ const CHUNKS_PER_WAKE: usize = 64;
 /// AcceptEx posted at once by one [`Op::AcceptMulti`].
 pub(crate) const ACCEPTS_OUTSTANDING: usize = 4;
 
-/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE`.
-const SKIP_ON_SUCCESS: u8 = 1 | 2;
-
-/// Room for one address in AcceptEx's output buffer, as its documentation asks.
-const ACCEPT_ADDR_LEN: usize = mem::size_of::<SOCKADDR_STORAGE>() + 16;
-
-/// A result in the system's convention: bytes transferred, or a Windows error code.
-type IoResult = Result<u32, i32>;
-
-/// One posted I/O: its `OVERLAPPED` first, so that the `OVERLAPPED` pointer a completion
-/// returns is the slot's.
-#[repr(C)]
-pub(crate) struct IoSlot {
-    ov: OVERLAPPED,
-    token: u64,
-    index: u32,
-    /// Posted and its completion not yet dequeued.
-    pending: bool,
-    /// The socket AcceptEx accepts into.
-    accept: Option<OwnedSocket>,
-    /// AcceptEx's output: the local and remote addresses.
-    addrs: [u8; 2 * ACCEPT_ADDR_LEN],
-}
-
-impl IoSlot {
-    fn new(token: Token, index: u32) -> IoSlot {
-        IoSlot {
-            // SAFETY: OVERLAPPED is plain old data for which all-zero bytes are the initial
-            // state the system expects.
-            ov: unsafe { mem::zeroed() },
-            token: token.raw(),
-            index,
-            pending: false,
-            accept: None,
-            addrs: [0; 2 * ACCEPT_ADDR_LEN],
-        }
-    }
-
-    /// A fresh `OVERLAPPED` for the next I/O of this slot.
-    fn reset(&mut self) -> *mut OVERLAPPED {
-        // SAFETY: as in `new`; the slot is not pending, so the system no longer uses it.
-        self.ov = unsafe { mem::zeroed() };
-        &mut self.ov
-    }
-}
-
-/// What an operation keeps in its table entry while the system works on it.
-pub(crate) struct OpState {
-    /// One per I/O that may be posted at once (boxed slice: never moves, never grows).
-    slots: Box<[IoSlot]>,
-    /// Slots posted and not yet dequeued.
-    in_system: usize,
-    /// Slots whose result waits in the driver's `ready` queue (finished inline).
-    queued: usize,
-    /// WSARecv's flags (in and out).
-    flags: u32,
-    /// A `nowait` receive (its cancellation means "nothing was ready").
-    nowait: bool,
-    /// The caller cancelled the operation.
-    cancelled: bool,
-    /// A multishot operation is ending, with this error once every slot is back.
-    ending: Option<i32>,
-    /// Bytes received so far by a [`Op::RecvMulti`], for its limit.
-    received: usize,
-    /// Where a connect goes (ConnectEx reads it).
-    target: Option<socket2::SockAddr>,
-    /// The peer of a single accept, from GetAcceptExSockaddrs.
-    peer: Option<SocketAddr>,
-}
-
-impl fmt::Debug for OpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpState")
-            .field("slots", &self.slots.len())
-            .field("in_system", &self.in_system)
-            .field("ending", &self.ending)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OpState {
-    fn new(token: Token, slots: usize) -> OpState {
-        OpState::with_slots((0..slots as u32).map(|i| IoSlot::new(token, i)).collect())
-    }
-
-    /// The state of a one-I/O operation in `slots`, a finished operation's (its one slot made
-    /// fresh), so that no allocation is made.
-    fn new_one(token: Token, mut slots: Box<[IoSlot]>) -> OpState {
-        match slots.first_mut() {
-            Some(slot) => *slot = IoSlot::new(token, 0),
-            None => slots = Box::new([IoSlot::new(token, 0)]),
-        }
-        OpState::with_slots(slots)
-    }
-
-    fn with_slots(slots: Box<[IoSlot]>) -> OpState {
-        OpState {
-            slots,
-            in_system: 0,
-            queued: 0,
-            flags: 0,
-            nowait: false,
-            cancelled: false,
-            ending: None,
-            received: 0,
-            target: None,
-            peer: None,
-        }
-    }
-
-    /// The peer a single accept reported (what `SockAddrBuf::socket_addr` is on Linux).
-    pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.peer
-    }
-}
-
-/// The completion port's handle, shared with the [`Poster`](crate::Poster)s.
-#[derive(Debug)]
-pub(crate) struct PortHandle(HANDLE);
-
-// SAFETY: a completion port handle may be used from any thread (PostQueuedCompletionStatus is
-// the documented way for other threads to reach a port); the handle is closed only on drop.
-unsafe impl Send for PortHandle {}
-// SAFETY: as above; no method takes `&mut`.
-unsafe impl Sync for PortHandle {}
-
-impl PortHandle {
-    pub(crate) fn new() -> io::Result<PortHandle> {
-        // SAFETY: creating a new port: no handle to associate (INVALID_HANDLE_VALUE), no
-        // pointers; a non-null result is a handle we own.
-        let h = unsafe { CreateIoCompletionPort(-1isize as HANDLE, std::ptr::null_mut(), 0, 1) };
-        if h.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(PortHandle(h))
-    }
-
-    /// Posts a packet with no `OVERLAPPED`: the driver reports it as a wake-up
-    /// ([`WAKE`]), and the port then drains the values its posters queued.
-    pub(crate) fn post(&self) -> io::Result<()> {
-        // SAFETY: the handle is a live completion port; a null OVERLAPPED is allowed and marks
-        // the packet as posted.
-        let ok = unsafe { PostQueuedCompletionStatus(self.0, 0, 0, std::ptr::null()) };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for PortHandle {
-    fn drop(&mut self) {
-        // SAFETY: the handle is ours and closed once.
-        unsafe { CloseHandle(self.0) };
-    }
-}
-
-/// The Winsock extension functions, loaded once per process.
-struct Ext {
-    accept_ex: LPFN_ACCEPTEX,
-    connect_ex: LPFN_CONNECTEX,
-    sockaddrs: LPFN_GETACCEPTEXSOCKADDRS,
-}
-
-static EXT: OnceLock<Ext> = OnceLock::new();
-
-/// The extension functions, loaded through `s` the first time.
-fn ext(s: SOCKET) -> io::Result<&'static Ext> {
-    if let Some(e) = EXT.get() {
-        return Ok(e);
-    }
-    /// One extension function pointer (`F` is an `Option<extern "system" fn ...>`).
-    fn load<F: Copy + Default>(s: SOCKET, guid: &windows_sys::core::GUID) -> io::Result<F> {
-        let mut f = F::default();
-        let mut bytes = 0u32;
-        // SAFETY: WSAIoctl reads one GUID from a live reference and writes one function
-        // pointer into a live local of exactly a pointer's size (`Option<fn>` is a nullable
-        // pointer); no overlapped.
-        let ret = unsafe {
-            WSAIoctl(
-                s,
-                SIO_GET_EXTENSION_FUNCTION_POINTER,
-                (guid as *const windows_sys::core::GUID).cast(),
-                mem::size_of::<windows_sys::core::GUID>() as u32,
-                (&mut f as *mut F).cast(),
-                mem::size_of::<F>() as u32,
-                &mut bytes,
-                std::ptr::null_mut(),
-                None,
-            )
-        };
-        if ret == SOCKET_ERROR {
-            return Err(wsa_error());
-        }
-        Ok(f)
-    }
-    let loaded = Ext {
-        accept_ex: load(s, &WSAID_ACCEPTEX)?,
-        connect_ex: load(s, &WSAID_CONNECTEX)?,
-        sockaddrs: load(s, &WSAID_GETACCEPTEXSOCKADDRS)?,
-    };
-    if loaded.accept_ex.is_none() || loaded.connect_ex.is_none() || loaded.sockaddrs.is_none() {
-        return Err(io::Error::other(
-            "Winsock lacks AcceptEx, ConnectEx or GetAcceptExSockaddrs",
-        ));
-    }
-    let _ = EXT.set(loaded);
-    Ok(EXT.get().expect("just set"))
-}
-
-fn wsa_error() -> io::Error {
-    // SAFETY: no arguments; reads this thread's last Winsock error.
-    io::Error::from_raw_os_error(unsafe { WSAGetLastError() })
-}
-
-fn last_wsa_code() -> i32 {
-    // SAFETY: as above.
-    unsafe { WSAGetLastError() }
-}
-
 /// The raw socket an operation works on.
-fn op_socket(op: &Op) -> Option<SOCKET> {
+fn op_socket(work: &Work) -> Option<SOCKET> {
+    let Work::Op(op) = work else {
+        return None;
+    };
     let raw: RawSocket = match op {
         Op::Accept { listener } | Op::AcceptMulti { listener } => listener.as_raw_socket(),
         Op::Recv { fd, .. }
@@ -317,30 +91,6 @@ fn op_socket(op: &Op) -> Option<SOCKET> {
     Some(raw as SOCKET)
 }
 
-/// A socket address from its C form (as GetAcceptExSockaddrs returns it).
-fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
-    let family = u16::from_ne_bytes(b.get(0..2)?.try_into().ok()?);
-    let port = u16::from_be_bytes(b.get(2..4)?.try_into().ok()?);
-    match family {
-        2 => {
-            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
-        }
-        23 => {
-            let flow = u32::from_ne_bytes(b.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
-            let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flow,
-                scope,
-            )))
-        }
-        _ => None,
-    }
-}
-
 /// How a posted I/O started.
 enum Issued {
     /// In the system: a packet will come.
@@ -350,6 +100,17 @@ enum Issued {
     Done(IoResult),
     /// Succeeded inline on a socket with skip-on-success: no packet will come.
     Inline(u32),
+}
+
+impl Issued {
+    /// How a call that `started` so started, on a socket with skip-on-success (`skip`) or not.
+    fn of(started: Started, skip: bool) -> Issued {
+        match started {
+            Started::Now(bytes) if skip => Issued::Inline(bytes),
+            Started::Now(_) | Started::Pending => Issued::Pending,
+            Started::Failed(code) => Issued::Done(Err(code)),
+        }
+    }
 }
 
 /// What the batch of one wait holds, in order.
@@ -381,7 +142,7 @@ pub(crate) struct IocpDriver {
     cancels: Vec<Token>,
     /// The states of finished one-I/O operations, kept for the next ones (at most
     /// [`SPARE_STATES`]), so that a receive or a send allocates nothing.
-    spare: Vec<Box<OpState>>,
+    spare: Vec<Box<IoState>>,
     /// I/Os that succeeded inline under skip-on-success (posted no packet).
     inline: u64,
 }
@@ -405,8 +166,7 @@ impl IocpDriver {
         let batch = entries.clamp(8, 1024) as usize;
         Ok(IocpDriver {
             waker,
-            // SAFETY: OVERLAPPED_ENTRY is plain old data; all-zero bytes are valid.
-            entries: vec![unsafe { mem::zeroed() }; batch],
+            entries: vec![sys::empty_entry(); batch],
             // Room up front, so that a new high-water mark under load does not allocate on the
             // hot path.
             ready: VecDeque::with_capacity(256),
@@ -420,30 +180,28 @@ impl IocpDriver {
     }
 
     /// The completion port's handle.
-    fn port(&self) -> HANDLE {
-        self.waker.port().0
+    fn port(&self) -> &sys::PortHandle {
+        self.waker.port()
     }
 
     /// Associates `s` with the port (once per socket; a socket belongs to one port for life)
     /// and returns whether skip-on-success is set on it.
     fn associate(&mut self, s: SOCKET) -> io::Result<bool> {
-        // SAFETY: `s` is a live socket held by the operation; the port handle is live.
-        let h = unsafe { CreateIoCompletionPort(s as HANDLE, self.port(), 0, 0) };
-        if h.is_null() {
-            // SAFETY: no arguments.
-            let err = unsafe { GetLastError() };
+        match self.port().associate(s) {
+            Ok(()) => {}
             // Already associated: with this port if we did it (a socket number of ours that
             // was closed and reused would have been associated anew above).
-            return match self.sockets.get(&s) {
-                Some(&skip) if err == ERROR_INVALID_PARAMETER => Ok(skip),
-                _ if err == ERROR_INVALID_PARAMETER => Err(io::Error::other(
-                    "the socket belongs to another completion port (a socket serves one port for life)",
-                )),
-                _ => Err(io::Error::from_raw_os_error(err as i32)),
-            };
+            Err(AssociateError::Taken) => {
+                return match self.sockets.get(&s) {
+                    Some(&skip) => Ok(skip),
+                    None => Err(io::Error::other(
+                        "the socket belongs to another completion port (a socket serves one port for life)",
+                    )),
+                }
+            }
+            Err(AssociateError::Other(e)) => return Err(e),
         }
-        // SAFETY: `s` is a live socket handle; the call takes no pointers.
-        let skip = unsafe { SetFileCompletionNotificationModes(s as HANDLE, SKIP_ON_SUCCESS) } != 0;
+        let skip = sys::skip_on_success(s);
         self.sockets.insert(s, skip);
         Ok(skip)
     }
@@ -452,24 +210,16 @@ impl IocpDriver {
     fn start(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut Entry,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
-        if inflight.kind == OpKind::Close {
-            // The last handle is closed here (the close's result is the operation's); with
-            // other handles alive, this one is dropped and the last holder closes it.
-            let result = match take_close_fd(&mut inflight.op) {
+        if let Work::Close(_) = inflight.work {
+            // The last handle is closed here (the close's result is the operation's); without
+            // it, other handles were alive and the last holder closes the socket.
+            let result = match inflight.work.take_last() {
                 Some(fd) => {
-                    let raw = std::os::windows::io::IntoRawSocket::into_raw_socket(fd) as SOCKET;
-                    self.sockets.remove(&raw);
-                    // SAFETY: `raw` was the last owned handle of the socket, just released
-                    // by `into_raw_socket`: it is closed once, here.
-                    let ret = unsafe { windows_sys::Win32::Networking::WinSock::closesocket(raw) };
-                    if ret == 0 {
-                        Ok(0)
-                    } else {
-                        Err(last_wsa_code())
-                    }
+                    self.sockets.remove(&(fd.as_raw_socket() as SOCKET));
+                    sys::close(fd).map(|()| 0)
                 }
                 None => Ok(0),
             };
@@ -480,7 +230,7 @@ impl IocpDriver {
             });
             return Ok(());
         }
-        let Some(s) = op_socket(&inflight.op) else {
+        let Some(s) = op_socket(&inflight.work) else {
             // Nop: done at once.
             self.ready.push_back(Raw::Io {
                 token,
@@ -489,23 +239,11 @@ impl IocpDriver {
             });
             return Ok(());
         };
-        if let Op::Shutdown { how, .. } = inflight.op {
-            let how = match how {
-                std::net::Shutdown::Read => 0,
-                std::net::Shutdown::Write => 1,
-                std::net::Shutdown::Both => 2,
-            };
-            // SAFETY: `s` is a live socket held by the operation.
-            let ret = unsafe { windows_sys::Win32::Networking::WinSock::shutdown(s, how) };
-            let result = if ret == 0 {
-                Ok(0)
-            } else {
-                Err(last_wsa_code())
-            };
+        if let Work::Op(Op::Shutdown { how, .. }) = inflight.work {
             self.ready.push_back(Raw::Io {
                 token,
                 index: 0,
-                result: Some(result),
+                result: Some(sys::shutdown(s, how).map(|()| 0)),
             });
             return Ok(());
         }
@@ -516,20 +254,24 @@ impl IocpDriver {
         };
         let mut state = match self.spare.pop() {
             Some(mut spare) if slots == 1 => {
-                *spare = OpState::new_one(token, mem::take(&mut spare.slots));
+                *spare = IoState::new_one(token, mem::take(&mut spare.slots));
                 spare
             }
             spare => {
                 self.spare.extend(spare);
-                Box::new(OpState::new(token, slots))
+                Box::new(IoState::new(token, slots))
             }
         };
-        match &inflight.op {
-            Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. } => state.nowait = *nowait,
-            Op::Connect { addr, .. } => state.target = Some(socket2::SockAddr::from(*addr)),
+        match &inflight.work {
+            Work::Op(Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. }) => {
+                state.nowait = *nowait
+            }
+            Work::Op(Op::Connect { addr, .. }) => {
+                state.target = Some(socket2::SockAddr::from(*addr))
+            }
             _ => {}
         }
-        inflight.addr = Some(state);
+        inflight.state = Some(state);
         let mut pool = pool;
         for index in 0..slots as u32 {
             let issued = self.issue(s, skip, inflight, index, pool.as_deref_mut());
@@ -539,11 +281,11 @@ impl IocpDriver {
     }
 
     /// Records how slot `index` of `inflight` started.
-    fn started(&mut self, token: Token, inflight: &mut InFlight, index: u32, issued: Issued) {
+    fn started(&mut self, token: Token, inflight: &mut Entry, index: u32, issued: Issued) {
         match issued {
             Issued::Pending => {
                 let state = inflight
-                    .addr
+                    .state
                     .as_deref_mut()
                     .expect("an I/O operation's state");
                 state.slots[index as usize].pending = true;
@@ -551,11 +293,8 @@ impl IocpDriver {
                 self.in_system.insert(token);
                 if state.nowait {
                     // A nowait receive waits for nothing: cancel it at once.
-                    let s = op_socket(&inflight.op).expect("a receive has a socket");
-                    let ov: *const OVERLAPPED = &state.slots[index as usize].ov;
-                    // SAFETY: the OVERLAPPED is pending on `s` and lives in the table until
-                    // its completion is dequeued; CancelIoEx only names it.
-                    unsafe { CancelIoEx(s as HANDLE, ov) };
+                    let s = op_socket(&inflight.work).expect("a receive has a socket");
+                    sys::cancel(s, &state.slots[index as usize].ov);
                 }
             }
             Issued::Inline(bytes) => {
@@ -563,7 +302,7 @@ impl IocpDriver {
                 self.started(token, inflight, index, Issued::Done(Ok(bytes)));
             }
             Issued::Done(result) => {
-                if let Some(state) = inflight.addr.as_deref_mut() {
+                if let Some(state) = inflight.state.as_deref_mut() {
                     state.queued += 1;
                 }
                 self.ready.push_back(Raw::Io {
@@ -580,42 +319,26 @@ impl IocpDriver {
         &mut self,
         s: SOCKET,
         skip: bool,
-        inflight: &mut InFlight,
+        inflight: &mut Entry,
         index: u32,
         pool: Option<&mut BufPool>,
     ) -> Issued {
         let state = inflight
-            .addr
+            .state
             .as_deref_mut()
             .expect("an I/O operation's state");
         let slot = &mut state.slots[index as usize];
-        let mut bytes = 0u32;
-        // The outcome of a call that returns nonzero (BOOL APIs) or zero (WSA APIs) on success.
-        let finish = |ok: bool, bytes: u32| -> Issued {
-            if ok {
-                if skip {
-                    Issued::Inline(bytes)
-                } else {
-                    Issued::Pending
-                }
-            } else {
-                match last_wsa_code() {
-                    WSA_IO_PENDING => Issued::Pending,
-                    code => Issued::Done(Err(code)),
-                }
-            }
+        let Work::Op(op) = &mut inflight.work else {
+            // A close is carried out at submission.
+            return Issued::Done(Ok(0));
         };
-        match &mut inflight.op {
+        let started = match op {
             Op::Accept { listener } | Op::AcceptMulti { listener } => {
                 // Windows refuses AcceptEx on a socket that does not listen (WSAEINVAL); Wine
                 // leaves it pending for ever. Checked first, so it ends at once on both.
-                if !listening(s) {
+                if !sys::listening(s) {
                     return Issued::Done(Err(WSAEINVAL));
                 }
-                let ext = match ext(s) {
-                    Ok(e) => e,
-                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
-                };
                 let family = match socket2::SockRef::from(&**listener).local_addr() {
                     Ok(a) => a.domain(),
                     Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
@@ -627,29 +350,11 @@ impl IocpDriver {
                 let a = accept.as_raw_socket() as SOCKET;
                 slot.accept = Some(accept);
                 let ov = slot.reset();
-                let accept_ex = ext.accept_ex.expect("checked when loaded");
-                // SAFETY: both sockets are live (the listener held by the operation, the accept
-                // socket by the slot); the output buffer and the OVERLAPPED are in the slot, which
-                // the table keeps until this I/O's completion is dequeued; no receive data.
-                let ok = unsafe {
-                    accept_ex(
-                        s,
-                        a,
-                        slot.addrs.as_mut_ptr().cast(),
-                        0,
-                        ACCEPT_ADDR_LEN as u32,
-                        ACCEPT_ADDR_LEN as u32,
-                        &mut bytes,
-                        ov,
-                    )
-                } != 0;
-                finish(ok, bytes)
+                // SAFETY: the accept socket, the output buffer and the OVERLAPPED are in the
+                // slot, which the table keeps until this I/O's completion is dequeued.
+                unsafe { sys::accept_ex(s, a, &mut slot.addrs, ov) }
             }
             Op::Connect { fd, .. } => {
-                let ext = match ext(s) {
-                    Ok(e) => e,
-                    Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
-                };
                 let target = state.target.as_ref().expect("a connect's target");
                 // ConnectEx wants a bound socket.
                 let sock = socket2::SockRef::from(&**fd);
@@ -664,22 +369,9 @@ impl IocpDriver {
                     }
                 }
                 let ov = state.slots[0].reset();
-                let connect_ex = ext.connect_ex.expect("checked when loaded");
-                // SAFETY: the socket is live; the address and the OVERLAPPED are in the
-                // operation's state, which the table keeps until the completion is dequeued;
-                // no data is sent.
-                let ok = unsafe {
-                    connect_ex(
-                        s,
-                        target.as_ptr().cast::<SOCKADDR>(),
-                        target.len(),
-                        std::ptr::null(),
-                        0,
-                        &mut bytes,
-                        ov,
-                    )
-                } != 0;
-                finish(ok, bytes)
+                // SAFETY: the address and the OVERLAPPED are in the operation's state, which
+                // the table keeps until the completion is dequeued.
+                unsafe { sys::connect_ex(s, target, ov) }
             }
             Op::Recv { buf, .. } => {
                 let spare = buf.capacity() - buf.len();
@@ -688,10 +380,12 @@ impl IocpDriver {
                 }
                 let wsabuf = WSABUF {
                     len: spare.min(i32::MAX as usize) as u32,
-                    // SAFETY: `len <= capacity`: the pointer stays inside the allocation.
-                    buf: unsafe { buf.as_mut_ptr().add(buf.len()) },
+                    buf: buf.as_mut_ptr().wrapping_add(buf.len()),
                 };
-                recv(s, wsabuf, &mut state.flags, &mut state.slots[0], finish)
+                // SAFETY: the spare capacity of the operation's own buffer, and the flags and
+                // the OVERLAPPED in its state: the table keeps them until this I/O's completion
+                // is dequeued, and nothing else touches them meanwhile.
+                unsafe { sys::wsa_recv(s, wsabuf, &mut state.flags, state.slots[0].reset()) }
             }
             Op::RecvMulti { .. } => {
                 if pool.is_none() {
@@ -703,7 +397,9 @@ impl IocpDriver {
                     len: 0,
                     buf: std::ptr::NonNull::<u8>::dangling().as_ptr(),
                 };
-                recv(s, wsabuf, &mut state.flags, slot, finish)
+                // SAFETY: no bytes; the flags and the OVERLAPPED are in the operation's state,
+                // which the table keeps until this I/O's completion is dequeued.
+                unsafe { sys::wsa_recv(s, wsabuf, &mut state.flags, slot.reset()) }
             }
             Op::RecvBuf { .. } => {
                 let Some(pool) = pool else {
@@ -718,7 +414,11 @@ impl IocpDriver {
                     len: pool.buf_size().min(i32::MAX as usize) as u32,
                     buf: pool.ptr(id),
                 };
-                recv(s, wsabuf, &mut state.flags, slot, finish)
+                // SAFETY: the pool buffer was just taken out of the pool for this receive
+                // (nobody else touches it until its completion hands it out), and the pool's
+                // memory never moves; the flags and the OVERLAPPED are in the operation's state,
+                // which the table keeps until this I/O's completion is dequeued.
+                unsafe { sys::wsa_recv(s, wsabuf, &mut state.flags, slot.reset()) }
             }
             Op::Send { buf, at, .. } => {
                 let bytes = &buf[(*at).min(buf.len())..];
@@ -726,7 +426,9 @@ impl IocpDriver {
                     len: bytes.len().min(i32::MAX as usize) as u32,
                     buf: bytes.as_ptr().cast_mut(),
                 };
-                send(s, &[wsabuf], slot, finish)
+                // SAFETY: the operation's own buffer and the OVERLAPPED in its state, which the
+                // table keeps until this I/O's completion is dequeued.
+                unsafe { sys::wsa_send(s, &[wsabuf], slot.reset()) }
             }
             Op::SendBuf { buf, at, .. } => {
                 let Some(pool) = pool else {
@@ -737,7 +439,10 @@ impl IocpDriver {
                     len: bytes.len() as u32,
                     buf: bytes.as_ptr().cast_mut(),
                 };
-                send(s, &[wsabuf], slot, finish)
+                // SAFETY: a pool buffer the operation holds out of the pool (the pool's memory
+                // never moves) and the OVERLAPPED in its state, which the table keeps until this
+                // I/O's completion is dequeued.
+                unsafe { sys::wsa_send(s, &[wsabuf], slot.reset()) }
             }
             Op::SendBufs { bufs, at, .. } => {
                 let Some(pool) = pool else {
@@ -759,18 +464,20 @@ impl IocpDriver {
                         n += 1;
                     }
                 }
-                send(s, &wsabufs[..n.max(1)], slot, finish)
+                // SAFETY: as for `SendBuf`, for every buffer; WSASend copies the array itself.
+                unsafe { sys::wsa_send(s, &wsabufs[..n.max(1)], slot.reset()) }
             }
-            Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Issued::Done(Ok(0)),
-        }
+            Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Started::Now(0),
+        };
+        Issued::of(started, skip)
     }
 
     /// Asks every I/O of the operation to end early (CancelIoEx); they complete as usual.
-    fn cancel_now(&mut self, inflight: &mut InFlight) {
-        let Some(s) = op_socket(&inflight.op) else {
+    fn cancel_now(&mut self, inflight: &mut Entry) {
+        let Some(s) = op_socket(&inflight.work) else {
             return;
         };
-        let Some(state) = inflight.addr.as_deref_mut() else {
+        let Some(state) = inflight.state.as_deref_mut() else {
             return;
         };
         state.cancelled = true;
@@ -778,10 +485,7 @@ impl IocpDriver {
             state.ending = Some(WSA_OPERATION_ABORTED);
         }
         for slot in state.slots.iter().filter(|slot| slot.pending) {
-            // SAFETY: the OVERLAPPED is pending on `s` and lives in the table until its
-            // completion is dequeued; CancelIoEx only names it (ERROR_NOT_FOUND when it has
-            // just completed: its packet is queued, nothing to do).
-            unsafe { CancelIoEx(s as HANDLE, &slot.ov) };
+            sys::cancel(s, &slot.ov);
         }
     }
 
@@ -790,7 +494,7 @@ impl IocpDriver {
     /// raw completions.
     fn reap(
         &mut self,
-        table: &mut OpTable,
+        table: &mut Table,
         mut pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
@@ -835,27 +539,8 @@ impl IocpDriver {
 
     /// One GetQueuedCompletionStatusEx: appends what it dequeued to `batch`.
     fn dequeue(&mut self, ms: u32, batch: &mut Vec<Raw>) -> io::Result<()> {
-        let mut n = 0u32;
-        // SAFETY: the entries array is live and `len` long; the port handle is live.
-        let ok = unsafe {
-            GetQueuedCompletionStatusEx(
-                self.port(),
-                self.entries.as_mut_ptr(),
-                self.entries.len() as u32,
-                &mut n,
-                ms,
-                0,
-            )
-        };
-        if ok == 0 {
-            // SAFETY: no arguments.
-            let err = unsafe { GetLastError() };
-            if err == WAIT_TIMEOUT {
-                return Ok(());
-            }
-            return Err(io::Error::from_raw_os_error(err as i32));
-        }
-        for entry in &self.entries[..n as usize] {
+        let n = self.waker.port().dequeue(&mut self.entries, ms)?;
+        for entry in &self.entries[..n] {
             if entry.lpOverlapped.is_null() {
                 batch.push(Raw::Wake);
                 continue;
@@ -881,7 +566,7 @@ impl IocpDriver {
     /// an operation no longer in the table is reported as it is: the port counts it stale.
     fn complete(
         &mut self,
-        table: &mut OpTable,
+        table: &mut Table,
         pool: Option<&mut BufPool>,
         token: Token,
         index: u32,
@@ -893,8 +578,8 @@ impl IocpDriver {
             return;
         };
         let kind = inflight.kind;
-        let s = op_socket(&inflight.op);
-        let Some(state) = inflight.addr.as_deref_mut() else {
+        let s = op_socket(&inflight.work);
+        let Some(state) = inflight.state.as_deref_mut() else {
             // Close, Nop, Shutdown: carried out at submission.
             out.push(raw(token, result.unwrap_or(Ok(0)), 0));
             return;
@@ -906,18 +591,8 @@ impl IocpDriver {
                 state.queued = state.queued.saturating_sub(1);
                 r
             }
-            None => {
-                let (mut bytes, mut flags) = (0u32, 0u32);
-                // SAFETY: the OVERLAPPED was dequeued from the port: its status is final;
-                // the call only reads it (fWait FALSE).
-                let ok =
-                    unsafe { WSAGetOverlappedResult(s, &slot.ov, &mut bytes, 0, &mut flags) } != 0;
-                if ok {
-                    Ok(bytes)
-                } else {
-                    Err(last_wsa_code())
-                }
-            }
+            // Dequeued from the port: its status is final.
+            None => sys::overlapped_result(s, &slot.ov),
         };
         if slot.pending {
             slot.pending = false;
@@ -947,10 +622,7 @@ impl IocpDriver {
                         if state.ending.is_none() {
                             state.ending = Some(code);
                             for other in state.slots.iter().filter(|o| o.pending) {
-                                // SAFETY: the OVERLAPPED is pending on the listener and lives
-                                // in the table until its completion is dequeued; CancelIoEx
-                                // only names it.
-                                unsafe { CancelIoEx(s as HANDLE, &other.ov) };
+                                sys::cancel(s, &other.ov);
                             }
                         }
                     }
@@ -967,18 +639,8 @@ impl IocpDriver {
             }
             OpKind::Connect => {
                 if res.is_ok() {
-                    // SAFETY: the socket is live; no option value.
-                    let ret = unsafe {
-                        setsockopt(
-                            s,
-                            SOL_SOCKET,
-                            SO_UPDATE_CONNECT_CONTEXT,
-                            std::ptr::null(),
-                            0,
-                        )
-                    };
-                    if ret != 0 {
-                        res = Err(last_wsa_code());
+                    if let Err(code) = sys::update_connect_context(s) {
+                        res = Err(code);
                     }
                 }
                 out.push(raw(token, res.map(|_| 0), 0));
@@ -998,19 +660,19 @@ impl IocpDriver {
     /// its limit, a cancellation).
     fn read_ready(
         &mut self,
-        table: &mut OpTable,
+        table: &mut Table,
         pool: Option<&mut BufPool>,
         token: Token,
         s: SOCKET,
         out: &mut Vec<RawCompletion>,
     ) {
         let inflight = inflight_of(table, token);
-        let limit = match inflight.op {
-            Op::RecvMulti { limit, .. } => limit,
+        let limit = match inflight.work {
+            Work::Op(Op::RecvMulti { limit, .. }) => limit,
             _ => 0,
         };
         let state = inflight
-            .addr
+            .state
             .as_deref_mut()
             .expect("an I/O operation's state");
         let Some(pool) = pool else {
@@ -1018,7 +680,7 @@ impl IocpDriver {
             return;
         };
         for _ in 0..CHUNKS_PER_WAKE {
-            if state.cancelled || !readable(s) {
+            if state.cancelled || !sys::readable(s) {
                 break;
             }
             let Some(id) = pool.take() else {
@@ -1032,28 +694,23 @@ impl IocpDriver {
             };
             let len = pool.buf_size().min(room).min(i32::MAX as usize);
             // SAFETY: buffer `id` was just taken from the pool (nobody else reads or writes it)
-            // and `len` is at most its size; the socket is live and readable, so the call does
-            // not wait.
-            let n = unsafe {
-                windows_sys::Win32::Networking::WinSock::recv(s, pool.ptr(id), len as i32, 0)
-            };
-            match n {
-                0 => {
+            // and `len` is at most its size.
+            match unsafe { sys::recv_now(s, pool.ptr(id), len) } {
+                Ok(0) => {
                     pool.untake(id);
                     out.push(raw(token, Ok(0), 0));
                     return;
                 }
-                n if n > 0 => {
-                    state.received += n as usize;
+                Ok(n) => {
+                    state.received += n;
                     let last = (limit > 0 && state.received >= limit) || pool.available() == 0;
                     out.push(raw(token, Ok(n as u32), buffer_flags(id, !last)));
                     if last {
                         return;
                     }
                 }
-                _ => {
+                Err(code) => {
                     pool.untake(id);
-                    let code = last_wsa_code();
                     if code == WSAEWOULDBLOCK {
                         break;
                     }
@@ -1073,7 +730,7 @@ impl IocpDriver {
 
     /// Cancels every I/O in the system and waits (up to `limit`) for them to come back.
     /// Returns the operations still in the system after that, which must be leaked.
-    fn drain(&mut self, table: &mut OpTable, limit: Duration) -> Vec<Token> {
+    fn drain(&mut self, table: &mut Table, limit: Duration) -> Vec<Token> {
         let tokens: Vec<Token> = self.in_system.iter().copied().collect();
         for token in tokens {
             if let Some(inflight) = table.get_mut(token) {
@@ -1091,7 +748,7 @@ impl IocpDriver {
                 let Raw::Io { token, index, .. } = raw else {
                     continue;
                 };
-                let Some(state) = table.get_mut(token).and_then(|i| i.addr.as_deref_mut()) else {
+                let Some(state) = table.get_mut(token).and_then(|i| i.state.as_deref_mut()) else {
                     continue;
                 };
                 let slot = &mut state.slots[index as usize];
@@ -1108,7 +765,17 @@ impl IocpDriver {
     }
 }
 
-impl Driver for IocpDriver {
+// SAFETY: every I/O the driver posts has its `OVERLAPPED` in an `IoSlot` of the operation's
+// boxed state, which carries the operation's token; the state, the buffer and the socket stay
+// in the table until every slot's completion has been dequeued (`in_system`), and only then is
+// the operation reported finished. Results are the system's: bytes transferred into the
+// operation's buffer or the pool buffer it took, an accepted socket that the driver hands over
+// (`socket_result`, forgotten here). A multishot operation reports its last completion once
+// every slot is back. On drop, `quiesce` cancels and drains what is in the system and leaks
+// (never frees) what does not come back, with the pool.
+unsafe impl Driver for IocpDriver {
+    type State = Option<Box<IoState>>;
+
     fn backend(&self) -> Backend {
         Backend::Iocp
     }
@@ -1128,7 +795,7 @@ impl Driver for IocpDriver {
     fn push(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut Entry,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         self.start(token, inflight, pool)
@@ -1141,7 +808,7 @@ impl Driver for IocpDriver {
 
     fn wait(
         &mut self,
-        table: &mut OpTable,
+        table: &mut Table,
         pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,
@@ -1153,14 +820,14 @@ impl Driver for IocpDriver {
         self.inline
     }
 
-    fn reclaim(&mut self, inflight: &mut InFlight) {
+    fn reclaim(&mut self, inflight: &mut Entry) {
         // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
         // system is done with is kept for the next operation; not an accept's, whose peer
         // address the port reads from it after this call.
-        if matches!(inflight.op, Op::Accept { .. }) {
+        if inflight.kind == OpKind::Accept {
             return;
         }
-        if let Some(state) = inflight.addr.take() {
+        if let Some(state) = inflight.state.take() {
             if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < SPARE_STATES {
                 self.spare.push(state);
             }
@@ -1169,7 +836,7 @@ impl Driver for IocpDriver {
 
     /// Cancels and drains what is in the system (bounded); what does not come back in time is
     /// leaked with the pool rather than freed under the system.
-    fn close(&mut self, table: &mut OpTable, pool: &mut Option<BufPool>) {
+    fn quiesce(&mut self, table: &mut Table, pool: &mut Option<BufPool>) {
         if self.in_system.is_empty() {
             return;
         }
@@ -1214,83 +881,8 @@ fn socket_result(fd: OwnedSocket) -> IoResult {
     }
 }
 
-fn inflight_of(table: &mut OpTable, token: Token) -> &mut InFlight {
+fn inflight_of(table: &mut Table, token: Token) -> &mut Entry {
     table.get_mut(token).expect("still in the table")
-}
-
-/// Whether `s` is a listening socket (`SO_ACCEPTCONN`).
-fn listening(s: SOCKET) -> bool {
-    let mut on: i32 = 0;
-    let mut len = mem::size_of::<i32>() as i32;
-    // SAFETY: getsockopt writes at most `len` bytes into a live local i32 and its length into
-    // a live local; the socket is held by the operation.
-    let ret = unsafe {
-        windows_sys::Win32::Networking::WinSock::getsockopt(
-            s,
-            SOL_SOCKET,
-            windows_sys::Win32::Networking::WinSock::SO_ACCEPTCONN,
-            (&mut on as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    ret == 0 && on != 0
-}
-
-/// Whether a receive on `s` would not wait: bytes, the end of the stream or an error are there.
-fn readable(s: SOCKET) -> bool {
-    let mut fd = WSAPOLLFD {
-        fd: s,
-        events: POLLRDNORM,
-        revents: 0,
-    };
-    // SAFETY: one live WSAPOLLFD; a zero timeout never waits.
-    let n = unsafe { WSAPoll(&mut fd, 1, 0) };
-    n > 0 && fd.revents & (POLLRDNORM | POLLHUP | POLLERR) != 0
-}
-
-/// A WSARecv into `wsabuf` with slot `slot`'s OVERLAPPED.
-fn recv(
-    s: SOCKET,
-    wsabuf: WSABUF,
-    flags: &mut u32,
-    slot: &mut IoSlot,
-    finish: impl Fn(bool, u32) -> Issued,
-) -> Issued {
-    let ov = slot.reset();
-    *flags = 0;
-    let mut bytes = 0u32;
-    // SAFETY: the socket is live (held by the operation); the buffer `wsabuf` points at is
-    // owned by the operation (its Vec, or a pool buffer lent to it) and the OVERLAPPED and flags
-    // are in its state: the table keeps all of them until this completion is dequeued. WSARecv
-    // copies the WSABUF array itself.
-    let ret = unsafe { WSARecv(s, &wsabuf, 1, &mut bytes, flags, ov, None) };
-    finish(ret == 0, bytes)
-}
-
-/// A WSASend of `wsabufs` with slot `slot`'s OVERLAPPED.
-fn send(
-    s: SOCKET,
-    wsabufs: &[WSABUF],
-    slot: &mut IoSlot,
-    finish: impl Fn(bool, u32) -> Issued,
-) -> Issued {
-    let ov = slot.reset();
-    let mut bytes = 0u32;
-    // SAFETY: as for `recv`: the bytes belong to the operation (its Vec or its pool buffers,
-    // which stay out of the pool while it is in flight) until the completion is dequeued;
-    // WSASend copies the WSABUF array itself.
-    let ret = unsafe {
-        WSASend(
-            s,
-            wsabufs.as_ptr(),
-            wsabufs.len() as u32,
-            &mut bytes,
-            0,
-            ov,
-            None,
-        )
-    };
-    finish(ret == 0, bytes)
 }
 
 /// The accepted connection of an AcceptEx slot, made ready for use.
@@ -1298,46 +890,7 @@ fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> Result<A
     let accept = slot.accept.take();
     res?;
     let fd = accept.ok_or(WSAEINVAL)?;
-    let a = fd.as_raw_socket() as SOCKET;
-    // SAFETY: both sockets are live; the option value is the listener's SOCKET, read during
-    // the call.
-    let ret = unsafe {
-        setsockopt(
-            a,
-            SOL_SOCKET,
-            SO_UPDATE_ACCEPT_CONTEXT,
-            (&listener as *const SOCKET).cast(),
-            mem::size_of::<SOCKET>() as i32,
-        )
-    };
-    if ret != 0 {
-        return Err(last_wsa_code());
-    }
-    let peer = EXT
-        .get()
-        .and_then(|ext| ext.sockaddrs)
-        .and_then(|sockaddrs| {
-            let (mut local, mut remote): (*mut SOCKADDR, *mut SOCKADDR) =
-                (std::ptr::null_mut(), std::ptr::null_mut());
-            let (mut local_len, mut remote_len) = (0i32, 0i32);
-            // SAFETY: the buffer is the one AcceptEx filled, with the same lengths; the function
-            // writes pointers into it and their lengths into live locals.
-            unsafe {
-                sockaddrs(
-                    slot.addrs.as_ptr().cast(),
-                    0,
-                    ACCEPT_ADDR_LEN as u32,
-                    ACCEPT_ADDR_LEN as u32,
-                    &mut local,
-                    &mut local_len,
-                    &mut remote,
-                    &mut remote_len,
-                )
-            };
-            let base = slot.addrs.as_ptr() as usize;
-            let at = (remote as usize).checked_sub(base)?;
-            let len = usize::try_from(remote_len).ok()?;
-            parse_sockaddr(slot.addrs.get(at..at.checked_add(len)?)?)
-        });
+    sys::update_accept_context(fd.as_raw_socket() as SOCKET, listener)?;
+    let peer = sys::accepted_peer(&slot.addrs);
     Ok(Accepted { fd, peer })
 }

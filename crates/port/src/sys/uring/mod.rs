@@ -24,22 +24,38 @@
 //!
 //! Setup fails with `ENOSYS` on kernels without io_uring, `EPERM` under a seccomp filter (Docker's
 //! default profile) or `kernel.io_uring_disabled`, and `ENOMEM` when the locked-memory limit is
-//! too small for the rings (kernels before 5.12). [`UringUnavailable`] names which.
+//! too small for the rings (kernels before 5.12). [`UringUnavailable`](crate::UringUnavailable)
+//! names which.
+//!
+//! # Layout
+//!
+//! - this module: the driver (operations as entries, waiting, the alarm, the single-accept
+//!   chain that stands in for multishot accept);
+//! - [`setup`]: building the ring, checking what it needs, probing what receives may use;
+//! - [`sys`]: the submission-queue push and the system calls, behind functions; the push is an
+//!   `unsafe fn`, called in one place (`push_entry`), where the driver vouches for the pointers
+//!   an entry carries.
+
+mod setup;
+mod sys;
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use crate::backend::Backend;
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
-use crate::port::{Backend, PortError, UringUnavailable};
+use crate::sys::gather::MsgBuf;
 use crate::sys::pool::{BufPool, BGID};
-use crate::sys::{take_close_fd, Driver, MsgBuf, RawCompletion, Waker, CQE_F_MORE};
-use crate::table::{InFlight, OpTable};
-use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, PROBE_CANCEL, PROBE_RECV, WAKE};
+use crate::sys::sockaddr::SockAddrBuf;
+use crate::sys::{Driver, OpState, RawCompletion, Waker, CQE_F_MORE};
+use crate::table::{InFlight, OpTable, Work};
+use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, WAKE};
 
 /// Message headers for gathered sends made ready with a pool.
 const MSG_STOCK: usize = 256;
@@ -55,61 +71,6 @@ enum Feature {
     No,
 }
 
-/// Classifies a failed `io_uring_setup`.
-fn classify(err: io::Error) -> UringUnavailable {
-    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
-    let (cause, remedy) = match err.raw_os_error() {
-        Some(libc::ENOSYS) => (
-            "the kernel has no io_uring (ENOSYS: older than 5.1, or built without CONFIG_IO_URING)".to_string(),
-            "use --backend epoll or a newer kernel".to_string(),
-        ),
-        Some(libc::EPERM) if disabled == 2 => (
-            "disabled by the sysctl kernel.io_uring_disabled=2 (EPERM)".to_string(),
-            "set it to 0 (sysctl -w kernel.io_uring_disabled=0) or use --backend epoll".to_string(),
-        ),
-        Some(libc::EPERM) if disabled == 1 => (
-            "restricted by the sysctl kernel.io_uring_disabled=1 to members of kernel.io_uring_group (EPERM)".to_string(),
-            "run as a member of that group, set the sysctl to 0, or use --backend epoll".to_string(),
-        ),
-        Some(libc::EPERM) => (
-            "blocked by a seccomp filter (EPERM), as Docker's default profile does".to_string(),
-            "allow io_uring_setup/io_uring_enter/io_uring_register in the profile (docker run --security-opt seccomp=unconfined) or use --backend epoll".to_string(),
-        ),
-        Some(libc::ENOMEM) => (
-            "the ring's memory could not be locked (ENOMEM): the locked-memory limit is too low".to_string(),
-            "raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit), use fewer --workers, or use --backend epoll".to_string(),
-        ),
-        _ => (
-            format!("io_uring_setup failed: {err}"),
-            "use --backend epoll".to_string(),
-        ),
-    };
-    UringUnavailable {
-        backend: Backend::Uring,
-        cause,
-        remedy,
-        source: Some(err),
-    }
-}
-
-/// The opcodes ringport needs, with their names for error messages.
-const NEEDED: [(u8, &str); 11] = [
-    (opcode::Nop::CODE, "NOP"),
-    (opcode::Accept::CODE, "ACCEPT"),
-    (opcode::Recv::CODE, "RECV"),
-    (opcode::Send::CODE, "SEND"),
-    (opcode::Connect::CODE, "CONNECT"),
-    (opcode::Shutdown::CODE, "SHUTDOWN"),
-    (opcode::Close::CODE, "CLOSE"),
-    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
-    (opcode::Read::CODE, "READ"),
-    (opcode::Timeout::CODE, "TIMEOUT"),
-    (opcode::TimeoutUpdate::CODE, "TIMEOUT_REMOVE"),
-];
-
 /// The shortest wait that the alarm ends (see [`UringDriver::set_alarm`]); shorter ones pass
 /// their timeout to `io_uring_enter`.
 const ALARM_MIN: Duration = Duration::from_millis(1);
@@ -118,39 +79,19 @@ const ALARM_MIN: Duration = Duration::from_millis(1);
 /// (the worker's next tick), small beside any timeout that takes the alarm (1 ms and more).
 const ALARM_SLACK: Duration = Duration::from_micros(10);
 
-/// Where `len` lies in `struct io_uring_sqe` (a multishot receive's per-invocation byte cap on
-/// Linux 6.16+, which `RecvMultiBundle` does not expose).
-const SQE_LEN: usize = 24;
-/// Where `optlen` (shared with `file_index`) lies: a multishot receive's total byte limit on
-/// Linux 6.16+, which the io-uring crate does not expose.
-const SQE_OPTLEN: usize = 44;
-
-/// `entry` with the 32-bit field at byte `offset` of the submission entry set to `value`.
-fn with_sqe_u32(mut entry: squeue::Entry, offset: usize, value: u32) -> squeue::Entry {
-    const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
-    assert!(offset == SQE_LEN || offset == SQE_OPTLEN);
-    // SAFETY: `squeue::Entry` is `#[repr(C)]` around exactly one `io_uring_sqe`, the kernel's
-    // 64-byte submission entry (asserted above), so viewing it as 64 bytes is sound; the
-    // offsets allowed are those of its `len` and `optlen` fields, 4 bytes each.
-    let bytes = unsafe { &mut *(&mut entry as *mut squeue::Entry).cast::<[u8; 64]>() };
-    bytes[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
-    entry
-}
-
 /// A multishot receive from the port's ring of at most `cap` bytes per completion (0: no cap)
 /// and `limit` bytes in all (0: none), as a bundle (several buffers per completion) or not.
 fn recv_multi_entry(fd: RawFd, cap: u32, limit: u32, bundle: bool) -> squeue::Entry {
     let entry = if bundle {
-        with_sqe_u32(
+        sys::with_sqe_len(
             opcode::RecvMultiBundle::new(types::Fd(fd), BGID).build(),
-            SQE_LEN,
             cap,
         )
     } else {
         opcode::RecvMulti::new(types::Fd(fd), BGID).len(cap).build()
     };
     if limit > 0 {
-        with_sqe_u32(entry, SQE_OPTLEN, limit)
+        sys::with_sqe_optlen(entry, limit)
     } else {
         entry
     }
@@ -221,253 +162,6 @@ impl fmt::Debug for UringDriver {
 }
 
 impl UringDriver {
-    /// A ring with room for `entries` submissions (see [`new`](UringDriver::new)) and its
-    /// waker; [`PortError::Io`] when the waker's eventfd cannot be created.
-    pub fn open(entries: u32) -> Result<UringDriver, PortError> {
-        let wake = Arc::new(Waker::new(false).map_err(PortError::Io)?);
-        UringDriver::new(entries, wake).map_err(PortError::UringUnavailable)
-    }
-
-    /// A ring with room for `entries` submissions, the strongest setup flags the kernel takes,
-    /// and every opcode ringport needs; `wake` is a blocking eventfd.
-    fn new(entries: u32, wake: Arc<Waker>) -> Result<UringDriver, UringUnavailable> {
-        type Setup = fn(&mut io_uring::Builder);
-        let attempts: [(&'static str, Setup); 3] = [
-            ("single_issuer,coop_taskrun,defer_taskrun", |b| {
-                b.setup_single_issuer()
-                    .setup_coop_taskrun()
-                    .setup_taskrun_flag()
-                    .setup_defer_taskrun();
-            }),
-            ("coop_taskrun", |b| {
-                b.setup_coop_taskrun().setup_taskrun_flag();
-            }),
-            ("none", |_| {}),
-        ];
-        let mut last_err = None;
-        let mut built = None;
-        for (name, setup) in attempts {
-            let mut builder = IoUring::builder();
-            builder.setup_cqsize(entries.saturating_mul(4));
-            setup(&mut builder);
-            match builder.build(entries) {
-                Ok(ring) => {
-                    built = Some((ring, name));
-                    break;
-                }
-                // EINVAL: a flag this kernel does not know; try weaker ones.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
-                Err(e) => return Err(classify(e)),
-            }
-        }
-        let Some((ring, flags)) = built else {
-            return Err(classify(
-                last_err.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
-            ));
-        };
-        let params = ring.params();
-        if !params.is_feature_ext_arg() || !params.is_feature_nodrop() {
-            return Err(UringUnavailable {
-                backend: Backend::Uring,
-                cause: "the kernel's io_uring lacks EXT_ARG or NODROP (needs 5.11 or newer)".into(),
-                remedy: "use --backend epoll or a newer kernel".into(),
-                source: None,
-            });
-        }
-        let mut probe = Probe::new();
-        if let Err(e) = ring.submitter().register_probe(&mut probe) {
-            return Err(UringUnavailable {
-                backend: Backend::Uring,
-                cause: format!("the kernel cannot list its io_uring opcodes ({e})"),
-                remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
-                source: Some(e),
-            });
-        }
-        let missing: Vec<&str> = NEEDED
-            .iter()
-            .filter(|(code, _)| !probe.is_supported(*code))
-            .map(|(_, name)| *name)
-            .collect();
-        if !missing.is_empty() {
-            return Err(UringUnavailable {
-                backend: Backend::Uring,
-                cause: format!("the kernel's io_uring lacks {}", missing.join(", ")),
-                remedy: "use --backend epoll or a kernel of 5.11 or newer".into(),
-                source: None,
-            });
-        }
-        let silent_updates = params.is_feature_skip_cqe_on_success();
-        let mut driver = UringDriver {
-            ring,
-            wake,
-            wake_buf: Box::new(0),
-            wake_armed: false,
-            flags,
-            backlog: Vec::new(),
-            mshot_len: 0,
-            bundles: false,
-            spare_msgs: Vec::new(),
-            accept_multi: Feature::Unknown,
-            accept_watch: false,
-            accept_cancels: Vec::new(),
-            alarm: Box::new(Alarm {
-                at: None,
-                ts: types::Timespec::new(),
-            }),
-            silent_updates,
-        };
-        driver.arm_wake().map_err(classify)?;
-        Ok(driver)
-    }
-
-    /// Registers `pool`'s provided-buffer ring with this io_uring, and probes what multishot
-    /// receives may use on this kernel: byte limits, then bundles.
-    fn attach_ring(&mut self, pool: &mut BufPool) -> io::Result<()> {
-        pool.attach_ring(&self.ring.submitter())?;
-        let size = u32::try_from(pool.buf_size()).unwrap_or(u32::MAX);
-        self.mshot_len = match self.mshot_cap(size, pool) {
-            Ok(true) => size,
-            _ => 0,
-        };
-        self.bundles = self.mshot_len > 0
-            && size <= u32::MAX / 4
-            && matches!(self.bundle_probe(size, pool), Ok(true));
-        Ok(())
-    }
-
-    /// Whether a multishot bundle receive honours its byte limits (Linux 6.16+; bundles alone
-    /// are 6.10+): with four buffers' worth of bytes waiting on a local socket pair, a bundle
-    /// capped and limited to two buffers' worth must take exactly that, in one completion
-    /// holding more than one buffer, and end. A kernel that ignores the cap would let one
-    /// completion take every buffer the bytes fill, past the bound a connection may hold.
-    fn bundle_probe(&mut self, size: u32, pool: &mut BufPool) -> io::Result<bool> {
-        let total = 2 * size;
-        let mut results = [0i32; 4];
-        let mut n = 0;
-        let ended = self.probe_recv(
-            4 * size as usize,
-            |fd| recv_multi_entry(fd, total, total, true),
-            pool,
-            |res| {
-                if n < results.len() {
-                    results[n] = res;
-                }
-                n += 1;
-            },
-        )?;
-        Ok(ended && n == 1 && results[0] == total as i32)
-    }
-
-    /// Whether the kernel takes byte limits on multishot receives (Linux 6.16+: `sqe->len` per
-    /// invocation, `sqe->optlen` in total; older kernels refuse them with `EINVAL`): on a local
-    /// socket pair holding 32 bytes, a multishot receive limited to 16 in total must end with
-    /// its first chunk (which takes all 32: the kernel ends the receive once the limit is
-    /// reached, it does not shorten a chunk to it). Without the limit, a multishot receive
-    /// retries up to 32 times per wake-up, taking a buffer each time, before its owner can
-    /// cancel it.
-    fn mshot_cap(&mut self, cap: u32, pool: &mut BufPool) -> io::Result<bool> {
-        let mut first = None;
-        let mut chunks = 0;
-        let ended = self.probe_recv(
-            32,
-            |fd| recv_multi_entry(fd, cap.max(16), 16, false),
-            pool,
-            |res| {
-                first.get_or_insert(res);
-                chunks += 1;
-            },
-        )?;
-        Ok(ended && chunks == 1 && first.is_some_and(|r| r > 0))
-    }
-
-    /// Runs one multishot receive probe: writes `bytes` bytes into a fresh local socket pair,
-    /// submits the receive `entry` builds for the pair's reading end and a cancellation of it,
-    /// and calls `chunk` with the result of every completion of the receive, giving the pool
-    /// buffers back. Returns whether the receive ended by itself (its first completion without
-    /// `IORING_CQE_F_MORE` was not the cancellation's `ECANCELED`).
-    fn probe_recv(
-        &mut self,
-        bytes: usize,
-        entry: impl FnOnce(RawFd) -> squeue::Entry,
-        pool: &mut BufPool,
-        mut chunk: impl FnMut(i32),
-    ) -> io::Result<bool> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: socketpair writes two fds into the live local array.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-                fds.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both fds were just created by socketpair and are owned by nothing else.
-        let pair = unsafe {
-            use std::os::fd::FromRawFd;
-            [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
-        };
-        let data = vec![0u8; bytes];
-        // Non-blocking: where the pair cannot hold the bytes (large buffers), the probe cannot
-        // tell, and says no rather than wait.
-        // SAFETY: writes `bytes` bytes from a live vector to a socket we own.
-        let wrote = unsafe { libc::write(pair[1].as_raw_fd(), data.as_ptr().cast(), bytes) };
-        if usize::try_from(wrote).ok() != Some(bytes) {
-            return Ok(false);
-        }
-        let entry = entry(pair[0].as_raw_fd()).user_data(PROBE_RECV);
-        let cancel = opcode::AsyncCancel::new(PROBE_RECV)
-            .build()
-            .user_data(PROBE_CANCEL);
-        self.push_entry(&entry)?;
-        self.push_entry(&cancel)?;
-        let mut ended: Option<bool> = None;
-        let mut seen = 0;
-        while seen < 2 {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(e),
-            }
-            for cqe in self.ring.completion() {
-                let entry: cqueue::Entry = cqe;
-                match entry.user_data() {
-                    PROBE_RECV => {
-                        let res = entry.result();
-                        if let Some(first) = cqueue::buffer_select(entry.flags()) {
-                            // Back into the ring, as the pool expects.
-                            let len = usize::try_from(res).unwrap_or(0);
-                            let bundle = pool.bundle(first, len);
-                            for k in 0..bundle.parts {
-                                let (id, _) = pool.bundle_part(&bundle, k);
-                                let buf = pool.hand_out(id, 0, true);
-                                pool.give_back(buf);
-                            }
-                        }
-                        if res != -libc::ECANCELED {
-                            chunk(res);
-                        }
-                        if !cqueue::more(entry.flags()) {
-                            ended.get_or_insert(res > 0);
-                            seen += 1;
-                        }
-                    }
-                    PROBE_CANCEL => seen += 1,
-                    _ => {
-                        if let Some(c) = note(&mut self.alarm.at, &mut self.wake_armed, &entry) {
-                            self.backlog.push(c);
-                        }
-                    }
-                }
-            }
-        }
-        drop(pair);
-        Ok(ended.unwrap_or(false))
-    }
-
     /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
     /// or `None` when the pool is empty.
     fn recv_taken(
@@ -494,7 +188,7 @@ impl UringDriver {
             // and is dropped after the ring), and that memory stays alive until the entry's
             // completion is reaped: the table frees an operation only after its completion, and
             // a pool buffer being sent or received into is out of the pool until then.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+            if unsafe { sys::push(&mut self.ring, entry) } {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
@@ -523,7 +217,7 @@ impl UringDriver {
         }
     }
 
-    /// Moves every completion in the ring to `out`, but the driver's own (see [`note`](Self::note)).
+    /// Moves every completion in the ring to `out`, but the driver's own (see [`note`]).
     fn reap(&mut self, out: &mut Vec<RawCompletion>) {
         let marks = (&mut self.alarm.at, &mut self.wake_armed);
         for entry in self.ring.completion() {
@@ -585,8 +279,13 @@ impl UringDriver {
 
     /// Queues one single accept for the `AcceptMulti` named `token`, as a link of its chain;
     /// `Ok(false)` when the operation is no longer in the table.
-    fn push_single_accept(&mut self, token: Token, table: &mut OpTable) -> io::Result<bool> {
-        let Some(Op::AcceptMulti { listener }) = table.get_mut(token).map(|i| &i.op) else {
+    fn push_single_accept(
+        &mut self,
+        token: Token,
+        table: &mut OpTable<UringOp>,
+    ) -> io::Result<bool> {
+        let Some(Work::Op(Op::AcceptMulti { listener })) = table.get_mut(token).map(|i| &i.work)
+        else {
             return Ok(false);
         };
         let entry = single_accept_entry(listener.as_raw_fd()).user_data(token.raw());
@@ -598,7 +297,12 @@ impl UringDriver {
     /// completes, each success reported with [`CQE_F_MORE`] as a multishot accept's would be;
     /// an error, or a cancellation, ends the chain. Rewrites the completions `out[from..]`
     /// accordingly. Watched only until a multishot accept is seen to work.
-    fn accept_fallback(&mut self, table: &mut OpTable, out: &mut Vec<RawCompletion>, from: usize) {
+    fn accept_fallback(
+        &mut self,
+        table: &mut OpTable<UringOp>,
+        out: &mut Vec<RawCompletion>,
+        from: usize,
+    ) {
         let mut i = from;
         while i < out.len() {
             let c = out[i];
@@ -667,9 +371,10 @@ impl UringDriver {
         self.accept_multi = Feature::No;
     }
 
-    /// Queues a Close: the kernel closes the descriptor if this was its last handle.
-    fn push_close(&mut self, token: Token, op: &mut Op) -> io::Result<()> {
-        let Some(fd) = take_close_fd(op) else {
+    /// Queues a close of `fd`, the descriptor's last handle (the kernel closes it), or a no-op
+    /// when other handles remained (`None`).
+    fn push_close(&mut self, token: Token, fd: Option<OwnedFd>) -> io::Result<()> {
+        let Some(fd) = fd else {
             return self.push_entry(&opcode::Nop::new().build().user_data(token.raw()));
         };
         let entry = opcode::Close::new(types::Fd(fd.as_raw_fd()))
@@ -683,7 +388,43 @@ impl UringDriver {
     }
 }
 
-impl Driver for UringDriver {
+/// What the io_uring driver keeps for an operation: the memory the kernel reads or writes by
+/// address while it is in flight, boxed so that it stays put when the table grows.
+#[derive(Debug, Default)]
+pub(crate) struct UringOp {
+    /// The socket address an accept fills or a connect reads.
+    addr: Option<Box<SockAddrBuf>>,
+    /// The message header and iovecs of a gathered send, lent by the driver (taken back by
+    /// [`Driver::reclaim`]).
+    msg: Option<Box<MsgBuf>>,
+}
+
+impl OpState for UringOp {
+    fn new(op: &Op) -> UringOp {
+        let addr = match op {
+            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
+            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
+            _ => None,
+        };
+        UringOp { addr, msg: None }
+    }
+
+    fn accepted_peer(&self) -> Option<SocketAddr> {
+        self.addr.as_ref().and_then(|a| a.socket_addr())
+    }
+}
+
+// SAFETY: the kernel carries the operations out and reports them in its completion queue, whose
+// entries the driver passes on (its own, named by reserved values, it keeps); every entry it
+// submits for an operation carries the operation's token, and points only at memory the
+// operation owns (its buffer, its boxed state), the driver's own boxes or the pool, which stay
+// put until the entry's completion is reaped (see `push_entry`). A multishot operation's last
+// completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
+// in for multishot accept pushes its next link before reporting a link as armed. The ring is
+// closed (dropped) before the table and the pool, so nothing is written into them afterwards.
+unsafe impl Driver for UringDriver {
+    type State = UringOp;
+
     fn backend(&self) -> Backend {
         Backend::Uring
     }
@@ -723,8 +464,8 @@ impl Driver for UringDriver {
         }
     }
 
-    fn reclaim(&mut self, inflight: &mut InFlight) {
-        if let Some(msg) = inflight.msg.take() {
+    fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
+        if let Some(msg) = inflight.state.msg.take() {
             self.spare_msgs.push(msg);
         }
     }
@@ -733,10 +474,14 @@ impl Driver for UringDriver {
     fn push(
         &mut self,
         token: Token,
-        inflight: &mut InFlight,
+        inflight: &mut InFlight<UringOp>,
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
-        let entry = match &mut inflight.op {
+        let op = match &mut inflight.work {
+            Work::Close(_) => return self.push_close(token, inflight.work.take_last()),
+            Work::Op(op) => op,
+        };
+        let entry = match op {
             Op::AcceptMulti { listener } => {
                 self.accept_watch |= self.accept_multi != Feature::Yes;
                 match self.accept_multi {
@@ -751,8 +496,8 @@ impl Driver for UringDriver {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
                 let raw = fd.as_raw_fd();
-                let nowait = matches!(inflight.op, Op::RecvBuf { nowait: true, .. });
-                let limit = match inflight.op {
+                let nowait = matches!(*op, Op::RecvBuf { nowait: true, .. });
+                let limit = match *op {
                     Op::RecvMulti { limit, .. } => Some(limit),
                     _ => None,
                 };
@@ -810,6 +555,7 @@ impl Driver for UringDriver {
                 // only at a new high-water mark of gathered sends in flight).
                 let spare = &mut self.spare_msgs;
                 let msg = inflight
+                    .state
                     .msg
                     .get_or_insert_with(|| spare.pop().unwrap_or_default());
                 let hdr = msg.fill(pool, bufs, *at);
@@ -819,6 +565,7 @@ impl Driver for UringDriver {
             }
             Op::Accept { listener } => {
                 let addr = inflight
+                    .state
                     .addr
                     .as_mut()
                     .expect("accept carries address storage");
@@ -852,7 +599,7 @@ impl Driver for UringDriver {
                 )
             }
             Op::Connect { fd, .. } => {
-                let addr = inflight.addr.as_ref().expect("connect carries its address");
+                let addr = (inflight.state.addr.as_ref()).expect("connect carries its address");
                 opcode::Connect::new(
                     types::Fd(fd.as_raw_fd()),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
@@ -868,8 +615,8 @@ impl Driver for UringDriver {
                 };
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
             }
-            Op::Close { .. } => return self.push_close(token, &mut inflight.op),
-            Op::Nop => opcode::Nop::new().build(),
+            // A close travels as `Work::Close` (above).
+            Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),
         };
         self.push_entry(&entry.user_data(token.raw()))
     }
@@ -893,7 +640,7 @@ impl Driver for UringDriver {
     /// timeout, and appends every ready completion to `out`.
     fn wait(
         &mut self,
-        table: &mut OpTable,
+        table: &mut OpTable<UringOp>,
         _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
         out: &mut Vec<RawCompletion>,

@@ -1,0 +1,205 @@
+//! A raw result into what the caller receives: an [`Outcome`] with the operation's resources
+//! (adopting an accepted socket, growing a buffer by the bytes the kernel wrote, handing out
+//! the pool buffer a receive filled).
+
+use std::io;
+
+use crate::op::{Accepted, Op, Outcome, OwnedFd, PoolBuf};
+use crate::sys::pool::BufPool;
+use crate::sys::{OpState, CQE_BUFFER_SHIFT, CQE_F_BUFFER};
+use crate::table::{InFlight, Work};
+use crate::token::OpKind;
+
+/// `Err` for a negative kernel result, the value otherwise.
+pub(crate) fn cvt(res: i32) -> io::Result<usize> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// The pool buffer a completion carries: the kernel's (or the emulating driver's) flag, else
+/// the one the driver took at submission.
+pub(crate) fn carried_buffer(flags: u32, taken: Option<u16>) -> Option<(u16, bool)> {
+    if flags & CQE_F_BUFFER != 0 {
+        Some(((flags >> CQE_BUFFER_SHIFT) as u16, true))
+    } else {
+        taken.map(|id| (id, false))
+    }
+}
+
+/// The outcome of a pooled receive: the buffer goes to the caller only with bytes in it;
+/// otherwise it returns to the pool at once.
+fn received_buf(
+    pool: Option<&mut BufPool>,
+    carried: Option<(u16, bool)>,
+    res: i32,
+    more: bool,
+) -> Outcome {
+    let result = cvt(res);
+    let buf = match (pool, carried) {
+        (Some(pool), Some((id, flagged))) => {
+            // Counted out when the kernel selected it (flagged on a ring); the driver counted
+            // the buffers it took itself.
+            let from_ring = flagged && pool.has_ring();
+            let buf = pool.hand_out(id, usize::try_from(res).unwrap_or(0), from_ring);
+            if res > 0 {
+                Some(buf)
+            } else {
+                pool.give_back(buf);
+                None
+            }
+        }
+        _ => None,
+    };
+    Outcome::ReceivedBuf { buf, result, more }
+}
+
+/// Gives back the pool buffer a stale completion carries, so that it is not lost.
+pub(crate) fn reclaim_buffer(flags: u32, pool: Option<&mut BufPool>) {
+    if let (Some(pool), Some((id, true))) = (pool, carried_buffer(flags, None)) {
+        let from_ring = pool.has_ring();
+        let buf: PoolBuf = pool.hand_out(id, 0, from_ring);
+        pool.give_back(buf);
+    }
+}
+
+/// Takes ownership of the descriptor an accept's result names.
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor from an accept, owned by nobody else.
+#[cfg(unix)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    use std::os::fd::{FromRawFd, RawFd};
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// Takes ownership of the socket an accept's result names: the IOCP driver reports an accepted
+/// `SOCKET` in the result (kernel handles keep to 32 bits, so it fits; the driver checks).
+///
+/// # Safety
+///
+/// `fd` must be a fresh socket from an accept, owned by nobody else.
+#[cfg(windows)]
+unsafe fn adopt(fd: usize) -> OwnedFd {
+    use std::os::windows::io::{FromRawSocket, RawSocket};
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_socket(fd as RawSocket) }
+}
+
+// The peer address of a connected socket (`getpeername`), for multishot accepts, which do not
+// report it.
+#[cfg(unix)]
+use crate::sys::sockaddr::peer_of;
+
+/// The peer address of a connected socket (`getpeername`), for multishot accepts.
+#[cfg(windows)]
+fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
+}
+
+/// A connection from a multishot accept's result; its peer from `getpeername`.
+///
+/// # Safety
+///
+/// `fd` must be a fresh descriptor from an accept, owned by nobody else.
+unsafe fn accepted_multi(fd: usize) -> Accepted {
+    // SAFETY: as the caller promises.
+    let fd = unsafe { adopt(fd) };
+    let peer = peer_of(&fd);
+    Accepted { fd, peer }
+}
+
+/// Turns a result of a multishot operation that stays armed (`IORING_CQE_F_MORE`) into what
+/// the caller receives; the operation stays in the table.
+///
+/// # Safety
+///
+/// As for [`complete`]: `res` is the kernel's result for this operation (for an accept, a new
+/// fd nobody else owns).
+pub(crate) unsafe fn complete_more(
+    kind: OpKind,
+    res: i32,
+    flags: u32,
+    pool: Option<&mut BufPool>,
+) -> Outcome {
+    match kind {
+        OpKind::AcceptMulti => Outcome::AcceptedMulti {
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
+            result: cvt(res).map(|fd| unsafe { accepted_multi(fd) }),
+            more: true,
+        },
+        _ => received_buf(pool, carried_buffer(flags, None), res, true),
+    }
+}
+
+/// Turns a finished operation and its raw result into what the caller receives.
+///
+/// # Safety
+///
+/// `res` must be the kernel's result for exactly this operation: for an accept, a new fd that
+/// nothing else owns; for a receive, the number of bytes written into the buffer's spare
+/// capacity (or into the pool buffer `flags` or the operation names).
+pub(crate) unsafe fn complete<S: OpState>(
+    inflight: InFlight<S>,
+    res: i32,
+    flags: u32,
+    pool: Option<&mut BufPool>,
+) -> Outcome {
+    let op = match inflight.work {
+        Work::Close(_) => return Outcome::Closed(cvt(res).map(drop)),
+        Work::Op(op) => op,
+    };
+    match op {
+        Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
+            let fd = unsafe { adopt(fd) };
+            let peer = inflight.state.accepted_peer();
+            Accepted { fd, peer }
+        })),
+        Op::Recv { mut buf, .. } => {
+            let result = cvt(res);
+            if let Ok(n) = result {
+                let new_len = buf.len() + n;
+                assert!(
+                    new_len <= buf.capacity(),
+                    "kernel reported more than the buffer"
+                );
+                // SAFETY: the caller promises the kernel initialised `n` bytes after the old
+                // length, and the assertion keeps the new length within the allocation.
+                unsafe { buf.set_len(new_len) };
+            }
+            Outcome::Received { buf, result }
+        }
+        Op::Send { buf, at, .. } => Outcome::Sent {
+            buf,
+            at,
+            result: cvt(res),
+        },
+        Op::Connect { .. } => Outcome::Connected(cvt(res).map(drop)),
+        Op::Shutdown { .. } => Outcome::ShutDown(cvt(res).map(drop)),
+        Op::Close { .. } => Outcome::Closed(cvt(res).map(drop)),
+        Op::Nop => Outcome::Nop,
+        Op::AcceptMulti { .. } => Outcome::AcceptedMulti {
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
+            result: cvt(res).map(|fd| unsafe { accepted_multi(fd) }),
+            more: false,
+        },
+        Op::RecvMulti { .. } | Op::RecvBuf { .. } => {
+            received_buf(pool, carried_buffer(flags, inflight.pooled), res, false)
+        }
+        Op::SendBuf { buf, at, .. } => Outcome::SentBuf {
+            buf,
+            at,
+            result: cvt(res),
+        },
+        Op::SendBufs { bufs, at, .. } => Outcome::SentBufs {
+            bufs,
+            at,
+            result: cvt(res),
+        },
+    }
+}
