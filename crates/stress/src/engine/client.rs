@@ -235,7 +235,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
 
     /// How long before a scheduled send the thread stops sleeping and polls.
     fn spin_margin(&self) -> Duration {
-        spin_margin(self.shared.config.spin, self.shared.backend)
+        spin_margin(self.shared.config.spin, self.port.timer_resolution())
     }
 
     /// Phase 1: opens every connection of this thread at the paced rate.

@@ -65,7 +65,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_port::{Backend, Port, PortConfig};
+use ringport_port::{Port, PortConfig};
 use ringport_report::export::{Csv, Exporter, HdrLog};
 use ringport_report::hdrlog::IntervalLog;
 
@@ -320,14 +320,16 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     if stopped.is_some() {
         report.mark_interrupted();
     }
-    // epoll waits to the nanosecond (`epoll_pwait2`), as io_uring does; IOCP only to the
-    // millisecond.
-    if backend == Backend::Iocp && config.rate.is_some() {
-        report.warnings.push(
-            "the IOCP backend waits in whole milliseconds: in rate mode sends may leave up to \
-             1 ms after their intended time, and the corrected latency includes that"
-                .to_string(),
-        );
+    // A port whose waits are kept only to the millisecond (the port says: IOCP's) cannot send
+    // on time to the microsecond.
+    let resolution = backend.timer_resolution();
+    if resolution >= Duration::from_millis(1) && config.rate.is_some() {
+        report.warnings.push(format!(
+            "the {} backend waits in whole milliseconds: in rate mode sends may leave up to \
+             {} ms after their intended time, and the corrected latency includes that",
+            backend.name().to_uppercase(),
+            resolution.as_millis()
+        ));
     }
     Ok(StressOutcome {
         report,

@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use ringport_port::Backend;
-
 /// How often connections are scanned for `--timeout`: a tenth of the timeout, at least every
 /// 100 ms and at most every millisecond.
 pub(super) fn scan_interval(timeout: Duration) -> Duration {
@@ -44,17 +42,17 @@ impl TimeoutScan {
 }
 
 /// How long before a scheduled send the thread stops sleeping and polls: `--spin-us` if given,
-/// else the timer slack of a kernel wait (about 50 us), the same for io_uring's and epoll's
-/// (`epoll_pwait2`, kept to the nanosecond); none on IOCP, whose waits are whole milliseconds
-/// (polling a millisecond before every send would keep the thread busy; the report warns
-/// instead).
-pub(super) fn spin_margin(spin: Option<Duration>, backend: Backend) -> Duration {
-    if let Some(spin) = spin {
-        return spin;
-    }
-    match backend {
-        Backend::Uring | Backend::Epoll => Duration::from_micros(60),
-        Backend::Iocp => Duration::ZERO,
+/// else, on a port whose waits are kept finer than a microsecond ([`Port::timer_resolution`]:
+/// io_uring, and epoll with `epoll_pwait2`), the timer slack of a kernel wait (about 50 us);
+/// none on a port whose waits are whole milliseconds (IOCP: polling a millisecond before every
+/// send would keep the thread busy; the report warns instead).
+///
+/// [`Port::timer_resolution`]: ringport_port::Port::timer_resolution
+pub(super) fn spin_margin(spin: Option<Duration>, timer_resolution: Duration) -> Duration {
+    match spin {
+        Some(spin) => spin,
+        None if timer_resolution <= Duration::from_micros(1) => Duration::from_micros(60),
+        None => Duration::ZERO,
     }
 }
 
@@ -90,9 +88,9 @@ mod tests {
     #[test]
     fn spin_margin_follows_the_flag_then_the_backend() {
         let us = Duration::from_micros;
-        assert_eq!(spin_margin(Some(us(5)), Backend::Iocp), us(5));
-        assert_eq!(spin_margin(None, Backend::Epoll), us(60));
-        assert_eq!(spin_margin(None, Backend::Uring), us(60));
-        assert_eq!(spin_margin(None, Backend::Iocp), Duration::ZERO);
+        let ms = Duration::from_millis;
+        assert_eq!(spin_margin(Some(us(5)), ms(1)), us(5));
+        assert_eq!(spin_margin(None, Duration::from_nanos(1)), us(60));
+        assert_eq!(spin_margin(None, ms(1)), Duration::ZERO);
     }
 }
