@@ -8,7 +8,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::config::{StressConfig, DEFAULT_COUNT, DEFAULT_MESSAGE};
+use super::options::{StressConfig, DEFAULT_COUNT, DEFAULT_MESSAGE};
 
 /// The article's way (issue item 6): asks on `output` for the message, the number of
 /// connections ("threads" in the article, unless `ask_connections` is false because the
@@ -101,7 +101,7 @@ pub fn ask<R: BufRead, W: Write>(
 mod tests {
     use super::*;
 
-    use crate::config::test_config as cfg;
+    use crate::config::options::test_config as cfg;
 
     #[test]
     fn asks_like_the_article() {

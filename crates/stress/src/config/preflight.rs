@@ -13,7 +13,7 @@
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::config::StressConfig;
+use super::options::StressConfig;
 
 /// File descriptors reserved beyond one per connection: stdio, rings, eventfds, log and output
 /// files.
@@ -282,7 +282,7 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
 mod tests {
     use super::*;
 
-    use crate::config::test_config as cfg;
+    use crate::config::options::test_config as cfg;
 
     #[test]
     fn fd_plan() {

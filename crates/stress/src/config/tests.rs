@@ -1,6 +1,9 @@
 //! Tests of the options: what is refused, and what the accepted ones resolve to.
 
+use std::time::Duration;
+
 use super::*;
+use crate::protocol::payload::PayloadSpec;
 
 fn cfg() -> StressConfig {
     test_config()

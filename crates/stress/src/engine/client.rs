@@ -38,6 +38,7 @@ use ringport_port::{Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, T
 use super::conn::{Conn, Plan, SendBuffers, State};
 use super::connect::{open_socket, source_of, ConnectQueue};
 use super::exchange::Exchange;
+use super::progress::ProgressFeed;
 use super::reconnects::Reconnects;
 use super::shared::Shared;
 use super::timeouts::{spin_margin, TimeoutScan};
@@ -131,16 +132,12 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     pub last_completion: Option<Instant>,
     /// When this thread's load ended: every connection finished, failed or closed.
     pub load_end: Option<Instant>,
-    reported: (u64, u64, u64),
     /// Messages verified by this thread (warm-up included), for progress.
     completed_total: u64,
     /// Connect operations in flight.
     connecting: usize,
-    /// With progress counters: latencies of verified messages not yet added to the shared
-    /// live histogram (an array of `live::BUCKETS`; empty without progress), and when they
-    /// were last added.
-    live_latency: Vec<u64>,
-    live_flushed: Instant,
+    /// This thread's side of the live progress counters.
+    feed: ProgressFeed,
     /// Under a connection ramp: `(when, local slot)` of the connections yet to join, latest
     /// first (popped from the end).
     joining: Vec<(Instant, usize)>,
@@ -198,15 +195,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             stopped_early: None,
             last_completion: None,
             load_end: None,
-            reported: (0, 0, 0),
             completed_total: 0,
             connecting: 0,
-            live_latency: if shared.opts.progress.is_some() {
-                vec![0; crate::engine::progress::BUCKETS]
-            } else {
-                Vec::new()
-            },
-            live_flushed: now,
+            feed: ProgressFeed::new(shared.opts.progress.is_some(), now),
             joining: Vec::new(),
             churn: config.messages_per_connection,
             churn_stats: ReconnectStats::default(),
@@ -714,7 +705,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let verbose = self.shared.config.verbose;
         let payload = self.spec;
         let scratch = &mut self.scratch;
-        let live_latency = &mut self.live_latency;
+        let feed = &mut self.feed;
         let mut last = None;
         let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
         let result = slot.conn.received(data, now, payload, |done| {
@@ -724,14 +715,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 stats.record_message(local, &done, now);
                 last = Some(now);
             }
-            if !live_latency.is_empty() {
-                let us = now
-                    .saturating_duration_since(done.stamp.intended)
-                    .as_micros();
-                live_latency
-                    [crate::engine::progress::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] +=
-                    1;
-            }
+            feed.record_latency(now.saturating_duration_since(done.stamp.intended));
             if verbose {
                 print_reply::<X>(payload, global, done.stamp.index, scratch);
             }
@@ -916,22 +900,13 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let Some(p) = &self.shared.opts.progress else {
             return;
         };
-        let connected = self.stats.connect.len();
-        let now = (self.completed_total, self.stats.errors.total(), connected);
-        p.messages
-            .fetch_add(now.0 - self.reported.0, Ordering::Relaxed);
-        p.errors
-            .fetch_add(now.1 - self.reported.1, Ordering::Relaxed);
-        p.connected
-            .fetch_add(now.2 - self.reported.2, Ordering::Relaxed);
-        self.reported = now;
-        // The latency counts go in about every 50 ms, and at the end: adding them is a pass
-        // over the histogram, too much for every turn of the loop.
-        let at = Instant::now();
-        if at >= self.live_flushed + Duration::from_millis(50) || self.load_end.is_some() {
-            p.latency.add_local(&mut self.live_latency);
-            self.live_flushed = at;
-        }
+        let totals = [
+            self.completed_total,
+            self.stats.errors.total(),
+            self.stats.connect.len(),
+        ];
+        self.feed
+            .feed(p, totals, Instant::now(), self.load_end.is_some());
     }
 }
 

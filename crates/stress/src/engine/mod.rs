@@ -4,8 +4,8 @@
 //! [`StressOutcome`]: it validates and checks the system ([`preflight`]), resolves the server,
 //! starts the client threads, lines them up at a common start, and merges what they measured into
 //! one report. What a thread does with its port is `client`'s; what one connection does is
-//! `conn`'s. What to send ([`payload`]), whether an echo is right ([`verify`]), what to measure
-//! ([`stats`]) and when to send ([`schedule`]) are decided by the other modules.
+//! `conn`'s. What to send ([`payload`]), whether an echo is right ([`echo`]), what to measure
+//! ([`measure`]) and when to send ([`send_times`]) are decided by the other layers.
 //!
 //! # Shape
 //!
@@ -34,7 +34,9 @@
 //!
 //! With churn (`--messages-per-connection N`), step 4 comes after every `N` exchanges: the
 //! connection closes and its slot connects again, paced by `--connect-rate`, until the stop
-//! condition (see [`churn`](crate::plan::reconnect) for what is measured and warned about).
+//! condition (see [`reconnect`](crate::plan::reconnect) for the pacing,
+//! [`reconnects`](crate::measure::reconnects) for what is counted and
+//! [`warnings`](crate::report::warnings) for what is warned about).
 //!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
@@ -42,9 +44,9 @@
 //!
 //! [`preflight`]: crate::config::preflight
 //! [`payload`]: crate::protocol::payload
-//! [`verify`]: crate::protocol::echo
-//! [`stats`]: crate::measure
-//! [`schedule`]: crate::plan::send_times
+//! [`echo`]: crate::protocol::echo
+//! [`measure`]: crate::measure
+//! [`send_times`]: crate::plan::send_times
 
 mod client;
 mod conn;
@@ -56,12 +58,12 @@ mod shared;
 mod timeouts;
 
 pub use progress::Progress;
+pub use shared::RunOptions;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,16 +83,6 @@ use crate::report::StressReport;
 use client::Client;
 use ringport_report::reconnects::ReconnectFigures;
 use shared::Shared;
-
-/// Hooks into a run besides its configuration.
-#[derive(Debug, Default, Clone)]
-pub struct RunOptions {
-    /// Counters to update while running.
-    pub progress: Option<Arc<Progress>>,
-    /// Set to stop early (Ctrl-C): no new message is sent, messages in flight are still
-    /// verified, then the run ends and reports what it measured.
-    pub stop: Option<Arc<AtomicBool>>,
-}
 
 /// Why a run could not be carried out at all (as opposed to errors on connections, which are
 /// counted in the report).

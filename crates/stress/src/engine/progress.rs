@@ -251,6 +251,58 @@ impl Progress {
     }
 }
 
+/// One client thread's side of the [`Progress`] counters: what it has added so far, and the
+/// latencies it has not added yet (adding them is a pass over the histogram, too much for every
+/// turn of the loop).
+#[derive(Debug)]
+pub(crate) struct ProgressFeed {
+    /// Messages, errors and connections already added.
+    reported: [u64; 3],
+    /// Latencies of verified messages not yet added to the shared live histogram (an array of
+    /// [`BUCKETS`]; empty without progress counters).
+    latency: Vec<u64>,
+    /// When the latencies were last added.
+    flushed: Instant,
+}
+
+impl ProgressFeed {
+    /// A feed, recording latencies only when `enabled` (a caller watches the counters).
+    pub(crate) fn new(enabled: bool, now: Instant) -> ProgressFeed {
+        ProgressFeed {
+            reported: [0; 3],
+            latency: if enabled {
+                vec![0; BUCKETS]
+            } else {
+                Vec::new()
+            },
+            flushed: now,
+        }
+    }
+
+    /// Counts one verified message's latency (nothing when disabled).
+    pub(crate) fn record_latency(&mut self, latency: Duration) {
+        if !self.latency.is_empty() {
+            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            self.latency[bucket_of(us)] += 1;
+        }
+    }
+
+    /// Adds to `p` what changed since the last call: `totals` (messages verified, errors,
+    /// connections made, this thread's so far) at once, the latencies about every 50 ms and
+    /// whenever `last`.
+    pub(crate) fn feed(&mut self, p: &Progress, totals: [u64; 3], now: Instant, last: bool) {
+        let counters = [&p.messages, &p.errors, &p.connected];
+        for ((counter, total), reported) in counters.iter().zip(totals).zip(&mut self.reported) {
+            counter.fetch_add(total - *reported, Ordering::Relaxed);
+            *reported = total;
+        }
+        if now >= self.flushed + Duration::from_millis(50) || last {
+            p.latency.add_local(&mut self.latency);
+            self.flushed = now;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +404,36 @@ mod tests {
             text.starts_with("warm-up (1.5s left)  0 msg/s  p50 -  p99 -"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_feed_adds_what_changed_and_latencies_in_batches() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        let mut feed = ProgressFeed::new(true, t0);
+        feed.record_latency(Duration::from_micros(100));
+        feed.feed(&p, [5, 1, 2], t0, false);
+        feed.feed(&p, [8, 1, 3], t0 + Duration::from_millis(10), false);
+        let s = p.sample();
+        assert_eq!((s.messages, s.errors, s.connected), (8, 1, 3));
+        assert_eq!(s.latency.iter().sum::<u64>(), 0, "latencies wait for 50 ms");
+        feed.feed(&p, [8, 1, 3], t0 + Duration::from_millis(20), true);
+        assert_eq!(
+            p.sample().latency.iter().sum::<u64>(),
+            1,
+            "and go at the end"
+        );
+        assert_eq!(p.sample().messages, 8, "nothing counted twice");
+    }
+
+    #[test]
+    fn a_disabled_feed_records_no_latency() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        let mut feed = ProgressFeed::new(false, t0);
+        feed.record_latency(Duration::from_micros(100));
+        feed.feed(&p, [1, 0, 1], t0, true);
+        assert_eq!(p.sample().latency.iter().sum::<u64>(), 0);
+        assert_eq!(p.sample().messages, 1);
     }
 }

@@ -1,18 +1,30 @@
-//! What a run's client threads share: the configuration resolved once, the server's address,
-//! the start barrier, and the common start of the load (`--start-at`).
+//! What a run's client threads share: the caller's hooks ([`RunOptions`]), the configuration
+//! resolved once, the server's address, the start barrier, and the common start of the load
+//! (`--start-at`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::{Barrier, OnceLock};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::Backend;
 
-use super::RunOptions;
+use super::progress::Progress;
 use crate::config::StressConfig;
 use crate::protocol::payload::PayloadSpec;
 use crate::protocol::script::Script;
+
+/// Hooks into a run besides its configuration.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Counters to update while running.
+    pub progress: Option<Arc<Progress>>,
+    /// Set to stop early (Ctrl-C): no new message is sent, messages in flight are still
+    /// verified, then the run ends and reports what it measured.
+    pub stop: Option<Arc<AtomicBool>>,
+}
 
 /// What all client threads share (read-only but for the once-set fields).
 pub(super) struct Shared<'a> {

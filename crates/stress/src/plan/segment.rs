@@ -18,7 +18,7 @@
 //! * `--count` is per connection, so a segment's messages are its connections x count, and the
 //!   segments' messages add up to the whole run's;
 //! * `--rate R` keeps the whole run's schedule (`start + (c + k * C) / R`, see
-//!   [`schedule`](crate::plan::send_times)) for the segment's own connections: its share of the rate
+//!   [`send_times`](crate::plan::send_times)) for the segment's own connections: its share of the rate
 //!   is `R * n / C` for its `n` connections, the shares add up to `R`, and with a common
 //!   `--start-at` the union of the segments' sends is the whole run's schedule, send for send.
 
