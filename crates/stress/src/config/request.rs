@@ -180,7 +180,7 @@ fn add(e: &mut Expect, item: Item, whose: &str) -> Result<(), ConfigError> {
 
 /// Pairs the request and expectation flags of one command line, in the order given, into the
 /// sequence of requests (see the module docs). Combinations are checked later, by
-/// [`check`].
+/// [`check`](crate::protocol::script::check).
 ///
 /// # Errors
 ///

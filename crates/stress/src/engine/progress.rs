@@ -215,7 +215,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The counters now, for [`line`].
+    /// The counters now, for [`line()`].
     pub fn sample(&self) -> Sample {
         Sample {
             messages: self.messages.load(Ordering::Relaxed),

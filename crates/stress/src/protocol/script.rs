@@ -1,7 +1,7 @@
 //! Request/response mode compiled: the [`Script`] a connection runs, and how each reply is framed.
 //!
 //! This module is responsible for turning the paired requests
-//! ([`RequestSpec`](crate::config::request::RequestSpec)) into a [`Script`]: every request and
+//! ([`RequestSpec`]) into a [`Script`]: every request and
 //! its expectation checked ([`check`]), regexes compiled once, the framing of each reply decided
 //! once ([`Frame`]). Reading replies off the wire and checking them is
 //! [`reply`](crate::protocol::reply)'s.

@@ -18,7 +18,7 @@
 //!
 //! A probe **passes** when every latency target holds, no error occurred, and the client
 //! generated the rate. **Client-bound check**: a probe whose sends fell short of the target by
-//! more than [`RATE_SHORTFALL`] (the client's connections x pipeline could not carry it, or it
+//! more than [`RATE_SHORTFALL`](crate::report::RATE_SHORTFALL) (the client's connections x pipeline could not carry it, or it
 //! lacked CPU), or whose client threads were saturated, says nothing about the server: it is
 //! marked `client-bound`, the rate is not raised past it, and it is never the answer.
 //!
