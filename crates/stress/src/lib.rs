@@ -22,9 +22,9 @@
 //!
 //! # Layers
 //!
-//! Each folder is a layer; a module imports only from its own layer's siblings and from the
-//! layers listed before it, never from the module that declares it. The result type and its
-//! exporters are not here: they are the result model's, `ringport-report`.
+//! Each folder is a layer, each file one job; no module imports the module that declares it.
+//! The result type and its exporters are not here: they are the result model's,
+//! `ringport-report`.
 //!
 //! * [`error`]: the error taxonomy: a bad option ([`ConfigError`](error::ConfigError)), the
 //!   kinds failures are counted by ([`ErrorKind`](error::ErrorKind)) and one connection's
