@@ -14,10 +14,17 @@
 #              CHUNK [65536] bytes, default window) against echo-load's ping-pong of SIZE
 #              [65536] bytes, both counted in echoed GB (each byte sent once and received once
 #              by the client).
+#              PAGE: 1 to also write the table as docs/results/client-cost.md (benches/page.sh),
+#              or a path.
 # Output: one row per generator and connection count: round trips/s (GB/s), client CPU (cores),
 # and round trips (GB) per client core-second, the figure to compare, with its ratio to
 # echo-load's and thread-per-conn's, taken round by round.
 set -euo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init client-cost "Client CPU per round trip" \
+  "How much client CPU a round trip costs: \`ringport stress\`, echo-load (epoll, from the peers) and a thread-per-connection generator (\`crates/stress/examples/thread_per_conn.rs\`), each with one thread pinned to CPU 1, against the same server pinned to CPU 0, interleaved, medians; round trips (or echoed GB with STREAM=1) per client core-second, with ratios taken round by round. How to run it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
+  CONNS SIZE CHUNK DURATION WARMUP ROUNDS PEERS GENS SERVER STREAM
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-"10 100"}
 STREAM=${STREAM:-}
@@ -119,7 +126,8 @@ for conns in $CONNS; do
   done
 done
 
-python3 - "$RESULTS" "$STREAM" <<'PY'
+TABLE=$(mktemp)
+python3 - "$RESULTS" "$STREAM" <<'PY' | tee "$TABLE"
 import sys, statistics as st
 stream = bool(sys.argv[2])
 unit, per_unit, fmt = ("GB/s", "GB per core-s", ".3f") if stream else ("rt/s", "rt per core-s", ".0f")
@@ -144,3 +152,5 @@ for conns in sorted({c for c, _ in by}):
         print(f"{gen:<18}{conns:>6}{rps:>10{fmt}}{cpu:>14.2f}{per:>15{fmt}}"
               f"{ratio(conns, gen, 'echo-load'):>22}{ratio(conns, gen, 'thread-per-conn'):>22}")
 PY
+{ echo '```text'; cat "$TABLE"; echo '```'; } | page_save
+rm -f "$TABLE"

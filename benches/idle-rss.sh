@@ -13,10 +13,16 @@
 #   PORT         the server's port                         [4700]
 #   SETTLE       seconds to wait after opening, before the second RSS reading   [2]
 #   NO_BUILD=1   do not build (binaries from $CARGO_TARGET_DIR or target)
+#   PAGE         1: also write the table as docs/results/idle-rss.md (benches/page.sh); or a path
 #
 # One process cannot hold more descriptors than its hard open-file limit: CONNS must stay under
 # it (`ulimit -Hn`, 20,000 on these machines). Loopback only; both processes are killed at the end.
 set -euo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init idle-rss "Server memory per idle connection" \
+  "One \`ringport serve\` process (the completion model with one worker, or the threaded model) holding idle connections opened by the \`hold\` example from several 127.0.0.x addresses: the server's RSS before and after, per connection. The kernel's socket memory is apart ([Scale](../scale.md) measures it)." \
+  CONNS MODELS SOURCES SETTLE
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-15000}
@@ -49,8 +55,9 @@ trap cleanup EXIT
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
-echo "| model | connections held | server RSS before (KiB) | after (KiB) | bytes per idle connection |"
-echo "|---|---:|---:|---:|---:|"
+TABLE=$(mktemp)
+echo "| model | connections held | server RSS before (KiB) | after (KiB) | bytes per idle connection |" | tee "$TABLE"
+echo "|---|---:|---:|---:|---:|" | tee -a "$TABLE"
 for model in $MODELS; do
   PORT=$((PORT + 1))
   args=(serve --port "$PORT" --model "$model" --idle-timeout 0 --max-per-ip 0
@@ -80,9 +87,11 @@ for model in $MODELS; do
   held=$(( $(fds "$SRV") - base_fds ))
   after=$(rss_kib "$SRV")
   awk -v m="$model" -v h="$held" -v b="$before" -v a="$after" 'BEGIN {
-    printf "| %s | %d | %d | %d | %.0f |\n", m, h, b, a, (h > 0) ? (a - b) * 1024 / h : 0 }'
+    printf "| %s | %d | %d | %d | %.0f |\n", m, h, b, a, (h > 0) ? (a - b) * 1024 / h : 0 }' | tee -a "$TABLE"
   touch "$STOP"
   wait "$HOLD_PID" 2>/dev/null || true
   HOLD_PID=""
   kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=""
 done
+page_save <"$TABLE"
+rm -f "$TABLE"

@@ -29,6 +29,7 @@
 #         DURATION=2 WARMUP=0.5 benches/peers.sh   quicker, noisier (see the cost below)
 #         SIZES=65536 CONNS=10 benches/peers.sh     one row
 #         FROM=/tmp/ringport-peers-....tsv benches/peers.sh   reprint the tables of a run
+#         PAGE=1 benches/peers.sh          also write docs/results/peers.md (benches/page.sh)
 # Environment (defaults in brackets):
 #   PEERS        the peers directory, each peer its own Cargo project
 #                                      [../shared/peers from the repository root]
@@ -51,6 +52,8 @@
 #   RESULTS      raw results (TSV)                       [/tmp/ringport-peers-<time>.tsv]
 #   FROM         run nothing: print the tables of this earlier raw results file (a file from
 #                before SIZES, without a size column, is read as SIZE, default 64)
+#   PAGE         1: also write the tables as docs/results/peers.md, with the date, machine and
+#                command (with FROM, those of the run, kept in its .page file); or a path  []
 #
 # Cost: SIZES x CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about 0.3 s to
 # start and stop a server: the defaults (3 x 3 x 3 x 7 = 189 runs of 6.3 s) take about 20
@@ -64,6 +67,11 @@
 # Requires taskset (util-linux) and python3. Everything listens on and connects to 127.0.0.1
 # only; every server started is stopped on exit, also on error or Ctrl-C.
 set -euo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init peers "ringport against other echo servers: ping-pong" \
+  "Round trips per second and server CPU per round trip, one message in flight per connection (echo-load, content checked), every server on one pinned CPU and the load on another; ringport against the best peer of each row, then every server. How to run and read it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
+  PEERS SERVERS SIZES SIZE CONNS DURATION WARMUP ROUNDS SERVER_CPU LOAD_CPU RINGPORT RINGPORT_ARGS
 # Paths given relative to where the script was called from.
 for v in PEERS RINGPORT FROM RESULTS; do
   if [[ -n "${!v:-}" && "${!v}" != /* && "${!v}" == */* ]]; then printf -v "$v" '%s' "$PWD/${!v}"; fi
@@ -130,6 +138,9 @@ for size in $SIZES; do
     done
   done
 done
+page_keep "$RESULTS"
+else
+page_from "$FROM"
 fi
 
 echo
@@ -138,6 +149,6 @@ echo
 python3 benches/best-peer.py "$RESULTS" --subject ringport --keys "size conns" \
   --default "size=${SIZE:-64}" \
   --metric 'rt_per_s:high:rt/s:,.0f' --metric 'cpu_us_per_rt:low:CPU µs/rt:.2f' \
-  --info 'user_share:user %:.0%'
+  --info 'user_share:user %:.0%' | page_write
 echo
 echo "raw: $RESULTS"

@@ -34,10 +34,16 @@
 #   RINGPORT_ARGS  extra arguments for ringport serve                    []
 #   NO_BUILD=1   do not build anything (binaries must exist)
 #   KEEP=DIR     keep each run's perf.data in DIR (for `perf report -i`)
+#   PAGE         1: also write the table as docs/results/profile.md (benches/page.sh); or a path
 #
 # Requires perf (linux-perf / linux-tools) allowed to sample a process of this user
 # (kernel.perf_event_paranoid <= 1, or root), and taskset. Only 127.0.0.1 is used.
 set -euo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init profile "Where the server's CPU goes per round trip" \
+  "Ping-pong with echo-load, every server on one pinned CPU and the load on another, the server sampled with \`perf\`: its CPU per round trip split by call stack into the kernel's TCP/IP work, the rest of the kernel (io_uring or epoll, system calls) and user code; the own part (io + user) against monoio's in the same round. How to run it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
+  PEERS SERVERS CONNS SIZE DURATION ROUNDS SERVER_CPU LOAD_CPU RINGPORT RINGPORT_ARGS
 cd "$(dirname "$0")/.."
 ME=profile.sh
 
@@ -118,6 +124,7 @@ done
 
 echo
 echo "$(date -u +%Y-%m-%d) $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); ${SIZE} B ping-pong, echo-load 1 thread on CPU $LOAD_CPU, servers 1 thread on CPU $SERVER_CPU; perf samples over ${DURATION} s; medians of $ROUNDS interleaved rounds"
+{
 echo "| conns | server | rt/s | cpu us/rt | tcp/ip us/rt | io us/rt | user us/rt | own (io+user) us/rt | own x monoio |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 awk '
@@ -157,3 +164,4 @@ awk '
         median(cpu[k]), median(tcp[k]), 100 * median(share[k]), median(io[k]), median(usr[k]), median(ownl[k]), ratio
     }
   }' "$ROWS"
+} | page_write

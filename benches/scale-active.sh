@@ -40,10 +40,17 @@
 #   PORT [4610]; SOURCES [127.0.0.2-127.0.0.254]; OUT [./ringport-scale-active];
 #   NO_BUILD=1 to skip building (the binary from $CARGO_TARGET_DIR or target, or RINGPORT=path).
 # Exit code 0 only when nothing stopped it: every connection open, the rate held, no error.
-# Output: progress on stdout, the result in $OUT/summary.md (a README table row) and
+# PAGE: 1 to also write the result as docs/results/scale-active.md (benches/page.sh), or a path.
+# Output: progress on stdout, the result in $OUT/summary.md (a table row, as the pages
+# docs/results/scale-active*.md show) and
 # $OUT/result.txt, samples in $OUT/samples.tsv, the merged run in $OUT/merged.{txt,json,hlog},
 # every process's output in $OUT/.
 set -uo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init scale-active "Active connections one machine holds" \
+  "K \`ringport serve --reuse-port\` processes on one port and M \`ringport stress --segment I/M\` agents with one \`--start-at\`, every connection echoing a 64-byte message once per period (TARGET / RATE seconds), every byte verified, the agents' results added by \`ringport merge\`: connections, rate achieved, latency from each message's intended send time, memory per connection under load, and what stopped it. How it works: [Scale](../scale.md#active-benchesscale-activesh)." \
+  TARGET RATE DURATION WARMUP SIZE PER_SERVER PER_AGENT THREADS CONNECT_RATE START_SLACK TIMEOUT SPIN_US MIN_AVAIL_MIB SAMPLE SOURCES
 cd "$(dirname "$0")/.."
 
 TARGET=${TARGET:-1000000}
@@ -294,9 +301,14 @@ printf '| %s | %s | %s / %s | %s | %s | %s | %s | %s | %s KiB | %s KiB | %s KiB 
   "$(per_conn "${pk[0]}" "${pk[4]}")" "$(per_conn "${pk[2]}" "${pk[4]}")" "$(per_conn "${pk[1]}" "${pk[4]}")" \
   "$(per_conn "${pk[3]}" "${pk[4]}")" "${OPENED_AT:-?}" "$STOPPED" >"$OUT/summary.md"
 echo
+{
 echo "| date | connections | msg/s achieved / target | messages | errors | p50 | p99 | p99.9 | free memory drop per connection | server RSS per connection | kernel slab per connection (both ends) | agent RSS per connection | all open after | stopped by |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 cat "$OUT/summary.md"
+} | page_write
+if [[ -n "$PAGE_FILE" ]]; then
+  { echo; echo '```text'; sed -n '/^== result/,$p' "$OUT/result.txt"; echo '```'; } >>"$PAGE_FILE"
+fi
 # Success: every connection open, the rate held, every byte verified, nothing stopped it.
 if (( merged )) && [[ $ERRS == 0 ]] && (( EST == TARGET )) && [[ $STOPPED == nothing:* ]]; then exit 0; fi
 exit 1

@@ -21,9 +21,15 @@
 #   shrink so that the machine's thread count stays below kernel.pid_max minus this;
 #   PORT [4600]; SOURCES [127.0.0.2-127.0.0.254]; BUFFER_SIZE [server default];
 #   OUT [./ringport-scale]; NO_BUILD=1 to skip building (binaries from $CARGO_TARGET_DIR or target).
+# PAGE: 1 to also write the summary as docs/results/scale.md (benches/page.sh), or a path.
 # Output: a table per model on stdout (also $OUT/steps.tsv), the final row per model in
 # $OUT/summary.md, and every process's output in $OUT/<model>/.
 set -uo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init scale "Idle connections one machine holds" \
+  "K \`ringport serve --reuse-port\` processes on one port and \`hold\` clients stepping up idle connections until the target or a limit: connections held, server RSS and kernel memory per connection, free memory drop, time to open, and what stopped it. How it works: [Scale](../scale.md)." \
+  TARGET MODELS BUDGET PER_SERVER PER_HOLD HOLDS_PER_STEP MIN_AVAIL_MIB PID_RESERVE SOURCES BUFFER_SIZE
 cd "$(dirname "$0")/.."
 
 TARGET=${TARGET:-100000}
@@ -217,6 +223,8 @@ run_model() {
 
 for m in $MODELS; do run_model "$m"; done
 echo
-echo "| model | connections held | server RSS per connection | kernel memory per connection (both ends) | free memory drop per connection | time to open | stopped by |"
-echo "|---|---:|---:|---:|---:|---:|---|"
-cat "$OUT/summary.md"
+{
+  echo "| model | connections held | server RSS per connection | kernel memory per connection (both ends) | free memory drop per connection | time to open | stopped by |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  cat "$OUT/summary.md"
+} | page_write

@@ -50,6 +50,8 @@
 #   NO_BUILD=1   do not build anything (binaries must exist)
 #   RESULTS      raw results (TSV)                      [/tmp/ringport-stream-<time>.tsv]
 #   FROM         run nothing: print the tables of this earlier raw results file
+#   PAGE         1: also write the tables as docs/results/stream.md, with the date, machine and
+#                command (with FROM, those of the run, kept in its .page file); or a path  []
 #
 # Cost: CONNS x ROUNDS x SERVERS runs of DURATION + WARMUP seconds plus about 0.3 s to start and
 # stop a server: the defaults (3 x 3 x 7 = 63 runs of 6.3 s) take about 7 minutes; DURATION=2
@@ -62,6 +64,11 @@
 # Requires taskset (util-linux) and python3. Everything listens on and connects to 127.0.0.1
 # only; every server started is stopped on exit, also on error or Ctrl-C.
 set -euo pipefail
+# shellcheck source=benches/page.sh
+. "$(dirname "$0")/page.sh"
+page_init stream "ringport against other echo servers: streams" \
+  "Echoed Gbit/s and server CPU seconds per GB echoed, \`ringport stress --stream\` (each connection writes 64 KiB chunks within a 256 KiB window while reading the echo back, every byte verified), every server on one pinned CPU and the load on another; ringport against the best peer of each row, then every server. How to run and read it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
+  PEERS SERVERS CONNS DURATION WARMUP ROUNDS SERVER_CPU LOAD_CPU RINGPORT STRESS RINGPORT_ARGS STRESS_ARGS
 # Paths given relative to where the script was called from.
 for v in PEERS RINGPORT STRESS FROM RESULTS; do
   if [[ -n "${!v:-}" && "${!v}" != /* && "${!v}" == */* ]]; then printf -v "$v" '%s' "$PWD/${!v}"; fi
@@ -168,6 +175,9 @@ PY
     done
   done
 done
+page_keep "$RESULTS"
+else
+page_from "$FROM"
 fi
 
 echo
@@ -176,6 +186,6 @@ echo
 python3 benches/best-peer.py "$RESULTS" --subject ringport --keys conns \
   --metric 'gbit_per_s:high:Gbit/s:.2f' --metric 'cpu_s_per_gb:low:CPU s/GB:.3f' \
   --info 'server_cpu_share:server CPU:.0%' --info 'load_cpu_share:load CPU:.0%' \
-  --info 'user_share:user %:.0%'
+  --info 'user_share:user %:.0%' | page_write
 echo
 echo "raw: $RESULTS"

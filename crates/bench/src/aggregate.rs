@@ -3,6 +3,7 @@
 //!
 //! Everything here is a pure function of measured [`Figures`], so it is tested on fixed numbers.
 
+use crate::median::Rounds;
 use crate::results::{
     size_label, DesignInfo, Figures, PointResult, Settings, Warning, WarningKind,
 };
@@ -19,46 +20,25 @@ pub const BUSY_OTHERS_PCT: f64 = 20.0;
 /// Fewer verified round trips than this in a window is too few for a p99.9.
 pub const MIN_MESSAGES: u64 = 10_000;
 
-/// The median of `v` (mean of the two middle values for an even count); 0 for none.
-pub fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-/// The figure-by-figure median of `rounds`; errors are the largest count of any round.
+/// The figure-by-figure median of `rounds` (see [`median`](crate::median)); errors are the
+/// largest count of any round.
 pub fn median_figures(rounds: &[Figures]) -> Figures {
-    let f = |g: fn(&Figures) -> f64| median(&rounds.iter().map(g).collect::<Vec<_>>());
-    let u = |g: fn(&Figures) -> u64| {
-        median(&rounds.iter().map(|r| g(r) as f64).collect::<Vec<_>>()).round() as u64
-    };
-    let cpu: Vec<f64> = rounds
-        .iter()
-        .filter_map(|r| r.server_cpu_us_per_msg)
-        .collect();
+    let r = Rounds(rounds);
     Figures {
-        msgs_per_s: f(|r| r.msgs_per_s),
-        messages: u(|r| r.messages),
-        measured_s: f(|r| r.measured_s),
-        p50_us: u(|r| r.p50_us),
-        p99_us: u(|r| r.p99_us),
-        p999_us: u(|r| r.p999_us),
-        server_user_s: f(|r| r.server_user_s),
-        server_sys_s: f(|r| r.server_sys_s),
-        server_cpu_us_per_msg: (!cpu.is_empty()).then(|| median(&cpu)),
-        server_peak_rss_kib: u(|r| r.server_peak_rss_kib),
-        client_cpu_pct: f(|r| r.client_cpu_pct),
-        client_cpu_max_thread_pct: f(|r| r.client_cpu_max_thread_pct),
-        errors: rounds.iter().map(|r| r.errors).max().unwrap_or(0),
-        others_cpu_pct: f(|r| r.others_cpu_pct),
+        msgs_per_s: r.median(|r| r.msgs_per_s),
+        messages: r.median_count(|r| r.messages),
+        measured_s: r.median(|r| r.measured_s),
+        p50_us: r.median_count(|r| r.p50_us),
+        p99_us: r.median_count(|r| r.p99_us),
+        p999_us: r.median_count(|r| r.p999_us),
+        server_user_s: r.median(|r| r.server_user_s),
+        server_sys_s: r.median(|r| r.server_sys_s),
+        server_cpu_us_per_msg: r.median_of_some(|r| r.server_cpu_us_per_msg),
+        server_peak_rss_kib: r.median_count(|r| r.server_peak_rss_kib),
+        client_cpu_pct: r.median(|r| r.client_cpu_pct),
+        client_cpu_max_thread_pct: r.median(|r| r.client_cpu_max_thread_pct),
+        errors: r.max(|r| r.errors),
+        others_cpu_pct: r.median(|r| r.others_cpu_pct),
     }
 }
 
@@ -393,9 +373,6 @@ pub(crate) mod tests {
 
     #[test]
     fn medians() {
-        assert_eq!(median(&[]), 0.0);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         let m = median_figures(&[figures(100.0, 0), figures(300.0, 2), figures(200.0, 0)]);
         assert_eq!(m.msgs_per_s, 200.0);
         assert_eq!(m.errors, 2, "errors are never hidden by the median");

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::median::Rounds;
 use crate::results::{size_label, BenchResults, Warning, WarningKind};
 use crate::schedule::{BenchConfig, Design};
 
@@ -162,36 +163,22 @@ pub struct ChurnPointResult {
     pub rounds: Vec<ChurnFigures>,
 }
 
-fn median(v: Vec<f64>) -> f64 {
-    crate::aggregate::median(&v)
-}
-
-/// The figure-by-figure median of `rounds`; errors are the largest count of any round.
+/// The figure-by-figure median of `rounds` (see [`median`](crate::median)); errors are the
+/// largest count of any round.
 pub fn median_figures(rounds: &[ChurnFigures]) -> ChurnFigures {
-    let f = |g: fn(&ChurnFigures) -> f64| median(rounds.iter().map(g).collect());
-    let u = |g: fn(&ChurnFigures) -> u64| {
-        median(rounds.iter().map(|r| g(r) as f64).collect()).round() as u64
-    };
-    let cpu: Vec<f64> = rounds
-        .iter()
-        .filter_map(|r| r.server_cpu_us_per_connection)
-        .collect();
+    let r = Rounds(rounds);
     ChurnFigures {
-        connections_per_s: f(|r| r.connections_per_s),
-        connections: u(|r| r.connections),
-        connect_p50_us: u(|r| r.connect_p50_us),
-        connect_p99_us: u(|r| r.connect_p99_us),
-        connect_p999_us: u(|r| r.connect_p999_us),
-        msgs_per_s: f(|r| r.msgs_per_s),
-        p99_us: u(|r| r.p99_us),
-        server_cpu_us_per_connection: (!cpu.is_empty()).then(|| median(cpu)),
-        server_peak_rss_kib: u(|r| r.server_peak_rss_kib),
-        failed_connections: rounds
-            .iter()
-            .map(|r| r.failed_connections)
-            .max()
-            .unwrap_or(0),
-        errors: rounds.iter().map(|r| r.errors).max().unwrap_or(0),
+        connections_per_s: r.median(|r| r.connections_per_s),
+        connections: r.median_count(|r| r.connections),
+        connect_p50_us: r.median_count(|r| r.connect_p50_us),
+        connect_p99_us: r.median_count(|r| r.connect_p99_us),
+        connect_p999_us: r.median_count(|r| r.connect_p999_us),
+        msgs_per_s: r.median(|r| r.msgs_per_s),
+        p99_us: r.median_count(|r| r.p99_us),
+        server_cpu_us_per_connection: r.median_of_some(|r| r.server_cpu_us_per_connection),
+        server_peak_rss_kib: r.median_count(|r| r.server_peak_rss_kib),
+        failed_connections: r.max(|r| r.failed_connections),
+        errors: r.max(|r| r.errors),
     }
 }
 

@@ -25,10 +25,13 @@
 //! # Modules
 //!
 //! * [`schedule`]: the designs, the sweep, the `--quick` preset, the interleaved plan.
-//! * [`server`]: one server's life as a child process: start, `/proc` sampling, stop.
+//! * [`server`]: one server's life as a child process: start (ringport's read back from its
+//!   ready line, `serve --ready-json -`), `/proc` sampling, stop.
 //! * [`procfs`]: a server's `/proc` counters over a run (read through `ringport_os::proc`).
 //! * [`runner`]: the loop over the plan, pinning, the measured window.
-//! * [`aggregate`]: medians, ratios, the largest clean connection count, warnings.
+//! * [`aggregate`]: from runs to points: medians, ratios, the largest clean connection count,
+//!   warnings.
+//! * [`median`]: medians over rounds, figure by figure (the sweep's and the churn point's).
 //! * [`results`]: [`BenchResults`](results::BenchResults), the one result type.
 //! * [`env`]: the machine and the moment.
 //! * [`export`]: one exporter per format: markdown, JSON, CSV, SVG charts.
@@ -41,6 +44,7 @@ pub mod aggregate;
 pub mod churn;
 pub mod env;
 pub mod export;
+pub mod median;
 #[cfg(unix)]
 pub mod procfs;
 pub mod results;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
+use ringport_port::BackendChoice;
 use ringport_stress::config::StressConfig;
 use ringport_stress::engine::{self, RunOptions};
 
@@ -163,9 +164,6 @@ pub fn run(
                 detail,
             }
         })?;
-        if infos[run.design].backend.is_none() {
-            infos[run.design].backend = server.backend();
-        }
         if let Err(why) = server.stop() {
             warnings.push(Warning {
                 kind: WarningKind::ServerExit,
@@ -324,8 +322,12 @@ fn usable_designs(
 ) -> Vec<Design> {
     let mut out = Vec::new();
     for d in &config.designs {
-        if let ServerSpec::Ringport { backend, .. } = &d.server {
-            if backend == "uring" && env.io_uring != "available" {
+        if let ServerSpec::Ringport {
+            backend: BackendChoice::Uring,
+            ..
+        } = d.server
+        {
+            if ringport_port::probe_uring().is_err() {
                 warnings.push(Warning {
                     kind: WarningKind::Skipped,
                     design: Some(d.name.clone()),

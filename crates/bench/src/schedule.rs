@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ringport_port::BackendChoice;
+use ringport_server::Model;
 use serde::{Deserialize, Serialize};
 
 /// One point of the sweep: a message size at a connection count.
@@ -25,10 +27,10 @@ pub struct Point {
 pub enum ServerSpec {
     /// One of ringport's own models: `ringport serve --port 0 --model MODEL --backend BACKEND`.
     Ringport {
-        /// `completion`, `threaded` or `single`.
-        model: String,
-        /// `uring`, `epoll` or `auto`.
-        backend: String,
+        /// The server design.
+        model: Model,
+        /// The completion port's mechanism (the blocking models take `auto` and use none).
+        backend: BackendChoice,
     },
     /// Any echo server: a shell command in which `{port}` is replaced by a free port.
     External {
@@ -51,7 +53,13 @@ impl Design {
     /// one connection only: at more, the others would wait in the backlog until their
     /// connection timed out.
     pub fn one_client_at_a_time(&self) -> bool {
-        matches!(&self.server, ServerSpec::Ringport { model, .. } if model == "single")
+        matches!(
+            &self.server,
+            ServerSpec::Ringport {
+                model: Model::Single,
+                ..
+            }
+        )
     }
 
     /// Parses `NAME=COMMAND` (the value of `--server`). `COMMAND` must contain `{port}`.
@@ -88,25 +96,35 @@ impl Design {
 }
 
 /// The built-in designs, by name: the completion model on io_uring and on epoll, the thread per
-/// client model, and the one-client-at-a-time model.
+/// client model, and the one-client-at-a-time model; each names its server (see [`design_name`]).
 pub const BUILTIN: &[&str] = &["completion-uring", "completion-epoll", "threaded", "single"];
+
+/// The servers of [`BUILTIN`], in its order.
+const BUILTIN_SERVERS: [(Model, BackendChoice); 4] = [
+    (Model::Completion, BackendChoice::Uring),
+    (Model::Completion, BackendChoice::Epoll),
+    (Model::Threaded, BackendChoice::Auto),
+    (Model::Single, BackendChoice::Auto),
+];
+
+/// The name of ringport's `model` on `backend` in tables, files and charts: the model, and for
+/// the completion model the backend chosen (`completion-uring`); the blocking models use none.
+pub fn design_name(model: Model, backend: BackendChoice) -> String {
+    match model {
+        Model::Completion => format!("{model}-{backend}"),
+        Model::Threaded | Model::Single => model.to_string(),
+    }
+}
 
 /// The built-in design called `name` (one of [`BUILTIN`]).
 pub fn builtin(name: &str) -> Option<Design> {
-    let (model, backend) = match name {
-        "completion-uring" => ("completion", "uring"),
-        "completion-epoll" => ("completion", "epoll"),
-        "threaded" => ("threaded", "auto"),
-        "single" => ("single", "auto"),
-        _ => return None,
-    };
-    Some(Design {
-        name: name.to_string(),
-        server: ServerSpec::Ringport {
-            model: model.to_string(),
-            backend: backend.to_string(),
-        },
-    })
+    BUILTIN_SERVERS
+        .into_iter()
+        .find(|&(model, backend)| design_name(model, backend) == name)
+        .map(|(model, backend)| Design {
+            name: name.to_string(),
+            server: ServerSpec::Ringport { model, backend },
+        })
 }
 
 /// Everything a benchmark run needs.
@@ -342,6 +360,26 @@ mod tests {
             designs: designs.iter().map(|n| builtin(n).unwrap()).collect(),
             ..BenchConfig::new("ringport".into())
         }
+    }
+
+    #[test]
+    fn the_builtin_names_are_their_servers_names() {
+        let names: Vec<String> = BUILTIN_SERVERS
+            .into_iter()
+            .map(|(model, backend)| design_name(model, backend))
+            .collect();
+        assert_eq!(names, BUILTIN);
+        let d = builtin("completion-epoll").unwrap();
+        assert_eq!(
+            d.server,
+            ServerSpec::Ringport {
+                model: Model::Completion,
+                backend: BackendChoice::Epoll
+            }
+        );
+        assert!(builtin("single").unwrap().one_client_at_a_time());
+        assert!(!builtin("threaded").unwrap().one_client_at_a_time());
+        assert!(builtin("completion-auto").is_none());
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! stopped.
 //!
 //! This module is responsible for the life of one server: start it (ringport's own models as
-//! `ringport serve --port 0 ...`, read back from its `listening on` line; an external command
-//! with `{port}` replaced by a free port, then polled until it accepts), sample its CPU and
-//! memory every [`SAMPLE_EVERY`] while the load runs, and stop it: SIGTERM, which ringport's
-//! servers must answer by exiting 0; external servers are killed if they do not exit promptly.
+//! `ringport serve --port 0 --ready-json - ...`, whose ready line says where it listens and what
+//! it runs on; an external command with `{port}` replaced by a free port, then polled until it
+//! accepts), sample its CPU and memory every [`SAMPLE_EVERY`] while the load runs, and stop it:
+//! SIGTERM, which ringport's servers must answer by exiting 0; external servers are killed if
+//! they do not exit promptly.
 //!
 //! Both output streams of the child are read by threads all along, so a chatty server never
 //! blocks on a full pipe, and its last lines are at hand when it fails.
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use ringport_server::{Model, Ready};
 
 use crate::procfs::{self, ProcSample};
 use crate::schedule::{Design, ServerSpec};
@@ -51,11 +54,6 @@ impl Tail {
     fn text(&self) -> String {
         let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         q.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-
-    fn find(&self, f: impl Fn(&str) -> Option<String>) -> Option<String> {
-        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        q.iter().find_map(|l| f(l))
     }
 }
 
@@ -90,40 +88,6 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The address of a `listening on IP:PORT` line.
-pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.trim()
-        .strip_prefix("listening on ")?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// What a ringport server said it runs on, from its `... ready ...` log line: the value of its
-/// `backend=` field (the completion model), or `blocking sockets` (the naive models).
-pub fn parse_backend(line: &str) -> Option<String> {
-    if !line.contains("ready") {
-        return None;
-    }
-    if let Some(i) = line.find("backend=") {
-        // The value runs to the next ` key=` field (it may itself hold spaces).
-        let v = &line[i + "backend=".len()..];
-        let end = v
-            .match_indices(' ')
-            .map(|(j, _)| j)
-            .find(|&j| {
-                let word = v[j + 1..].split(' ').next().unwrap_or("");
-                word.split_once('=').is_some_and(|(k, _)| {
-                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                })
-            })
-            .unwrap_or(v.len());
-        return Some(v[..end].trim().trim_matches('"').to_string());
-    }
-    line.contains("blocking sockets")
-        .then(|| "blocking sockets".to_string())
-}
-
 /// Options for starting a server.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -145,6 +109,7 @@ pub struct ServerProcess {
     stderr: Tail,
     stdout: Tail,
     sampler: Option<Sampler>,
+    ready: Option<Ready>,
 }
 
 /// The command line that starts `design`, with `{port}` left in for an external one.
@@ -160,7 +125,7 @@ pub fn command_line(design: &Design, opts: &StartOptions) -> String {
 }
 
 fn ringport_args(design: &Design, opts: &StartOptions) -> Vec<String> {
-    let ServerSpec::Ringport { model, backend } = &design.server else {
+    let ServerSpec::Ringport { model, backend } = design.server else {
         return Vec::new();
     };
     // `--max-per-ip 0`: every load connection comes from 127.0.0.1, and the default per-address
@@ -170,16 +135,18 @@ fn ringport_args(design: &Design, opts: &StartOptions) -> Vec<String> {
         "--port",
         "0",
         "--model",
-        model,
+        model.name(),
         "--backend",
-        backend,
+        backend.name(),
         "--max-per-ip",
         "0",
+        "--ready-json",
+        "-",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if let (Some(w), "completion") = (opts.workers, model.as_str()) {
+    if let (Some(w), Model::Completion) = (opts.workers, model) {
         args.push("--workers".into());
         args.push(w.to_string());
     }
@@ -202,10 +169,6 @@ impl ServerProcess {
             ServerSpec::Ringport { .. } => {
                 let mut cmd = Command::new(&opts.ringport_exe);
                 cmd.args(ringport_args(design, opts));
-                // The completion model's `ready` line names the ring flags in use.
-                if std::env::var_os("RUST_LOG").is_none() {
-                    cmd.env("RUST_LOG", "info");
-                }
                 (cmd, command_line(design, opts), false, 0)
             }
             ServerSpec::External { command } => {
@@ -239,12 +202,13 @@ impl ServerProcess {
             stderr,
             stdout,
             sampler: None,
+            ready: None,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let ready = if external {
             server.wait_accepting(deadline)
         } else {
-            server.wait_listening(&rx, deadline)
+            server.wait_ready(&rx, deadline)
         };
         if let Err(why) = ready {
             server.kill();
@@ -257,7 +221,8 @@ impl ServerProcess {
         Ok(server)
     }
 
-    fn wait_listening(
+    /// Waits for the ready line (`--ready-json -`) on the server's standard output.
+    fn wait_ready(
         &mut self,
         lines: &mpsc::Receiver<String>,
         deadline: Instant,
@@ -266,14 +231,15 @@ impl ServerProcess {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = parse_listening(&line) {
-                        self.addr = addr;
+                    if let Ok(ready) = Ready::from_json(&line) {
+                        self.addr = ready.addr;
+                        self.ready = Some(ready);
                         return Ok(());
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     return Err(format!(
-                        "printed no `listening on` line in {START_TIMEOUT:?}"
+                        "printed no ready line (--ready-json -) in {START_TIMEOUT:?}"
                     ))
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -310,9 +276,16 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// What the server said it runs on (see [`parse_backend`]).
+    /// What a ringport server said it is on its ready line; `None` for an external server.
+    pub fn ready(&self) -> Option<&Ready> {
+        self.ready.as_ref()
+    }
+
+    /// What a ringport server said it runs on, as its ready line details it
+    /// ([`Ready::backend_detail`]: `io_uring (setup flags: ...)`, `blocking sockets`); `None`
+    /// for an external server.
     pub fn backend(&self) -> Option<String> {
-        self.stderr.find(parse_backend)
+        self.ready.as_ref().map(|r| r.backend_detail.clone())
     }
 
     /// Starts reading the server's `/proc` counters every [`SAMPLE_EVERY`].
@@ -440,29 +413,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listening_line() {
-        assert_eq!(
-            parse_listening("listening on 127.0.0.1:4242\n"),
-            Some("127.0.0.1:4242".parse().unwrap())
+    fn ringport_is_asked_for_its_ready_line_and_the_design_by_name() {
+        let opts = StartOptions {
+            ringport_exe: "ringport".into(),
+            workers: Some(3),
+        };
+        let line = command_line(
+            &crate::schedule::builtin("completion-epoll").unwrap(),
+            &opts,
         );
-        assert_eq!(parse_listening("hello"), None);
-    }
-
-    #[test]
-    fn backend_from_ready_lines() {
-        let l = " INFO completion model ready addr=127.0.0.1:1 workers=1 backend=io_uring (setup flags: SINGLE_ISSUER)";
-        assert_eq!(
-            parse_backend(l).as_deref(),
-            Some("io_uring (setup flags: SINGLE_ISSUER)")
+        assert!(
+            line.contains(" --model completion --backend epoll ")
+                && line.contains(" --ready-json - ")
+                && line.ends_with(" --workers 3"),
+            "{line}"
         );
-        let l = " INFO threaded model ready (blocking sockets) addr=127.0.0.1:1 model=\"threaded\"";
-        assert_eq!(parse_backend(l).as_deref(), Some("blocking sockets"));
-        let l = " INFO completion model ready backend=io_uring (setup flags: a,b) max_connections=9 x=1";
-        assert_eq!(
-            parse_backend(l).as_deref(),
-            Some("io_uring (setup flags: a,b)")
-        );
-        assert_eq!(parse_backend(" INFO accepting again"), None);
+        let line = command_line(&crate::schedule::builtin("threaded").unwrap(), &opts);
+        assert!(line.contains(" --model threaded --backend auto "), "{line}");
+        assert!(!line.contains("--workers"), "{line}");
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub const TOP_EXAMPLES: &str = "Examples:
   ringport COMMAND --help                      each command's flags and examples
 
 Exit codes: 0 success, 1 a run or verification failure or a refused value, 2 a usage error,
-130 interrupted.";
+4 `stress --find-max-rate` found no rate meeting the target, 130 interrupted.";
 
 /// Arguments of `ringport completions`.
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
-//! `ringport serve`: flags, signals and the key press, the `listening on` line, the summary.
+//! `ringport serve`: flags, signals and the key press, the `listening on` line and the ready
+//! line (`--ready-json`), the summary.
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -103,6 +105,17 @@ pub struct ServeArgs {
     /// one per worker.
     #[arg(long, default_value_t = ServeConfig::default().backlog, value_parser = clap::value_parser!(i32).range(1..=1 << 20))]
     backlog: i32,
+    /// Once the server accepts connections, write what it is as one line of JSON to PATH, for
+    /// scripts and supervisors that should not read the log: its address, model, backend and
+    /// workers. With `-`, on standard output, right after the `listening on` line.
+    ///
+    /// The object: {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
+    /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242}; `backend` and
+    /// `workers` are null for the threaded and single models. The file is written beside PATH
+    /// and renamed to it, so a reader never sees half of it, before the `listening on` line is
+    /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
+    #[arg(long, value_name = "PATH")]
+    ready_json: Option<PathBuf>,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -230,9 +243,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     install_signals(&shutdown)?;
 
     let running = ringport_server::start(&cfg, shutdown.clone())?;
+    let ready = running.ready().to_json();
+    let (ready_on_stdout, ready_file) = match args.ready_json {
+        Some(path) if path.as_os_str() == "-" => (true, None),
+        path => (false, path),
+    };
+    if let Some(path) = &ready_file {
+        write_atomically(path, &ready)
+            .with_context(|| format!("cannot write --ready-json {}", path.display()))?;
+        let path = path.clone();
+        shutdown.on_trigger(move || {
+            let _ = std::fs::remove_file(&path);
+        });
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.local_addr())?;
+        if ready_on_stdout {
+            writeln!(out, "{ready}")?;
+        }
         out.flush()?;
     }
 
@@ -262,11 +291,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let summary = running.wait();
     stats_done.store(true, Ordering::SeqCst);
+    // The trigger removed it when the shutdown began, unless the server finished first: the
+    // trigger runs its callbacks in order, and the one that wakes the server comes before ours.
+    if let Some(path) = &ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     let summary = summary?;
     let mut out = std::io::stdout().lock();
     write!(out, "{summary}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `line` and a newline to a new file beside `path`, then renames it to `path`: a reader
+/// finds no file or the whole line, never a part of it.
+fn write_atomically(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written =
+        std::fs::write(&tmp, format!("{line}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Triggers `shutdown` when `q` then Enter is typed on the console that is standard input, or

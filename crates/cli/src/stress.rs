@@ -138,9 +138,9 @@ pub struct StressArgs {
     #[arg(long, default_value_t = secs(config::DEFAULT_TIMEOUT), value_parser = parse_secs)]
     timeout: f64,
     /// Local addresses to spread connections over, round-robin by connection number: IP or
-    /// FIRST-LAST (a range, e.g. 127.0.0.2-127.0.0.254); repeat, or separate with commas. On
-    /// loopback, 127.0.0.x addresses are picked automatically when one address cannot hold
-    /// every connection.
+    /// FIRST-LAST (a range of at most 65,536, e.g. 127.0.0.2-127.0.0.254); repeat, or separate
+    /// with commas. On loopback, 127.0.0.x addresses are picked automatically when one address
+    /// cannot hold every connection.
     #[arg(long = "source-ip", value_name = "IP|FIRST-LAST", value_delimiter = ',', value_parser = parse_sources)]
     source_ips: Vec<Sources>,
     /// Write the result as JSON to PATH, or to standard output with `-` (the human report then
@@ -178,7 +178,8 @@ pub struct StressArgs {
     /// With --rate: microseconds before each scheduled send that a client thread polls instead
     /// of sleeping, so sends are not late by the kernel's timer slack [default: 60 on Linux, 0 on
     /// Windows]. 0 sleeps until the send is due: less CPU per message (many agents on few CPUs),
-    /// sends up to the timer slack (about 50 us) late, which the latency then includes.
+    /// sends up to the timer slack (about 50 us) late, which the latency then includes. At most
+    /// 10000.
     #[arg(long, value_name = "US")]
     spin_us: Option<u64>,
     /// The client's completion-port mechanism: auto (io_uring, else epoll; iocp on Windows),

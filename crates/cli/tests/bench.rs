@@ -156,10 +156,17 @@ fn two_designs_two_points_write_every_file() {
             Some(4)
         );
     }
+    // What each server's ready line said it runs on.
     let epoll = results.design("completion-epoll").unwrap();
     assert!(
         epoll.backend.as_deref().unwrap_or("").starts_with("epoll"),
         "{epoll:?}"
+    );
+    let threaded = results.design("threaded").unwrap();
+    assert_eq!(
+        threaded.backend.as_deref(),
+        Some("blocking sockets"),
+        "{threaded:?}"
     );
     assert!(!results.environment.kernel.is_empty());
     assert!(results
@@ -218,6 +225,34 @@ fn quick_includes_a_bulk_point() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The runs a `--dry-run` listing announces on its last line, and the runs its own lines add up
+/// to: every design listed at a point (and at the churn point) once per round.
+#[track_caller]
+fn runs_announced_and_listed(dry_run: &str) -> (usize, usize) {
+    let (list, total) = dry_run
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("no total line: {dry_run}"));
+    let number = |text: &str, after: &str| -> usize {
+        let (n, _) = text
+            .split_once(after)
+            .unwrap_or_else(|| panic!("{after:?} in {text:?}"));
+        let n = n.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap_or(n);
+        n.parse()
+            .unwrap_or_else(|e| panic!("{n:?} in {text:?}: {e}"))
+    };
+    let announced = number(total, " runs (");
+    let rounds = number(total, " round(s)");
+    let designs: usize = list
+        .lines()
+        .map(|l| {
+            let (_, designs) = l.rsplit_once(": ").unwrap_or_else(|| panic!("{l:?}"));
+            designs.split(", ").count()
+        })
+        .sum();
+    (announced, designs * rounds)
+}
+
 #[test]
 fn dry_run_lists_the_default_sweep_and_the_quick_points() {
     let run = |args: &[&str]| {
@@ -247,8 +282,8 @@ fn dry_run_lists_the_default_sweep_and_the_quick_points() {
         full.contains("64 KiB x 1: completion-uring, completion-epoll, threaded, single\n"),
         "{full}"
     );
-    // The sweep's 117 runs and the churn point's 9 (3 designs, single left out, 3 rounds).
-    assert!(full.contains("126 runs"), "{full}");
+    let (announced, listed) = runs_announced_and_listed(&full);
+    assert_eq!(announced, listed, "{full}");
     assert!(
         full.contains("churn: 10 connections x 10 round trips of 64 B each, 5.0 s after 1.0 s of warm-up: completion-uring, completion-epoll, threaded\n"),
         "{full}"
@@ -263,7 +298,8 @@ fn dry_run_lists_the_default_sweep_and_the_quick_points() {
         quick.contains("64 KiB x 10: completion-uring, completion-epoll, threaded\n"),
         "{quick}"
     );
-    assert!(quick.contains("16 runs"), "{quick}");
+    let (announced, listed) = runs_announced_and_listed(&quick);
+    assert_eq!(announced, listed, "{quick}");
     assert!(
         quick.contains("churn: 10 connections x 10 round trips of 64 B each, 1.0 s after 0.0 s"),
         "{quick}"

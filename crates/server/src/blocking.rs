@@ -58,7 +58,10 @@ use crate::echo::{Echo, RecvResult, SendResult, Step};
 use crate::limits::PerIp;
 use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
-use crate::{listener, Running, ServeConfig, ServeError};
+
+/// What the blocking models run on, as the log, the summary and the ready line say.
+const BLOCKING: &str = "blocking sockets";
+use crate::{listener, Model, Ready, Running, ServeConfig, ServeError};
 
 /// How long past the drain deadline the server waits for forced connections to let go.
 pub(crate) const HARD_STOP: Duration = Duration::from_secs(2);
@@ -642,7 +645,7 @@ pub(crate) trait BlockingModel {
 pub(crate) fn start<M, F>(
     cfg: &ServeConfig,
     shutdown: Shutdown,
-    name: &'static str,
+    model: Model,
     max_connections: usize,
     max_per_ip: usize,
     make: F,
@@ -651,6 +654,7 @@ where
     M: BlockingModel,
     F: FnOnce(Arc<Registry>) -> M + Send + 'static,
 {
+    let name = model.name();
     let (mut listeners, addr) = listener::bind_listeners(cfg.addr(), 1, cfg.backlog)?;
     let socket = listeners
         .pop()
@@ -731,12 +735,20 @@ where
         stats.forced_closes += forced;
         Ok(Summary {
             model: name.into(),
-            backend: "blocking sockets".into(),
+            backend: BLOCKING.into(),
             uptime: started.elapsed(),
             workers: vec![stats],
         })
     };
-    Ok(Running::new(addr, Box::new(join), live))
+    let ready = Ready {
+        addr,
+        model,
+        backend: None,
+        backend_detail: BLOCKING.into(),
+        workers: None,
+        pid: std::process::id(),
+    };
+    Ok(Running::new(ready, Box::new(join), live))
 }
 
 #[cfg(test)]
@@ -774,34 +786,83 @@ mod tests {
         assert!(reg.wait_done(Instant::now()));
     }
 
+    /// Serves `server` in a thread called `name` (at most 15 bytes, so that it is the thread's
+    /// whole name in `/proc`).
     fn serve_in_thread(
+        name: &str,
         reg: &Arc<Registry>,
         server: TcpStream,
         buffer_size: usize,
     ) -> std::thread::JoinHandle<WorkerStats> {
         let reg = reg.clone();
-        std::thread::spawn(move || {
-            let server = Arc::new(server);
-            let token = reg.register(&server).unwrap();
-            let ctx = ConnCtx {
-                registry: &reg,
-                buffer_size,
-                log_messages: false,
-                worker: 0,
-                conn: token.id(),
-                peer: None,
-                idle_timeout: None,
-                write_timeout: None,
-            };
-            serve_conn(&server, &ctx)
-        })
+        let named = std::thread::Builder::new().name(name.to_string());
+        named
+            .spawn(move || {
+                let server = Arc::new(server);
+                let token = reg.register(&server).unwrap();
+                let ctx = ConnCtx {
+                    registry: &reg,
+                    buffer_size,
+                    log_messages: false,
+                    worker: 0,
+                    conn: token.id(),
+                    peer: None,
+                    idle_timeout: None,
+                    write_timeout: None,
+                };
+                serve_conn(&server, &ctx)
+            })
+            .unwrap()
+    }
+
+    /// A blocking receive's system calls.
+    #[cfg(target_os = "linux")]
+    const RECEIVE: [libc::c_long; 3] = [libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_read];
+    /// A blocking send's system calls.
+    #[cfg(target_os = "linux")]
+    const SEND: [libc::c_long; 3] = [libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_write];
+    /// A blocking accept's system calls.
+    #[cfg(target_os = "linux")]
+    const ACCEPT: [libc::c_long; 2] = [libc::SYS_accept4, libc::SYS_accept];
+
+    /// Waits (at most 5 s) until this process's thread called `name` is blocked in one of the
+    /// system calls `calls`: `/proc/self/task/TID/syscall` names one only while the thread
+    /// sleeps in it.
+    #[cfg(target_os = "linux")]
+    #[track_caller]
+    fn wait_until_blocked_in(name: &str, calls: &[libc::c_long]) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut seen = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                if comm.trim_end() != name {
+                    continue;
+                }
+                let syscall =
+                    std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+                let number = syscall.split_whitespace().next().unwrap_or("");
+                if number
+                    .parse::<libc::c_long>()
+                    .is_ok_and(|n| calls.contains(&n))
+                {
+                    return;
+                }
+                seen.push(syscall);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "thread {name} not blocked in {calls:?} within 5 s: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
     fn echoes_in_bounded_chunks_and_closes_after_a_half_close() {
         let reg = Registry::new(10, 0);
         let (mut client, server) = pair();
-        let t = serve_in_thread(&reg, server, 64);
+        let t = serve_in_thread("rp-chunks", &reg, server, 64);
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
         let mut r = client.try_clone().unwrap();
         let reader = std::thread::spawn(move || {
@@ -821,12 +882,14 @@ mod tests {
     fn a_drain_wakes_a_blocked_receive_and_echoes_what_was_queued() {
         let reg = Registry::new(10, 0);
         let (mut idle, server) = pair();
-        let t_idle = serve_in_thread(&reg, server, 64);
+        let t_idle = serve_in_thread("rp-idle", &reg, server, 64);
         idle.write_all(b"ping").unwrap();
         let mut back = [0u8; 4];
         idle.read_exact(&mut back).unwrap();
-        // Wait until the server thread is blocked in its receive again, then drain.
-        std::thread::sleep(Duration::from_millis(100));
+        // The server thread is blocked in its next receive (on Linux, which the drain must wake;
+        // elsewhere a receive waits in slices and looks at the drain between them), then drain.
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in("rp-idle", &RECEIVE);
         assert_eq!(reg.drain(), 1);
         let mut rest = Vec::new();
         idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -837,8 +900,12 @@ mod tests {
         // A connection registered while draining echoes what it was sent, then closes.
         let (mut late, server) = pair();
         late.write_all(b"late bytes").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let t_late = serve_in_thread(&reg, server, 64);
+        // Its bytes are at the server's socket before it is served.
+        let mut peeked = [0u8; 10];
+        while server.peek(&mut peeked).unwrap() < peeked.len() {
+            std::thread::yield_now();
+        }
+        let t_late = serve_in_thread("rp-late", &reg, server, 64);
         let mut got = Vec::new();
         late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         late.read_to_end(&mut got).unwrap();
@@ -859,8 +926,13 @@ mod tests {
         socket2::SockRef::from(&server)
             .set_send_buffer_size(4096)
             .unwrap();
-        let t = serve_in_thread(&reg, server, 64 * 1024);
+        let t = serve_in_thread("rp-no-reader", &reg, server, 64 * 1024);
         client.write_all(&[7u8; 64 * 1024]).unwrap();
+        // The server thread is blocked sending the echo the client does not read (on Linux, as
+        // /proc shows it; elsewhere, given the time to get there).
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in("rp-no-reader", &SEND);
+        #[cfg(not(target_os = "linux"))]
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(reg.drain(), 1);
         reg.finish();
@@ -892,17 +964,26 @@ mod tests {
         let mut acceptor = Acceptor::new(socket, local);
         let wake = acceptor.waker();
         let reg = Registry::new(1, 0);
-        let waker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            wake();
-        });
-        let mut stats = WorkerStats::default();
-        assert!(matches!(
-            acceptor.accept(&reg, &mut stats),
-            Accepted::Nothing
-        ));
+        let accepting = reg.clone();
+        let (accepted, result) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("rp-acceptor".into())
+            .spawn(move || {
+                let mut stats = WorkerStats::default();
+                let nothing = matches!(acceptor.accept(&accepting, &mut stats), Accepted::Nothing);
+                let _ = accepted.send((nothing, stats, acceptor));
+            })
+            .unwrap();
+        // Woken once blocked in its accept (on Linux, as /proc shows it; elsewhere the wake-up
+        // connection may be in the backlog first, and is taken and recognised the same way).
+        #[cfg(target_os = "linux")]
+        wait_until_blocked_in("rp-acceptor", &ACCEPT);
+        wake();
+        let (nothing, mut stats, mut acceptor) = result
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the wake-up connection did not end the blocked accept");
+        assert!(nothing, "the wake-up connection is nothing to serve");
         assert_eq!(stats.accepted, 0);
-        waker.join().unwrap();
         acceptor.stop_waiting();
         assert!(matches!(acceptor.accept(&reg, &mut stats), Accepted::Empty));
     }

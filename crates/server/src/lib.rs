@@ -22,6 +22,8 @@
 //! - `messages`: `--log-messages`, for every model.
 //! - [`listener`]: `SO_REUSEPORT` listeners and "address in use" detection.
 //! - [`shutdown`]: the graceful-shutdown trigger.
+//! - [`ready`]: what a started server says about itself for programs ([`Ready`]: address,
+//!   model, backend, workers), written by `serve --ready-json`.
 //! - `accept_policy`: what every model does when an accept fails (pause, back-off, logging).
 //! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
@@ -37,6 +39,7 @@ pub mod echo;
 mod limits;
 pub mod listener;
 mod messages;
+pub mod ready;
 pub mod shutdown;
 pub mod single;
 pub mod slots;
@@ -47,6 +50,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use config::{Model, ServeConfig, UnknownModel};
+pub use ready::Ready;
 pub use shutdown::Shutdown;
 pub use summary::{Live, Snapshot, Summary, WorkerStats};
 
@@ -84,7 +88,7 @@ type Join = Box<dyn FnOnce() -> Result<Summary, ServeError> + Send>;
 
 /// A server that is accepting connections.
 pub struct Running {
-    local_addr: SocketAddr,
+    ready: Ready,
     join: Join,
     live: Live,
 }
@@ -92,18 +96,14 @@ pub struct Running {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("local_addr", &self.local_addr)
+            .field("ready", &self.ready)
             .finish_non_exhaustive()
     }
 }
 
 impl Running {
-    pub(crate) fn new(local_addr: SocketAddr, join: Join, live: Live) -> Running {
-        Running {
-            local_addr,
-            join,
-            live,
-        }
+    pub(crate) fn new(ready: Ready, join: Join, live: Live) -> Running {
+        Running { ready, join, live }
     }
 
     /// A live view of the server's counters (for a periodic report such as `serve --stats`);
@@ -114,7 +114,13 @@ impl Running {
 
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.ready.addr
+    }
+
+    /// What the server is, for programs: its address, model, backend and workers (see
+    /// [`Ready`]).
+    pub fn ready(&self) -> &Ready {
+        &self.ready
     }
 
     /// Waits until the server has shut down (after its [`Shutdown`] was triggered) and returns

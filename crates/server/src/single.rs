@@ -24,14 +24,19 @@ use std::sync::Arc;
 use crate::blocking::{self, BlockingModel, ConnCtx, Refused, Registry};
 use crate::shutdown::Shutdown;
 use crate::summary::WorkerStats;
-use crate::{Running, ServeConfig, ServeError};
+use crate::{Model, Running, ServeConfig, ServeError};
 
 /// Binds the listener and starts the serving thread.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     let cfg = cfg.clone();
-    blocking::start(&cfg.clone(), shutdown, "single", 1, 0, move |registry| {
-        Single { cfg, registry }
-    })
+    blocking::start(
+        &cfg.clone(),
+        shutdown,
+        Model::Single,
+        1,
+        0,
+        move |registry| Single { cfg, registry },
+    )
 }
 
 struct Single {

@@ -41,7 +41,7 @@ use crate::accept_policy::Episode;
 use crate::blocking::{self, BlockingModel, ConnCtx, Refused, Registry};
 use crate::shutdown::Shutdown;
 use crate::summary::WorkerStats;
-use crate::{Running, ServeConfig, ServeError};
+use crate::{Model, Running, ServeConfig, ServeError};
 
 /// The most connections (threads) when `--max-connections` is not given.
 pub const DEFAULT_MAX: usize = 10_000;
@@ -62,7 +62,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
     blocking::start(
         &cfg.clone(),
         shutdown,
-        "threaded",
+        Model::Threaded,
         max,
         per_ip,
         move |registry| Threaded::new(cfg, registry),

@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use ringport_server::Ready;
+
 /// The server designs every server test runs against: the completion model on each backend of
 /// the port, and the two naive models. On Windows `completion` is the completion model on IOCP
 /// and there is no `completion-epoll`.
@@ -86,6 +88,8 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// What it said it is on its ready line (`--ready-json`): model, backend, workers.
+    pub ready: Ready,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -126,9 +130,20 @@ impl Server {
         Server::spawn(cmd)
     }
 
-    /// Spawns `cmd` (a `serve` command line) and waits for its `listening on` line.
+    /// Spawns `cmd` (a `serve` command line) and waits for its `listening on` line, then reads
+    /// its ready line: on stdout (`--ready-json -`, added unless `cmd` has a `--ready-json`), or
+    /// from the file `cmd` names, which must exist by then.
     #[track_caller]
     pub fn spawn(mut cmd: Command) -> Server {
+        let ready_file = cmd
+            .get_args()
+            .skip_while(|a| *a != "--ready-json")
+            .nth(1)
+            .map(std::path::PathBuf::from);
+        if ready_file.is_none() {
+            cmd.args(["--ready-json", "-"]);
+        }
+        let ready_file = ready_file.filter(|p| p.as_os_str() != "-");
         // Quiet unless the caller chose a level.
         if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
             cmd.env("RUST_LOG", "warn");
@@ -148,10 +163,14 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let stdout = Arc::new(Mutex::new(String::new()));
         let rest = stdout.clone();
+        let ready_on_stdout = ready_file.is_none();
         std::thread::spawn(move || {
             let mut r = BufReader::new(out);
             let mut line = String::new();
             let _ = r.read_line(&mut line);
+            if ready_on_stdout {
+                let _ = r.read_line(&mut line);
+            }
             let _ = tx.send(line);
             let mut line = String::new();
             while r.read_line(&mut line).unwrap_or(0) > 0 {
@@ -167,7 +186,8 @@ impl Server {
                     stderr.lock().unwrap()
                 )
             });
-        let addr = line
+        let (first, second) = line.split_once('\n').unwrap_or((&line, ""));
+        let addr: SocketAddr = first
             .trim_end()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| {
@@ -178,9 +198,22 @@ impl Server {
             })
             .parse()
             .expect("an IP:PORT after `listening on`");
+        let ready = match &ready_file {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_else(|e| {
+                panic!(
+                    "no ready file {} at the listening line: {e}",
+                    path.display()
+                )
+            }),
+            None => second.to_string(),
+        };
+        let ready = Ready::from_json(&ready)
+            .unwrap_or_else(|e| panic!("the ready line {ready:?} does not parse: {e}"));
+        assert_eq!(ready.addr, addr, "the ready line's address");
         Server {
             child,
             addr,
+            ready,
             stdout,
             stderr,
         }
@@ -275,7 +308,7 @@ impl Server {
         }
     }
 
-    /// What the server printed on stdout after the `listening on` line.
+    /// What the server printed on stdout after the `listening on` line and its ready line.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }

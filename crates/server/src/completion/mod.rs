@@ -81,7 +81,7 @@ use tracing::{info, warn};
 use crate::limits::{Gate, PerIp};
 use crate::shutdown::Shutdown;
 use crate::summary::{Live, Snapshot, Summary, WorkerStats};
-use crate::{listener, Running, ServeConfig, ServeError};
+use crate::{listener, Model, Running, ServeConfig, ServeError};
 
 use handoff::{Handoff, Inbox};
 use worker::Worker;
@@ -199,6 +199,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         }
         total
     });
+    let backend_detail = backend.clone();
     let started = Instant::now();
     let join = move || {
         let mut summary = Summary {
@@ -214,7 +215,15 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         summary.uptime = started.elapsed();
         Ok(summary)
     };
-    Ok(Running::new(addr, Box::new(join), live))
+    let ready = crate::Ready {
+        addr,
+        model: Model::Completion,
+        backend: Some(resolved),
+        backend_detail,
+        workers: Some(workers),
+        pid: std::process::id(),
+    };
+    Ok(Running::new(ready, Box::new(join), live))
 }
 
 /// What the workers of one server share.

@@ -103,7 +103,7 @@ mod tests {
     use super::*;
     use crate::completion::worker::testing::{pair, worker};
     use crate::ServeConfig;
-    use ringport_port::{Accepted, PortConfig};
+    use ringport_port::{Accepted, Outcome, PortConfig};
     use std::io::Read;
     use std::time::Instant;
 
@@ -139,7 +139,9 @@ mod tests {
     }
 
     /// The idle timeout closes a connection that sends nothing through the port (its receive
-    /// is cancelled, the close follows) and frees its slot and its place at the gate.
+    /// is cancelled, the close follows) and frees its slot and its place at the gate, when the
+    /// close has completed and not before: until then, whatever the scan and the other
+    /// completions do, the slot and the place stay taken.
     #[test]
     fn the_idle_scan_cancels_through_the_port_and_frees_the_slot_after_the_close() {
         for backend in crate::completion::worker::testing::BACKENDS {
@@ -155,19 +157,43 @@ mod tests {
             let (fd, mut client) = pair();
             assert!(w.gate.reserve(0));
             w.new_conn(Accepted { fd, peer: None });
+            let held = |w: &Worker<'_>, after: &str| {
+                assert_eq!(
+                    w.conns.len(),
+                    1,
+                    "slot freed after {after}, before the close, on {backend}"
+                );
+                assert_eq!(
+                    w.gate.taken(),
+                    1,
+                    "place freed after {after}, before the close, on {backend}"
+                );
+            };
             let mut done = Vec::new();
+            let mut closes = 0;
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !w.conns.is_empty() {
+            while closes == 0 {
                 assert!(Instant::now() < deadline, "not closed on {backend}");
                 w.now_ms = u64::try_from(w.epoch.elapsed().as_millis()).unwrap();
                 w.on_tick();
+                held(&w, "the scan");
                 w.port
                     .wait(&mut done, Some(Duration::from_millis(20)))
                     .unwrap();
                 for c in done.drain(..) {
+                    if !matches!(c.outcome, Outcome::Closed(_)) {
+                        let what = format!("{:?}", c.outcome);
+                        w.on_completion(c);
+                        held(&w, &what);
+                        continue;
+                    }
+                    // The close has completed: now, and only now, the slot and the place go.
+                    closes += 1;
                     w.on_completion(c);
+                    assert!(w.conns.is_empty(), "slot kept after the close on {backend}");
                 }
             }
+            assert_eq!(closes, 1, "one close on {backend}");
             assert_eq!(w.stats.idle_closed, 1);
             assert_eq!(w.stats.closed, 1);
             assert_eq!(w.gate.taken(), 0, "its place is free");
