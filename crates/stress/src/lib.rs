@@ -61,7 +61,7 @@
 //!   ([`build`](report::build), [`interval_log`](report::interval_log)), and its
 //!   [`warnings`](report::warnings).
 //! * [`search`]: `--find-max-rate`: the algorithm (`search`), its settings
-//!   ([`config`](search::config)) and each probe's verdict ([`judge`](search::judge)).
+//!   ([`config`](search::config)) and each probe's verdict ([`verdict`](search::verdict)).
 //! * [`merge`]: `ringport merge`: several agents' results and interval logs added into one.
 
 #![forbid(unsafe_code)]

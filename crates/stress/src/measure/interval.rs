@@ -1,5 +1,5 @@
-//! Per-second latency intervals of the measured phase (for `--hdr-log`), serialised as each
-//! second ends.
+//! Per-second latency intervals of the measured phase (for `--hdr-log` and `--csv`),
+//! serialised as each second ends.
 
 use std::time::Instant;
 

@@ -26,13 +26,13 @@
 //! first non-passing rates, and what stopped the latter) and the repeated measurements.
 
 pub mod config;
-pub mod report;
+pub mod verdict;
 
 pub use config::{
     LatencyTarget, Quantile, SearchConfig, DEFAULT_WARMUP, DEFAULT_WINDOW, MAX_PROBES,
 };
-pub use report::judge;
 pub use ringport_report::search::{Phase, Probe, SearchReport, Verdict, EXIT_NO_PASSING_RATE};
+pub use verdict::judge;
 
 use crate::config::StressConfig;
 use crate::engine::{self, RunOptions, StressError};
