@@ -1,12 +1,13 @@
 //! `ringport merge`: the agents' `--json` results and `--hdr-log` interval logs into one result,
 //! printed and written as one `stress` run's (human report, `--json`, `--hdr-log`).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use ringport_report::export::{Csv, Exporter, HdrLog};
+use ringport_report::hdrlog::IntervalLog;
 use ringport_stress::config::OutputTarget;
 use ringport_stress::merge::{merge, Input};
 
@@ -24,6 +25,10 @@ pub struct MergeArgs {
     /// Write the merged interval log (one interval per wall-clock second) to PATH.
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
+    /// Write the merged latency per second as CSV: one row per interval of the merged interval
+    /// log (tag, start, length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
 }
 
 /// Merges, prints, writes; the exit code is the merged run's, as `stress` would give it.
@@ -47,16 +52,15 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(target) = &json {
         merged.report.write_json(target).context("writing --json")?;
     }
-    if let Some(path) = &args.hdr_log {
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("writing --hdr-log to {}", path.display()))?,
-        );
-        merged
-            .log
-            .write_to(&mut out)
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing --hdr-log to {}", path.display()))?;
+    let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
+        ("--hdr-log", &args.hdr_log, &HdrLog),
+        ("--csv", &args.csv, &Csv),
+    ];
+    for (flag, path, exporter) in logs {
+        let Some(path) = path else { continue };
+        exporter
+            .write_to(&merged.log, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing {flag} to {}", path.display()))?;
     }
     Ok(ExitCode::from(
         u8::try_from(merged.report.exit_code()).unwrap_or(1),

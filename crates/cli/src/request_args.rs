@@ -2,12 +2,13 @@
 //!
 //! `--request`, `--request-hex`, `--request-file` and the `--expect*` flags pair by position
 //! (an expectation belongs to the request before it; see
-//! [`ringport_stress::request`]), which clap's derive cannot see: this module defines them
+//! [`ringport_stress::config::request`]), which clap's derive cannot see: this module defines them
 //! by hand ([`clap::Args`]) and reads them back with their indices ([`clap::FromArgMatches`])
 //! into [`Item`]s in the order given. Pairing and checking them is the library's.
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use ringport_stress::request::{parse_hex, unescape, HttpStatus, Item};
+use ringport_stress::config::request::{HttpStatus, Item};
+use ringport_stress::protocol::text::{parse_hex, unescape};
 
 /// The request/response flags, in the order they were given.
 #[derive(Debug, Clone, Default)]

@@ -14,9 +14,9 @@ use clap::Args;
 use ringport_port::BackendChoice;
 use ringport_stress::config::{self, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
-use ringport_stress::ramp::Ramp;
+use ringport_stress::plan::ramp::Ramp;
+use ringport_stress::plan::segment::{parse_start_at, Segment};
 use ringport_stress::search::{self, LatencyTarget, Quantile, SearchConfig, SearchReport};
-use ringport_stress::segment::{parse_start_at, Segment};
 
 use crate::request_args::RequestArgs;
 use crate::secs::{parse_secs, secs};
@@ -151,6 +151,10 @@ pub struct StressArgs {
     /// `latency` (and `uncorrected` with --rate, `connect` for connect times).
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
+    /// Write the latency per second as CSV: one row per interval of the --hdr-log (tag, start,
+    /// length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
     /// Run only share I of N (1-based: 1/3, 2/3, 3/3) of the connections, and with them of the
     /// rate and the messages, for load from N hosts; `ringport merge` adds the results.
     #[arg(long, value_name = "I/N", value_parser = parse_segment)]
@@ -289,6 +293,7 @@ impl StressArgs {
             .collect();
         cfg.json = self.json.as_deref().map(OutputTarget::parse);
         cfg.hdr_log = self.hdr_log.clone();
+        cfg.csv = self.csv.clone();
         cfg.verbose = self.verbose;
         cfg.seed = self.seed;
         cfg.backend = self.backend;
@@ -360,10 +365,18 @@ fn spawn_progress(
             }
             next += every;
             let sample = progress.sample();
-            let phase =
-                ringport_stress::live::Phase::at(now, progress.load_start.get().copied(), warmup);
-            let line =
-                ringport_stress::live::line(&previous, &sample, now - last, phase, connections);
+            let phase = ringport_stress::engine::progress::Phase::at(
+                now,
+                progress.load_start.get().copied(),
+                warmup,
+            );
+            let line = ringport_stress::engine::progress::line(
+                &previous,
+                &sample,
+                now - last,
+                phase,
+                connections,
+            );
             match &bar {
                 Some(bar) => {
                     bar.set_message(line);
@@ -384,10 +397,11 @@ fn spawn_progress(
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = args.config()?;
     // Request/response flags that do not pair or combine are a usage error: exit code 2.
-    let requests = ringport_stress::request::pair(args.requests.items.clone()).and_then(|r| {
-        cfg.requests = r;
-        cfg.validate_requests()
-    });
+    let requests =
+        ringport_stress::config::request::pair(args.requests.items.clone()).and_then(|r| {
+            cfg.requests = r;
+            cfg.validate_requests()
+        });
     if let Err(e) = requests {
         eprintln!("ringport: error: {e}");
         return Ok(ExitCode::from(2));
@@ -397,7 +411,8 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     }
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
-        cfg.ask(
+        ringport_stress::config::interactive::ask(
+            &mut cfg,
             std::io::stdin().lock(),
             std::io::stderr(),
             args.connections.is_none(),

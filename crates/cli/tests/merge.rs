@@ -220,7 +220,15 @@ fn three_segments_merge_exactly_into_the_whole_run() {
     for (json, hlog) in files.iter().rev() {
         cmd.args([hlog, json]);
     }
-    cmd.args(["--json", &merged_json, "--hdr-log", &merged_hlog]);
+    let merged_csv = dir.path("merged.csv");
+    cmd.args([
+        "--json",
+        &merged_json,
+        "--hdr-log",
+        &merged_hlog,
+        "--csv",
+        &merged_csv,
+    ]);
     let out = run(&mut cmd);
     succeeded(&out, "merge");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -268,6 +276,16 @@ fn three_segments_merge_exactly_into_the_whole_run() {
         .max()
         .unwrap();
     let merged_seconds = tagged_histograms(&merged_hlog, "latency").len();
+    // `--csv`: the merged log's intervals, one row each, holding every round trip.
+    let csv = std::fs::read_to_string(&merged_csv).unwrap();
+    let latency_rows: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("latency,"))
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(latency_rows.len(), merged_seconds, "{csv}");
+    assert_eq!(latency_rows.iter().sum::<u64>(), 1500, "{csv}");
     assert!(
         merged_seconds <= longest + 1,
         "{merged_seconds} merged seconds, longest agent {longest}"
@@ -557,7 +575,15 @@ fn three_client_hosts_merge_into_what_the_server_counted() {
     for (json, hlog) in &files {
         cmd.args([json, hlog]);
     }
-    cmd.args(["--json", &merged_json, "--hdr-log", &merged_hlog]);
+    let merged_csv = dir.path("merged.csv");
+    cmd.args([
+        "--json",
+        &merged_json,
+        "--hdr-log",
+        &merged_hlog,
+        "--csv",
+        &merged_csv,
+    ]);
     let out = run(&mut cmd);
     succeeded(&out, "merge");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -255,3 +255,55 @@ fn issue14_the_summary_types_connection_errors() {
         );
     }
 }
+
+/// Sums the `count` column of the CSV rows tagged `tag` (`--csv`: one row per interval), and
+/// counts those rows.
+fn csv_rows(text: &str, tag: &str) -> (usize, u64) {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    assert_eq!(
+        header[..4],
+        ["tag", "start_s", "length_s", "count"],
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|cells| cells[0] == tag)
+        .collect();
+    for cells in &rows {
+        assert_eq!(cells.len(), header.len(), "{cells:?}");
+    }
+    let count = rows.iter().map(|c| c[3].parse::<u64>().unwrap()).sum();
+    (rows.len(), count)
+}
+
+/// `--csv`: the run's latency as one CSV row per interval (the `--hdr-log`'s intervals): the
+/// latency rows hold every measured round trip, the connect row every connection.
+#[test]
+fn csv_has_one_row_per_interval_holding_every_round_trip() {
+    let server = Server::start("completion", &[]);
+    let path = std::env::temp_dir().join(format!("ringport-csv-{}.csv", std::process::id()));
+    let p = path.to_str().unwrap();
+    let (code, out, err) = stress(
+        &server,
+        &[
+            "--connections",
+            "2",
+            "--count",
+            "50",
+            "--csv",
+            p,
+            "--json",
+            "-",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (seconds, messages) = csv_rows(&text, "latency");
+    assert!(seconds >= 1, "{text}");
+    assert_eq!(messages, json["messages"].as_u64().unwrap(), "{text}");
+    assert_eq!(messages, 100);
+    assert_eq!(csv_rows(&text, "connect"), (1, 2), "{text}");
+}

@@ -230,11 +230,11 @@ fn main() {
         eprintln!("hold: {e}");
         std::process::exit(2);
     });
-    let (soft0, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+    let (soft0, hard) = ringport_os::limits::nofile().unwrap_or((1024, 1024));
     if soft0 < hard {
-        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard);
+        let _ = ringport_os::limits::set_nofile(hard, hard);
     }
-    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((soft0, hard));
+    let (soft, _) = ringport_os::limits::nofile().unwrap_or((soft0, hard));
 
     let start = Instant::now();
     let mut conns: Vec<Socket> = Vec::with_capacity(args.count);

@@ -31,9 +31,12 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
-use crate::report::{fairness_of_runs, AgentRun, Spread, StreamFigures, StressReport};
-use crate::stats::{new_histogram, LatencySummary};
+use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
+use ringport_report::fairness::fairness_of_runs;
+use ringport_report::hdrlog::{
+    IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED,
+};
+use ringport_report::histogram::{new_histogram, LatencySummary};
 
 /// One input file: its name (for messages) and contents.
 #[derive(Debug, Clone)]
@@ -513,9 +516,9 @@ fn merged_log(
 mod tests {
     use super::*;
     use crate::config::StressConfig;
-    use crate::segment::Segment;
-    use crate::stats::ThreadStats;
-    use crate::verify::{Completed, SendStamp};
+    use crate::measure::thread::ThreadStats;
+    use crate::plan::segment::Segment;
+    use crate::protocol::echo::{Completed, SendStamp};
     use std::time::Instant;
 
     /// Agent `index` of `count`: its result and log as files, with `latencies` completing at
@@ -543,10 +546,12 @@ mod tests {
             let conn = k % config.own_connections().len();
             stats.record_message(conn, &Completed { stamp, len: 64 }, done_at);
         }
-        let mut r = StressReport::build(&config, &stats, Duration::from_millis(2500), "uring");
+        let mut r = crate::report::build(&config, &stats, Duration::from_millis(2500), "uring");
         r.started_at_unix_s = started;
         let mut log = Vec::new();
-        r.interval_log(&stats).write_to(&mut log).unwrap();
+        crate::report::interval_log(&r, &stats)
+            .write_to(&mut log)
+            .unwrap();
         [
             Input {
                 name: format!("a{index}.json"),

@@ -8,11 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use ringport_stress::payload::{PayloadGen, PayloadSpec};
-use ringport_stress::reply::ReplyVerifier;
-use ringport_stress::request::{pair, HttpStatus, Item, Script};
-use ringport_stress::stats::ThreadStats;
-use ringport_stress::verify::{SendStamp, StreamVerifier};
+use ringport_stress::config::request::{pair, HttpStatus, Item};
+use ringport_stress::measure::thread::ThreadStats;
+use ringport_stress::protocol::echo::{SendStamp, StreamVerifier};
+use ringport_stress::protocol::payload::{PayloadGen, PayloadSpec};
+use ringport_stress::protocol::reply::ReplyVerifier;
+use ringport_stress::protocol::script::Script;
 
 fn round_trips(spec: &PayloadSpec, pipeline: usize, messages: u64, regenerate: bool) -> u64 {
     let gen = PayloadGen::new(spec, 3);

@@ -218,7 +218,7 @@ fn a_refused_connection_is_a_connect_failure() {
         let r = &o.report;
         assert_eq!(
             r.errors_by_kind
-                .get(ringport_stress::verify::ErrorKind::ConnectFailed),
+                .get(ringport_stress::error::ErrorKind::ConnectFailed),
             3
         );
         assert_eq!(r.connections_established, 0);

@@ -1,8 +1,21 @@
 //! `results.csv`: one row per design and sweep point, the medians over rounds.
 
 use std::fmt::Write as _;
+use std::io;
+
+use ringport_report::export::Exporter;
 
 use crate::results::BenchResults;
+
+/// `results.csv` as an exporter of the result model ([`Exporter`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Csv;
+
+impl Exporter<BenchResults> for Csv {
+    fn write(&self, results: &BenchResults, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render(results).as_bytes())
+    }
+}
 
 /// The columns, in order.
 pub const HEADER: &[&str] = &[

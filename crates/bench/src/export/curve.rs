@@ -5,7 +5,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use ringport_stress::search::{SearchReport, Verdict};
+use ringport_report::export::Exporter;
+use ringport_report::search::{SearchReport, Verdict};
 
 use super::markdown::thousands;
 use super::svg::{bounds, log_ticks, PALETTE, SIZE};
@@ -31,6 +32,21 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         out.push(line);
     }
     out
+}
+
+/// The chart as an exporter of the search's result ([`Exporter`]); `footer` is the line under
+/// it (date, machine, command).
+#[derive(Debug, Clone, Default)]
+pub struct CurveSvg {
+    /// The line under the chart.
+    pub footer: String,
+}
+
+impl Exporter<SearchReport> for CurveSvg {
+    fn write(&self, report: &SearchReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let text = svg(report, &self.footer).map_err(std::io::Error::other)?;
+        out.write_all(text.as_bytes())
+    }
 }
 
 /// The chart as SVG text; `footer` is the line under it (date, machine, command).
@@ -211,8 +227,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringport_stress::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport};
-    use ringport_stress::stats::LatencySummary;
+    use ringport_report::histogram::LatencySummary;
+    use ringport_report::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport};
 
     fn probe(rate: f64, p99: u64, verdict: Verdict) -> Probe {
         Probe {

@@ -1,15 +1,12 @@
 //! `results.json`: [`BenchResults`] as pretty-printed JSON, and back.
 
+use ringport_report::export::{Exporter as _, Json};
+
 use crate::results::BenchResults;
 
-/// The results as pretty JSON, ending with a newline.
+/// The results as pretty JSON, ending with a newline (the result model's [`Json`] exporter).
 pub fn to_string(results: &BenchResults) -> String {
-    let mut s = serde_json::to_string_pretty(results).unwrap_or_else(|e| {
-        // Only non-finite floats could fail, and serde_json writes those as null.
-        format!("{{\"error\": \"{e}\"}}")
-    });
-    s.push('\n');
-    s
+    Json.to_string(results)
 }
 
 /// Reads results written by [`to_string`].

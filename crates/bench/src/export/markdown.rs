@@ -9,9 +9,22 @@
 //! (`≥`), with a note under the table.
 
 use std::fmt::Write as _;
+use std::io;
+
+use ringport_report::export::Exporter;
 
 use crate::aggregate::CLIENT_BOUND_PCT;
 use crate::results::{size_label, BenchResults, PointResult};
+
+/// The markdown report as an exporter of the result model ([`Exporter`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Markdown;
+
+impl Exporter<BenchResults> for Markdown {
+    fn write(&self, results: &BenchResults, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render(results).as_bytes())
+    }
+}
 
 /// `1234567.8` as `1,234,568`.
 pub fn thousands(v: f64) -> String {

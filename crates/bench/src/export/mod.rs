@@ -1,4 +1,5 @@
-//! One exporter per format, each a function of [`BenchResults`] alone.
+//! One exporter per format, each a function of [`BenchResults`] alone; the text formats are
+//! exporters of the result model ([`ringport_report::export::Exporter`]), JSON its own.
 //!
 //! * [`markdown`]: the report printed on standard output: environment, one table per message
 //!   size with each design's ratio to the best, the largest clean connection count, warnings.
@@ -18,6 +19,8 @@ pub mod svg;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ringport_report::export::{Exporter, Json};
+
 use crate::results::BenchResults;
 use crate::BenchError;
 
@@ -33,11 +36,15 @@ pub fn write_all(results: &BenchResults, dir: &Path) -> Result<Vec<PathBuf>, Ben
         source,
     };
     fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let mut files = vec![
-        ("results.json".to_string(), json::to_string(results)),
-        ("results.csv".to_string(), csv::render(results)),
-        ("results.md".to_string(), markdown::render(results)),
+    let exporters: [(&str, &dyn Exporter<BenchResults>); 3] = [
+        ("results.json", &Json),
+        ("results.csv", &csv::Csv),
+        ("results.md", &markdown::Markdown),
     ];
+    let mut files: Vec<(String, String)> = exporters
+        .into_iter()
+        .map(|(name, exporter)| (name.to_string(), exporter.to_string(results)))
+        .collect();
     let charts = svg::charts(results).map_err(|e| {
         fail(
             dir,

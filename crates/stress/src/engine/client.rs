@@ -23,28 +23,32 @@
 //! `ended` list; the load loop then reopens it ([`Conn::reopen`]) while the stop condition
 //! leaves more to do, and starts its connect when the thread's share of `--connect-rate`
 //! allows ([`ReconnectPacer`]). A failed connection is reopened the same way, its cause counted
-//! ([`ChurnStats`]).
+//! ([`ReconnectStats`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
 use std::mem;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ringport_port::{Backend, Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, Token};
-use socket2::{Domain, Protocol, Socket, Type};
+use ringport_port::{Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, Token};
 
 use super::conn::{Conn, Plan, SendBuffers, State};
+use super::connect::{open_socket, source_of, ConnectQueue};
 use super::exchange::Exchange;
-use super::Shared;
-use crate::churn::{ChurnStats, ReconnectPacer};
+use super::progress::ProgressFeed;
+use super::reconnects::Reconnects;
+use super::shared::Shared;
+use super::timeouts::{spin_margin, TimeoutScan};
 use crate::config::{Stop, Workload};
-use crate::ramp::RateCurve;
-use crate::schedule::{Pacer, RateSchedule, ThreadSchedule};
-use crate::stats::{CpuMeter, ThreadStats};
-use crate::verify::ConnError;
+use crate::error::ConnError;
+use crate::measure::cpu::CpuMeter;
+use crate::measure::reconnects::ReconnectStats;
+use crate::measure::thread::ThreadStats;
+use crate::plan::ramp::RateCurve;
+use crate::plan::send_times::{RateSchedule, ThreadSchedule};
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
 /// the rest of the batch: its buffer comes back while still in the cache, and is the next one
@@ -128,30 +132,21 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     pub last_completion: Option<Instant>,
     /// When this thread's load ended: every connection finished, failed or closed.
     pub load_end: Option<Instant>,
-    reported: (u64, u64, u64),
     /// Messages verified by this thread (warm-up included), for progress.
     completed_total: u64,
     /// Connect operations in flight.
     connecting: usize,
-    /// With progress counters: latencies of verified messages not yet added to the shared
-    /// live histogram (an array of `live::BUCKETS`; empty without progress), and when they
-    /// were last added.
-    live_latency: Vec<u64>,
-    live_flushed: Instant,
+    /// This thread's side of the live progress counters.
+    feed: ProgressFeed,
     /// Under a connection ramp: `(when, local slot)` of the connections yet to join, latest
     /// first (popped from the end).
     joining: Vec<(Instant, usize)>,
     /// Churn: exchanges per connection (`--messages-per-connection`).
     churn: Option<u64>,
     /// Churn: attempts, connections in the measured window, failures by cause.
-    pub churn_stats: ChurnStats,
-    /// Churn: connections whose close was submitted (or that failed without a socket), to be
-    /// reopened or left closed by the load loop.
-    ended: Vec<usize>,
-    /// Churn: reopened connections waiting for their connect's turn.
-    reconnect: VecDeque<usize>,
-    /// Churn: this thread's share of `--connect-rate` for reconnects.
-    pacer: ReconnectPacer,
+    pub churn_stats: ReconnectStats,
+    /// Churn: connections that ended a cycle, and those waiting to connect again.
+    reconnects: Reconnects,
     /// In the load phase (after the start barrier).
     loading: bool,
 }
@@ -200,28 +195,20 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             stopped_early: None,
             last_completion: None,
             load_end: None,
-            reported: (0, 0, 0),
             completed_total: 0,
             connecting: 0,
-            live_latency: if shared.opts.progress.is_some() {
-                vec![0; crate::live::BUCKETS]
-            } else {
-                Vec::new()
-            },
-            live_flushed: now,
+            feed: ProgressFeed::new(shared.opts.progress.is_some(), now),
             joining: Vec::new(),
             churn: config.messages_per_connection,
-            churn_stats: ChurnStats::default(),
-            ended: Vec::new(),
-            reconnect: VecDeque::new(),
-            pacer: ReconnectPacer::new(now, Self::reconnect_rate(config)),
+            churn_stats: ReconnectStats::default(),
+            reconnects: Reconnects::new(now, Self::reconnect_rate(config)),
             loading: false,
         }
     }
 
     /// This thread's share of `--connect-rate`.
     fn reconnect_rate(config: &crate::config::StressConfig) -> f64 {
-        config.connect_rate / config.effective_threads() as f64
+        Reconnects::thread_rate(config.connect_rate, config.effective_threads())
     }
 
     /// Gives the port a buffer pool for multishot receives: a chunk lands in a pool buffer, is
@@ -237,24 +224,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         }
     }
 
-    /// How long before a scheduled send the thread stops sleeping and polls: the timer slack of
-    /// a kernel wait (about 50 us), the same for io_uring's and epoll's (`epoll_pwait2`, kept to
-    /// the nanosecond); none on IOCP, whose waits are whole milliseconds (polling a millisecond
-    /// before every send would keep the thread busy; the report warns instead).
-    /// `--spin-us` overrides it.
+    /// How long before a scheduled send the thread stops sleeping and polls.
     fn spin_margin(&self) -> Duration {
-        if let Some(spin) = self.shared.config.spin {
-            return spin;
-        }
-        match self.shared.backend {
-            Backend::Uring | Backend::Epoll => Duration::from_micros(60),
-            Backend::Iocp => Duration::ZERO,
-        }
-    }
-
-    fn scan_interval(&self) -> Duration {
-        (self.shared.config.timeout / 10)
-            .clamp(Duration::from_millis(1), Duration::from_millis(100))
+        spin_margin(self.shared.config.spin, self.port.timer_resolution())
     }
 
     /// Phase 1: opens every connection of this thread at the paced rate.
@@ -263,26 +235,25 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     ///
     /// The port failed while waiting.
     pub fn connect_all(&mut self) -> io::Result<()> {
-        let pacer = Pacer::new(self.shared.connect_start, self.shared.config.connect_rate);
         // A segment paces its own connections from its start, not from global index 0.
-        let first = self.shared.first;
-        let due = |global: usize| pacer.due((global - first) as u64);
-        let mut next = 0;
-        let mut next_scan = Instant::now() + self.scan_interval();
+        let mut queue = ConnectQueue::new(
+            self.shared.connect_start,
+            self.shared.config.connect_rate,
+            self.shared.first,
+            self.slots.iter().map(|s| s.conn.global).collect(),
+        );
+        let mut scan = TimeoutScan::new(self.shared.config.timeout, Instant::now());
         loop {
             let now = Instant::now();
-            while next < self.slots.len() && due(self.slots[next].conn.global) <= now {
-                self.start_connect(next, now);
-                next += 1;
+            while let Some(i) = queue.pop_due(now) {
+                self.start_connect(i, now);
             }
-            if next == self.slots.len() && self.connecting == 0 {
+            let next = queue.next_at();
+            if next.is_none() && self.connecting == 0 {
                 return Ok(());
             }
-            let mut until = next_scan;
-            if next < self.slots.len() {
-                until = until.min(due(self.slots[next].conn.global));
-            }
-            self.wait_and_scan(until, &mut next_scan)?;
+            let until = next.map_or(scan.next(), |at| at.min(scan.next()));
+            self.wait_and_scan(until, &mut scan)?;
             // Connections that opened wait for the load phase; nothing to pump yet.
             self.clear_dirty();
             self.report_progress();
@@ -292,24 +263,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     fn start_connect(&mut self, i: usize, now: Instant) {
         let shared = self.shared;
         let global = self.slots[i].conn.global;
-        let socket = (|| -> io::Result<Socket> {
-            #[cfg(unix)]
-            let ty = Type::STREAM.cloexec();
-            // Not inherited by child processes: socket2's default on Windows.
-            #[cfg(windows)]
-            let ty = Type::STREAM;
-            let s = Socket::new(Domain::for_address(shared.addr), ty, Some(Protocol::TCP))?;
-            s.set_tcp_nodelay(true)?;
-            if shared.config.linger0 {
-                // The close sends a reset: no TIME_WAIT left on this side.
-                s.set_linger(Some(Duration::ZERO))?;
-            }
-            if !shared.sources.is_empty() {
-                let ip = shared.sources[global % shared.sources.len()];
-                s.bind(&SocketAddr::new(ip, 0).into())?;
-            }
-            Ok(s)
-        })();
+        let socket = open_socket(
+            shared.addr,
+            shared.config.linger0,
+            source_of(global, &shared.sources),
+        );
         self.churn_stats.attempts += 1;
         let slot = &mut self.slots[i];
         slot.conn.connecting(now);
@@ -351,9 +309,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         }
         let now = Instant::now();
         self.loading = true;
-        self.pacer = ReconnectPacer::new(start, Self::reconnect_rate(config));
+        self.reconnects.restart(start, Self::reconnect_rate(config));
         self.measure_start = start + config.warmup;
-        if config.hdr_log.is_some() {
+        if config.hdr_log.is_some() || config.csv.is_some() {
             self.stats.start_intervals(self.measure_start);
         }
         match config.stop() {
@@ -394,7 +352,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         for i in 0..self.slots.len() {
             self.mark(i);
         }
-        let mut next_scan = now + self.scan_interval();
+        let mut scan = TimeoutScan::new(config.timeout, now);
         loop {
             let now = Instant::now();
             self.check_stop(now);
@@ -420,18 +378,18 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.start_reconnects(now);
             self.pump_dirty(now);
             if self.port.in_flight() == 0
-                && self.ended.is_empty()
+                && self.reconnects.ended.is_empty()
                 && self.slots.iter().all(Slot::terminal)
             {
                 break;
             }
-            let mut until = next_scan;
-            if !self.ended.is_empty() {
+            let mut until = scan.next();
+            if !self.reconnects.ended.is_empty() {
                 until = now;
             }
             if !self.stopping {
-                if !self.reconnect.is_empty() {
-                    until = until.min(self.pacer.next());
+                if let Some(at) = self.reconnects.next_at() {
+                    until = until.min(at);
                 }
                 if let Some(at) = self.schedule.as_ref().and_then(ThreadSchedule::next_at) {
                     // Wake a little early and poll the rest of the way, so a send is not late
@@ -445,7 +403,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     until = until.min(at);
                 }
             }
-            self.wait_and_scan(until, &mut next_scan)?;
+            self.wait_and_scan(until, &mut scan)?;
             self.report_progress();
         }
         self.load_end = Some(Instant::now());
@@ -477,7 +435,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.mark(i);
             }
             // Churn: connections waiting to reconnect are over without connecting.
-            for i in self.reconnect.drain(..) {
+            for i in self.reconnects.abandon() {
                 let slot = &mut self.slots[i];
                 slot.conn.abandon();
                 slot.io.ended = true;
@@ -489,7 +447,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     /// connect while the stop condition leaves more to do (a failed one first gives up its
     /// cycle's exchanges, see [`Conn::forfeit_cycle`]), else left closed for good.
     fn cycle_over(&mut self, now: Instant) {
-        if self.ended.is_empty() {
+        if self.reconnects.ended.is_empty() {
             return;
         }
         let plan = Plan {
@@ -500,7 +458,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             measure_start: self.measure_start,
             per_connection: self.churn,
         };
-        for i in self.ended.drain(..) {
+        let mut ended = mem::take(&mut self.reconnects.ended);
+        for i in ended.drain(..) {
             let slot = &mut self.slots[i];
             if slot.conn.state == State::Failed {
                 slot.conn.forfeit_cycle(&plan, now);
@@ -508,20 +467,16 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             if slot.conn.more_cycles(&plan) {
                 slot.conn.reopen(now);
                 slot.io.ended = false;
-                self.reconnect.push_back(i);
+                self.reconnects.queue(i);
             }
         }
+        self.reconnects.ended = ended;
     }
 
     /// Churn: starts the connects of reopened connections as far as this thread's share of
     /// `--connect-rate` allows now.
     fn start_reconnects(&mut self, now: Instant) {
-        while let Some(&i) = self.reconnect.front() {
-            if self.pacer.next() > now {
-                break;
-            }
-            self.reconnect.pop_front();
-            self.pacer.take(now);
+        while let Some(i) = self.reconnects.pop_due(now) {
             self.start_connect(i, now);
         }
     }
@@ -541,8 +496,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     }
 
     /// Waits on the port until `until` (handling what completes), then runs the timeout scan
-    /// if its time `next_scan` has come, and sets the next one.
-    fn wait_and_scan(&mut self, until: Instant, next_scan: &mut Instant) -> io::Result<()> {
+    /// if it is due.
+    fn wait_and_scan(&mut self, until: Instant, scan: &mut TimeoutScan) -> io::Result<()> {
         // Completions reaped by an immediate submission are waiting: do not sleep on them.
         let timeout = if self.pending.is_empty() {
             until.saturating_duration_since(Instant::now())
@@ -555,9 +510,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.handle(c, now);
         }
         let now = Instant::now();
-        if now >= *next_scan {
+        if scan.due(now) {
             self.scan_timeouts(now);
-            *next_scan = now + self.scan_interval();
         }
         Ok(())
     }
@@ -751,7 +705,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let verbose = self.shared.config.verbose;
         let payload = self.spec;
         let scratch = &mut self.scratch;
-        let live_latency = &mut self.live_latency;
+        let feed = &mut self.feed;
         let mut last = None;
         let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
         let result = slot.conn.received(data, now, payload, |done| {
@@ -761,12 +715,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 stats.record_message(local, &done, now);
                 last = Some(now);
             }
-            if !live_latency.is_empty() {
-                let us = now
-                    .saturating_duration_since(done.stamp.intended)
-                    .as_micros();
-                live_latency[crate::live::bucket_of(u64::try_from(us).unwrap_or(u64::MAX))] += 1;
-            }
+            feed.record_latency(now.saturating_duration_since(done.stamp.intended));
             if verbose {
                 print_reply::<X>(payload, global, done.stamp.index, scratch);
             }
@@ -933,7 +882,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         }
         if self.churn.is_some() && !slot.io.ended {
             slot.io.ended = true;
-            self.ended.push(i);
+            self.reconnects.ended.push(i);
         }
     }
 
@@ -951,22 +900,13 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let Some(p) = &self.shared.opts.progress else {
             return;
         };
-        let connected = self.stats.connect.len();
-        let now = (self.completed_total, self.stats.errors.total(), connected);
-        p.messages
-            .fetch_add(now.0 - self.reported.0, Ordering::Relaxed);
-        p.errors
-            .fetch_add(now.1 - self.reported.1, Ordering::Relaxed);
-        p.connected
-            .fetch_add(now.2 - self.reported.2, Ordering::Relaxed);
-        self.reported = now;
-        // The latency counts go in about every 50 ms, and at the end: adding them is a pass
-        // over the histogram, too much for every turn of the loop.
-        let at = Instant::now();
-        if at >= self.live_flushed + Duration::from_millis(50) || self.load_end.is_some() {
-            p.latency.add_local(&mut self.live_latency);
-            self.live_flushed = at;
-        }
+        let totals = [
+            self.completed_total,
+            self.stats.errors.total(),
+            self.stats.connect.len(),
+        ];
+        self.feed
+            .feed(p, totals, Instant::now(), self.load_end.is_some());
     }
 }
 

@@ -34,8 +34,9 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use super::exchange::Exchange;
-use crate::schedule::RateSchedule;
-use crate::verify::{Completed, ConnError, SendStamp};
+use crate::error::ConnError;
+use crate::plan::send_times::RateSchedule;
+use crate::protocol::echo::{Completed, SendStamp};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,7 +435,7 @@ impl<X: Exchange> Conn<X> {
 }
 
 #[cfg(test)]
-impl Conn<crate::verify::StreamVerifier> {
+impl Conn<crate::protocol::echo::StreamVerifier> {
     /// Bytes sent (staged) and not yet echoed.
     fn outstanding(&self) -> u64 {
         self.verifier.outstanding_bytes()
@@ -444,8 +445,8 @@ impl Conn<crate::verify::StreamVerifier> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::{PayloadGen, PayloadSpec};
-    use crate::verify::StreamVerifier;
+    use crate::protocol::echo::StreamVerifier;
+    use crate::protocol::payload::{PayloadGen, PayloadSpec};
 
     type EchoConn = Conn<StreamVerifier>;
 
@@ -552,7 +553,7 @@ mod tests {
                 &mut b,
             )
             .unwrap_err();
-        assert_eq!(err.kind(), crate::verify::ErrorKind::Reset);
+        assert_eq!(err.kind(), crate::error::ErrorKind::Reset);
     }
 
     #[test]
@@ -690,14 +691,15 @@ mod tests {
         c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.end_of_stream().unwrap_err().kind(),
-            crate::verify::ErrorKind::ShortEcho
+            crate::error::ErrorKind::ShortEcho
         );
     }
 
     #[test]
     fn request_response_cycles_the_script_and_finishes_without_the_servers_close() {
-        use crate::reply::ReplyVerifier;
-        use crate::request::{pair, Item, Script};
+        use crate::config::request::{pair, Item};
+        use crate::protocol::reply::ReplyVerifier;
+        use crate::protocol::script::Script;
         let items = vec![
             Item::Request(b"A\n".to_vec()),
             Item::Expect(b"a\n".to_vec()),
@@ -747,7 +749,7 @@ mod tests {
         c.connecting(t0);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
-            Some(crate::verify::ErrorKind::ConnectFailed)
+            Some(crate::error::ErrorKind::ConnectFailed)
         );
         c.connected(t0);
         assert!(c.timed_out(later, limit).is_none(), "nothing outstanding");
@@ -755,7 +757,7 @@ mod tests {
         c.stage(&plan(&spec, None, t0), t0, &mut b);
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
-            Some(crate::verify::ErrorKind::Timeout)
+            Some(crate::error::ErrorKind::Timeout)
         );
     }
 }

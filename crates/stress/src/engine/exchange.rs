@@ -11,10 +11,11 @@
 use std::io;
 use std::io::Write as _;
 
-use crate::payload::{PayloadGen, PayloadSpec};
-use crate::reply::ReplyVerifier;
-use crate::request::Script;
-use crate::verify::{Completed, ConnError, SendStamp, StreamVerifier};
+use crate::error::ConnError;
+use crate::protocol::echo::{Completed, SendStamp, StreamVerifier};
+use crate::protocol::payload::{PayloadGen, PayloadSpec};
+use crate::protocol::reply::ReplyVerifier;
+use crate::protocol::script::Script;
 
 /// A connection's protocol: what it appends for message `index`, and how it checks the bytes
 /// that come back. See the module docs.

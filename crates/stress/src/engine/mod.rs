@@ -4,8 +4,8 @@
 //! [`StressOutcome`]: it validates and checks the system ([`preflight`]), resolves the server,
 //! starts the client threads, lines them up at a common start, and merges what they measured into
 //! one report. What a thread does with its port is `client`'s; what one connection does is
-//! `conn`'s. What to send ([`payload`]), whether an echo is right ([`verify`]), what to measure
-//! ([`stats`]) and when to send ([`schedule`]) are decided by the other modules.
+//! `conn`'s. What to send ([`payload`]), whether an echo is right ([`echo`]), what to measure
+//! ([`measure`]) and when to send ([`send_times`]) are decided by the other layers.
 //!
 //! # Shape
 //!
@@ -24,7 +24,7 @@
 //!    when the verifier has room (`--pipeline`; for a `--stream`, its `--window` in whole
 //!    chunks), the stop condition allows it, and in rate mode when its slot in the schedule has
 //!    come. Echoed bytes go to the connection's
-//!    [`StreamVerifier`](crate::verify::StreamVerifier); each completed message is timed from its
+//!    [`StreamVerifier`](crate::protocol::echo::StreamVerifier); each completed message is timed from its
 //!    intended send time. Messages intended before the end of `--warmup` are verified but not
 //!    measured.
 //! 4. **Finishes** a connection when it has nothing more to send and nothing outstanding: it
@@ -34,107 +34,55 @@
 //!
 //! With churn (`--messages-per-connection N`), step 4 comes after every `N` exchanges: the
 //! connection closes and its slot connects again, paced by `--connect-rate`, until the stop
-//! condition (see [`churn`](crate::churn) for what is measured and warned about).
+//! condition (see [`reconnect`](crate::plan::reconnect) for the pacing,
+//! [`reconnects`](crate::measure::reconnects) for what is counted and
+//! [`warnings`](crate::report::warnings) for what is warned about).
 //!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
 //! with `timeout`.
 //!
-//! [`preflight`]: crate::preflight
-//! [`payload`]: crate::payload
-//! [`verify`]: crate::verify
-//! [`stats`]: crate::stats
-//! [`schedule`]: crate::schedule
+//! [`preflight`]: crate::config::preflight
+//! [`payload`]: crate::protocol::payload
+//! [`echo`]: crate::protocol::echo
+//! [`measure`]: crate::measure
+//! [`send_times`]: crate::plan::send_times
 
 mod client;
 mod conn;
+mod connect;
 mod exchange;
+pub mod progress;
+mod reconnects;
+mod shared;
+mod timeouts;
 
-use std::io::{self, Write as _};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
+pub use progress::Progress;
+pub use shared::RunOptions;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_port::{Backend, Port, PortConfig};
+use ringport_port::{Port, PortConfig};
+use ringport_report::export::{Csv, Exporter, HdrLog};
+use ringport_report::hdrlog::IntervalLog;
 
-use crate::churn::{ChurnFigures, ChurnStats};
-use crate::config::{ConfigError, OutputTarget, Stop, StressConfig};
-use crate::payload::PayloadSpec;
-use crate::preflight::{preflight, Preflight, PreflightError};
-use crate::reply::ReplyVerifier;
+use crate::config::preflight::{preflight, Preflight, PreflightError};
+use crate::config::{OutputTarget, Stop, StressConfig};
+use crate::error::ConfigError;
+use crate::measure::reconnects::ReconnectStats;
+use crate::measure::thread::ThreadStats;
+use crate::plan::segment::unix_secs;
+use crate::plan::send_times::connections_of_thread;
+use crate::protocol::reply::ReplyVerifier;
 use crate::report::StressReport;
-use crate::request::Script;
-use crate::schedule::connections_of_thread;
-use crate::segment::unix_secs;
-use crate::stats::ThreadStats;
 use client::Client;
-
-/// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
-/// to them once per batch of completions, not per message.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Verified round trips so far (warm-up included).
-    pub messages: AtomicU64,
-    /// Errors so far.
-    pub errors: AtomicU64,
-    /// Connections established so far.
-    pub connected: AtomicU64,
-    /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
-    /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
-    pub latency: crate::live::LiveLatency,
-    /// When the load started (after connecting, and after `--start-at`): the warm-up runs
-    /// from here. Unset while connecting.
-    pub load_start: OnceLock<Instant>,
-}
-
-impl Progress {
-    /// The counters now, for [`live::line`](crate::live::line).
-    pub fn sample(&self) -> crate::live::Sample {
-        crate::live::Sample {
-            messages: self.messages.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            connected: self.connected.load(Ordering::Relaxed),
-            latency: self.latency.snapshot(),
-        }
-    }
-
-    /// A one-line summary for a live display, e.g.
-    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
-    /// computed from `previous` (the messages count at the last call) over `interval`.
-    pub fn line(
-        &self,
-        elapsed: Duration,
-        previous: u64,
-        interval: Duration,
-        connections: usize,
-    ) -> String {
-        let messages = self.messages.load(Ordering::Relaxed);
-        let secs = interval.as_secs_f64();
-        let rate = if secs > 0.0 {
-            messages.saturating_sub(previous) as f64 / secs
-        } else {
-            0.0
-        };
-        format!(
-            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
-            elapsed.as_secs_f64(),
-            self.connected.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// Hooks into a run besides its configuration.
-#[derive(Debug, Default, Clone)]
-pub struct RunOptions {
-    /// Counters to update while running.
-    pub progress: Option<Arc<Progress>>,
-    /// Set to stop early (Ctrl-C): no new message is sent, messages in flight are still
-    /// verified, then the run ends and reports what it measured.
-    pub stop: Option<Arc<AtomicBool>>,
-}
+use ringport_report::reconnects::ReconnectFigures;
+use shared::Shared;
 
 /// Why a run could not be carried out at all (as opposed to errors on connections, which are
 /// counted in the report).
@@ -193,7 +141,7 @@ pub struct StressOutcome {
 }
 
 impl StressOutcome {
-    /// Writes the outputs `config` asks for: `--json` and `--hdr-log`.
+    /// Writes the outputs `config` asks for: `--json`, `--hdr-log` and `--csv`.
     ///
     /// # Errors
     ///
@@ -208,18 +156,22 @@ impl StressOutcome {
                 io::Error::new(e.kind(), format!("writing --json to {what}: {e}"))
             })?;
         }
-        if let Some(path) = &config.hdr_log {
-            let log = self.report.interval_log(&self.stats);
-            std::fs::File::create(path)
-                .and_then(|f| {
-                    let mut out = io::BufWriter::new(f);
-                    log.write_to(&mut out)?;
-                    out.flush()
-                })
+        if config.hdr_log.is_none() && config.csv.is_none() {
+            return Ok(());
+        }
+        let log = crate::report::interval_log(&self.report, &self.stats);
+        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
+            ("--hdr-log", &config.hdr_log, &HdrLog),
+            ("--csv", &config.csv, &Csv),
+        ];
+        for (flag, path, exporter) in logs {
+            let Some(path) = path else { continue };
+            exporter
+                .write_to(&log, &OutputTarget::Path(path.clone()))
                 .map_err(|e| {
                     io::Error::new(
                         e.kind(),
-                        format!("writing --hdr-log to {}: {e}", path.display()),
+                        format!("writing {flag} to {}: {e}", path.display()),
                     )
                 })?;
         }
@@ -338,9 +290,9 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     });
     let measure_started =
         SystemTime::now() - Instant::now().saturating_duration_since(measure_start);
-    let mut report = StressReport::build(config, &stats, measured, backend.name());
+    let mut report = crate::report::build(config, &stats, measured, backend.name());
     if let Some(n) = config.messages_per_connection {
-        let mut churn = ChurnStats::default();
+        let mut churn = ReconnectStats::default();
         for p in &parts {
             churn.merge(&p.churn);
         }
@@ -360,14 +312,16 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     if stopped.is_some() {
         report.mark_interrupted();
     }
-    // epoll waits to the nanosecond (`epoll_pwait2`), as io_uring does; IOCP only to the
-    // millisecond.
-    if backend == Backend::Iocp && config.rate.is_some() {
-        report.warnings.push(
-            "the IOCP backend waits in whole milliseconds: in rate mode sends may leave up to \
-             1 ms after their intended time, and the corrected latency includes that"
-                .to_string(),
-        );
+    // A port whose waits are kept only to the millisecond (the port says: IOCP's) cannot send
+    // on time to the microsecond.
+    let resolution = backend.timer_resolution();
+    if resolution >= Duration::from_millis(1) && config.rate.is_some() {
+        report.warnings.push(format!(
+            "the {} backend waits in whole milliseconds: in rate mode sends may leave up to \
+             {} ms after their intended time, and the corrected latency includes that",
+            backend.name().to_uppercase(),
+            resolution.as_millis()
+        ));
     }
     Ok(StressOutcome {
         report,
@@ -378,7 +332,8 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     })
 }
 
-/// Checks, before anything runs, that the files `--json` and `--hdr-log` name can be written,
+/// Checks, before anything runs, that the files `--json`, `--hdr-log` and `--csv` name can be
+/// written,
 /// so a long run is not lost to a typo in a path. A file that did not exist is created and
 /// removed again; an existing one is opened for appending and left as it is.
 fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
@@ -387,7 +342,8 @@ fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
         _ => None,
     };
     let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
-    for (flag, path) in json.into_iter().chain(hdr) {
+    let csv = config.csv.as_ref().map(|p| ("--csv", p));
+    for (flag, path) in json.into_iter().chain(hdr).chain(csv) {
         let fail = |error| StressError::Output {
             flag,
             path: path.display().to_string(),
@@ -454,79 +410,20 @@ enum ThreadFailure {
     Other(String),
 }
 
-/// What all client threads share (read-only but for the once-set fields).
-struct Shared<'a> {
-    config: &'a StressConfig,
-    /// Global index of the first connection of this process (its `--segment`'s).
-    first: usize,
-    /// With `--start-at`: how late the load started, if it did.
-    start_late: OnceLock<Duration>,
-    payload: PayloadSpec,
-    /// Request/response mode: the script every connection runs (`None`: echo).
-    script: Option<Script>,
-    addr: SocketAddr,
-    sources: Vec<IpAddr>,
-    connect_start: Instant,
-    barrier: Barrier,
-    load_start: OnceLock<Instant>,
-    backend: Backend,
-    opts: &'a RunOptions,
-}
-
-impl Shared<'_> {
-    /// The common start of the load: now, or with `--start-at` that wall-clock time (waited
-    /// for, unless the stop flag is raised first). A start already past is noted in
-    /// `start_late` and warned about at once.
-    fn wait_for_start(&self) -> Instant {
-        let Some(at) = self.config.start_at else {
-            return Instant::now();
-        };
-        match at.duration_since(SystemTime::now()) {
-            Ok(wait) => {
-                if wait > Duration::from_millis(100) {
-                    tracing::info!(
-                        "connected; starting the load in {:.3}s (--start-at)",
-                        wait.as_secs_f64()
-                    );
-                }
-                let stop = self.opts.stop.as_deref();
-                while let Ok(left) = at.duration_since(SystemTime::now()) {
-                    if left.is_zero() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        break;
-                    }
-                    // Sleep in slices: the wall clock may be stepped meanwhile, and Ctrl-C
-                    // must not wait for the whole delay.
-                    thread::sleep(left.min(Duration::from_millis(50)));
-                }
-            }
-            Err(past) => {
-                let late = past.duration();
-                tracing::warn!(
-                    "starting {:.3}s after --start-at (connecting took longer, or the clock is \
-                     ahead)",
-                    late.as_secs_f64()
-                );
-                let _ = self.start_late.set(late);
-            }
-        }
-        Instant::now()
-    }
-}
-
 /// The report's `churn` section and its warning about `TIME_WAIT` and the ephemeral ports.
 #[allow(clippy::too_many_arguments)]
 fn add_churn(
     report: &mut StressReport,
     config: &StressConfig,
     stats: &ThreadStats,
-    churn: &ChurnStats,
+    churn: &ReconnectStats,
     pre: &Preflight,
     addr: SocketAddr,
     per_connection: u64,
     measured: Duration,
 ) {
     let secs = measured.as_secs_f64();
-    let figures = ChurnFigures {
+    let figures = ReconnectFigures {
         messages_per_connection: per_connection,
         connect_rate: config.connect_rate,
         linger0: config.linger0,
@@ -537,21 +434,24 @@ fn add_churn(
         } else {
             0.0
         },
-        connect_latency_us: crate::stats::LatencySummary::of_or_zero(&stats.connect),
+        connect_latency_us: ringport_report::histogram::LatencySummary::of_or_zero(&stats.connect),
         errors: churn.errors,
-        time_wait: crate::churn::time_wait_now(),
-        ephemeral_ports: crate::preflight::ports_per_source(pre.port_range.0, pre.port_range.1),
+        time_wait: crate::measure::ports::time_wait_now(),
+        ephemeral_ports: crate::config::preflight::ports_per_source(
+            pre.port_range.0,
+            pre.port_range.1,
+        ),
     };
-    let facts = crate::churn::PortFacts {
+    let facts = crate::report::warnings::PortFacts {
         connections_per_s: figures.connections_per_s,
         addr_not_available: figures.errors.addr_not_available,
         time_wait: figures.time_wait,
         ephemeral_ports: figures.ephemeral_ports,
         sources: pre.source_ips.len().max(1) as u64,
         linger0: config.linger0,
-        tw_reuse: crate::churn::tw_reuse_applies(addr.ip().is_loopback()),
+        tw_reuse: crate::measure::ports::tw_reuse_applies(addr.ip().is_loopback()),
     };
-    if let Some(w) = crate::churn::port_warning(&facts) {
+    if let Some(w) = crate::report::warnings::port_warning(&facts) {
         report.warnings.push(w);
     }
     report.churn = Some(figures);
@@ -560,7 +460,7 @@ fn add_churn(
 /// What a client thread hands back.
 struct ThreadResult {
     stats: ThreadStats,
-    churn: ChurnStats,
+    churn: ReconnectStats,
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
@@ -592,7 +492,12 @@ fn client_thread(
     // The protocol is chosen here, once: each is its own compiled client.
     match &shared.script {
         None => drive(
-            Client::<crate::verify::StreamVerifier>::new(shared, port, &globals, &shared.payload),
+            Client::<crate::protocol::echo::StreamVerifier>::new(
+                shared,
+                port,
+                &globals,
+                &shared.payload,
+            ),
             start,
         ),
         Some(script) => drive(

@@ -36,8 +36,8 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
+use crate::histogram::{deserialize, serialize};
 use crate::segment::Segment;
-use crate::stats::{deserialize, serialize};
 
 /// Tag of the corrected latency series.
 pub const TAG_LATENCY: &str = "latency";
@@ -229,7 +229,7 @@ impl IntervalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::new_histogram;
+    use crate::histogram::new_histogram;
 
     fn histogram(values: &[u64]) -> Histogram<u64> {
         let mut h = new_histogram();

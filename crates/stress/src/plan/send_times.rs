@@ -45,7 +45,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ramp::RateCurve;
+use crate::plan::ramp::RateCurve;
 
 /// An even pace: event `i` (0-based) is due at `start + i / rate`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -363,7 +363,7 @@ mod tests {
         let t0 = Instant::now();
         let mut all = Vec::new();
         for i in 1..=segments {
-            let own = crate::segment::Segment {
+            let own = crate::plan::segment::Segment {
                 index: i,
                 count: segments,
             }
@@ -414,7 +414,7 @@ mod tests {
         let t0 = Instant::now();
         let (c, n) = (1_000_000usize, 53usize);
         for i in [1, 27, 53] {
-            let seg = crate::segment::Segment { index: i, count: n };
+            let seg = crate::plan::segment::Segment { index: i, count: n };
             let own = seg.range(c);
             let s = RateSchedule::new(t0, 100_000.0, c).segmented(own.clone(), i, n);
             let period = s.per_connection_interval();

@@ -18,7 +18,7 @@
 //! # The schedule under a rate ramp
 //!
 //! The open loop's sends stay one evenly interleaved sequence `s = c + k * N` (see
-//! [`schedule`](crate::schedule)); with a ramp, send `s` is due when the integral of the rate
+//! [`send_times`](crate::plan::send_times)); with a ramp, send `s` is due when the integral of the rate
 //! from the start reaches `s`: `count(t) = integral of rate(u) du from 0 to t`, inverted
 //! exactly (a quadratic within a linear segment, a division within a step).
 

@@ -18,77 +18,14 @@
 //! * `--count` is per connection, so a segment's messages are its connections x count, and the
 //!   segments' messages add up to the whole run's;
 //! * `--rate R` keeps the whole run's schedule (`start + (c + k * C) / R`, see
-//!   [`schedule`](crate::schedule)) for the segment's own connections: its share of the rate
+//!   [`send_times`](crate::plan::send_times)) for the segment's own connections: its share of the rate
 //!   is `R * n / C` for its `n` connections, the shares add up to `R`, and with a common
 //!   `--start-at` the union of the segments' sends is the whole run's schedule, send for send.
 
-use std::fmt;
 use std::ops::Range;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-/// One share of a run: `index` of `count`, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
-    /// Which share, 1 to `count`.
-    pub index: usize,
-    /// How many shares the run is split into.
-    pub count: usize,
-}
-
-impl Segment {
-    /// The whole run as one segment.
-    pub const WHOLE: Segment = Segment { index: 1, count: 1 };
-
-    /// The global connection indices of this share of `total` connections.
-    pub fn range(&self, total: usize) -> Range<usize> {
-        let bound = |i: usize| (total as u128 * i as u128 / self.count as u128) as usize;
-        bound(self.index - 1)..bound(self.index)
-    }
-
-    /// This share's part of `rate` messages per second over `total` connections.
-    pub fn rate(&self, rate: f64, total: usize) -> f64 {
-        rate * self.range(total).len() as f64 / total.max(1) as f64
-    }
-}
-
-impl fmt::Display for Segment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl FromStr for Segment {
-    type Err = String;
-
-    /// `I/N` with `1 <= I <= N`; the error is one line and says how to count.
-    fn from_str(s: &str) -> Result<Segment, String> {
-        let (i, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not I/N (e.g. 2/3: the second of three shares)"))?;
-        let num = |t: &str| {
-            t.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{s}` is not I/N with whole numbers (e.g. 2/3)"))
-        };
-        let (index, count) = (num(i)?, num(n)?);
-        if count == 0 {
-            return Err(format!("`{s}`: N must be at least 1"));
-        }
-        if index == 0 {
-            return Err(format!(
-                "`{s}`: I counts from 1 (1/{count} to {count}/{count}); from a 0-based index \
-                 such as JOB_COMPLETION_INDEX pass $((JOB_COMPLETION_INDEX + 1))/{count}"
-            ));
-        }
-        if index > count {
-            return Err(format!("`{s}`: I must be between 1 and {count}"));
-        }
-        Ok(Segment { index, count })
-    }
-}
+pub use ringport_report::segment::Segment;
 
 /// Parses `--start-at`: RFC 3339 (`2026-12-01T10:00:00Z`, `2026-12-01T11:00:00.5+01:00`; `T`
 /// or a space between date and time) or seconds since the Unix epoch (`1764583200`,

@@ -11,7 +11,7 @@
 //! The first wrong byte ends verification of the connection with a [`ConnError::Mismatch`] that
 //! gives the connection-relative byte offset (counted from the first byte the connection sent),
 //! the message number, the expected and the received byte. The other failure kinds
-//! ([`ErrorKind`]) are produced here too ([`StreamVerifier::on_eof`]) or classified from socket
+//! ([`ErrorKind`](crate::error::ErrorKind)) are produced here too ([`StreamVerifier::on_eof`]) or classified from socket
 //! errors ([`ConnError::from_io`]).
 //!
 //! # Memory
@@ -24,230 +24,10 @@
 //! once, at creation; pushing and consuming never allocate while the limits given there hold.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io;
 use std::time::Instant;
 
-/// The kind of a connection failure; the key of the report's error breakdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ErrorKind {
-    /// An echoed byte differed from the byte sent, or bytes arrived that were never sent.
-    Mismatch,
-    /// The server closed the connection while echo bytes were still outstanding.
-    ShortEcho,
-    /// The server closed the connection before the client was done sending.
-    EarlyClose,
-    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
-    Reset,
-    /// No echo byte arrived within `--timeout` while bytes were outstanding.
-    Timeout,
-    /// The connection could not be established.
-    ConnectFailed,
-    /// Any other I/O error.
-    Other,
-}
-
-impl ErrorKind {
-    /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 7] = [
-        ErrorKind::Mismatch,
-        ErrorKind::ShortEcho,
-        ErrorKind::EarlyClose,
-        ErrorKind::Reset,
-        ErrorKind::Timeout,
-        ErrorKind::ConnectFailed,
-        ErrorKind::Other,
-    ];
-
-    /// The snake_case name used in JSON and in the human report.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Mismatch => "mismatch",
-            ErrorKind::ShortEcho => "short_echo",
-            ErrorKind::EarlyClose => "early_close",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ConnectFailed => "connect_failed",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// Position in [`ErrorKind::ALL`], for array-indexed counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a connection failed. Offsets are connection-relative byte offsets in the echo stream
-/// (equal to the offset in the sent stream, since an echo is byte for byte).
-#[derive(Debug, thiserror::Error)]
-pub enum ConnError {
-    /// The first wrong byte.
-    #[error("{}", mismatch_text(.offset, .message, .offset_in_message, .expected, .got))]
-    Mismatch {
-        /// Connection-relative offset of the wrong byte.
-        offset: u64,
-        /// Message number (1-based, as in the payload) the byte belongs to; 0 if nothing was
-        /// outstanding.
-        message: u64,
-        /// Offset of the byte inside that message.
-        offset_in_message: usize,
-        /// The byte that was sent there, or `None` if no byte was outstanding (an extra byte).
-        expected: Option<u8>,
-        /// The byte that came back.
-        got: u8,
-    },
-    /// Request/response mode: a reply that is not the one expected, or bytes with no request
-    /// outstanding.
-    #[error("{}", wrong_reply_text(.request, .step, .reason, .got))]
-    WrongReply {
-        /// Connection-relative offset of the reply's first byte.
-        offset: u64,
-        /// The request's number on its connection (1-based); 0 for bytes no request asked for.
-        request: u64,
-        /// Its place in the sequence, e.g. ` (2 of 3 in the sequence)`; empty for one request.
-        step: String,
-        /// What is wrong, e.g. `expected "+PONG\r\n"`.
-        reason: String,
-        /// The reply's bytes as received, escaped and cut short (see
-        /// [`escape`](crate::request::escape)).
-        got: String,
-    },
-    /// Request/response mode: the server closed the connection with requests unanswered.
-    #[error(
-        "short reply: connection closed at byte {offset} with {unanswered} request{} unanswered",
-        if *.unanswered == 1 { "" } else { "s" }
-    )]
-    ShortReply {
-        /// Bytes received before the close.
-        offset: u64,
-        /// Requests sent whose replies did not wholly arrive.
-        unanswered: usize,
-    },
-    /// EOF with bytes outstanding.
-    #[error("short echo: connection closed at byte {offset} with {outstanding} bytes not echoed")]
-    ShortEcho {
-        /// Offset of the first byte never echoed.
-        offset: u64,
-        /// How many sent bytes were never echoed.
-        outstanding: u64,
-    },
-    /// EOF before the client was done, with every sent byte echoed.
-    #[error(
-        "early close: server closed the connection at byte {offset} before the client was done"
-    )]
-    EarlyClose {
-        /// Bytes echoed before the close.
-        offset: u64,
-    },
-    /// Connection reset.
-    #[error("reset at byte {offset}: {source}")]
-    Reset {
-        /// Bytes verified before the reset.
-        offset: u64,
-        /// The socket error.
-        source: io::Error,
-    },
-    /// Nothing echoed within the timeout.
-    #[error(
-        "timeout at byte {offset}: {outstanding} bytes outstanding for longer than the timeout"
-    )]
-    Timeout {
-        /// Bytes verified before the timeout.
-        offset: u64,
-        /// Bytes sent and not yet echoed.
-        outstanding: u64,
-    },
-    /// The connection could not be established.
-    #[error("connect failed: {0}")]
-    ConnectFailed(io::Error),
-    /// Any other I/O error.
-    #[error("I/O error at byte {offset}: {source}")]
-    Other {
-        /// Bytes verified before the error.
-        offset: u64,
-        /// The socket error.
-        source: io::Error,
-    },
-}
-
-fn wrong_reply_text(request: &u64, step: &str, reason: &str, got: &str) -> String {
-    if *request == 0 {
-        format!("wrong reply: {reason}; received {got}")
-    } else {
-        format!("wrong reply to request {request}{step}: {reason}; received {got}")
-    }
-}
-
-fn mismatch_text(
-    offset: &u64,
-    message: &u64,
-    offset_in_message: &usize,
-    expected: &Option<u8>,
-    got: &u8,
-) -> String {
-    match expected {
-        Some(e) => format!(
-            "mismatch at byte {offset} (message {message}, byte {offset_in_message}): \
-             expected {e:#04x}, got {got:#04x}"
-        ),
-        None => {
-            format!("mismatch at byte {offset}: got {got:#04x} but no echo byte was outstanding")
-        }
-    }
-}
-
-impl ConnError {
-    /// The kind, for counting.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            ConnError::Mismatch { .. } | ConnError::WrongReply { .. } => ErrorKind::Mismatch,
-            ConnError::ShortReply { .. } => ErrorKind::ShortEcho,
-            ConnError::ShortEcho { .. } => ErrorKind::ShortEcho,
-            ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
-            ConnError::Reset { .. } => ErrorKind::Reset,
-            ConnError::Timeout { .. } => ErrorKind::Timeout,
-            ConnError::ConnectFailed(_) => ErrorKind::ConnectFailed,
-            ConnError::Other { .. } => ErrorKind::Other,
-        }
-    }
-
-    /// The connection-relative byte offset where it happened, if the connection was open.
-    pub fn offset(&self) -> Option<u64> {
-        match self {
-            ConnError::Mismatch { offset, .. }
-            | ConnError::WrongReply { offset, .. }
-            | ConnError::ShortReply { offset, .. }
-            | ConnError::ShortEcho { offset, .. }
-            | ConnError::EarlyClose { offset }
-            | ConnError::Reset { offset, .. }
-            | ConnError::Timeout { offset, .. }
-            | ConnError::Other { offset, .. } => Some(*offset),
-            ConnError::ConnectFailed(_) => None,
-        }
-    }
-
-    /// Classifies a socket error on an open connection at byte `offset`: resets and broken pipes
-    /// are [`ErrorKind::Reset`], timeouts [`ErrorKind::Timeout`], the rest [`ErrorKind::Other`].
-    pub fn from_io(source: io::Error, offset: u64) -> ConnError {
-        match source.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => ConnError::Reset { offset, source },
-            io::ErrorKind::TimedOut => ConnError::Timeout {
-                offset,
-                outstanding: 0,
-            },
-            _ => ConnError::Other { offset, source },
-        }
-    }
-}
+use crate::error::ConnError;
 
 /// When a message was meant to go and when it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +51,7 @@ pub struct Completed {
 }
 
 /// Where a regenerating verifier finds the bytes it expects: message `index` of its connection,
-/// as sent. Implemented by [`PayloadGen`](crate::payload::PayloadGen).
+/// as sent. Implemented by [`PayloadGen`](crate::protocol::payload::PayloadGen).
 pub trait Expected {
     /// The position in `got` of its first byte that differs from bytes `at..at + got.len()` of
     /// message `index`, or `None` when they all match. Bytes past the message's end never match.
@@ -631,7 +411,8 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::{PayloadGen, PayloadSpec};
+    use crate::error::ErrorKind;
+    use crate::protocol::payload::{PayloadGen, PayloadSpec};
 
     fn stamp(index: u64) -> SendStamp {
         let now = Instant::now();
@@ -938,28 +719,5 @@ mod tests {
         let c = ConnError::ConnectFailed(io::Error::from(io::ErrorKind::ConnectionRefused));
         assert_eq!(c.kind(), ErrorKind::ConnectFailed);
         assert_eq!(c.offset(), None);
-    }
-
-    #[test]
-    fn error_messages_name_offset_and_bytes() {
-        let e = ConnError::Mismatch {
-            offset: 1234,
-            message: 5,
-            offset_in_message: 6,
-            expected: Some(0x41),
-            got: 0x40,
-        };
-        assert_eq!(
-            e.to_string(),
-            "mismatch at byte 1234 (message 5, byte 6): expected 0x41, got 0x40"
-        );
-    }
-
-    #[test]
-    fn kinds_have_stable_names_and_indices() {
-        for (i, k) in ErrorKind::ALL.iter().enumerate() {
-            assert_eq!(k.index(), i);
-        }
-        assert_eq!(ErrorKind::ShortEcho.to_string(), "short_echo");
     }
 }

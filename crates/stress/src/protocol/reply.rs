@@ -26,9 +26,12 @@ use std::collections::VecDeque;
 
 use memchr::memmem;
 
+use crate::config::request::HttpStatus;
 use crate::config::MAX_MESSAGE_SIZE;
-use crate::request::{escape, Frame, HttpStatus, Script, Step, MAX_HTTP_HEAD};
-use crate::verify::{Completed, ConnError, SendStamp};
+use crate::error::ConnError;
+use crate::protocol::echo::{Completed, SendStamp};
+use crate::protocol::script::{Frame, Script, Step, MAX_HTTP_HEAD};
+use crate::protocol::text::escape;
 
 /// Bytes of a wrong reply shown in its error.
 pub const SHOWN_BYTES: usize = 96;
@@ -614,8 +617,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::request::{pair, Item};
-    use crate::verify::ErrorKind;
+    use crate::config::request::{pair, Item};
+    use crate::error::ErrorKind;
 
     fn script(items: Vec<Item>) -> Script {
         Script::compile(&pair(items).unwrap()).unwrap()

@@ -1,14 +1,6 @@
-//! The run's settings: every `ringport stress` option as plain data, and its validation.
-//!
-//! This module is responsible for [`StressConfig`], the plain-data form of every `ringport
-//! stress` option (the CLI parses flags into it; no clap here), for rejecting bad combinations
-//! with one-line messages ([`StressConfig::validate`]), and for resolving what the options mean
-//! together: the payload ([`StressConfig::payload`]), the stop condition ([`Stop`]) and how sends
-//! are paced ([`Workload`]: closed loop, open loop at a rate, or a continuous stream).
-//!
-//! Two jobs that read a configuration live elsewhere: the article's interactive questions
-//! ([`StressConfig::ask`], in [`interactive`](crate::interactive)) and the check of the system's
-//! limits before anything is opened ([`preflight`](crate::preflight)).
+//! Every `ringport stress` option as plain data ([`StressConfig`]), checked
+//! ([`StressConfig::validate`]) and resolved ([`StressConfig::payload`], [`StressConfig::stop`],
+//! [`StressConfig::workload`]) in one `impl`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,10 +10,14 @@ use std::time::{Duration, SystemTime};
 
 use ringport_port::BackendChoice;
 
-use crate::payload::PayloadSpec;
-use crate::ramp::{Ramp, Step};
-use crate::request::{RequestSpec, Script};
-use crate::segment::Segment;
+pub use crate::error::ConfigError;
+pub use ringport_report::export::OutputTarget;
+
+use super::request::RequestSpec;
+use crate::plan::ramp::{Ramp, Step};
+use crate::plan::segment::Segment;
+use crate::protocol::payload::PayloadSpec;
+use crate::protocol::script::Script;
 
 /// Default `--connections`.
 pub const DEFAULT_CONNECTIONS: usize = 50;
@@ -41,31 +37,10 @@ pub const DEFAULT_PORT: u16 = 3333;
 pub const DEFAULT_STREAM_CHUNK: usize = 64 << 10;
 /// Default `--window` of `--stream`: bytes in flight per connection (256 KiB).
 pub const DEFAULT_WINDOW: usize = 256 << 10;
-/// Largest `--size` accepted (64 MiB).
-pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub use crate::protocol::payload::MAX_MESSAGE_SIZE;
 /// Largest amount of payload kept in flight over all connections (1 GiB): each in-flight byte is
 /// held twice (send buffer and verifier copy).
 pub const MAX_BYTES_IN_FLIGHT: u64 = 1 << 30;
-
-/// Where to write a machine-readable output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputTarget {
-    /// `-`: standard output.
-    Stdout,
-    /// A file path.
-    Path(PathBuf),
-}
-
-impl OutputTarget {
-    /// `-` means standard output, anything else a path.
-    pub fn parse(s: &str) -> OutputTarget {
-        if s == "-" {
-            OutputTarget::Stdout
-        } else {
-            OutputTarget::Path(PathBuf::from(s))
-        }
-    }
-}
 
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +118,8 @@ pub struct StressConfig {
     pub json: Option<OutputTarget>,
     /// `--hdr-log PATH`.
     pub hdr_log: Option<PathBuf>,
+    /// `--csv PATH`: the per-second latency intervals as CSV, one row per interval.
+    pub csv: Option<PathBuf>,
     /// `--verbose`: print every reply, as the article's client does.
     pub verbose: bool,
     /// `--seed`: seed of the random payload.
@@ -150,24 +127,24 @@ pub struct StressConfig {
     /// `--backend auto|uring|epoll`: the completion port's mechanism on the client side.
     pub backend: BackendChoice,
     /// `--segment I/N`: run only this share of the connections (and so of the rate and the
-    /// messages); see [`segment`](crate::segment). `None` is the whole run.
+    /// messages); see [`segment`](crate::plan::segment). `None` is the whole run.
     pub segment: Option<Segment>,
     /// `--start-at TIME`: start the load (after connecting) at this wall-clock time, so agents
     /// on several hosts start together.
     pub start_at: Option<SystemTime>,
     /// Request/response mode (`--request*` with `--expect*`): the sequence of requests each
     /// connection sends, cycled, and the reply each expects (see
-    /// [`request`](crate::request)). Empty: echo, the default.
+    /// [`request`](crate::config::request)). Empty: echo, the default.
     pub requests: Vec<RequestSpec>,
     /// `--rate A..B --ramp D` or `--rate A,B,C --step D`: the rate changes during the run
-    /// ([`ramp`](crate::ramp)); `rate` is then its peak.
+    /// ([`ramp`](crate::plan::ramp)); `rate` is then its peak.
     pub rate_ramp: Option<Ramp>,
     /// `--connections A..B --ramp D` or `--connections A,B,C --step D`: connections join the
     /// load during the run; `connections` is then the last level.
     pub connections_ramp: Option<Ramp>,
     /// `--messages-per-connection N`: churn: each connection closes after `N` exchanges and a
     /// new one takes its place (at most `--connect-rate` connects per second); `None` keeps
-    /// every connection for the whole run. See [`churn`](crate::churn).
+    /// every connection for the whole run. See [`reconnect`](crate::plan::reconnect).
     pub messages_per_connection: Option<u64>,
     /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
     /// `TIME_WAIT` on the client.
@@ -200,6 +177,7 @@ impl Default for StressConfig {
             source_ips: Vec::new(),
             json: None,
             hdr_log: None,
+            csv: None,
             verbose: false,
             seed: 0,
             backend: BackendChoice::Auto,
@@ -214,11 +192,6 @@ impl Default for StressConfig {
         }
     }
 }
-
-/// A bad option or combination; the message is one line and names the flags.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
 
 fn bad<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
@@ -340,7 +313,7 @@ impl StressConfig {
     }
 
     /// Request/response mode: the requests and their expectations (see
-    /// [`request::check`](crate::request::check)), and the flags it excludes.
+    /// [`request::check`](crate::protocol::script::check)), and the flags it excludes.
     ///
     /// # Errors
     ///
@@ -358,7 +331,7 @@ impl StressConfig {
         if self.stream {
             return bad("--stream cannot be used with --request: a stream is echoed bytes");
         }
-        crate::request::check(&self.requests)
+        crate::protocol::script::check(&self.requests)
     }
 
     /// Request/response mode: the compiled script of `--request*` and `--expect*`; `None` for
@@ -582,369 +555,5 @@ pub(crate) fn test_config() -> StressConfig {
     StressConfig {
         threads: 2,
         ..StressConfig::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg() -> StressConfig {
-        test_config()
-    }
-
-    #[track_caller]
-    fn rejects(c: StressConfig, needle: &str) {
-        let e = c.validate().expect_err("configuration should be rejected");
-        assert!(e.0.contains(needle), "{e:?} should mention {needle:?}");
-        assert!(!e.0.contains('\n'), "one line: {e:?}");
-    }
-    #[test]
-    fn defaults_are_valid_and_resolve() {
-        let c = cfg();
-        c.validate().unwrap();
-        assert_eq!(c.payload(), PayloadSpec::Text(DEFAULT_MESSAGE.into()));
-        assert_eq!(c.stop(), Stop::Count(DEFAULT_COUNT));
-        assert_eq!(c.workload(), Workload::Closed { pipeline: 1 });
-        assert_eq!(
-            (c.host.as_str(), c.port, c.connections),
-            ("127.0.0.1", 3333, 50)
-        );
-        assert!(c.is_interactive_candidate());
-    }
-
-    #[test]
-    fn issue13_a_spin_longer_than_10_ms_is_refused() {
-        let c = |us| StressConfig {
-            spin: Some(Duration::from_micros(us)),
-            ..StressConfig::default()
-        };
-        assert!(c(0).validate().is_ok());
-        assert!(c(10_000).validate().is_ok());
-        let e = c(10_001).validate().unwrap_err().to_string();
-        assert!(e.contains("--spin-us 10001 is more than 10000"), "{e}");
-    }
-
-    #[test]
-    fn bad_combinations_are_rejected_with_the_flags_named() {
-        rejects(
-            StressConfig {
-                count: Some(5),
-                duration: Some(Duration::from_secs(1)),
-                ..cfg()
-            },
-            "--count and --duration",
-        );
-        rejects(
-            StressConfig {
-                message: Some("x".into()),
-                size: Some(4),
-                ..cfg()
-            },
-            "--message and --size",
-        );
-        rejects(
-            StressConfig {
-                size: Some(0),
-                ..cfg()
-            },
-            "--size",
-        );
-        rejects(
-            StressConfig {
-                size: Some(MAX_MESSAGE_SIZE + 1),
-                ..cfg()
-            },
-            "--size",
-        );
-        rejects(
-            StressConfig {
-                message: Some(String::new()),
-                ..cfg()
-            },
-            "--message",
-        );
-        rejects(
-            StressConfig {
-                pipeline: 0,
-                ..cfg()
-            },
-            "--pipeline",
-        );
-        rejects(
-            StressConfig {
-                connections: 0,
-                ..cfg()
-            },
-            "--connections",
-        );
-        rejects(
-            StressConfig {
-                threads: 0,
-                ..cfg()
-            },
-            "--threads",
-        );
-        rejects(
-            StressConfig {
-                count: Some(0),
-                ..cfg()
-            },
-            "--count",
-        );
-        rejects(
-            StressConfig {
-                duration: Some(Duration::ZERO),
-                ..cfg()
-            },
-            "--duration",
-        );
-        rejects(
-            StressConfig {
-                rate: Some(0.0),
-                ..cfg()
-            },
-            "--rate",
-        );
-        rejects(
-            StressConfig {
-                rate: Some(f64::NAN),
-                ..cfg()
-            },
-            "--rate",
-        );
-        rejects(
-            StressConfig {
-                connect_rate: -1.0,
-                ..cfg()
-            },
-            "--connect-rate",
-        );
-        rejects(
-            StressConfig {
-                timeout: Duration::ZERO,
-                ..cfg()
-            },
-            "--timeout",
-        );
-        rejects(StressConfig { port: 0, ..cfg() }, "PORT");
-        rejects(
-            StressConfig {
-                messages_per_connection: Some(0),
-                ..cfg()
-            },
-            "--messages-per-connection",
-        );
-        rejects(
-            StressConfig {
-                messages_per_connection: Some(10),
-                stream: true,
-                ..cfg()
-            },
-            "--messages-per-connection cannot be used with --stream",
-        );
-        rejects(
-            StressConfig {
-                connections: 10_000,
-                pipeline: 100,
-                size: Some(4096),
-                ..cfg()
-            },
-            "in flight",
-        );
-        rejects(
-            StressConfig {
-                source_ips: vec!["0.0.0.0".parse().unwrap()],
-                ..cfg()
-            },
-            "--source-ip",
-        );
-    }
-
-    #[test]
-    fn stream_defaults_and_resolved_forms() {
-        let c = StressConfig {
-            stream: true,
-            ..cfg()
-        };
-        c.validate().unwrap();
-        assert_eq!(
-            c.payload(),
-            PayloadSpec::Random {
-                size: DEFAULT_STREAM_CHUNK,
-                seed: 0
-            }
-        );
-        assert_eq!(
-            c.workload(),
-            Workload::Stream {
-                window: DEFAULT_WINDOW
-            }
-        );
-        assert_eq!(c.messages_in_flight(), 4, "256 KiB of 64 KiB chunks");
-        assert!(!c.is_interactive_candidate(), "--stream alone asks nothing");
-        let odd = StressConfig {
-            size: Some(100_000),
-            window: Some(250_000),
-            ..c.clone()
-        };
-        odd.validate().unwrap();
-        assert_eq!(odd.messages_in_flight(), 2, "whole chunks only");
-        let echo = cfg();
-        assert_eq!(echo.messages_in_flight(), 1);
-    }
-
-    #[test]
-    fn stream_flags_are_checked() {
-        let stream = StressConfig {
-            stream: true,
-            ..cfg()
-        };
-        rejects(
-            StressConfig {
-                window: Some(1 << 20),
-                ..cfg()
-            },
-            "--window applies only with --stream",
-        );
-        rejects(
-            StressConfig {
-                message: Some("x".into()),
-                ..stream.clone()
-            },
-            "--message",
-        );
-        rejects(
-            StressConfig {
-                rate: Some(10.0),
-                ..stream.clone()
-            },
-            "--rate",
-        );
-        rejects(
-            StressConfig {
-                pipeline: 4,
-                ..stream.clone()
-            },
-            "--pipeline",
-        );
-        rejects(
-            StressConfig {
-                window: Some(0),
-                ..stream.clone()
-            },
-            "--window",
-        );
-        rejects(
-            StressConfig {
-                window: Some(1000),
-                size: Some(4096),
-                ..stream.clone()
-            },
-            "smaller than one chunk",
-        );
-        rejects(
-            StressConfig {
-                connections: 10_000,
-                window: Some(1 << 20),
-                ..stream
-            },
-            "--connections x --window",
-        );
-    }
-
-    #[test]
-    fn resolved_forms() {
-        let c = StressConfig {
-            size: Some(64),
-            seed: 9,
-            duration: Some(Duration::from_secs(3)),
-            rate: Some(1000.0),
-            pipeline: 4,
-            ..cfg()
-        };
-        c.validate().unwrap();
-        assert_eq!(c.payload(), PayloadSpec::Random { size: 64, seed: 9 });
-        assert_eq!(c.stop(), Stop::Duration(Duration::from_secs(3)));
-        assert_eq!(
-            c.workload(),
-            Workload::Rate {
-                rate: 1000.0,
-                pipeline: 4
-            }
-        );
-        assert!(!c.is_interactive_candidate());
-        assert_eq!(
-            StressConfig {
-                connections: 1,
-                threads: 8,
-                ..cfg()
-            }
-            .effective_threads(),
-            1
-        );
-    }
-
-    #[test]
-    fn request_response_is_checked_and_sized_by_its_requests() {
-        use crate::request::{Expect, RequestSpec};
-        let req = |bytes: &[u8], len: usize| RequestSpec {
-            bytes: bytes.to_vec(),
-            expect: Expect {
-                len: Some(len),
-                ..Expect::default()
-            },
-        };
-        let c = StressConfig {
-            requests: vec![req(b"PING\r\n", 7), req(&[b'x'; 1000], 1)],
-            ..cfg()
-        };
-        c.validate().unwrap();
-        assert_eq!(c.max_send_len(), 1000);
-        assert!(
-            !c.is_interactive_candidate(),
-            "the requests are the payload"
-        );
-        assert_eq!(c.script().unwrap().unwrap().steps.len(), 2);
-        assert!(cfg().script().unwrap().is_none(), "echo");
-        rejects(
-            StressConfig {
-                message: Some("m".into()),
-                ..c.clone()
-            },
-            "--message and --size are echo payloads",
-        );
-        rejects(
-            StressConfig {
-                stream: true,
-                ..c.clone()
-            },
-            "--stream cannot be used with --request",
-        );
-        rejects(
-            StressConfig {
-                requests: vec![req(b"x", 0)],
-                ..cfg()
-            },
-            "--expect-len must be at least 1",
-        );
-        rejects(
-            StressConfig {
-                connections: 10_000,
-                pipeline: 100,
-                requests: vec![req(&[b'x'; 4096], 1)],
-                ..cfg()
-            },
-            "in flight",
-        );
-    }
-
-    #[test]
-    fn output_target() {
-        assert_eq!(OutputTarget::parse("-"), OutputTarget::Stdout);
-        assert_eq!(
-            OutputTarget::parse("r.json"),
-            OutputTarget::Path("r.json".into())
-        );
     }
 }

@@ -13,7 +13,7 @@
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::config::StressConfig;
+use super::options::StressConfig;
 
 /// File descriptors reserved beyond one per connection: stdio, rings, eventfds, log and output
 /// files.
@@ -213,30 +213,6 @@ pub struct Preflight {
     pub notes: Vec<String>,
 }
 
-/// The soft and hard limits on open descriptors (`RLIMIT_NOFILE`).
-#[cfg(unix)]
-fn nofile_limit() -> std::io::Result<(u64, u64)> {
-    rlimit::getrlimit(rlimit::Resource::NOFILE)
-}
-
-/// Sets the limits on open descriptors.
-#[cfg(unix)]
-fn set_nofile_limit(soft: u64, hard: u64) -> std::io::Result<()> {
-    rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard)
-}
-
-/// Windows has no limit on open sockets like `RLIMIT_NOFILE` (a large number for both).
-#[cfg(windows)]
-fn nofile_limit() -> std::io::Result<(u64, u64)> {
-    ringport_port::os::nofile_limit()
-}
-
-/// Nothing to raise on Windows.
-#[cfg(windows)]
-fn set_nofile_limit(soft: u64, _hard: u64) -> std::io::Result<()> {
-    ringport_port::os::set_nofile_soft(soft)
-}
-
 /// Reads the system limits and applies [`plan_fd_limit`] and [`plan_sources`] for a run of
 /// `config` against the resolved server address `target`, before anything is opened. Raises the
 /// soft descriptor limit when the hard limit allows (or the process may raise the hard one).
@@ -248,7 +224,7 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
     // A --segment opens only its share of the connections.
     let own = config.own_connections().len();
     let needed = fds_needed(own, config.effective_threads());
-    let (soft, hard) = nofile_limit().map_err(|e| PreflightError::Unreadable {
+    let (soft, hard) = ringport_os::limits::nofile().map_err(|e| PreflightError::Unreadable {
         what: "RLIMIT_NOFILE".into(),
         detail: e.to_string(),
     })?;
@@ -262,12 +238,12 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
     let fd_soft = match plan_fd_limit(needed, soft, hard) {
         FdPlan::Enough => soft,
         FdPlan::RaiseSoft(to) => {
-            set_nofile_limit(to, hard).map_err(|_| fd_error.clone())?;
+            ringport_os::limits::set_nofile(to, hard).map_err(|_| fd_error.clone())?;
             notes.push(format!("raised the soft fd limit from {soft} to {to}"));
             to
         }
         FdPlan::RaiseHard(to) => {
-            set_nofile_limit(to, to).map_err(|_| fd_error.clone())?;
+            ringport_os::limits::set_nofile(to, to).map_err(|_| fd_error.clone())?;
             notes.push(format!(
                 "raised the fd limit from {soft} (hard {hard}) to {to}"
             ));
@@ -306,7 +282,7 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
 mod tests {
     use super::*;
 
-    use crate::config::test_config as cfg;
+    use crate::config::options::test_config as cfg;
 
     #[test]
     fn fd_plan() {

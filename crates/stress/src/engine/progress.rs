@@ -3,7 +3,7 @@
 //!
 //! This module is responsible for the figures of an interval (rate, p50 and p99 of the round
 //! trips completed in it, errors) and for saying which phase the run is in (connecting,
-//! warm-up, measuring); the engine feeds [`Progress`](crate::engine::Progress), the CLI decides
+//! warm-up, measuring); the engine feeds [`Progress`], the CLI decides
 //! when to print (a line redrawn on a terminal, one line per interval elsewhere).
 //!
 //! The histogram is log-linear (eight sub-buckets per power of two of microseconds), so a
@@ -11,6 +11,7 @@
 //! report, whose figures come from the full HdrHistograms.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Sub-buckets per power of two.
@@ -195,6 +196,113 @@ pub fn line(
     )
 }
 
+/// Live counters a caller (the CLI's progress line) may watch while a run goes on. Threads add
+/// to them once per batch of completions, not per message.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Verified round trips so far (warm-up included).
+    pub messages: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Connections established so far.
+    pub connected: AtomicU64,
+    /// Latency of the round trips (or chunks) verified so far, warm-up included, from each
+    /// one's intended send time: the live histogram the progress lines take p50 and p99 from.
+    pub latency: LiveLatency,
+    /// When the load started (after connecting, and after `--start-at`): the warm-up runs
+    /// from here. Unset while connecting.
+    pub load_start: OnceLock<Instant>,
+}
+
+impl Progress {
+    /// The counters now, for [`line()`].
+    pub fn sample(&self) -> Sample {
+        Sample {
+            messages: self.messages.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
+        }
+    }
+
+    /// A one-line summary for a live display, e.g.
+    /// `12.0s  1234567 verified  98765 msg/s  50/50 connected  0 errors`, with the rate
+    /// computed from `previous` (the messages count at the last call) over `interval`.
+    pub fn line(
+        &self,
+        elapsed: Duration,
+        previous: u64,
+        interval: Duration,
+        connections: usize,
+    ) -> String {
+        let messages = self.messages.load(Ordering::Relaxed);
+        let secs = interval.as_secs_f64();
+        let rate = if secs > 0.0 {
+            messages.saturating_sub(previous) as f64 / secs
+        } else {
+            0.0
+        };
+        format!(
+            "{:>5.1}s  {messages} verified  {rate:.0} msg/s  {}/{connections} connected  {} errors",
+            elapsed.as_secs_f64(),
+            self.connected.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// One client thread's side of the [`Progress`] counters: what it has added so far, and the
+/// latencies it has not added yet (adding them is a pass over the histogram, too much for every
+/// turn of the loop).
+#[derive(Debug)]
+pub(crate) struct ProgressFeed {
+    /// Messages, errors and connections already added.
+    reported: [u64; 3],
+    /// Latencies of verified messages not yet added to the shared live histogram (an array of
+    /// [`BUCKETS`]; empty without progress counters).
+    latency: Vec<u64>,
+    /// When the latencies were last added.
+    flushed: Instant,
+}
+
+impl ProgressFeed {
+    /// A feed, recording latencies only when `enabled` (a caller watches the counters).
+    pub(crate) fn new(enabled: bool, now: Instant) -> ProgressFeed {
+        ProgressFeed {
+            reported: [0; 3],
+            latency: if enabled {
+                vec![0; BUCKETS]
+            } else {
+                Vec::new()
+            },
+            flushed: now,
+        }
+    }
+
+    /// Counts one verified message's latency (nothing when disabled).
+    pub(crate) fn record_latency(&mut self, latency: Duration) {
+        if !self.latency.is_empty() {
+            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            self.latency[bucket_of(us)] += 1;
+        }
+    }
+
+    /// Adds to `p` what changed since the last call: `totals` (messages verified, errors,
+    /// connections made, this thread's so far) at once, the latencies about every 50 ms and
+    /// whenever `last`.
+    pub(crate) fn feed(&mut self, p: &Progress, totals: [u64; 3], now: Instant, last: bool) {
+        let counters = [&p.messages, &p.errors, &p.connected];
+        for ((counter, total), reported) in counters.iter().zip(totals).zip(&mut self.reported) {
+            counter.fetch_add(total - *reported, Ordering::Relaxed);
+            *reported = total;
+        }
+        if now >= self.flushed + Duration::from_millis(50) || last {
+            p.latency.add_local(&mut self.latency);
+            self.flushed = now;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +404,36 @@ mod tests {
             text.starts_with("warm-up (1.5s left)  0 msg/s  p50 -  p99 -"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_feed_adds_what_changed_and_latencies_in_batches() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        let mut feed = ProgressFeed::new(true, t0);
+        feed.record_latency(Duration::from_micros(100));
+        feed.feed(&p, [5, 1, 2], t0, false);
+        feed.feed(&p, [8, 1, 3], t0 + Duration::from_millis(10), false);
+        let s = p.sample();
+        assert_eq!((s.messages, s.errors, s.connected), (8, 1, 3));
+        assert_eq!(s.latency.iter().sum::<u64>(), 0, "latencies wait for 50 ms");
+        feed.feed(&p, [8, 1, 3], t0 + Duration::from_millis(20), true);
+        assert_eq!(
+            p.sample().latency.iter().sum::<u64>(),
+            1,
+            "and go at the end"
+        );
+        assert_eq!(p.sample().messages, 8, "nothing counted twice");
+    }
+
+    #[test]
+    fn a_disabled_feed_records_no_latency() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        let mut feed = ProgressFeed::new(false, t0);
+        feed.record_latency(Duration::from_micros(100));
+        feed.feed(&p, [1, 0, 1], t0, true);
+        assert_eq!(p.sample().latency.iter().sum::<u64>(), 0);
+        assert_eq!(p.sample().messages, 1);
     }
 }

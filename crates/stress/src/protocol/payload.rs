@@ -28,12 +28,15 @@
 //! byte, so a client streaming gigabytes a second spends its time on the bytes' way through the
 //! kernel, not on making them.
 
+/// Largest message (`--size`, a request or an expected reply) accepted, in bytes (64 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
 use std::sync::OnceLock;
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::verify::Expected;
+use crate::protocol::echo::Expected;
 
 /// Length of the table of random bytes a random message's tail is copied from (256 KiB, small
 /// enough to stay in a core's cache). A tail longer than the table wraps around.
@@ -147,7 +150,7 @@ impl<'a> PayloadGen<'a> {
     }
 }
 
-/// Regenerates what was sent, for a [`StreamVerifier::regenerating`](crate::verify::StreamVerifier::regenerating)
+/// Regenerates what was sent, for a [`StreamVerifier::regenerating`](crate::protocol::echo::StreamVerifier::regenerating)
 /// verifier: no copy of the message is needed to check its echo.
 impl Expected for PayloadGen<'_> {
     fn mismatch(&self, index: u64, at: usize, got: &[u8]) -> Option<usize> {

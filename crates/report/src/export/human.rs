@@ -1,0 +1,409 @@
+//! The human exporter: the report a person reads on a terminal, aligned columns in the manner
+//! of wrk and fortio, for a run ([`StressReport`]) and for a latency search ([`SearchReport`]).
+
+use std::fmt::Write as _;
+use std::io;
+
+pub use ringport_os::human::{human_bytes, plural};
+
+use super::Exporter;
+use crate::histogram::LatencySummary;
+use crate::reconnects::{ReconnectErrorKind, ReconnectFigures};
+use crate::run::StressReport;
+use crate::search::{Phase, Probe, SearchReport, Verdict};
+
+/// The human report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Human;
+
+impl Exporter<StressReport> for Human {
+    fn write(&self, report: &StressReport, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render_run(report).as_bytes())
+    }
+}
+
+impl Exporter<SearchReport> for Human {
+    fn write(&self, report: &SearchReport, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render_search(report).as_bytes())
+    }
+}
+
+fn render_run(r: &StressReport) -> String {
+    let mut s = String::new();
+    let mode = match (&r.stream, r.target_rate) {
+        (Some(st), _) => format!(
+            "stream, window {} per connection",
+            human_bytes(st.window_bytes)
+        ),
+        (None, Some(rate)) if r.ramp.as_deref() == Some("rate") => {
+            format!(
+                "open loop, rate ramp up to {rate} msg/s, pipeline {}",
+                r.pipeline
+            )
+        }
+        (None, Some(rate)) => format!("open loop at {rate} msg/s, pipeline {}", r.pipeline),
+        (None, None) if r.pipeline > 1 => {
+            format!("closed loop, pipeline {}", r.pipeline)
+        }
+        (None, None) => "closed loop".to_string(),
+    };
+    let unit = if r.stream.is_some() {
+        "chunks"
+    } else {
+        "round trips"
+    };
+    let _ = writeln!(
+        s,
+        "ringport {} {} ({}): {} on {}, {}, {}, {}",
+        if r.merged_from.is_empty() {
+            "stress"
+        } else {
+            "merge"
+        },
+        r.target,
+        r.backend,
+        plural(r.connections as u64, "connection", "connections"),
+        plural(r.threads as u64, "thread", "threads"),
+        mode,
+        r.stop,
+        r.payload
+    );
+    if let Some(seg) = r.segment {
+        let range = seg.range(r.connections_total);
+        let _ = writeln!(
+            s,
+            "  {:<14}{seg}: connections {}-{} of {}{}",
+            "segment",
+            range.start + 1,
+            range.end,
+            r.connections_total,
+            match (r.target_rate, r.target_rate_total) {
+                (Some(own), Some(all)) => format!(", {own} of {all} msg/s"),
+                _ => String::new(),
+            }
+        );
+    }
+    if !r.merged_from.is_empty() {
+        let segments: Vec<String> = r
+            .merged_from
+            .iter()
+            .map(|a| {
+                a.segment
+                    .map_or_else(|| "whole".to_string(), |s| s.to_string())
+            })
+            .collect();
+        let starts = r.merged_from.iter().map(|a| a.started_at_unix_s);
+        let spread = starts.clone().fold(f64::MIN, f64::max) - starts.fold(f64::MAX, f64::min);
+        let _ = writeln!(
+            s,
+            "  {:<14}{} agents (segments {}), measuring began within {:.3}s of each other",
+            "merged",
+            r.merged_from.len(),
+            segments.join(" "),
+            spread
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:<14}{} {unit}, {} in {:.2}s{}{}",
+        "verified",
+        r.messages,
+        human_bytes(r.bytes),
+        r.duration_s,
+        if r.warmup_s > 0.0 {
+            format!(" (after {:.1}s warm-up)", r.warmup_s)
+        } else {
+            String::new()
+        },
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
+    match &r.stream {
+        Some(st) => {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:.3} Gbit/s, {:.2} MiB/s ({} verified as it arrived)",
+                "echoed",
+                st.gbit_per_s,
+                st.mib_per_s,
+                human_bytes(st.bytes)
+            );
+            let p = &st.per_connection_gbit_per_s;
+            let _ = writeln!(
+                s,
+                "  {:<14}min {:.3}  median {:.3}  max {:.3} Gbit/s per connection",
+                "", p.min, p.median, p.max
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:.1} msg/s, {:.2} MiB/s",
+                "throughput", r.msgs_per_s, r.mib_per_s
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "latency (us)", "min", "p50", "p90", "p99", "p99.9", "max"
+    );
+    let row = |s: &mut String, name: &str, l: &LatencySummary| {
+        let _ = writeln!(
+            s,
+            "  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+            name, l.min, l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    };
+    match (&r.latency_uncorrected_us, &r.stream) {
+        (Some(u), _) => {
+            row(&mut s, "  corrected", &r.latency_us);
+            row(&mut s, "  uncorrected", u);
+        }
+        (None, Some(_)) => {
+            row(&mut s, "  chunk", &r.latency_us);
+            let _ = writeln!(
+                s,
+                "  {:<14}(from queued for sending, once the window has room, to last byte \
+                 echoed)",
+                ""
+            );
+        }
+        (None, None) => row(&mut s, "  round trip", &r.latency_us),
+    }
+    row(&mut s, "connect (us)", &r.connect_us);
+    if let (Some(steps), Some(which)) = (&r.steps, &r.ramp) {
+        let _ = writeln!(
+            s,
+            "  {:<14}{:>5}{:>8}{:>11}{:>11}{:>11}{:>9}{:>9}{:>9}",
+            "ramp steps",
+            "step",
+            "start",
+            if which == "rate" {
+                "target/s"
+            } else {
+                "target"
+            },
+            "sent/s",
+            "done/s",
+            "p50",
+            "p99",
+            "p99.9"
+        );
+        for st in steps {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>5}{:>7.1}s{:>11.1}{:>11.1}{:>11.1}{:>9}{:>9}{:>9}",
+                "",
+                st.step,
+                st.start_s,
+                st.target,
+                st.sent_per_s,
+                st.msgs_per_s,
+                st.latency_us.p50,
+                st.latency_us.p99,
+                st.latency_us.p999
+            );
+        }
+    }
+    if let Some(churn) = &r.churn {
+        s.push_str(&render_reconnects(churn));
+    }
+    let _ = writeln!(
+        s,
+        "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",
+        "fairness",
+        r.fairness.min,
+        r.fairness.median,
+        r.fairness.max,
+        if r.stream.is_some() {
+            "chunks"
+        } else {
+            "messages"
+        },
+        r.connections_established,
+        r.connections
+    );
+    if r.churn.is_some() {
+        // Churn: "per connection" is per connection slot, each of which reconnected.
+        let at = s.trim_end_matches('\n').rfind('(').unwrap_or(s.len());
+        s.truncate(at);
+        s.push_str("(per connection slot, reconnecting)\n");
+    }
+    if r.errors == 0 {
+        let _ = writeln!(s, "  {:<14}0", "errors");
+    } else {
+        let kinds: Vec<String> = r
+            .errors_by_kind
+            .nonzero()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(s, "  {:<14}{} ({})", "errors", r.errors, kinds.join(", "));
+    }
+    if let Some(e) = &r.first_error {
+        let _ = writeln!(
+            s,
+            "  {:<14}connection {}{}: {}",
+            "first error",
+            e.connection,
+            e.offset.map(|o| format!(", byte {o}")).unwrap_or_default(),
+            e.detail
+        );
+    }
+    if !r.client_cpu_pct.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {:<14}{}",
+            "client cpu",
+            describe_client_cpu(&r.client_cpu_pct)
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The `churn` lines of the human report (each starting with two spaces, ending in a
+/// newline).
+fn render_reconnects(r: &ReconnectFigures) -> String {
+    let mut s = format!(
+        "  {:<14}{} messages per connection, {} connections ({} attempts) at {:.1} \
+         connections/s (--connect-rate {}), closed with {}\n",
+        "churn",
+        r.messages_per_connection,
+        r.connections,
+        r.attempts,
+        r.connections_per_s,
+        r.connect_rate,
+        if r.linger0 { "RST (--linger0)" } else { "FIN" },
+    );
+    let l = &r.connect_latency_us;
+    s.push_str(&format!(
+        "  {:<14}connect p50 {} us  p99 {} us  p99.9 {} us{}\n",
+        "",
+        l.p50,
+        l.p99,
+        l.p999,
+        match r.time_wait {
+            Some(tw) => format!("; {tw} sockets in TIME_WAIT at the end"),
+            None => String::new(),
+        }
+    ));
+    let kinds: Vec<String> = ReconnectErrorKind::ALL
+        .iter()
+        .map(|&k| format!("{k} {}", r.errors.get(k)))
+        .collect();
+    s.push_str(&format!(
+        "  {:<14}{} failed connections ({})\n",
+        "",
+        r.errors.total(),
+        kinds.join(", ")
+    ));
+    s
+}
+
+/// The header of the probe table.
+pub fn probe_table_header() -> String {
+    format!(
+        "{:<7}{:>12}{:>12}{:>12}{:>9}{:>9}{:>9}{:>7}  verdict",
+        "phase", "rate/s", "sent/s", "done/s", "p50", "p99", "p99.9", "cpu%"
+    )
+}
+
+/// One probe as a table row.
+pub fn probe_table_row(p: &Probe) -> String {
+    format!(
+        "{:<7}{:>12.0}{:>12.0}{:>12.0}{:>9}{:>9}{:>9}{:>7.0}  {}: {}",
+        match p.phase {
+            Phase::Probe => "probe",
+            Phase::Bisect => "bisect",
+            Phase::Repeat => "repeat",
+        },
+        p.rate,
+        p.sent_per_s,
+        p.msgs_per_s,
+        p.latency_us.p50,
+        p.latency_us.p99,
+        p.latency_us.p999,
+        p.client_cpu_max_pct,
+        match p.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Errors => "ERRORS",
+            Verdict::ClientBound => "CLIENT-BOUND",
+            Verdict::WrongBytes => "WRONG BYTES",
+        },
+        p.reason
+    )
+}
+
+/// The human report of a search: the settings, the curve (rate vs p50/p99/p99.9, latency
+/// in µs) and the conclusion.
+fn render_search(r: &SearchReport) -> String {
+    let mut s = String::new();
+    let targets: Vec<String> = r
+        .targets
+        .iter()
+        .map(|t| format!("{} <= {}us", t.quantile.name(), t.limit_us))
+        .collect();
+    let _ = writeln!(
+        s,
+        "ringport stress --find-max-rate {}: {} connections, pipeline {}, {} threads, {}, \
+         {:.1}s window after {:.1}s warm-up per probe, target {}",
+        r.target,
+        r.connections,
+        r.pipeline,
+        r.threads,
+        r.payload,
+        r.window_s,
+        r.warmup_s,
+        targets.join(" and ")
+    );
+    let _ = writeln!(
+        s,
+        "curve (latency in us, corrected for coordinated omission):"
+    );
+    let _ = writeln!(s, "  {}", probe_table_header());
+    for p in r.curve() {
+        let _ = writeln!(s, "  {}", probe_table_row(p));
+    }
+    let _ = writeln!(s, "{}", r.conclusion);
+    s
+}
+
+/// The client threads' CPU use, labelled: each thread's (numbered from 1) up to eight threads,
+/// otherwise their spread. 100% is one core.
+fn describe_client_cpu(pct: &[f64]) -> String {
+    if pct.len() <= 8 {
+        let each: Vec<String> = pct
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("thread {} {p:.0}%", i + 1))
+            .collect();
+        format!("{} (100% = one core)", each.join(", "))
+    } else {
+        let mut sorted = pct.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        format!(
+            "min {:.0}%  median {:.0}%  max {:.0}% over {} threads (100% = one core)",
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1],
+            sorted.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_threads_cpu_is_a_spread() {
+        let pct: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
+        assert_eq!(
+            describe_client_cpu(&pct),
+            "min 10%  median 60%  max 100% over 10 threads (100% = one core)"
+        );
+    }
+}
