@@ -32,7 +32,8 @@
 //! - `table`: the slab of in-flight operations, each with its driver's own state.
 //! - `sys`: the contract between the port and its backends (an `unsafe trait`), the three
 //!   drivers, and every `unsafe` block of the project.
-//! - [`os`]: process limits behind safe functions.
+//! - [`os`]: what only `unsafe` can ask of the system (Windows console control and CPU times,
+//!   `cancel_io`), and the counting allocator for tests.
 //! - [`errors`]: named outcomes of failed operations ([`is_cancelled`], [`is_pool_empty`]).
 
 #![deny(unsafe_code)]

@@ -16,16 +16,6 @@ use windows_sys::Win32::System::Threading::{
 };
 use windows_sys::Win32::System::IO::CancelIoEx;
 
-/// Windows has no limit on open sockets like `RLIMIT_NOFILE`: a large number for both.
-pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    Ok((1 << 24, 1 << 24))
-}
-
-/// Nothing to raise on Windows.
-pub fn set_nofile_soft(_soft: u64) -> io::Result<()> {
-    Ok(())
-}
-
 /// Cancels every I/O in progress on `socket`, from any thread (`CancelIoEx` with no
 /// `OVERLAPPED`): a blocking `send` or `recv` another thread is blocked in fails at once with
 /// `WSA_OPERATION_ABORTED`. What `shutdown(SHUT_RDWR)` does to a blocked call on Linux, which
