@@ -498,7 +498,7 @@ fn finish(mut child: Child, limit: Duration, what: &str, stderr: &str) {
     );
 }
 
-/// Part 3 of issue 13 on real hosts: three client hosts (network namespaces) run one segment
+/// Load from many hosts, on real hosts: three client hosts (network namespaces) run one segment
 /// each against one server host, started together by `--start-at`; `ringport merge` of their
 /// results counts what the server itself counted, its percentiles are those of the union of
 /// the agents' raw histograms, and an agent of another workload is refused in one line.

@@ -1,4 +1,4 @@
-//! The torture suite of issue 6: the real binary abused the ways a reachable server is abused,
+//! The torture suite: the real binary abused the ways a reachable server is abused,
 //! each case bounded in time and printing its figure (`cargo test -p ringport --test torture --
 //! --nocapture` shows them). Thresholds of memory and counts are asserted where the issue states
 //! them as pass criteria; times and CPU seconds are figures, printed only (not spinning is

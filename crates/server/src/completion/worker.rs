@@ -400,7 +400,7 @@ mod tests {
     ///
     /// The stale completions are the kinds the worker does handle (a pooled receive, a pooled
     /// send, a close), each with a real buffer of the pool, so only the generation check can
-    /// keep them from the new connection (issue 14).
+    /// keep them from the new connection.
     #[test]
     fn a_completion_for_an_old_generation_is_dropped_counted_and_never_applied() {
         for backend in super::testing::BACKENDS {

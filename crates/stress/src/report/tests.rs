@@ -237,7 +237,7 @@ fn client_bound_warning_reaches_report_and_json() {
     assert!(
         r.render()
             .contains("client cpu    thread 1 99% (100% = one core)"),
-        "issue 14: the figure is labelled: {}",
+        "the figure is labelled: {}",
         r.render()
     );
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
