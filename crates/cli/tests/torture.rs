@@ -1,7 +1,7 @@
 //! The torture suite: the real binary abused the ways a reachable server is abused,
 //! each case bounded in time and printing its figure (`cargo test -p ringport --test torture --
-//! --nocapture` shows them). Thresholds of memory and counts are asserted where the issue states
-//! them as pass criteria; times and CPU seconds are figures, printed only (not spinning is
+//! --nocapture` shows them). Thresholds of memory and counts are asserted where they are pass
+//! criteria; times and CPU seconds are figures, printed only (not spinning is
 //! asserted as behaviour: how often accepts failed, not the CPU it took).
 //!
 //! Every case runs on both backends of the completion model, and on the threaded model where it
