@@ -15,6 +15,7 @@ mod bench;
 mod defaults_tests;
 mod docs;
 mod merge;
+mod metrics;
 mod request_args;
 mod secs;
 mod send;

@@ -116,6 +116,8 @@ pub struct ServeArgs {
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
     #[arg(long, value_name = "PATH")]
     ready_json: Option<PathBuf>,
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, help = crate::metrics::HELP)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -242,7 +244,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Signals first, so that one arriving right after the `listening on` line is not lost.
     install_signals(&shutdown)?;
 
+    // Bound before the server starts, so a taken address stops it before it accepts.
+    let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     let running = ringport_server::start(&cfg, shutdown.clone())?;
+    let metrics = match metrics {
+        Some(endpoint) => {
+            let info = ringport_metrics::server::ServerInfo::of(running.ready());
+            let registry = ringport_metrics::server::registry(running.live(), info);
+            Some(crate::metrics::serve(endpoint, registry)?)
+        }
+        None => None,
+    };
     let ready = running.ready().to_json();
     let (ready_on_stdout, ready_file) = match args.ready_json {
         Some(path) if path.as_os_str() == "-" => (true, None),
@@ -261,6 +273,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "listening on {}", running.local_addr())?;
         if ready_on_stdout {
             writeln!(out, "{ready}")?;
+        }
+        if let Some(line) = &metrics {
+            writeln!(out, "{line}")?;
         }
         out.flush()?;
     }

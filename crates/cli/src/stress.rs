@@ -189,6 +189,8 @@ pub struct StressArgs {
     /// Request/response mode: `--request*` and `--expect*`, in command-line order.
     #[command(flatten)]
     requests: RequestArgs,
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, help = crate::metrics::HELP)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -407,8 +409,12 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if args.find_max_rate {
+        if args.metrics.is_some() {
+            anyhow::bail!("--metrics does not apply to --find-max-rate");
+        }
         return run_search(&args, cfg);
     }
+    let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
         ringport_stress::config::interactive::ask(
@@ -420,7 +426,7 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         .context("reading the answers")?;
     }
     let stop = stop_on_signals()?;
-    run_load(cfg, stop, args.interval)
+    run_load(cfg, stop, args.interval, metrics)
 }
 
 /// Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit at
@@ -481,9 +487,15 @@ fn run_load(
     cfg: StressConfig,
     stop: Arc<AtomicBool>,
     interval: Option<f64>,
+    metrics: Option<ringport_metrics::Endpoint>,
 ) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
+    if let Some(endpoint) = metrics {
+        let registry =
+            ringport_metrics::load::registry(&cfg, Arc::clone(&progress), Arc::clone(&done));
+        eprintln!("{}", crate::metrics::serve(endpoint, registry)?);
+    }
     let how = Live::choose(interval, std::io::stderr().is_terminal(), cfg.verbose);
     let live = spawn_progress(
         how,

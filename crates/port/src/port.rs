@@ -106,6 +106,8 @@ pub struct PortStats {
     pub pool_buffers: usize,
     /// The most pool buffers out of the pool at once (received into and not yet given back).
     pub pool_peak: usize,
+    /// Pool buffers out of the pool now.
+    pub pool_in_use: usize,
     /// Operations the system finished at once, posting no completion, whose results the driver
     /// delivered itself: IOCP's skip-on-success (`FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`); 0 on
     /// the Linux backends. Each is among `completions` once, like every other.
@@ -298,6 +300,7 @@ impl Port {
         if let Some(pool) = &self.pool {
             stats.pool_buffers = pool.count();
             stats.pool_peak = pool.peak();
+            stats.pool_in_use = pool.count() - pool.available();
         }
         stats
     }

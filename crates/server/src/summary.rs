@@ -49,6 +49,8 @@ pub struct WorkerStats {
     /// The most pool buffers the worker had out at once (received into, not yet echoed).
     /// Totals keep the largest.
     pub pool_peak: u64,
+    /// Pool buffers out when the counters were published (received into, not yet echoed).
+    pub pool_in_use: u64,
 }
 
 impl WorkerStats {
@@ -72,6 +74,7 @@ impl WorkerStats {
         self.write_timeouts += other.write_timeouts;
         self.pool_buffers = self.pool_buffers.max(other.pool_buffers);
         self.pool_peak = self.pool_peak.max(other.pool_peak);
+        self.pool_in_use += other.pool_in_use;
     }
 }
 
@@ -282,12 +285,12 @@ impl Snapshot {
     }
 }
 
-/// A live view of a running server's counters, for `serve --stats`. Cheap to clone; reading it
-/// takes a lock or two, never the workers' time (they publish their counters about once a
-/// second, so a snapshot may be up to a second old).
+/// A live view of a running server's counters, for `serve --stats` and `serve --metrics`. Cheap
+/// to clone; reading it takes a lock or two, never the workers' time (they publish their
+/// counters about once a second, so a snapshot may be up to a second old).
 #[derive(Clone)]
 pub struct Live {
-    read: Arc<dyn Fn() -> Snapshot + Send + Sync>,
+    read: Arc<dyn Fn() -> Vec<Snapshot> + Send + Sync>,
 }
 
 impl fmt::Debug for Live {
@@ -297,15 +300,32 @@ impl fmt::Debug for Live {
 }
 
 impl Live {
-    /// A view that calls `read` for each snapshot.
+    /// A view that calls `read` for each snapshot (the server as one worker).
     pub fn new(read: impl Fn() -> Snapshot + Send + Sync + 'static) -> Live {
+        Live {
+            read: Arc::new(move || vec![read()]),
+        }
+    }
+
+    /// A view that calls `read` for each worker's snapshot, in worker order.
+    pub fn per_worker(read: impl Fn() -> Vec<Snapshot> + Send + Sync + 'static) -> Live {
         Live {
             read: Arc::new(read),
         }
     }
 
-    /// The counters now.
+    /// The counters now, over all workers.
     pub fn snapshot(&self) -> Snapshot {
+        let mut total = Snapshot::default();
+        for s in self.workers() {
+            total.open += s.open;
+            total.totals.add(&s.totals);
+        }
+        total
+    }
+
+    /// Each worker's counters now, in worker order (one entry for the blocking models).
+    pub fn workers(&self) -> Vec<Snapshot> {
         (self.read)()
     }
 }

@@ -190,15 +190,8 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         return Err(e);
     }
     info!(%addr, workers, backend = %backend, max_connections = max, max_per_ip = cfg.max_per_ip, "completion model ready");
-    let live = Live::new(move || {
-        let slots = live_slots.lock().unwrap_or_else(|p| p.into_inner());
-        let mut total = Snapshot::default();
-        for s in slots.iter() {
-            total.open += s.open;
-            total.totals.add(&s.totals);
-        }
-        total
-    });
+    let live =
+        Live::per_worker(move || live_slots.lock().unwrap_or_else(|p| p.into_inner()).clone());
     let backend_detail = backend.clone();
     let started = Instant::now();
     let join = move || {

@@ -197,6 +197,7 @@ impl Worker<'_> {
         stats.stale_completions += port_stats.stale;
         stats.pool_buffers = port_stats.pool_buffers as u64;
         stats.pool_peak = port_stats.pool_peak as u64;
+        stats.pool_in_use = port_stats.pool_in_use as u64;
         stats
     }
 

@@ -78,6 +78,8 @@ struct Io {
     dirty: bool,
     /// Churn: on the client's `ended` list, or over for good (not to be listed again).
     ended: bool,
+    /// Its connect succeeded and it is not closed yet (counted among the connections open).
+    established: bool,
 }
 
 /// A connection: its protocol state and its I/O.
@@ -134,6 +136,10 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     pub load_end: Option<Instant>,
     /// Messages verified by this thread (warm-up included), for progress.
     completed_total: u64,
+    /// Messages handed to a send by this thread (warm-up included), for progress.
+    sent_total: u64,
+    /// Established connections this thread closed, for progress.
+    closed_total: u64,
     /// Connect operations in flight.
     connecting: usize,
     /// This thread's side of the live progress counters.
@@ -196,6 +202,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             last_completion: None,
             load_end: None,
             completed_total: 0,
+            sent_total: 0,
+            closed_total: 0,
             connecting: 0,
             feed: ProgressFeed::new(shared.opts.progress.is_some(), now),
             joining: Vec::new(),
@@ -575,6 +583,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     Ok(()) => match slot.conn.connected(now) {
                         Some(took) => {
                             self.stats.record_connect(took);
+                            slot.io.established = true;
                             if self.loading
                                 && now >= self.measure_start
                                 && self.measure_end.is_none_or(|end| now <= end)
@@ -814,6 +823,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             return;
         }
         let staged = slot.conn.stage(&plan, now, &mut self.send_bufs);
+        self.sent_total += staged as u64;
         if staged > 0 && now >= self.measure_start && self.measure_end.is_none_or(|end| now < end) {
             self.stats.record_sent(now, staged);
         }
@@ -875,6 +885,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             return;
         }
         slot.conn.release(&mut self.send_bufs);
+        if mem::take(&mut slot.io.established) {
+            self.closed_total += 1;
+        }
         if let Some(fd) = slot.io.fd.take() {
             if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
                 slot.io.ops += 1;
@@ -907,6 +920,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         ];
         self.feed
             .feed(p, totals, Instant::now(), self.load_end.is_some());
+        self.feed
+            .feed_more(p, self.sent_total, self.closed_total, &self.stats.errors);
     }
 }
 

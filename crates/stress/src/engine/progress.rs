@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use ringport_report::errors::ErrorCounts;
+
+use crate::error::ErrorKind;
+
 /// Sub-buckets per power of two.
 const SUB: usize = 8;
 /// Powers of two covered above the exact range: up to 2^40 µs (12 days).
@@ -40,6 +44,17 @@ pub fn bucket_value(i: usize) -> u64 {
     let sub = ((i - SUB) % SUB) as u64;
     let low = (1u64 << e) + (sub << (e - 3));
     low + (1u64 << (e - 3)) / 2
+}
+
+/// The end of a bucket: the smallest latency in microseconds above every value it holds (the
+/// last bucket also holds everything above its end).
+pub fn bucket_end(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64 + 1;
+    }
+    let e = (i - SUB) / SUB + 3;
+    let sub = ((i - SUB) % SUB) as u64;
+    (1u64 << e) + ((sub + 1) << (e - 3))
 }
 
 /// A latency histogram shared by the client threads: each keeps a local array of counts and
@@ -212,6 +227,14 @@ pub struct Progress {
     /// When the load started (after connecting, and after `--start-at`): the warm-up runs
     /// from here. Unset while connecting.
     pub load_start: OnceLock<Instant>,
+    /// Messages handed to a send so far (warm-up included).
+    pub sent: AtomicU64,
+    /// Connections closed so far after being established (with `connected`: those open).
+    pub closed: AtomicU64,
+    /// Errors so far by kind, indexed by [`ErrorKind::index`] (they add up to `errors`).
+    pub errors_by_kind: [AtomicU64; ErrorKind::ALL.len()],
+    /// The sum of the latencies in `latency`, in microseconds.
+    pub latency_sum_us: AtomicU64,
 }
 
 impl Progress {
@@ -261,8 +284,14 @@ pub(crate) struct ProgressFeed {
     /// Latencies of verified messages not yet added to the shared live histogram (an array of
     /// [`BUCKETS`]; empty without progress counters).
     latency: Vec<u64>,
+    /// Their sum in microseconds.
+    latency_sum_us: u64,
     /// When the latencies were last added.
     flushed: Instant,
+    /// Messages sent and connections closed already added ([`feed_more`](Self::feed_more)).
+    more_reported: [u64; 2],
+    /// Errors by kind already added.
+    errors_reported: ErrorCounts,
 }
 
 impl ProgressFeed {
@@ -275,7 +304,10 @@ impl ProgressFeed {
             } else {
                 Vec::new()
             },
+            latency_sum_us: 0,
             flushed: now,
+            more_reported: [0; 2],
+            errors_reported: ErrorCounts::default(),
         }
     }
 
@@ -284,6 +316,7 @@ impl ProgressFeed {
         if !self.latency.is_empty() {
             let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.latency[bucket_of(us)] += 1;
+            self.latency_sum_us = self.latency_sum_us.saturating_add(us);
         }
     }
 
@@ -298,7 +331,37 @@ impl ProgressFeed {
         }
         if now >= self.flushed + Duration::from_millis(50) || last {
             p.latency.add_local(&mut self.latency);
+            if self.latency_sum_us > 0 {
+                p.latency_sum_us
+                    .fetch_add(self.latency_sum_us, Ordering::Relaxed);
+                self.latency_sum_us = 0;
+            }
             self.flushed = now;
+        }
+    }
+
+    /// Adds to `p` the rest of what changed since the last call, for `--metrics`: messages
+    /// handed to a send and established connections closed (this thread's totals so far), and
+    /// `errors` by kind. Counters that did not change are not touched.
+    pub(crate) fn feed_more(&mut self, p: &Progress, sent: u64, closed: u64, errors: &ErrorCounts) {
+        for ((counter, total), reported) in [&p.sent, &p.closed]
+            .iter()
+            .zip([sent, closed])
+            .zip(&mut self.more_reported)
+        {
+            if total > *reported {
+                counter.fetch_add(total - *reported, Ordering::Relaxed);
+                *reported = total;
+            }
+        }
+        if *errors != self.errors_reported {
+            for kind in ErrorKind::ALL {
+                let (now, then) = (errors.get(kind), self.errors_reported.get(kind));
+                if now > then {
+                    p.errors_by_kind[kind.index()].fetch_add(now - then, Ordering::Relaxed);
+                }
+            }
+            self.errors_reported = *errors;
         }
     }
 }
@@ -315,6 +378,12 @@ mod tests {
             assert!(err <= 0.125, "{us} -> {v}");
         }
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        // A bucket ends where the next begins.
+        for i in 0..BUCKETS - 1 {
+            let end = bucket_end(i);
+            assert_eq!(bucket_of(end - 1), i, "bucket {i} holds {}", end - 1);
+            assert_eq!(bucket_of(end), i + 1, "bucket {i} ends at {end}");
+        }
         // Increasing values never go to a lower bucket.
         let mut last = 0;
         for us in 0..100_000 {
@@ -424,6 +493,30 @@ mod tests {
             "and go at the end"
         );
         assert_eq!(p.sample().messages, 8, "nothing counted twice");
+    }
+
+    #[test]
+    fn a_feed_adds_sends_closes_errors_by_kind_and_the_latency_sum() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        let mut feed = ProgressFeed::new(true, t0);
+        feed.record_latency(Duration::from_micros(100));
+        feed.record_latency(Duration::from_micros(250));
+        feed.feed(&p, [2, 0, 1], t0, true);
+        assert_eq!(p.latency_sum_us.load(Ordering::Relaxed), 350);
+        let mut errors = ErrorCounts::default();
+        errors.add(ErrorKind::Reset);
+        feed.feed_more(&p, 5, 0, &errors);
+        errors.add(ErrorKind::Reset);
+        errors.add(ErrorKind::Timeout);
+        feed.feed_more(&p, 9, 1, &errors);
+        feed.feed_more(&p, 9, 1, &errors);
+        assert_eq!(p.sent.load(Ordering::Relaxed), 9);
+        assert_eq!(p.closed.load(Ordering::Relaxed), 1);
+        let by_kind = |k: ErrorKind| p.errors_by_kind[k.index()].load(Ordering::Relaxed);
+        assert_eq!(by_kind(ErrorKind::Reset), 2, "nothing counted twice");
+        assert_eq!(by_kind(ErrorKind::Timeout), 1);
+        assert_eq!(by_kind(ErrorKind::Mismatch), 0);
     }
 
     #[test]

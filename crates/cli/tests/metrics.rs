@@ -1,0 +1,244 @@
+//! `--metrics ADDR` of `serve` and `stress`, read directly over HTTP: the server's counters
+//! after a load equal its summary and the load's report (every model), the load's endpoint
+//! answers while it runs, other paths are refused, and bad addresses are one-line errors.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{bin, Server};
+
+/// `GET path` over HTTP/1.0; the status line's code, the head and the body, or `None` when
+/// nothing answers.
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// The value of the sample `name` (with its labels, as written) in a scrape.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The address of a `metrics on http://ADDR/metrics` line in `text`.
+fn metrics_addr(text: &str) -> Option<SocketAddr> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("metrics on http://"))?
+        .strip_suffix("/metrics")?
+        .parse()
+        .ok()
+}
+
+/// A server started with `--metrics 127.0.0.1:0`, and where its metrics are.
+#[track_caller]
+fn server_with_metrics(model: &str) -> (Server, SocketAddr) {
+    let server = Server::start(model, &["--metrics", "127.0.0.1:0"]);
+    server.eventually(Duration::from_secs(10), "the metrics line", |s| {
+        metrics_addr(&s.stdout()).is_some()
+    });
+    let addr = metrics_addr(&server.stdout()).unwrap();
+    (server, addr)
+}
+
+for_each_model! {
+    fn the_server_metrics_equal_its_summary_and_the_load(model: &str) {
+        let (mut server, metrics) = server_with_metrics(model);
+        let out = bin()
+            .args(["stress", "127.0.0.1", &server.addr.port().to_string()])
+            .args(["--connections", "3", "--count", "50", "--size", "200", "--interval", "0"])
+            .args(["--threads", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run stress");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let bytes = 3 * 50 * 200;
+        // The workers publish their counters once a second.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let (status, head, text) = get(metrics, "/metrics").expect("an answer");
+            assert_eq!(status, 200);
+            assert!(head.contains("application/openmetrics-text"), "{head}");
+            if sample(&text, "ringport_bytes_sent_total") == Some(bytes)
+                && sample(&text, "ringport_connections_open") == Some(0)
+            {
+                break text;
+            }
+            assert!(Instant::now() < deadline, "the counters never reached the load's:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(sample(&text, "ringport_connections_accepted_total"), Some(3), "{text}");
+        assert_eq!(sample(&text, "ringport_connections_closed_total"), Some(3), "{text}");
+        assert_eq!(sample(&text, "ringport_bytes_received_total"), Some(bytes), "{text}");
+        assert_eq!(
+            sample(&text, "ringport_connections_refused_total{reason=\"max_per_ip\"}"),
+            Some(0),
+            "{text}"
+        );
+        let backend = match model {
+            "completion" if cfg!(windows) => "iocp",
+            "completion" => "io_uring",
+            "completion-epoll" => "epoll",
+            _ => "blocking",
+        };
+        let name = if model.starts_with("completion") { "completion" } else { model };
+        assert!(
+            text.contains(&format!("model=\"{name}\",backend=\"{backend}\"")),
+            "{text}"
+        );
+        if name == "completion" {
+            assert!(
+                sample(&text, "ringport_worker_loop_iterations_total{worker=\"1\"}")
+                    .is_some_and(|n| n > 0),
+                "two workers, each counted: {text}"
+            );
+            assert!(sample(&text, "ringport_pool_buffers{worker=\"0\"}").is_some_and(|n| n > 0));
+        }
+        // The summary agrees.
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(10)).success());
+        let (served, echoed, received) = server.summary_counts();
+        assert_eq!((served, echoed, received), (3, bytes, bytes));
+    }
+}
+
+#[test]
+fn other_paths_are_not_found_and_the_root_names_the_metrics() {
+    let (_server, metrics) = server_with_metrics("completion");
+    let (status, _, _) = get(metrics, "/nothing").unwrap();
+    assert_eq!(status, 404);
+    let (status, _, body) = get(metrics, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("/metrics"), "{body}");
+}
+
+#[test]
+fn the_load_answers_while_it_runs() {
+    let server = Server::start("completion", &[]);
+    let mut load = bin()
+        .args(["stress", "127.0.0.1", &server.addr.port().to_string()])
+        .args(["--connections", "2", "--rate", "100", "--duration", "3"])
+        .args([
+            "--interval",
+            "0",
+            "--threads",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stress");
+    let mut stderr = std::io::BufReader::new(load.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "stress ended without a metrics line");
+        if let Some(addr) = metrics_addr(&line) {
+            break addr;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (status, _, text) = get(addr, "/metrics").expect("the load answers");
+        assert_eq!(status, 200);
+        if sample(&text, "ringport_stress_phase{phase=\"measuring\"}") == Some(1)
+            && sample(&text, "ringport_stress_messages_verified_total").is_some_and(|n| n > 0)
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "never measuring:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        sample(&text, "ringport_stress_connections_open"),
+        Some(2),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ringport_stress_connections_established_total"),
+        Some(2)
+    );
+    assert_eq!(
+        sample(&text, "ringport_stress_errors_total{kind=\"mismatch\"}"),
+        Some(0)
+    );
+    assert!(
+        text.contains("ringport_stress_target_messages_per_second 100"),
+        "{text}"
+    );
+    assert!(text.contains("workload=\"rate\""), "{text}");
+    let sent = sample(&text, "ringport_stress_messages_sent_total").unwrap();
+    let verified = sample(&text, "ringport_stress_messages_verified_total").unwrap();
+    assert!(sent >= verified, "{sent} sent, {verified} verified");
+    let count = sample(&text, "ringport_stress_latency_seconds_count").unwrap();
+    assert!(count > 0, "{text}");
+    assert_eq!(
+        sample(&text, "ringport_stress_latency_seconds_bucket{le=\"+Inf\"}"),
+        Some(count)
+    );
+    // Drain the rest of its standard error, so it never blocks on a full pipe.
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert!(load.wait().unwrap().success(), "{rest}");
+}
+
+#[test]
+fn a_taken_or_malformed_address_is_a_one_line_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = bin()
+        .args(["serve", "--port", "0", "--metrics", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot serve --metrics on {addr}")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+
+    for args in [
+        vec!["serve", "--metrics", "localhost"],
+        vec!["stress", "--metrics", "1.2.3.4", "--count", "1"],
+    ] {
+        let out = bin().args(&args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("IP:PORT"), "{err}");
+    }
+    let out = bin()
+        .args([
+            "stress",
+            "--find-max-rate",
+            "--p99",
+            "1ms",
+            "--metrics",
+            "9999",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--metrics does not apply to --find-max-rate"),
+        "{err}"
+    );
+}
