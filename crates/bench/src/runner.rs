@@ -37,10 +37,12 @@ const BUSY_LOAD_SHARE: f64 = 0.5;
 /// What the runner tells its caller after each run (for a progress line).
 #[derive(Debug)]
 pub struct RunEvent<'a> {
-    /// 1-based index of this run.
+    /// 1-based index of this run, counted over the sweep and then the churn point.
     pub index: usize,
-    /// Runs in the plan.
+    /// Runs in the plan: the sweep's and the churn point's.
     pub total: usize,
+    /// A run of the churn point, whose server CPU is not measured (its figures say 0).
+    pub churn: bool,
     /// The design.
     pub design: &'a str,
     /// The run.
@@ -141,6 +143,8 @@ pub fn run(
         ..config.clone()
     };
     let runs = plan(&sub);
+    // Numbered over the sweep and the churn point together, as `--dry-run` counts them.
+    let churn_runs = churn_plan(config, &designs).len();
     let client_threads = config.effective_client_threads();
     let mut records = Vec::with_capacity(runs.len());
     for (i, run) in runs.iter().enumerate() {
@@ -178,7 +182,8 @@ pub fn run(
         }
         on_run(&RunEvent {
             index: i + 1,
-            total: runs.len(),
+            total: runs.len() + churn_runs,
+            churn: false,
             design: &design.name,
             run: *run,
             figures: &figures,
@@ -198,6 +203,7 @@ pub fn run(
         client_threads,
         &mut infos,
         &mut warnings,
+        (runs.len(), runs.len() + churn_runs),
         on_run,
     )?;
     let settings = Settings {
@@ -231,6 +237,14 @@ pub fn run(
     })
 }
 
+/// The churn point's runs of `config` on `designs` (none without a churn point).
+fn churn_plan(config: &BenchConfig, designs: &[Design]) -> Vec<crate::churn::ChurnRun> {
+    crate::churn::plan(&BenchConfig {
+        designs: designs.to_vec(),
+        ..config.clone()
+    })
+}
+
 /// Runs the churn point of `config` (after the sweep) on `designs`, each in its own server as
 /// the sweep's runs, and returns its results (none without a churn point).
 #[allow(clippy::too_many_arguments)]
@@ -242,16 +256,13 @@ fn run_churn(
     client_threads: usize,
     infos: &mut [DesignInfo],
     warnings: &mut Vec<Warning>,
+    (before, total): (usize, usize),
     on_run: &mut dyn FnMut(&RunEvent<'_>),
 ) -> Result<Vec<crate::churn::ChurnPointResult>, BenchError> {
     let Some(point) = config.churn else {
         return Ok(Vec::new());
     };
-    let sub = BenchConfig {
-        designs: designs.to_vec(),
-        ..config.clone()
-    };
-    let runs = crate::churn::plan(&sub);
+    let runs = churn_plan(config, designs);
     let mut measured = Vec::with_capacity(runs.len());
     for (i, run) in runs.iter().enumerate() {
         let design = &designs[run.design];
@@ -298,8 +309,9 @@ fn run_churn(
             others_cpu_pct: 0.0,
         };
         on_run(&RunEvent {
-            index: i + 1,
-            total: runs.len(),
+            index: before + i + 1,
+            total,
+            churn: true,
             design: &design.name,
             run: Run {
                 design: run.design,

@@ -166,11 +166,20 @@ impl BenchArgs {
 }
 
 fn progress(e: &RunEvent<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", progress_line(e));
+}
+
+/// One run's progress line: `[i/total]`, counted over the sweep and the churn point; the
+/// server's CPU time where it is measured (not at the churn point).
+fn progress_line(e: &RunEvent<'_>) -> String {
     let f = e.figures;
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "[{:>3}/{}] {:<18} {:>6} x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  server {:.2}+{:.2} s  {} errors",
+    let server = if e.churn {
+        "churn".to_string()
+    } else {
+        format!("server {:.2}+{:.2} s", f.server_user_s, f.server_sys_s)
+    };
+    format!(
+        "[{:>3}/{}] {:<18} {:>6} x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  {server}  {} errors",
         e.index,
         e.total,
         e.design,
@@ -179,10 +188,8 @@ fn progress(e: &RunEvent<'_>) {
         e.run.round + 1,
         f.msgs_per_s,
         f.p99_us,
-        f.server_user_s,
-        f.server_sys_s,
         f.errors
-    );
+    )
 }
 
 /// What `--dry-run` prints: one line per point with the designs that run there, then the runs
@@ -238,7 +245,8 @@ fn dry_run(config: &BenchConfig) -> String {
 
 /// Runs the benchmark and reports.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config()?;
+    // Flags that cannot be accepted are usage errors (exit code 2).
+    let config = crate::exit::UsageContext::usage(args.config())?;
     if args.dry_run {
         print!("{}", dry_run(&config));
         return Ok(ExitCode::SUCCESS);

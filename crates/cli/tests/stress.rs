@@ -229,7 +229,7 @@ fn stream_flags_are_checked() {
         &["--stream", "--size", "4096", "--window", "100"],
     ] {
         let out = stress(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} must fail");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
     }
@@ -356,7 +356,11 @@ fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{cmd} {args:?}: a usage error: {err}"
+        );
         assert!(err.contains(says), "{cmd} {args:?}: {err}");
         assert_eq!(
             err.trim().lines().count(),

@@ -415,7 +415,11 @@ impl<X: Exchange> Conn<X> {
 
     /// The `--timeout` error, when it is due at `now`: a connect slower than `timeout`, or bytes
     /// outstanding (or an end of stream awaited) with nothing received for longer than `timeout`.
+    /// A zero `timeout` is none: nothing ever times out.
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> Option<ConnError> {
+        if timeout.is_zero() {
+            return None;
+        }
         match self.state {
             State::Connecting if now.saturating_duration_since(self.connect_started) > timeout => {
                 Some(ConnError::ConnectFailed(io::Error::new(
@@ -758,6 +762,11 @@ mod tests {
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
             Some(crate::error::ErrorKind::Timeout)
+        );
+        assert!(
+            c.timed_out(later + Duration::from_secs(3600), Duration::ZERO)
+                .is_none(),
+            "--timeout 0: never"
         );
     }
 }
