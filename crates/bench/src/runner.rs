@@ -14,6 +14,8 @@
 //! [`SAMPLE_EVERY`](crate::server::SAMPLE_EVERY) throughout, and its CPU time is interpolated at
 //! both ends of that window, so connecting, warm-up and shutdown are not counted.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
@@ -89,6 +91,22 @@ pub fn run(
     config: &BenchConfig,
     on_run: &mut dyn FnMut(&RunEvent<'_>),
 ) -> Result<BenchResults, BenchError> {
+    run_until(config, on_run, None)
+}
+
+/// [`run`], ended early once `stop` is raised (Ctrl-C): the run in progress stops at once and
+/// its figures are dropped, no other starts, and the results hold the runs done, with a
+/// warning ([`WarningKind::Interrupted`]) saying how many of the plan's they are.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_until(
+    config: &BenchConfig,
+    on_run: &mut dyn FnMut(&RunEvent<'_>),
+    stop: Option<&Arc<AtomicBool>>,
+) -> Result<BenchResults, BenchError> {
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::Relaxed));
     config.validate().map_err(BenchError::Config)?;
     // Servers inherit the limit: raise it before the first one starts (best effort; the
     // stress engine's pre-flight says what is missing if it is still too low).
@@ -147,7 +165,11 @@ pub fn run(
     let churn_runs = churn_plan(config, &designs).len();
     let client_threads = config.effective_client_threads();
     let mut records = Vec::with_capacity(runs.len());
+    let mut done = 0;
     for (i, run) in runs.iter().enumerate() {
+        if stopped() {
+            break;
+        }
         let design = &designs[run.design];
         if let Some((server_cpu, _)) = pins {
             pin_to(server_cpu)?;
@@ -160,14 +182,20 @@ pub fn run(
         if infos[run.design].backend.is_none() {
             infos[run.design].backend = server.backend();
         }
-        let figures = measure(&mut server, config, run, client_threads).map_err(|detail| {
-            BenchError::Load {
-                design: design.name.clone(),
-                size: run.size,
-                connections: run.connections,
-                detail,
-            }
+        let measured = measure(&mut server, config, run, client_threads, stop);
+        if stopped() {
+            // Cut short (and its server maybe signalled too, by the terminal): its figures
+            // cover part of a run, or none. The server is stopped, the run not kept.
+            let _ = server.stop();
+            break;
+        }
+        let figures = measured.map_err(|detail| BenchError::Load {
+            design: design.name.clone(),
+            size: run.size,
+            connections: run.connections,
+            detail,
         })?;
+        done += 1;
         if let Err(why) = server.stop() {
             warnings.push(Warning {
                 kind: WarningKind::ServerExit,
@@ -195,17 +223,35 @@ pub fn run(
             figures,
         });
     }
-    let churn = run_churn(
-        config,
-        &designs,
-        &opts,
-        pins,
-        client_threads,
-        &mut infos,
-        &mut warnings,
-        (runs.len(), runs.len() + churn_runs),
-        on_run,
-    )?;
+    let churn = if stopped() {
+        Vec::new()
+    } else {
+        run_churn(
+            config,
+            &designs,
+            &opts,
+            pins,
+            client_threads,
+            &mut infos,
+            &mut warnings,
+            (runs.len(), runs.len() + churn_runs),
+            on_run,
+            stop,
+        )?
+    };
+    if stopped() {
+        let churn_done = churn.iter().map(|p| p.rounds.len()).sum::<usize>();
+        warnings.push(Warning {
+            kind: WarningKind::Interrupted,
+            design: None,
+            message: format!(
+                "interrupted after {} of {} runs: the figures are those of the runs done, and \
+                 points left out did not run",
+                done + churn_done,
+                runs.len() + churn_runs
+            ),
+        });
+    }
     let settings = Settings {
         connections: config.connections.clone(),
         sizes: config.sizes.clone(),
@@ -258,6 +304,7 @@ fn run_churn(
     warnings: &mut Vec<Warning>,
     (before, total): (usize, usize),
     on_run: &mut dyn FnMut(&RunEvent<'_>),
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<Vec<crate::churn::ChurnPointResult>, BenchError> {
     let Some(point) = config.churn else {
         return Ok(Vec::new());
@@ -265,6 +312,9 @@ fn run_churn(
     let runs = churn_plan(config, designs);
     let mut measured = Vec::with_capacity(runs.len());
     for (i, run) in runs.iter().enumerate() {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
         let design = &designs[run.design];
         if let Some((server_cpu, _)) = pins {
             pin_to(server_cpu)?;
@@ -401,6 +451,7 @@ fn measure(
     config: &BenchConfig,
     run: &Run,
     client_threads: usize,
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<Figures, String> {
     let stress = StressConfig {
         host: server.addr.ip().to_string(),
@@ -417,7 +468,13 @@ fn measure(
     let watched = [server.pid(), std::process::id()];
     server.start_sampling();
     let before = procfs::CpuSnapshot::take(&watched, ticks);
-    let outcome = engine::run_with(&stress, &RunOptions::default());
+    let outcome = engine::run_with(
+        &stress,
+        &RunOptions {
+            progress: None,
+            stop: stop.cloned(),
+        },
+    );
     let after = procfs::CpuSnapshot::take(&watched, ticks);
     let samples = server.finish_sampling();
     let others_cpu_pct = match (before, after) {

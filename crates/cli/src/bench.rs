@@ -4,6 +4,8 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -253,7 +255,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     // The output directory is checked first, so a long run is not lost to a bad --out.
     export::check_dir(&args.out)?;
-    let results = runner::run(&config, &mut progress)?;
+    let stop = stop_on_signals()?;
+    let results = runner::run_until(&config, &mut progress, Some(&stop))?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;
     eprintln!(
@@ -264,5 +267,43 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if stop.load(Ordering::Relaxed) {
+        return Ok(crate::exit::exit(crate::exit::INTERRUPTED));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM once: the run in progress stops, no other starts, and the runs done are
+/// reported and written (exit code 130). Twice: exit at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    let on_signal = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("ringport-signals".into())
+        .spawn(move || {
+            for (n, sig) in signals.forever().enumerate() {
+                let name = if sig == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                if n == 0 {
+                    on_signal.store(true, Ordering::Relaxed);
+                    eprintln!(
+                        "ringport: {name}: stopping the run in progress, writing the runs done \
+                         (again to exit at once)"
+                    );
+                } else {
+                    eprintln!("ringport: {name} again: exiting at once");
+                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
 }

@@ -42,8 +42,8 @@ pub const TABLE: [(u8, &str); 5] = [
     ),
     (
         INTERRUPTED,
-        "interrupted: `stress` stopped by Ctrl-C or SIGTERM with no error found, or a second \
-         signal to `serve` or `stress`",
+        "interrupted: `stress` stopped by Ctrl-C or SIGTERM with no error found, `bench` \
+         stopped (the runs done are written), or a second signal to `serve` or `stress`",
     ),
 ];
 
