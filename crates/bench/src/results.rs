@@ -225,6 +225,8 @@ pub enum WarningKind {
     Noise,
     /// A design could not run on this machine and was left out.
     Skipped,
+    /// The bench was stopped (Ctrl-C) before its plan was done: the results are partial.
+    Interrupted,
 }
 
 impl BenchResults {

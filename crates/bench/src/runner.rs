@@ -14,6 +14,8 @@
 //! [`SAMPLE_EVERY`](crate::server::SAMPLE_EVERY) throughout, and its CPU time is interpolated at
 //! both ends of that window, so connecting, warm-up and shutdown are not counted.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
@@ -37,10 +39,12 @@ const BUSY_LOAD_SHARE: f64 = 0.5;
 /// What the runner tells its caller after each run (for a progress line).
 #[derive(Debug)]
 pub struct RunEvent<'a> {
-    /// 1-based index of this run.
+    /// 1-based index of this run, counted over the sweep and then the churn point.
     pub index: usize,
-    /// Runs in the plan.
+    /// Runs in the plan: the sweep's and the churn point's.
     pub total: usize,
+    /// A run of the churn point, whose server CPU is not measured (its figures say 0).
+    pub churn: bool,
     /// The design.
     pub design: &'a str,
     /// The run.
@@ -87,6 +91,22 @@ pub fn run(
     config: &BenchConfig,
     on_run: &mut dyn FnMut(&RunEvent<'_>),
 ) -> Result<BenchResults, BenchError> {
+    run_until(config, on_run, None)
+}
+
+/// [`run`], ended early once `stop` is raised (Ctrl-C): the run in progress stops at once and
+/// its figures are dropped, no other starts, and the results hold the runs done, with a
+/// warning ([`WarningKind::Interrupted`]) saying how many of the plan's they are.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_until(
+    config: &BenchConfig,
+    on_run: &mut dyn FnMut(&RunEvent<'_>),
+    stop: Option<&Arc<AtomicBool>>,
+) -> Result<BenchResults, BenchError> {
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::Relaxed));
     config.validate().map_err(BenchError::Config)?;
     // Servers inherit the limit: raise it before the first one starts (best effort; the
     // stress engine's pre-flight says what is missing if it is still too low).
@@ -141,9 +161,15 @@ pub fn run(
         ..config.clone()
     };
     let runs = plan(&sub);
+    // Numbered over the sweep and the churn point together, as `--dry-run` counts them.
+    let churn_runs = churn_plan(config, &designs).len();
     let client_threads = config.effective_client_threads();
     let mut records = Vec::with_capacity(runs.len());
+    let mut done = 0;
     for (i, run) in runs.iter().enumerate() {
+        if stopped() {
+            break;
+        }
         let design = &designs[run.design];
         if let Some((server_cpu, _)) = pins {
             pin_to(server_cpu)?;
@@ -156,14 +182,20 @@ pub fn run(
         if infos[run.design].backend.is_none() {
             infos[run.design].backend = server.backend();
         }
-        let figures = measure(&mut server, config, run, client_threads).map_err(|detail| {
-            BenchError::Load {
-                design: design.name.clone(),
-                size: run.size,
-                connections: run.connections,
-                detail,
-            }
+        let measured = measure(&mut server, config, run, client_threads, stop);
+        if stopped() {
+            // Cut short (and its server maybe signalled too, by the terminal): its figures
+            // cover part of a run, or none. The server is stopped, the run not kept.
+            let _ = server.stop();
+            break;
+        }
+        let figures = measured.map_err(|detail| BenchError::Load {
+            design: design.name.clone(),
+            size: run.size,
+            connections: run.connections,
+            detail,
         })?;
+        done += 1;
         if let Err(why) = server.stop() {
             warnings.push(Warning {
                 kind: WarningKind::ServerExit,
@@ -178,7 +210,8 @@ pub fn run(
         }
         on_run(&RunEvent {
             index: i + 1,
-            total: runs.len(),
+            total: runs.len() + churn_runs,
+            churn: false,
             design: &design.name,
             run: *run,
             figures: &figures,
@@ -190,16 +223,35 @@ pub fn run(
             figures,
         });
     }
-    let churn = run_churn(
-        config,
-        &designs,
-        &opts,
-        pins,
-        client_threads,
-        &mut infos,
-        &mut warnings,
-        on_run,
-    )?;
+    let churn = if stopped() {
+        Vec::new()
+    } else {
+        run_churn(
+            config,
+            &designs,
+            &opts,
+            pins,
+            client_threads,
+            &mut infos,
+            &mut warnings,
+            (runs.len(), runs.len() + churn_runs),
+            on_run,
+            stop,
+        )?
+    };
+    if stopped() {
+        let churn_done = churn.iter().map(|p| p.rounds.len()).sum::<usize>();
+        warnings.push(Warning {
+            kind: WarningKind::Interrupted,
+            design: None,
+            message: format!(
+                "interrupted after {} of {} runs: the figures are those of the runs done, and \
+                 points left out did not run",
+                done + churn_done,
+                runs.len() + churn_runs
+            ),
+        });
+    }
     let settings = Settings {
         connections: config.connections.clone(),
         sizes: config.sizes.clone(),
@@ -231,6 +283,14 @@ pub fn run(
     })
 }
 
+/// The churn point's runs of `config` on `designs` (none without a churn point).
+fn churn_plan(config: &BenchConfig, designs: &[Design]) -> Vec<crate::churn::ChurnRun> {
+    crate::churn::plan(&BenchConfig {
+        designs: designs.to_vec(),
+        ..config.clone()
+    })
+}
+
 /// Runs the churn point of `config` (after the sweep) on `designs`, each in its own server as
 /// the sweep's runs, and returns its results (none without a churn point).
 #[allow(clippy::too_many_arguments)]
@@ -242,18 +302,19 @@ fn run_churn(
     client_threads: usize,
     infos: &mut [DesignInfo],
     warnings: &mut Vec<Warning>,
+    (before, total): (usize, usize),
     on_run: &mut dyn FnMut(&RunEvent<'_>),
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<Vec<crate::churn::ChurnPointResult>, BenchError> {
     let Some(point) = config.churn else {
         return Ok(Vec::new());
     };
-    let sub = BenchConfig {
-        designs: designs.to_vec(),
-        ..config.clone()
-    };
-    let runs = crate::churn::plan(&sub);
+    let runs = churn_plan(config, designs);
     let mut measured = Vec::with_capacity(runs.len());
     for (i, run) in runs.iter().enumerate() {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
         let design = &designs[run.design];
         if let Some((server_cpu, _)) = pins {
             pin_to(server_cpu)?;
@@ -298,8 +359,9 @@ fn run_churn(
             others_cpu_pct: 0.0,
         };
         on_run(&RunEvent {
-            index: i + 1,
-            total: runs.len(),
+            index: before + i + 1,
+            total,
+            churn: true,
             design: &design.name,
             run: Run {
                 design: run.design,
@@ -389,6 +451,7 @@ fn measure(
     config: &BenchConfig,
     run: &Run,
     client_threads: usize,
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<Figures, String> {
     let stress = StressConfig {
         host: server.addr.ip().to_string(),
@@ -405,7 +468,13 @@ fn measure(
     let watched = [server.pid(), std::process::id()];
     server.start_sampling();
     let before = procfs::CpuSnapshot::take(&watched, ticks);
-    let outcome = engine::run_with(&stress, &RunOptions::default());
+    let outcome = engine::run_with(
+        &stress,
+        &RunOptions {
+            progress: None,
+            stop: stop.cloned(),
+        },
+    );
     let after = procfs::CpuSnapshot::take(&watched, ticks);
     let samples = server.finish_sampling();
     let others_cpu_pct = match (before, after) {

@@ -57,6 +57,16 @@ impl Tail {
     }
 }
 
+/// What a server printed last, to end a message about it: `; its last output:` and the lines,
+/// or that it printed nothing (never an empty `its last output:`).
+fn last_output(text: &str) -> String {
+    if text.trim().is_empty() {
+        "; it printed nothing on stderr".to_string()
+    } else {
+        format!("; its last output:\n{text}")
+    }
+}
+
 /// Reads `from` line by line into `tail`, sending each line on `lines` too when given.
 fn spawn_reader(
     from: impl Read + Send + 'static,
@@ -213,9 +223,9 @@ impl ServerProcess {
         if let Err(why) = ready {
             server.kill();
             return Err(fail(format!(
-                "`{}` {why}; its last output:\n{}",
+                "`{}` {why}{}",
                 server.command,
-                server.stderr.text()
+                last_output(&server.stderr.text())
             )));
         }
         Ok(server)
@@ -328,10 +338,10 @@ impl ServerProcess {
                 Ok(())
             }
             Some(s) => Err(format!(
-                "`{}` exited with {} after SIGTERM (expected 0); its last output:\n{}",
+                "`{}` exited with {} after SIGTERM (expected 0){}",
                 self.command,
                 describe(Some(s)),
-                self.stderr.text()
+                last_output(&self.stderr.text())
             )),
             None => {
                 self.kill();
@@ -411,6 +421,14 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that printed nothing was followed by an empty "its last output:".
+    #[test]
+    fn no_output_is_said_in_words() {
+        assert_eq!(last_output(""), "; it printed nothing on stderr");
+        assert_eq!(last_output(" \n"), "; it printed nothing on stderr");
+        assert_eq!(last_output("boom"), "; its last output:\nboom");
+    }
 
     #[test]
     fn ringport_is_asked_for_its_ready_line_and_the_design_by_name() {

@@ -20,6 +20,12 @@ pub fn is_port_like(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `s` is written as a number, signed or not (`-1`, `+5`, `70000`): meant as a port,
+/// never a host.
+pub fn is_number_like(s: &str) -> bool {
+    is_port_like(s.strip_prefix(['-', '+']).unwrap_or(s))
+}
+
 /// A port to connect to: digits only, 1 to 65535.
 pub fn parse_port(s: &str) -> anyhow::Result<u16> {
     match s.parse::<u32>() {
@@ -86,10 +92,14 @@ pub fn parse_host_port(s: &str) -> anyhow::Result<(String, Option<u16>)> {
 pub fn parse_target(args: &[String]) -> anyhow::Result<(String, u16)> {
     match args {
         [] => Ok((DEFAULT_HOST.to_string(), DEFAULT_PORT)),
-        [p] if is_port_like(p) => Ok((DEFAULT_HOST.to_string(), parse_port(p)?)),
+        [p] if is_number_like(p) => Ok((DEFAULT_HOST.to_string(), parse_port(p)?)),
         [a] => {
             let (host, port) = parse_host_port(a)?;
             Ok((host, port.unwrap_or(DEFAULT_PORT)))
+        }
+        [a, p] if is_number_like(a) => {
+            parse_port(a)?;
+            bail!("`{a}` is the port, so `{p}` after it is one argument too many (expected [HOST] [PORT])")
         }
         [a, p] => {
             let (host, port) = parse_host_port(a)?;
@@ -126,6 +136,36 @@ pub fn parse_bind(s: &str) -> Result<IpAddr, String> {
         .or(addrs.first())
         .map(|a| a.ip())
         .ok_or_else(|| format!("`{s}` has no address"))
+}
+
+/// Connects to `host:port`, trying every address the name resolves to (IPv4 first) until one
+/// accepts, each within `timeout` (none: the system's own). Returns the address and the stream.
+///
+/// # Errors
+///
+/// A name that does not resolve is a usage error; a connection no address accepts names each
+/// address tried and why.
+pub fn connect(
+    host: &str,
+    port: u16,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<(SocketAddr, std::net::TcpStream)> {
+    use ringport_stress::engine::resolve::{host_port, resolve_all};
+    let target = host_port(host, port);
+    let addrs = resolve_all(host, port)
+        .map_err(|e| crate::exit::usage(format!("cannot resolve `{host}`: {e}")))?;
+    let mut failures = Vec::new();
+    for addr in addrs {
+        let tried = match timeout {
+            Some(t) => std::net::TcpStream::connect_timeout(&addr, t),
+            None => std::net::TcpStream::connect(addr),
+        };
+        match tried {
+            Ok(stream) => return Ok((addr, stream)),
+            Err(e) => failures.push(format!("{addr}: {e}")),
+        }
+    }
+    bail!("cannot connect to {target} ({})", failures.join("; "))
 }
 
 /// The most addresses one `--source-ip` range may name (a /16 of IPv4).
@@ -194,6 +234,22 @@ mod tests {
         assert!(e.contains("not a port number (1-65535)"), "{e}");
         assert!(!e.contains("too large"), "{e}");
         assert!(err(t(&["localhost", "-1"])).contains("not a port number"));
+    }
+
+    /// A number is a port wherever it stands, signed or not: never "`-1` is not a host".
+    #[test]
+    fn a_signed_number_is_a_bad_port_not_a_host() {
+        for args in [&["-1"][..], &["+0"], &["-1", "4000"]] {
+            let e = err(t(args));
+            assert!(
+                e.contains("`-1` is not a port number") || e.contains("`+0` is not a port number"),
+                "{args:?}: {e}"
+            );
+            assert!(!e.contains("not a host"), "{args:?}: {e}");
+        }
+        let e = err(t(&["3334", "hi"]));
+        assert!(e.contains("`3334` is the port, so `hi`"), "{e}");
+        assert!(!e.contains("not a host"), "{e}");
     }
 
     #[test]

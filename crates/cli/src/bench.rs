@@ -4,6 +4,8 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -166,11 +168,20 @@ impl BenchArgs {
 }
 
 fn progress(e: &RunEvent<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", progress_line(e));
+}
+
+/// One run's progress line: `[i/total]`, counted over the sweep and the churn point; the
+/// server's CPU time where it is measured (not at the churn point).
+fn progress_line(e: &RunEvent<'_>) -> String {
     let f = e.figures;
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "[{:>3}/{}] {:<18} {:>6} x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  server {:.2}+{:.2} s  {} errors",
+    let server = if e.churn {
+        "churn".to_string()
+    } else {
+        format!("server {:.2}+{:.2} s", f.server_user_s, f.server_sys_s)
+    };
+    format!(
+        "[{:>3}/{}] {:<18} {:>6} x {:<5} round {}: {:>10.0} msg/s  p99 {} µs  {server}  {} errors",
         e.index,
         e.total,
         e.design,
@@ -179,10 +190,8 @@ fn progress(e: &RunEvent<'_>) {
         e.run.round + 1,
         f.msgs_per_s,
         f.p99_us,
-        f.server_user_s,
-        f.server_sys_s,
         f.errors
-    );
+    )
 }
 
 /// What `--dry-run` prints: one line per point with the designs that run there, then the runs
@@ -238,14 +247,16 @@ fn dry_run(config: &BenchConfig) -> String {
 
 /// Runs the benchmark and reports.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config()?;
+    // Flags that cannot be accepted are usage errors (exit code 2).
+    let config = crate::exit::UsageContext::usage(args.config())?;
     if args.dry_run {
         print!("{}", dry_run(&config));
         return Ok(ExitCode::SUCCESS);
     }
     // The output directory is checked first, so a long run is not lost to a bad --out.
     export::check_dir(&args.out)?;
-    let results = runner::run(&config, &mut progress)?;
+    let stop = stop_on_signals()?;
+    let results = runner::run_until(&config, &mut progress, Some(&stop))?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;
     eprintln!(
@@ -256,5 +267,43 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if stop.load(Ordering::Relaxed) {
+        return Ok(crate::exit::exit(crate::exit::INTERRUPTED));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM once: the run in progress stops, no other starts, and the runs done are
+/// reported and written (exit code 130). Twice: exit at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    let on_signal = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("ringport-signals".into())
+        .spawn(move || {
+            for (n, sig) in signals.forever().enumerate() {
+                let name = if sig == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                if n == 0 {
+                    on_signal.store(true, Ordering::Relaxed);
+                    eprintln!(
+                        "ringport: {name}: stopping the run in progress, writing the runs done \
+                         (again to exit at once)"
+                    );
+                } else {
+                    eprintln!("ringport: {name} again: exiting at once");
+                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
 }

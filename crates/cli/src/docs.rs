@@ -73,10 +73,7 @@ pub const TOP_EXAMPLES: &str = "Examples:
   ringport send hello                          one message, its echo checked
   ringport stress --connections 100 --duration 10
   ringport bench --quick                       every server design side by side
-  ringport COMMAND --help                      each command's flags and examples
-
-Exit codes: 0 success, 1 a run or verification failure or a refused value, 2 a usage error,
-4 `stress --find-max-rate` found no rate meeting the target, 130 interrupted.";
+  ringport COMMAND --help                      each command's flags and examples";
 
 /// Arguments of `ringport completions`.
 #[derive(Debug, Args)]
@@ -104,9 +101,10 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the man page (roff) on stdout, or writes every page into `--out`.
+/// Prints the man page (roff) on stdout, or writes every page into `--out`. `help` is not a
+/// page (`--help` is every command's): ringport.1 names only the pages `--out` writes.
 pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
-    let cmd = crate::command();
+    let cmd = crate::command().disable_help_subcommand(true);
     match args.out {
         None => {
             let mut out = std::io::stdout().lock();

@@ -14,6 +14,7 @@ mod bench;
 #[cfg(test)]
 mod defaults_tests;
 mod docs;
+mod exit;
 mod merge;
 mod metrics;
 mod request_args;
@@ -87,9 +88,10 @@ fn one_line(e: &anyhow::Error) -> String {
 ///
 /// The examples after each command's help ([`docs::EXAMPLES`]) are added here too, in one place.
 fn command() -> clap::Command {
-    let mut cmd = Cli::command().after_help(docs::TOP_EXAMPLES);
+    let codes = exit::help_text();
+    let mut cmd = Cli::command().after_help(format!("{}\n\n{codes}", docs::TOP_EXAMPLES));
     for (name, examples) in docs::EXAMPLES {
-        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(*examples));
+        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(format!("{examples}\n\n{codes}")));
     }
     let names: Vec<String> = cmd
         .get_subcommands()
@@ -155,7 +157,7 @@ fn clap_one_line(e: &clap::Error) -> String {
 
 /// Parses the command line. Help and version go to standard output with exit code 0; a usage
 /// error is one line on standard error and exit code 2 (help asked for by giving no
-/// subcommand is clap's text, also with 2).
+/// subcommand is clap's text, also with 2). See [`exit`] for every code.
 fn parse() -> Result<Cli, ExitCode> {
     let result = command()
         .try_get_matches()
@@ -171,7 +173,7 @@ fn parse() -> Result<Cli, ExitCode> {
             }
             _ => {
                 eprintln!("ringport: error: {}", clap_one_line(&e));
-                ExitCode::from(2)
+                exit::exit(exit::USAGE)
             }
         }
     })
@@ -196,7 +198,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ringport: error: {}", one_line(&e));
-            ExitCode::FAILURE
+            exit::exit(exit::code_of(&e))
         }
     }
 }

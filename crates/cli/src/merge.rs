@@ -1,15 +1,17 @@
 //! `ringport merge`: the agents' `--json` results and `--hdr-log` interval logs into one result,
 //! printed and written as one `stress` run's (human report, `--json`, `--hdr-log`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use ringport_report::export::{Csv, Exporter, HdrLog};
 use ringport_report::hdrlog::IntervalLog;
-use ringport_stress::config::OutputTarget;
+use ringport_stress::config::{outputs, OutputTarget};
 use ringport_stress::merge::{merge, Input};
+
+use crate::exit::UsageContext;
 
 /// Flags of `ringport merge`.
 #[derive(Debug, Args)]
@@ -31,8 +33,36 @@ pub struct MergeArgs {
     csv: Option<PathBuf>,
 }
 
+/// Checks the output paths before anything is read or printed: each can be written, and no two
+/// name one file, nor an input (it would be overwritten).
+fn check_outputs(args: &MergeArgs) -> anyhow::Result<()> {
+    let json = match args.json.as_deref().map(OutputTarget::parse) {
+        Some(OutputTarget::Path(p)) => Some(p),
+        _ => None,
+    };
+    let named: Vec<(&str, &Path)> = json
+        .as_deref()
+        .map(|p| ("--json", p))
+        .into_iter()
+        .chain(args.hdr_log.as_deref().map(|p| ("--hdr-log", p)))
+        .chain(args.csv.as_deref().map(|p| ("--csv", p)))
+        .collect();
+    outputs::distinct(&named).usage()?;
+    for &output in &named {
+        for input in &args.files {
+            outputs::distinct(&[output, ("an input", input.as_path())]).usage()?;
+        }
+    }
+    for (flag, path) in named {
+        outputs::writable(path)
+            .with_context(|| format!("cannot write {flag} to {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Merges, prints, writes; the exit code is the merged run's, as `stress` would give it.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    check_outputs(&args)?;
     let mut inputs = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -106,6 +106,35 @@ impl clap::Args for RequestArgs {
     }
 }
 
+/// `--expect-http`'s status is taken only after `=` (`--expect-http=200`; alone, the flag means
+/// any 2xx), so in `--expect-http 200` clap takes the status for the next positional argument:
+/// a port. Finds that spelling in the raw command line and says how to write it.
+///
+/// # Errors
+///
+/// One line naming what was typed and the form with `=`.
+pub fn check_expect_http_spacing<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<(), String> {
+    let mut words = args.iter().map(|a| a.as_ref().to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return Ok(());
+        }
+        if word != "--expect-http" {
+            continue;
+        }
+        if let Some(next) = words.next() {
+            if next.parse::<HttpStatus>().is_ok() {
+                return Err(format!(
+                    "`--expect-http {next}`: the status needs `=`, as in --expect-http={next} \
+                     (without it, `{next}` is taken as the PORT, and --expect-http alone means \
+                     any 2xx)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Appends the values of flag `id` with their indices, as `make` turns them into items.
 fn collect<T: Clone + Send + Sync + 'static>(
     m: &ArgMatches,
@@ -138,5 +167,25 @@ impl clap::FromArgMatches for RequestArgs {
         items.sort_by_key(|(at, _)| *at);
         self.items = items.into_iter().map(|(_, item)| item).collect();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_expect_http_spacing as check;
+
+    /// `--expect-http 200` dialled port 200; it is refused, naming the `=`.
+    #[test]
+    fn a_status_after_a_space_is_refused_naming_the_equals() {
+        let e = check(&["stress", "8080", "--expect-http", "200"]).unwrap_err();
+        assert!(e.contains("--expect-http=200"), "{e}");
+        assert!(check(&["stress", "--expect-http", "3xx", "8080"]).is_err());
+        assert!(check(&["stress", "--expect-http=200", "8080"]).is_ok());
+        assert!(
+            check(&["stress", "--expect-http", "8080"]).is_ok(),
+            "a port"
+        );
+        assert!(check(&["stress", "--expect-http"]).is_ok());
+        assert!(check(&["stress", "--", "--expect-http", "200"]).is_ok());
     }
 }

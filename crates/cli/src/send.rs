@@ -3,13 +3,15 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::Shutdown;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+
+use crate::exit::UsageContext;
 
 /// Arguments of `ringport send`.
 #[derive(Debug, Args)]
@@ -27,7 +29,7 @@ pub struct SendArgs {
     /// Send the bytes of this file (any bytes: NUL, non-UTF-8) instead of MESSAGE.
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
-    /// Seconds to wait for the connection and for the echo.
+    /// Seconds to wait for the connection and for the echo. 0: wait for ever.
     #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
 }
@@ -78,6 +80,14 @@ fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(Strin
             if args.len() > 2 {
                 bail!("with --file, only [HOST] [PORT] (the bytes come from the file)");
             }
+            if let [a, extra] = args {
+                if crate::addr::is_number_like(&a.to_string_lossy()) {
+                    bail!(
+                        "with --file, only [HOST] [PORT]: the bytes come from the file, so {extra:?} \
+                         after the port is one argument too many"
+                    );
+                }
+            }
             (Input::File(path), args)
         }
         None => {
@@ -96,7 +106,7 @@ fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(Strin
     if let ([host], Input::Arg(msg)) = (&target[..], &input) {
         let single_label = !host.contains(['.', ':', '['])
             && !host.eq_ignore_ascii_case("localhost")
-            && !crate::addr::is_port_like(host);
+            && !crate::addr::is_number_like(host);
         if single_label {
             bail!(
                 "`{host} {}` is two words: to send them, quote them (ringport send \"{host} {}\"); \
@@ -110,21 +120,11 @@ fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(Strin
     Ok((host, port, input))
 }
 
-fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve `{host}`"))?
-        .next()
-        .with_context(|| format!("`{host}` has no address"))
-}
-
 /// Sends the message and checks its echo.
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let (host, port, input) = split_args(&args.args, args.file.clone())?;
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let (host, port, input) = split_args(&args.args, args.file.clone()).usage()?;
+    // 0: no timeout (parse_secs has checked the range).
+    let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let sent: Vec<u8> = match &input {
         Input::Arg(bytes) => bytes.clone(),
         Input::Stdin => {
@@ -135,15 +135,14 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot read standard input")?;
             buf
         }
-        Input::File(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
+        // A file that cannot be read is a value that cannot be accepted, as `--request-file`'s.
+        Input::File(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .usage()?,
     };
-    let addr = resolve(&host, port)?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let (addr, mut stream) = crate::addr::connect(&host, port, timeout)?;
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
     // Send from a thread of its own while this one reads the echo: a message larger than the
     // socket buffers and the server's bound would otherwise stop both sides.
     let mut writer = stream.try_clone().context("cannot clone the socket")?;
@@ -267,5 +266,19 @@ mod tests {
         let (_, port, input) = split_args(&v(&[]), Some("f".into())).unwrap();
         assert_eq!((port, input), (3333, Input::File("f".into())));
         assert!(split_args(&v(&["h", "1", "x"]), Some("f".into())).is_err());
+    }
+
+    /// `send 3334 hi --file f` said "`3334` is not a host"; `send -1 hi` spoke of a host `-1`.
+    #[test]
+    fn messages_point_at_the_argument_that_is_wrong() {
+        let e = split_args(&v(&["3334", "hi"]), Some("f".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("with --file, only [HOST] [PORT]"), "{e}");
+        assert!(e.contains("\"hi\" after the port"), "{e}");
+        assert!(!e.contains("not a host"), "{e}");
+        let e = split(&["-1", "hi"]).unwrap_err().to_string();
+        assert!(e.contains("`-1` is not a port number"), "{e}");
+        assert!(!e.contains("host"), "{e}");
     }
 }

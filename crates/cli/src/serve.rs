@@ -65,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = secs_or_off(ServeConfig::default().write_timeout), value_parser = parse_secs)]
     write_timeout: f64,
     /// Print a one-line summary on stderr every SECS seconds: connections open, accepts, bytes
-    /// in and out, completions per wait, errors by kind.
+    /// in and out, completions per wait, errors by kind. 0: none (at least 0.1 otherwise).
     #[arg(long, value_name = "SECS", value_parser = parse_period)]
     stats: Option<f64>,
     /// Seconds a graceful shutdown may spend echoing what was already received before closing
@@ -85,7 +85,7 @@ pub struct ServeArgs {
     /// (Linux), or `iocp` (Windows' I/O completion port).
     #[arg(long, default_value_t = ServeConfig::default().port_config.backend)]
     backend: BackendChoice,
-    /// Print each received chunk with its worker number, lossy UTF-8 and truncated, like the
+    /// Print each received chunk on stderr with its worker number, lossy UTF-8 and truncated, like the
     /// article's console. Off by default: it costs throughput.
     #[arg(long)]
     log_messages: bool,
@@ -148,9 +148,10 @@ fn model_parser() -> impl clap::builder::TypedValueParser<Value = Model> {
         .map(|name| name.parse::<Model>().unwrap_or(Model::Completion))
 }
 
+/// `--stats`: 0 (none), or at least 0.1 seconds.
 fn parse_period(s: &str) -> Result<f64, String> {
     let v = parse_secs(s)?;
-    if v < 0.1 {
+    if v > 0.0 && v < 0.1 {
         return Err(format!("`{s}` is too short (0.1 seconds at least)"));
     }
     Ok(v)
@@ -284,7 +285,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // written to it is how a supervisor without a console asks for the graceful shutdown.
     let stdin_terminal = std::io::stdin().is_terminal();
     if stdin_terminal || cfg!(windows) {
-        if stdin_terminal {
+        // Not from the background (`serve &`): there the key cannot be read until `fg`.
+        if stdin_terminal && in_foreground() {
             eprintln!("ringport: press q then Enter to stop");
         }
         let on_key = shutdown.clone();
@@ -295,7 +297,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let stats_done = Arc::new(AtomicBool::new(false));
-    if let Some(secs) = args_stats {
+    if let Some(secs) = args_stats.filter(|&s| s > 0.0) {
         let live = running.live();
         let done = Arc::clone(&stats_done);
         std::thread::Builder::new()
@@ -316,6 +318,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     write!(out, "{summary}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether this process is in its terminal's foreground process group (always on Windows, which
+/// has no background process groups).
+fn in_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        ringport_os::term::is_foreground(std::io::stdin().as_fd())
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }
 
 /// Writes `line` and a newline to a new file beside `path`, then renames it to `path`: a reader
@@ -429,5 +445,18 @@ fn print_stats(live: &Live, every: Duration, done: &AtomicBool) {
         at = Instant::now();
         eprintln!("{}", now.line(&prev, elapsed));
         prev = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `--stats 0` is none, as every SECS flag takes 0; a period under 0.1 s is refused.
+    #[test]
+    fn stats_take_zero_as_none() {
+        assert_eq!(super::parse_period("0"), Ok(0.0));
+        assert_eq!(super::parse_period("0.5"), Ok(0.5));
+        assert!(super::parse_period("0.05")
+            .unwrap_err()
+            .contains("too short"));
     }
 }

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::Args;
 use ringport_port::BackendChoice;
-use ringport_stress::config::{self, OutputTarget, StressConfig};
+use ringport_stress::config::{self, outputs, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
 use ringport_stress::plan::ramp::Ramp;
 use ringport_stress::plan::segment::{parse_start_at, Segment};
 use ringport_stress::search::{self, LatencyTarget, Quantile, SearchConfig, SearchReport};
 
+use crate::exit::{usage, UsageContext};
 use crate::request_args::RequestArgs;
 use crate::secs::{parse_secs, secs};
 
@@ -134,7 +135,7 @@ pub struct StressArgs {
     /// number of CPUs].
     #[arg(long)]
     threads: Option<usize>,
-    /// Seconds to wait for an echo or a connect before counting a timeout.
+    /// Seconds to wait for an echo or a connect before counting a timeout. 0: wait for ever.
     #[arg(long, default_value_t = secs(config::DEFAULT_TIMEOUT), value_parser = parse_secs)]
     timeout: f64,
     /// Local addresses to spread connections over, round-robin by connection number: IP or
@@ -205,12 +206,14 @@ fn parse_segment(s: &str) -> Result<Segment, String> {
     s.parse()
 }
 
-/// A duration: `2ms`, `500us`, `1.5s`, `30s`, `1m`; a bare number is seconds.
+/// A duration with its unit: `2ms`, `500us`, `1.5s`, `30s`, `1m`. A bare number is refused: `2`
+/// could be meant as 2 ms as well as 2 s, an error of a thousand times in a latency target.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}` is not a duration (e.g. 2ms, 500us, 30s)"));
+    if s.parse::<f64>().is_ok() {
+        return Err(format!(
+            "`{s}` has no unit: write {s}ms, {s}us or {s}s (a latency target or a ramp takes a unit)"
+        ));
     }
     // humantime takes whole numbers per unit; accept a decimal one too (1.5s, 0.5ms).
     if let Some(i) = s.find(|c: char| c.is_ascii_alphabetic() || c == 'µ') {
@@ -261,7 +264,13 @@ impl StressArgs {
                     cfg.rate = Some(r.peak());
                     cfg.rate_ramp = Some(r);
                 }
-                None => cfg.rate = Some(spec.trim().replace('_', "").parse()?),
+                None => {
+                    cfg.rate = Some(spec.trim().replace('_', "").parse().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--rate {spec}: not a number of messages per second (or A..B, A,B,C)"
+                        )
+                    })?)
+                }
             }
         }
         if (self.ramp.is_some() || self.step.is_some())
@@ -333,6 +342,26 @@ impl Live {
     }
 }
 
+/// The live line while one is drawn on the terminal, so that a notice (Ctrl-C) is printed above
+/// it, whole, instead of into it (where the next redraw would erase it).
+static LIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Prints `text` on stderr as a line of its own: above the live line, if one is drawn.
+fn notice(text: &str) {
+    let bar = LIVE_BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(bar) => bar.suspend(|| eprintln!("{text}")),
+        None => eprintln!("{text}"),
+    }
+}
+
+/// Erases the live line, if one is drawn, for good (before exiting at once).
+fn clear_live_line() {
+    if let Some(bar) = LIVE_BAR.lock().ok().and_then(|mut b| b.take()) {
+        bar.finish_and_clear();
+    }
+}
+
 /// Shows the run's progress on stderr as `how` says until `done` is set.
 fn spawn_progress(
     how: Live,
@@ -353,6 +382,9 @@ fn spawn_progress(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
+            if let Ok(mut live) = LIVE_BAR.lock() {
+                *live = Some(bar.clone());
+            }
             bar
         });
         let mut last = Instant::now();
@@ -390,6 +422,9 @@ fn spawn_progress(
             last = now;
         }
         if let Some(bar) = bar {
+            if let Ok(mut live) = LIVE_BAR.lock() {
+                *live = None;
+            }
             bar.finish_and_clear();
         }
     }))
@@ -397,17 +432,16 @@ fn spawn_progress(
 
 /// Runs the load and reports.
 pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = args.config()?;
-    // Request/response flags that do not pair or combine are a usage error: exit code 2.
-    let requests =
-        ringport_stress::config::request::pair(args.requests.items.clone()).and_then(|r| {
+    // Flags that cannot be accepted, alone or together, are usage errors (exit code 2).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    crate::request_args::check_expect_http_spacing(&argv).usage()?;
+    let mut cfg = args.config().usage()?;
+    ringport_stress::config::request::pair(args.requests.items.clone())
+        .and_then(|r| {
             cfg.requests = r;
             cfg.validate_requests()
-        });
-    if let Err(e) = requests {
-        eprintln!("ringport: error: {e}");
-        return Ok(ExitCode::from(2));
-    }
+        })
+        .usage()?;
     if args.find_max_rate {
         if args.metrics.is_some() {
             anyhow::bail!("--metrics does not apply to --find-max-rate");
@@ -451,14 +485,15 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
                         "SIGTERM"
                     };
                     if n == 0 {
-                        eprintln!(
-                            "ringport: {name}: stopping, verifying what is in flight (again to exit \
-                             at once)"
-                        );
+                        notice(&format!(
+                            "ringport: {name}: stopping, verifying what is in flight (again to \
+                             exit at once)"
+                        ));
                         on_signal.store(true, Ordering::Relaxed);
                     } else {
+                        clear_live_line();
                         eprintln!("ringport: {name} again: exiting at once");
-                        std::process::exit(130);
+                        std::process::exit(i32::from(crate::exit::INTERRUPTED));
                     }
                 }
             })
@@ -470,11 +505,12 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
         let on_ctrl = Arc::clone(&stop);
         ringport_port::os::on_console_ctrl(move || {
             if on_ctrl.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                clear_live_line();
                 eprintln!("ringport: Ctrl-C again: exiting at once");
-                std::process::exit(130);
+                std::process::exit(i32::from(crate::exit::INTERRUPTED));
             }
-            eprintln!(
-                "ringport: Ctrl-C: stopping, verifying what is in flight (again to exit at once)"
+            notice(
+                "ringport: Ctrl-C: stopping, verifying what is in flight (again to exit at once)",
             );
         })
         .context("cannot install the console control handler")?;
@@ -533,12 +569,24 @@ fn run_load(
 /// code ([`SearchReport::exit_code`]: 0 with an answer, 4 without, 1 on wrong bytes).
 fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCode> {
     if cfg.count.is_some() {
-        anyhow::bail!(
-            "--count does not apply to --find-max-rate: --duration is each probe's window"
-        );
+        return Err(usage(
+            "--count does not apply to --find-max-rate: --duration is each probe's window",
+        ));
     }
     if cfg.rate_ramp.is_some() || cfg.connections_ramp.is_some() {
-        anyhow::bail!("--find-max-rate cannot be combined with a ramp");
+        return Err(usage("--find-max-rate cannot be combined with a ramp"));
+    }
+    // Each probe is a run of its own: there is no one run's interval log to write.
+    for (flag, given) in [
+        ("--hdr-log", cfg.hdr_log.is_some()),
+        ("--csv", cfg.csv.is_some()),
+    ] {
+        if given {
+            return Err(usage(format!(
+                "{flag} does not apply to --find-max-rate (each probe is a run of its own): \
+                 --json and --svg hold the curve; run `stress --rate R --hdr-log F` at the answer"
+            )));
+        }
     }
     let start_rate = cfg.rate.take().unwrap_or(1000.0);
     if cfg.duration.is_none() {
@@ -570,25 +618,20 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
         precision: args.precision / 100.0,
         repeat: args.repeat,
     };
-    search_cfg.validate().map_err(anyhow::Error::msg)?;
+    search_cfg.validate().usage()?;
     // A search takes minutes: find a bad output path before it, not after.
     let json_path = match &json {
-        Some(OutputTarget::Path(p)) => Some(("--json", p)),
+        Some(OutputTarget::Path(p)) => Some(("--json", p.as_path())),
         _ => None,
     };
-    for (flag, path) in json_path
+    let named: Vec<(&str, &std::path::Path)> = json_path
         .into_iter()
-        .chain(args.svg.as_ref().map(|p| ("--svg", p)))
-    {
-        let existed = path.exists();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
+        .chain(args.svg.as_deref().map(|p| ("--svg", p)))
+        .collect();
+    outputs::distinct(&named).usage()?;
+    for (flag, path) in named {
+        outputs::writable(path)
             .with_context(|| format!("cannot write {flag} to {}", path.display()))?;
-        if !existed {
-            let _ = std::fs::remove_file(path);
-        }
     }
     // The machine as it was when the search began, for the chart's footer.
     let env = args
@@ -634,4 +677,21 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
             .with_context(|| format!("writing --svg to {}", path.display()))?;
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    /// `--p99 2` silently meant two seconds; a unit is required.
+    #[test]
+    fn durations_need_a_unit() {
+        let e = parse_duration("2").unwrap_err();
+        assert!(e.contains("`2` has no unit: write 2ms, 2us or 2s"), "{e}");
+        assert!(parse_duration("0.5").is_err());
+        assert_eq!(parse_duration("2ms"), Ok(Duration::from_millis(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+    }
 }

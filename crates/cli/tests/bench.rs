@@ -414,3 +414,69 @@ fn issue14_an_unwritable_out_dir_fails_before_the_run() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
 }
+
+/// Ctrl-C on `bench` left an empty output directory: the runs done are reported and written,
+/// with a warning saying the results are partial, and the exit code is 130.
+#[test]
+fn ctrl_c_writes_the_runs_done() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let dir = temp_dir("ctrl-c");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringport"))
+        .args(["bench", "--designs", "threaded", "--size", "64"])
+        .args(["--connections", "1,2", "--repeat", "3", "--no-churn"])
+        .args(["--duration", "1", "--warmup", "0", "--client-threads", "1"])
+        .arg("--out")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running ringport bench");
+    let pid = child.id().to_string();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("[  1/") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // After the first of its 6 runs.
+    let first = rx.recv_timeout(Duration::from_secs(60));
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench did not stop within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let err = reader.join().unwrap();
+    assert!(first.is_ok(), "no first run within 60 s: {err}");
+    assert_eq!(status.code(), Some(130), "{err}");
+    let results = check_outputs(&dir, &[64]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!results.points.is_empty(), "the run done is in the results");
+    let partial = results
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::Interrupted)
+        .unwrap_or_else(|| panic!("no interrupted warning: {:?}", results.warnings));
+    assert!(
+        partial.message.contains(" of 6 runs"),
+        "{}",
+        partial.message
+    );
+    assert!(stdout.contains("interrupted after"), "{stdout}");
+}

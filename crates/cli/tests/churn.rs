@@ -338,7 +338,7 @@ fn bad_churn_values_are_refused_in_one_line() {
         ),
     ] {
         let out = stress(&[&["127.0.0.1", "9"][..], args].concat());
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
@@ -351,34 +351,55 @@ fn bad_churn_values_are_refused_in_one_line() {
 fn the_bench_churn_point_is_in_every_output() {
     let dir = std::env::temp_dir().join(format!("ringport-churn-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "bench",
+        "--designs",
+        "completion-epoll,threaded",
+        "--connections",
+        "1",
+        "--size",
+        "64",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--repeat",
+        "1",
+        "--client-threads",
+        "1",
+    ];
+    let dry = bin()
+        .args(args)
+        .arg("--dry-run")
+        .output()
+        .expect("bench --dry-run");
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.contains("\n4 runs ("), "{dry}");
     let out = bin()
-        .args([
-            "bench",
-            "--designs",
-            "completion-epoll,threaded",
-            "--connections",
-            "1",
-            "--size",
-            "64",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--repeat",
-            "1",
-            "--client-threads",
-            "1",
-            "--out",
-        ])
+        .args(args)
+        .arg("--out")
         .arg(&dir)
         .output()
         .expect("run ringport bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The progress lines count the sweep and the churn point together, as --dry-run did: the
+    // churn runs were numbered [1/2] [2/2] again, and showed "server 0.00+0.00 s".
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
+    let numbers: Vec<&str> = lines
+        .iter()
+        .map(|l| &l[..l.find(']').unwrap() + 1])
+        .collect();
+    assert_eq!(
+        numbers,
+        ["[  1/4]", "[  2/4]", "[  3/4]", "[  4/4]"],
+        "{stderr}"
     );
+    for line in &lines[2..] {
+        assert!(line.contains("  churn  "), "{line}");
+        assert!(!line.contains("server 0.00+0.00"), "{line}");
+    }
     assert!(
         stdout.contains("## Churn: 10 connections, each closed and reopened after 10 round trips"),
         "{stdout}"

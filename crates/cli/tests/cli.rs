@@ -54,11 +54,118 @@ fn issue14_usage_errors_are_one_line_with_exit_code_2() {
     one_line_error(&ringport(&["nope"]), 2);
 }
 
-/// A value ringport itself refuses is one line too, with exit code 1 (README's table).
+/// A value that cannot be accepted is a usage error, exit code 2, whatever the command and
+/// whichever layer refuses it: port 70000 was 2 in `serve` and 1 in `stress` and `send`; a host
+/// that does not resolve 2 in `serve` and 1 in `stress`; `--stream --rate` 1 but `--request
+/// --size` 2.
 #[test]
-fn refused_values_are_one_line_with_exit_code_1() {
-    let e = one_line_error(&ringport(&["stress", "70000"]), 1);
-    assert!(e.contains("not a port number"), "{e}");
+fn every_usage_error_is_exit_code_2() {
+    for (args, says) in [
+        (&["serve", "--port", "70000"][..], "70000"),
+        (&["stress", "70000"], "not a port number"),
+        (&["send", "70000", "hi"], "not a port number"),
+        (&["send", "-1", "hi"], "`-1` is not a port number"),
+        (
+            &["send", "3334", "hi", "--file", "f"],
+            "with --file, only [HOST] [PORT]",
+        ),
+        (&["serve", "--bind", "nowhere.invalid"], "nowhere.invalid"),
+        (
+            &["stress", "nowhere.invalid", "9", "--count", "1"],
+            "cannot resolve",
+        ),
+        (&["send", "nowhere.invalid", "9", "hi"], "cannot resolve"),
+        (&["stress", "--stream", "--rate", "100"], "--stream"),
+        (&["stress", "--request", "x", "--size", "4"], "--size"),
+        (&["stress", "--rate", "fast"], "--rate fast"),
+        (
+            &["stress", "9", "--expect-http", "200", "--request", "x"],
+            "--expect-http=200",
+        ),
+        (&["stress", "--find-max-rate", "--p99", "2"], "has no unit"),
+        (
+            &[
+                "stress",
+                "--find-max-rate",
+                "--p99",
+                "2ms",
+                "--hdr-log",
+                "x.hlog",
+            ],
+            "--hdr-log does not apply to --find-max-rate",
+        ),
+        (
+            &["stress", "--find-max-rate", "--p99", "2ms", "--count", "5"],
+            "--count does not apply",
+        ),
+        (
+            &["stress", "--json", "same.out", "--hdr-log", "same.out"],
+            "--json and --hdr-log name the same file",
+        ),
+        (
+            &["merge", "a.json", "--json", "a.json"],
+            "--json and an input name the same file",
+        ),
+        (&["bench", "--repeat", "0"], "--repeat"),
+    ] {
+        let e = one_line_error(&ringport(args), 2);
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+}
+
+/// The values documented as allowed are: `--timeout 0` (no timeout) in `stress` and `send`,
+/// and `--stats 0` (none) in `serve`, were refused. A run that then fails is exit code 1.
+#[test]
+fn documented_zeros_are_accepted() {
+    // Port 9 on loopback: nothing listens, so the connection is refused (a failed run, 1).
+    let o = ringport(&[
+        "stress",
+        "127.0.0.1",
+        "9",
+        "--timeout",
+        "0",
+        "--count",
+        "1",
+        "--interval",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("--timeout"), "{}", stderr(&o));
+    let o = ringport(&["send", "127.0.0.1", "9", "hi", "--timeout", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot connect to 127.0.0.1:9"),
+        "{}",
+        stderr(&o)
+    );
+    // `serve --stats 0` parses (it would run): its --help shows it, and a bad one is refused.
+    one_line_error(&ringport(&["serve", "--stats", "0.01"]), 2);
+}
+
+/// One table of exit codes, shown at the end of every command's `--help` and in the man page.
+#[test]
+fn the_exit_code_table_is_in_help_and_the_man_page() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["stress", "--help"],
+        &["merge", "--help"],
+        &["send", "--help"],
+        &["bench", "--help"],
+    ] {
+        let text = String::from_utf8_lossy(&ringport(args).stdout).into_owned();
+        for code in [
+            "    0  success",
+            "    1  a failed run",
+            "    2  a usage error",
+            "    4  `stress --find-max-rate`",
+            "  130  interrupted",
+        ] {
+            assert!(text.contains(code), "{args:?}: no {code:?}: {text}");
+        }
+    }
+    let page = String::from_utf8_lossy(&ringport(&["man"]).stdout).into_owned();
+    assert!(page.contains("2  a usage error"), "{page}");
 }
 
 #[test]
@@ -213,6 +320,29 @@ fn issue14_a_man_page_from_the_flags() {
     assert!(stress.contains("\\-\\-connections"), "{stress}");
     assert!(stress.contains("Examples"), "{stress}");
     assert!(send.contains("\\-\\-file"), "{send}");
+}
+
+/// `ringport.1` named `ringport-help(1)`, which `man --out` does not write: every page it names
+/// is one `--out` writes.
+#[test]
+fn the_man_page_names_only_pages_that_are_written() {
+    let page = String::from_utf8_lossy(&ringport(&["man"]).stdout).into_owned();
+    let dir = std::env::temp_dir().join(format!("ringport-man-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = ringport(&["man", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let named: Vec<String> = page
+        .split("ringport\\-")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("(1)").map(|(name, _)| name.to_string()))
+        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase()))
+        .collect();
+    let written = |name: &str| dir.join(format!("ringport-{name}.1")).is_file();
+    let missing: Vec<&String> = named.iter().filter(|n| !written(n)).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(named.len() >= 5, "{named:?}: {page}");
+    assert!(missing.is_empty(), "named but not written: {missing:?}");
+    assert!(!page.contains("ringport\\-help"), "{page}");
 }
 
 /// Issue 14, discoverability: no examples in `--help`.

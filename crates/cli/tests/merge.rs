@@ -395,6 +395,51 @@ fn merge_refuses_what_is_not_one_run() {
     succeeded(&run(bin().args(&a)), "merge");
     call(&[&merged, &same[1]], "already a merged result");
     assert!(Path::new(&merged).exists());
+    // A bad output path: found before the report is printed (it was printed in full, then the
+    // write failed without naming the path), as stress and bench do.
+    let mut a = args(&same.iter().collect::<Vec<_>>());
+    a.extend([
+        "--json".to_string(),
+        "/nonexistent/ringport/x.json".to_string(),
+    ]);
+    let out = run(bin().args(&a));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write --json to /nonexistent/ringport/x.json"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "printed before failing: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // An output over an input, or two outputs in one file: usage errors, nothing written.
+    let mut a = args(&same.iter().collect::<Vec<_>>());
+    a.extend(["--hdr-log".to_string(), same[1].clone()]);
+    let out = run(bin().args(&a));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut a = args(&same.iter().collect::<Vec<_>>());
+    let both = dir.path("both.out");
+    a.extend([
+        "--json".to_string(),
+        both.clone(),
+        "--csv".to_string(),
+        both.clone(),
+    ]);
+    let out = run(bin().args(&a));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!Path::new(&both).exists());
 }
 
 #[test]

@@ -38,7 +38,13 @@ fn issue14_log_messages_names_connections_by_a_serial_number() {
                 .is_some_and(|(open, accepted, _, _)| open == 0 && accepted == i)
         });
     }
-    let out = server.stdout();
+    // On stderr: stdout carries only the `listening on` line and the summary.
+    assert!(
+        !server.stdout().contains("peer number"),
+        "{}",
+        server.stdout()
+    );
+    let out = server.stderr();
     for i in 1..=3 {
         let line = out
             .lines()
@@ -306,4 +312,135 @@ fn csv_has_one_row_per_interval_holding_every_round_trip() {
     assert_eq!(messages, json["messages"].as_u64().unwrap(), "{text}");
     assert_eq!(messages, 100);
     assert_eq!(csv_rows(&text, "connect"), (1, 2), "{text}");
+}
+
+/// What a terminal of `width` columns shows after `bytes`: printable text wrapping at the
+/// width, `\r`, `\n`, and the few control sequences the live line uses (cursor up and down,
+/// erase the line or the rest of the screen); other sequences are skipped.
+#[cfg(unix)]
+fn screen(bytes: &[u8], width: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+            }
+            '\u{8}' => col = col.saturating_sub(1),
+            '\u{1b}' => {
+                if chars.peek() != Some(&'[') {
+                    chars.next();
+                    continue;
+                }
+                chars.next();
+                let mut arg = String::new();
+                let mut end = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '~' {
+                        end = c;
+                        break;
+                    }
+                    arg.push(c);
+                }
+                let n: usize = arg.trim_start_matches('?').parse().unwrap_or(0);
+                match end {
+                    'A' => row = row.saturating_sub(n.max(1)),
+                    'B' => row += n.max(1),
+                    'K' if n == 2 => rows[row].clear(),
+                    'K' => rows[row].truncate(col),
+                    'J' => {
+                        rows[row].truncate(col);
+                        rows.truncate(row + 1);
+                    }
+                    'G' => col = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if col == width {
+                    row += 1;
+                    col = 0;
+                }
+                while rows.len() <= row {
+                    rows.push(Vec::new());
+                }
+                let line = &mut rows[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+        while rows.len() <= row {
+            rows.push(Vec::new());
+        }
+    }
+    rows.into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_string())
+        .collect()
+}
+
+/// Ctrl-C on an 80- or 100-column terminal left a stale progress line (the line wrapped, and
+/// only its last row was erased at each redraw) and cut the notice short (printed into the
+/// live line, then erased by its next redraw). Through a pseudo-terminal of each width.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_on_a_narrow_terminal_leaves_the_notice_whole_and_no_stale_line() {
+    let server = Server::start("completion", &[]);
+    for width in [80, 100] {
+        let typescript = std::env::temp_dir().join(format!(
+            "ringport-ctrl-c-{width}-{}.typescript",
+            std::process::id()
+        ));
+        let cmd = format!(
+            "stty cols {width} rows 50; {} stress {} --connections 2 --threads 1 --duration 30 & \
+             pid=$!; sleep 2; kill -INT $pid; wait $pid",
+            env!("CARGO_BIN_EXE_ringport"),
+            server.addr
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd])
+            .arg(&typescript)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("`script` (util-linux) runs a command on a pseudo-terminal: install it");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("stress on a terminal did not stop within 60 s of Ctrl-C");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let raw = std::fs::read(&typescript).unwrap_or_default();
+        let _ = std::fs::remove_file(&typescript);
+        let rows = screen(&raw, width);
+        let shown = rows.join("\n");
+        let notice =
+            "ringport: SIGINT: stopping, verifying what is in flight (again to exit at once)";
+        assert!(
+            rows.iter().any(|r| r == notice),
+            "{width} columns: the notice is not a whole line of its own:\n{shown}"
+        );
+        assert!(
+            !rows.iter().any(|r| r.contains("msg/s  p50")),
+            "{width} columns: a progress line was left on the screen:\n{shown}"
+        );
+        assert!(
+            shown.contains("verified"),
+            "{width} columns: no report:\n{shown}"
+        );
+    }
 }

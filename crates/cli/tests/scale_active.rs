@@ -168,7 +168,7 @@ fn issue13_spin_us_zero_still_sends_on_schedule_and_verifies_and_too_long_a_spin
         .output()
         .expect("run stress");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
     assert!(err.contains("--spin-us 10001 is more than 10000"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }

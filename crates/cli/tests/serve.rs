@@ -608,9 +608,10 @@ for_each_model! {
     drop(s);
     server.signal("INT");
     assert!(server.wait_exit(Duration::from_secs(8)).success());
-    let out = server.stdout();
+    let out = server.stderr();
     assert!(out.contains("worker "), "{out}");
     assert!(out.contains("hello\\0there"), "{out}");
+    assert!(!server.stdout().contains("hello"), "stdout is the listening line and the summary");
     }
 }
 

@@ -229,7 +229,7 @@ fn stream_flags_are_checked() {
         &["--stream", "--size", "4096", "--window", "100"],
     ] {
         let out = stress(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} must fail");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
     }
@@ -356,7 +356,11 @@ fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{cmd} {args:?}: a usage error: {err}"
+        );
         assert!(err.contains(says), "{cmd} {args:?}: {err}");
         assert_eq!(
             err.trim().lines().count(),
@@ -462,4 +466,101 @@ fn issue14_output_paths_are_checked_before_the_run() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: the run went ahead");
     }
+}
+
+/// IPv6 targets lost their brackets in the report and the JSON (`"target": "::1:3335"`), and a
+/// name was tried at its first IPv4 address only, so `stress` and `send` could not reach
+/// `serve --bind ::1` by name. Skipped where this host has no IPv6 loopback.
+#[test]
+fn ipv6_targets_keep_their_brackets_and_every_address_is_tried() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback (::1) here");
+        return;
+    }
+    let server = Server::start("completion", &["--bind", "::1"]);
+    let port = server.addr.port().to_string();
+    let target = format!("[::1]:{port}");
+    let out = stress(&[&target, "--connections", "2", "--count", "5", "--json", "-"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["target"], target.as_str(), "{j}");
+    assert!(
+        err.contains(&format!("target        {target}")) || err.contains(&target),
+        "{err}"
+    );
+    let sent = bin()
+        .args(["send", &target, "over v6"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&sent.stdout), "over v6\n");
+    // A name with an IPv6 address: every address is tried, so the server on ::1 is found.
+    let v6_name = ["localhost", "ip6-localhost", "ip6-loopback"]
+        .into_iter()
+        .find(|name| {
+            std::net::ToSocketAddrs::to_socket_addrs(&(*name, 1))
+                .is_ok_and(|mut a| a.any(|a| a.is_ipv6()))
+        });
+    let Some(name) = v6_name else {
+        eprintln!("SKIPPED (by name): no name resolves to ::1 here");
+        return;
+    };
+    let out = stress(&[
+        name,
+        &port,
+        "--connections",
+        "2",
+        "--count",
+        "5",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out)["messages"], 10);
+    let sent = bin()
+        .args(["send", name, &port, "by name"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sent.stdout),
+        "by name\n",
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+}
+
+/// `--json - --verbose` wrote the verbose lines into the JSON on standard output: they go to
+/// standard error with the report, and standard output is the JSON alone.
+#[test]
+fn verbose_lines_stay_out_of_the_json_on_stdout() {
+    let server = Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let out = stress(&[
+        &port,
+        "--connections",
+        "1",
+        "--count",
+        "3",
+        "--message",
+        "hi",
+        "--verbose",
+        "--json",
+        "-",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["messages"], 3, "{j}");
+    assert_eq!(
+        err.matches("The following message was received: ").count(),
+        3,
+        "the replies, on stderr: {err}"
+    );
 }

@@ -160,6 +160,8 @@ fn issue14_a_server_started_in_the_background_keeps_serving() {
         "the server did not stop on SIGTERM"
     );
     assert!(dir.read("out").contains("summary:"), "{}", dir.read("out"));
+    // The key cannot be read from the background: the hint was a false promise there.
+    assert!(!dir.read("err").contains("press q"), "{}", dir.read("err"));
 }
 
 /// Issue 14, item 10: after Ctrl-D on `serve`'s terminal, `q` then Enter silently stopped working

@@ -191,7 +191,18 @@ impl IntervalLog {
         let mut base = Duration::ZERO;
         let mut raw = Vec::new();
         for entry in IntervalLogIterator::new(bytes) {
-            match entry.map_err(|e| format!("not an HdrHistogram interval log ({e:?})"))? {
+            let entry = entry.map_err(|e| {
+                let hdrhistogram::serialization::interval_log::LogIteratorError::ParseError {
+                    offset,
+                } = e;
+                let line = bytes[..offset.min(bytes.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                format!("not an HdrHistogram interval log (line {line} does not parse)")
+            })?;
+            match entry {
                 LogEntry::StartTime(t) => start = Some(t),
                 LogEntry::BaseTime(t) => base = t,
                 LogEntry::Interval(i) => {
@@ -298,7 +309,15 @@ mod tests {
 
     #[test]
     fn bad_logs_are_refused() {
-        assert!(IntervalLog::parse(b"{\"json\": 1}").is_err());
+        // Said in words, never as the parser's `ParseError { offset: 0 }`.
+        let e = IntervalLog::parse(b"{\"json\": 1}").unwrap_err();
+        assert_eq!(
+            e,
+            "not an HdrHistogram interval log (line 1 does not parse)"
+        );
+        let e =
+            IntervalLog::parse(b"#[StartTime: 1.000 (seconds since epoch)]\nnope\n").unwrap_err();
+        assert!(e.contains("line 2 does not parse"), "{e}");
         let e = IntervalLog::parse(b"#[BaseTime: 1.000 (seconds since epoch)]\n").unwrap_err();
         assert!(e.contains("StartTime"), "{e}");
         let bad_tag = IntervalLog {

@@ -1,4 +1,5 @@
-//! `--log-messages`: each received chunk printed on stdout, for every model.
+//! `--log-messages`: each received chunk printed on stderr, for every model (stdout carries only
+//! the `listening on` line, the ready line and the summary).
 
 use std::net::SocketAddr;
 
@@ -15,7 +16,7 @@ pub(crate) fn log_message(worker: usize, serial: u64, peer: Option<SocketAddr>, 
         .collect();
     let more = if bytes.len() > MAX { "..." } else { "" };
     let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
         "worker {worker}: {peer} (conn {}): {} bytes: \"{text}\"{more}",

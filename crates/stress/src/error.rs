@@ -55,14 +55,23 @@ pub enum ConnError {
     },
     /// Request/response mode: the server closed the connection with requests unanswered.
     #[error(
-        "short reply: connection closed at byte {offset} with {unanswered} request{} unanswered",
-        if *.unanswered == 1 { "" } else { "s" }
+        "short reply: connection closed at byte {offset} with {unanswered} request{} unanswered{}",
+        if *.unanswered == 1 { "" } else { "s" },
+        if *.announced {
+            ", sent after a reply that said `Connection: close` (requests pipelined past the \
+             server's last reply on a connection are never answered: use --pipeline 1, or raise \
+             the server's limit, e.g. nginx's keepalive_requests)"
+        } else {
+            ""
+        }
     )]
     ShortReply {
         /// Bytes received before the close.
         offset: u64,
         /// Requests sent whose replies did not wholly arrive.
         unanswered: usize,
+        /// The server had announced the close (`Connection: close`).
+        announced: bool,
     },
     /// EOF with bytes outstanding.
     #[error("short echo: connection closed at byte {offset} with {outstanding} bytes not echoed")]

@@ -304,7 +304,7 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         .iter()
         .map(|a| a.report.started_at_unix_s + a.report.duration_s)
         .fold(f64::NEG_INFINITY, f64::max);
-    let secs = (end - start).max(0.0);
+    let secs = crate::report::round_to_micros((end - start).max(0.0));
     let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let spread = agents
         .iter()

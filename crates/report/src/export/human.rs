@@ -96,9 +96,10 @@ fn render_run(r: &StressReport) -> String {
         let spread = starts.clone().fold(f64::MIN, f64::max) - starts.fold(f64::MAX, f64::min);
         let _ = writeln!(
             s,
-            "  {:<14}{} agents (segments {}), measuring began within {:.3}s of each other",
+            "  {:<14}{} agent{} (segments {}), measuring began within {:.3}s of each other",
             "merged",
             r.merged_from.len(),
+            if r.merged_from.len() == 1 { "" } else { "s" },
             segments.join(" "),
             spread
         );
@@ -110,7 +111,13 @@ fn render_run(r: &StressReport) -> String {
         r.messages,
         human_bytes(r.bytes),
         r.duration_s,
-        if r.warmup_s > 0.0 {
+        // A run that ended before its warm-up was over (a server that died) measured nothing.
+        if r.warmup_s > 0.0 && r.duration_s == 0.0 {
+            format!(
+                " (the run ended during the {:.1}s warm-up: nothing measured)",
+                r.warmup_s
+            )
+        } else if r.warmup_s > 0.0 {
             format!(" (after {:.1}s warm-up)", r.warmup_s)
         } else {
             String::new()
@@ -267,12 +274,12 @@ fn render_run(r: &StressReport) -> String {
 /// newline).
 fn render_reconnects(r: &ReconnectFigures) -> String {
     let mut s = format!(
-        "  {:<14}{} messages per connection, {} connections ({} attempts) at {:.1} \
-         connections/s (--connect-rate {}), closed with {}\n",
+        "  {:<14}{} per connection, {} ({}) at {:.1} connections/s (--connect-rate {}), \
+         closed with {}\n",
         "churn",
-        r.messages_per_connection,
-        r.connections,
-        r.attempts,
+        count(r.messages_per_connection, "message"),
+        count(r.connections, "connection"),
+        count(r.attempts, "attempt"),
         r.connections_per_s,
         r.connect_rate,
         if r.linger0 { "RST (--linger0)" } else { "FIN" },
@@ -394,9 +401,26 @@ fn describe_client_cpu(pct: &[f64]) -> String {
     }
 }
 
+/// `n` and `noun`, plural unless `n` is 1: `1 message`, `2 messages`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "1 messages per connection", "1 agents": one is singular.
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(count(1, "message"), "1 message");
+        assert_eq!(count(0, "attempt"), "0 attempts");
+        assert_eq!(count(10, "connection"), "10 connections");
+    }
 
     #[test]
     fn many_threads_cpu_is_a_spread() {

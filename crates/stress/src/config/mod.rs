@@ -12,6 +12,7 @@
 
 pub mod interactive;
 mod options;
+pub mod outputs;
 pub mod preflight;
 pub mod request;
 

@@ -110,7 +110,8 @@ pub struct StressConfig {
     pub warmup: Duration,
     /// `--threads N`: client threads (default: the number of CPUs).
     pub threads: usize,
-    /// `--timeout SECS`: longest wait for an echo (or a connect) before it is an error.
+    /// `--timeout SECS`: longest wait for an echo (or a connect) before it is an error; zero
+    /// waits for ever.
     pub timeout: Duration,
     /// `--source-ip`: local addresses to spread connections over.
     pub source_ips: Vec<IpAddr>,
@@ -208,6 +209,7 @@ impl StressConfig {
         if self.host.trim().is_empty() {
             return bad("HOST is empty");
         }
+        self.validate_outputs()?;
         if self.spin.is_some_and(|s| s > MAX_SPIN) {
             return bad(format!(
                 "--spin-us {} is more than {} (a poll that long only burns CPU)",
@@ -275,9 +277,6 @@ impl StressConfig {
         }
         if self.threads == 0 {
             return bad("--threads must be at least 1");
-        }
-        if self.timeout.is_zero() {
-            return bad("--timeout must be greater than 0");
         }
         self.validate_stream()?;
         self.validate_requests()?;
@@ -515,6 +514,30 @@ impl StressConfig {
         self.segment.unwrap_or(Segment::WHOLE)
     }
 
+    /// `--json`, `--hdr-log` and `--csv` name different files.
+    ///
+    /// # Errors
+    ///
+    /// The two flags that name one file.
+    pub fn validate_outputs(&self) -> Result<(), ConfigError> {
+        let json = match &self.json {
+            Some(OutputTarget::Path(p)) => Some(("--json", p.as_path())),
+            _ => None,
+        };
+        let named: Vec<(&str, &std::path::Path)> = json
+            .into_iter()
+            .chain(self.hdr_log.as_deref().map(|p| ("--hdr-log", p)))
+            .chain(self.csv.as_deref().map(|p| ("--csv", p)))
+            .collect();
+        super::outputs::distinct(&named)
+    }
+
+    /// The server as the user names it: `HOST:PORT`, an IPv6 address in brackets
+    /// (`[::1]:3333`), as the report and the JSON show it.
+    pub fn target(&self) -> String {
+        crate::engine::resolve::host_port(&self.host, self.port)
+    }
+
     /// The global indices of the connections this process opens: all of `--connections`, or
     /// its `--segment`'s share.
     pub fn own_connections(&self) -> Range<usize> {
@@ -543,6 +566,7 @@ impl StressConfig {
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Stop::Count(1) => write!(f, "1 message per connection"),
             Stop::Count(n) => write!(f, "{n} messages per connection"),
             Stop::Duration(d) => write!(f, "{:.1}s", d.as_secs_f64()),
         }

@@ -67,6 +67,22 @@ pub enum PreflightError {
         /// What to change.
         advice: String,
     },
+    /// More descriptors than the kernel lets any process hold (`fs.nr_open`): no `ulimit -n`
+    /// can give them.
+    #[error(
+        "{connections} connections need about {needed} file descriptors, more than any process \
+         may hold here (fs.nr_open = {nr_open}): raise fs.nr_open first (sysctl -w \
+         fs.nr_open={needed}, as root), or split the connections over processes with \
+         --segment I/N"
+    )]
+    BeyondNrOpen {
+        /// Connections asked for.
+        connections: usize,
+        /// Descriptors needed.
+        needed: u64,
+        /// The kernel's per-process maximum.
+        nr_open: u64,
+    },
     /// A fact could not be read.
     #[error("pre-flight check: cannot read {what}: {detail}")]
     Unreadable {
@@ -91,6 +107,27 @@ pub enum FdPlan {
 /// File descriptors a run of `connections` connections on `threads` threads needs.
 pub fn fds_needed(connections: usize, threads: usize) -> u64 {
     connections as u64 + FD_PER_THREAD * threads as u64 + FD_OVERHEAD
+}
+
+/// Refuses a run that needs more descriptors than `nr_open` (the kernel's per-process
+/// maximum, when known) allows.
+///
+/// # Errors
+///
+/// [`PreflightError::BeyondNrOpen`].
+pub fn check_nr_open(
+    connections: usize,
+    needed: u64,
+    nr_open: Option<u64>,
+) -> Result<(), PreflightError> {
+    match nr_open {
+        Some(nr_open) if needed > nr_open => Err(PreflightError::BeyondNrOpen {
+            connections,
+            needed,
+            nr_open,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Decides what to do about the descriptor limit: nothing, raise the soft limit, or try the hard.
@@ -228,6 +265,12 @@ pub fn preflight(config: &StressConfig, target: IpAddr) -> Result<Preflight, Pre
         what: "RLIMIT_NOFILE".into(),
         detail: e.to_string(),
     })?;
+    // Above the kernel's per-process maximum, no limit can be raised far enough: say so
+    // rather than advise a `ulimit -n` that would fail.
+    let nr_open = fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    check_nr_open(own, needed, nr_open)?;
     let mut notes = Vec::new();
     let fd_error = PreflightError::FileDescriptors {
         connections: own,
@@ -283,6 +326,21 @@ mod tests {
     use super::*;
 
     use crate::config::options::test_config as cfg;
+
+    /// `--connections 10000000` advised a `ulimit -n` above `fs.nr_open`, which no process may
+    /// have; the error names the kernel's maximum instead.
+    #[test]
+    fn beyond_nr_open_names_the_kernel_limit() {
+        let e = check_nr_open(10_000_000, 10_000_072, Some(1_048_576)).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("fs.nr_open = 1048576"), "{text}");
+        assert!(!text.contains("ulimit"), "{text}");
+        assert!(check_nr_open(1000, 1072, Some(1_048_576)).is_ok());
+        assert!(
+            check_nr_open(1000, 10_000_072, None).is_ok(),
+            "unknown: the fd check decides"
+        );
+    }
 
     #[test]
     fn fd_plan() {

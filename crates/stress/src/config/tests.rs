@@ -136,13 +136,6 @@ fn bad_combinations_are_rejected_with_the_flags_named() {
         },
         "--connect-rate",
     );
-    rejects(
-        StressConfig {
-            timeout: Duration::ZERO,
-            ..cfg()
-        },
-        "--timeout",
-    );
     rejects(StressConfig { port: 0, ..cfg() }, "PORT");
     rejects(
         StressConfig {

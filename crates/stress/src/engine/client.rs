@@ -368,8 +368,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 while let Some(due) = schedule.pop_due(now) {
                     let slot = &mut self.slots[due.local];
                     // With churn a send due between two connections is owed to the next one
-                    // (its latency then counts the reconnect, as it should).
-                    if slot.conn.state == State::Open || self.churn.is_some() {
+                    // (its latency then counts the reconnect, as it should); so it is when the
+                    // server closed the connection (`Connection: close`) and it is replaced.
+                    let replaced = slot.conn.peer_closes()
+                        || matches!(slot.conn.state, State::Idle | State::Connecting);
+                    if slot.conn.state == State::Open || replaced || self.churn.is_some() {
                         slot.conn.owed += 1;
                         if !slot.io.dirty {
                             slot.io.dirty = true;
@@ -712,6 +715,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         let global = slot.conn.global;
         let local = global - self.shared.first;
         let verbose = self.shared.config.verbose;
+        let json_on_stdout = matches!(
+            self.shared.config.json,
+            Some(crate::config::OutputTarget::Stdout)
+        );
         let payload = self.spec;
         let scratch = &mut self.scratch;
         let feed = &mut self.feed;
@@ -726,7 +733,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             }
             feed.record_latency(now.saturating_duration_since(done.stamp.intended));
             if verbose {
-                print_reply::<X>(payload, global, done.stamp.index, scratch);
+                print_reply::<X>(payload, global, done.stamp.index, scratch, json_on_stdout);
             }
         });
         if in_window && result.is_ok() {
@@ -893,9 +900,15 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 slot.io.ops += 1;
             }
         }
-        if self.churn.is_some() && !slot.io.ended {
+        // A connection the server said it closes (`Connection: close`) is replaced as churn
+        // replaces one, whether or not the run churns.
+        let peer_closed = slot.conn.peer_closes();
+        if (self.churn.is_some() || peer_closed) && !slot.io.ended {
             slot.io.ended = true;
             self.reconnects.ended.push(i);
+            if peer_closed {
+                self.stats.server_closes += 1;
+            }
         }
     }
 
@@ -926,10 +939,22 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
 }
 
 /// `--verbose`: prints one reply as the article's client does, one whole line at a time.
-fn print_reply<X: Exchange>(spec: &X::Spec, global: usize, index: u64, scratch: &mut Vec<u8>) {
+fn print_reply<X: Exchange>(
+    spec: &X::Spec,
+    global: usize,
+    index: u64,
+    scratch: &mut Vec<u8>,
+    json_on_stdout: bool,
+) {
     let src = X::source(spec, global);
     let mut line = Vec::with_capacity(128);
     X::describe(&src, global, index, scratch, &mut line);
     line.push(b'\n');
-    let _ = io::stdout().lock().write_all(&line);
+    // With `--json -` standard output is the JSON alone: the replies go with the report, to
+    // standard error.
+    if json_on_stdout {
+        let _ = io::stderr().lock().write_all(&line);
+    } else {
+        let _ = io::stdout().lock().write_all(&line);
+    }
 }

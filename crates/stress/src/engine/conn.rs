@@ -204,9 +204,18 @@ impl<X: Exchange> Conn<X> {
     }
 
     /// Whether no more message will be staged on this connection: the run is stopping,
-    /// `--count` is reached, or (churn) this connection has had its exchanges.
+    /// `--count` is reached, (churn) this connection has had its exchanges, or the server said
+    /// it closes it.
     fn no_more(&self, plan: &Plan<'_, X::Spec>) -> bool {
-        !self.more_cycles(plan) || plan.per_connection.is_some_and(|n| self.cycle >= n)
+        !self.more_cycles(plan)
+            || plan.per_connection.is_some_and(|n| self.cycle >= n)
+            || self.verifier.peer_closes()
+    }
+
+    /// Whether the server said it closes this connection (`Connection: close`): once over, a
+    /// new connection takes its place, as with churn.
+    pub fn peer_closes(&self) -> bool {
+        self.verifier.peer_closes()
     }
 
     /// Churn: whether the run wants more from this connection slot once its current
@@ -415,7 +424,11 @@ impl<X: Exchange> Conn<X> {
 
     /// The `--timeout` error, when it is due at `now`: a connect slower than `timeout`, or bytes
     /// outstanding (or an end of stream awaited) with nothing received for longer than `timeout`.
+    /// A zero `timeout` is none: nothing ever times out.
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> Option<ConnError> {
+        if timeout.is_zero() {
+            return None;
+        }
         match self.state {
             State::Connecting if now.saturating_duration_since(self.connect_started) > timeout => {
                 Some(ConnError::ConnectFailed(io::Error::new(
@@ -739,6 +752,57 @@ mod tests {
         assert!(!c.finish());
     }
 
+    /// A reply saying `Connection: close` ends the connection's requests: nothing more is
+    /// staged on it, it drains, and once reopened it sends again (the run's count goes on).
+    #[test]
+    fn a_server_that_says_close_gets_no_more_requests_on_that_connection() {
+        use crate::config::request::{pair, HttpStatus, Item};
+        use crate::protocol::reply::ReplyVerifier;
+        use crate::protocol::script::Script;
+        let items = vec![
+            Item::Request(b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+            Item::ExpectHttp(HttpStatus::Class(2)),
+        ];
+        let script = Script::compile(&pair(items).unwrap()).unwrap();
+        let t0 = Instant::now();
+        let mut b = SendBuffers::new(1 << 10, 1);
+        let mut c = Conn::<ReplyVerifier>::new(0, 1, t0);
+        c.connecting(t0);
+        c.connected(t0);
+        let p = Plan {
+            payload: &script,
+            stopping: false,
+            count: Some(5),
+            schedule: None,
+            measure_start: t0,
+            per_connection: None,
+        };
+        assert_eq!(c.stage(&p, t0, &mut b), 1);
+        let buf = c.take_send().unwrap();
+        let len = buf.len();
+        assert_eq!(c.sent(buf, 0, Ok(len), &mut b).unwrap(), None);
+        let last = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(c.received(last, t0, &script, |_| {}).unwrap(), 1);
+        assert!(c.peer_closes());
+        assert_eq!(
+            c.stage(&p, t0, &mut b),
+            0,
+            "nothing after the closing reply"
+        );
+        assert!(c.more_cycles(&p), "the run wants more: a new connection");
+        assert!(c.end_of_stream().is_ok(), "the announced close is no error");
+        c.release(&mut b);
+        c.reopen(t0);
+        assert!(!c.peer_closes());
+        c.connecting(t0);
+        c.connected(t0);
+        assert_eq!(
+            c.stage(&p, t0, &mut b),
+            1,
+            "the next connection sends again"
+        );
+    }
+
     #[test]
     fn timeouts_only_with_something_awaited() {
         let t0 = Instant::now();
@@ -758,6 +822,11 @@ mod tests {
         assert_eq!(
             c.timed_out(later, limit).map(|e| e.kind()),
             Some(crate::error::ErrorKind::Timeout)
+        );
+        assert!(
+            c.timed_out(later + Duration::from_secs(3600), Duration::ZERO)
+                .is_none(),
+            "--timeout 0: never"
         );
     }
 }

@@ -63,6 +63,12 @@ pub(crate) trait Exchange: Sized {
     /// What the end of the stream means (`client_done`: the client had shut its side).
     fn on_eof(&self, client_done: bool) -> Result<(), ConnError>;
 
+    /// Whether the server said it closes the connection after the reply in hand (HTTP's
+    /// `Connection: close`): nothing more is sent on it, and a new connection takes its place.
+    fn peer_closes(&self) -> bool {
+        false
+    }
+
     /// The `--timeout` error.
     fn timeout_error(&self) -> ConnError;
 
@@ -207,6 +213,10 @@ impl Exchange for ReplyVerifier {
 
     fn on_eof(&self, client_done: bool) -> Result<(), ConnError> {
         ReplyVerifier::on_eof(self, client_done)
+    }
+
+    fn peer_closes(&self) -> bool {
+        ReplyVerifier::peer_closes(self)
     }
 
     fn timeout_error(&self) -> ConnError {

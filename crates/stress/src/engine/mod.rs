@@ -54,6 +54,7 @@ mod connect;
 mod exchange;
 pub mod progress;
 mod reconnects;
+pub mod resolve;
 mod shared;
 mod timeouts;
 
@@ -61,7 +62,7 @@ pub use progress::Progress;
 pub use shared::RunOptions;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Barrier, OnceLock};
 use std::thread;
@@ -199,7 +200,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     config.validate()?;
     let script = config.script()?;
     check_outputs(config)?;
-    let addr = resolve(&config.host, config.port)?;
+    let addr = resolve(&config.host, config.port, config.timeout)?;
     let pre = preflight(config, addr.ip())?;
     for note in &pre.notes {
         tracing::info!("{note}");
@@ -210,12 +211,9 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         .map_err(|e| StressError::Port(e.to_string()))?;
     let threads = config.effective_threads();
     if let Some(seg) = config.segment {
-        let own = config.own_connections();
         tracing::info!(
-            "segment {seg}: connections {}..{} of {}",
-            own.start,
-            own.end,
-            config.connections
+            "{}",
+            crate::plan::segment::describe(seg, config.connections)
         );
     }
     let shared = Shared {
@@ -344,41 +342,23 @@ fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
     let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
     let csv = config.csv.as_ref().map(|p| ("--csv", p));
     for (flag, path) in json.into_iter().chain(hdr).chain(csv) {
-        let fail = |error| StressError::Output {
+        crate::config::outputs::writable(path).map_err(|error| StressError::Output {
             flag,
             path: path.display().to_string(),
             error,
-        };
-        if path.is_dir() {
-            return Err(fail(io::Error::other("it is a directory")));
-        }
-        let existed = path.exists();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(fail)?;
-        if !existed {
-            let _ = std::fs::remove_file(path);
-        }
+        })?;
     }
     Ok(())
 }
 
-/// The first address `host:port` resolves to.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, StressError> {
-    let err = |source| StressError::Resolve {
+/// The address of `host:port` to load: of every address the name has, the first that accepts
+/// a connection ([`resolve::choose`]).
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<SocketAddr, StressError> {
+    let addrs = resolve::resolve_all(host, port).map_err(|source| StressError::Resolve {
         host: host.to_string(),
         source,
-    };
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(err)?.collect();
-    // Prefer IPv4: servers bind 127.0.0.1 by default, and "localhost" may list ::1 first.
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "no address")))
+    })?;
+    Ok(resolve::choose(&addrs, timeout))
 }
 
 /// Waits at the start barrier once: explicitly with [`StartGuard::pass`], or when dropped.

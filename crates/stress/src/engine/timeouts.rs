@@ -4,8 +4,11 @@
 use std::time::{Duration, Instant};
 
 /// How often connections are scanned for `--timeout`: a tenth of the timeout, at least every
-/// 100 ms and at most every millisecond.
+/// 100 ms and at most every millisecond; every 100 ms with no timeout (0), which finds nothing.
 pub(super) fn scan_interval(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        return Duration::from_millis(100);
+    }
     (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
@@ -66,6 +69,11 @@ mod tests {
         assert_eq!(scan_interval(ms(500)), ms(50));
         assert_eq!(scan_interval(Duration::from_secs(10)), ms(100));
         assert_eq!(scan_interval(ms(2)), ms(1));
+        assert_eq!(
+            scan_interval(Duration::ZERO),
+            ms(100),
+            "no timeout: a rare scan"
+        );
     }
 
     #[test]

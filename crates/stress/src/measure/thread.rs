@@ -59,6 +59,9 @@ pub struct ThreadStats {
     /// Connections the server closed or reset before echoing a single byte (a connection
     /// limit on the server is the likely cause).
     pub closed_at_byte_0: u64,
+    /// Connections the server ended as it said it would (`Connection: close`), each replaced by
+    /// a new one.
+    pub server_closes: u64,
     /// CPU use of each client thread merged in.
     pub cpu: Vec<ThreadCpu>,
     /// Latency per second, for `--hdr-log`; `None` unless [started](Self::start_intervals).
@@ -129,6 +132,7 @@ impl ThreadStats {
             errors: ErrorCounts::default(),
             first_error: None,
             closed_at_byte_0: 0,
+            server_closes: 0,
             cpu: Vec::new(),
             intervals: None,
             sent: 0,
@@ -248,6 +252,7 @@ impl ThreadStats {
             *a += b;
         }
         self.closed_at_byte_0 += other.closed_at_byte_0;
+        self.server_closes += other.server_closes;
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.echoed += other.echoed;

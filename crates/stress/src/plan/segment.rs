@@ -27,6 +27,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use ringport_report::segment::Segment;
 
+/// What segment `seg` runs of `total` connections, counted from 1 as everywhere a person reads
+/// a connection's number: `segment 2/3: connections 4-6 of 10`.
+pub fn describe(seg: Segment, total: usize) -> String {
+    let own = seg.range(total);
+    let span = match own.len() {
+        0 => "none".to_string(),
+        1 => format!("connection {}", own.start + 1),
+        _ => format!("connections {}-{}", own.start + 1, own.end),
+    };
+    format!("segment {seg}: {span} of {total}")
+}
+
 /// Parses `--start-at`: RFC 3339 (`2026-12-01T10:00:00Z`, `2026-12-01T11:00:00.5+01:00`; `T`
 /// or a space between date and time) or seconds since the Unix epoch (`1764583200`,
 /// `1764583200.25`).
@@ -149,6 +161,23 @@ pub fn unix_secs(t: SystemTime) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log said "connections 0..5 of 10", counting from 0 where everything else counts
+    /// from 1.
+    #[test]
+    fn a_segment_names_its_connections_from_1() {
+        let seg = |index, count| Segment { index, count };
+        assert_eq!(
+            describe(seg(1, 2), 10),
+            "segment 1/2: connections 1-5 of 10"
+        );
+        assert_eq!(
+            describe(seg(3, 3), 10),
+            "segment 3/3: connections 7-10 of 10"
+        );
+        assert_eq!(describe(seg(2, 3), 3), "segment 2/3: connection 2 of 3");
+        assert_eq!(describe(seg(1, 3), 2), "segment 1/3: none of 2");
+    }
 
     #[test]
     fn shares_tile_the_run_exactly() {

@@ -107,6 +107,11 @@ pub struct ReplyVerifier {
     answered: u64,
     completed: u64,
     failed: Option<(u64, u64, String, String, String)>,
+    /// The request whose reply completed last, for naming a framing that ends too early.
+    last_done: Option<u64>,
+    /// The server announced that it closes the connection after the current reply
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    closing: bool,
 }
 
 impl ReplyVerifier {
@@ -127,6 +132,8 @@ impl ReplyVerifier {
             answered: 0,
             completed: 0,
             failed: None,
+            last_done: None,
+            closing: false,
         }
     }
 
@@ -144,6 +151,15 @@ impl ReplyVerifier {
         self.answered = 0;
         self.completed = 0;
         self.failed = None;
+        self.last_done = None;
+        self.closing = false;
+    }
+
+    /// Whether the server announced that it closes the connection after the reply in hand
+    /// (`Connection: close`; HTTP/1.0 without `keep-alive`), as nginx does on the last reply
+    /// `keepalive_requests` allows: no request is sent after it, and the connection ends.
+    pub fn peer_closes(&self) -> bool {
+        self.closing
     }
 
     /// Whether another request may be sent.
@@ -204,16 +220,22 @@ impl ReplyVerifier {
         let mut done = 0;
         while !rest.is_empty() {
             let Some(front) = self.in_flight.front().copied() else {
-                let bad = Bad {
+                let mut bad = Bad {
                     reason: "bytes arrived with no request outstanding".to_string(),
                     shown: escape(rest, SHOWN_BYTES),
                 };
+                self.name_short_framing(script, rest, &mut bad);
                 return Err(self.fail(0, "", bad));
             };
             let step = script.step(front.stamp.index);
             let fed = match self.feed(step, rest) {
                 Ok(fed) => fed,
-                Err(bad) => return Err(self.fail_at(script, front.stamp.index, bad)),
+                Err(mut bad) => {
+                    if self.got == 0 {
+                        self.name_short_framing(script, rest, &mut bad);
+                    }
+                    return Err(self.fail_at(script, front.stamp.index, bad));
+                }
             };
             self.received += fed.used as u64;
             rest = &rest[fed.used..];
@@ -244,12 +266,44 @@ impl ReplyVerifier {
             self.tail.clear();
             self.line.clear();
             self.http = Http::Head;
+            self.last_done = Some(front.stamp.index);
             on_complete(Completed {
                 stamp: front.stamp,
                 len,
             });
         }
         Ok(done)
+    }
+
+    /// When `rest`, the bytes after a whole reply, begin with a line ending and that reply was
+    /// an `--expect` without one, says so in `bad`: the expected reply was one line ending
+    /// short (`--expect '+PONG'` for `+PONG\r\n`), which is why these bytes do not fit.
+    fn name_short_framing(&self, script: &Script, rest: &[u8], bad: &mut Bad) {
+        let Some(index) = self.last_done else { return };
+        let Frame::Exact(x) = &script.step(index).frame else {
+            return;
+        };
+        // The chunk may hold only the `\r` so far.
+        let ending: &[u8] = match rest.first() {
+            Some(b'\r') => b"\r\n",
+            Some(b'\n') => b"\n",
+            _ => return,
+        };
+        if x.ends_with(b"\n") {
+            return;
+        }
+        let mut whole = x.clone();
+        whole.extend_from_slice(ending);
+        bad.reason = format!(
+            "{}; the reply before ended with {} after the {} --expect gave: --expect is the \
+             whole reply, its line ending too (--expect '{}'), or frame replies with \
+             --expect-until '{}'",
+            bad.reason,
+            escape(ending, SHOWN_BYTES),
+            escape(x, SHOWN_BYTES),
+            escape(&whole, SHOWN_BYTES).trim_matches('"'),
+            escape(ending, SHOWN_BYTES).trim_matches('"'),
+        );
     }
 
     /// Frames the front reply, of `step`, with the next bytes `rest`.
@@ -439,6 +493,19 @@ impl ReplyVerifier {
             }
         }
         let code = resp.code.expect("a complete response has a code");
+        let connection = resp
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii);
+        let (mut close, mut keep_alive) = (false, false);
+        for token in connection {
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+        // HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 keeps alive unless it says close.
+        self.closing |= close || (resp.version == Some(0) && !keep_alive);
         if !status.accepts(code) {
             return Err(Bad {
                 reason: format!("HTTP status {code}, expected {status}"),
@@ -534,8 +601,9 @@ impl ReplyVerifier {
             Err(ConnError::ShortReply {
                 offset: self.received,
                 unanswered: self.in_flight.len(),
+                announced: self.closing,
             })
-        } else if !client_done {
+        } else if !client_done && !self.closing {
             Err(ConnError::EarlyClose {
                 offset: self.received,
             })
@@ -670,6 +738,20 @@ mod tests {
         last
     }
 
+    /// `--expect '+PONG'` against `+PONG\r\n` passed one reply, then failed on "bytes arrived
+    /// with no request outstanding" (or a wrong second reply) without naming the framing.
+    #[test]
+    fn an_expect_without_its_line_ending_is_named() {
+        let s = script(vec![req("PING\r\n"), Item::Expect(b"+PONG".to_vec())]);
+        for n in [1, 2] {
+            let e = wrong_in_every_chunking(&s, n, b"+PONG\r\n+PONG\r\n", "--expect '+PONG\\r\\n'");
+            assert!(e.contains("--expect-until '\\r\\n'"), "{e}");
+        }
+        // A reply that is wrong for another reason says nothing of line endings.
+        let e = wrong_in_every_chunking(&s, 2, b"+PONG-PONG", "expected");
+        assert!(!e.contains("line ending"), "{e}");
+    }
+
     #[test]
     fn exact_replies_in_sequence() {
         let s = script(vec![
@@ -770,6 +852,43 @@ mod tests {
         let mut all = vec![req("GET / HTTP/1.1\r\nHost: x\r\n\r\n")];
         all.extend(items);
         script(all)
+    }
+
+    /// nginx answers the last request `keepalive_requests` allows with `Connection: close`, then
+    /// closes: the verifier says so, and the close that follows is not an error.
+    #[test]
+    fn connection_close_is_announced_and_its_end_is_no_error() {
+        let s = http(vec![Item::ExpectHttp(HttpStatus::Class(2))]);
+        let last = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+        let kept = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let old_kept = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok";
+        for (wire, closes) in [
+            (&last[..], true),
+            (&kept[..], false),
+            (&old[..], true),
+            (&old_kept[..], false),
+        ] {
+            let mut v = ReplyVerifier::new(1);
+            v.push(s.step(1).request.len(), stamp(1));
+            assert_eq!(v.consume(wire, &s, |_| {}).unwrap(), 1);
+            assert_eq!(v.peer_closes(), closes, "{}", String::from_utf8_lossy(wire));
+            // The server's end of stream, before the client shut its side.
+            assert_eq!(v.on_eof(false).is_ok(), closes);
+            v.reset();
+            assert!(!v.peer_closes(), "a new connection starts kept alive");
+        }
+        // A request pipelined past the closing reply is never answered: said so.
+        let mut v = ReplyVerifier::new(2);
+        v.push(s.step(1).request.len(), stamp(1));
+        v.push(s.step(2).request.len(), stamp(2));
+        v.consume(last, &s, |_| {}).unwrap();
+        let e = v.on_eof(false).unwrap_err().to_string();
+        assert!(
+            e.contains("1 request unanswered, sent after a reply that said `Connection: close`"),
+            "{e}"
+        );
+        assert!(e.contains("--pipeline 1"), "{e}");
     }
 
     #[test]

@@ -23,11 +23,18 @@ use ringport_report::histogram::LatencySummary;
 pub use ringport_report::run::{AgentRun, Spread, StepFigures, StreamFigures, StressReport};
 
 use crate::config::{Stop, StressConfig, Workload};
+use crate::error::ErrorKind;
 use crate::measure::thread::ThreadStats;
 use crate::report::warnings::starved_warning;
 
 /// In rate mode, a run that reaches less than this fraction of `--rate` gets a warning.
 pub const RATE_SHORTFALL: f64 = 0.95;
+
+/// Seconds rounded to the microsecond, the precision they are measured to: a difference of two
+/// wall-clock times is not printed as `1.9942885700000001`.
+pub fn round_to_micros(secs: f64) -> f64 {
+    (secs * 1e6).round() / 1e6
+}
 
 /// Builds the report of a run of `config` from the merged `stats`, measured over `measured`
 /// (warm-up excluded), on `backend`. Adds the warnings the numbers call for.
@@ -37,7 +44,7 @@ pub fn build(
     measured: Duration,
     backend: &str,
 ) -> StressReport {
-    let secs = measured.as_secs_f64();
+    let secs = round_to_micros(measured.as_secs_f64());
     let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let workload = config.workload();
     let rate_mode = matches!(workload, Workload::Rate { .. });
@@ -75,14 +82,34 @@ pub fn build(
     if stats.messages == 0 {
         warnings.push("no round trip was verified: every figure is empty".to_string());
     }
-    if let Some(w) = starved_warning(&stats.per_connection, stream_mode) {
+    if let Some(w) = starved_warning(&stats.per_connection, stream_mode, stats.closed_at_byte_0) {
         warnings.push(w);
     }
+    if stats.server_closes > 0 {
+        warnings.push(format!(
+            "the server closed {} connection{} after a reply that said `Connection: close` (as \
+             nginx does after keepalive_requests replies); each was replaced by a new \
+             connection and the run went on, so the figures include those reconnects",
+            stats.server_closes,
+            if stats.server_closes == 1 { "" } else { "s" }
+        ));
+    }
+    let connects_failed = stats.errors.get(ErrorKind::ConnectFailed);
     if stats.closed_at_byte_0 > 0 {
+        // Connects that failed as well: the server went away, rather than turning clients away.
+        let cause = if connects_failed > 0 {
+            format!(
+                "and {connects_failed} connects failed: the server likely stopped (was stopped, \
+                 killed or crashed) during the run"
+            )
+        } else {
+            "a server-side connection limit is the likely cause (for ringport serve: \
+             --max-per-ip, --max-connections; its log says which)"
+                .to_string()
+        };
         warnings.push(format!(
             "{} of {} connections were closed or reset by the server before it echoed a \
-             byte: a server-side connection limit is the likely cause (for ringport serve: \
-             --max-per-ip, --max-connections; its log says which)",
+             byte: {cause}",
             stats.closed_at_byte_0,
             // With churn, of the connections made (each slot reconnects).
             if config.messages_per_connection.is_some() {
@@ -99,7 +126,7 @@ pub fn build(
         detail: e.detail.clone(),
     });
     StressReport {
-        target: format!("{}:{}", config.host, config.port),
+        target: config.target(),
         backend: backend.to_string(),
         mode: match workload {
             Workload::Closed { .. } => "closed",
@@ -124,6 +151,7 @@ pub fn build(
             _ => config.payload().describe(),
         },
         stop: match config.stop() {
+            Stop::Count(1) if stream_mode => "1 chunk per connection".to_string(),
             Stop::Count(n) if stream_mode => format!("{n} chunks per connection"),
             stop => stop.to_string(),
         },

@@ -398,15 +398,15 @@ fn issue14_the_header_counts_in_the_right_number() {
 /// fairness min 0) got no warning.
 #[test]
 fn issue14_a_starved_connection_is_warned_about() {
-    let w = starved_warning(&[0, 500, 0], false).expect("a warning");
+    let w = starved_warning(&[0, 500, 0], false, 0).expect("a warning");
     assert!(
         w.starts_with("starved: 2 of 3 connections had no round trip"),
         "{w}"
     );
     assert!(w.contains("another had 500"), "{w}");
-    assert_eq!(starved_warning(&[3, 500, 7], false), None);
+    assert_eq!(starved_warning(&[3, 500, 7], false, 0), None);
     assert_eq!(
-        starved_warning(&[0, 0], false),
+        starved_warning(&[0, 0], false, 0),
         None,
         "nothing verified: another warning"
     );
@@ -432,4 +432,90 @@ fn issue14_a_starved_connection_is_warned_about() {
         "{}",
         r.render()
     );
+}
+
+/// Connections reset by `--max-per-ip` before a byte were warned about as starved "as
+/// --model single" does; they are the server's limit, warned about as such.
+#[test]
+fn connections_turned_away_are_not_starved() {
+    assert_eq!(starved_warning(&[0, 500, 0], false, 2), None);
+    let w = starved_warning(&[0, 500, 0], false, 1).expect("one is starved");
+    assert!(w.starts_with("starved: 1 of 3"), "{w}");
+    let mut s = ThreadStats::new(3);
+    let t0 = Instant::now();
+    s.record_message(
+        1,
+        &Completed {
+            stamp: SendStamp {
+                index: 1,
+                intended: t0,
+                sent: t0,
+            },
+            len: 64,
+        },
+        t0,
+    );
+    let reset = || crate::error::ConnError::Reset {
+        offset: 0,
+        source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+    };
+    s.record_error(0, &reset(), t0);
+    s.record_error(2, &reset(), t0);
+    let mut c = config();
+    c.connections = 3;
+    let text = build(&c, &s, Duration::from_secs(1), "uring").render();
+    assert!(!text.contains("starved"), "{text}");
+    assert!(
+        text.contains("a server-side connection limit is the likely cause"),
+        "{text}"
+    );
+    // Connects failing too: the server went away (a churn run whose server was killed).
+    let refused = crate::error::ConnError::ConnectFailed(std::io::Error::from(
+        std::io::ErrorKind::ConnectionRefused,
+    ));
+    s.record_error(2, &refused, t0);
+    let text = build(&c, &s, Duration::from_secs(1), "uring").render();
+    assert!(
+        text.contains("and 1 connects failed: the server likely stopped"),
+        "{text}"
+    );
+    assert!(!text.contains("connection limit"), "{text}");
+}
+
+/// A server that died during the warm-up was reported "in 0.00s (after 2.0s warm-up)", as if
+/// the warm-up had been done.
+#[test]
+fn a_run_that_ended_in_its_warm_up_says_so() {
+    let mut c = config();
+    c.warmup = Duration::from_secs(2);
+    let text = build(&c, &ThreadStats::new(1), Duration::ZERO, "uring").render();
+    assert!(
+        text.contains("(the run ended during the 2.0s warm-up: nothing measured)"),
+        "{text}"
+    );
+    assert!(!text.contains("after 2.0s warm-up"), "{text}");
+    let text = build(&c, &ThreadStats::new(1), Duration::from_secs(1), "uring").render();
+    assert!(text.contains("(after 2.0s warm-up)"), "{text}");
+}
+
+/// `merge` printed `duration_s` as 1.9942885700000001 (a difference of two Unix times).
+#[test]
+fn seconds_are_kept_to_the_microsecond() {
+    // Two wall-clock times a run apart, as merge takes them from the agents' JSON.
+    let (start, end) = (1_764_583_200.0_f64, 1_764_583_201.994_288_6_f64);
+    let merged = end - start;
+    assert_ne!(
+        merged.to_string(),
+        "1.994289",
+        "the difference is not a round figure"
+    );
+    assert_eq!(round_to_micros(merged).to_string(), "1.994289");
+    assert_eq!(round_to_micros(2.5), 2.5);
+    let r = build(
+        &config(),
+        &ThreadStats::new(4),
+        Duration::from_nanos(1_994_288_570),
+        "uring",
+    );
+    assert_eq!(r.duration_s.to_string(), "1.994289");
 }

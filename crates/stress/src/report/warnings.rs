@@ -16,8 +16,14 @@ use crate::measure::ports::TIME_WAIT_SECS;
 
 /// The warning for connections that had nothing verified in the measured window while others
 /// did (fairness min 0): a server that serves one client at a time, or one that starves some.
-pub fn starved_warning(per_connection: &[u64], stream: bool) -> Option<String> {
-    let starved = per_connection.iter().filter(|&&n| n == 0).count();
+/// Connections the server closed or reset before echoing a byte (`closed_early`: a limit such
+/// as `--max-per-ip` turning them away, warned about on its own) are not starved.
+pub fn starved_warning(per_connection: &[u64], stream: bool, closed_early: u64) -> Option<String> {
+    let starved = per_connection
+        .iter()
+        .filter(|&&n| n == 0)
+        .count()
+        .saturating_sub(usize::try_from(closed_early).unwrap_or(usize::MAX));
     let best = per_connection.iter().copied().max().unwrap_or(0);
     if starved == 0 || best == 0 {
         return None;

@@ -254,7 +254,7 @@ pub fn search_with<E>(
     };
     let first_failing = hi.map(|(h, _)| h);
     Ok(SearchReport {
-        target: format!("{}:{}", b.host, b.port),
+        target: b.target(),
         targets: cfg.targets.clone(),
         connections: b.connections,
         pipeline: b.pipeline,
