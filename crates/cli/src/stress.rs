@@ -444,14 +444,17 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
                     } else {
                         "SIGTERM"
                     };
+                    // The flag first, and notices that never wait for standard error: a
+                    // signal is answered even when nobody reads it.
                     if n == 0 {
-                        eprintln!(
+                        on_signal.store(true, Ordering::Relaxed);
+                        crate::stderr::note!(
                             "ringport: {name}: stopping, verifying what is in flight (again to exit \
                              at once)"
                         );
-                        on_signal.store(true, Ordering::Relaxed);
                     } else {
-                        eprintln!("ringport: {name} again: exiting at once");
+                        crate::stderr::note!("ringport: {name} again: exiting at once");
+                        crate::stderr::flush();
                         std::process::exit(130);
                     }
                 }
