@@ -1,6 +1,9 @@
 //! `stress --rate` far beyond what the client can send (1e9 messages per second): the run still
 //! ends when its duration is over, and one SIGINT stops it early.
 
+// Unix only: SIGINT. The pacing is the same code on every system.
+#![cfg(unix)]
+
 mod support;
 
 use std::process::{Child, Stdio};
@@ -77,7 +80,6 @@ fn a_run_at_a_billion_messages_per_second_ends_when_its_duration_is_over() {
 
 /// One SIGINT stops a run whose rate the client cannot keep up with: what is in flight is
 /// verified, the report printed, and the exit code is 130.
-#[cfg(unix)]
 #[test]
 fn one_sigint_stops_a_run_at_a_billion_messages_per_second() {
     let server = Server::start("completion", &[]);
