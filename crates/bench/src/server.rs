@@ -9,7 +9,9 @@
 //! they do not exit promptly.
 //!
 //! Both output streams of the child are read by threads all along, so a chatty server never
-//! blocks on a full pipe, and its last lines are at hand when it fails.
+//! blocks on a full pipe, and its last lines are at hand when it fails. A server dies with the
+//! bench process (`PR_SET_PDEATHSIG`, SIGKILL), whatever ends it: it must be started from the
+//! thread that runs the bench (the kernel signals the child when that thread ends).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -193,6 +195,8 @@ impl ServerProcess {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Killed with bench, however bench ends (SIGKILL included): no server left running.
+        ringport_port::os::die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(|e| fail(format!("cannot start `{command}`: {e}")))?;

@@ -21,6 +21,7 @@ mod request_args;
 mod secs;
 mod send;
 mod serve;
+mod stderr;
 mod stress;
 
 use std::process::ExitCode;
@@ -59,7 +60,7 @@ fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr::writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -194,6 +195,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     };
+    stderr::flush();
     match result {
         Ok(code) => code,
         Err(e) => {

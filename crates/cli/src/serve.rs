@@ -19,6 +19,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::secs::{parse_secs, secs, secs_or_off};
+use crate::stderr::note;
 
 /// Flags of `ringport serve`.
 #[derive(Debug, Args)]
@@ -194,7 +195,9 @@ impl ServeArgs {
 }
 
 /// Runs the server until it has shut down.
-/// SIGINT and SIGTERM start the graceful shutdown; a second one exits at once (130).
+/// SIGINT and SIGTERM start the graceful shutdown; a second one exits at once (130). Their
+/// notices never wait for standard error ([`crate::stderr`]): one nobody reads cannot keep a
+/// signal from being answered.
 #[cfg(unix)]
 fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
@@ -205,10 +208,11 @@ fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
             for (n, sig) in signals.forever().enumerate() {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 if n == 0 {
-                    eprintln!("ringport: {name}: shutting down gracefully (again to exit at once)");
+                    note!("ringport: {name}: shutting down gracefully (again to exit at once)");
                     on_signal.trigger();
                 } else {
-                    eprintln!("ringport: {name} again: exiting at once");
+                    note!("ringport: {name} again: exiting at once");
+                    crate::stderr::flush();
                     std::process::exit(130);
                 }
             }
@@ -226,10 +230,11 @@ fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let seen = AtomicUsize::new(0);
     ringport_port::os::on_console_ctrl(move || {
         if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            eprintln!("ringport: Ctrl-C: shutting down gracefully (again to exit at once)");
+            note!("ringport: Ctrl-C: shutting down gracefully (again to exit at once)");
             on_ctrl.trigger();
         } else {
-            eprintln!("ringport: Ctrl-C again: exiting at once");
+            note!("ringport: Ctrl-C again: exiting at once");
+            crate::stderr::flush();
             std::process::exit(130);
         }
     })
@@ -314,9 +319,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_file(path);
     }
     let summary = summary?;
-    let mut out = std::io::stdout().lock();
-    write!(out, "{summary}")?;
-    out.flush()?;
+    print_summary(summary.to_string());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -332,6 +335,30 @@ fn in_foreground() -> bool {
     {
         true
     }
+}
+
+/// How long the summary may wait for standard output to take it.
+const SUMMARY_WAIT: Duration = Duration::from_secs(2);
+
+/// Prints the summary on standard output, waiting for it at most [`SUMMARY_WAIT`]. Standard
+/// output that broke or stalled after start (its reader gone, or not reading) is not a
+/// failure of the server, which stopped normally: the summary is lost, and stderr says so.
+fn print_summary(summary: String) {
+    let (written, outcome) = std::sync::mpsc::channel();
+    let writer = std::thread::Builder::new()
+        .name("ringport-summary".into())
+        .spawn(move || {
+            let mut out = std::io::stdout().lock();
+            let result = out.write_all(summary.as_bytes()).and_then(|()| out.flush());
+            let _ = written.send(result);
+        });
+    let why = match writer.map(|_| outcome.recv_timeout(SUMMARY_WAIT)) {
+        Ok(Ok(Ok(()))) => return,
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(_)) => format!("nothing read it for {} s", SUMMARY_WAIT.as_secs()),
+        Err(e) => format!("cannot start a thread to write it: {e}"),
+    };
+    note!("ringport: the summary could not be written on standard output ({why}); the server stopped normally");
 }
 
 /// Writes `line` and a newline to a new file beside `path`, then renames it to `path`: a reader
@@ -443,7 +470,7 @@ fn print_stats(live: &Live, every: Duration, done: &AtomicBool) {
         let now = live.snapshot();
         let elapsed = at.elapsed();
         at = Instant::now();
-        eprintln!("{}", now.line(&prev, elapsed));
+        note!("{}", now.line(&prev, elapsed));
         prev = now;
     }
 }

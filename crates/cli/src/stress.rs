@@ -349,9 +349,14 @@ static LIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::M
 /// Prints `text` on stderr as a line of its own: above the live line, if one is drawn.
 fn notice(text: &str) {
     let bar = LIVE_BAR.lock().ok().and_then(|b| b.clone());
+    // Through the one stderr queue, which never waits for a reader; flushed (for a bounded
+    // time) while the live line is suspended, so the notice lands above it, not into it.
     match bar {
-        Some(bar) => bar.suspend(|| eprintln!("{text}")),
-        None => eprintln!("{text}"),
+        Some(bar) => bar.suspend(|| {
+            crate::stderr::note!("{text}");
+            crate::stderr::flush();
+        }),
+        None => crate::stderr::note!("{text}"),
     }
 }
 
@@ -484,15 +489,18 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
                     } else {
                         "SIGTERM"
                     };
+                    // The flag first, and notices that never wait for standard error: a
+                    // signal is answered even when nobody reads it.
                     if n == 0 {
+                        on_signal.store(true, Ordering::Relaxed);
                         notice(&format!(
                             "ringport: {name}: stopping, verifying what is in flight (again to \
                              exit at once)"
                         ));
-                        on_signal.store(true, Ordering::Relaxed);
                     } else {
                         clear_live_line();
-                        eprintln!("ringport: {name} again: exiting at once");
+                        crate::stderr::note!("ringport: {name} again: exiting at once");
+                        crate::stderr::flush();
                         std::process::exit(i32::from(crate::exit::INTERRUPTED));
                     }
                 }

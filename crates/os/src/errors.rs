@@ -16,6 +16,17 @@
 //! | [`TimedOut`](ErrorClass::TimedOut) | `ETIMEDOUT` | `WSAETIMEDOUT` |
 //! | [`AddrUnavailable`](ErrorClass::AddrUnavailable) | `EADDRNOTAVAIL`, `EADDRINUSE` | `WSAEADDRNOTAVAIL`, `WSAEADDRINUSE` |
 //! | [`Other`](ErrorClass::Other) | the rest | the rest |
+//!
+//! # Failed accepts
+//!
+//! A failed accept means something else: [`AcceptFailure`] says whose failure it is, the
+//! connection's or the listener's, for the servers' accept policy.
+//!
+//! | failure | Linux | Windows |
+//! |---|---|---|
+//! | [`Gone`](AcceptFailure::Gone) | a [`Reset`](ErrorClass::Reset), `ENOTCONN`, `EPROTO` | a [`Reset`](ErrorClass::Reset), `WSAENOTCONN` |
+//! | [`Exhausted`](AcceptFailure::Exhausted) | `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` | `WSAEMFILE`, `WSAENOBUFS`, `ERROR_NOT_ENOUGH_MEMORY`, `ERROR_OUTOFMEMORY` |
+//! | [`Other`](AcceptFailure::Other) | the rest | the rest |
 
 use std::fmt;
 use std::io;
@@ -108,6 +119,72 @@ impl From<&io::Error> for ErrorClass {
     }
 }
 
+/// Whose failure a failed accept is: the connection's, or the listener's (see the module's
+/// table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AcceptFailure {
+    /// The connection was gone before it could be accepted (the client reset or aborted it,
+    /// or it is no longer connected): that client's failure, and it left the listen backlog
+    /// with it, so the next accept may be tried at once.
+    Gone,
+    /// Out of descriptors or memory: the connection stays in the backlog, and accepting again at
+    /// once would fail again.
+    Exhausted,
+    /// Anything else.
+    Other,
+}
+
+impl AcceptFailure {
+    /// Whose failure the failed accept `e` is.
+    pub fn of(e: &io::Error) -> AcceptFailure {
+        if ErrorClass::of(e) == ErrorClass::Reset || e.kind() == io::ErrorKind::NotConnected {
+            return AcceptFailure::Gone;
+        }
+        match e.raw_os_error() {
+            #[cfg(windows)]
+            Some(code) => accept_failure_of_windows_code(code),
+            #[cfg(not(windows))]
+            Some(code) => accept_failure_of_unix_code(code),
+            None => AcceptFailure::Other,
+        }
+    }
+}
+
+/// The accept failure of an `errno` value that is not a reset.
+#[cfg(not(windows))]
+fn accept_failure_of_unix_code(code: i32) -> AcceptFailure {
+    #[cfg(unix)]
+    {
+        use nix::errno::Errno;
+        match Errno::from_raw(code) {
+            Errno::ENOTCONN | Errno::EPROTO => AcceptFailure::Gone,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM => {
+                AcceptFailure::Exhausted
+            }
+            _ => AcceptFailure::Other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = code;
+        AcceptFailure::Other
+    }
+}
+
+/// The accept failure of a Windows error code (Win32 or Winsock).
+#[cfg_attr(not(windows), allow(dead_code))]
+fn accept_failure_of_windows_code(code: i32) -> AcceptFailure {
+    use win::*;
+    match code {
+        WSAENOTCONN => AcceptFailure::Gone,
+        _ if of_windows_code(code) == Some(ErrorClass::Reset) => AcceptFailure::Gone,
+        WSAEMFILE | WSAENOBUFS | ERROR_NOT_ENOUGH_MEMORY | ERROR_OUTOFMEMORY => {
+            AcceptFailure::Exhausted
+        }
+        _ => AcceptFailure::Other,
+    }
+}
+
 /// The class of an `errno` value.
 #[cfg(not(windows))]
 fn of_unix_code(code: i32) -> Option<ErrorClass> {
@@ -133,16 +210,21 @@ fn of_unix_code(code: i32) -> Option<ErrorClass> {
 /// Windows error codes (winerror.h), by name.
 #[cfg_attr(not(windows), allow(dead_code))]
 mod win {
+    pub const ERROR_NOT_ENOUGH_MEMORY: i32 = 8;
+    pub const ERROR_OUTOFMEMORY: i32 = 14;
     pub const ERROR_BROKEN_PIPE: i32 = 109;
     pub const ERROR_NO_DATA: i32 = 232;
     pub const ERROR_NETNAME_DELETED: i32 = 64;
     pub const ERROR_CONNECTION_REFUSED: i32 = 1225;
     pub const ERROR_CONNECTION_ABORTED: i32 = 1236;
+    pub const WSAEMFILE: i32 = 10024;
     pub const WSAEADDRINUSE: i32 = 10048;
     pub const WSAEADDRNOTAVAIL: i32 = 10049;
     pub const WSAENETRESET: i32 = 10052;
     pub const WSAECONNABORTED: i32 = 10053;
     pub const WSAECONNRESET: i32 = 10054;
+    pub const WSAENOBUFS: i32 = 10055;
+    pub const WSAENOTCONN: i32 = 10057;
     pub const WSAESHUTDOWN: i32 = 10058;
     pub const WSAETIMEDOUT: i32 = 10060;
     pub const WSAECONNREFUSED: i32 = 10061;
@@ -238,6 +320,59 @@ mod tests {
             }
         }
         assert_eq!(of_windows_code(10035), None, "WSAEWOULDBLOCK");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_accept_failures_are_the_connections_or_scarcity() {
+        let of = |c: i32| AcceptFailure::of(&io::Error::from_raw_os_error(c));
+        // Values of Linux's errno.h.
+        for (code, name) in [
+            (103, "ECONNABORTED"),
+            (104, "ECONNRESET"),
+            (107, "ENOTCONN"),
+        ] {
+            assert_eq!(of(code), AcceptFailure::Gone, "{name}");
+        }
+        assert_eq!(of(71), AcceptFailure::Gone, "EPROTO");
+        for (code, name) in [
+            (24, "EMFILE"),
+            (23, "ENFILE"),
+            (105, "ENOBUFS"),
+            (12, "ENOMEM"),
+        ] {
+            assert_eq!(of(code), AcceptFailure::Exhausted, "{name}");
+        }
+        for (code, name) in [(22, "EINVAL"), (1, "EPERM"), (9, "EBADF")] {
+            assert_eq!(of(code), AcceptFailure::Other, "{name}");
+        }
+        assert_eq!(
+            AcceptFailure::of(&io::Error::other("no code")),
+            AcceptFailure::Other
+        );
+    }
+
+    #[test]
+    fn windows_accept_failures_are_the_connections_or_scarcity() {
+        for (code, failure) in [
+            (10054, AcceptFailure::Gone),
+            (10057, AcceptFailure::Gone),
+            (10053, AcceptFailure::Gone),
+            (64, AcceptFailure::Gone),
+            (1236, AcceptFailure::Gone),
+            (10024, AcceptFailure::Exhausted),
+            (10055, AcceptFailure::Exhausted),
+            (8, AcceptFailure::Exhausted),
+            (14, AcceptFailure::Exhausted),
+            (10022, AcceptFailure::Other),
+            (10038, AcceptFailure::Other),
+        ] {
+            assert_eq!(accept_failure_of_windows_code(code), failure, "{code}");
+            if cfg!(windows) {
+                let e = io::Error::from_raw_os_error(code);
+                assert_eq!(AcceptFailure::of(&e), failure, "{code}: {e}");
+            }
+        }
     }
 
     /// A connection on loopback whose peer closes with `SO_LINGER` 0: a reset.

@@ -33,5 +33,5 @@ pub mod proc;
 #[cfg(unix)]
 pub mod term;
 
-pub use errors::ErrorClass;
+pub use errors::{AcceptFailure, ErrorClass};
 pub use human::{human_bytes, plural};

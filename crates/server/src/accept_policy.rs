@@ -1,16 +1,21 @@
 //! The accept-failure policy of every server model (completion, threaded, single): which failed
-//! accepts pause accepting, for how long, and what is logged.
+//! accepts pause accepting, for how long, and what is logged. Whose failure an accept's error
+//! is comes from `ringport_os::AcceptFailure`, for every system.
 //!
+//! - **Gone** (the client reset or aborted the connection before it was accepted: Linux
+//!   `ECONNABORTED`; Windows `WSAECONNRESET`, `WSAENOTCONN`, `ERROR_NETNAME_DELETED`, ...):
+//!   that connection's failure, not the listener's, and it left the backlog with it. The next
+//!   accept follows at once (on IOCP with a fresh accept socket), however many clients gave up
+//!   in a row: a burst of resets never pauses accepting.
 //! - **Scarce** (out of descriptors or memory: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`):
 //!   accepting again at once would fail again, and spin. Accepting pauses, 100 ms doubling up
 //!   to 1 s; the connections already open keep being served meanwhile.
-//! - **Transient** (anything else: the client gave up with `ECONNABORTED`, a protocol error):
-//!   that one connection is lost, the next may be fine, so the next accept follows at once;
-//!   after [`TRANSIENT_RETRIES`] failures in a row accepting pauses anyway, so that a failure
-//!   that keeps coming never spins either.
+//! - **Transient** (anything else): that one connection is lost, the next may be fine, so the
+//!   next accept follows at once; after [`TRANSIENT_RETRIES`] failures in a row accepting
+//!   pauses anyway, so that a failure that keeps coming never spins either.
 //! - **Logging**: a pause is an *episode*, warned about once when it starts ("pausing
 //!   accepts") and reported once when an accept succeeds again, however many accepts failed in
-//!   between; transient failures are debug lines.
+//!   between; gone clients and transient failures are debug lines.
 //!
 //! What is not a failure of the accept (a cancellation, "would block" on a non-blocking
 //! listener, a signal; a kernel refusing multishot accept, which the port makes up for) is the
@@ -19,6 +24,7 @@
 use std::io;
 use std::time::Duration;
 
+use ringport_os::AcceptFailure;
 use tracing::{debug, info, warn};
 
 /// The first pause of accepts that fail for want of descriptors or memory.
@@ -31,6 +37,8 @@ pub(crate) const TRANSIENT_RETRIES: u32 = 16;
 /// The kind of a failed accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
+    /// The client was gone before it was accepted: accept the next at once, always.
+    Gone,
     /// Out of descriptors or memory: accepting again at once would fail again.
     Scarce,
     /// That one connection is lost; the next may be fine.
@@ -39,14 +47,10 @@ pub(crate) enum Class {
 
 /// Classifies a failed accept.
 pub(crate) fn classify(e: &io::Error) -> Class {
-    #[cfg(unix)]
-    const SCARCE: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
-    // WSAEMFILE, WSAENOBUFS, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY.
-    #[cfg(windows)]
-    const SCARCE: [i32; 4] = [10024, 10055, 8, 14];
-    match e.raw_os_error() {
-        Some(code) if SCARCE.contains(&code) => Class::Scarce,
-        _ => Class::Transient,
+    match AcceptFailure::of(e) {
+        AcceptFailure::Gone => Class::Gone,
+        AcceptFailure::Exhausted => Class::Scarce,
+        AcceptFailure::Other => Class::Transient,
     }
 }
 
@@ -141,8 +145,16 @@ impl AcceptPolicy {
     /// An accept failed and nothing else is accepting: what to do next (see the module's
     /// policy). Logs the start of an episode.
     pub(crate) fn failed(&mut self, e: &io::Error) -> Verdict {
+        let class = classify(e);
+        if class == Class::Gone {
+            debug!(
+                worker = self.worker,
+                "accept failed: {e} (the client was gone); accepting the next"
+            );
+            return Verdict::AcceptNext;
+        }
         self.failures += 1;
-        if classify(e) == Class::Scarce || self.failures > TRANSIENT_RETRIES {
+        if class == Class::Scarce || self.failures > TRANSIENT_RETRIES {
             if self.trouble.hit() {
                 warn!(
                     worker = self.worker,
@@ -159,11 +171,11 @@ impl AcceptPolicy {
         }
     }
 
-    /// An accept failed, but the accept goes on by itself (a multishot accept still armed):
-    /// counted towards the failures in a row, nothing to decide.
-    pub(crate) fn failed_armed(&mut self, e: &io::Error) {
-        self.failures += 1;
-        debug!(worker = self.worker, "accept failed: {e}");
+    /// An accept failed, but the accept goes on by itself (a multishot accept still armed, as
+    /// IOCP's after a client that was gone): the same policy as [`failed`](Self::failed); on
+    /// [`Verdict::Pause`] the caller stops the armed accept for the pause.
+    pub(crate) fn failed_armed(&mut self, e: &io::Error) -> Verdict {
+        self.failed(e)
     }
 
     /// Accepting could not even be attempted (the accept could not be submitted): the next
@@ -187,7 +199,15 @@ mod tests {
         for n in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
             assert_eq!(classify(&errno(n)), Class::Scarce, "{n}");
         }
-        for n in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM, libc::EINTR] {
+        for n in [
+            libc::ECONNABORTED,
+            libc::ECONNRESET,
+            libc::EPROTO,
+            libc::ENOTCONN,
+        ] {
+            assert_eq!(classify(&errno(n)), Class::Gone, "{n}");
+        }
+        for n in [libc::EPERM, libc::EINTR, libc::EINVAL] {
             assert_eq!(classify(&errno(n)), Class::Transient, "{n}");
         }
         assert_eq!(classify(&io::Error::other("no errno")), Class::Transient);
@@ -238,28 +258,50 @@ mod tests {
     fn transient_failures_accept_the_next_until_too_many_in_a_row() {
         let mut p = AcceptPolicy::new(None);
         for _ in 0..TRANSIENT_RETRIES {
-            assert_eq!(p.failed(&errno(libc::ECONNABORTED)), Verdict::AcceptNext);
+            assert_eq!(p.failed(&errno(libc::EPERM)), Verdict::AcceptNext);
         }
         assert_eq!(
-            p.failed(&errno(libc::ECONNABORTED)),
+            p.failed(&errno(libc::EPERM)),
             Verdict::Pause(BACKOFF_MIN),
             "never spins"
         );
         p.succeeded();
-        assert_eq!(p.failed(&errno(libc::ECONNABORTED)), Verdict::AcceptNext);
+        assert_eq!(p.failed(&errno(libc::EPERM)), Verdict::AcceptNext);
     }
 
     #[test]
-    fn failures_of_an_armed_accept_count_towards_the_retries_but_never_pause() {
-        let mut p = AcceptPolicy::new(Some(1));
-        for _ in 0..TRANSIENT_RETRIES {
-            p.failed_armed(&errno(libc::EMFILE));
+    fn clients_gone_before_their_accept_never_pause_accepting() {
+        // A burst of 200 resets in the backlog: every accept is followed by the next, at once.
+        let mut p = AcceptPolicy::new(Some(0));
+        for n in 0..200 {
+            assert_eq!(
+                p.failed(&errno(libc::ECONNABORTED)),
+                Verdict::AcceptNext,
+                "gone client {n}"
+            );
+            assert_eq!(p.failed_armed(&errno(libc::ENOTCONN)), Verdict::AcceptNext);
         }
         assert_eq!(p.trouble.hits, 0, "no episode");
-        assert_eq!(p.backoff.next, BACKOFF_MIN, "no pause taken");
+        // Nor do they count towards the other failures in a row.
+        assert_eq!(p.failures, 0);
+    }
+
+    #[test]
+    fn failures_of_an_armed_accept_follow_the_same_policy() {
+        let mut p = AcceptPolicy::new(Some(1));
+        for _ in 0..TRANSIENT_RETRIES {
+            assert_eq!(p.failed_armed(&errno(libc::EPERM)), Verdict::AcceptNext);
+        }
+        assert_eq!(p.trouble.hits, 0, "no episode");
         assert_eq!(
-            p.failed(&errno(libc::ECONNABORTED)),
-            Verdict::Pause(BACKOFF_MIN)
+            p.failed(&errno(libc::EPERM)),
+            Verdict::Pause(BACKOFF_MIN),
+            "never spins"
+        );
+        assert_eq!(
+            p.failed_armed(&errno(libc::EMFILE)),
+            Verdict::Pause(BACKOFF_MIN * 2),
+            "out of descriptors pauses an armed accept too"
         );
     }
 

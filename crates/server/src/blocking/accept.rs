@@ -28,11 +28,12 @@ pub(crate) struct Acceptor {
 pub(crate) enum Accepted {
     /// A client.
     Conn(TcpStream, SocketAddr),
-    /// Nothing (the wake-up connection, a signal): look at the shutdown flag and call again.
+    /// Nothing (the wake-up connection, a signal, a failed accept the next may follow at once:
+    /// counted and logged): look at the shutdown flag and call again.
     Nothing,
     /// No client is waiting (only once [`Acceptor::stop_waiting`] was called).
     Empty,
-    /// The accept failed; it was counted, logged and paused for as needed.
+    /// The accept failed and accepting pauses; it was counted, logged and paused for.
     Failed,
 }
 
@@ -85,12 +86,17 @@ impl Acceptor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Accepted::Nothing,
             Err(e) => {
                 stats.accept_errors += 1;
-                if let Verdict::Pause(pause) = self.policy.failed(&e) {
-                    if !registry.is_draining() {
-                        registry.pause(pause);
+                match self.policy.failed(&e) {
+                    Verdict::Pause(pause) => {
+                        if !registry.is_draining() {
+                            registry.pause(pause);
+                        }
+                        Accepted::Failed
                     }
+                    // The client was gone, or the next one may be fine: accept again at once
+                    // (at shutdown too: the rest of the backlog is still to be taken).
+                    Verdict::AcceptNext => Accepted::Nothing,
                 }
-                Accepted::Failed
             }
         }
     }

@@ -10,6 +10,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use ringport_os::AcceptFailure;
 use ringport_port::{is_cancelled, Accepted, Op};
 use tracing::{debug, error, info, warn};
 
@@ -79,8 +80,14 @@ impl Worker<'_> {
             Err(e) => {
                 self.stats.accept_errors += 1;
                 if more {
-                    // The multishot accept goes on by itself.
-                    self.accept_policy.failed_armed(&e);
+                    // The multishot accept goes on by itself (IOCP's, after a client that was
+                    // gone: a fresh accept socket is already posted), unless it must pause.
+                    if let Verdict::Pause(pause) = self.accept_policy.failed_armed(&e) {
+                        self.pause_accepts(pause);
+                        if let Some(token) = self.accept_op {
+                            let _ = self.port.cancel(token);
+                        }
+                    }
                 } else {
                     match self.accept_policy.failed(&e) {
                         Verdict::Pause(pause) => self.pause_accepts(pause),
@@ -125,10 +132,8 @@ impl Worker<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || AcceptFailure::of(&e) == AcceptFailure::Gone => {}
                 Err(e) => {
                     warn!(
                         worker = self.id,

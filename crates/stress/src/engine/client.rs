@@ -62,6 +62,9 @@ const SEND_AT_ONCE: usize = 16 << 10;
 /// again.
 const POOL_BYTES: usize = 16 << 20;
 
+/// The most due sends (`--rate`) a thread takes from its schedule per turn of its loop.
+const DUE_PER_TURN: usize = 4096;
+
 /// The port's side of one connection: its socket and the operations in flight on it.
 #[derive(Debug, Default)]
 struct Io {
@@ -365,7 +368,15 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             let now = Instant::now();
             self.check_stop(now);
             if let Some(schedule) = &mut self.schedule {
-                while let Some(due) = schedule.pop_due(now) {
+                // At most DUE_PER_TURN due sends are taken per turn (the rest in the next
+                // turns, late either way, and their latency says so): at a rate beyond what
+                // the thread can send, sends fall due faster than they can be counted one by
+                // one, and taking them all before looking at the clock again would never end,
+                // nor see the end of the run or the stop flag.
+                for _ in 0..DUE_PER_TURN {
+                    let Some(due) = schedule.pop_due(now) else {
+                        break;
+                    };
                     let slot = &mut self.slots[due.local];
                     // With churn a send due between two connections is owed to the next one
                     // (its latency then counts the reconnect, as it should); so it is when the

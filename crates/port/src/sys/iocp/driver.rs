@@ -26,9 +26,14 @@
 //!
 //! # Emulated operations
 //!
-//! - [`Op::AcceptMulti`]: [`ACCEPTS_OUTSTANDING`] AcceptEx in flight, each re-posted after its
-//!   connection is delivered (`more: true`); a cancellation or a lasting error ends them all,
-//!   with one last completion (`more: false`) once every AcceptEx has come back.
+//! - [`Op::AcceptMulti`]: [`ACCEPTS_OUTSTANDING`] AcceptEx in flight, each re-posted with a
+//!   fresh accept socket after its connection is delivered (`more: true`). A posted AcceptEx
+//!   that fails, or whose connection cannot be made ready, failed for that connection (the
+//!   client reset it: `WSAECONNRESET`, `ERROR_NETNAME_DELETED`, `WSAENOTCONN`): the error is
+//!   delivered with `more: true` and the slot re-posted the same way, so a burst of resets
+//!   never ends the accept; the caller's policy judges the error. A cancellation, or an AcceptEx
+//!   that cannot even be posted (the listener no longer listens, no accept socket), ends them
+//!   all, with one last completion (`more: false`) once every AcceptEx has come back.
 //! - [`Op::RecvMulti`]: a zero-byte WSARecv, which holds no buffer while it waits; when it
 //!   completes, what the socket holds is read into pool buffers taken then (one completion per
 //!   buffer, `more: true`), and the next zero-byte WSARecv is posted. The pool running dry ends
@@ -50,7 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use windows_sys::Win32::Networking::WinSock::{
-    SOCKET, WSABUF, WSAECONNRESET, WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
+    SOCKET, WSABUF, WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
@@ -586,6 +591,8 @@ impl IocpDriver {
         };
         let s = s.expect("an I/O operation has a socket");
         let slot = &mut state.slots[index as usize];
+        // A result queued by the driver itself: the I/O started inline, or failed to start.
+        let queued = result.is_some();
         let mut res = match result {
             Some(r) => {
                 state.queued = state.queued.saturating_sub(1);
@@ -614,10 +621,19 @@ impl IocpDriver {
                 out.push(raw(token, res, 0));
             }
             OpKind::AcceptMulti => {
+                let not_posted = queued && res.is_err();
                 match finish_accept(s, slot, res).and_then(|acc| socket_result(acc.fd)) {
                     Ok(fd) => out.push(raw(token, Ok(fd), CQE_F_MORE)),
-                    // A connection reset before it was accepted: not the listener's fault.
-                    Err(code) if code == WSAECONNRESET => {}
+                    // The connection this AcceptEx took failed (a client that reset it before
+                    // it was accepted): not the listener's fault; a fresh AcceptEx follows.
+                    Err(code)
+                        if !not_posted
+                            && !state.cancelled
+                            && state.ending.is_none()
+                            && code != WSA_OPERATION_ABORTED =>
+                    {
+                        out.push(raw(token, Err(code), CQE_F_MORE))
+                    }
                     Err(code) => {
                         if state.ending.is_none() {
                             state.ending = Some(code);

@@ -4,7 +4,13 @@
 //!
 //! - `windows`: console control (Ctrl-C, Ctrl-Break), the CPU times of this thread and
 //!   process (forwarded by `ringport_os::cpu`), `cancel_io`;
+//! - `linux`: `die_with_parent` (`PR_SET_PDEATHSIG` in a child before it runs);
 //! - `alloc`: [`CountingAlloc`], the counting allocator for tests.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
 
 #[cfg(windows)]
 mod windows;
