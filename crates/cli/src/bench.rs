@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ringport_bench::export;
+use ringport_report::export::{Exporter as _, Html, OutputTarget};
 use ringport_bench::results::size_label;
 use ringport_bench::runner::{self, RunEvent};
 use ringport_bench::schedule::{self, BenchConfig, Design};
@@ -81,6 +82,10 @@ pub struct BenchArgs {
     /// Directory for results.json, results.csv, results.md and the SVG charts.
     #[arg(long, default_value = "ringport-bench", value_name = "DIR")]
     out: PathBuf,
+    /// Also write the report as one self-contained HTML page: every chart (hover a point for
+    /// its figures) and every point's figures.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
     /// Run nothing: print the points, the designs at each, and how long the run would take.
     #[arg(long)]
     dry_run: bool,
@@ -236,6 +241,22 @@ fn dry_run(config: &BenchConfig) -> String {
     out
 }
 
+/// Checks that `path` can be written (before a long run), leaving it as it was.
+fn check_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a directory"));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and reports.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
@@ -245,9 +266,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     // The output directory is checked first, so a long run is not lost to a bad --out.
     export::check_dir(&args.out)?;
+    if let Some(path) = &args.html {
+        check_file(path).with_context(|| format!("cannot write --html to {}", path.display()))?;
+    }
     let results = runner::run(&config, &mut progress)?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;
+    let mut written = written;
+    if let Some(path) = &args.html {
+        Html.write_to(&results, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing --html to {}", path.display()))?;
+        written.push(path.clone());
+    }
     eprintln!(
         "ringport: bench: wrote {}",
         written

@@ -120,6 +120,8 @@ pub struct StressConfig {
     pub hdr_log: Option<PathBuf>,
     /// `--csv PATH`: the per-second latency intervals as CSV, one row per interval.
     pub csv: Option<PathBuf>,
+    /// `--html PATH`: the report as one self-contained HTML page with charts.
+    pub html: Option<PathBuf>,
     /// `--verbose`: print every reply, as the article's client does.
     pub verbose: bool,
     /// `--seed`: seed of the random payload.
@@ -178,6 +180,7 @@ impl Default for StressConfig {
             json: None,
             hdr_log: None,
             csv: None,
+            html: None,
             verbose: false,
             seed: 0,
             backend: BackendChoice::Auto,
