@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ringport_bench::export;
-use ringport_report::export::{Exporter as _, Html, OutputTarget};
 use ringport_bench::results::size_label;
 use ringport_bench::runner::{self, RunEvent};
 use ringport_bench::schedule::{self, BenchConfig, Design};
+use ringport_report::export::{Exporter as _, Html, OutputTarget};
 
 use crate::secs::{parse_secs, secs};
 
