@@ -405,6 +405,52 @@ fn every_kind_of_report_loads_offline_and_shows_the_json_figures() {
     );
 }
 
+/// No browser needed: a run whose every connect is refused counts each error over time (before
+/// the measured phase), and its page shows them by cause with the JSON's counts.
+#[test]
+fn refused_connections_are_errors_over_time_on_the_page() {
+    let dir = Scratch::new("refused");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    let (json, html) = (dir.path("r.json"), dir.path("r.html"));
+    let out = run(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "3",
+        "--count",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        &json,
+        "--html",
+        &html,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["errors_by_kind"]["connect_failed"], 3, "{r}");
+    let over_time = r["errors_over_time"].as_array().unwrap();
+    let total: u64 = over_time
+        .iter()
+        .map(|s| s["errors"]["connect_failed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{over_time:?}");
+    assert!(
+        over_time[0]["second"].is_null(),
+        "connects fail before measuring"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("data-passed=\"false\""));
+    assert!(page.contains("data-key=\"errors_by_kind.connect_failed\" data-value=\"3\""));
+    assert!(page.contains("3 errors before the measured phase"));
+}
+
 /// The policy the pages carry (the control page uses it too).
 fn ringport_report_policy() -> &'static str {
     ringport_report::export::html::CONTENT_SECURITY_POLICY

@@ -629,6 +629,48 @@ mod tests {
         assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
     }
 
+    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
+    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+        let [json, log] = input;
+        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
+        r.errors_over_time = seconds
+            .iter()
+            .map(|&(second, n)| {
+                let mut errors = ErrorCounts::default();
+                for _ in 0..n {
+                    errors.add(ringport_report::errors::ErrorKind::Timeout);
+                }
+                ErrorSecond { second, errors }
+            })
+            .collect();
+        let json = Input {
+            name: json.name,
+            bytes: r.to_json().into_bytes(),
+        };
+        [json, log]
+    }
+
+    #[test]
+    fn errors_over_time_add_up_on_wall_clock_seconds() {
+        // Agent 2 began 0.6 s after agent 1: its second 1 is merged second 2.
+        let a = with_errors(
+            agent(1, 2, 1_000.0, &[(100, 10)]),
+            &[(None, 1), (Some(0), 2), (Some(2), 1)],
+        );
+        let b = with_errors(
+            agent(2, 2, 1_000.6, &[(100, 10)]),
+            &[(None, 3), (Some(1), 4)],
+        );
+        let m = merge(&[a, b].concat()).unwrap();
+        let got: Vec<(Option<u64>, u64)> = m
+            .report
+            .errors_over_time
+            .iter()
+            .map(|e| (e.second, e.errors.total()))
+            .collect();
+        assert_eq!(got, [(None, 4), (Some(0), 2), (Some(2), 5)]);
+    }
+
     #[test]
     fn a_missing_segment_is_warned_and_a_repeated_one_refused() {
         let a = agent(1, 3, 1_000.0, &[(100, 10)]);
