@@ -136,24 +136,35 @@ fn mode(r: &StressReport) -> String {
     }
 }
 
-fn latency_rows<'a>(
-    rows: &mut Vec<(&'a str, Cell)>,
-    key: &str,
-    labels: [&'a str; 7],
-    l: &LatencySummary,
-) {
-    let figures = [
-        ("min", l.min),
-        ("p50", l.p50),
-        ("p90", l.p90),
-        ("p99", l.p99),
-        ("p999", l.p999),
-        ("max", l.max),
-    ];
-    for (label, (field, v)) in labels.into_iter().zip(figures) {
-        rows.push((label, num_unit(format!("{key}.{field}"), v, " µs")));
-    }
-    rows.push((labels[6], num(format!("{key}.count"), l.count)));
+/// A table of latency summaries in µs, one row per `(label, JSON field, summary)`.
+fn latency_table(page: &mut Page, id: &str, rows: &[(&str, &str, &LatencySummary)]) {
+    let rows: Vec<(String, Vec<Cell>)> = rows
+        .iter()
+        .map(|&(label, key, l)| {
+            let k = |f: &str| format!("{key}.{f}");
+            (
+                key.to_string(),
+                vec![
+                    text(label),
+                    num(k("min"), l.min),
+                    num(k("p50"), l.p50),
+                    num(k("p90"), l.p90),
+                    num(k("p99"), l.p99),
+                    num(k("p999"), l.p999),
+                    num(k("max"), l.max),
+                    num(k("mean"), l.mean),
+                    num(k("count"), l.count),
+                ],
+            )
+        })
+        .collect();
+    page.table(
+        id,
+        &[
+            "µs", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "values",
+        ],
+        &rows,
+    );
 }
 
 fn summary(page: &mut Page, r: &StressReport) {
@@ -198,20 +209,23 @@ fn summary(page: &mut Page, r: &StressReport) {
         ));
         rows.push(("", num_unit("stream.mib_per_s", st.mib_per_s, " MiB/s")));
     }
-    let corrected = if r.latency_uncorrected_us.is_some() {
-        "corrected latency"
-    } else {
-        "latency"
-    };
-    let labels = [corrected, "p50", "p90", "p99", "p99.9", "max", "values"];
-    latency_rows(&mut rows, "latency_us", labels, &r.latency_us);
-    if let Some(u) = &r.latency_uncorrected_us {
-        let labels = ["uncorrected", "p50", "p90", "p99", "p99.9", "max", "values"];
-        latency_rows(&mut rows, "latency_uncorrected_us", labels, u);
-    }
-    let labels = ["connect", "p50", "p90", "p99", "p99.9", "max", "connects"];
-    latency_rows(&mut rows, "connect_us", labels, &r.connect_us);
     page.figures("summary-table", &rows);
+    let mut latencies = vec![(
+        if r.latency_uncorrected_us.is_some() {
+            "latency, corrected"
+        } else if r.stream.is_some() {
+            "chunk latency"
+        } else {
+            "round-trip latency"
+        },
+        "latency_us",
+        &r.latency_us,
+    )];
+    if let Some(u) = &r.latency_uncorrected_us {
+        latencies.push(("latency, uncorrected", "latency_uncorrected_us", u));
+    }
+    latencies.push(("connect", "connect_us", &r.connect_us));
+    latency_table(page, "latency-table", &latencies);
     if !r.client_cpu_pct.is_empty() {
         let cpu: Vec<String> = r
             .client_cpu_pct
@@ -533,7 +547,7 @@ fn fairness(page: &mut Page, r: &StressReport) {
 fn churn(page: &mut Page, r: &StressReport) {
     let Some(c) = &r.churn else { return };
     page.section("churn", "Churn: connections closed and reopened");
-    let mut rows: Vec<(&str, Cell)> = vec![
+    let rows: Vec<(&str, Cell)> = vec![
         (
             "messages per connection",
             num("churn.messages_per_connection", c.messages_per_connection),
@@ -545,14 +559,12 @@ fn churn(page: &mut Page, r: &StressReport) {
             num_unit("churn.connections_per_s", c.connections_per_s, " conn/s"),
         ),
     ];
-    let labels = ["connect", "p50", "p90", "p99", "p99.9", "max", "connects"];
-    latency_rows(
-        &mut rows,
-        "churn.connect_latency_us",
-        labels,
-        &c.connect_latency_us,
-    );
     page.figures("churn-table", &rows);
+    latency_table(
+        page,
+        "churn-latency-table",
+        &[("connect", "churn.connect_latency_us", &c.connect_latency_us)],
+    );
 }
 
 fn agents(page: &mut Page, r: &StressReport) {

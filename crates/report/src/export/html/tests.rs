@@ -311,6 +311,27 @@ fn a_ramp_has_its_steps() {
     assert!(html.contains("data-key=\"steps.2.latency_us.p99\" data-value=\"1200\""));
 }
 
+#[test]
+fn churn_has_its_figures() {
+    let mut r = report(10);
+    r.churn = Some(crate::reconnects::ReconnectFigures {
+        messages_per_connection: 10,
+        connect_rate: 1000.0,
+        linger0: false,
+        attempts: 1234,
+        connections: 1230,
+        connections_per_s: 615.5,
+        connect_latency_us: latency(33),
+        errors: Default::default(),
+        time_wait: Some(40),
+        ephemeral_ports: 28_232,
+    });
+    let html = Html.to_string(&r);
+    figures_equal_the_json(&html, &serde_json::to_value(&r).unwrap());
+    assert!(html.contains("data-key=\"churn.connect_latency_us.p99\" data-value=\"132\""));
+    assert!(html.contains("connection slot (reconnecting)"));
+}
+
 fn probe(phase: Phase, rate: f64, p99: u64, verdict: Verdict) -> Probe {
     Probe {
         phase,
