@@ -349,9 +349,10 @@ pub fn chart(r: &BenchResults) -> Result<Option<(String, String)>, String> {
         return Ok(None);
     }
     let mut svg = String::new();
+    let mut hover = ringport_report::export::chart::Hover::default();
     {
         let root = SVGBackend::with_string(&mut svg, (860, 540)).into_drawing_area();
-        let draw = || -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+        let mut draw = || -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
             root.fill(&WHITE)?;
             let n = r.churn.len();
             let top = r
@@ -395,6 +396,17 @@ pub fn chart(r: &BenchResults) -> Result<Option<(String, String)>, String> {
                 let color = crate::export::svg::color(i);
                 let x = i as f64;
                 let y = p.median.connections_per_s;
+                hover.add(
+                    chart.backend_coord(&(x, y)),
+                    format!(
+                        "{}: {} connections/s, connect p50 {} µs, p99 {} µs, p99.9 {} µs",
+                        p.design,
+                        ringport_report::export::chart::exact(y),
+                        p.median.connect_p50_us,
+                        p.median.connect_p99_us,
+                        p.median.connect_p999_us
+                    ),
+                );
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(x - 0.3, 0.0), (x + 0.3, y)],
                     color.filled(),
@@ -414,6 +426,7 @@ pub fn chart(r: &BenchResults) -> Result<Option<(String, String)>, String> {
         draw().map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
+    hover.apply(&mut svg);
     Ok(Some(("churn.svg".to_string(), svg)))
 }
 

@@ -14,6 +14,7 @@ use ringport_bench::export;
 use ringport_bench::results::size_label;
 use ringport_bench::runner::{self, RunEvent};
 use ringport_bench::schedule::{self, BenchConfig, Design};
+use ringport_report::export::{Exporter as _, Html, OutputTarget};
 
 use crate::secs::{parse_secs, secs};
 
@@ -83,6 +84,10 @@ pub struct BenchArgs {
     /// Directory for results.json, results.csv, results.md and the SVG charts.
     #[arg(long, default_value = "ringport-bench", value_name = "DIR")]
     out: PathBuf,
+    /// Also write the report as one self-contained HTML page: every chart (hover a point for
+    /// its figures) and every point's figures.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
     /// Run nothing: print the points, the designs at each, and how long the run would take.
     #[arg(long)]
     dry_run: bool,
@@ -255,10 +260,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     // The output directory is checked first, so a long run is not lost to a bad --out.
     export::check_dir(&args.out)?;
+    if let Some(path) = &args.html {
+        ringport_stress::config::outputs::writable(path)
+            .with_context(|| format!("cannot write --html to {}", path.display()))?;
+    }
     let stop = stop_on_signals()?;
     let results = runner::run_until(&config, &mut progress, Some(&stop))?;
     print!("{}", export::markdown::render(&results));
     let written = export::write_all(&results, &args.out)?;
+    let mut written = written;
+    if let Some(path) = &args.html {
+        Html.write_to(&results, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing --html to {}", path.display()))?;
+        written.push(path.clone());
+    }
     eprintln!(
         "ringport: bench: wrote {}",
         written

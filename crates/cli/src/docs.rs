@@ -39,18 +39,21 @@ pub const EXAMPLES: &[(&str, &str)] = &[
   ringport stress --size 1024 --seed 7 --count 100   the same random bytes as any run with seed 7
   ringport stress --stream --connections 10 --duration 10   echoed Gbit/s
   ringport stress --messages-per-connection 10 --connect-rate 2000 --duration 10   churn
-  ringport stress --duration 60 --interval 5   a progress line every 5 s",
+  ringport stress --duration 60 --interval 5   a progress line every 5 s
+  ringport stress --rate 5000 --duration 60 --html run.html   one page of charts",
     ),
     (
         "merge",
         "Examples:
-  ringport merge a1.json a1.hlog a2.json a2.hlog --json all.json --hdr-log all.hlog",
+  ringport merge a1.json a1.hlog a2.json a2.hlog --json all.json --hdr-log all.hlog
+  ringport merge a1.json a1.hlog a2.json a2.hlog --html all.html   each agent beside the whole",
     ),
     (
         "bench",
         "Examples:
   ringport bench --quick                       every design, a few points, about 40 s
-  ringport bench --out results/                table, JSON, CSV and charts in results/",
+  ringport bench --out results/                table, JSON, CSV and charts in results/
+  ringport bench --quick --html bench.html     also every chart and table in one page",
     ),
     (
         "completions",

@@ -1,12 +1,14 @@
 //! `ringport merge`: the agents' `--json` results and `--hdr-log` interval logs into one result,
-//! printed and written as one `stress` run's (human report, `--json`, `--hdr-log`).
+//! printed and written as one `stress` run's (human report, `--json`, `--hdr-log`, `--csv`,
+//! `--html`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use ringport_report::export::{Csv, Exporter, HdrLog};
+use ringport_report::export::html::RunPage;
+use ringport_report::export::{Csv, Exporter, HdrLog, Html};
 use ringport_report::hdrlog::IntervalLog;
 use ringport_stress::config::{outputs, OutputTarget};
 use ringport_stress::merge::{merge, Input};
@@ -31,6 +33,10 @@ pub struct MergeArgs {
     /// log (tag, start, length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
+    /// Write the merged report as one self-contained HTML page (charts inside, nothing
+    /// fetched), each agent beside the whole.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
 }
 
 /// Checks the output paths before anything is read or printed: each can be written, and no two
@@ -46,6 +52,7 @@ fn check_outputs(args: &MergeArgs) -> anyhow::Result<()> {
         .into_iter()
         .chain(args.hdr_log.as_deref().map(|p| ("--hdr-log", p)))
         .chain(args.csv.as_deref().map(|p| ("--csv", p)))
+        .chain(args.html.as_deref().map(|p| ("--html", p)))
         .collect();
     outputs::distinct(&named).usage()?;
     for &output in &named {
@@ -91,6 +98,14 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         exporter
             .write_to(&merged.log, &OutputTarget::Path(path.clone()))
             .with_context(|| format!("writing {flag} to {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        let page = RunPage {
+            report: &merged.report,
+            log: Some(&merged.log),
+        };
+        Html.write_to(&page, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing --html to {}", path.display()))?;
     }
     Ok(ExitCode::from(
         u8::try_from(merged.report.exit_code()).unwrap_or(1),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::Args;
 use ringport_port::BackendChoice;
+use ringport_report::export::{Exporter as _, Html};
 use ringport_stress::config::{self, outputs, OutputTarget, StressConfig};
 use ringport_stress::engine::{self, Progress, RunOptions};
 use ringport_stress::plan::ramp::Ramp;
@@ -156,6 +157,11 @@ pub struct StressArgs {
     /// length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page (charts and styles inside, nothing
+    /// fetched): the summary, throughput and latency per second, the percentile spectrum,
+    /// fairness, errors by cause and over time; with --find-max-rate, the curve and every probe.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
     /// Run only share I of N (1-based: 1/3, 2/3, 3/3) of the connections, and with them of the
     /// rate and the messages, for load from N hosts; `ringport merge` adds the results.
     #[arg(long, value_name = "I/N", value_parser = parse_segment)]
@@ -305,6 +311,7 @@ impl StressArgs {
         cfg.json = self.json.as_deref().map(OutputTarget::parse);
         cfg.hdr_log = self.hdr_log.clone();
         cfg.csv = self.csv.clone();
+        cfg.html = self.html.clone();
         cfg.verbose = self.verbose;
         cfg.seed = self.seed;
         cfg.backend = self.backend;
@@ -604,6 +611,7 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
         cfg.warmup = search::DEFAULT_WARMUP;
     }
     let json = cfg.json.take();
+    let html = cfg.html.take();
     let targets: Vec<LatencyTarget> = [
         (Quantile::P50, args.p50),
         (Quantile::P99, args.p99),
@@ -635,6 +643,7 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
     let named: Vec<(&str, &std::path::Path)> = json_path
         .into_iter()
         .chain(args.svg.as_deref().map(|p| ("--svg", p)))
+        .chain(html.as_deref().map(|p| ("--html", p)))
         .collect();
     outputs::distinct(&named).usage()?;
     for (flag, path) in named {
@@ -667,6 +676,10 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
         Some(OutputTarget::Path(p)) => std::fs::write(p, report.to_json())
             .with_context(|| format!("writing --json to {}", p.display()))?,
         None => {}
+    }
+    if let Some(path) = &html {
+        Html.write_to(&report, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing --html to {}", path.display()))?;
     }
     if let (Some(path), Some(env)) = (&args.svg, env) {
         let command: Vec<String> = std::env::args().skip(1).collect();

@@ -136,6 +136,16 @@ impl<'de> Deserialize<'de> for ErrorCounts {
     }
 }
 
+/// The errors of one second of a run: an entry of the `errors_over_time` array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSecond {
+    /// The second, counted from the start of the measured phase (0 is its first second);
+    /// `null` for the errors before it (while connecting or warming up).
+    pub second: Option<u64>,
+    /// That second's errors, by kind (the keys of `errors_by_kind`).
+    pub errors: ErrorCounts,
+}
+
 /// The first error of a run, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstError {

@@ -7,7 +7,8 @@
 //! with serde; the JSON field names are part of the command-line contract.
 //!
 //! Every output format is one small exporter behind one trait ([`export::Exporter`]): human,
-//! JSON, CSV and the HdrHistogram interval log. Nothing else renders a result.
+//! JSON, CSV, the HdrHistogram interval log and a self-contained HTML page with charts. Nothing
+//! else renders a result.
 //!
 //! # Modules
 //!

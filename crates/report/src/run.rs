@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::{ErrorCounts, FirstError};
+use crate::errors::{ErrorCounts, ErrorSecond, FirstError};
 use crate::export::{Exporter, Human, Json, OutputTarget};
 use crate::fairness::Fairness;
 use crate::histogram::LatencySummary;
@@ -174,6 +174,12 @@ pub struct StressReport {
     pub errors_by_kind: ErrorCounts,
     /// The first error (by time), naming its connection and byte offset; `null` if none.
     pub first_error: Option<FirstError>,
+    /// The errors by the second they happened in, seconds without errors left out, earliest
+    /// first (errors before the measured phase come first, with `second` `null`): what
+    /// `errors_by_kind` counts, over time. Empty without errors (and in results from before
+    /// it).
+    #[serde(default)]
+    pub errors_over_time: Vec<ErrorSecond>,
     /// Wall-clock start of the measured phase, seconds since the Unix epoch (the StartTime of
     /// the interval log; in a merged result, the earliest agent's).
     pub started_at_unix_s: f64,

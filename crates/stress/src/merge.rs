@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
+use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
     IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED,
@@ -435,8 +436,40 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
             start_late_s: a.report.start_late_s,
         })
         .collect();
+    report.errors_over_time = merged_error_times(&agents, start);
     let log = merged_log(&agents, &report, connect)?;
     Ok(Merged { report, log })
+}
+
+/// The agents' errors over time on the merged run's seconds: an agent's second `s` goes into
+/// merged second `round(d + s)`, `d` its start after the merged start, as its intervals do;
+/// errors before an agent's measured phase stay before the merged one.
+fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
+    let mut before = ErrorCounts::default();
+    let mut by_second: BTreeMap<u64, ErrorCounts> = BTreeMap::new();
+    for a in agents {
+        let offset = a.report.started_at_unix_s - start;
+        for e in &a.report.errors_over_time {
+            match e.second {
+                None => before.merge(&e.errors),
+                Some(s) => by_second
+                    .entry((offset + s as f64).round().max(0.0) as u64)
+                    .or_default()
+                    .merge(&e.errors),
+            }
+        }
+    }
+    let before = (before.total() > 0).then_some(ErrorSecond {
+        second: None,
+        errors: before,
+    });
+    before
+        .into_iter()
+        .chain(by_second.into_iter().map(|(s, errors)| ErrorSecond {
+            second: Some(s),
+            errors,
+        }))
+        .collect()
 }
 
 /// Run-length pairs combined and sorted.
@@ -594,6 +627,48 @@ mod tests {
             m.report.duration_s
         );
         assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
+    }
+
+    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
+    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+        let [json, log] = input;
+        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
+        r.errors_over_time = seconds
+            .iter()
+            .map(|&(second, n)| {
+                let mut errors = ErrorCounts::default();
+                for _ in 0..n {
+                    errors.add(ringport_report::errors::ErrorKind::Timeout);
+                }
+                ErrorSecond { second, errors }
+            })
+            .collect();
+        let json = Input {
+            name: json.name,
+            bytes: r.to_json().into_bytes(),
+        };
+        [json, log]
+    }
+
+    #[test]
+    fn errors_over_time_add_up_on_wall_clock_seconds() {
+        // Agent 2 began 0.6 s after agent 1: its second 1 is merged second 2.
+        let a = with_errors(
+            agent(1, 2, 1_000.0, &[(100, 10)]),
+            &[(None, 1), (Some(0), 2), (Some(2), 1)],
+        );
+        let b = with_errors(
+            agent(2, 2, 1_000.6, &[(100, 10)]),
+            &[(None, 3), (Some(1), 4)],
+        );
+        let m = merge(&[a, b].concat()).unwrap();
+        let got: Vec<(Option<u64>, u64)> = m
+            .report
+            .errors_over_time
+            .iter()
+            .map(|e| (e.second, e.errors.total()))
+            .collect();
+        assert_eq!(got, [(None, 4), (Some(0), 2), (Some(2), 5)]);
     }
 
     #[test]

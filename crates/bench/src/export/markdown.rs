@@ -26,19 +26,8 @@ impl Exporter<BenchResults> for Markdown {
     }
 }
 
-/// `1234567.8` as `1,234,568`.
-pub fn thousands(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// Whole numbers with thousands separators (the charts' own, from the result model).
+pub use ringport_report::export::chart::thousands;
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)

@@ -7,11 +7,14 @@
 //! * [`csv`]: `results.csv`, one row per design and point (the medians).
 //! * [`svg`]: charts drawn with plotters: throughput against connections and p99 latency
 //!   against connections, one chart per message size.
+//! * [`html`]: the result model's HTML exporter for [`BenchResults`] (`--html`): every chart
+//!   above with its read-outs, and every point's figures, in one self-contained page.
 //! * [`curve`]: the latency-against-rate chart of `ringport stress --find-max-rate`, drawn
 //!   with the same palette, ticks and series as [`svg`].
 
 pub mod csv;
 pub mod curve;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod svg;

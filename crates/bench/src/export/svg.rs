@@ -12,24 +12,9 @@ use crate::results::{size_label, BenchResults};
 
 pub(super) const SIZE: (u32, u32) = (1000, 540);
 
-/// Tableau 10: distinct, and readable on white.
-pub(super) const PALETTE: [RGBColor; 10] = [
-    RGBColor(0x4e, 0x79, 0xa7),
-    RGBColor(0xf2, 0x8e, 0x2b),
-    RGBColor(0xe1, 0x57, 0x59),
-    RGBColor(0x59, 0xa1, 0x4f),
-    RGBColor(0xb0, 0x7a, 0xa1),
-    RGBColor(0x76, 0xb7, 0xb2),
-    RGBColor(0x9c, 0x75, 0x5f),
-    RGBColor(0xed, 0xc9, 0x48),
-    RGBColor(0xff, 0x9d, 0xa7),
-    RGBColor(0xba, 0xb0, 0xac),
-];
-
-/// The colour of series `i` (the palette, cycled).
-pub fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
+/// The palette, ticks and bounds are the result model's, shared with the HTML report's charts.
+pub use ringport_report::export::chart::{bounds, color, log_ticks, PALETTE};
+use ringport_report::export::chart::{exact, Hover};
 
 /// One line under the chart: version, machine, pinning, load, date.
 fn footer(r: &BenchResults) -> String {
@@ -156,11 +141,13 @@ fn legend<DB: DrawingBackend>(
 
 fn chart(r: &BenchResults, size: usize, metric: Metric) -> Result<String, String> {
     let mut svg = String::new();
+    let mut hover = Hover::default();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, r, size, metric).map_err(|e| e.to_string())?;
+        draw(&root, r, size, metric, &mut hover).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
+    hover.apply(&mut svg);
     Ok(svg)
 }
 
@@ -169,6 +156,7 @@ fn draw<DB: DrawingBackend>(
     r: &BenchResults,
     size: usize,
     metric: Metric,
+    hover: &mut Hover,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let (root, foot) = root.split_vertically(SIZE.1 - 24);
@@ -226,7 +214,7 @@ fn draw<DB: DrawingBackend>(
                 .x_label_formatter(&x_fmt)
                 .y_label_formatter(&|y: &f64| thousands(*y))
                 .draw()?;
-            plot(&mut chart, &data)?;
+            plot(&mut chart, &data, hover, metric)?;
         }
         Metric::CpuPerMsg => {
             let mut chart = builder.build_cartesian_2d(x_range, 0.0..y_hi * 1.15)?;
@@ -237,7 +225,7 @@ fn draw<DB: DrawingBackend>(
                 .x_label_formatter(&x_fmt)
                 .y_label_formatter(&|y: &f64| format!("{y:.1}"))
                 .draw()?;
-            plot(&mut chart, &data)?;
+            plot(&mut chart, &data, hover, metric)?;
         }
         Metric::P99 => {
             let (lo, hi) = ((y_lo * 0.7).max(0.5), y_hi * 1.5);
@@ -250,59 +238,42 @@ fn draw<DB: DrawingBackend>(
                 .x_label_formatter(&x_fmt)
                 .y_label_formatter(&|y: &f64| thousands(*y))
                 .draw()?;
-            plot(&mut chart, &data)?;
+            plot(&mut chart, &data, hover, metric)?;
         }
     }
     Ok(())
 }
 
-/// The tick values of a log axis from `lo` to `hi` (whole numbers, at least 1): 1, 2 and 5
-/// times each power of ten in the range, or every multiple 1-9 of one when that gives fewer than two. Distinct round values:
-/// plotters' own key points for a log axis crowd a narrow range with near-equal values (a band
-/// of gridlines, and labels such as `1,000` twice once rounded).
-pub(super) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let pick = |mults: &[f64]| -> Vec<f64> {
-        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-        (first..=last)
-            .flat_map(|k| mults.iter().map(move |m| m * 10f64.powi(k)))
-            .map(|v| (v * 1e6).round() / 1e6)
-            // Whole microseconds: the labels are rounded to them.
-            .filter(|&v| v >= lo.max(1.0) && v <= hi)
-            .collect()
-    };
-    let coarse = pick(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 2 {
-        return coarse;
-    }
-    let fine = pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
-    if fine.is_empty() {
-        vec![lo.max(1.0).round()]
-    } else {
-        fine
-    }
-}
-
-/// Smallest and largest of `v` (`default` for both when empty).
-pub(super) fn bounds(v: &[f64], default: f64) -> (f64, f64) {
-    if v.is_empty() {
-        return (default, default);
-    }
-    let lo = v.iter().cloned().fold(f64::MAX, f64::min);
-    let hi = v.iter().cloned().fold(f64::MIN, f64::max);
-    (lo, hi)
-}
-
+/// Draws each design's line and dots, and gives every dot a read-out of its exact value.
 fn plot<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     data: &[(String, Vec<Dot>)],
+    hover: &mut Hover,
+    metric: Metric,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
     DB: DrawingBackend + 'a,
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    for (i, (_, pts)) in data.iter().enumerate() {
+    let unit = match metric {
+        Metric::Throughput => " round trips/s",
+        Metric::P99 => " µs p99",
+        Metric::CpuPerMsg => " µs of server CPU per round trip",
+    };
+    for (i, (name, pts)) in data.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
+        for &(x, y, hollow) in pts {
+            hover.add(
+                chart.backend_coord(&(x, y)),
+                format!(
+                    "{name}: {} connections → {}{unit}{}",
+                    exact(x),
+                    exact(y),
+                    if hollow { " (client-bound)" } else { "" }
+                ),
+            );
+        }
         chart.draw_series(LineSeries::new(
             pts.iter().map(|&(x, y, _)| (x, y)),
             color.stroke_width(2),
@@ -395,16 +366,6 @@ mod tests {
                 "p99 {p99s:?}: {lines} lines, a band of gridlines"
             );
         }
-    }
-
-    #[test]
-    fn log_ticks_are_round_and_distinct() {
-        assert_eq!(
-            log_ticks(0.5, 1650.0),
-            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
-        );
-        assert_eq!(log_ticks(630.0, 1650.0), [700.0, 800.0, 900.0, 1000.0]);
-        assert_eq!(log_ticks(1000.0, 1000.0), [1000.0]);
     }
 
     #[test]

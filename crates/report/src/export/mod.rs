@@ -4,13 +4,18 @@
 //! * [`Json`] (`json`): the `--json` output of any result, pretty-printed.
 //! * [`Csv`] (`csv`): one row per interval of a run's interval log (`--csv`).
 //! * [`HdrLog`] (`hdrlog`): the standard HdrHistogram interval log (`--hdr-log`).
+//! * [`Html`] ([`html`]): one self-contained page with charts (`--html`), for a run, a merged
+//!   run, a latency search and (in `ringport-bench`) a benchmark; its charts are drawn with
+//!   [`chart`], which `ringport bench`'s charts share.
 //!
-//! A new format (an HTML report, Prometheus metrics) is one more type implementing
+//! A new format (Prometheus metrics, say) is one more type implementing
 //! [`Exporter`] for the results it can show; the commands pick exporters by flag and write
 //! through [`Exporter::write_to`].
 
+pub mod chart;
 mod csv;
 mod hdrlog;
+pub mod html;
 pub mod human;
 mod json;
 
@@ -19,6 +24,7 @@ use std::path::PathBuf;
 
 pub use csv::Csv;
 pub use hdrlog::HdrLog;
+pub use html::Html;
 pub use human::Human;
 pub use json::Json;
 

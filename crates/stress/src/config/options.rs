@@ -121,6 +121,8 @@ pub struct StressConfig {
     pub hdr_log: Option<PathBuf>,
     /// `--csv PATH`: the per-second latency intervals as CSV, one row per interval.
     pub csv: Option<PathBuf>,
+    /// `--html PATH`: the report as one self-contained HTML page with charts.
+    pub html: Option<PathBuf>,
     /// `--verbose`: print every reply, as the article's client does.
     pub verbose: bool,
     /// `--seed`: seed of the random payload.
@@ -179,6 +181,7 @@ impl Default for StressConfig {
             json: None,
             hdr_log: None,
             csv: None,
+            html: None,
             verbose: false,
             seed: 0,
             backend: BackendChoice::Auto,
@@ -528,6 +531,7 @@ impl StressConfig {
             .into_iter()
             .chain(self.hdr_log.as_deref().map(|p| ("--hdr-log", p)))
             .chain(self.csv.as_deref().map(|p| ("--csv", p)))
+            .chain(self.html.as_deref().map(|p| ("--html", p)))
             .collect();
         super::outputs::distinct(&named)
     }

@@ -322,9 +322,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         self.loading = true;
         self.reconnects.restart(start, Self::reconnect_rate(config));
         self.measure_start = start + config.warmup;
-        if config.hdr_log.is_some() || config.csv.is_some() {
+        if config.hdr_log.is_some() || config.csv.is_some() || config.html.is_some() {
             self.stats.start_intervals(self.measure_start);
         }
+        self.stats.error_times.start(self.measure_start);
         match config.stop() {
             Stop::Duration(d) => self.measure_end = Some(self.measure_start + d),
             Stop::Count(n) => self.count = Some(n),

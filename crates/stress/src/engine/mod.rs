@@ -69,7 +69,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Port, PortConfig};
-use ringport_report::export::{Csv, Exporter, HdrLog};
+use ringport_report::export::html::RunPage;
+use ringport_report::export::{Csv, Exporter, HdrLog, Html};
 use ringport_report::hdrlog::IntervalLog;
 
 use crate::config::preflight::{preflight, Preflight, PreflightError};
@@ -142,7 +143,7 @@ pub struct StressOutcome {
 }
 
 impl StressOutcome {
-    /// Writes the outputs `config` asks for: `--json`, `--hdr-log` and `--csv`.
+    /// Writes the outputs `config` asks for: `--json`, `--hdr-log`, `--csv` and `--html`.
     ///
     /// # Errors
     ///
@@ -157,10 +158,23 @@ impl StressOutcome {
                 io::Error::new(e.kind(), format!("writing --json to {what}: {e}"))
             })?;
         }
-        if config.hdr_log.is_none() && config.csv.is_none() {
+        if config.hdr_log.is_none() && config.csv.is_none() && config.html.is_none() {
             return Ok(());
         }
         let log = crate::report::interval_log(&self.report, &self.stats);
+        if let Some(path) = &config.html {
+            let page = RunPage {
+                report: &self.report,
+                log: Some(&log),
+            };
+            Html.write_to(&page, &OutputTarget::Path(path.clone()))
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("writing --html to {}: {e}", path.display()),
+                    )
+                })?;
+        }
         let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
             ("--hdr-log", &config.hdr_log, &HdrLog),
             ("--csv", &config.csv, &Csv),
@@ -330,7 +344,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     })
 }
 
-/// Checks, before anything runs, that the files `--json`, `--hdr-log` and `--csv` name can be
+/// Checks, before anything runs, that the files `--json`, `--hdr-log`, `--csv` and `--html` name can be
 /// written,
 /// so a long run is not lost to a typo in a path. A file that did not exist is created and
 /// removed again; an existing one is opened for appending and left as it is.
@@ -341,7 +355,8 @@ fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
     };
     let hdr = config.hdr_log.as_ref().map(|p| ("--hdr-log", p));
     let csv = config.csv.as_ref().map(|p| ("--csv", p));
-    for (flag, path) in json.into_iter().chain(hdr).chain(csv) {
+    let html = config.html.as_ref().map(|p| ("--html", p));
+    for (flag, path) in json.into_iter().chain(hdr).chain(csv).chain(html) {
         crate::config::outputs::writable(path).map_err(|error| StressError::Output {
             flag,
             path: path.display().to_string(),

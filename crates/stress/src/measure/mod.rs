@@ -16,6 +16,8 @@
 //! * **Connect time** in microseconds, in its own histogram.
 //! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`thread`]), with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
+//! * **Errors over time** ([`error_times`]): errors per second of the measured phase, for the
+//!   result's `errors_over_time`.
 //! * **Intervals** (for `--hdr-log`): the same latencies again in one histogram per second of
 //!   the measured phase, by completion time ([`interval`]); a second's histograms are
 //!   serialised (a few hundred bytes) when it ends, so a long run does not hold one full
@@ -30,6 +32,7 @@
 //! [HdrHistogram]: https://hdrhistogram.github.io/HdrHistogram/
 
 pub mod cpu;
+pub mod error_times;
 pub mod interval;
 pub mod ports;
 pub mod reconnects;

@@ -14,6 +14,7 @@ use ringport_report::fairness::Fairness;
 use ringport_report::histogram::{micros, new_histogram};
 
 use super::cpu::{client_bound_warning, ThreadCpu, CLIENT_BOUND_THRESHOLD};
+use super::error_times::ErrorTimes;
 use super::interval::Intervals;
 use crate::error::{ConnError, ErrorKind};
 use crate::protocol::echo::Completed;
@@ -56,6 +57,8 @@ pub struct ThreadStats {
     pub errors: ErrorCounts,
     /// The earliest error.
     pub first_error: Option<ErrorRecord>,
+    /// Errors per second of the measured phase.
+    pub error_times: ErrorTimes,
     /// Connections the server closed or reset before echoing a single byte (a connection
     /// limit on the server is the likely cause).
     pub closed_at_byte_0: u64,
@@ -131,6 +134,7 @@ impl ThreadStats {
             per_connection_echoed: vec![0; connections],
             errors: ErrorCounts::default(),
             first_error: None,
+            error_times: ErrorTimes::default(),
             closed_at_byte_0: 0,
             server_closes: 0,
             cpu: Vec::new(),
@@ -198,6 +202,7 @@ impl ThreadStats {
     /// Counts `err` on `connection`, keeping it in detail if it is the first.
     pub fn record_error(&mut self, connection: u64, err: &ConnError, at: Instant) {
         self.errors.add(err.kind());
+        self.error_times.record(at, err.kind());
         if matches!(
             err,
             ConnError::EarlyClose { offset: 0 }
@@ -257,6 +262,7 @@ impl ThreadStats {
         self.bytes += other.bytes;
         self.echoed += other.echoed;
         self.errors.merge(&other.errors);
+        self.error_times.merge(&other.error_times);
         if let Some(theirs) = &other.first_error {
             if self
                 .first_error

@@ -164,6 +164,7 @@ pub fn build(
         errors: stats.errors.total(),
         errors_by_kind: stats.errors,
         first_error,
+        errors_over_time: stats.error_times.seconds(),
         started_at_unix_s: 0.0,
         start_late_s: None,
         duration_s: secs,
