@@ -49,6 +49,8 @@ pub struct WorkerStats {
     /// The most pool buffers the worker had out at once (received into, not yet echoed).
     /// Totals keep the largest.
     pub pool_peak: u64,
+    /// TLS handshakes, close_notify sent, and the connections that failed by cause.
+    pub tls: crate::tls::TlsStats,
 }
 
 impl WorkerStats {
@@ -72,6 +74,7 @@ impl WorkerStats {
         self.write_timeouts += other.write_timeouts;
         self.pool_buffers = self.pool_buffers.max(other.pool_buffers);
         self.pool_peak = self.pool_peak.max(other.pool_peak);
+        self.tls.add(&other.tls);
     }
 }
 
@@ -209,6 +212,9 @@ impl fmt::Display for Summary {
                 t.stale_completions
             )?;
         }
+        if !t.tls.is_empty() {
+            writeln!(f, "  {}", t.tls.describe())?;
+        }
         if t.pool_buffers > 0 {
             writeln!(
                 f,
@@ -255,6 +261,7 @@ impl Snapshot {
             ("write-timeout", t.write_timeouts),
             ("forced", t.forced_closes),
             ("stale", t.stale_completions),
+            ("tls-failed", t.tls.failures()),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)

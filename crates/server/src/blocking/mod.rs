@@ -51,11 +51,13 @@
 //! - `accept`: the accept loop, with its back-off on failed accepts, the wake-up connection and
 //!   the backlog at shutdown.
 //! - `drain`: the drain supervisor (the drain deadline, then the forced close).
+//! - `tls`: the echo loop of one TLS connection (rustls over the blocking socket).
 
 mod accept;
 mod conn;
 mod drain;
 mod registry;
+mod tls;
 #[cfg(test)]
 mod test_support;
 
@@ -167,6 +169,7 @@ where
         backend_detail: BLOCKING.into(),
         workers: None,
         pid: std::process::id(),
+        tls: cfg.tls.is_some(),
     };
     Ok(Running::new(ready, Box::new(join), live))
 }
