@@ -19,6 +19,7 @@ mod request_args;
 mod secs;
 mod send;
 mod serve;
+mod serve_tls;
 mod stress;
 
 use std::process::ExitCode;

@@ -195,7 +195,8 @@ fn flush(conn: &mut ServerConnection, mut stream: &TcpStream) -> io::Result<()> 
 }
 
 /// The echo after the handshake, until the peer's end of stream or close_notify (then our
-/// close_notify), the drain, or an error.
+/// close_notify), the drain, or an error. Each turn echoes what rustls has decrypted (the
+/// handshake may have brought the first bytes already), sends it, then receives.
 fn echo(
     conn: &mut ServerConnection,
     socket: &mut Socket<'_>,
@@ -205,45 +206,10 @@ fn echo(
     let mut buf = vec![0u8; ctx.buffer_size.clamp(1, PLAIN_MAX)];
     let stream = socket.stream;
     let mut drained = false;
-    // Plaintext handed to rustls whose records are not all sent yet: echoed once they are.
-    let mut unsent = 0u64;
+    let (mut eof, mut peer_closed) = (false, false);
     loop {
-        if let Err(e) = flush(conn, stream) {
-            return End::Io(e);
-        }
-        stats.bytes_out += unsent;
-        ctx.registry.sent(unsent);
-        unsent = 0;
-        if !drained && ctx.registry.is_draining() {
-            // As in the plaintext echo: this receive must not wait for new bytes.
-            drained = true;
-            #[cfg(unix)]
-            let _ = stream.shutdown(Direction::Read);
-            #[cfg(windows)]
-            {
-                socket.drained = true;
-            }
-        }
-        let eof = match conn.read_tls(socket) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Draining: nothing more was queued.
-            Err(e) if drained && e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return End::Idle
-            }
-            Err(e) => return End::Io(e),
-        };
-        let peer_closed = match conn.process_new_packets() {
-            Ok(state) => state.peer_has_closed(),
-            Err(e) => {
-                debug!(conn = ctx.conn, "TLS record refused: {e}");
-                stats.tls.failed(Failure::Other);
-                let _ = flush(conn, stream);
-                return End::Done;
-            }
-        };
+        // Plaintext handed to rustls whose records are not all sent yet: echoed once they are.
+        let mut unsent = 0u64;
         loop {
             let n = match conn.reader().read(&mut buf) {
                 Ok(0) => break,
@@ -276,15 +242,45 @@ fn echo(
         }
         if eof || peer_closed {
             conn.send_close_notify();
-            return match flush(conn, stream) {
-                Ok(()) => {
-                    stats.bytes_out += unsent;
-                    ctx.registry.sent(unsent);
-                    stats.tls.close_notify += 1;
-                    End::Done
-                }
-                Err(e) => End::Io(e),
-            };
         }
+        if let Err(e) = flush(conn, stream) {
+            return End::Io(e);
+        }
+        stats.bytes_out += unsent;
+        ctx.registry.sent(unsent);
+        if eof || peer_closed {
+            stats.tls.close_notify += 1;
+            return End::Done;
+        }
+        if !drained && ctx.registry.is_draining() {
+            // As in the plaintext echo: this receive must not wait for new bytes.
+            drained = true;
+            #[cfg(unix)]
+            let _ = stream.shutdown(Direction::Read);
+            #[cfg(windows)]
+            {
+                socket.drained = true;
+            }
+        }
+        eof = match conn.read_tls(socket) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Draining: nothing more was queued.
+            Err(e) if drained && e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return End::Idle
+            }
+            Err(e) => return End::Io(e),
+        };
+        peer_closed = match conn.process_new_packets() {
+            Ok(state) => state.peer_has_closed(),
+            Err(e) => {
+                debug!(conn = ctx.conn, "TLS record refused: {e}");
+                stats.tls.failed(Failure::Other);
+                let _ = flush(conn, stream);
+                return End::Done;
+            }
+        };
     }
 }
