@@ -64,17 +64,26 @@ impl TlsArgs {
             }
         };
         if self.tls_cert_out.is_some() && source != CertSource::SelfSigned {
-            return Err("--tls-cert-out writes the certificate of --tls-self-signed, not of --tls-cert".into());
+            return Err(
+                "--tls-cert-out writes the certificate of --tls-self-signed, not of --tls-cert"
+                    .into(),
+            );
         }
         if self.tls_handshake_timeout <= 0.0 {
             return Err("--tls-handshake-timeout must be more than 0 seconds".into());
         }
         if let Some(bad) = self.tls_alpn.iter().find(|p| p.is_empty() || p.len() > 255) {
-            return Err(format!("--tls-alpn `{bad}`: a protocol name is 1 to 255 bytes"));
+            return Err(format!(
+                "--tls-alpn `{bad}`: a protocol name is 1 to 255 bytes"
+            ));
         }
         Ok(Some(TlsOptions {
             source,
-            alpn: self.tls_alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            alpn: self
+                .tls_alpn
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
             handshake_timeout: Duration::from_secs_f64(self.tls_handshake_timeout),
         }))
     }

@@ -44,7 +44,13 @@ fn have_openssl() -> bool {
 /// An `openssl s_client` talking to `addr`, its standard input and output piped.
 fn s_client(addr: std::net::SocketAddr, ca: &std::path::Path) -> Child {
     Command::new("openssl")
-        .args(["s_client", "-quiet", "-verify_return_error", "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
         .arg("-connect")
         .arg(addr.to_string())
         .arg("-CAfile")

@@ -57,9 +57,9 @@ mod accept;
 mod conn;
 mod drain;
 mod registry;
-mod tls;
 #[cfg(test)]
 mod test_support;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};

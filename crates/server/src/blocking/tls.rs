@@ -124,7 +124,10 @@ pub(crate) fn serve_tls(stream: &TcpStream, ctx: &ConnCtx<'_>, tls: &Tls) -> Wor
             stats.idle_closed += 1;
         }
         End::Io(e) => {
-            let timed_out = matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+            let timed_out = matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            );
             if timed_out && !ctx.registry.is_draining() {
                 debug!(conn = ctx.conn, "timeout: closing the TLS connection");
                 stats.write_timeouts += 1;
@@ -268,7 +271,12 @@ fn echo(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // Draining: nothing more was queued.
             Err(e) if drained && e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return End::Idle
             }
             Err(e) => return End::Io(e),

@@ -27,8 +27,8 @@ fn pem_reason(e: &pem::Error) -> String {
 
 /// The certificates of a PEM file, in order (the server's own first).
 pub(super) fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let iter =
-        CertificateDer::pem_file_iter(path).map_err(|e| file_error("tls-cert", path, pem_reason(&e)))?;
+    let iter = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error("tls-cert", path, pem_reason(&e)))?;
     let chain = iter
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error("tls-cert", path, pem_reason(&e)))?;
@@ -124,9 +124,15 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "nothing here\n").unwrap();
         let e = load_chain(&empty).err().unwrap().to_string();
-        assert!(e.starts_with("--tls-cert ") && e.contains("no certificate"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert ") && e.contains("no certificate"),
+            "{e}"
+        );
         let e = load_key(&empty).err().unwrap().to_string();
-        assert!(e.starts_with("--tls-key ") && e.contains("no private key"), "{e}");
+        assert!(
+            e.starts_with("--tls-key ") && e.contains("no private key"),
+            "{e}"
+        );
         let missing = dir.join("missing.pem");
         let e = load_chain(&missing).err().unwrap().to_string();
         assert!(e.contains("missing.pem") && !e.contains('\n'), "{e}");

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn a_failure_is_told_apart_by_rustls_error_and_the_first_bytes() {
         let not_tls = Error::InvalidMessage(InvalidMessage::InvalidContentType);
-        assert_eq!(Failure::of(&not_tls, b"GET / HTTP/1.1\r\n"), Failure::Plaintext);
+        assert_eq!(
+            Failure::of(&not_tls, b"GET / HTTP/1.1\r\n"),
+            Failure::Plaintext
+        );
         assert_eq!(Failure::of(&not_tls, &[0xff, 0x00, 0x13]), Failure::Garbage);
         let version = Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion);
         assert_eq!(Failure::of(&version, &[0x16, 0x04]), Failure::Version);

@@ -26,10 +26,10 @@ fn client(tls: &Tls, version: &'static SupportedProtocolVersion) -> ClientConnec
         .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
         .unwrap();
     let config = ClientConfig::builder_with_provider(provider())
-    .with_protocol_versions(&[version])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
 }
 
@@ -44,7 +44,10 @@ fn exchange(s: &mut Session, c: &mut ClientConnection, plain: &mut Vec<u8>) -> (
             c.write_tls(&mut wire).unwrap();
         }
         let (_, next) = s.pump(plain);
-        assert!(plain.is_empty(), "the scratch buffer is empty between calls");
+        assert!(
+            plain.is_empty(),
+            "the scratch buffer is empty between calls"
+        );
         match next {
             Next::Send => {
                 let (buf, at) = s.take_send();
@@ -125,7 +128,10 @@ fn a_client_that_never_reads_holds_one_record_in_and_one_out() {
         fed += n;
         s.received(buf, n);
     }
-    assert!(fed <= 2 * RECORD_MAX, "took {fed} bytes from a client that never reads");
+    assert!(
+        fed <= 2 * RECORD_MAX,
+        "took {fed} bytes from a client that never reads"
+    );
     let (out, _) = s.take_send();
     assert!(out.capacity() <= OUTGOING.max(4096), "{}", out.capacity());
     s.give_back(out, false);
@@ -139,10 +145,19 @@ fn a_client_that_never_reads_holds_one_record_in_and_one_out() {
 fn not_tls_is_refused_with_its_cause_and_an_alert_where_tls_has_one() {
     let tls = server();
     let cases: [(&[u8], Failure); 3] = [
-        (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", Failure::Plaintext),
-        (&[0x99, 0x01, 0xfe, 0x00, 0x13, 0x37, 0x00, 0x00], Failure::Garbage),
+        (
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            Failure::Plaintext,
+        ),
+        (
+            &[0x99, 0x01, 0xfe, 0x00, 0x13, 0x37, 0x00, 0x00],
+            Failure::Garbage,
+        ),
         // A handshake record of protocol version 4.0.
-        (&[0x16, 0x04, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00], Failure::Version),
+        (
+            &[0x16, 0x04, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00],
+            Failure::Version,
+        ),
     ];
     for (bytes, cause) in cases {
         let mut s = Session::new(&tls.config).unwrap();
