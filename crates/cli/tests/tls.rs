@@ -423,6 +423,36 @@ fn own_certificates_of_every_key_type_and_a_chain_are_served() {
     }
 }
 
+/// `--log-messages` prints what a TLS client sent, decrypted, on every model.
+#[test]
+fn log_messages_prints_the_decrypted_bytes() {
+    if !have_openssl() {
+        return;
+    }
+    for model in models(&["completion", "threaded", "single"]) {
+        let dir = TempDir::new(&format!("log-{model}"));
+        let cert = dir.arg("cert.pem");
+        let mut server = Server::start(
+            model,
+            &[
+                "--tls-self-signed",
+                "--tls-cert-out",
+                &cert,
+                "--log-messages",
+            ],
+        );
+        let client = echo_through(server.addr, &dir.path("cert.pem"), &[], b"secret words\n");
+        server.signal("TERM");
+        finish(client);
+        assert!(server.wait_exit(Duration::from_secs(10)).success());
+        let out = server.stdout();
+        assert!(
+            out.contains("(conn 1): 13 bytes: \"secret words\\n\""),
+            "{model}: {out}"
+        );
+    }
+}
+
 /// `--tls-alpn`: the protocol agreed on is the server's first that the client offers.
 #[test]
 fn alpn_agrees_on_a_protocol_of_the_server() {

@@ -22,6 +22,7 @@ use tracing::{debug, error};
 
 use super::worker::Worker;
 use crate::echo::Waiting;
+use crate::messages::log_message;
 use crate::slots::Slots;
 use crate::tls::{Failure, Next, Session, Tls, PLAIN_MAX};
 
@@ -66,6 +67,8 @@ pub(super) struct TlsConn {
     last_ms: u64,
     /// Closing without finishing: its operations are cancelled, then it closes.
     forced: bool,
+    /// Its number among the worker's accepts, as `--log-messages` names it.
+    serial: u64,
 }
 
 impl Worker<'_> {
@@ -86,6 +89,7 @@ impl Worker<'_> {
                 return;
             }
         };
+        self.serial += 1;
         let key = TLS_TAG
             | tls.conns.insert(TlsConn {
                 fd: Some(Rc::new(fd)),
@@ -96,8 +100,8 @@ impl Worker<'_> {
                 started_ms: self.now_ms,
                 last_ms: self.now_ms,
                 forced: false,
+                serial: self.serial,
             });
-        self.serial += 1;
         debug!(worker = self.id, key, ?peer, "TLS connection accepted");
         self.tls_advance(key);
     }
@@ -123,7 +127,13 @@ impl Worker<'_> {
             return;
         }
         let was = conn.session.is_established();
-        let (received, next) = conn.session.pump(&mut tls.plain);
+        let (received, next) = if self.cfg.log_messages {
+            let (id, serial, peer) = (self.id, conn.serial, conn.peer);
+            let mut log = |bytes: &[u8]| log_message(id, serial, peer, bytes);
+            conn.session.pump(&mut tls.plain, Some(&mut log))
+        } else {
+            conn.session.pump(&mut tls.plain, None)
+        };
         self.stats.bytes_in += received as u64;
         if !was && conn.session.is_established() {
             self.stats.tls.established(conn.session.version());

@@ -51,6 +51,9 @@ const SEAL_MAX: usize = HEADER + 1 + 16 + 8;
 /// Room in `outgoing` for one record of echo and a close_notify after it.
 pub const OUTGOING: usize = PLAIN_MAX + 2 * SEAL_MAX + 16;
 
+/// What sees each record's plaintext as it is decrypted (`--log-messages`).
+pub type Log<'a> = &'a mut dyn FnMut(&[u8]);
+
 /// What the connection does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -219,11 +222,12 @@ impl Session {
     /// What to do next, after processing what can be processed now: handshake records,
     /// records of echo (decrypted into `plain`, which is empty again on return, and encrypted
     /// into `outgoing`), the close_notify once the input is over. Returns the plaintext bytes
-    /// received (decrypted) in this call with the next step.
-    pub fn pump(&mut self, plain: &mut Vec<u8>) -> (usize, Next) {
+    /// received (decrypted) in this call with the next step. `log` sees each record's plaintext
+    /// (`--log-messages`).
+    pub fn pump(&mut self, plain: &mut Vec<u8>, mut log: Option<Log<'_>>) -> (usize, Next) {
         let mut received = 0;
         if self.failure.is_none() {
-            if let Err(e) = self.process(plain, &mut received) {
+            if let Err(e) = self.process(plain, &mut received, &mut log) {
                 let failure = Failure::of(&e, &self.first[..self.first_len]);
                 self.fail(failure);
                 self.take_alert();
@@ -277,7 +281,12 @@ impl Session {
         }
     }
 
-    fn process(&mut self, plain: &mut Vec<u8>, received: &mut usize) -> Result<(), rustls::Error> {
+    fn process(
+        &mut self,
+        plain: &mut Vec<u8>,
+        received: &mut usize,
+        log: &mut Option<Log<'_>>,
+    ) -> Result<(), rustls::Error> {
         loop {
             let end = self.process_end(plain.is_empty());
             // Whether a whole record waits beyond what is processed now.
@@ -304,6 +313,9 @@ impl Session {
                         let record = record?;
                         discard += record.discard;
                         *received += record.payload.len();
+                        if let Some(log) = log.as_deref_mut() {
+                            log(record.payload);
+                        }
                         plain.extend_from_slice(record.payload);
                     }
                     Step::Again
@@ -313,6 +325,9 @@ impl Session {
                         let record = record?;
                         discard += record.discard;
                         *received += record.payload.len();
+                        if let Some(log) = log.as_deref_mut() {
+                            log(record.payload);
+                        }
                         plain.extend_from_slice(record.payload);
                     }
                     Step::Again

@@ -43,7 +43,7 @@ fn exchange(s: &mut Session, c: &mut ClientConnection, plain: &mut Vec<u8>) -> (
         while c.wants_write() {
             c.write_tls(&mut wire).unwrap();
         }
-        let (_, next) = s.pump(plain);
+        let (_, next) = s.pump(plain, None);
         assert!(
             plain.is_empty(),
             "the scratch buffer is empty between calls"
@@ -117,7 +117,7 @@ fn a_client_that_never_reads_holds_one_record_in_and_one_out() {
     }
     let mut fed = 0;
     loop {
-        let (_, next) = s.pump(&mut plain);
+        let (_, next) = s.pump(&mut plain, None);
         if next != Next::Recv {
             assert_eq!(next, Next::Send);
             break;
@@ -137,7 +137,7 @@ fn a_client_that_never_reads_holds_one_record_in_and_one_out() {
     s.give_back(out, false);
     // However long it waits, it takes nothing more.
     for _ in 0..10 {
-        assert_eq!(s.pump(&mut plain).1, Next::Send);
+        assert_eq!(s.pump(&mut plain, None).1, Next::Send);
     }
 }
 
@@ -164,7 +164,7 @@ fn not_tls_is_refused_with_its_cause_and_an_alert_where_tls_has_one() {
         let mut buf = s.take_recv().unwrap();
         buf.extend_from_slice(bytes);
         s.received(buf, bytes.len());
-        let (_, next) = s.pump(&mut Vec::new());
+        let (_, next) = s.pump(&mut Vec::new(), None);
         assert_eq!(s.failure(), Some(cause), "{bytes:?}");
         // An alert record (content type 21) goes out before the close.
         assert_eq!(next, Next::Send, "{cause:?}");
@@ -172,7 +172,7 @@ fn not_tls_is_refused_with_its_cause_and_an_alert_where_tls_has_one() {
         assert_eq!(out[at], 21, "{cause:?}: {out:?}");
         let n = out.len() - at;
         s.sent(out, at, n);
-        assert_eq!(s.pump(&mut Vec::new()).1, Next::Close);
+        assert_eq!(s.pump(&mut Vec::new(), None).1, Next::Close);
     }
     // A handshake cut short.
     let mut s = Session::new(&tls.config).unwrap();
@@ -182,8 +182,8 @@ fn not_tls_is_refused_with_its_cause_and_an_alert_where_tls_has_one() {
     let mut buf = s.take_recv().unwrap();
     buf.extend_from_slice(&hello[..hello.len() / 2]);
     s.received(buf, hello.len() / 2);
-    assert_eq!(s.pump(&mut Vec::new()).1, Next::Recv);
+    assert_eq!(s.pump(&mut Vec::new(), None).1, Next::Recv);
     s.end_of_input(true);
-    assert_eq!(s.pump(&mut Vec::new()).1, Next::Close);
+    assert_eq!(s.pump(&mut Vec::new(), None).1, Next::Close);
     assert_eq!(s.failure(), Some(Failure::Truncated));
 }
