@@ -19,7 +19,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
   ringport serve --port 0 --workers 4          a free port, printed as `listening on IP:PORT`
   ringport serve --bind 0.0.0.0 --max-per-ip 0   other hosts, no per-address cap
   ringport serve --model threaded --stats 1    the article's thread per client, a line a second
-  ringport serve --reuse-port --port 4000      one of several servers sharing port 4000",
+  ringport serve --reuse-port --port 4000      one of several servers sharing port 4000
+  ringport serve --tls-self-signed             TLS with a certificate made at start",
     ),
     (
         "send",

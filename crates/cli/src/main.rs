@@ -21,6 +21,7 @@ mod request_args;
 mod secs;
 mod send;
 mod serve;
+mod serve_tls;
 mod stderr;
 mod stress;
 

@@ -111,14 +111,17 @@ pub struct ServeArgs {
     /// workers. With `-`, on standard output, right after the `listening on` line.
     ///
     /// The object: {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
-    /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242}; `backend` and
-    /// `workers` are null for the threaded and single models. The file is written beside PATH
+    /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242,"tls":false};
+    /// `backend` and `workers` are null for the threaded and single models; `tls` is true with
+    /// --tls-cert or --tls-self-signed. The file is written beside PATH
     /// and renamed to it, so a reader never sees half of it, before the `listening on` line is
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
     #[arg(long, value_name = "PATH")]
     ready_json: Option<PathBuf>,
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, help = crate::metrics::HELP)]
     metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    tls: crate::serve_tls::TlsArgs,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -243,7 +246,15 @@ fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config();
+    let mut cfg = args.config();
+    // A certificate or key that does not do is a usage error, reported before anything starts.
+    match args.tls.load(cfg.bind) {
+        Ok(tls) => cfg.tls = tls,
+        Err(e) => {
+            eprintln!("ringport: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let args_stats = args.stats;
     let shutdown = Shutdown::new();
 

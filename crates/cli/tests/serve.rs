@@ -427,7 +427,8 @@ for_each_model! {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut keys: Vec<&str> = raw.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["addr", "backend", "backend_detail", "model", "pid", "workers"], "{raw}");
+        assert_eq!(keys, ["addr", "backend", "backend_detail", "model", "pid", "tls", "workers"], "{raw}");
+        assert_eq!(raw["tls"], false, "{raw}");
         assert_eq!(raw["addr"], from_file.addr.to_string(), "{raw}");
         assert_eq!(raw["model"], want_model, "{raw}");
         assert_eq!(raw["backend"], serde_json::json!(want_backend), "{raw}");

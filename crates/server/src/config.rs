@@ -104,6 +104,8 @@ pub struct ServeConfig {
     /// in use" probe), for running several processes on one port, each under its own open-file
     /// limit. Off: a port already in use is reported.
     pub reuse_port: bool,
+    /// Serve TLS with this certificate and configuration (`None`: plaintext).
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -131,6 +133,7 @@ impl Default for ServeConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(30)),
             reuse_port: false,
+            tls: None,
         }
     }
 }

@@ -29,6 +29,8 @@
 //! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
+//! - [`tls`]: serving TLS (`--tls-*`): the configuration, a connection's session on the
+//!   completion model's buffers, the handshake counters.
 
 #![forbid(unsafe_code)]
 
@@ -46,6 +48,7 @@ pub mod single;
 pub mod slots;
 pub mod summary;
 pub mod threaded;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;

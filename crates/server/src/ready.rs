@@ -18,7 +18,7 @@ use crate::Model;
 ///
 /// ```json
 /// {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
-///  "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242}
+///  "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242,"tls":false}
 /// ```
 ///
 /// (on one line). For the threaded and single models `backend` and `workers` are `null`.
@@ -42,6 +42,10 @@ pub struct Ready {
     pub workers: Option<usize>,
     /// The server's process id.
     pub pid: u32,
+    /// Whether it serves TLS (`--tls-cert`/`--tls-key` or `--tls-self-signed`); absent in the
+    /// lines of servers from before TLS, read as `false`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Ready {
@@ -105,6 +109,7 @@ mod tests {
             backend_detail: "epoll (edge-triggered)".into(),
             workers: Some(4),
             pid: 42,
+            tls: false,
         }
     }
 
@@ -113,7 +118,7 @@ mod tests {
         let line = completion().to_json();
         assert_eq!(
             line,
-            r#"{"addr":"127.0.0.1:3333","model":"completion","backend":"epoll","backend_detail":"epoll (edge-triggered)","workers":4,"pid":42}"#
+            r#"{"addr":"127.0.0.1:3333","model":"completion","backend":"epoll","backend_detail":"epoll (edge-triggered)","workers":4,"pid":42,"tls":false}"#
         );
         assert_eq!(
             Ready::from_json(&format!("{line}\n")).unwrap(),
@@ -130,11 +135,13 @@ mod tests {
             backend_detail: "blocking sockets".into(),
             workers: None,
             pid: 1,
+            tls: true,
         };
         let line = ready.to_json();
         assert!(line.contains(r#""backend":null"#), "{line}");
         assert!(line.contains(r#""workers":null"#), "{line}");
         assert!(line.contains(r#""addr":"[::1]:1""#), "{line}");
+        assert!(line.contains(r#""tls":true"#), "{line}");
         assert_eq!(Ready::from_json(&line).unwrap(), ready);
     }
 
@@ -144,5 +151,12 @@ mod tests {
         let line = completion().to_json();
         assert!(Ready::from_json(&line.replace("\"epoll\"", "\"kqueue\"")).is_err());
         assert!(Ready::from_json(&line.replace("\"completion\"", "\"forked\"")).is_err());
+    }
+
+    #[test]
+    fn a_line_from_before_tls_reads_as_plaintext() {
+        let line = completion().to_json().replace(r#","tls":false"#, "");
+        assert!(!line.contains("tls"), "{line}");
+        assert_eq!(Ready::from_json(&line).unwrap(), completion());
     }
 }

@@ -63,6 +63,7 @@ impl BlockingModel for Single {
             peer: Some(peer),
             idle_timeout: self.cfg.idle_timeout,
             write_timeout: self.cfg.write_timeout,
+            tls: self.cfg.tls.as_ref(),
         };
         let conn_stats = blocking::serve_conn(&stream, &ctx);
         stats.add(&conn_stats);

@@ -51,6 +51,8 @@ pub struct WorkerStats {
     pub pool_peak: u64,
     /// Pool buffers out when the counters were published (received into, not yet echoed).
     pub pool_in_use: u64,
+    /// TLS handshakes, close_notify sent, and the connections that failed by cause.
+    pub tls: crate::tls::TlsStats,
 }
 
 impl WorkerStats {
@@ -75,6 +77,7 @@ impl WorkerStats {
         self.pool_buffers = self.pool_buffers.max(other.pool_buffers);
         self.pool_peak = self.pool_peak.max(other.pool_peak);
         self.pool_in_use += other.pool_in_use;
+        self.tls.add(&other.tls);
     }
 }
 
@@ -212,6 +215,9 @@ impl fmt::Display for Summary {
                 t.stale_completions
             )?;
         }
+        if !t.tls.is_empty() {
+            writeln!(f, "  {}", t.tls.describe())?;
+        }
         if t.pool_buffers > 0 {
             writeln!(
                 f,
@@ -258,6 +264,7 @@ impl Snapshot {
             ("write-timeout", t.write_timeouts),
             ("forced", t.forced_closes),
             ("stale", t.stale_completions),
+            ("tls-failed", t.tls.failures()),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)

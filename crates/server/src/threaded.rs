@@ -135,6 +135,7 @@ impl BlockingModel for Threaded {
         let log_messages = self.cfg.log_messages;
         let idle_timeout = self.cfg.idle_timeout;
         let write_timeout = self.cfg.write_timeout;
+        let tls = self.cfg.tls.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ringport-c{id}"))
             .stack_size(STACK_SIZE)
@@ -148,6 +149,7 @@ impl BlockingModel for Threaded {
                     peer: Some(peer),
                     idle_timeout,
                     write_timeout,
+                    tls: tls.as_ref(),
                 };
                 let conn_stats = blocking::serve_conn(&stream, &ctx);
                 registry.add_stats(&conn_stats);

@@ -29,6 +29,8 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) idle_timeout: Option<Duration>,
     /// Close a connection whose echo cannot progress for this long.
     pub(crate) write_timeout: Option<Duration>,
+    /// Serve TLS with this (`None`: plaintext).
+    pub(crate) tls: Option<&'a crate::tls::Tls>,
 }
 
 /// Serves one connection until it closes, with the completion model's rules (the [`Echo`]
@@ -36,6 +38,9 @@ pub(crate) struct ConnCtx<'a> {
 /// writes continued, close after EOF once everything is echoed, errors end this connection only,
 /// and the drain of [`Registry::drain`]. Returns the connection's counters (`closed` is 1).
 pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
+    if let Some(tls) = ctx.tls {
+        return super::tls::serve_tls(stream, ctx, tls);
+    }
     let mut stats = WorkerStats {
         closed: 1,
         ..WorkerStats::default()
@@ -148,7 +153,7 @@ const RECV_SLICE: Duration = Duration::from_millis(100);
 /// before, in slices of [`RECV_SLICE`], ending with `Interrupted` (a cancelled receive: the
 /// caller looks again) when the drain starts and with `TimedOut` after `idle_timeout`.
 #[cfg(windows)]
-fn read_in_slices(
+pub(super) fn read_in_slices(
     mut stream: &TcpStream,
     buf: &mut [u8],
     registry: &Registry,

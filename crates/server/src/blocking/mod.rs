@@ -51,6 +51,7 @@
 //! - `accept`: the accept loop, with its back-off on failed accepts, the wake-up connection and
 //!   the backlog at shutdown.
 //! - `drain`: the drain supervisor (the drain deadline, then the forced close).
+//! - `tls`: the echo loop of one TLS connection (rustls over the blocking socket).
 
 mod accept;
 mod conn;
@@ -58,6 +59,7 @@ mod drain;
 mod registry;
 #[cfg(test)]
 mod test_support;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -167,6 +169,7 @@ where
         backend_detail: BLOCKING.into(),
         workers: None,
         pid: std::process::id(),
+        tls: cfg.tls.is_some(),
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

@@ -40,6 +40,7 @@ pub(super) fn serve_in_thread(
                 peer: None,
                 idle_timeout: None,
                 write_timeout: None,
+                tls: None,
             };
             serve_conn(&server, &ctx)
         })

@@ -81,6 +81,9 @@ impl Worker<'_> {
     }
 
     pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        if self.tls.is_some() {
+            return self.new_tls_conn(accepted);
+        }
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);

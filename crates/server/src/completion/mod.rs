@@ -63,11 +63,15 @@
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
 //! - `handoff`: workers sharing one listener (Windows): the acceptor's round-robin hand-off
 //!   and each worker's inbox.
+//! - `tls_conn`: TLS connections (`--tls-*`): rustls' unbuffered API over buffers each
+//!   connection owns, carried out with owned-buffer receives and sends, in a table of their
+//!   own.
 
 mod accept;
 mod conn;
 mod handoff;
 mod timeouts;
+mod tls_conn;
 mod worker;
 
 use std::rc::Rc;
@@ -215,6 +219,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         backend_detail,
         workers: Some(workers),
         pid: std::process::id(),
+        tls: cfg.tls.is_some(),
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

@@ -49,6 +49,14 @@ impl Timeouts {
         }
     }
 
+    /// Scans at least four times per handshake timeout too (TLS), within the same bounds.
+    pub(super) fn with_handshake(mut self, handshake: Option<Duration>) -> Timeouts {
+        if let Some(d) = handshake.filter(|d| !d.is_zero()) {
+            self.tick = self.tick.min((d / 4).clamp(TICK_MIN, TICK_MAX));
+        }
+        self
+    }
+
     /// No timeout is set: the scan has nothing to do.
     fn is_off(&self) -> bool {
         self.idle_ms.is_none() && self.write_ms.is_none()
@@ -56,7 +64,7 @@ impl Timeouts {
 
     /// Whether a connection `waiting` for its peer, without progress for `quiet_ms`, is past
     /// its timeout.
-    fn expiry(&self, waiting: Waiting, quiet_ms: u64) -> Option<Expiry> {
+    pub(super) fn expiry(&self, waiting: Waiting, quiet_ms: u64) -> Option<Expiry> {
         let (limit, expiry) = match waiting {
             Waiting::PeerData => (self.idle_ms, Expiry::Idle),
             Waiting::PeerReading => (self.write_ms, Expiry::Write),
@@ -69,6 +77,7 @@ impl Worker<'_> {
     /// Once per tick: publish the counters, expire the connections past their timeouts.
     pub(super) fn on_tick(&mut self) {
         self.publish();
+        self.tls_tick();
         if self.draining || self.timeouts.is_off() {
             return;
         }

@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 use super::conn::Conn;
 use super::handoff::{Handoff, Inbox, HANDOFF};
 use super::timeouts::Timeouts;
+use super::tls_conn::TlsWorker;
 use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
@@ -67,6 +68,8 @@ pub(super) struct Worker<'a> {
     pub(super) handoff: Option<Handoff>,
     /// A worker without a listener of its own: the connections the acceptor hands it.
     pub(super) inbox: Option<Arc<Inbox>>,
+    /// Its TLS connections, when the server speaks TLS (see `tls_conn`).
+    pub(super) tls: Option<TlsWorker>,
 }
 
 impl<'a> Worker<'a> {
@@ -77,7 +80,8 @@ impl<'a> Worker<'a> {
         listener: Option<SharedFd>,
         shared: Shared,
     ) -> Worker<'a> {
-        let timeouts = Timeouts::new(cfg.idle_timeout, cfg.write_timeout);
+        let timeouts = Timeouts::new(cfg.idle_timeout, cfg.write_timeout)
+            .with_handshake(cfg.tls.as_ref().map(|tls| tls.handshake_timeout));
         let epoch = Instant::now();
         Worker {
             id,
@@ -110,6 +114,7 @@ impl<'a> Worker<'a> {
             serial: 0,
             handoff: None,
             inbox: None,
+            tls: cfg.tls.as_ref().map(TlsWorker::new),
         }
     }
 }
@@ -133,6 +138,7 @@ impl Worker<'_> {
         loop {
             if self.draining
                 && self.conns.is_empty()
+                && self.tls.as_ref().is_none_or(|tls| tls.len() == 0)
                 && self.accept_op.is_none()
                 && self.inbox.as_ref().is_none_or(|inbox| inbox.is_done())
             {
@@ -204,7 +210,7 @@ impl Worker<'_> {
     /// Makes the counters visible to [`Live`](crate::summary::Live) readers.
     pub(super) fn publish(&self) {
         let snapshot = Snapshot {
-            open: self.conns.len() as u64,
+            open: (self.conns.len() + self.tls.as_ref().map_or(0, TlsWorker::len)) as u64,
             totals: self.counters(),
         };
         if let Some(slot) = self
@@ -236,12 +242,14 @@ impl Worker<'_> {
             Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
             Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
             Outcome::SentBufs { bufs, result, .. } => self.on_send(c.key, bufs, result),
-            // The worker submits no owned-buffer receives or sends: such a completion names
-            // nothing of ours.
-            Outcome::Received { .. } | Outcome::Sent { .. } => self.stats.stale_completions += 1,
+            // Owned-buffer receives and sends are TLS connections' (see `tls_conn`).
+            Outcome::Received { buf, result } => self.on_tls_recv(c.key, buf, result),
+            Outcome::Sent { buf, at, result } => self.on_tls_send(c.key, buf, at, result),
             Outcome::Closed(_) => {
                 if self.forget(c.key) {
                     self.stats.closed += 1;
+                } else if self.tls_forget(c.key) {
+                    // Counted there.
                 } else {
                     self.stats.stale_completions += 1;
                 }
@@ -291,6 +299,7 @@ impl Worker<'_> {
                 self.apply(key, todo);
             }
         }
+        self.tls_drain();
         info!(
             worker = self.id,
             connections = self.conns.len(),
@@ -301,6 +310,7 @@ impl Worker<'_> {
 
     fn force_all(&mut self) {
         self.forced = true;
+        self.tls_force_all();
         if self.conns.is_empty() {
             return;
         }

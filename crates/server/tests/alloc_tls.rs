@@ -1,0 +1,165 @@
+//! TLS in the completion model allocates nothing of its own per message: after the handshake,
+//! thousands of round trips on several connections (ciphertext received into each
+//! connection's own buffer, decrypted there, encrypted into its own send buffer) make only the
+//! allocations rustls 0.23 makes per record itself, on either backend: one for each record it
+//! decrypts (`ReadTraffic::next_record` hands out a copy in a new vector) and one for each it
+//! encrypts (`WriteTraffic::encrypt` seals into a new vector before copying it out).
+//!
+//! The server runs in this process with a counting global allocator ([`CountingAlloc`], every
+//! thread); the clients are `openssl s_client` processes, whose allocations are their own.
+//! This file holds one test, so no other test's allocations run beside it. Linux only: under
+//! Wine a Debian program cannot be started from the test.
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ringport_port::os::CountingAlloc;
+use ringport_port::{BackendChoice, PortConfig};
+use ringport_server::tls::{CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+use ringport_server::{ServeConfig, Shutdown};
+
+#[global_allocator]
+static COUNTER: CountingAlloc = CountingAlloc::new();
+
+const CONNECTIONS: usize = 4;
+/// Past the worker's first tick (at most a second), whose one-time set-up is not per message.
+const WARMUP_TIME: Duration = Duration::from_millis(1_300);
+
+/// Whether `openssl` can be run; under CI it must.
+fn have_openssl() -> bool {
+    let found = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl is missing under CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: openssl is not installed");
+    }
+    found
+}
+
+/// An `openssl s_client` talking to `addr`, its standard input and output piped.
+fn s_client(addr: std::net::SocketAddr, ca: &std::path::Path) -> Child {
+    Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start openssl s_client")
+}
+
+/// Round trips of `msg` on every client at once.
+fn round_trips(clients: &mut [Child], rounds: usize, msg: &mut [u8], back: &mut [u8]) {
+    for round in 0..rounds {
+        msg[0] = b'a' + (round % 26) as u8;
+        for c in clients.iter_mut() {
+            c.stdin.as_mut().unwrap().write_all(msg).unwrap();
+        }
+        for c in clients.iter_mut() {
+            c.stdout.as_mut().unwrap().read_exact(back).unwrap();
+            assert_eq!(&back[..], &msg[..]);
+        }
+    }
+}
+
+/// Allocations while `measured` round trips of `size` bytes run on every connection.
+fn allocations_during_round_trips(backend: BackendChoice, size: usize, measured: usize) -> u64 {
+    let tls = Tls::new(
+        &TlsOptions {
+            source: CertSource::SelfSigned,
+            alpn: Vec::new(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        },
+        "127.0.0.1".parse().unwrap(),
+    )
+    .unwrap();
+    let ca = std::env::temp_dir().join(format!("ringport-alloc-tls-{}.pem", std::process::id()));
+    std::fs::write(&ca, tls.self_signed_pem.as_ref().unwrap()).unwrap();
+    let cfg = ServeConfig {
+        port: 0,
+        workers: 1,
+        port_config: PortConfig {
+            backend,
+            ..PortConfig::default()
+        },
+        max_per_ip: 0,
+        tls: Some(tls),
+        ..ServeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let running = ringport_server::start(&cfg, shutdown.clone()).expect("the server starts");
+    let addr = running.local_addr();
+    let mut clients: Vec<Child> = (0..CONNECTIONS).map(|_| s_client(addr, &ca)).collect();
+    // Printable bytes: s_client passes them through unchanged.
+    let mut msg: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut back = vec![0u8; size];
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < WARMUP_TIME {
+        round_trips(&mut clients, 20, &mut msg, &mut back);
+    }
+    let before = COUNTER.allocations();
+    round_trips(&mut clients, measured, &mut msg, &mut back);
+    let during = COUNTER.allocations() - before;
+    for mut c in clients {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    shutdown.trigger();
+    let summary = running.wait().expect("a clean shutdown");
+    let _ = std::fs::remove_file(&ca);
+    let total = summary.total();
+    assert_eq!(total.tls.tls13, CONNECTIONS as u64, "{:?}", total.tls);
+    assert!(
+        total.bytes_out >= (CONNECTIONS * measured * size) as u64,
+        "{total:?}"
+    );
+    eprintln!(
+        "{backend}: {during} allocations in {} TLS round trips of {size} bytes",
+        CONNECTIONS * measured
+    );
+    during
+}
+
+#[test]
+fn tls_in_the_completion_model_allocates_only_what_rustls_does_per_record() {
+    if !have_openssl() {
+        return;
+    }
+    let before = COUNTER.allocations();
+    std::hint::black_box(vec![1u8; 10]);
+    assert!(COUNTER.allocations() > before, "the counter is installed");
+
+    #[cfg(unix)]
+    let backends = [BackendChoice::Uring, BackendChoice::Epoll];
+    #[cfg(windows)]
+    let backends = [BackendChoice::Iocp];
+    // (size, round trips, records each way per message): a pipe write of up to 4 KiB is one
+    // read for s_client, sent as one record, echoed as one.
+    for backend in backends {
+        for (size, measured, records) in [(64, 1_000, 1), (4_096, 300, 1)] {
+            let during = allocations_during_round_trips(backend, size, measured);
+            // rustls: one per record decrypted, one per record encrypted. Ours: none.
+            let rustls = (CONNECTIONS * measured * records * 2) as u64;
+            assert!(
+                during <= rustls,
+                "{backend}, {size} bytes: {during} allocations, rustls' own are {rustls}"
+            );
+        }
+    }
+}
