@@ -18,8 +18,10 @@ mod merge;
 mod request_args;
 mod secs;
 mod send;
+mod send_tls;
 mod serve;
 mod stress;
+mod tls_client_args;
 
 use std::process::ExitCode;
 
@@ -54,7 +56,8 @@ enum Command {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -30,6 +30,9 @@ pub struct SendArgs {
     /// Seconds to wait for the connection and for the echo.
     #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
+    /// `--tls` and its flags.
+    #[command(flatten)]
+    tls: crate::tls_client_args::TlsClientArgs,
 }
 
 /// Where the bytes to send come from.
@@ -140,6 +143,28 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let addr = resolve(&host, port)?;
+    let echo = match args.tls.options() {
+        Some(opts) => crate::send_tls::exchange(addr, &host, &opts, &sent, timeout)?,
+        None => exchange(addr, &sent, timeout)?,
+    };
+    if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
+        bail!(
+            "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
+            sent[at],
+            echo[at]
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&echo)?;
+    if matches!(input, Input::Arg(_)) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends `sent` over plaintext TCP and reads its whole echo.
+fn exchange(addr: SocketAddr, sent: &[u8], timeout: Duration) -> anyhow::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
@@ -147,7 +172,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     // Send from a thread of its own while this one reads the echo: a message larger than the
     // socket buffers and the server's bound would otherwise stop both sides.
     let mut writer = stream.try_clone().context("cannot clone the socket")?;
-    let to_send = sent.clone();
+    let to_send = sent.to_vec();
     let sending = std::thread::spawn(move || writer.write_all(&to_send));
     let mut echo = vec![0u8; sent.len()];
     let mut got = 0;
@@ -167,7 +192,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             {
                 bail!(
                     "no complete echo from {addr} within {:.1} s ({got} of {} bytes)",
-                    args.timeout,
+                    timeout.as_secs_f64(),
                     sent.len()
                 )
             }
@@ -179,21 +204,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         Ok(Err(e)) => return Err(e).with_context(|| format!("sending to {addr} failed")),
         Err(_) => bail!("the sending thread panicked"),
     }
-    if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
-        bail!(
-            "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
-            sent[at],
-            echo[at]
-        );
-    }
     let _ = stream.shutdown(Shutdown::Write);
-    let mut out = std::io::stdout().lock();
-    out.write_all(&echo)?;
-    if matches!(input, Input::Arg(_)) {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(echo)
 }
 
 #[cfg(test)]

@@ -189,6 +189,9 @@ pub struct StressArgs {
     /// Request/response mode: `--request*` and `--expect*`, in command-line order.
     #[command(flatten)]
     requests: RequestArgs,
+    /// `--tls` and its flags.
+    #[command(flatten)]
+    tls: crate::tls_client_args::TlsClientArgs,
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -302,6 +305,7 @@ impl StressArgs {
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
         cfg.spin = self.spin_us.map(Duration::from_micros);
+        cfg.tls = self.tls.options();
         Ok(cfg)
     }
 }

@@ -12,6 +12,7 @@
 mod csv;
 mod hdrlog;
 pub mod human;
+mod human_tls;
 mod json;
 
 use std::io::{self, Write};

@@ -14,6 +14,8 @@
 //!   open, counted when they arrive (not when their message completes), in total and per
 //!   connection.
 //! * **Connect time** in microseconds, in its own histogram.
+//! * **TLS handshakes** ([`tls`]): their time in its own histogram, full and resumed, and the
+//!   failed ones by cause.
 //! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`thread`]), with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
 //! * **Intervals** (for `--hdr-log`): the same latencies again in one histogram per second of
@@ -34,3 +36,4 @@ pub mod interval;
 pub mod ports;
 pub mod reconnects;
 pub mod thread;
+pub mod tls;
