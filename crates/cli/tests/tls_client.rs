@@ -273,8 +273,17 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
     ]);
     assert!(j["stream"]["bytes"].as_u64().unwrap() > 0, "{j}");
     // By name, with SNI: the certificate is for localhost too.
-    let j = echo.passes(&["--tls-ca", &ca, "--sni", "localhost", "--count", "10"]);
-    assert_eq!(j["messages"], 50, "the default 5 connections: {j}");
+    let j = echo.passes(&[
+        "--tls-ca",
+        &ca,
+        "--sni",
+        "localhost",
+        "--connections",
+        "5",
+        "--count",
+        "10",
+    ]);
+    assert_eq!(j["messages"], 50, "{j}");
     // send: one message, any bytes, its echo byte for byte.
     let out = bin()
         .args([
