@@ -284,6 +284,58 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
         "10",
     ]);
     assert_eq!(j["messages"], 50, "{j}");
+    // Two segments, each with its interval log and CSV, merged: the handshakes add up, the
+    // `handshake` interval is in every log.
+    let dir = temp_dir("segments");
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    for seg in ["1", "2"] {
+        let j = echo.passes(&[
+            "--tls-ca",
+            &ca,
+            "--connections",
+            "4",
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+            "--segment",
+            &format!("{seg}/2"),
+            "--hdr-log",
+            &file(&format!("{seg}.hlog")),
+            "--csv",
+            &file(&format!("{seg}.csv")),
+        ]);
+        assert_eq!(j["tls"]["handshakes"], 2, "{j}");
+        fs::write(file(&format!("{seg}.json")), j.to_string()).unwrap();
+        let csv = fs::read_to_string(file(&format!("{seg}.csv"))).unwrap();
+        assert!(
+            csv.lines().nth(2).unwrap().starts_with("handshake,0.000,"),
+            "{csv}"
+        );
+    }
+    let out = bin()
+        .args([
+            "merge",
+            &file("1.json"),
+            &file("1.hlog"),
+            &file("2.json"),
+            &file("2.hlog"),
+        ])
+        .args(["--json", "-", "--hdr-log", &file("merged.hlog")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["handshakes"], 4, "{j}");
+    assert_eq!(j["tls"]["handshake_us"]["count"], 4, "{j}");
+    let log = fs::read_to_string(file("merged.hlog")).unwrap();
+    assert_eq!(log.matches("Tag=handshake,").count(), 1, "{log}");
+    let _ = fs::remove_dir_all(&dir);
     // send: one message, any bytes, its echo byte for byte.
     let out = bin()
         .args([
