@@ -208,6 +208,7 @@ impl Certs {
         leaf("expired", &["localhost", "127.0.0.1"], true, false);
         leaf("other-name", &["other.example"], false, false);
         leaf("unknown-ca", &["localhost", "127.0.0.1"], false, true);
+        leaf("client", &["ringport-client"], false, false);
         Certs {
             dir: dir.to_path_buf(),
         }
@@ -562,6 +563,149 @@ fn redis_over_tls_ping_pong() {
     ]);
     assert_eq!(j["messages"], 800, "{j}");
     assert_eq!(j["tls"]["version"], "TLSv1.3", "{j}");
+    drop(redis);
+    let _ = fs::remove_dir_all(certs_dir);
+}
+
+#[test]
+fn failed_handshakes_are_counted_by_cause() {
+    // A server that accepts and never answers: every handshake times out.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let out = bin()
+        .args([
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--insecure",
+            "--json",
+            "-",
+        ])
+        .args([
+            "--connections",
+            "2",
+            "--count",
+            "1",
+            "--timeout",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["failed"]["timeout"], 2, "{j}");
+    assert_eq!(j["errors_by_kind"]["connect_failed"], 2, "{j}");
+    assert_eq!(j["tls"]["handshakes"], 0, "{j}");
+    drop(silent);
+    // A plaintext echo server sends the ClientHello back: not TLS.
+    let plain = support::Server::start("completion", &[]);
+    let out = bin()
+        .args([
+            "stress",
+            "127.0.0.1",
+            &plain.addr.port().to_string(),
+            "--tls",
+            "--insecure",
+        ])
+        .args([
+            "--json",
+            "-",
+            "--connections",
+            "2",
+            "--count",
+            "1",
+            "--timeout",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["failed"]["protocol"], 2, "{j}");
+    let detail = j["first_error"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("TLS handshake failed: protocol: "),
+        "{detail}"
+    );
+}
+
+#[test]
+fn mutual_tls_with_redis_asking_for_client_certificates() {
+    let Some(program) = require("redis-server") else {
+        return;
+    };
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let port = free_port();
+    let dir = temp_dir("redis-mtls");
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &certs.path("good.pem"),
+        "--tls-key-file",
+        &certs.path("good.key"),
+        "--tls-ca-cert-file",
+        &certs.path("ca.pem"),
+        "--tls-auth-clients",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--daemonize",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec();
+    let redis = Daemon::start("redis-server", &program, &args, &dir, port);
+    let ping = [r"--request", r"PING\r\n", "--expect", r"+PONG\r\n"];
+    let (cert, key) = (certs.path("client.pem"), certs.path("client.key"));
+    let ca = certs.path("ca.pem");
+    let mut with = vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    with.extend(["--connections", "2", "--count", "50"]);
+    with.extend(ping);
+    let j = redis.passes(&with);
+    assert_eq!(j["messages"], 100, "{j}");
+    // Without a client certificate the server refuses every connection.
+    let mut without = vec![
+        "--tls-ca",
+        ca.as_str(),
+        "--connections",
+        "2",
+        "--count",
+        "50",
+    ];
+    without.extend(ping);
+    let out = redis.stress(&without);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["messages"], 0, "{j}");
+    assert!(j["errors"].as_u64().unwrap() >= 2, "{j}");
     drop(redis);
     let _ = fs::remove_dir_all(certs_dir);
 }
