@@ -20,10 +20,12 @@ mod metrics;
 mod request_args;
 mod secs;
 mod send;
+mod send_tls;
 mod serve;
 mod serve_tls;
 mod stderr;
 mod stress;
+mod tls_client_args;
 
 use std::process::ExitCode;
 
@@ -58,7 +60,8 @@ enum Command {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(stderr::writer)

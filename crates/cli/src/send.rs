@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,6 +32,9 @@ pub struct SendArgs {
     /// Seconds to wait for the connection and for the echo. 0: wait for ever.
     #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
+    /// `--tls` and its flags.
+    #[command(flatten)]
+    tls: crate::tls_client_args::TlsClientArgs,
 }
 
 /// Where the bytes to send come from.
@@ -140,13 +143,40 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", path.display()))
             .usage()?,
     };
-    let (addr, mut stream) = crate::addr::connect(&host, port, timeout)?;
+    let (addr, stream) = crate::addr::connect(&host, port, timeout)?;
+    let echo = match args.tls.options() {
+        Some(opts) => crate::send_tls::exchange(stream, addr, &host, &opts, &sent, timeout)?,
+        None => exchange(stream, addr, &sent, timeout)?,
+    };
+    if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
+        bail!(
+            "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
+            sent[at],
+            echo[at]
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&echo)?;
+    if matches!(input, Input::Arg(_)) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends `sent` over plaintext TCP on `stream`, connected to `addr`, and reads its whole echo.
+fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    sent: &[u8],
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<u8>> {
     stream.set_read_timeout(timeout)?;
     stream.set_write_timeout(timeout)?;
     // Send from a thread of its own while this one reads the echo: a message larger than the
     // socket buffers and the server's bound would otherwise stop both sides.
     let mut writer = stream.try_clone().context("cannot clone the socket")?;
-    let to_send = sent.clone();
+    let to_send = sent.to_vec();
     let sending = std::thread::spawn(move || writer.write_all(&to_send));
     let mut echo = vec![0u8; sent.len()];
     let mut got = 0;
@@ -166,7 +196,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             {
                 bail!(
                     "no complete echo from {addr} within {:.1} s ({got} of {} bytes)",
-                    args.timeout,
+                    timeout.unwrap_or_default().as_secs_f64(),
                     sent.len()
                 )
             }
@@ -178,21 +208,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         Ok(Err(e)) => return Err(e).with_context(|| format!("sending to {addr} failed")),
         Err(_) => bail!("the sending thread panicked"),
     }
-    if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
-        bail!(
-            "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
-            sent[at],
-            echo[at]
-        );
-    }
     let _ = stream.shutdown(Shutdown::Write);
-    let mut out = std::io::stdout().lock();
-    out.write_all(&echo)?;
-    if matches!(input, Input::Arg(_)) {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(echo)
 }
 
 #[cfg(test)]

@@ -198,6 +198,9 @@ pub struct StressArgs {
     requests: RequestArgs,
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, help = crate::metrics::HELP)]
     metrics: Option<std::net::SocketAddr>,
+    /// `--tls` and its flags.
+    #[command(flatten)]
+    tls: crate::tls_client_args::TlsClientArgs,
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -320,6 +323,7 @@ impl StressArgs {
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
         cfg.spin = self.spin_us.map(Duration::from_micros);
+        cfg.tls = self.tls.options();
         Ok(cfg)
     }
 }

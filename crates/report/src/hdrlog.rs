@@ -21,7 +21,8 @@
 //! StartTime and BaseTime are both the wall-clock start of the measured phase, so a timestamp
 //! is seconds since then. Every line is tagged: `latency` (from the intended send time, one
 //! interval per second of completions), `uncorrected` beside it in rate mode (from the actual
-//! send), and one `connect` interval over the whole run (connect times). The `ringport run`
+//! send), and one `connect` interval over the whole run (connect times), followed with `--tls`
+//! by one `handshake` interval (TLS handshake times). The `ringport run`
 //! comment names the run the log belongs to (the `run_id` of its JSON result), which is how
 //! `ringport merge` pairs a log with its result. Java's tools read one tag at a time:
 //! `HistogramLogProcessor -i run.hlog -tag latency`.
@@ -45,6 +46,8 @@ pub const TAG_LATENCY: &str = "latency";
 pub const TAG_UNCORRECTED: &str = "uncorrected";
 /// Tag of the connect-time interval.
 pub const TAG_CONNECT: &str = "connect";
+/// Tag of the TLS handshake-time interval (`--tls`).
+pub const TAG_HANDSHAKE: &str = "handshake";
 
 const RUN_COMMENT: &str = "ringport run ";
 

@@ -18,6 +18,7 @@
 //! * [`errors`]: the kinds failures are counted by, the counts, and the first error.
 //! * [`fairness`]: messages per connection as min, median and max, exact across merges.
 //! * [`reconnects`]: the `churn` object of runs with `--messages-per-connection`.
+//! * [`tls`]: the `tls` object of runs with `--tls`: handshakes, their latency, failures.
 //! * [`search`]: the latency search's probes, verdicts and report.
 //! * [`segment`]: which share of a run a result covers (`--segment I/N`).
 //! * [`hdrlog`]: a run's latency over time as the standard HdrHistogram interval log.
@@ -35,6 +36,7 @@ pub mod reconnects;
 pub mod run;
 pub mod search;
 pub mod segment;
+pub mod tls;
 
 pub use histogram::LatencySummary;
 pub use run::StressReport;

@@ -15,6 +15,7 @@ use crate::fairness::Fairness;
 use crate::histogram::LatencySummary;
 use crate::reconnects::ReconnectFigures;
 use crate::segment::Segment;
+use crate::tls::TlsFigures;
 
 /// Min, median and max of a per-connection figure.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -208,6 +209,10 @@ pub struct StressReport {
     /// failed connections by cause; `null` otherwise (and absent in results from before it).
     #[serde(default)]
     pub churn: Option<ReconnectFigures>,
+    /// `--tls` only: handshakes (full and resumed), their latency (`handshake_us`) and rate,
+    /// failed handshakes by cause; `null` otherwise (and absent in results from before it).
+    #[serde(default)]
+    pub tls: Option<TlsFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,

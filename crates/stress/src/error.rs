@@ -110,6 +110,14 @@ pub enum ConnError {
     /// The connection could not be established.
     #[error("connect failed: {0}")]
     ConnectFailed(io::Error),
+    /// The TLS handshake failed (`--tls`): counted as a connection not established.
+    #[error("TLS handshake failed: {detail}")]
+    Handshake {
+        /// Why, for the report's `tls.failed` counts.
+        cause: ringport_report::tls::HandshakeFailure,
+        /// The cause and rustls' words.
+        detail: String,
+    },
     /// Any other I/O error.
     #[error("I/O error at byte {offset}: {source}")]
     Other {
@@ -156,7 +164,7 @@ impl ConnError {
             ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
             ConnError::Reset { .. } => ErrorKind::Reset,
             ConnError::Timeout { .. } => ErrorKind::Timeout,
-            ConnError::ConnectFailed(_) => ErrorKind::ConnectFailed,
+            ConnError::ConnectFailed(_) | ConnError::Handshake { .. } => ErrorKind::ConnectFailed,
             ConnError::Other { .. } => ErrorKind::Other,
         }
     }
@@ -172,7 +180,7 @@ impl ConnError {
             | ConnError::Reset { offset, .. }
             | ConnError::Timeout { offset, .. }
             | ConnError::Other { offset, .. } => Some(*offset),
-            ConnError::ConnectFailed(_) => None,
+            ConnError::ConnectFailed(_) | ConnError::Handshake { .. } => None,
         }
     }
 

@@ -62,6 +62,8 @@
 //!   [`warnings`](report::warnings).
 //! * [`search`]: `--find-max-rate`: the algorithm (`search`), its settings
 //!   ([`config`](search::config)) and each probe's verdict ([`verdict`](search::verdict)).
+//! * [`tls`]: `--tls`: the options, the shared client configuration, one connection's TLS
+//!   over the engine's buffers, failed handshakes classified, the probe before the load.
 //! * [`merge`]: `ringport merge`: several agents' results and interval logs added into one.
 
 #![forbid(unsafe_code)]
@@ -74,3 +76,4 @@ pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod search;
+pub mod tls;

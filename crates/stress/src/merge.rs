@@ -35,7 +35,7 @@ use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
 use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
-    IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED,
+    IntervalLog, LogInterval, TAG_CONNECT, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED,
 };
 use ringport_report::histogram::{new_histogram, LatencySummary};
 
@@ -285,11 +285,13 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     let mut latency = new_histogram();
     let mut uncorrected = new_histogram();
     let mut connect = new_histogram();
+    let mut handshake = new_histogram();
     for a in &agents {
         for (tag, into) in [
             (TAG_LATENCY, &mut latency),
             (TAG_UNCORRECTED, &mut uncorrected),
             (TAG_CONNECT, &mut connect),
+            (TAG_HANDSHAKE, &mut handshake),
         ] {
             if let Some(h) = a.log.total(tag).map_err(|e| bad_log(a, e))? {
                 into.add(&h).map_err(|e| bad_log(a, format!("{e:?}")))?;
@@ -400,6 +402,11 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         c.time_wait = all.clone().filter_map(|x| x.time_wait).max();
         c.connect_latency_us = report.connect_us;
     }
+    // TLS: the agents' counts added; the handshake latency is the merged histogram's.
+    report.tls = crate::report::tls::merged(
+        agents.iter().filter_map(|a| a.report.tls.as_ref()),
+        &handshake,
+    );
     report.messages_per_connection = sorted_runs(&per_connection);
     report.fairness = fairness_of_runs(&per_connection).unwrap_or(report.fairness);
     report.echoed_bytes_per_connection = report
@@ -437,7 +444,10 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         })
         .collect();
     report.errors_over_time = merged_error_times(&agents, start);
-    let log = merged_log(&agents, &report, connect)?;
+    let mut log = merged_log(&agents, &report, connect)?;
+    if report.tls.is_some() {
+        crate::report::tls::add_handshake_interval(&mut log, &handshake);
+    }
     Ok(Merged { report, log })
 }
 

@@ -2,7 +2,8 @@
 //! spreadsheet or a plotting script.
 //!
 //! The header is `tag,start_s,length_s,count,min_us,p50_us,p90_us,p99_us,p999_us,max_us,mean_us`;
-//! rows follow the log's order (a `connect` interval over the run, then per second a `latency`
+//! rows follow the log's order (a `connect` interval over the run, with `--tls` a `handshake`
+//! one, then per second a `latency`
 //! row and, in rate mode, an `uncorrected` one). Start and length are seconds from the start of
 //! the measured phase; latency is in microseconds. An empty interval has a count of 0 and empty
 //! figures.

@@ -215,6 +215,9 @@ fn render_run(r: &StressReport) -> String {
     if let Some(churn) = &r.churn {
         s.push_str(&render_reconnects(churn));
     }
+    if let Some(tls) = &r.tls {
+        s.push_str(&super::human_tls::render_tls(tls));
+    }
     let _ = writeln!(
         s,
         "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",

@@ -17,6 +17,7 @@ mod csv;
 mod hdrlog;
 pub mod html;
 pub mod human;
+mod human_tls;
 mod json;
 
 use std::io::{self, Write};

@@ -157,6 +157,8 @@ pub struct StressConfig {
     /// backend's own (60 us on Linux, none on Windows). Polling costs up to this much CPU per
     /// sparse send, which adds up with many agents on few CPUs (`benches/scale-active.sh`).
     pub spin: Option<Duration>,
+    /// `--tls` and its flags: every connection speaks TLS; `None`: plaintext TCP.
+    pub tls: Option<crate::tls::options::TlsOptions>,
 }
 
 impl Default for StressConfig {
@@ -193,6 +195,7 @@ impl Default for StressConfig {
             messages_per_connection: None,
             linger0: false,
             spin: None,
+            tls: None,
         }
     }
 }

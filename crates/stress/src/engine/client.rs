@@ -24,6 +24,16 @@
 //! leaves more to do, and starts its connect when the thread's share of `--connect-rate`
 //! allows ([`ReconnectPacer`]). A failed connection is reopened the same way, its cause counted
 //! ([`ReconnectStats`]).
+//!
+//! # TLS
+//!
+//! With `--tls` each connection holds a [`TlsSession`] between its socket operations and its
+//! [`Conn`]: its handshake starts once the TCP connection is established (the connection
+//! stages nothing until it completes); received ciphertext is decrypted and the plaintext
+//! verified as plaintext would be; what a connection stages is sealed at once (its staging
+//! buffer goes straight back) and the session's ciphertext goes out in one send at a time;
+//! a finished connection sends close_notify, then shuts its write side. The plaintext path
+//! pays one predictable test of an empty `Option` where the two part.
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -34,6 +44,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ringport_port::{Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, Token};
+use ringport_report::tls::HandshakeFailure;
 
 use super::conn::{Conn, Plan, SendBuffers, State};
 use super::connect::{open_socket, source_of, ConnectQueue};
@@ -47,8 +58,14 @@ use crate::error::ConnError;
 use crate::measure::cpu::CpuMeter;
 use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
+use crate::measure::tls::TlsStats;
 use crate::plan::ramp::RateCurve;
 use crate::plan::send_times::{RateSchedule, ThreadSchedule};
+use crate::tls::client_config::TlsClient;
+use crate::tls::session::TlsSession;
+use tls_io::tls_error;
+
+mod tls_io;
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
 /// the rest of the batch: its buffer comes back while still in the cache, and is the next one
@@ -83,6 +100,11 @@ struct Io {
     ended: bool,
     /// Its connect succeeded and it is not closed yet (counted among the connections open).
     established: bool,
+    /// `--tls`: the connection's TLS session (from its TCP connect to its close); boxed, so
+    /// that a plaintext connection's slot stays as small as it was.
+    tls: Option<Box<TlsSession>>,
+    /// `--tls`: the write side is shut once the ciphertext queued (close_notify) is sent.
+    shut_after_send: bool,
 }
 
 /// A connection: its protocol state and its I/O.
@@ -158,6 +180,10 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     reconnects: Reconnects,
     /// In the load phase (after the start barrier).
     loading: bool,
+    /// `--tls`: what every connection's session is made from.
+    tls: Option<&'s TlsClient>,
+    /// `--tls`: handshakes, their latency, failed ones by cause.
+    pub tls_stats: TlsStats,
 }
 
 impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
@@ -214,6 +240,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             churn_stats: ReconnectStats::default(),
             reconnects: Reconnects::new(now, Self::reconnect_rate(config)),
             loading: false,
+            tls: shared.tls.as_ref(),
+            tls_stats: TlsStats::default(),
         }
     }
 
@@ -260,7 +288,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.start_connect(i, now);
             }
             let next = queue.next_at();
-            if next.is_none() && self.connecting == 0 {
+            if next.is_none() && self.connecting == 0 && !self.any_handshaking() {
                 return Ok(());
             }
             let until = next.map_or(scan.next(), |at| at.min(scan.next()));
@@ -606,6 +634,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                                 self.churn_stats.connected_in_window += 1;
                             }
                             self.submit_recv(i, now);
+                            if self.tls.is_some() {
+                                self.start_tls(i, now);
+                            }
                         }
                         None => self.maybe_close(i),
                     },
@@ -631,6 +662,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 let slot = &mut self.slots[i];
                 slot.io.ops -= 1;
                 slot.io.send = None;
+                if slot.io.tls.is_some() {
+                    // The send carried the session's ciphertext.
+                    return self.tls_sent(i, buf, at, result, now);
+                }
                 if slot.conn.state == State::Failed {
                     // Its error is counted already.
                     self.send_bufs.give_back(buf);
@@ -689,7 +724,21 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.maybe_close(i);
             return;
         }
+        let handshaking = self.slots[i]
+            .io
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.handshaking());
         match result {
+            Ok(0) if handshaking => self.fail(
+                i,
+                ConnError::Handshake {
+                    cause: HandshakeFailure::Other,
+                    detail: "other: the server closed the connection during the handshake"
+                        .to_string(),
+                },
+                now,
+            ),
             Ok(0) => match self.slots[i].conn.end_of_stream() {
                 Ok(()) => self.maybe_close(i),
                 Err(e) => self.fail(i, e, now),
@@ -702,6 +751,14 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             // The pool ran dry for a moment: the bytes wait in the socket; arm again (the
             // buffers of this batch are given back before it is submitted).
             Err(e) if ringport_port::is_pool_empty(&e) && ended => self.submit_recv(i, now),
+            Err(e) if handshaking => self.fail(
+                i,
+                ConnError::Handshake {
+                    cause: HandshakeFailure::Other,
+                    detail: format!("other: {e}"),
+                },
+                now,
+            ),
             Err(e) => {
                 let err = self.slots[i].conn.io_error(e);
                 self.fail(i, err, now);
@@ -712,8 +769,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         }
     }
 
-    /// Verifies the bytes just received on connection `i` and records what they complete.
-    /// Returns whether the connection is still healthy.
+    /// Verifies the bytes just received on connection `i` (with `--tls`, decrypted first) and
+    /// records what they complete. Returns whether the connection is still healthy.
     fn on_bytes(&mut self, i: usize, now: Instant, pooled: Option<&PoolBuf>) -> bool {
         let slot = &mut self.slots[i];
         let own = slot.io.recv_buf.take().unwrap_or_default();
@@ -721,47 +778,52 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             Some(pb) => self.port.buf(pb),
             None => &own,
         };
-        let measure_start = self.measure_start;
-        let measure_end = self.measure_end;
-        let stats = &mut self.stats;
-        let global = slot.conn.global;
-        let local = global - self.shared.first;
-        let verbose = self.shared.config.verbose;
-        let json_on_stdout = matches!(
-            self.shared.config.json,
-            Some(crate::config::OutputTarget::Stdout)
-        );
-        let payload = self.spec;
-        let scratch = &mut self.scratch;
-        let feed = &mut self.feed;
-        let mut last = None;
-        let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
-        let result = slot.conn.received(data, now, payload, |done| {
-            let in_window =
-                done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
-            if in_window {
-                stats.record_message(local, &done, now);
-                last = Some(now);
+        let mut sink = Sink::<X> {
+            stats: &mut self.stats,
+            feed: &mut self.feed,
+            scratch: &mut self.scratch,
+            payload: self.spec,
+            measure_start: self.measure_start,
+            measure_end: self.measure_end,
+            verbose: self.shared.config.verbose,
+            json_on_stdout: matches!(
+                self.shared.config.json,
+                Some(crate::config::OutputTarget::Stdout)
+            ),
+            first: self.shared.first,
+            last: None,
+            completed: 0,
+        };
+        let conn = &mut slot.conn;
+        let result = match slot.io.tls.as_mut() {
+            None => sink.verify(conn, data, now).map(|_| None),
+            Some(tls) => {
+                let mut wrong = None;
+                let received = tls.receive(data, |plain| match sink.verify(conn, plain, now) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        wrong = Some(e);
+                        false
+                    }
+                });
+                match (received, wrong) {
+                    (_, Some(e)) => Err(e),
+                    (Ok(r), None) => Ok(Some(r)),
+                    (Err(e), None) => Err(tls_error(conn, e)),
+                }
             }
-            feed.record_latency(now.saturating_duration_since(done.stamp.intended));
-            if verbose {
-                print_reply::<X>(payload, global, done.stamp.index, scratch, json_on_stdout);
-            }
-        });
-        if in_window && result.is_ok() {
-            stats.record_echoed(local, data.len());
-        }
+        };
+        let (last, completed) = (sink.last, sink.completed);
         let mut own = own;
         own.clear();
         slot.io.recv_buf = Some(own);
         if last.is_some() {
             self.last_completion = last;
         }
+        self.completed_total += completed;
         match result {
-            Ok(n) => {
-                self.completed_total += n as u64;
-                true
-            }
+            Ok(None) => true,
+            Ok(Some(r)) => self.after_tls(i, now, r),
             Err(e) => {
                 self.fail(i, e, now);
                 false
@@ -841,13 +903,32 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if slot.conn.state != State::Open {
             return;
         }
+        if slot.io.tls.as_ref().is_some_and(|t| t.handshaking()) {
+            return; // nothing is sent before the handshake completes
+        }
         let staged = slot.conn.stage(&plan, now, &mut self.send_bufs);
         self.sent_total += staged as u64;
         if staged > 0 && now >= self.measure_start && self.measure_end.is_none_or(|end| now < end) {
             self.stats.record_sent(now, staged);
         }
         if let Some(buf) = slot.conn.take_send() {
-            self.submit_send(i, buf, 0, now);
+            match slot.io.tls.as_mut() {
+                None => self.submit_send(i, buf, 0, now),
+                Some(tls) => {
+                    // Sealed at once: the staging buffer goes back, the ciphertext waits in
+                    // the session for its send.
+                    let sealed = tls.send(&buf);
+                    let len = buf.len();
+                    let _ = slot.conn.sent(buf, 0, Ok(len), &mut self.send_bufs);
+                    match sealed {
+                        Ok(()) => self.flush_tls(i, now),
+                        Err(e) => {
+                            let err = slot.conn.io_error(e);
+                            self.fail(i, err, now);
+                        }
+                    }
+                }
+            }
             return;
         }
         if slot.conn.start_draining(&plan, now) {
@@ -860,20 +941,33 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.maybe_close(i);
                 return;
             }
-            let fd = slot.io.fd.clone().expect("an open connection has an fd");
-            let op = Op::Shutdown {
-                fd,
-                how: Shutdown::Write,
-            };
-            match self.port.submit(i as u64, op) {
-                Ok(tok) => {
-                    slot.io.other = Some(tok);
-                    slot.io.ops += 1;
-                }
-                Err(e) => {
-                    let err = slot.conn.io_error(e);
-                    self.fail(i, err, now);
-                }
+            if let Some(tls) = slot.io.tls.as_mut() {
+                // close_notify first; the write side is shut once it is sent.
+                tls.close();
+                slot.io.shut_after_send = true;
+                self.flush_tls(i, now);
+                return;
+            }
+            self.shut_write(i, now);
+        }
+    }
+
+    /// Shuts connection `i`'s write side: it sends nothing more.
+    fn shut_write(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let fd = slot.io.fd.clone().expect("an open connection has an fd");
+        let op = Op::Shutdown {
+            fd,
+            how: Shutdown::Write,
+        };
+        match self.port.submit(i as u64, op) {
+            Ok(tok) => {
+                slot.io.other = Some(tok);
+                slot.io.ops += 1;
+            }
+            Err(e) => {
+                let err = slot.conn.io_error(e);
+                self.fail(i, err, now);
             }
         }
     }
@@ -883,6 +977,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     fn fail(&mut self, i: usize, err: ConnError, now: Instant) {
         let slot = &mut self.slots[i];
         if slot.conn.fail() {
+            if let ConnError::Handshake { cause, .. } = &err {
+                self.tls_stats.record_failure(*cause);
+            }
             self.stats.record_error(slot.conn.global as u64, &err, now);
             self.churn_stats.record_error(&err);
             tracing::debug!(connection = slot.conn.global, "{err}");
@@ -907,6 +1004,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if mem::take(&mut slot.io.established) {
             self.closed_total += 1;
         }
+        slot.io.tls = None;
+        slot.io.shut_after_send = false;
         if let Some(fd) = slot.io.fd.take() {
             if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
                 slot.io.ops += 1;
@@ -928,6 +1027,22 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.shared.config.timeout;
         for i in 0..self.slots.len() {
+            let slot = &self.slots[i];
+            if let Some(tls) = &slot.io.tls {
+                if tls.handshaking() && !slot.conn.is_done() {
+                    if tls.elapsed(now) > timeout {
+                        let err = ConnError::Handshake {
+                            cause: HandshakeFailure::Timeout,
+                            detail: format!(
+                                "timeout: no handshake within {:.1}s",
+                                timeout.as_secs_f64()
+                            ),
+                        };
+                        self.fail(i, err, now);
+                    }
+                    continue;
+                }
+            }
             if let Some(err) = self.slots[i].conn.timed_out(now, timeout) {
                 self.fail(i, err, now);
             }
@@ -947,6 +1062,72 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             .feed(p, totals, Instant::now(), self.load_end.is_some());
         self.feed
             .feed_more(p, self.sent_total, self.closed_total, &self.stats.errors);
+    }
+}
+
+/// What verifying received bytes updates: the thread's measurements and counters (borrowed
+/// apart from the connections, so that a TLS session can hand its plaintext straight in).
+struct Sink<'c, X: Exchange> {
+    stats: &'c mut ThreadStats,
+    feed: &'c mut ProgressFeed,
+    scratch: &'c mut Vec<u8>,
+    payload: &'c X::Spec,
+    measure_start: Instant,
+    measure_end: Option<Instant>,
+    verbose: bool,
+    /// `--json -`: `--verbose` lines go to stderr, so that stdout is the JSON alone.
+    json_on_stdout: bool,
+    /// Global index of the segment's first connection.
+    first: usize,
+    /// The last measured completion.
+    last: Option<Instant>,
+    /// Messages completed (warm-up included).
+    completed: u64,
+}
+
+impl<X: Exchange> Sink<'_, X> {
+    /// Verifies `data`, the next plaintext bytes of `conn` received at `now`, and records what
+    /// they complete. Returns how many messages completed.
+    fn verify(
+        &mut self,
+        conn: &mut Conn<X>,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<usize, ConnError> {
+        let measure_start = self.measure_start;
+        let measure_end = self.measure_end;
+        let stats = &mut *self.stats;
+        let feed = &mut *self.feed;
+        let scratch = &mut *self.scratch;
+        let payload = self.payload;
+        let verbose = self.verbose;
+        let json_on_stdout = self.json_on_stdout;
+        let global = conn.global;
+        let local = global - self.first;
+        let mut last = None;
+        let in_window = now >= measure_start && measure_end.is_none_or(|end| now <= end);
+        let result = conn.received(data, now, payload, |done| {
+            let in_window =
+                done.stamp.intended >= measure_start && measure_end.is_none_or(|end| now <= end);
+            if in_window {
+                stats.record_message(local, &done, now);
+                last = Some(now);
+            }
+            feed.record_latency(now.saturating_duration_since(done.stamp.intended));
+            if verbose {
+                print_reply::<X>(payload, global, done.stamp.index, scratch, json_on_stdout);
+            }
+        });
+        if in_window && result.is_ok() {
+            stats.record_echoed(local, data.len());
+        }
+        if last.is_some() {
+            self.last = last;
+        }
+        if let Ok(n) = result {
+            self.completed += n as u64;
+        }
+        result
     }
 }
 

@@ -38,6 +38,11 @@
 //! [`reconnects`](crate::measure::reconnects) for what is counted and
 //! [`warnings`](crate::report::warnings) for what is warned about).
 //!
+//! With `--tls`, one handshake is made before anything else ([`probe`](crate::tls::probe)): a
+//! certificate the client cannot trust stops the run there, with its reason. Each connection
+//! then makes its own handshake once connected, before the barrier; its time and kind (full or
+//! resumed) are recorded ([`measure::tls`](crate::measure::tls)).
+//!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
 //! with `timeout`.
@@ -78,10 +83,13 @@ use crate::config::{OutputTarget, Stop, StressConfig};
 use crate::error::ConfigError;
 use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
+use crate::measure::tls::TlsStats;
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
 use crate::protocol::reply::ReplyVerifier;
 use crate::report::StressReport;
+use crate::tls::client_config::TlsClient;
+use crate::tls::probe::ProbeError;
 use client::Client;
 use ringport_report::reconnects::ReconnectFigures;
 use shared::Shared;
@@ -117,6 +125,10 @@ pub enum StressError {
         /// Why.
         error: io::Error,
     },
+    /// `--tls`: the server's certificate is not trusted (found by the handshake made before
+    /// the load).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A client thread failed outside any connection (its port broke, or it panicked).
     #[error("client thread {thread}: {detail}")]
     Thread {
@@ -140,6 +152,8 @@ pub struct StressOutcome {
     pub measured: Duration,
     /// What the pre-flight check found and changed.
     pub preflight: Preflight,
+    /// `--tls`: every thread's handshakes, merged.
+    pub tls: Option<TlsStats>,
 }
 
 impl StressOutcome {
@@ -161,7 +175,10 @@ impl StressOutcome {
         if config.hdr_log.is_none() && config.csv.is_none() && config.html.is_none() {
             return Ok(());
         }
-        let log = crate::report::interval_log(&self.report, &self.stats);
+        let mut log = crate::report::interval_log(&self.report, &self.stats);
+        if let Some(tls) = &self.tls {
+            crate::report::tls::add_handshake_interval(&mut log, &tls.handshake);
+        }
         if let Some(path) = &config.html {
             let page = RunPage {
                 report: &self.report,
@@ -230,7 +247,12 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
             crate::plan::segment::describe(seg, config.connections)
         );
     }
+    let tls = match &config.tls {
+        Some(opts) => Some(tls_client(config, opts, addr)?),
+        None => None,
+    };
     let shared = Shared {
+        tls,
         config,
         first: config.own_connections().start,
         start_late: OnceLock::new(),
@@ -310,6 +332,14 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         }
         add_churn(&mut report, config, &stats, &churn, &pre, addr, n, measured);
     }
+    let tls = shared.tls.as_ref().map(|_| {
+        let mut tls = TlsStats::default();
+        for p in &parts {
+            tls.merge(&p.tls);
+        }
+        report.tls = Some(crate::report::tls::figures(&tls, measured));
+        tls
+    });
     // Rounded to the millisecond, as the interval log writes its StartTime.
     report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
     if let Some(&late) = shared.start_late.get() {
@@ -341,6 +371,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         measure_started,
         measured,
         preflight: pre,
+        tls,
     })
 }
 
@@ -452,10 +483,43 @@ fn add_churn(
     report.churn = Some(figures);
 }
 
+/// `--tls`: the configuration every connection shares, once the probe's handshake has shown
+/// that the server's certificate is trusted (`--insecure`: warned about, once).
+fn tls_client(
+    config: &StressConfig,
+    opts: &crate::tls::options::TlsOptions,
+    addr: SocketAddr,
+) -> Result<TlsClient, StressError> {
+    let client = TlsClient::new(opts, &config.host, config.connections)?;
+    if opts.insecure {
+        // Once per process: a latency search runs many times.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "--insecure: the server's certificate and name are not verified; the handshakes \
+                 are real, the server's identity is not checked"
+            )
+        });
+    }
+    match crate::tls::probe::probe(&client, addr, config.timeout) {
+        Ok(()) => {}
+        Err(ProbeError::Untrusted(why)) => {
+            return Err(StressError::Tls(format!(
+                "{}:{} cannot be trusted: {why}",
+                config.host, config.port
+            )))
+        }
+        // The run meets and counts it per connection.
+        Err(ProbeError::Other(why)) => tracing::debug!("TLS probe: {why}"),
+    }
+    Ok(client)
+}
+
 /// What a client thread hands back.
 struct ThreadResult {
     stats: ThreadStats,
     churn: ReconnectStats,
+    tls: TlsStats,
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
@@ -518,6 +582,7 @@ fn drive<X: exchange::Exchange>(
     Ok(ThreadResult {
         stats: client.stats,
         churn: client.churn_stats,
+        tls: client.tls_stats,
         measure_start: client.measure_start,
         last_completion: client.last_completion,
         stopped_early: client.stopped_early,

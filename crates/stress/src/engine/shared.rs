@@ -15,6 +15,7 @@ use super::progress::Progress;
 use crate::config::StressConfig;
 use crate::protocol::payload::PayloadSpec;
 use crate::protocol::script::Script;
+use crate::tls::client_config::TlsClient;
 
 /// Hooks into a run besides its configuration.
 #[derive(Debug, Default, Clone)]
@@ -43,6 +44,8 @@ pub(super) struct Shared<'a> {
     pub(super) load_start: OnceLock<Instant>,
     pub(super) backend: Backend,
     pub(super) opts: &'a RunOptions,
+    /// `--tls`: what every connection's session is made from; `None`: plaintext.
+    pub(super) tls: Option<TlsClient>,
 }
 
 impl Shared<'_> {

@@ -14,6 +14,8 @@
 //!   open, counted when they arrive (not when their message completes), in total and per
 //!   connection.
 //! * **Connect time** in microseconds, in its own histogram.
+//! * **TLS handshakes** ([`tls`]): their time in its own histogram, full and resumed, and the
+//!   failed ones by cause.
 //! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`thread`]), with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
 //! * **Errors over time** ([`error_times`]): errors per second of the measured phase, for the
@@ -37,3 +39,4 @@ pub mod interval;
 pub mod ports;
 pub mod reconnects;
 pub mod thread;
+pub mod tls;

@@ -7,8 +7,10 @@
 //! log, see [`ringport_report::hdrlog`]). The result type, its JSON and its exporters (human,
 //! JSON, CSV, interval log) are `ringport-report`'s.
 //!
+//! * [`tls`]: the `tls` object and the `handshake` interval (`--tls`).
 //! * [`warnings`]: the warnings beyond the figures (starved connections, the client's ports).
 
+pub mod tls;
 pub mod warnings;
 
 use std::time::{Duration, SystemTime};
@@ -179,6 +181,7 @@ pub fn build(
         },
         connect_us: LatencySummary::of_or_zero(&stats.connect),
         churn: None,
+        tls: None,
         fairness: stats.fairness().unwrap_or(Fairness {
             min: 0,
             median: 0,

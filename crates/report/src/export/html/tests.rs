@@ -82,6 +82,7 @@ fn report(connections: usize) -> StressReport {
         latency_uncorrected_us: Some(latency(80)),
         connect_us: latency(40),
         churn: None,
+        tls: None,
         fairness: Fairness {
             min: 2_000,
             median: 2_000 + connections as u64 / 2,

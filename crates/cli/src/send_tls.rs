@@ -1,0 +1,119 @@
+//! `ringport send --tls`: the one message sent and its echo read inside TLS, on one thread
+//! (a non-blocking socket: sealing, sending, receiving and opening in turn, so a message larger
+//! than the socket buffers cannot stop both sides).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ringport_stress::tls::client_config::TlsClient;
+use ringport_stress::tls::failure;
+use ringport_stress::tls::options::TlsOptions;
+use rustls::ClientConnection;
+
+/// Plaintext handed to rustls per turn.
+const CHUNK: usize = 64 << 10;
+
+/// Sends `sent` over TLS on `sock`, connected to `addr` (`host` is the name verified unless
+/// `--sni` says another), and returns the echo, as many bytes as were sent. `timeout`: how long
+/// the echo may make no progress (`None`: for ever).
+///
+/// # Errors
+///
+/// One line: the certificate's or the handshake's failure with its reason, a close before the
+/// whole echo, nothing for `timeout`.
+pub fn exchange(
+    mut sock: TcpStream,
+    addr: SocketAddr,
+    host: &str,
+    opts: &TlsOptions,
+    sent: &[u8],
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<u8>> {
+    let tls = TlsClient::new(opts, host, 1)?;
+    if opts.insecure {
+        tracing::warn!("--insecure: the server's certificate and name are not verified");
+    }
+    sock.set_read_timeout(timeout)?;
+    sock.set_write_timeout(timeout)?;
+    let mut conn = ClientConnection::new(tls.config, tls.name)?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            let why = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(err) => failure::describe(err),
+                None => e.to_string(),
+            };
+            bail!("TLS handshake with {addr} failed: {why}");
+        }
+    }
+    sock.set_nonblocking(true)?;
+    let mut echo = Vec::with_capacity(sent.len());
+    let mut at = 0;
+    let mut buf = vec![0u8; CHUNK];
+    let mut last_progress = Instant::now();
+    while echo.len() < sent.len() {
+        let mut progress = false;
+        if at < sent.len() {
+            let n = conn.writer().write(&sent[at..sent.len().min(at + CHUNK)])?;
+            at += n;
+            progress |= n > 0;
+        }
+        while conn.wants_write() {
+            match conn.write_tls(&mut sock) {
+                Ok(n) => progress |= n > 0,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e).with_context(|| format!("sending to {addr} failed")),
+            }
+        }
+        match conn.read_tls(&mut sock) {
+            Ok(0) => bail!(
+                "{addr} closed the connection after echoing {} of {} bytes",
+                echo.len(),
+                sent.len()
+            ),
+            Ok(_) => {
+                progress = true;
+                conn.process_new_packets()
+                    .map_err(|e| anyhow::anyhow!("TLS error from {addr}: {e}"))?;
+                loop {
+                    match conn.reader().read(&mut buf) {
+                        Ok(0) => bail!(
+                            "{addr} closed the TLS session after echoing {} of {} bytes",
+                            echo.len(),
+                            sent.len()
+                        ),
+                        Ok(n) => echo.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("receiving from {addr} failed"))
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).with_context(|| format!("receiving from {addr} failed")),
+        }
+        if progress {
+            last_progress = Instant::now();
+        } else if let Some(timeout) = timeout.filter(|t| last_progress.elapsed() > *t) {
+            bail!(
+                "no complete echo from {addr} within {:.1} s ({} of {} bytes)",
+                timeout.as_secs_f64(),
+                echo.len(),
+                sent.len()
+            );
+        } else {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    echo.truncate(sent.len());
+    conn.send_close_notify();
+    sock.set_nonblocking(false)?;
+    let _ = conn.write_tls(&mut sock);
+    Ok(echo)
+}

@@ -1,0 +1,715 @@
+//! `ringport stress --tls` and `ringport send --tls` against real TLS servers from Debian:
+//! `socat` as a TLS echo (OpenSSL, `EXEC:cat`), `nginx` serving HTTPS and `redis-server` on
+//! its `--tls-port`, each started by the test on a free loopback port with certificates the
+//! test makes (rcgen): a CA, a server certificate it signed for `localhost` and 127.0.0.1, one
+//! expired, one for another name, one from an unknown CA. Echoes are byte-exact at TLS 1.2 and
+//! 1.3; each untrusted certificate stops the run before any load with its reason and exit code
+//! 1; `--insecure` passes; `--tls-resume` resumes under churn. A server that is not installed
+//! is skipped with a loud message, except under `CI=true`, where it is a failure (`.ci/run`
+//! installs them).
+#![cfg(unix)]
+
+mod support;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use support::{bin, json_of};
+
+/// A server process started by a test, killed (and its directory removed) when dropped.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    /// Starts `program` with `args` and waits, at most 10 s, until it accepts on `port`.
+    #[track_caller]
+    fn start(name: &'static str, program: &Path, args: &[String], dir: &Path, port: u16) -> Self {
+        let log = fs::File::create(dir.join("output.log")).expect("create the log");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut d = Daemon {
+            name,
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("{name} exited at start ({status}): {}", d.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not accepting on port {port} within 10 s: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        ["output.log", "error.log"]
+            .iter()
+            .filter_map(|n| fs::read_to_string(self.dir.join(n)).ok())
+            .collect()
+    }
+
+    /// `ringport stress 127.0.0.1 PORT --tls --json - --timeout 5 ARGS...`.
+    fn stress(&self, args: &[&str]) -> Output {
+        bin()
+            .args(["stress", "127.0.0.1", &self.port.to_string(), "--tls"])
+            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ringport stress")
+    }
+
+    /// A run that must pass: its JSON.
+    #[track_caller]
+    fn passes(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.stress(args);
+        let j = json_of(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {args:?}\n{}\nserver: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        assert_eq!(j["errors"], 0, "{j}");
+        assert_eq!(j["tls"]["failed"]["certificate"], 0, "{j}");
+        j
+    }
+
+    /// A run refused before any load: its one line on standard error.
+    #[track_caller]
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.stress(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} must be refused: {err}"
+        );
+        assert!(out.stdout.is_empty(), "no report: nothing ran");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        lines[0].to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn require(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed and CI=true: install it (.ci/run does)"
+        );
+        eprintln!(
+            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
+             {program}) to run this test ===\n"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ringport-tls-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// The test's certificates, as PEM files in a directory: `ca.pem`; `good`, `expired`,
+/// `other-name` (signed by the CA) and `unknown-ca` (by another CA), each `NAME.pem` and
+/// `NAME.key`.
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn make(dir: &Path) -> Certs {
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let key = KeyPair::generate().unwrap();
+            let cert = p.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("ringport test CA");
+        let (other_ca, other_key) = ca("ringport unknown CA");
+        fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let leaf = |name: &str, sans: &[&str], expired: bool, unknown: bool| {
+            let mut p =
+                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            p.distinguished_name.push(DnType::CommonName, sans[0]);
+            if expired {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let key = KeyPair::generate().unwrap();
+            let cert = if unknown {
+                p.signed_by(&key, &other_ca, &other_key).unwrap()
+            } else {
+                p.signed_by(&key, &ca_cert, &ca_key).unwrap()
+            };
+            fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        };
+        leaf("good", &["localhost", "127.0.0.1"], false, false);
+        leaf("expired", &["localhost", "127.0.0.1"], true, false);
+        leaf("other-name", &["other.example"], false, false);
+        leaf("unknown-ca", &["localhost", "127.0.0.1"], false, true);
+        leaf("client", &["ringport-client"], false, false);
+        Certs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_string()
+    }
+}
+
+/// socat as a TLS echo server with certificate `name`: every connection its own `cat`.
+fn socat_echo(certs: &Certs, name: &str) -> Option<Daemon> {
+    let program = require("socat")?;
+    let port = free_port();
+    let dir = temp_dir(&format!("socat-{name}"));
+    let listen = format!(
+        "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+        certs.path(&format!("{name}.pem")),
+        certs.path(&format!("{name}.key"))
+    );
+    let args = vec![listen, "EXEC:cat".to_string()];
+    Some(Daemon::start("socat", &program, &args, &dir, port))
+}
+
+#[test]
+fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let Some(echo) = socat_echo(&certs, "good") else {
+        return;
+    };
+    let ca = certs.path("ca.pem");
+    for (version, name) in [("1.2", "TLSv1.2"), ("1.3", "TLSv1.3")] {
+        let j = echo.passes(&[
+            "--tls-ca",
+            &ca,
+            "--tls-version",
+            version,
+            "--connections",
+            "4",
+            "--count",
+            "100",
+            "--size",
+            "3000",
+            "--pipeline",
+            "4",
+        ]);
+        assert_eq!(j["messages"], 400, "{j}");
+        assert_eq!(j["tls"]["version"], name, "{j}");
+        assert_eq!(j["tls"]["handshakes"], 4, "{j}");
+        assert_eq!(j["tls"]["full"], 4, "{j}");
+        assert_eq!(j["tls"]["handshake_us"]["count"], 4, "{j}");
+    }
+    // A stream of 64 KiB chunks: records of 16 KiB, every byte checked.
+    let j = echo.passes(&[
+        "--tls-ca",
+        &ca,
+        "--stream",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+    ]);
+    assert!(j["stream"]["bytes"].as_u64().unwrap() > 0, "{j}");
+    // By name, with SNI: the certificate is for localhost too.
+    let j = echo.passes(&[
+        "--tls-ca",
+        &ca,
+        "--sni",
+        "localhost",
+        "--connections",
+        "5",
+        "--count",
+        "10",
+    ]);
+    assert_eq!(j["messages"], 50, "{j}");
+    // Two segments, each with its interval log and CSV, merged: the handshakes add up, the
+    // `handshake` interval is in every log.
+    let dir = temp_dir("segments");
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    for seg in ["1", "2"] {
+        let j = echo.passes(&[
+            "--tls-ca",
+            &ca,
+            "--connections",
+            "4",
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+            "--segment",
+            &format!("{seg}/2"),
+            "--hdr-log",
+            &file(&format!("{seg}.hlog")),
+            "--csv",
+            &file(&format!("{seg}.csv")),
+        ]);
+        assert_eq!(j["tls"]["handshakes"], 2, "{j}");
+        fs::write(file(&format!("{seg}.json")), j.to_string()).unwrap();
+        let csv = fs::read_to_string(file(&format!("{seg}.csv"))).unwrap();
+        assert!(
+            csv.lines().nth(2).unwrap().starts_with("handshake,0.000,"),
+            "{csv}"
+        );
+    }
+    let out = bin()
+        .args([
+            "merge",
+            &file("1.json"),
+            &file("1.hlog"),
+            &file("2.json"),
+            &file("2.hlog"),
+        ])
+        .args(["--json", "-", "--hdr-log", &file("merged.hlog")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["handshakes"], 4, "{j}");
+    assert_eq!(j["tls"]["handshake_us"]["count"], 4, "{j}");
+    let log = fs::read_to_string(file("merged.hlog")).unwrap();
+    assert_eq!(log.matches("Tag=handshake,").count(), 1, "{log}");
+    let _ = fs::remove_dir_all(&dir);
+    // send: one message, any bytes, its echo byte for byte.
+    let out = bin()
+        .args([
+            "send",
+            "127.0.0.1",
+            &echo.port.to_string(),
+            "héllo\u{1} tls",
+        ])
+        .args(["--tls", "--tls-ca", &ca])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, "héllo\u{1} tls\n".as_bytes());
+    drop(echo);
+    let _ = fs::remove_dir_all(certs_dir);
+}
+
+#[test]
+fn untrusted_certificates_stop_the_run_with_their_reason() {
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let ca = certs.path("ca.pem");
+    for (name, reason) in [
+        ("expired", "certificate: the certificate has expired"),
+        ("other-name", "name: the certificate is for another name"),
+        (
+            "unknown-ca",
+            "certificate: the certificate's issuer is not trusted",
+        ),
+    ] {
+        let Some(server) = socat_echo(&certs, name) else {
+            return;
+        };
+        let line = server.refused(&["--tls-ca", &ca, "--count", "10"]);
+        assert!(line.contains("cannot be trusted"), "{name}: {line}");
+        assert!(line.contains(reason), "{name}: {line}");
+        // send says the same, with exit code 1.
+        let out = bin()
+            .args(["send", "127.0.0.1", &server.port.to_string(), "x"])
+            .args(["--tls", "--tls-ca", &ca])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(reason),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // --insecure: not verified (warned once), every byte still checked.
+        let out = server.stress(&["--insecure", "--count", "20", "--connections", "2"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        assert_eq!(err.matches("--insecure").count(), 1, "warned once: {err}");
+        assert_eq!(json_of(&out)["messages"], 40);
+    }
+    // The system's roots do not know the test CA either.
+    let Some(server) = socat_echo(&certs, "good") else {
+        return;
+    };
+    let line = server.refused(&["--count", "1"]);
+    assert!(
+        line.contains("issuer is not trusted")
+            || line.contains("no trusted root certificates found on this system"),
+        "{line}"
+    );
+    drop(server);
+    let _ = fs::remove_dir_all(certs_dir);
+}
+
+/// nginx serving HTTPS from `dir` with the good certificate.
+fn nginx_https(certs: &Certs) -> Option<Daemon> {
+    let program = require("nginx")?;
+    let port = free_port();
+    let dir = temp_dir("nginx");
+    let d = dir.to_str().unwrap();
+    fs::create_dir_all(dir.join("www")).unwrap();
+    fs::write(dir.join("www/index.html"), "<h1>ringport</h1>\n").unwrap();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+         keepalive_requests 1000000;\n  \
+         server {{\n    listen 127.0.0.1:{port} ssl;\n    root {d}/www;\n    \
+         ssl_certificate {};\n    ssl_certificate_key {};\n    \
+         ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_tickets on;\n    \
+         ssl_session_cache shared:tls:1m;\n  }}\n}}\n",
+        certs.path("good.pem"),
+        certs.path("good.key")
+    );
+    fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let args: Vec<String> = [
+        "-c",
+        &format!("{d}/nginx.conf"),
+        "-p",
+        d,
+        "-e",
+        &format!("{d}/error.log"),
+    ]
+    .map(String::from)
+    .to_vec();
+    Some(Daemon::start("nginx", &program, &args, &dir, port))
+}
+
+#[test]
+fn nginx_https_and_resumed_handshakes_under_churn() {
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let Some(nginx) = nginx_https(&certs) else {
+        return;
+    };
+    let ca = certs.path("ca.pem");
+    let get = r"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let j = nginx.passes(&[
+        "--tls-ca",
+        &ca,
+        "--alpn",
+        "http/1.1",
+        "--connections",
+        "4",
+        "--count",
+        "100",
+        "--pipeline",
+        "4",
+        "--request",
+        get,
+        "--expect-http=200",
+        "--expect-regex",
+        r"<h1>ringport</h1>",
+    ]);
+    assert_eq!(j["messages"], 400, "{j}");
+    assert_eq!(j["tls"]["handshakes"], 4, "{j}");
+    // Churn: a handshake per connection, every one full without --tls-resume ...
+    let churn = |resume: bool, version: &str| {
+        let mut args = vec![
+            "--tls-ca",
+            &ca,
+            "--tls-version",
+            version,
+            "--connections",
+            "2",
+            "--count",
+            "40",
+            "--messages-per-connection",
+            "4",
+            "--request",
+            get,
+            "--expect-http=200",
+        ];
+        if resume {
+            args.push("--tls-resume");
+        }
+        nginx.passes(&args)
+    };
+    for version in ["1.2", "1.3"] {
+        let j = churn(false, version);
+        assert_eq!(j["messages"], 80, "{j}");
+        assert_eq!(j["tls"]["handshakes"], 20, "10 connections per slot: {j}");
+        assert_eq!(j["tls"]["resumed"], 0, "{j}");
+        // ... and with it, all but the first few resumed from the shared store.
+        let j = churn(true, version);
+        assert_eq!(j["tls"]["handshakes"], 20, "{j}");
+        assert!(
+            j["tls"]["resumed"].as_u64().unwrap() >= 15,
+            "TLS {version}: {j}"
+        );
+        assert!(j["tls"]["full"].as_u64().unwrap() >= 1, "{j}");
+    }
+    drop(nginx);
+    let _ = fs::remove_dir_all(certs_dir);
+}
+
+#[test]
+fn redis_over_tls_ping_pong() {
+    let Some(program) = require("redis-server") else {
+        return;
+    };
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let port = free_port();
+    let dir = temp_dir("redis");
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &certs.path("good.pem"),
+        "--tls-key-file",
+        &certs.path("good.key"),
+        "--tls-ca-cert-file",
+        &certs.path("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--daemonize",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec();
+    let redis = Daemon::start("redis-server", &program, &args, &dir, port);
+    let j = redis.passes(&[
+        "--tls-ca",
+        &certs.path("ca.pem"),
+        "--connections",
+        "4",
+        "--count",
+        "200",
+        "--pipeline",
+        "4",
+        "--request",
+        r"PING\r\n",
+        "--expect",
+        r"+PONG\r\n",
+    ]);
+    assert_eq!(j["messages"], 800, "{j}");
+    assert_eq!(j["tls"]["version"], "TLSv1.3", "{j}");
+    drop(redis);
+    let _ = fs::remove_dir_all(certs_dir);
+}
+
+#[test]
+fn failed_handshakes_are_counted_by_cause() {
+    // A server that accepts and never answers: every handshake times out.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let out = bin()
+        .args([
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--insecure",
+            "--json",
+            "-",
+        ])
+        .args([
+            "--connections",
+            "2",
+            "--count",
+            "1",
+            "--timeout",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["failed"]["timeout"], 2, "{j}");
+    assert_eq!(j["errors_by_kind"]["connect_failed"], 2, "{j}");
+    assert_eq!(j["tls"]["handshakes"], 0, "{j}");
+    drop(silent);
+    // A plaintext echo server sends the ClientHello back: not TLS.
+    let plain = support::Server::start("completion", &[]);
+    let out = bin()
+        .args([
+            "stress",
+            "127.0.0.1",
+            &plain.addr.port().to_string(),
+            "--tls",
+            "--insecure",
+        ])
+        .args([
+            "--json",
+            "-",
+            "--connections",
+            "2",
+            "--count",
+            "1",
+            "--timeout",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tls"]["failed"]["protocol"], 2, "{j}");
+    let detail = j["first_error"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("TLS handshake failed: protocol: "),
+        "{detail}"
+    );
+}
+
+#[test]
+fn mutual_tls_with_redis_asking_for_client_certificates() {
+    let Some(program) = require("redis-server") else {
+        return;
+    };
+    let certs_dir = temp_dir("certs");
+    let certs = Certs::make(&certs_dir);
+    let port = free_port();
+    let dir = temp_dir("redis-mtls");
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &certs.path("good.pem"),
+        "--tls-key-file",
+        &certs.path("good.key"),
+        "--tls-ca-cert-file",
+        &certs.path("ca.pem"),
+        "--tls-auth-clients",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--daemonize",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec();
+    let redis = Daemon::start("redis-server", &program, &args, &dir, port);
+    let ping = [r"--request", r"PING\r\n", "--expect", r"+PONG\r\n"];
+    let (cert, key) = (certs.path("client.pem"), certs.path("client.key"));
+    let ca = certs.path("ca.pem");
+    let mut with = vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    with.extend(["--connections", "2", "--count", "50"]);
+    with.extend(ping);
+    let j = redis.passes(&with);
+    assert_eq!(j["messages"], 100, "{j}");
+    // Without a client certificate the server refuses every connection.
+    let mut without = vec![
+        "--tls-ca",
+        ca.as_str(),
+        "--connections",
+        "2",
+        "--count",
+        "50",
+    ];
+    without.extend(ping);
+    let out = redis.stress(&without);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["messages"], 0, "{j}");
+    assert!(j["errors"].as_u64().unwrap() >= 2, "{j}");
+    drop(redis);
+    let _ = fs::remove_dir_all(certs_dir);
+}
