@@ -30,6 +30,10 @@ pub struct SendArgs {
     /// Seconds to wait for the connection and for the echo.
     #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
+    /// Send one UDP datagram instead (to a UDP echo such as `serve --udp`): its echo must come
+    /// back within --timeout, whole and byte for byte.
+    #[arg(long)]
+    udp: bool,
 }
 
 /// Where the bytes to send come from.
@@ -140,6 +144,16 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let addr = resolve(&host, port)?;
+    if args.udp {
+        let echo = crate::send_udp::round_trip(addr, &sent, timeout)?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&echo)?;
+        if matches!(input, Input::Arg(_)) {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;

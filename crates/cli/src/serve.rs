@@ -116,6 +116,8 @@ pub struct ServeArgs {
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
     #[arg(long, value_name = "PATH")]
     ready_json: Option<PathBuf>,
+    #[command(flatten)]
+    udp: crate::serve_udp::UdpArgs,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -181,6 +183,7 @@ impl ServeArgs {
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
             backlog: self.backlog,
+            udp: self.udp.config(),
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {

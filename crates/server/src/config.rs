@@ -104,6 +104,9 @@ pub struct ServeConfig {
     /// in use" probe), for running several processes on one port, each under its own open-file
     /// limit. Off: a port already in use is reported.
     pub reuse_port: bool,
+    /// The UDP echo on the same port number (`serve --udp`), or alone (`--udp-only`); `None`:
+    /// TCP only.
+    pub udp: Option<crate::udp::UdpConfig>,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -131,6 +134,7 @@ impl Default for ServeConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(30)),
             reuse_port: false,
+            udp: None,
         }
     }
 }

@@ -29,6 +29,8 @@
 //! - `limits`: the connection gate and the per-address count, shared by a server's workers.
 //! - [`slots`]: generation-checked connection tables.
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
+//! - [`udp`]: the UDP echo (`serve --udp`, `--udp-only`), safe by default, on its own thread
+//!   and completion port beside any model.
 
 #![forbid(unsafe_code)]
 
@@ -46,6 +48,7 @@ pub mod single;
 pub mod slots;
 pub mod summary;
 pub mod threaded;
+pub mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -134,6 +137,14 @@ impl Running {
 /// Starts a server of `config.model`. It accepts connections when this returns, and stops
 /// gracefully when `shutdown` is triggered.
 pub fn start(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
+    if let Some(udp) = &config.udp {
+        return udp::start(config, udp, shutdown, start_tcp);
+    }
+    start_tcp(config, shutdown)
+}
+
+/// Starts the TCP server of `config.model`.
+fn start_tcp(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     match config.model {
         Model::Completion => completion::start(config, shutdown),
         Model::Threaded => threaded::start(config, shutdown),

@@ -42,6 +42,10 @@ pub struct Ready {
     pub workers: Option<usize>,
     /// The server's process id.
     pub pid: u32,
+    /// The UDP echo runs too, on the same port number (`serve --udp`), or alone (`--udp-only`:
+    /// `addr` is then the UDP socket's). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub udp: bool,
 }
 
 impl Ready {
@@ -105,6 +109,7 @@ mod tests {
             backend_detail: "epoll (edge-triggered)".into(),
             workers: Some(4),
             pid: 42,
+            udp: false,
         }
     }
 
@@ -130,6 +135,7 @@ mod tests {
             backend_detail: "blocking sockets".into(),
             workers: None,
             pid: 1,
+            udp: false,
         };
         let line = ready.to_json();
         assert!(line.contains(r#""backend":null"#), "{line}");

@@ -158,6 +158,7 @@ where
             backend: BLOCKING.into(),
             uptime: started.elapsed(),
             workers: vec![stats],
+            udp: None,
         })
     };
     let ready = Ready {
@@ -167,6 +168,7 @@ where
         backend_detail: BLOCKING.into(),
         workers: None,
         pid: std::process::id(),
+        udp: false,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

@@ -222,6 +222,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         backend_detail,
         workers: Some(workers),
         pid: std::process::id(),
+        udp: false,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }
