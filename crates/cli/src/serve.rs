@@ -111,7 +111,8 @@ pub struct ServeArgs {
     ///
     /// The object: {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
     /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242}; `backend` and
-    /// `workers` are null for the threaded and single models. The file is written beside PATH
+    /// `workers` are null for the threaded and single models; "udp":true is added with --udp and
+    /// --udp-only. The file is written beside PATH
     /// and renamed to it, so a reader never sees half of it, before the `listening on` line is
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
     #[arg(long, value_name = "PATH")]

@@ -11,7 +11,9 @@ pub struct UdpArgs {
     /// its sender, with the reflector rules of `--udp-deny-port` and `--udp-max-pps-per-ip`.
     #[arg(long)]
     udp: bool,
-    /// Serve UDP echo alone, without TCP.
+    /// Serve UDP echo alone, without TCP: the `listening on` line and the ready line give the
+    /// UDP socket's address. The UDP echo runs on a completion port (--backend) whatever the
+    /// --model.
     #[arg(long, conflicts_with = "udp")]
     udp_only: bool,
     /// The longest datagram echoed, in bytes; a longer one is counted as truncated and not
