@@ -21,8 +21,10 @@ mod request_args;
 mod secs;
 mod send;
 mod send_tls;
+mod send_udp;
 mod serve;
 mod serve_tls;
+mod serve_udp;
 mod stderr;
 mod stress;
 mod tls_client_args;
@@ -42,7 +44,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the echo server (RFC 862 over TCP) until SIGINT/SIGTERM, or `q` then Enter.
+    /// Run the echo server (RFC 862 over TCP; over UDP too with --udp) until SIGINT/SIGTERM, or
+    /// `q` then Enter.
     Serve(serve::ServeArgs),
     /// Send one message to an echo server, print the echo, check it byte for byte.
     Send(send::SendArgs),

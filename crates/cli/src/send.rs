@@ -35,6 +35,10 @@ pub struct SendArgs {
     /// `--tls` and its flags.
     #[command(flatten)]
     tls: crate::tls_client_args::TlsClientArgs,
+    /// Send one UDP datagram instead (to a UDP echo such as `serve --udp`): its echo must come
+    /// back within --timeout, whole and byte for byte.
+    #[arg(long)]
+    udp: bool,
 }
 
 /// Where the bytes to send come from.
@@ -143,6 +147,22 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", path.display()))
             .usage()?,
     };
+    if args.udp {
+        use ringport_stress::engine::resolve::resolve_all;
+        let addr = resolve_all(&host, port)
+            .map_err(|e| crate::exit::usage(format!("cannot resolve `{host}`: {e}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::exit::usage(format!("`{host}` has no address")))?;
+        let echo = crate::send_udp::round_trip(addr, &sent, timeout)?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&echo)?;
+        if matches!(input, Input::Arg(_)) {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (addr, stream) = crate::addr::connect(&host, port, timeout)?;
     let echo = match args.tls.options() {
         Some(opts) => crate::send_tls::exchange(stream, addr, &host, &opts, &sent, timeout)?,

@@ -113,7 +113,8 @@ pub struct ServeArgs {
     /// The object: {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
     /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242,"tls":false};
     /// `backend` and `workers` are null for the threaded and single models; `tls` is true with
-    /// --tls-cert or --tls-self-signed. The file is written beside PATH
+    /// --tls-cert or --tls-self-signed; "udp":true is added with --udp and --udp-only. The file
+    /// is written beside PATH
     /// and renamed to it, so a reader never sees half of it, before the `listening on` line is
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
     #[arg(long, value_name = "PATH")]
@@ -122,6 +123,8 @@ pub struct ServeArgs {
     metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     tls: crate::serve_tls::TlsArgs,
+    #[command(flatten)]
+    udp: crate::serve_udp::UdpArgs,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -188,6 +191,7 @@ impl ServeArgs {
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
             backlog: self.backlog,
+            udp: self.udp.config(),
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {

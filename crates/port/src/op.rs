@@ -142,6 +142,27 @@ pub enum Op {
         /// Where in the first buffer to start.
         at: usize,
     },
+    /// Receive one datagram into the spare capacity of `buf` (`buf[len..capacity]`), with the
+    /// address it came from (`recvmsg`). Completes with [`Outcome::ReceivedFrom`]. A datagram
+    /// longer than the spare capacity is cut to it, and the completion says so
+    /// ([`Outcome::ReceivedFrom`]'s `truncated`): the rest of it is gone. A buffer without spare
+    /// capacity is a caller error (`EINVAL`).
+    RecvFrom {
+        /// The datagram socket (bound, not connected, or connected).
+        fd: SharedFd,
+        /// The buffer; the datagram lands after its current length.
+        buf: Vec<u8>,
+    },
+    /// Send `buf` whole as one datagram to `to` (`sendmsg` with a destination). Completes with
+    /// [`Outcome::SentTo`], which returns the buffer.
+    SendTo {
+        /// The datagram socket.
+        fd: SharedFd,
+        /// The datagram.
+        buf: Vec<u8>,
+        /// Where it goes.
+        to: SocketAddr,
+    },
 }
 
 /// The most buffers one [`Op::SendBufs`] sends (the kernel's `UIO_MAXIOV` is 1024; a smaller
@@ -201,6 +222,8 @@ impl Op {
             Op::RecvBuf { .. } => OpKind::RecvBuf,
             Op::SendBuf { .. } => OpKind::SendBuf,
             Op::SendBufs { .. } => OpKind::SendBufs,
+            Op::RecvFrom { .. } => OpKind::RecvFrom,
+            Op::SendTo { .. } => OpKind::SendTo,
         }
     }
 }
@@ -276,6 +299,25 @@ pub enum Outcome {
         /// Where the send started in the first buffer.
         at: usize,
         /// Bytes sent from `at` on, across the buffers.
+        result: io::Result<usize>,
+    },
+    /// [`Op::RecvFrom`] finished.
+    ReceivedFrom {
+        /// The buffer, returned to its owner; on `Ok(n)` its length has grown by `n`.
+        buf: Vec<u8>,
+        /// Bytes of the datagram now in the buffer (a datagram may be empty: `Ok(0)`).
+        result: io::Result<usize>,
+        /// The datagram was longer than the buffer's spare capacity: the buffer holds its first
+        /// `n` bytes, the rest is gone.
+        truncated: bool,
+        /// Where it came from, when the system said.
+        from: Option<SocketAddr>,
+    },
+    /// [`Op::SendTo`] finished.
+    SentTo {
+        /// The buffer, returned to its owner.
+        buf: Vec<u8>,
+        /// Bytes sent: the whole datagram, or the error.
         result: io::Result<usize>,
     },
     /// A value posted with [`Poster::post`](crate::Poster::post); it is in

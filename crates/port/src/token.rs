@@ -68,6 +68,10 @@ pub enum OpKind {
     SendBuf = 13,
     /// Send from several pooled buffers in one operation.
     SendBufs = 14,
+    /// Receive one datagram and its sender's address.
+    RecvFrom = 15,
+    /// Send one datagram to an address.
+    SendTo = 16,
 }
 
 impl OpKind {
@@ -93,6 +97,8 @@ impl OpKind {
             12 => OpKind::RecvBuf,
             13 => OpKind::SendBuf,
             14 => OpKind::SendBufs,
+            15 => OpKind::RecvFrom,
+            16 => OpKind::SendTo,
             _ => return None,
         })
     }

@@ -106,6 +106,9 @@ pub struct ServeConfig {
     pub reuse_port: bool,
     /// Serve TLS with this certificate and configuration (`None`: plaintext).
     pub tls: Option<crate::tls::Tls>,
+    /// The UDP echo on the same port number (`serve --udp`), or alone (`--udp-only`); `None`:
+    /// TCP only.
+    pub udp: Option<crate::udp::UdpConfig>,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -134,6 +137,7 @@ impl Default for ServeConfig {
             write_timeout: Some(Duration::from_secs(30)),
             reuse_port: false,
             tls: None,
+            udp: None,
         }
     }
 }

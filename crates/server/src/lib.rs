@@ -31,6 +31,8 @@
 //! - [`summary`]: counters, the shutdown summary, the live view for `serve --stats`.
 //! - [`tls`]: serving TLS (`--tls-*`): the configuration, a connection's session on the
 //!   completion model's buffers, the handshake counters.
+//! - [`udp`]: the UDP echo (`serve --udp`, `--udp-only`), safe by default, on its own thread
+//!   and completion port beside any model.
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +51,7 @@ pub mod slots;
 pub mod summary;
 pub mod threaded;
 pub mod tls;
+pub mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -137,6 +140,14 @@ impl Running {
 /// Starts a server of `config.model`. It accepts connections when this returns, and stops
 /// gracefully when `shutdown` is triggered.
 pub fn start(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
+    if let Some(udp) = &config.udp {
+        return udp::start(config, udp, shutdown, start_tcp);
+    }
+    start_tcp(config, shutdown)
+}
+
+/// Starts the TCP server of `config.model`.
+fn start_tcp(config: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
     match config.model {
         Model::Completion => completion::start(config, shutdown),
         Model::Threaded => threaded::start(config, shutdown),

@@ -37,7 +37,7 @@ fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
-fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
+pub(crate) fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
     match e.kind() {
         io::ErrorKind::AddrInUse => ServeError::AddrInUse(addr),
         io::ErrorKind::AddrNotAvailable => ServeError::AddrNotAvailable(addr),

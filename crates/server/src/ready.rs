@@ -46,6 +46,10 @@ pub struct Ready {
     /// lines of servers from before TLS, read as `false`.
     #[serde(default)]
     pub tls: bool,
+    /// The UDP echo runs too, on the same port number (`serve --udp`), or alone (`--udp-only`:
+    /// `addr` is then the UDP socket's). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub udp: bool,
 }
 
 impl Ready {
@@ -110,6 +114,7 @@ mod tests {
             workers: Some(4),
             pid: 42,
             tls: false,
+            udp: false,
         }
     }
 
@@ -136,6 +141,7 @@ mod tests {
             workers: None,
             pid: 1,
             tls: true,
+            udp: false,
         };
         let line = ready.to_json();
         assert!(line.contains(r#""backend":null"#), "{line}");

@@ -148,8 +148,10 @@ pub struct Summary {
     pub backend: String,
     /// How long the server ran.
     pub uptime: Duration,
-    /// One entry per worker, in worker order.
+    /// One entry per worker, in worker order (none for the UDP echo alone).
     pub workers: Vec<WorkerStats>,
+    /// The UDP echo's counters, when it ran (`serve --udp`, `--udp-only`).
+    pub udp: Option<Box<crate::udp::UdpStats>>,
 }
 
 impl Summary {
@@ -165,6 +167,15 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(udp), true) = (&self.udp, self.workers.is_empty()) {
+            writeln!(
+                f,
+                "summary: UDP echo alone, backend {}, up {:.1} s",
+                self.backend,
+                self.uptime.as_secs_f64()
+            )?;
+            return write!(f, "{udp}");
+        }
         let t = self.total();
         // Bytes readable first; the exact counts after them, for scripts.
         writeln!(
@@ -224,6 +235,9 @@ impl fmt::Display for Summary {
                 "  pool: at most {} of {} receive buffers in use at once (busiest worker)",
                 t.pool_peak, t.pool_buffers
             )?;
+        }
+        if let Some(udp) = &self.udp {
+            write!(f, "{udp}")?;
         }
         Ok(())
     }

@@ -92,10 +92,13 @@
 //! - [`outcome`]: a raw result into an [`Outcome`](crate::Outcome) (adopting an accepted fd,
 //!   growing a buffer by the bytes the kernel wrote);
 //! - [`pool`]: the buffer pool;
-//! - `sockaddr`, `waker`, `gather` (Linux): socket addresses in the kernel's form, the eventfd
-//!   that wakes a port, the iovecs and header of a gathered send; `iocp` has its own waker;
+//! - `sockaddr`, `waker`, `gather`, `dgram` (Linux): socket addresses in the kernel's form, the
+//!   eventfd that wakes a port, the iovecs and header of a gathered send, the header of a
+//!   datagram receive or send; `iocp` has its own waker;
 //! - [`os`]: process limits and facts behind safe functions (public, as `ringport_port::os`).
 
+#[cfg(unix)]
+pub(crate) mod dgram;
 #[cfg(unix)]
 pub(crate) mod epoll;
 #[cfg(unix)]
@@ -151,7 +154,9 @@ pub(crate) use deliver::Driven;
 ///   operation: a non-negative result of an accept is a new descriptor that nobody else owns;
 ///   of a receive, the number of bytes written into the operation's buffer (after its length,
 ///   within its capacity) or into the pool buffer its flags name, which the driver took out of
-///   the pool (or the kernel did, from the pool's ring) for this receive;
+///   the pool (or the kernel did, from the pool's ring) for this receive; of a datagram receive,
+///   the datagram's length, of which as many bytes as fit in the buffer's spare capacity were
+///   written there (`MSG_TRUNC`'s convention: a longer result means the datagram was cut);
 /// - every pushed operation completes exactly once (a multishot one: then no more after the
 ///   completion without [`CQE_F_MORE`]), and the system stops using what the operation owns
 ///   (its buffer, its descriptor, its state) before that completion is reported;
@@ -223,9 +228,17 @@ pub(crate) trait OpState {
 
     /// The peer a finished [`Op::Accept`](crate::Op::Accept) reported, if any.
     fn accepted_peer(&self) -> Option<SocketAddr>;
+
+    /// The sender of the datagram a finished [`Op::RecvFrom`](crate::Op::RecvFrom) received,
+    /// if the system reported one. Asked after [`Driver::reclaim`]: a driver that lends the
+    /// address storage keeps the sender in the state itself.
+    fn received_from(&self) -> Option<SocketAddr>;
 }
 
 /// The port's driver, with its table: the one place that dispatches to a backend.
+// One per port (a few hundred bytes, moved only as the port is): boxing the larger variant would
+// buy nothing but an indirection on every call.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AnyDriver {
     #[cfg(unix)]
     Uring(Driven<UringDriver>),

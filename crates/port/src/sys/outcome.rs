@@ -142,7 +142,8 @@ pub(crate) unsafe fn complete_more(
 ///
 /// `res` must be the kernel's result for exactly this operation: for an accept, a new fd that
 /// nothing else owns; for a receive, the number of bytes written into the buffer's spare
-/// capacity (or into the pool buffer `flags` or the operation names).
+/// capacity (or into the pool buffer `flags` or the operation names); for a datagram receive,
+/// the datagram's length, of which what fitted in the spare capacity was written there.
 pub(crate) unsafe fn complete<S: OpState>(
     inflight: InFlight<S>,
     res: i32,
@@ -199,6 +200,31 @@ pub(crate) unsafe fn complete<S: OpState>(
         Op::SendBufs { bufs, at, .. } => Outcome::SentBufs {
             bufs,
             at,
+            result: cvt(res),
+        },
+        Op::RecvFrom { mut buf, .. } => {
+            // The result is the datagram's length (`MSG_TRUNC`), which may exceed the room.
+            let room = buf.capacity() - buf.len();
+            let result = cvt(res).map(|len| len.min(room));
+            let truncated = matches!(cvt(res), Ok(len) if len > room);
+            if let Ok(n) = result {
+                // SAFETY: the caller promises the kernel initialised the datagram's first bytes
+                // after the old length, as many as fitted in the spare capacity, which `n` is.
+                unsafe { buf.set_len(buf.len() + n) };
+            }
+            let from = result
+                .is_ok()
+                .then(|| inflight.state.received_from())
+                .flatten();
+            Outcome::ReceivedFrom {
+                buf,
+                result,
+                truncated,
+                from,
+            }
+        }
+        Op::SendTo { buf, .. } => Outcome::SentTo {
+            buf,
             result: cvt(res),
         },
     }

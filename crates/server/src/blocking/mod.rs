@@ -160,6 +160,7 @@ where
             backend: BLOCKING.into(),
             uptime: started.elapsed(),
             workers: vec![stats],
+            udp: None,
         })
     };
     let ready = Ready {
@@ -170,6 +171,7 @@ where
         workers: None,
         pid: std::process::id(),
         tls: cfg.tls.is_some(),
+        udp: false,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

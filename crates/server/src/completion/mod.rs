@@ -220,6 +220,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         workers: Some(workers),
         pid: std::process::id(),
         tls: cfg.tls.is_some(),
+        udp: false,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

@@ -162,6 +162,15 @@ pub(super) fn attempt(
             Some(pool) => sys::try_send_bufs(fd.as_raw_fd(), pool, bufs, *at).into(),
             None => Progress::Done(-libc::EINVAL, 0),
         },
+        Op::RecvFrom { fd, buf } => {
+            let mut from = SockAddrBuf::empty();
+            let attempt = sys::try_recv_from(fd.as_raw_fd(), buf, &mut from);
+            if attempt.is_some_and(|res| res >= 0) {
+                inflight.state.from = from.socket_addr();
+            }
+            attempt.into()
+        }
+        Op::SendTo { fd, buf, to } => sys::try_send_to(fd.as_raw_fd(), buf, to).into(),
         // Never queued: they complete when pushed.
         Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Progress::Done(0, 0),
     }

@@ -284,22 +284,28 @@ impl EpollDriver {
 }
 
 /// What the epoll driver keeps for an operation: where an accept's peer address lands (boxed,
-/// so that an entry of every kind stays small). A connect's address is read once, when it is
-/// pushed, and needs no room here.
+/// so that an entry of every kind stays small), and the sender of a datagram received. A
+/// connect's or a datagram send's address is read when it is attempted, and needs no room here.
 #[derive(Debug, Default)]
 pub(crate) struct EpollOp {
     peer: Option<Box<SockAddrBuf>>,
+    from: Option<SocketAddr>,
 }
 
 impl OpState for EpollOp {
     fn new(op: &Op) -> EpollOp {
         EpollOp {
             peer: matches!(op, Op::Accept { .. }).then(|| Box::new(SockAddrBuf::empty())),
+            from: None,
         }
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
         self.peer.as_ref().and_then(|a| a.socket_addr())
+    }
+
+    fn received_from(&self) -> Option<SocketAddr> {
+        self.from
     }
 }
 
@@ -331,7 +337,7 @@ unsafe impl Driver for EpollDriver {
     /// Nothing to register: the driver takes buffers from the pool itself.
     fn attach_pool(&mut self, _pool: &mut BufPool) {}
 
-    /// Nothing is lent: iovecs live on the stack of each attempt.
+    /// Nothing is lent: iovecs and message headers live on the stack of each attempt.
     fn reclaim(&mut self, _inflight: &mut InFlight<EpollOp>) {}
 
     /// Starts the operation `inflight`, named `token`: carries it out at once if it can, else
@@ -379,9 +385,16 @@ unsafe impl Driver for EpollDriver {
             Op::Recv { fd, nowait, .. } | Op::RecvBuf { fd, nowait } => {
                 (Rc::clone(fd), Dir::Read, *nowait)
             }
-            Op::Send { fd, .. } | Op::SendBuf { fd, .. } | Op::SendBufs { fd, .. } => {
-                (Rc::clone(fd), Dir::Write, false)
+            Op::RecvFrom { fd, buf } => {
+                if buf.capacity() == buf.len() {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                }
+                (Rc::clone(fd), Dir::Read, false)
             }
+            Op::Send { fd, .. }
+            | Op::SendBuf { fd, .. }
+            | Op::SendBufs { fd, .. }
+            | Op::SendTo { fd, .. } => (Rc::clone(fd), Dir::Write, false),
             Op::Connect { fd, addr } => {
                 let fd = Rc::clone(fd);
                 match sys::start_connect(fd.as_raw_fd(), &SockAddrBuf::from_socket_addr(addr)) {

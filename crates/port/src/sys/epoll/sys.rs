@@ -1,5 +1,6 @@
 //! The system calls of the epoll backend, each behind a safe function: the non-blocking
-//! attempts at an operation (`recv`, `send`, `sendmsg`, `recvmsg`, `accept4`, `connect`), the
+//! attempts at an operation (`recv`, `send`, `sendmsg`, `recvmsg`, `accept4`, `connect`; one
+//! datagram with its address), the
 //! descriptor flags they need, and the epoll instance itself (create, add, delete, wait).
 //!
 //! An attempt reports in the kernel's convention: `Some(result)` (bytes or a new fd, or
@@ -10,7 +11,10 @@ use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use crate::op::{PoolBuf, SEND_BUFS_MAX};
+use crate::sys::dgram::DgramHdr;
 use crate::sys::gather::gather;
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
@@ -228,6 +232,40 @@ pub(super) fn try_recv_iov(fd: RawFd, iov: &mut [libc::iovec]) -> Attempt {
         // SAFETY: the header points at the caller's iovecs, each describing memory the caller
         // holds exclusively (see above); recvmsg writes at most what they describe.
         let ret = unsafe { libc::recvmsg(fd, &mut hdr, libc::MSG_DONTWAIT) };
+        if let Ok(attempt) = verdict(ret) {
+            return attempt;
+        }
+    }
+}
+
+/// `recvmsg(MSG_DONTWAIT | MSG_TRUNC)` of one datagram into the spare capacity of `buf`, its
+/// sender into `from`: the datagram's length (more than the spare capacity when it was cut).
+pub(super) fn try_recv_from(fd: RawFd, buf: &mut Vec<u8>, from: &mut SockAddrBuf) -> Attempt {
+    let mut dgram = DgramHdr::default();
+    let hdr = dgram.for_recv(buf);
+    loop {
+        // SAFETY: the header on this stack frame points at its own iovec and address storage,
+        // and the iovec at `buf`'s spare capacity, which is allocated, exclusively borrowed here
+        // and may hold any bytes; recvmsg writes at most what they describe.
+        let ret = unsafe { libc::recvmsg(fd, hdr, libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
+        if let Ok(attempt) = verdict(ret) {
+            if attempt.is_some_and(|r| r >= 0) {
+                *from = dgram.addr;
+                from.len = dgram.hdr.msg_namelen;
+            }
+            return attempt;
+        }
+    }
+}
+
+/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of `buf` as one datagram to `to`.
+pub(super) fn try_send_to(fd: RawFd, buf: &[u8], to: &SocketAddr) -> Attempt {
+    let mut dgram = DgramHdr::default();
+    let hdr = dgram.for_send(buf, to);
+    loop {
+        // SAFETY: the header on this stack frame points at its own iovec and address, and the
+        // iovec at the initialised bytes of `buf`, borrowed here; sendmsg only reads them.
+        let ret = unsafe { libc::sendmsg(fd, hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         if let Ok(attempt) = verdict(ret) {
             return attempt;
         }

@@ -41,6 +41,10 @@
 //!   last (`more: false`).
 //! - `nowait` receives: a WSARecv that pends is cancelled at once; its cancellation is reported
 //!   as `WSAEWOULDBLOCK` (bytes that won the race are delivered as usual).
+//! - [`Op::RecvFrom`], [`Op::SendTo`]: `WSARecvFrom` (the sender into the operation's state) and
+//!   `WSASendTo`, one datagram each; a caller keeps several receives posted on one socket. A
+//!   datagram cut to the buffer (`WSAEMSGSIZE`) is reported as one byte longer than the room, as
+//!   `MSG_TRUNC` reports it on Linux, so the port says it was truncated.
 //! - Shutdown, Close and Nop are carried out at submission and complete at the next wait.
 //! - Cancellation ([`Driver::cancel`]) is carried out at the next wait (which has the table),
 //!   as io_uring submits its cancel entry only then.
@@ -55,7 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use windows_sys::Win32::Networking::WinSock::{
-    SOCKET, WSABUF, WSAEINVAL, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
+    SOCKET, WSABUF, WSAEINVAL, WSAEMSGSIZE, WSAENOBUFS, WSAEWOULDBLOCK, WSA_OPERATION_ABORTED,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
@@ -90,7 +94,9 @@ fn op_socket(work: &Work) -> Option<SOCKET> {
         | Op::RecvMulti { fd, .. }
         | Op::RecvBuf { fd, .. }
         | Op::SendBuf { fd, .. }
-        | Op::SendBufs { fd, .. } => fd.as_raw_socket(),
+        | Op::SendBufs { fd, .. }
+        | Op::RecvFrom { fd, .. }
+        | Op::SendTo { fd, .. } => fd.as_raw_socket(),
         Op::Close { .. } | Op::Nop => return None,
     };
     Some(raw as SOCKET)
@@ -271,7 +277,7 @@ impl IocpDriver {
             Work::Op(Op::Recv { nowait, .. } | Op::RecvBuf { nowait, .. }) => {
                 state.nowait = *nowait
             }
-            Work::Op(Op::Connect { addr, .. }) => {
+            Work::Op(Op::Connect { addr, .. } | Op::SendTo { to: addr, .. }) => {
                 state.target = Some(socket2::SockAddr::from(*addr))
             }
             _ => {}
@@ -472,6 +478,43 @@ impl IocpDriver {
                 // SAFETY: as for `SendBuf`, for every buffer; WSASend copies the array itself.
                 unsafe { sys::wsa_send(s, &wsabufs[..n.max(1)], slot.reset()) }
             }
+            Op::RecvFrom { buf, .. } => {
+                let spare = buf.capacity() - buf.len();
+                if spare == 0 {
+                    return Issued::Done(Err(WSAEINVAL));
+                }
+                let wsabuf = WSABUF {
+                    len: spare.min(i32::MAX as usize) as u32,
+                    buf: buf.as_mut_ptr().wrapping_add(buf.len()),
+                };
+                let ov = state.slots[0].reset();
+                // SAFETY: the spare capacity of the operation's own buffer, and the flags, the
+                // sender's storage and the OVERLAPPED in its boxed state: the table keeps them
+                // until this I/O's completion is dequeued, and nothing else touches them
+                // meanwhile.
+                unsafe {
+                    sys::wsa_recv_from(
+                        s,
+                        wsabuf,
+                        &mut state.flags,
+                        &mut state.from,
+                        &mut state.from_len,
+                        ov,
+                    )
+                }
+            }
+            Op::SendTo { buf, .. } => {
+                let to = state.target.as_ref().expect("a datagram's destination");
+                let wsabuf = WSABUF {
+                    len: buf.len().min(i32::MAX as usize) as u32,
+                    buf: buf.as_ptr().cast_mut(),
+                };
+                let ov = state.slots[0].reset();
+                // SAFETY: the operation's own buffer, and the destination and the OVERLAPPED in
+                // its boxed state, which the table keeps until this I/O's completion is
+                // dequeued.
+                unsafe { sys::wsa_send_to(s, wsabuf, to, ov) }
+            }
             Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Started::Now(0),
         };
         Issued::of(started, skip)
@@ -665,6 +708,18 @@ impl IocpDriver {
                 Ok(_) => self.read_ready(table, pool, token, s, out),
                 Err(code) => out.push(raw(token, Err(code), 0)),
             },
+            OpKind::RecvFrom => {
+                state.peer = sys::datagram_sender(&state.from, state.from_len);
+                // A datagram longer than the buffer filled it and was cut (WSAEMSGSIZE): its
+                // length is reported as more than the room, as `MSG_TRUNC` does on Linux.
+                let res = match (res, &inflight.work) {
+                    (Err(WSAEMSGSIZE), Work::Op(Op::RecvFrom { buf, .. })) => {
+                        Ok(u32::try_from(buf.capacity() - buf.len() + 1).unwrap_or(u32::MAX))
+                    }
+                    (res, _) => res,
+                };
+                out.push(raw(token, res, 0));
+            }
             // The receives (a pooled one's buffer is in `InFlight::pooled`) and the sends.
             _ => out.push(raw(token, res, 0)),
         }
@@ -838,9 +893,9 @@ unsafe impl Driver for IocpDriver {
 
     fn reclaim(&mut self, inflight: &mut Entry) {
         // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
-        // system is done with is kept for the next operation; not an accept's, whose peer
-        // address the port reads from it after this call.
-        if inflight.kind == OpKind::Accept {
+        // system is done with is kept for the next operation; not an accept's or a datagram
+        // receive's, whose peer address the port reads from it after this call.
+        if matches!(inflight.kind, OpKind::Accept | OpKind::RecvFrom) {
             return;
         }
         if let Some(state) = inflight.state.take() {

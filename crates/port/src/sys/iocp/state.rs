@@ -7,6 +7,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::os::windows::io::OwnedSocket;
 
+use windows_sys::Win32::Networking::WinSock::SOCKADDR_STORAGE;
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
 use crate::op::Op;
@@ -76,8 +77,11 @@ pub(crate) struct IoState {
     pub(super) received: usize,
     /// Where a connect goes (ConnectEx reads it).
     pub(super) target: Option<socket2::SockAddr>,
-    /// The peer of a single accept, from GetAcceptExSockaddrs.
+    /// The peer of a single accept, from GetAcceptExSockaddrs; the sender of a datagram.
     pub(super) peer: Option<SocketAddr>,
+    /// Where WSARecvFrom writes a datagram's sender, and its length (in and out).
+    pub(super) from: SOCKADDR_STORAGE,
+    pub(super) from_len: i32,
 }
 
 impl fmt::Debug for IoState {
@@ -117,6 +121,9 @@ impl IoState {
             received: 0,
             target: None,
             peer: None,
+            // SAFETY: SOCKADDR_STORAGE is plain old data for which all-zero bytes are valid.
+            from: unsafe { mem::zeroed() },
+            from_len: 0,
         }
     }
 }
@@ -129,6 +136,10 @@ impl OpState for Option<Box<IoState>> {
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
+        self.as_ref().and_then(|state| state.peer)
+    }
+
+    fn received_from(&self) -> Option<SocketAddr> {
         self.as_ref().and_then(|state| state.peer)
     }
 }

@@ -14,11 +14,12 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Networking::WinSock::{
     closesocket, getsockopt, recv, setsockopt, shutdown as wsa_shutdown, WSAGetLastError,
-    WSAGetOverlappedResult, WSAIoctl, WSAPoll, WSARecv, WSASend, LPFN_ACCEPTEX, LPFN_CONNECTEX,
-    LPFN_GETACCEPTEXSOCKADDRS, POLLERR, POLLHUP, POLLRDNORM, SIO_GET_EXTENSION_FUNCTION_POINTER,
-    SOCKADDR, SOCKADDR_STORAGE, SOCKET, SOCKET_ERROR, SOL_SOCKET, SO_ACCEPTCONN,
-    SO_UPDATE_ACCEPT_CONTEXT, SO_UPDATE_CONNECT_CONTEXT, WSABUF, WSAEINVAL, WSAID_ACCEPTEX,
-    WSAID_CONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, WSAPOLLFD, WSA_IO_PENDING,
+    WSAGetOverlappedResult, WSAIoctl, WSAPoll, WSARecv, WSARecvFrom, WSASend, WSASendTo,
+    LPFN_ACCEPTEX, LPFN_CONNECTEX, LPFN_GETACCEPTEXSOCKADDRS, POLLERR, POLLHUP, POLLRDNORM,
+    SIO_GET_EXTENSION_FUNCTION_POINTER, SOCKADDR, SOCKADDR_STORAGE, SOCKET, SOCKET_ERROR,
+    SOL_SOCKET, SO_ACCEPTCONN, SO_UPDATE_ACCEPT_CONTEXT, SO_UPDATE_CONNECT_CONTEXT, WSABUF,
+    WSAEINVAL, WSAID_ACCEPTEX, WSAID_CONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, WSAPOLLFD,
+    WSA_IO_PENDING,
 };
 use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
 use windows_sys::Win32::System::IO::{
@@ -394,6 +395,87 @@ pub(super) unsafe fn wsa_send(s: SOCKET, wsabufs: &[WSABUF], ov: *mut OVERLAPPED
         )
     };
     Started::of(ret == 0, bytes)
+}
+
+/// `WSARecvFrom` of one datagram into `wsabuf`, its sender into `from` (`from_len` in and out),
+/// with `flags` in and out.
+///
+/// # Safety
+///
+/// The bytes `wsabuf` points at, `flags`, `from`, `from_len` and `ov` must stay valid and
+/// unmoved, and be touched by nobody else, until the I/O's packet has been dequeued (or the call
+/// failed at once).
+pub(super) unsafe fn wsa_recv_from(
+    s: SOCKET,
+    wsabuf: WSABUF,
+    flags: *mut u32,
+    from: *mut SOCKADDR_STORAGE,
+    from_len: *mut i32,
+    ov: *mut OVERLAPPED,
+) -> Started {
+    let mut bytes = 0u32;
+    // SAFETY: as the caller promises.
+    unsafe {
+        *flags = 0;
+        *from_len = mem::size_of::<SOCKADDR_STORAGE>() as i32;
+    }
+    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call.
+    let ret = unsafe {
+        WSARecvFrom(
+            s,
+            &wsabuf,
+            1,
+            &mut bytes,
+            flags,
+            from.cast(),
+            from_len,
+            ov,
+            None,
+        )
+    };
+    Started::of(ret == 0, bytes)
+}
+
+/// `WSASendTo` of the bytes `wsabuf` points at as one datagram to `to`.
+///
+/// # Safety
+///
+/// Those bytes, `to` and `ov` must stay valid and unmoved, and unwritten, until the I/O's packet
+/// has been dequeued (or the call failed at once).
+pub(super) unsafe fn wsa_send_to(
+    s: SOCKET,
+    wsabuf: WSABUF,
+    to: &socket2::SockAddr,
+    ov: *mut OVERLAPPED,
+) -> Started {
+    let mut bytes = 0u32;
+    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call.
+    let ret = unsafe {
+        WSASendTo(
+            s,
+            &wsabuf,
+            1,
+            &mut bytes,
+            0,
+            to.as_ptr().cast(),
+            to.len(),
+            ov,
+            None,
+        )
+    };
+    Started::of(ret == 0, bytes)
+}
+
+/// The sender a finished `WSARecvFrom` wrote.
+pub(super) fn datagram_sender(from: &SOCKADDR_STORAGE, len: i32) -> Option<SocketAddr> {
+    let len = usize::try_from(len)
+        .ok()?
+        .min(mem::size_of::<SOCKADDR_STORAGE>());
+    // SAFETY: SOCKADDR_STORAGE is plain old data; its bytes are read through a shared borrow
+    // that lives for this call, within its size.
+    let bytes =
+        unsafe { std::slice::from_raw_parts((from as *const SOCKADDR_STORAGE).cast::<u8>(), len) };
+    parse_sockaddr(bytes)
 }
 
 /// A plain `recv` of at most `len` bytes into `ptr`, on a socket that is readable (so it does

@@ -50,6 +50,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::backend::Backend;
 use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
+use crate::sys::dgram::DgramHdr;
 use crate::sys::gather::MsgBuf;
 use crate::sys::pool::{BufPool, BGID};
 use crate::sys::sockaddr::SockAddrBuf;
@@ -129,6 +130,9 @@ pub(crate) struct UringDriver {
     /// address while the operation is in flight.
     #[allow(clippy::vec_box)]
     spare_msgs: Vec<Box<MsgBuf>>,
+    /// Headers of finished datagram operations, for the next ones (boxed for the same reason).
+    #[allow(clippy::vec_box)]
+    spare_dgrams: Vec<Box<DgramHdr>>,
     /// Whether the kernel takes multishot accepts (5.19+); `No`: each `AcceptMulti` is a chain
     /// of single accepts (see [`UringDriver::accept_fallback`]).
     accept_multi: Feature,
@@ -397,6 +401,11 @@ pub(crate) struct UringOp {
     /// The message header and iovecs of a gathered send, lent by the driver (taken back by
     /// [`Driver::reclaim`]).
     msg: Option<Box<MsgBuf>>,
+    /// The message header, iovec and address of a datagram receive or send, lent by the driver
+    /// (taken back by [`Driver::reclaim`]).
+    dgram: Option<Box<DgramHdr>>,
+    /// The sender of a datagram received, read from `dgram` when it is taken back.
+    from: Option<SocketAddr>,
 }
 
 impl OpState for UringOp {
@@ -406,11 +415,20 @@ impl OpState for UringOp {
             Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
             _ => None,
         };
-        UringOp { addr, msg: None }
+        UringOp {
+            addr,
+            msg: None,
+            dgram: None,
+            from: None,
+        }
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
         self.addr.as_ref().and_then(|a| a.socket_addr())
+    }
+
+    fn received_from(&self) -> Option<SocketAddr> {
+        self.from
     }
 }
 
@@ -420,7 +438,9 @@ impl OpState for UringOp {
 // operation owns (its buffer, its boxed state), the driver's own boxes or the pool, which stay
 // put until the entry's completion is reaped (see `push_entry`). A multishot operation's last
 // completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
-// in for multishot accept pushes its next link before reporting a link as armed. The ring is
+// in for multishot accept pushes its next link before reporting a link as armed. A datagram
+// receive asks for `MSG_TRUNC`, so its result is the datagram's length, of which the kernel wrote
+// what fitted in the buffer's spare capacity, as the contract states for datagrams. The ring is
 // closed (dropped) before the table and the pool, so nothing is written into them afterwards.
 unsafe impl Driver for UringDriver {
     type State = UringOp;
@@ -467,6 +487,12 @@ unsafe impl Driver for UringDriver {
     fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
         if let Some(msg) = inflight.state.msg.take() {
             self.spare_msgs.push(msg);
+        }
+        if let Some(dgram) = inflight.state.dgram.take() {
+            if inflight.kind == OpKind::RecvFrom {
+                inflight.state.from = dgram.sender();
+            }
+            self.spare_dgrams.push(dgram);
         }
     }
 
@@ -614,6 +640,32 @@ unsafe impl Driver for UringDriver {
                     std::net::Shutdown::Both => libc::SHUT_RDWR,
                 };
                 opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
+            }
+            Op::RecvFrom { fd, buf } => {
+                if buf.capacity() == buf.len() {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                }
+                // The header, iovec and address the kernel uses while the receive is in flight
+                // (recycled: allocated only at a new high-water mark of datagram operations).
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                // MSG_TRUNC: the result is the datagram's length even when it was cut.
+                opcode::RecvMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_recv(buf))
+                    .flags(libc::MSG_TRUNC as u32)
+                    .build()
+            }
+            Op::SendTo { fd, buf, to } => {
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
             }
             // A close travels as `Work::Close` (above).
             Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),

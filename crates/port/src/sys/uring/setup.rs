@@ -158,6 +158,7 @@ impl UringDriver {
             mshot_len: 0,
             bundles: false,
             spare_msgs: Vec::new(),
+            spare_dgrams: Vec::new(),
             accept_multi: Feature::Unknown,
             accept_watch: false,
             accept_cancels: Vec::new(),

@@ -1,0 +1,234 @@
+//! The UDP echo (RFC 862's other half): `serve --udp` beside the TCP server, on the same port
+//! number, or `serve --udp-only`.
+//!
+//! One thread owns the UDP socket and a completion port (io_uring, epoll or IOCP, as the TCP
+//! server's backend is chosen), with a fixed set of buffers of `--udp-buffer-size` bytes: each
+//! is either waiting for a datagram or carrying its echo, so the server's memory is those
+//! buffers whatever arrives. A datagram is echoed whole, byte for byte, to the address it came
+//! from; one longer than the buffer (cut by the system) is counted as truncated, never echoed
+//! cut. Being a classic reflector, the echo is safe by default ([`policy`]): no echo to the
+//! ports of echo-like services, a rate per source address, loopback unless told otherwise (the
+//! server's `--bind`). Every datagram not echoed is counted by cause ([`UdpStats`]).
+//!
+//! # Modules
+//!
+//! - this one: the settings ([`UdpConfig`]) and start-up, alone or beside the TCP server;
+//! - `worker`: the thread's loop on its port;
+//! - [`policy`]: the reflector rules;
+//! - `stats`: the counters and their summary lines.
+
+pub mod policy;
+mod stats;
+mod worker;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use ringport_port::{BackendChoice, Port, PortConfig, Poster};
+use tracing::info;
+
+pub use stats::UdpStats;
+
+use crate::summary::{Live, Snapshot, Summary, WorkerStats};
+use crate::{Model, Ready, Running, ServeConfig, ServeError, Shutdown};
+
+/// The value posted to the UDP echo's port to start its graceful shutdown.
+const SHUTDOWN: u64 = u64::MAX;
+
+/// The settings of the UDP echo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// Serve UDP alone, without the TCP server (`--udp-only`).
+    pub only: bool,
+    /// Bytes a buffer holds: the longest datagram echoed; a longer one is counted as truncated.
+    pub buffer_size: usize,
+    /// Buffers: the most datagrams the echo holds at once (its memory is these buffers).
+    pub buffers: usize,
+    /// Source ports never echoed to, beyond [`policy::DENIED_PORTS`].
+    pub deny_ports: Vec<u16>,
+    /// Datagrams per second echoed per source address; 0: no limit.
+    pub max_pps_per_ip: u32,
+    /// Whether the rate applies to loopback sources (false by default, as for TCP's
+    /// `--max-per-ip`; the CLI sets it when the rate is given explicitly).
+    pub limit_loopback: bool,
+    /// The most source addresses whose rate is tracked at once.
+    pub max_sources: usize,
+}
+
+/// The longest UDP payload the length field allows (65,507 bytes over IPv4, 65,527 over IPv6
+/// are what the networks carry).
+pub const DATAGRAM_MAX: usize = 65_535;
+
+impl Default for UdpConfig {
+    fn default() -> UdpConfig {
+        UdpConfig {
+            only: false,
+            buffer_size: DATAGRAM_MAX,
+            buffers: 64,
+            deny_ports: Vec::new(),
+            max_pps_per_ip: 1000,
+            limit_loopback: false,
+            max_sources: 65_536,
+        }
+    }
+}
+
+/// A running UDP echo.
+struct UdpServer {
+    addr: SocketAddr,
+    backend: ringport_port::Backend,
+    detail: String,
+    live: Arc<Mutex<UdpStats>>,
+    join: std::thread::JoinHandle<Result<UdpStats, ServeError>>,
+}
+
+impl UdpServer {
+    /// Binds `addr` and starts the echo's thread; returns once its port is ready.
+    fn start(
+        addr: SocketAddr,
+        cfg: &UdpConfig,
+        backend: BackendChoice,
+        shutdown: &Shutdown,
+    ) -> Result<UdpServer, ServeError> {
+        let socket = UdpSocket::bind(addr).map_err(|e| crate::listener::bind_error(addr, e))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| ServeError::Io("cannot read the UDP socket's address".into(), e))?;
+        let resolved = backend
+            .resolve()
+            .map_err(|e| ServeError::Port(ringport_port::PortError::UringUnavailable(e)))?;
+        let live = Arc::new(Mutex::new(UdpStats::default()));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Poster, String), ServeError>>();
+        let (cfg, thread_live) = (cfg.clone(), Arc::clone(&live));
+        let join = std::thread::Builder::new()
+            .name("ringport-udp".into())
+            .spawn(move || {
+                let config = PortConfig {
+                    backend: resolved.into(),
+                    ..PortConfig::default()
+                };
+                let port = match Port::new(&config) {
+                    Ok(port) => port,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ServeError::Port(e)));
+                        return Ok(UdpStats::default());
+                    }
+                };
+                let _ = ready_tx.send(Ok((port.poster(), port.describe())));
+                worker::Worker::new(port, socket, &cfg, thread_live)
+                    .run()
+                    .map_err(|e| ServeError::Io("the UDP echo failed".into(), e))
+            })
+            .map_err(|e| ServeError::Io("cannot start the UDP thread".into(), e))?;
+        let (poster, detail) = match ready_rx.recv() {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                let _ = join.join();
+                return Err(e);
+            }
+            Err(_) => return Err(ServeError::WorkerPanicked),
+        };
+        shutdown.on_trigger(move || {
+            let _ = poster.post(SHUTDOWN);
+        });
+        info!(%addr, backend = %detail, "UDP echo ready");
+        Ok(UdpServer {
+            addr,
+            backend: resolved,
+            detail,
+            live,
+            join,
+        })
+    }
+
+    fn wait(self) -> Result<UdpStats, ServeError> {
+        self.join.join().map_err(|_| ServeError::WorkerPanicked)?
+    }
+}
+
+/// Starts what `cfg` asks with its UDP echo `udp`: the echo alone (`only`), or the TCP server
+/// (`tcp`) and then the echo on the same port number.
+pub(crate) fn start(
+    cfg: &ServeConfig,
+    udp: &UdpConfig,
+    shutdown: Shutdown,
+    tcp: impl FnOnce(&ServeConfig, Shutdown) -> Result<Running, ServeError>,
+) -> Result<Running, ServeError> {
+    let backend = cfg.port_config.backend;
+    if udp.only {
+        let server = UdpServer::start(cfg.socket_addr(), udp, backend, &shutdown)?;
+        return Ok(alone(server));
+    }
+    let running = tcp(cfg, shutdown.clone())?;
+    let addr = SocketAddr::new(cfg.bind, running.local_addr().port());
+    match UdpServer::start(addr, udp, backend, &shutdown) {
+        Ok(server) => Ok(beside(running, server)),
+        Err(e) => {
+            shutdown.trigger();
+            let _ = running.wait();
+            Err(e)
+        }
+    }
+}
+
+/// The running echo alone: its address in the ready line, its counters in the summary and in
+/// `--stats` (bytes in and out).
+fn alone(server: UdpServer) -> Running {
+    let ready = Ready {
+        addr: server.addr,
+        model: Model::Completion,
+        backend: Some(server.backend),
+        backend_detail: server.detail.clone(),
+        workers: Some(1),
+        pid: std::process::id(),
+        tls: false,
+        udp: true,
+    };
+    let live_stats = Arc::clone(&server.live);
+    let live = Live::new(move || {
+        let s = *live_stats.lock().unwrap_or_else(|p| p.into_inner());
+        Snapshot {
+            open: 0,
+            totals: WorkerStats {
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                waits: s.waits,
+                completions: s.completions,
+                ..WorkerStats::default()
+            },
+        }
+    });
+    let started = Instant::now();
+    let backend = server.detail.clone();
+    let join = move || {
+        let stats = server.wait()?;
+        Ok(Summary {
+            model: "udp".into(),
+            backend,
+            uptime: started.elapsed(),
+            workers: Vec::new(),
+            udp: Some(Box::new(stats)),
+        })
+    };
+    Running::new(ready, Box::new(join), live)
+}
+
+/// The TCP server `tcp` with the echo beside it: the ready line says `"udp": true`, the
+/// summary has the echo's lines.
+fn beside(tcp: Running, server: UdpServer) -> Running {
+    let Running {
+        mut ready,
+        join,
+        live,
+    } = tcp;
+    ready.udp = true;
+    let join = move || {
+        let summary = join();
+        let udp = server.wait();
+        let mut summary = summary?;
+        summary.udp = Some(Box::new(udp?));
+        Ok(summary)
+    };
+    Running::new(ready, Box::new(join), live)
+}

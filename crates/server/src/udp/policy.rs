@@ -1,0 +1,209 @@
+//! The reflector rules of the UDP echo: which datagrams are not echoed, and why.
+//!
+//! A UDP echo answers whoever the source address names, and that address can be forged. Two
+//! abuses follow (RFC 862's UDP half is why `echo` is off everywhere): an echo–chargen loop (a
+//! datagram "from" another echo-like service's port makes two servers answer each other for
+//! ever) and reflection (forged sources make the server send its traffic to a victim). So:
+//!
+//! - datagrams from the ports of echo-like services (7 echo, 13 daytime, 17 qotd, 19 chargen,
+//!   37 time, and any the operator adds) are never echoed, nor from port 0 (nobody can receive
+//!   on it);
+//! - each source address gets a token bucket of `max_pps` datagrams per second (a burst of a
+//!   second's worth); a datagram beyond it is not echoed. The table of buckets is bounded: when
+//!   it is full, buckets that have refilled (a source quiet for a second) are forgotten, and if
+//!   none has, a datagram from a new source is refused rather than the table grown.
+//!
+//! Every refusal has its [`Refusal`] cause, which the worker counts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// The source ports of echo-like services, never echoed to (besides port 0).
+pub const DENIED_PORTS: [u16; 5] = [7, 13, 17, 19, 37];
+
+/// Why a datagram was not echoed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its source port is an echo-like service's ([`DENIED_PORTS`], `--udp-deny-port`) or 0.
+    DeniedPort,
+    /// Its source address sent more than its rate allows.
+    RateLimited,
+    /// The table of source addresses was full of active sources: a new one is not admitted.
+    TableFull,
+}
+
+/// One source's token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The rules, with the per-source buckets.
+#[derive(Debug)]
+pub struct Policy {
+    deny: Vec<u16>,
+    /// Datagrams per second per source address; 0: no limit.
+    max_pps: u32,
+    /// Whether the rate limit applies to loopback sources.
+    limit_loopback: bool,
+    /// Most source addresses tracked at once.
+    table_max: usize,
+    buckets: HashMap<IpAddr, Bucket>,
+    /// When the table was last swept of refilled buckets.
+    swept: Option<Instant>,
+}
+
+impl Policy {
+    /// Rules denying [`DENIED_PORTS`] and `extra`, limiting each source to `max_pps` datagrams
+    /// per second (0: no limit; loopback sources only with `limit_loopback`), tracking at most
+    /// `table_max` sources.
+    pub fn new(extra: &[u16], max_pps: u32, limit_loopback: bool, table_max: usize) -> Policy {
+        let mut deny: Vec<u16> = DENIED_PORTS.iter().chain(extra).copied().collect();
+        deny.push(0);
+        deny.sort_unstable();
+        deny.dedup();
+        Policy {
+            deny,
+            max_pps,
+            limit_loopback,
+            table_max: table_max.max(1),
+            buckets: HashMap::new(),
+            swept: None,
+        }
+    }
+
+    /// Whether a datagram from `from`, arriving `now`, may be echoed; `Err` names why not.
+    pub fn admit(&mut self, from: SocketAddr, now: Instant) -> Result<(), Refusal> {
+        if self.deny.binary_search(&from.port()).is_ok() {
+            return Err(Refusal::DeniedPort);
+        }
+        let ip = from.ip().to_canonical();
+        if self.max_pps == 0 || (ip.is_loopback() && !self.limit_loopback) {
+            return Ok(());
+        }
+        let rate = f64::from(self.max_pps);
+        if !self.buckets.contains_key(&ip) && self.buckets.len() >= self.table_max {
+            self.sweep(now);
+            if self.buckets.len() >= self.table_max {
+                return Err(Refusal::TableFull);
+            }
+        }
+        let bucket = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Refusal::RateLimited)
+        }
+    }
+
+    /// Forgets the buckets that have refilled (their sources were quiet for a second), at most
+    /// once per second: a full bucket is what a new source gets anyway.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let rate = f64::from(self.max_pps);
+        self.buckets.retain(|_, b| {
+            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+            b.tokens + elapsed * rate < rate
+        });
+    }
+
+    /// Source addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn echo_like_ports_port_zero_and_extra_ports_are_denied() {
+        let mut p = Policy::new(&[5353], 0, false, 16);
+        let now = Instant::now();
+        for port in [0, 7, 13, 17, 19, 37, 5353] {
+            assert_eq!(
+                p.admit(addr(&format!("192.0.2.1:{port}")), now),
+                Err(Refusal::DeniedPort),
+                "port {port}"
+            );
+        }
+        assert_eq!(p.admit(addr("192.0.2.1:40000"), now), Ok(()));
+        assert_eq!(
+            p.admit(addr("[2001:db8::1]:19"), now),
+            Err(Refusal::DeniedPort)
+        );
+    }
+
+    #[test]
+    fn a_source_gets_its_rate_and_no_more_and_refills_with_time() {
+        let mut p = Policy::new(&[], 10, false, 16);
+        let t0 = Instant::now();
+        let a = addr("192.0.2.1:40000");
+        let admitted = (0..25).filter(|_| p.admit(a, t0).is_ok()).count();
+        assert_eq!(admitted, 10, "a burst of one second's worth");
+        assert_eq!(p.admit(a, t0), Err(Refusal::RateLimited));
+        // Another source address has its own bucket; another port of the same address shares it.
+        assert_eq!(p.admit(addr("192.0.2.2:40000"), t0), Ok(()));
+        assert_eq!(
+            p.admit(addr("192.0.2.1:40001"), t0),
+            Err(Refusal::RateLimited)
+        );
+        // Half a second later: five more.
+        let t1 = t0 + Duration::from_millis(500);
+        let admitted = (0..25).filter(|_| p.admit(a, t1).is_ok()).count();
+        assert_eq!(admitted, 5);
+    }
+
+    #[test]
+    fn loopback_is_exempt_unless_asked_and_zero_is_no_limit() {
+        let now = Instant::now();
+        let lo = addr("127.0.0.1:40000");
+        let mut exempt = Policy::new(&[], 1, false, 16);
+        assert!((0..100).all(|_| exempt.admit(lo, now).is_ok()));
+        let mut limited = Policy::new(&[], 1, true, 16);
+        assert_eq!(limited.admit(lo, now), Ok(()));
+        assert_eq!(limited.admit(lo, now), Err(Refusal::RateLimited));
+        // An IPv4-mapped loopback is loopback too.
+        assert_eq!(
+            limited.admit(addr("[::ffff:127.0.0.1]:40000"), now),
+            Err(Refusal::RateLimited)
+        );
+        let mut off = Policy::new(&[], 0, true, 16);
+        assert!((0..100).all(|_| off.admit(addr("192.0.2.1:4000"), now).is_ok()));
+        assert_eq!(off.tracked(), 0);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_quiet_sources_first() {
+        let mut p = Policy::new(&[], 100, false, 2);
+        let t0 = Instant::now();
+        assert_eq!(p.admit(addr("192.0.2.1:1000"), t0), Ok(()));
+        assert_eq!(p.admit(addr("192.0.2.2:1000"), t0), Ok(()));
+        assert_eq!(p.admit(addr("192.0.2.3:1000"), t0), Err(Refusal::TableFull));
+        assert_eq!(p.tracked(), 2, "never grown past its bound");
+        // Two seconds on, both buckets have refilled: the new source takes a place.
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(p.admit(addr("192.0.2.3:1000"), t2), Ok(()));
+        assert!(p.tracked() <= 2);
+    }
+}
