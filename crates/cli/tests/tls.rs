@@ -445,7 +445,9 @@ fn log_messages_prints_the_decrypted_bytes() {
         server.signal("TERM");
         finish(client);
         assert!(server.wait_exit(Duration::from_secs(10)).success());
-        let out = server.stdout();
+        // `--log-messages` lines go to stderr (stdout carries only the listening line and the
+        // summary).
+        let out = server.stderr();
         assert!(
             out.contains("(conn 1): 13 bytes: \"secret words\\n\""),
             "{model}: {out}"
