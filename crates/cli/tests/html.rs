@@ -182,9 +182,16 @@ fn figures_equal_the_json(dom: &str, json: &serde_json::Value, what: &str) -> us
 }
 
 /// Loads `page` and checks it: its kind, its charts, no request, no complaint, and every figure
-/// equal to `json`'s.
+/// equal to `json`'s. Returns the DOM.
 #[track_caller]
-fn check(chromium: &Path, scratch: &Scratch, page: &str, json: &str, kind: &str, charts: &[&str]) {
+fn check(
+    chromium: &Path,
+    scratch: &Scratch,
+    page: &str,
+    json: &str,
+    kind: &str,
+    charts: &[&str],
+) -> String {
     let loaded = load(chromium, scratch, page);
     let bad = complaints(&loaded.log);
     assert!(bad.is_empty(), "{kind} page: {bad:#?}");
@@ -207,6 +214,7 @@ fn check(chromium: &Path, scratch: &Scratch, page: &str, json: &str, kind: &str,
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     let n = figures_equal_the_json(&loaded.dom, &json, kind);
     assert!(n >= 10, "{kind} page: only {n} figures");
+    loaded.dom
 }
 
 #[track_caller]
@@ -366,6 +374,59 @@ fn every_kind_of_report_loads_offline_and_shows_the_json_figures() {
     args.extend(["--json", &json, "--html", &html]);
     succeeded(&run(&args), "stress --find-max-rate --html");
     check(&chromium, &dir, &html, &json, "search", &["curve"]);
+    drop(server);
+
+    // A run over TLS with churn and resumption: the handshake figures, and the handshake
+    // latency in the spectrum (from the run's `handshake` interval).
+    let cert = dir.path("cert.pem");
+    let server = Server::start(
+        "completion",
+        &["--tls-self-signed", "--tls-cert-out", &cert],
+    );
+    let port = server.addr.port().to_string();
+    let (json, html) = (dir.path("tls.json"), dir.path("tls.html"));
+    let mut args = vec![
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--tls",
+        "--tls-ca",
+        &cert,
+        "--tls-resume",
+        "--messages-per-connection",
+        "50",
+        "--rate",
+        "1000",
+        "--duration",
+        "1",
+    ];
+    args.extend(common);
+    args.extend(["--json", &json, "--html", &html]);
+    succeeded(&run(&args), "stress --tls --html");
+    let dom = check(
+        &chromium,
+        &dir,
+        &html,
+        &json,
+        "stress",
+        &["throughput", "spectrum", "fairness"],
+    );
+    for key in [
+        "tls.handshakes",
+        "tls.resumed",
+        "tls.handshakes_per_s",
+        "tls.handshake_us.p99",
+        "tls.failed.certificate",
+    ] {
+        assert!(
+            dom.contains(&format!("data-key=\"{key}\"")),
+            "the TLS page has no {key}"
+        );
+    }
+    assert!(
+        dom.contains("<title>handshake: "),
+        "the TLS page's spectrum has no handshake series"
+    );
     drop(server);
 
     // A benchmark of one design at one point.

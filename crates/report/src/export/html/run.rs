@@ -1,7 +1,7 @@
 //! The HTML page of a run or of a merged run ([`RunPage`]): the summary, errors by cause and
 //! over time, throughput and latency over time from the per-second intervals, the latency
-//! percentile spectrum, ramp steps, per-connection fairness, churn, each agent of a merge
-//! beside the whole, and the warnings.
+//! percentile spectrum (with the TLS handshakes' beside it), ramp steps, per-connection fairness,
+//! churn, the TLS handshake figures, each agent of a merge beside the whole, and the warnings.
 
 use std::io;
 
@@ -11,9 +11,10 @@ use super::{num, num_unit, text, Cell, Html, Page};
 use crate::errors::ErrorKind;
 use crate::export::chart::{exact, LineChart, Mark, Scale, Style};
 use crate::export::Exporter;
-use crate::hdrlog::{IntervalLog, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::hdrlog::{IntervalLog, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED};
 use crate::histogram::LatencySummary;
 use crate::run::StressReport;
+use crate::tls::HandshakeFailure;
 
 /// What the page of a run shows: its result, and its interval log when it has one (the
 /// per-second intervals; without them the page has no chart over time, and the spectrum is
@@ -86,6 +87,7 @@ fn render(p: &RunPage<'_>) -> String {
     steps(&mut page, r);
     fairness(&mut page, r);
     churn(&mut page, r);
+    tls(&mut page, r);
     agents(&mut page, r);
     if !r.warnings.is_empty() {
         page.section("warnings", "Warnings");
@@ -440,6 +442,12 @@ fn spectrum(page: &mut Page, r: &StressReport, log: Option<&IntervalLog>) {
             .unwrap_or_else(|| summary_points(u));
         chart = chart.series("uncorrected", pts, Style::LineDots);
     }
+    if let Some(t) = r.tls.as_ref().filter(|t| t.handshake_us.count > 0) {
+        let pts = from_log(TAG_HANDSHAKE)
+            .map(|h| spectrum_points(&h))
+            .unwrap_or_else(|| summary_points(&t.handshake_us));
+        chart = chart.series("handshake", pts, Style::LineDots);
+    }
     chart.x_scale = Scale::Nines;
     chart.y_unit = " µs".into();
     page.chart("spectrum", chart.svg());
@@ -564,6 +572,49 @@ fn churn(page: &mut Page, r: &StressReport) {
         page,
         "churn-latency-table",
         &[("connect", "churn.connect_latency_us", &c.connect_latency_us)],
+    );
+}
+
+fn tls(page: &mut Page, r: &StressReport) {
+    let Some(t) = &r.tls else { return };
+    page.section("tls", "TLS handshakes");
+    let mut rows: Vec<(&str, Cell)> = Vec::new();
+    if !t.version.is_empty() {
+        rows.push(("version", text(&t.version)));
+    }
+    rows.extend([
+        ("handshakes", num("tls.handshakes", t.handshakes)),
+        ("full", num("tls.full", t.full)),
+        ("resumed", num("tls.resumed", t.resumed)),
+        (
+            "rate",
+            num_unit("tls.handshakes_per_s", t.handshakes_per_s, " handshakes/s"),
+        ),
+        ("failed", text(exact(t.failed.total() as f64))),
+    ]);
+    page.figures("tls-table", &rows);
+    latency_table(
+        page,
+        "tls-latency-table",
+        &[("handshake", "tls.handshake_us", &t.handshake_us)],
+    );
+    let failed: Vec<(String, Vec<Cell>)> = HandshakeFailure::ALL
+        .iter()
+        .map(|&c| {
+            (
+                format!("tls-failed-{c}"),
+                vec![
+                    text(c.as_str()),
+                    num(format!("tls.failed.{c}"), t.failed.get(c)),
+                ],
+            )
+        })
+        .collect();
+    page.table("tls-failed-table", &["cause", "failed handshakes"], &failed);
+    page.note(
+        "Handshake latency is from the TCP connection established to the handshake complete \
+         (the spectrum draws it beside the round trips'). The rate counts handshakes in the \
+         measured window: without churn every handshake comes before it, and the rate is 0.",
     );
 }
 

@@ -7,11 +7,14 @@ use super::*;
 use crate::errors::{ErrorCounts, ErrorKind, ErrorSecond};
 use crate::export::Exporter;
 use crate::fairness::Fairness;
-use crate::hdrlog::{IntervalLog, LogInterval, TAG_CONNECT, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::hdrlog::{
+    IntervalLog, LogInterval, TAG_CONNECT, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED,
+};
 use crate::histogram::{new_histogram, LatencySummary};
 use crate::run::{AgentRun, StressReport};
 use crate::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport, Verdict};
 use crate::segment::Segment;
+use crate::tls::{HandshakeFailure, HandshakeFailures, TlsFigures};
 
 fn latency(base: u64) -> LatencySummary {
     LatencySummary {
@@ -135,6 +138,38 @@ fn log(seconds: u64) -> IntervalLog {
     }
 }
 
+/// A `--tls` run's figures: resumed handshakes with churn, and failures of two causes.
+fn tls_figures() -> TlsFigures {
+    let mut failed = HandshakeFailures::default();
+    failed.add(HandshakeFailure::Name);
+    failed.add(HandshakeFailure::Timeout);
+    failed.add(HandshakeFailure::Timeout);
+    TlsFigures {
+        version: "TLSv1.3".into(),
+        handshakes: 12_345,
+        full: 345,
+        resumed: 12_000,
+        handshakes_per_s: 205.748_333,
+        handshake_us: latency(700),
+        failed,
+    }
+}
+
+/// `log` with the whole run's handshake latency under the `handshake` tag, as `--tls` writes.
+fn with_handshakes(mut log: IntervalLog, seconds: u64) -> IntervalLog {
+    let mut h = new_histogram();
+    for v in 0..12_345u64 {
+        h.record(300 + (v * 7) % 5_000).unwrap();
+    }
+    log.intervals.push(LogInterval::new(
+        TAG_HANDSHAKE,
+        Duration::ZERO,
+        Duration::from_secs(seconds),
+        &h,
+    ));
+    log
+}
+
 /// Every `(data-key, data-value)` of `html`.
 fn figures(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -242,9 +277,56 @@ fn a_run_without_its_log_still_has_a_page() {
 }
 
 #[test]
+fn a_tls_run_has_its_handshake_figures_and_their_spectrum() {
+    let mut r = report(10);
+    r.tls = Some(tls_figures());
+    let l = with_handshakes(log(5), 5);
+    let html = Html.to_string(&RunPage {
+        report: &r,
+        log: Some(&l),
+    });
+    let json = serde_json::to_value(&r).unwrap();
+    figures_equal_the_json(&html, &json);
+    for (key, value) in [
+        ("tls.handshakes", "12345"),
+        ("tls.full", "345"),
+        ("tls.resumed", "12000"),
+        ("tls.handshakes_per_s", "205.748333"),
+        ("tls.handshake_us.p50", "700"),
+        ("tls.handshake_us.p99", "2800"),
+        ("tls.handshake_us.p999", "6300"),
+        ("tls.failed.certificate", "0"),
+        ("tls.failed.name", "1"),
+        ("tls.failed.timeout", "2"),
+    ] {
+        assert!(
+            html.contains(&format!("data-key=\"{key}\" data-value=\"{value}\"")),
+            "{key} = {value}"
+        );
+    }
+    assert!(html.contains("id=\"tls-table\""));
+    assert!(html.contains("TLSv1.3"));
+    // The spectrum reads the log's handshakes, not the summary (whose p50 is 700).
+    assert!(html.contains("<title>handshake: "), "no handshake series");
+    assert!(
+        html.contains("<title>handshake: 50% → 2,759 µs</title>"),
+        "the handshake spectrum is not the log's"
+    );
+
+    // Without the log, the summary's percentiles are drawn; without TLS, nothing is.
+    let html = Html.to_string(&r);
+    figures_equal_the_json(&html, &json);
+    assert!(html.contains("<title>handshake: 50% → 700 µs</title>"));
+    r.tls = None;
+    let html = Html.to_string(&r);
+    assert!(!html.contains("tls.") && !html.contains("<title>handshake"));
+}
+
+#[test]
 fn a_minute_at_a_thousand_connections_is_under_one_mib() {
-    let r = report(1_000);
-    let l = log(60);
+    let mut r = report(1_000);
+    r.tls = Some(tls_figures());
+    let l = with_handshakes(log(60), 60);
     let html = Html.to_string(&RunPage {
         report: &r,
         log: Some(&l),
@@ -256,6 +338,7 @@ fn a_minute_at_a_thousand_connections_is_under_one_mib() {
 #[test]
 fn a_merge_of_fifty_agents_is_under_five_mib_with_each_agent() {
     let mut r = report(1_000);
+    r.tls = Some(tls_figures());
     r.merged_from = (1..=50)
         .map(|i| AgentRun {
             run_id: format!("{i:016x}"),
@@ -272,7 +355,7 @@ fn a_merge_of_fifty_agents_is_under_five_mib_with_each_agent() {
             start_late_s: None,
         })
         .collect();
-    let l = log(61);
+    let l = with_handshakes(log(61), 61);
     let html = Html.to_string(&RunPage {
         report: &r,
         log: Some(&l),
