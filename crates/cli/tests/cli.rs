@@ -108,6 +108,10 @@ fn every_usage_error_is_exit_code_2() {
         ),
         (&["bench", "--repeat", "0"], "--repeat"),
     ] {
+        if cfg!(windows) && args[0] == "bench" {
+            // bench is Linux-only: on Windows it is refused (exit 1) before its flags are read.
+            continue;
+        }
         let e = one_line_error(&ringport(args), 2);
         assert!(e.contains(says), "{args:?}: {e}");
     }
