@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 use crate::error::ConfigError;
 
 /// The file `path` names, as far as can be told before it is written: its canonical form if it
-/// exists, else its absolute form (with `.` and `..` resolved in the existing parent).
+/// exists, else its absolute form (with `.` and `..` resolved in the existing parent). `.`
+/// components are dropped first, so `a/./x` and `a/x` are one file however the system
+/// canonicalizes (Windows may not, for a path that does not exist yet).
 fn identity(path: &Path) -> PathBuf {
+    let path: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let path = path.as_path();
     if let Ok(p) = path.canonicalize() {
         return p;
     }
