@@ -155,8 +155,11 @@ fn the_load_answers_while_it_runs() {
     let text = loop {
         let (status, _, text) = get(addr, "/metrics").expect("the load answers");
         assert_eq!(status, 200);
+        // The latency histogram is published about every 50 ms, the counts once per loop turn:
+        // wait for both (a slow machine may scrape between them).
         if sample(&text, "ringport_stress_phase{phase=\"measuring\"}") == Some(1)
             && sample(&text, "ringport_stress_messages_verified_total").is_some_and(|n| n > 0)
+            && sample(&text, "ringport_stress_latency_seconds_count").is_some_and(|n| n > 0)
         {
             break text;
         }
