@@ -292,33 +292,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 /// reported and written (exit code 130). Twice: exit at once.
 fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install signal handlers")?;
     let on_signal = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("ringport-signals".into())
-        .spawn(move || {
-            for (n, sig) in signals.forever().enumerate() {
-                let name = if sig == signal_hook::consts::SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
-                if n == 0 {
-                    on_signal.store(true, Ordering::Relaxed);
-                    eprintln!(
-                        "ringport: {name}: stopping the run in progress, writing the runs done \
-                         (again to exit at once)"
-                    );
-                } else {
-                    eprintln!("ringport: {name} again: exiting at once");
-                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
+    crate::signals::on_interrupt(
+        move |name| {
+            on_signal.store(true, Ordering::Relaxed);
+            crate::stderr::note!(
+                "ringport: {name}: stopping the run in progress, writing the runs done (again to \
+                 exit at once)"
+            );
+        },
+        || {},
+    )?;
     Ok(stop)
 }

@@ -25,6 +25,8 @@ mod send_udp;
 mod serve;
 mod serve_tls;
 mod serve_udp;
+#[cfg(unix)]
+mod signals;
 mod stderr;
 mod stress;
 mod tls_client_args;

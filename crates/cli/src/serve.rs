@@ -13,10 +13,6 @@ use anyhow::Context;
 use clap::Args;
 use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::{Live, Model, ServeConfig, Shutdown};
-#[cfg(unix)]
-use signal_hook::consts::{SIGINT, SIGTERM};
-#[cfg(unix)]
-use signal_hook::iterator::Signals;
 
 use crate::secs::{parse_secs, secs, secs_or_off};
 use crate::stderr::note;
@@ -207,25 +203,14 @@ impl ServeArgs {
 /// signal from being answered.
 #[cfg(unix)]
 fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let on_signal = shutdown.clone();
-    std::thread::Builder::new()
-        .name("ringport-signals".into())
-        .spawn(move || {
-            for (n, sig) in signals.forever().enumerate() {
-                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                if n == 0 {
-                    note!("ringport: {name}: shutting down gracefully (again to exit at once)");
-                    on_signal.trigger();
-                } else {
-                    note!("ringport: {name} again: exiting at once");
-                    crate::stderr::flush();
-                    std::process::exit(130);
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
+    crate::signals::on_interrupt(
+        move |name| {
+            note!("ringport: {name}: shutting down gracefully (again to exit at once)");
+            on_signal.trigger();
+        },
+        || {},
+    )
 }
 
 /// Ctrl-C and Ctrl-Break (and closing the console) start the graceful shutdown, through a console

@@ -485,38 +485,19 @@ fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
     {
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ])
-        .context("cannot install signal handlers")?;
         let on_signal = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("ringport-signals".into())
-            .spawn(move || {
-                for (n, sig) in signals.forever().enumerate() {
-                    let name = if sig == signal_hook::consts::SIGINT {
-                        "SIGINT"
-                    } else {
-                        "SIGTERM"
-                    };
-                    // The flag first, and notices that never wait for standard error: a
-                    // signal is answered even when nobody reads it.
-                    if n == 0 {
-                        on_signal.store(true, Ordering::Relaxed);
-                        notice(&format!(
-                            "ringport: {name}: stopping, verifying what is in flight (again to \
-                             exit at once)"
-                        ));
-                    } else {
-                        clear_live_line();
-                        crate::stderr::note!("ringport: {name} again: exiting at once");
-                        crate::stderr::flush();
-                        std::process::exit(i32::from(crate::exit::INTERRUPTED));
-                    }
-                }
-            })
-            .context("cannot start the signal thread")?;
+        // The flag first, and notices that never wait for standard error: a signal is
+        // answered even when nobody reads it.
+        crate::signals::on_interrupt(
+            move |name| {
+                on_signal.store(true, Ordering::Relaxed);
+                notice(&format!(
+                    "ringport: {name}: stopping, verifying what is in flight (again to exit at \
+                     once)"
+                ));
+            },
+            clear_live_line,
+        )?;
     }
     // Ctrl-C and Ctrl-Break, through a console control handler.
     #[cfg(windows)]
