@@ -181,6 +181,12 @@ pub(crate) unsafe trait Driver {
     /// The waker the port's posters call.
     fn waker(&self) -> Arc<Waker>;
 
+    /// Whether [`Op::RecvFromMulti`](crate::Op::RecvFromMulti) and
+    /// [`Op::SendBufTo`](crate::Op::SendBufTo) work on this port, with its pool `pool`.
+    fn datagram_batches(&self, _pool: Option<&BufPool>) -> bool {
+        false
+    }
+
     /// The port got its buffer pool: register it with the kernel, probe what receives into
     /// it may use, make ready what sends from it need.
     fn attach_pool(&mut self, pool: &mut BufPool);

@@ -125,6 +125,9 @@ pub(crate) struct UringDriver {
     /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
     /// too): one completion for as many pool buffers as the bytes waiting fill.
     bundles: bool,
+    /// The kernel takes multishot `recvmsg` into the ring (Linux 6.0+), which
+    /// [`Op::RecvFromMulti`] is.
+    dgram_multi: bool,
     /// Message headers of finished gathered sends, for the next ones (no allocation per send).
     /// Boxed: a header moves between this list and an operation, and the kernel reads it by
     /// address while the operation is in flight.
@@ -452,12 +455,17 @@ unsafe impl Driver for UringDriver {
     fn describe(&self, pool: Option<&BufPool>) -> String {
         match pool {
             Some(pool) if pool.has_ring() => format!(
-                "io_uring (setup flags: {}; provided-buffer ring{})",
+                "io_uring (setup flags: {}; provided-buffer ring{}{})",
                 self.flags,
                 match (self.mshot_len > 0, self.bundles) {
                     (true, true) => ", multishot receives limited, as bundles",
                     (true, false) => ", multishot receives limited",
                     _ => "",
+                },
+                if self.dgram_multi {
+                    ", multishot recvmsg"
+                } else {
+                    ""
                 }
             ),
             _ => format!("io_uring (setup flags: {})", self.flags),
@@ -466,6 +474,10 @@ unsafe impl Driver for UringDriver {
 
     fn waker(&self) -> Arc<Waker> {
         Arc::clone(&self.wake)
+    }
+
+    fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
+        self.dgram_multi && pool.is_some_and(BufPool::has_ring)
     }
 
     fn attach_pool(&mut self, pool: &mut BufPool) {
@@ -666,6 +678,39 @@ unsafe impl Driver for UringDriver {
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
+            }
+            Op::RecvFromMulti { fd } => {
+                if !(self.dgram_multi && pool.is_some_and(|p| p.has_ring())) {
+                    return Err(io::Error::from(io::ErrorKind::Unsupported));
+                }
+                // The header says how much room the sender's address takes in each buffer; the
+                // kernel reads it at every datagram while the receive is armed.
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                // MSG_TRUNC: the account holds the datagram's whole length even when it was cut.
+                opcode::RecvMsgMulti::new(types::Fd(fd.as_raw_fd()), dgram.for_recv_multi(), BGID)
+                    .flags(libc::MSG_TRUNC as u32)
+                    .build()
+            }
+            Op::SendBufTo { fd, buf, to } => {
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let ptr = pool.ptr(buf.id()).wrapping_add(buf.offset());
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                opcode::SendMsg::new(
+                    types::Fd(fd.as_raw_fd()),
+                    dgram.for_send_raw(ptr, buf.len(), to),
+                )
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
             }
             // A close travels as `Work::Close` (above).
             Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),
