@@ -199,8 +199,9 @@ pub const DGRAM_BATCH: usize = 32;
 
 /// The bytes at the start of a pool buffer that a datagram receive into the pool keeps for
 /// the system's account of it (io_uring's `io_uring_recvmsg_out` and the sender's address, an
-/// IPv6 one at most); the datagram follows.
-pub(crate) const DGRAM_HEADROOM: usize = 16 + 28;
+/// IPv6 one at most); the datagram follows. A pool for datagrams of up to `n` bytes has
+/// buffers of `n + DGRAM_HEADROOM`.
+pub const DGRAM_HEADROOM: usize = 16 + 28;
 
 /// The most buffers one [`Op::SendBufs`] sends (the kernel's `UIO_MAXIOV` is 1024; a smaller
 /// batch keeps one send's iovecs on the stack of the epoll backend).
