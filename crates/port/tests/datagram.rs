@@ -26,6 +26,7 @@ on_every_backend!(
     batched_many_sources_at_once_each_datagram_with_its_sender,
     batched_an_empty_pool_ends_the_receive_and_loses_nothing,
     batched_cancel_ends_the_receive,
+    batched_echoes_of_one_batch_leave_together_each_to_its_sender,
     without_batches_the_port_refuses_them_and_receives_one_at_a_time,
 );
 
@@ -434,4 +435,46 @@ fn without_batches_the_port_refuses_them_and_receives_one_at_a_time(backend: Bac
     for size in [0, 1400] {
         echo_once(&mut port, &fd, addr, &pattern(size));
     }
+}
+
+fn batched_echoes_of_one_batch_leave_together_each_to_its_sender(backend: BackendChoice) {
+    let mut port = batching_port(backend, 128, 1400);
+    let (fd, addr) = server();
+    let clients: Vec<UdpSocket> = (0..40).map(|_| client()).collect();
+    for (i, c) in clients.iter().enumerate() {
+        c.send_to(&pattern(100 + i), addr).unwrap();
+    }
+    arm(&mut port, &fd);
+    let mut pending = Vec::new();
+    let mut received = Vec::new();
+    while received.len() < clients.len() {
+        received.push(next_datagram(&mut port, &fd, &mut pending));
+    }
+    // Every echo submitted before the next wait: 40 sends in one batch (epoll: sendmmsg calls
+    // of up to 32, so more than one).
+    for (buf, _, _, from) in received {
+        port.submit(
+            2,
+            Op::SendBufTo {
+                fd: Rc::clone(&fd),
+                buf,
+                to: from,
+            },
+        )
+        .unwrap();
+    }
+    for _ in 0..clients.len() {
+        let Outcome::SentBufTo { buf, result } = next(&mut port, &mut pending).outcome else {
+            panic!("not a pooled datagram send")
+        };
+        assert_eq!(result.unwrap(), buf.len());
+        port.give_back(buf);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        let mut back = vec![0u8; 2048];
+        let (n, source) = c.recv_from(&mut back).unwrap();
+        assert_eq!(source, addr);
+        assert_eq!(&back[..n], &pattern(100 + i)[..], "its own datagram, whole");
+    }
+    assert_eq!(port.stats().pool_in_use, 0);
 }
