@@ -20,6 +20,16 @@
 //!   send on one socket, as the pipelining stress client has), and operations of one fd and
 //!   direction complete in the order they were submitted.
 //!
+//! # Datagrams in batches
+//!
+//! A `RecvFromMulti` is a multishot receive whose every turn is one `recvmmsg` of up to
+//! [`DGRAM_BATCH`] datagrams into pool buffers (each laid out as io_uring's multishot `recvmsg`
+//! fills one, see [`crate::sys::dgram`]). A `SendBufTo` is not tried when pushed: the ones pushed
+//! between two `wait`s are sent by the second, consecutive ones on one socket together in
+//! `sendmmsg` calls of up to [`DGRAM_BATCH`] (again for the rest when a call sends fewer; a
+//! datagram refused completes with its error; on `EAGAIN` the rest join the socket's write
+//! queue like any send).
+//!
 //! # Edge-triggered
 //!
 //! An fd is registered once, for `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, while something

@@ -7,6 +7,15 @@
 //! kernel to wait, in one batch, instead of interrupting it; peers measured this as the largest
 //! single gain. Kernels that refuse a flag get the next weaker set, down to no flags at all.
 //!
+//! # Datagrams in batches
+//!
+//! A `RecvFromMulti` is a multishot `recvmsg` (`IORING_RECV_MULTISHOT`, Linux 6.0+, probed when
+//! the pool's ring is registered) into the ring: the kernel writes each datagram's
+//! `io_uring_recvmsg_out`, sender and bytes into a buffer of its own ([`crate::sys::dgram`]). It
+//! ends at an empty datagram (the kernel's rule, as at a stream's end) and when the ring runs
+//! dry (`ENOBUFS`). A `SendBufTo` is a `sendmsg` from a pool buffer; those queued in one turn of
+//! the caller reach the kernel in the next `wait`'s one `io_uring_enter`.
+//!
 //! # Completion-queue overflow
 //!
 //! The completion queue is four times the submission queue; more operations than that may be in
