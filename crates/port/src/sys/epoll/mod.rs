@@ -398,7 +398,9 @@ impl OpState for EpollOp {
 // SAFETY: the driver carries every operation out itself, with one synchronous system call per
 // attempt (`attempt`), and reports its result as that call returned it, named by the
 // operation's token: an accepted fd is `accept4`'s, fresh; a receive's byte count is `recv`'s
-// into the operation's buffer's spare capacity or the pool buffers it took. No call outlives
+// into the operation's buffer's spare capacity or the pool buffers it took (a batched datagram
+// receive's, the account, address field and datagram `recvmmsg` and the driver wrote into the
+// pool buffer it took for that datagram). No call outlives
 // the attempt, so nothing of an operation is used once it has completed, and nothing after the
 // port is dropped. An operation completes once: when pushed, or when its queue is worked, or
 // when cancelled while it waits (it is then out of the queue).

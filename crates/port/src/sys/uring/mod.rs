@@ -452,7 +452,9 @@ impl OpState for UringOp {
 // completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
 // in for multishot accept pushes its next link before reporting a link as armed. A datagram
 // receive asks for `MSG_TRUNC`, so its result is the datagram's length, of which the kernel wrote
-// what fitted in the buffer's spare capacity, as the contract states for datagrams. The ring is
+// what fitted in the buffer's spare capacity, as the contract states for datagrams; a multishot
+// `recvmsg`'s result is the bytes the kernel wrote into the ring buffer it names (the account,
+// the address field of the header's length, the datagram). The ring is
 // closed (dropped) before the table and the pool, so nothing is written into them afterwards.
 unsafe impl Driver for UringDriver {
     type State = UringOp;
