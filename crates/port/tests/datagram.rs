@@ -27,6 +27,7 @@ on_every_backend!(
     batched_an_empty_pool_ends_the_receive_and_loses_nothing,
     batched_cancel_ends_the_receive,
     batched_echoes_of_one_batch_leave_together_each_to_its_sender,
+    a_refused_datagram_in_a_batch_fails_alone,
     without_batches_the_port_refuses_them_and_receives_one_at_a_time,
 );
 
@@ -477,4 +478,57 @@ fn batched_echoes_of_one_batch_leave_together_each_to_its_sender(backend: Backen
         assert_eq!(&back[..n], &pattern(100 + i)[..], "its own datagram, whole");
     }
     assert_eq!(port.stats().pool_in_use, 0);
+}
+
+fn a_refused_datagram_in_a_batch_fails_alone(backend: BackendChoice) {
+    let mut port = batching_port(backend, 16, 1400);
+    let (fd, addr) = server();
+    let c = client();
+    for i in 0..6u8 {
+        c.send_to(&[i; 10], addr).unwrap();
+    }
+    arm(&mut port, &fd);
+    let mut pending = Vec::new();
+    let mut received = Vec::new();
+    while received.len() < 6 {
+        received.push(next_datagram(&mut port, &fd, &mut pending));
+    }
+    // Six sends in one batch, the third to port 0, which the system refuses: it fails alone
+    // (epoll: the `sendmmsg` stops at it, it completes with its error, the rest go on).
+    let nowhere: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for (k, (buf, _, _, from)) in received.into_iter().enumerate() {
+        let to = if k == 2 { nowhere } else { from };
+        port.submit(
+            k as u64,
+            Op::SendBufTo {
+                fd: Rc::clone(&fd),
+                buf,
+                to,
+            },
+        )
+        .unwrap();
+    }
+    let mut failed = Vec::new();
+    for _ in 0..6 {
+        let done = next(&mut port, &mut pending);
+        let Outcome::SentBufTo { buf, result } = done.outcome else {
+            panic!("not a pooled datagram send")
+        };
+        match result {
+            Ok(n) => assert_eq!(n, 10),
+            Err(e) => failed.push((done.key, e.raw_os_error())),
+        }
+        port.give_back(buf);
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, 2, "the one to port 0: {failed:?}");
+    let mut back = [0u8; 64];
+    let mut echoed = Vec::new();
+    for _ in 0..5 {
+        let n = c.recv(&mut back).unwrap();
+        echoed.push(back[..n].to_vec());
+    }
+    echoed.sort();
+    let want: Vec<Vec<u8>> = [0u8, 1, 3, 4, 5].iter().map(|&i| vec![i; 10]).collect();
+    assert_eq!(echoed, want, "the others, each whole");
 }
