@@ -14,7 +14,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use ringport_port::os::CountingAlloc;
-use ringport_port::{BackendChoice, PortConfig};
+use ringport_port::{BackendChoice, Port, PortConfig};
 use ringport_server::udp::UdpConfig;
 use ringport_server::{ServeConfig, Shutdown};
 
@@ -96,6 +96,24 @@ fn allocations_during_echoes(
     let during = COUNTER.allocations() - before;
     shutdown.trigger();
     let summary = running.wait().expect("a clean shutdown");
+    let path = if batched {
+        "datagrams in batches"
+    } else {
+        "one operation per datagram"
+    };
+    // Whether the backend batches here (io_uring: Linux 6.0+; epoll: yes; IOCP: no).
+    let mut probe = Port::new(&PortConfig {
+        backend,
+        ..PortConfig::default()
+    })
+    .unwrap();
+    probe.provide_buffers(1, 1000).unwrap();
+    let path = if probe.datagram_batches() {
+        path
+    } else {
+        "one operation per datagram"
+    };
+    assert!(summary.backend.ends_with(path), "{}", summary.backend);
     let udp = summary.udp.expect("the UDP echo's counters");
     let echoed = (clients.len() * (warm + measured)) as u64;
     assert_eq!(udp.datagrams_out, echoed, "{udp:?}");

@@ -122,7 +122,12 @@ impl UdpServer {
                         return Ok(UdpStats::default());
                     }
                 };
-                let _ = ready_tx.send(Ok((port.poster(), port.describe())));
+                let detail = if port.datagram_batches() {
+                    format!("{}; datagrams in batches", port.describe())
+                } else {
+                    format!("{}; one operation per datagram", port.describe())
+                };
+                let _ = ready_tx.send(Ok((port.poster(), detail)));
                 let served = if port.datagram_batches() {
                     batch::BatchWorker::new(port, socket, &cfg, thread_live).run()
                 } else {
