@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BackendChoice, UringUnavailable};
 use crate::errors::code;
-use crate::op::{Completion, Op, PoolBuf};
+use crate::op::{Completion, Op, PoolBuf, DGRAM_HEADROOM};
 use crate::sys::pool::BufPool;
 use crate::sys::{dispatch, AnyDriver, Driver, RawCompletion, Waker};
 use crate::token::Token;
@@ -152,6 +152,8 @@ pub struct Port {
     /// The buffer pool, once provided. Declared after `driver`, so the ring that may write into
     /// it is closed first.
     pool: Option<BufPool>,
+    /// Batched datagram operations may be used (see [`Port::without_datagram_batches`]).
+    batches: bool,
 }
 
 impl fmt::Debug for Port {
@@ -192,6 +194,7 @@ impl Port {
             raw: Vec::with_capacity(256),
             stats: PortStats::default(),
             pool: None,
+            batches: true,
         }
     }
 
@@ -315,11 +318,39 @@ impl Port {
         dispatch!(&self.driver, d => d.table.capacity())
     }
 
+    /// Whether this port receives datagrams in batches ([`Op::RecvFromMulti`]) and sends pooled
+    /// ones ([`Op::SendBufTo`]): io_uring with a provided-buffer ring on a kernel with
+    /// multishot `recvmsg` (Linux 6.0+), epoll (`recvmmsg`, `sendmmsg`), both with a pool whose
+    /// buffers have room for a datagram ([`datagram_room`](Port::datagram_room)); not IOCP,
+    /// nor after [`without_datagram_batches`](Port::without_datagram_batches). Where not, those operations
+    /// are refused and a caller receives with [`Op::RecvFrom`], one datagram per operation.
+    pub fn datagram_batches(&self) -> bool {
+        self.batches && dispatch!(&self.driver, d => d.driver.datagram_batches(self.pool.as_ref()))
+    }
+
+    /// Makes this port behave as one on a kernel without multishot `recvmsg`: no batched
+    /// datagram operations ([`datagram_batches`](Port::datagram_batches) says no), so that a
+    /// caller's fallback path can be chosen, and tested, anywhere.
+    pub fn without_datagram_batches(&mut self) {
+        self.batches = false;
+    }
+
+    /// The longest datagram a pool buffer holds whole ([`Op::RecvFromMulti`]): the buffer size
+    /// less the room the system's account of the datagram and its sender's address take (44
+    /// bytes), on every backend.
+    pub fn datagram_room(&self) -> usize {
+        self.buffer_size().saturating_sub(DGRAM_HEADROOM)
+    }
+
     /// Queues `op`; its completion will carry `key`. Nothing reaches the kernel before the next
     /// [`wait`](Port::wait), which submits everything queued in one call.
     ///
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
+        if matches!(op, Op::RecvFromMulti { .. } | Op::SendBufTo { .. }) && !self.datagram_batches()
+        {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
         let pool = self.pool.as_mut();
         let token = dispatch!(&mut self.driver, d => d.submit(key, op, pool))?;
         self.stats.submitted += 1;

@@ -130,6 +130,16 @@ impl<S> OpTable<S> {
             .filter(|inflight| inflight.kind == token.kind())
     }
 
+    /// The operation named by `token`, if it is in flight.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub fn get(&self, token: Token) -> Option<&InFlight<S>> {
+        self.entries
+            .get(token.slot() as usize)
+            .filter(|e| e.generation == token.generation())
+            .and_then(|e| e.state.as_ref())
+            .filter(|inflight| inflight.kind == token.kind())
+    }
+
     /// Whether `token` names an operation still in flight.
     pub fn contains(&self, token: Token) -> bool {
         self.entries

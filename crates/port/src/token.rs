@@ -72,13 +72,20 @@ pub enum OpKind {
     RecvFrom = 15,
     /// Send one datagram to an address.
     SendTo = 16,
+    /// Receive datagrams into pooled buffers until cancelled (multishot).
+    RecvFromMulti = 17,
+    /// Send a pooled buffer as one datagram to an address.
+    SendBufTo = 18,
 }
 
 impl OpKind {
     /// Whether operations of this kind complete more than once (multishot): their table entry
     /// stays while the kernel's completions carry `IORING_CQE_F_MORE`.
     pub fn is_multishot(self) -> bool {
-        matches!(self, OpKind::AcceptMulti | OpKind::RecvMulti)
+        matches!(
+            self,
+            OpKind::AcceptMulti | OpKind::RecvMulti | OpKind::RecvFromMulti
+        )
     }
 
     fn from_u8(v: u8) -> Option<OpKind> {
@@ -99,6 +106,8 @@ impl OpKind {
             14 => OpKind::SendBufs,
             15 => OpKind::RecvFrom,
             16 => OpKind::SendTo,
+            17 => OpKind::RecvFromMulti,
+            18 => OpKind::SendBufTo,
             _ => return None,
         })
     }

@@ -126,8 +126,10 @@ fn deliver<D: Driver>(
     let mut stale = 0;
     for c in raw {
         // Where every buffer of a bundle lies is read before any of them can be given back.
+        // A datagram receive fills one buffer, never a bundle.
+        let datagram = Token::from_raw(c.user_data).map(Token::kind) == Some(OpKind::RecvFromMulti);
         let bundle = match (pool.as_deref(), carried_buffer(c.flags, None)) {
-            (Some(p), Some((first, _))) if c.result > 0 => {
+            (Some(p), Some((first, _))) if c.result > 0 && !datagram => {
                 Some(p.bundle(first, c.result as usize)).filter(|b| b.parts > 1)
             }
             _ => None,

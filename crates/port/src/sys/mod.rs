@@ -156,7 +156,9 @@ pub(crate) use deliver::Driven;
 ///   within its capacity) or into the pool buffer its flags name, which the driver took out of
 ///   the pool (or the kernel did, from the pool's ring) for this receive; of a datagram receive,
 ///   the datagram's length, of which as many bytes as fit in the buffer's spare capacity were
-///   written there (`MSG_TRUNC`'s convention: a longer result means the datagram was cut);
+///   written there (`MSG_TRUNC`'s convention: a longer result means the datagram was cut); of a
+///   batched datagram receive, the bytes written from the start of the pool buffer its flags
+///   name: the account, the sender's address field and the datagram (see `dgram`);
 /// - every pushed operation completes exactly once (a multishot one: then no more after the
 ///   completion without [`CQE_F_MORE`]), and the system stops using what the operation owns
 ///   (its buffer, its descriptor, its state) before that completion is reported;
@@ -180,6 +182,12 @@ pub(crate) unsafe trait Driver {
 
     /// The waker the port's posters call.
     fn waker(&self) -> Arc<Waker>;
+
+    /// Whether [`Op::RecvFromMulti`](crate::Op::RecvFromMulti) and
+    /// [`Op::SendBufTo`](crate::Op::SendBufTo) work on this port, with its pool `pool`.
+    fn datagram_batches(&self, _pool: Option<&BufPool>) -> bool {
+        false
+    }
 
     /// The port got its buffer pool: register it with the kernel, probe what receives into
     /// it may use, make ready what sends from it need.

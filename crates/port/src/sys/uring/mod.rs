@@ -7,6 +7,15 @@
 //! kernel to wait, in one batch, instead of interrupting it; peers measured this as the largest
 //! single gain. Kernels that refuse a flag get the next weaker set, down to no flags at all.
 //!
+//! # Datagrams in batches
+//!
+//! A `RecvFromMulti` is a multishot `recvmsg` (`IORING_RECV_MULTISHOT`, Linux 6.0+, probed when
+//! the pool's ring is registered) into the ring: the kernel writes each datagram's
+//! `io_uring_recvmsg_out`, sender and bytes into a buffer of its own ([`crate::sys::dgram`]). It
+//! ends at an empty datagram (the kernel's rule, as at a stream's end) and when the ring runs
+//! dry (`ENOBUFS`). A `SendBufTo` is a `sendmsg` from a pool buffer; those queued in one turn of
+//! the caller reach the kernel in the next `wait`'s one `io_uring_enter`.
+//!
 //! # Completion-queue overflow
 //!
 //! The completion queue is four times the submission queue; more operations than that may be in
@@ -125,6 +134,9 @@ pub(crate) struct UringDriver {
     /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
     /// too): one completion for as many pool buffers as the bytes waiting fill.
     bundles: bool,
+    /// The kernel takes multishot `recvmsg` into the ring (Linux 6.0+), which
+    /// [`Op::RecvFromMulti`] is.
+    dgram_multi: bool,
     /// Message headers of finished gathered sends, for the next ones (no allocation per send).
     /// Boxed: a header moves between this list and an operation, and the kernel reads it by
     /// address while the operation is in flight.
@@ -440,7 +452,9 @@ impl OpState for UringOp {
 // completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
 // in for multishot accept pushes its next link before reporting a link as armed. A datagram
 // receive asks for `MSG_TRUNC`, so its result is the datagram's length, of which the kernel wrote
-// what fitted in the buffer's spare capacity, as the contract states for datagrams. The ring is
+// what fitted in the buffer's spare capacity, as the contract states for datagrams; a multishot
+// `recvmsg`'s result is the bytes the kernel wrote into the ring buffer it names (the account,
+// the address field of the header's length, the datagram). The ring is
 // closed (dropped) before the table and the pool, so nothing is written into them afterwards.
 unsafe impl Driver for UringDriver {
     type State = UringOp;
@@ -452,12 +466,17 @@ unsafe impl Driver for UringDriver {
     fn describe(&self, pool: Option<&BufPool>) -> String {
         match pool {
             Some(pool) if pool.has_ring() => format!(
-                "io_uring (setup flags: {}; provided-buffer ring{})",
+                "io_uring (setup flags: {}; provided-buffer ring{}{})",
                 self.flags,
                 match (self.mshot_len > 0, self.bundles) {
                     (true, true) => ", multishot receives limited, as bundles",
                     (true, false) => ", multishot receives limited",
                     _ => "",
+                },
+                if self.dgram_multi {
+                    ", multishot recvmsg"
+                } else {
+                    ""
                 }
             ),
             _ => format!("io_uring (setup flags: {})", self.flags),
@@ -466,6 +485,10 @@ unsafe impl Driver for UringDriver {
 
     fn waker(&self) -> Arc<Waker> {
         Arc::clone(&self.wake)
+    }
+
+    fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
+        self.dgram_multi && pool.is_some_and(BufPool::has_ring)
     }
 
     fn attach_pool(&mut self, pool: &mut BufPool) {
@@ -666,6 +689,39 @@ unsafe impl Driver for UringDriver {
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
+            }
+            Op::RecvFromMulti { fd } => {
+                if !(self.dgram_multi && pool.is_some_and(|p| p.has_ring())) {
+                    return Err(io::Error::from(io::ErrorKind::Unsupported));
+                }
+                // The header says how much room the sender's address takes in each buffer; the
+                // kernel reads it at every datagram while the receive is armed.
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                // MSG_TRUNC: the account holds the datagram's whole length even when it was cut.
+                opcode::RecvMsgMulti::new(types::Fd(fd.as_raw_fd()), dgram.for_recv_multi(), BGID)
+                    .flags(libc::MSG_TRUNC as u32)
+                    .build()
+            }
+            Op::SendBufTo { fd, buf, to } => {
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let ptr = pool.ptr(buf.id()).wrapping_add(buf.offset());
+                let spare = &mut self.spare_dgrams;
+                let dgram = inflight
+                    .state
+                    .dgram
+                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                opcode::SendMsg::new(
+                    types::Fd(fd.as_raw_fd()),
+                    dgram.for_send_raw(ptr, buf.len(), to),
+                )
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
             }
             // A close travels as `Work::Close` (above).
             Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),

@@ -49,13 +49,13 @@ pub(super) unsafe fn push(ring: &mut IoUring, entry: &squeue::Entry) -> bool {
 }
 
 /// A connected pair of local stream sockets, non-blocking and close-on-exec.
-pub(super) fn local_pair() -> io::Result<[OwnedFd; 2]> {
+pub(super) fn local_pair(kind: libc::c_int) -> io::Result<[OwnedFd; 2]> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: socketpair writes two fds into the live local array.
     if unsafe {
         libc::socketpair(
             libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
             0,
             fds.as_mut_ptr(),
         )
