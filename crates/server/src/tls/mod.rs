@@ -38,7 +38,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 
 pub use certs::fingerprint;
-pub use session::{Next, Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
+pub use session::{Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
 pub use stats::{Failure, TlsStats};
 
 /// Where the server's certificate comes from.
