@@ -87,6 +87,16 @@ impl<S> Default for OpTable<S> {
 }
 
 impl<S> OpTable<S> {
+    /// An empty table with room for `ops` operations (capped at 65,536) before it grows.
+    pub fn with_capacity(ops: usize) -> Self {
+        let ops = ops.min(1 << 16);
+        OpTable {
+            entries: Vec::with_capacity(ops),
+            free: Vec::with_capacity(ops),
+            live: 0,
+        }
+    }
+
     /// Stores an operation and returns its token.
     pub fn insert(&mut self, op: InFlight<S>) -> Token {
         let kind = op.kind;
@@ -183,6 +193,23 @@ mod tests {
         assert_eq!(t.remove(b).map(|f| f.key), Some(2));
         assert_eq!(t.len(), 0);
         assert_eq!(t.capacity(), 1);
+    }
+
+    #[test]
+    fn a_table_made_with_room_never_moves_up_to_it() {
+        let mut t = OpTable::with_capacity(64);
+        let (entries, free) = (t.entries.as_ptr(), t.free.as_ptr());
+        let tokens: Vec<Token> = (0..64).map(|k| t.insert(nop(k))).collect();
+        for token in tokens {
+            t.remove(token).unwrap();
+        }
+        let again: Vec<Token> = (0..64).map(|k| t.insert(nop(k))).collect();
+        assert_eq!(again.len(), 64);
+        assert_eq!(t.entries.as_ptr(), entries, "the slots grew");
+        assert_eq!(t.free.as_ptr(), free, "the free list grew");
+        assert_eq!(t.capacity(), 64);
+        t.insert(nop(65));
+        assert_eq!(t.capacity(), 65, "past its room it grows");
     }
 
     #[test]

@@ -25,11 +25,13 @@ pub(crate) struct Driven<D: Driver> {
 }
 
 impl<D: Driver> Driven<D> {
-    /// `driver` with an empty table.
-    pub fn new(driver: D) -> Driven<D> {
+    /// `driver` with an empty table with room for `ops` operations in flight: up to that many,
+    /// submitting never grows it (growth is an allocation, which a busy port would otherwise
+    /// meet at whichever message first takes it to a new high-water mark).
+    pub fn new(driver: D, ops: u32) -> Driven<D> {
         Driven {
             driver,
-            table: OpTable::default(),
+            table: OpTable::with_capacity(ops as usize),
         }
     }
 

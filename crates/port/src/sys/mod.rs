@@ -278,7 +278,7 @@ impl AnyDriver {
         match choice {
             BackendChoice::Auto | BackendChoice::Iocp => {
                 let driver = IocpDriver::new(entries).map_err(PortError::Io)?;
-                Ok(AnyDriver::Iocp(Driven::new(driver)))
+                Ok(AnyDriver::Iocp(Driven::new(driver, entries)))
             }
             BackendChoice::Uring => Err(Backend::Uring.not_here().into()),
             BackendChoice::Epoll => Err(Backend::Epoll.not_here().into()),
@@ -305,13 +305,13 @@ impl AnyDriver {
     #[cfg(unix)]
     fn uring(entries: u32) -> Result<AnyDriver, PortError> {
         let driver = UringDriver::open(entries.max(8))?;
-        Ok(AnyDriver::Uring(Driven::new(driver)))
+        Ok(AnyDriver::Uring(Driven::new(driver, entries)))
     }
 
     #[cfg(unix)]
     fn epoll(entries: u32, fallback: Option<String>) -> Result<AnyDriver, PortError> {
         let driver = EpollDriver::new(entries, fallback).map_err(PortError::Io)?;
-        Ok(AnyDriver::Epoll(Driven::new(driver)))
+        Ok(AnyDriver::Epoll(Driven::new(driver, entries)))
     }
 
     /// Which backend this is.
