@@ -1,9 +1,13 @@
 //! TLS in the completion model allocates nothing of its own per message: after the handshake,
 //! thousands of round trips on several connections (ciphertext received into each
-//! connection's own buffer, decrypted there, encrypted into its own send buffer) make only the
-//! allocations rustls 0.23 makes per record itself, on either backend: one for each record it
-//! decrypts (`ReadTraffic::next_record` hands out a copy in a new vector) and one for each it
-//! encrypts (`WriteTraffic::encrypt` seals into a new vector before copying it out).
+//! connection's own buffer, decrypted there, encrypted into its send buffers) make only the
+//! allocations rustls 0.23 makes per record itself, on either backend, and the call stack of
+//! each one sampled says so: one for each record it decrypts (it decrypts in place in our
+//! buffer, then copies the plaintext into a new vector for its received-plaintext queue,
+//! `CommonState::take_received_plaintext`, which `ReadTraffic::next_record` hands out) and one
+//! for each it encrypts (its record layer's `MessageEncrypter::encrypt` returns the sealed
+//! record in a new vector, for every crypto provider, which `WriteTraffic::encrypt` copies
+//! into our buffer). Neither has a way around it in rustls 0.23's API.
 //!
 //! The server runs in this process with a counting global allocator ([`CountingAlloc`], every
 //! thread); the clients are `openssl s_client` processes, whose allocations are their own.
@@ -78,8 +82,16 @@ fn round_trips(clients: &mut [Child], rounds: usize, msg: &mut [u8], back: &mut 
     }
 }
 
-/// Allocations while `measured` round trips of `size` bytes run on every connection.
-fn allocations_during_round_trips(backend: BackendChoice, size: usize, measured: usize) -> u64 {
+/// How many allocations' call stacks are sampled after the count.
+const TRACED: u32 = 40;
+
+/// Allocations while `measured` round trips of `size` bytes run on every connection, and the
+/// call stacks of [`TRACED`] allocations of the round trips after them.
+fn allocations_during_round_trips(
+    backend: BackendChoice,
+    size: usize,
+    measured: usize,
+) -> (u64, Vec<String>) {
     let tls = Tls::new(
         &TlsOptions {
             source: CertSource::SelfSigned,
@@ -116,6 +128,9 @@ fn allocations_during_round_trips(backend: BackendChoice, size: usize, measured:
     let before = COUNTER.allocations();
     round_trips(&mut clients, measured, &mut msg, &mut back);
     let during = COUNTER.allocations() - before;
+    COUNTER.trace(TRACED);
+    round_trips(&mut clients, 20, &mut msg, &mut back);
+    let traces = COUNTER.traces();
     for mut c in clients {
         let _ = c.kill();
         let _ = c.wait();
@@ -126,14 +141,28 @@ fn allocations_during_round_trips(backend: BackendChoice, size: usize, measured:
     let total = summary.total();
     assert_eq!(total.tls.tls13, CONNECTIONS as u64, "{:?}", total.tls);
     assert!(
-        total.bytes_out >= (CONNECTIONS * measured * size) as u64,
+        total.bytes_out >= (CONNECTIONS * (measured + 20) * size) as u64,
         "{total:?}"
     );
     eprintln!(
         "{backend}: {during} allocations in {} TLS round trips of {size} bytes",
         CONNECTIONS * measured
     );
-    during
+    (during, traces)
+}
+
+/// Where rustls allocates per record: its copy of a decrypted record's plaintext, and the
+/// sealed record its record layer returns.
+const RUSTLS_PER_RECORD: [&str; 2] = [
+    "rustls::common_state::CommonState::take_received_plaintext",
+    "as rustls::crypto::cipher::MessageEncrypter>::encrypt",
+];
+
+/// The per-record site of rustls an allocation's call stack goes through, if any.
+fn rustls_site(trace: &str) -> Option<&'static str> {
+    RUSTLS_PER_RECORD
+        .into_iter()
+        .find(|site| trace.contains(site))
 }
 
 #[test]
@@ -153,13 +182,24 @@ fn tls_in_the_completion_model_allocates_only_what_rustls_does_per_record() {
     // read for s_client, sent as one record, echoed as one.
     for backend in backends {
         for (size, measured, records) in [(64, 1_000, 1), (4_096, 300, 1)] {
-            let during = allocations_during_round_trips(backend, size, measured);
+            let (during, traces) = allocations_during_round_trips(backend, size, measured);
             // rustls: one per record decrypted, one per record encrypted. Ours: none.
             let rustls = (CONNECTIONS * measured * records * 2) as u64;
             assert!(
                 during <= rustls,
                 "{backend}, {size} bytes: {during} allocations, rustls' own are {rustls}"
             );
+            // Each sampled allocation is one of rustls' two per record, and both are seen.
+            assert_eq!(traces.len(), TRACED as usize, "{backend}, {size} bytes");
+            if let Some(other) = traces.iter().find(|t| rustls_site(t).is_none()) {
+                panic!("{backend}, {size} bytes: an allocation not of rustls' records:\n{other}");
+            }
+            for site in RUSTLS_PER_RECORD {
+                assert!(
+                    traces.iter().any(|t| t.contains(site)),
+                    "{backend}, {size} bytes: no allocation at {site}"
+                );
+            }
         }
     }
 }
