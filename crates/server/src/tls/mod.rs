@@ -7,7 +7,8 @@
 //!
 //! - **completion model**: rustls' unbuffered API over buffers the connection owns (see
 //!   [`Session`]): ciphertext is received into the connection's own buffer and decrypted there,
-//!   the echo encrypted into its own send buffer; no blocking stream, no extra thread.
+//!   the echo encrypted into its own send buffers; no blocking stream, no extra thread, and
+//!   after the handshake no allocation per message (records are protected in place).
 //! - **threaded and single models**: rustls' buffered `ServerConnection` over the blocking
 //!   socket (`blocking::tls`).
 //!
@@ -20,10 +21,13 @@
 //! - this one: [`TlsOptions`] and [`Tls`], the server-wide configuration, and [`TlsError`].
 //! - `certs`: certificates and keys: PEM files, the self-signed certificate, fingerprints.
 //! - `session`: [`Session`], one connection's TLS on the unbuffered API.
+//! - `record`: the record protection after the handshake (in place, with *ring*'s AEAD, on
+//!   rustls' key schedule): no allocation per record.
 //! - `stats`: [`TlsStats`] and [`Failure`], the causes of failed handshakes.
 //! - `tests`: [`Session`] against rustls' client, in memory.
 
 mod certs;
+mod record;
 mod session;
 mod stats;
 #[cfg(test)]
@@ -153,6 +157,8 @@ impl Tls {
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Refused(e.to_string()))?;
         config.alpn_protocols = options.alpn.clone();
+        // The completion model protects records itself after the handshake (`record`).
+        config.enable_secret_extraction = true;
         Ok(Tls {
             config: Arc::new(config),
             handshake_timeout: options.handshake_timeout,

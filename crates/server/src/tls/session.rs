@@ -34,12 +34,17 @@
 //!
 //! # Allocation
 //!
-//! After the handshake the session allocates nothing; rustls 0.23 itself allocates twice per
-//! record of application data: it decrypts in place in `incoming`, then copies the plaintext
-//! into a new vector for its received-plaintext queue (`CommonState::take_received_plaintext`,
-//! which `ReadTraffic::next_record` hands out), and its record layer seals into a new vector
-//! (`MessageEncrypter::encrypt` returns an owned `OutboundOpaqueMessage`, for every crypto
-//! provider) before `WriteTraffic::encrypt` copies it into `fill`.
+//! rustls 0.23 allocates twice per record of application data: it decrypts in place in
+//! `incoming`, then copies the plaintext into a new vector for its received-plaintext queue
+//! (`CommonState::take_received_plaintext`, which `ReadTraffic::next_record` hands out), and
+//! its record layer seals into a new vector (`MessageEncrypter::encrypt` returns an owned
+//! record, for every crypto provider) before `WriteTraffic::encrypt` copies it into `fill`.
+//! So once the handshake is complete (and what rustls decrypted with it is echoed) the session
+//! takes the connection's secrets and key schedule from rustls
+//! (`dangerous_into_kernel_connection`, allowed by the configuration's
+//! `enable_secret_extraction`) and protects records itself ([`Records`]): each record is
+//! opened where it was received and its echo sealed straight into `fill`. After the handshake
+//! nothing is allocated per message.
 
 use std::sync::Arc;
 
@@ -50,6 +55,7 @@ use rustls::unbuffered::{
 };
 use rustls::{ProtocolVersion, ServerConfig};
 
+use super::record::{Records, ALERT, APPLICATION_DATA, HANDSHAKE};
 use super::Failure;
 
 /// Bytes of a record's header (type, version, length).
@@ -72,7 +78,13 @@ pub type Log<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// One connection's TLS state and buffers.
 pub struct Session {
-    conn: UnbufferedServerConnection,
+    /// rustls, until the handshake is complete (then its key schedule is in `records`).
+    conn: Option<UnbufferedServerConnection>,
+    /// The record protection after the handshake, when the configuration lets secrets be
+    /// extracted.
+    records: Option<Records>,
+    /// The configuration lets secrets be extracted.
+    extract: bool,
     /// Received ciphertext; `incoming[head..]` is not processed yet.
     incoming: Vec<u8>,
     head: usize,
@@ -129,6 +141,9 @@ enum Step {
     Write,
     /// Wait for a receive or a send.
     Stop,
+    /// The handshake is complete and everything rustls took is processed: from now on the
+    /// records are protected here ([`Records`]).
+    Convert,
 }
 
 impl Session {
@@ -141,7 +156,9 @@ impl Session {
     /// When rustls cannot start a connection of this configuration.
     pub fn new(config: &Arc<ServerConfig>, echo_limit: usize) -> Result<Session, rustls::Error> {
         Ok(Session {
-            conn: UnbufferedServerConnection::new(Arc::clone(config))?,
+            conn: Some(UnbufferedServerConnection::new(Arc::clone(config))?),
+            records: None,
+            extract: config.enable_secret_extraction,
             incoming: Vec::with_capacity(RECORD_MAX),
             head: 0,
             recv_out: false,
@@ -169,7 +186,11 @@ impl Session {
 
     /// The negotiated protocol version (once established).
     pub fn version(&self) -> Option<ProtocolVersion> {
-        self.conn.protocol_version()
+        match (&self.records, &self.conn) {
+            (Some(records), _) => Some(records.version()),
+            (None, Some(conn)) => conn.protocol_version(),
+            (None, None) => None,
+        }
     }
 
     /// Why the connection failed, if it did.
@@ -336,9 +357,7 @@ impl Session {
 
     /// The end of a complete record starting at `at` in `incoming`, if there is one.
     fn record_end(&self, at: usize) -> Option<usize> {
-        let header = self.incoming.get(at..at + HEADER)?;
-        let end = at + HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]));
-        (end <= self.incoming.len()).then_some(end)
+        record_end(&self.incoming, at)
     }
 
     /// How far rustls may process now: everything during the handshake; after it, the next
@@ -378,12 +397,15 @@ impl Session {
         log: &mut Option<Log<'_>>,
     ) -> Result<(), rustls::Error> {
         loop {
+            if self.conn.is_none() {
+                return self.process_records(received, log);
+            }
             let end = self.process_end(plain.is_empty());
             // Whether a whole record waits beyond what is processed now.
             let more = self.record_end(end).is_some();
-            let UnbufferedStatus { mut discard, state } = self
-                .conn
-                .process_tls_records(&mut self.incoming[self.head..end]);
+            let conn = self.conn.as_mut().expect("checked above");
+            let UnbufferedStatus { mut discard, state } =
+                conn.process_tls_records(&mut self.incoming[self.head..end]);
             let step = match state {
                 Err(e) => {
                     self.head += discard;
@@ -456,7 +478,11 @@ impl Session {
                         self.fill.truncate(at + n);
                         self.close_queued = true;
                     }
-                    Step::Write
+                    if self.extract && !self.close_queued {
+                        Step::Convert
+                    } else {
+                        Step::Write
+                    }
                 }
                 // BlockedHandshake (more bytes needed), Closed, and states of later versions.
                 Ok(_) => Step::Stop,
@@ -468,6 +494,7 @@ impl Session {
             }
             match step {
                 Step::Again => {}
+                Step::Convert => self.convert()?,
                 // More records to take, and room for their echo.
                 Step::Write if more && self.process_end(plain.is_empty()) > self.head => {}
                 Step::Write | Step::Stop => return Ok(()),
@@ -475,11 +502,87 @@ impl Session {
         }
     }
 
+    /// Hands the connection from rustls to [`Records`]: its secrets, and its key schedule.
+    fn convert(&mut self) -> Result<(), rustls::Error> {
+        let conn = self.conn.take().expect("rustls has the connection");
+        let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
+        self.records = Some(Records::new(secrets, kernel)?);
+        Ok(())
+    }
+
+    /// After the handshake: opens each whole record in `incoming` whose echo fits (in `fill`
+    /// and the echo limit) and seals its echo into `fill`, in place, allocating nothing; takes
+    /// the peer's close_notify and key updates; queues our close_notify once the input is over.
+    fn process_records(
+        &mut self,
+        received: &mut usize,
+        log: &mut Option<Log<'_>>,
+    ) -> Result<(), rustls::Error> {
+        let Some(records) = self.records.as_mut() else {
+            return Ok(());
+        };
+        while !self.peer_closed {
+            let head = self.head;
+            let Some(end) = record_end(&self.incoming, head) else {
+                break;
+            };
+            let sealed = end - head - HEADER;
+            let plain_max = sealed.saturating_sub(16).min(PLAIN_MAX);
+            let held = self.sending_plain + self.fill_plain;
+            if self.fill.len() + sealed + SEAL_MAX > OUTGOING.max(self.fill.capacity())
+                || held + plain_max > self.echo_limit
+            {
+                break;
+            }
+            let (typ, range) = records.open(&mut self.incoming[head..end])?;
+            let data = &self.incoming[head + range.start..head + range.end];
+            self.head = end;
+            match typ {
+                APPLICATION_DATA => {
+                    *received += data.len();
+                    if let Some(log) = log.as_deref_mut() {
+                        log(data);
+                    }
+                    if !data.is_empty() {
+                        records.seal(APPLICATION_DATA, data, &mut self.fill)?;
+                        self.fill_plain += data.len();
+                    }
+                }
+                ALERT => match data {
+                    [_, 0] => self.peer_closed = true,
+                    // user_canceled, a warning
+                    [1, 90] => {}
+                    [_, description] => {
+                        return Err(rustls::Error::AlertReceived((*description).into()))
+                    }
+                    _ => return Err(rustls::Error::General("a malformed alert".into())),
+                },
+                HANDSHAKE => records.handshake(data, &mut self.fill)?,
+                _ => return Err(rustls::Error::General("an unexpected content type".into())),
+            }
+        }
+        if self.head == self.incoming.len() {
+            self.incoming.clear();
+            self.head = 0;
+        }
+        let input_over =
+            self.peer_closed || (self.read_done && record_end(&self.incoming, self.head).is_none());
+        if input_over && !self.close_queued {
+            // close_notify: a warning alert.
+            records.seal(ALERT, &[1, 0], &mut self.fill)?;
+            self.close_queued = true;
+        }
+        Ok(())
+    }
+
     /// After an error, the alert rustls queued for the peer, into `outgoing`.
     fn take_alert(&mut self) {
         let mut empty: [u8; 0] = [];
         for _ in 0..4 {
-            match self.conn.process_tls_records(&mut empty).state {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match conn.process_tls_records(&mut empty).state {
                 Ok(ConnectionState::EncodeTlsData(mut s)) => encode(&mut self.fill, &mut s),
                 Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
                 _ => return,
@@ -509,4 +612,11 @@ fn encode(out: &mut Vec<u8>, s: &mut EncodeTlsData<'_, ServerConnectionData>) {
             }
         }
     }
+}
+
+/// The end of a complete record starting at `at` in `buf`, if there is one.
+fn record_end(buf: &[u8], at: usize) -> Option<usize> {
+    let header = buf.get(at..at + HEADER)?;
+    let end = at + HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]));
+    (end <= buf.len()).then_some(end)
 }

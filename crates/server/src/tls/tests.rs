@@ -281,3 +281,89 @@ fn not_tls_is_refused_with_its_cause_and_an_alert_where_tls_has_one() {
     assert!(s.take_recv().is_none() && s.is_finished());
     assert_eq!(s.failure(), Some(Failure::Truncated));
 }
+
+#[test]
+fn every_suite_echoes_byte_exact_across_key_updates_after_the_handshake() {
+    let tls = server();
+    let pem = tls.self_signed_pem.as_ref().unwrap();
+    let mut tested = 0;
+    for suite in provider().cipher_suites.clone() {
+        let name = format!("{:?}", suite.suite());
+        // The certificate is ECDSA: TLS 1.2's RSA suites cannot be negotiated with it.
+        if name.contains("_RSA_") {
+            continue;
+        }
+        tested += 1;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+            .unwrap();
+        let one_suite = rustls::crypto::CryptoProvider {
+            cipher_suites: vec![suite],
+            ..(*provider()).clone()
+        };
+        let version = suite.version();
+        let config = ClientConfig::builder_with_provider(Arc::new(one_suite))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut c =
+            ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+                .unwrap();
+        let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+        let mut plain = Vec::new();
+        exchange(&mut s, &mut c, &mut plain);
+        assert_eq!(c.negotiated_cipher_suite(), Some(suite));
+        // TLS 1.3: the client updates its keys and asks the server to update its own.
+        let updates = if version.version == rustls::ProtocolVersion::TLSv1_3 {
+            3
+        } else {
+            0
+        };
+        for round in 0..=updates {
+            if round > 0 {
+                c.refresh_traffic_keys().unwrap();
+            }
+            for size in [1usize, 5_000, 16_384, 40_000] {
+                let msg: Vec<u8> = (0..size).map(|i| (i * 13 + round) as u8).collect();
+                std::io::Write::write_all(&mut c.writer(), &msg).unwrap();
+                let (got, closed) = exchange(&mut s, &mut c, &mut plain);
+                assert!(!closed, "{name}");
+                assert!(
+                    got == msg,
+                    "{name}, round {round}: the echo differs at {size}"
+                );
+            }
+        }
+        // close_notify both ways.
+        c.send_close_notify();
+        let (_, closed) = exchange(&mut s, &mut c, &mut plain);
+        assert!(
+            closed && s.sent_close_notify() && s.failure().is_none(),
+            "{name}"
+        );
+        assert!(c.process_new_packets().unwrap().peer_has_closed(), "{name}");
+    }
+    // AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 on TLS 1.3 and 1.2.
+    assert_eq!(tested, 6);
+}
+
+#[test]
+fn a_tampered_record_after_the_handshake_fails_the_connection() {
+    let tls = server();
+    let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+    let mut c = client(&tls, &rustls::version::TLS13);
+    let mut plain = Vec::new();
+    exchange(&mut s, &mut c, &mut plain);
+    std::io::Write::write_all(&mut c.writer(), b"hello").unwrap();
+    let mut wire = wire_of(&mut c);
+    let last = wire.len() - 1;
+    wire[last] ^= 1;
+    let mut buf = s.take_recv().unwrap();
+    buf.extend_from_slice(&wire);
+    s.received(buf, wire.len());
+    assert_eq!(s.pump(&mut plain, None), 0);
+    assert_eq!(s.failure(), Some(Failure::Other));
+    assert!(s.take_recv().is_none());
+}
