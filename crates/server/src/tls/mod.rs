@@ -21,13 +21,10 @@
 //! - this one: [`TlsOptions`] and [`Tls`], the server-wide configuration, and [`TlsError`].
 //! - `certs`: certificates and keys: PEM files, the self-signed certificate, fingerprints.
 //! - `session`: [`Session`], one connection's TLS on the unbuffered API.
-//! - `record`: the record protection after the handshake (in place, with *ring*'s AEAD, on
-//!   rustls' key schedule): no allocation per record.
 //! - `stats`: [`TlsStats`] and [`Failure`], the causes of failed handshakes.
 //! - `tests`: [`Session`] against rustls' client, in memory.
 
 mod certs;
-mod record;
 mod session;
 mod stats;
 #[cfg(test)]
@@ -157,7 +154,8 @@ impl Tls {
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Refused(e.to_string()))?;
         config.alpn_protocols = options.alpn.clone();
-        // The completion model protects records itself after the handshake (`record`).
+        // The completion model protects records itself after the handshake
+        // (`ringport_tls_record`).
         config.enable_secret_extraction = true;
         Ok(Tls {
             config: Arc::new(config),

@@ -55,8 +55,8 @@ use rustls::unbuffered::{
 };
 use rustls::{ProtocolVersion, ServerConfig};
 
-use super::record::{Records, ALERT, APPLICATION_DATA, HANDSHAKE};
 use super::Failure;
+use ringport_tls_record::{record_end, Records, ALERT, APPLICATION_DATA, HANDSHAKE};
 
 /// Bytes of a record's header (type, version, length).
 const HEADER: usize = 5;
@@ -82,7 +82,7 @@ pub struct Session {
     conn: Option<UnbufferedServerConnection>,
     /// The record protection after the handshake, when the configuration lets secrets be
     /// extracted.
-    records: Option<Records>,
+    records: Option<Records<ServerConnectionData>>,
     /// The configuration lets secrets be extracted.
     extract: bool,
     /// Received ciphertext; `incoming[head..]` is not processed yet.
@@ -612,11 +612,4 @@ fn encode(out: &mut Vec<u8>, s: &mut EncodeTlsData<'_, ServerConnectionData>) {
             }
         }
     }
-}
-
-/// The end of a complete record starting at `at` in `buf`, if there is one.
-fn record_end(buf: &[u8], at: usize) -> Option<usize> {
-    let header = buf.get(at..at + HEADER)?;
-    let end = at + HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]));
-    (end <= buf.len()).then_some(end)
 }
