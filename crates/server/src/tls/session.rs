@@ -24,7 +24,7 @@
 //!
 //! A record is taken from `incoming` only when its echo fits in what is left of `fill` and in
 //! the connection's bound on echo held (the plaintext connections' bound, from
-//! `--buffer-size`, at least one record and at most two), records handed to rustls one at a
+//! `--buffer-size`, at least one record and at most two), records taken one at a
 //! time, their lengths read from their headers; no receive is started while a whole record
 //! waits. So a peer that never reads stalls its own connection with at most its bound of echo
 //! held (at the default `--buffer-size`, two records: one being sent, one sealed) and one
@@ -416,7 +416,7 @@ impl Session {
                     Step::Again
                 }
                 Ok(ConnectionState::TransmitTlsData(s)) => {
-                    // The records are in `outgoing`, sent in order before anything after them.
+                    // The records are in `fill`, sent in order before anything after them.
                     s.done();
                     Step::Again
                 }
@@ -575,7 +575,7 @@ impl Session {
         Ok(())
     }
 
-    /// After an error, the alert rustls queued for the peer, into `outgoing`.
+    /// After an error, the alert rustls queued for the peer, into `fill`.
     fn take_alert(&mut self) {
         let mut empty: [u8; 0] = [];
         for _ in 0..4 {
