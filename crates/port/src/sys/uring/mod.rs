@@ -393,42 +393,83 @@ impl UringDriver {
 }
 
 /// What the io_uring driver keeps for an operation: the memory the kernel reads or writes by
-/// address while it is in flight, boxed so that it stays put when the table grows.
+/// address while it is in flight, boxed so that it stays put when the table grows. An operation
+/// needs one of them at most, so they share one enum: a receive, what an idle connection keeps
+/// in flight, carries its tag alone.
 #[derive(Debug, Default)]
-pub(crate) struct UringOp {
+pub(crate) enum UringOp {
+    /// Nothing (receives, single sends, shutdowns, closes).
+    #[default]
+    Nothing,
     /// The socket address an accept fills or a connect reads.
-    addr: Option<Box<SockAddrBuf>>,
+    Addr(Box<SockAddrBuf>),
     /// The message header and iovecs of a gathered send, lent by the driver (taken back by
     /// [`Driver::reclaim`]).
-    msg: Option<Box<MsgBuf>>,
+    Msg(Box<MsgBuf>),
     /// The message header, iovec and address of a datagram receive or send, lent by the driver
     /// (taken back by [`Driver::reclaim`]).
-    dgram: Option<Box<DgramHdr>>,
-    /// The sender of a datagram received, read from `dgram` when it is taken back.
-    from: Option<SocketAddr>,
+    Dgram(Box<DgramHdr>),
+    /// The sender of a datagram received, read from its header when the driver took it back.
+    From(SocketAddr),
+}
+
+impl UringOp {
+    /// The gathered send's message header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_msgs`)
+    fn msg(&mut self, spare: &mut Vec<Box<MsgBuf>>) -> &mut MsgBuf {
+        if !matches!(self, UringOp::Msg(_)) {
+            *self = UringOp::Msg(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Msg(msg) => msg,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The datagram header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_dgrams`)
+    fn dgram(&mut self, spare: &mut Vec<Box<DgramHdr>>) -> &mut DgramHdr {
+        if !matches!(self, UringOp::Dgram(_)) {
+            *self = UringOp::Dgram(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Dgram(dgram) => dgram,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The socket address of an accept or a connect.
+    fn addr(&mut self) -> Option<&mut SockAddrBuf> {
+        match self {
+            UringOp::Addr(addr) => Some(addr),
+            _ => None,
+        }
+    }
 }
 
 impl OpState for UringOp {
     fn new(op: &Op) -> UringOp {
-        let addr = match op {
-            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
-            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
-            _ => None,
-        };
-        UringOp {
-            addr,
-            msg: None,
-            dgram: None,
-            from: None,
+        match op {
+            Op::Accept { .. } => UringOp::Addr(Box::new(SockAddrBuf::empty())),
+            Op::Connect { addr, .. } => {
+                UringOp::Addr(Box::new(SockAddrBuf::from_socket_addr(addr)))
+            }
+            _ => UringOp::Nothing,
         }
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
-        self.addr.as_ref().and_then(|a| a.socket_addr())
+        match self {
+            UringOp::Addr(addr) => addr.socket_addr(),
+            _ => None,
+        }
     }
 
     fn received_from(&self) -> Option<SocketAddr> {
-        self.from
+        match self {
+            UringOp::From(from) => Some(*from),
+            _ => None,
+        }
     }
 }
 
@@ -485,14 +526,17 @@ unsafe impl Driver for UringDriver {
     }
 
     fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
-        if let Some(msg) = inflight.state.msg.take() {
-            self.spare_msgs.push(msg);
-        }
-        if let Some(dgram) = inflight.state.dgram.take() {
-            if inflight.kind == OpKind::RecvFrom {
-                inflight.state.from = dgram.sender();
+        match std::mem::take(&mut inflight.state) {
+            UringOp::Msg(msg) => self.spare_msgs.push(msg),
+            UringOp::Dgram(dgram) => {
+                if inflight.kind == OpKind::RecvFrom {
+                    if let Some(from) = dgram.sender() {
+                        inflight.state = UringOp::From(from);
+                    }
+                }
+                self.spare_dgrams.push(dgram);
             }
-            self.spare_dgrams.push(dgram);
+            other => inflight.state = other,
         }
     }
 
@@ -579,22 +623,14 @@ unsafe impl Driver for UringDriver {
                 };
                 // A header the kernel reads while the send is in flight (recycled: allocated
                 // only at a new high-water mark of gathered sends in flight).
-                let spare = &mut self.spare_msgs;
-                let msg = inflight
-                    .state
-                    .msg
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let msg = inflight.state.msg(&mut self.spare_msgs);
                 let hdr = msg.fill(pool, bufs, *at);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
             }
             Op::Accept { listener } => {
-                let addr = inflight
-                    .state
-                    .addr
-                    .as_mut()
-                    .expect("accept carries address storage");
+                let addr = (inflight.state.addr()).expect("accept carries address storage");
                 opcode::Accept::new(
                     types::Fd(listener.as_raw_fd()),
                     (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
@@ -625,7 +661,7 @@ unsafe impl Driver for UringDriver {
                 )
             }
             Op::Connect { fd, .. } => {
-                let addr = (inflight.state.addr.as_ref()).expect("connect carries its address");
+                let addr = (inflight.state.addr()).expect("connect carries its address");
                 opcode::Connect::new(
                     types::Fd(fd.as_raw_fd()),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
@@ -647,22 +683,14 @@ unsafe impl Driver for UringDriver {
                 }
                 // The header, iovec and address the kernel uses while the receive is in flight
                 // (recycled: allocated only at a new high-water mark of datagram operations).
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the result is the datagram's length even when it was cut.
                 opcode::RecvMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_recv(buf))
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
             Op::SendTo { fd, buf, to } => {
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
