@@ -146,6 +146,20 @@ pub(crate) struct UringDriver {
     alarm: Box<Alarm>,
     /// The kernel can move the alarm without a completion (`IORING_FEAT_CQE_SKIP`).
     silent_updates: bool,
+    /// The ring's index among this thread's registered rings (Linux 5.18+): every
+    /// `io_uring_enter` names the ring by it, and the kernel skips the descriptor lookup (and,
+    /// in a process of several threads, the reference count it takes and drops on the ring's
+    /// file) per call. `None` where the kernel refused the registration: entered by descriptor.
+    ring_index: Option<u32>,
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // The registration holds the ring until the thread exits: let it go with the port.
+        if let Some(index) = self.ring_index.take() {
+            let _ = sys::unregister_ring(&self.ring, index);
+        }
+    }
 }
 
 /// The io_uring driver's alarm: a timeout operation that ends waits (see
@@ -166,6 +180,48 @@ impl fmt::Debug for UringDriver {
 }
 
 impl UringDriver {
+    /// Submits everything queued and, if `want` is above 0, waits for that many completions:
+    /// by the ring's registered index when it has one, otherwise by its descriptor (the io-uring
+    /// crate's `submit_and_wait`, which this follows: no `SQPOLL`, no `IOPOLL`).
+    fn submit_and_wait(&mut self, want: u32) -> io::Result<usize> {
+        let Some(index) = self.ring_index else {
+            return self.ring.submit_and_wait(want as usize);
+        };
+        let (queued, events) = {
+            let sq = self.ring.submission();
+            // Completions to flush from the overflow list, or task work to run (the kernel
+            // does either only on an enter that asks for events).
+            (sq.len(), sq.cq_overflow() || sq.taskrun())
+        };
+        let flags = if want > 0 || events {
+            sys::ENTER_GETEVENTS
+        } else {
+            0
+        };
+        let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        sys::enter_registered(index, queued, want, flags)
+    }
+
+    /// Submits everything queued without waiting.
+    fn submit(&mut self) -> io::Result<usize> {
+        self.submit_and_wait(0)
+    }
+
+    /// Whether `io_uring_enter` names the ring by its registered index.
+    #[cfg(test)]
+    pub fn enters_registered(&self) -> bool {
+        self.ring_index.is_some()
+    }
+
+    /// Behaves as on a kernel that refuses to register the ring (before 5.18): entered by its
+    /// descriptor, for tests of the fallback.
+    #[cfg(test)]
+    pub fn enter_by_descriptor(&mut self) {
+        if let Some(index) = self.ring_index.take() {
+            sys::unregister_ring(&self.ring, index).expect("registered");
+        }
+    }
+
     /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
     /// or `None` when the pool is empty.
     fn recv_taken(
@@ -196,7 +252,7 @@ impl UringDriver {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
-            match self.ring.submit() {
+            match self.submit() {
                 Ok(_) => {}
                 // Completions must be reaped first (an overflowing completion queue), or a
                 // signal: keep them for the next `wait` and try again.
@@ -735,13 +791,14 @@ unsafe impl Driver for UringDriver {
         };
         out.append(&mut self.backlog);
         let res = match timeout {
-            None => self.ring.submit_and_wait(min),
-            Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
-            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.ring.submit_and_wait(min),
+            None => self.submit_and_wait(min),
+            Some(d) if d.is_zero() => self.submit_and_wait(0),
+            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.submit_and_wait(min),
             Some(d) => {
+                // Rare (a wait under the alarm's least): by descriptor, with the timeout.
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(min, &args)
+                self.ring.submitter().submit_with_args(min as usize, &args)
             }
         };
         // Timed out, interrupted by a signal, or completions must be reaped first: reap.
@@ -754,7 +811,7 @@ unsafe impl Driver for UringDriver {
             if !self.ring.submission().cq_overflow() {
                 break;
             }
-            reap_anyway(self.ring.submit())?;
+            reap_anyway(self.submit())?;
             self.reap(out);
         }
         if self.accept_watch && self.accept_multi != Feature::Yes {
