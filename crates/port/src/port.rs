@@ -461,4 +461,110 @@ mod tests {
             .unwrap();
         assert!(done.is_empty(), "{done:?}");
     }
+
+    /// A port on io_uring whose ring is entered by its registered index (where the kernel
+    /// registers it, 5.18+), or by its descriptor (`by_descriptor`).
+    fn uring_port(by_descriptor: bool) -> Option<Port> {
+        probe_uring().ok()?;
+        let config = PortConfig {
+            backend: BackendChoice::Uring,
+            ..PortConfig::default()
+        };
+        let mut port = Port::new(&config).unwrap();
+        let AnyDriver::Uring(uring) = &mut port.driver else {
+            panic!("{}", port.describe())
+        };
+        if by_descriptor {
+            uring.driver.enter_by_descriptor();
+        }
+        Some(port)
+    }
+
+    fn enters_registered(port: &Port) -> bool {
+        match &port.driver {
+            AnyDriver::Uring(uring) => uring.driver.enters_registered(),
+            _ => false,
+        }
+    }
+
+    /// Accept, receive, send and every kind of wait (none, a short timeout passed to the
+    /// kernel, the alarm, no limit) work whichever way the ring is entered.
+    #[test]
+    fn the_ring_works_entered_by_its_registered_index_or_by_its_descriptor() {
+        for by_descriptor in [false, true] {
+            let Some(mut port) = uring_port(by_descriptor) else {
+                return; // no io_uring here
+            };
+            if by_descriptor {
+                assert!(!enters_registered(&port));
+            }
+            let mut done = Vec::new();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let listener: crate::SharedFd = Rc::new(listener.into());
+            port.submit(1, Op::Accept { listener }).unwrap();
+            let mut client = TcpStream::connect(addr).unwrap();
+            let Outcome::Accepted(Ok(accepted)) = next(&mut port, &mut done) else {
+                panic!("not accepted")
+            };
+            let fd: crate::SharedFd = Rc::new(accepted.fd);
+            port.submit(
+                2,
+                Op::Recv {
+                    fd: Rc::clone(&fd),
+                    buf: Vec::with_capacity(64),
+                    nowait: false,
+                },
+            )
+            .unwrap();
+            // Nothing has arrived: a wait that does not block, one shorter than the alarm's
+            // least (its timeout given to the kernel) and one on the alarm all come back empty.
+            for timeout in [
+                Duration::ZERO,
+                Duration::from_micros(200),
+                Duration::from_millis(2),
+            ] {
+                port.wait(&mut done, Some(timeout)).unwrap();
+                assert!(done.is_empty(), "{done:?}");
+            }
+            std::io::Write::write_all(&mut client, b"ping").unwrap();
+            let mut got = None;
+            while got.is_none() {
+                port.wait(&mut done, None).unwrap();
+                if let Some(Completion {
+                    outcome: Outcome::Received { buf, result },
+                    ..
+                }) = done.pop()
+                {
+                    assert_eq!(result.unwrap(), 4);
+                    got = Some(buf);
+                }
+            }
+            let buf = got.unwrap();
+            assert_eq!(buf, b"ping");
+            port.submit(3, Op::Send { fd, buf, at: 0 }).unwrap();
+            let Outcome::Sent { result, .. } = next(&mut port, &mut done) else {
+                panic!("not sent")
+            };
+            assert_eq!(result.unwrap(), 4);
+            let mut echo = [0u8; 4];
+            std::io::Read::read_exact(&mut client, &mut echo).unwrap();
+            assert_eq!(&echo, b"ping");
+        }
+    }
+
+    /// A thread may register 16 rings at most: a port gives its registration back when
+    /// dropped, so a thread that makes port after port keeps registering them.
+    #[test]
+    fn a_dropped_port_gives_its_ring_registration_back() {
+        let Some(first) = uring_port(false) else {
+            return; // no io_uring here
+        };
+        let registered = enters_registered(&first);
+        drop(first);
+        for _ in 0..40 {
+            let port = uring_port(false).unwrap();
+            assert_eq!(enters_registered(&port), registered);
+        }
+    }
 }

@@ -52,6 +52,7 @@ impl<D: Driver> Driven<D> {
             work: Work::new(op),
             pooled: None,
             state,
+            generation: 0,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
         if let Err(e) = self.driver.push(token, inflight, pool) {

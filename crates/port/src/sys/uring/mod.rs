@@ -158,6 +158,20 @@ pub(crate) struct UringDriver {
     alarm: Box<Alarm>,
     /// The kernel can move the alarm without a completion (`IORING_FEAT_CQE_SKIP`).
     silent_updates: bool,
+    /// The ring's index among this thread's registered rings (Linux 5.18+): every
+    /// `io_uring_enter` names the ring by it, and the kernel skips the descriptor lookup (and,
+    /// in a process of several threads, the reference count it takes and drops on the ring's
+    /// file) per call. `None` where the kernel refused the registration: entered by descriptor.
+    ring_index: Option<u32>,
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // The registration holds the ring until the thread exits: let it go with the port.
+        if let Some(index) = self.ring_index.take() {
+            let _ = sys::unregister_ring(&self.ring, index);
+        }
+    }
 }
 
 /// The io_uring driver's alarm: a timeout operation that ends waits (see
@@ -178,6 +192,48 @@ impl fmt::Debug for UringDriver {
 }
 
 impl UringDriver {
+    /// Submits everything queued and, if `want` is above 0, waits for that many completions:
+    /// by the ring's registered index when it has one, otherwise by its descriptor (the io-uring
+    /// crate's `submit_and_wait`, which this follows: no `SQPOLL`, no `IOPOLL`).
+    fn submit_and_wait(&mut self, want: u32) -> io::Result<usize> {
+        let Some(index) = self.ring_index else {
+            return self.ring.submit_and_wait(want as usize);
+        };
+        let (queued, events) = {
+            let sq = self.ring.submission();
+            // Completions to flush from the overflow list, or task work to run (the kernel
+            // does either only on an enter that asks for events).
+            (sq.len(), sq.cq_overflow() || sq.taskrun())
+        };
+        let flags = if want > 0 || events {
+            sys::ENTER_GETEVENTS
+        } else {
+            0
+        };
+        let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        sys::enter_registered(index, queued, want, flags)
+    }
+
+    /// Submits everything queued without waiting.
+    fn submit(&mut self) -> io::Result<usize> {
+        self.submit_and_wait(0)
+    }
+
+    /// Whether `io_uring_enter` names the ring by its registered index.
+    #[cfg(test)]
+    pub fn enters_registered(&self) -> bool {
+        self.ring_index.is_some()
+    }
+
+    /// Behaves as on a kernel that refuses to register the ring (before 5.18): entered by its
+    /// descriptor, for tests of the fallback.
+    #[cfg(test)]
+    pub fn enter_by_descriptor(&mut self) {
+        if let Some(index) = self.ring_index.take() {
+            sys::unregister_ring(&self.ring, index).expect("registered");
+        }
+    }
+
     /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
     /// or `None` when the pool is empty.
     fn recv_taken(
@@ -208,7 +264,7 @@ impl UringDriver {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
-            match self.ring.submit() {
+            match self.submit() {
                 Ok(_) => {}
                 // Completions must be reaped first (an overflowing completion queue), or a
                 // signal: keep them for the next `wait` and try again.
@@ -405,42 +461,83 @@ impl UringDriver {
 }
 
 /// What the io_uring driver keeps for an operation: the memory the kernel reads or writes by
-/// address while it is in flight, boxed so that it stays put when the table grows.
+/// address while it is in flight, boxed so that it stays put when the table grows. An operation
+/// needs one of them at most, so they share one enum: a receive, what an idle connection keeps
+/// in flight, carries its tag alone.
 #[derive(Debug, Default)]
-pub(crate) struct UringOp {
+pub(crate) enum UringOp {
+    /// Nothing (receives, single sends, shutdowns, closes).
+    #[default]
+    Nothing,
     /// The socket address an accept fills or a connect reads.
-    addr: Option<Box<SockAddrBuf>>,
+    Addr(Box<SockAddrBuf>),
     /// The message header and iovecs of a gathered send, lent by the driver (taken back by
     /// [`Driver::reclaim`]).
-    msg: Option<Box<MsgBuf>>,
+    Msg(Box<MsgBuf>),
     /// The message header, iovec and address of a datagram receive or send, lent by the driver
     /// (taken back by [`Driver::reclaim`]).
-    dgram: Option<Box<DgramHdr>>,
-    /// The sender of a datagram received, read from `dgram` when it is taken back.
-    from: Option<SocketAddr>,
+    Dgram(Box<DgramHdr>),
+    /// The sender of a datagram received, read from its header when the driver took it back.
+    From(SocketAddr),
+}
+
+impl UringOp {
+    /// The gathered send's message header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_msgs`)
+    fn msg(&mut self, spare: &mut Vec<Box<MsgBuf>>) -> &mut MsgBuf {
+        if !matches!(self, UringOp::Msg(_)) {
+            *self = UringOp::Msg(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Msg(msg) => msg,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The datagram header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_dgrams`)
+    fn dgram(&mut self, spare: &mut Vec<Box<DgramHdr>>) -> &mut DgramHdr {
+        if !matches!(self, UringOp::Dgram(_)) {
+            *self = UringOp::Dgram(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Dgram(dgram) => dgram,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The socket address of an accept or a connect.
+    fn addr(&mut self) -> Option<&mut SockAddrBuf> {
+        match self {
+            UringOp::Addr(addr) => Some(addr),
+            _ => None,
+        }
+    }
 }
 
 impl OpState for UringOp {
     fn new(op: &Op) -> UringOp {
-        let addr = match op {
-            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
-            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
-            _ => None,
-        };
-        UringOp {
-            addr,
-            msg: None,
-            dgram: None,
-            from: None,
+        match op {
+            Op::Accept { .. } => UringOp::Addr(Box::new(SockAddrBuf::empty())),
+            Op::Connect { addr, .. } => {
+                UringOp::Addr(Box::new(SockAddrBuf::from_socket_addr(addr)))
+            }
+            _ => UringOp::Nothing,
         }
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
-        self.addr.as_ref().and_then(|a| a.socket_addr())
+        match self {
+            UringOp::Addr(addr) => addr.socket_addr(),
+            _ => None,
+        }
     }
 
     fn received_from(&self) -> Option<SocketAddr> {
-        self.from
+        match self {
+            UringOp::From(from) => Some(*from),
+            _ => None,
+        }
     }
 }
 
@@ -508,14 +605,17 @@ unsafe impl Driver for UringDriver {
     }
 
     fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
-        if let Some(msg) = inflight.state.msg.take() {
-            self.spare_msgs.push(msg);
-        }
-        if let Some(dgram) = inflight.state.dgram.take() {
-            if inflight.kind == OpKind::RecvFrom {
-                inflight.state.from = dgram.sender();
+        match std::mem::take(&mut inflight.state) {
+            UringOp::Msg(msg) => self.spare_msgs.push(msg),
+            UringOp::Dgram(dgram) => {
+                if inflight.kind == OpKind::RecvFrom {
+                    if let Some(from) = dgram.sender() {
+                        inflight.state = UringOp::From(from);
+                    }
+                }
+                self.spare_dgrams.push(dgram);
             }
-            self.spare_dgrams.push(dgram);
+            other => inflight.state = other,
         }
     }
 
@@ -602,22 +702,14 @@ unsafe impl Driver for UringDriver {
                 };
                 // A header the kernel reads while the send is in flight (recycled: allocated
                 // only at a new high-water mark of gathered sends in flight).
-                let spare = &mut self.spare_msgs;
-                let msg = inflight
-                    .state
-                    .msg
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let msg = inflight.state.msg(&mut self.spare_msgs);
                 let hdr = msg.fill(pool, bufs, *at);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
             }
             Op::Accept { listener } => {
-                let addr = inflight
-                    .state
-                    .addr
-                    .as_mut()
-                    .expect("accept carries address storage");
+                let addr = (inflight.state.addr()).expect("accept carries address storage");
                 opcode::Accept::new(
                     types::Fd(listener.as_raw_fd()),
                     (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
@@ -648,7 +740,7 @@ unsafe impl Driver for UringDriver {
                 )
             }
             Op::Connect { fd, .. } => {
-                let addr = (inflight.state.addr.as_ref()).expect("connect carries its address");
+                let addr = (inflight.state.addr()).expect("connect carries its address");
                 opcode::Connect::new(
                     types::Fd(fd.as_raw_fd()),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
@@ -670,22 +762,14 @@ unsafe impl Driver for UringDriver {
                 }
                 // The header, iovec and address the kernel uses while the receive is in flight
                 // (recycled: allocated only at a new high-water mark of datagram operations).
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the result is the datagram's length even when it was cut.
                 opcode::RecvMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_recv(buf))
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
             Op::SendTo { fd, buf, to } => {
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
@@ -763,13 +847,14 @@ unsafe impl Driver for UringDriver {
         };
         out.append(&mut self.backlog);
         let res = match timeout {
-            None => self.ring.submit_and_wait(min),
-            Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
-            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.ring.submit_and_wait(min),
+            None => self.submit_and_wait(min),
+            Some(d) if d.is_zero() => self.submit_and_wait(0),
+            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.submit_and_wait(min),
             Some(d) => {
+                // Rare (a wait under the alarm's least): by descriptor, with the timeout.
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(min, &args)
+                self.ring.submitter().submit_with_args(min as usize, &args)
             }
         };
         // Timed out, interrupted by a signal, or completions must be reaped first: reap.
@@ -782,7 +867,7 @@ unsafe impl Driver for UringDriver {
             if !self.ring.submission().cq_overflow() {
                 break;
             }
-            reap_anyway(self.ring.submit())?;
+            reap_anyway(self.submit())?;
             self.reap(out);
         }
         if self.accept_watch && self.accept_multi != Feature::Yes {

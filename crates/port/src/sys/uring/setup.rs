@@ -150,6 +150,15 @@ impl UringDriver {
             });
         }
         let silent_updates = params.is_feature_skip_cqe_on_success();
+        let ring_index = match sys::register_ring(&ring) {
+            Ok(index) => Some(index),
+            Err(e) => {
+                tracing::debug!(
+                    "the kernel refused to register the ring ({e}); entered by its descriptor"
+                );
+                None
+            }
+        };
         let mut driver = UringDriver {
             ring,
             wake,
@@ -170,6 +179,7 @@ impl UringDriver {
                 ts: types::Timespec::new(),
             }),
             silent_updates,
+            ring_index,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
