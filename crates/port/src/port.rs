@@ -335,6 +335,14 @@ impl Port {
         self.batches = false;
     }
 
+    /// Makes now what `n` datagram operations ([`Op::RecvFrom`], [`Op::SendTo`],
+    /// [`Op::RecvFromMulti`], [`Op::SendBufTo`]) in flight at once need, so that a caller that
+    /// keeps at most `n` in flight allocates nothing per datagram, not even at a new
+    /// high-water mark of operations in flight.
+    pub fn stock_datagram_ops(&mut self, n: usize) {
+        dispatch!(&mut self.driver, d => d.driver.stock_datagram_ops(n));
+    }
+
     /// The longest datagram a pool buffer holds whole ([`Op::RecvFromMulti`]): the buffer size
     /// less the room the system's account of the datagram and its sender's address take (44
     /// bytes), on every backend.

@@ -137,10 +137,9 @@ impl<S> OpTable<S> {
     #[cfg_attr(windows, allow(dead_code))]
     pub fn get(&self, token: Token) -> Option<&InFlight<S>> {
         self.entries
-            .get(token.slot() as usize)
-            .filter(|e| e.generation == token.generation())
-            .and_then(|e| e.state.as_ref())
-            .filter(|inflight| inflight.kind == token.kind())
+            .get(token.slot() as usize)?
+            .as_ref()
+            .filter(|inflight| inflight.names(token))
     }
 
     /// Whether `token` names an operation still in flight.

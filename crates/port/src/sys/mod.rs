@@ -189,6 +189,10 @@ pub(crate) unsafe trait Driver {
         false
     }
 
+    /// Makes now what `n` datagram operations in flight at once need, so that none is made
+    /// when a datagram is received or sent (drivers that keep nothing per datagram: nothing).
+    fn stock_datagram_ops(&mut self, _n: usize) {}
+
     /// The port got its buffer pool: register it with the kernel, probe what receives into
     /// it may use, make ready what sends from it need.
     fn attach_pool(&mut self, pool: &mut BufPool);

@@ -175,6 +175,9 @@ fn batching(mut port: Port, cfg: &UdpConfig) -> Port {
     {
         port.without_datagram_batches();
     }
+    // Every buffer holds a receive or an echo in flight (one receive more when batched); twice
+    // that, so a batch whose completions are not yet reaped never finds the stock empty.
+    port.stock_datagram_ops(2 * cfg.buffers + 2);
     port
 }
 

@@ -588,6 +588,15 @@ unsafe impl Driver for UringDriver {
         self.dgram_multi && pool.is_some_and(BufPool::has_ring)
     }
 
+    fn stock_datagram_ops(&mut self, n: usize) {
+        // Each datagram operation in flight holds a message header and an address.
+        self.spare_dgrams
+            .reserve(n.saturating_sub(self.spare_dgrams.len()));
+        while self.spare_dgrams.len() < n {
+            self.spare_dgrams.push(Box::default());
+        }
+    }
+
     fn attach_pool(&mut self, pool: &mut BufPool) {
         // Gathered sends need a message header each while in flight: a stock of them now, so
         // that sending allocates nothing (up to this many at once, of any length).
@@ -780,11 +789,7 @@ unsafe impl Driver for UringDriver {
                 }
                 // The header says how much room the sender's address takes in each buffer; the
                 // kernel reads it at every datagram while the receive is armed.
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the account holds the datagram's whole length even when it was cut.
                 opcode::RecvMsgMulti::new(types::Fd(fd.as_raw_fd()), dgram.for_recv_multi(), BGID)
                     .flags(libc::MSG_TRUNC as u32)
@@ -795,11 +800,7 @@ unsafe impl Driver for UringDriver {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
                 let ptr = pool.ptr(buf.id()).wrapping_add(buf.offset());
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(
                     types::Fd(fd.as_raw_fd()),
                     dgram.for_send_raw(ptr, buf.len(), to),
