@@ -290,6 +290,14 @@ impl WsEcho {
                 self.fail(WsFailure::TooBig, out);
                 return None;
             }
+            // Room for the fragment, growing as a vector does but never past the limit.
+            let needed = self.message.len() + header.len as usize;
+            if needed > self.message.capacity() {
+                let target = needed
+                    .max(self.message.capacity() * 2)
+                    .min(self.max_message);
+                self.message.reserve_exact(target - self.message.len());
+            }
             if header.opcode != Opcode::Continuation {
                 self.message_opcode = Some(header.opcode);
                 self.utf8.reset();

@@ -232,6 +232,23 @@ fn a_fragmented_message_over_the_limit_is_closed_with_1009() {
     assert!(ws.is_closing());
     assert_eq!(ws.stats.too_big, 1);
     assert!(ws.held() <= 1000);
+    // Fragments of every size up to the limit: the buffer never grows past it.
+    let mut ws = WsEcho::new(100_000);
+    let mut input = request();
+    input.extend(frame(false, Opcode::Binary, &[1; 1]));
+    for size in [1000, 7, 30_000, 50_000, 18_992] {
+        input.extend(frame(false, Opcode::Continuation, &vec![2; size]));
+    }
+    input.extend(frame(true, Opcode::Continuation, &[]));
+    let (_, frames) = decode(&run(&mut ws, &[&input], 4096));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].2.len(), 100_000);
+    assert_eq!(ws.stats.too_big, 0);
+    let mut ws = WsEcho::new(100_000);
+    let mut out = Vec::new();
+    let cut = input.len() - 6;
+    ws.process(&input[..cut], &mut out, 4096);
+    assert!(ws.held() <= 100_000, "{}", ws.held());
     // A text message in one frame is reassembled (validated) too.
     let mut ws = WsEcho::new(1000);
     let mut input = request();
