@@ -25,6 +25,7 @@ mod send_udp;
 mod serve;
 mod serve_tls;
 mod serve_udp;
+mod serve_ws;
 #[cfg(unix)]
 mod signals;
 mod stderr;

@@ -82,6 +82,9 @@ impl Worker<'_> {
     }
 
     pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        if self.ws.is_some() {
+            return self.new_ws_conn(accepted);
+        }
         if self.tls.is_some() {
             return self.new_tls_conn(accepted);
         }

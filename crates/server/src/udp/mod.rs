@@ -218,6 +218,7 @@ fn alone(server: UdpServer) -> Running {
         pid: std::process::id(),
         tls: false,
         udp: true,
+        websocket: false,
     };
     let live_stats = Arc::clone(&server.live);
     let live = Live::new(move || {
