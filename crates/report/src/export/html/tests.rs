@@ -86,6 +86,7 @@ fn report(connections: usize) -> StressReport {
         connect_us: latency(40),
         churn: None,
         tls: None,
+        websocket: None,
         fairness: Fairness {
             min: 2_000,
             median: 2_000 + connections as u64 / 2,

@@ -54,10 +54,15 @@ impl<X: Exchange> Client<'_, '_, X> {
                 let _ = self.port.cancel(tok);
             }
         }
+        let upgrade = r.handshake_done && self.ws.is_some();
         self.flush_tls(i, now);
         if self.slots[i].conn.is_done() {
             self.maybe_close(i);
             return false;
+        }
+        if upgrade {
+            // `--websocket`: the upgrade goes inside the session just made.
+            self.start_ws(i, now);
         }
         true
     }
