@@ -119,6 +119,7 @@ fn run(
         let mut rest = Vec::new();
         while session.close_code.is_none() {
             match stream.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(n) if n > 0 => {
                     if session
                         .receive(&buf[..n], |p| {
@@ -148,6 +149,8 @@ fn read_some(
     what: &str,
 ) -> anyhow::Result<()> {
     let n = match stream.read(buf) {
+        // A signal interrupted the wait: the caller reads again.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
         Ok(0) => bail!(
             "{addr} closed the connection before the {what} was complete ({} bytes echoed)",
             echo.len()

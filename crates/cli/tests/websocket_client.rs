@@ -363,7 +363,11 @@ fn a_refused_upgrade_stops_the_run_with_its_status_line() {
     let out = server.stress(&["--websocket=/ws", "--connections", "2", "--count", "5"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "no report: nothing ran");
+    assert!(
+        out.stdout.is_empty(),
+        "no report: nothing ran: {}\n{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].contains("refused the upgrade to /ws"), "{err}");

@@ -33,7 +33,17 @@
 //! verified as plaintext would be; what a connection stages is sealed at once (its staging
 //! buffer goes straight back) and the session's ciphertext goes out in one send at a time;
 //! a finished connection sends close_notify, then shuts its write side. The plaintext path
-//! pays one predictable test of an empty `Option` where the two part.
+//! pays one predictable test (`Io::layered`) where the paths part.
+//!
+//! # WebSocket
+//!
+//! With `--websocket` each connection holds a [`WsSession`] too, above TLS when both are on
+//! (`ws_io`): its upgrade request goes out once the TCP connection (or the TLS handshake) is
+//! done, and the connection stages nothing until the 101 arrives; each message is then staged
+//! with its frame header before it and masked in place ([`Conn::stage_framed`]); what arrives
+//! (decrypted first, with TLS) has its frame headers stripped and the payload verified as
+//! plaintext would be; pings are answered with pongs staged like messages; a finished
+//! connection sends a close frame, then shuts its write side.
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -114,6 +124,9 @@ struct Io {
     /// `--websocket`: the connection's WebSocket session (from its upgrade to its close);
     /// boxed, as TLS's.
     ws: Option<Box<WsSession>>,
+    /// A TLS or WebSocket session sits between the socket and the `Conn`: the one test the
+    /// plaintext path pays where the paths part.
+    layered: bool,
 }
 
 /// A connection: its protocol state and its I/O.
@@ -753,12 +766,15 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.maybe_close(i);
             return;
         }
-        let handshaking = self.slots[i]
-            .io
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.handshaking());
-        let upgrading = self.slots[i].io.ws.as_ref().is_some_and(|w| w.upgrading());
+        let io = &self.slots[i].io;
+        let (handshaking, upgrading) = if io.layered {
+            (
+                io.tls.as_ref().is_some_and(|t| t.handshaking()),
+                io.ws.as_ref().is_some_and(|w| w.upgrading()),
+            )
+        } else {
+            (false, false)
+        };
         match result {
             Ok(0) if handshaking => self.fail(
                 i,
@@ -843,7 +859,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         };
         let conn = &mut slot.conn;
         let result = match slot.io.tls.as_mut() {
-            None if slot.io.ws.is_none() => sink.verify(conn, data, now).map(|_| None),
+            None if !slot.io.layered => sink.verify(conn, data, now).map(|_| None),
             None => {
                 let ws = slot.io.ws.as_mut().expect("tested just above");
                 ws_io::ws_receive(ws, conn, data, |conn, p| sink.verify(conn, p, now))
@@ -987,14 +1003,18 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if slot.conn.state != State::Open {
             return;
         }
-        if slot.io.tls.as_ref().is_some_and(|t| t.handshaking()) {
-            return; // nothing is sent before the handshake completes
-        }
-        let staged = match slot.io.ws.as_deref_mut() {
-            None => slot.conn.stage(&plan, now, &mut self.send_bufs),
-            // Nothing is staged before the upgrade completes.
-            Some(ws) if ws.upgrading() => return,
-            Some(ws) => slot.conn.stage_framed(&plan, now, &mut self.send_bufs, ws),
+        let staged = if !slot.io.layered {
+            slot.conn.stage(&plan, now, &mut self.send_bufs)
+        } else {
+            if slot.io.tls.as_ref().is_some_and(|t| t.handshaking()) {
+                return; // nothing is sent before the handshake completes
+            }
+            match slot.io.ws.as_deref_mut() {
+                None => slot.conn.stage(&plan, now, &mut self.send_bufs),
+                // Nothing is staged before the upgrade completes.
+                Some(ws) if ws.upgrading() => return,
+                Some(ws) => slot.conn.stage_framed(&plan, now, &mut self.send_bufs, ws),
+            }
         };
         self.sent_total += staged as u64;
         if staged > 0 && now >= self.measure_start && self.measure_end.is_none_or(|end| now < end) {
@@ -1129,6 +1149,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.closed_total += 1;
         }
         slot.io.tls = None;
+        slot.io.layered = false;
         if let Some(ws) = slot.io.ws.take() {
             self.ws_stats.add_session(&ws);
         }

@@ -62,7 +62,12 @@ fn upgrade(mut stream: impl Read + Write, opts: &WsOptions, host: &str) -> Resul
     stream.flush().map_err(other)?;
     let mut buf = [0u8; 4096];
     loop {
-        let n = stream.read(&mut buf).map_err(other)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // A signal (the process's own handlers) interrupted the wait: wait again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(other(e)),
+        };
         if n == 0 {
             return Err(ProbeError::Other(
                 "the server closed the connection before answering the upgrade".to_string(),

@@ -16,6 +16,7 @@ impl<X: Exchange> Client<'_, '_, X> {
         match TlsSession::new(&tls.config, &tls.name, now) {
             Ok(session) => {
                 self.slots[i].io.tls = Some(Box::new(session));
+                self.slots[i].io.layered = true;
                 self.flush_tls(i, now);
             }
             Err(e) => self.fail(

@@ -25,6 +25,7 @@ impl<X: Exchange> Client<'_, '_, X> {
             session.write_request(host, &opts.path, &headers, now, out);
         });
         slot.io.ws = Some(session);
+        slot.io.layered = true;
         self.send_staged(i, now);
     }
 
