@@ -493,3 +493,39 @@ fn tokio_tungstenite_peer_if_built() {
     let j = server.passes(&["--websocket", "--connections", "4", "--count", "100"]);
     assert_eq!(j["websocket"]["upgrades"], 4, "{j}");
 }
+
+/// Flags that cannot be sent are usage errors (exit code 2), one line each, before anything
+/// connects.
+#[test]
+fn bad_websocket_flags_are_usage_errors() {
+    for (args, says) in [
+        (
+            &["stress", "--websocket=chat"][..],
+            "the path must start with /",
+        ),
+        (&["stress", "--header", "X-A: b"][..], "--websocket"),
+        (
+            &["stress", "--websocket", "--header", "Sec-WebSocket-Key: x"][..],
+            "writes Sec-WebSocket-Key itself",
+        ),
+        (
+            &["stress", "--websocket", "--header", "no colon"][..],
+            "'Name: value'",
+        ),
+        (
+            &["send", "--websocket", "--udp", "hi"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("127.0.0.1:1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}

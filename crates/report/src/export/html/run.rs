@@ -11,7 +11,7 @@ use super::{num, num_unit, text, Cell, Html, Page};
 use crate::errors::ErrorKind;
 use crate::export::chart::{exact, LineChart, Mark, Scale, Style};
 use crate::export::Exporter;
-use crate::hdrlog::{IntervalLog, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::hdrlog::{IntervalLog, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED, TAG_UPGRADE};
 use crate::histogram::LatencySummary;
 use crate::run::StressReport;
 use crate::tls::HandshakeFailure;
@@ -450,6 +450,12 @@ fn spectrum(page: &mut Page, r: &StressReport, log: Option<&IntervalLog>) {
             .unwrap_or_else(|| summary_points(&t.handshake_us));
         chart = chart.series("handshake", pts, Style::LineDots);
     }
+    if let Some(w) = r.websocket.as_ref().filter(|w| w.upgrade_us.count > 0) {
+        let pts = from_log(TAG_UPGRADE)
+            .map(|h| spectrum_points(&h))
+            .unwrap_or_else(|| summary_points(&w.upgrade_us));
+        chart = chart.series("upgrade", pts, Style::LineDots);
+    }
     chart.x_scale = Scale::Nines;
     chart.y_unit = " µs".into();
     page.chart("spectrum", chart.svg());
@@ -687,7 +693,8 @@ fn websocket(page: &mut Page, r: &StressReport) {
     }
     page.note(
         "Upgrade latency is from the upgrade request queued (the TCP connection established, \
-         with TLS the handshake complete) to the server's 101. The rate counts upgrades in the \
+         with TLS the handshake complete) to the server's 101 (the spectrum draws it beside the \
+         round trips'). The rate counts upgrades in the \
          measured window: without churn every upgrade comes before it, and the rate is 0.",
     );
 }

@@ -314,6 +314,11 @@ fn a_websocket_run_has_its_upgrade_figures_and_close_codes() {
     }
     assert!(html.contains("id=\"websocket-table\""));
     assert!(html.contains("/chat"));
+    // Without a log the spectrum draws the summary's upgrade percentiles.
+    assert!(
+        html.contains("<title>upgrade: 50% → 900 µs</title>"),
+        "no upgrade series"
+    );
 }
 
 #[test]
