@@ -22,6 +22,7 @@ mod secs;
 mod send;
 mod send_tls;
 mod send_udp;
+mod send_ws;
 mod serve;
 mod serve_tls;
 mod serve_udp;
@@ -31,6 +32,7 @@ mod signals;
 mod stderr;
 mod stress;
 mod tls_client_args;
+mod ws_client_args;
 
 use std::process::ExitCode;
 

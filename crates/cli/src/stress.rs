@@ -201,6 +201,9 @@ pub struct StressArgs {
     /// `--tls` and its flags.
     #[command(flatten)]
     tls: crate::tls_client_args::TlsClientArgs,
+    /// `--websocket` and `--header`.
+    #[command(flatten)]
+    ws: crate::ws_client_args::WsClientArgs,
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -324,6 +327,7 @@ impl StressArgs {
         cfg.linger0 = self.linger0;
         cfg.spin = self.spin_us.map(Duration::from_micros);
         cfg.tls = self.tls.options();
+        cfg.websocket = self.ws.options()?;
         Ok(cfg)
     }
 }

@@ -118,6 +118,14 @@ pub enum ConnError {
         /// The cause and rustls' words.
         detail: String,
     },
+    /// The WebSocket upgrade failed (`--websocket`): counted as a connection not established.
+    #[error("WebSocket upgrade failed: {detail}")]
+    Upgrade {
+        /// Why, for the report's `websocket.failed` counts.
+        cause: ringport_report::websocket::UpgradeFailure,
+        /// The cause and the server's status line.
+        detail: String,
+    },
     /// Any other I/O error.
     #[error("I/O error at byte {offset}: {source}")]
     Other {
@@ -164,7 +172,9 @@ impl ConnError {
             ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
             ConnError::Reset { .. } => ErrorKind::Reset,
             ConnError::Timeout { .. } => ErrorKind::Timeout,
-            ConnError::ConnectFailed(_) | ConnError::Handshake { .. } => ErrorKind::ConnectFailed,
+            ConnError::ConnectFailed(_)
+            | ConnError::Handshake { .. }
+            | ConnError::Upgrade { .. } => ErrorKind::ConnectFailed,
             ConnError::Other { .. } => ErrorKind::Other,
         }
     }
@@ -180,7 +190,9 @@ impl ConnError {
             | ConnError::Reset { offset, .. }
             | ConnError::Timeout { offset, .. }
             | ConnError::Other { offset, .. } => Some(*offset),
-            ConnError::ConnectFailed(_) | ConnError::Handshake { .. } => None,
+            ConnError::ConnectFailed(_)
+            | ConnError::Handshake { .. }
+            | ConnError::Upgrade { .. } => None,
         }
     }
 

@@ -77,3 +77,4 @@ pub mod protocol;
 pub mod report;
 pub mod search;
 pub mod tls;
+pub mod ws;

@@ -218,6 +218,9 @@ fn render_run(r: &StressReport) -> String {
     if let Some(tls) = &r.tls {
         s.push_str(&super::human_tls::render_tls(tls));
     }
+    if let Some(ws) = &r.websocket {
+        s.push_str(&super::human_ws::render_websocket(ws));
+    }
     let _ = writeln!(
         s,
         "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",

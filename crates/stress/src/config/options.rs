@@ -159,6 +159,9 @@ pub struct StressConfig {
     pub spin: Option<Duration>,
     /// `--tls` and its flags: every connection speaks TLS; `None`: plaintext TCP.
     pub tls: Option<crate::tls::options::TlsOptions>,
+    /// `--websocket[=PATH]` and `--header`: every message is one masked WebSocket message, each
+    /// echo verified as a message; `None`: raw bytes.
+    pub websocket: Option<crate::ws::options::WsOptions>,
 }
 
 impl Default for StressConfig {
@@ -196,6 +199,7 @@ impl Default for StressConfig {
             linger0: false,
             spin: None,
             tls: None,
+            websocket: None,
         }
     }
 }
