@@ -263,3 +263,57 @@ fn ws_max_message_takes_binary_units_and_refuses_nonsense() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ws-max-message"));
 }
+
+/// `ringport stress --websocket` (`extra` flags) against this server: its JSON result.
+fn stress_ws(server: &Server, extra: &[&str]) -> serde_json::Value {
+    let out = bin()
+        .args(["stress", "--websocket=/echo", &server.addr.to_string()])
+        .args(["--duration", "1", "--warmup", "0", "--json", "-"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stress {extra:?}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+for_each_model! {
+    fn ringport_stress_websocket_against_ringport_serve_websocket(model: &str) {
+        let mut server = Server::start(model, &["--websocket"]);
+        // Ping-pong of 4 KiB messages, a stream of 64 KiB ones, and churn: every echo verified
+        // as a message by the client, every upgrade counted by both sides.
+        // The single model serves one client at a time.
+        let (four, two) = if model == "single" { ("1", "1") } else { ("4", "2") };
+        let runs = [
+            stress_ws(&server, &["--connections", four, "--size", "4096"]),
+            stress_ws(&server, &["--connections", two, "--size", "65536", "--stream"]),
+            stress_ws(
+                &server,
+                &["--connections", two, "--messages-per-connection", "5", "--rate", "200"],
+            ),
+        ];
+        let mut upgrades = 0;
+        for json in &runs {
+            let ws = &json["websocket"];
+            let sent = ws["messages_sent"].as_u64().unwrap();
+            let echoed = ws["messages_echoed"].as_u64().unwrap();
+            assert!(sent > 0 && echoed > 0, "{ws}");
+            // A stream stops with messages in flight; ping-pong and churn only with those
+            // not yet answered.
+            assert!(echoed <= sent && sent - echoed <= 64, "{ws}");
+            assert_eq!(ws["failed"].as_object().map(|f| f.values().filter_map(|v| v.as_u64()).sum::<u64>()), Some(0), "{ws}");
+            upgrades += ws["upgrades"].as_u64().unwrap();
+        }
+        assert!(runs[2]["websocket"]["upgrades"].as_u64().unwrap() >= 10, "churn reconnects");
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(20)).success());
+        let line = websocket_line(&server);
+        // The probe of each run's upgrade is an upgrade too.
+        let served: u64 = line
+            .strip_prefix("websocket: ")
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(served >= upgrades && served <= upgrades + 3, "served {served}, stress saw {upgrades}: {line}");
+    }
+}
