@@ -88,6 +88,10 @@ fn stop(mut server: Server) -> (String, (u64, u64, u64)) {
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{}", server.stderr());
+    // The summary is read from the pipe by another thread: wait for it.
+    server.eventually(Duration::from_secs(5), "the summary", |s| {
+        s.stdout().contains("pool:")
+    });
     let out = server.stdout();
     let line = out
         .lines()
