@@ -4,7 +4,8 @@
 //! server's byte counts equal the client's; the name is checked (`--sni`); sessions resume
 //! under churn with `--tls-resume` (and not without it); a certificate the client does not
 //! trust stops the run before any load; a plaintext client is counted by the server as a failed
-//! handshake of cause `plaintext`.
+//! handshake of cause `plaintext`; with `serve --tls-client-ca` (mutual TLS) only clients with
+//! a certificate of that CA (`--tls-cert`, `--tls-key`) are served.
 //!
 //! The other TLS tests start Debian programs (openssl, socat, nginx, redis, haproxy) and so run
 //! on Linux only; these need nothing but the binary under test.
@@ -12,6 +13,8 @@
 mod support;
 
 use std::path::PathBuf;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::time::Duration;
 
 use support::*;
@@ -89,8 +92,10 @@ fn stop(mut server: Server) -> (String, (u64, u64, u64)) {
     let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{}", server.stderr());
     // The summary is read from the pipe by another thread: wait for it.
-    server.eventually(Duration::from_secs(5), "the summary", |s| {
-        s.stdout().contains("pool:")
+    server.eventually(Duration::from_secs(5), "the summary's tls line", |s| {
+        s.stdout()
+            .lines()
+            .any(|l| l.trim_start().starts_with("tls:"))
     });
     let out = server.stdout();
     let line = out
@@ -361,4 +366,194 @@ fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
     let (line, _) = stop(server);
     assert!(line.contains("4 handshakes"), "{line}");
     assert!(line.ends_with("failed: plaintext 1"), "{line}");
+}
+
+/// Writes a CA (`NAME-ca.pem`) and a client certificate it issued (`NAME-client.pem`,
+/// `NAME-client.key`) into `dir`.
+fn client_certs(dir: &Dir, name: &str) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let mut p = CertificateParams::new(vec!["ringport-client".to_string()]).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "ringport-client");
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.0.join(format!("{name}-ca.pem")), ca.pem()).unwrap();
+    std::fs::write(dir.0.join(format!("{name}-client.pem")), cert.pem()).unwrap();
+    std::fs::write(
+        dir.0.join(format!("{name}-client.key")),
+        key.serialize_pem(),
+    )
+    .unwrap();
+}
+
+/// Mutual TLS: `serve --tls-client-ca` serves the clients whose certificate its CA issued
+/// (`stress` and `send` with `--tls-cert`/`--tls-key`, at TLS 1.3 and 1.2, and resumed under
+/// churn); a client without a certificate, or with one of another CA, fails its handshake
+/// (counted by the server, `other`) and the run stops with exit code 1.
+#[test]
+fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
+    let dir = Dir::new("mtls");
+    client_certs(&dir, "good");
+    client_certs(&dir, "other");
+    let cert = dir.arg("cert.pem");
+    let server = Server::start(
+        "completion",
+        &[
+            "--tls-self-signed",
+            "--tls-cert-out",
+            &cert,
+            "--tls-client-ca",
+            &dir.arg("good-ca.pem"),
+        ],
+    );
+    let port = server.addr.port().to_string();
+    let (ccert, ckey) = (dir.arg("good-client.pem"), dir.arg("good-client.key"));
+    for version in ["1.3", "1.2"] {
+        let j = passes(
+            &server,
+            &[
+                "--tls-ca",
+                &cert,
+                "--tls-cert",
+                &ccert,
+                "--tls-key",
+                &ckey,
+                "--tls-version",
+                version,
+                "--connections",
+                "2",
+                "--count",
+                "50",
+                "--size",
+                "1000",
+            ],
+        );
+        assert_eq!(j["messages"], 100, "{j}");
+    }
+    let j = passes(
+        &server,
+        &[
+            "--tls-ca",
+            &cert,
+            "--tls-cert",
+            &ccert,
+            "--tls-key",
+            &ckey,
+            "--connections",
+            "2",
+            "--count",
+            "10",
+            "--messages-per-connection",
+            "1",
+            "--tls-resume",
+            "--size",
+            "100",
+        ],
+    );
+    assert_eq!(j["tls"]["handshakes"], 20, "{j}");
+    assert!(j["tls"]["resumed"].as_u64().unwrap() >= 15, "{j}");
+    let out = bin()
+        .args(["send", "127.0.0.1", &port, "mutual"])
+        .args([
+            "--tls",
+            "--tls-ca",
+            &cert,
+            "--tls-cert",
+            &ccert,
+            "--tls-key",
+            &ckey,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"mutual\n");
+    let (ocert, okey) = (dir.arg("other-client.pem"), dir.arg("other-client.key"));
+    for with in [vec![], vec!["--tls-cert", &ocert, "--tls-key", &okey]] {
+        let mut args = vec![
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--tls-ca",
+            &cert,
+            "--connections",
+            "1",
+            "--count",
+            "5",
+            "--timeout",
+            "5",
+            "--json",
+            "-",
+        ];
+        args.extend_from_slice(&with);
+        let out = stress(&args);
+        assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "x", "--tls", "--tls-ca", &cert])
+            .args(&with)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "no echo");
+    }
+    let (line, (_, echoed, _)) = stop(server);
+    assert_eq!(
+        echoed,
+        2 * 100 * 1000 + 20 * 100 + "mutual".len() as u64,
+        "{line}"
+    );
+    let failed = line.rsplit_once("failed: ").map(|(_, f)| f);
+    assert!(
+        failed.is_some_and(|f| f.starts_with("other ")),
+        "the refused clients fail as other: {line}"
+    );
+}
+
+/// `--tls-client-ca` needs TLS and a file of CA certificates: otherwise one line and exit
+/// code 2, before the server listens.
+#[test]
+fn tls_client_ca_usage_errors() {
+    let dir = Dir::new("client-ca-usage");
+    std::fs::write(dir.0.join("empty.pem"), "").unwrap();
+    for (args, said) in [
+        (
+            vec!["--tls-client-ca".to_string(), dir.arg("empty.pem")],
+            "--tls-client-ca needs TLS",
+        ),
+        (
+            vec![
+                "--tls-self-signed".to_string(),
+                "--tls-client-ca".to_string(),
+                dir.arg("empty.pem"),
+            ],
+            "--tls-client-ca",
+        ),
+        (
+            vec![
+                "--tls-self-signed".to_string(),
+                "--tls-client-ca".to_string(),
+                dir.arg("missing.pem"),
+            ],
+            "--tls-client-ca",
+        ),
+    ] {
+        let out = bin()
+            .args(["serve", "--port", "0"])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    }
 }

@@ -85,6 +85,7 @@ fn allocations_during_round_trips(backend: BackendChoice, size: usize, measured:
             source: CertSource::SelfSigned,
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

@@ -337,7 +337,6 @@ impl Session {
                     Step::Again
                 }
                 Ok(ConnectionState::WriteTraffic(mut w)) => {
-                    self.established = true;
                     if !plain.is_empty() {
                         let at = self.outgoing.len();
                         let need = plain.len() + SEAL_MAX * plain.len().div_ceil(PLAIN_MAX);
@@ -371,6 +370,12 @@ impl Session {
                 // BlockedHandshake (more bytes needed), Closed, and states of later versions.
                 Ok(_) => Step::Stop,
             };
+            // rustls lets a TLS 1.3 server write (0.5-RTT) before the client's last flight is
+            // processed; until then every byte received goes to rustls, which may keep part of
+            // a record (a client's Certificate, CertificateVerify and Finished in one) pending.
+            if !self.established && !self.conn.is_handshaking() {
+                self.established = true;
+            }
             self.head += discard;
             if self.head == self.incoming.len() {
                 self.incoming.clear();
@@ -385,15 +390,19 @@ impl Session {
         }
     }
 
-    /// After an error, the alert rustls queued for the peer, into `outgoing`.
+    /// After an error, the alert rustls queued for the peer, into `outgoing`: the one record
+    /// rustls hands out before it reads anything again. One call only, with nothing to read:
+    /// a further call would make rustls read again, and it may hold a handshake message it
+    /// split out of a record before the error (a client's Finished after a refused
+    /// Certificate), which it would look for in the buffer it is given (an empty one: a
+    /// panic); given the received bytes instead, it would read garbage again and raise a
+    /// second alert (also a panic).
     fn take_alert(&mut self) {
         let mut empty: [u8; 0] = [];
-        for _ in 0..4 {
-            match self.conn.process_tls_records(&mut empty).state {
-                Ok(ConnectionState::EncodeTlsData(mut s)) => encode(&mut self.outgoing, &mut s),
-                Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
-                _ => return,
-            }
+        if let Ok(ConnectionState::EncodeTlsData(mut s)) =
+            self.conn.process_tls_records(&mut empty).state
+        {
+            encode(&mut self.outgoing, &mut s);
         }
     }
 }

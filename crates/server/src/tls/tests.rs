@@ -15,6 +15,7 @@ fn server() -> Tls {
         source: CertSource::SelfSigned,
         alpn: Vec::new(),
         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        client_ca: None,
     };
     Tls::new(&options, "127.0.0.1".parse().unwrap()).unwrap()
 }
