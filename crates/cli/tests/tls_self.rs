@@ -398,26 +398,49 @@ fn client_certs(dir: &Dir, name: &str) {
 /// Mutual TLS: `serve --tls-client-ca` serves the clients whose certificate its CA issued
 /// (`stress` and `send` with `--tls-cert`/`--tls-key`, at TLS 1.3 and 1.2, and resumed under
 /// churn); a client without a certificate, or with one of another CA, fails its handshake
-/// (counted by the server, `other`) and the run stops with exit code 1.
+/// (counted by the server, `other`) and the run stops with exit code 1. On every model that
+/// serves connections side by side.
 #[test]
 fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
-    let dir = Dir::new("mtls");
-    client_certs(&dir, "good");
-    client_certs(&dir, "other");
-    let cert = dir.arg("cert.pem");
-    let server = Server::start(
-        "completion",
-        &[
-            "--tls-self-signed",
-            "--tls-cert-out",
-            &cert,
-            "--tls-client-ca",
-            &dir.arg("good-ca.pem"),
-        ],
-    );
-    let port = server.addr.port().to_string();
-    let (ccert, ckey) = (dir.arg("good-client.pem"), dir.arg("good-client.key"));
-    for version in ["1.3", "1.2"] {
+    for model in models(CONCURRENT) {
+        let dir = Dir::new(&format!("mtls-{model}"));
+        client_certs(&dir, "good");
+        client_certs(&dir, "other");
+        let cert = dir.arg("cert.pem");
+        let server = Server::start(
+            model,
+            &[
+                "--tls-self-signed",
+                "--tls-cert-out",
+                &cert,
+                "--tls-client-ca",
+                &dir.arg("good-ca.pem"),
+            ],
+        );
+        let port = server.addr.port().to_string();
+        let (ccert, ckey) = (dir.arg("good-client.pem"), dir.arg("good-client.key"));
+        for version in ["1.3", "1.2"] {
+            let j = passes(
+                &server,
+                &[
+                    "--tls-ca",
+                    &cert,
+                    "--tls-cert",
+                    &ccert,
+                    "--tls-key",
+                    &ckey,
+                    "--tls-version",
+                    version,
+                    "--connections",
+                    "2",
+                    "--count",
+                    "50",
+                    "--size",
+                    "1000",
+                ],
+            );
+            assert_eq!(j["messages"], 100, "{j}");
+        }
         let j = passes(
             &server,
             &[
@@ -427,94 +450,74 @@ fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
                 &ccert,
                 "--tls-key",
                 &ckey,
-                "--tls-version",
-                version,
                 "--connections",
                 "2",
                 "--count",
-                "50",
+                "10",
+                "--messages-per-connection",
+                "1",
+                "--tls-resume",
                 "--size",
-                "1000",
+                "100",
             ],
         );
-        assert_eq!(j["messages"], 100, "{j}");
-    }
-    let j = passes(
-        &server,
-        &[
-            "--tls-ca",
-            &cert,
-            "--tls-cert",
-            &ccert,
-            "--tls-key",
-            &ckey,
-            "--connections",
-            "2",
-            "--count",
-            "10",
-            "--messages-per-connection",
-            "1",
-            "--tls-resume",
-            "--size",
-            "100",
-        ],
-    );
-    assert_eq!(j["tls"]["handshakes"], 20, "{j}");
-    assert!(j["tls"]["resumed"].as_u64().unwrap() >= 15, "{j}");
-    let out = bin()
-        .args(["send", "127.0.0.1", &port, "mutual"])
-        .args([
-            "--tls",
-            "--tls-ca",
-            &cert,
-            "--tls-cert",
-            &ccert,
-            "--tls-key",
-            &ckey,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(out.stdout, b"mutual\n");
-    let (ocert, okey) = (dir.arg("other-client.pem"), dir.arg("other-client.key"));
-    for with in [vec![], vec!["--tls-cert", &ocert, "--tls-key", &okey]] {
-        let mut args = vec![
-            "127.0.0.1",
-            &port,
-            "--tls",
-            "--tls-ca",
-            &cert,
-            "--connections",
-            "1",
-            "--count",
-            "5",
-            "--timeout",
-            "5",
-            "--json",
-            "-",
-        ];
-        args.extend_from_slice(&with);
-        let out = stress(&args);
-        assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+        assert_eq!(j["tls"]["handshakes"], 20, "{j}");
+        assert!(j["tls"]["resumed"].as_u64().unwrap() >= 15, "{j}");
         let out = bin()
-            .args(["send", "127.0.0.1", &port, "x", "--tls", "--tls-ca", &cert])
-            .args(&with)
+            .args(["send", "127.0.0.1", &port, "mutual"])
+            .args([
+                "--tls",
+                "--tls-ca",
+                &cert,
+                "--tls-cert",
+                &ccert,
+                "--tls-key",
+                &ckey,
+            ])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "no echo");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.stdout, b"mutual\n");
+        let (ocert, okey) = (dir.arg("other-client.pem"), dir.arg("other-client.key"));
+        for with in [vec![], vec!["--tls-cert", &ocert, "--tls-key", &okey]] {
+            let mut args = vec![
+                "127.0.0.1",
+                &port,
+                "--tls",
+                "--tls-ca",
+                &cert,
+                "--connections",
+                "1",
+                "--count",
+                "5",
+                "--timeout",
+                "5",
+                "--json",
+                "-",
+            ];
+            args.extend_from_slice(&with);
+            let out = stress(&args);
+            assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+            let out = bin()
+                .args(["send", "127.0.0.1", &port, "x", "--tls", "--tls-ca", &cert])
+                .args(&with)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+            assert!(out.stdout.is_empty(), "no echo");
+        }
+        let (line, (_, echoed, _)) = stop(server);
+        assert_eq!(
+            echoed,
+            2 * 100 * 1000 + 20 * 100 + "mutual".len() as u64,
+            "{line}"
+        );
+        let failed = line.rsplit_once("failed: ").map(|(_, f)| f);
+        assert!(
+            failed.is_some_and(|f| f.starts_with("other ")),
+            "the refused clients fail as other: {line}"
+        );
     }
-    let (line, (_, echoed, _)) = stop(server);
-    assert_eq!(
-        echoed,
-        2 * 100 * 1000 + 20 * 100 + "mutual".len() as u64,
-        "{line}"
-    );
-    let failed = line.rsplit_once("failed: ").map(|(_, f)| f);
-    assert!(
-        failed.is_some_and(|f| f.starts_with("other ")),
-        "the refused clients fail as other: {line}"
-    );
 }
 
 /// `--tls-client-ca` needs TLS and a file of CA certificates: otherwise one line and exit
