@@ -64,8 +64,8 @@
 #                command (with FROM, those of the run, kept in its .page file); or a path  []
 #
 # Cost: (SIZES x PING_CONNS + STREAM_CONNS + 2 x CHURN_CONNS + WS_SIZES) x ROUNDS x 2 runs of
-# DURATION + WARMUP seconds plus about 0.3 s each: the defaults (11 x 3 x 2 = 66 runs of 6.3 s)
-# take about 7 minutes. The script says how long before it starts.
+# DURATION + WARMUP seconds plus about 0.3 s each: the defaults (10 x 3 x 2 = 60 runs of 6.3 s)
+# take about 6 minutes (5 without the WebSocket rows). The script says how long before it starts.
 #
 # Requires taskset (util-linux), openssl and python3. Everything listens on and connects to
 # 127.0.0.1 only; every server started is stopped on exit, also on error or Ctrl-C.
