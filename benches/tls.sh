@@ -238,7 +238,7 @@ try:
         rate = d["stream"]["gbit_per_s"]
         units = rate / 8
     elif kind.startswith("churn"):
-        rate = d["churn"]["connections_per_s"]
+        rate = tls["handshakes_per_s"]
         units = rate
     else:
         rate = d["msgs_per_s"]
