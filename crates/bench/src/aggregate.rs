@@ -489,7 +489,7 @@ pub(crate) mod tests {
     /// Issue 14: three designs client-bound gave three near-identical warnings; now one names
     /// every design and point.
     #[test]
-    fn issue14_client_bound_points_make_one_warning_naming_each() {
+    fn client_bound_points_make_one_warning_naming_each() {
         let runs = [
             rec("a", 10, bound(100_000.0, 95.0)),
             rec("b", 10, bound(90_000.0, 92.0)),
@@ -518,7 +518,7 @@ pub(crate) mod tests {
     /// generator's); it is the best among the others, and a client-bound point's ratio to it
     /// may exceed 1.
     #[test]
-    fn issue14_best_throughput_is_among_points_not_client_bound() {
+    fn best_throughput_is_among_points_not_client_bound() {
         let runs = [
             rec("a", 100, bound(120_000.0, 95.0)),
             rec("b", 100, bound(100_000.0, 60.0)),

@@ -224,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn issue14_a_lone_number_is_a_port_never_a_host() {
+    fn a_lone_number_is_a_port_never_a_host() {
         assert_eq!(t(&["4000"]).unwrap(), ("127.0.0.1".into(), 4000));
         assert!(err(t(&["70000"])).contains("not a port number (1-65535)"));
         assert!(err(t(&["0"])).contains("not a port number"));

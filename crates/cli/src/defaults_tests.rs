@@ -115,7 +115,7 @@ fn the_help_shows_the_library_defaults() {
 /// Issue 14: `parse_secs` was written three times with two limits (serve and bench refused
 /// more than a day, stress took up to 1,000,000 s). One parser now, one range, everywhere.
 #[test]
-fn issue14_every_flag_of_seconds_takes_the_same_range() {
+fn every_flag_of_seconds_takes_the_same_range() {
     let mut cases: Vec<Vec<&str>> = vec![
         vec!["serve", "--idle-timeout"],
         vec!["serve", "--write-timeout"],

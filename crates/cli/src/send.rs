@@ -304,7 +304,7 @@ mod tests {
     /// Issue 14: `send hello world` tried to resolve `hello` (a DNS query off the machine for a
     /// word of the message).
     #[test]
-    fn issue14_two_words_are_not_a_host_and_a_message() {
+    fn two_words_are_not_a_host_and_a_message() {
         let e = split(&["hello", "world"]).unwrap_err().to_string();
         assert!(e.contains("two words"), "{e}");
         assert!(e.contains("ringport send \"hello world\""), "{e}");

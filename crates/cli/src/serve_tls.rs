@@ -1,6 +1,7 @@
 //! `ringport serve`'s TLS flags (`--tls-cert`, `--tls-key`, `--tls-self-signed`,
-//! `--tls-cert-out`, `--tls-alpn`, `--tls-handshake-timeout`): their validation, loading the
-//! certificate or making one, the fingerprint on stderr and the certificate written out.
+//! `--tls-cert-out`, `--tls-alpn`, `--tls-handshake-timeout`, `--tls-client-ca`): their
+//! validation, loading the certificate or making one, the fingerprint on stderr and the
+//! certificate written out.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub struct TlsArgs {
     /// (and counted as `timeout` in the summary's `tls:` line).
     #[arg(long, value_name = "SECS", default_value_t = secs(DEFAULT_HANDSHAKE_TIMEOUT), value_parser = parse_secs)]
     tls_handshake_timeout: f64,
+    /// Mutual TLS: ask every client for a certificate and accept only those issued by a CA of
+    /// this PEM file; a client without one, or with another, fails its handshake.
+    #[arg(long, value_name = "PATH")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -59,6 +64,9 @@ impl TlsArgs {
                 }
                 if !self.tls_alpn.is_empty() {
                     return Err("--tls-alpn needs TLS: add --tls-cert and --tls-key, or --tls-self-signed".into());
+                }
+                if self.tls_client_ca.is_some() {
+                    return Err("--tls-client-ca needs TLS: add --tls-cert and --tls-key, or --tls-self-signed".into());
                 }
                 return Ok(None);
             }
@@ -85,6 +93,7 @@ impl TlsArgs {
                 .map(|p| p.as_bytes().to_vec())
                 .collect(),
             handshake_timeout: Duration::from_secs_f64(self.tls_handshake_timeout),
+            client_ca: self.tls_client_ca.clone(),
         }))
     }
 

@@ -392,7 +392,7 @@ fn bad_server_values_are_one_line_errors() {
 /// Issue 14, item 8: `bench --out /proc/nope` failed after the whole run, with the cause
 /// printed twice. It fails before running anything, on one line, the cause once.
 #[test]
-fn issue14_an_unwritable_out_dir_fails_before_the_run() {
+fn an_unwritable_out_dir_fails_before_the_run() {
     let output = Command::new(env!("CARGO_BIN_EXE_ringport"))
         .args([
             "bench",

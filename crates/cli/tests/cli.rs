@@ -36,7 +36,7 @@ fn one_line_error(o: &Output, code: i32) -> String {
 /// Issue 14, friction: clap's errors were several lines (usage block, tips) while ringport's were
 /// one; `--count -1` suggested `use '-- -1'`.
 #[test]
-fn issue14_usage_errors_are_one_line_with_exit_code_2() {
+fn usage_errors_are_one_line_with_exit_code_2() {
     let e = one_line_error(&ringport(&["stress", "--count", "-1"]), 2);
     assert!(e.contains("invalid value '-1' for '--count"), "{e}");
     assert!(!e.contains("-- -1"), "{e}");
@@ -215,7 +215,7 @@ fn awkward_bytes(len: usize) -> Vec<u8> {
 /// Issue 14, friction: `send` could not send bytes: no stdin (`-`), no `--file`, no NUL or
 /// non-UTF-8. The echo is written back exactly as received.
 #[test]
-fn issue14_send_takes_bytes_from_stdin_and_from_a_file() {
+fn send_takes_bytes_from_stdin_and_from_a_file() {
     let server = support::Server::start("completion", &[]);
     let port = server.addr.port().to_string();
     let data = awkward_bytes(1000);
@@ -277,7 +277,7 @@ fn send_finds_a_changed_byte() {
 /// Issue 14, discoverability: no shell completions. `ringport completions SHELL` prints a script
 /// that knows the commands and their flags; bash's parses.
 #[test]
-fn issue14_completions_for_bash_zsh_and_fish() {
+fn completions_for_bash_zsh_and_fish() {
     for shell in ["bash", "zsh", "fish"] {
         let o = ringport(&["completions", shell]);
         assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
@@ -304,7 +304,7 @@ fn issue14_completions_for_bash_zsh_and_fish() {
 /// Issue 14, discoverability: no man page. `ringport man` prints one (roff), `--out DIR` writes
 /// a page per command; both come from the flags themselves.
 #[test]
-fn issue14_a_man_page_from_the_flags() {
+fn a_man_page_from_the_flags() {
     let o = ringport(&["man"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let page = String::from_utf8_lossy(&o.stdout);
@@ -351,7 +351,7 @@ fn the_man_page_names_only_pages_that_are_written() {
 
 /// Issue 14, discoverability: no examples in `--help`.
 #[test]
-fn issue14_help_has_examples() {
+fn help_has_examples() {
     for args in [
         &["--help"][..],
         &["serve", "--help"],

@@ -11,7 +11,7 @@ use support::Server;
 /// Issue 14: `--log-messages` named a connection by the slot it held, and slots are reused:
 /// three peers one after another were all `conn 1`. Each worker numbers its connections from 1.
 #[test]
-fn issue14_log_messages_names_connections_by_a_serial_number() {
+fn log_messages_names_connections_by_a_serial_number() {
     let mut cmd = support::bin();
     cmd.args([
         "serve",
@@ -73,7 +73,7 @@ fn stress(server: &Server, args: &[&str]) -> (i32, String, String) {
 /// Issue 14: the live progress showed nothing at all when stderr was not a terminal. One line
 /// per interval, with the phase (warm-up or measuring), the rate, p50/p99 and errors.
 #[test]
-fn issue14_progress_lines_when_stderr_is_not_a_terminal() {
+fn progress_lines_when_stderr_is_not_a_terminal() {
     let server = Server::start("completion", &[]);
     let (code, _, err) = stress(
         &server,
@@ -132,7 +132,7 @@ fn issue14_progress_lines_when_stderr_is_not_a_terminal() {
 // `script` (util-linux) makes the pseudo-terminal: Unix only.
 #[cfg(unix)]
 #[test]
-fn issue14_the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
+fn the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
     let server = Server::start("completion", &[]);
     let typescript =
         std::env::temp_dir().join(format!("ringport-live-{}.typescript", std::process::id()));
@@ -182,7 +182,7 @@ fn issue14_the_live_line_on_a_terminal_says_warm_up_and_shows_latency() {
 /// Issue 14: against a server that serves one client at a time, two of three connections had
 /// nothing verified (fairness min 0) and the report did not say so.
 #[test]
-fn issue14_the_report_warns_about_starved_connections() {
+fn the_report_warns_about_starved_connections() {
     let server = Server::start("single", &[]);
     let (code, out, err) = stress(
         &server,
@@ -208,7 +208,7 @@ fn issue14_the_report_warns_about_starved_connections() {
 /// Issue 14: the server's summary said `39 connection errors` with no kind, and its byte counts
 /// were raw. A peer that resets its connection is counted as a reset.
 #[test]
-fn issue14_the_summary_types_connection_errors() {
+fn the_summary_types_connection_errors() {
     // Under Wine a reset that reaches the threaded model's blocked receive reads as an end of
     // stream, so there the reset is looked for on the completion model (IOCP) alone.
     let models: &[&str] = if cfg!(windows) {

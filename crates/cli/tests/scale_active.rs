@@ -81,7 +81,7 @@ fn recording_echo_server(connections: usize) -> (u16, std::thread::JoinHandle<Ve
 }
 
 #[test]
-fn issue13_source_ip_range_binds_each_connection_to_an_address_of_the_range() {
+fn source_ip_range_binds_each_connection_to_an_address_of_the_range() {
     let (port, server) = recording_echo_server(9);
     let mut cmd = bin();
     cmd.args(["stress", "127.0.0.1", &port.to_string()])
@@ -103,7 +103,7 @@ fn issue13_source_ip_range_binds_each_connection_to_an_address_of_the_range() {
 }
 
 #[test]
-fn issue13_source_ip_ranges_and_addresses_mix_and_bad_ranges_are_refused() {
+fn source_ip_ranges_and_addresses_mix_and_bad_ranges_are_refused() {
     let (port, server) = recording_echo_server(4);
     let mut cmd = bin();
     cmd.args(["stress", "127.0.0.1", &port.to_string()])
@@ -141,7 +141,7 @@ fn issue13_source_ip_ranges_and_addresses_mix_and_bad_ranges_are_refused() {
 }
 
 #[test]
-fn issue13_spin_us_zero_still_sends_on_schedule_and_verifies_and_too_long_a_spin_is_refused() {
+fn spin_us_zero_still_sends_on_schedule_and_verifies_and_too_long_a_spin_is_refused() {
     let server = support::Server::start("completion", &[]);
     let mut cmd = bin();
     cmd.args(["stress", &server.addr.to_string()])
@@ -203,7 +203,7 @@ fn number(json: &serde_json::Value, key: &str) -> u64 {
 // The script is bash over Linux's /proc: Linux only.
 #[cfg(target_os = "linux")]
 #[test]
-fn issue13_scale_active_script_runs_servers_and_agents_merges_them_and_cleans_up() {
+fn scale_active_script_runs_servers_and_agents_merges_them_and_cleans_up() {
     let out = std::env::temp_dir().join(format!("ringport-scale-active-{}", std::process::id()));
     let port = free_port();
     // 600 connections over 3 servers and 3 agents, 300 msg/s (every connection every 2 s),

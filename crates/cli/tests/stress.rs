@@ -328,7 +328,7 @@ fn hdr_log_is_written() {
 /// Issue 14, item 2: `70000` and `1.5` were resolved as IPv4 addresses (0.1.17.112, 1.0.0.5) and
 /// connected to, off this machine; `127.0.0.1 70000` leaked a parse error.
 #[test]
-fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
+fn out_of_range_ports_and_numbers_are_refused_not_resolved() {
     for (cmd, args, says) in [
         (
             "stress",
@@ -375,7 +375,7 @@ fn issue14_out_of_range_ports_and_numbers_are_refused_not_resolved() {
 // Unix only: the run is interrupted with SIGINT and descriptors are counted in /proc.
 #[cfg(unix)]
 #[test]
-fn issue14_an_interrupted_run_says_so_and_exits_130() {
+fn an_interrupted_run_says_so_and_exits_130() {
     let server = Server::start("completion", &[]);
     let baseline = server.fd_count();
     let mut child = bin()
@@ -425,7 +425,7 @@ fn issue14_an_interrupted_run_says_so_and_exits_130() {
 /// --connections 2000` on one machine fought: every connection past the 512th from 127.0.0.1 was
 /// closed. Loopback peers are exempt from the default cap.
 #[test]
-fn issue14_the_default_per_ip_cap_does_not_refuse_loopback_clients() {
+fn the_default_per_ip_cap_does_not_refuse_loopback_clients() {
     raise_fd_limit();
     for model in ["completion", "threaded"] {
         let server = Server::start(model, &[]);
@@ -451,7 +451,7 @@ fn issue14_the_default_per_ip_cap_does_not_refuse_loopback_clients() {
 /// Issue 14, item 8: a bad output path was found only after the whole run. It is checked before
 /// anything runs: one line, no report, nothing connected.
 #[test]
-fn issue14_output_paths_are_checked_before_the_run() {
+fn output_paths_are_checked_before_the_run() {
     let (_l, port) = bit_flipping_server();
     let port = port.to_string();
     for args in [

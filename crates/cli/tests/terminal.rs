@@ -126,7 +126,7 @@ fn q(p: &Path) -> String {
 /// Issue 14, item 1: `ringport serve &` in an interactive shell read the terminal from the
 /// background, and the kernel stopped it (`Stopped (tty input)`): clients hung in the backlog.
 #[test]
-fn issue14_a_server_started_in_the_background_keeps_serving() {
+fn a_server_started_in_the_background_keeps_serving() {
     let dir = Scratch::new("bg-serve");
     // `set -m`: job control, as in an interactive shell, so `&` puts the server in a background
     // process group of the terminal.
@@ -167,7 +167,7 @@ fn issue14_a_server_started_in_the_background_keeps_serving() {
 /// Issue 14, item 10: after Ctrl-D on `serve`'s terminal, `q` then Enter silently stopped working
 /// while the hint still offered it.
 #[test]
-fn issue14_q_still_stops_the_server_after_ctrl_d() {
+fn q_still_stops_the_server_after_ctrl_d() {
     let dir = Scratch::new("ctrl-d");
     let script = format!(
         "{} serve --port 0 --workers 1 >{} 2>{}; echo $? >{}",
@@ -203,7 +203,7 @@ fn issue14_q_still_stops_the_server_after_ctrl_d() {
 /// file started with the questions. They go to the terminal (standard error); standard output
 /// holds the JSON alone. A flag given on the command line is not asked for.
 #[test]
-fn issue14_the_questions_go_to_the_terminal_never_into_the_results() {
+fn the_questions_go_to_the_terminal_never_into_the_results() {
     let server = support::Server::start("completion", &[]);
     let dir = Scratch::new("ask");
     let script = format!(
@@ -253,7 +253,7 @@ fn issue14_the_questions_go_to_the_terminal_never_into_the_results() {
 /// Issue 14, friction: the question said "number of threads" and set the connections. Each
 /// question names what its answer sets, and the answer lands there.
 #[test]
-fn issue14_each_question_sets_what_it_names() {
+fn each_question_sets_what_it_names() {
     let server = support::Server::start("completion", &[]);
     let dir = Scratch::new("ask-sets");
     let script = format!(

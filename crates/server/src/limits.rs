@@ -257,7 +257,7 @@ mod tests {
     /// Issue 14, item 6: the default cap reset `ringport stress --connections 2000` from the
     /// same machine after the 512th connection.
     #[test]
-    fn issue14_loopback_is_exempt_unless_the_limit_covers_it() {
+    fn loopback_is_exempt_unless_the_limit_covers_it() {
         let lo = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
         let lo6 = Some("::1".parse().unwrap());
         let mapped = Some("::ffff:127.0.0.9".parse().unwrap());

@@ -433,7 +433,7 @@ mod tests {
     /// Issue 14: the `--stats` line was 260 characters, with completion-port counters for the
     /// threaded model and every zero error counter.
     #[test]
-    fn issue14_the_stats_line_is_short_and_has_no_port_counters_without_a_port() {
+    fn the_stats_line_is_short_and_has_no_port_counters_without_a_port() {
         let threaded = Snapshot {
             open: 2,
             totals: WorkerStats {
@@ -473,7 +473,7 @@ mod tests {
 
     /// Issue 14: the summary's raw byte counts and an untyped `39 connection errors`.
     #[test]
-    fn issue14_the_summary_is_readable_and_types_connection_errors() {
+    fn the_summary_is_readable_and_types_connection_errors() {
         let mut w = WorkerStats {
             closed: 1,
             bytes_in: 3 << 20,

@@ -92,6 +92,7 @@ fn allocations_during_round_trips(
             source: CertSource::SelfSigned,
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

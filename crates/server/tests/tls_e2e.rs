@@ -73,6 +73,7 @@ fn tls_echoes_byte_exact_on_every_model_and_backend_and_ends_with_close_notify()
             source: CertSource::SelfSigned,
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

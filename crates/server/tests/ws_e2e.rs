@@ -324,6 +324,7 @@ fn wss_on_the_blocking_models() {
             source: CertSource::SelfSigned,
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

@@ -428,7 +428,7 @@ fn a_dropped_byte_in_a_stream_is_caught() {
 /// whole configured duration and divided by it; the measured time is the time the load ran,
 /// which cannot exceed the time `run` took.
 #[test]
-fn issue14_a_server_gone_mid_run_ends_the_measured_time_there() {
+fn a_server_gone_mid_run_ends_the_measured_time_there() {
     let port = server(Behavior::CloseAfter(2_000));
     let c = StressConfig {
         duration: Some(Duration::from_secs(3600)),
@@ -453,7 +453,7 @@ fn issue14_a_server_gone_mid_run_ends_the_measured_time_there() {
 /// Issue 14, item 6: connections closed before a byte was echoed (as a server's per-address or
 /// connection limit does) are reported with the likely cause.
 #[test]
-fn issue14_closes_at_byte_0_name_a_server_side_connection_limit() {
+fn closes_at_byte_0_name_a_server_side_connection_limit() {
     let port = server(Behavior::CloseAfter(0));
     let c = StressConfig {
         count: Some(5),

@@ -330,7 +330,7 @@ mod tests {
     /// Such a row is marked, its ratio shown as a lower bound, and the bold goes to the best of
     /// the others.
     #[test]
-    fn issue14_bold_best_is_never_a_client_bound_row() {
+    fn bold_best_is_never_a_client_bound_row() {
         let mut r = fixture::results();
         // At 100 connections completion-uring was the fastest but client-bound; my,echo at
         // 0.25x of it was not: the best is my,echo, completion-uring is at least 4x it.

@@ -325,7 +325,7 @@ mod tests {
     /// Issue 14, item 9: p99 figures around 1,000 µs drew the `1,000` tick label twice and a
     /// grey band of gridlines around 900-1,100 µs.
     #[test]
-    fn issue14_p99_tick_labels_are_distinct_and_few() {
+    fn p99_tick_labels_are_distinct_and_few() {
         for p99s in [
             [905, 1010, 980, 1095],
             [93, 808, 913, 2483],
@@ -415,7 +415,7 @@ mod tests {
     /// Issue 14: the legend covered the plot. Each design's name now stands right of the plot
     /// area (right of every gridline).
     #[test]
-    fn issue14_legend_is_outside_the_plot() {
+    fn legend_is_outside_the_plot() {
         let mut r = fixture::results();
         r.points[2].client_bound = true;
         for (name, svg) in charts(&r).unwrap() {
@@ -444,7 +444,7 @@ mod tests {
 
     /// Issue 14: the warnings recommend server CPU per round trip, so it is charted.
     #[test]
-    fn issue14_server_cpu_per_round_trip_is_charted() {
+    fn server_cpu_per_round_trip_is_charted() {
         let r = fixture::results();
         let (_, svg) = charts(&r)
             .unwrap()

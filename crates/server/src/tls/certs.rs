@@ -27,14 +27,22 @@ fn pem_reason(e: &pem::Error) -> String {
 
 /// The certificates of a PEM file, in order (the server's own first).
 pub(super) fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let iter = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error("tls-cert", path, pem_reason(&e)))?;
+    load_certs("tls-cert", path)
+}
+
+/// The certificates of the PEM file that `--flag` names, in order; at least one.
+pub(super) fn load_certs(
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let iter =
+        CertificateDer::pem_file_iter(path).map_err(|e| file_error(flag, path, pem_reason(&e)))?;
     let chain = iter
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error("tls-cert", path, pem_reason(&e)))?;
+        .map_err(|e| file_error(flag, path, pem_reason(&e)))?;
     if chain.is_empty() {
         return Err(file_error(
-            "tls-cert",
+            flag,
             path,
             "no certificate in it (expected a -----BEGIN CERTIFICATE----- block)",
         ));

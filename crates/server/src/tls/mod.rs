@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 
 pub use certs::fingerprint;
@@ -67,6 +68,9 @@ pub struct TlsOptions {
     pub alpn: Vec<Vec<u8>>,
     /// How long a client may take to complete its handshake.
     pub handshake_timeout: Duration,
+    /// Mutual TLS: every client must present a certificate issued by one of the certificates of
+    /// this PEM file (`--tls-client-ca`); `None`: no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The default `--tls-handshake-timeout`.
@@ -147,10 +151,32 @@ impl Tls {
             }
         };
         let fingerprint = fingerprint(&chain[0]);
-        let mut config = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Refused(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| TlsError::Refused(e.to_string()))?;
+        let builder = match &options.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in certs::load_certs("tls-client-ca", path)? {
+                    roots.add(cert).map_err(|e| TlsError::File {
+                        flag: "tls-client-ca",
+                        path: path.display().to_string(),
+                        reason: format!("not a usable CA certificate ({e})"),
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|e| TlsError::File {
+                            flag: "tls-client-ca",
+                            path: path.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Refused(e.to_string()))?;
         config.alpn_protocols = options.alpn.clone();

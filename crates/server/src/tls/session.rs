@@ -449,7 +449,6 @@ impl Session {
                     Step::Again
                 }
                 Ok(ConnectionState::WriteTraffic(mut w)) => {
-                    self.established = true;
                     if !plain.is_empty() {
                         let at = self.fill.len();
                         let need = plain.len() + SEAL_MAX * plain.len().div_ceil(PLAIN_MAX);
@@ -487,6 +486,12 @@ impl Session {
                 // BlockedHandshake (more bytes needed), Closed, and states of later versions.
                 Ok(_) => Step::Stop,
             };
+            // rustls lets a TLS 1.3 server write (0.5-RTT) before the client's last flight is
+            // processed; until then every byte received goes to rustls, which may keep part of
+            // a record (a client's Certificate, CertificateVerify and Finished in one) pending.
+            if !self.established && !self.conn.as_ref().is_some_and(|c| c.is_handshaking()) {
+                self.established = true;
+            }
             self.head += discard;
             if self.head == self.incoming.len() {
                 self.incoming.clear();
@@ -494,10 +499,12 @@ impl Session {
             }
             match step {
                 Step::Again => {}
-                Step::Convert => self.convert()?,
+                // Only once the client's last flight is in: rustls may write before it.
+                Step::Convert if self.established => self.convert()?,
                 // More records to take, and room for their echo.
-                Step::Write if more && self.process_end(plain.is_empty()) > self.head => {}
-                Step::Write | Step::Stop => return Ok(()),
+                Step::Write | Step::Convert
+                    if more && self.process_end(plain.is_empty()) > self.head => {}
+                Step::Write | Step::Convert | Step::Stop => return Ok(()),
             }
         }
     }
@@ -575,18 +582,22 @@ impl Session {
         Ok(())
     }
 
-    /// After an error, the alert rustls queued for the peer, into `fill`.
+    /// After an error, the alert rustls queued for the peer, into `fill`: the one record
+    /// rustls hands out before it reads anything again. One call only, with nothing to read:
+    /// a further call would make rustls read again, and it may hold a handshake message it
+    /// split out of a record before the error (a client's Finished after a refused
+    /// Certificate), which it would look for in the buffer it is given (an empty one: a
+    /// panic); given the received bytes instead, it would read garbage again and raise a
+    /// second alert (also a panic).
     fn take_alert(&mut self) {
         let mut empty: [u8; 0] = [];
-        for _ in 0..4 {
-            let Some(conn) = self.conn.as_mut() else {
-                return;
-            };
-            match conn.process_tls_records(&mut empty).state {
-                Ok(ConnectionState::EncodeTlsData(mut s)) => encode(&mut self.fill, &mut s),
-                Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
-                _ => return,
-            }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if let Ok(ConnectionState::EncodeTlsData(mut s)) =
+            conn.process_tls_records(&mut empty).state
+        {
+            encode(&mut self.fill, &mut s);
         }
     }
 }

@@ -16,6 +16,7 @@ fn server() -> Tls {
         source: CertSource::SelfSigned,
         alpn: Vec::new(),
         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        client_ca: None,
     };
     Tls::new(&options, "127.0.0.1".parse().unwrap()).unwrap()
 }
@@ -366,4 +367,127 @@ fn a_tampered_record_after_the_handshake_fails_the_connection() {
     assert_eq!(s.pump(&mut plain, None), 0);
     assert_eq!(s.failure(), Some(Failure::Other));
     assert!(s.take_recv().is_none());
+}
+
+/// A CA in a PEM file and a client certificate it issued (its chain and key, for rustls).
+fn client_identity(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&p, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["client".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "ringport-session-client-ca-{name}-{}.pem",
+        std::process::id()
+    ));
+    std::fs::write(&path, ca.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    (path, vec![cert.der().clone()], key)
+}
+
+/// Mutual TLS (`client_ca`): a client with a certificate of the CA is served; one without a
+/// certificate, or with one of another CA, gets an alert and the connection closes, counted as
+/// `other` (its Finished, sent in the same flight as its refused Certificate, is still pending
+/// in rustls when the alert is taken).
+#[test]
+fn mutual_tls_serves_certified_clients_and_refuses_the_others() {
+    let (ca_file, chain, key) = client_identity("good");
+    let (other_ca, other_chain, other_key) = client_identity("other");
+    let tls = Tls::new(
+        &TlsOptions {
+            source: CertSource::SelfSigned,
+            alpn: Vec::new(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: Some(ca_file.clone()),
+        },
+        "127.0.0.1".parse().unwrap(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&ca_file);
+    let _ = std::fs::remove_file(&other_ca);
+    let pem = tls.self_signed_pem.as_ref().unwrap();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots.clone());
+        let name = ServerName::try_from("localhost").unwrap();
+        // With a certificate of the CA: served.
+        let config = builder
+            .clone()
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .unwrap();
+        let mut c = ClientConnection::new(Arc::new(config), name.clone()).unwrap();
+        let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+        let mut plain = Vec::new();
+        exchange(&mut s, &mut c, &mut plain);
+        assert!(s.is_established(), "{version:?}");
+        std::io::Write::write_all(&mut c.writer(), b"mutual").unwrap();
+        let (got, _) = exchange(&mut s, &mut c, &mut plain);
+        assert_eq!(got, b"mutual", "{version:?}");
+        // Without one, and with one of another CA: an alert, then the close.
+        let refused = [
+            builder.clone().with_no_client_auth(),
+            builder
+                .clone()
+                .with_client_auth_cert(other_chain.clone(), other_key.clone_key())
+                .unwrap(),
+        ];
+        for config in refused {
+            let mut c = ClientConnection::new(Arc::new(config), name.clone()).unwrap();
+            let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+            let mut alert = None;
+            for _ in 0..100 {
+                let wire = wire_of(&mut c);
+                if !wire.is_empty() {
+                    if let Some(mut buf) = s.take_recv() {
+                        buf.extend_from_slice(&wire);
+                        s.received(buf, wire.len());
+                    }
+                }
+                s.pump(&mut plain, None);
+                if let Some((buf, at)) = s.take_send() {
+                    let mut rd = &buf[at..];
+                    while !rd.is_empty() && alert.is_none() {
+                        c.read_tls(&mut rd).unwrap();
+                        if let Err(e) = c.process_new_packets() {
+                            alert = Some(e);
+                        }
+                    }
+                    let n = buf.len() - at;
+                    s.sent(buf, at, n);
+                }
+                if s.is_finished() {
+                    break;
+                }
+            }
+            assert!(
+                s.is_finished(),
+                "{version:?}: the refused connection closes"
+            );
+            assert!(!s.is_established(), "{version:?}");
+            assert_eq!(s.failure(), Some(Failure::Other), "{version:?}");
+            assert!(
+                matches!(alert, Some(rustls::Error::AlertReceived(_))),
+                "{version:?}: {alert:?}"
+            );
+        }
+    }
 }

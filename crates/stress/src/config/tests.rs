@@ -30,7 +30,7 @@ fn defaults_are_valid_and_resolve() {
 }
 
 #[test]
-fn issue13_a_spin_longer_than_10_ms_is_refused() {
+fn a_spin_longer_than_10_ms_is_refused() {
     let c = |us| StressConfig {
         spin: Some(Duration::from_micros(us)),
         ..StressConfig::default()

@@ -389,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn issue13_segments_interleave_over_the_period_instead_of_sending_in_blocks() {
+    fn segments_interleave_over_the_period_instead_of_sending_in_blocks() {
         // The whole run is unchanged: connection c at slot c.
         assert_eq!(
             first_slots(7, 1),

@@ -382,7 +382,7 @@ fn json_reads_back_as_the_same_report() {
 
 /// Issue 14: `1 connections on 1 threads`.
 #[test]
-fn issue14_the_header_counts_in_the_right_number() {
+fn the_header_counts_in_the_right_number() {
     let mut c = config();
     c.connections = 1;
     c.threads = 1;
@@ -397,7 +397,7 @@ fn issue14_the_header_counts_in_the_right_number() {
 /// Issue 14: a starved connection (`serve --model single`, `stress --connections 3`:
 /// fairness min 0) got no warning.
 #[test]
-fn issue14_a_starved_connection_is_warned_about() {
+fn a_starved_connection_is_warned_about() {
     let w = starved_warning(&[0, 500, 0], false, 0).expect("a warning");
     assert!(
         w.starts_with("starved: 2 of 3 connections had no round trip"),

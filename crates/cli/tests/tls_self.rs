@@ -1,0 +1,562 @@
+//! TLS with ringport on both ends, on every platform (IOCP under Wine too): `ringport serve
+//! --tls-self-signed --tls-cert-out F` and `ringport stress --tls --tls-ca F` / `ringport send
+//! --tls`. Echoes are byte-exact at TLS 1.2 and 1.3, in ping-pong and in streams, and the
+//! server's byte counts equal the client's; the name is checked (`--sni`); sessions resume
+//! under churn with `--tls-resume` (and not without it); a certificate the client does not
+//! trust stops the run before any load; a plaintext client is counted by the server as a failed
+//! handshake of cause `plaintext`; with `serve --tls-client-ca` (mutual TLS) only clients with
+//! a certificate of that CA (`--tls-cert`, `--tls-key`) are served.
+//!
+//! The other TLS tests start Debian programs (openssl, socat, nginx, redis, haproxy) and so run
+//! on Linux only; these need nothing but the binary under test.
+
+mod support;
+
+use std::path::PathBuf;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use std::time::Duration;
+
+use support::*;
+
+/// A temporary directory, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir =
+            std::env::temp_dir().join(format!("ringport-tls-self-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        Dir(dir)
+    }
+
+    fn arg(&self, file: &str) -> String {
+        self.0
+            .join(file)
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `ringport serve` on `model` with a self-signed certificate written to `cert`.
+fn tls_server(model: &str, cert: &str) -> Server {
+    let server = Server::start(model, &["--tls-self-signed", "--tls-cert-out", cert]);
+    assert!(
+        server.ready.tls,
+        "the ready line says tls: {:?}",
+        server.ready
+    );
+    server
+}
+
+/// `ringport stress` against `server` over TLS with `args`, which must pass: its JSON.
+#[track_caller]
+fn passes(server: &Server, args: &[&str]) -> serde_json::Value {
+    let port = server.addr.port().to_string();
+    let mut all = vec![
+        "127.0.0.1",
+        &port,
+        "--tls",
+        "--json",
+        "-",
+        "--timeout",
+        "10",
+    ];
+    all.extend_from_slice(args);
+    let out = stress(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}\nserver: {}",
+        stderr(&out),
+        server.stderr()
+    );
+    let j = json_of(&out);
+    assert_eq!(j["errors"], 0, "{j}");
+    j
+}
+
+/// Stops `server` gracefully and returns its summary's `tls:` line and (connections served,
+/// bytes echoed, bytes received).
+#[track_caller]
+fn stop(mut server: Server) -> (String, (u64, u64, u64)) {
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{}", server.stderr());
+    // The summary is read from the pipe by another thread: wait for it.
+    server.eventually(Duration::from_secs(5), "the summary's tls line", |s| {
+        s.stdout()
+            .lines()
+            .any(|l| l.trim_start().starts_with("tls:"))
+    });
+    let out = server.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("tls:"))
+        .unwrap_or_else(|| panic!("no tls line in the summary: {out}"))
+        .trim()
+        .to_string();
+    (line, server.summary_counts())
+}
+
+/// The models that serve several connections at once (`single` serves one at a time).
+const CONCURRENT: &[&str] = &["completion", "completion-epoll", "threaded"];
+
+/// Ping-pong at TLS 1.3 and 1.2 and a stream, every byte checked by the client; the server
+/// echoed exactly what the ping-pong runs sent, and at least what the stream's client counted
+/// (the stream's last chunks in flight are echoed after the client stops counting). Each run
+/// starts with one handshake of its own, which checks the certificate before any load: the
+/// server counts one connection and one handshake more per run.
+#[test]
+fn ping_pong_and_streams_are_byte_exact_and_counted_alike() {
+    for model in models(CONCURRENT) {
+        let dir = Dir::new(&format!("echo-{model}"));
+        let cert = dir.arg("cert.pem");
+        let server = tls_server(model, &cert);
+        let mut sent = 0;
+        for (version, name) in [("1.3", "TLSv1.3"), ("1.2", "TLSv1.2")] {
+            let j = passes(
+                &server,
+                &[
+                    "--tls-ca",
+                    &cert,
+                    "--tls-version",
+                    version,
+                    "--connections",
+                    "4",
+                    "--count",
+                    "50",
+                    "--size",
+                    "3000",
+                    "--pipeline",
+                    "4",
+                ],
+            );
+            assert_eq!(j["messages"], 200, "{j}");
+            assert_eq!(j["bytes"], 200 * 3000, "{j}");
+            assert_eq!(j["tls"]["version"], name, "{j}");
+            assert_eq!(j["tls"]["handshakes"], 4, "{j}");
+            assert_eq!(j["tls"]["full"], 4, "{j}");
+            sent += 200 * 3000;
+        }
+        // Messages larger than a record (16 KiB): split into records and joined again.
+        let j = passes(
+            &server,
+            &[
+                "--tls-ca",
+                &cert,
+                "--connections",
+                "2",
+                "--count",
+                "10",
+                "--size",
+                "70000",
+            ],
+        );
+        assert_eq!(j["bytes"], 20 * 70000, "{j}");
+        sent += 20 * 70000;
+        let j = passes(
+            &server,
+            &[
+                "--tls-ca",
+                &cert,
+                "--stream",
+                "--duration",
+                "1",
+                "--connections",
+                "2",
+            ],
+        );
+        let streamed = j["stream"]["bytes"].as_u64().unwrap();
+        assert!(streamed > 0, "{j}");
+        let (line, (served, echoed, received)) = stop(server);
+        assert_eq!(served, 4 + 4 + 2 + 2 + 4, "{model}: {line}");
+        assert_eq!(echoed, received, "{model}: {line}");
+        assert!(
+            echoed >= sent + streamed,
+            "{model}: {echoed} < {sent} + {streamed}: {line}"
+        );
+        assert!(
+            line.contains("16 handshakes (TLS 1.3 11, TLS 1.2 5)"),
+            "{model}: {line}"
+        );
+        assert!(line.ends_with("none failed"), "{model}: {line}");
+    }
+}
+
+/// Churn with one session store: resumed handshakes at TLS 1.3 and 1.2 with `--tls-resume`,
+/// none without it; the server completes every one (and each run's certificate check).
+#[test]
+fn sessions_resume_under_churn() {
+    for model in models(CONCURRENT) {
+        let dir = Dir::new(&format!("resume-{model}"));
+        let cert = dir.arg("cert.pem");
+        let server = tls_server(model, &cert);
+        for version in ["1.3", "1.2"] {
+            let churn = |resume: bool| {
+                let mut args = vec![
+                    "--tls-ca",
+                    &cert,
+                    "--tls-version",
+                    version,
+                    "--connections",
+                    "2",
+                    "--count",
+                    "20",
+                    "--messages-per-connection",
+                    "2",
+                    "--size",
+                    "100",
+                ];
+                if resume {
+                    args.push("--tls-resume");
+                }
+                passes(&server, &args)
+            };
+            let j = churn(false);
+            assert_eq!(j["messages"], 40, "{j}");
+            assert_eq!(j["tls"]["handshakes"], 20, "10 connections per slot: {j}");
+            assert_eq!(j["tls"]["resumed"], 0, "{j}");
+            let j = churn(true);
+            assert_eq!(j["messages"], 40, "{j}");
+            assert_eq!(j["tls"]["handshakes"], 20, "{j}");
+            let resumed = j["tls"]["resumed"].as_u64().unwrap();
+            assert!(resumed >= 15, "TLS {version}: {j}");
+            assert_eq!(j["tls"]["full"].as_u64().unwrap() + resumed, 20, "{j}");
+        }
+        let (line, (served, echoed, _)) = stop(server);
+        assert_eq!(served, 84, "{model}: {line}");
+        assert_eq!(echoed, 4 * 40 * 100, "{model}: {line}");
+        assert!(
+            line.contains("84 handshakes (TLS 1.3 42, TLS 1.2 42)"),
+            "{model}: {line}"
+        );
+        assert!(line.ends_with("none failed"), "{model}: {line}");
+    }
+}
+
+/// The name: the certificate is for localhost and 127.0.0.1, so `--sni localhost` passes and
+/// another name stops the run before any load with its reason; a certificate nobody said to
+/// trust stops it too, and `--insecure` runs without verifying. `send --tls` echoes any bytes.
+#[test]
+fn names_trust_and_send() {
+    let dir = Dir::new("names");
+    let cert = dir.arg("cert.pem");
+    let server = tls_server("completion", &cert);
+    let port = server.addr.port().to_string();
+    let j = passes(
+        &server,
+        &[
+            "--tls-ca",
+            &cert,
+            "--sni",
+            "localhost",
+            "--connections",
+            "1",
+            "--count",
+            "10",
+        ],
+    );
+    assert_eq!(j["messages"], 10, "{j}");
+    for (args, reasons) in [
+        (
+            vec!["--tls-ca", cert.as_str(), "--sni", "other.example"],
+            &["name: the certificate is for another name"][..],
+        ),
+        // The system's roots do not know a certificate made a moment ago (or there are none).
+        (
+            vec![],
+            &[
+                "certificate: the certificate's issuer is not trusted",
+                "no trusted root certificates found on this system",
+            ][..],
+        ),
+    ] {
+        let said = |err: &str| reasons.iter().any(|r| err.contains(r));
+        let mut all = vec![
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--connections",
+            "1",
+            "--count",
+            "10",
+            "--json",
+            "-",
+        ];
+        all.extend_from_slice(&args);
+        let out = stress(&all);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "no report: nothing ran");
+        assert!(err.contains("cannot be trusted"), "{args:?}: {err}");
+        assert!(said(&err), "{args:?}: {err}");
+        // send says the same.
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "x", "--tls"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(said(&stderr(&out)), "{args:?}: {}", stderr(&out));
+    }
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--tls",
+        "--insecure",
+        "--connections",
+        "1",
+        "--count",
+        "5",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("--insecure").count(), 1, "warned once");
+    assert_eq!(json_of(&out)["messages"], 5);
+    for message in ["héllo\u{1} tls", "x"] {
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, message])
+            .args(["--tls", "--tls-ca", &cert, "--sni", "localhost"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.stdout, format!("{message}\n").as_bytes());
+    }
+    drop(server);
+}
+
+/// A plaintext client of a TLS server: its bytes are not a ClientHello, so the server counts a
+/// failed handshake (`plaintext`) and closes it; the client sees no echo. TLS clients around
+/// it are served.
+#[test]
+fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
+    let dir = Dir::new("plaintext");
+    let cert = dir.arg("cert.pem");
+    let server = tls_server("completion", &cert);
+    let port = server.addr.port().to_string();
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "1",
+        "--count",
+        "1",
+        "--timeout",
+        "5",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["messages"], 0);
+    let j = passes(
+        &server,
+        &["--tls-ca", &cert, "--connections", "3", "--count", "20"],
+    );
+    assert_eq!(j["messages"], 60, "{j}");
+    let (line, _) = stop(server);
+    assert!(line.contains("4 handshakes"), "{line}");
+    assert!(line.ends_with("failed: plaintext 1"), "{line}");
+}
+
+/// Writes a CA (`NAME-ca.pem`) and a client certificate it issued (`NAME-client.pem`,
+/// `NAME-client.key`) into `dir`.
+fn client_certs(dir: &Dir, name: &str) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let mut p = CertificateParams::new(vec!["ringport-client".to_string()]).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "ringport-client");
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.0.join(format!("{name}-ca.pem")), ca.pem()).unwrap();
+    std::fs::write(dir.0.join(format!("{name}-client.pem")), cert.pem()).unwrap();
+    std::fs::write(
+        dir.0.join(format!("{name}-client.key")),
+        key.serialize_pem(),
+    )
+    .unwrap();
+}
+
+/// Mutual TLS: `serve --tls-client-ca` serves the clients whose certificate its CA issued
+/// (`stress` and `send` with `--tls-cert`/`--tls-key`, at TLS 1.3 and 1.2, and resumed under
+/// churn); a client without a certificate, or with one of another CA, fails its handshake
+/// (counted by the server, `other`) and the run stops with exit code 1. On every model that
+/// serves connections side by side.
+#[test]
+fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
+    for model in models(CONCURRENT) {
+        let dir = Dir::new(&format!("mtls-{model}"));
+        client_certs(&dir, "good");
+        client_certs(&dir, "other");
+        let cert = dir.arg("cert.pem");
+        let server = Server::start(
+            model,
+            &[
+                "--tls-self-signed",
+                "--tls-cert-out",
+                &cert,
+                "--tls-client-ca",
+                &dir.arg("good-ca.pem"),
+            ],
+        );
+        let port = server.addr.port().to_string();
+        let (ccert, ckey) = (dir.arg("good-client.pem"), dir.arg("good-client.key"));
+        for version in ["1.3", "1.2"] {
+            let j = passes(
+                &server,
+                &[
+                    "--tls-ca",
+                    &cert,
+                    "--tls-cert",
+                    &ccert,
+                    "--tls-key",
+                    &ckey,
+                    "--tls-version",
+                    version,
+                    "--connections",
+                    "2",
+                    "--count",
+                    "50",
+                    "--size",
+                    "1000",
+                ],
+            );
+            assert_eq!(j["messages"], 100, "{j}");
+        }
+        let j = passes(
+            &server,
+            &[
+                "--tls-ca",
+                &cert,
+                "--tls-cert",
+                &ccert,
+                "--tls-key",
+                &ckey,
+                "--connections",
+                "2",
+                "--count",
+                "10",
+                "--messages-per-connection",
+                "1",
+                "--tls-resume",
+                "--size",
+                "100",
+            ],
+        );
+        assert_eq!(j["tls"]["handshakes"], 20, "{j}");
+        assert!(j["tls"]["resumed"].as_u64().unwrap() >= 15, "{j}");
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "mutual"])
+            .args([
+                "--tls",
+                "--tls-ca",
+                &cert,
+                "--tls-cert",
+                &ccert,
+                "--tls-key",
+                &ckey,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.stdout, b"mutual\n");
+        let (ocert, okey) = (dir.arg("other-client.pem"), dir.arg("other-client.key"));
+        for with in [vec![], vec!["--tls-cert", &ocert, "--tls-key", &okey]] {
+            let mut args = vec![
+                "127.0.0.1",
+                &port,
+                "--tls",
+                "--tls-ca",
+                &cert,
+                "--connections",
+                "1",
+                "--count",
+                "5",
+                "--timeout",
+                "5",
+                "--json",
+                "-",
+            ];
+            args.extend_from_slice(&with);
+            let out = stress(&args);
+            assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+            let out = bin()
+                .args(["send", "127.0.0.1", &port, "x", "--tls", "--tls-ca", &cert])
+                .args(&with)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{with:?}: {}", stderr(&out));
+            assert!(out.stdout.is_empty(), "no echo");
+        }
+        let (line, (_, echoed, _)) = stop(server);
+        assert_eq!(
+            echoed,
+            2 * 100 * 1000 + 20 * 100 + "mutual".len() as u64,
+            "{line}"
+        );
+        let failed = line.rsplit_once("failed: ").map(|(_, f)| f);
+        assert!(
+            failed.is_some_and(|f| f.starts_with("other ")),
+            "the refused clients fail as other: {line}"
+        );
+    }
+}
+
+/// `--tls-client-ca` needs TLS and a file of CA certificates: otherwise one line and exit
+/// code 2, before the server listens.
+#[test]
+fn tls_client_ca_usage_errors() {
+    let dir = Dir::new("client-ca-usage");
+    std::fs::write(dir.0.join("empty.pem"), "").unwrap();
+    for (args, said) in [
+        (
+            vec!["--tls-client-ca".to_string(), dir.arg("empty.pem")],
+            "--tls-client-ca needs TLS",
+        ),
+        (
+            vec![
+                "--tls-self-signed".to_string(),
+                "--tls-client-ca".to_string(),
+                dir.arg("empty.pem"),
+            ],
+            "--tls-client-ca",
+        ),
+        (
+            vec![
+                "--tls-self-signed".to_string(),
+                "--tls-client-ca".to_string(),
+                dir.arg("missing.pem"),
+            ],
+            "--tls-client-ca",
+        ),
+    ] {
+        let out = bin()
+            .args(["serve", "--port", "0"])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    }
+}
