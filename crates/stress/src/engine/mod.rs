@@ -60,8 +60,8 @@ mod exchange;
 pub mod progress;
 mod reconnects;
 pub mod resolve;
-mod shared;
-mod timeouts;
+pub(crate) mod shared;
+pub(crate) mod timeouts;
 
 pub use progress::Progress;
 pub use shared::RunOptions;
@@ -228,6 +228,9 @@ pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
 ///
 /// As [`run`].
 pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
+    if config.udp {
+        return crate::udp::run(config, opts);
+    }
     config.validate()?;
     let script = config.script()?;
     check_outputs(config)?;
@@ -379,7 +382,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
 /// written,
 /// so a long run is not lost to a typo in a path. A file that did not exist is created and
 /// removed again; an existing one is opened for appending and left as it is.
-fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
+pub(crate) fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
     let json = match &config.json {
         Some(OutputTarget::Path(p)) => Some(("--json", p)),
         _ => None,

@@ -98,6 +98,9 @@ fn report(connections: usize) -> StressReport {
         ramp: None,
         steps: None,
         stream: None,
+        datagrams: None,
+        jitter_us: None,
+        max_loss_pct: None,
         warnings: vec!["a <warning> & its remedy".into()],
         merged_from: Vec::new(),
     }
