@@ -1,0 +1,278 @@
+//! `stress --udp` on the real binary: against `ringport serve --udp` on every backend (nothing
+//! lost on loopback at a modest rate, the JSON fields), against echoes of the test's own that
+//! damage or drop datagrams by their sequence number (exit code 1 on corruption, `--max-loss`),
+//! `merge` of two segments equal to one run, and the flags that do not apply to UDP.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::Output;
+use std::thread;
+
+use support::{bin, json_of, stderr, stress, Server};
+
+/// Expands `fn name(backend: &str)` into one test per backend of the port on this system.
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[cfg(unix)]
+            #[test]
+            fn uring() { super::$name("uring") }
+            #[cfg(unix)]
+            #[test]
+            fn epoll() { super::$name("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { super::$name("iocp") }
+        }
+    )*};
+}
+
+for_each_backend!(nothing_is_lost_on_loopback_and_the_json_says_so);
+
+/// The header's sequence number (bytes 4..12, little-endian).
+fn seq_of(d: &[u8]) -> u64 {
+    u64::from_le_bytes(d[4..12].try_into().unwrap())
+}
+
+/// A UDP echo on loopback that treats each datagram by its sequence number in its flow:
+/// `copies(seq)` echoes (0 drops it), the last byte flipped when `flip(seq)`. It lives until the
+/// test process ends.
+fn echo(copies: fn(u64) -> usize, flip: fn(u64) -> bool) -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 70_000];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let seq = seq_of(&buf[..n]);
+            if flip(seq) {
+                buf[n - 1] ^= 0x01;
+            }
+            for _ in 0..copies(seq) {
+                let _ = s.send_to(&buf[..n], from);
+            }
+        }
+    });
+    addr
+}
+
+fn udp_stress(addr: SocketAddr, extra: &[&str]) -> Output {
+    let port = addr.port().to_string();
+    let mut args = vec!["--udp", "127.0.0.1", &port, "--json", "-"];
+    args.extend_from_slice(extra);
+    stress(&args)
+}
+
+fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
+    let mut cmd = bin();
+    cmd.args(["serve", "--port", "0", "--udp-only", "--backend", backend]);
+    let server = Server::spawn(cmd);
+    let out = udp_stress(
+        server.addr,
+        &[
+            "--backend",
+            backend,
+            "--connections",
+            "4",
+            "--threads",
+            "2",
+            "--rate",
+            "400",
+            "--count",
+            "100",
+            "--size",
+            "200",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json_of(&out);
+    let d = &j["datagrams"];
+    for (field, want) in [
+        ("sent", 400),
+        ("echoed", 400),
+        ("lost", 0),
+        ("duplicated", 0),
+        ("corrupted", 0),
+    ] {
+        assert_eq!(d[field], want, "{field}: {j}");
+    }
+    assert!(d["reordered"].is_u64(), "{j}");
+    assert_eq!(j["protocol"], "udp-echo");
+    assert_eq!(j["messages"], 400, "every echo verified");
+    assert_eq!(j["payload"], "200-byte datagrams, random");
+    assert_eq!(j["jitter_us"]["flows"], 4, "{j}");
+    assert!(j["jitter_us"]["mean"].as_f64().unwrap() >= 0.0);
+    assert!(j["latency_us"]["count"].as_u64() == Some(400), "{j}");
+    assert!(j["max_loss_pct"].is_null());
+}
+
+#[test]
+fn a_corrupted_echo_fails_the_run_and_is_attributed_to_its_datagram() {
+    // Every 10th datagram of each flow (seq 9, 19, ...) comes back with its last byte flipped.
+    let addr = echo(|_| 1, |seq| seq % 10 == 9);
+    let out = udp_stress(
+        addr,
+        &["--connections", "2", "--count", "50", "--pipeline", "4"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let j = json_of(&out);
+    assert_eq!(j["datagrams"]["corrupted"], 10, "5 per flow: {j}");
+    assert_eq!(
+        j["datagrams"]["echoed"], 100,
+        "damaged echoes came back too"
+    );
+    assert_eq!(j["datagrams"]["lost"], 0);
+    assert_eq!(j["errors_by_kind"]["mismatch"], 10);
+    assert_eq!(j["messages"], 90);
+    let first = j["first_error"]["detail"].as_str().unwrap();
+    assert!(
+        first.starts_with("corrupted echo of datagram 9 at byte"),
+        "{first}"
+    );
+}
+
+#[test]
+fn loss_is_reported_and_fails_the_run_only_beyond_max_loss() {
+    // Every 4th datagram of each flow is dropped (25%), every 5th echoed twice.
+    let addr = echo(
+        |seq| match seq {
+            s if s % 4 == 3 => 0,
+            s if s % 5 == 0 => 2,
+            _ => 1,
+        },
+        |_| false,
+    );
+    let flags = [
+        "--connections",
+        "2",
+        "--count",
+        "40",
+        "--pipeline",
+        "8",
+        "--timeout",
+        "0.5",
+    ];
+    for (max_loss, code) in [(None, 0), (Some("30"), 0), (Some("10"), 1)] {
+        let mut args = flags.to_vec();
+        if let Some(m) = max_loss {
+            args.extend(["--max-loss", m]);
+        }
+        let out = udp_stress(addr, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{max_loss:?}: {}",
+            stderr(&out)
+        );
+        let j = json_of(&out);
+        let d = &j["datagrams"];
+        assert_eq!(
+            (&d["sent"], &d["echoed"], &d["lost"], &d["duplicated"]),
+            (&80.into(), &60.into(), &20.into(), &12.into()),
+            "{j}"
+        );
+        assert_eq!(j["errors"], 0, "loss is not an error");
+        if code == 1 {
+            assert!(stderr(&out).contains("more than --max-loss 10%"));
+        }
+    }
+}
+
+#[test]
+fn two_segments_merge_into_the_counts_of_one_run() {
+    // What happens to a datagram depends only on its sequence number, so the segments' counts
+    // must add up to the whole run's exactly.
+    let addr = echo(
+        |seq| match seq {
+            s if s % 6 == 5 => 0,
+            s if s % 7 == 0 => 2,
+            _ => 1,
+        },
+        |_| false,
+    );
+    let dir = std::env::temp_dir().join(format!("ringport-udp-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let port = addr.port().to_string();
+    let common = [
+        "--udp",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--count",
+        "30",
+        "--pipeline",
+        "6",
+        "--timeout",
+        "0.5",
+    ];
+    let mut files: Vec<String> = Vec::new();
+    for seg in ["1/2", "2/2"] {
+        let name = seg.replace('/', "of");
+        let (json, hlog) = (path(&format!("{name}.json")), path(&format!("{name}.hlog")));
+        let mut args = common.to_vec();
+        args.extend(["--segment", seg, "--json", &json, "--hdr-log", &hlog]);
+        let out = stress(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        files.extend([json, hlog]);
+    }
+    let merged = path("merged.json");
+    let out = bin()
+        .arg("merge")
+        .args(&files)
+        .args(["--json", &merged])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let mut args = common.to_vec();
+    args.extend(["--json", "-"]);
+    let whole = json_of(&stress(&args));
+    assert_eq!(merged["datagrams"], whole["datagrams"], "{merged}\n{whole}");
+    assert_eq!(whole["datagrams"]["sent"], 120);
+    assert_eq!(
+        whole["datagrams"]["lost"],
+        4 * 5,
+        "seq 5, 11, 17, 23, 29 of each flow"
+    );
+    assert_eq!(merged["jitter_us"]["flows"], 4);
+    assert_eq!(merged["messages"], whole["messages"]);
+    let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
+
+#[test]
+fn flags_that_do_not_apply_to_udp_are_usage_errors() {
+    for (extra, needle) in [
+        (vec!["--stream"], "--stream does not apply to --udp"),
+        (vec!["--tls"], "--tls does not apply to --udp"),
+        (
+            vec!["--messages-per-connection", "5"],
+            "--messages-per-connection does not apply to --udp",
+        ),
+        (
+            vec!["--request", "PING", "--expect", "PONG"],
+            "--request does not apply to --udp",
+        ),
+        (vec!["--size", "10"], "--size 10 with --udp"),
+        (vec!["--size", "65508"], "--size 65508 with --udp"),
+        (
+            vec!["--timeout", "0"],
+            "--timeout 0 does not apply to --udp",
+        ),
+    ] {
+        let mut args = vec!["--udp", "127.0.0.1", "9", "--count", "1"];
+        args.extend(extra.iter().copied());
+        let out = stress(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    let out = stress(&["127.0.0.1", "9", "--max-loss", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--max-loss applies to --udp only"));
+}
