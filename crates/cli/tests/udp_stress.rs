@@ -1,7 +1,9 @@
 //! `stress --udp` on the real binary: against `ringport serve --udp` on every backend (nothing
 //! lost on loopback at a modest rate, the JSON fields), against echoes of the test's own that
 //! damage or drop datagrams by their sequence number (exit code 1 on corruption, `--max-loss`),
-//! `merge` of two segments equal to one run, and the flags that do not apply to UDP.
+//! `merge` of two segments equal to one run, the flags that do not apply to UDP, and on test
+//! hosts (`support::netns`) random loss in the network counted exactly and within its binomial
+//! bounds.
 
 mod support;
 
@@ -275,4 +277,72 @@ fn flags_that_do_not_apply_to_udp_are_usage_errors() {
     let out = stress(&["127.0.0.1", "9", "--max-loss", "5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--max-loss applies to --udp only"));
+}
+
+/// 10% random loss, by nftables, of the datagrams on their way to the server host (on the
+/// bridge's forward hook, so in the network, not in a host): over 5,000 datagrams the loss is
+/// what the rule dropped, exactly, and within the binomial 99.99% bounds of 10%.
+#[cfg(target_os = "linux")]
+#[test]
+fn random_loss_in_the_network_is_counted_exactly() {
+    use std::time::Duration;
+    let Some(hosts) = support::netns::Hosts::up(2) else {
+        return;
+    };
+    let _server = hosts.serve(
+        1,
+        7000,
+        &["--udp-only", "--udp-max-pps-per-ip", "0", "--workers", "1"],
+    );
+    hosts.on_bridge(&["nft", "add table bridge fault"]);
+    hosts.on_bridge(&[
+        "nft",
+        "add chain bridge fault lossy { type filter hook forward priority 0 ; }",
+    ]);
+    hosts.on_bridge(&[
+        "nft",
+        "add rule bridge fault lossy oifname h1 udp dport 7000 numgen random mod 100 < 10 counter drop",
+    ]);
+    let run = hosts.stress(
+        2,
+        "198.18.0.1:7000",
+        &[
+            "--udp",
+            "--connections",
+            "10",
+            "--threads",
+            "1",
+            "--rate",
+            "2500",
+            "--count",
+            "500",
+            "--size",
+            "100",
+            "--timeout",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    let table = hosts.on_bridge(&["nft", "list table bridge fault"]);
+    let dropped: u64 = table
+        .split("counter packets ")
+        .skip(1)
+        .filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let (sent, lost) = (run.num("datagrams/sent"), run.num("datagrams/lost"));
+    println!("10% random loss: {sent} sent, {lost} lost, {dropped} dropped by the rule");
+    assert_eq!(sent, 5000.0, "{}", run.stderr);
+    assert_eq!(
+        lost as u64, dropped,
+        "every datagram dropped, and only those, is lost"
+    );
+    // n = 5000, p = 0.1: mean 500, sd 21.2; 99.99% two-sided is 3.89 sd.
+    assert!(
+        (418.0..=582.0).contains(&lost),
+        "{lost} lost of 5000 at 10%"
+    );
+    for field in ["duplicated", "corrupted"] {
+        assert_eq!(run.num(&format!("datagrams/{field}")), 0.0, "{field}");
+    }
+    assert_eq!(run.num("errors"), 0.0, "loss is not an error");
 }
