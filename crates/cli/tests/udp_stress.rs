@@ -70,9 +70,13 @@ fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
     let mut cmd = bin();
     cmd.args(["serve", "--port", "0", "--udp-only", "--backend", backend]);
     let server = Server::spawn(cmd);
+    let csv =
+        std::env::temp_dir().join(format!("ringport-udp-{backend}-{}.csv", std::process::id()));
     let out = udp_stress(
         server.addr,
         &[
+            "--csv",
+            csv.to_str().unwrap(),
             "--backend",
             backend,
             "--connections",
@@ -107,6 +111,26 @@ fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
     assert!(j["jitter_us"]["mean"].as_f64().unwrap() >= 0.0);
     assert!(j["latency_us"]["count"].as_u64() == Some(400), "{j}");
     assert!(j["max_loss_pct"].is_null());
+    // Per second: the datagrams sent in it, in the JSON and as `datagrams` rows of the CSV.
+    let seconds = j["datagrams_over_time"].as_array().unwrap();
+    let sent: u64 = seconds.iter().map(|s| s["sent"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 400, "{j}");
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let _ = std::fs::remove_file(&csv);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",sent,echoed,lost,duplicated,reordered,corrupted"),
+        "{table}"
+    );
+    let rows: u64 = table
+        .lines()
+        .filter(|l| l.starts_with("datagrams,"))
+        .map(|l| l.split(',').nth(11).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(rows, 400, "{table}");
 }
 
 #[test]
@@ -242,6 +266,13 @@ fn two_segments_merge_into_the_counts_of_one_run() {
         "seq 5, 11, 17, 23, 29 of each flow"
     );
     assert_eq!(merged["jitter_us"]["flows"], 4);
+    let lost_by_second: u64 = merged["datagrams_over_time"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["lost"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost_by_second, 20, "{merged}");
     assert_eq!(merged["messages"], whole["messages"]);
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
 }

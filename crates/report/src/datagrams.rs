@@ -43,6 +43,19 @@ impl Datagrams {
     }
 }
 
+/// The datagrams sent in one second of the measured phase and what became of them: an entry of
+/// the `datagrams_over_time` array. Each datagram counts in the second it was sent in (its
+/// echo, duplicates and damage too), so `lost` is exact per second and the seconds add up to
+/// the run's `datagrams`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatagramSecond {
+    /// The second, counted from the start of the measured phase (0 is its first second).
+    pub second: u64,
+    /// The counts of the datagrams sent in it.
+    #[serde(flatten)]
+    pub counts: Datagrams,
+}
+
 /// The interarrival jitter of RFC 3550 (section 6.4.1), in microseconds: each flow's running
 /// estimate at the end of the run, over its flows. The `jitter_us` object of the JSON output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

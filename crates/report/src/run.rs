@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use crate::datagrams::{Datagrams, Jitter};
+use crate::datagrams::{DatagramSecond, Datagrams, Jitter};
 use crate::errors::{ErrorCounts, ErrorSecond, FirstError};
 use crate::export::{Exporter, Human, Json, OutputTarget};
 use crate::fairness::Fairness;
@@ -240,6 +240,10 @@ pub struct StressReport {
     /// corrupted), every count exact; `null` otherwise (and absent in results from before it).
     #[serde(default)]
     pub datagrams: Option<Datagrams>,
+    /// `--udp` only: the datagrams by the second they were sent in (seconds without any left
+    /// out), earliest first; they add up to `datagrams`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datagrams_over_time: Vec<DatagramSecond>,
     /// `--udp` only: RFC 3550's interarrival jitter in microseconds, over the flows; `null`
     /// otherwise.
     #[serde(default)]

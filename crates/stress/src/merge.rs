@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
+use ringport_report::datagrams::{DatagramSecond, Datagrams};
 use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
@@ -457,6 +458,7 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         })
         .collect();
     report.errors_over_time = merged_error_times(&agents, start);
+    report.datagrams_over_time = merged_datagram_times(&agents, start);
     let mut log = merged_log(&agents, &report, connect)?;
     if report.tls.is_some() {
         crate::report::tls::add_handshake_interval(&mut log, &handshake);
@@ -492,6 +494,25 @@ fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
             second: Some(s),
             errors,
         }))
+        .collect()
+}
+
+/// The agents' datagrams per second on the merged run's seconds, as their errors
+/// ([`merged_error_times`]).
+fn merged_datagram_times(agents: &[Agent], start: f64) -> Vec<DatagramSecond> {
+    let mut by_second: BTreeMap<u64, Datagrams> = BTreeMap::new();
+    for a in agents {
+        let offset = a.report.started_at_unix_s - start;
+        for d in &a.report.datagrams_over_time {
+            by_second
+                .entry((offset + d.second as f64).round().max(0.0) as u64)
+                .or_default()
+                .add(&d.counts);
+        }
+    }
+    by_second
+        .into_iter()
+        .map(|(second, counts)| DatagramSecond { second, counts })
         .collect()
 }
 

@@ -148,6 +148,11 @@ fn check_exact(config: StressConfig) {
         eprintln!("--- {backend:?}\n{}", r.render());
         let got = r.datagrams.expect("a UDP run reports its datagrams");
         assert_eq!(got, expected, "{backend:?}: every count exact");
+        let mut by_second = Datagrams::default();
+        for s in &r.datagrams_over_time {
+            by_second.add(&s.counts);
+        }
+        assert_eq!(by_second, got, "the seconds add up to the run");
         assert_eq!(expected.sent, c.count.unwrap() * c.connections as u64);
         for (what, n) in [
             ("lost", expected.lost),

@@ -75,7 +75,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Port, PortConfig};
 use ringport_report::export::html::RunPage;
-use ringport_report::export::{Csv, Exporter, HdrLog, Html};
+use ringport_report::export::{Csv, CsvRun, Exporter, HdrLog, Html};
 use ringport_report::hdrlog::IntervalLog;
 
 use crate::config::preflight::{preflight, Preflight, PreflightError};
@@ -192,10 +192,8 @@ impl StressOutcome {
                     )
                 })?;
         }
-        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
-            ("--hdr-log", &config.hdr_log, &HdrLog),
-            ("--csv", &config.csv, &Csv),
-        ];
+        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 1] =
+            [("--hdr-log", &config.hdr_log, &HdrLog)];
         for (flag, path, exporter) in logs {
             let Some(path) = path else { continue };
             exporter
@@ -204,6 +202,20 @@ impl StressOutcome {
                     io::Error::new(
                         e.kind(),
                         format!("writing {flag} to {}: {e}", path.display()),
+                    )
+                })?;
+        }
+        if let Some(path) = &config.csv {
+            // A UDP run's table has its datagrams per second too.
+            let run = CsvRun {
+                log: &log,
+                datagrams: &self.report.datagrams_over_time,
+            };
+            Csv.write_to(&run, &OutputTarget::Path(path.clone()))
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("writing --csv to {}: {e}", path.display()),
                     )
                 })?;
         }

@@ -67,6 +67,8 @@ pub(super) struct ThreadOut {
     pub(super) datagrams: Datagrams,
     /// Each flow's jitter in microseconds (flows with two echoes or more).
     pub(super) jitter_us: Vec<f64>,
+    /// The measured datagrams by the second they were sent in.
+    pub(super) seconds: Vec<Datagrams>,
     pub(super) measure_start: Instant,
     pub(super) last_echo: Option<Instant>,
     pub(super) stopped_early: Option<Instant>,
@@ -126,9 +128,14 @@ struct Client<'s, 'p> {
     done: Vec<Completion>,
     scratch: Vec<u8>,
     stats: ThreadStats,
+    /// The measured datagrams by the second of the measured phase they were sent in (grown
+    /// once a second, never per datagram).
+    seconds: Vec<Datagrams>,
     feed: ProgressFeed,
     base: Instant,
     measure_start: Instant,
+    /// `measure_start` in nanoseconds from `base`.
+    measure_ns: u64,
     measure_end: Option<Instant>,
     count: Option<u64>,
     schedule: Option<ThreadSchedule>,
@@ -208,9 +215,11 @@ pub(super) fn run_thread(
         done: Vec::with_capacity(entries as usize),
         scratch: Vec::with_capacity(max_len),
         stats,
+        seconds: Vec::with_capacity(64),
         feed: ProgressFeed::new(shared.opts.progress.is_some(), now),
         base: now,
         measure_start: now,
+        measure_ns: 0,
         measure_end: None,
         count: None,
         schedule: None,
@@ -241,6 +250,7 @@ pub(super) fn run_thread(
         stats: client.stats,
         datagrams,
         jitter_us,
+        seconds: client.seconds,
         measure_start: client.measure_start,
         last_echo: client.last_echo,
         stopped_early: client.stopped_early,
@@ -248,6 +258,16 @@ pub(super) fn run_thread(
         refused: client.refused,
         io_errors: client.io_errors,
     })
+}
+
+/// The counts in `seconds` of the second of the measured phase (which began `measure_ns` after
+/// the start of the load) a datagram sent at `sent_ns` belongs to.
+fn second(seconds: &mut Vec<Datagrams>, measure_ns: u64, sent_ns: u64) -> &mut Datagrams {
+    let i = (sent_ns.saturating_sub(measure_ns) / 1_000_000_000) as usize;
+    if seconds.len() <= i {
+        seconds.resize(i + 1, Datagrams::default());
+    }
+    &mut seconds[i]
 }
 
 /// A UDP socket of `addr`'s family, connected to it (so only its datagrams are received).
@@ -278,6 +298,7 @@ impl Client<'_, '_> {
         }
         self.base = start;
         self.measure_start = start + config.warmup;
+        self.measure_ns = u64::try_from(config.warmup.as_nanos()).unwrap_or(u64::MAX);
         if config.hdr_log.is_some() || config.csv.is_some() || config.html.is_some() {
             self.stats.start_intervals(self.measure_start);
         }
@@ -467,6 +488,7 @@ impl Client<'_, '_> {
         if measured {
             f.measured_sent += 1;
             self.stats.record_sent(now, 1);
+            second(&mut self.seconds, self.measure_ns, sent_ns).sent += 1;
         }
         let Some(fd) = f.fd.as_ref().map(Rc::clone) else {
             return Ok(());
@@ -565,6 +587,7 @@ impl Client<'_, '_> {
             _ => {
                 if arrival == Arrival::Unknown {
                     f.tracker.corrupted();
+                    second(&mut self.seconds, self.measure_ns, at_ns).corrupted += 1;
                     let err = ConnError::Datagram {
                         seq: None,
                         at: 0,
@@ -579,6 +602,18 @@ impl Client<'_, '_> {
                 return;
             }
         };
+        if measured {
+            let counts = second(&mut self.seconds, self.measure_ns, sent_ns);
+            match arrival {
+                Arrival::First { reordered, .. } => {
+                    counts.echoed += 1;
+                    counts.reordered += u64::from(reordered);
+                }
+                Arrival::Duplicate { .. } => counts.duplicated += 1,
+                _ => {}
+            }
+        }
+        let f = &mut self.flows[i];
         // What was sent, regenerated: the header as recorded, then the payload.
         let expected = &mut self.scratch;
         expected.clear();
@@ -592,6 +627,7 @@ impl Client<'_, '_> {
         if truncated || data != expected.as_slice() {
             if measured {
                 f.tracker.corrupted();
+                second(&mut self.seconds, self.measure_ns, sent_ns).corrupted += 1;
                 let at = data
                     .iter()
                     .zip(expected.iter())

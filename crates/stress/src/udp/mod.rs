@@ -38,7 +38,7 @@ use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_report::datagrams::{Datagrams, Jitter};
+use ringport_report::datagrams::{DatagramSecond, Datagrams, Jitter};
 
 use crate::config::preflight::preflight;
 use crate::config::{Stop, StressConfig, Workload};
@@ -72,6 +72,30 @@ fn horizon(config: &StressConfig) -> usize {
         _ => config.pipeline,
     };
     outstanding.saturating_mul(2).clamp(64, 1 << 16)
+}
+
+/// The threads' datagrams per second added, seconds without any datagram left out.
+fn over_time<'a>(threads: impl Iterator<Item = &'a [Datagrams]>) -> Vec<DatagramSecond> {
+    let mut all: Vec<Datagrams> = Vec::new();
+    for seconds in threads {
+        if all.len() < seconds.len() {
+            all.resize(seconds.len(), Datagrams::default());
+        }
+        for (sum, d) in all.iter_mut().zip(seconds) {
+            sum.add(d);
+        }
+    }
+    all.into_iter()
+        .enumerate()
+        .filter(|(_, d)| *d != Datagrams::default())
+        .map(|(second, counts)| DatagramSecond {
+            second: second as u64,
+            counts: Datagrams {
+                lost: counts.sent - counts.echoed,
+                ..counts
+            },
+        })
+        .collect()
 }
 
 /// Runs `config` (with `udp` set) to completion. See the module docs.
@@ -166,6 +190,7 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
         PayloadSpec::Text(text) => format!("datagrams, text {text:?}"),
     };
     report.datagrams = Some(datagrams);
+    report.datagrams_over_time = over_time(parts.iter().map(|p| p.seconds.as_slice()));
     report.jitter_us = Some(Jitter::of(&jitters));
     report.max_loss_pct = config.max_loss_pct;
     report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
@@ -214,6 +239,23 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_add_across_threads_and_lost_is_per_second() {
+        let d = |sent, echoed| Datagrams {
+            sent,
+            echoed,
+            ..Datagrams::default()
+        };
+        let a = [d(10, 9), Datagrams::default(), d(5, 5)];
+        let b = [d(1, 0)];
+        let got = over_time([a.as_slice(), b.as_slice()].into_iter());
+        let seconds: Vec<(u64, u64, u64, u64)> = got
+            .iter()
+            .map(|s| (s.second, s.counts.sent, s.counts.echoed, s.counts.lost))
+            .collect();
+        assert_eq!(seconds, [(0, 11, 9, 2), (2, 5, 5, 0)]);
+    }
 
     #[test]
     fn the_size_is_the_whole_datagram() {

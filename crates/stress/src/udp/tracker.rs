@@ -33,6 +33,8 @@ pub enum Arrival {
         sent_ns: u64,
         /// It was sent inside the measured window.
         measured: bool,
+        /// An echo of a later datagram of the flow came before it.
+        reordered: bool,
     },
     /// Another copy of a datagram already echoed.
     Duplicate {
@@ -58,7 +60,9 @@ impl Arrival {
     /// The datagram's send time and whether it was measured, when the flow knows it.
     pub fn sent(self) -> Option<(u64, bool)> {
         match self {
-            Arrival::First { sent_ns, measured }
+            Arrival::First {
+                sent_ns, measured, ..
+            }
             | Arrival::Duplicate { sent_ns, measured }
             | Arrival::Late { sent_ns, measured } => Some((sent_ns, measured)),
             Arrival::Unknown | Arrival::Forgotten => None,
@@ -153,14 +157,17 @@ impl Tracker {
             OUTSTANDING => {
                 *slot = (*slot & !STATE) | ECHOED;
                 self.outstanding -= 1;
+                let reordered = self.highest.is_some_and(|h| h > seq);
                 if measured {
                     self.counts.echoed += 1;
-                    if self.highest.is_some_and(|h| h > seq) {
-                        self.counts.reordered += 1;
-                    }
+                    self.counts.reordered += u64::from(reordered);
                 }
                 self.advance_low();
-                Arrival::First { sent_ns, measured }
+                Arrival::First {
+                    sent_ns,
+                    measured,
+                    reordered,
+                }
             }
             ECHOED => {
                 if measured {
@@ -252,11 +259,21 @@ mod tests {
             t.echo(0),
             Arrival::First {
                 sent_ns: 0,
-                measured: true
+                measured: true,
+                reordered: false
             }
         );
         assert!(matches!(t.echo(2), Arrival::First { .. }));
-        assert!(matches!(t.echo(1), Arrival::First { .. }), "late");
+        assert!(
+            matches!(
+                t.echo(1),
+                Arrival::First {
+                    reordered: true,
+                    ..
+                }
+            ),
+            "after 2"
+        );
         assert!(matches!(t.echo(1), Arrival::Duplicate { .. }));
         assert!(matches!(t.echo(2), Arrival::Duplicate { .. }));
         assert_eq!(t.echo(9), Arrival::Unknown);

@@ -99,6 +99,7 @@ fn report(connections: usize) -> StressReport {
         steps: None,
         stream: None,
         datagrams: None,
+        datagrams_over_time: Vec::new(),
         jitter_us: None,
         max_loss_pct: None,
         warnings: vec!["a <warning> & its remedy".into()],
