@@ -41,6 +41,8 @@ fn render_run(r: &StressReport) -> String {
                 r.pipeline
             )
         }
+        // A UDP flow sends on schedule whatever is outstanding: no pipeline.
+        (None, Some(rate)) if r.datagrams.is_some() => format!("open loop at {rate} datagrams/s"),
         (None, Some(rate)) => format!("open loop at {rate} msg/s, pipeline {}", r.pipeline),
         (None, None) if r.pipeline > 1 => {
             format!("closed loop, pipeline {}", r.pipeline)

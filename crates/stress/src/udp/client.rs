@@ -375,9 +375,11 @@ impl Client<'_, '_> {
             self.report_progress(false);
         }
         // Copies still on their way (a duplicate right behind its first copy): listen until a
-        // quiet spell, then stop receiving.
+        // quiet spell (for --timeout at most: a peer that never stops sending does not hold the
+        // run), then stop receiving.
         let quiet = (config.timeout / 10).min(SETTLE_MAX);
-        while self.wait(Some(quiet))? > 0 {}
+        let settle_end = Instant::now() + config.timeout;
+        while Instant::now() < settle_end && self.wait(Some(quiet))? > 0 {}
         let load_end = Instant::now();
         self.closing = true;
         for f in &mut self.flows {
