@@ -377,3 +377,54 @@ fn random_loss_in_the_network_is_counted_exactly() {
     }
     assert_eq!(run.num("errors"), 0.0, "loss is not an error");
 }
+
+/// `--find-max-rate` with the loss target alone: against an echo that loses nothing the
+/// search climbs to `--max-rate`, each probe judged on its loss; against one that drops a
+/// datagram in four, no rate passes (exit code 4) and the probes say why.
+#[test]
+fn the_loss_target_alone_drives_the_search() {
+    let search = |addr: SocketAddr| {
+        udp_stress(
+            addr,
+            &[
+                "--find-max-rate",
+                "--max-loss",
+                "5",
+                "--connections",
+                "2",
+                "--rate",
+                "200",
+                "--max-rate",
+                "400",
+                "--min-rate",
+                "100",
+                "--duration",
+                "0.3",
+                "--warmup",
+                "0",
+                "--timeout",
+                "0.3",
+                "--repeat",
+                "1",
+            ],
+        )
+    };
+    let whole = echo(|_| 1, |_| false);
+    let out = search(whole);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json_of(&out);
+    assert_eq!(j["answer"], 400.0, "{j}");
+    let reason = j["probes"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("loss 0.000% <= 5%"), "{reason}");
+
+    let lossy = echo(|seq| usize::from(seq % 4 != 3), |_| false);
+    let out = search(lossy);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let j = json_of(&out);
+    let reason = j["probes"][0]["reason"].as_str().unwrap();
+    // Seq 3, 7, 11, ... of each flow: about a quarter, depending on where the window ends.
+    assert!(
+        reason.starts_with("loss 2") && reason.ends_with("% > 5%"),
+        "{reason}"
+    );
+}
