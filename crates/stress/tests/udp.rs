@@ -4,7 +4,8 @@
 //! The echo numbers the datagrams it receives (all flows together, from 1) and, for the n-th:
 //! drops it when n is a multiple of 7; otherwise flips its last byte (in the payload) when n is
 //! a multiple of 17, sends it twice when n is a multiple of 11, and holds it back until after
-//! the next datagram's echo when n is a multiple of 13 (or until nothing arrived for 20 ms).
+//! the next datagram of its flow when n is a multiple of 13 (at most 20 ms, and no longer than
+//! until another is held back).
 //! From what it sent to each client socket, in order, it counts the reordered echoes the way
 //! the client must: a first copy sent after a copy of a later datagram of the same flow.
 
@@ -15,7 +16,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The longest a datagram is held back (well within the client's `--timeout`).
+const HOLD_MAX: Duration = Duration::from_millis(20);
 
 use ringport_report::datagrams::Datagrams;
 use ringport_stress::config::StressConfig;
@@ -78,13 +82,13 @@ fn misbehaving_echo() -> (
         let mut done = Done::default();
         let mut buf = vec![0u8; 70_000];
         let mut n = 0u64;
-        let mut held: Option<(Vec<u8>, SocketAddr, u64, bool)> = None;
+        let mut held: Option<(Vec<u8>, SocketAddr, u64, bool, Instant)> = None;
         while !flag.load(Ordering::Relaxed) {
             let (len, from) = match s.recv_from(&mut buf) {
                 Ok(got) => got,
                 Err(_) => {
                     // Quiet: what is held back goes now.
-                    if let Some((d, to, copies, flipped)) = held.take() {
+                    if let Some((d, to, copies, flipped, _)) = held.take() {
                         done.send(&s, &d, to, copies, flipped);
                     }
                     continue;
@@ -102,15 +106,21 @@ fn misbehaving_echo() -> (
                 }
                 let copies = if n % 11 == 0 { 2 } else { 1 };
                 if n % 13 == 0 {
-                    if let Some((d, to, copies, flipped)) = held.take() {
+                    if let Some((d, to, copies, flipped, _)) = held.take() {
                         done.send(&s, &d, to, copies, flipped);
                     }
-                    held = Some((d, from, copies, flipped));
+                    held = Some((d, from, copies, flipped, Instant::now()));
                     continue;
                 }
                 done.send(&s, &d, from, copies, flipped);
             }
-            if let Some((d, to, copies, flipped)) = held.take() {
+            // The held datagram goes after the next one of its flow (its echo is then
+            // reordered, unless that one was dropped).
+            if held
+                .as_ref()
+                .is_some_and(|h| h.1 == from || h.4.elapsed() > HOLD_MAX)
+            {
+                let (d, to, copies, flipped, _) = held.take().unwrap();
                 done.send(&s, &d, to, copies, flipped);
             }
         }

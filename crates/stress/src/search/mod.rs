@@ -162,11 +162,14 @@ pub fn search_with<E>(
         break;
     }
     let b = &cfg.base;
-    let targets: Vec<String> = cfg
+    let mut targets: Vec<String> = cfg
         .targets
         .iter()
         .map(|t| format!("{} <= {}us", t.quantile.name(), t.limit_us))
         .collect();
+    if let Some(max) = cfg.base.max_loss_pct.filter(|_| cfg.base.udp) {
+        targets.push(format!("loss <= {max}%"));
+    }
     let targets = targets.join(" and ");
     if let Some(bad) = probes.iter().find(|p| p.verdict == Verdict::WrongBytes) {
         // Wrong bytes end the search: no answer stands on a server that corrupts its echo.

@@ -468,6 +468,9 @@ impl Client<'_, '_> {
     }
 
     fn send(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        let Some(fd) = self.flows[i].fd.as_ref().map(Rc::clone) else {
+            return Ok(());
+        };
         let Some(mut buf) = self.free.pop() else {
             return Ok(());
         };
@@ -492,9 +495,6 @@ impl Client<'_, '_> {
             self.stats.record_sent(now, 1);
             second(&mut self.seconds, self.measure_ns, sent_ns).sent += 1;
         }
-        let Some(fd) = f.fd.as_ref().map(Rc::clone) else {
-            return Ok(());
-        };
         f.sends_in_flight += 1;
         self.sent += 1;
         let op = Op::SendTo {
