@@ -598,8 +598,7 @@ impl Client<'_, '_> {
                         len: data.len(),
                         sent_len: 0,
                     };
-                    self.stats
-                        .record_error((global - self.shared.first) as u64, &err, now);
+                    self.stats.record_error(global as u64, &err, now);
                 }
                 return;
             }
@@ -643,8 +642,7 @@ impl Client<'_, '_> {
                     len: data.len(),
                     sent_len: expected.len(),
                 };
-                self.stats
-                    .record_error((global - self.shared.first) as u64, &err, now);
+                self.stats.record_error(global as u64, &err, now);
             }
             return;
         }
