@@ -29,7 +29,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
   ringport send 127.0.0.1:4000 \"hello world\"
   printf 'a\\0b' | ringport send 4000 -         bytes from standard input
   ringport send 4000 --file payload.bin        bytes from a file
-  ringport send --timeout 1 hello              wait at most 1 s (default 5)",
+  ringport send --timeout 1 hello              wait at most 1 s (default 5)
+  ringport send --websocket=/echo 8765 hello   one WebSocket message, its echo checked",
     ),
     (
         "stress",
@@ -41,7 +42,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
   ringport stress --stream --connections 10 --duration 10   echoed Gbit/s
   ringport stress --messages-per-connection 10 --connect-rate 2000 --duration 10   churn
   ringport stress --duration 60 --interval 5   a progress line every 5 s
-  ringport stress --rate 5000 --duration 60 --html run.html   one page of charts",
+  ringport stress --rate 5000 --duration 60 --html run.html   one page of charts
+  ringport stress --websocket --tls 443 --duration 10   each message one wss message",
     ),
     (
         "merge",

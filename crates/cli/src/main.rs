@@ -22,14 +22,17 @@ mod secs;
 mod send;
 mod send_tls;
 mod send_udp;
+mod send_ws;
 mod serve;
 mod serve_tls;
 mod serve_udp;
+mod serve_ws;
 #[cfg(unix)]
 mod signals;
 mod stderr;
 mod stress;
 mod tls_client_args;
+mod ws_client_args;
 
 use std::process::ExitCode;
 

@@ -35,9 +35,13 @@ pub struct SendArgs {
     /// `--tls` and its flags.
     #[command(flatten)]
     tls: crate::tls_client_args::TlsClientArgs,
+    /// `--websocket` and `--header`: the message goes as one WebSocket message (text for a
+    /// MESSAGE that is valid UTF-8, binary from standard input or --file).
+    #[command(flatten)]
+    ws: crate::ws_client_args::WsClientArgs,
     /// Send one UDP datagram instead (to a UDP echo such as `serve --udp`): its echo must come
     /// back within --timeout, whole and byte for byte.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "websocket")]
     udp: bool,
 }
 
@@ -130,6 +134,7 @@ fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(Strin
 /// Sends the message and checks its echo.
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let (host, port, input) = split_args(&args.args, args.file.clone()).usage()?;
+    let ws = args.ws.options().usage()?;
     // 0: no timeout (parse_secs has checked the range).
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let sent: Vec<u8> = match &input {
@@ -164,9 +169,32 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (addr, stream) = crate::addr::connect(&host, port, timeout)?;
-    let echo = match args.tls.options() {
-        Some(opts) => crate::send_tls::exchange(stream, addr, &host, &opts, &sent, timeout)?,
-        None => exchange(stream, addr, &sent, timeout)?,
+    let tls = args.tls.options();
+    let echo = match (&ws, &tls) {
+        (Some(ws), tls) => {
+            let text = matches!(input, Input::Arg(_)) && std::str::from_utf8(&sent).is_ok();
+            let echo = crate::send_ws::exchange(
+                stream,
+                addr,
+                &host,
+                port,
+                ws,
+                tls.as_ref(),
+                &sent,
+                text,
+                timeout,
+            )?;
+            if echo.len() != sent.len() {
+                bail!(
+                    "wrong echo from {addr}: a message of {} bytes for one of {}",
+                    echo.len(),
+                    sent.len()
+                );
+            }
+            echo
+        }
+        (None, Some(opts)) => crate::send_tls::exchange(stream, addr, &host, opts, &sent, timeout)?,
+        (None, None) => exchange(stream, addr, &sent, timeout)?,
     };
     if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
         bail!(

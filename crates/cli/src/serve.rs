@@ -109,7 +109,8 @@ pub struct ServeArgs {
     /// The object: {"addr":"127.0.0.1:3333","model":"completion","backend":"io_uring",
     /// "backend_detail":"io_uring (setup flags: ...)","workers":4,"pid":4242,"tls":false};
     /// `backend` and `workers` are null for the threaded and single models; `tls` is true with
-    /// --tls-cert or --tls-self-signed; "udp":true is added with --udp and --udp-only. The file
+    /// --tls-cert or --tls-self-signed; "udp":true is added with --udp and --udp-only,
+    /// "websocket":true with --websocket. The file
     /// is written beside PATH
     /// and renamed to it, so a reader never sees half of it, before the `listening on` line is
     /// printed, and removed when the graceful shutdown starts (the server no longer accepts).
@@ -121,6 +122,8 @@ pub struct ServeArgs {
     tls: crate::serve_tls::TlsArgs,
     #[command(flatten)]
     udp: crate::serve_udp::UdpArgs,
+    #[command(flatten)]
+    ws: crate::serve_ws::WsArgs,
 }
 
 /// The help of `--max-connections`, its defaults taken from the library; `long` adds what
@@ -188,6 +191,7 @@ impl ServeArgs {
             reuse_port: self.reuse_port,
             backlog: self.backlog,
             udp: self.udp.config(),
+            websocket: self.ws.config(),
             ..ServeConfig::default()
         };
         if let Some(w) = self.workers {
@@ -243,6 +247,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("ringport: error: {e}");
             return Ok(ExitCode::from(2));
         }
+    }
+    if cfg.websocket.is_some() && cfg.tls.is_some() && cfg.model == Model::Completion {
+        eprintln!(
+            "ringport: error: wss (--websocket with TLS) is served by --model threaded or single"
+        );
+        return Ok(ExitCode::from(2));
     }
     let args_stats = args.stats;
     let shutdown = Shutdown::new();

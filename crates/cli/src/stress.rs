@@ -213,6 +213,9 @@ pub struct StressArgs {
     /// only.
     #[arg(long, value_name = "PCT")]
     max_loss: Option<f64>,
+    /// `--websocket` and `--header`.
+    #[command(flatten)]
+    ws: crate::ws_client_args::WsClientArgs,
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -338,6 +341,7 @@ impl StressArgs {
         cfg.tls = self.tls.options();
         cfg.udp = self.udp;
         cfg.max_loss_pct = self.max_loss;
+        cfg.websocket = self.ws.options()?;
         Ok(cfg)
     }
 }

@@ -282,6 +282,7 @@ fn flags_that_do_not_apply_to_udp_are_usage_errors() {
     for (extra, needle) in [
         (vec!["--stream"], "--stream does not apply to --udp"),
         (vec!["--tls"], "--tls does not apply to --udp"),
+        (vec!["--websocket"], "--websocket does not apply to --udp"),
         (
             vec!["--messages-per-connection", "5"],
             "--messages-per-connection does not apply to --udp",

@@ -50,7 +50,9 @@ pub mod token;
 
 pub use backend::{probe_uring, Backend, BackendChoice, ParseBackendError, UringUnavailable};
 pub use errors::{is_cancelled, is_pool_empty};
-pub use op::{Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd};
+pub use op::{
+    Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd, DGRAM_BATCH, DGRAM_HEADROOM,
+};
 pub use port::{Port, PortConfig, PortError, PortStats, Poster};
 pub use sys::os;
 pub use token::{OpKind, Token};

@@ -163,7 +163,45 @@ pub enum Op {
         /// Where it goes.
         to: SocketAddr,
     },
+    /// Receive datagrams until cancelled, each into a buffer of the port's pool (io_uring's
+    /// multishot `recvmsg` with a provided-buffer ring; epoll's `recvmmsg`, up to
+    /// [`DGRAM_BATCH`] datagrams per call). Every datagram completes with
+    /// [`Outcome::ReceivedFromBuf`] and `more: true`, with its sender; the last completion has
+    /// `more: false`: an error, a cancellation, `ENOBUFS` when the pool ran dry (submit again
+    /// once buffers are given back; the datagrams wait in the socket), or a datagram still
+    /// (io_uring ends a multishot receive at an empty datagram, as at the end of a stream:
+    /// submit again). A datagram holds at most
+    /// [`Port::datagram_room`](crate::Port::datagram_room) bytes of a pool buffer; a longer one
+    /// is cut to it and reported truncated. Only where
+    /// [`Port::datagram_batches`](crate::Port::datagram_batches) says so (elsewhere the submit
+    /// is refused with [`io::ErrorKind::Unsupported`]: use [`Op::RecvFrom`]).
+    RecvFromMulti {
+        /// The datagram socket.
+        fd: SharedFd,
+    },
+    /// Send the bytes of a pooled buffer as one datagram to `to` (`sendmsg`; on epoll the sends
+    /// queued by one turn of the caller's loop go out in `sendmmsg` calls). Completes with
+    /// [`Outcome::SentBufTo`], which returns the buffer. Where
+    /// [`Port::datagram_batches`](crate::Port::datagram_batches) says so.
+    SendBufTo {
+        /// The datagram socket.
+        fd: SharedFd,
+        /// The datagram: a buffer [`Op::RecvFromMulti`] filled, sent as it is.
+        buf: PoolBuf,
+        /// Where it goes.
+        to: SocketAddr,
+    },
 }
+
+/// The most datagrams one system call of the epoll backend receives (`recvmmsg`) or sends
+/// (`sendmmsg`).
+pub const DGRAM_BATCH: usize = 32;
+
+/// The bytes at the start of a pool buffer that a datagram receive into the pool keeps for
+/// the system's account of it (io_uring's `io_uring_recvmsg_out` and the sender's address, an
+/// IPv6 one at most); the datagram follows. A pool for datagrams of up to `n` bytes has
+/// buffers of `n + DGRAM_HEADROOM`.
+pub const DGRAM_HEADROOM: usize = 16 + 28;
 
 /// The most buffers one [`Op::SendBufs`] sends (the kernel's `UIO_MAXIOV` is 1024; a smaller
 /// batch keeps one send's iovecs on the stack of the epoll backend).
@@ -178,12 +216,32 @@ pub const SEND_BUFS_MAX: usize = 64;
 #[derive(Debug, PartialEq, Eq)]
 pub struct PoolBuf {
     id: u16,
+    /// Where its bytes start in the buffer (after a datagram receive's headroom).
+    off: u32,
     len: u32,
 }
 
 impl PoolBuf {
+    /// A handle that names no buffer of any use (buffer 0, no bytes), to fill arrays with.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) const EMPTY: PoolBuf = PoolBuf {
+        id: 0,
+        off: 0,
+        len: 0,
+    };
+
     pub(crate) fn new(id: u16, len: u32) -> PoolBuf {
-        PoolBuf { id, len }
+        PoolBuf { id, off: 0, len }
+    }
+
+    /// A buffer whose bytes start `off` bytes in.
+    pub(crate) fn at(id: u16, off: u32, len: u32) -> PoolBuf {
+        PoolBuf { id, off, len }
+    }
+
+    /// Where its bytes start in the pool's buffer.
+    pub(crate) fn offset(&self) -> usize {
+        self.off as usize
     }
 
     pub(crate) fn set_len(&mut self, len: u32) {
@@ -224,6 +282,8 @@ impl Op {
             Op::SendBufs { .. } => OpKind::SendBufs,
             Op::RecvFrom { .. } => OpKind::RecvFrom,
             Op::SendTo { .. } => OpKind::SendTo,
+            Op::RecvFromMulti { .. } => OpKind::RecvFromMulti,
+            Op::SendBufTo { .. } => OpKind::SendBufTo,
         }
     }
 }
@@ -317,6 +377,30 @@ pub enum Outcome {
     SentTo {
         /// The buffer, returned to its owner.
         buf: Vec<u8>,
+        /// Bytes sent: the whole datagram, or the error.
+        result: io::Result<usize>,
+    },
+    /// [`Op::RecvFromMulti`] produced a datagram (or ended, when `more` is false).
+    ReceivedFromBuf {
+        /// The pooled buffer holding the datagram (even an empty one), when one was used: give
+        /// it back with [`Port::give_back`](crate::Port::give_back), or send it
+        /// ([`Op::SendBufTo`]).
+        buf: Option<PoolBuf>,
+        /// Bytes of the datagram in the buffer (`Ok(0)`: an empty datagram), or the error
+        /// (`ENOBUFS`: the pool is empty).
+        result: io::Result<usize>,
+        /// The datagram was longer than [`Port::datagram_room`](crate::Port::datagram_room):
+        /// the buffer holds its first bytes, the rest is gone.
+        truncated: bool,
+        /// Where it came from, when the system said.
+        from: Option<SocketAddr>,
+        /// The receive is still armed; false on its last completion.
+        more: bool,
+    },
+    /// [`Op::SendBufTo`] finished.
+    SentBufTo {
+        /// The pooled buffer, returned to its owner.
+        buf: PoolBuf,
         /// Bytes sent: the whole datagram, or the error.
         result: io::Result<usize>,
     },

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BackendChoice, UringUnavailable};
 use crate::errors::code;
-use crate::op::{Completion, Op, PoolBuf};
+use crate::op::{Completion, Op, PoolBuf, DGRAM_HEADROOM};
 use crate::sys::pool::BufPool;
 use crate::sys::{dispatch, AnyDriver, Driver, RawCompletion, Waker};
 use crate::token::Token;
@@ -152,6 +152,8 @@ pub struct Port {
     /// The buffer pool, once provided. Declared after `driver`, so the ring that may write into
     /// it is closed first.
     pool: Option<BufPool>,
+    /// Batched datagram operations may be used (see [`Port::without_datagram_batches`]).
+    batches: bool,
 }
 
 impl fmt::Debug for Port {
@@ -192,6 +194,7 @@ impl Port {
             raw: Vec::with_capacity(256),
             stats: PortStats::default(),
             pool: None,
+            batches: true,
         }
     }
 
@@ -315,11 +318,47 @@ impl Port {
         dispatch!(&self.driver, d => d.table.capacity())
     }
 
+    /// Whether this port receives datagrams in batches ([`Op::RecvFromMulti`]) and sends pooled
+    /// ones ([`Op::SendBufTo`]): io_uring with a provided-buffer ring on a kernel with
+    /// multishot `recvmsg` (Linux 6.0+), epoll (`recvmmsg`, `sendmmsg`), both with a pool whose
+    /// buffers have room for a datagram ([`datagram_room`](Port::datagram_room)); not IOCP,
+    /// nor after [`without_datagram_batches`](Port::without_datagram_batches). Where not, those operations
+    /// are refused and a caller receives with [`Op::RecvFrom`], one datagram per operation.
+    pub fn datagram_batches(&self) -> bool {
+        self.batches && dispatch!(&self.driver, d => d.driver.datagram_batches(self.pool.as_ref()))
+    }
+
+    /// Makes this port behave as one on a kernel without multishot `recvmsg`: no batched
+    /// datagram operations ([`datagram_batches`](Port::datagram_batches) says no), so that a
+    /// caller's fallback path can be chosen, and tested, anywhere.
+    pub fn without_datagram_batches(&mut self) {
+        self.batches = false;
+    }
+
+    /// Makes now what `n` datagram operations ([`Op::RecvFrom`], [`Op::SendTo`],
+    /// [`Op::RecvFromMulti`], [`Op::SendBufTo`]) in flight at once need, so that a caller that
+    /// keeps at most `n` in flight allocates nothing per datagram, not even at a new
+    /// high-water mark of operations in flight.
+    pub fn stock_datagram_ops(&mut self, n: usize) {
+        dispatch!(&mut self.driver, d => d.driver.stock_datagram_ops(n));
+    }
+
+    /// The longest datagram a pool buffer holds whole ([`Op::RecvFromMulti`]): the buffer size
+    /// less the room the system's account of the datagram and its sender's address take (44
+    /// bytes), on every backend.
+    pub fn datagram_room(&self) -> usize {
+        self.buffer_size().saturating_sub(DGRAM_HEADROOM)
+    }
+
     /// Queues `op`; its completion will carry `key`. Nothing reaches the kernel before the next
     /// [`wait`](Port::wait), which submits everything queued in one call.
     ///
     /// Returns the operation's [`Token`], which [`cancel`](Port::cancel) takes.
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
+        if matches!(op, Op::RecvFromMulti { .. } | Op::SendBufTo { .. }) && !self.datagram_batches()
+        {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
         let pool = self.pool.as_mut();
         let token = dispatch!(&mut self.driver, d => d.submit(key, op, pool))?;
         self.stats.submitted += 1;
@@ -429,5 +468,111 @@ mod tests {
         port.wait(&mut done, Some(Duration::from_millis(20)))
             .unwrap();
         assert!(done.is_empty(), "{done:?}");
+    }
+
+    /// A port on io_uring whose ring is entered by its registered index (where the kernel
+    /// registers it, 5.18+), or by its descriptor (`by_descriptor`).
+    fn uring_port(by_descriptor: bool) -> Option<Port> {
+        probe_uring().ok()?;
+        let config = PortConfig {
+            backend: BackendChoice::Uring,
+            ..PortConfig::default()
+        };
+        let mut port = Port::new(&config).unwrap();
+        let AnyDriver::Uring(uring) = &mut port.driver else {
+            panic!("{}", port.describe())
+        };
+        if by_descriptor {
+            uring.driver.enter_by_descriptor();
+        }
+        Some(port)
+    }
+
+    fn enters_registered(port: &Port) -> bool {
+        match &port.driver {
+            AnyDriver::Uring(uring) => uring.driver.enters_registered(),
+            _ => false,
+        }
+    }
+
+    /// Accept, receive, send and every kind of wait (none, a short timeout passed to the
+    /// kernel, the alarm, no limit) work whichever way the ring is entered.
+    #[test]
+    fn the_ring_works_entered_by_its_registered_index_or_by_its_descriptor() {
+        for by_descriptor in [false, true] {
+            let Some(mut port) = uring_port(by_descriptor) else {
+                return; // no io_uring here
+            };
+            if by_descriptor {
+                assert!(!enters_registered(&port));
+            }
+            let mut done = Vec::new();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let listener: crate::SharedFd = Rc::new(listener.into());
+            port.submit(1, Op::Accept { listener }).unwrap();
+            let mut client = TcpStream::connect(addr).unwrap();
+            let Outcome::Accepted(Ok(accepted)) = next(&mut port, &mut done) else {
+                panic!("not accepted")
+            };
+            let fd: crate::SharedFd = Rc::new(accepted.fd);
+            port.submit(
+                2,
+                Op::Recv {
+                    fd: Rc::clone(&fd),
+                    buf: Vec::with_capacity(64),
+                    nowait: false,
+                },
+            )
+            .unwrap();
+            // Nothing has arrived: a wait that does not block, one shorter than the alarm's
+            // least (its timeout given to the kernel) and one on the alarm all come back empty.
+            for timeout in [
+                Duration::ZERO,
+                Duration::from_micros(200),
+                Duration::from_millis(2),
+            ] {
+                port.wait(&mut done, Some(timeout)).unwrap();
+                assert!(done.is_empty(), "{done:?}");
+            }
+            std::io::Write::write_all(&mut client, b"ping").unwrap();
+            let mut got = None;
+            while got.is_none() {
+                port.wait(&mut done, None).unwrap();
+                if let Some(Completion {
+                    outcome: Outcome::Received { buf, result },
+                    ..
+                }) = done.pop()
+                {
+                    assert_eq!(result.unwrap(), 4);
+                    got = Some(buf);
+                }
+            }
+            let buf = got.unwrap();
+            assert_eq!(buf, b"ping");
+            port.submit(3, Op::Send { fd, buf, at: 0 }).unwrap();
+            let Outcome::Sent { result, .. } = next(&mut port, &mut done) else {
+                panic!("not sent")
+            };
+            assert_eq!(result.unwrap(), 4);
+            let mut echo = [0u8; 4];
+            std::io::Read::read_exact(&mut client, &mut echo).unwrap();
+            assert_eq!(&echo, b"ping");
+        }
+    }
+
+    /// A thread may register 16 rings at most: a port gives its registration back when
+    /// dropped, so a thread that makes port after port keeps registering them.
+    #[test]
+    fn a_dropped_port_gives_its_ring_registration_back() {
+        let Some(first) = uring_port(false) else {
+            return; // no io_uring here
+        };
+        let registered = enters_registered(&first);
+        drop(first);
+        for _ in 0..40 {
+            let port = uring_port(false).unwrap();
+            assert_eq!(enters_registered(&port), registered);
+        }
     }
 }

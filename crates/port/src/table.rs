@@ -60,19 +60,28 @@ pub(crate) struct InFlight<S> {
     pub pooled: Option<u16>,
     /// The driver's own state for the operation (see the module's documentation).
     pub state: S,
+    /// Its slot's generation, as its token names it: set by [`OpTable::insert`] (kept here,
+    /// in the entry's padding, rather than beside it).
+    pub generation: u16,
 }
 
-#[derive(Debug)]
-struct Entry<S> {
-    generation: u16,
-    state: Option<InFlight<S>>,
+impl<S> InFlight<S> {
+    /// Whether `token` names this operation (its generation and kind).
+    fn names(&self, token: Token) -> bool {
+        self.generation == token.generation() && self.kind == token.kind()
+    }
 }
+
+/// A slot of the table: the operation in flight, or nothing (the slot's next generation then
+/// waits in the free list).
+type Entry<S> = Option<InFlight<S>>;
 
 /// A slab of in-flight operations addressed by [`Token`].
 #[derive(Debug)]
 pub(crate) struct OpTable<S> {
     entries: Vec<Entry<S>>,
-    free: Vec<u32>,
+    /// Free slots, each with the generation its next operation gets.
+    free: Vec<(u32, u16)>,
     live: usize,
 }
 
@@ -87,58 +96,68 @@ impl<S> Default for OpTable<S> {
 }
 
 impl<S> OpTable<S> {
+    /// An empty table with room for `ops` operations (capped at 65,536) before it grows.
+    pub fn with_capacity(ops: usize) -> Self {
+        let ops = ops.min(1 << 16);
+        OpTable {
+            entries: Vec::with_capacity(ops),
+            free: Vec::with_capacity(ops),
+            live: 0,
+        }
+    }
+
     /// Stores an operation and returns its token.
-    pub fn insert(&mut self, op: InFlight<S>) -> Token {
+    pub fn insert(&mut self, mut op: InFlight<S>) -> Token {
         let kind = op.kind;
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
+        let (slot, generation) = match self.free.pop() {
+            Some(free) => free,
             None => {
                 let slot = u32::try_from(self.entries.len()).expect("more than 2^32 operations");
-                self.entries.push(Entry {
-                    generation: 0,
-                    state: None,
-                });
-                slot
+                self.entries.push(None);
+                (slot, 0)
             }
         };
+        op.generation = generation;
         let entry = &mut self.entries[slot as usize];
-        debug_assert!(entry.state.is_none());
-        entry.state = Some(op);
+        debug_assert!(entry.is_none());
+        *entry = Some(op);
         self.live += 1;
-        Token::new(slot, entry.generation, kind)
+        Token::new(slot, generation, kind)
     }
 
     /// The operation named by `token`, if it is still in flight.
     pub fn get_mut(&mut self, token: Token) -> Option<&mut InFlight<S>> {
-        let entry = self.entries.get_mut(token.slot() as usize)?;
-        if entry.generation != token.generation() {
-            return None;
-        }
-        entry
-            .state
+        self.entries
+            .get_mut(token.slot() as usize)?
             .as_mut()
-            .filter(|inflight| inflight.kind == token.kind())
+            .filter(|inflight| inflight.names(token))
+    }
+
+    /// The operation named by `token`, if it is in flight.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub fn get(&self, token: Token) -> Option<&InFlight<S>> {
+        self.entries
+            .get(token.slot() as usize)?
+            .as_ref()
+            .filter(|inflight| inflight.names(token))
     }
 
     /// Whether `token` names an operation still in flight.
     pub fn contains(&self, token: Token) -> bool {
         self.entries
             .get(token.slot() as usize)
-            .filter(|e| e.generation == token.generation())
-            .and_then(|e| e.state.as_ref())
-            .is_some_and(|inflight| inflight.kind == token.kind())
+            .and_then(Option::as_ref)
+            .is_some_and(|inflight| inflight.names(token))
     }
 
     /// Removes the operation named by `token` and frees its slot; `None` for a stale token.
     pub fn remove(&mut self, token: Token) -> Option<InFlight<S>> {
         let slot = token.slot();
         self.get_mut(token)?;
-        let entry = &mut self.entries[slot as usize];
-        let inflight = entry.state.take();
-        entry.generation = entry.generation.wrapping_add(1);
-        self.free.push(slot);
+        let inflight = self.entries[slot as usize].take()?;
+        self.free.push((slot, inflight.generation.wrapping_add(1)));
         self.live -= 1;
-        inflight
+        Some(inflight)
     }
 
     /// Operations in flight.
@@ -163,6 +182,7 @@ mod tests {
             work: Work::new(Op::Nop),
             pooled: None,
             state: (),
+            generation: 0,
         }
     }
 
@@ -183,6 +203,23 @@ mod tests {
         assert_eq!(t.remove(b).map(|f| f.key), Some(2));
         assert_eq!(t.len(), 0);
         assert_eq!(t.capacity(), 1);
+    }
+
+    #[test]
+    fn a_table_made_with_room_never_moves_up_to_it() {
+        let mut t = OpTable::with_capacity(64);
+        let (entries, free) = (t.entries.as_ptr(), t.free.as_ptr());
+        let tokens: Vec<Token> = (0..64).map(|k| t.insert(nop(k))).collect();
+        for token in tokens {
+            t.remove(token).unwrap();
+        }
+        let again: Vec<Token> = (0..64).map(|k| t.insert(nop(k))).collect();
+        assert_eq!(again.len(), 64);
+        assert_eq!(t.entries.as_ptr(), entries, "the slots grew");
+        assert_eq!(t.free.as_ptr(), free, "the free list grew");
+        assert_eq!(t.capacity(), 64);
+        t.insert(nop(65));
+        assert_eq!(t.capacity(), 65, "past its room it grows");
     }
 
     #[test]
@@ -214,6 +251,31 @@ mod tests {
         let mut work = Work::new(Op::Close { fd });
         assert!(work.take_last().is_none(), "another handle holds it");
         assert!(Work::new(Op::Nop).take_last().is_none(), "not a close");
+    }
+
+    /// An idle connection keeps one receive in flight: what its table entry costs on io_uring
+    /// (a regression here is one of `benches/idle-rss.sh`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_receive_is_small() {
+        let size = std::mem::size_of::<Entry<crate::sys::uring::UringOp>>();
+        assert!(size <= 112, "an io_uring operation entry is {size} bytes");
+        assert!(std::mem::size_of::<crate::sys::uring::UringOp>() <= 32);
+    }
+
+    #[test]
+    fn a_freed_slot_keeps_its_next_generation() {
+        let mut t = OpTable::default();
+        let a = t.insert(nop(1));
+        let b = t.insert(nop(2));
+        assert!(t.remove(a).is_some());
+        assert!(t.remove(b).is_some());
+        let c = t.insert(nop(3));
+        let d = t.insert(nop(4));
+        assert_eq!((c.slot(), c.generation()), (b.slot(), b.generation() + 1));
+        assert_eq!((d.slot(), d.generation()), (a.slot(), a.generation() + 1));
+        assert!(!t.contains(a) && !t.contains(b));
+        assert_eq!(t.get_mut(d).map(|i| i.key), Some(4));
     }
 
     #[test]

@@ -36,6 +36,8 @@
 //! - [`ALARM`] and [`ALARM_UPDATE`]: the io_uring backend's alarm (the timeout operation that
 //!   ends a long wait) and the update that moves it. Kind 0: they never leave the driver.
 
+use std::num::NonZeroU64;
+
 /// What an operation does. Stored in the top byte of a [`Token`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -72,13 +74,20 @@ pub enum OpKind {
     RecvFrom = 15,
     /// Send one datagram to an address.
     SendTo = 16,
+    /// Receive datagrams into pooled buffers until cancelled (multishot).
+    RecvFromMulti = 17,
+    /// Send a pooled buffer as one datagram to an address.
+    SendBufTo = 18,
 }
 
 impl OpKind {
     /// Whether operations of this kind complete more than once (multishot): their table entry
     /// stays while the kernel's completions carry `IORING_CQE_F_MORE`.
     pub fn is_multishot(self) -> bool {
-        matches!(self, OpKind::AcceptMulti | OpKind::RecvMulti)
+        matches!(
+            self,
+            OpKind::AcceptMulti | OpKind::RecvMulti | OpKind::RecvFromMulti
+        )
     }
 
     fn from_u8(v: u8) -> Option<OpKind> {
@@ -99,6 +108,8 @@ impl OpKind {
             14 => OpKind::SendBufs,
             15 => OpKind::RecvFrom,
             16 => OpKind::SendTo,
+            17 => OpKind::RecvFromMulti,
+            18 => OpKind::SendBufTo,
             _ => return None,
         })
     }
@@ -123,9 +134,10 @@ pub(crate) const ALARM_UPDATE: u64 = 4;
 
 /// The name of one in-flight operation, packed into a submission's `user_data`.
 ///
-/// See the [module documentation](self) for the layout.
+/// See the [module documentation](self) for the layout. Never 0 (kind 0 is no kind), so an
+/// `Option<Token>` is as small as a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Token(u64);
+pub struct Token(NonZeroU64);
 
 impl Token {
     const SLOT_BITS: u32 = 32;
@@ -134,11 +146,13 @@ impl Token {
 
     /// Packs a slot index, a generation and a kind.
     pub const fn new(slot: u32, generation: u16, kind: OpKind) -> Token {
-        Token(
-            (slot as u64)
-                | ((generation as u64) << Self::GEN_SHIFT)
-                | ((kind as u64) << Self::KIND_SHIFT),
-        )
+        let raw = (slot as u64)
+            | ((generation as u64) << Self::GEN_SHIFT)
+            | ((kind as u64) << Self::KIND_SHIFT);
+        match NonZeroU64::new(raw) {
+            Some(raw) => Token(raw),
+            None => panic!("every kind is at least 1"),
+        }
     }
 
     /// Unpacks a raw `user_data`, rejecting reserved values (0, `u64::MAX`, unknown kinds and a
@@ -148,28 +162,28 @@ impl Token {
             return None;
         }
         OpKind::from_u8((raw >> Self::KIND_SHIFT) as u8)?;
-        Some(Token(raw))
+        NonZeroU64::new(raw).map(Token)
     }
 
     /// The raw `user_data` value.
     pub const fn raw(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
     /// The operation table slot.
     pub const fn slot(self) -> u32 {
-        (self.0 & ((1u64 << Self::SLOT_BITS) - 1)) as u32
+        (self.raw() & ((1u64 << Self::SLOT_BITS) - 1)) as u32
     }
 
     /// The slot's generation when the operation was submitted.
     pub const fn generation(self) -> u16 {
-        (self.0 >> Self::GEN_SHIFT) as u16
+        (self.raw() >> Self::GEN_SHIFT) as u16
     }
 
     /// What the operation does.
     pub fn kind(self) -> OpKind {
         // A Token is only built by `new` or a validated `from_raw`.
-        OpKind::from_u8((self.0 >> Self::KIND_SHIFT) as u8).unwrap_or(OpKind::Nop)
+        OpKind::from_u8((self.raw() >> Self::KIND_SHIFT) as u8).unwrap_or(OpKind::Nop)
     }
 }
 
@@ -203,6 +217,11 @@ mod tests {
         assert_eq!(Token::from_raw(0xff << 56), None, "unknown kind");
         let reserved_byte = Token::new(1, 1, OpKind::Recv).raw() | (1 << 48);
         assert_eq!(Token::from_raw(reserved_byte), None);
+    }
+
+    #[test]
+    fn an_absent_token_costs_nothing() {
+        assert_eq!(std::mem::size_of::<Option<Token>>(), 8);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub const TAG_UNCORRECTED: &str = "uncorrected";
 pub const TAG_CONNECT: &str = "connect";
 /// Tag of the TLS handshake-time interval (`--tls`).
 pub const TAG_HANDSHAKE: &str = "handshake";
+/// Tag of the WebSocket upgrade latency interval (`--websocket`, the whole run, like `connect`).
+pub const TAG_UPGRADE: &str = "upgrade";
 
 const RUN_COMMENT: &str = "ringport run ";
 

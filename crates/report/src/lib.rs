@@ -20,6 +20,8 @@
 //! * [`fairness`]: messages per connection as min, median and max, exact across merges.
 //! * [`reconnects`]: the `churn` object of runs with `--messages-per-connection`.
 //! * [`tls`]: the `tls` object of runs with `--tls`: handshakes, their latency, failures.
+//! * [`websocket`]: the `websocket` object of runs with `--websocket`: upgrades, their latency,
+//!   failures, messages, close codes.
 //! * [`search`]: the latency search's probes, verdicts and report.
 //! * [`segment`]: which share of a run a result covers (`--segment I/N`).
 //! * [`hdrlog`]: a run's latency over time as the standard HdrHistogram interval log.
@@ -39,6 +41,7 @@ pub mod run;
 pub mod search;
 pub mod segment;
 pub mod tls;
+pub mod websocket;
 
 pub use histogram::LatencySummary;
 pub use run::StressReport;

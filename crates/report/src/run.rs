@@ -17,6 +17,7 @@ use crate::histogram::LatencySummary;
 use crate::reconnects::ReconnectFigures;
 use crate::segment::Segment;
 use crate::tls::TlsFigures;
+use crate::websocket::WebSocketFigures;
 
 /// Min, median and max of a per-connection figure.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -214,6 +215,11 @@ pub struct StressReport {
     /// failed handshakes by cause; `null` otherwise (and absent in results from before it).
     #[serde(default)]
     pub tls: Option<TlsFigures>,
+    /// `--websocket` only: upgrades, their latency (`upgrade_us`) and rate, failed upgrades by
+    /// cause, messages sent and echoed, close codes received; `null` otherwise (and absent in
+    /// results from before it).
+    #[serde(default)]
+    pub websocket: Option<WebSocketFigures>,
     /// Verified messages per connection: min, median, max.
     pub fairness: Fairness,
     /// Verified messages per connection, every connection: `[messages, connections]` pairs,

@@ -109,6 +109,9 @@ pub struct ServeConfig {
     /// The UDP echo on the same port number (`serve --udp`), or alone (`--udp-only`); `None`:
     /// TCP only.
     pub udp: Option<crate::udp::UdpConfig>,
+    /// Speak WebSocket (`serve --websocket`): the upgrade, then messages echoed as messages
+    /// (`None`: the plain echo).
+    pub websocket: Option<crate::echo::websocket::WsConfig>,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -138,6 +141,7 @@ impl Default for ServeConfig {
             reuse_port: false,
             tls: None,
             udp: None,
+            websocket: None,
         }
     }
 }

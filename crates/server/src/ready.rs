@@ -50,6 +50,10 @@ pub struct Ready {
     /// `addr` is then the UDP socket's). Written only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub udp: bool,
+    /// It speaks WebSocket (`serve --websocket`; `wss` when `tls` is true too). Written only
+    /// when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub websocket: bool,
 }
 
 impl Ready {
@@ -115,6 +119,7 @@ mod tests {
             pid: 42,
             tls: false,
             udp: false,
+            websocket: false,
         }
     }
 
@@ -142,6 +147,7 @@ mod tests {
             pid: 1,
             tls: true,
             udp: false,
+            websocket: false,
         };
         let line = ready.to_json();
         assert!(line.contains(r#""backend":null"#), "{line}");

@@ -64,6 +64,7 @@ impl BlockingModel for Single {
             idle_timeout: self.cfg.idle_timeout,
             write_timeout: self.cfg.write_timeout,
             tls: self.cfg.tls.as_ref(),
+            websocket: self.cfg.websocket,
         };
         let conn_stats = blocking::serve_conn(&stream, &ctx);
         stats.add(&conn_stats);

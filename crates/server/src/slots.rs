@@ -74,6 +74,12 @@ impl<T> Slots<T> {
         self.live == 0
     }
 
+    /// The bytes one slot of the table takes (a value and its generation).
+    #[cfg(test)]
+    pub fn entry_size() -> usize {
+        std::mem::size_of::<(u32, Option<T>)>()
+    }
+
     /// Every stored value with its key.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut T)> {
         self.entries

@@ -53,6 +53,8 @@ pub struct WorkerStats {
     pub pool_in_use: u64,
     /// TLS handshakes, close_notify sent, and the connections that failed by cause.
     pub tls: crate::tls::TlsStats,
+    /// WebSocket upgrades, messages, pings, closes by code, failures by cause.
+    pub ws: crate::echo::websocket::WsStats,
 }
 
 impl WorkerStats {
@@ -78,6 +80,7 @@ impl WorkerStats {
         self.pool_peak = self.pool_peak.max(other.pool_peak);
         self.pool_in_use += other.pool_in_use;
         self.tls.add(&other.tls);
+        self.ws.add(&other.ws);
     }
 }
 
@@ -229,6 +232,9 @@ impl fmt::Display for Summary {
         if !t.tls.is_empty() {
             writeln!(f, "  {}", t.tls.describe())?;
         }
+        if !t.ws.is_empty() {
+            writeln!(f, "  {}", t.ws.describe())?;
+        }
         if t.pool_buffers > 0 {
             writeln!(
                 f,
@@ -279,6 +285,7 @@ impl Snapshot {
             ("forced", t.forced_closes),
             ("stale", t.stale_completions),
             ("tls-failed", t.tls.failures()),
+            ("ws-failed", t.ws.failures()),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)

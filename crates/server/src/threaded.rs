@@ -136,6 +136,7 @@ impl BlockingModel for Threaded {
         let idle_timeout = self.cfg.idle_timeout;
         let write_timeout = self.cfg.write_timeout;
         let tls = self.cfg.tls.clone();
+        let websocket = self.cfg.websocket;
         let spawned = std::thread::Builder::new()
             .name(format!("ringport-c{id}"))
             .stack_size(STACK_SIZE)
@@ -150,6 +151,7 @@ impl BlockingModel for Threaded {
                     idle_timeout,
                     write_timeout,
                     tls: tls.as_ref(),
+                    websocket,
                 };
                 let conn_stats = blocking::serve_conn(&stream, &ctx);
                 registry.add_stats(&conn_stats);

@@ -38,13 +38,13 @@ fn round_trips(conns: &mut [TcpStream], rounds: usize, msg: &mut [u8], back: &mu
 }
 
 /// Allocations while `measured` round trips of `size` bytes run on every connection, after
-/// `warmup` of them (and at least [`WARMUP_TIME`]).
+/// `warmup` of them (and at least [`WARMUP_TIME`]), with the call stacks of the first few.
 fn allocations_during_round_trips(
     backend: BackendChoice,
     size: usize,
     warmup: usize,
     measured: usize,
-) -> u64 {
+) -> (u64, Vec<String>) {
     let cfg = ServeConfig {
         port: 0,
         workers: 1,
@@ -74,9 +74,11 @@ fn allocations_during_round_trips(
         round_trips(&mut conns, 10, &mut msg, &mut back);
         warm += 10;
     }
+    COUNTER.trace(3);
     let before = COUNTER.allocations();
     round_trips(&mut conns, measured, &mut msg, &mut back);
     let during = COUNTER.allocations() - before;
+    let traces = COUNTER.traces();
     drop(conns);
     shutdown.trigger();
     let summary = running.wait().expect("a clean shutdown");
@@ -89,7 +91,7 @@ fn allocations_during_round_trips(
         "{backend}: {during} allocations in {} round trips of {size} bytes",
         CONNECTIONS * measured
     );
-    during
+    (during, traces)
 }
 
 #[test]
@@ -97,6 +99,15 @@ fn the_completion_model_allocates_nothing_per_message_of_any_size_on_either_back
     let before = COUNTER.allocations();
     std::hint::black_box(vec![1u8; 10]);
     assert!(COUNTER.allocations() > before, "the counter is installed");
+    COUNTER.trace(1);
+    std::hint::black_box(vec![2u8; 10]);
+    let traces = COUNTER.traces();
+    assert_eq!(traces.len(), 1, "one allocation traced: {traces:?}");
+    assert!(
+        traces[0].starts_with("10 bytes on thread "),
+        "{}",
+        traces[0]
+    );
 
     // Every backend of this system: io_uring and epoll on Linux, IOCP on Windows.
     #[cfg(unix)]
@@ -110,10 +121,13 @@ fn the_completion_model_allocates_nothing_per_message_of_any_size_on_either_back
     let rounds = [(64, 1_000, 600), (65_536, 50, 60)];
     for backend in backends {
         for (size, warmup, measured) in rounds {
+            let (allocations, traces) =
+                allocations_during_round_trips(backend, size, warmup, measured);
             assert_eq!(
-                allocations_during_round_trips(backend, size, warmup, measured),
+                allocations,
                 0,
-                "allocations on the hot path on {backend} at {size} bytes"
+                "allocations on the hot path on {backend} at {size} bytes; the first ones:\n{}",
+                traces.join("\n")
             );
         }
     }

@@ -135,6 +135,14 @@ pub enum ConnError {
         /// Bytes sent (0 when not attributed).
         sent_len: usize,
     },
+    /// The WebSocket upgrade failed (`--websocket`): counted as a connection not established.
+    #[error("WebSocket upgrade failed: {detail}")]
+    Upgrade {
+        /// Why, for the report's `websocket.failed` counts.
+        cause: ringport_report::websocket::UpgradeFailure,
+        /// The cause and the server's status line.
+        detail: String,
+    },
     /// Any other I/O error.
     #[error("I/O error at byte {offset}: {source}")]
     Other {
@@ -202,7 +210,9 @@ impl ConnError {
             ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
             ConnError::Reset { .. } => ErrorKind::Reset,
             ConnError::Timeout { .. } => ErrorKind::Timeout,
-            ConnError::ConnectFailed(_) | ConnError::Handshake { .. } => ErrorKind::ConnectFailed,
+            ConnError::ConnectFailed(_)
+            | ConnError::Handshake { .. }
+            | ConnError::Upgrade { .. } => ErrorKind::ConnectFailed,
             ConnError::Other { .. } => ErrorKind::Other,
         }
     }
@@ -220,7 +230,8 @@ impl ConnError {
             | ConnError::Other { offset, .. } => Some(*offset),
             ConnError::ConnectFailed(_)
             | ConnError::Handshake { .. }
-            | ConnError::Datagram { .. } => None,
+            | ConnError::Datagram { .. }
+            | ConnError::Upgrade { .. } => None,
         }
     }
 

@@ -81,3 +81,4 @@ pub mod report;
 pub mod search;
 pub mod tls;
 pub mod udp;
+pub mod ws;

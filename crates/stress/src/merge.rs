@@ -36,7 +36,7 @@ use ringport_report::datagrams::{DatagramSecond, Datagrams};
 use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
-    IntervalLog, LogInterval, TAG_CONNECT, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED,
+    IntervalLog, LogInterval, TAG_CONNECT, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED, TAG_UPGRADE,
 };
 use ringport_report::histogram::{new_histogram, LatencySummary};
 
@@ -287,12 +287,14 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     let mut uncorrected = new_histogram();
     let mut connect = new_histogram();
     let mut handshake = new_histogram();
+    let mut upgrade = new_histogram();
     for a in &agents {
         for (tag, into) in [
             (TAG_LATENCY, &mut latency),
             (TAG_UNCORRECTED, &mut uncorrected),
             (TAG_CONNECT, &mut connect),
             (TAG_HANDSHAKE, &mut handshake),
+            (TAG_UPGRADE, &mut upgrade),
         ] {
             if let Some(h) = a.log.total(tag).map_err(|e| bad_log(a, e))? {
                 into.add(&h).map_err(|e| bad_log(a, format!("{e:?}")))?;
@@ -421,6 +423,11 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
             agents.iter().filter_map(|a| a.report.jitter_us.as_ref()),
         )
     });
+    // WebSocket: the agents' counts added; the upgrade latency is the merged histogram's.
+    report.websocket = crate::report::ws::merged(
+        agents.iter().filter_map(|a| a.report.websocket.as_ref()),
+        &upgrade,
+    );
     report.messages_per_connection = sorted_runs(&per_connection);
     report.fairness = fairness_of_runs(&per_connection).unwrap_or(report.fairness);
     report.echoed_bytes_per_connection = report
@@ -462,6 +469,9 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     let mut log = merged_log(&agents, &report, connect)?;
     if report.tls.is_some() {
         crate::report::tls::add_handshake_interval(&mut log, &handshake);
+    }
+    if report.websocket.is_some() {
+        crate::report::ws::add_upgrade_interval(&mut log, &upgrade);
     }
     Ok(Merged { report, log })
 }

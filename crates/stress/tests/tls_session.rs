@@ -1,7 +1,8 @@
 //! One connection's TLS session ([`TlsSession`]) against rustls' server in memory: the
 //! handshake, plaintext both ways, the server's close_notify as the end of the stream, a
-//! consumer that refuses bytes stopping the session, and bytes that are not TLS refused as a
-//! protocol failure.
+//! consumer that refuses bytes stopping the session, bytes that are not TLS refused as a
+//! protocol failure, key updates both ways and session tickets after the handshake, and a
+//! configuration that does not let the session protect records itself.
 
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use ringport_stress::tls::session::TlsSession;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, ServerConnection};
 
-fn pair() -> (TlsSession, ServerConnection) {
+/// A server's configuration and a client's that trusts it.
+fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let der = CertificateDer::from(cert.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
@@ -25,14 +27,29 @@ fn pair() -> (TlsSession, ServerConnection) {
         .unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(der).unwrap();
-    let client = ClientConfig::builder_with_provider(provider())
+    let mut client = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // The session protects records itself after the handshake.
+    client.enable_secret_extraction = true;
+    (Arc::new(client), Arc::new(server))
+}
+
+/// A session of `client` and a server connection of `server`.
+fn pair_of(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+) -> (TlsSession, ServerConnection) {
     let name = ServerName::try_from("localhost").unwrap();
-    let session = TlsSession::new(&Arc::new(client), &name, Instant::now()).unwrap();
-    (session, ServerConnection::new(Arc::new(server)).unwrap())
+    let session = TlsSession::new(client, &name, Instant::now()).unwrap();
+    (session, ServerConnection::new(Arc::clone(server)).unwrap())
+}
+
+fn pair() -> (TlsSession, ServerConnection) {
+    let (client, server) = configs();
+    pair_of(&client, &server)
 }
 
 /// Moves the client's ciphertext to the server; returns the server's plaintext.
@@ -133,4 +150,47 @@ fn bytes_that_are_not_tls_are_a_protocol_failure() {
     assert!(!err.after_handshake);
     assert_eq!(err.cause, HandshakeFailure::Protocol);
     assert!(err.detail.starts_with("protocol: "), "{}", err.detail);
+}
+
+#[test]
+fn key_updates_both_ways_and_session_tickets_after_the_handshake() {
+    let (client, server) = configs();
+    let (mut s, mut srv) = pair_of(&client, &server);
+    handshake(&mut s, &mut srv);
+    for round in 0..3u8 {
+        // The server updates its keys and asks the client to update its own: the client
+        // answers (sealed under its old key), and both ways go on under the new keys.
+        srv.refresh_traffic_keys().unwrap();
+        let msg = [b'a' + round; 20_000];
+        srv.writer().write_all(&msg).unwrap();
+        let back = from_server(&mut srv);
+        let mut got = Vec::new();
+        for piece in back.chunks(1_000) {
+            s.receive(piece, |p| {
+                got.extend_from_slice(p);
+                true
+            })
+            .unwrap();
+        }
+        assert!(got == msg, "round {round}: the server's bytes");
+        s.send(&msg).unwrap();
+        assert!(
+            to_server(&mut s, &mut srv) == msg,
+            "round {round}: the client's bytes"
+        );
+    }
+    // The server's new session tickets (TLS 1.3, after the handshake) were taken: a new
+    // session to the same server resumes.
+    let (mut again, mut srv2) = pair_of(&client, &server);
+    handshake(&mut again, &mut srv2);
+    assert!(again.resumed());
+}
+
+#[test]
+fn a_configuration_without_secret_extraction_is_refused() {
+    let mut config = (*configs().0).clone();
+    config.enable_secret_extraction = false;
+    let name = ServerName::try_from("localhost").unwrap();
+    let err = TlsSession::new(&Arc::new(config), &name, Instant::now()).unwrap_err();
+    assert!(err.detail.contains("secret extraction"), "{}", err.detail);
 }

@@ -25,11 +25,13 @@ pub(crate) struct Driven<D: Driver> {
 }
 
 impl<D: Driver> Driven<D> {
-    /// `driver` with an empty table.
-    pub fn new(driver: D) -> Driven<D> {
+    /// `driver` with an empty table with room for `ops` operations in flight: up to that many,
+    /// submitting never grows it (growth is an allocation, which a busy port would otherwise
+    /// meet at whichever message first takes it to a new high-water mark).
+    pub fn new(driver: D, ops: u32) -> Driven<D> {
         Driven {
             driver,
-            table: OpTable::default(),
+            table: OpTable::with_capacity(ops as usize),
         }
     }
 
@@ -50,6 +52,7 @@ impl<D: Driver> Driven<D> {
             work: Work::new(op),
             pooled: None,
             state,
+            generation: 0,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
         if let Err(e) = self.driver.push(token, inflight, pool) {
@@ -124,8 +127,10 @@ fn deliver<D: Driver>(
     let mut stale = 0;
     for c in raw {
         // Where every buffer of a bundle lies is read before any of them can be given back.
+        // A datagram receive fills one buffer, never a bundle.
+        let datagram = Token::from_raw(c.user_data).map(Token::kind) == Some(OpKind::RecvFromMulti);
         let bundle = match (pool.as_deref(), carried_buffer(c.flags, None)) {
-            (Some(p), Some((first, _))) if c.result > 0 => {
+            (Some(p), Some((first, _))) if c.result > 0 && !datagram => {
                 Some(p.bundle(first, c.result as usize)).filter(|b| b.parts > 1)
             }
             _ => None,

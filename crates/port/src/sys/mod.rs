@@ -156,7 +156,9 @@ pub(crate) use deliver::Driven;
 ///   within its capacity) or into the pool buffer its flags name, which the driver took out of
 ///   the pool (or the kernel did, from the pool's ring) for this receive; of a datagram receive,
 ///   the datagram's length, of which as many bytes as fit in the buffer's spare capacity were
-///   written there (`MSG_TRUNC`'s convention: a longer result means the datagram was cut);
+///   written there (`MSG_TRUNC`'s convention: a longer result means the datagram was cut); of a
+///   batched datagram receive, the bytes written from the start of the pool buffer its flags
+///   name: the account, the sender's address field and the datagram (see `dgram`);
 /// - every pushed operation completes exactly once (a multishot one: then no more after the
 ///   completion without [`CQE_F_MORE`]), and the system stops using what the operation owns
 ///   (its buffer, its descriptor, its state) before that completion is reported;
@@ -180,6 +182,16 @@ pub(crate) unsafe trait Driver {
 
     /// The waker the port's posters call.
     fn waker(&self) -> Arc<Waker>;
+
+    /// Whether [`Op::RecvFromMulti`](crate::Op::RecvFromMulti) and
+    /// [`Op::SendBufTo`](crate::Op::SendBufTo) work on this port, with its pool `pool`.
+    fn datagram_batches(&self, _pool: Option<&BufPool>) -> bool {
+        false
+    }
+
+    /// Makes now what `n` datagram operations in flight at once need, so that none is made
+    /// when a datagram is received or sent (drivers that keep nothing per datagram: nothing).
+    fn stock_datagram_ops(&mut self, _n: usize) {}
 
     /// The port got its buffer pool: register it with the kernel, probe what receives into
     /// it may use, make ready what sends from it need.
@@ -278,7 +290,7 @@ impl AnyDriver {
         match choice {
             BackendChoice::Auto | BackendChoice::Iocp => {
                 let driver = IocpDriver::new(entries).map_err(PortError::Io)?;
-                Ok(AnyDriver::Iocp(Driven::new(driver)))
+                Ok(AnyDriver::Iocp(Driven::new(driver, entries)))
             }
             BackendChoice::Uring => Err(Backend::Uring.not_here().into()),
             BackendChoice::Epoll => Err(Backend::Epoll.not_here().into()),
@@ -305,13 +317,13 @@ impl AnyDriver {
     #[cfg(unix)]
     fn uring(entries: u32) -> Result<AnyDriver, PortError> {
         let driver = UringDriver::open(entries.max(8))?;
-        Ok(AnyDriver::Uring(Driven::new(driver)))
+        Ok(AnyDriver::Uring(Driven::new(driver, entries)))
     }
 
     #[cfg(unix)]
     fn epoll(entries: u32, fallback: Option<String>) -> Result<AnyDriver, PortError> {
         let driver = EpollDriver::new(entries, fallback).map_err(PortError::Io)?;
-        Ok(AnyDriver::Epoll(Driven::new(driver)))
+        Ok(AnyDriver::Epoll(Driven::new(driver, entries)))
     }
 
     /// Which backend this is.

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::op::{Accepted, Op, Outcome, OwnedFd, PoolBuf};
+use crate::op::{Accepted, Op, Outcome, OwnedFd, PoolBuf, DGRAM_HEADROOM};
 use crate::sys::pool::BufPool;
 use crate::sys::{OpState, CQE_BUFFER_SHIFT, CQE_F_BUFFER};
 use crate::table::{InFlight, Work};
@@ -54,6 +54,51 @@ fn received_buf(
         _ => None,
     };
     Outcome::ReceivedBuf { buf, result, more }
+}
+
+/// The outcome of a datagram receive into the pool: the buffer goes to the caller with the
+/// datagram (even an empty one) after the account the receive wrote ([`crate::sys::dgram`]).
+fn received_from_buf(
+    pool: Option<&mut BufPool>,
+    carried: Option<(u16, bool)>,
+    res: i32,
+    more: bool,
+) -> Outcome {
+    let (Some(pool), Some((id, flagged))) = (pool, carried) else {
+        let result = cvt(res).and_then(|_| Err(io::Error::from(io::ErrorKind::InvalidData)));
+        return Outcome::ReceivedFromBuf {
+            buf: None,
+            result,
+            truncated: false,
+            from: None,
+            more,
+        };
+    };
+    let from_ring = flagged && pool.has_ring();
+    let whole = pool.hand_out(id, usize::try_from(res).unwrap_or(0), from_ring);
+    #[cfg(unix)]
+    let account = crate::sys::dgram::read_account(pool.bytes(&whole)).filter(|_| res >= 0);
+    // No batched datagram receive on Windows: nothing to read.
+    #[cfg(windows)]
+    let account: Option<(Option<std::net::SocketAddr>, usize, bool)> = None;
+    let Some((from, held, truncated)) = account else {
+        pool.give_back(whole);
+        let result = cvt(res).and_then(|_| Err(io::Error::from(io::ErrorKind::InvalidData)));
+        return Outcome::ReceivedFromBuf {
+            buf: None,
+            result,
+            truncated: false,
+            from: None,
+            more,
+        };
+    };
+    Outcome::ReceivedFromBuf {
+        buf: Some(PoolBuf::at(id, DGRAM_HEADROOM as u32, held as u32)),
+        result: Ok(held),
+        truncated,
+        from,
+        more,
+    }
 }
 
 /// Gives back the pool buffer a stale completion carries, so that it is not lost.
@@ -132,6 +177,7 @@ pub(crate) unsafe fn complete_more(
             result: cvt(res).map(|fd| unsafe { accepted_multi(fd) }),
             more: true,
         },
+        OpKind::RecvFromMulti => received_from_buf(pool, carried_buffer(flags, None), res, true),
         _ => received_buf(pool, carried_buffer(flags, None), res, true),
     }
 }
@@ -224,6 +270,13 @@ pub(crate) unsafe fn complete<S: OpState>(
             }
         }
         Op::SendTo { buf, .. } => Outcome::SentTo {
+            buf,
+            result: cvt(res),
+        },
+        Op::RecvFromMulti { .. } => {
+            received_from_buf(pool, carried_buffer(flags, inflight.pooled), res, false)
+        }
+        Op::SendBufTo { buf, .. } => Outcome::SentBufTo {
             buf,
             result: cvt(res),
         },

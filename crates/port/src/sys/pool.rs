@@ -265,10 +265,15 @@ impl BufPool {
     /// The bytes a handed-out buffer holds.
     pub fn bytes(&self, buf: &PoolBuf) -> &[u8] {
         assert!(buf.id() < self.count, "a buffer of another pool");
+        assert!(
+            buf.offset() + buf.len() <= self.size,
+            "bytes beyond the buffer"
+        );
         // SAFETY: the buffer is out (the caller holds its only handle), so neither the kernel
-        // nor the driver writes into it; its first `len` bytes were written by a receive (or
-        // are zero from the allocation), and `len <= size` keeps the slice inside buffer `id`.
-        unsafe { std::slice::from_raw_parts(self.ptr(buf.id()), buf.len()) }
+        // nor the driver writes into it; its `len` bytes from `offset` were written by a
+        // receive (or are zero from the allocation), and `offset + len <= size` (checked) keeps
+        // the slice inside buffer `id`.
+        unsafe { std::slice::from_raw_parts(self.ptr(buf.id()).add(buf.offset()), buf.len()) }
     }
 
     /// Appends the bytes of `src` to `dst` when they fit in its buffer; both are out, held by
@@ -278,15 +283,17 @@ impl BufPool {
             dst.id() < self.count && src.id() < self.count,
             "a buffer of another pool"
         );
-        let (at, n) = (dst.len(), src.len());
-        if at + n > self.size || dst.id() == src.id() {
+        let (at, n) = (dst.offset() + dst.len(), src.len());
+        if at + n > self.size || src.offset() + n > self.size || dst.id() == src.id() {
             return false;
         }
+        let from = self.ptr(src.id()).wrapping_add(src.offset());
         // SAFETY: both buffers are out and distinct (their handles are unique and their ids
-        // differ), so the ranges do not overlap and nothing else touches them; `src`'s first
-        // `n` bytes are initialised, and `at + n <= size` keeps the copy inside buffer `dst`.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr(src.id()), self.ptr(dst.id()).add(at), n) };
-        dst.set_len((at + n) as u32);
+        // differ), so the ranges do not overlap and nothing else touches them; `src`'s `n`
+        // bytes from its offset are initialised and inside it (checked), and `at + n <= size`
+        // keeps the copy inside buffer `dst`.
+        unsafe { std::ptr::copy_nonoverlapping(from, self.ptr(dst.id()).add(at), n) };
+        dst.set_len((dst.len() + n) as u32);
         true
     }
 

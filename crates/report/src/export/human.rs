@@ -223,6 +223,9 @@ fn render_run(r: &StressReport) -> String {
     if let Some(d) = &r.datagrams {
         s.push_str(&render_datagrams(d, r.jitter_us.as_ref(), r.max_loss_pct));
     }
+    if let Some(ws) = &r.websocket {
+        s.push_str(&super::human_ws::render_websocket(ws));
+    }
     let _ = writeln!(
         s,
         "  {:<14}min {}  median {}  max {} {} per connection ({} of {} connected)",

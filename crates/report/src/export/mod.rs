@@ -18,6 +18,7 @@ mod hdrlog;
 pub mod html;
 pub mod human;
 mod human_tls;
+mod human_ws;
 mod json;
 
 use std::io::{self, Write};

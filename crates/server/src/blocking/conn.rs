@@ -31,6 +31,8 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) write_timeout: Option<Duration>,
     /// Serve TLS with this (`None`: plaintext).
     pub(crate) tls: Option<&'a crate::tls::Tls>,
+    /// Speak WebSocket (over TLS when `tls` is set too).
+    pub(crate) websocket: Option<crate::echo::websocket::WsConfig>,
 }
 
 /// Serves one connection until it closes, with the completion model's rules (the [`Echo`]
@@ -40,6 +42,9 @@ pub(crate) struct ConnCtx<'a> {
 pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
     if let Some(tls) = ctx.tls {
         return super::tls::serve_tls(stream, ctx, tls);
+    }
+    if let Some(ws) = ctx.websocket {
+        return super::ws::serve_ws(stream, ctx, ws);
     }
     let mut stats = WorkerStats {
         closed: 1,

@@ -52,6 +52,7 @@
 //!   the backlog at shutdown.
 //! - `drain`: the drain supervisor (the drain deadline, then the forced close).
 //! - `tls`: the echo loop of one TLS connection (rustls over the blocking socket).
+//! - `ws`: the WebSocket echo of one connection (`serve --websocket`), plain or over TLS.
 
 mod accept;
 mod conn;
@@ -60,6 +61,7 @@ mod registry;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod ws;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -172,6 +174,7 @@ where
         pid: std::process::id(),
         tls: cfg.tls.is_some(),
         udp: false,
+        websocket: cfg.websocket.is_some(),
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

@@ -41,6 +41,7 @@ pub(super) fn serve_in_thread(
                 idle_timeout: None,
                 write_timeout: None,
                 tls: None,
+                websocket: None,
             };
             serve_conn(&server, &ctx)
         })

@@ -117,6 +117,19 @@ pub(crate) fn serve_tls(stream: &TcpStream, ctx: &ConnCtx<'_>, tls: &Tls) -> Wor
     {
         socket.idle_timeout = idle_timeout;
     }
+    if let Some(ws) = ctx.websocket {
+        // wss: the WebSocket echo over the session, then close_notify.
+        let mut session = Session {
+            conn: &mut conn,
+            socket: &mut socket,
+            closed_cleanly: false,
+        };
+        super::ws::ws_loop(&mut session, ctx, ws, &mut stats);
+        if session.closed_cleanly {
+            stats.tls.close_notify += 1;
+        }
+        return stats;
+    }
     match echo(&mut conn, &mut socket, ctx, &mut stats) {
         End::Done => {}
         End::Idle => {
@@ -290,5 +303,70 @@ fn echo(
                 return End::Done;
             }
         };
+    }
+}
+
+/// A TLS session on the socket as the WebSocket loop's transport (`wss`).
+struct Session<'c, 's, 'a> {
+    conn: &'c mut ServerConnection,
+    socket: &'s mut Socket<'a>,
+    /// close_notify was sent.
+    closed_cleanly: bool,
+}
+
+impl super::ws::Transport for Session<'_, '_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer's end of stream without close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if self.conn.read_tls(self.socket)? == 0 {
+                return Ok(0);
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                let _ = flush(self.conn, self.socket.stream);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            // Alerts or key updates the records asked for.
+            flush(self.conn, self.socket.stream)?;
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut at = 0;
+        while at < buf.len() {
+            // Past the buffer limit rustls takes nothing: send what it holds first.
+            at += self.conn.writer().write(&buf[at..])?;
+            flush(self.conn, self.socket.stream)?;
+        }
+        Ok(())
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        #[cfg(unix)]
+        let _ = self.socket.stream.set_read_timeout(timeout);
+        #[cfg(windows)]
+        {
+            self.socket.idle_timeout = timeout;
+        }
+    }
+
+    fn drain(&mut self) {
+        #[cfg(unix)]
+        let _ = self.socket.stream.shutdown(Direction::Read);
+        #[cfg(windows)]
+        {
+            self.socket.drained = true;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.conn.send_close_notify();
+        self.closed_cleanly = flush(self.conn, self.socket.stream).is_ok();
+        super::ws::linger(self.socket.stream);
     }
 }

@@ -15,6 +15,11 @@ use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
 use crate::messages::log_message;
 
 /// One connection: its socket, its echo state, its operations in flight.
+///
+/// The worker's table holds one per connection, busy or idle: keep it small
+/// (`tests::a_connection_is_small` pins its size). While chunks that arrived in the current batch
+/// of completions wait for their echo ([`MultiEcho::is_unflushed`]), the connection is in the
+/// worker's `unflushed` list, to send them once the batch is in.
 pub(super) struct Conn {
     /// The socket; taken when the close is submitted.
     pub(super) fd: Option<SharedFd>,
@@ -28,9 +33,6 @@ pub(super) struct Conn {
     /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
     /// the worker's clock.
     pub(super) last_ms: u64,
-    /// Chunks arrived in this batch of completions: the connection is in the worker's
-    /// `unflushed` list, to send them once the batch is in.
-    pub(super) unflushed: bool,
     /// The worker's count of connections when this one was accepted (1 for its first), as
     /// `--log-messages` names it: unlike the slot key, never reused.
     pub(super) serial: u64,
@@ -45,7 +47,6 @@ impl Worker<'_> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            conn.unflushed = false;
             let todo = conn.echo.flush();
             self.apply(key, todo);
         }
@@ -81,6 +82,9 @@ impl Worker<'_> {
     }
 
     pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        if self.ws.is_some() {
+            return self.new_ws_conn(accepted);
+        }
         if self.tls.is_some() {
             return self.new_tls_conn(accepted);
         }
@@ -95,7 +99,6 @@ impl Worker<'_> {
             send_op: None,
             peer,
             last_ms: self.now_ms,
-            unflushed: false,
             serial: {
                 self.serial += 1;
                 self.serial
@@ -266,9 +269,9 @@ impl Worker<'_> {
                 }
             }
         }
+        let listed = conn.echo.is_unflushed();
         let todo = conn.echo.on_recv(arrived, buf, more);
-        if matches!(arrived, Arrived::Data(_)) && !conn.unflushed {
-            conn.unflushed = true;
+        if matches!(arrived, Arrived::Data(_)) && !listed {
             self.unflushed.push(key);
         }
         if arrived == Arrived::NoBuffers && conn.echo.is_starved() {
@@ -306,5 +309,28 @@ impl Worker<'_> {
         let port = &mut self.port;
         let todo = conn.echo.on_send(r, bufs, |buf| port.give_back(buf));
         self.apply(key, todo);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conn;
+    use crate::slots::Slots;
+
+    /// What an idle connection costs the worker's table: a regression here is a regression of
+    /// `benches/idle-rss.sh` (with the port's operation entry, `ringport-port`'s
+    /// `an_idle_receive_is_small`, and the descriptor's shared handle).
+    #[test]
+    fn a_connection_is_small() {
+        assert!(
+            std::mem::size_of::<Conn>() <= 112,
+            "Conn is {} bytes",
+            std::mem::size_of::<Conn>()
+        );
+        assert!(
+            Slots::<Conn>::entry_size() <= 120,
+            "a table slot is {} bytes",
+            Slots::<Conn>::entry_size()
+        );
     }
 }

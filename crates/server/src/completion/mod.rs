@@ -66,6 +66,8 @@
 //! - `tls_conn`: TLS connections (`--tls-*`): rustls' unbuffered API over buffers each
 //!   connection owns, carried out with owned-buffer receives and sends, in a table of their
 //!   own.
+//! - `ws_conn`: WebSocket connections (`--websocket`): the `WsEcho` state machine over an
+//!   input and an output buffer each connection owns, in a table of their own.
 
 mod accept;
 mod conn;
@@ -73,6 +75,7 @@ mod handoff;
 mod timeouts;
 mod tls_conn;
 mod worker;
+mod ws_conn;
 
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
@@ -118,6 +121,11 @@ pub const POOL_BUFFER_MAX: usize = 16_384;
 
 /// Binds the listeners, starts the workers and returns once every worker has its port.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
+    if cfg.websocket.is_some() && cfg.tls.is_some() {
+        return Err(ServeError::Unsupported(
+            "wss (--websocket with TLS) is served by --model threaded or single; the completion model serves ws only",
+        ));
+    }
     let workers = cfg.workers.max(1);
     let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
     let max = cfg.effective_max_connections();
@@ -221,6 +229,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         pid: std::process::id(),
         tls: cfg.tls.is_some(),
         udp: false,
+        websocket: cfg.websocket.is_some(),
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

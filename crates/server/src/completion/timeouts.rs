@@ -78,6 +78,7 @@ impl Worker<'_> {
     pub(super) fn on_tick(&mut self) {
         self.publish();
         self.tls_tick();
+        self.ws_tick();
         if self.draining || self.timeouts.is_off() {
             return;
         }

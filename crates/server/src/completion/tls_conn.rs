@@ -1,8 +1,9 @@
 //! TLS connections of the completion model: the worker carries out what each connection's
-//! [`Session`] asks (receive into its own buffer, send from its own buffer, close), one
-//! operation at a time, with the port's owned-buffer receives and sends; the handshake, idle
-//! and write timeouts by the worker's per-tick scan; the drain (the echo of what was received,
-//! then close_notify) and the forced close.
+//! [`Session`] asks (receive into its own buffer, send from its own buffers, close), a receive
+//! and a send in flight at once (the next records arrive while the last echo is sent), with
+//! the port's owned-buffer receives and sends; the handshake, idle and write timeouts by the
+//! worker's per-tick scan; the drain (the echo of what was received, then close_notify) and
+//! the forced close.
 //!
 //! TLS connections live in their own table, their keys tagged with [`TLS_TAG`]. Plaintext
 //! connections never reach this module: the worker dispatches completions by their outcome
@@ -24,7 +25,7 @@ use super::worker::Worker;
 use crate::echo::Waiting;
 use crate::messages::log_message;
 use crate::slots::Slots;
-use crate::tls::{Failure, Next, Session, Tls, PLAIN_MAX};
+use crate::tls::{Failure, Session, Tls, PLAIN_MAX};
 
 /// The bit that marks a TLS connection's key (in the slot half: no table has 2^31 slots).
 pub(super) const TLS_TAG: u64 = 1 << 31;
@@ -55,7 +56,7 @@ impl TlsWorker {
     }
 }
 
-/// One TLS connection: its socket, its session, its operation in flight.
+/// One TLS connection: its socket, its session, its operations in flight.
 pub(super) struct TlsConn {
     fd: Option<SharedFd>,
     session: Session,
@@ -79,7 +80,7 @@ impl Worker<'_> {
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
-        let session = match Session::new(&tls.config) {
+        let session = match Session::new(&tls.config, super::recv_limit(self.cfg)) {
             Ok(session) => session,
             Err(e) => {
                 error!(worker = self.id, "cannot start a TLS session: {e}");
@@ -110,7 +111,10 @@ impl Worker<'_> {
         self.tls.as_mut()?.conns.get_mut(key & !TLS_TAG)
     }
 
-    /// Starts what the connection `key` does next, when nothing of it is in flight.
+    /// Starts what the connection `key` does next: processes what it received (when no
+    /// receive is in flight), then starts a send of its ciphertext and a receive, each when
+    /// none of its kind is in flight and the session wants one; closes it when it is finished
+    /// (or forced) and nothing of it is in flight.
     fn tls_advance(&mut self, key: u64) {
         let draining = self.draining;
         let Some(tls) = self.tls.as_mut() else {
@@ -119,49 +123,69 @@ impl Worker<'_> {
         let Some(conn) = tls.conns.get_mut(key & !TLS_TAG) else {
             return;
         };
-        if conn.fd.is_none() || conn.recv_op.is_some() || conn.send_op.is_some() {
+        let Some(fd) = conn.fd.clone() else {
+            return;
+        };
+        if conn.forced {
+            if conn.recv_op.is_none() && conn.send_op.is_none() {
+                self.tls_close(key);
+            }
             return;
         }
-        if conn.forced {
+        if conn.recv_op.is_none() {
+            let was = conn.session.is_established();
+            let received = if self.cfg.log_messages {
+                let (id, serial, peer) = (self.id, conn.serial, conn.peer);
+                let mut log = |bytes: &[u8]| log_message(id, serial, peer, bytes);
+                conn.session.pump(&mut tls.plain, Some(&mut log))
+            } else {
+                conn.session.pump(&mut tls.plain, None)
+            };
+            self.stats.bytes_in += received as u64;
+            if !was && conn.session.is_established() {
+                self.stats.tls.established(conn.session.version());
+            }
+        }
+        let send = match conn.send_op {
+            None => conn.session.take_send(),
+            Some(_) => None,
+        };
+        let recv = match conn.recv_op {
+            None => conn.session.take_recv(),
+            Some(_) => None,
+        };
+        let idle = conn.send_op.is_none() && conn.recv_op.is_none();
+        if send.is_none() && recv.is_none() && idle {
+            if !conn.session.is_finished() {
+                // Nothing to send and no room to receive: a record larger than any allowed.
+                conn.session.fail(Failure::Other);
+            }
             self.tls_close(key);
             return;
         }
-        let was = conn.session.is_established();
-        let (received, next) = if self.cfg.log_messages {
-            let (id, serial, peer) = (self.id, conn.serial, conn.peer);
-            let mut log = |bytes: &[u8]| log_message(id, serial, peer, bytes);
-            conn.session.pump(&mut tls.plain, Some(&mut log))
-        } else {
-            conn.session.pump(&mut tls.plain, None)
-        };
-        self.stats.bytes_in += received as u64;
-        if !was && conn.session.is_established() {
-            self.stats.tls.established(conn.session.version());
-        }
-        let fd = conn.fd.clone().expect("checked above");
-        let op = match next {
-            Next::Close => {
-                self.tls_close(key);
+        if let Some((buf, at)) = send {
+            let op = Op::Send {
+                fd: Rc::clone(&fd),
+                buf,
+                at,
+            };
+            if !self.tls_submit(key, op, true) {
                 return;
             }
-            Next::Send => {
-                let (buf, at) = conn.session.take_send();
-                Op::Send { fd, buf, at }
-            }
-            Next::Recv => match conn.session.take_recv() {
-                Some(buf) => Op::Recv {
-                    fd,
-                    buf,
-                    nowait: draining,
-                },
-                None => {
-                    conn.session.fail(Failure::Other);
-                    self.tls_close(key);
-                    return;
-                }
-            },
-        };
-        let is_send = matches!(op, Op::Send { .. });
+        }
+        if let Some(buf) = recv {
+            let op = Op::Recv {
+                fd,
+                buf,
+                nowait: draining,
+            };
+            self.tls_submit(key, op, false);
+        }
+    }
+
+    /// Submits `op` of the connection `key`, a send or a receive; when the port refuses it,
+    /// the connection is dropped. Returns whether it was submitted.
+    fn tls_submit(&mut self, key: u64, op: Op, is_send: bool) -> bool {
         match self.port.submit(key, op) {
             Ok(token) => {
                 if let Some(conn) = self.tls_conn(key) {
@@ -171,6 +195,7 @@ impl Worker<'_> {
                         conn.recv_op = Some(token);
                     }
                 }
+                true
             }
             Err(e) => {
                 error!(
@@ -179,10 +204,8 @@ impl Worker<'_> {
                 );
                 self.stats.conn_errors += 1;
                 self.stats.conn_error_kinds.refused_op += 1;
-                if let Some(conn) = self.tls_conn(key) {
-                    conn.forced = true;
-                }
-                self.tls_close(key);
+                self.tls_force(key);
+                false
             }
         }
     }
@@ -220,6 +243,9 @@ impl Worker<'_> {
         if let Some(e) = failed {
             self.stats.conn_errors += 1;
             self.stats.conn_error_kinds.count(&e);
+            // The send in flight, if any, is cancelled: the connection closes.
+            self.tls_force(key);
+            return;
         }
         self.tls_advance(key);
     }
@@ -239,6 +265,7 @@ impl Worker<'_> {
         };
         conn.send_op = None;
         let mut failed = None;
+        let mut forced = false;
         match result {
             Ok(n) if n > 0 => {
                 let echoed = conn.session.sent(buf, at, n);
@@ -248,6 +275,7 @@ impl Worker<'_> {
             other => {
                 conn.session.give_back(buf, false);
                 conn.forced = true;
+                forced = true;
                 match other {
                     Err(e) if is_cancelled(&e) => {}
                     Err(e) => failed = Some(e),
@@ -259,6 +287,11 @@ impl Worker<'_> {
             debug!(worker = self.id, key, "send failed: {e}");
             self.stats.conn_errors += 1;
             self.stats.conn_error_kinds.count(&e);
+        }
+        if forced {
+            // The receive in flight, if any, is cancelled: the connection closes.
+            self.tls_force(key);
+            return;
         }
         self.tls_advance(key);
     }

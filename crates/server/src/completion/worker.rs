@@ -15,6 +15,7 @@ use super::conn::Conn;
 use super::handoff::{Handoff, Inbox, HANDOFF};
 use super::timeouts::Timeouts;
 use super::tls_conn::TlsWorker;
+use super::ws_conn::{WsWorker, WS_TAG};
 use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
@@ -70,6 +71,8 @@ pub(super) struct Worker<'a> {
     pub(super) inbox: Option<Arc<Inbox>>,
     /// Its TLS connections, when the server speaks TLS (see `tls_conn`).
     pub(super) tls: Option<TlsWorker>,
+    /// Its WebSocket connections, when the server speaks WebSocket (see `ws_conn`).
+    pub(super) ws: Option<WsWorker>,
 }
 
 impl<'a> Worker<'a> {
@@ -81,7 +84,8 @@ impl<'a> Worker<'a> {
         shared: Shared,
     ) -> Worker<'a> {
         let timeouts = Timeouts::new(cfg.idle_timeout, cfg.write_timeout)
-            .with_handshake(cfg.tls.as_ref().map(|tls| tls.handshake_timeout));
+            .with_handshake(cfg.tls.as_ref().map(|tls| tls.handshake_timeout))
+            .with_handshake(cfg.websocket.map(|ws| ws.handshake_timeout));
         let epoch = Instant::now();
         Worker {
             id,
@@ -115,6 +119,7 @@ impl<'a> Worker<'a> {
             handoff: None,
             inbox: None,
             tls: cfg.tls.as_ref().map(TlsWorker::new),
+            ws: cfg.websocket.map(|ws| WsWorker::new(ws, cfg.buffer_size)),
         }
     }
 }
@@ -139,6 +144,7 @@ impl Worker<'_> {
             if self.draining
                 && self.conns.is_empty()
                 && self.tls.as_ref().is_none_or(|tls| tls.len() == 0)
+                && self.ws.as_ref().is_none_or(|ws| ws.len() == 0)
                 && self.accept_op.is_none()
                 && self.inbox.as_ref().is_none_or(|inbox| inbox.is_done())
             {
@@ -210,7 +216,9 @@ impl Worker<'_> {
     /// Makes the counters visible to [`Live`](crate::summary::Live) readers.
     pub(super) fn publish(&self) {
         let snapshot = Snapshot {
-            open: (self.conns.len() + self.tls.as_ref().map_or(0, TlsWorker::len)) as u64,
+            open: (self.conns.len()
+                + self.tls.as_ref().map_or(0, TlsWorker::len)
+                + self.ws.as_ref().map_or(0, WsWorker::len)) as u64,
             totals: self.counters(),
         };
         if let Some(slot) = self
@@ -242,13 +250,20 @@ impl Worker<'_> {
             Outcome::AcceptedMulti { result, more } => self.on_accept(result, more),
             Outcome::ReceivedBuf { buf, result, more } => self.on_recv(c.key, buf, result, more),
             Outcome::SentBufs { bufs, result, .. } => self.on_send(c.key, bufs, result),
-            // Owned-buffer receives and sends are TLS connections' (see `tls_conn`).
+            // Owned-buffer receives and sends are WebSocket connections' (tagged, see
+            // `ws_conn`) or TLS connections' (see `tls_conn`).
+            Outcome::Received { buf, result } if c.key & WS_TAG != 0 => {
+                self.on_ws_recv(c.key, buf, result)
+            }
+            Outcome::Sent { buf, at, result } if c.key & WS_TAG != 0 => {
+                self.on_ws_send(c.key, buf, at, result)
+            }
             Outcome::Received { buf, result } => self.on_tls_recv(c.key, buf, result),
             Outcome::Sent { buf, at, result } => self.on_tls_send(c.key, buf, at, result),
             Outcome::Closed(_) => {
                 if self.forget(c.key) {
                     self.stats.closed += 1;
-                } else if self.tls_forget(c.key) {
+                } else if self.tls_forget(c.key) || self.ws_forget(c.key) {
                     // Counted there.
                 } else {
                     self.stats.stale_completions += 1;
@@ -300,6 +315,7 @@ impl Worker<'_> {
             }
         }
         self.tls_drain();
+        self.ws_drain();
         info!(
             worker = self.id,
             connections = self.conns.len(),
@@ -311,6 +327,7 @@ impl Worker<'_> {
     fn force_all(&mut self) {
         self.forced = true;
         self.tls_force_all();
+        self.ws_force_all();
         if self.conns.is_empty() {
             return;
         }

@@ -31,9 +31,12 @@
 //!   blocking models).
 //! - `multishot`: [`MultiEcho`], a multishot receive into the port's pooled buffers and a
 //!   bounded queue of chunks waiting for their echo (the completion model).
+//! - `websocket`: [`WsEcho`](websocket::WsEcho), the WebSocket echo (`serve --websocket`) on
+//!   bytes in and bytes out, for every model.
 
 mod multishot;
 mod single_buffer;
+pub mod websocket;
 
 pub use multishot::{Arrived, MultiEcho, RecvMode, Todo};
 pub use single_buffer::{Echo, RecvResult, Step};

@@ -95,22 +95,26 @@ enum RecvState {
 ///   is left.
 /// - **Forced close** (drain timeout, timeouts, errors): everything in flight is cancelled and
 ///   the connection closes once both completions are in.
+///
+/// An idle connection that never received a byte holds no allocation, and the state itself is
+/// small (a connection table holds one per connection; `tests::an_idle_connection_is_small`):
+/// the chunk queues are out of line, made at the first chunk.
 #[derive(Debug)]
 pub struct MultiEcho<B> {
-    /// Received chunks waiting for their echo, in order, with their lengths. The first
-    /// `in_flight` are in the send in flight: their buffers are out, in the operation.
-    queue: std::collections::VecDeque<(Option<B>, usize)>,
-    in_flight: usize,
-    /// The vector the buffers of a send travel in, kept from send to send (`None` while a send
-    /// is in flight): no allocation per message.
-    spare: Option<Vec<B>>,
-    /// Where the front chunk's echo resumes.
-    at: usize,
+    /// The chunks and the send vector, once a chunk has arrived.
+    chunks: Option<Box<Chunks<B>>>,
     /// Bytes received and not yet echoed (queued and in flight).
     pending: usize,
-    limit: usize,
-    max_chunks: usize,
+    limit: u32,
+    max_chunks: u32,
+    /// Where the front chunk's echo resumes (within one chunk, which a receive filled).
+    at: u32,
+    /// How many chunks at the queue's front are in the send in flight: their buffers are out,
+    /// in the operation (at most [`SEND_BUFS_MAX`]).
+    in_flight: u16,
     recv: RecvState,
+    /// A chunk arrived since the last [`flush`](MultiEcho::flush).
+    unflushed: bool,
     sending: bool,
     /// No more bytes will be read (FIN, or a draining receive found nothing).
     read_done: bool,
@@ -120,22 +124,34 @@ pub struct MultiEcho<B> {
     closing: bool,
 }
 
+/// The received chunks of a connection, out of line (see [`MultiEcho`]).
+#[derive(Debug)]
+struct Chunks<B> {
+    /// Received chunks waiting for their echo, in order, with their lengths. The first
+    /// `in_flight` are in the send in flight.
+    queue: std::collections::VecDeque<(Option<B>, usize)>,
+    /// The vector the buffers of a send travel in, kept from send to send (`None` while a send
+    /// is in flight): no allocation per message.
+    spare: Option<Vec<B>>,
+}
+
 /// The most chunks one send carries (the port's limit for a gathered send).
 const SEND_BUFS_MAX: usize = ringport_port::op::SEND_BUFS_MAX;
 
 impl<B> MultiEcho<B> {
     /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
-    /// echo (both at least 1), and its first step (a receive).
+    /// echo (both at least 1; a bound past `u32::MAX` is `u32::MAX`), and its first step (a
+    /// receive).
     pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
         let mut echo = MultiEcho {
-            queue: std::collections::VecDeque::new(),
-            in_flight: 0,
-            spare: Some(Vec::new()),
-            at: 0,
+            chunks: None,
             pending: 0,
-            limit: limit.max(1),
-            max_chunks: max_chunks.max(1),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
+            max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
+            at: 0,
+            in_flight: 0,
             recv: RecvState::Off,
+            unflushed: false,
             sending: false,
             read_done: false,
             starved: false,
@@ -155,18 +171,23 @@ impl<B> MultiEcho<B> {
     /// The most chunks the queue can hold: the buffer bound, passed by what one receive
     /// delivers after it (up to the byte bound's worth of buffers), and one.
     fn most_chunks(&self) -> usize {
-        2 * self.max_chunks + 2
+        2 * self.max_chunks as usize + 2
     }
 
     /// Bytes the connection may still take before it passes its bound (at least 1): the limit
     /// for a multishot receive, so that a burst cannot overshoot it.
     pub fn room(&self) -> usize {
-        self.limit.saturating_sub(self.pending).max(1)
+        (self.limit as usize).saturating_sub(self.pending).max(1)
     }
 
     /// Buffers held: queued, and those being sent.
     pub fn held(&self) -> usize {
-        self.queue.len()
+        self.chunks.as_ref().map_or(0, |c| c.queue.len())
+    }
+
+    /// A chunk arrived since the last [`flush`](Self::flush): its echo waits for it.
+    pub fn is_unflushed(&self) -> bool {
+        self.unflushed
     }
 
     /// The close was asked for.
@@ -183,7 +204,7 @@ impl<B> MultiEcho<B> {
     pub fn waiting(&self) -> Waiting {
         if self.closing || self.forced {
             Waiting::Nothing
-        } else if !self.queue.is_empty() {
+        } else if self.held() > 0 {
             Waiting::PeerReading
         } else if self.recv == RecvState::On(RecvMode::Multi)
             || self.recv == RecvState::On(RecvMode::Once { nowait: false })
@@ -199,12 +220,15 @@ impl<B> MultiEcho<B> {
     pub fn take_queued(&mut self) -> impl Iterator<Item = B> + '_ {
         self.pending = 0;
         self.at = 0;
-        let skip = self.in_flight;
-        self.queue.drain(skip..).filter_map(|(b, _)| b)
+        let skip = usize::from(self.in_flight);
+        (self.chunks.as_mut().map(|c| c.queue.drain(skip..)))
+            .into_iter()
+            .flatten()
+            .filter_map(|(b, _)| b)
     }
 
     fn over_bounds(&self) -> bool {
-        self.pending >= self.limit || self.held() >= self.max_chunks
+        self.pending >= self.limit as usize || self.held() >= self.max_chunks as usize
     }
 
     /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
@@ -224,18 +248,23 @@ impl<B> MultiEcho<B> {
             }
             return todo;
         }
-        if send && !self.sending && !self.queue.is_empty() {
+        let most = self.most_chunks();
+        if let Some(chunks) = self
+            .chunks
+            .as_mut()
+            .filter(|c| send && !self.sending && !c.queue.is_empty())
+        {
             // Everything queued goes in one send (a gathered write): few large operations.
-            let mut bufs = self.spare.take().unwrap_or_default();
+            let mut bufs = chunks.spare.take().unwrap_or_default();
             if bufs.capacity() == 0 {
-                bufs.reserve(self.most_chunks().min(SEND_BUFS_MAX));
+                bufs.reserve(most.min(SEND_BUFS_MAX));
             }
-            for (buf, _) in self.queue.iter_mut().take(SEND_BUFS_MAX) {
+            for (buf, _) in chunks.queue.iter_mut().take(SEND_BUFS_MAX) {
                 bufs.extend(buf.take());
             }
-            self.in_flight = bufs.len();
+            self.in_flight = u16::try_from(bufs.len()).expect("at most SEND_BUFS_MAX");
             self.sending = true;
-            todo.send = Some((bufs, self.at));
+            todo.send = Some((bufs, self.at as usize));
         }
         match self.recv {
             RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
@@ -244,7 +273,8 @@ impl<B> MultiEcho<B> {
             }
             RecvState::Off if !self.read_done && !self.starved => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
-                let room = self.pending <= self.limit / 2 && self.held() < self.max_chunks;
+                let room = self.pending <= self.limit as usize / 2
+                    && self.held() < self.max_chunks as usize;
                 if room {
                     let mode = if self.draining {
                         RecvMode::Once { nowait: true }
@@ -257,7 +287,7 @@ impl<B> MultiEcho<B> {
             }
             _ => {}
         }
-        if self.read_done && self.recv == RecvState::Off && !self.sending && self.queue.is_empty() {
+        if self.read_done && self.recv == RecvState::Off && !self.sending && self.held() == 0 {
             self.closing = true;
             todo.close = true;
         }
@@ -265,7 +295,7 @@ impl<B> MultiEcho<B> {
     }
 
     /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
-    /// the chunk of [`Arrived::Data`]; `None` when the caller appended it to
+    /// the chunk of [`Arrived::Data`] (at most `u32::MAX` bytes, as a pool buffer); `None` when the caller appended it to
     /// [`last_queued`](Self::last_queued). A chunk is not sent before [`flush`](Self::flush).
     pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
         if !more {
@@ -274,18 +304,25 @@ impl<B> MultiEcho<B> {
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
-                if self.queue.capacity() == 0 {
-                    // Once, at the first chunk (an idle connection holds nothing): room for
-                    // the most the bounds let it hold, so the queue never grows per message.
-                    self.queue.reserve(self.most_chunks());
-                }
-                self.queue.push_back((Some(buf), n));
+                self.unflushed = true;
+                let most = self.most_chunks();
+                // Once, at the first chunk (an idle connection holds nothing): room for the
+                // most the bounds let it hold, so the queue never grows per message.
+                let chunks = self.chunks.get_or_insert_with(|| {
+                    Box::new(Chunks {
+                        queue: std::collections::VecDeque::with_capacity(most),
+                        spare: Some(Vec::new()),
+                    })
+                });
+                chunks.queue.push_back((Some(buf), n));
             }
-            (Arrived::Data(n), None) => match self.queue.back_mut() {
+            (Arrived::Data(n), None) => match self.chunks.as_mut().and_then(|c| c.queue.back_mut())
+            {
                 // Appended by the caller to the last queued chunk (see `last_queued`).
                 Some((Some(_), len)) => {
                     *len += n;
                     self.pending += n;
+                    self.unflushed = true;
                 }
                 _ => debug_assert!(false, "data without a buffer"),
             },
@@ -304,6 +341,7 @@ impl<B> MultiEcho<B> {
     /// Starts the send of what is queued, if no send is in flight: called once the caller
     /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
     pub fn flush(&mut self) -> Todo<B> {
+        self.unflushed = false;
         self.next(true)
     }
 
@@ -311,7 +349,9 @@ impl<B> MultiEcho<B> {
     /// a new chunk's bytes to, then report [`Arrived::Data`] without a buffer: many small
     /// chunks then hold few buffers.
     pub fn last_queued(&mut self) -> Option<&mut B> {
-        self.queue.back_mut().and_then(|(b, _)| b.as_mut())
+        (self.chunks.as_mut())
+            .and_then(|c| c.queue.back_mut())
+            .and_then(|(b, _)| b.as_mut())
     }
 
     /// Pool buffers are free again: a starved connection receives again.
@@ -332,8 +372,15 @@ impl<B> MultiEcho<B> {
     ) -> Todo<B> {
         debug_assert!(self.sending);
         self.sending = false;
-        let sent = self.in_flight.min(bufs.len());
+        let sent = usize::from(self.in_flight).min(bufs.len());
         self.in_flight = 0;
+        let Some(chunks) = self.chunks.as_mut() else {
+            // A send carries queued chunks: there is none to match.
+            debug_assert!(false, "a send without chunks");
+            bufs.drain(..).for_each(done);
+            return self.next(true);
+        };
+        let queue = &mut chunks.queue;
         match result {
             SendResult::Sent(n) if n > 0 && !self.forced => {
                 self.pending = self.pending.saturating_sub(n);
@@ -342,20 +389,21 @@ impl<B> MultiEcho<B> {
                 let mut i = 0;
                 for buf in bufs.drain(..) {
                     if !partial {
-                        let rest = self.queue[0].1 - self.at;
+                        let rest = queue[0].1 - self.at as usize;
                         if left >= rest {
                             left -= rest;
                             self.at = 0;
-                            self.queue.pop_front();
+                            queue.pop_front();
                             done(buf);
                             continue;
                         }
                         // Partial: this chunk, from here, and the ones after it go first
                         // next time.
-                        self.at += left;
+                        self.at = u32::try_from(self.at as usize + left)
+                            .expect("a chunk is at most u32::MAX bytes");
                         partial = true;
                     }
-                    self.queue[i].0 = Some(buf);
+                    queue[i].0 = Some(buf);
                     i += 1;
                 }
             }
@@ -365,12 +413,12 @@ impl<B> MultiEcho<B> {
                     done(buf);
                 }
                 for _ in 0..sent {
-                    self.queue.pop_front();
+                    queue.pop_front();
                 }
                 self.at = 0;
             }
         }
-        self.spare = Some(bufs);
+        chunks.spare = Some(bufs);
         self.next(true)
     }
 
@@ -397,6 +445,19 @@ impl<B> MultiEcho<B> {
 #[cfg(test)]
 mod multi_tests {
     use super::*;
+
+    /// A connection table holds one per connection: an idle one holds no allocation and this.
+    #[test]
+    fn an_idle_connection_is_small() {
+        type Pooled = MultiEcho<ringport_port::PoolBuf>;
+        let size = std::mem::size_of::<Pooled>();
+        assert!(size <= 40, "MultiEcho is {size} bytes");
+        let (e, _) = Pooled::start(false, 32 * 1024, 3);
+        assert!(
+            e.chunks.is_none(),
+            "nothing allocated before the first chunk"
+        );
+    }
 
     /// Buffers are named by a number in these tests.
     type E = MultiEcho<u32>;

@@ -7,7 +7,8 @@
 //!
 //! - **completion model**: rustls' unbuffered API over buffers the connection owns (see
 //!   [`Session`]): ciphertext is received into the connection's own buffer and decrypted there,
-//!   the echo encrypted into its own send buffer; no blocking stream, no extra thread.
+//!   the echo encrypted into its own send buffers; no blocking stream, no extra thread, and
+//!   after the handshake no allocation per message (records are protected in place).
 //! - **threaded and single models**: rustls' buffered `ServerConnection` over the blocking
 //!   socket (`blocking::tls`).
 //!
@@ -38,7 +39,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 
 pub use certs::fingerprint;
-pub use session::{Next, Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
+pub use session::{Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
 pub use stats::{Failure, TlsStats};
 
 /// Where the server's certificate comes from.
@@ -153,6 +154,9 @@ impl Tls {
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Refused(e.to_string()))?;
         config.alpn_protocols = options.alpn.clone();
+        // The completion model protects records itself after the handshake
+        // (`ringport_tls_record`).
+        config.enable_secret_extraction = true;
         Ok(Tls {
             config: Arc::new(config),
             handshake_timeout: options.handshake_timeout,

@@ -13,10 +13,13 @@
 //! # Modules
 //!
 //! - this one: the settings ([`UdpConfig`]) and start-up, alone or beside the TCP server;
-//! - `worker`: the thread's loop on its port;
+//! - `batch`: the thread's loop where the port batches datagrams (multishot `recvmsg`,
+//!   `recvmmsg`/`sendmmsg`), echoing from its buffer pool;
+//! - `worker`: the loop where it does not (IOCP, older kernels), one operation per datagram;
 //! - [`policy`]: the reflector rules;
 //! - `stats`: the counters and their summary lines.
 
+mod batch;
 pub mod policy;
 mod stats;
 mod worker;
@@ -25,7 +28,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use ringport_port::{BackendChoice, Port, PortConfig, Poster};
+use ringport_port::{BackendChoice, Port, PortConfig, Poster, DGRAM_HEADROOM};
 use tracing::info;
 
 pub use stats::UdpStats;
@@ -54,6 +57,9 @@ pub struct UdpConfig {
     pub limit_loopback: bool,
     /// The most source addresses whose rate is tracked at once.
     pub max_sources: usize,
+    /// Receive and send datagrams in batches where the port can ([`Port::datagram_batches`]);
+    /// false: one operation per datagram, the path taken where it cannot.
+    pub batched: bool,
 }
 
 /// The longest UDP payload the length field allows (65,507 bytes over IPv4, 65,527 over IPv6
@@ -70,6 +76,7 @@ impl Default for UdpConfig {
             max_pps_per_ip: 1000,
             limit_loopback: false,
             max_sources: 65_536,
+            batched: true,
         }
     }
 }
@@ -109,16 +116,24 @@ impl UdpServer {
                     ..PortConfig::default()
                 };
                 let port = match Port::new(&config) {
-                    Ok(port) => port,
+                    Ok(port) => batching(port, &cfg),
                     Err(e) => {
                         let _ = ready_tx.send(Err(ServeError::Port(e)));
                         return Ok(UdpStats::default());
                     }
                 };
-                let _ = ready_tx.send(Ok((port.poster(), port.describe())));
-                worker::Worker::new(port, socket, &cfg, thread_live)
-                    .run()
-                    .map_err(|e| ServeError::Io("the UDP echo failed".into(), e))
+                let detail = if port.datagram_batches() {
+                    format!("{}; datagrams in batches", port.describe())
+                } else {
+                    format!("{}; one operation per datagram", port.describe())
+                };
+                let _ = ready_tx.send(Ok((port.poster(), detail)));
+                let served = if port.datagram_batches() {
+                    batch::BatchWorker::new(port, socket, &cfg, thread_live).run()
+                } else {
+                    worker::Worker::new(port, socket, &cfg, thread_live).run()
+                };
+                served.map_err(|e| ServeError::Io("the UDP echo failed".into(), e))
             })
             .map_err(|e| ServeError::Io("cannot start the UDP thread".into(), e))?;
         let (poster, detail) = match ready_rx.recv() {
@@ -145,6 +160,25 @@ impl UdpServer {
     fn wait(self) -> Result<UdpStats, ServeError> {
         self.join.join().map_err(|_| ServeError::WorkerPanicked)?
     }
+}
+
+/// `port` with the echo's buffers as its pool, when it batches datagrams (and `cfg` lets it):
+/// `cfg.buffers` buffers holding datagrams of up to `cfg.buffer_size` bytes. Otherwise `port`
+/// as it is, without batches, for the one-operation-per-datagram worker (which has buffers of
+/// its own).
+fn batching(mut port: Port, cfg: &UdpConfig) -> Port {
+    let count = u16::try_from(cfg.buffers).unwrap_or(u16::MAX);
+    if !cfg.batched
+        || port
+            .provide_buffers(count, cfg.buffer_size + DGRAM_HEADROOM)
+            .is_err()
+    {
+        port.without_datagram_batches();
+    }
+    // Every buffer holds a receive or an echo in flight (one receive more when batched); twice
+    // that, so a batch whose completions are not yet reaped never finds the stock empty.
+    port.stock_datagram_ops(2 * cfg.buffers + 2);
+    port
 }
 
 /// Starts what `cfg` asks with its UDP echo `udp`: the echo alone (`only`), or the TCP server
@@ -184,6 +218,7 @@ fn alone(server: UdpServer) -> Running {
         pid: std::process::id(),
         tls: false,
         udp: true,
+        websocket: false,
     };
     let live_stats = Arc::clone(&server.live);
     let live = Live::new(move || {

@@ -1,5 +1,7 @@
-//! The UDP echo's thread: one socket on one completion port, and a fixed set of buffers, each
-//! either waiting for a datagram (a receive in flight) or carrying its echo (a send in flight).
+//! The UDP echo's thread where the port does not batch datagrams (IOCP, io_uring on kernels
+//! without multishot `recvmsg`): one socket on one completion port, and a fixed set of buffers,
+//! each either waiting for a datagram (a receive in flight: as many `WSARecvFrom`/`recvmsg` in
+//! flight as buffers) or carrying its echo (a send in flight).
 //!
 //! A datagram's buffer is echoed as it is (no copy) to the address it came from, and receives
 //! again once the echo is sent. Every echo decided in one batch of completions is submitted
@@ -21,10 +23,10 @@ use super::stats::UdpStats;
 use super::{UdpConfig, SHUTDOWN};
 
 /// How often the worker publishes its counters (and looks at the clock when idle).
-const TICK: Duration = Duration::from_secs(1);
+pub(super) const TICK: Duration = Duration::from_secs(1);
 /// Failed receives in a row (no datagram between them) after which the echo stops: the
 /// socket is broken, not the network noisy.
-const ERRORS_IN_A_ROW_MAX: u32 = 10_000;
+pub(super) const ERRORS_IN_A_ROW_MAX: u32 = 10_000;
 
 /// The echo's state on its thread.
 pub(super) struct Worker {

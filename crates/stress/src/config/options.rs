@@ -165,6 +165,9 @@ pub struct StressConfig {
     /// `--max-loss PCT` (with `--udp`): a run that loses more datagrams than this, in percent
     /// of those sent, fails; `None`: loss alone never fails a run.
     pub max_loss_pct: Option<f64>,
+    /// `--websocket[=PATH]` and `--header`: every message is one masked WebSocket message, each
+    /// echo verified as a message; `None`: raw bytes.
+    pub websocket: Option<crate::ws::options::WsOptions>,
 }
 
 impl Default for StressConfig {
@@ -204,6 +207,7 @@ impl Default for StressConfig {
             tls: None,
             udp: false,
             max_loss_pct: None,
+            websocket: None,
         }
     }
 }
@@ -353,6 +357,11 @@ impl StressConfig {
                 "a UDP run checks an echo",
             ),
             (self.tls.is_some(), "--tls", "TLS runs over TCP"),
+            (
+                self.websocket.is_some(),
+                "--websocket",
+                "WebSocket runs over TCP",
+            ),
             (
                 self.messages_per_connection.is_some(),
                 "--messages-per-connection",

@@ -33,7 +33,17 @@
 //! verified as plaintext would be; what a connection stages is sealed at once (its staging
 //! buffer goes straight back) and the session's ciphertext goes out in one send at a time;
 //! a finished connection sends close_notify, then shuts its write side. The plaintext path
-//! pays one predictable test of an empty `Option` where the two part.
+//! pays one predictable test (`Io::layered`) where the paths part.
+//!
+//! # WebSocket
+//!
+//! With `--websocket` each connection holds a [`WsSession`] too, above TLS when both are on
+//! (`ws_io`): its upgrade request goes out once the TCP connection (or the TLS handshake) is
+//! done, and the connection stages nothing until the 101 arrives; each message is then staged
+//! with its frame header before it and masked in place ([`Conn::stage_framed`]); what arrives
+//! (decrypted first, with TLS) has its frame headers stripped and the payload verified as
+//! plaintext would be; pings are answered with pongs staged like messages; a finished
+//! connection sends a close frame, then shuts its write side.
 
 use std::collections::VecDeque;
 use std::io::{self, Write as _};
@@ -45,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use ringport_port::{Completion, Op, Outcome, OwnedFd, PoolBuf, Port, SharedFd, Token};
 use ringport_report::tls::HandshakeFailure;
+use ringport_report::websocket::UpgradeFailure;
 
 use super::conn::{Conn, Plan, SendBuffers, State};
 use super::connect::{open_socket, source_of, ConnectQueue};
@@ -59,13 +70,17 @@ use crate::measure::cpu::CpuMeter;
 use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
 use crate::measure::tls::TlsStats;
+use crate::measure::ws::WsStats;
 use crate::plan::ramp::RateCurve;
 use crate::plan::send_times::{RateSchedule, ThreadSchedule};
 use crate::tls::client_config::TlsClient;
 use crate::tls::session::TlsSession;
+use crate::ws::options::WsOptions;
+use crate::ws::session::WsSession;
 use tls_io::tls_error;
 
 mod tls_io;
+mod ws_io;
 
 /// A send at least this large is handed to the kernel at once (one extra enter) instead of with
 /// the rest of the batch: its buffer comes back while still in the cache, and is the next one
@@ -103,8 +118,15 @@ struct Io {
     /// `--tls`: the connection's TLS session (from its TCP connect to its close); boxed, so
     /// that a plaintext connection's slot stays as small as it was.
     tls: Option<Box<TlsSession>>,
-    /// `--tls`: the write side is shut once the ciphertext queued (close_notify) is sent.
+    /// `--tls`, `--websocket`: the write side is shut once what is queued (the close frame,
+    /// close_notify) is sent.
     shut_after_send: bool,
+    /// `--websocket`: the connection's WebSocket session (from its upgrade to its close);
+    /// boxed, as TLS's.
+    ws: Option<Box<WsSession>>,
+    /// A TLS or WebSocket session sits between the socket and the `Conn`: the one test the
+    /// plaintext path pays where the paths part.
+    layered: bool,
 }
 
 /// A connection: its protocol state and its I/O.
@@ -184,6 +206,12 @@ pub(super) struct Client<'s, 'a, X: Exchange> {
     tls: Option<&'s TlsClient>,
     /// `--tls`: handshakes, their latency, failed ones by cause.
     pub tls_stats: TlsStats,
+    /// `--websocket`: the upgrade's path and headers.
+    ws: Option<&'s WsOptions>,
+    /// `--websocket`: the upgrade's `Host` header.
+    ws_host: String,
+    /// `--websocket`: upgrades, their latency, failed ones by cause, messages, close codes.
+    pub ws_stats: WsStats,
 }
 
 impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
@@ -242,6 +270,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             loading: false,
             tls: shared.tls.as_ref(),
             tls_stats: TlsStats::default(),
+            ws: config.websocket.as_ref(),
+            ws_host: super::ws_host(config),
+            ws_stats: WsStats::default(),
         }
     }
 
@@ -288,7 +319,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 self.start_connect(i, now);
             }
             let next = queue.next_at();
-            if next.is_none() && self.connecting == 0 && !self.any_handshaking() {
+            if next.is_none()
+                && self.connecting == 0
+                && !self.any_handshaking()
+                && !self.any_upgrading()
+            {
                 return Ok(());
             }
             let until = next.map_or(scan.next(), |at| at.min(scan.next()));
@@ -636,6 +671,8 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                             self.submit_recv(i, now);
                             if self.tls.is_some() {
                                 self.start_tls(i, now);
+                            } else if self.ws.is_some() {
+                                self.start_ws(i, now);
                             }
                         }
                         None => self.maybe_close(i),
@@ -674,6 +711,11 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 }
                 match slot.conn.sent(buf, at, result, &mut self.send_bufs) {
                     Ok(Some((buf, at))) => self.submit_send(i, buf, at, now),
+                    Ok(None) if slot.io.shut_after_send => {
+                        // `--websocket`: the close frame is out.
+                        slot.io.shut_after_send = false;
+                        self.shut_write(i, now);
+                    }
                     Ok(None) => {}
                     Err(e) => self.fail(i, e, now),
                 }
@@ -724,17 +766,30 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.maybe_close(i);
             return;
         }
-        let handshaking = self.slots[i]
-            .io
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.handshaking());
+        let io = &self.slots[i].io;
+        let (handshaking, upgrading) = if io.layered {
+            (
+                io.tls.as_ref().is_some_and(|t| t.handshaking()),
+                io.ws.as_ref().is_some_and(|w| w.upgrading()),
+            )
+        } else {
+            (false, false)
+        };
         match result {
             Ok(0) if handshaking => self.fail(
                 i,
                 ConnError::Handshake {
                     cause: HandshakeFailure::Other,
                     detail: "other: the server closed the connection during the handshake"
+                        .to_string(),
+                },
+                now,
+            ),
+            Ok(0) if upgrading => self.fail(
+                i,
+                ConnError::Upgrade {
+                    cause: UpgradeFailure::Other,
+                    detail: "other: the server closed the connection during the upgrade"
                         .to_string(),
                 },
                 now,
@@ -755,6 +810,14 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 i,
                 ConnError::Handshake {
                     cause: HandshakeFailure::Other,
+                    detail: format!("other: {e}"),
+                },
+                now,
+            ),
+            Err(e) if upgrading => self.fail(
+                i,
+                ConnError::Upgrade {
+                    cause: UpgradeFailure::Other,
                     detail: format!("other: {e}"),
                 },
                 now,
@@ -796,7 +859,34 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         };
         let conn = &mut slot.conn;
         let result = match slot.io.tls.as_mut() {
-            None => sink.verify(conn, data, now).map(|_| None),
+            None if !slot.io.layered => sink.verify(conn, data, now).map(|_| None),
+            None => {
+                let ws = slot.io.ws.as_mut().expect("tested just above");
+                ws_io::ws_receive(ws, conn, data, |conn, p| sink.verify(conn, p, now))
+                    .map(|w| Some((None, Some(w))))
+            }
+            Some(tls) if slot.io.ws.is_some() => {
+                let ws = slot.io.ws.as_mut().expect("tested just above");
+                let mut wrong = None;
+                let mut got = ws_io::WsReceived::default();
+                let received = tls.receive(data, |plain| {
+                    match ws_io::ws_receive(ws, conn, plain, |conn, p| sink.verify(conn, p, now)) {
+                        Ok(w) => {
+                            got.merge(w);
+                            !w.refused
+                        }
+                        Err(e) => {
+                            wrong = Some(e);
+                            false
+                        }
+                    }
+                });
+                match (received, wrong) {
+                    (_, Some(e)) => Err(e),
+                    (Ok(r), None) => Ok(Some((Some(r), Some(got)))),
+                    (Err(e), None) => Err(tls_error(conn, e)),
+                }
+            }
             Some(tls) => {
                 let mut wrong = None;
                 let received = tls.receive(data, |plain| match sink.verify(conn, plain, now) {
@@ -808,7 +898,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 });
                 match (received, wrong) {
                     (_, Some(e)) => Err(e),
-                    (Ok(r), None) => Ok(Some(r)),
+                    (Ok(r), None) => Ok(Some((Some(r), None))),
                     (Err(e), None) => Err(tls_error(conn, e)),
                 }
             }
@@ -823,7 +913,17 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         self.completed_total += completed;
         match result {
             Ok(None) => true,
-            Ok(Some(r)) => self.after_tls(i, now, r),
+            Ok(Some((tls, ws))) => {
+                if let Some(w) = ws {
+                    if !self.after_ws(i, now, w) {
+                        return false;
+                    }
+                }
+                match tls {
+                    Some(r) => self.after_tls(i, now, r),
+                    None => true,
+                }
+            }
             Err(e) => {
                 self.fail(i, e, now);
                 false
@@ -903,34 +1003,35 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         if slot.conn.state != State::Open {
             return;
         }
-        if slot.io.tls.as_ref().is_some_and(|t| t.handshaking()) {
-            return; // nothing is sent before the handshake completes
-        }
-        let staged = slot.conn.stage(&plan, now, &mut self.send_bufs);
+        let staged = if !slot.io.layered {
+            slot.conn.stage(&plan, now, &mut self.send_bufs)
+        } else {
+            if slot.io.tls.as_ref().is_some_and(|t| t.handshaking()) {
+                return; // nothing is sent before the handshake completes
+            }
+            match slot.io.ws.as_deref_mut() {
+                None => slot.conn.stage(&plan, now, &mut self.send_bufs),
+                // Nothing is staged before the upgrade completes.
+                Some(ws) if ws.upgrading() => return,
+                Some(ws) => slot.conn.stage_framed(&plan, now, &mut self.send_bufs, ws),
+            }
+        };
         self.sent_total += staged as u64;
         if staged > 0 && now >= self.measure_start && self.measure_end.is_none_or(|end| now < end) {
             self.stats.record_sent(now, staged);
         }
-        if let Some(buf) = slot.conn.take_send() {
-            match slot.io.tls.as_mut() {
-                None => self.submit_send(i, buf, 0, now),
-                Some(tls) => {
-                    // Sealed at once: the staging buffer goes back, the ciphertext waits in
-                    // the session for its send.
-                    let sealed = tls.send(&buf);
-                    let len = buf.len();
-                    let _ = slot.conn.sent(buf, 0, Ok(len), &mut self.send_bufs);
-                    match sealed {
-                        Ok(()) => self.flush_tls(i, now),
-                        Err(e) => {
-                            let err = slot.conn.io_error(e);
-                            self.fail(i, err, now);
-                        }
-                    }
-                }
-            }
+        if self.send_staged(i, now) {
             return;
         }
+        let plan = Plan {
+            payload: self.spec,
+            stopping: self.stopping,
+            count: self.count,
+            schedule: self.schedule.as_ref().map(ThreadSchedule::schedule),
+            measure_start: self.measure_start,
+            per_connection: self.churn,
+        };
+        let slot = &mut self.slots[i];
         if slot.conn.start_draining(&plan, now) {
             if self.shared.config.linger0 {
                 // Closed at once, with a reset: the receive is cancelled, then the close goes.
@@ -939,6 +1040,20 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                     let _ = self.port.cancel(tok);
                 }
                 self.maybe_close(i);
+                return;
+            }
+            if let Some(ws) = slot.io.ws.as_mut() {
+                // The close frame first; the write side is shut once it is sent.
+                ws.close();
+                slot.conn
+                    .stage_raw(&mut self.send_bufs, |out| ws.take_control(out));
+                self.send_staged(i, now);
+                let slot = &mut self.slots[i];
+                slot.io.shut_after_send = true;
+                if let Some(tls) = slot.io.tls.as_mut() {
+                    tls.close();
+                    self.flush_tls(i, now);
+                }
                 return;
             }
             if let Some(tls) = slot.io.tls.as_mut() {
@@ -950,6 +1065,33 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             }
             self.shut_write(i, now);
         }
+    }
+
+    /// Hands what connection `i` has staged to a send (with `--tls`, sealed at once), unless
+    /// a send is in flight. Returns whether something was handed on.
+    fn send_staged(&mut self, i: usize, now: Instant) -> bool {
+        let slot = &mut self.slots[i];
+        let Some(buf) = slot.conn.take_send() else {
+            return false;
+        };
+        match slot.io.tls.as_mut() {
+            None => self.submit_send(i, buf, 0, now),
+            Some(tls) => {
+                // Sealed at once: the staging buffer goes back, the ciphertext waits in
+                // the session for its send.
+                let sealed = tls.send(&buf);
+                let len = buf.len();
+                let _ = slot.conn.sent(buf, 0, Ok(len), &mut self.send_bufs);
+                match sealed {
+                    Ok(()) => self.flush_tls(i, now),
+                    Err(e) => {
+                        let err = slot.conn.io_error(e);
+                        self.fail(i, err, now);
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Shuts connection `i`'s write side: it sends nothing more.
@@ -977,8 +1119,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
     fn fail(&mut self, i: usize, err: ConnError, now: Instant) {
         let slot = &mut self.slots[i];
         if slot.conn.fail() {
-            if let ConnError::Handshake { cause, .. } = &err {
-                self.tls_stats.record_failure(*cause);
+            match &err {
+                ConnError::Handshake { cause, .. } => self.tls_stats.record_failure(*cause),
+                ConnError::Upgrade { cause, .. } => self.ws_stats.record_failure(*cause),
+                _ => {}
             }
             self.stats.record_error(slot.conn.global as u64, &err, now);
             self.churn_stats.record_error(&err);
@@ -1005,6 +1149,10 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             self.closed_total += 1;
         }
         slot.io.tls = None;
+        slot.io.layered = false;
+        if let Some(ws) = slot.io.ws.take() {
+            self.ws_stats.add_session(&ws);
+        }
         slot.io.shut_after_send = false;
         if let Some(fd) = slot.io.fd.take() {
             if self.port.submit(i as u64, Op::Close { fd }).is_ok() {
@@ -1035,6 +1183,21 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                             cause: HandshakeFailure::Timeout,
                             detail: format!(
                                 "timeout: no handshake within {:.1}s",
+                                timeout.as_secs_f64()
+                            ),
+                        };
+                        self.fail(i, err, now);
+                    }
+                    continue;
+                }
+            }
+            if let Some(ws) = &self.slots[i].io.ws {
+                if ws.upgrading() && !self.slots[i].conn.is_done() {
+                    if !timeout.is_zero() && ws.elapsed(now) > timeout {
+                        let err = ConnError::Upgrade {
+                            cause: UpgradeFailure::Timeout,
+                            detail: format!(
+                                "timeout: no answer to the upgrade within {:.1}s",
                                 timeout.as_secs_f64()
                             ),
                         };

@@ -98,6 +98,39 @@ impl SendBuffers {
     }
 }
 
+/// What goes around each staged message: nothing (raw bytes), or a WebSocket frame.
+pub(super) trait Framer {
+    /// Called before a message is appended to `out`; returns what [`end`](Self::end) is given.
+    fn begin(&mut self, out: &mut Vec<u8>) -> usize;
+    /// Called once the message is appended to `out`, with what [`begin`](Self::begin) returned.
+    fn end(&mut self, out: &mut Vec<u8>, at: usize);
+}
+
+/// Raw bytes: no framing (compiles to nothing).
+pub(super) struct Unframed;
+
+impl Framer for Unframed {
+    #[inline(always)]
+    fn begin(&mut self, _out: &mut Vec<u8>) -> usize {
+        0
+    }
+
+    #[inline(always)]
+    fn end(&mut self, _out: &mut Vec<u8>, _at: usize) {}
+}
+
+impl Framer for crate::ws::session::WsSession {
+    #[inline]
+    fn begin(&mut self, out: &mut Vec<u8>) -> usize {
+        crate::ws::session::WsSession::begin(self, out)
+    }
+
+    #[inline]
+    fn end(&mut self, out: &mut Vec<u8>, at: usize) {
+        crate::ws::session::WsSession::end(self, out, at);
+    }
+}
+
 /// What the client thread has decided for all its connections at this moment: the inputs of
 /// [`Conn::stage`].
 #[derive(Debug, Clone, Copy)]
@@ -277,6 +310,18 @@ impl<X: Exchange> Conn<X> {
         now: Instant,
         bufs: &mut SendBuffers,
     ) -> usize {
+        self.stage_framed(plan, now, bufs, &mut Unframed)
+    }
+
+    /// [`stage`](Self::stage), each message framed by `framer` (`--websocket`: a frame header
+    /// before it, the message masked in place).
+    pub fn stage_framed<F: Framer>(
+        &mut self,
+        plan: &Plan<'_, X::Spec>,
+        now: Instant,
+        bufs: &mut SendBuffers,
+        framer: &mut F,
+    ) -> usize {
         if self.state != State::Open || self.active_at.is_some_and(|at| now < at) {
             return 0;
         }
@@ -303,7 +348,9 @@ impl<X: Exchange> Conn<X> {
                 intended,
                 sent: now,
             };
+            let at = framer.begin(&mut self.staged);
             self.verifier.push(&gen, stamp, &mut self.staged);
+            framer.end(&mut self.staged, at);
             self.next_index += 1;
             self.cycle += 1;
             if intended >= plan.measure_start {
@@ -312,6 +359,15 @@ impl<X: Exchange> Conn<X> {
             staged += 1;
         }
         staged
+    }
+
+    /// Appends bytes no verifier awaits an answer to (`--websocket`: the upgrade request, a
+    /// control frame) to the staging buffer, written by `write`.
+    pub fn stage_raw(&mut self, bufs: &mut SendBuffers, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.staged.capacity() == 0 {
+            self.staged = bufs.take();
+        }
+        write(&mut self.staged);
     }
 
     /// Everything staged, to hand to a send, when no send is in flight and something is staged.

@@ -38,6 +38,11 @@
 //! [`reconnects`](crate::measure::reconnects) for what is counted and
 //! [`warnings`](crate::report::warnings) for what is warned about).
 //!
+//! With `--websocket`, one upgrade is made before the load ([`probe`](crate::ws::probe)): a
+//! server that refuses it stops the run there, with its status line. Each connection then
+//! upgrades once connected (after its TLS handshake), before the barrier; the upgrade's time
+//! is recorded ([`measure::ws`](crate::measure::ws)).
+//!
 //! With `--tls`, one handshake is made before anything else ([`probe`](crate::tls::probe)): a
 //! certificate the client cannot trust stops the run there, with its reason. Each connection
 //! then makes its own handshake once connected, before the barrier; its time and kind (full or
@@ -84,6 +89,7 @@ use crate::error::ConfigError;
 use crate::measure::reconnects::ReconnectStats;
 use crate::measure::thread::ThreadStats;
 use crate::measure::tls::TlsStats;
+use crate::measure::ws::WsStats;
 use crate::plan::segment::unix_secs;
 use crate::plan::send_times::connections_of_thread;
 use crate::protocol::reply::ReplyVerifier;
@@ -129,6 +135,10 @@ pub enum StressError {
     /// the load).
     #[error("TLS: {0}")]
     Tls(String),
+    /// `--websocket`: the server refused the upgrade (found by the upgrade made before the
+    /// load).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     /// A client thread failed outside any connection (its port broke, or it panicked).
     #[error("client thread {thread}: {detail}")]
     Thread {
@@ -154,6 +164,8 @@ pub struct StressOutcome {
     pub preflight: Preflight,
     /// `--tls`: every thread's handshakes, merged.
     pub tls: Option<TlsStats>,
+    /// `--websocket`: every thread's upgrades and messages, merged.
+    pub ws: Option<WsStats>,
 }
 
 impl StressOutcome {
@@ -178,6 +190,9 @@ impl StressOutcome {
         let mut log = crate::report::interval_log(&self.report, &self.stats);
         if let Some(tls) = &self.tls {
             crate::report::tls::add_handshake_interval(&mut log, &tls.handshake);
+        }
+        if let Some(ws) = &self.ws {
+            crate::report::ws::add_upgrade_interval(&mut log, &ws.upgrade);
         }
         if let Some(path) = &config.html {
             let page = RunPage {
@@ -266,6 +281,9 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         Some(opts) => Some(tls_client(config, opts, addr)?),
         None => None,
     };
+    if let Some(ws) = &config.websocket {
+        ws_probe(config, ws, addr, tls.as_ref())?;
+    }
     let shared = Shared {
         tls,
         config,
@@ -355,6 +373,14 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         report.tls = Some(crate::report::tls::figures(&tls, measured));
         tls
     });
+    let ws = config.websocket.as_ref().map(|opts| {
+        let mut ws = WsStats::default();
+        for p in &parts {
+            ws.merge(&p.ws);
+        }
+        report.websocket = Some(crate::report::ws::figures(&ws, &opts.path, measured));
+        ws
+    });
     // Rounded to the millisecond, as the interval log writes its StartTime.
     report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
     if let Some(&late) = shared.start_late.get() {
@@ -387,6 +413,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
         measured,
         preflight: pre,
         tls,
+        ws,
     })
 }
 
@@ -530,11 +557,44 @@ fn tls_client(
     Ok(client)
 }
 
+/// `--websocket`: one upgrade before the load; a refusal stops the run with its status line.
+fn ws_probe(
+    config: &StressConfig,
+    ws: &crate::ws::options::WsOptions,
+    addr: SocketAddr,
+    tls: Option<&TlsClient>,
+) -> Result<(), StressError> {
+    use crate::ws::probe::ProbeError as WsProbeError;
+    let host = ws_host(config);
+    match crate::ws::probe::probe(ws, &host, addr, tls, config.timeout) {
+        Ok(()) => Ok(()),
+        Err(WsProbeError::Refused(why)) => Err(StressError::WebSocket(format!(
+            "{}:{} refused the upgrade to {}: {why}",
+            config.host, config.port, ws.path
+        ))),
+        // The run meets and counts it per connection.
+        Err(WsProbeError::Other(why)) => {
+            tracing::debug!("WebSocket probe: {why}");
+            Ok(())
+        }
+    }
+}
+
+/// `--websocket`: the `Host` header of the upgrade: the host as given, with its port.
+pub(crate) fn ws_host(config: &StressConfig) -> String {
+    if config.host.contains(':') && !config.host.starts_with('[') {
+        format!("[{}]:{}", config.host, config.port)
+    } else {
+        format!("{}:{}", config.host, config.port)
+    }
+}
+
 /// What a client thread hands back.
 struct ThreadResult {
     stats: ThreadStats,
     churn: ReconnectStats,
     tls: TlsStats,
+    ws: WsStats,
     measure_start: Instant,
     last_completion: Option<Instant>,
     stopped_early: Option<Instant>,
@@ -598,6 +658,7 @@ fn drive<X: exchange::Exchange>(
         stats: client.stats,
         churn: client.churn_stats,
         tls: client.tls_stats,
+        ws: client.ws_stats,
         measure_start: client.measure_start,
         last_completion: client.last_completion,
         stopped_early: client.stopped_early,

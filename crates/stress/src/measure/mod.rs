@@ -16,6 +16,8 @@
 //! * **Connect time** in microseconds, in its own histogram.
 //! * **TLS handshakes** ([`tls`]): their time in its own histogram, full and resumed, and the
 //!   failed ones by cause.
+//! * **WebSocket upgrades** ([`ws`]): their time in its own histogram, the failed ones by
+//!   cause, messages sent and echoed, close codes received.
 //! * **Errors** counted by [`ErrorKind`](crate::error::ErrorKind) ([`thread`]), with the first one (by time) kept in detail: connection,
 //!   kind, byte offset and message.
 //! * **Errors over time** ([`error_times`]): errors per second of the measured phase, for the
@@ -40,3 +42,4 @@ pub mod ports;
 pub mod reconnects;
 pub mod thread;
 pub mod tls;
+pub mod ws;

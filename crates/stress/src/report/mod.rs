@@ -8,10 +8,12 @@
 //! JSON, CSV, interval log) are `ringport-report`'s.
 //!
 //! * [`tls`]: the `tls` object and the `handshake` interval (`--tls`).
+//! * [`ws`]: the `websocket` object and the `upgrade` interval (`--websocket`).
 //! * [`warnings`]: the warnings beyond the figures (starved connections, the client's ports).
 
 pub mod tls;
 pub mod warnings;
+pub mod ws;
 
 use std::time::{Duration, SystemTime};
 
@@ -182,6 +184,7 @@ pub fn build(
         connect_us: LatencySummary::of_or_zero(&stats.connect),
         churn: None,
         tls: None,
+        websocket: None,
         fairness: stats.fairness().unwrap_or(Fairness {
             min: 0,
             median: 0,

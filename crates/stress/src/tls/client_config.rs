@@ -67,6 +67,8 @@ impl TlsClient {
             }
         };
         config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        // The session protects records itself after the handshake (`session`).
+        config.enable_secret_extraction = true;
         config.resumption = if opts.resume {
             Resumption::in_memory_sessions(sessions.max(256))
         } else {

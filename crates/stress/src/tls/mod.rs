@@ -6,7 +6,8 @@
 //!   every thread (its session store is what `--tls-resume` resumes from), and the server name.
 //! * [`session`]: one connection's TLS ([`TlsSession`](session::TlsSession)): ciphertext in
 //!   from the port's receive buffers, plaintext out to the verifier, plaintext in from the
-//!   staging buffer, ciphertext out in a send buffer it keeps; no stream, no thread.
+//!   staging buffer, ciphertext out in a send buffer it keeps; no stream, no thread; records
+//!   protected in place after the handshake (`ringport_tls_record`).
 //! * [`failure`]: a failed handshake classified by cause (certificate, name, protocol,
 //!   timeout, other).
 //! * [`probe`]: the handshake made once before the load, so that a certificate the client

@@ -1,21 +1,33 @@
-//! One connection's TLS over the engine's buffers: rustls' buffer-level API
-//! (`read_tls`, `process_new_packets`, `reader`, `writer`, `write_tls`), no stream, no thread.
+//! One connection's TLS over the engine's buffers: rustls' unbuffered API for the handshake,
+//! then the records protected in place (`ringport_tls_record`); no stream, no thread.
 //!
-//! Ciphertext received lands in a pool buffer (or the connection's own) and is handed to
-//! [`TlsSession::receive`], which decrypts it and hands each run of plaintext, borrowed from
-//! rustls, to the verifier. Plaintext to send (the connection's staging buffer) goes through
-//! [`TlsSession::send`] into the session's ciphertext buffer, which the engine sends with
-//! [`take_out`](TlsSession::take_out) and returns with [`give_back`](TlsSession::give_back):
-//! two buffers swapped in turn, so once they have grown nothing is allocated here per message.
-//! (rustls itself allocates one buffer per record it seals and one per record it opens.)
+//! Ciphertext received (a pool buffer, or the connection's own) is handed to
+//! [`TlsSession::receive`], which appends it to the session's receive buffer, opens each whole
+//! record there and hands its plaintext, in place, to the verifier. Plaintext to send (the
+//! connection's staging buffer) is sealed by [`TlsSession::send`] into the session's
+//! ciphertext buffer, which the engine sends with [`take_out`](TlsSession::take_out) and
+//! returns with [`give_back`](TlsSession::give_back): two buffers swapped in turn. Once the
+//! buffers have grown, nothing is allocated per message: rustls 0.23 itself would allocate one
+//! buffer per record it seals and one per record it opens, so after the handshake the session
+//! takes the connection's secrets and key schedule from rustls
+//! (`dangerous_into_kernel_connection`, which the configuration must allow with
+//! `enable_secret_extraction`) and protects the records itself, taking the server's new
+//! session tickets (for resumption) and key updates.
 
-use std::io::{self, BufRead as _, Write as _};
+use std::io;
 use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringport_report::tls::HandshakeFailure;
-use rustls::{ClientConfig, ClientConnection, HandshakeKind};
+use ringport_tls_record::{
+    record_end, Records, ALERT, APPLICATION_DATA, HANDSHAKE, PLAIN_MAX, REPLY_MAX, SEAL_MAX,
+};
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, InsufficientSizeError, UnbufferedStatus,
+};
+use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
 
 use super::failure;
 use rustls::pki_types::ServerName;
@@ -44,7 +56,12 @@ pub struct Received {
 
 /// One connection's TLS state and its ciphertext buffers. See the module docs.
 pub struct TlsSession {
-    conn: ClientConnection,
+    /// rustls, until the handshake is complete.
+    conn: Option<UnbufferedClientConnection>,
+    /// The record protection after the handshake.
+    records: Option<Records<ClientConnectionData>>,
+    /// Ciphertext received and not processed yet.
+    incoming: Vec<u8>,
     /// Ciphertext waiting for a send.
     out: Vec<u8>,
     /// The buffer of the last send, back from it: the next to fill.
@@ -54,6 +71,10 @@ pub struct TlsSession {
     handshaking: bool,
     /// close_notify queued.
     closing: bool,
+    /// The server's close_notify arrived.
+    peer_closed: bool,
+    resumed: bool,
+    version: Option<ProtocolVersion>,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -67,30 +88,40 @@ impl std::fmt::Debug for TlsSession {
 }
 
 impl TlsSession {
-    /// A session to `name` begun at `now`, its ClientHello queued for sending.
+    /// A session to `name` begun at `now`, its ClientHello queued for sending. `config` must
+    /// allow secret extraction (`enable_secret_extraction`).
     ///
     /// # Errors
     ///
-    /// rustls refused to start one (no usable cipher suite or version).
+    /// rustls refused to start one (no usable cipher suite or version), or the configuration
+    /// does not allow secret extraction.
     pub fn new(
         config: &Arc<ClientConfig>,
         name: &ServerName<'static>,
         now: Instant,
     ) -> Result<TlsSession, TlsError> {
-        let mut conn = ClientConnection::new(Arc::clone(config), name.clone())
+        if !config.enable_secret_extraction {
+            return Err(handshake_error(&rustls::Error::General(
+                "the TLS configuration does not allow secret extraction".into(),
+            )));
+        }
+        let conn = UnbufferedClientConnection::new(Arc::clone(config), name.clone())
             .map_err(|e| handshake_error(&e))?;
-        // Plaintext handed in is sealed at once and moved out by `flush`: the only limit on
-        // what is queued is the connection's own (its pipeline or window).
-        conn.set_buffer_limit(None);
         let mut s = TlsSession {
-            conn,
+            conn: Some(conn),
+            records: None,
+            incoming: Vec::new(),
             out: Vec::new(),
             spare: Vec::new(),
             started: now,
             handshaking: true,
             closing: false,
+            peer_closed: false,
+            resumed: false,
+            version: None,
         };
-        s.flush();
+        let mut r = Received::default();
+        s.handshake(&mut r, &mut |_| true)?;
         Ok(s)
     }
 
@@ -108,14 +139,14 @@ impl TlsSession {
 
     /// Whether the completed handshake resumed an earlier session.
     pub fn resumed(&self) -> bool {
-        self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
+        self.resumed
     }
 
     /// The protocol version negotiated, e.g. `TLSv1.3`; empty before the handshake is done.
     pub fn version(&self) -> &'static str {
-        match self.conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        match self.version {
+            Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
             Some(_) => "TLS",
             None => "",
         }
@@ -127,63 +158,22 @@ impl TlsSession {
     ///
     /// # Errors
     ///
-    /// What rustls found wrong (a certificate, a protocol error, an alert), classified.
+    /// What rustls found wrong (a certificate, a protocol error, an alert), classified; after
+    /// the handshake, a record that does not open or a fatal alert.
     pub fn receive(
         &mut self,
-        mut data: &[u8],
+        data: &[u8],
         mut plain: impl FnMut(&[u8]) -> bool,
     ) -> Result<Received, TlsError> {
         let mut r = Received::default();
-        while !data.is_empty() {
-            match self.conn.read_tls(&mut data) {
-                Ok(0) => {
-                    return Err(self.error(
-                        HandshakeFailure::Protocol,
-                        "protocol: rustls took none of the bytes received".to_string(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(self.error(HandshakeFailure::Protocol, format!("protocol: {e}")))
-                }
-            }
-            let state = match self.conn.process_new_packets() {
-                Ok(state) => state,
-                Err(e) => {
-                    // The alert rustls queued goes out if a send is still possible.
-                    self.flush();
-                    return Err(if self.handshaking {
-                        handshake_error(&e)
-                    } else {
-                        self.error(failure::classify(&e), e.to_string())
-                    });
-                }
-            };
-            if self.handshaking && !self.conn.is_handshaking() {
-                self.handshaking = false;
-                r.handshake_done = true;
-            }
-            let mut left = state.plaintext_bytes_to_read();
-            while left > 0 {
-                let mut reader = self.conn.reader();
-                let Ok(chunk) = reader.fill_buf() else { break };
-                let n = chunk.len();
-                if n == 0 {
-                    break;
-                }
-                let ok = plain(chunk);
-                reader.consume(n);
-                left = left.saturating_sub(n);
-                if !ok {
-                    r.refused = true;
-                    return Ok(r);
-                }
-            }
-            if state.peer_has_closed() {
-                r.peer_closed = true;
-            }
+        self.incoming.extend_from_slice(data);
+        if self.conn.is_some() {
+            self.handshake(&mut r, &mut plain)?;
         }
-        self.flush();
+        if self.records.is_some() && !r.refused {
+            self.open_records(&mut r, &mut plain)
+                .map_err(|e| self.error(failure::classify(&e), format!("{e}")))?;
+        }
         Ok(r)
     }
 
@@ -191,10 +181,17 @@ impl TlsSession {
     ///
     /// # Errors
     ///
-    /// rustls would not take it (the session is closing or broken).
+    /// The handshake is not complete, the session is closing, or its key may seal no more.
     pub fn send(&mut self, plain: &[u8]) -> io::Result<()> {
-        self.conn.writer().write_all(plain)?;
-        self.flush();
+        let Some(records) = self.records.as_mut().filter(|_| !self.closing) else {
+            return Err(io::Error::other("TLS: the session cannot send"));
+        };
+        for chunk in plain.chunks(PLAIN_MAX) {
+            self.out.reserve(chunk.len() + SEAL_MAX + REPLY_MAX);
+            records
+                .seal(APPLICATION_DATA, chunk, &mut self.out)
+                .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+        }
         Ok(())
     }
 
@@ -202,11 +199,13 @@ impl TlsSession {
     pub fn close(&mut self) {
         if !self.closing {
             self.closing = true;
-            self.conn.send_close_notify();
-            self.flush();
+            if let Some(records) = self.records.as_mut() {
+                self.out.reserve(2 + SEAL_MAX + REPLY_MAX);
+                // A warning alert; a key that may seal no more closes without it.
+                let _ = records.seal(ALERT, &[1, 0], &mut self.out);
+            }
         }
     }
-
     /// The ciphertext waiting, in a buffer to send (the spare one takes its place); `None`
     /// when nothing waits.
     pub fn take_out(&mut self) -> Option<Vec<u8>> {
@@ -230,14 +229,155 @@ impl TlsSession {
         !self.out.is_empty()
     }
 
-    /// Moves what rustls has sealed into the ciphertext buffer.
-    fn flush(&mut self) {
-        while self.conn.wants_write() {
-            // Writing into a Vec cannot fail.
-            if self.conn.write_tls(&mut self.out).is_err() {
-                break;
+    /// Runs rustls' handshake over what was received: its records are encoded into the
+    /// ciphertext buffer; once it is complete, the connection goes over to [`Records`].
+    fn handshake(
+        &mut self,
+        r: &mut Received,
+        plain: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), TlsError> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(());
+            };
+            let UnbufferedStatus { mut discard, state } =
+                conn.process_tls_records(&mut self.incoming);
+            let mut stop = false;
+            let mut complete = false;
+            match state {
+                Err(e) => {
+                    self.incoming.drain(..discard);
+                    // The alert rustls queued goes out if a send is still possible.
+                    self.take_alert();
+                    return Err(if self.handshaking {
+                        handshake_error(&e)
+                    } else {
+                        self.error(failure::classify(&e), e.to_string())
+                    });
+                }
+                Ok(ConnectionState::EncodeTlsData(mut s)) => encode(&mut self.out, &mut s),
+                Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
+                Ok(ConnectionState::ReadTraffic(mut s)) => {
+                    while let Some(record) = s.next_record() {
+                        let record = record.map_err(|e| handshake_error(&e))?;
+                        discard += record.discard;
+                        if !plain(record.payload) {
+                            r.refused = true;
+                            stop = true;
+                            break;
+                        }
+                    }
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    r.peer_closed = true;
+                    self.peer_closed = true;
+                }
+                Ok(ConnectionState::WriteTraffic(_)) => complete = true,
+                // BlockedHandshake (more bytes needed), Closed, and states of later versions.
+                Ok(_) => stop = true,
+            }
+            self.incoming.drain(..discard);
+            if complete {
+                let conn = self.conn.take().expect("rustls has the connection");
+                self.handshaking = false;
+                r.handshake_done = true;
+                self.resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+                self.version = conn.protocol_version();
+                let records = conn
+                    .dangerous_into_kernel_connection()
+                    .and_then(|(secrets, kernel)| Records::new(secrets, kernel))
+                    .map_err(|e| self.error(failure::classify(&e), e.to_string()))?;
+                self.records = Some(records);
+                return Ok(());
+            }
+            if stop {
+                return Ok(());
             }
         }
+    }
+
+    /// After an error during the handshake, the alert rustls queued, into the ciphertext
+    /// buffer.
+    fn take_alert(&mut self) {
+        let mut empty: [u8; 0] = [];
+        for _ in 0..4 {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match conn.process_tls_records(&mut empty).state {
+                Ok(ConnectionState::EncodeTlsData(mut s)) => encode(&mut self.out, &mut s),
+                Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
+                _ => return,
+            }
+        }
+    }
+
+    /// After the handshake: opens each whole record received, in place, and hands its
+    /// plaintext to `plain`; takes the server's close_notify, new session tickets and key
+    /// updates (a reply goes into the ciphertext buffer).
+    fn open_records(
+        &mut self,
+        r: &mut Received,
+        plain: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), rustls::Error> {
+        let Some(records) = self.records.as_mut() else {
+            return Ok(());
+        };
+        let mut head = 0;
+        let mut result = Ok(());
+        while let Some(end) = record_end(&self.incoming, head) {
+            if self.peer_closed {
+                // Nothing after close_notify is read.
+                head = self.incoming.len();
+                break;
+            }
+            let (typ, range) = match records.open(&mut self.incoming[head..end]) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let data = &self.incoming[head + range.start..head + range.end];
+            head = end;
+            match typ {
+                APPLICATION_DATA => {
+                    if !data.is_empty() && !plain(data) {
+                        r.refused = true;
+                        break;
+                    }
+                }
+                ALERT => match data {
+                    [_, 0] => {
+                        r.peer_closed = true;
+                        self.peer_closed = true;
+                    }
+                    // user_canceled, a warning
+                    [1, 90] => {}
+                    [_, description] => {
+                        result = Err(rustls::Error::AlertReceived((*description).into()));
+                        break;
+                    }
+                    _ => {
+                        result = Err(rustls::Error::General("a malformed alert".into()));
+                        break;
+                    }
+                },
+                HANDSHAKE => {
+                    self.out.reserve(2 * REPLY_MAX);
+                    if let Err(e) = records.handshake(data, &mut self.out) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                _ => {
+                    result = Err(rustls::Error::General("an unexpected content type".into()));
+                    break;
+                }
+            }
+        }
+        self.incoming.drain(..head);
+        result
     }
 
     fn error(&self, cause: HandshakeFailure, detail: String) -> TlsError {
@@ -254,5 +394,27 @@ fn handshake_error(e: &rustls::Error) -> TlsError {
         after_handshake: false,
         cause: failure::classify(e),
         detail: failure::describe(e),
+    }
+}
+
+/// Copies a record rustls encoded to the end of `out` (growing it as needed: the handshake).
+fn encode(out: &mut Vec<u8>, s: &mut EncodeTlsData<'_, ClientConnectionData>) {
+    let at = out.len();
+    let mut room = 1024;
+    loop {
+        out.resize(at + room, 0);
+        match s.encode(&mut out[at..]) {
+            Ok(n) => {
+                out.truncate(at + n);
+                return;
+            }
+            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                room = required_size;
+            }
+            Err(EncodeError::AlreadyEncoded) => {
+                out.truncate(at);
+                return;
+            }
+        }
     }
 }

@@ -233,6 +233,7 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
         measured,
         preflight: pre,
         tls: None,
+        ws: None,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use std::os::fd::AsRawFd;
 
-use crate::op::Op;
+use crate::op::{Op, DGRAM_BATCH};
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
 use crate::sys::{buffer_flags, RawCompletion, CQE_F_MORE};
@@ -120,6 +120,53 @@ fn recv_pooled(
     }
 }
 
+/// A batch of datagrams into buffers taken from `pool` (one `recvmmsg` of up to
+/// [`DGRAM_BATCH`]): every datagram but the last is pushed to `out` as a completion of `token`
+/// that stays armed; the last is the result. Buffers left empty go back to the pool. An empty
+/// pool is `ENOBUFS`, as for a ring that ran dry.
+fn recv_dgrams(
+    fd: std::os::fd::RawFd,
+    pool: Option<&mut BufPool>,
+    token: Token,
+    out: &mut Vec<RawCompletion>,
+) -> Progress {
+    let Some(pool) = pool else {
+        return Progress::Done(-libc::EINVAL, 0);
+    };
+    let mut ids = [0u16; DGRAM_BATCH];
+    let mut taken = 0;
+    while taken < DGRAM_BATCH {
+        let Some(id) = pool.take() else { break };
+        ids[taken] = id;
+        taken += 1;
+    }
+    if taken == 0 {
+        return Progress::Done(-libc::ENOBUFS, 0);
+    }
+    let mut lens = [0i32; DGRAM_BATCH];
+    // Buffers `ids[..taken]` were just taken out of the pool: nothing else touches them.
+    let got = match sys::try_recv_mmsg(fd, pool, &ids[..taken], &mut lens) {
+        Some(n) if n > 0 => n as usize,
+        other => {
+            for &id in ids[..taken].iter().rev() {
+                pool.untake(id);
+            }
+            return other.into();
+        }
+    };
+    for &id in ids[got..taken].iter().rev() {
+        pool.untake(id);
+    }
+    for i in 0..got - 1 {
+        out.push(RawCompletion::new(
+            token,
+            lens[i],
+            buffer_flags(ids[i], true),
+        ));
+    }
+    Progress::More(lens[got - 1], buffer_flags(ids[got - 1], true))
+}
+
 /// One attempt at a queued operation, now that its fd may be ready.
 /// Chunks of a receive that filled several buffers go to `out` first (see [`recv_pooled`]).
 pub(super) fn attempt(
@@ -171,6 +218,11 @@ pub(super) fn attempt(
             attempt.into()
         }
         Op::SendTo { fd, buf, to } => sys::try_send_to(fd.as_raw_fd(), buf, to).into(),
+        Op::RecvFromMulti { fd } => recv_dgrams(fd.as_raw_fd(), pool, token, out),
+        Op::SendBufTo { fd, buf, to } => match pool {
+            Some(pool) => sys::try_send_to(fd.as_raw_fd(), pool.bytes(buf), to).into(),
+            None => Progress::Done(-libc::EINVAL, 0),
+        },
         // Never queued: they complete when pushed.
         Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Progress::Done(0, 0),
     }

@@ -20,6 +20,16 @@
 //!   send on one socket, as the pipelining stress client has), and operations of one fd and
 //!   direction complete in the order they were submitted.
 //!
+//! # Datagrams in batches
+//!
+//! A `RecvFromMulti` is a multishot receive whose every turn is one `recvmmsg` of up to
+//! [`DGRAM_BATCH`] datagrams into pool buffers (each laid out as io_uring's multishot `recvmsg`
+//! fills one, see [`crate::sys::dgram`]). A `SendBufTo` is not tried when pushed: the ones pushed
+//! between two `wait`s are sent by the second, consecutive ones on one socket together in
+//! `sendmmsg` calls of up to [`DGRAM_BATCH`] (again for the rest when a call sends fewer; a
+//! datagram refused completes with its error; on `EAGAIN` the rest join the socket's write
+//! queue like any send).
+//!
 //! # Edge-triggered
 //!
 //! An fd is registered once, for `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, while something
@@ -83,7 +93,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
-use crate::op::{Op, SharedFd};
+use crate::op::{Op, PoolBuf, SharedFd, DGRAM_BATCH, DGRAM_HEADROOM};
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
 use crate::sys::{Driver, OpState, RawCompletion, Waker};
@@ -116,6 +126,9 @@ pub(crate) struct EpollDriver {
     /// the next `wait`; and the list being worked (swapped, so neither allocates per turn).
     again: Vec<RawFd>,
     again_now: Vec<RawFd>,
+    /// Datagram sends from pool buffers pushed since the last `wait`, sent by it in `sendmmsg`
+    /// calls (see [`EpollDriver::send_dgrams`]).
+    dgram_sends: Vec<Token>,
 }
 
 impl fmt::Debug for EpollDriver {
@@ -148,6 +161,7 @@ impl EpollDriver {
             pwait2: true,
             again: Vec::with_capacity(64),
             again_now: Vec::with_capacity(64),
+            dgram_sends: Vec::with_capacity(256),
         })
     }
 
@@ -172,6 +186,67 @@ impl EpollDriver {
             state.registered = true;
         }
         self.waiters.link(token, raw, dir);
+    }
+
+    /// Sends the datagrams pushed since the last `wait` ([`Op::SendBufTo`]), as many per
+    /// `sendmmsg` as run in a row on one socket (up to [`DGRAM_BATCH`]); their completions go to
+    /// `out`. A call that sends fewer than asked is made again for the rest; a datagram the
+    /// system refuses completes with the error; when the socket's buffer is full, the rest wait
+    /// for it to drain like any other send.
+    fn send_dgrams(
+        &mut self,
+        table: &mut OpTable<EpollOp>,
+        pool: Option<&BufPool>,
+        out: &mut Vec<RawCompletion>,
+    ) {
+        let pending = std::mem::take(&mut self.dgram_sends);
+        let mut i = 0;
+        while i < pending.len() {
+            let Some((fd, _, _)) = dgram_send(table, pending[i]) else {
+                // Not in the table (cannot happen: it leaves only through its completion).
+                i += 1;
+                continue;
+            };
+            let raw = fd.as_raw_fd();
+            let mut run: [(&PoolBuf, SockAddrBuf); DGRAM_BATCH] =
+                [(&EMPTY, SockAddrBuf::empty()); DGRAM_BATCH];
+            let mut n = 0;
+            while n < DGRAM_BATCH && i + n < pending.len() {
+                match dgram_send(table, pending[i + n]) {
+                    Some((f, buf, to)) if f.as_raw_fd() == raw => {
+                        run[n] = (buf, SockAddrBuf::from_socket_addr(&to));
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+            let sent = match pool {
+                Some(pool) => sys::try_send_mmsg(raw, pool, &run[..n]),
+                None => Some(-libc::EINVAL),
+            };
+            match sent {
+                Some(sent) if sent > 0 => {
+                    for k in 0..(sent as usize).min(n) {
+                        let len = run[k].0.len();
+                        out.push(RawCompletion::new(pending[i + k], len as i32, 0));
+                    }
+                    i += (sent as usize).min(n);
+                }
+                Some(e) => {
+                    out.push(RawCompletion::new(pending[i], e.min(-1), 0));
+                    i += 1;
+                }
+                None => {
+                    let fd = std::rc::Rc::clone(fd);
+                    for k in 0..n {
+                        self.enqueue(pending[i + k], &fd, Dir::Write);
+                    }
+                    i += n;
+                }
+            }
+        }
+        self.dgram_sends = pending;
+        self.dgram_sends.clear();
     }
 
     /// Sets `O_NONBLOCK` on a listener the driver holds, once: `accept4` takes its mode from
@@ -224,7 +299,7 @@ impl EpollDriver {
         if self.waiters.queue_is_empty(raw, Dir::Read) {
             loop {
                 match attempt(token, inflight, pool.as_deref_mut(), &mut self.ready) {
-                    Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                    Progress::More(res, flags) if batched(token) => {
                         // One receive now, the rest from the next `wait` (see `drive`).
                         self.ready.push(RawCompletion::new(token, res, flags));
                         self.again.push(raw);
@@ -263,7 +338,7 @@ impl EpollDriver {
             };
             match attempt(token, inflight, pool.as_deref_mut(), out) {
                 Progress::Blocked => return,
-                Progress::More(res, flags) if token.kind() == OpKind::RecvMulti => {
+                Progress::More(res, flags) if batched(token) => {
                     // One receive (up to its limit) per connection and turn, as io_uring caps
                     // a multishot receive per invocation: a peer with much to send cannot take
                     // the whole pool before its owner sees the first chunks. The fd is worked
@@ -280,6 +355,17 @@ impl EpollDriver {
                 }
             }
         }
+    }
+}
+
+/// A handle to point the unused entries of a batch at.
+const EMPTY: PoolBuf = PoolBuf::EMPTY;
+
+/// The socket, buffer and destination of the datagram send `token`, if it is one in `table`.
+fn dgram_send(table: &OpTable<EpollOp>, token: Token) -> Option<(&SharedFd, &PoolBuf, SocketAddr)> {
+    match &table.get(token)?.work {
+        Work::Op(Op::SendBufTo { fd, buf, to }) => Some((fd, buf, *to)),
+        _ => None,
     }
 }
 
@@ -312,7 +398,9 @@ impl OpState for EpollOp {
 // SAFETY: the driver carries every operation out itself, with one synchronous system call per
 // attempt (`attempt`), and reports its result as that call returned it, named by the
 // operation's token: an accepted fd is `accept4`'s, fresh; a receive's byte count is `recv`'s
-// into the operation's buffer's spare capacity or the pool buffers it took. No call outlives
+// into the operation's buffer's spare capacity or the pool buffers it took (a batched datagram
+// receive's, the account, address field and datagram `recvmmsg` and the driver wrote into the
+// pool buffer it took for that datagram). No call outlives
 // the attempt, so nothing of an operation is used once it has completed, and nothing after the
 // port is dropped. An operation completes once: when pushed, or when its queue is worked, or
 // when cancelled while it waits (it is then out of the queue).
@@ -332,6 +420,11 @@ unsafe impl Driver for EpollDriver {
 
     fn waker(&self) -> Arc<Waker> {
         Arc::clone(&self.wake)
+    }
+
+    /// `recvmmsg` and `sendmmsg` with pool buffers that have room beyond the headroom.
+    fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
+        pool.is_some_and(|p| p.buf_size() > DGRAM_HEADROOM)
     }
 
     /// Nothing to register: the driver takes buffers from the pool itself.
@@ -370,11 +463,17 @@ unsafe impl Driver for EpollDriver {
                 }
                 return Ok(());
             }
-            Op::RecvMulti { fd, .. } => {
+            Op::RecvMulti { fd, .. } | Op::RecvFromMulti { fd } => {
                 let fd = Rc::clone(fd);
                 self.push_multi(token, inflight, &fd, pool);
                 return Ok(());
             }
+            // Sent together at the next `wait`, unless other sends wait on the socket already.
+            Op::SendBufTo { fd, .. } if self.waiters.queue_is_empty(fd.as_raw_fd(), Dir::Write) => {
+                self.dgram_sends.push(token);
+                return Ok(());
+            }
+            Op::SendBufTo { fd, .. } => (Rc::clone(fd), Dir::Write, false),
             Op::Accept { listener } => {
                 let listener = Rc::clone(listener);
                 if !self.listener_nonblocking(token, &listener) {
@@ -456,6 +555,9 @@ unsafe impl Driver for EpollDriver {
         self.waiters.sweep_idle(|fd| sys::epoll_del(epfd, fd));
         let before = out.len();
         out.append(&mut self.ready);
+        if !self.dgram_sends.is_empty() {
+            self.send_dgrams(table, pool.as_deref(), out);
+        }
         std::mem::swap(&mut self.again, &mut self.again_now);
         for i in 0..self.again_now.len() {
             let fd = self.again_now[i];
@@ -509,6 +611,12 @@ unsafe impl Driver for EpollDriver {
             }
         }
     }
+}
+
+/// Whether a multishot operation stops after one batch per turn (a receive into the pool:
+/// one `recv` or one `recvmmsg`), as io_uring caps a multishot receive per invocation.
+fn batched(token: Token) -> bool {
+    matches!(token.kind(), OpKind::RecvMulti | OpKind::RecvFromMulti)
 }
 
 impl Drop for EpollDriver {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use crate::op::{PoolBuf, SEND_BUFS_MAX};
-use crate::sys::dgram::DgramHdr;
+use crate::op::{PoolBuf, DGRAM_BATCH, DGRAM_HEADROOM, SEND_BUFS_MAX};
+use crate::sys::dgram::{pooled_fields, write_account, DgramHdr, NAME_ROOM};
 use crate::sys::gather::gather;
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
@@ -267,6 +267,115 @@ pub(super) fn try_send_to(fd: RawFd, buf: &[u8], to: &SocketAddr) -> Attempt {
         // iovec at the initialised bytes of `buf`, borrowed here; sendmsg only reads them.
         let ret = unsafe { libc::sendmsg(fd, hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         if let Ok(attempt) = verdict(ret) {
+            return attempt;
+        }
+    }
+}
+
+/// `recvmmsg(MSG_DONTWAIT | MSG_TRUNC)` of up to `ids.len()` (at most [`DGRAM_BATCH`])
+/// datagrams, the `i`th into pool buffer `ids[i]` laid out as a multishot `recvmsg` fills one
+/// (the account written after the call, see [`crate::sys::dgram`]): how many came, with each
+/// one's result (the bytes of its buffer used) in `lens`.
+///
+/// The buffers `ids` must be out of the pool, held by the caller alone.
+pub(super) fn try_recv_mmsg(fd: RawFd, pool: &BufPool, ids: &[u16], lens: &mut [i32]) -> Attempt {
+    let n = ids.len().min(DGRAM_BATCH).min(lens.len());
+    let size = pool.buf_size();
+    let mut iovs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; DGRAM_BATCH];
+    // SAFETY: mmsghdr is plain old data; all-zero is valid (null pointers, zero lengths).
+    let mut msgs: [libc::mmsghdr; DGRAM_BATCH] = unsafe { mem::zeroed() };
+    for i in 0..n {
+        let (name, iov) = pooled_fields(pool.ptr(ids[i]), size);
+        iovs[i] = iov;
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = name;
+        hdr.msg_namelen = NAME_ROOM as libc::socklen_t;
+        hdr.msg_iov = &mut iovs[i];
+        hdr.msg_iovlen = 1;
+    }
+    let got = loop {
+        // SAFETY: the first `n` headers on this stack frame point at their iovecs (on this
+        // frame) and at the address fields and datagram rooms of pool buffers `ids`, which are
+        // out of the pool and the caller's alone; recvmmsg writes at most what they describe.
+        let ret = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if let Ok(attempt) = verdict(ret as isize) {
+            break attempt;
+        }
+    };
+    let Some(got) = got.filter(|&got| got > 0) else {
+        return got;
+    };
+    let room = size - DGRAM_HEADROOM;
+    for i in 0..got as usize {
+        let m = &msgs[i];
+        // SAFETY: buffer `ids[i]` is the caller's alone and larger than the headroom (its room
+        // above it was described to recvmmsg).
+        unsafe {
+            write_account(
+                pool.ptr(ids[i]),
+                m.msg_hdr.msg_namelen,
+                m.msg_len,
+                m.msg_hdr.msg_flags as u32,
+            )
+        };
+        lens[i] = (DGRAM_HEADROOM + (m.msg_len as usize).min(room)) as i32;
+    }
+    Some(got)
+}
+
+/// `sendmmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of up to [`DGRAM_BATCH`] datagrams, each the bytes of
+/// a pool buffer to an address: how many were sent (a datagram is sent whole or not at all),
+/// `-errno` when the first could not be, or would block.
+pub(super) fn try_send_mmsg(
+    fd: RawFd,
+    pool: &BufPool,
+    dgrams: &[(&PoolBuf, SockAddrBuf)],
+) -> Attempt {
+    let n = dgrams.len().min(DGRAM_BATCH);
+    let mut iovs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; DGRAM_BATCH];
+    let mut addrs = [SockAddrBuf::empty(); DGRAM_BATCH];
+    // SAFETY: mmsghdr is plain old data; all-zero is valid (null pointers, zero lengths).
+    let mut msgs: [libc::mmsghdr; DGRAM_BATCH] = unsafe { mem::zeroed() };
+    for (i, (buf, to)) in dgrams.iter().take(n).enumerate() {
+        let bytes = pool.bytes(buf);
+        iovs[i] = libc::iovec {
+            iov_base: bytes.as_ptr().cast_mut().cast(),
+            iov_len: bytes.len(),
+        };
+        addrs[i] = *to;
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = (&mut addrs[i].storage as *mut libc::sockaddr_storage).cast();
+        hdr.msg_namelen = addrs[i].len;
+        hdr.msg_iov = &mut iovs[i];
+        hdr.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: the first `n` headers on this stack frame point at their iovecs and addresses
+        // (on this frame), the iovecs at the bytes of pool buffers the caller holds (borrowed
+        // here); sendmmsg only reads them.
+        let ret = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if let Ok(attempt) = verdict(ret as isize) {
             return attempt;
         }
     }

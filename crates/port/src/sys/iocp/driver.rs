@@ -96,7 +96,9 @@ fn op_socket(work: &Work) -> Option<SOCKET> {
         | Op::SendBuf { fd, .. }
         | Op::SendBufs { fd, .. }
         | Op::RecvFrom { fd, .. }
-        | Op::SendTo { fd, .. } => fd.as_raw_socket(),
+        | Op::SendTo { fd, .. }
+        | Op::RecvFromMulti { fd }
+        | Op::SendBufTo { fd, .. } => fd.as_raw_socket(),
         Op::Close { .. } | Op::Nop => return None,
     };
     Some(raw as SOCKET)
@@ -516,6 +518,9 @@ impl IocpDriver {
                 unsafe { sys::wsa_send_to(s, wsabuf, to, ov) }
             }
             Op::Shutdown { .. } | Op::Close { .. } | Op::Nop => Started::Now(0),
+            // No batched datagram operations here (`Port::submit` refuses them): a caller
+            // keeps several `RecvFrom`s posted instead.
+            Op::RecvFromMulti { .. } | Op::SendBufTo { .. } => return Issued::Done(Err(WSAEINVAL)),
         };
         Issued::of(started, skip)
     }

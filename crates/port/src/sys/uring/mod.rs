@@ -7,6 +7,15 @@
 //! kernel to wait, in one batch, instead of interrupting it; peers measured this as the largest
 //! single gain. Kernels that refuse a flag get the next weaker set, down to no flags at all.
 //!
+//! # Datagrams in batches
+//!
+//! A `RecvFromMulti` is a multishot `recvmsg` (`IORING_RECV_MULTISHOT`, Linux 6.0+, probed when
+//! the pool's ring is registered) into the ring: the kernel writes each datagram's
+//! `io_uring_recvmsg_out`, sender and bytes into a buffer of its own ([`crate::sys::dgram`]). It
+//! ends at an empty datagram (the kernel's rule, as at a stream's end) and when the ring runs
+//! dry (`ENOBUFS`). A `SendBufTo` is a `sendmsg` from a pool buffer; those queued in one turn of
+//! the caller reach the kernel in the next `wait`'s one `io_uring_enter`.
+//!
 //! # Completion-queue overflow
 //!
 //! The completion queue is four times the submission queue; more operations than that may be in
@@ -125,6 +134,9 @@ pub(crate) struct UringDriver {
     /// Multishot receives are bundles (Linux 6.10+, used only where their byte limits hold
     /// too): one completion for as many pool buffers as the bytes waiting fill.
     bundles: bool,
+    /// The kernel takes multishot `recvmsg` into the ring (Linux 6.0+), which
+    /// [`Op::RecvFromMulti`] is.
+    dgram_multi: bool,
     /// Message headers of finished gathered sends, for the next ones (no allocation per send).
     /// Boxed: a header moves between this list and an operation, and the kernel reads it by
     /// address while the operation is in flight.
@@ -146,6 +158,20 @@ pub(crate) struct UringDriver {
     alarm: Box<Alarm>,
     /// The kernel can move the alarm without a completion (`IORING_FEAT_CQE_SKIP`).
     silent_updates: bool,
+    /// The ring's index among this thread's registered rings (Linux 5.18+): every
+    /// `io_uring_enter` names the ring by it, and the kernel skips the descriptor lookup (and,
+    /// in a process of several threads, the reference count it takes and drops on the ring's
+    /// file) per call. `None` where the kernel refused the registration: entered by descriptor.
+    ring_index: Option<u32>,
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // The registration holds the ring until the thread exits: let it go with the port.
+        if let Some(index) = self.ring_index.take() {
+            let _ = sys::unregister_ring(&self.ring, index);
+        }
+    }
 }
 
 /// The io_uring driver's alarm: a timeout operation that ends waits (see
@@ -166,6 +192,48 @@ impl fmt::Debug for UringDriver {
 }
 
 impl UringDriver {
+    /// Submits everything queued and, if `want` is above 0, waits for that many completions:
+    /// by the ring's registered index when it has one, otherwise by its descriptor (the io-uring
+    /// crate's `submit_and_wait`, which this follows: no `SQPOLL`, no `IOPOLL`).
+    fn submit_and_wait(&mut self, want: u32) -> io::Result<usize> {
+        let Some(index) = self.ring_index else {
+            return self.ring.submit_and_wait(want as usize);
+        };
+        let (queued, events) = {
+            let sq = self.ring.submission();
+            // Completions to flush from the overflow list, or task work to run (the kernel
+            // does either only on an enter that asks for events).
+            (sq.len(), sq.cq_overflow() || sq.taskrun())
+        };
+        let flags = if want > 0 || events {
+            sys::ENTER_GETEVENTS
+        } else {
+            0
+        };
+        let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        sys::enter_registered(index, queued, want, flags)
+    }
+
+    /// Submits everything queued without waiting.
+    fn submit(&mut self) -> io::Result<usize> {
+        self.submit_and_wait(0)
+    }
+
+    /// Whether `io_uring_enter` names the ring by its registered index.
+    #[cfg(test)]
+    pub fn enters_registered(&self) -> bool {
+        self.ring_index.is_some()
+    }
+
+    /// Behaves as on a kernel that refuses to register the ring (before 5.18): entered by its
+    /// descriptor, for tests of the fallback.
+    #[cfg(test)]
+    pub fn enter_by_descriptor(&mut self) {
+        if let Some(index) = self.ring_index.take() {
+            sys::unregister_ring(&self.ring, index).expect("registered");
+        }
+    }
+
     /// A receive into a buffer the driver takes itself (no ring): the buffer's id and entry,
     /// or `None` when the pool is empty.
     fn recv_taken(
@@ -196,7 +264,7 @@ impl UringDriver {
                 return Ok(());
             }
             // The submission queue is full: hand it to the kernel to make room.
-            match self.ring.submit() {
+            match self.submit() {
                 Ok(_) => {}
                 // Completions must be reaped first (an overflowing completion queue), or a
                 // signal: keep them for the next `wait` and try again.
@@ -393,42 +461,83 @@ impl UringDriver {
 }
 
 /// What the io_uring driver keeps for an operation: the memory the kernel reads or writes by
-/// address while it is in flight, boxed so that it stays put when the table grows.
+/// address while it is in flight, boxed so that it stays put when the table grows. An operation
+/// needs one of them at most, so they share one enum: a receive, what an idle connection keeps
+/// in flight, carries its tag alone.
 #[derive(Debug, Default)]
-pub(crate) struct UringOp {
+pub(crate) enum UringOp {
+    /// Nothing (receives, single sends, shutdowns, closes).
+    #[default]
+    Nothing,
     /// The socket address an accept fills or a connect reads.
-    addr: Option<Box<SockAddrBuf>>,
+    Addr(Box<SockAddrBuf>),
     /// The message header and iovecs of a gathered send, lent by the driver (taken back by
     /// [`Driver::reclaim`]).
-    msg: Option<Box<MsgBuf>>,
+    Msg(Box<MsgBuf>),
     /// The message header, iovec and address of a datagram receive or send, lent by the driver
     /// (taken back by [`Driver::reclaim`]).
-    dgram: Option<Box<DgramHdr>>,
-    /// The sender of a datagram received, read from `dgram` when it is taken back.
-    from: Option<SocketAddr>,
+    Dgram(Box<DgramHdr>),
+    /// The sender of a datagram received, read from its header when the driver took it back.
+    From(SocketAddr),
+}
+
+impl UringOp {
+    /// The gathered send's message header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_msgs`)
+    fn msg(&mut self, spare: &mut Vec<Box<MsgBuf>>) -> &mut MsgBuf {
+        if !matches!(self, UringOp::Msg(_)) {
+            *self = UringOp::Msg(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Msg(msg) => msg,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The datagram header, lent from `spare` (or made) if it has none yet.
+    #[allow(clippy::vec_box)] // the driver's stock of boxes (see `UringDriver::spare_dgrams`)
+    fn dgram(&mut self, spare: &mut Vec<Box<DgramHdr>>) -> &mut DgramHdr {
+        if !matches!(self, UringOp::Dgram(_)) {
+            *self = UringOp::Dgram(spare.pop().unwrap_or_default());
+        }
+        match self {
+            UringOp::Dgram(dgram) => dgram,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// The socket address of an accept or a connect.
+    fn addr(&mut self) -> Option<&mut SockAddrBuf> {
+        match self {
+            UringOp::Addr(addr) => Some(addr),
+            _ => None,
+        }
+    }
 }
 
 impl OpState for UringOp {
     fn new(op: &Op) -> UringOp {
-        let addr = match op {
-            Op::Accept { .. } => Some(Box::new(SockAddrBuf::empty())),
-            Op::Connect { addr, .. } => Some(Box::new(SockAddrBuf::from_socket_addr(addr))),
-            _ => None,
-        };
-        UringOp {
-            addr,
-            msg: None,
-            dgram: None,
-            from: None,
+        match op {
+            Op::Accept { .. } => UringOp::Addr(Box::new(SockAddrBuf::empty())),
+            Op::Connect { addr, .. } => {
+                UringOp::Addr(Box::new(SockAddrBuf::from_socket_addr(addr)))
+            }
+            _ => UringOp::Nothing,
         }
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
-        self.addr.as_ref().and_then(|a| a.socket_addr())
+        match self {
+            UringOp::Addr(addr) => addr.socket_addr(),
+            _ => None,
+        }
     }
 
     fn received_from(&self) -> Option<SocketAddr> {
-        self.from
+        match self {
+            UringOp::From(from) => Some(*from),
+            _ => None,
+        }
     }
 }
 
@@ -440,7 +549,9 @@ impl OpState for UringOp {
 // completion is the kernel's without `IORING_CQE_F_MORE`; the single-accept chain that stands
 // in for multishot accept pushes its next link before reporting a link as armed. A datagram
 // receive asks for `MSG_TRUNC`, so its result is the datagram's length, of which the kernel wrote
-// what fitted in the buffer's spare capacity, as the contract states for datagrams. The ring is
+// what fitted in the buffer's spare capacity, as the contract states for datagrams; a multishot
+// `recvmsg`'s result is the bytes the kernel wrote into the ring buffer it names (the account,
+// the address field of the header's length, the datagram). The ring is
 // closed (dropped) before the table and the pool, so nothing is written into them afterwards.
 unsafe impl Driver for UringDriver {
     type State = UringOp;
@@ -452,12 +563,17 @@ unsafe impl Driver for UringDriver {
     fn describe(&self, pool: Option<&BufPool>) -> String {
         match pool {
             Some(pool) if pool.has_ring() => format!(
-                "io_uring (setup flags: {}; provided-buffer ring{})",
+                "io_uring (setup flags: {}; provided-buffer ring{}{})",
                 self.flags,
                 match (self.mshot_len > 0, self.bundles) {
                     (true, true) => ", multishot receives limited, as bundles",
                     (true, false) => ", multishot receives limited",
                     _ => "",
+                },
+                if self.dgram_multi {
+                    ", multishot recvmsg"
+                } else {
+                    ""
                 }
             ),
             _ => format!("io_uring (setup flags: {})", self.flags),
@@ -466,6 +582,19 @@ unsafe impl Driver for UringDriver {
 
     fn waker(&self) -> Arc<Waker> {
         Arc::clone(&self.wake)
+    }
+
+    fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
+        self.dgram_multi && pool.is_some_and(BufPool::has_ring)
+    }
+
+    fn stock_datagram_ops(&mut self, n: usize) {
+        // Each datagram operation in flight holds a message header and an address.
+        self.spare_dgrams
+            .reserve(n.saturating_sub(self.spare_dgrams.len()));
+        while self.spare_dgrams.len() < n {
+            self.spare_dgrams.push(Box::default());
+        }
     }
 
     fn attach_pool(&mut self, pool: &mut BufPool) {
@@ -485,14 +614,17 @@ unsafe impl Driver for UringDriver {
     }
 
     fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
-        if let Some(msg) = inflight.state.msg.take() {
-            self.spare_msgs.push(msg);
-        }
-        if let Some(dgram) = inflight.state.dgram.take() {
-            if inflight.kind == OpKind::RecvFrom {
-                inflight.state.from = dgram.sender();
+        match std::mem::take(&mut inflight.state) {
+            UringOp::Msg(msg) => self.spare_msgs.push(msg),
+            UringOp::Dgram(dgram) => {
+                if inflight.kind == OpKind::RecvFrom {
+                    if let Some(from) = dgram.sender() {
+                        inflight.state = UringOp::From(from);
+                    }
+                }
+                self.spare_dgrams.push(dgram);
             }
-            self.spare_dgrams.push(dgram);
+            other => inflight.state = other,
         }
     }
 
@@ -579,22 +711,14 @@ unsafe impl Driver for UringDriver {
                 };
                 // A header the kernel reads while the send is in flight (recycled: allocated
                 // only at a new high-water mark of gathered sends in flight).
-                let spare = &mut self.spare_msgs;
-                let msg = inflight
-                    .state
-                    .msg
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let msg = inflight.state.msg(&mut self.spare_msgs);
                 let hdr = msg.fill(pool, bufs, *at);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
             }
             Op::Accept { listener } => {
-                let addr = inflight
-                    .state
-                    .addr
-                    .as_mut()
-                    .expect("accept carries address storage");
+                let addr = (inflight.state.addr()).expect("accept carries address storage");
                 opcode::Accept::new(
                     types::Fd(listener.as_raw_fd()),
                     (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
@@ -625,7 +749,7 @@ unsafe impl Driver for UringDriver {
                 )
             }
             Op::Connect { fd, .. } => {
-                let addr = (inflight.state.addr.as_ref()).expect("connect carries its address");
+                let addr = (inflight.state.addr()).expect("connect carries its address");
                 opcode::Connect::new(
                     types::Fd(fd.as_raw_fd()),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
@@ -647,25 +771,42 @@ unsafe impl Driver for UringDriver {
                 }
                 // The header, iovec and address the kernel uses while the receive is in flight
                 // (recycled: allocated only at a new high-water mark of datagram operations).
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the result is the datagram's length even when it was cut.
                 opcode::RecvMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_recv(buf))
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
             Op::SendTo { fd, buf, to } => {
-                let spare = &mut self.spare_dgrams;
-                let dgram = inflight
-                    .state
-                    .dgram
-                    .get_or_insert_with(|| spare.pop().unwrap_or_default());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
+            }
+            Op::RecvFromMulti { fd } => {
+                if !(self.dgram_multi && pool.is_some_and(|p| p.has_ring())) {
+                    return Err(io::Error::from(io::ErrorKind::Unsupported));
+                }
+                // The header says how much room the sender's address takes in each buffer; the
+                // kernel reads it at every datagram while the receive is armed.
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
+                // MSG_TRUNC: the account holds the datagram's whole length even when it was cut.
+                opcode::RecvMsgMulti::new(types::Fd(fd.as_raw_fd()), dgram.for_recv_multi(), BGID)
+                    .flags(libc::MSG_TRUNC as u32)
+                    .build()
+            }
+            Op::SendBufTo { fd, buf, to } => {
+                let Some(pool) = pool else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                let ptr = pool.ptr(buf.id()).wrapping_add(buf.offset());
+                let dgram = inflight.state.dgram(&mut self.spare_dgrams);
+                opcode::SendMsg::new(
+                    types::Fd(fd.as_raw_fd()),
+                    dgram.for_send_raw(ptr, buf.len(), to),
+                )
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
             }
             // A close travels as `Work::Close` (above).
             Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),
@@ -707,13 +848,14 @@ unsafe impl Driver for UringDriver {
         };
         out.append(&mut self.backlog);
         let res = match timeout {
-            None => self.ring.submit_and_wait(min),
-            Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
-            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.ring.submit_and_wait(min),
+            None => self.submit_and_wait(min),
+            Some(d) if d.is_zero() => self.submit_and_wait(0),
+            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.submit_and_wait(min),
             Some(d) => {
+                // Rare (a wait under the alarm's least): by descriptor, with the timeout.
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(min, &args)
+                self.ring.submitter().submit_with_args(min as usize, &args)
             }
         };
         // Timed out, interrupted by a signal, or completions must be reaped first: reap.
@@ -726,7 +868,7 @@ unsafe impl Driver for UringDriver {
             if !self.ring.submission().cq_overflow() {
                 break;
             }
-            reap_anyway(self.ring.submit())?;
+            reap_anyway(self.submit())?;
             self.reap(out);
         }
         if self.accept_watch && self.accept_multi != Feature::Yes {

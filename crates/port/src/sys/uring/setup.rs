@@ -9,8 +9,10 @@ use std::sync::Arc;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::backend::{Backend, UringUnavailable};
+use crate::op::DGRAM_HEADROOM;
 use crate::port::PortError;
-use crate::sys::pool::BufPool;
+use crate::sys::dgram::DgramHdr;
+use crate::sys::pool::{BufPool, BGID};
 use crate::sys::Waker;
 use crate::token::{PROBE_CANCEL, PROBE_RECV};
 
@@ -148,6 +150,15 @@ impl UringDriver {
             });
         }
         let silent_updates = params.is_feature_skip_cqe_on_success();
+        let ring_index = match sys::register_ring(&ring) {
+            Ok(index) => Some(index),
+            Err(e) => {
+                tracing::debug!(
+                    "the kernel refused to register the ring ({e}); entered by its descriptor"
+                );
+                None
+            }
+        };
         let mut driver = UringDriver {
             ring,
             wake,
@@ -157,6 +168,7 @@ impl UringDriver {
             backlog: Vec::new(),
             mshot_len: 0,
             bundles: false,
+            dgram_multi: false,
             spare_msgs: Vec::new(),
             spare_dgrams: Vec::new(),
             accept_multi: Feature::Unknown,
@@ -167,6 +179,7 @@ impl UringDriver {
                 ts: types::Timespec::new(),
             }),
             silent_updates,
+            ring_index,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
@@ -184,7 +197,35 @@ impl UringDriver {
         self.bundles = self.mshot_len > 0
             && size <= u32::MAX / 4
             && matches!(self.bundle_probe(size, pool), Ok(true));
+        self.dgram_multi = matches!(self.dgram_probe(pool), Ok(true));
         Ok(())
+    }
+
+    /// Whether the kernel takes multishot `recvmsg` into the ring (Linux 6.0+; older kernels
+    /// refuse it with `EINVAL`): with a 4-byte datagram waiting on a local datagram pair, the
+    /// receive's first completion must hold the account, the address field and the datagram.
+    fn dgram_probe(&mut self, pool: &mut BufPool) -> io::Result<bool> {
+        if pool.buf_size() <= DGRAM_HEADROOM + 4 {
+            return Ok(false);
+        }
+        let mut hdr = Box::<DgramHdr>::default();
+        let msg = hdr.for_recv_multi();
+        let mut first = None;
+        self.probe_recv(
+            libc::SOCK_DGRAM,
+            4,
+            |fd| {
+                opcode::RecvMsgMulti::new(types::Fd(fd), msg, BGID)
+                    .flags(libc::MSG_TRUNC as u32)
+                    .build()
+            },
+            pool,
+            |res| {
+                first.get_or_insert(res);
+            },
+        )?;
+        drop(hdr);
+        Ok(first == Some((DGRAM_HEADROOM + 4) as i32))
     }
 
     /// Whether a multishot bundle receive honours its byte limits (Linux 6.16+; bundles alone
@@ -197,6 +238,7 @@ impl UringDriver {
         let mut results = [0i32; 4];
         let mut n = 0;
         let ended = self.probe_recv(
+            libc::SOCK_STREAM,
             4 * size as usize,
             |fd| recv_multi_entry(fd, total, total, true),
             pool,
@@ -221,6 +263,7 @@ impl UringDriver {
         let mut first = None;
         let mut chunks = 0;
         let ended = self.probe_recv(
+            libc::SOCK_STREAM,
             32,
             |fd| recv_multi_entry(fd, cap.max(16), 16, false),
             pool,
@@ -232,19 +275,21 @@ impl UringDriver {
         Ok(ended && chunks == 1 && first.is_some_and(|r| r > 0))
     }
 
-    /// Runs one multishot receive probe: writes `bytes` bytes into a fresh local socket pair,
+    /// Runs one multishot receive probe: writes `bytes` bytes into a fresh local socket pair of
+    /// type `kind` (one datagram for `SOCK_DGRAM`),
     /// submits the receive `entry` builds for the pair's reading end and a cancellation of it,
     /// and calls `chunk` with the result of every completion of the receive, giving the pool
     /// buffers back. Returns whether the receive ended by itself (its first completion without
     /// `IORING_CQE_F_MORE` was not the cancellation's `ECANCELED`).
     fn probe_recv(
         &mut self,
+        kind: libc::c_int,
         bytes: usize,
         entry: impl FnOnce(RawFd) -> squeue::Entry,
         pool: &mut BufPool,
         mut chunk: impl FnMut(i32),
     ) -> io::Result<bool> {
-        let pair = sys::local_pair()?;
+        let pair = sys::local_pair(kind)?;
         let data = vec![0u8; bytes];
         // Non-blocking: where the pair cannot hold the bytes (large buffers), the probe cannot
         // tell, and says no rather than wait.

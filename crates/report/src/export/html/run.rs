@@ -11,10 +11,11 @@ use super::{num, num_unit, text, Cell, Html, Page};
 use crate::errors::ErrorKind;
 use crate::export::chart::{exact, LineChart, Mark, Scale, Style};
 use crate::export::Exporter;
-use crate::hdrlog::{IntervalLog, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED};
+use crate::hdrlog::{IntervalLog, TAG_HANDSHAKE, TAG_LATENCY, TAG_UNCORRECTED, TAG_UPGRADE};
 use crate::histogram::LatencySummary;
 use crate::run::StressReport;
 use crate::tls::HandshakeFailure;
+use crate::websocket::UpgradeFailure;
 
 /// What the page of a run shows: its result, and its interval log when it has one (the
 /// per-second intervals; without them the page has no chart over time, and the spectrum is
@@ -89,6 +90,7 @@ fn render(p: &RunPage<'_>) -> String {
     churn(&mut page, r);
     tls(&mut page, r);
     datagrams(&mut page, r);
+    websocket(&mut page, r);
     agents(&mut page, r);
     if !r.warnings.is_empty() {
         page.section("warnings", "Warnings");
@@ -449,6 +451,12 @@ fn spectrum(page: &mut Page, r: &StressReport, log: Option<&IntervalLog>) {
             .unwrap_or_else(|| summary_points(&t.handshake_us));
         chart = chart.series("handshake", pts, Style::LineDots);
     }
+    if let Some(w) = r.websocket.as_ref().filter(|w| w.upgrade_us.count > 0) {
+        let pts = from_log(TAG_UPGRADE)
+            .map(|h| spectrum_points(&h))
+            .unwrap_or_else(|| summary_points(&w.upgrade_us));
+        chart = chart.series("upgrade", pts, Style::LineDots);
+    }
     chart.x_scale = Scale::Nines;
     chart.y_unit = " µs".into();
     page.chart("spectrum", chart.svg());
@@ -646,6 +654,79 @@ fn datagrams(page: &mut Page, r: &StressReport) {
         "Echoed counts distinct datagrams back within the timeout, damaged ones included; lost \
          is sent minus echoed; corrupted counts every copy whose bytes differ from what was \
          sent. Jitter is RFC 3550's interarrival jitter, each flow's at the end of the run.",
+    );
+}
+
+fn websocket(page: &mut Page, r: &StressReport) {
+    let Some(w) = &r.websocket else { return };
+    page.section("websocket", "WebSocket upgrades and messages");
+    page.figures(
+        "websocket-table",
+        &[
+            ("path", text(&w.path)),
+            ("upgrades", num("websocket.upgrades", w.upgrades)),
+            (
+                "rate",
+                num_unit("websocket.upgrades_per_s", w.upgrades_per_s, " upgrades/s"),
+            ),
+            ("failed", text(exact(w.failed.total() as f64))),
+            (
+                "messages sent",
+                num("websocket.messages_sent", w.messages_sent),
+            ),
+            (
+                "messages echoed",
+                num("websocket.messages_echoed", w.messages_echoed),
+            ),
+        ],
+    );
+    latency_table(
+        page,
+        "websocket-latency-table",
+        &[("upgrade", "websocket.upgrade_us", &w.upgrade_us)],
+    );
+    let failed: Vec<(String, Vec<Cell>)> = UpgradeFailure::ALL
+        .iter()
+        .map(|&c| {
+            (
+                format!("websocket-failed-{c}"),
+                vec![
+                    text(c.as_str()),
+                    num(format!("websocket.failed.{c}"), w.failed.get(c)),
+                ],
+            )
+        })
+        .collect();
+    page.table(
+        "websocket-failed-table",
+        &["cause", "failed upgrades"],
+        &failed,
+    );
+    if !w.close_codes.is_empty() {
+        let codes: Vec<(String, Vec<Cell>)> = w
+            .close_codes
+            .iter()
+            .map(|(code, &n)| {
+                (
+                    format!("websocket-close-{code}"),
+                    vec![
+                        text(code.to_string()),
+                        num(format!("websocket.close_codes.{code}"), n),
+                    ],
+                )
+            })
+            .collect();
+        page.table(
+            "websocket-close-table",
+            &["close code", "close frames received"],
+            &codes,
+        );
+    }
+    page.note(
+        "Upgrade latency is from the upgrade request queued (the TCP connection established, \
+         with TLS the handshake complete) to the server's 101 (the spectrum draws it beside the \
+         round trips'). The rate counts upgrades in the \
+         measured window: without churn every upgrade comes before it, and the rate is 0.",
     );
 }
 

@@ -15,6 +15,7 @@ use crate::run::{AgentRun, StressReport};
 use crate::search::{LatencyTarget, Phase, Probe, Quantile, SearchReport, Verdict};
 use crate::segment::Segment;
 use crate::tls::{HandshakeFailure, HandshakeFailures, TlsFigures};
+use crate::websocket::UpgradeFailure;
 
 fn latency(base: u64) -> LatencySummary {
     LatencySummary {
@@ -86,6 +87,7 @@ fn report(connections: usize) -> StressReport {
         connect_us: latency(40),
         churn: None,
         tls: None,
+        websocket: None,
         fairness: Fairness {
             min: 2_000,
             median: 2_000 + connections as u64 / 2,
@@ -278,6 +280,49 @@ fn a_run_without_its_log_still_has_a_page() {
     assert!(html.contains("data-passed=\"true\""));
     assert!(html.contains("No per-second intervals"));
     assert!(html.contains("data-chart=\"spectrum\""));
+}
+
+#[test]
+fn a_websocket_run_has_its_upgrade_figures_and_close_codes() {
+    let mut r = report(10);
+    let mut failed = crate::websocket::UpgradeFailures::default();
+    failed.add(UpgradeFailure::AcceptKey);
+    r.websocket = Some(crate::websocket::WebSocketFigures {
+        path: "/chat".into(),
+        upgrades: 40,
+        upgrades_per_s: 8.5,
+        upgrade_us: latency(900),
+        failed,
+        messages_sent: 4000,
+        messages_echoed: 3999,
+        close_codes: [(1000, 39), (1011, 1)].into_iter().collect(),
+    });
+    let html = Html.to_string(&r);
+    let json = serde_json::to_value(&r).unwrap();
+    figures_equal_the_json(&html, &json);
+    for (key, value) in [
+        ("websocket.upgrades", "40"),
+        ("websocket.upgrades_per_s", "8.5"),
+        ("websocket.messages_sent", "4000"),
+        ("websocket.messages_echoed", "3999"),
+        ("websocket.upgrade_us.p50", "900"),
+        ("websocket.failed.accept_key", "1"),
+        ("websocket.failed.status", "0"),
+        ("websocket.close_codes.1000", "39"),
+        ("websocket.close_codes.1011", "1"),
+    ] {
+        assert!(
+            html.contains(&format!("data-key=\"{key}\" data-value=\"{value}\"")),
+            "{key} = {value}"
+        );
+    }
+    assert!(html.contains("id=\"websocket-table\""));
+    assert!(html.contains("/chat"));
+    // Without a log the spectrum draws the summary's upgrade percentiles.
+    assert!(
+        html.contains("<title>upgrade: 50% → 900 µs</title>"),
+        "no upgrade series"
+    );
 }
 
 #[test]

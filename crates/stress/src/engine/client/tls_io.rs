@@ -16,6 +16,7 @@ impl<X: Exchange> Client<'_, '_, X> {
         match TlsSession::new(&tls.config, &tls.name, now) {
             Ok(session) => {
                 self.slots[i].io.tls = Some(Box::new(session));
+                self.slots[i].io.layered = true;
                 self.flush_tls(i, now);
             }
             Err(e) => self.fail(
@@ -54,10 +55,15 @@ impl<X: Exchange> Client<'_, '_, X> {
                 let _ = self.port.cancel(tok);
             }
         }
+        let upgrade = r.handshake_done && self.ws.is_some();
         self.flush_tls(i, now);
         if self.slots[i].conn.is_done() {
             self.maybe_close(i);
             return false;
+        }
+        if upgrade {
+            // `--websocket`: the upgrade goes inside the session just made.
+            self.start_ws(i, now);
         }
         true
     }

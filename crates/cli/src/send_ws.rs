@@ -1,0 +1,190 @@
+//! `ringport send --websocket`: the upgrade, one masked WebSocket message, its echo read back
+//! as one message and checked, then the close handshake; plaintext or inside TLS (`--tls`).
+//! A MESSAGE argument that is valid UTF-8 goes as a text message; standard input and
+//! `--file` go as a binary message.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ringport_stress::tls::client_config::TlsClient;
+use ringport_stress::tls::options::TlsOptions;
+use ringport_stress::ws::options::WsOptions;
+use ringport_stress::ws::session::{WsError, WsSession};
+
+/// Sends `sent` as one WebSocket message (`text` or binary) to `addr` over `sock` (inside TLS
+/// with `tls`), `host` its `Host` header, and returns the echoed message's bytes.
+///
+/// # Errors
+///
+/// One line: the upgrade refused (the status line), a frame that breaks the protocol, an echo
+/// of another length, a close before the echo, nothing within `timeout`.
+#[allow(clippy::too_many_arguments)]
+pub fn exchange(
+    sock: TcpStream,
+    addr: SocketAddr,
+    host: &str,
+    port: u16,
+    ws: &WsOptions,
+    tls: Option<&TlsOptions>,
+    sent: &[u8],
+    text: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<u8>> {
+    sock.set_read_timeout(timeout)?;
+    sock.set_write_timeout(timeout)?;
+    let host_header = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match tls {
+        None => run(sock, addr, &host_header, ws, sent, text, timeout),
+        Some(opts) => {
+            let client = TlsClient::new(opts, host, 1)?;
+            if opts.insecure {
+                tracing::warn!("--insecure: the server's certificate and name are not verified");
+            }
+            let conn = rustls::ClientConnection::new(client.config, client.name)?;
+            let stream = rustls::StreamOwned::new(conn, sock);
+            run(stream, addr, &host_header, ws, sent, text, timeout)
+        }
+    }
+}
+
+fn run(
+    mut stream: impl Read + Write,
+    addr: SocketAddr,
+    host: &str,
+    ws: &WsOptions,
+    sent: &[u8],
+    text: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<u8>> {
+    let now = Instant::now();
+    let mut session = WsSession::new(ringport_stress::ws::session::fresh_seed(), now, text, true);
+    let mut out = Vec::with_capacity(sent.len() + 512);
+    session.write_request(host, &ws.path, &ws.header_pairs(), now, &mut out);
+    stream
+        .write_all(&out)
+        .and_then(|()| stream.flush())
+        .with_context(|| format!("sending the upgrade to {addr} failed"))?;
+    let mut echo = Vec::with_capacity(sent.len());
+    let mut buf = vec![0u8; 64 << 10];
+    let mut sent_message = false;
+    loop {
+        if session.upgrading() {
+            read_some(
+                &mut stream,
+                &mut buf,
+                &mut session,
+                &mut echo,
+                addr,
+                timeout,
+                "upgrade",
+            )?;
+            continue;
+        }
+        if !sent_message {
+            // The server reads the whole message before it echoes: one write, then the reads.
+            out.clear();
+            let at = session.begin(&mut out);
+            out.extend_from_slice(sent);
+            session.end(&mut out, at);
+            stream
+                .write_all(&out)
+                .and_then(|()| stream.flush())
+                .with_context(|| format!("sending to {addr} failed"))?;
+            sent_message = true;
+        }
+        if session.messages_echoed == 1 {
+            break;
+        }
+        read_some(
+            &mut stream,
+            &mut buf,
+            &mut session,
+            &mut echo,
+            addr,
+            timeout,
+            "echo",
+        )?;
+    }
+    // The close handshake: ours, then the server's close frame (or its end of stream).
+    session.close();
+    out.clear();
+    session.take_control(&mut out);
+    if stream.write_all(&out).and_then(|()| stream.flush()).is_ok() {
+        let mut rest = Vec::new();
+        while session.close_code.is_none() {
+            match stream.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) if n > 0 => {
+                    if session
+                        .receive(&buf[..n], |p| {
+                            rest.extend_from_slice(p);
+                            true
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(echo)
+}
+
+/// Reads once from `stream` and hands the bytes to `session`, the payload to `echo`.
+fn read_some(
+    stream: &mut impl Read,
+    buf: &mut [u8],
+    session: &mut WsSession,
+    echo: &mut Vec<u8>,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let n = match stream.read(buf) {
+        // A signal interrupted the wait: the caller reads again.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Ok(0) => bail!(
+            "{addr} closed the connection before the {what} was complete ({} bytes echoed)",
+            echo.len()
+        ),
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            bail!(
+                "no {what} from {addr} within {:.1} s",
+                timeout.unwrap_or_default().as_secs_f64()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("receiving from {addr} failed")),
+    };
+    let r = session
+        .receive(&buf[..n], |p| {
+            echo.extend_from_slice(p);
+            true
+        })
+        .map_err(|e| match e {
+            WsError::Upgrade { detail, .. } => {
+                anyhow::anyhow!("{addr} refused the WebSocket upgrade: {detail}")
+            }
+            WsError::Protocol(detail) => anyhow::anyhow!("WebSocket error from {addr}: {detail}"),
+        })?;
+    if r.peer_closed && session.messages_echoed == 0 {
+        bail!(
+            "{addr} closed the WebSocket (code {}) before echoing the message",
+            session.close_code.unwrap_or(1005)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! WebSocket end to end, in this process, on every model and every backend of the system
+//! (io_uring and epoll on Linux, IOCP on Windows, where this runs under Wine in CI), with a
+//! small client written here on the codec crate over blocking sockets: text and binary
+//! messages of 0 B to 300 KiB, fragmented sends with a ping between the fragments, the close
+//! handshake; misbehaving clients beside them (an unmasked frame, garbage, a stalled upgrade)
+//! closed alone and counted by cause; and the graceful shutdown's close frame (1001). `wss` on
+//! the blocking models, with rustls' client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringport_port::{BackendChoice, PortConfig};
+use ringport_server::echo::websocket::WsConfig;
+use ringport_server::tls::{provider, CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+use ringport_server::{Model, ServeConfig, Shutdown};
+use ringport_ws::{apply_mask, client_key, close, handshake, FrameHeader, Opcode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// (model, backend) pairs of this system.
+fn designs() -> Vec<(Model, BackendChoice)> {
+    let mut all = Vec::new();
+    #[cfg(unix)]
+    {
+        if BackendChoice::Uring.resolve().is_ok() {
+            all.push((Model::Completion, BackendChoice::Uring));
+        }
+        all.push((Model::Completion, BackendChoice::Epoll));
+    }
+    #[cfg(windows)]
+    all.push((Model::Completion, BackendChoice::Iocp));
+    all.push((Model::Threaded, BackendChoice::Auto));
+    all.push((Model::Single, BackendChoice::Auto));
+    all
+}
+
+/// A WebSocket client over any stream: masked frames out, whole frames in.
+struct Client<S: Read + Write> {
+    stream: S,
+    held: Vec<u8>,
+    seed: u32,
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Upgrades `stream`; panics unless the server answers 101 with the right accept key.
+    fn upgrade(mut stream: S, seed: u64) -> Client<S> {
+        let key = client_key(seed);
+        let mut request = Vec::new();
+        handshake::write_request("127.0.0.1", "/echo", &key, &[], &mut request);
+        stream.write_all(&request).unwrap();
+        let mut held = Vec::new();
+        loop {
+            if let Some(n) = handshake::parse_response(&held, &key).expect("a valid 101") {
+                held.drain(..n);
+                break;
+            }
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed during the upgrade");
+            held.extend_from_slice(&buf[..n]);
+        }
+        Client {
+            stream,
+            held,
+            seed: seed as u32,
+        }
+    }
+
+    fn send(&mut self, fin: bool, opcode: Opcode, payload: &[u8]) {
+        self.seed = self
+            .seed
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        let mask = self.seed.to_le_bytes();
+        let header = FrameHeader {
+            fin,
+            opcode,
+            mask: Some(mask),
+            len: payload.len() as u64,
+        };
+        let mut bytes = [0u8; 14];
+        let n = header.encode(&mut bytes);
+        let mut frame = bytes[..n].to_vec();
+        frame.extend_from_slice(payload);
+        apply_mask(&mut frame[n..], mask, 0);
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// The next whole frame: (opcode, fin, payload); `None` at the end of stream.
+    fn recv(&mut self) -> Option<(Opcode, bool, Vec<u8>)> {
+        loop {
+            if let Some((h, n)) = FrameHeader::parse(&self.held).unwrap() {
+                assert!(h.mask.is_none(), "a server frame is never masked");
+                let end = n + h.len as usize;
+                if self.held.len() >= end {
+                    let payload = self.held[n..end].to_vec();
+                    self.held.drain(..end);
+                    return Some((h.opcode, h.fin, payload));
+                }
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = match self.stream.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                Err(e) => panic!("{e}"),
+            };
+            if n == 0 {
+                assert!(self.held.is_empty(), "a frame cut at the end");
+                return None;
+            }
+            self.held.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// The close frame's code, after any other frames; then the end of stream.
+    fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match self.recv() {
+                Some((Opcode::Close, _, payload)) => {
+                    assert!(self.recv().is_none(), "nothing after the close frame");
+                    return close::parse_close_payload(&payload)
+                        .unwrap()
+                        .map(|(c, _)| c);
+                }
+                Some(_) => continue,
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// Messages of every size class and both types, a fragmented message with a ping between its
+/// fragments; returns how many text and binary messages were echoed.
+fn exchange<S: Read + Write>(client: &mut Client<S>, what: &str) -> (u64, u64) {
+    let (mut text, mut binary) = (0, 0);
+    for size in [0usize, 1, 125, 126, 65_535, 65_536, 300_000] {
+        let bin: Vec<u8> = (0..size).map(|i| (i * 31 + size) as u8).collect();
+        client.send(true, Opcode::Binary, &bin);
+        assert!(
+            client.recv() == Some((Opcode::Binary, true, bin)),
+            "{what}: binary of {size}"
+        );
+        let txt: String = (0..size)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        client.send(true, Opcode::Text, txt.as_bytes());
+        assert!(
+            client.recv() == Some((Opcode::Text, true, txt.into_bytes())),
+            "{what}: text of {size}"
+        );
+        text += 1;
+        binary += 1;
+    }
+    client.send(false, Opcode::Text, "héllo, ".as_bytes());
+    client.send(true, Opcode::Ping, b"ping!");
+    client.send(false, Opcode::Continuation, b"fragmented ");
+    client.send(true, Opcode::Continuation, "wörld".as_bytes());
+    assert_eq!(
+        client.recv(),
+        Some((Opcode::Pong, true, b"ping!".to_vec())),
+        "{what}"
+    );
+    assert_eq!(
+        client.recv(),
+        Some((
+            Opcode::Text,
+            true,
+            "héllo, fragmented wörld".as_bytes().to_vec()
+        )),
+        "{what}"
+    );
+    (text + 1, binary)
+}
+
+#[test]
+fn websocket_echoes_messages_on_every_model_and_backend_and_misbehaving_clients_fail_alone() {
+    for (model, backend) in designs() {
+        let what = format!("{model} on {backend}");
+        let cfg = ServeConfig {
+            port: 0,
+            workers: 2,
+            model,
+            port_config: PortConfig {
+                backend,
+                ..PortConfig::default()
+            },
+            max_per_ip: 0,
+            websocket: Some(WsConfig {
+                max_message: 1 << 20,
+                handshake_timeout: Duration::from_millis(500),
+            }),
+            ..ServeConfig::default()
+        };
+        let shutdown = Shutdown::new();
+        let running = ringport_server::start(&cfg, shutdown.clone())
+            .unwrap_or_else(|e| panic!("{what}: the server starts: {e}"));
+        assert!(running.ready().websocket, "{what}");
+        let addr = running.local_addr();
+
+        let mut client = Client::upgrade(tcp(addr), 1);
+        let (text, binary) = exchange(&mut client, &what);
+        // The close handshake: the client's code comes back, then the end of stream.
+        client.send(true, Opcode::Close, &[0x03, 0xE8, b'o', b'k']);
+        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
+
+        // Misbehaving clients, one at a time (the single model serves one at a time).
+        let mut unmasked = Client::upgrade(tcp(addr), 2);
+        unmasked
+            .stream
+            .write_all(&[0x81, 0x02, b'h', b'i'])
+            .unwrap();
+        assert_eq!(unmasked.close_code(), Some(close::PROTOCOL), "{what}");
+        let mut reserved = Client::upgrade(tcp(addr), 3);
+        reserved.send(true, Opcode::Binary, b"ok");
+        assert!(reserved.recv().is_some());
+        reserved
+            .stream
+            .write_all(&[0x83, 0x80, 1, 2, 3, 4])
+            .unwrap();
+        assert_eq!(reserved.close_code(), Some(close::PROTOCOL), "{what}");
+
+        let mut garbage = tcp(addr);
+        garbage.write_all(b"\x16\x03\x01garbage\r\n\r\n").unwrap();
+        let mut refusal = Vec::new();
+        let _ = garbage.read_to_end(&mut refusal);
+        assert!(
+            refusal.starts_with(b"HTTP/1.1 400 "),
+            "{what}: {}",
+            String::from_utf8_lossy(&refusal)
+        );
+
+        let mut stalled = tcp(addr);
+        stalled.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        let mut nothing = Vec::new();
+        let _ = stalled.read_to_end(&mut nothing);
+        assert!(
+            nothing.is_empty(),
+            "{what}: closed at the handshake timeout, without a word"
+        );
+
+        // The graceful shutdown: an upgraded client gets its last echo, then 1001.
+        let mut last = Client::upgrade(tcp(addr), 4);
+        last.send(true, Opcode::Text, b"last words");
+        assert_eq!(
+            last.recv(),
+            Some((Opcode::Text, true, b"last words".to_vec()))
+        );
+        shutdown.trigger();
+        assert_eq!(last.close_code(), Some(close::GOING_AWAY), "{what}");
+
+        let summary = running.wait().expect("a clean shutdown");
+        let ws = summary.total().ws;
+        assert_eq!(ws.handshakes, 4, "{what}: {ws:?}");
+        assert_eq!(
+            (ws.text, ws.binary),
+            (text + 1, binary + 1),
+            "{what}: {ws:?}"
+        );
+        assert_eq!(
+            (ws.pings, ws.closes_normal, ws.going_away),
+            (1, 1, 1),
+            "{what}: {ws:?}"
+        );
+        assert_eq!((ws.unmasked, ws.reserved_opcode), (1, 1), "{what}: {ws:?}");
+        assert_eq!(
+            (ws.bad_request, ws.handshake_timeout),
+            (1, 1),
+            "{what}: {ws:?}"
+        );
+        assert_eq!(ws.failures(), 4, "{what}: {ws:?}");
+        let text = summary.to_string();
+        assert!(text.contains("websocket: 4 upgrades"), "{text}");
+    }
+}
+
+#[test]
+fn a_fragmented_message_over_the_limit_is_closed_with_1009_on_every_model() {
+    for (model, backend) in designs() {
+        let what = format!("{model} on {backend}");
+        let cfg = ServeConfig {
+            port: 0,
+            workers: 1,
+            model,
+            port_config: PortConfig {
+                backend,
+                ..PortConfig::default()
+            },
+            websocket: Some(WsConfig {
+                max_message: 1000,
+                ..WsConfig::default()
+            }),
+            ..ServeConfig::default()
+        };
+        let shutdown = Shutdown::new();
+        let running = ringport_server::start(&cfg, shutdown.clone()).unwrap();
+        let mut client = Client::upgrade(tcp(running.local_addr()), 9);
+        client.send(false, Opcode::Binary, &[1; 600]);
+        client.send(true, Opcode::Continuation, &[2; 600]);
+        assert_eq!(client.close_code(), Some(close::TOO_BIG), "{what}");
+        let mut client = Client::upgrade(tcp(running.local_addr()), 10);
+        client.send(true, Opcode::Text, b"not \xff utf-8");
+        assert_eq!(client.close_code(), Some(close::INVALID_PAYLOAD), "{what}");
+        shutdown.trigger();
+        let ws = running.wait().unwrap().total().ws;
+        assert_eq!((ws.too_big, ws.invalid_utf8), (1, 1), "{what}: {ws:?}");
+    }
+}
+
+#[test]
+fn wss_on_the_blocking_models() {
+    let tls = Tls::new(
+        &TlsOptions {
+            source: CertSource::SelfSigned,
+            alpn: Vec::new(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        },
+        "127.0.0.1".parse().unwrap(),
+    )
+    .unwrap();
+    let mut roots = RootCertStore::empty();
+    let pem = tls.self_signed_pem.as_ref().unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for model in [Model::Threaded, Model::Single] {
+        let cfg = ServeConfig {
+            port: 0,
+            model,
+            tls: Some(tls.clone()),
+            websocket: Some(WsConfig::default()),
+            ..ServeConfig::default()
+        };
+        let shutdown = Shutdown::new();
+        let running = ringport_server::start(&cfg, shutdown.clone()).unwrap();
+        assert!(running.ready().tls && running.ready().websocket);
+        let conn = ClientConnection::new(
+            Arc::clone(&config),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let stream = StreamOwned::new(conn, tcp(running.local_addr()));
+        let mut client = Client::upgrade(stream, 5);
+        let (text, binary) = exchange(&mut client, &format!("wss {model}"));
+        client.send(true, Opcode::Close, &[0x03, 0xE8]);
+        assert_eq!(client.close_code(), Some(close::NORMAL));
+        shutdown.trigger();
+        let t = running.wait().unwrap().total();
+        assert_eq!((t.ws.text, t.ws.binary), (text, binary), "{:?}", t.ws);
+        assert_eq!(t.tls.failures(), 0);
+    }
+    // The completion model says it does not serve wss.
+    let cfg = ServeConfig {
+        port: 0,
+        model: Model::Completion,
+        tls: Some(tls),
+        websocket: Some(WsConfig::default()),
+        ..ServeConfig::default()
+    };
+    let err = ringport_server::start(&cfg, Shutdown::new()).unwrap_err();
+    assert!(err.to_string().contains("wss"), "{err}");
+}
