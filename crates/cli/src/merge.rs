@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use ringport_report::export::html::RunPage;
-use ringport_report::export::{Csv, Exporter, HdrLog, Html};
-use ringport_report::hdrlog::IntervalLog;
+use ringport_report::export::{Csv, CsvRun, Exporter, HdrLog, Html};
 use ringport_stress::config::{outputs, OutputTarget};
 use ringport_stress::merge::{merge, Input};
 
@@ -89,15 +88,19 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(target) = &json {
         merged.report.write_json(target).context("writing --json")?;
     }
-    let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
-        ("--hdr-log", &args.hdr_log, &HdrLog),
-        ("--csv", &args.csv, &Csv),
-    ];
-    for (flag, path, exporter) in logs {
-        let Some(path) = path else { continue };
-        exporter
+    if let Some(path) = &args.hdr_log {
+        HdrLog
             .write_to(&merged.log, &OutputTarget::Path(path.clone()))
-            .with_context(|| format!("writing {flag} to {}", path.display()))?;
+            .with_context(|| format!("writing --hdr-log to {}", path.display()))?;
+    }
+    if let Some(path) = &args.csv {
+        // A UDP run's table has its datagrams per second too.
+        let run = CsvRun {
+            log: &merged.log,
+            datagrams: &merged.report.datagrams_over_time,
+        };
+        Csv.write_to(&run, &OutputTarget::Path(path.clone()))
+            .with_context(|| format!("writing --csv to {}", path.display()))?;
     }
     if let Some(path) = &args.html {
         let page = RunPage {

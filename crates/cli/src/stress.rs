@@ -201,6 +201,18 @@ pub struct StressArgs {
     /// `--tls` and its flags.
     #[command(flatten)]
     tls: crate::tls_client_args::TlsClientArgs,
+    /// Load a UDP echo (`serve --udp`): each of --connections is a flow (one socket) of
+    /// datagrams of --size bytes in all (a 20-byte header: flow, sequence number, send time;
+    /// then the payload), every echo verified byte for byte; reports datagrams sent, echoed,
+    /// lost, duplicated, reordered and corrupted, and the jitter. A datagram not echoed within
+    /// --timeout is lost; --pipeline datagrams are outstanding per flow in closed loop.
+    #[arg(long)]
+    udp: bool,
+    /// With --udp: fail the run (exit code 1) when more than PCT percent of the datagrams are
+    /// lost; with --find-max-rate, a probe losing more fails too. Without it loss is reported
+    /// only.
+    #[arg(long, value_name = "PCT")]
+    max_loss: Option<f64>,
     /// `--websocket` and `--header`.
     #[command(flatten)]
     ws: crate::ws_client_args::WsClientArgs,
@@ -327,6 +339,8 @@ impl StressArgs {
         cfg.linger0 = self.linger0;
         cfg.spin = self.spin_us.map(Duration::from_micros);
         cfg.tls = self.tls.options();
+        cfg.udp = self.udp;
+        cfg.max_loss_pct = self.max_loss;
         cfg.websocket = self.ws.options()?;
         Ok(cfg)
     }

@@ -15,6 +15,7 @@
 //! * [`run`]: [`StressReport`], the result of one run (or of several merged), and its parts
 //!   (stream and ramp-step figures, the agents of a merge).
 //! * [`histogram`]: the latency histograms' bounds, their V2 encoding, and [`LatencySummary`].
+//! * [`datagrams`]: the `datagrams` and `jitter_us` objects of UDP runs (`stress --udp`).
 //! * [`errors`]: the kinds failures are counted by, the counts, and the first error.
 //! * [`fairness`]: messages per connection as min, median and max, exact across merges.
 //! * [`reconnects`]: the `churn` object of runs with `--messages-per-connection`.
@@ -29,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod datagrams;
 pub mod errors;
 pub mod export;
 pub mod fairness;

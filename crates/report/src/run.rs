@@ -9,6 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datagrams::{DatagramSecond, Datagrams, Jitter};
 use crate::errors::{ErrorCounts, ErrorSecond, FirstError};
 use crate::export::{Exporter, Human, Json, OutputTarget};
 use crate::fairness::Fairness;
@@ -241,6 +242,22 @@ pub struct StressReport {
     pub steps: Option<Vec<StepFigures>>,
     /// `--stream` only: the echoed throughput, in total and per connection; `null` otherwise.
     pub stream: Option<StreamFigures>,
+    /// `--udp` only: what became of the datagrams (sent, echoed, lost, duplicated, reordered,
+    /// corrupted), every count exact; `null` otherwise (and absent in results from before it).
+    #[serde(default)]
+    pub datagrams: Option<Datagrams>,
+    /// `--udp` only: the datagrams by the second they were sent in (seconds without any left
+    /// out), earliest first; they add up to `datagrams`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datagrams_over_time: Vec<DatagramSecond>,
+    /// `--udp` only: RFC 3550's interarrival jitter in microseconds, over the flows; `null`
+    /// otherwise.
+    #[serde(default)]
+    pub jitter_us: Option<Jitter>,
+    /// `--udp --max-loss PCT`: the most datagrams lost, in percent of those sent, for the run to
+    /// pass; `null` when loss alone never fails a run.
+    #[serde(default)]
+    pub max_loss_pct: Option<f64>,
     /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
     pub warnings: Vec<String>,
     /// `ringport merge` only: the agents' runs added into this result; empty for one run.
@@ -257,9 +274,18 @@ impl StressReport {
         serde_json::from_str(text)
     }
 
-    /// Whether the run passed: no error of any kind and at least one verified round trip.
+    /// Whether the run passed: no error of any kind, at least one verified round trip, and
+    /// (`--max-loss`) no more datagrams lost than allowed.
     pub fn passed(&self) -> bool {
-        self.errors == 0 && self.messages > 0
+        self.errors == 0 && self.messages > 0 && !self.loss_exceeded()
+    }
+
+    /// Whether more datagrams were lost than `--max-loss` allows.
+    pub fn loss_exceeded(&self) -> bool {
+        match (self.max_loss_pct, &self.datagrams) {
+            (Some(max), Some(d)) => d.loss_pct() > max,
+            _ => false,
+        }
     }
 
     /// Marks the run as interrupted (Ctrl-C) and says so in a warning.

@@ -118,6 +118,23 @@ pub enum ConnError {
         /// The cause and rustls' words.
         detail: String,
     },
+    /// `--udp`: an echo whose bytes differ from the datagram sent (counted as a mismatch).
+    #[error("{}", datagram_text(*.seq, *.at, *.expected, *.got, *.len, *.sent_len))]
+    Datagram {
+        /// The datagram's sequence number in its flow (from 0); `None` when the echo cannot be
+        /// attributed (its header is damaged).
+        seq: Option<u64>,
+        /// The first byte that differs.
+        at: usize,
+        /// The byte sent there, if the datagram was that long.
+        expected: Option<u8>,
+        /// The byte echoed there, if the echo was that long.
+        got: Option<u8>,
+        /// Bytes echoed.
+        len: usize,
+        /// Bytes sent (0 when not attributed).
+        sent_len: usize,
+    },
     /// The WebSocket upgrade failed (`--websocket`): counted as a connection not established.
     #[error("WebSocket upgrade failed: {detail}")]
     Upgrade {
@@ -134,6 +151,25 @@ pub enum ConnError {
         /// The socket error.
         source: io::Error,
     },
+}
+
+fn datagram_text(
+    seq: Option<u64>,
+    at: usize,
+    expected: Option<u8>,
+    got: Option<u8>,
+    len: usize,
+    sent_len: usize,
+) -> String {
+    let Some(seq) = seq else {
+        return format!("corrupted echo of {len} bytes: its header names no datagram sent");
+    };
+    match (expected, got) {
+        (Some(e), Some(g)) => format!(
+            "corrupted echo of datagram {seq} at byte {at}: expected {e:#04x}, got {g:#04x}"
+        ),
+        _ => format!("corrupted echo of datagram {seq}: {len} bytes back for {sent_len} sent"),
+    }
 }
 
 fn wrong_reply_text(request: &u64, step: &str, reason: &str, got: &str) -> String {
@@ -166,7 +202,9 @@ impl ConnError {
     /// The kind, for counting.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ConnError::Mismatch { .. } | ConnError::WrongReply { .. } => ErrorKind::Mismatch,
+            ConnError::Mismatch { .. }
+            | ConnError::WrongReply { .. }
+            | ConnError::Datagram { .. } => ErrorKind::Mismatch,
             ConnError::ShortReply { .. } => ErrorKind::ShortEcho,
             ConnError::ShortEcho { .. } => ErrorKind::ShortEcho,
             ConnError::EarlyClose { .. } => ErrorKind::EarlyClose,
@@ -192,6 +230,7 @@ impl ConnError {
             | ConnError::Other { offset, .. } => Some(*offset),
             ConnError::ConnectFailed(_)
             | ConnError::Handshake { .. }
+            | ConnError::Datagram { .. }
             | ConnError::Upgrade { .. } => None,
         }
     }

@@ -64,6 +64,9 @@
 //!   ([`config`](search::config)) and each probe's verdict ([`verdict`](search::verdict)).
 //! * [`tls`]: `--tls`: the options, the shared client configuration, one connection's TLS
 //!   over the engine's buffers, failed handshakes classified, the probe before the load.
+//! * [`udp`]: `--udp`: flows of datagrams on the port, each echo attributed by its header
+//!   ([`header`](udp::header)), counted by its flow's [`tracker`](udp::tracker) (echoed, lost,
+//!   duplicated, reordered, corrupted, jitter).
 //! * [`merge`]: `ringport merge`: several agents' results and interval logs added into one.
 
 #![forbid(unsafe_code)]
@@ -77,4 +80,5 @@ pub mod protocol;
 pub mod report;
 pub mod search;
 pub mod tls;
+pub mod udp;
 pub mod ws;

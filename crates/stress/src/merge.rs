@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
+use ringport_report::datagrams::{DatagramSecond, Datagrams};
 use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
@@ -409,6 +410,19 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         agents.iter().filter_map(|a| a.report.tls.as_ref()),
         &handshake,
     );
+    // UDP: the datagram counts added; the jitter's mean weighted by flows, its max the largest.
+    report.datagrams = agents
+        .iter()
+        .filter_map(|a| a.report.datagrams)
+        .reduce(|mut sum, d| {
+            sum.add(&d);
+            sum
+        });
+    report.jitter_us = report.jitter_us.map(|_| {
+        ringport_report::datagrams::Jitter::merged(
+            agents.iter().filter_map(|a| a.report.jitter_us.as_ref()),
+        )
+    });
     // WebSocket: the agents' counts added; the upgrade latency is the merged histogram's.
     report.websocket = crate::report::ws::merged(
         agents.iter().filter_map(|a| a.report.websocket.as_ref()),
@@ -451,6 +465,7 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         })
         .collect();
     report.errors_over_time = merged_error_times(&agents, start);
+    report.datagrams_over_time = merged_datagram_times(&agents, start);
     let mut log = merged_log(&agents, &report, connect)?;
     if report.tls.is_some() {
         crate::report::tls::add_handshake_interval(&mut log, &handshake);
@@ -489,6 +504,25 @@ fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
             second: Some(s),
             errors,
         }))
+        .collect()
+}
+
+/// The agents' datagrams per second on the merged run's seconds, as their errors
+/// ([`merged_error_times`]).
+fn merged_datagram_times(agents: &[Agent], start: f64) -> Vec<DatagramSecond> {
+    let mut by_second: BTreeMap<u64, Datagrams> = BTreeMap::new();
+    for a in agents {
+        let offset = a.report.started_at_unix_s - start;
+        for d in &a.report.datagrams_over_time {
+            by_second
+                .entry((offset + d.second as f64).round().max(0.0) as u64)
+                .or_default()
+                .add(&d.counts);
+        }
+    }
+    by_second
+        .into_iter()
+        .map(|(second, counts)| DatagramSecond { second, counts })
         .collect()
 }
 
@@ -689,6 +723,57 @@ mod tests {
             .map(|e| (e.second, e.errors.total()))
             .collect();
         assert_eq!(got, [(None, 4), (Some(0), 2), (Some(2), 5)]);
+    }
+
+    /// `input` (an agent's files) as a UDP run's with these counts and this jitter.
+    fn with_datagrams(
+        input: [Input; 2],
+        d: ringport_report::datagrams::Datagrams,
+        jitter: &[f64],
+    ) -> [Input; 2] {
+        let [json, log] = input;
+        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
+        r.protocol = "udp-echo".into();
+        r.datagrams = Some(d);
+        r.jitter_us = Some(ringport_report::datagrams::Jitter::of(jitter));
+        r.max_loss_pct = Some(10.0);
+        let json = Input {
+            name: json.name,
+            bytes: r.to_json().into_bytes(),
+        };
+        [json, log]
+    }
+
+    #[test]
+    fn udp_counts_add_exactly_and_jitter_is_weighted_by_flows() {
+        use ringport_report::datagrams::Datagrams;
+        let d = |sent, echoed, duplicated, reordered, corrupted| Datagrams {
+            sent,
+            echoed,
+            lost: sent - echoed,
+            duplicated,
+            reordered,
+            corrupted,
+        };
+        let a = with_datagrams(
+            agent(1, 2, 1_000.0, &[(100, 10)]),
+            d(100, 90, 1, 2, 0),
+            &[10.0, 20.0],
+        );
+        let b = with_datagrams(
+            agent(2, 2, 1_000.0, &[(100, 10)]),
+            d(50, 30, 3, 4, 0),
+            &[60.0],
+        );
+        let m = merge(&[a, b].concat()).unwrap();
+        assert_eq!(m.report.datagrams, Some(d(150, 120, 4, 6, 0)));
+        let j = m.report.jitter_us.unwrap();
+        assert_eq!((j.mean, j.max, j.flows), (30.0, 60.0, 3));
+        assert!(
+            m.report.loss_exceeded(),
+            "20% lost over both, more than 10%"
+        );
+        assert_eq!(m.report.exit_code(), 1);
     }
 
     #[test]

@@ -41,6 +41,8 @@ fn render_run(r: &StressReport) -> String {
                 r.pipeline
             )
         }
+        // A UDP flow sends on schedule whatever is outstanding: no pipeline.
+        (None, Some(rate)) if r.datagrams.is_some() => format!("open loop at {rate} datagrams/s"),
         (None, Some(rate)) => format!("open loop at {rate} msg/s, pipeline {}", r.pipeline),
         (None, None) if r.pipeline > 1 => {
             format!("closed loop, pipeline {}", r.pipeline)
@@ -218,6 +220,9 @@ fn render_run(r: &StressReport) -> String {
     if let Some(tls) = &r.tls {
         s.push_str(&super::human_tls::render_tls(tls));
     }
+    if let Some(d) = &r.datagrams {
+        s.push_str(&render_datagrams(d, r.jitter_us.as_ref(), r.max_loss_pct));
+    }
     if let Some(ws) = &r.websocket {
         s.push_str(&super::human_ws::render_websocket(ws));
     }
@@ -272,6 +277,42 @@ fn render_run(r: &StressReport) -> String {
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The `datagrams` lines of the human report (`--udp`): the counts, the loss against its
+/// target, the jitter.
+fn render_datagrams(
+    d: &crate::datagrams::Datagrams,
+    jitter: Option<&crate::datagrams::Jitter>,
+    max_loss: Option<f64>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  {:<14}sent {}  echoed {}  lost {} ({:.3}%{})",
+        "datagrams",
+        d.sent,
+        d.echoed,
+        d.lost,
+        d.loss_pct(),
+        max_loss.map_or_else(String::new, |m| format!(", at most {m}%"))
+    );
+    let _ = writeln!(
+        s,
+        "  {:<14}duplicated {}  reordered {}  corrupted {}",
+        "", d.duplicated, d.reordered, d.corrupted
+    );
+    if let Some(j) = jitter {
+        let _ = writeln!(
+            s,
+            "  {:<14}mean {:.1}  max {:.1} over {}",
+            "jitter (us)",
+            j.mean,
+            j.max,
+            plural(j.flows, "flow", "flows")
+        );
     }
     s
 }

@@ -24,7 +24,7 @@ mod json;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-pub use csv::Csv;
+pub use csv::{Csv, CsvRun};
 pub use hdrlog::HdrLog;
 pub use html::Html;
 pub use human::Human;

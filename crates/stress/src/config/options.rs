@@ -159,6 +159,12 @@ pub struct StressConfig {
     pub spin: Option<Duration>,
     /// `--tls` and its flags: every connection speaks TLS; `None`: plaintext TCP.
     pub tls: Option<crate::tls::options::TlsOptions>,
+    /// `--udp`: load a UDP echo: each of `--connections` is a flow (one socket) of datagrams,
+    /// every echo verified and counted (see [`udp`](crate::udp)).
+    pub udp: bool,
+    /// `--max-loss PCT` (with `--udp`): a run that loses more datagrams than this, in percent
+    /// of those sent, fails; `None`: loss alone never fails a run.
+    pub max_loss_pct: Option<f64>,
     /// `--websocket[=PATH]` and `--header`: every message is one masked WebSocket message, each
     /// echo verified as a message; `None`: raw bytes.
     pub websocket: Option<crate::ws::options::WsOptions>,
@@ -199,6 +205,8 @@ impl Default for StressConfig {
             linger0: false,
             spin: None,
             tls: None,
+            udp: false,
+            max_loss_pct: None,
             websocket: None,
         }
     }
@@ -288,6 +296,7 @@ impl StressConfig {
         if self.threads == 0 {
             return bad("--threads must be at least 1");
         }
+        self.validate_udp()?;
         self.validate_stream()?;
         self.validate_requests()?;
         self.validate_ramps()?;
@@ -317,6 +326,94 @@ impl StressConfig {
         }
         if let Some(ip) = self.source_ips.iter().find(|ip| ip.is_unspecified()) {
             return bad(format!("--source-ip {ip} is not a usable local address"));
+        }
+        Ok(())
+    }
+
+    /// `--udp`: the datagram's size (header and payload within 65,507 bytes), and the flags
+    /// that do not apply to datagrams.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the flag, e.g. `--stream does not apply to --udp: ...`.
+    pub fn validate_udp(&self) -> Result<(), ConfigError> {
+        use crate::udp::header::{DATAGRAM_MAX, HEADER_LEN};
+        if !self.udp {
+            if self.max_loss_pct.is_some() {
+                return bad("--max-loss applies to --udp only: a TCP stream loses nothing");
+            }
+            return Ok(());
+        }
+        let refused = [
+            (self.stream, "--stream", "datagrams are sent one by one"),
+            (
+                self.window.is_some(),
+                "--window",
+                "--pipeline bounds datagrams in flight",
+            ),
+            (
+                !self.requests.is_empty(),
+                "--request",
+                "a UDP run checks an echo",
+            ),
+            (self.tls.is_some(), "--tls", "TLS runs over TCP"),
+            (
+                self.websocket.is_some(),
+                "--websocket",
+                "WebSocket runs over TCP",
+            ),
+            (
+                self.messages_per_connection.is_some(),
+                "--messages-per-connection",
+                "a flow has no connection to replace",
+            ),
+            (
+                self.linger0,
+                "--linger0",
+                "a datagram socket has nothing to linger",
+            ),
+            (
+                self.connections_ramp.is_some(),
+                "a --connections ramp",
+                "every flow sends from the start",
+            ),
+            (
+                !self.source_ips.is_empty(),
+                "--source-ip",
+                "each flow's socket is bound by the system",
+            ),
+        ];
+        if let Some((_, flag, why)) = refused.iter().find(|(on, _, _)| *on) {
+            return bad(format!("{flag} does not apply to --udp: {why}"));
+        }
+        if self.timeout.is_zero() {
+            return bad(
+                "--timeout 0 does not apply to --udp: a datagram not echoed within the timeout \
+                 is lost, so the timeout must be positive",
+            );
+        }
+        if let Some(size) = self.size {
+            if !(HEADER_LEN..=DATAGRAM_MAX).contains(&size) {
+                return bad(format!(
+                    "--size {size} with --udp: a datagram is {HEADER_LEN} to {DATAGRAM_MAX} bytes \
+                     in all (its header is {HEADER_LEN})"
+                ));
+            }
+        }
+        if let Some(m) = &self.message {
+            let longest = HEADER_LEN + self.payload().max_len();
+            if longest > DATAGRAM_MAX {
+                return bad(format!(
+                    "--message is {} bytes: with the header and the message number a datagram \
+                     would reach {longest} bytes, more than {DATAGRAM_MAX}",
+                    m.len()
+                ));
+            }
+        }
+        if let Some(p) = self.max_loss_pct {
+            if !(p.is_finite() && (0.0..=100.0).contains(&p)) {
+                return bad("--max-loss must be a percentage from 0 to 100");
+            }
         }
         Ok(())
     }

@@ -65,8 +65,8 @@ mod exchange;
 pub mod progress;
 mod reconnects;
 pub mod resolve;
-mod shared;
-mod timeouts;
+pub(crate) mod shared;
+pub(crate) mod timeouts;
 
 pub use progress::Progress;
 pub use shared::RunOptions;
@@ -80,7 +80,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ringport_port::{Port, PortConfig};
 use ringport_report::export::html::RunPage;
-use ringport_report::export::{Csv, Exporter, HdrLog, Html};
+use ringport_report::export::{Csv, CsvRun, Exporter, HdrLog, Html};
 use ringport_report::hdrlog::IntervalLog;
 
 use crate::config::preflight::{preflight, Preflight, PreflightError};
@@ -207,10 +207,8 @@ impl StressOutcome {
                     )
                 })?;
         }
-        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 2] = [
-            ("--hdr-log", &config.hdr_log, &HdrLog),
-            ("--csv", &config.csv, &Csv),
-        ];
+        let logs: [(&str, &Option<PathBuf>, &dyn Exporter<IntervalLog>); 1] =
+            [("--hdr-log", &config.hdr_log, &HdrLog)];
         for (flag, path, exporter) in logs {
             let Some(path) = path else { continue };
             exporter
@@ -219,6 +217,20 @@ impl StressOutcome {
                     io::Error::new(
                         e.kind(),
                         format!("writing {flag} to {}: {e}", path.display()),
+                    )
+                })?;
+        }
+        if let Some(path) = &config.csv {
+            // A UDP run's table has its datagrams per second too.
+            let run = CsvRun {
+                log: &log,
+                datagrams: &self.report.datagrams_over_time,
+            };
+            Csv.write_to(&run, &OutputTarget::Path(path.clone()))
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("writing --csv to {}: {e}", path.display()),
                     )
                 })?;
         }
@@ -243,6 +255,9 @@ pub fn run(config: &StressConfig) -> Result<StressOutcome, StressError> {
 ///
 /// As [`run`].
 pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, StressError> {
+    if config.udp {
+        return crate::udp::run(config, opts);
+    }
     config.validate()?;
     let script = config.script()?;
     check_outputs(config)?;
@@ -406,7 +421,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
 /// written,
 /// so a long run is not lost to a typo in a path. A file that did not exist is created and
 /// removed again; an existing one is opened for appending and left as it is.
-fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
+pub(crate) fn check_outputs(config: &StressConfig) -> Result<(), StressError> {
     let json = match &config.json {
         Some(OutputTarget::Path(p)) => Some(("--json", p)),
         _ => None,

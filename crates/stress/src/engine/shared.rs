@@ -53,37 +53,48 @@ impl Shared<'_> {
     /// for, unless the stop flag is raised first). A start already past is noted in
     /// `start_late` and warned about at once.
     pub(super) fn wait_for_start(&self) -> Instant {
-        let Some(at) = self.config.start_at else {
-            return Instant::now();
-        };
-        match at.duration_since(SystemTime::now()) {
-            Ok(wait) => {
-                if wait > Duration::from_millis(100) {
-                    tracing::info!(
-                        "connected; starting the load in {:.3}s (--start-at)",
-                        wait.as_secs_f64()
-                    );
-                }
-                let stop = self.opts.stop.as_deref();
-                while let Ok(left) = at.duration_since(SystemTime::now()) {
-                    if left.is_zero() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        break;
-                    }
-                    // Sleep in slices: the wall clock may be stepped meanwhile, and Ctrl-C
-                    // must not wait for the whole delay.
-                    thread::sleep(left.min(Duration::from_millis(50)));
-                }
-            }
-            Err(past) => {
-                let late = past.duration();
-                tracing::warn!(
-                    "starting {:.3}s after --start-at (connecting took longer, or the clock is \
-                     ahead)",
-                    late.as_secs_f64()
+        wait_for_start(self.config, self.opts, &self.start_late)
+    }
+}
+
+/// The common start of the load of `config`: now, or with `--start-at` that wall-clock time
+/// (waited for, unless `opts`' stop flag is raised first). A start already past is noted in
+/// `start_late` and warned about at once.
+pub(crate) fn wait_for_start(
+    config: &StressConfig,
+    opts: &RunOptions,
+    start_late: &OnceLock<Duration>,
+) -> Instant {
+    let Some(at) = config.start_at else {
+        return Instant::now();
+    };
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            if wait > Duration::from_millis(100) {
+                tracing::info!(
+                    "connected; starting the load in {:.3}s (--start-at)",
+                    wait.as_secs_f64()
                 );
-                let _ = self.start_late.set(late);
+            }
+            let stop = opts.stop.as_deref();
+            while let Ok(left) = at.duration_since(SystemTime::now()) {
+                if left.is_zero() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    break;
+                }
+                // Sleep in slices: the wall clock may be stepped meanwhile, and Ctrl-C
+                // must not wait for the whole delay.
+                thread::sleep(left.min(Duration::from_millis(50)));
             }
         }
-        Instant::now()
+        Err(past) => {
+            let late = past.duration();
+            tracing::warn!(
+                "starting {:.3}s after --start-at (connecting took longer, or the clock is \
+                 ahead)",
+                late.as_secs_f64()
+            );
+            let _ = start_late.set(late);
+        }
     }
+    Instant::now()
 }

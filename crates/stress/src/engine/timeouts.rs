@@ -51,7 +51,7 @@ impl TimeoutScan {
 /// send would keep the thread busy; the report warns instead).
 ///
 /// [`Port::timer_resolution`]: ringport_port::Port::timer_resolution
-pub(super) fn spin_margin(spin: Option<Duration>, timer_resolution: Duration) -> Duration {
+pub(crate) fn spin_margin(spin: Option<Duration>, timer_resolution: Duration) -> Duration {
     match spin {
         Some(spin) => spin,
         None if timer_resolution <= Duration::from_micros(1) => Duration::from_micros(60),

@@ -208,6 +208,10 @@ pub fn build(
         sent_per_s: rate_mode.then(|| per_s(stats.sent as f64)),
         ramp: config.ramp().map(|(which, _)| which.to_string()),
         steps,
+        datagrams: None,
+        datagrams_over_time: Vec::new(),
+        jitter_us: None,
+        max_loss_pct: None,
         warnings,
         merged_from: Vec::new(),
     }

@@ -36,9 +36,11 @@ impl SearchConfig {
     ///
     /// A one-line message naming the flag.
     pub fn validate(&self) -> Result<(), String> {
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.base.max_loss_pct.is_none() {
             return Err(
-                "--find-max-rate needs a latency target: --p99 2ms (or --p50, --p999)".into(),
+                "--find-max-rate needs a latency target: --p99 2ms (or --p50, --p999; with \
+                 --udp, --max-loss PCT)"
+                    .into(),
             );
         }
         if self.targets.iter().any(|t| t.limit_us == 0) {

@@ -162,11 +162,14 @@ pub fn search_with<E>(
         break;
     }
     let b = &cfg.base;
-    let targets: Vec<String> = cfg
+    let mut targets: Vec<String> = cfg
         .targets
         .iter()
         .map(|t| format!("{} <= {}us", t.quantile.name(), t.limit_us))
         .collect();
+    if let Some(max) = cfg.base.max_loss_pct.filter(|_| cfg.base.udp) {
+        targets.push(format!("loss <= {max}%"));
+    }
     let targets = targets.join(" and ");
     if let Some(bad) = probes.iter().find(|p| p.verdict == Verdict::WrongBytes) {
         // Wrong bytes end the search: no answer stands on a server that corrupts its echo.
@@ -377,6 +380,50 @@ mod tests {
             r.latency_us = summary(p99);
             Ok(judge(phase, rate, &r, &cfg().targets))
         }
+    }
+
+    /// `--udp --max-loss 1`, no latency target: a model server that loses nothing up to `knee`
+    /// and 5% beyond it, with a latency that always holds.
+    #[test]
+    fn with_udp_the_loss_target_alone_finds_the_knee() {
+        let knee = 20_000.0;
+        let mut c = cfg();
+        c.targets.clear();
+        c.base.udp = true;
+        c.base.max_loss_pct = Some(1.0);
+        c.validate().unwrap();
+        let base = c.base.clone();
+        let r = search_with(&c, move |phase, rate| {
+            let mut r = crate::report::build(
+                &StressConfig {
+                    rate: Some(rate),
+                    ..base.clone()
+                },
+                &crate::measure::thread::ThreadStats::new(1),
+                Duration::from_secs(1),
+                "model",
+            );
+            r.sent_per_s = Some(rate);
+            r.messages = 100;
+            r.latency_us = summary(10);
+            let lost = if rate > knee { 5 } else { 0 };
+            r.max_loss_pct = base.max_loss_pct;
+            r.datagrams = Some(ringport_report::datagrams::Datagrams {
+                sent: 100,
+                echoed: 100 - lost,
+                lost,
+                ..Default::default()
+            });
+            Ok::<_, ()>(judge(phase, rate, &r, &[]))
+        })
+        .unwrap();
+        let answer = r.answer.unwrap();
+        assert!(answer <= knee && r.first_failing.unwrap() > knee, "{r:?}");
+        let failing = r.probes.iter().find(|p| p.rate > knee).unwrap();
+        assert!(
+            failing.reason.starts_with("loss 5.000% > 1%"),
+            "{failing:?}"
+        );
     }
 
     #[test]

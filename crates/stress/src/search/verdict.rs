@@ -1,5 +1,5 @@
-//! Each probe's verdict: a run's report judged against the latency targets, the client-bound
-//! check and wrong bytes ([`judge`]).
+//! Each probe's verdict: a run's report judged against the latency targets (and with `--udp
+//! --max-loss`, the loss target), the client-bound check and wrong bytes ([`judge`]).
 
 use ringport_report::search::{LatencyTarget, Phase, Probe, Verdict};
 
@@ -61,10 +61,16 @@ pub fn judge(phase: Phase, rate: f64, r: &StressReport, targets: &[LatencyTarget
         )
     } else if r.messages == 0 {
         (Verdict::Errors, "nothing was verified".to_string())
+    } else if r.loss_exceeded() {
+        let loss = r.datagrams.map_or(0.0, |d| d.loss_pct());
+        (
+            Verdict::Fail,
+            format!("loss {loss:.3}% > {}%", r.max_loss_pct.unwrap_or_default()),
+        )
     } else if !missed.is_empty() {
         (Verdict::Fail, missed.join(", "))
     } else {
-        let held: Vec<String> = targets
+        let mut held: Vec<String> = targets
             .iter()
             .map(|t| {
                 format!(
@@ -75,6 +81,9 @@ pub fn judge(phase: Phase, rate: f64, r: &StressReport, targets: &[LatencyTarget
                 )
             })
             .collect();
+        if let (Some(max), Some(d)) = (r.max_loss_pct, r.datagrams) {
+            held.push(format!("loss {:.3}% <= {max}%", d.loss_pct()));
+        }
         (Verdict::Pass, held.join(", "))
     };
     Probe {

@@ -1,7 +1,7 @@
 //! The HTML page of a run or of a merged run ([`RunPage`]): the summary, errors by cause and
 //! over time, throughput and latency over time from the per-second intervals, the latency
 //! percentile spectrum (with the TLS handshakes' beside it), ramp steps, per-connection fairness,
-//! churn, the TLS handshake figures, each agent of a merge beside the whole, and the warnings.
+//! churn, the TLS handshake figures, a UDP run's datagrams and jitter, each agent of a merge beside the whole, and the warnings.
 
 use std::io;
 
@@ -89,6 +89,7 @@ fn render(p: &RunPage<'_>) -> String {
     fairness(&mut page, r);
     churn(&mut page, r);
     tls(&mut page, r);
+    datagrams(&mut page, r);
     websocket(&mut page, r);
     agents(&mut page, r);
     if !r.warnings.is_empty() {
@@ -623,6 +624,36 @@ fn tls(page: &mut Page, r: &StressReport) {
         "Handshake latency is from the TCP connection established to the handshake complete \
          (the spectrum draws it beside the round trips'). The rate counts handshakes in the \
          measured window: without churn every handshake comes before it, and the rate is 0.",
+    );
+}
+
+/// A UDP run's datagrams (every count exact) and jitter.
+fn datagrams(page: &mut Page, r: &StressReport) {
+    let Some(d) = &r.datagrams else { return };
+    page.section("datagrams", "UDP datagrams");
+    let mut rows: Vec<(&str, Cell)> = vec![
+        ("sent", num("datagrams.sent", d.sent)),
+        ("echoed", num("datagrams.echoed", d.echoed)),
+        ("lost", num("datagrams.lost", d.lost)),
+        ("duplicated", num("datagrams.duplicated", d.duplicated)),
+        ("reordered", num("datagrams.reordered", d.reordered)),
+        ("corrupted", num("datagrams.corrupted", d.corrupted)),
+        ("loss", text(format!("{:.3}%", d.loss_pct()))),
+    ];
+    if let Some(max) = r.max_loss_pct {
+        rows.push(("loss allowed", num_unit("max_loss_pct", max, "%")));
+    }
+    if let Some(j) = &r.jitter_us {
+        rows.extend([
+            ("jitter, mean", num_unit("jitter_us.mean", j.mean, " µs")),
+            ("jitter, max", num_unit("jitter_us.max", j.max, " µs")),
+        ]);
+    }
+    page.figures("datagrams-table", &rows);
+    page.note(
+        "Echoed counts distinct datagrams back within the timeout, damaged ones included; lost \
+         is sent minus echoed; corrupted counts every copy whose bytes differ from what was \
+         sent. Jitter is RFC 3550's interarrival jitter, each flow's at the end of the run.",
     );
 }
 

@@ -100,6 +100,10 @@ fn report(connections: usize) -> StressReport {
         ramp: None,
         steps: None,
         stream: None,
+        datagrams: None,
+        datagrams_over_time: Vec::new(),
+        jitter_us: None,
+        max_loss_pct: None,
         warnings: vec!["a <warning> & its remedy".into()],
         merged_from: Vec::new(),
     }
@@ -438,6 +442,42 @@ fn a_ramp_has_its_steps() {
     figures_equal_the_json(&html, &serde_json::to_value(&r).unwrap());
     assert!(html.contains("data-chart=\"steps-latency\""));
     assert!(html.contains("data-key=\"steps.2.latency_us.p99\" data-value=\"1200\""));
+}
+
+#[test]
+fn a_udp_run_has_its_datagrams_and_jitter() {
+    let mut r = report(10);
+    r.datagrams = Some(crate::datagrams::Datagrams {
+        sent: 1000,
+        echoed: 990,
+        lost: 10,
+        duplicated: 3,
+        reordered: 2,
+        corrupted: 1,
+    });
+    r.jitter_us = Some(crate::datagrams::Jitter::of(&[12.5, 30.0]));
+    r.max_loss_pct = Some(2.0);
+    let html = Html.to_string(&RunPage {
+        report: &r,
+        log: None,
+    });
+    figures_equal_the_json(&html, &serde_json::to_value(&r).unwrap());
+    for key in [
+        "datagrams.sent",
+        "datagrams.lost",
+        "datagrams.corrupted",
+        "jitter_us.max",
+        "max_loss_pct",
+    ] {
+        assert!(html.contains(&format!("data-key=\"{key}\"")), "{key}");
+    }
+    assert!(html.contains("1.000%"), "the loss in percent");
+    assert!(!Html
+        .to_string(&RunPage {
+            report: &report(10),
+            log: None
+        })
+        .contains("UDP datagrams"));
 }
 
 #[test]
