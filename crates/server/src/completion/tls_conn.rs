@@ -3,7 +3,8 @@
 //! and a send in flight at once (the next records arrive while the last echo is sent), with
 //! the port's owned-buffer receives and sends; the handshake, idle and write timeouts by the
 //! worker's per-tick scan; the drain (the echo of what was received, then close_notify) and
-//! the forced close.
+//! the forced close. With `--websocket` too (wss) each connection has a WebSocket side
+//! ([`WssLayer`]) that its plaintext is carried to and its output comes from.
 //!
 //! TLS connections live in their own table, their keys tagged with [`TLS_TAG`]. Plaintext
 //! connections never reach this module: the worker dispatches completions by their outcome
@@ -22,10 +23,11 @@ use rustls::ServerConfig;
 use tracing::{debug, error};
 
 use super::worker::Worker;
+use super::wss::WssLayer;
 use crate::echo::Waiting;
 use crate::messages::log_message;
 use crate::slots::Slots;
-use crate::tls::{Failure, Session, Tls, PLAIN_MAX};
+use crate::tls::{Failure, Log, Session, Tls, PLAIN_MAX};
 
 /// The bit that marks a TLS connection's key (in the slot half: no table has 2^31 slots).
 pub(super) const TLS_TAG: u64 = 1 << 31;
@@ -60,6 +62,8 @@ impl TlsWorker {
 pub(super) struct TlsConn {
     fd: Option<SharedFd>,
     session: Session,
+    /// wss: the WebSocket echo the plaintext is carried to.
+    wss: Option<WssLayer>,
     recv_op: Option<Token>,
     send_op: Option<Token>,
     peer: Option<SocketAddr>,
@@ -80,8 +84,17 @@ impl Worker<'_> {
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
+        let wss = self
+            .ws
+            .as_ref()
+            .map(|ws| ws.wss_layer(self.cfg.buffer_size));
         let session = match Session::new(&tls.config, super::recv_limit(self.cfg)) {
-            Ok(session) => session,
+            Ok(mut session) => {
+                if wss.is_some() {
+                    session.carry();
+                }
+                session
+            }
             Err(e) => {
                 error!(worker = self.id, "cannot start a TLS session: {e}");
                 self.stats.tls.failed(Failure::Other);
@@ -95,6 +108,7 @@ impl Worker<'_> {
             | tls.conns.insert(TlsConn {
                 fd: Some(Rc::new(fd)),
                 session,
+                wss,
                 recv_op: None,
                 send_op: None,
                 peer,
@@ -132,14 +146,19 @@ impl Worker<'_> {
             }
             return;
         }
-        if conn.recv_op.is_none() {
+        // wss: the WebSocket side may move on while a receive is in flight (a send ended).
+        if conn.recv_op.is_none() || conn.wss.is_some() {
             let was = conn.session.is_established();
-            let received = if self.cfg.log_messages {
-                let (id, serial, peer) = (self.id, conn.serial, conn.peer);
-                let mut log = |bytes: &[u8]| log_message(id, serial, peer, bytes);
-                conn.session.pump(&mut tls.plain, Some(&mut log))
+            let (id, serial, peer) = (self.id, conn.serial, conn.peer);
+            let mut log_fn = |bytes: &[u8]| log_message(id, serial, peer, bytes);
+            let log: Option<Log<'_>> = if self.cfg.log_messages {
+                Some(&mut log_fn)
             } else {
-                conn.session.pump(&mut tls.plain, None)
+                None
+            };
+            let received = match conn.wss.as_mut() {
+                Some(wss) => wss.step(&mut conn.session, draining, log),
+                None => conn.session.pump(&mut tls.plain, log),
             };
             self.stats.bytes_in += received as u64;
             if !was && conn.session.is_established() {
@@ -324,6 +343,9 @@ impl Worker<'_> {
             return false;
         };
         self.stats.closed += 1;
+        if let Some(wss) = &conn.wss {
+            self.stats.ws.add(&wss.ws.stats);
+        }
         if let Some(failure) = conn.session.failure() {
             self.stats.tls.failed(failure);
         } else if conn.session.sent_close_notify() {
@@ -362,7 +384,8 @@ impl Worker<'_> {
             let Some(conn) = self.tls_conn(key) else {
                 continue;
             };
-            if !conn.session.is_established() {
+            let upgrading = conn.wss.as_ref().is_some_and(WssLayer::in_handshake);
+            if !conn.session.is_established() || upgrading {
                 self.tls_force(key);
             } else if let Some(token) = conn.recv_op {
                 let _ = self.port.cancel(token);
@@ -400,6 +423,14 @@ impl Worker<'_> {
             if !conn.session.is_established() {
                 if now.saturating_sub(conn.started_ms) >= tls.handshake_ms {
                     conn.session.fail(Failure::Timeout);
+                    expired.push(key | TLS_TAG);
+                }
+                continue;
+            }
+            if let Some(wss) = conn.wss.as_mut().filter(|wss| wss.in_handshake()) {
+                // wss: the upgrade too, from the accept.
+                if now.saturating_sub(conn.started_ms) >= wss.handshake_ms {
+                    wss.ws.handshake_timed_out();
                     expired.push(key | TLS_TAG);
                 }
                 continue;

@@ -39,7 +39,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 
 pub use certs::fingerprint;
-pub use session::{Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
+pub use session::{Log, Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
 pub use stats::{Failure, TlsStats};
 
 /// Where the server's certificate comes from.
