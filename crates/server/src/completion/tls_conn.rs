@@ -416,6 +416,7 @@ impl Worker<'_> {
             return;
         };
         let mut expired = Vec::new();
+        let mut upgrades = Vec::new();
         for (key, conn) in tls.conns.iter_mut() {
             if conn.fd.is_none() || conn.forced {
                 continue;
@@ -428,10 +429,10 @@ impl Worker<'_> {
                 continue;
             }
             if let Some(wss) = conn.wss.as_mut().filter(|wss| wss.in_handshake()) {
-                // wss: the upgrade too, from the accept.
+                // wss: the upgrade too, from the accept; TLS itself ends cleanly.
                 if now.saturating_sub(conn.started_ms) >= wss.handshake_ms {
                     wss.ws.handshake_timed_out();
-                    expired.push(key | TLS_TAG);
+                    upgrades.push(key | TLS_TAG);
                 }
                 continue;
             }
@@ -452,6 +453,17 @@ impl Worker<'_> {
         for key in expired {
             debug!(worker = self.id, key, "timeout: closing the TLS connection");
             self.tls_force(key);
+        }
+        for key in upgrades {
+            debug!(
+                worker = self.id,
+                key, "upgrade timeout: closing the wss connection"
+            );
+            // close_notify is queued and sent; the receive waiting for the upgrade ends.
+            self.tls_advance(key);
+            if let Some(token) = self.tls_conn(key).and_then(|conn| conn.recv_op) {
+                let _ = self.port.cancel(token);
+            }
         }
     }
 }
