@@ -24,6 +24,7 @@ use tracing::{debug, error};
 
 use super::worker::Worker;
 use super::wss::WssLayer;
+use crate::echo::websocket::LINGER;
 use crate::echo::Waiting;
 use crate::messages::log_message;
 use crate::slots::Slots;
@@ -72,6 +73,9 @@ pub(super) struct TlsConn {
     last_ms: u64,
     /// Closing without finishing: its operations are cancelled, then it closes.
     forced: bool,
+    /// wss, closing: since when its FIN is sent after close_notify and the peer's bytes are
+    /// discarded (see [`LINGER`]), in the worker's clock.
+    lingering: Option<u64>,
     /// Its number among the worker's accepts, as `--log-messages` names it.
     serial: u64,
 }
@@ -115,6 +119,7 @@ impl Worker<'_> {
                 started_ms: self.now_ms,
                 last_ms: self.now_ms,
                 forced: false,
+                lingering: None,
                 serial: self.serial,
             });
         debug!(worker = self.id, key, ?peer, "TLS connection accepted");
@@ -143,6 +148,18 @@ impl Worker<'_> {
         if conn.forced {
             if conn.recv_op.is_none() && conn.send_op.is_none() {
                 self.tls_close(key);
+            }
+            return;
+        }
+        if conn.lingering.is_some() {
+            // The peer's bytes are read and dropped until its end (or the linger's end).
+            if let (None, Some(wss)) = (conn.recv_op, conn.wss.as_mut()) {
+                let op = Op::Recv {
+                    fd,
+                    buf: wss.sink(),
+                    nowait: draining,
+                };
+                self.tls_submit(key, op, false);
             }
             return;
         }
@@ -178,6 +195,17 @@ impl Worker<'_> {
             if !conn.session.is_finished() {
                 // Nothing to send and no room to receive: a record larger than any allowed.
                 conn.session.fail(Failure::Other);
+            } else if conn.wss.is_some()
+                && conn.session.sent_close_notify()
+                && conn.session.failure().is_none()
+            {
+                // wss, as ws: the FIN behind close_notify, then the peer's bytes are dropped
+                // until its end, so that the close does not reset the connection under the
+                // close frame.
+                let _ = socket2::SockRef::from(&*fd).shutdown(std::net::Shutdown::Write);
+                conn.lingering = Some(self.now_ms);
+                self.tls_advance(key);
+                return;
             }
             self.tls_close(key);
             return;
@@ -237,6 +265,15 @@ impl Worker<'_> {
             return;
         };
         conn.recv_op = None;
+        if let (Some(_), Some(wss)) = (conn.lingering, conn.wss.as_mut()) {
+            wss.give_back(buf);
+            // Dropped; the end, a failure or the drain's "nothing more" ends the linger.
+            if !matches!(result, Ok(n) if n > 0) {
+                conn.forced = true;
+            }
+            self.tls_advance(key);
+            return;
+        }
         let mut failed = None;
         match result {
             Ok(0) => {
@@ -412,6 +449,7 @@ impl Worker<'_> {
         }
         let now = self.now_ms;
         let timeouts = self.timeouts;
+        let linger_ms = LINGER.as_millis() as u64;
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
@@ -419,6 +457,12 @@ impl Worker<'_> {
         let mut upgrades = Vec::new();
         for (key, conn) in tls.conns.iter_mut() {
             if conn.fd.is_none() || conn.forced {
+                continue;
+            }
+            if let Some(since) = conn.lingering {
+                if now.saturating_sub(since) >= linger_ms {
+                    expired.push(key | TLS_TAG);
+                }
                 continue;
             }
             if !conn.session.is_established() {

@@ -37,6 +37,18 @@ impl WssLayer {
         }
     }
 
+    /// A buffer for the receives that discard the peer's last bytes (the input's: it is not
+    /// needed any more), handed back with [`give_back`](Self::give_back).
+    pub(super) fn sink(&mut self) -> Vec<u8> {
+        self.input.clear();
+        std::mem::take(&mut self.input)
+    }
+
+    pub(super) fn give_back(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.input = buf;
+    }
+
     /// Whether the WebSocket upgrade is still to come.
     pub(super) fn in_handshake(&self) -> bool {
         self.ws.phase() == Phase::Handshake
