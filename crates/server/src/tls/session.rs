@@ -4,6 +4,11 @@
 //! [`is_finished`](Session::is_finished)). No socket in it: the completion model's worker
 //! carries its steps out with the port's owned-buffer receives and sends.
 //!
+//! A session echoes what it decrypts, unless its plaintext is [carried](Session::carry) to
+//! the caller (wss: a WebSocket echo above it), which then [seals](Session::seal) its own
+//! output and [closes](Session::close) when it is done; the buffers and bounds below are the
+//! same, the caller's input buffer taking the place of the echo's bound on what is held.
+//!
 //! # Full duplex
 //!
 //! A receive and a send may be in flight at once: the records received while the previous
