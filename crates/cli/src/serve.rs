@@ -248,12 +248,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
-    if cfg.websocket.is_some() && cfg.tls.is_some() && cfg.model == Model::Completion {
-        eprintln!(
-            "ringport: error: wss (--websocket with TLS) is served by --model threaded or single"
-        );
-        return Ok(ExitCode::from(2));
-    }
     let args_stats = args.stats;
     let shutdown = Shutdown::new();
 

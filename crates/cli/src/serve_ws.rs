@@ -13,8 +13,7 @@ use crate::secs::{parse_secs, secs};
 pub struct WsArgs {
     /// Serve WebSocket (RFC 6455) instead of the raw echo: the upgrade, then each text or
     /// binary message echoed as a message of the same type, pings answered, the close
-    /// handshake. With --tls-cert or --tls-self-signed it is `wss` (--model threaded or
-    /// single).
+    /// handshake. With --tls-cert or --tls-self-signed it is `wss`, on every model.
     #[arg(long)]
     websocket: bool,
     /// The longest message reassembled, in bytes (`K`, `M` suffixes: KiB, MiB): a fragmented

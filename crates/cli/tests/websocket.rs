@@ -202,10 +202,19 @@ for_each_model! {
     }
 }
 
-#[test]
-fn wss_with_a_self_signed_certificate_on_the_blocking_models() {
-    let Some(python) = python() else { return };
-    for model in ["threaded", "single"] {
+/// The summary's `tls:` line.
+fn tls_line(server: &Server) -> String {
+    let out = server.stdout();
+    out.lines()
+        .find(|l| l.trim_start().starts_with("tls:"))
+        .unwrap_or_else(|| panic!("no tls line in the summary: {out}"))
+        .trim()
+        .to_string()
+}
+
+for_each_model! {
+    fn wss_with_a_self_signed_certificate(model: &str) {
+        let Some(python) = python() else { return };
         let dir = workdir(&format!("wss-{model}"));
         let cert = dir.join("cert.pem");
         let cert_arg = cert.to_str().unwrap();
@@ -228,30 +237,13 @@ fn wss_with_a_self_signed_certificate_on_the_blocking_models() {
             "{line}"
         );
         assert!(line.ends_with("none failed"), "{line}");
+        // The drain's close frame went out before close_notify, on both connections.
+        assert!(line.contains("1001 sent 1"), "{line}");
+        let tls = tls_line(&server);
+        assert!(tls.starts_with("tls: 2 handshakes"), "{tls}");
+        assert!(tls.contains("2 close_notify sent"), "{tls}");
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-#[test]
-fn wss_on_the_completion_model_is_a_usage_error() {
-    let out = bin()
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--websocket",
-            "--tls-self-signed",
-            "--model",
-            "completion",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("wss") && err.contains("--model threaded or single"),
-        "{err}"
-    );
 }
 
 #[test]
@@ -315,5 +307,42 @@ for_each_model! {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{line}"));
         assert!(served >= upgrades && served <= upgrades + 3, "served {served}, stress saw {upgrades}: {line}");
+    }
+}
+
+for_each_model! {
+    fn ringport_stress_websocket_over_tls_against_ringport_serve_wss(model: &str) {
+        let dir = workdir(&format!("stress-wss-{model}"));
+        let cert = dir.join("cert.pem");
+        let cert_arg = cert.to_str().unwrap();
+        let mut server = Server::start(
+            model,
+            &["--websocket", "--tls-self-signed", "--tls-cert-out", cert_arg],
+        );
+        assert!(server.ready.websocket && server.ready.tls);
+        let tls = ["--tls", "--tls-ca", cert_arg];
+        let (four, two) = if model == "single" { ("1", "1") } else { ("4", "2") };
+        let runs = [
+            stress_ws(&server, &[&["--connections", four, "--size", "4096"][..], &tls].concat()),
+            stress_ws(
+                &server,
+                &[&["--connections", two, "--size", "65536", "--stream"][..], &tls].concat(),
+            ),
+        ];
+        for json in &runs {
+            let ws = &json["websocket"];
+            let sent = ws["messages_sent"].as_u64().unwrap();
+            let echoed = ws["messages_echoed"].as_u64().unwrap();
+            assert!(sent > 0 && echoed > 0, "{ws}");
+            assert!(echoed <= sent && sent - echoed <= 64, "{ws}");
+            assert_eq!(ws["failed"].as_object().map(|f| f.values().filter_map(|v| v.as_u64()).sum::<u64>()), Some(0), "{ws}");
+        }
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(20)).success());
+        let line = websocket_line(&server);
+        assert!(line.ends_with("none failed"), "{line}");
+        let tls = tls_line(&server);
+        assert!(tls.ends_with("none failed"), "{tls}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

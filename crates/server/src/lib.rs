@@ -86,9 +86,6 @@ pub enum ServeError {
     /// Another system error, with what was being done.
     #[error("{0}: {1}")]
     Io(String, #[source] io::Error),
-    /// A combination of settings this model does not serve.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// A server thread panicked.
     #[error("a server thread panicked")]
     WorkerPanicked,

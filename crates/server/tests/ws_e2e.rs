@@ -4,7 +4,7 @@
 //! messages of 0 B to 300 KiB, fragmented sends with a ping between the fragments, the close
 //! handshake; misbehaving clients beside them (an unmasked frame, garbage, a stalled upgrade)
 //! closed alone and counted by cause; and the graceful shutdown's close frame (1001). `wss` on
-//! the blocking models, with rustls' client.
+//! every model and backend too, with rustls' client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -318,7 +318,7 @@ fn a_fragmented_message_over_the_limit_is_closed_with_1009_on_every_model() {
 }
 
 #[test]
-fn wss_on_the_blocking_models() {
+fn wss_on_every_model_and_backend() {
     let tls = Tls::new(
         &TlsOptions {
             source: CertSource::SelfSigned,
@@ -341,40 +341,81 @@ fn wss_on_the_blocking_models() {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    for model in [Model::Threaded, Model::Single] {
-        let cfg = ServeConfig {
-            port: 0,
-            model,
-            tls: Some(tls.clone()),
-            websocket: Some(WsConfig::default()),
-            ..ServeConfig::default()
-        };
-        let shutdown = Shutdown::new();
-        let running = ringport_server::start(&cfg, shutdown.clone()).unwrap();
-        assert!(running.ready().tls && running.ready().websocket);
+    let connect = |addr: SocketAddr| {
         let conn = ClientConnection::new(
             Arc::clone(&config),
             ServerName::try_from("localhost").unwrap(),
         )
         .unwrap();
-        let stream = StreamOwned::new(conn, tcp(running.local_addr()));
-        let mut client = Client::upgrade(stream, 5);
-        let (text, binary) = exchange(&mut client, &format!("wss {model}"));
-        client.send(true, Opcode::Close, &[0x03, 0xE8]);
-        assert_eq!(client.close_code(), Some(close::NORMAL));
-        shutdown.trigger();
-        let t = running.wait().unwrap().total();
-        assert_eq!((t.ws.text, t.ws.binary), (text, binary), "{:?}", t.ws);
-        assert_eq!(t.tls.failures(), 0);
-    }
-    // The completion model says it does not serve wss.
-    let cfg = ServeConfig {
-        port: 0,
-        model: Model::Completion,
-        tls: Some(tls),
-        websocket: Some(WsConfig::default()),
-        ..ServeConfig::default()
+        StreamOwned::new(conn, tcp(addr))
     };
-    let err = ringport_server::start(&cfg, Shutdown::new()).unwrap_err();
-    assert!(err.to_string().contains("wss"), "{err}");
+    for (model, backend) in designs() {
+        let what = format!("wss, {model} on {backend}");
+        let cfg = ServeConfig {
+            port: 0,
+            model,
+            port_config: PortConfig {
+                backend,
+                ..PortConfig::default()
+            },
+            max_per_ip: 0,
+            tls: Some(tls.clone()),
+            websocket: Some(WsConfig {
+                max_message: 1 << 20,
+                handshake_timeout: Duration::from_millis(500),
+            }),
+            ..ServeConfig::default()
+        };
+        let shutdown = Shutdown::new();
+        let running = ringport_server::start(&cfg, shutdown.clone())
+            .unwrap_or_else(|e| panic!("{what}: the server starts: {e}"));
+        assert!(running.ready().tls && running.ready().websocket);
+        let addr = running.local_addr();
+
+        let mut client = Client::upgrade(connect(addr), 5);
+        let (text, binary) = exchange(&mut client, &what);
+        client.send(true, Opcode::Close, &[0x03, 0xE8]);
+        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
+
+        // TLS is up but the upgrade never comes: closed at the WebSocket handshake timeout.
+        let mut stalled = connect(addr);
+        stalled.conn.complete_io(&mut stalled.sock).unwrap();
+        let mut nothing = Vec::new();
+        let _ = stalled.read_to_end(&mut nothing);
+        assert!(nothing.is_empty(), "{what}: closed without a word");
+
+        // The graceful shutdown: the last echo, then 1001, then close_notify.
+        let mut last = Client::upgrade(connect(addr), 6);
+        last.send(true, Opcode::Binary, b"last words");
+        assert_eq!(
+            last.recv(),
+            Some((Opcode::Binary, true, b"last words".to_vec())),
+            "{what}"
+        );
+        shutdown.trigger();
+        assert_eq!(last.close_code(), Some(close::GOING_AWAY), "{what}");
+        let state = last.stream.conn.process_new_packets().unwrap();
+        assert!(
+            state.peer_has_closed(),
+            "{what}: close_notify after the close frame"
+        );
+
+        let t = running.wait().unwrap().total();
+        assert_eq!(t.ws.handshakes, 2, "{what}: {:?}", t.ws);
+        assert_eq!(
+            (t.ws.text, t.ws.binary),
+            (text, binary + 1),
+            "{what}: {:?}",
+            t.ws
+        );
+        assert_eq!(
+            (t.ws.closes_normal, t.ws.going_away, t.ws.handshake_timeout),
+            (1, 1, 1),
+            "{what}: {:?}",
+            t.ws
+        );
+        assert_eq!(t.ws.failures(), 1, "{what}: {:?}", t.ws);
+        assert_eq!(t.tls.failures(), 0, "{what}: {:?}", t.tls);
+        assert_eq!(t.tls.close_notify, 3, "{what}: {:?}", t.tls);
+    }
 }

@@ -82,11 +82,12 @@ impl Worker<'_> {
     }
 
     pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        if self.tls.is_some() {
+            // With --websocket too, wss (see `wss`).
+            return self.new_tls_conn(accepted);
+        }
         if self.ws.is_some() {
             return self.new_ws_conn(accepted);
-        }
-        if self.tls.is_some() {
-            return self.new_tls_conn(accepted);
         }
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.

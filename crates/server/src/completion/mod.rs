@@ -76,6 +76,7 @@ mod timeouts;
 mod tls_conn;
 mod worker;
 mod ws_conn;
+mod wss;
 
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
@@ -121,11 +122,6 @@ pub const POOL_BUFFER_MAX: usize = 16_384;
 
 /// Binds the listeners, starts the workers and returns once every worker has its port.
 pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeError> {
-    if cfg.websocket.is_some() && cfg.tls.is_some() {
-        return Err(ServeError::Unsupported(
-            "wss (--websocket with TLS) is served by --model threaded or single; the completion model serves ws only",
-        ));
-    }
     let workers = cfg.workers.max(1);
     let (listeners, addr) = listener::bind_listeners(cfg.addr(), workers, cfg.backlog)?;
     let max = cfg.effective_max_connections();

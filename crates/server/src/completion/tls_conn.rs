@@ -3,7 +3,8 @@
 //! and a send in flight at once (the next records arrive while the last echo is sent), with
 //! the port's owned-buffer receives and sends; the handshake, idle and write timeouts by the
 //! worker's per-tick scan; the drain (the echo of what was received, then close_notify) and
-//! the forced close.
+//! the forced close. With `--websocket` too (wss) each connection has a WebSocket side
+//! ([`WssLayer`]) that its plaintext is carried to and its output comes from.
 //!
 //! TLS connections live in their own table, their keys tagged with [`TLS_TAG`]. Plaintext
 //! connections never reach this module: the worker dispatches completions by their outcome
@@ -22,10 +23,12 @@ use rustls::ServerConfig;
 use tracing::{debug, error};
 
 use super::worker::Worker;
+use super::wss::WssLayer;
+use crate::echo::websocket::LINGER;
 use crate::echo::Waiting;
 use crate::messages::log_message;
 use crate::slots::Slots;
-use crate::tls::{Failure, Session, Tls, PLAIN_MAX};
+use crate::tls::{Failure, Log, Session, Tls, PLAIN_MAX};
 
 /// The bit that marks a TLS connection's key (in the slot half: no table has 2^31 slots).
 pub(super) const TLS_TAG: u64 = 1 << 31;
@@ -60,6 +63,8 @@ impl TlsWorker {
 pub(super) struct TlsConn {
     fd: Option<SharedFd>,
     session: Session,
+    /// wss: the WebSocket echo the plaintext is carried to.
+    wss: Option<WssLayer>,
     recv_op: Option<Token>,
     send_op: Option<Token>,
     peer: Option<SocketAddr>,
@@ -68,6 +73,9 @@ pub(super) struct TlsConn {
     last_ms: u64,
     /// Closing without finishing: its operations are cancelled, then it closes.
     forced: bool,
+    /// wss, closing: since when its FIN is sent after close_notify and the peer's bytes are
+    /// discarded (see [`LINGER`]), in the worker's clock.
+    lingering: Option<u64>,
     /// Its number among the worker's accepts, as `--log-messages` names it.
     serial: u64,
 }
@@ -80,8 +88,17 @@ impl Worker<'_> {
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
+        let wss = self
+            .ws
+            .as_ref()
+            .map(|ws| ws.wss_layer(self.cfg.buffer_size));
         let session = match Session::new(&tls.config, super::recv_limit(self.cfg)) {
-            Ok(session) => session,
+            Ok(mut session) => {
+                if wss.is_some() {
+                    session.carry();
+                }
+                session
+            }
             Err(e) => {
                 error!(worker = self.id, "cannot start a TLS session: {e}");
                 self.stats.tls.failed(Failure::Other);
@@ -95,12 +112,14 @@ impl Worker<'_> {
             | tls.conns.insert(TlsConn {
                 fd: Some(Rc::new(fd)),
                 session,
+                wss,
                 recv_op: None,
                 send_op: None,
                 peer,
                 started_ms: self.now_ms,
                 last_ms: self.now_ms,
                 forced: false,
+                lingering: None,
                 serial: self.serial,
             });
         debug!(worker = self.id, key, ?peer, "TLS connection accepted");
@@ -132,14 +151,31 @@ impl Worker<'_> {
             }
             return;
         }
-        if conn.recv_op.is_none() {
+        if conn.lingering.is_some() {
+            // The peer's bytes are read and dropped until its end (or the linger's end).
+            if let (None, Some(wss)) = (conn.recv_op, conn.wss.as_mut()) {
+                let op = Op::Recv {
+                    fd,
+                    buf: wss.sink(),
+                    nowait: draining,
+                };
+                self.tls_submit(key, op, false);
+            }
+            return;
+        }
+        // wss: the WebSocket side may move on while a receive is in flight (a send ended).
+        if conn.recv_op.is_none() || conn.wss.is_some() {
             let was = conn.session.is_established();
-            let received = if self.cfg.log_messages {
-                let (id, serial, peer) = (self.id, conn.serial, conn.peer);
-                let mut log = |bytes: &[u8]| log_message(id, serial, peer, bytes);
-                conn.session.pump(&mut tls.plain, Some(&mut log))
+            let (id, serial, peer) = (self.id, conn.serial, conn.peer);
+            let mut log_fn = |bytes: &[u8]| log_message(id, serial, peer, bytes);
+            let log: Option<Log<'_>> = if self.cfg.log_messages {
+                Some(&mut log_fn)
             } else {
-                conn.session.pump(&mut tls.plain, None)
+                None
+            };
+            let received = match conn.wss.as_mut() {
+                Some(wss) => wss.step(&mut conn.session, draining, log),
+                None => conn.session.pump(&mut tls.plain, log),
             };
             self.stats.bytes_in += received as u64;
             if !was && conn.session.is_established() {
@@ -159,6 +195,17 @@ impl Worker<'_> {
             if !conn.session.is_finished() {
                 // Nothing to send and no room to receive: a record larger than any allowed.
                 conn.session.fail(Failure::Other);
+            } else if conn.wss.is_some()
+                && conn.session.sent_close_notify()
+                && conn.session.failure().is_none()
+            {
+                // wss, as ws: the FIN behind close_notify, then the peer's bytes are dropped
+                // until its end, so that the close does not reset the connection under the
+                // close frame.
+                let _ = socket2::SockRef::from(&*fd).shutdown(std::net::Shutdown::Write);
+                conn.lingering = Some(self.now_ms);
+                self.tls_advance(key);
+                return;
             }
             self.tls_close(key);
             return;
@@ -218,6 +265,15 @@ impl Worker<'_> {
             return;
         };
         conn.recv_op = None;
+        if let (Some(_), Some(wss)) = (conn.lingering, conn.wss.as_mut()) {
+            wss.give_back(buf);
+            // Dropped; the end, a failure or the drain's "nothing more" ends the linger.
+            if !matches!(result, Ok(n) if n > 0) {
+                conn.forced = true;
+            }
+            self.tls_advance(key);
+            return;
+        }
         let mut failed = None;
         match result {
             Ok(0) => {
@@ -324,6 +380,9 @@ impl Worker<'_> {
             return false;
         };
         self.stats.closed += 1;
+        if let Some(wss) = &conn.wss {
+            self.stats.ws.add(&wss.ws.stats);
+        }
         if let Some(failure) = conn.session.failure() {
             self.stats.tls.failed(failure);
         } else if conn.session.sent_close_notify() {
@@ -362,7 +421,8 @@ impl Worker<'_> {
             let Some(conn) = self.tls_conn(key) else {
                 continue;
             };
-            if !conn.session.is_established() {
+            let upgrading = conn.wss.as_ref().is_some_and(WssLayer::in_handshake);
+            if !conn.session.is_established() || upgrading {
                 self.tls_force(key);
             } else if let Some(token) = conn.recv_op {
                 let _ = self.port.cancel(token);
@@ -389,18 +449,34 @@ impl Worker<'_> {
         }
         let now = self.now_ms;
         let timeouts = self.timeouts;
+        let linger_ms = LINGER.as_millis() as u64;
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
         let mut expired = Vec::new();
+        let mut upgrades = Vec::new();
         for (key, conn) in tls.conns.iter_mut() {
             if conn.fd.is_none() || conn.forced {
+                continue;
+            }
+            if let Some(since) = conn.lingering {
+                if now.saturating_sub(since) >= linger_ms {
+                    expired.push(key | TLS_TAG);
+                }
                 continue;
             }
             if !conn.session.is_established() {
                 if now.saturating_sub(conn.started_ms) >= tls.handshake_ms {
                     conn.session.fail(Failure::Timeout);
                     expired.push(key | TLS_TAG);
+                }
+                continue;
+            }
+            if let Some(wss) = conn.wss.as_mut().filter(|wss| wss.in_handshake()) {
+                // wss: the upgrade too, from the accept; TLS itself ends cleanly.
+                if now.saturating_sub(conn.started_ms) >= wss.handshake_ms {
+                    wss.ws.handshake_timed_out();
+                    upgrades.push(key | TLS_TAG);
                 }
                 continue;
             }
@@ -421,6 +497,17 @@ impl Worker<'_> {
         for key in expired {
             debug!(worker = self.id, key, "timeout: closing the TLS connection");
             self.tls_force(key);
+        }
+        for key in upgrades {
+            debug!(
+                worker = self.id,
+                key, "upgrade timeout: closing the wss connection"
+            );
+            // close_notify is queued and sent; the receive waiting for the upgrade ends.
+            self.tls_advance(key);
+            if let Some(token) = self.tls_conn(key).and_then(|conn| conn.recv_op) {
+                let _ = self.port.cancel(token);
+            }
         }
     }
 }

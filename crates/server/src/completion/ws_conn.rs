@@ -43,6 +43,11 @@ impl WsWorker {
         }
     }
 
+    /// The WebSocket side of a new wss connection.
+    pub(super) fn wss_layer(&self, buffer_size: usize) -> super::wss::WssLayer {
+        super::wss::WssLayer::new(self.cfg, buffer_size)
+    }
+
     /// WebSocket connections open.
     pub(super) fn len(&self) -> usize {
         self.conns.len()

@@ -40,7 +40,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 
 pub use certs::fingerprint;
-pub use session::{Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
+pub use session::{Log, Session, OUTGOING, PLAIN_MAX, RECORD_MAX};
 pub use stats::{Failure, TlsStats};
 
 /// Where the server's certificate comes from.

@@ -4,6 +4,11 @@
 //! [`is_finished`](Session::is_finished)). No socket in it: the completion model's worker
 //! carries its steps out with the port's owned-buffer receives and sends.
 //!
+//! A session echoes what it decrypts, unless its plaintext is [carried](Session::carry) to
+//! the caller (wss: a WebSocket echo above it), which then [seals](Session::seal) its own
+//! output and [closes](Session::close) when it is done; the buffers and bounds below are the
+//! same, the caller's input buffer taking the place of the echo's bound on what is held.
+//!
 //! # Full duplex
 //!
 //! A receive and a send may be in flight at once: the records received while the previous
@@ -85,6 +90,8 @@ pub struct Session {
     records: Option<Records<ServerConnectionData>>,
     /// The configuration lets secrets be extracted.
     extract: bool,
+    /// The plaintext is carried to the caller, not echoed (see [`carry`](Self::carry)).
+    carry: bool,
     /// Received ciphertext; `incoming[head..]` is not processed yet.
     incoming: Vec<u8>,
     head: usize,
@@ -159,6 +166,7 @@ impl Session {
             conn: Some(UnbufferedServerConnection::new(Arc::clone(config))?),
             records: None,
             extract: config.enable_secret_extraction,
+            carry: false,
             incoming: Vec::with_capacity(RECORD_MAX),
             head: 0,
             recv_out: false,
@@ -177,6 +185,70 @@ impl Session {
             first: [0; 16],
             first_len: 0,
         })
+    }
+
+    /// From now on the plaintext received is the caller's, not echoed: [`pump`](Self::pump)
+    /// appends it to the caller's buffer (a record at a time, while the buffer has spare
+    /// capacity for one more), [`seal`](Self::seal) protects what the caller sends, and
+    /// close_notify is queued by [`close`](Self::close) only (wss: WebSocket over TLS).
+    pub fn carry(&mut self) {
+        self.carry = true;
+    }
+
+    /// The input is over: the peer's close_notify, or its end with no whole record left.
+    pub fn input_over(&self) -> bool {
+        !self.recv_out
+            && (self.peer_closed
+                || (self.read_done && record_end(&self.incoming, self.head).is_none()))
+    }
+
+    /// Seals as much of `data` as fits in the send buffer that fills and in the bound on
+    /// output held, in records of at most [`PLAIN_MAX`]; returns how many bytes it took.
+    /// Only once the handshake is complete; a failure to seal fails the connection.
+    pub fn seal(&mut self, data: &[u8]) -> usize {
+        let Some(records) = self.records.as_mut() else {
+            return 0;
+        };
+        if self.failure.is_some() || self.close_queued {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < data.len() {
+            let room = OUTGOING
+                .max(self.fill.capacity())
+                .saturating_sub(self.fill.len() + 2 * SEAL_MAX);
+            let held = self.sending_plain + self.fill_plain;
+            let n = (data.len() - taken)
+                .min(PLAIN_MAX)
+                .min(room)
+                .min(self.echo_limit.saturating_sub(held));
+            if n == 0 {
+                break;
+            }
+            if records
+                .seal(APPLICATION_DATA, &data[taken..taken + n], &mut self.fill)
+                .is_err()
+            {
+                self.fail(Failure::Other);
+                break;
+            }
+            self.fill_plain += n;
+            taken += n;
+        }
+        taken
+    }
+
+    /// Queues close_notify after what is sealed (once the handshake is complete).
+    pub fn close(&mut self) {
+        if self.close_queued || self.failure.is_some() {
+            return;
+        }
+        if let Some(records) = self.records.as_mut() {
+            match records.seal(ALERT, &[1, 0], &mut self.fill) {
+                Ok(()) => self.close_queued = true,
+                Err(_) => self.fail(Failure::Other),
+            }
+        }
     }
 
     /// The handshake is complete.
@@ -317,7 +389,8 @@ impl Session {
     /// into `plain`, which is empty again on return, and encrypted into the send buffer that
     /// fills), the close_notify once the input is over. Nothing while a receive is in flight.
     /// Returns the plaintext bytes received (decrypted) in this call. `log` sees each
-    /// record's plaintext (`--log-messages`).
+    /// record's plaintext (`--log-messages`). When the plaintext is [carried](Self::carry),
+    /// `plain` is the caller's and keeps what is appended to it.
     pub fn pump(&mut self, plain: &mut Vec<u8>, mut log: Option<Log<'_>>) -> usize {
         let mut received = 0;
         if self.failure.is_none() && !self.recv_out {
@@ -333,7 +406,9 @@ impl Session {
                 self.fail(Failure::Other);
             }
         }
-        plain.clear();
+        if !self.carry {
+            plain.clear();
+        }
         received
     }
 
@@ -398,9 +473,9 @@ impl Session {
     ) -> Result<(), rustls::Error> {
         loop {
             if self.conn.is_none() {
-                return self.process_records(received, log);
+                return self.process_records(plain, received, log);
             }
-            let end = self.process_end(plain.is_empty());
+            let end = self.process_end(self.carry || plain.is_empty());
             // Whether a whole record waits beyond what is processed now.
             let more = self.record_end(end).is_some();
             let conn = self.conn.as_mut().expect("checked above");
@@ -449,7 +524,7 @@ impl Session {
                     Step::Again
                 }
                 Ok(ConnectionState::WriteTraffic(mut w)) => {
-                    if !plain.is_empty() {
+                    if !plain.is_empty() && !self.carry {
                         let at = self.fill.len();
                         let need = plain.len() + SEAL_MAX * plain.len().div_ceil(PLAIN_MAX);
                         self.fill.resize(at + need, 0);
@@ -468,7 +543,11 @@ impl Session {
                         self.fill_plain += plain.len();
                         plain.clear();
                     }
-                    if (self.peer_closed || self.read_done) && !more && !self.close_queued {
+                    if (self.peer_closed || self.read_done)
+                        && !more
+                        && !self.close_queued
+                        && !self.carry
+                    {
                         let at = self.fill.len();
                         self.fill.resize(at + 2 * SEAL_MAX, 0);
                         let n = w
@@ -503,7 +582,7 @@ impl Session {
                 Step::Convert if self.established => self.convert()?,
                 // More records to take, and room for their echo.
                 Step::Write | Step::Convert
-                    if more && self.process_end(plain.is_empty()) > self.head => {}
+                    if more && self.process_end(self.carry || plain.is_empty()) > self.head => {}
                 Step::Write | Step::Convert | Step::Stop => return Ok(()),
             }
         }
@@ -522,6 +601,7 @@ impl Session {
     /// the peer's close_notify and key updates; queues our close_notify once the input is over.
     fn process_records(
         &mut self,
+        plain: &mut Vec<u8>,
         received: &mut usize,
         log: &mut Option<Log<'_>>,
     ) -> Result<(), rustls::Error> {
@@ -536,9 +616,13 @@ impl Session {
             let sealed = end - head - HEADER;
             let plain_max = sealed.saturating_sub(16).min(PLAIN_MAX);
             let held = self.sending_plain + self.fill_plain;
-            if self.fill.len() + sealed + SEAL_MAX > OUTGOING.max(self.fill.capacity())
-                || held + plain_max > self.echo_limit
-            {
+            let room = if self.carry {
+                // The caller's buffer must take the record's plaintext.
+                plain.capacity() - plain.len() >= plain_max
+            } else {
+                held + plain_max <= self.echo_limit
+            };
+            if self.fill.len() + sealed + SEAL_MAX > OUTGOING.max(self.fill.capacity()) || !room {
                 break;
             }
             let (typ, range) = records.open(&mut self.incoming[head..end])?;
@@ -550,7 +634,9 @@ impl Session {
                     if let Some(log) = log.as_deref_mut() {
                         log(data);
                     }
-                    if !data.is_empty() {
+                    if self.carry {
+                        plain.extend_from_slice(data);
+                    } else if !data.is_empty() {
                         records.seal(APPLICATION_DATA, data, &mut self.fill)?;
                         self.fill_plain += data.len();
                     }
@@ -574,7 +660,7 @@ impl Session {
         }
         let input_over =
             self.peer_closed || (self.read_done && record_end(&self.incoming, self.head).is_none());
-        if input_over && !self.close_queued {
+        if input_over && !self.close_queued && !self.carry {
             // close_notify: a warning alert.
             records.seal(ALERT, &[1, 0], &mut self.fill)?;
             self.close_queued = true;

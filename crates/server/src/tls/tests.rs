@@ -1,7 +1,7 @@
 //! [`Session`] against rustls' own client, in memory: the handshake on TLS 1.3 and 1.2, a
 //! byte-exact echo of records of every size, records sealed while an echo is sent, the bound on
-//! its buffers with a client that never reads, close_notify after the client's, and the causes
-//! of failed handshakes.
+//! its buffers with a client that never reads, close_notify after the client's, the causes
+//! of failed handshakes, and plaintext carried to the caller instead of echoed (wss).
 
 use std::sync::Arc;
 
@@ -490,4 +490,72 @@ fn mutual_tls_serves_certified_clients_and_refuses_the_others() {
             );
         }
     }
+}
+
+#[test]
+fn carried_plaintext_goes_to_the_caller_and_only_what_it_seals_is_sent() {
+    let tls = server();
+    let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+    s.carry();
+    let mut c = client(&tls, &rustls::version::TLS13);
+    exchange(&mut s, &mut c, &mut Vec::new());
+    assert!(s.is_established());
+    let msg: Vec<u8> = (0..40_000usize).map(|i| (i * 13) as u8).collect();
+    std::io::Write::write_all(&mut c.writer(), &msg).unwrap();
+    let wire = wire_of(&mut c);
+    // The caller's buffer has room for one record at a time; what it consumes makes room.
+    let mut app: Vec<u8> = Vec::with_capacity(PLAIN_MAX + 100);
+    let cap = app.capacity();
+    let (mut fed, mut got) = (0, Vec::new());
+    for _ in 0..1000 {
+        s.pump(&mut app, None);
+        assert!(app.capacity() == cap, "the caller's buffer never grows");
+        assert!(s.take_send().is_none(), "nothing is echoed");
+        got.append(&mut app);
+        if got.len() == msg.len() {
+            break;
+        }
+        if let Some(mut buf) = s.take_recv() {
+            let n = (buf.capacity() - buf.len()).min(wire.len() - fed);
+            buf.extend_from_slice(&wire[fed..fed + n]);
+            fed += n;
+            s.received(buf, n);
+        }
+    }
+    assert!(got == msg, "the plaintext arrives byte-exact");
+    // What the caller seals is sent; its close_notify only when the caller closes.
+    let reply = vec![7u8; 20_000];
+    let mut sealed = 0;
+    let mut echo = Vec::new();
+    while sealed < reply.len() {
+        let n = s.seal(&reply[sealed..]);
+        assert!(n > 0, "room once the last send is out");
+        sealed += n;
+        while let Some((buf, at)) = s.take_send() {
+            let mut rd = &buf[at..];
+            while !rd.is_empty() {
+                c.read_tls(&mut rd).unwrap();
+                c.process_new_packets().unwrap();
+                let _ = std::io::Read::read_to_end(&mut c.reader(), &mut echo);
+            }
+            let n = buf.len() - at;
+            s.sent(buf, at, n);
+        }
+    }
+    assert!(echo == reply);
+    c.send_close_notify();
+    let wire = wire_of(&mut c);
+    let mut buf = s.take_recv().unwrap();
+    buf.extend_from_slice(&wire);
+    s.received(buf, wire.len());
+    s.pump(&mut app, None);
+    assert!(s.input_over() && !s.sent_close_notify() && !s.is_finished());
+    s.close();
+    let (buf, at) = s.take_send().unwrap();
+    let mut rd = &buf[at..];
+    c.read_tls(&mut rd).unwrap();
+    assert!(c.process_new_packets().unwrap().peer_has_closed());
+    let n = buf.len() - at;
+    s.sent(buf, at, n);
+    assert!(s.is_finished() && s.failure().is_none());
 }
