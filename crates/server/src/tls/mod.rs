@@ -123,13 +123,9 @@ pub enum TlsError {
     SelfSigned(String),
 }
 
-/// The crypto provider: rustls' *ring* provider, which builds for `x86_64-pc-windows-gnu`
-/// under the project's Windows recipe without cmake or nasm. rustls 0.23.48 deprecates it
-/// (it has no post-quantum key exchange); which provider to use is to be settled by
-/// measurement, and this is the one place to change.
-#[allow(deprecated)]
+/// The crypto provider: the one the stress client uses too ([`ringport_tls_record::provider`]).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ringport_tls_record::provider()
 }
 
 impl Tls {

@@ -559,3 +559,19 @@ fn carried_plaintext_goes_to_the_caller_and_only_what_it_seals_is_sent() {
     s.sent(buf, at, n);
     assert!(s.is_finished() && s.failure().is_none());
 }
+
+#[test]
+fn the_key_exchange_is_x25519_between_ringport_client_and_server() {
+    // Both sides build on the shared provider (the stress client's is the same function): a
+    // full handshake costs an X25519 exchange, not the P-384 one rustls' ring provider would
+    // offer first.
+    let tls = server();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut s = Session::new(&tls.config, 2 * PLAIN_MAX).unwrap();
+        let mut c = client(&tls, version);
+        exchange(&mut s, &mut c, &mut Vec::new());
+        assert!(s.is_established(), "{version:?}");
+        let group = c.negotiated_key_exchange_group().map(|g| g.name());
+        assert_eq!(group, Some(rustls::NamedGroup::X25519), "{version:?}");
+    }
+}

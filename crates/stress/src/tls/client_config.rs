@@ -99,12 +99,9 @@ impl TlsClient {
     }
 }
 
-/// The crypto provider: ring, which builds for `x86_64-pc-windows-gnu` under the project's
-/// Windows recipe. rustls 0.23.48 deprecates ring's provider for its lack of post-quantum key
-/// exchange (X25519MLKEM768); which provider to ship is to be settled by measurement.
-#[allow(deprecated)]
+/// The crypto provider: the one the server uses too ([`ringport_tls_record::provider`]).
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ringport_tls_record::provider()
 }
 
 /// The certificates of the PEM file `path`, at least one.
