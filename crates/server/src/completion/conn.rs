@@ -4,12 +4,12 @@
 //! starved by an empty pool, and frees the slot once the close has completed.
 
 use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use ringport_port::{is_cancelled, is_pool_empty, Accepted, Op, PoolBuf, SharedFd, Token};
 use tracing::{debug, error};
 
+use super::peer::Peer;
 use super::worker::Worker;
 use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
 use crate::messages::log_message;
@@ -29,7 +29,8 @@ pub(super) struct Conn {
     pub(super) recv_op: Option<Token>,
     /// The send in flight.
     pub(super) send_op: Option<Token>,
-    pub(super) peer: Option<SocketAddr>,
+    /// The peer's address, when the kernel reported one.
+    pub(super) peer: Peer,
     /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
     /// the worker's clock.
     pub(super) last_ms: u64,
@@ -74,7 +75,7 @@ impl Worker<'_> {
         match self.conns.remove(key) {
             Some(conn) => {
                 self.gate.release();
-                self.per_ip.leave(conn.peer.map(|p| p.ip()));
+                self.per_ip.leave(conn.peer.ip());
                 true
             }
             None => false,
@@ -97,7 +98,7 @@ impl Worker<'_> {
             echo,
             recv_op: None,
             send_op: None,
-            peer,
+            peer: Peer::new(peer),
             last_ms: self.now_ms,
             serial: {
                 self.serial += 1;
@@ -239,7 +240,7 @@ impl Worker<'_> {
                 self.stats.bytes_in += n as u64;
                 conn.last_ms = self.now_ms;
                 if self.cfg.log_messages {
-                    log_message(self.id, conn.serial, conn.peer, self.port.buf(buf));
+                    log_message(self.id, conn.serial, conn.peer.addr(), self.port.buf(buf));
                 }
                 Arrived::Data(n)
             }
@@ -323,12 +324,12 @@ mod tests {
     #[test]
     fn a_connection_is_small() {
         assert!(
-            std::mem::size_of::<Conn>() <= 112,
+            std::mem::size_of::<Conn>() <= 96,
             "Conn is {} bytes",
             std::mem::size_of::<Conn>()
         );
         assert!(
-            Slots::<Conn>::entry_size() <= 120,
+            Slots::<Conn>::entry_size() <= 104,
             "a table slot is {} bytes",
             Slots::<Conn>::entry_size()
         );

@@ -113,15 +113,44 @@ pub struct MultiEcho<B> {
     /// in the operation (at most [`SEND_BUFS_MAX`]).
     in_flight: u16,
     recv: RecvState,
-    /// A chunk arrived since the last [`flush`](MultiEcho::flush).
-    unflushed: bool,
-    sending: bool,
-    /// No more bytes will be read (FIN, or a draining receive found nothing).
-    read_done: bool,
-    starved: bool,
-    draining: bool,
-    forced: bool,
-    closing: bool,
+    /// The connection's conditions, one bit each (see [`Flags`]): one byte rather than a
+    /// `bool` per condition, so the state stays small.
+    flags: Flags,
+}
+
+/// A chunk arrived since the last [`flush`](MultiEcho::flush).
+const UNFLUSHED: u8 = 1;
+/// A send is in flight.
+const SENDING: u8 = 1 << 1;
+/// No more bytes will be read (FIN, or a draining receive found nothing).
+const READ_DONE: u8 = 1 << 2;
+/// Waiting for pool buffers ([`Arrived::NoBuffers`]).
+const STARVED: u8 = 1 << 3;
+/// Graceful shutdown: receives do not wait.
+const DRAINING: u8 = 1 << 4;
+/// Whatever is in flight is cancelled; the connection closes once its completions are in.
+const FORCED: u8 = 1 << 5;
+/// The close was asked for.
+const CLOSING: u8 = 1 << 6;
+
+/// A set of a connection's conditions ([`UNFLUSHED`], [`SENDING`], ...), one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flags(u8);
+
+impl Flags {
+    /// Whether the condition `flag` holds.
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Sets the condition `flag` to `on`.
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
 }
 
 /// The received chunks of a connection, out of line (see [`MultiEcho`]).
@@ -151,14 +180,9 @@ impl<B> MultiEcho<B> {
             at: 0,
             in_flight: 0,
             recv: RecvState::Off,
-            unflushed: false,
-            sending: false,
-            read_done: false,
-            starved: false,
-            draining,
-            forced: false,
-            closing: false,
+            flags: Flags::default(),
         };
+        echo.flags.set(DRAINING, draining);
         let todo = echo.next(true);
         (echo, todo)
     }
@@ -187,22 +211,22 @@ impl<B> MultiEcho<B> {
 
     /// A chunk arrived since the last [`flush`](Self::flush): its echo waits for it.
     pub fn is_unflushed(&self) -> bool {
-        self.unflushed
+        self.flags.has(UNFLUSHED)
     }
 
     /// The close was asked for.
     pub fn is_closing(&self) -> bool {
-        self.closing
+        self.flags.has(CLOSING)
     }
 
     /// Waiting for pool buffers ([`Arrived::NoBuffers`]).
     pub fn is_starved(&self) -> bool {
-        self.starved
+        self.flags.has(STARVED)
     }
 
     /// What the connection waits for now, which decides the timeout that applies.
     pub fn waiting(&self) -> Waiting {
-        if self.closing || self.forced {
+        if self.flags.has(CLOSING) || self.flags.has(FORCED) {
             Waiting::Nothing
         } else if self.held() > 0 {
             Waiting::PeerReading
@@ -234,16 +258,16 @@ impl<B> MultiEcho<B> {
     /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
     fn next(&mut self, send: bool) -> Todo<B> {
         let mut todo = Todo::default();
-        if self.closing {
+        if self.flags.has(CLOSING) {
             return todo;
         }
-        if self.forced {
+        if self.flags.has(FORCED) {
             if matches!(self.recv, RecvState::On(_)) {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
-            if self.recv == RecvState::Off && !self.sending {
-                self.closing = true;
+            if self.recv == RecvState::Off && !self.flags.has(SENDING) {
+                self.flags.set(CLOSING, true);
                 todo.close = true;
             }
             return todo;
@@ -252,7 +276,7 @@ impl<B> MultiEcho<B> {
         if let Some(chunks) = self
             .chunks
             .as_mut()
-            .filter(|c| send && !self.sending && !c.queue.is_empty())
+            .filter(|c| send && !self.flags.has(SENDING) && !c.queue.is_empty())
         {
             // Everything queued goes in one send (a gathered write): few large operations.
             let mut bufs = chunks.spare.take().unwrap_or_default();
@@ -263,20 +287,20 @@ impl<B> MultiEcho<B> {
                 bufs.extend(buf.take());
             }
             self.in_flight = u16::try_from(bufs.len()).expect("at most SEND_BUFS_MAX");
-            self.sending = true;
+            self.flags.set(SENDING, true);
             todo.send = Some((bufs, self.at as usize));
         }
         match self.recv {
-            RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
+            RecvState::On(RecvMode::Multi) if self.flags.has(DRAINING) || self.over_bounds() => {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
-            RecvState::Off if !self.read_done && !self.starved => {
+            RecvState::Off if !self.flags.has(READ_DONE) && !self.flags.has(STARVED) => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
                 let room = self.pending <= self.limit as usize / 2
                     && self.held() < self.max_chunks as usize;
                 if room {
-                    let mode = if self.draining {
+                    let mode = if self.flags.has(DRAINING) {
                         RecvMode::Once { nowait: true }
                     } else {
                         RecvMode::Multi
@@ -287,8 +311,12 @@ impl<B> MultiEcho<B> {
             }
             _ => {}
         }
-        if self.read_done && self.recv == RecvState::Off && !self.sending && self.held() == 0 {
-            self.closing = true;
+        if self.flags.has(READ_DONE)
+            && self.recv == RecvState::Off
+            && !self.flags.has(SENDING)
+            && self.held() == 0
+        {
+            self.flags.set(CLOSING, true);
             todo.close = true;
         }
         todo
@@ -304,7 +332,7 @@ impl<B> MultiEcho<B> {
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
-                self.unflushed = true;
+                self.flags.set(UNFLUSHED, true);
                 let most = self.most_chunks();
                 // Once, at the first chunk (an idle connection holds nothing): room for the
                 // most the bounds let it hold, so the queue never grows per message.
@@ -322,15 +350,15 @@ impl<B> MultiEcho<B> {
                 Some((Some(_), len)) => {
                     *len += n;
                     self.pending += n;
-                    self.unflushed = true;
+                    self.flags.set(UNFLUSHED, true);
                 }
                 _ => debug_assert!(false, "data without a buffer"),
             },
-            (Arrived::Eof, _) => self.read_done = true,
-            (Arrived::WouldBlock, _) if self.draining => self.read_done = true,
+            (Arrived::Eof, _) => self.flags.set(READ_DONE, true),
+            (Arrived::WouldBlock, _) if self.flags.has(DRAINING) => self.flags.set(READ_DONE, true),
             (Arrived::WouldBlock | Arrived::Cancelled, _) => {}
-            (Arrived::NoBuffers, _) => self.starved = true,
-            (Arrived::Failed, _) => self.forced = true,
+            (Arrived::NoBuffers, _) => self.flags.set(STARVED, true),
+            (Arrived::Failed, _) => self.flags.set(FORCED, true),
         }
         // Chunks wait for [`flush`](Self::flush): the caller takes in every completion of a
         // batch first, so that what arrived together leaves in one send.
@@ -341,7 +369,7 @@ impl<B> MultiEcho<B> {
     /// Starts the send of what is queued, if no send is in flight: called once the caller
     /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
     pub fn flush(&mut self) -> Todo<B> {
-        self.unflushed = false;
+        self.flags.set(UNFLUSHED, false);
         self.next(true)
     }
 
@@ -356,7 +384,7 @@ impl<B> MultiEcho<B> {
 
     /// Pool buffers are free again: a starved connection receives again.
     pub fn resume(&mut self) -> Todo<B> {
-        self.starved = false;
+        self.flags.set(STARVED, false);
         self.next(true)
     }
 
@@ -370,8 +398,8 @@ impl<B> MultiEcho<B> {
         mut bufs: Vec<B>,
         mut done: impl FnMut(B),
     ) -> Todo<B> {
-        debug_assert!(self.sending);
-        self.sending = false;
+        debug_assert!(self.flags.has(SENDING));
+        self.flags.set(SENDING, false);
         let sent = usize::from(self.in_flight).min(bufs.len());
         self.in_flight = 0;
         let Some(chunks) = self.chunks.as_mut() else {
@@ -382,7 +410,7 @@ impl<B> MultiEcho<B> {
         };
         let queue = &mut chunks.queue;
         match result {
-            SendResult::Sent(n) if n > 0 && !self.forced => {
+            SendResult::Sent(n) if n > 0 && !self.flags.has(FORCED) => {
                 self.pending = self.pending.saturating_sub(n);
                 let mut left = n;
                 let mut partial = false;
@@ -408,7 +436,7 @@ impl<B> MultiEcho<B> {
                 }
             }
             SendResult::Sent(_) | SendResult::Failed => {
-                self.forced = true;
+                self.flags.set(FORCED, true);
                 for buf in bufs.drain(..) {
                     done(buf);
                 }
@@ -425,17 +453,17 @@ impl<B> MultiEcho<B> {
     /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
     /// wait follow), what is queued is echoed.
     pub fn drain(&mut self) -> Todo<B> {
-        self.draining = true;
+        self.flags.set(DRAINING, true);
         self.next(true)
     }
 
     /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
     /// connection closes once its completions are in.
     pub fn force(&mut self) -> Todo<B> {
-        self.draining = true;
-        self.forced = true;
+        self.flags.set(DRAINING, true);
+        self.flags.set(FORCED, true);
         let mut todo = self.next(true);
-        if self.sending {
+        if self.flags.has(SENDING) {
             todo.cancel_send = true;
         }
         todo
@@ -451,7 +479,7 @@ mod multi_tests {
     fn an_idle_connection_is_small() {
         type Pooled = MultiEcho<ringport_port::PoolBuf>;
         let size = std::mem::size_of::<Pooled>();
-        assert!(size <= 40, "MultiEcho is {size} bytes");
+        assert!(size <= 32, "MultiEcho is {size} bytes");
         let (e, _) = Pooled::start(false, 32 * 1024, 3);
         assert!(
             e.chunks.is_none(),
