@@ -31,12 +31,29 @@ pub(super) struct Conn {
     pub(super) send_op: Option<Token>,
     /// The peer's address, when the kernel reported one.
     pub(super) peer: Peer,
-    /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
-    /// the worker's clock.
-    pub(super) last_ms: u64,
+    /// When the connection last made progress (accepted, bytes in or out): the low 32 bits of
+    /// the worker's clock in milliseconds (see [`Conn::quiet_ms`]).
+    last_ms: u32,
     /// The worker's count of connections when this one was accepted (1 for its first), as
     /// `--log-messages` names it: unlike the slot key, never reused.
     pub(super) serial: u64,
+}
+
+impl Conn {
+    /// Milliseconds since the connection last made progress, at `now_ms` of the worker's clock.
+    ///
+    /// The connection keeps the low 32 bits of the clock only (4 bytes less per connection):
+    /// the reading wraps every 49 days of quiet. A timeout is at most half of that
+    /// ([`MAX_TIMEOUT_MS`](super::timeouts::MAX_TIMEOUT_MS)) and the table is scanned every
+    /// second at most, so a connection is expired long before its reading could wrap.
+    pub(super) fn quiet_ms(&self, now_ms: u64) -> u64 {
+        u64::from(low_ms(now_ms).wrapping_sub(self.last_ms))
+    }
+}
+
+/// The low 32 bits of a time of the worker's clock, as a connection keeps it.
+fn low_ms(now_ms: u64) -> u32 {
+    now_ms as u32
 }
 
 impl Worker<'_> {
@@ -99,7 +116,7 @@ impl Worker<'_> {
             recv_op: None,
             send_op: None,
             peer: Peer::new(peer),
-            last_ms: self.now_ms,
+            last_ms: low_ms(self.now_ms),
             serial: {
                 self.serial += 1;
                 self.serial
@@ -238,7 +255,7 @@ impl Worker<'_> {
             (Ok(n), Some(buf)) => {
                 let n = *n;
                 self.stats.bytes_in += n as u64;
-                conn.last_ms = self.now_ms;
+                conn.last_ms = low_ms(self.now_ms);
                 if self.cfg.log_messages {
                     log_message(self.id, conn.serial, conn.peer.addr(), self.port.buf(buf));
                 }
@@ -294,7 +311,7 @@ impl Worker<'_> {
             Ok(n) => {
                 self.stats.bytes_out += n as u64;
                 if n > 0 {
-                    conn.last_ms = self.now_ms;
+                    conn.last_ms = low_ms(self.now_ms);
                 }
                 SendResult::Sent(n)
             }
@@ -315,7 +332,7 @@ impl Worker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Conn;
+    use super::{low_ms, Conn};
     use crate::slots::Slots;
 
     /// What an idle connection costs the worker's table: a regression here is a regression of
@@ -324,14 +341,26 @@ mod tests {
     #[test]
     fn a_connection_is_small() {
         assert!(
-            std::mem::size_of::<Conn>() <= 96,
+            std::mem::size_of::<Conn>() <= 88,
             "Conn is {} bytes",
             std::mem::size_of::<Conn>()
         );
         assert!(
-            Slots::<Conn>::entry_size() <= 104,
+            Slots::<Conn>::entry_size() <= 96,
             "a table slot is {} bytes",
             Slots::<Conn>::entry_size()
         );
+    }
+
+    /// The time since the last progress reads right across the wrap of the 32 bits kept.
+    #[test]
+    fn quiet_time_reads_across_the_wrap_of_the_clock_kept() {
+        let quiet = |last: u64, now: u64| u64::from(low_ms(now).wrapping_sub(low_ms(last)));
+        assert_eq!(quiet(1_000, 1_500), 500);
+        let wrap = 1u64 << 32;
+        assert_eq!(quiet(wrap - 100, wrap + 400), 500);
+        assert_eq!(quiet(3 * wrap + 7, 3 * wrap + 7), 0);
+        let max = super::super::timeouts::MAX_TIMEOUT_MS;
+        assert_eq!(quiet(5 * wrap - 1, 5 * wrap - 1 + max + 1_000), max + 1_000);
     }
 }
