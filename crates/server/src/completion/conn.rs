@@ -65,7 +65,7 @@ impl Worker<'_> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let todo = conn.echo.flush();
+            let todo = conn.echo.flush(self.bounds);
             self.apply(key, todo);
         }
         self.unflushed = keys;
@@ -79,7 +79,7 @@ impl Worker<'_> {
             };
             if let Some(conn) = self.conns.get_mut(key) {
                 if conn.echo.is_starved() {
-                    let todo = conn.echo.resume();
+                    let todo = conn.echo.resume(self.bounds);
                     self.apply(key, todo);
                 }
             }
@@ -109,7 +109,7 @@ impl Worker<'_> {
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let (echo, todo) = MultiEcho::start(self.draining, self.recv_limit, self.max_chunks);
+        let (echo, todo) = MultiEcho::start(self.draining, self.bounds);
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),
             echo,
@@ -162,7 +162,7 @@ impl Worker<'_> {
             ops[1] = Some(match mode {
                 RecvMode::Multi => Op::RecvMulti {
                     fd,
-                    limit: conn.echo.room(),
+                    limit: conn.echo.room(self.bounds),
                 },
                 RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
             });
@@ -288,7 +288,7 @@ impl Worker<'_> {
             }
         }
         let listed = conn.echo.is_unflushed();
-        let todo = conn.echo.on_recv(arrived, buf, more);
+        let todo = conn.echo.on_recv(arrived, buf, more, self.bounds);
         if matches!(arrived, Arrived::Data(_)) && !listed {
             self.unflushed.push(key);
         }
@@ -325,7 +325,9 @@ impl Worker<'_> {
             }
         };
         let port = &mut self.port;
-        let todo = conn.echo.on_send(r, bufs, |buf| port.give_back(buf));
+        let todo = conn
+            .echo
+            .on_send(r, bufs, |buf| port.give_back(buf), self.bounds);
         self.apply(key, todo);
     }
 }
@@ -341,12 +343,12 @@ mod tests {
     #[test]
     fn a_connection_is_small() {
         assert!(
-            std::mem::size_of::<Conn>() <= 88,
+            std::mem::size_of::<Conn>() <= 80,
             "Conn is {} bytes",
             std::mem::size_of::<Conn>()
         );
         assert!(
-            Slots::<Conn>::entry_size() <= 96,
+            Slots::<Conn>::entry_size() <= 88,
             "a table slot is {} bytes",
             Slots::<Conn>::entry_size()
         );

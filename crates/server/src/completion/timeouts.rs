@@ -109,7 +109,7 @@ impl Worker<'_> {
         // Their operations are cancelled through the port; the completions lead to the close.
         for key in expired.drain(..) {
             if let Some(conn) = self.conns.get_mut(key) {
-                let todo = conn.echo.force();
+                let todo = conn.echo.force(self.bounds);
                 self.apply(key, todo);
             }
         }

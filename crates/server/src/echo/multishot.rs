@@ -105,8 +105,6 @@ pub struct MultiEcho<B> {
     chunks: Option<Box<Chunks<B>>>,
     /// Bytes received and not yet echoed (queued and in flight).
     pending: usize,
-    limit: u32,
-    max_chunks: u32,
     /// Where the front chunk's echo resumes (within one chunk, which a receive filled).
     at: u32,
     /// How many chunks at the queue's front are in the send in flight: their buffers are out,
@@ -116,6 +114,32 @@ pub struct MultiEcho<B> {
     /// The connection's conditions, one bit each (see [`Flags`]): one byte rather than a
     /// `bool` per condition, so the state stays small.
     flags: Flags,
+}
+
+/// The bounds of what a connection holds unechoed: the same for every connection of a
+/// worker, so the worker passes them to each step of [`MultiEcho`] rather than every
+/// connection storing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    limit: u32,
+    max_chunks: u32,
+}
+
+impl Bounds {
+    /// At most `limit` bytes and `max_chunks` buffers waiting for their echo (both at least 1;
+    /// a bound past `u32::MAX` is `u32::MAX`).
+    pub fn new(limit: usize, max_chunks: usize) -> Bounds {
+        Bounds {
+            limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
+            max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
+        }
+    }
+
+    /// The most chunks a queue can hold: the buffer bound, passed by what one receive
+    /// delivers after it (up to the byte bound's worth of buffers), and one.
+    fn most_chunks(self) -> usize {
+        2 * self.max_chunks as usize + 2
+    }
 }
 
 /// A chunk arrived since the last [`flush`](MultiEcho::flush).
@@ -168,22 +192,19 @@ struct Chunks<B> {
 const SEND_BUFS_MAX: usize = ringport_port::op::SEND_BUFS_MAX;
 
 impl<B> MultiEcho<B> {
-    /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
-    /// echo (both at least 1; a bound past `u32::MAX` is `u32::MAX`), and its first step (a
-    /// receive).
-    pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
+    /// A new connection within the bounds `b` (every step of the connection is passed the
+    /// same), and its first step (a receive).
+    pub fn start(draining: bool, b: Bounds) -> (MultiEcho<B>, Todo<B>) {
         let mut echo = MultiEcho {
             chunks: None,
             pending: 0,
-            limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
-            max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
             at: 0,
             in_flight: 0,
             recv: RecvState::Off,
             flags: Flags::default(),
         };
         echo.flags.set(DRAINING, draining);
-        let todo = echo.next(true);
+        let todo = echo.next(true, b);
         (echo, todo)
     }
 
@@ -192,16 +213,10 @@ impl<B> MultiEcho<B> {
         self.pending
     }
 
-    /// The most chunks the queue can hold: the buffer bound, passed by what one receive
-    /// delivers after it (up to the byte bound's worth of buffers), and one.
-    fn most_chunks(&self) -> usize {
-        2 * self.max_chunks as usize + 2
-    }
-
     /// Bytes the connection may still take before it passes its bound (at least 1): the limit
     /// for a multishot receive, so that a burst cannot overshoot it.
-    pub fn room(&self) -> usize {
-        (self.limit as usize).saturating_sub(self.pending).max(1)
+    pub fn room(&self, b: Bounds) -> usize {
+        (b.limit as usize).saturating_sub(self.pending).max(1)
     }
 
     /// Buffers held: queued, and those being sent.
@@ -251,12 +266,12 @@ impl<B> MultiEcho<B> {
             .filter_map(|(b, _)| b)
     }
 
-    fn over_bounds(&self) -> bool {
-        self.pending >= self.limit as usize || self.held() >= self.max_chunks as usize
+    fn over_bounds(&self, b: Bounds) -> bool {
+        self.pending >= b.limit as usize || self.held() >= b.max_chunks as usize
     }
 
     /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
-    fn next(&mut self, send: bool) -> Todo<B> {
+    fn next(&mut self, send: bool, b: Bounds) -> Todo<B> {
         let mut todo = Todo::default();
         if self.flags.has(CLOSING) {
             return todo;
@@ -272,7 +287,7 @@ impl<B> MultiEcho<B> {
             }
             return todo;
         }
-        let most = self.most_chunks();
+        let most = b.most_chunks();
         if let Some(chunks) = self
             .chunks
             .as_mut()
@@ -291,14 +306,14 @@ impl<B> MultiEcho<B> {
             todo.send = Some((bufs, self.at as usize));
         }
         match self.recv {
-            RecvState::On(RecvMode::Multi) if self.flags.has(DRAINING) || self.over_bounds() => {
+            RecvState::On(RecvMode::Multi) if self.flags.has(DRAINING) || self.over_bounds(b) => {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
             RecvState::Off if !self.flags.has(READ_DONE) && !self.flags.has(STARVED) => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
-                let room = self.pending <= self.limit as usize / 2
-                    && self.held() < self.max_chunks as usize;
+                let room =
+                    self.pending <= b.limit as usize / 2 && self.held() < b.max_chunks as usize;
                 if room {
                     let mode = if self.flags.has(DRAINING) {
                         RecvMode::Once { nowait: true }
@@ -325,7 +340,7 @@ impl<B> MultiEcho<B> {
     /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
     /// the chunk of [`Arrived::Data`] (at most `u32::MAX` bytes, as a pool buffer); `None` when the caller appended it to
     /// [`last_queued`](Self::last_queued). A chunk is not sent before [`flush`](Self::flush).
-    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
+    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool, b: Bounds) -> Todo<B> {
         if !more {
             self.recv = RecvState::Off;
         }
@@ -333,7 +348,7 @@ impl<B> MultiEcho<B> {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
                 self.flags.set(UNFLUSHED, true);
-                let most = self.most_chunks();
+                let most = b.most_chunks();
                 // Once, at the first chunk (an idle connection holds nothing): room for the
                 // most the bounds let it hold, so the queue never grows per message.
                 let chunks = self.chunks.get_or_insert_with(|| {
@@ -363,14 +378,14 @@ impl<B> MultiEcho<B> {
         // Chunks wait for [`flush`](Self::flush): the caller takes in every completion of a
         // batch first, so that what arrived together leaves in one send.
         let data = matches!(arrived, Arrived::Data(_));
-        self.next(!data)
+        self.next(!data, b)
     }
 
     /// Starts the send of what is queued, if no send is in flight: called once the caller
     /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
-    pub fn flush(&mut self) -> Todo<B> {
+    pub fn flush(&mut self, b: Bounds) -> Todo<B> {
         self.flags.set(UNFLUSHED, false);
-        self.next(true)
+        self.next(true, b)
     }
 
     /// The last chunk waiting for its echo (not one being sent), which the caller may append
@@ -383,9 +398,9 @@ impl<B> MultiEcho<B> {
     }
 
     /// Pool buffers are free again: a starved connection receives again.
-    pub fn resume(&mut self) -> Todo<B> {
+    pub fn resume(&mut self, b: Bounds) -> Todo<B> {
         self.flags.set(STARVED, false);
-        self.next(true)
+        self.next(true, b)
     }
 
     /// A send of `bufs` (as [`Todo::send`] gave them) finished. Buffers whose echo is
@@ -397,6 +412,7 @@ impl<B> MultiEcho<B> {
         result: SendResult,
         mut bufs: Vec<B>,
         mut done: impl FnMut(B),
+        b: Bounds,
     ) -> Todo<B> {
         debug_assert!(self.flags.has(SENDING));
         self.flags.set(SENDING, false);
@@ -406,7 +422,7 @@ impl<B> MultiEcho<B> {
             // A send carries queued chunks: there is none to match.
             debug_assert!(false, "a send without chunks");
             bufs.drain(..).for_each(done);
-            return self.next(true);
+            return self.next(true, b);
         };
         let queue = &mut chunks.queue;
         match result {
@@ -447,22 +463,22 @@ impl<B> MultiEcho<B> {
             }
         }
         chunks.spare = Some(bufs);
-        self.next(true)
+        self.next(true, b)
     }
 
     /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
     /// wait follow), what is queued is echoed.
-    pub fn drain(&mut self) -> Todo<B> {
+    pub fn drain(&mut self, b: Bounds) -> Todo<B> {
         self.flags.set(DRAINING, true);
-        self.next(true)
+        self.next(true, b)
     }
 
     /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
     /// connection closes once its completions are in.
-    pub fn force(&mut self) -> Todo<B> {
+    pub fn force(&mut self, b: Bounds) -> Todo<B> {
         self.flags.set(DRAINING, true);
         self.flags.set(FORCED, true);
-        let mut todo = self.next(true);
+        let mut todo = self.next(true, b);
         if self.flags.has(SENDING) {
             todo.cancel_send = true;
         }
@@ -479,16 +495,67 @@ mod multi_tests {
     fn an_idle_connection_is_small() {
         type Pooled = MultiEcho<ringport_port::PoolBuf>;
         let size = std::mem::size_of::<Pooled>();
-        assert!(size <= 32, "MultiEcho is {size} bytes");
-        let (e, _) = Pooled::start(false, 32 * 1024, 3);
+        assert!(size <= 24, "MultiEcho is {size} bytes");
+        let (e, _) = Pooled::start(false, Bounds::new(32 * 1024, 3));
         assert!(
             e.chunks.is_none(),
             "nothing allocated before the first chunk"
         );
     }
 
-    /// Buffers are named by a number in these tests.
-    type E = MultiEcho<u32>;
+    #[test]
+    fn bounds_are_at_least_1_and_at_most_u32_max() {
+        assert_eq!(Bounds::new(0, 0), Bounds::new(1, 1));
+        let b = Bounds::new(usize::MAX, usize::MAX);
+        assert_eq!((b.limit, b.max_chunks), (u32::MAX, u32::MAX));
+        assert_eq!(Bounds::new(100, 8).most_chunks(), 18);
+    }
+
+    /// A connection's echo state with its bounds (a worker passes the same to every step):
+    /// buffers are named by a number in these tests.
+    struct E {
+        echo: MultiEcho<u32>,
+        b: Bounds,
+    }
+
+    impl std::ops::Deref for E {
+        type Target = MultiEcho<u32>;
+        fn deref(&self) -> &MultiEcho<u32> {
+            &self.echo
+        }
+    }
+
+    impl std::ops::DerefMut for E {
+        fn deref_mut(&mut self) -> &mut MultiEcho<u32> {
+            &mut self.echo
+        }
+    }
+
+    impl E {
+        fn start(draining: bool, limit: usize, max_chunks: usize) -> (E, Todo<u32>) {
+            let b = Bounds::new(limit, max_chunks);
+            let (echo, todo) = MultiEcho::start(draining, b);
+            (E { echo, b }, todo)
+        }
+        fn on_recv(&mut self, arrived: Arrived, buf: Option<u32>, more: bool) -> Todo<u32> {
+            self.echo.on_recv(arrived, buf, more, self.b)
+        }
+        fn flush(&mut self) -> Todo<u32> {
+            self.echo.flush(self.b)
+        }
+        fn resume(&mut self) -> Todo<u32> {
+            self.echo.resume(self.b)
+        }
+        fn on_send(&mut self, r: SendResult, bufs: Vec<u32>, done: impl FnMut(u32)) -> Todo<u32> {
+            self.echo.on_send(r, bufs, done, self.b)
+        }
+        fn drain(&mut self) -> Todo<u32> {
+            self.echo.drain(self.b)
+        }
+        fn force(&mut self) -> Todo<u32> {
+            self.echo.force(self.b)
+        }
+    }
 
     /// A chunk arrives and the batch ends (the caller flushes).
     fn data(e: &mut E, buf: u32, n: usize) -> Todo<u32> {
