@@ -4,12 +4,12 @@
 //! starved by an empty pool, and frees the slot once the close has completed.
 
 use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use ringport_port::{is_cancelled, is_pool_empty, Accepted, Op, PoolBuf, SharedFd, Token};
 use tracing::{debug, error};
 
+use super::peer::Peer;
 use super::worker::Worker;
 use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
 use crate::messages::log_message;
@@ -29,13 +29,31 @@ pub(super) struct Conn {
     pub(super) recv_op: Option<Token>,
     /// The send in flight.
     pub(super) send_op: Option<Token>,
-    pub(super) peer: Option<SocketAddr>,
-    /// When the connection last made progress (accepted, bytes in or out), in milliseconds of
-    /// the worker's clock.
-    pub(super) last_ms: u64,
+    /// The peer's address, when the kernel reported one.
+    pub(super) peer: Peer,
+    /// When the connection last made progress (accepted, bytes in or out): the low 32 bits of
+    /// the worker's clock in milliseconds (see [`Conn::quiet_ms`]).
+    last_ms: u32,
     /// The worker's count of connections when this one was accepted (1 for its first), as
     /// `--log-messages` names it: unlike the slot key, never reused.
     pub(super) serial: u64,
+}
+
+impl Conn {
+    /// Milliseconds since the connection last made progress, at `now_ms` of the worker's clock.
+    ///
+    /// The connection keeps the low 32 bits of the clock only (4 bytes less per connection):
+    /// the reading wraps every 49 days of quiet. A timeout is at most half of that
+    /// ([`MAX_TIMEOUT_MS`](super::timeouts::MAX_TIMEOUT_MS)) and the table is scanned every
+    /// second at most, so a connection is expired long before its reading could wrap.
+    pub(super) fn quiet_ms(&self, now_ms: u64) -> u64 {
+        u64::from(low_ms(now_ms).wrapping_sub(self.last_ms))
+    }
+}
+
+/// The low 32 bits of a time of the worker's clock, as a connection keeps it.
+fn low_ms(now_ms: u64) -> u32 {
+    now_ms as u32
 }
 
 impl Worker<'_> {
@@ -47,7 +65,7 @@ impl Worker<'_> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let todo = conn.echo.flush();
+            let todo = conn.echo.flush(self.bounds);
             self.apply(key, todo);
         }
         self.unflushed = keys;
@@ -61,7 +79,7 @@ impl Worker<'_> {
             };
             if let Some(conn) = self.conns.get_mut(key) {
                 if conn.echo.is_starved() {
-                    let todo = conn.echo.resume();
+                    let todo = conn.echo.resume(self.bounds);
                     self.apply(key, todo);
                 }
             }
@@ -74,7 +92,7 @@ impl Worker<'_> {
         match self.conns.remove(key) {
             Some(conn) => {
                 self.gate.release();
-                self.per_ip.leave(conn.peer.map(|p| p.ip()));
+                self.per_ip.leave(conn.peer.ip());
                 true
             }
             None => false,
@@ -92,14 +110,14 @@ impl Worker<'_> {
         let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let (echo, todo) = MultiEcho::start(self.draining, self.recv_limit, self.max_chunks);
+        let (echo, todo) = MultiEcho::start(self.draining, self.bounds);
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),
             echo,
             recv_op: None,
             send_op: None,
-            peer,
-            last_ms: self.now_ms,
+            peer: Peer::new(peer),
+            last_ms: low_ms(self.now_ms),
             serial: {
                 self.serial += 1;
                 self.serial
@@ -145,7 +163,7 @@ impl Worker<'_> {
             ops[1] = Some(match mode {
                 RecvMode::Multi => Op::RecvMulti {
                     fd,
-                    limit: conn.echo.room(),
+                    limit: conn.echo.room(self.bounds),
                 },
                 RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
             });
@@ -238,9 +256,9 @@ impl Worker<'_> {
             (Ok(n), Some(buf)) => {
                 let n = *n;
                 self.stats.bytes_in += n as u64;
-                conn.last_ms = self.now_ms;
+                conn.last_ms = low_ms(self.now_ms);
                 if self.cfg.log_messages {
-                    log_message(self.id, conn.serial, conn.peer, self.port.buf(buf));
+                    log_message(self.id, conn.serial, conn.peer.addr(), self.port.buf(buf));
                 }
                 Arrived::Data(n)
             }
@@ -271,7 +289,7 @@ impl Worker<'_> {
             }
         }
         let listed = conn.echo.is_unflushed();
-        let todo = conn.echo.on_recv(arrived, buf, more);
+        let todo = conn.echo.on_recv(arrived, buf, more, self.bounds);
         if matches!(arrived, Arrived::Data(_)) && !listed {
             self.unflushed.push(key);
         }
@@ -294,7 +312,7 @@ impl Worker<'_> {
             Ok(n) => {
                 self.stats.bytes_out += n as u64;
                 if n > 0 {
-                    conn.last_ms = self.now_ms;
+                    conn.last_ms = low_ms(self.now_ms);
                 }
                 SendResult::Sent(n)
             }
@@ -308,14 +326,16 @@ impl Worker<'_> {
             }
         };
         let port = &mut self.port;
-        let todo = conn.echo.on_send(r, bufs, |buf| port.give_back(buf));
+        let todo = conn
+            .echo
+            .on_send(r, bufs, |buf| port.give_back(buf), self.bounds);
         self.apply(key, todo);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Conn;
+    use super::{low_ms, Conn};
     use crate::slots::Slots;
 
     /// What an idle connection costs the worker's table: a regression here is a regression of
@@ -324,14 +344,26 @@ mod tests {
     #[test]
     fn a_connection_is_small() {
         assert!(
-            std::mem::size_of::<Conn>() <= 112,
+            std::mem::size_of::<Conn>() <= 80,
             "Conn is {} bytes",
             std::mem::size_of::<Conn>()
         );
         assert!(
-            Slots::<Conn>::entry_size() <= 120,
+            Slots::<Conn>::entry_size() <= 88,
             "a table slot is {} bytes",
             Slots::<Conn>::entry_size()
         );
+    }
+
+    /// The time since the last progress reads right across the wrap of the 32 bits kept.
+    #[test]
+    fn quiet_time_reads_across_the_wrap_of_the_clock_kept() {
+        let quiet = |last: u64, now: u64| u64::from(low_ms(now).wrapping_sub(low_ms(last)));
+        assert_eq!(quiet(1_000, 1_500), 500);
+        let wrap = 1u64 << 32;
+        assert_eq!(quiet(wrap - 100, wrap + 400), 500);
+        assert_eq!(quiet(3 * wrap + 7, 3 * wrap + 7), 0);
+        let max = super::super::timeouts::MAX_TIMEOUT_MS;
+        assert_eq!(quiet(5 * wrap - 1, 5 * wrap - 1 + max + 1_000), max + 1_000);
     }
 }

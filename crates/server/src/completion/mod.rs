@@ -60,6 +60,7 @@
 //!   listen backlog at shutdown.
 //! - `conn`: a connection's I/O: carrying out `MultiEcho`'s steps (receive, send, cancel,
 //!   close), buffers starved by an empty pool, freeing the slot.
+//! - `peer`: a connection's peer address, kept compactly in the table.
 //! - `timeouts`: the idle and write timeouts, by one scan of the table per tick.
 //! - `handoff`: workers sharing one listener (Windows): the acceptor's round-robin hand-off
 //!   and each worker's inbox.
@@ -72,6 +73,7 @@
 mod accept;
 mod conn;
 mod handoff;
+mod peer;
 mod timeouts;
 mod tls_conn;
 mod worker;

@@ -16,6 +16,11 @@ const TICK_MAX: Duration = Duration::from_secs(1);
 /// How often at least (for very short timeouts).
 const TICK_MIN: Duration = Duration::from_millis(50);
 
+/// The longest timeout, in milliseconds (about 24.8 days): a longer one counts as this. It
+/// keeps a connection's 32-bit record of its last progress readable (see
+/// [`Conn::quiet_ms`](super::conn::Conn::quiet_ms)).
+pub(super) const MAX_TIMEOUT_MS: u64 = (u32::MAX / 2) as u64;
+
 /// Why a connection is closed by the scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Expiry {
@@ -39,7 +44,11 @@ impl Timeouts {
     pub(super) fn new(idle: Option<Duration>, write: Option<Duration>) -> Timeouts {
         let idle = idle.filter(|d| !d.is_zero());
         let write = write.filter(|d| !d.is_zero());
-        let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let ms = |d: Option<Duration>| {
+            d.map(|d| {
+                u64::try_from(d.as_millis()).map_or(MAX_TIMEOUT_MS, |ms| ms.min(MAX_TIMEOUT_MS))
+            })
+        };
         let shortest = [idle, write].into_iter().flatten().min();
         let tick = shortest.map_or(TICK_MAX, |d| (d / 4).clamp(TICK_MIN, TICK_MAX));
         Timeouts {
@@ -85,7 +94,7 @@ impl Worker<'_> {
         let now = self.now_ms;
         let mut expired = std::mem::take(&mut self.expired);
         for (key, conn) in self.conns.iter_mut() {
-            let quiet_ms = now.saturating_sub(conn.last_ms);
+            let quiet_ms = conn.quiet_ms(now);
             let Some(expiry) = self.timeouts.expiry(conn.echo.waiting(), quiet_ms) else {
                 continue;
             };
@@ -100,7 +109,7 @@ impl Worker<'_> {
         // Their operations are cancelled through the port; the completions lead to the close.
         for key in expired.drain(..) {
             if let Some(conn) = self.conns.get_mut(key) {
-                let todo = conn.echo.force();
+                let todo = conn.echo.force(self.bounds);
                 self.apply(key, todo);
             }
         }
@@ -130,6 +139,10 @@ mod tests {
         assert_eq!(Timeouts::new(Some(s(60)), None).tick, TICK_MAX);
         assert_eq!(Timeouts::new(Some(s(60)), Some(ms(2000))).tick, ms(500));
         assert_eq!(Timeouts::new(None, Some(ms(100))).tick, TICK_MIN);
+        let long = Timeouts::new(Some(s(90 * 24 * 3600)), Some(s(u64::MAX)));
+        assert_eq!(long.idle_ms, Some(MAX_TIMEOUT_MS), "at most MAX_TIMEOUT_MS");
+        assert_eq!(long.write_ms, Some(MAX_TIMEOUT_MS));
+        assert_eq!(Timeouts::new(Some(s(60)), None).idle_ms, Some(60_000));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::tls_conn::TlsWorker;
 use super::ws_conn::{WsWorker, WS_TAG};
 use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
+use crate::echo::Bounds;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::slots::Slots;
 use crate::summary::{Snapshot, WorkerStats};
@@ -42,8 +43,9 @@ pub(super) struct Worker<'a> {
     pub(super) unflushed: Vec<u64>,
     /// Most buffers a connection may hold queued for its echo.
     pub(super) max_chunks: usize,
-    /// The most received bytes a connection may hold unechoed (see [`recv_limit`]).
-    pub(super) recv_limit: usize,
+    /// The bounds of what a connection holds unechoed ([`recv_limit`] bytes, [`max_chunks`]
+    /// buffers), passed to each step of its echo.
+    pub(super) bounds: Bounds,
     pub(super) draining: bool,
     pub(super) drain_deadline: Option<Instant>,
     pub(super) forced: bool,
@@ -101,7 +103,7 @@ impl<'a> Worker<'a> {
             starved: VecDeque::with_capacity(64),
             unflushed: Vec::with_capacity(512),
             max_chunks: max_chunks(cfg),
-            recv_limit: recv_limit(cfg),
+            bounds: Bounds::new(recv_limit(cfg), max_chunks(cfg)),
             draining: false,
             drain_deadline: None,
             forced: false,
@@ -309,7 +311,7 @@ impl Worker<'_> {
         let mut cancels = 0;
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
-                let todo = conn.echo.drain();
+                let todo = conn.echo.drain(self.bounds);
                 cancels += usize::from(todo.cancel_recv);
                 self.apply(key, todo);
             }
@@ -341,7 +343,7 @@ impl Worker<'_> {
             if let Some(conn) = self.conns.get_mut(key) {
                 if !conn.echo.is_closing() {
                     self.stats.forced_closes += 1;
-                    let todo = conn.echo.force();
+                    let todo = conn.echo.force(self.bounds);
                     self.apply(key, todo);
                 }
             }

@@ -38,7 +38,7 @@ mod multishot;
 mod single_buffer;
 pub mod websocket;
 
-pub use multishot::{Arrived, MultiEcho, RecvMode, Todo};
+pub use multishot::{Arrived, Bounds, MultiEcho, RecvMode, Todo};
 pub use single_buffer::{Echo, RecvResult, Step};
 
 /// What a connection waits for, which decides the timeout that applies to it.

@@ -105,23 +105,76 @@ pub struct MultiEcho<B> {
     chunks: Option<Box<Chunks<B>>>,
     /// Bytes received and not yet echoed (queued and in flight).
     pending: usize,
-    limit: u32,
-    max_chunks: u32,
     /// Where the front chunk's echo resumes (within one chunk, which a receive filled).
     at: u32,
     /// How many chunks at the queue's front are in the send in flight: their buffers are out,
     /// in the operation (at most [`SEND_BUFS_MAX`]).
     in_flight: u16,
     recv: RecvState,
-    /// A chunk arrived since the last [`flush`](MultiEcho::flush).
-    unflushed: bool,
-    sending: bool,
-    /// No more bytes will be read (FIN, or a draining receive found nothing).
-    read_done: bool,
-    starved: bool,
-    draining: bool,
-    forced: bool,
-    closing: bool,
+    /// The connection's conditions, one bit each (see [`Flags`]): one byte rather than a
+    /// `bool` per condition, so the state stays small.
+    flags: Flags,
+}
+
+/// The bounds of what a connection holds unechoed: the same for every connection of a
+/// worker, so the worker passes them to each step of [`MultiEcho`] rather than every
+/// connection storing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    limit: u32,
+    max_chunks: u32,
+}
+
+impl Bounds {
+    /// At most `limit` bytes and `max_chunks` buffers waiting for their echo (both at least 1;
+    /// a bound past `u32::MAX` is `u32::MAX`).
+    pub fn new(limit: usize, max_chunks: usize) -> Bounds {
+        Bounds {
+            limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
+            max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
+        }
+    }
+
+    /// The most chunks a queue can hold: the buffer bound, passed by what one receive
+    /// delivers after it (up to the byte bound's worth of buffers), and one.
+    fn most_chunks(self) -> usize {
+        2 * self.max_chunks as usize + 2
+    }
+}
+
+/// A chunk arrived since the last [`flush`](MultiEcho::flush).
+const UNFLUSHED: u8 = 1;
+/// A send is in flight.
+const SENDING: u8 = 1 << 1;
+/// No more bytes will be read (FIN, or a draining receive found nothing).
+const READ_DONE: u8 = 1 << 2;
+/// Waiting for pool buffers ([`Arrived::NoBuffers`]).
+const STARVED: u8 = 1 << 3;
+/// Graceful shutdown: receives do not wait.
+const DRAINING: u8 = 1 << 4;
+/// Whatever is in flight is cancelled; the connection closes once its completions are in.
+const FORCED: u8 = 1 << 5;
+/// The close was asked for.
+const CLOSING: u8 = 1 << 6;
+
+/// A set of a connection's conditions ([`UNFLUSHED`], [`SENDING`], ...), one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flags(u8);
+
+impl Flags {
+    /// Whether the condition `flag` holds.
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Sets the condition `flag` to `on`.
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
 }
 
 /// The received chunks of a connection, out of line (see [`MultiEcho`]).
@@ -139,27 +192,19 @@ struct Chunks<B> {
 const SEND_BUFS_MAX: usize = ringport_port::op::SEND_BUFS_MAX;
 
 impl<B> MultiEcho<B> {
-    /// A new connection: at most `limit` bytes and `max_chunks` buffers waiting for their
-    /// echo (both at least 1; a bound past `u32::MAX` is `u32::MAX`), and its first step (a
-    /// receive).
-    pub fn start(draining: bool, limit: usize, max_chunks: usize) -> (MultiEcho<B>, Todo<B>) {
+    /// A new connection within the bounds `b` (every step of the connection is passed the
+    /// same), and its first step (a receive).
+    pub fn start(draining: bool, b: Bounds) -> (MultiEcho<B>, Todo<B>) {
         let mut echo = MultiEcho {
             chunks: None,
             pending: 0,
-            limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
-            max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
             at: 0,
             in_flight: 0,
             recv: RecvState::Off,
-            unflushed: false,
-            sending: false,
-            read_done: false,
-            starved: false,
-            draining,
-            forced: false,
-            closing: false,
+            flags: Flags::default(),
         };
-        let todo = echo.next(true);
+        echo.flags.set(DRAINING, draining);
+        let todo = echo.next(true, b);
         (echo, todo)
     }
 
@@ -168,16 +213,10 @@ impl<B> MultiEcho<B> {
         self.pending
     }
 
-    /// The most chunks the queue can hold: the buffer bound, passed by what one receive
-    /// delivers after it (up to the byte bound's worth of buffers), and one.
-    fn most_chunks(&self) -> usize {
-        2 * self.max_chunks as usize + 2
-    }
-
     /// Bytes the connection may still take before it passes its bound (at least 1): the limit
     /// for a multishot receive, so that a burst cannot overshoot it.
-    pub fn room(&self) -> usize {
-        (self.limit as usize).saturating_sub(self.pending).max(1)
+    pub fn room(&self, b: Bounds) -> usize {
+        (b.limit as usize).saturating_sub(self.pending).max(1)
     }
 
     /// Buffers held: queued, and those being sent.
@@ -187,22 +226,22 @@ impl<B> MultiEcho<B> {
 
     /// A chunk arrived since the last [`flush`](Self::flush): its echo waits for it.
     pub fn is_unflushed(&self) -> bool {
-        self.unflushed
+        self.flags.has(UNFLUSHED)
     }
 
     /// The close was asked for.
     pub fn is_closing(&self) -> bool {
-        self.closing
+        self.flags.has(CLOSING)
     }
 
     /// Waiting for pool buffers ([`Arrived::NoBuffers`]).
     pub fn is_starved(&self) -> bool {
-        self.starved
+        self.flags.has(STARVED)
     }
 
     /// What the connection waits for now, which decides the timeout that applies.
     pub fn waiting(&self) -> Waiting {
-        if self.closing || self.forced {
+        if self.flags.has(CLOSING) || self.flags.has(FORCED) {
             Waiting::Nothing
         } else if self.held() > 0 {
             Waiting::PeerReading
@@ -227,32 +266,32 @@ impl<B> MultiEcho<B> {
             .filter_map(|(b, _)| b)
     }
 
-    fn over_bounds(&self) -> bool {
-        self.pending >= self.limit as usize || self.held() >= self.max_chunks as usize
+    fn over_bounds(&self, b: Bounds) -> bool {
+        self.pending >= b.limit as usize || self.held() >= b.max_chunks as usize
     }
 
     /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
-    fn next(&mut self, send: bool) -> Todo<B> {
+    fn next(&mut self, send: bool, b: Bounds) -> Todo<B> {
         let mut todo = Todo::default();
-        if self.closing {
+        if self.flags.has(CLOSING) {
             return todo;
         }
-        if self.forced {
+        if self.flags.has(FORCED) {
             if matches!(self.recv, RecvState::On(_)) {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
-            if self.recv == RecvState::Off && !self.sending {
-                self.closing = true;
+            if self.recv == RecvState::Off && !self.flags.has(SENDING) {
+                self.flags.set(CLOSING, true);
                 todo.close = true;
             }
             return todo;
         }
-        let most = self.most_chunks();
+        let most = b.most_chunks();
         if let Some(chunks) = self
             .chunks
             .as_mut()
-            .filter(|c| send && !self.sending && !c.queue.is_empty())
+            .filter(|c| send && !self.flags.has(SENDING) && !c.queue.is_empty())
         {
             // Everything queued goes in one send (a gathered write): few large operations.
             let mut bufs = chunks.spare.take().unwrap_or_default();
@@ -263,20 +302,20 @@ impl<B> MultiEcho<B> {
                 bufs.extend(buf.take());
             }
             self.in_flight = u16::try_from(bufs.len()).expect("at most SEND_BUFS_MAX");
-            self.sending = true;
+            self.flags.set(SENDING, true);
             todo.send = Some((bufs, self.at as usize));
         }
         match self.recv {
-            RecvState::On(RecvMode::Multi) if self.draining || self.over_bounds() => {
+            RecvState::On(RecvMode::Multi) if self.flags.has(DRAINING) || self.over_bounds(b) => {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
-            RecvState::Off if !self.read_done && !self.starved => {
+            RecvState::Off if !self.flags.has(READ_DONE) && !self.flags.has(STARVED) => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
-                let room = self.pending <= self.limit as usize / 2
-                    && self.held() < self.max_chunks as usize;
+                let room =
+                    self.pending <= b.limit as usize / 2 && self.held() < b.max_chunks as usize;
                 if room {
-                    let mode = if self.draining {
+                    let mode = if self.flags.has(DRAINING) {
                         RecvMode::Once { nowait: true }
                     } else {
                         RecvMode::Multi
@@ -287,8 +326,12 @@ impl<B> MultiEcho<B> {
             }
             _ => {}
         }
-        if self.read_done && self.recv == RecvState::Off && !self.sending && self.held() == 0 {
-            self.closing = true;
+        if self.flags.has(READ_DONE)
+            && self.recv == RecvState::Off
+            && !self.flags.has(SENDING)
+            && self.held() == 0
+        {
+            self.flags.set(CLOSING, true);
             todo.close = true;
         }
         todo
@@ -297,15 +340,15 @@ impl<B> MultiEcho<B> {
     /// A receive produced a chunk or ended (`more` false: it is no longer armed). `buf` holds
     /// the chunk of [`Arrived::Data`] (at most `u32::MAX` bytes, as a pool buffer); `None` when the caller appended it to
     /// [`last_queued`](Self::last_queued). A chunk is not sent before [`flush`](Self::flush).
-    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool) -> Todo<B> {
+    pub fn on_recv(&mut self, arrived: Arrived, buf: Option<B>, more: bool, b: Bounds) -> Todo<B> {
         if !more {
             self.recv = RecvState::Off;
         }
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.pending += n;
-                self.unflushed = true;
-                let most = self.most_chunks();
+                self.flags.set(UNFLUSHED, true);
+                let most = b.most_chunks();
                 // Once, at the first chunk (an idle connection holds nothing): room for the
                 // most the bounds let it hold, so the queue never grows per message.
                 let chunks = self.chunks.get_or_insert_with(|| {
@@ -322,27 +365,27 @@ impl<B> MultiEcho<B> {
                 Some((Some(_), len)) => {
                     *len += n;
                     self.pending += n;
-                    self.unflushed = true;
+                    self.flags.set(UNFLUSHED, true);
                 }
                 _ => debug_assert!(false, "data without a buffer"),
             },
-            (Arrived::Eof, _) => self.read_done = true,
-            (Arrived::WouldBlock, _) if self.draining => self.read_done = true,
+            (Arrived::Eof, _) => self.flags.set(READ_DONE, true),
+            (Arrived::WouldBlock, _) if self.flags.has(DRAINING) => self.flags.set(READ_DONE, true),
             (Arrived::WouldBlock | Arrived::Cancelled, _) => {}
-            (Arrived::NoBuffers, _) => self.starved = true,
-            (Arrived::Failed, _) => self.forced = true,
+            (Arrived::NoBuffers, _) => self.flags.set(STARVED, true),
+            (Arrived::Failed, _) => self.flags.set(FORCED, true),
         }
         // Chunks wait for [`flush`](Self::flush): the caller takes in every completion of a
         // batch first, so that what arrived together leaves in one send.
         let data = matches!(arrived, Arrived::Data(_));
-        self.next(!data)
+        self.next(!data, b)
     }
 
     /// Starts the send of what is queued, if no send is in flight: called once the caller
     /// has taken in a batch of completions ([`on_recv`](Self::on_recv) does not send).
-    pub fn flush(&mut self) -> Todo<B> {
-        self.unflushed = false;
-        self.next(true)
+    pub fn flush(&mut self, b: Bounds) -> Todo<B> {
+        self.flags.set(UNFLUSHED, false);
+        self.next(true, b)
     }
 
     /// The last chunk waiting for its echo (not one being sent), which the caller may append
@@ -355,9 +398,9 @@ impl<B> MultiEcho<B> {
     }
 
     /// Pool buffers are free again: a starved connection receives again.
-    pub fn resume(&mut self) -> Todo<B> {
-        self.starved = false;
-        self.next(true)
+    pub fn resume(&mut self, b: Bounds) -> Todo<B> {
+        self.flags.set(STARVED, false);
+        self.next(true, b)
     }
 
     /// A send of `bufs` (as [`Todo::send`] gave them) finished. Buffers whose echo is
@@ -369,20 +412,21 @@ impl<B> MultiEcho<B> {
         result: SendResult,
         mut bufs: Vec<B>,
         mut done: impl FnMut(B),
+        b: Bounds,
     ) -> Todo<B> {
-        debug_assert!(self.sending);
-        self.sending = false;
+        debug_assert!(self.flags.has(SENDING));
+        self.flags.set(SENDING, false);
         let sent = usize::from(self.in_flight).min(bufs.len());
         self.in_flight = 0;
         let Some(chunks) = self.chunks.as_mut() else {
             // A send carries queued chunks: there is none to match.
             debug_assert!(false, "a send without chunks");
             bufs.drain(..).for_each(done);
-            return self.next(true);
+            return self.next(true, b);
         };
         let queue = &mut chunks.queue;
         match result {
-            SendResult::Sent(n) if n > 0 && !self.forced => {
+            SendResult::Sent(n) if n > 0 && !self.flags.has(FORCED) => {
                 self.pending = self.pending.saturating_sub(n);
                 let mut left = n;
                 let mut partial = false;
@@ -408,7 +452,7 @@ impl<B> MultiEcho<B> {
                 }
             }
             SendResult::Sent(_) | SendResult::Failed => {
-                self.forced = true;
+                self.flags.set(FORCED, true);
                 for buf in bufs.drain(..) {
                     done(buf);
                 }
@@ -419,23 +463,23 @@ impl<B> MultiEcho<B> {
             }
         }
         chunks.spare = Some(bufs);
-        self.next(true)
+        self.next(true, b)
     }
 
     /// Graceful shutdown begins: a multishot receive is cancelled (single receives that do not
     /// wait follow), what is queued is echoed.
-    pub fn drain(&mut self) -> Todo<B> {
-        self.draining = true;
-        self.next(true)
+    pub fn drain(&mut self, b: Bounds) -> Todo<B> {
+        self.flags.set(DRAINING, true);
+        self.next(true, b)
     }
 
     /// A timeout expired, or the drain time is up: whatever is in flight is cancelled and the
     /// connection closes once its completions are in.
-    pub fn force(&mut self) -> Todo<B> {
-        self.draining = true;
-        self.forced = true;
-        let mut todo = self.next(true);
-        if self.sending {
+    pub fn force(&mut self, b: Bounds) -> Todo<B> {
+        self.flags.set(DRAINING, true);
+        self.flags.set(FORCED, true);
+        let mut todo = self.next(true, b);
+        if self.flags.has(SENDING) {
             todo.cancel_send = true;
         }
         todo
@@ -451,16 +495,67 @@ mod multi_tests {
     fn an_idle_connection_is_small() {
         type Pooled = MultiEcho<ringport_port::PoolBuf>;
         let size = std::mem::size_of::<Pooled>();
-        assert!(size <= 40, "MultiEcho is {size} bytes");
-        let (e, _) = Pooled::start(false, 32 * 1024, 3);
+        assert!(size <= 24, "MultiEcho is {size} bytes");
+        let (e, _) = Pooled::start(false, Bounds::new(32 * 1024, 3));
         assert!(
             e.chunks.is_none(),
             "nothing allocated before the first chunk"
         );
     }
 
-    /// Buffers are named by a number in these tests.
-    type E = MultiEcho<u32>;
+    #[test]
+    fn bounds_are_at_least_1_and_at_most_u32_max() {
+        assert_eq!(Bounds::new(0, 0), Bounds::new(1, 1));
+        let b = Bounds::new(usize::MAX, usize::MAX);
+        assert_eq!((b.limit, b.max_chunks), (u32::MAX, u32::MAX));
+        assert_eq!(Bounds::new(100, 8).most_chunks(), 18);
+    }
+
+    /// A connection's echo state with its bounds (a worker passes the same to every step):
+    /// buffers are named by a number in these tests.
+    struct E {
+        echo: MultiEcho<u32>,
+        b: Bounds,
+    }
+
+    impl std::ops::Deref for E {
+        type Target = MultiEcho<u32>;
+        fn deref(&self) -> &MultiEcho<u32> {
+            &self.echo
+        }
+    }
+
+    impl std::ops::DerefMut for E {
+        fn deref_mut(&mut self) -> &mut MultiEcho<u32> {
+            &mut self.echo
+        }
+    }
+
+    impl E {
+        fn start(draining: bool, limit: usize, max_chunks: usize) -> (E, Todo<u32>) {
+            let b = Bounds::new(limit, max_chunks);
+            let (echo, todo) = MultiEcho::start(draining, b);
+            (E { echo, b }, todo)
+        }
+        fn on_recv(&mut self, arrived: Arrived, buf: Option<u32>, more: bool) -> Todo<u32> {
+            self.echo.on_recv(arrived, buf, more, self.b)
+        }
+        fn flush(&mut self) -> Todo<u32> {
+            self.echo.flush(self.b)
+        }
+        fn resume(&mut self) -> Todo<u32> {
+            self.echo.resume(self.b)
+        }
+        fn on_send(&mut self, r: SendResult, bufs: Vec<u32>, done: impl FnMut(u32)) -> Todo<u32> {
+            self.echo.on_send(r, bufs, done, self.b)
+        }
+        fn drain(&mut self) -> Todo<u32> {
+            self.echo.drain(self.b)
+        }
+        fn force(&mut self) -> Todo<u32> {
+            self.echo.force(self.b)
+        }
+    }
 
     /// A chunk arrives and the batch ends (the caller flushes).
     fn data(e: &mut E, buf: u32, n: usize) -> Todo<u32> {
