@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::netns::Hosts;
@@ -32,14 +32,7 @@ struct Haproxy {
 impl Haproxy {
     /// Writes the config and starts `haproxy -db` on the proxy host.
     fn start(hosts: &Hosts) -> Option<Haproxy> {
-        if Command::new("haproxy").arg("-v").output().is_err() {
-            let why = "haproxy is not installed (apt-get install haproxy)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and {why}");
-            }
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
+        require("haproxy")?;
         let dir = std::env::temp_dir().join(format!("ringport-haproxy-{}", hosts.ns(PROXY)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -10,13 +10,13 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bin, json_of};
+use support::{bin, free_port, json_of, require, temp_dir};
 
 /// A server process started by a test, killed (and its directory removed) when dropped.
 struct Daemon {
@@ -132,48 +132,6 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `program` from `PATH` or the usual system directories; `None` (after saying so loudly)
-/// when it is not installed, which is a failure under `CI=true`.
-fn require(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed and CI=true: install it (apt-get install {program}; \
-             .ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
-             {program}) to run this test ===\n"
-        );
-    }
-    found
-}
-
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A fresh directory for one server.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
 }
 
 fn running_as_root() -> bool {

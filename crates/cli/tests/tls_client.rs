@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use support::{bin, json_of};
+use support::{bin, free_port, json_of, require, temp_dir};
 
 /// A server process started by a test, killed (and its directory removed) when dropped.
 struct Daemon {
@@ -124,43 +124,6 @@ impl Drop for Daemon {
     }
 }
 
-fn require(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed and CI=true: install it (.ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
-             {program}) to run this test ===\n"
-        );
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-tls-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
 /// The test's certificates, as PEM files in a directory: `ca.pem`; `good`, `expired`,
 /// `other-name` (signed by the CA) and `unknown-ca` (by another CA), each `NAME.pem` and
 /// `NAME.key`.
@@ -223,7 +186,7 @@ impl Certs {
 fn socat_echo(certs: &Certs, name: &str) -> Option<Daemon> {
     let program = require("socat")?;
     let port = free_port();
-    let dir = temp_dir(&format!("socat-{name}"));
+    let dir = temp_dir(&format!("tls-socat-{name}"));
     let listen = format!(
         "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
         certs.path(&format!("{name}.pem")),
@@ -235,7 +198,7 @@ fn socat_echo(certs: &Certs, name: &str) -> Option<Daemon> {
 
 #[test]
 fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let Some(echo) = socat_echo(&certs, "good") else {
         return;
@@ -287,7 +250,7 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
     assert_eq!(j["messages"], 50, "{j}");
     // Two segments, each with its interval log and CSV, merged: the handshakes add up, the
     // `handshake` interval is in every log.
-    let dir = temp_dir("segments");
+    let dir = temp_dir("tls-segments");
     let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
     for seg in ["1", "2"] {
         let j = echo.passes(&[
@@ -361,7 +324,7 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
 
 #[test]
 fn untrusted_certificates_stop_the_run_with_their_reason() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let ca = certs.path("ca.pem");
     for (name, reason) in [
@@ -415,7 +378,7 @@ fn untrusted_certificates_stop_the_run_with_their_reason() {
 fn nginx_https(certs: &Certs) -> Option<Daemon> {
     let program = require("nginx")?;
     let port = free_port();
-    let dir = temp_dir("nginx");
+    let dir = temp_dir("tls-nginx");
     let d = dir.to_str().unwrap();
     fs::create_dir_all(dir.join("www")).unwrap();
     fs::write(dir.join("www/index.html"), "<h1>ringport</h1>\n").unwrap();
@@ -449,7 +412,7 @@ fn nginx_https(certs: &Certs) -> Option<Daemon> {
 
 #[test]
 fn nginx_https_and_resumed_handshakes_under_churn() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let Some(nginx) = nginx_https(&certs) else {
         return;
@@ -520,10 +483,10 @@ fn redis_over_tls_ping_pong() {
     let Some(program) = require("redis-server") else {
         return;
     };
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let port = free_port();
-    let dir = temp_dir("redis");
+    let dir = temp_dir("tls-redis");
     let args: Vec<String> = [
         "--port",
         "0",
@@ -651,10 +614,10 @@ fn mutual_tls_with_redis_asking_for_client_certificates() {
     let Some(program) = require("redis-server") else {
         return;
     };
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let port = free_port();
-    let dir = temp_dir("redis-mtls");
+    let dir = temp_dir("tls-redis-mtls");
     let args: Vec<String> = [
         "--port",
         "0",

@@ -19,7 +19,7 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -86,13 +86,6 @@ fn make_certs(dir: &Dir, names: &[&str]) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A running HAProxy, killed on drop.
 struct Haproxy {
     child: Child,
@@ -110,15 +103,7 @@ impl Haproxy {
 
     /// [`Haproxy::start`] with `global` lines.
     fn start_with(dir: &Dir, global: &str, sections: &str) -> Option<Haproxy> {
-        if Command::new("haproxy").arg("-v").output().is_err() {
-            let why = "haproxy is not installed (apt-get install haproxy)";
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and {why}"
-            );
-            eprintln!("\n=== SKIPPED: {why} ===\n");
-            return None;
-        }
+        require("haproxy")?;
         let port = free_port();
         let cfg = format!(
             "global\n    maxconn 1000\n{global}\n\

@@ -11,12 +11,12 @@ mod support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bin, json_of};
+use support::{bin, free_port, json_of, skip_missing, temp_dir};
 
 /// Debian's interpreter, the one `python3-websockets` is installed for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -115,39 +115,14 @@ fn have_websockets() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3-websockets is not installed and CI=true: install it (.ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: python3-websockets is not installed; install it (Debian: apt-get \
-             install python3-websockets) to run this test ===\n"
-        );
+        skip_missing("python3-websockets", "apt-get install python3-websockets");
     }
     ok
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-ws-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
 /// The python echo in `mode` (with `tls`: its certificate and key), once it printed its port.
 fn ws_server(mode: &str, tls: Option<(&Path, &Path)>) -> Daemon {
-    let dir = temp_dir(mode);
+    let dir = temp_dir(&format!("ws-{mode}"));
     let script = dir.join("server.py");
     fs::write(&script, SERVER).unwrap();
     let mut cmd = Command::new(PYTHON);
@@ -180,7 +155,7 @@ fn ws_server(mode: &str, tls: Option<(&Path, &Path)>) -> Daemon {
 
 /// `python3 -m http.server` on a free port: it answers the upgrade with 404.
 fn http_server() -> Daemon {
-    let dir = temp_dir("http");
+    let dir = temp_dir("ws-http");
     let port = free_port();
     let child = Command::new(PYTHON)
         .args([
@@ -306,7 +281,7 @@ fn wss_over_tls() {
     if !have_websockets() {
         return;
     }
-    let dir = temp_dir("certs");
+    let dir = temp_dir("ws-certs");
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -421,7 +396,7 @@ fn segments_merge_their_websocket_figures() {
         return;
     }
     let server = ws_server("echo", None);
-    let dir = temp_dir("merge");
+    let dir = temp_dir("ws-merge");
     let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
     for seg in ["1/2", "2/2"] {
         let n = &seg[..1];
@@ -479,7 +454,7 @@ fn tokio_tungstenite_peer_if_built() {
         .unwrap();
     let server = Daemon {
         child,
-        dir: temp_dir("tokio"),
+        dir: temp_dir("ws-tokio"),
         port,
     };
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -6,7 +6,8 @@
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -503,4 +504,68 @@ pub fn json_of(out: &Output) -> serde_json::Value {
 /// What a command printed on stderr.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A free loopback port (bound, then released for the process that takes it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A fresh, empty directory `ringport-NAME-PID-PORT` under the system's temporary directory
+/// (the free port keeps two of one test's directories apart).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ringport-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// Whether the tests run under CI (`CI=true`), where a missing program is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Says loudly that `what` is missing and the test is skipped; under `CI=true` a failure
+/// instead, naming `install` (how to get it).
+#[track_caller]
+pub fn skip_missing(what: &str, install: &str) {
+    assert!(
+        !in_ci(),
+        "{what} is not installed and CI=true: install it ({install}; .ci/run does)"
+    );
+    eprintln!(
+        "\n=== SKIPPED: {what} is not installed; install it (Debian: {install}) to run this \
+         test ===\n"
+    );
+}
+
+/// `program` from `PATH` or the usual system directories; `None` (after saying so loudly)
+/// when it is not installed, which is a failure under `CI=true`.
+#[track_caller]
+pub fn require(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(
+            [
+                "/usr/bin",
+                "/usr/sbin",
+                "/usr/local/bin",
+                "/usr/local/sbin",
+                "/sbin",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip_missing(program, &format!("apt-get install {program}"));
+    }
+    found
 }
