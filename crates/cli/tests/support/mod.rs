@@ -79,6 +79,43 @@ macro_rules! for_each_model {
     )*};
 }
 
+/// One test per client backend of the port on this system (`uring` and `epoll` on Unix, `iocp`
+/// on Windows), in two forms: `for_each_backend!(name, ...)` calls the function `name(backend)`
+/// from a module `name`; `for_each_backend! { fn name(backend: &str) { ... } }` makes the body
+/// that module's function.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($(fn $name:ident($backend:ident: &str) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($backend: &str) $body
+            #[cfg(unix)]
+            #[test]
+            fn uring() { body("uring") }
+            #[cfg(unix)]
+            #[test]
+            fn epoll() { body("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { body("iocp") }
+        }
+    )*};
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[cfg(unix)]
+            #[test]
+            fn uring() { super::$name("uring") }
+            #[cfg(unix)]
+            #[test]
+            fn epoll() { super::$name("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { super::$name("iocp") }
+        }
+    )*};
+}
+
 /// The `ringport` binary under test.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringport"))
