@@ -12,67 +12,12 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
-use support::{bin, free_port, json_of, require, temp_dir};
-
-/// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
+use support::{bin, free_port, json_of, require, temp_dir, Daemon};
 
 impl Daemon {
-    /// Starts `program` with `args` (its log in `dir`) and waits, at most 10 s, until it accepts
-    /// connections on `port`.
-    #[track_caller]
-    fn start(name: &'static str, program: &Path, args: &[String], dir: PathBuf, port: u16) -> Self {
-        let log = fs::File::create(dir.join("output.log")).expect("create the log");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut d = Daemon {
-            name,
-            child,
-            dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("{name} exited at start ({status}): {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} not accepting on port {port} within 10 s: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// What the server wrote (its own log files included).
-    fn log(&self) -> String {
-        let mut all = String::new();
-        for name in ["output.log", "error.log"] {
-            if let Ok(text) = fs::read_to_string(self.dir.join(name)) {
-                all.push_str(&text);
-            }
-        }
-        all
-    }
-
     /// `ringport stress 127.0.0.1 PORT --threads 2 --json - ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
         bin()
@@ -126,14 +71,6 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn running_as_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -178,7 +115,7 @@ fn redis_ping_set_get_and_a_wrong_value() {
     ]
     .map(String::from)
     .to_vec();
-    let redis = Daemon::start("redis-server", &program, &args, dir, port);
+    let redis = Daemon::start("redis-server", &program, &args, &dir, port);
 
     // PING -> +PONG, pipelined, then at a fixed rate.
     let j = redis.passes(&[
@@ -297,7 +234,7 @@ fn memcached_set_get_and_a_wrong_value() {
         // memcached refuses to run as root without being told which user to be.
         args.extend(["-u".to_string(), "root".to_string()]);
     }
-    let mc = Daemon::start("memcached", &program, &args, dir, port);
+    let mc = Daemon::start("memcached", &program, &args, &dir, port);
 
     let set = r"set ringport 0 0 5\r\nhello\r\n";
     let j = mc.passes(&[
@@ -393,7 +330,7 @@ fn start_nginx(keepalive_requests: u64) -> Option<Daemon> {
     ]
     .map(String::from)
     .to_vec();
-    Some(Daemon::start("nginx", &program, &args, dir.clone(), port))
+    Some(Daemon::start("nginx", &program, &args, &dir, port))
 }
 
 #[test]

@@ -12,64 +12,14 @@
 mod support;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use support::{bin, free_port, json_of, require, temp_dir};
-
-/// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
+use support::{bin, free_port, json_of, require, temp_dir, Daemon};
 
 impl Daemon {
-    /// Starts `program` with `args` and waits, at most 10 s, until it accepts on `port`.
-    #[track_caller]
-    fn start(name: &'static str, program: &Path, args: &[String], dir: &Path, port: u16) -> Self {
-        let log = fs::File::create(dir.join("output.log")).expect("create the log");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut d = Daemon {
-            name,
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("{name} exited at start ({status}): {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} not accepting on port {port} within 10 s: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        ["output.log", "error.log"]
-            .iter()
-            .filter_map(|n| fs::read_to_string(self.dir.join(n)).ok())
-            .collect()
-    }
-
     /// `ringport stress 127.0.0.1 PORT --tls --json - --timeout 5 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
         bin()
@@ -113,14 +63,6 @@ impl Daemon {
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "one line: {err}");
         lines[0].to_string()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -19,7 +19,6 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -124,18 +123,14 @@ impl Haproxy {
             .spawn()
             .expect("spawn haproxy");
         let mut h = Haproxy { child, log, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = h.child.try_wait() {
-                panic!("haproxy exited at start ({status}): {}", h.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "haproxy not accepting within 10 s: {}",
-                h.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = h.log.clone();
+        wait_accepting(
+            port,
+            Duration::from_secs(10),
+            "haproxy",
+            &mut h.child,
+            || fs::read_to_string(&log).unwrap_or_default(),
+        );
         Some(h)
     }
 

@@ -11,12 +11,11 @@ mod support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use support::{bin, free_port, json_of, skip_missing, temp_dir};
+use support::{bin, free_port, json_of, skip_missing, temp_dir, Daemon};
 
 /// Debian's interpreter, the one `python3-websockets` is installed for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -57,20 +56,6 @@ asyncio.run(main())
 "#;
 
 /// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 impl Daemon {
     /// `ringport stress 127.0.0.1:PORT --json - --timeout 5 --threads 2 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
@@ -150,7 +135,12 @@ fn ws_server(mode: &str, tls: Option<(&Path, &Path)>) -> Daemon {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("not a port: {line:?}"));
-    Daemon { child, dir, port }
+    Daemon {
+        name: "the python server",
+        child,
+        dir,
+        port,
+    }
 }
 
 /// `python3 -m http.server` on a free port: it answers the upgrade with 404.
@@ -172,13 +162,7 @@ fn http_server() -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("start python3 -m http.server");
-    let d = Daemon { child, dir, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server not up within 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    d
+    Daemon::accepting("http.server", child, dir, port, Duration::from_secs(20))
 }
 
 #[test]
@@ -452,19 +436,13 @@ fn tokio_tungstenite_peer_if_built() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Daemon {
+    let server = Daemon::accepting(
+        "tokio-ws-echo",
         child,
-        dir: temp_dir("ws-tokio"),
+        temp_dir("ws-tokio"),
         port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tokio-ws-echo not up within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Duration::from_secs(10),
+    );
     let j = server.passes(&["--websocket", "--connections", "4", "--count", "100"]);
     assert_eq!(j["websocket"]["upgrades"], 4, "{j}");
 }

@@ -7,7 +7,7 @@ pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -605,4 +605,110 @@ pub fn require(program: &str) -> Option<PathBuf> {
         skip_missing(program, &format!("apt-get install {program}"));
     }
     found
+}
+
+/// Waits (at most `limit`) until something accepts TCP connections on 127.0.0.1:`port`. Panics,
+/// with what `log` returns, if `child` (the program `name` that is to listen there) exits first
+/// or the time runs out.
+#[track_caller]
+pub fn wait_accepting(
+    port: u16,
+    limit: Duration,
+    name: &str,
+    child: &mut Child,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited at start ({status}): {}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} not accepting on port {port} within {limit:?}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server program started by a test (redis, nginx, socat, a Python echo...), killed and its
+/// directory removed when dropped.
+pub struct Daemon {
+    /// What the messages call it.
+    pub name: &'static str,
+    pub child: Child,
+    /// Its own directory: configuration, logs, certificates.
+    pub dir: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Starts `program` with `args`, its standard output and error into `dir/output.log`, and
+    /// waits, at most 10 s, until it accepts on `port`.
+    #[track_caller]
+    pub fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+        port: u16,
+    ) -> Self {
+        let log = std::fs::File::create(dir.join("output.log")).expect("create the log");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Daemon::accepting(
+            name,
+            child,
+            dir.to_path_buf(),
+            port,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// `child`, already started, once it accepts on `port` (at most `limit`).
+    #[track_caller]
+    pub fn accepting(
+        name: &'static str,
+        child: Child,
+        dir: PathBuf,
+        port: u16,
+        limit: Duration,
+    ) -> Self {
+        let mut d = Daemon {
+            name,
+            child,
+            dir,
+            port,
+        };
+        let dir = d.dir.clone();
+        wait_accepting(port, limit, name, &mut d.child, || Daemon::log_in(&dir));
+        d
+    }
+
+    /// What the server wrote: `output.log` and `error.log` in its directory.
+    pub fn log(&self) -> String {
+        Daemon::log_in(&self.dir)
+    }
+
+    fn log_in(dir: &Path) -> String {
+        ["output.log", "error.log"]
+            .iter()
+            .filter_map(|n| std::fs::read_to_string(dir.join(n)).ok())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
