@@ -152,17 +152,7 @@ impl Haproxy {
             "10",
         ];
         all.extend_from_slice(args);
-        let out = stress(&all);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}\nhaproxy: {}",
-            stderr(&out),
-            self.log()
-        );
-        let j = json_of(&out);
-        assert_eq!(j["errors"], 0, "{j}");
-        j
+        stress_passes(&all, "haproxy", || self.log())
     }
 }
 

@@ -71,17 +71,7 @@ fn passes(server: &Server, args: &[&str]) -> serde_json::Value {
         "10",
     ];
     all.extend_from_slice(args);
-    let out = stress(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}\nserver: {}",
-        stderr(&out),
-        server.stderr()
-    );
-    let j = json_of(&out);
-    assert_eq!(j["errors"], 0, "{j}");
-    j
+    stress_passes(&all, "server", || server.stderr())
 }
 
 /// Stops `server` gracefully and returns its summary's `tls:` line and (connections served,

@@ -525,6 +525,28 @@ pub fn stress(args: &[&str]) -> Output {
         .expect("run ringport stress")
 }
 
+/// `ringport stress ARGS`, which must pass (exit code 0, no errors): its JSON. A failure shows
+/// the arguments, what `stress` said, and `peer_log()` (what the peer it ran against logged)
+/// under the name `peer`.
+#[track_caller]
+pub fn stress_passes(
+    args: &[&str],
+    peer: &str,
+    peer_log: impl FnOnce() -> String,
+) -> serde_json::Value {
+    let out = stress(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}\n{peer}: {}",
+        stderr(&out),
+        peer_log()
+    );
+    let j = json_of(&out);
+    assert_eq!(j["errors"], 0, "{j}");
+    j
+}
+
 /// What a command printed on stdout, as JSON (`--json -`); a panic showing both streams if it
 /// is not.
 #[track_caller]
