@@ -12,43 +12,21 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use support::{bin, free_port, json_of, require, temp_dir, Daemon};
+use support::{free_port, json_of, require, temp_dir, Daemon};
 
 impl Daemon {
-    /// `ringport stress 127.0.0.1 PORT --threads 2 --json - ARGS...`.
+    /// `ringport stress 127.0.0.1 PORT --threads 2 --json - --timeout 5 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args([
-                "stress",
-                "127.0.0.1",
-                &self.port.to_string(),
-                "--threads",
-                "2",
-            ])
-            .args(["--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&["127.0.0.1", &self.port.to_string()], args)
     }
 
     /// A run that must pass: its JSON.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {args:?}\n{}\nserver: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         assert_eq!(j["protocol"], "request-response");
         j
     }

@@ -14,37 +14,21 @@ mod support;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use support::{bin, free_port, json_of, require, temp_dir, Daemon};
 
 impl Daemon {
-    /// `ringport stress 127.0.0.1 PORT --tls --json - --timeout 5 ARGS...`.
+    /// `ringport stress 127.0.0.1 PORT --tls --threads 2 --json - --timeout 5 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args(["stress", "127.0.0.1", &self.port.to_string(), "--tls"])
-            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&["127.0.0.1", &self.port.to_string(), "--tls"], args)
     }
 
     /// A run that must pass: its JSON.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {args:?}\n{}\nserver: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         assert_eq!(j["tls"]["failed"]["certificate"], 0, "{j}");
         j
     }

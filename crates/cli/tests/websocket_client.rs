@@ -55,31 +55,16 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// A server process started by a test, killed (and its directory removed) when dropped.
 impl Daemon {
     /// `ringport stress 127.0.0.1:PORT --json - --timeout 5 --threads 2 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args(["stress", &format!("127.0.0.1:{}", self.port)])
-            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&[&format!("127.0.0.1:{}", self.port)], args)
     }
 
     /// A run that must pass: its JSON, with the `websocket` object's counts checked.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         let ws = &j["websocket"];
         assert_eq!(ws["messages_sent"], ws["messages_echoed"], "{ws}");
         assert!(ws["messages_sent"].as_u64().unwrap() > 0, "{ws}");

@@ -714,6 +714,36 @@ impl Daemon {
         d
     }
 
+    /// `ringport stress TARGET --threads 2 --json - --timeout 5 ARGS`, where `target` names
+    /// this daemon (`127.0.0.1 PORT`, `127.0.0.1:PORT`, with `--tls`...).
+    pub fn run_stress(&self, target: &[&str], args: &[&str]) -> Output {
+        bin()
+            .arg("stress")
+            .args(target)
+            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ringport stress")
+    }
+
+    /// The JSON of `out`, a `stress` run with `args` against this daemon that must have passed
+    /// (exit code 0, no errors); a failure shows what `stress` and the daemon said.
+    #[track_caller]
+    pub fn passed(&self, out: &Output, args: &[&str]) -> serde_json::Value {
+        let j = json_of(out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {args:?}\n{}\nserver: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        assert_eq!(j["errors"], 0, "{j}");
+        j
+    }
+
     /// What the server wrote: `output.log` and `error.log` in its directory.
     pub fn log(&self) -> String {
         Daemon::log_in(&self.dir)
