@@ -27,38 +27,9 @@ use std::time::{Duration, Instant};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use support::*;
 
-/// A temporary directory, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!(
-            "ringport-tls-haproxy-{name}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create a temporary directory");
-        Dir(dir)
-    }
-
-    fn arg(&self, file: &str) -> String {
-        self.0
-            .join(file)
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A CA (`ca.pem`) and, for each name, a certificate it signed for that name (`NAME.pem`,
 /// `NAME.key`, and both in `NAME.both.pem` as HAProxy's `crt` wants them).
-fn make_certs(dir: &Dir, names: &[&str]) {
+fn make_certs(dir: &TempDir, names: &[&str]) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name
         .push(DnType::CommonName, "ringport test CA");
@@ -96,12 +67,12 @@ impl Haproxy {
     /// Starts `haproxy -db` with `sections` after its `global` and `defaults` (`{port}` in them
     /// is the frontend's port) and waits, at most 10 s, until it accepts. `None`: HAProxy is
     /// not installed (and `CI` is not `true`).
-    fn start(dir: &Dir, sections: &str) -> Option<Haproxy> {
+    fn start(dir: &TempDir, sections: &str) -> Option<Haproxy> {
         Haproxy::start_with(dir, "", sections)
     }
 
     /// [`Haproxy::start`] with `global` lines.
-    fn start_with(dir: &Dir, global: &str, sections: &str) -> Option<Haproxy> {
+    fn start_with(dir: &TempDir, global: &str, sections: &str) -> Option<Haproxy> {
         require("haproxy")?;
         let port = free_port();
         let cfg = format!(
@@ -186,7 +157,7 @@ fn stop(mut server: Server) -> (String, (u64, u64, u64)) {
 
 #[test]
 fn haproxy_terminates_tls_in_front_of_a_plaintext_server() {
-    let dir = Dir::new("terminate");
+    let dir = TempDir::new("tls-haproxy-terminate");
     make_certs(&dir, &["localhost"]);
     let server = Server::start("completion", &[]);
     assert!(!server.ready.tls);
@@ -251,7 +222,7 @@ fn haproxy_terminates_tls_in_front_of_a_plaintext_server() {
 
 #[test]
 fn haproxy_passes_tls_through_by_sni_to_two_servers() {
-    let dir = Dir::new("passthrough");
+    let dir = TempDir::new("tls-haproxy-passthrough");
     make_certs(&dir, &["a.example", "b.example"]);
     let serve = |name: &str| {
         let (cert, key) = (
@@ -340,7 +311,7 @@ fn haproxy_passes_tls_through_by_sni_to_two_servers() {
 
 /// What HAProxy's stats socket says of server `s1`: (check status, e.g. `UP` or `DOWN`, and its
 /// last check's result, e.g. `L4OK`, `L6OK`).
-fn check_status(dir: &Dir) -> (String, String) {
+fn check_status(dir: &TempDir) -> (String, String) {
     let Ok(mut s) = UnixStream::connect(dir.0.join("admin.sock")) else {
         return Default::default();
     };
@@ -372,7 +343,7 @@ fn check_status(dir: &Dir) -> (String, String) {
 #[test]
 fn haproxy_health_checks_of_a_tls_server_leave_it_up_and_clients_served() {
     for (check, check_result) in [("check", "L4OK"), ("check check-ssl verify none", "L6OK")] {
-        let dir = Dir::new("check");
+        let dir = TempDir::new("tls-haproxy-check");
         let cert = dir.arg("cert.pem");
         let server = Server::start(
             "completion",

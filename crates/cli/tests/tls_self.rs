@@ -12,39 +12,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::time::Duration;
 
 use support::*;
-
-/// A temporary directory, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("ringport-tls-self-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        Dir(dir)
-    }
-
-    fn arg(&self, file: &str) -> String {
-        self.0
-            .join(file)
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `ringport serve` on `model` with a self-signed certificate written to `cert`.
 fn tls_server(model: &str, cert: &str) -> Server {
@@ -108,7 +79,7 @@ const CONCURRENT: &[&str] = &["completion", "completion-epoll", "threaded"];
 #[test]
 fn ping_pong_and_streams_are_byte_exact_and_counted_alike() {
     for model in models(CONCURRENT) {
-        let dir = Dir::new(&format!("echo-{model}"));
+        let dir = TempDir::new(&format!("tls-self-echo-{model}"));
         let cert = dir.arg("cert.pem");
         let server = tls_server(model, &cert);
         let mut sent = 0;
@@ -187,7 +158,7 @@ fn ping_pong_and_streams_are_byte_exact_and_counted_alike() {
 #[test]
 fn sessions_resume_under_churn() {
     for model in models(CONCURRENT) {
-        let dir = Dir::new(&format!("resume-{model}"));
+        let dir = TempDir::new(&format!("tls-self-resume-{model}"));
         let cert = dir.arg("cert.pem");
         let server = tls_server(model, &cert);
         for version in ["1.3", "1.2"] {
@@ -238,7 +209,7 @@ fn sessions_resume_under_churn() {
 /// trust stops it too, and `--insecure` runs without verifying. `send --tls` echoes any bytes.
 #[test]
 fn names_trust_and_send() {
-    let dir = Dir::new("names");
+    let dir = TempDir::new("tls-self-names");
     let cert = dir.arg("cert.pem");
     let server = tls_server("completion", &cert);
     let port = server.addr.port().to_string();
@@ -330,7 +301,7 @@ fn names_trust_and_send() {
 /// it are served.
 #[test]
 fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
-    let dir = Dir::new("plaintext");
+    let dir = TempDir::new("tls-self-plaintext");
     let cert = dir.arg("cert.pem");
     let server = tls_server("completion", &cert);
     let port = server.addr.port().to_string();
@@ -360,7 +331,7 @@ fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
 
 /// Writes a CA (`NAME-ca.pem`) and a client certificate it issued (`NAME-client.pem`,
 /// `NAME-client.key`) into `dir`.
-fn client_certs(dir: &Dir, name: &str) {
+fn client_certs(dir: &TempDir, name: &str) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name
         .push(DnType::CommonName, format!("{name} CA"));
@@ -393,7 +364,7 @@ fn client_certs(dir: &Dir, name: &str) {
 #[test]
 fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
     for model in models(CONCURRENT) {
-        let dir = Dir::new(&format!("mtls-{model}"));
+        let dir = TempDir::new(&format!("tls-self-mtls-{model}"));
         client_certs(&dir, "good");
         client_certs(&dir, "other");
         let cert = dir.arg("cert.pem");
@@ -514,7 +485,7 @@ fn mutual_tls_serves_only_clients_with_a_certificate_of_its_ca() {
 /// code 2, before the server listens.
 #[test]
 fn tls_client_ca_usage_errors() {
-    let dir = Dir::new("client-ca-usage");
+    let dir = TempDir::new("tls-self-client-ca-usage");
     std::fs::write(dir.0.join("empty.pem"), "").unwrap();
     for (args, said) in [
         (

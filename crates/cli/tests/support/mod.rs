@@ -586,6 +586,35 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A directory `ringport-NAME-PID` under the system's temporary directory, fresh when made and
+/// removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ringport-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// The path of `file` in the directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// The path of `file` in the directory, as a command-line argument.
+    pub fn arg(&self, file: &str) -> String {
+        self.path(file).to_str().expect("a UTF-8 path").to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Whether the tests run under CI (`CI=true`), where a missing program is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
