@@ -18,8 +18,6 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -312,26 +310,10 @@ fn haproxy_passes_tls_through_by_sni_to_two_servers() {
 /// What HAProxy's stats socket says of server `s1`: (check status, e.g. `UP` or `DOWN`, and its
 /// last check's result, e.g. `L4OK`, `L6OK`).
 fn check_status(dir: &TempDir) -> (String, String) {
-    let Ok(mut s) = UnixStream::connect(dir.0.join("admin.sock")) else {
-        return Default::default();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"show stat\n").unwrap();
-    let mut csv = String::new();
-    let _ = s.read_to_string(&mut csv);
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else {
-        return Default::default();
-    };
-    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
-    let (status, check) = (col("status"), col("check_status"));
-    lines
-        .find(|l| l.starts_with("echo,s1,"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[status].to_string(), f[check].to_string())
-        })
+    haproxy_stats(&dir.path("admin.sock"))
+        .into_iter()
+        .find(|r| r["pxname"] == "echo" && r["svname"] == "s1")
+        .map(|r| (r["status"].clone(), r["check_status"].clone()))
         .unwrap_or_default()
 }
 

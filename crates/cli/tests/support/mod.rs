@@ -5,6 +5,7 @@
 
 pub mod netns;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -792,4 +793,32 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// HAProxy's `show stat` on its admin socket `sock`: one map (column name to value: `pxname`,
+/// `svname`, `status`, `check_status`, `stot`...) per line; empty while the socket does not
+/// answer.
+#[cfg(unix)]
+pub fn haproxy_stats(sock: &Path) -> Vec<HashMap<String, String>> {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return Vec::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"show stat\n").unwrap();
+    let mut csv = String::new();
+    let _ = s.read_to_string(&mut csv);
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            cols.iter()
+                .zip(l.split(','))
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
 }
