@@ -16,8 +16,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use support::{bin, free_port, json_of, require, temp_dir, Daemon};
+use support::{bin, free_port, json_of, require, temp_dir, Daemon, TestCa};
 
 impl Daemon {
     /// `ringport stress 127.0.0.1 PORT --tls --threads 2 --json - --timeout 5 ARGS...`.
@@ -59,45 +58,18 @@ struct Certs {
 
 impl Certs {
     fn make(dir: &Path) -> Certs {
-        let ca = |cn: &str| {
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.distinguished_name.push(DnType::CommonName, cn);
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let key = KeyPair::generate().unwrap();
-            let cert = p.self_signed(&key).unwrap();
-            (cert, key)
+        let ca = TestCa::new("ringport test CA");
+        let unknown_ca = TestCa::new("ringport unknown CA");
+        fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let write = |name: &str, (cert, key): (String, String)| {
+            fs::write(dir.join(format!("{name}.pem")), cert).unwrap();
+            fs::write(dir.join(format!("{name}.key")), key).unwrap();
         };
-        let (ca_cert, ca_key) = ca("ringport test CA");
-        let (other_ca, other_key) = ca("ringport unknown CA");
-        fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        let leaf = |name: &str, sans: &[&str], expired: bool, unknown: bool| {
-            let mut p =
-                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                    .unwrap();
-            p.distinguished_name.push(DnType::CommonName, sans[0]);
-            if expired {
-                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-            }
-            let key = KeyPair::generate().unwrap();
-            let cert = if unknown {
-                p.signed_by(&key, &other_ca, &other_key).unwrap()
-            } else {
-                p.signed_by(&key, &ca_cert, &ca_key).unwrap()
-            };
-            fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        };
-        leaf("good", &["localhost", "127.0.0.1"], false, false);
-        leaf("expired", &["localhost", "127.0.0.1"], true, false);
-        leaf("other-name", &["other.example"], false, false);
-        leaf("unknown-ca", &["localhost", "127.0.0.1"], false, true);
-        leaf("client", &["ringport-client"], false, false);
+        write("good", ca.issue(&["localhost", "127.0.0.1"]));
+        write("expired", ca.issue_expired(&["localhost", "127.0.0.1"]));
+        write("other-name", ca.issue(&["other.example"]));
+        write("unknown-ca", unknown_ca.issue(&["localhost", "127.0.0.1"]));
+        write("client", ca.issue(&["ringport-client"]));
         Certs {
             dir: dir.to_path_buf(),
         }

@@ -22,35 +22,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use support::*;
 
 /// A CA (`ca.pem`) and, for each name, a certificate it signed for that name (`NAME.pem`,
 /// `NAME.key`, and both in `NAME.both.pem` as HAProxy's `crt` wants them).
 fn make_certs(dir: &TempDir, names: &[&str]) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "ringport test CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = p.self_signed(&ca_key).unwrap();
-    fs::write(dir.0.join("ca.pem"), ca.pem()).unwrap();
+    let ca = TestCa::new("ringport test CA");
+    fs::write(dir.path("ca.pem"), ca.pem()).unwrap();
     for name in names {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, *name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-        fs::write(dir.0.join(format!("{name}.pem")), cert.pem()).unwrap();
-        fs::write(dir.0.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        fs::write(
-            dir.0.join(format!("{name}.both.pem")),
-            cert.pem() + &key.serialize_pem(),
-        )
-        .unwrap();
+        let (cert, key) = ca.issue(&[name]);
+        fs::write(dir.path(&format!("{name}.pem")), &cert).unwrap();
+        fs::write(dir.path(&format!("{name}.key")), &key).unwrap();
+        fs::write(dir.path(&format!("{name}.both.pem")), cert + &key).unwrap();
     }
 }
 

@@ -12,7 +12,6 @@
 
 mod support;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::time::Duration;
 
 use support::*;
@@ -332,28 +331,11 @@ fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
 /// Writes a CA (`NAME-ca.pem`) and a client certificate it issued (`NAME-client.pem`,
 /// `NAME-client.key`) into `dir`.
 fn client_certs(dir: &TempDir, name: &str) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, format!("{name} CA"));
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = p.self_signed(&ca_key).unwrap();
-    let mut p = CertificateParams::new(vec!["ringport-client".to_string()]).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "ringport-client");
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-    std::fs::write(dir.0.join(format!("{name}-ca.pem")), ca.pem()).unwrap();
-    std::fs::write(dir.0.join(format!("{name}-client.pem")), cert.pem()).unwrap();
-    std::fs::write(
-        dir.0.join(format!("{name}-client.key")),
-        key.serialize_pem(),
-    )
-    .unwrap();
+    let ca = TestCa::new(&format!("{name} CA"));
+    let (cert, key) = ca.issue(&["ringport-client"]);
+    std::fs::write(dir.path(&format!("{name}-ca.pem")), ca.pem()).unwrap();
+    std::fs::write(dir.path(&format!("{name}-client.pem")), cert).unwrap();
+    std::fs::write(dir.path(&format!("{name}-client.key")), key).unwrap();
 }
 
 /// Mutual TLS: `serve --tls-client-ca` serves the clients whose certificate its CA issued

@@ -822,3 +822,58 @@ pub fn haproxy_stats(sock: &Path) -> Vec<HashMap<String, String>> {
         })
         .collect()
 }
+
+/// A certificate authority made for a test (rcgen), and the certificates it issues.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    /// A new CA named `common_name`.
+    pub fn new(common_name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, common_name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        TestCa { cert, key }
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate for the names `sans` (DNS names or IP addresses; the first is also its
+    /// common name) that this CA signed: (certificate, private key), both PEM.
+    pub fn issue(&self, sans: &[&str]) -> (String, String) {
+        self.issue_valid(sans, false)
+    }
+
+    /// Like [`TestCa::issue`], valid only in 2020: expired.
+    pub fn issue_expired(&self, sans: &[&str]) -> (String, String) {
+        self.issue_valid(sans, true)
+    }
+
+    fn issue_valid(&self, sans: &[&str], expired: bool) -> (String, String) {
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, sans[0]);
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
