@@ -5,7 +5,6 @@
 
 pub mod netns;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -799,7 +798,7 @@ impl Drop for Daemon {
 /// `svname`, `status`, `check_status`, `stot`...) per line; empty while the socket does not
 /// answer.
 #[cfg(unix)]
-pub fn haproxy_stats(sock: &Path) -> Vec<HashMap<String, String>> {
+pub fn haproxy_stats(sock: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
         return Vec::new();
     };
