@@ -9,10 +9,8 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::netns::Hosts;
@@ -32,14 +30,7 @@ struct Haproxy {
 impl Haproxy {
     /// Writes the config and starts `haproxy -db` on the proxy host.
     fn start(hosts: &Hosts) -> Option<Haproxy> {
-        if Command::new("haproxy").arg("-v").output().is_err() {
-            let why = "haproxy is not installed (apt-get install haproxy)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and {why}");
-            }
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
+        require("haproxy")?;
         let dir = std::env::temp_dir().join(format!("ringport-haproxy-{}", hosts.ns(PROXY)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -72,28 +63,12 @@ impl Haproxy {
 
     /// Per server (`s1`..`s3`): its check status (`UP`, `DOWN`, ...) and sessions in total.
     fn servers(&self) -> HashMap<String, (String, u64)> {
-        let Ok(mut s) = UnixStream::connect(self.dir.join("admin.sock")) else {
-            return HashMap::new();
-        };
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.write_all(b"show stat\n").unwrap();
-        let mut csv = String::new();
-        let _ = s.read_to_string(&mut csv);
-        let mut lines = csv.lines();
-        let Some(header) = lines.next() else {
-            return HashMap::new();
-        };
-        let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-        let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
-        let (sv, status, stot) = (col("svname"), col("status"), col("stot"));
-        lines
-            .filter(|l| l.starts_with("servers,s"))
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                (
-                    f[sv].to_string(),
-                    (f[status].to_string(), f[stot].parse().unwrap_or(0)),
-                )
+        haproxy_stats(&self.dir.join("admin.sock"))
+            .into_iter()
+            .filter(|r| r["pxname"] == "servers" && r["svname"].starts_with('s'))
+            .map(|r| {
+                let total = r["stot"].parse().unwrap_or(0);
+                (r["svname"].clone(), (r["status"].clone(), total))
             })
             .collect()
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{bin, Server};
+use support::{bin, skip_missing, Server};
 
 /// A directory of this test's files, removed when dropped.
 struct Scratch(PathBuf);
@@ -47,15 +47,7 @@ fn chromium() -> Option<PathBuf> {
         .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
         .find(|p| p.is_file());
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "chromium is not installed and CI=true: install it (apt-get install chromium; \
-             .ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: chromium is not installed; install it (Debian: apt-get install \
-             chromium) to run the browser test ===\n"
-        );
+        skip_missing("chromium", "apt-get install chromium");
     }
     found
 }

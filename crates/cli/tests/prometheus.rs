@@ -11,43 +11,13 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{bin, Server};
-
-/// `program` from `PATH` or the usual system directories; `None` (after saying so loudly)
-/// when it is not installed, which is a failure under `CI=true`.
-fn require(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed and CI=true: install it (apt-get install {program}; \
-             .ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
-             {program}) to run this test ===\n"
-        );
-    }
-    found
-}
-
-/// A free loopback port (bound, then released for the process that takes it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+use support::{bin, free_port, require, temp_dir, Server};
 
 /// A Prometheus started by the test, killed (and its directory removed) when dropped.
 struct Prometheus {
@@ -61,13 +31,7 @@ impl Prometheus {
     /// directory, and waits (at most 30 s) until it says it is ready.
     #[track_caller]
     fn start(program: &Path, config: &str) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!(
-            "ringport-prometheus-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create a temporary directory");
+        let dir = temp_dir("prometheus");
         fs::write(dir.join("prometheus.yml"), config).expect("write the configuration");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = fs::File::create(dir.join("output.log")).expect("create the log");

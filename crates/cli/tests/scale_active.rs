@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bin;
+#[cfg(target_os = "linux")]
+use support::free_port;
 
 /// Runs `cmd` to its end (killed after `limit`); returns its success, stdout and stderr.
 #[track_caller]
@@ -181,16 +183,6 @@ fn repo_root() -> PathBuf {
         .nth(2)
         .unwrap()
         .to_path_buf()
-}
-
-/// A loopback port nothing listens on now.
-#[cfg(target_os = "linux")]
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A JSON number field of the merged result.

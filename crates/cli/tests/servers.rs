@@ -10,100 +10,23 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use support::{bin, json_of};
-
-/// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
+use support::{free_port, json_of, require, temp_dir, Daemon};
 
 impl Daemon {
-    /// Starts `program` with `args` (its log in `dir`) and waits, at most 10 s, until it accepts
-    /// connections on `port`.
-    #[track_caller]
-    fn start(name: &'static str, program: &Path, args: &[String], dir: PathBuf, port: u16) -> Self {
-        let log = fs::File::create(dir.join("output.log")).expect("create the log");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut d = Daemon {
-            name,
-            child,
-            dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("{name} exited at start ({status}): {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} not accepting on port {port} within 10 s: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// What the server wrote (its own log files included).
-    fn log(&self) -> String {
-        let mut all = String::new();
-        for name in ["output.log", "error.log"] {
-            if let Ok(text) = fs::read_to_string(self.dir.join(name)) {
-                all.push_str(&text);
-            }
-        }
-        all
-    }
-
-    /// `ringport stress 127.0.0.1 PORT --threads 2 --json - ARGS...`.
+    /// `ringport stress 127.0.0.1 PORT --threads 2 --json - --timeout 5 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args([
-                "stress",
-                "127.0.0.1",
-                &self.port.to_string(),
-                "--threads",
-                "2",
-            ])
-            .args(["--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&["127.0.0.1", &self.port.to_string()], args)
     }
 
     /// A run that must pass: its JSON.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {args:?}\n{}\nserver: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         assert_eq!(j["protocol"], "request-response");
         j
     }
@@ -124,56 +47,6 @@ impl Daemon {
         assert!(j["errors_by_kind"]["mismatch"].as_u64().unwrap() > 0);
         j["first_error"]["detail"].as_str().unwrap().to_string()
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `program` from `PATH` or the usual system directories; `None` (after saying so loudly)
-/// when it is not installed, which is a failure under `CI=true`.
-fn require(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed and CI=true: install it (apt-get install {program}; \
-             .ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
-             {program}) to run this test ===\n"
-        );
-    }
-    found
-}
-
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A fresh directory for one server.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
 }
 
 fn running_as_root() -> bool {
@@ -220,7 +93,7 @@ fn redis_ping_set_get_and_a_wrong_value() {
     ]
     .map(String::from)
     .to_vec();
-    let redis = Daemon::start("redis-server", &program, &args, dir, port);
+    let redis = Daemon::start("redis-server", &program, &args, &dir, port);
 
     // PING -> +PONG, pipelined, then at a fixed rate.
     let j = redis.passes(&[
@@ -339,7 +212,7 @@ fn memcached_set_get_and_a_wrong_value() {
         // memcached refuses to run as root without being told which user to be.
         args.extend(["-u".to_string(), "root".to_string()]);
     }
-    let mc = Daemon::start("memcached", &program, &args, dir, port);
+    let mc = Daemon::start("memcached", &program, &args, &dir, port);
 
     let set = r"set ringport 0 0 5\r\nhello\r\n";
     let j = mc.passes(&[
@@ -435,7 +308,7 @@ fn start_nginx(keepalive_requests: u64) -> Option<Daemon> {
     ]
     .map(String::from)
     .to_vec();
-    Some(Daemon::start("nginx", &program, &args, dir.clone(), port))
+    Some(Daemon::start("nginx", &program, &args, &dir, port))
 }
 
 #[test]

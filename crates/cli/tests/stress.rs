@@ -11,26 +11,8 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Runs a verified load on each client backend against each server model.
-macro_rules! for_each_client_backend {
-    ($(fn $name:ident($backend:ident: &str) $body:block)*) => {$(
-        mod $name {
-            use super::*;
-            fn body($backend: &str) $body
-            #[cfg(unix)]
-            #[test]
-            fn uring() { body("uring") }
-            #[cfg(unix)]
-            #[test]
-            fn epoll() { body("epoll") }
-            #[cfg(windows)]
-            #[test]
-            fn iocp() { body("iocp") }
-        }
-    )*};
-}
-
-for_each_client_backend! {
+// A verified load on each client backend against each server model.
+for_each_backend! {
     fn exact_counts_and_json_keys(backend: &str) {
         for model in models(&["completion", "completion-epoll", "threaded"]) {
             let server = Server::start(model, &[]);

@@ -13,7 +13,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -27,39 +27,9 @@ fn have_openssl() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "openssl is missing under CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: openssl is not installed");
+        skip_missing("openssl", "apt-get install openssl");
     }
     found
-}
-
-/// A directory of this test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ringport-tls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-
-    fn arg(&self, file: &str) -> String {
-        self.path(file).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs `openssl ARGS` and panics with its output if it fails.
@@ -162,7 +132,7 @@ for_each_model! {
         if !have_openssl() {
             return;
         }
-        let dir = TempDir::new(&format!("echo-{model}"));
+        let dir = TempDir::new(&format!("tls-echo-{model}"));
         for (flag, name) in [("-tls1_3", "TLS 1.3 1"), ("-tls1_2", "TLS 1.2 1")] {
             let cert = dir.arg("cert.pem");
             let mut server = Server::start(model, &["--tls-self-signed", "--tls-cert-out", &cert]);
@@ -237,7 +207,7 @@ mod bad_clients_are_closed_alone_and_counted_by_cause {
         if !have_openssl() {
             return;
         }
-        let dir = TempDir::new(&format!("bad-{model}"));
+        let dir = TempDir::new(&format!("tls-bad-{model}"));
         let cert = dir.arg("cert.pem");
         let mut server = Server::start(
             model,
@@ -319,7 +289,7 @@ fn own_certificates_of_every_key_type_and_a_chain_are_served() {
     if !have_openssl() {
         return;
     }
-    let dir = TempDir::new("own");
+    let dir = TempDir::new("tls-own");
     let san = "subjectAltName=DNS:localhost,IP:127.0.0.1";
     let self_signed = |name: &str, newkey: &[&str]| {
         let (key, cert) = (
@@ -430,7 +400,7 @@ fn log_messages_prints_the_decrypted_bytes() {
         return;
     }
     for model in models(&["completion", "threaded", "single"]) {
-        let dir = TempDir::new(&format!("log-{model}"));
+        let dir = TempDir::new(&format!("tls-log-{model}"));
         let cert = dir.arg("cert.pem");
         let mut server = Server::start(
             model,
@@ -461,7 +431,7 @@ fn alpn_agrees_on_a_protocol_of_the_server() {
     if !have_openssl() {
         return;
     }
-    let dir = TempDir::new("alpn");
+    let dir = TempDir::new("tls-alpn");
     let cert = dir.arg("cert.pem");
     let server = Server::start(
         "completion",
@@ -529,7 +499,7 @@ mod a_never_reading_tls_client_holds_no_more_than_a_plaintext_one {
         if !have_openssl() {
             return;
         }
-        let dir = TempDir::new(&format!("never-{model}"));
+        let dir = TempDir::new(&format!("tls-never-{model}"));
         let cert = dir.arg("cert.pem");
         // Plaintext: a client that writes until the kernel refuses, and never reads.
         let plain = Server::start(model, &["--stats", "0.2"]);
@@ -592,7 +562,7 @@ mod a_never_reading_tls_client_holds_no_more_than_a_plaintext_one {
 /// Files and flags that do not do: one line, exit code 2, before anything listens.
 #[test]
 fn bad_files_keys_and_flag_combinations_are_one_line_and_exit_2() {
-    let dir = TempDir::new("bad-files");
+    let dir = TempDir::new("tls-bad-files");
     let missing = dir.arg("missing.pem");
     let empty = dir.path("empty.pem");
     std::fs::write(&empty, "no PEM here\n").unwrap();

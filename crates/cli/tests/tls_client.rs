@@ -12,89 +12,22 @@
 mod support;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use support::{bin, json_of};
-
-/// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
+use support::{bin, free_port, json_of, require, temp_dir, Daemon, TestCa};
 
 impl Daemon {
-    /// Starts `program` with `args` and waits, at most 10 s, until it accepts on `port`.
-    #[track_caller]
-    fn start(name: &'static str, program: &Path, args: &[String], dir: &Path, port: u16) -> Self {
-        let log = fs::File::create(dir.join("output.log")).expect("create the log");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut d = Daemon {
-            name,
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("{name} exited at start ({status}): {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} not accepting on port {port} within 10 s: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        ["output.log", "error.log"]
-            .iter()
-            .filter_map(|n| fs::read_to_string(self.dir.join(n)).ok())
-            .collect()
-    }
-
-    /// `ringport stress 127.0.0.1 PORT --tls --json - --timeout 5 ARGS...`.
+    /// `ringport stress 127.0.0.1 PORT --tls --threads 2 --json - --timeout 5 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args(["stress", "127.0.0.1", &self.port.to_string(), "--tls"])
-            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&["127.0.0.1", &self.port.to_string(), "--tls"], args)
     }
 
     /// A run that must pass: its JSON.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {args:?}\n{}\nserver: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         assert_eq!(j["tls"]["failed"]["certificate"], 0, "{j}");
         j
     }
@@ -116,51 +49,6 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn require(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed and CI=true: install it (.ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: {program} is not installed; install it (Debian: apt-get install \
-             {program}) to run this test ===\n"
-        );
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-tls-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
 /// The test's certificates, as PEM files in a directory: `ca.pem`; `good`, `expired`,
 /// `other-name` (signed by the CA) and `unknown-ca` (by another CA), each `NAME.pem` and
 /// `NAME.key`.
@@ -170,45 +58,18 @@ struct Certs {
 
 impl Certs {
     fn make(dir: &Path) -> Certs {
-        let ca = |cn: &str| {
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.distinguished_name.push(DnType::CommonName, cn);
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let key = KeyPair::generate().unwrap();
-            let cert = p.self_signed(&key).unwrap();
-            (cert, key)
+        let ca = TestCa::new("ringport test CA");
+        let unknown_ca = TestCa::new("ringport unknown CA");
+        fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let write = |name: &str, (cert, key): (String, String)| {
+            fs::write(dir.join(format!("{name}.pem")), cert).unwrap();
+            fs::write(dir.join(format!("{name}.key")), key).unwrap();
         };
-        let (ca_cert, ca_key) = ca("ringport test CA");
-        let (other_ca, other_key) = ca("ringport unknown CA");
-        fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        let leaf = |name: &str, sans: &[&str], expired: bool, unknown: bool| {
-            let mut p =
-                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                    .unwrap();
-            p.distinguished_name.push(DnType::CommonName, sans[0]);
-            if expired {
-                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-            }
-            let key = KeyPair::generate().unwrap();
-            let cert = if unknown {
-                p.signed_by(&key, &other_ca, &other_key).unwrap()
-            } else {
-                p.signed_by(&key, &ca_cert, &ca_key).unwrap()
-            };
-            fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        };
-        leaf("good", &["localhost", "127.0.0.1"], false, false);
-        leaf("expired", &["localhost", "127.0.0.1"], true, false);
-        leaf("other-name", &["other.example"], false, false);
-        leaf("unknown-ca", &["localhost", "127.0.0.1"], false, true);
-        leaf("client", &["ringport-client"], false, false);
+        write("good", ca.issue(&["localhost", "127.0.0.1"]));
+        write("expired", ca.issue_expired(&["localhost", "127.0.0.1"]));
+        write("other-name", ca.issue(&["other.example"]));
+        write("unknown-ca", unknown_ca.issue(&["localhost", "127.0.0.1"]));
+        write("client", ca.issue(&["ringport-client"]));
         Certs {
             dir: dir.to_path_buf(),
         }
@@ -223,7 +84,7 @@ impl Certs {
 fn socat_echo(certs: &Certs, name: &str) -> Option<Daemon> {
     let program = require("socat")?;
     let port = free_port();
-    let dir = temp_dir(&format!("socat-{name}"));
+    let dir = temp_dir(&format!("tls-socat-{name}"));
     let listen = format!(
         "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
         certs.path(&format!("{name}.pem")),
@@ -235,7 +96,7 @@ fn socat_echo(certs: &Certs, name: &str) -> Option<Daemon> {
 
 #[test]
 fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let Some(echo) = socat_echo(&certs, "good") else {
         return;
@@ -287,7 +148,7 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
     assert_eq!(j["messages"], 50, "{j}");
     // Two segments, each with its interval log and CSV, merged: the handshakes add up, the
     // `handshake` interval is in every log.
-    let dir = temp_dir("segments");
+    let dir = temp_dir("tls-segments");
     let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
     for seg in ["1", "2"] {
         let j = echo.passes(&[
@@ -361,7 +222,7 @@ fn tls_echo_is_byte_exact_at_tls_1_2_and_1_3() {
 
 #[test]
 fn untrusted_certificates_stop_the_run_with_their_reason() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let ca = certs.path("ca.pem");
     for (name, reason) in [
@@ -415,7 +276,7 @@ fn untrusted_certificates_stop_the_run_with_their_reason() {
 fn nginx_https(certs: &Certs) -> Option<Daemon> {
     let program = require("nginx")?;
     let port = free_port();
-    let dir = temp_dir("nginx");
+    let dir = temp_dir("tls-nginx");
     let d = dir.to_str().unwrap();
     fs::create_dir_all(dir.join("www")).unwrap();
     fs::write(dir.join("www/index.html"), "<h1>ringport</h1>\n").unwrap();
@@ -449,7 +310,7 @@ fn nginx_https(certs: &Certs) -> Option<Daemon> {
 
 #[test]
 fn nginx_https_and_resumed_handshakes_under_churn() {
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let Some(nginx) = nginx_https(&certs) else {
         return;
@@ -520,10 +381,10 @@ fn redis_over_tls_ping_pong() {
     let Some(program) = require("redis-server") else {
         return;
     };
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let port = free_port();
-    let dir = temp_dir("redis");
+    let dir = temp_dir("tls-redis");
     let args: Vec<String> = [
         "--port",
         "0",
@@ -651,10 +512,10 @@ fn mutual_tls_with_redis_asking_for_client_certificates() {
     let Some(program) = require("redis-server") else {
         return;
     };
-    let certs_dir = temp_dir("certs");
+    let certs_dir = temp_dir("tls-certs");
     let certs = Certs::make(&certs_dir);
     let port = free_port();
-    let dir = temp_dir("redis-mtls");
+    let dir = temp_dir("tls-redis-mtls");
     let args: Vec<String> = [
         "--port",
         "0",

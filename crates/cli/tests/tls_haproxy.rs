@@ -18,79 +18,23 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use support::*;
-
-/// A temporary directory, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!(
-            "ringport-tls-haproxy-{name}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create a temporary directory");
-        Dir(dir)
-    }
-
-    fn arg(&self, file: &str) -> String {
-        self.0
-            .join(file)
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A CA (`ca.pem`) and, for each name, a certificate it signed for that name (`NAME.pem`,
 /// `NAME.key`, and both in `NAME.both.pem` as HAProxy's `crt` wants them).
-fn make_certs(dir: &Dir, names: &[&str]) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, "ringport test CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = p.self_signed(&ca_key).unwrap();
-    fs::write(dir.0.join("ca.pem"), ca.pem()).unwrap();
+fn make_certs(dir: &TempDir, names: &[&str]) {
+    let ca = TestCa::new("ringport test CA");
+    fs::write(dir.path("ca.pem"), ca.pem()).unwrap();
     for name in names {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, *name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-        fs::write(dir.0.join(format!("{name}.pem")), cert.pem()).unwrap();
-        fs::write(dir.0.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        fs::write(
-            dir.0.join(format!("{name}.both.pem")),
-            cert.pem() + &key.serialize_pem(),
-        )
-        .unwrap();
+        let (cert, key) = ca.issue(&[name]);
+        fs::write(dir.path(&format!("{name}.pem")), &cert).unwrap();
+        fs::write(dir.path(&format!("{name}.key")), &key).unwrap();
+        fs::write(dir.path(&format!("{name}.both.pem")), cert + &key).unwrap();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A running HAProxy, killed on drop.
@@ -104,21 +48,13 @@ impl Haproxy {
     /// Starts `haproxy -db` with `sections` after its `global` and `defaults` (`{port}` in them
     /// is the frontend's port) and waits, at most 10 s, until it accepts. `None`: HAProxy is
     /// not installed (and `CI` is not `true`).
-    fn start(dir: &Dir, sections: &str) -> Option<Haproxy> {
+    fn start(dir: &TempDir, sections: &str) -> Option<Haproxy> {
         Haproxy::start_with(dir, "", sections)
     }
 
     /// [`Haproxy::start`] with `global` lines.
-    fn start_with(dir: &Dir, global: &str, sections: &str) -> Option<Haproxy> {
-        if Command::new("haproxy").arg("-v").output().is_err() {
-            let why = "haproxy is not installed (apt-get install haproxy)";
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and {why}"
-            );
-            eprintln!("\n=== SKIPPED: {why} ===\n");
-            return None;
-        }
+    fn start_with(dir: &TempDir, global: &str, sections: &str) -> Option<Haproxy> {
+        require("haproxy")?;
         let port = free_port();
         let cfg = format!(
             "global\n    maxconn 1000\n{global}\n\
@@ -139,18 +75,14 @@ impl Haproxy {
             .spawn()
             .expect("spawn haproxy");
         let mut h = Haproxy { child, log, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = h.child.try_wait() {
-                panic!("haproxy exited at start ({status}): {}", h.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "haproxy not accepting within 10 s: {}",
-                h.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = h.log.clone();
+        wait_accepting(
+            port,
+            Duration::from_secs(10),
+            "haproxy",
+            &mut h.child,
+            || fs::read_to_string(&log).unwrap_or_default(),
+        );
         Some(h)
     }
 
@@ -172,17 +104,7 @@ impl Haproxy {
             "10",
         ];
         all.extend_from_slice(args);
-        let out = stress(&all);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}\nhaproxy: {}",
-            stderr(&out),
-            self.log()
-        );
-        let j = json_of(&out);
-        assert_eq!(j["errors"], 0, "{j}");
-        j
+        stress_passes(&all, "haproxy", || self.log())
     }
 }
 
@@ -216,7 +138,7 @@ fn stop(mut server: Server) -> (String, (u64, u64, u64)) {
 
 #[test]
 fn haproxy_terminates_tls_in_front_of_a_plaintext_server() {
-    let dir = Dir::new("terminate");
+    let dir = TempDir::new("tls-haproxy-terminate");
     make_certs(&dir, &["localhost"]);
     let server = Server::start("completion", &[]);
     assert!(!server.ready.tls);
@@ -281,7 +203,7 @@ fn haproxy_terminates_tls_in_front_of_a_plaintext_server() {
 
 #[test]
 fn haproxy_passes_tls_through_by_sni_to_two_servers() {
-    let dir = Dir::new("passthrough");
+    let dir = TempDir::new("tls-haproxy-passthrough");
     make_certs(&dir, &["a.example", "b.example"]);
     let serve = |name: &str| {
         let (cert, key) = (
@@ -370,27 +292,11 @@ fn haproxy_passes_tls_through_by_sni_to_two_servers() {
 
 /// What HAProxy's stats socket says of server `s1`: (check status, e.g. `UP` or `DOWN`, and its
 /// last check's result, e.g. `L4OK`, `L6OK`).
-fn check_status(dir: &Dir) -> (String, String) {
-    let Ok(mut s) = UnixStream::connect(dir.0.join("admin.sock")) else {
-        return Default::default();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"show stat\n").unwrap();
-    let mut csv = String::new();
-    let _ = s.read_to_string(&mut csv);
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else {
-        return Default::default();
-    };
-    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
-    let (status, check) = (col("status"), col("check_status"));
-    lines
-        .find(|l| l.starts_with("echo,s1,"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[status].to_string(), f[check].to_string())
-        })
+fn check_status(dir: &TempDir) -> (String, String) {
+    haproxy_stats(&dir.path("admin.sock"))
+        .into_iter()
+        .find(|r| r["pxname"] == "echo" && r["svname"] == "s1")
+        .map(|r| (r["status"].clone(), r["check_status"].clone()))
         .unwrap_or_default()
 }
 
@@ -402,7 +308,7 @@ fn check_status(dir: &Dir) -> (String, String) {
 #[test]
 fn haproxy_health_checks_of_a_tls_server_leave_it_up_and_clients_served() {
     for (check, check_result) in [("check", "L4OK"), ("check check-ssl verify none", "L6OK")] {
-        let dir = Dir::new("check");
+        let dir = TempDir::new("tls-haproxy-check");
         let cert = dir.arg("cert.pem");
         let server = Server::start(
             "completion",

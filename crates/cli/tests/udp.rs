@@ -12,23 +12,6 @@ use std::time::{Duration, Instant};
 
 use support::{bin, Rng, Server};
 
-/// Expands `fn name(backend: &str)` into one test per backend of the port on this system.
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[cfg(unix)]
-            #[test]
-            fn uring() { super::$name("uring") }
-            #[cfg(unix)]
-            #[test]
-            fn epoll() { super::$name("epoll") }
-            #[cfg(windows)]
-            #[test]
-            fn iocp() { super::$name("iocp") }
-        }
-    )*};
-}
-
 for_each_backend!(
     every_size_is_echoed_byte_for_byte_to_its_sender,
     a_datagram_longer_than_the_buffer_is_counted_and_never_echoed_cut,

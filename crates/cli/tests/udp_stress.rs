@@ -14,23 +14,6 @@ use std::thread;
 
 use support::{bin, json_of, stderr, stress, Server};
 
-/// Expands `fn name(backend: &str)` into one test per backend of the port on this system.
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[cfg(unix)]
-            #[test]
-            fn uring() { super::$name("uring") }
-            #[cfg(unix)]
-            #[test]
-            fn epoll() { super::$name("epoll") }
-            #[cfg(windows)]
-            #[test]
-            fn iocp() { super::$name("iocp") }
-        }
-    )*};
-}
-
 for_each_backend!(nothing_is_lost_on_loopback_and_the_json_says_so);
 
 /// The header's sequence number (bytes 4..12, little-endian).

@@ -11,12 +11,11 @@ mod support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use support::{bin, json_of};
+use support::{bin, free_port, json_of, skip_missing, temp_dir, Daemon};
 
 /// Debian's interpreter, the one `python3-websockets` is installed for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -56,45 +55,16 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// A server process started by a test, killed (and its directory removed) when dropped.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 impl Daemon {
     /// `ringport stress 127.0.0.1:PORT --json - --timeout 5 --threads 2 ARGS...`.
     fn stress(&self, args: &[&str]) -> Output {
-        bin()
-            .args(["stress", &format!("127.0.0.1:{}", self.port)])
-            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ringport stress")
+        self.run_stress(&[&format!("127.0.0.1:{}", self.port)], args)
     }
 
     /// A run that must pass: its JSON, with the `websocket` object's counts checked.
     #[track_caller]
     fn passes(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.stress(args);
-        let j = json_of(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(j["errors"], 0, "{j}");
+        let j = self.passed(&self.stress(args), args);
         let ws = &j["websocket"];
         assert_eq!(ws["messages_sent"], ws["messages_echoed"], "{ws}");
         assert!(ws["messages_sent"].as_u64().unwrap() > 0, "{ws}");
@@ -115,39 +85,14 @@ fn have_websockets() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3-websockets is not installed and CI=true: install it (.ci/run does)"
-        );
-        eprintln!(
-            "\n=== SKIPPED: python3-websockets is not installed; install it (Debian: apt-get \
-             install python3-websockets) to run this test ===\n"
-        );
+        skip_missing("python3-websockets", "apt-get install python3-websockets");
     }
     ok
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ringport-ws-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
 /// The python echo in `mode` (with `tls`: its certificate and key), once it printed its port.
 fn ws_server(mode: &str, tls: Option<(&Path, &Path)>) -> Daemon {
-    let dir = temp_dir(mode);
+    let dir = temp_dir(&format!("ws-{mode}"));
     let script = dir.join("server.py");
     fs::write(&script, SERVER).unwrap();
     let mut cmd = Command::new(PYTHON);
@@ -175,12 +120,17 @@ fn ws_server(mode: &str, tls: Option<(&Path, &Path)>) -> Daemon {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("not a port: {line:?}"));
-    Daemon { child, dir, port }
+    Daemon {
+        name: "the python server",
+        child,
+        dir,
+        port,
+    }
 }
 
 /// `python3 -m http.server` on a free port: it answers the upgrade with 404.
 fn http_server() -> Daemon {
-    let dir = temp_dir("http");
+    let dir = temp_dir("ws-http");
     let port = free_port();
     let child = Command::new(PYTHON)
         .args([
@@ -197,13 +147,7 @@ fn http_server() -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("start python3 -m http.server");
-    let d = Daemon { child, dir, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server not up within 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    d
+    Daemon::accepting("http.server", child, dir, port, Duration::from_secs(20))
 }
 
 #[test]
@@ -306,7 +250,7 @@ fn wss_over_tls() {
     if !have_websockets() {
         return;
     }
-    let dir = temp_dir("certs");
+    let dir = temp_dir("ws-certs");
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -421,7 +365,7 @@ fn segments_merge_their_websocket_figures() {
         return;
     }
     let server = ws_server("echo", None);
-    let dir = temp_dir("merge");
+    let dir = temp_dir("ws-merge");
     let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
     for seg in ["1/2", "2/2"] {
         let n = &seg[..1];
@@ -477,19 +421,13 @@ fn tokio_tungstenite_peer_if_built() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Daemon {
+    let server = Daemon::accepting(
+        "tokio-ws-echo",
         child,
-        dir: temp_dir("tokio"),
+        temp_dir("ws-tokio"),
         port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tokio-ws-echo not up within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Duration::from_secs(10),
+    );
     let j = server.passes(&["--websocket", "--connections", "4", "--count", "100"]);
     assert_eq!(j["websocket"]["upgrades"], 4, "{j}");
 }

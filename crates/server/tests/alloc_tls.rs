@@ -11,13 +11,14 @@
 //! Wine a Debian program cannot be started from the test.
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ringport_port::os::CountingAlloc;
 use ringport_port::{BackendChoice, PortConfig};
-use ringport_server::tls::{CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
 use ringport_server::{ServeConfig, Shutdown};
 
 #[global_allocator]
@@ -87,16 +88,7 @@ fn allocations_during_round_trips(
     size: usize,
     measured: usize,
 ) -> (u64, Vec<String>) {
-    let tls = Tls::new(
-        &TlsOptions {
-            source: CertSource::SelfSigned,
-            alpn: Vec::new(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            client_ca: None,
-        },
-        "127.0.0.1".parse().unwrap(),
-    )
-    .unwrap();
+    let tls = support::self_signed_tls();
     let ca = std::env::temp_dir().join(format!("ringport-alloc-tls-{}.pem", std::process::id()));
     std::fs::write(&ca, tls.self_signed_pem.as_ref().unwrap()).unwrap();
     let cfg = ServeConfig {
@@ -158,14 +150,8 @@ fn tls_in_the_completion_model_allocates_nothing_per_message_on_either_backend()
     if !have_openssl() {
         return;
     }
-    let before = COUNTER.allocations();
-    std::hint::black_box(vec![1u8; 10]);
-    assert!(COUNTER.allocations() > before, "the counter is installed");
+    support::assert_counting(&COUNTER);
 
-    #[cfg(unix)]
-    let backends = [BackendChoice::Uring, BackendChoice::Epoll];
-    #[cfg(windows)]
-    let backends = [BackendChoice::Iocp];
     // (version, size, round trips): a pipe write of up to 4 KiB is one read for s_client,
     // sent as one record, echoed as one.
     let cases = [
@@ -173,7 +159,7 @@ fn tls_in_the_completion_model_allocates_nothing_per_message_on_either_backend()
         ("-tls1_3", 4_096, 300),
         ("-tls1_2", 64, 500),
     ];
-    for backend in backends {
+    for backend in support::BACKENDS {
         for (version, size, measured) in cases {
             let (during, traces) = allocations_during_round_trips(backend, version, size, measured);
             assert_eq!(

@@ -10,6 +10,8 @@
 //! allocate nothing either. This file holds one test, so no other test's allocations run
 //! beside it.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -130,14 +132,8 @@ fn allocations_during_echoes(
 
 #[test]
 fn the_udp_echo_allocates_nothing_per_datagram_on_either_path() {
-    let before = COUNTER.allocations();
-    std::hint::black_box(vec![1u8; 10]);
-    assert!(COUNTER.allocations() > before, "the counter is installed");
+    support::assert_counting(&COUNTER);
 
-    #[cfg(unix)]
-    let backends = [BackendChoice::Uring, BackendChoice::Epoll];
-    #[cfg(windows)]
-    let backends = [BackendChoice::Iocp];
     // (size, sources, warm-up rounds, measured rounds): few sources for the largest, whose
     // datagrams at once must fit in the socket's receive buffer.
     let rounds = [
@@ -146,7 +142,7 @@ fn the_udp_echo_allocates_nothing_per_datagram_on_either_path() {
         (1_400, 8, 200, 1_000),
         (65_507, 2, 20, 100),
     ];
-    for backend in backends {
+    for backend in support::BACKENDS {
         for batched in [true, false] {
             for round in rounds {
                 assert_eq!(

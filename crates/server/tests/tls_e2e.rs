@@ -4,34 +4,19 @@
 //! to 100 KiB, a plaintext client beside them closed alone and counted, and the graceful
 //! shutdown: what was received is echoed, then close_notify reaches each client.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringport_port::{BackendChoice, PortConfig};
-use ringport_server::tls::{provider, CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+use ringport_port::PortConfig;
+use ringport_server::tls::{provider, Tls};
 use ringport_server::{Model, ServeConfig, Shutdown};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
-/// (model, backend) pairs of this system.
-fn designs() -> Vec<(Model, BackendChoice)> {
-    let mut all = Vec::new();
-    #[cfg(unix)]
-    {
-        if BackendChoice::Uring.resolve().is_ok() {
-            all.push((Model::Completion, BackendChoice::Uring));
-        }
-        all.push((Model::Completion, BackendChoice::Epoll));
-    }
-    #[cfg(windows)]
-    all.push((Model::Completion, BackendChoice::Iocp));
-    all.push((Model::Threaded, BackendChoice::Auto));
-    all.push((Model::Single, BackendChoice::Auto));
-    all
-}
 
 fn client_config(
     tls: &Tls,
@@ -68,18 +53,9 @@ fn connect(
 
 #[test]
 fn tls_echoes_byte_exact_on_every_model_and_backend_and_ends_with_close_notify() {
-    let tls = Tls::new(
-        &TlsOptions {
-            source: CertSource::SelfSigned,
-            alpn: Vec::new(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            client_ca: None,
-        },
-        "127.0.0.1".parse().unwrap(),
-    )
-    .unwrap();
+    let tls = support::self_signed_tls();
     let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
-    for (model, backend) in designs() {
+    for (model, backend) in support::designs() {
         let what = format!("{model} on {backend}");
         let cfg = ServeConfig {
             port: 0,

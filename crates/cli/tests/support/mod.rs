@@ -6,7 +6,8 @@
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +75,43 @@ macro_rules! for_each_model {
             fn threaded() { body("threaded") }
             #[test]
             fn single() { body("single") }
+        }
+    )*};
+}
+
+/// One test per client backend of the port on this system (`uring` and `epoll` on Unix, `iocp`
+/// on Windows), in two forms: `for_each_backend!(name, ...)` calls the function `name(backend)`
+/// from a module `name`; `for_each_backend! { fn name(backend: &str) { ... } }` makes the body
+/// that module's function.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($(fn $name:ident($backend:ident: &str) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($backend: &str) $body
+            #[cfg(unix)]
+            #[test]
+            fn uring() { body("uring") }
+            #[cfg(unix)]
+            #[test]
+            fn epoll() { body("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { body("iocp") }
+        }
+    )*};
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[cfg(unix)]
+            #[test]
+            fn uring() { super::$name("uring") }
+            #[cfg(unix)]
+            #[test]
+            fn epoll() { super::$name("epoll") }
+            #[cfg(windows)]
+            #[test]
+            fn iocp() { super::$name("iocp") }
         }
     )*};
 }
@@ -487,6 +525,28 @@ pub fn stress(args: &[&str]) -> Output {
         .expect("run ringport stress")
 }
 
+/// `ringport stress ARGS`, which must pass (exit code 0, no errors): its JSON. A failure shows
+/// the arguments, what `stress` said, and `peer_log()` (what the peer it ran against logged)
+/// under the name `peer`.
+#[track_caller]
+pub fn stress_passes(
+    args: &[&str],
+    peer: &str,
+    peer_log: impl FnOnce() -> String,
+) -> serde_json::Value {
+    let out = stress(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}\n{peer}: {}",
+        stderr(&out),
+        peer_log()
+    );
+    let j = json_of(&out);
+    assert_eq!(j["errors"], 0, "{j}");
+    j
+}
+
 /// What a command printed on stdout, as JSON (`--json -`); a panic showing both streams if it
 /// is not.
 #[track_caller]
@@ -503,4 +563,316 @@ pub fn json_of(out: &Output) -> serde_json::Value {
 /// What a command printed on stderr.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A free loopback port (bound, then released for the process that takes it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A fresh, empty directory `ringport-NAME-PID-PORT` under the system's temporary directory
+/// (the free port keeps two of one test's directories apart).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ringport-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// A directory `ringport-NAME-PID` under the system's temporary directory, fresh when made and
+/// removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ringport-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// The path of `file` in the directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// The path of `file` in the directory, as a command-line argument.
+    pub fn arg(&self, file: &str) -> String {
+        self.path(file).to_str().expect("a UTF-8 path").to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether the tests run under CI (`CI=true`), where a missing program is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Says loudly that `what` is missing and the test is skipped; under `CI=true` a failure
+/// instead, naming `install` (how to get it).
+#[track_caller]
+pub fn skip_missing(what: &str, install: &str) {
+    assert!(
+        !in_ci(),
+        "{what} is not installed and CI=true: install it ({install}; .ci/run does)"
+    );
+    eprintln!(
+        "\n=== SKIPPED: {what} is not installed; install it (Debian: {install}) to run this \
+         test ===\n"
+    );
+}
+
+/// `program` from `PATH` or the usual system directories; `None` (after saying so loudly)
+/// when it is not installed, which is a failure under `CI=true`.
+#[track_caller]
+pub fn require(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(
+            [
+                "/usr/bin",
+                "/usr/sbin",
+                "/usr/local/bin",
+                "/usr/local/sbin",
+                "/sbin",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip_missing(program, &format!("apt-get install {program}"));
+    }
+    found
+}
+
+/// Waits (at most `limit`) until something accepts TCP connections on 127.0.0.1:`port`. Panics,
+/// with what `log` returns, if `child` (the program `name` that is to listen there) exits first
+/// or the time runs out.
+#[track_caller]
+pub fn wait_accepting(
+    port: u16,
+    limit: Duration,
+    name: &str,
+    child: &mut Child,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited at start ({status}): {}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} not accepting on port {port} within {limit:?}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server program started by a test (redis, nginx, socat, a Python echo...), killed and its
+/// directory removed when dropped.
+pub struct Daemon {
+    /// What the messages call it.
+    pub name: &'static str,
+    pub child: Child,
+    /// Its own directory: configuration, logs, certificates.
+    pub dir: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Starts `program` with `args`, its standard output and error into `dir/output.log`, and
+    /// waits, at most 10 s, until it accepts on `port`.
+    #[track_caller]
+    pub fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+        port: u16,
+    ) -> Self {
+        let log = std::fs::File::create(dir.join("output.log")).expect("create the log");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Daemon::accepting(
+            name,
+            child,
+            dir.to_path_buf(),
+            port,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// `child`, already started, once it accepts on `port` (at most `limit`).
+    #[track_caller]
+    pub fn accepting(
+        name: &'static str,
+        child: Child,
+        dir: PathBuf,
+        port: u16,
+        limit: Duration,
+    ) -> Self {
+        let mut d = Daemon {
+            name,
+            child,
+            dir,
+            port,
+        };
+        let dir = d.dir.clone();
+        wait_accepting(port, limit, name, &mut d.child, || Daemon::log_in(&dir));
+        d
+    }
+
+    /// `ringport stress TARGET --threads 2 --json - --timeout 5 ARGS`, where `target` names
+    /// this daemon (`127.0.0.1 PORT`, `127.0.0.1:PORT`, with `--tls`...).
+    pub fn run_stress(&self, target: &[&str], args: &[&str]) -> Output {
+        bin()
+            .arg("stress")
+            .args(target)
+            .args(["--threads", "2", "--json", "-", "--timeout", "5"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ringport stress")
+    }
+
+    /// The JSON of `out`, a `stress` run with `args` against this daemon that must have passed
+    /// (exit code 0, no errors); a failure shows what `stress` and the daemon said.
+    #[track_caller]
+    pub fn passed(&self, out: &Output, args: &[&str]) -> serde_json::Value {
+        let j = json_of(out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {args:?}\n{}\nserver: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        assert_eq!(j["errors"], 0, "{j}");
+        j
+    }
+
+    /// What the server wrote: `output.log` and `error.log` in its directory.
+    pub fn log(&self) -> String {
+        Daemon::log_in(&self.dir)
+    }
+
+    fn log_in(dir: &Path) -> String {
+        ["output.log", "error.log"]
+            .iter()
+            .filter_map(|n| std::fs::read_to_string(dir.join(n)).ok())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// HAProxy's `show stat` on its admin socket `sock`: one map (column name to value: `pxname`,
+/// `svname`, `status`, `check_status`, `stot`...) per line; empty while the socket does not
+/// answer.
+#[cfg(unix)]
+pub fn haproxy_stats(sock: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return Vec::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"show stat\n").unwrap();
+    let mut csv = String::new();
+    let _ = s.read_to_string(&mut csv);
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            cols.iter()
+                .zip(l.split(','))
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// A certificate authority made for a test (rcgen), and the certificates it issues.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    /// A new CA named `common_name`.
+    pub fn new(common_name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, common_name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        TestCa { cert, key }
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate for the names `sans` (DNS names or IP addresses; the first is also its
+    /// common name) that this CA signed: (certificate, private key), both PEM.
+    pub fn issue(&self, sans: &[&str]) -> (String, String) {
+        self.issue_valid(sans, false)
+    }
+
+    /// Like [`TestCa::issue`], valid only in 2020: expired.
+    pub fn issue_expired(&self, sans: &[&str]) -> (String, String) {
+        self.issue_valid(sans, true)
+    }
+
+    fn issue_valid(&self, sans: &[&str], expired: bool) -> (String, String) {
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, sans[0]);
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
 }
