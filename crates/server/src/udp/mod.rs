@@ -99,6 +99,7 @@ impl UdpServer {
         shutdown: &Shutdown,
     ) -> Result<UdpServer, ServeError> {
         let socket = UdpSocket::bind(addr).map_err(|e| crate::listener::bind_error(addr, e))?;
+        widen_buffers(&socket);
         let addr = socket
             .local_addr()
             .map_err(|e| ServeError::Io("cannot read the UDP socket's address".into(), e))?;
@@ -159,6 +160,25 @@ impl UdpServer {
 
     fn wait(self) -> Result<UdpStats, ServeError> {
         self.join.join().map_err(|_| ServeError::WorkerPanicked)?
+    }
+}
+
+/// What the echo asks of its socket's kernel queues, each way: 4 MiB (the kernel grants at most
+/// `net.core.rmem_max`/`wmem_max`). One socket takes every flow's datagrams: at the default
+/// (about 208 KiB, some 250 small datagrams of queue) a burst of a few hundred flows' datagrams
+/// overflows it and is lost before the echo sees it.
+pub const UDP_SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for [`UDP_SOCKET_BUFFER`] each way; a refusal leaves the system's default.
+fn widen_buffers(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    for (what, result) in [
+        ("receive", sock.set_recv_buffer_size(UDP_SOCKET_BUFFER)),
+        ("send", sock.set_send_buffer_size(UDP_SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::debug!("the UDP socket keeps its default {what} buffer: {e}");
+        }
     }
 }
 
@@ -266,4 +286,25 @@ fn beside(tcp: Running, server: UdpServer) -> Running {
         Ok(summary)
     };
     Running::new(ready, Box::new(join), live)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_gets_the_queue_the_system_allows_up_to_its_ask() {
+        let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        widen_buffers(&socket);
+        let after = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        // Linux doubles what it grants (for its own accounting).
+        let want = 2 * UDP_SOCKET_BUFFER.min(allowed);
+        assert!(after >= want, "{before} -> {after}, want {want}");
+        assert!(after >= before, "{before} -> {after}");
+    }
 }

@@ -277,6 +277,10 @@ fn open(addr: SocketAddr) -> io::Result<UdpSocket> {
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let s = UdpSocket::bind(local)?;
+    // Room for a pipeline of large echoes (16 of 64 KiB is 1 MiB of payload, twice that in the
+    // kernel's accounting): the default queue (about 208 KiB) would drop them here, as loss
+    // the server did not cause. The kernel grants at most `net.core.rmem_max`.
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(4 << 20);
     s.connect(addr)?;
     Ok(s)
 }
