@@ -94,11 +94,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing --hdr-log to {}", path.display()))?;
     }
     if let Some(path) = &args.csv {
-        // A UDP run's table has its datagrams per second too.
-        let run = CsvRun {
-            log: &merged.log,
-            datagrams: &merged.report.datagrams_over_time,
-        };
+        // A UDP run's table has its datagrams per second and per flow too.
+        let run = CsvRun::of(&merged.log, &merged.report);
         Csv.write_to(&run, &OutputTarget::Path(path.clone()))
             .with_context(|| format!("writing --csv to {}", path.display()))?;
     }

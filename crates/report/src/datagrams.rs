@@ -1,6 +1,8 @@
 //! The figures of a UDP run (`stress --udp`): the `datagrams` object (every datagram counted
-//! exactly: sent, echoed, lost, duplicated, reordered, corrupted), the `jitter_us` object (RFC
-//! 3550's interarrival jitter) and the loss target (`--max-loss`). Absent from TCP runs.
+//! exactly: sent, echoed, lost, duplicated, reordered, corrupted), the same counts per flow
+//! (`datagram_flows`) and per second (`datagrams_over_time`, with each second's jitter), the
+//! `jitter_us` object (RFC 3550's interarrival jitter) and the loss target (`--max-loss`).
+//! Absent from TCP runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,13 +49,124 @@ impl Datagrams {
 /// the `datagrams_over_time` array. Each datagram counts in the second it was sent in (its
 /// echo, duplicates and damage too), so `lost` is exact per second and the seconds add up to
 /// the run's `datagrams`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct DatagramSecond {
     /// The second, counted from the start of the measured phase (0 is its first second).
     pub second: u64,
     /// The counts of the datagrams sent in it.
     #[serde(flatten)]
     pub counts: Datagrams,
+    /// The second's jitter in microseconds: the mean of RFC 3550's transit differences
+    /// `|D(i-1, i)|` of the intact first copies of datagrams sent in it (each against the
+    /// previous one of its flow), what the running estimate of `jitter_us` smooths; `null` when
+    /// the second has none (and in results from before it).
+    #[serde(default)]
+    pub jitter_us: Option<f64>,
+    /// The transit differences `jitter_us` is the mean of (they add up, over the seconds, to
+    /// the run's intact first copies minus one per flow that had any).
+    #[serde(default)]
+    pub jitter_samples: u64,
+}
+
+impl DatagramSecond {
+    /// Adds `other`'s counts and jitter to this second's: the counts summed, the jitter's mean
+    /// weighted by samples.
+    pub fn add(&mut self, other: &DatagramSecond) {
+        self.counts.add(&other.counts);
+        let samples = self.jitter_samples + other.jitter_samples;
+        let sum = |s: &DatagramSecond| s.jitter_us.unwrap_or(0.0) * s.jitter_samples as f64;
+        self.jitter_us = (samples > 0).then(|| (sum(self) + sum(other)) / samples as f64);
+        self.jitter_samples = samples;
+    }
+}
+
+/// One second's account as the client keeps it while it runs: the counts of the datagrams
+/// sent in it and the transit differences of their intact first copies, in whole nanoseconds,
+/// so threads add exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondAccount {
+    /// The datagrams sent in the second and what became of them.
+    pub counts: Datagrams,
+    /// The sum of the transit differences `|D|`, in nanoseconds.
+    pub jitter_sum_ns: u64,
+    /// How many transit differences.
+    pub jitter_samples: u64,
+}
+
+impl SecondAccount {
+    /// Adds `other`'s counts and transit differences to these.
+    pub fn add(&mut self, other: &SecondAccount) {
+        self.counts.add(&other.counts);
+        self.jitter_sum_ns += other.jitter_sum_ns;
+        self.jitter_samples += other.jitter_samples;
+    }
+
+    /// Counts one transit difference of `d_ns` nanoseconds.
+    pub fn transit_difference(&mut self, d_ns: u64) {
+        self.jitter_sum_ns = self.jitter_sum_ns.saturating_add(d_ns);
+        self.jitter_samples += 1;
+    }
+
+    /// The entry of `datagrams_over_time` for second `second` (`lost` made `sent - echoed`).
+    pub fn to_second(&self, second: u64) -> DatagramSecond {
+        DatagramSecond {
+            second,
+            counts: Datagrams {
+                lost: self.counts.sent - self.counts.echoed,
+                ..self.counts
+            },
+            jitter_us: (self.jitter_samples > 0)
+                .then(|| self.jitter_sum_ns as f64 / self.jitter_samples as f64 / 1000.0),
+            jitter_samples: self.jitter_samples,
+        }
+    }
+}
+
+/// One flow's datagrams: an entry of the `datagram_flows` array. The flows of a run add up to
+/// its `datagrams`, exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatagramFlow {
+    /// The flow, numbered from 1 over the whole run (with `--segment`, a segment's flows keep
+    /// their numbers in the whole run).
+    pub flow: u64,
+    /// In a merged result, the agent the flow is of: its place in `merged_from`, from 1 (the
+    /// agents of a merge each number their flows); absent for one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u64>,
+    /// What became of the flow's datagrams.
+    #[serde(flatten)]
+    pub counts: Datagrams,
+    /// The flow's RFC 3550 interarrival jitter at the end of the run, in microseconds; `null`
+    /// before two intact echoes.
+    pub jitter_us: Option<f64>,
+}
+
+impl DatagramFlow {
+    /// `flows` ordered worst first: by share lost, then datagrams lost, corrupted, duplicated
+    /// and reordered, then agent and flow.
+    pub fn worst_first(flows: &[DatagramFlow]) -> Vec<DatagramFlow> {
+        let mut v = flows.to_vec();
+        v.sort_by(|a, b| {
+            let key = |f: &DatagramFlow| {
+                let c = f.counts;
+                (c.lost, c.corrupted, c.duplicated, c.reordered)
+            };
+            b.counts
+                .loss_pct()
+                .total_cmp(&a.counts.loss_pct())
+                .then_with(|| key(b).cmp(&key(a)))
+                .then_with(|| (a.agent, a.flow).cmp(&(b.agent, b.flow)))
+        });
+        v
+    }
+
+    /// The flow's name for people: `3`, or `2/3` (agent 2's flow 3) in a merged result.
+    pub fn label(&self) -> String {
+        match self.agent {
+            Some(a) => format!("{a}/{}", self.flow),
+            None => self.flow.to_string(),
+        }
+    }
 }
 
 /// The interarrival jitter of RFC 3550 (section 6.4.1), in microseconds: each flow's running
@@ -128,6 +241,94 @@ mod tests {
         );
         assert_eq!(a.loss_pct(), 10.0);
         assert_eq!(Datagrams::default().loss_pct(), 0.0);
+    }
+
+    #[test]
+    fn seconds_add_counts_and_weigh_jitter_by_samples() {
+        let mut a = SecondAccount::default();
+        a.counts.sent = 4;
+        a.counts.echoed = 3;
+        a.transit_difference(1000);
+        a.transit_difference(3000);
+        let mut b = SecondAccount::default();
+        b.counts.sent = 1;
+        b.transit_difference(8000);
+        let one = a.to_second(2);
+        assert_eq!((one.second, one.counts.lost), (2, 1));
+        assert_eq!((one.jitter_us, one.jitter_samples), (Some(2.0), 2));
+        let mut both = a;
+        both.add(&b);
+        let whole = both.to_second(2);
+        assert_eq!(whole.jitter_us, Some(4.0), "(1 + 3 + 8) / 3 µs");
+        let mut merged = one;
+        merged.add(&b.to_second(2));
+        assert_eq!(merged, whole, "merging entries equals adding accounts");
+        assert_eq!(SecondAccount::default().to_second(0).jitter_us, None);
+    }
+
+    #[test]
+    fn flows_worst_first_by_share_lost() {
+        let flow = |flow, sent, echoed, corrupted| DatagramFlow {
+            flow,
+            agent: None,
+            counts: Datagrams {
+                sent,
+                echoed,
+                lost: sent - echoed,
+                corrupted,
+                ..Datagrams::default()
+            },
+            jitter_us: None,
+        };
+        let flows = [
+            flow(1, 100, 100, 0),
+            flow(2, 10, 5, 0),
+            flow(3, 100, 90, 0),
+            flow(4, 100, 100, 2),
+            flow(5, 100, 90, 0),
+        ];
+        let order: Vec<u64> = DatagramFlow::worst_first(&flows)
+            .iter()
+            .map(|f| f.flow)
+            .collect();
+        assert_eq!(order, [2, 3, 5, 4, 1]);
+        let merged = DatagramFlow {
+            agent: Some(2),
+            ..flows[2]
+        };
+        assert_eq!(
+            (flows[2].label(), merged.label()),
+            ("3".into(), "2/3".into())
+        );
+    }
+
+    #[test]
+    fn a_flow_serialises_flat_and_its_agent_only_when_merged() {
+        let f = DatagramFlow {
+            flow: 1,
+            agent: None,
+            counts: Datagrams {
+                sent: 3,
+                echoed: 2,
+                lost: 1,
+                ..Datagrams::default()
+            },
+            jitter_us: Some(1.5),
+        };
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(
+            json,
+            r#"{"flow":1,"sent":3,"echoed":2,"lost":1,"duplicated":0,"reordered":0,"corrupted":0,"jitter_us":1.5}"#
+        );
+        let back: DatagramFlow = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, f);
+        let merged = DatagramFlow {
+            agent: Some(2),
+            ..f
+        };
+        assert!(serde_json::to_string(&merged)
+            .unwrap()
+            .contains(r#""agent":2,"#));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use crate::datagrams::{DatagramSecond, Datagrams, Jitter};
+use crate::datagrams::{DatagramFlow, DatagramSecond, Datagrams, Jitter};
 use crate::errors::{ErrorCounts, ErrorSecond, FirstError};
 use crate::export::{Exporter, Human, Json, OutputTarget};
 use crate::fairness::Fairness;
@@ -246,6 +246,10 @@ pub struct StressReport {
     /// corrupted), every count exact; `null` otherwise (and absent in results from before it).
     #[serde(default)]
     pub datagrams: Option<Datagrams>,
+    /// `--udp` only: the same counts per flow, each flow's jitter beside them, by flow (and in a
+    /// merged result by agent, then flow); they add up to `datagrams`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datagram_flows: Vec<DatagramFlow>,
     /// `--udp` only: the datagrams by the second they were sent in (seconds without any left
     /// out), earliest first; they add up to `datagrams`. Absent otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

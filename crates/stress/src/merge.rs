@@ -10,7 +10,9 @@
 //!   p99s is wrong whenever the agents saw different loads.
 //! * **Counts are summed**: messages, bytes, errors by kind, connections, threads, client CPU.
 //!   Fairness (messages per connection) is taken exactly over the union of the agents'
-//!   connections (the results carry per-connection counts run-length encoded).
+//!   connections (the results carry per-connection counts run-length encoded). A UDP run's
+//!   datagrams are summed, per second and in total; each agent's flows are listed with the
+//!   agent's number (its place in `merged_from`, from 1), so they add up to the total.
 //! * **Time is wall-clock time.** The merged run starts at the earliest agent's measured start
 //!   and ends at the latest agent's end; rates are divided by that span. Per-second intervals
 //!   are aligned on wall-clock time: an agent's interval starting `d` seconds after the merged
@@ -32,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::report::{AgentRun, Spread, StreamFigures, StressReport};
-use ringport_report::datagrams::{DatagramSecond, Datagrams};
+use ringport_report::datagrams::{DatagramFlow, DatagramSecond};
 use ringport_report::errors::{ErrorCounts, ErrorSecond};
 use ringport_report::fairness::fairness_of_runs;
 use ringport_report::hdrlog::{
@@ -466,6 +468,7 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
         .collect();
     report.errors_over_time = merged_error_times(&agents, start);
     report.datagrams_over_time = merged_datagram_times(&agents, start);
+    report.datagram_flows = merged_flows(&agents);
     let mut log = merged_log(&agents, &report, connect)?;
     if report.tls.is_some() {
         crate::report::tls::add_handshake_interval(&mut log, &handshake);
@@ -510,19 +513,35 @@ fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
 /// The agents' datagrams per second on the merged run's seconds, as their errors
 /// ([`merged_error_times`]).
 fn merged_datagram_times(agents: &[Agent], start: f64) -> Vec<DatagramSecond> {
-    let mut by_second: BTreeMap<u64, Datagrams> = BTreeMap::new();
+    let mut by_second: BTreeMap<u64, DatagramSecond> = BTreeMap::new();
     for a in agents {
         let offset = a.report.started_at_unix_s - start;
         for d in &a.report.datagrams_over_time {
+            let second = (offset + d.second as f64).round().max(0.0) as u64;
             by_second
-                .entry((offset + d.second as f64).round().max(0.0) as u64)
-                .or_default()
-                .add(&d.counts);
+                .entry(second)
+                .or_insert(DatagramSecond {
+                    second,
+                    ..DatagramSecond::default()
+                })
+                .add(d);
         }
     }
-    by_second
-        .into_iter()
-        .map(|(second, counts)| DatagramSecond { second, counts })
+    by_second.into_values().collect()
+}
+
+/// The agents' flows, each labelled with its agent (its place among `agents`, from 1), by
+/// agent and then flow.
+fn merged_flows(agents: &[Agent]) -> Vec<DatagramFlow> {
+    agents
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            a.report.datagram_flows.iter().map(move |f| DatagramFlow {
+                agent: Some(i as u64 + 1),
+                ..*f
+            })
+        })
         .collect()
 }
 
@@ -774,6 +793,117 @@ mod tests {
             "20% lost over both, more than 10%"
         );
         assert_eq!(m.report.exit_code(), 1);
+    }
+
+    /// `input` as a UDP run's with these flows (global numbers from 1: sent, echoed,
+    /// duplicated, jitter) and these seconds (second, sent, echoed, jitter µs, samples); the
+    /// totals are the flows'.
+    fn with_flows(
+        input: [Input; 2],
+        flows: &[(u64, u64, u64, u64, Option<f64>)],
+        seconds: &[(u64, u64, u64, Option<f64>, u64)],
+    ) -> [Input; 2] {
+        use ringport_report::datagrams::Datagrams;
+        let flows: Vec<DatagramFlow> = flows
+            .iter()
+            .map(
+                |&(flow, sent, echoed, duplicated, jitter_us)| DatagramFlow {
+                    flow,
+                    agent: None,
+                    counts: Datagrams {
+                        sent,
+                        echoed,
+                        lost: sent - echoed,
+                        duplicated,
+                        ..Datagrams::default()
+                    },
+                    jitter_us,
+                },
+            )
+            .collect();
+        let mut total = Datagrams::default();
+        for f in &flows {
+            total.add(&f.counts);
+        }
+        let jitters: Vec<f64> = flows.iter().filter_map(|f| f.jitter_us).collect();
+        let [json, log] = with_datagrams(input, total, &jitters);
+        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
+        r.datagram_flows = flows;
+        r.datagrams_over_time = seconds
+            .iter()
+            .map(
+                |&(second, sent, echoed, jitter_us, jitter_samples)| DatagramSecond {
+                    second,
+                    counts: Datagrams {
+                        sent,
+                        echoed,
+                        lost: sent - echoed,
+                        ..Datagrams::default()
+                    },
+                    jitter_us,
+                    jitter_samples,
+                },
+            )
+            .collect();
+        let json = Input {
+            name: json.name,
+            bytes: r.to_json().into_bytes(),
+        };
+        [json, log]
+    }
+
+    #[test]
+    fn udp_flows_are_listed_by_agent_and_add_up_per_flow_and_per_second() {
+        let a = with_flows(
+            agent(1, 2, 1_000.0, &[(100, 10)]),
+            &[(1, 100, 90, 1, Some(10.0)), (2, 100, 100, 0, Some(20.0))],
+            &[(0, 120, 115, Some(4.0), 100), (1, 80, 75, Some(8.0), 50)],
+        );
+        let b = with_flows(
+            agent(2, 2, 1_000.0, &[(100, 10)]),
+            &[(3, 50, 30, 3, None), (4, 60, 59, 0, Some(30.0))],
+            &[(0, 60, 50, Some(16.0), 100), (1, 50, 39, None, 0)],
+        );
+        let m = merge(&[a, b].concat()).unwrap();
+        type Row = (Option<u64>, u64, u64, u64, u64, Option<f64>);
+        let flows: Vec<Row> = m
+            .report
+            .datagram_flows
+            .iter()
+            .map(|f| {
+                let c = f.counts;
+                (f.agent, f.flow, c.sent, c.lost, c.duplicated, f.jitter_us)
+            })
+            .collect();
+        assert_eq!(
+            flows,
+            [
+                (Some(1), 1, 100, 10, 1, Some(10.0)),
+                (Some(1), 2, 100, 0, 0, Some(20.0)),
+                (Some(2), 3, 50, 20, 3, None),
+                (Some(2), 4, 60, 1, 0, Some(30.0)),
+            ],
+            "each agent's flows, labelled with it, unchanged"
+        );
+        let mut by_flow = ringport_report::datagrams::Datagrams::default();
+        for f in &m.report.datagram_flows {
+            by_flow.add(&f.counts);
+        }
+        assert_eq!(Some(by_flow), m.report.datagrams, "the flows add up");
+        let seconds: Vec<(u64, u64, u64, Option<f64>, u64)> = m
+            .report
+            .datagrams_over_time
+            .iter()
+            .map(|s| {
+                let c = s.counts;
+                (s.second, c.sent, c.lost, s.jitter_us, s.jitter_samples)
+            })
+            .collect();
+        assert_eq!(
+            seconds,
+            [(0, 180, 15, Some(10.0), 200), (1, 130, 16, Some(8.0), 50)],
+            "counts summed, jitter weighted by its samples"
+        );
     }
 
     #[test]

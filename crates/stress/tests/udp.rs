@@ -7,7 +7,9 @@
 //! the next datagram of its flow when n is a multiple of 13 (at most 20 ms, and no longer than
 //! until another is held back).
 //! From what it sent to each client socket, in order, it counts the reordered echoes the way
-//! the client must: a first copy sent after a copy of a later datagram of the same flow.
+//! the client must: a first copy sent after a copy of a later datagram of the same flow. It
+//! keeps every count per flow too (the flow named by the header), which the report's
+//! `datagram_flows` must equal.
 
 mod util;
 
@@ -30,10 +32,19 @@ fn seq_of(d: &[u8]) -> u64 {
     u64::from_le_bytes(d[4..12].try_into().unwrap())
 }
 
+/// The header's flow (bytes 0..4, little-endian; 0-based).
+fn flow_of(d: &[u8]) -> u32 {
+    u32::from_le_bytes(d[0..4].try_into().unwrap())
+}
+
+/// What the echo did per flow (0-based): the counts, and the corrupted first copies.
+type PerFlow = HashMap<u32, (Datagrams, u64)>;
+
 /// What the echo did, as the client must count it.
 #[derive(Default)]
 struct Done {
     expected: Datagrams,
+    per_flow: PerFlow,
     /// First copies already sent, per client socket.
     first: HashSet<(SocketAddr, u64)>,
     /// The highest sequence number sent back so far, per client socket.
@@ -46,32 +57,38 @@ impl Done {
     /// Sends `copies` of `d` to `to` and counts them.
     fn send(&mut self, s: &UdpSocket, d: &[u8], to: SocketAddr, copies: u64, flipped: bool) {
         let seq = seq_of(d);
+        let flow = self.per_flow.entry(flow_of(d)).or_default();
         for _ in 0..copies {
             s.send_to(d, to).unwrap();
+            let mut one = Datagrams::default();
             if self.first.insert((to, seq)) {
-                self.expected.echoed += 1;
+                one.echoed += 1;
                 self.first_corrupted += u64::from(flipped);
+                flow.1 += u64::from(flipped);
                 if self.highest.get(&to).is_some_and(|&h| h > seq) {
-                    self.expected.reordered += 1;
+                    one.reordered += 1;
                 }
             } else {
-                self.expected.duplicated += 1;
+                one.duplicated += 1;
             }
             let h = self.highest.entry(to).or_insert(seq);
             *h = (*h).max(seq);
             if flipped {
-                self.expected.corrupted += 1;
+                one.corrupted += 1;
             }
+            self.expected.add(&one);
+            flow.0.add(&one);
         }
     }
 }
 
 /// Starts the misbehaving echo; returns its address, the flag that stops it and its thread,
-/// which returns the counts the client's report must show and the corrupted first copies.
+/// which returns the counts the client's report must show, the corrupted first copies, and
+/// both per flow.
 fn misbehaving_echo() -> (
     SocketAddr,
     Arc<AtomicBool>,
-    thread::JoinHandle<(Datagrams, u64)>,
+    thread::JoinHandle<(Datagrams, u64, PerFlow)>,
 ) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -97,8 +114,11 @@ fn misbehaving_echo() -> (
             n += 1;
             done.expected.sent += 1;
             let mut d = buf[..len].to_vec();
+            let flow = &mut done.per_flow.entry(flow_of(&d)).or_default().0;
+            flow.sent += 1;
             if n % 7 == 0 {
                 done.expected.lost += 1;
+                flow.lost += 1;
             } else {
                 let flipped = n % 17 == 0;
                 if flipped {
@@ -124,7 +144,7 @@ fn misbehaving_echo() -> (
                 done.send(&s, &d, to, copies, flipped);
             }
         }
-        (done.expected, done.first_corrupted)
+        (done.expected, done.first_corrupted, done.per_flow)
     });
     (addr, stop, join)
 }
@@ -153,7 +173,7 @@ fn check_exact(config: StressConfig) {
         };
         let outcome = ringport_stress::engine::run(&c).unwrap();
         stop.store(true, Ordering::Relaxed);
-        let (expected, first_corrupted) = join.join().unwrap();
+        let (expected, first_corrupted, per_flow) = join.join().unwrap();
         let r = &outcome.report;
         eprintln!("--- {backend:?}\n{}", r.render());
         let got = r.datagrams.expect("a UDP run reports its datagrams");
@@ -183,7 +203,57 @@ fn check_exact(config: StressConfig) {
             "intact first copies are the verified round trips"
         );
         assert!(r.jitter_us.is_some_and(|j| j.flows == 2));
+        check_flows(r, &per_flow, backend);
     }
+}
+
+/// Each flow's counts equal what the echo did to that flow; the flows add up to the run, and
+/// the seconds' jitter samples to the intact first copies of each flow after its first.
+fn check_flows(
+    r: &ringport_report::StressReport,
+    per_flow: &PerFlow,
+    backend: ringport_port::BackendChoice,
+) {
+    let flows = &r.datagram_flows;
+    assert_eq!(
+        flows.len(),
+        r.connections,
+        "{backend:?}: one entry per flow"
+    );
+    let mut total = Datagrams::default();
+    let mut samples = 0;
+    for (i, f) in flows.iter().enumerate() {
+        assert_eq!(f.flow, i as u64 + 1, "numbered from 1, in order");
+        assert_eq!(f.agent, None, "one run: no agent");
+        let (expected, first_corrupted) = per_flow[&(f.flow as u32 - 1)];
+        assert_eq!(f.counts, expected, "{backend:?}: flow {} exact", f.flow);
+        assert!(
+            expected.lost > 0 && expected.echoed > 0,
+            "the pattern reached flow {}",
+            f.flow
+        );
+        total.add(&f.counts);
+        let intact = expected.echoed - first_corrupted;
+        samples += intact.saturating_sub(1);
+        assert_eq!(f.jitter_us.is_some(), intact >= 2, "flow {}", f.flow);
+    }
+    assert_eq!(Some(total), r.datagrams, "the flows add up to the run");
+    let mut by_second = 0;
+    for s in &r.datagrams_over_time {
+        by_second += s.jitter_samples;
+        match s.jitter_us {
+            Some(j) => assert!(j.is_finite() && j >= 0.0 && s.jitter_samples > 0, "{s:?}"),
+            None => assert_eq!(s.jitter_samples, 0, "{s:?}"),
+        }
+    }
+    assert_eq!(
+        by_second, samples,
+        "every transit difference counted in the second its datagram was sent in"
+    );
+    assert!(
+        r.datagrams_over_time.iter().any(|s| s.jitter_us.is_some()),
+        "a second's jitter"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::io;
 pub use ringport_os::human::{human_bytes, plural};
 
 use super::Exporter;
+use crate::datagrams::DatagramFlow;
 use crate::histogram::LatencySummary;
 use crate::reconnects::{ReconnectErrorKind, ReconnectFigures};
 use crate::run::StressReport;
@@ -16,9 +17,33 @@ use crate::search::{Phase, Probe, SearchReport, Verdict};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Human;
 
+/// The flows a UDP run's human report lists by default: the ones that lost most.
+pub const FLOWS_SHOWN: usize = 10;
+
 impl Exporter<StressReport> for Human {
     fn write(&self, report: &StressReport, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(render_run(report).as_bytes())
+        HumanRun::default().write(report, out)
+    }
+}
+
+/// The human report of a run, with the number of flows a UDP run's flow table lists.
+#[derive(Debug, Clone, Copy)]
+pub struct HumanRun {
+    /// The flows listed, those that lost most first; `None` lists every flow, in order.
+    pub flows: Option<usize>,
+}
+
+impl Default for HumanRun {
+    fn default() -> Self {
+        HumanRun {
+            flows: Some(FLOWS_SHOWN),
+        }
+    }
+}
+
+impl Exporter<StressReport> for HumanRun {
+    fn write(&self, report: &StressReport, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render_run(report, self.flows).as_bytes())
     }
 }
 
@@ -28,7 +53,7 @@ impl Exporter<SearchReport> for Human {
     }
 }
 
-fn render_run(r: &StressReport) -> String {
+fn render_run(r: &StressReport, flows_shown: Option<usize>) -> String {
     let mut s = String::new();
     let mode = match (&r.stream, r.target_rate) {
         (Some(st), _) => format!(
@@ -222,6 +247,7 @@ fn render_run(r: &StressReport) -> String {
     }
     if let Some(d) = &r.datagrams {
         s.push_str(&render_datagrams(d, r.jitter_us.as_ref(), r.max_loss_pct));
+        s.push_str(&render_flows(&r.datagram_flows, flows_shown));
     }
     if let Some(ws) = &r.websocket {
         s.push_str(&super::human_ws::render_websocket(ws));
@@ -312,6 +338,69 @@ fn render_datagrams(
             j.mean,
             j.max,
             plural(j.flows, "flow", "flows")
+        );
+    }
+    s
+}
+
+/// The `flows` table of a UDP run's human report: each flow's counts and jitter, every flow
+/// in order when `shown` allows (`None`: all), else the `shown` that lost most, worst first,
+/// and how many are left out. Nothing for fewer than two flows (the totals say it all).
+fn render_flows(flows: &[DatagramFlow], shown: Option<usize>) -> String {
+    let mut s = String::new();
+    if flows.len() < 2 {
+        return s;
+    }
+    let listed: Vec<DatagramFlow> = match shown {
+        Some(n) if n < flows.len() => DatagramFlow::worst_first(flows)
+            .into_iter()
+            .take(n)
+            .collect(),
+        _ => flows.to_vec(),
+    };
+    let title = if listed.len() < flows.len() {
+        format!(
+            "the {} of {} flows that lost most (--flows all lists every one)",
+            listed.len(),
+            flows.len()
+        )
+    } else {
+        plural(flows.len() as u64, "flow", "flows")
+    };
+    let _ = writeln!(s, "  {:<14}{title}", "flows");
+    let _ = writeln!(
+        s,
+        "  {:<14}{:<8}{:>10}{:>10}{:>9}{:>9}{:>7}{:>7}{:>8}{:>11}",
+        "", "flow", "sent", "echoed", "lost", "loss", "dup", "reord", "corrupt", "jitter us"
+    );
+    for f in &listed {
+        let c = &f.counts;
+        let _ = writeln!(
+            s,
+            "  {:<14}{:<8}{:>10}{:>10}{:>9}{:>8.3}%{:>7}{:>7}{:>8}{:>11}",
+            "",
+            f.label(),
+            c.sent,
+            c.echoed,
+            c.lost,
+            c.loss_pct(),
+            c.duplicated,
+            c.reordered,
+            c.corrupted,
+            f.jitter_us
+                .map_or_else(|| "-".to_string(), |j| format!("{j:.1}"))
+        );
+    }
+    if listed.len() < flows.len() {
+        let _ = writeln!(
+            s,
+            "  {:<14}... {} not listed, none lost a larger share",
+            "",
+            plural(
+                (flows.len() - listed.len()) as u64,
+                "more flow",
+                "more flows"
+            ),
         );
     }
     s
@@ -467,6 +556,66 @@ mod tests {
         assert_eq!(count(1, "message"), "1 message");
         assert_eq!(count(0, "attempt"), "0 attempts");
         assert_eq!(count(10, "connection"), "10 connections");
+    }
+
+    fn flows(n: u64) -> Vec<DatagramFlow> {
+        (1..=n)
+            .map(|flow| {
+                let sent = 100;
+                let echoed = 100 - flow % 4;
+                DatagramFlow {
+                    flow,
+                    agent: None,
+                    counts: crate::datagrams::Datagrams {
+                        sent,
+                        echoed,
+                        lost: sent - echoed,
+                        duplicated: flow,
+                        ..Default::default()
+                    },
+                    jitter_us: (flow != 2).then_some(flow as f64 * 1.5),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_flow_in_order_when_few() {
+        let text = render_flows(&flows(3), Some(FLOWS_SHOWN));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[0].trim_end(), "  flows         3 flows");
+        let cells: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["1", "100", "99", "1", "1.000%", "1", "0", "0", "1.5"],
+            "{text}"
+        );
+        assert!(lines[3].trim_end().ends_with(" -"), "no jitter: {text}");
+        assert!(lines[4].split_whitespace().next() == Some("3"));
+        assert_eq!(render_flows(&flows(1), None), "", "one flow: the totals");
+    }
+
+    #[test]
+    fn many_flows_show_the_worst_and_say_how_many_are_hidden() {
+        let all = flows(12);
+        let text = render_flows(&all, Some(3));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("the 3 of 12 flows that lost most (--flows all"),
+            "{text}"
+        );
+        let listed: Vec<&str> = lines[2..5]
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(listed, ["11", "7", "3"], "3 lost, most duplicates first");
+        assert!(
+            lines[5].contains("9 more flows not listed, none lost a larger share"),
+            "{text}"
+        );
+        let everything = render_flows(&all, None);
+        assert_eq!(everything.lines().count(), 2 + 12);
     }
 
     #[test]

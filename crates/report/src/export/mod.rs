@@ -27,7 +27,7 @@ use std::path::PathBuf;
 pub use csv::{Csv, CsvRun};
 pub use hdrlog::HdrLog;
 pub use html::Html;
-pub use human::Human;
+pub use human::{Human, HumanRun};
 pub use json::Json;
 
 /// Writes a result of type `R` in one format.

@@ -221,11 +221,8 @@ impl StressOutcome {
                 })?;
         }
         if let Some(path) = &config.csv {
-            // A UDP run's table has its datagrams per second too.
-            let run = CsvRun {
-                log: &log,
-                datagrams: &self.report.datagrams_over_time,
-            };
+            // A UDP run's table has its datagrams per second and per flow too.
+            let run = CsvRun::of(&log, &self.report);
             Csv.write_to(&run, &OutputTarget::Path(path.clone()))
                 .map_err(|e| {
                     io::Error::new(

@@ -2,7 +2,7 @@
 //! the progress lines made from two snapshots of the live counters.
 //!
 //! This module is responsible for the figures of an interval (rate, p50 and p99 of the round
-//! trips completed in it, errors) and for saying which phase the run is in (connecting,
+//! trips completed in it, errors; for `--udp` the datagrams lost so far) and for saying which phase the run is in (connecting,
 //! warm-up, measuring); the engine feeds [`Progress`], the CLI decides
 //! when to print (a line redrawn on a terminal, one line per interval elsewhere).
 //!
@@ -10,7 +10,7 @@
 //! percentile is within 12.5% of the true value: enough to watch a run, never used for the
 //! report, whose figures come from the full HdrHistograms.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -160,6 +160,22 @@ pub struct Sample {
     pub connected: u64,
     /// The live latency histogram's counts (empty before the first sample).
     pub latency: Vec<u64>,
+    /// `--udp`: datagrams settled so far, warm-up included: `[echoed, lost]` (a datagram is
+    /// lost once its `--timeout` has passed without an echo); `None` for other runs.
+    pub datagrams: Option<[u64; 2]>,
+}
+
+/// The loss part of a UDP run's progress line: `12 lost (0.120%)`, the datagrams lost so far
+/// and their share of those settled (echoed or lost).
+fn loss(datagrams: [u64; 2]) -> String {
+    let [echoed, lost] = datagrams;
+    let settled = echoed + lost;
+    let pct = if settled == 0 {
+        0.0
+    } else {
+        100.0 * lost as f64 / settled as f64
+    };
+    format!("  {lost} lost ({pct:.3}%)")
 }
 
 /// One progress line for the interval `interval` between `prev` and `now`:
@@ -203,7 +219,8 @@ pub fn line(
         format!("{}/{connections} connected", now.connected)
     };
     format!(
-        "{phase}  {rate:.0} msg/s  p50 {}  p99 {}  {} verified  {connected}  {} errors",
+        "{phase}  {rate:.0} msg/s{}  p50 {}  p99 {}  {} verified  {connected}  {} errors",
+        now.datagrams.map(loss).unwrap_or_default(),
         pct(0.5),
         pct(0.99),
         now.messages,
@@ -235,6 +252,12 @@ pub struct Progress {
     pub errors_by_kind: [AtomicU64; ErrorKind::ALL.len()],
     /// The sum of the latencies in `latency`, in microseconds.
     pub latency_sum_us: AtomicU64,
+    /// A UDP run (`--udp`): the datagram counters below are live.
+    pub udp: AtomicBool,
+    /// `--udp`: distinct datagrams echoed so far (warm-up included).
+    pub datagrams_echoed: AtomicU64,
+    /// `--udp`: datagrams lost so far (no echo within `--timeout`; warm-up included).
+    pub datagrams_lost: AtomicU64,
 }
 
 impl Progress {
@@ -245,6 +268,12 @@ impl Progress {
             errors: self.errors.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             latency: self.latency.snapshot(),
+            datagrams: self.udp.load(Ordering::Relaxed).then(|| {
+                [
+                    self.datagrams_echoed.load(Ordering::Relaxed),
+                    self.datagrams_lost.load(Ordering::Relaxed),
+                ]
+            }),
         }
     }
 
@@ -292,6 +321,8 @@ pub(crate) struct ProgressFeed {
     more_reported: [u64; 2],
     /// Errors by kind already added.
     errors_reported: ErrorCounts,
+    /// `--udp`: datagrams echoed and lost already added.
+    datagrams_reported: [u64; 2],
 }
 
 impl ProgressFeed {
@@ -308,6 +339,7 @@ impl ProgressFeed {
             flushed: now,
             more_reported: [0; 2],
             errors_reported: ErrorCounts::default(),
+            datagrams_reported: [0; 2],
         }
     }
 
@@ -337,6 +369,24 @@ impl ProgressFeed {
                 self.latency_sum_us = 0;
             }
             self.flushed = now;
+        }
+    }
+
+    /// `--udp`: marks `p` as a UDP run's and adds to it what changed since the last call:
+    /// `datagrams`, this thread's `[echoed, lost]` so far.
+    pub(crate) fn feed_datagrams(&mut self, p: &Progress, datagrams: [u64; 2]) {
+        if !p.udp.load(Ordering::Relaxed) {
+            p.udp.store(true, Ordering::Relaxed);
+        }
+        for ((counter, total), reported) in [&p.datagrams_echoed, &p.datagrams_lost]
+            .iter()
+            .zip(datagrams)
+            .zip(&mut self.datagrams_reported)
+        {
+            if total > *reported {
+                counter.fetch_add(total - *reported, Ordering::Relaxed);
+                *reported = total;
+            }
         }
     }
 
@@ -413,6 +463,7 @@ mod tests {
             errors: 1,
             connected: 4,
             latency: live.snapshot(),
+            datagrams: None,
         };
         let text = line(
             &prev,
@@ -427,6 +478,38 @@ mod tests {
             text,
             "measuring 3.0s  100 msg/s  p50 50 us  p99 400 us  300 verified  4/5 connected  1 errors"
         );
+    }
+
+    #[test]
+    fn a_udp_line_says_the_datagrams_lost_beside_the_rate() {
+        let t0 = Instant::now();
+        let p = Progress::default();
+        assert_eq!(p.sample().datagrams, None, "not a UDP run");
+        let mut a = ProgressFeed::new(true, t0);
+        let mut b = ProgressFeed::new(true, t0);
+        a.feed_datagrams(&p, [500, 2]);
+        b.feed_datagrams(&p, [490, 0]);
+        a.feed_datagrams(&p, [1500, 8]);
+        a.feed_datagrams(&p, [1500, 8]);
+        let now = Sample {
+            messages: 1000,
+            ..p.sample()
+        };
+        assert_eq!(now.datagrams, Some([1990, 8]), "nothing counted twice");
+        let text = line(
+            &Sample::default(),
+            &now,
+            Duration::from_secs(1),
+            Phase::Measuring {
+                elapsed: Duration::from_secs(1),
+            },
+            2,
+        );
+        assert!(
+            text.starts_with("measuring 1.0s  1000 msg/s  8 lost (0.400%)  p50 -"),
+            "{text}"
+        );
+        assert!(loss([0, 0]).contains("0 lost (0.000%)"));
     }
 
     #[test]

@@ -209,6 +209,7 @@ pub fn build(
         ramp: config.ramp().map(|(which, _)| which.to_string()),
         steps,
         datagrams: None,
+        datagram_flows: Vec::new(),
         datagrams_over_time: Vec::new(),
         jitter_us: None,
         max_loss_pct: None,

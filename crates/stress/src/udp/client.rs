@@ -20,7 +20,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use ringport_port::{is_cancelled, Backend, Completion, Op, Outcome, Port, SharedFd, Token};
-use ringport_report::datagrams::Datagrams;
+use ringport_report::datagrams::{DatagramFlow, Datagrams, SecondAccount};
 
 use super::header::{Header, HEADER_LEN};
 use super::tracker::{Arrival, Tracker};
@@ -63,12 +63,10 @@ pub(super) struct UdpShared<'a> {
 /// What a client thread hands back.
 pub(super) struct ThreadOut {
     pub(super) stats: ThreadStats,
-    /// Each flow's counts.
-    pub(super) datagrams: Datagrams,
-    /// Each flow's jitter in microseconds (flows with two echoes or more).
-    pub(super) jitter_us: Vec<f64>,
-    /// The measured datagrams by the second they were sent in.
-    pub(super) seconds: Vec<Datagrams>,
+    /// Each flow's counts and jitter, numbered from 1.
+    pub(super) flows: Vec<DatagramFlow>,
+    /// The measured datagrams by the second they were sent in, with their transit differences.
+    pub(super) seconds: Vec<SecondAccount>,
     pub(super) measure_start: Instant,
     pub(super) last_echo: Option<Instant>,
     pub(super) stopped_early: Option<Instant>,
@@ -130,7 +128,7 @@ struct Client<'s, 'p> {
     stats: ThreadStats,
     /// The measured datagrams by the second of the measured phase they were sent in (grown
     /// once a second, never per datagram).
-    seconds: Vec<Datagrams>,
+    seconds: Vec<SecondAccount>,
     feed: ProgressFeed,
     base: Instant,
     measure_start: Instant,
@@ -146,6 +144,8 @@ struct Client<'s, 'p> {
     last_echo: Option<Instant>,
     completed: u64,
     sent: u64,
+    /// Distinct datagrams echoed and datagrams lost, warm-up included (the progress line's).
+    settled: [u64; 2],
     refused: u64,
     io_errors: u64,
 }
@@ -233,6 +233,7 @@ pub(super) fn run_thread(
         last_echo: None,
         completed: 0,
         sent: 0,
+        settled: [0; 2],
         refused: 0,
         io_errors: 0,
     };
@@ -240,16 +241,19 @@ pub(super) fn run_thread(
     let load_end = client
         .load()
         .map_err(|e| format!("waiting on the port: {e}"))?;
-    let mut datagrams = Datagrams::default();
-    let mut jitter_us = Vec::new();
-    for f in &client.flows {
-        datagrams.add(&f.tracker.counts());
-        jitter_us.extend(f.tracker.jitter_us());
-    }
+    let flows = client
+        .flows
+        .iter()
+        .map(|f| DatagramFlow {
+            flow: f.global as u64 + 1,
+            agent: None,
+            counts: f.tracker.counts(),
+            jitter_us: f.tracker.jitter_us(),
+        })
+        .collect();
     Ok(ThreadOut {
         stats: client.stats,
-        datagrams,
-        jitter_us,
+        flows,
         seconds: client.seconds,
         measure_start: client.measure_start,
         last_echo: client.last_echo,
@@ -260,14 +264,19 @@ pub(super) fn run_thread(
     })
 }
 
-/// The counts in `seconds` of the second of the measured phase (which began `measure_ns` after
-/// the start of the load) a datagram sent at `sent_ns` belongs to.
-fn second(seconds: &mut Vec<Datagrams>, measure_ns: u64, sent_ns: u64) -> &mut Datagrams {
+/// The account in `seconds` of the second of the measured phase (which began `measure_ns`
+/// after the start of the load) a datagram sent at `sent_ns` belongs to.
+fn account(seconds: &mut Vec<SecondAccount>, measure_ns: u64, sent_ns: u64) -> &mut SecondAccount {
     let i = (sent_ns.saturating_sub(measure_ns) / 1_000_000_000) as usize;
     if seconds.len() <= i {
-        seconds.resize(i + 1, Datagrams::default());
+        seconds.resize(i + 1, SecondAccount::default());
     }
     &mut seconds[i]
+}
+
+/// The counts of that second ([`account`]).
+fn second(seconds: &mut Vec<SecondAccount>, measure_ns: u64, sent_ns: u64) -> &mut Datagrams {
+    &mut account(seconds, measure_ns, sent_ns).counts
 }
 
 /// A UDP socket of `addr`'s family, connected to it (so only its datagrams are received).
@@ -358,7 +367,7 @@ impl Client<'_, '_> {
             if self.ns(now) >= timeout_ns {
                 for f in &mut self.flows {
                     if f.tracker.outstanding() > 0 {
-                        f.tracker.expire(deadline);
+                        self.settled[1] += f.tracker.expire(deadline) as u64;
                     }
                 }
             }
@@ -395,7 +404,7 @@ impl Client<'_, '_> {
             self.wait(Some(Duration::from_millis(100)))?;
         }
         for f in &mut self.flows {
-            f.tracker.expire_all();
+            self.settled[1] += f.tracker.expire_all() as u64;
         }
         if let Some(cpu) = meter.finish() {
             self.stats.cpu.push(cpu);
@@ -607,6 +616,7 @@ impl Client<'_, '_> {
                 return;
             }
         };
+        self.settled[0] += u64::from(matches!(arrival, Arrival::First { .. }));
         if measured {
             let counts = second(&mut self.seconds, self.measure_ns, sent_ns);
             match arrival {
@@ -653,7 +663,9 @@ impl Client<'_, '_> {
         if !matches!(arrival, Arrival::First { .. }) || !measured {
             return;
         }
-        f.tracker.transit(sent_ns, at_ns);
+        if let Some(d_ns) = f.tracker.transit(sent_ns, at_ns) {
+            account(&mut self.seconds, self.measure_ns, sent_ns).transit_difference(d_ns);
+        }
         let sent = self.base + Duration::from_nanos(sent_ns);
         let intended = self.intended(global, seq, sent);
         let done = Completed {
@@ -683,5 +695,6 @@ impl Client<'_, '_> {
         ];
         self.feed.feed(p, totals, Instant::now(), last);
         self.feed.feed_more(p, self.sent, 0, &self.stats.errors);
+        self.feed.feed_datagrams(p, self.settled);
     }
 }

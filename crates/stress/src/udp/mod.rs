@@ -38,7 +38,7 @@ use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_report::datagrams::{DatagramSecond, Datagrams, Jitter};
+use ringport_report::datagrams::{DatagramFlow, DatagramSecond, Datagrams, Jitter, SecondAccount};
 
 use crate::config::preflight::preflight;
 use crate::config::{Stop, StressConfig, Workload};
@@ -75,11 +75,11 @@ fn horizon(config: &StressConfig) -> usize {
 }
 
 /// The threads' datagrams per second added, seconds without any datagram left out.
-fn over_time<'a>(threads: impl Iterator<Item = &'a [Datagrams]>) -> Vec<DatagramSecond> {
-    let mut all: Vec<Datagrams> = Vec::new();
+fn over_time<'a>(threads: impl Iterator<Item = &'a [SecondAccount]>) -> Vec<DatagramSecond> {
+    let mut all: Vec<SecondAccount> = Vec::new();
     for seconds in threads {
         if all.len() < seconds.len() {
-            all.resize(seconds.len(), Datagrams::default());
+            all.resize(seconds.len(), SecondAccount::default());
         }
         for (sum, d) in all.iter_mut().zip(seconds) {
             sum.add(d);
@@ -87,14 +87,8 @@ fn over_time<'a>(threads: impl Iterator<Item = &'a [Datagrams]>) -> Vec<Datagram
     }
     all.into_iter()
         .enumerate()
-        .filter(|(_, d)| *d != Datagrams::default())
-        .map(|(second, counts)| DatagramSecond {
-            second: second as u64,
-            counts: Datagrams {
-                lost: counts.sent - counts.echoed,
-                ..counts
-            },
-        })
+        .filter(|(_, d)| d.counts != Datagrams::default())
+        .map(|(second, account)| account.to_second(second as u64))
         .collect()
 }
 
@@ -155,12 +149,13 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
         config.own_connections().len(),
         parts.iter().map(|p| &p.stats),
     );
+    let mut flows: Vec<DatagramFlow> = parts.iter().flat_map(|p| p.flows.clone()).collect();
+    flows.sort_by_key(|f| f.flow);
     let mut datagrams = Datagrams::default();
-    let mut jitters = Vec::new();
-    for p in &parts {
-        datagrams.add(&p.datagrams);
-        jitters.extend_from_slice(&p.jitter_us);
+    for f in &flows {
+        datagrams.add(&f.counts);
     }
+    let jitters: Vec<f64> = flows.iter().filter_map(|f| f.jitter_us).collect();
     let measure_start = parts
         .iter()
         .map(|p| p.measure_start)
@@ -190,6 +185,7 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
         PayloadSpec::Text(text) => format!("datagrams, text {text:?}"),
     };
     report.datagrams = Some(datagrams);
+    report.datagram_flows = flows;
     report.datagrams_over_time = over_time(parts.iter().map(|p| p.seconds.as_slice()));
     report.jitter_us = Some(Jitter::of(&jitters));
     report.max_loss_pct = config.max_loss_pct;
@@ -243,19 +239,27 @@ mod tests {
 
     #[test]
     fn seconds_add_across_threads_and_lost_is_per_second() {
-        let d = |sent, echoed| Datagrams {
-            sent,
-            echoed,
-            ..Datagrams::default()
+        let d = |sent, echoed| SecondAccount {
+            counts: Datagrams {
+                sent,
+                echoed,
+                ..Datagrams::default()
+            },
+            ..SecondAccount::default()
         };
-        let a = [d(10, 9), Datagrams::default(), d(5, 5)];
-        let b = [d(1, 0)];
+        let mut jittery = d(10, 9);
+        jittery.transit_difference(4000);
+        let a = [jittery, SecondAccount::default(), d(5, 5)];
+        let mut b = [d(1, 0)];
+        b[0].transit_difference(2000);
         let got = over_time([a.as_slice(), b.as_slice()].into_iter());
         let seconds: Vec<(u64, u64, u64, u64)> = got
             .iter()
             .map(|s| (s.second, s.counts.sent, s.counts.echoed, s.counts.lost))
             .collect();
         assert_eq!(seconds, [(0, 11, 9, 2), (2, 5, 5, 0)]);
+        assert_eq!((got[0].jitter_us, got[0].jitter_samples), (Some(3.0), 2));
+        assert_eq!(got[1].jitter_us, None);
     }
 
     #[test]

@@ -182,15 +182,18 @@ impl Tracker {
     }
 
     /// Feeds the jitter estimate with a first copy sent at `sent_ns` that arrived at `at_ns`
-    /// (RFC 3550 6.4.1: `J += (|D(i-1, i)| - J) / 16`).
-    pub fn transit(&mut self, sent_ns: u64, at_ns: u64) {
+    /// (RFC 3550 6.4.1: `J += (|D(i-1, i)| - J) / 16`); returns the transit difference `|D|`
+    /// in nanoseconds, `None` for the flow's first (there is nothing to compare it with).
+    pub fn transit(&mut self, sent_ns: u64, at_ns: u64) -> Option<u64> {
         let transit = i128::from(at_ns) - i128::from(sent_ns);
-        if let Some(last) = self.last_transit {
-            let d = (transit - last).unsigned_abs() as f64;
-            self.jitter_ns += (d - self.jitter_ns) / 16.0;
+        let d = self.last_transit.map(|last| {
+            let d = u64::try_from((transit - last).unsigned_abs()).unwrap_or(u64::MAX);
+            self.jitter_ns += (d as f64 - self.jitter_ns) / 16.0;
             self.jitter_samples += 1;
-        }
+            d
+        });
         self.last_transit = Some(transit);
+        d
     }
 
     /// The jitter estimate in microseconds; `None` before two first copies arrived.
@@ -344,9 +347,13 @@ mod tests {
         let mut t = Tracker::new(8);
         assert_eq!(t.jitter_us(), None);
         // Transits 1000, 3000, 2000 ns: D = 2000 then 1000.
-        t.transit(0, 1000);
-        t.transit(10_000, 13_000);
-        t.transit(20_000, 22_000);
+        assert_eq!(
+            t.transit(0, 1000),
+            None,
+            "nothing to compare the first with"
+        );
+        assert_eq!(t.transit(10_000, 13_000), Some(2000));
+        assert_eq!(t.transit(20_000, 22_000), Some(1000));
         let j1 = 2000.0 / 16.0;
         let j2 = j1 + (1000.0 - j1) / 16.0;
         assert!((t.jitter_us().unwrap() - j2 / 1000.0).abs() < 1e-12);

@@ -655,6 +655,116 @@ fn datagrams(page: &mut Page, r: &StressReport) {
          is sent minus echoed; corrupted counts every copy whose bytes differ from what was \
          sent. Jitter is RFC 3550's interarrival jitter, each flow's at the end of the run.",
     );
+    datagrams_over_time(page, r);
+    datagram_flows(page, r);
+}
+
+/// The datagrams lost and the jitter, per second they were sent in.
+fn datagrams_over_time(page: &mut Page, r: &StressReport) {
+    let seconds = &r.datagrams_over_time;
+    if seconds.is_empty() {
+        return;
+    }
+    let lost: Vec<(f64, f64)> = seconds
+        .iter()
+        .map(|s| (s.second as f64, s.counts.lost as f64))
+        .collect();
+    let mut chart = LineChart::new(
+        "Datagrams lost, by the second they were sent in",
+        "seconds from the start of the measured phase",
+        "datagrams lost",
+    )
+    .series("lost", lost, Style::LineDots);
+    chart.x_unit = " s".into();
+    page.chart("datagrams-lost", chart.svg());
+    let jitter: Vec<(f64, f64)> = seconds
+        .iter()
+        .filter_map(|s| Some((s.second as f64, s.jitter_us?)))
+        .collect();
+    if !jitter.is_empty() {
+        let mut chart = LineChart::new(
+            "Jitter per second",
+            "seconds from the start of the measured phase",
+            "mean transit difference, µs",
+        )
+        .series("jitter", jitter, Style::LineDots);
+        chart.x_unit = " s".into();
+        chart.y_unit = " µs".into();
+        page.chart("datagrams-jitter", chart.svg());
+        page.note(
+            "A second's jitter is the mean of RFC 3550's transit differences |D| of the intact \
+             echoes of datagrams sent in it, each against the previous one of its flow: what \
+             the running estimate above smooths.",
+        );
+    }
+}
+
+/// The rows of the flow table at most: beyond them, the flows that lost most.
+const FLOW_ROWS: usize = 1000;
+
+/// Each flow's counts and jitter, every one in order (the ones that lost most, when there are
+/// more than [`FLOW_ROWS`]).
+fn datagram_flows(page: &mut Page, r: &StressReport) {
+    let flows = &r.datagram_flows;
+    if flows.is_empty() {
+        return;
+    }
+    let merged = flows.iter().any(|f| f.agent.is_some());
+    let mut shown: Vec<usize> = (0..flows.len()).collect();
+    if flows.len() > FLOW_ROWS {
+        let worst = crate::datagrams::DatagramFlow::worst_first(flows);
+        shown = worst
+            .iter()
+            .take(FLOW_ROWS)
+            .filter_map(|w| flows.iter().position(|f| f == w))
+            .collect();
+    }
+    let rows: Vec<(String, Vec<Cell>)> = shown
+        .iter()
+        .map(|&i| {
+            let f = &flows[i];
+            let k = |field: &str| format!("datagram_flows.{i}.{field}");
+            let mut cells = Vec::new();
+            if merged {
+                cells.push(f.agent.map_or(Cell::Empty, |a| num(k("agent"), a)));
+            }
+            cells.extend([
+                num(k("flow"), f.flow),
+                num(k("sent"), f.counts.sent),
+                num(k("echoed"), f.counts.echoed),
+                num(k("lost"), f.counts.lost),
+                text(format!("{:.3}%", f.counts.loss_pct())),
+                num(k("duplicated"), f.counts.duplicated),
+                num(k("reordered"), f.counts.reordered),
+                num(k("corrupted"), f.counts.corrupted),
+                f.jitter_us
+                    .map_or(Cell::Empty, |j| num_unit(k("jitter_us"), j, " µs")),
+            ]);
+            (format!("flow-{i}"), cells)
+        })
+        .collect();
+    let mut header = vec![
+        "flow",
+        "sent",
+        "echoed",
+        "lost",
+        "loss",
+        "duplicated",
+        "reordered",
+        "corrupted",
+        "jitter",
+    ];
+    if merged {
+        header.insert(0, "agent");
+    }
+    page.table("datagram-flows-table", &header, &rows);
+    if shown.len() < flows.len() {
+        page.note(&format!(
+            "The {} of {} flows that lost most, worst first; the JSON lists every one.",
+            exact(shown.len() as f64),
+            exact(flows.len() as f64)
+        ));
+    }
 }
 
 fn websocket(page: &mut Page, r: &StressReport) {

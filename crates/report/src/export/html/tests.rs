@@ -101,6 +101,7 @@ fn report(connections: usize) -> StressReport {
         steps: None,
         stream: None,
         datagrams: None,
+        datagram_flows: Vec::new(),
         datagrams_over_time: Vec::new(),
         jitter_us: None,
         max_loss_pct: None,
@@ -457,6 +458,24 @@ fn a_udp_run_has_its_datagrams_and_jitter() {
     });
     r.jitter_us = Some(crate::datagrams::Jitter::of(&[12.5, 30.0]));
     r.max_loss_pct = Some(2.0);
+    let flow = |flow, sent, echoed, jitter_us| crate::datagrams::DatagramFlow {
+        flow,
+        agent: Some(2),
+        counts: crate::datagrams::Datagrams {
+            sent,
+            echoed,
+            lost: sent - echoed,
+            ..Default::default()
+        },
+        jitter_us,
+    };
+    r.datagram_flows = vec![flow(1, 600, 598, Some(12.5)), flow(2, 400, 392, None)];
+    r.datagrams_over_time = vec![crate::datagrams::DatagramSecond {
+        second: 0,
+        counts: r.datagrams.unwrap(),
+        jitter_us: Some(7.25),
+        jitter_samples: 900,
+    }];
     let html = Html.to_string(&RunPage {
         report: &r,
         log: None,
@@ -468,10 +487,17 @@ fn a_udp_run_has_its_datagrams_and_jitter() {
         "datagrams.corrupted",
         "jitter_us.max",
         "max_loss_pct",
+        "datagram_flows.0.agent",
+        "datagram_flows.1.lost",
+        "datagram_flows.0.jitter_us",
     ] {
         assert!(html.contains(&format!("data-key=\"{key}\"")), "{key}");
     }
     assert!(html.contains("1.000%"), "the loss in percent");
+    assert!(html.contains("id=\"datagram-flows-table\""));
+    assert!(html.contains("2.000%"), "flow 2's loss in percent");
+    assert!(html.contains("data-chart=\"datagrams-jitter\""));
+    assert!(html.contains("data-chart=\"datagrams-lost\""));
     assert!(!Html
         .to_string(&RunPage {
             report: &report(10),
