@@ -36,6 +36,11 @@ pub struct MergeArgs {
     /// fetched), each agent beside the whole.
     #[arg(long, value_name = "PATH")]
     html: Option<PathBuf>,
+    /// UDP runs: how many flows the report's flow table lists: the N that lost the largest
+    /// share, worst first, or `all` (every agent's flows, in order). The JSON, CSV and HTML
+    /// list every flow whatever this says.
+    #[arg(long, value_name = "N|all", value_parser = crate::stress::parse_flows)]
+    flows: Option<crate::stress::FlowsShown>,
 }
 
 /// Checks the output paths before anything is read or printed: each can be written, and no two
@@ -79,7 +84,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     }
     let merged = merge(&inputs)?;
     let json = args.json.as_deref().map(OutputTarget::parse);
-    let text = merged.report.render();
+    let text = crate::stress::render(&merged.report, args.flows);
     if matches!(json, Some(OutputTarget::Stdout)) {
         eprint!("{text}");
     } else {

@@ -213,9 +213,39 @@ pub struct StressArgs {
     /// only.
     #[arg(long, value_name = "PCT")]
     max_loss: Option<f64>,
+    /// With --udp: how many flows the report's flow table lists: the N that lost the largest
+    /// share, worst first, or `all` (every flow, in order). The JSON, CSV and HTML list every
+    /// flow whatever this says.
+    #[arg(long, value_name = "N|all", value_parser = parse_flows)]
+    flows: Option<FlowsShown>,
     /// `--websocket` and `--header`.
     #[command(flatten)]
     ws: crate::ws_client_args::WsClientArgs,
+}
+
+/// `--flows`: how many flows a UDP run's human report lists (`None`: all).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowsShown(pub(crate) Option<usize>);
+
+/// `--flows N|all`.
+pub(crate) fn parse_flows(s: &str) -> Result<FlowsShown, String> {
+    if s == "all" {
+        return Ok(FlowsShown(None));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(FlowsShown(Some(n))),
+        _ => Err(format!(
+            "{s:?} is neither a number of flows (1 or more) nor `all`"
+        )),
+    }
+}
+
+/// The human report of `report`, its flow table listing `flows` (the default without it).
+pub(crate) fn render(report: &ringport_report::StressReport, flows: Option<FlowsShown>) -> String {
+    let human = flows.map_or_else(ringport_report::export::HumanRun::default, |f| {
+        ringport_report::export::HumanRun { flows: f.0 }
+    });
+    human.to_string(report)
 }
 
 /// The addresses of one `--source-ip` value (an address or a range).
@@ -476,6 +506,11 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
             cfg.validate_requests()
         })
         .usage()?;
+    if args.flows.is_some() && !args.udp {
+        return Err(usage(
+            "--flows applies to --udp only: it says how many flows the report lists",
+        ));
+    }
     if args.find_max_rate {
         if args.metrics.is_some() {
             anyhow::bail!("--metrics does not apply to --find-max-rate");
@@ -494,7 +529,7 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         .context("reading the answers")?;
     }
     let stop = stop_on_signals()?;
-    run_load(cfg, stop, args.interval, metrics)
+    run_load(cfg, stop, args.interval, metrics, args.flows)
 }
 
 /// Ctrl-C once: stop sending, verify what is in flight, report (exit code 130). Twice: exit at
@@ -542,6 +577,7 @@ fn run_load(
     stop: Arc<AtomicBool>,
     interval: Option<f64>,
     metrics: Option<ringport_metrics::Endpoint>,
+    flows: Option<FlowsShown>,
 ) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
@@ -570,7 +606,7 @@ fn run_load(
         let _ = live.join();
     }
     let outcome = outcome?;
-    let report = outcome.report.render();
+    let report = render(&outcome.report, flows);
     if matches!(cfg.json, Some(OutputTarget::Stdout)) {
         eprint!("{report}");
     } else {

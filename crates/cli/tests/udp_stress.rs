@@ -1,7 +1,8 @@
 //! `stress --udp` on the real binary: against `ringport serve --udp` on every backend (nothing
 //! lost on loopback at a modest rate, the JSON fields), against echoes of the test's own that
-//! damage or drop datagrams by their sequence number (exit code 1 on corruption, `--max-loss`),
-//! `merge` of two segments equal to one run, the flags that do not apply to UDP, and on test
+//! damage or drop datagrams by their sequence number (exit code 1 on corruption, `--max-loss`,
+//! the flows listed by `--flows`), `merge` of two segments equal to one run flow by flow, the
+//! flags that do not apply to UDP, and on test
 //! hosts (`support::netns`) random loss in the network counted exactly and within its binomial
 //! bounds.
 
@@ -105,7 +106,7 @@ fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
             .lines()
             .next()
             .unwrap()
-            .ends_with(",sent,echoed,lost,duplicated,reordered,corrupted"),
+            .ends_with(",sent,echoed,lost,duplicated,reordered,corrupted,jitter_us,flow,agent"),
         "{table}"
     );
     let rows: u64 = table
@@ -114,6 +115,76 @@ fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
         .map(|l| l.split(',').nth(11).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(rows, 400, "{table}");
+    // Per flow: 100 each, in the JSON and as `flow` rows of the CSV.
+    let flows = j["datagram_flows"].as_array().unwrap();
+    let got: Vec<(u64, u64, u64)> = flows
+        .iter()
+        .map(|f| {
+            let n = |k: &str| f[k].as_u64().unwrap();
+            (n("flow"), n("sent"), n("echoed"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(1, 100, 100), (2, 100, 100), (3, 100, 100), (4, 100, 100)]
+    );
+    assert!(
+        flows.iter().all(|f| f["jitter_us"].as_f64().is_some()),
+        "{j}"
+    );
+    let flow_rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("flow,"))
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(flow_rows.len(), 4, "{table}");
+    for (i, cells) in flow_rows.iter().enumerate() {
+        assert_eq!((cells[11], cells[12], cells[13]), ("100", "100", "0"));
+        assert_eq!(cells[18], (i + 1).to_string(), "the flow, from 1");
+        assert_eq!(cells[19], "", "one run: no agent");
+    }
+}
+
+#[test]
+fn the_report_lists_the_flows_that_lost_most() {
+    // Every 4th datagram of each flow is dropped: every flow loses 25%.
+    let addr = echo(|seq| usize::from(seq % 4 != 3), |_| false);
+    let run = |flows: &str| {
+        let port = addr.port().to_string();
+        let out = stress(&[
+            "--udp",
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "3",
+            "--count",
+            "8",
+            "--pipeline",
+            "4",
+            "--timeout",
+            "0.3",
+            "--flows",
+            flows,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run("2");
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("  flows"))
+        .collect();
+    assert!(
+        listed[0].contains("the 2 of 3 flows that lost most"),
+        "{text}"
+    );
+    let row = |l: &str| l.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+    assert_eq!(row(listed[2]), "1 8 6 2", "{text}");
+    assert_eq!(row(listed[3]), "2 8 6 2", "{text}");
+    assert!(listed[4].contains("1 more flow not listed"), "{text}");
+    let text = run("all");
+    assert!(text.contains("  flows         3 flows\n"), "{text}");
+    assert!(!text.contains("not listed"), "{text}");
 }
 
 #[test]
@@ -139,6 +210,44 @@ fn a_corrupted_echo_fails_the_run_and_is_attributed_to_its_datagram() {
         first.starts_with("corrupted echo of datagram 9 at byte"),
         "{first}"
     );
+}
+
+#[test]
+fn the_progress_line_says_the_datagrams_lost() {
+    // Every 4th datagram of each flow is dropped: the lines count them as their timeout passes.
+    let addr = echo(|seq| usize::from(seq % 4 != 3), |_| false);
+    let port = addr.port().to_string();
+    let out = stress(&[
+        "--udp",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "2",
+        "--rate",
+        "200",
+        "--duration",
+        "1.2",
+        "--timeout",
+        "0.1",
+        "--interval",
+        "0.2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lost: Vec<u64> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: measuring "))
+        .map(|l| {
+            let (before, _) = l
+                .split_once(" lost (")
+                .unwrap_or_else(|| panic!("no loss beside the rate: {l}"));
+            assert!(before.contains(" msg/s  "), "{l}");
+            before.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(lost.len() >= 2, "{err}");
+    assert!(lost.windows(2).all(|w| w[0] <= w[1]), "{lost:?}");
+    assert!(*lost.last().unwrap() > 0, "{err}");
 }
 
 #[test]
@@ -249,6 +358,34 @@ fn two_segments_merge_into_the_counts_of_one_run() {
         "seq 5, 11, 17, 23, 29 of each flow"
     );
     assert_eq!(merged["jitter_us"]["flows"], 4);
+    // Flow by flow: each segment's flows keep their numbers in the whole run, labelled with
+    // their agent, and count what the whole run's flows counted.
+    let counts = |f: &serde_json::Value| {
+        let mut f = f.clone();
+        let o = f.as_object_mut().unwrap();
+        o.remove("jitter_us");
+        o.remove("agent");
+        f
+    };
+    let (merged_flows, whole_flows) = (
+        merged["datagram_flows"].as_array().unwrap(),
+        whole["datagram_flows"].as_array().unwrap(),
+    );
+    assert_eq!(merged_flows.len(), 4, "{merged}");
+    for (m, w) in merged_flows.iter().zip(whole_flows) {
+        assert_eq!(counts(m), counts(w), "{merged}\n{whole}");
+        let agent = m["agent"].as_u64().unwrap() as usize;
+        let segment = merged["merged_from"][agent - 1]["segment"]["index"]
+            .as_u64()
+            .unwrap();
+        let flow = m["flow"].as_u64().unwrap();
+        assert_eq!(
+            segment,
+            flow.div_ceil(2),
+            "flow {flow} is segment {segment}'s"
+        );
+    }
+    assert_eq!(whole_flows[0]["lost"], 5);
     let lost_by_second: u64 = merged["datagrams_over_time"]
         .as_array()
         .unwrap()
@@ -292,6 +429,16 @@ fn flags_that_do_not_apply_to_udp_are_usage_errors() {
     let out = stress(&["127.0.0.1", "9", "--max-loss", "5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--max-loss applies to --udp only"));
+    let out = stress(&["127.0.0.1", "9", "--flows", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--flows applies to --udp only"));
+    let out = stress(&["--udp", "127.0.0.1", "9", "--flows", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("neither a number of flows"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// 10% random loss, by nftables, of the datagrams on their way to the server host (on the
