@@ -154,7 +154,8 @@ pub struct StressArgs {
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
     /// Write the latency per second as CSV: one row per interval of the --hdr-log (tag, start,
-    /// length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
+    /// length, count, min, p50, p90, p99, p99.9, max, mean; microseconds); with --udp also a
+    /// `datagrams` row per second and a `flow` row per flow (their counts and jitter).
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
     /// Write the report as one self-contained HTML page (charts and styles inside, nothing
