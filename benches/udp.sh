@@ -11,6 +11,9 @@
 #   lost         datagrams sent and never echoed (the load's "lost"), over all of the run
 #   CPU µs/dgram the server's CPU time (utime+stime from /proc/PID/stat, over the load's run)
 #                per datagram echoed, in microseconds
+#   client CPU   the load's CPU per datagram echoed, in microseconds: its threads' CPU (the
+#                JSON's "client_cpu_pct", each thread's share of a core over its run) times
+#                "duration_s", over "echoed"; "-" when the load's JSON has no client_cpu_pct
 #   x tokio      ringport's figure over tokio-udp-echo's, taken round by round (each round's
 #                ringport figure over the same round's tokio figure), the median of those
 #                ratios; on a noisy host the per-round ratio is steadier than either median
@@ -18,6 +21,10 @@
 # The ceiling: `iperf3 -s` on SERVER_CPU, `iperf3 -u -c 127.0.0.1 -b 0 -l SIZE` on LOAD_CPU, one
 # way (no echo), DURATION rounded up to whole seconds: the datagrams per second it sent, those
 # the receiver got, and the share it lost.
+#
+# The table ends with one line that says whether the load was the bottleneck: a row is
+# client-bound where the load spent as much CPU per datagram as the server or more (the
+# medians, per server), and then it measures the client as much as the server.
 #
 # Usage:  benches/udp.sh                        (on a quiet machine)
 #         DURATION=2 ROUNDS=3 benches/udp.sh      quicker, noisier
@@ -37,7 +44,8 @@
 #   RINGPORT_ARGS  extra arguments for ringport serve                      []
 #   LOAD_CMD     the load, a command line with {PORT} {FLOWS} {SIZE} {DURATION} {PIPELINE}
 #                {JSON} replaced; it must write to {JSON} an object with "duration_s" and
-#                "datagrams": {"sent", "echoed", "lost"}
+#                "datagrams": {"sent", "echoed", "lost"} (and "client_cpu_pct", a list of
+#                percentages of a core, for the client CPU column)
 #                ["$RINGPORT stress --udp 127.0.0.1:{PORT} --connections {FLOWS} --pipeline
 #                {PIPELINE} --size {SIZE} --duration {DURATION} --json {JSON}"]
 #   IPERF        0: skip the iperf3 ceiling                                [1]
@@ -149,7 +157,7 @@ awk -v n="$n_runs" -v d="$DURATION" 'BEGIN {
   printf "udp.sh: %d runs of %s s: about %.0f min\n", n, d, n * (d + 0.5) / 60 }' >&2
 
 JSON=$(mktemp /tmp/ringport-udp-load.XXXXXX.json)
-echo -e "server\tsize\tflows\tround\tdgram_per_s\tsent\techoed\tlost\tcpu_us_per_dgram" >"$RESULTS"
+echo -e "server\tsize\tflows\tround\tdgram_per_s\tsent\techoed\tlost\tcpu_us_per_dgram\tclient_cpu_us_per_dgram" >"$RESULTS"
 port=$PORT_BASE
 for size in $SIZES; do
   for flows in $FLOWS; do
@@ -172,16 +180,20 @@ for size in $SIZES; do
         python3 - "$JSON" "$s" "$size" "$flows" "$round" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY' | tee -a "$RESULTS" >&2
 import json, sys
 path, server, size, flows, rnd, ticks, hz = sys.argv[1:]
+client = None
 try:
     run = json.load(open(path))
     d = run["datagrams"]
     sent, echoed, lost, secs = d["sent"], d["echoed"], d["lost"], float(run["duration_s"])
+    if isinstance(run.get("client_cpu_pct"), list):
+        client = sum(run["client_cpu_pct"]) / 100 * secs
 except (OSError, ValueError, KeyError, TypeError):
     sent = echoed = lost = 0
     secs = 0.0
 rate = echoed / secs if secs > 0 else 0
 cpu_us = int(ticks) / int(hz) * 1e6 / echoed if echoed > 0 else 0
-print(f"{server}\t{size}\t{flows}\t{rnd}\t{rate:.0f}\t{sent}\t{echoed}\t{lost}\t{cpu_us:.3f}")
+client_us = f"{client * 1e6 / echoed:.3f}" if client is not None and echoed > 0 else "-"
+print(f"{server}\t{size}\t{flows}\t{rnd}\t{rate:.0f}\t{sent}\t{echoed}\t{lost}\t{cpu_us:.3f}\t{client_us}")
 PY
       done
     done
@@ -198,8 +210,15 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 def med(xs):
     return statistics.median(xs) if xs else 0
 keys = sorted({(int(r["size"]), int(r["flows"])) for r in rows})
-print("| size | flows | ringport dgram/s | tokio dgram/s | x tokio | ringport CPU µs/dgram | tokio CPU µs/dgram | x tokio | lost (ringport, tokio) |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def client_cpu(d):
+    xs = [float(r["client_cpu_us_per_dgram"]) for r in d.values()
+          if r.get("client_cpu_us_per_dgram") not in (None, "", "-")]
+    return med(xs) if xs else None
+def shown(x):
+    return "-" if x is None else f"{x:.2f}"
+bound = []
+print("| size | flows | ringport dgram/s | tokio dgram/s | x tokio | ringport CPU µs/dgram | tokio CPU µs/dgram | x tokio | client CPU µs/dgram (ringport, tokio) | lost (ringport, tokio) |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for size, flows in keys:
     by = {}
     for r in rows:
@@ -215,7 +234,20 @@ for size, flows in keys:
     lost = lambda d: sum(int(r["lost"]) for r in d.values())
     print(f"| {size} | {flows} | {m(rp, 'dgram_per_s'):,.0f} | {m(tk, 'dgram_per_s'):,.0f} | {ratio('dgram_per_s')} "
           f"| {m(rp, 'cpu_us_per_dgram'):.2f} | {m(tk, 'cpu_us_per_dgram'):.2f} | {ratio('cpu_us_per_dgram')} "
-          f"| {lost(rp)}, {lost(tk)} |")
+          f"| {shown(client_cpu(rp))}, {shown(client_cpu(tk))} | {lost(rp)}, {lost(tk)} |")
+    for server, d in (("ringport", rp), ("tokio", tk)):
+        cli = client_cpu(d)
+        if d and cli is not None and cli >= m(d, "cpu_us_per_dgram"):
+            bound.append(f"{size} B x {flows} flows against {server} "
+                         f"(client {cli:.3g}, server {m(d, 'cpu_us_per_dgram'):.3g} µs/dgram)")
+print()
+if bound:
+    print("Client-bound: the load's CPU per datagram was not below the server's in "
+          f"{len(bound)} row(s): " + "; ".join(bound) + ". Those rows measure the client as much as the server.")
+elif any(r.get("client_cpu_us_per_dgram") not in (None, "", "-") for r in rows):
+    print("Not client-bound: the load's CPU per datagram was below the server's in every row.")
+else:
+    print("Client CPU unknown: the load's JSON had no client_cpu_pct, so no row can be called client-bound or not.")
 PY
 
 if [[ "$IPERF" != 0 ]]; then
