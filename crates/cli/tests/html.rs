@@ -458,6 +458,52 @@ fn every_kind_of_report_loads_offline_and_shows_the_json_figures() {
     );
 }
 
+/// A UDP run's page in the browser: the datagrams lost and the jitter per second as charts,
+/// the flow table, every figure equal to the JSON's (each flow's counts and jitter included).
+#[test]
+fn a_udp_run_page_shows_its_flows_and_jitter() {
+    let Some(chromium) = chromium() else { return };
+    let dir = Scratch::new("udp");
+    let mut cmd = bin();
+    cmd.args(["serve", "--port", "0", "--udp-only"]);
+    let server = Server::spawn(cmd);
+    let port = server.addr.port().to_string();
+    let (json, html) = (dir.path("udp.json"), dir.path("udp.html"));
+    let out = run(&[
+        "stress",
+        "--udp",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "3",
+        "--rate",
+        "600",
+        "--duration",
+        "2",
+        "--json",
+        &json,
+        "--html",
+        &html,
+    ]);
+    succeeded(&out, "stress --udp --html");
+    let dom = check(
+        &chromium,
+        &dir,
+        &html,
+        &json,
+        "stress",
+        &["datagrams-lost", "datagrams-jitter"],
+    );
+    assert!(dom.contains("id=\"datagram-flows-table\""));
+    for key in [
+        "datagram_flows.0.flow",
+        "datagram_flows.2.sent",
+        "datagram_flows.2.jitter_us",
+    ] {
+        assert!(dom.contains(&format!("data-key=\"{key}\"")), "{key}");
+    }
+}
+
 /// No browser needed: a run whose every connect is refused counts each error over time (before
 /// the measured phase), and its page shows them by cause with the JSON's counts.
 #[test]
