@@ -29,7 +29,8 @@ pub struct MergeArgs {
     #[arg(long, value_name = "PATH")]
     hdr_log: Option<PathBuf>,
     /// Write the merged latency per second as CSV: one row per interval of the merged interval
-    /// log (tag, start, length, count, min, p50, p90, p99, p99.9, max, mean; microseconds).
+    /// log (tag, start, length, count, min, p50, p90, p99, p99.9, max, mean; microseconds); for
+    /// UDP runs also a `datagrams` row per second and a `flow` row per flow of each agent.
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
     /// Write the merged report as one self-contained HTML page (charts inside, nothing
