@@ -516,6 +516,11 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
         if args.metrics.is_some() {
             anyhow::bail!("--metrics does not apply to --find-max-rate");
         }
+        if args.flows.is_some() {
+            return Err(usage(
+                "--flows does not apply to --find-max-rate: its report lists probes, not flows",
+            ));
+        }
         return run_search(&args, cfg);
     }
     let metrics = args.metrics.map(crate::metrics::bind).transpose()?;

@@ -432,6 +432,18 @@ fn flags_that_do_not_apply_to_udp_are_usage_errors() {
     let out = stress(&["127.0.0.1", "9", "--flows", "5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--flows applies to --udp only"));
+    let out = stress(&[
+        "--udp",
+        "127.0.0.1",
+        "9",
+        "--find-max-rate",
+        "--max-loss",
+        "1",
+        "--flows",
+        "all",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--flows does not apply to --find-max-rate"));
     let out = stress(&["--udp", "127.0.0.1", "9", "--flows", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
