@@ -14,6 +14,10 @@
 //! - latency (from the intended send time in open loop) of the intact first copies, and the
 //!   interarrival jitter of RFC 3550 per flow.
 //!
+//! The report has the counts in total, per flow (`datagram_flows`, each with its jitter) and
+//! per second of sending (`datagrams_over_time`, each with the mean transit difference of its
+//! intact first copies); the progress line has the datagrams lost so far.
+//!
 //! Closed loop keeps `--pipeline` datagrams outstanding per flow (a lost one frees its place
 //! when its timeout passes); open loop (`--rate`, ramps, `--segment`) sends on the TCP
 //! client's schedule whatever comes back. Only datagrams intended inside the measured window
