@@ -184,3 +184,15 @@ impl OpState for IocpOp {
         self.peer()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::IocpOp;
+
+    /// An operation entry keeps its state in one word or, once the state is back in the
+    /// driver's stock, a peer in 24 bytes: no more than an io_uring entry's.
+    #[test]
+    fn an_operation_state_is_small() {
+        assert!(std::mem::size_of::<IocpOp>() <= 24);
+    }
+}
