@@ -15,6 +15,12 @@
 //! its I/Os is in the system. When the port is dropped with I/Os still posted, they are
 //! cancelled and drained; what does not come back in time is leaked, never freed.
 //!
+//! A finished one-I/O operation's state goes back to the driver's stock
+//! ([`reclaim`](Driver::reclaim)), and the next operation takes it, so a receive or a send
+//! allocates nothing ([`stock_datagram_ops`](Driver::stock_datagram_ops) makes the stock for a
+//! caller's datagram operations up front); an accept's peer or a datagram's sender, which the
+//! port reads after that, stays in the table entry ([`IocpOp::Peer`]).
+//!
 //! # Skip on success
 //!
 //! A socket is associated with the port at its first operation, and
