@@ -1,18 +1,15 @@
 //! The UDP echo allocates nothing per datagram, of any size, on either path: after warm-up,
 //! thousands of datagrams from several sources at once (so completions come in batches) make
-//! no heap allocation in any thread, on every backend, with the batched path (multishot
-//! `recvmsg` or `recvmmsg` into the port's pool, echoes sent from it) and with the
-//! one-operation-per-datagram path it falls back to where the port cannot batch. Every echo is
+//! no heap allocation in any thread, on every backend (io_uring and epoll; IOCP on Windows),
+//! with the batched path (multishot `recvmsg` or `recvmmsg` into the port's pool, echoes sent
+//! from it) and with the one-operation-per-datagram path it falls back to where the port cannot
+//! batch (on IOCP, always). Every echo is
 //! checked byte for byte, so this is also the fallback path's end-to-end test.
 //!
 //! The server runs in this process, with a counting global allocator ([`CountingAlloc`], which
 //! counts every thread); the clients are plain blocking `std` sockets with fixed buffers, which
 //! allocate nothing either. This file holds one test, so no other test's allocations run
 //! beside it.
-//!
-//! Linux only (io_uring and epoll): on IOCP a datagram receive's operation state (which holds
-//! the sender's address) is made per receive and not reused yet, two allocations per datagram.
-#![cfg(unix)]
 
 mod support;
 

@@ -92,6 +92,7 @@
 //! - [`outcome`]: a raw result into an [`Outcome`](crate::Outcome) (adopting an accepted fd,
 //!   growing a buffer by the bytes the kernel wrote);
 //! - [`pool`]: the buffer pool;
+//! - [`sender`]: a datagram's sender (or an accepted peer) kept compactly in a driver's state;
 //! - `sockaddr`, `waker`, `gather`, `dgram` (Linux): socket addresses in the kernel's form, the
 //!   eventfd that wakes a port, the iovecs and header of a gathered send, the header of a
 //!   datagram receive or send; `iocp` has its own waker;
@@ -107,6 +108,7 @@ pub(crate) mod gather;
 pub(crate) mod iocp;
 pub mod os;
 pub(crate) mod pool;
+pub(crate) mod sender;
 #[cfg(unix)]
 pub(crate) mod sockaddr;
 #[cfg(unix)]

@@ -13,11 +13,14 @@
 //!   it is full, buckets that have refilled (a source quiet for a second) are forgotten, and if
 //!   none has, a datagram from a new source is refused rather than the table grown.
 //!
-//! Every refusal has its [`Refusal`] cause, which the worker counts.
+//! Every refusal has its [`Refusal`] cause, which the worker counts; [`Policy::judge`] is the
+//! whole decision for one datagram received, counted, as both of the echo's loops make it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use super::stats::UdpStats;
 
 /// The source ports of echo-like services, never echoed to (besides port 0).
 pub const DENIED_PORTS: [u16; 5] = [7, 13, 17, 19, 37];
@@ -126,6 +129,37 @@ impl Policy {
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }
+
+    /// The one rule for a datagram received, whichever loop received it: it is counted in
+    /// `stats` (with its `len` bytes when it came whole), and the address to echo it to is
+    /// returned; `None` when it is not echoed, counted under why: cut to the buffer
+    /// (`truncated`), no sender reported (`from`), or refused by these rules at `now`.
+    pub fn judge(
+        &mut self,
+        stats: &mut UdpStats,
+        len: usize,
+        truncated: bool,
+        from: Option<SocketAddr>,
+        now: Instant,
+    ) -> Option<SocketAddr> {
+        stats.datagrams_in += 1;
+        if truncated {
+            stats.truncated += 1;
+            return None;
+        }
+        stats.bytes_in += len as u64;
+        let Some(to) = from else {
+            stats.no_sender += 1;
+            return None;
+        };
+        match self.admit(to, now) {
+            Ok(()) => Some(to),
+            Err(why) => {
+                stats.refused(why);
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +239,41 @@ mod tests {
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(p.admit(addr("192.0.2.3:1000"), t2), Ok(()));
         assert!(p.tracked() <= 2);
+    }
+
+    /// Every datagram judged is counted once as received, and once more under its fate: the
+    /// sender to echo to, or the cause it was not echoed.
+    #[test]
+    fn a_datagram_judged_is_counted_under_its_fate() {
+        let mut p = Policy::new(&[], 1, false, 16);
+        let mut stats = UdpStats::default();
+        let now = Instant::now();
+        let a = addr("192.0.2.1:40000");
+        assert_eq!(p.judge(&mut stats, 64, false, Some(a), now), Some(a));
+        assert_eq!(p.judge(&mut stats, 64, false, Some(a), now), None);
+        assert_eq!(p.judge(&mut stats, 9_000, true, Some(a), now), None);
+        assert_eq!(p.judge(&mut stats, 8, false, None, now), None);
+        assert_eq!(
+            p.judge(&mut stats, 8, false, Some(addr("192.0.2.2:7")), now),
+            None
+        );
+        let want = UdpStats {
+            datagrams_in: 5,
+            bytes_in: 64 + 64 + 8 + 8,
+            truncated: 1,
+            no_sender: 1,
+            rate_limited: 1,
+            denied_port: 1,
+            ..UdpStats::default()
+        };
+        assert_eq!(stats, want);
+
+        let mut sent = UdpStats::default();
+        sent.sent(&Ok(64));
+        sent.sent(&Err(std::io::Error::from(std::io::ErrorKind::Other)));
+        assert_eq!(
+            (sent.datagrams_out, sent.bytes_out, sent.send_errors),
+            (1, 64, 1)
+        );
     }
 }

@@ -53,6 +53,17 @@ impl UdpStats {
         }
     }
 
+    /// Counts an echo's completion: sent (`Ok`, its bytes), or refused by the system.
+    pub fn sent(&mut self, result: &std::io::Result<usize>) {
+        match result {
+            Ok(n) => {
+                self.datagrams_out += 1;
+                self.bytes_out += *n as u64;
+            }
+            Err(_) => self.send_errors += 1,
+        }
+    }
+
     /// Datagrams received and not echoed by policy, all causes.
     pub fn dropped_by_policy(&self) -> u64 {
         self.denied_port + self.rate_limited + self.table_full

@@ -147,23 +147,10 @@ impl Worker {
                     }
                 };
                 self.errors_in_a_row = 0;
-                self.stats.datagrams_in += 1;
-                if truncated {
-                    self.stats.truncated += 1;
-                    self.receive(i, buf);
-                    return Ok(());
-                }
-                self.stats.bytes_in += n as u64;
-                let Some(to) = from else {
-                    self.stats.no_sender += 1;
+                let Some(to) = self.policy.judge(&mut self.stats, n, truncated, from, now) else {
                     self.receive(i, buf);
                     return Ok(());
                 };
-                if let Err(why) = self.policy.admit(to, now) {
-                    self.stats.refused(why);
-                    self.receive(i, buf);
-                    return Ok(());
-                }
                 let op = Op::SendTo {
                     fd: Rc::clone(&self.fd),
                     buf,
@@ -175,13 +162,7 @@ impl Worker {
                 }
             }
             Outcome::SentTo { buf, result } => {
-                match result {
-                    Ok(n) => {
-                        self.stats.datagrams_out += 1;
-                        self.stats.bytes_out += n as u64;
-                    }
-                    Err(_) => self.stats.send_errors += 1,
-                }
+                self.stats.sent(&result);
                 self.receive(i, buf);
             }
             _ => {}

@@ -15,6 +15,12 @@
 //! its I/Os is in the system. When the port is dropped with I/Os still posted, they are
 //! cancelled and drained; what does not come back in time is leaked, never freed.
 //!
+//! A finished one-I/O operation's state goes back to the driver's stock
+//! ([`reclaim`](Driver::reclaim)), and the next operation takes it, so a receive or a send
+//! allocates nothing ([`stock_datagram_ops`](Driver::stock_datagram_ops) makes the stock for a
+//! caller's datagram operations up front); an accept's peer or a datagram's sender, which the
+//! port reads after that, stays in the table entry ([`IocpOp::Peer`]).
+//!
 //! # Skip on success
 //!
 //! A socket is associated with the port at its first operation, and
@@ -67,11 +73,12 @@ use crate::backend::Backend;
 use crate::op::{Accepted, Op};
 use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
+use crate::sys::sender::Sender;
 use crate::sys::{buffer_flags, Driver, RawCompletion, CQE_F_MORE};
 use crate::table::Work;
 use crate::token::{OpKind, Token, WAKE};
 
-use super::state::{Entry, IoSlot, IoState, Table};
+use super::state::{Entry, IoSlot, IoState, IocpOp, Table};
 use super::sys::{self, AssociateError, IoResult, Started};
 
 /// The most pool buffers one wake-up of a multishot receive fills before it lets others run.
@@ -154,8 +161,11 @@ pub(crate) struct IocpDriver {
     /// Operations to cancel at the next wait.
     cancels: Vec<Token>,
     /// The states of finished one-I/O operations, kept for the next ones (at most
-    /// [`SPARE_STATES`]), so that a receive or a send allocates nothing.
+    /// `spare_max`), so that a receive or a send allocates nothing.
     spare: Vec<Box<IoState>>,
+    /// The most states `spare` keeps: [`SPARE_STATES`], or more when a caller stocked more
+    /// ([`Driver::stock_datagram_ops`]).
+    spare_max: usize,
     /// I/Os that succeeded inline under skip-on-success (posted no packet).
     inline: u64,
 }
@@ -188,6 +198,7 @@ impl IocpDriver {
             in_system: HashSet::with_capacity(256),
             cancels: Vec::with_capacity(64),
             spare: Vec::with_capacity(64),
+            spare_max: SPARE_STATES,
             inline: 0,
         })
     }
@@ -284,7 +295,7 @@ impl IocpDriver {
             }
             _ => {}
         }
-        inflight.state = Some(state);
+        inflight.state = IocpOp::Io(state);
         let mut pool = pool;
         for index in 0..slots as u32 {
             let issued = self.issue(s, skip, inflight, index, pool.as_deref_mut());
@@ -297,10 +308,7 @@ impl IocpDriver {
     fn started(&mut self, token: Token, inflight: &mut Entry, index: u32, issued: Issued) {
         match issued {
             Issued::Pending => {
-                let state = inflight
-                    .state
-                    .as_deref_mut()
-                    .expect("an I/O operation's state");
+                let state = inflight.state.io().expect("an I/O operation's state");
                 state.slots[index as usize].pending = true;
                 state.in_system += 1;
                 self.in_system.insert(token);
@@ -315,7 +323,7 @@ impl IocpDriver {
                 self.started(token, inflight, index, Issued::Done(Ok(bytes)));
             }
             Issued::Done(result) => {
-                if let Some(state) = inflight.state.as_deref_mut() {
+                if let Some(state) = inflight.state.io() {
                     state.queued += 1;
                 }
                 self.ready.push_back(Raw::Io {
@@ -336,10 +344,7 @@ impl IocpDriver {
         index: u32,
         pool: Option<&mut BufPool>,
     ) -> Issued {
-        let state = inflight
-            .state
-            .as_deref_mut()
-            .expect("an I/O operation's state");
+        let state = inflight.state.io().expect("an I/O operation's state");
         let slot = &mut state.slots[index as usize];
         let Work::Op(op) = &mut inflight.work else {
             // A close is carried out at submission.
@@ -530,7 +535,7 @@ impl IocpDriver {
         let Some(s) = op_socket(&inflight.work) else {
             return;
         };
-        let Some(state) = inflight.state.as_deref_mut() else {
+        let Some(state) = inflight.state.io() else {
             return;
         };
         state.cancelled = true;
@@ -632,7 +637,7 @@ impl IocpDriver {
         };
         let kind = inflight.kind;
         let s = op_socket(&inflight.work);
-        let Some(state) = inflight.state.as_deref_mut() else {
+        let Some(state) = inflight.state.io() else {
             // Close, Nop, Shutdown: carried out at submission.
             out.push(raw(token, result.unwrap_or(Ok(0)), 0));
             return;
@@ -747,10 +752,7 @@ impl IocpDriver {
             Work::Op(Op::RecvMulti { limit, .. }) => limit,
             _ => 0,
         };
-        let state = inflight
-            .state
-            .as_deref_mut()
-            .expect("an I/O operation's state");
+        let state = inflight.state.io().expect("an I/O operation's state");
         let Some(pool) = pool else {
             out.push(raw(token, Err(WSAEINVAL), 0));
             return;
@@ -824,7 +826,7 @@ impl IocpDriver {
                 let Raw::Io { token, index, .. } = raw else {
                     continue;
                 };
-                let Some(state) = table.get_mut(token).and_then(|i| i.state.as_deref_mut()) else {
+                let Some(state) = table.get_mut(token).and_then(|i| i.state.io()) else {
                     continue;
                 };
                 let slot = &mut state.slots[index as usize];
@@ -850,7 +852,7 @@ impl IocpDriver {
 // every slot is back. On drop, `quiesce` cancels and drains what is in the system and leaks
 // (never frees) what does not come back, with the pool.
 unsafe impl Driver for IocpDriver {
-    type State = Option<Box<IoState>>;
+    type State = IocpOp;
 
     fn backend(&self) -> Backend {
         Backend::Iocp
@@ -896,17 +898,34 @@ unsafe impl Driver for IocpDriver {
         self.inline
     }
 
+    fn stock_datagram_ops(&mut self, n: usize) {
+        // Each datagram operation in flight holds a one-I/O state (its OVERLAPPED, the sender's
+        // storage or the destination); the stock, and the queues an operation passes through,
+        // get room for `n` of them now.
+        self.spare_max = self.spare_max.max(n);
+        self.spare.reserve(n.saturating_sub(self.spare.len()));
+        while self.spare.len() < n {
+            self.spare.push(Box::new(IoState::spare()));
+        }
+        self.ready.reserve(n.saturating_sub(self.ready.len()));
+        self.in_system
+            .reserve(n.saturating_sub(self.in_system.len()));
+    }
+
     fn reclaim(&mut self, inflight: &mut Entry) {
         // Nothing is lent: an operation's state is in its own table entry. A one-I/O state the
-        // system is done with is kept for the next operation; not an accept's or a datagram
-        // receive's, whose peer address the port reads from it after this call.
-        if matches!(inflight.kind, OpKind::Accept | OpKind::RecvFrom) {
+        // system is done with goes back to the stock for the next operation; an accept's peer
+        // or a datagram's sender, which the port reads after this call, stays in the entry.
+        let IocpOp::Io(state) = mem::take(&mut inflight.state) else {
             return;
-        }
-        if let Some(state) = inflight.state.take() {
-            if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < SPARE_STATES {
-                self.spare.push(state);
+        };
+        if matches!(inflight.kind, OpKind::Accept | OpKind::RecvFrom) {
+            if let Some(peer) = state.peer {
+                inflight.state = IocpOp::Peer(Sender::new(peer));
             }
+        }
+        if state.slots.len() == 1 && state.in_system == 0 && self.spare.len() < self.spare_max {
+            self.spare.push(state);
         }
     }
 

@@ -1,6 +1,7 @@
-//! What the IOCP driver keeps for an operation in the port's table: an [`IoState`], boxed,
-//! with one [`IoSlot`] (an `OVERLAPPED` and what it points at) per I/O the operation may have
-//! in the system at once.
+//! What the IOCP driver keeps for an operation in the port's table ([`IocpOp`]): an
+//! [`IoState`], boxed, with one [`IoSlot`] (an `OVERLAPPED` and what it points at) per I/O the
+//! operation may have in the system at once; once the operation is done and its state back in
+//! the driver's stock, an accept's peer or a datagram's sender, inline.
 
 use std::fmt;
 use std::mem;
@@ -11,16 +12,50 @@ use windows_sys::Win32::Networking::WinSock::SOCKADDR_STORAGE;
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
 use crate::op::Op;
+use crate::sys::sender::Sender;
 use crate::sys::OpState;
 use crate::table::{InFlight, OpTable};
-use crate::token::Token;
+use crate::token::{Token, WAKE};
 
 use super::sys::{self, AcceptAddrs};
 
 /// An operation in flight, with this driver's state for it.
-pub(super) type Entry = InFlight<Option<Box<IoState>>>;
+pub(super) type Entry = InFlight<IocpOp>;
 /// The port's operations in flight, with this driver's state for each.
-pub(super) type Table = OpTable<Option<Box<IoState>>>;
+pub(super) type Table = OpTable<IocpOp>;
+
+/// What the IOCP driver keeps for an operation in its table entry.
+#[derive(Debug, Default)]
+pub(crate) enum IocpOp {
+    /// Nothing: a close, a shutdown or a no-op (carried out at submission), or an operation
+    /// whose state went back to the driver's stock with nothing to keep.
+    #[default]
+    Nothing,
+    /// The `OVERLAPPED`s and what the system writes while the operation's I/Os are in it.
+    Io(Box<IoState>),
+    /// The peer of a finished accept or the sender of a finished datagram receive, read from
+    /// its state when the state went back to the driver's stock
+    /// ([`Driver::reclaim`](crate::sys::Driver::reclaim)), for the port to deliver.
+    Peer(Sender),
+}
+
+impl IocpOp {
+    /// The state of an operation that posts I/O.
+    pub(super) fn io(&mut self) -> Option<&mut IoState> {
+        match self {
+            IocpOp::Io(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            IocpOp::Io(state) => state.peer,
+            IocpOp::Peer(peer) => Some(peer.addr()),
+            IocpOp::Nothing => None,
+        }
+    }
+}
 
 /// One posted I/O: its `OVERLAPPED` first, so that the `OVERLAPPED` pointer a completion
 /// returns is the slot's.
@@ -99,6 +134,12 @@ impl IoState {
         IoState::with_slots((0..slots as u32).map(|i| IoSlot::new(token, i)).collect())
     }
 
+    /// A one-I/O state for the driver's stock, not yet any operation's: [`IoState::new_one`]
+    /// names it when an operation takes it.
+    pub(super) fn spare() -> IoState {
+        IoState::new(WAKE, 1)
+    }
+
     /// The state of a one-I/O operation in `slots`, a finished operation's (its one slot made
     /// fresh), so that no allocation is made.
     pub(super) fn new_one(token: Token, mut slots: Box<[IoSlot]>) -> IoState {
@@ -128,18 +169,30 @@ impl IoState {
     }
 }
 
-impl OpState for Option<Box<IoState>> {
-    /// Nothing yet: `IocpDriver::start` makes (or recycles) the state of an operation that
-    /// posts I/O; a close, a shutdown and a no-op need none.
-    fn new(_op: &Op) -> Option<Box<IoState>> {
-        None
+impl OpState for IocpOp {
+    /// Nothing yet: `IocpDriver::start` takes a state from its stock (or makes one) for an
+    /// operation that posts I/O; a close, a shutdown and a no-op need none.
+    fn new(_op: &Op) -> IocpOp {
+        IocpOp::Nothing
     }
 
     fn accepted_peer(&self) -> Option<SocketAddr> {
-        self.as_ref().and_then(|state| state.peer)
+        self.peer()
     }
 
     fn received_from(&self) -> Option<SocketAddr> {
-        self.as_ref().and_then(|state| state.peer)
+        self.peer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IocpOp;
+
+    /// An operation entry keeps its state in one word or, once the state is back in the
+    /// driver's stock, a peer in 24 bytes: no more than an io_uring entry's.
+    #[test]
+    fn an_operation_state_is_small() {
+        assert!(std::mem::size_of::<IocpOp>() <= 24);
     }
 }

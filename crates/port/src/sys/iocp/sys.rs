@@ -62,6 +62,24 @@ impl Started {
             code => Started::Failed(code),
         }
     }
+
+    /// How an overlapped `WSARecv`/`WSASend`/`WSARecvFrom`/`WSASendTo` that returned `ok`
+    /// started. Winsock asks callers that pass an `OVERLAPPED` not to take the bytes of an
+    /// immediate success from the call's byte count argument (passed NULL), so they are read
+    /// from the `OVERLAPPED` (`InternalHigh`), which the system filled before returning.
+    ///
+    /// # Safety
+    ///
+    /// `ov` must be the `OVERLAPPED` the call was given, still valid.
+    unsafe fn of_overlapped(ok: bool, ov: *const OVERLAPPED) -> Started {
+        if !ok {
+            return Started::of(false, 0);
+        }
+        // SAFETY: as the caller promises; the call succeeded at once, so the system has written
+        // the OVERLAPPED's status (a plain field read).
+        let bytes = unsafe { (*ov).InternalHigh };
+        Started::Now(u32::try_from(bytes).unwrap_or(u32::MAX))
+    }
 }
 
 /// An `OVERLAPPED` in the state the system expects of a new I/O.
@@ -366,12 +384,13 @@ pub(super) unsafe fn wsa_recv(
     flags: *mut u32,
     ov: *mut OVERLAPPED,
 ) -> Started {
-    let mut bytes = 0u32;
     // SAFETY: as the caller promises.
     unsafe { *flags = 0 };
-    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call.
-    let ret = unsafe { WSARecv(s, &wsabuf, 1, &mut bytes, flags, ov, None) };
-    Started::of(ret == 0, bytes)
+    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call; no
+    // byte count (see `Started::of_overlapped`).
+    let ret = unsafe { WSARecv(s, &wsabuf, 1, std::ptr::null_mut(), flags, ov, None) };
+    // SAFETY: `ov` is the call's, valid as the caller promises.
+    unsafe { Started::of_overlapped(ret == 0, ov) }
 }
 
 /// `WSASend` of the bytes `wsabufs` point at, in order.
@@ -381,20 +400,21 @@ pub(super) unsafe fn wsa_recv(
 /// Those bytes and `ov` must stay valid and unmoved, and unwritten, until the I/O's packet has
 /// been dequeued (or the call failed at once). `WSASend` copies the `WSABUF` array itself.
 pub(super) unsafe fn wsa_send(s: SOCKET, wsabufs: &[WSABUF], ov: *mut OVERLAPPED) -> Started {
-    let mut bytes = 0u32;
-    // SAFETY: as the caller promises; the array is borrowed for the call.
+    // SAFETY: as the caller promises; the array is borrowed for the call; no byte count (see
+    // `Started::of_overlapped`).
     let ret = unsafe {
         WSASend(
             s,
             wsabufs.as_ptr(),
             wsabufs.len() as u32,
-            &mut bytes,
+            std::ptr::null_mut(),
             0,
             ov,
             None,
         )
     };
-    Started::of(ret == 0, bytes)
+    // SAFETY: `ov` is the call's, valid as the caller promises.
+    unsafe { Started::of_overlapped(ret == 0, ov) }
 }
 
 /// `WSARecvFrom` of one datagram into `wsabuf`, its sender into `from` (`from_len` in and out),
@@ -413,19 +433,19 @@ pub(super) unsafe fn wsa_recv_from(
     from_len: *mut i32,
     ov: *mut OVERLAPPED,
 ) -> Started {
-    let mut bytes = 0u32;
     // SAFETY: as the caller promises.
     unsafe {
         *flags = 0;
         *from_len = mem::size_of::<SOCKADDR_STORAGE>() as i32;
     }
-    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call.
+    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call; no
+    // byte count (see `Started::of_overlapped`).
     let ret = unsafe {
         WSARecvFrom(
             s,
             &wsabuf,
             1,
-            &mut bytes,
+            std::ptr::null_mut(),
             flags,
             from.cast(),
             from_len,
@@ -433,7 +453,8 @@ pub(super) unsafe fn wsa_recv_from(
             None,
         )
     };
-    Started::of(ret == 0, bytes)
+    // SAFETY: `ov` is the call's, valid as the caller promises.
+    unsafe { Started::of_overlapped(ret == 0, ov) }
 }
 
 /// `WSASendTo` of the bytes `wsabuf` points at as one datagram to `to`.
@@ -448,14 +469,14 @@ pub(super) unsafe fn wsa_send_to(
     to: &socket2::SockAddr,
     ov: *mut OVERLAPPED,
 ) -> Started {
-    let mut bytes = 0u32;
-    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call.
+    // SAFETY: as the caller promises; the WSABUF is a live local, read during the call; no
+    // byte count (see `Started::of_overlapped`).
     let ret = unsafe {
         WSASendTo(
             s,
             &wsabuf,
             1,
-            &mut bytes,
+            std::ptr::null_mut(),
             0,
             to.as_ptr().cast(),
             to.len(),
@@ -463,7 +484,8 @@ pub(super) unsafe fn wsa_send_to(
             None,
         )
     };
-    Started::of(ret == 0, bytes)
+    // SAFETY: `ov` is the call's, valid as the caller promises.
+    unsafe { Started::of_overlapped(ret == 0, ov) }
 }
 
 /// The sender a finished `WSARecvFrom` wrote.
