@@ -468,7 +468,11 @@ fn wants_room_tells_a_full_output_from_missing_input() {
     assert!(!ws.wants_room() && out.is_empty());
     // A streamed frame larger than the output: it stops at the bound, for want of room.
     let used = ws.process(&big, &mut out, OUT_MIN);
-    assert!(used < big.len() && out.len() == OUT_MIN, "{used} {}", out.len());
+    assert!(
+        used < big.len() && out.len() == OUT_MIN,
+        "{used} {}",
+        out.len()
+    );
     assert!(ws.wants_room());
     // Room again: the rest goes through, and then only input is missing.
     out.clear();
