@@ -16,8 +16,9 @@
 #               a full handshake, per message; handshakes/s and the server's CPU µs per
 #               handshake. `churn-resumed` adds --tls-resume: sessions resumed from the
 #               client's store (the resumed share is in the table)
-#   ws          `stress --websocket --size S`: WebSocket ping-pong (plaintext), rt/s and CPU µs
-#               per round trip; only when this ringport has `stress --websocket` and `serve
+#   ws          `stress --websocket --connections C --size S`: WebSocket ping-pong (plaintext),
+#               rt/s and CPU µs per round trip; at one connection the client's round trip is
+#               the limit, at ten the server is busy enough to be measured; only when this ringport has `stress --websocket` and `serve
 #               --websocket` (otherwise the script says it skips them)
 #
 # Server CPU is utime+stime from /proc/PID/stat over the measured window (WARMUP + MARGIN after
@@ -48,7 +49,8 @@
 #   PING_CONNS   ping-pong connection counts                             ["10"]
 #   STREAM_CONNS stream connection counts                                ["1 10 100"]
 #   CHURN_CONNS  connections open at once under churn                    ["10"]
-#   WS_SIZES     WebSocket message sizes                                 ["64 4096"]
+#   WS_SIZES     WebSocket message sizes                                 ["64 4096 65536"]
+#   WS_CONNS     WebSocket connection counts                             ["1 10"]
 #   DURATION     measured seconds per run                                [5]
 #   WARMUP       discarded seconds per run                               [1]
 #   ROUNDS       interleaved rounds                                      [3]
@@ -63,9 +65,9 @@
 #   PAGE         1: also write the tables as docs/results/tls.md, with the date, machine and
 #                command (with FROM, those of the run, kept in its .page file); or a path  []
 #
-# Cost: (SIZES x PING_CONNS + STREAM_CONNS + 2 x CHURN_CONNS + WS_SIZES) x ROUNDS x 2 runs of
-# DURATION + WARMUP seconds plus about 0.3 s each: the defaults (10 x 3 x 2 = 60 runs of 6.3 s)
-# take about 6 minutes (5 without the WebSocket rows). The script says how long before it starts.
+# Cost: (SIZES x PING_CONNS + STREAM_CONNS + 2 x CHURN_CONNS + WS_SIZES x WS_CONNS) x ROUNDS
+# x 2 runs of DURATION + WARMUP seconds plus about 0.3 s each: the defaults (14 x 3 x 2 = 84
+# runs of 6.3 s) take about 9 minutes (5 without the WebSocket rows). The script says how long before it starts.
 #
 # Requires taskset (util-linux), openssl and python3. Everything listens on and connects to
 # 127.0.0.1 only; every server started is stopped on exit, also on error or Ctrl-C.
@@ -74,7 +76,7 @@ set -euo pipefail
 . "$(dirname "$0")/page.sh"
 page_init tls "ringport against other echo servers: TLS and WebSocket" \
   "TLS ping-pong, TLS streams, TLS handshakes (full and resumed) and WebSocket ping-pong through an echo server on one pinned CPU, \`ringport stress\` on another, every byte verified: ringport against tokio + tokio-rustls (TLS) and tokio + tokio-tungstenite (WebSocket), with the server's and the client's CPU per unit of work. ringport is on rustls' *ring* provider, the tokio peer on rustls' default (aws-lc-rs). How to run and read it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
-  PEERS KINDS SIZES PING_CONNS STREAM_CONNS CHURN_CONNS WS_SIZES DURATION WARMUP ROUNDS SERVER_CPU LOAD_CPU RINGPORT STRESS
+  PEERS KINDS SIZES PING_CONNS STREAM_CONNS CHURN_CONNS WS_SIZES WS_CONNS DURATION WARMUP ROUNDS SERVER_CPU LOAD_CPU RINGPORT STRESS
 # Paths given relative to where the script was called from.
 for v in PEERS RINGPORT STRESS FROM RESULTS; do
   if [[ -n "${!v:-}" && "${!v}" != /* && "${!v}" == */* ]]; then printf -v "$v" '%s' "$PWD/${!v}"; fi
@@ -88,7 +90,8 @@ SIZES=${SIZES:-"64 4096 65536"}
 PING_CONNS=${PING_CONNS:-10}
 STREAM_CONNS=${STREAM_CONNS:-"1 10 100"}
 CHURN_CONNS=${CHURN_CONNS:-10}
-WS_SIZES=${WS_SIZES:-"64 4096"}
+WS_SIZES=${WS_SIZES:-"64 4096 65536"}
+WS_CONNS=${WS_CONNS:-"1 10"}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
@@ -183,7 +186,7 @@ for k in $KINDS; do
     ping-pong) for s in $SIZES; do for c in $PING_CONNS; do rows+=("ping-pong $s $c"); done; done ;;
     stream) for c in $STREAM_CONNS; do rows+=("stream 65536 $c"); done ;;
     churn | churn-resumed) for c in $CHURN_CONNS; do rows+=("$k 64 $c"); done ;;
-    ws) if [[ -n "$WS" ]]; then for s in $WS_SIZES; do rows+=("ws $s 1"); done; fi ;;
+    ws) if [[ -n "$WS" ]]; then for s in $WS_SIZES; do for c in $WS_CONNS; do rows+=("ws $s $c"); done; done; fi ;;
     *) echo "$ME: unknown kind $k (ping-pong, stream, churn, churn-resumed, ws)" >&2; exit 2 ;;
   esac
 done

@@ -4,7 +4,10 @@
 //! messages of 0 B to 300 KiB, fragmented sends with a ping between the fragments, the close
 //! handshake; misbehaving clients beside them (an unmasked frame, garbage, a stalled upgrade)
 //! closed alone and counted by cause; and the graceful shutdown's close frame (1001). `wss` on
-//! every model and backend too, with rustls' client.
+//! every model and backend too, with rustls' client. Pipelined messages (many written before
+//! any is read, larger than the server's buffers too) come back in order on every model, over
+//! ws and wss; a client that never reads holds a bounded part of the server (received minus
+//! echoed) and is closed alone at the write timeout while another is served.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -70,6 +73,13 @@ impl<S: Read + Write> Client<S> {
     }
 
     fn send(&mut self, fin: bool, opcode: Opcode, payload: &[u8]) {
+        let mut frame = Vec::new();
+        self.frame(fin, opcode, payload, &mut frame);
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// Appends a masked frame to `out`.
+    fn frame(&mut self, fin: bool, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) {
         self.seed = self
             .seed
             .wrapping_mul(1_664_525)
@@ -83,10 +93,10 @@ impl<S: Read + Write> Client<S> {
         };
         let mut bytes = [0u8; 14];
         let n = header.encode(&mut bytes);
-        let mut frame = bytes[..n].to_vec();
-        frame.extend_from_slice(payload);
-        apply_mask(&mut frame[n..], mask, 0);
-        self.stream.write_all(&frame).unwrap();
+        let at = out.len() + n;
+        out.extend_from_slice(&bytes[..n]);
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[at..], mask, 0);
     }
 
     /// The next whole frame: (opcode, fin, payload); `None` at the end of stream.
@@ -417,5 +427,220 @@ fn wss_on_every_model_and_backend() {
         assert_eq!(t.ws.failures(), 1, "{what}: {:?}", t.ws);
         assert_eq!(t.tls.failures(), 0, "{what}: {:?}", t.tls);
         assert_eq!(t.tls.close_notify, 3, "{what}: {:?}", t.tls);
+    }
+}
+
+/// The messages of the pipelining tests: sizes from 0 B to past the server's 16 KiB buffers,
+/// both types, each with its own bytes.
+fn pipelined_messages(count: usize, largest: usize) -> Vec<(Opcode, Vec<u8>)> {
+    (0..count)
+        .map(|i| {
+            let size = match i % 7 {
+                0 => 0,
+                1 => 1,
+                2 => 125,
+                3 => 126 + i,
+                4 => 2_000 + 13 * i,
+                5 => largest,
+                _ => 64,
+            };
+            let opcode = if i % 3 == 0 {
+                Opcode::Text
+            } else {
+                Opcode::Binary
+            };
+            let body = (0..size).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect();
+            (opcode, body)
+        })
+        .collect()
+}
+
+/// The server of the pipelining and never-reader tests: one worker, 16 KiB buffers.
+fn ws_server(
+    model: Model,
+    backend: BackendChoice,
+    tls: Option<Tls>,
+) -> (ringport_server::Running, Shutdown) {
+    let cfg = ServeConfig {
+        port: 0,
+        workers: 1,
+        model,
+        port_config: PortConfig {
+            backend,
+            ..PortConfig::default()
+        },
+        max_per_ip: 0,
+        buffer_size: 16 * 1024,
+        write_timeout: Some(Duration::from_secs(1)),
+        tls,
+        websocket: Some(WsConfig::default()),
+        ..ServeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    (
+        ringport_server::start(&cfg, shutdown.clone()).unwrap(),
+        shutdown,
+    )
+}
+
+#[test]
+fn pipelined_messages_come_back_in_order_on_every_model() {
+    for (model, backend) in designs() {
+        let what = format!("{model} on {backend}");
+        let (running, shutdown) = ws_server(model, backend, None);
+        let stream = tcp(running.local_addr());
+        let mut client = Client::upgrade(stream, 11);
+        // 2,000 messages (about 20 MiB) written by another thread while this one reads: more
+        // than the server holds, so its receives and sends overlap and back off in turn.
+        let messages = pipelined_messages(2_000, 60_000);
+        let mut wire = Vec::new();
+        for (opcode, body) in &messages {
+            client.frame(true, *opcode, body, &mut wire);
+        }
+        let mut writer = client.stream.try_clone().unwrap();
+        let writing = std::thread::spawn(move || writer.write_all(&wire).unwrap());
+        for (i, (opcode, body)) in messages.iter().enumerate() {
+            let got = client.recv();
+            assert!(
+                got.as_ref() == Some(&(*opcode, true, body.clone())),
+                "{what}: message {i} ({} bytes) came back as {:?}",
+                body.len(),
+                got.map(|(o, f, b)| (o, f, b.len()))
+            );
+        }
+        writing.join().unwrap();
+        client.send(true, Opcode::Close, &[0x03, 0xE8]);
+        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
+        shutdown.trigger();
+        let ws = running.wait().unwrap().total().ws;
+        assert_eq!(ws.text + ws.binary, 2_000, "{what}: {ws:?}");
+        assert_eq!(ws.failures(), 0, "{what}: {ws:?}");
+    }
+}
+
+#[test]
+fn pipelined_messages_come_back_in_order_over_wss_on_every_model() {
+    let tls = Tls::new(
+        &TlsOptions {
+            source: CertSource::SelfSigned,
+            alpn: Vec::new(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            client_ca: None,
+        },
+        "127.0.0.1".parse().unwrap(),
+    )
+    .unwrap();
+    let mut roots = RootCertStore::empty();
+    let pem = tls.self_signed_pem.as_ref().unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for (model, backend) in designs() {
+        let what = format!("wss, {model} on {backend}");
+        let (running, shutdown) = ws_server(model, backend, Some(tls.clone()));
+        let conn = ClientConnection::new(
+            Arc::clone(&config),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut client = Client::upgrade(StreamOwned::new(conn, tcp(running.local_addr())), 12);
+        // Batches written whole before any echo is read, small enough (about 24 KiB) that
+        // the sockets hold them whatever the server does first.
+        for round in 0..20 {
+            let messages = pipelined_messages(40, 3_000 + round);
+            let mut wire = Vec::new();
+            for (opcode, body) in &messages {
+                client.frame(true, *opcode, body, &mut wire);
+            }
+            client.stream.write_all(&wire).unwrap();
+            for (i, (opcode, body)) in messages.iter().enumerate() {
+                assert!(
+                    client.recv().as_ref() == Some(&(*opcode, true, body.clone())),
+                    "{what}: round {round}, message {i}"
+                );
+            }
+        }
+        client.send(true, Opcode::Close, &[0x03, 0xE8]);
+        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
+        shutdown.trigger();
+        let ws = running.wait().unwrap().total().ws;
+        assert_eq!(ws.text + ws.binary, 800, "{what}: {ws:?}");
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_holds_a_bounded_part_of_the_server_and_is_closed_alone() {
+    for (model, backend) in designs() {
+        let what = format!("{model} on {backend}");
+        let (running, shutdown) = ws_server(model, backend, None);
+        let addr = running.local_addr();
+        let mut hog = Client::upgrade(tcp(addr), 13);
+        // 64 MiB of 60 KB messages, written and never read: the server must stop receiving
+        // once its echo backs up (the sockets hold some MiB), not take the rest in.
+        let body = vec![7u8; 60_000];
+        let mut frame = Vec::new();
+        hog.frame(true, Opcode::Binary, &body, &mut frame);
+        let mut writer = hog.stream.try_clone().unwrap();
+        let total: u64 = 64 << 20;
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let progress = Arc::clone(&written);
+        let writing = std::thread::spawn(move || {
+            while progress.load(std::sync::atomic::Ordering::SeqCst) < total {
+                if writer.write_all(&frame).is_err() {
+                    return;
+                }
+                progress.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // Received minus echoed, once the writer stalled and the counters settled.
+        let live = running.live();
+        let mut last = (u64::MAX, u64::MAX);
+        let held = loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let t = live.snapshot().totals;
+            let now = (
+                written.load(std::sync::atomic::Ordering::SeqCst),
+                t.bytes_in,
+            );
+            if now == last {
+                break t.bytes_in - t.bytes_out.min(t.bytes_in);
+            }
+            last = now;
+        };
+        let sent = written.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < total, "{what}: the server took all {sent} bytes in");
+        // At most its input buffer, its bounded output and a message's frame header per
+        // message: far from the megabytes the hog offered.
+        assert!(
+            held <= 64 * 1024,
+            "{what}: {held} bytes received and not echoed, of {sent} sent"
+        );
+        // Another client is served meanwhile (after it, by the model that serves one at a
+        // time); the hog is closed at the write timeout: its writer fails (or, where the
+        // server discards what follows its close for a moment, ends).
+        let other = || {
+            let mut other = Client::upgrade(tcp(addr), 14);
+            let (_, _) = exchange(&mut other, &what);
+            other.send(true, Opcode::Close, &[0x03, 0xE8]);
+            assert_eq!(other.close_code(), Some(close::NORMAL), "{what}");
+        };
+        if model == Model::Single {
+            writing.join().unwrap();
+            other();
+        } else {
+            other();
+            writing.join().unwrap();
+        }
+        shutdown.trigger();
+        let stats = running.wait().unwrap().total();
+        assert!(stats.write_timeouts >= 1, "{what}: {stats:?}");
+        assert_eq!(stats.ws.handshakes, 2, "{what}: {:?}", stats.ws);
     }
 }

@@ -68,11 +68,15 @@
 //!   connection owns, carried out with owned-buffer receives and sends, in a table of their
 //!   own.
 //! - `ws_conn`: WebSocket connections (`--websocket`): the `WsEcho` state machine over an
-//!   input and an output buffer each connection owns, in a table of their own.
+//!   input and two output buffers each connection owns (a receive and a send in flight at
+//!   once), in a table of their own.
+//! - `owned`: what TLS and WebSocket connections share: their tables with tagged keys, the
+//!   operations in flight, submit, force, close, the drain and the per-tick timeouts.
 
 mod accept;
 mod conn;
 mod handoff;
+mod owned;
 mod peer;
 mod timeouts;
 mod tls_conn;

@@ -86,8 +86,8 @@ impl Worker<'_> {
     /// Once per tick: publish the counters, expire the connections past their timeouts.
     pub(super) fn on_tick(&mut self) {
         self.publish();
-        self.tls_tick();
-        self.ws_tick();
+        self.owned_tick::<super::tls_conn::TlsConn>();
+        self.owned_tick::<super::ws_conn::WsConn>();
         if self.draining || self.timeouts.is_off() {
             return;
         }

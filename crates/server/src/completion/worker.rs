@@ -14,8 +14,8 @@ use tracing::{debug, error, info, warn};
 use super::conn::Conn;
 use super::handoff::{Handoff, Inbox, HANDOFF};
 use super::timeouts::Timeouts;
-use super::tls_conn::TlsWorker;
-use super::ws_conn::{WsWorker, WS_TAG};
+use super::tls_conn::{TlsConn, TlsWorker};
+use super::ws_conn::{WsConn, WsWorker, WS_TAG};
 use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::echo::Bounds;
@@ -265,7 +265,8 @@ impl Worker<'_> {
             Outcome::Closed(_) => {
                 if self.forget(c.key) {
                     self.stats.closed += 1;
-                } else if self.tls_forget(c.key) || self.ws_forget(c.key) {
+                } else if self.owned_forget::<TlsConn>(c.key) || self.owned_forget::<WsConn>(c.key)
+                {
                     // Counted there.
                 } else {
                     self.stats.stale_completions += 1;
@@ -316,8 +317,8 @@ impl Worker<'_> {
                 self.apply(key, todo);
             }
         }
-        self.tls_drain();
-        self.ws_drain();
+        self.owned_drain::<TlsConn>();
+        self.owned_drain::<WsConn>();
         info!(
             worker = self.id,
             connections = self.conns.len(),
@@ -328,8 +329,8 @@ impl Worker<'_> {
 
     fn force_all(&mut self) {
         self.forced = true;
-        self.tls_force_all();
-        self.ws_force_all();
+        self.owned_force_all::<TlsConn>();
+        self.owned_force_all::<WsConn>();
         if self.conns.is_empty() {
             return;
         }

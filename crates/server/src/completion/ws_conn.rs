@@ -1,25 +1,27 @@
 //! WebSocket connections of the completion model (`serve --websocket`): the worker carries out
-//! what each connection's [`WsEcho`] asks, one operation at a time: receive into the
-//! connection's own input buffer, send from its own output buffer, close. The handshake, idle
-//! and write timeouts ride the worker's per-tick scan; the drain echoes what was received, then
-//! sends a close frame with 1001.
+//! what each connection's [`WsEcho`] asks, a receive and a send in flight at once: bytes are
+//! received into the connection's own input buffer while its last echo is sent from one of its
+//! two output buffers, and the echo of what arrives meanwhile is written into the other. The
+//! output held (sent or not) is bounded by `--buffer-size` (at least [`OUT_MIN`], plus a close
+//! frame): when the echo stops for want of room, the connection stops receiving until a send
+//! ends, and the peer's bytes wait in the kernel. The handshake, idle and write timeouts ride
+//! the worker's per-tick scan; the drain echoes what was received, then sends a close frame
+//! with 1001. The plumbing (table, tagged keys, submit, force, close, timeouts) is `owned`'s.
 //!
 //! Like TLS connections (`tls_conn`), they live in their own table, their keys tagged with
 //! [`WS_TAG`]; owned-buffer completions are routed here by that tag. Plaintext echo connections
 //! never reach this module: the worker tests for WebSocket once per accepted connection.
 
 use std::io;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
-use ringport_port::{is_cancelled, Accepted, Op, SharedFd, Token};
-use tracing::{debug, error};
+use ringport_port::{is_cancelled, Accepted, Op};
+use tracing::debug;
 
+use super::owned::{Handshake, Link, Owned, Table};
 use super::worker::Worker;
-use crate::echo::websocket::{Phase, WsConfig, WsEcho, IN_MIN, LINGER, OUT_MIN, OUT_SLACK};
-use crate::echo::Waiting;
+use crate::echo::websocket::{Phase, WsConfig, WsEcho, IN_MIN, OUT_MIN, OUT_SLACK};
 use crate::messages::log_message;
-use crate::slots::Slots;
 
 /// The bit that marks a WebSocket connection's key (in the slot half, beside TLS' bit 31).
 pub(super) const WS_TAG: u64 = 1 << 30;
@@ -27,19 +29,17 @@ pub(super) const WS_TAG: u64 = 1 << 30;
 /// A worker's WebSocket connections and what they share.
 pub(super) struct WsWorker {
     cfg: WsConfig,
-    conns: Slots<WsConn>,
-    /// The output buffer's bound (`--buffer-size`, at least [`OUT_MIN`]).
+    table: Table<WsConn>,
+    /// The output's bound (`--buffer-size`, at least [`OUT_MIN`]).
     out_limit: usize,
-    handshake_ms: u64,
 }
 
 impl WsWorker {
     pub(super) fn new(cfg: WsConfig, buffer_size: usize) -> WsWorker {
         WsWorker {
             cfg,
-            conns: Slots::default(),
+            table: Table::new(cfg.handshake_timeout),
             out_limit: buffer_size.max(OUT_MIN),
-            handshake_ms: u64::try_from(cfg.handshake_timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
@@ -50,29 +50,60 @@ impl WsWorker {
 
     /// WebSocket connections open.
     pub(super) fn len(&self) -> usize {
-        self.conns.len()
+        self.table.len()
     }
 }
 
-/// One WebSocket connection: its socket, its echo state, its buffers, its operation in flight.
+/// One WebSocket connection: its socket and operations in flight, its echo state, its buffers.
 pub(super) struct WsConn {
-    fd: Option<SharedFd>,
+    link: Link,
     ws: WsEcho,
     /// Received bytes not consumed yet (`None` while a receive has it).
     input: Option<Vec<u8>>,
-    /// Bytes to send, and how many of them are sent (`None` while a send has it).
-    out: Option<Vec<u8>>,
+    /// The echo written and not handed to a send yet.
+    out: Vec<u8>,
+    /// The other output buffer, back from its send (`None` while a send has it): empty, or
+    /// sent up to `sent` (a short send, whose rest goes next).
+    flight: Option<Vec<u8>>,
     sent: usize,
-    recv_op: Option<Token>,
-    send_op: Option<Token>,
-    peer: Option<SocketAddr>,
-    started_ms: u64,
-    last_ms: u64,
-    forced: bool,
-    /// Closing: since when its FIN is sent and the peer's bytes are discarded (see [`LINGER`]),
-    /// in the worker's clock.
-    lingering: Option<u64>,
-    serial: u64,
+    /// Bytes of the send in flight (or back short) not sent yet: part of the output's bound.
+    unsent: usize,
+}
+
+impl Owned for WsConn {
+    const TAG: u64 = WS_TAG;
+    const NAME: &'static str = "WebSocket";
+
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn table<'t>(worker: &'t mut Worker<'_>) -> Option<&'t mut Table<WsConn>> {
+        worker.ws.as_mut().map(|ws| &mut ws.table)
+    }
+
+    fn advance(worker: &mut Worker<'_>, key: u64) {
+        worker.ws_advance(key);
+    }
+
+    fn handshake(&mut self, now_ms: u64, handshake_ms: u64) -> Handshake {
+        if self.ws.phase() != Phase::Handshake {
+            Handshake::Done
+        } else if now_ms.saturating_sub(self.link.started_ms) >= handshake_ms {
+            self.ws.handshake_timed_out();
+            Handshake::Expired
+        } else {
+            Handshake::Pending
+        }
+    }
+
+    fn drain_closes(&self) -> bool {
+        self.ws.phase() == Phase::Handshake
+    }
+
+    fn count(self, worker: &mut Worker<'_>) {
+        worker.stats.ws.add(&self.ws.stats);
+    }
 }
 
 impl Worker<'_> {
@@ -80,26 +111,24 @@ impl Worker<'_> {
     pub(super) fn new_ws_conn(&mut self, accepted: Accepted) {
         let Accepted { fd, peer } = accepted;
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
-        let Some(ws) = self.ws.as_mut() else {
+        let Some(ws) = self.ws.as_ref() else {
             return;
         };
+        let (max_message, out_limit) = (ws.cfg.max_message, ws.out_limit);
         self.serial += 1;
-        let key = WS_TAG
-            | ws.conns.insert(WsConn {
-                fd: Some(Rc::new(fd)),
-                ws: WsEcho::new(ws.cfg.max_message),
-                input: Some(Vec::with_capacity(IN_MIN.max(self.cfg.buffer_size))),
-                out: Some(Vec::with_capacity(ws.out_limit + OUT_SLACK)),
-                sent: 0,
-                recv_op: None,
-                send_op: None,
-                peer,
-                started_ms: self.now_ms,
-                last_ms: self.now_ms,
-                forced: false,
-                lingering: None,
-                serial: self.serial,
-            });
+        let conn = WsConn {
+            link: Link::new(Rc::new(fd), peer, self.now_ms, self.serial),
+            ws: WsEcho::new(max_message),
+            input: Some(Vec::with_capacity(IN_MIN.max(self.cfg.buffer_size))),
+            out: Vec::with_capacity(out_limit + OUT_SLACK),
+            // Taken on the first echo written while another is sent (none while idle).
+            flight: Some(Vec::new()),
+            sent: 0,
+            unsent: 0,
+        };
+        let Some(key) = self.owned_insert(conn) else {
+            return;
+        };
         debug!(
             worker = self.id,
             key,
@@ -109,112 +138,119 @@ impl Worker<'_> {
         self.ws_advance(key);
     }
 
-    fn ws_conn(&mut self, key: u64) -> Option<&mut WsConn> {
-        self.ws.as_mut()?.conns.get_mut(key & !WS_TAG)
-    }
-
-    /// Starts what the connection `key` does next, when nothing of it is in flight.
+    /// Starts what the connection `key` does next: echoes what it received (when no receive
+    /// has its input), then a send of its output and a receive, each when none of its kind is
+    /// in flight and there is something to send or room for the echo; once it is closing and
+    /// its output is sent, its FIN and the linger; closes it when it is finished (or forced)
+    /// and nothing of it is in flight.
     fn ws_advance(&mut self, key: u64) {
-        let draining = self.draining;
-        let Some(ws) = self.ws.as_mut() else {
+        let (draining, now) = (self.draining, self.now_ms);
+        let Some(out_limit) = self.ws.as_ref().map(|ws| ws.out_limit) else {
             return;
         };
-        let out_limit = ws.out_limit;
-        let Some(conn) = ws.conns.get_mut(key & !WS_TAG) else {
+        let Some(conn) = self.owned::<WsConn>(key) else {
             return;
         };
-        if conn.fd.is_none() || conn.recv_op.is_some() || conn.send_op.is_some() {
+        let Some(fd) = conn.link.fd.clone() else {
+            return;
+        };
+        if conn.link.forced {
+            if conn.link.idle() {
+                self.owned_close::<WsConn>(key);
+            }
             return;
         }
-        if conn.forced {
-            self.ws_close(key);
-            return;
-        }
-        let (Some(input), Some(out)) = (conn.input.as_mut(), conn.out.as_mut()) else {
-            return;
-        };
-        if out.is_empty() {
-            loop {
-                let used = conn.ws.process(input, out, out_limit);
-                input.drain(..used);
-                if !out.is_empty() || used == 0 || conn.ws.is_closing() {
-                    break;
-                }
-            }
-        }
-        let fd = conn.fd.clone().expect("checked above");
-        let op = if !out.is_empty() {
-            Op::Send {
-                fd,
-                buf: std::mem::take(out),
-                at: conn.sent,
-            }
-        } else if conn.ws.is_closing() {
-            if conn.lingering.is_none() {
-                // The FIN behind the last bytes; then the peer's bytes are read and dropped
-                // until its end (or the linger's end, by the tick), so that the close does not
-                // reset the connection under the close frame.
-                let _ = socket2::SockRef::from(&*fd).shutdown(std::net::Shutdown::Write);
-                conn.lingering = Some(self.now_ms);
-            }
-            input.clear();
-            Op::Recv {
-                fd,
-                buf: std::mem::take(input),
-                nowait: draining,
-            }
-        } else if input.len() == input.capacity() {
-            // Cannot happen (a head or a frame header fits), kept as a bound.
-            conn.ws.end_of_input();
-            self.ws_close(key);
-            return;
-        } else {
-            Op::Recv {
-                fd,
-                buf: std::mem::take(input),
-                nowait: draining,
-            }
-        };
-        let is_send = matches!(op, Op::Send { .. });
-        match self.port.submit(key, op) {
-            Ok(token) => {
-                if let Some(conn) = self.ws_conn(key) {
-                    if is_send {
-                        conn.out = None;
-                        conn.send_op = Some(token);
-                    } else {
-                        conn.input = None;
-                        conn.recv_op = Some(token);
+        if conn.link.lingering.is_none() {
+            if let Some(input) = conn.input.as_mut() {
+                // What it holds unsent stays within the bound (the echo takes at least
+                // OUT_MIN, so it always has room for a header or a control frame).
+                let limit = out_limit.saturating_sub(conn.unsent);
+                loop {
+                    let used = conn.ws.process(input, &mut conn.out, limit);
+                    input.drain(..used);
+                    if used == 0 || conn.ws.is_closing() || input.is_empty() {
+                        break;
                     }
                 }
             }
-            Err(e) => {
-                error!(
-                    worker = self.id,
-                    key, "cannot submit an operation: {e}; dropping the connection"
-                );
-                self.stats.conn_errors += 1;
-                self.stats.conn_error_kinds.refused_op += 1;
-                if let Some(conn) = self.ws_conn(key) {
-                    conn.forced = true;
+        }
+        // A send: the rest of a short one, or the output written since the last.
+        let mut send = None;
+        if conn.link.send_op.is_none() {
+            if let Some(flight) = conn.flight.take() {
+                if conn.sent < flight.len() {
+                    send = Some((flight, conn.sent));
+                } else if !conn.out.is_empty() {
+                    let mut next = flight;
+                    next.clear();
+                    if next.capacity() == 0 {
+                        next.reserve_exact(out_limit + OUT_SLACK);
+                    }
+                    let full = std::mem::replace(&mut conn.out, next);
+                    conn.unsent = full.len();
+                    send = Some((full, 0));
+                } else {
+                    conn.flight = Some(flight);
                 }
-                self.ws_close(key);
             }
+        }
+        let sending = send.is_some() || conn.link.send_op.is_some();
+        let mut recv = None;
+        if conn.ws.is_closing() {
+            if !sending && conn.out.is_empty() {
+                if conn.link.lingering.is_none() {
+                    // The FIN behind the last bytes; then the peer's bytes are read and dropped
+                    // until its end (or the linger's end, by the tick), so that the close does
+                    // not reset the connection under the close frame.
+                    conn.link.start_linger(now);
+                }
+                if let Some(mut input) = conn.input.take() {
+                    input.clear();
+                    recv = Some(input);
+                }
+            }
+        } else if conn.link.recv_op.is_none() && !conn.ws.wants_room() {
+            if let Some(input) = conn.input.take_if(|i| i.len() < i.capacity()) {
+                recv = Some(input);
+            } else if !sending && conn.out.is_empty() {
+                // Cannot happen (a head or a frame header fits), kept as a bound.
+                conn.ws.end_of_input();
+                self.owned_close::<WsConn>(key);
+                return;
+            }
+        }
+        if let Some((buf, at)) = send {
+            let op = Op::Send {
+                fd: Rc::clone(&fd),
+                buf,
+                at,
+            };
+            if !self.owned_submit::<WsConn>(key, op, true) {
+                return;
+            }
+        }
+        if let Some(buf) = recv {
+            let op = Op::Recv {
+                fd,
+                buf,
+                nowait: draining,
+            };
+            self.owned_submit::<WsConn>(key, op, false);
         }
     }
 
     /// A receive of the connection `key` ended.
     pub(super) fn on_ws_recv(&mut self, key: u64, buf: Vec<u8>, result: io::Result<usize>) {
         let (now, id, draining, log) = (self.now_ms, self.id, self.draining, self.cfg.log_messages);
-        let Some(conn) = self.ws_conn(key) else {
+        let Some(conn) = self.owned::<WsConn>(key) else {
             self.stats.stale_completions += 1;
             return;
         };
-        conn.recv_op = None;
-        if conn.lingering.is_some() {
+        conn.link.recv_op = None;
+        if conn.link.lingering.is_some() {
             // Dropped; the end, a failure or the drain's "nothing more" ends the linger.
             if !matches!(result, Ok(n) if n > 0) {
-                conn.forced = true;
+                conn.link.forced = true;
             }
             conn.input = Some(buf);
             self.ws_advance(key);
@@ -224,29 +260,26 @@ impl Worker<'_> {
         let mut received = 0;
         match result {
             Ok(0) => {
-                let out = conn.out.as_mut().expect("no send in flight with a receive");
                 if draining {
-                    conn.ws.going_away(out);
+                    conn.ws.going_away(&mut conn.out);
                 } else {
                     conn.ws.end_of_input();
                 }
             }
             Ok(n) => {
-                conn.last_ms = now;
+                conn.link.last_ms = now;
                 received = n;
                 if log {
-                    log_message(id, conn.serial, conn.peer, &buf[buf.len() - n..]);
+                    log_message(id, conn.link.serial, conn.link.peer, &buf[buf.len() - n..]);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // A draining receive found nothing more: the echo is done, say goodbye.
-                let out = conn.out.as_mut().expect("no send in flight with a receive");
-                conn.ws.going_away(out);
+                conn.ws.going_away(&mut conn.out);
             }
             Err(e) if is_cancelled(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 debug!(worker = id, key, "receive failed: {e}");
-                conn.forced = true;
                 failed = Some(e);
             }
         }
@@ -255,6 +288,9 @@ impl Worker<'_> {
         if let Some(e) = failed {
             self.stats.conn_errors += 1;
             self.stats.conn_error_kinds.count(&e);
+            // The send in flight, if any, is cancelled: the connection closes.
+            self.owned_force::<WsConn>(key);
+            return;
         }
         self.ws_advance(key);
     }
@@ -268,17 +304,17 @@ impl Worker<'_> {
         result: io::Result<usize>,
     ) {
         let now = self.now_ms;
-        let Some(conn) = self.ws_conn(key) else {
+        let Some(conn) = self.owned::<WsConn>(key) else {
             self.stats.stale_completions += 1;
             return;
         };
-        conn.send_op = None;
+        conn.link.send_op = None;
         let mut failed = None;
         let mut echoed = 0;
         match result {
             Ok(n) if n > 0 => {
                 echoed = n;
-                conn.last_ms = now;
+                conn.link.last_ms = now;
                 conn.sent = at + n;
                 if conn.sent >= buf.len() {
                     buf.clear();
@@ -288,7 +324,7 @@ impl Worker<'_> {
             other => {
                 buf.clear();
                 conn.sent = 0;
-                conn.forced = true;
+                conn.link.forced = true;
                 match other {
                     Err(e) if is_cancelled(&e) => {}
                     Err(e) => failed = Some(e),
@@ -296,147 +332,20 @@ impl Worker<'_> {
                 }
             }
         }
-        conn.out = Some(buf);
+        conn.unsent = buf.len() - conn.sent.min(buf.len());
+        conn.flight = Some(buf);
+        let forced = conn.link.forced;
         self.stats.bytes_out += echoed as u64;
         if let Some(e) = failed {
             debug!(worker = self.id, key, "send failed: {e}");
             self.stats.conn_errors += 1;
             self.stats.conn_error_kinds.count(&e);
         }
-        self.ws_advance(key);
-    }
-
-    /// Submits the close of the connection `key`; its slot is freed when the close completes.
-    fn ws_close(&mut self, key: u64) {
-        let id = self.id;
-        let Some(conn) = self.ws_conn(key) else {
+        if forced {
+            // The receive in flight, if any, is cancelled: the connection closes.
+            self.owned_force::<WsConn>(key);
             return;
-        };
-        let Some(fd) = conn.fd.take() else {
-            return;
-        };
-        if let Err(e) = self.port.submit(key, Op::Close { fd }) {
-            error!(worker = id, key, "cannot submit a close: {e}");
-            self.ws_forget(key);
-        }
-    }
-
-    /// Forgets the WebSocket connection `key` once its close completed, with its counters.
-    pub(super) fn ws_forget(&mut self, key: u64) -> bool {
-        if key & WS_TAG == 0 {
-            return false;
-        }
-        let Some(conn) = self
-            .ws
-            .as_mut()
-            .and_then(|ws| ws.conns.remove(key & !WS_TAG))
-        else {
-            return false;
-        };
-        self.stats.closed += 1;
-        self.stats.ws.add(&conn.ws.stats);
-        self.gate.release();
-        self.per_ip.leave(conn.peer.map(|p| p.ip()));
-        true
-    }
-
-    /// Cancels what the connection `key` has in flight; it closes once that is back.
-    fn ws_force(&mut self, key: u64) {
-        let Some(conn) = self.ws_conn(key) else {
-            return;
-        };
-        conn.forced = true;
-        let ops = [conn.recv_op, conn.send_op];
-        for token in ops.into_iter().flatten() {
-            let _ = self.port.cancel(token);
         }
         self.ws_advance(key);
-    }
-
-    fn ws_keys(&mut self) -> Vec<u64> {
-        match self.ws.as_mut() {
-            Some(ws) => ws.conns.iter_mut().map(|(k, _)| k | WS_TAG).collect(),
-            None => Vec::new(),
-        }
-    }
-
-    /// The graceful shutdown: a receive waiting for data is cancelled, then receives do not
-    /// wait, so what was received is echoed, then the close frame (1001) is sent; a connection
-    /// still in its handshake is closed.
-    pub(super) fn ws_drain(&mut self) {
-        for key in self.ws_keys() {
-            let Some(conn) = self.ws_conn(key) else {
-                continue;
-            };
-            if conn.ws.phase() == Phase::Handshake {
-                self.ws_force(key);
-            } else if let Some(token) = conn.recv_op {
-                let _ = self.port.cancel(token);
-            }
-        }
-    }
-
-    /// The drain deadline: every WebSocket connection still open is closed.
-    pub(super) fn ws_force_all(&mut self) {
-        for key in self.ws_keys() {
-            if let Some(conn) = self.ws_conn(key) {
-                if conn.fd.is_some() && !conn.forced {
-                    self.stats.forced_closes += 1;
-                    self.ws_force(key);
-                }
-            }
-        }
-    }
-
-    /// Once per tick: upgrades past the handshake timeout, and the idle and write timeouts.
-    pub(super) fn ws_tick(&mut self) {
-        if self.draining {
-            return;
-        }
-        let now = self.now_ms;
-        let timeouts = self.timeouts;
-        let linger_ms = LINGER.as_millis() as u64;
-        let Some(ws) = self.ws.as_mut() else {
-            return;
-        };
-        let mut expired = Vec::new();
-        for (key, conn) in ws.conns.iter_mut() {
-            if conn.fd.is_none() || conn.forced {
-                continue;
-            }
-            if let Some(since) = conn.lingering {
-                if now.saturating_sub(since) >= linger_ms {
-                    expired.push(key | WS_TAG);
-                }
-                continue;
-            }
-            if conn.ws.phase() == Phase::Handshake {
-                if now.saturating_sub(conn.started_ms) >= ws.handshake_ms {
-                    conn.ws.handshake_timed_out();
-                    expired.push(key | WS_TAG);
-                }
-                continue;
-            }
-            let waiting = if conn.send_op.is_some() {
-                Waiting::PeerReading
-            } else if conn.recv_op.is_some() {
-                Waiting::PeerData
-            } else {
-                Waiting::Nothing
-            };
-            match timeouts.expiry(waiting, now.saturating_sub(conn.last_ms)) {
-                Some(super::timeouts::Expiry::Idle) => self.stats.idle_closed += 1,
-                Some(super::timeouts::Expiry::Write) => self.stats.write_timeouts += 1,
-                None => continue,
-            }
-            expired.push(key | WS_TAG);
-        }
-        for key in expired {
-            debug!(
-                worker = self.id,
-                key, "timeout: closing the WebSocket connection"
-            );
-            self.ws_force(key);
-        }
     }
 }

@@ -144,6 +144,8 @@ pub struct WsEcho {
     echoing: Option<usize>,
     /// A streamed frame's payload is partly in the output (no other frame may go out now).
     mid_frame_out: bool,
+    /// The last [`process`](Self::process) stopped for want of output room, not of input.
+    wants_room: bool,
     /// Counters of this connection.
     pub stats: WsStats,
 }
@@ -160,6 +162,7 @@ impl WsEcho {
             utf8: Utf8Stream::new(),
             echoing: None,
             mid_frame_out: false,
+            wants_room: false,
             stats: WsStats::default(),
         }
     }
@@ -174,6 +177,12 @@ impl WsEcho {
         self.phase == Phase::Closing
     }
 
+    /// Whether the last [`process`](Self::process) stopped because the output was full (its
+    /// caller should send before it receives more), rather than for want of input.
+    pub fn wants_room(&self) -> bool {
+        self.wants_room
+    }
+
     /// Bytes held for reassembly (the memory bound's third part).
     pub fn held(&self) -> usize {
         self.message.capacity()
@@ -186,6 +195,7 @@ impl WsEcho {
     pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>, out_limit: usize) -> usize {
         let out_limit = out_limit.max(OUT_MIN);
         let mut used = 0;
+        self.wants_room = false;
         loop {
             match self.phase {
                 Phase::Closing => return input.len(),
@@ -214,6 +224,7 @@ impl WsEcho {
                 Phase::Open => {
                     if let Some(at) = self.echoing {
                         if !self.echo_message(at, out, out_limit) {
+                            self.wants_room = true;
                             return used;
                         }
                         continue;
@@ -259,6 +270,7 @@ impl WsEcho {
                 return Some(0);
             }
             if out.len() + 2 + len > out_limit {
+                self.wants_room = true;
                 return Some(0);
             }
             let mut payload = [0u8; 125];
@@ -281,6 +293,7 @@ impl WsEcho {
                 ..header
             };
             if out.len() + out_header.encoded_len() > out_limit {
+                self.wants_room = true;
                 return Some(0);
             }
             write_header(&out_header, out);
@@ -330,6 +343,7 @@ impl WsEcho {
             take = take.min(out_limit.saturating_sub(out.len()));
         }
         if take == 0 {
+            self.wants_room = !input.is_empty();
             return Some(0);
         }
         let target = if frame.streamed {

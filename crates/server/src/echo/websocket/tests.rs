@@ -453,3 +453,35 @@ fn end_of_input_without_a_close_is_counted() {
     ws.end_of_input();
     assert_eq!(ws.stats.no_close, 0, "never upgraded");
 }
+
+#[test]
+fn wants_room_tells_a_full_output_from_missing_input() {
+    let mut ws = WsEcho::new(1 << 20);
+    let mut out = Vec::new();
+    let req = request();
+    assert_eq!(ws.process(&req, &mut out, OUT_MIN), req.len());
+    assert!(!ws.wants_room());
+    out.clear();
+    // Half a header: input is missing.
+    let big = frame(true, Opcode::Binary, &[5u8; 2_000]);
+    assert_eq!(ws.process(&big[..1], &mut out, OUT_MIN), 0);
+    assert!(!ws.wants_room() && out.is_empty());
+    // A streamed frame larger than the output: it stops at the bound, for want of room.
+    let used = ws.process(&big, &mut out, OUT_MIN);
+    assert!(
+        used < big.len() && out.len() == OUT_MIN,
+        "{used} {}",
+        out.len()
+    );
+    assert!(ws.wants_room());
+    // Room again: the rest goes through, and then only input is missing.
+    out.clear();
+    let rest = &big[used..];
+    assert_eq!(ws.process(rest, &mut out, 4 * OUT_MIN), rest.len());
+    assert!(!ws.wants_room());
+    // A ping when the output has no room for its pong: room is wanted, nothing consumed.
+    let ping = frame(true, Opcode::Ping, b"hello");
+    let mut full = vec![0u8; OUT_MIN - 3];
+    assert_eq!(ws.process(&ping, &mut full, OUT_MIN), 0);
+    assert!(ws.wants_room());
+}
