@@ -5,8 +5,9 @@
 //! `MessageEncrypter` seals, for every crypto provider). The server's and the stress client's
 //! completion-model sessions hand a connection over once its handshake is complete
 //! (`dangerous_into_kernel_connection`: its secrets, and rustls' `KernelConnection`, which
-//! keeps the key schedule) and protect its records here, with *ring*'s AEAD: a record is opened
-//! where it was received and sealed where it is sent from, allocating nothing.
+//! keeps the key schedule) and protect its records here, with the AEAD of the crypto backend
+//! ([`crypto`]): a record is opened where it was received and sealed where it is sent from,
+//! allocating nothing.
 //!
 //! The suites are rustls' own (AES-GCM and ChaCha20-Poly1305, TLS 1.3 and 1.2), their nonces
 //! and additional data as RFC 8446 §5.2-5.3 (TLS 1.3), RFC 5288 §3 and RFC 7905 §2 (TLS 1.2)
@@ -16,27 +17,55 @@
 //!
 //! It also holds the one crypto provider both sides build their rustls configurations on
 //! ([`provider`]), since the records it protects are that provider's suites.
+//!
+//! The crypto backend, of the provider and of the records alike, is a cargo feature: exactly
+//! one of `aws-lc-rs` (the default) and `ring` ([`BACKEND`] names the one built in).
 #![forbid(unsafe_code)]
+
+#[cfg(all(feature = "aws-lc-rs", feature = "ring"))]
+compile_error!(
+    "ringport-tls-record: the features `aws-lc-rs` and `ring` exclude each other \
+     (for ring: --no-default-features --features ring)"
+);
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!("ringport-tls-record: one crypto backend is needed: feature `aws-lc-rs` or `ring`");
+
+/// The crypto backend: aws-lc-rs, whose API mirrors *ring*'s (`aead`, `digest`, `hkdf`).
+#[cfg(feature = "aws-lc-rs")]
+pub use aws_lc_rs as crypto;
+/// The crypto backend: *ring*.
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+pub use ring as crypto;
+
+/// The crypto backend's name, as its crate is called.
+#[cfg(feature = "aws-lc-rs")]
+pub const BACKEND: &str = "aws-lc-rs";
+/// The crypto backend's name, as its crate is called.
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+pub const BACKEND: &str = "ring";
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use crypto::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use rustls::client::ClientConnectionData;
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ConnectionTrafficSecrets, Error, ExtractedSecrets, ProtocolVersion};
 
-/// The crypto provider of the server and the stress client: rustls' *ring* provider, which
-/// builds for `x86_64-pc-windows-gnu` under the project's Windows recipe without cmake or nasm,
-/// with the key exchange groups in the order TLS clients and servers commonly prefer: X25519,
-/// then P-256, then P-384. (rustls 0.23.48 deprecates this provider for its lack of
-/// post-quantum key exchange, and lists P-384 first, which makes every full handshake pay a
-/// P-384 key exchange, several times X25519's cost.)
-#[allow(deprecated)]
+/// The crypto provider of the server and the stress client: rustls' provider of the crypto
+/// backend ([`BACKEND`]), its cipher suites (the same with either backend), with the key
+/// exchange groups in the order TLS clients and servers commonly prefer: X25519, then P-256,
+/// then P-384, with either backend. (rustls 0.23.48 lists P-384 first in *ring*'s provider,
+/// which makes every full handshake pay a P-384 key exchange, several times X25519's cost, and
+/// the post-quantum hybrid X25519MLKEM768 first in aws-lc-rs's, which *ring* lacks.)
+#[cfg_attr(feature = "ring", allow(deprecated))]
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    use rustls::crypto::ring::kx_group;
-    let mut provider = rustls::crypto::ring::default_provider();
+    #[cfg(feature = "aws-lc-rs")]
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    use rustls::crypto::ring::{default_provider, kx_group};
+    let mut provider = default_provider();
     provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
     Arc::new(provider)
 }
