@@ -222,6 +222,9 @@ fn render_run(r: &StressReport) -> String {
     }
     if let Some(d) = &r.datagrams {
         s.push_str(&render_datagrams(d, r.jitter_us.as_ref(), r.max_loss_pct));
+        if let Some(o) = &r.udp_offload {
+            s.push_str(&render_offload(o));
+        }
     }
     if let Some(ws) = &r.websocket {
         s.push_str(&super::human_ws::render_websocket(ws));
@@ -315,6 +318,20 @@ fn render_datagrams(
         );
     }
     s
+}
+
+/// The `offload` line of the human report (`--udp`): whether sends were segmented and
+/// receives coalesced, and how many.
+fn render_offload(o: &crate::datagrams::UdpOffload) -> String {
+    let on = |used: bool| if used { "on" } else { "off" };
+    format!(
+        "  {:<14}GSO {} ({} of several datagrams)  GRO {} ({} of several)\n",
+        "offload",
+        on(o.gso),
+        plural(o.segmented_sends, "send", "sends"),
+        on(o.gro),
+        plural(o.coalesced_receives, "receive", "receives"),
+    )
 }
 
 /// The `churn` lines of the human report (each starting with two spaces, ending in a
