@@ -394,3 +394,65 @@ impl BatchWorker {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use ringport_port::{BackendChoice, PortConfig};
+
+    use super::*;
+
+    /// Where a segmented send is refused the echo sends one datagram per send: forced here (the
+    /// loopback takes every segmented send), the datagrams of a coalesced receive still go back
+    /// each whole, in order, counted one by one.
+    #[test]
+    fn one_datagram_per_send_echoes_a_coalesced_receive_exactly() {
+        for backend in [BackendChoice::Uring, BackendChoice::Epoll] {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = socket.local_addr().unwrap();
+            let (tx, rx) = mpsc::channel();
+            let server = std::thread::spawn(move || {
+                let cfg = UdpConfig::default();
+                let config = PortConfig {
+                    backend,
+                    ..PortConfig::default()
+                };
+                let port = super::super::batching(Port::new(&config).unwrap(), &cfg);
+                let live = Arc::new(Mutex::new(UdpStats::default()));
+                let mut worker = BatchWorker::new(port, socket, &cfg, live);
+                assert!(worker.offloads(), "{backend}: GRO on");
+                worker.segmented = false;
+                tx.send(worker.port.poster()).unwrap();
+                worker.run().unwrap()
+            });
+            let poster = rx.recv().unwrap();
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let sent: Vec<Vec<u8>> = (0..6u8)
+                .map(|d| vec![d; if d < 5 { 1000 } else { 300 }])
+                .collect();
+            ringport_port::os::udp_segment(&c, 1000).unwrap();
+            c.send_to(&sent.concat(), addr).unwrap();
+            let mut back = vec![0u8; 65_536];
+            for (i, d) in sent.iter().enumerate() {
+                let (n, from) = c.recv_from(&mut back).expect("an echo within 5 s");
+                assert_eq!(from, addr);
+                assert_eq!(&back[..n], &d[..], "{backend}: echo {i}");
+            }
+            poster.post(SHUTDOWN).unwrap();
+            let stats = server.join().unwrap();
+            assert_eq!(
+                (stats.datagrams_in, stats.datagrams_out, stats.bytes_out),
+                (6, 6, 5300),
+                "{backend}: {stats:?}"
+            );
+            assert_eq!(
+                (stats.coalesced_in, stats.segmented_out),
+                (1, 0),
+                "{backend}: {stats:?}"
+            );
+        }
+    }
+}

@@ -269,9 +269,12 @@ pub(super) fn run_thread(
         _ => config.pipeline,
     };
     let mut offload = offload_wanted(config, globals.len(), max_len, burst);
+    // Room for coalesced echoes wherever a socket may have taken `UDP_GRO`, even if a later
+    // one refused it (which turns it off in the report).
+    let recv_room = if offload.gro { GRO_ROOM } else { max_len };
     let now = Instant::now();
     let mut stats = ThreadStats::new(config.own_connections().len());
-    let mut flows: Vec<Flow<'_>> = globals
+    let flows: Vec<Flow<'_>> = globals
         .iter()
         .map(|&global| {
             let t0 = Instant::now();
@@ -291,7 +294,7 @@ pub(super) fn run_thread(
                 fd,
                 gen: PayloadGen::new(&shared.payload, global as u64),
                 tracker: Tracker::new(shared.horizon),
-                recv_buf: None,
+                recv_buf: Some(Vec::with_capacity(recv_room)),
                 recv: None,
                 owed: 0,
                 measured_sent: 0,
@@ -299,11 +302,6 @@ pub(super) fn run_thread(
             }
         })
         .collect();
-    // What every socket took, known now: the buffers to match.
-    let recv_room = if offload.gro { GRO_ROOM } else { max_len };
-    for f in &mut flows {
-        f.recv_buf = Some(Vec::with_capacity(recv_room));
-    }
     let send_room = max_len * offload.burst_max;
     let sends = (globals.len() * per_flow)
         .min((SEND_BYTES / send_room).max(globals.len()))
