@@ -122,13 +122,16 @@ fn nothing_is_lost_on_loopback_and_the_json_says_so(backend: &str) {
 
 /// A pipeline of 8 per flow: its datagrams leave several per send (UDP GSO), the echo receives
 /// them coalesced and echoes them so, and they come back several per receive (UDP GRO); with
-/// `--no-gso` one per send and receive. The counts are the same, every echo verified; the
-/// server's summary and the report say what was used.
+/// `--no-gso` (and the echo's `--udp-no-gso`) one per send and receive. The counts are the
+/// same, every echo verified; the server's summary and the report say what was used.
 #[cfg(target_os = "linux")]
 fn segmented_and_one_by_one_count_the_same_against_the_real_server(backend: &str) {
     for no_gso in [false, true] {
         let mut cmd = bin();
         cmd.args(["serve", "--port", "0", "--udp-only", "--backend", backend]);
+        if no_gso {
+            cmd.arg("--udp-no-gso");
+        }
         let mut server = Server::spawn(cmd);
         let mut args = vec![
             "--backend",
@@ -185,6 +188,7 @@ fn segmented_and_one_by_one_count_the_same_against_the_real_server(backend: &str
         );
         // The echo coalesces whatever its socket is sent several at once.
         assert_eq!(summary.contains("udp offload:"), !no_gso, "{summary}");
+        assert_eq!(summary.contains("GRO/GSO"), !no_gso, "{summary}");
     }
 }
 
