@@ -287,16 +287,3 @@ mod tests {
         assert_eq!(t.len(), 0);
     }
 }
-#[cfg(test)]
-mod sizes_tmp {
-    #[test]
-    fn print_sizes() {
-        eprintln!(
-            "op {} work {} inflight {} uringop {}",
-            std::mem::size_of::<crate::op::Op>(),
-            std::mem::size_of::<super::Work>(),
-            std::mem::size_of::<super::InFlight<crate::sys::uring::UringOp>>(),
-            std::mem::size_of::<crate::sys::uring::UringOp>()
-        );
-    }
-}

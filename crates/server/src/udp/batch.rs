@@ -24,12 +24,10 @@
 //! one datagram per send from then on, starting with the refused one's.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use std::net::SocketAddr;
 
 use ringport_port::{
     is_cancelled, is_pool_empty, Completion, Op, Outcome, PoolBuf, Port, SharedFd, Token,
