@@ -132,6 +132,36 @@ mod tests {
     }
 
     #[test]
+    fn offload_adds_on_only_where_every_part_had_it() {
+        let mut a = UdpOffload {
+            gso: true,
+            gro: true,
+            segmented_sends: 5,
+            coalesced_receives: 4,
+        };
+        a.add(&UdpOffload {
+            gso: true,
+            gro: false,
+            segmented_sends: 1,
+            coalesced_receives: 0,
+        });
+        assert_eq!(
+            a,
+            UdpOffload {
+                gso: true,
+                gro: false,
+                segmented_sends: 6,
+                coalesced_receives: 4
+            }
+        );
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(
+            json,
+            r#"{"gso":true,"gro":false,"segmented_sends":6,"coalesced_receives":4}"#
+        );
+    }
+
+    #[test]
     fn jitter_merges_weighted_by_flows() {
         let a = Jitter::of(&[10.0, 20.0]);
         assert_eq!((a.mean, a.max, a.flows), (15.0, 20.0, 2));

@@ -487,6 +487,20 @@ mod tests {
     }
 
     #[test]
+    fn the_offload_line_says_what_was_on_and_how_often() {
+        let o = crate::datagrams::UdpOffload {
+            gso: true,
+            gro: false,
+            segmented_sends: 1,
+            coalesced_receives: 0,
+        };
+        assert_eq!(
+            render_offload(&o),
+            "  offload       GSO on (1 send of several datagrams)  GRO off (0 receives of several)\n"
+        );
+    }
+
+    #[test]
     fn many_threads_cpu_is_a_spread() {
         let pct: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
         assert_eq!(
