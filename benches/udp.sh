@@ -19,6 +19,11 @@
 # way (no echo), DURATION rounded up to whole seconds: the datagrams per second it sent, those
 # the receiver got, and the share it lost.
 #
+# On Linux the load (stress --udp) sends a flow's datagrams that may leave together in one
+# segmented send and takes echoes coalesced (docs/udp.md); ringport's echo receives and echoes
+# them so (its ready line ends in GRO/GSO). For one datagram per send and receive, add
+# --no-gso to LOAD_CMD and --udp-no-gso to RINGPORT_ARGS.
+#
 # Usage:  benches/udp.sh                        (on a quiet machine)
 #         DURATION=2 ROUNDS=3 benches/udp.sh      quicker, noisier
 #         SIZES=64 FLOWS=10 benches/udp.sh        one row
