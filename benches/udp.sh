@@ -25,6 +25,10 @@
 # The table ends with one line that says whether the load was the bottleneck: a row is
 # client-bound where the load spent as much CPU per datagram as the server or more (the
 # medians, per server), and then it measures the client as much as the server.
+# On Linux the load (stress --udp) sends a flow's datagrams that may leave together in one
+# segmented send and takes echoes coalesced (docs/udp.md); ringport's echo receives and echoes
+# them so (its ready line ends in GRO/GSO). For one datagram per send and receive, add
+# --no-gso to LOAD_CMD and --udp-no-gso to RINGPORT_ARGS.
 #
 # Usage:  benches/udp.sh                        (on a quiet machine)
 #         DURATION=2 ROUNDS=3 benches/udp.sh      quicker, noisier

@@ -41,6 +41,12 @@ pub struct UdpArgs {
         UdpConfig::default().max_pps_per_ip
     ))]
     udp_max_pps_per_ip: Option<u32>,
+    /// Receive and echo one datagram at a time. Otherwise, on Linux with the default
+    /// --udp-buffer-size, datagrams of one sender that arrive together are received at once
+    /// (UDP GRO) and echoed in one send that the system splits at the same boundaries (UDP
+    /// GSO); the datagrams on the wire are the same.
+    #[arg(long)]
+    udp_no_gso: bool,
 }
 
 impl UdpArgs {
@@ -57,6 +63,7 @@ impl UdpArgs {
             deny_ports: self.udp_deny_port.clone(),
             max_pps_per_ip: self.udp_max_pps_per_ip.unwrap_or(default.max_pps_per_ip),
             limit_loopback: self.udp_max_pps_per_ip.is_some(),
+            offload: !self.udp_no_gso,
             ..default
         })
     }
@@ -100,6 +107,9 @@ mod tests {
         assert_eq!(only.max_pps_per_ip, 10);
         assert!(only.limit_loopback, "an explicit rate applies to loopback");
         assert_eq!(only.buffer_size, 1472);
+        assert!(only.offload, "GRO and GSO unless --udp-no-gso");
+        let plain = udp(&["--udp", "--udp-no-gso"]).unwrap().unwrap();
+        assert!(!plain.offload);
     }
 
     #[test]

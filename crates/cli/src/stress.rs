@@ -219,6 +219,13 @@ pub struct StressArgs {
     /// flow whatever this says.
     #[arg(long, value_name = "N|all", value_parser = parse_flows)]
     flows: Option<FlowsShown>,
+    /// With --udp: one datagram per send and per receive. Otherwise, on Linux, a flow's
+    /// datagrams that may leave together (--pipeline, or sends due at once under --rate) go in
+    /// one send that the system splits (UDP GSO), and echoes may come back several per receive
+    /// (UDP GRO); the datagrams on the wire are the same. The report's `udp_offload` says
+    /// whether either was used.
+    #[arg(long)]
+    no_gso: bool,
     /// `--websocket` and `--header`.
     #[command(flatten)]
     ws: crate::ws_client_args::WsClientArgs,
@@ -372,6 +379,7 @@ impl StressArgs {
         cfg.tls = self.tls.options();
         cfg.udp = self.udp;
         cfg.max_loss_pct = self.max_loss;
+        cfg.no_gso = self.no_gso;
         cfg.websocket = self.ws.options()?;
         Ok(cfg)
     }

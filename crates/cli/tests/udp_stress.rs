@@ -1,8 +1,9 @@
 //! `stress --udp` on the real binary: against `ringport serve --udp` on every backend (nothing
-//! lost on loopback at a modest rate, the JSON fields), against echoes of the test's own that
-//! damage or drop datagrams by their sequence number (exit code 1 on corruption, `--max-loss`,
-//! the flows listed by `--flows`), `merge` of two segments equal to one run flow by flow, the
-//! flags that do not apply to UDP, and on test
+//! lost on loopback at a modest rate, the JSON fields; on Linux a pipeline's datagrams sent
+//! several per send and echoed coalesced, counted exactly as with `--no-gso`), against echoes
+//! of the test's own that damage or drop datagrams by their sequence number (exit code 1 on
+//! corruption, `--max-loss`, the flows listed by `--flows`), `merge` of two segments equal to
+//! one run flow by flow, the flags that do not apply to UDP, and on test
 //! hosts (`support::netns`) random loss in the network counted exactly and within its binomial
 //! bounds.
 
@@ -16,6 +17,9 @@ use std::thread;
 use support::{bin, json_of, stderr, stress, Server};
 
 for_each_backend!(nothing_is_lost_on_loopback_and_the_json_says_so);
+
+#[cfg(target_os = "linux")]
+for_each_backend!(segmented_and_one_by_one_count_the_same_against_the_real_server);
 
 /// The header's sequence number (bytes 4..12, little-endian).
 fn seq_of(d: &[u8]) -> u64 {
@@ -185,6 +189,78 @@ fn the_report_lists_the_flows_that_lost_most() {
     let text = run("all");
     assert!(text.contains("  flows         3 flows\n"), "{text}");
     assert!(!text.contains("not listed"), "{text}");
+}
+
+/// A pipeline of 8 per flow: its datagrams leave several per send (UDP GSO), the echo receives
+/// them coalesced and echoes them so, and they come back several per receive (UDP GRO); with
+/// `--no-gso` (and the echo's `--udp-no-gso`) one per send and receive. The counts are the
+/// same, every echo verified; the server's summary and the report say what was used.
+#[cfg(target_os = "linux")]
+fn segmented_and_one_by_one_count_the_same_against_the_real_server(backend: &str) {
+    for no_gso in [false, true] {
+        let mut cmd = bin();
+        cmd.args(["serve", "--port", "0", "--udp-only", "--backend", backend]);
+        if no_gso {
+            cmd.arg("--udp-no-gso");
+        }
+        let mut server = Server::spawn(cmd);
+        let mut args = vec![
+            "--backend",
+            backend,
+            "--connections",
+            "4",
+            "--threads",
+            "2",
+            "--pipeline",
+            "8",
+            "--count",
+            "200",
+            "--size",
+            "1400",
+        ];
+        if no_gso {
+            args.push("--no-gso");
+        }
+        let out = udp_stress(server.addr, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let j = json_of(&out);
+        let d = &j["datagrams"];
+        for (field, want) in [
+            ("sent", 800),
+            ("echoed", 800),
+            ("lost", 0),
+            ("duplicated", 0),
+            ("corrupted", 0),
+        ] {
+            assert_eq!(d[field], want, "{field} (--no-gso: {no_gso}): {j}");
+        }
+        assert_eq!(j["messages"], 800, "every echo verified: {j}");
+        let o = &j["udp_offload"];
+        assert_eq!(o["gso"], !no_gso, "{o}");
+        assert_eq!(o["gro"], !no_gso, "{o}");
+        let (sends, receives) = (
+            o["segmented_sends"].as_u64(),
+            o["coalesced_receives"].as_u64(),
+        );
+        if no_gso {
+            assert_eq!((sends, receives), (Some(0), Some(0)), "{o}");
+        } else {
+            // Each flow's first eight leave in one send and come back in one receive at least.
+            assert!(sends.unwrap() >= 4 && receives.unwrap() >= 1, "{o}");
+        }
+        server.signal("TERM");
+        assert!(server
+            .wait_exit(std::time::Duration::from_secs(10))
+            .success());
+        let summary = server.stdout();
+        assert!(
+            summary.contains("udp: 800 echoed of 800 datagrams received"),
+            "{summary}"
+        );
+        // The echo coalesces whatever its socket is sent several at once.
+        assert_eq!(summary.contains("udp offload:"), !no_gso, "{summary}");
+        assert_eq!(summary.contains("GRO/GSO"), !no_gso, "{summary}");
+    }
 }
 
 #[test]
@@ -451,11 +527,16 @@ fn flags_that_do_not_apply_to_udp_are_usage_errors() {
         "{}",
         stderr(&out)
     );
+    let out = stress(&["127.0.0.1", "9", "--no-gso"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--no-gso applies to --udp only"));
 }
 
 /// 10% random loss, by nftables, of the datagrams on their way to the server host (on the
 /// bridge's forward hook, so in the network, not in a host): over 5,000 datagrams the loss is
-/// what the rule dropped, exactly, and within the binomial 99.99% bounds of 10%.
+/// what the rule dropped, exactly, and within the binomial 99.99% bounds of 10%. One datagram
+/// per send (`--no-gso`): between namespaces a segmented send crosses the bridge as one packet,
+/// which the rule would drop (and count) whole.
 #[cfg(target_os = "linux")]
 #[test]
 fn random_loss_in_the_network_is_counted_exactly() {
@@ -494,6 +575,7 @@ fn random_loss_in_the_network_is_counted_exactly() {
             "100",
             "--timeout",
             "1",
+            "--no-gso",
         ],
         Duration::from_secs(60),
     );

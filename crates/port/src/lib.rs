@@ -52,6 +52,7 @@ pub use backend::{probe_uring, Backend, BackendChoice, ParseBackendError, UringU
 pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{
     Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd, DGRAM_BATCH, DGRAM_HEADROOM,
+    DGRAM_SEGMENTS_MAX,
 };
 pub use port::{Port, PortConfig, PortError, PortStats, Poster};
 pub use sys::os;

@@ -190,6 +190,12 @@ pub enum Op {
         buf: PoolBuf,
         /// Where it goes.
         to: SocketAddr,
+        /// 0: the buffer is one datagram. Otherwise it is several datagrams of `segment` bytes
+        /// each (the last may be shorter), as a coalesced receive brought them
+        /// ([`Outcome::ReceivedFromBuf`]'s `segment`), sent in one call that the system splits
+        /// at the same boundaries (`UDP_SEGMENT`); refused where
+        /// [`Port::datagram_segments`](crate::Port::datagram_segments) says no.
+        segment: u16,
     },
 }
 
@@ -198,10 +204,19 @@ pub enum Op {
 pub const DGRAM_BATCH: usize = 32;
 
 /// The bytes at the start of a pool buffer that a datagram receive into the pool keeps for
-/// the system's account of it (io_uring's `io_uring_recvmsg_out` and the sender's address, an
-/// IPv6 one at most); the datagram follows. A pool for datagrams of up to `n` bytes has
-/// buffers of `n + DGRAM_HEADROOM`.
-pub const DGRAM_HEADROOM: usize = 16 + 28;
+/// the system's account of it (io_uring's `io_uring_recvmsg_out`, the sender's address, an
+/// IPv6 one at most, and room for one control message: the segment size of a coalesced
+/// receive); the datagram follows. A pool for datagrams of up to `n` bytes has buffers of
+/// `n + DGRAM_HEADROOM`.
+pub const DGRAM_HEADROOM: usize = 16 + 28 + DGRAM_CONTROL_ROOM;
+
+/// The room for control messages in a datagram receive's account: one `cmsghdr` and an `int`.
+pub(crate) const DGRAM_CONTROL_ROOM: usize = 24;
+
+/// The most datagrams one segmented send may carry (Linux's `UDP_MAX_SEGMENTS` before 6.9):
+/// an [`Op::SendBufTo`] with a `segment`, or a send on a socket with a default segment size
+/// ([`udp_segment`](crate::os::udp_segment)).
+pub const DGRAM_SEGMENTS_MAX: usize = 64;
 
 /// The most buffers one [`Op::SendBufs`] sends (the kernel's `UIO_MAXIOV` is 1024; a smaller
 /// batch keeps one send's iovecs on the stack of the epoll backend).
@@ -261,6 +276,23 @@ impl PoolBuf {
     /// Whether it holds no byte.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Where its bytes start in its pool buffer (a datagram receive's after
+    /// [`DGRAM_HEADROOM`]): with [`len`](PoolBuf::len), the window
+    /// [`Port::set_window`](crate::Port::set_window) can give back later.
+    pub fn start(&self) -> usize {
+        self.off as usize
+    }
+
+    /// Narrows the handle to `len` of its bytes starting `skip` bytes in (at most what it
+    /// holds): to send a part of what a receive filled. The whole buffer goes back to the pool
+    /// all the same when the handle is given back.
+    pub fn narrow(&mut self, skip: usize, len: usize) {
+        let skip = skip.min(self.len as usize);
+        let len = len.min(self.len as usize - skip);
+        self.off += skip as u32;
+        self.len = len as u32;
     }
 }
 
@@ -372,6 +404,11 @@ pub enum Outcome {
         truncated: bool,
         /// Where it came from, when the system said.
         from: Option<SocketAddr>,
+        /// 0: the buffer holds one datagram. Otherwise it holds several datagrams of one sender
+        /// that the system coalesced (Linux UDP GRO, asked for with
+        /// [`udp_gro`](crate::os::udp_gro)), each `segment` bytes long but the last, which may
+        /// be shorter.
+        segment: u16,
     },
     /// [`Op::SendTo`] finished.
     SentTo {
@@ -394,6 +431,11 @@ pub enum Outcome {
         truncated: bool,
         /// Where it came from, when the system said.
         from: Option<SocketAddr>,
+        /// 0: the buffer holds one datagram. Otherwise it holds several datagrams of one sender
+        /// that the system coalesced (Linux UDP GRO, asked for with
+        /// [`udp_gro`](crate::os::udp_gro)), each `segment` bytes long but the last, which may
+        /// be shorter: echo them with [`Op::SendBufTo`] and this `segment`.
+        segment: u16,
         /// The receive is still armed; false on its last completion.
         more: bool,
     },

@@ -233,6 +233,11 @@ impl Port {
         self.pool.as_ref().map_or(0, BufPool::buf_size)
     }
 
+    /// How many buffers the pool has (0 without a pool): their ids are below it.
+    pub fn buffer_count(&self) -> usize {
+        self.pool.as_ref().map_or(0, BufPool::count)
+    }
+
     /// The bytes a pooled buffer holds.
     ///
     /// # Panics
@@ -344,10 +349,34 @@ impl Port {
     }
 
     /// The longest datagram a pool buffer holds whole ([`Op::RecvFromMulti`]): the buffer size
-    /// less the room the system's account of the datagram and its sender's address take (44
-    /// bytes), on every backend.
+    /// less the room the system's account of the datagram, its sender's address and a control
+    /// message take ([`DGRAM_HEADROOM`], 68 bytes), on every backend.
     pub fn datagram_room(&self) -> usize {
         self.buffer_size().saturating_sub(DGRAM_HEADROOM)
+    }
+
+    /// Whether this port passes a segment size with a datagram send ([`Op::SendBufTo`] with a
+    /// `segment`: Linux UDP segmentation offload, on io_uring and epoll); elsewhere such a
+    /// send is refused with [`io::ErrorKind::Unsupported`]. The system may still refuse one
+    /// (see [`os::udp_gso`](crate::os::udp_gso)).
+    pub fn datagram_segments(&self) -> bool {
+        cfg!(target_os = "linux")
+    }
+
+    /// Sets the bytes `buf` holds to `len` bytes from `start` in its pool buffer (as
+    /// [`PoolBuf::start`] counts), to send another part of what a receive filled; false (and
+    /// `buf` unchanged) when that window is not inside the buffer.
+    pub fn set_window(&self, buf: &mut PoolBuf, start: usize, len: usize) -> bool {
+        let inside = self.pool.as_ref().is_some_and(|p| {
+            usize::from(buf.id()) < p.count()
+                && start
+                    .checked_add(len)
+                    .is_some_and(|end| end <= p.buf_size())
+        });
+        if inside {
+            *buf = PoolBuf::at(buf.id(), start as u32, len as u32);
+        }
+        inside
     }
 
     /// Queues `op`; its completion will carry `key`. Nothing reaches the kernel before the next
@@ -357,6 +386,9 @@ impl Port {
     pub fn submit(&mut self, key: u64, op: Op) -> io::Result<Token> {
         if matches!(op, Op::RecvFromMulti { .. } | Op::SendBufTo { .. }) && !self.datagram_batches()
         {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        if matches!(op, Op::SendBufTo { segment, .. } if segment > 0) && !self.datagram_segments() {
             return Err(io::Error::from(io::ErrorKind::Unsupported));
         }
         let pool = self.pool.as_mut();

@@ -63,6 +63,7 @@ fn echo_once(port: &mut Port, fd: &SharedFd, addr: SocketAddr, payload: &[u8]) {
         result,
         truncated,
         from,
+        ..
     } = next(port, &mut pending).outcome
     else {
         panic!("not a datagram receive")
@@ -122,6 +123,7 @@ fn a_datagram_longer_than_the_room_is_reported_truncated(backend: BackendChoice)
             result,
             truncated,
             from,
+            ..
         } = next(&mut port, &mut pending).outcome
         else {
             panic!("not a datagram receive")
@@ -216,7 +218,7 @@ fn a_receive_without_room_is_refused(backend: BackendChoice) {
 }
 
 /// The room a datagram receive into the pool keeps before the datagram.
-const HEADROOM: usize = 44;
+const HEADROOM: usize = ringport_port::DGRAM_HEADROOM;
 
 /// A port on `backend` with `count` pool buffers that hold datagrams of up to `room` bytes,
 /// which batches datagrams; `None` on IOCP, which has no batched datagram operations (checked:
@@ -259,6 +261,7 @@ fn next_datagram(
         truncated,
         from,
         more,
+        ..
     } = next(port, pending).outcome
     else {
         panic!("not a batched datagram receive")
@@ -295,6 +298,7 @@ fn batched_every_size_round_trips_whole_with_its_sender(backend: BackendChoice) 
                 fd: Rc::clone(&fd),
                 buf,
                 to: from,
+                segment: 0,
             },
         )
         .unwrap();
@@ -483,6 +487,7 @@ fn batched_echoes_of_one_batch_leave_together_each_to_its_sender(backend: Backen
                 fd: Rc::clone(&fd),
                 buf,
                 to: from,
+                segment: 0,
             },
         )
         .unwrap();
@@ -529,6 +534,7 @@ fn a_refused_datagram_in_a_batch_fails_alone(backend: BackendChoice) {
                 fd: Rc::clone(&fd),
                 buf,
                 to,
+                segment: 0,
             },
         )
         .unwrap();

@@ -1,8 +1,9 @@
 //! The figures of a UDP run (`stress --udp`): the `datagrams` object (every datagram counted
 //! exactly: sent, echoed, lost, duplicated, reordered, corrupted), the same counts per flow
 //! (`datagram_flows`) and per second (`datagrams_over_time`, with each second's jitter), the
-//! `jitter_us` object (RFC 3550's interarrival jitter) and the loss target (`--max-loss`).
-//! Absent from TCP runs.
+//! `jitter_us` object (RFC 3550's interarrival jitter), the loss target (`--max-loss`) and the
+//! `udp_offload` object (Linux's segmentation offload: whether it was used). Absent from TCP
+//! runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -332,6 +333,36 @@ mod tests {
     }
 
     #[test]
+    fn offload_adds_on_only_where_every_part_had_it() {
+        let mut a = UdpOffload {
+            gso: true,
+            gro: true,
+            segmented_sends: 5,
+            coalesced_receives: 4,
+        };
+        a.add(&UdpOffload {
+            gso: true,
+            gro: false,
+            segmented_sends: 1,
+            coalesced_receives: 0,
+        });
+        assert_eq!(
+            a,
+            UdpOffload {
+                gso: true,
+                gro: false,
+                segmented_sends: 6,
+                coalesced_receives: 4
+            }
+        );
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(
+            json,
+            r#"{"gso":true,"gro":false,"segmented_sends":6,"coalesced_receives":4}"#
+        );
+    }
+
+    #[test]
     fn jitter_merges_weighted_by_flows() {
         let a = Jitter::of(&[10.0, 20.0]);
         assert_eq!((a.mean, a.max, a.flows), (15.0, 20.0, 2));
@@ -339,5 +370,31 @@ mod tests {
         let m = Jitter::merged([&a, &b]);
         assert_eq!((m.mean, m.max, m.flows), (30.0, 60.0, 3));
         assert_eq!(Jitter::merged([]).flows, 0);
+    }
+}
+
+/// Whether the client used Linux's UDP segmentation offload, and how often: the `udp_offload`
+/// object of the JSON output (`stress --udp`; all off with `--no-gso`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpOffload {
+    /// A flow's datagrams that may leave together went in one send, split by the system
+    /// (`UDP_SEGMENT`), on every client thread.
+    pub gso: bool,
+    /// Echoes could come back coalesced, several in one receive (`UDP_GRO`), on every client
+    /// thread.
+    pub gro: bool,
+    /// Sends that carried several datagrams.
+    pub segmented_sends: u64,
+    /// Receives that held several echoes.
+    pub coalesced_receives: u64,
+}
+
+impl UdpOffload {
+    /// Adds `other` (another thread's or agent's): on only where on in both, counts added.
+    pub fn add(&mut self, other: &UdpOffload) {
+        self.gso &= other.gso;
+        self.gro &= other.gro;
+        self.segmented_sends += other.segmented_sends;
+        self.coalesced_receives += other.coalesced_receives;
     }
 }

@@ -262,6 +262,10 @@ pub struct StressReport {
     /// pass; `null` when loss alone never fails a run.
     #[serde(default)]
     pub max_loss_pct: Option<f64>,
+    /// `--udp` only: whether Linux's UDP segmentation offload was used (`--no-gso` turns it
+    /// off), and how often; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_offload: Option<crate::datagrams::UdpOffload>,
     /// Why a figure may be wrong and what to try (e.g. the client was the bottleneck).
     pub warnings: Vec<String>,
     /// `ringport merge` only: the agents' runs added into this result; empty for one run.

@@ -3,8 +3,10 @@
 //! no heap allocation in any thread, on every backend (io_uring and epoll; IOCP on Windows),
 //! with the batched path (multishot `recvmsg` or `recvmmsg` into the port's pool, echoes sent
 //! from it) and with the one-operation-per-datagram path it falls back to where the port cannot
-//! batch (on IOCP, always). Every echo is
-//! checked byte for byte, so this is also the fallback path's end-to-end test.
+//! batch (on IOCP, always). Every echo is checked byte for byte, so this is also the fallback
+//! path's end-to-end test. On the batched path the clients also send bursts in one segmented
+//! send (`UDP_SEGMENT`), which the echo receives coalesced and echoes in one segmented send: no
+//! allocation for those either.
 //!
 //! The server runs in this process, with a counting global allocator ([`CountingAlloc`], which
 //! counts every thread); the clients are plain blocking `std` sockets with fixed buffers, which
@@ -16,6 +18,8 @@ mod support;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use ringport_port::os::udp_segment;
 use ringport_port::os::CountingAlloc;
 use ringport_port::{BackendChoice, Port, PortConfig};
 use ringport_server::udp::UdpConfig;
@@ -27,12 +31,13 @@ static COUNTER: CountingAlloc = CountingAlloc::new();
 /// Past the worker's first tick (at most a second), whose one-time set-up is not per datagram.
 const WARMUP_TIME: Duration = Duration::from_millis(1_300);
 
-/// Rounds of one datagram `msg` from every client at once, each echo checked.
+/// Rounds of `msg` from every client at once, each echo checked: one datagram, or (`size`
+/// shorter than `msg`) datagrams of `size` bytes in one segmented send.
 fn round_trips(
     clients: &[UdpSocket],
     to: SocketAddr,
     rounds: usize,
-    msg: &mut [u8],
+    (msg, size): (&mut [u8], usize),
     back: &mut [u8],
 ) {
     for round in 0..rounds {
@@ -43,23 +48,28 @@ fn round_trips(
             c.send_to(msg, to).unwrap();
         }
         for c in clients {
-            let (n, from) = loop {
-                match c.recv_from(back) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    got => break got.expect("an echo within 5 s"),
-                }
-            };
-            assert_eq!(from, to);
-            assert_eq!(&back[..n], &msg[..], "echoed whole");
+            let burst = msg.len().checked_div(size).unwrap_or(1);
+            for k in 0..burst {
+                let want = &msg[k * size..(k + 1) * size];
+                let (n, from) = loop {
+                    match c.recv_from(back) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        got => break got.expect("an echo within 5 s"),
+                    }
+                };
+                assert_eq!(from, to);
+                assert_eq!(&back[..n], want, "echoed whole");
+            }
         }
     }
 }
 
-/// Allocations while `measured` rounds of `size`-byte datagrams from `clients` sources run,
-/// after `warmup` of them (and at least [`WARMUP_TIME`]).
+/// Allocations while `measured` rounds of `size`-byte datagrams (`burst` per segmented send)
+/// from `clients` sources run, after `warmup` of them (and at least [`WARMUP_TIME`]).
 fn allocations_during_echoes(
     backend: BackendChoice,
     batched: bool,
+    burst: usize,
     (size, clients, warmup, measured): (usize, usize, usize, usize),
 ) -> u64 {
     let cfg = ServeConfig {
@@ -83,19 +93,22 @@ fn allocations_during_echoes(
         .map(|_| {
             let c = UdpSocket::bind("127.0.0.1:0").unwrap();
             c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if burst > 1 {
+                udp_segment(&c, u16::try_from(size).unwrap()).unwrap();
+            }
             c
         })
         .collect();
-    let mut msg: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut msg: Vec<u8> = (0..size * burst).map(|i| (i % 251) as u8).collect();
     let mut back = vec![0u8; 65_536];
     let t0 = Instant::now();
     let mut warm = 0;
     while warm < warmup || t0.elapsed() < WARMUP_TIME {
-        round_trips(&clients, to, 10, &mut msg, &mut back);
+        round_trips(&clients, to, 10, (&mut msg, size), &mut back);
         warm += 10;
     }
     let before = COUNTER.allocations();
-    round_trips(&clients, to, measured, &mut msg, &mut back);
+    round_trips(&clients, to, measured, (&mut msg, size), &mut back);
     let during = COUNTER.allocations() - before;
     shutdown.trigger();
     let summary = running.wait().expect("a clean shutdown");
@@ -116,15 +129,18 @@ fn allocations_during_echoes(
     } else {
         "one operation per datagram"
     };
-    assert!(summary.backend.ends_with(path), "{}", summary.backend);
+    assert!(summary.backend.contains(path), "{}", summary.backend);
     let udp = summary.udp.expect("the UDP echo's counters");
-    let echoed = (clients.len() * (warm + measured)) as u64;
+    let echoed = (clients.len() * (warm + measured) * burst) as u64;
     assert_eq!(udp.datagrams_out, echoed, "{udp:?}");
+    if burst > 1 && summary.backend.ends_with("GRO/GSO") {
+        assert!(udp.coalesced_in > 0 && udp.segmented_out > 0, "{udp:?}");
+    }
     assert_eq!(udp.truncated, 0, "{udp:?}");
     eprintln!(
-        "{backend} (batched: {batched}): {during} allocations in {} echoes of {size} bytes; \
-         {} waits for {} completions in all",
-        clients.len() * measured,
+        "{backend} (batched: {batched}): {during} allocations in {} echoes of {size} bytes \
+         ({burst} per send); {} waits for {} completions in all",
+        clients.len() * measured * burst,
         udp.waits,
         udp.completions
     );
@@ -147,12 +163,22 @@ fn the_udp_echo_allocates_nothing_per_datagram_on_either_path() {
         for batched in [true, false] {
             for round in rounds {
                 assert_eq!(
-                    allocations_during_echoes(backend, batched, round),
+                    allocations_during_echoes(backend, batched, 1, round),
                     0,
                     "allocations per datagram on {backend} (batched: {batched}) at {} bytes",
                     round.0
                 );
             }
+        }
+        // Segmented bursts, coalesced by the batched echo (Linux).
+        #[cfg(target_os = "linux")]
+        for (burst, round) in [(16, (64, 4, 100, 500)), (8, (1_400, 4, 50, 200))] {
+            assert_eq!(
+                allocations_during_echoes(backend, true, burst, round),
+                0,
+                "allocations per datagram on {backend} in bursts of {burst} of {} bytes",
+                round.0
+            );
         }
     }
 }

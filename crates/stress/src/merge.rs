@@ -420,6 +420,13 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
             sum.add(&d);
             sum
         });
+    report.udp_offload = agents
+        .iter()
+        .filter_map(|a| a.report.udp_offload)
+        .reduce(|mut sum, o| {
+            sum.add(&o);
+            sum
+        });
     report.jitter_us = report.jitter_us.map(|_| {
         ringport_report::datagrams::Jitter::merged(
             agents.iter().filter_map(|a| a.report.jitter_us.as_ref()),

@@ -9,7 +9,9 @@
 //! From what it sent to each client socket, in order, it counts the reordered echoes the way
 //! the client must: a first copy sent after a copy of a later datagram of the same flow. It
 //! keeps every count per flow too (the flow named by the header), which the report's
-//! `datagram_flows` must equal.
+//! `datagram_flows` must equal. The counts are exact whether the client sends a flow's
+//! datagrams several per send (Linux's segmentation offload, the default) or one per send
+//! (`--no-gso`).
 
 mod util;
 
@@ -204,6 +206,21 @@ fn check_exact(config: StressConfig) {
         );
         assert!(r.jitter_us.is_some_and(|j| j.flows == 2));
         check_flows(r, &per_flow, backend);
+        let offload = r.udp_offload.expect("a UDP run says how it sent");
+        // Several datagrams per send wherever a flow may send several at once (Linux): in
+        // closed loop with a pipeline (its first ones at least leave together); in open loop
+        // when sends come due together, which depends on the clock.
+        let open = c.rate.is_some();
+        let gso = !c.no_gso && (open || c.pipeline > 1) && cfg!(target_os = "linux");
+        assert_eq!(offload.gso, gso, "{offload:?}");
+        if !open || !gso {
+            assert_eq!(offload.segmented_sends > 0, gso, "{offload:?}");
+        }
+        // This echo sends one datagram at a time: nothing comes back coalesced.
+        assert_eq!(offload.coalesced_receives, 0, "{offload:?}");
+        if c.no_gso {
+            assert!(!offload.gro, "{offload:?}");
+        }
     }
 }
 
@@ -271,6 +288,17 @@ fn closed_loop_counts_equal_what_the_echo_did() {
         pipeline: 8,
         count: Some(150),
         timeout: Duration::from_secs(1),
+        ..udp_config("127.0.0.1:9".parse().unwrap())
+    });
+}
+
+#[test]
+fn closed_loop_counts_equal_what_the_echo_did_one_datagram_per_send() {
+    check_exact(StressConfig {
+        pipeline: 8,
+        count: Some(150),
+        timeout: Duration::from_secs(1),
+        no_gso: true,
         ..udp_config("127.0.0.1:9".parse().unwrap())
     });
 }

@@ -199,7 +199,8 @@ impl<D: Driver> Delivery<'_, D> {
                 // SAFETY: `res` is the kernel's result for the operation `token` names, and the
                 // table has just confirmed (slot, generation and kind) that it is this one; the
                 // driver promised (`Driver`) that its results follow the contract.
-                let outcome = unsafe { complete(inflight, res, flags, pool) };
+                let (outcome, state) = unsafe { complete(inflight, res, flags, pool) };
+                self.driver.recycle(state);
                 self.out.push(Completion { key, outcome });
             }
         }

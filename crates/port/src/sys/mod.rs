@@ -222,6 +222,12 @@ pub(crate) unsafe trait Driver {
     /// Takes back what the driver lent `inflight`, which is leaving the table.
     fn reclaim(&mut self, inflight: &mut InFlight<Self::State>);
 
+    /// Takes back the state of an operation whose outcome has been read (what `reclaim` left
+    /// in it for the outcome); by default it is dropped.
+    fn recycle(&mut self, state: Self::State) {
+        drop(state);
+    }
+
     /// Operations the system finished at once, without a completion of its own, whose results
     /// the driver queued itself (IOCP with skip-on-success; the Linux drivers have none).
     fn inline_completions(&self) -> u64 {
@@ -247,6 +253,13 @@ pub(crate) trait OpState {
     /// if the system reported one. Asked after [`Driver::reclaim`]: a driver that lends the
     /// address storage keeps the sender in the state itself.
     fn received_from(&self) -> Option<SocketAddr>;
+
+    /// The segment size of a finished [`Op::RecvFrom`](crate::Op::RecvFrom)'s `UDP_GRO`
+    /// control message (several datagrams coalesced), or 0. Asked after [`Driver::reclaim`],
+    /// as [`received_from`](OpState::received_from) is.
+    fn received_segment(&self) -> u16 {
+        0
+    }
 }
 
 /// The port's driver, with its table: the one place that dispatches to a backend.

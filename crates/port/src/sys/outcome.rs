@@ -71,17 +71,20 @@ fn received_from_buf(
             result,
             truncated: false,
             from: None,
+            segment: 0,
             more,
         };
     };
     let from_ring = flagged && pool.has_ring();
     let whole = pool.hand_out(id, usize::try_from(res).unwrap_or(0), from_ring);
     #[cfg(unix)]
-    let account = crate::sys::dgram::read_account(pool.bytes(&whole)).filter(|_| res >= 0);
+    let account = crate::sys::dgram::read_account(pool.bytes(&whole))
+        .filter(|_| res >= 0)
+        .map(|a| (a.from, a.held, a.truncated, a.segment));
     // No batched datagram receive on Windows: nothing to read.
     #[cfg(windows)]
-    let account: Option<(Option<std::net::SocketAddr>, usize, bool)> = None;
-    let Some((from, held, truncated)) = account else {
+    let account: Option<(Option<std::net::SocketAddr>, usize, bool, u16)> = None;
+    let Some((from, held, truncated, segment)) = account else {
         pool.give_back(whole);
         let result = cvt(res).and_then(|_| Err(io::Error::from(io::ErrorKind::InvalidData)));
         return Outcome::ReceivedFromBuf {
@@ -89,6 +92,7 @@ fn received_from_buf(
             result,
             truncated: false,
             from: None,
+            segment: 0,
             more,
         };
     };
@@ -97,6 +101,7 @@ fn received_from_buf(
         result: Ok(held),
         truncated,
         from,
+        segment,
         more,
     }
 }
@@ -182,7 +187,8 @@ pub(crate) unsafe fn complete_more(
     }
 }
 
-/// Turns a finished operation and its raw result into what the caller receives.
+/// Turns a finished operation and its raw result into what the caller receives, and hands back
+/// the driver's state for the operation (for [`Driver::recycle`](crate::sys::Driver::recycle)).
 ///
 /// # Safety
 ///
@@ -195,16 +201,22 @@ pub(crate) unsafe fn complete<S: OpState>(
     res: i32,
     flags: u32,
     pool: Option<&mut BufPool>,
-) -> Outcome {
-    let op = match inflight.work {
-        Work::Close(_) => return Outcome::Closed(cvt(res).map(drop)),
+) -> (Outcome, S) {
+    let InFlight {
+        work,
+        state,
+        pooled,
+        ..
+    } = inflight;
+    let op = match work {
+        Work::Close(_) => return (Outcome::Closed(cvt(res).map(drop)), state),
         Work::Op(op) => op,
     };
-    match op {
+    let outcome = match op {
         Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
             // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
             let fd = unsafe { adopt(fd) };
-            let peer = inflight.state.accepted_peer();
+            let peer = state.accepted_peer();
             Accepted { fd, peer }
         })),
         Op::Recv { mut buf, .. } => {
@@ -236,7 +248,7 @@ pub(crate) unsafe fn complete<S: OpState>(
             more: false,
         },
         Op::RecvMulti { .. } | Op::RecvBuf { .. } => {
-            received_buf(pool, carried_buffer(flags, inflight.pooled), res, false)
+            received_buf(pool, carried_buffer(flags, pooled), res, false)
         }
         Op::SendBuf { buf, at, .. } => Outcome::SentBuf {
             buf,
@@ -258,15 +270,24 @@ pub(crate) unsafe fn complete<S: OpState>(
                 // after the old length, as many as fitted in the spare capacity, which `n` is.
                 unsafe { buf.set_len(buf.len() + n) };
             }
-            let from = result
-                .is_ok()
-                .then(|| inflight.state.received_from())
-                .flatten();
+            let from = result.is_ok().then(|| state.received_from()).flatten();
+            let segment = match result {
+                Ok(n) if !truncated => {
+                    let segment = state.received_segment();
+                    if usize::from(segment) < n {
+                        segment
+                    } else {
+                        0
+                    }
+                }
+                _ => 0,
+            };
             Outcome::ReceivedFrom {
                 buf,
                 result,
                 truncated,
                 from,
+                segment,
             }
         }
         Op::SendTo { buf, .. } => Outcome::SentTo {
@@ -274,11 +295,12 @@ pub(crate) unsafe fn complete<S: OpState>(
             result: cvt(res),
         },
         Op::RecvFromMulti { .. } => {
-            received_from_buf(pool, carried_buffer(flags, inflight.pooled), res, false)
+            received_from_buf(pool, carried_buffer(flags, pooled), res, false)
         }
         Op::SendBufTo { buf, .. } => Outcome::SentBufTo {
             buf,
             result: cvt(res),
         },
-    }
+    };
+    (outcome, state)
 }

@@ -248,6 +248,9 @@ fn render_run(r: &StressReport, flows_shown: Option<usize>) -> String {
     if let Some(d) = &r.datagrams {
         s.push_str(&render_datagrams(d, r.jitter_us.as_ref(), r.max_loss_pct));
         s.push_str(&render_flows(&r.datagram_flows, flows_shown));
+        if let Some(o) = &r.udp_offload {
+            s.push_str(&render_offload(o));
+        }
     }
     if let Some(ws) = &r.websocket {
         s.push_str(&super::human_ws::render_websocket(ws));
@@ -404,6 +407,20 @@ fn render_flows(flows: &[DatagramFlow], shown: Option<usize>) -> String {
         );
     }
     s
+}
+
+/// The `offload` line of the human report (`--udp`): whether sends were segmented and
+/// receives coalesced, and how many.
+fn render_offload(o: &crate::datagrams::UdpOffload) -> String {
+    let on = |used: bool| if used { "on" } else { "off" };
+    format!(
+        "  {:<14}GSO {} ({} of several datagrams)  GRO {} ({} of several)\n",
+        "offload",
+        on(o.gso),
+        plural(o.segmented_sends, "send", "sends"),
+        on(o.gro),
+        plural(o.coalesced_receives, "receive", "receives"),
+    )
 }
 
 /// The `churn` lines of the human report (each starting with two spaces, ending in a
@@ -616,6 +633,20 @@ mod tests {
         );
         let everything = render_flows(&all, None);
         assert_eq!(everything.lines().count(), 2 + 12);
+    }
+
+    #[test]
+    fn the_offload_line_says_what_was_on_and_how_often() {
+        let o = crate::datagrams::UdpOffload {
+            gso: true,
+            gro: false,
+            segmented_sends: 1,
+            coalesced_receives: 0,
+        };
+        assert_eq!(
+            render_offload(&o),
+            "  offload       GSO on (1 send of several datagrams)  GRO off (0 receives of several)\n"
+        );
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct UdpConfig {
     /// Receive and send datagrams in batches where the port can ([`Port::datagram_batches`]);
     /// false: one operation per datagram, the path taken where it cannot.
     pub batched: bool,
+    /// With batches on Linux, and buffers of 64 KiB: receive datagrams coalesced (`UDP_GRO`)
+    /// and echo them in segmented sends (`UDP_SEGMENT`) where the system allows; false: one
+    /// datagram per receive and per send.
+    pub offload: bool,
 }
 
 /// The longest UDP payload the length field allows (65,507 bytes over IPv4, 65,527 over IPv6
@@ -77,6 +81,7 @@ impl Default for UdpConfig {
             limit_loopback: false,
             max_sources: 65_536,
             batched: true,
+            offload: true,
         }
     }
 }
@@ -123,15 +128,20 @@ impl UdpServer {
                         return Ok(UdpStats::default());
                     }
                 };
-                let detail = if port.datagram_batches() {
-                    format!("{}; datagrams in batches", port.describe())
-                } else {
-                    format!("{}; one operation per datagram", port.describe())
-                };
-                let _ = ready_tx.send(Ok((port.poster(), detail)));
+                let poster = port.poster();
                 let served = if port.datagram_batches() {
-                    batch::BatchWorker::new(port, socket, &cfg, thread_live).run()
+                    let describe = port.describe();
+                    let worker = batch::BatchWorker::new(port, socket, &cfg, thread_live);
+                    let detail = if worker.offloads() {
+                        format!("{describe}; datagrams in batches; GRO/GSO")
+                    } else {
+                        format!("{describe}; datagrams in batches")
+                    };
+                    let _ = ready_tx.send(Ok((poster, detail)));
+                    worker.run()
                 } else {
+                    let detail = format!("{}; one operation per datagram", port.describe());
+                    let _ = ready_tx.send(Ok((poster, detail)));
                     worker::Worker::new(port, socket, &cfg, thread_live).run()
                 };
                 served.map_err(|e| ServeError::Io("the UDP echo failed".into(), e))

@@ -33,8 +33,14 @@ pub struct UdpStats {
     pub no_sender: u64,
     /// Receives that failed (an ICMP error reported on the socket, for example).
     pub recv_errors: u64,
-    /// Echoes the system refused to send.
+    /// Datagrams whose echo the system refused to send.
     pub send_errors: u64,
+    /// Receives that held several datagrams of one sender, coalesced by the system (Linux UDP
+    /// GRO): each of their datagrams is counted in `datagrams_in`.
+    pub coalesced_in: u64,
+    /// Echo sends that carried several datagrams, split by the system (Linux UDP GSO): each of
+    /// their datagrams is counted in `datagrams_out`.
+    pub segmented_out: u64,
     /// Buffers of the echo: the most datagrams it holds at once.
     pub buffers: u64,
     /// Calls to the port's wait, and the completions they returned.
@@ -87,6 +93,14 @@ impl fmt::Display for UdpStats {
             plural(self.recv_errors, "receive error", "receive errors"),
             plural(self.send_errors, "send error", "send errors"),
         )?;
+        if self.coalesced_in + self.segmented_out > 0 {
+            writeln!(
+                f,
+                "  udp offload: {} of several datagrams (GRO), {} of several (GSO)",
+                plural(self.coalesced_in, "receive", "receives"),
+                plural(self.segmented_out, "send", "sends"),
+            )?;
+        }
         writeln!(
             f,
             "  udp dropped by policy: {} from denied ports, {} over --udp-max-pps-per-ip, {} with the source table full, {} without a sender",
@@ -131,5 +145,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 2);
+        s.coalesced_in = 3;
+        s.segmented_out = 1;
+        let text = s.to_string();
+        assert!(
+            text.contains(
+                "udp offload: 3 receives of several datagrams (GRO), 1 send of several (GSO)"
+            ),
+            "{text}"
+        );
     }
 }

@@ -131,6 +131,7 @@ impl Worker {
                 result,
                 truncated,
                 from,
+                ..
             } => {
                 self.receiving[i] = None;
                 let n = match result {

@@ -165,6 +165,10 @@ pub struct StressConfig {
     /// `--max-loss PCT` (with `--udp`): a run that loses more datagrams than this, in percent
     /// of those sent, fails; `None`: loss alone never fails a run.
     pub max_loss_pct: Option<f64>,
+    /// `--no-gso` (with `--udp`): one datagram per send and per receive, without Linux's UDP
+    /// segmentation offload (several datagrams of a flow in one send, `UDP_SEGMENT`) and
+    /// receive coalescing (`UDP_GRO`), which are used where the system has them otherwise.
+    pub no_gso: bool,
     /// `--websocket[=PATH]` and `--header`: every message is one masked WebSocket message, each
     /// echo verified as a message; `None`: raw bytes.
     pub websocket: Option<crate::ws::options::WsOptions>,
@@ -207,6 +211,7 @@ impl Default for StressConfig {
             tls: None,
             udp: false,
             max_loss_pct: None,
+            no_gso: false,
             websocket: None,
         }
     }
@@ -341,6 +346,9 @@ impl StressConfig {
         if !self.udp {
             if self.max_loss_pct.is_some() {
                 return bad("--max-loss applies to --udp only: a TCP stream loses nothing");
+            }
+            if self.no_gso {
+                return bad("--no-gso applies to --udp only: it is UDP's segmentation offload");
             }
             return Ok(());
         }

@@ -213,6 +213,7 @@ pub fn build(
         datagrams_over_time: Vec::new(),
         jitter_us: None,
         max_loss_pct: None,
+        udp_offload: None,
         warnings,
         merged_from: Vec::new(),
     }

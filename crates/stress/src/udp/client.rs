@@ -11,6 +11,15 @@
 //!
 //! Buffers are allocated once: a receive buffer per flow and a few send buffers per flow, each
 //! back in the free list when its send completes; nothing is allocated per datagram.
+//!
+//! # Segmentation offload (Linux, unless `--no-gso`)
+//!
+//! Each flow's socket has a default segment size (`UDP_SEGMENT`) of the run's longest datagram,
+//! so when a flow may send several datagrams at once (`--pipeline`, or sends that came due
+//! together in open loop) of that length, they go in one send, which the system splits: the
+//! datagrams on the wire are those of one send each. Echoes may come back coalesced
+//! (`UDP_GRO`, on where the flows' receive buffers of 64 KiB fit [`GRO_BYTES`]): a receive that
+//! holds several is cut at its segment size and each datagram verified as one received alone.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -42,6 +51,29 @@ const DUE_PER_TURN: usize = 4096;
 const SEND_BYTES: usize = 32 << 20;
 /// The longest quiet wait at the end for copies still on their way.
 const SETTLE_MAX: Duration = Duration::from_millis(100);
+/// Bytes of receive buffers per thread at most for coalesced receives (`UDP_GRO`), which need
+/// 64 KiB per flow; with more flows per thread, each receive holds one datagram.
+const GRO_BYTES: usize = 32 << 20;
+/// The room a coalesced receive needs.
+const GRO_ROOM: usize = 1 << 16;
+/// The most datagrams one send carries in open loop (closed loop: `--pipeline`).
+const OPEN_BURST_MAX: usize = 16;
+
+/// What the segmentation offload does on a thread: whether sends carry several datagrams and
+/// receives come coalesced, and how often they did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Offload {
+    /// Datagrams per send at most (1: no segmented send).
+    pub(super) burst_max: usize,
+    /// The segment size of a segmented send: the run's longest datagram.
+    pub(super) segment: usize,
+    /// Receives may hold several datagrams (`UDP_GRO` on every flow).
+    pub(super) gro: bool,
+    /// Sends that carried several datagrams.
+    pub(super) segmented_sends: u64,
+    /// Receives that held several datagrams.
+    pub(super) coalesced_receives: u64,
+}
 
 /// What the client threads of a UDP run share.
 pub(super) struct UdpShared<'a> {
@@ -75,6 +107,8 @@ pub(super) struct ThreadOut {
     pub(super) refused: u64,
     /// Sends or receives that failed otherwise.
     pub(super) io_errors: u64,
+    /// What the segmentation offload did.
+    pub(super) offload: Offload,
 }
 
 /// One flow.
@@ -148,6 +182,61 @@ struct Client<'s, 'p> {
     settled: [u64; 2],
     refused: u64,
     io_errors: u64,
+    offload: Offload,
+}
+
+/// The offload a thread of `flows` flows sending datagrams of up to `segment` bytes, at most
+/// `per_flow` at once, asks for (before its sockets say what they take).
+fn offload_wanted(config: &StressConfig, flows: usize, segment: usize, per_flow: usize) -> Offload {
+    if config.no_gso || !cfg!(target_os = "linux") {
+        return Offload {
+            burst_max: 1,
+            segment,
+            ..Offload::default()
+        };
+    }
+    let burst_max = per_flow
+        .min(ringport_port::DGRAM_SEGMENTS_MAX)
+        .min(crate::udp::header::DATAGRAM_MAX / segment.max(1))
+        .max(1);
+    Offload {
+        burst_max,
+        segment,
+        gro: flows.saturating_mul(GRO_ROOM) <= GRO_BYTES,
+        ..Offload::default()
+    }
+}
+
+/// Asks `socket` for what `offload` wants (its segment size for sends of several datagrams,
+/// coalesced receives); what it refuses is off for the whole thread.
+fn set_offload(socket: &UdpSocket, offload: &mut Offload) {
+    use ringport_port::os::{udp_gro, udp_segment};
+    if offload.burst_max > 1 {
+        let set = u16::try_from(offload.segment)
+            .ok()
+            .filter(|_| ringport_port::os::udp_gso(socket))
+            .map(|segment| udp_segment(socket, segment));
+        if !matches!(set, Some(Ok(()))) {
+            offload.burst_max = 1;
+        }
+    }
+    if offload.gro && udp_gro(socket, true).is_err() {
+        offload.gro = false;
+    }
+}
+
+/// Whether a send of several datagrams failed because the route cannot segment (`EIO`) or the
+/// segment does not fit it (`EINVAL`).
+fn segmentation_refused(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 /// Runs client thread `t` of `threads`: opens its flows' sockets, passes the start barrier,
@@ -175,9 +264,14 @@ pub(super) fn run_thread(
         Workload::Rate { .. } => 4,
         _ => config.pipeline,
     };
-    let sends = (globals.len() * per_flow)
-        .min((SEND_BYTES / max_len).max(globals.len()))
-        .max(1);
+    let burst = match config.workload() {
+        Workload::Rate { .. } => OPEN_BURST_MAX,
+        _ => config.pipeline,
+    };
+    let mut offload = offload_wanted(config, globals.len(), max_len, burst);
+    // Room for coalesced echoes wherever a socket may have taken `UDP_GRO`, even if a later
+    // one refused it (which turns it off in the report).
+    let recv_room = if offload.gro { GRO_ROOM } else { max_len };
     let now = Instant::now();
     let mut stats = ThreadStats::new(config.own_connections().len());
     let flows: Vec<Flow<'_>> = globals
@@ -187,6 +281,7 @@ pub(super) fn run_thread(
             let fd = match open(shared.addr) {
                 Ok(s) => {
                     stats.record_connect(t0.elapsed());
+                    set_offload(&s, &mut offload);
                     Some(Rc::new(s.into()))
                 }
                 Err(e) => {
@@ -199,7 +294,7 @@ pub(super) fn run_thread(
                 fd,
                 gen: PayloadGen::new(&shared.payload, global as u64),
                 tracker: Tracker::new(shared.horizon),
-                recv_buf: Some(Vec::with_capacity(max_len)),
+                recv_buf: Some(Vec::with_capacity(recv_room)),
                 recv: None,
                 owed: 0,
                 measured_sent: 0,
@@ -207,11 +302,15 @@ pub(super) fn run_thread(
             }
         })
         .collect();
+    let send_room = max_len * offload.burst_max;
+    let sends = (globals.len() * per_flow)
+        .min((SEND_BYTES / send_room).max(globals.len()))
+        .max(1);
     let mut client = Client {
         shared,
         port,
         flows,
-        free: (0..sends).map(|_| Vec::with_capacity(max_len)).collect(),
+        free: (0..sends).map(|_| Vec::with_capacity(send_room)).collect(),
         done: Vec::with_capacity(entries as usize),
         scratch: Vec::with_capacity(max_len),
         stats,
@@ -236,6 +335,7 @@ pub(super) fn run_thread(
         settled: [0; 2],
         refused: 0,
         io_errors: 0,
+        offload,
     };
     start.pass();
     let load_end = client
@@ -261,6 +361,7 @@ pub(super) fn run_thread(
         load_end: Some(load_end),
         refused: client.refused,
         io_errors: client.io_errors,
+        offload: client.offload,
     })
 }
 
@@ -459,16 +560,22 @@ impl Client<'_, '_> {
                 self.flows[i].owed = 0;
                 return Ok(());
             }
-            let f = &self.flows[i];
-            let may = match self.closed {
-                Some(pipeline) => f.tracker.outstanding() < pipeline,
-                None => f.owed > 0,
-            };
-            if !may || !f.tracker.can_send() || self.free.is_empty() {
+            if !self.may_send(i) || self.free.is_empty() {
                 return Ok(());
             }
             self.send(i, now)?;
         }
+    }
+
+    /// Whether flow `i`'s loop lets it send a datagram now (its pipeline in closed loop, its
+    /// due sends in open loop, its window of sequence numbers).
+    fn may_send(&self, i: usize) -> bool {
+        let f = &self.flows[i];
+        let may = match self.closed {
+            Some(pipeline) => f.tracker.outstanding() < pipeline,
+            None => f.owed > 0,
+        };
+        may && f.tracker.can_send() && self.more_to_send(i)
     }
 
     /// The intended send time of datagram `seq` of flow `global`: its slot in the schedule in
@@ -480,6 +587,8 @@ impl Client<'_, '_> {
         }
     }
 
+    /// Sends flow `i`'s next datagram, and the ones after it that it may send now, as long as
+    /// the offload lets one send carry them (each of the segment size, the last maybe shorter).
     fn send(&mut self, i: usize, now: Instant) -> io::Result<()> {
         let Some(fd) = self.flows[i].fd.as_ref().map(Rc::clone) else {
             return Ok(());
@@ -487,19 +596,48 @@ impl Client<'_, '_> {
         let Some(mut buf) = self.free.pop() else {
             return Ok(());
         };
+        buf.clear();
+        let mut carried = 0;
+        loop {
+            let start = buf.len();
+            self.append_datagram(i, now, &mut buf);
+            carried += 1;
+            let full = buf.len() - start == self.offload.segment;
+            if !full
+                || carried >= self.offload.burst_max
+                || buf.capacity() - buf.len() < self.offload.segment
+                || !self.may_send(i)
+            {
+                break;
+            }
+        }
+        if carried > 1 {
+            self.offload.segmented_sends += 1;
+        }
+        self.flows[i].sends_in_flight += 1;
+        let op = Op::SendTo {
+            fd,
+            buf,
+            to: self.shared.addr,
+        };
+        self.port.submit(key(i, SEND), op)?;
+        Ok(())
+    }
+
+    /// Appends flow `i`'s next datagram to `buf` and accounts for it as sent at `now`.
+    fn append_datagram(&mut self, i: usize, now: Instant, buf: &mut Vec<u8>) {
         let sent_ns = self.ns(now);
         let (global, seq) = (self.flows[i].global, self.flows[i].tracker.next_seq());
         let intended = self.intended(global, seq, now);
         let measured =
             intended >= self.measure_start && self.measure_end.is_none_or(|end| intended < end);
-        buf.clear();
         Header {
             flow: global as u32,
             seq,
             sent_ns,
         }
-        .write(&mut buf);
-        self.flows[i].gen.append(seq + 1, &mut buf);
+        .write(buf);
+        self.flows[i].gen.append(seq + 1, buf);
         let f = &mut self.flows[i];
         f.tracker.sent(sent_ns, measured);
         f.owed = f.owed.saturating_sub(1);
@@ -508,15 +646,7 @@ impl Client<'_, '_> {
             self.stats.record_sent(now, 1);
             second(&mut self.seconds, self.measure_ns, sent_ns).sent += 1;
         }
-        f.sends_in_flight += 1;
         self.sent += 1;
-        let op = Op::SendTo {
-            fd,
-            buf,
-            to: self.shared.addr,
-        };
-        self.port.submit(key(i, SEND), op)?;
-        Ok(())
     }
 
     /// Puts flow `i`'s receive in flight again.
@@ -557,20 +687,32 @@ impl Client<'_, '_> {
         match c.outcome {
             Outcome::SentTo { buf, result } => {
                 self.flows[i].sends_in_flight -= 1;
-                self.free.push(buf);
                 if let Err(e) = result {
-                    // The datagram never left: it will count as lost.
+                    // The datagrams never left: they will count as lost.
                     self.count_io_error(&e);
+                    if buf.len() > self.offload.segment && segmentation_refused(&e) {
+                        // A route that cannot segment: one datagram per send from now on.
+                        self.offload.burst_max = 1;
+                    }
                 }
+                self.free.push(buf);
             }
             Outcome::ReceivedFrom {
                 buf,
                 result,
                 truncated,
+                segment,
                 ..
             } => {
                 self.flows[i].recv = None;
                 match result {
+                    Ok(n) if segment > 0 && !truncated => {
+                        // Several echoes coalesced: each verified as if received alone.
+                        self.offload.coalesced_receives += 1;
+                        for echo in buf[..n].chunks(usize::from(segment)) {
+                            self.arrived(i, echo, false, now);
+                        }
+                    }
                     Ok(n) => self.arrived(i, &buf[..n], truncated, now),
                     Err(e) if is_cancelled(&e) => {}
                     Err(e) => self.count_io_error(&e),

@@ -42,7 +42,9 @@ use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use ringport_report::datagrams::{DatagramFlow, DatagramSecond, Datagrams, Jitter, SecondAccount};
+use ringport_report::datagrams::{
+    DatagramFlow, DatagramSecond, Datagrams, Jitter, SecondAccount, UdpOffload,
+};
 
 use crate::config::preflight::preflight;
 use crate::config::{Stop, StressConfig, Workload};
@@ -193,6 +195,18 @@ pub fn run(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcome, St
     report.datagrams_over_time = over_time(parts.iter().map(|p| p.seconds.as_slice()));
     report.jitter_us = Some(Jitter::of(&jitters));
     report.max_loss_pct = config.max_loss_pct;
+    report.udp_offload = parts
+        .iter()
+        .map(|p| UdpOffload {
+            gso: p.offload.burst_max > 1 || p.offload.segmented_sends > 0,
+            gro: p.offload.gro,
+            segmented_sends: p.offload.segmented_sends,
+            coalesced_receives: p.offload.coalesced_receives,
+        })
+        .reduce(|mut sum, o| {
+            sum.add(&o);
+            sum
+        });
     report.started_at_unix_s = (unix_secs(measure_started) * 1000.0).round() / 1000.0;
     let refused: u64 = parts.iter().map(|p| p.refused).sum();
     if refused > 0 {

@@ -211,16 +211,23 @@ pub(super) fn attempt(
         },
         Op::RecvFrom { fd, buf } => {
             let mut from = SockAddrBuf::empty();
-            let attempt = sys::try_recv_from(fd.as_raw_fd(), buf, &mut from);
+            let mut segment = 0;
+            let attempt = sys::try_recv_from(fd.as_raw_fd(), buf, &mut from, &mut segment);
             if attempt.is_some_and(|res| res >= 0) {
                 inflight.state.from = from.socket_addr();
+                inflight.state.segment = segment;
             }
             attempt.into()
         }
-        Op::SendTo { fd, buf, to } => sys::try_send_to(fd.as_raw_fd(), buf, to).into(),
+        Op::SendTo { fd, buf, to } => sys::try_send_to(fd.as_raw_fd(), buf, to, 0).into(),
         Op::RecvFromMulti { fd } => recv_dgrams(fd.as_raw_fd(), pool, token, out),
-        Op::SendBufTo { fd, buf, to } => match pool {
-            Some(pool) => sys::try_send_to(fd.as_raw_fd(), pool.bytes(buf), to).into(),
+        Op::SendBufTo {
+            fd,
+            buf,
+            to,
+            segment,
+        } => match pool {
+            Some(pool) => sys::try_send_to(fd.as_raw_fd(), pool.bytes(buf), to, *segment).into(),
             None => Progress::Done(-libc::EINVAL, 0),
         },
         // Never queued: they complete when pushed.

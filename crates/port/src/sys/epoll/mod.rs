@@ -202,19 +202,19 @@ impl EpollDriver {
         let pending = std::mem::take(&mut self.dgram_sends);
         let mut i = 0;
         while i < pending.len() {
-            let Some((fd, _, _)) = dgram_send(table, pending[i]) else {
+            let Some((fd, ..)) = dgram_send(table, pending[i]) else {
                 // Not in the table (cannot happen: it leaves only through its completion).
                 i += 1;
                 continue;
             };
             let raw = fd.as_raw_fd();
-            let mut run: [(&PoolBuf, SockAddrBuf); DGRAM_BATCH] =
-                [(&EMPTY, SockAddrBuf::empty()); DGRAM_BATCH];
+            let mut run: [(&PoolBuf, SockAddrBuf, u16); DGRAM_BATCH] =
+                [(&EMPTY, SockAddrBuf::empty(), 0); DGRAM_BATCH];
             let mut n = 0;
             while n < DGRAM_BATCH && i + n < pending.len() {
                 match dgram_send(table, pending[i + n]) {
-                    Some((f, buf, to)) if f.as_raw_fd() == raw => {
-                        run[n] = (buf, SockAddrBuf::from_socket_addr(&to));
+                    Some((f, buf, to, segment)) if f.as_raw_fd() == raw => {
+                        run[n] = (buf, SockAddrBuf::from_socket_addr(&to), segment);
                         n += 1;
                     }
                     _ => break,
@@ -361,21 +361,32 @@ impl EpollDriver {
 /// A handle to point the unused entries of a batch at.
 const EMPTY: PoolBuf = PoolBuf::EMPTY;
 
-/// The socket, buffer and destination of the datagram send `token`, if it is one in `table`.
-fn dgram_send(table: &OpTable<EpollOp>, token: Token) -> Option<(&SharedFd, &PoolBuf, SocketAddr)> {
+/// The socket, buffer, destination and segment size of the datagram send `token`, if it is one
+/// in `table`.
+fn dgram_send(
+    table: &OpTable<EpollOp>,
+    token: Token,
+) -> Option<(&SharedFd, &PoolBuf, SocketAddr, u16)> {
     match &table.get(token)?.work {
-        Work::Op(Op::SendBufTo { fd, buf, to }) => Some((fd, buf, *to)),
+        Work::Op(Op::SendBufTo {
+            fd,
+            buf,
+            to,
+            segment,
+        }) => Some((fd, buf, *to, *segment)),
         _ => None,
     }
 }
 
 /// What the epoll driver keeps for an operation: where an accept's peer address lands (boxed,
-/// so that an entry of every kind stays small), and the sender of a datagram received. A
-/// connect's or a datagram send's address is read when it is attempted, and needs no room here.
+/// so that an entry of every kind stays small), and the sender of a datagram received with the
+/// segment size of datagrams coalesced into it. A connect's or a datagram send's address is
+/// read when it is attempted, and needs no room here.
 #[derive(Debug, Default)]
 pub(crate) struct EpollOp {
     peer: Option<Box<SockAddrBuf>>,
     from: Option<SocketAddr>,
+    pub(super) segment: u16,
 }
 
 impl OpState for EpollOp {
@@ -383,6 +394,7 @@ impl OpState for EpollOp {
         EpollOp {
             peer: matches!(op, Op::Accept { .. }).then(|| Box::new(SockAddrBuf::empty())),
             from: None,
+            segment: 0,
         }
     }
 
@@ -392,6 +404,10 @@ impl OpState for EpollOp {
 
     fn received_from(&self) -> Option<SocketAddr> {
         self.from
+    }
+
+    fn received_segment(&self) -> u16 {
+        self.segment
     }
 }
 

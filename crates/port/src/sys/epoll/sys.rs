@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use crate::op::{PoolBuf, DGRAM_BATCH, DGRAM_HEADROOM, SEND_BUFS_MAX};
-use crate::sys::dgram::{pooled_fields, write_account, DgramHdr, NAME_ROOM};
+use crate::op::{PoolBuf, DGRAM_BATCH, DGRAM_CONTROL_ROOM, DGRAM_HEADROOM, SEND_BUFS_MAX};
+use crate::sys::dgram::{pooled_fields, write_account, Control, DgramHdr, NAME_ROOM};
 use crate::sys::gather::gather;
 use crate::sys::pool::BufPool;
 use crate::sys::sockaddr::SockAddrBuf;
@@ -239,8 +239,14 @@ pub(super) fn try_recv_iov(fd: RawFd, iov: &mut [libc::iovec]) -> Attempt {
 }
 
 /// `recvmsg(MSG_DONTWAIT | MSG_TRUNC)` of one datagram into the spare capacity of `buf`, its
-/// sender into `from`: the datagram's length (more than the spare capacity when it was cut).
-pub(super) fn try_recv_from(fd: RawFd, buf: &mut Vec<u8>, from: &mut SockAddrBuf) -> Attempt {
+/// sender into `from` and the segment size of datagrams coalesced (`UDP_GRO`) into `segment`:
+/// the datagram's length (more than the spare capacity when it was cut).
+pub(super) fn try_recv_from(
+    fd: RawFd,
+    buf: &mut Vec<u8>,
+    from: &mut SockAddrBuf,
+    segment: &mut u16,
+) -> Attempt {
     let mut dgram = DgramHdr::default();
     let hdr = dgram.for_recv(buf);
     loop {
@@ -252,16 +258,18 @@ pub(super) fn try_recv_from(fd: RawFd, buf: &mut Vec<u8>, from: &mut SockAddrBuf
             if attempt.is_some_and(|r| r >= 0) {
                 *from = dgram.addr;
                 from.len = dgram.hdr.msg_namelen;
+                *segment = dgram.segment();
             }
             return attempt;
         }
     }
 }
 
-/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of `buf` as one datagram to `to`.
-pub(super) fn try_send_to(fd: RawFd, buf: &[u8], to: &SocketAddr) -> Attempt {
+/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of `buf` as one datagram to `to`, or as datagrams
+/// of `segment` bytes (`UDP_SEGMENT`) when not 0.
+pub(super) fn try_send_to(fd: RawFd, buf: &[u8], to: &SocketAddr, segment: u16) -> Attempt {
     let mut dgram = DgramHdr::default();
-    let hdr = dgram.for_send(buf, to);
+    let hdr = dgram.for_send_raw(buf.as_ptr(), buf.len(), to, segment);
     loop {
         // SAFETY: the header on this stack frame points at its own iovec and address, and the
         // iovec at the initialised bytes of `buf`, borrowed here; sendmsg only reads them.
@@ -288,17 +296,20 @@ pub(super) fn try_recv_mmsg(fd: RawFd, pool: &BufPool, ids: &[u16], lens: &mut [
     // SAFETY: mmsghdr is plain old data; all-zero is valid (null pointers, zero lengths).
     let mut msgs: [libc::mmsghdr; DGRAM_BATCH] = unsafe { mem::zeroed() };
     for i in 0..n {
-        let (name, iov) = pooled_fields(pool.ptr(ids[i]), size);
+        let (name, control, iov) = pooled_fields(pool.ptr(ids[i]), size);
         iovs[i] = iov;
         let hdr = &mut msgs[i].msg_hdr;
         hdr.msg_name = name;
         hdr.msg_namelen = NAME_ROOM as libc::socklen_t;
+        hdr.msg_control = control;
+        hdr.msg_controllen = DGRAM_CONTROL_ROOM as _;
         hdr.msg_iov = &mut iovs[i];
         hdr.msg_iovlen = 1;
     }
     let got = loop {
         // SAFETY: the first `n` headers on this stack frame point at their iovecs (on this
-        // frame) and at the address fields and datagram rooms of pool buffers `ids`, which are
+        // frame) and at the address fields, control fields and datagram rooms of pool buffers
+        // `ids`, which are
         // out of the pool and the caller's alone; recvmmsg writes at most what they describe.
         let ret = unsafe {
             libc::recvmmsg(
@@ -325,6 +336,7 @@ pub(super) fn try_recv_mmsg(fd: RawFd, pool: &BufPool, ids: &[u16], lens: &mut [
             write_account(
                 pool.ptr(ids[i]),
                 m.msg_hdr.msg_namelen,
+                m.msg_hdr.msg_controllen as u32,
                 m.msg_len,
                 m.msg_hdr.msg_flags as u32,
             )
@@ -335,12 +347,13 @@ pub(super) fn try_recv_mmsg(fd: RawFd, pool: &BufPool, ids: &[u16], lens: &mut [
 }
 
 /// `sendmmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` of up to [`DGRAM_BATCH`] datagrams, each the bytes of
-/// a pool buffer to an address: how many were sent (a datagram is sent whole or not at all),
-/// `-errno` when the first could not be, or would block.
+/// a pool buffer to an address (several datagrams of the segment size, `UDP_SEGMENT`, when it
+/// is not 0): how many were sent (a message is sent whole or not at all), `-errno` when the
+/// first could not be, or would block.
 pub(super) fn try_send_mmsg(
     fd: RawFd,
     pool: &BufPool,
-    dgrams: &[(&PoolBuf, SockAddrBuf)],
+    dgrams: &[(&PoolBuf, SockAddrBuf, u16)],
 ) -> Attempt {
     let n = dgrams.len().min(DGRAM_BATCH);
     let mut iovs = [libc::iovec {
@@ -348,9 +361,10 @@ pub(super) fn try_send_mmsg(
         iov_len: 0,
     }; DGRAM_BATCH];
     let mut addrs = [SockAddrBuf::empty(); DGRAM_BATCH];
+    let mut controls = [Control::EMPTY; DGRAM_BATCH];
     // SAFETY: mmsghdr is plain old data; all-zero is valid (null pointers, zero lengths).
     let mut msgs: [libc::mmsghdr; DGRAM_BATCH] = unsafe { mem::zeroed() };
-    for (i, (buf, to)) in dgrams.iter().take(n).enumerate() {
+    for (i, (buf, to, segment)) in dgrams.iter().take(n).enumerate() {
         let bytes = pool.bytes(buf);
         iovs[i] = libc::iovec {
             iov_base: bytes.as_ptr().cast_mut().cast(),
@@ -362,11 +376,16 @@ pub(super) fn try_send_mmsg(
         hdr.msg_namelen = addrs[i].len;
         hdr.msg_iov = &mut iovs[i];
         hdr.msg_iovlen = 1;
+        if *segment > 0 {
+            let controllen = controls[i].segment(*segment);
+            hdr.msg_control = controls[i].as_mut_ptr();
+            hdr.msg_controllen = controllen as _;
+        }
     }
     loop {
-        // SAFETY: the first `n` headers on this stack frame point at their iovecs and addresses
-        // (on this frame), the iovecs at the bytes of pool buffers the caller holds (borrowed
-        // here); sendmmsg only reads them.
+        // SAFETY: the first `n` headers on this stack frame point at their iovecs, addresses
+        // and control messages (on this frame), the iovecs at the bytes of pool buffers the
+        // caller holds (borrowed here); sendmmsg only reads them.
         let ret = unsafe {
             libc::sendmmsg(
                 fd,

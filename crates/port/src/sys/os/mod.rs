@@ -5,7 +5,9 @@
 //! - `windows`: console control (Ctrl-C, Ctrl-Break), the CPU times of this thread and
 //!   process (forwarded by `ringport_os::cpu`), `cancel_io`;
 //! - `linux`: `die_with_parent` (`PR_SET_PDEATHSIG` in a child before it runs);
-//! - `alloc`: [`CountingAlloc`], the counting allocator for tests.
+//! - `alloc`: [`CountingAlloc`], the counting allocator for tests;
+//! - `udp`: [`udp_gro`], [`udp_gso`] and [`udp_segment`], the UDP offloads of Linux (refused
+//!   elsewhere).
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -19,3 +21,6 @@ pub use windows::*;
 
 mod alloc;
 pub use alloc::CountingAlloc;
+
+mod udp;
+pub use udp::{udp_gro, udp_gso, udp_segment};

@@ -538,7 +538,16 @@ impl OpState for UringOp {
     fn received_from(&self) -> Option<SocketAddr> {
         match self {
             UringOp::From(from) => Some(from.addr()),
+            // Only a coalesced receive keeps its header past `reclaim`.
+            UringOp::Dgram(dgram) => dgram.sender(),
             _ => None,
+        }
+    }
+
+    fn received_segment(&self) -> u16 {
+        match self {
+            UringOp::Dgram(dgram) => dgram.segment(),
+            _ => 0,
         }
     }
 }
@@ -615,11 +624,23 @@ unsafe impl Driver for UringDriver {
         }
     }
 
+    fn recycle(&mut self, state: UringOp) {
+        if let UringOp::Dgram(dgram) = state {
+            self.spare_dgrams.push(dgram);
+        }
+    }
+
     fn reclaim(&mut self, inflight: &mut InFlight<UringOp>) {
         match std::mem::take(&mut inflight.state) {
             UringOp::Msg(msg) => self.spare_msgs.push(msg),
             UringOp::Dgram(dgram) => {
                 if inflight.kind == OpKind::RecvFrom {
+                    // A coalesced receive keeps its header until its outcome is read (the
+                    // sender and the segment size), then gives it back (`recycle`).
+                    if dgram.segment() > 0 {
+                        inflight.state = UringOp::Dgram(dgram);
+                        return;
+                    }
                     if let Some(from) = dgram.sender() {
                         inflight.state = UringOp::From(Sender::new(from));
                     }
@@ -797,7 +818,12 @@ unsafe impl Driver for UringDriver {
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
-            Op::SendBufTo { fd, buf, to } => {
+            Op::SendBufTo {
+                fd,
+                buf,
+                to,
+                segment,
+            } => {
                 let Some(pool) = pool else {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
@@ -805,7 +831,7 @@ unsafe impl Driver for UringDriver {
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(
                     types::Fd(fd.as_raw_fd()),
-                    dgram.for_send_raw(ptr, buf.len(), to),
+                    dgram.for_send_raw(ptr, buf.len(), to, *segment),
                 )
                 .flags(libc::MSG_NOSIGNAL as u32)
                 .build()

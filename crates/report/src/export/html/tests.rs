@@ -105,6 +105,7 @@ fn report(connections: usize) -> StressReport {
         datagrams_over_time: Vec::new(),
         jitter_us: None,
         max_loss_pct: None,
+        udp_offload: None,
         warnings: vec!["a <warning> & its remedy".into()],
         merged_from: Vec::new(),
     }
