@@ -84,7 +84,9 @@ impl Worker<'_> {
     /// Serves a new connection over TLS.
     pub(super) fn new_tls_conn(&mut self, accepted: Accepted) {
         let Accepted { fd, peer } = accepted;
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let _ = fd
+            .real()
+            .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
         let Some(tls) = self.tls.as_mut() else {
             return;
         };
@@ -202,7 +204,9 @@ impl Worker<'_> {
                 // wss, as ws: the FIN behind close_notify, then the peer's bytes are dropped
                 // until its end, so that the close does not reset the connection under the
                 // close frame.
-                let _ = socket2::SockRef::from(&*fd).shutdown(std::net::Shutdown::Write);
+                let _ = fd
+                    .real()
+                    .map(|f| socket2::SockRef::from(f).shutdown(std::net::Shutdown::Write));
                 conn.lingering = Some(self.now_ms);
                 self.tls_advance(key);
                 return;

@@ -79,7 +79,9 @@ impl Worker<'_> {
     /// Serves a new connection as WebSocket.
     pub(super) fn new_ws_conn(&mut self, accepted: Accepted) {
         let Accepted { fd, peer } = accepted;
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let _ = fd
+            .real()
+            .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
         let Some(ws) = self.ws.as_mut() else {
             return;
         };
@@ -154,7 +156,9 @@ impl Worker<'_> {
                 // The FIN behind the last bytes; then the peer's bytes are read and dropped
                 // until its end (or the linger's end, by the tick), so that the close does not
                 // reset the connection under the close frame.
-                let _ = socket2::SockRef::from(&*fd).shutdown(std::net::Shutdown::Write);
+                let _ = fd
+                    .real()
+                    .map(|f| socket2::SockRef::from(f).shutdown(std::net::Shutdown::Write));
                 conn.lingering = Some(self.now_ms);
             }
             input.clear();
