@@ -232,6 +232,7 @@ impl Port {
     /// [`io::ErrorKind::Unsupported`] on epoll and IOCP; the kernel's error where it refuses
     /// (before Linux 5.19; `EMFILE` when `slots` exceeds `RLIMIT_NOFILE`). Accepts then give
     /// descriptors, as before.
+    #[cfg_attr(not(unix), allow(unused_variables))]
     pub fn accept_direct(&mut self, slots: u32) -> io::Result<()> {
         match &mut self.driver {
             #[cfg(unix)]

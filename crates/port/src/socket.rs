@@ -165,7 +165,7 @@ from_socket!(
 impl std::os::fd::AsRawFd for Socket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         match &self.repr {
-            Repr::Fd(fd) => fd.as_raw_fd(),
+            Repr::Fd(fd) => std::os::fd::AsRawFd::as_raw_fd(fd),
             Repr::Direct(_) => -1,
         }
     }
@@ -176,7 +176,7 @@ impl std::os::fd::AsRawFd for Socket {
 impl std::os::windows::io::AsRawSocket for Socket {
     fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
         match &self.repr {
-            Repr::Fd(fd) => fd.as_raw_socket(),
+            Repr::Fd(fd) => std::os::windows::io::AsRawSocket::as_raw_socket(fd),
             Repr::Direct(_) => std::os::windows::io::RawSocket::MAX,
         }
     }
