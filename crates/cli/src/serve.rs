@@ -105,8 +105,10 @@ pub struct ServeArgs {
     /// ordinary descriptors, said in the log) and only for the completion model's plaintext
     /// echo on io_uring: TLS and WebSocket connections, epoll and IOCP use descriptors.
     /// TCP_NODELAY is then set on the listener (accepted sockets inherit it). The ready line
-    /// says "direct_fds":true when every worker accepts direct descriptors. Under a per-address
-    /// cap (--max-per-ip), accepts are single ones, whose completion carries the peer's address.
+    /// says "direct_fds":true when every worker accepts direct descriptors. Where the per-address
+    /// cap may count a client (--max-per-ip given, or the default cap when bound to a
+    /// non-loopback address), accepts are single ones, whose completion carries the peer's
+    /// address.
     #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     direct_fds: bool,
     /// The listen backlog: connections the kernel completes and queues before the server accepts

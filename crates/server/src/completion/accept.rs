@@ -52,9 +52,14 @@ impl Worker<'_> {
     }
 
     /// Whether accepts must be single to learn their peers: direct descriptors (no
-    /// `getpeername`) under a per-address cap.
+    /// `getpeername`) under a per-address cap that may count them. A server bound to a
+    /// loopback address is reached from loopback addresses, which the cap counts only when
+    /// asked to (`--max-per-ip` given): there one multishot accept takes every connection.
     fn max_per_ip_peers(&self) -> bool {
-        self.cfg.max_per_ip > 0 && self.port.accepts_direct()
+        let cfg = self.cfg;
+        self.port.accepts_direct()
+            && cfg.max_per_ip > 0
+            && (cfg.max_per_ip_loopback || !cfg.bind.to_canonical().is_loopback())
     }
 
     fn pause_accepts(&mut self, pause: Duration) {
