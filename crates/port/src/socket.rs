@@ -181,3 +181,43 @@ impl std::os::windows::io::AsRawSocket for Socket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A direct socket dropped without a close leaves its slot for its ring to close; one whose
+    /// slot was taken out (a close queued by slot) leaves nothing.
+    #[test]
+    fn a_dropped_direct_socket_leaves_its_slot_to_close_and_a_closed_one_does_not() {
+        let table = Arc::new(DirectTable::default());
+        let dropped = Socket::direct(3, Arc::clone(&table));
+        let closed = Socket::direct(5, Arc::clone(&table));
+        assert!(dropped.is_direct() && dropped.real().is_none());
+        assert!(dropped.as_direct().is_some_and(|d| d.of(&table)));
+        let other = Arc::new(DirectTable::default());
+        assert!(!dropped.as_direct().is_some_and(|d| d.of(&other)));
+        assert_eq!(closed.into_slot().ok(), Some(5));
+        drop(dropped);
+        let mut orphans = Vec::new();
+        table.take_orphans(&mut orphans);
+        assert_eq!(orphans, [3]);
+        table.take_orphans(&mut orphans);
+        assert_eq!(orphans, [3], "taken once");
+        assert_eq!(Arc::strong_count(&table), 1, "no socket holds the table");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_process_descriptor_is_real_and_not_direct() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let raw = listener.as_raw_fd();
+        let socket = Socket::from(listener);
+        assert!(!socket.is_direct());
+        assert_eq!(socket.as_raw_fd(), raw);
+        assert_eq!(socket.real().map(AsRawFd::as_raw_fd), Some(raw));
+        let socket = Socket::from(socket.into_real().unwrap());
+        assert!(socket.into_slot().is_err());
+    }
+}
