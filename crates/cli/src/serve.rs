@@ -96,6 +96,21 @@ pub struct ServeArgs {
     /// with a single listener.
     #[arg(long)]
     reuse_port: bool,
+    /// Accept the plaintext echo's connections as io_uring direct descriptors (`on`) or as
+    /// ordinary descriptors (`off`): a direct descriptor is a slot of the worker's ring's own
+    /// file table, so the kernel looks no descriptor up (nor counts references to its file) per
+    /// receive and send, and the process's descriptor table does not grow with connections.
+    ///
+    /// Only where the kernel allows it (Linux 5.19+, a table within the open-file limit; else
+    /// ordinary descriptors, said in the log) and only for the completion model's plaintext
+    /// echo on io_uring: TLS and WebSocket connections, epoll and IOCP use descriptors.
+    /// TCP_NODELAY is then set on the listener (accepted sockets inherit it). The ready line
+    /// says "direct_fds":true when every worker accepts direct descriptors. Where the per-address
+    /// cap may count a client (--max-per-ip given, or the default cap when bound to a
+    /// non-loopback address), accepts are single ones, whose completion carries the peer's
+    /// address.
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    direct_fds: bool,
     /// The listen backlog: connections the kernel completes and queues before the server accepts
     /// them (capped by net.core.somaxconn). Beyond it, new connections wait for the queue to
     /// drain (their handshake is retried) or are refused. Per listener: the completion model has
@@ -163,6 +178,15 @@ fn parse_period(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `on` or `off`.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}` is neither `on` nor `off`")),
+    }
+}
+
 /// `Some(secs)`, or `None` for 0 (off).
 fn timeout(secs: f64) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
@@ -189,6 +213,7 @@ impl ServeArgs {
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
+            direct_fds: self.direct_fds,
             backlog: self.backlog,
             udp: self.udp.config(),
             websocket: self.ws.config(),

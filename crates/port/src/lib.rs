@@ -42,6 +42,7 @@ mod backend;
 pub mod errors;
 pub mod op;
 mod port;
+mod socket;
 // Every `unsafe` block of the project lives here (system calls, memory shared with the kernel).
 #[allow(unsafe_code)]
 mod sys;
@@ -51,8 +52,8 @@ pub mod token;
 pub use backend::{probe_uring, Backend, BackendChoice, ParseBackendError, UringUnavailable};
 pub use errors::{is_cancelled, is_pool_empty};
 pub use op::{
-    Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd, DGRAM_BATCH, DGRAM_HEADROOM,
-    DGRAM_SEGMENTS_MAX,
+    Accepted, Completion, Op, Outcome, OwnedFd, PoolBuf, SharedFd, Socket, DGRAM_BATCH,
+    DGRAM_HEADROOM, DGRAM_SEGMENTS_MAX,
 };
 pub use port::{Port, PortConfig, PortError, PortStats, Poster};
 pub use sys::os;

@@ -21,12 +21,15 @@ use std::rc::Rc;
 
 use crate::token::OpKind;
 
-/// A file descriptor shared between its owner and the operations in flight on it.
+pub use crate::socket::Socket;
+
+/// A socket shared between its owner and the operations in flight on it: a descriptor of the
+/// process, or a direct descriptor of the port's ring ([`Socket`]).
 ///
-/// The descriptor is closed when the last handle is dropped, which cannot happen while an
+/// The socket is closed when the last handle is dropped, which cannot happen while an
 /// operation still holds one: the port keeps each operation's handle until its completion has
 /// been reaped.
-pub type SharedFd = Rc<OwnedFd>;
+pub type SharedFd = Rc<Socket>;
 
 /// One operation to submit to a [`Port`](crate::Port).
 #[derive(Debug)]
@@ -84,7 +87,8 @@ pub enum Op {
     /// Accept connections until cancelled (io_uring's multishot accept): every connection
     /// completes with [`Outcome::AcceptedMulti`] and `more: true`; the last completion has
     /// `more: false` (an error, or a cancellation), after which the caller submits again to
-    /// keep accepting. The peer address comes from `getpeername`.
+    /// keep accepting. The peer address comes from `getpeername`; on a port with direct
+    /// accepts there is none (use [`Op::Accept`], whose completion carries it).
     AcceptMulti {
         /// The listening socket.
         listener: SharedFd,
@@ -297,6 +301,28 @@ impl PoolBuf {
 }
 
 impl Op {
+    /// The socket this operation works on (an accept's listener), `None` for a no-op.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn socket(&self) -> Option<&SharedFd> {
+        match self {
+            Op::Accept { listener } | Op::AcceptMulti { listener } => Some(listener),
+            Op::Recv { fd, .. }
+            | Op::Send { fd, .. }
+            | Op::Connect { fd, .. }
+            | Op::Shutdown { fd, .. }
+            | Op::Close { fd }
+            | Op::RecvMulti { fd, .. }
+            | Op::RecvBuf { fd, .. }
+            | Op::SendBuf { fd, .. }
+            | Op::SendBufs { fd, .. }
+            | Op::RecvFrom { fd, .. }
+            | Op::SendTo { fd, .. }
+            | Op::RecvFromMulti { fd }
+            | Op::SendBufTo { fd, .. } => Some(fd),
+            Op::Nop => None,
+        }
+    }
+
     /// The kind of this operation.
     pub fn kind(&self) -> OpKind {
         match self {
@@ -323,8 +349,9 @@ impl Op {
 /// A newly accepted connection.
 #[derive(Debug)]
 pub struct Accepted {
-    /// The connected socket (close-on-exec, blocking mode untouched).
-    pub fd: OwnedFd,
+    /// The connected socket (close-on-exec, blocking mode untouched): a direct descriptor on a
+    /// port with direct accepts ([`Port::accept_direct`](crate::Port::accept_direct)).
+    pub fd: Socket,
     /// The peer's address, when the kernel reported one.
     pub peer: Option<SocketAddr>,
 }

@@ -218,6 +218,50 @@ impl Port {
         Ok(())
     }
 
+    /// Makes this port's accepts direct, where the kernel allows: every socket accepted from
+    /// now on ([`Op::Accept`], [`Op::AcceptMulti`]) is a direct descriptor
+    /// ([`Socket`](crate::Socket)), a slot of a file table registered with the ring for up to
+    /// `slots` sockets at once, which every operation on it names by its slot, so that the
+    /// kernel neither looks a descriptor up nor counts references to its file per operation.
+    /// Such a socket has no descriptor: options it needs are set on the listener (accepted
+    /// sockets inherit them), and a multishot accept cannot report its peer (a single accept
+    /// does, from its own completion).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::Unsupported`] on epoll and IOCP; the kernel's error where it refuses
+    /// (before Linux 5.19; `EMFILE` when `slots` exceeds `RLIMIT_NOFILE`). Accepts then give
+    /// descriptors, as before.
+    #[cfg_attr(not(unix), allow(unused_variables))]
+    pub fn accept_direct(&mut self, slots: u32) -> io::Result<()> {
+        match &mut self.driver {
+            #[cfg(unix)]
+            AnyDriver::Uring(d) => d.driver.accept_direct(slots),
+            #[allow(unreachable_patterns)]
+            _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
+        }
+    }
+
+    /// Whether this port's accepts give direct descriptors ([`accept_direct`](Port::accept_direct)).
+    pub fn accepts_direct(&self) -> bool {
+        match &self.driver {
+            #[cfg(unix)]
+            AnyDriver::Uring(d) => d.driver.accepts_direct(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Makes this port behave as one on a kernel without direct descriptors:
+    /// [`accept_direct`](Port::accept_direct) is refused from now on, so that a caller's
+    /// fallback can be chosen, and tested, anywhere.
+    pub fn without_direct_accepts(&mut self) {
+        #[cfg(unix)]
+        if let AnyDriver::Uring(d) = &mut self.driver {
+            d.driver.refuse_direct();
+        }
+    }
+
     /// Whether the kernel picks pool buffers itself, from a provided-buffer ring.
     pub fn buffer_ring(&self) -> bool {
         self.pool.as_ref().is_some_and(BufPool::has_ring)

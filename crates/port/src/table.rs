@@ -12,7 +12,7 @@
 
 use std::rc::Rc;
 
-use crate::op::{Op, OwnedFd, SharedFd};
+use crate::op::{Op, OwnedFd, SharedFd, Socket};
 use crate::token::{OpKind, Token};
 
 /// What a table entry carries out.
@@ -39,6 +39,11 @@ impl Work {
     /// (this one is dropped, the last holder closes it, and the close completes with 0), when
     /// it was taken already, or when this is not a close.
     pub fn take_last(&mut self) -> Option<OwnedFd> {
+        self.take_last_socket().and_then(|s| s.into_real().ok())
+    }
+
+    /// [`take_last`](Work::take_last) for a driver that closes direct descriptors too.
+    pub fn take_last_socket(&mut self) -> Option<Socket> {
         match self {
             Work::Close(fd) => fd.take().and_then(|fd| Rc::try_unwrap(fd).ok()),
             Work::Op(_) => None,
@@ -237,7 +242,7 @@ mod tests {
     #[test]
     fn a_close_takes_only_the_last_handle_once() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let fd = std::rc::Rc::new(Socket::from(OwnedFd::from(a)));
         let held = std::rc::Rc::clone(&fd);
         let mut work = Work::new(Op::Close { fd });
         assert!(matches!(work, Work::Close(Some(_))));
@@ -246,7 +251,7 @@ mod tests {
         assert!(work.take_last().is_none(), "taken once");
 
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = std::rc::Rc::new(OwnedFd::from(a));
+        let fd = std::rc::Rc::new(Socket::from(OwnedFd::from(a)));
         let _held = std::rc::Rc::clone(&fd);
         let mut work = Work::new(Op::Close { fd });
         assert!(work.take_last().is_none(), "another handle holds it");

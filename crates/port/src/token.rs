@@ -35,6 +35,8 @@
 //!   probes. Kind 0, so not tokens: they never leave the driver.
 //! - [`ALARM`] and [`ALARM_UPDATE`]: the io_uring backend's alarm (the timeout operation that
 //!   ends a long wait) and the update that moves it. Kind 0: they never leave the driver.
+//! - [`DIRECT_CLOSE`]: the io_uring backend's close of a direct socket's slot when the socket
+//!   was dropped without a close. Kind 0: it never leaves the driver.
 
 use std::num::NonZeroU64;
 
@@ -131,6 +133,9 @@ pub(crate) const ALARM: u64 = 3;
 /// The update that moves the io_uring backend's alarm earlier: not a token (kind 0).
 #[cfg_attr(windows, allow(dead_code))]
 pub(crate) const ALARM_UPDATE: u64 = 4;
+/// The io_uring backend's close of a direct socket's slot, its socket dropped without a close.
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) const DIRECT_CLOSE: u64 = 5;
 
 /// The name of one in-flight operation, packed into a submission's `user_data`.
 ///
@@ -208,6 +213,7 @@ mod tests {
         assert_eq!(Token::from_raw(PROBE_RECV), None);
         assert_eq!(Token::from_raw(ALARM), None);
         assert_eq!(Token::from_raw(ALARM_UPDATE), None);
+        assert_eq!(Token::from_raw(DIRECT_CLOSE), None);
         assert_eq!(Token::from_raw(PROBE_CANCEL), None);
         assert_eq!(
             Token::from_raw(WAKE.raw()).map(Token::kind),

@@ -110,7 +110,7 @@ fn waits_for_one_deadline_end_empty_handed_until_it_and_after(backend: BackendCh
 fn accept_recv_send_close_round_trip(backend: BackendChoice) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let listener: Rc<OwnedFd> = Rc::new(listener.into());
+    let listener: ringport_port::SharedFd = Rc::new(listener.into());
     let mut port = port(backend);
     port.submit(
         1,
@@ -184,7 +184,7 @@ fn cancel_ends_a_waiting_recv_and_nowait_does_not_wait(backend: BackendChoice) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
-    let fd = Rc::new(OwnedFd::from(server));
+    let fd: ringport_port::SharedFd = Rc::new(OwnedFd::from(server).into());
     let mut port = port(backend);
     let mut pending = Vec::new();
 
@@ -237,7 +237,7 @@ fn connect_and_shutdown_through_the_port(backend: BackendChoice) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let fd: Rc<OwnedFd> = Rc::new(sock.into());
+    let fd: ringport_port::SharedFd = Rc::new(sock.into());
     let mut port = port(backend);
     let mut pending = Vec::new();
     port.submit(

@@ -236,11 +236,11 @@ fn dup(fd: &SharedFd) -> std::net::TcpStream {
     #[cfg(unix)]
     {
         use std::os::fd::AsFd;
-        std::net::TcpStream::from(fd.as_fd().try_clone_to_owned().unwrap())
+        std::net::TcpStream::from(fd.real().unwrap().as_fd().try_clone_to_owned().unwrap())
     }
     #[cfg(windows)]
     {
         use std::os::windows::io::AsSocket;
-        std::net::TcpStream::from(fd.as_socket().try_clone_to_owned().unwrap())
+        std::net::TcpStream::from(fd.real().unwrap().as_socket().try_clone_to_owned().unwrap())
     }
 }

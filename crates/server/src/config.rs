@@ -112,6 +112,11 @@ pub struct ServeConfig {
     /// Speak WebSocket (`serve --websocket`): the upgrade, then messages echoed as messages
     /// (`None`: the plain echo).
     pub websocket: Option<crate::echo::websocket::WsConfig>,
+    /// Accept plaintext echo connections as io_uring direct descriptors (`--direct-fds`):
+    /// each worker's ring gets a file table for its accepted sockets, and their operations name
+    /// a slot of it instead of a descriptor. Only where the kernel allows (Linux 5.19+; else
+    /// descriptors, said once in the log); never for TLS, WebSocket, epoll or IOCP.
+    pub direct_fds: bool,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -142,6 +147,7 @@ impl Default for ServeConfig {
             tls: None,
             udp: None,
             websocket: None,
+            direct_fds: false,
         }
     }
 }

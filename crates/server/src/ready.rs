@@ -54,6 +54,10 @@ pub struct Ready {
     /// when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub websocket: bool,
+    /// Every worker accepts its connections as io_uring direct descriptors (`serve
+    /// --direct-fds on` where the kernel allows). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct_fds: bool,
 }
 
 impl Ready {
@@ -120,6 +124,7 @@ mod tests {
             tls: false,
             udp: false,
             websocket: false,
+            direct_fds: false,
         }
     }
 
@@ -148,6 +153,7 @@ mod tests {
             tls: true,
             udp: false,
             websocket: false,
+            direct_fds: false,
         };
         let line = ready.to_json();
         assert!(line.contains(r#""backend":null"#), "{line}");

@@ -43,6 +43,7 @@ fn round_trips(conns: &mut [TcpStream], rounds: usize, msg: &mut [u8], back: &mu
 /// `warmup` of them (and at least [`WARMUP_TIME`]), with the call stacks of the first few.
 fn allocations_during_round_trips(
     backend: BackendChoice,
+    direct_fds: bool,
     size: usize,
     warmup: usize,
     measured: usize,
@@ -55,10 +56,14 @@ fn allocations_during_round_trips(
             ..PortConfig::default()
         },
         max_per_ip: 0,
+        direct_fds,
         ..ServeConfig::default()
     };
     let shutdown = Shutdown::new();
     let running = ringport_server::start(&cfg, shutdown.clone()).expect("the server starts");
+    if direct_fds && !running.ready().direct_fds {
+        eprintln!("{backend}: no direct descriptors here; measured with descriptors");
+    }
     let addr = running.local_addr();
     let mut conns: Vec<TcpStream> = (0..CONNECTIONS)
         .map(|_| {
@@ -90,7 +95,8 @@ fn allocations_during_round_trips(
         "{total:?}"
     );
     eprintln!(
-        "{backend}: {during} allocations in {} round trips of {size} bytes",
+        "{backend} (direct descriptors: {direct_fds}): {during} allocations in {} round trips \
+         of {size} bytes",
         CONNECTIONS * measured
     );
     (during, traces)
@@ -115,14 +121,22 @@ fn the_completion_model_allocates_nothing_per_message_of_any_size_on_either_back
     let rounds = [(64, 500, 4_000), (65_536, 50, 300)];
     #[cfg(windows)]
     let rounds = [(64, 1_000, 600), (65_536, 50, 60)];
-    for backend in support::BACKENDS {
+    // On io_uring, with accepted sockets as descriptors and as direct descriptors.
+    let ways = support::BACKENDS.into_iter().flat_map(|backend| {
+        let direct = cfg!(target_os = "linux") && backend == BackendChoice::Uring;
+        [(backend, false)]
+            .into_iter()
+            .chain(direct.then_some((backend, true)))
+    });
+    for (backend, direct) in ways {
         for (size, warmup, measured) in rounds {
             let (allocations, traces) =
-                allocations_during_round_trips(backend, size, warmup, measured);
+                allocations_during_round_trips(backend, direct, size, warmup, measured);
             assert_eq!(
                 allocations,
                 0,
-                "allocations on the hot path on {backend} at {size} bytes; the first ones:\n{}",
+                "allocations on the hot path on {backend} (direct descriptors: {direct}) at \
+                 {size} bytes; the first ones:\n{}",
                 traces.join("\n")
             );
         }

@@ -153,7 +153,9 @@ pub(crate) use deliver::Driven;
 ///
 /// - every [`RawCompletion`] it reports names an operation it was given ([`push`]) by its
 ///   [`Token`], or is a reserved value, and its result is what the system did for that very
-///   operation: a non-negative result of an accept is a new descriptor that nobody else owns;
+///   operation: a non-negative result of an accept is a new descriptor that nobody else owns
+///   (with a [`direct_table`](Driver::direct_table), the slot of that table the kernel just
+///   filled, which nothing else names);
 ///   of a receive, the number of bytes written into the operation's buffer (after its length,
 ///   within its capacity) or into the pool buffer its flags name, which the driver took out of
 ///   the pool (or the kernel did, from the pool's ring) for this receive; of a datagram receive,
@@ -194,6 +196,12 @@ pub(crate) unsafe trait Driver {
     /// Makes now what `n` datagram operations in flight at once need, so that none is made
     /// when a datagram is received or sent (drivers that keep nothing per datagram: nothing).
     fn stock_datagram_ops(&mut self, _n: usize) {}
+
+    /// The file table accepted sockets go into, when the port's accepts are direct
+    /// (io_uring's registered files): an accept's result is then a slot of it.
+    fn direct_table(&self) -> Option<&Arc<crate::socket::DirectTable>> {
+        None
+    }
 
     /// The port got its buffer pool: register it with the kernel, probe what receives into
     /// it may use, make ready what sends from it need.

@@ -3,8 +3,10 @@
 //! the pool buffer a receive filled).
 
 use std::io;
+use std::sync::Arc;
 
-use crate::op::{Accepted, Op, Outcome, OwnedFd, PoolBuf, DGRAM_HEADROOM};
+use crate::op::{Accepted, Op, Outcome, OwnedFd, PoolBuf, Socket, DGRAM_HEADROOM};
+use crate::socket::DirectTable;
 use crate::sys::pool::BufPool;
 use crate::sys::{OpState, CQE_BUFFER_SHIFT, CQE_F_BUFFER};
 use crate::table::{InFlight, Work};
@@ -151,16 +153,27 @@ fn peer_of(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
 }
 
-/// A connection from a multishot accept's result; its peer from `getpeername`.
+/// A connection from a multishot accept's result; its peer from `getpeername` (none for a
+/// direct descriptor, which has no descriptor to ask).
 ///
 /// # Safety
 ///
-/// `fd` must be a fresh descriptor from an accept, owned by nobody else.
-unsafe fn accepted_multi(fd: usize) -> Accepted {
+/// `fd` must be a fresh descriptor from an accept, owned by nobody else, or with `direct`, a
+/// slot of that table the accept just filled.
+unsafe fn accepted_multi(fd: usize, direct: Option<&Arc<DirectTable>>) -> Accepted {
+    if let Some(table) = direct {
+        return Accepted {
+            fd: Socket::direct(fd as u32, Arc::clone(table)),
+            peer: None,
+        };
+    }
     // SAFETY: as the caller promises.
     let fd = unsafe { adopt(fd) };
     let peer = peer_of(&fd);
-    Accepted { fd, peer }
+    Accepted {
+        fd: Socket::from(fd),
+        peer,
+    }
 }
 
 /// Turns a result of a multishot operation that stays armed (`IORING_CQE_F_MORE`) into what
@@ -169,17 +182,19 @@ unsafe fn accepted_multi(fd: usize) -> Accepted {
 /// # Safety
 ///
 /// As for [`complete`]: `res` is the kernel's result for this operation (for an accept, a new
-/// fd nobody else owns).
+/// fd nobody else owns, or with `direct`, the slot of that table it filled).
 pub(crate) unsafe fn complete_more(
     kind: OpKind,
     res: i32,
     flags: u32,
     pool: Option<&mut BufPool>,
+    direct: Option<&Arc<DirectTable>>,
 ) -> Outcome {
     match kind {
         OpKind::AcceptMulti => Outcome::AcceptedMulti {
-            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
-            result: cvt(res).map(|fd| unsafe { accepted_multi(fd) }),
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else
+            // (or the slot of `direct` it filled).
+            result: cvt(res).map(|fd| unsafe { accepted_multi(fd, direct) }),
             more: true,
         },
         OpKind::RecvFromMulti => received_from_buf(pool, carried_buffer(flags, None), res, true),
@@ -195,12 +210,15 @@ pub(crate) unsafe fn complete_more(
 /// `res` must be the kernel's result for exactly this operation: for an accept, a new fd that
 /// nothing else owns; for a receive, the number of bytes written into the buffer's spare
 /// capacity (or into the pool buffer `flags` or the operation names); for a datagram receive,
-/// the datagram's length, of which what fitted in the spare capacity was written there.
+/// the datagram's length, of which what fitted in the spare capacity was written there. With
+/// `direct` (the port's accepts are direct), an accept's result is the slot of that table it
+/// filled.
 pub(crate) unsafe fn complete<S: OpState>(
     inflight: InFlight<S>,
     res: i32,
     flags: u32,
     pool: Option<&mut BufPool>,
+    direct: Option<&Arc<DirectTable>>,
 ) -> (Outcome, S) {
     let InFlight {
         work,
@@ -214,8 +232,12 @@ pub(crate) unsafe fn complete<S: OpState>(
     };
     let outcome = match op {
         Op::Accept { .. } => Outcome::Accepted(cvt(res).map(|fd| {
-            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
-            let fd = unsafe { adopt(fd) };
+            let fd = match direct {
+                Some(table) => Socket::direct(fd as u32, Arc::clone(table)),
+                // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody
+                // else.
+                None => Socket::from(unsafe { adopt(fd) }),
+            };
             let peer = state.accepted_peer();
             Accepted { fd, peer }
         })),
@@ -243,8 +265,9 @@ pub(crate) unsafe fn complete<S: OpState>(
         Op::Close { .. } => Outcome::Closed(cvt(res).map(drop)),
         Op::Nop => Outcome::Nop,
         Op::AcceptMulti { .. } => Outcome::AcceptedMulti {
-            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else.
-            result: cvt(res).map(|fd| unsafe { accepted_multi(fd) }),
+            // SAFETY: the caller promises `res` is a fresh fd from accept, owned by nobody else
+            // (or the slot of `direct` it filled).
+            result: cvt(res).map(|fd| unsafe { accepted_multi(fd, direct) }),
             more: false,
         },
         Op::RecvMulti { .. } | Op::RecvBuf { .. } => {

@@ -102,7 +102,7 @@ pub fn connected_pair() -> (SharedFd, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
     let (server, _) = listener.accept().expect("accept");
-    (Rc::new(OwnedFd::from(server)), client)
+    (Rc::new(OwnedFd::from(server).into()), client)
 }
 
 /// A listener over loopback as the port's fd handle, and its address.
@@ -110,7 +110,7 @@ pub fn connected_pair() -> (SharedFd, TcpStream) {
 pub fn listener() -> (SharedFd, std::net::SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().unwrap();
-    (Rc::new(OwnedFd::from(listener)), addr)
+    (Rc::new(OwnedFd::from(listener).into()), addr)
 }
 
 /// `len` bytes of a pattern that shows where a byte came from, for byte-exact checks.

@@ -175,6 +175,7 @@ where
         tls: cfg.tls.is_some(),
         udp: false,
         websocket: cfg.websocket.is_some(),
+        direct_fds: false,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }

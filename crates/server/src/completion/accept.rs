@@ -34,7 +34,14 @@ impl Worker<'_> {
         let Some(listener) = self.listener.clone() else {
             return;
         };
-        match self.port.submit(ACCEPT_KEY, Op::AcceptMulti { listener }) {
+        // A multishot accept of direct descriptors cannot say who connected: where the
+        // per-address cap needs to know, each accept is single (its completion has the peer).
+        let op = if self.max_per_ip_peers() {
+            Op::Accept { listener }
+        } else {
+            Op::AcceptMulti { listener }
+        };
+        match self.port.submit(ACCEPT_KEY, op) {
             Ok(token) => self.accept_op = Some(token),
             Err(e) => {
                 error!(worker = self.id, "cannot submit an accept: {e}");
@@ -42,6 +49,17 @@ impl Worker<'_> {
                 self.pause_accepts(pause);
             }
         }
+    }
+
+    /// Whether accepts must be single to learn their peers: direct descriptors (no
+    /// `getpeername`) under a per-address cap that may count them. A server bound to a
+    /// loopback address is reached from loopback addresses, which the cap counts only when
+    /// asked to (`--max-per-ip` given): there one multishot accept takes every connection.
+    fn max_per_ip_peers(&self) -> bool {
+        let cfg = self.cfg;
+        self.port.accepts_direct()
+            && cfg.max_per_ip > 0
+            && (cfg.max_per_ip_loopback || !cfg.bind.to_canonical().is_loopback())
     }
 
     fn pause_accepts(&mut self, pause: Duration) {
@@ -110,7 +128,9 @@ impl Worker<'_> {
         let Some(listener) = self.listener.take() else {
             return;
         };
-        let sock = socket2::SockRef::from(&*listener);
+        let Some(sock) = listener.real().map(socket2::SockRef::from) else {
+            return;
+        };
         if let Err(e) = sock.set_nonblocking(true) {
             warn!(
                 worker = self.id,

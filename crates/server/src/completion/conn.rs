@@ -108,8 +108,11 @@ impl Worker<'_> {
             return self.new_ws_conn(accepted);
         }
         let Accepted { fd, peer } = accepted;
-        // Echo replies are small and immediate: do not let Nagle hold them back.
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        // Echo replies are small and immediate: do not let Nagle hold them back (a direct
+        // socket has no descriptor: it inherited the option from the listener).
+        let _ = fd
+            .real()
+            .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
         let (echo, todo) = MultiEcho::start(self.draining, self.bounds);
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),

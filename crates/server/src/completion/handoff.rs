@@ -137,7 +137,7 @@ mod tests {
         let fd: ringport_port::OwnedFd = s.into();
         (
             Accepted {
-                fd,
+                fd: fd.into(),
                 peer: Some(peer),
             },
             c,

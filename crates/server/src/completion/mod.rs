@@ -184,10 +184,12 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
     drop(ready_tx);
     let mut backend = String::new();
     let mut failure = None;
+    let mut direct_fds = true;
     for _ in 0..workers {
         match ready_rx.recv() {
-            Ok(Ok((poster, describe))) => {
+            Ok(Ok((poster, describe, direct))) => {
                 backend = describe;
+                direct_fds &= direct;
                 shutdown.on_trigger(move || {
                     let _ = poster.post(SHUTDOWN);
                 });
@@ -232,6 +234,7 @@ pub fn start(cfg: &ServeConfig, shutdown: Shutdown) -> Result<Running, ServeErro
         tls: cfg.tls.is_some(),
         udp: false,
         websocket: cfg.websocket.is_some(),
+        direct_fds,
     };
     Ok(Running::new(ready, Box::new(join), live))
 }
@@ -243,7 +246,8 @@ struct Shared {
     live: Arc<Mutex<Vec<Snapshot>>>,
 }
 
-type Ready = mpsc::Sender<Result<(ringport_port::Poster, String), ServeError>>;
+/// A worker's poster, its port's description, and whether it accepts direct descriptors.
+type Ready = mpsc::Sender<Result<(ringport_port::Poster, String, bool), ServeError>>;
 
 /// Where a worker's connections come from: its own listener, and, when the workers share one
 /// listener, the acceptor's hand-off (worker 0) or the worker's inbox (the others).
@@ -279,11 +283,19 @@ fn worker_main(
         )));
         return WorkerStats::default();
     }
+    let direct = handoff.is_none()
+        && inbox.is_none()
+        && direct_accepts(id, cfg, &mut port, listener.as_ref());
     shared.gate.register(id, port.poster());
     if let Some(inbox) = &inbox {
         inbox.open(port.poster());
     }
-    let _ = ready.send(Ok((port.poster(), port.describe())));
+    let describe = if direct {
+        format!("{}; direct descriptors", port.describe())
+    } else {
+        port.describe()
+    };
+    let _ = ready.send(Ok((port.poster(), describe, direct)));
     drop(ready);
     let listener = listener.map(|l| Rc::new(l.into()));
     let mut worker = Worker::new(id, cfg, port, listener, shared);
@@ -291,6 +303,53 @@ fn worker_main(
     worker.inbox = inbox;
     worker.run()
 }
+
+/// Makes `port`'s accepts direct (io_uring direct descriptors) when `--direct-fds` asks and
+/// the connections are the plaintext echo's; returns whether they are. The accepted sockets
+/// have no descriptor, so what the worker would set on each (`TCP_NODELAY`) is set on the
+/// listener, which they inherit. The file table has room for the server's whole connection
+/// limit (one worker may hold them all) and the connections parked at it, within the
+/// open-file limit, which the kernel holds a table to; where it refuses, accepted sockets are
+/// descriptors, as without the flag.
+fn direct_accepts(
+    id: usize,
+    cfg: &ServeConfig,
+    port: &mut Port,
+    listener: Option<&Socket>,
+) -> bool {
+    let Some(listener) = listener else {
+        return false;
+    };
+    if !cfg.direct_fds || cfg.tls.is_some() || cfg.websocket.is_some() {
+        return false;
+    }
+    if let Err(e) = listener.set_tcp_nodelay(true) {
+        warn!(
+            worker = id,
+            "cannot set TCP_NODELAY on the listener ({e}): accepting descriptors"
+        );
+        return false;
+    }
+    let soft = ringport_os::limits::nofile().map_or(1024, |(soft, _)| soft);
+    let wanted = cfg.effective_max_connections().saturating_add(PARKED_SLOTS) as u64;
+    let slots = u32::try_from(wanted.min(soft)).unwrap_or(u32::MAX);
+    match port.accept_direct(slots) {
+        Ok(()) => true,
+        Err(e) => {
+            if id == 0 {
+                warn!(
+                    "--direct-fds on: direct descriptors unavailable ({e}); accepted sockets \
+                     are descriptors"
+                );
+            }
+            false
+        }
+    }
+}
+
+/// Slots of a worker's direct-descriptor table beyond the connection limit: the connections a
+/// multishot accept took before the worker saw the limit reached, parked until a place frees.
+const PARKED_SLOTS: usize = 256;
 
 /// The size of the pool's buffers: `buffer_size`, at most [`POOL_BUFFER_MAX`].
 pub(crate) fn pool_buffer_size(cfg: &ServeConfig) -> usize {

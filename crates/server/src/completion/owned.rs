@@ -64,8 +64,8 @@ impl Link {
     /// close does not reset the connection under the last bytes.
     pub(super) fn start_linger(&mut self, now_ms: u64) {
         if self.lingering.is_none() {
-            if let Some(fd) = &self.fd {
-                let _ = socket2::SockRef::from(&**fd).shutdown(std::net::Shutdown::Write);
+            if let Some(f) = self.fd.as_ref().and_then(|fd| fd.real()) {
+                let _ = socket2::SockRef::from(f).shutdown(std::net::Shutdown::Write);
             }
             self.lingering = Some(now_ms);
         }

@@ -179,7 +179,10 @@ mod tests {
             let mut w = worker(&cfg);
             let (fd, mut client) = pair();
             assert!(w.gate.reserve(0));
-            w.new_conn(Accepted { fd, peer: None });
+            w.new_conn(Accepted {
+                fd: fd.into(),
+                peer: None,
+            });
             let held = |w: &Worker<'_>, after: &str| {
                 assert_eq!(
                     w.conns.len(),

@@ -129,7 +129,9 @@ impl Worker<'_> {
     /// Serves a new connection over TLS.
     pub(super) fn new_tls_conn(&mut self, accepted: Accepted) {
         let Accepted { fd, peer } = accepted;
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let _ = fd
+            .real()
+            .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
         let Some(tls) = self.tls.as_mut() else {
             return;
         };

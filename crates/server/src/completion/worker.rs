@@ -446,7 +446,10 @@ mod tests {
 
             let (fd, mut old_client) = pair();
             assert!(w.gate.reserve(0));
-            w.new_conn(Accepted { fd, peer: None });
+            w.new_conn(Accepted {
+                fd: fd.into(),
+                peer: None,
+            });
             let old = only_key(&mut w);
             // Two chunks the old connection received, held back instead of handled.
             let mut held = Vec::new();
@@ -482,7 +485,10 @@ mod tests {
             assert!(w.forget(old));
             let (fd, mut client) = pair();
             assert!(w.gate.reserve(0));
-            w.new_conn(Accepted { fd, peer: None });
+            w.new_conn(Accepted {
+                fd: fd.into(),
+                peer: None,
+            });
             let new = only_key(&mut w);
             assert_eq!(old & 0xffff_ffff, new & 0xffff_ffff, "the slot was reused");
             assert_ne!(old, new, "with a new generation");

@@ -110,7 +110,9 @@ impl Worker<'_> {
     /// Serves a new connection as WebSocket.
     pub(super) fn new_ws_conn(&mut self, accepted: Accepted) {
         let Accepted { fd, peer } = accepted;
-        let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
+        let _ = fd
+            .real()
+            .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
         let Some(ws) = self.ws.as_ref() else {
             return;
         };

@@ -249,6 +249,7 @@ fn alone(server: UdpServer) -> Running {
         tls: false,
         udp: true,
         websocket: false,
+        direct_fds: false,
     };
     let live_stats = Arc::clone(&server.live);
     let live = Live::new(move || {

@@ -349,7 +349,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             Ok(s) => s,
             Err(e) => return self.fail(i, ConnError::ConnectFailed(e), now),
         };
-        let fd: SharedFd = Rc::new(OwnedFd::from(s));
+        let fd: SharedFd = Rc::new(OwnedFd::from(s).into());
         slot.io.fd = Some(Rc::clone(&fd));
         let op = Op::Connect {
             fd,

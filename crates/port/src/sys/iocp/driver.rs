@@ -70,7 +70,7 @@ use windows_sys::Win32::Networking::WinSock::{
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 use crate::backend::Backend;
-use crate::op::{Accepted, Op};
+use crate::op::{Accepted, Op, Socket};
 use crate::sys::iocp::Waker;
 use crate::sys::pool::BufPool;
 use crate::sys::sender::Sender;
@@ -357,7 +357,11 @@ impl IocpDriver {
                 if !sys::listening(s) {
                     return Issued::Done(Err(WSAEINVAL));
                 }
-                let family = match socket2::SockRef::from(&**listener).local_addr() {
+                // A listener is a socket of the process (Windows has no direct descriptors).
+                let Some(l) = listener.real() else {
+                    return Issued::Done(Err(WSAEINVAL));
+                };
+                let family = match socket2::SockRef::from(l).local_addr() {
                     Ok(a) => a.domain(),
                     Err(e) => return Issued::Done(Err(e.raw_os_error().unwrap_or(WSAEINVAL))),
                 };
@@ -375,7 +379,10 @@ impl IocpDriver {
             Op::Connect { fd, .. } => {
                 let target = state.target.as_ref().expect("a connect's target");
                 // ConnectEx wants a bound socket.
-                let sock = socket2::SockRef::from(&**fd);
+                let Some(real) = fd.real() else {
+                    return Issued::Done(Err(WSAEINVAL));
+                };
+                let sock = socket2::SockRef::from(real);
                 if sock.local_addr().is_err() {
                     let any: SocketAddr = if target.is_ipv6() {
                         (Ipv6Addr::UNSPECIFIED, 0).into()
@@ -966,7 +973,10 @@ fn raw(token: Token, res: IoResult, flags: u32) -> RawCompletion {
 
 /// An accepted socket as a result: its handle value, which fits (kernel handles keep to 32
 /// bits, and are multiples of 4); the port takes it back with `adopt`.
-fn socket_result(fd: OwnedSocket) -> IoResult {
+fn socket_result(fd: Socket) -> IoResult {
+    let Ok(fd) = fd.into_real() else {
+        return Err(WSAEINVAL);
+    };
     match u32::try_from(fd.as_raw_socket()) {
         Ok(v) if v <= i32::MAX as u32 => {
             mem::forget(fd);
@@ -987,5 +997,8 @@ fn finish_accept(listener: SOCKET, slot: &mut IoSlot, res: IoResult) -> Result<A
     let fd = accept.ok_or(WSAEINVAL)?;
     sys::update_accept_context(fd.as_raw_socket() as SOCKET, listener)?;
     let peer = sys::accepted_peer(&slot.addrs);
-    Ok(Accepted { fd, peer })
+    Ok(Accepted {
+        fd: Socket::from(fd),
+        peer,
+    })
 }

@@ -51,14 +51,15 @@ mod sys;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::backend::Backend;
-use crate::op::{Op, PoolBuf, SEND_BUFS_MAX};
+use crate::op::{Op, PoolBuf, Socket, SEND_BUFS_MAX};
+use crate::socket::DirectTable;
 use crate::sys::dgram::DgramHdr;
 use crate::sys::gather::MsgBuf;
 use crate::sys::pool::{BufPool, BGID};
@@ -66,7 +67,7 @@ use crate::sys::sender::Sender;
 use crate::sys::sockaddr::SockAddrBuf;
 use crate::sys::{Driver, OpState, RawCompletion, Waker, CQE_F_MORE};
 use crate::table::{InFlight, OpTable, Work};
-use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, WAKE};
+use crate::token::{OpKind, Token, ALARM, ALARM_UPDATE, DIRECT_CLOSE, WAKE};
 
 /// Message headers for gathered sends made ready with a pool.
 const MSG_STOCK: usize = 256;
@@ -164,6 +165,13 @@ pub(crate) struct UringDriver {
     /// in a process of several threads, the reference count it takes and drops on the ring's
     /// file) per call. `None` where the kernel refused the registration: entered by descriptor.
     ring_index: Option<u32>,
+    /// The ring's registered file table, when accepts are direct
+    /// ([`accept_direct`](UringDriver::accept_direct)): accepted sockets are slots of it.
+    direct: Option<Arc<DirectTable>>,
+    /// Slots of direct sockets dropped without a close, to close at the next wait.
+    orphans: Vec<u32>,
+    /// Behave as a kernel without direct descriptors (for tests of the fallback).
+    refuse_direct: bool,
 }
 
 impl Drop for UringDriver {
@@ -213,6 +221,57 @@ impl UringDriver {
         };
         let queued = u32::try_from(queued).unwrap_or(u32::MAX);
         sys::enter_registered(index, queued, want, flags)
+    }
+
+    /// Makes the accepts of this ring direct: registers a sparse file table of `slots` slots
+    /// (Linux 5.19+, with `IORING_FILE_INDEX_ALLOC` and multishot accept), into which the
+    /// kernel installs every socket accepted from now on. Refused where the kernel lacks it,
+    /// or where `slots` exceeds `RLIMIT_NOFILE` (`EMFILE`): accepts then give descriptors.
+    pub fn accept_direct(&mut self, slots: u32) -> io::Result<()> {
+        if self.direct.is_some() {
+            return Ok(());
+        }
+        if self.refuse_direct {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        self.ring.submitter().register_files_sparse(slots.max(1))?;
+        self.direct = Some(Arc::new(DirectTable::default()));
+        Ok(())
+    }
+
+    /// Whether accepts are direct.
+    pub fn accepts_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Behaves as a kernel without direct descriptors from now on: [`accept_direct`] is
+    /// refused, for tests of the fallback.
+    ///
+    /// [`accept_direct`]: UringDriver::accept_direct
+    pub fn refuse_direct(&mut self) {
+        self.refuse_direct = true;
+    }
+
+    /// Whether `d` is a slot of this ring's file table.
+    fn owns(&self, d: &crate::socket::Direct) -> bool {
+        self.direct.as_ref().is_some_and(|t| d.of(t))
+    }
+
+    /// Queues a close of every slot whose socket was dropped without a close (its
+    /// completion is the driver's, and only a failure would make one).
+    fn close_orphans(&mut self) -> io::Result<()> {
+        let Some(table) = &self.direct else {
+            return Ok(());
+        };
+        table.take_orphans(&mut self.orphans);
+        while let Some(slot) = self.orphans.pop() {
+            let entry = opcode::Close::new(types::Fixed(slot))
+                .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(DIRECT_CLOSE);
+            self.push_entry(&entry)?;
+        }
+        Ok(())
     }
 
     /// Submits everything queued without waiting.
@@ -361,7 +420,8 @@ impl UringDriver {
         else {
             return Ok(false);
         };
-        let entry = single_accept_entry(listener.as_raw_fd()).user_data(token.raw());
+        let entry =
+            single_accept_entry(listener.as_raw_fd(), self.direct.is_some()).user_data(token.raw());
         self.push_entry(&entry).map(|()| true)
     }
 
@@ -446,9 +506,31 @@ impl UringDriver {
 
     /// Queues a close of `fd`, the descriptor's last handle (the kernel closes it), or a no-op
     /// when other handles remained (`None`).
-    fn push_close(&mut self, token: Token, fd: Option<OwnedFd>) -> io::Result<()> {
+    fn push_close(&mut self, token: Token, fd: Option<Socket>) -> io::Result<()> {
         let Some(fd) = fd else {
             return self.push_entry(&opcode::Nop::new().build().user_data(token.raw()));
+        };
+        let fd = match fd.into_real() {
+            Ok(fd) => fd,
+            Err(direct) => {
+                if !direct.as_direct().is_some_and(|d| self.owns(d)) {
+                    // Another ring's slot: it closes as it drops (its ring's next wait).
+                    drop(direct);
+                    return Err(io::Error::from_raw_os_error(libc::EBADF));
+                }
+                let Ok(slot) = direct.into_slot() else {
+                    unreachable!("a direct socket")
+                };
+                let entry = opcode::Close::new(types::Fixed(slot))
+                    .build()
+                    .user_data(token.raw());
+                if let Err(e) = self.push_entry(&entry) {
+                    // Not queued: the slot is closed with the orphans.
+                    self.orphans.push(slot);
+                    return Err(e);
+                }
+                return Ok(());
+            }
         };
         let entry = opcode::Close::new(types::Fd(fd.as_raw_fd()))
             .build()
@@ -595,6 +677,10 @@ unsafe impl Driver for UringDriver {
         Arc::clone(&self.wake)
     }
 
+    fn direct_table(&self) -> Option<&Arc<DirectTable>> {
+        self.direct.as_ref()
+    }
+
     fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
         self.dgram_multi && pool.is_some_and(BufPool::has_ring)
     }
@@ -659,14 +745,26 @@ unsafe impl Driver for UringDriver {
         pool: Option<&mut BufPool>,
     ) -> io::Result<()> {
         let op = match &mut inflight.work {
-            Work::Close(_) => return self.push_close(token, inflight.work.take_last()),
+            Work::Close(_) => return self.push_close(token, inflight.work.take_last_socket()),
             Work::Op(op) => op,
         };
+        // A direct socket is named by its slot, with IOSQE_FIXED_FILE; only this ring's.
+        let fixed = match op.socket().and_then(|s| s.as_direct()) {
+            Some(d) if self.owns(d) => true,
+            Some(_) => return Err(io::Error::from_raw_os_error(libc::EBADF)),
+            None => false,
+        };
+        let direct = self.direct.is_some();
         let entry = match op {
             Op::AcceptMulti { listener } => {
                 self.accept_watch |= self.accept_multi != Feature::Yes;
                 match self.accept_multi {
-                    Feature::No => single_accept_entry(listener.as_raw_fd()),
+                    Feature::No => single_accept_entry(listener.as_raw_fd(), direct),
+                    // A direct socket has no descriptor to close on exec (and the kernel
+                    // refuses the flag with a slot).
+                    _ if direct => opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+                        .allocate_file_index(true)
+                        .build(),
                     _ => opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
                         .flags(libc::SOCK_CLOEXEC)
                         .build(),
@@ -676,7 +774,7 @@ unsafe impl Driver for UringDriver {
                 let Some(pool) = pool else {
                     return Err(io::Error::from_raw_os_error(libc::EINVAL));
                 };
-                let raw = fd.as_raw_fd();
+                let raw = sqe_fd(fd);
                 let nowait = matches!(*op, Op::RecvBuf { nowait: true, .. });
                 let limit = match *op {
                     Op::RecvMulti { limit, .. } => Some(limit),
@@ -724,9 +822,9 @@ unsafe impl Driver for UringDriver {
             }
             // One buffer, alone or as the only one of a gathered send: a plain send, lighter
             // than a message.
-            Op::SendBuf { fd, buf, at } => pooled_send(fd.as_raw_fd(), pool, buf, *at)?,
+            Op::SendBuf { fd, buf, at } => pooled_send(sqe_fd(fd), pool, buf, *at)?,
             Op::SendBufs { fd, bufs, at } if bufs.len() == 1 => {
-                pooled_send(fd.as_raw_fd(), pool, &bufs[0], *at)?
+                pooled_send(sqe_fd(fd), pool, &bufs[0], *at)?
             }
             Op::SendBufs { fd, bufs, at } => {
                 let Some(pool) = pool else {
@@ -736,19 +834,24 @@ unsafe impl Driver for UringDriver {
                 // only at a new high-water mark of gathered sends in flight).
                 let msg = inflight.state.msg(&mut self.spare_msgs);
                 let hdr = msg.fill(pool, bufs, *at);
-                opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), hdr)
+                opcode::SendMsg::new(types::Fd(sqe_fd(fd)), hdr)
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
             }
             Op::Accept { listener } => {
                 let addr = (inflight.state.addr()).expect("accept carries address storage");
-                opcode::Accept::new(
+                let accept = opcode::Accept::new(
                     types::Fd(listener.as_raw_fd()),
                     (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
                     &mut addr.len,
-                )
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
+                );
+                if direct {
+                    accept
+                        .file_index(Some(types::DestinationSlot::auto_target()))
+                        .build()
+                } else {
+                    accept.flags(libc::SOCK_CLOEXEC).build()
+                }
             }
             Op::Recv { fd, buf, nowait } => {
                 let len = buf.len();
@@ -756,7 +859,7 @@ unsafe impl Driver for UringDriver {
                 let ptr = buf.as_mut_ptr().wrapping_add(len);
                 let flags = if *nowait { libc::MSG_DONTWAIT } else { 0 };
                 opcode::Recv::new(
-                    types::Fd(fd.as_raw_fd()),
+                    types::Fd(sqe_fd(fd)),
                     ptr,
                     u32::try_from(spare).unwrap_or(u32::MAX),
                 )
@@ -765,16 +868,12 @@ unsafe impl Driver for UringDriver {
             }
             Op::Send { fd, buf, at } => {
                 let at = (*at).min(buf.len());
-                send_entry(
-                    fd.as_raw_fd(),
-                    buf.as_ptr().wrapping_add(at),
-                    buf.len() - at,
-                )
+                send_entry(sqe_fd(fd), buf.as_ptr().wrapping_add(at), buf.len() - at)
             }
             Op::Connect { fd, .. } => {
                 let addr = (inflight.state.addr()).expect("connect carries its address");
                 opcode::Connect::new(
-                    types::Fd(fd.as_raw_fd()),
+                    types::Fd(sqe_fd(fd)),
                     (&addr.storage as *const libc::sockaddr_storage).cast(),
                     addr.len,
                 )
@@ -786,7 +885,7 @@ unsafe impl Driver for UringDriver {
                     std::net::Shutdown::Write => libc::SHUT_WR,
                     std::net::Shutdown::Both => libc::SHUT_RDWR,
                 };
-                opcode::Shutdown::new(types::Fd(fd.as_raw_fd()), how).build()
+                opcode::Shutdown::new(types::Fd(sqe_fd(fd)), how).build()
             }
             Op::RecvFrom { fd, buf } => {
                 if buf.capacity() == buf.len() {
@@ -796,13 +895,13 @@ unsafe impl Driver for UringDriver {
                 // (recycled: allocated only at a new high-water mark of datagram operations).
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the result is the datagram's length even when it was cut.
-                opcode::RecvMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_recv(buf))
+                opcode::RecvMsg::new(types::Fd(sqe_fd(fd)), dgram.for_recv(buf))
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
             Op::SendTo { fd, buf, to } => {
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
-                opcode::SendMsg::new(types::Fd(fd.as_raw_fd()), dgram.for_send(buf, to))
+                opcode::SendMsg::new(types::Fd(sqe_fd(fd)), dgram.for_send(buf, to))
                     .flags(libc::MSG_NOSIGNAL as u32)
                     .build()
             }
@@ -814,7 +913,7 @@ unsafe impl Driver for UringDriver {
                 // kernel reads it at every datagram while the receive is armed.
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 // MSG_TRUNC: the account holds the datagram's whole length even when it was cut.
-                opcode::RecvMsgMulti::new(types::Fd(fd.as_raw_fd()), dgram.for_recv_multi(), BGID)
+                opcode::RecvMsgMulti::new(types::Fd(sqe_fd(fd)), dgram.for_recv_multi(), BGID)
                     .flags(libc::MSG_TRUNC as u32)
                     .build()
             }
@@ -830,7 +929,7 @@ unsafe impl Driver for UringDriver {
                 let ptr = pool.ptr(buf.id()).wrapping_add(buf.offset());
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
                 opcode::SendMsg::new(
-                    types::Fd(fd.as_raw_fd()),
+                    types::Fd(sqe_fd(fd)),
                     dgram.for_send_raw(ptr, buf.len(), to, *segment),
                 )
                 .flags(libc::MSG_NOSIGNAL as u32)
@@ -838,6 +937,11 @@ unsafe impl Driver for UringDriver {
             }
             // A close travels as `Work::Close` (above).
             Op::Close { .. } | Op::Nop => opcode::Nop::new().build(),
+        };
+        let entry = if fixed {
+            entry.flags(squeue::Flags::FIXED_FILE)
+        } else {
+            entry
         };
         self.push_entry(&entry.user_data(token.raw()))
     }
@@ -875,6 +979,7 @@ unsafe impl Driver for UringDriver {
             Some(Duration::ZERO)
         };
         out.append(&mut self.backlog);
+        self.close_orphans()?;
         let res = match timeout {
             None => self.submit_and_wait(min),
             Some(d) if d.is_zero() => self.submit_and_wait(0),
@@ -922,7 +1027,7 @@ fn note(
             *alarm = None;
             None
         }
-        ALARM_UPDATE => None,
+        ALARM_UPDATE | DIRECT_CLOSE => None,
         data => {
             if data == WAKE.raw() {
                 *wake_armed = false;
@@ -933,15 +1038,30 @@ fn note(
 }
 
 /// One accept on `listener` that does not ask for the peer's address (a multishot accept's
-/// completion does not carry it either: the port reads it with `getpeername`).
-fn single_accept_entry(listener: RawFd) -> squeue::Entry {
-    opcode::Accept::new(
+/// completion does not carry it either: the port reads it with `getpeername`), into a slot of
+/// the ring's file table if `direct`.
+fn single_accept_entry(listener: RawFd, direct: bool) -> squeue::Entry {
+    let accept = opcode::Accept::new(
         types::Fd(listener),
         std::ptr::null_mut(),
         std::ptr::null_mut(),
-    )
-    .flags(libc::SOCK_CLOEXEC)
-    .build()
+    );
+    if direct {
+        accept
+            .file_index(Some(types::DestinationSlot::auto_target()))
+            .build()
+    } else {
+        accept.flags(libc::SOCK_CLOEXEC).build()
+    }
+}
+
+/// The number an entry names `s` by: its descriptor, or its slot of the ring's file table
+/// (the entry then carries `IOSQE_FIXED_FILE`).
+fn sqe_fd(s: &Socket) -> RawFd {
+    match s.as_direct() {
+        Some(d) => d.slot as RawFd,
+        None => s.as_raw_fd(),
+    }
 }
 
 /// A send of pool buffer `buf` from `at` on `fd`; `EINVAL` without a pool.

@@ -180,6 +180,9 @@ impl UringDriver {
             }),
             silent_updates,
             ring_index,
+            direct: None,
+            orphans: Vec::new(),
+            refuse_direct: false,
         };
         driver.arm_wake().map_err(classify)?;
         Ok(driver)
