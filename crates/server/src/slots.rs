@@ -130,6 +130,18 @@ impl<T: Keyed> Default for KeyedSlots<T> {
 }
 
 impl<T: Keyed> KeyedSlots<T> {
+    /// An empty table with room for `n` values (capped at 65,536) before it grows: growing
+    /// moves every value, and what a large table reserves and never uses costs address space,
+    /// not memory (the system backs a page when it is first written).
+    pub fn with_capacity(n: usize) -> Self {
+        let n = n.min(1 << 16);
+        KeyedSlots {
+            entries: Vec::with_capacity(n),
+            free: Vec::with_capacity(n),
+            live: 0,
+        }
+    }
+
     /// Stores `value` and returns its key.
     pub fn insert(&mut self, mut value: T) -> u64 {
         let (slot, generation) = match self.free.pop() {
@@ -250,5 +262,23 @@ mod tests {
         let e = s.insert(Named("e", 0));
         assert_eq!((slot_of(d), d >> 32), (slot_of(b), 2));
         assert_eq!((slot_of(e), e >> 32), (slot_of(c), 1));
+    }
+
+    #[test]
+    fn a_keyed_table_made_with_room_never_moves_up_to_it() {
+        let mut s = KeyedSlots::with_capacity(64);
+        let (entries, free) = (s.entries.as_ptr(), s.free.as_ptr());
+        let keys: Vec<u64> = (0..64).map(|_| s.insert(Named("x", 0))).collect();
+        for key in keys {
+            assert!(s.remove(key).is_some());
+        }
+        assert_eq!(s.entries.as_ptr(), entries, "the slots moved");
+        assert_eq!(s.free.as_ptr(), free, "the free list moved");
+        assert_eq!(
+            KeyedSlots::<Named>::with_capacity(usize::MAX)
+                .entries
+                .capacity(),
+            1 << 16
+        );
     }
 }

@@ -102,7 +102,10 @@ impl<'a> Worker<'a> {
             accept_op: None,
             accept_retry: None,
             accept_policy: AcceptPolicy::new(Some(id)),
-            conns: KeyedSlots::default(),
+            // Room for the connections it may hold (up to 65,536) from the start: the table
+            // never moves its connections meanwhile, and a page of it costs memory only once a
+            // connection is written there.
+            conns: KeyedSlots::with_capacity(cfg.effective_max_connections()),
             // Lists a batch of completions fills: room for a busy worker's batch up front, so
             // that a new high-water mark under load does not allocate on the hot path.
             starved: VecDeque::with_capacity(64),
