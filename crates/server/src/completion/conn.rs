@@ -165,16 +165,20 @@ impl Worker<'_> {
                 let _ = self.port.cancel(token);
             }
         }
-        let fd = conn.fd.clone();
+        // A handle on the socket for each operation, and none otherwise: most completions
+        // (a chunk in, behind a multishot receive still armed) submit nothing, and then leave
+        // the handle's count (another cache line) alone.
         let mut ops: [Option<Op>; 2] = [None, None];
         if let Some((bufs, at)) = todo.send {
-            let fd = fd
+            let fd = conn
+                .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
             ops[0] = Some(Op::SendBufs { fd, bufs, at });
         }
         if let Some(mode) = todo.recv {
-            let fd = fd
+            let fd = conn
+                .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
             ops[1] = Some(match mode {
@@ -185,7 +189,6 @@ impl Worker<'_> {
                 RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
             });
         }
-        drop(fd);
         for op in ops.into_iter().flatten() {
             let is_send = matches!(op, Op::SendBufs { .. });
             match self.port.submit(key, op) {
