@@ -275,6 +275,9 @@ fn worker_main(
         )));
         return WorkerStats::default();
     }
+    // An idle connection keeps one receive in flight: room for the connections the worker may
+    // hold, so that its table of operations does not grow (and move) on the way up.
+    port.reserve_ops(cfg.effective_max_connections().saturating_add(64));
     shared.gate.register(id, port.poster());
     if let Some(inbox) = &inbox {
         inbox.open(port.poster());
