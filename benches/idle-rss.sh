@@ -4,7 +4,10 @@
 # 127.0.0.x source addresses, in STEPS equal steps. After each step, hold echoes one message on
 # each of 100 connections spread over the first step's (the same traffic on the same
 # connections at every step: the later steps' connections never carry a byte) and waits while
-# the server's RSS is read. Every model in MODELS is measured in turn.
+# the server's RSS is read. At the first step the 100 echo WARM times: the completion model's
+# receives take pool buffers first in, first out, so each of the first rounds writes buffers no
+# round wrote before, until the ring has come round; after WARM rounds that fixed cost is in
+# every reading alike. Every model in MODELS is measured in turn.
 #
 # Two figures per model:
 #   bytes per idle connection   the slope of the server's RSS against the connections it holds
@@ -24,6 +27,7 @@
 # Environment (defaults in brackets):
 #   CONNS        idle connections to hold                  [15000]
 #   STEPS        steps to open them in, at least 2         [3]
+#   WARM         rounds of the 100 echoes at the first step [10]
 #   MODELS       server models                             ["completion threaded"]
 #   SOURCES      client source addresses                   [127.0.0.5-127.0.0.9]
 #   PORT         the server's port                         [4700]
@@ -37,12 +41,13 @@ set -euo pipefail
 # shellcheck source=benches/page.sh
 . "$(dirname "$0")/page.sh"
 page_init idle-rss "Server memory per idle connection" \
-  "One \`ringport serve\` process (the completion model with one worker, or the threaded model) holding idle connections opened by the \`hold\` example from several 127.0.0.x addresses, in steps; after each step the same 100 connections of the first step echo one message each (the others never carry a byte), then the server's RSS is read. *Bytes per idle connection* is the slope of the RSS against the connections held (a least-squares fit over the steps): what one more idle connection costs. *Incl. fixed* is the RSS after the last step minus the RSS before the first connection, per connection: it also spreads over the connections what the server pays once (the pool buffers the echoes touch, the tables' first pages). The kernel's socket memory is apart ([Scale](../scale.md) measures it)." \
-  CONNS STEPS MODELS SOURCES SETTLE
+  "One \`ringport serve\` process (the completion model with one worker, or the threaded model) holding idle connections opened by the \`hold\` example from several 127.0.0.x addresses, in steps; after each step the same 100 connections of the first step echo one message each (the others never carry a byte; at the first step they echo WARM rounds, so that the pool buffers the echoes write are all written before the first reading), then the server's RSS is read. *Bytes per idle connection* is the slope of the RSS against the connections held (a least-squares fit over the steps): what one more idle connection costs. *Incl. fixed* is the RSS after the last step minus the RSS before the first connection, per connection: it also spreads over the connections what the server pays once (the pool buffers the echoes touch, the tables' first pages). The kernel's socket memory is apart ([Scale](../scale.md) measures it)." \
+  CONNS STEPS WARM MODELS SOURCES SETTLE
 cd "$(dirname "$0")/.."
 
 CONNS=${CONNS:-15000}
 STEPS=${STEPS:-3}
+WARM=${WARM:-10}
 MODELS=${MODELS:-"completion threaded"}
 SOURCES=${SOURCES:-127.0.0.5-127.0.0.9}
 PORT=${PORT:-4700}
@@ -97,7 +102,7 @@ for model in $MODELS; do
   before=$(rss_kib "$SRV")
   rm -f "$STOP" "$STEP"
   "$BIN_DIR/examples/hold" "127.0.0.1:$PORT" "$CONNS" --source-ips "$SOURCES" --secs 600 \
-    --stop-file "$STOP" --steps "$STEPS" --step-file "$STEP" >/dev/null 2>&1 &
+    --stop-file "$STOP" --steps "$STEPS" --step-file "$STEP" --warm "$WARM" >/dev/null 2>&1 &
   HOLD_PID=$!
   points=""  # "held rss_kib" per step, one a line
   while :; do

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! hold ADDR COUNT [--source-ips 127.0.0.2-127.0.0.254] [--rate N] [--secs S] [--in-flight K]
-//!      [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH]
+//!      [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH [--warm R]]
 //! ```
 //!
 //! It raises its soft open-file limit to the hard one, then opens COUNT connections to ADDR, each
@@ -21,8 +21,9 @@
 //! With `--steps N` (and `--step-file PATH`) it opens the connections in N equal steps and stops
 //! after each one: it checks the sample, spread over the first step's connections (so that
 //! every step has had the same echo traffic, on the same connections, and the later steps'
-//! connections have never carried a byte), writes `STEP ESTABLISHED` to PATH (written aside, then renamed)
-//! and waits until PATH is removed before opening the next step. A script reads the server's
+//! connections have never carried a byte; the first step checks it `--warm` times, default 1),
+//! writes `STEP ESTABLISHED LAST` to PATH (LAST 1 at the last step; written aside, then
+//! renamed) and waits until PATH is removed before opening the next step. A script reads the server's
 //! memory while PATH exists: the growth from step to step, without the fixed costs the first
 //! connections and the first echoes bring, is what each further connection costs
 //! (`benches/idle-rss.sh`).
@@ -57,13 +58,14 @@ struct Args {
     stop_file: Option<PathBuf>,
     steps: usize,
     step_file: Option<PathBuf>,
+    warm: u32,
 }
 
 #[cfg(unix)]
 fn usage() -> ! {
     eprintln!(
         "usage: hold ADDR COUNT [--source-ips A-B|A,B,..] [--rate N] [--secs S] [--in-flight K] \
-         [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH]"
+         [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH [--warm R]]"
     );
     std::process::exit(2);
 }
@@ -106,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         stop_file: None,
         steps: 1,
         step_file: None,
+        warm: 1,
     };
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -131,6 +134,10 @@ fn parse_args() -> Result<Args, String> {
                 args.steps = args.steps.max(1);
             }
             "--step-file" => args.step_file = Some(PathBuf::from(val(&a)?)),
+            "--warm" => {
+                args.warm = val(&a)?.parse().map_err(|_| "bad --warm")?;
+                args.warm = args.warm.max(1);
+            }
             "-h" | "--help" => usage(),
             _ if a.starts_with("--") => return Err(format!("unknown flag {a}")),
             _ => pos.push(a),
@@ -377,7 +384,14 @@ fn main() {
         if let Some(path) = args.step_file.as_ref().filter(|_| args.steps > 1) {
             // The same connections at every step: those of the first step.
             let over = *sample_over.get_or_insert(conns.len());
-            let r = check_sample(&conns, &sample_of(over, args.check), 1);
+            let sample = sample_of(over, args.check);
+            // The first step checks `--warm` rounds: what the first echoes cost the server
+            // once (its pool's buffers, first touched round after round) is then in every
+            // reading.
+            for _ in 1..if step == 1 { args.warm } else { 1 } {
+                check_sample(&conns, &sample, 1);
+            }
+            let r = check_sample(&conns, &sample, 1);
             if last {
                 checked = Some(r);
             }
