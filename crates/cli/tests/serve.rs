@@ -599,6 +599,53 @@ fn model_flag_lists_the_designs_and_rejects_others() {
     assert!(err.contains("iocp") && err.contains("threaded"), "{err}");
 }
 
+/// The completion model names each connection of a worker by its serial number (1 for its
+/// first), kept beside its connection table only with `--log-messages`.
+fn log_messages_name_each_connection_of_a_worker_by_its_serial(model: &str) {
+    let mut server = Server::start(model, &["--log-messages"]);
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let mut s = server.connect();
+        let msg = format!("message {i}");
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        held.push(s);
+    }
+    drop(held);
+    server.signal("INT");
+    assert!(server.wait_exit(Duration::from_secs(8)).success());
+    let out = server.stderr();
+    // "worker W: PEER (conn N): ..." per message: per worker, the serials 1, 2, ... once each.
+    let mut serials: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for line in out.lines().filter(|l| l.contains("\"message ")) {
+        let worker = line.split(':').next().unwrap().to_string();
+        let serial = line
+            .split("(conn ")
+            .nth(1)
+            .and_then(|r| r.split(')').next());
+        let serial: u64 = serial.and_then(|n| n.parse().ok()).expect(line);
+        serials.entry(worker).or_default().push(serial);
+    }
+    assert_eq!(serials.values().map(Vec::len).sum::<usize>(), 6, "{out}");
+    for (worker, mut got) in serials {
+        got.sort_unstable();
+        let want: Vec<u64> = (1..=got.len() as u64).collect();
+        assert_eq!(got, want, "{worker}: {out}");
+    }
+}
+
+#[test]
+fn log_messages_name_each_connection_by_its_serial_completion() {
+    log_messages_name_each_connection_of_a_worker_by_its_serial("completion");
+}
+
+#[cfg(unix)]
+#[test]
+fn log_messages_name_each_connection_by_its_serial_completion_epoll() {
+    log_messages_name_each_connection_of_a_worker_by_its_serial("completion-epoll");
+}
+
 for_each_model! {
     fn log_messages_prints_chunks_with_the_worker(model: &str) {
     let mut server = Server::start(model, &["--log-messages"]);

@@ -357,6 +357,14 @@ impl Port {
         stats
     }
 
+    /// Makes room for `ops` operations in flight at once (up to 65,536) before the port's
+    /// table of operations grows: a caller that will keep many in flight (a server, one receive
+    /// per connection) asks once, so the table never moves its entries on the way up; room
+    /// never used costs address space, not memory.
+    pub fn reserve_ops(&mut self, ops: usize) {
+        dispatch!(&mut self.driver, d => d.table.reserve(ops))
+    }
+
     /// Operations submitted whose completions have not been reaped yet.
     pub fn in_flight(&self) -> usize {
         dispatch!(&self.driver, d => d.table.len())

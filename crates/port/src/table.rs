@@ -111,6 +111,15 @@ impl<S> OpTable<S> {
         }
     }
 
+    /// Room for `ops` operations in all (capped at 65,536) before the table grows: growing
+    /// moves every entry (and may leave the old copy's memory with the allocator), while room
+    /// reserved and never used costs address space, not memory.
+    pub fn reserve(&mut self, ops: usize) {
+        let ops = ops.min(1 << 16);
+        self.entries.reserve(ops.saturating_sub(self.entries.len()));
+        self.free.reserve(ops.saturating_sub(self.free.len()));
+    }
+
     /// Stores an operation and returns its token.
     pub fn insert(&mut self, mut op: InFlight<S>) -> Token {
         let kind = op.kind;
@@ -225,6 +234,23 @@ mod tests {
         assert_eq!(t.capacity(), 64);
         t.insert(nop(65));
         assert_eq!(t.capacity(), 65, "past its room it grows");
+    }
+
+    #[test]
+    fn a_table_given_room_later_never_moves_up_to_it() {
+        let mut t = OpTable::with_capacity(4);
+        let a = t.insert(nop(0));
+        t.reserve(100);
+        let (entries, free) = (t.entries.as_ptr(), t.free.as_ptr());
+        let tokens: Vec<Token> = (1..100).map(|k| t.insert(nop(k))).collect();
+        for token in tokens {
+            t.remove(token).unwrap();
+        }
+        assert!(t.contains(a), "what was in flight stays");
+        assert_eq!(t.entries.as_ptr(), entries, "the slots grew");
+        assert_eq!(t.free.as_ptr(), free, "the free list grew");
+        t.reserve(usize::MAX);
+        assert!(t.entries.capacity() >= 1 << 16 && t.entries.capacity() < 1 << 17);
     }
 
     #[test]

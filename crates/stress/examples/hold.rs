@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! hold ADDR COUNT [--source-ips 127.0.0.2-127.0.0.254] [--rate N] [--secs S] [--in-flight K]
-//!      [--connect-timeout S] [--check N] [--stop-file PATH]
+//!      [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH [--warm R]]
 //! ```
 //!
 //! It raises its soft open-file limit to the hard one, then opens COUNT connections to ADDR, each
@@ -17,6 +17,16 @@
 //! set and checks the echo, holds everything for `--secs` (default 60) or until `--stop-file`
 //! exists, checks the same sample again, counts the connections the server closed meanwhile, and
 //! prints one `key=value` line on stdout.
+//!
+//! With `--steps N` (and `--step-file PATH`) it opens the connections in N equal steps and stops
+//! after each one: it checks the sample, spread over the first step's connections (so that
+//! every step has had the same echo traffic, on the same connections, and the later steps'
+//! connections have never carried a byte; the first step checks it `--warm` times, default 1),
+//! writes `STEP ESTABLISHED LAST` to PATH (LAST 1 at the last step; written aside, then
+//! renamed) and waits until PATH is removed before opening the next step. A script reads the server's
+//! memory while PATH exists: the growth from step to step, without the fixed costs the first
+//! connections and the first echoes bring, is what each further connection costs
+//! (`benches/idle-rss.sh`).
 //!
 //! One process holds at most its hard open-file limit (about 19,900 here), so the script runs
 //! several.
@@ -46,13 +56,16 @@ struct Args {
     connect_timeout: Duration,
     check: usize,
     stop_file: Option<PathBuf>,
+    steps: usize,
+    step_file: Option<PathBuf>,
+    warm: u32,
 }
 
 #[cfg(unix)]
 fn usage() -> ! {
     eprintln!(
         "usage: hold ADDR COUNT [--source-ips A-B|A,B,..] [--rate N] [--secs S] [--in-flight K] \
-         [--connect-timeout S] [--check N] [--stop-file PATH]"
+         [--connect-timeout S] [--check N] [--stop-file PATH] [--steps N --step-file PATH [--warm R]]"
     );
     std::process::exit(2);
 }
@@ -93,6 +106,9 @@ fn parse_args() -> Result<Args, String> {
         connect_timeout: Duration::from_secs(10),
         check: 100,
         stop_file: None,
+        steps: 1,
+        step_file: None,
+        warm: 1,
     };
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -113,6 +129,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "--check" => args.check = val(&a)?.parse().map_err(|_| "bad --check")?,
             "--stop-file" => args.stop_file = Some(PathBuf::from(val(&a)?)),
+            "--steps" => {
+                args.steps = val(&a)?.parse().map_err(|_| "bad --steps")?;
+                args.steps = args.steps.max(1);
+            }
+            "--step-file" => args.step_file = Some(PathBuf::from(val(&a)?)),
+            "--warm" => {
+                args.warm = val(&a)?.parse().map_err(|_| "bad --warm")?;
+                args.warm = args.warm.max(1);
+            }
             "-h" | "--help" => usage(),
             _ if a.starts_with("--") => return Err(format!("unknown flag {a}")),
             _ => pos.push(a),
@@ -125,6 +150,9 @@ fn parse_args() -> Result<Args, String> {
     args.count = pos[1]
         .parse()
         .map_err(|_| format!("bad COUNT {}", pos[1]))?;
+    if args.steps > 1 && args.step_file.is_none() {
+        return Err("--steps needs --step-file".into());
+    }
     Ok(args)
 }
 
@@ -225,6 +253,29 @@ fn check_sample(conns: &[Socket], sample: &[usize], round: u32) -> (usize, usize
 }
 
 #[cfg(unix)]
+/// `check` connections spread evenly over `open` (all of them when fewer).
+fn sample_of(open: usize, check: usize) -> Vec<usize> {
+    let n = check.min(open);
+    (0..n).map(|k| k * open / n).collect()
+}
+
+#[cfg(unix)]
+/// Says that step `step` is done with `established` connections open: `STEP ESTABLISHED LAST`
+/// (LAST 1 when no step follows) in `path`, written aside and renamed, so a reader never sees
+/// half of it.
+fn announce_step(
+    path: &std::path::Path,
+    step: usize,
+    established: usize,
+    last: bool,
+) -> io::Result<()> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".part");
+    std::fs::write(&aside, format!("{step} {established} {}\n", u8::from(last)))?;
+    std::fs::rename(&aside, path)
+}
+
+#[cfg(unix)]
 fn main() {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("hold: {e}");
@@ -246,82 +297,124 @@ fn main() {
     let mut next_source = 0usize;
     let mut last_progress = Instant::now();
 
-    while conns.len() + failures.values().sum::<usize>() < args.count {
-        let mut progressed = false;
-        // Start connects while under the in-flight bound, the rate and the count.
-        let allowed_by_rate = args.rate.map_or(usize::MAX, |r| {
-            (start.elapsed().as_secs_f64() * r) as usize + 1
-        });
-        while stopped_by == "done"
-            && started < args.count
-            && in_progress.len() < args.in_flight
-            && started < allowed_by_rate
-        {
-            let source = (!args.sources.is_empty()).then(|| {
-                next_source = (next_source + 1) % args.sources.len();
-                args.sources[next_source]
+    // Time spent stopped between steps, not opening.
+    let mut paused = Duration::ZERO;
+    // The last step's check of the sample, which is the check once opened.
+    let mut checked: Option<(usize, usize)> = None;
+    // The connections the sample is spread over: all of them, or the first step's.
+    let mut sample_over: Option<usize> = None;
+    for step in 1..=args.steps {
+        let target = args.count * step / args.steps;
+        while conns.len() + failures.values().sum::<usize>() < target {
+            let mut progressed = false;
+            // Start connects while under the in-flight bound, the rate and the count.
+            let allowed_by_rate = args.rate.map_or(usize::MAX, |r| {
+                (start.elapsed().as_secs_f64() * r) as usize + 1
             });
-            started += 1;
-            progressed = true;
-            match start_connect(args.addr, source) {
-                Ok(s) => in_progress.push_back((s, Instant::now())),
-                Err(e) => {
-                    let k = kind(&e);
-                    *failures.entry(k).or_default() += 1;
-                    fail_run += 1;
-                    if k == "emfile" || k == "enfile" {
-                        stopped_by = k;
+            while stopped_by == "done"
+                && started < target
+                && in_progress.len() < args.in_flight
+                && started < allowed_by_rate
+            {
+                let source = (!args.sources.is_empty()).then(|| {
+                    next_source = (next_source + 1) % args.sources.len();
+                    args.sources[next_source]
+                });
+                started += 1;
+                progressed = true;
+                match start_connect(args.addr, source) {
+                    Ok(s) => in_progress.push_back((s, Instant::now())),
+                    Err(e) => {
+                        let k = kind(&e);
+                        *failures.entry(k).or_default() += 1;
+                        fail_run += 1;
+                        if k == "emfile" || k == "enfile" {
+                            stopped_by = k;
+                        }
                     }
                 }
             }
-        }
-        // Collect the connects that finished.
-        let mut still = VecDeque::with_capacity(in_progress.len());
-        while let Some((s, at)) = in_progress.pop_front() {
-            match connect_state(&s) {
-                Some(Ok(())) => {
-                    conns.push(s);
-                    fail_run = 0;
-                    progressed = true;
+            // Collect the connects that finished.
+            let mut still = VecDeque::with_capacity(in_progress.len());
+            while let Some((s, at)) = in_progress.pop_front() {
+                match connect_state(&s) {
+                    Some(Ok(())) => {
+                        conns.push(s);
+                        fail_run = 0;
+                        progressed = true;
+                    }
+                    Some(Err(e)) => {
+                        *failures.entry(kind(&e)).or_default() += 1;
+                        fail_run += 1;
+                        progressed = true;
+                    }
+                    None if at.elapsed() > args.connect_timeout => {
+                        *failures.entry("timeout").or_default() += 1;
+                        fail_run += 1;
+                        progressed = true;
+                    }
+                    None => still.push_back((s, at)),
                 }
-                Some(Err(e)) => {
-                    *failures.entry(kind(&e)).or_default() += 1;
-                    fail_run += 1;
-                    progressed = true;
+            }
+            in_progress = still;
+            if fail_run >= 2000 && stopped_by == "done" {
+                stopped_by = "failures";
+            }
+            if stopped_by != "done" {
+                // Give up on what is still connecting: count it, stop.
+                if in_progress.is_empty() || fail_run >= 2000 {
+                    *failures.entry("abandoned").or_default() += in_progress.len();
+                    in_progress.clear();
+                    break;
                 }
-                None if at.elapsed() > args.connect_timeout => {
-                    *failures.entry("timeout").or_default() += 1;
-                    fail_run += 1;
-                    progressed = true;
-                }
-                None => still.push_back((s, at)),
+            }
+            if progressed {
+                last_progress = Instant::now();
+            } else {
+                std::thread::sleep(Duration::from_micros(
+                    if last_progress.elapsed() > Duration::from_millis(50) {
+                        5_000
+                    } else {
+                        200
+                    },
+                ));
             }
         }
-        in_progress = still;
-        if fail_run >= 2000 && stopped_by == "done" {
-            stopped_by = "failures";
-        }
-        if stopped_by != "done" {
-            // Give up on what is still connecting: count it, stop.
-            if in_progress.is_empty() || fail_run >= 2000 {
-                *failures.entry("abandoned").or_default() += in_progress.len();
-                in_progress.clear();
-                break;
+        let last = step == args.steps || stopped_by != "done";
+        if let Some(path) = args.step_file.as_ref().filter(|_| args.steps > 1) {
+            // The same connections at every step: those of the first step.
+            let over = *sample_over.get_or_insert(conns.len());
+            let sample = sample_of(over, args.check);
+            // The first step checks `--warm` rounds: what the first echoes cost the server
+            // once (its pool's buffers, first touched round after round) is then in every
+            // reading.
+            for _ in 1..if step == 1 { args.warm } else { 1 } {
+                check_sample(&conns, &sample, 1);
             }
+            let r = check_sample(&conns, &sample, 1);
+            if last {
+                checked = Some(r);
+            }
+            let waited = Instant::now();
+            if let Err(e) = announce_step(path, step, conns.len(), last) {
+                eprintln!("hold: cannot write {}: {e}", path.display());
+                std::process::exit(1);
+            }
+            eprintln!(
+                "hold: step {step} of {} established={}",
+                args.steps,
+                conns.len()
+            );
+            while path.exists() && !args.stop_file.as_ref().is_some_and(|p| p.exists()) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            paused += waited.elapsed();
         }
-        if progressed {
-            last_progress = Instant::now();
-        } else {
-            std::thread::sleep(Duration::from_micros(
-                if last_progress.elapsed() > Duration::from_millis(50) {
-                    5_000
-                } else {
-                    200
-                },
-            ));
+        if last {
+            break;
         }
     }
-    let open_secs = start.elapsed().as_secs_f64();
+    let open_secs = (start.elapsed() - paused).as_secs_f64();
     let failed: usize = failures.values().sum();
     let fail_list = if failures.is_empty() {
         "none".to_string()
@@ -337,13 +430,8 @@ fn main() {
         conns.len()
     );
 
-    let sample: Vec<usize> = if conns.is_empty() || args.check == 0 {
-        Vec::new()
-    } else {
-        let n = args.check.min(conns.len());
-        (0..n).map(|k| k * conns.len() / n).collect()
-    };
-    let (ok1, bad1) = check_sample(&conns, &sample, 1);
+    let sample = sample_of(sample_over.unwrap_or(conns.len()), args.check);
+    let (ok1, bad1) = checked.unwrap_or_else(|| check_sample(&conns, &sample, 1));
 
     let hold_start = Instant::now();
     let hold_for = Duration::from_secs_f64(args.secs.max(0.0));

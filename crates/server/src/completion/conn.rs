@@ -13,17 +13,23 @@ use super::peer::Peer;
 use super::worker::Worker;
 use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
 use crate::messages::log_message;
+use crate::slots::{slot_of, Keyed};
 
 /// One connection: its socket, its echo state, its operations in flight.
 ///
 /// The worker's table holds one per connection, busy or idle: keep it small
-/// (`tests::a_connection_is_small` pins its size). While chunks that arrived in the current batch
-/// of completions wait for their echo ([`MultiEcho::is_unflushed`]), the connection is in the
-/// worker's `unflushed` list, to send them once the batch is in.
+/// (`tests::a_connection_is_small` pins its size: 64 bytes, its table slot's generation and the
+/// time of its last progress included, aligned to a cache line, so that a completion touches
+/// one line of its connection). While chunks that arrived in the current batch of completions
+/// wait for their echo ([`MultiEcho::is_unflushed`]), the connection is in the worker's
+/// `unflushed` list, to send them once the batch is in.
+#[repr(align(64))]
 pub(super) struct Conn {
     /// The socket; taken when the close is submitted.
     pub(super) fd: Option<SharedFd>,
-    /// The echo state, with the received chunks waiting for their echo.
+    /// The echo state, with the received chunks waiting for their echo. Its
+    /// [`mark`](MultiEcho::mark) is when the connection last made progress (accepted, bytes in
+    /// or out): the low 32 bits of the worker's clock in milliseconds (see [`Conn::quiet_ms`]).
     pub(super) echo: MultiEcho<PoolBuf>,
     /// The receive in flight (multishot, or single while draining).
     pub(super) recv_op: Option<Token>,
@@ -31,12 +37,17 @@ pub(super) struct Conn {
     pub(super) send_op: Option<Token>,
     /// The peer's address, when the kernel reported one.
     pub(super) peer: Peer,
-    /// When the connection last made progress (accepted, bytes in or out): the low 32 bits of
-    /// the worker's clock in milliseconds (see [`Conn::quiet_ms`]).
-    last_ms: u32,
-    /// The worker's count of connections when this one was accepted (1 for its first), as
-    /// `--log-messages` names it: unlike the slot key, never reused.
-    pub(super) serial: u64,
+    /// Its table slot's generation (see [`Keyed`]).
+    generation: u32,
+}
+
+impl Keyed for Conn {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+    fn set_generation(&mut self, generation: u32) {
+        self.generation = generation;
+    }
 }
 
 impl Conn {
@@ -47,7 +58,7 @@ impl Conn {
     /// ([`MAX_TIMEOUT_MS`](super::timeouts::MAX_TIMEOUT_MS)) and the table is scanned every
     /// second at most, so a connection is expired long before its reading could wrap.
     pub(super) fn quiet_ms(&self, now_ms: u64) -> u64 {
-        u64::from(low_ms(now_ms).wrapping_sub(self.last_ms))
+        u64::from(low_ms(now_ms).wrapping_sub(self.echo.mark()))
     }
 }
 
@@ -113,19 +124,25 @@ impl Worker<'_> {
         let _ = fd
             .real()
             .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
-        let (echo, todo) = MultiEcho::start(self.draining, self.bounds);
+        let (mut echo, todo) = MultiEcho::start(self.draining, self.bounds);
+        echo.set_mark(low_ms(self.now_ms));
+        self.serial += 1;
         let key = self.conns.insert(Conn {
             fd: Some(Rc::new(fd)),
             echo,
             recv_op: None,
             send_op: None,
             peer: Peer::new(peer),
-            last_ms: low_ms(self.now_ms),
-            serial: {
-                self.serial += 1;
-                self.serial
-            },
+            generation: 0,
         });
+        if self.cfg.log_messages {
+            // Kept beside the table, not in it: only `--log-messages` names connections.
+            let slot = slot_of(key);
+            if self.serials.len() <= slot {
+                self.serials.resize(slot + 1, 0);
+            }
+            self.serials[slot] = self.serial;
+        }
         debug!(worker = self.id, key, ?peer, "connection accepted");
         self.apply(key, todo);
     }
@@ -151,16 +168,20 @@ impl Worker<'_> {
                 let _ = self.port.cancel(token);
             }
         }
-        let fd = conn.fd.clone();
+        // A handle on the socket for each operation, and none otherwise: most completions
+        // (a chunk in, behind a multishot receive still armed) submit nothing, and then leave
+        // the handle's count (another cache line) alone.
         let mut ops: [Option<Op>; 2] = [None, None];
         if let Some((bufs, at)) = todo.send {
-            let fd = fd
+            let fd = conn
+                .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
             ops[0] = Some(Op::SendBufs { fd, bufs, at });
         }
         if let Some(mode) = todo.recv {
-            let fd = fd
+            let fd = conn
+                .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
             ops[1] = Some(match mode {
@@ -171,7 +192,6 @@ impl Worker<'_> {
                 RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
             });
         }
-        drop(fd);
         for op in ops.into_iter().flatten() {
             let is_send = matches!(op, Op::SendBufs { .. });
             match self.port.submit(key, op) {
@@ -259,9 +279,10 @@ impl Worker<'_> {
             (Ok(n), Some(buf)) => {
                 let n = *n;
                 self.stats.bytes_in += n as u64;
-                conn.last_ms = low_ms(self.now_ms);
+                conn.echo.set_mark(low_ms(self.now_ms));
                 if self.cfg.log_messages {
-                    log_message(self.id, conn.serial, conn.peer.addr(), self.port.buf(buf));
+                    let serial = self.serials[slot_of(key)];
+                    log_message(self.id, serial, conn.peer.addr(), self.port.buf(buf));
                 }
                 Arrived::Data(n)
             }
@@ -315,7 +336,7 @@ impl Worker<'_> {
             Ok(n) => {
                 self.stats.bytes_out += n as u64;
                 if n > 0 {
-                    conn.last_ms = low_ms(self.now_ms);
+                    conn.echo.set_mark(low_ms(self.now_ms));
                 }
                 SendResult::Sent(n)
             }
@@ -339,7 +360,7 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::{low_ms, Conn};
-    use crate::slots::Slots;
+    use crate::slots::KeyedSlots;
 
     /// What an idle connection costs the worker's table: a regression here is a regression of
     /// `benches/idle-rss.sh` (with the port's operation entry, `ringport-port`'s
@@ -347,15 +368,16 @@ mod tests {
     #[test]
     fn a_connection_is_small() {
         assert!(
-            std::mem::size_of::<Conn>() <= 80,
+            std::mem::size_of::<Conn>() <= 64,
             "Conn is {} bytes",
             std::mem::size_of::<Conn>()
         );
-        assert!(
-            Slots::<Conn>::entry_size() <= 88,
-            "a table slot is {} bytes",
-            Slots::<Conn>::entry_size()
+        assert_eq!(
+            KeyedSlots::<Conn>::entry_size(),
+            64,
+            "a table slot is one cache line"
         );
+        assert_eq!(std::mem::align_of::<Conn>(), 64);
     }
 
     /// The time since the last progress reads right across the wrap of the 32 bits kept.

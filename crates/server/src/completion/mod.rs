@@ -283,6 +283,9 @@ fn worker_main(
         )));
         return WorkerStats::default();
     }
+    // An idle connection keeps one receive in flight: room for the connections the worker may
+    // hold, so that its table of operations does not grow (and move) on the way up.
+    port.reserve_ops(cfg.effective_max_connections().saturating_add(64));
     let direct = handoff.is_none()
         && inbox.is_none()
         && direct_accepts(id, cfg, &mut port, listener.as_ref());

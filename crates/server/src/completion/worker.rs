@@ -20,7 +20,7 @@ use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::echo::Bounds;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
-use crate::slots::Slots;
+use crate::slots::KeyedSlots;
 use crate::summary::{Snapshot, WorkerStats};
 use crate::ServeConfig;
 
@@ -36,7 +36,7 @@ pub(super) struct Worker<'a> {
     pub(super) accept_op: Option<Token>,
     pub(super) accept_retry: Option<Instant>,
     pub(super) accept_policy: AcceptPolicy,
-    pub(super) conns: Slots<Conn>,
+    pub(super) conns: KeyedSlots<Conn>,
     /// Connections whose receive ended for want of pool buffers, to resume as buffers return.
     pub(super) starved: VecDeque<u64>,
     /// Connections with chunks that arrived in the batch being taken in (see `flush`).
@@ -64,8 +64,13 @@ pub(super) struct Worker<'a> {
     pub(super) live: Arc<Mutex<Vec<Snapshot>>>,
     /// Scratch list of the connections a tick expires (kept to avoid allocating per tick).
     pub(super) expired: Vec<u64>,
-    /// Connections accepted so far: the last one's serial number (see `Conn::serial`).
+    /// Connections accepted so far: the last one's serial number, as `--log-messages` names a
+    /// connection (unlike its key, never reused).
     pub(super) serial: u64,
+    /// With `--log-messages`: each slot's connection's serial number (indexed by
+    /// [`slot_of`](crate::slots::slot_of)); empty otherwise, so that connections do not carry
+    /// it.
+    pub(super) serials: Vec<u64>,
     /// The acceptor of workers that share one listener: where accepted connections go
     /// ([`handoff`](super::handoff)).
     pub(super) handoff: Option<Handoff>,
@@ -97,7 +102,10 @@ impl<'a> Worker<'a> {
             accept_op: None,
             accept_retry: None,
             accept_policy: AcceptPolicy::new(Some(id)),
-            conns: Slots::default(),
+            // Room for the connections it may hold (up to 65,536) from the start: the table
+            // never moves its connections meanwhile, and a page of it costs memory only once a
+            // connection is written there.
+            conns: KeyedSlots::with_capacity(cfg.effective_max_connections()),
             // Lists a batch of completions fills: room for a busy worker's batch up front, so
             // that a new high-water mark under load does not allocate on the hot path.
             starved: VecDeque::with_capacity(64),
@@ -118,6 +126,7 @@ impl<'a> Worker<'a> {
             live: shared.live,
             expired: Vec::with_capacity(64),
             serial: 0,
+            serials: Vec::new(),
             handoff: None,
             inbox: None,
             tls: cfg.tls.as_ref().map(TlsWorker::new),

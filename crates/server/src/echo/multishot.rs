@@ -98,22 +98,19 @@ enum RecvState {
 ///
 /// An idle connection that never received a byte holds no allocation, and the state itself is
 /// small (a connection table holds one per connection; `tests::an_idle_connection_is_small`):
-/// the chunk queues are out of line, made at the first chunk.
+/// the chunk queues and the counts of what waits for its echo are out of line, made at the
+/// first chunk.
 #[derive(Debug)]
 pub struct MultiEcho<B> {
-    /// The chunks and the send vector, once a chunk has arrived.
+    /// The chunks, the send vector and the counts of what is unechoed, once a chunk has
+    /// arrived (until then nothing is).
     chunks: Option<Box<Chunks<B>>>,
-    /// Bytes received and not yet echoed (queued and in flight).
-    pending: usize,
-    /// Where the front chunk's echo resumes (within one chunk, which a receive filled).
-    at: u32,
-    /// How many chunks at the queue's front are in the send in flight: their buffers are out,
-    /// in the operation (at most [`SEND_BUFS_MAX`]).
-    in_flight: u16,
     recv: RecvState,
     /// The connection's conditions, one bit each (see [`Flags`]): one byte rather than a
     /// `bool` per condition, so the state stays small.
     flags: Flags,
+    /// The caller's mark (see [`mark`](MultiEcho::mark)).
+    mark: u32,
 }
 
 /// The bounds of what a connection holds unechoed: the same for every connection of a
@@ -186,6 +183,13 @@ struct Chunks<B> {
     /// The vector the buffers of a send travel in, kept from send to send (`None` while a send
     /// is in flight): no allocation per message.
     spare: Option<Vec<B>>,
+    /// Bytes received and not yet echoed (queued and in flight).
+    pending: usize,
+    /// Where the front chunk's echo resumes (within one chunk, which a receive filled).
+    at: u32,
+    /// How many chunks at the queue's front are in the send in flight: their buffers are out,
+    /// in the operation (at most [`SEND_BUFS_MAX`]).
+    in_flight: u16,
 }
 
 /// The most chunks one send carries (the port's limit for a gathered send).
@@ -197,26 +201,37 @@ impl<B> MultiEcho<B> {
     pub fn start(draining: bool, b: Bounds) -> (MultiEcho<B>, Todo<B>) {
         let mut echo = MultiEcho {
             chunks: None,
-            pending: 0,
-            at: 0,
-            in_flight: 0,
             recv: RecvState::Off,
             flags: Flags::default(),
+            mark: 0,
         };
         echo.flags.set(DRAINING, draining);
         let todo = echo.next(true, b);
         (echo, todo)
     }
 
+    /// A number the caller keeps with the state (the completion model: when the connection
+    /// last made progress, in its worker's clock), 0 at the start. The state has room for it
+    /// (the pointer of its chunks sets its size; the rest would be padding), so the caller's
+    /// connection does not spend 4 bytes more on it.
+    pub fn mark(&self) -> u32 {
+        self.mark
+    }
+
+    /// Sets the caller's [`mark`](Self::mark).
+    pub fn set_mark(&mut self, mark: u32) {
+        self.mark = mark;
+    }
+
     /// Bytes received and not yet echoed.
     pub fn pending(&self) -> usize {
-        self.pending
+        self.chunks.as_ref().map_or(0, |c| c.pending)
     }
 
     /// Bytes the connection may still take before it passes its bound (at least 1): the limit
     /// for a multishot receive, so that a burst cannot overshoot it.
     pub fn room(&self, b: Bounds) -> usize {
-        (b.limit as usize).saturating_sub(self.pending).max(1)
+        (b.limit as usize).saturating_sub(self.pending()).max(1)
     }
 
     /// Buffers held: queued, and those being sent.
@@ -257,17 +272,19 @@ impl<B> MultiEcho<B> {
     /// The queued buffers (not those in a send in flight, which come back with its
     /// completion), for the caller to give back when it closes.
     pub fn take_queued(&mut self) -> impl Iterator<Item = B> + '_ {
-        self.pending = 0;
-        self.at = 0;
-        let skip = usize::from(self.in_flight);
-        (self.chunks.as_mut().map(|c| c.queue.drain(skip..)))
-            .into_iter()
-            .flatten()
-            .filter_map(|(b, _)| b)
+        (self.chunks.as_mut().map(|c| {
+            c.pending = 0;
+            c.at = 0;
+            let skip = usize::from(c.in_flight);
+            c.queue.drain(skip..)
+        }))
+        .into_iter()
+        .flatten()
+        .filter_map(|(b, _)| b)
     }
 
     fn over_bounds(&self, b: Bounds) -> bool {
-        self.pending >= b.limit as usize || self.held() >= b.max_chunks as usize
+        self.pending() >= b.limit as usize || self.held() >= b.max_chunks as usize
     }
 
     /// Decides what to start or stop now; a send only when `send` (see [`flush`](Self::flush)).
@@ -301,9 +318,9 @@ impl<B> MultiEcho<B> {
             for (buf, _) in chunks.queue.iter_mut().take(SEND_BUFS_MAX) {
                 bufs.extend(buf.take());
             }
-            self.in_flight = u16::try_from(bufs.len()).expect("at most SEND_BUFS_MAX");
+            chunks.in_flight = u16::try_from(bufs.len()).expect("at most SEND_BUFS_MAX");
             self.flags.set(SENDING, true);
-            todo.send = Some((bufs, self.at as usize));
+            todo.send = Some((bufs, chunks.at as usize));
         }
         match self.recv {
             RecvState::On(RecvMode::Multi) if self.flags.has(DRAINING) || self.over_bounds(b) => {
@@ -313,7 +330,7 @@ impl<B> MultiEcho<B> {
             RecvState::Off if !self.flags.has(READ_DONE) && !self.flags.has(STARVED) => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
                 let room =
-                    self.pending <= b.limit as usize / 2 && self.held() < b.max_chunks as usize;
+                    self.pending() <= b.limit as usize / 2 && self.held() < b.max_chunks as usize;
                 if room {
                     let mode = if self.flags.has(DRAINING) {
                         RecvMode::Once { nowait: true }
@@ -346,7 +363,6 @@ impl<B> MultiEcho<B> {
         }
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
-                self.pending += n;
                 self.flags.set(UNFLUSHED, true);
                 let most = b.most_chunks();
                 // Once, at the first chunk (an idle connection holds nothing): room for the
@@ -355,16 +371,23 @@ impl<B> MultiEcho<B> {
                     Box::new(Chunks {
                         queue: std::collections::VecDeque::with_capacity(most),
                         spare: Some(Vec::new()),
+                        pending: 0,
+                        at: 0,
+                        in_flight: 0,
                     })
                 });
+                chunks.pending += n;
                 chunks.queue.push_back((Some(buf), n));
             }
-            (Arrived::Data(n), None) => match self.chunks.as_mut().and_then(|c| c.queue.back_mut())
-            {
+            (Arrived::Data(n), None) => match self.chunks.as_deref_mut() {
                 // Appended by the caller to the last queued chunk (see `last_queued`).
-                Some((Some(_), len)) => {
-                    *len += n;
-                    self.pending += n;
+                Some(Chunks { queue, pending, .. })
+                    if matches!(queue.back(), Some((Some(_), _))) =>
+                {
+                    if let Some((_, len)) = queue.back_mut() {
+                        *len += n;
+                    }
+                    *pending += n;
                     self.flags.set(UNFLUSHED, true);
                 }
                 _ => debug_assert!(false, "data without a buffer"),
@@ -416,34 +439,36 @@ impl<B> MultiEcho<B> {
     ) -> Todo<B> {
         debug_assert!(self.flags.has(SENDING));
         self.flags.set(SENDING, false);
-        let sent = usize::from(self.in_flight).min(bufs.len());
-        self.in_flight = 0;
-        let Some(chunks) = self.chunks.as_mut() else {
+        let Some(chunks) = self.chunks.as_deref_mut() else {
             // A send carries queued chunks: there is none to match.
             debug_assert!(false, "a send without chunks");
             bufs.drain(..).for_each(done);
             return self.next(true, b);
         };
-        let queue = &mut chunks.queue;
+        let sent = usize::from(chunks.in_flight).min(bufs.len());
+        chunks.in_flight = 0;
+        let Chunks {
+            queue, pending, at, ..
+        } = chunks;
         match result {
             SendResult::Sent(n) if n > 0 && !self.flags.has(FORCED) => {
-                self.pending = self.pending.saturating_sub(n);
+                *pending = pending.saturating_sub(n);
                 let mut left = n;
                 let mut partial = false;
                 let mut i = 0;
                 for buf in bufs.drain(..) {
                     if !partial {
-                        let rest = queue[0].1 - self.at as usize;
+                        let rest = queue[0].1 - *at as usize;
                         if left >= rest {
                             left -= rest;
-                            self.at = 0;
+                            *at = 0;
                             queue.pop_front();
                             done(buf);
                             continue;
                         }
                         // Partial: this chunk, from here, and the ones after it go first
                         // next time.
-                        self.at = u32::try_from(self.at as usize + left)
+                        *at = u32::try_from(*at as usize + left)
                             .expect("a chunk is at most u32::MAX bytes");
                         partial = true;
                     }
@@ -459,7 +484,7 @@ impl<B> MultiEcho<B> {
                 for _ in 0..sent {
                     queue.pop_front();
                 }
-                self.at = 0;
+                *at = 0;
             }
         }
         chunks.spare = Some(bufs);
@@ -495,7 +520,7 @@ mod multi_tests {
     fn an_idle_connection_is_small() {
         type Pooled = MultiEcho<ringport_port::PoolBuf>;
         let size = std::mem::size_of::<Pooled>();
-        assert!(size <= 24, "MultiEcho is {size} bytes");
+        assert!(size <= 16, "MultiEcho is {size} bytes");
         let (e, _) = Pooled::start(false, Bounds::new(32 * 1024, 3));
         assert!(
             e.chunks.is_none(),
