@@ -28,8 +28,10 @@
 # where the client spent as much CPU per round trip (per GB, per handshake) as the server or
 # more, and the script ends with one line that says whether any row was.
 #
-# Crypto providers: ringport uses rustls' *ring* provider; the peer uses rustls' default
-# provider (aws-lc-rs, through tokio-rustls' default features); the client is ringport (ring).
+# Crypto providers: ringport uses the backend it was built with (rustls on aws-lc-rs by default;
+# *ring* with `cargo build --release -p ringport --no-default-features --features ring`;
+# `ringport --version` names it, and so does the header of the tables); the peer uses rustls'
+# default provider (aws-lc-rs, through tokio-rustls' default features); the client is STRESS.
 # The protocol and cipher suite are the same (TLS 1.3, TLS13_AES_256_GCM_SHA384 by default on
 # both); the implementations of the cipher differ. Both servers serve the same certificate
 # (ECDSA P-256, made with openssl) and both resume TLS 1.3 sessions from a server-side cache
@@ -75,7 +77,7 @@ set -euo pipefail
 # shellcheck source=benches/page.sh
 . "$(dirname "$0")/page.sh"
 page_init tls "ringport against other echo servers: TLS and WebSocket" \
-  "TLS ping-pong, TLS streams, TLS handshakes (full and resumed) and WebSocket ping-pong through an echo server on one pinned CPU, \`ringport stress\` on another, every byte verified: ringport against tokio + tokio-rustls (TLS) and tokio + tokio-tungstenite (WebSocket), with the server's and the client's CPU per unit of work. ringport is on rustls' *ring* provider, the tokio peer on rustls' default (aws-lc-rs). How to run and read it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
+  "TLS ping-pong, TLS streams, TLS handshakes (full and resumed) and WebSocket ping-pong through an echo server on one pinned CPU, \`ringport stress\` on another, every byte verified: ringport against tokio + tokio-rustls (TLS) and tokio + tokio-tungstenite (WebSocket), with the server's and the client's CPU per unit of work. ringport is on the crypto backend it was built with (the header names it), the tokio peer on rustls' default (aws-lc-rs). How to run and read it: [Benchmarking](../benchmarking.md#against-other-servers-benches)." \
   PEERS KINDS SIZES PING_CONNS STREAM_CONNS CHURN_CONNS WS_SIZES WS_CONNS DURATION WARMUP ROUNDS SERVER_CPU LOAD_CPU RINGPORT STRESS
 # Paths given relative to where the script was called from.
 for v in PEERS RINGPORT STRESS FROM RESULTS; do
@@ -100,6 +102,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 PORT_BASE=${PORT_BASE:-18600}
 RESULTS=${FROM:-${RESULTS:-/tmp/ringport-tls-$(date +%Y%m%d-%H%M%S).tsv}}
 TLS_PEER=tokio-tls-echo
+crypto_of() { # a ringport binary -> the crypto backend its --version names
+  "$1" --version 2>/dev/null | sed -n 's/.*(TLS: rustls on \(.*\))$/\1/p' | grep . || echo "(unknown)"
+}
 WS_PEER=tokio-ws-echo
 
 command -v python3 >/dev/null || { echo "$ME: python3 is needed to read the load's JSON" >&2; exit 1; }
@@ -285,7 +290,7 @@ print_run_header_tls() {
   if [[ -n "${FROM:-}" ]]; then
     echo "from $FROM: medians of $(awk -F'\t' 'NR > 1 && $5 > n { n = $5 } END { print n }' "$FROM") interleaved rounds"
   else
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1 /proc/loadavg) at the end; \`ringport stress\`, 1 thread on CPU $LOAD_CPU; servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); ringport on rustls' ring provider, $TLS_PEER on rustls' default (aws-lc-rs)"
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load average $(cut -d' ' -f1 /proc/loadavg) at the end; \`ringport stress\`, 1 thread on CPU $LOAD_CPU; servers 1 thread on CPU $SERVER_CPU; medians of $ROUNDS interleaved rounds of ${DURATION} s (+${WARMUP} s warm-up); ringport on rustls' $(crypto_of "$RINGPORT") provider, $TLS_PEER on rustls' default (aws-lc-rs)"
   fi
 }
 print_run_header_tls

@@ -102,7 +102,18 @@ fn one_line(e: &anyhow::Error) -> String {
 /// The examples after each command's help ([`docs::EXAMPLES`]) are added here too, in one place.
 fn command() -> clap::Command {
     let codes = exit::help_text();
-    let mut cmd = Cli::command().after_help(format!("{}\n\n{codes}", docs::TOP_EXAMPLES));
+    // `--version` also names the crypto backend TLS was built with (a build-time feature).
+    let long_version: &'static str = Box::leak(
+        format!(
+            "{} (TLS: rustls on {})",
+            env!("CARGO_PKG_VERSION"),
+            ringport_tls_record::BACKEND
+        )
+        .into_boxed_str(),
+    );
+    let mut cmd = Cli::command()
+        .long_version(long_version)
+        .after_help(format!("{}\n\n{codes}", docs::TOP_EXAMPLES));
     for (name, examples) in docs::EXAMPLES {
         cmd = cmd.mut_subcommand(name, |sub| sub.after_help(format!("{examples}\n\n{codes}")));
     }

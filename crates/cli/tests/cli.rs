@@ -179,6 +179,11 @@ fn help_and_version_are_not_errors() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(!o.stdout.is_empty(), "{args:?}");
     }
+    let long = String::from_utf8_lossy(&ringport(&["--version"]).stdout).into_owned();
+    assert!(
+        long.contains("(TLS: rustls on aws-lc-rs)") || long.contains("(TLS: rustls on ring)"),
+        "--version names the crypto backend: {long}"
+    );
 }
 
 /// Runs `ringport send ARGS` with `stdin` as its standard input; bounded by `--timeout`.
