@@ -7,13 +7,13 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
 use std::process::{Command, Output};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ringport_port::{
     probe_uring, Backend, BackendChoice, Completion, Op, Outcome, Port, PortConfig, PortError,
+    Socket,
 };
 
 const SECCOMP_EXEC: &str = env!("CARGO_BIN_EXE_seccomp-exec");
@@ -104,7 +104,7 @@ fn next(port: &mut Port, pending: &mut Vec<Completion>) -> Completion {
 fn echo_once(port: &mut Port) -> usize {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let listener: Rc<OwnedFd> = Rc::new(listener.into());
+    let listener: Rc<Socket> = Rc::new(listener.into());
     let message = b"hello through the fallback\0and all bytes \xff";
     let client = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
