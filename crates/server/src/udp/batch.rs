@@ -244,15 +244,8 @@ impl BatchWorker {
     fn sent(&mut self, buf: PoolBuf, result: io::Result<usize>) {
         let echo = self.echoes[usize::from(buf.id())];
         let carried = segments(buf.len(), echo.segment);
-        match result {
-            Ok(n) => {
-                self.stats.datagrams_out += carried;
-                self.stats.bytes_out += n as u64;
-                if echo.segment > 0 {
-                    self.stats.segmented_out += 1;
-                }
-            }
-            Err(e) if echo.segment > 0 && segmentation_refused(&e) => {
+        match &result {
+            Err(e) if echo.segment > 0 && segmentation_refused(e) => {
                 if self.segmented {
                     self.segmented = false;
                     info!("a segmented UDP echo was refused ({e}); echoing one datagram per send");
@@ -261,8 +254,10 @@ impl BatchWorker {
                 self.one_by_one(buf, echo.to, echo.segment);
                 return;
             }
-            Err(_) => self.stats.send_errors += carried,
+            Ok(_) if echo.segment > 0 => self.stats.segmented_out += 1,
+            _ => {}
         }
+        self.stats.sent(&result, carried);
         if echo.step > 0 && echo.next < echo.end {
             self.send_next(buf, echo);
         } else {
@@ -306,39 +301,14 @@ impl BatchWorker {
         segment: u16,
         now: Instant,
     ) {
-        if truncated {
-            self.stats.datagrams_in += 1;
-            self.stats.truncated += 1;
-            self.port.give_back(buf);
-            return;
-        }
         let count = segments(n, segment);
-        self.stats.datagrams_in += count;
-        self.stats.bytes_in += n as u64;
-        if count > 1 {
-            self.stats.coalesced_in += 1;
-        }
-        let Some(to) = from else {
-            self.stats.no_sender += count;
+        let Some((to, admitted)) =
+            self.policy
+                .judge(&mut self.stats, n, count, truncated, from, now)
+        else {
             self.port.give_back(buf);
             return;
         };
-        // Per datagram: those of one receive share a sender, so once one is refused the rest
-        // are too, for the same cause, and the admitted ones are the first ones.
-        let mut admitted = 0;
-        while admitted < count {
-            if let Err(why) = self.policy.admit(to, now) {
-                for _ in admitted..count {
-                    self.stats.refused(why);
-                }
-                break;
-            }
-            admitted += 1;
-        }
-        if admitted == 0 {
-            self.port.give_back(buf);
-            return;
-        }
         if admitted < count {
             buf.narrow(0, admitted as usize * usize::from(segment));
         }

@@ -14,7 +14,8 @@
 //!   none has, a datagram from a new source is refused rather than the table grown.
 //!
 //! Every refusal has its [`Refusal`] cause, which the worker counts; [`Policy::judge`] is the
-//! whole decision for one datagram received, counted, as both of the echo's loops make it.
+//! whole decision for what one receive brought (one datagram, or several coalesced from one
+//! sender), counted per datagram, as both of the echo's loops make it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -130,35 +131,48 @@ impl Policy {
         self.buckets.len()
     }
 
-    /// The one rule for a datagram received, whichever loop received it: it is counted in
-    /// `stats` (with its `len` bytes when it came whole), and the address to echo it to is
-    /// returned; `None` when it is not echoed, counted under why: cut to the buffer
-    /// (`truncated`), no sender reported (`from`), or refused by these rules at `now`.
+    /// The one rule for what one receive brought, whichever loop received it: `count`
+    /// datagrams (several when the system coalesced them, each of the receive's segment size,
+    /// the last maybe shorter) of `len` bytes in all, from one sender. They are counted in
+    /// `stats` as received (one when `truncated`: cut to the buffer, never echoed), then each
+    /// under its fate: no sender reported (`from`), refused by these rules at `now` (the
+    /// datagrams of one receive share a sender, so once one is refused the rest are too, for
+    /// the same cause, and the admitted ones are the first ones), or admitted. Returns the
+    /// address to echo to and how many of the first datagrams to echo, or `None` when none.
     pub fn judge(
         &mut self,
         stats: &mut UdpStats,
         len: usize,
+        count: u64,
         truncated: bool,
         from: Option<SocketAddr>,
         now: Instant,
-    ) -> Option<SocketAddr> {
-        stats.datagrams_in += 1;
+    ) -> Option<(SocketAddr, u64)> {
         if truncated {
+            stats.datagrams_in += 1;
             stats.truncated += 1;
             return None;
         }
+        stats.datagrams_in += count;
         stats.bytes_in += len as u64;
+        if count > 1 {
+            stats.coalesced_in += 1;
+        }
         let Some(to) = from else {
-            stats.no_sender += 1;
+            stats.no_sender += count;
             return None;
         };
-        match self.admit(to, now) {
-            Ok(()) => Some(to),
-            Err(why) => {
-                stats.refused(why);
-                None
+        let mut admitted = 0;
+        while admitted < count {
+            if let Err(why) = self.admit(to, now) {
+                for _ in admitted..count {
+                    stats.refused(why);
+                }
+                break;
             }
+            admitted += 1;
         }
+        (admitted > 0).then_some((to, admitted))
     }
 }
 
@@ -249,12 +263,15 @@ mod tests {
         let mut stats = UdpStats::default();
         let now = Instant::now();
         let a = addr("192.0.2.1:40000");
-        assert_eq!(p.judge(&mut stats, 64, false, Some(a), now), Some(a));
-        assert_eq!(p.judge(&mut stats, 64, false, Some(a), now), None);
-        assert_eq!(p.judge(&mut stats, 9_000, true, Some(a), now), None);
-        assert_eq!(p.judge(&mut stats, 8, false, None, now), None);
         assert_eq!(
-            p.judge(&mut stats, 8, false, Some(addr("192.0.2.2:7")), now),
+            p.judge(&mut stats, 64, 1, false, Some(a), now),
+            Some((a, 1))
+        );
+        assert_eq!(p.judge(&mut stats, 64, 1, false, Some(a), now), None);
+        assert_eq!(p.judge(&mut stats, 9_000, 1, true, Some(a), now), None);
+        assert_eq!(p.judge(&mut stats, 8, 1, false, None, now), None);
+        assert_eq!(
+            p.judge(&mut stats, 8, 1, false, Some(addr("192.0.2.2:7")), now),
             None
         );
         let want = UdpStats {
@@ -269,11 +286,40 @@ mod tests {
         assert_eq!(stats, want);
 
         let mut sent = UdpStats::default();
-        sent.sent(&Ok(64));
-        sent.sent(&Err(std::io::Error::from(std::io::ErrorKind::Other)));
+        sent.sent(&Ok(64), 1);
+        sent.sent(&Err(std::io::Error::from(std::io::ErrorKind::Other)), 1);
+        sent.sent(&Ok(640), 10);
+        sent.sent(&Err(std::io::Error::from(std::io::ErrorKind::Other)), 3);
         assert_eq!(
             (sent.datagrams_out, sent.bytes_out, sent.send_errors),
-            (1, 64, 1)
+            (11, 704, 4)
         );
+    }
+
+    /// A coalesced receive's datagrams are judged one by one: the first ones the rate admits
+    /// are echoed, the rest counted as refused; a truncated receive is one datagram.
+    #[test]
+    fn a_coalesced_receive_admits_its_first_datagrams() {
+        let mut p = Policy::new(&[], 3, false, 16);
+        let mut stats = UdpStats::default();
+        let now = Instant::now();
+        let a = addr("192.0.2.1:40000");
+        assert_eq!(
+            p.judge(&mut stats, 5 * 100, 5, false, Some(a), now),
+            Some((a, 3))
+        );
+        assert_eq!(p.judge(&mut stats, 200, 2, false, Some(a), now), None);
+        assert_eq!(p.judge(&mut stats, 300, 3, false, None, now), None);
+        assert_eq!(p.judge(&mut stats, 70_000, 4, true, Some(a), now), None);
+        let want = UdpStats {
+            datagrams_in: 5 + 2 + 3 + 1,
+            bytes_in: 500 + 200 + 300,
+            coalesced_in: 3,
+            rate_limited: 2 + 2,
+            no_sender: 3,
+            truncated: 1,
+            ..UdpStats::default()
+        };
+        assert_eq!(stats, want);
     }
 }

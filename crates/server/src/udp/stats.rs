@@ -59,14 +59,15 @@ impl UdpStats {
         }
     }
 
-    /// Counts an echo's completion: sent (`Ok`, its bytes), or refused by the system.
-    pub fn sent(&mut self, result: &std::io::Result<usize>) {
+    /// Counts an echo's completion, a send that carried `carried` datagrams: sent (`Ok`, its
+    /// bytes), or refused by the system.
+    pub fn sent(&mut self, result: &std::io::Result<usize>, carried: u64) {
         match result {
             Ok(n) => {
-                self.datagrams_out += 1;
+                self.datagrams_out += carried;
                 self.bytes_out += *n as u64;
             }
-            Err(_) => self.send_errors += 1,
+            Err(_) => self.send_errors += carried,
         }
     }
 

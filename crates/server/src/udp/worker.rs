@@ -148,7 +148,10 @@ impl Worker {
                     }
                 };
                 self.errors_in_a_row = 0;
-                let Some(to) = self.policy.judge(&mut self.stats, n, truncated, from, now) else {
+                let Some((to, _)) = self
+                    .policy
+                    .judge(&mut self.stats, n, 1, truncated, from, now)
+                else {
                     self.receive(i, buf);
                     return Ok(());
                 };
@@ -163,7 +166,7 @@ impl Worker {
                 }
             }
             Outcome::SentTo { buf, result } => {
-                self.stats.sent(&result);
+                self.stats.sent(&result, 1);
                 self.receive(i, buf);
             }
             _ => {}
