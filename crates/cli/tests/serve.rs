@@ -219,8 +219,8 @@ for_each_model! {
         s.read_exact(&mut got).expect("every byte comes back");
         assert_same(&got, &sent);
         if model.starts_with("completion") {
-            // The connection's bound is --buffer-size (16 KiB by default): 8 pool buffers of
-            // 2 KiB queued, one more that a receive may take past the bound, none per wake-up.
+            // The connection's bound is --buffer-size (64 KiB by default): 4 pool buffers of
+            // 16 KiB queued, one more that a receive may take past the bound, none per wake-up.
             let mut server = server;
             server.signal("TERM");
             assert!(server.wait_exit(Duration::from_secs(8)).success());

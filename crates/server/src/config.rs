@@ -133,7 +133,13 @@ impl Default for ServeConfig {
             // On Windows too: there the workers share one listener (see `completion::handoff`).
             workers: ringport_os::limits::available_cpus(),
             model: Model::Completion,
-            buffer_size: 16 * 1024,
+            // Four pool buffers: a 64 KiB message or a stream's bytes leave in one gathered
+            // send of what arrived, and a WebSocket connection receives and sends in 64 KiB
+            // (`benches/stream.sh` and `benches/peers.sh` at 64 KiB and `benches/tls.sh`'s
+            // WebSocket rows measured it against 16 KiB: fewer operations and wake-ups per
+            // byte, less CPU per byte). An idle connection of the completion model still
+            // holds no buffer.
+            buffer_size: 64 * 1024,
             drain_timeout: Duration::from_secs(5),
             log_messages: false,
             backlog: 4096,

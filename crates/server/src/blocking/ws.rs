@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use super::ConnCtx;
-use crate::echo::websocket::{Phase, WsConfig, WsEcho, IN_MIN, LINGER, OUT_MIN, OUT_SLACK};
+use crate::echo::websocket::{
+    input_capacity, out_limit, Phase, WsConfig, WsEcho, LINGER, OUT_SLACK,
+};
 use crate::summary::WorkerStats;
 
 /// What the WebSocket loop reads from and writes to: the socket, or a TLS session on it.
@@ -135,8 +137,8 @@ pub(super) fn ws_loop(
     stats: &mut WorkerStats,
 ) {
     let mut ws = WsEcho::new(cfg.max_message);
-    let out_limit = ctx.buffer_size.max(OUT_MIN);
-    let mut input = vec![0u8; IN_MIN.max(ctx.buffer_size)];
+    let out_limit = out_limit(ctx.buffer_size);
+    let mut input = vec![0u8; input_capacity(ctx.buffer_size)];
     let mut held = 0;
     let mut out = Vec::with_capacity(out_limit + OUT_SLACK);
     let deadline = Instant::now() + cfg.handshake_timeout;

@@ -114,13 +114,12 @@ pub const SHUTDOWN: u64 = 1;
 /// used: the ring's working set keeps that to the buffers in use at once, and a small message
 /// touches one page of its buffer.
 pub const POOL_BUFFERS: u16 = 4096;
-/// The largest pool buffer; a pool buffer is `--buffer-size` bytes up to this (16 KiB, the
-/// default `--buffer-size`, so a connection's bound is one buffer).
+/// The largest pool buffer; a pool buffer is `--buffer-size` bytes up to this (16 KiB; at the
+/// default `--buffer-size` of 64 KiB a connection's bound is four buffers).
 ///
-/// One buffer per bound moves bulk bytes in few, large operations: a 64 KiB message is four
-/// receives and four sends, as with the 16 KiB read buffer of a tokio or monoio echo loop
-/// (2 KiB buffers made it 32 of each, through bundles and gathered sends, at about 1.5x the CPU
-/// per round trip). A small message costs no more in a large buffer: it touches one page of it,
+/// Large buffers move bulk bytes in few, large operations: a 64 KiB message arrives in a few
+/// receives (bundles where the kernel has them) and leaves in one gathered send (2 KiB buffers
+/// made a 64 KiB message 32 receives and sends, at about 1.5x the CPU per round trip). A small message costs no more in a large buffer: it touches one page of it,
 /// and the ring's working set (see the port's `BufPool::refill`) keeps the pages in use few.
 /// Larger buffers gain nothing on loopback, whose segments are at most 64 KiB, and would make
 /// every small message pin more memory.
@@ -367,9 +366,9 @@ pub(crate) fn max_chunks(cfg: &ServeConfig) -> usize {
 }
 
 /// The most received bytes a connection may hold before they are echoed: what its
-/// [`max_chunks`] buffers hold. At the default, a stream's next 16 KiB arrive while the last
-/// 16 KiB are sent, and both leave in one gathered send: half the receives and sends per byte
-/// of a bound at `buffer_size` bytes, which alternated one receive and one send per buffer.
+/// [`max_chunks`] buffers hold (80 KiB at the default): a stream's next bytes arrive while the
+/// last are sent, and what arrived meanwhile leaves in one gathered send, so that a bound of
+/// `buffer_size` bytes does not alternate one receive and one send per buffer.
 pub(crate) fn recv_limit(cfg: &ServeConfig) -> usize {
     max_chunks(cfg) * pool_buffer_size(cfg)
 }

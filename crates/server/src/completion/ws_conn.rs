@@ -2,8 +2,8 @@
 //! what each connection's [`WsEcho`] asks, a receive and a send in flight at once: bytes are
 //! received into the connection's own input buffer while its last echo is sent from one of its
 //! two output buffers, and the echo of what arrives meanwhile is written into the other. The
-//! output held (sent or not) is bounded by `--buffer-size` (at least [`OUT_MIN`], plus a close
-//! frame): when the echo stops for want of room, the connection stops receiving until a send
+//! output held (sent or not) is bounded by `--buffer-size` and a frame header ([`out_limit`],
+//! plus a close frame): when the echo stops for want of room, the connection stops receiving until a send
 //! ends, and the peer's bytes wait in the kernel. The handshake, idle and write timeouts ride
 //! the worker's per-tick scan; the drain echoes what was received, then sends a close frame
 //! with 1001. The plumbing (table, tagged keys, submit, force, close, timeouts) is `owned`'s.
@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::owned::{Handshake, Link, Owned, Table};
 use super::worker::Worker;
-use crate::echo::websocket::{Phase, WsConfig, WsEcho, IN_MIN, OUT_MIN, OUT_SLACK};
+use crate::echo::websocket::{input_capacity, out_limit, Phase, WsConfig, WsEcho, OUT_SLACK};
 use crate::messages::log_message;
 
 /// The bit that marks a WebSocket connection's key (in the slot half, beside TLS' bit 31).
@@ -30,7 +30,7 @@ pub(super) const WS_TAG: u64 = 1 << 30;
 pub(super) struct WsWorker {
     cfg: WsConfig,
     table: Table<WsConn>,
-    /// The output's bound (`--buffer-size`, at least [`OUT_MIN`]).
+    /// The output's bound (`--buffer-size` and a frame header, see [`out_limit`]).
     out_limit: usize,
 }
 
@@ -39,7 +39,7 @@ impl WsWorker {
         WsWorker {
             cfg,
             table: Table::new(cfg.handshake_timeout),
-            out_limit: buffer_size.max(OUT_MIN),
+            out_limit: out_limit(buffer_size),
         }
     }
 
@@ -121,7 +121,7 @@ impl Worker<'_> {
         let conn = WsConn {
             link: Link::new(Rc::new(fd), peer, self.now_ms, self.serial),
             ws: WsEcho::new(max_message),
-            input: Some(Vec::with_capacity(IN_MIN.max(self.cfg.buffer_size))),
+            input: Some(Vec::with_capacity(input_capacity(self.cfg.buffer_size))),
             out: Vec::with_capacity(out_limit + OUT_SLACK),
             // Taken on the first echo written while another is sent (none while idle).
             flight: Some(Vec::new()),

@@ -6,11 +6,11 @@
 //! are sealed, close_notify. The socket, the operations in flight, the timeouts and the close
 //! are the TLS connection's.
 //!
-//! Memory: the session's buffers, the WebSocket input (a handshake head or `--buffer-size`,
-//! plus one record's plaintext), its output (`--buffer-size`, at least [`OUT_MIN`]) and its
-//! reassembly buffer (at most `--ws-max-message`).
+//! Memory: the session's buffers, the WebSocket input ([`input_capacity`]: a handshake head or
+//! `--buffer-size` and a frame header, plus one record's plaintext), its output
+//! ([`out_limit`]) and its reassembly buffer (at most `--ws-max-message`).
 
-use crate::echo::websocket::{Phase, WsConfig, WsEcho, IN_MIN, OUT_MIN, OUT_SLACK};
+use crate::echo::websocket::{input_capacity, out_limit, Phase, WsConfig, WsEcho, OUT_SLACK};
 use crate::tls::{Log, Session, PLAIN_MAX};
 
 /// One wss connection's WebSocket side.
@@ -27,10 +27,10 @@ pub(super) struct WssLayer {
 
 impl WssLayer {
     pub(super) fn new(cfg: WsConfig, buffer_size: usize) -> WssLayer {
-        let out_limit = buffer_size.max(OUT_MIN);
+        let out_limit = out_limit(buffer_size);
         WssLayer {
             ws: WsEcho::new(cfg.max_message),
-            input: Vec::with_capacity(IN_MIN.max(buffer_size) + PLAIN_MAX),
+            input: Vec::with_capacity(input_capacity(buffer_size) + PLAIN_MAX),
             out: Vec::with_capacity(out_limit + OUT_SLACK),
             out_limit,
             handshake_ms: u64::try_from(cfg.handshake_timeout.as_millis()).unwrap_or(u64::MAX),

@@ -26,7 +26,9 @@
 
 use ringport_ws::close;
 use ringport_ws::handshake::{self, HandshakeError};
-use ringport_ws::{accept_key, apply_mask, FrameError, FrameHeader, Opcode, Utf8Stream};
+use ringport_ws::{
+    accept_key, apply_mask, FrameError, FrameHeader, Opcode, Utf8Stream, MAX_HEADER_LEN,
+};
 
 pub use stats::WsStats;
 
@@ -40,6 +42,20 @@ pub const OUT_MIN: usize = 512;
 
 /// How far past `out_limit` a close frame may take the output (the capacity to reserve).
 pub const OUT_SLACK: usize = 2 + 125;
+
+/// A connection's input buffer for a bound of `buffer_size` bytes (`--buffer-size`): that much
+/// payload and the header of the frame carrying it, so that a message of `buffer_size` bytes
+/// arrives in one receive; at least [`IN_MIN`].
+pub fn input_capacity(buffer_size: usize) -> usize {
+    IN_MIN.max(buffer_size.saturating_add(MAX_HEADER_LEN))
+}
+
+/// A connection's output limit for a bound of `buffer_size` bytes: that much payload and the
+/// header of the frame carrying it, so that the echo of a message of `buffer_size` bytes leaves
+/// in one send; at least [`OUT_MIN`].
+pub fn out_limit(buffer_size: usize) -> usize {
+    OUT_MIN.max(buffer_size.saturating_add(MAX_HEADER_LEN))
+}
 
 /// How long a closing connection waits, after its last bytes and its FIN, for the peer's end
 /// (its input discarded): closing a socket with unread input would reset the connection, and a
