@@ -725,25 +725,32 @@ mod tests {
         assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
     }
 
-    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
-    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+    /// `input` (an agent's files) with its result changed by `edit`.
+    fn edited(input: [Input; 2], edit: impl FnOnce(&mut StressReport)) -> [Input; 2] {
         let [json, log] = input;
         let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.errors_over_time = seconds
-            .iter()
-            .map(|&(second, n)| {
-                let mut errors = ErrorCounts::default();
-                for _ in 0..n {
-                    errors.add(ringport_report::errors::ErrorKind::Timeout);
-                }
-                ErrorSecond { second, errors }
-            })
-            .collect();
+        edit(&mut r);
         let json = Input {
             name: json.name,
             bytes: r.to_json().into_bytes(),
         };
         [json, log]
+    }
+
+    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
+    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+        edited(input, |r| {
+            r.errors_over_time = seconds
+                .iter()
+                .map(|&(second, n)| {
+                    let mut errors = ErrorCounts::default();
+                    for _ in 0..n {
+                        errors.add(ringport_report::errors::ErrorKind::Timeout);
+                    }
+                    ErrorSecond { second, errors }
+                })
+                .collect();
+        })
     }
 
     #[test]
@@ -773,17 +780,12 @@ mod tests {
         d: ringport_report::datagrams::Datagrams,
         jitter: &[f64],
     ) -> [Input; 2] {
-        let [json, log] = input;
-        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.protocol = "udp-echo".into();
-        r.datagrams = Some(d);
-        r.jitter_us = Some(ringport_report::datagrams::Jitter::of(jitter));
-        r.max_loss_pct = Some(10.0);
-        let json = Input {
-            name: json.name,
-            bytes: r.to_json().into_bytes(),
-        };
-        [json, log]
+        edited(input, |r| {
+            r.protocol = "udp-echo".into();
+            r.datagrams = Some(d);
+            r.jitter_us = Some(ringport_report::datagrams::Jitter::of(jitter));
+            r.max_loss_pct = Some(10.0);
+        })
     }
 
     #[test]
@@ -849,30 +851,25 @@ mod tests {
             total.add(&f.counts);
         }
         let jitters: Vec<f64> = flows.iter().filter_map(|f| f.jitter_us).collect();
-        let [json, log] = with_datagrams(input, total, &jitters);
-        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.datagram_flows = flows;
-        r.datagrams_over_time = seconds
-            .iter()
-            .map(
-                |&(second, sent, echoed, jitter_us, jitter_samples)| DatagramSecond {
-                    second,
-                    counts: Datagrams {
-                        sent,
-                        echoed,
-                        lost: sent - echoed,
-                        ..Datagrams::default()
+        edited(with_datagrams(input, total, &jitters), |r| {
+            r.datagram_flows = flows;
+            r.datagrams_over_time = seconds
+                .iter()
+                .map(
+                    |&(second, sent, echoed, jitter_us, jitter_samples)| DatagramSecond {
+                        second,
+                        counts: Datagrams {
+                            sent,
+                            echoed,
+                            lost: sent - echoed,
+                            ..Datagrams::default()
+                        },
+                        jitter_us,
+                        jitter_samples,
                     },
-                    jitter_us,
-                    jitter_samples,
-                },
-            )
-            .collect();
-        let json = Input {
-            name: json.name,
-            bytes: r.to_json().into_bytes(),
-        };
-        [json, log]
+                )
+                .collect();
+        })
     }
 
     #[test]
