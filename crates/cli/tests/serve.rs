@@ -245,24 +245,7 @@ for_each_model! {
 
     fn sigterm_echoes_what_was_sent_then_exits_zero(model: &str) {
         let mut server = Server::start(model, &["--drain-timeout", "5"]);
-        let mut rng = Rng::new(11);
-        let mut conns = Vec::new();
-        for _ in 0..50 {
-            let mut s = server.connect();
-            let n = rng.range(1, 60_000);
-            let data = rng.bytes(n);
-            s.write_all(&data).unwrap();
-            conns.push((s, data));
-        }
-        server.signal("TERM");
-        for (i, (mut s, data)) in conns.into_iter().enumerate() {
-            let mut got = Vec::new();
-            s.read_to_end(&mut got)
-                .unwrap_or_else(|e| panic!("connection {i}: {e} after {} bytes", got.len()));
-            assert_same(&got, &data);
-        }
-        let status = server.wait_exit(Duration::from_secs(8));
-        assert!(status.success(), "exit status {status:?}; stderr: {}", server.stderr());
+        sigterm_echoes_what_was_sent(&mut server);
         let out = server.stdout();
         assert!(out.contains("summary:"), "summary on stdout: {out:?}");
     }

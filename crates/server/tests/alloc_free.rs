@@ -15,8 +15,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ringport_port::os::CountingAlloc;
-use ringport_port::{BackendChoice, PortConfig};
-use ringport_server::{ServeConfig, Shutdown};
+use ringport_port::BackendChoice;
+use ringport_server::ServeConfig;
 
 #[global_allocator]
 static COUNTER: CountingAlloc = CountingAlloc::new();
@@ -49,18 +49,10 @@ fn allocations_during_round_trips(
     measured: usize,
 ) -> (u64, Vec<String>) {
     let cfg = ServeConfig {
-        port: 0,
-        workers: 1,
-        port_config: PortConfig {
-            backend,
-            ..PortConfig::default()
-        },
-        max_per_ip: 0,
         direct_fds,
-        ..ServeConfig::default()
+        ..support::one_worker(backend)
     };
-    let shutdown = Shutdown::new();
-    let running = ringport_server::start(&cfg, shutdown.clone()).expect("the server starts");
+    let (shutdown, running) = support::start_in_process(&cfg);
     if direct_fds && !running.ready().direct_fds {
         eprintln!("{backend}: no direct descriptors here; measured with descriptors");
     }

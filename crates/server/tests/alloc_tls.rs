@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ringport_port::os::CountingAlloc;
-use ringport_port::{BackendChoice, PortConfig};
-use ringport_server::{ServeConfig, Shutdown};
+use ringport_port::BackendChoice;
+use ringport_server::ServeConfig;
 
 #[global_allocator]
 static COUNTER: CountingAlloc = CountingAlloc::new();
@@ -92,18 +92,10 @@ fn allocations_during_round_trips(
     let ca = std::env::temp_dir().join(format!("ringport-alloc-tls-{}.pem", std::process::id()));
     std::fs::write(&ca, tls.self_signed_pem.as_ref().unwrap()).unwrap();
     let cfg = ServeConfig {
-        port: 0,
-        workers: 1,
-        port_config: PortConfig {
-            backend,
-            ..PortConfig::default()
-        },
-        max_per_ip: 0,
         tls: Some(tls),
-        ..ServeConfig::default()
+        ..support::one_worker(backend)
     };
-    let shutdown = Shutdown::new();
-    let running = ringport_server::start(&cfg, shutdown.clone()).expect("the server starts");
+    let (shutdown, running) = support::start_in_process(&cfg);
     let addr = running.local_addr();
     let mut clients: Vec<Child> = (0..CONNECTIONS)
         .map(|_| s_client(addr, &ca, version))

@@ -16,9 +16,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ringport_port::os::CountingAlloc;
-use ringport_port::{BackendChoice, PortConfig};
+use ringport_port::BackendChoice;
 use ringport_server::echo::websocket::WsConfig;
-use ringport_server::{ServeConfig, Shutdown};
+use ringport_server::ServeConfig;
 use ringport_ws::{apply_mask, client_key, handshake, FrameHeader, Opcode};
 
 #[global_allocator]
@@ -97,19 +97,11 @@ fn allocations_during_messages(
     measured: usize,
 ) -> (u64, Vec<String>) {
     let cfg = ServeConfig {
-        port: 0,
-        workers: 1,
-        port_config: PortConfig {
-            backend,
-            ..PortConfig::default()
-        },
-        max_per_ip: 0,
         buffer_size: 16 * 1024,
         websocket: Some(WsConfig::default()),
-        ..ServeConfig::default()
+        ..support::one_worker(backend)
     };
-    let shutdown = Shutdown::new();
-    let running = ringport_server::start(&cfg, shutdown.clone()).expect("the server starts");
+    let (shutdown, running) = support::start_in_process(&cfg);
     let addr = running.local_addr();
     let mut conns: Vec<TcpStream> = (0..CONNECTIONS as u64).map(|i| upgrade(addr, i)).collect();
     let (wire, echo) = frames(size, pipelined);

@@ -9,6 +9,8 @@
 //! ws and wss; a client that never reads holds a bounded part of the server (received minus
 //! echoed) and is closed alone at the write timeout while another is served.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -16,29 +18,13 @@ use std::time::Duration;
 
 use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::echo::websocket::WsConfig;
-use ringport_server::tls::{provider, CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+use ringport_server::tls::{provider, Tls};
 use ringport_server::{Model, ServeConfig, Shutdown};
 use ringport_ws::{apply_mask, client_key, close, handshake, FrameHeader, Opcode};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
-/// (model, backend) pairs of this system.
-fn designs() -> Vec<(Model, BackendChoice)> {
-    let mut all = Vec::new();
-    #[cfg(unix)]
-    {
-        if BackendChoice::Uring.resolve().is_ok() {
-            all.push((Model::Completion, BackendChoice::Uring));
-        }
-        all.push((Model::Completion, BackendChoice::Epoll));
-    }
-    #[cfg(windows)]
-    all.push((Model::Completion, BackendChoice::Iocp));
-    all.push((Model::Threaded, BackendChoice::Auto));
-    all.push((Model::Single, BackendChoice::Auto));
-    all
-}
+use support::{designs, self_signed_tls};
 
 /// A WebSocket client over any stream: masked frames out, whole frames in.
 struct Client<S: Read + Write> {
@@ -127,6 +113,13 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
+    /// Closes with 1000 and asserts the server answers with 1000, then ends the stream.
+    #[track_caller]
+    fn close_normally(&mut self, what: &str) {
+        self.send(true, Opcode::Close, &[0x03, 0xE8]);
+        assert_eq!(self.close_code(), Some(close::NORMAL), "{what}");
+    }
+
     /// The close frame's code, after any other frames; then the end of stream.
     fn close_code(&mut self) -> Option<u16> {
         loop {
@@ -148,6 +141,31 @@ fn tcp(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// A TLS client of the server whose self-signed identity is `tls` (rustls, as "localhost"):
+/// connects to an address and returns the stream, its handshake left to the first write.
+fn wss_connector(tls: &Tls) -> impl Fn(SocketAddr) -> StreamOwned<ClientConnection, TcpStream> {
+    let mut roots = RootCertStore::empty();
+    let pem = tls.self_signed_pem.as_ref().unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    move |addr| {
+        let conn = ClientConnection::new(
+            Arc::clone(&config),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        StreamOwned::new(conn, tcp(addr))
+    }
 }
 
 /// Messages of every size class and both types, a fragmented message with a ping between its
@@ -329,36 +347,8 @@ fn a_fragmented_message_over_the_limit_is_closed_with_1009_on_every_model() {
 
 #[test]
 fn wss_on_every_model_and_backend() {
-    let tls = Tls::new(
-        &TlsOptions {
-            source: CertSource::SelfSigned,
-            alpn: Vec::new(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            client_ca: None,
-        },
-        "127.0.0.1".parse().unwrap(),
-    )
-    .unwrap();
-    let mut roots = RootCertStore::empty();
-    let pem = tls.self_signed_pem.as_ref().unwrap();
-    roots
-        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
-        .unwrap();
-    let config = Arc::new(
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
-    let connect = |addr: SocketAddr| {
-        let conn = ClientConnection::new(
-            Arc::clone(&config),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
-        StreamOwned::new(conn, tcp(addr))
-    };
+    let tls = self_signed_tls();
+    let connect = wss_connector(&tls);
     for (model, backend) in designs() {
         let what = format!("wss, {model} on {backend}");
         let cfg = ServeConfig {
@@ -483,96 +473,104 @@ fn ws_server(
     )
 }
 
-#[test]
-fn pipelined_messages_come_back_in_order_on_every_model() {
+/// How a pipelining test reaches the server.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// WebSocket on plain TCP.
+    Ws,
+    /// WebSocket over TLS (the server's self-signed identity, rustls' client).
+    Wss,
+}
+
+/// Pipelined messages come back in order on every model over `transport`, and the close
+/// handshake ends each connection; the server counts every message and no failure.
+fn pipelined_messages_come_back_in_order(transport: Transport) {
+    let tls = match transport {
+        Transport::Ws => None,
+        Transport::Wss => Some(self_signed_tls()),
+    };
+    let connect = tls.as_ref().map(wss_connector);
     for (model, backend) in designs() {
-        let what = format!("{model} on {backend}");
-        let (running, shutdown) = ws_server(model, backend, None);
-        let stream = tcp(running.local_addr());
-        let mut client = Client::upgrade(stream, 11);
-        // 2,000 messages (about 20 MiB) written by another thread while this one reads: more
-        // than the server holds, so its receives and sends overlap and back off in turn.
-        let messages = pipelined_messages(2_000, 60_000);
-        let mut wire = Vec::new();
-        for (opcode, body) in &messages {
-            client.frame(true, *opcode, body, &mut wire);
-        }
-        let mut writer = client.stream.try_clone().unwrap();
-        let writing = std::thread::spawn(move || writer.write_all(&wire).unwrap());
-        for (i, (opcode, body)) in messages.iter().enumerate() {
-            let got = client.recv();
-            assert!(
-                got.as_ref() == Some(&(*opcode, true, body.clone())),
-                "{what}: message {i} ({} bytes) came back as {:?}",
-                body.len(),
-                got.map(|(o, f, b)| (o, f, b.len()))
-            );
-        }
-        writing.join().unwrap();
-        client.send(true, Opcode::Close, &[0x03, 0xE8]);
-        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
+        let (running, shutdown) = ws_server(model, backend, tls.clone());
+        let addr = running.local_addr();
+        let (what, echoed) = match &connect {
+            None => {
+                let what = format!("{model} on {backend}");
+                let mut client = Client::upgrade(tcp(addr), 11);
+                let echoed = pipelined_from_another_thread(&mut client, &what);
+                client.close_normally(&what);
+                (what, echoed)
+            }
+            Some(connect) => {
+                let what = format!("wss, {model} on {backend}");
+                let mut client = Client::upgrade(connect(addr), 12);
+                let echoed = pipelined_in_batches(&mut client, &what);
+                client.close_normally(&what);
+                (what, echoed)
+            }
+        };
         shutdown.trigger();
         let ws = running.wait().unwrap().total().ws;
-        assert_eq!(ws.text + ws.binary, 2_000, "{what}: {ws:?}");
+        assert_eq!(ws.text + ws.binary, echoed, "{what}: {ws:?}");
         assert_eq!(ws.failures(), 0, "{what}: {ws:?}");
     }
 }
 
+/// 2,000 messages (about 20 MiB) written by another thread while this one reads them back:
+/// more than the server holds, so its receives and sends overlap and back off in turn.
+/// Returns how many were echoed.
+fn pipelined_from_another_thread(client: &mut Client<TcpStream>, what: &str) -> u64 {
+    let messages = pipelined_messages(2_000, 60_000);
+    let mut wire = Vec::new();
+    for (opcode, body) in &messages {
+        client.frame(true, *opcode, body, &mut wire);
+    }
+    let mut writer = client.stream.try_clone().unwrap();
+    let writing = std::thread::spawn(move || writer.write_all(&wire).unwrap());
+    for (i, (opcode, body)) in messages.iter().enumerate() {
+        let got = client.recv();
+        assert!(
+            got.as_ref() == Some(&(*opcode, true, body.clone())),
+            "{what}: message {i} ({} bytes) came back as {:?}",
+            body.len(),
+            got.map(|(o, f, b)| (o, f, b.len()))
+        );
+    }
+    writing.join().unwrap();
+    messages.len() as u64
+}
+
+/// Batches written whole before any echo is read (a TLS stream is one thread's), small enough
+/// (about 24 KiB) that the sockets hold them whatever the server does first. Returns how many
+/// messages were echoed.
+fn pipelined_in_batches<S: Read + Write>(client: &mut Client<S>, what: &str) -> u64 {
+    let mut echoed = 0;
+    for round in 0..20 {
+        let messages = pipelined_messages(40, 3_000 + round);
+        let mut wire = Vec::new();
+        for (opcode, body) in &messages {
+            client.frame(true, *opcode, body, &mut wire);
+        }
+        client.stream.write_all(&wire).unwrap();
+        for (i, (opcode, body)) in messages.iter().enumerate() {
+            assert!(
+                client.recv().as_ref() == Some(&(*opcode, true, body.clone())),
+                "{what}: round {round}, message {i}"
+            );
+        }
+        echoed += messages.len() as u64;
+    }
+    echoed
+}
+
+#[test]
+fn pipelined_messages_come_back_in_order_on_every_model() {
+    pipelined_messages_come_back_in_order(Transport::Ws);
+}
+
 #[test]
 fn pipelined_messages_come_back_in_order_over_wss_on_every_model() {
-    let tls = Tls::new(
-        &TlsOptions {
-            source: CertSource::SelfSigned,
-            alpn: Vec::new(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            client_ca: None,
-        },
-        "127.0.0.1".parse().unwrap(),
-    )
-    .unwrap();
-    let mut roots = RootCertStore::empty();
-    let pem = tls.self_signed_pem.as_ref().unwrap();
-    roots
-        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
-        .unwrap();
-    let config = Arc::new(
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
-    for (model, backend) in designs() {
-        let what = format!("wss, {model} on {backend}");
-        let (running, shutdown) = ws_server(model, backend, Some(tls.clone()));
-        let conn = ClientConnection::new(
-            Arc::clone(&config),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
-        let mut client = Client::upgrade(StreamOwned::new(conn, tcp(running.local_addr())), 12);
-        // Batches written whole before any echo is read, small enough (about 24 KiB) that
-        // the sockets hold them whatever the server does first.
-        for round in 0..20 {
-            let messages = pipelined_messages(40, 3_000 + round);
-            let mut wire = Vec::new();
-            for (opcode, body) in &messages {
-                client.frame(true, *opcode, body, &mut wire);
-            }
-            client.stream.write_all(&wire).unwrap();
-            for (i, (opcode, body)) in messages.iter().enumerate() {
-                assert!(
-                    client.recv().as_ref() == Some(&(*opcode, true, body.clone())),
-                    "{what}: round {round}, message {i}"
-                );
-            }
-        }
-        client.send(true, Opcode::Close, &[0x03, 0xE8]);
-        assert_eq!(client.close_code(), Some(close::NORMAL), "{what}");
-        shutdown.trigger();
-        let ws = running.wait().unwrap().total().ws;
-        assert_eq!(ws.text + ws.binary, 800, "{what}: {ws:?}");
-    }
+    pipelined_messages_come_back_in_order(Transport::Wss);
 }
 
 #[test]

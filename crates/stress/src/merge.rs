@@ -486,24 +486,45 @@ fn add(agents: Vec<Agent>, warnings: &mut Vec<String>) -> Result<Merged, MergeEr
     Ok(Merged { report, log })
 }
 
-/// The agents' errors over time on the merged run's seconds: an agent's second `s` goes into
-/// merged second `round(d + s)`, `d` its start after the merged start, as its intervals do;
-/// errors before an agent's measured phase stay before the merged one.
-fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
-    let mut before = ErrorCounts::default();
-    let mut by_second: BTreeMap<u64, ErrorCounts> = BTreeMap::new();
+/// Every agent's entries of one second each (`entries` of its result; `second` of an entry,
+/// `None` before the measured phase) added by `add` into the merged run's seconds: an agent's
+/// second `s` goes into merged second `round(d + s)`, `d` its start after the merged start, as
+/// its intervals do. Returns the sum of the entries before the measured phase, and the sums by
+/// merged second.
+fn add_by_merged_second<'a, T: 'a, S: Default>(
+    agents: &'a [Agent],
+    start: f64,
+    entries: impl Fn(&'a StressReport) -> &'a [T],
+    second: impl Fn(&T) -> Option<u64>,
+    mut add: impl FnMut(&mut S, &T),
+) -> (S, BTreeMap<u64, S>) {
+    let mut before = S::default();
+    let mut by_second: BTreeMap<u64, S> = BTreeMap::new();
     for a in agents {
         let offset = a.report.started_at_unix_s - start;
-        for e in &a.report.errors_over_time {
-            match e.second {
-                None => before.merge(&e.errors),
+        for e in entries(&a.report) {
+            let sum = match second(e) {
+                None => &mut before,
                 Some(s) => by_second
                     .entry((offset + s as f64).round().max(0.0) as u64)
-                    .or_default()
-                    .merge(&e.errors),
-            }
+                    .or_default(),
+            };
+            add(sum, e);
         }
     }
+    (before, by_second)
+}
+
+/// The agents' errors over time on the merged run's seconds ([`add_by_merged_second`]);
+/// errors before an agent's measured phase stay before the merged one.
+fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
+    let (before, by_second) = add_by_merged_second(
+        agents,
+        start,
+        |r| &r.errors_over_time,
+        |e| e.second,
+        |sum: &mut ErrorCounts, e| sum.merge(&e.errors),
+    );
     let before = (before.total() > 0).then_some(ErrorSecond {
         second: None,
         errors: before,
@@ -517,24 +538,19 @@ fn merged_error_times(agents: &[Agent], start: f64) -> Vec<ErrorSecond> {
         .collect()
 }
 
-/// The agents' datagrams per second on the merged run's seconds, as their errors
-/// ([`merged_error_times`]).
+/// The agents' datagrams per second on the merged run's seconds ([`add_by_merged_second`]).
 fn merged_datagram_times(agents: &[Agent], start: f64) -> Vec<DatagramSecond> {
-    let mut by_second: BTreeMap<u64, DatagramSecond> = BTreeMap::new();
-    for a in agents {
-        let offset = a.report.started_at_unix_s - start;
-        for d in &a.report.datagrams_over_time {
-            let second = (offset + d.second as f64).round().max(0.0) as u64;
-            by_second
-                .entry(second)
-                .or_insert(DatagramSecond {
-                    second,
-                    ..DatagramSecond::default()
-                })
-                .add(d);
-        }
-    }
-    by_second.into_values().collect()
+    let (_, by_second) = add_by_merged_second(
+        agents,
+        start,
+        |r| &r.datagrams_over_time,
+        |d| Some(d.second),
+        |sum: &mut DatagramSecond, d| sum.add(d),
+    );
+    by_second
+        .into_iter()
+        .map(|(second, sum)| DatagramSecond { second, ..sum })
+        .collect()
 }
 
 /// The agents' flows, each labelled with its agent (its place among `agents`, from 1), by
@@ -709,25 +725,32 @@ mod tests {
         assert!(m.report.warnings.is_empty(), "{:?}", m.report.warnings);
     }
 
-    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
-    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+    /// `input` (an agent's files) with its result changed by `edit`.
+    fn edited(input: [Input; 2], edit: impl FnOnce(&mut StressReport)) -> [Input; 2] {
         let [json, log] = input;
         let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.errors_over_time = seconds
-            .iter()
-            .map(|&(second, n)| {
-                let mut errors = ErrorCounts::default();
-                for _ in 0..n {
-                    errors.add(ringport_report::errors::ErrorKind::Timeout);
-                }
-                ErrorSecond { second, errors }
-            })
-            .collect();
+        edit(&mut r);
         let json = Input {
             name: json.name,
             bytes: r.to_json().into_bytes(),
         };
         [json, log]
+    }
+
+    /// `input` (an agent's files) with `seconds` of timeouts as its errors over time.
+    fn with_errors(input: [Input; 2], seconds: &[(Option<u64>, u64)]) -> [Input; 2] {
+        edited(input, |r| {
+            r.errors_over_time = seconds
+                .iter()
+                .map(|&(second, n)| {
+                    let mut errors = ErrorCounts::default();
+                    for _ in 0..n {
+                        errors.add(ringport_report::errors::ErrorKind::Timeout);
+                    }
+                    ErrorSecond { second, errors }
+                })
+                .collect();
+        })
     }
 
     #[test]
@@ -757,17 +780,12 @@ mod tests {
         d: ringport_report::datagrams::Datagrams,
         jitter: &[f64],
     ) -> [Input; 2] {
-        let [json, log] = input;
-        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.protocol = "udp-echo".into();
-        r.datagrams = Some(d);
-        r.jitter_us = Some(ringport_report::datagrams::Jitter::of(jitter));
-        r.max_loss_pct = Some(10.0);
-        let json = Input {
-            name: json.name,
-            bytes: r.to_json().into_bytes(),
-        };
-        [json, log]
+        edited(input, |r| {
+            r.protocol = "udp-echo".into();
+            r.datagrams = Some(d);
+            r.jitter_us = Some(ringport_report::datagrams::Jitter::of(jitter));
+            r.max_loss_pct = Some(10.0);
+        })
     }
 
     #[test]
@@ -833,30 +851,25 @@ mod tests {
             total.add(&f.counts);
         }
         let jitters: Vec<f64> = flows.iter().filter_map(|f| f.jitter_us).collect();
-        let [json, log] = with_datagrams(input, total, &jitters);
-        let mut r = StressReport::from_json(&String::from_utf8(json.bytes).unwrap()).unwrap();
-        r.datagram_flows = flows;
-        r.datagrams_over_time = seconds
-            .iter()
-            .map(
-                |&(second, sent, echoed, jitter_us, jitter_samples)| DatagramSecond {
-                    second,
-                    counts: Datagrams {
-                        sent,
-                        echoed,
-                        lost: sent - echoed,
-                        ..Datagrams::default()
+        edited(with_datagrams(input, total, &jitters), |r| {
+            r.datagram_flows = flows;
+            r.datagrams_over_time = seconds
+                .iter()
+                .map(
+                    |&(second, sent, echoed, jitter_us, jitter_samples)| DatagramSecond {
+                        second,
+                        counts: Datagrams {
+                            sent,
+                            echoed,
+                            lost: sent - echoed,
+                            ..Datagrams::default()
+                        },
+                        jitter_us,
+                        jitter_samples,
                     },
-                    jitter_us,
-                    jitter_samples,
-                },
-            )
-            .collect();
-        let json = Input {
-            name: json.name,
-            bytes: r.to_json().into_bytes(),
-        };
-        [json, log]
+                )
+                .collect();
+        })
     }
 
     #[test]

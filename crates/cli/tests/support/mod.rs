@@ -515,6 +515,34 @@ pub fn round_trip(s: &mut TcpStream, msg: &[u8]) {
     assert_same(&back, msg);
 }
 
+/// The graceful drain: 50 connections send up to 60,000 random bytes each, `server` is sent
+/// SIGTERM, and every connection gets its echo, then its end; the server exits zero within 8 s.
+#[track_caller]
+pub fn sigterm_echoes_what_was_sent(server: &mut Server) {
+    let mut rng = Rng::new(11);
+    let mut conns = Vec::new();
+    for _ in 0..50 {
+        let mut s = server.connect();
+        let n = rng.range(1, 60_000);
+        let data = rng.bytes(n);
+        s.write_all(&data).unwrap();
+        conns.push((s, data));
+    }
+    server.signal("TERM");
+    for (i, (mut s, data)) in conns.into_iter().enumerate() {
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)
+            .unwrap_or_else(|e| panic!("connection {i}: {e} after {} bytes", got.len()));
+        assert_same(&got, &data);
+    }
+    let status = server.wait_exit(Duration::from_secs(8));
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr: {}",
+        server.stderr()
+    );
+}
+
 /// `ringport stress ARGS`, run to its end with standard input closed.
 pub fn stress(args: &[&str]) -> Output {
     bin()

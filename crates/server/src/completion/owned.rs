@@ -178,6 +178,34 @@ impl Worker<'_> {
         }
     }
 
+    /// Submits what the connection `key` does next on its socket `fd`: the send of `send`'s
+    /// buffer from its offset, then a receive into `recv` (which waits for data unless
+    /// `nowait`, the drain's "nothing more"), each when given; a refused send drops the
+    /// connection before its receive is submitted.
+    pub(super) fn owned_submit_both<C: Owned>(
+        &mut self,
+        key: u64,
+        fd: SharedFd,
+        send: Option<(Vec<u8>, usize)>,
+        recv: Option<Vec<u8>>,
+        nowait: bool,
+    ) {
+        if let Some((buf, at)) = send {
+            let op = Op::Send {
+                fd: SharedFd::clone(&fd),
+                buf,
+                at,
+            };
+            if !self.owned_submit::<C>(key, op, true) {
+                return;
+            }
+        }
+        if let Some(buf) = recv {
+            let op = Op::Recv { fd, buf, nowait };
+            self.owned_submit::<C>(key, op, false);
+        }
+    }
+
     /// Submits the close of the connection `key`; its slot is freed when the close completes.
     pub(super) fn owned_close<C: Owned>(&mut self, key: u64) {
         let id = self.id;

@@ -245,24 +245,7 @@ impl Worker<'_> {
             self.owned_close::<TlsConn>(key);
             return;
         }
-        if let Some((buf, at)) = send {
-            let op = Op::Send {
-                fd: Rc::clone(&fd),
-                buf,
-                at,
-            };
-            if !self.owned_submit::<TlsConn>(key, op, true) {
-                return;
-            }
-        }
-        if let Some(buf) = recv {
-            let op = Op::Recv {
-                fd,
-                buf,
-                nowait: draining,
-            };
-            self.owned_submit::<TlsConn>(key, op, false);
-        }
+        self.owned_submit_both::<TlsConn>(key, fd, send, recv, draining);
     }
 
     /// A receive of the connection `key` ended.

@@ -15,7 +15,7 @@
 use std::io;
 use std::rc::Rc;
 
-use ringport_port::{is_cancelled, Accepted, Op};
+use ringport_port::{is_cancelled, Accepted};
 use tracing::debug;
 
 use super::owned::{Handshake, Link, Owned, Table};
@@ -221,24 +221,7 @@ impl Worker<'_> {
                 return;
             }
         }
-        if let Some((buf, at)) = send {
-            let op = Op::Send {
-                fd: Rc::clone(&fd),
-                buf,
-                at,
-            };
-            if !self.owned_submit::<WsConn>(key, op, true) {
-                return;
-            }
-        }
-        if let Some(buf) = recv {
-            let op = Op::Recv {
-                fd,
-                buf,
-                nowait: draining,
-            };
-            self.owned_submit::<WsConn>(key, op, false);
-        }
+        self.owned_submit_both::<WsConn>(key, fd, send, recv, draining);
     }
 
     /// A receive of the connection `key` ended.

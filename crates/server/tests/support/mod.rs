@@ -1,11 +1,12 @@
 //! Helpers the server crate's integration tests share: the designs and backends of this
-//! system, a self-signed TLS identity, and the check that a counting allocator is installed.
+//! system, a self-signed TLS identity, the check that a counting allocator is installed, and
+//! the one-worker server the allocation counts start in this process.
 #![allow(dead_code)]
 
 use ringport_port::os::CountingAlloc;
-use ringport_port::BackendChoice;
+use ringport_port::{BackendChoice, PortConfig};
 use ringport_server::tls::{CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
-use ringport_server::Model;
+use ringport_server::{Model, Running, ServeConfig, Shutdown};
 
 /// The completion model's backends on this system: io_uring and epoll on Unix, IOCP on
 /// Windows.
@@ -55,4 +56,27 @@ pub fn assert_counting(counter: &CountingAlloc) {
     let before = counter.allocations();
     std::hint::black_box(vec![1u8; 10]);
     assert!(counter.allocations() > before, "the counter is installed");
+}
+
+/// One worker of the completion model on `backend`, on a free port of 127.0.0.1, with no
+/// per-address cap: what the allocation counts serve, each with settings of its own on top.
+pub fn one_worker(backend: BackendChoice) -> ServeConfig {
+    ServeConfig {
+        port: 0,
+        workers: 1,
+        port_config: PortConfig {
+            backend,
+            ..PortConfig::default()
+        },
+        max_per_ip: 0,
+        ..ServeConfig::default()
+    }
+}
+
+/// Starts the server `cfg` in this process: its shutdown, and the server running.
+#[track_caller]
+pub fn start_in_process(cfg: &ServeConfig) -> (Shutdown, Running) {
+    let shutdown = Shutdown::new();
+    let running = ringport_server::start(cfg, shutdown.clone()).expect("the server starts");
+    (shutdown, running)
 }
