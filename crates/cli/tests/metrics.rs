@@ -1,11 +1,13 @@
 //! `--metrics ADDR` of `serve` and `stress`, read directly over HTTP: the server's counters
-//! after a load equal its summary and the load's report (every model), the load's endpoint
-//! answers while it runs, other paths are refused, and bad addresses are one-line errors.
+//! after a load equal its summary and the load's report (every model), the UDP echo's counters
+//! are exactly the datagrams sent to it (echoed, truncated, denied), the load's endpoint answers
+//! while it runs (with `--udp`, its datagrams echoed), other paths are refused, and bad
+//! addresses are one-line errors.
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -113,6 +115,110 @@ for_each_model! {
 }
 
 #[test]
+fn the_udp_echo_counts_each_datagram_sent_to_it() {
+    let client = || {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c
+    };
+    let denied = client();
+    let denied_port = denied.local_addr().unwrap().port().to_string();
+    let mut cmd = bin();
+    cmd.args([
+        "serve",
+        "--port",
+        "0",
+        "--udp-only",
+        "--udp-buffer-size",
+        "512",
+    ])
+    .args(["--udp-deny-port", &denied_port, "--metrics", "127.0.0.1:0"]);
+    let server = Server::spawn(cmd);
+    server.eventually(Duration::from_secs(10), "the metrics line", |s| {
+        metrics_addr(&s.stdout()).is_some()
+    });
+    let metrics = metrics_addr(&server.stdout()).unwrap();
+    let (_, _, text) = get(metrics, "/metrics").expect("an answer");
+    assert_eq!(
+        sample(&text, "ringport_udp_datagrams_received_total"),
+        Some(0),
+        "present from the start: {text}"
+    );
+    // Not echoed: two from the denied port (50 bytes each), one longer than the buffer. They
+    // reach the echo's one socket before the datagrams echoed below, so once the last echo is
+    // back every datagram has been judged.
+    denied.send_to(&[1; 50], server.addr).unwrap();
+    denied.send_to(&[2; 50], server.addr).unwrap();
+    let c = client();
+    c.send_to(&[3; 600], server.addr).unwrap();
+    let mut back = [0u8; 1024];
+    for i in 0..5u8 {
+        c.send_to(&[i; 100], server.addr).unwrap();
+        let (n, from) = c.recv_from(&mut back).expect("an echo");
+        assert_eq!((n, from, back[0]), (100, server.addr, i));
+    }
+    // The echo publishes its counters once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (status, _, text) = get(metrics, "/metrics").expect("an answer");
+        assert_eq!(status, 200);
+        if sample(&text, "ringport_udp_datagrams_received_total") == Some(8)
+            && sample(&text, "ringport_udp_datagrams_echoed_total") == Some(5)
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counters never reached the datagrams sent:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let dropped = |reason: &str| {
+        sample(
+            &text,
+            &format!("ringport_udp_datagrams_dropped_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(dropped("truncated"), Some(1), "{text}");
+    assert_eq!(dropped("denied_port"), Some(2), "{text}");
+    for reason in ["rate_limited", "table_full", "no_sender", "send_error"] {
+        assert_eq!(dropped(reason), Some(0), "{reason}: {text}");
+    }
+    // A truncated datagram's bytes are not known; a denied one's are.
+    assert_eq!(
+        sample(&text, "ringport_udp_bytes_received_total"),
+        Some(600),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ringport_udp_bytes_sent_total"),
+        Some(500),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ringport_udp_receive_errors_total"),
+        Some(0),
+        "{text}"
+    );
+    denied.set_nonblocking(true).unwrap();
+    assert!(
+        denied.recv(&mut back).is_err(),
+        "nothing echoed to the denied port"
+    );
+}
+
+#[test]
+fn a_tcp_server_has_no_udp_metrics() {
+    let (_server, metrics) = server_with_metrics("completion");
+    let (_, _, text) = get(metrics, "/metrics").unwrap();
+    assert!(
+        text.contains("ringport_connections_accepted_total 0\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ringport_udp_"), "{text}");
+}
+
+#[test]
 fn other_paths_are_not_found_and_the_root_names_the_metrics() {
     let (_server, metrics) = server_with_metrics("completion");
     let (status, _, _) = get(metrics, "/nothing").unwrap();
@@ -122,20 +228,20 @@ fn other_paths_are_not_found_and_the_root_names_the_metrics() {
     assert!(body.contains("/metrics"), "{body}");
 }
 
-#[test]
-fn the_load_answers_while_it_runs() {
-    let server = Server::start("completion", &[]);
+/// `ringport stress 127.0.0.1 PORT` with `args` and `--metrics 127.0.0.1:0`, running; its
+/// standard error (read up to the metrics line) and where its metrics are.
+fn load_with_metrics(
+    port: u16,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    SocketAddr,
+) {
     let mut load = bin()
-        .args(["stress", "127.0.0.1", &server.addr.port().to_string()])
-        .args(["--connections", "2", "--rate", "100", "--duration", "3"])
-        .args([
-            "--interval",
-            "0",
-            "--threads",
-            "1",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
+        .args(["stress", "127.0.0.1", &port.to_string()])
+        .args(args)
+        .args(["--metrics", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -151,6 +257,27 @@ fn the_load_answers_while_it_runs() {
             break addr;
         }
     };
+    (load, stderr, addr)
+}
+
+#[test]
+fn the_load_answers_while_it_runs() {
+    let server = Server::start("completion", &[]);
+    let (mut load, mut stderr, addr) = load_with_metrics(
+        server.addr.port(),
+        &[
+            "--connections",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "3",
+            "--interval",
+            "0",
+            "--threads",
+            "1",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let (status, _, text) = get(addr, "/metrics").expect("the load answers");
@@ -184,6 +311,7 @@ fn the_load_answers_while_it_runs() {
         "{text}"
     );
     assert!(text.contains("workload=\"rate\""), "{text}");
+    assert!(!text.contains("datagrams"), "a TCP load: {text}");
     let sent = sample(&text, "ringport_stress_messages_sent_total").unwrap();
     let verified = sample(&text, "ringport_stress_messages_verified_total").unwrap();
     assert!(sent >= verified, "{sent} sent, {verified} verified");
@@ -194,6 +322,46 @@ fn the_load_answers_while_it_runs() {
         Some(count)
     );
     // Drain the rest of its standard error, so it never blocks on a full pipe.
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert!(load.wait().unwrap().success(), "{rest}");
+}
+
+#[test]
+fn a_udp_load_counts_its_datagrams_echoed() {
+    let mut cmd = bin();
+    cmd.args(["serve", "--port", "0", "--udp-only"]);
+    let server = Server::spawn(cmd);
+    let (mut load, mut stderr, addr) = load_with_metrics(
+        server.addr.port(),
+        &[
+            "--udp",
+            "--connections",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "3",
+            "--interval",
+            "0",
+            "--threads",
+            "1",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (status, _, text) = get(addr, "/metrics").expect("the load answers");
+        assert_eq!(status, 200);
+        if sample(&text, "ringport_stress_datagrams_echoed_total").is_some_and(|n| n > 0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no datagram echoed:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        sample(&text, "ringport_stress_datagrams_lost_total").is_some(),
+        "{text}"
+    );
     let mut rest = String::new();
     let _ = stderr.read_to_string(&mut rest);
     assert!(load.wait().unwrap().success(), "{rest}");

@@ -1,7 +1,8 @@
 //! `--metrics` under a real Prometheus (Debian's `prometheus`), started by the test on loopback
 //! with a temporary configuration that scrapes `serve --metrics` and `stress --metrics` every
 //! second during a run: the server's counters in Prometheus equal what `stress` verified
-//! (connections accepted, bytes received and sent), the load's were scraped while it ran, and
+//! (connections accepted, bytes received and sent), its UDP echo's the datagrams echoed to the
+//! test, the load's were scraped while it ran, and
 //! every panel of the Grafana dashboard (`docs/grafana/ringport.json`) finds data through
 //! Prometheus' query API. A missing Prometheus is skipped loudly, except under `CI=true`, where
 //! it is a failure (`.ci/run` installs it).
@@ -11,7 +12,7 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -223,7 +224,7 @@ fn prometheus_scrapes_serve_and_stress_and_every_dashboard_panel_has_data() {
     let Some(program) = require("prometheus") else {
         return;
     };
-    let server = Server::start("completion", &["--metrics", "127.0.0.1:0"]);
+    let server = Server::start("completion", &["--udp", "--metrics", "127.0.0.1:0"]);
     server.eventually(Duration::from_secs(10), "the metrics line", |s| {
         s.stdout().contains("metrics on http://")
     });
@@ -244,8 +245,18 @@ fn prometheus_scrapes_serve_and_stress_and_every_dashboard_panel_has_data() {
     let prom = Prometheus::start(&program, &config);
     prom.eventually_equals("up{job=\"ringport-serve\"}", 1.0, Duration::from_secs(20));
 
-    // 4 connections of 100 messages a second for 4 s: several scrapes of the load.
+    // 4 connections of 100 messages a second for 4 s: several scrapes of the load. Before it,
+    // datagrams echoed by the UDP echo beside the server.
     let from = unix_now() - 1.0;
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let datagrams = 10;
+    for i in 0..datagrams {
+        udp.send_to(&[i; 64], server.addr).unwrap();
+        let mut back = [0u8; 128];
+        let n = udp.recv(&mut back).expect("an echo");
+        assert_eq!((n, back[0]), (64, i));
+    }
     let json = prom.dir.join("stress.json");
     let run = bin()
         .args(["stress", "127.0.0.1", &server.addr.port().to_string()])
@@ -277,6 +288,8 @@ fn prometheus_scrapes_serve_and_stress_and_every_dashboard_panel_has_data() {
     prom.eventually_equals(&serve("ringport_connections_accepted_total"), 4.0, limit);
     prom.eventually_equals(&serve("ringport_bytes_received_total"), bytes as f64, limit);
     prom.eventually_equals(&serve("ringport_bytes_sent_total"), bytes as f64, limit);
+    let echoed = "ringport_udp_datagrams_echoed_total";
+    prom.eventually_equals(&serve(echoed), f64::from(datagrams), limit);
 
     // The load was scraped while it ran: counters that only grow, up to what it reported.
     let verified = prom.range(

@@ -7,6 +7,9 @@
 //! buckets per power of two), summed into Prometheus buckets at 8 µs, 12 µs, 16 µs, 24 µs, ...
 //! (two per power of two) up to 33.5 s: each live bucket lies wholly inside one of them, so the
 //! bucket counts are exact; its sum is the exact sum of the latencies.
+//!
+//! With `--udp`, the datagrams echoed and lost (the progress line's) are two counters more,
+//! absent in TCP runs.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +134,7 @@ pub fn registry(cfg: &StressConfig, progress: Arc<Progress>, done: Arc<AtomicBoo
         },
         segment: cfg.segment_or_whole().to_string(),
         bounds: bounds_us(),
+        udp: cfg.udp,
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(metrics));
@@ -149,6 +153,8 @@ struct LoadMetrics {
     protocol: &'static str,
     segment: String,
     bounds: Vec<u64>,
+    /// `--udp`: the datagram counters are written.
+    udp: bool,
 }
 
 /// The phases `ringport_stress_phase` names, in order.
@@ -218,6 +224,20 @@ impl Collector for LoadMetrics {
             "Connections established and not closed yet.",
             connected.saturating_sub(load(&p.closed)),
         )?;
+        if self.udp {
+            counter(
+                e,
+                "ringport_stress_datagrams_echoed",
+                "--udp: distinct datagrams whose echo came back, warm-up included.",
+                load(&p.datagrams_echoed),
+            )?;
+            counter(
+                e,
+                "ringport_stress_datagrams_lost",
+                "--udp: datagrams lost (no echo within --timeout), warm-up included.",
+                load(&p.datagrams_lost),
+            )?;
+        }
         let counts = p.latency.snapshot();
         let count: u64 = counts.iter().sum();
         let sum = load(&p.latency_sum_us) as f64 / 1e6;
@@ -249,6 +269,37 @@ impl Collector for LoadMetrics {
 mod tests {
     use super::*;
     use ringport_stress::engine::progress::{bucket_of, BUCKETS};
+
+    #[test]
+    fn a_udp_run_has_its_datagram_counters() {
+        let p = Arc::new(Progress::default());
+        let cfg = StressConfig {
+            udp: true,
+            ..StressConfig::default()
+        };
+        let r = registry(&cfg, Arc::clone(&p), Arc::new(AtomicBool::new(false)));
+        let text = || {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+            text
+        };
+        let before = text();
+        assert!(
+            before.contains("ringport_stress_datagrams_echoed_total 0\n"),
+            "present from the start: {before}"
+        );
+        p.datagrams_echoed.store(380, Ordering::Relaxed);
+        p.datagrams_lost.store(20, Ordering::Relaxed);
+        let after = text();
+        for line in [
+            "# TYPE ringport_stress_datagrams_echoed counter\n",
+            "ringport_stress_datagrams_echoed_total 380\n",
+            "ringport_stress_datagrams_lost_total 20\n",
+            "# HELP ringport_stress_datagrams_lost ",
+        ] {
+            assert!(after.contains(line), "no {line:?} in\n{after}");
+        }
+    }
 
     #[test]
     fn live_buckets_fall_wholly_into_one_prometheus_bucket() {
@@ -350,6 +401,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
+        assert!(!text.contains("datagrams"), "a TCP run: {text}");
         done.store(true, Ordering::Relaxed);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &r).unwrap();

@@ -4,13 +4,17 @@
 //! nothing.
 //!
 //! Totals are over all workers; the per-worker families carry a `worker` label (0-based, as the
-//! completion model numbers its workers; the blocking models are one worker, `0`).
+//! completion model numbers its workers; the blocking models are one worker, `0`). The UDP
+//! echo's families (`ringport_udp_*`) are present only when the server serves UDP (`--udp`,
+//! `--udp-only`), as its lines are only then in the summary; the echo publishes them at its
+//! own tick, about once a second.
 
 use std::fmt;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
+use ringport_server::udp::UdpStats;
 use ringport_server::{Live, Ready, Snapshot};
 
 use crate::encode::{counter, counters, gauge, gauges, info};
@@ -192,8 +196,59 @@ impl Collector for ServerMetrics {
             "worker",
             &per(|w| w.totals.pool_peak),
         )?;
+        if let Some(u) = self.live.udp() {
+            udp(e, &u)?;
+        }
         Ok(())
     }
+}
+
+/// The UDP echo's counters (`--udp`, `--udp-only`): present only when the server serves UDP.
+fn udp(e: &mut DescriptorEncoder<'_>, u: &UdpStats) -> fmt::Result {
+    counter(
+        e,
+        "ringport_udp_datagrams_received",
+        "Datagrams the UDP echo received, those not echoed included.",
+        u.datagrams_in,
+    )?;
+    counter(
+        e,
+        "ringport_udp_datagrams_echoed",
+        "Datagrams the UDP echo sent back.",
+        u.datagrams_out,
+    )?;
+    counter(
+        e,
+        "ringport_udp_bytes_received",
+        "Bytes of the datagrams the UDP echo received whole (a truncated datagram's are not known).",
+        u.bytes_in,
+    )?;
+    counter(
+        e,
+        "ringport_udp_bytes_sent",
+        "Bytes the UDP echo sent back.",
+        u.bytes_out,
+    )?;
+    counters(
+        e,
+        "ringport_udp_datagrams_dropped",
+        "Datagrams received and not echoed, by reason: truncated (longer than --udp-buffer-size), denied_port (from an echo-like service's port or --udp-deny-port), rate_limited (over --udp-max-pps-per-ip), table_full (a new source with the table of sources full), no_sender (the system did not report the sender), send_error (the system refused the echo).",
+        "reason",
+        &[
+            ("truncated", u.truncated),
+            ("denied_port", u.denied_port),
+            ("rate_limited", u.rate_limited),
+            ("table_full", u.table_full),
+            ("no_sender", u.no_sender),
+            ("send_error", u.send_errors),
+        ],
+    )?;
+    counter(
+        e,
+        "ringport_udp_receive_errors",
+        "Receives of the UDP echo that failed (an ICMP error reported on the socket, for example): no datagram.",
+        u.recv_errors,
+    )
 }
 
 /// `(worker, f(its snapshot))` for each worker, named by `names`.
@@ -267,6 +322,46 @@ mod tests {
             .map(|l| l.split(' ').next().unwrap())
         {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}: no help");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_udp_families_are_there_only_when_the_server_serves_udp() {
+        let tcp = || Snapshot::default();
+        let text = scrape(Live::new(tcp));
+        assert!(!text.contains("ringport_udp_"), "{text}");
+        let u = UdpStats {
+            datagrams_in: 20,
+            datagrams_out: 11,
+            bytes_in: 1900,
+            bytes_out: 1100,
+            truncated: 1,
+            denied_port: 2,
+            rate_limited: 3,
+            table_full: 4,
+            no_sender: 5,
+            send_errors: 6,
+            recv_errors: 7,
+            ..UdpStats::default()
+        };
+        let text = scrape(Live::new(tcp).with_udp(move || u));
+        for line in [
+            "ringport_udp_datagrams_received_total 20\n",
+            "ringport_udp_datagrams_echoed_total 11\n",
+            "ringport_udp_bytes_received_total 1900\n",
+            "ringport_udp_bytes_sent_total 1100\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"truncated\"} 1\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"denied_port\"} 2\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"rate_limited\"} 3\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"table_full\"} 4\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"no_sender\"} 5\n",
+            "ringport_udp_datagrams_dropped_total{reason=\"send_error\"} 6\n",
+            "ringport_udp_receive_errors_total 7\n",
+            "# TYPE ringport_udp_datagrams_dropped counter\n",
+            "# HELP ringport_udp_datagrams_echoed ",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ringport_os::{human_bytes, plural, ErrorClass};
 
+use crate::udp::UdpStats;
+
 /// Counters of one worker (one thread of the completion model, or one model's whole run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -319,6 +321,7 @@ impl Snapshot {
 #[derive(Clone)]
 pub struct Live {
     read: Arc<dyn Fn() -> Vec<Snapshot> + Send + Sync>,
+    udp: Option<Arc<dyn Fn() -> UdpStats + Send + Sync>>,
 }
 
 impl fmt::Debug for Live {
@@ -332,6 +335,7 @@ impl Live {
     pub fn new(read: impl Fn() -> Snapshot + Send + Sync + 'static) -> Live {
         Live {
             read: Arc::new(move || vec![read()]),
+            udp: None,
         }
     }
 
@@ -339,6 +343,16 @@ impl Live {
     pub fn per_worker(read: impl Fn() -> Vec<Snapshot> + Send + Sync + 'static) -> Live {
         Live {
             read: Arc::new(read),
+            udp: None,
+        }
+    }
+
+    /// This view with the UDP echo's counters, which `read` gives (as the echo last published
+    /// them, about once a second).
+    pub fn with_udp(self, read: impl Fn() -> UdpStats + Send + Sync + 'static) -> Live {
+        Live {
+            udp: Some(Arc::new(read)),
+            ..self
         }
     }
 
@@ -355,6 +369,12 @@ impl Live {
     /// Each worker's counters now, in worker order (one entry for the blocking models).
     pub fn workers(&self) -> Vec<Snapshot> {
         (self.read)()
+    }
+
+    /// The UDP echo's counters now; `None` when the server serves no UDP (`--udp`,
+    /// `--udp-only`).
+    pub fn udp(&self) -> Option<UdpStats> {
+        self.udp.as_ref().map(|read| read())
     }
 }
 

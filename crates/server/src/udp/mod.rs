@@ -236,8 +236,8 @@ pub(crate) fn start(
     }
 }
 
-/// The running echo alone: its address in the ready line, its counters in the summary and in
-/// `--stats` (bytes in and out).
+/// The running echo alone: its address in the ready line, its counters in the summary, in
+/// `--stats` (bytes in and out) and in the live view (for `--metrics`).
 fn alone(server: UdpServer) -> Running {
     let ready = Ready {
         addr: server.addr,
@@ -252,6 +252,7 @@ fn alone(server: UdpServer) -> Running {
         direct_fds: false,
     };
     let live_stats = Arc::clone(&server.live);
+    let udp_stats = Arc::clone(&server.live);
     let live = Live::new(move || {
         let s = *live_stats.lock().unwrap_or_else(|p| p.into_inner());
         Snapshot {
@@ -264,7 +265,8 @@ fn alone(server: UdpServer) -> Running {
                 ..WorkerStats::default()
             },
         }
-    });
+    })
+    .with_udp(move || *udp_stats.lock().unwrap_or_else(|p| p.into_inner()));
     let started = Instant::now();
     let backend = server.detail.clone();
     let join = move || {
@@ -281,7 +283,7 @@ fn alone(server: UdpServer) -> Running {
 }
 
 /// The TCP server `tcp` with the echo beside it: the ready line says `"udp": true`, the
-/// summary has the echo's lines.
+/// summary has the echo's lines, the live view its counters (for `--metrics`).
 fn beside(tcp: Running, server: UdpServer) -> Running {
     let Running {
         mut ready,
@@ -289,6 +291,8 @@ fn beside(tcp: Running, server: UdpServer) -> Running {
         live,
     } = tcp;
     ready.udp = true;
+    let udp_stats = Arc::clone(&server.live);
+    let live = live.with_udp(move || *udp_stats.lock().unwrap_or_else(|p| p.into_inner()));
     let join = move || {
         let summary = join();
         let udp = server.wait();
