@@ -66,19 +66,10 @@ for_each_model! {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let bytes = 3 * 50 * 200;
         // The workers publish their counters once a second.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let text = loop {
-            let (status, head, text) = get(metrics, "/metrics").expect("an answer");
-            assert_eq!(status, 200);
-            assert!(head.contains("application/openmetrics-text"), "{head}");
-            if sample(&text, "ringport_bytes_sent_total") == Some(bytes)
-                && sample(&text, "ringport_connections_open") == Some(0)
-            {
-                break text;
-            }
-            assert!(Instant::now() < deadline, "the counters never reached the load's:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let text = scrape_until(metrics, "the counters never reached the load's", |text| {
+            sample(text, "ringport_bytes_sent_total") == Some(bytes)
+                && sample(text, "ringport_connections_open") == Some(0)
+        });
         assert_eq!(sample(&text, "ringport_connections_accepted_total"), Some(3), "{text}");
         assert_eq!(sample(&text, "ringport_connections_closed_total"), Some(3), "{text}");
         assert_eq!(sample(&text, "ringport_bytes_received_total"), Some(bytes), "{text}");
@@ -158,21 +149,14 @@ fn the_udp_echo_counts_each_datagram_sent_to_it() {
         assert_eq!((n, from, back[0]), (100, server.addr, i));
     }
     // The echo publishes its counters once a second.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let (status, _, text) = get(metrics, "/metrics").expect("an answer");
-        assert_eq!(status, 200);
-        if sample(&text, "ringport_udp_datagrams_received_total") == Some(8)
-            && sample(&text, "ringport_udp_datagrams_echoed_total") == Some(5)
-        {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the counters never reached the datagrams sent:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = scrape_until(
+        metrics,
+        "the counters never reached the datagrams sent",
+        |text| {
+            sample(text, "ringport_udp_datagrams_received_total") == Some(8)
+                && sample(text, "ringport_udp_datagrams_echoed_total") == Some(5)
+        },
+    );
     let dropped = |reason: &str| {
         sample(
             &text,
@@ -260,39 +244,47 @@ fn load_with_metrics(
     (load, stderr, addr)
 }
 
+/// A paced load for the scrape tests: two connections, 100 messages a second, for 3 s.
+const PACED: [&str; 10] = [
+    "--connections",
+    "2",
+    "--rate",
+    "100",
+    "--duration",
+    "3",
+    "--interval",
+    "0",
+    "--threads",
+    "1",
+];
+
+/// Scrapes the metrics at `addr` (a server's or a load's) until `ready` holds of them (within
+/// 10 s, or fails saying `what` with the last text); every answer is OpenMetrics text.
+fn scrape_until(addr: SocketAddr, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, head, text) = get(addr, "/metrics").expect("an answer");
+        assert_eq!(status, 200);
+        assert!(head.contains("application/openmetrics-text"), "{head}");
+        if ready(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_load_answers_while_it_runs() {
     let server = Server::start("completion", &[]);
-    let (mut load, mut stderr, addr) = load_with_metrics(
-        server.addr.port(),
-        &[
-            "--connections",
-            "2",
-            "--rate",
-            "100",
-            "--duration",
-            "3",
-            "--interval",
-            "0",
-            "--threads",
-            "1",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let (status, _, text) = get(addr, "/metrics").expect("the load answers");
-        assert_eq!(status, 200);
-        // The latency histogram is published about every 50 ms, the counts once per loop turn:
-        // wait for both (a slow machine may scrape between them).
-        if sample(&text, "ringport_stress_phase{phase=\"measuring\"}") == Some(1)
-            && sample(&text, "ringport_stress_messages_verified_total").is_some_and(|n| n > 0)
-            && sample(&text, "ringport_stress_latency_seconds_count").is_some_and(|n| n > 0)
-        {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "never measuring:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut load, mut stderr, addr) = load_with_metrics(server.addr.port(), &PACED);
+    // The latency histogram is published about every 50 ms, the counts once per loop turn:
+    // wait for both (a slow machine may scrape between them).
+    let text = scrape_until(addr, "never measuring", |text| {
+        sample(text, "ringport_stress_phase{phase=\"measuring\"}") == Some(1)
+            && sample(text, "ringport_stress_messages_verified_total").is_some_and(|n| n > 0)
+            && sample(text, "ringport_stress_latency_seconds_count").is_some_and(|n| n > 0)
+    });
     assert_eq!(
         sample(&text, "ringport_stress_connections_open"),
         Some(2),
@@ -332,32 +324,11 @@ fn a_udp_load_counts_its_datagrams_echoed() {
     let mut cmd = bin();
     cmd.args(["serve", "--port", "0", "--udp-only"]);
     let server = Server::spawn(cmd);
-    let (mut load, mut stderr, addr) = load_with_metrics(
-        server.addr.port(),
-        &[
-            "--udp",
-            "--connections",
-            "2",
-            "--rate",
-            "100",
-            "--duration",
-            "3",
-            "--interval",
-            "0",
-            "--threads",
-            "1",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let (status, _, text) = get(addr, "/metrics").expect("the load answers");
-        assert_eq!(status, 200);
-        if sample(&text, "ringport_stress_datagrams_echoed_total").is_some_and(|n| n > 0) {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no datagram echoed:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut load, mut stderr, addr) =
+        load_with_metrics(server.addr.port(), &[&["--udp"][..], &PACED].concat());
+    let text = scrape_until(addr, "no datagram echoed", |text| {
+        sample(text, "ringport_stress_datagrams_echoed_total").is_some_and(|n| n > 0)
+    });
     assert!(
         sample(&text, "ringport_stress_datagrams_lost_total").is_some(),
         "{text}"
