@@ -407,6 +407,18 @@ impl Port {
         self.buffer_size().saturating_sub(DGRAM_HEADROOM)
     }
 
+    /// Whether a single pooled receive that waits ([`Op::RecvBuf`] without `nowait`) reaches
+    /// the system after every other operation submitted before the same
+    /// [`wait`](Port::wait), whatever the order of the submissions (io_uring: its entry goes
+    /// to the end of the submission queue). A caller that submits, in one batch, the echo of
+    /// one connection and the next receive of another whose echo went out in the previous
+    /// batch gives that peer the time of the whole batch of sends to answer: the receive then
+    /// finds the data and completes as it is submitted, without waiting. Cancelling such a
+    /// receive before the wait works as for any operation.
+    pub fn late_single_receives(&self) -> bool {
+        dispatch!(&self.driver, d => d.driver.late_single_receives())
+    }
+
     /// Whether this port passes a segment size with a datagram send ([`Op::SendBufTo`] with a
     /// `segment`: Linux UDP segmentation offload, on io_uring and epoll); elsewhere such a
     /// send is refused with [`io::ErrorKind::Unsupported`]. The system may still refuse one

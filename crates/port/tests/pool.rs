@@ -16,6 +16,7 @@ on_every_backend!(
     cancel_ends_a_multishot_recv_and_frees_its_table_entry,
     end_of_stream_ends_a_multishot_recv_without_a_buffer,
     recv_buf_once_and_nowait,
+    a_waiting_single_receive_goes_after_the_batch_where_the_port_says_so_and_cancels_before_it,
     multishot_accept_takes_every_client_until_cancelled,
     a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval,
     pooled_ops_without_a_pool_are_refused,
@@ -317,6 +318,103 @@ fn recv_buf_once_and_nowait(backend: BackendChoice) {
     assert_eq!((none, res), (None, -i64::from(code::POOL_EMPTY)));
     port.give_back(buf);
     assert_eq!(port.in_flight(), 0);
+}
+
+/// A single pooled receive that waits, submitted before a send in the same batch: where the
+/// port issues such receives late ([`Port::late_single_receives`], io_uring), the send reaches
+/// the system first, so its completion comes first although both find their sockets ready;
+/// elsewhere both simply complete. Cancelling such a receive before the port waits finds it
+/// (the cancellation follows it), and its bytes wait for the next receive.
+fn a_waiting_single_receive_goes_after_the_batch_where_the_port_says_so_and_cancels_before_it(
+    backend: BackendChoice,
+) {
+    let mut port = port(backend);
+    port.provide_buffers(8, 64).unwrap();
+    let (a, mut client_a) = connected_pair();
+    let (b, mut client_b) = connected_pair();
+    client_a.write_all(b"ping").unwrap();
+    // Let the bytes reach the server's socket.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut pending = Vec::new();
+    port.submit(
+        1,
+        Op::RecvBuf {
+            fd: a.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    port.submit(
+        2,
+        Op::Send {
+            fd: b.clone(),
+            buf: b"pong".to_vec(),
+            at: 0,
+        },
+    )
+    .unwrap();
+    let first = next(&mut port, &mut pending);
+    let second = next(&mut port, &mut pending);
+    let keys = [first.key, second.key];
+    if port.late_single_receives() {
+        assert_eq!(
+            keys,
+            [2, 1],
+            "{backend}: the send first: {first:?}, {second:?}"
+        );
+    }
+    let (recv, sent) = if first.key == 1 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let Outcome::ReceivedBuf {
+        buf: Some(buf),
+        result: Ok(4),
+        more: false,
+    } = recv.outcome
+    else {
+        panic!("{backend}: {:?}", recv.outcome)
+    };
+    assert_eq!(port.buf(&buf), b"ping");
+    port.give_back(buf);
+    assert!(
+        matches!(sent.outcome, Outcome::Sent { result: Ok(4), .. }),
+        "{backend}: {:?}",
+        sent.outcome
+    );
+    let mut pong = [0u8; 4];
+    client_b.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"pong");
+
+    // Cancelled before the port waits: it ends cancelled, having taken nothing.
+    let token = port
+        .submit(
+            3,
+            Op::RecvBuf {
+                fd: a.clone(),
+                nowait: false,
+            },
+        )
+        .unwrap();
+    port.cancel(token).unwrap();
+    let (buf, res, more) = next_recv(&mut port, &mut pending);
+    assert_eq!((buf, res, more), (None, -i64::from(code::CANCELLED), false));
+    assert_eq!(port.in_flight(), 0);
+    client_a.write_all(b"again").unwrap();
+    port.submit(
+        4,
+        Op::RecvBuf {
+            fd: a.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    let (buf, n, _) = next_recv(&mut port, &mut pending);
+    let buf = buf.unwrap();
+    assert_eq!((n, port.buf(&buf)), (5, &b"again"[..]));
+    port.give_back(buf);
+    assert_eq!(port.buffers_available(), 8);
 }
 
 /// The next completion as the end of a multishot accept (`more: false`, an error): its errno.

@@ -35,6 +35,9 @@ pub struct WorkerStats {
     pub waits: u64,
     /// Completions reaped.
     pub completions: u64,
+    /// Receives of one message each, armed once its echo was out, by a busy worker (see
+    /// `MultiEcho`'s single receives); the other receives are multishot.
+    pub single_receives: u64,
     /// Connections closed at once because `--max-connections` were open (threaded model).
     pub refused_limit: u64,
     /// Times accepting paused because `--max-connections` were open (completion model: the
@@ -73,6 +76,7 @@ impl WorkerStats {
         self.stale_completions += other.stale_completions;
         self.waits += other.waits;
         self.completions += other.completions;
+        self.single_receives += other.single_receives;
         self.refused_limit += other.refused_limit;
         self.limit_pauses += other.limit_pauses;
         self.refused_per_ip += other.refused_per_ip;
@@ -224,10 +228,11 @@ impl fmt::Display for Summary {
         if t.waits > 0 {
             writeln!(
                 f,
-                "  port: {} completions in {} waits ({:.1} per wait), {} stale",
+                "  port: {} completions in {} waits ({:.1} per wait), {} single receives, {} stale",
                 t.completions,
                 t.waits,
                 t.completions as f64 / t.waits as f64,
+                t.single_receives,
                 t.stale_completions
             )?;
         }

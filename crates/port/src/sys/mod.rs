@@ -187,6 +187,12 @@ pub(crate) unsafe trait Driver {
     /// The waker the port's posters call.
     fn waker(&self) -> Arc<Waker>;
 
+    /// Whether single pooled receives that wait ([`Op::RecvBuf`](crate::Op::RecvBuf) without
+    /// `nowait`) reach the system after every other operation submitted before the same wait.
+    fn late_single_receives(&self) -> bool {
+        false
+    }
+
     /// Whether [`Op::RecvFromMulti`](crate::Op::RecvFromMulti) and
     /// [`Op::SendBufTo`](crate::Op::SendBufTo) work on this port, with its pool `pool`.
     fn datagram_batches(&self, _pool: Option<&BufPool>) -> bool {

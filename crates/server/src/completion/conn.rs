@@ -170,53 +170,51 @@ impl Worker<'_> {
         }
         // A handle on the socket for each operation, and none otherwise: most completions
         // (a chunk in, behind a multishot receive still armed) submit nothing, and then leave
-        // the handle's count (another cache line) alone.
-        let mut ops: [Option<Op>; 2] = [None, None];
+        // the handle's count (another cache line) alone. Each operation is built where it is
+        // submitted: no `Op` is moved through a list on the way.
         if let Some((bufs, at)) = todo.send {
             let fd = conn
                 .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
-            ops[0] = Some(Op::SendBufs { fd, bufs, at });
+            match self.port.submit(key, Op::SendBufs { fd, bufs, at }) {
+                Ok(token) => conn.send_op = Some(token),
+                Err(e) => return self.refused(key, &e),
+            }
         }
         if let Some(mode) = todo.recv {
             let fd = conn
                 .fd
                 .clone()
                 .expect("a connection that is not closing has its fd");
-            ops[1] = Some(match mode {
+            let op = match mode {
                 RecvMode::Multi => Op::RecvMulti {
                     fd,
                     limit: conn.echo.room(self.bounds),
                 },
                 RecvMode::Once { nowait } => Op::RecvBuf { fd, nowait },
-            });
-        }
-        for op in ops.into_iter().flatten() {
-            let is_send = matches!(op, Op::SendBufs { .. });
+            };
             match self.port.submit(key, op) {
-                Ok(token) => {
-                    if let Some(conn) = self.conns.get_mut(key) {
-                        if is_send {
-                            conn.send_op = Some(token);
-                        } else {
-                            conn.recv_op = Some(token);
-                        }
-                    }
-                }
-                Err(e) => {
-                    error!(
-                        worker = self.id,
-                        key, "cannot submit an operation: {e}; dropping the connection"
-                    );
-                    self.drop_conn(key);
-                    return;
-                }
+                Ok(token) => conn.recv_op = Some(token),
+                Err(e) => return self.refused(key, &e),
+            }
+            if mode == (RecvMode::Once { nowait: false }) {
+                self.stats.single_receives += 1;
             }
         }
         if todo.close {
             self.close(key);
         }
+    }
+
+    /// The port refused an operation of the connection `key`: it is dropped.
+    #[cold]
+    fn refused(&mut self, key: u64, e: &io::Error) {
+        error!(
+            worker = self.id,
+            key, "cannot submit an operation: {e}; dropping the connection"
+        );
+        self.drop_conn(key);
     }
 
     /// Gives the queued buffers back and submits the close; the slot is freed when the close

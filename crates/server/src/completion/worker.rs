@@ -16,13 +16,19 @@ use super::handoff::{Handoff, Inbox, HANDOFF};
 use super::timeouts::Timeouts;
 use super::tls_conn::{TlsConn, TlsWorker};
 use super::ws_conn::{WsConn, WsWorker, WS_TAG};
-use super::{max_chunks, recv_limit, Shared, SHUTDOWN};
+use super::{max_chunks, pool_buffer_size, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::echo::Bounds;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
 use crate::slots::KeyedSlots;
 use crate::summary::{Snapshot, WorkerStats};
 use crate::ServeConfig;
+
+/// A worker whose wait returned this many completions or more is busy: its connections with
+/// small messages receive once per message (see [`Bounds::with_single`]) ...
+const BUSY_FROM: usize = 6;
+/// ... until a wait returns this many or fewer.
+const IDLE_UNTIL: usize = 2;
 
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
@@ -111,7 +117,7 @@ impl<'a> Worker<'a> {
             starved: VecDeque::with_capacity(64),
             unflushed: Vec::with_capacity(512),
             max_chunks: max_chunks(cfg),
-            bounds: Bounds::new(recv_limit(cfg), max_chunks(cfg)),
+            bounds: Bounds::new(recv_limit(cfg), max_chunks(cfg)).with_bulk(pool_buffer_size(cfg)),
             draining: false,
             drain_deadline: None,
             forced: false,
@@ -195,6 +201,7 @@ impl Worker<'_> {
                 );
                 break;
             }
+            self.pace(done.len());
             self.take_in(&mut done);
         }
         for parked in self.parked.drain(..) {
@@ -209,6 +216,23 @@ impl Worker<'_> {
         self.publish();
         debug!(worker = self.id, ?stats, "worker done");
         stats
+    }
+
+    /// Takes note of how many completions the last wait returned: whether the worker is busy
+    /// (between [`IDLE_UNTIL`] and [`BUSY_FROM`] it stays as it was), which decides how its
+    /// connections receive small messages, where the port issues single receives after the
+    /// sends submitted with them ([`Port::late_single_receives`]).
+    fn pace(&mut self, completions: usize) {
+        let busy = if completions >= BUSY_FROM {
+            true
+        } else if completions <= IDLE_UNTIL {
+            false
+        } else {
+            return;
+        };
+        self.bounds = self
+            .bounds
+            .with_single(busy && self.port.late_single_receives());
     }
 
     /// The worker's counters with the port's.

@@ -1,5 +1,6 @@
 //! [`MultiEcho`]: the echo state machine of a completion-model connection, whose multishot
-//! receive into pooled buffers stays armed while its echo is sent, with the receive modes, the
+//! receive into pooled buffers stays armed while its echo is sent (or, for small messages on a
+//! busy worker, one receive per message once its echo is out), with the receive modes, the
 //! arrivals and the to-do list it speaks.
 
 #[cfg(doc)]
@@ -85,6 +86,9 @@ enum RecvState {
 ///   kernel takes no limit, a multishot receive may deliver what it had already taken before
 ///   the cancel lands (up to 32 chunks per wake-up).
 /// - **No buffer while idle.** The receive takes a buffer only when bytes arrive.
+/// - **Small messages on a busy worker** ([`Bounds::with_single`]): one receive per message,
+///   armed once its echo is out, instead of the multishot (cancelled when the echo of what it
+///   brought is out); a bulk chunk (a full pool buffer) brings the multishot back.
 /// - **An empty pool** ends the receive ([`Arrived::NoBuffers`]): the connection waits (it is
 ///   not the peer's fault, no timeout applies) until [`resume`](MultiEcho::resume).
 /// - **Partial sends** continue where they stopped.
@@ -120,6 +124,11 @@ pub struct MultiEcho<B> {
 pub struct Bounds {
     limit: u32,
     max_chunks: u32,
+    /// A chunk of at least this many bytes (a pool buffer's worth) is bulk.
+    bulk: u32,
+    /// Small messages are received one receive each, after their echo is out (see
+    /// [`Bounds::with_single`]).
+    single: bool,
 }
 
 impl Bounds {
@@ -129,7 +138,31 @@ impl Bounds {
         Bounds {
             limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
             max_chunks: u32::try_from(max_chunks).unwrap_or(u32::MAX).max(1),
+            bulk: u32::MAX,
+            single: false,
         }
+    }
+
+    /// The same bounds, where a chunk of `bytes` or more (a full pool buffer) is bulk: a
+    /// connection whose last chunk was bulk keeps a multishot receive armed whatever
+    /// [`with_single`](Self::with_single) says.
+    pub fn with_bulk(self, bytes: usize) -> Bounds {
+        Bounds {
+            bulk: u32::try_from(bytes).unwrap_or(u32::MAX).max(1),
+            ..self
+        }
+    }
+
+    /// The same bounds, where a connection exchanging small messages (its last chunk not
+    /// bulk) receives once per message, armed when the echo of the last one is out, rather
+    /// than with a multishot receive (`single`). A busy worker asks for it: by the time its
+    /// echo is out and the receive is submitted, the peer's next message has usually arrived,
+    /// so the receive completes as it is submitted, and no wake-up of the worker is queued
+    /// when the peer's bytes arrive (which an armed receive costs the peer's CPU, per
+    /// message). An idle worker does not: its receive would wait anyway, and a multishot one
+    /// is armed once.
+    pub fn with_single(self, single: bool) -> Bounds {
+        Bounds { single, ..self }
     }
 
     /// The most chunks a queue can hold: the buffer bound, passed by what one receive
@@ -153,6 +186,8 @@ const DRAINING: u8 = 1 << 4;
 const FORCED: u8 = 1 << 5;
 /// The close was asked for.
 const CLOSING: u8 = 1 << 6;
+/// The last chunk was bulk (a full pool buffer or more): the receive stays multishot.
+const BULK: u8 = 1 << 7;
 
 /// A set of a connection's conditions ([`UNFLUSHED`], [`SENDING`], ...), one bit each.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -283,6 +318,11 @@ impl<B> MultiEcho<B> {
         .filter_map(|(b, _)| b)
     }
 
+    /// Whether the connection receives once per message (see [`Bounds::with_single`]).
+    fn single(&self, b: Bounds) -> bool {
+        b.single && !self.flags.has(BULK)
+    }
+
     fn over_bounds(&self, b: Bounds) -> bool {
         self.pending() >= b.limit as usize || self.held() >= b.max_chunks as usize
     }
@@ -327,16 +367,35 @@ impl<B> MultiEcho<B> {
                 self.recv = RecvState::Cancelling;
                 todo.cancel_recv = true;
             }
+            // A receive that waits for the peer's data stops at the drain.
+            RecvState::On(RecvMode::Once { nowait: false }) if self.flags.has(DRAINING) => {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
+            // Small messages on a busy worker, all echoed: one receive per message from now
+            // on (the multishot's end, cancelled, arms it once the echo is out).
+            RecvState::On(RecvMode::Multi)
+                if send && self.single(b) && !self.flags.has(SENDING) && self.held() == 0 =>
+            {
+                self.recv = RecvState::Cancelling;
+                todo.cancel_recv = true;
+            }
             RecvState::Off if !self.flags.has(READ_DONE) && !self.flags.has(STARVED) => {
                 // Resume below half of the bounds, so a slow reader is not woken per chunk.
                 let room =
                     self.pending() <= b.limit as usize / 2 && self.held() < b.max_chunks as usize;
-                if room {
-                    let mode = if self.flags.has(DRAINING) {
-                        RecvMode::Once { nowait: true }
-                    } else {
-                        RecvMode::Multi
-                    };
+                let echoing = self.flags.has(SENDING) || self.held() > 0;
+                let mode = if self.flags.has(DRAINING) {
+                    Some(RecvMode::Once { nowait: true })
+                } else if !self.single(b) {
+                    Some(RecvMode::Multi)
+                } else if !echoing {
+                    Some(RecvMode::Once { nowait: false })
+                } else {
+                    // One receive per message: armed when the echo is out (`on_send`).
+                    None
+                };
+                if let (true, Some(mode)) = (room, mode) {
                     self.recv = RecvState::On(mode);
                     todo.recv = Some(mode);
                 }
@@ -364,6 +423,7 @@ impl<B> MultiEcho<B> {
         match (arrived, buf) {
             (Arrived::Data(n), Some(buf)) => {
                 self.flags.set(UNFLUSHED, true);
+                self.flags.set(BULK, n >= b.bulk as usize);
                 let most = b.most_chunks();
                 // Once, at the first chunk (an idle connection holds nothing): room for the
                 // most the bounds let it hold, so the queue never grows per message.
@@ -579,6 +639,110 @@ mod multi_tests {
         }
         fn force(&mut self) -> Todo<u32> {
             self.echo.force(self.b)
+        }
+    }
+
+    /// Bounds of 1,000 bytes and 3 buffers, where 100 bytes or more are bulk, on a busy
+    /// worker (`single`) or not.
+    fn paced(single: bool) -> Bounds {
+        Bounds::new(1000, 3).with_bulk(100).with_single(single)
+    }
+
+    const ONCE: Option<RecvMode> = Some(RecvMode::Once { nowait: false });
+
+    /// On a busy worker, small messages are received one receive each, and the next receive is
+    /// armed only once the echo of the last message is out: never while it is being sent.
+    #[test]
+    fn a_busy_worker_receives_a_small_message_once_its_echo_is_out() {
+        let b = paced(true);
+        let (echo, todo) = MultiEcho::<u32>::start(false, b);
+        assert_eq!(todo.recv, ONCE, "an idle connection waits with one receive");
+        let mut e = E { echo, b };
+        let todo = e.on_recv(Arrived::Data(10), Some(1), false);
+        assert_eq!(
+            todo.recv, None,
+            "no receive while the message waits for its echo"
+        );
+        let todo = e.flush();
+        assert_eq!(todo.send, Some((vec![1], 0)));
+        assert_eq!(todo.recv, None, "no receive while the echo is being sent");
+        assert_eq!(e.waiting(), Waiting::PeerReading);
+        // A partial send keeps it waiting.
+        let (todo, done) = sent(&mut e, SendResult::Sent(4), vec![1]);
+        assert!(done.is_empty());
+        assert_eq!((todo.send, todo.recv), (Some((vec![1], 4)), None));
+        let (todo, done) = sent(&mut e, SendResult::Sent(6), vec![1]);
+        assert_eq!(done, vec![1]);
+        assert_eq!(todo.recv, ONCE, "the echo is out: the next receive");
+        assert_eq!(e.waiting(), Waiting::PeerData);
+    }
+
+    /// A bulk chunk (a full pool buffer) brings the multishot receive back, busy or not; small
+    /// chunks on a busy worker then end it (cancelled once their echo is out), and single
+    /// receives follow.
+    #[test]
+    fn bulk_keeps_the_multishot_receive_and_small_messages_end_it_on_a_busy_worker() {
+        let b = paced(true);
+        let (echo, _) = MultiEcho::<u32>::start(false, b);
+        let mut e = E { echo, b };
+        let todo = e.on_recv(Arrived::Data(100), Some(1), false);
+        assert_eq!(
+            todo.recv,
+            Some(RecvMode::Multi),
+            "bulk: a receive is armed while the echo waits and is sent"
+        );
+        assert_eq!(e.flush().send, Some((vec![1], 0)));
+        let (todo, _) = sent(&mut e, SendResult::Sent(100), vec![1]);
+        assert!(
+            !todo.cancel_recv,
+            "the last chunk was bulk: the multishot stays"
+        );
+        // A small message behind it: its echo out, the multishot is cancelled.
+        let todo = data(&mut e, 2, 10);
+        assert!(!todo.cancel_recv, "not while its echo is being sent");
+        let (todo, _) = sent(&mut e, SendResult::Sent(10), vec![2]);
+        assert!(todo.cancel_recv);
+        assert_eq!(todo.recv, None);
+        let todo = e.on_recv(Arrived::Cancelled, None, false);
+        assert_eq!(todo.recv, ONCE, "one receive per message from now on");
+    }
+
+    /// An idle worker keeps the multishot receive for small messages too; a worker that turns
+    /// busy ends it at the next echo of a small message.
+    #[test]
+    fn an_idle_worker_keeps_the_multishot_receive() {
+        let (echo, todo) = MultiEcho::<u32>::start(false, paced(false));
+        assert_eq!(todo.recv, Some(RecvMode::Multi));
+        let mut e = E {
+            echo,
+            b: paced(false),
+        };
+        data(&mut e, 1, 10);
+        let (todo, _) = sent(&mut e, SendResult::Sent(10), vec![1]);
+        assert!(!todo.cancel_recv && todo.recv.is_none(), "{todo:?}");
+        e.b = paced(true);
+        data(&mut e, 2, 10);
+        let (todo, _) = sent(&mut e, SendResult::Sent(10), vec![2]);
+        assert!(todo.cancel_recv, "busy now: {todo:?}");
+    }
+
+    /// A single receive waiting for the peer's data stops at the drain (cancelled, then a
+    /// receive that does not wait takes what already arrived), and at a forced close.
+    #[test]
+    fn a_waiting_single_receive_is_cancelled_at_the_drain_and_at_a_forced_close() {
+        for forced in [false, true] {
+            let b = paced(true);
+            let (echo, todo) = MultiEcho::<u32>::start(false, b);
+            assert_eq!(todo.recv, ONCE);
+            let mut e = E { echo, b };
+            let todo = if forced { e.force() } else { e.drain() };
+            assert!(todo.cancel_recv, "forced {forced}: {todo:?}");
+            let todo = e.on_recv(Arrived::Cancelled, None, false);
+            if forced {
+                assert!(todo.close, "{todo:?}");
+            } else {
+                assert_eq!(todo.recv, Some(RecvMode::Once { nowait: true }));
+            }
         }
     }
 

@@ -130,6 +130,10 @@ pub(crate) struct UringDriver {
     flags: &'static str,
     /// Completions reaped outside `wait` (to make room for a submission), delivered by the next.
     backlog: Vec<RawCompletion>,
+    /// Single receives that wait, held back until the next wait (or cancellation) and then
+    /// pushed after every other entry: the peer then has the time of the submission's sends to
+    /// answer, and the receive usually finds its data (see `Port::late_single_receives`).
+    late: Vec<squeue::Entry>,
     /// The per-invocation byte cap of multishot receives (`sqe->len`), 0 where the kernel
     /// refuses one.
     mshot_len: u32,
@@ -310,6 +314,23 @@ impl UringDriver {
                 .flags(flags)
                 .build(),
         )
+    }
+
+    /// Moves the single receives held back (see `late`) into the submission queue, in the
+    /// order they were submitted: before each wait, and before a cancellation (which must
+    /// follow the entry it cancels).
+    fn push_late(&mut self) -> io::Result<()> {
+        let mut late = std::mem::take(&mut self.late);
+        let mut done = 0;
+        let pushed = late.iter().try_for_each(|e| {
+            self.push_entry(e)?;
+            done += 1;
+            Ok(())
+        });
+        // What could not be pushed (the ring failed) stays for the next attempt.
+        late.drain(..done);
+        self.late = late;
+        pushed
     }
 
     fn push_entry(&mut self, entry: &squeue::Entry) -> io::Result<()> {
@@ -681,6 +702,10 @@ unsafe impl Driver for UringDriver {
         self.direct.as_ref()
     }
 
+    fn late_single_receives(&self) -> bool {
+        true
+    }
+
     fn datagram_batches(&self, pool: Option<&BufPool>) -> bool {
         self.dgram_multi && pool.is_some_and(BufPool::has_ring)
     }
@@ -755,6 +780,9 @@ unsafe impl Driver for UringDriver {
             None => false,
         };
         let direct = self.direct.is_some();
+        // A single receive that waits goes after the other entries of this submission (see
+        // `late`).
+        let late = matches!(op, Op::RecvBuf { nowait: false, .. });
         let entry = match op {
             Op::AcceptMulti { listener } => {
                 self.accept_watch |= self.accept_multi != Feature::Yes;
@@ -943,6 +971,10 @@ unsafe impl Driver for UringDriver {
         } else {
             entry
         };
+        if late {
+            self.late.push(entry.user_data(token.raw()));
+            return Ok(());
+        }
         self.push_entry(&entry.user_data(token.raw()))
     }
 
@@ -954,6 +986,7 @@ unsafe impl Driver for UringDriver {
         {
             self.accept_cancels.push(target);
         }
+        self.push_late()?;
         let me = Token::new(target.slot(), target.generation(), OpKind::Cancel);
         let entry = opcode::AsyncCancel::new(target.raw())
             .build()
@@ -979,6 +1012,7 @@ unsafe impl Driver for UringDriver {
             Some(Duration::ZERO)
         };
         out.append(&mut self.backlog);
+        self.push_late()?;
         self.close_orphans()?;
         let res = match timeout {
             None => self.submit_and_wait(min),

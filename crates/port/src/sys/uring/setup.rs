@@ -166,6 +166,7 @@ impl UringDriver {
             wake_armed: false,
             flags,
             backlog: Vec::new(),
+            late: Vec::with_capacity(256),
             mshot_len: 0,
             bundles: false,
             dgram_multi: false,
