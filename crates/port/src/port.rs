@@ -36,7 +36,7 @@
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BackendChoice, UringUnavailable};
 use crate::errors::code;
@@ -476,6 +476,28 @@ impl Port {
         out: &mut Vec<Completion>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
+        self.wait_from(out, None, timeout)
+    }
+
+    /// [`wait`](Port::wait) until `now + timeout` at the latest, where `now` is the caller's
+    /// reading of the clock when it computed `timeout`: a loop that reads the clock once per
+    /// turn anyway saves the port another reading (io_uring's alarm and epoll's deadline are
+    /// taken from it).
+    pub fn wait_at(
+        &mut self,
+        out: &mut Vec<Completion>,
+        now: Instant,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.wait_from(out, Some(now), timeout)
+    }
+
+    fn wait_from(
+        &mut self,
+        out: &mut Vec<Completion>,
+        now: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         self.stats.waits += 1;
         if let Some(pool) = &mut self.pool {
             pool.refill();
@@ -483,7 +505,7 @@ impl Port {
         let before = out.len();
         let (raw, pool, posted) = (&mut self.raw, self.pool.as_mut(), &self.post.queue);
         self.stats.stale +=
-            dispatch!(&mut self.driver, d => d.wait(raw, pool, timeout, posted, out))?;
+            dispatch!(&mut self.driver, d => d.wait(raw, pool, timeout, now, posted, out))?;
         let added = out.len() - before;
         self.stats.completions += added as u64;
         Ok(added)

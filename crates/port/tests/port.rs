@@ -21,6 +21,7 @@ on_every_backend!(
     wait_with_timeout_returns_empty_handed,
     a_wait_for_a_nearer_deadline_ends_at_it,
     waits_for_one_deadline_end_empty_handed_until_it_and_after,
+    a_wait_from_a_clock_reading_ends_at_that_reading_plus_the_timeout,
     accept_recv_send_close_round_trip,
     cancel_ends_a_waiting_recv_and_nowait_does_not_wait,
     connect_and_shutdown_through_the_port,
@@ -105,6 +106,39 @@ fn waits_for_one_deadline_end_empty_handed_until_it_and_after(backend: BackendCh
     }
     port.wait(&mut out, Some(Duration::ZERO)).unwrap();
     assert!(out.is_empty(), "{out:?}");
+}
+
+/// `wait_at` takes the deadline from the caller's reading of the clock: a reading 2 s old
+/// with a timeout of 2.1 s is a deadline 0.1 s away, not 2.1 s, on every backend; the loop of
+/// the previous test, written with it, reaches its deadline the same way.
+fn a_wait_from_a_clock_reading_ends_at_that_reading_plus_the_timeout(backend: BackendChoice) {
+    let mut port = port(backend);
+    let mut out = Vec::new();
+    let Some(then) = Instant::now().checked_sub(Duration::from_secs(2)) else {
+        return;
+    };
+    let t0 = Instant::now();
+    let n = port
+        .wait_at(&mut out, then, Some(Duration::from_millis(2_100)))
+        .unwrap();
+    let waited = t0.elapsed();
+    assert_eq!(n, 0, "{backend}: {out:?}");
+    assert!(waited >= Duration::from_millis(50), "{backend}: {waited:?}");
+    assert!(
+        waited < Duration::from_millis(1_500),
+        "{backend}: waited {waited:?}: the timeout was counted from the wait, not from the reading"
+    );
+    for round in 0..3 {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            port.wait_at(&mut out, now, Some(deadline - now)).unwrap();
+            assert!(out.is_empty(), "{backend}, round {round}: {out:?}");
+        }
+    }
 }
 
 fn accept_recv_send_close_round_trip(backend: BackendChoice) {

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::errors::code;
 use crate::op::{Completion, Op, Outcome};
@@ -81,12 +81,13 @@ impl<D: Driver> Driven<D> {
         raw: &mut Vec<RawCompletion>,
         mut pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
+        now: Option<Instant>,
         posted: &Mutex<Vec<u64>>,
         out: &mut Vec<Completion>,
     ) -> io::Result<u64> {
         raw.clear();
         self.driver
-            .wait(&mut self.table, pool.as_deref_mut(), timeout, raw)?;
+            .wait(&mut self.table, pool.as_deref_mut(), timeout, now, raw)?;
         let mut to = Delivery {
             table: &mut self.table,
             driver: &mut self.driver,

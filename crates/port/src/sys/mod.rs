@@ -122,7 +122,7 @@ pub(crate) mod outcome;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BackendChoice};
 use crate::op::Op;
@@ -225,11 +225,14 @@ pub(crate) unsafe trait Driver {
     fn cancel(&mut self, target: Token) -> io::Result<()>;
 
     /// Submits, waits for at least one completion or the timeout, appends what is ready.
+    /// `now`, when given, is the caller's reading of the clock when it computed `timeout`: a
+    /// driver that needs the deadline takes it from there instead of reading the clock.
     fn wait(
         &mut self,
         table: &mut OpTable<Self::State>,
         pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
+        now: Option<Instant>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()>;
 

@@ -194,7 +194,7 @@ impl Worker<'_> {
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now));
             done.clear();
-            if let Err(e) = self.port.wait(&mut done, timeout) {
+            if let Err(e) = self.port.wait_at(&mut done, now, timeout) {
                 error!(
                     worker = self.id,
                     "waiting on the completion port failed: {e}"

@@ -564,6 +564,7 @@ unsafe impl Driver for EpollDriver {
         table: &mut OpTable<EpollOp>,
         mut pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
+        now: Option<Instant>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
         let min = 1;
@@ -581,7 +582,7 @@ unsafe impl Driver for EpollDriver {
         }
         self.again_now.clear();
         let deadline = match timeout {
-            Some(d) if !d.is_zero() => Instant::now().checked_add(d),
+            Some(d) if !d.is_zero() => now.unwrap_or_else(Instant::now).checked_add(d),
             _ => None,
         };
         loop {

@@ -896,8 +896,14 @@ unsafe impl Driver for IocpDriver {
         table: &mut Table,
         pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
+        now: Option<std::time::Instant>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
+        // The deadline is `now + timeout`: what is left of it.
+        let timeout = match (now, timeout) {
+            (Some(now), Some(d)) => Some(d.saturating_sub(now.elapsed())),
+            _ => timeout,
+        };
         self.reap(table, pool, timeout, out)
     }
 

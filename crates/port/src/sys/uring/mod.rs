@@ -393,24 +393,32 @@ impl UringDriver {
     /// when a wait needs it sooner (a silent update: `IOSQE_CQE_SKIP_SUCCESS`, Linux 5.17+,
     /// or the update's own completion would end the wait at once), and armed again only after
     /// it has rung.
-    fn set_alarm(&mut self, timeout: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
-        let entry = match self.alarm.at {
+    ///
+    /// `now` is the caller's reading of the clock when it computed `timeout`, if it has one
+    /// (one reading less per wait).
+    fn set_alarm(&mut self, now: Option<Instant>, timeout: Duration) -> io::Result<bool> {
+        let deadline = now.unwrap_or_else(Instant::now) + timeout;
+        let update = match self.alarm.at {
             Some(at) if at <= deadline + ALARM_SLACK => return Ok(true),
             Some(_) if !self.silent_updates => return Ok(false),
-            Some(_) => {
-                self.alarm.ts = types::Timespec::from(timeout);
-                opcode::TimeoutUpdate::new(ALARM, &self.alarm.ts)
-                    .build()
-                    .flags(squeue::Flags::SKIP_SUCCESS)
-                    .user_data(ALARM_UPDATE)
-            }
-            None => {
-                self.alarm.ts = types::Timespec::from(timeout);
-                opcode::Timeout::new(&self.alarm.ts)
-                    .build()
-                    .user_data(ALARM)
-            }
+            armed => armed.is_some(),
+        };
+        // The kernel counts from its own now: from a caller's reading, what is left of the
+        // deadline (a reading of the clock only when the alarm is set, not per wait).
+        let left = match now {
+            Some(_) => deadline.saturating_duration_since(Instant::now()),
+            None => timeout,
+        };
+        self.alarm.ts = types::Timespec::from(left);
+        let entry = if update {
+            opcode::TimeoutUpdate::new(ALARM, &self.alarm.ts)
+                .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(ALARM_UPDATE)
+        } else {
+            opcode::Timeout::new(&self.alarm.ts)
+                .build()
+                .user_data(ALARM)
         };
         self.push_entry(&entry)?;
         self.alarm.at = Some(deadline);
@@ -1001,6 +1009,7 @@ unsafe impl Driver for UringDriver {
         table: &mut OpTable<UringOp>,
         _pool: Option<&mut BufPool>,
         timeout: Option<Duration>,
+        now: Option<Instant>,
         out: &mut Vec<RawCompletion>,
     ) -> io::Result<()> {
         let min = 1;
@@ -1017,9 +1026,11 @@ unsafe impl Driver for UringDriver {
         let res = match timeout {
             None => self.submit_and_wait(min),
             Some(d) if d.is_zero() => self.submit_and_wait(0),
-            Some(d) if d >= ALARM_MIN && self.set_alarm(d)? => self.submit_and_wait(min),
+            Some(d) if d >= ALARM_MIN && self.set_alarm(now, d)? => self.submit_and_wait(min),
             Some(d) => {
-                // Rare (a wait under the alarm's least): by descriptor, with the timeout.
+                // Rare (a wait under the alarm's least): by descriptor, with what is left of
+                // the timeout.
+                let d = now.map_or(d, |now| (now + d).saturating_duration_since(Instant::now()));
                 let ts = types::Timespec::from(d);
                 let args = types::SubmitArgs::new().timespec(&ts);
                 self.ring.submitter().submit_with_args(min as usize, &args)
