@@ -163,6 +163,13 @@ impl Collector for ServerMetrics {
         )?;
         counters(
             e,
+            "ringport_worker_single_receives",
+            "Receives of one message each that a busy worker armed once the message's echo was out (io_uring; the others are multishot).",
+            "worker",
+            &per(|w| w.totals.single_receives),
+        )?;
+        counters(
+            e,
             "ringport_worker_stale_completions",
             "Completions for a connection slot since reused: dropped, never applied.",
             "worker",
@@ -294,6 +301,7 @@ mod tests {
                 bytes_out: accepted * 90,
                 refused_per_ip: 1,
                 waits,
+                single_receives: waits * 3,
                 pool_buffers: 4096,
                 pool_in_use: 3,
                 ..WorkerStats::default()
@@ -309,6 +317,7 @@ mod tests {
             "ringport_connections_refused_total{reason=\"max_connections\"} 0\n",
             "ringport_worker_loop_iterations_total{worker=\"0\"} 40\n",
             "ringport_worker_loop_iterations_total{worker=\"1\"} 60\n",
+            "ringport_worker_single_receives_total{worker=\"1\"} 180\n",
             "ringport_pool_buffers_in_use{worker=\"1\"} 3\n",
             "ringport_server_info{version=\"",
             "model=\"completion\",backend=\"io_uring\",workers=\"2\"} 1\n",
