@@ -135,6 +135,7 @@ fn split_args(args: &[OsString], file: Option<PathBuf>) -> anyhow::Result<(Strin
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let (host, port, input) = split_args(&args.args, args.file.clone()).usage()?;
     let ws = args.ws.options().usage()?;
+    let tls = args.tls.options()?;
     // 0: no timeout (parse_secs has checked the range).
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let sent: Vec<u8> = match &input {
@@ -169,7 +170,6 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (addr, stream) = crate::addr::connect(&host, port, timeout)?;
-    let tls = args.tls.options();
     let echo = match (&ws, &tls) {
         (Some(ws), tls) => {
             let text = matches!(input, Input::Arg(_)) && std::str::from_utf8(&sent).is_ok();

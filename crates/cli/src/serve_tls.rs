@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use ringport_server::tls::{CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+use ringport_tls_record::keylog::KeyLogFile;
 
 use crate::secs::{parse_secs, secs};
 
@@ -16,7 +17,8 @@ use crate::secs::{parse_secs, secs};
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// Serve TLS with this certificate chain (PEM, the server's certificate first); with
-    /// --tls-key.
+    /// --tls-key. With SSLKEYLOGFILE=PATH in the environment, every handshake's secrets are
+    /// appended to PATH (for Wireshark), with --tls-self-signed too.
     #[arg(long, value_name = "PATH")]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, or RSA or EC; EC, RSA and Ed25519 keys).
@@ -94,6 +96,7 @@ impl TlsArgs {
                 .collect(),
             handshake_timeout: Duration::from_secs_f64(self.tls_handshake_timeout),
             client_ca: self.tls_client_ca.clone(),
+            key_log: KeyLogFile::from_env()?,
         }))
     }
 

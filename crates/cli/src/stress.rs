@@ -376,7 +376,7 @@ impl StressArgs {
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
         cfg.spin = self.spin_us.map(Duration::from_micros);
-        cfg.tls = self.tls.options();
+        cfg.tls = self.tls.options()?;
         cfg.udp = self.udp;
         cfg.max_loss_pct = self.max_loss;
         cfg.no_gso = self.no_gso;

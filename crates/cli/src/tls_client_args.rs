@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ringport_stress::tls::options::{TlsOptions, TlsVersion};
+use ringport_tls_record::keylog::KeyLogFile;
+
+use crate::exit::UsageContext;
 
 /// Flags for speaking TLS to the server.
 #[derive(Debug, Clone, Args)]
@@ -12,7 +15,9 @@ use ringport_stress::tls::options::{TlsOptions, TlsVersion};
 pub struct TlsClientArgs {
     /// Speak TLS (1.2 or 1.3) to the server: every message is sent and verified inside it.
     /// The server's certificate is checked against the system's roots (or --tls-ca) before
-    /// any load: a certificate that cannot be trusted stops the run with its reason.
+    /// any load: a certificate that cannot be trusted stops the run with its reason. With
+    /// SSLKEYLOGFILE=PATH in the environment, every handshake's secrets are appended to PATH
+    /// (for Wireshark).
     #[arg(long)]
     pub tls: bool,
     /// Trust the certificates of this PEM file (a CA, or the server's own self-signed one)
@@ -46,9 +51,17 @@ pub struct TlsClientArgs {
 }
 
 impl TlsClientArgs {
-    /// The options, or `None` without --tls.
-    pub fn options(&self) -> Option<TlsOptions> {
-        self.tls.then(|| TlsOptions {
+    /// The options, or `None` without --tls; with the key log `SSLKEYLOGFILE` names.
+    ///
+    /// # Errors
+    ///
+    /// A key log that cannot be opened: a usage error naming it.
+    pub fn options(&self) -> anyhow::Result<Option<TlsOptions>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let key_log = KeyLogFile::from_env().usage()?;
+        Ok(Some(TlsOptions {
             ca: self.tls_ca.clone(),
             insecure: self.insecure,
             sni: self.sni.clone(),
@@ -57,6 +70,7 @@ impl TlsClientArgs {
             key: self.tls_key.clone(),
             version: self.tls_version,
             resume: self.tls_resume,
-        })
+            key_log,
+        }))
     }
 }

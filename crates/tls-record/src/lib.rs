@@ -16,7 +16,8 @@
 //! (to rustls' session store, for resumption). No `unsafe`.
 //!
 //! It also holds the one crypto provider both sides build their rustls configurations on
-//! ([`provider`]), since the records it protects are that provider's suites.
+//! ([`provider`]), since the records it protects are that provider's suites, and the key log
+//! both sides write when `SSLKEYLOGFILE` asks ([`keylog`]).
 //!
 //! The crypto backend, of the provider and of the records alike, is a cargo feature: exactly
 //! one of `aws-lc-rs` (the default) and `ring` ([`BACKEND`] names the one built in).
@@ -43,6 +44,8 @@ pub const BACKEND: &str = "aws-lc-rs";
 /// The crypto backend's name, as its crate is called.
 #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
 pub const BACKEND: &str = "ring";
+
+pub mod keylog;
 
 use std::ops::Range;
 use std::sync::Arc;

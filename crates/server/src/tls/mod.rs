@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringport_tls_record::keylog::KeyLogFile;
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 
@@ -71,6 +72,8 @@ pub struct TlsOptions {
     /// Mutual TLS: every client must present a certificate issued by one of the certificates of
     /// this PEM file (`--tls-client-ca`); `None`: no client certificate is asked for.
     pub client_ca: Option<PathBuf>,
+    /// The key log (`SSLKEYLOGFILE`): every handshake's secrets, for decrypting a capture.
+    pub key_log: Option<Arc<KeyLogFile>>,
 }
 
 /// The default `--tls-handshake-timeout`.
@@ -176,6 +179,9 @@ impl Tls {
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Refused(e.to_string()))?;
         config.alpn_protocols = options.alpn.clone();
+        if let Some(log) = &options.key_log {
+            config.key_log = Arc::clone(log) as Arc<dyn rustls::KeyLog>;
+        }
         // The completion model protects records itself after the handshake
         // (`ringport_tls_record`).
         config.enable_secret_extraction = true;

@@ -17,6 +17,7 @@ fn server() -> Tls {
         alpn: Vec::new(),
         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         client_ca: None,
+        key_log: None,
     };
     Tls::new(&options, "127.0.0.1".parse().unwrap()).unwrap()
 }
@@ -412,6 +413,7 @@ fn mutual_tls_serves_certified_clients_and_refuses_the_others() {
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             client_ca: Some(ca_file.clone()),
+            key_log: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

@@ -44,6 +44,7 @@ pub fn self_signed_tls() -> Tls {
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             client_ca: None,
+            key_log: None,
         },
         "127.0.0.1".parse().unwrap(),
     )

@@ -67,6 +67,9 @@ impl TlsClient {
             }
         };
         config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        if let Some(log) = &opts.key_log {
+            config.key_log = Arc::clone(log) as Arc<dyn rustls::KeyLog>;
+        }
         // The session protects records itself after the handshake (`session`).
         config.enable_secret_extraction = true;
         config.resumption = if opts.resume {

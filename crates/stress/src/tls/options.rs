@@ -1,6 +1,9 @@
 //! The `--tls*` flags of `stress` and `send` as plain data.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use ringport_tls_record::keylog::KeyLogFile;
 
 /// A TLS protocol version (`--tls-version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,4 +49,6 @@ pub struct TlsOptions {
     /// `--tls-resume`: resume sessions across reconnects from a store shared by every
     /// connection of the run; without it every handshake is a full one.
     pub resume: bool,
+    /// The key log (`SSLKEYLOGFILE`): every handshake's secrets, for decrypting a capture.
+    pub key_log: Option<Arc<KeyLogFile>>,
 }
