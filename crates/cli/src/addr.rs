@@ -139,16 +139,18 @@ pub fn parse_bind(s: &str) -> Result<IpAddr, String> {
 }
 
 /// Connects to `host:port`, trying every address the name resolves to (IPv4 first) until one
-/// accepts, each within `timeout` (none: the system's own). Returns the address and the stream.
+/// accepts, each within `timeout` (none: the system's own), over Multipath TCP when `mptcp`.
+/// Returns the address and the stream.
 ///
 /// # Errors
 ///
 /// A name that does not resolve is a usage error; a connection no address accepts names each
-/// address tried and why.
+/// address tried and why; `mptcp` where the system has none says so.
 pub fn connect(
     host: &str,
     port: u16,
     timeout: Option<std::time::Duration>,
+    mptcp: bool,
 ) -> anyhow::Result<(SocketAddr, std::net::TcpStream)> {
     use ringport_stress::engine::resolve::{host_port, resolve_all};
     let target = host_port(host, port);
@@ -156,10 +158,13 @@ pub fn connect(
         .map_err(|e| crate::exit::usage(format!("cannot resolve `{host}`: {e}")))?;
     let mut failures = Vec::new();
     for addr in addrs {
+        let socket = ringport_port::os::stream_socket(addr, mptcp)
+            .map_err(|e| anyhow::anyhow!("--mptcp: {e}"))?;
         let tried = match timeout {
-            Some(t) => std::net::TcpStream::connect_timeout(&addr, t),
-            None => std::net::TcpStream::connect(addr),
-        };
+            Some(t) => socket.connect_timeout(&addr.into(), t),
+            None => socket.connect(&addr.into()),
+        }
+        .map(|()| std::net::TcpStream::from(socket));
         match tried {
             Ok(stream) => return Ok((addr, stream)),
             Err(e) => failures.push(format!("{addr}: {e}")),

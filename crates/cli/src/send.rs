@@ -43,6 +43,10 @@ pub struct SendArgs {
     /// back within --timeout, whole and byte for byte.
     #[arg(long, conflicts_with = "websocket")]
     udp: bool,
+    /// Connect with Multipath TCP (Linux 5.6+, sysctl net.mptcp.enabled=1); a server that does
+    /// not speak it answers with plain TCP.
+    #[arg(long, conflicts_with = "udp")]
+    mptcp: bool,
 }
 
 /// Where the bytes to send come from.
@@ -169,7 +173,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (addr, stream) = crate::addr::connect(&host, port, timeout)?;
+    let (addr, stream) = crate::addr::connect(&host, port, timeout, args.mptcp)?;
     let echo = match (&ws, &tls) {
         (Some(ws), tls) => {
             let text = matches!(input, Input::Arg(_)) && std::str::from_utf8(&sent).is_ok();

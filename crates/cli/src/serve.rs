@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// with a single listener.
     #[arg(long)]
     reuse_port: bool,
+    /// Listen with Multipath TCP (Linux 5.6+, sysctl net.mptcp.enabled=1): a client that speaks
+    /// MPTCP gets it, and with it the extra subflows the path managers of both hosts open (`ip
+    /// mptcp endpoint`); any other client gets plain TCP from the same listener. TCP only: UDP
+    /// is not affected.
+    #[arg(long)]
+    mptcp: bool,
     /// Accept the plaintext echo's connections as io_uring direct descriptors (`on`) or as
     /// ordinary descriptors (`off`): a direct descriptor is a slot of the worker's ring's own
     /// file table, so the kernel looks no descriptor up (nor counts references to its file) per
@@ -213,6 +219,7 @@ impl ServeArgs {
             idle_timeout: timeout(self.idle_timeout),
             write_timeout: timeout(self.write_timeout),
             reuse_port: self.reuse_port,
+            mptcp: self.mptcp,
             direct_fds: self.direct_fds,
             backlog: self.backlog,
             udp: self.udp.config(),

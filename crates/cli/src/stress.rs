@@ -61,6 +61,12 @@ pub struct StressArgs {
     /// the client, so churn is not limited by the ephemeral ports (the server sees resets).
     #[arg(long)]
     linger0: bool,
+    /// Connect with Multipath TCP (Linux 5.6+, sysctl net.mptcp.enabled=1): each connection
+    /// gets the extra subflows the path managers of both hosts open (`ip mptcp endpoint`). A
+    /// server that does not speak MPTCP answers with plain TCP: one connection made before the
+    /// load checks, and a warning says so.
+    #[arg(long)]
+    mptcp: bool,
     #[arg(long, conflicts_with = "duration", help = format!(
         "Messages per connection [default: {} when --duration is not given]",
         config::DEFAULT_COUNT
@@ -375,6 +381,7 @@ impl StressArgs {
         cfg.start_at = self.start_at;
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
+        cfg.mptcp = self.mptcp;
         cfg.spin = self.spin_us.map(Duration::from_micros);
         cfg.tls = self.tls.options()?;
         cfg.udp = self.udp;

@@ -104,6 +104,9 @@ pub struct ServeConfig {
     /// in use" probe), for running several processes on one port, each under its own open-file
     /// limit. Off: a port already in use is reported.
     pub reuse_port: bool,
+    /// Listen with Multipath TCP sockets (`serve --mptcp`, Linux): clients that speak MPTCP get
+    /// it, others plain TCP from the same listener.
+    pub mptcp: bool,
     /// Serve TLS with this certificate and configuration (`None`: plaintext).
     pub tls: Option<crate::tls::Tls>,
     /// The UDP echo on the same port number (`serve --udp`), or alone (`--udp-only`); `None`:
@@ -150,6 +153,7 @@ impl Default for ServeConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(30)),
             reuse_port: false,
+            mptcp: false,
             tls: None,
             udp: None,
             websocket: None,
@@ -170,6 +174,7 @@ impl ServeConfig {
         crate::listener::ListenAddr {
             addr: self.socket_addr(),
             reuse_port: self.reuse_port,
+            mptcp: self.mptcp,
         }
     }
 

@@ -25,12 +25,12 @@
 use std::io;
 use std::net::SocketAddr;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use crate::ServeError;
 
-fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+fn new_socket(addr: SocketAddr, mptcp: bool) -> io::Result<Socket> {
+    let socket = ringport_port::os::stream_socket(addr, mptcp)?;
     // On Windows SO_REUSEADDR lets another socket take the port: not wanted there.
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
@@ -46,6 +46,12 @@ pub(crate) fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
             addr,
             source: e,
             hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another --port",
+        },
+        // An MPTCP socket the system refuses (`serve --mptcp`).
+        io::ErrorKind::Unsupported => ServeError::Bind {
+            addr,
+            source: e,
+            hint: "leave --mptcp out, or turn MPTCP on (sysctl -w net.mptcp.enabled=1)",
         },
         _ => ServeError::Bind {
             addr,
@@ -63,6 +69,8 @@ pub struct ListenAddr {
     /// Join the port's `SO_REUSEPORT` group, which other processes may already hold, instead of
     /// reporting the port as in use (`serve --reuse-port`).
     pub reuse_port: bool,
+    /// Listen with Multipath TCP sockets (`serve --mptcp`), which serve plain TCP clients too.
+    pub mptcp: bool,
 }
 
 impl From<SocketAddr> for ListenAddr {
@@ -71,6 +79,7 @@ impl From<SocketAddr> for ListenAddr {
         ListenAddr {
             addr,
             reuse_port: false,
+            mptcp: false,
         }
     }
 }
@@ -85,7 +94,11 @@ pub fn bind_listeners(
     count: usize,
     backlog: i32,
 ) -> Result<(Vec<Socket>, SocketAddr), ServeError> {
-    let ListenAddr { addr, reuse_port } = addr.into();
+    let ListenAddr {
+        addr,
+        reuse_port,
+        mptcp,
+    } = addr.into();
     // Several listeners on one port need SO_REUSEPORT, which Windows lacks: there the workers
     // share one listener (worker 0 accepts and hands connections out).
     #[cfg(windows)]
@@ -103,14 +116,14 @@ pub fn bind_listeners(
         count.min(1)
     };
     if addr.port() != 0 && !reuse_port {
-        let probe = new_socket(addr).map_err(|e| bind_error(addr, e))?;
+        let probe = new_socket(addr, mptcp).map_err(|e| bind_error(addr, e))?;
         probe.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
         probe.listen(1).map_err(|e| bind_error(addr, e))?;
     }
     let mut listeners = Vec::with_capacity(count);
     let mut bound = addr;
     for i in 0..count.max(1) {
-        let socket = new_socket(bound).map_err(|e| bind_error(bound, e))?;
+        let socket = new_socket(bound, mptcp).map_err(|e| bind_error(bound, e))?;
         #[cfg(unix)]
         if count > 1 || reuse_port {
             socket

@@ -152,6 +152,9 @@ pub struct StressConfig {
     /// `--linger0`: close connections with a reset (`SO_LINGER` 0) instead of a FIN, leaving no
     /// `TIME_WAIT` on the client.
     pub linger0: bool,
+    /// `--mptcp`: connect with Multipath TCP sockets (Linux); a server that does not speak it
+    /// gives plain TCP, which the run's probe warns about.
+    pub mptcp: bool,
     /// `--spin-us US`: how long before each scheduled send (`--rate`) a client thread stops
     /// sleeping and polls, so the send is not late by the kernel's timer slack. `None`: the
     /// backend's own (60 us on Linux, none on Windows). Polling costs up to this much CPU per
@@ -207,6 +210,7 @@ impl Default for StressConfig {
             connections_ramp: None,
             messages_per_connection: None,
             linger0: false,
+            mptcp: false,
             spin: None,
             tls: None,
             udp: false,
@@ -380,6 +384,7 @@ impl StressConfig {
                 "--linger0",
                 "a datagram socket has nothing to linger",
             ),
+            (self.mptcp, "--mptcp", "Multipath TCP is TCP"),
             (
                 self.connections_ramp.is_some(),
                 "a --connections ramp",

@@ -341,6 +341,7 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             shared.addr,
             shared.config.linger0,
             source_of(global, &shared.sources),
+            shared.config.mptcp,
         );
         self.churn_stats.attempts += 1;
         let slot = &mut self.slots[i];

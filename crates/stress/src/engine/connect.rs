@@ -9,13 +9,13 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use crate::plan::send_times::Pacer;
 
-/// A TCP socket for a connect to `addr`: no Nagle delay, closed with a reset when `linger0`
-/// (no `TIME_WAIT` left on this side), bound to `source` when given (the pre-flight spreads
-/// connections over source addresses when one cannot hold them all).
+/// A TCP socket (MPTCP when `mptcp`) for a connect to `addr`: no Nagle delay, closed with a
+/// reset when `linger0` (no `TIME_WAIT` left on this side), bound to `source` when given (the
+/// pre-flight spreads connections over source addresses when one cannot hold them all).
 ///
 /// # Errors
 ///
@@ -24,13 +24,10 @@ pub(super) fn open_socket(
     addr: SocketAddr,
     linger0: bool,
     source: Option<IpAddr>,
+    mptcp: bool,
 ) -> io::Result<Socket> {
-    #[cfg(unix)]
-    let ty = Type::STREAM.cloexec();
-    // Not inherited by child processes: socket2's default on Windows.
-    #[cfg(windows)]
-    let ty = Type::STREAM;
-    let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+    // Close-on-exec (socket2 sets it on every socket it makes).
+    let s = ringport_port::os::stream_socket(addr, mptcp)?;
     s.set_tcp_nodelay(true)?;
     if linger0 {
         s.set_linger(Some(Duration::ZERO))?;
@@ -129,10 +126,10 @@ mod tests {
     #[test]
     fn sockets_are_set_up_as_asked() {
         let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
-        let s = open_socket(server, false, None).unwrap();
+        let s = open_socket(server, false, None, false).unwrap();
         assert!(s.tcp_nodelay().unwrap());
         assert_eq!(s.linger().unwrap(), None);
-        let s = open_socket(server, true, Some(IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
+        let s = open_socket(server, true, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), false).unwrap();
         assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
         let local = s.local_addr().unwrap().as_socket().unwrap();
         assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));

@@ -121,6 +121,9 @@ pub enum StressError {
     /// A completion port could not be created.
     #[error("{0}")]
     Port(String),
+    /// `--mptcp` where the system has no Multipath TCP.
+    #[error("--mptcp: {0}")]
+    Mptcp(io::Error),
     /// An output file (`--json`, `--hdr-log`) cannot be written: found before the run.
     #[error("cannot write {flag} to {path}: {error}")]
     Output {
@@ -281,6 +284,11 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     if let Some(ws) = &config.websocket {
         ws_probe(config, ws, addr, tls.as_ref())?;
     }
+    let fell_back = if config.mptcp {
+        mptcp_probe(config, addr)?
+    } else {
+        None
+    };
     let shared = Shared {
         tls,
         config,
@@ -389,6 +397,7 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
             late.as_secs_f64()
         ));
     }
+    report.warnings.extend(fell_back);
     if stopped.is_some() {
         report.mark_interrupted();
     }
@@ -552,6 +561,34 @@ fn tls_client(
         Err(ProbeError::Other(why)) => tracing::debug!("TLS probe: {why}"),
     }
     Ok(client)
+}
+
+/// `--mptcp`: one connection before the load shows whether the server speaks Multipath TCP;
+/// the warning to report when it answered with plain TCP (the connections of the run then are
+/// TCP, which MPTCP allows). A connection that fails is the run's to meet and count.
+fn mptcp_probe(config: &StressConfig, addr: SocketAddr) -> Result<Option<String>, StressError> {
+    let socket = ringport_port::os::stream_socket(addr, true).map_err(StressError::Mptcp)?;
+    let connected = if config.timeout.is_zero() {
+        socket.connect(&addr.into())
+    } else {
+        socket.connect_timeout(&addr.into(), config.timeout)
+    };
+    if let Err(e) = connected {
+        tracing::debug!("MPTCP probe: {e}");
+        return Ok(None);
+    }
+    match ringport_port::os::is_mptcp(&socket) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(format!(
+            "--mptcp: {}:{} answered with plain TCP (it does not speak MPTCP): the connections \
+             were TCP, one path each",
+            config.host, config.port
+        ))),
+        Err(e) => {
+            tracing::debug!("MPTCP probe: cannot tell ({e}; TCP_IS_MPTCP needs Linux 5.16)");
+            Ok(None)
+        }
+    }
 }
 
 /// `--websocket`: one upgrade before the load; a refusal stops the run with its status line.

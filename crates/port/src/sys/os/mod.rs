@@ -7,7 +7,9 @@
 //! - `linux`: `die_with_parent` (`PR_SET_PDEATHSIG` in a child before it runs);
 //! - `alloc`: [`CountingAlloc`], the counting allocator for tests;
 //! - `udp`: [`udp_gro`], [`udp_gso`] and [`udp_segment`], the UDP offloads of Linux (refused
-//!   elsewhere).
+//!   elsewhere);
+//! - `mptcp`: [`stream_socket`], the TCP or Multipath TCP socket the server listens on and the
+//!   clients connect with, and [`is_mptcp`], whether a connection speaks MPTCP.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -24,3 +26,6 @@ pub use alloc::CountingAlloc;
 
 mod udp;
 pub use udp::{udp_gro, udp_gso, udp_segment};
+
+mod mptcp;
+pub use mptcp::{is_mptcp, stream_socket};
