@@ -192,6 +192,7 @@ mod tests {
         ListenAddr {
             addr,
             reuse_port: true,
+            mptcp: false,
         }
     }
 
