@@ -2,8 +2,8 @@
 //! whose path managers open a second subflow from the client's second address. The kernel's
 //! own counters on the server's host (`/proc/net/netstat`, per namespace) say what happened:
 //! every connection of the run was MPTCP and was joined by a second subflow, every byte was
-//! verified; a TCP client of an MPTCP server and an MPTCP client of a TCP server get plain TCP
-//! (the latter with a warning in the report).
+//! verified, and the server's summary counts the same; a TCP client of an MPTCP server and an
+//! MPTCP client of a TCP server get plain TCP (the latter with a warning in the report).
 
 // Linux only: MPTCP and the test hosts (network namespaces) are Linux's.
 #![cfg(target_os = "linux")]
@@ -166,6 +166,12 @@ fn every_connection_is_multipath_and_every_byte_verified() {
         "{}",
         server.stderr()
     );
+    // The server asked each connection: the six above spoke MPTCP, the last two plain TCP.
+    let summary = server.stdout();
+    assert!(
+        summary.contains("mptcp: 6 of 8 connections spoke Multipath TCP, 2 plain TCP"),
+        "{summary}"
+    );
 
     // An MPTCP client of a TCP server: plain TCP, every byte verified, and the report says so.
     let mut plain = hosts.serve(SERVER, 7101, &[]);
@@ -183,6 +189,7 @@ fn every_connection_is_multipath_and_every_byte_verified() {
     );
     plain.signal("TERM");
     assert!(plain.wait_exit(Duration::from_secs(10)).success());
+    assert!(!plain.stdout().contains("mptcp:"), "{}", plain.stdout());
 }
 
 /// With MPTCP turned off in a host's namespace, each command refuses `--mptcp` in one line
@@ -205,5 +212,34 @@ fn mptcp_turned_off_is_one_line_naming_the_setting() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains("net.mptcp.enabled=1"), "{args:?}: {err}");
+    }
+}
+
+for_each_model! {
+    /// On loopback, every model and backend serves MPTCP and TCP clients from one `--mptcp`
+    /// listener, and its summary counts which spoke which.
+    fn every_model_counts_its_mptcp_and_tcp_clients(model: &str) {
+        if !mptcp_on() {
+            return;
+        }
+        let mut server = Server::start(model, &["--mptcp"]);
+        let port = server.addr.port().to_string();
+        for mptcp in [true, false, true] {
+            let mut send = support::bin();
+            send.args(["send", "127.0.0.1", &port, "hello"]);
+            if mptcp {
+                send.arg("--mptcp");
+            }
+            let out = send.output().unwrap();
+            assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+        }
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(10)).success(), "{}", server.stderr());
+        let summary = server.stdout();
+        assert!(
+            summary.contains("mptcp: 2 of 3 connections spoke Multipath TCP, 1 plain TCP"),
+            "{model}: {summary}"
+        );
     }
 }

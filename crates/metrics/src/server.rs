@@ -105,6 +105,12 @@ impl Collector for ServerMetrics {
             "reason",
             &[("max_connections", t.refused_limit), ("max_per_ip", t.refused_per_ip)],
         )?;
+        counter(
+            e,
+            "ringport_mptcp_connections",
+            "serve --mptcp: accepted connections that spoke Multipath TCP (the others fell back to TCP).",
+            t.mptcp,
+        )?;
         counter(e, "ringport_accept_pauses", "Times the completion model stopped accepting at --max-connections (the clients wait in the listen backlog).", t.limit_pauses)?;
         counter(
             e,

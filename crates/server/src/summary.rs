@@ -60,6 +60,11 @@ pub struct WorkerStats {
     pub tls: crate::tls::TlsStats,
     /// WebSocket upgrades, messages, pings, closes by code, failures by cause.
     pub ws: crate::echo::websocket::WsStats,
+    /// `--mptcp`: accepted connections asked whether they speak Multipath TCP (all but direct
+    /// descriptors, which cannot be asked, on kernels that answer: 5.16+).
+    pub mptcp_asked: u64,
+    /// Of those, the connections that spoke MPTCP; the others fell back to plain TCP.
+    pub mptcp: u64,
 }
 
 impl WorkerStats {
@@ -87,6 +92,17 @@ impl WorkerStats {
         self.pool_in_use += other.pool_in_use;
         self.tls.add(&other.tls);
         self.ws.add(&other.ws);
+        self.mptcp_asked += other.mptcp_asked;
+        self.mptcp += other.mptcp;
+    }
+
+    /// Counts an accepted connection's answer to whether it speaks MPTCP
+    /// ([`ringport_port::os::is_mptcp`]); a kernel that cannot answer is not counted.
+    pub(crate) fn note_mptcp(&mut self, spoke: std::io::Result<bool>) {
+        if let Ok(spoke) = spoke {
+            self.mptcp_asked += 1;
+            self.mptcp += u64::from(spoke);
+        }
     }
 }
 
@@ -238,6 +254,15 @@ impl fmt::Display for Summary {
         }
         if !t.tls.is_empty() {
             writeln!(f, "  {}", t.tls.describe())?;
+        }
+        if t.mptcp_asked > 0 {
+            writeln!(
+                f,
+                "  mptcp: {} of {} spoke Multipath TCP, {} plain TCP",
+                t.mptcp,
+                plural(t.mptcp_asked, "connection", "connections"),
+                t.mptcp_asked - t.mptcp
+            )?;
         }
         if !t.ws.is_empty() {
             writeln!(f, "  {}", t.ws.describe())?;

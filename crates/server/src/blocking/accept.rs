@@ -22,6 +22,8 @@ pub(crate) struct Acceptor {
     /// The local address of the wake-up connection, once made.
     waker: Arc<Mutex<Option<SocketAddr>>>,
     policy: AcceptPolicy,
+    /// `--mptcp`: ask each accepted connection whether it speaks MPTCP, and count.
+    mptcp: bool,
 }
 
 /// What [`Acceptor::accept`] produced.
@@ -45,7 +47,14 @@ impl Acceptor {
             local,
             waker: Arc::new(Mutex::new(None)),
             policy: AcceptPolicy::new(None),
+            mptcp: false,
         }
+    }
+
+    /// Counts, of each connection accepted, whether it speaks Multipath TCP (`--mptcp`).
+    pub(crate) fn counting_mptcp(mut self, on: bool) -> Acceptor {
+        self.mptcp = on;
+        self
     }
 
     /// A function that wakes a blocked [`accept`](Acceptor::accept) by connecting to the
@@ -80,6 +89,9 @@ impl Acceptor {
                     return Accepted::Nothing;
                 }
                 stats.accepted += 1;
+                if self.mptcp {
+                    stats.note_mptcp(ringport_port::os::is_mptcp(&stream));
+                }
                 Accepted::Conn(stream, peer)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Empty,

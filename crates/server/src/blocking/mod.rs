@@ -112,7 +112,7 @@ where
     let socket = listeners
         .pop()
         .ok_or_else(|| ServeError::Io("binding".into(), io::Error::other("no listener")))?;
-    let acceptor = Acceptor::new(socket, addr);
+    let acceptor = Acceptor::new(socket, addr).counting_mptcp(cfg.mptcp);
     let wake = acceptor.waker();
     let registry = Registry::with_per_ip(
         max_connections,

@@ -62,6 +62,16 @@ impl Worker<'_> {
             && (cfg.max_per_ip_loopback || !cfg.bind.to_canonical().is_loopback())
     }
 
+    /// `--mptcp`: whether the connection speaks MPTCP, counted (a direct descriptor has no
+    /// descriptor to ask).
+    fn note_mptcp(&mut self, accepted: &Accepted) {
+        if self.cfg.mptcp {
+            if let Some(fd) = accepted.fd.real() {
+                self.stats.note_mptcp(ringport_port::os::is_mptcp(fd));
+            }
+        }
+    }
+
     fn pause_accepts(&mut self, pause: Duration) {
         self.accept_retry = Some(Instant::now() + pause);
     }
@@ -75,6 +85,7 @@ impl Worker<'_> {
             Ok(accepted) => {
                 self.accept_policy.succeeded();
                 self.stats.accepted += 1;
+                self.note_mptcp(&accepted);
                 if !self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
                     self.stats.refused_per_ip += 1;
                     // Closed at once (a plain close: the port never saw this descriptor).
@@ -145,10 +156,12 @@ impl Worker<'_> {
                     taken += 1;
                     self.stats.accepted += 1;
                     self.gate.take_anyway();
-                    self.serve_or_hand_off(Accepted {
+                    let accepted = Accepted {
                         fd: socket.into(),
                         peer: peer.as_socket(),
-                    });
+                    };
+                    self.note_mptcp(&accepted);
+                    self.serve_or_hand_off(accepted);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
