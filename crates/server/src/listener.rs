@@ -51,7 +51,11 @@ pub(crate) fn bind_error(addr: SocketAddr, e: io::Error) -> ServeError {
         io::ErrorKind::Unsupported => ServeError::Bind {
             addr,
             source: e,
-            hint: "leave --mptcp out, or turn MPTCP on (sysctl -w net.mptcp.enabled=1)",
+            hint: if cfg!(target_os = "linux") {
+                "leave --mptcp out, or turn MPTCP on (sysctl -w net.mptcp.enabled=1)"
+            } else {
+                "leave --mptcp out"
+            },
         },
         _ => ServeError::Bind {
             addr,
