@@ -60,43 +60,22 @@ fn every_connection_is_multipath_and_every_byte_verified() {
         return;
     }
     let Some(hosts) = Hosts::up(2) else { return };
-    // The server accepts joins; the client announces its second address as a subflow endpoint.
-    hosts.sh(
-        SERVER,
-        &[
-            "ip",
-            "mptcp",
-            "limits",
-            "set",
-            "subflow",
-            "2",
-            "add_addr_accepted",
-            "2",
-        ],
-    );
-    hosts.sh(
-        CLIENT,
-        &["ip", "addr", "add", &format!("{SECOND}/15"), "dev", "eth0"],
-    );
-    hosts.sh(
-        CLIENT,
-        &[
-            "ip",
-            "mptcp",
-            "limits",
-            "set",
-            "subflow",
-            "2",
-            "add_addr_accepted",
-            "2",
-        ],
-    );
-    hosts.sh(
-        CLIENT,
-        &[
-            "ip", "mptcp", "endpoint", "add", SECOND, "dev", "eth0", "subflow",
-        ],
-    );
+    // Both accept a second subflow; the client announces its second address as an endpoint.
+    let limits = "ip mptcp limits set subflow 2 add_addr_accepted 2";
+    let words = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let commands = [
+        (SERVER, words(limits)),
+        (CLIENT, words(limits)),
+        (CLIENT, words(&format!("ip addr add {SECOND}/15 dev eth0"))),
+        (
+            CLIENT,
+            words(&format!("ip mptcp endpoint add {SECOND} dev eth0 subflow")),
+        ),
+    ];
+    for (host, args) in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        hosts.sh(*host, &args);
+    }
     let mut server: Server = hosts.serve(SERVER, 7100, &["--mptcp"]);
     let target = hosts.addr(SERVER).to_string();
     let before = mptcp_counters(&hosts, SERVER);
