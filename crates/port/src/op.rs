@@ -231,9 +231,11 @@ pub const SEND_BUFS_MAX: usize = 64;
 /// The handle is the only way to reach the buffer and is not `Clone`: read it with
 /// [`Port::buf`](crate::Port::buf), send it with [`Op::SendBuf`], and give it back to the pool
 /// with [`Port::give_back`](crate::Port::give_back) when done. A handle dropped instead stays
-/// out of the pool for good.
+/// out of the pool for good. It names its pool: another port's pool refuses it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PoolBuf {
+    /// The serial number of the pool it belongs to (0: none).
+    pool: u32,
     id: u16,
     /// Where its bytes start in the buffer (after a datagram receive's headroom).
     off: u32,
@@ -244,18 +246,30 @@ impl PoolBuf {
     /// A handle that names no buffer of any use (buffer 0, no bytes), to fill arrays with.
     #[cfg_attr(windows, allow(dead_code))]
     pub(crate) const EMPTY: PoolBuf = PoolBuf {
+        pool: 0,
         id: 0,
         off: 0,
         len: 0,
     };
 
-    pub(crate) fn new(id: u16, len: u32) -> PoolBuf {
-        PoolBuf { id, off: 0, len }
+    /// Buffer `id` of pool `pool`, holding `len` bytes from its start.
+    pub(crate) fn new(pool: u32, id: u16, len: u32) -> PoolBuf {
+        PoolBuf {
+            pool,
+            id,
+            off: 0,
+            len,
+        }
     }
 
-    /// A buffer whose bytes start `off` bytes in.
-    pub(crate) fn at(id: u16, off: u32, len: u32) -> PoolBuf {
-        PoolBuf { id, off, len }
+    /// The same buffer, holding `len` bytes from `off` bytes in.
+    pub(crate) fn window(self, off: u32, len: u32) -> PoolBuf {
+        PoolBuf { off, len, ..self }
+    }
+
+    /// The serial number of its pool.
+    pub(crate) fn pool(&self) -> u32 {
+        self.pool
     }
 
     /// Where its bytes start in the pool's buffer.
@@ -321,6 +335,16 @@ impl Op {
             | Op::SendBufTo { fd, .. } => Some(fd),
             Op::Nop => None,
         }
+    }
+
+    /// The pool buffers this operation sends from.
+    pub(crate) fn pool_bufs(&self) -> impl Iterator<Item = &PoolBuf> {
+        let (one, many): (Option<&PoolBuf>, &[PoolBuf]) = match self {
+            Op::SendBuf { buf, .. } | Op::SendBufTo { buf, .. } => (Some(buf), &[]),
+            Op::SendBufs { bufs, .. } => (None, bufs),
+            _ => (None, &[]),
+        };
+        one.into_iter().chain(many)
     }
 
     /// The kind of this operation.

@@ -429,16 +429,17 @@ impl Port {
 
     /// Sets the bytes `buf` holds to `len` bytes from `start` in its pool buffer (as
     /// [`PoolBuf::start`] counts), to send another part of what a receive filled; false (and
-    /// `buf` unchanged) when that window is not inside the buffer.
+    /// `buf` unchanged) when that window is not inside the buffer, or `buf` is not one of this
+    /// port's pool handed out.
     pub fn set_window(&self, buf: &mut PoolBuf, start: usize, len: usize) -> bool {
         let inside = self.pool.as_ref().is_some_and(|p| {
-            usize::from(buf.id()) < p.count()
+            p.owns(buf)
                 && start
                     .checked_add(len)
                     .is_some_and(|end| end <= p.buf_size())
         });
         if inside {
-            *buf = PoolBuf::at(buf.id(), start as u32, len as u32);
+            *buf = std::mem::replace(buf, PoolBuf::EMPTY).window(start as u32, len as u32);
         }
         inside
     }
@@ -454,6 +455,13 @@ impl Port {
         }
         if matches!(op, Op::SendBufTo { segment, .. } if segment > 0) && !self.datagram_segments() {
             return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        // A pool buffer is sent from only when it is one of this pool's, handed out: a handle of
+        // another port's pool would make the kernel read a buffer it may be writing.
+        if let Some(pool) = self.pool.as_ref() {
+            if !op.pool_bufs().all(|b| pool.owns(b)) {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
         }
         let pool = self.pool.as_mut();
         let token = dispatch!(&mut self.driver, d => d.submit(key, op, pool))?;
@@ -499,6 +507,9 @@ impl Port {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         self.stats.waits += 1;
+        // A timeout too long for a deadline to be represented (`Duration::MAX`) is no limit,
+        // on every backend: 2^32 s is over a century.
+        let timeout = timeout.filter(|d| d.as_secs() < 1 << 32);
         if let Some(pool) = &mut self.pool {
             pool.refill();
         }

@@ -20,6 +20,7 @@ on_every_backend!(
     multishot_accept_takes_every_client_until_cancelled,
     a_multishot_accept_on_a_socket_that_does_not_listen_ends_once_with_einval,
     pooled_ops_without_a_pool_are_refused,
+    a_buffer_of_another_ports_pool_is_refused,
     a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket,
     a_burst_of_many_buffers_arrives_whole_and_in_order_and_send_bufs_echoes_it_in_one_send,
     send_bufs_starts_at_an_offset_and_refuses_an_empty_list,
@@ -510,6 +511,60 @@ fn pooled_ops_without_a_pool_are_refused(backend: BackendChoice) {
     assert!(port.provide_buffers(0, 64).is_err());
     assert!(port.provide_buffers(2, 64).is_ok());
     assert!(port.provide_buffers(2, 64).is_err(), "one pool per port");
+}
+
+/// A handle names its pool: another port's pool (here with the same buffer numbers) refuses
+/// to send from it, to move its window or to take it back, so it never stands for a buffer of
+/// that pool which the kernel may be writing; its own port still takes it.
+fn a_buffer_of_another_ports_pool_is_refused(backend: BackendChoice) {
+    let mut a = port(backend);
+    let mut b = port(backend);
+    a.provide_buffers(2, 64).unwrap();
+    b.provide_buffers(2, 64).unwrap();
+    let (fd, mut client) = connected_pair();
+    let mut pending = Vec::new();
+    a.submit(
+        1,
+        Op::RecvBuf {
+            fd: fd.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    client.write_all(b"AAAA").unwrap();
+    let (buf, res, _) = next_recv(&mut a, &mut pending);
+    assert_eq!(res, 4);
+    let mut buf = buf.expect("a buffer");
+    assert!(!b.set_window(&mut buf, 0, 2), "another pool's window");
+    assert_eq!(buf.len(), 4, "unchanged");
+    let refused = b.submit(
+        2,
+        Op::SendBuf {
+            fd: fd.clone(),
+            buf,
+            at: 0,
+        },
+    );
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    // The refused operation took its handle with it: the buffer stays out of pool A for good,
+    // and the next receive takes A's other buffer.
+    a.submit(
+        3,
+        Op::RecvBuf {
+            fd: fd.clone(),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    client.write_all(b"BBBB").unwrap();
+    let (buf, _, _) = next_recv(&mut a, &mut pending);
+    let buf = buf.expect("a buffer");
+    assert_eq!(a.buf(&buf), b"BBBB");
+    let given = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.give_back(buf)));
+    assert!(given.is_err(), "another pool's buffer is not taken back");
 }
 
 fn a_limited_multishot_recv_ends_at_its_limit_and_leaves_the_rest_in_the_socket(

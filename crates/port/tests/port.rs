@@ -687,21 +687,33 @@ fn end_of_stream_and_reset_reach_a_waiting_recv(backend: BackendChoice) {
     );
 }
 
+/// A wake-up ends a wait without limit: `None`, or a timeout too long for a deadline to be
+/// represented (`Duration::MAX`, from `wait` and from `wait_at`), which is no limit either.
 fn wake_up_interrupts_a_wait_without_limit(backend: BackendChoice) {
     let mut port = port(backend);
-    let poster = port.poster();
-    let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(30));
-        poster.post(7).unwrap();
-    });
-    let mut out = Vec::new();
-    while out.is_empty() {
-        port.wait(&mut out, None).unwrap();
+    for (key, timeout, at) in [
+        (7, None, false),
+        (8, Some(Duration::MAX), false),
+        (9, Some(Duration::MAX), true),
+    ] {
+        let poster = port.poster();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            poster.post(key).unwrap();
+        });
+        let mut out = Vec::new();
+        while out.is_empty() {
+            if at {
+                port.wait_at(&mut out, Instant::now(), timeout).unwrap();
+            } else {
+                port.wait(&mut out, timeout).unwrap();
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0].outcome, Outcome::Posted));
+        assert_eq!(out[0].key, key);
     }
-    t.join().unwrap();
-    assert_eq!(out.len(), 1);
-    assert!(matches!(out[0].outcome, Outcome::Posted));
-    assert_eq!(out[0].key, 7);
 }
 
 /// Every backend's name parses and displays on every system (`iocp` too on Linux).

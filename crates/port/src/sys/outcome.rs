@@ -99,7 +99,7 @@ fn received_from_buf(
         };
     };
     Outcome::ReceivedFromBuf {
-        buf: Some(PoolBuf::at(id, DGRAM_HEADROOM as u32, held as u32)),
+        buf: Some(whole.window(DGRAM_HEADROOM as u32, held as u32)),
         result: Ok(held),
         truncated,
         from,

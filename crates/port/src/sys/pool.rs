@@ -26,7 +26,8 @@ use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::NonNull;
 #[cfg(unix)]
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::AtomicU16;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(unix)]
 use io_uring::types::BufRingEntry;
@@ -67,9 +68,9 @@ struct BufRing {
     at_of: Vec<u16>,
 }
 
-/// Where a buffer is, as the debug checks of a pool with a ring follow it.
+/// Where a buffer is: followed for every buffer, so that a handle is honoured only for a
+/// buffer that is out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(debug_assertions), allow(dead_code))]
 enum Place {
     /// On the pool's stack (or never pushed).
     Free,
@@ -94,6 +95,9 @@ pub(crate) struct Bundle {
     len: usize,
 }
 
+/// The next pool's serial number (from 1: 0 is no pool's).
+static NEXT_SERIAL: AtomicU32 = AtomicU32::new(1);
+
 /// Fixed-size buffers owned by a port.
 pub(crate) struct BufPool {
     base: NonNull<u8>,
@@ -111,10 +115,12 @@ pub(crate) struct BufPool {
     target: usize,
     /// Buffers the kernel took from the ring since the last refill.
     taken: usize,
-    /// Where each buffer is (debug builds, which the tests run): a buffer handed out must have
-    /// been in the ring, one given back must have been out, one pushed must have been neither.
-    #[cfg(debug_assertions)]
+    /// Where each buffer is: a buffer handed out must have been in the ring (or taken by the
+    /// driver), one given back, read or sent must be out, one pushed must have been neither.
     place: Vec<Place>,
+    /// This pool's serial number, which its handles carry: a handle of another pool (another
+    /// port's, or one dropped before) is refused, never taken for one of this pool's buffers.
+    serial: u32,
     /// Buffers handed to the caller and not given back yet.
     out: usize,
     /// The most buffers out at once.
@@ -161,8 +167,8 @@ impl BufPool {
             in_ring: 0,
             target: usize::from(count).min(RING_START),
             taken: 0,
-            #[cfg(debug_assertions)]
             place: vec![Place::Free; usize::from(count)],
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed).max(1),
             out: 0,
             peak: 0,
         })
@@ -238,6 +244,7 @@ impl BufPool {
     /// Takes a free buffer from the pool's own list (not the ring's), counting it out.
     pub fn take(&mut self) -> Option<u16> {
         let id = self.free.pop()?;
+        self.moved(id, Place::Free, Place::Out);
         self.out += 1;
         self.peak = self.peak.max(self.out);
         Some(id)
@@ -245,6 +252,7 @@ impl BufPool {
 
     /// Puts back a buffer taken with [`take`](Self::take) that received nothing.
     pub fn untake(&mut self, id: u16) {
+        self.moved(id, Place::Out, Place::Free);
         self.out -= 1;
         self.free.push(id);
     }
@@ -258,13 +266,27 @@ impl BufPool {
             self.peak = self.peak.max(self.out);
             self.in_ring = self.in_ring.saturating_sub(1);
             self.taken += 1;
+        } else {
+            assert_eq!(
+                self.place[usize::from(id)],
+                Place::Out,
+                "pool buffer {id} not taken"
+            );
         }
-        PoolBuf::new(id, len.min(self.size) as u32)
+        PoolBuf::new(self.serial, id, len.min(self.size) as u32)
+    }
+
+    /// Whether `buf` is a handle of this pool's, on a buffer that is out: the only buffers the
+    /// caller may read, send or give back.
+    pub fn owns(&self, buf: &PoolBuf) -> bool {
+        buf.pool() == self.serial
+            && buf.id() < self.count
+            && self.place[usize::from(buf.id())] == Place::Out
     }
 
     /// The bytes a handed-out buffer holds.
     pub fn bytes(&self, buf: &PoolBuf) -> &[u8] {
-        assert!(buf.id() < self.count, "a buffer of another pool");
+        assert!(self.owns(buf), "a buffer of another pool, or not out");
         assert!(
             buf.offset() + buf.len() <= self.size,
             "bytes beyond the buffer"
@@ -280,16 +302,16 @@ impl BufPool {
     /// the caller. Returns whether they were appended.
     pub fn append(&mut self, dst: &mut PoolBuf, src: &PoolBuf) -> bool {
         assert!(
-            dst.id() < self.count && src.id() < self.count,
-            "a buffer of another pool"
+            self.owns(dst) && self.owns(src),
+            "a buffer of another pool, or not out"
         );
         let (at, n) = (dst.offset() + dst.len(), src.len());
         if at + n > self.size || src.offset() + n > self.size || dst.id() == src.id() {
             return false;
         }
         let from = self.ptr(src.id()).wrapping_add(src.offset());
-        // SAFETY: both buffers are out and distinct (their handles are unique and their ids
-        // differ), so the ranges do not overlap and nothing else touches them; `src`'s `n`
+        // SAFETY: both buffers are out (checked: this pool's handles on buffers handed out) and
+        // distinct (their ids differ), so the ranges do not overlap and nothing else touches them; `src`'s `n`
         // bytes from its offset are initialised and inside it (checked), and `at + n <= size`
         // keeps the copy inside buffer `dst`.
         unsafe { std::ptr::copy_nonoverlapping(from, self.ptr(dst.id()).add(at), n) };
@@ -301,10 +323,8 @@ impl BufPool {
     /// free list.
     pub fn give_back(&mut self, buf: PoolBuf) {
         let id = buf.id();
-        assert!(id < self.count, "a buffer of another pool");
-        if self.ring.is_some() {
-            self.moved(id, Place::Out, Place::Free);
-        }
+        assert!(self.owns(&buf), "a buffer of another pool, or not out");
+        self.moved(id, Place::Out, Place::Free);
         self.out = self.out.saturating_sub(1);
         if self.ring.is_some() && self.in_ring < self.target {
             self.ring_push(id);
@@ -431,15 +451,11 @@ impl BufPool {
         (id, bundle.len.saturating_sub(before).min(self.size))
     }
 
-    /// Checks (in debug builds) that buffer `id` was at `from`, and notes it at `to`.
-    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
+    /// Checks that buffer `id` was at `from`, and notes it at `to`.
     fn moved(&mut self, id: u16, from: Place, to: Place) {
-        #[cfg(debug_assertions)]
-        {
-            let place = &mut self.place[usize::from(id)];
-            assert_eq!(*place, from, "pool buffer {id} moved to {to:?}");
-            *place = to;
-        }
+        let place = &mut self.place[usize::from(id)];
+        assert_eq!(*place, from, "pool buffer {id} moved to {to:?}");
+        *place = to;
     }
 
     #[cfg(windows)]
