@@ -337,6 +337,12 @@ impl Op {
         }
     }
 
+    /// Whether this is a receive into an owned buffer that has no spare capacity (which the
+    /// port refuses with `EINVAL`).
+    pub(crate) fn receives_into_a_full_buffer(&self) -> bool {
+        matches!(self, Op::Recv { buf, .. } | Op::RecvFrom { buf, .. } if buf.len() == buf.capacity())
+    }
+
     /// The pool buffers this operation sends from.
     pub(crate) fn pool_bufs(&self) -> impl Iterator<Item = &PoolBuf> {
         let (one, many): (Option<&PoolBuf>, &[PoolBuf]) = match self {

@@ -456,6 +456,11 @@ impl Port {
         if matches!(op, Op::SendBufTo { segment, .. } if segment > 0) && !self.datagram_segments() {
             return Err(io::Error::from(io::ErrorKind::Unsupported));
         }
+        // A receive needs room: a buffer without spare capacity would complete with 0 bytes,
+        // which reads as the end of the stream.
+        if op.receives_into_a_full_buffer() {
+            return Err(io::Error::from_raw_os_error(code::INVALID));
+        }
         // A pool buffer is sent from only when it is one of this pool's, handed out: a handle of
         // another port's pool would make the kernel read a buffer it may be writing.
         if let Some(pool) = self.pool.as_ref() {

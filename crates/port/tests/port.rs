@@ -24,6 +24,7 @@ on_every_backend!(
     a_wait_from_a_clock_reading_ends_at_that_reading_plus_the_timeout,
     accept_recv_send_close_round_trip,
     cancel_ends_a_waiting_recv_and_nowait_does_not_wait,
+    a_receive_into_a_full_buffer_is_refused,
     connect_and_shutdown_through_the_port,
     connect_refused_is_reported,
     many_operations_beyond_the_queue_size_all_complete,
@@ -214,6 +215,62 @@ fn accept_recv_send_close_round_trip(backend: BackendChoice) {
         "server side closed"
     );
     assert_eq!(port.in_flight(), 0);
+}
+
+/// A receive needs room in its buffer: one without spare capacity is refused with `EINVAL`
+/// (a stream's or a datagram's), never completed with 0 bytes, which reads as the end of the
+/// stream; the bytes waiting stay in the socket for the next receive.
+fn a_receive_into_a_full_buffer_is_refused(backend: BackendChoice) {
+    let (fd, mut client) = connected_pair();
+    client.write_all(b"hello").unwrap();
+    let mut port = port(backend);
+    let mut full = Vec::with_capacity(4);
+    full.extend_from_slice(b"abcd");
+    let full = full;
+    let refused = port.submit(
+        1,
+        Op::Recv {
+            fd: fd.clone(),
+            buf: full,
+            nowait: false,
+        },
+    );
+    assert_eq!(
+        refused.unwrap_err().raw_os_error(),
+        Some(code::INVALID),
+        "{backend}"
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp: ringport_port::SharedFd = Rc::new(OwnedFd::from(udp).into());
+    let refused = port.submit(
+        2,
+        Op::RecvFrom {
+            fd: udp,
+            buf: Vec::new(),
+        },
+    );
+    assert_eq!(
+        refused.unwrap_err().raw_os_error(),
+        Some(code::INVALID),
+        "{backend}"
+    );
+    assert_eq!(port.in_flight(), 0);
+    let mut pending = Vec::new();
+    port.submit(
+        3,
+        Op::Recv {
+            fd,
+            buf: Vec::with_capacity(16),
+            nowait: false,
+        },
+    )
+    .unwrap();
+    let c = next(&mut port, &mut pending);
+    let Outcome::Received { buf, result } = c.outcome else {
+        panic!("{:?}", c.outcome)
+    };
+    assert_eq!(result.unwrap(), 5);
+    assert_eq!(buf, b"hello");
 }
 
 fn cancel_ends_a_waiting_recv_and_nowait_does_not_wait(backend: BackendChoice) {

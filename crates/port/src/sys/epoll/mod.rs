@@ -500,12 +500,7 @@ unsafe impl Driver for EpollDriver {
             Op::Recv { fd, nowait, .. } | Op::RecvBuf { fd, nowait } => {
                 (Rc::clone(fd), Dir::Read, *nowait)
             }
-            Op::RecvFrom { fd, buf } => {
-                if buf.capacity() == buf.len() {
-                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
-                }
-                (Rc::clone(fd), Dir::Read, false)
-            }
+            Op::RecvFrom { fd, .. } => (Rc::clone(fd), Dir::Read, false),
             Op::Send { fd, .. }
             | Op::SendBuf { fd, .. }
             | Op::SendBufs { fd, .. }

@@ -398,11 +398,9 @@ impl IocpDriver {
                 // the table keeps until the completion is dequeued.
                 unsafe { sys::connect_ex(s, target, ov) }
             }
+            // The port refuses a receive without spare capacity.
             Op::Recv { buf, .. } => {
                 let spare = buf.capacity() - buf.len();
-                if spare == 0 {
-                    return Issued::Done(Err(WSAEINVAL));
-                }
                 let wsabuf = WSABUF {
                     len: spare.min(i32::MAX as usize) as u32,
                     buf: buf.as_mut_ptr().wrapping_add(buf.len()),
@@ -492,11 +490,9 @@ impl IocpDriver {
                 // SAFETY: as for `SendBuf`, for every buffer; WSASend copies the array itself.
                 unsafe { sys::wsa_send(s, &wsabufs[..n.max(1)], slot.reset()) }
             }
+            // The port refuses a receive without spare capacity.
             Op::RecvFrom { buf, .. } => {
                 let spare = buf.capacity() - buf.len();
-                if spare == 0 {
-                    return Issued::Done(Err(WSAEINVAL));
-                }
                 let wsabuf = WSABUF {
                     len: spare.min(i32::MAX as usize) as u32,
                     buf: buf.as_mut_ptr().wrapping_add(buf.len()),

@@ -924,9 +924,6 @@ unsafe impl Driver for UringDriver {
                 opcode::Shutdown::new(types::Fd(sqe_fd(fd)), how).build()
             }
             Op::RecvFrom { fd, buf } => {
-                if buf.capacity() == buf.len() {
-                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
-                }
                 // The header, iovec and address the kernel uses while the receive is in flight
                 // (recycled: allocated only at a new high-water mark of datagram operations).
                 let dgram = inflight.state.dgram(&mut self.spare_dgrams);
