@@ -231,9 +231,14 @@ impl Port {
     ///
     /// [`io::ErrorKind::Unsupported`] on epoll and IOCP; the kernel's error where it refuses
     /// (before Linux 5.19; `EMFILE` when `slots` exceeds `RLIMIT_NOFILE`). Accepts then give
-    /// descriptors, as before.
+    /// descriptors, as before. [`io::ErrorKind::InvalidInput`] once an operation is in
+    /// flight: an accept submitted before would complete with a descriptor that the port
+    /// could not tell from a slot, so the choice is made before the first operation.
     #[cfg_attr(not(unix), allow(unused_variables))]
     pub fn accept_direct(&mut self, slots: u32) -> io::Result<()> {
+        if self.in_flight() > 0 && !self.accepts_direct() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
         match &mut self.driver {
             #[cfg(unix)]
             AnyDriver::Uring(d) => d.driver.accept_direct(slots),

@@ -269,3 +269,29 @@ fn a_table_the_kernel_refuses_leaves_the_port_on_descriptors() {
     let e = port.accept_direct(u32::MAX / 2).unwrap_err();
     assert!(!port.accepts_direct(), "{e}");
 }
+
+/// The choice is made before the first operation: with an accept in flight (submitted and
+/// reaching the kernel as a descriptor accept), direct accepts are refused, and that accept's
+/// socket is a descriptor, not taken for a slot.
+#[test]
+fn direct_accepts_are_refused_once_an_operation_is_in_flight() {
+    if probe_uring().is_err() {
+        return;
+    }
+    let mut port = port(BackendChoice::Uring);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener: SharedFd = Rc::new(listener.into());
+    port.submit(1, Op::Accept { listener }).unwrap();
+    let mut pending = Vec::new();
+    port.wait(&mut pending, Some(Duration::ZERO)).unwrap();
+    let e = port.accept_direct(64).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(!port.accepts_direct());
+    let _client = TcpStream::connect(addr).unwrap();
+    let Outcome::Accepted(Ok(accepted)) = next(&mut port, &mut pending).outcome else {
+        panic!("not accepted")
+    };
+    assert!(!accepted.fd.is_direct());
+    assert!(accepted.fd.real().is_some());
+}
