@@ -174,6 +174,26 @@ impl<S> OpTable<S> {
         Some(inflight)
     }
 
+    /// The tokens of every operation in flight.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub fn tokens(&self) -> Vec<Token> {
+        (self.entries.iter().enumerate())
+            .filter_map(|(slot, e)| {
+                let e = e.as_ref()?;
+                Some(Token::new(slot as u32, e.generation, e.kind))
+            })
+            .collect()
+    }
+
+    /// Forgets every operation in flight without dropping what it owns (its buffer, its state):
+    /// for a port dropped while the system may still write into them.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.entries));
+        self.free.clear();
+        self.live = 0;
+    }
+
     /// Operations in flight.
     pub fn len(&self) -> usize {
         self.live

@@ -252,9 +252,10 @@ pub(crate) unsafe trait Driver {
     }
 
     /// The port is being dropped with `table` still holding the operations in flight: make
-    /// sure the system writes into none of them (or the pool) once this returns. The kernel
-    /// drivers need nothing (their ring or epoll set goes first); IOCP cancels and drains,
-    /// and leaks what does not come back in time.
+    /// sure the system writes into none of them (or the pool) once this returns. epoll needs
+    /// nothing (it performs every operation itself); io_uring (whose ring's teardown does not
+    /// wait for what an io-wq worker runs) and IOCP cancel and drain, and leak what does not
+    /// come back in time.
     fn quiesce(&mut self, _table: &mut OpTable<Self::State>, _pool: &mut Option<BufPool>) {}
 }
 

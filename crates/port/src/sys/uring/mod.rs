@@ -51,7 +51,7 @@ mod sys;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -673,8 +673,11 @@ impl OpState for UringOp {
 // receive asks for `MSG_TRUNC`, so its result is the datagram's length, of which the kernel wrote
 // what fitted in the buffer's spare capacity, as the contract states for datagrams; a multishot
 // `recvmsg`'s result is the bytes the kernel wrote into the ring buffer it names (the account,
-// the address field of the header's length, the datagram). The ring is
-// closed (dropped) before the table and the pool, so nothing is written into them afterwards.
+// the address field of the header's length, the datagram). Closing a ring does not wait for
+// what it has in flight (the kernel's teardown finishes in the background, and an operation
+// an io-wq worker runs may still write), so a port dropped with operations in flight first
+// cancels them and waits for their last completions (`quiesce`), and leaks, never frees, what
+// does not come back, with the pool.
 unsafe impl Driver for UringDriver {
     type State = UringOp;
 
@@ -999,6 +1002,59 @@ unsafe impl Driver for UringDriver {
         self.push_entry(&entry)
     }
 
+    /// Cancels every operation in flight and waits (at most [`DRAIN_ON_DROP`]) for each one's
+    /// last completion, closing the sockets accepts brought meanwhile; what does not come back
+    /// is leaked with the pool, which a receive may still write into.
+    fn quiesce(&mut self, table: &mut OpTable<UringOp>, pool: &mut Option<BufPool>) {
+        let mut done = std::mem::take(&mut self.backlog);
+        if table.len() == 0 && done.is_empty() {
+            return;
+        }
+        for token in table.tokens() {
+            if self.cancel(token).is_err() {
+                break;
+            }
+        }
+        let deadline = Instant::now() + DRAIN_ON_DROP;
+        loop {
+            for c in done.drain(..) {
+                let Some(token) = Token::from_raw(c.user_data).filter(|t| table.contains(*t))
+                else {
+                    continue;
+                };
+                // A socket an accept brought, which nobody will take: closed (a direct one's
+                // slot closes with the ring).
+                let accept = matches!(token.kind(), OpKind::Accept | OpKind::AcceptMulti);
+                if accept && c.result >= 0 && self.direct.is_none() {
+                    // SAFETY: a successful accept's result is a fresh descriptor that this
+                    // completion alone names.
+                    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(c.result) });
+                }
+                if c.flags & CQE_F_MORE == 0 {
+                    table.remove(token);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if table.len() == 0 || left.is_zero() {
+                break;
+            }
+            let ts = types::Timespec::from(left.min(Duration::from_millis(50)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            if reap_anyway(self.ring.submitter().submit_with_args(1, &args)).is_err() {
+                break;
+            }
+            self.reap(&mut done);
+        }
+        if table.len() > 0 {
+            tracing::warn!(
+                operations = table.len(),
+                "operations did not come back from the kernel when the port closed: leaked"
+            );
+            table.leak();
+            std::mem::forget(pool.take());
+        }
+    }
+
     /// Submits everything queued with one `io_uring_enter`, waits for a completion or the
     /// timeout, and appends every ready completion to `out`.
     fn wait(
@@ -1130,6 +1186,9 @@ fn send_entry(fd: RawFd, ptr: *const u8, len: usize) -> squeue::Entry {
         .flags(libc::MSG_NOSIGNAL)
         .build()
 }
+
+/// How long a dropped port waits for its cancelled operations to come back.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(2);
 
 /// The result of an `io_uring_enter` after which the caller reaps: `ETIME` (the wait timed
 /// out), `EINTR` (a signal), `EBUSY`/`EAGAIN` (completions must be reaped first) are not
