@@ -71,6 +71,45 @@ mod clients_waiting_in_the_backlog_at_sigterm_get_their_echo {
 }
 
 for_each_model! {
+    /// A client still sending when the server is stopped (it has not read its echo for a
+    /// while, so the echo waits in the server's socket): every byte the server's summary counts
+    /// as echoed reaches the client, in order, before the connection ends. Closing with the
+    /// client's latest bytes unread makes the kernel reset the connection, which would drop the
+    /// echo still queued; the server waits until the client has acknowledged it.
+    fn a_client_still_sending_at_the_stop_receives_every_byte_echoed(model: &str) {
+        let mut server = Server::start(model, &[]);
+        let mut s = server.connect();
+        s.set_nonblocking(true).unwrap();
+        let data = Rng::new(5).bytes(64 << 20);
+        let (mut sent, mut blocked) = (0, 0);
+        // Until the sockets' buffers are full both ways (the client's writes would block) for
+        // a while.
+        while blocked < 40 {
+            match s.write(&data[sent..(sent + 65_536).min(data.len())]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    blocked += 1;
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("{model}: sending: {e}"),
+            }
+            assert!(sent < data.len(), "{model}: the server took 64 MiB unechoed");
+        }
+        server.signal("TERM");
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        // The end: EOF, or a reset once the client's unread bytes meet the close.
+        while let Ok(n @ 1..) = s.read(&mut chunk) {
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(server.wait_exit(Duration::from_secs(10)).success(), "{}", server.stderr());
+        let (_, echoed, _) = server.summary_counts();
+        assert_eq!(got.len() as u64, echoed, "{model}: {sent} bytes sent");
+        assert_same(&got, &data[..got.len()]);
+    }
+
     fn health_checks_connect_and_close_are_not_logged_at_the_default_level(model: &str) {
         // What a load balancer's TCP health check does: connect, then close at once, with a FIN
         // or (HAProxy and others, to spare a TIME_WAIT) a reset; sometimes a half-close.

@@ -35,17 +35,41 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) websocket: Option<crate::echo::websocket::WsConfig>,
 }
 
-/// Serves one connection until it closes, with the completion model's rules (the [`Echo`]
-/// state machine): one buffer, no receive before the previous chunk is fully echoed, partial
-/// writes continued, close after EOF once everything is echoed, errors end this connection only,
-/// and the drain of [`Registry::drain`]. Returns the connection's counters (`closed` is 1).
+/// Serves one connection until it closes (plaintext, TLS or WebSocket), then, during the drain,
+/// [`linger`]s before the caller closes it. Returns the connection's counters (`closed` is 1).
 pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
-    if let Some(tls) = ctx.tls {
-        return super::tls::serve_tls(stream, ctx, tls);
+    let stats = if let Some(tls) = ctx.tls {
+        super::tls::serve_tls(stream, ctx, tls)
+    } else if let Some(ws) = ctx.websocket {
+        super::ws::serve_ws(stream, ctx, ws)
+    } else {
+        serve_plain(stream, ctx)
+    };
+    if ctx.registry.is_draining() {
+        linger(stream, ctx.registry);
     }
-    if let Some(ws) = ctx.websocket {
-        return super::ws::serve_ws(stream, ctx, ws);
+    stats
+}
+
+/// A connection the drain ends, before it is closed: until everything it sent is acknowledged
+/// by the peer (the drain deadline at most). Closing with input unread (a peer still sending
+/// when the drain began) makes the kernel reset the connection, which drops the output still
+/// queued: the echo of what was received would be lost. (Shutting the write side first would
+/// not do: with the read side shut by the drain, data arriving then resets at once.)
+fn linger(stream: &TcpStream, registry: &Registry) {
+    while !registry.is_forced() && ringport_port::os::unacked_bytes(stream).is_ok_and(|n| n > 0) {
+        std::thread::sleep(LINGER_POLL);
     }
+}
+
+/// How often [`linger`] looks at what the peer has acknowledged.
+const LINGER_POLL: Duration = Duration::from_millis(2);
+
+/// Serves one plaintext connection until it closes, with the completion model's rules (the
+/// [`Echo`] state machine): one buffer, no receive before the previous chunk is fully echoed,
+/// partial writes continued, close after EOF once everything is echoed, errors end this
+/// connection only, and the drain of [`Registry::drain`].
+fn serve_plain(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
     let mut stats = WorkerStats {
         closed: 1,
         ..WorkerStats::default()

@@ -218,8 +218,40 @@ impl Worker<'_> {
     }
 
     /// Gives the queued buffers back and submits the close; the slot is freed when the close
-    /// completes.
+    /// completes. During the drain (before its deadline), a connection whose peer has not yet
+    /// acknowledged all it sent lingers first: closing with input unread (a peer still sending
+    /// when the drain began) makes the kernel reset the connection, which drops the output
+    /// still queued, the echo of what was received.
     fn close(&mut self, key: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if self.draining && !self.forced {
+            let unacked = conn
+                .fd
+                .as_ref()
+                .and_then(|fd| fd.real())
+                .map(|fd| ringport_port::os::unacked_bytes(fd).unwrap_or(0));
+            if unacked.is_some_and(|n| n > 0) {
+                if !self.lingering.contains(&key) {
+                    self.lingering.push(key);
+                }
+                return;
+            }
+        }
+        self.submit_close(key);
+    }
+
+    /// Closes the lingering connections whose peer has acknowledged all they sent, and all of
+    /// them at the drain deadline.
+    pub(super) fn close_lingering(&mut self) {
+        let keys = std::mem::take(&mut self.lingering);
+        for key in keys {
+            self.close(key);
+        }
+    }
+
+    fn submit_close(&mut self, key: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

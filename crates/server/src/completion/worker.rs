@@ -32,6 +32,9 @@ const IDLE_UNTIL: usize = 2;
 
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
+/// How often lingering connections (see `conn`'s `close`) look at what their peer has
+/// acknowledged.
+const LINGER_POLL: Duration = Duration::from_millis(2);
 
 /// One worker thread's state: its port, listener, connections, clock and counters.
 pub(super) struct Worker<'a> {
@@ -86,6 +89,9 @@ pub(super) struct Worker<'a> {
     pub(super) tls: Option<TlsWorker>,
     /// Its WebSocket connections, when the server speaks WebSocket (see `ws_conn`).
     pub(super) ws: Option<WsWorker>,
+    /// Connections the drain ended whose close waits until the peer has acknowledged all they
+    /// sent (see `conn`'s `close`).
+    pub(super) lingering: Vec<u64>,
 }
 
 impl<'a> Worker<'a> {
@@ -121,6 +127,7 @@ impl<'a> Worker<'a> {
             draining: false,
             drain_deadline: None,
             forced: false,
+            lingering: Vec::new(),
             stats: WorkerStats::default(),
             gate: shared.gate,
             per_ip: shared.per_ip,
@@ -203,6 +210,9 @@ impl Worker<'_> {
             }
             self.pace(done.len());
             self.take_in(&mut done);
+            if !self.lingering.is_empty() {
+                self.close_lingering();
+            }
         }
         for parked in self.parked.drain(..) {
             self.per_ip.leave(parked.peer.map(|p| p.ip()));
@@ -270,7 +280,10 @@ impl Worker<'_> {
         let drain = self
             .drain_deadline
             .map(|d| if self.forced { d + HARD_STOP } else { d });
-        [self.accept_retry, drain, Some(self.next_tick)]
+        // Lingering connections are looked at again soon: nothing completes when a peer
+        // acknowledges.
+        let linger = (!self.lingering.is_empty()).then(|| Instant::now() + LINGER_POLL);
+        [self.accept_retry, drain, linger, Some(self.next_tick)]
             .into_iter()
             .flatten()
             .min()

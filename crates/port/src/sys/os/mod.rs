@@ -9,7 +9,9 @@
 //! - `udp`: [`udp_gro`], [`udp_gso`] and [`udp_segment`], the UDP offloads of Linux (refused
 //!   elsewhere);
 //! - `mptcp`: [`stream_socket`], the TCP or Multipath TCP socket the server listens on and the
-//!   clients connect with, and [`is_mptcp`], whether a connection speaks MPTCP.
+//!   clients connect with, and [`is_mptcp`], whether a connection speaks MPTCP;
+//! - `outq`: [`unacked_bytes`], what a socket's peer has not acknowledged yet (`SIOCOUTQ`),
+//!   for a close that loses none of it.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -29,3 +31,6 @@ pub use udp::{udp_gro, udp_gso, udp_segment};
 
 mod mptcp;
 pub use mptcp::{is_mptcp, stream_socket};
+
+mod outq;
+pub use outq::unacked_bytes;
