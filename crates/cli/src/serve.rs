@@ -283,6 +283,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let args_stats = args.stats;
     let shutdown = Shutdown::new();
 
+    // An output path that cannot be written stops the server before it listens (a server that
+    // listened and then failed would leave its port held a moment after exiting).
+    if let Some(path) = args.ready_json.as_ref().filter(|p| p.as_os_str() != "-") {
+        ringport_stress::config::outputs::writable(path).map_err(|e| {
+            crate::exit::usage(format!("cannot write --ready-json {}: {e}", path.display()))
+        })?;
+    }
+
     // Signals first, so that one arriving right after the `listening on` line is not lost.
     install_signals(&shutdown)?;
 

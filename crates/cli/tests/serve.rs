@@ -463,6 +463,26 @@ for_each_model! {
 }
 
 for_each_model! {
+    /// A `--ready-json` path that cannot be written is a usage error found before the server
+    /// listens: one line, exit code 2, and the port is free at once for the next try.
+    fn a_ready_json_that_cannot_be_written_stops_the_server_before_it_listens(model: &str) {
+        let port = free_port().to_string();
+        let out = bin()
+            .args(["serve", "--port", &port])
+            .args(model_args(model))
+            .args(["--ready-json", "/nonexistent-ringport-dir/ready.json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{model}: {err}");
+        assert!(err.contains("cannot write --ready-json /nonexistent-ringport-dir/ready.json"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "it never listened");
+        std::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap()))
+            .unwrap_or_else(|e| panic!("{model}: the port is still held: {e}"));
+    }
+
     fn address_in_use_is_one_clear_line_and_a_failure(model: &str) {
         let server = Server::start(model, &[]);
         let out = bin()
