@@ -32,6 +32,15 @@ pub struct SendArgs {
     /// Seconds to wait for the connection and for the echo. 0: wait for ever.
     #[arg(long, default_value_t = 5.0, value_parser = crate::secs::parse_secs)]
     timeout: f64,
+    /// Send one UDP datagram instead (to a UDP echo such as `serve --udp`): its echo must come
+    /// back within --timeout, whole and byte for byte.
+    #[arg(long, conflicts_with_all = ["websocket", "tls"])]
+    udp: bool,
+    /// Connect with Multipath TCP (Linux 5.6+, sysctl net.mptcp.enabled=1); a server that does
+    /// not speak it answers with plain TCP.
+    #[arg(long, conflicts_with = "udp")]
+    mptcp: bool,
+    // The flattened groups come last: a group's heading carries over to the fields after it.
     /// `--tls` and its flags.
     #[command(flatten)]
     tls: crate::tls_client_args::TlsClientArgs,
@@ -39,14 +48,6 @@ pub struct SendArgs {
     /// MESSAGE that is valid UTF-8, binary from standard input or --file).
     #[command(flatten)]
     ws: crate::ws_client_args::WsClientArgs,
-    /// Send one UDP datagram instead (to a UDP echo such as `serve --udp`): its echo must come
-    /// back within --timeout, whole and byte for byte.
-    #[arg(long, conflicts_with = "websocket")]
-    udp: bool,
-    /// Connect with Multipath TCP (Linux 5.6+, sysctl net.mptcp.enabled=1); a server that does
-    /// not speak it answers with plain TCP.
-    #[arg(long, conflicts_with = "udp")]
-    mptcp: bool,
 }
 
 /// Where the bytes to send come from.

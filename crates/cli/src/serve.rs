@@ -19,6 +19,7 @@ use crate::stderr::note;
 
 /// Flags of `ringport serve`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("udp_served").args(["udp", "udp_only"])))]
 pub struct ServeArgs {
     /// Address to listen on, or a host name (IPv4 first). Serving other hosts is an explicit
     /// choice (e.g. 0.0.0.0).
@@ -80,8 +81,9 @@ pub struct ServeArgs {
     /// The completion port's mechanism: `auto` (Linux: io_uring, or epoll with one warning naming
     /// why io_uring cannot be used; Windows: iocp), `uring` (fail if it cannot be used), `epoll`
     /// (Linux), or `iocp` (Windows' I/O completion port).
-    #[arg(long, default_value_t = ServeConfig::default().port_config.backend)]
-    backend: BackendChoice,
+    /// [default: auto]
+    #[arg(long)]
+    backend: Option<BackendChoice>,
     /// Print each received chunk on stderr with its worker number, lossy UTF-8 and truncated, like the
     /// article's console. Off by default: it costs throughput.
     #[arg(long)]
@@ -208,7 +210,9 @@ impl ServeArgs {
             log_messages: self.log_messages,
             model: self.model,
             port_config: PortConfig {
-                backend: self.backend,
+                backend: self
+                    .backend
+                    .unwrap_or(ServeConfig::default().port_config.backend),
                 ..PortConfig::default()
             },
             max_connections: self.max_connections.map_or(0, |n| n as usize),
@@ -270,7 +274,37 @@ fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Flags that contradict each other are refused (a usage error); flags the chosen model does
+/// not use are named in one log line each, so that nothing asked for is dropped unsaid.
+fn check_combinations(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.udp.only() && (args.tls.given() || args.ws.on()) {
+        return Err(crate::exit::usage(
+            "--udp-only serves no TCP: TLS and --websocket apply to TCP connections (add them \
+             with --udp instead)",
+        ));
+    }
+    if args.model != Model::Completion && !args.udp.only() {
+        let name = args.model.name();
+        let unused = [
+            (args.workers.is_some(), "--workers"),
+            (args.direct_fds, "--direct-fds on"),
+            // The UDP echo runs on a completion port whatever the model.
+            (
+                args.backend.is_some() && args.udp.config().is_none(),
+                "--backend",
+            ),
+        ];
+        for (_, flag) in unused.iter().filter(|(given, _)| *given) {
+            tracing::info!(
+                "{flag} applies to the completion model: --model {name} does not use it"
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    check_combinations(&args)?;
     let mut cfg = args.config();
     // A certificate or key that does not do is a usage error, reported before anything starts.
     match args.tls.load(cfg.bind) {

@@ -47,6 +47,11 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// Whether any flag asks for TLS (a certificate, a key, or a self-signed one).
+    pub fn given(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_self_signed
+    }
+
     /// What the flags ask for (`None`: plaintext), or the one-line reason they do not combine.
     fn options(&self) -> Result<Option<TlsOptions>, String> {
         let source = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {

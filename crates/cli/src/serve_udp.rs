@@ -5,6 +5,8 @@ use clap::Args;
 use ringport_server::udp::{policy::DENIED_PORTS, UdpConfig, DATAGRAM_MAX};
 
 /// The UDP echo's flags.
+/// The flags after `--udp-only` require one of the two (the group `udp_served`, which
+/// `serve`'s command defines over them).
 #[derive(Debug, Args)]
 pub struct UdpArgs {
     /// Also serve UDP echo (RFC 862) on the same port number: every datagram echoed whole to
@@ -18,23 +20,23 @@ pub struct UdpArgs {
     udp_only: bool,
     /// The longest datagram echoed, in bytes; a longer one is counted as truncated and not
     /// echoed. The default takes every datagram (65,507 bytes over IPv4, 65,527 over IPv6).
-    #[arg(long, default_value_t = UdpConfig::default().buffer_size as u32,
+    #[arg(long, requires = "udp_served", default_value_t = UdpConfig::default().buffer_size as u32,
         value_parser = clap::value_parser!(u32).range(1..=DATAGRAM_MAX as i64))]
     udp_buffer_size: u32,
     /// Datagrams the UDP echo holds at once (receiving or being echoed): its memory is this
     /// many buffers of --udp-buffer-size bytes, whatever arrives.
-    #[arg(long, default_value_t = UdpConfig::default().buffers as u32,
+    #[arg(long, requires = "udp_served", default_value_t = UdpConfig::default().buffers as u32,
         value_parser = clap::value_parser!(u32).range(1..=4096))]
     udp_buffers: u32,
     // The list is the library's, shown in the help.
-    #[arg(long, value_name = "PORT", value_delimiter = ',', help = format!(
+    #[arg(long, value_name = "PORT", value_delimiter = ',', requires = "udp_served", help = format!(
         "A source port never echoed to, besides those of echo-like services ({}) and 0 \
          (repeat it or give a list: 53,123)",
         DENIED_PORTS.map(|p| p.to_string()).join(", ")
     ))]
     udp_deny_port: Vec<u16>,
     // The default is the library's, shown in the help; absent, loopback sources are exempt.
-    #[arg(long, value_name = "N", help = format!(
+    #[arg(long, value_name = "N", requires = "udp_served", help = format!(
         "Datagrams per second echoed to one source address (a burst of one second's worth); \
          beyond it they are counted and not echoed. 0: no limit [default: {}, loopback sources \
          exempt; given explicitly, it applies to loopback sources too]",
@@ -45,11 +47,16 @@ pub struct UdpArgs {
     /// --udp-buffer-size, datagrams of one sender that arrive together are received at once
     /// (UDP GRO) and echoed in one send that the system splits at the same boundaries (UDP
     /// GSO); the datagrams on the wire are the same.
-    #[arg(long)]
+    #[arg(long, requires = "udp_served")]
     udp_no_gso: bool,
 }
 
 impl UdpArgs {
+    /// Whether `--udp-only` was given: no TCP is served.
+    pub fn only(&self) -> bool {
+        self.udp_only
+    }
+
     /// The echo's settings, or `None` when neither `--udp` nor `--udp-only` was given.
     pub fn config(&self) -> Option<UdpConfig> {
         if !(self.udp || self.udp_only) {

@@ -20,15 +20,20 @@ pub struct WsArgs {
     /// message or a text message (validated as UTF-8 before its echo); a longer one is closed
     /// with 1009. A binary message in one frame is streamed whatever its size. Also the bound
     /// on a connection's reassembly memory.
-    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_bytes, requires = "websocket")]
     ws_max_message: usize,
     /// Seconds a client may take to send its upgrade request before its connection is closed
     /// (and counted as `handshake timeout` in the summary's `websocket:` line).
-    #[arg(long, value_name = "SECS", default_value_t = secs(DEFAULT_HANDSHAKE_TIMEOUT), value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = secs(DEFAULT_HANDSHAKE_TIMEOUT), value_parser = parse_secs, requires = "websocket")]
     ws_handshake_timeout: f64,
 }
 
 impl WsArgs {
+    /// Whether `--websocket` was given.
+    pub fn on(&self) -> bool {
+        self.websocket
+    }
+
     /// The settings, or `None` without `--websocket`.
     pub fn config(&self) -> Option<WsConfig> {
         self.websocket.then(|| WsConfig {

@@ -200,38 +200,39 @@ pub struct StressArgs {
     /// uring, epoll (Linux) or iocp (Windows).
     #[arg(long, default_value_t = StressConfig::default().backend)]
     backend: BackendChoice,
-    /// Request/response mode: `--request*` and `--expect*`, in command-line order.
-    #[command(flatten)]
-    requests: RequestArgs,
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, help = crate::metrics::HELP)]
     metrics: Option<std::net::SocketAddr>,
-    /// `--tls` and its flags.
-    #[command(flatten)]
-    tls: crate::tls_client_args::TlsClientArgs,
+    // The flattened groups come last: a group's heading carries over to the fields after it.
     /// Load a UDP echo (`serve --udp`): each of --connections is a flow (one socket) of
     /// datagrams of --size bytes in all (a 20-byte header: flow, sequence number, send time;
     /// then the payload), every echo verified byte for byte; reports datagrams sent, echoed,
     /// lost, duplicated, reordered and corrupted, and the jitter. A datagram not echoed within
     /// --timeout is lost; --pipeline datagrams are outstanding per flow in closed loop.
-    #[arg(long)]
+    #[arg(long, help_heading = "UDP")]
     udp: bool,
     /// With --udp: fail the run (exit code 1) when more than PCT percent of the datagrams are
     /// lost; with --find-max-rate, a probe losing more fails too. Without it loss is reported
     /// only.
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", help_heading = "UDP")]
     max_loss: Option<f64>,
     /// With --udp: how many flows the report's flow table lists: the N that lost the largest
     /// share, worst first, or `all` (every flow, in order). The JSON, CSV and HTML list every
     /// flow whatever this says.
-    #[arg(long, value_name = "N|all", value_parser = parse_flows)]
+    #[arg(long, value_name = "N|all", value_parser = parse_flows, help_heading = "UDP")]
     flows: Option<FlowsShown>,
     /// With --udp: one datagram per send and per receive. Otherwise, on Linux, a flow's
     /// datagrams that may leave together (--pipeline, or sends due at once under --rate) go in
     /// one send that the system splits (UDP GSO), and echoes may come back several per receive
     /// (UDP GRO); the datagrams on the wire are the same. The report's `udp_offload` says
     /// whether either was used.
-    #[arg(long)]
+    #[arg(long, help_heading = "UDP")]
     no_gso: bool,
+    /// Request/response mode: `--request*` and `--expect*`, in command-line order.
+    #[command(flatten)]
+    requests: RequestArgs,
+    /// `--tls` and its flags.
+    #[command(flatten)]
+    tls: crate::tls_client_args::TlsClientArgs,
     /// `--websocket` and `--header`.
     #[command(flatten)]
     ws: crate::ws_client_args::WsClientArgs,

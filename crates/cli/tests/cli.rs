@@ -107,6 +107,22 @@ fn every_usage_error_is_exit_code_2() {
             "--json and an input name the same file",
         ),
         (&["bench", "--repeat", "0"], "--repeat"),
+        // Flags that contradict each other, or need another that is missing.
+        (
+            &["send", "--udp", "--tls", "9", "hi"],
+            "'--udp' cannot be used with '--tls'",
+        ),
+        (
+            &["serve", "--udp-only", "--tls-self-signed"],
+            "--udp-only serves no TCP",
+        ),
+        (
+            &["serve", "--udp-only", "--websocket"],
+            "--udp-only serves no TCP",
+        ),
+        (&["serve", "--ws-max-message", "5"], "--websocket"),
+        (&["serve", "--udp-buffers", "5"], "<--udp|--udp-only>"),
+        (&["serve", "--udp-no-gso"], "<--udp|--udp-only>"),
     ] {
         if cfg!(windows) && args[0] == "bench" {
             // bench is Linux-only: on Windows it is refused (exit 1) before its flags are read.
@@ -170,6 +186,52 @@ fn the_exit_code_table_is_in_help_and_the_man_page() {
     }
     let page = String::from_utf8_lossy(&ringport(&["man"]).stdout).into_owned();
     assert!(page.contains("2  a usage error"), "{page}");
+}
+
+/// The heading `--help` lists `flag` under: the last heading line above it.
+fn heading_of(help: &str, flag: &str) -> String {
+    let mut heading = String::new();
+    for line in help.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            heading = line.trim_end_matches(':').to_string();
+        } else if line
+            .trim_start()
+            .strip_prefix(flag)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '[', '=']))
+        {
+            return heading;
+        }
+    }
+    panic!("{flag} is not in the help:\n{help}")
+}
+
+/// Each flag is listed under its own heading: a flattened group's heading (TLS, WebSocket,
+/// Request/response) does not carry over to the flags declared after it.
+#[test]
+fn flags_are_listed_under_their_own_heading() {
+    let stress = String::from_utf8_lossy(&ringport(&["stress", "--help"]).stdout).into_owned();
+    for (flag, heading) in [
+        ("--metrics", "Options"),
+        ("--mptcp", "Options"),
+        ("--udp", "UDP"),
+        ("--max-loss", "UDP"),
+        ("--flows", "UDP"),
+        ("--no-gso", "UDP"),
+        ("--request", "Request/response (instead of echo)"),
+        ("--tls", "TLS"),
+        ("--websocket", "WebSocket"),
+    ] {
+        assert_eq!(heading_of(&stress, flag), heading, "stress {flag}");
+    }
+    let send = String::from_utf8_lossy(&ringport(&["send", "--help"]).stdout).into_owned();
+    for (flag, heading) in [
+        ("--udp", "Options"),
+        ("--mptcp", "Options"),
+        ("--tls", "TLS"),
+        ("--websocket", "WebSocket"),
+    ] {
+        assert_eq!(heading_of(&send, flag), heading, "send {flag}");
+    }
 }
 
 #[test]
