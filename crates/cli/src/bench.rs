@@ -35,7 +35,7 @@ pub struct BenchArgs {
         list(schedule::DEFAULT_CONNECTIONS)
     ))]
     connections: Vec<usize>,
-    #[arg(long, value_delimiter = ',', value_name = "BYTES,...", help = format!(
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...", value_parser = crate::bytes::parse_bytes, help = format!(
         "Message sizes to sweep, bytes, each at every connection count [default: {}]",
         list(schedule::DEFAULT_SIZES)
     ))]

@@ -11,6 +11,7 @@ mod bench;
 #[cfg(windows)]
 #[path = "bench_windows.rs"]
 mod bench;
+mod bytes;
 #[cfg(test)]
 mod defaults_tests;
 mod docs;

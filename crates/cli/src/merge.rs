@@ -59,6 +59,7 @@ fn check_outputs(args: &MergeArgs) -> anyhow::Result<()> {
         .chain(args.csv.as_deref().map(|p| ("--csv", p)))
         .chain(args.html.as_deref().map(|p| ("--html", p)))
         .collect();
+    outputs::files_only(&named).usage()?;
     outputs::distinct(&named).usage()?;
     for &output in &named {
         for input in &args.files {

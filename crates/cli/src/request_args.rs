@@ -26,7 +26,8 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn file(s: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(s).map_err(|e| format!("cannot read {s}: {e}"))
+    let f = std::fs::File::open(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+    crate::bytes::read_bounded(f, s)
 }
 
 fn status(s: &str) -> Result<HttpStatus, String> {

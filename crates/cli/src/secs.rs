@@ -24,6 +24,19 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A number of seconds more than 0, up to [`MAX_SECS`]: for a span that cannot be none (a
+/// handshake's time limit).
+///
+/// # Errors
+///
+/// As [`parse_secs`], or 0.
+pub fn parse_positive_secs(s: &str) -> Result<f64, String> {
+    match parse_secs(s)? {
+        v if v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}`: must be more than 0 seconds")),
+    }
+}
+
 /// A library default as a flag's seconds.
 pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()

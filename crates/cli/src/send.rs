@@ -145,17 +145,14 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let sent: Vec<u8> = match &input {
         Input::Arg(bytes) => bytes.clone(),
+        // An input that cannot be read, or is too large, is a value that cannot be accepted, as
+        // `--request-file`'s.
         Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .context("cannot read standard input")?;
-            buf
+            crate::bytes::read_bounded(std::io::stdin().lock(), "standard input").usage()?
         }
-        // A file that cannot be read is a value that cannot be accepted, as `--request-file`'s.
-        Input::File(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read {}", path.display()))
+        Input::File(path) => std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|f| crate::bytes::read_bounded(f, &path.display().to_string()))
             .usage()?,
     };
     if args.udp {

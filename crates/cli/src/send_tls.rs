@@ -41,6 +41,15 @@ pub fn exchange(
     let mut conn = ClientConnection::new(tls.config, tls.name)?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut sock) {
+            // The socket's timeout: worded as the plaintext and WebSocket paths word theirs.
+            if let (Some(t), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =
+                (timeout, e.kind())
+            {
+                bail!(
+                    "no complete TLS handshake from {addr} within {:.1} s",
+                    t.as_secs_f64()
+                );
+            }
             let why = match e
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())

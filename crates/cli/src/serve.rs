@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// reading again. The completion model takes pool buffers of this size (up to 16 KiB) only
     /// when bytes arrive, and holds at most this plus one pool buffer of received bytes not yet
     /// echoed, so a stream's next bytes arrive while the last are sent.
-    #[arg(long, default_value_t = ServeConfig::default().buffer_size as u32, value_parser = clap::value_parser!(u32).range(64..=(16 << 20)))]
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().buffer_size as u32, value_parser = crate::bytes::parse_buffer_size)]
     buffer_size: u32,
     /// The completion port's mechanism: `auto` (Linux: io_uring, or epoll with one warning naming
     /// why io_uring cannot be used; Windows: iocp), `uring` (fail if it cannot be used), `epoll`

@@ -11,7 +11,7 @@ use clap::Args;
 use ringport_server::tls::{CertSource, Tls, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT};
 use ringport_tls_record::keylog::KeyLogFile;
 
-use crate::secs::{parse_secs, secs};
+use crate::secs::{parse_positive_secs, secs};
 
 /// The TLS flags of `ringport serve`.
 #[derive(Debug, Args)]
@@ -37,8 +37,8 @@ pub struct TlsArgs {
     #[arg(long, value_name = "PROTO")]
     tls_alpn: Vec<String>,
     /// Seconds a client may take to complete its TLS handshake before its connection is closed
-    /// (and counted as `timeout` in the summary's `tls:` line).
-    #[arg(long, value_name = "SECS", default_value_t = secs(DEFAULT_HANDSHAKE_TIMEOUT), value_parser = parse_secs)]
+    /// (and counted as `timeout` in the summary's `tls:` line); more than 0.
+    #[arg(long, value_name = "SECS", default_value_t = secs(DEFAULT_HANDSHAKE_TIMEOUT), value_parser = parse_positive_secs)]
     tls_handshake_timeout: f64,
     /// Mutual TLS: ask every client for a certificate and accept only those issued by a CA of
     /// this PEM file; a client without one, or with another, fails its handshake.
@@ -83,9 +83,6 @@ impl TlsArgs {
                 "--tls-cert-out writes the certificate of --tls-self-signed, not of --tls-cert"
                     .into(),
             );
-        }
-        if self.tls_handshake_timeout <= 0.0 {
-            return Err("--tls-handshake-timeout must be more than 0 seconds".into());
         }
         if let Some(bad) = self.tls_alpn.iter().find(|p| p.is_empty() || p.len() > 255) {
             return Err(format!(

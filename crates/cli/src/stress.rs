@@ -35,9 +35,9 @@ pub struct StressArgs {
     message: Option<String>,
     // Defaults applied after parsing (asked for on a terminal when absent) are the library's,
     // shown in the help.
-    #[arg(long, help = format!(
-        "Send messages of this many seeded random bytes (all byte values) instead of text; with \
-         --stream, the chunk size (default {})",
+    #[arg(long, value_name = "BYTES", value_parser = crate::bytes::parse_bytes, help = format!(
+        "Send messages of this many seeded random bytes (all byte values; K, M suffixes: KiB, \
+         MiB) instead of text; with --stream, the chunk size (default {})",
         config::DEFAULT_STREAM_CHUNK
     ))]
     size: Option<usize>,
@@ -128,7 +128,7 @@ pub struct StressArgs {
     /// every byte; reports echoed Gbit/s and MiB/s, in total and per connection.
     #[arg(long)]
     stream: bool,
-    #[arg(long, value_name = "BYTES", help = format!(
+    #[arg(long, value_name = "BYTES", value_parser = crate::bytes::parse_bytes, help = format!(
         "With --stream: bytes sent and not yet echoed per connection, at most (whole chunks) \
          [default: {}]",
         config::DEFAULT_WINDOW
@@ -660,7 +660,7 @@ fn run_search(args: &StressArgs, mut cfg: StressConfig) -> anyhow::Result<ExitCo
         if given {
             return Err(usage(format!(
                 "{flag} does not apply to --find-max-rate (each probe is a run of its own): \
-                 --json and --svg hold the curve; run `stress --rate R --hdr-log F` at the answer"
+                 --json and --svg hold the curve; run `stress --rate R {flag} F` at the answer"
             )));
         }
     }

@@ -123,6 +123,37 @@ fn every_usage_error_is_exit_code_2() {
         (&["serve", "--ws-max-message", "5"], "--websocket"),
         (&["serve", "--udp-buffers", "5"], "<--udp|--udp-only>"),
         (&["serve", "--udp-no-gso"], "<--udp|--udp-only>"),
+        (
+            &["stress", "--csv", "-"],
+            "--csv -: only --json writes to standard output",
+        ),
+        (&["stress", "--hdr-log", "-"], "--hdr-log -: only --json"),
+        (&["merge", "a.json", "--html", "-"], "--html -: only --json"),
+        (&["stress", "--size", "1.5K"], "not a size in bytes"),
+        (
+            &["send", "9", "--file", "/dev/zero"],
+            "/dev/zero is more than 256 MiB: a message is held in memory whole",
+        ),
+        (
+            &["serve", "--websocket", "--ws-handshake-timeout", "0"],
+            "must be more than 0 seconds",
+        ),
+        (
+            &["serve", "--tls-self-signed", "--tls-handshake-timeout", "0"],
+            "must be more than 0 seconds",
+        ),
+        (&["serve", "--buffer-size", "17M"], "64 bytes to 16M"),
+        (
+            &[
+                "stress",
+                "--find-max-rate",
+                "--p99",
+                "2ms",
+                "--csv",
+                "x.csv",
+            ],
+            "run `stress --rate R --csv F` at the answer",
+        ),
     ] {
         if cfg!(windows) && args[0] == "bench" {
             // bench is Linux-only: on Windows it is refused (exit 1) before its flags are read.
@@ -431,4 +462,28 @@ fn help_has_examples() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Examples:\n  ringport "), "{args:?}: {text}");
     }
+}
+
+/// A TLS server that never answers the handshake: `send --tls` gives up at `--timeout` and
+/// says so in the words the plaintext and WebSocket paths use, not as an OS error.
+#[test]
+fn a_tls_handshake_that_never_comes_is_a_timeout_in_words() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let held = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(s);
+    });
+    let out = ringport(&["send", &port, "hi", "--tls", "--insecure", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // After --insecure's warning, the error.
+    let e = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(
+        e.contains(&format!(
+            "no complete TLS handshake from 127.0.0.1:{port} within 1.0 s"
+        )),
+        "{e}"
+    );
+    held.join().unwrap();
 }

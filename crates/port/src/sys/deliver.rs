@@ -38,7 +38,12 @@ impl<D: Driver> Driven<D> {
     /// Stores `op` in the table and pushes it to the driver; see
     /// [`Port::submit`](crate::Port::submit).
     #[inline]
-    pub fn submit(&mut self, key: u64, op: Op, pool: Option<&mut BufPool>) -> io::Result<Token> {
+    pub fn submit(
+        &mut self,
+        key: u64,
+        op: Op,
+        mut pool: Option<&mut BufPool>,
+    ) -> io::Result<Token> {
         let kind = op.kind();
         if let Op::SendBufs { bufs, .. } = &op {
             if bufs.is_empty() {
@@ -55,8 +60,12 @@ impl<D: Driver> Driven<D> {
             generation: 0,
         });
         let inflight = self.table.get_mut(token).expect("just inserted");
-        if let Err(e) = self.driver.push(token, inflight, pool) {
+        if let Err(e) = self.driver.push(token, inflight, pool.as_deref_mut()) {
             if let Some(mut inflight) = self.table.remove(token) {
+                // A pool buffer the driver took for this receive goes back: it received nothing.
+                if let (Some(id), Some(pool)) = (inflight.pooled.take(), pool) {
+                    pool.untake(id);
+                }
                 self.driver.reclaim(&mut inflight);
             }
             return Err(e);
@@ -74,7 +83,9 @@ impl<D: Driver> Driven<D> {
     }
 
     /// Has the driver wait (into `raw`, cleared first), then delivers what it reported to
-    /// `out`. Returns how many raw completions were stale.
+    /// `out`. Returns how many raw completions were stale. A wait that fails after the driver
+    /// reaped completions still delivers them (each may hand over a socket or a buffer) and
+    /// then reports its error.
     #[inline]
     pub fn wait(
         &mut self,
@@ -86,15 +97,17 @@ impl<D: Driver> Driven<D> {
         out: &mut Vec<Completion>,
     ) -> io::Result<u64> {
         raw.clear();
-        self.driver
-            .wait(&mut self.table, pool.as_deref_mut(), timeout, now, raw)?;
+        let waited = self
+            .driver
+            .wait(&mut self.table, pool.as_deref_mut(), timeout, now, raw);
         let mut to = Delivery {
             table: &mut self.table,
             driver: &mut self.driver,
             posted,
             out,
         };
-        Ok(deliver(raw, &mut to, pool))
+        let stale = deliver(raw, &mut to, pool);
+        waited.map(|()| stale)
     }
 
     /// The port is going away: see [`Driver::quiesce`].

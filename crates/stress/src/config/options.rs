@@ -650,6 +650,7 @@ impl StressConfig {
             .chain(self.csv.as_deref().map(|p| ("--csv", p)))
             .chain(self.html.as_deref().map(|p| ("--html", p)))
             .collect();
+        super::outputs::files_only(&named)?;
         super::outputs::distinct(&named)
     }
 

@@ -52,6 +52,21 @@ pub fn writable(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Checks that none of `named` (a flag and the file it names) is `-`: only `--json` writes to
+/// standard output (`--json -`), and a file named `-` is a mistake.
+///
+/// # Errors
+///
+/// One line naming the flag.
+pub fn files_only(named: &[(&str, &Path)]) -> Result<(), ConfigError> {
+    match named.iter().find(|(_, p)| p.as_os_str() == "-") {
+        Some((flag, _)) => Err(ConfigError(format!(
+            "{flag} -: only --json writes to standard output (`--json -`); give {flag} a file"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks that no two of `named` (a flag and the file it names) are one file.
 ///
 /// # Errors

@@ -420,8 +420,13 @@ impl UringDriver {
                 .build()
                 .user_data(ALARM)
         };
-        self.push_entry(&entry)?;
-        self.alarm.at = Some(deadline);
+        // Noted before the push: a push that must reap first may reap the alarm ringing, which
+        // clears the note (the update then finds no alarm, and the next wait arms a new one).
+        let previous = self.alarm.at.replace(deadline);
+        if let Err(e) = self.push_entry(&entry) {
+            self.alarm.at = previous;
+            return Err(e);
+        }
         Ok(true)
     }
 
@@ -484,6 +489,9 @@ impl UringDriver {
                     self.accept_cancels.clear();
                     return;
                 }
+                // A socket that does not listen refuses any accept with EINVAL: the caller's
+                // error, delivered as it is, which says nothing of the kernel.
+                Feature::Unknown if c.result == -libc::EINVAL && !listens(token, table) => {}
                 Feature::Unknown if c.result == -libc::EINVAL => {
                     tracing::info!("multishot accept refused (EINVAL); accepting one at a time");
                     self.accept_multi = Feature::No;
@@ -1138,6 +1146,17 @@ fn note(
 /// One accept on `listener` that does not ask for the peer's address (a multishot accept's
 /// completion does not carry it either: the port reads it with `getpeername`), into a slot of
 /// the ring's file table if `direct`.
+/// Whether the socket of the accept `token` listens (as far as the system says; `true` when it
+/// cannot tell).
+fn listens(token: Token, table: &OpTable<UringOp>) -> bool {
+    let Some(Work::Op(Op::AcceptMulti { listener })) = table.get(token).map(|i| &i.work) else {
+        return true;
+    };
+    listener
+        .real()
+        .is_none_or(|fd| socket2::SockRef::from(fd).is_listener().unwrap_or(true))
+}
+
 fn single_accept_entry(listener: RawFd, direct: bool) -> squeue::Entry {
     let accept = opcode::Accept::new(
         types::Fd(listener),
