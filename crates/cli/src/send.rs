@@ -258,9 +258,30 @@ fn exchange(
         Ok(Err(e)) => return Err(e).with_context(|| format!("sending to {addr} failed")),
         Err(_) => bail!("the sending thread panicked"),
     }
+    // The whole message is out: say so (an RFC 862 server then closes once it has echoed
+    // everything), and look for bytes beyond the echo until then, for a moment at most.
     let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(AFTER_ECHO));
+    let mut extra = [0u8; 64];
+    loop {
+        match stream.read(&mut extra) {
+            Ok(0) => break,
+            Ok(n) => bail!(
+                "{addr} sent {} more than the echo of {} (the first: {:#04x})",
+                ringport_os::human::plural(n as u64, "byte", "bytes"),
+                ringport_os::human::plural(sent.len() as u64, "byte", "bytes"),
+                extra[0]
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // No end and nothing more within the moment: a server that keeps the connection.
+            Err(_) => break,
+        }
+    }
     Ok(echo)
 }
+
+/// How long `send` looks for bytes beyond the echo, after it (see [`exchange`]).
+const AFTER_ECHO: Duration = Duration::from_millis(200);
 
 #[cfg(test)]
 mod tests {
