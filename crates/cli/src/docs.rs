@@ -101,10 +101,26 @@ pub struct ManArgs {
 /// Prints the completion script for `args.shell` on stdout.
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = crate::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "ringport", &mut out);
-    out.flush()?;
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "ringport", &mut script);
+    reader_gone(write_out(&script))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` on stdout, flushed.
+fn write_out(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Standard output whose reader stopped taking it (`ringport man | head -1`) is not a failure
+/// of a command that only prints.
+fn reader_gone(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Prints the man page (roff) on stdout, or writes every page into `--out`. `help` is not a
@@ -113,9 +129,9 @@ pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
     let cmd = crate::command().disable_help_subcommand(true);
     match args.out {
         None => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(cmd).render(&mut out)?;
-            out.flush()?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            reader_gone(write_out(&page))?;
         }
         Some(dir) => {
             std::fs::create_dir_all(&dir)

@@ -78,7 +78,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     check_outputs(&args)?;
     let mut inputs = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        // An input that cannot be read is a value that cannot be accepted (exit code 2).
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .usage()?;
         inputs.push(Input {
             name: path.display().to_string(),
             bytes,

@@ -131,6 +131,10 @@ fn every_usage_error_is_exit_code_2() {
         (&["merge", "a.json", "--html", "-"], "--html -: only --json"),
         (&["stress", "--size", "1.5K"], "not a size in bytes"),
         (
+            &["merge", "/nonexistent-ringport/a.json"],
+            "cannot read /nonexistent-ringport/a.json",
+        ),
+        (
             &["send", "9", "--file", "/dev/zero"],
             "/dev/zero is more than 256 MiB: a message is held in memory whole",
         ),
@@ -517,5 +521,24 @@ fn bytes_beyond_the_echo_fail_send() {
                 "{e}"
             );
         }
+    }
+}
+
+/// A command that only prints (`man`, `completions`) and whose reader goes away early
+/// (`ringport man | head -1`) succeeds quietly.
+#[test]
+fn printing_into_a_closed_pipe_is_not_a_failure() {
+    for args in [&["man"][..], &["completions", "bash"]] {
+        let mut child = support::bin()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
