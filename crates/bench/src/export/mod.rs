@@ -75,6 +75,10 @@ pub fn check_dir(dir: &Path) -> Result<(), BenchError> {
         path: dir.display().to_string(),
         source,
     };
+    // A file where the directory should be: said as such, not as "File exists".
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail(std::io::Error::other("it is a file, not a directory")));
+    }
     fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(format!(".ringport-probe-{}", std::process::id()));
     fs::write(&probe, b"").map_err(fail)?;
@@ -187,5 +191,20 @@ pub(crate) mod fixture {
             }],
             churn: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--out` naming a file is refused in those words, before any run.
+    #[test]
+    fn an_out_that_is_a_file_is_said_to_be_one() {
+        let file = std::env::temp_dir().join(format!("ringport-out-file-{}", std::process::id()));
+        fs::write(&file, b"x").unwrap();
+        let e = check_dir(&file).unwrap_err().to_string();
+        fs::remove_file(&file).unwrap();
+        assert!(e.contains("it is a file, not a directory"), "{e}");
     }
 }
