@@ -258,12 +258,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         print!("{}", dry_run(&config));
         return Ok(ExitCode::SUCCESS);
     }
-    // The output directory is checked first, so a long run is not lost to a bad --out.
-    export::check_dir(&args.out)?;
+    // The outputs are checked first, so a long run is not lost to a bad path: --html before
+    // --out, which creates its directory.
     if let Some(path) = &args.html {
         ringport_stress::config::outputs::writable(path)
             .with_context(|| format!("cannot write --html to {}", path.display()))?;
     }
+    export::check_dir(&args.out)?;
     let stop = stop_on_signals()?;
     let results = runner::run_until(&config, &mut progress, Some(&stop))?;
     print!("{}", export::markdown::render(&results));
