@@ -24,7 +24,8 @@
 //!    in (non-blocking accepts) so that closing the listener resets nobody; the listener closes.
 //! 3. Every connection is told to drain: its multishot receive is cancelled; what was already
 //!    received is echoed; receives from then on are single and do not wait; connections with
-//!    nothing left close.
+//!    nothing left close, once the client has acknowledged what they sent (they linger until
+//!    then: see `conn`'s `close`).
 //! 4. At the drain deadline, whatever remains is cancelled and closed.
 //! 5. The loop ends when no connection and no accept is left; the worker returns its counters.
 //!
