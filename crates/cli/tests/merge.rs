@@ -518,8 +518,9 @@ fn a_late_start_is_warned_with_how_late() {
 }
 
 /// Waits (at most `limit`) for an agent whose output goes to files; kills it and panics if it
-/// does not finish in time.
+/// does not finish in time. (Used by the tests on test hosts, Linux only.)
 #[track_caller]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn finish(mut child: Child, limit: Duration, what: &str, stderr: &str) {
     let deadline = std::time::Instant::now() + limit;
     let status = loop {
