@@ -102,7 +102,7 @@ wcargo() {
   esac
   env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc PATH="/usr/bin:$PATH" \
     CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
-    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$repo/scripts/wine-run.sh" \
     CARGO_TARGET_DIR="$target_dir" \
     /usr/bin/cargo "$cmd" "${zflags[@]}" "$@"
 }
@@ -130,6 +130,10 @@ case "$cmd" in
   test)
     setup
     trap stop_wine EXIT
+    # One wineserver for the whole run: by default it exits a few seconds after the last
+    # program, and a program started while it is going away cannot start (see wine-run.sh).
+    wine_env
+    wineserver -p
     # The whole workspace by default: the port's, the server's, the stress client's and the
     # CLI's tests run on IOCP; those that are Linux's by nature (network namespaces, seccomp,
     # SO_REUSEPORT, /proc, ulimit, signals, bench) are compiled out with a cfg saying why.
