@@ -51,18 +51,50 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
     stats
 }
 
-/// A connection the drain ends, before it is closed: until everything it sent is acknowledged
-/// by the peer (the drain deadline at most). Closing with input unread (a peer still sending
-/// when the drain began) makes the kernel reset the connection, which drops the output still
-/// queued: the echo of what was received would be lost. (Shutting the write side first would
-/// not do: with the read side shut by the drain, data arriving then resets at once.)
+/// A connection the drain ends, before it is closed: closing with input unread (a peer still
+/// sending when the drain began) makes the kernel reset the connection, which drops the output
+/// still queued, the echo of what was received. So, until the drain deadline at most:
+///
+/// - Unix: until the peer has acknowledged everything it was sent (shutting the write side
+///   first would not do: with the read side shut by the drain, data arriving then resets at
+///   once);
+/// - Windows, which cannot tell what was acknowledged (and whose drain leaves the read side
+///   open): the FIN, behind the echo, then the peer's bytes read and dropped until its end,
+///   the graceful close the Winsock documentation describes.
+#[cfg(unix)]
 fn linger(stream: &TcpStream, registry: &Registry) {
     while !registry.is_forced() && ringport_port::os::unacked_bytes(stream).is_ok_and(|n| n > 0) {
         std::thread::sleep(LINGER_POLL);
     }
 }
 
+/// See the Unix version.
+#[cfg(windows)]
+fn linger(mut stream: &TcpStream, registry: &Registry) {
+    if stream.shutdown(std::net::Shutdown::Write).is_err()
+        || stream.set_read_timeout(Some(RECV_SLICE)).is_err()
+    {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    while !registry.is_forced() {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// How often [`linger`] looks at what the peer has acknowledged.
+#[cfg(unix)]
 const LINGER_POLL: Duration = Duration::from_millis(2);
 
 /// Serves one plaintext connection until it closes, with the completion model's rules (the

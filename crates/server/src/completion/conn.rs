@@ -218,36 +218,114 @@ impl Worker<'_> {
     }
 
     /// Gives the queued buffers back and submits the close; the slot is freed when the close
-    /// completes. During the drain (before its deadline), a connection whose peer has not yet
-    /// acknowledged all it sent lingers first: closing with input unread (a peer still sending
-    /// when the drain began) makes the kernel reset the connection, which drops the output
-    /// still queued, the echo of what was received.
+    /// completes. During the drain (before its deadline), a connection [`linger`s](Self::linger)
+    /// first.
     fn close(&mut self, key: u64) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        if self.draining && !self.forced && self.linger(key) {
             return;
-        };
-        if self.draining && !self.forced {
-            let unacked = conn
-                .fd
-                .as_ref()
-                .and_then(|fd| fd.real())
-                .map(|fd| ringport_port::os::unacked_bytes(fd).unwrap_or(0));
-            if unacked.is_some_and(|n| n > 0) {
-                if !self.lingering.contains(&key) {
-                    self.lingering.push(key);
-                }
-                return;
-            }
         }
         self.submit_close(key);
     }
 
+    /// Whether the connection `key`, which the drain ends, waits before its close: closing with
+    /// input unread (a peer still sending when the drain began) makes the kernel reset the
+    /// connection, which drops the output still queued, the echo of what was received.
+    ///
+    /// Unix: until the peer has acknowledged everything it was sent (the worker looks again at
+    /// each turn, [`close_lingering`](Self::close_lingering)).
+    #[cfg(unix)]
+    fn linger(&mut self, key: u64) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let unacked = conn
+            .fd
+            .as_ref()
+            .and_then(|fd| fd.real())
+            .map(|fd| ringport_port::os::unacked_bytes(fd).unwrap_or(0));
+        if unacked.is_some_and(|n| n > 0) {
+            if !self.lingering.contains(&key) {
+                self.lingering.push(key);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Windows, which cannot tell what the peer acknowledged: the FIN, behind the echo, then
+    /// the peer's bytes received and dropped until its end ([`on_discard`](Self::on_discard)),
+    /// the graceful close the Winsock documentation describes. The drain deadline cancels the
+    /// receive ([`force_lingering`](Self::force_lingering)).
+    #[cfg(windows)]
+    fn linger(&mut self, key: u64) -> bool {
+        if self.lingering.contains(&key) {
+            return true;
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let Some(fd) = conn.fd.clone() else {
+            return false;
+        };
+        let shut = fd.real().is_some_and(|f| {
+            socket2::SockRef::from(f)
+                .shutdown(std::net::Shutdown::Write)
+                .is_ok()
+        });
+        if !shut {
+            return false;
+        }
+        match self.port.submit(key, Op::RecvBuf { fd, nowait: false }) {
+            Ok(token) => {
+                conn.recv_op = Some(token);
+                self.lingering.push(key);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A receive of a lingering connection (Windows): the bytes are dropped; the peer's end, a
+    /// failure or the cancellation at the drain deadline closes it.
+    #[cfg(windows)]
+    fn on_discard(&mut self, key: u64, buf: Option<PoolBuf>, result: io::Result<usize>) {
+        if let Some(buf) = buf {
+            self.port.give_back(buf);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.recv_op = None;
+        if matches!(result, Ok(1..)) && !self.forced {
+            if let Some(fd) = conn.fd.clone() {
+                if let Ok(token) = self.port.submit(key, Op::RecvBuf { fd, nowait: false }) {
+                    conn.recv_op = Some(token);
+                    return;
+                }
+            }
+        }
+        self.lingering.retain(|&k| k != key);
+        self.submit_close(key);
+    }
+
     /// Closes the lingering connections whose peer has acknowledged all they sent, and all of
-    /// them at the drain deadline.
+    /// them at the drain deadline (Unix).
+    #[cfg(unix)]
     pub(super) fn close_lingering(&mut self) {
         let keys = std::mem::take(&mut self.lingering);
         for key in keys {
             self.close(key);
+        }
+    }
+
+    /// At the drain deadline: the lingering connections' receives are cancelled (Windows; their
+    /// completions close them).
+    #[cfg(windows)]
+    pub(super) fn force_lingering(&mut self) {
+        for &key in &self.lingering {
+            if let Some(token) = self.conns.get_mut(key).and_then(|c| c.recv_op) {
+                let _ = self.port.cancel(token);
+            }
         }
     }
 
@@ -301,6 +379,10 @@ impl Worker<'_> {
             }
             return;
         };
+        #[cfg(windows)]
+        if self.draining && self.lingering.contains(&key) {
+            return self.on_discard(key, buf, result);
+        }
         if !more {
             conn.recv_op = None;
         }

@@ -25,7 +25,8 @@
 //! 3. Every connection is told to drain: its multishot receive is cancelled; what was already
 //!    received is echoed; receives from then on are single and do not wait; connections with
 //!    nothing left close, once the client has acknowledged what they sent (they linger until
-//!    then: see `conn`'s `close`).
+//!    then; on Windows they send their FIN and drop what arrives until the client's end: see
+//!    `conn`'s `linger`).
 //! 4. At the drain deadline, whatever remains is cancelled and closed.
 //! 5. The loop ends when no connection and no accept is left; the worker returns its counters.
 //!

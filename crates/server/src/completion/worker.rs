@@ -32,8 +32,9 @@ const IDLE_UNTIL: usize = 2;
 
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
-/// How often lingering connections (see `conn`'s `close`) look at what their peer has
-/// acknowledged.
+/// How often lingering connections (see `conn`'s `linger`) look at what their peer has
+/// acknowledged (Unix).
+#[cfg(unix)]
 const LINGER_POLL: Duration = Duration::from_millis(2);
 
 /// One worker thread's state: its port, listener, connections, clock and counters.
@@ -89,8 +90,9 @@ pub(super) struct Worker<'a> {
     pub(super) tls: Option<TlsWorker>,
     /// Its WebSocket connections, when the server speaks WebSocket (see `ws_conn`).
     pub(super) ws: Option<WsWorker>,
-    /// Connections the drain ended whose close waits until the peer has acknowledged all they
-    /// sent (see `conn`'s `close`).
+    /// Connections the drain ended whose close waits: until the peer has acknowledged all they
+    /// sent (Unix), or until its end while its bytes are dropped (Windows; see `conn`'s
+    /// `linger`).
     pub(super) lingering: Vec<u64>,
 }
 
@@ -210,6 +212,7 @@ impl Worker<'_> {
             }
             self.pace(done.len());
             self.take_in(&mut done);
+            #[cfg(unix)]
             if !self.lingering.is_empty() {
                 self.close_lingering();
             }
@@ -282,7 +285,10 @@ impl Worker<'_> {
             .map(|d| if self.forced { d + HARD_STOP } else { d });
         // Lingering connections are looked at again soon: nothing completes when a peer
         // acknowledges.
+        #[cfg(unix)]
         let linger = (!self.lingering.is_empty()).then(|| Instant::now() + LINGER_POLL);
+        #[cfg(windows)]
+        let linger = None;
         [self.accept_retry, drain, linger, Some(self.next_tick)]
             .into_iter()
             .flatten()
@@ -375,6 +381,8 @@ impl Worker<'_> {
 
     fn force_all(&mut self) {
         self.forced = true;
+        #[cfg(windows)]
+        self.force_lingering();
         self.owned_force_all::<TlsConn>();
         self.owned_force_all::<WsConn>();
         if self.conns.is_empty() {
