@@ -60,8 +60,8 @@ impl Link {
     }
 
     /// Sends its FIN (behind what was sent) and starts its linger at `now_ms`: the peer's bytes
-    /// are then read and dropped until its end (or the linger's end, by the tick), so that the
-    /// close does not reset the connection under the last bytes.
+    /// are then read and dropped until its end (or [`LINGER`], by the tick; the drain deadline
+    /// while draining), so that the close does not reset the connection under the last bytes.
     pub(super) fn start_linger(&mut self, now_ms: u64) {
         if self.lingering.is_none() {
             if let Some(f) = self.fd.as_ref().and_then(|fd| fd.real()) {
@@ -282,7 +282,10 @@ impl Worker<'_> {
             if let Some(conn) = self.owned::<C>(key) {
                 let link = conn.link();
                 if link.fd.is_some() && !link.forced {
-                    self.stats.forced_closes += 1;
+                    // One waiting for its peer's end (see `Link::start_linger`) has finished.
+                    if link.lingering.is_none() {
+                        self.stats.forced_closes += 1;
+                    }
                     self.owned_force::<C>(key);
                 }
             }

@@ -55,8 +55,8 @@ impl TlsWorker {
     }
 }
 
-/// One TLS connection: its socket and operations in flight, its session. Only wss lingers
-/// (after close_notify).
+/// One TLS connection: its socket and operations in flight, its session. A wss connection
+/// lingers after its close_notify, and so does every connection the drain ends.
 pub(super) struct TlsConn {
     link: Link,
     session: Session,
@@ -190,11 +190,15 @@ impl Worker<'_> {
         }
         if conn.link.lingering.is_some() {
             // The peer's bytes are read and dropped until its end (or the linger's end).
-            if let (None, Some(wss)) = (conn.link.recv_op, conn.wss.as_mut()) {
+            if conn.link.recv_op.is_none() {
+                let buf = match conn.wss.as_mut() {
+                    Some(wss) => wss.sink(),
+                    None => conn.session.sink(),
+                };
                 let op = Op::Recv {
                     fd,
-                    buf: wss.sink(),
-                    nowait: draining,
+                    buf,
+                    nowait: false,
                 };
                 self.owned_submit::<TlsConn>(key, op, false);
             }
@@ -231,13 +235,14 @@ impl Worker<'_> {
             if !conn.session.is_finished() {
                 // Nothing to send and no room to receive: a record larger than any allowed.
                 conn.session.fail(Failure::Other);
-            } else if conn.wss.is_some()
+            } else if (conn.wss.is_some() || draining)
                 && conn.session.sent_close_notify()
                 && conn.session.failure().is_none()
             {
-                // wss, as ws: the FIN behind close_notify, then the peer's bytes are dropped
-                // until its end, so that the close does not reset the connection under the
-                // close frame.
+                // wss, as ws, and any connection the drain ends: the FIN behind close_notify,
+                // then the peer's bytes are dropped until its end, so that the close does not
+                // reset the connection under the last records (the close frame; the echo of
+                // what a client still sending at the drain sent before it).
                 conn.link.start_linger(self.now_ms);
                 self.tls_advance(key);
                 return;
@@ -256,9 +261,12 @@ impl Worker<'_> {
             return;
         };
         conn.link.recv_op = None;
-        if let (Some(_), Some(wss)) = (conn.link.lingering, conn.wss.as_mut()) {
-            wss.give_back(buf);
-            // Dropped; the end, a failure or the drain's "nothing more" ends the linger.
+        if conn.link.lingering.is_some() {
+            match conn.wss.as_mut() {
+                Some(wss) => wss.give_back(buf),
+                None => conn.session.give_back(buf, true),
+            }
+            // Dropped; the end or a failure ends the linger.
             if !matches!(result, Ok(n) if n > 0) {
                 conn.link.forced = true;
             }

@@ -221,7 +221,9 @@ impl Worker<'_> {
                 return;
             }
         }
-        self.owned_submit_both::<WsConn>(key, fd, send, recv, draining);
+        // A lingering receive waits, even while draining: for the peer's end.
+        let nowait = draining && conn.link.lingering.is_none();
+        self.owned_submit_both::<WsConn>(key, fd, send, recv, nowait);
     }
 
     /// A receive of the connection `key` ended.
@@ -233,7 +235,7 @@ impl Worker<'_> {
         };
         conn.link.recv_op = None;
         if conn.link.lingering.is_some() {
-            // Dropped; the end, a failure or the drain's "nothing more" ends the linger.
+            // Dropped; the end or a failure ends the linger.
             if !matches!(result, Ok(n) if n > 0) {
                 conn.link.forced = true;
             }

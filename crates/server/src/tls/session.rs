@@ -361,6 +361,14 @@ impl Session {
         echoed
     }
 
+    /// The receive buffer, emptied, to receive into and drop what arrives once the session is
+    /// over (the linger after close_notify); [`give_back`](Self::give_back) returns it.
+    pub fn sink(&mut self) -> Vec<u8> {
+        self.incoming.clear();
+        self.recv_out = true;
+        std::mem::take(&mut self.incoming)
+    }
+
     /// Gives a buffer taken for an operation back without its bytes counting (the operation
     /// failed or was cancelled).
     pub fn give_back(&mut self, buf: Vec<u8>, incoming: bool) {
