@@ -87,7 +87,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             bytes,
         });
     }
-    let merged = merge(&inputs)?;
+    // Files that are not one run's are values that cannot be accepted (exit code 2).
+    let merged = merge(&inputs).usage()?;
     let json = args.json.as_deref().map(OutputTarget::parse);
     let text = crate::stress::render(&merged.report, args.flows);
     if matches!(json, Some(OutputTarget::Stdout)) {

@@ -542,13 +542,21 @@ pub fn run(args: StressArgs) -> anyhow::Result<ExitCode> {
     let metrics = args.metrics.map(crate::metrics::bind).transpose()?;
     if cfg.is_interactive_candidate() && std::io::stdin().is_terminal() {
         // The questions go to the terminal (standard error), never into the results.
-        ringport_stress::config::interactive::ask(
+        let asked = ringport_stress::config::interactive::ask(
             &mut cfg,
             std::io::stdin().lock(),
             std::io::stderr(),
             args.connections.is_none(),
-        )
-        .context("reading the answers")?;
+        );
+        match asked {
+            Ok(()) => {}
+            // Ctrl-D instead of an answer: the person called the run off.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                eprintln!("\nringport: no answer (end of input): nothing was run");
+                return Ok(ExitCode::from(crate::exit::INTERRUPTED));
+            }
+            Err(e) => return Err(e).context("reading the answers"),
+        }
     }
     let stop = stop_on_signals()?;
     run_load(cfg, stop, args.interval, metrics, args.flows)

@@ -330,7 +330,7 @@ fn two_agents(dir: &Scratch, port: &str, name: &str, sizes: [&str; 2]) -> Vec<St
 fn refused(args: &[&str], needle: &str) {
     let out = run(bin().args(args));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} should fail: {err}");
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail: {err}");
     assert!(
         err.contains(needle),
         "{args:?}: {err:?} should say {needle:?}"

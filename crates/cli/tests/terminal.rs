@@ -250,6 +250,41 @@ fn the_questions_go_to_the_terminal_never_into_the_results() {
     assert!(term.wait(Duration::from_secs(10)));
 }
 
+/// Ctrl-D instead of an answer calls the run off: one line, exit code 130 (interrupted), nothing
+/// sent.
+#[test]
+fn ctrl_d_at_a_question_calls_the_run_off() {
+    let server = support::Server::start("completion", &[]);
+    let dir = Scratch::new("ask-eof");
+    let script = format!(
+        "{} stress {} >{} 2>{}; echo $? >{}",
+        bin(),
+        server.addr.port(),
+        q(&dir.file("out")),
+        q(&dir.file("err")),
+        q(&dir.file("rc")),
+    );
+    let mut term = OnTerminal::start(&script, Stdio::piped(), None);
+    let mut keys = term.child.stdin.take().unwrap();
+    wait_for("the first question", Duration::from_secs(10), || {
+        dir.read("err").contains("Please enter message")
+    });
+    keys.write_all(b"\x04").unwrap();
+    keys.flush().unwrap();
+    wait_for("stress to end", Duration::from_secs(15), || {
+        !dir.read("rc").is_empty()
+    });
+    let err = dir.read("err");
+    assert_eq!(dir.read("rc").trim(), "130", "{err}");
+    assert!(
+        err.contains("ringport: no answer (end of input): nothing was run"),
+        "{err}"
+    );
+    assert!(dir.read("out").is_empty(), "{}", dir.read("out"));
+    drop(keys);
+    assert!(term.wait(Duration::from_secs(10)));
+}
+
 /// Issue 14, friction: the question said "number of threads" and set the connections. Each
 /// question names what its answer sets, and the answer lands there.
 #[test]

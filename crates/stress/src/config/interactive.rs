@@ -75,9 +75,7 @@ pub fn ask<R: BufRead, W: Write>(
     loop {
         read(
             &mut output,
-            &format!(
-                "Please enter number of times the messages needs to be sent [{DEFAULT_COUNT}]: "
-            ),
+            &format!("Please enter number of times the message is to be sent [{DEFAULT_COUNT}]: "),
             &mut line,
         )?;
         match line.trim() {
@@ -120,7 +118,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Please enter message to be sent to the server"));
         assert!(text.contains("Please enter number of connections to open"));
-        assert!(text.contains("Please enter number of times the messages needs to be sent"));
+        assert!(text.contains("Please enter number of times the message is to be sent"));
         assert_eq!(text.matches("a positive whole number").count(), 2);
         c.validate().unwrap();
     }

@@ -41,11 +41,11 @@ pub fn describe(seg: Segment, total: usize) -> String {
 
 /// Parses `--start-at`: RFC 3339 (`2026-12-01T10:00:00Z`, `2026-12-01T11:00:00.5+01:00`; `T`
 /// or a space between date and time) or seconds since the Unix epoch (`1764583200`,
-/// `1764583200.25`).
+/// `1764583200.25`), at most [`START_AT_MAX_AHEAD`] from now.
 ///
 /// # Errors
 ///
-/// A one-line message with the accepted forms.
+/// A one-line message with the accepted forms, or how far ahead the time is.
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
     let t = s.trim();
     let bad = || {
@@ -54,14 +54,30 @@ pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
              +01:00 if not UTC) or seconds since the Unix epoch (e.g. $(( $(date +%s) + 10 )))"
         )
     };
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let at = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let secs: f64 = t.parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(secs)
+        Duration::try_from_secs_f64(secs)
             .map(|d| UNIX_EPOCH + d)
-            .map_err(|_| bad());
+            .map_err(|_| bad())?
+    } else {
+        parse_rfc3339(t).ok_or_else(bad)?
+    };
+    // A load waits for it with its connections open: a day ahead at most (a typo in the date
+    // would otherwise hold them for years).
+    if let Ok(ahead) = at.duration_since(SystemTime::now()) {
+        if ahead > START_AT_MAX_AHEAD {
+            return Err(format!(
+                "`{s}` is {:.1} hours ahead; --start-at takes a time within the next {} hours",
+                ahead.as_secs_f64() / 3600.0,
+                START_AT_MAX_AHEAD.as_secs() / 3600
+            ));
+        }
     }
-    parse_rfc3339(t).ok_or_else(bad)
+    Ok(at)
 }
+
+/// How far ahead `--start-at` may be.
+pub const START_AT_MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`, leap seconds refused.
 fn parse_rfc3339(t: &str) -> Option<SystemTime> {
@@ -255,5 +271,16 @@ mod tests {
             let e = parse_start_at(bad).unwrap_err();
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn start_at_is_within_a_day() {
+        let now = unix_secs(SystemTime::now());
+        let soon = format!("{}", now as u64 + 3600);
+        assert!(parse_start_at(&soon).is_ok());
+        let later = format!("{}", now as u64 + 2 * 24 * 3600);
+        let e = parse_start_at(&later).unwrap_err();
+        assert!(e.contains("hours ahead") && e.contains("24 hours"), "{e}");
+        assert!(parse_start_at("2126-12-01T10:00:00Z").is_err());
     }
 }
