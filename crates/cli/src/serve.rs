@@ -104,6 +104,18 @@ pub struct ServeArgs {
     /// is not affected.
     #[arg(long)]
     mptcp: bool,
+    /// Read a PROXY protocol header (HAProxy's, version 1 or 2, as its `send-proxy` and
+    /// `send-proxy-v2` send it) before each connection's bytes: the client address it gives is
+    /// the connection's for --max-per-ip and the logs. Every connection must send one: without
+    /// a valid header within --proxy-protocol-timeout it is closed, counted on the summary's
+    /// `proxy:` line. Only behind a proxy you trust: a client that reaches the server directly
+    /// could claim any address. TCP only (plaintext, TLS and WebSocket alike: the header comes
+    /// first).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Seconds a connection may take to send its whole PROXY header; more than 0.
+    #[arg(long, value_name = "SECS", default_value_t = secs(ringport_server::proxy::DEFAULT_TIMEOUT), value_parser = crate::secs::parse_positive_secs, requires = "proxy_protocol")]
+    proxy_protocol_timeout: f64,
     /// Accept the plaintext echo's connections as io_uring direct descriptors (`on`) or as
     /// ordinary descriptors (`off`): a direct descriptor is a slot of the worker's ring's own
     /// file table, so the kernel looks no descriptor up (nor counts references to its file) per
@@ -225,6 +237,9 @@ impl ServeArgs {
             reuse_port: self.reuse_port,
             mptcp: self.mptcp,
             direct_fds: self.direct_fds,
+            proxy_protocol: self
+                .proxy_protocol
+                .then(|| Duration::from_secs_f64(self.proxy_protocol_timeout)),
             backlog: self.backlog,
             udp: self.udp.config(),
             websocket: self.ws.config(),
@@ -277,10 +292,10 @@ fn install_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
 /// Flags that contradict each other are refused (a usage error); flags the chosen model does
 /// not use are named in one log line each, so that nothing asked for is dropped unsaid.
 fn check_combinations(args: &ServeArgs) -> anyhow::Result<()> {
-    if args.udp.only() && (args.tls.given() || args.ws.on()) {
+    if args.udp.only() && (args.tls.given() || args.ws.on() || args.proxy_protocol) {
         return Err(crate::exit::usage(
-            "--udp-only serves no TCP: TLS and --websocket apply to TCP connections (add them \
-             with --udp instead)",
+            "--udp-only serves no TCP: TLS, --websocket and --proxy-protocol apply to TCP \
+             connections (add them with --udp instead)",
         ));
     }
     if args.model != Model::Completion && !args.udp.only() {

@@ -111,6 +111,27 @@ impl Collector for ServerMetrics {
             "serve --mptcp: accepted connections that spoke Multipath TCP (the others fell back to TCP).",
             t.mptcp,
         )?;
+        let p = &t.proxy;
+        counters(
+            e,
+            "ringport_proxy_headers",
+            "serve --proxy-protocol: PROXY headers read, by version (1, 2).",
+            "version",
+            &[("1", p.v1), ("2", p.v2)],
+        )?;
+        counters(
+            e,
+            "ringport_proxy_failures",
+            "serve --proxy-protocol: connections closed for their PROXY header, by reason: not_proxy, bad, too_long, incomplete (the connection ended first), timeout (--proxy-protocol-timeout).",
+            "reason",
+            &[
+                ("not_proxy", p.not_proxy),
+                ("bad", p.bad),
+                ("too_long", p.too_long),
+                ("incomplete", p.incomplete),
+                ("timeout", p.timeout),
+            ],
+        )?;
         counter(e, "ringport_accept_pauses", "Times the completion model stopped accepting at --max-connections (the clients wait in the listen backlog).", t.limit_pauses)?;
         counter(
             e,

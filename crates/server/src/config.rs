@@ -120,6 +120,11 @@ pub struct ServeConfig {
     /// a slot of it instead of a descriptor. Only where the kernel allows (Linux 5.19+; else
     /// descriptors, said once in the log); never for TLS, WebSocket, epoll or IOCP.
     pub direct_fds: bool,
+    /// Read a PROXY protocol header (version 1 or 2) before each connection's bytes
+    /// (`--proxy-protocol`), within this time: the header's client address is the
+    /// connection's for `--max-per-ip` and the logs (`None`: no header is read). See
+    /// [`crate::proxy`].
+    pub proxy_protocol: Option<Duration>,
 }
 
 /// Descriptors kept out of the derived `max_connections`: standard streams, the signal pipe,
@@ -158,6 +163,7 @@ impl Default for ServeConfig {
             udp: None,
             websocket: None,
             direct_fds: false,
+            proxy_protocol: None,
         }
     }
 }

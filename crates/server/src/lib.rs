@@ -44,6 +44,7 @@ pub mod echo;
 mod limits;
 pub mod listener;
 mod messages;
+pub mod proxy;
 pub mod ready;
 pub mod shutdown;
 pub mod single;

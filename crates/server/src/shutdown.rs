@@ -4,11 +4,19 @@
 //! runs every waker registered by the server model: the completion model posts a completion to
 //! each worker's port, the blocking models unblock their accept loops. Triggering twice does
 //! nothing more.
+//!
+//! It also holds [`LINGER_QUIET`], the one rule of the lingering close every model follows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Waker = Box<dyn Fn() + Send + Sync>;
+
+/// A connection the drain ends that lingers with its FIN sent, dropping what its peer still
+/// sends until the peer's end (so that the close does not reset the connection under the
+/// last bytes sent), closes once the peer has been quiet this long: a peer that neither sends
+/// nor closes does not hold the shutdown until the drain deadline.
+pub const LINGER_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Default)]
 struct Inner {

@@ -47,14 +47,14 @@ struct Single {
 impl BlockingModel for Single {
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, stats: &mut WorkerStats) {
         let stream = Arc::new(stream);
-        let token = match self.registry.register(&stream) {
+        let mut token = match self.registry.register(&stream) {
             Ok(token) => token,
             Err(Refused::Forced | Refused::Full | Refused::PerIp) => {
                 stats.forced_closes += 1;
                 return;
             }
         };
-        let ctx = ConnCtx {
+        let mut ctx = ConnCtx {
             registry: &self.registry,
             buffer_size: self.cfg.buffer_size,
             log_messages: self.cfg.log_messages,
@@ -66,7 +66,8 @@ impl BlockingModel for Single {
             tls: self.cfg.tls.as_ref(),
             websocket: self.cfg.websocket,
         };
-        let conn_stats = blocking::serve_conn(&stream, &ctx);
+        let conn_stats =
+            blocking::serve_accepted(&stream, &mut ctx, &mut token, self.cfg.proxy_protocol);
         stats.add(&conn_stats);
         drop(stream);
         drop(token);

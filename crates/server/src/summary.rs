@@ -65,6 +65,8 @@ pub struct WorkerStats {
     pub mptcp_asked: u64,
     /// Of those, the connections that spoke MPTCP; the others fell back to plain TCP.
     pub mptcp: u64,
+    /// `--proxy-protocol`: PROXY headers read, and connections closed for theirs.
+    pub proxy: crate::proxy::ProxyStats,
 }
 
 impl WorkerStats {
@@ -94,6 +96,7 @@ impl WorkerStats {
         self.ws.add(&other.ws);
         self.mptcp_asked += other.mptcp_asked;
         self.mptcp += other.mptcp;
+        self.proxy.add(&other.proxy);
     }
 
     /// Counts an accepted connection's answer to whether it speaks MPTCP
@@ -266,6 +269,9 @@ impl fmt::Display for Summary {
         }
         if !t.ws.is_empty() {
             writeln!(f, "  {}", t.ws.describe())?;
+        }
+        if !t.proxy.is_empty() {
+            writeln!(f, "  {}", t.proxy.describe())?;
         }
         if t.pool_buffers > 0 {
             writeln!(

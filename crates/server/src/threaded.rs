@@ -104,7 +104,7 @@ impl Threaded {
 impl BlockingModel for Threaded {
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, stats: &mut WorkerStats) {
         let stream = Arc::new(stream);
-        let token = match self.registry.register(&stream) {
+        let mut token = match self.registry.register(&stream) {
             Ok(token) => token,
             Err(Refused::PerIp) => {
                 stats.refused_per_ip += 1;
@@ -137,11 +137,12 @@ impl BlockingModel for Threaded {
         let write_timeout = self.cfg.write_timeout;
         let tls = self.cfg.tls.clone();
         let websocket = self.cfg.websocket;
+        let proxy = self.cfg.proxy_protocol;
         let spawned = std::thread::Builder::new()
             .name(format!("ringport-c{id}"))
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                let ctx = ConnCtx {
+                let mut ctx = ConnCtx {
                     registry: &registry,
                     buffer_size,
                     log_messages,
@@ -153,7 +154,7 @@ impl BlockingModel for Threaded {
                     tls: tls.as_ref(),
                     websocket,
                 };
-                let conn_stats = blocking::serve_conn(&stream, &ctx);
+                let conn_stats = blocking::serve_accepted(&stream, &mut ctx, &mut token, proxy);
                 registry.add_stats(&conn_stats);
                 // Closes the socket, then leaves the table (the server may then be done).
                 drop(stream);

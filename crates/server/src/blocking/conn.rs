@@ -59,8 +59,9 @@ pub(crate) fn serve_conn(stream: &TcpStream, ctx: &ConnCtx<'_>) -> WorkerStats {
 ///   first would not do: with the read side shut by the drain, data arriving then resets at
 ///   once);
 /// - Windows, which cannot tell what was acknowledged (and whose drain leaves the read side
-///   open): the FIN, behind the echo, then the peer's bytes read and dropped until its end,
-///   the graceful close the Winsock documentation describes.
+///   open): the FIN, behind the echo, then the peer's bytes read and dropped until its end
+///   (the graceful close the Winsock documentation describes), or until it has been quiet
+///   for [`LINGER_QUIET`](crate::shutdown::LINGER_QUIET).
 #[cfg(unix)]
 fn linger(stream: &TcpStream, registry: &Registry) {
     while !registry.is_forced() && ringport_port::os::unacked_bytes(stream).is_ok_and(|n| n > 0) {
@@ -68,19 +69,22 @@ fn linger(stream: &TcpStream, registry: &Registry) {
     }
 }
 
-/// See the Unix version.
+/// See the Unix version; the linger ends too once the peer has been quiet for
+/// [`LINGER_QUIET`](crate::shutdown::LINGER_QUIET).
 #[cfg(windows)]
 fn linger(mut stream: &TcpStream, registry: &Registry) {
+    use crate::shutdown::LINGER_QUIET;
     if stream.shutdown(std::net::Shutdown::Write).is_err()
-        || stream.set_read_timeout(Some(RECV_SLICE)).is_err()
+        || stream.set_read_timeout(Some(LINGER_QUIET / 4)).is_err()
     {
         return;
     }
     let mut sink = [0u8; 4096];
-    while !registry.is_forced() {
+    let mut heard = Instant::now();
+    while !registry.is_forced() && heard.elapsed() < LINGER_QUIET {
         match stream.read(&mut sink) {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(_) => heard = Instant::now(),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -57,6 +57,7 @@
 mod accept;
 mod conn;
 mod drain;
+mod proxy;
 mod registry;
 #[cfg(test)]
 mod test_support;
@@ -76,8 +77,11 @@ use crate::summary::{Live, Summary, WorkerStats};
 use crate::{listener, Model, Ready, Running, ServeConfig, ServeError};
 
 use accept::{accept_loop, Acceptor};
-pub(crate) use conn::{serve_conn, ConnCtx};
+#[cfg(test)]
+pub(crate) use conn::serve_conn;
+pub(crate) use conn::ConnCtx;
 use drain::supervise_drain;
+pub(crate) use proxy::serve_accepted;
 pub(crate) use registry::{Refused, Registry};
 
 /// What the blocking models run on, as the log, the summary and the ready line say.
@@ -117,6 +121,7 @@ where
     let registry = Registry::with_per_ip(
         max_connections,
         PerIp::with_loopback(max_per_ip, cfg.max_per_ip_loopback),
+        cfg.proxy_protocol.is_some(),
     );
     let drain_timeout = cfg.drain_timeout;
 

@@ -41,6 +41,9 @@ pub(crate) struct Registry {
     changed: Condvar,
     stats: Mutex<WorkerStats>,
     per_ip: PerIp,
+    /// `--proxy-protocol`: a connection counts under `per_ip` once its header is read
+    /// ([`Registered::readdress`]), not from the proxy's address at accept.
+    proxied: bool,
     /// The accept loop's counters, published after each accept for live readers.
     acceptor: Mutex<WorkerStats>,
     /// Bytes received and echoed so far, connections still open included (live readers).
@@ -60,6 +63,16 @@ impl Registered {
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
+
+    /// The connection's address is `ip` (its PROXY header's): counted there under the
+    /// per-address limit from now on. False, and counted nowhere, if that address is at its
+    /// limit.
+    pub(crate) fn readdress(&mut self, ip: Option<IpAddr>) -> bool {
+        self.registry.per_ip.leave(self.ip);
+        let admitted = self.registry.per_ip.admit(ip);
+        self.ip = ip.filter(|_| admitted);
+        admitted
+    }
 }
 
 impl Drop for Registered {
@@ -78,13 +91,15 @@ impl Registry {
     /// from one address (`0`: no limit).
     #[cfg(test)]
     pub(crate) fn new(max: usize, max_per_ip: usize) -> Arc<Registry> {
-        Registry::with_per_ip(max, PerIp::new(max_per_ip))
+        Registry::with_per_ip(max, PerIp::new(max_per_ip), false)
     }
 
-    /// A registry that holds at most `max` connections (at least 1), under `per_ip`.
-    pub(crate) fn with_per_ip(max: usize, per_ip: PerIp) -> Arc<Registry> {
+    /// A registry that holds at most `max` connections (at least 1), under `per_ip`, counted
+    /// from their PROXY headers' addresses if `proxied`.
+    pub(crate) fn with_per_ip(max: usize, per_ip: PerIp, proxied: bool) -> Arc<Registry> {
         Arc::new(Registry {
             per_ip,
+            proxied,
             acceptor: Mutex::new(WorkerStats::default()),
             live_in: AtomicU64::new(0),
             live_out: AtomicU64::new(0),
@@ -107,7 +122,11 @@ impl Registry {
         self: &Arc<Self>,
         stream: &Arc<TcpStream>,
     ) -> Result<Registered, Refused> {
-        let ip = stream.peer_addr().ok().map(|p| p.ip());
+        let ip = if self.proxied {
+            None
+        } else {
+            stream.peer_addr().ok().map(|p| p.ip())
+        };
         let mut table = self.lock();
         if self.forced.load(Ordering::SeqCst) {
             return Err(Refused::Forced);

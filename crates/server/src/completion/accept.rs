@@ -86,7 +86,9 @@ impl Worker<'_> {
                 self.accept_policy.succeeded();
                 self.stats.accepted += 1;
                 self.note_mptcp(&accepted);
-                if !self.per_ip.admit(accepted.peer.map(|p| p.ip())) {
+                // With --proxy-protocol the address is the proxy's: the header's is counted.
+                let counted = accepted.peer.filter(|_| self.proxy.is_none());
+                if !self.per_ip.admit(counted.map(|p| p.ip())) {
                     self.stats.refused_per_ip += 1;
                     // Closed at once (a plain close: the port never saw this descriptor).
                     drop(accepted);

@@ -4,6 +4,7 @@
 //! starved by an empty pool, and frees the slot once the close has completed.
 
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use ringport_port::{is_cancelled, is_pool_empty, Accepted, Op, PoolBuf, SharedFd, Token};
@@ -13,6 +14,8 @@ use super::peer::Peer;
 use super::worker::Worker;
 use crate::echo::{Arrived, MultiEcho, RecvMode, SendResult, Todo};
 use crate::messages::log_message;
+#[cfg(windows)]
+use crate::shutdown::LINGER_QUIET;
 use crate::slots::{slot_of, Keyed};
 
 /// One connection: its socket, its echo state, its operations in flight.
@@ -110,15 +113,23 @@ impl Worker<'_> {
         }
     }
 
+    /// Serves a connection just accepted: its PROXY header first, with `--proxy-protocol`.
     pub(super) fn new_conn(&mut self, accepted: Accepted) {
+        if self.proxy.is_some() {
+            return self.new_proxy_conn(accepted);
+        }
+        self.serve_new(Rc::new(accepted.fd), accepted.peer);
+    }
+
+    /// Serves a connection from `peer` as plaintext, TLS or WebSocket, as the server speaks.
+    pub(super) fn serve_new(&mut self, fd: SharedFd, peer: Option<SocketAddr>) {
         if self.tls.is_some() {
             // With --websocket too, wss (see `wss`).
-            return self.new_tls_conn(accepted);
+            return self.new_tls_conn(fd, peer);
         }
         if self.ws.is_some() {
-            return self.new_ws_conn(accepted);
+            return self.new_ws_conn(fd, peer);
         }
-        let Accepted { fd, peer } = accepted;
         // Echo replies are small and immediate: do not let Nagle hold them back (a direct
         // socket has no descriptor: it inherited the option from the listener).
         let _ = fd
@@ -128,7 +139,7 @@ impl Worker<'_> {
         echo.set_mark(low_ms(self.now_ms));
         self.serial += 1;
         let key = self.conns.insert(Conn {
-            fd: Some(Rc::new(fd)),
+            fd: Some(fd),
             echo,
             recv_op: None,
             send_op: None,
@@ -254,8 +265,9 @@ impl Worker<'_> {
 
     /// Windows, which cannot tell what the peer acknowledged: the FIN, behind the echo, then
     /// the peer's bytes received and dropped until its end ([`on_discard`](Self::on_discard)),
-    /// the graceful close the Winsock documentation describes. The drain deadline cancels the
-    /// receive ([`force_lingering`](Self::force_lingering)).
+    /// the graceful close the Winsock documentation describes. A peer quiet for
+    /// [`LINGER_QUIET`] ([`close_lingering`](Self::close_lingering)), or the drain deadline
+    /// ([`force_lingering`](Self::force_lingering)), cancels the receive.
     #[cfg(windows)]
     fn linger(&mut self, key: u64) -> bool {
         if self.lingering.contains(&key) {
@@ -296,6 +308,9 @@ impl Worker<'_> {
             return;
         };
         conn.recv_op = None;
+        if matches!(result, Ok(1..)) {
+            conn.echo.set_mark(low_ms(self.now_ms));
+        }
         if matches!(result, Ok(1..)) && !self.forced {
             if let Some(fd) = conn.fd.clone() {
                 if let Ok(token) = self.port.submit(key, Op::RecvBuf { fd, nowait: false }) {
@@ -315,6 +330,22 @@ impl Worker<'_> {
         let keys = std::mem::take(&mut self.lingering);
         for key in keys {
             self.close(key);
+        }
+    }
+
+    /// The lingering connections whose peer has been quiet for [`LINGER_QUIET`] have their
+    /// receive cancelled (Windows; its completion closes them).
+    #[cfg(windows)]
+    pub(super) fn close_lingering(&mut self) {
+        let quiet = LINGER_QUIET.as_millis() as u64;
+        for &key in &self.lingering {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.quiet_ms(self.now_ms) >= quiet {
+                    if let Some(token) = conn.recv_op.take() {
+                        let _ = self.port.cancel(token);
+                    }
+                }
+            }
         }
     }
 

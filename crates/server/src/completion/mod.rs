@@ -80,6 +80,7 @@ mod conn;
 mod handoff;
 mod owned;
 mod peer;
+mod proxy_conn;
 mod timeouts;
 mod tls_conn;
 mod worker;

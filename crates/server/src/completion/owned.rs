@@ -17,6 +17,7 @@ use super::timeouts::Expiry;
 use super::worker::Worker;
 use crate::echo::websocket::LINGER;
 use crate::echo::Waiting;
+use crate::shutdown::LINGER_QUIET;
 use crate::slots::Slots;
 
 /// What every connection with buffers of its own has, whatever it speaks.
@@ -32,7 +33,8 @@ pub(super) struct Link {
     /// Closing without finishing: its operations are cancelled, then it closes.
     pub(super) forced: bool,
     /// Closing: since when its FIN is sent and the peer's bytes are discarded (see
-    /// [`LINGER`]), in the worker's clock.
+    /// [`LINGER`], and [`LINGER_QUIET`] while draining), in the worker's clock; `last_ms`
+    /// is when the peer last sent.
     pub(super) lingering: Option<u64>,
     /// Its number among the worker's accepts, as `--log-messages` names it.
     pub(super) serial: u64,
@@ -60,8 +62,9 @@ impl Link {
     }
 
     /// Sends its FIN (behind what was sent) and starts its linger at `now_ms`: the peer's bytes
-    /// are then read and dropped until its end (or [`LINGER`], by the tick; the drain deadline
-    /// while draining), so that the close does not reset the connection under the last bytes.
+    /// are then read and dropped until its end (or [`LINGER`], by the tick; while draining, a
+    /// quiet [`LINGER_QUIET`] or the drain deadline), so that the close does not reset the
+    /// connection under the last bytes.
     pub(super) fn start_linger(&mut self, now_ms: u64) {
         if self.lingering.is_none() {
             if let Some(f) = self.fd.as_ref().and_then(|fd| fd.real()) {
@@ -94,6 +97,11 @@ impl<C> Table<C> {
     /// The connection `key` (without its tag).
     pub(super) fn get_mut(&mut self, key: u64) -> Option<&mut C> {
         self.conns.get_mut(key)
+    }
+
+    /// Takes the connection `key` (without its tag) out of the table.
+    pub(super) fn remove(&mut self, key: u64) -> Option<C> {
+        self.conns.remove(key)
     }
 }
 
@@ -252,6 +260,28 @@ impl Worker<'_> {
         C::advance(self, key);
     }
 
+    /// While draining, once per tick: lingering connections whose peer has been quiet for
+    /// [`LINGER_QUIET`] are closed.
+    fn owned_quiet<C: Owned>(&mut self) {
+        let now = self.now_ms;
+        let quiet = LINGER_QUIET.as_millis() as u64;
+        let Some(table) = C::table(self) else {
+            return;
+        };
+        let mut done = Vec::new();
+        for (key, conn) in table.conns.iter_mut() {
+            let link = conn.link();
+            if let (Some(since), false) = (link.lingering, link.forced) {
+                if now.saturating_sub(since.max(link.last_ms)) >= quiet {
+                    done.push(key | C::TAG);
+                }
+            }
+        }
+        for key in done {
+            self.owned_force::<C>(key);
+        }
+    }
+
     /// The keys of every connection of kind `C`.
     fn owned_keys<C: Owned>(&mut self) -> Vec<u64> {
         match C::table(self) {
@@ -296,7 +326,7 @@ impl Worker<'_> {
     /// write timeouts.
     pub(super) fn owned_tick<C: Owned>(&mut self) {
         if self.draining {
-            return;
+            return self.owned_quiet::<C>();
         }
         let now = self.now_ms;
         let timeouts = self.timeouts;

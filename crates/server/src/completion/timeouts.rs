@@ -88,6 +88,7 @@ impl Worker<'_> {
         self.publish();
         self.owned_tick::<super::tls_conn::TlsConn>();
         self.owned_tick::<super::ws_conn::WsConn>();
+        self.owned_tick::<super::proxy_conn::ProxyConn>();
         if self.draining || self.timeouts.is_off() {
             return;
         }

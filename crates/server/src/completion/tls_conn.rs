@@ -15,10 +15,10 @@
 //! connection, none per message.
 
 use std::io;
-use std::rc::Rc;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ringport_port::{is_cancelled, Accepted, Op};
+use ringport_port::{is_cancelled, Op, SharedFd};
 use rustls::ServerConfig;
 use tracing::{debug, error};
 
@@ -127,8 +127,7 @@ impl Owned for TlsConn {
 
 impl Worker<'_> {
     /// Serves a new connection over TLS.
-    pub(super) fn new_tls_conn(&mut self, accepted: Accepted) {
-        let Accepted { fd, peer } = accepted;
+    pub(super) fn new_tls_conn(&mut self, fd: SharedFd, peer: Option<SocketAddr>) {
         let _ = fd
             .real()
             .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
@@ -156,7 +155,7 @@ impl Worker<'_> {
         };
         self.serial += 1;
         let conn = TlsConn {
-            link: Link::new(Rc::new(fd), peer, self.now_ms, self.serial),
+            link: Link::new(fd, peer, self.now_ms, self.serial),
             session,
             wss,
         };
@@ -267,7 +266,9 @@ impl Worker<'_> {
                 None => conn.session.give_back(buf, true),
             }
             // Dropped; the end or a failure ends the linger.
-            if !matches!(result, Ok(n) if n > 0) {
+            if matches!(result, Ok(n) if n > 0) {
+                conn.link.last_ms = now;
+            } else {
                 conn.link.forced = true;
             }
             self.tls_advance(key);

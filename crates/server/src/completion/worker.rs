@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use super::conn::Conn;
 use super::handoff::{Handoff, Inbox, HANDOFF};
+use super::proxy_conn::{ProxyConn, ProxyWorker, PROXY_TAG};
 use super::timeouts::Timeouts;
 use super::tls_conn::{TlsConn, TlsWorker};
 use super::ws_conn::{WsConn, WsWorker, WS_TAG};
@@ -20,6 +21,7 @@ use super::{max_chunks, pool_buffer_size, recv_limit, Shared, SHUTDOWN};
 use crate::accept_policy::AcceptPolicy;
 use crate::echo::Bounds;
 use crate::limits::{Gate, PerIp, SLOT_FREE};
+use crate::shutdown::LINGER_QUIET;
 use crate::slots::KeyedSlots;
 use crate::summary::{Snapshot, WorkerStats};
 use crate::ServeConfig;
@@ -33,8 +35,7 @@ const IDLE_UNTIL: usize = 2;
 /// How long past the drain deadline a worker waits for cancelled operations before giving up.
 const HARD_STOP: Duration = Duration::from_secs(2);
 /// How often lingering connections (see `conn`'s `linger`) look at what their peer has
-/// acknowledged (Unix).
-#[cfg(unix)]
+/// acknowledged (Unix), or whether it has been quiet long enough (Windows).
 const LINGER_POLL: Duration = Duration::from_millis(2);
 
 /// One worker thread's state: its port, listener, connections, clock and counters.
@@ -90,6 +91,8 @@ pub(super) struct Worker<'a> {
     pub(super) tls: Option<TlsWorker>,
     /// Its WebSocket connections, when the server speaks WebSocket (see `ws_conn`).
     pub(super) ws: Option<WsWorker>,
+    /// Its connections reading their PROXY header, with `--proxy-protocol` (see `proxy_conn`).
+    pub(super) proxy: Option<ProxyWorker>,
     /// Connections the drain ended whose close waits: until the peer has acknowledged all they
     /// sent (Unix), or until its end while its bytes are dropped (Windows; see `conn`'s
     /// `linger`).
@@ -146,6 +149,7 @@ impl<'a> Worker<'a> {
             inbox: None,
             tls: cfg.tls.as_ref().map(TlsWorker::new),
             ws: cfg.websocket.map(|ws| WsWorker::new(ws, cfg.buffer_size)),
+            proxy: cfg.proxy_protocol.map(ProxyWorker::new),
         }
     }
 }
@@ -171,6 +175,7 @@ impl Worker<'_> {
                 && self.conns.is_empty()
                 && self.tls.as_ref().is_none_or(|tls| tls.len() == 0)
                 && self.ws.as_ref().is_none_or(|ws| ws.len() == 0)
+                && self.proxy.as_ref().is_none_or(|p| p.len() == 0)
                 && self.accept_op.is_none()
                 && self.inbox.as_ref().is_none_or(|inbox| inbox.is_done())
             {
@@ -212,7 +217,6 @@ impl Worker<'_> {
             }
             self.pace(done.len());
             self.take_in(&mut done);
-            #[cfg(unix)]
             if !self.lingering.is_empty() {
                 self.close_lingering();
             }
@@ -266,7 +270,8 @@ impl Worker<'_> {
         let snapshot = Snapshot {
             open: (self.conns.len()
                 + self.tls.as_ref().map_or(0, TlsWorker::len)
-                + self.ws.as_ref().map_or(0, WsWorker::len)) as u64,
+                + self.ws.as_ref().map_or(0, WsWorker::len)
+                + self.proxy.as_ref().map_or(0, ProxyWorker::len)) as u64,
             totals: self.counters(),
         };
         if let Some(slot) = self
@@ -285,10 +290,7 @@ impl Worker<'_> {
             .map(|d| if self.forced { d + HARD_STOP } else { d });
         // Lingering connections are looked at again soon: nothing completes when a peer
         // acknowledges.
-        #[cfg(unix)]
         let linger = (!self.lingering.is_empty()).then(|| Instant::now() + LINGER_POLL);
-        #[cfg(windows)]
-        let linger = None;
         [self.accept_retry, drain, linger, Some(self.next_tick)]
             .into_iter()
             .flatten()
@@ -306,6 +308,9 @@ impl Worker<'_> {
             Outcome::SentBufs { bufs, result, .. } => self.on_send(c.key, bufs, result),
             // Owned-buffer receives and sends are WebSocket connections' (tagged, see
             // `ws_conn`) or TLS connections' (see `tls_conn`).
+            Outcome::Received { buf, result } if c.key & PROXY_TAG != 0 => {
+                self.on_proxy_recv(c.key, buf, result)
+            }
             Outcome::Received { buf, result } if c.key & WS_TAG != 0 => {
                 self.on_ws_recv(c.key, buf, result)
             }
@@ -317,7 +322,9 @@ impl Worker<'_> {
             Outcome::Closed(_) => {
                 if self.forget(c.key) {
                     self.stats.closed += 1;
-                } else if self.owned_forget::<TlsConn>(c.key) || self.owned_forget::<WsConn>(c.key)
+                } else if self.owned_forget::<TlsConn>(c.key)
+                    || self.owned_forget::<WsConn>(c.key)
+                    || self.owned_forget::<ProxyConn>(c.key)
                 {
                     // Counted there.
                 } else {
@@ -347,6 +354,9 @@ impl Worker<'_> {
         }
         self.draining = true;
         self.drain_deadline = Some(Instant::now() + self.cfg.drain_timeout);
+        // Lingering connections are looked at often enough for their quiet time.
+        self.timeouts.tick = self.timeouts.tick.min(LINGER_QUIET / 2);
+        self.next_tick = self.next_tick.min(Instant::now() + self.timeouts.tick);
         self.accept_retry = None;
         match self.accept_op {
             Some(token) => {
@@ -371,6 +381,7 @@ impl Worker<'_> {
         }
         self.owned_drain::<TlsConn>();
         self.owned_drain::<WsConn>();
+        self.owned_drain::<ProxyConn>();
         info!(
             worker = self.id,
             connections = self.conns.len(),
@@ -385,6 +396,7 @@ impl Worker<'_> {
         self.force_lingering();
         self.owned_force_all::<TlsConn>();
         self.owned_force_all::<WsConn>();
+        self.owned_force_all::<ProxyConn>();
         if self.conns.is_empty() {
             return;
         }

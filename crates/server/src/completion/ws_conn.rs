@@ -13,9 +13,9 @@
 //! never reach this module: the worker tests for WebSocket once per accepted connection.
 
 use std::io;
-use std::rc::Rc;
+use std::net::SocketAddr;
 
-use ringport_port::{is_cancelled, Accepted};
+use ringport_port::{is_cancelled, SharedFd};
 use tracing::debug;
 
 use super::owned::{Handshake, Link, Owned, Table};
@@ -108,8 +108,7 @@ impl Owned for WsConn {
 
 impl Worker<'_> {
     /// Serves a new connection as WebSocket.
-    pub(super) fn new_ws_conn(&mut self, accepted: Accepted) {
-        let Accepted { fd, peer } = accepted;
+    pub(super) fn new_ws_conn(&mut self, fd: SharedFd, peer: Option<SocketAddr>) {
         let _ = fd
             .real()
             .map(|f| socket2::SockRef::from(f).set_tcp_nodelay(true));
@@ -119,7 +118,7 @@ impl Worker<'_> {
         let (max_message, out_limit) = (ws.cfg.max_message, ws.out_limit);
         self.serial += 1;
         let conn = WsConn {
-            link: Link::new(Rc::new(fd), peer, self.now_ms, self.serial),
+            link: Link::new(fd, peer, self.now_ms, self.serial),
             ws: WsEcho::new(max_message),
             input: Some(Vec::with_capacity(input_capacity(self.cfg.buffer_size))),
             out: Vec::with_capacity(out_limit + OUT_SLACK),
@@ -236,7 +235,9 @@ impl Worker<'_> {
         conn.link.recv_op = None;
         if conn.link.lingering.is_some() {
             // Dropped; the end or a failure ends the linger.
-            if !matches!(result, Ok(n) if n > 0) {
+            if matches!(result, Ok(n) if n > 0) {
+                conn.link.last_ms = now;
+            } else {
                 conn.link.forced = true;
             }
             conn.input = Some(buf);

@@ -1,0 +1,224 @@
+//! `--proxy-protocol` in the completion model: a connection first reads its PROXY header (see
+//! [`crate::proxy`]), receiving exactly what the header still needs each time so that nothing
+//! behind it is taken; then it becomes the connection it was going to be (plaintext, TLS or
+//! WebSocket), with the header's address as its peer, counted under `--max-per-ip` from there.
+//! A bad header, one that does not come whole within the timeout, or a connection that ends
+//! first is closed and counted by cause.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ringport_port::{is_cancelled, Accepted, Op};
+use tracing::debug;
+
+use super::owned::{Handshake, Link, Owned, Table};
+use super::worker::Worker;
+use crate::proxy::{step, ProxyStats, Step, MAX_HEADER};
+
+/// The bit that marks a connection reading its PROXY header (in the slot half, as TLS's and
+/// WebSocket's).
+pub(super) const PROXY_TAG: u64 = 1 << 29;
+
+/// A worker's connections reading their PROXY header (with the header timeout).
+pub(super) struct ProxyWorker {
+    table: Table<ProxyConn>,
+}
+
+impl ProxyWorker {
+    pub(super) fn new(timeout: Duration) -> ProxyWorker {
+        ProxyWorker {
+            table: Table::new(timeout),
+        }
+    }
+
+    /// Connections reading their header now.
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// One connection reading its header. Its link has no peer (nothing is counted under
+/// `--max-per-ip` before the header says who the client is).
+pub(super) struct ProxyConn {
+    link: Link,
+    /// The connection's own peer (the proxy), kept for a header that gives no address.
+    accepted_from: Option<SocketAddr>,
+    /// The header so far.
+    got: Vec<u8>,
+    /// What each receive lands in, at the end of its capacity (see `proxy_advance`).
+    rx: Option<Vec<u8>>,
+    /// What is counted when it closes before its header was taken.
+    stats: ProxyStats,
+}
+
+impl Owned for ProxyConn {
+    const TAG: u64 = PROXY_TAG;
+    const NAME: &'static str = "PROXY header";
+
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn table<'t>(worker: &'t mut Worker<'_>) -> Option<&'t mut Table<ProxyConn>> {
+        worker.proxy.as_mut().map(|p| &mut p.table)
+    }
+
+    fn advance(worker: &mut Worker<'_>, key: u64) {
+        worker.proxy_advance(key);
+    }
+
+    fn handshake(&mut self, now_ms: u64, timeout_ms: u64) -> Handshake {
+        if now_ms.saturating_sub(self.link.started_ms) >= timeout_ms {
+            self.stats.timeout += 1;
+            Handshake::Expired
+        } else {
+            Handshake::Pending
+        }
+    }
+
+    /// The drain lets it finish reading a header that is there (its receive no longer waits).
+    fn drain_closes(&self) -> bool {
+        false
+    }
+
+    fn count(self, worker: &mut Worker<'_>) {
+        worker.stats.proxy.add(&self.stats);
+    }
+}
+
+impl Worker<'_> {
+    /// A new connection reads its PROXY header first.
+    pub(super) fn new_proxy_conn(&mut self, accepted: Accepted) {
+        let Accepted { fd, peer } = accepted;
+        // Numbered (for `--log-messages`) once served.
+        let conn = ProxyConn {
+            link: Link::new(Rc::new(fd), None, self.now_ms, 0),
+            accepted_from: peer,
+            got: Vec::new(),
+            rx: Some(Vec::with_capacity(MAX_HEADER)),
+            stats: ProxyStats::default(),
+        };
+        let Some(key) = self.owned_insert(conn) else {
+            return;
+        };
+        self.proxy_advance(key);
+    }
+
+    /// Receives exactly what the header still needs (at least), or closes a finished one.
+    fn proxy_advance(&mut self, key: u64) {
+        let draining = self.draining;
+        let Some(conn) = self.owned::<ProxyConn>(key) else {
+            return;
+        };
+        let Some(fd) = conn.link.fd.clone() else {
+            return;
+        };
+        if conn.link.forced {
+            if conn.link.idle() {
+                self.owned_close::<ProxyConn>(key);
+            }
+            return;
+        }
+        if conn.link.recv_op.is_some() {
+            return;
+        }
+        let Step::Need(n) = step(&conn.got) else {
+            return;
+        };
+        let Some(mut rx) = conn.rx.take() else {
+            return;
+        };
+        // The bytes land in the spare capacity: leave exactly `n` of it.
+        rx.clear();
+        rx.resize(rx.capacity() - n.min(rx.capacity()), 0);
+        let op = Op::Recv {
+            fd,
+            buf: rx,
+            nowait: draining,
+        };
+        self.owned_submit::<ProxyConn>(key, op, false);
+    }
+
+    /// A receive of the header ended.
+    pub(super) fn on_proxy_recv(&mut self, key: u64, buf: Vec<u8>, result: io::Result<usize>) {
+        let id = self.id;
+        let Some(conn) = self.owned::<ProxyConn>(key) else {
+            self.stats.stale_completions += 1;
+            return;
+        };
+        conn.link.recv_op = None;
+        let mut failed = None;
+        match result {
+            Ok(0) => {
+                // Gone before its header was whole (nothing counted if it sent nothing).
+                if !conn.got.is_empty() {
+                    conn.stats.incomplete += 1;
+                }
+                conn.link.forced = true;
+            }
+            Ok(n) => {
+                let at = buf.len() - n;
+                conn.got.extend_from_slice(&buf[at..]);
+                match step(&conn.got) {
+                    Step::Need(_) => {}
+                    Step::Done {
+                        header, version, ..
+                    } => {
+                        conn.stats.read(&header, version);
+                        let peer = header.source().or(conn.accepted_from);
+                        conn.rx = Some(buf);
+                        return self.proxy_promote(key, peer);
+                    }
+                    Step::Bad(bad) => {
+                        debug!(worker = id, key, "PROXY header refused: {bad}");
+                        conn.stats.refused(bad);
+                        conn.link.forced = true;
+                    }
+                }
+            }
+            // A draining receive found nothing: the header will not come.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.stats.incomplete += 1;
+                conn.link.forced = true;
+            }
+            Err(e) if is_cancelled(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                debug!(worker = id, key, "receive failed: {e}");
+                conn.link.forced = true;
+                failed = Some(e);
+            }
+        }
+        conn.rx = Some(buf);
+        if let Some(e) = failed {
+            self.stats.conn_errors += 1;
+            self.stats.conn_error_kinds.count(&e);
+        }
+        self.proxy_advance(key);
+    }
+
+    /// The header is whole: the connection leaves the header table (its socket is not closed)
+    /// and is served as any, with `peer` as its address, if `--max-per-ip` admits it.
+    fn proxy_promote(&mut self, key: u64, peer: Option<SocketAddr>) {
+        let Some(mut conn) = self
+            .proxy
+            .as_mut()
+            .and_then(|p| p.table.remove(key & !PROXY_TAG))
+        else {
+            return;
+        };
+        self.stats.proxy.add(&conn.stats);
+        let Some(fd) = conn.link.fd.take() else {
+            return;
+        };
+        if !self.per_ip.admit(peer.map(|p| p.ip())) {
+            self.stats.refused_per_ip += 1;
+            self.gate.release();
+            // Closed once no handle is left (the port may keep one until its next wait).
+            drop(fd);
+            return;
+        }
+        self.serve_new(fd, peer);
+    }
+}
