@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use support::*;
@@ -312,7 +312,7 @@ fn haproxy_send_proxy_of_both_versions_gives_the_clients_address() {
             .unwrap();
         sock.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
             .unwrap();
-        let mut s: TcpStream = sock.into();
+        let mut s: std::net::TcpStream = sock.into();
         let local = s.local_addr().unwrap();
         let data = Rng::new(version as u64).bytes(100_000);
         let mut reader = s.try_clone().unwrap();
