@@ -16,6 +16,11 @@ const V2_SIG: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 
 /// A version 2 header: PROXY (or LOCAL when `source` is `None`) over TCP.
 fn v2(source: Option<SocketAddr>) -> Vec<u8> {
+    v2_padded(source, 0)
+}
+
+/// [`v2`] with a NOOP TLV of `pad` bytes more (HAProxy pads with those).
+fn v2_padded(source: Option<SocketAddr>, pad: u16) -> Vec<u8> {
     let mut h = V2_SIG.to_vec();
     let Some(source) = source else {
         h.extend_from_slice(&[0x20, 0x00, 0, 0]);
@@ -36,8 +41,13 @@ fn v2(source: Option<SocketAddr>) -> Vec<u8> {
     };
     block.extend_from_slice(&source.port().to_be_bytes());
     block.extend_from_slice(&7u16.to_be_bytes());
-    // A TLV (an authority), which the server skips.
+    // TLVs (an authority, padding), which the server skips.
     block.extend_from_slice(&[0x02, 0x00, 0x04, b'h', b'o', b's', b't']);
+    if pad > 0 {
+        block.push(0x04);
+        block.extend_from_slice(&pad.to_be_bytes());
+        block.resize(block.len() + usize::from(pad), 0);
+    }
     h.extend_from_slice(&[0x21, family]);
     h.extend_from_slice(&(block.len() as u16).to_be_bytes());
     h.extend_from_slice(&block);
@@ -102,6 +112,10 @@ for_each_model! {
                 Some("[2001:db8::9]:6001"),
             ),
             (v2(None), None),
+            (
+                v2_padded(Some("198.51.100.77:7000".parse().unwrap()), 3000),
+                Some("198.51.100.77:7000"),
+            ),
         ];
         let mut echoed = 0;
         for (i, (header, client)) in cases.iter().enumerate() {
@@ -129,7 +143,7 @@ for_each_model! {
         assert_eq!(out, echoed, "{model}");
         assert_eq!(
             proxy_line(&server),
-            "proxy: 12 headers (v1 6, v2 6; 4 without an address); failed: not PROXY 0, bad 0, \
+            "proxy: 14 headers (v1 6, v2 8; 4 without an address); failed: not PROXY 0, bad 0, \
              too long 0, incomplete 0, timeout 0",
             "{model}"
         );

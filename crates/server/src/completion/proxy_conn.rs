@@ -15,11 +15,14 @@ use tracing::debug;
 
 use super::owned::{Handshake, Link, Owned, Table};
 use super::worker::Worker;
-use crate::proxy::{step, ProxyStats, Step, MAX_HEADER};
+use crate::proxy::{step, ProxyStats, Step};
 
 /// The bit that marks a connection reading its PROXY header (in the slot half, as TLS's and
 /// WebSocket's).
 pub(super) const PROXY_TAG: u64 = 1 << 29;
+
+/// The receive buffer a header starts with.
+const RX_START: usize = 128;
 
 /// A worker's connections reading their PROXY header (with the header timeout).
 pub(super) struct ProxyWorker {
@@ -97,7 +100,9 @@ impl Worker<'_> {
             link: Link::new(Rc::new(fd), None, self.now_ms, 0),
             accepted_from: peer,
             got: Vec::new(),
-            rx: Some(Vec::with_capacity(MAX_HEADER)),
+            // Room for any version 1 line and a version 2 header without TLVs; grown only
+            // for a longer one.
+            rx: Some(Vec::with_capacity(RX_START)),
             stats: ProxyStats::default(),
         };
         let Some(key) = self.owned_insert(conn) else {
@@ -130,9 +135,13 @@ impl Worker<'_> {
         let Some(mut rx) = conn.rx.take() else {
             return;
         };
-        // The bytes land in the spare capacity: leave exactly `n` of it.
+        // The bytes land in the spare capacity: leave exactly `n` of it (`n` is at most
+        // MAX_HEADER).
+        if rx.capacity() < n {
+            rx = Vec::with_capacity(n);
+        }
         rx.clear();
-        rx.resize(rx.capacity() - n.min(rx.capacity()), 0);
+        rx.resize(rx.capacity() - n, 0);
         let op = Op::Recv {
             fd,
             buf: rx,
