@@ -58,7 +58,8 @@ impl Timeouts {
         }
     }
 
-    /// Scans at least four times per handshake timeout too (TLS), within the same bounds.
+    /// Scans at least four times per handshake timeout too (TLS, WebSocket, the PROXY header),
+    /// within the same bounds.
     pub(super) fn with_handshake(mut self, handshake: Option<Duration>) -> Timeouts {
         if let Some(d) = handshake.filter(|d| !d.is_zero()) {
             self.tick = self.tick.min((d / 4).clamp(TICK_MIN, TICK_MAX));

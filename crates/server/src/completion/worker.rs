@@ -109,7 +109,8 @@ impl<'a> Worker<'a> {
     ) -> Worker<'a> {
         let timeouts = Timeouts::new(cfg.idle_timeout, cfg.write_timeout)
             .with_handshake(cfg.tls.as_ref().map(|tls| tls.handshake_timeout))
-            .with_handshake(cfg.websocket.map(|ws| ws.handshake_timeout));
+            .with_handshake(cfg.websocket.map(|ws| ws.handshake_timeout))
+            .with_handshake(cfg.proxy_protocol);
         let epoch = Instant::now();
         Worker {
             id,
