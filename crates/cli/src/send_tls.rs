@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ringport_stress::tls::client_config::TlsClient;
+use ringport_stress::tls::detect::{self, Recorder};
 use ringport_stress::tls::failure;
 use ringport_stress::tls::options::TlsOptions;
 use rustls::ClientConnection;
@@ -32,34 +33,7 @@ pub fn exchange(
     sent: &[u8],
     timeout: Option<Duration>,
 ) -> anyhow::Result<Vec<u8>> {
-    let tls = TlsClient::new(opts, host, 1)?;
-    if opts.insecure {
-        tracing::warn!("--insecure: the server's certificate and name are not verified");
-    }
-    sock.set_read_timeout(timeout)?;
-    sock.set_write_timeout(timeout)?;
-    let mut conn = ClientConnection::new(tls.config, tls.name)?;
-    while conn.is_handshaking() {
-        if let Err(e) = conn.complete_io(&mut sock) {
-            // The socket's timeout: worded as the plaintext and WebSocket paths word theirs.
-            if let (Some(t), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =
-                (timeout, e.kind())
-            {
-                bail!(
-                    "no complete TLS handshake from {addr} within {:.1} s",
-                    t.as_secs_f64()
-                );
-            }
-            let why = match e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                Some(err) => failure::describe(err),
-                None => e.to_string(),
-            };
-            bail!("TLS handshake with {addr} failed: {why}");
-        }
-    }
+    let mut conn = handshake(&mut sock, addr, host, opts, timeout)?;
     sock.set_nonblocking(true)?;
     let mut echo = Vec::with_capacity(sent.len());
     let mut at = 0;
@@ -125,4 +99,55 @@ pub fn exchange(
     sock.set_nonblocking(false)?;
     let _ = conn.write_tls(&mut sock);
     Ok(echo)
+}
+
+/// The TLS handshake of `send --tls` and `send --websocket --tls` with `addr` on `sock` (`host`
+/// is the name verified unless `--sni` says another), each step within `timeout`; the socket's
+/// timeouts are left at `timeout`. Both paths fail in these words.
+///
+/// # Errors
+///
+/// One line: a certificate the client cannot trust, or another failed handshake, with its
+/// reason and what to do ([`failure::describe`]); a server that does not speak TLS (a usage
+/// error, as in `stress`: the flag does not fit the server); no handshake within `timeout`.
+pub fn handshake(
+    sock: &mut TcpStream,
+    addr: SocketAddr,
+    host: &str,
+    opts: &TlsOptions,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ClientConnection> {
+    let tls = TlsClient::new(opts, host, 1)?;
+    sock.set_read_timeout(timeout)?;
+    sock.set_write_timeout(timeout)?;
+    let mut conn = ClientConnection::new(tls.config, tls.name)?;
+    let mut recorded = Recorder::new(&mut *sock);
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut recorded) {
+            // The socket's timeout: worded as the plaintext and WebSocket paths word theirs.
+            if let (Some(t), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =
+                (timeout, e.kind())
+            {
+                bail!(
+                    "no complete TLS handshake from {addr} within {:.1} s",
+                    t.as_secs_f64()
+                );
+            }
+            if let Some(line) = detect::not_tls(&addr.to_string(), &recorded.answer()) {
+                return Err(crate::exit::usage(line));
+            }
+            let why = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(err) => failure::describe(err),
+                None => e.to_string(),
+            };
+            bail!("TLS handshake with {addr} failed: {why}");
+        }
+    }
+    if opts.insecure {
+        tracing::warn!("--insecure: the server's certificate and name are not verified");
+    }
+    Ok(conn)
 }

@@ -8,7 +8,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ringport_stress::tls::client_config::TlsClient;
 use ringport_stress::tls::options::TlsOptions;
 use ringport_stress::ws::options::WsOptions;
 use ringport_stress::ws::session::{WsError, WsSession};
@@ -42,11 +41,10 @@ pub fn exchange(
     match tls {
         None => run(sock, addr, &host_header, ws, sent, text, timeout),
         Some(opts) => {
-            let client = TlsClient::new(opts, host, 1)?;
-            if opts.insecure {
-                tracing::warn!("--insecure: the server's certificate and name are not verified");
-            }
-            let conn = rustls::ClientConnection::new(client.config, client.name)?;
+            // The handshake first, on its own: its failures are worded as `send --tls` words
+            // them (a certificate refused says what to do), not as a failed write.
+            let mut sock = sock;
+            let conn = crate::send_tls::handshake(&mut sock, addr, host, opts, timeout)?;
             let stream = rustls::StreamOwned::new(conn, sock);
             run(stream, addr, &host_header, ws, sent, text, timeout)
         }

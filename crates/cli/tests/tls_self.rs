@@ -296,6 +296,49 @@ fn names_trust_and_send() {
     drop(server);
 }
 
+/// A wss server whose certificate nobody said to trust: `send --websocket --tls` refuses it in
+/// one line, word for word the line `send --tls` gives against the same server (the reason and
+/// what to do: `--tls-ca` or `--insecure`), not as a failed write of the upgrade.
+#[test]
+fn wss_send_refuses_an_untrusted_certificate_in_the_words_of_tls() {
+    let dir = TempDir::new("tls-self-wss-trust");
+    let cert = dir.arg("cert.pem");
+    let server = Server::start(
+        "completion",
+        &["--websocket", "--tls-self-signed", "--tls-cert-out", &cert],
+    );
+    let port = server.addr.port().to_string();
+    let refusal = |ws: &[&str]| {
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "hi", "--tls"])
+            .args(ws)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{ws:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{ws:?}: one line: {err}");
+        lines[0].to_string()
+    };
+    let wss = refusal(&["--websocket"]);
+    assert_eq!(wss, refusal(&[]), "the words of send --tls");
+    // The system's roots do not know a certificate made a moment ago (or there are none).
+    assert!(
+        wss.contains(
+            "certificate: the certificate's issuer is not trusted (give its CA with --tls-ca, \
+             or --insecure)"
+        ) || wss.contains("no trusted root certificates found on this system"),
+        "{wss}"
+    );
+    let out = bin()
+        .args(["send", "127.0.0.1", &port, "hi", "--tls", "--websocket"])
+        .args(["--tls-ca", &cert, "--sni", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hi\n");
+}
+
 /// `stress` (plaintext, or `--tls`) refused at its first connection, before any report: one
 /// line on standard error naming `said`, exit code 2 (a flag that does not fit the server).
 #[track_caller]
@@ -360,7 +403,8 @@ fn a_plaintext_client_of_a_tls_server_stops_at_once() {
 }
 
 /// `stress --tls` against a plaintext echo: the echo sends the ClientHello back, and the run
-/// stops before any load with one line (exit code 2), `--insecure` or not.
+/// stops before any load with one line (exit code 2), `--insecure` or not; `send --tls` (and
+/// over WebSocket) stops with the same line.
 #[test]
 fn a_tls_client_of_a_plaintext_echo_stops_at_once() {
     let server = Server::start("completion", &[]);
@@ -380,6 +424,19 @@ fn a_tls_client_of_a_plaintext_echo_stops_at_once() {
         ];
         args.extend_from_slice(trust);
         refused_at_once(&args, &line);
+        // send --tls and send --websocket --tls say the same.
+        for ws in [&[][..], &["--websocket"]] {
+            let out = bin()
+                .args(["send", "127.0.0.1", &port, "hi", "--tls"])
+                .args(trust)
+                .args(ws)
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(&line), "{err}");
+        }
     }
 }
 
