@@ -198,12 +198,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         (None, Some(opts)) => crate::send_tls::exchange(stream, addr, &host, opts, &sent, timeout)?,
         (None, None) => exchange(stream, addr, &sent, timeout)?,
     };
-    if let Some(at) = sent.iter().zip(&echo).position(|(a, b)| a != b) {
-        bail!(
-            "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
-            sent[at],
-            echo[at]
-        );
+    if let Some(wrong) = wrong_byte(addr, &sent, &echo) {
+        return Err(wrong);
     }
     let mut out = std::io::stdout().lock();
     out.write_all(&echo)?;
@@ -266,12 +262,7 @@ fn exchange(
     loop {
         match stream.read(&mut extra) {
             Ok(0) => break,
-            Ok(n) => bail!(
-                "{addr} sent {} more than the echo of {} (the first: {:#04x})",
-                ringport_os::human::plural(n as u64, "byte", "bytes"),
-                ringport_os::human::plural(sent.len() as u64, "byte", "bytes"),
-                extra[0]
-            ),
+            Ok(n) => return Err(beyond_echo(addr, sent, &echo, &extra[..n])),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // No end and nothing more within the moment: a server that keeps the connection.
             Err(_) => break,
@@ -280,8 +271,41 @@ fn exchange(
     Ok(echo)
 }
 
-/// How long `send` looks for bytes beyond the echo, after it (see [`exchange`]).
-const AFTER_ECHO: Duration = Duration::from_millis(200);
+/// How long `send` looks for bytes beyond the echo once the echo is whole, whatever the
+/// transport: after shutting its write side (plaintext), sending close_notify (TLS) or a close
+/// frame (WebSocket), it reads until the server's end for this long at most. A server that keeps
+/// the connection and sends nothing more passes.
+pub(crate) const AFTER_ECHO: Duration = Duration::from_millis(200);
+
+/// The error of a server that sent `extra` (the bytes seen so far, at least one) after `echo`,
+/// its echo of `sent`, whatever the transport (with WebSocket, the payload of messages after the
+/// echoed one): a wrong byte of the echo if it has one, else the bytes beyond it.
+pub(crate) fn beyond_echo(
+    addr: SocketAddr,
+    sent: &[u8],
+    echo: &[u8],
+    extra: &[u8],
+) -> anyhow::Error {
+    if let Some(wrong) = wrong_byte(addr, sent, echo) {
+        return wrong;
+    }
+    anyhow::anyhow!(
+        "{addr} sent {} more than the echo of {} (the first: {:#04x})",
+        ringport_os::human::plural(extra.len() as u64, "byte", "bytes"),
+        ringport_os::human::plural(sent.len() as u64, "byte", "bytes"),
+        extra[0]
+    )
+}
+
+/// The first byte where `echo` differs from `sent`, as the error `send` ends with.
+fn wrong_byte(addr: SocketAddr, sent: &[u8], echo: &[u8]) -> Option<anyhow::Error> {
+    let at = sent.iter().zip(echo).position(|(a, b)| a != b)?;
+    Some(anyhow::anyhow!(
+        "wrong echo from {addr} at byte {at}: sent {:#04x}, got {:#04x}",
+        sent[at],
+        echo[at]
+    ))
+}
 
 #[cfg(test)]
 mod tests {

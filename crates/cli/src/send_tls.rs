@@ -24,7 +24,9 @@ const CHUNK: usize = 64 << 10;
 /// # Errors
 ///
 /// One line: the certificate's or the handshake's failure with its reason, a close before the
-/// whole echo, nothing for `timeout`.
+/// whole echo, nothing for `timeout`, bytes beyond the echo ([`crate::send::beyond_echo`]:
+/// after the echo, close_notify is sent and what comes before the server's own is looked for
+/// as plaintext `send` looks for it).
 pub fn exchange(
     mut sock: TcpStream,
     addr: SocketAddr,
@@ -94,10 +96,43 @@ pub fn exchange(
             thread::sleep(Duration::from_millis(1));
         }
     }
-    echo.truncate(sent.len());
+    if echo.len() > sent.len() {
+        let (echo, extra) = echo.split_at(sent.len());
+        return Err(crate::send::beyond_echo(addr, sent, echo, extra));
+    }
+    // The whole echo is in: close_notify says the message is whole, and bytes beyond the echo
+    // are looked for until the server's close_notify or end, for a moment at most.
     conn.send_close_notify();
     sock.set_nonblocking(false)?;
-    let _ = conn.write_tls(&mut sock);
+    let deadline = Instant::now() + crate::send::AFTER_ECHO;
+    while conn.wants_write() {
+        if conn.write_tls(&mut sock).is_err() {
+            break;
+        }
+    }
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        match conn.read_tls(&mut sock) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // No end and nothing more within the moment: a server that keeps the connection.
+            Err(_) => break,
+        }
+        if conn.process_new_packets().is_err() {
+            break;
+        }
+        match conn.reader().read(&mut buf) {
+            // close_notify.
+            Ok(0) => break,
+            Ok(n) => return Err(crate::send::beyond_echo(addr, sent, &echo, &buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+    }
     Ok(echo)
 }
 
