@@ -110,10 +110,7 @@ pub fn exchange(
             break;
         }
     }
-    loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         match conn.read_tls(&mut sock) {
             Ok(0) => break,

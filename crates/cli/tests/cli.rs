@@ -135,8 +135,9 @@ fn every_usage_error_is_exit_code_2() {
             "cannot read /nonexistent-ringport/a.json",
         ),
         (
-            &["send", "9", "--file", "/dev/zero"],
-            "/dev/zero is more than 256 MiB: a message is held in memory whole",
+            &["send", "9", "--tls", "--file", "/dev/zero"],
+            "/dev/zero is more than 256 MiB: with --tls the message is held in memory whole \
+             (plaintext send streams an input of any size)",
         ),
         (
             &["serve", "--websocket", "--ws-handshake-timeout", "0"],

@@ -246,3 +246,83 @@ fn a_server_that_keeps_the_connection_passes() {
         assert_eq!(out.stdout, b"hi\n", "{transport:?}");
     }
 }
+
+/// Plaintext `send --file` streams: a file larger than anything `send` could hold (300 MiB,
+/// sparse but for marks at chunk edges and far in) goes to `ringport serve` and comes back
+/// whole, byte for byte, with `send`'s data memory capped at 64 MiB (`ulimit -d`: holding the
+/// file, or a fraction of it, would fail). Standard output is the file, compared as it comes.
+#[cfg(unix)]
+#[test]
+fn a_file_larger_than_memory_streams_through() {
+    use std::process::Stdio;
+    const SIZE: u64 = 300 << 20;
+    let server = support::Server::start("completion", &[]);
+    let dir = TempDir::new("send-stream");
+    let path = dir.path("big.bin");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.set_len(SIZE).unwrap();
+    for (i, at) in [0, (64 << 10) - 3, 1 << 20, (123 << 20) + 7, SIZE - 16]
+        .into_iter()
+        .enumerate()
+    {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&[0xa0 + i as u8; 16]).unwrap();
+    }
+    drop(file);
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -d 65536 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_ringport"))
+        .args(["send", "--timeout", "30"])
+        .arg(server.addr.to_string())
+        .arg("--file")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The echo on standard output against the file, a chunk at a time.
+    let mut echo = child.stdout.take().unwrap();
+    let expected = path.clone();
+    let comparing = std::thread::spawn(move || -> (u64, Option<u64>) {
+        let mut want = std::io::BufReader::new(std::fs::File::open(expected).unwrap());
+        let (mut got, mut mine) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let (mut total, mut first_wrong) = (0u64, None);
+        loop {
+            let n = echo.read(&mut got).unwrap();
+            if n == 0 {
+                return (total, first_wrong);
+            }
+            let same = want.read_exact(&mut mine[..n]).is_ok() && got[..n] == mine[..n];
+            if first_wrong.is_none() && !same {
+                let i = got[..n].iter().zip(&mine[..n]).position(|(a, b)| a != b);
+                first_wrong = Some(total + i.unwrap_or(0) as u64);
+            }
+            total += n as u64;
+        }
+    });
+    // Bounded: a send that never ends is killed, and the test fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("send --file of {SIZE} bytes did not end within 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let (total, first_wrong) = comparing.join().unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(first_wrong, None, "the echo written differs from the file");
+    assert_eq!(total, SIZE, "the whole file echoed");
+}
