@@ -42,8 +42,8 @@ pub fn parse_buffer_size(s: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
-/// The most bytes a message read from a file or standard input may have (`send --file`,
-/// `send -`, `stress --request-file`): each is held in memory whole.
+/// The most bytes an input held in memory whole may have (`stress --request-file`; `send
+/// --file` and `send -` with `--tls`, `--websocket` or `--udp`: plaintext `send` streams).
 pub const INPUT_MAX: u64 = 256 << 20;
 
 /// Everything `input` gives, up to [`INPUT_MAX`] bytes: a larger input (`/dev/zero`) is refused
@@ -51,8 +51,9 @@ pub const INPUT_MAX: u64 = 256 << 20;
 ///
 /// # Errors
 ///
-/// The read's error, or one line saying `what` is larger than [`INPUT_MAX`].
-pub fn read_bounded(input: impl std::io::Read, what: &str) -> Result<Vec<u8>, String> {
+/// The read's error, or one line saying `what` is larger than [`INPUT_MAX`] and `why` it is
+/// held whole.
+pub fn read_bounded(input: impl std::io::Read, what: &str, why: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut buf = Vec::new();
     input
@@ -61,7 +62,7 @@ pub fn read_bounded(input: impl std::io::Read, what: &str) -> Result<Vec<u8>, St
         .map_err(|e| format!("cannot read {what}: {e}"))?;
     if buf.len() as u64 > INPUT_MAX {
         return Err(format!(
-            "{what} is more than {} MiB: a message is held in memory whole",
+            "{what} is more than {} MiB: {why}",
             INPUT_MAX >> 20
         ));
     }
@@ -74,9 +75,10 @@ mod tests {
 
     #[test]
     fn an_input_is_read_up_to_its_bound_and_refused_beyond() {
-        assert_eq!(read_bounded(&b"hello"[..], "x"), Ok(b"hello".to_vec()));
+        let why = "a message is held in memory whole";
+        assert_eq!(read_bounded(&b"hello"[..], "x", why), Ok(b"hello".to_vec()));
         let endless = std::io::repeat(0);
-        let e = read_bounded(endless, "/dev/zero").unwrap_err();
+        let e = read_bounded(endless, "/dev/zero", why).unwrap_err();
         assert_eq!(
             e,
             "/dev/zero is more than 256 MiB: a message is held in memory whole"

@@ -33,7 +33,8 @@ pub const TABLE: [(u8, &str); 5] = [
     (
         USAGE,
         "a usage error: a flag, value or combination that cannot be accepted, whatever the \
-         command (an unknown flag, `--count -1`, port 70000, a host that does not resolve)",
+         command (an unknown flag, `--count -1`, port 70000, a host that does not resolve, \
+         `--tls` to a server that does not speak TLS or plaintext to one that does)",
     ),
     (
         NO_PASSING_RATE,
@@ -98,15 +99,17 @@ impl<T, E: std::fmt::Display> UsageContext<T> for Result<T, E> {
 }
 
 /// The exit code an error ends the process with: [`USAGE`] for a usage error (marked here, or
-/// an option the stress library refuses, or a host it cannot resolve), [`FAILED`] otherwise.
+/// an option the stress library refuses, a host it cannot resolve, or TLS where the server
+/// speaks plaintext and the other way round), [`FAILED`] otherwise.
 pub fn code_of(e: &anyhow::Error) -> u8 {
     use ringport_stress::engine::StressError;
     for cause in e.chain() {
         if cause.is::<Usage>() || cause.is::<ringport_stress::error::ConfigError>() {
             return USAGE;
         }
-        if let Some(StressError::Config(_) | StressError::Resolve { .. }) =
-            cause.downcast_ref::<StressError>()
+        if let Some(
+            StressError::Config(_) | StressError::Resolve { .. } | StressError::WrongProtocol(_),
+        ) = cause.downcast_ref::<StressError>()
         {
             return USAGE;
         }
@@ -155,6 +158,8 @@ mod tests {
             source: std::io::Error::other("no such host"),
         };
         assert_eq!(code_of(&anyhow::Error::new(resolve)), USAGE);
+        let wrong = ringport_stress::engine::StressError::WrongProtocol("h:1 speaks TLS".into());
+        assert_eq!(code_of(&anyhow::Error::new(wrong)), USAGE);
         assert_eq!(code_of(&anyhow::anyhow!("connect failed")), FAILED);
         assert_eq!(
             code_of(&usage("x").context("while parsing")),

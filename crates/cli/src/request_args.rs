@@ -27,7 +27,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 
 fn file(s: &str) -> Result<Vec<u8>, String> {
     let f = std::fs::File::open(s).map_err(|e| format!("cannot read {s}: {e}"))?;
-    crate::bytes::read_bounded(f, s)
+    crate::bytes::read_bounded(f, s, "a request is held in memory whole")
 }
 
 fn status(s: &str) -> Result<HttpStatus, String> {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ringport_stress::tls::client_config::TlsClient;
+use ringport_stress::tls::detect::{self, Recorder};
 use ringport_stress::tls::failure;
 use ringport_stress::tls::options::TlsOptions;
 use rustls::ClientConnection;
@@ -23,7 +24,9 @@ const CHUNK: usize = 64 << 10;
 /// # Errors
 ///
 /// One line: the certificate's or the handshake's failure with its reason, a close before the
-/// whole echo, nothing for `timeout`.
+/// whole echo, nothing for `timeout`, bytes beyond the echo ([`crate::send::beyond_echo`]:
+/// after the echo, close_notify is sent and what comes before the server's own is looked for
+/// as plaintext `send` looks for it).
 pub fn exchange(
     mut sock: TcpStream,
     addr: SocketAddr,
@@ -32,34 +35,7 @@ pub fn exchange(
     sent: &[u8],
     timeout: Option<Duration>,
 ) -> anyhow::Result<Vec<u8>> {
-    let tls = TlsClient::new(opts, host, 1)?;
-    if opts.insecure {
-        tracing::warn!("--insecure: the server's certificate and name are not verified");
-    }
-    sock.set_read_timeout(timeout)?;
-    sock.set_write_timeout(timeout)?;
-    let mut conn = ClientConnection::new(tls.config, tls.name)?;
-    while conn.is_handshaking() {
-        if let Err(e) = conn.complete_io(&mut sock) {
-            // The socket's timeout: worded as the plaintext and WebSocket paths word theirs.
-            if let (Some(t), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =
-                (timeout, e.kind())
-            {
-                bail!(
-                    "no complete TLS handshake from {addr} within {:.1} s",
-                    t.as_secs_f64()
-                );
-            }
-            let why = match e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                Some(err) => failure::describe(err),
-                None => e.to_string(),
-            };
-            bail!("TLS handshake with {addr} failed: {why}");
-        }
-    }
+    let mut conn = handshake(&mut sock, addr, host, opts, timeout)?;
     sock.set_nonblocking(true)?;
     let mut echo = Vec::with_capacity(sent.len());
     let mut at = 0;
@@ -120,9 +96,90 @@ pub fn exchange(
             thread::sleep(Duration::from_millis(1));
         }
     }
-    echo.truncate(sent.len());
+    if echo.len() > sent.len() {
+        let (echo, extra) = echo.split_at(sent.len());
+        return Err(crate::send::beyond_echo(addr, sent, echo, extra));
+    }
+    // The whole echo is in: close_notify says the message is whole, and bytes beyond the echo
+    // are looked for until the server's close_notify or end, for a moment at most.
     conn.send_close_notify();
     sock.set_nonblocking(false)?;
-    let _ = conn.write_tls(&mut sock);
+    let deadline = Instant::now() + crate::send::AFTER_ECHO;
+    while conn.wants_write() {
+        if conn.write_tls(&mut sock).is_err() {
+            break;
+        }
+    }
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        match conn.read_tls(&mut sock) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // No end and nothing more within the moment: a server that keeps the connection.
+            Err(_) => break,
+        }
+        if conn.process_new_packets().is_err() {
+            break;
+        }
+        match conn.reader().read(&mut buf) {
+            // close_notify.
+            Ok(0) => break,
+            Ok(n) => return Err(crate::send::beyond_echo(addr, sent, &echo, &buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+    }
     Ok(echo)
+}
+
+/// The TLS handshake of `send --tls` and `send --websocket --tls` with `addr` on `sock` (`host`
+/// is the name verified unless `--sni` says another), each step within `timeout`; the socket's
+/// timeouts are left at `timeout`. Both paths fail in these words.
+///
+/// # Errors
+///
+/// One line: a certificate the client cannot trust, or another failed handshake, with its
+/// reason and what to do ([`failure::describe`]); a server that does not speak TLS (a usage
+/// error, as in `stress`: the flag does not fit the server); no handshake within `timeout`.
+pub fn handshake(
+    sock: &mut TcpStream,
+    addr: SocketAddr,
+    host: &str,
+    opts: &TlsOptions,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ClientConnection> {
+    let tls = TlsClient::new(opts, host, 1)?;
+    sock.set_read_timeout(timeout)?;
+    sock.set_write_timeout(timeout)?;
+    let mut conn = ClientConnection::new(tls.config, tls.name)?;
+    let mut recorded = Recorder::new(&mut *sock);
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut recorded) {
+            // The socket's timeout: worded as the plaintext and WebSocket paths word theirs.
+            if let (Some(t), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =
+                (timeout, e.kind())
+            {
+                bail!(
+                    "no complete TLS handshake from {addr} within {:.1} s",
+                    t.as_secs_f64()
+                );
+            }
+            if let Some(line) = detect::not_tls(&addr.to_string(), &recorded.answer()) {
+                return Err(crate::exit::usage(line));
+            }
+            let why = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(err) => failure::describe(err),
+                None => e.to_string(),
+            };
+            bail!("TLS handshake with {addr} failed: {why}");
+        }
+    }
+    if opts.insecure {
+        tracing::warn!("--insecure: the server's certificate and name are not verified");
+    }
+    Ok(conn)
 }

@@ -8,7 +8,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ringport_stress::tls::client_config::TlsClient;
 use ringport_stress::tls::options::TlsOptions;
 use ringport_stress::ws::options::WsOptions;
 use ringport_stress::ws::session::{WsError, WsSession};
@@ -19,7 +18,10 @@ use ringport_stress::ws::session::{WsError, WsSession};
 /// # Errors
 ///
 /// One line: the upgrade refused (the status line), a frame that breaks the protocol, an echo
-/// of another length, a close before the echo, nothing within `timeout`.
+/// of another length, a close before the echo, nothing within `timeout`, messages beyond the
+/// echo ([`crate::send::beyond_echo`], their payload bytes: after the echoed message, the close
+/// frame is sent and what comes before the server's own is looked for as plaintext `send` looks
+/// for bytes).
 #[allow(clippy::too_many_arguments)]
 pub fn exchange(
     sock: TcpStream,
@@ -42,19 +44,36 @@ pub fn exchange(
     match tls {
         None => run(sock, addr, &host_header, ws, sent, text, timeout),
         Some(opts) => {
-            let client = TlsClient::new(opts, host, 1)?;
-            if opts.insecure {
-                tracing::warn!("--insecure: the server's certificate and name are not verified");
-            }
-            let conn = rustls::ClientConnection::new(client.config, client.name)?;
+            // The handshake first, on its own: its failures are worded as `send --tls` words
+            // them (a certificate refused says what to do), not as a failed write.
+            let mut sock = sock;
+            let conn = crate::send_tls::handshake(&mut sock, addr, host, opts, timeout)?;
             let stream = rustls::StreamOwned::new(conn, sock);
             run(stream, addr, &host_header, ws, sent, text, timeout)
         }
     }
 }
 
+/// What `send --websocket` speaks over: the socket, or TLS over it.
+trait Transport: Read + Write {
+    /// The socket under it.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Transport for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
 fn run(
-    mut stream: impl Read + Write,
+    mut stream: impl Transport,
     addr: SocketAddr,
     host: &str,
     ws: &WsOptions,
@@ -80,7 +99,7 @@ fn run(
                 &mut buf,
                 &mut session,
                 &mut echo,
-                addr,
+                (addr, sent),
                 timeout,
                 "upgrade",
             )?;
@@ -106,45 +125,62 @@ fn run(
             &mut buf,
             &mut session,
             &mut echo,
-            addr,
+            (addr, sent),
             timeout,
             "echo",
         )?;
     }
-    // The close handshake: ours, then the server's close frame (or its end of stream).
+    if echo.len() > sent.len() {
+        // A message after the echoed one, in the same read.
+        let (echo, extra) = echo.split_at(sent.len());
+        return Err(crate::send::beyond_echo(addr, sent, echo, extra));
+    }
+    // The close handshake: ours, then the server's close frame (or its end of stream), for a
+    // moment at most; a message before it is more than the echo.
     session.close();
     out.clear();
     session.take_control(&mut out);
     if stream.write_all(&out).and_then(|()| stream.flush()).is_ok() {
+        let deadline = Instant::now() + crate::send::AFTER_ECHO;
         let mut rest = Vec::new();
-        while session.close_code.is_none() {
+        while session.close_code.is_none() && rest.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            stream
+                .socket()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             match stream.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(n) if n > 0 => {
-                    if session
-                        .receive(&buf[..n], |p| {
-                            rest.extend_from_slice(p);
-                            true
-                        })
-                        .is_err()
-                    {
+                    let received = session.receive(&buf[..n], |p| {
+                        rest.extend_from_slice(p);
+                        true
+                    });
+                    if received.is_err() {
                         break;
                     }
                 }
+                // The end, or nothing more within the moment: a server that keeps the
+                // connection.
                 _ => break,
             }
+        }
+        if !rest.is_empty() {
+            return Err(crate::send::beyond_echo(addr, sent, &echo, &rest));
         }
     }
     Ok(echo)
 }
 
-/// Reads once from `stream` and hands the bytes to `session`, the payload to `echo`.
+/// Reads once from `stream` and hands the bytes to `session`, the payload to `echo` (`sent`
+/// the message sent to `addr`).
 fn read_some(
     stream: &mut impl Read,
     buf: &mut [u8],
     session: &mut WsSession,
     echo: &mut Vec<u8>,
-    addr: SocketAddr,
+    (addr, sent): (SocketAddr, &[u8]),
     timeout: Option<Duration>,
     what: &str,
 ) -> anyhow::Result<()> {
@@ -175,6 +211,12 @@ fn read_some(
             true
         })
         .map_err(|e| match e {
+            // A message after the echoed one (the session finds no message outstanding for
+            // it): more than the echo.
+            _ if session.messages_echoed > 0 && echo.len() > sent.len() => {
+                let (echo, extra) = echo.split_at(sent.len());
+                crate::send::beyond_echo(addr, sent, echo, extra)
+            }
             WsError::Upgrade { detail, .. } => {
                 anyhow::anyhow!("{addr} refused the WebSocket upgrade: {detail}")
             }

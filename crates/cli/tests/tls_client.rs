@@ -470,16 +470,31 @@ fn failed_handshakes_are_counted_by_cause() {
     assert_eq!(j["errors_by_kind"]["connect_failed"], 2, "{j}");
     assert_eq!(j["tls"]["handshakes"], 0, "{j}");
     drop(silent);
-    // A plaintext echo server sends the ClientHello back: not TLS.
-    let plain = support::Server::start("completion", &[]);
+    // A server that answers every ClientHello with a fatal alert (handshake_failure): the
+    // probe's handshake fails as each connection's does, so the run goes on and counts them.
+    let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = refusing.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in refusing.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                // The whole ClientHello, then the alert; the client's end is read, so that no
+                // reset overtakes the alert.
+                let mut head = [0u8; 5];
+                if conn.read_exact(&mut head).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u16::from_be_bytes([head[3], head[4]]).into()];
+                if conn.read_exact(&mut body).is_ok() {
+                    let _ = conn.write_all(&[21, 3, 3, 0, 2, 2, 40]);
+                    let _ = std::io::copy(&mut conn, &mut std::io::sink());
+                }
+            });
+        }
+    });
     let out = bin()
-        .args([
-            "stress",
-            "127.0.0.1",
-            &plain.addr.port().to_string(),
-            "--tls",
-            "--insecure",
-        ])
+        .args(["stress", "127.0.0.1", &port, "--tls", "--insecure"])
         .args([
             "--json",
             "-",

@@ -4,7 +4,8 @@
 //! server's byte counts equal the client's; the name is checked (`--sni`); sessions resume
 //! under churn with `--tls-resume` (and not without it); a certificate the client does not
 //! trust stops the run before any load; a plaintext client is counted by the server as a failed
-//! handshake of cause `plaintext`; with `serve --tls-client-ca` (mutual TLS) only clients with
+//! handshake of cause `plaintext`, and stops at its first connection, as a TLS client of a
+//! plaintext server does (servers that answer otherwise are stood in for by the test); with `serve --tls-client-ca` (mutual TLS) only clients with
 //! a certificate of that CA (`--tls-cert`, `--tls-key`) are served.
 //!
 //! The other TLS tests start Debian programs (openssl, socat, nginx, redis, haproxy) and so run
@@ -295,29 +296,112 @@ fn names_trust_and_send() {
     drop(server);
 }
 
-/// A plaintext client of a TLS server: its bytes are not a ClientHello, so the server counts a
-/// failed handshake (`plaintext`) and closes it; the client sees no echo. TLS clients around
-/// it are served.
+/// A wss server whose certificate nobody said to trust: `send --websocket --tls` refuses it in
+/// one line, word for word the line `send --tls` gives against the same server (the reason and
+/// what to do: `--tls-ca` or `--insecure`), not as a failed write of the upgrade.
 #[test]
-fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
+fn wss_send_refuses_an_untrusted_certificate_in_the_words_of_tls() {
+    let dir = TempDir::new("tls-self-wss-trust");
+    let cert = dir.arg("cert.pem");
+    let server = Server::start(
+        "completion",
+        &["--websocket", "--tls-self-signed", "--tls-cert-out", &cert],
+    );
+    let port = server.addr.port().to_string();
+    let refusal = |ws: &[&str]| {
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "hi", "--tls"])
+            .args(ws)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{ws:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{ws:?}: one line: {err}");
+        lines[0].to_string()
+    };
+    let wss = refusal(&["--websocket"]);
+    assert_eq!(wss, refusal(&[]), "the words of send --tls");
+    // The system's roots do not know a certificate made a moment ago (or there are none).
+    assert!(
+        wss.contains(
+            "certificate: the certificate's issuer is not trusted (give its CA with --tls-ca, \
+             or --insecure)"
+        ) || wss.contains("no trusted root certificates found on this system"),
+        "{wss}"
+    );
+    let out = bin()
+        .args(["send", "127.0.0.1", &port, "hi", "--tls", "--websocket"])
+        .args(["--tls-ca", &cert, "--sni", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hi\n");
+}
+
+/// `stress` (plaintext, or `--tls`) refused at its first connection, before any report: one
+/// line on standard error naming `said`, exit code 2 (a flag that does not fit the server).
+/// (A progress line a second may come before it on a slow machine: progress, not an error.)
+#[track_caller]
+fn refused_at_once(args: &[&str], said: &str) {
+    let out = stress(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}: no report");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("progress: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line: {err}");
+    assert!(lines[0].contains(said), "{args:?}: {err}");
+}
+
+/// `send 127.0.0.1 PORT ARGS` refused with one line naming `said`, exit code 2.
+#[track_caller]
+fn send_refused(port: &str, args: &[&str], said: &str) {
+    let out = bin()
+        .args(["send", "127.0.0.1", port])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    assert!(err.contains(said), "{args:?}: {err}");
+}
+
+/// A plaintext client of a TLS server: its bytes are not a ClientHello, so the server counts a
+/// failed handshake (`plaintext`), answers with a TLS alert and closes it. `stress` takes the
+/// alert for what it is and stops at once with one line (exit code 2), instead of a report of
+/// every connection failing; so does `stress --websocket` against a wss server. TLS clients
+/// around it are served.
+#[test]
+fn a_plaintext_client_of_a_tls_server_stops_at_once() {
     let dir = TempDir::new("tls-self-plaintext");
     let cert = dir.arg("cert.pem");
     let server = tls_server("completion", &cert);
     let port = server.addr.port().to_string();
-    let out = stress(&[
-        "127.0.0.1",
-        &port,
-        "--connections",
-        "1",
-        "--count",
-        "1",
-        "--timeout",
-        "5",
-        "--json",
-        "-",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(json_of(&out)["messages"], 0);
+    let line =
+        format!("127.0.0.1:{port} speaks TLS (it answered plaintext with a TLS alert): add --tls");
+    refused_at_once(
+        &[
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "20",
+            "--count",
+            "50",
+            "--timeout",
+            "5",
+        ],
+        &line,
+    );
+    // send says the same, for a message shorter than a record's header too.
+    for message in ["hi", "hello, TLS server"] {
+        send_refused(&port, &[message], &line);
+    }
     let j = passes(
         &server,
         &["--tls-ca", &cert, "--connections", "3", "--count", "20"],
@@ -325,7 +409,171 @@ fn a_plaintext_client_is_a_failed_handshake_and_others_are_served() {
     assert_eq!(j["messages"], 60, "{j}");
     let (line, _) = stop(server);
     assert!(line.contains("4 handshakes"), "{line}");
-    assert!(line.ends_with("failed: plaintext 1"), "{line}");
+    assert!(line.contains("failed: plaintext "), "{line}");
+    let wss = Server::start("completion", &["--websocket", "--tls-self-signed"]);
+    let port = wss.addr.port().to_string();
+    refused_at_once(
+        &[
+            "127.0.0.1",
+            &port,
+            "--websocket",
+            "--connections",
+            "2",
+            "--count",
+            "5",
+        ],
+        &format!("127.0.0.1:{port} speaks TLS (it answered plaintext with a TLS alert): add --tls"),
+    );
+}
+
+/// `stress --tls` against a plaintext echo: the echo sends the ClientHello back, and the run
+/// stops before any load with one line (exit code 2), `--insecure` or not; `send --tls` (and
+/// over WebSocket) stops with the same line.
+#[test]
+fn a_tls_client_of_a_plaintext_echo_stops_at_once() {
+    let server = Server::start("completion", &[]);
+    let port = server.addr.port().to_string();
+    let line = format!(
+        "127.0.0.1:{port} does not speak TLS (it echoed the TLS ClientHello back): leave out --tls"
+    );
+    for trust in [&["--insecure"][..], &[]] {
+        let mut args = vec![
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--connections",
+            "20",
+            "--count",
+            "50",
+        ];
+        args.extend_from_slice(trust);
+        refused_at_once(&args, &line);
+        // send --tls and send --websocket --tls say the same.
+        for ws in [&[][..], &["--websocket"]] {
+            let out = bin()
+                .args(["send", "127.0.0.1", &port, "hi", "--tls"])
+                .args(trust)
+                .args(ws)
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(&line), "{err}");
+        }
+    }
+}
+
+/// A server on `listener` that answers each connection's first bytes (a whole record if they
+/// are a ClientHello, `\x16\x03`) with `hello` to a ClientHello, `plain` to anything else,
+/// then closes its side and reads until the client's end (closing with bytes unread would
+/// reset the connection under the answer). Serves until the test process ends.
+fn answering_server(listener: std::net::TcpListener, hello: &'static [u8], plain: &'static [u8]) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+                let mut head = [0u8; 5];
+                if conn.read_exact(&mut head).is_err() {
+                    return;
+                }
+                let answer = if head.starts_with(&[0x16, 0x03]) {
+                    let mut body = vec![0u8; u16::from_be_bytes([head[3], head[4]]).into()];
+                    if conn.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    hello
+                } else {
+                    plain
+                };
+                let _ = conn.write_all(answer);
+                let _ = conn.shutdown(std::net::Shutdown::Write);
+                let _ = std::io::copy(&mut conn, &mut std::io::sink());
+            });
+        }
+    });
+}
+
+/// Servers that say what they speak otherwise: one that closes a plaintext connection without
+/// a byte (as Go's TLS servers do) but answers a ClientHello with a ServerHello stops a
+/// plaintext run; one that answers a ClientHello with an HTTP status line stops a `--tls` run.
+/// A server that closes plaintext and ClientHellos alike is not taken for a TLS server: its
+/// run fails as runs fail (exit code 1, a report), and `send` with it. `send` reads the
+/// answers as `stress` does.
+#[test]
+fn servers_tell_what_they_speak_by_their_answers() {
+    const SERVER_HELLO: &[u8] = b"\x16\x03\x03\x00\x04\x02\x00\x00\x00";
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closing_tls = bind();
+    let port = closing_tls.local_addr().unwrap().port().to_string();
+    answering_server(closing_tls, SERVER_HELLO, b"");
+    let line = format!(
+        "127.0.0.1:{port} speaks TLS (it closed the connection on plaintext without a byte, then \
+         answered a TLS ClientHello): add --tls"
+    );
+    refused_at_once(
+        &[
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "4",
+            "--count",
+            "10",
+            "--timeout",
+            "5",
+        ],
+        &line,
+    );
+    send_refused(&port, &["hello"], &line);
+    let http = bind();
+    let port = http.local_addr().unwrap().port().to_string();
+    const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\r\n";
+    answering_server(http, BAD_REQUEST, BAD_REQUEST);
+    refused_at_once(
+        &[
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--insecure",
+            "--count",
+            "10",
+            "--timeout",
+            "5",
+        ],
+        &format!(
+            "127.0.0.1:{port} does not speak TLS (it answered the TLS ClientHello with \
+             \"HTTP/1.1 400 Bad Request\\r\\n\\r\\n\"): leave out --tls"
+        ),
+    );
+    let closing = bind();
+    let port = closing.local_addr().unwrap().port().to_string();
+    answering_server(closing, b"", b"");
+    let out = stress(&[
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--count",
+        "10",
+        "--timeout",
+        "5",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["errors"], 4);
+    let out = bin()
+        .args(["send", "127.0.0.1", &port, "hello"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed the connection after echoing 0 of 5 bytes"),
+        "{err}"
+    );
 }
 
 /// Writes a CA (`NAME-ca.pem`) and a client certificate it issued (`NAME-client.pem`,

@@ -512,7 +512,9 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed));
         let ended = self.measure_end.is_some_and(|end| now >= end);
-        if flagged || ended {
+        // Plaintext against a server that speaks TLS: the run ends with that one line.
+        let refused = self.shared.tls_check.as_ref().is_some_and(|c| c.refused());
+        if flagged || ended || refused {
             self.stopping = true;
             if flagged && !ended {
                 self.stopped_early = Some(now);
@@ -860,7 +862,16 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
         };
         let conn = &mut slot.conn;
         let result = match slot.io.tls.as_mut() {
-            None if !slot.io.layered => sink.verify(conn, data, now).map(|_| None),
+            None if !slot.io.layered => {
+                let verified = sink.verify(conn, data, now).map(|_| None);
+                if let (Err(e), Some(check)) = (&verified, &self.shared.tls_check) {
+                    // The first bytes of the connection, wrong: a TLS server's alert?
+                    if e.offset() == Some(0) && crate::tls::detect::is_alert(data) {
+                        check.alert();
+                    }
+                }
+                verified
+            }
             None => {
                 let ws = slot.io.ws.as_mut().expect("tested just above");
                 ws_io::ws_receive(ws, conn, data, |conn, p| sink.verify(conn, p, now))
@@ -1124,6 +1135,19 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 ConnError::Handshake { cause, .. } => self.tls_stats.record_failure(*cause),
                 ConnError::Upgrade { cause, .. } => self.ws_stats.record_failure(*cause),
                 _ => {}
+            }
+            if let Some(check) = &self.shared.tls_check {
+                // Closed before a byte of echo, and no echo seen by this thread yet: a TLS
+                // server that closes on plaintext without an alert?
+                let closed = matches!(
+                    err,
+                    ConnError::ShortEcho { offset: 0, .. }
+                        | ConnError::ShortReply { offset: 0, .. }
+                        | ConnError::Reset { offset: 0, .. }
+                );
+                if closed && self.completed_total == 0 {
+                    check.closed_early();
+                }
             }
             self.stats.record_error(slot.conn.global as u64, &err, now);
             self.churn_stats.record_error(&err);

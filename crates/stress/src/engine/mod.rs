@@ -44,9 +44,15 @@
 //! is recorded ([`measure::ws`](crate::measure::ws)).
 //!
 //! With `--tls`, one handshake is made before anything else ([`probe`](crate::tls::probe)): a
-//! certificate the client cannot trust stops the run there, with its reason. Each connection
+//! certificate the client cannot trust stops the run there, with its reason, and so does a
+//! server that does not speak TLS (it echoes the ClientHello, or answers it with bytes that are
+//! not TLS). Each connection
 //! then makes its own handshake once connected, before the barrier; its time and kind (full or
 //! resumed) are recorded ([`measure::tls`](crate::measure::tls)).
+//!
+//! Without `--tls`, a server that speaks TLS stops the run at its first connections
+//! ([`tls_check`]): a connection answered with a TLS alert, or closed before a byte of echo by
+//! a server that then answers a ClientHello in TLS, ends the load and the run with one line.
 //!
 //! `--timeout` is checked by a periodic scan (a tenth of the timeout, at most every 100 ms): a
 //! connection with bytes outstanding and no byte received for longer than the timeout fails
@@ -67,6 +73,7 @@ mod reconnects;
 pub mod resolve;
 pub(crate) mod shared;
 pub(crate) mod timeouts;
+mod tls_check;
 
 pub use progress::Progress;
 pub use shared::RunOptions;
@@ -142,6 +149,10 @@ pub enum StressError {
     /// load).
     #[error("WebSocket: {0}")]
     WebSocket(String),
+    /// `--tls` against a server that does not speak TLS, or plaintext against one that does:
+    /// found by its answer to the probe's ClientHello, or to the first connections.
+    #[error("{0}")]
+    WrongProtocol(String),
     /// A client thread failed outside any connection (its port broke, or it panicked).
     #[error("client thread {thread}: {detail}")]
     Thread {
@@ -289,8 +300,11 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     } else {
         None
     };
+    let tls_check = (tls.is_none() && config.websocket.is_none())
+        .then(|| tls_check::TlsCheck::new(&config.host, config.port, addr, probe_timeout(config)));
     let shared = Shared {
         tls,
+        tls_check,
         config,
         first: config.own_connections().start,
         start_late: OnceLock::new(),
@@ -322,6 +336,9 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
             })
             .collect()
     });
+    if let Some(refusal) = shared.tls_check.as_ref().and_then(|c| c.finish()) {
+        return Err(StressError::WrongProtocol(refusal));
+    }
     let mut parts = Vec::with_capacity(threads);
     for (t, r) in results.into_iter().enumerate() {
         match r {
@@ -532,15 +549,34 @@ fn add_churn(
 }
 
 /// `--tls`: the configuration every connection shares, once the probe's handshake has shown
-/// that the server's certificate is trusted (`--insecure`: warned about, once).
+/// that the server speaks TLS and its certificate is trusted (`--insecure`: warned about,
+/// once).
 fn tls_client(
     config: &StressConfig,
     opts: &crate::tls::options::TlsOptions,
     addr: SocketAddr,
 ) -> Result<TlsClient, StressError> {
     let client = TlsClient::new(opts, &config.host, config.connections)?;
+    match crate::tls::probe::probe(&client, addr, probe_timeout(config)) {
+        Ok(()) => {}
+        Err(ProbeError::Untrusted(why)) => {
+            return Err(StressError::Tls(format!(
+                "{}:{} cannot be trusted: {why}",
+                config.host, config.port
+            )))
+        }
+        Err(ProbeError::NotTls(answer)) => {
+            let target = resolve::host_port(&config.host, config.port);
+            let line = crate::tls::detect::not_tls(&target, &answer)
+                .unwrap_or_else(|| format!("{target} does not speak TLS"));
+            return Err(StressError::WrongProtocol(line));
+        }
+        // The run meets and counts it per connection.
+        Err(ProbeError::Other(why)) => tracing::debug!("TLS probe: {why}"),
+    }
     if opts.insecure {
-        // Once per process: a latency search runs many times.
+        // Once per process (a latency search runs many times), and once the run goes ahead:
+        // a refusal is one line.
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {
             tracing::warn!(
@@ -549,18 +585,17 @@ fn tls_client(
             )
         });
     }
-    match crate::tls::probe::probe(&client, addr, config.timeout) {
-        Ok(()) => {}
-        Err(ProbeError::Untrusted(why)) => {
-            return Err(StressError::Tls(format!(
-                "{}:{} cannot be trusted: {why}",
-                config.host, config.port
-            )))
-        }
-        // The run meets and counts it per connection.
-        Err(ProbeError::Other(why)) => tracing::debug!("TLS probe: {why}"),
-    }
     Ok(client)
+}
+
+/// How long each step of a probe before the load may take: `--timeout`, or 5 s where that is 0
+/// (no timeout: a probe that never ends would keep the run from starting).
+fn probe_timeout(config: &StressConfig) -> Duration {
+    if config.timeout.is_zero() {
+        Duration::from_secs(5)
+    } else {
+        config.timeout
+    }
 }
 
 /// `--mptcp`: one connection before the load shows whether the server speaks Multipath TCP;
@@ -600,8 +635,14 @@ fn ws_probe(
 ) -> Result<(), StressError> {
     use crate::ws::probe::ProbeError as WsProbeError;
     let host = ws_host(config);
-    match crate::ws::probe::probe(ws, &host, addr, tls, config.timeout) {
+    match crate::ws::probe::probe(ws, &host, addr, tls, probe_timeout(config)) {
         Ok(()) => Ok(()),
+        Err(WsProbeError::SpeaksTls) => {
+            Err(StressError::WrongProtocol(crate::tls::detect::speaks_tls(
+                &resolve::host_port(&config.host, config.port),
+                crate::tls::detect::TlsSign::Alert,
+            )))
+        }
         Err(WsProbeError::Refused(why)) => Err(StressError::WebSocket(format!(
             "{}:{} refused the upgrade to {}: {why}",
             config.host, config.port, ws.path

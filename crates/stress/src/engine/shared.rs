@@ -46,6 +46,8 @@ pub(super) struct Shared<'a> {
     pub(super) opts: &'a RunOptions,
     /// `--tls`: what every connection's session is made from; `None`: plaintext.
     pub(super) tls: Option<TlsClient>,
+    /// Plaintext (no `--tls`, no `--websocket`): the watch for a server that speaks TLS.
+    pub(super) tls_check: Option<super::tls_check::TlsCheck>,
 }
 
 impl Shared<'_> {

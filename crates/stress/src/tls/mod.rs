@@ -11,9 +11,12 @@
 //! * [`failure`]: a failed handshake classified by cause (certificate, name, protocol,
 //!   timeout, other).
 //! * [`probe`]: the handshake made once before the load, so that a certificate the client
-//!   cannot trust stops the run with its reason.
+//!   cannot trust, or a server that does not speak TLS, stops the run with its reason.
+//! * [`detect`]: whether a server speaks TLS, told from its answer (to a ClientHello, or to
+//!   plaintext), and the lines that say so.
 
 pub mod client_config;
+pub mod detect;
 pub mod failure;
 pub mod options;
 pub mod probe;

@@ -1,6 +1,7 @@
 //! The upgrade made once before the load (`--websocket`): a server that refuses it (a status
 //! other than 101, a wrong accept key) stops the run before any load, with one line naming
-//! the reason (its status line), instead of failing every connection of it.
+//! the reason (its status line), instead of failing every connection of it; so does a TLS
+//! server answering the plaintext upgrade with a TLS alert (`--tls` left out).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,6 +19,8 @@ pub enum ProbeError {
     /// The server refused the upgrade (its status line) or answered it wrongly: the run must
     /// not start.
     Refused(String),
+    /// Without TLS: the server answered the upgrade with a TLS alert, so it speaks TLS.
+    SpeaksTls,
     /// Anything else (the server is not up yet, is slow, the TLS handshake failed): left to
     /// the run, which counts and reports it per connection.
     Other(String),
@@ -41,18 +44,23 @@ pub fn probe(
     sock.set_read_timeout(Some(timeout)).map_err(other)?;
     sock.set_write_timeout(Some(timeout)).map_err(other)?;
     match tls {
-        None => upgrade(sock, opts, host),
+        None => upgrade(sock, opts, host, true),
         Some(tls) => {
             let tls = tls.without_resumption();
             let conn = rustls::ClientConnection::new(tls.config, tls.name)
                 .map_err(|e| ProbeError::Other(e.to_string()))?;
-            upgrade(rustls::StreamOwned::new(conn, sock), opts, host)
+            upgrade(rustls::StreamOwned::new(conn, sock), opts, host, false)
         }
     }
 }
 
-/// The upgrade over `stream`, then a close frame.
-fn upgrade(mut stream: impl Read + Write, opts: &WsOptions, host: &str) -> Result<(), ProbeError> {
+/// The upgrade over `stream` (`plain`: no TLS under it), then a close frame.
+fn upgrade(
+    mut stream: impl Read + Write,
+    opts: &WsOptions,
+    host: &str,
+    plain: bool,
+) -> Result<(), ProbeError> {
     let other = |e: io::Error| ProbeError::Other(e.to_string());
     let now = Instant::now();
     let mut session = WsSession::new(rand::random(), now, false, false);
@@ -61,6 +69,7 @@ fn upgrade(mut stream: impl Read + Write, opts: &WsOptions, host: &str) -> Resul
     stream.write_all(&request).map_err(other)?;
     stream.flush().map_err(other)?;
     let mut buf = [0u8; 4096];
+    let mut first = true;
     loop {
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
@@ -72,6 +81,9 @@ fn upgrade(mut stream: impl Read + Write, opts: &WsOptions, host: &str) -> Resul
             return Err(ProbeError::Other(
                 "the server closed the connection before answering the upgrade".to_string(),
             ));
+        }
+        if std::mem::take(&mut first) && plain && crate::tls::detect::is_alert(&buf[..n]) {
+            return Err(ProbeError::SpeaksTls);
         }
         match session.receive(&buf[..n], |_| true) {
             Ok(r) if r.upgraded => break,
