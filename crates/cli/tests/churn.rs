@@ -322,7 +322,11 @@ fn a_server_that_resets_counts_reset_connections() {
     assert_eq!(j["messages"], 0, "{j}");
     // And one connection more, of stress's own: a ClientHello asking whether a server that
     // closes connections before any echo speaks TLS (reset too: it does not).
-    assert_eq!(reset, 9 + 1, "the listener reset every connection it accepted");
+    assert_eq!(
+        reset,
+        9 + 1,
+        "the listener reset every connection it accepted"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("reset 9"), "{stderr}");
 }

@@ -16,7 +16,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{bin, free_port, json_of, require, temp_dir, Daemon, TestCa};
+use support::{bin, free_port, json_of, require, said_lines, temp_dir, Daemon, TestCa};
 
 impl Daemon {
     /// `ringport stress 127.0.0.1 PORT --tls --threads 2 --json - --timeout 5 ARGS...`.
@@ -43,7 +43,7 @@ impl Daemon {
             "{args:?} must be refused: {err}"
         );
         assert!(out.stdout.is_empty(), "no report: nothing ran");
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = said_lines(&err);
         assert_eq!(lines.len(), 1, "one line: {err}");
         lines[0].to_string()
     }

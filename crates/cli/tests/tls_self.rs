@@ -316,7 +316,7 @@ fn wss_send_refuses_an_untrusted_certificate_in_the_words_of_tls() {
             .unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{ws:?}: {err}");
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = said_lines(&err);
         assert_eq!(lines.len(), 1, "{ws:?}: one line: {err}");
         lines[0].to_string()
     };
@@ -348,10 +348,7 @@ fn refused_at_once(args: &[&str], said: &str) {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(out.stdout.is_empty(), "{args:?}: no report");
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("progress: "))
-        .collect();
+    let lines = said_lines(&err);
     assert_eq!(lines.len(), 1, "{args:?}: one line: {err}");
     assert!(lines[0].contains(said), "{args:?}: {err}");
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::{bin, free_port, json_of, skip_missing, temp_dir, Daemon};
+use support::{bin, free_port, json_of, said_lines, skip_missing, temp_dir, Daemon};
 
 /// Debian's interpreter, the one `python3-websockets` is installed for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -312,7 +312,7 @@ fn a_refused_upgrade_stops_the_run_with_its_status_line() {
         "no report: nothing ran: {}\n{err}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = said_lines(&err);
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].contains("refused the upgrade to /ws"), "{err}");
     assert!(lines[0].contains("404"), "the status line is named: {err}");

@@ -588,6 +588,16 @@ pub fn json_of(out: &Output) -> serde_json::Value {
     })
 }
 
+/// The lines of `stderr` that say something: neither empty nor `stress`'s progress lines
+/// (printed every second when stderr is not a terminal, which a slow machine may reach before
+/// a refusal).
+pub fn said_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("progress: "))
+        .collect()
+}
+
 /// What a command printed on stderr.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
