@@ -139,8 +139,8 @@ pub fn parse_bind(s: &str) -> Result<IpAddr, String> {
 }
 
 /// Connects to `host:port`, trying every address the name resolves to (IPv4 first) until one
-/// accepts, each within `timeout` (none: the system's own), over Multipath TCP when `mptcp`.
-/// Returns the address and the stream.
+/// accepts, each within `timeout` (none: the system's own), over Multipath TCP when `mptcp`;
+/// then sends `proxy`'s PROXY header, if given. Returns the address and the stream.
 ///
 /// # Errors
 ///
@@ -151,6 +151,7 @@ pub fn connect(
     port: u16,
     timeout: Option<std::time::Duration>,
     mptcp: bool,
+    proxy: Option<ringport_stress::engine::proxy::Version>,
 ) -> anyhow::Result<(SocketAddr, std::net::TcpStream)> {
     use ringport_stress::engine::resolve::{host_port, resolve_all};
     let target = host_port(host, port);
@@ -166,7 +167,11 @@ pub fn connect(
         }
         .map(|()| std::net::TcpStream::from(socket));
         match tried {
-            Ok(stream) => return Ok((addr, stream)),
+            Ok(stream) => {
+                ringport_stress::engine::proxy::send_on(&stream, proxy, addr)
+                    .with_context(|| format!("cannot send the PROXY header to {addr}"))?;
+                return Ok((addr, stream));
+            }
             Err(e) => failures.push(format!("{addr}: {e}")),
         }
     }

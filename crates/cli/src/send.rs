@@ -49,6 +49,11 @@ pub struct SendArgs {
     /// not speak it answers with plain TCP.
     #[arg(long, conflicts_with = "udp")]
     mptcp: bool,
+    /// Send HAProxy's PROXY header first, in version 1 (text) or 2 (binary), as a load balancer
+    /// would: it names this connection's own address as the client's. For a server behind such
+    /// a proxy, or one that reads the header itself (`serve --proxy-protocol`).
+    #[arg(long, value_name = "v1|v2", value_parser = ringport_stress::engine::proxy::parse_version, conflicts_with = "udp")]
+    proxy_protocol: Option<ringport_stress::engine::proxy::Version>,
     // The flattened groups come last: a group's heading carries over to the fields after it.
     /// `--tls` and its flags.
     #[command(flatten)]
@@ -157,7 +162,9 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         (true, _, _) => (Held::Udp, "--udp"),
         (false, Some(ws), tls) => (Held::WebSocket(ws, tls.as_ref()), "--websocket"),
         (false, None, Some(tls)) => (Held::Tls(tls), "--tls"),
-        (false, None, None) => return streamed(&host, port, input, timeout, args.mptcp),
+        (false, None, None) => {
+            return streamed(&host, port, input, timeout, args.mptcp, args.proxy_protocol)
+        }
     };
     // An input that cannot be read, or is too large, is a value that cannot be accepted, as
     // `--request-file`'s.
@@ -186,7 +193,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             (addr, crate::send_udp::round_trip(addr, &sent, timeout)?)
         }
         Held::WebSocket(ws, tls) => {
-            let (addr, stream) = crate::addr::connect(&host, port, timeout, args.mptcp)?;
+            let (addr, stream) =
+                crate::addr::connect(&host, port, timeout, args.mptcp, args.proxy_protocol)?;
             let text = matches!(input, Input::Arg(_)) && std::str::from_utf8(&sent).is_ok();
             let echo =
                 crate::send_ws::exchange(stream, addr, &host, port, ws, tls, &sent, text, timeout)?;
@@ -200,7 +208,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             (addr, echo)
         }
         Held::Tls(opts) => {
-            let (addr, stream) = crate::addr::connect(&host, port, timeout, args.mptcp)?;
+            let (addr, stream) =
+                crate::addr::connect(&host, port, timeout, args.mptcp, args.proxy_protocol)?;
             let echo = crate::send_tls::exchange(stream, addr, &host, opts, &sent, timeout)?;
             (addr, echo)
         }
@@ -236,6 +245,7 @@ fn streamed(
     input: Input,
     timeout: Option<Duration>,
     mptcp: bool,
+    proxy: Option<ringport_stress::engine::proxy::Version>,
 ) -> anyhow::Result<ExitCode> {
     // A file that cannot be opened is refused before connecting, as a value that cannot be
     // accepted.
@@ -249,11 +259,12 @@ fn streamed(
             (Box::new(file), path.display().to_string())
         }
     };
-    let (addr, stream) = crate::addr::connect(host, port, timeout, mptcp)?;
+    let (addr, stream) = crate::addr::connect(host, port, timeout, mptcp, proxy)?;
     let peer = Peer {
         addr,
         host,
         timeout,
+        proxy,
     };
     if let Input::Arg(_) = input {
         let mut echo = Vec::new();
@@ -277,6 +288,8 @@ struct Peer<'a> {
     host: &'a str,
     /// How long the echo may make no progress (`None`: for ever).
     timeout: Option<Duration>,
+    /// `--proxy-protocol`: the header every connection to it sends first.
+    proxy: Option<ringport_stress::engine::proxy::Version>,
 }
 
 /// Bytes read from the input and sent at a time.
@@ -479,7 +492,7 @@ fn tls_instead_of_an_echo(
 /// of `stress`, as a usage error.
 fn tls_instead_of_a_close(peer: &Peer<'_>) -> anyhow::Result<()> {
     let timeout = peer.timeout.unwrap_or(Duration::from_secs(5));
-    if detect::hello_answer(peer.addr, peer.host, timeout) == HelloAnswer::Tls {
+    if detect::hello_answer(peer.addr, peer.host, timeout, peer.proxy) == HelloAnswer::Tls {
         return Err(crate::exit::usage(detect::speaks_tls(
             &peer.addr.to_string(),
             TlsSign::CloseThenHello,

@@ -67,6 +67,13 @@ pub struct StressArgs {
     /// load checks, and a warning says so.
     #[arg(long)]
     mptcp: bool,
+    /// Every connection (and every probe before the load) sends HAProxy's PROXY header first,
+    /// in version 1 (text) or 2 (binary), as a load balancer would, naming the connection's own
+    /// address as the client's (with --source-ip, the addresses a server behind a proxy sees
+    /// spread too). For a server that reads the header itself (`serve --proxy-protocol`,
+    /// nginx's `proxy_protocol`, HAProxy's `accept-proxy`).
+    #[arg(long, value_name = "v1|v2", value_parser = ringport_stress::engine::proxy::parse_version)]
+    proxy_protocol: Option<ringport_stress::engine::proxy::Version>,
     #[arg(long, conflicts_with = "duration", help = format!(
         "Messages per connection [default: {} when --duration is not given]",
         config::DEFAULT_COUNT
@@ -383,6 +390,7 @@ impl StressArgs {
         cfg.messages_per_connection = self.messages_per_connection;
         cfg.linger0 = self.linger0;
         cfg.mptcp = self.mptcp;
+        cfg.proxy_protocol = self.proxy_protocol;
         cfg.spin = self.spin_us.map(Duration::from_micros);
         cfg.tls = self.tls.options()?;
         cfg.udp = self.udp;

@@ -2,7 +2,8 @@
 //! pieces that arrive apart) give the connection the client's address, in the logs and under
 //! `--max-per-ip`; nothing behind a header is taken from the echo; bad, incomplete and late
 //! headers close their connection alone, counted by cause; and HAProxy's `send-proxy` and
-//! `send-proxy-v2` in front of the server (Linux, where HAProxy runs).
+//! `send-proxy-v2` in front of the server (Linux, where HAProxy runs), and the clients'
+//! own `--proxy-protocol`.
 
 mod support;
 
@@ -188,6 +189,44 @@ for_each_model! {
             proxy_line(&server),
             "proxy: 1 header (v1 1, v2 0; 0 without an address); failed: not PROXY 1, bad 2, \
              too long 1, incomplete 1, timeout 1",
+            "{model}"
+        );
+    }
+}
+
+for_each_model! {
+    /// `stress --proxy-protocol` and `send --proxy-protocol` send the header first, each
+    /// version, naming their connection's own address (here, on Linux, 127.0.0.2 for stress).
+    fn stress_and_send_send_the_header_first(model: &str) {
+        let mut server = Server::start(model, &["--proxy-protocol", "--log-messages"]);
+        let port = server.addr.port().to_string();
+        let mut args = vec![
+            "127.0.0.1", &port, "--proxy-protocol", "v2", "--connections", "1", "--count",
+            "20", "--message", "pushed", "--json", "-",
+        ];
+        if cfg!(target_os = "linux") {
+            args.extend(["--source-ip", "127.0.0.2"]);
+        }
+        let j = stress_passes(&args, model, || server.stderr());
+        assert_eq!(j["messages"], 20, "{j}");
+        let out = bin()
+            .args(["send", "127.0.0.1", &port, "--proxy-protocol", "v1", "sent"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "sent\n");
+        if cfg!(target_os = "linux") {
+            server.eventually(Duration::from_secs(10), "stress's address in the log", |s| {
+                s.stderr()
+                    .lines()
+                    .any(|l| l.contains(": 127.0.0.2:") && l.contains("pushed"))
+            });
+        }
+        stop(&mut server);
+        assert_eq!(
+            proxy_line(&server),
+            "proxy: 2 headers (v1 1, v2 1; 0 without an address); failed: not PROXY 0, bad 0, \
+             too long 0, incomplete 0, timeout 0",
             "{model}"
         );
     }

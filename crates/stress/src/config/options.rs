@@ -155,6 +155,9 @@ pub struct StressConfig {
     /// `--mptcp`: connect with Multipath TCP sockets (Linux); a server that does not speak it
     /// gives plain TCP, which the run's probe warns about.
     pub mptcp: bool,
+    /// `--proxy-protocol`: every connection sends this version's PROXY header first
+    /// ([`crate::engine::proxy`]).
+    pub proxy_protocol: Option<crate::engine::proxy::Version>,
     /// `--spin-us US`: how long before each scheduled send (`--rate`) a client thread stops
     /// sleeping and polls, so the send is not late by the kernel's timer slack. `None`: the
     /// backend's own (60 us on Linux, none on Windows). Polling costs up to this much CPU per
@@ -211,6 +214,7 @@ impl Default for StressConfig {
             messages_per_connection: None,
             linger0: false,
             mptcp: false,
+            proxy_protocol: None,
             spin: None,
             tls: None,
             udp: false,
@@ -385,6 +389,11 @@ impl StressConfig {
                 "a datagram socket has nothing to linger",
             ),
             (self.mptcp, "--mptcp", "Multipath TCP is TCP"),
+            (
+                self.proxy_protocol.is_some(),
+                "--proxy-protocol",
+                "the PROXY header opens a TCP connection",
+            ),
             (
                 self.connections_ramp.is_some(),
                 "a --connections ramp",

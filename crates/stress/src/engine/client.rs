@@ -663,6 +663,18 @@ impl<'s, 'a, X: Exchange> Client<'s, 'a, X> {
                 match r {
                     Ok(()) => match slot.conn.connected(now) {
                         Some(took) => {
+                            // `--proxy-protocol`: the header before anything else.
+                            let header = slot.io.fd.as_ref().and_then(|fd| fd.real()).map(|fd| {
+                                super::proxy::send_if(
+                                    socket2::SockRef::from(fd),
+                                    self.shared.config.proxy_protocol,
+                                    self.shared.addr,
+                                )
+                            });
+                            if let Some(Err(e)) = header {
+                                return self.fail(i, ConnError::ConnectFailed(e), now);
+                            }
+                            let slot = &mut self.slots[i];
                             self.stats.record_connect(took);
                             slot.io.established = true;
                             if self.loading

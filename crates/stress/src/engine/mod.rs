@@ -69,6 +69,7 @@ mod conn;
 mod connect;
 mod exchange;
 pub mod progress;
+pub mod proxy;
 mod reconnects;
 pub mod resolve;
 pub(crate) mod shared;
@@ -300,8 +301,15 @@ pub fn run_with(config: &StressConfig, opts: &RunOptions) -> Result<StressOutcom
     } else {
         None
     };
-    let tls_check = (tls.is_none() && config.websocket.is_none())
-        .then(|| tls_check::TlsCheck::new(&config.host, config.port, addr, probe_timeout(config)));
+    let tls_check = (tls.is_none() && config.websocket.is_none()).then(|| {
+        tls_check::TlsCheck::new(
+            &config.host,
+            config.port,
+            addr,
+            probe_timeout(config),
+            config.proxy_protocol,
+        )
+    });
     let shared = Shared {
         tls,
         tls_check,
@@ -557,7 +565,7 @@ fn tls_client(
     addr: SocketAddr,
 ) -> Result<TlsClient, StressError> {
     let client = TlsClient::new(opts, &config.host, config.connections)?;
-    match crate::tls::probe::probe(&client, addr, probe_timeout(config)) {
+    match crate::tls::probe::probe(&client, addr, probe_timeout(config), config.proxy_protocol) {
         Ok(()) => {}
         Err(ProbeError::Untrusted(why)) => {
             return Err(StressError::Tls(format!(
@@ -635,7 +643,14 @@ fn ws_probe(
 ) -> Result<(), StressError> {
     use crate::ws::probe::ProbeError as WsProbeError;
     let host = ws_host(config);
-    match crate::ws::probe::probe(ws, &host, addr, tls, probe_timeout(config)) {
+    match crate::ws::probe::probe(
+        ws,
+        &host,
+        addr,
+        tls,
+        probe_timeout(config),
+        config.proxy_protocol,
+    ) {
         Ok(()) => Ok(()),
         Err(WsProbeError::SpeaksTls) => {
             Err(StressError::WrongProtocol(crate::tls::detect::speaks_tls(

@@ -21,6 +21,8 @@ pub(crate) struct TlsCheck {
     host: String,
     addr: SocketAddr,
     timeout: Duration,
+    /// `--proxy-protocol`: the header the ClientHello's connection sends first.
+    proxy: Option<super::proxy::Version>,
     /// The refusal, once the server has shown it speaks TLS.
     refusal: Arc<OnceLock<String>>,
     /// The ClientHello after a close has been sent (once per run).
@@ -31,8 +33,15 @@ pub(crate) struct TlsCheck {
 impl TlsCheck {
     /// The watch over a plaintext run against `addr` (`host:port` as given); the ClientHello's
     /// steps wait at most `timeout` each.
-    pub(crate) fn new(host: &str, port: u16, addr: SocketAddr, timeout: Duration) -> TlsCheck {
+    pub(crate) fn new(
+        host: &str,
+        port: u16,
+        addr: SocketAddr,
+        timeout: Duration,
+        proxy: Option<super::proxy::Version>,
+    ) -> TlsCheck {
         TlsCheck {
+            proxy,
             target: super::resolve::host_port(host, port),
             host: host.to_string(),
             addr,
@@ -57,13 +66,13 @@ impl TlsCheck {
         if self.hello_sent.swap(true, Ordering::Relaxed) {
             return;
         }
-        let (addr, host, timeout) = (self.addr, self.host.clone(), self.timeout);
+        let (addr, host, timeout, proxy) = (self.addr, self.host.clone(), self.timeout, self.proxy);
         let refusal = Arc::clone(&self.refusal);
         let target = self.target.clone();
         let spawned = std::thread::Builder::new()
             .name("stress-tls-check".into())
             .spawn(move || {
-                if detect::hello_answer(addr, &host, timeout) == HelloAnswer::Tls {
+                if detect::hello_answer(addr, &host, timeout, proxy) == HelloAnswer::Tls {
                     let _ = refusal.set(detect::speaks_tls(&target, TlsSign::CloseThenHello));
                 }
             });

@@ -12,7 +12,7 @@
 //! `send` word them alike.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,8 +88,13 @@ pub fn answer_to_hello(hello: &[u8], answer: &[u8]) -> HelloAnswer {
 /// Sends a ClientHello to `addr` (naming `name`, when it is a server name) on a connection of
 /// its own, and reads what comes back: at most a record header and a byte, each step within
 /// `timeout`. The server learns nothing but that a client gave up after its hello.
-pub fn hello_answer(addr: SocketAddr, name: &str, timeout: Duration) -> HelloAnswer {
-    match try_hello(addr, name, timeout) {
+pub fn hello_answer(
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+    proxy: Option<crate::engine::proxy::Version>,
+) -> HelloAnswer {
+    match try_hello(addr, name, timeout, proxy) {
         Ok(answer) => answer,
         Err(e) => {
             tracing::debug!("TLS check of {addr}: {e}");
@@ -98,7 +103,12 @@ pub fn hello_answer(addr: SocketAddr, name: &str, timeout: Duration) -> HelloAns
     }
 }
 
-fn try_hello(addr: SocketAddr, name: &str, timeout: Duration) -> io::Result<HelloAnswer> {
+fn try_hello(
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+    proxy: Option<crate::engine::proxy::Version>,
+) -> io::Result<HelloAnswer> {
     let config = ClientConfig::builder_with_provider(super::client_config::provider())
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
@@ -112,7 +122,7 @@ fn try_hello(addr: SocketAddr, name: &str, timeout: Duration) -> io::Result<Hell
     while conn.wants_write() {
         conn.write_tls(&mut hello)?;
     }
-    let mut sock = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut sock = crate::engine::proxy::connect(addr, timeout, proxy)?;
     sock.set_read_timeout(Some(timeout))?;
     sock.set_write_timeout(Some(timeout))?;
     sock.write_all(&hello)?;

@@ -4,7 +4,7 @@
 //! any load, with one line naming the reason, instead of failing every connection of it.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringport_report::tls::HandshakeFailure;
@@ -32,10 +32,15 @@ pub enum ProbeError {
 /// # Errors
 ///
 /// See [`ProbeError`].
-pub fn probe(tls: &TlsClient, addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
+pub fn probe(
+    tls: &TlsClient,
+    addr: SocketAddr,
+    timeout: Duration,
+    proxy: Option<crate::engine::proxy::Version>,
+) -> Result<(), ProbeError> {
     let tls = tls.without_resumption();
     let other = |e: io::Error| ProbeError::Other(e.to_string());
-    let sock = TcpStream::connect_timeout(&addr, timeout).map_err(other)?;
+    let sock = crate::engine::proxy::connect(addr, timeout, proxy).map_err(other)?;
     sock.set_read_timeout(Some(timeout)).map_err(other)?;
     sock.set_write_timeout(Some(timeout)).map_err(other)?;
     let mut sock = Recorder::new(sock);

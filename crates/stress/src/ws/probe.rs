@@ -4,7 +4,7 @@
 //! server answering the plaintext upgrade with a TLS alert (`--tls` left out).
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringport_report::websocket::UpgradeFailure;
@@ -38,9 +38,10 @@ pub fn probe(
     addr: SocketAddr,
     tls: Option<&TlsClient>,
     timeout: Duration,
+    proxy: Option<crate::engine::proxy::Version>,
 ) -> Result<(), ProbeError> {
     let other = |e: io::Error| ProbeError::Other(e.to_string());
-    let sock = TcpStream::connect_timeout(&addr, timeout).map_err(other)?;
+    let sock = crate::engine::proxy::connect(addr, timeout, proxy).map_err(other)?;
     sock.set_read_timeout(Some(timeout)).map_err(other)?;
     sock.set_write_timeout(Some(timeout)).map_err(other)?;
     match tls {
