@@ -89,6 +89,25 @@ pub enum Step {
     Bad(Bad),
 }
 
+/// Where a header at the start of `bytes` ends, if its end is among them: a version 1 line's
+/// first CRLF, a version 2 header's length field. Nothing else is checked ([`step`] reads it):
+/// for a reader that can look at queued bytes before taking them, so that it takes the header
+/// whole and nothing after it.
+pub fn whole_len(bytes: &[u8]) -> Option<usize> {
+    match bytes.first()? {
+        b'\r' if bytes.len() >= 16 => {
+            let len = 16 + usize::from(u16::from_be_bytes([bytes[14], bytes[15]]));
+            (len <= bytes.len()).then_some(len)
+        }
+        b'P' => bytes
+            .windows(2)
+            .take(V1_MAX - 1)
+            .position(|w| w == b"\r\n")
+            .map(|at| at + 2),
+        _ => None,
+    }
+}
+
 /// Reads `got`, the first bytes of a connection (never more than the header: receive exactly
 /// what [`Step::Need`] says each time).
 pub fn step(got: &[u8]) -> Step {
@@ -575,6 +594,19 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
         }
+    }
+
+    #[test]
+    fn the_end_of_a_header_is_found_among_the_bytes_after_it() {
+        let v1 = b"PROXY TCP4 1.1.1.1 2.2.2.2 1 2\r\n".to_vec();
+        let v2 = v2_inet(&[1, 0, 1, 9]);
+        for h in [&v1, &v2] {
+            let mut bytes = h.clone();
+            bytes.extend_from_slice(b"\r\nmore\r\n");
+            assert_eq!(whole_len(&bytes), Some(h.len()));
+            assert_eq!(whole_len(&bytes[..h.len() - 1]), None);
+        }
+        assert_eq!(whole_len(b"GET / HTTP/1.1\r\n"), None);
     }
 
     #[test]

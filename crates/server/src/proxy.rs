@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use ringport_proxy_protocol::{step, Bad, Header, Step, MAX_HEADER};
+pub use ringport_proxy_protocol::{step, whole_len, Bad, Header, Step, MAX_HEADER};
 
 /// How long a connection may take to send its whole header, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,6 +2,9 @@
 //! [`crate::proxy`]), receiving exactly what the header still needs each time so that nothing
 //! behind it is taken; then it becomes the connection it was going to be (plaintext, TLS or
 //! WebSocket), with the header's address as its peer, counted under `--max-per-ip` from there.
+//! On Unix, a header already queued on the socket (a proxy sends it as it connects) is taken
+//! at once with two system calls that never wait: a peek that finds its end, then a receive
+//! of exactly that much; the receives the port carries out are for the rest.
 //! A bad header, one that does not come whole within the timeout, or a connection that ends
 //! first is closed and counted by cause.
 
@@ -15,6 +18,8 @@ use tracing::debug;
 
 use super::owned::{Handshake, Link, Owned, Table};
 use super::worker::Worker;
+#[cfg(unix)]
+use crate::proxy::whole_len;
 use crate::proxy::{step, ProxyStats, Step};
 
 /// The bit that marks a connection reading its PROXY header (in the slot half, as TLS's and
@@ -23,6 +28,11 @@ pub(super) const PROXY_TAG: u64 = 1 << 29;
 
 /// The receive buffer a header starts with.
 const RX_START: usize = 128;
+
+/// The most of a header taken from the socket's queue at once (Unix), what it had included:
+/// room for any version 1 line and a version 2 header with short TLVs.
+#[cfg(unix)]
+const PEEK: usize = 512;
 
 /// A worker's connections reading their PROXY header (with the header timeout).
 pub(super) struct ProxyWorker {
@@ -108,7 +118,80 @@ impl Worker<'_> {
         let Some(key) = self.owned_insert(conn) else {
             return;
         };
-        self.proxy_advance(key);
+        self.proxy_next(key);
+    }
+
+    /// Acts on the header so far: takes what is queued of the rest (Unix), then promotes the
+    /// connection once the header is whole, refuses it if bad, or receives more.
+    fn proxy_next(&mut self, key: u64) {
+        let id = self.id;
+        loop {
+            let Some(conn) = self.owned::<ProxyConn>(key) else {
+                return;
+            };
+            match step(&conn.got) {
+                Step::Need(_) => {
+                    #[cfg(unix)]
+                    if self.proxy_take_queued(key) {
+                        continue;
+                    }
+                    return self.proxy_advance(key);
+                }
+                Step::Done {
+                    header, version, ..
+                } => {
+                    conn.stats.read(&header, version);
+                    let peer = header.source().or(conn.accepted_from);
+                    return self.proxy_promote(key, peer);
+                }
+                Step::Bad(bad) => {
+                    debug!(worker = id, key, "PROXY header refused: {bad}");
+                    conn.stats.refused(bad);
+                    conn.link.forced = true;
+                    return self.proxy_advance(key);
+                }
+            }
+        }
+    }
+
+    /// Unix: takes what is queued of the header, never a byte past its end (a peek finds the
+    /// end; without it, at most what the header still needs), without waiting. Whether any
+    /// byte was taken.
+    #[cfg(unix)]
+    fn proxy_take_queued(&mut self, key: u64) -> bool {
+        use ringport_port::os::{peek_nowait, recv_nowait};
+        let Some(conn) = self.owned::<ProxyConn>(key) else {
+            return false;
+        };
+        let Step::Need(need) = step(&conn.got) else {
+            return false;
+        };
+        let Some(fd) = conn.link.fd.as_ref().and_then(|fd| fd.real()) else {
+            return false;
+        };
+        // The header so far, then what is queued behind it.
+        let mut buf = [0u8; PEEK];
+        let have = conn.got.len();
+        if have >= PEEK || conn.link.recv_op.is_some() {
+            return false;
+        }
+        buf[..have].copy_from_slice(&conn.got);
+        let queued = match peek_nowait(fd, &mut buf[have..]) {
+            Ok(n) if n > 0 => n,
+            _ => return false,
+        };
+        let end = have + queued;
+        let want = match whole_len(&buf[..end]) {
+            Some(len) if len > have => len - have,
+            _ => need.min(queued),
+        };
+        match recv_nowait(fd, &mut buf[have..have + want]) {
+            Ok(n) if n > 0 => {
+                conn.got.extend_from_slice(&buf[have..have + n]);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Receives exactly what the header still needs (at least), or closes a finished one.
@@ -170,22 +253,8 @@ impl Worker<'_> {
             Ok(n) => {
                 let at = buf.len() - n;
                 conn.got.extend_from_slice(&buf[at..]);
-                match step(&conn.got) {
-                    Step::Need(_) => {}
-                    Step::Done {
-                        header, version, ..
-                    } => {
-                        conn.stats.read(&header, version);
-                        let peer = header.source().or(conn.accepted_from);
-                        conn.rx = Some(buf);
-                        return self.proxy_promote(key, peer);
-                    }
-                    Step::Bad(bad) => {
-                        debug!(worker = id, key, "PROXY header refused: {bad}");
-                        conn.stats.refused(bad);
-                        conn.link.forced = true;
-                    }
-                }
+                conn.rx = Some(buf);
+                return self.proxy_next(key);
             }
             // A draining receive found nothing: the header will not come.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

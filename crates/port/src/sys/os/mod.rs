@@ -11,7 +11,9 @@
 //! - `mptcp`: [`stream_socket`], the TCP or Multipath TCP socket the server listens on and the
 //!   clients connect with, and [`is_mptcp`], whether a connection speaks MPTCP;
 //! - `outq`: [`unacked_bytes`], what a socket's peer has not acknowledged yet (`SIOCOUTQ`),
-//!   for a close that loses none of it.
+//!   for a close that loses none of it;
+//! - `nowait` (Unix): [`peek_nowait`] and [`recv_nowait`], receives that never wait, for a
+//!   short header whose bytes are likely there already.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -34,3 +36,8 @@ pub use mptcp::{is_mptcp, stream_socket};
 
 mod outq;
 pub use outq::unacked_bytes;
+
+#[cfg(unix)]
+mod nowait;
+#[cfg(unix)]
+pub use nowait::{peek_nowait, recv_nowait};
