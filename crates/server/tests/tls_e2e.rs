@@ -12,7 +12,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringport_port::PortConfig;
 use ringport_server::tls::{provider, Tls};
 use ringport_server::{Model, ServeConfig, Shutdown};
 use rustls::pki_types::pem::PemObject;
@@ -59,16 +58,9 @@ fn tls_echoes_byte_exact_on_every_model_and_backend_and_ends_with_close_notify()
     for (model, backend) in support::designs() {
         let what = format!("{model} on {backend}");
         let cfg = ServeConfig {
-            port: 0,
             workers: 2,
-            model,
-            port_config: PortConfig {
-                backend,
-                ..PortConfig::default()
-            },
-            max_per_ip: 0,
             tls: Some(tls.clone()),
-            ..ServeConfig::default()
+            ..support::design(model, backend)
         };
         let shutdown = Shutdown::new();
         let running = ringport_server::start(&cfg, shutdown.clone())
@@ -199,18 +191,10 @@ fn a_client_still_sending_at_the_stop_receives_every_byte_echoed() {
     for (model, backend) in support::designs() {
         let what = format!("{model} on {backend}");
         let cfg = ServeConfig {
-            port: 0,
-            workers: 1,
-            model,
-            port_config: PortConfig {
-                backend,
-                ..PortConfig::default()
-            },
-            max_per_ip: 0,
             tls: Some(tls.clone()),
             // Time enough for the slow reader below.
             drain_timeout: Duration::from_secs(20),
-            ..ServeConfig::default()
+            ..support::design(model, backend)
         };
         let (shutdown, running) = support::start_in_process(&cfg);
         let mut s = TcpStream::connect(running.local_addr()).unwrap();

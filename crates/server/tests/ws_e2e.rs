@@ -452,19 +452,11 @@ fn ws_server(
     tls: Option<Tls>,
 ) -> (ringport_server::Running, Shutdown) {
     let cfg = ServeConfig {
-        port: 0,
-        workers: 1,
-        model,
-        port_config: PortConfig {
-            backend,
-            ..PortConfig::default()
-        },
-        max_per_ip: 0,
         buffer_size: 16 * 1024,
         write_timeout: Some(Duration::from_secs(1)),
         tls,
         websocket: Some(WsConfig::default()),
-        ..ServeConfig::default()
+        ..support::design(model, backend)
     };
     let shutdown = Shutdown::new();
     (

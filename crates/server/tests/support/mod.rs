@@ -62,9 +62,17 @@ pub fn assert_counting(counter: &CountingAlloc) {
 /// One worker of the completion model on `backend`, on a free port of 127.0.0.1, with no
 /// per-address cap: what the allocation counts serve, each with settings of its own on top.
 pub fn one_worker(backend: BackendChoice) -> ServeConfig {
+    design(Model::Completion, backend)
+}
+
+/// One worker of `model` (on `backend`, for the completion model), on a free port of
+/// 127.0.0.1, with no per-address cap: what the end-to-end tests start, each with settings of
+/// its own on top.
+pub fn design(model: Model, backend: BackendChoice) -> ServeConfig {
     ServeConfig {
         port: 0,
         workers: 1,
+        model,
         port_config: PortConfig {
             backend,
             ..PortConfig::default()
